@@ -1,0 +1,164 @@
+#include "model/memory.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "model/workload.h"
+
+namespace orrery {
+namespace {
+
+double dtype_bytes(Dtype d) {
+  switch (d) {
+    case Dtype::fp32:
+    case Dtype::tf32: return 4.0;
+    case Dtype::fp16:
+    case Dtype::bf16: return 2.0;
+    case Dtype::fp8: return 1.0;
+    case Dtype::fp4: return 0.5;
+  }
+  return 4.0;
+}
+
+// Micro-batches' worth of layers that stage i keeps at its peak, as a multiple of the
+// stage's layer count (so 1F1B's first stage of p returns p).
+double in_flight_factor(const ParallelismSpec& p, int stage) {
+  const int m = p.microbatches();
+  switch (p.schedule) {
+    case PipelineSchedule::gpipe:
+      return m;
+    case PipelineSchedule::one_f_one_b:
+      return std::min(p.pp - stage, m);
+    case PipelineSchedule::interleaved_1f1b: {
+      const int v = p.virtual_pipeline_stages;
+      const int chunks = std::min((p.pp - stage - 1) * 2 + (v - 1) * p.pp + 1, m * v);
+      return static_cast<double>(chunks) / v;  // a chunk is 1/v of the stage's layers
+    }
+  }
+  return 1.0;
+}
+
+}  // namespace
+
+StateBytes state_bytes_per_param(const TrainingSpec& t) {
+  const bool fp32_weights = t.precision == Precision::fp32 || t.precision == Precision::tf32;
+  StateBytes b;
+  b.weight = weight_bytes(t.precision);
+  b.gradient = fp32_weights ? 4.0 : dtype_bytes(t.gradient_dtype);
+  const bool two_moments = t.optimizer == Optimizer::adam || t.optimizer == Optimizer::adamw ||
+                           t.optimizer == Optimizer::lamb;
+  const double moments = two_moments ? 8.0 : 4.0;
+  b.optimizer = moments + (fp32_weights ? 0.0 : 4.0);  // + fp32 master weights
+  return b;
+}
+
+MemoryReport estimate_memory(const Scenario& s) {
+  const ParallelismSpec& p = s.parallelism;
+  const TrainingSpec& t = s.training;
+  const ModelSpec& m = s.model;
+  Shard shard;
+  shard.microbatch = p.microbatch;
+  shard.tp = p.tp;
+  shard.sequence_parallel = p.sequence_parallel;
+  shard.cp = p.cp;
+  shard.ep = p.ep;
+  const Workload w = build_workload(m, t, shard);
+
+  // Assign layers to stages. Transformer layer l sits in model chunk
+  // l / (L / (p*v)), and chunk c on pipeline rank c % p (Megatron's interleaving).
+  std::vector<std::vector<const Layer*>> stage_layers(p.pp);
+  std::vector<const Layer*> stage_embedding(p.pp, nullptr), stage_head(p.pp, nullptr);
+  if (m.family == ModelFamily::cnn) {
+    for (const Layer& l : w.layers) stage_layers[0].push_back(&l);
+  } else {
+    const int per_chunk = m.layers / (p.pp * p.virtual_pipeline_stages);
+    int index = 0;
+    for (const Layer& l : w.layers) {
+      if (l.kind == LayerKind::embedding) {
+        stage_embedding[0] = &l;
+      } else if (l.kind == LayerKind::head) {
+        stage_head[p.pp - 1] = &l;
+      } else {
+        stage_layers[(index / per_chunk) % p.pp].push_back(&l);
+        ++index;
+      }
+    }
+  }
+  const Layer* embedding = stage_embedding[0];
+
+  const StateBytes sb = state_bytes_per_param(t);
+  const double dense_group = p.shard_group();
+  const double expert_group = static_cast<double>(p.shard_group()) / p.ep;
+
+  MemoryReport report;
+  report.capacity = s.cluster.gpu.memory;
+  for (int i = 0; i < p.pp; ++i) {
+    StageMemory st;
+    st.stage = i;
+    st.layers = static_cast<int>(stage_layers[i].size());
+    double dense = 0, expert = 0;
+    Bytes per_microbatch;  // activations of one micro-batch through this stage's layers
+    Bytes largest_layer_full;
+    double largest_layer_params = 0;
+    for (const Layer* l : stage_layers[i]) {
+      dense += l->params() - l->expert_params();
+      expert += l->expert_params();
+      per_microbatch += l->saved(t.recompute);
+      largest_layer_full = std::max(largest_layer_full, l->saved(Recompute::none));
+      largest_layer_params = std::max(largest_layer_params, l->params());
+    }
+    if (st.layers > 0) st.activations_per_layer = per_microbatch / st.layers;
+    const double factor = in_flight_factor(p, i);
+    st.layers_in_flight = factor * st.layers;
+    Bytes activations = per_microbatch * factor;
+    if (stage_embedding[i]) {
+      dense += stage_embedding[i]->params();
+      activations += stage_embedding[i]->saved(t.recompute) * std::min(p.pp, p.microbatches());
+    }
+    if (stage_head[i]) {
+      dense += stage_head[i]->params();
+      // Megatron keeps a copy of tied word embeddings on the last stage when pp > 1.
+      if (m.tied_embeddings && p.pp > 1 && embedding) {
+        dense += embedding->ops.front().params;
+      }
+      activations += stage_head[i]->saved(t.recompute);  // one micro-batch in flight
+    }
+    // Full recompute rebuilds one layer's activations at a time during backward.
+    if (t.recompute == Recompute::full && m.family != ModelFamily::cnn) {
+      activations += largest_layer_full;
+    }
+    st.params = dense + expert;
+    st.expert_params = expert;
+
+    const double wdiv_dense = p.zero_stage >= 3 ? dense_group : 1.0;
+    const double wdiv_expert = p.zero_stage >= 3 ? expert_group : 1.0;
+    const double gdiv_dense = p.zero_stage >= 2 ? dense_group : 1.0;
+    const double gdiv_expert = p.zero_stage >= 2 ? expert_group : 1.0;
+    const double odiv_dense = p.zero_stage >= 1 ? dense_group : 1.0;
+    const double odiv_expert = p.zero_stage >= 1 ? expert_group : 1.0;
+    MemoryBreakdown& mem = st.memory;
+    mem.weights = Bytes(sb.weight * (dense / wdiv_dense + expert / wdiv_expert));
+    mem.gradients = Bytes(sb.gradient * (dense / gdiv_dense + expert / gdiv_expert));
+    mem.optimizer = Bytes(sb.optimizer * (dense / odiv_dense + expert / odiv_expert));
+    mem.activations = activations;
+
+    st.runtime_reserve = t.runtime_reserve;
+    st.allocator_overhead = activations * t.allocator_overhead;
+    if (p.zero_stage >= 3) {
+      // FSDP/ZeRO-3 materialise a layer's full weights before using it and prefetch the
+      // next one, so two unsharded layers are resident (FSDP's default limit).
+      st.gather_buffers = Bytes(2.0 * largest_layer_params * sb.weight);
+    }
+    mem.other = st.runtime_reserve + st.allocator_overhead + st.gather_buffers;
+    report.stages.push_back(st);
+  }
+  for (int i = 0; i < p.pp; ++i) {
+    if (report.stages[i].memory.total() > report.stages[report.worst_stage].memory.total()) {
+      report.worst_stage = i;
+    }
+  }
+  report.fits = report.worst().memory.total() <= report.capacity;
+  return report;
+}
+
+}  // namespace orrery

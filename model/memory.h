@@ -1,0 +1,70 @@
+// Memory per GPU for a parallel split: what each pipeline stage's GPUs hold at their
+// peak, by category, and whether it fits in HBM.
+//
+// Model state per parameter (Megatron-LM docs/api-guide/dist_optimizer.md table;
+// Rajbhandari et al. 2020, ZeRO, section 3.1):
+//   weights   2 bytes (fp16/bf16/fp8 training) or 4 (fp32/tf32)
+//   gradients training.gradient_dtype: 4 bytes fp32 main gradients (Megatron's default),
+//             2 for fp16/bf16 gradients (DeepSpeed's)
+//   optimizer Adam/AdamW/LAMB: fp32 master copy + two moments = 12 bytes (8 when the
+//             weights are already fp32); SGD/LARS with momentum: 8 (4)
+// so bf16 + Adam = 18 bytes per parameter, and with the distributed optimizer
+// (zero_stage 1) 6 + 12/d. ZeRO stage 2 also shards gradients, stage 3 (and FSDP) also
+// weights, over the dp*cp ranks; MoE expert weights shard over dp*cp/ep instead.
+//
+// Activations follow Korthikanti et al. 2022 (see model/workload.h) times the
+// micro-batches a stage holds at once: p - i for stage i of 1F1B, all m for GPipe,
+// and (p - i - 1)*2 + (v - 1)*p + 1 model chunks for interleaved 1F1B (Megatron-LM's
+// warm-up count plus the one in flight), which gives Korthikanti's
+// L*(1 + (p-1)/(p*v)) layers on the first stage.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/units.h"
+#include "scenario/spec.h"
+
+namespace orrery {
+
+struct MemoryBreakdown {
+  Bytes weights;
+  Bytes gradients;
+  Bytes optimizer;
+  Bytes activations;
+  Bytes other;
+  Bytes total() const { return weights + gradients + optimizer + activations + other; }
+};
+
+struct StageMemory {
+  int stage = 0;
+  int layers = 0;                  // transformer layers (or CNN rows) on this stage
+  double params = 0;               // parameters held per GPU before ZeRO sharding
+  double expert_params = 0;        // of which MoE expert weights
+  double layers_in_flight = 0;     // layers' worth of one micro-batch's activations kept
+  Bytes activations_per_layer;     // one micro-batch, one layer, under the recompute mode
+  MemoryBreakdown memory;
+  // Parts of `other`, for the explanation.
+  Bytes runtime_reserve;
+  Bytes allocator_overhead;
+  Bytes gather_buffers;            // ZeRO-3/FSDP all-gathered weights of two layers
+};
+
+struct MemoryReport {
+  std::vector<StageMemory> stages;
+  int worst_stage = 0;             // the stage with the largest total
+  Bytes capacity;                  // HBM of one GPU
+  bool fits = false;
+
+  const StageMemory& worst() const { return stages.at(worst_stage); }
+};
+
+// Bytes per parameter of each model-state category before sharding.
+struct StateBytes {
+  double weight, gradient, optimizer;
+};
+StateBytes state_bytes_per_param(const TrainingSpec& t);
+
+MemoryReport estimate_memory(const Scenario& s);
+
+}  // namespace orrery

@@ -1,0 +1,295 @@
+// Transformer workloads: decoder (GPT, Llama, Mixtral, DeepSeek) and encoder (BERT).
+//
+// Notation (Korthikanti et al. 2022): b micro-batch, s sequence length on this rank
+// (seq_len / cp), S full sequence (the keys each query attends to), h hidden, a heads on
+// this rank (heads / tp), t tensor-parallel degree. Tensors outside the tensor-parallel
+// regions (norms, dropout, residuals) have b*s*h elements per rank, or b*s*h/t with
+// sequence parallelism; `r` is that share (1 or 1/t). GEMMs always see all b*s tokens.
+//
+// For a GPT layer (multi-head attention, GeLU, ffn = 4h, dropout, unfused attention)
+// the kept activations sum to Korthikanti et al. 2022 Table 2:
+//   no SP:  s*b*h*(10 + 24/t + 5*a*s/(h*t)) bytes      (a = all heads)
+//   SP:     s*b*h/t*(34 + 5*a*s/h)
+// and selective recompute drops the 5*a*s/h term.
+#include <cmath>
+#include <fmt/format.h>
+
+#include "model/op_builder.h"
+#include "model/workload.h"
+
+namespace orrery {
+namespace {
+
+using detail::OpBuilder;
+
+struct Dims {
+  double b, s, S, t, r, tok, h;
+};
+
+// The attention block after its norm: projections, core attention, output projection.
+void add_attention(const ModelSpec& m, const TrainingSpec& tr, const OpBuilder& B,
+                   const Dims& d, Layer& L) {
+  const double e = B.act;
+  const double a = m.heads / d.t;
+  const double bias = m.bias ? 1.0 : 0.0;
+  double q_dim = 0, k_dim = 0, v_dim = 0, qk_head = 0, v_head = 0;
+  if (!m.mla) {
+    const double hd = static_cast<double>(m.head_dim());
+    const double kv = m.kv_heads / d.t;
+    const double out = (a + 2 * kv) * hd;
+    L.ops.push_back(B.gemm("attn.qkv", d.tok, d.h, out, d.h * out + bias * out,
+                           d.tok * d.h * d.r));
+    q_dim = a * hd;
+    k_dim = v_dim = kv * hd;
+    qk_head = v_head = hd;
+  } else {
+    const MlaSpec& mla = *m.mla;
+    qk_head = mla.qk_nope_head_dim + mla.qk_rope_head_dim;
+    v_head = mla.v_head_dim;
+    const double ql = mla.q_lora_rank, kvl = mla.kv_lora_rank;
+    if (mla.q_lora_rank > 0) {
+      // Down-projections are small and replicated on every tensor-parallel rank.
+      L.ops.push_back(B.gemm("attn.q_down", d.tok, d.h, ql, d.h * ql, d.tok * d.h * d.r));
+      L.ops.push_back(B.memory_bound("attn.q_norm", OpKind::norm, d.tok * ql, d.tok * ql,
+                                     e * d.tok * ql, ql));
+      L.ops.push_back(B.gemm("attn.q_up", d.tok, ql, a * qk_head, ql * a * qk_head, d.tok * ql));
+    } else {
+      L.ops.push_back(B.gemm("attn.q_proj", d.tok, d.h, a * qk_head, d.h * a * qk_head,
+                             d.tok * d.h * d.r));
+    }
+    const double kv_down = kvl + mla.qk_rope_head_dim;
+    // Same input as the query path, which already keeps it.
+    L.ops.push_back(B.gemm("attn.kv_down", d.tok, d.h, kv_down, d.h * kv_down, 0));
+    L.ops.push_back(B.memory_bound("attn.kv_norm", OpKind::norm, d.tok * kvl, d.tok * kvl,
+                                   e * d.tok * kvl, kvl));
+    const double kv_up = a * (mla.qk_nope_head_dim + v_head);
+    L.ops.push_back(B.gemm("attn.kv_up", d.tok, kvl, kv_up, kvl * kv_up, d.tok * kvl));
+    q_dim = k_dim = a * qk_head;
+    v_dim = a * v_head;
+  }
+
+  const double o_dim = a * v_head;  // attention output width (all query heads)
+  const double scores = 2.0 * d.b * d.s * d.S * a * qk_head;   // Q K^T
+  const double context = 2.0 * d.b * d.s * d.S * a * v_head;   // P V
+  const double probs = d.b * a * d.s * d.S;                     // elements of P
+  if (tr.flash_attention) {
+    Op core;
+    core.name = "attn.core";
+    core.kind = OpKind::attention;
+    core.fwd_flops = core.fwd_flops_useful = Flop(scores + context);
+    core.bwd_flops = Flop(2.0 * (scores + context));
+    core.fwd_read = Bytes(e * d.tok * (q_dim + k_dim + v_dim));
+    core.fwd_written = Bytes(e * d.tok * o_dim);
+    core.bwd_read = Bytes(e * d.tok * (q_dim + k_dim + v_dim + 2 * o_dim));
+    core.bwd_written = Bytes(e * d.tok * (q_dim + k_dim + v_dim));
+    // Q, K, V stay; the fp32 log-sum-exp per row goes with selective recompute, which
+    // re-runs the fused forward. The output is kept by attn.proj as its input.
+    core.saved = Bytes(e * d.tok * (q_dim + k_dim + v_dim));
+    core.saved_selective = Bytes(4.0 * d.b * a * d.s);
+    core.selective = true;
+    L.ops.push_back(core);
+  } else {
+    Op qk;
+    qk.name = "attn.scores";
+    qk.kind = OpKind::attention;
+    qk.fwd_flops = qk.fwd_flops_useful = Flop(scores);
+    qk.bwd_flops = Flop(2.0 * scores);
+    qk.fwd_read = Bytes(e * d.tok * (q_dim + k_dim));
+    qk.fwd_written = Bytes(e * probs);
+    qk.bwd_read = Bytes(e * (probs + d.tok * (q_dim + k_dim)));
+    qk.bwd_written = Bytes(e * d.tok * (q_dim + k_dim));
+    qk.saved = Bytes(e * d.tok * (q_dim + k_dim));
+    qk.selective = true;
+    L.ops.push_back(qk);
+
+    Op sm = B.memory_bound("attn.softmax", OpKind::softmax, probs, probs, 0);
+    sm.saved_selective = Bytes(e * probs);
+    sm.selective = true;
+    L.ops.push_back(sm);
+    if (m.dropout) {
+      Op dr = B.memory_bound("attn.dropout", OpKind::dropout, probs, probs, 0);
+      dr.saved_selective = Bytes(1.0 * probs);
+      dr.selective = true;
+      L.ops.push_back(dr);
+    }
+
+    Op pv;
+    pv.name = "attn.context";
+    pv.kind = OpKind::attention;
+    pv.fwd_flops = pv.fwd_flops_useful = Flop(context);
+    pv.bwd_flops = Flop(2.0 * context);
+    pv.fwd_read = Bytes(e * (probs + d.tok * v_dim));
+    pv.fwd_written = Bytes(e * d.tok * o_dim);
+    pv.bwd_read = Bytes(e * (probs + d.tok * (v_dim + o_dim)));
+    pv.bwd_written = Bytes(e * (probs + d.tok * v_dim));
+    pv.saved = Bytes(e * d.tok * v_dim);
+    // Without dropout, P V's backward uses the softmax output, already kept above.
+    pv.saved_selective = Bytes(m.dropout ? e * probs : 0.0);
+    pv.selective = true;
+    L.ops.push_back(pv);
+  }
+  // Row-parallel output projection; its bias is replicated on every rank.
+  L.ops.push_back(B.gemm("attn.proj", d.tok, o_dim, d.h, o_dim * d.h + bias * d.h, d.tok * o_dim));
+}
+
+// Dense feed-forward of width `ffn` (the whole layer's, split over t here).
+void add_dense_mlp(const ModelSpec& m, const OpBuilder& B, const Dims& d, double ffn,
+                   const std::string& prefix, double tokens, double saved_input_elems,
+                   bool expert_params, double copies, Layer& L) {
+  const double f = ffn / d.t;
+  const double up = m.activation == Activation::swiglu ? 2 * f : f;
+  const double bias = m.bias ? 1.0 : 0.0;
+  Op fc1 = B.gemm(prefix + ".fc1", tokens, d.h, up, copies * (d.h * up + bias * up),
+                  saved_input_elems);
+  // GeLU keeps its input (f wide); SwiGLU keeps gate and up projections (2f wide).
+  Op act = B.memory_bound(prefix + ".act", OpKind::elementwise, tokens * up, tokens * f,
+                          B.act * tokens * up);
+  Op fc2 = B.gemm(prefix + ".fc2", tokens, f, d.h, copies * (f * d.h + bias * d.h), tokens * f);
+  fc1.expert = fc2.expert = expert_params;
+  L.ops.push_back(fc1);
+  L.ops.push_back(act);
+  L.ops.push_back(fc2);
+}
+
+void add_moe(const ModelSpec& m, const OpBuilder& B, const Dims& d, const Shard& sh, Layer& L) {
+  const MoeSpec& moe = *m.moe;
+  const double E = moe.experts;
+  const double routed_tokens = d.tok * d.r;  // the router sees this rank's sequence share
+  Op router = B.gemm("moe.router", routed_tokens, d.h, E, d.h * E, routed_tokens * d.h);
+  router.kind = OpKind::router;
+  router.saved += Bytes(4.0 * routed_tokens * E);  // fp32 routing probabilities
+  L.ops.push_back(router);
+
+  // On average every token reaches top_k experts, so the experts on one rank see
+  // b*s*top_k tokens whatever ep is (ep ranks each send and receive that many). With a
+  // capacity factor, each expert's batch is padded to cf*T*k/E slots.
+  const double cf = moe.capacity_factor.value_or(1.0);
+  const double useful_tokens = d.tok * moe.top_k;
+  const double executed_tokens = useful_tokens * cf;
+  const size_t first = L.ops.size();
+  add_dense_mlp(m, B, d, static_cast<double>(moe.expert_ffn), "moe.experts", executed_tokens,
+                executed_tokens * d.h, true, E / sh.ep, L);
+  for (size_t i = first; i < L.ops.size(); ++i) {
+    L.ops[i].fwd_flops_useful = L.ops[i].fwd_flops * (1.0 / cf);
+  }
+  if (moe.shared_experts > 0) {
+    // Shared experts see every token; the input is the norm output kept by the router.
+    add_dense_mlp(m, B, d, static_cast<double>(moe.expert_ffn) * moe.shared_experts,
+                  "moe.shared", d.tok, 0, false, 1.0, L);
+  }
+  // Weighted sum of the top_k expert outputs; its backward needs those outputs.
+  L.ops.push_back(B.memory_bound("moe.combine", OpKind::elementwise, useful_tokens * d.h,
+                                 d.tok * d.h * d.r, B.act * useful_tokens * d.h));
+}
+
+void add_residual_tail(const ModelSpec& m, const OpBuilder& B, const Dims& d,
+                       const std::string& prefix, Layer& L) {
+  const double n = d.tok * d.h * d.r;
+  if (m.dropout) {
+    L.ops.push_back(B.memory_bound(prefix + ".dropout", OpKind::dropout, n, n, 1.0 * n));
+  }
+  L.ops.push_back(B.memory_bound(prefix + ".residual", OpKind::elementwise, 2 * n, n, 0));
+}
+
+double norm_params(const ModelSpec& m) {
+  return m.norm == Norm::layernorm ? 2.0 * m.hidden : 1.0 * m.hidden;
+}
+
+Layer transformer_layer(const ModelSpec& m, const TrainingSpec& tr, const OpBuilder& B,
+                        const Dims& d, const Shard& sh, int index) {
+  Layer L;
+  L.name = fmt::format("layer.{}", index);
+  L.kind = LayerKind::transformer;
+  L.moe = m.moe && index >= m.moe->first_dense_layers;
+  const double n = d.tok * d.h * d.r;
+  L.input = Bytes(B.act * n);
+  L.ops.push_back(B.memory_bound("attn.norm", OpKind::norm, n, n, B.act * n, norm_params(m)));
+  add_attention(m, tr, B, d, L);
+  add_residual_tail(m, B, d, "attn", L);
+  L.ops.push_back(B.memory_bound("mlp.norm", OpKind::norm, n, n, B.act * n, norm_params(m)));
+  if (L.moe) {
+    add_moe(m, B, d, sh, L);
+  } else {
+    add_dense_mlp(m, B, d, static_cast<double>(m.ffn), "mlp", d.tok, d.tok * d.h * d.r, false,
+                  1.0, L);
+  }
+  add_residual_tail(m, B, d, "mlp", L);
+  return L;
+}
+
+Layer embedding_layer(const ModelSpec& m, const OpBuilder& B, const Dims& d) {
+  Layer L;
+  L.name = "embedding";
+  L.kind = LayerKind::embedding;
+  const double n = d.tok * d.h * d.r;
+  const double vocab_share = std::ceil(static_cast<double>(m.vocab) / d.t);
+  // Vocabulary-parallel table; the lookup writes b*s*h per rank before the reduction.
+  L.ops.push_back(B.memory_bound("embedding.word", OpKind::embedding, 0, n, 0,
+                                 vocab_share * d.h));
+  if (m.position_embedding == PositionEmbedding::learned) {
+    L.ops.push_back(B.memory_bound("embedding.position", OpKind::embedding, 0, n, 0,
+                                   static_cast<double>(m.seq_len) * d.h));
+  }
+  if (m.family == ModelFamily::encoder) {
+    L.ops.push_back(B.memory_bound("embedding.token_type", OpKind::embedding, 0, n, 0, 2 * d.h));
+    L.ops.push_back(B.memory_bound("embedding.norm", OpKind::norm, n, n, B.act * n,
+                                   norm_params(m)));
+  }
+  if (m.dropout) {
+    L.ops.push_back(B.memory_bound("embedding.dropout", OpKind::dropout, n, n, 1.0 * n));
+  }
+  return L;
+}
+
+Layer head_layer(const ModelSpec& m, const OpBuilder& B, const Dims& d) {
+  Layer L;
+  L.name = "head";
+  L.kind = LayerKind::head;
+  const double n = d.tok * d.h * d.r;
+  const double vocab_share = std::ceil(static_cast<double>(m.vocab) / d.t);
+  const double output_weights = m.tied_embeddings ? 0.0 : vocab_share * d.h;
+  if (m.family == ModelFamily::decoder) {
+    L.ops.push_back(B.memory_bound("head.norm", OpKind::norm, n, n, B.act * n, norm_params(m)));
+    L.ops.push_back(B.gemm("head.output", d.tok, d.h, vocab_share, output_weights, n));
+  } else {
+    // BERT: pooler on the first token of each sequence, masked-LM transform (dense,
+    // GeLU, LayerNorm) and the output projection with its own bias. Applied to every
+    // position, as the reference implementation does.
+    L.ops.push_back(B.gemm("head.pooler", d.b, d.h, d.h, d.h * d.h + d.h, d.b * d.h));
+    L.ops.push_back(B.gemm("head.transform", d.tok, d.h, d.h, d.h * d.h + d.h, n));
+    L.ops.push_back(B.memory_bound("head.act", OpKind::elementwise, d.tok * d.h, d.tok * d.h,
+                                   B.act * d.tok * d.h));
+    L.ops.push_back(B.memory_bound("head.norm", OpKind::norm, d.tok * d.h, d.tok * d.h,
+                                   B.act * d.tok * d.h, norm_params(m)));
+    L.ops.push_back(B.gemm("head.output", d.tok, d.h, vocab_share,
+                           output_weights + vocab_share, d.tok * d.h));
+  }
+  // Cross-entropy keeps fp32 logits (4 bytes each): the 4*s*b*v/t of Korthikanti et al.
+  L.ops.push_back(B.memory_bound("head.loss", OpKind::loss, d.tok * vocab_share, d.tok,
+                                 4.0 * d.tok * vocab_share));
+  return L;
+}
+
+}  // namespace
+
+Workload build_transformer_workload(const ModelSpec& m, const TrainingSpec& tr, const Shard& sh) {
+  const OpBuilder B(tr.precision);
+  Dims d;
+  d.b = sh.microbatch;
+  d.S = static_cast<double>(m.seq_len);
+  d.s = d.S / sh.cp;
+  d.t = sh.tp;
+  d.r = sh.sequence_parallel ? 1.0 / sh.tp : 1.0;
+  d.tok = d.b * d.s;
+  d.h = static_cast<double>(m.hidden);
+
+  Workload w;
+  w.shard = sh;
+  w.layers.reserve(m.layers + 2);
+  w.layers.push_back(embedding_layer(m, B, d));
+  for (int i = 0; i < m.layers; ++i) w.layers.push_back(transformer_layer(m, tr, B, d, sh, i));
+  w.layers.push_back(head_layer(m, B, d));
+  return w;
+}
+
+}  // namespace orrery

@@ -1,0 +1,106 @@
+// The workload of one micro-batch on one rank: layers made of ops, each with its
+// forward and backward FLOPs, the bytes it reads and writes, the parameters it holds
+// and the activation bytes it keeps for the backward pass.
+//
+// Conventions (the same as Narayanan et al. 2021 and Korthikanti et al. 2022, so the
+// totals can be checked against their closed forms):
+// - FLOPs count matrix multiplies (and convolutions) only, 2 per multiply-add; the
+//   backward pass of a GEMM costs twice its forward (input and weight gradients).
+//   Attention scores count the full s x s product, not the causal half.
+// - Element-wise ops (norms, activations, dropout, softmax, residual adds) have no FLOPs
+//   in these totals; their cost is memory traffic, which `*_read`/`*_written` estimate
+//   as one pass over inputs and outputs.
+// - Activation bytes are those of Korthikanti et al. 2022 section 4: each op keeps the
+//   inputs its backward needs, 16-bit tensors take 2 bytes an element, dropout masks 1.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/units.h"
+#include "scenario/spec.h"
+
+namespace orrery {
+
+enum class OpKind {
+  gemm,         // dense matrix multiply (a linear layer)
+  attention,    // batched GEMMs of attention (scores, context) or a fused flash kernel
+  norm,         // LayerNorm / RMSNorm
+  elementwise,  // activation functions, residual adds, scaling
+  softmax,
+  dropout,
+  embedding,    // table lookup
+  loss,         // softmax cross-entropy over the vocabulary
+  router,       // MoE gating GEMM and top-k
+  conv,
+  pool,
+};
+const char* to_string(OpKind k);
+
+struct Op {
+  std::string name;
+  OpKind kind = OpKind::gemm;
+  Flop fwd_flops;          // executed forward FLOPs (includes MoE capacity padding)
+  Flop bwd_flops;          // executed backward FLOPs
+  Flop fwd_flops_useful;   // forward FLOPs excluding padding; the model-FLOPs count
+  Bytes fwd_read, fwd_written;
+  Bytes bwd_read, bwd_written;
+  double params = 0;        // parameters held on this rank
+  bool expert = false;      // params are MoE expert weights (sharded over ep, not dp)
+  Bytes saved;              // activations kept for backward under any recompute but full
+  Bytes saved_selective;    // activations dropped by selective recompute (s^2 tensors)
+  bool selective = false;   // recomputed under selective recompute
+};
+
+enum class LayerKind { embedding, transformer, head, cnn };
+const char* to_string(LayerKind k);
+
+struct Layer {
+  std::string name;
+  LayerKind kind = LayerKind::transformer;
+  bool moe = false;
+  std::vector<Op> ops;
+  Bytes input;  // the layer's input: all that full recompute keeps of it
+
+  Flop fwd_flops() const;
+  Flop bwd_flops() const;
+  Flop fwd_flops_useful() const;
+  double params() const;
+  double expert_params() const;
+  // Activation bytes kept for backward under `r`. Full recompute keeps only the input
+  // of transformer layers; embedding and head layers are never recomputed.
+  Bytes saved(Recompute r) const;
+  // Forward FLOPs executed again during backward under `r`.
+  Flop recompute_flops(Recompute r) const;
+};
+
+// How one rank's share of a micro-batch is cut.
+struct Shard {
+  int microbatch = 1;     // sequences (or images)
+  int tp = 1;
+  bool sequence_parallel = false;
+  int cp = 1;
+  int ep = 1;
+};
+
+struct Workload {
+  Shard shard;
+  std::vector<Layer> layers;  // in forward order: embedding, blocks..., head (or CNN rows)
+
+  double params() const;
+  Flop fwd_flops() const;
+  Flop bwd_flops() const;
+  Flop fwd_flops_useful() const;
+  Bytes saved(Recompute r) const;
+  Flop recompute_flops(Recompute r) const;
+};
+
+// Bytes of one activation element in the given precision (fp32/tf32: 4, else 2).
+double activation_bytes(Precision p);
+// Bytes of one stored weight (fp32/tf32: 4; fp16/bf16: 2; fp8 keeps bf16 weights: 2).
+double weight_bytes(Precision p);
+
+// Builds the per-rank workload of one micro-batch.
+Workload build_workload(const ModelSpec& m, const TrainingSpec& t, const Shard& shard);
+
+}  // namespace orrery

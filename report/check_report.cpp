@@ -1,0 +1,269 @@
+#include "report/check_report.h"
+
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+
+namespace orrery {
+namespace {
+
+using ordered_json = nlohmann::ordered_json;
+
+ordered_json scenario_json(const Scenario& s) {
+  const ClusterSpec& c = s.cluster;
+  const ModelSpec& m = s.model;
+  const ParallelismSpec& p = s.parallelism;
+  const TrainingSpec& t = s.training;
+  ordered_json peak = ordered_json::object();
+  for (const auto& [dtype, rate] : c.gpu.peak) peak[to_string(dtype)] = rate.value();
+  ordered_json j;
+  j["name"] = s.name;
+  j["cluster"] = {
+      {"preset", c.preset},
+      {"gpu",
+       {{"preset", c.gpu.preset},
+        {"name", c.gpu.name},
+        {"peak_flop_per_s", peak},
+        {"memory_bytes", c.gpu.memory.value()},
+        {"memory_bandwidth_bytes_per_s", c.gpu.memory_bandwidth.value()},
+        {"tdp_w", c.gpu.tdp.value()}}},
+      {"nodes", c.nodes},
+      {"gpus_per_node", c.gpus_per_node},
+      {"gpus", c.gpus()},
+      {"intra_node",
+       {{"bandwidth_bytes_per_s", c.intra_node.bandwidth.value()},
+        {"latency_s", c.intra_node.latency.value()},
+        {"nvls", c.intra_node.nvls}}},
+      {"inter_node",
+       {{"nics_per_node", c.inter_node.nics_per_node},
+        {"nic_bandwidth_bytes_per_s", c.inter_node.nic_bandwidth.value()},
+        {"latency_s", c.inter_node.latency.value()},
+        {"topology", to_string(c.inter_node.topology)},
+        {"oversubscription", c.inter_node.oversubscription}}}};
+  ordered_json model = {{"preset", m.preset}, {"name", m.name}, {"family", to_string(m.family)}};
+  if (m.is_transformer()) {
+    model["layers"] = m.layers;
+    model["hidden"] = m.hidden;
+    model["heads"] = m.heads;
+    model["kv_heads"] = m.kv_heads;
+    model["ffn"] = m.ffn;
+    model["vocab"] = m.vocab;
+    model["seq_len"] = m.seq_len;
+    model["activation"] = to_string(m.activation);
+    model["norm"] = to_string(m.norm);
+    model["position_embedding"] = to_string(m.position_embedding);
+    model["tied_embeddings"] = m.tied_embeddings;
+    model["bias"] = m.bias;
+    model["dropout"] = m.dropout;
+    if (m.moe) {
+      ordered_json moe = {{"experts", m.moe->experts},
+                          {"top_k", m.moe->top_k},
+                          {"expert_ffn", m.moe->expert_ffn},
+                          {"shared_experts", m.moe->shared_experts},
+                          {"first_dense_layers", m.moe->first_dense_layers}};
+      moe["capacity_factor"] =
+          m.moe->capacity_factor ? ordered_json(*m.moe->capacity_factor) : ordered_json(nullptr);
+      model["moe"] = moe;
+    }
+    if (m.mla) {
+      model["mla"] = {{"q_lora_rank", m.mla->q_lora_rank},
+                      {"kv_lora_rank", m.mla->kv_lora_rank},
+                      {"qk_nope_head_dim", m.mla->qk_nope_head_dim},
+                      {"qk_rope_head_dim", m.mla->qk_rope_head_dim},
+                      {"v_head_dim", m.mla->v_head_dim}};
+    }
+  } else {
+    model["image_size"] = m.image_size;
+    model["table_rows"] = m.cnn_layers.size();
+  }
+  j["model"] = model;
+  j["parallelism"] = {{"tp", p.tp},
+                      {"pp", p.pp},
+                      {"dp", p.dp},
+                      {"cp", p.cp},
+                      {"ep", p.ep},
+                      {"sequence_parallel", p.sequence_parallel},
+                      {"virtual_pipeline_stages", p.virtual_pipeline_stages},
+                      {"schedule", to_string(p.schedule)},
+                      {"zero_stage", p.zero_stage},
+                      {"fsdp", p.fsdp},
+                      {"microbatch", p.microbatch},
+                      {"global_batch", p.global_batch},
+                      {"microbatches", p.microbatches()}};
+  j["training"] = {{"precision", to_string(t.precision)},
+                   {"recompute", to_string(t.recompute)},
+                   {"optimizer", to_string(t.optimizer)},
+                   {"flash_attention", t.flash_attention},
+                   {"gradient_dtype", to_string(t.gradient_dtype)},
+                   {"runtime_reserve_bytes", t.runtime_reserve.value()},
+                   {"allocator_overhead", t.allocator_overhead}};
+  j["cost"] = {{"usd_per_gpu_hour", s.cost.usd_per_gpu_hour ? ordered_json(*s.cost.usd_per_gpu_hour)
+                                                            : ordered_json(nullptr)},
+               {"gpu_power_w", s.cost.gpu_power.value()},
+               {"pue", s.cost.pue}};
+  return j;
+}
+
+ordered_json breakdown_json(const MemoryBreakdown& b) {
+  return {{"weights", b.weights.value()},         {"gradients", b.gradients.value()},
+          {"optimizer", b.optimizer.value()},     {"activations", b.activations.value()},
+          {"other", b.other.value()},             {"total", b.total().value()}};
+}
+
+}  // namespace
+
+std::string render_check_json(const Scenario& s, const StepFigures& f) {
+  const StageMemory& w = f.memory.worst();
+  ordered_json j;
+  j["scenario"] = scenario_json(s);
+  j["params_total"] = f.params_total;
+  j["params_active"] = f.params_active;
+  j["params_per_gpu"] = w.params;
+  j["tokens_per_step"] = f.tokens_per_step;
+  j["flops_per_step_model"] = f.model_flops.value();
+  j["flops_per_step_hardware"] = f.hardware_flops.value();
+  j["flops_per_gpu_model"] = f.model_flops_per_gpu.value();
+  j["flops_per_gpu_hardware"] = f.hardware_flops_per_gpu.value();
+  j["memory_per_gpu_bytes"] = breakdown_json(w.memory);
+  j["memory_capacity_bytes"] = f.memory.capacity.value();
+  j["fits"] = f.memory.fits;
+  j["worst_stage"] = w.stage;
+  ordered_json stages = ordered_json::array();
+  for (const StageMemory& st : f.memory.stages) {
+    stages.push_back({{"stage", st.stage},
+                      {"layers", st.layers},
+                      {"params", st.params},
+                      {"expert_params", st.expert_params},
+                      {"layers_in_flight", st.layers_in_flight},
+                      {"activations_per_layer_bytes", st.activations_per_layer.value()},
+                      {"memory_bytes", breakdown_json(st.memory)},
+                      {"other_bytes",
+                       {{"runtime_reserve", st.runtime_reserve.value()},
+                        {"allocator_overhead", st.allocator_overhead.value()},
+                        {"gather_buffers", st.gather_buffers.value()}}}});
+  }
+  j["stages"] = stages;
+  return j.dump(2) + "\n";
+}
+
+std::string render_check_table(const Scenario& s, const StepFigures& f) {
+  const ClusterSpec& c = s.cluster;
+  const ModelSpec& m = s.model;
+  const ParallelismSpec& p = s.parallelism;
+  const TrainingSpec& t = s.training;
+  std::string o;
+  auto line = [&o](const std::string& k, const std::string& v) {
+    o += fmt::format("  {:<24} {}\n", k, v);
+  };
+  o += fmt::format("scenario  {}\n\n", s.name);
+  o += "cluster\n";
+  line("gpu", fmt::format("{} x {} ({} nodes x {})", c.gpus(), c.gpu.name, c.nodes,
+                          c.gpus_per_node));
+  std::string peaks;
+  for (const auto& [dtype, rate] : c.gpu.peak) {
+    peaks += fmt::format("{}{} {}", peaks.empty() ? "" : ", ", to_string(dtype),
+                         format_flop_rate(rate));
+  }
+  line("peak (dense)", peaks);
+  line("hbm", fmt::format("{} at {}", format_bytes(c.gpu.memory),
+                          format_bandwidth(c.gpu.memory_bandwidth)));
+  line("intra-node", fmt::format("{} per GPU per direction, {}{}",
+                                 format_bandwidth(c.intra_node.bandwidth),
+                                 format_seconds(c.intra_node.latency),
+                                 c.intra_node.nvls ? ", NVLS" : ""));
+  if (c.nodes > 1 || c.inter_node.nics_per_node > 0) {
+    line("inter-node", fmt::format("{} x {} NICs, {}, {}, oversubscription {}:1",
+                                   c.inter_node.nics_per_node,
+                                   format_bandwidth(c.inter_node.nic_bandwidth),
+                                   format_seconds(c.inter_node.latency),
+                                   to_string(c.inter_node.topology),
+                                   c.inter_node.oversubscription));
+  }
+  o += "\nmodel\n";
+  line("name", m.name.empty() ? std::string(to_string(m.family)) : m.name);
+  if (m.is_transformer()) {
+    line("shape", fmt::format("{} layers, hidden {}, heads {} (kv {}), ffn {}, vocab {}, seq {}",
+                              m.layers, m.hidden, m.heads, m.kv_heads, m.ffn, m.vocab,
+                              m.seq_len));
+    line("blocks", fmt::format("{}, {}, {} positions, {} embeddings{}{}", to_string(m.activation),
+                               to_string(m.norm), to_string(m.position_embedding),
+                               m.tied_embeddings ? "tied" : "untied",
+                               m.bias ? ", biases" : "", m.dropout ? ", dropout" : ""));
+    if (m.moe) {
+      line("moe", fmt::format("{} experts of ffn {}, top-{}, {} shared, first {} layers dense, "
+                              "capacity {}",
+                              m.moe->experts, m.moe->expert_ffn, m.moe->top_k,
+                              m.moe->shared_experts, m.moe->first_dense_layers,
+                              m.moe->capacity_factor
+                                  ? fmt::format("{}", *m.moe->capacity_factor)
+                                  : std::string("dropless")));
+    }
+    if (m.mla) {
+      line("attention", fmt::format("MLA: q rank {}, kv rank {}, head dims {}+{} (v {})",
+                                    m.mla->q_lora_rank, m.mla->kv_lora_rank,
+                                    m.mla->qk_nope_head_dim, m.mla->qk_rope_head_dim,
+                                    m.mla->v_head_dim));
+    }
+  } else {
+    line("shape", fmt::format("{} table rows, {}x{} images", m.cnn_layers.size(), m.image_size,
+                              m.image_size));
+  }
+  o += "\nparallelism\n";
+  line("split", fmt::format("tp {} x pp {} x dp {} x cp {}, ep {}{}", p.tp, p.pp, p.dp, p.cp,
+                            p.ep, p.sequence_parallel ? ", sequence parallel" : ""));
+  line("schedule", p.virtual_pipeline_stages > 1
+                       ? fmt::format("{} (v = {})", to_string(p.schedule),
+                                     p.virtual_pipeline_stages)
+                       : std::string(to_string(p.schedule)));
+  line("batch", fmt::format("global {} = microbatch {} x {} micro-batches x dp {}",
+                            p.global_batch, p.microbatch, p.microbatches(), p.dp));
+  line("sharding", p.zero_stage == 0 ? std::string("none")
+                                     : fmt::format("ZeRO stage {}{} over {} ranks", p.zero_stage,
+                                                   p.fsdp ? " (FSDP)" : "", p.shard_group()));
+  o += "\ntraining\n";
+  line("precision", fmt::format("{}, {} gradients, optimizer {}", to_string(t.precision),
+                                to_string(t.gradient_dtype), to_string(t.optimizer)));
+  line("recompute", fmt::format("{}{}", to_string(t.recompute),
+                                t.flash_attention ? ", flash attention" : ", unfused attention"));
+
+  o += "\nworkload per step\n";
+  line("parameters", fmt::format("{} total, {} active per token, {} per GPU (stage {})",
+                                 format_count(f.params_total), format_count(f.params_active),
+                                 format_count(f.memory.worst().params), f.memory.worst_stage));
+  line(m.is_transformer() ? "tokens" : "images", format_count(f.tokens_per_step));
+  line("model FLOPs", fmt::format("{:.4e} ({:.4e} per GPU)", f.model_flops.value(),
+                                  f.model_flops_per_gpu.value()));
+  line("hardware FLOPs", fmt::format("{:.4e} ({:.4e} per GPU, recompute {})",
+                                     f.hardware_flops.value(), f.hardware_flops_per_gpu.value(),
+                                     to_string(t.recompute)));
+
+  const StageMemory& w = f.memory.worst();
+  o += fmt::format("\nmemory per GPU (stage {} of {}, the fullest)\n", w.stage, p.pp);
+  auto mem = [&](const char* k, Bytes b, const std::string& note) {
+    o += fmt::format("  {:<24} {:>12}  {}\n", k, format_bytes(b), note);
+  };
+  const StateBytes sb = state_bytes_per_param(t);
+  mem("weights", w.memory.weights, fmt::format("{} B/param{}", sb.weight,
+                                               p.zero_stage >= 3 ? ", sharded" : ""));
+  mem("gradients", w.memory.gradients, fmt::format("{} B/param{}", sb.gradient,
+                                                   p.zero_stage >= 2 ? ", sharded" : ""));
+  mem("optimizer", w.memory.optimizer, fmt::format("{} B/param{}", sb.optimizer,
+                                                   p.zero_stage >= 1 ? ", sharded" : ""));
+  mem("activations", w.memory.activations,
+      fmt::format("{:.2f} layers in flight x {} per layer, recompute {}", w.layers_in_flight,
+                  format_bytes(w.activations_per_layer), to_string(t.recompute)));
+  mem("other", w.memory.other,
+      fmt::format("runtime {}, allocator {}, gather buffers {}", format_bytes(w.runtime_reserve),
+                  format_bytes(w.allocator_overhead), format_bytes(w.gather_buffers)));
+  mem("total", w.memory.total(), fmt::format("of {} HBM", format_bytes(f.memory.capacity)));
+  if (f.memory.fits) {
+    o += fmt::format("\nverdict: fits ({} free)\n",
+                     format_bytes(f.memory.capacity - w.memory.total()));
+  } else {
+    o += fmt::format("\nverdict: OUT OF MEMORY (needs {} more)\n",
+                     format_bytes(w.memory.total() - f.memory.capacity));
+  }
+  return o;
+}
+
+}  // namespace orrery

@@ -1,0 +1,421 @@
+// Scenario reading: sections, presets and overrides. The order of application for a
+// section is: defaults, then the named preset (if any), then the keys written beside
+// `preset:` in the user's file. A preset is written in the same format as a user's
+// section, so one reader serves both.
+#include "scenario/load.h"
+
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "scenario/presets.h"
+#include "scenario/validate.h"
+#include "scenario/yaml_reader.h"
+
+namespace orrery {
+namespace {
+
+using detail::MapReader;
+using detail::location_of;
+using Origin = std::map<std::string, InputLocation>;
+
+// Ranges that reject absurd values before they overflow anything downstream.
+constexpr double kMaxFlopRate = 1e18;        // 1 EFLOP/s per GPU
+constexpr double kMaxBytes = 1125899906842624.0;  // 1 PiB per GPU
+constexpr double kMaxBandwidth = 1e15;       // 1 PB/s
+constexpr double kMaxLatency = 1.0;          // 1 s per message
+constexpr double kMaxPower = 1e6;            // 1 MW per GPU
+constexpr int kMaxCount = 1 << 20;           // nodes, GPUs per node, layers, degrees
+constexpr std::int64_t kMaxWidth = std::int64_t{1} << 24;  // hidden, ffn, vocab, seq_len
+
+const std::vector<std::string> kTopKeys = {"name", "description", "cluster", "model",
+                                           "parallelism", "training", "cost"};
+const std::vector<std::string> kGpuKeys = {"preset", "name", "peak", "memory",
+                                           "memory_bandwidth", "tdp"};
+const std::vector<std::string> kPeakKeys = {"fp32", "tf32", "fp16", "bf16", "fp8", "fp4"};
+const std::vector<std::string> kClusterKeys = {"preset", "gpu", "nodes", "gpus_per_node",
+                                               "intra_node", "inter_node"};
+const std::vector<std::string> kIntraKeys = {"bandwidth", "latency", "nvls"};
+const std::vector<std::string> kInterKeys = {"nics_per_node", "nic_bandwidth", "latency",
+                                             "topology", "oversubscription"};
+const std::vector<std::string> kModelKeys = {
+    "preset",  "name",       "family",  "layers",          "hidden",
+    "heads",   "kv_heads",   "ffn",     "vocab",           "seq_len",
+    "activation", "norm",    "position_embedding", "tied_embeddings", "bias",
+    "dropout", "moe",        "mla",     "image_size",      "layer_table"};
+const std::vector<std::string> kMoeKeys = {"experts", "top_k", "expert_ffn", "shared_experts",
+                                           "capacity_factor", "first_dense_layers"};
+const std::vector<std::string> kMlaKeys = {"q_lora_rank", "kv_lora_rank", "qk_nope_head_dim",
+                                           "qk_rope_head_dim", "v_head_dim"};
+const std::vector<std::string> kCnnRowKeys = {"name", "op", "in", "out", "kernel", "stride",
+                                              "size"};
+const std::vector<std::string> kParallelKeys = {
+    "tp", "pp", "dp", "cp", "ep", "sequence_parallel", "virtual_pipeline_stages", "schedule",
+    "zero_stage", "fsdp", "microbatch", "global_batch"};
+const std::vector<std::string> kTrainingKeys = {"precision", "recompute", "optimizer",
+                                                "flash_attention", "gradient_dtype",
+                                                "runtime_reserve", "allocator_overhead"};
+const std::vector<std::string> kCostKeys = {"usd_per_gpu_hour", "gpu_power", "pue"};
+
+const std::vector<std::pair<std::string, Dtype>> kDtypeNames = {
+    {"fp32", Dtype::fp32}, {"tf32", Dtype::tf32}, {"fp16", Dtype::fp16},
+    {"bf16", Dtype::bf16}, {"fp8", Dtype::fp8},   {"fp4", Dtype::fp4}};
+
+// The preset named by `name` in `presets`, or an error at the user's `key`.
+YAML::Node find_preset(const MapReader* r, const std::string& key, const YAML::Node& name_node,
+                       const std::string& file, const std::string& path,
+                       const PresetTable& presets) {
+  const std::string name = name_node.Scalar();
+  YAML::Node p = presets.find(name);
+  if (!p.IsDefined()) {
+    std::string why = fmt::format("no {} preset named '{}'", presets.kind(), name);
+    const std::string hint = closest_match(name, presets.names());
+    if (!hint.empty()) why += fmt::format(" (did you mean '{}'?)", hint);
+    why += "; known: ";
+    std::string list;
+    for (const auto& n : presets.names()) list += (list.empty() ? "" : ", ") + n;
+    why += list;
+    if (r) r->fail(key, why);
+    throw InputError(location_of(file, name_node), path, name, why);
+  }
+  return p;
+}
+
+// Applies a section that may be a preset name (scalar) or a mapping with an optional
+// `preset:` key. `apply` reads one mapping (preset or user) into the target.
+// A preset replaces whatever the section held before (`reset`), so that a GPU preset
+// named inside a system preset leaves nothing of the system's own GPU behind.
+template <class Reset, class Apply>
+std::string apply_section(const YAML::Node& node, const std::string& file, const std::string& path,
+                          const std::vector<std::string>& keys, const PresetTable& presets,
+                          Origin* origin, Reset reset, Apply apply) {
+  std::string preset_name;
+  (*origin)[path] = location_of(file, node);
+  auto apply_preset = [&](const MapReader* r, const YAML::Node& name_node) {
+    if (!name_node.IsScalar()) {
+      throw InputError(location_of(file, name_node), path + ".preset", "",
+                       "expected a preset name");
+    }
+    YAML::Node p = find_preset(r, "preset", name_node, file, path, presets);
+    preset_name = name_node.Scalar();
+    reset();
+    std::vector<std::string> preset_keys;
+    for (const auto& k : keys)
+      if (k != "preset") preset_keys.push_back(k);
+    MapReader pr(p, presets.file_for(preset_name), path, preset_keys, origin);
+    apply(pr);
+  };
+  if (node.IsScalar()) {
+    apply_preset(nullptr, node);
+    (*origin)[path + ".preset"] = location_of(file, node);
+    return preset_name;
+  }
+  MapReader r(node, file, path, keys, origin);
+  if (r.has("preset")) {
+    apply_preset(&r, r.node("preset"));
+    std::string ignored;
+    r.read_string("preset", ignored);
+  }
+  apply(r);
+  return preset_name;
+}
+
+void read_peak(const YAML::Node& node, const std::string& file, const std::string& path,
+               Origin* origin, GpuSpec& gpu) {
+  MapReader r(node, file, path, kPeakKeys, origin);
+  for (const auto& [name, dtype] : kDtypeNames) {
+    FlopRate rate;
+    if (r.read_quantity(name, Dimension::flop_rate, 1e9, kMaxFlopRate, rate)) {
+      gpu.peak[dtype] = rate;
+    }
+  }
+}
+
+void read_gpu_keys(MapReader& r, Origin* origin, GpuSpec& gpu) {
+  r.read_string("name", gpu.name);
+  if (r.has("peak")) read_peak(r.node("peak"), r.file(), r.key_path("peak"), origin, gpu);
+  r.read_quantity("memory", Dimension::bytes, 1 << 20, kMaxBytes, gpu.memory);
+  r.read_quantity("memory_bandwidth", Dimension::bandwidth, 1e6, kMaxBandwidth,
+                  gpu.memory_bandwidth);
+  r.read_quantity("tdp", Dimension::power, 1.0, kMaxPower, gpu.tdp);
+}
+
+void read_gpu(const YAML::Node& node, const std::string& file, const std::string& path,
+              Origin* origin, GpuSpec& gpu) {
+  const std::string preset =
+      apply_section(node, file, path, kGpuKeys, gpu_presets(), origin, [&] { gpu = GpuSpec{}; },
+                    [&](MapReader& r) { read_gpu_keys(r, origin, gpu); });
+  if (!preset.empty()) gpu.preset = preset;
+}
+
+void read_cluster_keys(MapReader& r, Origin* origin, ClusterSpec& c) {
+  if (r.has("gpu")) read_gpu(r.node("gpu"), r.file(), r.key_path("gpu"), origin, c.gpu);
+  r.read_int("nodes", 1, kMaxCount, c.nodes);
+  r.read_int("gpus_per_node", 1, 1024, c.gpus_per_node);
+  if (r.has("intra_node")) {
+    MapReader ir(r.node("intra_node"), r.file(), r.key_path("intra_node"), kIntraKeys, origin);
+    ir.read_quantity("bandwidth", Dimension::bandwidth, 1e6, kMaxBandwidth,
+                     c.intra_node.bandwidth);
+    ir.read_quantity("latency", Dimension::seconds, 0.0, kMaxLatency, c.intra_node.latency);
+    ir.read_bool("nvls", c.intra_node.nvls);
+  }
+  if (r.has("inter_node")) {
+    MapReader nr(r.node("inter_node"), r.file(), r.key_path("inter_node"), kInterKeys, origin);
+    nr.read_int("nics_per_node", 1, 64, c.inter_node.nics_per_node);
+    nr.read_quantity("nic_bandwidth", Dimension::bandwidth, 1e6, kMaxBandwidth,
+                     c.inter_node.nic_bandwidth);
+    nr.read_quantity("latency", Dimension::seconds, 0.0, kMaxLatency, c.inter_node.latency);
+    nr.read_enum("topology",
+                 {{"fat-tree", InterNodeTopology::fat_tree},
+                  {"rail-optimized", InterNodeTopology::rail_optimized}},
+                 c.inter_node.topology);
+    nr.read_double("oversubscription", 1.0, 64.0, c.inter_node.oversubscription);
+  }
+}
+
+void read_moe(MapReader& r, Origin* origin, ModelSpec& m) {
+  if (!r.has("moe")) return;
+  if (!m.moe) m.moe = MoeSpec{};
+  MoeSpec& e = *m.moe;
+  MapReader er(r.node("moe"), r.file(), r.key_path("moe"), kMoeKeys, origin);
+  er.read_int("experts", 1, 1 << 16, e.experts);
+  er.read_int("top_k", 1, 1 << 16, e.top_k);
+  er.read_int("expert_ffn", 1, kMaxWidth, e.expert_ffn);
+  er.read_int("shared_experts", 0, 1 << 10, e.shared_experts);
+  double cf = 0;
+  if (er.read_double("capacity_factor", 0.01, 1000.0, cf)) e.capacity_factor = cf;
+  er.read_int("first_dense_layers", 0, kMaxCount, e.first_dense_layers);
+}
+
+void read_mla(MapReader& r, Origin* origin, ModelSpec& m) {
+  if (!r.has("mla")) return;
+  if (!m.mla) m.mla = MlaSpec{};
+  MlaSpec& a = *m.mla;
+  MapReader ar(r.node("mla"), r.file(), r.key_path("mla"), kMlaKeys, origin);
+  ar.read_int("q_lora_rank", 0, 1 << 20, a.q_lora_rank);
+  ar.read_int("kv_lora_rank", 1, 1 << 20, a.kv_lora_rank);
+  ar.read_int("qk_nope_head_dim", 1, 1 << 16, a.qk_nope_head_dim);
+  ar.read_int("qk_rope_head_dim", 0, 1 << 16, a.qk_rope_head_dim);
+  ar.read_int("v_head_dim", 1, 1 << 16, a.v_head_dim);
+}
+
+void read_layer_table(MapReader& r, Origin* origin, ModelSpec& m) {
+  if (!r.has("layer_table")) return;
+  const YAML::Node table = r.node("layer_table");
+  if (!table.IsSequence() || table.size() == 0) {
+    r.fail("layer_table", "expected a non-empty list of layers");
+  }
+  m.cnn_layers.clear();
+  for (size_t i = 0; i < table.size(); ++i) {
+    const std::string path = fmt::format("{}[{}]", r.key_path("layer_table"), i);
+    MapReader lr(table[i], r.file(), path, kCnnRowKeys, nullptr);
+    CnnLayer l;
+    lr.read_string("name", l.name);
+    if (!lr.read_enum("op",
+                      {{"conv", CnnOp::conv}, {"bn", CnnOp::bn}, {"relu", CnnOp::relu},
+                       {"maxpool", CnnOp::maxpool}, {"avgpool", CnnOp::avgpool},
+                       {"add", CnnOp::add}, {"fc", CnnOp::fc}},
+                      l.op)) {
+      throw InputError(location_of(r.file(), table[i]), path + ".op", "", "missing key");
+    }
+    lr.read_int("in", 1, 1 << 20, l.in_channels);
+    lr.read_int("out", 1, 1 << 20, l.out_channels);
+    lr.read_int("kernel", 1, 64, l.kernel);
+    lr.read_int("stride", 1, 64, l.stride);
+    lr.read_int("size", 1, 1 << 16, l.out_size);
+    const bool needs_in = l.op == CnnOp::conv || l.op == CnnOp::fc;
+    if (needs_in && !lr.has("in")) {
+      throw InputError(location_of(r.file(), table[i]), path + ".in", "",
+                       "missing key: conv and fc rows need 'in' channels");
+    }
+    if (!lr.has("out")) {
+      throw InputError(location_of(r.file(), table[i]), path + ".out", "",
+                       "missing key: every row needs 'out' channels");
+    }
+    if (!lr.has("size")) {
+      throw InputError(location_of(r.file(), table[i]), path + ".size", "",
+                       "missing key: every row needs its output 'size'");
+    }
+    m.cnn_layers.push_back(l);
+  }
+  (*origin)[r.key_path("layer_table")] = location_of(r.file(), table);
+}
+
+void read_model_keys(MapReader& r, Origin* origin, ModelSpec& m) {
+  r.read_string("name", m.name);
+  r.read_enum("family",
+              {{"decoder", ModelFamily::decoder}, {"encoder", ModelFamily::encoder},
+               {"cnn", ModelFamily::cnn}},
+              m.family);
+  r.read_int("layers", 1, kMaxCount, m.layers);
+  r.read_int("hidden", 1, kMaxWidth, m.hidden);
+  r.read_int("heads", 1, kMaxCount, m.heads);
+  r.read_int("kv_heads", 1, kMaxCount, m.kv_heads);
+  r.read_int("ffn", 1, kMaxWidth, m.ffn);
+  r.read_int("vocab", 1, kMaxWidth, m.vocab);
+  r.read_int("seq_len", 1, kMaxWidth, m.seq_len);
+  r.read_enum("activation", {{"gelu", Activation::gelu}, {"swiglu", Activation::swiglu}},
+              m.activation);
+  r.read_enum("norm", {{"layernorm", Norm::layernorm}, {"rmsnorm", Norm::rmsnorm}}, m.norm);
+  r.read_enum("position_embedding",
+              {{"learned", PositionEmbedding::learned}, {"rope", PositionEmbedding::rope}},
+              m.position_embedding);
+  r.read_bool("tied_embeddings", m.tied_embeddings);
+  r.read_bool("bias", m.bias);
+  r.read_bool("dropout", m.dropout);
+  read_moe(r, origin, m);
+  read_mla(r, origin, m);
+  r.read_int("image_size", 1, 1 << 16, m.image_size);
+  read_layer_table(r, origin, m);
+}
+
+void read_parallelism(const YAML::Node& node, const std::string& file, Origin* origin,
+                      ParallelismSpec& p) {
+  MapReader r(node, file, "parallelism", kParallelKeys, origin);
+  r.read_int("tp", 1, kMaxCount, p.tp);
+  r.read_int("pp", 1, kMaxCount, p.pp);
+  r.read_int("dp", 1, kMaxCount, p.dp);
+  r.read_int("cp", 1, kMaxCount, p.cp);
+  r.read_int("ep", 1, kMaxCount, p.ep);
+  r.read_bool("sequence_parallel", p.sequence_parallel);
+  r.read_int("virtual_pipeline_stages", 1, kMaxCount, p.virtual_pipeline_stages);
+  r.read_enum("schedule",
+              {{"gpipe", PipelineSchedule::gpipe},
+               {"1f1b", PipelineSchedule::one_f_one_b},
+               {"interleaved-1f1b", PipelineSchedule::interleaved_1f1b}},
+              p.schedule);
+  r.read_int("zero_stage", 0, 3, p.zero_stage);
+  r.read_bool("fsdp", p.fsdp);
+  r.read_int("microbatch", 1, kMaxCount, p.microbatch);
+  r.read_int("global_batch", 1, 1 << 30, p.global_batch);
+}
+
+void read_training(const YAML::Node& node, const std::string& file, Origin* origin,
+                   TrainingSpec& t) {
+  MapReader r(node, file, "training", kTrainingKeys, origin);
+  r.read_enum("precision",
+              {{"fp32", Precision::fp32}, {"tf32", Precision::tf32}, {"fp16", Precision::fp16},
+               {"bf16", Precision::bf16}, {"fp8", Precision::fp8}},
+              t.precision);
+  r.read_enum("recompute",
+              {{"none", Recompute::none}, {"selective", Recompute::selective},
+               {"full", Recompute::full}},
+              t.recompute);
+  r.read_enum("optimizer",
+              {{"adam", Optimizer::adam}, {"adamw", Optimizer::adamw}, {"lamb", Optimizer::lamb},
+               {"sgd", Optimizer::sgd}, {"lars", Optimizer::lars}},
+              t.optimizer);
+  r.read_bool("flash_attention", t.flash_attention);
+  r.read_enum("gradient_dtype",
+              {{"fp32", Dtype::fp32}, {"bf16", Dtype::bf16}, {"fp16", Dtype::fp16}},
+              t.gradient_dtype);
+  r.read_quantity("runtime_reserve", Dimension::bytes, 0.0, kMaxBytes, t.runtime_reserve);
+  r.read_double("allocator_overhead", 0.0, 1.0, t.allocator_overhead);
+}
+
+void read_cost(const YAML::Node& node, const std::string& file, Origin* origin, CostSpec& c) {
+  MapReader r(node, file, "cost", kCostKeys, origin);
+  double price = 0;
+  if (r.read_double("usd_per_gpu_hour", 0.0, 1e4, price)) c.usd_per_gpu_hour = price;
+  r.read_quantity("gpu_power", Dimension::power, 1.0, kMaxPower, c.gpu_power);
+  r.read_double("pue", 1.0, 10.0, c.pue);
+}
+
+// Defaults of values that are not presets' business. Each is an assumption stated in
+// docs/scenario-format.md, not a measurement.
+void apply_defaults(Scenario& s) {
+  // 1 GiB: CUDA context plus cuBLAS/cuDNN workspaces and NCCL communicator buffers.
+  // An assumption of the right order for H100-class GPUs with CUDA 12; calibrate it.
+  s.training.runtime_reserve = Bytes(1073741824.0);
+  s.training.allocator_overhead = 0.0;
+}
+
+Scenario parse(const YAML::Node& root, const std::string& file) {
+  Scenario s;
+  s.file = file;
+  apply_defaults(s);
+  if (!root.IsDefined() || root.IsNull()) {
+    throw InputError({file, std::nullopt}, "", "", "the scenario file is empty");
+  }
+  Origin* origin = &s.origin;
+  MapReader top(root, file, "", kTopKeys, origin);
+  top.read_string("name", s.name);
+  std::string ignored;
+  top.read_string("description", ignored);
+  for (const char* required : {"cluster", "model", "parallelism"}) {
+    if (!top.has(required)) {
+      throw InputError({file, std::nullopt}, required, "",
+                       "missing key: a scenario needs cluster, model and parallelism");
+    }
+  }
+  s.cluster.preset = apply_section(
+      top.node("cluster"), file, "cluster", kClusterKeys, system_presets(), origin,
+      [&] { s.cluster = ClusterSpec{}; },
+      [&](MapReader& r) { read_cluster_keys(r, origin, s.cluster); });
+  s.model.preset = apply_section(
+      top.node("model"), file, "model", kModelKeys, model_presets(), origin,
+      [&] { s.model = ModelSpec{}; }, [&](MapReader& r) { read_model_keys(r, origin, s.model); });
+  read_parallelism(top.node("parallelism"), file, origin, s.parallelism);
+  if (top.has("training")) read_training(top.node("training"), file, origin, s.training);
+  if (top.has("cost")) read_cost(top.node("cost"), file, origin, s.cost);
+  if (s.name.empty()) s.name = file;
+  complete_and_validate(s);
+  return s;
+}
+
+}  // namespace
+
+InputLocation Scenario::where(const std::string& key) const {
+  auto it = origin.find(key);
+  if (it != origin.end()) return it->second;
+  return {file, std::nullopt};
+}
+
+Scenario load_scenario_text(const std::string& yaml, const std::string& display_name) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml);
+  } catch (const YAML::Exception& e) {
+    InputLocation where{display_name, std::nullopt};
+    if (!e.mark.is_null()) where.line = e.mark.line + 1;
+    throw InputError(where, "", "", "malformed YAML: " + e.msg);
+  }
+  return parse(root, display_name);
+}
+
+Scenario load_scenario_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError({path, std::nullopt}, "", "", "cannot open the scenario file");
+  std::ostringstream text;
+  text << in.rdbuf();
+  return load_scenario_text(text.str(), path);
+}
+
+std::vector<std::string> scenario_keys() {
+  std::vector<std::string> out;
+  auto add = [&](const std::string& section, const std::vector<std::string>& keys) {
+    for (const auto& k : keys) out.push_back(section.empty() ? k : section + "." + k);
+  };
+  add("", kTopKeys);
+  add("cluster", kClusterKeys);
+  add("cluster.gpu", kGpuKeys);
+  add("cluster.gpu.peak", kPeakKeys);
+  add("cluster.intra_node", kIntraKeys);
+  add("cluster.inter_node", kInterKeys);
+  add("model", kModelKeys);
+  add("model.moe", kMoeKeys);
+  add("model.mla", kMlaKeys);
+  add("model.layer_table[]", kCnnRowKeys);
+  add("parallelism", kParallelKeys);
+  add("training", kTrainingKeys);
+  add("cost", kCostKeys);
+  return out;
+}
+
+std::vector<std::string> gpu_preset_names() { return gpu_presets().names(); }
+std::vector<std::string> system_preset_names() { return system_presets().names(); }
+std::vector<std::string> model_preset_names() { return model_presets().names(); }
+
+}  // namespace orrery

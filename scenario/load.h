@@ -1,0 +1,28 @@
+// Reading scenario files: YAML in, a validated Scenario out. yaml-cpp stays inside
+// this component's .cpp files. Every failure is an InputError naming file, line, key
+// and value; nothing is printed or written here.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "scenario/spec.h"
+
+namespace orrery {
+
+// Reads, resolves presets, applies overrides and validates a scenario file.
+Scenario load_scenario_file(const std::string& path);
+// Same from text; `display_name` is used as the file name in error messages.
+Scenario load_scenario_text(const std::string& yaml, const std::string& display_name);
+
+// Every key the format accepts, as "section.key" ("model.moe.top_k"), in the order
+// the reader checks them. docs/scenario-format.md documents each; a test keeps the two
+// in step.
+std::vector<std::string> scenario_keys();
+
+// Names of the built-in presets of each kind.
+std::vector<std::string> gpu_preset_names();
+std::vector<std::string> system_preset_names();
+std::vector<std::string> model_preset_names();
+
+}  // namespace orrery

@@ -1,0 +1,89 @@
+#include "scenario/spec.h"
+
+namespace orrery {
+
+const char* to_string(Dtype d) {
+  switch (d) {
+    case Dtype::fp32: return "fp32";
+    case Dtype::tf32: return "tf32";
+    case Dtype::fp16: return "fp16";
+    case Dtype::bf16: return "bf16";
+    case Dtype::fp8: return "fp8";
+    case Dtype::fp4: return "fp4";
+  }
+  return "?";
+}
+
+const char* to_string(InterNodeTopology t) {
+  return t == InterNodeTopology::fat_tree ? "fat-tree" : "rail-optimized";
+}
+
+const char* to_string(ModelFamily f) {
+  switch (f) {
+    case ModelFamily::decoder: return "decoder";
+    case ModelFamily::encoder: return "encoder";
+    case ModelFamily::cnn: return "cnn";
+  }
+  return "?";
+}
+
+const char* to_string(Activation a) { return a == Activation::gelu ? "gelu" : "swiglu"; }
+const char* to_string(Norm n) { return n == Norm::layernorm ? "layernorm" : "rmsnorm"; }
+const char* to_string(PositionEmbedding p) {
+  return p == PositionEmbedding::learned ? "learned" : "rope";
+}
+
+const char* to_string(CnnOp op) {
+  switch (op) {
+    case CnnOp::conv: return "conv";
+    case CnnOp::bn: return "bn";
+    case CnnOp::relu: return "relu";
+    case CnnOp::maxpool: return "maxpool";
+    case CnnOp::avgpool: return "avgpool";
+    case CnnOp::add: return "add";
+    case CnnOp::fc: return "fc";
+  }
+  return "?";
+}
+
+const char* to_string(PipelineSchedule s) {
+  switch (s) {
+    case PipelineSchedule::gpipe: return "gpipe";
+    case PipelineSchedule::one_f_one_b: return "1f1b";
+    case PipelineSchedule::interleaved_1f1b: return "interleaved-1f1b";
+  }
+  return "?";
+}
+
+const char* to_string(Precision p) {
+  switch (p) {
+    case Precision::fp32: return "fp32";
+    case Precision::tf32: return "tf32";
+    case Precision::fp16: return "fp16";
+    case Precision::bf16: return "bf16";
+    case Precision::fp8: return "fp8";
+  }
+  return "?";
+}
+
+const char* to_string(Recompute r) {
+  switch (r) {
+    case Recompute::none: return "none";
+    case Recompute::selective: return "selective";
+    case Recompute::full: return "full";
+  }
+  return "?";
+}
+
+const char* to_string(Optimizer o) {
+  switch (o) {
+    case Optimizer::adam: return "adam";
+    case Optimizer::adamw: return "adamw";
+    case Optimizer::lamb: return "lamb";
+    case Optimizer::sgd: return "sgd";
+    case Optimizer::lars: return "lars";
+  }
+  return "?";
+}
+
+}  // namespace orrery

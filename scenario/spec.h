@@ -1,0 +1,190 @@
+// The validated, fully resolved description of one what-if question: which cluster,
+// which model, how it is split, how it is trained, what it costs. Plain data with
+// units in the types; produced by scenario/load.h, consumed by model/ and the reports.
+// Every field is documented, with unit, default and range, in docs/scenario-format.md.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "core/units.h"
+
+namespace orrery {
+
+// Numeric formats a GPU computes in. Peak rates are per format.
+enum class Dtype { fp32, tf32, fp16, bf16, fp8, fp4 };
+const char* to_string(Dtype d);
+
+struct GpuSpec {
+  std::string preset;                 // preset it was resolved from, "" if given in full
+  std::string name;                   // marketing name, for reports
+  std::map<Dtype, FlopRate> peak;     // dense peak per format; a missing format is unsupported
+  Bytes memory;                       // HBM capacity
+  Bandwidth memory_bandwidth;         // HBM bandwidth
+  Watts tdp;                          // board power limit
+};
+
+struct IntraNodeSpec {
+  Bandwidth bandwidth;  // per GPU, per direction, to the node's switch (NVLink/NVSwitch)
+  Seconds latency;      // per-message latency of one intra-node transfer
+  bool nvls = false;    // NVLink SHARP (in-switch reduction) available
+};
+
+enum class InterNodeTopology { fat_tree, rail_optimized };
+const char* to_string(InterNodeTopology t);
+
+struct InterNodeSpec {
+  int nics_per_node = 0;
+  Bandwidth nic_bandwidth;       // per NIC, per direction
+  Seconds latency;               // per-message latency of one inter-node transfer
+  InterNodeTopology topology = InterNodeTopology::rail_optimized;
+  double oversubscription = 1.0;  // downlink:uplink ratio at the leaf; 2.0 means 2:1
+};
+
+struct ClusterSpec {
+  std::string preset;
+  GpuSpec gpu;
+  int nodes = 1;
+  int gpus_per_node = 8;
+  IntraNodeSpec intra_node;
+  InterNodeSpec inter_node;
+  int gpus() const { return nodes * gpus_per_node; }
+};
+
+enum class ModelFamily { decoder, encoder, cnn };
+enum class Activation { gelu, swiglu };
+enum class Norm { layernorm, rmsnorm };
+enum class PositionEmbedding { learned, rope };
+const char* to_string(ModelFamily f);
+const char* to_string(Activation a);
+const char* to_string(Norm n);
+const char* to_string(PositionEmbedding p);
+
+// Mixture of experts in the feed-forward block (Switch/GShard/Mixtral/DeepSeek style).
+struct MoeSpec {
+  int experts = 0;               // routed experts per MoE layer
+  int top_k = 1;                 // experts each token is routed to
+  std::int64_t expert_ffn = 0;   // hidden width of one expert's feed-forward
+  int shared_experts = 0;        // experts every token passes through (DeepSeek)
+  std::optional<double> capacity_factor;  // tokens per expert capped at cf*T*k/E; none = dropless
+  int first_dense_layers = 0;    // leading layers with a dense FFN of width model.ffn
+};
+
+// Multi-head latent attention (DeepSeek-V2/V3): low-rank compressed Q and KV.
+struct MlaSpec {
+  int q_lora_rank = 0;      // 0: queries are projected directly from the hidden state
+  int kv_lora_rank = 0;
+  int qk_nope_head_dim = 0;
+  int qk_rope_head_dim = 0;
+  int v_head_dim = 0;
+};
+
+enum class CnnOp { conv, bn, relu, maxpool, avgpool, add, fc };
+const char* to_string(CnnOp op);
+
+// One row of a CNN's per-layer table. Spatial sizes are square (h = w).
+struct CnnLayer {
+  std::string name;
+  CnnOp op = CnnOp::conv;
+  int in_channels = 0;
+  int out_channels = 0;
+  int kernel = 1;
+  int stride = 1;
+  int out_size = 0;  // output height = width; 1 for fc
+};
+
+struct ModelSpec {
+  std::string preset;
+  std::string name;
+  ModelFamily family = ModelFamily::decoder;
+  // Transformer shape (decoder and encoder families).
+  int layers = 0;
+  std::int64_t hidden = 0;
+  int heads = 0;
+  int kv_heads = 0;         // = heads for multi-head attention, fewer for GQA
+  std::int64_t ffn = 0;     // feed-forward hidden width (dense layers)
+  std::int64_t vocab = 0;
+  std::int64_t seq_len = 0;
+  Activation activation = Activation::gelu;
+  Norm norm = Norm::layernorm;
+  PositionEmbedding position_embedding = PositionEmbedding::learned;
+  bool tied_embeddings = true;
+  bool bias = true;         // linear layers carry biases
+  bool dropout = false;     // dropout layers present (they store 1-byte masks)
+  std::optional<MoeSpec> moe;
+  std::optional<MlaSpec> mla;
+  // CNN family: a per-layer table for one image of image_size x image_size.
+  int image_size = 0;
+  std::vector<CnnLayer> cnn_layers;
+
+  std::int64_t head_dim() const { return heads > 0 ? hidden / heads : 0; }
+  bool is_transformer() const { return family != ModelFamily::cnn; }
+};
+
+enum class PipelineSchedule { gpipe, one_f_one_b, interleaved_1f1b };
+const char* to_string(PipelineSchedule s);
+
+struct ParallelismSpec {
+  int tp = 1;   // tensor parallel (Megatron column/row split)
+  int pp = 1;   // pipeline stages
+  int dp = 1;   // data parallel replicas
+  int cp = 1;   // context parallel (sequence split for attention)
+  int ep = 1;   // expert parallel; carved out of dp*cp, as in Megatron-Core
+  bool sequence_parallel = false;
+  int virtual_pipeline_stages = 1;  // model chunks per pipeline rank (interleaving)
+  PipelineSchedule schedule = PipelineSchedule::one_f_one_b;
+  int zero_stage = 0;   // 0 none, 1 optimizer state (= Megatron distributed optimizer), 2 +grads, 3 +params
+  bool fsdp = false;    // PyTorch FSDP full sharding; implies zero_stage 3
+  int microbatch = 1;   // sequences (or images) per micro-batch per replica
+  int global_batch = 1; // sequences (or images) per optimizer step
+
+  int microbatches() const { return global_batch / (microbatch * dp); }
+  // Ranks over which ZeRO / distributed-optimizer shards dense state: dp x cp
+  // (Megatron shards over the data-parallel group that includes context-parallel ranks).
+  int shard_group() const { return dp * cp; }
+};
+
+enum class Precision { fp32, tf32, fp16, bf16, fp8 };
+enum class Recompute { none, selective, full };
+enum class Optimizer { adam, adamw, lamb, sgd, lars };
+const char* to_string(Precision p);
+const char* to_string(Recompute r);
+const char* to_string(Optimizer o);
+
+struct TrainingSpec {
+  Precision precision = Precision::bf16;
+  Recompute recompute = Recompute::none;
+  Optimizer optimizer = Optimizer::adam;
+  bool flash_attention = true;     // fused attention: no s^2 tensors are stored
+  Dtype gradient_dtype = Dtype::fp32;  // main-gradient buffer (Megatron accumulates in fp32)
+  Bytes runtime_reserve;           // CUDA context, library workspaces, communicator buffers
+  double allocator_overhead = 0.0; // caching-allocator fragmentation, fraction of activations
+};
+
+struct CostSpec {
+  std::optional<double> usd_per_gpu_hour;
+  Watts gpu_power;  // average draw used for energy; defaults to the GPU's TDP
+  double pue = 1.0; // facility power usage effectiveness
+};
+
+struct Scenario {
+  std::string file;  // where it was read from
+  std::string name;
+  ClusterSpec cluster;
+  ModelSpec model;
+  ParallelismSpec parallelism;
+  TrainingSpec training;
+  CostSpec cost;
+  // Where each set value came from, by key path ("parallelism.tp"): the user's file and
+  // line, or a built-in preset. Keys left at their default have no entry.
+  std::map<std::string, InputLocation> origin;
+
+  // The location to blame for a key: its origin, else the scenario file itself.
+  InputLocation where(const std::string& key) const;
+};
+
+}  // namespace orrery

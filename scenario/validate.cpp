@@ -1,0 +1,236 @@
+#include "scenario/validate.h"
+
+#include <fmt/format.h>
+
+#include <string>
+
+namespace orrery {
+namespace {
+
+bool is_set(const Scenario& s, const std::string& key) { return s.origin.count(key) > 0; }
+
+[[noreturn]] void reject(const Scenario& s, const std::string& key, const std::string& value,
+                         const std::string& why) {
+  throw InputError(s.where(key), key, value, why);
+}
+
+void require(const Scenario& s, const std::string& key, const std::string& what) {
+  if (!is_set(s, key)) {
+    // Blame the enclosing section, which is where the key should have been written.
+    std::string section = key.substr(0, key.rfind('.'));
+    InputLocation where = s.where(section);
+    if (!where.line) where = s.where(section.substr(0, section.find('.')));
+    throw InputError(where, key, "", "missing key: " + what);
+  }
+}
+
+void complete_cluster(Scenario& s) {
+  ClusterSpec& c = s.cluster;
+  require(s, "cluster.gpu", "the GPU (a preset name such as h100-sxm5-80gb, or its specs)");
+  require(s, "cluster.gpu.memory", "HBM capacity, e.g. \"80 GiB\"");
+  require(s, "cluster.gpu.memory_bandwidth", "HBM bandwidth, e.g. \"3.35 TB/s\"");
+  require(s, "cluster.gpu.tdp", "board power, e.g. \"700 W\"");
+  if (c.gpu.peak.empty()) {
+    require(s, "cluster.gpu.peak", "peak compute per format, e.g. {bf16: \"989.4 TFLOP/s\"}");
+  }
+  if (c.gpu.name.empty()) c.gpu.name = c.gpu.preset.empty() ? "custom GPU" : c.gpu.preset;
+  require(s, "cluster.intra_node.bandwidth", "per-GPU intra-node bandwidth per direction");
+  require(s, "cluster.intra_node.latency", "intra-node per-message latency");
+  if (c.nodes > 1) {
+    require(s, "cluster.inter_node.nics_per_node", "NICs per node (the cluster has several nodes)");
+    require(s, "cluster.inter_node.nic_bandwidth", "bandwidth per NIC, e.g. \"400 Gb/s\"");
+    require(s, "cluster.inter_node.latency", "inter-node per-message latency");
+  }
+  if (!is_set(s, "cost.gpu_power")) s.cost.gpu_power = c.gpu.tdp;
+}
+
+void complete_transformer(Scenario& s) {
+  ModelSpec& m = s.model;
+  for (const char* k : {"layers", "hidden", "heads", "ffn", "vocab", "seq_len"}) {
+    require(s, std::string("model.") + k, "a transformer needs layers, hidden, heads, ffn, vocab "
+                                          "and seq_len");
+  }
+  if (!is_set(s, "model.kv_heads")) m.kv_heads = m.heads;
+  if (m.kv_heads > m.heads || m.heads % m.kv_heads != 0) {
+    reject(s, "model.kv_heads", std::to_string(m.kv_heads),
+           fmt::format("must divide heads ({}): each key/value head serves a whole group of "
+                       "query heads",
+                       m.heads));
+  }
+  if (!m.mla && m.hidden % m.heads != 0) {
+    reject(s, "model.hidden", std::to_string(m.hidden),
+           fmt::format("must be a multiple of heads ({})", m.heads));
+  }
+  if (m.mla && m.mla->kv_lora_rank == 0) {
+    require(s, "model.mla.kv_lora_rank", "MLA needs kv_lora_rank");
+  }
+  if (m.moe) {
+    MoeSpec& e = *m.moe;
+    require(s, "model.moe.experts", "number of routed experts");
+    require(s, "model.moe.expert_ffn", "hidden width of one expert");
+    if (e.top_k > e.experts) {
+      reject(s, "model.moe.top_k", std::to_string(e.top_k),
+             fmt::format("cannot exceed experts ({})", e.experts));
+    }
+    if (e.first_dense_layers >= m.layers) {
+      reject(s, "model.moe.first_dense_layers", std::to_string(e.first_dense_layers),
+             fmt::format("must be below layers ({}) or the model has no MoE layer", m.layers));
+    }
+  }
+  if (!m.cnn_layers.empty()) {
+    reject(s, "model.layer_table", "<a list>", "only the cnn family takes a layer table");
+  }
+}
+
+void complete_cnn(Scenario& s) {
+  require(s, "model.image_size", "input image height = width in pixels");
+  require(s, "model.layer_table", "the per-layer table of the network");
+  const ParallelismSpec& p = s.parallelism;
+  const std::pair<const char*, int> degrees[] = {{"tp", p.tp}, {"pp", p.pp}, {"cp", p.cp},
+                                                 {"ep", p.ep}};
+  for (const auto& [key, value] : degrees) {
+    if (value != 1) {
+      reject(s, std::string("parallelism.") + key, std::to_string(value),
+             "the cnn family is modelled with data parallelism only; set it to 1");
+    }
+  }
+}
+
+void complete_parallelism(Scenario& s) {
+  ParallelismSpec& p = s.parallelism;
+  const ModelSpec& m = s.model;
+  const int gpus = s.cluster.gpus();
+  require(s, "parallelism.global_batch", "sequences (or images) per optimizer step");
+
+  const int model_ranks = p.tp * p.pp * p.cp;
+  if (!is_set(s, "parallelism.dp")) {
+    if (gpus % model_ranks != 0) {
+      reject(s, "parallelism.tp", std::to_string(p.tp),
+             fmt::format("tp*pp*cp = {} does not divide the cluster's {} GPUs", model_ranks, gpus));
+    }
+    p.dp = gpus / model_ranks;
+  }
+  if (p.tp * p.pp * p.dp * p.cp != gpus) {
+    reject(s, "parallelism.dp", std::to_string(p.dp),
+           fmt::format("tp*pp*dp*cp = {}*{}*{}*{} = {} but the cluster has {} GPUs ({} nodes x {})",
+                       p.tp, p.pp, p.dp, p.cp, p.tp * p.pp * p.dp * p.cp, gpus,
+                       s.cluster.nodes, s.cluster.gpus_per_node));
+  }
+  if (p.global_batch % (p.microbatch * p.dp) != 0) {
+    reject(s, "parallelism.global_batch", std::to_string(p.global_batch),
+           fmt::format("must be a multiple of microbatch*dp = {}*{} = {}", p.microbatch, p.dp,
+                       p.microbatch * p.dp));
+  }
+
+  // Schedule and virtual stages must agree; the default follows virtual stages.
+  const int vp = p.virtual_pipeline_stages;
+  if (!is_set(s, "parallelism.schedule")) {
+    p.schedule = vp > 1 ? PipelineSchedule::interleaved_1f1b : PipelineSchedule::one_f_one_b;
+  }
+  if (p.schedule == PipelineSchedule::interleaved_1f1b && vp < 2) {
+    reject(s, "parallelism.schedule", "interleaved-1f1b",
+           "needs virtual_pipeline_stages >= 2 (model chunks per pipeline rank)");
+  }
+  if (p.schedule != PipelineSchedule::interleaved_1f1b && vp > 1) {
+    reject(s, "parallelism.virtual_pipeline_stages", std::to_string(vp),
+           fmt::format("virtual stages need schedule interleaved-1f1b, not {}",
+                       to_string(p.schedule)));
+  }
+  if (vp > 1 && p.pp < 2) {
+    reject(s, "parallelism.virtual_pipeline_stages", std::to_string(vp),
+           "interleaving needs pp >= 2");
+  }
+
+  if (p.fsdp) {
+    if (is_set(s, "parallelism.zero_stage") && p.zero_stage != 3) {
+      reject(s, "parallelism.zero_stage", std::to_string(p.zero_stage),
+             "fsdp: true shards parameters, gradients and optimizer state (stage 3); "
+             "remove zero_stage or set it to 3");
+    }
+    p.zero_stage = 3;
+  }
+
+  if (!m.is_transformer()) return;
+
+  if (m.heads % p.tp != 0) {
+    reject(s, "parallelism.tp", std::to_string(p.tp),
+           fmt::format("must divide the attention heads ({})", m.heads));
+  }
+  if (!m.mla && m.kv_heads % p.tp != 0) {
+    reject(s, "parallelism.tp", std::to_string(p.tp),
+           fmt::format("must divide the key/value heads ({}) as Megatron requires", m.kv_heads));
+  }
+  if (m.ffn % p.tp != 0) {
+    reject(s, "parallelism.tp", std::to_string(p.tp),
+           fmt::format("must divide the feed-forward width ffn ({})", m.ffn));
+  }
+  if (m.moe && m.moe->expert_ffn % p.tp != 0) {
+    reject(s, "parallelism.tp", std::to_string(p.tp),
+           fmt::format("must divide the expert width expert_ffn ({})", m.moe->expert_ffn));
+  }
+  if (m.layers % (p.pp * vp) != 0) {
+    reject(s, "parallelism.pp", std::to_string(p.pp),
+           fmt::format("layers ({}) must divide evenly into pp*virtual_pipeline_stages = {}*{} "
+                       "model chunks",
+                       m.layers, p.pp, vp));
+  }
+  if (p.cp > 1 && m.seq_len % (2 * p.cp) != 0) {
+    reject(s, "parallelism.cp", std::to_string(p.cp),
+           fmt::format("seq_len ({}) must be a multiple of 2*cp for the load-balanced causal "
+                       "split",
+                       m.seq_len));
+  }
+  if (p.ep > 1) {
+    if (!m.moe) {
+      reject(s, "parallelism.ep", std::to_string(p.ep), "expert parallelism needs an MoE model");
+    }
+    if (m.moe->experts % p.ep != 0) {
+      reject(s, "parallelism.ep", std::to_string(p.ep),
+             fmt::format("must divide the number of experts ({})", m.moe->experts));
+    }
+    if ((p.dp * p.cp) % p.ep != 0) {
+      reject(s, "parallelism.ep", std::to_string(p.ep),
+             fmt::format("must divide dp*cp = {}: expert-parallel ranks are carved out of the "
+                         "data-parallel ranks",
+                         p.dp * p.cp));
+    }
+  }
+}
+
+void complete_training(Scenario& s) {
+  const TrainingSpec& t = s.training;
+  Dtype needed = Dtype::bf16;
+  switch (t.precision) {
+    case Precision::fp32: needed = Dtype::fp32; break;
+    case Precision::tf32: needed = Dtype::tf32; break;
+    case Precision::fp16: needed = Dtype::fp16; break;
+    case Precision::bf16: needed = Dtype::bf16; break;
+    case Precision::fp8: needed = Dtype::fp8; break;
+  }
+  if (!s.cluster.gpu.peak.count(needed)) {
+    reject(s, "training.precision", to_string(t.precision),
+           fmt::format("the GPU '{}' has no {} peak rate (it does not support the format)",
+                       s.cluster.gpu.name, to_string(needed)));
+  }
+  if (t.precision == Precision::fp32 || t.precision == Precision::tf32) {
+    if (is_set(s, "training.gradient_dtype") && t.gradient_dtype != Dtype::fp32) {
+      reject(s, "training.gradient_dtype", to_string(t.gradient_dtype),
+             "fp32/tf32 training keeps fp32 gradients");
+    }
+  }
+}
+
+}  // namespace
+
+void complete_and_validate(Scenario& s) {
+  complete_cluster(s);
+  if (s.model.family == ModelFamily::cnn) {
+    complete_cnn(s);
+  } else {
+    complete_transformer(s);
+  }
+  complete_parallelism(s);
+  complete_training(s);
+}
+
+}  // namespace orrery
