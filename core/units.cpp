@@ -88,7 +88,7 @@ const char* accepted_units(Dimension d) {
   return "?";
 }
 
-bool parse_quantity(const std::string& text, Dimension dim, double& si_value,
+bool parse_quantity(const std::string& text, Dimension dim, double& value_si,
                     std::string& why) {
   const std::string t = trim(text);
   if (t.empty()) {
@@ -116,8 +116,8 @@ bool parse_quantity(const std::string& text, Dimension dim, double& si_value,
   auto [table, n] = units_of(dim);
   for (size_t i = 0; i < n; ++i) {
     if (unit == table[i].name) {
-      si_value = number * table[i].factor;
-      if (!std::isfinite(si_value)) {
+      value_si = number * table[i].factor;
+      if (!std::isfinite(value_si)) {
         why = "the value overflows";
         return false;
       }

@@ -58,7 +58,7 @@ const char* accepted_units(Dimension d);
 // powers of 1024; a lower-case `b` in a rate means bits ("200 Gb/s" = 25e9 B/s).
 // Returns false and fills `why` on a missing or wrong unit, a non-finite or
 // unparsable number. Negative values parse; range checks belong to the caller.
-bool parse_quantity(const std::string& text, Dimension dim, double& si_value,
+bool parse_quantity(const std::string& text, Dimension dim, double& value_si,
                     std::string& why);
 
 // Human-readable forms used by reports: "80.0 GiB", "3.35 TB/s", "989.4 TFLOP/s", "2.50 us".

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "model/pipeline.h"
 #include "model/workload.h"
 
 namespace orrery {
@@ -64,14 +65,13 @@ MemoryReport estimate_memory(const Scenario& s) {
   shard.ep = p.ep;
   const Workload w = build_workload(m, t, shard);
 
-  // Assign layers to stages. Transformer layer l sits in model chunk
-  // l / (L / (p*v)), and chunk c on pipeline rank c % p (Megatron's interleaving).
+  // Assign layers to stages (model/pipeline.h).
   std::vector<std::vector<const Layer*>> stage_layers(p.pp);
   std::vector<const Layer*> stage_embedding(p.pp, nullptr), stage_head(p.pp, nullptr);
   if (m.family == ModelFamily::cnn) {
     for (const Layer& l : w.layers) stage_layers[0].push_back(&l);
   } else {
-    const int per_chunk = m.layers / (p.pp * p.virtual_pipeline_stages);
+    const std::vector<int> stage_of = stage_of_layers(m, p);
     int index = 0;
     for (const Layer& l : w.layers) {
       if (l.kind == LayerKind::embedding) {
@@ -79,7 +79,7 @@ MemoryReport estimate_memory(const Scenario& s) {
       } else if (l.kind == LayerKind::head) {
         stage_head[p.pp - 1] = &l;
       } else {
-        stage_layers[(index / per_chunk) % p.pp].push_back(&l);
+        stage_layers[stage_of.at(index)].push_back(&l);
         ++index;
       }
     }

@@ -227,9 +227,12 @@ std::string render_check_table(const Scenario& s, const StepFigures& f) {
                                 t.flash_attention ? ", flash attention" : ", unfused attention"));
 
   o += "\nworkload per step\n";
-  line("parameters", fmt::format("{} total, {} active per token, {} per GPU (stage {})",
-                                 format_count(f.params_total), format_count(f.params_active),
-                                 format_count(f.memory.worst().params), f.memory.worst_stage));
+  line("parameters",
+       fmt::format("{} total{}, {} per GPU (stage {}, before sharding)",
+                   format_count(f.params_total),
+                   m.moe ? fmt::format(", {} active per token", format_count(f.params_active))
+                         : std::string(),
+                   format_count(f.memory.worst().params), f.memory.worst_stage));
   line(m.is_transformer() ? "tokens" : "images", format_count(f.tokens_per_step));
   line("model FLOPs", fmt::format("{:.4e} ({:.4e} per GPU)", f.model_flops.value(),
                                   f.model_flops_per_gpu.value()));
@@ -250,7 +253,8 @@ std::string render_check_table(const Scenario& s, const StepFigures& f) {
   mem("optimizer", w.memory.optimizer, fmt::format("{} B/param{}", sb.optimizer,
                                                    p.zero_stage >= 1 ? ", sharded" : ""));
   mem("activations", w.memory.activations,
-      fmt::format("{:.2f} layers in flight x {} per layer, recompute {}", w.layers_in_flight,
+      fmt::format("{:.2f} {} in flight x {} each, recompute {}", w.layers_in_flight,
+                  m.is_transformer() ? "layers" : "table rows",
                   format_bytes(w.activations_per_layer), to_string(t.recompute)));
   mem("other", w.memory.other,
       fmt::format("runtime {}, allocator {}, gather buffers {}", format_bytes(w.runtime_reserve),

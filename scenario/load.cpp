@@ -52,7 +52,8 @@ const std::vector<std::string> kMlaKeys = {"q_lora_rank", "kv_lora_rank", "qk_no
 const std::vector<std::string> kCnnRowKeys = {"name", "op", "in", "out", "kernel", "stride",
                                               "size"};
 const std::vector<std::string> kParallelKeys = {
-    "tp", "pp", "dp", "cp", "ep", "sequence_parallel", "virtual_pipeline_stages", "schedule",
+    "tp", "pp", "dp", "cp", "ep", "sequence_parallel", "virtual_pipeline_stages",
+    "first_stage_layers", "last_stage_layers", "schedule",
     "zero_stage", "fsdp", "microbatch", "global_batch"};
 const std::vector<std::string> kTrainingKeys = {"precision", "recompute", "optimizer",
                                                 "flash_attention", "gradient_dtype",
@@ -281,6 +282,9 @@ void read_parallelism(const YAML::Node& node, const std::string& file, Origin* o
   r.read_int("ep", 1, kMaxCount, p.ep);
   r.read_bool("sequence_parallel", p.sequence_parallel);
   r.read_int("virtual_pipeline_stages", 1, kMaxCount, p.virtual_pipeline_stages);
+  int n = 0;
+  if (r.read_int("first_stage_layers", 0, kMaxCount, n)) p.first_stage_layers = n;
+  if (r.read_int("last_stage_layers", 0, kMaxCount, n)) p.last_stage_layers = n;
   r.read_enum("schedule",
               {{"gpipe", PipelineSchedule::gpipe},
                {"1f1b", PipelineSchedule::one_f_one_b},
@@ -357,6 +361,9 @@ Scenario parse(const YAML::Node& root, const std::string& file) {
   s.model.preset = apply_section(
       top.node("model"), file, "model", kModelKeys, model_presets(), origin,
       [&] { s.model = ModelSpec{}; }, [&](MapReader& r) { read_model_keys(r, origin, s.model); });
+  for (const char* section : {"parallelism", "training", "cost"}) {
+    if (top.has(section)) (*origin)[section] = location_of(file, top.node(section));
+  }
   read_parallelism(top.node("parallelism"), file, origin, s.parallelism);
   if (top.has("training")) read_training(top.node("training"), file, origin, s.training);
   if (top.has("cost")) read_cost(top.node("cost"), file, origin, s.cost);

@@ -136,6 +136,10 @@ struct ParallelismSpec {
   int ep = 1;   // expert parallel; carved out of dp*cp, as in Megatron-Core
   bool sequence_parallel = false;
   int virtual_pipeline_stages = 1;  // model chunks per pipeline rank (interleaving)
+  // Uneven pipelines (Megatron-LM --decoder-first/last-pipeline-num-layers): transformer
+  // layers on the first and last stage; the rest split evenly over the others.
+  std::optional<int> first_stage_layers;
+  std::optional<int> last_stage_layers;
   PipelineSchedule schedule = PipelineSchedule::one_f_one_b;
   int zero_stage = 0;   // 0 none, 1 optimizer state (= Megatron distributed optimizer), 2 +grads, 3 +params
   bool fsdp = false;    // PyTorch FSDP full sharding; implies zero_stage 3

@@ -168,10 +168,31 @@ void complete_parallelism(Scenario& s) {
     reject(s, "parallelism.tp", std::to_string(p.tp),
            fmt::format("must divide the expert width expert_ffn ({})", m.moe->expert_ffn));
   }
-  if (m.layers % (p.pp * vp) != 0) {
+  if (p.first_stage_layers || p.last_stage_layers) {
+    const char* key = p.first_stage_layers ? "parallelism.first_stage_layers"
+                                           : "parallelism.last_stage_layers";
+    const std::string value = std::to_string(p.first_stage_layers ? *p.first_stage_layers
+                                                                   : *p.last_stage_layers);
+    if (vp > 1) {
+      reject(s, key, value, "uneven first/last stages are modelled without interleaving only; "
+                            "set virtual_pipeline_stages to 1");
+    }
+    const int edges = (p.first_stage_layers ? 1 : 0) + (p.last_stage_layers ? 1 : 0);
+    if (p.pp <= edges) {
+      reject(s, key, value,
+             fmt::format("needs pp > {} so that some stage takes the remaining layers", edges));
+    }
+    const int rest = m.layers - p.first_stage_layers.value_or(0) - p.last_stage_layers.value_or(0);
+    if (rest <= 0 || rest % (p.pp - edges) != 0) {
+      reject(s, key, value,
+             fmt::format("the remaining {} of {} layers must divide evenly over the other {} "
+                         "stages",
+                         rest, m.layers, p.pp - edges));
+    }
+  } else if (m.layers % (p.pp * vp) != 0) {
     reject(s, "parallelism.pp", std::to_string(p.pp),
            fmt::format("layers ({}) must divide evenly into pp*virtual_pipeline_stages = {}*{} "
-                       "model chunks",
+                       "model chunks (or set first_stage_layers / last_stage_layers)",
                        m.layers, p.pp, vp));
   }
   if (p.cp > 1 && m.seq_len % (2 * p.cp) != 0) {

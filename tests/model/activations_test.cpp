@@ -1,0 +1,96 @@
+// Activation bytes per transformer layer against Korthikanti et al. 2022, Table 2.
+#include <gtest/gtest.h>
+
+#include "model/workload.h"
+#include "scenario/load.h"
+#include "tests/test_util.h"
+
+namespace orrery {
+namespace {
+
+// The 22B model of Korthikanti et al. 2022 Table 3: a = 64, h = 6144, s = 2048, with
+// dropout and unfused (non-flash) attention as in their measurements, fp16.
+struct Korthikanti {
+  ModelSpec model;
+  TrainingSpec training;
+  Korthikanti() {
+    const Scenario s = testing::preset_scenario(
+        "megatron-22b", "tp: 8, global_batch: 8", 1,
+        "precision: fp16, flash_attention: false");
+    model = s.model;
+    training = s.training;
+  }
+  // Bytes kept by one transformer layer for micro-batch b.
+  double layer(int b, int t, bool sp, Recompute r) const {
+    Shard shard;
+    shard.microbatch = b;
+    shard.tp = t;
+    shard.sequence_parallel = sp;
+    const Workload w = build_workload(model, training, shard);
+    return w.layers.at(1).saved(r).value();
+  }
+};
+
+constexpr double s = 2048, h = 6144, a = 64, t = 8;
+
+TEST(Activations, Table2NoParallelism) {
+  // sbh(34 + 5as/h)
+  Korthikanti k;
+  for (int b : {1, 4}) {
+    EXPECT_DOUBLE_EQ(k.layer(b, 1, false, Recompute::none), s * b * h * (34 + 5 * a * s / h));
+  }
+}
+
+TEST(Activations, Table2TensorParallel) {
+  // sbh(10 + 24/t + 5as/(ht))
+  Korthikanti k;
+  EXPECT_DOUBLE_EQ(k.layer(1, 8, false, Recompute::none),
+                   s * h * (10 + 24 / t + 5 * a * s / (h * t)));
+}
+
+TEST(Activations, Table2TensorAndSequenceParallel) {
+  // sbh/t (34 + 5as/h)
+  Korthikanti k;
+  EXPECT_DOUBLE_EQ(k.layer(2, 8, true, Recompute::none),
+                   s * 2 * h / t * (34 + 5 * a * s / h));
+}
+
+TEST(Activations, Table2SelectiveRecompute) {
+  // TP: sbh(10 + 24/t); TP + SP: sbh * 34/t
+  Korthikanti k;
+  EXPECT_DOUBLE_EQ(k.layer(1, 8, false, Recompute::selective), s * h * (10 + 24 / t));
+  EXPECT_DOUBLE_EQ(k.layer(1, 8, true, Recompute::selective), s * h * 34 / t);
+}
+
+TEST(Activations, Table2FullRecompute) {
+  // Only the layer input: 2sbh, or 2sbh/t with sequence parallelism.
+  Korthikanti k;
+  EXPECT_DOUBLE_EQ(k.layer(1, 8, false, Recompute::full), 2 * s * h);
+  EXPECT_DOUBLE_EQ(k.layer(1, 8, true, Recompute::full), 2 * s * h / t);
+}
+
+TEST(Activations, FlashAttentionKeepsNoSquareTerm) {
+  // With a fused kernel the s^2 tensors are never stored; the kernel keeps a fp32
+  // log-sum-exp per query row and head (4*b*s*a/t bytes), which selective recompute
+  // drops with the rest of core attention.
+  Korthikanti k;
+  k.training.flash_attention = true;
+  EXPECT_DOUBLE_EQ(k.layer(1, 8, true, Recompute::none), s * h * 34 / t + 4 * s * a / t);
+  EXPECT_DOUBLE_EQ(k.layer(1, 8, true, Recompute::selective), s * h * 34 / t);
+}
+
+TEST(Activations, ContextParallelSplitsTheSequence) {
+  // cp = 2 halves every token-wise tensor; the kept bytes per layer halve too.
+  Korthikanti k;
+  k.training.flash_attention = true;
+  Shard whole, half;
+  whole.tp = half.tp = 8;
+  whole.sequence_parallel = half.sequence_parallel = true;
+  half.cp = 2;
+  const double w = build_workload(k.model, k.training, whole).layers.at(1).saved(Recompute::selective).value();
+  const double c = build_workload(k.model, k.training, half).layers.at(1).saved(Recompute::selective).value();
+  EXPECT_DOUBLE_EQ(c, w / 2);
+}
+
+}  // namespace
+}  // namespace orrery

@@ -1,0 +1,122 @@
+// Memory per GPU: model state bytes per parameter (Megatron-LM's distributed-optimizer
+// table; ZeRO) and the micro-batches each pipeline schedule keeps in flight.
+#include <gtest/gtest.h>
+
+#include "model/memory.h"
+#include "tests/test_util.h"
+
+namespace orrery {
+namespace {
+
+using testing::preset_scenario;
+
+// GPT-3 175B on 1024 A100 (128 DGX A100 nodes), TP 8 PP 8 DP 16.
+Scenario gpt3(const std::string& extra_parallelism, const std::string& training = "") {
+  return preset_scenario("gpt3-175b",
+                         "tp: 8, pp: 8, dp: 16, microbatch: 1, global_batch: 1536" +
+                             extra_parallelism,
+                         128, training);
+}
+
+double state_bytes(const StageMemory& st) {
+  return (st.memory.weights + st.memory.gradients + st.memory.optimizer).value();
+}
+
+TEST(Memory, MixedPrecisionAdamIs18BytesPerParam) {
+  // bf16 weights 2 + fp32 main gradients 4 + fp32 master, m, v 12 = 18 (Megatron-LM
+  // distributed-optimizer doc, "bf16 params, fp32 grads": 18 non-distributed).
+  const MemoryReport r = estimate_memory(gpt3(""));
+  for (const StageMemory& st : r.stages) {
+    EXPECT_DOUBLE_EQ(state_bytes(st), 18.0 * st.params) << "stage " << st.stage;
+  }
+}
+
+TEST(Memory, DistributedOptimizerIs6Plus12OverD) {
+  // Same table, distributed: 6 + 12/d with d = 16 data-parallel ranks.
+  const MemoryReport r = estimate_memory(gpt3(", zero_stage: 1"));
+  for (const StageMemory& st : r.stages) {
+    EXPECT_DOUBLE_EQ(state_bytes(st), (6.0 + 12.0 / 16) * st.params);
+  }
+}
+
+TEST(Memory, Fp16GradientsGiveZeroPapers16Bytes) {
+  // ZeRO (Rajbhandari et al. 2020) section 3.1: mixed-precision Adam holds 2 + 2 + 12 = 16
+  // bytes per parameter; stage 2 shards the last 14, stage 3 all 16.
+  const MemoryReport z0 = estimate_memory(gpt3("", "precision: fp16, gradient_dtype: fp16"));
+  EXPECT_DOUBLE_EQ(state_bytes(z0.stages[0]), 16.0 * z0.stages[0].params);
+  const MemoryReport z2 =
+      estimate_memory(gpt3(", zero_stage: 2", "precision: fp16, gradient_dtype: fp16"));
+  EXPECT_DOUBLE_EQ(state_bytes(z2.stages[0]), (2.0 + 14.0 / 16) * z2.stages[0].params);
+  const MemoryReport z3 =
+      estimate_memory(gpt3(", zero_stage: 3", "precision: fp16, gradient_dtype: fp16"));
+  EXPECT_DOUBLE_EQ(state_bytes(z3.stages[0]), 16.0 / 16 * z3.stages[0].params);
+  EXPECT_GT(z3.stages[0].gather_buffers.value(), 0.0);
+}
+
+TEST(Memory, Fp32AdamIs16BytesPerParam) {
+  // fp32 weights 4 + gradients 4 + m, v 8; no separate master copy.
+  const MemoryReport r = estimate_memory(gpt3("", "precision: fp32"));
+  EXPECT_DOUBLE_EQ(state_bytes(r.stages[0]), 16.0 * r.stages[0].params);
+}
+
+TEST(Memory, OneFOneBFirstStageHoldsPMicrobatches) {
+  // Korthikanti et al. 2022 section 4.2.3: with 1F1B the first stage keeps p
+  // micro-batches of its L/p layers, i.e. L layers' worth; stage i keeps p - i.
+  const MemoryReport r = estimate_memory(gpt3(""));
+  EXPECT_DOUBLE_EQ(r.stages[0].layers_in_flight, 96.0);
+  EXPECT_DOUBLE_EQ(r.stages[7].layers_in_flight, 12.0);
+  EXPECT_EQ(r.worst_stage, 0);
+}
+
+TEST(Memory, InterleavedFirstStageHoldsL_1PlusPMinus1OverPV) {
+  // Korthikanti et al. 2022: the interleaved schedule raises the first stage's count to
+  // L*(1 + (p-1)/(p*v)) = 96 * (1 + 7/16) = 138 layers for p = 8, v = 2.
+  const MemoryReport r = estimate_memory(gpt3(", virtual_pipeline_stages: 2"));
+  EXPECT_DOUBLE_EQ(r.stages[0].layers_in_flight, 138.0);
+}
+
+TEST(Memory, GPipeHoldsEveryMicrobatch) {
+  // m = 1536 / (1 * 16) = 96 micro-batches, 12 layers each.
+  const MemoryReport r = estimate_memory(gpt3(", schedule: gpipe"));
+  EXPECT_DOUBLE_EQ(r.stages[3].layers_in_flight, 96.0 * 12);
+}
+
+TEST(Memory, FewMicrobatchesCapTheInFlightCount) {
+  // Global batch 32 = 2 micro-batches per replica: no stage can hold more than 2.
+  const MemoryReport r = estimate_memory(
+      preset_scenario("gpt3-175b", "tp: 8, pp: 8, dp: 16, global_batch: 32", 128));
+  EXPECT_DOUBLE_EQ(r.stages[0].layers_in_flight, 2.0 * 12);
+}
+
+TEST(Memory, TiedEmbeddingCopyOnLastStage) {
+  // GPT-3's tied word embedding (51200 x 12288 / tp 8 per rank) is held by the first
+  // stage and, for its gradient, copied on the last one (Megatron-LM).
+  const MemoryReport r = estimate_memory(gpt3(""));
+  const double block = r.stages[3].params;  // a middle stage: 12 layers only
+  const double word = 51200.0 * 12288 / 8;
+  const double position = 2048.0 * 12288;
+  EXPECT_DOUBLE_EQ(r.stages[0].params - block, word + position);
+  EXPECT_DOUBLE_EQ(r.stages[7].params - block, word + 2 * 12288);  // + final LayerNorm
+}
+
+TEST(Memory, VerdictComparesWithHbm) {
+  const MemoryReport fits = estimate_memory(gpt3(", sequence_parallel: true", "recompute: full"));
+  EXPECT_TRUE(fits.fits);
+  EXPECT_LE(fits.worst().memory.total(), fits.capacity);
+  const MemoryReport oom =
+      estimate_memory(preset_scenario("gpt3-175b", "tp: 8, pp: 1, global_batch: 8", 1));
+  EXPECT_FALSE(oom.fits);
+}
+
+TEST(Memory, RuntimeReserveAndAllocatorOverheadAreOther) {
+  const MemoryReport r = estimate_memory(
+      gpt3("", "runtime_reserve: \"2 GiB\", allocator_overhead: 0.1, recompute: full"));
+  const StageMemory& st = r.stages[0];
+  EXPECT_DOUBLE_EQ(st.runtime_reserve.value(), 2.0 * 1073741824.0);
+  EXPECT_DOUBLE_EQ(st.allocator_overhead.value(), 0.1 * st.memory.activations.value());
+  EXPECT_DOUBLE_EQ(st.memory.other.value(),
+                   (st.runtime_reserve + st.allocator_overhead + st.gather_buffers).value());
+}
+
+}  // namespace
+}  // namespace orrery

@@ -1,0 +1,104 @@
+// Parameter counts against hand derivations and published sizes.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "model/analysis.h"
+#include "tests/test_util.h"
+
+namespace orrery {
+namespace {
+
+using testing::preset_scenario;
+
+double params_of(const std::string& preset) {
+  return analyse_step(preset_scenario(preset, "tp: 1, pp: 1, global_batch: 8")).params_total;
+}
+
+TEST(Params, Gpt3Is174_6B) {
+  // Narayanan et al. 2021, section 5.1: P = 12*l*h^2*(1 + 13/(12h) + (V + s)/(12*l*h)),
+  // plus the final LayerNorm (2h) the formula leaves out. l = 96, h = 12288,
+  // V = 51200, s = 2048:
+  //   12*96*12288^2 = 173,946,175,488;  13*l*h = 15,335,424;
+  //   (V + s)*h = 654,311,424;  2h = 24,576  ->  174,615,846,912.
+  EXPECT_DOUBLE_EQ(params_of("gpt3-175b"), 174615846912.0);
+  EXPECT_NEAR(params_of("gpt3-175b") / 174.6e9, 1.0, 0.0005);  // "174.6 B" (Table 1 row)
+}
+
+TEST(Params, NarayananTable1WithinOnePercentOfPrintedSizes) {
+  const std::pair<const char*, double> rows[] = {
+      {"narayanan-1.7b", 1.7e9},     {"narayanan-3.6b", 3.6e9},
+      {"narayanan-7.5b", 7.5e9},     {"narayanan-18.4b", 18.4e9},
+      {"narayanan-39.1b", 39.1e9},   {"narayanan-76.1b", 76.1e9},
+      {"narayanan-145.6b", 145.6e9}, {"narayanan-310.1b", 310.1e9},
+      {"narayanan-529.6b", 529.6e9}, {"narayanan-1008b", 1008.0e9}};
+  // The table prints sizes to one decimal (three figures at 1008B): a printed "1.7" is
+  // any count in [1.65, 1.75) B. So the bar is 1 % or half a printed unit (0.05 B),
+  // whichever is wider; it is the rounding that decides for 1.7B (1.652 B here, the
+  // paper's own formula gives the same) and 3.6B (3.562 B).
+  for (const auto& [preset, printed] : rows) {
+    const double tolerance = std::max(0.01 * printed, 0.05e9);
+    EXPECT_NEAR(params_of(preset), printed, tolerance) << preset;
+  }
+}
+
+TEST(Params, Llama3SizesFromTheirShapes) {
+  // Per layer: q and o h^2 each, k and v h*kv*d each (kv = 8, d = 128), SwiGLU 3*h*f,
+  // two RMSNorms h each; untied embeddings 2*V*h (V = 128256); final norm h.
+  // 8B:   32 * 218,112,000 + 1,050,673,152 + 4,096        =   8,030,261,248
+  // 70B:  80 * 855,654,400 + 2,101,346,304 + 8,192        =  70,553,706,496
+  // 405B: 126 * 3,187,703,808 + 4,202,692,608 + 16,384    = 405,853,388,800
+  EXPECT_DOUBLE_EQ(params_of("llama3-8b"), 8030261248.0);
+  EXPECT_DOUBLE_EQ(params_of("llama3-70b"), 70553706496.0);
+  EXPECT_DOUBLE_EQ(params_of("llama3-405b"), 405853388800.0);
+  // The quoted sizes 8.03 / 70.6 / 405.8 B are rounded (70.55 -> 70.6) or cut
+  // (405.85 -> 405.8) to one decimal, so the bar is 0.1 %.
+  EXPECT_NEAR(params_of("llama3-8b") / 8.03e9, 1.0, 0.001);
+  EXPECT_NEAR(params_of("llama3-70b") / 70.6e9, 1.0, 0.001);
+  EXPECT_NEAR(params_of("llama3-405b") / 405.8e9, 1.0, 0.001);
+}
+
+TEST(Params, Llama2_7B) {
+  // 32 * (4*4096^2 + 3*4096*11008 + 2*4096) + 2*32000*4096 + 4096 = 6,738,415,616,
+  // the 6.74 B of the released checkpoint.
+  EXPECT_DOUBLE_EQ(params_of("llama2-7b"), 6738415616.0);
+}
+
+TEST(Params, MixtralAndDeepSeekMoE) {
+  // Mixtral 8x7B: per layer attention 41,943,040, 8 experts of 3*4096*14336,
+  // router 8*4096, norms 8192 -> 1,451,270,144; x32 + 2*32000*4096 + 4096
+  // = 46,702,792,704 (the "46.7 B" of Jiang et al. 2024).
+  EXPECT_DOUBLE_EQ(params_of("mixtral-8x7b"), 46702792704.0);
+  // DeepSeek-V3: 3 dense layers of 583,483,392 (MLA 187,107,328 + norms 14,336 +
+  // SwiGLU 3*7168*18432) and 58 MoE layers of 11,507,271,424 (MLA + norms + 256
+  // experts and 1 shared of 3*7168*2048 + router 256*7168), + 2*129280*7168 + 7168
+  // = 671,026,404,352. The released config counts 671,026,419,200: the difference is
+  // the 58*256 routing-bias terms, which hold no weights of consequence.
+  EXPECT_DOUBLE_EQ(params_of("deepseek-v3"), 671026404352.0);
+  const StepFigures f =
+      analyse_step(preset_scenario("deepseek-v3", "tp: 1, pp: 1, global_batch: 8"));
+  // Active per token: the report's 37 B. 8 of 256 routed experts per MoE layer.
+  EXPECT_NEAR(f.params_active / 37e9, 1.0, 0.02);
+}
+
+TEST(Params, BertLargeFromItsShape) {
+  // Embeddings 30522*1024 + 512*1024 + 2*1024 + LN 2048 = 31,782,912
+  // Layers 24 * (4*(1024^2 + 1024) + 2*(1024*4096) + 4096 + 1024 + 2*2048) = 302,309,376
+  // Pooler 1,049,600 + MLM transform 1,049,600 + LN 2,048 + output bias 30,522
+  // (output weights tied) -> 336,224,058.
+  EXPECT_DOUBLE_EQ(params_of("bert-large"), 336224058.0);
+}
+
+TEST(Params, ResNet50FromItsLayerTable) {
+  const Scenario s = preset_scenario("resnet50", "global_batch: 256");
+  const StepFigures f = analyse_step(s);
+  // He et al. 2016 / torchvision resnet50: 25,557,032 parameters.
+  EXPECT_DOUBLE_EQ(f.params_total, 25557032.0);
+  // 4.09 G multiply-adds per 224x224 image (v1.5), so model FLOPs per image are
+  // 3 (forward + backward) * 2 * 4,089,184,256.
+  EXPECT_DOUBLE_EQ(f.model_flops.value() / 256, 3.0 * 2.0 * 4089184256.0);
+  EXPECT_NEAR(4089184256.0 / 4.1e9, 1.0, 0.01);
+}
+
+}  // namespace
+}  // namespace orrery

@@ -1,0 +1,265 @@
+// One test per class of bad scenario input: each must raise an InputError whose message
+// names the file, the line, the key and the value.
+#include <gtest/gtest.h>
+
+#include <initializer_list>
+#include <string>
+
+#include "core/error.h"
+#include "scenario/load.h"
+
+namespace orrery {
+namespace {
+
+const char* kGood = R"(cluster: {preset: dgx-h100, nodes: 2}
+model: {preset: llama3-70b}
+parallelism: {tp: 8, pp: 2, dp: 1, microbatch: 1, global_batch: 16}
+training: {precision: bf16, recompute: selective}
+)";
+
+// Loads `yaml` expecting an InputError whose message contains every fragment.
+void expect_error(const std::string& yaml, std::initializer_list<std::string> fragments) {
+  try {
+    load_scenario_text(yaml, "bad.yaml");
+    ADD_FAILURE() << "no error for:\n" << yaml;
+  } catch (const InputError& e) {
+    const std::string msg = e.what();
+    for (const auto& f : fragments) {
+      EXPECT_NE(msg.find(f), std::string::npos) << "'" << f << "' not in: " << msg;
+    }
+  }
+}
+
+TEST(BadInput, TheGoodBaseLoads) { EXPECT_NO_THROW(load_scenario_text(kGood, "good.yaml")); }
+
+TEST(BadInput, UnknownKeyWithDidYouMean) {
+  expect_error(R"(cluster: {preset: dgx-h100, nodes: 2}
+model: {preset: llama3-70b}
+parallelism: {tp: 8, pp: 2, globl_batch: 16}
+)",
+               {"bad.yaml:3", "parallelism.globl_batch", "unknown key",
+                "did you mean 'global_batch'?"});
+}
+
+TEST(BadInput, UnknownTopLevelSection) {
+  expect_error(std::string(kGood) + "sweep: {tp: [1, 2]}\n",
+               {"bad.yaml:5", "'sweep'", "unknown key"});
+}
+
+TEST(BadInput, MissingKey) {
+  expect_error(R"(cluster: {preset: dgx-h100, nodes: 2}
+model: {preset: llama3-70b}
+parallelism: {tp: 8, pp: 2}
+)",
+               {"bad.yaml:3", "parallelism.global_batch", "missing key"});
+  expect_error("cluster: {preset: dgx-h100}\nmodel: {preset: llama3-8b}\n",
+               {"bad.yaml", "'parallelism'", "missing key"});
+}
+
+TEST(BadInput, MissingModelFieldWithoutPreset) {
+  expect_error(R"(cluster: {preset: dgx-h100}
+model:
+  layers: 4
+  hidden: 1024
+  heads: 16
+  vocab: 32000
+  seq_len: 2048
+parallelism: {tp: 1, global_batch: 8}
+)",
+               {"bad.yaml:3", "model.ffn", "missing key"});
+}
+
+TEST(BadInput, WrongUnit) {
+  expect_error(R"(cluster: {preset: dgx-h100, gpu: {preset: h100-sxm5-80gb, memory: "80 GB/s"}}
+model: {preset: llama3-8b}
+parallelism: {tp: 8, global_batch: 8}
+)",
+               {"bad.yaml:1", "cluster.gpu.memory", "'80 GB/s'", "not a size"});
+}
+
+TEST(BadInput, MissingUnit) {
+  expect_error(R"(cluster:
+  preset: dgx-h100
+  inter_node: {nic_bandwidth: 400}
+model: {preset: llama3-8b}
+parallelism: {tp: 8, global_batch: 8}
+)",
+               {"bad.yaml:3", "cluster.inter_node.nic_bandwidth", "'400'", "missing unit"});
+}
+
+TEST(BadInput, MalformedYaml) {
+  expect_error("cluster: {preset: dgx-h100\nmodel: {preset: llama3-8b}\n",
+               {"bad.yaml:", "malformed YAML"});
+}
+
+TEST(BadInput, EmptyFile) { expect_error("", {"bad.yaml", "empty"}); }
+
+TEST(BadInput, NegativeValue) {
+  expect_error(R"(cluster: {preset: dgx-h100}
+model: {preset: llama3-8b}
+parallelism: {tp: -8, global_batch: 8}
+)",
+               {"bad.yaml:3", "parallelism.tp", "'-8'", "between 1 and"});
+}
+
+TEST(BadInput, AbsurdValue) {
+  expect_error(R"(cluster: {preset: dgx-h100}
+model: {preset: llama3-8b, hidden: 99999999999999}
+parallelism: {tp: 8, global_batch: 8}
+)",
+               {"bad.yaml:2", "model.hidden", "'99999999999999'", "between 1 and"});
+  expect_error(R"(cluster: {preset: dgx-h100, gpu: {preset: h100-sxm5-80gb, memory: "9000 TiB"}}
+model: {preset: llama3-8b}
+parallelism: {tp: 8, global_batch: 8}
+)",
+               {"bad.yaml:1", "cluster.gpu.memory", "out of range"});
+}
+
+TEST(BadInput, WrongType) {
+  expect_error(R"(cluster: {preset: dgx-h100}
+model: {preset: llama3-8b}
+parallelism: {tp: eight, global_batch: 8}
+)",
+               {"bad.yaml:3", "parallelism.tp", "'eight'", "whole number"});
+  expect_error(R"(cluster: {preset: dgx-h100}
+model: {preset: llama3-8b}
+parallelism: {tp: [8], global_batch: 8}
+)",
+               {"bad.yaml:3", "parallelism.tp", "single value"});
+  expect_error(R"(cluster: {preset: dgx-h100}
+model: {preset: llama3-8b}
+parallelism: {tp: 8, global_batch: 8, sequence_parallel: yes}
+)",
+               {"bad.yaml:3", "sequence_parallel", "'yes'", "true or false"});
+}
+
+TEST(BadInput, NotFinite) {
+  expect_error(std::string(kGood) + "cost: {pue: nan}\n", {"bad.yaml:5", "cost.pue", "finite"});
+}
+
+TEST(BadInput, UnknownChoiceWithDidYouMean) {
+  expect_error(R"(cluster: {preset: dgx-h100, nodes: 2}
+model: {preset: llama3-70b}
+parallelism: {tp: 8, pp: 2, global_batch: 16}
+training: {precision: bf61}
+)",
+               {"bad.yaml:4", "training.precision", "'bf61'", "did you mean 'bf16'?"});
+}
+
+TEST(BadInput, UnknownPresetWithDidYouMean) {
+  expect_error(R"(cluster: {preset: dgx-h100}
+model: {preset: llama3-8B}
+parallelism: {tp: 8, global_batch: 8}
+)",
+               {"bad.yaml:2", "model.preset", "'llama3-8B'", "no model preset",
+                "did you mean 'llama3-8b'?"});
+  expect_error(R"(cluster: dgx-h1000
+model: llama3-8b
+parallelism: {tp: 8, global_batch: 8}
+)",
+               {"bad.yaml:1", "cluster", "'dgx-h1000'", "did you mean 'dgx-h100'?"});
+}
+
+TEST(BadInput, DuplicatedKey) {
+  expect_error(R"(cluster: {preset: dgx-h100}
+model: {preset: llama3-8b}
+parallelism: {tp: 8, tp: 4, global_batch: 8}
+)",
+               {"bad.yaml:3", "parallelism.tp", "given twice"});
+}
+
+TEST(BadInput, TpMustDivideHeads) {
+  expect_error(R"(cluster: {preset: dgx-h100, gpus_per_node: 6}
+model: {preset: llama3-70b}
+parallelism: {tp: 6, global_batch: 6}
+)",
+               {"bad.yaml:3", "parallelism.tp", "'6'", "attention heads (64)"});
+}
+
+TEST(BadInput, SplitMustMatchGpuCount) {
+  expect_error(R"(cluster: {preset: dgx-h100, nodes: 2}
+model: {preset: llama3-70b}
+parallelism: {tp: 8, pp: 2, dp: 2, global_batch: 16}
+)",
+               {"bad.yaml:3", "parallelism.dp", "'2'", "= 32 but the cluster has 16 GPUs"});
+  expect_error(R"(cluster: {preset: dgx-h100, nodes: 2}
+model: {preset: llama3-70b}
+parallelism: {tp: 8, pp: 2, cp: 2, global_batch: 16}
+)",
+               {"bad.yaml:3", "parallelism.tp", "does not divide the cluster's 16 GPUs"});
+}
+
+TEST(BadInput, GlobalBatchMustDivideIntoMicrobatches) {
+  expect_error(R"(cluster: {preset: dgx-h100, nodes: 2}
+model: {preset: llama3-70b}
+parallelism: {tp: 8, dp: 2, microbatch: 2, global_batch: 18}
+)",
+               {"bad.yaml:3", "parallelism.global_batch", "'18'",
+                "multiple of microbatch*dp = 2*2 = 4"});
+}
+
+TEST(BadInput, LayersMustDivideIntoChunks) {
+  expect_error(R"(cluster: {preset: dgx-h100, nodes: 2}
+model: {preset: llama3-70b}
+parallelism: {tp: 8, pp: 2, virtual_pipeline_stages: 3, global_batch: 16}
+)",
+               {"bad.yaml:3", "parallelism.pp", "layers (80)", "2*3 model chunks"});
+}
+
+TEST(BadInput, ScheduleAndVirtualStagesMustAgree) {
+  expect_error(R"(cluster: {preset: dgx-h100, nodes: 2}
+model: {preset: llama3-70b}
+parallelism: {tp: 8, pp: 2, virtual_pipeline_stages: 2, schedule: 1f1b, global_batch: 16}
+)",
+               {"bad.yaml:3", "virtual_pipeline_stages", "interleaved-1f1b"});
+}
+
+TEST(BadInput, ExpertParallelNeedsExpertsAndDataRanks) {
+  expect_error(R"(cluster: {preset: dgx-h100}
+model: {preset: llama3-8b}
+parallelism: {tp: 1, ep: 2, global_batch: 8}
+)",
+               {"bad.yaml:3", "parallelism.ep", "needs an MoE model"});
+  expect_error(R"(cluster: {preset: dgx-h100}
+model: {preset: mixtral-8x7b}
+parallelism: {tp: 8, ep: 2, global_batch: 8}
+)",
+               {"bad.yaml:3", "parallelism.ep", "dp*cp = 1"});
+}
+
+TEST(BadInput, PrecisionTheGpuCannotRun) {
+  expect_error(R"(cluster: {preset: dgx-1-v100}
+model: {preset: bert-large}
+parallelism: {global_batch: 64}
+training: {precision: bf16}
+)",
+               {"bad.yaml:4", "training.precision", "'bf16'", "no bf16 peak"});
+}
+
+TEST(BadInput, FsdpConflictsWithAnotherZeroStage) {
+  expect_error(R"(cluster: {preset: dgx-h100}
+model: {preset: llama3-8b}
+parallelism: {tp: 1, fsdp: true, zero_stage: 1, global_batch: 8}
+)",
+               {"bad.yaml:3", "parallelism.zero_stage", "stage 3"});
+}
+
+TEST(BadInput, CnnIsDataParallelOnly) {
+  expect_error(R"(cluster: {preset: dgx-a100}
+model: resnet50
+parallelism: {tp: 2, global_batch: 256}
+)",
+               {"bad.yaml:3", "parallelism.tp", "data parallelism only"});
+}
+
+TEST(BadInput, CannotOpenFile) {
+  try {
+    load_scenario_file("/nonexistent/x.yaml");
+    ADD_FAILURE();
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("/nonexistent/x.yaml: cannot open"), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace orrery

@@ -1,0 +1,132 @@
+// Reading scenarios: presets, overrides beside `preset:`, full specs without presets,
+// derived defaults and where each value came from.
+#include <gtest/gtest.h>
+
+#include "scenario/load.h"
+
+namespace orrery {
+namespace {
+
+TEST(Load, IssueExampleResolvesPresets) {
+  const Scenario s = load_scenario_text(R"(cluster: {preset: dgx-h100, nodes: 2}
+model: {preset: llama3-70b}
+parallelism: {tp: 8, pp: 2, dp: 1, microbatch: 1, global_batch: 16}
+training: {precision: bf16, recompute: selective}
+)",
+                                        "example.yaml");
+  EXPECT_EQ(s.cluster.preset, "dgx-h100");
+  EXPECT_EQ(s.cluster.gpu.preset, "h100-sxm5-80gb");
+  EXPECT_EQ(s.cluster.gpus(), 16);
+  // H100 SXM datasheet: 989.4 TFLOP/s dense bf16, 3.35 TB/s.
+  EXPECT_DOUBLE_EQ(s.cluster.gpu.peak.at(Dtype::bf16).value(), 989.4e12);
+  EXPECT_DOUBLE_EQ(s.cluster.gpu.memory_bandwidth.value(), 3.35e12);
+  // 8 x 400 Gb/s NDR = 50 GB/s per NIC.
+  EXPECT_DOUBLE_EQ(s.cluster.inter_node.nic_bandwidth.value(), 50e9);
+  EXPECT_EQ(s.model.layers, 80);
+  EXPECT_EQ(s.model.kv_heads, 8);
+  EXPECT_EQ(s.parallelism.microbatches(), 16);
+  EXPECT_EQ(s.parallelism.schedule, PipelineSchedule::one_f_one_b);
+  EXPECT_EQ(s.training.recompute, Recompute::selective);
+  EXPECT_DOUBLE_EQ(s.cost.gpu_power.value(), 700.0);  // defaults to the GPU's TDP
+}
+
+TEST(Load, OverridesBesidePresetWin) {
+  const Scenario s = load_scenario_text(R"(cluster:
+  preset: dgx-h100
+  nodes: 4
+  gpu: {preset: h100-sxm5-80gb, memory: "96 GiB"}
+  inter_node: {oversubscription: 2}
+model: {preset: llama3-8b, seq_len: 4096, layers: 16}
+parallelism: {tp: 8, global_batch: 32}
+)",
+                                        "override.yaml");
+  EXPECT_DOUBLE_EQ(s.cluster.gpu.memory.value(), 96.0 * 1073741824.0);
+  EXPECT_DOUBLE_EQ(s.cluster.inter_node.oversubscription, 2.0);
+  EXPECT_EQ(s.cluster.inter_node.nics_per_node, 8);  // kept from the preset
+  EXPECT_EQ(s.model.seq_len, 4096);
+  EXPECT_EQ(s.model.layers, 16);
+  EXPECT_EQ(s.model.hidden, 4096);
+  EXPECT_EQ(s.parallelism.dp, 4);  // derived: 32 GPUs / tp 8
+  // Origins: the override from the file, the rest from the preset.
+  EXPECT_EQ(s.origin.at("model.seq_len").file, "override.yaml");
+  EXPECT_EQ(s.origin.at("model.seq_len").line, 6);
+  EXPECT_NE(s.origin.at("model.hidden").file.find("presets/models.yaml"), std::string::npos);
+}
+
+TEST(Load, GpuPresetInsideSystemReplacesTheSystemsGpu) {
+  // Swapping a DGX H100's GPUs for A100s must not leave the H100's fp8 peak behind.
+  const Scenario s = load_scenario_text(R"(cluster: {preset: dgx-h100, gpu: a100-sxm4-80gb}
+model: llama3-8b
+parallelism: {tp: 8, global_batch: 8}
+)",
+                                        "swap.yaml");
+  EXPECT_EQ(s.cluster.gpu.preset, "a100-sxm4-80gb");
+  EXPECT_EQ(s.cluster.gpu.peak.count(Dtype::fp8), 0u);
+  EXPECT_DOUBLE_EQ(s.cluster.gpu.peak.at(Dtype::bf16).value(), 312e12);
+}
+
+TEST(Load, FullSpecificationWithoutPresets) {
+  const Scenario s = load_scenario_text(R"(name: tiny
+cluster:
+  gpu:
+    name: Some GPU
+    peak: {bf16: "500 TFLOP/s", fp32: "50 TFLOP/s"}
+    memory: "48 GiB"
+    memory_bandwidth: "2 TB/s"
+    tdp: "500 W"
+  nodes: 2
+  gpus_per_node: 4
+  intra_node: {bandwidth: "200 GB/s", latency: "1 us", nvls: false}
+  inter_node: {nics_per_node: 4, nic_bandwidth: "200 Gb/s", latency: "3 us",
+               topology: fat-tree, oversubscription: 2}
+model:
+  family: decoder
+  layers: 12
+  hidden: 768
+  heads: 12
+  ffn: 3072
+  vocab: 50304
+  seq_len: 1024
+parallelism: {tp: 2, pp: 2, global_batch: 32, microbatch: 4}
+training: {precision: bf16, recompute: none, optimizer: adamw}
+cost: {usd_per_gpu_hour: 2.5, pue: 1.2}
+)",
+                                        "tiny.yaml");
+  EXPECT_EQ(s.name, "tiny");
+  EXPECT_EQ(s.cluster.gpus(), 8);
+  EXPECT_EQ(s.cluster.inter_node.topology, InterNodeTopology::fat_tree);
+  EXPECT_DOUBLE_EQ(s.cluster.inter_node.nic_bandwidth.value(), 25e9);
+  EXPECT_EQ(s.model.kv_heads, 12);  // defaults to heads
+  EXPECT_EQ(s.parallelism.dp, 2);
+  EXPECT_EQ(s.parallelism.microbatches(), 4);
+  EXPECT_DOUBLE_EQ(*s.cost.usd_per_gpu_hour, 2.5);
+  EXPECT_DOUBLE_EQ(s.cost.gpu_power.value(), 500.0);
+}
+
+TEST(Load, DerivedDefaults) {
+  const Scenario s = load_scenario_text(R"(cluster: {preset: dgx-a100, nodes: 16}
+model: gpt3-175b
+parallelism: {tp: 8, pp: 8, virtual_pipeline_stages: 2, fsdp: false, global_batch: 512}
+)",
+                                        "d.yaml");
+  EXPECT_EQ(s.parallelism.dp, 2);
+  EXPECT_EQ(s.parallelism.schedule, PipelineSchedule::interleaved_1f1b);
+  const Scenario f = load_scenario_text(R"(cluster: {preset: dgx-h100}
+model: llama3-8b
+parallelism: {fsdp: true, global_batch: 8}
+)",
+                                        "f.yaml");
+  EXPECT_EQ(f.parallelism.zero_stage, 3);
+  EXPECT_EQ(f.parallelism.dp, 8);
+}
+
+TEST(Load, EveryKeyIsListedOnce) {
+  const std::vector<std::string> keys = scenario_keys();
+  std::set<std::string> unique(keys.begin(), keys.end());
+  EXPECT_EQ(unique.size(), keys.size());
+  EXPECT_TRUE(unique.count("parallelism.global_batch"));
+  EXPECT_TRUE(unique.count("model.moe.capacity_factor"));
+}
+
+}  // namespace
+}  // namespace orrery
