@@ -12,6 +12,7 @@
 //   SP:     s*b*h/t*(34 + 5*a*s/h)
 // and selective recompute drops the 5*a*s/h term.
 #include <cmath>
+#include <optional>
 #include <fmt/format.h>
 
 #include "model/op_builder.h"
@@ -287,7 +288,15 @@ Workload build_transformer_workload(const ModelSpec& m, const TrainingSpec& tr, 
   w.shard = sh;
   w.layers.reserve(m.layers + 2);
   w.layers.push_back(embedding_layer(m, B, d));
-  for (int i = 0; i < m.layers; ++i) w.layers.push_back(transformer_layer(m, tr, B, d, sh, i));
+  // Layers of one kind are identical: build a dense and an MoE layer once and copy.
+  std::optional<Layer> dense, moe;
+  for (int i = 0; i < m.layers; ++i) {
+    const bool is_moe = m.moe && i >= m.moe->first_dense_layers;
+    std::optional<Layer>& proto = is_moe ? moe : dense;
+    if (!proto) proto = transformer_layer(m, tr, B, d, sh, i);
+    w.layers.push_back(*proto);
+    w.layers.back().name = fmt::format("layer.{}", i);
+  }
   w.layers.push_back(head_layer(m, B, d));
   return w;
 }

@@ -226,6 +226,17 @@ std::string render_check_table(const Scenario& s, const StepFigures& f) {
   line("recompute", fmt::format("{}{}", to_string(t.recompute),
                                 t.flash_attention ? ", flash attention" : ", unfused attention"));
 
+  o += "\ncost\n";
+  const double gpus = c.gpus();
+  line("GPU power x PUE", fmt::format("{} = {} GPUs x {} x PUE {}",
+                                    format_watts(s.cost.gpu_power * (gpus * s.cost.pue)), c.gpus(),
+                                    format_watts(s.cost.gpu_power), s.cost.pue));
+  if (s.cost.usd_per_gpu_hour) {
+    line("cluster price", fmt::format("${:.2f} per hour = {} GPUs x ${:.2f}",
+                                      *s.cost.usd_per_gpu_hour * gpus, c.gpus(),
+                                      *s.cost.usd_per_gpu_hour));
+  }
+
   o += "\nworkload per step\n";
   line("parameters",
        fmt::format("{} total{}, {} per GPU (stage {}, before sharding)",
