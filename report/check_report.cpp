@@ -271,6 +271,15 @@ std::string render_check_table(const Scenario& s, const StepFigures& f) {
       fmt::format("runtime {}, allocator {}, gather buffers {}", format_bytes(w.runtime_reserve),
                   format_bytes(w.allocator_overhead), format_bytes(w.gather_buffers)));
   mem("total", w.memory.total(), fmt::format("of {} HBM", format_bytes(f.memory.capacity)));
+  if (f.memory.stages.size() > 1) {
+    o += "\n  per stage                layers   params/GPU   weights+grads+optimizer   activations       total\n";
+    for (const StageMemory& st : f.memory.stages) {
+      o += fmt::format("  {:<24} {:>6}   {:>10}   {:>23}   {:>11}   {:>9}\n",
+                       fmt::format("stage {}", st.stage), st.layers, format_count(st.params),
+                       format_bytes(st.memory.weights + st.memory.gradients + st.memory.optimizer),
+                       format_bytes(st.memory.activations), format_bytes(st.memory.total()));
+    }
+  }
   if (f.memory.fits) {
     o += fmt::format("\nverdict: fits ({} free)\n",
                      format_bytes(f.memory.capacity - w.memory.total()));

@@ -32,7 +32,7 @@ MapReader::MapReader(const YAML::Node& node, std::string file, std::string path,
                      "expected a mapping of keys to values");
   }
   for (auto it = node.begin(); it != node.end(); ++it) {
-    const YAML::Node& k = it->first;
+    const YAML::Node k = it->first;  // a copy: the iterator yields a temporary pair
     if (!k.IsScalar()) {
       throw InputError(location_of(file_, k), path_, "", "keys must be plain words");
     }
@@ -52,7 +52,8 @@ MapReader::MapReader(const YAML::Node& node, std::string file, std::string path,
       why += fmt::format("; '{}' accepts: {}", path_.empty() ? "the top level" : path_, list);
       throw InputError(location_of(file_, k), key_path(name), "", why);
     }
-    entries_.emplace(name, it->second);
+    const YAML::Node v = it->second;
+    entries_.emplace(name, v);
   }
 }
 
