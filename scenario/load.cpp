@@ -32,14 +32,15 @@ constexpr std::int64_t kMaxWidth = std::int64_t{1} << 24;  // hidden, ffn, vocab
 
 const std::vector<std::string> kTopKeys = {"name", "description", "cluster", "model",
                                            "parallelism", "training", "cost"};
-const std::vector<std::string> kGpuKeys = {"preset", "name", "peak", "memory",
-                                           "memory_bandwidth", "tdp"};
+const std::vector<std::string> kGpuKeys = {
+    "preset", "name", "peak", "memory", "memory_bandwidth", "tdp", "gemm_efficiency",
+    "gemm_fixed_time", "attention_efficiency", "memory_efficiency", "kernel_launch"};
 const std::vector<std::string> kPeakKeys = {"fp32", "tf32", "fp16", "bf16", "fp8", "fp4"};
 const std::vector<std::string> kClusterKeys = {"preset", "gpu", "nodes", "gpus_per_node",
                                                "intra_node", "inter_node"};
-const std::vector<std::string> kIntraKeys = {"bandwidth", "latency", "nvls"};
+const std::vector<std::string> kIntraKeys = {"bandwidth", "latency", "nvls", "efficiency"};
 const std::vector<std::string> kInterKeys = {"nics_per_node", "nic_bandwidth", "latency",
-                                             "topology", "oversubscription"};
+                                             "topology", "oversubscription", "efficiency"};
 const std::vector<std::string> kModelKeys = {
     "preset",  "name",       "family",  "layers",          "hidden",
     "heads",   "kv_heads",   "ffn",     "vocab",           "seq_len",
@@ -134,6 +135,15 @@ void read_peak(const YAML::Node& node, const std::string& file, const std::strin
   }
 }
 
+void read_gemm_efficiency(const YAML::Node& node, const std::string& file,
+                          const std::string& path, Origin* origin, GpuSpec& gpu) {
+  MapReader r(node, file, path, kPeakKeys, origin);
+  for (const auto& [name, dtype] : kDtypeNames) {
+    double e = 0;
+    if (r.read_double(name, 0.01, 1.0, e)) gpu.gemm_efficiency[dtype] = e;
+  }
+}
+
 void read_gpu_keys(MapReader& r, Origin* origin, GpuSpec& gpu) {
   r.read_string("name", gpu.name);
   if (r.has("peak")) read_peak(r.node("peak"), r.file(), r.key_path("peak"), origin, gpu);
@@ -141,6 +151,16 @@ void read_gpu_keys(MapReader& r, Origin* origin, GpuSpec& gpu) {
   r.read_quantity("memory_bandwidth", Dimension::bandwidth, 1e6, kMaxBandwidth,
                   gpu.memory_bandwidth);
   r.read_quantity("tdp", Dimension::power, 1.0, kMaxPower, gpu.tdp);
+  if (r.has("gemm_efficiency")) {
+    read_gemm_efficiency(r.node("gemm_efficiency"), r.file(), r.key_path("gemm_efficiency"),
+                         origin, gpu);
+  }
+  Seconds t;
+  if (r.read_quantity("gemm_fixed_time", Dimension::seconds, 0.0, 1.0, t)) gpu.gemm_fixed_time = t;
+  double e = 0;
+  if (r.read_double("attention_efficiency", 0.01, 1.0, e)) gpu.attention_efficiency = e;
+  if (r.read_double("memory_efficiency", 0.01, 1.0, e)) gpu.memory_efficiency = e;
+  if (r.read_quantity("kernel_launch", Dimension::seconds, 0.0, 1.0, t)) gpu.kernel_launch = t;
 }
 
 void read_gpu(const YAML::Node& node, const std::string& file, const std::string& path,
@@ -161,6 +181,7 @@ void read_cluster_keys(MapReader& r, Origin* origin, ClusterSpec& c) {
                      c.intra_node.bandwidth);
     ir.read_quantity("latency", Dimension::seconds, 0.0, kMaxLatency, c.intra_node.latency);
     ir.read_bool("nvls", c.intra_node.nvls);
+    ir.read_double("efficiency", 0.01, 1.0, c.intra_node.efficiency);
   }
   if (r.has("inter_node")) {
     MapReader nr(r.node("inter_node"), r.file(), r.key_path("inter_node"), kInterKeys, origin);
@@ -173,6 +194,7 @@ void read_cluster_keys(MapReader& r, Origin* origin, ClusterSpec& c) {
                   {"rail-optimized", InterNodeTopology::rail_optimized}},
                  c.inter_node.topology);
     nr.read_double("oversubscription", 1.0, 64.0, c.inter_node.oversubscription);
+    nr.read_double("efficiency", 0.01, 1.0, c.inter_node.efficiency);
   }
 }
 
@@ -409,6 +431,7 @@ std::vector<std::string> scenario_keys() {
   add("cluster", kClusterKeys);
   add("cluster.gpu", kGpuKeys);
   add("cluster.gpu.peak", kPeakKeys);
+  add("cluster.gpu.gemm_efficiency", kPeakKeys);
   add("cluster.intra_node", kIntraKeys);
   add("cluster.inter_node", kInterKeys);
   add("model", kModelKeys);

@@ -26,12 +26,20 @@ struct GpuSpec {
   Bytes memory;                       // HBM capacity
   Bandwidth memory_bandwidth;         // HBM bandwidth
   Watts tdp;                          // board power limit
+  // Achievable fractions, measured (see scenario/presets/gpus.yaml). Used to time ops;
+  // the simulator refuses to run without them.
+  std::map<Dtype, double> gemm_efficiency;  // large-GEMM throughput / peak, per format
+  std::optional<Seconds> gemm_fixed_time;   // extra time of any GEMM (small-GEMM ramp)
+  std::optional<double> attention_efficiency;  // fused attention throughput / 16-bit peak
+  std::optional<double> memory_efficiency;     // achievable / datasheet HBM bandwidth
+  std::optional<Seconds> kernel_launch;        // shortest time a kernel occupies a stream
 };
 
 struct IntraNodeSpec {
   Bandwidth bandwidth;  // per GPU, per direction, to the node's switch (NVLink/NVSwitch)
   Seconds latency;      // per-message latency of one intra-node transfer
   bool nvls = false;    // NVLink SHARP (in-switch reduction) available
+  double efficiency = 1.0;  // bus bandwidth NCCL reaches / line rate
 };
 
 enum class InterNodeTopology { fat_tree, rail_optimized };
@@ -43,6 +51,7 @@ struct InterNodeSpec {
   Seconds latency;               // per-message latency of one inter-node transfer
   InterNodeTopology topology = InterNodeTopology::rail_optimized;
   double oversubscription = 1.0;  // downlink:uplink ratio at the leaf; 2.0 means 2:1
+  double efficiency = 1.0;        // bus bandwidth NCCL reaches / line rate
 };
 
 struct ClusterSpec {

@@ -1,0 +1,319 @@
+#include "simulator/collectives.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <fmt/format.h>
+#include <map>
+
+#include "core/error.h"
+
+namespace orrery {
+
+const char* to_string(CollectiveOp op) {
+  switch (op) {
+    case CollectiveOp::all_reduce: return "all_reduce";
+    case CollectiveOp::reduce_scatter: return "reduce_scatter";
+    case CollectiveOp::all_gather: return "all_gather";
+    case CollectiveOp::all_to_all: return "all_to_all";
+    case CollectiveOp::broadcast: return "broadcast";
+    case CollectiveOp::send_recv: return "send_recv";
+  }
+  return "?";
+}
+
+const char* to_string(CollectiveAlgo a) {
+  switch (a) {
+    case CollectiveAlgo::automatic: return "auto";
+    case CollectiveAlgo::ring: return "ring";
+    case CollectiveAlgo::tree: return "tree";
+    case CollectiveAlgo::hierarchical: return "hierarchical";
+    case CollectiveAlgo::nvls: return "nvls";
+    case CollectiveAlgo::direct: return "direct";
+  }
+  return "?";
+}
+
+namespace {
+
+CommPhase ring_phase(const std::vector<int>& ring, double bytes_per_rank, int steps) {
+  CommPhase ph;
+  ph.steps = steps;
+  const size_t n = ring.size();
+  for (size_t i = 0; i < n; ++i) {
+    ph.transfers.push_back({ring[i], ring[(i + 1) % n], bytes_per_rank});
+  }
+  return ph;
+}
+
+// Ring plan of one op over `ring` with buffer S.
+void add_ring(CollectiveOp op, const std::vector<int>& ring, double S, CommPlan& plan) {
+  const double n = static_cast<double>(ring.size());
+  const int k = static_cast<int>(ring.size()) - 1;
+  switch (op) {
+    case CollectiveOp::all_reduce:
+      plan.phases.push_back(ring_phase(ring, 2.0 * (n - 1) / n * S, 2 * k));
+      break;
+    case CollectiveOp::reduce_scatter:
+    case CollectiveOp::all_gather:
+      plan.phases.push_back(ring_phase(ring, (n - 1) / n * S, k));
+      break;
+    case CollectiveOp::broadcast: {
+      CommPhase ph;
+      ph.steps = k;
+      for (int i = 0; i < k; ++i) ph.transfers.push_back({ring[i], ring[i + 1], S});
+      plan.phases.push_back(ph);
+      break;
+    }
+    default:
+      ORRERY_CHECK(false, "ring applies to all-reduce, reduce-scatter, all-gather, broadcast");
+  }
+}
+
+// Members of `group` by node, in group order; nodes in order of first appearance.
+std::vector<std::vector<int>> by_node(const std::vector<int>& group, const Topology& topo) {
+  std::vector<std::vector<int>> nodes;
+  std::map<int, size_t> index;
+  for (int g : group) {
+    auto [it, fresh] = index.emplace(topo.node_of(g), nodes.size());
+    if (fresh) nodes.emplace_back();
+    nodes[it->second].push_back(g);
+  }
+  return nodes;
+}
+
+bool uniform(const std::vector<std::vector<int>>& nodes) {
+  for (const auto& n : nodes)
+    if (n.size() != nodes.front().size()) return false;
+  return true;
+}
+
+void add_hierarchical(CollectiveOp op, const std::vector<std::vector<int>>& nodes, double S,
+                      CommPlan& plan) {
+  const size_t k = nodes.front().size();
+  const double m = static_cast<double>(nodes.size());
+  auto intra = [&](CollectiveOp o, double bytes) {
+    CommPhase ph;
+    ph.steps = static_cast<int>(k) - 1;
+    for (const auto& members : nodes) {
+      CommPhase one = ring_phase(members, (k - 1.0) / k * bytes, 0);
+      ph.transfers.insert(ph.transfers.end(), one.transfers.begin(), one.transfers.end());
+    }
+    (void)o;
+    plan.phases.push_back(ph);
+  };
+  auto inter = [&](CollectiveOp o, double bytes) {
+    // k parallel rings, one per local index, over the nodes.
+    CommPhase ph;
+    const double factor = o == CollectiveOp::all_reduce ? 2.0 * (m - 1) / m : (m - 1) / m;
+    ph.steps = (o == CollectiveOp::all_reduce ? 2 : 1) * (static_cast<int>(m) - 1);
+    for (size_t j = 0; j < k; ++j) {
+      std::vector<int> ring;
+      for (const auto& members : nodes) ring.push_back(members[j]);
+      CommPhase one = ring_phase(ring, factor * bytes, 0);
+      ph.transfers.insert(ph.transfers.end(), one.transfers.begin(), one.transfers.end());
+    }
+    plan.phases.push_back(ph);
+  };
+  switch (op) {
+    case CollectiveOp::all_reduce:
+      if (k > 1) intra(CollectiveOp::reduce_scatter, S);
+      inter(CollectiveOp::all_reduce, S / k);
+      if (k > 1) intra(CollectiveOp::all_gather, S);
+      break;
+    case CollectiveOp::reduce_scatter:
+      if (k > 1) intra(CollectiveOp::reduce_scatter, S);
+      inter(CollectiveOp::reduce_scatter, S / k);
+      break;
+    case CollectiveOp::all_gather:
+      inter(CollectiveOp::all_gather, S / k);
+      if (k > 1) intra(CollectiveOp::all_gather, S);
+      break;
+    default:
+      ORRERY_CHECK(false, "hierarchical applies to all-reduce, reduce-scatter, all-gather");
+  }
+}
+
+void add_tree(const std::vector<int>& group, double S, CommPlan& plan) {
+  const int n = static_cast<int>(group.size());
+  const int depth = static_cast<int>(std::ceil(std::log2(static_cast<double>(n))));
+  CommPhase up, down;
+  up.steps = down.steps = depth;
+  for (int i = 1; i < n; ++i) {
+    const int parent = (i - 1) / 2;
+    up.transfers.push_back({group[i], group[parent], S});
+    down.transfers.push_back({group[parent], group[i], S});
+  }
+  plan.phases.push_back(up);
+  plan.phases.push_back(down);
+}
+
+CommPlan build(CollectiveOp op, const std::vector<int>& group, double S, const Topology& topo,
+               CollectiveAlgo algo) {
+  CommPlan plan;
+  plan.op = op;
+  plan.algo = algo;
+  plan.bytes = S;
+  plan.ranks = static_cast<int>(group.size());
+  for (int i = 0; i < plan.ranks; ++i) plan.index_of[group[i]] = i;
+  const int n = plan.ranks;
+  switch (algo) {
+    case CollectiveAlgo::ring:
+      add_ring(op, group, S, plan);
+      break;
+    case CollectiveAlgo::hierarchical:
+      add_hierarchical(op, by_node(group, topo), S, plan);
+      break;
+    case CollectiveAlgo::tree:
+      add_tree(group, S, plan);
+      break;
+    case CollectiveAlgo::nvls: {
+      CommPhase ph;
+      ph.steps = 2;
+      ph.rate_scale = std::min(1.0, kNvlsEfficiency / topo.intra_efficiency());
+      for (int g : group) {
+        ph.transfers.push_back({g, g, S, true, false});
+        ph.transfers.push_back({g, g, S, false, true});
+      }
+      plan.phases.push_back(ph);
+      break;
+    }
+    case CollectiveAlgo::direct: {
+      CommPhase ph;
+      ph.steps = 1;
+      if (op == CollectiveOp::send_recv) {
+        ph.transfers.push_back({group[0], group[1], S});
+      } else {
+        for (int i = 0; i < n; ++i)
+          for (int j = 0; j < n; ++j)
+            if (i != j) ph.transfers.push_back({group[i], group[j], S / n});
+      }
+      plan.phases.push_back(ph);
+      break;
+    }
+    case CollectiveAlgo::automatic:
+      ORRERY_CHECK(false, "resolved before build");
+  }
+  return plan;
+}
+
+}  // namespace
+
+void transfer_links(const Transfer& t, const Topology& topo, std::vector<int>& out) {
+  if (t.to_switch) {
+    out.push_back(topo.nvlink_up(t.src));
+  } else if (t.from_switch) {
+    out.push_back(topo.nvlink_down(t.dst));
+  } else {
+    topo.route(t.src, t.dst, out);
+  }
+}
+
+Seconds estimate(const CommPlan& plan, const Topology& topo) {
+  double total = 0;
+  std::vector<int> links;
+  for (const CommPhase& ph : plan.phases) {
+    std::map<int, double> load;
+    double latency = 0;
+    for (const Transfer& t : ph.transfers) {
+      links.clear();
+      transfer_links(t, topo, links);
+      for (int l : links) load[l] += t.bytes;
+      latency = std::max(latency, (t.to_switch || t.from_switch)
+                                      ? topo.link(links.front()).latency.value()
+                                      : topo.latency(t.src, t.dst).value());
+    }
+    double data = 0;
+    for (const auto& [l, bytes] : load) {
+      data = std::max(data, bytes / (topo.link(l).capacity.value() * ph.rate_scale));
+    }
+    total += ph.steps * latency + data;
+  }
+  return Seconds(total);
+}
+
+PlannedComm place(const CommPlan& plan, const Topology& topo,
+                  const std::vector<std::vector<int>>& siblings) {
+  PlannedComm out;
+  out.bytes = plan.bytes;
+  out.description = fmt::format("{} {} over {} GPUs", to_string(plan.op), to_string(plan.algo),
+                                plan.ranks);
+  std::vector<int> links;
+  std::map<int, double> ours, all;
+  for (const CommPhase& ph : plan.phases) {
+    PlannedPhase pp;
+    pp.rate_scale = ph.rate_scale;
+    double latency = 0;
+    ours.clear();
+    all.clear();
+    std::vector<std::vector<int>> flow_links;
+    for (const Transfer& t : ph.transfers) {
+      links.clear();
+      transfer_links(t, topo, links);
+      for (int l : links) {
+        ours[l] += 1;
+        all[l] += 1;
+      }
+      flow_links.push_back(links);
+      latency = std::max(latency, (t.to_switch || t.from_switch)
+                                      ? topo.link(links.front()).latency.value()
+                                      : topo.latency(t.src, t.dst).value());
+    }
+    for (const std::vector<int>& sib : siblings) {
+      for (const Transfer& t : ph.transfers) {
+        Transfer m = t;
+        m.src = sib.at(static_cast<size_t>(plan.index_of.at(t.src)));
+        m.dst = sib.at(static_cast<size_t>(plan.index_of.at(t.dst)));
+        links.clear();
+        transfer_links(m, topo, links);
+        for (int l : links) all[l] += 1;
+      }
+    }
+    for (size_t i = 0; i < ph.transfers.size(); ++i) {
+      PlannedFlow f;
+      f.bytes = ph.transfers[i].bytes;
+      for (int l : flow_links[i]) f.links.push_back({l, all[l] / ours[l]});
+      pp.flows.push_back(std::move(f));
+    }
+    pp.latency_s = ph.steps * latency;
+    out.phases.push_back(std::move(pp));
+  }
+  return out;
+}
+
+CommPlan plan_collective(CollectiveOp op, const std::vector<int>& group, double bytes,
+                         const Topology& topo, bool nvls_available, CollectiveAlgo algo) {
+  ORRERY_CHECK(group.size() >= 2, "a collective needs two ranks");
+  ORRERY_CHECK(op != CollectiveOp::send_recv || group.size() == 2, "send/recv is between two");
+  if (algo != CollectiveAlgo::automatic) return build(op, group, bytes, topo, algo);
+
+  std::vector<CollectiveAlgo> candidates;
+  const auto nodes = by_node(group, topo);
+  const bool reduction = op == CollectiveOp::all_reduce || op == CollectiveOp::reduce_scatter ||
+                         op == CollectiveOp::all_gather;
+  if (op == CollectiveOp::send_recv || op == CollectiveOp::all_to_all) {
+    candidates.push_back(CollectiveAlgo::direct);
+  } else {
+    candidates.push_back(CollectiveAlgo::ring);
+  }
+  if (op == CollectiveOp::all_reduce) {
+    candidates.push_back(CollectiveAlgo::tree);
+    if (nodes.size() == 1 && nvls_available) candidates.push_back(CollectiveAlgo::nvls);
+  }
+  if (reduction && nodes.size() > 1 && nodes.front().size() > 1 && uniform(nodes)) {
+    candidates.push_back(CollectiveAlgo::hierarchical);
+  }
+  CommPlan best;
+  double best_time = std::numeric_limits<double>::infinity();
+  for (CollectiveAlgo a : candidates) {
+    CommPlan p = build(op, group, bytes, topo, a);
+    const double t = estimate(p, topo).value();
+    if (t < best_time) {
+      best_time = t;
+      best = std::move(p);
+    }
+  }
+  return best;
+}
+
+}  // namespace orrery

@@ -1,0 +1,90 @@
+// Collectives decomposed into transfers between GPUs, by algorithm, in the way NCCL
+// runs them. A plan is a sequence of phases; the transfers of a phase run concurrently
+// as flows on the topology, and each phase first pays `steps` message latencies.
+//
+// Sizes follow nccl-tests: S is the whole buffer of an all-reduce or broadcast, the
+// input of a reduce-scatter (n shards), the output of an all-gather, the send buffer
+// of an all-to-all (n pieces), the message of a send/recv.
+//
+//   ring all-reduce      each rank sends 2(n-1)/n * S to its successor, 2(n-1) steps
+//   ring reduce-scatter  (n-1)/n * S, n-1 steps; ring all-gather the same
+//   tree all-reduce      reduce up a binary tree then broadcast down, S per edge each
+//                        way, 2 * ceil(log2 n) steps
+//   hierarchical         intra-node reduce-scatter, inter-node ring all-reduce of S/k
+//                        between the k-th ranks of each node, intra-node all-gather
+//                        (k = group members per node); reduce-scatter / all-gather use
+//                        the matching halves
+//   nvls                 all-reduce in the NVSwitch (NVLink SHARP): every GPU sends S up
+//                        and receives S down, 2 steps, at the NVLS efficiency
+//   all-to-all           direct: S/n from every rank to every other, 1 step
+//   broadcast            pipelined ring: S per hop, n-1 steps
+//   send/recv            one transfer of S, 1 step
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/units.h"
+#include "simulator/task_graph.h"
+#include "simulator/topology.h"
+
+namespace orrery {
+
+enum class CollectiveOp { all_reduce, reduce_scatter, all_gather, all_to_all, broadcast, send_recv };
+enum class CollectiveAlgo { automatic, ring, tree, hierarchical, nvls, direct };
+const char* to_string(CollectiveOp op);
+const char* to_string(CollectiveAlgo a);
+
+// NVLS all-reduce reaches ~273 GB/s algorithm bandwidth on 8 H100 whose NVLink line
+// rate is 450 GB/s per direction: 0.607 of line rate (shared/data row
+// nccl-issue1455-h100-ring-vs-nvls). Flows of an NVLS phase run at this fraction of
+// line rate instead of the ring efficiency.
+constexpr double kNvlsEfficiency = 273.0 / 450.0;
+
+struct Transfer {
+  int src = -1;  // GPU
+  int dst = -1;  // GPU; for NVLS, src == dst names the GPU's own switch port (see below)
+  double bytes = 0;
+  bool to_switch = false;    // NVLS: src's uplink only
+  bool from_switch = false;  // NVLS: dst's downlink only
+};
+
+struct CommPhase {
+  std::vector<Transfer> transfers;
+  int steps = 0;    // message latencies paid before the data moves
+  double rate_scale = 1.0;  // fraction of the links' capacity the phase's flows may use
+};
+
+struct CommPlan {
+  CollectiveOp op = CollectiveOp::all_reduce;
+  CollectiveAlgo algo = CollectiveAlgo::ring;
+  double bytes = 0;  // S
+  int ranks = 0;
+  std::vector<CommPhase> phases;
+  std::map<int, int> index_of;  // GPU -> its position in the group
+};
+
+// Plans `op` of S bytes over `group` (GPU ids, in ring order). `automatic` picks the
+// algorithm NCCL would be expected to pick: the one with the smallest idle-network time
+// (`estimate`) among those that apply.
+CommPlan plan_collective(CollectiveOp op, const std::vector<int>& group, double bytes,
+                         const Topology& topo, bool nvls_available,
+                         CollectiveAlgo algo = CollectiveAlgo::automatic);
+
+// The links a transfer crosses.
+void transfer_links(const Transfer& t, const Topology& topo, std::vector<int>& out);
+
+// Time of a plan on an otherwise idle network: per phase, steps x the slowest hop latency
+// plus the largest transfer over its slowest link (links shared within a phase counted).
+Seconds estimate(const CommPlan& plan, const Topology& topo);
+
+// Routes a plan's transfers into flows for the engine. `siblings` are other groups (same
+// size, same order) that run the same collective at the same moment but are not
+// simulated (symmetric ranks): their transfers are routed too, and on a link that k of
+// all transfers cross, where j are this plan's, each of this plan's flows counts
+// k / j copies, so it gets the share it would get if every copy were simulated.
+PlannedComm place(const CommPlan& plan, const Topology& topo,
+                  const std::vector<std::vector<int>>& siblings = {});
+
+}  // namespace orrery

@@ -1,0 +1,291 @@
+#include "simulator/engine.h"
+
+#include <boost/graph/compressed_sparse_row_graph.hpp>
+#include <boost/graph/topological_sort.hpp>
+
+#include <cmath>
+#include <fmt/format.h>
+#include <iterator>
+#include <queue>
+
+#include "core/error.h"
+
+namespace orrery {
+
+const char* to_string(StreamKind s) {
+  switch (s) {
+    case StreamKind::compute: return "compute";
+    case StreamKind::tp: return "tp";
+    case StreamKind::dp: return "dp";
+    case StreamKind::pp: return "pp";
+    case StreamKind::ep: return "ep";
+  }
+  return "?";
+}
+
+const char* to_string(TaskKind k) {
+  switch (k) {
+    case TaskKind::forward: return "forward";
+    case TaskKind::backward: return "backward";
+    case TaskKind::recompute: return "recompute";
+    case TaskKind::optimizer: return "optimizer";
+    case TaskKind::tp_comm: return "tp_comm";
+    case TaskKind::ep_comm: return "ep_comm";
+    case TaskKind::pp_comm: return "pp_comm";
+    case TaskKind::dp_comm: return "dp_comm";
+    case TaskKind::param_gather: return "param_gather";
+  }
+  return "?";
+}
+
+namespace {
+
+using Csr = boost::compressed_sparse_row_graph<boost::directedS>;
+
+enum EventClass : int { kFlow = 0, kLatency = 1, kCompute = 2 };
+
+struct Event {
+  double t;
+  int cls;
+  std::uint64_t seq;
+  int task;              // -1 for network events
+  std::uint64_t version; // task version, or network version
+};
+
+struct Later {
+  bool operator()(const Event& a, const Event& b) const {
+    if (a.t != b.t) return a.t > b.t;
+    if (a.cls != b.cls) return a.cls > b.cls;
+    return a.seq > b.seq;
+  }
+};
+
+class Engine {
+ public:
+  Engine(const TaskGraph& g, const std::vector<double>& capacity, const EngineOptions& opt)
+      : g_(g), opt_(opt), net_(capacity) {
+    const int n = static_cast<int>(g.tasks.size());
+    csr_ = Csr(boost::edges_are_unsorted_multi_pass, g.edges.begin(), g.edges.end(),
+               static_cast<std::size_t>(n));
+    // A cycle is a bug in the step builder, not bad input.
+    std::vector<Csr::vertex_descriptor> order;
+    try {
+      boost::topological_sort(csr_, std::back_inserter(order));
+    } catch (const boost::not_a_dag&) {
+      ORRERY_CHECK(false, "the task graph has a cycle");
+    }
+    deps_.assign(n, 0);
+    for (const auto& [a, b] : g.edges) ++deps_[b];
+    streams_.resize(static_cast<size_t>(g.ranks) * kStreamsPerRank);
+    for (int t = 0; t < n; ++t) streams_[stream_of(t)].order.push_back(t);
+    timing_.assign(n, {});
+    version_.assign(n, 0);
+    remaining_.assign(n, 0);
+    rate_.assign(n, 1);
+    last_.assign(n, 0);
+    phase_.assign(n, 0);
+    flows_left_.assign(n, 0);
+    task_flows_.resize(n);
+    running_compute_.assign(g.ranks, -1);
+    comm_active_.assign(g.ranks, 0);
+  }
+
+  EngineResult run() {
+    for (size_t s = 0; s < streams_.size(); ++s) try_start(static_cast<int>(s));
+    std::size_t events = 0;
+    while (!queue_.empty()) {
+      const Event ev = queue_.top();
+      queue_.pop();
+      if (ev.task < 0 ? ev.version != net_.version() : ev.version != version_[ev.task]) continue;
+      ++events;
+      now_ = ev.t;
+      net_.advance(now_);
+      switch (ev.cls) {
+        case kFlow: on_flows(); break;
+        case kLatency: start_flows(ev.task); break;
+        case kCompute: finish(ev.task); break;
+      }
+    }
+    for (size_t t = 0; t < timing_.size(); ++t) {
+      ORRERY_CHECK(timing_[t].end >= 0,
+                   fmt::format("deadlock: task {} ({} on rank {}) never ran", t,
+                               to_string(g_.tasks[t].kind), g_.tasks[t].rank));
+    }
+    EngineResult r;
+    r.timing = std::move(timing_);
+    r.link_bytes = net_.bytes_per_link();
+    r.end_s = now_;
+    r.events = events;
+    return r;
+  }
+
+ private:
+  struct Stream {
+    std::vector<int> order;
+    size_t head = 0;
+    bool busy = false;
+  };
+
+  int stream_of(int t) const {
+    const Task& k = g_.tasks[t];
+    return k.rank * kStreamsPerRank + static_cast<int>(k.stream);
+  }
+
+  void push(double t, int cls, int task, std::uint64_t version) {
+    queue_.push({std::max(t, now_), cls, seq_++, task, version});
+  }
+
+  void schedule_network() {
+    const double t = net_.next_completion();
+    if (std::isfinite(t)) push(t, kFlow, -1, net_.version());
+  }
+
+  void try_start(int s) {
+    Stream& st = streams_[s];
+    if (st.busy || st.head >= st.order.size()) return;
+    const int t = st.order[st.head];
+    if (deps_[t] > 0) return;
+    st.busy = true;
+    start(t);
+  }
+
+  double compute_rate(int rank) const {
+    return comm_active_[rank] > 0 ? 1.0 - opt_.compute_slowdown : 1.0;
+  }
+
+  double flow_scale(int rank) const {
+    return running_compute_[rank] >= 0 ? 1.0 - opt_.comm_slowdown : 1.0;
+  }
+
+  void start(int t) {
+    const Task& k = g_.tasks[t];
+    timing_[t].start = now_;
+    if (!is_comm(k.kind)) {
+      running_compute_[k.rank] = t;
+      remaining_[t] = k.work_s;
+      rate_[t] = compute_rate(k.rank);
+      last_[t] = now_;
+      push(now_ + remaining_[t] / rate_[t], kCompute, t, ++version_[t]);
+      if (opt_.comm_slowdown > 0) rescale_flows(k.rank);
+      return;
+    }
+    if (comm_active_[k.rank]++ == 0) update_compute_rate(k.rank);
+    phase_[t] = 0;
+    start_phase(t);
+  }
+
+  void start_phase(int t) {
+    const PlannedComm& c = g_.comms[g_.tasks[t].comm];
+    if (phase_[t] >= static_cast<int>(c.phases.size())) {
+      finish(t);
+      return;
+    }
+    const PlannedPhase& ph = c.phases[phase_[t]];
+    if (ph.latency_s > 0) {
+      push(now_ + ph.latency_s, kLatency, t, ++version_[t]);
+    } else {
+      start_flows(t);
+    }
+  }
+
+  void start_flows(int t) {
+    const Task& k = g_.tasks[t];
+    const PlannedPhase& ph = g_.comms[k.comm].phases[phase_[t]];
+    task_flows_[t].clear();
+    int started = 0;
+    for (const PlannedFlow& f : ph.flows) {
+      if (f.bytes <= 0) continue;
+      task_flows_[t].push_back(net_.start(f.links, f.bytes, t, ph.rate_scale * flow_scale(k.rank)));
+      ++started;
+    }
+    flows_left_[t] = started;
+    if (started == 0) {
+      ++phase_[t];
+      start_phase(t);
+      return;
+    }
+    schedule_network();
+  }
+
+  void on_flows() {
+    finished_.clear();
+    net_.collect_finished(finished_);
+    for (int t : finished_) {
+      if (--flows_left_[t] == 0) {
+        task_flows_[t].clear();
+        ++phase_[t];
+        start_phase(t);
+      }
+    }
+    schedule_network();
+  }
+
+  void update_compute_rate(int rank) {
+    const int t = running_compute_[rank];
+    if (t < 0) return;
+    remaining_[t] -= (now_ - last_[t]) * rate_[t];
+    remaining_[t] = std::max(0.0, remaining_[t]);
+    rate_[t] = compute_rate(rank);
+    last_[t] = now_;
+    push(now_ + remaining_[t] / rate_[t], kCompute, t, ++version_[t]);
+  }
+
+  void rescale_flows(int rank) {
+    bool changed = false;
+    for (size_t t = 0; t < task_flows_.size(); ++t) {
+      if (task_flows_[t].empty() || g_.tasks[t].rank != rank) continue;
+      const PlannedPhase& ph = g_.comms[g_.tasks[t].comm].phases[phase_[t]];
+      for (int f : task_flows_[t]) net_.set_scale(f, ph.rate_scale * flow_scale(rank));
+      changed = true;
+    }
+    if (changed) schedule_network();
+  }
+
+  void finish(int t) {
+    const Task& k = g_.tasks[t];
+    timing_[t].end = now_;
+    ++version_[t];  // drop any stale event of this task
+    if (!is_comm(k.kind)) {
+      running_compute_[k.rank] = -1;
+      if (opt_.comm_slowdown > 0) rescale_flows(k.rank);
+    } else if (--comm_active_[k.rank] == 0) {
+      update_compute_rate(k.rank);
+    }
+    const int s = stream_of(t);
+    streams_[s].busy = false;
+    ++streams_[s].head;
+    auto [begin, end] = boost::out_edges(static_cast<Csr::vertex_descriptor>(t), csr_);
+    for (auto e = begin; e != end; ++e) {
+      const int next = static_cast<int>(boost::target(*e, csr_));
+      if (--deps_[next] == 0) try_start(stream_of(next));
+    }
+    try_start(s);
+  }
+
+  const TaskGraph& g_;
+  EngineOptions opt_;
+  FlowNetwork net_;
+  Csr csr_;
+  std::priority_queue<Event, std::vector<Event>, Later> queue_;
+  std::uint64_t seq_ = 0;
+  double now_ = 0;
+  std::vector<int> deps_;
+  std::vector<Stream> streams_;
+  std::vector<TaskTiming> timing_;
+  std::vector<std::uint64_t> version_;
+  std::vector<double> remaining_, rate_, last_;
+  std::vector<int> phase_, flows_left_;
+  std::vector<std::vector<int>> task_flows_;
+  std::vector<int> running_compute_, comm_active_;
+  std::vector<int> finished_;
+};
+
+}  // namespace
+
+EngineResult run_engine(const TaskGraph& graph, const std::vector<double>& link_capacity,
+                        const EngineOptions& options) {
+  Engine e(graph, link_capacity, options);
+  return e.run();
+}
+
+}  // namespace orrery

@@ -1,0 +1,71 @@
+// Bandwidth sharing: active flows on directed links get max-min fair rates (progressive
+// filling, Bertsekas & Gallager, "Data Networks", section 6.5.2). A flow may stand for
+// several identical copies on some of its links (the symmetric ranks that are not
+// simulated): on such a link it consumes `weight` times its rate.
+//
+// Contract with the event loop: start/finish flows, `advance(t)` to move time forward,
+// `next_completion()` to learn when the next flow ends. Rates are recomputed only when
+// the set of flows or a scale changes.
+#pragma once
+
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+namespace orrery {
+
+struct FlowLink {
+  int link;
+  double weight = 1.0;  // copies of this flow that cross the link
+};
+
+class FlowNetwork {
+ public:
+  explicit FlowNetwork(std::vector<double> capacity_bytes_per_s);
+
+  // Starts a flow of `bytes` over `links`; returns its id. `owner` is passed back on
+  // completion. `scale` (0, 1] slows the flow below its fair share (a GPU whose SMs are
+  // busy with compute), without freeing bandwidth for others.
+  int start(std::vector<FlowLink> links, double bytes, int owner, double scale = 1.0);
+  void set_scale(int flow, double scale);
+
+  // Moves time to `now` (>= the last time), crediting bytes at the current rates.
+  void advance(double now);
+  // Time at which the earliest active flow completes; +inf when none is active.
+  double next_completion();
+  // Removes flows that have completed by the current time; appends their owners.
+  void collect_finished(std::vector<int>& owners);
+
+  double rate(int flow);  // current rate in bytes/s
+  int active() const { return active_count_; }
+  // Bytes carried so far per link (weighted by copies): the traffic report.
+  const std::vector<double>& bytes_per_link() const { return link_bytes_; }
+  // Bumped whenever rates may have changed; the event loop uses it to drop stale events.
+  std::uint64_t version() const { return version_; }
+
+ private:
+  struct Flow {
+    std::vector<FlowLink> links;
+    double remaining = 0;
+    double rate = 0;
+    double scale = 1;
+    int owner = -1;
+    bool active = false;
+  };
+  void recompute();
+
+  std::vector<double> capacity_;
+  std::vector<Flow> flows_;
+  std::vector<int> free_;
+  std::vector<double> link_bytes_;
+  std::vector<int> active_ids_;
+  double now_ = 0;
+  bool dirty_ = false;
+  int active_count_ = 0;
+  std::uint64_t version_ = 0;
+  // Scratch for recompute.
+  std::vector<double> residual_, weight_sum_;
+  std::vector<char> frozen_;
+};
+
+}  // namespace orrery

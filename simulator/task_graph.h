@@ -1,0 +1,87 @@
+// A training step as a DAG of tasks on per-rank streams. Streams are in-order, like
+// CUDA streams: a task starts when all its dependencies have finished and every earlier
+// task of its stream has finished. Edges are stored as a list here and turned into a
+// Boost.Graph compressed-sparse-row graph by the engine.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "simulator/flows.h"
+
+namespace orrery {
+
+// Streams of one simulated GPU. Compute kernels, tensor-parallel collectives,
+// data-parallel collectives and pipeline transfers each have their own, as Megatron-LM
+// issues them on separate CUDA streams (or, for pipeline p2p, separate NCCL calls).
+enum class StreamKind : std::uint8_t { compute, tp, dp, pp, ep };
+constexpr int kStreamsPerRank = 5;
+const char* to_string(StreamKind s);
+
+enum class TaskKind : std::uint8_t {
+  forward,     // forward compute
+  backward,    // backward compute (selective recompute included, accounted separately)
+  recompute,   // forward recomputation before a backward (full recompute)
+  optimizer,   // optimizer step
+  tp_comm,     // tensor-parallel collective
+  ep_comm,     // expert-parallel all-to-all
+  pp_comm,     // pipeline send/receive
+  dp_comm,     // data-parallel gradient reduction
+  param_gather // distributed-optimizer parameter all-gather
+};
+const char* to_string(TaskKind k);
+inline bool is_comm(TaskKind k) { return k >= TaskKind::tp_comm; }
+
+// One flow of a planned collective, with its links (and the symmetric copies that
+// share each of them).
+struct PlannedFlow {
+  std::vector<FlowLink> links;
+  double bytes = 0;
+};
+
+struct PlannedPhase {
+  double latency_s = 0;   // paid before the phase's data moves
+  double rate_scale = 1;  // e.g. NVLS efficiency
+  std::vector<PlannedFlow> flows;
+};
+
+struct PlannedComm {
+  std::vector<PlannedPhase> phases;
+  double bytes = 0;         // the collective's S, for reports
+  std::string description;  // "all_reduce ring over 8 GPUs, 64.0 MiB"
+};
+
+struct Task {
+  TaskKind kind = TaskKind::forward;
+  StreamKind stream = StreamKind::compute;
+  int rank = 0;
+  double work_s = 0;     // compute: duration at full speed
+  double selective_s = 0;  // part of work_s that is selective recomputation
+  int comm = -1;         // comm tasks: index into TaskGraph::comms
+  int label = -1;        // index into TaskGraph::labels (trace names)
+  int microbatch = -1;
+};
+
+struct TaskGraph {
+  int ranks = 0;
+  std::vector<Task> tasks;
+  std::vector<std::pair<int, int>> edges;  // (before, after)
+  std::vector<PlannedComm> comms;
+  std::vector<std::string> labels;
+
+  int add(const Task& t) {
+    tasks.push_back(t);
+    return static_cast<int>(tasks.size()) - 1;
+  }
+  void depend(int before, int after) {
+    if (before >= 0 && after >= 0) edges.emplace_back(before, after);
+  }
+  int label(const std::string& s) {
+    labels.push_back(s);
+    return static_cast<int>(labels.size()) - 1;
+  }
+};
+
+}  // namespace orrery

@@ -1,0 +1,152 @@
+#include "simulator/topology.h"
+
+#include <boost/graph/adjacency_list.hpp>
+#include <boost/graph/breadth_first_search.hpp>
+
+#include <algorithm>
+
+#include "core/error.h"
+
+namespace orrery {
+
+const char* to_string(LinkClass c) {
+  switch (c) {
+    case LinkClass::nvlink: return "nvlink";
+    case LinkClass::nic: return "nic";
+    case LinkClass::spine: return "spine";
+  }
+  return "?";
+}
+
+struct Topology::Graph {
+  // Vertices: GPUs, then one NVSwitch per node, NICs, leaves, the spine. Edge property:
+  // the directed link id, or -1 for the GPU-NIC attachment (PCIe, not a bottleneck here).
+  using G = boost::adjacency_list<boost::vecS, boost::vecS, boost::directedS, boost::no_property,
+                                  boost::property<boost::edge_name_t, int>>;
+  explicit Graph(int vertices) : g(static_cast<std::size_t>(vertices)) {}
+  G g;
+  int nvswitch0 = 0, nic0 = 0, leaf0 = 0, spine = -1;
+};
+
+Topology::Topology(Topology&&) noexcept = default;
+Topology& Topology::operator=(Topology&&) noexcept = default;
+Topology::~Topology() = default;
+
+Topology::Topology(const ClusterSpec& c)
+    : gpus_(c.gpus()),
+      gpus_per_node_(c.gpus_per_node),
+      nics_per_node_(std::max(1, c.inter_node.nics_per_node)),
+      rail_optimized_(c.inter_node.topology == InterNodeTopology::rail_optimized),
+      intra_latency_(c.intra_node.latency),
+      inter_latency_(c.inter_node.latency),
+      intra_efficiency_(c.intra_node.efficiency) {
+  const int nodes = c.nodes;
+  const int nics = nodes * nics_per_node_;
+  if (nodes > 1) {
+    leaves_ = rail_optimized_
+                  ? nics_per_node_ * ((nodes + kLeafDownlinks - 1) / kLeafDownlinks)
+                  : (nics + kLeafDownlinks - 1) / kLeafDownlinks;
+  }
+  const int vertices = gpus_ + nodes + nics + leaves_ + (leaves_ > 1 ? 1 : 0);
+  graph_ = std::make_unique<Graph>(vertices);
+  Graph& G = *graph_;
+  G.nvswitch0 = gpus_;
+  G.nic0 = G.nvswitch0 + nodes;
+  G.leaf0 = G.nic0 + nics;
+  if (leaves_ > 1) G.spine = G.leaf0 + leaves_;
+
+  auto add_link = [&](int from, int to, LinkInfo info) {
+    const int id = static_cast<int>(links_.size());
+    links_.push_back(info);
+    boost::add_edge(from, to, id, G.g);
+    return id;
+  };
+  const Bandwidth nvlink = c.intra_node.bandwidth * c.intra_node.efficiency;
+  nvlink_up_.resize(gpus_);
+  nvlink_down_.resize(gpus_);
+  for (int gpu = 0; gpu < gpus_; ++gpu) {
+    const int sw = G.nvswitch0 + gpu / gpus_per_node_;
+    nvlink_up_[gpu] = add_link(gpu, sw, {LinkClass::nvlink, true, nvlink, intra_latency_, gpu});
+    nvlink_down_[gpu] = add_link(sw, gpu, {LinkClass::nvlink, false, nvlink, intra_latency_, gpu});
+  }
+  if (nodes <= 1) return;
+
+  const Bandwidth nic_bw = c.inter_node.nic_bandwidth * c.inter_node.efficiency;
+  nic_up_.resize(nics);
+  nic_down_.resize(nics);
+  std::vector<int> downlinks(leaves_, 0);
+  for (int node = 0; node < nodes; ++node) {
+    for (int n = 0; n < nics_per_node_; ++n) {
+      const int nic = node * nics_per_node_ + n;
+      const int leaf = leaf_of_nic(node, n);
+      ++downlinks[leaf];
+      nic_up_[nic] = add_link(G.nic0 + nic, G.leaf0 + leaf,
+                              {LinkClass::nic, true, nic_bw, inter_latency_, nic});
+      nic_down_[nic] = add_link(G.leaf0 + leaf, G.nic0 + nic,
+                                {LinkClass::nic, false, nic_bw, inter_latency_, nic});
+    }
+    for (int local = 0; local < gpus_per_node_; ++local) {
+      const int gpu = node * gpus_per_node_ + local;
+      const int nic = G.nic0 + node * nics_per_node_ + nic_of(gpu);
+      boost::add_edge(gpu, nic, -1, G.g);
+      boost::add_edge(nic, gpu, -1, G.g);
+    }
+  }
+  if (G.spine < 0) return;
+  spine_up_.resize(leaves_);
+  spine_down_.resize(leaves_);
+  for (int leaf = 0; leaf < leaves_; ++leaf) {
+    // Uplink capacity: what the leaf's downlinks carry, divided by the oversubscription.
+    const Bandwidth up = nic_bw * (downlinks[leaf] / c.inter_node.oversubscription);
+    spine_up_[leaf] = add_link(G.leaf0 + leaf, G.spine,
+                               {LinkClass::spine, true, up, inter_latency_, leaf});
+    spine_down_[leaf] = add_link(G.spine, G.leaf0 + leaf,
+                                 {LinkClass::spine, false, up, inter_latency_, leaf});
+  }
+}
+
+int Topology::nic_of(int gpu) const {
+  return (gpu % gpus_per_node_) * nics_per_node_ / gpus_per_node_;
+}
+
+int Topology::leaf_of_nic(int node, int nic) const {
+  if (rail_optimized_) return nic * ((leaves_ / nics_per_node_)) + node / kLeafDownlinks;
+  return (node * nics_per_node_ + nic) / kLeafDownlinks;
+}
+
+void Topology::route(int a, int b, std::vector<int>& out) const {
+  ORRERY_CHECK(a >= 0 && a < gpus_ && b >= 0 && b < gpus_ && a != b, "route between two GPUs");
+  const int na = node_of(a), nb = node_of(b);
+  if (na == nb) {
+    out.push_back(nvlink_up_[a]);
+    out.push_back(nvlink_down_[b]);
+    return;
+  }
+  const int nic_a = na * nics_per_node_ + nic_of(a);
+  const int nic_b = nb * nics_per_node_ + nic_of(b);
+  const int leaf_a = leaf_of_nic(na, nic_of(a));
+  const int leaf_b = leaf_of_nic(nb, nic_of(b));
+  out.push_back(nic_up_[nic_a]);
+  if (leaf_a != leaf_b) {
+    out.push_back(spine_up_[leaf_a]);
+    out.push_back(spine_down_[leaf_b]);
+  }
+  out.push_back(nic_down_[nic_b]);
+}
+
+Seconds Topology::latency(int a, int b) const {
+  return node_of(a) == node_of(b) ? intra_latency_ : inter_latency_;
+}
+
+int Topology::bfs_hops(int a, int b) const {
+  const auto& g = graph_->g;
+  std::vector<int> dist(boost::num_vertices(g), -1);
+  dist[a] = 0;
+  auto vis = boost::make_bfs_visitor(boost::record_distances(
+      boost::make_iterator_property_map(dist.begin(), boost::get(boost::vertex_index, g)),
+      boost::on_tree_edge()));
+  boost::breadth_first_search(g, boost::vertex(a, g), boost::visitor(vis));
+  return dist[b];
+}
+
+}  // namespace orrery

@@ -1,0 +1,84 @@
+// The cluster as a graph of devices and directed links, built from a ClusterSpec:
+//
+//   GPU ──nvlink──► NVSwitch ──nvlink──► GPU                      (inside a node)
+//   GPU ─► NIC ──nic──► leaf ──uplink──► spine ──downlink──► leaf ──nic──► NIC ─► GPU
+//
+// Leaves have kLeafDownlinks ports towards NICs (a 64-port switch split evenly between
+// downlinks and uplinks, as NVIDIA's Quantum-2 QM9700 is in a non-blocking SuperPOD).
+// Rail-optimized: NIC i of every node in a group of kLeafDownlinks nodes plugs into the
+// leaf of rail i. Fat-tree: NIC ports fill leaves in order, node by node. A leaf's
+// uplinks are one aggregate link of (downlink bandwidth / oversubscription) towards a
+// single aggregate spine; with one leaf there is no spine. A GPU uses NIC
+// local_index * nics_per_node / gpus_per_node (DGX-1: two GPUs share a NIC).
+//
+// Link capacities are line rate x the fabric's bus-bandwidth efficiency (what NCCL
+// reaches); latencies are per message. Routes are up-down (the unique shortest path in
+// this tree), deterministic.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/units.h"
+#include "scenario/spec.h"
+
+namespace orrery {
+
+enum class LinkClass { nvlink, nic, spine };
+const char* to_string(LinkClass c);
+
+struct LinkInfo {
+  LinkClass cls = LinkClass::nvlink;
+  bool up = true;          // towards the switch (send side) or away from it
+  Bandwidth capacity;      // usable bytes/s in this direction
+  Seconds latency;         // per message
+  int owner = 0;           // GPU (nvlink), NIC index (nic) or leaf (spine)
+};
+
+class Topology {
+ public:
+  static constexpr int kLeafDownlinks = 32;
+
+  explicit Topology(const ClusterSpec& cluster);
+  ~Topology();
+  Topology(Topology&&) noexcept;
+  Topology& operator=(Topology&&) noexcept;
+
+  int gpus() const { return gpus_; }
+  int node_of(int gpu) const { return gpu / gpus_per_node_; }
+  int leaves() const { return leaves_; }
+  int link_count() const { return static_cast<int>(links_.size()); }
+  const LinkInfo& link(int id) const { return links_.at(id); }
+
+  int nvlink_up(int gpu) const { return nvlink_up_.at(gpu); }
+  int nvlink_down(int gpu) const { return nvlink_down_.at(gpu); }
+  double intra_efficiency() const { return intra_efficiency_; }
+
+  // Appends to `out` the directed links a message from GPU a to GPU b crosses.
+  void route(int a, int b, std::vector<int>& out) const;
+  // Latency of one message from a to b: the slowest hop class on its path.
+  Seconds latency(int a, int b) const;
+  // Hop count of the shortest path between two GPUs by breadth-first search over the
+  // device graph (for tests that check `route` is shortest).
+  int bfs_hops(int a, int b) const;
+
+ private:
+  int nic_of(int gpu) const;
+  int leaf_of_nic(int node, int nic) const;
+
+  struct Graph;
+  std::unique_ptr<Graph> graph_;  // Boost.Graph adjacency list, kept out of the header
+  int gpus_ = 0;
+  int gpus_per_node_ = 1;
+  int nics_per_node_ = 1;
+  int leaves_ = 0;
+  bool rail_optimized_ = true;
+  Seconds intra_latency_, inter_latency_;
+  double intra_efficiency_ = 1.0;
+  std::vector<LinkInfo> links_;
+  // Link ids by owner: nvlink up/down per GPU, nic up/down per NIC, spine up/down per leaf.
+  std::vector<int> nvlink_up_, nvlink_down_, nic_up_, nic_down_, spine_up_, spine_down_;
+};
+
+}  // namespace orrery

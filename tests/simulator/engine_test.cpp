@@ -1,0 +1,161 @@
+// The event engine: ordering, determinism, stream semantics, collectives on an idle
+// network, and compute/communication interference.
+#include "simulator/engine.h"
+
+#include <gtest/gtest.h>
+
+#include "scenario/load.h"
+#include "simulator/collectives.h"
+
+namespace orrery {
+namespace {
+
+ClusterSpec cluster(const std::string& system, int nodes) {
+  const std::string yaml = "cluster: {preset: " + system + ", nodes: " + std::to_string(nodes) +
+                           "}\nmodel: llama3-8b\nparallelism: {global_batch: " +
+                           std::to_string(8 * nodes) + "}\n";
+  return load_scenario_text(yaml, "engine.yaml").cluster;
+}
+
+std::vector<double> capacities(const Topology& t) {
+  std::vector<double> c;
+  for (int i = 0; i < t.link_count(); ++i) c.push_back(t.link(i).capacity.value());
+  return c;
+}
+
+Task compute(int rank, double seconds) {
+  Task t;
+  t.kind = TaskKind::forward;
+  t.stream = StreamKind::compute;
+  t.rank = rank;
+  t.work_s = seconds;
+  return t;
+}
+
+Task comm(int rank, int plan, StreamKind s = StreamKind::dp) {
+  Task t;
+  t.kind = TaskKind::dp_comm;
+  t.stream = s;
+  t.rank = rank;
+  t.comm = plan;
+  return t;
+}
+
+TEST(Engine, StreamsAreInOrderAndDependenciesHold) {
+  TaskGraph g;
+  g.ranks = 2;
+  const int a = g.add(compute(0, 1.0));
+  const int b = g.add(compute(0, 2.0));  // same stream: after a
+  const int c = g.add(compute(1, 0.5));
+  g.depend(b, c);  // c waits for b on the other rank
+  const EngineResult r = run_engine(g, {}, {});
+  EXPECT_DOUBLE_EQ(r.timing[a].end, 1.0);
+  EXPECT_DOUBLE_EQ(r.timing[b].start, 1.0);
+  EXPECT_DOUBLE_EQ(r.timing[b].end, 3.0);
+  EXPECT_DOUBLE_EQ(r.timing[c].start, 3.0);
+  EXPECT_DOUBLE_EQ(r.end_s, 3.5);
+}
+
+TEST(Engine, TiesBreakByClassThenSequenceDeterministically) {
+  // Many zero-length and equal-length tasks: two runs give identical timings.
+  TaskGraph g;
+  g.ranks = 4;
+  for (int i = 0; i < 200; ++i) {
+    const int t = g.add(compute(i % 4, (i % 3) * 0.25));
+    if (i >= 4) g.depend(t - 4 + (i % 2), t);
+  }
+  const EngineResult r1 = run_engine(g, {}, {});
+  const EngineResult r2 = run_engine(g, {}, {});
+  ASSERT_EQ(r1.timing.size(), r2.timing.size());
+  for (size_t i = 0; i < r1.timing.size(); ++i) {
+    EXPECT_EQ(r1.timing[i].start, r2.timing[i].start);
+    EXPECT_EQ(r1.timing[i].end, r2.timing[i].end);
+  }
+  EXPECT_EQ(r1.events, r2.events);
+}
+
+TEST(Engine, IdleRingAllReduceMatchesClosedForm) {
+  // 8 GPUs of one DGX H100: t = 2(n-1)/n * S/B + 2(n-1) * alpha with B = 450 GB/s x
+  // 0.82 and alpha = 0.6 us (systems.yaml).
+  const Topology topo(cluster("dgx-h100", 1));
+  const std::vector<int> group = {0, 1, 2, 3, 4, 5, 6, 7};
+  const double S = 256.0 * 1048576;
+  TaskGraph g;
+  g.ranks = 1;
+  g.comms.push_back(place(
+      plan_collective(CollectiveOp::all_reduce, group, S, topo, false, CollectiveAlgo::ring), topo));
+  g.add(comm(0, 0));
+  const EngineResult r = run_engine(g, capacities(topo), {});
+  const double n = 8, B = 450e9 * 0.82, alpha = 0.6e-6;
+  EXPECT_NEAR(r.end_s, 2 * (n - 1) / n * S / B + 2 * (n - 1) * alpha, 1e-12);
+}
+
+TEST(Engine, IdleInterNodeRingUsesNics) {
+  // One GPU on each of 4 nodes (same rail): B = 400 Gb/s x 0.94, alpha = 2.7 us.
+  const Topology topo(cluster("dgx-h100", 4));
+  const std::vector<int> group = {0, 8, 16, 24};
+  const double S = 64.0 * 1048576;
+  TaskGraph g;
+  g.ranks = 1;
+  g.comms.push_back(place(
+      plan_collective(CollectiveOp::all_reduce, group, S, topo, false, CollectiveAlgo::ring), topo));
+  g.add(comm(0, 0));
+  const EngineResult r = run_engine(g, capacities(topo), {});
+  const double n = 4, B = 50e9 * 0.94, alpha = 2.7e-6;
+  EXPECT_NEAR(r.end_s, 2 * (n - 1) / n * S / B + 2 * (n - 1) * alpha, 1e-12);
+}
+
+TEST(Engine, SiblingCopiesShareTheSpine) {
+  // 64 nodes, oversubscribed 4:1 fat-tree; the ring of GPU 0 of nodes 0 and 32 crosses
+  // the spine, as do the rings of the 7 sibling GPUs of those nodes. Two leaves' uplinks
+  // (each 32 x 47 GB/s / 4) carry 8 flows each way: 8 copies x rate <= uplink.
+  const ClusterSpec c = [] {
+    const std::string yaml =
+        "cluster: {preset: hgx-h100-roce, nodes: 64, inter_node: {oversubscription: 4}}\n"
+        "model: llama3-8b\nparallelism: {global_batch: 512}\n";
+    return load_scenario_text(yaml, "s.yaml").cluster;
+  }();
+  const Topology topo(c);
+  const double S = 1e9;
+  std::vector<std::vector<int>> siblings;
+  for (int k = 1; k < 8; ++k) siblings.push_back({k, 8 * 32 + k});
+  const CommPlan plan = plan_collective(CollectiveOp::all_reduce, {0, 8 * 32}, S, topo, false,
+                                        CollectiveAlgo::ring);
+  const PlannedComm placed = place(plan, topo, siblings);
+  TaskGraph g;
+  g.ranks = 1;
+  g.comms.push_back(placed);
+  g.add(comm(0, 0));
+  const EngineResult r = run_engine(g, capacities(topo), {});
+  const double uplink = 32 * 50e9 * 0.94 / 4;
+  const double rate = std::min(50e9 * 0.94, uplink / 8);
+  EXPECT_NEAR(r.end_s, S / rate + 2 * 2.7e-6, 1e-9);
+}
+
+TEST(Engine, CommunicationShorterThanComputeIsHidden) {
+  // A 10 ms compute kernel and, on another stream, a 1 ms all-reduce that starts with
+  // it: the step is the compute alone, slowed by the interference only while both run.
+  const Topology topo(cluster("dgx-h100", 1));
+  TaskGraph g;
+  g.ranks = 1;
+  const double B = 450e9 * 0.82;
+  const double S = 1e-3 * B * 8 / (2 * 7.0);  // about 1 ms of ring data
+  g.comms.push_back(place(plan_collective(CollectiveOp::all_reduce, {0, 1, 2, 3, 4, 5, 6, 7}, S,
+                                          topo, false, CollectiveAlgo::ring),
+                          topo));
+  g.add(compute(0, 10e-3));
+  const int ar = g.add(comm(0, 0));
+  EngineOptions opt;
+  const EngineResult r = run_engine(g, capacities(topo), opt);
+  EXPECT_DOUBLE_EQ(r.end_s, 10e-3);
+  EXPECT_LT(r.timing[ar].end, 10e-3);
+  // With 15 % compute slowdown while the all-reduce runs (d = its duration), compute
+  // ends at 10 ms + 0.15 * d.
+  opt.compute_slowdown = 0.15;
+  const EngineResult s = run_engine(g, capacities(topo), opt);
+  const double d = s.timing[ar].end - s.timing[ar].start;
+  EXPECT_NEAR(s.end_s, 10e-3 + 0.15 * d, 1e-12);
+}
+
+}  // namespace
+}  // namespace orrery
