@@ -11,7 +11,14 @@
 #include "core/error.h"
 #include "model/analysis.h"
 #include "report/check_report.h"
+#include "report/run_report.h"
+#include "report/validate_report.h"
 #include "scenario/load.h"
+#include "simulator/step.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
 
 namespace {
 
@@ -22,6 +29,85 @@ int run_check(const std::string& path, const std::string& format) {
   const orrery::StepFigures f = orrery::analyse_step(s);
   const std::string out = format == "json" ? orrery::render_check_json(s, f)
                                            : orrery::render_check_table(s, f);
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  return 0;
+}
+
+// Writes `text` to `path` whole: to a temporary file first, renamed into place, so a
+// failure never leaves a half-written file behind.
+void write_file(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary);
+    if (!out) throw orrery::InputError({path, std::nullopt}, "", "", "cannot write the file");
+    out.write(text.data(), static_cast<std::streamsize>(text.size()));
+    if (!out) throw orrery::InputError({path, std::nullopt}, "", "", "cannot write the file");
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    std::filesystem::remove(tmp, ec);
+    throw orrery::InputError({path, std::nullopt}, "", "", "cannot write the file");
+  }
+}
+
+int run_run(const std::string& path, const std::string& format, const std::string& trace,
+            bool full) {
+  const orrery::Scenario s = orrery::load_scenario_file(path);
+  orrery::SimulationOptions opt;
+  opt.full = full;
+  const orrery::StepResult r = orrery::simulate_step(s, opt);
+  const std::string out = format == "json"  ? orrery::render_run_json(s, r)
+                          : format == "csv" ? orrery::render_run_csv(s, r)
+                                            : orrery::render_run_table(s, r);
+  if (!trace.empty()) write_file(trace, orrery::render_trace(s, r));
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  return 0;
+}
+
+// Scenario files named on the command line, directories searched for *.yaml, sorted.
+std::vector<std::string> expand(const std::vector<std::string>& paths) {
+  std::vector<std::string> files;
+  for (const auto& p : paths) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(p, ec)) {
+      std::vector<std::string> found;
+      for (const auto& e : std::filesystem::recursive_directory_iterator(p, ec)) {
+        if (e.is_regular_file() && e.path().extension() == ".yaml") found.push_back(e.path().string());
+      }
+      std::sort(found.begin(), found.end());
+      if (found.empty()) {
+        throw orrery::InputError({p, std::nullopt}, "", "", "no .yaml scenario in this directory");
+      }
+      files.insert(files.end(), found.begin(), found.end());
+    } else {
+      files.push_back(p);
+    }
+  }
+  return files;
+}
+
+int run_validate(const std::vector<std::string>& paths, const std::string& format) {
+  std::vector<orrery::ValidationCase> cases;
+  for (const std::string& file : expand(paths)) {
+    const orrery::Scenario s = orrery::load_scenario_file(file);
+    if (!s.measured) {
+      throw orrery::InputError({file, std::nullopt}, "measured", "",
+                               "missing key: a validation case needs a measured: block "
+                               "(metric, value, source)");
+    }
+    const orrery::StepResult r = orrery::simulate_step(s);
+    orrery::ValidationCase c;
+    c.id = s.name;
+    c.file = file;
+    c.metric = s.measured->metric;
+    c.measured = s.measured->value;
+    c.source = s.measured->source;
+    c.predicted = orrery::metric_value(r, s, c.metric);
+    cases.push_back(c);
+  }
+  const std::string out = format == "json" ? orrery::render_validation_json(cases)
+                                           : orrery::render_validation_table(cases);
   std::fwrite(out.data(), 1, out.size(), stdout);
   return 0;
 }
@@ -60,6 +146,32 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"table", "json"}))
       ->capture_default_str();
 
+  std::string run_path, run_format = "table", trace_path;
+  bool full = false;
+  CLI::App* run = app.add_subcommand(
+      "run", "Simulate one training step: step time and its breakdown (compute, recompute, "
+             "exposed TP/PP/DP communication, bubble, optimizer), tokens/s, TFLOP/s, MFU, "
+             "memory per GPU and bytes per link class.");
+  run->add_option("scenario", run_path, "Scenario YAML file")->required();
+  run->add_option("--format", run_format, "Output format")
+      ->check(CLI::IsMember({"table", "json", "csv"}))
+      ->capture_default_str();
+  run->add_option("--trace", trace_path,
+                  "Write the simulated timeline as Chrome trace-event JSON (opens in Perfetto)");
+  run->add_flag("--full", full,
+                "Simulate every op of every layer and micro-batch instead of reusing "
+                "per-layer templates");
+
+  std::vector<std::string> validate_paths;
+  std::string validate_format = "table";
+  CLI::App* validate = app.add_subcommand(
+      "validate", "Run scenarios that carry a measured: block and compare prediction with "
+                  "the published figure; print each error and the mean and max |error|.");
+  validate->add_option("paths", validate_paths, "Scenario files or directories")->required();
+  validate->add_option("--format", validate_format, "Output format")
+      ->check(CLI::IsMember({"table", "json"}))
+      ->capture_default_str();
+
   CLI::App* presets = app.add_subcommand("presets", "List the built-in GPU, system and model presets.");
 
   try {
@@ -77,6 +189,8 @@ int main(int argc, char** argv) {
 
   try {
     if (*check) return run_check(scenario_path, format);
+    if (*run) return run_run(run_path, run_format, trace_path, full);
+    if (*validate) return run_validate(validate_paths, validate_format);
     if (*presets) return run_presets();
   } catch (const orrery::InputError& e) {
     std::cerr << e.what() << "\n";

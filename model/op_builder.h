@@ -10,6 +10,7 @@ struct OpBuilder {
   double act;     // bytes per activation element
   double weight;  // bytes per stored weight
   double saved_gemm_input;  // bytes per element of a GEMM input kept for backward
+  bool fp8;                 // linear layers run in FP8 (Transformer Engine)
 
   explicit OpBuilder(Precision p);
 

@@ -40,6 +40,7 @@ void add_attention(const ModelSpec& m, const TrainingSpec& tr, const OpBuilder& 
     const double out = (a + 2 * kv) * hd;
     L.ops.push_back(B.gemm("attn.qkv", d.tok, d.h, out, d.h * out + bias * out,
                            d.tok * d.h * d.r));
+    L.ops.back().comm_before = CommPoint::tp_gather;
     q_dim = a * hd;
     k_dim = v_dim = kv * hd;
     qk_head = v_head = hd;
@@ -51,12 +52,14 @@ void add_attention(const ModelSpec& m, const TrainingSpec& tr, const OpBuilder& 
     if (mla.q_lora_rank > 0) {
       // Down-projections are small and replicated on every tensor-parallel rank.
       L.ops.push_back(B.gemm("attn.q_down", d.tok, d.h, ql, d.h * ql, d.tok * d.h * d.r));
+      L.ops.back().comm_before = CommPoint::tp_gather;
       L.ops.push_back(B.memory_bound("attn.q_norm", OpKind::norm, d.tok * ql, d.tok * ql,
                                      e * d.tok * ql, ql));
       L.ops.push_back(B.gemm("attn.q_up", d.tok, ql, a * qk_head, ql * a * qk_head, d.tok * ql));
     } else {
       L.ops.push_back(B.gemm("attn.q_proj", d.tok, d.h, a * qk_head, d.h * a * qk_head,
                              d.tok * d.h * d.r));
+      L.ops.back().comm_before = CommPoint::tp_gather;
     }
     const double kv_down = kvl + mla.qk_rope_head_dim;
     // Same input as the query path, which already keeps it.
@@ -103,13 +106,18 @@ void add_attention(const ModelSpec& m, const TrainingSpec& tr, const OpBuilder& 
     qk.selective = true;
     L.ops.push_back(qk);
 
-    Op sm = B.memory_bound("attn.softmax", OpKind::softmax, probs, probs, 0);
-    sm.saved_selective = Bytes(e * probs);
+    // The s^2 tensors are kept only without selective recompute; their backward reads
+    // them either way (recomputed or kept).
+    Op sm = B.memory_bound("attn.softmax", OpKind::softmax, probs, probs, e * probs);
+    sm.saved_selective = sm.saved;
+    sm.saved = Bytes(0);
     sm.selective = true;
     L.ops.push_back(sm);
     if (m.dropout) {
-      Op dr = B.memory_bound("attn.dropout", OpKind::dropout, probs, probs, 0);
-      dr.saved_selective = Bytes(1.0 * probs);
+      Op dr = B.memory_bound("attn.dropout", OpKind::dropout, probs, probs, 1.0 * probs);
+      dr.fwd_written += Bytes(1.0 * probs);  // the mask
+      dr.saved_selective = dr.saved;
+      dr.saved = Bytes(0);
       dr.selective = true;
       L.ops.push_back(dr);
     }
@@ -131,6 +139,7 @@ void add_attention(const ModelSpec& m, const TrainingSpec& tr, const OpBuilder& 
   }
   // Row-parallel output projection; its bias is replicated on every rank.
   L.ops.push_back(B.gemm("attn.proj", d.tok, o_dim, d.h, o_dim * d.h + bias * d.h, d.tok * o_dim));
+  L.ops.back().comm_after = CommPoint::tp_reduce;
 }
 
 // Dense feed-forward of width `ffn` (the whole layer's, split over t here).
@@ -147,6 +156,13 @@ void add_dense_mlp(const ModelSpec& m, const OpBuilder& B, const Dims& d, double
                           B.act * tokens * up);
   Op fc2 = B.gemm(prefix + ".fc2", tokens, f, d.h, copies * (f * d.h + bias * d.h), tokens * f);
   fc1.expert = fc2.expert = expert_params;
+  if (expert_params) {
+    fc1.comm_before = CommPoint::ep_dispatch;
+    fc2.comm_after = CommPoint::ep_combine;
+  } else if (prefix == "mlp") {
+    fc1.comm_before = CommPoint::tp_gather;
+    fc2.comm_after = CommPoint::tp_reduce;
+  }
   L.ops.push_back(fc1);
   L.ops.push_back(act);
   L.ops.push_back(fc2);
@@ -159,6 +175,7 @@ void add_moe(const ModelSpec& m, const OpBuilder& B, const Dims& d, const Shard&
   Op router = B.gemm("moe.router", routed_tokens, d.h, E, d.h * E, routed_tokens * d.h);
   router.kind = OpKind::router;
   router.saved += Bytes(4.0 * routed_tokens * E);  // fp32 routing probabilities
+  router.comm_before = CommPoint::tp_gather;
   L.ops.push_back(router);
 
   // On average every token reaches top_k experts, so the experts on one rank see
@@ -181,6 +198,7 @@ void add_moe(const ModelSpec& m, const OpBuilder& B, const Dims& d, const Shard&
   // Weighted sum of the top_k expert outputs; its backward needs those outputs.
   L.ops.push_back(B.memory_bound("moe.combine", OpKind::elementwise, useful_tokens * d.h,
                                  d.tok * d.h * d.r, B.act * useful_tokens * d.h));
+  L.ops.back().comm_after = CommPoint::tp_reduce;
 }
 
 void add_residual_tail(const ModelSpec& m, const OpBuilder& B, const Dims& d,
@@ -227,6 +245,7 @@ Layer embedding_layer(const ModelSpec& m, const OpBuilder& B, const Dims& d) {
   // Vocabulary-parallel table; the lookup writes b*s*h per rank before the reduction.
   L.ops.push_back(B.memory_bound("embedding.word", OpKind::embedding, 0, n, 0,
                                  vocab_share * d.h));
+  L.ops.back().comm_after = CommPoint::tp_reduce;  // vocabulary-parallel lookup
   if (m.position_embedding == PositionEmbedding::learned) {
     L.ops.push_back(B.memory_bound("embedding.position", OpKind::embedding, 0, n, 0,
                                    static_cast<double>(m.seq_len) * d.h));
@@ -252,6 +271,7 @@ Layer head_layer(const ModelSpec& m, const OpBuilder& B, const Dims& d) {
   if (m.family == ModelFamily::decoder) {
     L.ops.push_back(B.memory_bound("head.norm", OpKind::norm, n, n, B.act * n, norm_params(m)));
     L.ops.push_back(B.gemm("head.output", d.tok, d.h, vocab_share, output_weights, n));
+    L.ops.back().comm_before = CommPoint::tp_gather;
   } else {
     // BERT: pooler on the first token of each sequence, masked-LM transform (dense,
     // GeLU, LayerNorm) and the output projection with its own bias. Applied to every

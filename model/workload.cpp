@@ -50,7 +50,8 @@ OpBuilder::OpBuilder(Precision p)
       weight(weight_bytes(p)),
       // Transformer Engine keeps the FP8 cast of a linear layer's input for its
       // backward GEMM, so those inputs cost 1 byte an element under fp8.
-      saved_gemm_input(p == Precision::fp8 ? 1.0 : activation_bytes(p)) {}
+      saved_gemm_input(p == Precision::fp8 ? 1.0 : activation_bytes(p)),
+      fp8(p == Precision::fp8) {}
 
 Op OpBuilder::gemm(const std::string& name, double m, double k, double n, double params,
                    double saved_elems) const {
@@ -66,6 +67,13 @@ Op OpBuilder::gemm(const std::string& name, double m, double k, double n, double
   op.bwd_written = Bytes(m * k * act + k * n * weight);
   op.params = params;
   op.saved = Bytes(saved_elems * saved_gemm_input);
+  if (fp8) {
+    // Transformer Engine casts a linear layer's input to FP8 and writes its transpose
+    // for the weight-gradient GEMM (read 16-bit, write two 1-byte copies); backward does
+    // the same for the output gradient.
+    op.aux_fwd_bytes = Bytes(m * k * (act + 2.0));
+    op.aux_bwd_bytes = Bytes(m * n * (act + 2.0));
+  }
   return op;
 }
 

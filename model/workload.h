@@ -14,6 +14,7 @@
 //   inputs its backward needs, 16-bit tensors take 2 bytes an element, dropout masks 1.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,11 @@ enum class OpKind {
 };
 const char* to_string(OpKind k);
 
+// Where an op exchanges data with other ranks: the boundaries of Megatron-LM's
+// tensor-parallel regions (a column-parallel GEMM gathers its input under sequence
+// parallelism; a row-parallel GEMM reduces its output) and MoE token routing.
+enum class CommPoint : std::uint8_t { none, tp_gather, tp_reduce, ep_dispatch, ep_combine };
+
 struct Op {
   std::string name;
   OpKind kind = OpKind::gemm;
@@ -47,9 +53,12 @@ struct Op {
   Bytes bwd_read, bwd_written;
   double params = 0;        // parameters held on this rank
   bool expert = false;      // params are MoE expert weights (sharded over ep, not dp)
+  Bytes aux_fwd_bytes, aux_bwd_bytes;  // moved by separate auxiliary kernels (FP8 casts)
   Bytes saved;              // activations kept for backward under any recompute but full
   Bytes saved_selective;    // activations dropped by selective recompute (s^2 tensors)
   bool selective = false;   // recomputed under selective recompute
+  CommPoint comm_before = CommPoint::none;  // exchange before this op's forward
+  CommPoint comm_after = CommPoint::none;   // exchange after this op's forward
 };
 
 enum class LayerKind { embedding, transformer, head, cnn };

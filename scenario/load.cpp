@@ -30,11 +30,13 @@ constexpr double kMaxPower = 1e6;            // 1 MW per GPU
 constexpr int kMaxCount = 1 << 20;           // nodes, GPUs per node, layers, degrees
 constexpr std::int64_t kMaxWidth = std::int64_t{1} << 24;  // hidden, ffn, vocab, seq_len
 
-const std::vector<std::string> kTopKeys = {"name", "description", "cluster", "model",
-                                           "parallelism", "training", "cost"};
+const std::vector<std::string> kTopKeys = {"name",     "description", "cluster",
+                                           "model",    "parallelism", "training",
+                                           "cost",     "simulation",  "measured"};
+const std::vector<std::string> kMeasuredKeys = {"metric", "value", "source"};
 const std::vector<std::string> kGpuKeys = {
     "preset", "name", "peak", "memory", "memory_bandwidth", "tdp", "gemm_efficiency",
-    "gemm_fixed_time", "attention_efficiency", "memory_efficiency", "kernel_launch"};
+    "gemm_ramp", "attention_efficiency", "memory_efficiency", "kernel_launch"};
 const std::vector<std::string> kPeakKeys = {"fp32", "tf32", "fp16", "bf16", "fp8", "fp4"};
 const std::vector<std::string> kClusterKeys = {"preset", "gpu", "nodes", "gpus_per_node",
                                                "intra_node", "inter_node"};
@@ -54,11 +56,13 @@ const std::vector<std::string> kCnnRowKeys = {"name", "op", "in", "out", "kernel
                                               "size"};
 const std::vector<std::string> kParallelKeys = {
     "tp", "pp", "dp", "cp", "ep", "sequence_parallel", "virtual_pipeline_stages",
-    "first_stage_layers", "last_stage_layers", "schedule",
+    "first_stage_layers", "last_stage_layers", "schedule", "pipeline_engine",
     "zero_stage", "fsdp", "microbatch", "global_batch"};
-const std::vector<std::string> kTrainingKeys = {"precision", "recompute", "optimizer",
-                                                "flash_attention", "gradient_dtype",
-                                                "runtime_reserve", "allocator_overhead"};
+const std::vector<std::string> kTrainingKeys = {
+    "precision",          "recompute",           "optimizer",       "flash_attention",
+    "gradient_dtype",     "runtime_reserve",     "allocator_overhead", "overlap_grad_reduce",
+    "overlap_param_gather", "tp_comm_overlap",   "overlap_p2p",     "grad_bucket_params"};
+const std::vector<std::string> kSimulationKeys = {"compute_slowdown", "comm_slowdown"};
 const std::vector<std::string> kCostKeys = {"usd_per_gpu_hour", "gpu_power", "pue"};
 
 const std::vector<std::pair<std::string, Dtype>> kDtypeNames = {
@@ -144,6 +148,39 @@ void read_gemm_efficiency(const YAML::Node& node, const std::string& file,
   }
 }
 
+// gemm_ramp: a list of [ideal duration, fraction] pairs, durations increasing.
+void read_gemm_ramp(MapReader& r, GpuSpec& gpu) {
+  const YAML::Node list = r.node("gemm_ramp");
+  if (!list.IsSequence() || list.size() == 0) {
+    r.fail("gemm_ramp", "expected a list of [duration, fraction] pairs, e.g. [[\"10 us\", 0.7]]");
+  }
+  gpu.gemm_ramp.clear();
+  for (size_t i = 0; i < list.size(); ++i) {
+    const YAML::Node pair = list[i];
+    const std::string key = fmt::format("{}[{}]", r.key_path("gemm_ramp"), i);
+    auto bad = [&](const std::string& why) {
+      throw InputError(location_of(r.file(), pair), key, detail::describe(pair), why);
+    };
+    if (!pair.IsSequence() || pair.size() != 2 || !pair[0].IsScalar() || !pair[1].IsScalar()) {
+      bad("expected [duration, fraction]");
+    }
+    double seconds = 0;
+    std::string why;
+    if (!parse_quantity(pair[0].Scalar(), Dimension::seconds, seconds, why)) bad(why);
+    char* end = nullptr;
+    const std::string& f = pair[1].Scalar();
+    const double fraction = std::strtod(f.c_str(), &end);
+    if (end != f.c_str() + f.size() || !(fraction > 0 && fraction <= 1)) {
+      bad("the fraction must be a number in (0, 1]");
+    }
+    if (!(seconds > 0) || (!gpu.gemm_ramp.empty() && seconds <= gpu.gemm_ramp.back().first.value())) {
+      bad("durations must be positive and increasing");
+    }
+    gpu.gemm_ramp.emplace_back(Seconds(seconds), fraction);
+  }
+  r.mark("gemm_ramp");
+}
+
 void read_gpu_keys(MapReader& r, Origin* origin, GpuSpec& gpu) {
   r.read_string("name", gpu.name);
   if (r.has("peak")) read_peak(r.node("peak"), r.file(), r.key_path("peak"), origin, gpu);
@@ -155,8 +192,8 @@ void read_gpu_keys(MapReader& r, Origin* origin, GpuSpec& gpu) {
     read_gemm_efficiency(r.node("gemm_efficiency"), r.file(), r.key_path("gemm_efficiency"),
                          origin, gpu);
   }
+  if (r.has("gemm_ramp")) read_gemm_ramp(r, gpu);
   Seconds t;
-  if (r.read_quantity("gemm_fixed_time", Dimension::seconds, 0.0, 1.0, t)) gpu.gemm_fixed_time = t;
   double e = 0;
   if (r.read_double("attention_efficiency", 0.01, 1.0, e)) gpu.attention_efficiency = e;
   if (r.read_double("memory_efficiency", 0.01, 1.0, e)) gpu.memory_efficiency = e;
@@ -312,6 +349,9 @@ void read_parallelism(const YAML::Node& node, const std::string& file, Origin* o
                {"1f1b", PipelineSchedule::one_f_one_b},
                {"interleaved-1f1b", PipelineSchedule::interleaved_1f1b}},
               p.schedule);
+  r.read_enum("pipeline_engine",
+              {{"megatron", PipelineEngine::megatron}, {"deepspeed", PipelineEngine::deepspeed}},
+              p.pipeline_engine);
   r.read_int("zero_stage", 0, 3, p.zero_stage);
   r.read_bool("fsdp", p.fsdp);
   r.read_int("microbatch", 1, kMaxCount, p.microbatch);
@@ -339,6 +379,43 @@ void read_training(const YAML::Node& node, const std::string& file, Origin* orig
               t.gradient_dtype);
   r.read_quantity("runtime_reserve", Dimension::bytes, 0.0, kMaxBytes, t.runtime_reserve);
   r.read_double("allocator_overhead", 0.0, 1.0, t.allocator_overhead);
+  r.read_bool("overlap_grad_reduce", t.overlap_grad_reduce);
+  r.read_bool("overlap_param_gather", t.overlap_param_gather);
+  r.read_bool("tp_comm_overlap", t.tp_comm_overlap);
+  r.read_bool("overlap_p2p", t.overlap_p2p);
+  double bucket = 0;
+  if (r.read_double("grad_bucket_params", 1.0, 1e15, bucket)) t.grad_bucket_params = bucket;
+}
+
+void read_measured(const YAML::Node& node, const std::string& file, Origin* origin,
+                   std::optional<Measured>& out) {
+  MapReader r(node, file, "measured", kMeasuredKeys, origin);
+  Measured m;
+  if (!r.read_enum("metric",
+                   {{"step_time_s", Metric::step_time_s},
+                    {"tokens_per_s", Metric::tokens_per_s},
+                    {"tokens_per_s_per_gpu", Metric::tokens_per_s_per_gpu},
+                    {"tflops_per_gpu_model", Metric::tflops_per_gpu_model},
+                    {"tflops_per_gpu_hardware", Metric::tflops_per_gpu_hardware},
+                    {"mfu", Metric::mfu}},
+                   m.metric)) {
+    throw InputError(location_of(file, node), "measured.metric", "", "missing key");
+  }
+  if (!r.read_double("value", 1e-12, 1e18, m.value)) {
+    throw InputError(location_of(file, node), "measured.value", "", "missing key");
+  }
+  if (!r.read_string("source", m.source) || m.source.empty()) {
+    throw InputError(location_of(file, node), "measured.source", "",
+                     "missing key: say where the figure was published");
+  }
+  out = m;
+}
+
+void read_simulation(const YAML::Node& node, const std::string& file, Origin* origin,
+                     SimulationSpec& sim) {
+  MapReader r(node, file, "simulation", kSimulationKeys, origin);
+  r.read_double("compute_slowdown", 0.0, 0.99, sim.compute_slowdown);
+  r.read_double("comm_slowdown", 0.0, 0.99, sim.comm_slowdown);
 }
 
 void read_cost(const YAML::Node& node, const std::string& file, Origin* origin, CostSpec& c) {
@@ -383,12 +460,14 @@ Scenario parse(const YAML::Node& root, const std::string& file) {
   s.model.preset = apply_section(
       top.node("model"), file, "model", kModelKeys, model_presets(), origin,
       [&] { s.model = ModelSpec{}; }, [&](MapReader& r) { read_model_keys(r, origin, s.model); });
-  for (const char* section : {"parallelism", "training", "cost"}) {
+  for (const char* section : {"parallelism", "training", "cost", "simulation"}) {
     if (top.has(section)) (*origin)[section] = location_of(file, top.node(section));
   }
   read_parallelism(top.node("parallelism"), file, origin, s.parallelism);
   if (top.has("training")) read_training(top.node("training"), file, origin, s.training);
   if (top.has("cost")) read_cost(top.node("cost"), file, origin, s.cost);
+  if (top.has("simulation")) read_simulation(top.node("simulation"), file, origin, s.simulation);
+  if (top.has("measured")) read_measured(top.node("measured"), file, origin, s.measured);
   if (s.name.empty()) s.name = file;
   complete_and_validate(s);
   return s;
@@ -441,6 +520,8 @@ std::vector<std::string> scenario_keys() {
   add("parallelism", kParallelKeys);
   add("training", kTrainingKeys);
   add("cost", kCostKeys);
+  add("simulation", kSimulationKeys);
+  add("measured", kMeasuredKeys);
   return out;
 }
 

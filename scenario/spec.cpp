@@ -55,6 +55,10 @@ const char* to_string(PipelineSchedule s) {
   return "?";
 }
 
+const char* to_string(PipelineEngine e) {
+  return e == PipelineEngine::megatron ? "megatron" : "deepspeed";
+}
+
 const char* to_string(Precision p) {
   switch (p) {
     case Precision::fp32: return "fp32";
@@ -82,6 +86,18 @@ const char* to_string(Optimizer o) {
     case Optimizer::lamb: return "lamb";
     case Optimizer::sgd: return "sgd";
     case Optimizer::lars: return "lars";
+  }
+  return "?";
+}
+
+const char* to_string(Metric m) {
+  switch (m) {
+    case Metric::step_time_s: return "step_time_s";
+    case Metric::tokens_per_s: return "tokens_per_s";
+    case Metric::tokens_per_s_per_gpu: return "tokens_per_s_per_gpu";
+    case Metric::tflops_per_gpu_model: return "tflops_per_gpu_model";
+    case Metric::tflops_per_gpu_hardware: return "tflops_per_gpu_hardware";
+    case Metric::mfu: return "mfu";
   }
   return "?";
 }

@@ -29,7 +29,9 @@ struct GpuSpec {
   // Achievable fractions, measured (see scenario/presets/gpus.yaml). Used to time ops;
   // the simulator refuses to run without them.
   std::map<Dtype, double> gemm_efficiency;  // large-GEMM throughput / peak, per format
-  std::optional<Seconds> gemm_fixed_time;   // extra time of any GEMM (small-GEMM ramp)
+  // Fraction of that plateau a GEMM reaches, by its ideal duration at the plateau:
+  // (ideal time, fraction) points, increasing in time; interpolated in log time.
+  std::vector<std::pair<Seconds, double>> gemm_ramp;
   std::optional<double> attention_efficiency;  // fused attention throughput / 16-bit peak
   std::optional<double> memory_efficiency;     // achievable / datasheet HBM bandwidth
   std::optional<Seconds> kernel_launch;        // shortest time a kernel occupies a stream
@@ -137,6 +139,17 @@ struct ModelSpec {
 enum class PipelineSchedule { gpipe, one_f_one_b, interleaved_1f1b };
 const char* to_string(PipelineSchedule s);
 
+// How activations travel between pipeline stages.
+//  megatron:  each tensor-parallel rank sends 1/tp of the activation (Megatron-LM's
+//             scatter/gather optimization, Narayanan et al. 2021 section 4.1);
+//  deepspeed: every rank sends the whole activation (DeepSpeed's PipelineEngine, as
+//             Megatron-DeepSpeed uses it).
+// Either way a transfer holds the sending stage's compute until it completes, except
+// with the interleaved schedule and training.overlap_p2p (Megatron-LM
+// --overlap-p2p-communication), where it runs on its own stream.
+enum class PipelineEngine { megatron, deepspeed };
+const char* to_string(PipelineEngine e);
+
 struct ParallelismSpec {
   int tp = 1;   // tensor parallel (Megatron column/row split)
   int pp = 1;   // pipeline stages
@@ -150,6 +163,7 @@ struct ParallelismSpec {
   std::optional<int> first_stage_layers;
   std::optional<int> last_stage_layers;
   PipelineSchedule schedule = PipelineSchedule::one_f_one_b;
+  PipelineEngine pipeline_engine = PipelineEngine::megatron;
   int zero_stage = 0;   // 0 none, 1 optimizer state (= Megatron distributed optimizer), 2 +grads, 3 +params
   bool fsdp = false;    // PyTorch FSDP full sharding; implies zero_stage 3
   int microbatch = 1;   // sequences (or images) per micro-batch per replica
@@ -176,12 +190,45 @@ struct TrainingSpec {
   Dtype gradient_dtype = Dtype::fp32;  // main-gradient buffer (Megatron accumulates in fp32)
   Bytes runtime_reserve;           // CUDA context, library workspaces, communicator buffers
   double allocator_overhead = 0.0; // caching-allocator fragmentation, fraction of activations
+  // Overlap settings (Megatron-LM flags of the same names).
+  bool overlap_grad_reduce = true;   // reduce gradient buckets during the last backward
+  bool overlap_param_gather = true;  // distributed optimizer: gather under the next forward
+  bool tp_comm_overlap = false;      // tensor-parallel collectives overlap the next GEMM
+  bool overlap_p2p = true;           // interleaved schedule: pipeline transfers overlap compute
+  std::optional<double> grad_bucket_params;  // default: max(40M, 1M * dp) (Megatron-LM)
+};
+
+// Knobs of the simulator's models that are not properties of the hardware datasheet.
+struct SimulationSpec {
+  // Compute kernels slow down by this fraction while a collective runs on the same GPU
+  // (communication kernels take SMs): 20 of 132 SMs in the DeepSeek-V3 report, 0.15.
+  double compute_slowdown = 20.0 / 132.0;
+  // Collectives slow down by this fraction while compute runs (0: not observed in the
+  // public data; an assumption).
+  double comm_slowdown = 0.0;
 };
 
 struct CostSpec {
   std::optional<double> usd_per_gpu_hour;
   Watts gpu_power;  // average draw used for energy; defaults to the GPU's TDP
   double pue = 1.0; // facility power usage effectiveness
+};
+
+// A published measurement the scenario reproduces, for `orrery validate`.
+enum class Metric {
+  step_time_s,
+  tokens_per_s,
+  tokens_per_s_per_gpu,
+  tflops_per_gpu_model,
+  tflops_per_gpu_hardware,
+  mfu
+};
+const char* to_string(Metric m);
+
+struct Measured {
+  Metric metric = Metric::step_time_s;
+  double value = 0;
+  std::string source;
 };
 
 struct Scenario {
@@ -192,6 +239,8 @@ struct Scenario {
   ParallelismSpec parallelism;
   TrainingSpec training;
   CostSpec cost;
+  SimulationSpec simulation;
+  std::optional<Measured> measured;
   // Where each set value came from, by key path ("parallelism.tp"): the user's file and
   // line, or a built-in preset. Keys left at their default have no entry.
   std::map<std::string, InputLocation> origin;

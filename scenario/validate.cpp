@@ -136,6 +136,13 @@ void complete_parallelism(Scenario& s) {
            fmt::format("virtual stages need schedule interleaved-1f1b, not {}",
                        to_string(p.schedule)));
   }
+  if (p.schedule == PipelineSchedule::interleaved_1f1b && p.microbatches() % p.pp != 0) {
+    reject(s, "parallelism.global_batch", std::to_string(p.global_batch),
+           fmt::format("interleaved-1f1b runs micro-batches in groups of pp: the {} "
+                       "micro-batches per replica (global_batch / (microbatch*dp)) must be a "
+                       "multiple of pp = {}",
+                       p.microbatches(), p.pp));
+  }
   if (vp > 1 && p.pp < 2) {
     reject(s, "parallelism.virtual_pipeline_stages", std::to_string(vp),
            "interleaving needs pp >= 2");

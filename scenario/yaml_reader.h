@@ -62,6 +62,8 @@ class MapReader {
   }
 
   [[noreturn]] void fail(const std::string& key, const std::string& why) const;
+  // Records where `key` was set, for values read by hand (lists).
+  void mark(const std::string& key) { record(key); }
 
  private:
   bool read_quantity_si(const std::string& key, Dimension dim, double lo, double hi, double& out);

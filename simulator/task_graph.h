@@ -5,11 +5,13 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "simulator/flows.h"
+#include "simulator/topology.h"
 
 namespace orrery {
 
@@ -51,6 +53,8 @@ struct PlannedComm {
   std::vector<PlannedPhase> phases;
   double bytes = 0;         // the collective's S, for reports
   std::string description;  // "all_reduce ring over 8 GPUs, 64.0 MiB"
+  // Bytes one run moves per link class, counting every group that runs it at once.
+  std::map<LinkClass, double> traffic;
 };
 
 struct Task {
@@ -59,6 +63,9 @@ struct Task {
   int rank = 0;
   double work_s = 0;     // compute: duration at full speed
   double selective_s = 0;  // part of work_s that is selective recomputation
+  double recompute_s = 0;  // part of work_s that is recomputed forward (full recompute)
+  double tp_s = 0;         // part of work_s that is exposed tensor-parallel communication
+  double ep_s = 0;         // part of work_s that is exposed expert-parallel communication
   int comm = -1;         // comm tasks: index into TaskGraph::comms
   int label = -1;        // index into TaskGraph::labels (trace names)
   int microbatch = -1;

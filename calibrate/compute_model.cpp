@@ -1,0 +1,148 @@
+#include "calibrate/compute_model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+#include <fmt/format.h>
+
+#include "core/error.h"
+#include "model/memory.h"
+
+namespace orrery {
+namespace {
+
+Dtype gemm_dtype(Precision p) {
+  switch (p) {
+    case Precision::fp32: return Dtype::fp32;
+    case Precision::tf32: return Dtype::tf32;
+    case Precision::fp16: return Dtype::fp16;
+    case Precision::bf16: return Dtype::bf16;
+    case Precision::fp8: return Dtype::fp8;
+  }
+  return Dtype::bf16;
+}
+
+// Attention runs in 16 bits under mixed precision (and fp8, as Transformer Engine does).
+Dtype attention_dtype(Precision p) {
+  if (p == Precision::fp8) return Dtype::bf16;
+  return gemm_dtype(p);
+}
+
+class RooflineModel final : public ComputeModel {
+ public:
+  explicit RooflineModel(const Scenario& s) {
+    const GpuSpec& g = s.cluster.gpu;
+    auto missing = [&](const std::string& key, const std::string& what) {
+      return InputError(s.where("cluster.gpu"), "cluster.gpu." + key, "",
+                        "missing key: " + what +
+                            " is needed to time ops; take it from a GPU preset or measure it");
+    };
+    const Dtype d = gemm_dtype(s.training.precision);
+    const Dtype a = attention_dtype(s.training.precision);
+    for (Dtype x : {d, a}) {
+      if (!g.gemm_efficiency.count(x)) {
+        throw missing(std::string("gemm_efficiency.") + to_string(x),
+                      std::string("the achievable GEMM fraction for ") + to_string(x));
+      }
+      if (!g.peak.count(x)) {
+        throw InputError(s.where("cluster.gpu"), std::string("cluster.gpu.peak.") + to_string(x),
+                         "", "missing key: needed for attention and GEMMs in this precision");
+      }
+    }
+    if (g.gemm_ramp.empty()) throw missing("gemm_ramp", "the GEMM efficiency ramp by size");
+    if (!g.attention_efficiency) throw missing("attention_efficiency", "the fused-attention fraction");
+    if (!g.memory_efficiency) throw missing("memory_efficiency", "the achievable HBM fraction");
+    if (!g.kernel_launch) throw missing("kernel_launch", "the shortest kernel time");
+    gemm_rate_ = g.peak.at(d).value() * g.gemm_efficiency.at(d);
+    attn_gemm_rate_ = g.peak.at(a).value() * g.gemm_efficiency.at(a);
+    flash_rate_ = g.peak.at(a).value() * *g.attention_efficiency;
+    for (const auto& [t, f] : g.gemm_ramp) ramp_.emplace_back(std::log(t.value()), f);
+    hbm_ = g.memory_bandwidth.value() * *g.memory_efficiency;
+    launch_ = g.kernel_launch->value();
+    // Adam: gradient read; fp32 weights (the master copy under mixed precision) and the
+    // moments read and written; under mixed precision the 16-bit weights written too.
+    const StateBytes sb = state_bytes_per_param(s.training);
+    const bool mixed = sb.weight < 4.0;
+    const double moments = sb.optimizer - (mixed ? 4.0 : 0.0);
+    optimizer_bytes_ = sb.gradient + 2 * 4.0 + 2 * moments + (mixed ? sb.weight : 0.0);
+    description_ = fmt::format(
+        "roofline: GEMM plateau {:.1f} TFLOP/s ({} x {}) with a {}-point size ramp, fused "
+        "attention {:.1f} TFLOP/s, HBM {:.0f} GB/s, kernel floor {:.1f} us",
+        gemm_rate_ / 1e12, to_string(d), g.gemm_efficiency.at(d), ramp_.size(), flash_rate_ / 1e12,
+        hbm_ / 1e9, launch_ * 1e6);
+  }
+
+  // Fraction of the plateau a GEMM of this ideal duration reaches: the measured ramp,
+  // interpolated linearly in log time, held flat beyond its ends.
+  double ramp(double ideal) const {
+    const double x = std::log(ideal);
+    if (x <= ramp_.front().first) return ramp_.front().second;
+    if (x >= ramp_.back().first) return ramp_.back().second;
+    for (size_t i = 1; i < ramp_.size(); ++i) {
+      if (x <= ramp_[i].first) {
+        const auto& [x0, y0] = ramp_[i - 1];
+        const auto& [x1, y1] = ramp_[i];
+        return y0 + (y1 - y0) * (x - x0) / (x1 - x0);
+      }
+    }
+    return ramp_.back().second;
+  }
+
+  double gemm_time(double flops, double plateau_rate) const {
+    if (flops <= 0) return 0;
+    const double ideal = flops / plateau_rate;
+    return ideal / ramp(ideal);
+  }
+
+  Seconds op_time(const Op& op, Pass pass) const override {
+    const bool fwd = pass == Pass::forward;
+    const double bytes = fwd ? (op.fwd_read + op.fwd_written).value()
+                             : (op.bwd_read + op.bwd_written).value();
+    const double memory = bytes / hbm_;
+    const double flops = (fwd ? op.fwd_flops : op.bwd_flops).value();
+    double t = memory;
+    switch (op.kind) {
+      case OpKind::gemm:
+      case OpKind::router:
+      case OpKind::conv:
+        // Forward: one GEMM; backward: data- and weight-gradient GEMMs of half each.
+        t = std::max(memory, fwd ? gemm_time(flops, gemm_rate_) : 2 * gemm_time(flops / 2, gemm_rate_));
+        break;
+      case OpKind::attention:
+        if (op.name == "attn.core") {
+          const double fwd_time = op.fwd_flops.value() / flash_rate_;
+          t = fwd ? fwd_time : 2.5 * fwd_time;
+        } else {
+          t = std::max(memory, fwd ? gemm_time(flops, attn_gemm_rate_)
+                                   : 2 * gemm_time(flops / 2, attn_gemm_rate_));
+        }
+        break;
+      default:
+        break;
+    }
+    // Separate auxiliary kernels (FP8 casts and transposes) stream their bytes after.
+    const double aux = (fwd ? op.aux_fwd_bytes : op.aux_bwd_bytes).value();
+    if (aux > 0) t = std::max(t, launch_) + std::max(aux / hbm_, launch_);
+    return Seconds(std::max(t, launch_));
+  }
+
+  Seconds optimizer_time(double params) const override {
+    return Seconds(std::max(params * optimizer_bytes_ / hbm_, launch_));
+  }
+
+  std::string describe() const override { return description_; }
+
+ private:
+  double gemm_rate_ = 0, attn_gemm_rate_ = 0, flash_rate_ = 0, hbm_ = 0, launch_ = 0;
+  std::vector<std::pair<double, double>> ramp_;  // (log ideal seconds, fraction)
+  double optimizer_bytes_ = 0;
+  std::string description_;
+};
+
+}  // namespace
+
+std::unique_ptr<ComputeModel> make_roofline_model(const Scenario& s) {
+  return std::make_unique<RooflineModel>(s);
+}
+
+}  // namespace orrery

@@ -1,0 +1,47 @@
+// How long an op takes on one GPU: the interface the simulator times ops through, and
+// the default implementation from datasheet peaks and measured achievable fractions.
+// A calibration file will implement the same interface (calibrate/README.md).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "core/units.h"
+#include "model/workload.h"
+#include "scenario/spec.h"
+
+namespace orrery {
+
+enum class Pass { forward, backward };
+
+class ComputeModel {
+ public:
+  virtual ~ComputeModel() = default;
+  // Time of the op's forward or backward kernels, alone on the GPU.
+  virtual Seconds op_time(const Op& op, Pass pass) const = 0;
+  // Time of the optimizer step over `params` parameters held (and updated) by this GPU.
+  virtual Seconds optimizer_time(double params) const = 0;
+  // One line naming the model and its constants, for reports.
+  virtual std::string describe() const = 0;
+};
+
+// Roofline with measured efficiencies (scenario/presets/gpus.yaml):
+//   GEMM        ideal = F / (peak[d] * gemm_efficiency[d]);  t = ideal / ramp(ideal),
+//               the measured fraction of the plateau that a GEMM of that length reaches;
+//               at least bytes / (hbm * memory_efficiency). d = the training precision
+//               (fp8 GEMMs for linear layers under fp8; attention's batched GEMMs in 16
+//               bits); backward = two GEMMs (data and weight gradients) of half the
+//               backward FLOPs each.
+//   attention   fused: F / (peak16 * attention_efficiency); backward 2.5x the forward
+//               time (FlashAttention-2 runs 5 matmuls backward against 2 forward, Dao
+//               2023, Algorithm 2).
+//   other ops   t = max(bytes / (hbm * memory_efficiency), kernel_launch)
+//   auxiliary   kernels an op launches besides its main one (FP8 casts and transposes)
+//               add their bytes / (hbm * memory_efficiency).
+//   optimizer   fused update streaming its state: Adam/AdamW/LAMB read gradient, fp32
+//               master, m, v and write master, m, v and the 16-bit weight; SGD/LARS one
+//               moment; t = bytes / (hbm * memory_efficiency).
+// Throws InputError naming the missing key when the GPU lacks a measured fraction.
+std::unique_ptr<ComputeModel> make_roofline_model(const Scenario& s);
+
+}  // namespace orrery

@@ -1,0 +1,216 @@
+#include "report/run_report.h"
+
+#include <fmt/format.h>
+
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+
+namespace orrery {
+namespace {
+
+using ordered_json = nlohmann::ordered_json;
+
+struct Part {
+  const char* key;
+  const char* label;
+  double value;
+};
+
+std::vector<Part> parts(const Breakdown& b) {
+  return {{"compute", "compute", b.compute},
+          {"recompute", "recompute", b.recompute},
+          {"tp_exposed", "TP comm exposed", b.tp_exposed},
+          {"ep_exposed", "EP comm exposed", b.ep_exposed},
+          {"pp_exposed", "PP comm exposed", b.pp_exposed},
+          {"dp_exposed", "DP comm exposed", b.dp_exposed},
+          {"bubble", "pipeline bubble", b.bubble},
+          {"optimizer", "optimizer", b.optimizer}};
+}
+
+ordered_json breakdown_json(const Breakdown& b) {
+  ordered_json j;
+  for (const Part& p : parts(b)) j[p.key] = p.value;
+  return j;
+}
+
+ordered_json memory_json(const MemoryBreakdown& m) {
+  return {{"weights", m.weights.value()},     {"gradients", m.gradients.value()},
+          {"optimizer", m.optimizer.value()}, {"activations", m.activations.value()},
+          {"other", m.other.value()},         {"total", m.total().value()}};
+}
+
+double link_bytes(const StepResult& r, LinkClass c) {
+  auto it = r.bytes_by_link_class.find(c);
+  return it == r.bytes_by_link_class.end() ? 0.0 : it->second;
+}
+
+}  // namespace
+
+std::string render_run_json(const Scenario& s, const StepResult& r) {
+  ordered_json j;
+  j["scenario"] = s.name;
+  j["step_time_s"] = r.step_time.value();
+  j["tokens_per_s"] = r.tokens_per_s;
+  j["tokens_per_s_per_gpu"] = r.tokens_per_s / s.cluster.gpus();
+  j["tflops_per_gpu_model"] = r.tflops_model_per_gpu;
+  j["tflops_per_gpu_hardware"] = r.tflops_hardware_per_gpu;
+  j["mfu"] = r.mfu;
+  j["hfu"] = r.hfu;
+  j["peak_flop_per_s"] = r.peak_flops;
+  j["critical_stage"] = r.critical_stage;
+  j["breakdown_s"] = breakdown_json(r.stages.at(r.critical_stage).breakdown);
+  ordered_json stages = ordered_json::array();
+  for (const StageReport& st : r.stages) {
+    stages.push_back({{"stage", st.stage},
+                      {"utilization", st.utilization},
+                      {"breakdown_s", breakdown_json(st.breakdown)}});
+  }
+  j["stages"] = stages;
+  j["bytes_per_link_class"] = {{"nvlink", link_bytes(r, LinkClass::nvlink)},
+                               {"nic", link_bytes(r, LinkClass::nic)},
+                               {"spine", link_bytes(r, LinkClass::spine)}};
+  const StageMemory& w = r.figures.memory.worst();
+  j["memory_per_gpu_bytes"] = memory_json(w.memory);
+  j["memory_capacity_bytes"] = r.figures.memory.capacity.value();
+  j["fits"] = r.figures.memory.fits;
+  j["params_total"] = r.figures.params_total;
+  j["flops_per_step_model"] = r.figures.model_flops.value();
+  j["flops_per_step_hardware"] = r.figures.hardware_flops.value();
+  j["simulation"] = {{"tasks", r.tasks}, {"events", r.events}, {"compute_model", r.compute_model}};
+  j["notes"] = r.notes;
+  return j.dump(2) + "\n";
+}
+
+std::string render_run_csv(const Scenario& s, const StepResult& r) {
+  const Breakdown& b = r.stages.at(r.critical_stage).breakdown;
+  std::string header =
+      "scenario,gpus,step_time_s,tokens_per_s,tflops_per_gpu_model,tflops_per_gpu_hardware,"
+      "mfu,hfu";
+  std::string row;
+  std::string name = s.name;
+  for (char& c : name)
+    if (c == ',' || c == '\n') c = ';';
+  row = fmt::format("{},{},{:.9g},{:.9g},{:.9g},{:.9g},{:.9g},{:.9g}", name, s.cluster.gpus(),
+                    r.step_time.value(), r.tokens_per_s, r.tflops_model_per_gpu,
+                    r.tflops_hardware_per_gpu, r.mfu, r.hfu);
+  for (const Part& p : parts(b)) {
+    header += fmt::format(",{}_s", p.key);
+    row += fmt::format(",{:.9g}", p.value);
+  }
+  header += ",memory_per_gpu_bytes,fits,nvlink_bytes,nic_bytes,spine_bytes\n";
+  row += fmt::format(",{:.0f},{},{:.9g},{:.9g},{:.9g}\n",
+                     r.figures.memory.worst().memory.total().value(),
+                     r.figures.memory.fits ? "true" : "false", link_bytes(r, LinkClass::nvlink),
+                     link_bytes(r, LinkClass::nic), link_bytes(r, LinkClass::spine));
+  return header + row;
+}
+
+std::string render_run_table(const Scenario& s, const StepResult& r) {
+  const ParallelismSpec& p = s.parallelism;
+  std::string o;
+  auto line = [&o](const std::string& k, const std::string& v) {
+    o += fmt::format("  {:<22} {}\n", k, v);
+  };
+  o += fmt::format("scenario  {}\n", s.name);
+  o += fmt::format("          {} x {}, tp {} pp {} dp {}{}, {} micro-batches of {}, {} {}\n\n",
+                   s.cluster.gpus(), s.cluster.gpu.name, p.tp, p.pp, p.dp,
+                   p.virtual_pipeline_stages > 1
+                       ? fmt::format(" (v = {})", p.virtual_pipeline_stages)
+                       : std::string(),
+                   p.microbatches(), p.microbatch, to_string(s.training.precision),
+                   to_string(p.schedule));
+  o += "step\n";
+  line("step time", format_seconds(r.step_time));
+  line("throughput", fmt::format("{} tokens/s ({:.0f} per GPU)", format_count(r.tokens_per_s),
+                                 r.tokens_per_s / s.cluster.gpus()));
+  line("model FLOP/s per GPU",
+       fmt::format("{:.1f} TFLOP/s, MFU {:.1f} % of {}", r.tflops_model_per_gpu, 100 * r.mfu,
+                   format_flop_rate(FlopRate(r.peak_flops))));
+  line("hardware FLOP/s per GPU",
+       fmt::format("{:.1f} TFLOP/s, HFU {:.1f} %", r.tflops_hardware_per_gpu, 100 * r.hfu));
+
+  const Breakdown& b = r.stages.at(r.critical_stage).breakdown;
+  o += fmt::format("\nbreakdown (stage {}, the busiest)\n", r.critical_stage);
+  for (const Part& part : parts(b)) {
+    if (part.value <= 0 && std::string(part.key) != "compute") continue;
+    o += fmt::format("  {:<22} {:>12}  {:5.1f} %\n", part.label, format_seconds(Seconds(part.value)),
+                     100 * part.value / r.step_time.value());
+  }
+  if (r.stages.size() > 1) {
+    o += "\n  stage   utilization   compute      bubble   PP exposed   DP exposed\n";
+    for (const StageReport& st : r.stages) {
+      o += fmt::format("  {:>5}   {:>10.1f} %  {:>10}  {:>10}  {:>11}  {:>11}\n", st.stage,
+                       100 * st.utilization, format_seconds(Seconds(st.breakdown.compute)),
+                       format_seconds(Seconds(st.breakdown.bubble)),
+                       format_seconds(Seconds(st.breakdown.pp_exposed)),
+                       format_seconds(Seconds(st.breakdown.dp_exposed)));
+    }
+  }
+  o += "\nnetwork per step (all GPUs)\n";
+  line("NVLink", format_bytes(Bytes(link_bytes(r, LinkClass::nvlink))));
+  line("inter-node NICs", format_bytes(Bytes(link_bytes(r, LinkClass::nic))));
+  line("across the spine", format_bytes(Bytes(link_bytes(r, LinkClass::spine))));
+
+  const StageMemory& w = r.figures.memory.worst();
+  o += "\nmemory per GPU\n";
+  line("total", fmt::format("{} of {} (stage {}): {}", format_bytes(w.memory.total()),
+                            format_bytes(r.figures.memory.capacity), w.stage,
+                            r.figures.memory.fits ? "fits" : "OUT OF MEMORY"));
+  o += "\nsimulation\n";
+  line("compute model", r.compute_model);
+  line("size", fmt::format("{} GPUs simulated for {} ({} tasks, {} events)", r.stages.size(),
+                           s.cluster.gpus(), r.tasks, r.events));
+  for (const std::string& n : r.notes) line("assumption", n);
+  return o;
+}
+
+std::string render_trace(const Scenario& s, const StepResult& r) {
+  (void)s;
+  const TaskGraph& g = r.graph;
+  ordered_json events = ordered_json::array();
+  const int link_pid = g.ranks;  // processes 0..ranks-1 are stages
+  std::set<std::pair<int, int>> named;
+  for (int rank = 0; rank < g.ranks; ++rank) {
+    events.push_back({{"ph", "M"}, {"name", "process_name"}, {"pid", rank},
+                      {"args", {{"name", fmt::format("stage {} (GPU {})", rank, rank)}}}});
+    for (int st = 0; st < kStreamsPerRank; ++st) {
+      events.push_back({{"ph", "M"}, {"name", "thread_name"}, {"pid", rank}, {"tid", st},
+                        {"args", {{"name", to_string(static_cast<StreamKind>(st))}}}});
+    }
+  }
+  events.push_back({{"ph", "M"}, {"name", "process_name"}, {"pid", link_pid},
+                    {"args", {{"name", "links"}}}});
+  for (size_t i = 0; i < g.tasks.size(); ++i) {
+    const Task& t = g.tasks[i];
+    const TaskTiming& tm = r.timeline.timing[i];
+    std::string name = to_string(t.kind);
+    if (t.microbatch >= 0) name += fmt::format(" mb{}", t.microbatch);
+    ordered_json args = {{"task", i}};
+    if (t.comm >= 0) args["collective"] = g.comms[t.comm].description;
+    events.push_back({{"ph", "X"}, {"name", name}, {"pid", t.rank},
+                      {"tid", static_cast<int>(t.stream)}, {"ts", tm.start * 1e6},
+                      {"dur", (tm.end - tm.start) * 1e6}, {"args", args}});
+    if (t.comm < 0) continue;
+    std::set<int> links;
+    for (const PlannedPhase& ph : g.comms[t.comm].phases)
+      for (const PlannedFlow& f : ph.flows)
+        for (const FlowLink& l : f.links) links.insert(l.link);
+    for (int l : links) {
+      if (named.insert({link_pid, l}).second) {
+        const LinkInfo& info = r.links.at(static_cast<size_t>(l));
+        const char* who = info.cls == LinkClass::nvlink ? "GPU" : info.cls == LinkClass::nic ? "NIC" : "leaf";
+        events.push_back({{"ph", "M"}, {"name", "thread_name"}, {"pid", link_pid}, {"tid", l},
+                          {"args", {{"name", fmt::format("{} {} {} {}", to_string(info.cls),
+                                                         info.up ? "up" : "down", who,
+                                                         info.owner)}}}});
+      }
+      events.push_back({{"ph", "X"}, {"name", g.comms[t.comm].description}, {"pid", link_pid},
+                        {"tid", l}, {"ts", tm.start * 1e6}, {"dur", (tm.end - tm.start) * 1e6}});
+    }
+  }
+  ordered_json j = {{"traceEvents", events}, {"displayTimeUnit", "ms"}};
+  return j.dump() + "\n";
+}
+
+}  // namespace orrery

@@ -1,0 +1,98 @@
+// Simulation of one training step: the scenario becomes a task graph, the engine runs
+// it, and the timeline is read back as step time and its breakdown.
+//
+// Two levels (the default, symmetric mode):
+//  1. Layer templates. The forward, recomputed-forward and backward pass of each kind of
+//     layer (embedding, dense block, MoE block, head) is built op by op on one GPU of a
+//     stage: compute kernels on the compute stream, tensor-parallel collectives (all-reduce,
+//     or reduce-scatter / all-gather with sequence parallelism) and MoE all-to-alls on
+//     their own streams, placed on the topology as flows. The engine runs it once; identical
+//     layers and micro-batches reuse the result.
+//  2. The pipeline. Each stage is one simulated GPU standing for its tensor-, context- and
+//     data-parallel peers. Its compute stream runs forward and backward blocks (a model
+//     chunk for one micro-batch) in the order of the schedule (GPipe, 1F1B, interleaved
+//     1F1B), so pipeline bubbles come out of the dependencies. Activations and gradients
+//     cross stages as send/recv flows; gradients are reduced over data-parallel ranks in
+//     buckets as the last micro-batch's backward produces them (Megatron-LM
+//     --overlap-grad-reduce) or after the backward; then the optimizer steps, and the
+//     distributed optimizer all-gathers parameters (hidden under the next step's forward
+//     with --overlap-param-gather).
+// Peers that are not simulated still load the links they share with simulated flows
+// (simulator/collectives.h `place`).
+//
+// `full` mode builds every op of every layer and micro-batch into one graph instead of
+// reusing templates; on symmetric clusters the two agree (tests/simulator/step_test.cpp).
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/units.h"
+#include "model/analysis.h"
+#include "scenario/spec.h"
+#include "simulator/engine.h"
+#include "simulator/task_graph.h"
+#include "simulator/topology.h"
+
+namespace orrery {
+
+struct SimulationOptions {
+  bool full = false;
+};
+
+// Where a stage's time went, in seconds; the parts add up to the step time.
+struct Breakdown {
+  double compute = 0;      // forward and backward kernels (selective recompute excluded)
+  double recompute = 0;    // recomputed forward passes (full or selective)
+  double tp_exposed = 0;   // tensor-parallel collectives the compute waited for
+  double ep_exposed = 0;   // MoE all-to-alls the compute waited for
+  double pp_exposed = 0;   // pipeline transfers the compute waited for
+  double dp_exposed = 0;   // gradient reduction and parameter gathers not hidden
+  double bubble = 0;       // idle, waiting for other stages
+  double optimizer = 0;    // optimizer step
+  double total() const {
+    return compute + recompute + tp_exposed + ep_exposed + pp_exposed + dp_exposed + bubble +
+           optimizer;
+  }
+};
+
+struct StageReport {
+  int stage = 0;
+  Breakdown breakdown;
+  double utilization = 0;  // (compute + recompute + optimizer) / step time
+};
+
+struct StepResult {
+  Seconds step_time;
+  int critical_stage = 0;  // the busiest stage; its breakdown is the headline one
+  std::vector<StageReport> stages;
+  // Bytes one step moves over each class of link, all GPUs counted: a message crossing
+  // the inter-node network counts once for `nic` and, if it leaves its leaf, once for
+  // `spine`.
+  std::map<LinkClass, double> bytes_by_link_class;
+  double tokens_per_s = 0;
+  double tflops_model_per_gpu = 0;
+  double tflops_hardware_per_gpu = 0;
+  double mfu = 0;  // model FLOP/s per GPU over the dense 16-bit peak
+  double hfu = 0;  // hardware FLOP/s per GPU over the same peak
+  double peak_flops = 0;
+  StepFigures figures;
+  std::string compute_model;
+  std::size_t tasks = 0;
+  std::size_t events = 0;
+  // The simulated timeline, for traces.
+  TaskGraph graph;
+  EngineResult timeline;
+  std::vector<std::string> notes;  // assumptions taken for this scenario
+  std::vector<LinkInfo> links;     // the topology's links, by id (for traces)
+};
+
+// The figure a published measurement reports, from a simulated step.
+double metric_value(const StepResult& r, const Scenario& s, Metric m);
+
+// Throws InputError when the scenario asks for what the simulator does not model yet
+// (context parallelism, ZeRO-3/FSDP) or lacks a measured figure it needs.
+StepResult simulate_step(const Scenario& s, const SimulationOptions& options = {});
+
+}  // namespace orrery
