@@ -159,8 +159,8 @@ int main(int argc, char** argv) {
   run->add_option("--trace", trace_path,
                   "Write the simulated timeline as Chrome trace-event JSON (opens in Perfetto)");
   run->add_flag("--full", full,
-                "Simulate every op of every layer and micro-batch instead of reusing "
-                "per-layer templates");
+                "Simulate every GPU and every collective explicitly instead of one GPU per "
+                "pipeline stage standing for its symmetric peers");
 
   std::vector<std::string> validate_paths;
   std::string validate_format = "table";

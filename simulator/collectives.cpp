@@ -238,19 +238,25 @@ PlannedComm place(const CommPlan& plan, const Topology& topo,
   out.bytes = plan.bytes;
   out.description = fmt::format("{} {} over {} GPUs", to_string(plan.op), to_string(plan.algo),
                                 plan.ranks);
+  // Transfers per link, this plan's and all copies', in dense arrays indexed by link.
+  // Kept zero between calls: every entry touched is reset at the end of its phase.
+  thread_local std::vector<double> ours, all;
+  if (ours.size() < static_cast<size_t>(topo.link_count())) {
+    ours.resize(static_cast<size_t>(topo.link_count()), 0.0);
+    all.resize(static_cast<size_t>(topo.link_count()), 0.0);
+  }
   std::vector<int> links;
-  std::map<int, double> ours, all;
   for (const CommPhase& ph : plan.phases) {
     PlannedPhase pp;
     pp.rate_scale = ph.rate_scale;
     double latency = 0;
-    ours.clear();
-    all.clear();
     std::vector<std::vector<int>> flow_links;
+    std::vector<int> touched;
     for (const Transfer& t : ph.transfers) {
       links.clear();
       transfer_links(t, topo, links);
       for (int l : links) {
+        if (all[l] == 0) touched.push_back(l);
         ours[l] += 1;
         all[l] += 1;
       }
@@ -266,7 +272,9 @@ PlannedComm place(const CommPlan& plan, const Topology& topo,
         m.dst = sib.at(static_cast<size_t>(plan.index_of.at(t.dst)));
         links.clear();
         transfer_links(m, topo, links);
-        for (int l : links) all[l] += 1;
+        // Only links this plan crosses matter for its flows' shares.
+        for (int l : links)
+          if (ours[l] > 0) all[l] += 1;
       }
     }
     for (size_t i = 0; i < ph.transfers.size(); ++i) {
@@ -275,6 +283,7 @@ PlannedComm place(const CommPlan& plan, const Topology& topo,
       for (int l : flow_links[i]) f.links.push_back({l, all[l] / ours[l]});
       pp.flows.push_back(std::move(f));
     }
+    for (int l : touched) ours[l] = all[l] = 0;
     pp.latency_s = ph.steps * latency;
     out.phases.push_back(std::move(pp));
   }

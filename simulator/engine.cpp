@@ -63,7 +63,7 @@ struct Later {
 class Engine {
  public:
   Engine(const TaskGraph& g, const std::vector<double>& capacity, const EngineOptions& opt)
-      : g_(g), opt_(opt), net_(capacity) {
+      : g_(g), opt_(opt), net_(compact_links(g, capacity)) {
     const int n = static_cast<int>(g.tasks.size());
     csr_ = Csr(boost::edges_are_unsorted_multi_pass, g.edges.begin(), g.edges.end(),
                static_cast<std::size_t>(n));
@@ -92,6 +92,7 @@ class Engine {
 
   EngineResult run() {
     for (size_t s = 0; s < streams_.size(); ++s) try_start(static_cast<int>(s));
+    flush_network();
     std::size_t events = 0;
     while (!queue_.empty()) {
       const Event ev = queue_.top();
@@ -105,6 +106,7 @@ class Engine {
         case kLatency: start_flows(ev.task); break;
         case kCompute: finish(ev.task); break;
       }
+      if (queue_.empty() || queue_.top().t > now_) flush_network();
     }
     for (size_t t = 0; t < timing_.size(); ++t) {
       ORRERY_CHECK(timing_[t].end >= 0,
@@ -113,7 +115,9 @@ class Engine {
     }
     EngineResult r;
     r.timing = std::move(timing_);
-    r.link_bytes = net_.bytes_per_link();
+    r.link_bytes.assign(capacity_size_, 0.0);
+    const std::vector<double>& local_bytes = net_.bytes_per_link();
+    for (size_t i = 0; i < global_of_.size(); ++i) r.link_bytes[global_of_[i]] = local_bytes[i];
     r.end_s = now_;
     r.events = events;
     return r;
@@ -135,7 +139,13 @@ class Engine {
     queue_.push({std::max(t, now_), cls, seq_++, task, version});
   }
 
-  void schedule_network() {
+  // Flows started or ended: the next flow completion is computed once all events of the
+  // current instant are done (many symmetric flows start together; one recomputation).
+  void schedule_network() { network_changed_ = true; }
+
+  void flush_network() {
+    if (!network_changed_) return;
+    network_changed_ = false;
     const double t = net_.next_completion();
     if (std::isfinite(t)) push(t, kFlow, -1, net_.version());
   }
@@ -191,11 +201,13 @@ class Engine {
   void start_flows(int t) {
     const Task& k = g_.tasks[t];
     const PlannedPhase& ph = g_.comms[k.comm].phases[phase_[t]];
+    const std::vector<std::vector<FlowLink>>& local = local_links_[k.comm][phase_[t]];
     task_flows_[t].clear();
     int started = 0;
-    for (const PlannedFlow& f : ph.flows) {
-      if (f.bytes <= 0) continue;
-      task_flows_[t].push_back(net_.start(f.links, f.bytes, t, ph.rate_scale * flow_scale(k.rank)));
+    for (size_t i = 0; i < ph.flows.size(); ++i) {
+      if (ph.flows[i].bytes <= 0) continue;
+      task_flows_[t].push_back(
+          net_.start(local[i], ph.flows[i].bytes, t, ph.rate_scale * flow_scale(k.rank)));
       ++started;
     }
     flows_left_[t] = started;
@@ -262,8 +274,41 @@ class Engine {
     try_start(s);
   }
 
+  // The flow network only holds the links this graph's collectives cross, renumbered
+  // densely, so a small graph on a large cluster stays small.
+  std::vector<double> compact_links(const TaskGraph& g, const std::vector<double>& capacity) {
+    capacity_size_ = capacity.size();
+    std::vector<int> local_of(capacity.size(), -1);
+    std::vector<double> local_capacity;
+    local_links_.resize(g.comms.size());
+    for (size_t c = 0; c < g.comms.size(); ++c) {
+      for (const PlannedPhase& ph : g.comms[c].phases) {
+        std::vector<std::vector<FlowLink>> flows;
+        for (const PlannedFlow& f : ph.flows) {
+          std::vector<FlowLink> links = f.links;
+          for (FlowLink& l : links) {
+            ORRERY_CHECK(l.link >= 0 && static_cast<size_t>(l.link) < capacity.size(),
+                         "flow on a link of the topology");
+            if (local_of[l.link] < 0) {
+              local_of[l.link] = static_cast<int>(global_of_.size());
+              global_of_.push_back(l.link);
+              local_capacity.push_back(capacity[l.link]);
+            }
+            l.link = local_of[l.link];
+          }
+          flows.push_back(std::move(links));
+        }
+        local_links_[c].push_back(std::move(flows));
+      }
+    }
+    return local_capacity;
+  }
+
   const TaskGraph& g_;
   EngineOptions opt_;
+  size_t capacity_size_ = 0;
+  std::vector<int> global_of_;  // local link id -> topology link id
+  std::vector<std::vector<std::vector<std::vector<FlowLink>>>> local_links_;  // comm, phase, flow
   FlowNetwork net_;
   Csr csr_;
   std::priority_queue<Event, std::vector<Event>, Later> queue_;
@@ -278,6 +323,7 @@ class Engine {
   std::vector<std::vector<int>> task_flows_;
   std::vector<int> running_compute_, comm_active_;
   std::vector<int> finished_;
+  bool network_changed_ = false;
 };
 
 }  // namespace

@@ -8,16 +8,27 @@
 namespace orrery {
 
 namespace {
-// A flow whose remaining bytes fall below this fraction of a byte is complete: the
-// credit of `rate * dt` at its exact completion time leaves rounding dust.
+// A flow whose remaining bytes fall below this is complete: crediting `rate * dt` at
+// its exact completion time leaves rounding dust.
 constexpr double kDoneBytes = 1e-3;
 }  // namespace
 
 FlowNetwork::FlowNetwork(std::vector<double> capacity)
     : capacity_(std::move(capacity)),
       link_bytes_(capacity_.size(), 0.0),
+      link_flows_(capacity_.size()),
       residual_(capacity_.size(), 0.0),
-      weight_sum_(capacity_.size(), 0.0) {}
+      weight_sum_(capacity_.size(), 0.0),
+      link_mark_(capacity_.size(), 0) {}
+
+void FlowNetwork::mark_dirty(const Flow& f) {
+  for (const FlowLink& l : f.links) {
+    if (!link_mark_[l.link]) {
+      link_mark_[l.link] = 1;
+      dirty_links_.push_back(l.link);
+    }
+  }
+}
 
 int FlowNetwork::start(std::vector<FlowLink> links, double bytes, int owner, double scale) {
   ORRERY_CHECK(!links.empty(), "a flow crosses at least one link");
@@ -37,9 +48,11 @@ int FlowNetwork::start(std::vector<FlowLink> links, double bytes, int owner, dou
   f.scale = scale;
   f.owner = owner;
   f.active = true;
-  active_ids_.push_back(id);
+  f.updated = now_;
+  ++f.version;
+  for (const FlowLink& l : f.links) link_flows_[l.link].push_back(id);
+  mark_dirty(f);
   ++active_count_;
-  dirty_ = true;
   ++version_;
   return id;
 }
@@ -49,95 +62,122 @@ void FlowNetwork::set_scale(int flow, double scale) {
   Flow& f = flows_.at(flow);
   if (!f.active || f.scale == scale) return;
   f.scale = scale;
-  dirty_ = true;
+  mark_dirty(f);
   ++version_;
+}
+
+void FlowNetwork::settle(Flow& f) {
+  const double moved = std::min(f.remaining, f.rate * (now_ - f.updated));
+  if (moved > 0) {
+    f.remaining -= moved;
+    for (const FlowLink& l : f.links) link_bytes_[l.link] += moved * l.weight;
+  }
+  f.updated = now_;
 }
 
 void FlowNetwork::advance(double now) {
   ORRERY_CHECK(now >= now_ - 1e-15, "time moves forward");
-  if (dirty_) recompute();
-  const double dt = now - now_;
-  if (dt > 0) {
-    for (int id : active_ids_) {
-      Flow& f = flows_[id];
-      const double moved = std::min(f.remaining, f.rate * dt);
-      f.remaining -= moved;
-      for (const FlowLink& l : f.links) link_bytes_[l.link] += moved * l.weight;
-    }
-  }
   now_ = std::max(now_, now);
 }
 
 double FlowNetwork::next_completion() {
-  if (dirty_) recompute();
-  double best = std::numeric_limits<double>::infinity();
-  for (int id : active_ids_) {
-    const Flow& f = flows_[id];
-    const double t = f.remaining <= kDoneBytes ? now_ : now_ + f.remaining / f.rate;
-    best = std::min(best, t);
+  if (!dirty_links_.empty()) recompute();
+  while (!heap_.empty()) {
+    const Pending& top = heap_.top();
+    const Flow& f = flows_[top.flow];
+    if (f.active && f.version == top.version) return std::max(top.t, now_);
+    heap_.pop();
   }
-  return best;
+  return std::numeric_limits<double>::infinity();
 }
 
 void FlowNetwork::collect_finished(std::vector<int>& owners) {
-  bool any = false;
-  for (size_t i = 0; i < active_ids_.size();) {
-    const int id = active_ids_[i];
-    Flow& f = flows_[id];
-    if (f.remaining <= kDoneBytes) {
-      owners.push_back(f.owner);
-      f.active = false;
-      f.links.clear();
-      free_.push_back(id);
-      active_ids_.erase(active_ids_.begin() + static_cast<long>(i));
-      --active_count_;
-      any = true;
-    } else {
-      ++i;
+  if (!dirty_links_.empty()) recompute();
+  while (!heap_.empty()) {
+    const Pending top = heap_.top();
+    Flow& f = flows_[top.flow];
+    if (!f.active || f.version != top.version) {
+      heap_.pop();
+      continue;
     }
-  }
-  if (any) {
-    dirty_ = true;
+    // Due now (allowing the rounding of now + remaining / rate), or not yet.
+    if (top.t > now_ && (top.t - now_) * f.rate > kDoneBytes) break;
+    heap_.pop();
+    settle(f);
+    for (const FlowLink& l : f.links) link_bytes_[l.link] += f.remaining * l.weight;
+    f.remaining = 0;
+    owners.push_back(f.owner);
+    f.active = false;
+    ++f.version;
+    mark_dirty(f);
+    for (const FlowLink& l : f.links) {
+      std::vector<int>& on = link_flows_[l.link];
+      on.erase(std::find(on.begin(), on.end(), top.flow));
+    }
+    f.links.clear();
+    free_.push_back(top.flow);
+    --active_count_;
     ++version_;
   }
 }
 
 double FlowNetwork::rate(int flow) {
-  if (dirty_) recompute();
+  if (!dirty_links_.empty()) recompute();
   return flows_.at(flow).rate;
 }
 
-// Progressive filling: raise all unfrozen flows' rates together until some link is
-// full; freeze the flows crossing it; repeat. Weighted: a flow consumes weight x rate.
+// Only the flows connected (through shared links) to a change need new rates. Within that
+// component, progressive filling: raise all unfrozen flows' rates together until some
+// link is full, freeze the flows crossing it, repeat. A flow consumes weight x rate.
 void FlowNetwork::recompute() {
-  dirty_ = false;
-  if (active_ids_.empty()) return;
-  std::vector<int> touched;
-  for (int id : active_ids_) {
-    for (const FlowLink& l : flows_[id].links) {
-      if (weight_sum_[l.link] == 0 && residual_[l.link] == 0) touched.push_back(l.link);
-      residual_[l.link] = capacity_[l.link];
-      weight_sum_[l.link] += l.weight;
+  // The component: links and flows reachable from the dirty links.
+  comp_links_.clear();
+  comp_flows_.clear();
+  for (size_t i = 0; i < dirty_links_.size(); ++i) {
+    const int l = dirty_links_[i];
+    comp_links_.push_back(l);
+    for (int id : link_flows_[l]) {
+      Flow& f = flows_[id];
+      if (f.in_component) continue;
+      f.in_component = true;
+      comp_flows_.push_back(id);
+      for (const FlowLink& fl : f.links) {
+        if (!link_mark_[fl.link]) {
+          link_mark_[fl.link] = 1;
+          dirty_links_.push_back(fl.link);
+        }
+      }
     }
   }
-  std::sort(touched.begin(), touched.end());
-  touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
-  frozen_.assign(active_ids_.size(), 0);
-  size_t unfrozen = active_ids_.size();
+  for (int l : comp_links_) {
+    link_mark_[l] = 0;
+    residual_[l] = capacity_[l];
+    weight_sum_[l] = 0;
+  }
+  dirty_links_.clear();
+  std::sort(comp_flows_.begin(), comp_flows_.end());  // a fixed order: deterministic sums
+  for (int id : comp_flows_) {
+    Flow& f = flows_[id];
+    f.in_component = false;
+    settle(f);
+    for (const FlowLink& l : f.links) weight_sum_[l.link] += l.weight;
+  }
+  frozen_.assign(comp_flows_.size(), 0);
+  size_t unfrozen = comp_flows_.size();
   double level = 0;
   while (unfrozen > 0) {
     double delta = std::numeric_limits<double>::infinity();
-    for (int l : touched) {
-      if (weight_sum_[l] > 0) delta = std::min(delta, residual_[l] / weight_sum_[l]);
+    for (int l : comp_links_) {
+      if (weight_sum_[l] > 1e-12) delta = std::min(delta, residual_[l] / weight_sum_[l]);
     }
     ORRERY_CHECK(std::isfinite(delta), "every unfrozen flow crosses a link");
     level += delta;
-    for (int l : touched) {
-      if (weight_sum_[l] > 0) residual_[l] -= delta * weight_sum_[l];
+    for (int l : comp_links_) {
+      if (weight_sum_[l] > 1e-12) residual_[l] -= delta * weight_sum_[l];
     }
-    for (size_t i = 0; i < active_ids_.size(); ++i) {
+    for (size_t i = 0; i < comp_flows_.size(); ++i) {
       if (frozen_[i]) continue;
-      Flow& f = flows_[active_ids_[i]];
+      Flow& f = flows_[comp_flows_[i]];
       bool saturated = false;
       for (const FlowLink& l : f.links) {
         saturated = saturated || residual_[l.link] <= 1e-9 * capacity_[l.link];
@@ -146,13 +186,12 @@ void FlowNetwork::recompute() {
       frozen_[i] = 1;
       --unfrozen;
       f.rate = level * f.scale;
+      ++f.version;
+      heap_.push({now_ + f.remaining / f.rate, comp_flows_[i], f.version});
       for (const FlowLink& l : f.links) weight_sum_[l.link] -= l.weight;
     }
   }
-  for (int l : touched) {
-    residual_[l] = 0;
-    weight_sum_[l] = 0;
-  }
+  ++version_;
 }
 
 }  // namespace orrery

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <queue>
 #include <vector>
 
 namespace orrery {
@@ -29,7 +30,8 @@ class FlowNetwork {
   int start(std::vector<FlowLink> links, double bytes, int owner, double scale = 1.0);
   void set_scale(int flow, double scale);
 
-  // Moves time to `now` (>= the last time), crediting bytes at the current rates.
+  // Moves time to `now` (>= the last time). Progress is credited lazily, per flow, when
+  // its rate changes or it completes.
   void advance(double now);
   // Time at which the earliest active flow completes; +inf when none is active.
   double next_completion();
@@ -38,7 +40,8 @@ class FlowNetwork {
 
   double rate(int flow);  // current rate in bytes/s
   int active() const { return active_count_; }
-  // Bytes carried so far per link (weighted by copies): the traffic report.
+  // Bytes carried so far per link (weighted by copies), up to the last rate change or
+  // completion of each flow: complete once every flow has finished.
   const std::vector<double>& bytes_per_link() const { return link_bytes_; }
   // Bumped whenever rates may have changed; the event loop uses it to drop stale events.
   std::uint64_t version() const { return version_; }
@@ -46,26 +49,41 @@ class FlowNetwork {
  private:
   struct Flow {
     std::vector<FlowLink> links;
-    double remaining = 0;
+    double remaining = 0;  // as of `updated`
     double rate = 0;
     double scale = 1;
+    double updated = 0;
     int owner = -1;
     bool active = false;
+    bool in_component = false;
+    std::uint64_t version = 0;
+  };
+  struct Pending {
+    double t;
+    int flow;
+    std::uint64_t version;
+    bool operator<(const Pending& o) const {  // a min-heap on (t, flow)
+      if (t != o.t) return t > o.t;
+      return flow > o.flow;
+    }
   };
   void recompute();
+  void settle(Flow& f);
+  void mark_dirty(const Flow& f);
 
   std::vector<double> capacity_;
   std::vector<Flow> flows_;
   std::vector<int> free_;
   std::vector<double> link_bytes_;
-  std::vector<int> active_ids_;
+  std::vector<std::vector<int>> link_flows_;  // active flows on each link
+  std::priority_queue<Pending> heap_;         // completion times, stale entries skipped
   double now_ = 0;
-  bool dirty_ = false;
   int active_count_ = 0;
   std::uint64_t version_ = 0;
   // Scratch for recompute.
   std::vector<double> residual_, weight_sum_;
-  std::vector<char> frozen_;
+  std::vector<char> link_mark_, frozen_;
+  std::vector<int> dirty_links_, comp_links_, comp_flows_;
 };
 
 }  // namespace orrery

@@ -379,7 +379,8 @@ class Builder {
   };
   std::vector<Block> schedule(int stage) const;
   void build_pipeline(TaskGraph& g);
-  Breakdown breakdown(const TaskGraph& g, const EngineResult& r, int rank, double step) const;
+  Breakdown breakdown(const TaskGraph& g, const EngineResult& r, const std::vector<int>& pred_start,
+                      const std::vector<int>& preds, int rank, double step) const;
 
   const Scenario& s_;
   const ParallelismSpec& p_;
@@ -393,6 +394,8 @@ class Builder {
   double act_bytes_ = 2, tp_bytes_ = 0, pp_bytes_ = 0, ep_bytes_ = 0;
   std::map<std::tuple<int, int, int>, Template> templates_;
   std::map<std::pair<int, int>, int> pp_cache_;
+  std::vector<int> optimizer_task_;
+  std::vector<int> stage_of_rank_;
   std::map<LinkClass, double> traffic_;
 };
 
@@ -435,8 +438,25 @@ std::vector<Builder::Block> Builder::schedule(int stage) const {
 
 void Builder::build_pipeline(TaskGraph& g) {
   const int p = p_.pp, v = p_.virtual_pipeline_stages, m = p_.microbatches();
-  g.ranks = p;
   std::map<std::tuple<int, int, int, double>, int> cache;
+
+  // The simulated GPUs: one per stage standing for its peers (symmetric), or every GPU.
+  struct RankId {
+    int t, c, d, s;
+  };
+  std::vector<RankId> ranks;
+  if (opt_.full) {
+    for (int gpu = 0; gpu < s_.cluster.gpus(); ++gpu) {
+      const int t = gpu % L_.tp, c = (gpu / L_.tp) % L_.cp, d = (gpu / (L_.tp * L_.cp)) % L_.dp;
+      ranks.push_back({t, c, d, gpu / (L_.tp * L_.cp * L_.dp)});
+    }
+  } else {
+    for (int st = 0; st < p; ++st) ranks.push_back({0, 0, 0, st});
+  }
+  auto rank_of = [&](int t, int c, int d, int st) {
+    return opt_.full ? L_.gpu(t, c, d, st) : st;
+  };
+  g.ranks = static_cast<int>(ranks.size());
 
   // Layers of each (stage, chunk), in forward order, with the embedding and head.
   const std::vector<int> stage_of = stage_of_layers(s_.model, p_);
@@ -466,23 +486,31 @@ void Builder::build_pipeline(TaskGraph& g) {
     return out;
   };
 
-  // Which backward block of each chunk is the stage's last (gradients final after it).
   std::vector<std::vector<Block>> sched(p);
   for (int st = 0; st < p; ++st) sched[st] = schedule(st);
 
-  // Task ids of each block's last task, to wire the pipeline afterwards.
-  std::map<std::tuple<int, int, int, int>, int> block_first, block_last;  // (stage, fwd, chunk, mb)
-  // Per stage, per chunk: (last-microbatch backward tasks per layer, params per layer).
+  // Per rank: first and last task of each block, indexed by (rank, forward?, chunk,
+  // micro-batch) in dense arrays.
+  auto block_key = [&](int rank, int fwd, int chunk, int mb) {
+    return ((static_cast<size_t>(rank) * 2 + static_cast<size_t>(fwd)) * v + static_cast<size_t>(chunk)) * m +
+           static_cast<size_t>(mb);
+  };
+  const size_t block_count = ranks.size() * 2 * static_cast<size_t>(v) * static_cast<size_t>(m);
+  std::vector<int> block_first(block_count, -1), block_last(block_count, -1);
   struct GradReady {
     int task;
     double dense_params, expert_params;
   };
-  std::vector<std::vector<GradReady>> grads(p);
-  std::vector<int> last_compute(p, -1);
+  std::vector<std::vector<GradReady>> grads(ranks.size());
+  std::vector<int> last_compute(ranks.size(), -1);
   const int positions = p * v;
-  std::map<std::tuple<int, int, int, int>, int> incoming;  // receiving block -> transfer
+  std::vector<int> incoming(block_count, -1);  // receiving block -> its transfer
+  g.tasks.reserve(ranks.size() * (static_cast<size_t>(m) * static_cast<size_t>(v) * 4 + 64));
+  std::map<std::pair<int, int>, int> pair_cache;          // full mode: (gpu, gpu) -> plan
 
-  for (int st = 0; st < p; ++st) {
+  for (size_t r = 0; r < ranks.size(); ++r) {
+    const int rank = static_cast<int>(r);
+    const int st = ranks[r].s;
     std::vector<int> last_bwd_of_chunk(v, -1);
     for (const Block& b : sched[st]) {
       if (!b.forward) last_bwd_of_chunk[b.chunk] = b.microbatch;
@@ -495,21 +523,22 @@ void Builder::build_pipeline(TaskGraph& g) {
       auto track_first = [&](int id) {
         if (first < 0) first = id;
       };
-      if (opt_.full) {
+      const bool full_recompute = s_.training.recompute == Recompute::full;
+      if (opt_.op_level) {
         // Every op of every layer in the graph.
         int after = prev;
         const size_t before = g.tasks.size();
         if (b.forward) {
           for (const Layer* l : layers)
-            after = append_layer(g, cache, st, st, *l, PassKind::forward, after, b.microbatch);
+            after = append_layer(g, cache, rank, st, *l, PassKind::forward, after, b.microbatch);
         } else {
           for (auto it = layers.rbegin(); it != layers.rend(); ++it) {
-            if (s_.training.recompute == Recompute::full && (*it)->kind == LayerKind::transformer)
-              after = append_layer(g, cache, st, st, **it, PassKind::recompute, after, b.microbatch);
-            after = append_layer(g, cache, st, st, **it, PassKind::backward, after, b.microbatch);
+            if (full_recompute && (*it)->kind == LayerKind::transformer)
+              after = append_layer(g, cache, rank, st, **it, PassKind::recompute, after, b.microbatch);
+            after = append_layer(g, cache, rank, st, **it, PassKind::backward, after, b.microbatch);
             if (final_bwd) {
-              grads[st].push_back({after, (*it)->params() - (*it)->expert_params(),
-                                   (*it)->expert_params()});
+              grads[r].push_back({after, (*it)->params() - (*it)->expert_params(),
+                                  (*it)->expert_params()});
             }
           }
         }
@@ -527,7 +556,7 @@ void Builder::build_pipeline(TaskGraph& g) {
           Task t;
           t.kind = kind;
           t.stream = StreamKind::compute;
-          t.rank = st;
+          t.rank = rank;
           t.microbatch = b.microbatch;
           t.work_s = work;
           t.selective_s = parts.selective;
@@ -540,13 +569,23 @@ void Builder::build_pipeline(TaskGraph& g) {
           prev = id;
           return id;
         };
+        // Traffic inside templates is counted once per stage: the template's
+        // collectives already count every group of the stage.
+        const bool count = !opt_.full || (ranks[r].t == 0 && ranks[r].c == 0 && ranks[r].d == 0);
         auto accumulate = [&](const Template& tpl, double& work, Parts& parts) {
           work += tpl.total;
           parts.tp += tpl.parts.tp;
           parts.ep += tpl.parts.ep;
           parts.recompute += tpl.parts.recompute;
           parts.selective += tpl.parts.selective;
-          for (const auto& [cls, bytes] : tpl.traffic) traffic_[cls] += bytes;
+          if (count) {
+            for (const auto& [cls, bytes] : tpl.traffic) traffic_[cls] += bytes;
+          }
+        };
+        auto backward_of = [&](const Layer& l, double& work, Parts& parts) {
+          if (full_recompute && l.kind == LayerKind::transformer)
+            accumulate(layer_template(st, l, PassKind::recompute), work, parts);
+          accumulate(layer_template(st, l, PassKind::backward), work, parts);
         };
         if (b.forward) {
           double work = 0;
@@ -556,27 +595,21 @@ void Builder::build_pipeline(TaskGraph& g) {
         } else if (!final_bwd) {
           double work = 0;
           Parts parts;
-          for (auto it = layers.rbegin(); it != layers.rend(); ++it) {
-            if (s_.training.recompute == Recompute::full && (*it)->kind == LayerKind::transformer)
-              accumulate(layer_template(st, **it, PassKind::recompute), work, parts);
-            accumulate(layer_template(st, **it, PassKind::backward), work, parts);
-          }
+          for (auto it = layers.rbegin(); it != layers.rend(); ++it) backward_of(**it, work, parts);
           add_block(work, parts, TaskKind::backward);
         } else {
           for (auto it = layers.rbegin(); it != layers.rend(); ++it) {
             double work = 0;
             Parts parts;
-            if (s_.training.recompute == Recompute::full && (*it)->kind == LayerKind::transformer)
-              accumulate(layer_template(st, **it, PassKind::recompute), work, parts);
-            accumulate(layer_template(st, **it, PassKind::backward), work, parts);
+            backward_of(**it, work, parts);
             const int id = add_block(work, parts, TaskKind::backward);
-            grads[st].push_back({id, (*it)->params() - (*it)->expert_params(),
-                                 (*it)->expert_params()});
+            grads[r].push_back({id, (*it)->params() - (*it)->expert_params(),
+                                (*it)->expert_params()});
           }
         }
       }
-      block_first[{st, b.forward ? 1 : 0, b.chunk, b.microbatch}] = first;
-      block_last[{st, b.forward ? 1 : 0, b.chunk, b.microbatch}] = prev;
+      block_first[block_key(rank, b.forward ? 1 : 0, b.chunk, b.microbatch)] = first;
+      block_last[block_key(rank, b.forward ? 1 : 0, b.chunk, b.microbatch)] = prev;
 
       // The transfer to the next position along the virtual pipeline (position
       // q = chunk * p + stage), issued right after the block so that stream order holds.
@@ -584,6 +617,7 @@ void Builder::build_pipeline(TaskGraph& g) {
       const int next_q = b.forward ? q + 1 : q - 1;
       if (next_q >= 0 && next_q < positions) {
         const int next_stage = next_q % p, next_chunk = next_q / p;
+        const int peer = rank_of(ranks[r].t, ranks[r].c, ranks[r].d, next_stage);
         Task t;
         t.kind = TaskKind::pp_comm;
         // The sender's compute waits for the transfer unless the interleaved schedule
@@ -592,23 +626,43 @@ void Builder::build_pipeline(TaskGraph& g) {
                                 p_.schedule == PipelineSchedule::interleaved_1f1b &&
                                 s_.training.overlap_p2p;
         t.stream = overlapped ? StreamKind::pp : StreamKind::compute;
-        t.rank = st;
+        t.rank = rank;
         t.microbatch = b.microbatch;
-        t.comm = pp_comm_index(g, st, next_stage);
+        if (opt_.full) {
+          const int a = L_.gpu(ranks[r].t, ranks[r].c, ranks[r].d, st);
+          const int bgpu = L_.gpu(ranks[r].t, ranks[r].c, ranks[r].d, next_stage);
+          auto it = pair_cache.find({a, bgpu});
+          if (it == pair_cache.end()) {
+            const CommPlan plan = plan_collective(CollectiveOp::send_recv, {a, bgpu}, pp_bytes_, topo_, false);
+            PlannedComm placed = place(plan, topo_);
+            placed.description = fmt::format("send_recv GPU {} -> {}", a, bgpu);
+            placed.traffic = traffic_of(plan, topo_, 1.0);
+            g.comms.push_back(std::move(placed));
+            it = pair_cache.emplace(std::make_pair(a, bgpu), static_cast<int>(g.comms.size()) - 1).first;
+          }
+          t.comm = it->second;
+        } else {
+          t.comm = pp_comm_index(g, st, next_stage);
+        }
         const int id = g.add(t);
         for (const auto& [cls, bytes] : g.comms[t.comm].traffic) traffic_[cls] += bytes;
         g.depend(prev, id);
         if (t.stream == StreamKind::compute) prev = id;
-        incoming[{next_stage, b.forward ? 1 : 0, next_chunk, b.microbatch}] = id;
+        incoming[block_key(peer, b.forward ? 1 : 0, next_chunk, b.microbatch)] = id;
       }
     }
-    last_compute[st] = prev;
+    last_compute[r] = prev;
   }
-
-  for (const auto& [target, id] : incoming) g.depend(id, block_first.at(target));
+  for (size_t k = 0; k < block_count; ++k) {
+    if (incoming[k] >= 0) g.depend(incoming[k], block_first[k]);
+  }
   // The last position's backward follows its own forward.
-  for (int mb = 0; mb < m; ++mb) {
-    g.depend(block_last.at({p - 1, 1, v - 1, mb}), block_first.at({p - 1, 0, v - 1, mb}));
+  for (size_t r = 0; r < ranks.size(); ++r) {
+    if (ranks[r].s != p - 1) continue;
+    const int rank = static_cast<int>(r);
+    for (int mb = 0; mb < m; ++mb) {
+      g.depend(block_last[block_key(rank, 1, v - 1, mb)], block_first[block_key(rank, 0, v - 1, mb)]);
+    }
   }
 
   // Gradient reduction in buckets over the data-parallel ranks (Megatron-LM: buckets of
@@ -616,75 +670,123 @@ void Builder::build_pipeline(TaskGraph& g) {
   const bool distributed = p_.zero_stage >= 1;
   const double grad_bytes = state_bytes_per_param(s_.training).gradient;
   const double weight_bytes = state_bytes_per_param(s_.training).weight;
-  const double bucket = s_.training.grad_bucket_params.value_or(
-      std::max(40e6, 1e6 * p_.dp));
+  const double bucket = s_.training.grad_bucket_params.value_or(std::max(40e6, 1e6 * p_.dp));
   const CollectiveOp reduce = distributed ? CollectiveOp::reduce_scatter : CollectiveOp::all_reduce;
-  for (int st = 0; st < p; ++st) {
-    std::vector<int> dp_tasks;
-    double dense_total = 0, expert_total = 0;
-    auto emit = [&](double dense, double expert, int after) {
-      for (auto [params, kind] : {std::make_pair(dense, GroupKind::dp),
-                                  std::make_pair(expert, GroupKind::expert_dp)}) {
-        const int members = kind == GroupKind::dp ? p_.dp : p_.dp / p_.ep;
-        if (params <= 0 || members < 2) continue;
-        Task t;
-        t.kind = TaskKind::dp_comm;
-        t.stream = StreamKind::dp;
-        t.rank = st;
-        t.comm = comm_index(g, cache, reduce, kind, st, params * grad_bytes);
-        const int id = g.add(t);
-        for (const auto& [cls, bytes] : g.comms[t.comm].traffic) traffic_[cls] += bytes;
-        g.depend(s_.training.overlap_grad_reduce ? after : last_compute[st], id);
-        dp_tasks.push_back(id);
-      }
-    };
-    double dense = 0, expert = 0;
-    int after = -1;
-    for (const GradReady& gr : grads[st]) {
-      dense += gr.dense_params;
-      expert += gr.expert_params;
-      dense_total += gr.dense_params;
-      expert_total += gr.expert_params;
-      after = gr.task;
-      if (dense + expert >= bucket) {
-        emit(dense, expert, after);
+
+  // A collective over `members` (simulated ranks, all of one stage): one task on the
+  // first member's stream that waits for every member's `after` task.
+  auto collective = [&](TaskKind kind, CollectiveOp op, GroupKind group, const std::vector<int>& members,
+                        const std::vector<int>& after, double bytes) {
+    Task t;
+    t.kind = kind;
+    t.stream = StreamKind::dp;
+    t.rank = members.front();
+    const RankId& id0 = ranks[members.front()];
+    if (opt_.full) {
+      std::vector<int> gpus;
+      for (int mr : members) gpus.push_back(L_.gpu(ranks[mr].t, ranks[mr].c, ranks[mr].d, ranks[mr].s));
+      const CommPlan plan = plan_collective(op, gpus, bytes, topo_, s_.cluster.intra_node.nvls);
+      PlannedComm placed = place(plan, topo_);
+      placed.description += fmt::format(", {:.2f} MiB", bytes / 1048576.0);
+      placed.traffic = traffic_of(plan, topo_, 1.0);
+      g.comms.push_back(std::move(placed));
+      t.comm = static_cast<int>(g.comms.size()) - 1;
+    } else {
+      t.comm = comm_index(g, cache, op, group, id0.s, bytes);
+    }
+    const int task = g.add(t);
+    for (const auto& [cls, b] : g.comms[t.comm].traffic) traffic_[cls] += b;
+    for (int a : after) g.depend(a, task);
+    return task;
+  };
+
+  // Data-parallel groups of simulated ranks: symmetric, each stage alone (its peers are
+  // weighted copies); full, the ranks that differ only in their data-parallel index.
+  auto dp_members = [&](size_t r, bool expert) {
+    std::vector<int> members;
+    if (!opt_.full) {
+      members.push_back(static_cast<int>(r));
+      return members;
+    }
+    const RankId& id = ranks[r];
+    if (expert) {
+      for (int d = id.d % p_.ep; d < L_.dp; d += p_.ep) members.push_back(rank_of(id.t, id.c, d, id.s));
+    } else {
+      for (int d = 0; d < L_.dp; ++d) members.push_back(rank_of(id.t, id.c, d, id.s));
+    }
+    return members;
+  };
+
+  std::vector<std::vector<int>> dp_tasks_of(ranks.size());
+  std::vector<double> local_params(ranks.size(), 0);
+  std::vector<double> dense_total(ranks.size(), 0);
+  for (size_t r = 0; r < ranks.size(); ++r) {
+    // Bucket boundaries: identical for every rank of a stage.
+    std::vector<std::pair<size_t, std::pair<double, double>>> buckets;  // (last grad index, params)
+    double dense = 0, expert = 0, all_dense = 0, all_expert = 0;
+    for (size_t i = 0; i < grads[r].size(); ++i) {
+      dense += grads[r][i].dense_params;
+      expert += grads[r][i].expert_params;
+      all_dense += grads[r][i].dense_params;
+      all_expert += grads[r][i].expert_params;
+      if (dense + expert >= bucket || i + 1 == grads[r].size()) {
+        buckets.push_back({i, {dense, expert}});
         dense = expert = 0;
       }
     }
-    if (dense + expert > 0) emit(dense, expert, after);
-
+    dense_total[r] = all_dense;
+    local_params[r] = all_dense / (distributed ? p_.shard_group() : 1) +
+                      all_expert / (distributed ? std::max(1, p_.shard_group() / p_.ep) : 1);
+    for (const auto& [last, params] : buckets) {
+      for (int pass = 0; pass < 2; ++pass) {
+        const bool expert_pass = pass == 1;
+        const double bucket_params = expert_pass ? params.second : params.first;
+        const int members_count = expert_pass ? p_.dp / p_.ep : p_.dp;
+        if (bucket_params <= 0 || members_count < 2) continue;
+        const std::vector<int> members = dp_members(r, expert_pass);
+        if (members.front() != static_cast<int>(r)) continue;  // one task per group
+        std::vector<int> after;
+        for (int mr : members) {
+          after.push_back(s_.training.overlap_grad_reduce ? grads[mr][last].task : last_compute[mr]);
+        }
+        const int task = collective(TaskKind::dp_comm, reduce,
+                                    expert_pass ? GroupKind::expert_dp : GroupKind::dp, members,
+                                    after, bucket_params * grad_bytes);
+        for (int mr : members) dp_tasks_of[mr].push_back(task);
+      }
+    }
+  }
+  for (size_t r = 0; r < ranks.size(); ++r) {
     Task opt;
     opt.kind = TaskKind::optimizer;
     opt.stream = StreamKind::compute;
-    opt.rank = st;
-    const double local = dense_total / (distributed ? p_.shard_group() : 1) +
-                         expert_total / (distributed ? std::max(1, p_.shard_group() / p_.ep) : 1);
-    opt.work_s = model_->optimizer_time(local).value();
+    opt.rank = static_cast<int>(r);
+    opt.work_s = model_->optimizer_time(local_params[r]).value();
     const int opt_id = g.add(opt);
-    g.depend(last_compute[st], opt_id);
-    for (int d : dp_tasks) g.depend(d, opt_id);
-
-    if (distributed && !s_.training.overlap_param_gather && p_.dp > 1) {
-      Task t;
-      t.kind = TaskKind::param_gather;
-      t.stream = StreamKind::dp;
-      t.rank = st;
-      t.comm = comm_index(g, cache, CollectiveOp::all_gather, GroupKind::dp, st,
-                          dense_total * weight_bytes);
-      const int id = g.add(t);
-      for (const auto& [cls, bytes] : g.comms[t.comm].traffic) traffic_[cls] += bytes;
-      g.depend(opt_id, id);
+    g.depend(last_compute[r], opt_id);
+    for (int d : dp_tasks_of[r]) g.depend(d, opt_id);
+    optimizer_task_.push_back(opt_id);
+  }
+  if (distributed && !s_.training.overlap_param_gather && p_.dp > 1) {
+    for (size_t r = 0; r < ranks.size(); ++r) {
+      const std::vector<int> members = dp_members(r, false);
+      if (members.front() != static_cast<int>(r)) continue;
+      std::vector<int> after;
+      for (int mr : members) after.push_back(optimizer_task_[mr]);
+      collective(TaskKind::param_gather, CollectiveOp::all_gather, GroupKind::dp, members, after,
+                 dense_total[r] * weight_bytes);
     }
   }
+  stage_of_rank_.clear();
+  for (const RankId& id : ranks) stage_of_rank_.push_back(id.s);
 }
 
 // Where the compute stream of `rank` spent the step: busy time by kind, and each idle
 // gap charged to the dependency it waited for.
-Breakdown Builder::breakdown(const TaskGraph& g, const EngineResult& r, int rank,
-                             double step) const {
+Breakdown Builder::breakdown(const TaskGraph& g, const EngineResult& r,
+                             const std::vector<int>& pred_start, const std::vector<int>& preds,
+                             int rank, double step) const {
   Breakdown b;
-  std::vector<std::vector<int>> preds(g.tasks.size());
-  for (const auto& [a, c] : g.edges) preds[c].push_back(a);
   double prev_end = 0;
   for (size_t i = 0; i < g.tasks.size(); ++i) {
     const Task& t = g.tasks[i];
@@ -693,7 +795,8 @@ Breakdown Builder::breakdown(const TaskGraph& g, const EngineResult& r, int rank
     const double gap = start - prev_end;
     if (gap > 0) {
       int blocker = -1;
-      for (int pd : preds[i]) {
+      for (int k = pred_start[i]; k < pred_start[i + 1]; ++k) {
+        const int pd = preds[k];
         if (blocker < 0 || r.timing[pd].end > r.timing[blocker].end) blocker = pd;
       }
       const TaskKind k = blocker >= 0 ? g.tasks[blocker].kind : TaskKind::forward;
@@ -751,11 +854,23 @@ StepResult Builder::run() {
   EngineResult r = run_engine(g, capacity_, engine_options_);
   const double step = r.end_s;
   out.step_time = Seconds(step);
+  // Predecessors of every task, in compressed rows.
+  std::vector<int> pred_start(g.tasks.size() + 1, 0), preds(g.edges.size());
+  for (const auto& [a, c] : g.edges) ++pred_start[c + 1];
+  for (size_t i = 0; i < g.tasks.size(); ++i) pred_start[i + 1] += pred_start[i];
+  {
+    std::vector<int> fill(pred_start.begin(), pred_start.end() - 1);
+    for (const auto& [a, c] : g.edges) preds[fill[c]++] = a;
+  }
   double busiest = -1;
   for (int st = 0; st < p_.pp; ++st) {
     StageReport sr;
     sr.stage = st;
-    sr.breakdown = breakdown(g, r, st, step);
+    // The stage's first simulated GPU (in full mode every GPU of a stage is simulated;
+    // the one with data-, tensor- and context-parallel index 0 is reported).
+    const int rank = static_cast<int>(std::find(stage_of_rank_.begin(), stage_of_rank_.end(), st) -
+                                      stage_of_rank_.begin());
+    sr.breakdown = breakdown(g, r, pred_start, preds, rank, step);
     const double busy = sr.breakdown.compute + sr.breakdown.recompute + sr.breakdown.optimizer;
     sr.utilization = busy / step;
     if (busy > busiest + 1e-12) {

@@ -20,8 +20,12 @@
 // Peers that are not simulated still load the links they share with simulated flows
 // (simulator/collectives.h `place`).
 //
-// `full` mode builds every op of every layer and micro-batch into one graph instead of
-// reusing templates; on symmetric clusters the two agree (tests/simulator/step_test.cpp).
+// `full` simulates every GPU as its own rank: every pipeline transfer and every
+// data-parallel collective is explicit, with no symmetric copies weighted in; layer
+// templates (tensor-parallel groups run them in lockstep) are still shared. On symmetric
+// clusters the two modes agree (tests/simulator/step_test.cpp).
+// `op_level` builds every op of every layer and micro-batch into the pipeline graph
+// instead of reusing templates; the two agree as well.
 #pragma once
 
 #include <map>
@@ -38,7 +42,8 @@
 namespace orrery {
 
 struct SimulationOptions {
-  bool full = false;
+  bool full = false;      // every GPU simulated, every collective's flows explicit
+  bool op_level = false;  // no layer templates: every op in the pipeline graph
 };
 
 // Where a stage's time went, in seconds; the parts add up to the step time.

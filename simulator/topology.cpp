@@ -1,7 +1,7 @@
 #include "simulator/topology.h"
 
-#include <boost/graph/adjacency_list.hpp>
 #include <boost/graph/breadth_first_search.hpp>
+#include <boost/graph/compressed_sparse_row_graph.hpp>
 
 #include <algorithm>
 
@@ -19,12 +19,13 @@ const char* to_string(LinkClass c) {
 }
 
 struct Topology::Graph {
-  // Vertices: GPUs, then one NVSwitch per node, NICs, leaves, the spine. Edge property:
-  // the directed link id, or -1 for the GPU-NIC attachment (PCIe, not a bottleneck here).
-  using G = boost::adjacency_list<boost::vecS, boost::vecS, boost::directedS, boost::no_property,
-                                  boost::property<boost::edge_name_t, int>>;
-  explicit Graph(int vertices) : g(static_cast<std::size_t>(vertices)) {}
+  // Vertices: GPUs, then one NVSwitch per node, NICs, leaves, the spine. Edges are the
+  // directed links, plus the GPU-NIC attachments (PCIe, not a bottleneck here). Stored
+  // as a compressed sparse row graph: built once from the edge list, one allocation.
+  using G = boost::compressed_sparse_row_graph<boost::directedS>;
   G g;
+  std::vector<std::pair<int, int>> edges;  // collected while building, then compressed
+  int vertices = 0;
   int nvswitch0 = 0, nic0 = 0, leaf0 = 0, spine = -1;
 };
 
@@ -48,8 +49,12 @@ Topology::Topology(const ClusterSpec& c)
                   : (nics + kLeafDownlinks - 1) / kLeafDownlinks;
   }
   const int vertices = gpus_ + nodes + nics + leaves_ + (leaves_ > 1 ? 1 : 0);
-  graph_ = std::make_unique<Graph>(vertices);
+  graph_ = std::make_unique<Graph>();
   Graph& G = *graph_;
+  G.vertices = vertices;
+  const size_t link_estimate = 2 * static_cast<size_t>(gpus_ + nics + leaves_);
+  links_.reserve(link_estimate);
+  G.edges.reserve(link_estimate + 2 * static_cast<size_t>(gpus_));
   G.nvswitch0 = gpus_;
   G.nic0 = G.nvswitch0 + nodes;
   G.leaf0 = G.nic0 + nics;
@@ -58,7 +63,7 @@ Topology::Topology(const ClusterSpec& c)
   auto add_link = [&](int from, int to, LinkInfo info) {
     const int id = static_cast<int>(links_.size());
     links_.push_back(info);
-    boost::add_edge(from, to, id, G.g);
+    G.edges.emplace_back(from, to);
     return id;
   };
   const Bandwidth nvlink = c.intra_node.bandwidth * c.intra_node.efficiency;
@@ -69,7 +74,10 @@ Topology::Topology(const ClusterSpec& c)
     nvlink_up_[gpu] = add_link(gpu, sw, {LinkClass::nvlink, true, nvlink, intra_latency_, gpu});
     nvlink_down_[gpu] = add_link(sw, gpu, {LinkClass::nvlink, false, nvlink, intra_latency_, gpu});
   }
-  if (nodes <= 1) return;
+  if (nodes <= 1) {
+    finish_graph();
+    return;
+  }
 
   const Bandwidth nic_bw = c.inter_node.nic_bandwidth * c.inter_node.efficiency;
   nic_up_.resize(nics);
@@ -88,11 +96,14 @@ Topology::Topology(const ClusterSpec& c)
     for (int local = 0; local < gpus_per_node_; ++local) {
       const int gpu = node * gpus_per_node_ + local;
       const int nic = G.nic0 + node * nics_per_node_ + nic_of(gpu);
-      boost::add_edge(gpu, nic, -1, G.g);
-      boost::add_edge(nic, gpu, -1, G.g);
+      G.edges.emplace_back(gpu, nic);
+      G.edges.emplace_back(nic, gpu);
     }
   }
-  if (G.spine < 0) return;
+  if (G.spine < 0) {
+    finish_graph();
+    return;
+  }
   spine_up_.resize(leaves_);
   spine_down_.resize(leaves_);
   for (int leaf = 0; leaf < leaves_; ++leaf) {
@@ -103,6 +114,15 @@ Topology::Topology(const ClusterSpec& c)
     spine_down_[leaf] = add_link(G.spine, G.leaf0 + leaf,
                                  {LinkClass::spine, false, up, inter_latency_, leaf});
   }
+  finish_graph();
+}
+
+void Topology::finish_graph() {
+  Graph& G = *graph_;
+  G.g = Graph::G(boost::edges_are_unsorted_multi_pass, G.edges.begin(), G.edges.end(),
+                 static_cast<std::size_t>(G.vertices));
+  G.edges.clear();
+  G.edges.shrink_to_fit();
 }
 
 int Topology::nic_of(int gpu) const {

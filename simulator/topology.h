@@ -65,6 +65,7 @@ class Topology {
 
  private:
   int nic_of(int gpu) const;
+  void finish_graph();
   int leaf_of_nic(int node, int nic) const;
 
   struct Graph;

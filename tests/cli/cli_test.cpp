@@ -78,7 +78,9 @@ TEST(Cli, HelpListsOnlyWorkingSubcommands) {
   EXPECT_EQ(r.code, 0);
   EXPECT_NE(r.out.find("check"), std::string::npos);
   EXPECT_NE(r.out.find("presets"), std::string::npos);
-  for (const char* later : {"sweep", "validate", "calibrate", "report"}) {
+  EXPECT_NE(r.out.find("run"), std::string::npos);
+  EXPECT_NE(r.out.find("validate"), std::string::npos);
+  for (const char* later : {"sweep", "calibrate", "report", "merge"}) {
     EXPECT_EQ(r.out.find(std::string("  ") + later), std::string::npos) << later;
   }
 }

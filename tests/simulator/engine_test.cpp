@@ -76,7 +76,7 @@ TEST(Engine, TiesBreakByClassThenSequenceDeterministically) {
 
 TEST(Engine, IdleRingAllReduceMatchesClosedForm) {
   // 8 GPUs of one DGX H100: t = 2(n-1)/n * S/B + 2(n-1) * alpha with B = 450 GB/s x
-  // 0.82 and alpha = 0.6 us (systems.yaml).
+  // 0.82 and alpha = 3.4 us (systems.yaml).
   const Topology topo(cluster("dgx-h100", 1));
   const std::vector<int> group = {0, 1, 2, 3, 4, 5, 6, 7};
   const double S = 256.0 * 1048576;
@@ -86,12 +86,12 @@ TEST(Engine, IdleRingAllReduceMatchesClosedForm) {
       plan_collective(CollectiveOp::all_reduce, group, S, topo, false, CollectiveAlgo::ring), topo));
   g.add(comm(0, 0));
   const EngineResult r = run_engine(g, capacities(topo), {});
-  const double n = 8, B = 450e9 * 0.82, alpha = 0.6e-6;
+  const double n = 8, B = 450e9 * 0.82, alpha = 3.4e-6;
   EXPECT_NEAR(r.end_s, 2 * (n - 1) / n * S / B + 2 * (n - 1) * alpha, 1e-12);
 }
 
 TEST(Engine, IdleInterNodeRingUsesNics) {
-  // One GPU on each of 4 nodes (same rail): B = 400 Gb/s x 0.94, alpha = 2.7 us.
+  // One GPU on each of 4 nodes (same rail): B = 400 Gb/s x 0.94, alpha = 14 us.
   const Topology topo(cluster("dgx-h100", 4));
   const std::vector<int> group = {0, 8, 16, 24};
   const double S = 64.0 * 1048576;
@@ -101,7 +101,7 @@ TEST(Engine, IdleInterNodeRingUsesNics) {
       plan_collective(CollectiveOp::all_reduce, group, S, topo, false, CollectiveAlgo::ring), topo));
   g.add(comm(0, 0));
   const EngineResult r = run_engine(g, capacities(topo), {});
-  const double n = 4, B = 50e9 * 0.94, alpha = 2.7e-6;
+  const double n = 4, B = 50e9 * 0.94, alpha = 14e-6;
   EXPECT_NEAR(r.end_s, 2 * (n - 1) / n * S / B + 2 * (n - 1) * alpha, 1e-12);
 }
 
@@ -129,7 +129,7 @@ TEST(Engine, SiblingCopiesShareTheSpine) {
   const EngineResult r = run_engine(g, capacities(topo), {});
   const double uplink = 32 * 50e9 * 0.94 / 4;
   const double rate = std::min(50e9 * 0.94, uplink / 8);
-  EXPECT_NEAR(r.end_s, S / rate + 2 * 2.7e-6, 1e-9);
+  EXPECT_NEAR(r.end_s, S / rate + 2 * 14e-6, 1e-9);
 }
 
 TEST(Engine, CommunicationShorterThanComputeIsHidden) {
