@@ -3,6 +3,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cmath>
+
 #include "tests/cli/run.h"
 
 namespace orrery {
@@ -100,6 +103,107 @@ TEST(Cli, EveryShippedScenarioChecks) {
     const auto r = run_orrery(std::string("check ") + f);
     EXPECT_EQ(r.code, 0) << f << ": " << r.err;
   }
+}
+
+}  // namespace
+}  // namespace orrery
+
+namespace orrery {
+namespace {
+
+using testing::run_orrery;
+
+TEST(CliRun, JsonHasTheDocumentedKeys) {
+  const auto r = run_orrery("run scenarios/gpt3-175b-a100-1024.yaml --format json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  for (const char* k : {"step_time_s", "tokens_per_s", "tflops_per_gpu_model", "mfu",
+                        "breakdown_s", "memory_per_gpu_bytes", "bytes_per_link_class", "stages"}) {
+    EXPECT_TRUE(j.contains(k)) << k;
+  }
+  double sum = 0;
+  for (const auto& [k, v] : j["breakdown_s"].items()) sum += v.get<double>();
+  EXPECT_NEAR(sum, j["step_time_s"].get<double>(), 1e-9 * sum);
+  // tokens/s = global batch x sequence / step time.
+  EXPECT_NEAR(j["tokens_per_s"].get<double>() * j["step_time_s"].get<double>(), 1536.0 * 2048,
+              1e-6 * 1536 * 2048);
+}
+
+TEST(CliRun, CsvIsAHeaderAndOneRow) {
+  const auto r = run_orrery("run scenarios/quickstart.yaml --format csv");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const size_t first = r.out.find('\n');
+  ASSERT_NE(first, std::string::npos);
+  EXPECT_EQ(r.out.find('\n', first + 1), r.out.size() - 1);
+  const std::string header = r.out.substr(0, first);
+  const std::string row = r.out.substr(first + 1);
+  EXPECT_EQ(std::count(header.begin(), header.end(), ','), std::count(row.begin(), row.end(), ','));
+  EXPECT_EQ(header.rfind("scenario,gpus,step_time_s", 0), 0u);
+}
+
+TEST(CliRun, TraceIsChromeTraceJson) {
+  const std::string path = ::testing::TempDir() + "orrery_trace.json";
+  const auto r = run_orrery("run scenarios/quickstart.yaml --trace '" + path + "'");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(testing::read_file(path));
+  ASSERT_TRUE(j.contains("traceEvents"));
+  int complete = 0, streams = 0, links = 0;
+  for (const auto& e : j["traceEvents"]) {
+    if (e["ph"] == "X") ++complete;
+    if (e["ph"] == "M" && e["name"] == "thread_name") {
+      const std::string n = e["args"]["name"];
+      if (n == "compute") ++streams;
+      if (n.rfind("nvlink", 0) == 0 || n.rfind("nic", 0) == 0) ++links;
+    }
+  }
+  EXPECT_GT(complete, 100);
+  EXPECT_EQ(streams, 4);  // one compute track per pipeline stage
+  EXPECT_GT(links, 0);
+}
+
+TEST(CliRun, UnwritableTraceExitsTwoAndLeavesNothing) {
+  const auto r = run_orrery("run scenarios/quickstart.yaml --trace /nonexistent/dir/t.json");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(r.out.empty());
+  EXPECT_NE(r.err.find("/nonexistent/dir/t.json: cannot write"), std::string::npos) << r.err;
+}
+
+TEST(CliRun, FullModeAgreesWithSymmetric) {
+  const auto a = run_orrery("run scenarios/quickstart.yaml --format json");
+  const auto b = run_orrery("run scenarios/quickstart.yaml --format json --full");
+  ASSERT_EQ(a.code, 0);
+  ASSERT_EQ(b.code, 0);
+  const double ta = nlohmann::json::parse(a.out)["step_time_s"];
+  const double tb = nlohmann::json::parse(b.out)["step_time_s"];
+  EXPECT_NEAR(tb / ta, 1.0, 0.01);
+}
+
+TEST(CliValidate, ReportsEveryCaseAndTheSummary) {
+  const auto r = run_orrery("validate scenarios/validation --format json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_GE(j["cases"].size(), 25u);
+  double max_abs = 0, sum_abs = 0;
+  for (const auto& c : j["cases"]) {
+    for (const char* k : {"id", "metric", "measured", "predicted", "error_pct"}) {
+      EXPECT_TRUE(c.contains(k)) << k;
+    }
+    const double e = c["error_pct"];
+    EXPECT_NEAR(e, 100.0 * (c["predicted"].get<double>() - c["measured"].get<double>()) /
+                       c["measured"].get<double>(),
+                1e-9);
+    max_abs = std::max(max_abs, std::fabs(e));
+    sum_abs += std::fabs(e);
+  }
+  EXPECT_EQ(j["summary"]["count"], j["cases"].size());
+  EXPECT_NEAR(j["summary"]["max_abs_error_pct"].get<double>(), max_abs, 1e-9);
+  EXPECT_NEAR(j["summary"]["mean_abs_error_pct"].get<double>(), sum_abs / j["cases"].size(), 1e-9);
+}
+
+TEST(CliValidate, AScenarioWithoutMeasuredIsAnError) {
+  const auto r = run_orrery("validate scenarios/quickstart.yaml");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("measured"), std::string::npos);
 }
 
 }  // namespace

@@ -24,10 +24,7 @@ inline std::string read_file(const std::string& path) {
   return ss.str();
 }
 
-inline std::string source_dir() {
-  const char* d = std::getenv("ORRERY_SOURCE_DIR");
-  return d ? d : ".";
-}
+inline std::string source_dir() { return ORRERY_SOURCE_DIR; }
 
 // Runs `args` (already shell-quoted) with the orrery binary, in the source directory.
 inline RunResult run_orrery(const std::string& args) {

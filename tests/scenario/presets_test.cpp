@@ -45,9 +45,7 @@ TEST(Presets, EveryModelAndSystemPresetValidates) {
 
 // Each top-level entry of a preset file carries at least one comment naming a source.
 void expect_sourced(const std::string& file, const std::vector<std::string>& names) {
-  const char* root = std::getenv("ORRERY_SOURCE_DIR");
-  ASSERT_NE(root, nullptr) << "ORRERY_SOURCE_DIR is set by ctest";
-  std::ifstream in(std::string(root) + "/scenario/presets/" + file);
+  std::ifstream in(std::string(ORRERY_SOURCE_DIR) + "/scenario/presets/" + file);
   ASSERT_TRUE(in) << file;
   std::stringstream ss;
   ss << in.rdbuf();

@@ -1,0 +1,166 @@
+// Whole-step simulation: pipeline bubbles from the schedules' dependencies against
+// their closed forms, data-parallel overlap, agreement between the symmetric, full and
+// op-level modes, and determinism.
+#include "simulator/step.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fmt/format.h>
+
+#include "core/error.h"
+#include "report/run_report.h"
+#include "scenario/load.h"
+
+namespace orrery {
+namespace {
+
+// Uniform stages: a small dense model whose embedding and head are negligible (vocab 8,
+// rotary positions), on one node whose fabric is fast enough that pipeline transfers
+// take no measurable time, no data parallelism.
+Scenario uniform_pipeline(int pp, int microbatches, const std::string& schedule, int vp = 1) {
+  const std::string yaml = fmt::format(R"(
+cluster:
+  preset: dgx-h100
+  gpus_per_node: {pp}
+  intra_node: {{bandwidth: "1000 TB/s", latency: "0 us"}}
+model: {{family: decoder, layers: 16, hidden: 2048, heads: 16, ffn: 8192, vocab: 8, seq_len: 2048,
+        activation: gelu, position_embedding: rope, tied_embeddings: false, dropout: false}}
+parallelism: {{tp: 1, pp: {pp}, dp: 1, microbatch: 1, global_batch: {m}, schedule: {schedule},
+              virtual_pipeline_stages: {vp}}}
+training: {{precision: bf16, recompute: none}}
+)",
+                                       fmt::arg("pp", pp), fmt::arg("m", microbatches),
+                                       fmt::arg("schedule", schedule), fmt::arg("vp", vp));
+  return load_scenario_text(yaml, "pipeline.yaml");
+}
+
+// Idle time over busy time on the busiest stage. (The first and last stages carry the
+// tiny embedding and head, so they set the pace; the others wait for them a little.)
+double bubble_fraction(const StepResult& r) {
+  const Breakdown& b = r.stages.at(r.critical_stage).breakdown;
+  return b.bubble / (b.compute + b.recompute);
+}
+
+TEST(Step, OneFOneBBubbleIsPMinus1OverM) {
+  // Narayanan et al. 2021, section 2.2.1: bubble time / ideal time = (p - 1) / m.
+  for (int m : {8, 16}) {
+    const StepResult r = simulate_step(uniform_pipeline(4, m, "1f1b"));
+    EXPECT_NEAR(bubble_fraction(r), 3.0 / m, 0.02 * 3.0 / m) << "m = " << m;
+  }
+}
+
+TEST(Step, GPipeBubbleIsAlsoPMinus1OverM) {
+  const StepResult r = simulate_step(uniform_pipeline(4, 8, "gpipe"));
+  EXPECT_NEAR(bubble_fraction(r), 3.0 / 8, 0.02 * 3.0 / 8);
+}
+
+TEST(Step, InterleavedBubbleIsPMinus1OverVM) {
+  // Narayanan et al. 2021, section 2.2.2: (p - 1) / (v * m) with v model chunks per GPU.
+  const StepResult r = simulate_step(uniform_pipeline(4, 8, "interleaved-1f1b", 2));
+  EXPECT_NEAR(bubble_fraction(r), 3.0 / (2 * 8), 0.02 * 3.0 / 16);
+}
+
+TEST(Step, BreakdownAddsUpToTheStepTime) {
+  const Scenario s =
+      load_scenario_file(std::string(ORRERY_SOURCE_DIR) + "/scenarios/gpt3-175b-a100-1024.yaml");
+  const StepResult r = simulate_step(s);
+  for (const StageReport& st : r.stages) {
+    EXPECT_NEAR(st.breakdown.total(), r.step_time.value(), 1e-9 * r.step_time.value());
+  }
+}
+
+// Two nodes, 2-way data parallel over the inter-node network, with the gradient all-reduce
+// either overlapped with the last backward or after it. The backward of 8 sequences
+// takes longer than the all-reduce. No compute slowdown, so overlap is pure gain.
+Scenario data_parallel(bool overlap) {
+  const std::string yaml = fmt::format(R"(
+cluster: {{preset: dgx-h100, nodes: 2}}
+model: {{preset: llama3-8b, seq_len: 4096}}
+parallelism: {{tp: 8, pp: 1, dp: 2, microbatch: 8, global_batch: 16, sequence_parallel: true}}
+training: {{recompute: none, overlap_grad_reduce: {}, grad_bucket_params: 1e8}}
+simulation: {{compute_slowdown: 0}}
+)",
+                                       overlap ? "true" : "false");
+  return load_scenario_text(yaml, "dp.yaml");
+}
+
+TEST(Step, GradientReductionShorterThanBackwardIsHidden) {
+  const StepResult overlapped = simulate_step(data_parallel(true));
+  const StepResult serial = simulate_step(data_parallel(false));
+  const double exposed = overlapped.stages[0].breakdown.dp_exposed;
+  const double all = serial.stages[0].breakdown.dp_exposed;
+  // Without overlap the whole reduction is exposed; with it, only the last bucket (the
+  // first layers and the embedding, whose gradients are ready last) is.
+  EXPECT_GT(all, 0.0);
+  EXPECT_LT(exposed, 0.25 * all);
+  EXPECT_NEAR(serial.step_time.value() - overlapped.step_time.value(), all - exposed,
+              0.05 * all);
+}
+
+TEST(Step, SymmetricAndFullModesAgree) {
+  // 4 nodes: TP 4 inside a node, 2 stages, 4 data-parallel replicas across nodes; the
+  // full mode simulates all 32 GPUs with every flow explicit.
+  const Scenario s = load_scenario_text(R"(
+cluster: {preset: dgx-h100, nodes: 4, inter_node: {oversubscription: 2}}
+model: {preset: llama2-13b}
+parallelism: {tp: 4, pp: 2, dp: 4, microbatch: 1, global_batch: 32, zero_stage: 1,
+              sequence_parallel: true}
+training: {recompute: selective, overlap_param_gather: false}
+)",
+                                        "sym.yaml");
+  const StepResult sym = simulate_step(s);
+  SimulationOptions full;
+  full.full = true;
+  const StepResult all = simulate_step(s, full);
+  EXPECT_EQ(all.graph.ranks, 32);
+  EXPECT_NEAR(all.step_time.value() / sym.step_time.value(), 1.0, 0.01);
+  for (LinkClass c : {LinkClass::nvlink, LinkClass::nic}) {
+    EXPECT_NEAR(all.bytes_by_link_class.at(c) / sym.bytes_by_link_class.at(c), 1.0, 0.01)
+        << to_string(c);
+  }
+}
+
+TEST(Step, LayerTemplatesAgreeWithOpLevelSimulation) {
+  const Scenario s = load_scenario_text(R"(
+cluster: {preset: dgx-a100, nodes: 2}
+model: {preset: narayanan-3.6b}
+parallelism: {tp: 4, pp: 2, dp: 2, microbatch: 2, global_batch: 16}
+training: {precision: fp16, recompute: full, flash_attention: false}
+)",
+                                        "ops.yaml");
+  const StepResult templated = simulate_step(s);
+  SimulationOptions ops;
+  ops.op_level = true;
+  const StepResult detailed = simulate_step(s, ops);
+  EXPECT_GT(detailed.tasks, 10 * templated.tasks);
+  EXPECT_NEAR(detailed.step_time.value() / templated.step_time.value(), 1.0, 0.01);
+}
+
+TEST(Step, SameInputSameBytes) {
+  const Scenario s = uniform_pipeline(4, 8, "interleaved-1f1b", 2);
+  EXPECT_EQ(render_run_json(s, simulate_step(s)), render_run_json(s, simulate_step(s)));
+}
+
+TEST(Step, UnsupportedSplitsAreRefusedClearly) {
+  const Scenario cp = load_scenario_text(R"(
+cluster: {preset: dgx-h100}
+model: llama3-8b
+parallelism: {tp: 4, cp: 2, global_batch: 8}
+)",
+                                         "cp.yaml");
+  try {
+    simulate_step(cp);
+    ADD_FAILURE();
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("parallelism.cp"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("context parallelism"), std::string::npos);
+  }
+  const Scenario fsdp = load_scenario_text(
+      "cluster: {preset: dgx-h100}\nmodel: llama3-8b\nparallelism: {fsdp: true, global_batch: 8}\n",
+      "fsdp.yaml");
+  EXPECT_THROW(simulate_step(fsdp), InputError);
+}
+
+}  // namespace
+}  // namespace orrery
