@@ -162,6 +162,7 @@ std::string format_flop_rate(FlopRate r) {
 
 std::string format_seconds(Seconds s) {
   const double v = s.v;
+  if (v == 0) return "0 s";
   if (std::fabs(v) >= 1.0) return fmt::format("{:.3f} s", v);
   if (std::fabs(v) >= 1e-3) return fmt::format("{:.3f} ms", v * 1e3);
   if (std::fabs(v) >= 1e-6) return fmt::format("{:.3f} us", v * 1e6);

@@ -110,7 +110,7 @@ std::string render_run_table(const Scenario& s, const StepResult& r) {
   const ParallelismSpec& p = s.parallelism;
   std::string o;
   auto line = [&o](const std::string& k, const std::string& v) {
-    o += fmt::format("  {:<22} {}\n", k, v);
+    o += fmt::format("  {:<24} {}\n", k, v);
   };
   o += fmt::format("scenario  {}\n", s.name);
   o += fmt::format("          {} x {}, tp {} pp {} dp {}{}, {} micro-batches of {}, {} {}\n\n",
@@ -134,7 +134,7 @@ std::string render_run_table(const Scenario& s, const StepResult& r) {
   o += fmt::format("\nbreakdown (stage {}, the busiest)\n", r.critical_stage);
   for (const Part& part : parts(b)) {
     if (part.value <= 0 && std::string(part.key) != "compute") continue;
-    o += fmt::format("  {:<22} {:>12}  {:5.1f} %\n", part.label, format_seconds(Seconds(part.value)),
+    o += fmt::format("  {:<24} {:>12}  {:5.1f} %\n", part.label, format_seconds(Seconds(part.value)),
                      100 * part.value / r.step_time.value());
   }
   if (r.stages.size() > 1) {
