@@ -42,7 +42,8 @@ const std::vector<std::string> kClusterKeys = {"preset", "gpu", "nodes", "gpus_p
                                                "intra_node", "inter_node"};
 const std::vector<std::string> kIntraKeys = {"bandwidth", "latency", "nvls", "efficiency"};
 const std::vector<std::string> kInterKeys = {"nics_per_node", "nic_bandwidth", "latency",
-                                             "topology", "oversubscription", "efficiency"};
+                                             "topology", "oversubscription", "efficiency",
+                                             "background_load"};
 const std::vector<std::string> kModelKeys = {
     "preset",  "name",       "family",  "layers",          "hidden",
     "heads",   "kv_heads",   "ffn",     "vocab",           "seq_len",
@@ -232,6 +233,7 @@ void read_cluster_keys(MapReader& r, Origin* origin, ClusterSpec& c) {
                  c.inter_node.topology);
     nr.read_double("oversubscription", 1.0, 64.0, c.inter_node.oversubscription);
     nr.read_double("efficiency", 0.01, 1.0, c.inter_node.efficiency);
+    nr.read_double("background_load", 0.0, 0.99, c.inter_node.background_load);
   }
 }
 

@@ -54,6 +54,9 @@ struct InterNodeSpec {
   InterNodeTopology topology = InterNodeTopology::rail_optimized;
   double oversubscription = 1.0;  // downlink:uplink ratio at the leaf; 2.0 means 2:1
   double efficiency = 1.0;        // bus bandwidth NCCL reaches / line rate
+  // Share of every inter-node link (NICs, leaf uplinks) that other jobs keep busy: an
+  // inelastic background load the simulated job's flows cannot take back.
+  double background_load = 0.0;
 };
 
 struct ClusterSpec {

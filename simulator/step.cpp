@@ -235,21 +235,23 @@ class Builder {
                    int microbatch) {
     struct Item {
       bool comm = false;
+      bool overlap = false;  // a collective the next compute does not wait for
       double work = 0, selective = 0;
       CollectiveOp op = CollectiveOp::all_reduce;
       GroupKind kind = GroupKind::tp;
       double bytes = 0;
     };
     std::vector<Item> items;
-    auto add_compute = [&](double t, double sel) {
-      if (items.empty() || items.back().comm) items.push_back({});
+    auto add_compute = [&](double t, double sel, bool separate = false) {
+      if (separate || items.empty() || items.back().comm) items.push_back({});
       items.back().work += t;
       items.back().selective += sel;
     };
-    auto add_comm = [&](CommPoint cp, bool forward) {
+    auto add_comm = [&](CommPoint cp, bool forward, bool overlap = false) {
       Item it;
       if (!comm_for(cp, forward, it.op, it.kind, it.bytes)) return;
       it.comm = true;
+      it.overlap = overlap || (s_.training.tp_comm_overlap && it.kind == GroupKind::tp);
       items.push_back(it);
     };
     const bool forward = pass != PassKind::backward;
@@ -265,7 +267,19 @@ class Builder {
         add_comm(it->comm_after, false);
         const double sel =
             selective && it->selective ? model_->op_time(*it, Pass::forward).value() : 0;
-        add_compute(model_->op_time(*it, Pass::backward).value() + sel, sel);
+        const double bwd = model_->op_time(*it, Pass::backward).value();
+        const bool regather = it->comm_before == CommPoint::tp_gather && p_.sequence_parallel &&
+                              p_.tp > 1;
+        if (regather) {
+          // Sequence parallelism keeps this GEMM's input sharded: Megatron-LM gathers it
+          // again for the weight gradient, overlapped with the data-gradient GEMM
+          // (Korthikanti et al. 2022, section 4.2.2). The two GEMMs take half each.
+          add_comm(CommPoint::tp_gather, true, true);
+          add_compute(bwd / 2 + sel, sel, true);
+          add_compute(bwd / 2, 0, true);
+        } else {
+          add_compute(bwd + sel, sel);
+        }
         add_comm(it->comm_before, false);
       }
     }
@@ -273,35 +287,45 @@ class Builder {
                                   : pass == PassKind::backward ? TaskKind::backward
                                                                : TaskKind::recompute;
     int prev = after;
-    int overlapped = -1;  // a TP collective the next-but-one task waits for
+    // An overlapped collective: the compute right after it does not wait for it; any
+    // later task does.
+    int pending = -1;
+    bool skipped_one = false;
+    auto add_task = [&](Task t) {
+      const int id = g.add(t);
+      g.depend(prev, id);
+      if (pending >= 0 && (is_comm(t.kind) || skipped_one)) {
+        g.depend(pending, id);
+        pending = -1;
+      } else if (pending >= 0) {
+        skipped_one = true;
+      }
+      return id;
+    };
     for (const Item& it : items) {
       Task t;
       t.rank = rank;
       t.microbatch = microbatch;
-      int id;
       if (it.comm) {
         t.kind = it.kind == GroupKind::ep ? TaskKind::ep_comm : TaskKind::tp_comm;
         t.stream = it.kind == GroupKind::ep ? StreamKind::ep : StreamKind::tp;
         t.comm = comm_index(g, cache, it.op, it.kind, stage, it.bytes);
-        id = g.add(t);
-        g.depend(prev, id);
-        g.depend(overlapped, id);
-        overlapped = -1;
-        if (s_.training.tp_comm_overlap && t.kind == TaskKind::tp_comm) {
-          overlapped = id;  // the next compute does not wait; the one after does
-          continue;
+        const int id = add_task(t);
+        if (it.overlap) {
+          pending = id;
+          skipped_one = false;
+          continue;  // `prev` stays the compute before it
         }
+        prev = id;
       } else {
         t.kind = compute_kind;
         t.stream = StreamKind::compute;
         t.work_s = it.work;
         t.selective_s = it.selective;
-        id = g.add(t);
-        g.depend(prev, id);
+        prev = add_task(t);
       }
-      prev = id;
     }
-    if (overlapped >= 0) {
+    if (pending >= 0) {
       // A trailing overlapped collective still finishes before the layer ends.
       Task t;
       t.rank = rank;
@@ -309,7 +333,7 @@ class Builder {
       t.stream = StreamKind::compute;
       const int id = g.add(t);
       g.depend(prev, id);
-      g.depend(overlapped, id);
+      g.depend(pending, id);
       prev = id;
     }
     return prev;

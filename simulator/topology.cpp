@@ -79,7 +79,9 @@ Topology::Topology(const ClusterSpec& c)
     return;
   }
 
-  const Bandwidth nic_bw = c.inter_node.nic_bandwidth * c.inter_node.efficiency;
+  // Other jobs' traffic takes its share of every inter-node link first.
+  const double free_share = 1.0 - c.inter_node.background_load;
+  const Bandwidth nic_bw = c.inter_node.nic_bandwidth * (c.inter_node.efficiency * free_share);
   nic_up_.resize(nics);
   nic_down_.resize(nics);
   std::vector<int> downlinks(leaves_, 0);
@@ -108,7 +110,7 @@ Topology::Topology(const ClusterSpec& c)
   spine_down_.resize(leaves_);
   for (int leaf = 0; leaf < leaves_; ++leaf) {
     // Uplink capacity: what the leaf's downlinks carry, divided by the oversubscription.
-    const Bandwidth up = nic_bw * (downlinks[leaf] / c.inter_node.oversubscription);
+    const Bandwidth up = nic_bw * (downlinks[leaf] / c.inter_node.oversubscription);  // after background
     spine_up_[leaf] = add_link(G.leaf0 + leaf, G.spine,
                                {LinkClass::spine, true, up, inter_latency_, leaf});
     spine_down_[leaf] = add_link(G.spine, G.leaf0 + leaf,

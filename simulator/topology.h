@@ -12,7 +12,8 @@
 // local_index * nics_per_node / gpus_per_node (DGX-1: two GPUs share a NIC).
 //
 // Link capacities are line rate x the fabric's bus-bandwidth efficiency (what NCCL
-// reaches); latencies are per message. Routes are up-down (the unique shortest path in
+// reaches), less the share other jobs keep busy on inter-node links
+// (inter_node.background_load); latencies are per message. Routes are up-down (the unique shortest path in
 // this tree), deterministic.
 #pragma once
 

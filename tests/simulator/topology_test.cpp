@@ -71,3 +71,20 @@ TEST(Topology, SharedNicsWhenFewerNicsThanGpus) {
 
 }  // namespace
 }  // namespace orrery
+
+namespace orrery {
+namespace {
+
+TEST(Topology, BackgroundLoadLeavesItsComplement) {
+  // Other jobs use 30 % of each inter-node link: 400 Gb/s x 0.94 x 0.7 remains.
+  const Topology t(cluster("dgx-h100", 2, ", inter_node: {background_load: 0.3}"));
+  std::vector<int> r;
+  t.route(0, 8, r);
+  EXPECT_DOUBLE_EQ(t.link(r.front()).capacity.value(), 50e9 * 0.94 * 0.7);
+  r.clear();
+  t.route(0, 1, r);  // NVLink untouched
+  EXPECT_DOUBLE_EQ(t.link(r.front()).capacity.value(), 450e9 * 0.82);
+}
+
+}  // namespace
+}  // namespace orrery
