@@ -57,13 +57,7 @@ MemoryReport estimate_memory(const Scenario& s) {
   const ParallelismSpec& p = s.parallelism;
   const TrainingSpec& t = s.training;
   const ModelSpec& m = s.model;
-  Shard shard;
-  shard.microbatch = p.microbatch;
-  shard.tp = p.tp;
-  shard.sequence_parallel = p.sequence_parallel;
-  shard.cp = p.cp;
-  shard.ep = p.ep;
-  const Workload w = build_workload(m, t, shard);
+  const Workload w = build_workload(m, t, shard_of(p));
 
   // Assign layers to stages (model/pipeline.h).
   std::vector<std::vector<const Layer*>> stage_layers(p.pp);

@@ -179,6 +179,16 @@ Flop Workload::recompute_flops(Recompute r) const {
   return f;
 }
 
+Shard shard_of(const ParallelismSpec& p) {
+  Shard s;
+  s.microbatch = p.microbatch;
+  s.tp = p.tp;
+  s.sequence_parallel = p.sequence_parallel;
+  s.cp = p.cp;
+  s.ep = p.ep;
+  return s;
+}
+
 Workload build_workload(const ModelSpec& m, const TrainingSpec& t, const Shard& shard) {
   ORRERY_CHECK(shard.microbatch >= 1 && shard.tp >= 1 && shard.cp >= 1 && shard.ep >= 1,
                "shard degrees must be positive");

@@ -92,6 +92,9 @@ struct Shard {
   int ep = 1;
 };
 
+// The share of one micro-batch that a GPU of this split works on.
+Shard shard_of(const ParallelismSpec& p);
+
 struct Workload {
   Shard shard;
   std::vector<Layer> layers;  // in forward order: embedding, blocks..., head (or CNN rows)

@@ -290,6 +290,30 @@ PlannedComm place(const CommPlan& plan, const Topology& topo,
   return out;
 }
 
+// What a comm task moves, for the traffic report: bytes per link class of one instance
+// of the plan, times the groups that run it.
+std::map<LinkClass, double> traffic(const CommPlan& plan, const Topology& topo, double copies) {
+  std::map<LinkClass, double> out;
+  std::vector<int> links;
+  for (const CommPhase& ph : plan.phases) {
+    for (const Transfer& t : ph.transfers) {
+      links.clear();
+      transfer_links(t, topo, links);
+      bool nic = false, spine = false, nvlink = false;
+      for (int l : links) {
+        const LinkClass c = topo.link(l).cls;
+        nic = nic || c == LinkClass::nic;
+        spine = spine || c == LinkClass::spine;
+        nvlink = nvlink || c == LinkClass::nvlink;
+      }
+      if (nvlink) out[LinkClass::nvlink] += t.bytes * copies;
+      if (nic) out[LinkClass::nic] += t.bytes * copies;
+      if (spine) out[LinkClass::spine] += t.bytes * copies;
+    }
+  }
+  return out;
+}
+
 CommPlan plan_collective(CollectiveOp op, const std::vector<int>& group, double bytes,
                          const Topology& topo, bool nvls_available, CollectiveAlgo algo) {
   ORRERY_CHECK(group.size() >= 2, "a collective needs two ranks");

@@ -87,4 +87,8 @@ Seconds estimate(const CommPlan& plan, const Topology& topo);
 PlannedComm place(const CommPlan& plan, const Topology& topo,
                   const std::vector<std::vector<int>>& siblings = {});
 
+// Bytes one run of the plan moves per link class, times `copies` groups running it: a
+// transfer counts once for every class its path crosses.
+std::map<LinkClass, double> traffic(const CommPlan& plan, const Topology& topo, double copies);
+
 }  // namespace orrery

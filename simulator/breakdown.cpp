@@ -1,0 +1,81 @@
+#include "simulator/breakdown.h"
+
+#include <algorithm>
+
+namespace orrery {
+
+TimelineReader::TimelineReader(const TaskGraph& graph, const EngineResult& timeline)
+    : g_(graph), r_(timeline), pred_start_(graph.tasks.size() + 1, 0), preds_(graph.edges.size()) {
+  for (const auto& [a, c] : graph.edges) ++pred_start_[c + 1];
+  for (size_t i = 0; i < graph.tasks.size(); ++i) pred_start_[i + 1] += pred_start_[i];
+  std::vector<int> fill(pred_start_.begin(), pred_start_.end() - 1);
+  for (const auto& [a, c] : graph.edges) preds_[fill[c]++] = a;
+}
+
+Breakdown TimelineReader::breakdown(int rank, double step) const {
+  const TaskGraph& g = g_;
+  const EngineResult& r = r_;
+  const std::vector<int>& pred_start = pred_start_;
+  const std::vector<int>& preds = preds_;
+  Breakdown b;
+  double prev_end = 0;
+  for (size_t i = 0; i < g.tasks.size(); ++i) {
+    const Task& t = g.tasks[i];
+    if (t.rank != rank || t.stream != StreamKind::compute) continue;
+    const double start = r.timing[i].start, end = r.timing[i].end;
+    const double gap = start - prev_end;
+    if (gap > 0) {
+      int blocker = -1;
+      for (int k = pred_start[i]; k < pred_start[i + 1]; ++k) {
+        const int pd = preds[k];
+        if (blocker < 0 || r.timing[pd].end > r.timing[blocker].end) blocker = pd;
+      }
+      const TaskKind k = blocker >= 0 ? g.tasks[blocker].kind : TaskKind::forward;
+      if (blocker >= 0 && k == TaskKind::pp_comm) {
+        const double d = r.timing[blocker].end - r.timing[blocker].start;
+        b.pp_exposed += std::min(gap, d);
+        b.bubble += gap - std::min(gap, d);
+      } else if (blocker >= 0 && (k == TaskKind::dp_comm || k == TaskKind::param_gather)) {
+        b.dp_exposed += gap;
+      } else if (blocker >= 0 && k == TaskKind::tp_comm) {
+        b.tp_exposed += gap;
+      } else if (blocker >= 0 && k == TaskKind::ep_comm) {
+        b.ep_exposed += gap;
+      } else {
+        b.bubble += gap;
+      }
+    }
+    const double d = end - start;
+    const double scale = t.work_s > 0 ? d / t.work_s : 0;
+    if (t.kind == TaskKind::pp_comm) {  // a blocking transfer on the compute stream
+      b.pp_exposed += d;
+    } else if (t.kind == TaskKind::optimizer) {
+      b.optimizer += d;
+    } else {
+      const double tp = t.tp_s * scale, ep = t.ep_s * scale;
+      const double rec =
+          (t.kind == TaskKind::recompute ? d : t.recompute_s * scale) + t.selective_s * scale;
+      b.tp_exposed += tp;
+      b.ep_exposed += ep;
+      b.recompute += std::min(rec, d - tp - ep);
+      b.compute += std::max(0.0, d - tp - ep - rec);
+    }
+    prev_end = end;
+  }
+  // After the last kernel: waiting for gradient reduction / parameter gathers, or others.
+  const double tail = step - prev_end;
+  if (tail > 0) {
+    double comm_end = 0;
+    for (size_t i = 0; i < g.tasks.size(); ++i) {
+      const Task& t = g.tasks[i];
+      if (t.rank == rank && (t.kind == TaskKind::dp_comm || t.kind == TaskKind::param_gather))
+        comm_end = std::max(comm_end, r.timing[i].end);
+    }
+    const double dp = std::clamp(comm_end - prev_end, 0.0, tail);
+    b.dp_exposed += dp;
+    b.bubble += tail - dp;
+  }
+  return b;
+}
+
+}  // namespace orrery

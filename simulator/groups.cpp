@@ -1,0 +1,66 @@
+#include "simulator/groups.h"
+
+namespace orrery {
+
+GroupSet groups_of(GroupKind kind, int stage, const Layout& L, int ep) {
+  GroupSet out;
+  auto add = [&](std::vector<int> g, bool own) {
+    if (own) {
+      out.group = std::move(g);
+    } else {
+      out.siblings.push_back(std::move(g));
+    }
+  };
+  switch (kind) {
+    case GroupKind::tp:
+      for (int d = 0; d < L.dp; ++d)
+        for (int c = 0; c < L.cp; ++c) {
+          std::vector<int> g;
+          for (int t = 0; t < L.tp; ++t) g.push_back(L.gpu(t, c, d, stage));
+          add(std::move(g), d == 0 && c == 0);
+        }
+      break;
+    case GroupKind::dp:
+      for (int t = 0; t < L.tp; ++t)
+        for (int c = 0; c < L.cp; ++c) {
+          std::vector<int> g;
+          for (int d = 0; d < L.dp; ++d) g.push_back(L.gpu(t, c, d, stage));
+          add(std::move(g), t == 0 && c == 0);
+        }
+      break;
+    case GroupKind::expert_dp:  // ranks holding the same experts: d = e + ep * j
+      for (int t = 0; t < L.tp; ++t)
+        for (int e = 0; e < ep; ++e) {
+          std::vector<int> g;
+          for (int d = e; d < L.dp; d += ep) g.push_back(L.gpu(t, 0, d, stage));
+          add(std::move(g), t == 0 && e == 0);
+        }
+      break;
+    case GroupKind::ep:  // consecutive data-parallel ranks split the experts
+      for (int t = 0; t < L.tp; ++t)
+        for (int j = 0; j < L.dp / ep; ++j) {
+          std::vector<int> g;
+          for (int e = 0; e < ep; ++e) g.push_back(L.gpu(t, 0, j * ep + e, stage));
+          add(std::move(g), t == 0 && j == 0);
+        }
+      break;
+  }
+  return out;
+}
+
+GroupSet pipeline_pair(int from, int to, const Layout& L) {
+  GroupSet out;
+  for (int d = 0; d < L.dp; ++d)
+    for (int c = 0; c < L.cp; ++c)
+      for (int t = 0; t < L.tp; ++t) {
+        std::vector<int> g = {L.gpu(t, c, d, from), L.gpu(t, c, d, to)};
+        if (d == 0 && c == 0 && t == 0) {
+          out.group = std::move(g);
+        } else {
+          out.siblings.push_back(std::move(g));
+        }
+      }
+  return out;
+}
+
+}  // namespace orrery

@@ -1,0 +1,79 @@
+// The builder behind simulate_step (simulator/step.h): level-1 layer templates
+// (step_layers.cpp) and the level-2 pipeline (step.cpp). Private to the simulator.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <tuple>
+#include <vector>
+
+#include "calibrate/compute_model.h"
+#include "model/workload.h"
+#include "simulator/collectives.h"
+#include "simulator/groups.h"
+#include "simulator/step.h"
+
+namespace orrery::detail {
+
+// Time attributes of a compute task beyond plain compute (seconds at full speed).
+struct Parts {
+  double tp = 0, ep = 0, recompute = 0, selective = 0;
+};
+
+class StepBuilder {
+ public:
+  StepBuilder(const Scenario& s, const SimulationOptions& opt);
+
+  StepResult run();
+
+ private:
+  struct Template {
+    double total = 0;
+    Parts parts;
+    std::map<LinkClass, double> traffic;
+  };
+  enum class PassKind { forward, backward, recompute };
+
+  // --- communication plans ------------------------------------------------------
+  int comm_index(TaskGraph& g, std::map<std::tuple<int, int, int, double>, int>& cache,
+                 CollectiveOp op, GroupKind kind, int stage, double bytes);
+
+  int pp_comm_index(TaskGraph& g, int from, int to);
+
+  // The collective that a comm point turns into for a pass; none when it is a no-op.
+  bool comm_for(CommPoint cp, bool forward, CollectiveOp& op, GroupKind& kind, double& bytes) const;
+
+  // --- one layer, op by op --------------------------------------------------------
+  // Appends the tasks of one pass of `layer` on `rank` (GPU of `stage`), after task
+  // `after`; returns the last task. Accumulates compute seconds into `parts`.
+  int append_layer(TaskGraph& g, std::map<std::tuple<int, int, int, double>, int>& cache, int rank,
+                   int stage, const Layer& layer, PassKind pass, int after, int microbatch);
+
+  // Level 1: one pass of one layer kind on the stage's GPU, simulated alone.
+  const Template& layer_template(int stage, const Layer& layer, PassKind pass);
+
+  bool groups_inside_node() const;
+
+  static int layer_signature(const Layer& l);
+
+  // --- level 2 ----------------------------------------------------------------------
+  void build_pipeline(TaskGraph& g);
+
+  const Scenario& s_;
+  const ParallelismSpec& p_;
+  SimulationOptions opt_;
+  Topology topo_;
+  std::unique_ptr<ComputeModel> model_;
+  Layout L_;
+  Workload work_;
+  std::vector<double> capacity_;
+  EngineOptions engine_options_;
+  double act_bytes_ = 2, tp_bytes_ = 0, pp_bytes_ = 0, ep_bytes_ = 0;
+  std::map<std::tuple<int, int, int>, Template> templates_;
+  std::map<std::pair<int, int>, int> pp_cache_;
+  std::vector<int> optimizer_task_;
+  std::vector<int> stage_of_rank_;
+  std::map<LinkClass, double> traffic_;
+};
+
+}  // namespace orrery::detail
