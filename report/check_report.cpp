@@ -16,6 +16,11 @@ ordered_json scenario_json(const Scenario& s) {
   const TrainingSpec& t = s.training;
   ordered_json peak = ordered_json::object();
   for (const auto& [dtype, rate] : c.gpu.peak) peak[to_string(dtype)] = rate.value();
+  ordered_json gemm = ordered_json::object();
+  for (const auto& [dtype, e] : c.gpu.gemm_efficiency) gemm[to_string(dtype)] = e;
+  ordered_json ramp = ordered_json::array();
+  for (const auto& [at, f] : c.gpu.gemm_ramp) ramp.push_back({at.value(), f});
+  auto opt = [](const auto& o) { return o ? ordered_json(o->value()) : ordered_json(nullptr); };
   ordered_json j;
   j["name"] = s.name;
   j["cluster"] = {
@@ -26,20 +31,30 @@ ordered_json scenario_json(const Scenario& s) {
         {"peak_flop_per_s", peak},
         {"memory_bytes", c.gpu.memory.value()},
         {"memory_bandwidth_bytes_per_s", c.gpu.memory_bandwidth.value()},
-        {"tdp_w", c.gpu.tdp.value()}}},
+        {"tdp_w", c.gpu.tdp.value()},
+        {"gemm_efficiency", gemm},
+        {"gemm_ramp_s", ramp},
+        {"attention_efficiency", c.gpu.attention_efficiency ? ordered_json(*c.gpu.attention_efficiency)
+                                                            : ordered_json(nullptr)},
+        {"memory_efficiency", c.gpu.memory_efficiency ? ordered_json(*c.gpu.memory_efficiency)
+                                                      : ordered_json(nullptr)},
+        {"kernel_launch_s", opt(c.gpu.kernel_launch)}}},
       {"nodes", c.nodes},
       {"gpus_per_node", c.gpus_per_node},
       {"gpus", c.gpus()},
       {"intra_node",
        {{"bandwidth_bytes_per_s", c.intra_node.bandwidth.value()},
         {"latency_s", c.intra_node.latency.value()},
-        {"nvls", c.intra_node.nvls}}},
+        {"nvls", c.intra_node.nvls},
+        {"efficiency", c.intra_node.efficiency}}},
       {"inter_node",
        {{"nics_per_node", c.inter_node.nics_per_node},
         {"nic_bandwidth_bytes_per_s", c.inter_node.nic_bandwidth.value()},
         {"latency_s", c.inter_node.latency.value()},
         {"topology", to_string(c.inter_node.topology)},
-        {"oversubscription", c.inter_node.oversubscription}}}};
+        {"oversubscription", c.inter_node.oversubscription},
+        {"efficiency", c.inter_node.efficiency},
+        {"background_load", c.inter_node.background_load}}}};
   ordered_json model = {{"preset", m.preset}, {"name", m.name}, {"family", to_string(m.family)}};
   if (m.is_transformer()) {
     model["layers"] = m.layers;
@@ -85,6 +100,11 @@ ordered_json scenario_json(const Scenario& s) {
                       {"sequence_parallel", p.sequence_parallel},
                       {"virtual_pipeline_stages", p.virtual_pipeline_stages},
                       {"schedule", to_string(p.schedule)},
+                      {"pipeline_engine", to_string(p.pipeline_engine)},
+                      {"first_stage_layers", p.first_stage_layers ? ordered_json(*p.first_stage_layers)
+                                                                  : ordered_json(nullptr)},
+                      {"last_stage_layers", p.last_stage_layers ? ordered_json(*p.last_stage_layers)
+                                                                : ordered_json(nullptr)},
                       {"zero_stage", p.zero_stage},
                       {"fsdp", p.fsdp},
                       {"microbatch", p.microbatch},
@@ -96,7 +116,20 @@ ordered_json scenario_json(const Scenario& s) {
                    {"flash_attention", t.flash_attention},
                    {"gradient_dtype", to_string(t.gradient_dtype)},
                    {"runtime_reserve_bytes", t.runtime_reserve.value()},
-                   {"allocator_overhead", t.allocator_overhead}};
+                   {"allocator_overhead", t.allocator_overhead},
+                   {"overlap_grad_reduce", t.overlap_grad_reduce},
+                   {"overlap_param_gather", t.overlap_param_gather},
+                   {"tp_comm_overlap", t.tp_comm_overlap},
+                   {"overlap_p2p", t.overlap_p2p},
+                   {"grad_bucket_params", t.grad_bucket_params ? ordered_json(*t.grad_bucket_params)
+                                                               : ordered_json(nullptr)}};
+  j["simulation"] = {{"compute_slowdown", s.simulation.compute_slowdown},
+                     {"comm_slowdown", s.simulation.comm_slowdown}};
+  if (s.measured) {
+    j["measured"] = {{"metric", to_string(s.measured->metric)},
+                     {"value", s.measured->value},
+                     {"source", s.measured->source}};
+  }
   j["cost"] = {{"usd_per_gpu_hour", s.cost.usd_per_gpu_hour ? ordered_json(*s.cost.usd_per_gpu_hour)
                                                             : ordered_json(nullptr)},
                {"gpu_power_w", s.cost.gpu_power.value()},
