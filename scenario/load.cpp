@@ -40,7 +40,8 @@ const std::vector<std::string> kGpuKeys = {
 const std::vector<std::string> kPeakKeys = {"fp32", "tf32", "fp16", "bf16", "fp8", "fp4"};
 const std::vector<std::string> kClusterKeys = {"preset", "gpu", "nodes", "gpus_per_node",
                                                "intra_node", "inter_node"};
-const std::vector<std::string> kIntraKeys = {"bandwidth", "latency", "nvls", "efficiency"};
+const std::vector<std::string> kIntraKeys = {"bandwidth", "latency", "nvls", "efficiency",
+                                             "bus_bandwidth_curve"};
 const std::vector<std::string> kInterKeys = {"nics_per_node", "nic_bandwidth", "latency",
                                              "topology", "oversubscription", "efficiency",
                                              "background_load"};
@@ -149,37 +150,40 @@ void read_gemm_efficiency(const YAML::Node& node, const std::string& file,
   }
 }
 
-// gemm_ramp: a list of [ideal duration, fraction] pairs, durations increasing.
-void read_gemm_ramp(MapReader& r, GpuSpec& gpu) {
-  const YAML::Node list = r.node("gemm_ramp");
-  if (!list.IsSequence() || list.size() == 0) {
-    r.fail("gemm_ramp", "expected a list of [duration, fraction] pairs, e.g. [[\"10 us\", 0.7]]");
+// A list of [quantity, fraction] pairs with quantities positive and increasing and
+// fractions in (0, 1]; empty only when `allow_empty`.
+std::vector<std::pair<double, double>> read_curve(MapReader& r, const std::string& key,
+                                                  Dimension dim, bool allow_empty) {
+  const YAML::Node list = r.node(key);
+  if (!list.IsSequence() || (list.size() == 0 && !allow_empty)) {
+    r.fail(key, fmt::format("expected a list of [{}, fraction] pairs", dimension_name(dim)));
   }
-  gpu.gemm_ramp.clear();
+  std::vector<std::pair<double, double>> out;
   for (size_t i = 0; i < list.size(); ++i) {
     const YAML::Node pair = list[i];
-    const std::string key = fmt::format("{}[{}]", r.key_path("gemm_ramp"), i);
+    const std::string path = fmt::format("{}[{}]", r.key_path(key), i);
     auto bad = [&](const std::string& why) {
-      throw InputError(location_of(r.file(), pair), key, detail::describe(pair), why);
+      throw InputError(location_of(r.file(), pair), path, detail::describe(pair), why);
     };
     if (!pair.IsSequence() || pair.size() != 2 || !pair[0].IsScalar() || !pair[1].IsScalar()) {
-      bad("expected [duration, fraction]");
+      bad(fmt::format("expected [{}, fraction]", dimension_name(dim)));
     }
-    double seconds = 0;
+    double x = 0;
     std::string why;
-    if (!parse_quantity(pair[0].Scalar(), Dimension::seconds, seconds, why)) bad(why);
+    if (!parse_quantity(pair[0].Scalar(), dim, x, why)) bad(why);
     char* end = nullptr;
     const std::string& f = pair[1].Scalar();
     const double fraction = std::strtod(f.c_str(), &end);
     if (end != f.c_str() + f.size() || !(fraction > 0 && fraction <= 1)) {
       bad("the fraction must be a number in (0, 1]");
     }
-    if (!(seconds > 0) || (!gpu.gemm_ramp.empty() && seconds <= gpu.gemm_ramp.back().first.value())) {
-      bad("durations must be positive and increasing");
+    if (!(x > 0) || (!out.empty() && x <= out.back().first)) {
+      bad("the first values must be positive and increasing");
     }
-    gpu.gemm_ramp.emplace_back(Seconds(seconds), fraction);
+    out.emplace_back(x, fraction);
   }
-  r.mark("gemm_ramp");
+  r.mark(key);
+  return out;
 }
 
 void read_gpu_keys(MapReader& r, Origin* origin, GpuSpec& gpu) {
@@ -193,7 +197,12 @@ void read_gpu_keys(MapReader& r, Origin* origin, GpuSpec& gpu) {
     read_gemm_efficiency(r.node("gemm_efficiency"), r.file(), r.key_path("gemm_efficiency"),
                          origin, gpu);
   }
-  if (r.has("gemm_ramp")) read_gemm_ramp(r, gpu);
+  if (r.has("gemm_ramp")) {
+    gpu.gemm_ramp.clear();
+    for (const auto& [t, f] : read_curve(r, "gemm_ramp", Dimension::seconds, false)) {
+      gpu.gemm_ramp.emplace_back(Seconds(t), f);
+    }
+  }
   Seconds t;
   double e = 0;
   if (r.read_double("attention_efficiency", 0.01, 1.0, e)) gpu.attention_efficiency = e;
@@ -220,6 +229,12 @@ void read_cluster_keys(MapReader& r, Origin* origin, ClusterSpec& c) {
     ir.read_quantity("latency", Dimension::seconds, 0.0, kMaxLatency, c.intra_node.latency);
     ir.read_bool("nvls", c.intra_node.nvls);
     ir.read_double("efficiency", 0.01, 1.0, c.intra_node.efficiency);
+    if (ir.has("bus_bandwidth_curve")) {
+      c.intra_node.bus_bandwidth_curve.clear();
+      for (const auto& [b, f] : read_curve(ir, "bus_bandwidth_curve", Dimension::bytes, true)) {
+        c.intra_node.bus_bandwidth_curve.emplace_back(Bytes(b), f);
+      }
+    }
   }
   if (r.has("inter_node")) {
     MapReader nr(r.node("inter_node"), r.file(), r.key_path("inter_node"), kInterKeys, origin);

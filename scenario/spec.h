@@ -42,6 +42,10 @@ struct IntraNodeSpec {
   Seconds latency;      // per-message latency of one intra-node transfer
   bool nvls = false;    // NVLink SHARP (in-switch reduction) available
   double efficiency = 1.0;  // bus bandwidth NCCL reaches / line rate
+  // Fraction of that bus bandwidth a collective reaches by buffer size (measured
+  // nccl-tests curve over its largest value); interpolated in log size. Empty: none, and
+  // the per-step latency alone models small messages.
+  std::vector<std::pair<Bytes, double>> bus_bandwidth_curve;
 };
 
 enum class InterNodeTopology { fat_tree, rail_optimized };

@@ -209,6 +209,22 @@ void transfer_links(const Transfer& t, const Topology& topo, std::vector<int>& o
   }
 }
 
+namespace {
+// True when every transfer of the phase stays on NVLink and the node's bus-bandwidth
+// curve applies (it then replaces the per-step latency, see `place`).
+bool curve_applies(const CommPhase& ph, const Topology& topo) {
+  if (!topo.has_intra_curve()) return false;
+  std::vector<int> links;
+  for (const Transfer& t : ph.transfers) {
+    links.clear();
+    transfer_links(t, topo, links);
+    for (int l : links)
+      if (topo.link(l).cls != LinkClass::nvlink) return false;
+  }
+  return true;
+}
+}  // namespace
+
 Seconds estimate(const CommPlan& plan, const Topology& topo) {
   double total = 0;
   std::vector<int> links;
@@ -223,9 +239,14 @@ Seconds estimate(const CommPlan& plan, const Topology& topo) {
                                       ? topo.link(links.front()).latency.value()
                                       : topo.latency(t.src, t.dst).value());
     }
+    double scale = ph.rate_scale;
+    if (curve_applies(ph, topo)) {
+      scale *= topo.intra_size_efficiency(plan.bytes);
+      latency = 0;
+    }
     double data = 0;
     for (const auto& [l, bytes] : load) {
-      data = std::max(data, bytes / (topo.link(l).capacity.value() * ph.rate_scale));
+      data = std::max(data, bytes / (topo.link(l).capacity.value() * scale));
     }
     total += ph.steps * latency + data;
   }
@@ -276,6 +297,12 @@ PlannedComm place(const CommPlan& plan, const Topology& topo,
         for (int l : links)
           if (ours[l] > 0) all[l] += 1;
       }
+    }
+    // Inside a node with a measured bus-bandwidth curve, the curve (at the collective's
+    // buffer size) stands for both latency and protocol efficiency.
+    if (curve_applies(ph, topo)) {
+      pp.rate_scale *= topo.intra_size_efficiency(plan.bytes);
+      latency = 0;
     }
     for (size_t i = 0; i < ph.transfers.size(); ++i) {
       PlannedFlow f;

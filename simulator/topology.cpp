@@ -4,6 +4,7 @@
 #include <boost/graph/compressed_sparse_row_graph.hpp>
 
 #include <algorithm>
+#include <cmath>
 
 #include "core/error.h"
 
@@ -41,6 +42,9 @@ Topology::Topology(const ClusterSpec& c)
       intra_latency_(c.intra_node.latency),
       inter_latency_(c.inter_node.latency),
       intra_efficiency_(c.intra_node.efficiency) {
+  for (const auto& [b, f] : c.intra_node.bus_bandwidth_curve) {
+    intra_curve_.emplace_back(std::log(b.value()), f);
+  }
   const int nodes = c.nodes;
   const int nics = nodes * nics_per_node_;
   if (nodes > 1) {
@@ -125,6 +129,23 @@ void Topology::finish_graph() {
                  static_cast<std::size_t>(G.vertices));
   G.edges.clear();
   G.edges.shrink_to_fit();
+}
+
+double Topology::intra_size_efficiency(double bytes) const {
+  if (intra_curve_.empty() || bytes <= 0) return 1.0;
+  const double x = std::log(bytes);
+  if (x <= intra_curve_.front().first) {
+    return std::max(1e-6, intra_curve_.front().second * std::exp(x - intra_curve_.front().first));
+  }
+  if (x >= intra_curve_.back().first) return intra_curve_.back().second;
+  for (size_t i = 1; i < intra_curve_.size(); ++i) {
+    if (x <= intra_curve_[i].first) {
+      const auto& [x0, y0] = intra_curve_[i - 1];
+      const auto& [x1, y1] = intra_curve_[i];
+      return y0 + (y1 - y0) * (x - x0) / (x1 - x0);
+    }
+  }
+  return intra_curve_.back().second;
 }
 
 int Topology::nic_of(int gpu) const {

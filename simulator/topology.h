@@ -55,6 +55,11 @@ class Topology {
   int nvlink_up(int gpu) const { return nvlink_up_.at(gpu); }
   int nvlink_down(int gpu) const { return nvlink_down_.at(gpu); }
   double intra_efficiency() const { return intra_efficiency_; }
+  // Fraction of the intra-node bus bandwidth a collective of `bytes` reaches (the
+  // measured curve, log-interpolated; below its first point proportional to size, the
+  // latency-bound regime); 1 without a curve.
+  double intra_size_efficiency(double bytes) const;
+  bool has_intra_curve() const { return !intra_curve_.empty(); }
 
   // Appends to `out` the directed links a message from GPU a to GPU b crosses.
   void route(int a, int b, std::vector<int>& out) const;
@@ -78,6 +83,7 @@ class Topology {
   bool rail_optimized_ = true;
   Seconds intra_latency_, inter_latency_;
   double intra_efficiency_ = 1.0;
+  std::vector<std::pair<double, double>> intra_curve_;  // (log bytes, fraction)
   std::vector<LinkInfo> links_;
   // Link ids by owner: nvlink up/down per GPU, nic up/down per NIC, spine up/down per leaf.
   std::vector<int> nvlink_up_, nvlink_down_, nic_up_, nic_down_, spine_up_, spine_down_;
