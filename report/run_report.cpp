@@ -198,7 +198,7 @@ std::string render_trace(const Scenario& s, const StepResult& r) {
         for (const FlowLink& l : f.links) links.insert(l.link);
     for (int l : links) {
       if (named.insert({link_pid, l}).second) {
-        const LinkInfo& info = r.links.at(static_cast<size_t>(l));
+        const LinkInfo& info = r.links.at(l);
         const char* who = info.cls == LinkClass::nvlink ? "GPU" : info.cls == LinkClass::nic ? "NIC" : "leaf";
         events.push_back({{"ph", "M"}, {"name", "thread_name"}, {"pid", link_pid}, {"tid", l},
                           {"args", {{"name", fmt::format("{} {} {} {}", to_string(info.cls),

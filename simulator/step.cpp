@@ -421,7 +421,10 @@ StepResult StepBuilder::run() {
         "pipeline transfers send 1/tp of the activation per GPU "
         "(Megatron-LM scatter/gather); the receiver's re-gather is not timed");
   }
-  for (int i = 0; i < topo_.link_count(); ++i) out.links.push_back(topo_.link(i));
+  for (const PlannedComm& c : g.comms)
+    for (const PlannedPhase& ph : c.phases)
+      for (const PlannedFlow& f : ph.flows)
+        for (const FlowLink& l : f.links) out.links.emplace(l.link, topo_.link(l.link));
   out.graph = std::move(g);
   out.timeline = std::move(r);
   return out;

@@ -90,7 +90,8 @@ struct StepResult {
   TaskGraph graph;
   EngineResult timeline;
   std::vector<std::string> notes;  // assumptions taken for this scenario
-  std::vector<LinkInfo> links;     // the topology's links, by id (for traces)
+  std::map<int, LinkInfo> links;   // the links the simulated collectives cross, by id
+
 };
 
 // The figure a published measurement reports, from a simulated step.
