@@ -200,6 +200,17 @@ TEST(CliValidate, ReportsEveryCaseAndTheSummary) {
   EXPECT_NEAR(j["summary"]["mean_abs_error_pct"].get<double>(), sum_abs / j["cases"].size(), 1e-9);
 }
 
+TEST(CliValidate, PublishedRunsMeetTheAccuracyBar) {
+  // Issue 3's bar for the shipped cases: mean |error| <= 10 %, every case within 20 %.
+  // A change that moves predictions away from the published runs fails here.
+  const auto r = run_orrery("validate scenarios/validation --format json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_GE(j["summary"]["count"].get<int>(), 25);
+  EXPECT_LE(j["summary"]["mean_abs_error_pct"].get<double>(), 10.0);
+  EXPECT_LE(j["summary"]["max_abs_error_pct"].get<double>(), 20.0);
+}
+
 TEST(CliValidate, AScenarioWithoutMeasuredIsAnError) {
   const auto r = run_orrery("validate scenarios/quickstart.yaml");
   EXPECT_EQ(r.code, 2);
