@@ -81,8 +81,9 @@ MemoryReport estimate_memory(const Scenario& s) {
   const Layer* embedding = stage_embedding[0];
 
   const StateBytes sb = state_bytes_per_param(t);
-  const double dense_group = p.shard_group();
-  const double expert_group = static_cast<double>(p.shard_group()) / p.ep;
+  const double dense_group =
+      p.zero_stage >= 3 ? p.zero3_group(s.cluster.gpus_per_node) : p.shard_group();
+  const double expert_group = std::max(1.0, dense_group / p.ep);
 
   MemoryReport report;
   report.capacity = s.cluster.gpu.memory;
@@ -140,8 +141,11 @@ MemoryReport estimate_memory(const Scenario& s) {
     st.allocator_overhead = activations * t.allocator_overhead;
     if (p.zero_stage >= 3) {
       // FSDP/ZeRO-3 materialise a layer's full weights before using it and prefetch the
-      // next one, so two unsharded layers are resident (FSDP's default limit).
-      st.gather_buffers = Bytes(2.0 * largest_layer_params * sb.weight);
+      // next one, so two unsharded layers are resident (FSDP's default limit). Without
+      // resharding after forward, every layer's gathered weights stay until its backward.
+      st.gather_buffers = p.reshard_after_forward
+                              ? Bytes(2.0 * largest_layer_params * sb.weight)
+                              : Bytes((dense + expert) * sb.weight);
     }
     mem.other = st.runtime_reserve + st.allocator_overhead + st.gather_buffers;
     report.stages.push_back(st);

@@ -59,7 +59,7 @@ const std::vector<std::string> kCnnRowKeys = {"name", "op", "in", "out", "kernel
 const std::vector<std::string> kParallelKeys = {
     "tp", "pp", "dp", "cp", "ep", "sequence_parallel", "virtual_pipeline_stages",
     "first_stage_layers", "last_stage_layers", "schedule", "pipeline_engine",
-    "zero_stage", "fsdp", "microbatch", "global_batch"};
+    "zero_stage", "fsdp", "sharding", "reshard_after_forward", "microbatch", "global_batch"};
 const std::vector<std::string> kTrainingKeys = {
     "precision",          "recompute",           "optimizer",       "flash_attention",
     "gradient_dtype",     "runtime_reserve",     "allocator_overhead", "overlap_grad_reduce",
@@ -371,6 +371,11 @@ void read_parallelism(const YAML::Node& node, const std::string& file, Origin* o
               p.pipeline_engine);
   r.read_int("zero_stage", 0, 3, p.zero_stage);
   r.read_bool("fsdp", p.fsdp);
+  r.read_enum("sharding",
+              {{"full", ParallelismSpec::Sharding::full},
+               {"hybrid", ParallelismSpec::Sharding::hybrid}},
+              p.sharding);
+  r.read_bool("reshard_after_forward", p.reshard_after_forward);
   r.read_int("microbatch", 1, kMaxCount, p.microbatch);
   r.read_int("global_batch", 1, 1 << 30, p.global_batch);
 }

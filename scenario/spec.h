@@ -4,6 +4,7 @@
 // Every field is documented, with unit, default and range, in docs/scenario-format.md.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -173,6 +174,11 @@ struct ParallelismSpec {
   PipelineEngine pipeline_engine = PipelineEngine::megatron;
   int zero_stage = 0;   // 0 none, 1 optimizer state (= Megatron distributed optimizer), 2 +grads, 3 +params
   bool fsdp = false;    // PyTorch FSDP full sharding; implies zero_stage 3
+  // ZeRO-3 / FSDP: shard over all data-parallel ranks (full) or within a node and
+  // replicate across nodes (hybrid, FSDP HYBRID_SHARD); keep gathered parameters from
+  // forward to backward (false) or free them after each layer's forward (true, default).
+  enum class Sharding { full, hybrid } sharding = Sharding::full;
+  bool reshard_after_forward = true;
   int microbatch = 1;   // sequences (or images) per micro-batch per replica
   int global_batch = 1; // sequences (or images) per optimizer step
 
@@ -180,6 +186,12 @@ struct ParallelismSpec {
   // Ranks over which ZeRO / distributed-optimizer shards dense state: dp x cp
   // (Megatron shards over the data-parallel group that includes context-parallel ranks).
   int shard_group() const { return dp * cp; }
+  // Ranks ZeRO-3 / FSDP shards parameters, gradients and optimizer state over: all of
+  // dp * cp, or with hybrid sharding the data-parallel ranks inside one node.
+  int zero3_group(int gpus_per_node) const {
+    if (sharding == Sharding::hybrid) return std::max(1, gpus_per_node / tp);
+    return shard_group();
+  }
 };
 
 enum class Precision { fp32, tf32, fp16, bf16, fp8 };

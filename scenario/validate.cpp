@@ -157,6 +157,22 @@ void complete_parallelism(Scenario& s) {
     p.zero_stage = 3;
   }
 
+  if (p.zero_stage < 3 && (is_set(s, "parallelism.sharding") ||
+                          is_set(s, "parallelism.reshard_after_forward"))) {
+    const std::string key = is_set(s, "parallelism.sharding") ? "parallelism.sharding"
+                                                               : "parallelism.reshard_after_forward";
+    reject(s, key, "", "applies to ZeRO-3 / FSDP only (zero_stage: 3 or fsdp: true)");
+  }
+  if (p.sharding == ParallelismSpec::Sharding::hybrid) {
+    const int local = s.cluster.gpus_per_node / (p.tp * p.cp);
+    if (local < 1 || s.cluster.gpus_per_node % (p.tp * p.cp) != 0 || p.dp % local != 0) {
+      reject(s, "parallelism.sharding", "hybrid",
+             fmt::format("hybrid sharding shards over the {} data-parallel ranks of a node; "
+                         "tp*cp must divide gpus_per_node and that count must divide dp ({})",
+                         std::max(local, 0), p.dp));
+    }
+  }
+
   if (!m.is_transformer()) return;
 
   if (m.heads % p.tp != 0) {

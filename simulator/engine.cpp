@@ -19,6 +19,7 @@ const char* to_string(StreamKind s) {
     case StreamKind::dp: return "dp";
     case StreamKind::pp: return "pp";
     case StreamKind::ep: return "ep";
+    case StreamKind::gather: return "gather";
   }
   return "?";
 }

@@ -2,7 +2,8 @@
 
 namespace orrery {
 
-GroupSet groups_of(GroupKind kind, int stage, const Layout& L, int ep) {
+GroupSet groups_of(GroupKind kind, int stage, const Layout& L, int block) {
+  const int ep = block;
   GroupSet out;
   auto add = [&](std::vector<int> g, bool own) {
     if (own) {
@@ -42,6 +43,22 @@ GroupSet groups_of(GroupKind kind, int stage, const Layout& L, int ep) {
           std::vector<int> g;
           for (int e = 0; e < ep; ++e) g.push_back(L.gpu(t, 0, j * ep + e, stage));
           add(std::move(g), t == 0 && j == 0);
+        }
+      break;
+    case GroupKind::dp_local:
+      for (int t = 0; t < L.tp; ++t)
+        for (int j = 0; j < L.dp / block; ++j) {
+          std::vector<int> g;
+          for (int e = 0; e < block; ++e) g.push_back(L.gpu(t, 0, j * block + e, stage));
+          add(std::move(g), t == 0 && j == 0);
+        }
+      break;
+    case GroupKind::dp_cross:
+      for (int t = 0; t < L.tp; ++t)
+        for (int e = 0; e < block; ++e) {
+          std::vector<int> g;
+          for (int d = e; d < L.dp; d += block) g.push_back(L.gpu(t, 0, d, stage));
+          add(std::move(g), t == 0 && e == 0);
         }
       break;
   }

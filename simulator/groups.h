@@ -16,7 +16,9 @@ enum class GroupKind {
   tp,         // tensor-parallel ranks of one replica and stage
   dp,         // data-parallel ranks holding the same shard
   expert_dp,  // ranks holding the same experts: data-parallel index d = e + ep * j
-  ep          // consecutive data-parallel ranks that split the experts
+  ep,         // consecutive data-parallel ranks that split the experts
+  dp_local,   // hybrid sharding: the data-parallel ranks inside one node (d / local equal)
+  dp_cross    // hybrid sharding: one rank per node holding the same shard (d % local equal)
 };
 
 // A collective's group for the GPU with tp, cp and dp index 0 of `stage`, and the sibling
@@ -26,7 +28,9 @@ struct GroupSet {
   std::vector<std::vector<int>> siblings;
 };
 
-GroupSet groups_of(GroupKind kind, int stage, const Layout& L, int ep);
+// `block` is the group size of the blocked kinds: ep for ep/expert_dp, the data-parallel
+// ranks per node for dp_local/dp_cross.
+GroupSet groups_of(GroupKind kind, int stage, const Layout& L, int block);
 // The send/recv pair from stage `from` to stage `to` and every sibling pair.
 GroupSet pipeline_pair(int from, int to, const Layout& L);
 

@@ -83,6 +83,17 @@ void StepBuilder::build_pipeline(TaskGraph& g) {
     double dense_params, expert_params;
   };
   std::vector<std::vector<GradReady>> grads(ranks.size());
+  // ZeRO-3 / FSDP: per rank, in schedule order, each layer's parameter gather (before its
+  // forward, and before its backward when parameters were resharded) and gradient
+  // reduce-scatter (after its backward). Wired into collectives once all ranks exist.
+  struct FsdpNeed {
+    bool gather;
+    int compute;  // the layer's compute task
+    int prereq;   // gather: the task whose end frees a buffer (two layers in flight)
+    double params;
+  };
+  std::vector<std::vector<FsdpNeed>> fsdp(ranks.size());
+  const bool zero3 = p_.zero_stage >= 3;
   std::vector<int> last_compute(ranks.size(), -1);
   const int positions = p * v;
   std::vector<int> incoming(block_count, -1);  // receiving block -> its transfer
@@ -170,7 +181,29 @@ void StepBuilder::build_pipeline(TaskGraph& g) {
             accumulate(layer_template(st, l, PassKind::recompute), work, parts);
           accumulate(layer_template(st, l, PassKind::backward), work, parts);
         };
-        if (b.forward) {
+        if (zero3) {
+          // Every layer is an FSDP unit: its compute waits for its gathered weights.
+          std::vector<int> done;
+          auto unit = [&](const Layer& l, bool forward) {
+            double work = 0;
+            Parts parts;
+            if (forward) {
+              accumulate(layer_template(st, l, PassKind::forward), work, parts);
+            } else {
+              backward_of(l, work, parts);
+            }
+            const int id = add_block(work, parts, forward ? TaskKind::forward : TaskKind::backward);
+            const int prereq = done.size() >= 2 ? done[done.size() - 2] : -1;
+            if (forward || p_.reshard_after_forward) fsdp[r].push_back({true, id, prereq, l.params()});
+            if (!forward) fsdp[r].push_back({false, id, -1, l.params()});
+            done.push_back(id);
+          };
+          if (b.forward) {
+            for (const Layer* l : layers) unit(*l, true);
+          } else {
+            for (auto it = layers.rbegin(); it != layers.rend(); ++it) unit(**it, false);
+          }
+        } else if (b.forward) {
           double work = 0;
           Parts parts;
           for (const Layer* l : layers)
@@ -264,10 +297,10 @@ void StepBuilder::build_pipeline(TaskGraph& g) {
   // first member's stream that waits for every member's `after` task.
   auto collective = [&](TaskKind kind, CollectiveOp op, GroupKind group,
                         const std::vector<int>& members, const std::vector<int>& after,
-                        double bytes) {
+                        double bytes, StreamKind stream = StreamKind::dp) {
     Task t;
     t.kind = kind;
-    t.stream = StreamKind::dp;
+    t.stream = stream;
     t.rank = members.front();
     const RankId& id0 = ranks[members.front()];
     if (opt_.full) {
@@ -299,15 +332,62 @@ void StepBuilder::build_pipeline(TaskGraph& g) {
     }
     const RankId& id = ranks[r];
     if (expert) {
-      for (int d = id.d % p_.ep; d < L_.dp; d += p_.ep)
-        members.push_back(rank_of(id.t, id.c, d, id.s));
+      for (int d = id.d % p_.ep; d < L_.dp; d += p_.ep) members.push_back(rank_of(id.t, id.c, d, id.s));
     } else {
       for (int d = 0; d < L_.dp; ++d) members.push_back(rank_of(id.t, id.c, d, id.s));
     }
     return members;
   };
+  // The ranks that shard ZeRO-3 / FSDP state with rank r: every data-parallel rank, or
+  // with hybrid sharding those of its node.
+  const GroupKind shard_kind =
+      p_.sharding == ParallelismSpec::Sharding::hybrid ? GroupKind::dp_local : GroupKind::dp;
+  auto shard_members = [&](size_t r) {
+    if (shard_kind == GroupKind::dp) return dp_members(r, false);
+    std::vector<int> members;
+    if (!opt_.full) {
+      members.push_back(static_cast<int>(r));
+      return members;
+    }
+    const RankId& id = ranks[r];
+    const int first = (id.d / local_dp_) * local_dp_;
+    for (int d = first; d < first + local_dp_; ++d) members.push_back(rank_of(id.t, id.c, d, id.s));
+    return members;
+  };
 
   std::vector<std::vector<int>> dp_tasks_of(ranks.size());
+  if (zero3) {
+    const int shard = shard_kind == GroupKind::dp ? p_.dp : local_dp_;
+    const int replicas = p_.dp / shard;
+    const double grad_bytes3 = state_bytes_per_param(s_.training).gradient;
+    const double weight_bytes3 = state_bytes_per_param(s_.training).weight;
+    for (size_t r = 0; r < ranks.size(); ++r) {
+      const std::vector<int> members = shard_members(r);
+      if (members.front() != static_cast<int>(r) || shard < 2) continue;
+      for (size_t k = 0; k < fsdp[r].size(); ++k) {
+        const FsdpNeed& need = fsdp[r][k];
+        std::vector<int> after;
+        if (need.gather) {
+          for (int m : members)
+            if (fsdp[m][k].prereq >= 0) after.push_back(fsdp[m][k].prereq);
+          const int task = collective(TaskKind::param_gather, CollectiveOp::all_gather, shard_kind,
+                                      members, after, need.params * weight_bytes3,
+                                      StreamKind::gather);
+          for (int m : members) g.depend(task, fsdp[m][k].compute);
+        } else {
+          for (int m : members) after.push_back(fsdp[m][k].compute);
+          int task = collective(TaskKind::dp_comm, CollectiveOp::reduce_scatter, shard_kind,
+                                members, after, need.params * grad_bytes3);
+          if (replicas > 1) {
+            // Hybrid: the node's shard is then all-reduced across the replicas.
+            task = collective(TaskKind::dp_comm, CollectiveOp::all_reduce, GroupKind::dp_cross,
+                              members, {task}, need.params * grad_bytes3 / shard);
+          }
+          for (int m : members) dp_tasks_of[m].push_back(task);
+        }
+      }
+    }
+  }
   std::vector<double> local_params(ranks.size(), 0);
   std::vector<double> dense_total(ranks.size(), 0);
   for (size_t r = 0; r < ranks.size(); ++r) {
@@ -327,6 +407,20 @@ void StepBuilder::build_pipeline(TaskGraph& g) {
     dense_total[r] = all_dense;
     local_params[r] = all_dense / (distributed ? p_.shard_group() : 1) +
                       all_expert / (distributed ? std::max(1, p_.shard_group() / p_.ep) : 1);
+    if (zero3) {
+      // No buckets: per-layer reduce-scatters were wired above. The shard of every layer
+      // of the stage is updated.
+      double dense3 = 0, expert3 = 0;
+      for (int c = 0; c < v; ++c) {
+        for (const Layer* l : layers_of(ranks[r].s, c)) {
+          dense3 += l->params() - l->expert_params();
+          expert3 += l->expert_params();
+        }
+      }
+      const double group = p_.zero3_group(s_.cluster.gpus_per_node);
+      local_params[r] = dense3 / group + expert3 / std::max(1.0, group / p_.ep);
+      continue;
+    }
     for (const auto& [last, params] : buckets) {
       for (int pass = 0; pass < 2; ++pass) {
         const bool expert_pass = pass == 1;
@@ -441,13 +535,6 @@ void reject_unsupported(const Scenario& s) {
                      "orrery run does not simulate context parallelism yet (ring attention "
                      "and its KV exchange); `orrery check` handles it");
   }
-  if (p.zero_stage >= 3) {
-    const std::string key =
-        s.origin.count("parallelism.fsdp") ? "parallelism.fsdp" : "parallelism.zero_stage";
-    throw InputError(s.where(key), key, p.fsdp ? "true" : "3",
-                     "orrery run does not simulate ZeRO-3/FSDP parameter gathers yet; "
-                     "`orrery check` handles its memory");
-  }
   if (s.model.family == ModelFamily::cnn) {
     throw InputError(s.where("model"), "model.family", "cnn",
                      "orrery run simulates transformer models; `orrery check` handles CNNs");
@@ -476,6 +563,11 @@ double metric_value(const StepResult& r, const Scenario& s, Metric m) {
 
 StepResult simulate_step(const Scenario& s, const SimulationOptions& options) {
   reject_unsupported(s);
+  if (options.full && s.parallelism.zero_stage >= 3 &&
+      s.parallelism.sharding == ParallelismSpec::Sharding::hybrid) {
+    throw InputError(s.where("parallelism.sharding"), "parallelism.sharding", "hybrid",
+                     "--full does not simulate hybrid sharding yet; run without --full");
+  }
   detail::StepBuilder b(s, options);
   return b.run();
 }

@@ -69,6 +69,7 @@ class StepBuilder {
   std::vector<double> capacity_;
   EngineOptions engine_options_;
   double act_bytes_ = 2, tp_bytes_ = 0, pp_bytes_ = 0, ep_bytes_ = 0;
+  int local_dp_ = 1;  // data-parallel ranks inside one node (hybrid sharding)
   std::map<std::tuple<int, int, int>, Template> templates_;
   std::map<std::pair<int, int>, int> pp_cache_;
   std::vector<int> optimizer_task_;

@@ -18,6 +18,7 @@ StepBuilder::StepBuilder(const Scenario& s, const SimulationOptions& opt)
   pp_bytes_ = tokens * h * act_bytes_;
   if (p_.pipeline_engine == PipelineEngine::megatron) pp_bytes_ /= p_.tp;  // scatter/gather
   if (s.model.moe) ep_bytes_ = tokens * s.model.moe->top_k * h * act_bytes_;
+  local_dp_ = std::max(1, std::min(p_.dp, s.cluster.gpus_per_node / (p_.tp * p_.cp)));
   engine_options_.compute_slowdown = s.simulation.compute_slowdown;
   engine_options_.comm_slowdown = s.simulation.comm_slowdown;
 }
@@ -28,7 +29,9 @@ int StepBuilder::comm_index(TaskGraph& g, std::map<std::tuple<int, int, int, dou
   const auto key = std::make_tuple(static_cast<int>(op), static_cast<int>(kind), stage, bytes);
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
-  const GroupSet gs = groups_of(kind, stage, L_, p_.ep);
+  const int block =
+      kind == GroupKind::dp_local || kind == GroupKind::dp_cross ? local_dp_ : p_.ep;
+  const GroupSet gs = groups_of(kind, stage, L_, block);
   const CommPlan plan = plan_collective(op, gs.group, bytes, topo_, s_.cluster.intra_node.nvls);
   PlannedComm placed = place(plan, topo_, gs.siblings);
   placed.description += fmt::format(", {:.2f} MiB", bytes / 1048576.0);

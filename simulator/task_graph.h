@@ -16,10 +16,11 @@
 namespace orrery {
 
 // Streams of one simulated GPU. Compute kernels, tensor-parallel collectives,
-// data-parallel collectives and pipeline transfers each have their own, as Megatron-LM
-// issues them on separate CUDA streams (or, for pipeline p2p, separate NCCL calls).
-enum class StreamKind : std::uint8_t { compute, tp, dp, pp, ep };
-constexpr int kStreamsPerRank = 5;
+// data-parallel collectives, pipeline transfers, MoE all-to-alls and ZeRO-3/FSDP
+// parameter gathers each have their own, as the frameworks issue them on separate CUDA
+// streams (or, for pipeline p2p, separate NCCL calls).
+enum class StreamKind : std::uint8_t { compute, tp, dp, pp, ep, gather };
+constexpr int kStreamsPerRank = 6;
 const char* to_string(StreamKind s);
 
 enum class TaskKind : std::uint8_t {

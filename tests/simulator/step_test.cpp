@@ -156,10 +156,76 @@ parallelism: {tp: 4, cp: 2, global_batch: 8}
     EXPECT_NE(std::string(e.what()).find("parallelism.cp"), std::string::npos);
     EXPECT_NE(std::string(e.what()).find("context parallelism"), std::string::npos);
   }
-  const Scenario fsdp = load_scenario_text(
-      "cluster: {preset: dgx-h100}\nmodel: llama3-8b\nparallelism: {fsdp: true, global_batch: 8}\n",
-      "fsdp.yaml");
-  EXPECT_THROW(simulate_step(fsdp), InputError);
+  const Scenario hybrid = load_scenario_text(
+      "cluster: {preset: dgx-h100, nodes: 2}\nmodel: llama3-8b\n"
+      "parallelism: {fsdp: true, sharding: hybrid, global_batch: 16}\n",
+      "hybrid.yaml");
+  EXPECT_NO_THROW(simulate_step(hybrid));
+  EXPECT_THROW(simulate_step(hybrid, SimulationOptions{true, false}), InputError);
+}
+
+}  // namespace
+}  // namespace orrery
+
+namespace orrery {
+namespace {
+
+// ZeRO-3 / FSDP on one DGX H100: 8-way full sharding, bf16 weights and gradients.
+Scenario fsdp_node(const std::string& extra = "") {
+  return load_scenario_text(R"(
+cluster: {preset: dgx-h100}
+model: {preset: llama3-8b, seq_len: 2048}
+parallelism: {fsdp: true, microbatch: 2, global_batch: 32)" + extra + R"(}
+training: {recompute: none, gradient_dtype: bf16}
+)",
+                            "fsdp.yaml");
+}
+
+TEST(Fsdp, GatherAndReduceScatterBytesPerLayer) {
+  // Every unit (embedding, 32 blocks, head) per micro-batch: an all-gather of its bf16
+  // weights before forward and again before backward (resharded after forward), and a
+  // reduce-scatter of its bf16 gradients after backward. A ring over n = 8 GPUs moves
+  // (n - 1) * S over NVLink per collective, so per micro-batch
+  //   (n - 1) * params * (2 + 2 + 2) bytes,  over m = 32 / (2 * 8) = 2 micro-batches.
+  const Scenario s = fsdp_node();
+  const StepResult r = simulate_step(s);
+  const double params = r.figures.params_total;
+  EXPECT_NEAR(r.bytes_by_link_class.at(LinkClass::nvlink), 2 * 7.0 * params * 6.0,
+              1e-9 * params);
+  // Without resharding the backward gathers disappear: 2 + 2 bytes per parameter.
+  const StepResult kept = simulate_step(fsdp_node(", reshard_after_forward: false"));
+  EXPECT_NEAR(kept.bytes_by_link_class.at(LinkClass::nvlink), 2 * 7.0 * params * 4.0,
+              1e-9 * params);
+}
+
+TEST(Fsdp, PrefetchHidesGathersOnAFastNetwork) {
+  // With NVLink gathers much shorter than a layer's compute, only the first gather of
+  // each pass (nothing to overlap it with) is exposed.
+  const StepResult r = simulate_step(fsdp_node());
+  const Breakdown& b = r.stages[0].breakdown;
+  const double busy = b.compute + b.recompute + b.optimizer;
+  EXPECT_LT((r.step_time.value() - busy) / r.step_time.value(), 0.03);
+  EXPECT_NEAR(simulate_step(fsdp_node(), SimulationOptions{true, false}).step_time.value() /
+                  r.step_time.value(),
+              1.0, 0.01);
+}
+
+TEST(Fsdp, HybridShardingKeepsGathersInsideTheNode) {
+  // Two nodes, hybrid: gathers and reduce-scatters stay on NVLink; across nodes only the
+  // all-reduce of each node's gradient shard (1/8 of the bf16 gradients per rank).
+  const Scenario s = load_scenario_text(R"(
+cluster: {preset: dgx-h100, nodes: 2}
+model: {preset: llama3-8b, seq_len: 2048}
+parallelism: {fsdp: true, sharding: hybrid, microbatch: 2, global_batch: 64}
+training: {recompute: none, gradient_dtype: bf16}
+)",
+                                        "hybrid.yaml");
+  const StepResult r = simulate_step(s);
+  const double params = r.figures.params_total;
+  // Per micro-batch (m = 2) and shard: a 2-rank ring all-reduce of params * 2 / 8 bytes
+  // moves 2 * (2 - 1) / 2 * S * 2 ranks = 2 S over the NICs; 8 shards per node pair.
+  EXPECT_NEAR(r.bytes_by_link_class.at(LinkClass::nic), 2 * 8 * 2 * (params * 2.0 / 8),
+              1e-9 * params);
 }
 
 }  // namespace
