@@ -91,6 +91,8 @@ void add_attention(const ModelSpec& m, const TrainingSpec& tr, const OpBuilder& 
     core.saved = Bytes(e * d.tok * (q_dim + k_dim + v_dim));
     core.saved_selective = Bytes(4.0 * d.b * a * d.s);
     core.selective = true;
+    core.comm_before = CommPoint::cp_kv;
+    core.kv_elems = d.tok * (k_dim + v_dim);
     L.ops.push_back(core);
   } else {
     Op qk;
@@ -104,6 +106,8 @@ void add_attention(const ModelSpec& m, const TrainingSpec& tr, const OpBuilder& 
     qk.bwd_written = Bytes(e * d.tok * (q_dim + k_dim));
     qk.saved = Bytes(e * d.tok * (q_dim + k_dim));
     qk.selective = true;
+    qk.comm_before = CommPoint::cp_kv;
+    qk.kv_elems = d.tok * (k_dim + v_dim);
     L.ops.push_back(qk);
 
     // The s^2 tensors are kept only without selective recompute; their backward reads

@@ -41,7 +41,9 @@ const char* to_string(OpKind k);
 // Where an op exchanges data with other ranks: the boundaries of Megatron-LM's
 // tensor-parallel regions (a column-parallel GEMM gathers its input under sequence
 // parallelism; a row-parallel GEMM reduces its output) and MoE token routing.
-enum class CommPoint : std::uint8_t { none, tp_gather, tp_reduce, ep_dispatch, ep_combine };
+// cp_kv marks core attention, whose keys and values come from every context-parallel
+// rank.
+enum class CommPoint : std::uint8_t { none, tp_gather, tp_reduce, ep_dispatch, ep_combine, cp_kv };
 
 struct Op {
   std::string name;
@@ -59,6 +61,7 @@ struct Op {
   bool selective = false;   // recomputed under selective recompute
   CommPoint comm_before = CommPoint::none;  // exchange before this op's forward
   CommPoint comm_after = CommPoint::none;   // exchange after this op's forward
+  double kv_elems = 0;  // cp_kv: key and value elements this rank holds (b*s/cp*2*kv*d/tp)
 };
 
 enum class LayerKind { embedding, transformer, head, cnn };

@@ -22,6 +22,7 @@ std::vector<Part> parts(const Breakdown& b) {
           {"recompute", "recompute", b.recompute},
           {"tp_exposed", "TP comm exposed", b.tp_exposed},
           {"ep_exposed", "EP comm exposed", b.ep_exposed},
+          {"cp_exposed", "CP comm exposed", b.cp_exposed},
           {"pp_exposed", "PP comm exposed", b.pp_exposed},
           {"dp_exposed", "DP comm exposed", b.dp_exposed},
           {"bubble", "pipeline bubble", b.bubble},

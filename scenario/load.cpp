@@ -58,7 +58,7 @@ const std::vector<std::string> kCnnRowKeys = {"name", "op", "in", "out", "kernel
                                               "size"};
 const std::vector<std::string> kParallelKeys = {
     "tp", "pp", "dp", "cp", "ep", "sequence_parallel", "virtual_pipeline_stages",
-    "first_stage_layers", "last_stage_layers", "schedule", "pipeline_engine",
+    "first_stage_layers", "last_stage_layers", "schedule", "pipeline_engine", "cp_comm",
     "zero_stage", "fsdp", "sharding", "reshard_after_forward", "microbatch", "global_batch"};
 const std::vector<std::string> kTrainingKeys = {
     "precision",          "recompute",           "optimizer",       "flash_attention",
@@ -369,6 +369,10 @@ void read_parallelism(const YAML::Node& node, const std::string& file, Origin* o
   r.read_enum("pipeline_engine",
               {{"megatron", PipelineEngine::megatron}, {"deepspeed", PipelineEngine::deepspeed}},
               p.pipeline_engine);
+  r.read_enum("cp_comm",
+              {{"ring", ParallelismSpec::CpComm::ring},
+               {"all-gather", ParallelismSpec::CpComm::all_gather}},
+              p.cp_comm);
   r.read_int("zero_stage", 0, 3, p.zero_stage);
   r.read_bool("fsdp", p.fsdp);
   r.read_enum("sharding",

@@ -172,6 +172,10 @@ struct ParallelismSpec {
   std::optional<int> last_stage_layers;
   PipelineSchedule schedule = PipelineSchedule::one_f_one_b;
   PipelineEngine pipeline_engine = PipelineEngine::megatron;
+  // Context parallelism: keys and values pass around the cp ranks in cp - 1 steps
+  // overlapped with attention (ring attention, Megatron-LM/Transformer Engine), or are
+  // all-gathered before it (as the Llama 3 paper describes).
+  enum class CpComm { ring, all_gather } cp_comm = CpComm::ring;
   int zero_stage = 0;   // 0 none, 1 optimizer state (= Megatron distributed optimizer), 2 +grads, 3 +params
   bool fsdp = false;    // PyTorch FSDP full sharding; implies zero_stage 3
   // ZeRO-3 / FSDP: shard over all data-parallel ranks (full) or within a node and

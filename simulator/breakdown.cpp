@@ -39,6 +39,8 @@ Breakdown TimelineReader::breakdown(int rank, double step) const {
         b.dp_exposed += gap;
       } else if (blocker >= 0 && k == TaskKind::tp_comm) {
         b.tp_exposed += gap;
+      } else if (blocker >= 0 && k == TaskKind::cp_comm) {
+        b.cp_exposed += gap;
       } else if (blocker >= 0 && k == TaskKind::ep_comm) {
         b.ep_exposed += gap;
       } else {
@@ -52,13 +54,14 @@ Breakdown TimelineReader::breakdown(int rank, double step) const {
     } else if (t.kind == TaskKind::optimizer) {
       b.optimizer += d;
     } else {
-      const double tp = t.tp_s * scale, ep = t.ep_s * scale;
+      const double tp = t.tp_s * scale, ep = t.ep_s * scale, cp = t.cp_s * scale;
       const double rec =
           (t.kind == TaskKind::recompute ? d : t.recompute_s * scale) + t.selective_s * scale;
       b.tp_exposed += tp;
       b.ep_exposed += ep;
-      b.recompute += std::min(rec, d - tp - ep);
-      b.compute += std::max(0.0, d - tp - ep - rec);
+      b.cp_exposed += cp;
+      b.recompute += std::min(rec, d - tp - ep - cp);
+      b.compute += std::max(0.0, d - tp - ep - cp - rec);
     }
     prev_end = end;
   }

@@ -20,6 +20,7 @@ const char* to_string(StreamKind s) {
     case StreamKind::pp: return "pp";
     case StreamKind::ep: return "ep";
     case StreamKind::gather: return "gather";
+    case StreamKind::cp: return "cp";
   }
   return "?";
 }
@@ -32,6 +33,7 @@ const char* to_string(TaskKind k) {
     case TaskKind::optimizer: return "optimizer";
     case TaskKind::tp_comm: return "tp_comm";
     case TaskKind::ep_comm: return "ep_comm";
+    case TaskKind::cp_comm: return "cp_comm";
     case TaskKind::pp_comm: return "pp_comm";
     case TaskKind::dp_comm: return "dp_comm";
     case TaskKind::param_gather: return "param_gather";

@@ -21,12 +21,20 @@ GroupSet groups_of(GroupKind kind, int stage, const Layout& L, int block) {
           add(std::move(g), d == 0 && c == 0);
         }
       break;
-    case GroupKind::dp:
+    case GroupKind::dp:  // gradients are reduced over dp x cp (Megatron-Core)
+      for (int t = 0; t < L.tp; ++t) {
+        std::vector<int> g;
+        for (int d = 0; d < L.dp; ++d)
+          for (int c = 0; c < L.cp; ++c) g.push_back(L.gpu(t, c, d, stage));
+        add(std::move(g), t == 0);
+      }
+      break;
+    case GroupKind::cp:
       for (int t = 0; t < L.tp; ++t)
-        for (int c = 0; c < L.cp; ++c) {
+        for (int d = 0; d < L.dp; ++d) {
           std::vector<int> g;
-          for (int d = 0; d < L.dp; ++d) g.push_back(L.gpu(t, c, d, stage));
-          add(std::move(g), t == 0 && c == 0);
+          for (int c = 0; c < L.cp; ++c) g.push_back(L.gpu(t, c, d, stage));
+          add(std::move(g), t == 0 && d == 0);
         }
       break;
     case GroupKind::expert_dp:  // ranks holding the same experts: d = e + ep * j

@@ -14,7 +14,8 @@ struct Layout {
 
 enum class GroupKind {
   tp,         // tensor-parallel ranks of one replica and stage
-  dp,         // data-parallel ranks holding the same shard
+  dp,         // data-parallel ranks holding the same shard, with the context-parallel ones
+  cp,         // context-parallel ranks of one replica and stage
   expert_dp,  // ranks holding the same experts: data-parallel index d = e + ep * j
   ep,         // consecutive data-parallel ranks that split the experts
   dp_local,   // hybrid sharding: the data-parallel ranks inside one node (d / local equal)

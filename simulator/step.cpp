@@ -156,6 +156,7 @@ void StepBuilder::build_pipeline(TaskGraph& g) {
           t.selective_s = parts.selective;
           t.tp_s = parts.tp;
           t.ep_s = parts.ep;
+          t.cp_s = parts.cp;
           t.recompute_s = parts.recompute;
           const int id = g.add(t);
           g.depend(prev, id);
@@ -170,6 +171,7 @@ void StepBuilder::build_pipeline(TaskGraph& g) {
           work += tpl.total;
           parts.tp += tpl.parts.tp;
           parts.ep += tpl.parts.ep;
+          parts.cp += tpl.parts.cp;
           parts.recompute += tpl.parts.recompute;
           parts.selective += tpl.parts.selective;
           if (count) {
@@ -333,8 +335,9 @@ void StepBuilder::build_pipeline(TaskGraph& g) {
     const RankId& id = ranks[r];
     if (expert) {
       for (int d = id.d % p_.ep; d < L_.dp; d += p_.ep) members.push_back(rank_of(id.t, id.c, d, id.s));
-    } else {
-      for (int d = 0; d < L_.dp; ++d) members.push_back(rank_of(id.t, id.c, d, id.s));
+    } else {  // dp x cp, as the symmetric group (simulator/groups.h)
+      for (int d = 0; d < L_.dp; ++d)
+        for (int c = 0; c < L_.cp; ++c) members.push_back(rank_of(id.t, c, d, id.s));
     }
     return members;
   };
@@ -357,7 +360,7 @@ void StepBuilder::build_pipeline(TaskGraph& g) {
 
   std::vector<std::vector<int>> dp_tasks_of(ranks.size());
   if (zero3) {
-    const int shard = shard_kind == GroupKind::dp ? p_.dp : local_dp_;
+    const int shard = shard_kind == GroupKind::dp ? p_.shard_group() : local_dp_;
     const int replicas = p_.dp / shard;
     const double grad_bytes3 = state_bytes_per_param(s_.training).gradient;
     const double weight_bytes3 = state_bytes_per_param(s_.training).weight;
@@ -368,14 +371,14 @@ void StepBuilder::build_pipeline(TaskGraph& g) {
         const FsdpNeed& need = fsdp[r][k];
         std::vector<int> after;
         if (need.gather) {
-          for (int m : members)
-            if (fsdp[m][k].prereq >= 0) after.push_back(fsdp[m][k].prereq);
+          for (int mr : members)
+            if (fsdp[mr][k].prereq >= 0) after.push_back(fsdp[mr][k].prereq);
           const int task = collective(TaskKind::param_gather, CollectiveOp::all_gather, shard_kind,
                                       members, after, need.params * weight_bytes3,
                                       StreamKind::gather);
-          for (int m : members) g.depend(task, fsdp[m][k].compute);
+          for (int mr : members) g.depend(task, fsdp[mr][k].compute);
         } else {
-          for (int m : members) after.push_back(fsdp[m][k].compute);
+          for (int mr : members) after.push_back(fsdp[mr][k].compute);
           int task = collective(TaskKind::dp_comm, CollectiveOp::reduce_scatter, shard_kind,
                                 members, after, need.params * grad_bytes3);
           if (replicas > 1) {
@@ -383,7 +386,7 @@ void StepBuilder::build_pipeline(TaskGraph& g) {
             task = collective(TaskKind::dp_comm, CollectiveOp::all_reduce, GroupKind::dp_cross,
                               members, {task}, need.params * grad_bytes3 / shard);
           }
-          for (int m : members) dp_tasks_of[m].push_back(task);
+          for (int mr : members) dp_tasks_of[mr].push_back(task);
         }
       }
     }
@@ -425,7 +428,7 @@ void StepBuilder::build_pipeline(TaskGraph& g) {
       for (int pass = 0; pass < 2; ++pass) {
         const bool expert_pass = pass == 1;
         const double bucket_params = expert_pass ? params.second : params.first;
-        const int members_count = expert_pass ? p_.dp / p_.ep : p_.dp;
+        const int members_count = expert_pass ? p_.shard_group() / p_.ep : p_.shard_group();
         if (bucket_params <= 0 || members_count < 2) continue;
         const std::vector<int> members = dp_members(r, expert_pass);
         if (members.front() != static_cast<int>(r)) continue;  // one task per group
@@ -452,7 +455,7 @@ void StepBuilder::build_pipeline(TaskGraph& g) {
     for (int d : dp_tasks_of[r]) g.depend(d, opt_id);
     optimizer_task_.push_back(opt_id);
   }
-  if (distributed && !s_.training.overlap_param_gather && p_.dp > 1) {
+  if (distributed && !s_.training.overlap_param_gather && p_.shard_group() > 1) {
     for (size_t r = 0; r < ranks.size(); ++r) {
       const std::vector<int> members = dp_members(r, false);
       if (members.front() != static_cast<int>(r)) continue;
@@ -505,7 +508,7 @@ StepResult StepBuilder::run() {
   out.hfu = out.tflops_hardware_per_gpu * 1e12 / out.peak_flops;
   out.tasks = g.tasks.size();
   out.events = r.events;
-  if (p_.zero_stage >= 1 && s_.training.overlap_param_gather && p_.dp > 1) {
+  if (p_.zero_stage >= 1 && s_.training.overlap_param_gather && p_.shard_group() > 1) {
     out.notes.push_back(
         "distributed-optimizer parameter all-gather assumed hidden under the next step's "
         "forward (overlap_param_gather)");
@@ -529,12 +532,6 @@ StepResult StepBuilder::run() {
 namespace {
 
 void reject_unsupported(const Scenario& s) {
-  const ParallelismSpec& p = s.parallelism;
-  if (p.cp > 1) {
-    throw InputError(s.where("parallelism.cp"), "parallelism.cp", std::to_string(p.cp),
-                     "orrery run does not simulate context parallelism yet (ring attention "
-                     "and its KV exchange); `orrery check` handles it");
-  }
   if (s.model.family == ModelFamily::cnn) {
     throw InputError(s.where("model"), "model.family", "cnn",
                      "orrery run simulates transformer models; `orrery check` handles CNNs");

@@ -52,13 +52,14 @@ struct Breakdown {
   double recompute = 0;    // recomputed forward passes (full or selective)
   double tp_exposed = 0;   // tensor-parallel collectives the compute waited for
   double ep_exposed = 0;   // MoE all-to-alls the compute waited for
+  double cp_exposed = 0;   // context-parallel key/value exchange the compute waited for
   double pp_exposed = 0;   // pipeline transfers the compute waited for
   double dp_exposed = 0;   // gradient reduction and parameter gathers not hidden
   double bubble = 0;       // idle, waiting for other stages
   double optimizer = 0;    // optimizer step
   double total() const {
-    return compute + recompute + tp_exposed + ep_exposed + pp_exposed + dp_exposed + bubble +
-           optimizer;
+    return compute + recompute + tp_exposed + ep_exposed + cp_exposed + pp_exposed + dp_exposed +
+           bubble + optimizer;
   }
 };
 

@@ -17,7 +17,7 @@ namespace orrery::detail {
 
 // Time attributes of a compute task beyond plain compute (seconds at full speed).
 struct Parts {
-  double tp = 0, ep = 0, recompute = 0, selective = 0;
+  double tp = 0, ep = 0, cp = 0, recompute = 0, selective = 0;
 };
 
 class StepBuilder {

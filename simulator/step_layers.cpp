@@ -88,6 +88,8 @@ bool StepBuilder::comm_for(CommPoint cp, bool forward, CollectiveOp& op, GroupKi
       kind = GroupKind::ep;
       bytes = ep_bytes_;
       return true;
+    case CommPoint::cp_kv:  // handled by append_layer, which knows the op's K/V size
+      return false;
   }
   return false;
 }
@@ -120,8 +122,24 @@ int StepBuilder::append_layer(TaskGraph& g, std::map<std::tuple<int, int, int, d
     items.push_back(it);
   };
   const bool forward = pass != PassKind::backward;
+  // Context parallelism: keys and values of the other cp ranks. Ring attention passes
+  // them in cp - 1 steps while attention computes (an all-gather's traffic, overlapped);
+  // the all-gather variant waits for them. Backward passes them again and returns their
+  // gradients (a reduce-scatter).
+  const bool ring = p_.cp_comm == ParallelismSpec::CpComm::ring;
+  auto add_cp = [&](const Op& op, CollectiveOp collective) {
+    if (p_.cp == 1 || op.kv_elems <= 0) return;
+    Item it;
+    it.comm = true;
+    it.overlap = ring;
+    it.op = collective;
+    it.kind = GroupKind::cp;
+    it.bytes = op.kv_elems * act_bytes_ * p_.cp;  // the gathered K and V
+    items.push_back(it);
+  };
   if (forward) {
     for (const Op& op : layer.ops) {
+      if (op.comm_before == CommPoint::cp_kv) add_cp(op, CollectiveOp::all_gather);
       add_comm(op.comm_before, true);
       add_compute(model_->op_time(op, Pass::forward).value(), 0);
       add_comm(op.comm_after, true);
@@ -133,6 +151,7 @@ int StepBuilder::append_layer(TaskGraph& g, std::map<std::tuple<int, int, int, d
       const double sel =
           selective && it->selective ? model_->op_time(*it, Pass::forward).value() : 0;
       const double bwd = model_->op_time(*it, Pass::backward).value();
+      if (it->comm_before == CommPoint::cp_kv) add_cp(*it, CollectiveOp::all_gather);
       const bool regather =
           it->comm_before == CommPoint::tp_gather && p_.sequence_parallel && p_.tp > 1;
       if (regather) {
@@ -146,6 +165,7 @@ int StepBuilder::append_layer(TaskGraph& g, std::map<std::tuple<int, int, int, d
         add_compute(bwd + sel, sel);
       }
       add_comm(it->comm_before, false);
+      if (it->comm_before == CommPoint::cp_kv) add_cp(*it, CollectiveOp::reduce_scatter);
     }
   }
   const TaskKind compute_kind = pass == PassKind::forward    ? TaskKind::forward
@@ -172,8 +192,12 @@ int StepBuilder::append_layer(TaskGraph& g, std::map<std::tuple<int, int, int, d
     t.rank = rank;
     t.microbatch = microbatch;
     if (it.comm) {
-      t.kind = it.kind == GroupKind::ep ? TaskKind::ep_comm : TaskKind::tp_comm;
-      t.stream = it.kind == GroupKind::ep ? StreamKind::ep : StreamKind::tp;
+      t.kind = it.kind == GroupKind::ep   ? TaskKind::ep_comm
+               : it.kind == GroupKind::cp ? TaskKind::cp_comm
+                                          : TaskKind::tp_comm;
+      t.stream = it.kind == GroupKind::ep   ? StreamKind::ep
+                 : it.kind == GroupKind::cp ? StreamKind::cp
+                                            : StreamKind::tp;
       t.comm = comm_index(g, cache, it.op, it.kind, stage, it.bytes);
       const int id = add_task(t);
       if (it.overlap) {
@@ -232,15 +256,19 @@ const StepBuilder::Template& StepBuilder::layer_template(int stage, const Layer&
   }
   // The pass's idle time on the compute stream is the collectives it waited for.
   const double exposed = std::max(0.0, r.end_s - compute);
-  double tp_time = 0, ep_time = 0;
+  double tp_time = 0, ep_time = 0, cp_time = 0;
   for (size_t i = 0; i < g.tasks.size(); ++i) {
     const double d = r.timing[i].end - r.timing[i].start;
     if (g.tasks[i].kind == TaskKind::tp_comm) tp_time += d;
     if (g.tasks[i].kind == TaskKind::ep_comm) ep_time += d;
+    if (g.tasks[i].kind == TaskKind::cp_comm) cp_time += d;
   }
-  if (tp_time + ep_time > 0) {
-    tpl.parts.tp = exposed * tp_time / (tp_time + ep_time);
-    tpl.parts.ep = exposed * ep_time / (tp_time + ep_time);
+  // Exposure is shared among the kinds in proportion to their busy time.
+  const double comm_time = tp_time + ep_time + cp_time;
+  if (comm_time > 0) {
+    tpl.parts.tp = exposed * tp_time / comm_time;
+    tpl.parts.ep = exposed * ep_time / comm_time;
+    tpl.parts.cp = exposed * cp_time / comm_time;
   }
   if (pass == PassKind::recompute) tpl.parts.recompute = compute;
   return templates_.emplace(key, std::move(tpl)).first->second;

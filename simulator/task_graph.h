@@ -19,8 +19,8 @@ namespace orrery {
 // data-parallel collectives, pipeline transfers, MoE all-to-alls and ZeRO-3/FSDP
 // parameter gathers each have their own, as the frameworks issue them on separate CUDA
 // streams (or, for pipeline p2p, separate NCCL calls).
-enum class StreamKind : std::uint8_t { compute, tp, dp, pp, ep, gather };
-constexpr int kStreamsPerRank = 6;
+enum class StreamKind : std::uint8_t { compute, tp, dp, pp, ep, gather, cp };
+constexpr int kStreamsPerRank = 7;
 const char* to_string(StreamKind s);
 
 enum class TaskKind : std::uint8_t {
@@ -30,6 +30,7 @@ enum class TaskKind : std::uint8_t {
   optimizer,   // optimizer step
   tp_comm,     // tensor-parallel collective
   ep_comm,     // expert-parallel all-to-all
+  cp_comm,     // context-parallel key/value exchange
   pp_comm,     // pipeline send/receive
   dp_comm,     // data-parallel gradient reduction
   param_gather // distributed-optimizer parameter all-gather
@@ -67,6 +68,7 @@ struct Task {
   double recompute_s = 0;  // part of work_s that is recomputed forward (full recompute)
   double tp_s = 0;         // part of work_s that is exposed tensor-parallel communication
   double ep_s = 0;         // part of work_s that is exposed expert-parallel communication
+  double cp_s = 0;         // part of work_s that is exposed context-parallel communication
   int comm = -1;         // comm tasks: index into TaskGraph::comms
   int label = -1;        // index into TaskGraph::labels (trace names)
   int microbatch = -1;
