@@ -50,15 +50,17 @@ const std::vector<std::string> kModelKeys = {
     "heads",   "kv_heads",   "ffn",     "vocab",           "seq_len",
     "activation", "norm",    "position_embedding", "tied_embeddings", "bias",
     "dropout", "moe",        "mla",     "image_size",      "layer_table"};
-const std::vector<std::string> kMoeKeys = {"experts", "top_k", "expert_ffn", "shared_experts",
-                                           "capacity_factor", "first_dense_layers"};
+const std::vector<std::string> kMoeKeys = {"experts",         "top_k",
+                                           "expert_ffn",      "shared_experts",
+                                           "capacity_factor", "first_dense_layers",
+                                           "load_imbalance"};
 const std::vector<std::string> kMlaKeys = {"q_lora_rank", "kv_lora_rank", "qk_nope_head_dim",
                                            "qk_rope_head_dim", "v_head_dim"};
 const std::vector<std::string> kCnnRowKeys = {"name", "op", "in", "out", "kernel", "stride",
                                               "size"};
 const std::vector<std::string> kParallelKeys = {
     "tp", "pp", "dp", "cp", "ep", "sequence_parallel", "virtual_pipeline_stages",
-    "first_stage_layers", "last_stage_layers", "schedule", "pipeline_engine", "cp_comm",
+    "first_stage_layers", "last_stage_layers", "schedule", "pipeline_engine", "cp_comm", "ep_alltoall",
     "zero_stage", "fsdp", "sharding", "reshard_after_forward", "microbatch", "global_batch"};
 const std::vector<std::string> kTrainingKeys = {
     "precision",          "recompute",           "optimizer",       "flash_attention",
@@ -264,6 +266,7 @@ void read_moe(MapReader& r, Origin* origin, ModelSpec& m) {
   double cf = 0;
   if (er.read_double("capacity_factor", 0.01, 1000.0, cf)) e.capacity_factor = cf;
   er.read_int("first_dense_layers", 0, kMaxCount, e.first_dense_layers);
+  er.read_double("load_imbalance", 1.0, 1000.0, e.load_imbalance);
 }
 
 void read_mla(MapReader& r, Origin* origin, ModelSpec& m) {
@@ -373,6 +376,11 @@ void read_parallelism(const YAML::Node& node, const std::string& file, Origin* o
               {{"ring", ParallelismSpec::CpComm::ring},
                {"all-gather", ParallelismSpec::CpComm::all_gather}},
               p.cp_comm);
+  r.read_enum("ep_alltoall",
+              {{"auto", ParallelismSpec::Alltoall::automatic},
+               {"direct", ParallelismSpec::Alltoall::direct},
+               {"hierarchical", ParallelismSpec::Alltoall::hierarchical}},
+              p.ep_alltoall);
   r.read_int("zero_stage", 0, 3, p.zero_stage);
   r.read_bool("fsdp", p.fsdp);
   r.read_enum("sharding",

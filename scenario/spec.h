@@ -91,6 +91,9 @@ struct MoeSpec {
   int shared_experts = 0;        // experts every token passes through (DeepSeek)
   std::optional<double> capacity_factor;  // tokens per expert capped at cf*T*k/E; none = dropless
   int first_dense_layers = 0;    // leading layers with a dense FFN of width model.ffn
+  // Tokens the busiest expert-parallel rank receives over the mean (1: uniform routing).
+  // The all-to-all waits for that rank, and its experts compute that much longer.
+  double load_imbalance = 1.0;
 };
 
 // Multi-head latent attention (DeepSeek-V2/V3): low-rank compressed Q and KV.
@@ -176,6 +179,10 @@ struct ParallelismSpec {
   // overlapped with attention (ring attention, Megatron-LM/Transformer Engine), or are
   // all-gathered before it (as the Llama 3 paper describes).
   enum class CpComm { ring, all_gather } cp_comm = CpComm::ring;
+  // MoE token exchange: every rank to every rank, two-level (inside the node, then between
+  // same-rail GPUs of different nodes, as DeepSeek-V3 routes and NCCL's PXN does), or the
+  // faster of the two on an idle network.
+  enum class Alltoall { automatic, direct, hierarchical } ep_alltoall = Alltoall::automatic;
   int zero_stage = 0;   // 0 none, 1 optimizer state (= Megatron distributed optimizer), 2 +grads, 3 +params
   bool fsdp = false;    // PyTorch FSDP full sharding; implies zero_stage 3
   // ZeRO-3 / FSDP: shard over all data-parallel ranks (full) or within a node and

@@ -1,9 +1,10 @@
 #include "simulator/collectives.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <fmt/format.h>
 #include <map>
 
 #include "core/error.h"
@@ -12,24 +13,36 @@ namespace orrery {
 
 const char* to_string(CollectiveOp op) {
   switch (op) {
-    case CollectiveOp::all_reduce: return "all_reduce";
-    case CollectiveOp::reduce_scatter: return "reduce_scatter";
-    case CollectiveOp::all_gather: return "all_gather";
-    case CollectiveOp::all_to_all: return "all_to_all";
-    case CollectiveOp::broadcast: return "broadcast";
-    case CollectiveOp::send_recv: return "send_recv";
+    case CollectiveOp::all_reduce:
+      return "all_reduce";
+    case CollectiveOp::reduce_scatter:
+      return "reduce_scatter";
+    case CollectiveOp::all_gather:
+      return "all_gather";
+    case CollectiveOp::all_to_all:
+      return "all_to_all";
+    case CollectiveOp::broadcast:
+      return "broadcast";
+    case CollectiveOp::send_recv:
+      return "send_recv";
   }
   return "?";
 }
 
 const char* to_string(CollectiveAlgo a) {
   switch (a) {
-    case CollectiveAlgo::automatic: return "auto";
-    case CollectiveAlgo::ring: return "ring";
-    case CollectiveAlgo::tree: return "tree";
-    case CollectiveAlgo::hierarchical: return "hierarchical";
-    case CollectiveAlgo::nvls: return "nvls";
-    case CollectiveAlgo::direct: return "direct";
+    case CollectiveAlgo::automatic:
+      return "auto";
+    case CollectiveAlgo::ring:
+      return "ring";
+    case CollectiveAlgo::tree:
+      return "tree";
+    case CollectiveAlgo::hierarchical:
+      return "hierarchical";
+    case CollectiveAlgo::nvls:
+      return "nvls";
+    case CollectiveAlgo::direct:
+      return "direct";
   }
   return "?";
 }
@@ -161,9 +174,6 @@ CommPlan build(CollectiveOp op, const std::vector<int>& group, double S, const T
     case CollectiveAlgo::ring:
       add_ring(op, group, S, plan);
       break;
-    case CollectiveAlgo::hierarchical:
-      add_hierarchical(op, by_node(group, topo), S, plan);
-      break;
     case CollectiveAlgo::tree:
       add_tree(group, S, plan);
       break;
@@ -178,6 +188,29 @@ CommPlan build(CollectiveOp op, const std::vector<int>& group, double S, const T
       plan.phases.push_back(ph);
       break;
     }
+    case CollectiveAlgo::hierarchical:
+      if (op == CollectiveOp::all_to_all) {
+        // (a, i) -> (a, j): what (a, i) sends to local index j on every node, S/k each;
+        // then (a, j) -> (b, j): what node a's ranks send to (b, j), S/m each.
+        const auto nodes = by_node(group, topo);
+        if (!uniform(nodes)) return build(op, group, S, topo, CollectiveAlgo::direct);
+        const size_t k = nodes.front().size(), mcount = nodes.size();
+        CommPhase intra, inter;
+        intra.steps = inter.steps = 1;
+        for (const auto& members : nodes)
+          for (size_t i = 0; i < k; ++i)
+            for (size_t j = 0; j < k; ++j)
+              if (i != j) intra.transfers.push_back({members[i], members[j], S / k});
+        for (size_t a = 0; a < mcount; ++a)
+          for (size_t b = 0; b < mcount; ++b)
+            for (size_t j = 0; j < k && a != b; ++j)
+              inter.transfers.push_back({nodes[a][j], nodes[b][j], S / mcount});
+        if (!intra.transfers.empty()) plan.phases.push_back(intra);
+        plan.phases.push_back(inter);
+      } else {
+        add_hierarchical(op, by_node(group, topo), S, plan);
+      }
+      break;
     case CollectiveAlgo::direct: {
       CommPhase ph;
       ph.steps = 1;
@@ -257,8 +290,8 @@ PlannedComm place(const CommPlan& plan, const Topology& topo,
                   const std::vector<std::vector<int>>& siblings) {
   PlannedComm out;
   out.bytes = plan.bytes;
-  out.description = fmt::format("{} {} over {} GPUs", to_string(plan.op), to_string(plan.algo),
-                                plan.ranks);
+  out.description =
+      fmt::format("{} {} over {} GPUs", to_string(plan.op), to_string(plan.algo), plan.ranks);
   // Transfers per link, this plan's and all copies', in dense arrays indexed by link.
   // Kept zero between calls: every entry touched is reset at the end of its phase.
   thread_local std::vector<double> ours, all;
@@ -360,7 +393,8 @@ CommPlan plan_collective(CollectiveOp op, const std::vector<int>& group, double 
     candidates.push_back(CollectiveAlgo::tree);
     if (nodes.size() == 1 && nvls_available) candidates.push_back(CollectiveAlgo::nvls);
   }
-  if (reduction && nodes.size() > 1 && nodes.front().size() > 1 && uniform(nodes)) {
+  if ((reduction || op == CollectiveOp::all_to_all) && nodes.size() > 1 &&
+      nodes.front().size() > 1 && uniform(nodes)) {
     candidates.push_back(CollectiveAlgo::hierarchical);
   }
   CommPlan best;

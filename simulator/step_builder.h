@@ -70,6 +70,7 @@ class StepBuilder {
   EngineOptions engine_options_;
   double act_bytes_ = 2, tp_bytes_ = 0, pp_bytes_ = 0, ep_bytes_ = 0;
   int local_dp_ = 1;  // data-parallel ranks inside one node (hybrid sharding)
+  double expert_time_scale_ = 1.0;  // MoE load imbalance on the busiest rank
   std::map<std::tuple<int, int, int>, Template> templates_;
   std::map<std::pair<int, int>, int> pp_cache_;
   std::vector<int> optimizer_task_;

@@ -17,7 +17,14 @@ StepBuilder::StepBuilder(const Scenario& s, const SimulationOptions& opt)
   tp_bytes_ = tokens * h * act_bytes_;  // the full activation a TP collective moves
   pp_bytes_ = tokens * h * act_bytes_;
   if (p_.pipeline_engine == PipelineEngine::megatron) pp_bytes_ /= p_.tp;  // scatter/gather
-  if (s.model.moe) ep_bytes_ = tokens * s.model.moe->top_k * h * act_bytes_;
+  if (s.model.moe) {
+    // Dispatched tokens: top_k copies, padded to the capacity factor; the busiest rank
+    // sends and computes load_imbalance times the mean.
+    const MoeSpec& moe = *s.model.moe;
+    ep_bytes_ = tokens * moe.top_k * moe.capacity_factor.value_or(1.0) * h * act_bytes_ *
+                moe.load_imbalance;
+    expert_time_scale_ = moe.load_imbalance;
+  }
   local_dp_ = std::max(1, std::min(p_.dp, s.cluster.gpus_per_node / (p_.tp * p_.cp)));
   engine_options_.compute_slowdown = s.simulation.compute_slowdown;
   engine_options_.comm_slowdown = s.simulation.comm_slowdown;
@@ -29,10 +36,15 @@ int StepBuilder::comm_index(TaskGraph& g, std::map<std::tuple<int, int, int, dou
   const auto key = std::make_tuple(static_cast<int>(op), static_cast<int>(kind), stage, bytes);
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
-  const int block =
-      kind == GroupKind::dp_local || kind == GroupKind::dp_cross ? local_dp_ : p_.ep;
+  const int block = kind == GroupKind::dp_local || kind == GroupKind::dp_cross ? local_dp_ : p_.ep;
   const GroupSet gs = groups_of(kind, stage, L_, block);
-  const CommPlan plan = plan_collective(op, gs.group, bytes, topo_, s_.cluster.intra_node.nvls);
+  CollectiveAlgo algo = CollectiveAlgo::automatic;
+  if (kind == GroupKind::ep && p_.ep_alltoall == ParallelismSpec::Alltoall::direct)
+    algo = CollectiveAlgo::direct;
+  if (kind == GroupKind::ep && p_.ep_alltoall == ParallelismSpec::Alltoall::hierarchical)
+    algo = CollectiveAlgo::hierarchical;
+  const CommPlan plan =
+      plan_collective(op, gs.group, bytes, topo_, s_.cluster.intra_node.nvls, algo);
   PlannedComm placed = place(plan, topo_, gs.siblings);
   placed.description += fmt::format(", {:.2f} MiB", bytes / 1048576.0);
   placed.traffic = traffic(plan, topo_, static_cast<double>(gs.siblings.size() + 1));
@@ -141,7 +153,8 @@ int StepBuilder::append_layer(TaskGraph& g, std::map<std::tuple<int, int, int, d
     for (const Op& op : layer.ops) {
       if (op.comm_before == CommPoint::cp_kv) add_cp(op, CollectiveOp::all_gather);
       add_comm(op.comm_before, true);
-      add_compute(model_->op_time(op, Pass::forward).value(), 0);
+      add_compute(
+          model_->op_time(op, Pass::forward).value() * (op.expert ? expert_time_scale_ : 1.0), 0);
       add_comm(op.comm_after, true);
     }
   } else {
@@ -150,7 +163,8 @@ int StepBuilder::append_layer(TaskGraph& g, std::map<std::tuple<int, int, int, d
       add_comm(it->comm_after, false);
       const double sel =
           selective && it->selective ? model_->op_time(*it, Pass::forward).value() : 0;
-      const double bwd = model_->op_time(*it, Pass::backward).value();
+      const double bwd =
+          model_->op_time(*it, Pass::backward).value() * (it->expert ? expert_time_scale_ : 1.0);
       if (it->comm_before == CommPoint::cp_kv) add_cp(*it, CollectiveOp::all_gather);
       const bool regather =
           it->comm_before == CommPoint::tp_gather && p_.sequence_parallel && p_.tp > 1;

@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "report/run_report.h"
 #include "scenario/load.h"
+#include "simulator/collectives.h"
 
 namespace orrery {
 namespace {
@@ -258,6 +259,92 @@ TEST(ContextParallel, RingOverlapsWhatAllGatherExposes) {
                    gather.bytes_by_link_class.at(LinkClass::nvlink));
   EXPECT_LT(ring.stages[0].breakdown.cp_exposed, 0.5 * gather.stages[0].breakdown.cp_exposed);
   EXPECT_LT(ring.step_time.value(), gather.step_time.value());
+}
+
+}  // namespace
+}  // namespace orrery
+
+namespace orrery {
+namespace {
+
+// Two Mixtral layers on one DGX A100, 8 experts split 8 ways, one sequence per GPU.
+StepResult moe_node(const std::string& moe) {
+  const std::string yaml = fmt::format(R"(
+cluster: {{preset: dgx-a100}}
+model: {{preset: mixtral-8x7b, layers: 2, moe: {{{}}}}}
+parallelism: {{tp: 1, pp: 1, dp: 8, ep: 8, microbatch: 1, global_batch: 8}}
+training: {{recompute: none}}
+)",
+                                       moe);
+  return simulate_step(load_scenario_text(yaml, "moe.yaml"));
+}
+
+TEST(ExpertParallel, AllToAllBytesWithCapacityFactor) {
+  // Each GPU dispatches T * k * cf tokens of h bf16 values: S = 4096 * 2 * cf * 4096 * 2
+  // bytes, of which (n - 1)/n leave it in an all-to-all over n = 8 ranks. Forward
+  // dispatch and combine, and the same two backward: 4 all-to-alls per MoE layer and
+  // micro-batch, 4 * (n - 1) * S bytes per group; 2 layers, 1 micro-batch. Everything
+  // else is the same with and without the capacity factor, so the difference is
+  // 4 * 7 * 2 * (S(1.25) - S(1.0)).
+  const double padded = moe_node("capacity_factor: 1.25").bytes_by_link_class.at(LinkClass::nvlink);
+  const double dropless = moe_node("").bytes_by_link_class.at(LinkClass::nvlink);
+  const double dS = 4096.0 * 2 * 0.25 * 4096 * 2;
+  EXPECT_NEAR(padded - dropless, 4 * 7 * 2 * dS, 1e-6 * dS);
+}
+
+TEST(ExpertParallel, LoadImbalanceSlowsTheStep) {
+  // The busiest rank receives 1.5x the mean: its all-to-all bytes and expert compute
+  // grow by half, and the step with them.
+  const StepResult even = moe_node("");
+  const StepResult skewed = moe_node("load_imbalance: 1.5");
+  const double S = 4096.0 * 2 * 4096 * 2;
+  EXPECT_NEAR(skewed.bytes_by_link_class.at(LinkClass::nvlink) -
+                  even.bytes_by_link_class.at(LinkClass::nvlink),
+              4 * 7 * 2 * 0.5 * S, 1e-6 * S);
+  EXPECT_GT(skewed.step_time.value(), even.step_time.value());
+}
+
+TEST(ExpertParallel, PresetsRun) {
+  // DeepSeek-V3 (MLA, 256 experts, 3 dense layers) and Mixtral on 256 H100 with EP.
+  const Scenario ds = load_scenario_text(R"(
+cluster: {preset: dgx-h100, nodes: 32}
+model: deepseek-v3
+parallelism: {tp: 1, pp: 16, dp: 16, ep: 16, first_stage_layers: 3, last_stage_layers: 2,
+              zero_stage: 1, microbatch: 1, global_batch: 256}
+training: {precision: fp8, recompute: full}
+)",
+                                         "ds.yaml");
+  const StepResult r = simulate_step(ds);
+  EXPECT_GT(r.step_time.value(), 0);
+  EXPECT_GT(r.stages[r.critical_stage].breakdown.ep_exposed, 0);
+}
+
+TEST(Collectives, HierarchicalAllToAllStaysOnRails) {
+  // Two nodes under the same rail leaves, 8 GPUs each. A direct all-to-all sends from GPU
+  // i of one node to every GPU of the other, so cross-rail messages climb to the spine; the
+  // two-level exchange forwards over NVLink first and then sends between same-rail GPUs,
+  // which share a leaf. Each GPU sends S * 8/16 to the other node either way.
+  const Topology topo(load_scenario_text(
+                          "cluster: {preset: dgx-h100, nodes: 64, inter_node: "
+                          "{oversubscription: 32}}\nmodel: llama3-8b\n"
+                          "parallelism: {global_batch: 512}\n",
+                          "a2a.yaml")
+                          .cluster);
+  std::vector<int> group;
+  for (int g = 0; g < 16; ++g) group.push_back(g);  // nodes 0 and 1
+  const double S = 64.0 * 1048576;
+  const CommPlan direct = plan_collective(CollectiveOp::all_to_all, group, S, topo, false,
+                                          CollectiveAlgo::direct);
+  const CommPlan two = plan_collective(CollectiveOp::all_to_all, group, S, topo, false,
+                                       CollectiveAlgo::hierarchical);
+  const auto td = traffic(direct, topo, 1.0), th = traffic(two, topo, 1.0);
+  EXPECT_NEAR(td.at(LinkClass::nic), 16 * S * 8 / 16, 1e-6 * S);
+  EXPECT_NEAR(th.at(LinkClass::nic), 16 * S * 8 / 16, 1e-6 * S);
+  // Cross-rail: 7 of each GPU's 8 remote pieces of S/16.
+  EXPECT_NEAR(td.at(LinkClass::spine), 16 * 7 * S / 16, 1e-6 * S);
+  EXPECT_EQ(th.count(LinkClass::spine), 0u);
+  // With leaf uplinks oversubscribed 32:1 the spine is the bottleneck of the direct plan.
+  EXPECT_LT(estimate(two, topo).value(), estimate(direct, topo).value());
 }
 
 }  // namespace
