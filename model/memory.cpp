@@ -30,6 +30,12 @@ double in_flight_factor(const ParallelismSpec& p, int stage) {
       return m;
     case PipelineSchedule::one_f_one_b:
       return std::min(p.pp - stage, m);
+    case PipelineSchedule::zero_bubble_h1:
+      // ZB-H1 gives every stage p micro-batches in flight (Qi et al. 2023, section 2.1):
+      // stage i's p - i of 1F1B plus i whose W is deferred. A deferred W needs only its
+      // GEMMs' inputs, so counting whole micro-batches is an upper bound except on the
+      // first stage, where it equals 1F1B's peak.
+      return std::min(p.pp, m);
     case PipelineSchedule::interleaved_1f1b: {
       const int v = p.virtual_pipeline_stages;
       const int chunks = std::min((p.pp - stage - 1) * 2 + (v - 1) * p.pp + 1, m * v);

@@ -147,7 +147,10 @@ struct ModelSpec {
   bool is_transformer() const { return family != ModelFamily::cnn; }
 };
 
-enum class PipelineSchedule { gpipe, one_f_one_b, interleaved_1f1b };
+// zero_bubble_h1: ZB-H1 of Qi et al. 2023 ("Zero Bubble Pipeline Parallelism"), 1F1B
+// with each backward split into its input-gradient part (B) and weight-gradient part (W),
+// the W of the first warm-up micro-batches deferred into the cool-down bubble.
+enum class PipelineSchedule { gpipe, one_f_one_b, interleaved_1f1b, zero_bubble_h1 };
 const char* to_string(PipelineSchedule s);
 
 // How activations travel between pipeline stages.

@@ -22,6 +22,28 @@ std::vector<Block> pipeline_order(const ParallelismSpec& par, int stage) {
       for (int i = m - warmup; i < m; ++i) out.push_back({false, 0, i});
       break;
     }
+    case PipelineSchedule::zero_bubble_h1: {
+      // 1F1B's F and B order; stage i runs the W of micro-batch j after the B of j + i,
+      // so that every stage holds p micro-batches (the first stage, which holds the
+      // most, as many as under 1F1B) and a B waits only for the B below it.
+      const int warmup = std::min(p - stage - 1, m);
+      int next_w = 0;
+      auto weights_until = [&](int until) {
+        while (next_w < std::min(until, m)) out.push_back({false, 0, next_w++, true});
+      };
+      for (int i = 0; i < warmup; ++i) out.push_back({true, 0, i});
+      for (int i = 0; i < m - warmup; ++i) {
+        out.push_back({true, 0, warmup + i});
+        out.push_back({false, 0, i});
+        weights_until(i + 1 - stage);
+      }
+      for (int i = m - warmup; i < m; ++i) {
+        out.push_back({false, 0, i});
+        weights_until(i + 1 - stage);
+      }
+      weights_until(m);
+      break;
+    }
     case PipelineSchedule::interleaved_1f1b: {
       // Megatron-LM's interleaved schedule: virtual micro-batch k runs chunk (k / p) % v
       // of micro-batch (k / (p*v)) * p + k % p; backward visits chunks in reverse.

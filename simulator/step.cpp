@@ -103,14 +103,18 @@ void StepBuilder::build_pipeline(TaskGraph& g) {
   for (size_t r = 0; r < ranks.size(); ++r) {
     const int rank = static_cast<int>(r);
     const int st = ranks[r].s;
+    // Gradients of a chunk are final after its last backward (its last W under zb-h1).
+    const bool split = p_.schedule == PipelineSchedule::zero_bubble_h1;
+    ORRERY_CHECK(!(split && opt_.op_level), "zb-h1 is built from layer templates");
     std::vector<int> last_bwd_of_chunk(v, -1);
     for (const Block& b : sched[st]) {
-      if (!b.forward) last_bwd_of_chunk[b.chunk] = b.microbatch;
+      if (!b.forward && b.weight == split) last_bwd_of_chunk[b.chunk] = b.microbatch;
     }
     int prev = -1;
     for (const Block& b : sched[st]) {
       const std::vector<const Layer*> layers = layers_of(st, b.chunk);
-      const bool final_bwd = !b.forward && last_bwd_of_chunk[b.chunk] == b.microbatch;
+      const bool final_bwd =
+          !b.forward && b.weight == split && last_bwd_of_chunk[b.chunk] == b.microbatch;
       int first = -1;
       auto track_first = [&](int id) {
         if (first < 0) first = id;
@@ -211,22 +215,42 @@ void StepBuilder::build_pipeline(TaskGraph& g) {
           for (const Layer* l : layers)
             accumulate(layer_template(st, *l, PassKind::forward), work, parts);
           add_block(work, parts, TaskKind::forward);
+        } else if (split && !b.weight) {
+          // zb-h1's B: the backward without its weight-gradient GEMMs.
+          double work = 0;
+          Parts parts;
+          for (auto it = layers.rbegin(); it != layers.rend(); ++it) {
+            backward_of(**it, work, parts);
+            work -= weight_gradient_time(**it);
+          }
+          add_block(work, parts, TaskKind::backward);
         } else if (!final_bwd) {
           double work = 0;
           Parts parts;
-          for (auto it = layers.rbegin(); it != layers.rend(); ++it) backward_of(**it, work, parts);
+          for (auto it = layers.rbegin(); it != layers.rend(); ++it) {
+            if (split) {
+              work += weight_gradient_time(**it);
+            } else {
+              backward_of(**it, work, parts);
+            }
+          }
           add_block(work, parts, TaskKind::backward);
         } else {
           for (auto it = layers.rbegin(); it != layers.rend(); ++it) {
             double work = 0;
             Parts parts;
-            backward_of(**it, work, parts);
+            if (split) {
+              work = weight_gradient_time(**it);
+            } else {
+              backward_of(**it, work, parts);
+            }
             const int id = add_block(work, parts, TaskKind::backward);
             grads[r].push_back(
                 {id, (*it)->params() - (*it)->expert_params(), (*it)->expert_params()});
           }
         }
       }
+      if (b.weight) continue;  // a W sends nothing and nothing waits for it but the step
       block_first[block_key(rank, b.forward ? 1 : 0, b.chunk, b.microbatch)] = first;
       block_last[block_key(rank, b.forward ? 1 : 0, b.chunk, b.microbatch)] = prev;
 

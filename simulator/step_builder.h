@@ -54,6 +54,9 @@ class StepBuilder {
 
   bool groups_inside_node() const;
 
+  // zb-h1: seconds of the layer's weight-gradient GEMMs, the W part of its backward.
+  double weight_gradient_time(const Layer& layer) const;
+
   static int layer_signature(const Layer& l);
 
   // --- level 2 ----------------------------------------------------------------------

@@ -288,6 +288,17 @@ const StepBuilder::Template& StepBuilder::layer_template(int stage, const Layer&
   return templates_.emplace(key, std::move(tpl)).first->second;
 }
 
+double StepBuilder::weight_gradient_time(const Layer& layer) const {
+  // A GEMM's backward is two GEMMs of equal size; the weight-gradient one is half.
+  double t = 0;
+  for (const Op& op : layer.ops) {
+    if (op.kind == OpKind::gemm || op.kind == OpKind::router || op.kind == OpKind::conv) {
+      t += model_->op_time(op, Pass::backward).value() / 2 * (op.expert ? expert_time_scale_ : 1.0);
+    }
+  }
+  return t;
+}
+
 bool StepBuilder::groups_inside_node() const {
   const int g = s_.cluster.gpus_per_node;
   return p_.tp <= g && g % p_.tp == 0 && (p_.ep == 1 || p_.tp * p_.ep <= g);

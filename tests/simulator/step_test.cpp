@@ -11,6 +11,8 @@
 #include "core/error.h"
 #include "report/run_report.h"
 #include "scenario/load.h"
+#include "calibrate/compute_model.h"
+#include "model/workload.h"
 #include "simulator/collectives.h"
 
 namespace orrery {
@@ -345,6 +347,33 @@ TEST(Collectives, HierarchicalAllToAllStaysOnRails) {
   EXPECT_EQ(th.count(LinkClass::spine), 0u);
   // With leaf uplinks oversubscribed 32:1 the spine is the bottleneck of the direct plan.
   EXPECT_LT(estimate(two, topo).value(), estimate(direct, topo).value());
+}
+
+}  // namespace
+}  // namespace orrery
+
+namespace orrery {
+namespace {
+
+TEST(Step, ZeroBubbleH1BubbleIsPMinus1TimesFPlusBMinusW) {
+  // Qi et al. 2023, section 2.1: splitting each backward into B (input gradients) and W
+  // (weight gradients) and deferring W lets a B wait only for the B below it; the bubble
+  // falls from (p - 1)(T_F + T_B + T_W) under 1F1B to (p - 1)(T_F + T_B - T_W).
+  const Scenario zb = uniform_pipeline(4, 8, "zb-h1");
+  const StepResult r = simulate_step(zb);
+  const StepResult base = simulate_step(uniform_pipeline(4, 8, "1f1b"));
+  // T_W of one stage and micro-batch: half of the backward of its GEMMs (4 layers).
+  const auto model = make_roofline_model(zb);
+  const Workload w = build_workload(zb.model, zb.training, shard_of(zb.parallelism));
+  double t_w = 0;
+  for (const Op& op : w.layers.at(1).ops) {
+    if (op.kind == OpKind::gemm) t_w += model->op_time(op, Pass::backward).value() / 2;
+  }
+  t_w *= 4;
+  const Breakdown& b = r.stages.at(r.critical_stage).breakdown;
+  const double per_microbatch = (b.compute + b.recompute) / 8;  // T_F + T_B + T_W
+  EXPECT_NEAR(b.bubble, 3 * (per_microbatch - 2 * t_w), 0.03 * b.bubble);
+  EXPECT_LT(b.bubble, base.stages.at(base.critical_stage).breakdown.bubble);
 }
 
 }  // namespace
