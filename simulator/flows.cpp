@@ -110,12 +110,10 @@ void FlowNetwork::collect_finished(std::vector<int>& owners) {
     f.active = false;
     ++f.version;
     mark_dirty(f);
-    for (const FlowLink& l : f.links) {
-      std::vector<int>& on = link_flows_[l.link];
-      on.erase(std::find(on.begin(), on.end(), top.flow));
-    }
+    // Its entries in link_flows_ are dropped lazily, when recompute next walks the link;
+    // the id is reused only after that (see `start`).
     f.links.clear();
-    free_.push_back(top.flow);
+    retired_.push_back(top.flow);
     --active_count_;
     ++version_;
   }
@@ -136,7 +134,10 @@ void FlowNetwork::recompute() {
   for (size_t i = 0; i < dirty_links_.size(); ++i) {
     const int l = dirty_links_[i];
     comp_links_.push_back(l);
-    for (int id : link_flows_[l]) {
+    std::vector<int>& on = link_flows_[l];
+    on.erase(std::remove_if(on.begin(), on.end(), [&](int id) { return !flows_[id].active; }),
+             on.end());
+    for (int id : on) {
       Flow& f = flows_[id];
       if (f.in_component) continue;
       f.in_component = true;
@@ -155,6 +156,9 @@ void FlowNetwork::recompute() {
     weight_sum_[l] = 0;
   }
   dirty_links_.clear();
+  // Finished flows' link entries were dropped above; their ids may be reused now.
+  free_.insert(free_.end(), retired_.begin(), retired_.end());
+  retired_.clear();
   std::sort(comp_flows_.begin(), comp_flows_.end());  // a fixed order: deterministic sums
   for (int id : comp_flows_) {
     Flow& f = flows_[id];

@@ -74,6 +74,7 @@ class FlowNetwork {
   std::vector<double> capacity_;
   std::vector<Flow> flows_;
   std::vector<int> free_;
+  std::vector<int> retired_;  // finished, still listed on their links until next recompute
   std::vector<double> link_bytes_;
   std::vector<std::vector<int>> link_flows_;  // active flows on each link
   std::priority_queue<Pending> heap_;         // completion times, stale entries skipped
