@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "report/memory_json.h"
+
 namespace orrery {
 namespace {
 
@@ -137,12 +139,6 @@ ordered_json scenario_json(const Scenario& s) {
   return j;
 }
 
-ordered_json breakdown_json(const MemoryBreakdown& b) {
-  return {{"weights", b.weights.value()},         {"gradients", b.gradients.value()},
-          {"optimizer", b.optimizer.value()},     {"activations", b.activations.value()},
-          {"other", b.other.value()},             {"total", b.total().value()}};
-}
-
 }  // namespace
 
 std::string render_check_json(const Scenario& s, const StepFigures& f) {
@@ -157,7 +153,7 @@ std::string render_check_json(const Scenario& s, const StepFigures& f) {
   j["flops_per_step_hardware"] = f.hardware_flops.value();
   j["flops_per_gpu_model"] = f.model_flops_per_gpu.value();
   j["flops_per_gpu_hardware"] = f.hardware_flops_per_gpu.value();
-  j["memory_per_gpu_bytes"] = breakdown_json(w.memory);
+  j["memory_per_gpu_bytes"] = detail::memory_json(w.memory);
   j["memory_capacity_bytes"] = f.memory.capacity.value();
   j["fits"] = f.memory.fits;
   j["worst_stage"] = w.stage;
@@ -169,7 +165,7 @@ std::string render_check_json(const Scenario& s, const StepFigures& f) {
                       {"expert_params", st.expert_params},
                       {"layers_in_flight", st.layers_in_flight},
                       {"activations_per_layer_bytes", st.activations_per_layer.value()},
-                      {"memory_bytes", breakdown_json(st.memory)},
+                      {"memory_bytes", detail::memory_json(st.memory)},
                       {"other_bytes",
                        {{"runtime_reserve", st.runtime_reserve.value()},
                         {"allocator_overhead", st.allocator_overhead.value()},

@@ -4,6 +4,8 @@
 
 #include <map>
 #include <nlohmann/json.hpp>
+
+#include "report/memory_json.h"
 #include <set>
 
 namespace orrery {
@@ -33,12 +35,6 @@ ordered_json breakdown_json(const Breakdown& b) {
   ordered_json j;
   for (const Part& p : parts(b)) j[p.key] = p.value;
   return j;
-}
-
-ordered_json memory_json(const MemoryBreakdown& m) {
-  return {{"weights", m.weights.value()},     {"gradients", m.gradients.value()},
-          {"optimizer", m.optimizer.value()}, {"activations", m.activations.value()},
-          {"other", m.other.value()},         {"total", m.total().value()}};
 }
 
 double link_bytes(const StepResult& r, LinkClass c) {
@@ -72,7 +68,7 @@ std::string render_run_json(const Scenario& s, const StepResult& r) {
                                {"nic", link_bytes(r, LinkClass::nic)},
                                {"spine", link_bytes(r, LinkClass::spine)}};
   const StageMemory& w = r.figures.memory.worst();
-  j["memory_per_gpu_bytes"] = memory_json(w.memory);
+  j["memory_per_gpu_bytes"] = detail::memory_json(w.memory);
   j["memory_capacity_bytes"] = r.figures.memory.capacity.value();
   j["fits"] = r.figures.memory.fits;
   j["params_total"] = r.figures.params_total;
