@@ -287,7 +287,7 @@ Seconds estimate(const CommPlan& plan, const Topology& topo) {
 }
 
 PlannedComm place(const CommPlan& plan, const Topology& topo,
-                  const std::vector<std::vector<int>>& siblings) {
+                  const std::vector<std::vector<int>>& siblings, bool aggregate) {
   PlannedComm out;
   out.bytes = plan.bytes;
   out.description =
@@ -337,10 +337,32 @@ PlannedComm place(const CommPlan& plan, const Topology& topo,
       pp.rate_scale *= topo.intra_size_efficiency(plan.bytes);
       latency = 0;
     }
-    for (size_t i = 0; i < ph.transfers.size(); ++i) {
+    // Which transfers become flows: all of them, or with `aggregate` the first of each
+    // class of equivalent transfers (same bytes, same sequence of link classes and
+    // shares). On a symmetric cluster the members of a class see the same load, so one
+    // stands for all; it then also takes the others' share of any link it shares with
+    // them.
+    std::vector<size_t> kept;
+    if (aggregate) {
+      std::map<std::vector<double>, size_t> classes;
+      for (size_t i = 0; i < ph.transfers.size(); ++i) {
+        std::vector<double> key = {ph.transfers[i].bytes};
+        for (int l : flow_links[i]) {
+          key.push_back(static_cast<double>(topo.link(l).cls) * 2 + (topo.link(l).up ? 1 : 0));
+          key.push_back(all[l] / ours[l]);
+        }
+        if (classes.emplace(std::move(key), i).second) kept.push_back(i);
+      }
+    } else {
+      for (size_t i = 0; i < ph.transfers.size(); ++i) kept.push_back(i);
+    }
+    std::map<int, double> kept_on;  // kept flows per link
+    for (size_t i : kept)
+      for (int l : flow_links[i]) kept_on[l] += 1;
+    for (size_t i : kept) {
       PlannedFlow f;
       f.bytes = ph.transfers[i].bytes;
-      for (int l : flow_links[i]) f.links.push_back({l, all[l] / ours[l]});
+      for (int l : flow_links[i]) f.links.push_back({l, all[l] / kept_on[l]});
       pp.flows.push_back(std::move(f));
     }
     for (int l : touched) ours[l] = all[l] = 0;

@@ -82,10 +82,12 @@ Seconds estimate(const CommPlan& plan, const Topology& topo);
 // Routes a plan's transfers into flows for the engine. `siblings` are other groups (same
 // size, same order) that run the same collective at the same moment but are not
 // simulated (symmetric ranks): their transfers are routed too, and on a link that k of
-// all transfers cross, where j are this plan's, each of this plan's flows counts
-// k / j copies, so it gets the share it would get if every copy were simulated.
+// all transfers cross, where j are this plan's flows, each flow counts k / j copies, so
+// it gets the share it would get if every copy were simulated. `aggregate` keeps one flow
+// per class of equivalent transfers (same bytes, same link classes and shares): exact on
+// symmetric clusters, and what keeps a 2048-rank ring at a handful of flows.
 PlannedComm place(const CommPlan& plan, const Topology& topo,
-                  const std::vector<std::vector<int>>& siblings = {});
+                  const std::vector<std::vector<int>>& siblings = {}, bool aggregate = false);
 
 // Bytes one run of the plan moves per link class, times `copies` groups running it: a
 // transfer counts once for every class its path crosses.

@@ -45,7 +45,7 @@ int StepBuilder::comm_index(TaskGraph& g, std::map<std::tuple<int, int, int, dou
     algo = CollectiveAlgo::hierarchical;
   const CommPlan plan =
       plan_collective(op, gs.group, bytes, topo_, s_.cluster.intra_node.nvls, algo);
-  PlannedComm placed = place(plan, topo_, gs.siblings);
+  PlannedComm placed = place(plan, topo_, gs.siblings, !opt_.full);
   placed.description += fmt::format(", {:.2f} MiB", bytes / 1048576.0);
   placed.traffic = traffic(plan, topo_, static_cast<double>(gs.siblings.size() + 1));
   g.comms.push_back(std::move(placed));
@@ -60,7 +60,7 @@ int StepBuilder::pp_comm_index(TaskGraph& g, int from, int to) {
   if (it != pp_cache_.end()) return it->second;
   const GroupSet gs = pipeline_pair(from, to, L_);
   const CommPlan plan = plan_collective(CollectiveOp::send_recv, gs.group, pp_bytes_, topo_, false);
-  PlannedComm placed = place(plan, topo_, gs.siblings);
+  PlannedComm placed = place(plan, topo_, gs.siblings, !opt_.full);
   placed.description =
       fmt::format("send_recv stage {} -> {}, {:.2f} MiB", from, to, pp_bytes_ / 1048576.0);
   placed.traffic = traffic(plan, topo_, static_cast<double>(gs.siblings.size() + 1));
