@@ -143,10 +143,6 @@ void complete_parallelism(Scenario& s) {
                        "multiple of pp = {}",
                        p.microbatches(), p.pp));
   }
-  if (p.schedule == PipelineSchedule::zero_bubble_h1 && p.zero_stage >= 3) {
-    reject(s, "parallelism.schedule", "zb-h1",
-           "zb-h1 is modelled with ZeRO stages 0-2 (FSDP units keep whole backward passes)");
-  }
   if (vp > 1 && p.pp < 2) {
     reject(s, "parallelism.virtual_pipeline_stages", std::to_string(vp),
            "interleaving needs pp >= 2");
@@ -159,6 +155,10 @@ void complete_parallelism(Scenario& s) {
              "remove zero_stage or set it to 3");
     }
     p.zero_stage = 3;
+  }
+  if (p.schedule == PipelineSchedule::zero_bubble_h1 && p.zero_stage >= 3) {
+    reject(s, "parallelism.schedule", "zb-h1",
+           "zb-h1 is modelled with ZeRO stages 0-2 (FSDP units keep whole backward passes)");
   }
 
   if (p.zero_stage < 3 && (is_set(s, "parallelism.sharding") ||

@@ -263,3 +263,62 @@ TEST(BadInput, CannotOpenFile) {
 
 }  // namespace
 }  // namespace orrery
+
+namespace orrery {
+namespace {
+
+TEST(BadInput, ShardingOptionsNeedZero3) {
+  expect_error(R"(cluster: {preset: dgx-h100}
+model: {preset: llama3-8b}
+parallelism: {tp: 1, zero_stage: 1, sharding: hybrid, global_batch: 8}
+)",
+               {"bad.yaml:3", "parallelism.sharding", "ZeRO-3 / FSDP only"});
+  expect_error(R"(cluster: {preset: dgx-h100, nodes: 2}
+model: {preset: llama3-8b}
+parallelism: {tp: 3, fsdp: true, sharding: hybrid, global_batch: 16}
+)",
+               {"bad.yaml:3", "parallelism"});
+}
+
+TEST(BadInput, ZeroBubbleWithZero3) {
+  expect_error(R"(cluster: {preset: dgx-h100, nodes: 2}
+model: {preset: llama3-8b}
+parallelism: {tp: 8, pp: 2, fsdp: true, schedule: zb-h1, global_batch: 16}
+)",
+               {"bad.yaml:3", "parallelism.schedule", "'zb-h1'", "ZeRO stages 0-2"});
+}
+
+TEST(BadInput, CurvesMustIncreaseAndCarryUnits) {
+  expect_error(R"(cluster:
+  preset: dgx-h100
+  gpu: {preset: h100-sxm5-80gb, gemm_ramp: [["10 us", 0.5], ["5 us", 0.9]]}
+model: {preset: llama3-8b}
+parallelism: {tp: 8, global_batch: 8}
+)",
+               {"bad.yaml:3", "cluster.gpu.gemm_ramp[1]", "increasing"});
+  expect_error(R"(cluster:
+  preset: dgx-h100
+  intra_node: {bus_bandwidth_curve: [["16", 0.5]]}
+model: {preset: llama3-8b}
+parallelism: {tp: 8, global_batch: 8}
+)",
+               {"bad.yaml:3", "cluster.intra_node.bus_bandwidth_curve[0]", "missing unit"});
+  expect_error(R"(cluster:
+  preset: dgx-h100
+  intra_node: {bus_bandwidth_curve: [["16 MiB", 1.5]]}
+model: {preset: llama3-8b}
+parallelism: {tp: 8, global_batch: 8}
+)",
+               {"bad.yaml:3", "bus_bandwidth_curve[0]", "(0, 1]"});
+}
+
+TEST(BadInput, UnknownCpCommWithDidYouMean) {
+  expect_error(R"(cluster: {preset: dgx-h100}
+model: {preset: llama3-8b}
+parallelism: {tp: 4, cp: 2, cp_comm: rign, global_batch: 8}
+)",
+               {"bad.yaml:3", "parallelism.cp_comm", "'rign'", "did you mean 'ring'?"});
+}
+
+}  // namespace
+}  // namespace orrery
