@@ -2,6 +2,7 @@
 #pragma once
 
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -29,7 +30,10 @@ inline std::string source_dir() { return ORRERY_SOURCE_DIR; }
 // Runs `args` (already shell-quoted) with the orrery binary, in the source directory.
 inline RunResult run_orrery(const std::string& args) {
   static int counter = 0;
-  const std::string base = ::testing::TempDir() + "orrery_run_" + std::to_string(++counter);
+  // ctest runs test processes side by side, each with its own counter: the pid keeps
+  // their output files apart.
+  const std::string base = ::testing::TempDir() + "orrery_run_" + std::to_string(getpid()) +
+                           "_" + std::to_string(++counter);
   const std::string cmd = "cd '" + source_dir() + "' && '" + ORRERY_BINARY + "' " + args +
                           " >'" + base + ".out' 2>'" + base + ".err' </dev/null";
   const int status = std::system(cmd.c_str());
