@@ -114,10 +114,12 @@ MemoryReport estimate_memory(const Scenario& s) {
     Bytes activations = per_microbatch * factor;
     if (stage_embedding[i]) {
       dense += stage_embedding[i]->params();
+      largest_layer_params = std::max(largest_layer_params, stage_embedding[i]->params());
       activations += stage_embedding[i]->saved(t.recompute) * std::min(p.pp, p.microbatches());
     }
     if (stage_head[i]) {
       dense += stage_head[i]->params();
+      largest_layer_params = std::max(largest_layer_params, stage_head[i]->params());
       // Megatron keeps a copy of tied word embeddings on the last stage when pp > 1.
       if (m.tied_embeddings && p.pp > 1 && embedding) {
         dense += embedding->ops.front().params;
@@ -146,12 +148,19 @@ MemoryReport estimate_memory(const Scenario& s) {
     st.runtime_reserve = t.runtime_reserve;
     st.allocator_overhead = activations * t.allocator_overhead;
     if (p.zero_stage >= 3) {
-      // FSDP/ZeRO-3 materialise a layer's full weights before using it and prefetch the
-      // next one, so two unsharded layers are resident (FSDP's default limit). Without
-      // resharding after forward, every layer's gathered weights stay until its backward.
+      // FSDP/ZeRO-3 materialise a layer's full weights before using it and prefetch
+      // fsdp_prefetch more (one by default: two unsharded layers resident, FSDP's default
+      // limit). Without resharding after forward, every layer's gathered weights stay
+      // until its backward.
       st.gather_buffers = p.reshard_after_forward
-                              ? Bytes(2.0 * largest_layer_params * sb.weight)
+                              ? Bytes((1.0 + p.fsdp_prefetch) * largest_layer_params * sb.weight)
                               : Bytes((dense + expert) * sb.weight);
+      if (p.zero_hpz) {
+        // hpZ's secondary copy: the stage's weights over the data-parallel ranks of a node.
+        const int local =
+            std::max(1, std::min(p.dp, s.cluster.gpus_per_node / (p.tp * p.cp)));
+        mem.weights += Bytes(sb.weight * (dense + expert) / local);
+      }
     }
     mem.other = st.runtime_reserve + st.allocator_overhead + st.gather_buffers;
     report.stages.push_back(st);

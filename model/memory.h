@@ -47,7 +47,7 @@ struct StageMemory {
   // Parts of `other`, for the explanation.
   Bytes runtime_reserve;
   Bytes allocator_overhead;
-  Bytes gather_buffers;            // ZeRO-3/FSDP all-gathered weights of two layers
+  Bytes gather_buffers;            // ZeRO-3/FSDP all-gathered weights of 1 + fsdp_prefetch layers
 };
 
 struct MemoryReport {

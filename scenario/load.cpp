@@ -61,7 +61,8 @@ const std::vector<std::string> kCnnRowKeys = {"name", "op", "in", "out", "kernel
 const std::vector<std::string> kParallelKeys = {
     "tp", "pp", "dp", "cp", "ep", "sequence_parallel", "virtual_pipeline_stages",
     "first_stage_layers", "last_stage_layers", "schedule", "pipeline_engine", "cp_comm", "ep_alltoall",
-    "zero_stage", "fsdp", "sharding", "reshard_after_forward", "microbatch", "global_batch"};
+    "zero_stage", "fsdp", "sharding", "reshard_after_forward", "fsdp_prefetch", "zero_hpz",
+    "microbatch", "global_batch"};
 const std::vector<std::string> kTrainingKeys = {
     "precision",          "recompute",           "optimizer",       "flash_attention",
     "gradient_dtype",     "runtime_reserve",     "allocator_overhead", "overlap_grad_reduce",
@@ -389,6 +390,8 @@ void read_parallelism(const YAML::Node& node, const std::string& file, Origin* o
                {"hybrid", ParallelismSpec::Sharding::hybrid}},
               p.sharding);
   r.read_bool("reshard_after_forward", p.reshard_after_forward);
+  r.read_int("fsdp_prefetch", 0, 8, p.fsdp_prefetch);
+  r.read_bool("zero_hpz", p.zero_hpz);
   r.read_int("microbatch", 1, kMaxCount, p.microbatch);
   r.read_int("global_batch", 1, 1 << 30, p.global_batch);
 }

@@ -193,6 +193,14 @@ struct ParallelismSpec {
   // forward to backward (false) or free them after each layer's forward (true, default).
   enum class Sharding { full, hybrid } sharding = Sharding::full;
   bool reshard_after_forward = true;
+  // ZeRO-3 / FSDP: layers whose parameter all-gather may run ahead of the layer being
+  // computed (1: FSDP's default of one unit prefetched; 0: each gather waits for the
+  // previous layer to finish, nothing overlaps).
+  int fsdp_prefetch = 1;
+  // ZeRO++ hierarchical partitioning (hpZ, Wang et al. 2023, section 3.2): a second copy
+  // of the weights sharded over the data-parallel ranks of one node, from which the
+  // backward pass all-gathers inside the node instead of across all of dp.
+  bool zero_hpz = false;
   int microbatch = 1;   // sequences (or images) per micro-batch per replica
   int global_batch = 1; // sequences (or images) per optimizer step
 

@@ -161,11 +161,21 @@ void complete_parallelism(Scenario& s) {
            "zb-h1 is modelled with ZeRO stages 0-2 (FSDP units keep whole backward passes)");
   }
 
-  if (p.zero_stage < 3 && (is_set(s, "parallelism.sharding") ||
-                          is_set(s, "parallelism.reshard_after_forward"))) {
-    const std::string key = is_set(s, "parallelism.sharding") ? "parallelism.sharding"
-                                                               : "parallelism.reshard_after_forward";
-    reject(s, key, "", "applies to ZeRO-3 / FSDP only (zero_stage: 3 or fsdp: true)");
+  if (p.zero_stage < 3) {
+    for (const char* key : {"parallelism.sharding", "parallelism.reshard_after_forward",
+                            "parallelism.fsdp_prefetch", "parallelism.zero_hpz"}) {
+      if (is_set(s, key))
+        reject(s, key, "", "applies to ZeRO-3 / FSDP only (zero_stage: 3 or fsdp: true)");
+    }
+  }
+  if (p.zero_hpz && p.sharding == ParallelismSpec::Sharding::hybrid) {
+    reject(s, "parallelism.zero_hpz", "true",
+           "hybrid sharding already gathers inside the node; hpZ applies to full sharding");
+  }
+  if (p.zero_hpz && !p.reshard_after_forward) {
+    reject(s, "parallelism.zero_hpz", "true",
+           "with reshard_after_forward: false the backward pass gathers nothing, so there is "
+           "nothing for hpZ to keep inside the node");
   }
   if (p.sharding == ParallelismSpec::Sharding::hybrid) {
     const int local = s.cluster.gpus_per_node / (p.tp * p.cp);
@@ -174,6 +184,17 @@ void complete_parallelism(Scenario& s) {
              fmt::format("hybrid sharding shards over the {} data-parallel ranks of a node; "
                          "tp*cp must divide gpus_per_node and that count must divide dp ({})",
                          std::max(local, 0), p.dp));
+    }
+  }
+  if (p.zero_hpz) {
+    // The secondary copy is sharded over the data-parallel ranks of a node (simulator:
+    // local_dp_), which must tile the data-parallel group.
+    const int local = std::max(1, std::min(p.dp, s.cluster.gpus_per_node / (p.tp * p.cp)));
+    if (p.dp % local != 0) {
+      reject(s, "parallelism.zero_hpz", "true",
+             fmt::format("hpZ shards its copy over the {} data-parallel ranks of a node, "
+                         "which must divide dp ({})",
+                         local, p.dp));
     }
   }
 

@@ -88,8 +88,9 @@ void StepBuilder::build_pipeline(TaskGraph& g) {
   // reduce-scatter (after its backward). Wired into collectives once all ranks exist.
   struct FsdpNeed {
     bool gather;
-    int compute;  // the layer's compute task
-    int prereq;   // gather: the task whose end frees a buffer (two layers in flight)
+    bool backward;  // a gather before the layer's backward
+    int compute;    // the layer's compute task
+    int prereq;     // gather: the task whose end frees a buffer (fsdp_prefetch + 1 in flight)
     double params;
   };
   std::vector<std::vector<FsdpNeed>> fsdp(ranks.size());
@@ -199,9 +200,12 @@ void StepBuilder::build_pipeline(TaskGraph& g) {
               backward_of(l, work, parts);
             }
             const int id = add_block(work, parts, forward ? TaskKind::forward : TaskKind::backward);
-            const int prereq = done.size() >= 2 ? done[done.size() - 2] : -1;
-            if (forward || p_.reshard_after_forward) fsdp[r].push_back({true, id, prereq, l.params()});
-            if (!forward) fsdp[r].push_back({false, id, -1, l.params()});
+            // The gather may start once the layer fsdp_prefetch + 1 places back is done.
+            const size_t ahead = static_cast<size_t>(p_.fsdp_prefetch) + 1;
+            const int prereq = done.size() >= ahead ? done[done.size() - ahead] : -1;
+            if (forward || p_.reshard_after_forward)
+              fsdp[r].push_back({true, !forward, id, prereq, l.params()});
+            if (!forward) fsdp[r].push_back({false, true, id, -1, l.params()});
             done.push_back(id);
           };
           if (b.forward) {
@@ -369,8 +373,8 @@ void StepBuilder::build_pipeline(TaskGraph& g) {
   // with hybrid sharding those of its node.
   const GroupKind shard_kind =
       p_.sharding == ParallelismSpec::Sharding::hybrid ? GroupKind::dp_local : GroupKind::dp;
-  auto shard_members = [&](size_t r) {
-    if (shard_kind == GroupKind::dp) return dp_members(r, false);
+  // The data-parallel ranks of rank r's node (hybrid sharding's shard group, hpZ's group).
+  auto local_members = [&](size_t r) {
     std::vector<int> members;
     if (!opt_.full) {
       members.push_back(static_cast<int>(r));
@@ -380,6 +384,9 @@ void StepBuilder::build_pipeline(TaskGraph& g) {
     const int first = (id.d / local_dp_) * local_dp_;
     for (int d = first; d < first + local_dp_; ++d) members.push_back(rank_of(id.t, id.c, d, id.s));
     return members;
+  };
+  auto shard_members = [&](size_t r) {
+    return shard_kind == GroupKind::dp ? dp_members(r, false) : local_members(r);
   };
 
   std::vector<std::vector<int>> dp_tasks_of(ranks.size());
@@ -394,7 +401,20 @@ void StepBuilder::build_pipeline(TaskGraph& g) {
       for (size_t k = 0; k < fsdp[r].size(); ++k) {
         const FsdpNeed& need = fsdp[r][k];
         std::vector<int> after;
-        if (need.gather) {
+        if (need.gather && need.backward && p_.zero_hpz) {
+          // hpZ: gather from the node's secondary copy, one collective per node.
+          for (int mr : members) {
+            const std::vector<int> local = local_members(static_cast<size_t>(mr));
+            if (local.front() != mr || local_dp_ < 2) continue;
+            std::vector<int> local_after;
+            for (int lr : local)
+              if (fsdp[lr][k].prereq >= 0) local_after.push_back(fsdp[lr][k].prereq);
+            const int task = collective(TaskKind::param_gather, CollectiveOp::all_gather,
+                                        GroupKind::dp_local, local, local_after,
+                                        need.params * weight_bytes3, StreamKind::gather);
+            for (int lr : local) g.depend(task, fsdp[lr][k].compute);
+          }
+        } else if (need.gather) {
           for (int mr : members)
             if (fsdp[mr][k].prereq >= 0) after.push_back(fsdp[mr][k].prereq);
           const int task = collective(TaskKind::param_gather, CollectiveOp::all_gather, shard_kind,

@@ -280,6 +280,34 @@ parallelism: {tp: 3, fsdp: true, sharding: hybrid, global_batch: 16}
                {"bad.yaml:3", "parallelism"});
 }
 
+TEST(BadInput, PrefetchAndHpzNeedFullShardingZero3) {
+  expect_error(R"(cluster: {preset: dgx-h100}
+model: {preset: llama3-8b}
+parallelism: {tp: 1, zero_stage: 2, fsdp_prefetch: 2, global_batch: 8}
+)",
+               {"bad.yaml:3", "parallelism.fsdp_prefetch", "ZeRO-3 / FSDP only"});
+  expect_error(R"(cluster: {preset: dgx-h100}
+model: {preset: llama3-8b}
+parallelism: {tp: 1, fsdp: true, fsdp_prefetch: 9, global_batch: 8}
+)",
+               {"bad.yaml:3", "parallelism.fsdp_prefetch", "9"});
+  expect_error(R"(cluster: {preset: dgx-h100, nodes: 2}
+model: {preset: llama3-8b}
+parallelism: {tp: 1, fsdp: true, sharding: hybrid, zero_hpz: true, global_batch: 16}
+)",
+               {"bad.yaml:3", "parallelism.zero_hpz", "full sharding"});
+  expect_error(R"(cluster: {preset: dgx-h100, nodes: 2}
+model: {preset: llama3-8b}
+parallelism: {tp: 1, fsdp: true, reshard_after_forward: false, zero_hpz: true, global_batch: 16}
+)",
+               {"bad.yaml:3", "parallelism.zero_hpz", "reshard_after_forward: false"});
+  expect_error(R"(cluster: {preset: dgx-h100, nodes: 3}
+model: {preset: llama3-8b}
+parallelism: {tp: 1, pp: 2, dp: 12, fsdp: true, zero_hpz: true, global_batch: 24}
+)",
+               {"bad.yaml:3", "parallelism.zero_hpz", "must divide dp (12)"});
+}
+
 TEST(BadInput, ZeroBubbleWithZero3) {
   expect_error(R"(cluster: {preset: dgx-h100, nodes: 2}
 model: {preset: llama3-8b}

@@ -12,6 +12,7 @@
 #include "report/run_report.h"
 #include "scenario/load.h"
 #include "calibrate/compute_model.h"
+#include "model/memory.h"
 #include "model/workload.h"
 #include "simulator/collectives.h"
 
@@ -216,6 +217,50 @@ training: {recompute: none, gradient_dtype: bf16}
   // moves 2 * (2 - 1) / 2 * S * 2 ranks = 2 S over the NICs; 8 shards per node pair.
   EXPECT_NEAR(r.bytes_by_link_class.at(LinkClass::nic), 2 * 8 * 2 * (params * 2.0 / 8),
               1e-9 * params);
+}
+
+TEST(Fsdp, WithoutPrefetchEveryGatherIsExposed) {
+  // fsdp_prefetch: 0 starts a layer's gather only when the previous layer is done, so
+  // every gather but the first of each pass (embedding forward, head backward, which
+  // the previous pass can hide) adds to the step. No ring all-gather beats the NVLink
+  // port: (n - 1) / n * S at 450 GB/s per direction per H100 (NVIDIA H100 datasheet,
+  // 900 GB/s bidirectional). Llama 3 8B: embedding = head = 128256 * 4096 parameters.
+  const StepResult prefetched = simulate_step(fsdp_node());
+  const StepResult serial = simulate_step(fsdp_node(", fsdp_prefetch: 0"));
+  const double params = prefetched.figures.params_total;
+  const double exposed_params = params - 128256.0 * 4096.0;
+  const double bound = 7.0 / 8.0 * exposed_params * 2.0 /*bytes*/ * 2.0 /*passes*/ *
+                       2.0 /*micro-batches*/ / 450e9;
+  EXPECT_GT(serial.step_time.value() - prefetched.step_time.value(), bound);
+  // One more layer in flight hides nothing more on this network but holds one more
+  // layer's weights: gather buffers of (1 + prefetch) * largest unit * 2 bytes, the
+  // largest unit being the LM head with its final norm (128256 * 4096 + 4096).
+  const Scenario deeper_s = fsdp_node(", fsdp_prefetch: 2");
+  const StepResult deeper = simulate_step(deeper_s);
+  EXPECT_NEAR(deeper.step_time.value() / prefetched.step_time.value(), 1.0, 0.005);
+  EXPECT_NEAR(estimate_memory(deeper_s).stages[0].gather_buffers.value(),
+              3.0 * (128256.0 * 4096.0 + 4096.0) * 2.0, 1.0);
+}
+
+TEST(Fsdp, HpzKeepsBackwardGathersInsideTheNode) {
+  // ZeRO++ hpZ on two nodes, 16-way full sharding: the forward gather and the gradient
+  // reduce-scatter still span both nodes, the backward gather reads the node's secondary
+  // copy over NVLink. All three move the same bf16 bytes on the same 16-rank pattern, so
+  // the NICs carry 2/3 of what they carry without hpZ.
+  const std::string yaml = R"(
+cluster: {preset: dgx-h100, nodes: 2}
+model: {preset: llama3-8b, seq_len: 2048}
+parallelism: {fsdp: true, microbatch: 2, global_batch: 64)";
+  const std::string training = "}\ntraining: {recompute: none, gradient_dtype: bf16}\n";
+  const Scenario plain_s = load_scenario_text(yaml + training, "plain.yaml");
+  const Scenario hpz_s = load_scenario_text(yaml + ", zero_hpz: true" + training, "hpz.yaml");
+  const double plain_nic = simulate_step(plain_s).bytes_by_link_class.at(LinkClass::nic);
+  const double hpz_nic = simulate_step(hpz_s).bytes_by_link_class.at(LinkClass::nic);
+  EXPECT_NEAR(hpz_nic / plain_nic, 2.0 / 3.0, 1e-9);
+  // The secondary copy costs the weights over the node's 8 ranks: params * 2 bytes / 8.
+  const MemoryReport a = estimate_memory(plain_s), b = estimate_memory(hpz_s);
+  EXPECT_NEAR(b.stages[0].memory.weights.value() - a.stages[0].memory.weights.value(),
+              a.stages[0].params * 2.0 / 8.0, 1.0);
 }
 
 }  // namespace
