@@ -255,8 +255,13 @@ parallelism: {fsdp: true, microbatch: 2, global_batch: 64)";
   const Scenario plain_s = load_scenario_text(yaml + training, "plain.yaml");
   const Scenario hpz_s = load_scenario_text(yaml + ", zero_hpz: true" + training, "hpz.yaml");
   const double plain_nic = simulate_step(plain_s).bytes_by_link_class.at(LinkClass::nic);
-  const double hpz_nic = simulate_step(hpz_s).bytes_by_link_class.at(LinkClass::nic);
+  const StepResult hpz = simulate_step(hpz_s);
+  const double hpz_nic = hpz.bytes_by_link_class.at(LinkClass::nic);
   EXPECT_NEAR(hpz_nic / plain_nic, 2.0 / 3.0, 1e-9);
+  // Every GPU and node-local collective simulated explicitly gives the same step.
+  const StepResult full = simulate_step(hpz_s, SimulationOptions{true, false});
+  EXPECT_NEAR(full.step_time.value() / hpz.step_time.value(), 1.0, 0.01);
+  EXPECT_NEAR(full.bytes_by_link_class.at(LinkClass::nic), hpz_nic, 1e-9 * hpz_nic);
   // The secondary copy costs the weights over the node's 8 ranks: params * 2 bytes / 8.
   const MemoryReport a = estimate_memory(plain_s), b = estimate_memory(hpz_s);
   EXPECT_NEAR(b.stages[0].memory.weights.value() - a.stages[0].memory.weights.value(),
