@@ -157,9 +157,7 @@ MemoryReport estimate_memory(const Scenario& s) {
                               : Bytes((dense + expert) * sb.weight);
       if (p.zero_hpz) {
         // hpZ's secondary copy: the stage's weights over the data-parallel ranks of a node.
-        const int local =
-            std::max(1, std::min(p.dp, s.cluster.gpus_per_node / (p.tp * p.cp)));
-        mem.weights += Bytes(sb.weight * (dense + expert) / local);
+        mem.weights += Bytes(sb.weight * (dense + expert) / p.node_dp(s.cluster.gpus_per_node));
       }
     }
     mem.other = st.runtime_reserve + st.allocator_overhead + st.gather_buffers;

@@ -210,6 +210,10 @@ struct ParallelismSpec {
   int shard_group() const { return dp * cp; }
   // Ranks ZeRO-3 / FSDP shards parameters, gradients and optimizer state over: all of
   // dp * cp, or with hybrid sharding the data-parallel ranks inside one node.
+  // Data-parallel ranks of one stage inside a node (hybrid sharding's and hpZ's group).
+  int node_dp(int gpus_per_node) const {
+    return std::max(1, std::min(dp, gpus_per_node / (tp * cp)));
+  }
   int zero3_group(int gpus_per_node) const {
     if (sharding == Sharding::hybrid) return std::max(1, gpus_per_node / tp);
     return shard_group();

@@ -187,9 +187,9 @@ void complete_parallelism(Scenario& s) {
     }
   }
   if (p.zero_hpz) {
-    // The secondary copy is sharded over the data-parallel ranks of a node (simulator:
-    // local_dp_), which must tile the data-parallel group.
-    const int local = std::max(1, std::min(p.dp, s.cluster.gpus_per_node / (p.tp * p.cp)));
+    // The secondary copy is sharded over the data-parallel ranks of a node, which must
+    // tile the data-parallel group.
+    const int local = p.node_dp(s.cluster.gpus_per_node);
     if (p.dp % local != 0) {
       reject(s, "parallelism.zero_hpz", "true",
              fmt::format("hpZ shards its copy over the {} data-parallel ranks of a node, "

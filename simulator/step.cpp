@@ -400,28 +400,31 @@ void StepBuilder::build_pipeline(TaskGraph& g) {
       if (members.front() != static_cast<int>(r) || shard < 2) continue;
       for (size_t k = 0; k < fsdp[r].size(); ++k) {
         const FsdpNeed& need = fsdp[r][k];
-        std::vector<int> after;
-        if (need.gather && need.backward && p_.zero_hpz) {
-          // hpZ: gather from the node's secondary copy, one collective per node.
-          for (int mr : members) {
-            const std::vector<int> local = local_members(static_cast<size_t>(mr));
-            if (local.front() != mr || local_dp_ < 2) continue;
-            std::vector<int> local_after;
-            for (int lr : local)
-              if (fsdp[lr][k].prereq >= 0) local_after.push_back(fsdp[lr][k].prereq);
-            const int task = collective(TaskKind::param_gather, CollectiveOp::all_gather,
-                                        GroupKind::dp_local, local, local_after,
-                                        need.params * weight_bytes3, StreamKind::gather);
-            for (int lr : local) g.depend(task, fsdp[lr][k].compute);
+        if (need.gather) {
+          // hpZ: a backward gather reads the node's secondary copy, one collective per
+          // node (none when a node holds a single data-parallel rank).
+          const bool in_node = need.backward && p_.zero_hpz;
+          std::vector<std::vector<int>> gather_groups;
+          if (!in_node) {
+            gather_groups.push_back(members);
+          } else if (local_dp_ >= 2) {
+            for (int mr : members) {
+              std::vector<int> local = local_members(static_cast<size_t>(mr));
+              if (local.front() == mr) gather_groups.push_back(std::move(local));
+            }
           }
-        } else if (need.gather) {
-          for (int mr : members)
-            if (fsdp[mr][k].prereq >= 0) after.push_back(fsdp[mr][k].prereq);
-          const int task = collective(TaskKind::param_gather, CollectiveOp::all_gather, shard_kind,
-                                      members, after, need.params * weight_bytes3,
-                                      StreamKind::gather);
-          for (int mr : members) g.depend(task, fsdp[mr][k].compute);
+          for (const std::vector<int>& group : gather_groups) {
+            std::vector<int> group_after;
+            for (int gr : group)
+              if (fsdp[gr][k].prereq >= 0) group_after.push_back(fsdp[gr][k].prereq);
+            const int task = collective(TaskKind::param_gather, CollectiveOp::all_gather,
+                                        in_node ? GroupKind::dp_local : shard_kind, group,
+                                        group_after, need.params * weight_bytes3,
+                                        StreamKind::gather);
+            for (int gr : group) g.depend(task, fsdp[gr][k].compute);
+          }
         } else {
+          std::vector<int> after;
           for (int mr : members) after.push_back(fsdp[mr][k].compute);
           int task = collective(TaskKind::dp_comm, CollectiveOp::reduce_scatter, shard_kind,
                                 members, after, need.params * grad_bytes3);

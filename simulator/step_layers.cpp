@@ -25,7 +25,7 @@ StepBuilder::StepBuilder(const Scenario& s, const SimulationOptions& opt)
                 moe.load_imbalance;
     expert_time_scale_ = moe.load_imbalance;
   }
-  local_dp_ = std::max(1, std::min(p_.dp, s.cluster.gpus_per_node / (p_.tp * p_.cp)));
+  local_dp_ = p_.node_dp(s.cluster.gpus_per_node);
   engine_options_.compute_slowdown = s.simulation.compute_slowdown;
   engine_options_.comm_slowdown = s.simulation.comm_slowdown;
 }
