@@ -1,6 +1,8 @@
 #include "model/memory.h"
 
 #include <algorithm>
+#include <utility>
+#include <vector>
 
 #include "core/error.h"
 #include "model/pipeline.h"
@@ -41,8 +43,22 @@ double in_flight_factor(const ParallelismSpec& p, int stage) {
       const int chunks = std::min((p.pp - stage - 1) * 2 + (v - 1) * p.pp + 1, m * v);
       return static_cast<double>(chunks) / v;  // a chunk is 1/v of the stage's layers
     }
+    case PipelineSchedule::dualpipe:
+      break;  // two stages per rank: see stages_held
   }
   return 1.0;
+}
+
+// The model stages rank i holds, each with the micro-batches it keeps at its peak. Under
+// DualPipe rank i holds stage h = min(i, p-1-i) for one direction and stage p-1-h for
+// the other; the reference schedule (deepseek-ai/DualPipe, DualPipe.step) runs
+// 2(p/2-h-1) + (h+1) forwards of the first and h+1 of the second before its first
+// backward, then one more forward of the first: p - h and h + 1, p + 1 in all (the
+// "PP+1" of the DualPipe README's comparison table).
+std::vector<std::pair<int, double>> stages_held(const ParallelismSpec& p, int i) {
+  if (p.schedule != PipelineSchedule::dualpipe) return {{i, in_flight_factor(p, i)}};
+  const int h = std::min(i, p.pp - 1 - i);
+  return {{h, static_cast<double>(p.pp - h)}, {p.pp - 1 - h, static_cast<double>(h + 1)}};
 }
 
 }  // namespace
@@ -87,45 +103,56 @@ MemoryReport estimate_memory(const Scenario& s) {
   const Layer* embedding = stage_embedding[0];
 
   const StateBytes sb = state_bytes_per_param(t);
+  // DualPipe reduces a stage's gradients over both copies' data-parallel ranks, so
+  // ZeRO stages 1-2 shard over twice the group (ZeRO-3 is refused with it).
+  const double copies = p.schedule == PipelineSchedule::dualpipe ? 2.0 : 1.0;
   const double dense_group =
-      p.zero_stage >= 3 ? p.zero3_group(s.cluster.gpus_per_node) : p.shard_group();
-  const double expert_group = std::max(1.0, dense_group / p.ep);
+      (p.zero_stage >= 3 ? p.zero3_group(s.cluster.gpus_per_node) : p.shard_group()) * copies;
+  const double expert_group = std::max(copies, dense_group / p.ep);
 
   MemoryReport report;
   report.capacity = s.cluster.gpu.memory;
   for (int i = 0; i < p.pp; ++i) {
     StageMemory st;
     st.stage = i;
-    st.layers = static_cast<int>(stage_layers[i].size());
     double dense = 0, expert = 0;
-    Bytes per_microbatch;  // activations of one micro-batch through this stage's layers
+    Bytes per_microbatch;  // activations of one micro-batch through this rank's layers
+    Bytes activations;
     Bytes largest_layer_full;
     double largest_layer_params = 0;
-    for (const Layer* l : stage_layers[i]) {
-      dense += l->params() - l->expert_params();
-      expert += l->expert_params();
-      per_microbatch += l->saved(t.recompute);
-      largest_layer_full = std::max(largest_layer_full, l->saved(Recompute::none));
-      largest_layer_params = std::max(largest_layer_params, l->params());
+    for (const auto& [held, factor] : stages_held(p, i)) {
+      Bytes stage_microbatch;
+      for (const Layer* l : stage_layers[held]) {
+        dense += l->params() - l->expert_params();
+        expert += l->expert_params();
+        stage_microbatch += l->saved(t.recompute);
+        largest_layer_full = std::max(largest_layer_full, l->saved(Recompute::none));
+        largest_layer_params = std::max(largest_layer_params, l->params());
+      }
+      const int layers = static_cast<int>(stage_layers[held].size());
+      st.layers += layers;
+      st.layers_in_flight += factor * layers;
+      per_microbatch += stage_microbatch;
+      activations += stage_microbatch * factor;
+      if (stage_embedding[held]) {
+        dense += stage_embedding[held]->params();
+        largest_layer_params = std::max(largest_layer_params, stage_embedding[held]->params());
+        const double embedding_in_flight =
+            p.schedule == PipelineSchedule::dualpipe ? factor
+                                                     : std::min(p.pp, p.microbatches());
+        activations += stage_embedding[held]->saved(t.recompute) * embedding_in_flight;
+      }
+      if (stage_head[held]) {
+        dense += stage_head[held]->params();
+        largest_layer_params = std::max(largest_layer_params, stage_head[held]->params());
+        // Megatron keeps a copy of tied word embeddings on the last stage when pp > 1.
+        if (m.tied_embeddings && p.pp > 1 && embedding) {
+          dense += embedding->ops.front().params;
+        }
+        activations += stage_head[held]->saved(t.recompute);  // one micro-batch in flight
+      }
     }
     if (st.layers > 0) st.activations_per_layer = per_microbatch / st.layers;
-    const double factor = in_flight_factor(p, i);
-    st.layers_in_flight = factor * st.layers;
-    Bytes activations = per_microbatch * factor;
-    if (stage_embedding[i]) {
-      dense += stage_embedding[i]->params();
-      largest_layer_params = std::max(largest_layer_params, stage_embedding[i]->params());
-      activations += stage_embedding[i]->saved(t.recompute) * std::min(p.pp, p.microbatches());
-    }
-    if (stage_head[i]) {
-      dense += stage_head[i]->params();
-      largest_layer_params = std::max(largest_layer_params, stage_head[i]->params());
-      // Megatron keeps a copy of tied word embeddings on the last stage when pp > 1.
-      if (m.tied_embeddings && p.pp > 1 && embedding) {
-        dense += embedding->ops.front().params;
-      }
-      activations += stage_head[i]->saved(t.recompute);  // one micro-batch in flight
-    }
     // Full recompute rebuilds one layer's activations at a time during backward.
     if (t.recompute == Recompute::full && m.family != ModelFamily::cnn) {
       activations += largest_layer_full;

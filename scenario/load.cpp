@@ -369,7 +369,8 @@ void read_parallelism(const YAML::Node& node, const std::string& file, Origin* o
               {{"gpipe", PipelineSchedule::gpipe},
                {"1f1b", PipelineSchedule::one_f_one_b},
                {"interleaved-1f1b", PipelineSchedule::interleaved_1f1b},
-               {"zb-h1", PipelineSchedule::zero_bubble_h1}},
+               {"zb-h1", PipelineSchedule::zero_bubble_h1},
+               {"dualpipe", PipelineSchedule::dualpipe}},
               p.schedule);
   r.read_enum("pipeline_engine",
               {{"megatron", PipelineEngine::megatron}, {"deepspeed", PipelineEngine::deepspeed}},

@@ -52,6 +52,7 @@ const char* to_string(PipelineSchedule s) {
     case PipelineSchedule::one_f_one_b: return "1f1b";
     case PipelineSchedule::interleaved_1f1b: return "interleaved-1f1b";
     case PipelineSchedule::zero_bubble_h1: return "zb-h1";
+    case PipelineSchedule::dualpipe: return "dualpipe";
   }
   return "?";
 }

@@ -150,7 +150,11 @@ struct ModelSpec {
 // zero_bubble_h1: ZB-H1 of Qi et al. 2023 ("Zero Bubble Pipeline Parallelism"), 1F1B
 // with each backward split into its input-gradient part (B) and weight-gradient part (W),
 // the W of the first warm-up micro-batches deferred into the cool-down bubble.
-enum class PipelineSchedule { gpipe, one_f_one_b, interleaved_1f1b, zero_bubble_h1 };
+// dualpipe: DeepSeek's bidirectional pipeline (DeepSeek-V3 report, section 3.2.1; the
+// deepseek-ai/DualPipe reference schedule): rank r holds stage r for micro-batches that
+// enter at rank 0 and stage pp-1-r for those that enter at rank pp-1, half of the
+// micro-batches each way, so every rank keeps two copies' worth of its stages' weights.
+enum class PipelineSchedule { gpipe, one_f_one_b, interleaved_1f1b, zero_bubble_h1, dualpipe };
 const char* to_string(PipelineSchedule s);
 
 // How activations travel between pipeline stages.

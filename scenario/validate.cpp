@@ -160,6 +160,24 @@ void complete_parallelism(Scenario& s) {
     reject(s, "parallelism.schedule", "zb-h1",
            "zb-h1 is modelled with ZeRO stages 0-2 (FSDP units keep whole backward passes)");
   }
+  if (p.schedule == PipelineSchedule::dualpipe) {
+    // The reference implementation's preconditions (deepseek-ai/DualPipe, DualPipe.step).
+    if (p.pp < 2 || p.pp % 2 != 0) {
+      reject(s, "parallelism.pp", std::to_string(p.pp),
+             "dualpipe pairs rank r with rank pp-1-r: pp must be even and at least 2");
+    }
+    if (p.microbatches() % 2 != 0 || p.microbatches() < 2 * p.pp) {
+      reject(s, "parallelism.global_batch", std::to_string(p.global_batch),
+             fmt::format("dualpipe sends half of the micro-batches each way and needs at least "
+                         "2*pp of them: the {} micro-batches per replica (global_batch / "
+                         "(microbatch*dp)) must be even and at least {}",
+                         p.microbatches(), 2 * p.pp));
+    }
+    if (p.zero_stage >= 3) {
+      reject(s, "parallelism.schedule", "dualpipe",
+             "dualpipe is modelled with ZeRO stages 0-2 (FSDP units keep whole backward passes)");
+    }
+  }
 
   if (p.zero_stage < 3) {
     for (const char* key : {"parallelism.sharding", "parallelism.reshard_after_forward",

@@ -1,9 +1,21 @@
 #include "simulator/groups.h"
 
+#include <cstddef>
+
 namespace orrery {
 
 GroupSet groups_of(GroupKind kind, int stage, const Layout& L, int block) {
   const int ep = block;
+  if (kind == GroupKind::dp_mirror || kind == GroupKind::expert_dp_mirror) {
+    const GroupKind one = kind == GroupKind::dp_mirror ? GroupKind::dp : GroupKind::expert_dp;
+    GroupSet out = groups_of(one, stage, L, block);
+    const GroupSet mirror = groups_of(one, L.pp - 1 - stage, L, block);
+    out.group.insert(out.group.end(), mirror.group.begin(), mirror.group.end());
+    for (std::size_t i = 0; i < out.siblings.size(); ++i)
+      out.siblings[i].insert(out.siblings[i].end(), mirror.siblings[i].begin(),
+                             mirror.siblings[i].end());
+    return out;
+  }
   GroupSet out;
   auto add = [&](std::vector<int> g, bool own) {
     if (own) {
@@ -69,6 +81,9 @@ GroupSet groups_of(GroupKind kind, int stage, const Layout& L, int block) {
           add(std::move(g), t == 0 && e == 0);
         }
       break;
+    case GroupKind::dp_mirror:
+    case GroupKind::expert_dp_mirror:
+      break;  // built from dp / expert_dp above
   }
   return out;
 }

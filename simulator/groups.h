@@ -19,7 +19,11 @@ enum class GroupKind {
   expert_dp,  // ranks holding the same experts: data-parallel index d = e + ep * j
   ep,         // consecutive data-parallel ranks that split the experts
   dp_local,   // hybrid sharding: the data-parallel ranks inside one node (d / local equal)
-  dp_cross    // hybrid sharding: one rank per node holding the same shard (d % local equal)
+  dp_cross,   // hybrid sharding: one rank per node holding the same shard (d % local equal)
+  // DualPipe: the dp (expert_dp) group of `stage` followed by the same group of stage
+  // pp - 1 - stage, which holds the other copy of the same layers.
+  dp_mirror,
+  expert_dp_mirror
 };
 
 // A collective's group for the GPU with tp, cp and dp index 0 of `stage`, and the sibling

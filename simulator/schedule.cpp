@@ -1,6 +1,8 @@
 #include "simulator/schedule.h"
 
 #include <algorithm>
+#include <deque>
+#include <utility>
 
 namespace orrery {
 
@@ -31,17 +33,90 @@ std::vector<Block> pipeline_order(const ParallelismSpec& par, int stage) {
       auto weights_until = [&](int until) {
         while (next_w < std::min(until, m)) out.push_back({false, 0, next_w++, true});
       };
+      auto input_gradient = [&](int i) {
+        Block b{false, 0, i};
+        b.split = true;
+        out.push_back(b);
+      };
       for (int i = 0; i < warmup; ++i) out.push_back({true, 0, i});
       for (int i = 0; i < m - warmup; ++i) {
         out.push_back({true, 0, warmup + i});
-        out.push_back({false, 0, i});
+        input_gradient(i);
         weights_until(i + 1 - stage);
       }
       for (int i = m - warmup; i < m; ++i) {
-        out.push_back({false, 0, i});
+        input_gradient(i);
         weights_until(i + 1 - stage);
       }
       weights_until(m);
+      break;
+    }
+    case PipelineSchedule::dualpipe: {
+      // The reference names its two chunks by phase: phase 0 is the direction in which
+      // this rank sits h places from the entry, phase 1 the other. Ranks of the second
+      // half meet the reverse direction (chunk 1) first.
+      const int half = p / 2, h = std::min(stage, p - 1 - stage), per_direction = m / 2;
+      const int flip = stage >= half ? 1 : 0;
+      const bool middle = h == half - 1;
+      int next_f[2] = {0, 0}, next_b[2] = {0, 0};
+      std::deque<std::pair<int, int>> deferred;  // split backwards awaiting their W, FIFO
+      auto F = [&](int phase, bool defer = false, bool fused = false) {
+        const int c = phase ^ flip;
+        Block b{true, c, next_f[c]++};
+        b.defer_send = defer || fused;
+        b.fused_with_next = fused;
+        out.push_back(b);
+      };
+      auto B = [&](int phase, bool zero_bubble = false) {
+        const int c = phase ^ flip;
+        Block b{false, c, next_b[c]++};
+        b.split = zero_bubble;
+        if (zero_bubble) deferred.emplace_back(c, b.microbatch);
+        out.push_back(b);
+      };
+      auto W = [&]() {
+        const auto [c, mb] = deferred.front();
+        deferred.pop_front();
+        out.push_back({false, c, mb, true});
+      };
+      for (int i = 0; i < 2 * (half - h - 1); ++i) F(0);  // 1: nF0
+      for (int i = 0; i <= h; ++i) {                      // 2: nF0F1
+        // The reference sends this F0's output after the F1 that follows, except on the
+        // middle ranks, which hold back their last F1's output instead.
+        F(0, !middle);
+        F(1, middle && i == h);
+      }
+      for (int i = 0; i < half - h - 1; ++i) {  // 3: nB1W1F1, zero bubble
+        B(1, true);
+        W();
+        F(1);
+      }
+      for (int i = 0; i < per_direction - p + h + 1; ++i) {  // 4: nF0B1F1B0
+        // The middle ranks run the first F0 and B1 one after the other (the reference
+        // does not overlap them, to shorten the bubble).
+        const bool first_middle = i == 0 && middle;
+        F(0, first_middle, !first_middle);
+        B(1);
+        F(1, false, true);
+        B(0);
+      }
+      for (int i = 0; i < half - h - 1; ++i) {  // 5: nB1F1B0
+        B(1);
+        F(1, false, true);
+        B(0);
+      }
+      bool zero_bubble = false;  // 6: nB1B0, the second half with zero bubble
+      for (int i = 0; i <= h; ++i) {
+        if (i == (h + 1) / 2 && h % 2 == 1) zero_bubble = true;
+        B(1, zero_bubble);
+        if (i == (h + 1) / 2 && h % 2 == 0) zero_bubble = true;
+        B(0, zero_bubble);
+      }
+      for (int i = 0; i < half - h - 1; ++i) {  // 7: nWB0, zero bubble
+        W();
+        B(0, true);
+      }
+      while (!deferred.empty()) W();  // 8: nW (h + 1 of them)
       break;
     }
     case PipelineSchedule::interleaved_1f1b: {

@@ -13,9 +13,16 @@ struct Block {
   bool forward = true;
   int chunk = 0;  // model chunk (virtual stage) on this pipeline rank
   int microbatch = 0;
-  // zb-h1 splits a backward in two: `forward = false, weight = false` is then the
-  // input-gradient pass (B) alone and `weight = true` the weight-gradient pass (W).
+  // A weight-gradient pass (W): the second half of an earlier `split` backward.
   bool weight = false;
+  // A backward without its weight-gradient GEMMs (B); its W is a later block.
+  bool split = false;
+  // DualPipe: this forward and the backward after it run as one overlapped pair (each
+  // one's communication hidden under the other's compute), and this block's output
+  // leaves after the pair.
+  bool fused_with_next = false;
+  // The block's output leaves after the next block rather than right after it.
+  bool defer_send = false;
 };
 
 // GPipe: every forward, then every backward (last micro-batch first). 1F1B (Narayanan
@@ -23,7 +30,10 @@ struct Block {
 // backward alternately, then the remaining backwards. Interleaved 1F1B: Megatron-LM's
 // order over the v chunks of each rank. ZB-H1 (Qi et al. 2023, section 2.1): 1F1B's F
 // and B order, stage i running the W of micro-batch j after the B of micro-batch j + i,
-// the deferred W's filling the cool-down.
+// the deferred W's filling the cool-down. DualPipe (deepseek-ai/DualPipe, DualPipe.step):
+// chunk 0 is the stage this rank holds for micro-batches entering at rank 0, chunk 1 the
+// one for those entering at rank p - 1; the eight phases of the reference schedule, a
+// rank at distance h = min(r, p-1-r) from the ends running them with the counts it gives.
 std::vector<Block> pipeline_order(const ParallelismSpec& p, int stage);
 
 }  // namespace orrery

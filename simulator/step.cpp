@@ -6,7 +6,9 @@
 #include <cmath>
 #include <map>
 #include <memory>
+#include <optional>
 #include <tuple>
+#include <utility>
 
 #include "core/error.h"
 #include "model/pipeline.h"
@@ -16,6 +18,37 @@
 
 namespace orrery {
 namespace detail {
+
+void StepBuilder::overlap_pair(TaskGraph& g, std::pair<int, int> forward,
+                               std::pair<int, int> backward) const {
+  struct Sums {
+    double ep = 0, compute = 0;
+  };
+  auto sums = [&](std::pair<int, int> range) {
+    Sums out;
+    for (int i = range.first; i <= range.second; ++i) {
+      const Task& t = g.tasks[static_cast<size_t>(i)];
+      out.ep += t.ep_s;
+      out.compute += t.work_s - t.ep_s - t.tp_s - t.cp_s;
+    }
+    return out;
+  };
+  const Sums f = sums(forward), b = sums(backward);
+  const double slowdown = engine_options_.compute_slowdown;
+  // Each side's all-to-all is hidden up to the other side's compute; the compute that
+  // covers it runs (1 - slowdown) as fast, so hiding h seconds costs h * slowdown.
+  auto hide = [&](std::pair<int, int> range, double exposed, double hidden) {
+    if (exposed <= 0 || hidden <= 0) return;
+    for (int i = range.first; i <= range.second; ++i) {
+      Task& t = g.tasks[static_cast<size_t>(i)];
+      const double share = hidden * t.ep_s / exposed;
+      t.ep_s -= share;
+      t.work_s -= share * (1.0 - slowdown);
+    }
+  };
+  hide(forward, f.ep, std::min(f.ep, b.compute));
+  hide(backward, b.ep, std::min(b.ep, f.compute));
+}
 
 void StepBuilder::build_pipeline(TaskGraph& g) {
   const int p = p_.pp, v = p_.virtual_pipeline_stages, m = p_.microbatches();
@@ -64,6 +97,13 @@ void StepBuilder::build_pipeline(TaskGraph& g) {
     if (stage == p - 1 && chunk == v - 1 && head) out.push_back(head);
     return out;
   };
+  // DualPipe: rank st's chunk 0 holds stage st, its chunk 1 stage p - 1 - st (the copy
+  // that micro-batches entering at the last rank cross).
+  const bool dual = p_.schedule == PipelineSchedule::dualpipe;
+  const int chunks = dual ? 2 : v;
+  auto block_layers = [&](int st, int chunk) {
+    return dual ? layers_of(chunk == 0 ? st : p - 1 - st, 0) : layers_of(st, chunk);
+  };
 
   std::vector<std::vector<Block>> sched(p);
   for (int st = 0; st < p; ++st) sched[st] = pipeline_order(p_, st);
@@ -71,18 +111,22 @@ void StepBuilder::build_pipeline(TaskGraph& g) {
   // Per rank: first and last task of each block, indexed by (rank, forward?, chunk,
   // micro-batch) in dense arrays.
   auto block_key = [&](int rank, int fwd, int chunk, int mb) {
-    return ((static_cast<size_t>(rank) * 2 + static_cast<size_t>(fwd)) * v +
+    return ((static_cast<size_t>(rank) * 2 + static_cast<size_t>(fwd)) * chunks +
             static_cast<size_t>(chunk)) *
                m +
            static_cast<size_t>(mb);
   };
-  const size_t block_count = ranks.size() * 2 * static_cast<size_t>(v) * static_cast<size_t>(m);
+  const size_t block_count =
+      ranks.size() * 2 * static_cast<size_t>(chunks) * static_cast<size_t>(m);
   std::vector<int> block_first(block_count, -1), block_last(block_count, -1);
   struct GradReady {
     int task;
     double dense_params, expert_params;
   };
-  std::vector<std::vector<GradReady>> grads(ranks.size());
+  // Per rank, the gradients as they become final, in order: one list, or under DualPipe
+  // one per chunk (each chunk's gradients are summed with the mirror rank's copy).
+  std::vector<std::vector<std::vector<GradReady>>> grads(
+      ranks.size(), std::vector<std::vector<GradReady>>(dual ? 2 : 1));
   // ZeRO-3 / FSDP: per rank, in schedule order, each layer's parameter gather (before its
   // forward, and before its backward when parameters were resharded) and gradient
   // reduce-scatter (after its backward). Wired into collectives once all ranks exist.
@@ -96,7 +140,7 @@ void StepBuilder::build_pipeline(TaskGraph& g) {
   std::vector<std::vector<FsdpNeed>> fsdp(ranks.size());
   const bool zero3 = p_.zero_stage >= 3;
   std::vector<int> last_compute(ranks.size(), -1);
-  const int positions = p * v;
+  const int positions = dual ? p : p * v;
   std::vector<int> incoming(block_count, -1);  // receiving block -> its transfer
   g.tasks.reserve(ranks.size() * (static_cast<size_t>(m) * static_cast<size_t>(v) * 4 + 64));
   std::map<std::pair<int, int>, int> pair_cache;  // full mode: (gpu, gpu) -> plan
@@ -104,18 +148,71 @@ void StepBuilder::build_pipeline(TaskGraph& g) {
   for (size_t r = 0; r < ranks.size(); ++r) {
     const int rank = static_cast<int>(r);
     const int st = ranks[r].s;
-    // Gradients of a chunk are final after its last backward (its last W under zb-h1).
-    const bool split = p_.schedule == PipelineSchedule::zero_bubble_h1;
-    ORRERY_CHECK(!(split && opt_.op_level), "zb-h1 is built from layer templates");
-    std::vector<int> last_bwd_of_chunk(v, -1);
-    for (const Block& b : sched[st]) {
-      if (!b.forward && b.weight == split) last_bwd_of_chunk[b.chunk] = b.microbatch;
+    // The transfer of block b's output to the next position along its pipeline, issued
+    // on this rank's streams after task `after`. Positions: chunk * p + stage along the
+    // virtual pipeline; under DualPipe chunk 0 runs from rank 0 up and chunk 1 from rank
+    // p - 1 down.
+    int prev = -1;  // the last task on this rank's compute stream
+    auto send_after = [&](const Block& b, int after) {
+      const int q = dual ? (b.chunk == 0 ? st : p - 1 - st) : b.chunk * p + st;
+      const int next_q = b.forward ? q + 1 : q - 1;
+      if (next_q < 0 || next_q >= positions) return;
+      const int next_stage = dual ? (b.chunk == 0 ? next_q : p - 1 - next_q) : next_q % p;
+      const int next_chunk = dual ? b.chunk : next_q / p;
+      const int peer = rank_of(ranks[r].t, ranks[r].c, ranks[r].d, next_stage);
+      Task t;
+      t.kind = TaskKind::pp_comm;
+      // The sender's compute waits for the transfer unless the interleaved schedule
+      // overlaps pipeline communication (spec.h, PipelineEngine).
+      const bool overlapped = p_.pipeline_engine == PipelineEngine::megatron &&
+                              p_.schedule == PipelineSchedule::interleaved_1f1b &&
+                              s_.training.overlap_p2p;
+      t.stream = overlapped ? StreamKind::pp : StreamKind::compute;
+      t.rank = rank;
+      t.microbatch = b.microbatch;
+      if (opt_.full) {
+        const int a = L_.gpu(ranks[r].t, ranks[r].c, ranks[r].d, st);
+        const int bgpu = L_.gpu(ranks[r].t, ranks[r].c, ranks[r].d, next_stage);
+        auto it = pair_cache.find({a, bgpu});
+        if (it == pair_cache.end()) {
+          const CommPlan plan =
+              plan_collective(CollectiveOp::send_recv, {a, bgpu}, pp_bytes_, topo_, false);
+          PlannedComm placed = place(plan, topo_);
+          placed.description = fmt::format("send_recv GPU {} -> {}", a, bgpu);
+          placed.traffic = traffic(plan, topo_, 1.0);
+          g.comms.push_back(std::move(placed));
+          it = pair_cache.emplace(std::make_pair(a, bgpu), static_cast<int>(g.comms.size()) - 1)
+                   .first;
+        }
+        t.comm = it->second;
+      } else {
+        t.comm = pp_comm_index(g, st, next_stage);
+      }
+      const int id = g.add(t);
+      for (const auto& [cls, bytes] : g.comms[t.comm].traffic) traffic_[cls] += bytes;
+      g.depend(after, id);
+      if (t.stream == StreamKind::compute) prev = id;
+      incoming[block_key(peer, b.forward ? 1 : 0, next_chunk, b.microbatch)] = id;
+    };
+    // Gradients of a chunk are final after the last of its blocks that computes weight
+    // gradients: a whole backward or a W.
+    std::vector<size_t> last_bwd_of_chunk(chunks, 0);
+    for (size_t i = 0; i < sched[st].size(); ++i) {
+      const Block& b = sched[st][i];
+      ORRERY_CHECK(!(opt_.op_level && (b.split || b.weight || b.fused_with_next)),
+                   "split backwards and fused pairs are built from layer templates");
+      if (!b.forward && !b.split) last_bwd_of_chunk[b.chunk] = i;
     }
-    int prev = -1;
-    for (const Block& b : sched[st]) {
-      const std::vector<const Layer*> layers = layers_of(st, b.chunk);
-      const bool final_bwd =
-          !b.forward && b.weight == split && last_bwd_of_chunk[b.chunk] == b.microbatch;
+    // DualPipe's overlapped pair: the forward's tasks, whose communication and that of the
+    // backward after it are then hidden under each other's compute.
+    std::optional<std::pair<int, int>> fused_forward;
+    // A transfer held back until after the next block (Block::defer_send).
+    std::optional<Block> pending_send;
+    for (size_t bi = 0; bi < sched[st].size(); ++bi) {
+      const Block& b = sched[st][bi];
+      const std::vector<const Layer*> layers = block_layers(st, b.chunk);
+      const bool final_bwd = !b.forward && !b.split && last_bwd_of_chunk[b.chunk] == bi;
+      const int grad_list = dual ? b.chunk : 0;
       int first = -1;
       auto track_first = [&](int id) {
         if (first < 0) first = id;
@@ -135,7 +232,7 @@ void StepBuilder::build_pipeline(TaskGraph& g) {
                   append_layer(g, cache, rank, st, **it, PassKind::recompute, after, b.microbatch);
             after = append_layer(g, cache, rank, st, **it, PassKind::backward, after, b.microbatch);
             if (final_bwd) {
-              grads[r].push_back(
+              grads[r][grad_list].push_back(
                   {after, (*it)->params() - (*it)->expert_params(), (*it)->expert_params()});
             }
           }
@@ -219,8 +316,8 @@ void StepBuilder::build_pipeline(TaskGraph& g) {
           for (const Layer* l : layers)
             accumulate(layer_template(st, *l, PassKind::forward), work, parts);
           add_block(work, parts, TaskKind::forward);
-        } else if (split && !b.weight) {
-          // zb-h1's B: the backward without its weight-gradient GEMMs.
+        } else if (b.split) {
+          // B: the backward without its weight-gradient GEMMs.
           double work = 0;
           Parts parts;
           for (auto it = layers.rbegin(); it != layers.rend(); ++it) {
@@ -232,7 +329,7 @@ void StepBuilder::build_pipeline(TaskGraph& g) {
           double work = 0;
           Parts parts;
           for (auto it = layers.rbegin(); it != layers.rend(); ++it) {
-            if (split) {
+            if (b.weight) {
               work += weight_gradient_time(**it);
             } else {
               backward_of(**it, work, parts);
@@ -243,75 +340,54 @@ void StepBuilder::build_pipeline(TaskGraph& g) {
           for (auto it = layers.rbegin(); it != layers.rend(); ++it) {
             double work = 0;
             Parts parts;
-            if (split) {
+            if (b.weight) {
               work = weight_gradient_time(**it);
             } else {
               backward_of(**it, work, parts);
             }
             const int id = add_block(work, parts, TaskKind::backward);
-            grads[r].push_back(
+            grads[r][grad_list].push_back(
                 {id, (*it)->params() - (*it)->expert_params(), (*it)->expert_params()});
           }
         }
+        if (b.fused_with_next) {
+          fused_forward = std::make_pair(first, prev);
+        } else if (fused_forward) {
+          overlap_pair(g, *fused_forward, {first, prev});
+          fused_forward.reset();
+        }
+      }
+      if (pending_send) {
+        send_after(*pending_send, prev);
+        pending_send.reset();
       }
       if (b.weight) continue;  // a W sends nothing and nothing waits for it but the step
       block_first[block_key(rank, b.forward ? 1 : 0, b.chunk, b.microbatch)] = first;
       block_last[block_key(rank, b.forward ? 1 : 0, b.chunk, b.microbatch)] = prev;
-
-      // The transfer to the next position along the virtual pipeline (position
-      // q = chunk * p + stage), issued right after the block so that stream order holds.
-      const int q = b.chunk * p + st;
-      const int next_q = b.forward ? q + 1 : q - 1;
-      if (next_q >= 0 && next_q < positions) {
-        const int next_stage = next_q % p, next_chunk = next_q / p;
-        const int peer = rank_of(ranks[r].t, ranks[r].c, ranks[r].d, next_stage);
-        Task t;
-        t.kind = TaskKind::pp_comm;
-        // The sender's compute waits for the transfer unless the interleaved schedule
-        // overlaps pipeline communication (spec.h, PipelineEngine).
-        const bool overlapped = p_.pipeline_engine == PipelineEngine::megatron &&
-                                p_.schedule == PipelineSchedule::interleaved_1f1b &&
-                                s_.training.overlap_p2p;
-        t.stream = overlapped ? StreamKind::pp : StreamKind::compute;
-        t.rank = rank;
-        t.microbatch = b.microbatch;
-        if (opt_.full) {
-          const int a = L_.gpu(ranks[r].t, ranks[r].c, ranks[r].d, st);
-          const int bgpu = L_.gpu(ranks[r].t, ranks[r].c, ranks[r].d, next_stage);
-          auto it = pair_cache.find({a, bgpu});
-          if (it == pair_cache.end()) {
-            const CommPlan plan =
-                plan_collective(CollectiveOp::send_recv, {a, bgpu}, pp_bytes_, topo_, false);
-            PlannedComm placed = place(plan, topo_);
-            placed.description = fmt::format("send_recv GPU {} -> {}", a, bgpu);
-            placed.traffic = traffic(plan, topo_, 1.0);
-            g.comms.push_back(std::move(placed));
-            it = pair_cache.emplace(std::make_pair(a, bgpu), static_cast<int>(g.comms.size()) - 1)
-                     .first;
-          }
-          t.comm = it->second;
-        } else {
-          t.comm = pp_comm_index(g, st, next_stage);
-        }
-        const int id = g.add(t);
-        for (const auto& [cls, bytes] : g.comms[t.comm].traffic) traffic_[cls] += bytes;
-        g.depend(prev, id);
-        if (t.stream == StreamKind::compute) prev = id;
-        incoming[block_key(peer, b.forward ? 1 : 0, next_chunk, b.microbatch)] = id;
+      if (b.defer_send) {
+        pending_send = b;
+      } else {
+        send_after(b, prev);
       }
     }
+    ORRERY_CHECK(!pending_send && !fused_forward, "a schedule ends with a held-back block");
     last_compute[r] = prev;
   }
   for (size_t k = 0; k < block_count; ++k) {
     if (incoming[k] >= 0) g.depend(incoming[k], block_first[k]);
   }
-  // The last position's backward follows its own forward.
+  // The last position's backward follows its own forward: rank p - 1's last chunk, and
+  // under DualPipe also rank 0's chunk 1, where the reverse direction ends.
   for (size_t r = 0; r < ranks.size(); ++r) {
-    if (ranks[r].s != p - 1) continue;
     const int rank = static_cast<int>(r);
-    for (int mb = 0; mb < m; ++mb) {
-      g.depend(block_last[block_key(rank, 1, v - 1, mb)],
-               block_first[block_key(rank, 0, v - 1, mb)]);
+    for (int chunk = 0; chunk < chunks; ++chunk) {
+      const bool last = dual ? (chunk == 0 ? ranks[r].s == p - 1 : ranks[r].s == 0)
+                             : ranks[r].s == p - 1 && chunk == v - 1;
+      if (!last) continue;
+      for (int mb = 0; mb < m; ++mb) {
+        g.depend(block_last[block_key(rank, 1, chunk, mb)],
+                 block_first[block_key(rank, 0, chunk, mb)]);
+      }
     }
   }
 
@@ -438,25 +514,52 @@ void StepBuilder::build_pipeline(TaskGraph& g) {
       }
     }
   }
+  // DualPipe: rank r's chunk 0 and chunk 1 of the rank mirrored about the middle hold the
+  // same layers, so a stage's gradients are reduced over both copies' data-parallel ranks
+  // in one collective, owned by the rank whose chunk 0 it is; a distributed optimizer
+  // shards over that doubled group.
+  const int copies = dual ? 2 : 1;
+  auto mirror_of = [&](size_t r) {
+    const RankId& id = ranks[r];
+    return static_cast<size_t>(rank_of(id.t, id.c, id.d, p - 1 - id.s));
+  };
+  auto reduce_members = [&](size_t r, bool expert) {
+    std::vector<int> members = dp_members(r, expert);
+    if (dual) {
+      const std::vector<int> mirror = dp_members(mirror_of(r), expert);
+      members.insert(members.end(), mirror.begin(), mirror.end());
+    }
+    return members;
+  };
+  const GroupKind dense_kind = dual ? GroupKind::dp_mirror : GroupKind::dp;
+  const GroupKind expert_kind = dual ? GroupKind::expert_dp_mirror : GroupKind::expert_dp;
   std::vector<double> local_params(ranks.size(), 0);
   std::vector<double> dense_total(ranks.size(), 0);
   for (size_t r = 0; r < ranks.size(); ++r) {
-    // Bucket boundaries: identical for every rank of a stage.
+    // Bucket boundaries over the gradients this rank's collectives carry: identical for
+    // every rank of a stage (and its mirror's copy).
+    const std::vector<GradReady>& owned = grads[r][0];
     std::vector<std::pair<size_t, std::pair<double, double>>> buckets;  // (last grad index, params)
-    double dense = 0, expert = 0, all_dense = 0, all_expert = 0;
-    for (size_t i = 0; i < grads[r].size(); ++i) {
-      dense += grads[r][i].dense_params;
-      expert += grads[r][i].expert_params;
-      all_dense += grads[r][i].dense_params;
-      all_expert += grads[r][i].expert_params;
-      if (dense + expert >= bucket || i + 1 == grads[r].size()) {
+    double dense = 0, expert = 0;
+    for (size_t i = 0; i < owned.size(); ++i) {
+      dense += owned[i].dense_params;
+      expert += owned[i].expert_params;
+      dense_total[r] += owned[i].dense_params;
+      if (dense + expert >= bucket || i + 1 == owned.size()) {
         buckets.push_back({i, {dense, expert}});
         dense = expert = 0;
       }
     }
-    dense_total[r] = all_dense;
-    local_params[r] = all_dense / (distributed ? p_.shard_group() : 1) +
-                      all_expert / (distributed ? std::max(1, p_.shard_group() / p_.ep) : 1);
+    double all_dense = 0, all_expert = 0;  // every chunk this rank updates
+    for (const std::vector<GradReady>& list : grads[r]) {
+      for (const GradReady& gr : list) {
+        all_dense += gr.dense_params;
+        all_expert += gr.expert_params;
+      }
+    }
+    local_params[r] =
+        all_dense / (distributed ? p_.shard_group() * copies : 1) +
+        all_expert / (distributed ? std::max(1, p_.shard_group() / p_.ep) * copies : 1);
     if (zero3) {
       // No buckets: per-layer reduce-scatters were wired above. The shard of every layer
       // of the stage is updated.
@@ -475,18 +578,20 @@ void StepBuilder::build_pipeline(TaskGraph& g) {
       for (int pass = 0; pass < 2; ++pass) {
         const bool expert_pass = pass == 1;
         const double bucket_params = expert_pass ? params.second : params.first;
-        const int members_count = expert_pass ? p_.shard_group() / p_.ep : p_.shard_group();
+        const int members_count =
+            (expert_pass ? p_.shard_group() / p_.ep : p_.shard_group()) * copies;
         if (bucket_params <= 0 || members_count < 2) continue;
-        const std::vector<int> members = dp_members(r, expert_pass);
+        const std::vector<int> members = reduce_members(r, expert_pass);
         if (members.front() != static_cast<int>(r)) continue;  // one task per group
         std::vector<int> after;
         for (int mr : members) {
-          after.push_back(s_.training.overlap_grad_reduce ? grads[mr][last].task
+          const int list = dual && ranks[mr].s != ranks[r].s ? 1 : 0;
+          after.push_back(s_.training.overlap_grad_reduce ? grads[mr][list][last].task
                                                           : last_compute[mr]);
         }
         const int task = collective(TaskKind::dp_comm, reduce,
-                                    expert_pass ? GroupKind::expert_dp : GroupKind::dp, members,
-                                    after, bucket_params * grad_bytes);
+                                    expert_pass ? expert_kind : dense_kind, members, after,
+                                    bucket_params * grad_bytes);
         for (int mr : members) dp_tasks_of[mr].push_back(task);
       }
     }
@@ -502,13 +607,13 @@ void StepBuilder::build_pipeline(TaskGraph& g) {
     for (int d : dp_tasks_of[r]) g.depend(d, opt_id);
     optimizer_task_.push_back(opt_id);
   }
-  if (distributed && !s_.training.overlap_param_gather && p_.shard_group() > 1) {
+  if (distributed && !s_.training.overlap_param_gather && p_.shard_group() * copies > 1) {
     for (size_t r = 0; r < ranks.size(); ++r) {
-      const std::vector<int> members = dp_members(r, false);
+      const std::vector<int> members = reduce_members(r, false);
       if (members.front() != static_cast<int>(r)) continue;
       std::vector<int> after;
       for (int mr : members) after.push_back(optimizer_task_[mr]);
-      collective(TaskKind::param_gather, CollectiveOp::all_gather, GroupKind::dp, members, after,
+      collective(TaskKind::param_gather, CollectiveOp::all_gather, dense_kind, members, after,
                  dense_total[r] * weight_bytes);
     }
   }

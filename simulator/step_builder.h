@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "calibrate/compute_model.h"
@@ -61,6 +62,13 @@ class StepBuilder {
 
   // --- level 2 ----------------------------------------------------------------------
   void build_pipeline(TaskGraph& g);
+
+  // DualPipe's overlapped forward-backward pair (DeepSeek-V3 report, section 3.2.1): the
+  // MoE all-to-all of each side (tasks forward.first..second, backward.first..second)
+  // runs under the other side's compute, hidden up to that compute's length; the compute
+  // covering it runs slower by the engine's compute_slowdown. Tensor- and
+  // context-parallel exposure is kept (DeepSeek-V3 trains without either).
+  void overlap_pair(TaskGraph& g, std::pair<int, int> forward, std::pair<int, int> backward) const;
 
   const Scenario& s_;
   const ParallelismSpec& p_;

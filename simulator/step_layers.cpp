@@ -45,7 +45,10 @@ int StepBuilder::comm_index(TaskGraph& g, std::map<std::tuple<int, int, int, dou
     algo = CollectiveAlgo::hierarchical;
   const CommPlan plan =
       plan_collective(op, gs.group, bytes, topo_, s_.cluster.intra_node.nvls, algo);
-  PlannedComm placed = place(plan, topo_, gs.siblings, !opt_.full);
+  // A DualPipe mirror group spans two stages whose links carry different pipeline
+  // traffic, so its transfers are not equivalent by symmetry: one flow each.
+  const bool mirror = kind == GroupKind::dp_mirror || kind == GroupKind::expert_dp_mirror;
+  PlannedComm placed = place(plan, topo_, gs.siblings, !opt_.full && !mirror);
   placed.description += fmt::format(", {:.2f} MiB", bytes / 1048576.0);
   placed.traffic = traffic(plan, topo_, static_cast<double>(gs.siblings.size() + 1));
   g.comms.push_back(std::move(placed));

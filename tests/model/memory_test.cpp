@@ -120,3 +120,27 @@ TEST(Memory, RuntimeReserveAndAllocatorOverheadAreOther) {
 
 }  // namespace
 }  // namespace orrery
+
+namespace orrery {
+namespace {
+
+TEST(Memory, DualPipeHoldsTwoStagesAndPPlus1Microbatches) {
+  // GPT-3 (96 layers) with DualPipe on pp = 8: rank i holds stages h = min(i, 7 - i) and
+  // 7 - h, 24 layers, twice 1F1B's 12. The reference schedule keeps p - h micro-batches
+  // of the first and h + 1 of the second, p + 1 = 9 in all: 9 x 12 = 108 layers' worth on
+  // every rank (DualPipe README: activations PP + 1, parameters 2x). With the distributed
+  // optimizer the optimizer state shards over both copies' 16 + 16 data-parallel ranks.
+  const MemoryReport r = estimate_memory(gpt3(", schedule: dualpipe, zero_stage: 1"));
+  const MemoryReport base = estimate_memory(gpt3(", zero_stage: 1"));
+  for (int i = 0; i < 8; ++i) {
+    const StageMemory& st = r.stages[i];
+    EXPECT_EQ(st.layers, 24) << "rank " << i;
+    EXPECT_DOUBLE_EQ(st.layers_in_flight, 108.0) << "rank " << i;
+    const int h = std::min(i, 7 - i);
+    EXPECT_DOUBLE_EQ(st.params, base.stages[h].params + base.stages[7 - h].params);
+    EXPECT_DOUBLE_EQ(state_bytes(st), (6.0 + 12.0 / 32) * st.params);
+  }
+}
+
+}  // namespace
+}  // namespace orrery

@@ -316,6 +316,29 @@ parallelism: {tp: 8, pp: 2, fsdp: true, schedule: zb-h1, global_batch: 16}
                {"bad.yaml:3", "parallelism.schedule", "'zb-h1'", "ZeRO stages 0-2"});
 }
 
+TEST(BadInput, DualPipeNeedsEvenPipelineAndEnoughMicrobatches) {
+  expect_error(R"(cluster: {preset: dgx-h100, nodes: 3}
+model: {preset: llama3-8b}
+parallelism: {tp: 8, pp: 3, schedule: dualpipe, global_batch: 12}
+)",
+               {"bad.yaml:3", "parallelism.pp", "'3'", "pp must be even"});
+  expect_error(R"(cluster: {preset: dgx-h100, nodes: 4}
+model: {preset: llama3-8b}
+parallelism: {tp: 8, pp: 4, schedule: dualpipe, global_batch: 6}
+)",
+               {"bad.yaml:3", "parallelism.global_batch", "'6'", "at least 8"});
+  expect_error(R"(cluster: {preset: dgx-h100, nodes: 2}
+model: {preset: llama3-8b}
+parallelism: {tp: 8, pp: 2, schedule: dualpipe, global_batch: 9}
+)",
+               {"bad.yaml:3", "parallelism.global_batch", "'9'", "must be even"});
+  expect_error(R"(cluster: {preset: dgx-h100, nodes: 2}
+model: {preset: llama3-8b}
+parallelism: {tp: 4, pp: 2, fsdp: true, schedule: dualpipe, global_batch: 16}
+)",
+               {"bad.yaml:3", "parallelism.schedule", "'dualpipe'", "ZeRO stages 0-2"});
+}
+
 TEST(BadInput, CurvesMustIncreaseAndCarryUnits) {
   expect_error(R"(cluster:
   preset: dgx-h100

@@ -428,3 +428,81 @@ TEST(Step, ZeroBubbleH1BubbleIsPMinus1TimesFPlusBMinusW) {
 
 }  // namespace
 }  // namespace orrery
+
+namespace orrery {
+namespace {
+
+// Seconds of one inner stage's forward (T_F) and weight-gradient GEMMs (T_W) for one
+// micro-batch in uniform_pipeline(4, ...): 4 layers of layer kind 1.
+struct StageTimes {
+  double forward = 0, weight = 0;
+};
+StageTimes stage_times(const Scenario& s) {
+  const auto model = make_roofline_model(s);
+  const Workload w = build_workload(s.model, s.training, shard_of(s.parallelism));
+  StageTimes out;
+  for (const Op& op : w.layers.at(1).ops) {
+    out.forward += model->op_time(op, Pass::forward).value();
+    if (op.kind == OpKind::gemm) out.weight += model->op_time(op, Pass::backward).value() / 2;
+  }
+  out.forward *= 4;
+  out.weight *= 4;
+  return out;
+}
+
+TEST(Step, DualPipeBubbleFollowsTheReferenceSchedule) {
+  // DualPipe on 4 ranks, 8 micro-batches (4 each way), no F&B overlap (no MoE). Stepping
+  // through the reference order (deepseek-ai/DualPipe, DualPipe.step) with every
+  // transfer instant, each rank idles 2 T_F + T_B - T_W per step, T_B the input-gradient
+  // part (valid while T_W <= T_F): the ranks at the ends wait T_F for the warm-up to
+  // reach them, the middle ones T_F + T_B for the first backward to come back, less the
+  // W deferred into that gap. With T_F = T_B this is the DualPipe README's
+  // (PP/2 - 1)(F&B + B - 3W) with F&B = F + B (B there the whole backward).
+  // 1F1B on the same stages idles (p - 1)(T_F + T_B + T_W) and ZB-H1 (p - 1)(T_F + T_B - T_W).
+  const Scenario dual = uniform_pipeline(4, 8, "dualpipe");
+  const StepResult r = simulate_step(dual);
+  const StageTimes t = stage_times(dual);
+  const Breakdown& inner = r.stages.at(1).breakdown;
+  const double per_microbatch = (inner.compute + inner.recompute) / 8;  // T_F + T_B + T_W
+  const double t_b = per_microbatch - t.forward - t.weight;
+  EXPECT_NEAR(inner.bubble, 2 * t.forward + t_b - t.weight, 0.03 * inner.bubble)
+      << "T_F " << t.forward << " T_B " << t_b << " T_W " << t.weight;
+  const StepResult zb = simulate_step(uniform_pipeline(4, 8, "zb-h1"));
+  EXPECT_LT(inner.bubble, zb.stages.at(1).breakdown.bubble);
+}
+
+TEST(Step, DualPipeReducesEachStageOverBothCopies) {
+  // Rank r holds stage r and stage 3 - r: with dp = 1 each stage's gradients are still
+  // all-reduced between its two copies, where 1F1B reduces nothing. A layer holds
+  // 4*2048^2 + 2*2048*8192 = 50.3 M parameters, over the 40 M bucket, so each layer is a
+  // bucket: 4 per stage, plus the first stage's embedding (8 x 2048) alone at the end of
+  // its backward (the head rides with the last stage's last layer): 17 collectives, one
+  // per stage's bucket, not one per copy.
+  const Scenario dual = uniform_pipeline(4, 8, "dualpipe");
+  const StepResult r = simulate_step(dual);
+  int reductions = 0;
+  for (const Task& t : r.graph.tasks) reductions += t.kind == TaskKind::dp_comm ? 1 : 0;
+  EXPECT_EQ(reductions, 17);
+  const StepResult base = simulate_step(uniform_pipeline(4, 8, "1f1b"));
+  for (const Task& t : base.graph.tasks) EXPECT_NE(t.kind, TaskKind::dp_comm);
+}
+
+TEST(Step, DualPipeFullModeAgreesWithTheSymmetricStep) {
+  // dp = 2 on 2 x 4 GPUs of 4 nodes: every gradient collective spans 4 GPUs of two
+  // stages; --full places each of them explicitly.
+  const Scenario s = load_scenario_text(R"(
+cluster: {preset: dgx-h100, gpus_per_node: 2, nodes: 4}
+model: {family: decoder, layers: 8, hidden: 1024, heads: 8, ffn: 4096, vocab: 32000, seq_len: 1024,
+        activation: gelu, position_embedding: rope, tied_embeddings: false, dropout: false}
+parallelism: {tp: 1, pp: 4, dp: 2, microbatch: 1, global_batch: 16, schedule: dualpipe, zero_stage: 1}
+training: {precision: bf16, recompute: none}
+)",
+                                        "dual.yaml");
+  const double symmetric = simulate_step(s).step_time.value();
+  SimulationOptions full;
+  full.full = true;
+  EXPECT_NEAR(simulate_step(s, full).step_time.value(), symmetric, 0.01 * symmetric);
+}
+
+}  // namespace
+}  // namespace orrery
