@@ -506,3 +506,48 @@ training: {precision: bf16, recompute: none}
 
 }  // namespace
 }  // namespace orrery
+
+namespace orrery {
+namespace {
+
+TEST(Step, DualPipePairsHideTheirAllToAllUnderEachOthersCompute) {
+  // pp = 2: both ranks are middle ranks (h = 0, p/2 = 1). With 8 micro-batches (4 each
+  // way) the reference runs phase 4 for 4 - 2 + 0 + 1 = 3 rounds of F0 B1 F1 B0, the
+  // first F0 B1 of a middle rank not overlapped: 2 * 3 - 1 = 5 pairs per rank. Here the
+  // all-to-all of a block (one node, 4 experts per rank) is far shorter than the other
+  // block's compute, so in each pair both sides' exposed all-to-all vanishes.
+  const Scenario s = load_scenario_text(R"(
+cluster: {preset: dgx-h100}
+model: {family: decoder, layers: 4, hidden: 2048, heads: 16, ffn: 8192, vocab: 8, seq_len: 2048,
+        activation: swiglu, position_embedding: rope, tied_embeddings: false, dropout: false,
+        moe: {experts: 16, top_k: 2, expert_ffn: 2048}}
+parallelism: {tp: 1, pp: 2, dp: 4, ep: 4, microbatch: 1, global_batch: 32, schedule: dualpipe}
+training: {precision: bf16, recompute: none}
+)",
+                                        "moe.yaml");
+  const StepResult r = simulate_step(s);
+  for (int rank = 0; rank < 2; ++rank) {
+    int hidden_forward = 0, hidden_backward = 0;
+    double exposed_forward = 0, exposed_backward = 0;
+    for (const Task& t : r.graph.tasks) {
+      if (t.rank != rank || t.stream != StreamKind::compute) continue;
+      if (t.kind == TaskKind::forward) {
+        hidden_forward += t.ep_s == 0 ? 1 : 0;
+        exposed_forward = std::max(exposed_forward, t.ep_s);
+      }
+      if (t.kind == TaskKind::backward) {
+        hidden_backward += t.ep_s == 0 ? 1 : 0;
+        exposed_backward = std::max(exposed_backward, t.ep_s);
+      }
+    }
+    EXPECT_GT(exposed_forward, 0.0);
+    EXPECT_GT(exposed_backward, 0.0);
+    EXPECT_EQ(hidden_forward, 5) << "rank " << rank;
+    // The backward of a chunk's last micro-batch runs per layer (gradient buckets): when
+    // it is paired, each of its layers' tasks is hidden on its own.
+    EXPECT_GE(hidden_backward, 5) << "rank " << rank;
+  }
+}
+
+}  // namespace
+}  // namespace orrery
