@@ -5,8 +5,11 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
-#include "report/memory_json.h"
+#include <optional>
 #include <set>
+
+#include "model/training_run.h"
+#include "report/memory_json.h"
 
 namespace orrery {
 namespace {
@@ -42,6 +45,38 @@ double link_bytes(const StepResult& r, LinkClass c) {
   return it == r.bytes_by_link_class.end() ? 0.0 : it->second;
 }
 
+// The whole-run figures when the scenario sets training.target.
+std::optional<RunEstimate> whole_run(const Scenario& s, const StepResult& r) {
+  if (!s.training.target) return std::nullopt;
+  double utilization = 0;
+  for (const StageReport& st : r.stages) utilization += st.utilization;
+  utilization /= static_cast<double>(r.stages.size());
+  return estimate_run(s, r.step_time, utilization);
+}
+
+ordered_json run_json(const RunEstimate& e) {
+  ordered_json j;
+  j["steps"] = e.steps;
+  j["samples"] = e.samples;
+  j["tokens"] = e.tokens;
+  j["time_to_train_s"] = e.time.value();
+  j["gpu_hours"] = e.gpu_hours;
+  j["usd"] = e.usd ? ordered_json(*e.usd) : ordered_json(nullptr);
+  j["gpu_draw_w"] = e.gpu_draw.value();
+  j["cluster_power_w"] = e.cluster_power.value();
+  j["energy_kwh"] = e.energy_kwh;
+  j["co2_kg"] = e.co2_kg ? ordered_json(*e.co2_kg) : ordered_json(nullptr);
+  if (e.critical) {
+    j["critical_batch"] = {{"b_noise_samples", e.critical->b_noise},
+                           {"e_min_samples", e.critical->e_min},
+                           {"s_min_steps", e.critical->s_min},
+                           {"steps_factor", e.critical->steps_factor},
+                           {"examples_factor", e.critical->examples_factor}};
+  }
+  j["advice"] = e.advice;
+  return j;
+}
+
 }  // namespace
 
 std::string render_run_json(const Scenario& s, const StepResult& r) {
@@ -74,6 +109,7 @@ std::string render_run_json(const Scenario& s, const StepResult& r) {
   j["params_total"] = r.figures.params_total;
   j["flops_per_step_model"] = r.figures.model_flops.value();
   j["flops_per_step_hardware"] = r.figures.hardware_flops.value();
+  if (const auto e = whole_run(s, r)) j["run"] = run_json(*e);
   j["simulation"] = {{"tasks", r.tasks}, {"events", r.events}, {"compute_model", r.compute_model}};
   j["notes"] = r.notes;
   return j.dump(2) + "\n";
@@ -95,11 +131,21 @@ std::string render_run_csv(const Scenario& s, const StepResult& r) {
     header += fmt::format(",{}_s", p.key);
     row += fmt::format(",{:.9g}", p.value);
   }
-  header += ",memory_per_gpu_bytes,fits,nvlink_bytes,nic_bytes,spine_bytes\n";
-  row += fmt::format(",{:.0f},{},{:.9g},{:.9g},{:.9g}\n",
+  header += ",memory_per_gpu_bytes,fits,nvlink_bytes,nic_bytes,spine_bytes";
+  row += fmt::format(",{:.0f},{},{:.9g},{:.9g},{:.9g}",
                      r.figures.memory.worst().memory.total().value(),
                      r.figures.memory.fits ? "true" : "false", link_bytes(r, LinkClass::nvlink),
                      link_bytes(r, LinkClass::nic), link_bytes(r, LinkClass::spine));
+  // Whole-run columns, empty without training.target (and usd / co2 without a price or
+  // a grid intensity).
+  header += ",steps,time_to_train_s,gpu_hours,usd,energy_kwh,co2_kg\n";
+  if (const auto e = whole_run(s, r)) {
+    row += fmt::format(",{:.0f},{:.9g},{:.9g},{},{:.9g},{}\n", e->steps, e->time.value(),
+                       e->gpu_hours, e->usd ? fmt::format("{:.9g}", *e->usd) : "",
+                       e->energy_kwh, e->co2_kg ? fmt::format("{:.9g}", *e->co2_kg) : "");
+  } else {
+    row += ",,,,,,\n";
+  }
   return header + row;
 }
 
@@ -154,6 +200,35 @@ std::string render_run_table(const Scenario& s, const StepResult& r) {
   line("total", fmt::format("{} of {} (stage {}): {}", format_bytes(w.memory.total()),
                             format_bytes(r.figures.memory.capacity), w.stage,
                             r.figures.memory.fits ? "fits" : "OUT OF MEMORY"));
+  if (const auto e = whole_run(s, r)) {
+    o += "\nwhole run\n";
+    if (e->critical) {
+      const CriticalBatch& c = *e->critical;
+      line("critical batch", fmt::format("B_noise {} samples, E_min {} samples, S_min {} steps",
+                                         format_count(c.b_noise), format_count(c.e_min),
+                                         format_count(c.s_min)));
+    }
+    line("steps", fmt::format("{:.0f} ({} samples{})", e->steps, format_count(e->samples),
+                              e->tokens > 0 ? fmt::format(", {} tokens", format_count(e->tokens))
+                                            : std::string()));
+    line("time to train", fmt::format("{:.2f} days ({:.1f} h)", e->time.value() / 86400.0,
+                                      e->time.value() / 3600.0));
+    line("GPU-hours", format_count(e->gpu_hours));
+    line("cost", e->usd ? fmt::format("${} at ${:.2f} per GPU-hour", format_count(*e->usd),
+                                      *s.cost.usd_per_gpu_hour)
+                        : std::string("(set cost.usd_per_gpu_hour)"));
+    line("energy", fmt::format("{:.1f} MWh: {} per GPU{}, {} in all, PUE {:.2f}",
+                               e->energy_kwh / 1000.0, format_watts(e->gpu_draw),
+                               s.cost.node_power.value() > 0
+                                   ? fmt::format(" + {} per node", format_watts(s.cost.node_power))
+                                   : std::string(" (node overhead not counted: cost.node_power)"),
+                               format_watts(e->cluster_power), s.cost.pue));
+    if (e->co2_kg) {
+      line("CO2", fmt::format("{:.1f} t at {:.0f} g/kWh", *e->co2_kg / 1000.0,
+                              *s.cost.grid_gco2_per_kwh));
+    }
+    for (const std::string& a : e->advice) line("advice", a);
+  }
   o += "\nsimulation\n";
   line("compute model", r.compute_model);
   line("size", fmt::format("{} GPUs simulated for {} ({} tasks, {} events)", r.stages.size(),

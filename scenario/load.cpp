@@ -66,9 +66,15 @@ const std::vector<std::string> kParallelKeys = {
 const std::vector<std::string> kTrainingKeys = {
     "precision",          "recompute",           "optimizer",       "flash_attention",
     "gradient_dtype",     "runtime_reserve",     "allocator_overhead", "overlap_grad_reduce",
-    "overlap_param_gather", "tp_comm_overlap",   "overlap_p2p",     "grad_bucket_params"};
+    "overlap_param_gather", "tp_comm_overlap",   "overlap_p2p",     "grad_bucket_params",
+    "target"};
 const std::vector<std::string> kSimulationKeys = {"compute_slowdown", "comm_slowdown"};
-const std::vector<std::string> kCostKeys = {"usd_per_gpu_hour", "gpu_power", "pue"};
+const std::vector<std::string> kCostKeys = {"usd_per_gpu_hour", "gpu_power", "gpu_idle_power",
+                                           "node_power",       "pue",       "grid_gco2_per_kwh"};
+const std::vector<std::string> kTargetKeys = {"tokens", "samples", "steps", "critical_batch"};
+const std::vector<std::string> kCriticalBatchKeys = {"e_min_samples", "e_min_tokens",
+                                                     "b_noise_samples", "b_noise_tokens",
+                                                     "loss_nats"};
 
 const std::vector<std::pair<std::string, Dtype>> kDtypeNames = {
     {"fp32", Dtype::fp32}, {"tf32", Dtype::tf32}, {"fp16", Dtype::fp16},
@@ -397,6 +403,54 @@ void read_parallelism(const YAML::Node& node, const std::string& file, Origin* o
   r.read_int("global_batch", 1, 1 << 30, p.global_batch);
 }
 
+// training.target: exactly one of tokens, samples, steps, critical_batch. Token
+// figures stay tokens here; complete_and_validate turns them into samples.
+TargetSpec read_target(const YAML::Node& node, const std::string& file, Origin* origin) {
+  MapReader r(node, file, "training.target", kTargetKeys, origin);
+  int given = 0;
+  for (const std::string& k : kTargetKeys) given += r.has(k) ? 1 : 0;
+  if (given != 1) {
+    throw InputError(location_of(file, node), "training.target", detail::describe(node),
+                     "give exactly one of tokens, samples, steps or critical_batch");
+  }
+  TargetSpec t;
+  constexpr double kMaxAmount = 1e18;
+  if (r.read_double("tokens", 1.0, kMaxAmount, t.amount)) t.kind = TargetSpec::Kind::tokens;
+  if (r.read_double("samples", 1.0, kMaxAmount, t.amount)) t.kind = TargetSpec::Kind::samples;
+  if (r.read_double("steps", 1.0, kMaxAmount, t.amount)) t.kind = TargetSpec::Kind::steps;
+  if (r.has("critical_batch")) {
+    t.kind = TargetSpec::Kind::critical_batch;
+    const YAML::Node cb = r.node("critical_batch");
+    MapReader c(cb, file, "training.target.critical_batch", kCriticalBatchKeys, origin);
+    auto one_of = [&](const char* samples_key, const char* tokens_key, const char* what,
+                      bool required, bool& in_tokens) {
+      if (c.has(samples_key) && c.has(tokens_key)) {
+        c.fail(tokens_key, fmt::format("give {} in samples or in tokens, not both", what));
+      }
+      double v = 0;
+      if (c.read_double(samples_key, 1e-9, kMaxAmount, v)) return v;
+      in_tokens = true;
+      if (c.read_double(tokens_key, 1e-9, kMaxAmount, v)) return v;
+      in_tokens = false;
+      if (required) {
+        throw InputError(location_of(file, cb), std::string("training.target.critical_batch.") +
+                                                    samples_key,
+                         "", fmt::format("missing key: give {} as {} or {}", what, samples_key,
+                                         tokens_key));
+      }
+      return 0.0;
+    };
+    t.e_min = one_of("e_min_samples", "e_min_tokens", "E_min", true, t.e_min_in_tokens);
+    double loss = 0;
+    if (c.read_double("loss_nats", 0.1, 100.0, loss)) t.loss = loss;
+    t.b_noise = one_of("b_noise_samples", "b_noise_tokens", "B_noise", !t.loss, t.b_noise_in_tokens);
+    if (t.loss && t.b_noise != 0) {
+      c.fail("loss_nats", "give B_noise or the loss it follows from (Kaplan et al. 2020), not both");
+    }
+  }
+  return t;
+}
+
 void read_training(const YAML::Node& node, const std::string& file, Origin* origin,
                    TrainingSpec& t) {
   MapReader r(node, file, "training", kTrainingKeys, origin);
@@ -424,6 +478,7 @@ void read_training(const YAML::Node& node, const std::string& file, Origin* orig
   r.read_bool("overlap_p2p", t.overlap_p2p);
   double bucket = 0;
   if (r.read_double("grad_bucket_params", 1.0, 1e15, bucket)) t.grad_bucket_params = bucket;
+  if (r.has("target")) t.target = read_target(r.node("target"), file, origin);
 }
 
 void read_measured(const YAML::Node& node, const std::string& file, Origin* origin,
@@ -462,7 +517,13 @@ void read_cost(const YAML::Node& node, const std::string& file, Origin* origin, 
   double price = 0;
   if (r.read_double("usd_per_gpu_hour", 0.0, 1e4, price)) c.usd_per_gpu_hour = price;
   r.read_quantity("gpu_power", Dimension::power, 1.0, kMaxPower, c.gpu_power);
+  Watts idle;
+  if (r.read_quantity("gpu_idle_power", Dimension::power, 0.0, kMaxPower, idle))
+    c.gpu_idle_power = idle;
+  r.read_quantity("node_power", Dimension::power, 0.0, kMaxPower, c.node_power);
   r.read_double("pue", 1.0, 10.0, c.pue);
+  double grid = 0;
+  if (r.read_double("grid_gco2_per_kwh", 0.0, 1e4, grid)) c.grid_gco2_per_kwh = grid;
 }
 
 // Defaults of values that are not presets' business. Each is an assumption stated in
@@ -558,6 +619,8 @@ std::vector<std::string> scenario_keys() {
   add("model.layer_table[]", kCnnRowKeys);
   add("parallelism", kParallelKeys);
   add("training", kTrainingKeys);
+  add("training.target", kTargetKeys);
+  add("training.target.critical_batch", kCriticalBatchKeys);
   add("cost", kCostKeys);
   add("simulation", kSimulationKeys);
   add("measured", kMeasuredKeys);

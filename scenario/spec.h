@@ -231,6 +231,23 @@ const char* to_string(Precision p);
 const char* to_string(Recompute r);
 const char* to_string(Optimizer o);
 
+// How much training a run does (training.target): a fixed budget of tokens, samples or
+// optimizer steps, or a target loss reached through the critical-batch model of
+// McCandlish et al. 2018 (arXiv:1812.06162, eqs. 2.11-2.12): at batch B (samples) the run
+// takes S = S_min (1 + B_noise / B) steps and E = E_min (1 + B / B_noise) samples, with
+// S_min = E_min / B_noise. Token figures are turned into samples by dividing by seq_len.
+struct TargetSpec {
+  enum class Kind { tokens, samples, steps, critical_batch } kind = Kind::steps;
+  double amount = 0;   // tokens, samples or steps (fixed budgets)
+  double e_min = 0;    // critical_batch: samples needed at a vanishing batch
+  double b_noise = 0;  // critical_batch: gradient noise scale, samples
+  // As read: e_min / b_noise given in tokens (validation turns them into samples).
+  bool e_min_in_tokens = false, b_noise_in_tokens = false;
+  // critical_batch with b_noise from Kaplan et al. 2020's fit B_crit(L) = 2.1e8 tokens *
+  // L^-4.8 (shared data row kaplan20-bcrit): the target loss in nats.
+  std::optional<double> loss;
+};
+
 struct TrainingSpec {
   Precision precision = Precision::bf16;
   Recompute recompute = Recompute::none;
@@ -245,6 +262,7 @@ struct TrainingSpec {
   bool tp_comm_overlap = false;      // tensor-parallel collectives overlap the next GEMM
   bool overlap_p2p = true;           // interleaved schedule: pipeline transfers overlap compute
   std::optional<double> grad_bucket_params;  // default: max(40M, 1M * dp) (Megatron-LM)
+  std::optional<TargetSpec> target;          // whole-run outputs when set
 };
 
 // Knobs of the simulator's models that are not properties of the hardware datasheet.
@@ -260,7 +278,12 @@ struct SimulationSpec {
 struct CostSpec {
   std::optional<double> usd_per_gpu_hour;
   Watts gpu_power;  // average draw used for energy; defaults to the GPU's TDP
+  // With an idle draw, a GPU draws idle + (gpu_power - idle) * u, u the fraction of the
+  // step its stage computes (a linear utilization model); without, a constant gpu_power.
+  std::optional<Watts> gpu_idle_power;
+  Watts node_power;  // per node besides its GPUs (CPUs, NICs, fans); 0: not counted
   double pue = 1.0; // facility power usage effectiveness
+  std::optional<double> grid_gco2_per_kwh;  // grid carbon intensity, for CO2
 };
 
 // A published measurement the scenario reproduces, for `orrery validate`.

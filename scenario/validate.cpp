@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
+
 #include <string>
 
 namespace orrery {
@@ -309,6 +311,31 @@ void complete_training(Scenario& s) {
 
 }  // namespace
 
+// training.target in samples: token figures divided by seq_len; B_noise from the target
+// loss through Kaplan et al. 2020's B_crit(L) = 2.1e8 tokens * L^-4.8 (arXiv:2001.08361,
+// Figure 10; shared data row kaplan20-bcrit), taking B_noise ~ B_crit as that paper does.
+void complete_target(Scenario& s) {
+  if (s.cost.gpu_idle_power && *s.cost.gpu_idle_power > s.cost.gpu_power) {
+    reject(s, "cost.gpu_idle_power", format_watts(*s.cost.gpu_idle_power),
+           fmt::format("exceeds the average draw cost.gpu_power ({})",
+                       format_watts(s.cost.gpu_power)));
+  }
+  if (!s.training.target) return;
+  TargetSpec& t = *s.training.target;
+  const bool tokens = t.kind == TargetSpec::Kind::tokens || t.e_min_in_tokens ||
+                      t.b_noise_in_tokens || t.loss.has_value();
+  if (tokens && !s.model.is_transformer()) {
+    reject(s, "training.target", "",
+           "tokens and language-model losses apply to transformers; give samples (images) "
+           "for a CNN");
+  }
+  const double seq = static_cast<double>(s.model.seq_len);
+  if (t.e_min_in_tokens) t.e_min /= seq;
+  if (t.b_noise_in_tokens) t.b_noise /= seq;
+  t.e_min_in_tokens = t.b_noise_in_tokens = false;
+  if (t.loss) t.b_noise = 2.1e8 * std::pow(*t.loss, -4.8) / seq;
+}
+
 void complete_and_validate(Scenario& s) {
   complete_cluster(s);
   if (s.model.family == ModelFamily::cnn) {
@@ -318,6 +345,7 @@ void complete_and_validate(Scenario& s) {
   }
   complete_parallelism(s);
   complete_training(s);
+  complete_target(s);
 }
 
 }  // namespace orrery

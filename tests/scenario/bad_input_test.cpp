@@ -373,3 +373,51 @@ parallelism: {tp: 4, cp: 2, cp_comm: rign, global_batch: 8}
 
 }  // namespace
 }  // namespace orrery
+
+namespace orrery {
+namespace {
+
+TEST(BadInput, TrainingTargetNeedsExactlyOneKind) {
+  expect_error(R"(cluster: {preset: dgx-h100}
+model: {preset: llama3-8b}
+parallelism: {tp: 8, global_batch: 8}
+training: {target: {tokens: 1e9, steps: 10}}
+)",
+               {"bad.yaml:4", "training.target", "exactly one of tokens, samples, steps"});
+  expect_error(R"(cluster: {preset: dgx-h100}
+model: {preset: llama3-8b}
+parallelism: {tp: 8, global_batch: 8}
+training: {target: {critical_batch: {e_min_samples: 1e5}}}
+)",
+               {"bad.yaml:4", "training.target.critical_batch.b_noise_samples", "missing key"});
+  expect_error(R"(cluster: {preset: dgx-h100}
+model: {preset: llama3-8b}
+parallelism: {tp: 8, global_batch: 8}
+training: {target: {critical_batch: {e_min_samples: 1e5, b_noise_samples: 64, loss_nats: 2.0}}}
+)",
+               {"bad.yaml:4", "training.target.critical_batch.loss_nats", "not both"});
+  expect_error(R"(cluster: {preset: dgx-h100}
+model: {preset: llama3-8b}
+parallelism: {tp: 8, global_batch: 8}
+training: {target: {critical_batch: {e_min_samples: 1e5, b_noise: 64}}}
+)",
+               {"bad.yaml:4", "training.target.critical_batch.b_noise", "b_noise_samples"});
+  expect_error(R"(cluster: {preset: dgx-a100}
+model: {preset: resnet50}
+parallelism: {global_batch: 256}
+training: {target: {tokens: 1e9}}
+)",
+               {"training.target", "give samples (images) for a CNN"});
+}
+
+TEST(BadInput, IdlePowerAboveTheAverageDraw) {
+  expect_error(R"(cluster: {preset: dgx-h100}
+model: {preset: llama3-8b}
+parallelism: {tp: 8, global_batch: 8}
+cost: {gpu_power: "500 W", gpu_idle_power: "600 W"}
+)",
+               {"bad.yaml:4", "cost.gpu_idle_power", "600", "exceeds the average draw"});
+}
+
+}  // namespace
+}  // namespace orrery

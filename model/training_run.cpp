@@ -1,0 +1,93 @@
+#include "model/training_run.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+
+#include "core/error.h"
+
+namespace orrery {
+
+RunEstimate estimate_run(const Scenario& s, Seconds step_time, double utilization) {
+  ORRERY_CHECK(s.training.target.has_value(), "estimate_run needs training.target");
+  const TargetSpec& t = *s.training.target;
+  const double batch = s.parallelism.global_batch;
+  const double seq = s.model.is_transformer() ? static_cast<double>(s.model.seq_len) : 0.0;
+  RunEstimate r;
+  switch (t.kind) {
+    case TargetSpec::Kind::tokens:
+      r.steps = std::ceil(t.amount / (batch * seq));
+      break;
+    case TargetSpec::Kind::samples:
+      r.steps = std::ceil(t.amount / batch);
+      break;
+    case TargetSpec::Kind::steps:
+      r.steps = std::ceil(t.amount);
+      break;
+    case TargetSpec::Kind::critical_batch: {
+      // McCandlish et al. 2018, eqs. 2.11-2.12: S = S_min (1 + B_noise / B) and
+      // E = E_min (1 + B / B_noise), consistent through S * B = E.
+      CriticalBatch c;
+      c.b_noise = t.b_noise;
+      c.e_min = t.e_min;
+      c.s_min = t.e_min / t.b_noise;
+      c.batch = batch;
+      c.steps_factor = 1.0 + t.b_noise / batch;
+      c.examples_factor = 1.0 + batch / t.b_noise;
+      r.steps = std::ceil(c.s_min * c.steps_factor);
+      r.critical = c;
+      break;
+    }
+  }
+  r.samples = r.steps * batch;
+  r.tokens = r.samples * seq;
+  r.time = Seconds(r.steps * step_time.value());
+  const int gpus = s.cluster.gpus();
+  const double hours = r.time.value() / 3600.0;
+  r.gpu_hours = hours * gpus;
+  if (s.cost.usd_per_gpu_hour) r.usd = r.gpu_hours * *s.cost.usd_per_gpu_hour;
+  const double draw = s.cost.gpu_power.value();
+  r.gpu_draw = s.cost.gpu_idle_power
+                   ? Watts(s.cost.gpu_idle_power->value() +
+                           (draw - s.cost.gpu_idle_power->value()) * utilization)
+                   : Watts(draw);
+  r.cluster_power = r.gpu_draw * gpus + s.cost.node_power * s.cluster.nodes;
+  r.energy_kwh = r.cluster_power.value() * hours / 1000.0 * s.cost.pue;
+  if (s.cost.grid_gco2_per_kwh) r.co2_kg = r.energy_kwh * *s.cost.grid_gco2_per_kwh / 1000.0;
+
+  // Learning-rate advice: the rules the large-batch literature reports, not a model.
+  switch (s.training.optimizer) {
+    case Optimizer::sgd:
+      r.advice.push_back(
+          "SGD: scale the learning rate linearly with the global batch, with a gradual "
+          "warm-up over the first 5 epochs (Goyal et al. 2017, sections 2.1-2.2)");
+      break;
+    case Optimizer::lars:
+      r.advice.push_back(
+          "LARS: layer-wise trust ratios keep the base rate stable to batch 32k on ResNet-50, "
+          "with warm-up (You et al. 2017)");
+      break;
+    case Optimizer::lamb:
+      r.advice.push_back(
+          "LAMB: square-root scaling of the learning rate with the batch and a linear warm-up "
+          "(You et al. 2019, section 4)");
+      break;
+    case Optimizer::adam:
+    case Optimizer::adamw:
+      r.advice.push_back(
+          "Adam: square-root scaling of the learning rate with the batch (Malladi et al. 2022, "
+          "the SDE scaling rule for adaptive methods), with warm-up");
+      break;
+  }
+  if (r.critical) {
+    const CriticalBatch& c = *r.critical;
+    r.advice.push_back(fmt::format(
+        "batch {:.0f} is {:.2f} x B_noise: {:.2f} x the fewest steps and {:.2f} x the fewest "
+        "samples; past B_noise, doubling the batch saves under half the steps (McCandlish et "
+        "al. 2018)",
+        c.batch, c.batch / c.b_noise, c.steps_factor, c.examples_factor));
+  }
+  return r;
+}
+
+}  // namespace orrery

@@ -1,0 +1,43 @@
+// What a whole training run takes, from one simulated step: optimizer steps (a fixed
+// budget, or the critical-batch model of McCandlish et al. 2018), time to train,
+// GPU-hours, cost, energy and CO2. docs/model.md ("Whole run") gives each equation.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/units.h"
+#include "scenario/spec.h"
+
+namespace orrery {
+
+struct CriticalBatch {
+  double b_noise = 0;    // gradient noise scale, samples
+  double e_min = 0;      // samples at a vanishing batch
+  double s_min = 0;      // steps at an unbounded batch: E_min / B_noise
+  double batch = 0;      // the scenario's global batch, samples
+  double steps_factor = 0;     // S / S_min = 1 + B_noise / B
+  double examples_factor = 0;  // E / E_min = 1 + B / B_noise
+};
+
+struct RunEstimate {
+  double steps = 0;    // optimizer steps, rounded up to whole steps
+  double samples = 0;  // steps * global batch
+  double tokens = 0;   // samples * seq_len (transformers; 0 for CNNs)
+  Seconds time;        // steps * step time
+  double gpu_hours = 0;
+  std::optional<double> usd;  // gpu_hours * cost.usd_per_gpu_hour
+  Watts gpu_draw;             // average per GPU over the step
+  Watts cluster_power;        // GPUs and nodes, before PUE
+  double energy_kwh = 0;      // facility energy: cluster_power * time * PUE
+  std::optional<double> co2_kg;
+  std::optional<CriticalBatch> critical;
+  std::vector<std::string> advice;  // learning-rate scaling and warm-up, with sources
+};
+
+// `utilization`: the fraction of the step the GPUs compute, averaged over stages (used
+// only with cost.gpu_idle_power). Requires s.training.target.
+RunEstimate estimate_run(const Scenario& s, Seconds step_time, double utilization);
+
+}  // namespace orrery

@@ -1,0 +1,99 @@
+// Whole-run figures (model/training_run.h): steps from the target, time, GPU-hours, cost,
+// energy and CO2, each checked against arithmetic done by hand.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "model/training_run.h"
+#include "scenario/load.h"
+
+namespace orrery {
+namespace {
+
+// Llama 3 8B (seq_len 8192) on one DGX H100 (8 x 700 W TDP), global batch 64 sequences.
+Scenario run_scenario(const std::string& target, const std::string& cost = "") {
+  std::string yaml =
+      "cluster: {preset: dgx-h100}\nmodel: {preset: llama3-8b}\n"
+      "parallelism: {tp: 8, global_batch: 64}\n"
+      "training: {precision: bf16, target: " + target + "}\n";
+  if (!cost.empty()) yaml += "cost: " + cost + "\n";
+  return load_scenario_text(yaml, "run.yaml");
+}
+
+TEST(TrainingRun, TokenBudgetRoundsUpToWholeSteps) {
+  // 1e9 tokens / (64 x 8192 = 524,288 tokens per step) = 1907.35 -> 1908 steps; at 2 s
+  // a step, 3816 s; 8 GPUs x 3816 s / 3600 = 8.48 GPU-hours.
+  const RunEstimate e = estimate_run(run_scenario("{tokens: 1e9}"), Seconds(2.0), 0.5);
+  EXPECT_EQ(e.steps, 1908);
+  EXPECT_DOUBLE_EQ(e.samples, 1908.0 * 64);
+  EXPECT_DOUBLE_EQ(e.tokens, 1908.0 * 64 * 8192);
+  EXPECT_DOUBLE_EQ(e.time.value(), 3816.0);
+  EXPECT_NEAR(e.gpu_hours, 8.48, 1e-9);
+  EXPECT_FALSE(e.usd.has_value());
+  EXPECT_FALSE(e.co2_kg.has_value());
+}
+
+TEST(TrainingRun, CostEnergyAndCo2) {
+  // 100 steps of 36 s = 1 h on 8 GPUs: 8 GPU-hours x $2.50 = $20. Energy: (8 x 700 W TDP
+  // + 1 node x 2 kW) x 1 h = 7.6 kWh, x PUE 1.25 = 9.5 kWh; at 400 g/kWh, 3.8 kg CO2.
+  const RunEstimate e = estimate_run(
+      run_scenario("{steps: 100}", "{usd_per_gpu_hour: 2.5, node_power: \"2 kW\", pue: 1.25, "
+                                   "grid_gco2_per_kwh: 400}"),
+      Seconds(36.0), 0.5);
+  EXPECT_DOUBLE_EQ(e.gpu_hours, 8.0);
+  ASSERT_TRUE(e.usd.has_value());
+  EXPECT_DOUBLE_EQ(*e.usd, 20.0);
+  EXPECT_DOUBLE_EQ(e.cluster_power.value(), 7600.0);
+  EXPECT_NEAR(e.energy_kwh, 9.5, 1e-12);
+  ASSERT_TRUE(e.co2_kg.has_value());
+  EXPECT_NEAR(*e.co2_kg, 3.8, 1e-12);
+}
+
+TEST(TrainingRun, IdleDrawGivesALinearUtilizationModel) {
+  // idle 100 W, average draw 700 W, utilization 0.75: 100 + 600 x 0.75 = 550 W per GPU.
+  const RunEstimate e = estimate_run(
+      run_scenario("{steps: 1}", "{gpu_power: \"700 W\", gpu_idle_power: \"100 W\"}"),
+      Seconds(1.0), 0.75);
+  EXPECT_DOUBLE_EQ(e.gpu_draw.value(), 550.0);
+  EXPECT_DOUBLE_EQ(e.cluster_power.value(), 8 * 550.0);
+}
+
+TEST(TrainingRun, CriticalBatchStepsAndExamples) {
+  // McCandlish et al. 2018: B = 64 samples, B_noise = 64, E_min = 1e5 samples:
+  // S_min = 1e5 / 64 = 1562.5; S = S_min (1 + 64/64) = 3125 steps; E = 2 E_min = 2e5.
+  const RunEstimate e = estimate_run(
+      run_scenario("{critical_batch: {e_min_samples: 1e5, b_noise_samples: 64}}"), Seconds(1.0),
+      1.0);
+  ASSERT_TRUE(e.critical.has_value());
+  EXPECT_DOUBLE_EQ(e.critical->s_min, 1562.5);
+  EXPECT_DOUBLE_EQ(e.critical->steps_factor, 2.0);
+  EXPECT_DOUBLE_EQ(e.critical->examples_factor, 2.0);
+  EXPECT_EQ(e.steps, 3125);
+  EXPECT_DOUBLE_EQ(e.samples, 2e5);
+  // A quarter of B_noise: 5 x S_min steps, 1.25 x E_min samples.
+  const RunEstimate small = estimate_run(
+      run_scenario("{critical_batch: {e_min_samples: 1e5, b_noise_samples: 256}}"),
+      Seconds(1.0), 1.0);
+  EXPECT_DOUBLE_EQ(small.critical->steps_factor, 5.0);
+  EXPECT_DOUBLE_EQ(small.critical->examples_factor, 1.25);
+}
+
+TEST(TrainingRun, TokensAndKaplanLossBecomeSamples) {
+  // E_min 8192e5 tokens / 8192 = 1e5 samples. Loss 2.0 nats: B_crit = 2.1e8 x 2^-4.8 =
+  // 7.538e6 tokens (Kaplan et al. 2020), / 8192 = 920.2 samples.
+  const Scenario s =
+      run_scenario("{critical_batch: {e_min_tokens: 8.192e8, loss_nats: 2.0}}");
+  const TargetSpec& t = *s.training.target;
+  EXPECT_DOUBLE_EQ(t.e_min, 1e5);
+  EXPECT_NEAR(t.b_noise, 2.1e8 * std::pow(2.0, -4.8) / 8192, 1e-9);
+  EXPECT_NEAR(t.b_noise, 920.2, 0.1);
+}
+
+TEST(TrainingRun, LearningRateAdviceNamesItsSource) {
+  const RunEstimate e = estimate_run(run_scenario("{steps: 1}"), Seconds(1.0), 1.0);
+  ASSERT_EQ(e.advice.size(), 1u);
+  EXPECT_NE(e.advice[0].find("Malladi et al. 2022"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace orrery
