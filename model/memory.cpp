@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "model/compression.h"
 #include "model/pipeline.h"
 #include "model/workload.h"
 
@@ -120,9 +121,16 @@ MemoryReport estimate_memory(const Scenario& s) {
     Bytes activations;
     Bytes largest_layer_full;
     double largest_layer_params = 0;
+    GradientShape gradients;  // this rank's gradients, for compression buffers
     for (const auto& [held, factor] : stages_held(p, i)) {
+      for (const Layer* l : {stage_embedding[held], stage_head[held]}) {
+        if (!l) continue;
+        add_gradients(gradients, *l, false);
+      }
       Bytes stage_microbatch;
       for (const Layer* l : stage_layers[held]) {
+        add_gradients(gradients, *l, false);
+        add_gradients(gradients, *l, true);
         dense += l->params() - l->expert_params();
         expert += l->expert_params();
         stage_microbatch += l->saved(t.recompute);
@@ -187,7 +195,9 @@ MemoryReport estimate_memory(const Scenario& s) {
         mem.weights += Bytes(sb.weight * (dense + expert) / p.node_dp(s.cluster.gpus_per_node));
       }
     }
-    mem.other = st.runtime_reserve + st.allocator_overhead + st.gather_buffers;
+    st.compression_buffers = compression_state(t.compression, gradients, p.shard_group());
+    mem.other =
+        st.runtime_reserve + st.allocator_overhead + st.gather_buffers + st.compression_buffers;
     report.stages.push_back(st);
   }
   for (int i = 0; i < p.pp; ++i) {

@@ -48,6 +48,7 @@ struct StageMemory {
   Bytes runtime_reserve;
   Bytes allocator_overhead;
   Bytes gather_buffers;            // ZeRO-3/FSDP all-gathered weights of 1 + fsdp_prefetch layers
+  Bytes compression_buffers;       // gradient compression's error feedback and factors
 };
 
 struct MemoryReport {

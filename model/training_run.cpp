@@ -2,13 +2,15 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
 
 namespace orrery {
 
-RunEstimate estimate_run(const Scenario& s, Seconds step_time, double utilization) {
+RunEstimate estimate_run(const Scenario& s, Seconds step_time, double utilization,
+                         std::optional<Seconds> warmup_step_time) {
   ORRERY_CHECK(s.training.target.has_value(), "estimate_run needs training.target");
   const TargetSpec& t = *s.training.target;
   const double batch = s.parallelism.global_batch;
@@ -39,9 +41,15 @@ RunEstimate estimate_run(const Scenario& s, Seconds step_time, double utilizatio
       break;
     }
   }
+  // Compression that needs more steps to reach the same target (1.0: none).
+  r.steps = std::ceil(r.steps * s.training.compression.convergence);
   r.samples = r.steps * batch;
   r.tokens = r.samples * seq;
   r.time = Seconds(r.steps * step_time.value());
+  if (warmup_step_time) {
+    r.warmup_steps = std::min<double>(s.training.compression.warmup_steps, r.steps);
+    r.time += Seconds(r.warmup_steps * (warmup_step_time->value() - step_time.value()));
+  }
   const int gpus = s.cluster.gpus();
   const double hours = r.time.value() / 3600.0;
   r.gpu_hours = hours * gpus;

@@ -22,7 +22,8 @@ struct CriticalBatch {
 };
 
 struct RunEstimate {
-  double steps = 0;    // optimizer steps, rounded up to whole steps
+  double steps = 0;    // optimizer steps, rounded up to whole steps (x convergence)
+  double warmup_steps = 0;  // of them, uncompressed warm-up steps (1-bit compression)
   double samples = 0;  // steps * global batch
   double tokens = 0;   // samples * seq_len (transformers; 0 for CNNs)
   Seconds time;        // steps * step time
@@ -37,7 +38,10 @@ struct RunEstimate {
 };
 
 // `utilization`: the fraction of the step the GPUs compute, averaged over stages (used
-// only with cost.gpu_idle_power). Requires s.training.target.
-RunEstimate estimate_run(const Scenario& s, Seconds step_time, double utilization);
+// only with cost.gpu_idle_power). `warmup_step_time`: the step time of 1-bit
+// compression's uncompressed warm-up steps. The steps the target takes are multiplied by
+// the compression's convergence factor. Requires s.training.target.
+RunEstimate estimate_run(const Scenario& s, Seconds step_time, double utilization,
+                         std::optional<Seconds> warmup_step_time = std::nullopt);
 
 }  // namespace orrery

@@ -66,6 +66,8 @@ Op OpBuilder::gemm(const std::string& name, double m, double k, double n, double
   op.bwd_read = Bytes((m * n + m * k) * act + k * n * weight);
   op.bwd_written = Bytes(m * k * act + k * n * weight);
   op.params = params;
+  op.weight_k = k;
+  op.weight_n = n;
   op.saved = Bytes(saved_elems * saved_gemm_input);
   if (fp8) {
     // Transformer Engine casts a linear layer's input to FP8 and writes its transpose

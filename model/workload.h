@@ -54,6 +54,9 @@ struct Op {
   Bytes fwd_read, fwd_written;
   Bytes bwd_read, bwd_written;
   double params = 0;        // parameters held on this rank
+  // gemm: the weight matrix is weight_k x weight_n (input x output features) per copy;
+  // params / (k * n) whole copies (MoE experts), the remainder biases.
+  double weight_k = 0, weight_n = 0;
   bool expert = false;      // params are MoE expert weights (sharded over ep, not dp)
   Bytes aux_fwd_bytes, aux_bwd_bytes;  // moved by separate auxiliary kernels (FP8 casts)
   Bytes saved;              // activations kept for backward under any recompute but full

@@ -169,7 +169,8 @@ std::string render_check_json(const Scenario& s, const StepFigures& f) {
                       {"other_bytes",
                        {{"runtime_reserve", st.runtime_reserve.value()},
                         {"allocator_overhead", st.allocator_overhead.value()},
-                        {"gather_buffers", st.gather_buffers.value()}}}});
+                        {"gather_buffers", st.gather_buffers.value()},
+                        {"compression_buffers", st.compression_buffers.value()}}}});
   }
   j["stages"] = stages;
   return j.dump(2) + "\n";
@@ -297,8 +298,11 @@ std::string render_check_table(const Scenario& s, const StepFigures& f) {
                   m.is_transformer() ? "layers" : "table rows",
                   format_bytes(w.activations_per_layer), to_string(t.recompute)));
   mem("other", w.memory.other,
-      fmt::format("runtime {}, allocator {}, gather buffers {}", format_bytes(w.runtime_reserve),
-                  format_bytes(w.allocator_overhead), format_bytes(w.gather_buffers)));
+      fmt::format("runtime {}, allocator {}, gather buffers {}{}", format_bytes(w.runtime_reserve),
+                  format_bytes(w.allocator_overhead), format_bytes(w.gather_buffers),
+                  w.compression_buffers.value() > 0
+                      ? fmt::format(", compression buffers {}", format_bytes(w.compression_buffers))
+                      : std::string()));
   mem("total", w.memory.total(), fmt::format("of {} HBM", format_bytes(f.memory.capacity)));
   if (f.memory.stages.size() > 1) {
     o += "\n  per stage                layers   params/GPU   weights+grads+optimizer   activations       total\n";

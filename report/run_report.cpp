@@ -51,7 +51,7 @@ std::optional<RunEstimate> whole_run(const Scenario& s, const StepResult& r) {
   double utilization = 0;
   for (const StageReport& st : r.stages) utilization += st.utilization;
   utilization /= static_cast<double>(r.stages.size());
-  return estimate_run(s, r.step_time, utilization);
+  return estimate_run(s, r.step_time, utilization, r.warmup_step_time);
 }
 
 ordered_json run_json(const RunEstimate& e) {

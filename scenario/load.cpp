@@ -7,7 +7,9 @@
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "scenario/presets.h"
@@ -67,10 +69,12 @@ const std::vector<std::string> kTrainingKeys = {
     "precision",          "recompute",           "optimizer",       "flash_attention",
     "gradient_dtype",     "runtime_reserve",     "allocator_overhead", "overlap_grad_reduce",
     "overlap_param_gather", "tp_comm_overlap",   "overlap_p2p",     "grad_bucket_params",
-    "target"};
+    "target",             "gradient_compression"};
 const std::vector<std::string> kSimulationKeys = {"compute_slowdown", "comm_slowdown"};
 const std::vector<std::string> kCostKeys = {"usd_per_gpu_hour", "gpu_power", "gpu_idle_power",
                                            "node_power",       "pue",       "grid_gco2_per_kwh"};
+const std::vector<std::string> kCompressionKeys = {"scheme", "density",     "rank",       "period",
+                                                  "warmup_steps", "scale_block", "convergence"};
 const std::vector<std::string> kTargetKeys = {"tokens", "samples", "steps", "critical_batch"};
 const std::vector<std::string> kCriticalBatchKeys = {"e_min_samples", "e_min_tokens",
                                                      "b_noise_samples", "b_noise_tokens",
@@ -479,6 +483,38 @@ void read_training(const YAML::Node& node, const std::string& file, Origin* orig
   double bucket = 0;
   if (r.read_double("grad_bucket_params", 1.0, 1e15, bucket)) t.grad_bucket_params = bucket;
   if (r.has("target")) t.target = read_target(r.node("target"), file, origin);
+  if (r.has("gradient_compression")) {
+    using S = CompressionSpec::Scheme;
+    CompressionSpec& c = t.compression;
+    MapReader cr(r.node("gradient_compression"), file, "training.gradient_compression",
+                 kCompressionKeys, origin);
+    if (!cr.read_enum("scheme",
+                      {{"none", S::none}, {"fp16", S::fp16}, {"bf16", S::bf16}, {"int8", S::int8},
+                       {"int4", S::int4}, {"onebit", S::onebit}, {"topk", S::topk},
+                       {"powersgd", S::powersgd}, {"local_sgd", S::local_sgd}},
+                      c.scheme)) {
+      throw InputError(location_of(file, r.node("gradient_compression")),
+                       "training.gradient_compression.scheme", "", "missing key");
+    }
+    // Each setting belongs to the schemes that use it.
+    const std::map<std::string, std::vector<S>> users = {
+        {"density", {S::topk}},
+        {"rank", {S::powersgd}},
+        {"period", {S::local_sgd}},
+        {"warmup_steps", {S::onebit}},
+        {"scale_block", {S::int8, S::int4, S::onebit}}};
+    for (const auto& [key, schemes] : users) {
+      if (cr.has(key) && std::find(schemes.begin(), schemes.end(), c.scheme) == schemes.end()) {
+        cr.fail(key, fmt::format("does not apply to scheme {}", to_string(c.scheme)));
+      }
+    }
+    cr.read_double("density", 1e-6, 1.0, c.density);
+    cr.read_int("rank", 1, 1 << 16, c.rank);
+    cr.read_int("period", 2, 1 << 20, c.period);
+    cr.read_int("warmup_steps", 0, 1 << 30, c.warmup_steps);
+    cr.read_int("scale_block", 1, 1 << 30, c.scale_block);
+    cr.read_double("convergence", 0.1, 100.0, c.convergence);
+  }
 }
 
 void read_measured(const YAML::Node& node, const std::string& file, Origin* origin,
@@ -620,6 +656,7 @@ std::vector<std::string> scenario_keys() {
   add("parallelism", kParallelKeys);
   add("training", kTrainingKeys);
   add("training.target", kTargetKeys);
+  add("training.gradient_compression", kCompressionKeys);
   add("training.target.critical_batch", kCriticalBatchKeys);
   add("cost", kCostKeys);
   add("simulation", kSimulationKeys);

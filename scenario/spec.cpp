@@ -61,6 +61,22 @@ const char* to_string(PipelineEngine e) {
   return e == PipelineEngine::megatron ? "megatron" : "deepspeed";
 }
 
+const char* to_string(CompressionSpec::Scheme s) {
+  using S = CompressionSpec::Scheme;
+  switch (s) {
+    case S::none: return "none";
+    case S::fp16: return "fp16";
+    case S::bf16: return "bf16";
+    case S::int8: return "int8";
+    case S::int4: return "int4";
+    case S::onebit: return "onebit";
+    case S::topk: return "topk";
+    case S::powersgd: return "powersgd";
+    case S::local_sgd: return "local_sgd";
+  }
+  return "none";
+}
+
 const char* to_string(Precision p) {
   switch (p) {
     case Precision::fp32: return "fp32";

@@ -248,6 +248,31 @@ struct TargetSpec {
   std::optional<double> loss;
 };
 
+// Data-parallel gradient compression (training.gradient_compression); docs/model.md,
+// "Gradient compression", gives each scheme's bytes, collectives and kernels.
+//  fp16, bf16: fp32 gradients cast to 16 bits for the reduction;
+//  int8, int4: quantized with one fp32 scale per scale_block elements (QSGD-style),
+//              reduced as an all-to-all of compressed chunks then an all-gather;
+//  onebit:     signs with one fp32 scale per scale_block elements and error feedback
+//              (1-bit Adam, Tang et al. 2021), the same two collectives, after
+//              warmup_steps uncompressed steps;
+//  topk:       the density fraction of largest entries, values and int32 indices,
+//              all-gathered (sparse sums densify), with error feedback;
+//  powersgd:   rank-r factors P and Q of every weight matrix's gradient, two all-reduces
+//              (Vogels et al. 2019), with error feedback; other parameters uncompressed;
+//  local_sgd:  no gradient reduction; parameters averaged every `period` steps.
+struct CompressionSpec {
+  enum class Scheme { none, fp16, bf16, int8, int4, onebit, topk, powersgd, local_sgd };
+  Scheme scheme = Scheme::none;
+  double density = 0.01;   // topk: fraction of entries sent
+  int rank = 4;            // powersgd
+  int period = 8;          // local_sgd: steps between averagings
+  int warmup_steps = 0;    // onebit: uncompressed steps first
+  int scale_block = 512;   // int8/int4/onebit: elements per fp32 scale
+  double convergence = 1.0;  // steps to the same target / steps uncompressed
+};
+const char* to_string(CompressionSpec::Scheme s);
+
 struct TrainingSpec {
   Precision precision = Precision::bf16;
   Recompute recompute = Recompute::none;
@@ -263,6 +288,7 @@ struct TrainingSpec {
   bool overlap_p2p = true;           // interleaved schedule: pipeline transfers overlap compute
   std::optional<double> grad_bucket_params;  // default: max(40M, 1M * dp) (Megatron-LM)
   std::optional<TargetSpec> target;          // whole-run outputs when set
+  CompressionSpec compression;               // training.gradient_compression
 };
 
 // Knobs of the simulator's models that are not properties of the hardware datasheet.

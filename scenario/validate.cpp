@@ -309,8 +309,6 @@ void complete_training(Scenario& s) {
   }
 }
 
-}  // namespace
-
 // training.target in samples: token figures divided by seq_len; B_noise from the target
 // loss through Kaplan et al. 2020's B_crit(L) = 2.1e8 tokens * L^-4.8 (arXiv:2001.08361,
 // Figure 10; shared data row kaplan20-bcrit), taking B_noise ~ B_crit as that paper does.
@@ -336,6 +334,30 @@ void complete_target(Scenario& s) {
   if (t.loss) t.b_noise = 2.1e8 * std::pow(*t.loss, -4.8) / seq;
 }
 
+void complete_compression(Scenario& s) {
+  using S = CompressionSpec::Scheme;
+  const CompressionSpec& c = s.training.compression;
+  if (c.scheme == S::none) return;
+  const char* key = "training.gradient_compression.scheme";
+  if (s.parallelism.zero_stage >= 3) {
+    reject(s, key, to_string(c.scheme),
+           "compression is modelled on data-parallel gradient buckets (ZeRO stages 0-2); "
+           "ZeRO-3/FSDP reduce-scatters per layer");
+  }
+  if ((c.scheme == S::fp16 || c.scheme == S::bf16) && s.training.gradient_dtype != Dtype::fp32) {
+    reject(s, key, to_string(c.scheme),
+           fmt::format("gradients are already {} (training.gradient_dtype); casting applies to "
+                       "fp32 gradients",
+                       to_string(s.training.gradient_dtype)));
+  }
+  if (c.scheme == S::local_sgd && s.parallelism.zero_stage >= 1) {
+    reject(s, key, "local_sgd",
+           "local SGD keeps a whole replica's optimizer state per rank: use zero_stage 0");
+  }
+}
+
+}  // namespace
+
 void complete_and_validate(Scenario& s) {
   complete_cluster(s);
   if (s.model.family == ModelFamily::cnn) {
@@ -346,6 +368,7 @@ void complete_and_validate(Scenario& s) {
   complete_parallelism(s);
   complete_training(s);
   complete_target(s);
+  complete_compression(s);
 }
 
 }  // namespace orrery

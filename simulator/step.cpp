@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "core/error.h"
+#include "model/compression.h"
 #include "model/pipeline.h"
 #include "simulator/breakdown.h"
 #include "simulator/schedule.h"
@@ -18,6 +19,29 @@
 
 namespace orrery {
 namespace detail {
+namespace {
+
+// Throughput and FLOP rates from the step time and the step's figures.
+void set_rates(StepResult& out) {
+  const double step = out.step_time.value();
+  out.tokens_per_s = out.figures.tokens_per_step / step;
+  out.tflops_model_per_gpu = out.figures.model_flops_per_gpu.value() / step / 1e12;
+  out.tflops_hardware_per_gpu = out.figures.hardware_flops_per_gpu.value() / step / 1e12;
+  out.mfu = out.tflops_model_per_gpu * 1e12 / out.peak_flops;
+  out.hfu = out.tflops_hardware_per_gpu * 1e12 / out.peak_flops;
+}
+
+CollectiveOp collective_op(WireOp op) {
+  switch (op) {
+    case WireOp::all_reduce: return CollectiveOp::all_reduce;
+    case WireOp::reduce_scatter: return CollectiveOp::reduce_scatter;
+    case WireOp::all_gather: return CollectiveOp::all_gather;
+    case WireOp::all_to_all: return CollectiveOp::all_to_all;
+  }
+  return CollectiveOp::all_reduce;
+}
+
+}  // namespace
 
 void StepBuilder::overlap_pair(TaskGraph& g, std::pair<int, int> forward,
                                std::pair<int, int> backward) const {
@@ -122,6 +146,7 @@ void StepBuilder::build_pipeline(TaskGraph& g) {
   struct GradReady {
     int task;
     double dense_params, expert_params;
+    const Layer* layer;
   };
   // Per rank, the gradients as they become final, in order: one list, or under DualPipe
   // one per chunk (each chunk's gradients are summed with the mirror rank's copy).
@@ -233,7 +258,7 @@ void StepBuilder::build_pipeline(TaskGraph& g) {
             after = append_layer(g, cache, rank, st, **it, PassKind::backward, after, b.microbatch);
             if (final_bwd) {
               grads[r][grad_list].push_back(
-                  {after, (*it)->params() - (*it)->expert_params(), (*it)->expert_params()});
+                  {after, (*it)->params() - (*it)->expert_params(), (*it)->expert_params(), *it});
             }
           }
         }
@@ -347,7 +372,7 @@ void StepBuilder::build_pipeline(TaskGraph& g) {
             }
             const int id = add_block(work, parts, TaskKind::backward);
             grads[r][grad_list].push_back(
-                {id, (*it)->params() - (*it)->expert_params(), (*it)->expert_params()});
+                {id, (*it)->params() - (*it)->expert_params(), (*it)->expert_params(), *it});
           }
         }
         if (b.fused_with_next) {
@@ -535,6 +560,19 @@ void StepBuilder::build_pipeline(TaskGraph& g) {
   const GroupKind expert_kind = dual ? GroupKind::expert_dp_mirror : GroupKind::expert_dp;
   std::vector<double> local_params(ranks.size(), 0);
   std::vector<double> dense_total(ranks.size(), 0);
+  // Gradient compression other than local SGD's (whose averaging is a plain reduction).
+  const CompressionSpec::Scheme scheme = s_.training.compression.scheme;
+  const bool compressed = scheme != CompressionSpec::Scheme::none &&
+                          scheme != CompressionSpec::Scheme::local_sgd;
+  std::vector<double> decode_s(ranks.size(), 0);  // decode kernels before the optimizer
+  auto kernel_time = [&](Flop flops, Bytes bytes) {
+    if (flops.value() <= 0 && bytes.value() <= 0) return 0.0;
+    Op op;
+    op.kind = flops.value() > 0 ? OpKind::gemm : OpKind::elementwise;
+    op.fwd_flops = flops;
+    op.fwd_read = bytes;
+    return model_->op_time(op, Pass::forward).value();
+  };
   for (size_t r = 0; r < ranks.size(); ++r) {
     // Bucket boundaries over the gradients this rank's collectives carry: identical for
     // every rank of a stage (and its mirror's copy).
@@ -574,7 +612,15 @@ void StepBuilder::build_pipeline(TaskGraph& g) {
       local_params[r] = dense3 / group + expert3 / std::max(1.0, group / p_.ep);
       continue;
     }
+    size_t first = 0;
     for (const auto& [last, params] : buckets) {
+      GradientShape shape[2];  // dense, expert
+      for (size_t i = first; i <= last; ++i) {
+        add_gradients(shape[0], *owned[i].layer, false);
+        add_gradients(shape[1], *owned[i].layer, true);
+      }
+      first = last + 1;
+      if (opt_.skip_gradient_sync) continue;  // local SGD between averagings
       for (int pass = 0; pass < 2; ++pass) {
         const bool expert_pass = pass == 1;
         const double bucket_params = expert_pass ? params.second : params.first;
@@ -584,14 +630,33 @@ void StepBuilder::build_pipeline(TaskGraph& g) {
         const std::vector<int> members = reduce_members(r, expert_pass);
         if (members.front() != static_cast<int>(r)) continue;  // one task per group
         std::vector<int> after;
+        std::vector<int> ready;  // each member's task that makes the bucket's gradients final
         for (int mr : members) {
           const int list = dual && ranks[mr].s != ranks[r].s ? 1 : 0;
-          after.push_back(s_.training.overlap_grad_reduce ? grads[mr][list][last].task
-                                                          : last_compute[mr]);
+          ready.push_back(grads[mr][list][last].task);
+          after.push_back(s_.training.overlap_grad_reduce ? ready.back() : last_compute[mr]);
         }
-        const int task = collective(TaskKind::dp_comm, reduce,
-                                    expert_pass ? expert_kind : dense_kind, members, after,
-                                    bucket_params * grad_bytes);
+        const GroupKind kind = expert_pass ? expert_kind : dense_kind;
+        int task = -1;
+        if (!compressed) {
+          task = collective(TaskKind::dp_comm, reduce, kind, members, after,
+                            bucket_params * grad_bytes);
+        } else {
+          // Encode kernels run on the compute stream once the bucket's gradients are final,
+          // decode kernels before the optimizer; the collectives follow one another.
+          const CompressedReduction cr = compress_reduction(
+              s_.training.compression, shape[pass], grad_bytes, members_count, distributed);
+          const double encode = kernel_time(cr.encode_flops, cr.encode_bytes);
+          const double decode = kernel_time(cr.decode_flops, cr.decode_bytes);
+          for (size_t i = 0; i < members.size(); ++i) {
+            g.tasks[static_cast<size_t>(ready[i])].work_s += encode;
+            decode_s[static_cast<size_t>(members[i])] += decode;
+          }
+          for (const WireStep& w : cr.steps) {
+            task = collective(TaskKind::dp_comm, collective_op(w.op), kind, members,
+                              task < 0 ? after : std::vector<int>{task}, w.bytes);
+          }
+        }
         for (int mr : members) dp_tasks_of[mr].push_back(task);
       }
     }
@@ -601,7 +666,7 @@ void StepBuilder::build_pipeline(TaskGraph& g) {
     opt.kind = TaskKind::optimizer;
     opt.stream = StreamKind::compute;
     opt.rank = static_cast<int>(r);
-    opt.work_s = model_->optimizer_time(local_params[r]).value();
+    opt.work_s = model_->optimizer_time(local_params[r]).value() + decode_s[r];
     const int opt_id = g.add(opt);
     g.depend(last_compute[r], opt_id);
     for (int d : dp_tasks_of[r]) g.depend(d, opt_id);
@@ -653,11 +718,7 @@ StepResult StepBuilder::run() {
   out.peak_flops = gpu.peak.count(Dtype::bf16)   ? gpu.peak.at(Dtype::bf16).value()
                    : gpu.peak.count(Dtype::fp16) ? gpu.peak.at(Dtype::fp16).value()
                                                  : gpu.peak.begin()->second.value();
-  out.tokens_per_s = out.figures.tokens_per_step / step;
-  out.tflops_model_per_gpu = out.figures.model_flops_per_gpu.value() / step / 1e12;
-  out.tflops_hardware_per_gpu = out.figures.hardware_flops_per_gpu.value() / step / 1e12;
-  out.mfu = out.tflops_model_per_gpu * 1e12 / out.peak_flops;
-  out.hfu = out.tflops_hardware_per_gpu * 1e12 / out.peak_flops;
+  set_rates(out);
   out.tasks = g.tasks.size();
   out.events = r.events;
   if (p_.zero_stage >= 1 && s_.training.overlap_param_gather && p_.shard_group() > 1) {
@@ -710,6 +771,49 @@ double metric_value(const StepResult& r, const Scenario& s, Metric m) {
   return 0;
 }
 
+namespace {
+
+// Local SGD: `period` - 1 steps without gradient reduction, then one that averages. The
+// figures are the mean over the period; the graph and timeline are the averaging step's.
+StepResult average_period(StepResult sync, const StepResult& between, int period) {
+  const double w = 1.0 / period, w_between = 1.0 - w;
+  auto blend = [&](double a_sync, double a_between) { return w * a_sync + w_between * a_between; };
+  sync.step_time = Seconds(blend(sync.step_time.value(), between.step_time.value()));
+  const double step = sync.step_time.value();
+  double busiest = -1;
+  for (size_t i = 0; i < sync.stages.size(); ++i) {
+    Breakdown& b = sync.stages[i].breakdown;
+    const Breakdown& o = between.stages[i].breakdown;
+    b.compute = blend(b.compute, o.compute);
+    b.recompute = blend(b.recompute, o.recompute);
+    b.tp_exposed = blend(b.tp_exposed, o.tp_exposed);
+    b.ep_exposed = blend(b.ep_exposed, o.ep_exposed);
+    b.cp_exposed = blend(b.cp_exposed, o.cp_exposed);
+    b.pp_exposed = blend(b.pp_exposed, o.pp_exposed);
+    b.dp_exposed = blend(b.dp_exposed, o.dp_exposed);
+    b.bubble = blend(b.bubble, o.bubble);
+    b.optimizer = blend(b.optimizer, o.optimizer);
+    const double busy = b.compute + b.recompute + b.optimizer;
+    sync.stages[i].utilization = busy / step;
+    if (busy > busiest + 1e-12) {
+      busiest = busy;
+      sync.critical_stage = static_cast<int>(i);
+    }
+  }
+  for (auto& [cls, bytes] : sync.bytes_by_link_class) {
+    const auto it = between.bytes_by_link_class.find(cls);
+    bytes = blend(bytes, it == between.bytes_by_link_class.end() ? 0.0 : it->second);
+  }
+  detail::set_rates(sync);
+  sync.notes.push_back(fmt::format(
+      "local SGD: parameters averaged every {} steps; figures are the mean over that period, "
+      "the trace shows the averaging step",
+      period));
+  return sync;
+}
+
+}  // namespace
+
 StepResult simulate_step(const Scenario& s, const SimulationOptions& options) {
   reject_unsupported(s);
   if (options.full && s.parallelism.zero_stage >= 3 &&
@@ -717,8 +821,31 @@ StepResult simulate_step(const Scenario& s, const SimulationOptions& options) {
     throw InputError(s.where("parallelism.sharding"), "parallelism.sharding", "hybrid",
                      "--full does not simulate hybrid sharding yet; run without --full");
   }
-  detail::StepBuilder b(s, options);
-  return b.run();
+  using Scheme = CompressionSpec::Scheme;
+  const CompressionSpec& c = s.training.compression;
+  StepResult out;
+  if (c.scheme == Scheme::local_sgd && !options.skip_gradient_sync) {
+    SimulationOptions local = options;
+    local.skip_gradient_sync = true;
+    const StepResult between = detail::StepBuilder(s, local).run();
+    out = average_period(detail::StepBuilder(s, options).run(), between, c.period);
+  } else {
+    out = detail::StepBuilder(s, options).run();
+  }
+  if (c.scheme == Scheme::onebit && c.warmup_steps > 0) {
+    // 1-bit Adam's uncompressed warm-up steps run at the plain step's speed.
+    Scenario plain = s;
+    plain.training.compression.scheme = Scheme::none;
+    out.warmup_step_time = detail::StepBuilder(plain, options).run().step_time;
+  }
+  if (c.scheme != Scheme::none) {
+    out.notes.push_back(fmt::format(
+        "gradient compression {}: convergence factor {:g} (steps to the same target over "
+        "uncompressed steps){}",
+        to_string(c.scheme), c.convergence,
+        s.origin.count("training.gradient_compression.convergence") ? "" : ", assumed"));
+  }
+  return out;
 }
 
 }  // namespace orrery

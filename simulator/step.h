@@ -29,6 +29,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,9 @@ namespace orrery {
 struct SimulationOptions {
   bool full = false;      // every GPU simulated, every collective's flows explicit
   bool op_level = false;  // no layer templates: every op in the pipeline graph
+  // No data-parallel gradient reduction: a local-SGD step between averagings (set by
+  // simulate_step itself for training.gradient_compression scheme local_sgd).
+  bool skip_gradient_sync = false;
 };
 
 // Where a stage's time went, in seconds; the parts add up to the step time.
@@ -91,6 +95,8 @@ struct StepResult {
   TaskGraph graph;
   EngineResult timeline;
   std::vector<std::string> notes;  // assumptions taken for this scenario
+  // 1-bit compression with warm-up: the step time of the uncompressed warm-up steps.
+  std::optional<Seconds> warmup_step_time;
   std::map<int, LinkInfo> links;   // the links the simulated collectives cross, by id
 
 };

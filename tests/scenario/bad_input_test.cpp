@@ -421,3 +421,54 @@ cost: {gpu_power: "500 W", gpu_idle_power: "600 W"}
 
 }  // namespace
 }  // namespace orrery
+
+namespace orrery {
+namespace {
+
+TEST(BadInput, GradientCompressionSettings) {
+  expect_error(R"(cluster: {preset: dgx-h100, nodes: 2}
+model: {preset: llama3-8b}
+parallelism: {tp: 8, dp: 2, global_batch: 8}
+training: {gradient_compression: {scheme: topk, rank: 4}}
+)",
+               {"bad.yaml:4", "training.gradient_compression.rank", "does not apply to scheme topk"});
+  expect_error(R"(cluster: {preset: dgx-h100, nodes: 2}
+model: {preset: llama3-8b}
+parallelism: {tp: 8, dp: 2, global_batch: 8}
+training: {gradient_compression: {density: 0.01}}
+)",
+               {"training.gradient_compression.scheme", "missing key"});
+  expect_error(R"(cluster: {preset: dgx-h100, nodes: 2}
+model: {preset: llama3-8b}
+parallelism: {tp: 8, dp: 2, global_batch: 8}
+training: {gradient_compression: {scheme: zip}}
+)",
+               {"bad.yaml:4", "training.gradient_compression.scheme", "'zip'", "powersgd"});
+  expect_error(R"(cluster: {preset: dgx-h100, nodes: 2}
+model: {preset: llama3-8b}
+parallelism: {tp: 8, dp: 2, global_batch: 8}
+training: {gradient_compression: {scheme: topk, density: 2}}
+)",
+               {"bad.yaml:4", "training.gradient_compression.density", "'2'"});
+  expect_error(R"(cluster: {preset: dgx-h100, nodes: 2}
+model: {preset: llama3-8b}
+parallelism: {tp: 8, dp: 2, global_batch: 8}
+training: {gradient_dtype: bf16, gradient_compression: {scheme: bf16}}
+)",
+               {"training.gradient_compression.scheme", "'bf16'", "already bf16"});
+  expect_error(R"(cluster: {preset: dgx-h100, nodes: 2}
+model: {preset: llama3-8b}
+parallelism: {tp: 8, dp: 2, fsdp: true, global_batch: 8}
+training: {gradient_compression: {scheme: powersgd}}
+)",
+               {"training.gradient_compression.scheme", "'powersgd'", "ZeRO stages 0-2"});
+  expect_error(R"(cluster: {preset: dgx-h100, nodes: 2}
+model: {preset: llama3-8b}
+parallelism: {tp: 8, dp: 2, zero_stage: 1, global_batch: 8}
+training: {gradient_compression: {scheme: local_sgd, period: 4}}
+)",
+               {"training.gradient_compression.scheme", "'local_sgd'", "zero_stage 0"});
+}
+
+}  // namespace
+}  // namespace orrery

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <map>
 #include <fmt/format.h>
 
 #include "core/error.h"
@@ -547,6 +548,54 @@ training: {precision: bf16, recompute: none}
     // it is paired, each of its layers' tasks is hidden on its own.
     EXPECT_GE(hidden_backward, 5) << "rank " << rank;
   }
+}
+
+}  // namespace
+}  // namespace orrery
+
+namespace orrery {
+namespace {
+
+TEST(Step, CompressionPaysOnEthernetNotOnInfiniBand) {
+  // The table of docs/model.md, "Gradient compression": step times of the two shipped
+  // BERT-Large scenarios under each scheme, to 2 %.
+  const std::string dir = std::string(ORRERY_SOURCE_DIR) + "/scenarios/";
+  struct Row {
+    const char* scheme;
+    double ethernet_ms, infiniband_ms;
+  };
+  const Row rows[] = {{"none", 409, 109},   {"bf16", 234, 108},     {"int8", 447, 108},
+                      {"onebit", 123, 105}, {"topk", 170, 108},     {"powersgd", 141, 109},
+                      {"local_sgd", 139, 102}};
+  for (const char* file : {"bert-large-dp32-50gbe-powersgd.yaml", "bert-large-dp32-ib-powersgd.yaml"}) {
+    const bool ethernet = std::string(file).find("50gbe") != std::string::npos;
+    for (const Row& row : rows) {
+      Scenario s = load_scenario_file(dir + file);
+      CompressionSpec c;
+      const std::map<std::string, CompressionSpec::Scheme> names = {
+          {"none", CompressionSpec::Scheme::none},     {"bf16", CompressionSpec::Scheme::bf16},
+          {"int8", CompressionSpec::Scheme::int8},     {"onebit", CompressionSpec::Scheme::onebit},
+          {"topk", CompressionSpec::Scheme::topk},     {"powersgd", CompressionSpec::Scheme::powersgd},
+          {"local_sgd", CompressionSpec::Scheme::local_sgd}};
+      c.scheme = names.at(row.scheme);
+      s.training.compression = c;
+      const double ms = simulate_step(s).step_time.value() * 1e3;
+      const double expected = ethernet ? row.ethernet_ms : row.infiniband_ms;
+      EXPECT_NEAR(ms, expected, 0.02 * expected) << file << " " << row.scheme;
+    }
+  }
+}
+
+TEST(Step, SixteenBitGradientsHalveTheAllReduceBytes) {
+  // Data parallel only, so every inter-node byte is the gradient all-reduce: casting fp32
+  // gradients to bf16 halves it exactly.
+  const std::string dir = std::string(ORRERY_SOURCE_DIR) + "/scenarios/";
+  Scenario s = load_scenario_file(dir + "bert-large-dp32-50gbe-powersgd.yaml");
+  s.training.compression = CompressionSpec{};
+  const double fp32 = simulate_step(s).bytes_by_link_class.at(LinkClass::nic);
+  s.training.compression.scheme = CompressionSpec::Scheme::bf16;
+  const double bf16 = simulate_step(s).bytes_by_link_class.at(LinkClass::nic);
+  EXPECT_NEAR(bf16 / fp32, 0.5, 1e-9);
 }
 
 }  // namespace
