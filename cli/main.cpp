@@ -8,6 +8,7 @@
 #include <iostream>
 #include <string>
 
+#include "calibrate/profile.h"
 #include "core/error.h"
 #include "model/analysis.h"
 #include "report/check_report.h"
@@ -62,6 +63,18 @@ int run_run(const std::string& path, const std::string& format, const std::strin
                                             : orrery::render_run_table(s, r);
   if (!trace.empty()) write_file(trace, orrery::render_trace(s, r));
   std::fwrite(out.data(), 1, out.size(), stdout);
+  return 0;
+}
+
+// Fits a profile from the inputs and writes it whole to `out`; prints one line per family.
+int run_calibrate(const std::vector<std::string>& paths, const std::string& out,
+                  const std::string& op) {
+  std::vector<orrery::CalibrationInput> inputs;
+  for (const auto& p : paths) inputs.push_back({p, op});
+  const orrery::Profile profile = orrery::calibrate(inputs);
+  write_file(out, orrery::render_profile(profile));
+  const std::string summary = orrery::render_profile_summary(profile) + "wrote " + out + "\n";
+  std::fwrite(summary.data(), 1, summary.size(), stdout);
   return 0;
 }
 
@@ -174,6 +187,19 @@ int main(int argc, char** argv) {
 
   CLI::App* presets = app.add_subcommand("presets", "List the built-in GPU, system and model presets.");
 
+  std::vector<std::string> calibrate_inputs;
+  std::string calibrate_out, calibrate_op;
+  CLI::App* calibrate = app.add_subcommand(
+      "calibrate", "Fit a hardware profile from measurements: orrery-profile measurement "
+                   "files, nccl-tests logs and PyTorch/Kineto traces; every fitted family "
+                   "reports its leave-one-out held-out error.");
+  calibrate->add_option("inputs", calibrate_inputs, "Input files")->required();
+  calibrate->add_option("-o,--output", calibrate_out, "Profile file to write")->required();
+  calibrate->add_option("--op", calibrate_op,
+                        "Collective of nccl-tests logs that do not name their program "
+                        "(all_reduce, all_gather, reduce_scatter, all_to_all, broadcast, "
+                        "send_recv)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -192,6 +218,7 @@ int main(int argc, char** argv) {
     if (*run) return run_run(run_path, run_format, trace_path, full);
     if (*validate) return run_validate(validate_paths, validate_format);
     if (*presets) return run_presets();
+    if (*calibrate) return run_calibrate(calibrate_inputs, calibrate_out, calibrate_op);
   } catch (const orrery::InputError& e) {
     std::cerr << e.what() << "\n";
     return kExitBadInput;
