@@ -153,10 +153,10 @@ GemmRoofs gemm_roofs(const std::string& dtype, const std::vector<GemmSample>& s)
   return r;
 }
 
-double gemm_rate(const GemmRoofs& r, const std::string& dtype, const GemmShape& s) {
-  const double f = flops_of(s);
+// Rate of a GEMM of `f` FLOPs moving `bytes`.
+double gemm_rate(const GemmRoofs& r, double f, double bytes) {
   // No memory-bound point measured: no memory roof.
-  const double memory = r.w > 0 ? r.w * f / bytes_of(s, dtype) : HUGE_VAL;
+  const double memory = r.w > 0 ? r.w * f / bytes : HUGE_VAL;
   if (r.compute.empty()) return memory;
   double p = 0;
   const auto& c = r.compute;
@@ -171,6 +171,10 @@ double gemm_rate(const GemmRoofs& r, const std::string& dtype, const GemmShape& 
     p = c[j - 1].second + u * (c[j].second - c[j - 1].second);
   }
   return std::min(p, memory);
+}
+
+double gemm_rate(const GemmRoofs& r, const std::string& dtype, const GemmShape& s) {
+  return gemm_rate(r, flops_of(s), bytes_of(s, dtype));
 }
 
 }  // namespace
@@ -257,6 +261,13 @@ FlopRate GemmFit::rate(const GemmShape& s) const {
 }
 
 Seconds GemmFit::time(const GemmShape& s) const { return Seconds(flops_of(s) / rate(s).value()); }
+
+FlopRate GemmFit::rate_at(Flop flops, Bytes bytes) const {
+  GemmRoofs r;
+  r.w = memory_roof.value();
+  r.compute = compute_roof;
+  return FlopRate(gemm_rate(r, flops.value(), bytes.value()));
+}
 
 GemmFit fit_gemm(const std::string& dtype, const std::vector<GemmSample>& samples) {
   // One sample per shape: repeated shapes are merged by their median time.

@@ -86,6 +86,8 @@ struct GemmFit {
   std::vector<double> in_sample_error;           // the fitted model at each point
   FlopRate rate(const GemmShape& s) const;
   Seconds time(const GemmShape& s) const;
+  // The same roofline for a GEMM known by its FLOPs and the bytes it moves.
+  FlopRate rate_at(Flop flops, Bytes bytes) const;
 };
 GemmFit fit_gemm(const std::string& dtype, const std::vector<GemmSample>& samples);
 

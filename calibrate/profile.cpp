@@ -284,8 +284,11 @@ std::string render_profile(const Profile& p) {
   if (p.launch) {
     std::vector<double> errs;
     for (const auto& pt : p.launch->points) errs.push_back(pt.held_out_error);
-    o += fmt::format("launch:\n  overhead: {}\n  held_out: {}\n", us(p.launch->overhead),
-                     held_out(errs));
+    o += fmt::format("launch:\n  overhead: {}\n  held_out: {}\n  points:\n",
+                     us(p.launch->overhead), held_out(errs));
+    for (const auto& pt : p.launch->points)
+      o += fmt::format("    - {{time: {}, held_out_error_pct: {}}}\n", us(pt.time),
+                       pct(pt.held_out_error));
   } else {
     o += "launch: null\n";
   }

@@ -54,4 +54,9 @@ std::string render_profile(const Profile& p);
 // One line per fitted family with its held-out error, for the terminal.
 std::string render_profile_summary(const Profile& p);
 
+// Reads a profile written by render_profile (strictly: unknown keys are errors). Figures
+// come back as written, to six significant digits.
+Profile read_profile_text(const std::string& text, const std::string& file);
+Profile read_profile_file(const std::string& path);
+
 }  // namespace orrery

@@ -1,0 +1,148 @@
+#include "calibrate/profile_model.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <optional>
+
+namespace orrery {
+namespace {
+
+std::string dtype_name(Precision p) {
+  switch (p) {
+    case Precision::fp32: return "fp32";
+    case Precision::tf32: return "tf32";
+    case Precision::fp16: return "fp16";
+    case Precision::bf16: return "bf16";
+    case Precision::fp8: return "fp8";
+  }
+  return "bf16";
+}
+
+const GemmFit* gemm_for(const Profile& p, const std::string& dtype) {
+  for (const auto& g : p.gemm)
+    if (g.dtype == dtype) return &g;
+  return nullptr;
+}
+
+const MemoryFit* memory_for(const Profile& p, std::initializer_list<const char*> prefer) {
+  for (const char* k : prefer)
+    for (const auto& m : p.memory)
+      if (m.kernel == k) return &m;
+  return nullptr;
+}
+
+double max_held_out(const std::vector<HeldOutPoint>& pts) {
+  double m = 0;
+  for (const auto& x : pts) m = std::max(m, std::abs(x.held_out_error));
+  return m;
+}
+
+class ProfileModel final : public ComputeModel {
+ public:
+  ProfileModel(const Scenario& s, const Profile& p, const std::string& name)
+      : roofline_(make_roofline_model(s)) {
+    const std::string d = dtype_name(s.training.precision);
+    const std::string a = s.training.precision == Precision::fp8 ? "bf16" : d;
+    if (const GemmFit* g = gemm_for(p, d)) gemm_ = *g;
+    if (const GemmFit* g = gemm_for(p, a)) attn_gemm_ = *g;
+    if (const MemoryFit* m = memory_for(p, {"row_reduce", "elementwise", "copy"})) rows_ = *m;
+    if (const MemoryFit* m = memory_for(p, {"elementwise", "copy", "row_reduce"})) other_ = *m;
+    Op empty;
+    empty.kind = OpKind::elementwise;
+    roofline_floor_ = roofline_->op_time(empty, Pass::forward).value();
+    floor_ = p.launch ? p.launch->overhead.value() : roofline_floor_;
+
+    auto gemm_line = [&](const char* what, const std::optional<GemmFit>& g, const std::string& dt) {
+      return g ? fmt::format("{} {} from profile gemm {} ({} shapes, held-out max {:.1f} %)", what,
+                             dt, g->dtype, g->points.size(), 100 * max_held_out(g->points))
+               : fmt::format("{} {} from roofline (profile has no {} GEMMs)", what, dt, dt);
+    };
+    auto memory_line = [&](const char* what, const std::optional<MemoryFit>& m) {
+      return m ? fmt::format("{} from profile memory_bound {} ({:.0f} GB/s, alpha {:.2f} us, "
+                             "held-out max {:.1f} %)",
+                             what, m->kernel, m->bandwidth.value() / 1e9, m->alpha.value() * 1e6,
+                             100 * max_held_out(m->points))
+               : fmt::format("{} from roofline (profile has no memory-bound fit)", what);
+    };
+    description_ = fmt::format(
+        "profile {}: {}; {}; fused attention from roofline; {}; {}; kernel floor {:.2f} us "
+        "from {}; optimizer from roofline",
+        name, gemm_line("GEMM", gemm_, d), gemm_line("attention GEMMs", attn_gemm_, a),
+        memory_line("norm/softmax", rows_), memory_line("other ops", other_), floor_ * 1e6,
+        p.launch ? "profile launch" : "roofline (profile has no launch fit)");
+  }
+
+  Seconds op_time(const Op& op, Pass pass) const override {
+    const bool fwd = pass == Pass::forward;
+    const double bytes = fwd ? (op.fwd_read + op.fwd_written).value()
+                             : (op.bwd_read + op.bwd_written).value();
+    const double flops = (fwd ? op.fwd_flops : op.bwd_flops).value();
+    double t = 0;
+    switch (op.kind) {
+      case OpKind::gemm:
+      case OpKind::router:
+      case OpKind::conv:
+        if (!gemm_) return roofline_->op_time(op, pass);
+        t = gemm_time(*gemm_, flops, bytes, fwd);
+        break;
+      case OpKind::attention:
+        if (op.name == "attn.core" || !attn_gemm_) return roofline_->op_time(op, pass);
+        t = gemm_time(*attn_gemm_, flops, bytes, fwd);
+        break;
+      case OpKind::norm:
+      case OpKind::softmax:
+        if (!rows_) return roofline_->op_time(op, pass);
+        t = memory_time(*rows_, bytes);
+        break;
+      default:
+        if (!other_) return roofline_->op_time(op, pass);
+        t = memory_time(*other_, bytes);
+        break;
+    }
+    const double aux = (fwd ? op.aux_fwd_bytes : op.aux_bwd_bytes).value();
+    if (aux > 0) {
+      double aux_t = 0;
+      if (other_) {
+        aux_t = memory_time(*other_, aux);
+      } else {
+        Op a;
+        a.kind = OpKind::elementwise;
+        a.fwd_read = Bytes(aux);
+        aux_t = roofline_->op_time(a, Pass::forward).value();
+      }
+      t = std::max(t, floor_) + std::max(aux_t, floor_);
+    }
+    return Seconds(std::max(t, floor_));
+  }
+
+  Seconds optimizer_time(double params) const override { return roofline_->optimizer_time(params); }
+
+  std::string describe() const override { return description_; }
+
+ private:
+  static double gemm_time(const GemmFit& g, double flops, double bytes, bool fwd) {
+    if (flops <= 0) return 0;
+    if (fwd) return flops / g.rate_at(Flop(flops), Bytes(bytes)).value();
+    return 2 * (flops / 2) / g.rate_at(Flop(flops / 2), Bytes(bytes / 2)).value();
+  }
+  static double memory_time(const MemoryFit& m, double bytes) {
+    return m.alpha.value() + bytes / m.bandwidth.value();
+  }
+
+  std::unique_ptr<ComputeModel> roofline_;
+  std::optional<GemmFit> gemm_, attn_gemm_;
+  std::optional<MemoryFit> rows_, other_;
+  double floor_ = 0, roofline_floor_ = 0;
+  std::string description_;
+};
+
+}  // namespace
+
+std::unique_ptr<ComputeModel> make_profile_model(const Scenario& s, const Profile& p,
+                                                 const std::string& name) {
+  return std::make_unique<ProfileModel>(s, p, name);
+}
+
+}  // namespace orrery
