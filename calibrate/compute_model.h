@@ -1,6 +1,6 @@
 // How long an op takes on one GPU: the interface the simulator times ops through, and
 // the default implementation from datasheet peaks and measured achievable fractions.
-// A calibration file will implement the same interface (calibrate/README.md).
+// A profile from `orrery calibrate` implements the same interface (profile_model.h).
 #pragma once
 
 #include <memory>
@@ -43,5 +43,10 @@ class ComputeModel {
 //               moment; t = bytes / (hbm * memory_efficiency).
 // Throws InputError naming the missing key when the GPU lacks a measured fraction.
 std::unique_ptr<ComputeModel> make_roofline_model(const Scenario& s);
+
+// The model a scenario asks for: the profile named by `cluster.calibration` (read and
+// timed as make_profile_model says, calibrate/profile_model.h), else the roofline.
+// Throws InputError for a profile that cannot be read, naming its file and line.
+std::unique_ptr<ComputeModel> make_compute_model(const Scenario& s);
 
 }  // namespace orrery

@@ -2,7 +2,10 @@
 
 #include <fmt/format.h>
 
+#include "core/error.h"
+
 #include <algorithm>
+#include <filesystem>
 #include <cmath>
 #include <optional>
 
@@ -143,6 +146,16 @@ class ProfileModel final : public ComputeModel {
 std::unique_ptr<ComputeModel> make_profile_model(const Scenario& s, const Profile& p,
                                                  const std::string& name) {
   return std::make_unique<ProfileModel>(s, p, name);
+}
+
+std::unique_ptr<ComputeModel> make_compute_model(const Scenario& s) {
+  if (!s.cluster.calibration) return make_roofline_model(s);
+  if (!std::filesystem::is_regular_file(*s.cluster.calibration)) {
+    throw InputError(s.where("cluster.calibration"), "cluster.calibration", *s.cluster.calibration,
+                     "cannot open the calibration profile (paths are relative to the scenario "
+                     "file)");
+  }
+  return make_profile_model(s, read_profile_file(*s.cluster.calibration), *s.cluster.calibration);
 }
 
 }  // namespace orrery

@@ -98,5 +98,36 @@ TEST(CliCalibrate, TooFewSizesAndUnknownInputsAreRefused) {
   std::remove(two.c_str());
 }
 
+// A scenario naming a profile (relative to the scenario file) is timed from it: the fp8
+// GEMMs of the fixture profile replace the roofline's, the rest keeps the roofline.
+TEST(CliCalibrate, RunTimesOpsFromTheProfileTheScenarioNames) {
+  const std::string profile = temp("h100.yaml");
+  ASSERT_EQ(run_orrery("calibrate " + kLog + " " + kGemm + " -o '" + profile + "'").code, 0);
+  const std::string name = std::filesystem::path(profile).filename().string();
+  const std::string body =
+      "model: {preset: llama3-8b}\nparallelism: {tp: 8, global_batch: 8}\n"
+      "training: {precision: fp8}\n";
+  const std::string with = temp("with.yaml"), without = temp("without.yaml");
+  std::ofstream(with) << "cluster: {preset: dgx-h100, calibration: " << name << "}\n" << body;
+  std::ofstream(without) << "cluster: {preset: dgx-h100}\n" << body;
+  const auto a = run_orrery("run '" + with + "'");
+  const auto b = run_orrery("run '" + without + "'");
+  ASSERT_EQ(a.code, 0) << a.err;
+  ASSERT_EQ(b.code, 0) << b.err;
+  EXPECT_NE(a.out.find("compute model"), std::string::npos);
+  EXPECT_NE(a.out.find("GEMM fp8 from profile gemm fp8 (9 shapes"), std::string::npos) << a.out;
+  EXPECT_NE(a.out.find("fused attention from roofline"), std::string::npos) << a.out;
+  EXPECT_NE(b.out.find("roofline: GEMM plateau"), std::string::npos) << b.out;
+  EXPECT_NE(a.out, b.out);
+  // A profile that is not there: exit 2 naming the scenario's line and key.
+  std::ofstream(with) << "cluster: {preset: dgx-h100, calibration: missing.yaml}\n" << body;
+  const auto c = run_orrery("run '" + with + "'");
+  EXPECT_EQ(c.code, 2);
+  EXPECT_NE(c.err.find(with + ":1: key 'cluster.calibration'"), std::string::npos) << c.err;
+  std::remove(profile.c_str());
+  std::remove(with.c_str());
+  std::remove(without.c_str());
+}
+
 }  // namespace
 }  // namespace orrery
