@@ -25,7 +25,7 @@ double median_of(std::vector<double> v) {
                           std::size_t got, const std::string& unit) {
   throw InputError({"orrery calibrate", std::nullopt}, family, what,
                    fmt::format("too few points to fit this family and hold one out: it needs at "
-                               "least {} distinct {}, the inputs give {}",
+                               "least {} {}, the inputs give {}",
                                need, unit, got));
 }
 
@@ -231,7 +231,7 @@ CollectiveFit fit_collective(const std::string& op, int gpus, int nodes,
   const auto pts = merge_by_size(samples);
   const std::string what = fmt::format("{} on {} GPUs, {} node{}", op, gpus, nodes,
                                        nodes == 1 ? "" : "s");
-  if (pts.size() < 3) too_few("collectives", what, 3, pts.size(), "message sizes");
+  if (pts.size() < 3) too_few("collectives", what, 3, pts.size(), "distinct message sizes");
   CollectiveFit f;
   f.op = op;
   f.gpus = gpus;
@@ -277,7 +277,7 @@ GemmFit fit_gemm(const std::string& dtype, const std::vector<GemmSample>& sample
   for (const auto& [k, times] : by) {
     merged.push_back({{std::get<0>(k), std::get<1>(k), std::get<2>(k)}, Seconds(median_of(times)), ""});
   }
-  if (merged.size() < 3) too_few("gemm", dtype, 3, merged.size(), "shapes");
+  if (merged.size() < 3) too_few("gemm", dtype, 3, merged.size(), "distinct shapes");
   const GemmRoofs all = gemm_roofs(dtype, merged);
   GemmFit f;
   f.dtype = dtype;
@@ -297,7 +297,7 @@ GemmFit fit_gemm(const std::string& dtype, const std::vector<GemmSample>& sample
 
 MemoryFit fit_memory(const std::string& kernel, const std::vector<CollectiveSample>& samples) {
   const auto pts = merge_by_size(samples);
-  if (pts.size() < 3) too_few("memory_bound", kernel, 3, pts.size(), "sizes");
+  if (pts.size() < 3) too_few("memory_bound", kernel, 3, pts.size(), "distinct sizes");
   MemoryFit f;
   f.kernel = kernel;
   const auto [alpha, inv_bw] = alpha_beta(pts);

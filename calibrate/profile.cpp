@@ -158,13 +158,25 @@ Profile calibrate(const std::vector<CalibrationInput>& inputs) {
                        "nGpus ..' header) or a Chrome trace JSON with traceEvents");
     }
   }
+  // A family with too few points is refused and listed under not_fitted; the families
+  // that can be fitted still are. Nothing fitted at all is an error.
+  std::vector<std::string> refused;
+  auto attempt = [&](auto&& fit) {
+    try {
+      fit();
+    } catch (const InputError& e) {
+      refused.push_back(fmt::format("{} {}: {}", e.key(), e.value(), e.why()));
+    }
+  };
   for (const auto& [key, samples] : c.collectives) {
     const auto& [op, gpus, nodes] = key;
-    p.collectives.push_back(fit_collective(op, gpus, nodes, samples));
+    attempt([&] { p.collectives.push_back(fit_collective(op, gpus, nodes, samples)); });
   }
-  for (const auto& [dtype, samples] : c.gemm) p.gemm.push_back(fit_gemm(dtype, samples));
-  for (const auto& [kernel, samples] : c.memory) p.memory.push_back(fit_memory(kernel, samples));
-  if (!c.launch.empty()) p.launch = fit_launch(c.launch);
+  for (const auto& [dtype, samples] : c.gemm)
+    attempt([&] { p.gemm.push_back(fit_gemm(dtype, samples)); });
+  for (const auto& [kernel, samples] : c.memory)
+    attempt([&] { p.memory.push_back(fit_memory(kernel, samples)); });
+  if (!c.launch.empty()) attempt([&] { p.launch = fit_launch(c.launch); });
   for (const auto& [key, times] : c.op_times) {
     std::vector<double> t = times;
     std::sort(t.begin(), t.end());
@@ -173,6 +185,13 @@ Profile calibrate(const std::vector<CalibrationInput>& inputs) {
     p.op_times.push_back({std::get<0>(key), std::get<1>(key), std::get<2>(key),
                           static_cast<int>(n), Seconds(median), Seconds(t.front()),
                           Seconds(t.back())});
+  }
+  p.not_fitted = refused;
+  if (p.collectives.empty() && p.gemm.empty() && p.memory.empty() && !p.launch &&
+      p.op_times.empty()) {
+    std::string why = "nothing could be fitted";
+    for (const auto& r : refused) why += "; " + r;
+    throw InputError({"orrery calibrate", std::nullopt}, "", "", why);
   }
   if (c.attention_rows > 0) {
     p.not_fitted.push_back(fmt::format(

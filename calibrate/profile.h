@@ -45,8 +45,10 @@ struct Profile {
   std::vector<std::string> not_fitted;     // families read but not fitted, and why
 };
 
-// Reads every input (its kind told from its content) and fits. Throws InputError for a
-// bad input, an input of no known kind, a family with too few points, or no input.
+// Reads every input (its kind told from its content) and fits every family. A family
+// with too few points is refused: listed in `not_fitted` with how many points it needs
+// and got. Throws InputError for a bad input, an input of no known kind, no input, or
+// inputs of which nothing could be fitted.
 Profile calibrate(const std::vector<CalibrationInput>& inputs);
 
 // The profile as YAML; the same profile gives the same bytes.

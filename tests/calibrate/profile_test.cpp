@@ -91,17 +91,27 @@ TEST(Calibrate, TraceGivesOpTimesAndMeasurementsGiveMemoryAndLaunch) {
   EXPECT_NE(p.not_fitted[0].find("attention: 1 measured rows"), std::string::npos);
 }
 
-TEST(Calibrate, OneGemmShapeFromATraceIsRefused) {
-  // Two aten::mm calls of one shape are one shape: too few to fit and hold one out.
-  try {
-    calibrate({{write_temp("t.json", kTrace), ""}});
-    FAIL();
-  } catch (const InputError& e) {
-    EXPECT_NE(std::string(e.what()).find("key 'gemm' = 'bf16': too few points"), std::string::npos)
-        << e.what();
-    EXPECT_NE(std::string(e.what()).find("needs at least 3 distinct shapes, the inputs give 1"),
-              std::string::npos);
-  }
+TEST(Calibrate, AFamilyWithTooFewPointsIsRefusedAndTheRestFitted) {
+  // Two aten::mm calls of one shape are one shape: too few to fit and hold one out. The
+  // per-op times are still kept.
+  const Profile p = calibrate({{write_temp("t.json", kTrace), ""}});
+  EXPECT_TRUE(p.gemm.empty());
+  EXPECT_EQ(p.op_times.size(), 2u);
+  ASSERT_EQ(p.not_fitted.size(), 1u);
+  EXPECT_EQ(p.not_fitted[0],
+            "gemm bf16: too few points to fit this family and hold one out: it needs at least 3 "
+            "distinct shapes, the inputs give 1");
+  // One launch row (as in the contract's example) is refused; the copies are fitted.
+  std::string one = kMeasurements;
+  one.erase(one.find("  - {kernel: empty, median: 3 us"), std::string("  - {kernel: empty, median: 3 us, p10: 3 us, p90: 3 us}\n").size());
+  one.erase(one.find("  - {kernel: empty, median: 4 us"), std::string("  - {kernel: empty, median: 4 us, p10: 4 us, p90: 4 us}\n").size());
+  const Profile q = calibrate({{write_temp("one.yaml", one), ""}});
+  EXPECT_FALSE(q.launch);
+  EXPECT_EQ(q.memory.size(), 1u);
+  ASSERT_GE(q.not_fitted.size(), 1u);
+  EXPECT_EQ(q.not_fitted[0],
+            "launch empty kernel: too few points to fit this family and hold one out: it needs "
+            "at least 2 measurements, the inputs give 1");
 }
 
 TEST(Calibrate, TraceGemmsJoinTheGemmFit) {
