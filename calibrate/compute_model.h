@@ -5,6 +5,8 @@
 
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "core/units.h"
 #include "model/workload.h"
@@ -23,6 +25,9 @@ class ComputeModel {
   virtual Seconds optimizer_time(double params) const = 0;
   // One line naming the model and its constants, for reports.
   virtual std::string describe() const = 0;
+  // Per op class, what times it: (class, source and formula with its constants), for
+  // `orrery run --explain`.
+  virtual std::vector<std::pair<std::string, std::string>> explain() const = 0;
 };
 
 // Roofline with measured efficiencies (scenario/presets/gpus.yaml):

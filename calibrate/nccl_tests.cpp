@@ -73,7 +73,6 @@ struct Pending {
   std::set<int> ranks;
   std::set<std::string> hosts;
   std::vector<std::string> columns;  // normalized column names; empty before the header
-  int column_line = 0;
 };
 
 [[noreturn]] void fail(const std::string& file, int line, const std::string& key,
@@ -284,7 +283,6 @@ std::vector<NcclTestsRun> read_nccl_tests_text(const std::string& text, const st
              "group of 'time algbw busbw #wrong'");
       }
       p->columns = cols;
-      p->column_line = line;
       continue;
     }
     const auto avg = body.find("Avg bus bandwidth");

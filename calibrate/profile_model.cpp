@@ -5,6 +5,7 @@
 #include "core/error.h"
 
 #include <algorithm>
+#include <map>
 #include <filesystem>
 #include <cmath>
 #include <optional>
@@ -57,24 +58,46 @@ class ProfileModel final : public ComputeModel {
     roofline_floor_ = roofline_->op_time(empty, Pass::forward).value();
     floor_ = p.launch ? p.launch->overhead.value() : roofline_floor_;
 
-    auto gemm_line = [&](const char* what, const std::optional<GemmFit>& g, const std::string& dt) {
-      return g ? fmt::format("{} {} from profile gemm {} ({} shapes, held-out max {:.1f} %)", what,
-                             dt, g->dtype, g->points.size(), 100 * max_held_out(g->points))
-               : fmt::format("{} {} from roofline (profile has no {} GEMMs)", what, dt, dt);
+    // What times each op class: the profile entry, or the roofline's line for the class.
+    std::map<std::string, std::string> roof;
+    for (const auto& [cls, src] : roofline_->explain()) roof[cls] = src;
+    auto roof_line = [&](const std::string& prefix) {
+      for (const auto& [cls, src] : roof)
+        if (cls.rfind(prefix, 0) == 0) return src;
+      return std::string("roofline");
     };
-    auto memory_line = [&](const char* what, const std::optional<MemoryFit>& m) {
-      return m ? fmt::format("{} from profile memory_bound {} ({:.0f} GB/s, alpha {:.2f} us, "
-                             "held-out max {:.1f} %)",
-                             what, m->kernel, m->bandwidth.value() / 1e9, m->alpha.value() * 1e6,
+    auto gemm_line = [&](const std::optional<GemmFit>& g, const std::string& dt,
+                         const std::string& roof_class) {
+      return g ? fmt::format("profile {} gemm {}: F / min(P(F), {:.0f} GB/s x F / bytes), "
+                             "{} shapes, held-out max {:.1f} %",
+                             name, g->dtype, g->memory_roof.value() / 1e9, g->points.size(),
+                             100 * max_held_out(g->points))
+               : fmt::format("{} (profile has no {} GEMMs)", roof_line(roof_class), dt);
+    };
+    auto memory_line = [&](const std::optional<MemoryFit>& m) {
+      return m ? fmt::format("profile {} memory_bound {}: {:.2f} us + bytes / {:.0f} GB/s, "
+                             "held-out max {:.1f} %",
+                             name, m->kernel, m->alpha.value() * 1e6, m->bandwidth.value() / 1e9,
                              100 * max_held_out(m->points))
-               : fmt::format("{} from roofline (profile has no memory-bound fit)", what);
+               : roof_line("norm") + " (profile has no memory-bound fit)";
     };
-    description_ = fmt::format(
-        "profile {}: {}; {}; fused attention from roofline; {}; {}; kernel floor {:.2f} us "
-        "from {}; optimizer from roofline",
-        name, gemm_line("GEMM", gemm_, d), gemm_line("attention GEMMs", attn_gemm_, a),
-        memory_line("norm/softmax", rows_), memory_line("other ops", other_), floor_ * 1e6,
-        p.launch ? "profile launch" : "roofline (profile has no launch fit)");
+    explanation_ = {
+        {"GEMM (" + d + ")", gemm_line(gemm_, d, "GEMM")},
+        {"attention GEMMs (" + a + ")", gemm_line(attn_gemm_, a, "attention GEMMs")},
+        {"fused attention", roof_line("fused attention") + " (no attention family is fitted)"},
+        {"norm, softmax", memory_line(rows_)},
+        {"other ops", memory_line(other_)},
+        {"kernel floor",
+         p.launch ? fmt::format("profile {} launch: {:.2f} us, held-out max {:.1f} %", name,
+                                floor_ * 1e6, 100 * max_held_out(p.launch->points))
+                  : roof_line("kernel floor") + " (profile has no launch fit)"},
+        {"optimizer", roof_line("optimizer")}};
+    description_ = "profile " + name + ":";
+    for (const auto& [cls, src] : explanation_) {
+      const bool from_profile = src.rfind("profile ", 0) == 0;
+      description_ += fmt::format(" {} from {};", cls, from_profile ? "profile" : "roofline");
+    }
+    description_.pop_back();
   }
 
   Seconds op_time(const Op& op, Pass pass) const override {
@@ -123,6 +146,9 @@ class ProfileModel final : public ComputeModel {
   Seconds optimizer_time(double params) const override { return roofline_->optimizer_time(params); }
 
   std::string describe() const override { return description_; }
+  std::vector<std::pair<std::string, std::string>> explain() const override {
+    return explanation_;
+  }
 
  private:
   static double gemm_time(const GemmFit& g, double flops, double bytes, bool fwd) {
@@ -138,6 +164,7 @@ class ProfileModel final : public ComputeModel {
   std::optional<GemmFit> gemm_, attn_gemm_;
   std::optional<MemoryFit> rows_, other_;
   double floor_ = 0, roofline_floor_ = 0;
+  std::vector<std::pair<std::string, std::string>> explanation_;
   std::string description_;
 };
 
@@ -156,6 +183,12 @@ std::unique_ptr<ComputeModel> make_compute_model(const Scenario& s) {
                      "file)");
   }
   return make_profile_model(s, read_profile_file(*s.cluster.calibration), *s.cluster.calibration);
+}
+
+std::string render_explanation(const ComputeModel& m) {
+  std::string o = "\nexplain (what times each op class)\n";
+  for (const auto& [cls, src] : m.explain()) o += fmt::format("  {:<25}{}\n", cls, src);
+  return o;
 }
 
 }  // namespace orrery

@@ -26,4 +26,7 @@ namespace orrery {
 std::unique_ptr<ComputeModel> make_profile_model(const Scenario& s, const Profile& p,
                                                  const std::string& name);
 
+// The model's explain() lines as the section `orrery run --explain` prints.
+std::string render_explanation(const ComputeModel& m);
+
 }  // namespace orrery

@@ -256,9 +256,20 @@ TEST(ProfileModel, TimesOpsFromTheProfileAndFallsBackToTheRoofline) {
   core.fwd_flops = Flop(1e12);
   EXPECT_EQ(model->op_time(core, Pass::forward), roofline->op_time(core, Pass::forward));
   EXPECT_EQ(model->optimizer_time(1e9), roofline->optimizer_time(1e9));
-  EXPECT_NE(model->describe().find("GEMM bf16 from profile gemm bf16"), std::string::npos)
-      << model->describe();
-  EXPECT_NE(model->describe().find("kernel floor 3.00 us from profile launch"), std::string::npos);
+  EXPECT_EQ(model->describe(),
+            "profile hand.yaml: GEMM (bf16) from profile; attention GEMMs (bf16) from profile; "
+            "fused attention from roofline; norm, softmax from profile; other ops from profile; "
+            "kernel floor from profile; optimizer from roofline");
+  const auto lines = model->explain();
+  ASSERT_EQ(lines.size(), 7u);
+  EXPECT_EQ(lines[0].second,
+            "profile hand.yaml gemm bf16: F / min(P(F), 0 GB/s x F / bytes), 0 shapes, "
+            "held-out max 0.0 %");
+  EXPECT_EQ(lines[4].second,
+            "profile hand.yaml memory_bound elementwise: 2.00 us + bytes / 1000 GB/s, held-out "
+            "max 0.0 %");
+  EXPECT_EQ(lines[5].second, "profile hand.yaml launch: 3.00 us, held-out max 0.0 %");
+  EXPECT_EQ(lines[2].second.rfind("roofline: F / ", 0), 0u) << lines[2].second;
 }
 
 TEST(ProfileModel, APrecisionTheProfileLacksUsesTheRoofline) {
@@ -271,9 +282,10 @@ TEST(ProfileModel, APrecisionTheProfileLacksUsesTheRoofline) {
   gemm.fwd_flops = Flop(1e12);
   gemm.fwd_read = Bytes(1e8);
   EXPECT_EQ(model->op_time(gemm, Pass::forward), roofline->op_time(gemm, Pass::forward));
-  EXPECT_NE(model->describe().find("GEMM fp8 from roofline (profile has no fp8 GEMMs)"),
-            std::string::npos)
+  EXPECT_NE(model->describe().find("GEMM (fp8) from roofline;"), std::string::npos)
       << model->describe();
+  EXPECT_NE(model->explain()[0].second.find("(profile has no fp8 GEMMs)"), std::string::npos)
+      << model->explain()[0].second;
   // Attention GEMMs run in bf16 under fp8: those come from the profile.
   Op scores;
   scores.kind = OpKind::attention;

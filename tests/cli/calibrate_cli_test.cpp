@@ -115,10 +115,22 @@ TEST(CliCalibrate, RunTimesOpsFromTheProfileTheScenarioNames) {
   ASSERT_EQ(a.code, 0) << a.err;
   ASSERT_EQ(b.code, 0) << b.err;
   EXPECT_NE(a.out.find("compute model"), std::string::npos);
-  EXPECT_NE(a.out.find("GEMM fp8 from profile gemm fp8 (9 shapes"), std::string::npos) << a.out;
-  EXPECT_NE(a.out.find("fused attention from roofline"), std::string::npos) << a.out;
+  EXPECT_NE(a.out.find("GEMM (fp8) from profile; attention GEMMs (bf16) from roofline"),
+            std::string::npos)
+      << a.out;
   EXPECT_NE(b.out.find("roofline: GEMM plateau"), std::string::npos) << b.out;
   EXPECT_NE(a.out, b.out);
+  // --explain: one line per op class naming the profile entry or the roofline default.
+  const auto e = run_orrery("run '" + with + "' --explain");
+  ASSERT_EQ(e.code, 0) << e.err;
+  EXPECT_NE(e.out.find("explain (what times each op class)"), std::string::npos) << e.out;
+  EXPECT_NE(e.out.find("  GEMM (fp8)               profile " + with.substr(0, with.rfind('/') + 1) +
+                       name + " gemm fp8: F / min(P(F), 2593 GB/s x F / bytes), 9 shapes, "
+                       "held-out max 86.2 %"),
+            std::string::npos)
+      << e.out;
+  EXPECT_NE(e.out.find("(profile has no launch fit)"), std::string::npos) << e.out;
+  EXPECT_EQ(run_orrery("run '" + with + "' --explain --format json").code, 2);
   // A profile that is not there: exit 2 naming the scenario's line and key.
   std::ofstream(with) << "cluster: {preset: dgx-h100, calibration: missing.yaml}\n" << body;
   const auto c = run_orrery("run '" + with + "'");
