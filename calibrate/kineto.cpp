@@ -30,13 +30,14 @@ int line_at(const std::string& text, std::size_t pos) {
   throw InputError({file, std::nullopt}, key, v, why);
 }
 
-// The `External id` of an event's args, if any (Kineto writes it as a number).
-std::optional<std::int64_t> external_id(const json& args) {
+// An integer argument of an event (`External id`, `correlation`), if any.
+std::optional<std::int64_t> int_arg(const json& args, const char* key) {
   if (!args.is_object()) return std::nullopt;
-  const auto it = args.find("External id");
+  const auto it = args.find(key);
   if (it == args.end() || !it->is_number_integer()) return std::nullopt;
   return it->get<std::int64_t>();
 }
+std::optional<std::int64_t> external_id(const json& args) { return int_arg(args, "External id"); }
 
 struct CpuOp {
   std::string name;
@@ -77,6 +78,10 @@ KinetoTrace read_kineto_text(const std::string& text, const std::string& file) {
   }
   std::map<std::int64_t, CpuOp> ops;
   std::vector<std::pair<std::int64_t, std::size_t>> links;  // external id, kernel index
+  // Kernels without an External id are linked through the runtime call that launched
+  // them: same `correlation`, and the runtime event carries the op's External id.
+  std::map<std::int64_t, std::int64_t> runtime_external;     // correlation -> external id
+  std::vector<std::pair<std::int64_t, std::size_t>> by_correlation;
   for (std::size_t i = 0; i < events.size(); ++i) {
     const json& e = events[i];
     const std::string at = fmt::format("traceEvents[{}]", i);
@@ -102,8 +107,16 @@ KinetoTrace read_kineto_text(const std::string& text, const std::string& file) {
         fail(file, at + ".dur", *dur, "a duration must be zero or positive");
       k.duration = Seconds(us * 1e-6);
       k.event = static_cast<int>(i);
-      if (const auto id = external_id(args)) links.emplace_back(*id, t.kernels.size());
+      if (const auto id = external_id(args)) {
+        links.emplace_back(*id, t.kernels.size());
+      } else if (const auto corr = int_arg(args, "correlation")) {
+        by_correlation.emplace_back(*corr, t.kernels.size());
+      }
       t.kernels.push_back(std::move(k));
+    } else if (c == "cuda_runtime" || c == "cuda_driver") {
+      const auto corr = int_arg(args, "correlation");
+      const auto id = external_id(args);
+      if (corr && id) runtime_external[*corr] = *id;
     } else if (c == "cpu_op") {
       const auto id = external_id(args);
       if (!id) continue;
@@ -129,6 +142,10 @@ KinetoTrace read_kineto_text(const std::string& text, const std::string& file) {
       }
       ops[*id] = std::move(op);  // the last op with an id wins, as ids are unique per op
     }
+  }
+  for (const auto& [corr, k] : by_correlation) {
+    const auto it = runtime_external.find(corr);
+    if (it != runtime_external.end()) links.emplace_back(it->second, k);
   }
   for (const auto& [id, k] : links) {
     const auto it = ops.find(id);

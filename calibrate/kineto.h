@@ -1,7 +1,8 @@
 // Reader for PyTorch profiler / Kineto traces in Chrome trace-event JSON
 // (`torch.profiler` export_chrome_trace): GPU kernel events (`cat` "kernel", complete
 // events "ph": "X" with `dur` in microseconds) and, where recorded, the CPU op that
-// launched each kernel (`cat` "cpu_op", linked by `args."External id"`) with its
+// launched each kernel (`cat` "cpu_op", linked by `args."External id"`, or for a kernel
+// without one through the `cuda_runtime` launch of the same `correlation`) with its
 // `Input Dims` and `Input type` (recorded with record_shapes=True).
 #pragma once
 

@@ -23,6 +23,8 @@ const char* kTrace = R"({
    "ts": 120.0, "dur": 27.25, "args": {"External id": 7, "correlation": 31, "device": 0}},
   {"ph": "X", "cat": "kernel", "name": "vectorized_elementwise_kernel", "pid": 0, "tid": 7,
    "ts": 150.0, "dur": 3.0, "args": {"correlation": 40, "device": 0}},
+  {"ph": "X", "cat": "kernel", "name": "splitk_reduce", "pid": 0, "tid": 7,
+   "ts": 148.0, "dur": 1.5, "args": {"correlation": 31, "device": 0}},
   {"ph": "i", "cat": "cpu_instant_event", "name": "marker", "ts": 160.0},
   {"name": "process_name", "ph": "M", "pid": 0, "args": {"name": "GPU 0"}}
   ]
@@ -31,7 +33,7 @@ const char* kTrace = R"({
 TEST(Kineto, KernelsCarryTheirOpAndShapes) {
   const KinetoTrace t = read_kineto_text(kTrace, "trace.json");
   EXPECT_EQ(t.gpu, "NVIDIA H100 80GB HBM3");
-  ASSERT_EQ(t.kernels.size(), 2u);
+  ASSERT_EQ(t.kernels.size(), 3u);
   const TraceKernel& g = t.kernels[0];
   EXPECT_EQ(g.name, "sm90_xmma_gemm_bf16bf16_bf16f32");
   EXPECT_DOUBLE_EQ(g.duration.value(), 27.25e-6);
@@ -40,9 +42,13 @@ TEST(Kineto, KernelsCarryTheirOpAndShapes) {
   EXPECT_EQ(g.dims[0], (std::vector<std::int64_t>{4096, 1024}));
   EXPECT_EQ(g.types[1], "c10::BFloat16");
   EXPECT_EQ(g.op_id, 7);
-  // A kernel with no External id keeps no op.
+  // A kernel with no External id and a correlation no runtime call has keeps no op.
   EXPECT_TRUE(t.kernels[1].op.empty());
   EXPECT_FALSE(t.kernels[1].op_id);
+  // One with only a correlation is linked through cudaLaunchKernel (correlation 31,
+  // External id 7) to aten::mm.
+  EXPECT_EQ(t.kernels[2].op, "aten::mm");
+  EXPECT_EQ(t.kernels[2].op_id, 7);
 }
 
 std::string error_of(const std::string& text) {
