@@ -221,8 +221,16 @@ std::string bytes(double b) { return fmt::format("{:.0f} B", b); }
 std::string quoted(const std::string& s) {
   std::string out = "\"";
   for (char ch : s) {
-    if (ch == '"' || ch == '\\') out += '\\';
-    out += ch;
+    if (ch == '\n') {
+      out += "\\n";
+    } else if (ch == '\t') {
+      out += "\\t";
+    } else if (static_cast<unsigned char>(ch) < 0x20) {
+      out += fmt::format("\\x{:02x}", static_cast<unsigned char>(ch));
+    } else {
+      if (ch == '"' || ch == '\\') out += '\\';
+      out += ch;
+    }
   }
   return out + "\"";
 }

@@ -185,6 +185,15 @@ std::string profile_error(const std::string& text) {
   return "";
 }
 
+TEST(ProfileFile, NamesWithQuotesAndControlCharactersReadBack) {
+  Profile p;
+  p.op_times.push_back({"k<\"q\">\\x\n\ty\x01", "", "", 1, Seconds(1e-6), Seconds(1e-6),
+                        Seconds(1e-6)});
+  const Profile q = read_profile_text(render_profile(p), "p.yaml");
+  ASSERT_EQ(q.op_times.size(), 1u);
+  EXPECT_EQ(q.op_times[0].op, p.op_times[0].op);
+}
+
 TEST(ProfileFile, BadProfilesAreErrorsNamingLineAndKey) {
   const std::string text = render_profile(calibrate({{kLog, ""}}));
   std::string typo = text;
