@@ -65,6 +65,24 @@ class RooflineModel final : public ComputeModel {
     const bool mixed = sb.weight < 4.0;
     const double moments = sb.optimizer - (mixed ? 4.0 : 0.0);
     optimizer_bytes_ = sb.gradient + 2 * 4.0 + 2 * moments + (mixed ? sb.weight : 0.0);
+    const std::string gpu = g.preset.empty() ? "cluster.gpu" : "GPU preset " + g.preset;
+    explanation_ = {
+        {fmt::format("GEMM ({})", to_string(d)),
+         fmt::format("roofline: F / ({:.1f} TFLOP/s = peak x gemm_efficiency {}) / ramp, "
+                     "{}-point ramp; at least bytes / HBM ({})",
+                     gemm_rate_ / 1e12, g.gemm_efficiency.at(d), ramp_.size(), gpu)},
+        {fmt::format("attention GEMMs ({})", to_string(a)),
+         fmt::format("roofline: F / {:.1f} TFLOP/s / ramp ({})", attn_gemm_rate_ / 1e12, gpu)},
+        {"fused attention",
+         fmt::format("roofline: F / {:.1f} TFLOP/s (peak x attention_efficiency), backward "
+                     "2.5x forward ({})",
+                     flash_rate_ / 1e12, gpu)},
+        {"norm, softmax, other ops",
+         fmt::format("roofline: bytes / {:.0f} GB/s (HBM x memory_efficiency) ({})", hbm_ / 1e9,
+                     gpu)},
+        {"kernel floor", fmt::format("roofline: kernel_launch {:.1f} us ({})", launch_ * 1e6, gpu)},
+        {"optimizer", fmt::format("roofline: {:.0f} bytes per parameter / {:.0f} GB/s",
+                                  optimizer_bytes_, hbm_ / 1e9)}};
     description_ = fmt::format(
         "roofline: GEMM plateau {:.1f} TFLOP/s ({} x {}) with a {}-point size ramp, fused "
         "attention {:.1f} TFLOP/s, HBM {:.0f} GB/s, kernel floor {:.1f} us",
@@ -131,8 +149,12 @@ class RooflineModel final : public ComputeModel {
   }
 
   std::string describe() const override { return description_; }
+  std::vector<std::pair<std::string, std::string>> explain() const override {
+    return explanation_;
+  }
 
  private:
+  std::vector<std::pair<std::string, std::string>> explanation_;
   double gemm_rate_ = 0, attn_gemm_rate_ = 0, flash_rate_ = 0, hbm_ = 0, launch_ = 0;
   std::vector<std::pair<double, double>> ramp_;  // (log ideal seconds, fraction)
   double optimizer_bytes_ = 0;

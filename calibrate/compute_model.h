@@ -1,10 +1,12 @@
 // How long an op takes on one GPU: the interface the simulator times ops through, and
 // the default implementation from datasheet peaks and measured achievable fractions.
-// A calibration file will implement the same interface (calibrate/README.md).
+// A profile from `orrery calibrate` implements the same interface (profile_model.h).
 #pragma once
 
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "core/units.h"
 #include "model/workload.h"
@@ -23,6 +25,9 @@ class ComputeModel {
   virtual Seconds optimizer_time(double params) const = 0;
   // One line naming the model and its constants, for reports.
   virtual std::string describe() const = 0;
+  // Per op class, what times it: (class, source and formula with its constants), for
+  // `orrery run --explain`.
+  virtual std::vector<std::pair<std::string, std::string>> explain() const = 0;
 };
 
 // Roofline with measured efficiencies (scenario/presets/gpus.yaml):
@@ -43,5 +48,10 @@ class ComputeModel {
 //               moment; t = bytes / (hbm * memory_efficiency).
 // Throws InputError naming the missing key when the GPU lacks a measured fraction.
 std::unique_ptr<ComputeModel> make_roofline_model(const Scenario& s);
+
+// The model a scenario asks for: the profile named by `cluster.calibration` (read and
+// timed as make_profile_model says, calibrate/profile_model.h), else the roofline.
+// Throws InputError for a profile that cannot be read, naming its file and line.
+std::unique_ptr<ComputeModel> make_compute_model(const Scenario& s);
 
 }  // namespace orrery

@@ -8,6 +8,8 @@
 #include <iostream>
 #include <string>
 
+#include "calibrate/profile.h"
+#include "calibrate/profile_model.h"
 #include "core/error.h"
 #include "model/analysis.h"
 #include "report/check_report.h"
@@ -52,16 +54,33 @@ void write_file(const std::string& path, const std::string& text) {
 }
 
 int run_run(const std::string& path, const std::string& format, const std::string& trace,
-            bool full) {
+            bool full, bool explain) {
+  if (explain && format != "table") {
+    throw orrery::InputError({"orrery run", std::nullopt}, "--explain", format,
+                             "--explain goes with --format table");
+  }
   const orrery::Scenario s = orrery::load_scenario_file(path);
   orrery::SimulationOptions opt;
   opt.full = full;
   const orrery::StepResult r = orrery::simulate_step(s, opt);
-  const std::string out = format == "json"  ? orrery::render_run_json(s, r)
+  std::string out = format == "json"  ? orrery::render_run_json(s, r)
                           : format == "csv" ? orrery::render_run_csv(s, r)
                                             : orrery::render_run_table(s, r);
   if (!trace.empty()) write_file(trace, orrery::render_trace(s, r));
+  if (explain) out += orrery::render_explanation(*orrery::make_compute_model(s));
   std::fwrite(out.data(), 1, out.size(), stdout);
+  return 0;
+}
+
+// Fits a profile from the inputs and writes it whole to `out`; prints one line per family.
+int run_calibrate(const std::vector<std::string>& paths, const std::string& out,
+                  const std::string& op) {
+  std::vector<orrery::CalibrationInput> inputs;
+  for (const auto& p : paths) inputs.push_back({p, op});
+  const orrery::Profile profile = orrery::calibrate(inputs);
+  write_file(out, orrery::render_profile(profile));
+  const std::string summary = orrery::render_profile_summary(profile) + "wrote " + out + "\n";
+  std::fwrite(summary.data(), 1, summary.size(), stdout);
   return 0;
 }
 
@@ -147,7 +166,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
 
   std::string run_path, run_format = "table", trace_path;
-  bool full = false;
+  bool full = false, explain = false;
   CLI::App* run = app.add_subcommand(
       "run", "Simulate one training step: step time and its breakdown (compute, recompute, "
              "exposed TP/PP/DP communication, bubble, optimizer), tokens/s, TFLOP/s, MFU, "
@@ -161,6 +180,9 @@ int main(int argc, char** argv) {
   run->add_flag("--full", full,
                 "Simulate every GPU and every collective explicitly instead of one GPU per "
                 "pipeline stage standing for its symmetric peers");
+  run->add_flag("--explain", explain,
+                "Say what times each op class: the calibration profile entry the scenario "
+                "names (cluster.calibration) or the roofline default, with its constants");
 
   std::vector<std::string> validate_paths;
   std::string validate_format = "table";
@@ -173,6 +195,19 @@ int main(int argc, char** argv) {
       ->capture_default_str();
 
   CLI::App* presets = app.add_subcommand("presets", "List the built-in GPU, system and model presets.");
+
+  std::vector<std::string> calibrate_inputs;
+  std::string calibrate_out, calibrate_op;
+  CLI::App* calibrate = app.add_subcommand(
+      "calibrate", "Fit a hardware profile from measurements: orrery-profile measurement "
+                   "files, nccl-tests logs and PyTorch/Kineto traces; every fitted family "
+                   "reports its leave-one-out held-out error.");
+  calibrate->add_option("inputs", calibrate_inputs, "Input files")->required();
+  calibrate->add_option("-o,--output", calibrate_out, "Profile file to write")->required();
+  calibrate->add_option("--op", calibrate_op,
+                        "Collective of nccl-tests logs that do not name their program "
+                        "(all_reduce, all_gather, reduce_scatter, all_to_all, broadcast, "
+                        "send_recv)");
 
   try {
     app.parse(argc, argv);
@@ -189,9 +224,10 @@ int main(int argc, char** argv) {
 
   try {
     if (*check) return run_check(scenario_path, format);
-    if (*run) return run_run(run_path, run_format, trace_path, full);
+    if (*run) return run_run(run_path, run_format, trace_path, full, explain);
     if (*validate) return run_validate(validate_paths, validate_format);
     if (*presets) return run_presets();
+    if (*calibrate) return run_calibrate(calibrate_inputs, calibrate_out, calibrate_op);
   } catch (const orrery::InputError& e) {
     std::cerr << e.what() << "\n";
     return kExitBadInput;

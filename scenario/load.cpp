@@ -8,6 +8,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -41,7 +42,7 @@ const std::vector<std::string> kGpuKeys = {
     "gemm_ramp", "attention_efficiency", "memory_efficiency", "kernel_launch"};
 const std::vector<std::string> kPeakKeys = {"fp32", "tf32", "fp16", "bf16", "fp8", "fp4"};
 const std::vector<std::string> kClusterKeys = {"preset", "gpu", "nodes", "gpus_per_node",
-                                               "intra_node", "inter_node"};
+                                               "intra_node", "inter_node", "calibration"};
 const std::vector<std::string> kIntraKeys = {"bandwidth", "latency", "nvls", "efficiency",
                                              "bus_bandwidth_curve"};
 const std::vector<std::string> kInterKeys = {"nics_per_node", "nic_bandwidth", "latency",
@@ -235,6 +236,11 @@ void read_cluster_keys(MapReader& r, Origin* origin, ClusterSpec& c) {
   if (r.has("gpu")) read_gpu(r.node("gpu"), r.file(), r.key_path("gpu"), origin, c.gpu);
   r.read_int("nodes", 1, kMaxCount, c.nodes);
   r.read_int("gpus_per_node", 1, 1024, c.gpus_per_node);
+  // A profile path is relative to the scenario file, like any path a user writes in it.
+  if (std::string cal; r.read_string("calibration", cal)) {
+    const std::filesystem::path p(cal);
+    c.calibration = (p.is_relative() ? std::filesystem::path(r.file()).parent_path() / p : p).string();
+  }
   if (r.has("intra_node")) {
     MapReader ir(r.node("intra_node"), r.file(), r.key_path("intra_node"), kIntraKeys, origin);
     ir.read_quantity("bandwidth", Dimension::bandwidth, 1e6, kMaxBandwidth,

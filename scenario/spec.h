@@ -71,6 +71,7 @@ struct ClusterSpec {
   int gpus_per_node = 8;
   IntraNodeSpec intra_node;
   InterNodeSpec inter_node;
+  std::optional<std::string> calibration;  // orrery calibrate profile; none = the roofline
   int gpus() const { return nodes * gpus_per_node; }
 };
 

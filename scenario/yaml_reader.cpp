@@ -26,7 +26,8 @@ std::string describe(const YAML::Node& node) {
 MapReader::MapReader(const YAML::Node& node, std::string file, std::string path,
                      std::vector<std::string> allowed,
                      std::map<std::string, InputLocation>* origin)
-    : file_(std::move(file)), path_(std::move(path)), origin_(origin) {
+    : file_(std::move(file)), path_(std::move(path)), where_(location_of(file_, node)),
+      origin_(origin) {
   if (!node.IsMap()) {
     throw InputError(location_of(file_, node), path_, describe(node),
                      "expected a mapping of keys to values");
@@ -62,6 +63,10 @@ std::string MapReader::key_path(const std::string& key) const {
 }
 
 bool MapReader::has(const std::string& key) const { return entries_.count(key) > 0; }
+
+void MapReader::require(const std::string& key) const {
+  if (!has(key)) throw InputError(where_, key_path(key), "", "required key is missing");
+}
 
 YAML::Node MapReader::node(const std::string& key) const {
   auto it = entries_.find(key);

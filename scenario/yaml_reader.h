@@ -1,6 +1,7 @@
 // Strict reading of one YAML mapping: unknown and duplicated keys are errors (with a
 // did-you-mean), every value is checked for type, unit and range, and every value read
-// records where it came from. Private to the scenario component (includes yaml-cpp).
+// records where it came from. Used by the scenario and calibrate components from their
+// .cpp files only (it includes yaml-cpp, which stays out of public headers).
 #pragma once
 
 #include <yaml-cpp/yaml.h>
@@ -31,6 +32,10 @@ class MapReader {
             std::vector<std::string> allowed, std::map<std::string, InputLocation>* origin);
 
   bool has(const std::string& key) const;
+  // Throws InputError at this mapping's line when `key` is absent.
+  void require(const std::string& key) const;
+  // Where this mapping starts.
+  const InputLocation& where() const { return where_; }
   YAML::Node node(const std::string& key) const;  // undefined node when absent
   const std::string& file() const { return file_; }
   std::string key_path(const std::string& key) const;
@@ -74,6 +79,7 @@ class MapReader {
 
   std::string file_;
   std::string path_;
+  InputLocation where_;
   std::map<std::string, YAML::Node> entries_;
   std::map<std::string, InputLocation>* origin_;
 };

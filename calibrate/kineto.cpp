@@ -1,0 +1,174 @@
+#include "calibrate/kineto.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "core/error.h"
+
+namespace orrery {
+
+namespace {
+
+using nlohmann::json;
+
+// 1-based line of byte offset `pos` in `text`.
+int line_at(const std::string& text, std::size_t pos) {
+  pos = std::min(pos, text.size());
+  return 1 + static_cast<int>(std::count(text.begin(), text.begin() + static_cast<long>(pos), '\n'));
+}
+
+[[noreturn]] void fail(const std::string& file, const std::string& key, const json& value,
+                       const std::string& why) {
+  std::string v = value.is_string() ? value.get<std::string>() : value.dump();
+  if (v.size() > 60) v = v.substr(0, 57) + "...";
+  throw InputError({file, std::nullopt}, key, v, why);
+}
+
+// An integer argument of an event (`External id`, `correlation`), if any.
+std::optional<std::int64_t> int_arg(const json& args, const char* key) {
+  if (!args.is_object()) return std::nullopt;
+  const auto it = args.find(key);
+  if (it == args.end() || !it->is_number_integer()) return std::nullopt;
+  return it->get<std::int64_t>();
+}
+std::optional<std::int64_t> external_id(const json& args) { return int_arg(args, "External id"); }
+
+struct CpuOp {
+  std::string name;
+  std::vector<std::vector<std::int64_t>> dims;
+  std::vector<std::string> types;
+};
+
+}  // namespace
+
+bool looks_like_chrome_trace(const std::string& text) {
+  const auto b = text.find_first_not_of(" \t\r\n");
+  return b != std::string::npos && text[b] == '{' &&
+         text.find("\"traceEvents\"") != std::string::npos;
+}
+
+KinetoTrace read_kineto_text(const std::string& text, const std::string& file) {
+  json root;
+  try {
+    root = json::parse(text);
+  } catch (const json::parse_error& e) {
+    throw InputError({file, line_at(text, e.byte == 0 ? 0 : e.byte - 1)}, "", "",
+                     fmt::format("malformed JSON (byte {})", e.byte));
+  }
+  if (!root.is_object() || !root.contains("traceEvents")) {
+    throw InputError({file, std::nullopt}, "traceEvents", "",
+                     "expected a Chrome trace: a JSON object with a traceEvents list");
+  }
+  const json& events = root["traceEvents"];
+  if (!events.is_array()) fail(file, "traceEvents", events, "expected a list of events");
+
+  KinetoTrace t;
+  t.file = file;
+  if (root.contains("deviceProperties") && root["deviceProperties"].is_array() &&
+      !root["deviceProperties"].empty() && root["deviceProperties"][0].is_object() &&
+      root["deviceProperties"][0].contains("name") &&
+      root["deviceProperties"][0]["name"].is_string()) {
+    t.gpu = root["deviceProperties"][0]["name"].get<std::string>();
+  }
+  std::map<std::int64_t, CpuOp> ops;
+  std::vector<std::pair<std::int64_t, std::size_t>> links;  // external id, kernel index
+  // Kernels without an External id are linked through the runtime call that launched
+  // them: same `correlation`, and the runtime event carries the op's External id.
+  std::map<std::int64_t, std::int64_t> runtime_external;     // correlation -> external id
+  std::vector<std::pair<std::int64_t, std::size_t>> by_correlation;
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    const json& e = events[i];
+    const std::string at = fmt::format("traceEvents[{}]", i);
+    if (!e.is_object()) fail(file, at, e, "expected an event object");
+    const auto cat = e.find("cat");
+    if (cat == e.end() || !cat->is_string()) continue;  // metadata, flow and counter events
+    const std::string c = cat->get<std::string>();
+    const auto ph = e.find("ph");
+    if (ph == e.end() || *ph != "X") continue;
+    const json args = e.contains("args") ? e["args"] : json::object();
+    if (c == "kernel" || c == "Kernel") {
+      TraceKernel k;
+      const auto name = e.find("name");
+      if (name == e.end() || !name->is_string())
+        fail(file, at + ".name", name == e.end() ? json() : *name, "a kernel needs a name");
+      k.name = name->get<std::string>();
+      const auto dur = e.find("dur");
+      if (dur == e.end() || !dur->is_number())
+        fail(file, at + ".dur", dur == e.end() ? json() : *dur,
+             "a kernel needs a duration in microseconds");
+      const double us = dur->get<double>();
+      if (!std::isfinite(us) || us < 0)
+        fail(file, at + ".dur", *dur, "a duration must be zero or positive");
+      k.duration = Seconds(us * 1e-6);
+      k.event = static_cast<int>(i);
+      if (const auto id = external_id(args)) {
+        links.emplace_back(*id, t.kernels.size());
+      } else if (const auto corr = int_arg(args, "correlation")) {
+        by_correlation.emplace_back(*corr, t.kernels.size());
+      }
+      t.kernels.push_back(std::move(k));
+    } else if (c == "cuda_runtime" || c == "cuda_driver") {
+      const auto corr = int_arg(args, "correlation");
+      const auto id = external_id(args);
+      if (corr && id) runtime_external[*corr] = *id;
+    } else if (c == "cpu_op") {
+      const auto id = external_id(args);
+      if (!id) continue;
+      CpuOp op;
+      if (e.contains("name") && e["name"].is_string()) op.name = e["name"].get<std::string>();
+      if (args.contains("Input Dims")) {
+        const json& d = args["Input Dims"];
+        if (!d.is_array()) fail(file, at + ".args.Input Dims", d, "expected a list of shapes");
+        for (const json& shape : d) {
+          std::vector<std::int64_t> s;
+          if (!shape.is_array()) fail(file, at + ".args.Input Dims", shape, "expected a shape");
+          for (const json& x : shape) {
+            if (!x.is_number_integer() || x.get<std::int64_t>() < 0)
+              fail(file, at + ".args.Input Dims", x, "a dimension must be a whole number");
+            s.push_back(x.get<std::int64_t>());
+          }
+          op.dims.push_back(std::move(s));
+        }
+      }
+      if (args.contains("Input type") && args["Input type"].is_array()) {
+        for (const json& x : args["Input type"])
+          op.types.push_back(x.is_string() ? x.get<std::string>() : "");
+      }
+      ops[*id] = std::move(op);  // the last op with an id wins, as ids are unique per op
+    }
+  }
+  for (const auto& [corr, k] : by_correlation) {
+    const auto it = runtime_external.find(corr);
+    if (it != runtime_external.end()) links.emplace_back(it->second, k);
+  }
+  for (const auto& [id, k] : links) {
+    const auto it = ops.find(id);
+    if (it == ops.end()) continue;
+    t.kernels[k].op_id = id;
+    t.kernels[k].op = it->second.name;
+    t.kernels[k].dims = it->second.dims;
+    t.kernels[k].types = it->second.types;
+  }
+  if (t.kernels.empty()) {
+    throw InputError({file, std::nullopt}, "traceEvents", "",
+                     "the trace holds no GPU kernel events (cat \"kernel\"): was it recorded "
+                     "with ProfilerActivity.CUDA?");
+  }
+  return t;
+}
+
+KinetoTrace read_kineto_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError({path, std::nullopt}, "", "", "cannot open the trace");
+  std::ostringstream text;
+  text << in.rdbuf();
+  return read_kineto_text(text.str(), path);
+}
+
+}  // namespace orrery

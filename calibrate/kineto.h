@@ -1,0 +1,42 @@
+// Reader for PyTorch profiler / Kineto traces in Chrome trace-event JSON
+// (`torch.profiler` export_chrome_trace): GPU kernel events (`cat` "kernel", complete
+// events "ph": "X" with `dur` in microseconds) and, where recorded, the CPU op that
+// launched each kernel (`cat` "cpu_op", linked by `args."External id"`, or for a kernel
+// without one through the `cuda_runtime` launch of the same `correlation`) with its
+// `Input Dims` and `Input type` (recorded with record_shapes=True).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/units.h"
+
+namespace orrery {
+
+struct TraceKernel {
+  std::string name;                             // kernel name as recorded
+  Seconds duration;                             // `dur`
+  std::string op;                               // launching CPU op ("aten::mm"), or empty
+  std::vector<std::vector<std::int64_t>> dims;  // the op's `Input Dims`, when recorded
+  std::vector<std::string> types;               // the op's `Input type`, when recorded
+  std::optional<std::int64_t> op_id;            // `External id` of the launching op call
+  int event = 0;                                // index in traceEvents
+};
+
+struct KinetoTrace {
+  std::string file;
+  std::string gpu;  // deviceProperties[0].name, when recorded
+  std::vector<TraceKernel> kernels;  // in trace order
+};
+
+// Throws InputError naming the file, the line (for malformed JSON) or the event's key
+// (`traceEvents[12].dur`) and value.
+KinetoTrace read_kineto_text(const std::string& text, const std::string& file);
+KinetoTrace read_kineto_file(const std::string& path);
+
+// True when `text` looks like a Chrome trace (a JSON object with traceEvents).
+bool looks_like_chrome_trace(const std::string& text);
+
+}  // namespace orrery

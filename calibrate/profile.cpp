@@ -1,0 +1,372 @@
+#include "calibrate/profile.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <tuple>
+
+#include "calibrate/kineto.h"
+#include "calibrate/measurements.h"
+#include "calibrate/nccl_tests.h"
+#include "core/error.h"
+
+namespace orrery {
+
+namespace {
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError({path, std::nullopt}, "", "", "cannot open the input file");
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+struct Collected {
+  std::map<std::tuple<std::string, int, int>, std::vector<CollectiveSample>> collectives;
+  std::map<std::string, std::vector<GemmSample>> gemm;
+  std::map<std::string, std::vector<CollectiveSample>> memory;
+  std::vector<CollectiveSample> launch;
+  std::map<std::tuple<std::string, std::string, std::string>, std::vector<double>> op_times;
+  int attention_rows = 0;
+};
+
+std::string src(const std::string& file, int line) { return fmt::format("{}:{}", file, line); }
+
+void add_measurements(const MeasurementFile& m, Collected& c, Profile& p) {
+  const auto& v = m.provenance;
+  p.inputs.push_back(
+      {m.file, "measurements", v.gpu,
+       fmt::format("{}, {}, driver {}, CUDA {}, cuBLAS {}, cuDNN {}, NCCL {}, timing {}, "
+                   "{} repetitions after {} warm-up",
+                   v.tool, v.date, v.driver, v.cuda_runtime, v.cublas, v.cudnn, v.nccl, v.timing,
+                   v.repetitions, v.warmup)});
+  for (const auto& g : m.gemm)
+    c.gemm[g.dtype].push_back({{g.m, g.n, g.k}, g.time.median, src(m.file, g.line)});
+  for (const auto& b : m.memory_bound)
+    c.memory[b.kernel].push_back({b.bytes, b.time.median, src(m.file, b.line)});
+  for (const auto& l : m.launch) c.launch.push_back({Bytes(0), l.time.median, src(m.file, l.line)});
+  for (const auto& x : m.collectives)
+    c.collectives[{x.op, x.gpus, x.nodes}].push_back({x.bytes, x.time.median, src(m.file, x.line)});
+  c.attention_rows += static_cast<int>(m.attention.size());
+}
+
+void add_nccl_tests(const std::vector<NcclTestsRun>& runs, Collected& c, Profile& p) {
+  std::string detail;
+  for (const auto& r : runs) {
+    detail += fmt::format("{}{} on {} GPUs, {} node{} (line {})", detail.empty() ? "" : "; ",
+                          r.op, r.gpus, r.nodes, r.nodes == 1 ? "" : "s", r.line);
+    for (const auto& row : r.rows) {
+      // The in-place column, as published curves quote it; out-of-place where in-place is N/A.
+      const auto& g = row.in_place ? row.in_place : row.out_of_place;
+      if (!g || row.size.value() <= 0) continue;
+      c.collectives[{r.op, r.gpus, r.nodes}].push_back(
+          {row.size, g->time, src(r.file, r.line)});
+    }
+  }
+  p.inputs.push_back({runs.front().file, "nccl-tests", runs.front().gpu, detail});
+}
+
+std::string join_dims(const std::vector<std::vector<std::int64_t>>& dims) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < dims.size(); ++i) {
+    s += i ? ", [" : "[";
+    for (std::size_t j = 0; j < dims[i].size(); ++j) s += fmt::format("{}{}", j ? ", " : "", dims[i][j]);
+    s += "]";
+  }
+  return s + "]";
+}
+
+std::string join_types(const std::vector<std::string>& types) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < types.size(); ++i) s += (i ? ", " : "") + types[i];
+  return s + "]";
+}
+
+// aten::mm (A[m,k] x B[k,n]) and aten::addmm (bias, A, B) calls as GEMM samples.
+std::optional<std::pair<std::string, GemmShape>> gemm_of(const TraceKernel& k) {
+  std::size_t a = 0;
+  if (k.op == "aten::mm") a = 0;
+  else if (k.op == "aten::addmm") a = 1;
+  else return std::nullopt;
+  if (k.dims.size() < a + 2 || k.types.size() < a + 2) return std::nullopt;
+  const auto& x = k.dims[a];
+  const auto& y = k.dims[a + 1];
+  if (x.size() != 2 || y.size() != 2 || x[1] != y[0] || x[0] <= 0 || y[1] <= 0 || x[1] <= 0)
+    return std::nullopt;
+  const std::string& t = k.types[a];
+  std::string dtype;
+  if (t == "c10::BFloat16") dtype = "bf16";
+  else if (t == "c10::Half") dtype = "fp16";
+  else if (t == "float") dtype = "fp32";
+  else return std::nullopt;
+  return std::pair{dtype, GemmShape{x[0], y[1], x[1]}};
+}
+
+void add_kineto(const KinetoTrace& t, Collected& c, Profile& p) {
+  // One CPU op call = the kernels sharing its External id, summed.
+  std::map<std::int64_t, std::pair<const TraceKernel*, double>> calls;
+  for (const auto& k : t.kernels) {
+    if (k.op_id && !k.op.empty()) {
+      auto& call = calls[*k.op_id];
+      if (!call.first) call.first = &k;
+      call.second += k.duration.value();
+    } else {
+      c.op_times[{k.name, "", ""}].push_back(k.duration.value());
+    }
+  }
+  int gemms = 0;
+  for (const auto& [id, call] : calls) {
+    const TraceKernel& k = *call.first;
+    c.op_times[{k.op, k.dims.empty() ? "" : join_dims(k.dims),
+                k.types.empty() ? "" : join_types(k.types)}]
+        .push_back(call.second);
+    if (const auto g = gemm_of(k)) {
+      c.gemm[g->first].push_back({g->second, Seconds(call.second), src(t.file, 0)});
+      ++gemms;
+    }
+  }
+  p.inputs.push_back({t.file, "kineto", t.gpu,
+                      fmt::format("{} kernels, {} op calls, {} GEMM calls (aten::mm, aten::addmm)",
+                                  t.kernels.size(), calls.size(), gemms)});
+}
+
+}  // namespace
+
+Profile calibrate(const std::vector<CalibrationInput>& inputs) {
+  if (inputs.empty()) {
+    throw InputError({"orrery calibrate", std::nullopt}, "", "", "no input files given");
+  }
+  Profile p;
+  Collected c;
+  for (const auto& in : inputs) {
+    const std::string text = read_text(in.path);
+    if (text.find("orrery-measurements") != std::string::npos) {
+      add_measurements(read_measurement_text(text, in.path), c, p);
+    } else if (looks_like_nccl_tests(text)) {
+      add_nccl_tests(read_nccl_tests_text(text, in.path, in.op_hint), c, p);
+    } else if (looks_like_chrome_trace(text)) {
+      add_kineto(read_kineto_text(text, in.path), c, p);
+    } else {
+      throw InputError({in.path, std::nullopt}, "", "",
+                       "not a known input: expected an orrery-profile measurement file "
+                       "(format: orrery-measurements), nccl-tests output (a '# nThread .. "
+                       "nGpus ..' header) or a Chrome trace JSON with traceEvents");
+    }
+  }
+  // A family with too few points is refused and listed under not_fitted; the families
+  // that can be fitted still are. Nothing fitted at all is an error.
+  std::vector<std::string> refused;
+  auto attempt = [&](auto&& fit) {
+    try {
+      fit();
+    } catch (const InputError& e) {
+      refused.push_back(fmt::format("{} {}: {}", e.key(), e.value(), e.why()));
+    }
+  };
+  for (const auto& [key, samples] : c.collectives) {
+    const auto& [op, gpus, nodes] = key;
+    attempt([&] { p.collectives.push_back(fit_collective(op, gpus, nodes, samples)); });
+  }
+  for (const auto& [dtype, samples] : c.gemm)
+    attempt([&] { p.gemm.push_back(fit_gemm(dtype, samples)); });
+  for (const auto& [kernel, samples] : c.memory)
+    attempt([&] { p.memory.push_back(fit_memory(kernel, samples)); });
+  if (!c.launch.empty()) attempt([&] { p.launch = fit_launch(c.launch); });
+  for (const auto& [key, times] : c.op_times) {
+    std::vector<double> t = times;
+    std::sort(t.begin(), t.end());
+    const std::size_t n = t.size();
+    const double median = n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+    p.op_times.push_back({std::get<0>(key), std::get<1>(key), std::get<2>(key),
+                          static_cast<int>(n), Seconds(median), Seconds(t.front()),
+                          Seconds(t.back())});
+  }
+  p.not_fitted = refused;
+  if (p.collectives.empty() && p.gemm.empty() && p.memory.empty() && !p.launch &&
+      p.op_times.empty()) {
+    std::string why = "nothing could be fitted";
+    for (const auto& r : refused) why += "; " + r;
+    throw InputError({"orrery calibrate", std::nullopt}, "", "", why);
+  }
+  if (c.attention_rows > 0) {
+    p.not_fitted.push_back(fmt::format(
+        "attention: {} measured rows read; no attention family is fitted yet (the roofline's "
+        "attention_efficiency stays in use)",
+        c.attention_rows));
+  }
+  return p;
+}
+
+namespace {
+
+// Numbers in the profile: six significant digits, the same bytes on every run.
+std::string num(double v) { return fmt::format("{:.6g}", v); }
+std::string us(Seconds s) { return num(s.value() * 1e6) + " us"; }
+std::string gbps(Bandwidth b) { return num(b.value() / 1e9) + " GB/s"; }
+std::string tflops(double r) { return num(r / 1e12) + " TFLOP/s"; }
+// Percent with two decimals; never "-0.00".
+std::string pct(double fraction) {
+  const double v = std::round(fraction * 1e4) / 100.0;
+  return fmt::format("{:.2f}", v == 0.0 ? 0.0 : v);
+}
+// Byte counts are whole numbers: written in full.
+std::string bytes(double b) { return fmt::format("{:.0f} B", b); }
+
+// A YAML double-quoted string.
+std::string quoted(const std::string& s) {
+  std::string out = "\"";
+  for (char ch : s) {
+    if (ch == '\n') {
+      out += "\\n";
+    } else if (ch == '\t') {
+      out += "\\t";
+    } else if (static_cast<unsigned char>(ch) < 0x20) {
+      out += fmt::format("\\x{:02x}", static_cast<unsigned char>(ch));
+    } else {
+      if (ch == '"' || ch == '\\') out += '\\';
+      out += ch;
+    }
+  }
+  return out + "\"";
+}
+
+std::string held_out(const std::vector<double>& errors) {
+  const HeldOutSummary s = summarize(errors);
+  return fmt::format("{{max_error_pct: {}, mean_error_pct: {}, points: {}}}", pct(s.max_abs),
+                     pct(s.mean_abs), s.points);
+}
+
+}  // namespace
+
+std::string render_profile(const Profile& p) {
+  std::string o;
+  o += "# Fitted by orrery calibrate; format in docs/calibration-format.md (\"Profile\").\n";
+  o += "format: orrery-profile\nversion: 1\nprovenance:\n  inputs:\n";
+  for (const auto& in : p.inputs) {
+    o += fmt::format("    - {{file: {}, kind: {}, gpu: {}, detail: {}}}\n", quoted(in.file),
+                     in.kind, quoted(in.gpu), quoted(in.detail));
+  }
+  o += "collectives:";
+  o += p.collectives.empty() ? " []\n" : "\n";
+  for (const auto& f : p.collectives) {
+    std::vector<double> curve;
+    for (const auto& pt : f.points) curve.push_back(pt.held_out_error);
+    o += fmt::format("  - op: {}\n    gpus: {}\n    nodes: {}\n", f.op, f.gpus, f.nodes);
+    o += "    sources: [";
+    for (std::size_t i = 0; i < f.sources.size(); ++i) o += (i ? ", " : "") + quoted(f.sources[i]);
+    o += "]\n";
+    o += fmt::format("    alpha: {}\n    beta: {}\n", us(f.alpha), gbps(f.beta));
+    o += fmt::format("    alpha_beta_held_out: {}\n", held_out(f.alpha_beta_held_out));
+    o += fmt::format("    curve_held_out: {}\n", held_out(curve));
+    o += "    points:\n";
+    for (std::size_t i = 0; i < f.points.size(); ++i) {
+      const auto& pt = f.points[i];
+      o += fmt::format(
+          "      - {{size: {}, time: {}, busbw: {}, held_out_error_pct: {}, "
+          "alpha_beta_held_out_error_pct: {}}}\n",
+          bytes(pt.x), us(pt.time),
+          gbps(Bandwidth(pt.x / pt.time.value() * busbw_factor(f.op, f.gpus))),
+          pct(pt.held_out_error), pct(f.alpha_beta_held_out[i]));
+    }
+  }
+  o += "gemm:";
+  o += p.gemm.empty() ? " []\n" : "\n";
+  for (const auto& g : p.gemm) {
+    std::vector<double> errs;
+    for (const auto& pt : g.points) errs.push_back(pt.held_out_error);
+    o += fmt::format("  - dtype: {}\n    memory_roof: {}\n    held_out: {}\n", g.dtype,
+                     gbps(g.memory_roof), held_out(errs));
+    o += "    compute_roof:\n";
+    for (const auto& [f, r] : g.compute_roof)
+      o += fmt::format("      - {{flop: {}, rate: {}}}\n", num(f), tflops(r));
+    o += "    points:\n";
+    for (std::size_t i = 0; i < g.points.size(); ++i) {
+      const auto& s = g.shapes[i];
+      const auto& pt = g.points[i];
+      o += fmt::format(
+          "      - {{m: {}, n: {}, k: {}, time: {}, rate: {}, memory_bound: {}, "
+          "fit_error_pct: {}, held_out_error_pct: {}}}\n",
+          s.m, s.n, s.k, us(pt.time), tflops(pt.x / pt.time.value()),
+          g.memory_bound[i] ? "true" : "false", pct(g.in_sample_error[i]),
+          pct(pt.held_out_error));
+    }
+  }
+  o += "memory_bound:";
+  o += p.memory.empty() ? " []\n" : "\n";
+  for (const auto& m : p.memory) {
+    std::vector<double> errs;
+    for (const auto& pt : m.points) errs.push_back(pt.held_out_error);
+    o += fmt::format("  - kernel: {}\n    alpha: {}\n    bandwidth: {}\n    held_out: {}\n",
+                     m.kernel, us(m.alpha), gbps(m.bandwidth), held_out(errs));
+    o += "    points:\n";
+    for (const auto& pt : m.points)
+      o += fmt::format("      - {{bytes: {}, time: {}, held_out_error_pct: {}}}\n", bytes(pt.x),
+                       us(pt.time), pct(pt.held_out_error));
+  }
+  if (p.launch) {
+    std::vector<double> errs;
+    for (const auto& pt : p.launch->points) errs.push_back(pt.held_out_error);
+    o += fmt::format("launch:\n  overhead: {}\n  held_out: {}\n  points:\n",
+                     us(p.launch->overhead), held_out(errs));
+    for (const auto& pt : p.launch->points)
+      o += fmt::format("    - {{time: {}, held_out_error_pct: {}}}\n", us(pt.time),
+                       pct(pt.held_out_error));
+  } else {
+    o += "launch: null\n";
+  }
+  o += "op_times:";
+  o += p.op_times.empty() ? " []\n" : "\n";
+  for (const auto& t : p.op_times) {
+    o += fmt::format(
+        "  - {{op: {}, shapes: {}, types: {}, calls: {}, median: {}, min: {}, max: {}}}\n",
+        quoted(t.op), quoted(t.shapes), quoted(t.types), t.calls, us(t.median), us(t.min),
+        us(t.max));
+  }
+  o += "not_fitted:";
+  o += p.not_fitted.empty() ? " []\n" : "\n";
+  for (const auto& n : p.not_fitted) o += "  - " + quoted(n) + "\n";
+  return o;
+}
+
+std::string render_profile_summary(const Profile& p) {
+  std::string o;
+  auto errors = [](const std::vector<HeldOutPoint>& pts) {
+    std::vector<double> e;
+    for (const auto& x : pts) e.push_back(x.held_out_error);
+    return summarize(e);
+  };
+  for (const auto& f : p.collectives) {
+    const HeldOutSummary c = errors(f.points), ab = summarize(f.alpha_beta_held_out);
+    o += fmt::format(
+        "collective {} on {} GPUs, {} node{}: {} sizes; held-out busbw error: curve max {} % "
+        "(mean {} %), alpha-beta (alpha {}, beta {}) max {} %\n",
+        f.op, f.gpus, f.nodes, f.nodes == 1 ? "" : "s", f.points.size(), pct(c.max_abs),
+        pct(c.mean_abs), us(f.alpha), gbps(f.beta), pct(ab.max_abs));
+  }
+  for (const auto& g : p.gemm) {
+    const HeldOutSummary h = errors(g.points), fit = summarize(g.in_sample_error);
+    o += fmt::format(
+        "gemm {}: {} shapes; fit error max {} %; held-out FLOP/s error max {} % (mean {} %)\n",
+        g.dtype, g.points.size(), pct(fit.max_abs), pct(h.max_abs), pct(h.mean_abs));
+  }
+  for (const auto& m : p.memory) {
+    const HeldOutSummary h = errors(m.points);
+    o += fmt::format("memory-bound {}: {} sizes, {} at large sizes; held-out error max {} %\n",
+                     m.kernel, m.points.size(), gbps(m.bandwidth), pct(h.max_abs));
+  }
+  if (p.launch) {
+    const HeldOutSummary h = errors(p.launch->points);
+    o += fmt::format("launch overhead {}; held-out error max {} %\n", us(p.launch->overhead),
+                     pct(h.max_abs));
+  }
+  if (!p.op_times.empty()) o += fmt::format("op times: {} op classes\n", p.op_times.size());
+  for (const auto& n : p.not_fitted) o += "not fitted: " + n + "\n";
+  return o;
+}
+
+}  // namespace orrery

@@ -1,0 +1,64 @@
+// `orrery calibrate`: reads measurement files, nccl-tests logs and Kineto traces, fits
+// every family they hold enough points for, and renders the fitted profile
+// (docs/calibration-format.md, "Profile").
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "calibrate/fit.h"
+#include "core/units.h"
+
+namespace orrery {
+
+struct CalibrationInput {
+  std::string path;
+  std::string op_hint;  // for nccl-tests logs that do not name their program; may be empty
+};
+
+// Where each input came from, as the profile records it.
+struct InputProvenance {
+  std::string file;
+  std::string kind;  // measurements, nccl-tests, kineto
+  std::string gpu;   // as the input names it, or empty
+  std::string detail;  // tool, date, versions; nccl-tests: op, ranks and nodes per run
+};
+
+// Per-op kernel time from a Kineto trace: the kernels one CPU op launched, summed per
+// call, grouped by op name, input shapes and types.
+struct OpTime {
+  std::string op;      // "aten::mm", or the kernel name when no CPU op is linked
+  std::string shapes;  // "[[4096, 4096], [4096, 4096]]", or empty
+  std::string types;   // "[c10::BFloat16, c10::BFloat16]", or empty
+  int calls = 0;
+  Seconds median, min, max;
+};
+
+struct Profile {
+  std::vector<InputProvenance> inputs;
+  std::vector<CollectiveFit> collectives;  // by op, gpus, nodes
+  std::vector<GemmFit> gemm;               // by dtype
+  std::vector<MemoryFit> memory;           // by kernel
+  std::optional<LaunchFit> launch;
+  std::vector<OpTime> op_times;            // by op, shapes, types
+  std::vector<std::string> not_fitted;     // families read but not fitted, and why
+};
+
+// Reads every input (its kind told from its content) and fits every family. A family
+// with too few points is refused: listed in `not_fitted` with how many points it needs
+// and got. Throws InputError for a bad input, an input of no known kind, no input, or
+// inputs of which nothing could be fitted.
+Profile calibrate(const std::vector<CalibrationInput>& inputs);
+
+// The profile as YAML; the same profile gives the same bytes.
+std::string render_profile(const Profile& p);
+// One line per fitted family with its held-out error, for the terminal.
+std::string render_profile_summary(const Profile& p);
+
+// Reads a profile written by render_profile (strictly: unknown keys are errors). Figures
+// come back as written, to six significant digits.
+Profile read_profile_text(const std::string& text, const std::string& file);
+Profile read_profile_file(const std::string& path);
+
+}  // namespace orrery

@@ -1,0 +1,194 @@
+#include "calibrate/profile_model.h"
+
+#include <fmt/format.h>
+
+#include "core/error.h"
+
+#include <algorithm>
+#include <map>
+#include <filesystem>
+#include <cmath>
+#include <optional>
+
+namespace orrery {
+namespace {
+
+std::string dtype_name(Precision p) {
+  switch (p) {
+    case Precision::fp32: return "fp32";
+    case Precision::tf32: return "tf32";
+    case Precision::fp16: return "fp16";
+    case Precision::bf16: return "bf16";
+    case Precision::fp8: return "fp8";
+  }
+  return "bf16";
+}
+
+const GemmFit* gemm_for(const Profile& p, const std::string& dtype) {
+  for (const auto& g : p.gemm)
+    if (g.dtype == dtype) return &g;
+  return nullptr;
+}
+
+const MemoryFit* memory_for(const Profile& p, std::initializer_list<const char*> prefer) {
+  for (const char* k : prefer)
+    for (const auto& m : p.memory)
+      if (m.kernel == k) return &m;
+  return nullptr;
+}
+
+double max_held_out(const std::vector<HeldOutPoint>& pts) {
+  double m = 0;
+  for (const auto& x : pts) m = std::max(m, std::abs(x.held_out_error));
+  return m;
+}
+
+class ProfileModel final : public ComputeModel {
+ public:
+  ProfileModel(const Scenario& s, const Profile& p, const std::string& name)
+      : roofline_(make_roofline_model(s)) {
+    const std::string d = dtype_name(s.training.precision);
+    const std::string a = s.training.precision == Precision::fp8 ? "bf16" : d;
+    if (const GemmFit* g = gemm_for(p, d)) gemm_ = *g;
+    if (const GemmFit* g = gemm_for(p, a)) attn_gemm_ = *g;
+    if (const MemoryFit* m = memory_for(p, {"row_reduce", "elementwise", "copy"})) rows_ = *m;
+    if (const MemoryFit* m = memory_for(p, {"elementwise", "copy", "row_reduce"})) other_ = *m;
+    Op empty;
+    empty.kind = OpKind::elementwise;
+    roofline_floor_ = roofline_->op_time(empty, Pass::forward).value();
+    floor_ = p.launch ? p.launch->overhead.value() : roofline_floor_;
+
+    // What times each op class: the profile entry, or the roofline's line for the class.
+    std::map<std::string, std::string> roof;
+    for (const auto& [cls, src] : roofline_->explain()) roof[cls] = src;
+    auto roof_line = [&](const std::string& prefix) {
+      for (const auto& [cls, src] : roof)
+        if (cls.rfind(prefix, 0) == 0) return src;
+      return std::string("roofline");
+    };
+    auto gemm_line = [&](const std::optional<GemmFit>& g, const std::string& dt,
+                         const std::string& roof_class) {
+      return g ? fmt::format("profile {} gemm {}: F / min(P(F), {:.0f} GB/s x F / bytes), "
+                             "{} shapes, held-out max {:.1f} %",
+                             name, g->dtype, g->memory_roof.value() / 1e9, g->points.size(),
+                             100 * max_held_out(g->points))
+               : fmt::format("{} (profile has no {} GEMMs)", roof_line(roof_class), dt);
+    };
+    auto memory_line = [&](const std::optional<MemoryFit>& m) {
+      return m ? fmt::format("profile {} memory_bound {}: {:.2f} us + bytes / {:.0f} GB/s, "
+                             "held-out max {:.1f} %",
+                             name, m->kernel, m->alpha.value() * 1e6, m->bandwidth.value() / 1e9,
+                             100 * max_held_out(m->points))
+               : roof_line("norm") + " (profile has no memory-bound fit)";
+    };
+    explanation_ = {
+        {"GEMM (" + d + ")", gemm_line(gemm_, d, "GEMM")},
+        {"attention GEMMs (" + a + ")", gemm_line(attn_gemm_, a, "attention GEMMs")},
+        {"fused attention", roof_line("fused attention") + " (no attention family is fitted)"},
+        {"norm, softmax", memory_line(rows_)},
+        {"other ops", memory_line(other_)},
+        {"kernel floor",
+         p.launch ? fmt::format("profile {} launch: {:.2f} us, held-out max {:.1f} %", name,
+                                floor_ * 1e6, 100 * max_held_out(p.launch->points))
+                  : roof_line("kernel floor") + " (profile has no launch fit)"},
+        {"optimizer", roof_line("optimizer")}};
+    description_ = "profile " + name + ":";
+    for (const auto& [cls, src] : explanation_) {
+      const bool from_profile = src.rfind("profile ", 0) == 0;
+      description_ += fmt::format(" {} from {};", cls, from_profile ? "profile" : "roofline");
+    }
+    description_.pop_back();
+  }
+
+  Seconds op_time(const Op& op, Pass pass) const override {
+    const bool fwd = pass == Pass::forward;
+    const double bytes = fwd ? (op.fwd_read + op.fwd_written).value()
+                             : (op.bwd_read + op.bwd_written).value();
+    const double flops = (fwd ? op.fwd_flops : op.bwd_flops).value();
+    double t = 0;
+    switch (op.kind) {
+      case OpKind::gemm:
+      case OpKind::router:
+      case OpKind::conv:
+        if (!gemm_) return roofline_->op_time(op, pass);
+        t = gemm_time(*gemm_, flops, bytes, fwd);
+        break;
+      case OpKind::attention:
+        if (op.name == "attn.core" || !attn_gemm_) return roofline_->op_time(op, pass);
+        t = gemm_time(*attn_gemm_, flops, bytes, fwd);
+        break;
+      case OpKind::norm:
+      case OpKind::softmax:
+        if (!rows_) return roofline_->op_time(op, pass);
+        t = memory_time(*rows_, bytes);
+        break;
+      default:
+        if (!other_) return roofline_->op_time(op, pass);
+        t = memory_time(*other_, bytes);
+        break;
+    }
+    const double aux = (fwd ? op.aux_fwd_bytes : op.aux_bwd_bytes).value();
+    if (aux > 0) {
+      double aux_t = 0;
+      if (other_) {
+        aux_t = memory_time(*other_, aux);
+      } else {
+        Op a;
+        a.kind = OpKind::elementwise;
+        a.fwd_read = Bytes(aux);
+        aux_t = roofline_->op_time(a, Pass::forward).value();
+      }
+      t = std::max(t, floor_) + std::max(aux_t, floor_);
+    }
+    return Seconds(std::max(t, floor_));
+  }
+
+  Seconds optimizer_time(double params) const override { return roofline_->optimizer_time(params); }
+
+  std::string describe() const override { return description_; }
+  std::vector<std::pair<std::string, std::string>> explain() const override {
+    return explanation_;
+  }
+
+ private:
+  static double gemm_time(const GemmFit& g, double flops, double bytes, bool fwd) {
+    if (flops <= 0) return 0;
+    if (fwd) return flops / g.rate_at(Flop(flops), Bytes(bytes)).value();
+    return 2 * (flops / 2) / g.rate_at(Flop(flops / 2), Bytes(bytes / 2)).value();
+  }
+  static double memory_time(const MemoryFit& m, double bytes) {
+    return m.alpha.value() + bytes / m.bandwidth.value();
+  }
+
+  std::unique_ptr<ComputeModel> roofline_;
+  std::optional<GemmFit> gemm_, attn_gemm_;
+  std::optional<MemoryFit> rows_, other_;
+  double floor_ = 0, roofline_floor_ = 0;
+  std::vector<std::pair<std::string, std::string>> explanation_;
+  std::string description_;
+};
+
+}  // namespace
+
+std::unique_ptr<ComputeModel> make_profile_model(const Scenario& s, const Profile& p,
+                                                 const std::string& name) {
+  return std::make_unique<ProfileModel>(s, p, name);
+}
+
+std::unique_ptr<ComputeModel> make_compute_model(const Scenario& s) {
+  if (!s.cluster.calibration) return make_roofline_model(s);
+  if (!std::filesystem::is_regular_file(*s.cluster.calibration)) {
+    throw InputError(s.where("cluster.calibration"), "cluster.calibration", *s.cluster.calibration,
+                     "cannot open the calibration profile (paths are relative to the scenario "
+                     "file)");
+  }
+  return make_profile_model(s, read_profile_file(*s.cluster.calibration), *s.cluster.calibration);
+}
+
+std::string render_explanation(const ComputeModel& m) {
+  std::string o = "\nexplain (what times each op class)\n";
+  for (const auto& [cls, src] : m.explain()) o += fmt::format("  {:<25}{}\n", cls, src);
+  return o;
+}
+
+}  // namespace orrery

@@ -1,0 +1,32 @@
+// A ComputeModel from a fitted profile (docs/calibration-format.md, "Profile"), falling
+// back to the roofline (compute_model.h) for every op class the profile has no family for.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "calibrate/compute_model.h"
+#include "calibrate/profile.h"
+
+namespace orrery {
+
+// Op classes and the profile family that times them:
+//   gemm, router, conv    the GEMM roofline of the training precision's dtype:
+//                         t = F / rate(F, bytes); backward: two GEMMs (data and weight
+//                         gradients) of half the FLOPs and half the bytes each;
+//   attention GEMMs       the same for attention's dtype (16 bits under fp8);
+//   fused attention core  the roofline (no attention family is fitted yet);
+//   norm, softmax         memory_bound row_reduce, else elementwise, else copy:
+//                         t = alpha + bytes / bandwidth;
+//   other ops             memory_bound elementwise, else copy, else row_reduce;
+//   auxiliary kernels     (FP8 casts) the same memory-bound fit, each at least the floor;
+//   kernel floor          the profile's launch overhead;
+//   optimizer             the roofline.
+// `name` names the profile in describe(). Throws what make_roofline_model throws.
+std::unique_ptr<ComputeModel> make_profile_model(const Scenario& s, const Profile& p,
+                                                 const std::string& name);
+
+// The model's explain() lines as the section `orrery run --explain` prints.
+std::string render_explanation(const ComputeModel& m);
+
+}  // namespace orrery
