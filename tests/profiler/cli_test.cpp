@@ -1,0 +1,154 @@
+// orrery-profile's command line end to end, on the fake device and a fake environment.
+#include "profiler/cli.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "profiler/fake_device.h"
+
+namespace orrery::profiler {
+namespace {
+
+class FakeEnvironment : public Environment {
+ public:
+  std::string utc_now_iso8601() override { return "2026-11-27T01:23:45Z"; }
+  std::string hostname() override { return "test-host"; }
+  bool stderr_is_terminal() override { return false; }
+};
+
+struct Result {
+  int code = -1;
+  std::string out, err;
+  int opened = 0;  // how many times the device factory was called
+};
+
+Result run(const std::vector<std::string>& args, int gpus = 2, bool no_device = false) {
+  FakeEnvironment env;
+  std::ostringstream out, err;
+  Result r;
+  const DeviceFactory factory = [&]() -> std::unique_ptr<Device> {
+    ++r.opened;
+    if (no_device) throw DeviceUnavailable("cudaGetDeviceCount: no CUDA-capable device is detected");
+    return std::make_unique<FakeDevice>(fake_device_info(gpus));
+  };
+  r.code = profile_main(args, factory, env, out, err);
+  r.out = out.str();
+  r.err = err.str();
+  return r;
+}
+
+bool starts(const std::string& s, const std::string& prefix) {
+  const bool ok = s.rfind(prefix, 0) == 0;
+  if (!ok) ADD_FAILURE() << "'" << s << "' does not start with '" << prefix << "'";
+  return ok;
+}
+
+std::string read(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+TEST(ProfileCli, UnknownFlagIsExit2WithAHint) {
+  const Result r = run({"--qiuck"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.err,
+            "error: flag '--qiuck': unknown flag (did you mean '--quick'?)\n"
+            "run 'orrery-profile --help' for the flags\n");
+  EXPECT_EQ(r.opened, 0);  // bad input is reported before any GPU work
+}
+
+TEST(ProfileCli, BadValuesNameTheFlagAndTheValue) {
+  EXPECT_TRUE(starts(run({"--warmup", "abc"}).err,
+                     "error: flag '--warmup' = 'abc': expected a whole number\n"));
+  EXPECT_TRUE(starts(run({"--repetitions=0"}).err,
+                     "error: flag '--repetitions' = '0': must be between 1 and 10000\n"));
+  const Result only = run({"--only", "gemm,colectives"});
+  EXPECT_EQ(only.code, 2);
+  EXPECT_NE(only.err.find("unknown item 'colectives' (did you mean 'collectives'?); accepted: "
+                          "gemm, memory_bound, attention, launch, collectives"),
+            std::string::npos)
+      << only.err;
+  EXPECT_EQ(run({"--dtypes", "bf8"}).code, 2);
+  EXPECT_TRUE(starts(run({"--out"}).err, "error: flag '--out': needs a value\n"));
+  EXPECT_TRUE(starts(run({"--quick=yes"}).err, "error: flag '--quick' = 'yes': takes no value\n"));
+  EXPECT_EQ(run({"extra"}).code, 2);
+}
+
+TEST(ProfileCli, NoGpuIsExit3) {
+  const Result r = run({"--quick"}, 2, /*no_device=*/true);
+  EXPECT_EQ(r.code, 3);
+  EXPECT_EQ(r.err,
+            "error: no GPU to measure: cudaGetDeviceCount: no CUDA-capable device is detected\n");
+}
+
+TEST(ProfileCli, UnwritableOutputIsExit1) {
+  const Result r = run({"--only", "launch", "--out", "/nonexistent-dir/m.yaml"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("cannot open '/nonexistent-dir/m.yaml.tmp'"), std::string::npos) << r.err;
+}
+
+TEST(ProfileCli, HelpAndVersion) {
+  EXPECT_EQ(run({"--help"}).code, 0);
+  EXPECT_EQ(run({"--help"}).out, usage());
+  EXPECT_EQ(run({"--version"}).out, "orrery-profile 0.1.0\n");
+}
+
+TEST(ProfileCli, WritesTheFileAndASummary) {
+  const std::string path = ::testing::TempDir() + "prof_cli_test.yaml";
+  const Result r = run({"--only", "launch,collectives", "--repetitions", "5", "--warmup", "0",
+                        "--quick", "--out", path});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string text = read(path);
+  EXPECT_NE(text.find("  date: \"2026-11-27T01:23:45Z\"\n  host: \"test-host\"\n  gpu: \"Fake GPU\"\n"
+                      "  gpu_count: 2\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("  timing: fake\n  warmup: 0\n  repetitions: 5\ngemm: []\n"),
+            std::string::npos);
+  // Launch: the fake's 2 us floor, times 0.984 (p10) and 1.032 (p90) from the fake's
+  // repetition pattern (see sweep_test.cpp). All-reduce of 1 MiB on 2 GPUs: 10 us + 1048576 B *
+  // 2(2-1)/2 / 100e9 B/s = 10 us + 10.48576 us = 20.49 us (median: jitter 0).
+  EXPECT_NE(text.find("launch:\n  - {kernel: empty, median: 2 us, p10: 1.968 us, p90: 2.064 us}\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("  - {op: all_reduce, gpus: 2, nodes: 1, bytes: 1 MiB, median: 20.49 us, "),
+            std::string::npos)
+      << text;
+  // Quick: 6 ops x 4 sizes on the 2 GPUs.
+  EXPECT_NE(r.err.find("wrote " + path + ": 25 measurements, 0 skipped"), std::string::npos);
+  // Summary: all-reduce busbw at 1 GiB = 2^30 B * 1 / (10 us + 2^30 B / 100e9 B/s) =
+  // 1073741824 / 10.747518 ms = 99.9 GB/s.
+  EXPECT_NE(r.out.find("  all_reduce     2 GPUs    99.9 GB/s bus  best of 4 at 1 GiB\n"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("  launch (empty kernel) 2 us\n"), std::string::npos);
+  // Progress is silent: stderr is not a terminal in this environment.
+  EXPECT_EQ(r.err.find('\r'), std::string::npos);
+}
+
+TEST(ProfileCli, SameInputsSameBytes) {
+  const std::string a = ::testing::TempDir() + "prof_cli_a.yaml";
+  const std::string b = ::testing::TempDir() + "prof_cli_b.yaml";
+  ASSERT_EQ(run({"--quick", "--quiet", "--out", a}, 4).code, 0);
+  ASSERT_EQ(run({"--quick", "--quiet", "--out", b}, 4).code, 0);
+  EXPECT_EQ(read(a), read(b));
+  EXPECT_GT(read(a).size(), 1000u);
+}
+
+TEST(ProfileCli, MaxGpusLimitsTheGroups) {
+  const std::string path = ::testing::TempDir() + "prof_cli_max.yaml";
+  const Result r = run({"--only", "collectives", "--quick", "--max-gpus", "1", "--out", path}, 8);
+  ASSERT_EQ(r.code, 0);
+  const std::string text = read(path);
+  EXPECT_NE(text.find("  gpu_count: 1\n"), std::string::npos);
+  EXPECT_NE(text.find("collectives: []\nskipped:\n  - {what: \"collectives\", reason: \"1 GPU "
+                      "available: collectives need at least 2\"}\n"),
+            std::string::npos)
+      << text;
+}
+
+}  // namespace
+}  // namespace orrery::profiler
