@@ -29,6 +29,16 @@ std::int64_t collective_bytes(CollectiveOp op, int gpus, std::int64_t requested,
   return count * element_bytes;
 }
 
+std::int64_t memory_bound_bytes(MemoryKernel k, std::int64_t requested) {
+  std::int64_t unit = 0;
+  switch (k) {
+    case MemoryKernel::copy: unit = 2 * 16; break;
+    case MemoryKernel::elementwise: unit = 3 * 16; break;
+    case MemoryKernel::row_reduce: unit = 2 * std::int64_t{kRowReduceWidth} * 4; break;
+  }
+  return requested / unit * unit;
+}
+
 double busbw_factor(CollectiveOp op, int gpus) {
   const double n = gpus;
   switch (op) {

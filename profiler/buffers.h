@@ -30,6 +30,13 @@ Rotation rotation_for(std::int64_t set_bytes, std::int64_t l2_bytes);
 std::int64_t collective_bytes(CollectiveOp op, int gpus, std::int64_t requested,
                               int element_bytes = 4);
 
+// The bytes a memory-bound kernel really moves for a requested size: its fp32 arrays
+// hold whole float4s (copy: 2 arrays, so multiples of 32 B; elementwise: 3 arrays,
+// 48 B) and row_reduce whole rows of 4096 floats read and written (32 KiB). Rounded
+// down; zero when the size is below one unit.
+std::int64_t memory_bound_bytes(MemoryKernel k, std::int64_t requested);
+inline constexpr int kRowReduceWidth = 4096;  // floats per row_reduce row
+
 // nccl-tests' bus bandwidth factor (doc/PERFORMANCE.md): busbw = algbw * factor with
 // algbw = bytes / time. all_reduce 2(n-1)/n; all_gather, reduce_scatter and
 // all_to_all (n-1)/n; broadcast and send_recv 1.

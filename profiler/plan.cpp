@@ -115,7 +115,9 @@ Plan make_plan(const PlanOptions& o) {
       for (std::int64_t b = 4 * KiB; b <= 4 * GiB; b *= 4) sizes.push_back(b);
     }
     for (MemoryKernel k : {MemoryKernel::copy, MemoryKernel::elementwise, MemoryKernel::row_reduce})
-      for (auto b : sizes) p.memory_bound.push_back({k, b});
+      for (auto b : sizes)
+        if (const std::int64_t real = memory_bound_bytes(k, b); real > 0)
+          p.memory_bound.push_back({k, real});
   }
 
   if (want(Section::attention)) {

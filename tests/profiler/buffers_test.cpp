@@ -51,3 +51,19 @@ TEST(BusBandwidth, NcclTestsFactors) {
 
 }  // namespace
 }  // namespace orrery::profiler
+
+namespace orrery::profiler {
+namespace {
+
+TEST(MemoryBoundBytes, WholeUnitsOfEachKernel) {
+  // copy: 2 arrays of float4 -> 32 B units; 1 MiB divides.
+  EXPECT_EQ(memory_bound_bytes(MemoryKernel::copy, 1 << 20), 1 << 20);
+  // elementwise: 3 arrays -> 48 B units; 1 MiB = 21845 units + 16 B -> 1048560 B.
+  EXPECT_EQ(memory_bound_bytes(MemoryKernel::elementwise, 1 << 20), 1048560);
+  // row_reduce: rows of 4096 floats read and written = 32 KiB; 4 KiB is below one row.
+  EXPECT_EQ(memory_bound_bytes(MemoryKernel::row_reduce, 1 << 20), 1 << 20);
+  EXPECT_EQ(memory_bound_bytes(MemoryKernel::row_reduce, 4096), 0);
+}
+
+}  // namespace
+}  // namespace orrery::profiler

@@ -85,6 +85,19 @@ TEST(Plan, FullGemmGridHasSquaresAndPresetShapesInEveryType) {
   EXPECT_EQ(count({GemmDtype::fp32, 256, 256, 256}), 0);       // not asked for
 }
 
+TEST(Plan, FullMemoryBoundSizesAreWholeUnits) {
+  PlanOptions o;
+  o.sections = {Section::memory_bound};
+  const Plan p = make_plan(o);
+  // 4 KiB .. 4 GiB by 4x = 11 sizes; row_reduce drops 4 KiB and 16 KiB (below one
+  // 32 KiB row): 11 + 11 + 9.
+  EXPECT_EQ(p.memory_bound.size(), 31u);
+  EXPECT_EQ(p.memory_bound[11].kernel, MemoryKernel::elementwise);
+  EXPECT_EQ(p.memory_bound[11].bytes, 4080);  // 4096 B rounded down to 85 x 48 B
+  EXPECT_EQ(p.memory_bound[22].kernel, MemoryKernel::row_reduce);
+  EXPECT_EQ(p.memory_bound[22].bytes, 64 * 1024);
+}
+
 TEST(Plan, OneGpuSkipsCollectivesAndSaysWhy) {
   PlanOptions o;
   o.gpus = 1;
