@@ -39,6 +39,14 @@ std::int64_t memory_bound_bytes(MemoryKernel k, std::int64_t requested) {
   return requested / unit * unit;
 }
 
+CollectiveBuffers collective_buffers(CollectiveOp op, int gpus, std::int64_t bytes) {
+  ORRERY_CHECK(gpus >= 1, "bad collective group");
+  CollectiveBuffers b{bytes, bytes};
+  if (op == CollectiveOp::all_gather) b.send = bytes / gpus;
+  if (op == CollectiveOp::reduce_scatter) b.recv = bytes / gpus;
+  return b;
+}
+
 double busbw_factor(CollectiveOp op, int gpus) {
   const double n = gpus;
   switch (op) {

@@ -37,6 +37,14 @@ std::int64_t collective_bytes(CollectiveOp op, int gpus, std::int64_t requested,
 std::int64_t memory_bound_bytes(MemoryKernel k, std::int64_t requested);
 inline constexpr int kRowReduceWidth = 4096;  // floats per row_reduce row
 
+// Per-rank buffers of a collective of `bytes` (as collective_bytes() gives) over `gpus`
+// ranks: all-gather sends bytes/gpus and receives bytes; reduce-scatter sends bytes and
+// receives bytes/gpus; the others send and receive `bytes`.
+struct CollectiveBuffers {
+  std::int64_t send = 0, recv = 0;
+};
+CollectiveBuffers collective_buffers(CollectiveOp op, int gpus, std::int64_t bytes);
+
 // nccl-tests' bus bandwidth factor (doc/PERFORMANCE.md): busbw = algbw * factor with
 // algbw = bytes / time. all_reduce 2(n-1)/n; all_gather, reduce_scatter and
 // all_to_all (n-1)/n; broadcast and send_recv 1.

@@ -12,9 +12,12 @@
 #include <sstream>
 
 #include "profiler/buffers.h"
+#include "profiler/cuda/buffer.h"
 #include "profiler/cuda/check.h"
+#include "profiler/cuda/collectives.h"
 #include "profiler/cuda/cupti_timer.h"
 #include "profiler/cuda/gemm.h"
+#include "profiler/cuda/gpu_common.h"
 #include "profiler/cuda/kernels.h"
 #include "profiler/driver_version.h"
 
@@ -23,43 +26,6 @@ namespace orrery::profiler::cuda {
 namespace {
 
 constexpr std::size_t kWorkspaceBytes = 32u << 20;  // cuBLASLt workspace
-
-std::int64_t align_up(std::int64_t b) {
-  return (b + kRotationAlign - 1) / kRotationAlign * kRotationAlign;
-}
-
-// Memory on one GPU, freed on that GPU.
-class DeviceBuffer {
- public:
-  DeviceBuffer() = default;
-  DeviceBuffer(int device, std::int64_t bytes) : device_(device) {
-    check(cudaSetDevice(device), "cudaSetDevice");
-    check(cudaMalloc(&ptr_, static_cast<std::size_t>(bytes)),
-          fmt::format("cudaMalloc({} B) on GPU {}", bytes, device));
-  }
-  ~DeviceBuffer() {
-    if (!ptr_) return;
-    int current = 0;
-    (void)cudaGetDevice(&current);
-    (void)cudaSetDevice(device_);
-    (void)cudaFree(ptr_);
-    (void)cudaSetDevice(current);
-  }
-  DeviceBuffer(DeviceBuffer&& o) noexcept : device_(o.device_), ptr_(o.ptr_) { o.ptr_ = nullptr; }
-  DeviceBuffer& operator=(DeviceBuffer&& o) noexcept {
-    std::swap(device_, o.device_);
-    std::swap(ptr_, o.ptr_);
-    return *this;
-  }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-
-  char* get() const { return static_cast<char*>(ptr_); }
-
- private:
-  int device_ = 0;
-  void* ptr_ = nullptr;
-};
 
 FillType fill_type(GemmDtype d) {
   switch (d) {
@@ -74,6 +40,17 @@ FillType fill_type(GemmDtype d) {
 
 std::string version3(std::size_t v) {  // major*10000 + minor*100 + patch
   return fmt::format("{}.{}.{}", v / 10000, (v % 10000) / 100, v % 100);
+}
+
+std::string kernel_driver_version() {
+  std::ifstream in("/proc/driver/nvidia/version");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string v = parse_nvidia_driver_version(ss.str());
+  if (!v.empty()) return v;
+  int api = 0;
+  if (cudaDriverGetVersion(&api) != cudaSuccess) return "unknown";
+  return fmt::format("CUDA driver API {}.{}", api / 1000, (api % 1000) / 10);
 }
 
 // NCCL communicators over GPUs 0..k-1 with one stream each.
@@ -94,34 +71,8 @@ struct Comms {
 class CudaDevice : public Device {
  public:
   explicit CudaDevice(int gpus) {
-    info_.gpu_count = gpus;
+    info_ = describe_gpu(0, gpus);
     check(cudaSetDevice(0), "cudaSetDevice(0)");
-    cudaDeviceProp p{};
-    check(cudaGetDeviceProperties(&p, 0), "cudaGetDeviceProperties");
-    info_.gpu = p.name;
-    info_.sm_count = p.multiProcessorCount;
-    info_.memory = Bytes(static_cast<double>(p.totalGlobalMem));
-    info_.l2_cache = Bytes(static_cast<double>(p.l2CacheSize));
-    info_.cc_major = p.major;
-    info_.cc_minor = p.minor;
-    int khz = 0;
-    check(cudaDeviceGetAttribute(&khz, cudaDevAttrClockRate, 0), "cudaDeviceGetAttribute(ClockRate)");
-    info_.sm_clock_mhz = khz / 1000;
-    check(cudaDeviceGetAttribute(&khz, cudaDevAttrMemoryClockRate, 0),
-          "cudaDeviceGetAttribute(MemoryClockRate)");
-    info_.memory_clock_mhz = khz / 1000;
-    info_.driver = kernel_driver_version();
-    int v = 0;
-    check(cudaRuntimeGetVersion(&v), "cudaRuntimeGetVersion");
-    info_.cuda_runtime = fmt::format("{}.{}", v / 1000, (v % 1000) / 10);
-    info_.cublas = version3(cublasLtGetVersion());
-    int nccl = 0;
-    check(ncclGetVersion(&nccl), "ncclGetVersion");
-    info_.nccl = version3(static_cast<std::size_t>(nccl));
-    info_.cudnn = "none";
-    info_.timing = "cupti";
-    info_.attention = AttentionImpl::unfused;
-
     check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
     check(cublasLtCreate(&lt_), "cublasLtCreate");
     workspace_ = DeviceBuffer(0, kWorkspaceBytes);
@@ -264,54 +215,26 @@ class CudaDevice : public Device {
                           fmt::format("{} GPUs asked, {} present", c.gpus, info_.gpu_count)}};
       Comms& g = comms_for(c.gpus);
       const int n = c.gpus;
-      const std::int64_t floats = c.bytes / 4;
-      std::int64_t send = c.bytes, recv = c.bytes;
-      if (c.op == CollectiveOp::all_gather) send = c.bytes / n;
-      if (c.op == CollectiveOp::reduce_scatter) recv = c.bytes / n;
-      const std::int64_t send_al = align_up(send);
-      const Rotation rot = rotation_for(send_al + align_up(recv), l2());
+      const CollectiveBuffers bufs = collective_buffers(c.op, n, c.bytes);
+      const std::int64_t send_al = align_up(bufs.send);
+      const Rotation rot = rotation_for(send_al + align_up(bufs.recv), l2());
       std::vector<DeviceBuffer> regions;
       regions.reserve(n);
       for (int r = 0; r < n; ++r) {
         regions.emplace_back(r, rot.region());
         fill(regions.back().get(), rot.region(), FillType::f32, r);
       }
-      const auto count = static_cast<std::size_t>(floats);
-      const auto share = static_cast<std::size_t>(floats / n);
       return measure(g.streams, reps, [&](int i) {
         const std::int64_t off = (i % rot.copies) * rot.stride;
         check(ncclGroupStart(), "ncclGroupStart");
-        for (int r = 0; r < n; ++r) {
-          char* sb = regions[r].get() + off;
-          char* rb = sb + send_al;
-          ncclComm_t comm = g.comms[r];
-          cudaStream_t st = g.streams[r];
-          switch (c.op) {
-            case CollectiveOp::all_reduce:
-              check(ncclAllReduce(sb, rb, count, ncclFloat, ncclSum, comm, st), "ncclAllReduce");
-              break;
-            case CollectiveOp::all_gather:
-              check(ncclAllGather(sb, rb, share, ncclFloat, comm, st), "ncclAllGather");
-              break;
-            case CollectiveOp::reduce_scatter:
-              check(ncclReduceScatter(sb, rb, share, ncclFloat, ncclSum, comm, st),
-                    "ncclReduceScatter");
-              break;
-            case CollectiveOp::broadcast:
-              check(ncclBroadcast(sb, rb, count, ncclFloat, 0, comm, st), "ncclBroadcast");
-              break;
-            case CollectiveOp::all_to_all:
-              for (int peer = 0; peer < n; ++peer) {
-                const std::size_t at = static_cast<std::size_t>(peer) * share * 4;
-                check(ncclSend(sb + at, share, ncclFloat, peer, comm, st), "ncclSend");
-                check(ncclRecv(rb + at, share, ncclFloat, peer, comm, st), "ncclRecv");
-              }
-              break;
-            case CollectiveOp::send_recv:
-              check(ncclSend(sb, count, ncclFloat, (r + 1) % n, comm, st), "ncclSend");
-              check(ncclRecv(rb, count, ncclFloat, (r + n - 1) % n, comm, st), "ncclRecv");
-              break;
+        try {
+          for (int r = 0; r < n; ++r) {
+            char* base = regions[r].get() + off;
+            launch_collective(c, base, base + send_al, r, g.comms[r], g.streams[r]);
           }
+        } catch (...) {
+          (void)ncclGroupEnd();  // never leave a group open for the next case
+          throw;
         }
         check(ncclGroupEnd(), "ncclGroupEnd");
       });
@@ -355,12 +278,8 @@ class CudaDevice : public Device {
     for (cudaStream_t s : streams) check(cudaStreamSynchronize(s), "cudaStreamSynchronize");
   }
 
-  void fill(char* data, std::int64_t bytes, FillType t, std::uint32_t seed = 0) {
-    const int size = t == FillType::f32 ? 4 : (t == FillType::fp8_e4m3 ? 1 : 2);
-    int device = 0;
-    check(cudaGetDevice(&device), "cudaGetDevice");
-    check(launch_fill(data, bytes / size, t, seed, nullptr), "fill kernel");
-    check(cudaDeviceSynchronize(), fmt::format("filling buffers on GPU {}", device));
+  static void fill(char* data, std::int64_t bytes, FillType t, std::uint32_t seed = 0) {
+    fill_buffer(data, bytes, t, seed);
   }
 
   std::int64_t l2() const { return static_cast<std::int64_t>(info_.l2_cache.value()); }
@@ -382,17 +301,6 @@ class CudaDevice : public Device {
     return *comms_.emplace(gpus, std::move(g)).first->second;
   }
 
-  static std::string kernel_driver_version() {
-    std::ifstream in("/proc/driver/nvidia/version");
-    std::stringstream ss;
-    ss << in.rdbuf();
-    std::string v = parse_nvidia_driver_version(ss.str());
-    if (!v.empty()) return v;
-    int api = 0;
-    if (cudaDriverGetVersion(&api) != cudaSuccess) return "unknown";
-    return fmt::format("CUDA driver API {}.{}", api / 1000, (api % 1000) / 10);
-  }
-
   CuptiTimer timer_;  // first: activity is enabled before any kernel runs
   DeviceInfo info_;
   cudaStream_t stream_ = nullptr;
@@ -402,6 +310,47 @@ class CudaDevice : public Device {
 };
 
 }  // namespace
+
+void fill_buffer(char* data, std::int64_t bytes, FillType t, std::uint32_t seed) {
+  const int size = t == FillType::f32 ? 4 : (t == FillType::fp8_e4m3 ? 1 : 2);
+  int device = 0;
+  check(cudaGetDevice(&device), "cudaGetDevice");
+  check(launch_fill(data, bytes / size, t, seed, nullptr), "fill kernel");
+  check(cudaDeviceSynchronize(), fmt::format("filling buffers on GPU {}", device));
+}
+
+DeviceInfo describe_gpu(int device, int gpu_count) {
+  DeviceInfo info;
+  info.gpu_count = gpu_count;
+  check(cudaSetDevice(device), "cudaSetDevice");
+  cudaDeviceProp p{};
+  check(cudaGetDeviceProperties(&p, device), "cudaGetDeviceProperties");
+  info.gpu = p.name;
+  info.sm_count = p.multiProcessorCount;
+  info.memory = Bytes(static_cast<double>(p.totalGlobalMem));
+  info.l2_cache = Bytes(static_cast<double>(p.l2CacheSize));
+  info.cc_major = p.major;
+  info.cc_minor = p.minor;
+  int khz = 0;
+  check(cudaDeviceGetAttribute(&khz, cudaDevAttrClockRate, device),
+        "cudaDeviceGetAttribute(ClockRate)");
+  info.sm_clock_mhz = khz / 1000;
+  check(cudaDeviceGetAttribute(&khz, cudaDevAttrMemoryClockRate, device),
+        "cudaDeviceGetAttribute(MemoryClockRate)");
+  info.memory_clock_mhz = khz / 1000;
+  info.driver = kernel_driver_version();
+  int v = 0;
+  check(cudaRuntimeGetVersion(&v), "cudaRuntimeGetVersion");
+  info.cuda_runtime = fmt::format("{}.{}", v / 1000, (v % 1000) / 10);
+  info.cublas = version3(cublasLtGetVersion());
+  int nccl = 0;
+  check(ncclGetVersion(&nccl), "ncclGetVersion");
+  info.nccl = version3(static_cast<std::size_t>(nccl));
+  info.cudnn = "none";
+  info.timing = "cupti";
+  info.attention = AttentionImpl::unfused;
+  return info;
+}
 
 std::unique_ptr<Device> open_cuda_device() {
   int count = 0;

@@ -67,3 +67,20 @@ TEST(MemoryBoundBytes, WholeUnitsOfEachKernel) {
 
 }  // namespace
 }  // namespace orrery::profiler
+
+namespace orrery::profiler {
+namespace {
+
+TEST(CollectiveBuffers, GatherAndScatterShareOneSide) {
+  // 8 ranks, 64 MiB: all-gather sends 8 MiB and receives 64; reduce-scatter the reverse.
+  const std::int64_t b = 64 << 20;
+  EXPECT_EQ(collective_buffers(CollectiveOp::all_gather, 8, b).send, 8 << 20);
+  EXPECT_EQ(collective_buffers(CollectiveOp::all_gather, 8, b).recv, b);
+  EXPECT_EQ(collective_buffers(CollectiveOp::reduce_scatter, 8, b).send, b);
+  EXPECT_EQ(collective_buffers(CollectiveOp::reduce_scatter, 8, b).recv, 8 << 20);
+  EXPECT_EQ(collective_buffers(CollectiveOp::all_to_all, 8, b).send, b);
+  EXPECT_EQ(collective_buffers(CollectiveOp::send_recv, 8, b).recv, b);
+}
+
+}  // namespace
+}  // namespace orrery::profiler
