@@ -52,11 +52,11 @@ set(ORRERY_PROFILER_CUDA ON)
 message(STATUS "profiler: building orrery-profile with CUDA ${CUDAToolkit_VERSION}, "
                "architectures ${CMAKE_CUDA_ARCHITECTURES}")
 
-find_package(MPI QUIET COMPONENTS C)
-if(MPI_C_FOUND)
+find_package(MPI QUIET COMPONENTS CXX)  # the C API, through the C++ compiler
+if(MPI_CXX_FOUND)
   set(ORRERY_PROFILER_MPI ON)
-  message(STATUS "profiler: MPI found, multi-node bootstrap built")
+  message(STATUS "profiler: MPI found, --mpi (multi-node collectives) built")
 else()
   set(ORRERY_PROFILER_MPI OFF)
-  message(STATUS "profiler: MPI not found, multi-node collectives are not built (single host only)")
+  message(STATUS "profiler: MPI not found, --mpi (multi-node collectives) not built")
 endif()

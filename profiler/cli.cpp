@@ -73,7 +73,7 @@ std::set<Enum> parse_enum_list(const std::string& flag, const std::string& value
 
 const std::vector<std::string> kFlags = {"--out",      "--quick",    "--quiet",       "--help",
                                          "--version",  "--warmup",   "--repetitions", "--max-gpus",
-                                         "--only",     "--dtypes"};
+                                         "--only",     "--dtypes",   "--mpi"};
 const std::set<std::string> kValueFlags = {"--out",      "--warmup", "--repetitions",
                                            "--max-gpus", "--only",   "--dtypes"};
 
@@ -85,7 +85,7 @@ Repetitions CliOptions::reps() const {
 
 std::string usage() {
   return "usage: orrery-profile [--out FILE] [--quick] [--only SECTIONS] [--dtypes TYPES]\n"
-         "                      [--warmup N] [--repetitions N] [--max-gpus N] [--quiet]\n"
+         "                      [--warmup N] [--repetitions N] [--max-gpus N] [--quiet] [--mpi]\n"
          "Measures GEMMs, memory-bound kernels, attention, the launch floor and NCCL\n"
          "collectives on this host's GPUs and writes a measurement file\n"
          "(docs/calibration-format.md).\n"
@@ -97,12 +97,15 @@ std::string usage() {
          "  --repetitions N    timed repetitions per case (default 20, 10 with --quick)\n"
          "  --max-gpus N       use at most N local GPUs for collectives\n"
          "  --quiet            no progress on stderr\n"
+         "  --mpi              collectives across every rank of an MPI job (one GPU per\n"
+         "                     rank, as nccl-tests); rank 0 writes\n"
          "exit codes: 0 written, 1 cannot write / internal error, 2 bad command line,\n"
          "            3 no GPU to measure\n";
 }
 
 CliOptions parse_cli(const std::vector<std::string>& args) {
   CliOptions o;
+  bool only_given = false;
   for (std::size_t i = 0; i < args.size(); ++i) {
     std::string flag = args[i];
     std::optional<std::string> value;
@@ -136,6 +139,8 @@ CliOptions parse_cli(const std::vector<std::string>& args) {
       o.help = true;
     } else if (flag == "--version") {
       o.version = true;
+    } else if (flag == "--mpi") {
+      o.mpi = true;
     } else if (flag == "--warmup") {
       o.warmup = parse_int(flag, *value, 0, 1000);
     } else if (flag == "--repetitions") {
@@ -144,9 +149,19 @@ CliOptions parse_cli(const std::vector<std::string>& args) {
       o.max_gpus = parse_int(flag, *value, 1, 1024);
     } else if (flag == "--only") {
       o.sections = parse_enum_list(flag, *value, kAllSections);
+      only_given = true;
     } else if (flag == "--dtypes") {
       o.dtypes = parse_enum_list(flag, *value, kAllGemmDtypes);
     }
+  }
+  if (o.mpi) {
+    for (Section sec : only_given ? o.sections : std::set<Section>{})
+      if (sec != Section::collectives)
+        bad("--mpi", "",
+            fmt::format("an MPI run measures collectives only, and --only asks for {}",
+                        to_string(sec)));
+    if (o.max_gpus) bad("--mpi", "", "does not combine with --max-gpus (the MPI job sets the ranks)");
+    o.sections = {Section::collectives};
   }
   return o;
 }
@@ -197,10 +212,13 @@ int profile_main(const std::vector<std::string>& args, const DeviceFactory& open
 
   std::unique_ptr<Device> device;
   try {
-    device = open_device();
+    device = open_device(o);
   } catch (const DeviceUnavailable& e) {
     err << "error: no GPU to measure: " << e.what() << "\n";
     return kExitNoDevice;
+  } catch (const InputError& e) {
+    err << "error: flag '" << e.key() << "': " << e.why() << "\n";
+    return kExitBadInput;
   }
 
   MeasurementFile f;
@@ -214,10 +232,16 @@ int profile_main(const std::vector<std::string>& args, const DeviceFactory& open
   po.gpus = f.device.gpu_count;
   po.sections = o.sections;
   po.dtypes = o.dtypes;
+  po.nodes = f.device.nodes;
+  po.whole_group_only = o.mpi;
   const Plan plan = make_plan(po);
 
-  Progress progress(err, !o.quiet && env.stderr_is_terminal());
+  // Every MPI rank runs the same plan (the collectives need all of them); only the
+  // primary shows progress and writes.
+  const bool primary = device->is_primary();
+  Progress progress(err, primary && !o.quiet && env.stderr_is_terminal());
   run_sweep(*device, plan, f.run.reps, progress, f);
+  if (!primary) return kExitOk;
 
   std::string why;
   if (!write_file_atomically(o.out, render_measurements(f), why)) {

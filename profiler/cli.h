@@ -31,6 +31,7 @@ struct CliOptions {
   bool quiet = false;
   bool help = false;
   bool version = false;
+  bool mpi = false;                // collectives across every rank of an MPI job
   std::optional<int> warmup;       // default 5, 3 with --quick
   std::optional<int> repetitions;  // default 20, 10 with --quick
   std::optional<int> max_gpus;
@@ -54,8 +55,10 @@ class Environment {
 };
 std::unique_ptr<Environment> system_environment();
 
-// Opens the device; throws DeviceUnavailable when there is none.
-using DeviceFactory = std::function<std::unique_ptr<Device>()>;
+// Opens the device the options ask for (an MPI device with --mpi); throws
+// DeviceUnavailable when there is none, InputError when the options ask for what this
+// build cannot do (--mpi without MPI).
+using DeviceFactory = std::function<std::unique_ptr<Device>(const CliOptions&)>;
 
 inline constexpr const char* kToolVersion = "0.1.0";
 

@@ -108,6 +108,7 @@ struct DeviceInfo {
   std::string cudnn = "none";      // "none" when cuDNN is not used
   std::string nccl = "none";
   std::string timing;              // "cupti" or "fake"
+  int nodes = 1;                   // hosts the measured GPUs span (MPI runs)
   AttentionImpl attention = AttentionImpl::unfused;
 };
 
@@ -122,6 +123,8 @@ class Device {
  public:
   virtual ~Device() = default;
   virtual DeviceInfo info() const = 0;
+  // In an MPI run every rank runs the same sweep and only the primary (rank 0) writes.
+  virtual bool is_primary() const { return true; }
   // Whether GEMMs of this type can run at all (fp8 needs compute capability 8.9+).
   virtual bool supports(GemmDtype d) const = 0;
   // Each returns exactly `reps.timed` durations on success.

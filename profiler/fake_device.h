@@ -40,6 +40,13 @@ class FakeDevice : public Device {
   // The case returns one timing too few (a lost CUPTI record).
   FakeDevice& drop_one_timing(const std::string& what);
 
+  // Makes this device a non-primary MPI rank (it measures but does not write).
+  FakeDevice& secondary() {
+    primary_ = false;
+    return *this;
+  }
+  bool is_primary() const override { return primary_; }
+
   // How many times each time_* was called.
   int calls() const { return calls_; }
 
@@ -63,6 +70,7 @@ class FakeDevice : public Device {
   std::set<GemmDtype> unsupported_;
   std::set<int> no_collectives_;
   int calls_ = 0;
+  bool primary_ = true;
 };
 
 }  // namespace orrery::profiler

@@ -148,7 +148,9 @@ Plan make_plan(const PlanOptions& o) {
   }
   if (want(Section::collectives) && o.gpus >= 2) {
     std::vector<int> groups;
-    if (o.quick) {
+    if (o.whole_group_only) {
+      groups = {o.gpus};
+    } else if (o.quick) {
       groups = {2};
       if (o.gpus > 2) groups.push_back(o.gpus);
     } else {
@@ -162,7 +164,8 @@ Plan make_plan(const PlanOptions& o) {
     }
     for (CollectiveOp op : kAllCollectives)
       for (int g : groups)
-        for (auto b : sizes) p.collectives.push_back({op, g, 1, collective_bytes(op, g, b)});
+        for (auto b : sizes)
+          p.collectives.push_back({op, g, o.nodes, collective_bytes(op, g, b)});
   }
   return p;
 }

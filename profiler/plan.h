@@ -22,6 +22,8 @@ inline constexpr Section kAllSections[] = {Section::gemm, Section::memory_bound,
 struct PlanOptions {
   bool quick = false;
   int gpus = 1;                         // GPUs available for collectives (2..gpus)
+  int nodes = 1;                        // hosts those GPUs span
+  bool whole_group_only = false;        // collectives on all `gpus` only (MPI runs)
   std::set<Section> sections{std::begin(kAllSections), std::end(kAllSections)};
   std::set<GemmDtype> dtypes{std::begin(kAllGemmDtypes), std::end(kAllGemmDtypes)};
 };

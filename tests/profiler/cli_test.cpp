@@ -3,9 +3,11 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 
+#include "core/error.h"
 #include "profiler/fake_device.h"
 
 namespace orrery::profiler {
@@ -24,19 +26,41 @@ struct Result {
   int opened = 0;  // how many times the device factory was called
 };
 
-Result run(const std::vector<std::string>& args, int gpus = 2, bool no_device = false) {
+// How the fake factory behaves.
+struct FakeSetup {
+  int gpus = 2;
+  int nodes = 1;
+  bool no_device = false;
+  bool secondary = false;  // a non-primary MPI rank
+  bool without_mpi = false;  // --mpi is refused as a build without MPI refuses it
+};
+
+Result run(const std::vector<std::string>& args, FakeSetup setup) {
   FakeEnvironment env;
   std::ostringstream out, err;
   Result r;
-  const DeviceFactory factory = [&]() -> std::unique_ptr<Device> {
+  const DeviceFactory factory = [&](const CliOptions& o) -> std::unique_ptr<Device> {
     ++r.opened;
-    if (no_device) throw DeviceUnavailable("cudaGetDeviceCount: no CUDA-capable device is detected");
-    return std::make_unique<FakeDevice>(fake_device_info(gpus));
+    if (setup.no_device)
+      throw DeviceUnavailable("cudaGetDeviceCount: no CUDA-capable device is detected");
+    if (o.mpi && setup.without_mpi)
+      throw InputError({"command line", std::nullopt}, "--mpi", "", "built without MPI");
+    DeviceInfo info = fake_device_info(setup.gpus);
+    info.nodes = setup.nodes;
+    auto d = std::make_unique<FakeDevice>(info);
+    if (setup.secondary) d->secondary();
+    return d;
   };
   r.code = profile_main(args, factory, env, out, err);
   r.out = out.str();
   r.err = err.str();
   return r;
+}
+
+Result run(const std::vector<std::string>& args, int gpus = 2) {
+  FakeSetup s;
+  s.gpus = gpus;
+  return run(args, s);
 }
 
 bool starts(const std::string& s, const std::string& prefix) {
@@ -79,7 +103,9 @@ TEST(ProfileCli, BadValuesNameTheFlagAndTheValue) {
 }
 
 TEST(ProfileCli, NoGpuIsExit3) {
-  const Result r = run({"--quick"}, 2, /*no_device=*/true);
+  FakeSetup s;
+  s.no_device = true;
+  const Result r = run({"--quick"}, s);
   EXPECT_EQ(r.code, 3);
   EXPECT_EQ(r.err,
             "error: no GPU to measure: cudaGetDeviceCount: no CUDA-capable device is detected\n");
@@ -148,6 +174,49 @@ TEST(ProfileCli, MaxGpusLimitsTheGroups) {
                       "available: collectives need at least 2\"}\n"),
             std::string::npos)
       << text;
+}
+
+TEST(ProfileCliMpi, CollectivesOnTheWholeJobOnly) {
+  // 2 nodes x 8 GPUs as one MPI job: every op on all 16 ranks, nodes: 2, quick sizes.
+  const std::string path = ::testing::TempDir() + "prof_cli_mpi.yaml";
+  FakeSetup s;
+  s.gpus = 16;
+  s.nodes = 2;
+  const Result r = run({"--mpi", "--quick", "--quiet", "--out", path}, s);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string text = read(path);
+  EXPECT_NE(text.find("gemm: []\nmemory_bound: []\nattention: []\nlaunch: []\ncollectives:\n"
+                      "  - {op: all_reduce, gpus: 16, nodes: 2, bytes: 1 KiB, "),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("gpus: 2,"), std::string::npos);  // no smaller groups
+  // 6 ops x 4 sizes.
+  EXPECT_NE(r.out.find("all_reduce     16 GPUs"), std::string::npos) << r.out;
+}
+
+TEST(ProfileCliMpi, OnlyRankZeroWrites) {
+  const std::string path = ::testing::TempDir() + "prof_cli_mpi_secondary.yaml";
+  std::remove(path.c_str());
+  FakeSetup s;
+  s.gpus = 4;
+  s.secondary = true;
+  const Result r = run({"--mpi", "--quick", "--out", path}, s);
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.err, "");
+  EXPECT_FALSE(std::ifstream(path).good());
+}
+
+TEST(ProfileCliMpi, RefusedCombinationsAreExit2) {
+  EXPECT_TRUE(starts(run({"--mpi", "--only", "gemm"}).err,
+                     "error: flag '--mpi': an MPI run measures collectives only, and --only asks "
+                     "for gemm\n"));
+  EXPECT_EQ(run({"--mpi", "--max-gpus", "2"}).code, 2);
+  FakeSetup s;
+  s.without_mpi = true;
+  const Result r = run({"--mpi"}, s);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.err, "error: flag '--mpi': built without MPI\n");
 }
 
 }  // namespace
