@@ -8,6 +8,7 @@
 #include <climits>
 #include <cstdlib>
 #include <ctime>
+#include <filesystem>
 
 #include "core/error.h"
 #include "profiler/measurements.h"
@@ -208,6 +209,18 @@ int profile_main(const std::vector<std::string>& args, const DeviceFactory& open
   if (o.version) {
     out << "orrery-profile " << kToolVersion << "\n";
     return kExitOk;
+  }
+
+  // A sweep can take long: refuse an output nobody can write before it starts.
+  {
+    const std::filesystem::path dir = std::filesystem::path(o.out).parent_path();
+    const std::string d = dir.empty() ? "." : dir.string();
+    std::error_code ec;
+    if (!std::filesystem::is_directory(d, ec) || access(d.c_str(), W_OK) != 0) {
+      err << "error: cannot write '" << o.out << "': '" << d
+          << "' is not a writable directory\n";
+      return kExitInternal;
+    }
   }
 
   std::unique_ptr<Device> device;

@@ -5,7 +5,9 @@
 // Exit codes: 0 the file was written (skipped cases are data, not errors);
 //             2 bad command line (the message names the flag and the value);
 //             3 no device to measure (no GPU, no driver, CUDA failed to start);
-//             1 the output file could not be written, or an internal error.
+//             1 the output file cannot be written (checked before the sweep, when its
+//               directory is missing or read-only, and again at the end), or an
+//               internal error.
 #pragma once
 
 #include <functional>
