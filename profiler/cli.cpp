@@ -265,7 +265,7 @@ int profile_main(const std::vector<std::string>& args, const DeviceFactory& open
   if (!o.quiet) {
     const std::size_t measured = f.gemm.size() + f.memory_bound.size() + f.attention.size() +
                                  f.launch.size() + f.collectives.size();
-    err << fmt::format("orrery-profile: wrote {}: {} measurements, {} skipped\n", o.out, measured,
+    err << fmt::format("orrery-profile: wrote {}: {} measured, {} skipped\n", o.out, measured,
                        f.skipped.size());
   }
   return kExitOk;

@@ -15,9 +15,13 @@ namespace {
 
 class FakeEnvironment : public Environment {
  public:
+  explicit FakeEnvironment(bool terminal = false) : terminal_(terminal) {}
   std::string utc_now_iso8601() override { return "2026-11-27T01:23:45Z"; }
   std::string hostname() override { return "test-host"; }
-  bool stderr_is_terminal() override { return false; }
+  bool stderr_is_terminal() override { return terminal_; }
+
+ private:
+  bool terminal_;
 };
 
 struct Result {
@@ -33,10 +37,11 @@ struct FakeSetup {
   bool no_device = false;
   bool secondary = false;  // a non-primary MPI rank
   bool without_mpi = false;  // --mpi is refused as a build without MPI refuses it
+  bool terminal = false;     // stderr is a terminal
 };
 
 Result run(const std::vector<std::string>& args, FakeSetup setup) {
-  FakeEnvironment env;
+  FakeEnvironment env(setup.terminal);
   std::ostringstream out, err;
   Result r;
   const DeviceFactory factory = [&](const CliOptions& o) -> std::unique_ptr<Device> {
@@ -147,7 +152,7 @@ TEST(ProfileCli, WritesTheFileAndASummary) {
             std::string::npos)
       << text;
   // Quick: 6 ops x 4 sizes on the 2 GPUs.
-  EXPECT_NE(r.err.find("wrote " + path + ": 25 measurements, 0 skipped"), std::string::npos);
+  EXPECT_NE(r.err.find("wrote " + path + ": 25 measured, 0 skipped"), std::string::npos);
   // Summary: all-reduce busbw at 1 GiB = 2^30 B * 1 / (10 us + 2^30 B / 100e9 B/s) =
   // 1073741824 / 10.747518 ms = 99.9 GB/s.
   EXPECT_NE(r.out.find("  all_reduce     2 GPUs    99.9 GB/s bus  best of 4 at 1 GiB\n"),
@@ -156,6 +161,19 @@ TEST(ProfileCli, WritesTheFileAndASummary) {
   EXPECT_NE(r.out.find("  launch (empty kernel) 2 us\n"), std::string::npos);
   // Progress is silent: stderr is not a terminal in this environment.
   EXPECT_EQ(r.err.find('\r'), std::string::npos);
+}
+
+TEST(ProfileCli, ProgressOnATerminalUnlessQuiet) {
+  const std::string path = ::testing::TempDir() + "prof_cli_progress.yaml";
+  FakeSetup s;
+  s.terminal = true;
+  const Result shown = run({"--only", "launch", "--repetitions", "5", "--out", path}, s);
+  ASSERT_EQ(shown.code, 0);
+  EXPECT_EQ(shown.err, "\r\x1b[K[1/1] launch empty: median 2 us\n"
+                       "orrery-profile: wrote " + path + ": 1 measured, 0 skipped\n");
+  const Result quiet = run({"--only", "launch", "--quiet", "--out", path}, s);
+  ASSERT_EQ(quiet.code, 0);
+  EXPECT_EQ(quiet.err, "");
 }
 
 TEST(ProfileCli, SameInputsSameBytes) {

@@ -1,8 +1,11 @@
 #include "profiler/measurements.h"
 
+#include "core/units.h"
+
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <regex>
 #include <sstream>
 
 namespace orrery::profiler {
@@ -100,6 +103,41 @@ skipped:
   - {what: "gemm fp8 m=16384 n=16384 k=16384", reason: "out of memory"}
 )";
   EXPECT_EQ(render_measurements(sample()), expected);
+}
+
+// Every figure carries a unit that orrery's own quantity parser (core/units.h, the one
+// the calibration reader uses) reads back to the value written, within the four
+// significant digits of the text.
+TEST(Render, EveryFigureParsesBackWithItsUnit) {
+  const std::string text = render_measurements(sample());
+  const std::regex time_re(R"((median|p10|p90): ([^,}]+))");
+  int times = 0;
+  for (auto it = std::sregex_iterator(text.begin(), text.end(), time_re);
+       it != std::sregex_iterator(); ++it, ++times) {
+    double v = 0;
+    std::string why;
+    EXPECT_TRUE(parse_quantity((*it)[2].str(), Dimension::seconds, v, why))
+        << (*it)[0].str() << ": " << why;
+    EXPECT_GT(v, 0.0);
+  }
+  EXPECT_EQ(times, 15);  // 5 entries x 3 statistics
+  const std::regex size_re(R"((bytes|memory): ([^,}\n]+))");
+  const std::vector<double> sizes = {79.6 * 1024 * 1024 * 1024, 2.0 * 1024 * 1024 * 1024,
+                                     64.0 * 1024 * 1024};
+  std::size_t n = 0;
+  for (auto it = std::sregex_iterator(text.begin(), text.end(), size_re);
+       it != std::sregex_iterator(); ++it, ++n) {
+    double v = 0;
+    std::string why;
+    ASSERT_TRUE(parse_quantity((*it)[2].str(), Dimension::bytes, v, why)) << why;
+    ASSERT_LT(n, sizes.size());
+    EXPECT_NEAR(v, sizes[n], sizes[n] * 1e-3) << (*it)[0].str();
+  }
+  EXPECT_EQ(n, sizes.size());
+  double v = 0;
+  std::string why;
+  ASSERT_TRUE(parse_quantity(format_duration(Seconds(1.2524e-3)), Dimension::seconds, v, why));
+  EXPECT_NEAR(v, 1.252e-3, 1e-12);  // "1.252 ms"
 }
 
 TEST(Render, EmptyListsAreWrittenEmpty) {
