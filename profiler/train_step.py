@@ -43,6 +43,10 @@ def main():
         print("train_step.py: skipped: PyTorch is not installed (python3 cannot import torch)",
               file=sys.stderr)
         return 0
+    if not hasattr(F, "scaled_dot_product_attention"):
+        print("train_step.py: skipped: PyTorch " + torch.__version__ + " is older than 2.0 "
+              "(no scaled_dot_product_attention)", file=sys.stderr)
+        return 0
     if not torch.cuda.is_available():
         print("train_step.py: skipped: PyTorch sees no CUDA GPU", file=sys.stderr)
         return 0
@@ -89,7 +93,10 @@ def main():
     params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     amp = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=amp == torch.float16)
+    try:  # torch.amp.GradScaler("cuda") from PyTorch 2.3, torch.cuda.amp before
+        scaler = torch.amp.GradScaler("cuda", enabled=amp == torch.float16)
+    except (AttributeError, TypeError):
+        scaler = torch.cuda.amp.GradScaler(enabled=amp == torch.float16)
     data = torch.randint(0, vocab, (args.batch, seq + 1), device=dev)
     inputs, targets = data[:, :-1], data[:, 1:]
 
