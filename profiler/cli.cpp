@@ -74,7 +74,7 @@ std::set<Enum> parse_enum_list(const std::string& flag, const std::string& value
 
 const std::vector<std::string> kFlags = {"--out",      "--quick",    "--quiet",       "--help",
                                          "--version",  "--warmup",   "--repetitions", "--max-gpus",
-                                         "--only",     "--dtypes",   "--mpi"};
+                                         "--only",     "--dtypes",   "--mpi",         "--dry-run"};
 const std::set<std::string> kValueFlags = {"--out",      "--warmup", "--repetitions",
                                            "--max-gpus", "--only",   "--dtypes"};
 
@@ -87,6 +87,7 @@ Repetitions CliOptions::reps() const {
 std::string usage() {
   return "usage: orrery-profile [--out FILE] [--quick] [--only SECTIONS] [--dtypes TYPES]\n"
          "                      [--warmup N] [--repetitions N] [--max-gpus N] [--quiet] [--mpi]\n"
+         "                      [--dry-run]\n"
          "Measures GEMMs, memory-bound kernels, attention, the launch floor and NCCL\n"
          "collectives on this host's GPUs and writes a measurement file\n"
          "(docs/calibration-format.md).\n"
@@ -100,6 +101,8 @@ std::string usage() {
          "  --quiet            no progress on stderr\n"
          "  --mpi              collectives across every rank of an MPI job (one GPU per\n"
          "                     rank, as nccl-tests); rank 0 writes\n"
+         "  --dry-run          list the cases and touch no GPU (collectives for --max-gpus\n"
+         "                     GPUs, default 1)\n"
          "exit codes: 0 written, 1 cannot write / internal error, 2 bad command line,\n"
          "            3 no GPU to measure\n";
 }
@@ -142,6 +145,8 @@ CliOptions parse_cli(const std::vector<std::string>& args) {
       o.version = true;
     } else if (flag == "--mpi") {
       o.mpi = true;
+    } else if (flag == "--dry-run") {
+      o.dry_run = true;
     } else if (flag == "--warmup") {
       o.warmup = parse_int(flag, *value, 0, 1000);
     } else if (flag == "--repetitions") {
@@ -208,6 +213,25 @@ int profile_main(const std::vector<std::string>& args, const DeviceFactory& open
   }
   if (o.version) {
     out << "orrery-profile " << kToolVersion << "\n";
+    return kExitOk;
+  }
+
+  if (o.dry_run) {
+    PlanOptions po;
+    po.quick = o.quick;
+    po.gpus = o.max_gpus.value_or(1);
+    po.sections = o.sections;
+    po.dtypes = o.dtypes;
+    po.whole_group_only = o.mpi;
+    const Plan plan = make_plan(po);
+    for (const auto& c : plan.gemm) out << describe(c) << "\n";
+    for (const auto& c : plan.memory_bound) out << describe(c) << "\n";
+    for (const auto& c : plan.attention) out << describe(c) << "\n";
+    if (plan.launch) out << "launch empty\n";
+    for (const auto& c : plan.collectives) out << describe(c) << "\n";
+    for (const auto& sk : plan.skipped) out << sk.what << ": skipped: " << sk.reason << "\n";
+    out << fmt::format("{} cases, {} repetitions each after {} warm-up\n", plan.size(),
+                       o.reps().timed, o.reps().warmup);
     return kExitOk;
   }
 

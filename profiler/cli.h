@@ -34,6 +34,7 @@ struct CliOptions {
   bool help = false;
   bool version = false;
   bool mpi = false;                // collectives across every rank of an MPI job
+  bool dry_run = false;            // print the plan, touch no GPU
   std::optional<int> warmup;       // default 5, 3 with --quick
   std::optional<int> repetitions;  // default 20, 10 with --quick
   std::optional<int> max_gpus;

@@ -176,6 +176,23 @@ TEST(ProfileCli, ProgressOnATerminalUnlessQuiet) {
   EXPECT_EQ(quiet.err, "");
 }
 
+TEST(ProfileCli, DryRunListsThePlanWithoutAGpu) {
+  FakeSetup s;
+  s.no_device = true;
+  const Result r = run({"--dry-run", "--quick", "--max-gpus", "8"}, s);
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(r.opened, 0);
+  // The quick sweep on 8 GPUs, as Plan.QuickSweepContents counts it.
+  EXPECT_NE(r.out.find("\n80 cases, 10 repetitions each after 3 warm-up\n"), std::string::npos)
+      << r.out;
+  EXPECT_EQ(r.out.rfind("gemm fp32 m=1024 n=1024 k=1024\n", 0), 0u) << r.out;
+  EXPECT_NE(r.out.find("\nsend_recv gpus=8 nodes=1 bytes=1 GiB\n"), std::string::npos);
+  const Result one = run({"--dry-run", "--only", "collectives"}, s);
+  EXPECT_EQ(one.out,
+            "collectives: skipped: 1 GPU available: collectives need at least 2\n"
+            "0 cases, 20 repetitions each after 5 warm-up\n");
+}
+
 TEST(ProfileCli, SameInputsSameBytes) {
   const std::string a = ::testing::TempDir() + "prof_cli_a.yaml";
   const std::string b = ::testing::TempDir() + "prof_cli_b.yaml";
