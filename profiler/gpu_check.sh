@@ -5,8 +5,10 @@
 # with a message, where PyTorch is not installed). Results go to calibrate/data/,
 # named by host and UTC time. Run from anywhere:  profiler/gpu_check.sh
 #
-# Environment: ORRERY_GPU_BUILD_DIR (default build-gpu), ORRERY_CHECK_TIMEOUT (seconds
-# for the sweep, default 300), any orrery-profile flags as arguments (e.g. --max-gpus 2).
+# Environment: ORRERY_PROFILE_BIN (a prebuilt orrery-profile: skips the build, e.g. on a
+# machine without the build dependencies), ORRERY_GPU_BUILD_DIR (default build-gpu),
+# ORRERY_CHECK_TIMEOUT (seconds for the sweep, default 300); arguments go to
+# orrery-profile (e.g. --max-gpus 2).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -21,16 +23,26 @@ if [[ -z "${CUDACXX:-}" && -x /usr/local/cuda/bin/nvcc ]] && ! command -v nvcc >
   export CUDACXX=/usr/local/cuda/bin/nvcc
 fi
 
-echo "== building orrery-profile in $build"
-cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DORRERY_WITH_CUDA=ON \
-  -DORRERY_BUILD_TESTS=OFF -DORRERY_BUILD_BENCHMARKS=OFF -DCMAKE_CUDA_ARCHITECTURES=native >/dev/null
-cmake --build "$build" --target orrery-profile
+profile=${ORRERY_PROFILE_BIN:-}
+if [[ -z "$profile" ]]; then
+  # The local GPU's architecture ("90" for 9.0); CMake's "native" where nvidia-smi cannot say.
+  arch=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n1 | tr -d '. ')
+  generator=()
+  command -v ninja >/dev/null && generator=(-G Ninja)
+  echo "== building orrery-profile in $build (CUDA architecture ${arch:-native})"
+  cmake -S "$root" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DORRERY_WITH_CUDA=ON \
+    -DORRERY_BUILD_TESTS=OFF -DORRERY_BUILD_BENCHMARKS=OFF \
+    -DCMAKE_CUDA_ARCHITECTURES="${arch:-native}" >/dev/null
+  cmake --build "$build" --target orrery-profile
+  profile=$build/profiler/cuda/orrery-profile
+fi
+nvidia-smi --query-gpu=index,name,driver_version,clocks.max.sm,memory.total --format=csv 2>/dev/null || true
 
 measurements=$data/measurements-$host-$stamp.yaml
 echo "== quick sweep (limit ${limit} s) -> $measurements"
 start=$(date +%s)
 status=0
-timeout "$limit" "$build/profiler/cuda/orrery-profile" --quick --out "$measurements" "$@" || status=$?
+timeout "$limit" "$profile" --quick --out "$measurements" "$@" || status=$?
 echo "== sweep took $(( $(date +%s) - start )) s, exit code $status"
 if [[ $status -ne 0 ]]; then
   echo "gpu_check: orrery-profile failed (exit $status); see above" >&2
