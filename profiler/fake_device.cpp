@@ -77,7 +77,9 @@ Timings FakeDevice::time_memory_bound(const MemoryBoundCase& c, Repetitions reps
 }
 
 Timings FakeDevice::time_attention(const AttentionCase& c, Repetitions reps) {
-  const double flop = 4.0 * c.batch * c.heads * double(c.seq) * double(c.seq) * c.head_dim;
+  // Forward: two GEMMs of 2 s^2 d per head; backward: four.
+  const double flop = (c.backward ? 8.0 : 4.0) * c.batch * c.heads * double(c.seq) *
+                      double(c.seq) * c.head_dim;
   const std::int64_t bytes = std::int64_t{c.batch} * c.heads * c.seq * c.seq * 2;
   return timed(describe(c), bytes, Seconds(flop / model_.attention_flop_per_s), reps);
 }

@@ -45,8 +45,8 @@ std::string render_summary(const MeasurementFile& f) {
     o += fmt::format("  {:<18} {:>7.0f} GB/s     best of {} at {}\n", to_string(k), b.rate,
                      b.count, b.where);
   for (const auto& r : f.attention) {
-    const double flop = 4.0 * r.c.batch * r.c.heads * double(r.c.seq) * double(r.c.seq) *
-                        r.c.head_dim * (r.c.causal ? 0.5 : 1.0);
+    const double flop = (r.c.backward ? 8.0 : 4.0) * r.c.batch * r.c.heads * double(r.c.seq) *
+                        double(r.c.seq) * r.c.head_dim * (r.c.causal ? 0.5 : 1.0);
     o += fmt::format("  attention {} {:>9.1f} TFLOP/s  {}\n", to_string(r.impl),
                      flop / r.s.median.value() / 1e12, describe(r.c).substr(10));
   }

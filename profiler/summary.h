@@ -10,8 +10,8 @@ namespace orrery::profiler {
 
 // Rates use each entry's median time:
 //  GEMM TFLOP/s = 2 m n k / median;  memory GB/s = bytes / median (1 GB = 1e9 B);
-//  attention TFLOP/s = 4 b h s^2 d / median, halved when causal (the masked half is
-//  not counted); collective bus GB/s = bytes * busbw_factor(op, gpus) / median.
+//  attention TFLOP/s = 4 b h s^2 d / median forward, 8 b h s^2 d backward (its four
+//  GEMMs), halved when causal (the masked half is not counted); collective bus GB/s = bytes * busbw_factor(op, gpus) / median.
 std::string render_summary(const MeasurementFile& f);
 
 }  // namespace orrery::profiler

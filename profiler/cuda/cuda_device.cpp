@@ -8,6 +8,7 @@
 #include <cmath>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <new>
 #include <sstream>
 
@@ -158,15 +159,15 @@ class CudaDevice : public Device {
     });
   }
 
-  // Unfused forward attention per head (column-major, one column per token):
-  //   S^T (s x s) = K^T Q        cuBLASLt TN, batch b*h
-  //   P = softmax(S^T / sqrt(d)) over each column (keys), causal mask
-  //   O (d x s) = V P            cuBLASLt NN, batch b*h
+  // Unfused attention per head (column-major, one column per token; P is s_k x s_q).
+  // Forward:  S^T = K^T Q (TN), P = softmax(S^T / sqrt(d)) per column with the causal
+  //           mask, O = V P (NN).
+  // Backward, from the stored P and dO (as unfused implementations keep P):
+  //           dV = dO P^T (NT), dP = V^T dO (TN), dS = softmax backward (P, dP),
+  //           dQ = K dS (NN), dK = Q dS^T (NT).
   // The GEMMs compute the masked half too, as an unfused implementation does.
   Timings time_attention(const AttentionCase& c, Repetitions reps) override {
     return guarded([&] {
-      if (c.backward)
-        throw CallFailed{{FailureKind::unsupported, "the unfused path times the forward pass only"}};
       check(cudaSetDevice(0), "cudaSetDevice(0)");
       const bool bf16 = c.dtype == AttentionDtype::bf16;
       const GemmDtype gd = bf16 ? GemmDtype::bf16 : GemmDtype::fp16;
@@ -174,26 +175,53 @@ class CudaDevice : public Device {
       const std::int64_t s = c.seq, d = c.head_dim;
       const std::int64_t qkv = align_up(heads * s * d * 2);
       const std::int64_t sm = align_up(heads * s * s * 2);
-      // Q, K, V, O and S per copy.
-      const Rotation rot = rotation_for(4 * qkv + sm, l2());
+      // Per copy: Q, K, V, O (dO), dQ, dK, dV and two s x s buffers (S or P, and dP).
+      const int vectors = c.backward ? 7 : 4;
+      const int squares = c.backward ? 2 : 1;
+      const Rotation rot = rotation_for(vectors * qkv + squares * sm, l2());
       DeviceBuffer region(0, rot.region());
       fill(region.get(), rot.region(), fill_type(gd));
       const MatmulTypes t = matmul_types(gd);
-      LtMatmul scores(lt_, t, {s, s, d, true, heads, s * d, s * d, s * s}, workspace_.get(),
-                      kWorkspaceBytes, nullptr);
-      LtMatmul output(lt_, t, {d, s, s, false, heads, s * d, s * s, s * d}, workspace_.get(),
-                      kWorkspaceBytes, nullptr);
+      const auto plan = [&](MatmulShape shape) {
+        return std::make_unique<LtMatmul>(lt_, t, shape, workspace_.get(), kWorkspaceBytes,
+                                          nullptr);
+      };
       const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+      const std::int64_t columns = std::int64_t{heads} * s;
+      if (!c.backward) {
+        auto scores = plan({s, s, d, true, heads, s * d, s * d, s * s});
+        auto output = plan({d, s, s, false, heads, s * d, s * s, s * d});
+        return measure({stream_}, reps, [&](int i) {
+          char* q = region.get() + (i % rot.copies) * rot.stride;
+          char* k = q + qkv;
+          char* v = k + qkv;
+          char* o = v + qkv;
+          char* st = o + qkv;
+          scores->run(k, q, st, stream_);
+          check(launch_softmax(st, columns, s, scale, c.causal, bf16, stream_), "softmax kernel");
+          output->run(v, st, o, stream_);
+        });
+      }
+      auto grad_v = plan({d, s, s, false, heads, s * d, s * s, s * d, true});
+      auto grad_p = plan({s, s, d, true, heads, s * d, s * d, s * s});
+      auto grad_q = plan({d, s, s, false, heads, s * d, s * s, s * d});
+      auto grad_k = plan({d, s, s, false, heads, s * d, s * s, s * d, true});
       return measure({stream_}, reps, [&](int i) {
         char* q = region.get() + (i % rot.copies) * rot.stride;
         char* k = q + qkv;
         char* v = k + qkv;
-        char* o = v + qkv;
-        char* st = o + qkv;
-        scores.run(k, q, st, stream_);
-        check(launch_softmax(st, std::int64_t{heads} * s, s, scale, c.causal, bf16, stream_),
-              "softmax kernel");
-        output.run(v, st, o, stream_);
+        char* d_o = v + qkv;
+        char* dq = d_o + qkv;
+        char* dk = dq + qkv;
+        char* dv = dk + qkv;
+        char* p = dv + qkv;
+        char* dp = p + sm;
+        grad_v->run(d_o, p, dv, stream_);
+        grad_p->run(v, d_o, dp, stream_);
+        check(launch_softmax_backward(p, dp, columns, s, scale, bf16, stream_),
+              "softmax backward kernel");
+        grad_q->run(k, dp, dq, stream_);
+        grad_k->run(q, dp, dk, stream_);
       });
     });
   }

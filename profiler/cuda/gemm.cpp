@@ -42,7 +42,7 @@ LtMatmul::LtMatmul(cublasLtHandle_t lt, const MatmulTypes& t, const MatmulShape&
   try {
     check(cublasLtMatmulDescCreate(&op_, t.compute, t.scale), "cublasLtMatmulDescCreate");
     const cublasOperation_t ta = s.transpose_a ? CUBLAS_OP_T : CUBLAS_OP_N;
-    const cublasOperation_t tb = CUBLAS_OP_N;
+    const cublasOperation_t tb = s.transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N;
     check(cublasLtMatmulDescSetAttribute(op_, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta),
           "cublasLtMatmulDescSetAttribute(TRANSA)");
     check(cublasLtMatmulDescSetAttribute(op_, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb),
@@ -61,8 +61,10 @@ LtMatmul::LtMatmul(cublasLtHandle_t lt, const MatmulTypes& t, const MatmulShape&
     const auto cols_a = static_cast<uint64_t>(s.transpose_a ? s.m : s.k);
     check(cublasLtMatrixLayoutCreate(&a_, t.a, rows_a, cols_a, static_cast<int64_t>(rows_a)),
           "cublasLtMatrixLayoutCreate(A)");
-    check(cublasLtMatrixLayoutCreate(&b_, t.b, static_cast<uint64_t>(s.k),
-                                     static_cast<uint64_t>(s.n), s.k),
+    // B is stored n x k when transposed, k x n otherwise.
+    const auto rows_b = static_cast<uint64_t>(s.transpose_b ? s.n : s.k);
+    const auto cols_b = static_cast<uint64_t>(s.transpose_b ? s.k : s.n);
+    check(cublasLtMatrixLayoutCreate(&b_, t.b, rows_b, cols_b, static_cast<int64_t>(rows_b)),
           "cublasLtMatrixLayoutCreate(B)");
     check(cublasLtMatrixLayoutCreate(&d_, t.d, static_cast<uint64_t>(s.m),
                                      static_cast<uint64_t>(s.n), s.m),

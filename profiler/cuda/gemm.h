@@ -1,7 +1,8 @@
 // One cuBLASLt matmul, planned once and run many times: descriptors, layouts, the
-// heuristic's first algorithm and its workspace. Column-major; D = op(A) . B with op(A)
-// = A^T when `transpose_a` (the "TN" layout, the only one cuBLASLt runs fp8 in) and A
-// otherwise. Strided batches for attention.
+// heuristic's first algorithm and its workspace. Column-major; D = op(A) . op(B) with
+// op(A) = A^T when `transpose_a` (the "TN" layout, the only one cuBLASLt runs fp8 in)
+// and op(B) = B^T when `transpose_b` (attention's backward). Strided batches for
+// attention.
 #pragma once
 
 #include <cublasLt.h>
@@ -26,6 +27,7 @@ struct MatmulShape {
   bool transpose_a = true;
   int batch = 1;
   std::int64_t stride_a = 0, stride_b = 0, stride_d = 0;  // elements between batches
+  bool transpose_b = false;  // op(B) = B^T, B stored n x k
 };
 
 class LtMatmul {

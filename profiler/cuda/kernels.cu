@@ -134,7 +134,37 @@ __global__ void __launch_bounds__(kThreads) softmax_kernel(T* s, std::int64_t le
     c[j] = convert<T>(j < valid ? __expf(to_float(c[j]) * scale - m) * inv : 0.0f);
 }
 
+// One block per column: the dot product sum_j P_j dP_j, then the element-wise pass.
+template <class T>
+__global__ void __launch_bounds__(kThreads) softmax_backward_kernel(const T* p, T* dp,
+                                                                    std::int64_t len,
+                                                                    float scale) {
+  __shared__ float scratch[kThreads / 32];
+  const std::int64_t col = blockIdx.x;
+  const T* pc = p + col * len;
+  T* dc = dp + col * len;
+  float dot = 0.0f;
+  for (std::int64_t j = threadIdx.x; j < len; j += kThreads) dot += to_float(pc[j]) * to_float(dc[j]);
+  dot = block_sum(dot, scratch);
+  for (std::int64_t j = threadIdx.x; j < len; j += kThreads)
+    dc[j] = convert<T>(scale * to_float(pc[j]) * (to_float(dc[j]) - dot));
+}
+
 }  // namespace
+
+cudaError_t launch_softmax_backward(const void* p, void* dp, std::int64_t columns,
+                                    std::int64_t len, float scale, bool bf16,
+                                    cudaStream_t stream) {
+  if (columns <= 0 || columns > 0x7fffffff) return cudaErrorInvalidValue;
+  const auto grid = static_cast<unsigned>(columns);
+  if (bf16)
+    softmax_backward_kernel<<<grid, kThreads, 0, stream>>>(
+        static_cast<const __nv_bfloat16*>(p), static_cast<__nv_bfloat16*>(dp), len, scale);
+  else
+    softmax_backward_kernel<<<grid, kThreads, 0, stream>>>(static_cast<const __half*>(p),
+                                                           static_cast<__half*>(dp), len, scale);
+  return cudaGetLastError();
+}
 
 cudaError_t launch_fill(void* data, std::int64_t count, FillType type, std::uint32_t seed,
                         cudaStream_t stream) {

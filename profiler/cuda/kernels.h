@@ -36,4 +36,10 @@ cudaError_t launch_empty(cudaStream_t stream);
 cudaError_t launch_softmax(void* s, std::int64_t columns, std::int64_t len, float scale,
                            bool causal, bool bf16, cudaStream_t stream);
 
+// Softmax backward in place: for each column of `len` 16-bit values,
+// dS = scale * P * (dP - sum_j P_j dP_j), written over dP.
+cudaError_t launch_softmax_backward(const void* p, void* dp, std::int64_t columns,
+                                    std::int64_t len, float scale, bool bf16,
+                                    cudaStream_t stream);
+
 }  // namespace orrery::profiler::cuda

@@ -183,7 +183,7 @@ TEST(ProfileCli, DryRunListsThePlanWithoutAGpu) {
   EXPECT_EQ(r.code, 0);
   EXPECT_EQ(r.opened, 0);
   // The quick sweep on 8 GPUs, as Plan.QuickSweepContents counts it.
-  EXPECT_NE(r.out.find("\n80 cases, 10 repetitions each after 3 warm-up\n"), std::string::npos)
+  EXPECT_NE(r.out.find("\n81 cases, 10 repetitions each after 3 warm-up\n"), std::string::npos)
       << r.out;
   EXPECT_EQ(r.out.rfind("gemm fp32 m=1024 n=1024 k=1024\n", 0), 0u) << r.out;
   EXPECT_NE(r.out.find("\nsend_recv gpus=8 nodes=1 bytes=1 GiB\n"), std::string::npos);

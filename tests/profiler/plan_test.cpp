@@ -52,7 +52,11 @@ TEST(Plan, QuickSweepContents) {
   EXPECT_EQ(p.gemm.size(), 20u);
   // 3 kernels x 3 sizes.
   EXPECT_EQ(p.memory_bound.size(), 9u);
-  EXPECT_EQ(p.attention.size(), 2u);
+  // Forward at seq 2048 and 4096, backward at 2048.
+  ASSERT_EQ(p.attention.size(), 3u);
+  EXPECT_TRUE(p.attention[2].backward);
+  EXPECT_EQ(p.attention[2].seq, 2048);
+  EXPECT_EQ(p.attention[2].batch, 4);  // 8192 tokens / 2048
   EXPECT_TRUE(p.launch);
   // 6 ops x groups {2, 8} x 4 sizes.
   EXPECT_EQ(p.collectives.size(), 48u);
