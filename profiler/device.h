@@ -1,0 +1,140 @@
+// The GPU as orrery-profile sees it: an interface that times one kind of work and
+// returns the kernel durations of each timed repetition, or says why it could not.
+// The CUDA backend (profiler/cuda/) implements it with CUPTI, cuBLASLt and NCCL;
+// FakeDevice (profiler/fake_device.h) implements it for tests on any machine. Nothing
+// in this header needs CUDA.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "core/units.h"
+
+namespace orrery::profiler {
+
+// GEMM data types, as docs/calibration-format.md names them. fp8 is E4M3 inputs with a
+// bf16 output; tf32 is fp32 data with TF32 tensor-core math.
+enum class GemmDtype { fp32, tf32, bf16, fp16, fp8 };
+const char* to_string(GemmDtype d);
+inline constexpr GemmDtype kAllGemmDtypes[] = {GemmDtype::fp32, GemmDtype::tf32,
+                                               GemmDtype::bf16, GemmDtype::fp16,
+                                               GemmDtype::fp8};
+// Bytes per input element (fp32 and tf32 store 4, bf16/fp16 2, fp8 1).
+int input_bytes(GemmDtype d);
+// Bytes per output element (fp8 writes bf16).
+int output_bytes(GemmDtype d);
+
+// D (m x n) = op(A) (m x k) . B (k x n), column-major, A stored transposed ("TN").
+struct GemmCase {
+  GemmDtype dtype = GemmDtype::bf16;
+  std::int64_t m = 0, n = 0, k = 0;
+  auto operator<=>(const GemmCase&) const = default;
+};
+
+// Memory-bound kernels; `bytes` is every byte read plus every byte written once.
+enum class MemoryKernel { copy, elementwise, row_reduce };
+const char* to_string(MemoryKernel k);
+struct MemoryBoundCase {
+  MemoryKernel kernel = MemoryKernel::copy;
+  std::int64_t bytes = 0;
+};
+
+enum class AttentionImpl { cudnn_fused, unfused };
+const char* to_string(AttentionImpl i);
+enum class AttentionDtype { bf16, fp16 };
+const char* to_string(AttentionDtype d);
+struct AttentionCase {
+  AttentionDtype dtype = AttentionDtype::bf16;
+  bool backward = false;
+  int batch = 1, heads = 1;
+  std::int64_t seq = 0;
+  int head_dim = 0;
+  bool causal = true;
+};
+
+enum class CollectiveOp { all_reduce, all_gather, reduce_scatter, all_to_all, broadcast, send_recv };
+const char* to_string(CollectiveOp op);
+inline constexpr CollectiveOp kAllCollectives[] = {
+    CollectiveOp::all_reduce, CollectiveOp::all_gather, CollectiveOp::reduce_scatter,
+    CollectiveOp::all_to_all, CollectiveOp::broadcast,  CollectiveOp::send_recv};
+// `bytes` follows nccl-tests' size column: for all-gather and reduce-scatter the whole
+// gathered buffer, for all-to-all each rank's whole send buffer.
+struct CollectiveCase {
+  CollectiveOp op = CollectiveOp::all_reduce;
+  int gpus = 2;
+  int nodes = 1;
+  std::int64_t bytes = 0;
+};
+
+// How many times to run a case: `warmup` untimed, then `timed` timed repetitions.
+struct Repetitions {
+  int warmup = 5;
+  int timed = 20;
+};
+
+// Why a case could not be measured.
+//  out_of_memory: this case did not fit; smaller cases may.
+//  unsupported:   this GPU or library cannot run this case (fp8 before sm_89, ...).
+//  unavailable:   the facility is unusable here (NCCL init failed for this group size):
+//                 the sweep skips the rest of its cases with the same reason.
+//  device_error:  a CUDA/CUPTI/library call failed; the message names it.
+enum class FailureKind { out_of_memory, unsupported, unavailable, device_error };
+const char* to_string(FailureKind k);
+struct Failure {
+  FailureKind kind = FailureKind::device_error;
+  std::string message;
+};
+
+// Kernel durations of the timed repetitions, in order, or why there are none.
+using Timings = std::variant<std::vector<Seconds>, Failure>;
+
+// What the device says about itself: the hardware half of the provenance.
+struct DeviceInfo {
+  std::string gpu;                 // name of GPU 0
+  int gpu_count = 0;               // GPUs on this host that may be measured
+  int sm_count = 0;
+  int sm_clock_mhz = 0;            // maximum SM clock the driver reports
+  int memory_clock_mhz = 0;
+  Bytes memory;                    // global memory of GPU 0
+  Bytes l2_cache;                  // L2 of GPU 0, sizes the rotating buffers
+  int cc_major = 0, cc_minor = 0;  // compute capability
+  std::string driver;              // "580.65.06" or "13.0" (CUDA driver API version)
+  std::string cuda_runtime;
+  std::string cublas;
+  std::string cudnn = "none";      // "none" when cuDNN is not used
+  std::string nccl = "none";
+  std::string timing;              // "cupti" or "fake"
+  int nodes = 1;                   // hosts the measured GPUs span (MPI runs)
+  AttentionImpl attention = AttentionImpl::unfused;
+};
+
+// Thrown by a backend's factory when there is no device to measure (no GPU, no
+// driver): main turns it into a message and exit code 3.
+class DeviceUnavailable : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class Device {
+ public:
+  virtual ~Device() = default;
+  virtual DeviceInfo info() const = 0;
+  // In an MPI run every rank runs the same sweep and only the primary (rank 0) writes.
+  virtual bool is_primary() const { return true; }
+  // Whether GEMMs of this type can run at all (fp8 needs compute capability 8.9+).
+  virtual bool supports(GemmDtype d) const = 0;
+  // Each returns exactly `reps.timed` durations on success.
+  virtual Timings time_gemm(const GemmCase& c, Repetitions reps) = 0;
+  virtual Timings time_memory_bound(const MemoryBoundCase& c, Repetitions reps) = 0;
+  virtual Timings time_attention(const AttentionCase& c, Repetitions reps) = 0;
+  // An empty kernel: the floor of any kernel's duration.
+  virtual Timings time_launch(Repetitions reps) = 0;
+  // From the start of the first kernel to the end of the last, over all ranks.
+  virtual Timings time_collective(const CollectiveCase& c, Repetitions reps) = 0;
+};
+
+}  // namespace orrery::profiler

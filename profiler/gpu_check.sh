@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The profiler's GPU check: builds orrery-profile, runs the quick sweep (sized for about
+# 3 minutes on one H100), prints the summary table and writes the measurement file,
+# then times a real PyTorch training step of a GPT-2-size model on the same GPU (skipped,
+# with a message, where PyTorch is not installed). Results go to calibrate/data/,
+# named by host and UTC time. Run from anywhere:  profiler/gpu_check.sh
+#
+# Environment: ORRERY_PROFILE_BIN (a prebuilt orrery-profile: skips the build, e.g. on a
+# machine without the build dependencies), ORRERY_GPU_BUILD_DIR (default build-gpu),
+# ORRERY_CHECK_TIMEOUT (seconds for the sweep, default 300); arguments go to
+# orrery-profile (e.g. --max-gpus 2).
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build=${ORRERY_GPU_BUILD_DIR:-$root/build-gpu}
+limit=${ORRERY_CHECK_TIMEOUT:-300}
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+host=$(hostname -s 2>/dev/null || hostname)
+data=$root/calibrate/data
+mkdir -p "$data"
+
+if [[ -z "${CUDACXX:-}" && -x /usr/local/cuda/bin/nvcc ]] && ! command -v nvcc >/dev/null; then
+  export CUDACXX=/usr/local/cuda/bin/nvcc
+fi
+
+profile=${ORRERY_PROFILE_BIN:-}
+if [[ -z "$profile" ]]; then
+  # The local GPU's architecture ("90" for 9.0); CMake's "native" where nvidia-smi cannot say.
+  arch=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n1 | tr -d '. ')
+  generator=()
+  command -v ninja >/dev/null && generator=(-G Ninja)
+  echo "== building orrery-profile in $build (CUDA architecture ${arch:-native})"
+  cmake -S "$root" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DORRERY_WITH_CUDA=ON \
+    -DORRERY_BUILD_TESTS=OFF -DORRERY_BUILD_BENCHMARKS=OFF \
+    -DCMAKE_CUDA_ARCHITECTURES="${arch:-native}" >/dev/null
+  cmake --build "$build" --target orrery-profile
+  profile=$build/profiler/cuda/orrery-profile
+fi
+nvidia-smi --query-gpu=index,name,driver_version,clocks.max.sm,memory.total --format=csv 2>/dev/null || true
+
+measurements=$data/measurements-$host-$stamp.yaml
+echo "== quick sweep (limit ${limit} s) -> $measurements"
+start=$(date +%s)
+status=0
+timeout "$limit" "$profile" --quick --out "$measurements" "$@" || status=$?
+echo "== sweep took $(( $(date +%s) - start )) s, exit code $status"
+if [[ $status -ne 0 ]]; then
+  echo "gpu_check: orrery-profile failed (exit $status); see above" >&2
+  exit "$status"
+fi
+
+step=$data/train-step-$host-$stamp.yaml
+echo "== PyTorch training step (GPT-2 124M) -> $step"
+if python3 -c "import torch" 2>/dev/null; then
+  python3 "$root/profiler/train_step.py" --out "$step"
+else
+  echo "PyTorch step skipped: python3 cannot import torch (install PyTorch to time a real step)"
+fi
+echo "== done: results in $data"
