@@ -43,6 +43,28 @@ double max_held_out(const std::vector<HeldOutPoint>& pts) {
   return m;
 }
 
+// The profile's single-node all-reduce over the node's GPUs, if it has one.
+const CollectiveFit* node_all_reduce(const Profile& p, int gpus_per_node) {
+  for (const CollectiveFit& c : p.collectives)
+    if (c.op == "all_reduce" && c.nodes == 1 && c.gpus == gpus_per_node) return &c;
+  return nullptr;
+}
+
+}  // namespace
+
+std::vector<std::pair<Bytes, double>> bus_bandwidth_curve(const CollectiveFit& c) {
+  std::vector<std::pair<Bytes, double>> out;
+  if (c.points.empty()) return out;
+  const double peak = c.busbw(Bytes(c.points.back().x)).value();
+  for (const HeldOutPoint& pt : c.points) {
+    if (pt.x < 1048576.0) continue;
+    out.emplace_back(Bytes(pt.x), std::min(1.0, c.busbw(Bytes(pt.x)).value() / peak));
+  }
+  return out;
+}
+
+namespace {
+
 class ProfileModel final : public ComputeModel {
  public:
   ProfileModel(const Scenario& s, const Profile& p, const std::string& name)
@@ -98,6 +120,19 @@ class ProfileModel final : public ComputeModel {
       description_ += fmt::format(" {} from {};", cls, from_profile ? "profile" : "roofline");
     }
     description_.pop_back();
+    // Collectives are not the compute model's, but --explain says where their curve comes from.
+    const CollectiveFit* ar = node_all_reduce(p, s.cluster.gpus_per_node);
+    const auto curve = ar ? bus_bandwidth_curve(*ar) : std::vector<std::pair<Bytes, double>>{};
+    explanation_.emplace_back(
+        "intra-node collectives",
+        curve.size() >= 2
+            ? fmt::format("profile {} all_reduce over {} GPUs: bus-bandwidth curve from {} sizes "
+                          "({} to {}); its peak efficiency from the system preset",
+                          name, ar->gpus, curve.size(), format_bytes(curve.front().first),
+                          format_bytes(curve.back().first))
+            : fmt::format("system preset's bus-bandwidth curve (profile has no single-node "
+                          "all_reduce over {} GPUs with 2 sizes of 1 MiB or more)",
+                          s.cluster.gpus_per_node));
   }
 
   Seconds op_time(const Op& op, Pass pass) const override {
@@ -183,6 +218,17 @@ std::unique_ptr<ComputeModel> make_compute_model(const Scenario& s) {
                      "file)");
   }
   return make_profile_model(s, read_profile_file(*s.cluster.calibration), *s.cluster.calibration);
+}
+
+ClusterSpec calibrated_cluster(const Scenario& s) {
+  ClusterSpec c = s.cluster;
+  if (!s.cluster.calibration || !std::filesystem::is_regular_file(*s.cluster.calibration)) return c;
+  const Profile p = read_profile_file(*s.cluster.calibration);
+  if (const CollectiveFit* ar = node_all_reduce(p, c.gpus_per_node)) {
+    auto curve = bus_bandwidth_curve(*ar);
+    if (curve.size() >= 2) c.intra_node.bus_bandwidth_curve = std::move(curve);
+  }
+  return c;
 }
 
 std::string render_explanation(const ComputeModel& m) {

@@ -4,6 +4,8 @@
 
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "calibrate/compute_model.h"
 #include "calibrate/profile.h"
@@ -25,6 +27,16 @@ namespace orrery {
 // `name` names the profile in describe(). Throws what make_roofline_model throws.
 std::unique_ptr<ComputeModel> make_profile_model(const Scenario& s, const Profile& p,
                                                  const std::string& name);
+
+// The fraction of its largest-size bus bandwidth a collective reaches at each measured
+// size of 1 MiB or more: the shape IntraNodeSpec::bus_bandwidth_curve takes.
+std::vector<std::pair<Bytes, double>> bus_bandwidth_curve(const CollectiveFit& c);
+
+// The scenario's cluster with, when its profile holds a single-node all-reduce over
+// gpus_per_node GPUs (2 sizes of 1 MiB or more), that measured curve in place of the
+// system preset's intra-node bus-bandwidth curve. The preset's line rate and efficiency
+// stay: the curve sets the shape by size, not the peak.
+ClusterSpec calibrated_cluster(const Scenario& s);
 
 // The model's explain() lines as the section `orrery run --explain` prints.
 std::string render_explanation(const ComputeModel& m);

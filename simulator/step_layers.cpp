@@ -2,12 +2,13 @@
 
 #include <cmath>
 
+#include "calibrate/profile_model.h"
 #include "simulator/step_builder.h"
 
 namespace orrery::detail {
 
 StepBuilder::StepBuilder(const Scenario& s, const SimulationOptions& opt)
-    : s_(s), p_(s.parallelism), opt_(opt), topo_(s.cluster), model_(make_compute_model(s)) {
+    : s_(s), p_(s.parallelism), opt_(opt), topo_(calibrated_cluster(s)), model_(make_compute_model(s)) {
   L_ = {p_.tp, p_.cp, p_.dp, p_.pp};
   work_ = build_workload(s.model, s.training, shard_of(p_));
   for (int i = 0; i < topo_.link_count(); ++i) capacity_.push_back(topo_.link(i).capacity.value());

@@ -270,7 +270,7 @@ TEST(ProfileModel, TimesOpsFromTheProfileAndFallsBackToTheRoofline) {
             "fused attention from roofline; norm, softmax from profile; other ops from profile; "
             "kernel floor from profile; optimizer from roofline");
   const auto lines = model->explain();
-  ASSERT_EQ(lines.size(), 7u);
+  ASSERT_EQ(lines.size(), 8u);
   EXPECT_EQ(lines[0].second,
             "profile hand.yaml gemm bf16: F / min(P(F), 0 GB/s x F / bytes), 0 shapes, "
             "held-out max 0.0 %");
@@ -301,6 +301,41 @@ TEST(ProfileModel, APrecisionTheProfileLacksUsesTheRoofline) {
   scores.name = "attn.scores";
   scores.fwd_flops = Flop(1e12);
   EXPECT_NEAR(model->op_time(scores, Pass::forward).value(), 5e-3, 1e-12);
+}
+
+}  // namespace
+}  // namespace orrery
+
+namespace orrery {
+namespace {
+
+TEST(ProfileModel, ANodeAllReduceCurveReplacesThePresetCurve) {
+  // The nccl-tests fixture of row azure-nd-h100-v5-allreduce-1node: busbw 43.7 GB/s at
+  // 1 MiB and 478.87 GB/s at 8 GiB, so the curve starts at 43.7 / 478.87 = 0.0913 and
+  // ends at 1 (the dgx-h100 preset rounds the same row to 0.091 at 1 MiB).
+  const std::string log = std::string(ORRERY_SOURCE_DIR) +
+                          "/tests/calibrate/data/nd-h100-v5_all_reduce_perf.log";
+  const std::string profile = write_temp("node.yaml", render_profile(calibrate({{log, ""}})));
+  const Scenario s = load_scenario_text(
+      "cluster: {preset: dgx-h100, calibration: " + profile +
+          "}\nmodel: {preset: llama3-8b}\nparallelism: {tp: 8, global_batch: 8}\n",
+      "node.yaml");
+  const ClusterSpec c = calibrated_cluster(s);
+  const auto& curve = c.intra_node.bus_bandwidth_curve;
+  ASSERT_GE(curve.size(), 10u);  // 1 MiB .. 8 GiB, doubling
+  EXPECT_DOUBLE_EQ(curve.front().first.value(), 1048576.0);
+  EXPECT_NEAR(curve.front().second, 43.7 / 478.87, 2e-3);
+  EXPECT_DOUBLE_EQ(curve.back().second, 1.0);
+  EXPECT_EQ(c.intra_node.efficiency, s.cluster.intra_node.efficiency);
+  const auto lines = make_compute_model(s)->explain();
+  EXPECT_EQ(lines.back().first, "intra-node collectives");
+  EXPECT_NE(lines.back().second.find("all_reduce over 8 GPUs"), std::string::npos)
+      << lines.back().second;
+  // Without a profile the preset's curve stays.
+  const Scenario plain = testing::preset_scenario("llama3-8b", "tp: 8, global_batch: 8", 1, "",
+                                                  "dgx-h100");
+  EXPECT_EQ(calibrated_cluster(plain).intra_node.bus_bandwidth_curve,
+            plain.cluster.intra_node.bus_bandwidth_curve);
 }
 
 }  // namespace
