@@ -6,8 +6,24 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "model/analysis.h"
+#include "model/memory.h"
 
 namespace orrery {
+
+Seconds daly_interval(Seconds delta, Seconds mtbf) {
+  const double d = delta.value(), m = mtbf.value();
+  if (d >= 2 * m) return mtbf;
+  const double x = d / (2 * m);
+  return Seconds(std::sqrt(2 * d * m) * (1 + std::sqrt(x) / 3 + x / 9) - d);
+}
+
+Seconds expected_wall_time(Seconds solve, Seconds tau, Seconds delta, Seconds restart,
+                           Seconds mtbf) {
+  const double m = mtbf.value();
+  return Seconds(m * std::exp(restart.value() / m) *
+                 std::expm1((tau.value() + delta.value()) / m) * solve.value() / tau.value());
+}
 
 RunEstimate estimate_run(const Scenario& s, Seconds step_time, double utilization,
                          std::optional<Seconds> warmup_step_time) {
@@ -62,6 +78,27 @@ RunEstimate estimate_run(const Scenario& s, Seconds step_time, double utilizatio
   r.cluster_power = r.gpu_draw * gpus + s.cost.node_power * s.cluster.nodes;
   r.energy_kwh = r.cluster_power.value() * hours / 1000.0 * s.cost.pue;
   if (s.cost.grid_gco2_per_kwh) r.co2_kg = r.energy_kwh * *s.cost.grid_gco2_per_kwh / 1000.0;
+
+  if (s.reliability) {
+    const ReliabilitySpec& rel = *s.reliability;
+    Goodput gp;
+    gp.job_mtbf = rel.gpu_mtbf / gpus;
+    // A checkpoint holds every parameter once: its weights and its optimizer state
+    // (fp32 master and moments); gradients are not saved.
+    const StateBytes sb = state_bytes_per_param(s.training);
+    gp.checkpoint = Bytes(analyse_step(s).params_total * (sb.weight + sb.optimizer));
+    gp.checkpoint_time = gp.checkpoint / rel.checkpoint_bandwidth;
+    gp.young_interval = Seconds(std::sqrt(2 * gp.checkpoint_time.value() * gp.job_mtbf.value()));
+    gp.daly_interval = daly_interval(gp.checkpoint_time, gp.job_mtbf);
+    gp.interval = rel.checkpoint_interval.value_or(gp.daly_interval);
+    gp.wall_time = expected_wall_time(r.time, gp.interval, gp.checkpoint_time, rel.restart_time,
+                                      gp.job_mtbf);
+    gp.interruptions = gp.wall_time.value() / gp.job_mtbf.value();
+    gp.goodput = r.time.value() / gp.wall_time.value();
+    gp.gpu_hours = gp.wall_time.value() / 3600.0 * gpus;
+    if (s.cost.usd_per_gpu_hour) gp.usd = gp.gpu_hours * *s.cost.usd_per_gpu_hour;
+    r.goodput = gp;
+  }
 
   // Learning-rate advice: the rules the large-batch literature reports, not a model.
   switch (s.training.optimizer) {

@@ -21,6 +21,22 @@ struct CriticalBatch {
   double examples_factor = 0;  // E / E_min = 1 + B / B_noise
 };
 
+// Failures and checkpoints over the run (reliability:), after Young 1974 and Daly 2006
+// ("A higher order estimate of the optimum checkpoint interval for restart dumps").
+struct Goodput {
+  Seconds job_mtbf;          // gpu_mtbf / GPUs
+  Bytes checkpoint;          // weights + optimizer state, every parameter once
+  Seconds checkpoint_time;   // checkpoint / checkpoint_bandwidth (delta)
+  Seconds interval;          // compute time between checkpoints (tau)
+  Seconds young_interval;    // sqrt(2 delta M)
+  Seconds daly_interval;     // Daly's higher-order optimum
+  Seconds wall_time;         // expected, with checkpoints, failures and restarts
+  double interruptions = 0;  // expected failures: wall_time / M
+  double goodput = 0;        // time to train without failures / wall_time
+  double gpu_hours = 0;      // over wall_time
+  std::optional<double> usd;
+};
+
 struct RunEstimate {
   double steps = 0;    // optimizer steps, rounded up to whole steps (x convergence)
   double warmup_steps = 0;  // of them, uncompressed warm-up steps (1-bit compression)
@@ -34,6 +50,7 @@ struct RunEstimate {
   double energy_kwh = 0;      // facility energy: cluster_power * time * PUE
   std::optional<double> co2_kg;
   std::optional<CriticalBatch> critical;
+  std::optional<Goodput> goodput;  // with reliability:
   std::vector<std::string> advice;  // learning-rate scaling and warm-up, with sources
 };
 
@@ -43,5 +60,15 @@ struct RunEstimate {
 // the compression's convergence factor. Requires s.training.target.
 RunEstimate estimate_run(const Scenario& s, Seconds step_time, double utilization,
                          std::optional<Seconds> warmup_step_time = std::nullopt);
+
+// Daly 2006: the optimum compute time between checkpoints of length delta on a job
+// with mean time between failures M: sqrt(2 delta M) [1 + sqrt(delta / 2M) / 3 +
+// (delta / 2M) / 9] - delta for delta < 2M, else M.
+Seconds daly_interval(Seconds delta, Seconds mtbf);
+// Daly 2006: expected wall time of `solve` seconds of work checkpointed every tau
+// (checkpoints delta long), failures at mean interval M (exponential), each costing a
+// restart R: M e^(R/M) (e^((tau + delta)/M) - 1) solve / tau.
+Seconds expected_wall_time(Seconds solve, Seconds tau, Seconds delta, Seconds restart,
+                           Seconds mtbf);
 
 }  // namespace orrery

@@ -73,6 +73,20 @@ ordered_json run_json(const RunEstimate& e) {
                            {"steps_factor", e.critical->steps_factor},
                            {"examples_factor", e.critical->examples_factor}};
   }
+  if (e.goodput) {
+    const Goodput& g = *e.goodput;
+    j["goodput"] = {{"job_mtbf_s", g.job_mtbf.value()},
+                    {"checkpoint_bytes", g.checkpoint.value()},
+                    {"checkpoint_time_s", g.checkpoint_time.value()},
+                    {"interval_s", g.interval.value()},
+                    {"young_interval_s", g.young_interval.value()},
+                    {"daly_interval_s", g.daly_interval.value()},
+                    {"wall_time_s", g.wall_time.value()},
+                    {"interruptions", g.interruptions},
+                    {"goodput", g.goodput},
+                    {"gpu_hours", g.gpu_hours},
+                    {"usd", g.usd ? ordered_json(*g.usd) : ordered_json(nullptr)}};
+  }
   j["advice"] = e.advice;
   return j;
 }
@@ -226,6 +240,20 @@ std::string render_run_table(const Scenario& s, const StepResult& r) {
     if (e->co2_kg) {
       line("CO2", fmt::format("{:.1f} t at {:.0f} g/kWh", *e->co2_kg / 1000.0,
                               *s.cost.grid_gco2_per_kwh));
+    }
+    if (e->goodput) {
+      const Goodput& g = *e->goodput;
+      line("failures", fmt::format("job MTBF {:.1f} h ({} GPUs at {:.0f} h each): {:.1f} expected",
+                                   g.job_mtbf.value() / 3600, s.cluster.gpus(),
+                                   s.reliability->gpu_mtbf.value() / 3600, g.interruptions));
+      line("checkpoints", fmt::format("{} in {}, every {} of compute (Daly; Young {})",
+                                      format_bytes(g.checkpoint), format_seconds(g.checkpoint_time),
+                                      format_seconds(g.interval), format_seconds(g.young_interval)));
+      line("with failures", fmt::format("{:.2f} days, goodput {:.1f} %, {} GPU-hours{}",
+                                        g.wall_time.value() / 86400.0, 100 * g.goodput,
+                                        format_count(g.gpu_hours),
+                                        g.usd ? fmt::format(", ${}", format_count(*g.usd))
+                                              : std::string()));
     }
     for (const std::string& a : e->advice) line("advice", a);
   }

@@ -35,7 +35,8 @@ constexpr std::int64_t kMaxWidth = std::int64_t{1} << 24;  // hidden, ffn, vocab
 
 const std::vector<std::string> kTopKeys = {"name",     "description", "cluster",
                                            "model",    "parallelism", "training",
-                                           "cost",     "simulation",  "measured"};
+                                           "cost",     "simulation",  "measured",
+                                           "reliability"};
 const std::vector<std::string> kMeasuredKeys = {"metric", "value", "source"};
 const std::vector<std::string> kGpuKeys = {
     "preset", "name", "peak", "memory", "memory_bandwidth", "tdp", "gemm_efficiency",
@@ -74,6 +75,8 @@ const std::vector<std::string> kTrainingKeys = {
 const std::vector<std::string> kSimulationKeys = {"compute_slowdown", "comm_slowdown"};
 const std::vector<std::string> kCostKeys = {"usd_per_gpu_hour", "gpu_power", "gpu_idle_power",
                                            "node_power",       "pue",       "grid_gco2_per_kwh"};
+const std::vector<std::string> kReliabilityKeys = {"gpu_mtbf", "checkpoint_bandwidth",
+                                                  "restart_time", "checkpoint_interval"};
 const std::vector<std::string> kCompressionKeys = {"scheme", "density",     "rank",       "period",
                                                   "warmup_steps", "scale_block", "convergence"};
 const std::vector<std::string> kTargetKeys = {"tokens", "samples", "steps", "critical_batch"};
@@ -602,12 +605,32 @@ Scenario parse(const YAML::Node& root, const std::string& file) {
   s.model.preset = apply_section(
       top.node("model"), file, "model", kModelKeys, model_presets(), origin,
       [&] { s.model = ModelSpec{}; }, [&](MapReader& r) { read_model_keys(r, origin, s.model); });
-  for (const char* section : {"parallelism", "training", "cost", "simulation"}) {
+  for (const char* section : {"parallelism", "training", "cost", "simulation", "reliability"}) {
     if (top.has(section)) (*origin)[section] = location_of(file, top.node(section));
   }
   read_parallelism(top.node("parallelism"), file, origin, s.parallelism);
   if (top.has("training")) read_training(top.node("training"), file, origin, s.training);
   if (top.has("cost")) read_cost(top.node("cost"), file, origin, s.cost);
+  if (top.has("reliability")) {
+    MapReader r(top.node("reliability"), file, "reliability", kReliabilityKeys, origin);
+    ReliabilitySpec rel;
+    r.read_quantity("gpu_mtbf", Dimension::seconds, 1.0, 1e12, rel.gpu_mtbf);
+    for (const char* key : {"checkpoint_bandwidth", "restart_time"}) {
+      if (!r.has(key)) {
+        throw InputError(location_of(file, top.node("reliability")),
+                         std::string("reliability.") + key, "",
+                         "missing key: goodput needs the checkpoint write bandwidth and the "
+                         "restart time (no public default is cited for either)");
+      }
+    }
+    r.read_quantity("checkpoint_bandwidth", Dimension::bandwidth, 1e3, kMaxBandwidth,
+                    rel.checkpoint_bandwidth);
+    r.read_quantity("restart_time", Dimension::seconds, 0.0, 1e9, rel.restart_time);
+    Seconds interval;
+    if (r.read_quantity("checkpoint_interval", Dimension::seconds, 1.0, 1e12, interval))
+      rel.checkpoint_interval = interval;
+    s.reliability = rel;
+  }
   if (top.has("simulation")) read_simulation(top.node("simulation"), file, origin, s.simulation);
   if (top.has("measured")) read_measured(top.node("measured"), file, origin, s.measured);
   if (s.name.empty()) s.name = file;
@@ -667,6 +690,7 @@ std::vector<std::string> scenario_keys() {
   add("cost", kCostKeys);
   add("simulation", kSimulationKeys);
   add("measured", kMeasuredKeys);
+  add("reliability", kReliabilityKeys);
   return out;
 }
 

@@ -302,6 +302,19 @@ struct SimulationSpec {
   double comm_slowdown = 0.0;
 };
 
+// Failures over a whole run and the checkpoints that recover from them (`reliability:`),
+// for the goodput part of the whole-run figures (model/training_run.h).
+struct ReliabilitySpec {
+  // Mean time between job-interrupting failures per GPU. Default: the Llama 3 paper's
+  // 16,384-GPU pre-training, 419 unexpected interruptions in a 54-day snapshot
+  // (arXiv:2407.21783, section 3.3.4, Table 5): 54 x 24 h x 16384 / 419 = 50,677 h per
+  // GPU, assuming interruptions scale with the GPU count.
+  Seconds gpu_mtbf = Seconds(54.0 * 24 * 3600 * 16384 / 419);
+  Bandwidth checkpoint_bandwidth;    // aggregate write bandwidth to checkpoint storage
+  Seconds restart_time;              // detect, re-queue, restart and reload, per failure
+  std::optional<Seconds> checkpoint_interval;  // default: Daly's optimum
+};
+
 struct CostSpec {
   std::optional<double> usd_per_gpu_hour;
   Watts gpu_power;  // average draw used for energy; defaults to the GPU's TDP
@@ -338,6 +351,7 @@ struct Scenario {
   ParallelismSpec parallelism;
   TrainingSpec training;
   CostSpec cost;
+  std::optional<ReliabilitySpec> reliability;
   SimulationSpec simulation;
   std::optional<Measured> measured;
   // Where each set value came from, by key path ("parallelism.tp"): the user's file and

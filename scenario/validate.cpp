@@ -318,7 +318,13 @@ void complete_target(Scenario& s) {
            fmt::format("exceeds the average draw cost.gpu_power ({})",
                        format_watts(s.cost.gpu_power)));
   }
-  if (!s.training.target) return;
+  if (!s.training.target) {
+    if (s.reliability) {
+      reject(s, "reliability", "",
+             "goodput is a whole-run figure: set training.target (tokens, samples or steps)");
+    }
+    return;
+  }
   TargetSpec& t = *s.training.target;
   const bool tokens = t.kind == TargetSpec::Kind::tokens || t.e_min_in_tokens ||
                       t.b_noise_in_tokens || t.loss.has_value();

@@ -97,3 +97,57 @@ TEST(TrainingRun, LearningRateAdviceNamesItsSource) {
 
 }  // namespace
 }  // namespace orrery
+
+namespace orrery {
+namespace {
+
+TEST(TrainingRun, YoungAndDalyCheckpointIntervals) {
+  // A 60 s checkpoint on a job failing every 24 h (86,400 s) on average:
+  // Young 1974: sqrt(2 x 60 x 86400) = sqrt(10,368,000) = 3219.94 s.
+  // Daly 2006: x = 60 / 172,800 = 3.472e-4; 3219.94 (1 + sqrt(x)/3 + x/9) - 60
+  //   = 3219.94 x 1.0062499 - 60 = 3180.06 s.
+  EXPECT_NEAR(std::sqrt(2 * 60.0 * 86400), 3219.94, 0.01);
+  EXPECT_NEAR(daly_interval(Seconds(60), Seconds(86400)).value(), 3180.06, 0.01);
+  // A checkpoint longer than twice the MTBF: checkpoint every MTBF.
+  EXPECT_DOUBLE_EQ(daly_interval(Seconds(500), Seconds(200)).value(), 200.0);
+  // 1e6 s of work at that interval with 10-minute restarts: 86400 e^(600/86400)
+  // (e^((3180.06 + 60)/86400) - 1) 1e6 / 3180.06 = 1,045,448 s, 12.1 failures expected.
+  const Seconds wall = expected_wall_time(Seconds(1e6), Seconds(3180.0621), Seconds(60),
+                                          Seconds(600), Seconds(86400));
+  EXPECT_NEAR(wall.value(), 1045448, 1.0);
+}
+
+TEST(TrainingRun, GoodputFromTheScenario) {
+  // 8 GPUs of 800 h MTBF each: the job fails every 100 h. Llama 3 8B in bf16 with Adam:
+  // a checkpoint is 8,030,261,248 params x (2 + 12) bytes = 112.42 GB, at 1 GB/s 112.42 s.
+  Scenario s = run_scenario("{steps: 1000}");
+  s.reliability = ReliabilitySpec{};
+  s.reliability->gpu_mtbf = Seconds(800 * 3600.0);
+  s.reliability->checkpoint_bandwidth = Bandwidth(1e9);
+  s.reliability->restart_time = Seconds(900);
+  const RunEstimate e = estimate_run(s, Seconds(36.0), 1.0);  // 36,000 s of work
+  ASSERT_TRUE(e.goodput.has_value());
+  const Goodput& g = *e.goodput;
+  EXPECT_DOUBLE_EQ(g.job_mtbf.value(), 100 * 3600.0);
+  EXPECT_DOUBLE_EQ(g.checkpoint.value(), 8030261248.0 * 14);
+  EXPECT_NEAR(g.checkpoint_time.value(), 112.42, 0.01);
+  EXPECT_DOUBLE_EQ(g.interval.value(), daly_interval(g.checkpoint_time, g.job_mtbf).value());
+  EXPECT_DOUBLE_EQ(g.wall_time.value(),
+                   expected_wall_time(Seconds(36000), g.interval, g.checkpoint_time,
+                                      Seconds(900), g.job_mtbf)
+                       .value());
+  EXPECT_DOUBLE_EQ(g.interruptions, g.wall_time.value() / (100 * 3600.0));
+  EXPECT_DOUBLE_EQ(g.goodput, 36000 / g.wall_time.value());
+  EXPECT_LT(g.goodput, 1.0);
+  // A given interval is used as given.
+  s.reliability->checkpoint_interval = Seconds(3600);
+  EXPECT_DOUBLE_EQ(estimate_run(s, Seconds(36.0), 1.0).goodput->interval.value(), 3600.0);
+}
+
+TEST(TrainingRun, DefaultGpuMtbfIsLlama3s) {
+  // 54 days x 24 h x 16,384 GPUs / 419 unexpected interruptions = 50,677.0 h per GPU.
+  EXPECT_NEAR(ReliabilitySpec{}.gpu_mtbf.value() / 3600, 50677.0, 0.1);
+}
+
+}  // namespace
+}  // namespace orrery

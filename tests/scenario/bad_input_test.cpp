@@ -472,3 +472,32 @@ training: {gradient_compression: {scheme: local_sgd, period: 4}}
 
 }  // namespace
 }  // namespace orrery
+
+namespace orrery {
+namespace {
+
+TEST(BadInput, ReliabilityNeedsItsFiguresAndATarget) {
+  expect_error(R"(cluster: {preset: dgx-h100}
+model: {preset: llama3-8b}
+parallelism: {tp: 8, global_batch: 8}
+training: {target: {steps: 10}}
+reliability: {checkpoint_bandwidth: "10 GB/s"}
+)",
+               {"bad.yaml:5", "reliability.restart_time", "missing key"});
+  expect_error(R"(cluster: {preset: dgx-h100}
+model: {preset: llama3-8b}
+parallelism: {tp: 8, global_batch: 8}
+reliability: {checkpoint_bandwidth: "10 GB/s", restart_time: "10 min"}
+)",
+               {"reliability", "set training.target"});
+  expect_error(R"(cluster: {preset: dgx-h100}
+model: {preset: llama3-8b}
+parallelism: {tp: 8, global_batch: 8}
+training: {target: {steps: 10}}
+reliability: {checkpoint_bandwidth: "10 GB/s", restart_time: "10 min", gpu_mtbf: "5 days"}
+)",
+               {"bad.yaml:5", "reliability.gpu_mtbf", "'5 days'"});
+}
+
+}  // namespace
+}  // namespace orrery
