@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -91,6 +92,60 @@ ordered_json run_json(const RunEstimate& e) {
   return j;
 }
 
+// A fault in one line, as the user wrote it.
+std::string describe_fault(const FaultSpec& f) {
+  static const char* links[] = {"nic", "spine", "nvlink"};
+  std::string what;
+  switch (f.kind) {
+    case FaultSpec::Kind::straggler:
+      what = fmt::format("straggler: stage {} computes at {:g} x", f.stage, f.factor);
+      break;
+    case FaultSpec::Kind::slow_link: {
+      const std::string at = f.link == FaultSpec::Link::nic     ? fmt::format("node {}", f.node)
+                             : f.link == FaultSpec::Link::spine ? fmt::format("leaf {}", f.leaf)
+                                                                : fmt::format("GPU {}", f.gpu);
+      what = fmt::format("slow {} links of {} at {:g} x", links[static_cast<int>(f.link)], at,
+                         f.factor);
+      break;
+    }
+    case FaultSpec::Kind::failed_link:
+      what = fmt::format("{} of leaf {}'s spine uplinks failed", f.lost, f.leaf);
+      break;
+    case FaultSpec::Kind::failed_node:
+      what = fmt::format("node {} failed", f.node);
+      break;
+  }
+  if (f.from.value() > 0 || f.until) {
+    what += fmt::format(", from {}{}", format_seconds(f.from),
+                        f.until ? " until " + format_seconds(*f.until) : std::string());
+  }
+  return what + " (" + f.where + ")";
+}
+
+// Where the faults' time went: the parts of each stage's breakdown that grew the most.
+std::vector<std::string> absorbed_by(const StepResult& r) {
+  struct Growth {
+    double seconds;
+    std::string what;
+  };
+  std::vector<Growth> g;
+  for (size_t i = 0; i < r.stages.size() && i < r.baseline_stages.size(); ++i) {
+    const std::vector<Part> now = parts(r.stages[i].breakdown);
+    const std::vector<Part> before = parts(r.baseline_stages[i]);
+    for (size_t k = 0; k < now.size(); ++k) {
+      const double d = now[k].value - before[k].value;
+      if (d > 1e-3 * r.baseline_step_time->value())
+        g.push_back({d, fmt::format("stage {} {}", i, now[k].label)});
+    }
+  }
+  std::stable_sort(g.begin(), g.end(),
+                   [](const Growth& a, const Growth& b) { return a.seconds > b.seconds; });
+  std::vector<std::string> out;
+  for (size_t i = 0; i < g.size() && i < 4; ++i)
+    out.push_back(fmt::format("{} +{}", g[i].what, format_seconds(Seconds(g[i].seconds))));
+  return out;
+}
+
 }  // namespace
 
 std::string render_run_json(const Scenario& s, const StepResult& r) {
@@ -123,7 +178,18 @@ std::string render_run_json(const Scenario& s, const StepResult& r) {
   j["params_total"] = r.figures.params_total;
   j["flops_per_step_model"] = r.figures.model_flops.value();
   j["flops_per_step_hardware"] = r.figures.hardware_flops.value();
-  if (const auto e = whole_run(s, r)) j["run"] = run_json(*e);
+  if (!s.faults.empty()) {
+    ordered_json f;
+    ordered_json list = ordered_json::array();
+    for (const FaultSpec& fault : s.faults) list.push_back(describe_fault(fault));
+    f["faults"] = list;
+    f["baseline_step_time_s"] = r.baseline_step_time ? r.baseline_step_time->value() : 0.0;
+    f["stalled_at_s"] = r.stalled_at ? ordered_json(r.stalled_at->value()) : ordered_json(nullptr);
+    f["absorbed_by"] = r.stalled_at ? std::vector<std::string>{} : absorbed_by(r);
+    j["faults"] = f;
+  }
+  if (r.stalled_at) j["step_time_s"] = nullptr;
+  if (const auto e = whole_run(s, r); e && !r.stalled_at) j["run"] = run_json(*e);
   j["simulation"] = {{"tasks", r.tasks}, {"events", r.events}, {"compute_model", r.compute_model}};
   j["notes"] = r.notes;
   return j.dump(2) + "\n";
@@ -177,6 +243,23 @@ std::string render_run_table(const Scenario& s, const StepResult& r) {
                        : std::string(),
                    p.microbatches(), p.microbatch, to_string(s.training.precision),
                    to_string(p.schedule));
+  if (!s.faults.empty()) {
+    o += "faults\n";
+    for (const FaultSpec& f : s.faults) line("fault", describe_fault(f));
+    if (r.stalled_at) {
+      line("step", fmt::format("never completes: stalled at {} (the step takes {} without the "
+                               "faults); synchronous training waits for the failed part until "
+                               "the job restarts from its last checkpoint",
+                               format_seconds(*r.stalled_at), format_seconds(*r.baseline_step_time)));
+      return o;
+    }
+    const double base = r.baseline_step_time->value();
+    line("impact", fmt::format("{} instead of {} ({:+.1f} %)", format_seconds(r.step_time),
+                               format_seconds(*r.baseline_step_time),
+                               100 * (r.step_time.value() - base) / base));
+    for (const std::string& a : absorbed_by(r)) line("absorbed by", a);
+    o += "\n";
+  }
   o += "step\n";
   line("step time", format_seconds(r.step_time));
   line("throughput", fmt::format("{} tokens/s ({:.0f} per GPU)", format_count(r.tokens_per_s),
@@ -284,6 +367,7 @@ std::string render_trace(const Scenario& s, const StepResult& r) {
   for (size_t i = 0; i < g.tasks.size(); ++i) {
     const Task& t = g.tasks[i];
     const TaskTiming& tm = r.timeline.timing[i];
+    if (tm.end < 0) continue;  // never finished: a fault stalled the step
     std::string name = to_string(t.kind);
     if (t.microbatch >= 0) name += fmt::format(" mb{}", t.microbatch);
     ordered_json args = {{"task", i}};

@@ -36,7 +36,7 @@ constexpr std::int64_t kMaxWidth = std::int64_t{1} << 24;  // hidden, ffn, vocab
 const std::vector<std::string> kTopKeys = {"name",     "description", "cluster",
                                            "model",    "parallelism", "training",
                                            "cost",     "simulation",  "measured",
-                                           "reliability"};
+                                           "reliability", "faults"};
 const std::vector<std::string> kMeasuredKeys = {"metric", "value", "source"};
 const std::vector<std::string> kGpuKeys = {
     "preset", "name", "peak", "memory", "memory_bandwidth", "tdp", "gemm_efficiency",
@@ -75,6 +75,8 @@ const std::vector<std::string> kTrainingKeys = {
 const std::vector<std::string> kSimulationKeys = {"compute_slowdown", "comm_slowdown"};
 const std::vector<std::string> kCostKeys = {"usd_per_gpu_hour", "gpu_power", "gpu_idle_power",
                                            "node_power",       "pue",       "grid_gco2_per_kwh"};
+const std::vector<std::string> kFaultKeys = {"kind", "stage", "link", "node", "leaf", "gpu",
+                                            "lost", "factor", "from", "until"};
 const std::vector<std::string> kReliabilityKeys = {"gpu_mtbf", "checkpoint_bandwidth",
                                                   "restart_time", "checkpoint_interval"};
 const std::vector<std::string> kCompressionKeys = {"scheme", "density",     "rank",       "period",
@@ -611,6 +613,67 @@ Scenario parse(const YAML::Node& root, const std::string& file) {
   read_parallelism(top.node("parallelism"), file, origin, s.parallelism);
   if (top.has("training")) read_training(top.node("training"), file, origin, s.training);
   if (top.has("cost")) read_cost(top.node("cost"), file, origin, s.cost);
+  if (top.has("faults")) {
+    const YAML::Node list = top.node("faults");
+    if (!list.IsSequence()) {
+      throw InputError(location_of(file, list), "faults", detail::describe(list),
+                       "a list of faults, e.g. [{kind: straggler, stage: 1, factor: 0.5}]");
+    }
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      using K = FaultSpec::Kind;
+      const std::string path = fmt::format("faults[{}]", i);
+      MapReader r(list[i], file, path, kFaultKeys, origin);
+      FaultSpec f;
+      const InputLocation at = location_of(file, list[i]);
+      f.where = at.line ? fmt::format("{}:{}", at.file, *at.line) : at.file;
+      if (!r.read_enum("kind",
+                       {{"straggler", K::straggler}, {"slow_link", K::slow_link},
+                        {"failed_link", K::failed_link}, {"failed_node", K::failed_node}},
+                       f.kind)) {
+        throw InputError(at, path + ".kind", "", "missing key");
+      }
+      // The keys each kind takes; any other is an error naming the kind.
+      const std::map<K, std::vector<std::string>> takes = {
+          {K::straggler, {"kind", "stage", "factor", "from", "until"}},
+          {K::slow_link, {"kind", "link", "node", "leaf", "gpu", "factor", "from", "until"}},
+          {K::failed_link, {"kind", "link", "leaf", "lost", "from", "until"}},
+          {K::failed_node, {"kind", "node", "from", "until"}}};
+      for (const std::string& k : kFaultKeys) {
+        const auto& allowed = takes.at(f.kind);
+        if (r.has(k) && std::find(allowed.begin(), allowed.end(), k) == allowed.end())
+          r.fail(k, fmt::format("does not apply to a {} fault", to_string(f.kind)));
+      }
+      auto need = [&](const char* k) {
+        if (!r.has(k)) throw InputError(at, path + "." + k, "", "missing key");
+      };
+      switch (f.kind) {
+        case K::straggler: need("stage"); need("factor"); break;
+        case K::slow_link: need("link"); need("factor"); break;
+        case K::failed_link: need("link"); need("leaf"); break;
+        case K::failed_node: need("node"); break;
+      }
+      r.read_enum("link",
+                  {{"nic", FaultSpec::Link::nic}, {"spine", FaultSpec::Link::spine},
+                   {"nvlink", FaultSpec::Link::nvlink}},
+                  f.link);
+      r.read_int("stage", 0, kMaxCount, f.stage);
+      r.read_int("node", 0, kMaxCount, f.node);
+      r.read_int("leaf", 0, kMaxCount, f.leaf);
+      r.read_int("gpu", 0, kMaxCount, f.gpu);
+      r.read_int("lost", 1, kMaxCount, f.lost);
+      r.read_double("factor", 1e-6, 1.0, f.factor);
+      r.read_quantity("from", Dimension::seconds, 0.0, 1e9, f.from);
+      Seconds until;
+      if (r.read_quantity("until", Dimension::seconds, 0.0, 1e9, until)) {
+        if (until <= f.from) r.fail("until", "must come after `from`");
+        f.until = until;
+      }
+      if (f.kind == K::failed_link && f.link != FaultSpec::Link::spine) {
+        r.fail("link", "failed_link models a leaf's parallel uplinks: link: spine");
+      }
+      s.faults.push_back(f);
+    }
+  }
   if (top.has("reliability")) {
     MapReader r(top.node("reliability"), file, "reliability", kReliabilityKeys, origin);
     ReliabilitySpec rel;
@@ -691,6 +754,7 @@ std::vector<std::string> scenario_keys() {
   add("simulation", kSimulationKeys);
   add("measured", kMeasuredKeys);
   add("reliability", kReliabilityKeys);
+  add("faults[]", kFaultKeys);
   return out;
 }
 

@@ -61,6 +61,16 @@ const char* to_string(PipelineEngine e) {
   return e == PipelineEngine::megatron ? "megatron" : "deepspeed";
 }
 
+const char* to_string(FaultSpec::Kind k) {
+  switch (k) {
+    case FaultSpec::Kind::straggler: return "straggler";
+    case FaultSpec::Kind::slow_link: return "slow_link";
+    case FaultSpec::Kind::failed_link: return "failed_link";
+    case FaultSpec::Kind::failed_node: return "failed_node";
+  }
+  return "?";
+}
+
 const char* to_string(CompressionSpec::Scheme s) {
   using S = CompressionSpec::Scheme;
   switch (s) {

@@ -302,6 +302,27 @@ struct SimulationSpec {
   double comm_slowdown = 0.0;
 };
 
+// A modelled fault: an event in the simulated step (`faults:`), not an error.
+//  straggler:   the GPUs of pipeline stage `stage` compute at `factor` of their speed
+//               (synchronous training waits for the slowest GPU of every group, so one slow
+//               GPU slows its stage; --full slows the stage's first GPU alone);
+//  slow_link:   links at `factor` of their capacity: a node's NICs (`link: nic`), a leaf
+//               switch's uplinks to the spine (`link: spine`) or a GPU's NVLink;
+//  failed_link: `lost` of a leaf's parallel uplinks fail; the rest carry its traffic, and
+//               with none left the step stalls;
+//  failed_node: node `node` stops at `from`: every stage with a GPU there stalls.
+// Each holds from `from` (default 0) until `until` (default: the end of the step).
+struct FaultSpec {
+  enum class Kind { straggler, slow_link, failed_link, failed_node } kind = Kind::straggler;
+  enum class Link { nic, spine, nvlink } link = Link::nic;
+  int stage = 0, node = 0, leaf = 0, gpu = 0, lost = 1;
+  double factor = 1.0;
+  Seconds from;
+  std::optional<Seconds> until;
+  std::string where;  // "file:line" of the entry, for reports
+};
+const char* to_string(FaultSpec::Kind k);
+
 // Failures over a whole run and the checkpoints that recover from them (`reliability:`),
 // for the goodput part of the whole-run figures (model/training_run.h).
 struct ReliabilitySpec {
@@ -352,6 +373,7 @@ struct Scenario {
   TrainingSpec training;
   CostSpec cost;
   std::optional<ReliabilitySpec> reliability;
+  std::vector<FaultSpec> faults;
   SimulationSpec simulation;
   std::optional<Measured> measured;
   // Where each set value came from, by key path ("parallelism.tp"): the user's file and

@@ -340,6 +340,26 @@ void complete_target(Scenario& s) {
   if (t.loss) t.b_noise = 2.1e8 * std::pow(*t.loss, -4.8) / seq;
 }
 
+// Faults name parts of this cluster and pipeline (leaf switches are checked by the
+// simulator, which builds the fabric).
+void check_faults(const Scenario& s) {
+  for (size_t i = 0; i < s.faults.size(); ++i) {
+    const FaultSpec& f = s.faults[i];
+    auto in_range = [&](const char* key, int value, int limit, const char* what) {
+      if (value >= limit) {
+        reject(s, fmt::format("faults[{}].{}", i, key), std::to_string(value),
+               fmt::format("the scenario has {} {}", limit, what));
+      }
+    };
+    if (f.kind == FaultSpec::Kind::straggler) in_range("stage", f.stage, s.parallelism.pp, "pipeline stages");
+    if (f.kind == FaultSpec::Kind::failed_node ||
+        (f.kind == FaultSpec::Kind::slow_link && f.link == FaultSpec::Link::nic))
+      in_range("node", f.node, s.cluster.nodes, "nodes");
+    if (f.kind == FaultSpec::Kind::slow_link && f.link == FaultSpec::Link::nvlink)
+      in_range("gpu", f.gpu, s.cluster.gpus(), "GPUs");
+  }
+}
+
 void complete_compression(Scenario& s) {
   using S = CompressionSpec::Scheme;
   const CompressionSpec& c = s.training.compression;
@@ -375,6 +395,7 @@ void complete_and_validate(Scenario& s) {
   complete_training(s);
   complete_target(s);
   complete_compression(s);
+  check_faults(s);
 }
 
 }  // namespace orrery

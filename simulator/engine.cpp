@@ -3,6 +3,7 @@
 #include <boost/graph/compressed_sparse_row_graph.hpp>
 #include <boost/graph/topological_sort.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <fmt/format.h>
 #include <iterator>
@@ -45,7 +46,7 @@ namespace {
 
 using Csr = boost::compressed_sparse_row_graph<boost::directedS>;
 
-enum EventClass : int { kFlow = 0, kLatency = 1, kCompute = 2 };
+enum EventClass : int { kFlow = 0, kLatency = 1, kCompute = 2, kChange = 3 };
 
 struct Event {
   double t;
@@ -91,6 +92,18 @@ class Engine {
     task_flows_.resize(n);
     running_compute_.assign(g.ranks, -1);
     comm_active_.assign(g.ranks, 0);
+    factor_.assign(g.ranks, 1.0);
+    base_capacity_ = local_capacity_;
+    for (size_t i = 0; i < opt_.changes.size(); ++i) {
+      const EngineChange& c = opt_.changes[i];
+      ORRERY_CHECK(c.factor >= 0 && c.t >= 0, "fault changes have a time and a factor >= 0");
+      ORRERY_CHECK(c.rank < g.ranks, "a fault on a simulated rank");
+      if (c.t <= 0) {
+        apply(c);
+      } else {
+        queue_.push({c.t, kChange, seq_++, -2, static_cast<std::uint64_t>(i)});
+      }
+    }
   }
 
   EngineResult run() {
@@ -100,7 +113,9 @@ class Engine {
     while (!queue_.empty()) {
       const Event ev = queue_.top();
       queue_.pop();
-      if (ev.task < 0 ? ev.version != net_.version() : ev.version != version_[ev.task]) continue;
+      if (ev.cls != kChange &&
+          (ev.task < 0 ? ev.version != net_.version() : ev.version != version_[ev.task]))
+        continue;
       ++events;
       now_ = ev.t;
       net_.advance(now_);
@@ -108,20 +123,33 @@ class Engine {
         case kFlow: on_flows(); break;
         case kLatency: start_flows(ev.task); break;
         case kCompute: finish(ev.task); break;
+        case kChange: apply(opt_.changes[ev.version]); break;
       }
       if (queue_.empty() || queue_.top().t > now_) flush_network();
     }
+    EngineResult r;
+    double last_end = 0;
     for (size_t t = 0; t < timing_.size(); ++t) {
+      if (timing_[t].end < 0) {
+        r.stalled = true;
+        continue;
+      }
+      last_end = std::max(last_end, timing_[t].end);
+    }
+    // Only a fault may stop the step; otherwise an unfinished task is a builder bug.
+    bool can_stall = false;
+    for (const EngineChange& c : opt_.changes) can_stall = can_stall || c.factor == 0;
+    for (size_t t = 0; t < timing_.size() && !can_stall; ++t) {
       ORRERY_CHECK(timing_[t].end >= 0,
                    fmt::format("deadlock: task {} ({} on rank {}) never ran", t,
                                to_string(g_.tasks[t].kind), g_.tasks[t].rank));
     }
-    EngineResult r;
     r.timing = std::move(timing_);
     r.link_bytes.assign(capacity_size_, 0.0);
     const std::vector<double>& local_bytes = net_.bytes_per_link();
     for (size_t i = 0; i < global_of_.size(); ++i) r.link_bytes[global_of_[i]] = local_bytes[i];
-    r.end_s = now_;
+    // Fault changes after the last task do not lengthen the step.
+    r.end_s = r.stalled ? now_ : last_end;
     r.events = events;
     return r;
   }
@@ -163,7 +191,20 @@ class Engine {
   }
 
   double compute_rate(int rank) const {
-    return comm_active_[rank] > 0 ? 1.0 - opt_.compute_slowdown : 1.0;
+    return factor_[rank] * (comm_active_[rank] > 0 ? 1.0 - opt_.compute_slowdown : 1.0);
+  }
+
+  // A fault's change takes effect now: a rank's compute speed or a link's capacity.
+  void apply(const EngineChange& c) {
+    if (c.rank >= 0) {
+      factor_[c.rank] = c.factor;
+      update_compute_rate(c.rank);
+    }
+    if (c.link >= 0 && static_cast<size_t>(c.link) < local_of_.size() && local_of_[c.link] >= 0) {
+      const int local = local_of_[c.link];
+      net_.set_capacity(local, base_capacity_[local] * c.factor);
+      schedule_network();
+    }
   }
 
   double flow_scale(int rank) const {
@@ -178,7 +219,8 @@ class Engine {
       remaining_[t] = k.work_s;
       rate_[t] = compute_rate(k.rank);
       last_[t] = now_;
-      push(now_ + remaining_[t] / rate_[t], kCompute, t, ++version_[t]);
+      ++version_[t];
+      if (rate_[t] > 0) push(now_ + remaining_[t] / rate_[t], kCompute, t, version_[t]);
       if (opt_.comm_slowdown > 0) rescale_flows(k.rank);
       return;
     }
@@ -242,7 +284,8 @@ class Engine {
     remaining_[t] = std::max(0.0, remaining_[t]);
     rate_[t] = compute_rate(rank);
     last_[t] = now_;
-    push(now_ + remaining_[t] / rate_[t], kCompute, t, ++version_[t]);
+    ++version_[t];
+    if (rate_[t] > 0) push(now_ + remaining_[t] / rate_[t], kCompute, t, version_[t]);
   }
 
   void rescale_flows(int rank) {
@@ -281,7 +324,8 @@ class Engine {
   // densely, so a small graph on a large cluster stays small.
   std::vector<double> compact_links(const TaskGraph& g, const std::vector<double>& capacity) {
     capacity_size_ = capacity.size();
-    std::vector<int> local_of(capacity.size(), -1);
+    std::vector<int>& local_of = local_of_;
+    local_of.assign(capacity.size(), -1);
     std::vector<double> local_capacity;
     local_links_.resize(g.comms.size());
     for (size_t c = 0; c < g.comms.size(); ++c) {
@@ -304,6 +348,7 @@ class Engine {
         local_links_[c].push_back(std::move(flows));
       }
     }
+    local_capacity_ = local_capacity;
     return local_capacity;
   }
 
@@ -311,6 +356,9 @@ class Engine {
   EngineOptions opt_;
   size_t capacity_size_ = 0;
   std::vector<int> global_of_;  // local link id -> topology link id
+  std::vector<int> local_of_;   // topology link id -> local id, or -1
+  std::vector<double> local_capacity_, base_capacity_;
+  std::vector<double> factor_;  // per rank: compute speed under faults
   std::vector<std::vector<std::vector<std::vector<FlowLink>>>> local_links_;  // comm, phase, flow
   FlowNetwork net_;
   Csr csr_;

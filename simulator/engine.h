@@ -19,9 +19,20 @@
 
 namespace orrery {
 
+// A modelled fault's effect from time t on: rank `rank`'s compute runs at `factor` of its
+// speed, or topology link `link` carries `factor` of its capacity. A factor of 0 stops the
+// rank or the link; the step then stalls (EngineResult::stalled).
+struct EngineChange {
+  double t = 0;
+  int rank = -1;
+  int link = -1;
+  double factor = 1.0;
+};
+
 struct EngineOptions {
   double compute_slowdown = 0.0;
   double comm_slowdown = 0.0;
+  std::vector<EngineChange> changes;  // in any order
 };
 
 struct TaskTiming {
@@ -34,6 +45,9 @@ struct EngineResult {
   std::vector<double> link_bytes;  // bytes carried per link, copies included
   double end_s = 0;                // when the last task finished
   std::size_t events = 0;
+  // A fault stopped a rank or a link: tasks that never finished keep end = -1, and
+  // end_s is when the last event happened.
+  bool stalled = false;
 };
 
 EngineResult run_engine(const TaskGraph& graph, const std::vector<double>& link_capacity,

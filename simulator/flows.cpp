@@ -66,6 +66,18 @@ void FlowNetwork::set_scale(int flow, double scale) {
   ++version_;
 }
 
+void FlowNetwork::set_capacity(int link, double capacity) {
+  ORRERY_CHECK(link >= 0 && static_cast<size_t>(link) < capacity_.size() && capacity >= 0,
+               "a link of the network and a capacity >= 0");
+  if (capacity_[link] == capacity) return;
+  capacity_[link] = capacity;
+  if (!link_mark_[link]) {
+    link_mark_[link] = 1;
+    dirty_links_.push_back(link);
+  }
+  ++version_;
+}
+
 void FlowNetwork::settle(Flow& f) {
   const double moved = std::min(f.remaining, f.rate * (now_ - f.updated));
   if (moved > 0) {
@@ -100,8 +112,9 @@ void FlowNetwork::collect_finished(std::vector<int>& owners) {
       heap_.pop();
       continue;
     }
-    // Due now (allowing the rounding of now + remaining / rate), or not yet.
-    if (top.t > now_ && (top.t - now_) * f.rate > kDoneBytes) break;
+    // Due now (allowing the rounding of now + remaining / rate), or not yet. A flow with
+    // no rate (every path through a failed link) is never due.
+    if (top.t > now_ && (f.rate <= 0 || (top.t - now_) * f.rate > kDoneBytes)) break;
     heap_.pop();
     settle(f);
     for (const FlowLink& l : f.links) link_bytes_[l.link] += f.remaining * l.weight;

@@ -29,6 +29,8 @@ class FlowNetwork {
   // busy with compute), without freeing bandwidth for others.
   int start(std::vector<FlowLink> links, double bytes, int owner, double scale = 1.0);
   void set_scale(int flow, double scale);
+  // Changes a link's capacity (a modelled fault); the flows on it are re-shared.
+  void set_capacity(int link, double capacity_bytes_per_s);
 
   // Moves time to `now` (>= the last time). Progress is credited lazily, per flow, when
   // its rate changes or it completes.

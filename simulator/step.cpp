@@ -686,14 +686,117 @@ void StepBuilder::build_pipeline(TaskGraph& g) {
   for (const RankId& id : ranks) stage_of_rank_.push_back(id.s);
 }
 
+std::vector<EngineChange> StepBuilder::fault_changes() const {
+  std::vector<EngineChange> out;
+  for (size_t i = 0; i < s_.faults.size(); ++i) {
+    const FaultSpec& f = s_.faults[i];
+    auto bad = [&](const char* key, int value, const std::string& why) {
+      const std::string path = fmt::format("faults[{}].{}", i, key);
+      return InputError(s_.where(path), path, std::to_string(value), why);
+    };
+    auto window = [&](EngineChange c) {
+      c.t = f.from.value();
+      out.push_back(c);
+      if (f.until) {
+        c.t = f.until->value();
+        c.factor = 1.0;
+        out.push_back(c);
+      }
+    };
+    auto on_rank = [&](int rank, double factor) { window({0, rank, -1, factor}); };
+    auto on_link = [&](int link, double factor) {
+      if (link >= 0) window({0, -1, link, factor});
+    };
+    const int nodes = s_.cluster.nodes, gpn = s_.cluster.gpus_per_node;
+    switch (f.kind) {
+      case FaultSpec::Kind::straggler: {
+        if (f.stage >= p_.pp) throw bad("stage", f.stage, fmt::format("the pipeline has {} stages", p_.pp));
+        // The stage's first simulated GPU: the stage itself when one GPU stands for it.
+        const auto it = std::find(stage_of_rank_.begin(), stage_of_rank_.end(), f.stage);
+        on_rank(static_cast<int>(it - stage_of_rank_.begin()), f.factor);
+        break;
+      }
+      case FaultSpec::Kind::slow_link:
+        switch (f.link) {
+          case FaultSpec::Link::nic:
+            if (f.node >= nodes) throw bad("node", f.node, fmt::format("the cluster has {} nodes", nodes));
+            for (int k = 0; k < topo_.nics_per_node(); ++k) {
+              on_link(topo_.nic_up(f.node, k), f.factor);
+              on_link(topo_.nic_down(f.node, k), f.factor);
+            }
+            break;
+          case FaultSpec::Link::spine:
+            if (f.leaf >= topo_.leaves())
+              throw bad("leaf", f.leaf, fmt::format("the fabric has {} leaf switches", topo_.leaves()));
+            on_link(topo_.spine_up(f.leaf), f.factor);
+            on_link(topo_.spine_down(f.leaf), f.factor);
+            break;
+          case FaultSpec::Link::nvlink:
+            if (f.gpu >= topo_.gpus()) throw bad("gpu", f.gpu, fmt::format("the cluster has {} GPUs", topo_.gpus()));
+            on_link(topo_.nvlink_up(f.gpu), f.factor);
+            on_link(topo_.nvlink_down(f.gpu), f.factor);
+            break;
+        }
+        break;
+      case FaultSpec::Kind::failed_link: {
+        if (f.leaf >= topo_.leaves())
+          throw bad("leaf", f.leaf, fmt::format("the fabric has {} leaf switches", topo_.leaves()));
+        // The leaf's other uplinks carry its traffic (ECMP spreads flows over them).
+        const double uplinks = topo_.leaf_uplinks(f.leaf);
+        const double factor = std::max(0.0, uplinks - f.lost) / uplinks;
+        on_link(topo_.spine_up(f.leaf), factor);
+        on_link(topo_.spine_down(f.leaf), factor);
+        break;
+      }
+      case FaultSpec::Kind::failed_node: {
+        if (f.node >= nodes) throw bad("node", f.node, fmt::format("the cluster has {} nodes", nodes));
+        // Every simulated rank whose group has a GPU on the node stops: synchronous
+        // collectives wait for it forever. In the symmetric step a rank stands for its
+        // stage, so a stage with any GPU on the node stops.
+        for (size_t r = 0; r < stage_of_rank_.size(); ++r) {
+          bool hit = false;
+          if (opt_.full) {
+            hit = static_cast<int>(r) / gpn == f.node;
+          } else {
+            for (int t = 0; t < L_.tp && !hit; ++t)
+              for (int c = 0; c < L_.cp && !hit; ++c)
+                for (int d = 0; d < L_.dp && !hit; ++d)
+                  hit = L_.gpu(t, c, d, stage_of_rank_[r]) / gpn == f.node;
+          }
+          if (hit) on_rank(static_cast<int>(r), 0.0);
+        }
+        for (int k = 0; k < topo_.nics_per_node(); ++k) {
+          on_link(topo_.nic_up(f.node, k), 0.0);
+          on_link(topo_.nic_down(f.node, k), 0.0);
+        }
+        break;
+      }
+    }
+  }
+  return out;
+}
+
 StepResult StepBuilder::run() {
   StepResult out;
   out.compute_model = model_->describe();
   TaskGraph g;
   build_pipeline(g);
-  EngineResult r = run_engine(g, capacity_, engine_options_);
+  EngineOptions options = engine_options_;
+  options.changes = fault_changes();
+  EngineResult r = run_engine(g, capacity_, options);
   const double step = r.end_s;
   out.step_time = Seconds(step);
+  if (r.stalled) {
+    // A failed node or link the step cannot route around: it never completes.
+    out.stalled_at = Seconds(step);
+    for (int st = 0; st < p_.pp; ++st) out.stages.push_back({st, {}, 0.0});
+    out.figures = analyse_step(s_);
+    out.tasks = g.tasks.size();
+    out.events = r.events;
+    out.graph = std::move(g);
+    out.timeline = std::move(r);
+    return out;
+  }
   const TimelineReader reader(g, r);
   double busiest = -1;
   for (int st = 0; st < p_.pp; ++st) {
@@ -837,6 +940,13 @@ StepResult simulate_step(const Scenario& s, const SimulationOptions& options) {
     Scenario plain = s;
     plain.training.compression.scheme = Scheme::none;
     out.warmup_step_time = detail::StepBuilder(plain, options).run().step_time;
+  }
+  if (!s.faults.empty()) {
+    Scenario healthy = s;
+    healthy.faults.clear();
+    const StepResult base = simulate_step(healthy, options);
+    out.baseline_step_time = base.step_time;
+    for (const StageReport& st : base.stages) out.baseline_stages.push_back(st.breakdown);
   }
   if (c.scheme != Scheme::none) {
     out.notes.push_back(fmt::format(

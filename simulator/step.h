@@ -97,6 +97,12 @@ struct StepResult {
   std::vector<std::string> notes;  // assumptions taken for this scenario
   // 1-bit compression with warm-up: the step time of the uncompressed warm-up steps.
   std::optional<Seconds> warmup_step_time;
+  // Faults: the step never completes (a failed node, or a leaf that lost every uplink);
+  // the time the last event happened. Stage breakdowns are then empty.
+  std::optional<Seconds> stalled_at;
+  // Faults: the same step without them, for the impact.
+  std::optional<Seconds> baseline_step_time;
+  std::vector<Breakdown> baseline_stages;
   std::map<int, LinkInfo> links;   // the links the simulated collectives cross, by id
 
 };

@@ -62,6 +62,10 @@ class StepBuilder {
 
   // --- level 2 ----------------------------------------------------------------------
   void build_pipeline(TaskGraph& g);
+  // The scenario's faults as engine changes on the simulated ranks and topology links
+  // (after build_pipeline, which maps ranks to stages). Throws InputError for a fault on
+  // a stage, node, leaf or GPU the cluster does not have.
+  std::vector<EngineChange> fault_changes() const;
 
   // DualPipe's overlapped forward-backward pair (DeepSeek-V3 report, section 3.2.1): the
   // MoE all-to-all of each side (tasks forward.first..second, backward.first..second)

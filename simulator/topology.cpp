@@ -112,15 +112,27 @@ Topology::Topology(const ClusterSpec& c)
   }
   spine_up_.resize(leaves_);
   spine_down_.resize(leaves_);
+  leaf_uplinks_.resize(leaves_);
   for (int leaf = 0; leaf < leaves_; ++leaf) {
     // Uplink capacity: what the leaf's downlinks carry, divided by the oversubscription.
     const Bandwidth up = nic_bw * (downlinks[leaf] / c.inter_node.oversubscription);  // after background
+    leaf_uplinks_[leaf] = downlinks[leaf] / c.inter_node.oversubscription;
     spine_up_[leaf] = add_link(G.leaf0 + leaf, G.spine,
                                {LinkClass::spine, true, up, inter_latency_, leaf});
     spine_down_[leaf] = add_link(G.spine, G.leaf0 + leaf,
                                  {LinkClass::spine, false, up, inter_latency_, leaf});
   }
   finish_graph();
+}
+
+int Topology::nic_up(int node, int k) const {
+  if (nic_up_.empty()) return -1;
+  return nic_up_.at(static_cast<size_t>(node * nics_per_node_ + k));
+}
+
+int Topology::nic_down(int node, int k) const {
+  if (nic_down_.empty()) return -1;
+  return nic_down_.at(static_cast<size_t>(node * nics_per_node_ + k));
 }
 
 void Topology::finish_graph() {

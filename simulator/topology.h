@@ -54,6 +54,15 @@ class Topology {
 
   int nvlink_up(int gpu) const { return nvlink_up_.at(gpu); }
   int nvlink_down(int gpu) const { return nvlink_down_.at(gpu); }
+  int nics_per_node() const { return nics_per_node_; }
+  // NIC k of a node, each direction; -1 on a single-node cluster.
+  int nic_up(int node, int k) const;
+  int nic_down(int node, int k) const;
+  // A leaf switch's uplink to the spine (its parallel physical links as one link), each
+  // direction, and how many physical uplinks it stands for (downlinks / oversubscription).
+  int spine_up(int leaf) const { return spine_up_.at(leaf); }
+  int spine_down(int leaf) const { return spine_down_.at(leaf); }
+  double leaf_uplinks(int leaf) const { return leaf_uplinks_.at(leaf); }
   double intra_efficiency() const { return intra_efficiency_; }
   // Fraction of the intra-node bus bandwidth a collective of `bytes` reaches (the
   // measured curve, log-interpolated; below its first point proportional to size, the
@@ -87,6 +96,7 @@ class Topology {
   std::vector<LinkInfo> links_;
   // Link ids by owner: nvlink up/down per GPU, nic up/down per NIC, spine up/down per leaf.
   std::vector<int> nvlink_up_, nvlink_down_, nic_up_, nic_down_, spine_up_, spine_down_;
+  std::vector<double> leaf_uplinks_;
 };
 
 }  // namespace orrery

@@ -501,3 +501,52 @@ reliability: {checkpoint_bandwidth: "10 GB/s", restart_time: "10 min", gpu_mtbf:
 
 }  // namespace
 }  // namespace orrery
+
+namespace orrery {
+namespace {
+
+TEST(BadInput, FaultEntries) {
+  const std::string base = R"(cluster: {preset: dgx-h100, nodes: 2}
+model: {preset: llama3-8b}
+parallelism: {tp: 8, pp: 2, global_batch: 8}
+)";
+  expect_error(base + "faults: {kind: straggler}\n", {"bad.yaml:4", "faults", "a list of faults"});
+  expect_error(base + "faults:\n  - {kind: straggler, factor: 0.5}\n",
+               {"bad.yaml:5", "faults[0].stage", "missing key"});
+  expect_error(base + "faults:\n  - {kind: straggler, stage: 1, factor: 0.5, lost: 2}\n",
+               {"bad.yaml:5", "faults[0].lost", "does not apply to a straggler fault"});
+  expect_error(base + "faults:\n  - {kind: meteor}\n",
+               {"bad.yaml:5", "faults[0].kind", "'meteor'", "failed_node"});
+  expect_error(base + "faults:\n  - {kind: slow_link, link: nic, factor: 1.5}\n",
+               {"bad.yaml:5", "faults[0].factor", "'1.5'"});
+  expect_error(base + "faults:\n  - {kind: failed_link, link: nic, leaf: 0}\n",
+               {"bad.yaml:5", "faults[0].link", "link: spine"});
+  expect_error(base + "faults:\n  - {kind: failed_node, node: 1, from: \"2 ms\", until: \"1 ms\"}\n",
+               {"bad.yaml:5", "faults[0].until", "after `from`"});
+}
+
+}  // namespace
+}  // namespace orrery
+
+namespace orrery {
+namespace {
+
+TEST(BadInput, FaultOnAPartTheClusterLacks) {
+  expect_error(R"(cluster: {preset: dgx-h100, nodes: 2}
+model: {preset: llama3-8b}
+parallelism: {tp: 8, pp: 2, global_batch: 8}
+faults:
+  - {kind: straggler, stage: 2, factor: 0.5}
+)",
+               {"bad.yaml:5", "faults[0].stage", "'2'", "2 pipeline stages"});
+  expect_error(R"(cluster: {preset: dgx-h100, nodes: 2}
+model: {preset: llama3-8b}
+parallelism: {tp: 8, pp: 2, global_batch: 8}
+faults:
+  - {kind: failed_node, node: 7}
+)",
+               {"bad.yaml:5", "faults[0].node", "'7'", "2 nodes"});
+}
+
+}  // namespace
+}  // namespace orrery

@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <vector>
+
 namespace orrery {
 namespace {
 
@@ -54,6 +57,33 @@ TEST(Flows, ScaleSlowsOnlyThatFlow) {
   const int b = net.start({{0}}, 1.0, 1);
   EXPECT_DOUBLE_EQ(net.rate(a), 0.5);  // fair share 1, scaled by 0.5
   EXPECT_DOUBLE_EQ(net.rate(b), 1.0);  // the freed half is not redistributed
+}
+
+}  // namespace
+}  // namespace orrery
+
+namespace orrery {
+namespace {
+
+TEST(Flows, AFlowOverAFailedLinkNeverCompletes) {
+  // Regression: a flow whose only link lost all its capacity got rate 0 and completion
+  // time infinity, and (inf - now) * 0 = NaN made it look due at once.
+  FlowNetwork net({1.0, 1.0});
+  const int a = net.start({{0}}, 10.0, 7);
+  const int b = net.start({{1}}, 10.0, 8);
+  net.set_capacity(0, 0.0);
+  EXPECT_DOUBLE_EQ(net.rate(a), 0.0);
+  EXPECT_DOUBLE_EQ(net.rate(b), 1.0);
+  EXPECT_DOUBLE_EQ(net.next_completion(), 10.0);
+  net.advance(10.0);
+  std::vector<int> done;
+  net.collect_finished(done);
+  EXPECT_EQ(done, std::vector<int>{8});
+  EXPECT_EQ(net.active(), 1);
+  EXPECT_TRUE(std::isinf(net.next_completion()));
+  // Capacity back: the stalled flow resumes with its 10 bytes left.
+  net.set_capacity(0, 2.0);
+  EXPECT_DOUBLE_EQ(net.next_completion(), 15.0);
 }
 
 }  // namespace

@@ -600,3 +600,120 @@ TEST(Step, SixteenBitGradientsHalveTheAllReduceBytes) {
 
 }  // namespace
 }  // namespace orrery
+
+namespace orrery {
+namespace {
+
+Scenario with_faults(Scenario s, const std::string& faults_yaml) {
+  // Reload with the faults appended, so they are read and checked like a user's.
+  (void)s;
+  return load_scenario_text(faults_yaml, "faults.yaml");
+}
+
+TEST(Step, StragglerOnTheLastStageAddsItsWholeCompute) {
+  // 1F1B, 4 stages, 8 micro-batches. The last stage runs F and B of each micro-batch
+  // back to back without ever waiting for the others (they wait for it); at half speed it
+  // takes 2 m T_3 instead of m T_3, and the fill ((p-1) T_F) and drain ((p-1) T_B) of the
+  // other stages around it do not change: the step grows by exactly m T_3, the stage's
+  // compute at full speed.
+  const Scenario base = uniform_pipeline(4, 8, "1f1b");
+  const std::string yaml = R"(
+cluster:
+  preset: dgx-h100
+  gpus_per_node: 4
+  intra_node: {bandwidth: "1000 TB/s", latency: "0 us"}
+model: {family: decoder, layers: 16, hidden: 2048, heads: 16, ffn: 8192, vocab: 8, seq_len: 2048,
+        activation: gelu, position_embedding: rope, tied_embeddings: false, dropout: false}
+parallelism: {tp: 1, pp: 4, dp: 1, microbatch: 1, global_batch: 8, schedule: 1f1b}
+training: {precision: bf16, recompute: none}
+faults:
+  - {kind: straggler, stage: 3, factor: 0.5}
+)";
+  const StepResult healthy = simulate_step(base);
+  const StepResult slow = simulate_step(with_faults(base, yaml));
+  const double stage_compute = healthy.stages.at(3).breakdown.compute;
+  EXPECT_NEAR(slow.step_time.value() - healthy.step_time.value(), stage_compute,
+              1e-3 * stage_compute);
+  ASSERT_TRUE(slow.baseline_step_time.has_value());
+  EXPECT_DOUBLE_EQ(slow.baseline_step_time->value(), healthy.step_time.value());
+  // --full slows the stage's one GPU alone: the same here (one GPU per stage).
+  SimulationOptions full;
+  full.full = true;
+  EXPECT_NEAR(simulate_step(with_faults(base, yaml), full).step_time.value(),
+              slow.step_time.value(), 1e-6 * slow.step_time.value());
+}
+
+TEST(Step, FailedSpineLinksSlowTheAllReduceByTheRemainingBisection) {
+  // 8 DGX H100 on a 2:1 fat tree: 64 NICs, two leaves of 32 downlinks, each leaf with
+  // 32 / 2 = 16 uplinks of 400 Gb/s (50 GB/s). The gradient all-reduce runs 8 rings (one
+  // per tensor-parallel rank) over the 8 nodes, each crossing leaf 0's uplink once each
+  // way. Losing 8 uplinks leaves 8 x 50 GB/s for 8 flows: 50 GB/s each, the NIC's own
+  // rate, so nothing changes. Losing 12 leaves 4 x 50 / 8 = 25 GB/s per flow: the
+  // all-reduce's bandwidth term doubles, its latency term (2 (8 - 1) = 14 ring steps of the
+  // preset's 14 us inter-node latency per bucket) does not: with exposed time L + B
+  // healthy and L + 2B after, 2 x healthy - after = L = buckets x 14 x 14 us.
+  auto scenario = [](int lost) {
+    std::string yaml = R"(
+cluster:
+  preset: dgx-h100
+  nodes: 8
+  inter_node: {topology: fat-tree, oversubscription: 2}
+model: {preset: llama3-8b}
+parallelism: {tp: 8, dp: 8, microbatch: 1, global_batch: 8}
+training: {precision: bf16, overlap_grad_reduce: false}
+)";
+    if (lost > 0)
+      yaml += fmt::format("faults:\n  - {{kind: failed_link, link: spine, leaf: 0, lost: {}}}\n",
+                          lost);
+    return load_scenario_text(yaml, "spine.yaml");
+  };
+  auto dp = [](const StepResult& r) { return r.stages.at(0).breakdown.dp_exposed; };
+  const StepResult base = simulate_step(scenario(0));
+  const double healthy = dp(base);
+  int buckets = 0;
+  for (const Task& t : base.graph.tasks) buckets += t.kind == TaskKind::dp_comm ? 1 : 0;
+  EXPECT_DOUBLE_EQ(dp(simulate_step(scenario(8))), healthy);
+  const double halved = dp(simulate_step(scenario(12)));
+  EXPECT_NEAR(2 * healthy - halved, buckets * 14 * 14e-6, 1e-6);
+  // All 16 lost: no path between the leaves; the step never completes.
+  const StepResult cut = simulate_step(scenario(16));
+  ASSERT_TRUE(cut.stalled_at.has_value());
+}
+
+TEST(Step, AFailedNodeStallsTheStep) {
+  const std::string yaml = R"(
+cluster: {preset: dgx-h100, nodes: 2}
+model: {preset: llama3-8b}
+parallelism: {tp: 8, pp: 2, microbatch: 1, global_batch: 8}
+faults:
+  - {kind: failed_node, node: 1, from: "20 ms"}
+)";
+  const StepResult r = simulate_step(load_scenario_text(yaml, "node.yaml"));
+  ASSERT_TRUE(r.stalled_at.has_value());
+  EXPECT_GE(r.stalled_at->value(), 0.020);
+  EXPECT_LT(r.stalled_at->value(), r.baseline_step_time->value());
+}
+
+TEST(Step, ASlowNicWindowOnlyCostsWhileItLasts) {
+  // The whole step with every NIC of node 0 at a quarter of its rate from 0 until the
+  // step's end equals the slow step; a window that closes before any inter-node traffic
+  // starts (the first microsecond) changes nothing.
+  std::string base = R"(
+cluster: {preset: dgx-h100, nodes: 2}
+model: {preset: llama3-8b}
+parallelism: {tp: 8, dp: 2, microbatch: 1, global_batch: 8}
+training: {precision: bf16, overlap_grad_reduce: false}
+)";
+  const double healthy = simulate_step(load_scenario_text(base, "a.yaml")).step_time.value();
+  const double slow = simulate_step(load_scenario_text(
+      base + "faults:\n  - {kind: slow_link, link: nic, node: 0, factor: 0.25}\n", "b.yaml"))
+                          .step_time.value();
+  EXPECT_GT(slow, healthy);
+  const double blip = simulate_step(load_scenario_text(
+      base + "faults:\n  - {kind: slow_link, link: nic, node: 0, factor: 0.25, until: \"1 us\"}\n",
+      "c.yaml")).step_time.value();
+  EXPECT_DOUBLE_EQ(blip, healthy);
+}
+
+}  // namespace
+}  // namespace orrery
