@@ -262,7 +262,8 @@ std::string render_run_table(const Scenario& s, const StepResult& r) {
   }
   o += "step\n";
   line("step time", format_seconds(r.step_time));
-  line("throughput", fmt::format("{} tokens/s ({:.0f} per GPU)", format_count(r.tokens_per_s),
+  line("throughput", fmt::format("{} {}/s ({:.0f} per GPU)", format_count(r.tokens_per_s),
+                                 s.model.is_transformer() ? "tokens" : "images",
                                  r.tokens_per_s / s.cluster.gpus()));
   line("model FLOP/s per GPU",
        fmt::format("{:.1f} TFLOP/s, MFU {:.1f} % of {}", r.tflops_model_per_gpu, 100 * r.mfu,

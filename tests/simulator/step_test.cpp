@@ -717,3 +717,24 @@ training: {precision: bf16, overlap_grad_reduce: false}
 
 }  // namespace
 }  // namespace orrery
+
+namespace orrery {
+namespace {
+
+TEST(Step, ResNet50DataParallelStep) {
+  // The shipped ResNet-50 scenario: 8 A100 in one node, fp16 gradients. Its only traffic
+  // is the gradient ring all-reduce: each of 8 GPUs sends 2 (8 - 1) / 8 of 25,557,032 x 2
+  // bytes, 14 x 51,114,064 = 715,596,896 bytes in all, over NVLink.
+  const Scenario s =
+      load_scenario_file(std::string(ORRERY_SOURCE_DIR) + "/scenarios/resnet50-dgx-a100.yaml");
+  const StepResult r = simulate_step(s);
+  EXPECT_DOUBLE_EQ(r.bytes_by_link_class.at(LinkClass::nvlink), 14.0 * 25557032 * 2);
+  // Throughput counts images: 2048 per step.
+  EXPECT_DOUBLE_EQ(r.tokens_per_s * r.step_time.value(), 2048.0);
+  bool warned = false;
+  for (const std::string& n : r.notes) warned = warned || n.find("cuDNN") != std::string::npos;
+  EXPECT_TRUE(warned);
+}
+
+}  // namespace
+}  // namespace orrery
