@@ -1,0 +1,186 @@
+// The sweep: candidate counts derived by hand, pruning that never drops a winner, the
+// Pareto front, Megatron-LM arguments, and outputs that do not depend on threads or shards.
+#include "sweep/sweep.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "scenario/load.h"
+#include "sweep/output.h"
+
+namespace orrery {
+namespace {
+
+// 8 A100s in one node, the 1.7B model of Narayanan et al. 2021 Table 1 (24 layers, 24
+// heads, ffn 9216), global batch 16.
+const std::string kBase = R"(name: small sweep
+cluster: {preset: dgx-a100, nodes: 1}
+model: {preset: narayanan-1.7b}
+parallelism: {tp: 2, pp: 2, microbatch: 1, global_batch: 16}
+training: {precision: bf16}
+)";
+
+SweepInput load(const std::string& sweep) { return load_sweep_text(kBase + sweep, "t.yaml"); }
+
+std::size_t count(const SweepResult& r, Status s) {
+  std::size_t n = 0;
+  for (const auto& c : r.candidates) n += c.status == s ? 1 : 0;
+  return n;
+}
+
+TEST(Sweep, ListCountsByHand) {
+  // 4 tp x 2 pp x 2 micro-batch x 2 recompute = 32 candidates; tp8 x pp2 = 16 GPUs does
+  // not divide the 8 GPUs (dp cannot be derived): 2 x 2 = 4 invalid, 28 valid.
+  const SweepInput in = load(
+      "sweep: {tp: [1, 2, 4, 8], pp: [1, 2], microbatch: [1, 2], recompute: [none, full]}\n");
+  EXPECT_EQ(expand(in).size(), 32u);
+  SweepOptions o;
+  o.threads = 2;
+  const SweepResult r = run_sweep(in, o);
+  EXPECT_EQ(r.candidates.size(), 32u);
+  EXPECT_EQ(count(r, Status::invalid), 4u);
+  EXPECT_EQ(r.valid, 28u);
+}
+
+TEST(Sweep, AutoCountsByHand) {
+  // tp, pp auto: divisors of 8 -> {1,2,4,8} each. vp auto: pp1 {1}; pp2 {1,2,3,4,6,12};
+  // pp4 {1,2,3,6}; pp8 {1,3}. dp = 8/(tp*pp); microbatch auto: b with b*dp | 16:
+  // dp8 2, dp4 3, dp2 4, dp1 5 values; where tp*pp > 8 the micro-batch stays 1.
+  //   tp1: 2*1 + 3*6 + 4*4 + 5*2 = 46    tp2: 3 + 4*6 + 5*4 + 1*2 = 49
+  //   tp4: 4 + 5*6 + 1*4 + 1*2 = 40      tp8: 5 + 1*6 + 1*4 + 1*2 = 17   total 152.
+  // Invalid: tp*pp > 8: 2+4+2+6+4+2 = 20; interleaving with micro-batches (16/(b*dp)) not a
+  // multiple of pp: tp1pp2 5, tp1pp4 2*3, tp1pp8 3, tp2pp2 5, tp2pp4 2*3, tp4pp2 5 = 30.
+  // 152 - 50 = 102 valid.
+  const SweepInput in = load("sweep: {tp: auto, pp: auto, vp: auto, microbatch: auto}\n");
+  EXPECT_EQ(expand(in).size(), 152u);
+  SweepOptions o;
+  o.threads = 2;
+  const SweepResult r = run_sweep(in, o);
+  EXPECT_EQ(r.valid, 102u);
+}
+
+TEST(Sweep, RangesExpand) {
+  // {from: 1, to: 8, factor: 2} = 1, 2, 4, 8; {from: 1, to: 3} = 1, 2, 3.
+  const SweepInput in = load("sweep: {tp: {from: 1, to: 8, factor: 2}, microbatch: {from: 1, to: 3}}\n");
+  EXPECT_EQ(in.spec.tp.values, (std::vector<int>{1, 2, 4, 8}));
+  EXPECT_EQ(in.spec.microbatch.values, (std::vector<int>{1, 2, 3}));
+  EXPECT_EQ(expand(in).size(), 12u);
+}
+
+TEST(Sweep, PruningNeverDropsACandidateThatCouldRank) {
+  // Every pruned candidate, simulated here anyway, is slower than the top-th best and
+  // than the scenario as written; its bound is below its step time.
+  const SweepInput in = load(
+      "sweep: {tp: [1, 2, 4, 8], pp: [1, 2, 4], microbatch: [1, 2, 4], recompute: [none, "
+      "selective, full], top: 3}\n");
+  SweepOptions o;
+  o.threads = 2;
+  const SweepResult r = run_sweep(in, o);
+  ASSERT_GE(r.ranked.size(), 3u);
+  EXPECT_GT(r.pruned, 0u) << "the test needs some pruning to mean anything";
+  const double third = r.candidates[static_cast<std::size_t>(r.ranked[2])].objective[0];
+  for (const auto& c : r.candidates) {
+    if (c.status == Status::simulated) {
+      EXPECT_LE(c.bound[0], c.objective[0]) << c.index;
+    }
+    if (c.status != Status::pruned) continue;
+    const double t = simulate_step(candidate_scenario(in, c.a)).step_time.value();
+    EXPECT_GT(t, third) << c.index;
+    EXPECT_GT(t, r.baseline.objective[0]) << c.index;
+    EXPECT_LE(c.bound[0], t) << c.index;
+  }
+}
+
+TEST(Sweep, SameBytesWithAnyThreadCountAndShards) {
+  const SweepInput in = load(
+      "sweep: {tp: [1, 2, 4, 8], pp: [1, 2, 4], microbatch: [1, 2, 4], recompute: [none, "
+      "full], top: 2}\n");
+  SweepOptions one;
+  one.threads = 1;
+  const SweepResult r1 = run_sweep(in, one);
+  SweepOptions two;
+  two.threads = 2;
+  const SweepResult r2 = run_sweep(in, two);
+  const std::string csv = render_sweep_csv(in, r1);
+  EXPECT_EQ(csv, render_sweep_csv(in, r2));
+  EXPECT_EQ(render_sweep_json(in, r1), render_sweep_json(in, r2));
+  // Three shards, through their files, merged.
+  std::vector<SweepResult> shards;
+  for (int i = 0; i < 3; ++i) {
+    SweepOptions s;
+    s.shard = i;
+    s.shards = 3;
+    const std::string file = write_shard(in, run_sweep(in, s), i, 3);
+    shards.push_back(read_shard(in, file, "shard" + std::to_string(i)));
+  }
+  const SweepResult merged = merge_shards(in, shards);
+  EXPECT_EQ(render_sweep_csv(in, merged), csv);
+  EXPECT_EQ(render_sweep_table(in, merged), render_sweep_table(in, r1));
+  // A missing shard is an error, not a quietly smaller result.
+  shards.pop_back();
+  EXPECT_THROW(merge_shards(in, shards), InputError);
+}
+
+TEST(Sweep, ParetoFrontOfAHandMadeSet) {
+  // (2,2) dominates (3,3); (1,5), (2,2), (5,1) trade off; the repeated (2,2) is not
+  // strictly dominated by its twin, so both stay.
+  const std::vector<std::vector<double>> pts = {{1, 5}, {2, 2}, {3, 3}, {5, 1}, {2, 2}, {5, 5}};
+  EXPECT_EQ(pareto_front(pts), (std::vector<int>{0, 1, 3, 4}));
+}
+
+TEST(Sweep, MegatronArgumentsOfThePublishedGpt3Layout) {
+  const Scenario s = load_scenario_file(std::string(ORRERY_SOURCE_DIR) +
+                                        "/scenarios/gpt3-175b-a100-1024.yaml");
+  EXPECT_EQ(megatron_arguments(s),
+            "--tensor-model-parallel-size 8 --pipeline-model-parallel-size 8 --micro-batch-size 1 "
+            "--global-batch-size 1536 --recompute-granularity full --recompute-method uniform "
+            "--recompute-num-layers 1 --fp16");
+  // Interleaved: 96 layers / (8 stages x 4 chunks) = 3 layers per virtual stage.
+  Scenario v = s;
+  v.parallelism.virtual_pipeline_stages = 4;
+  v.parallelism.zero_stage = 1;
+  v.training.recompute = Recompute::selective;
+  v.training.precision = Precision::bf16;
+  EXPECT_EQ(megatron_arguments(v),
+            "--tensor-model-parallel-size 8 --pipeline-model-parallel-size 8 "
+            "--num-layers-per-virtual-pipeline-stage 3 --micro-batch-size 1 --global-batch-size "
+            "1536 --recompute-granularity selective --use-distributed-optimizer --bf16");
+}
+
+TEST(Sweep, BestScenarioLoadsAndMatchesTheWinner) {
+  const SweepInput in = load("sweep: {tp: [1, 2, 4], pp: [1, 2], recompute: [none, full]}\n");
+  SweepOptions o;
+  const SweepResult r = run_sweep(in, o);
+  const std::string yaml = best_scenario_yaml(in, r);
+  const Scenario best = load_scenario_text(yaml, "best.yaml");
+  const CandidateResult& w = r.candidates[static_cast<std::size_t>(r.ranked[0])];
+  EXPECT_EQ(best.parallelism.tp, w.a.tp);
+  EXPECT_EQ(best.parallelism.pp, w.a.pp);
+  EXPECT_EQ(best.parallelism.dp, w.dp);
+  EXPECT_EQ(best.training.recompute, w.a.recompute);
+  EXPECT_EQ(simulate_step(best).step_time.value(), w.figures->step_time_s);
+}
+
+TEST(Sweep, BadSweepsAreInputErrorsNamingTheKey) {
+  auto error_of = [&](const std::string& sweep) {
+    try {
+      const SweepInput in = load(sweep);
+      run_sweep(in, SweepOptions{});
+    } catch (const InputError& e) {
+      return e.key() + " | " + e.why();
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(error_of("sweep: {tp: []}\n"), "sweep.tp | an empty sweep: give at least one value");
+  EXPECT_NE(error_of("sweep: {tpp: [1]}\n").find("did you mean 'tp'"), std::string::npos);
+  // tp 16 and 32 cannot split 8 GPUs: every candidate is invalid.
+  EXPECT_EQ(error_of("sweep: {tp: [16, 32]}\n").substr(0, 8), "sweep | ");
+  EXPECT_EQ(error_of("sweep: {objectives: [cost]}\n"),
+            "sweep.objectives | needs training.target (tokens, samples, steps or critical_batch)");
+  EXPECT_EQ(error_of("sweep: {dp: auto}\n"),
+            "sweep.dp | auto applies to tp, pp, vp and microbatch; list the values");
+}
+
+}  // namespace
+}  // namespace orrery
