@@ -120,8 +120,13 @@ std::string render_sweep_table(const SweepInput& in, const SweepResult& r) {
   if (b.status == Status::simulated) {
     out += fmt::format("\nas written   {}: {}", split_label(b),
                        objective_text(w.objectives[0], b.objective[0]));
-    if (r.baseline_rank) {
-      out += fmt::format(": rank {} of {} simulated", *r.baseline_rank, r.simulated);
+    if (r.baseline_rank && *r.baseline_rank == *r.baseline_rank_max) {
+      out += fmt::format(": rank {} (exact: no pruned candidate could beat it)", *r.baseline_rank);
+    } else if (r.baseline_rank) {
+      out += fmt::format(": rank {} to {} ({} pruned candidates could still beat it; raise "
+                         "sweep.top for the exact rank)",
+                         *r.baseline_rank, *r.baseline_rank_max,
+                         *r.baseline_rank_max - *r.baseline_rank);
     }
     out += "\n";
   } else {
@@ -134,8 +139,8 @@ std::string render_sweep_table(const SweepInput& in, const SweepResult& r) {
                        best.gpu_name);
     out += fmt::format("Megatron-LM  {}\n", megatron_arguments(s));
   }
-  out += "bound        step time >= hardware FLOPs / (GPUs x fastest op rate); candidates "
-         "whose bound cannot reach the table are not simulated\n";
+  out += "pruned       candidates whose compute lower bound (GEMM and attention FLOPs at the "
+         "fastest rate, pipeline chain) cannot reach the table\n";
   return out;
 }
 
@@ -257,7 +262,10 @@ std::string render_sweep_json(const SweepInput& in, const SweepResult& r) {
   j["summary"] = summary;
   ordered_json b = candidate_json(in, r.baseline);
   b.erase("index");
-  if (r.baseline_rank) b["rank"] = *r.baseline_rank;
+  if (r.baseline_rank) {
+    b["rank_min"] = *r.baseline_rank;
+    b["rank_max"] = *r.baseline_rank_max;
+  }
   j["baseline"] = b;
   j["ranked"] = r.ranked;
   j["pareto"] = r.pareto;

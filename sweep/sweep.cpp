@@ -104,7 +104,14 @@ double step_time_bound(const Scenario& s) {
   std::vector<int> stage_of;
   if (s.model.is_transformer()) stage_of = stage_of_layers(s.model, p);
   std::size_t block = 0;
+  // Interleaved: transformer FLOP time of chunk c < p (the first chunk of rank c).
+  std::vector<double> first_chunk(pp, 0.0);
+  const int per_chunk =
+      s.model.is_transformer() ? s.model.layers / (p.pp * p.virtual_pipeline_stages) : 0;
   for (const Layer& l : w.layers) {
+    const std::size_t chunk =
+        per_chunk > 0 && l.kind == LayerKind::transformer ? block / static_cast<std::size_t>(per_chunk)
+                                                          : pp;
     std::size_t k = 0;
     if (l.kind == LayerKind::head) {
       k = pp - 1;
@@ -121,6 +128,7 @@ double step_time_bound(const Scenario& s) {
                          (rc == Recompute::full || (rc == Recompute::selective && op.selective));
       tf[k] += fwd / rate;
       tb[k] += (bwd + (again ? fwd : 0.0)) / rate;
+      if (chunk < pp) first_chunk[chunk] += (fwd + bwd + (again ? fwd : 0.0)) / rate;
     }
   }
   const double m = p.microbatches();
@@ -131,12 +139,20 @@ double step_time_bound(const Scenario& s) {
     }
     return bound;
   }
-  const bool chained = p.schedule == PipelineSchedule::gpipe ||
-                       p.schedule == PipelineSchedule::one_f_one_b;
-  double before = 0;  // sum_{i<k} (Tf_i + Tb_i)
+  // The chain before rank k: its first model chunk's forward waits for the first chunk of
+  // ranks 0..k-1, and rank 0's last backward for the first chunk of ranks k..1. One chunk
+  // per rank without interleaving; with v chunks, the transformer layers of chunk i < p
+  // (on rank i) alone, a lower bound for it.
+  std::vector<double> chain(pp, 0.0);
+  if (p.schedule == PipelineSchedule::gpipe || p.schedule == PipelineSchedule::one_f_one_b) {
+    for (std::size_t k = 0; k < pp; ++k) chain[k] = tf[k] + tb[k];
+  } else if (p.schedule == PipelineSchedule::interleaved_1f1b) {
+    chain = first_chunk;
+  }
+  double before = 0;  // sum_{i<k} chain_i
   for (std::size_t k = 0; k < pp; ++k) {
-    bound = std::max(bound, (chained ? before : 0.0) + m * (tf[k] + tb[k]));
-    before += tf[k] + tb[k];
+    bound = std::max(bound, before + m * (tf[k] + tb[k]));
+    before += chain[k];
   }
   return bound;
 }
@@ -258,7 +274,7 @@ bool dominates(const std::vector<double>& a, const std::vector<double>& b) {
 // Candidates neither pruned nor evaluated here keep no figures.
 template <class Evaluate>
 void decide(const SweepInput& in, std::vector<CandidateResult>& cands,
-            const std::optional<std::vector<double>>& baseline, int shard, int shards,
+            int shard, int shards,
             const SweepOptions& o, Evaluate evaluate) {
   const SweepSpec& w = in.spec;
   std::vector<int> order;
@@ -277,7 +293,6 @@ void decide(const SweepInput& in, std::vector<CandidateResult>& cands,
     double threshold = kInf;
     if (single) {
       threshold = kth(values, w.top);
-      if (baseline) threshold = std::max(threshold, (*baseline)[0]);
     }
     std::vector<std::size_t> todo;  // positions in `order`
     for (std::size_t p = start; p < end; ++p) {
@@ -337,9 +352,15 @@ void finish(const SweepInput& in, SweepResult& r) {
     for (int i : r.ranked) points.push_back(obj(i));
     for (int k : pareto_front(points)) r.pareto.push_back(r.ranked[static_cast<std::size_t>(k)]);
   } else if (r.baseline.status == Status::simulated) {
-    int better = 0;
-    for (int i : sim) better += obj(i)[0] < r.baseline.objective[0] ? 1 : 0;
+    // Exact where no pruned candidate could still beat it; else a range.
+    const double v = r.baseline.objective[0];
+    int better = 0, unknown = 0;
+    for (const auto& c : r.candidates) {
+      if (c.status == Status::simulated) better += c.objective[0] < v ? 1 : 0;
+      if (c.status == Status::pruned) unknown += c.bound[0] < v ? 1 : 0;
+    }
     r.baseline_rank = better + 1;
+    r.baseline_rank_max = better + 1 + unknown;
   }
 }
 
@@ -411,8 +432,6 @@ SweepResult run_phases(const SweepInput& in, const SweepOptions& o, int shard, i
                                  r.candidates.size(), first.reason));
   }
   r.baseline = evaluate_baseline(in);
-  std::optional<std::vector<double>> base;
-  if (r.baseline.status == Status::simulated) base = r.baseline.objective;
 
   std::map<int, const CandidateResult*> known;
   if (from_shards) {
@@ -420,7 +439,7 @@ SweepResult run_phases(const SweepInput& in, const SweepOptions& o, int shard, i
       for (const CandidateResult& c : sr.candidates)
         if (c.status == Status::simulated || c.status == Status::unsupported) known[c.index] = &c;
   }
-  decide(in, r.candidates, base, shard, shards, o, [&](CandidateResult& c) {
+  decide(in, r.candidates, shard, shards, o, [&](CandidateResult& c) {
     if (from_shards) {
       auto it = known.find(c.index);
       if (it == known.end()) {

@@ -26,8 +26,7 @@
 // energy are evaluated at that step time with zero utilisation (idle draw), all
 // increasing in the step time. Candidates are taken in increasing order of the first objective's bound, in
 // waves of a fixed size; before each wave the threshold is set from the results so far:
-// one objective: skip a candidate whose bound exceeds both the top-th best value and the
-// scenario-as-written's value (so that the latter's rank is exact); several objectives:
+// one objective: skip a candidate whose bound exceeds the top-th best value; several:
 // skip a candidate whose bound vector is dominated by a simulated point. A skipped
 // candidate cannot enter the ranked table or the Pareto front.
 //
@@ -99,7 +98,10 @@ struct SweepResult {
   std::vector<int> pareto;                  // the front, by first objective (several)
   std::size_t valid = 0, simulated = 0, pruned = 0;
   CandidateResult baseline;                 // the scenario as written
-  std::optional<int> baseline_rank;         // 1-based among simulated (one objective)
+  // One objective: the scenario as written ranks between these (1-based, among every
+  // candidate that passed the constraints): min counts the simulated candidates faster
+  // than it, max adds the pruned ones whose bound does not rule it out. Equal: exact.
+  std::optional<int> baseline_rank, baseline_rank_max;
 };
 
 // Expands the candidates in the documented order. Throws InputError naming the sweep key

@@ -69,8 +69,8 @@ TEST(Sweep, RangesExpand) {
 }
 
 TEST(Sweep, PruningNeverDropsACandidateThatCouldRank) {
-  // Every pruned candidate, simulated here anyway, is slower than the top-th best and
-  // than the scenario as written; its bound is below its step time.
+  // Every pruned candidate, simulated here anyway, is slower than the top-th best; every
+  // bound is below the step time it bounds.
   const SweepInput in = load(
       "sweep: {tp: [1, 2, 4, 8], pp: [1, 2, 4], microbatch: [1, 2, 4], recompute: [none, "
       "selective, full], top: 3}\n");
@@ -87,7 +87,6 @@ TEST(Sweep, PruningNeverDropsACandidateThatCouldRank) {
     if (c.status != Status::pruned) continue;
     const double t = simulate_step(candidate_scenario(in, c.a)).step_time.value();
     EXPECT_GT(t, third) << c.index;
-    EXPECT_GT(t, r.baseline.objective[0]) << c.index;
     EXPECT_LE(c.bound[0], t) << c.index;
   }
 }
