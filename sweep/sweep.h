@@ -13,18 +13,25 @@
 // are swept, else the scenario's own.
 //
 // Pruning (exact): every candidate that passes validation, the constraints and the memory
-// model gets a lower bound on each objective from a lower bound on its step time, made of
-// compute alone: each op timed by a rate (GEMMs, attention) at R, the fastest rate the
-// roofline of calibrate/compute_model.h gives any op on this GPU (max over formats of
-// peak * gemm_efficiency * max(1, ramp fractions), and peak16 * attention_efficiency;
-// with a calibration profile, the largest datasheet peak); memory-bound ops count 0. Per
-// pipeline rank k, Tf_k and Tb_k are its forward and backward (+ recompute) per
-// micro-batch; a rank runs its m micro-batches in series, so step >= m (Tf_k + Tb_k), and
-// with GPipe/1F1B its first forward waits for ranks 0..k-1 and rank 0's last backward for
-// ranks k..1: step >= sum_{i<k} (Tf_i + Tb_i) + m (Tf_k + Tb_k). Communication, bubbles
-// beyond that chain, the optimizer and slowdowns only add. Time to train, cost and
-// energy are evaluated at that step time with zero utilisation (idle draw), all
-// increasing in the step time. Candidates are taken in increasing order of the first objective's bound, in
+// model gets a lower bound on each objective from a lower bound on its step time
+// (sweep.cpp, step_time_bound):
+//  - compute: each op timed by a rate (GEMMs, attention) at R, the fastest rate the
+//    roofline of calibrate/compute_model.h gives any op on this GPU (max over formats of
+//    peak * gemm_efficiency * max(1, ramp fractions), and peak16 * attention_efficiency;
+//    with a calibration profile, the largest datasheet peak); memory-bound ops count 0;
+//  - tensor-parallel collectives the compute waits for (none with tp_comm_overlap), as
+//    the simulator issues them, each at least (n-1)/n S over the GPU's NVLink + NIC line
+//    rate, and for a group over k nodes (k-1)/k S over its members' NICs there;
+//  - per pipeline rank k, Tf_k and Tb_k (forward; backward + recompute) per micro-batch:
+//    a rank runs its m micro-batches in series, step >= m (Tf_k + Tb_k); with GPipe/1F1B
+//    its first forward waits for ranks 0..k-1 and rank 0's last backward for ranks k..1,
+//    step >= sum_{i<k} (Tf_i + Tb_i) + m (Tf_k + Tb_k) (interleaved: the first chunk of
+//    each rank i < k); DualPipe: each rank's two stages for half the micro-batches;
+//  - ZeRO-3: each rank's parameter gathers and gradient reduce-scatters bring at least
+//    (d-1)/d of their bytes into each GPU, at most at NVLink + NIC line rate.
+// Communication beyond these, the bubble beyond the chain, the optimizer and slowdowns
+// only add. Time to train, cost and energy are evaluated at that step time with zero
+// utilisation (idle draw), all increasing in the step time. Candidates are taken in increasing order of the first objective's bound, in
 // waves of a fixed size; before each wave the threshold is set from the results so far:
 // one objective: skip a candidate whose bound exceeds the top-th best value; several:
 // skip a candidate whose bound vector is dominated by a simulated point. A skipped

@@ -73,7 +73,7 @@ TEST(Sweep, PruningNeverDropsACandidateThatCouldRank) {
   // bound is below the step time it bounds.
   const SweepInput in = load(
       "sweep: {tp: [1, 2, 4, 8], pp: [1, 2, 4], microbatch: [1, 2, 4], recompute: [none, "
-      "selective, full], top: 3}\n");
+      "selective, full], zero_stage: [1, 3], top: 3}\n");
   SweepOptions o;
   o.threads = 2;
   const SweepResult r = run_sweep(in, o);
