@@ -29,7 +29,7 @@ std::size_t count(const SweepResult& r, Status s) {
   return n;
 }
 
-TEST(Sweep, ListCountsByHand) {
+TEST(SplitSweep, ListCountsByHand) {
   // 4 tp x 2 pp x 2 micro-batch x 2 recompute = 32 candidates; tp8 x pp2 = 16 GPUs does
   // not divide the 8 GPUs (dp cannot be derived): 2 x 2 = 4 invalid, 28 valid.
   const SweepInput in = load(
@@ -43,7 +43,7 @@ TEST(Sweep, ListCountsByHand) {
   EXPECT_EQ(r.valid, 28u);
 }
 
-TEST(Sweep, AutoCountsByHand) {
+TEST(SplitSweep, AutoCountsByHand) {
   // tp, pp auto: divisors of 8 -> {1,2,4,8} each. vp auto: pp1 {1}; pp2 {1,2,3,4,6,12};
   // pp4 {1,2,3,6}; pp8 {1,3}. dp = 8/(tp*pp); microbatch auto: b with b*dp | 16:
   // dp8 2, dp4 3, dp2 4, dp1 5 values; where tp*pp > 8 the micro-batch stays 1.
@@ -60,7 +60,7 @@ TEST(Sweep, AutoCountsByHand) {
   EXPECT_EQ(r.valid, 102u);
 }
 
-TEST(Sweep, RangesExpand) {
+TEST(SplitSweep, RangesExpand) {
   // {from: 1, to: 8, factor: 2} = 1, 2, 4, 8; {from: 1, to: 3} = 1, 2, 3.
   const SweepInput in = load("sweep: {tp: {from: 1, to: 8, factor: 2}, microbatch: {from: 1, to: 3}}\n");
   EXPECT_EQ(in.spec.tp.values, (std::vector<int>{1, 2, 4, 8}));
@@ -68,7 +68,7 @@ TEST(Sweep, RangesExpand) {
   EXPECT_EQ(expand(in).size(), 12u);
 }
 
-TEST(Sweep, PruningNeverDropsACandidateThatCouldRank) {
+TEST(SplitSweep, PruningNeverDropsACandidateThatCouldRank) {
   // Every pruned candidate, simulated here anyway, is slower than the top-th best; every
   // bound is below the step time it bounds.
   const SweepInput in = load(
@@ -91,7 +91,7 @@ TEST(Sweep, PruningNeverDropsACandidateThatCouldRank) {
   }
 }
 
-TEST(Sweep, SameBytesWithAnyThreadCountAndShards) {
+TEST(SplitSweep, SameBytesWithAnyThreadCountAndShards) {
   const SweepInput in = load(
       "sweep: {tp: [1, 2, 4, 8], pp: [1, 2, 4], microbatch: [1, 2, 4], recompute: [none, "
       "full], top: 2}\n");
@@ -121,14 +121,14 @@ TEST(Sweep, SameBytesWithAnyThreadCountAndShards) {
   EXPECT_THROW(merge_shards(in, shards), InputError);
 }
 
-TEST(Sweep, ParetoFrontOfAHandMadeSet) {
+TEST(SplitSweep, ParetoFrontOfAHandMadeSet) {
   // (2,2) dominates (3,3); (1,5), (2,2), (5,1) trade off; the repeated (2,2) is not
   // strictly dominated by its twin, so both stay.
   const std::vector<std::vector<double>> pts = {{1, 5}, {2, 2}, {3, 3}, {5, 1}, {2, 2}, {5, 5}};
   EXPECT_EQ(pareto_front(pts), (std::vector<int>{0, 1, 3, 4}));
 }
 
-TEST(Sweep, MegatronArgumentsOfThePublishedGpt3Layout) {
+TEST(SplitSweep, MegatronArgumentsOfThePublishedGpt3Layout) {
   const Scenario s = load_scenario_file(std::string(ORRERY_SOURCE_DIR) +
                                         "/scenarios/gpt3-175b-a100-1024.yaml");
   EXPECT_EQ(megatron_arguments(s),
@@ -147,7 +147,7 @@ TEST(Sweep, MegatronArgumentsOfThePublishedGpt3Layout) {
             "1536 --recompute-granularity selective --use-distributed-optimizer --bf16");
 }
 
-TEST(Sweep, BestScenarioLoadsAndMatchesTheWinner) {
+TEST(SplitSweep, BestScenarioLoadsAndMatchesTheWinner) {
   const SweepInput in = load("sweep: {tp: [1, 2, 4], pp: [1, 2], recompute: [none, full]}\n");
   SweepOptions o;
   const SweepResult r = run_sweep(in, o);
@@ -161,7 +161,7 @@ TEST(Sweep, BestScenarioLoadsAndMatchesTheWinner) {
   EXPECT_EQ(simulate_step(best).step_time.value(), w.figures->step_time_s);
 }
 
-TEST(Sweep, BadSweepsAreInputErrorsNamingTheKey) {
+TEST(SplitSweep, BadSweepsAreInputErrorsNamingTheKey) {
   auto error_of = [&](const std::string& sweep) {
     try {
       const SweepInput in = load(sweep);
