@@ -20,6 +20,7 @@
 #include "report/validate_report.h"
 #include "scenario/load.h"
 #include "simulator/step.h"
+#include "sweep/html.h"
 #include "sweep/output.h"
 #include "sweep/sweep.h"
 #ifdef ORRERY_HAVE_MPI
@@ -290,6 +291,12 @@ std::string read_text(const std::string& path) {
   return text.str();
 }
 
+int run_report(const std::string& results, const std::string& out) {
+  write_file(out, orrery::render_sweep_html(read_text(results), results));
+  std::printf("wrote %s\n", out.c_str());
+  return 0;
+}
+
 int run_merge(const std::string& path, const std::vector<std::string>& shard_files,
               const SweepOutputs& outputs) {
   const orrery::SweepInput in = orrery::load_sweep_file(path);
@@ -393,6 +400,14 @@ int main(int argc, char** argv) {
   merge->add_option("--json", merge_outputs.json, "Write every candidate as JSON");
   merge->add_option("--best", merge_outputs.best, "Write the best candidate as a scenario YAML");
 
+  std::string report_in, report_out;
+  CLI::App* report = app.add_subcommand(
+      "report", "Write one self-contained HTML page with charts (step-time breakdown, memory "
+                "against capacity, time against cost with the Pareto front, scaling) from the "
+                "JSON of orrery sweep --json.");
+  report->add_option("results", report_in, "JSON written by orrery sweep --json")->required();
+  report->add_option("-o,--output", report_out, "HTML file to write")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -417,6 +432,7 @@ int main(int argc, char** argv) {
                            sweep_outputs, !no_progress);
     }
     if (*merge) return run_merge(merge_path, merge_shards, merge_outputs);
+    if (*report) return run_report(report_in, report_out);
   } catch (const orrery::InputError& e) {
     std::cerr << e.what() << "\n";
     return kExitBadInput;

@@ -183,3 +183,29 @@ TEST(SplitSweep, BadSweepsAreInputErrorsNamingTheKey) {
 
 }  // namespace
 }  // namespace orrery
+
+#include "sweep/html.h"
+
+namespace orrery {
+namespace {
+
+TEST(SweepReport, SelfContainedDeterministicAndChecksItsCharts) {
+  const SweepInput in = load("sweep: {tp: [1, 2, 4], pp: [1, 2], recompute: [none, full]}\n");
+  const SweepResult r = run_sweep(in, SweepOptions{});
+  const std::string json = render_sweep_json(in, r);
+  const std::string html = render_sweep_html(json, "r.json");
+  EXPECT_EQ(html, render_sweep_html(json, "r.json"));
+  std::size_t charts = 0;
+  for (auto at = html.find("<svg class=\"chart\""); at != std::string::npos;
+       at = html.find("<svg class=\"chart\"", at + 1)) {
+    ++charts;
+  }
+  EXPECT_EQ(charts, 4u);  // breakdown, memory, time against cost, scaling
+  EXPECT_EQ(html.find("http://www.w3.org/2000/svg"), html.find("http"));  // only the namespace
+  EXPECT_NE(html.find("data-status"), std::string::npos);
+  EXPECT_THROW(render_sweep_html("{\"a\": 1}", "x.json"), InputError);
+  EXPECT_THROW(render_sweep_html("not json", "x.json"), InputError);
+}
+
+}  // namespace
+}  // namespace orrery
