@@ -294,6 +294,52 @@ std::string render_sweep_html(const std::string& text, const std::string& file) 
       html += "<p>One GPU count was swept; sweep <code>nodes</code> for a scaling curve.</p>\n";
     }
 
+    // 5. The best configuration's timeline: a row per simulated GPU and stream.
+    if (j.contains("best_timeline") && !j["best_timeline"].empty()) {
+      const json& tl = j["best_timeline"];
+      std::map<std::pair<int, std::string>, int> rows;
+      double end = 0;
+      for (const auto& t : tl) {
+        rows.emplace(std::make_pair(t.at(0).get<int>(), t.at(1).get<std::string>()), 0);
+        end = std::max(end, t.at(4).get<double>());
+      }
+      int n = 0;
+      for (auto& [key, row] : rows) row = n++;
+      const double row_h = std::min(18.0, 520.0 / n), height = 40 + row_h * n + 40;
+      const double x0 = 110, x1 = kW - 20;
+      html += fmt::format(
+          "<h2>Timeline of the best configuration (one simulated GPU per pipeline stage)</h2>\n"
+          "<svg class=\"chart\" id=\"timeline\" width=\"{}\" height=\"{:.0f}\" viewBox=\"0 0 {} "
+          "{:.0f}\" xmlns=\"http://www.w3.org/2000/svg\" font-family=\"sans-serif\" "
+          "font-size=\"10\">\n",
+          kW, height, kW, height);
+      const std::map<std::string, std::string> colour = {
+          {"forward", "#4e79a7"}, {"backward", "#f28e2b"}, {"recompute", "#a0cbe8"},
+          {"optimizer", "#76b7b2"}};
+      for (const auto& [key, row] : rows) {
+        html += fmt::format("<text x=\"4\" y=\"{:.1f}\">GPU {} {}</text>\n",
+                            30 + row_h * row + row_h * 0.75, key.first, esc(key.second));
+      }
+      for (const auto& t : tl) {
+        const int row = rows.at({t.at(0).get<int>(), t.at(1).get<std::string>()});
+        const double a = t.at(3).get<double>(), b = t.at(4).get<double>();
+        auto c = colour.find(t.at(2).get<std::string>());
+        html += fmt::format(
+            "<rect x=\"{:.2f}\" y=\"{:.1f}\" width=\"{:.2f}\" height=\"{:.1f}\" fill=\"{}\"/>\n",
+            x0 + a / end * (x1 - x0), 30 + row_h * row, std::max(0.3, (b - a) / end * (x1 - x0)),
+            row_h * 0.8, c == colour.end() ? "#e15759" : c->second);
+      }
+      html += fmt::format(
+          "<text x=\"{:.1f}\" y=\"{:.1f}\">0 s</text><text x=\"{:.1f}\" y=\"{:.1f}\" "
+          "text-anchor=\"end\">{:.3f} s</text>\n</svg>\n",
+          x0, height - 20, x1, height - 20, end);
+      html += "<div class=\"legend\"><span><i style=\"background:#4e79a7\"></i>forward</span>"
+              "<span><i style=\"background:#f28e2b\"></i>backward</span><span><i "
+              "style=\"background:#a0cbe8\"></i>recompute</span><span><i "
+              "style=\"background:#76b7b2\"></i>optimizer</span><span><i "
+              "style=\"background:#e15759\"></i>communication</span></div>\n";
+    }
+
     // The page checks itself: every chart drew marks, and no script error happened.
     html += R"(<script>
 window.onerror = function (m) { document.body.setAttribute('data-status', 'error: ' + m); };

@@ -272,7 +272,20 @@ std::string render_sweep_json(const SweepInput& in, const SweepResult& r) {
   if (!r.ranked.empty()) {
     const auto& best = r.candidates[static_cast<std::size_t>(
         in.spec.objectives.size() == 1 ? r.ranked[0] : r.pareto[0])];
-    j["best_megatron_arguments"] = megatron_arguments(candidate_scenario(in, best.a));
+    const Scenario bs = candidate_scenario(in, best.a);
+    j["best_megatron_arguments"] = megatron_arguments(bs);
+    // The best configuration's simulated timeline: every task that took time, as
+    // [simulated GPU, stream, kind, start s, end s], for orrery report.
+    const StepResult step = simulate_step(bs);
+    ordered_json tl = ordered_json::array();
+    for (std::size_t t = 0; t < step.graph.tasks.size(); ++t) {
+      const Task& task = step.graph.tasks[t];
+      const TaskTiming& when = step.timeline.timing.at(t);
+      if (when.end <= when.start) continue;
+      tl.push_back(ordered_json::array({task.rank, to_string(task.stream), to_string(task.kind),
+                                        when.start, when.end}));
+    }
+    j["best_timeline"] = tl;
   }
   ordered_json list = ordered_json::array();
   for (const auto& c : r.candidates) list.push_back(candidate_json(in, c));

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Usage: report_renders.sh ORRERY SCENARIO WORKDIR
 # orrery report's page, opened in headless Chromium, runs its self-check without a script
-# error and finds every one of its 4 charts drawn (<body data-status="ok 4">).
+# error and finds every one of its 5 charts drawn (<body data-status="ok 5">).
 # Skipped (exit 77) only where no chromium is installed (apt-get install chromium).
 set -eu
 orrery=$1 scenario=$2 dir=$3
@@ -21,4 +21,4 @@ timeout 120 "$browser" --headless --no-sandbox --disable-gpu --user-data-dir="$d
   --dump-dom "file://$dir/report.html" >"$dir/dom.html" 2>"$dir/browser.log"
 status=$(grep -o 'data-status="[^"]*"' "$dir/dom.html" | head -1)
 echo "page status: $status"
-[ "$status" = 'data-status="ok 4"' ]
+[ "$status" = 'data-status="ok 5"' ]

@@ -200,7 +200,7 @@ TEST(SweepReport, SelfContainedDeterministicAndChecksItsCharts) {
        at = html.find("<svg class=\"chart\"", at + 1)) {
     ++charts;
   }
-  EXPECT_EQ(charts, 4u);  // breakdown, memory, time against cost, scaling
+  EXPECT_EQ(charts, 5u);  // breakdown, memory, time against cost, scaling, timeline
   EXPECT_EQ(html.find("http://www.w3.org/2000/svg"), html.find("http"));  // only the namespace
   EXPECT_NE(html.find("data-status"), std::string::npos);
   EXPECT_THROW(render_sweep_html("{\"a\": 1}", "x.json"), InputError);
