@@ -4,9 +4,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 
 #include "scenario/load.h"
+#include "model/training_run.h"
 #include "sweep/output.h"
 
 namespace orrery {
@@ -205,6 +207,63 @@ TEST(SweepReport, SelfContainedDeterministicAndChecksItsCharts) {
   EXPECT_NE(html.find("data-status"), std::string::npos);
   EXPECT_THROW(render_sweep_html("{\"a\": 1}", "x.json"), InputError);
   EXPECT_THROW(render_sweep_html("not json", "x.json"), InputError);
+}
+
+}  // namespace
+}  // namespace orrery
+
+namespace orrery {
+namespace {
+
+TEST(SplitSweep, ParetoPruningKeepsTheFront) {
+  // Step time against the whole run's cost over 1 and 2 nodes: the front is computed over
+  // the simulated candidates; every pruned one, simulated here anyway, is dominated by a
+  // point of the front (or equals one).
+  const SweepInput in = load_sweep_text(R"(name: pareto
+cluster: {preset: dgx-a100, nodes: 2}
+model: {preset: narayanan-1.7b}
+parallelism: {tp: 2, pp: 2, microbatch: 1, global_batch: 32}
+training: {precision: bf16, target: {tokens: 1.0e9}}
+cost: {usd_per_gpu_hour: 2.0}
+sweep: {nodes: [1, 2], tp: [1, 2, 4], pp: [1, 2, 4], recompute: [none, full],
+        objectives: [step_time, cost]}
+)",
+                                        "p.yaml");
+  SweepOptions o;
+  o.threads = 2;
+  const SweepResult r = run_sweep(in, o);
+  ASSERT_FALSE(r.pareto.empty());
+  std::vector<std::vector<double>> front;
+  for (int i : r.pareto) front.push_back(r.candidates[static_cast<std::size_t>(i)].objective);
+  // The front is the front of every simulated point.
+  std::vector<std::vector<double>> all;
+  std::vector<int> ids;
+  for (const auto& c : r.candidates) {
+    if (c.status != Status::simulated) continue;
+    all.push_back(c.objective);
+    ids.push_back(c.index);
+  }
+  std::vector<int> expect;
+  for (int k : pareto_front(all)) expect.push_back(ids[static_cast<std::size_t>(k)]);
+  std::vector<int> got = r.pareto;
+  std::sort(got.begin(), got.end());
+  EXPECT_EQ(got, expect);
+  std::size_t pruned = 0;
+  for (const auto& c : r.candidates) {
+    if (c.status != Status::pruned) continue;
+    ++pruned;
+    const Scenario sc = candidate_scenario(in, c.a);
+    const StepResult s = simulate_step(sc);
+    double u = 0;
+    for (const StageReport& st : s.stages) u += st.utilization;
+    u /= static_cast<double>(s.stages.size());
+    const double t = s.step_time.value();
+    const double usd = *estimate_run(sc, s.step_time, u, s.warmup_step_time).usd;
+    bool dominated = false;
+    for (const auto& f : front) dominated = dominated || (f[0] <= t && f[1] <= usd);
+    EXPECT_TRUE(dominated) << c.index << ": " << t << " s, $" << usd;
+  }
+  EXPECT_GT(pruned, 0u) << "the test needs some pruning to mean anything";
 }
 
 }  // namespace
