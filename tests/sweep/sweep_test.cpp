@@ -268,3 +268,34 @@ sweep: {nodes: [1, 2], tp: [1, 2, 4], pp: [1, 2, 4], recompute: [none, full],
 
 }  // namespace
 }  // namespace orrery
+
+namespace orrery {
+namespace {
+
+TEST(SplitSweep, ConstraintsDropCandidatesBeforeSimulating) {
+  // nodes 1 and 2 of 8 GPUs with max_gpus 8: the 16-GPU candidate is dropped; dp is
+  // derived per candidate (8 / (2*2) = 2 on one node).
+  const SweepInput in = load("sweep: {nodes: [1, 2], constraints: {max_gpus: 8}}\n");
+  const SweepResult r = run_sweep(in, SweepOptions{});
+  ASSERT_EQ(r.candidates.size(), 2u);
+  EXPECT_EQ(r.candidates[0].status, Status::simulated);
+  EXPECT_EQ(r.candidates[0].dp, 2);
+  EXPECT_EQ(r.candidates[1].status, Status::over_gpus);
+  EXPECT_EQ(r.candidates[1].gpus, 16);
+  // fits_memory: the 1.7B model unsplit (tp1 pp1 dp8) with micro-batch 16 and no
+  // recomputation keeps 24 layers x 2048 x 16 x 2304 x 34 bytes = 62 GB of activations
+  // (Korthikanti et al. 2022) beside 1.7e9 x 18 = 31 GB of model state: over 80 GiB.
+  const std::string big = R"(cluster: {preset: dgx-a100, nodes: 1}
+model: {preset: narayanan-1.7b}
+parallelism: {tp: 1, pp: 1, microbatch: 16, global_batch: 128}
+training: {precision: bf16, recompute: none}
+)";
+  const SweepInput on = load_sweep_text(big + "sweep: {microbatch: [16]}\n", "on.yaml");
+  EXPECT_EQ(run_sweep(on, SweepOptions{}).candidates[0].status, Status::out_of_memory);
+  const SweepInput off = load_sweep_text(
+      big + "sweep: {microbatch: [16], constraints: {fits_memory: false}}\n", "off.yaml");
+  EXPECT_EQ(run_sweep(off, SweepOptions{}).candidates[0].status, Status::simulated);
+}
+
+}  // namespace
+}  // namespace orrery
