@@ -4,7 +4,10 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <chrono>
 #include <cstdio>
+#include <thread>
+#include <unistd.h>
 #include <iostream>
 #include <string>
 
@@ -17,10 +20,17 @@
 #include "report/validate_report.h"
 #include "scenario/load.h"
 #include "simulator/step.h"
+#include "sweep/html.h"
+#include "sweep/output.h"
+#include "sweep/sweep.h"
+#ifdef ORRERY_HAVE_MPI
+#include "sweep/mpi.h"
+#endif
 
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 namespace {
 
@@ -146,6 +156,156 @@ int run_presets() {
   return 0;
 }
 
+
+// A progress bar with an estimate of the time left, on stderr when it is a terminal;
+// nothing when piped or redirected.
+class ProgressBar {
+ public:
+  explicit ProgressBar(bool enabled)
+      : enabled_(enabled && isatty(STDERR_FILENO)), start_(std::chrono::steady_clock::now()) {}
+  void operator()(std::size_t done, std::size_t total) {
+    if (!enabled_ || total == 0) return;
+    const double f = static_cast<double>(done) / static_cast<double>(total);
+    const double elapsed =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    const double eta = f > 0 ? elapsed * (1 - f) / f : 0;
+    const int width = 30;
+    const int filled = static_cast<int>(f * width);
+    std::fprintf(stderr, "\r[%s%s] %5.1f %% %zu/%zu simulated or pruned, ETA %.0f s ",
+                 std::string(static_cast<std::size_t>(filled), '#').c_str(),
+                 std::string(static_cast<std::size_t>(width - filled), '.').c_str(), 100 * f, done,
+                 total, eta);
+    if (done == total) std::fprintf(stderr, "\r%*s\r", 90, "");
+    std::fflush(stderr);
+  }
+
+ private:
+  bool enabled_;
+  std::chrono::steady_clock::time_point start_;
+};
+
+struct SweepOutputs {
+  std::string csv, json, best;
+};
+
+void write_sweep_outputs(const orrery::SweepInput& in, const orrery::SweepResult& r,
+                         const SweepOutputs& o) {
+  // Everything is rendered before anything is written, so bad input writes nothing.
+  const std::string table = orrery::render_sweep_table(in, r);
+  const std::string csv = o.csv.empty() ? "" : orrery::render_sweep_csv(in, r);
+  const std::string json = o.json.empty() ? "" : orrery::render_sweep_json(in, r);
+  const std::string best = o.best.empty() ? "" : orrery::best_scenario_yaml(in, r);
+  if (!o.csv.empty()) write_file(o.csv, csv);
+  if (!o.json.empty()) write_file(o.json, json);
+  if (!o.best.empty()) write_file(o.best, best);
+  std::fwrite(table.data(), 1, table.size(), stdout);
+}
+
+// "--shard i/N" with 0 <= i < N.
+std::pair<int, int> parse_shard(const std::string& text) {
+  const auto slash = text.find('/');
+  int i = -1, n = 0;
+  try {
+    if (slash == std::string::npos) throw std::invalid_argument("no slash");
+    std::size_t a = 0, b = 0;
+    i = std::stoi(text.substr(0, slash), &a);
+    n = std::stoi(text.substr(slash + 1), &b);
+    if (a != slash || b != text.size() - slash - 1) throw std::invalid_argument("junk");
+  } catch (const std::exception&) {
+    i = -1;
+  }
+  if (i < 0 || n < 1 || i >= n) {
+    throw orrery::InputError({"orrery sweep", std::nullopt}, "--shard", text,
+                             "expected i/N with 0 <= i < N, e.g. 0/4");
+  }
+  return {i, n};
+}
+
+#ifdef ORRERY_HAVE_MPI
+// Under mpirun: rank r simulates shard r of N; rank 0 gathers, merges and writes. Only
+// rank 0 reports bad input (every rank meets the same error before any collective).
+int run_sweep_mpi(const std::string& path, int threads, const SweepOutputs& outputs) {
+  orrery::MpiJob job(nullptr, nullptr);
+  try {
+    const orrery::SweepInput in = orrery::load_sweep_file(path);
+    orrery::SweepOptions o;
+    o.threads = threads > 0 ? threads : 1;
+    o.shard = job.rank();
+    o.shards = job.size();
+    const orrery::SweepResult mine = orrery::run_sweep(in, o);
+    const std::vector<std::string> texts =
+        job.gather(orrery::write_shard(in, mine, o.shard, o.shards));
+    if (job.rank() != 0) return 0;
+    std::vector<orrery::SweepResult> shards;
+    for (std::size_t r = 0; r < texts.size(); ++r) {
+      shards.push_back(orrery::read_shard(in, texts[r], "rank " + std::to_string(r)));
+    }
+    write_sweep_outputs(in, orrery::merge_shards(in, shards), outputs);
+    return 0;
+  } catch (const orrery::InputError&) {
+    if (job.rank() == 0) throw;
+    return kExitBadInput;
+  }
+}
+#endif
+
+int run_sweep_cmd(const std::string& path, int threads, const std::string& shard,
+                  const std::string& shard_out, const SweepOutputs& outputs, bool progress) {
+#ifdef ORRERY_HAVE_MPI
+  if (orrery::launched_by_mpi()) {
+    if (!shard.empty()) {
+      throw orrery::InputError({"orrery sweep", std::nullopt}, "--shard", shard,
+                               "under mpirun the ranks are the shards; leave --shard out");
+    }
+    return run_sweep_mpi(path, threads, outputs);
+  }
+#endif
+  const orrery::SweepInput in = orrery::load_sweep_file(path);
+  orrery::SweepOptions o;
+  o.threads = threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (!shard.empty()) {
+    if (shard_out.empty()) {
+      throw orrery::InputError({"orrery sweep", std::nullopt}, "--shard", shard,
+                               "a shard writes its results to a file: give -o FILE");
+    }
+    std::tie(o.shard, o.shards) = parse_shard(shard);
+  }
+  ProgressBar bar(progress);
+  o.progress = [&](std::size_t done, std::size_t total) { bar(done, total); };
+  const orrery::SweepResult r = orrery::run_sweep(in, o);
+  if (!shard.empty()) {
+    write_file(shard_out, orrery::write_shard(in, r, o.shard, o.shards));
+    std::printf("shard %d/%d: %zu candidates, %zu simulated here; wrote %s\n", o.shard, o.shards,
+                r.candidates.size(), r.simulated, shard_out.c_str());
+    return 0;
+  }
+  write_sweep_outputs(in, r, outputs);
+  return 0;
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw orrery::InputError({path, std::nullopt}, "", "", "cannot open the file");
+  std::ostringstream text;
+  text << f.rdbuf();
+  return text.str();
+}
+
+int run_report(const std::string& results, const std::string& out) {
+  write_file(out, orrery::render_sweep_html(read_text(results), results));
+  std::printf("wrote %s\n", out.c_str());
+  return 0;
+}
+
+int run_merge(const std::string& path, const std::vector<std::string>& shard_files,
+              const SweepOutputs& outputs) {
+  const orrery::SweepInput in = orrery::load_sweep_file(path);
+  std::vector<orrery::SweepResult> shards;
+  for (const auto& f : shard_files) shards.push_back(orrery::read_shard(in, read_text(f), f));
+  const orrery::SweepResult r = orrery::merge_shards(in, shards);
+  write_sweep_outputs(in, r, outputs);
+  return 0;
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -209,6 +369,45 @@ int main(int argc, char** argv) {
                         "(all_reduce, all_gather, reduce_scatter, all_to_all, broadcast, "
                         "send_recv)");
 
+  std::string sweep_path, sweep_shard, sweep_shard_out;
+  int sweep_threads = 0;
+  bool no_progress = false;
+  SweepOutputs sweep_outputs;
+  CLI::App* sweep = app.add_subcommand(
+      "sweep", "Search the scenario's sweep: section: expand the candidates, drop invalid and "
+               "out-of-memory ones, simulate those whose lower bound can still win, rank them "
+               "(or give the Pareto front); CSV/JSON of every candidate, the best as a "
+               "scenario and as Megatron-LM arguments.");
+  sweep->add_option("scenario", sweep_path, "Scenario YAML file with a sweep: section")->required();
+  sweep->add_option("-j,--threads", sweep_threads, "Threads (default: every core)");
+  sweep->add_option("--csv", sweep_outputs.csv, "Write every candidate as CSV");
+  sweep->add_option("--json", sweep_outputs.json, "Write every candidate as JSON");
+  sweep->add_option("--best", sweep_outputs.best, "Write the best candidate as a scenario YAML");
+  sweep->add_option("--shard", sweep_shard,
+                    "Simulate only share i of N (i/N) and write it with -o for orrery merge");
+  sweep->add_option("-o,--output", sweep_shard_out, "The shard file (with --shard)");
+  sweep->add_flag("--no-progress", no_progress, "No progress bar even on a terminal");
+
+  std::string merge_path;
+  std::vector<std::string> merge_shards;
+  SweepOutputs merge_outputs;
+  CLI::App* merge = app.add_subcommand(
+      "merge", "Combine the shard files of orrery sweep --shard i/N into the output one "
+               "process would have written, byte for byte.");
+  merge->add_option("scenario", merge_path, "The scenario the shards swept")->required();
+  merge->add_option("shards", merge_shards, "Shard files")->required();
+  merge->add_option("--csv", merge_outputs.csv, "Write every candidate as CSV");
+  merge->add_option("--json", merge_outputs.json, "Write every candidate as JSON");
+  merge->add_option("--best", merge_outputs.best, "Write the best candidate as a scenario YAML");
+
+  std::string report_in, report_out;
+  CLI::App* report = app.add_subcommand(
+      "report", "Write one self-contained HTML page with charts (step-time breakdown, memory "
+                "against capacity, time against cost with the Pareto front, scaling) from the "
+                "JSON of orrery sweep --json.");
+  report->add_option("results", report_in, "JSON written by orrery sweep --json")->required();
+  report->add_option("-o,--output", report_out, "HTML file to write")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -228,6 +427,12 @@ int main(int argc, char** argv) {
     if (*validate) return run_validate(validate_paths, validate_format);
     if (*presets) return run_presets();
     if (*calibrate) return run_calibrate(calibrate_inputs, calibrate_out, calibrate_op);
+    if (*sweep) {
+      return run_sweep_cmd(sweep_path, sweep_threads, sweep_shard, sweep_shard_out,
+                           sweep_outputs, !no_progress);
+    }
+    if (*merge) return run_merge(merge_path, merge_shards, merge_outputs);
+    if (*report) return run_report(report_in, report_out);
   } catch (const orrery::InputError& e) {
     std::cerr << e.what() << "\n";
     return kExitBadInput;

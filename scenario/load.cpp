@@ -8,12 +8,14 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
 
 #include "scenario/presets.h"
+#include "scenario/sweep_spec.h"
 #include "scenario/validate.h"
 #include "scenario/yaml_reader.h"
 
@@ -36,7 +38,14 @@ constexpr std::int64_t kMaxWidth = std::int64_t{1} << 24;  // hidden, ffn, vocab
 const std::vector<std::string> kTopKeys = {"name",     "description", "cluster",
                                            "model",    "parallelism", "training",
                                            "cost",     "simulation",  "measured",
-                                           "reliability", "faults"};
+                                           "reliability", "faults",
+                                           "sweep"};
+const std::vector<std::string> kSweepKeys = {
+    "tp",     "pp",          "dp",        "vp",          "microbatch",  "global_batch",
+    "zero_stage", "recompute", "precision", "compression", "nodes",      "gpu",
+    "constraints", "objectives", "top"};
+const std::vector<std::string> kSweepConstraintKeys = {"fits_memory", "max_gpus", "max_cost_usd"};
+const std::vector<std::string> kSweepRangeKeys = {"from", "to", "step", "factor"};
 const std::vector<std::string> kMeasuredKeys = {"metric", "value", "source"};
 const std::vector<std::string> kGpuKeys = {
     "preset", "name", "peak", "memory", "memory_bandwidth", "tdp", "gemm_efficiency",
@@ -575,6 +584,168 @@ void read_cost(const YAML::Node& node, const std::string& file, Origin* origin, 
 
 // Defaults of values that are not presets' business. Each is an assumption stated in
 // docs/scenario-format.md, not a measurement.
+
+// sweep.FIELD for an integer field: a whole number, a list of them, a range
+// {from, to, step} (arithmetic, step 1 by default) or {from, to, factor} (geometric),
+// or `auto` where `allow_auto`. Values are kept in the order written, without repeats.
+constexpr int kMaxSweepValues = 4096;
+
+int sweep_int(const YAML::Node& n, const std::string& file, const std::string& key, int lo,
+              int hi) {
+  const std::string v = detail::describe(n);
+  if (!n.IsScalar()) throw InputError(location_of(file, n), key, v, "expected a whole number");
+  bool digits = !v.empty();
+  for (char c : v) digits = digits && c >= '0' && c <= '9';
+  if (!digits) throw InputError(location_of(file, n), key, v, "expected a whole number");
+  const long long x = std::strtoll(v.c_str(), nullptr, 10);
+  if (v.size() > 9 || x < lo || x > hi) {
+    throw InputError(location_of(file, n), key, v, fmt::format("must be between {} and {}", lo, hi));
+  }
+  return static_cast<int>(x);
+}
+
+IntAxis read_int_axis(const YAML::Node& n, const std::string& file, const std::string& key,
+                      int lo, int hi, bool allow_auto) {
+  IntAxis axis;
+  auto add = [&](int x) {
+    if (std::find(axis.values.begin(), axis.values.end(), x) == axis.values.end())
+      axis.values.push_back(x);
+    if (axis.values.size() > kMaxSweepValues) {
+      throw InputError(location_of(file, n), key, "",
+                       fmt::format("more than {} values", kMaxSweepValues));
+    }
+  };
+  if (n.IsScalar() && n.Scalar() == "auto") {
+    if (!allow_auto) {
+      throw InputError(location_of(file, n), key, "auto",
+                       "auto applies to tp, pp, vp and microbatch; list the values");
+    }
+    axis.automatic = true;
+    return axis;
+  }
+  if (n.IsScalar()) {
+    add(sweep_int(n, file, key, lo, hi));
+  } else if (n.IsSequence()) {
+    for (const auto& item : n) add(sweep_int(item, file, key, lo, hi));
+  } else if (n.IsMap()) {
+    MapReader r(n, file, key, kSweepRangeKeys, nullptr);
+    r.require("from");
+    r.require("to");
+    int from = 0, to = 0, step = 1, factor = 1;
+    r.read_int("from", lo, hi, from);
+    r.read_int("to", lo, hi, to);
+    if (r.has("step") && r.has("factor")) r.fail("factor", "give step or factor, not both");
+    r.read_int("step", 1, hi, step);
+    r.read_int("factor", 2, hi, factor);
+    if (to < from) r.fail("to", fmt::format("is below from ({})", from));
+    for (long long x = from; x <= to; x = r.has("factor") ? x * factor : x + step) {
+      add(static_cast<int>(x));
+    }
+  }
+  if (axis.values.empty()) {
+    throw InputError(location_of(file, n), key, detail::describe(n),
+                     "an empty sweep: give at least one value");
+  }
+  return axis;
+}
+
+// sweep.FIELD for an enumerated field: one name or a list of names.
+template <class E>
+std::vector<E> read_enum_axis(const YAML::Node& n, const std::string& file, const std::string& key,
+                              const std::vector<std::pair<std::string, E>>& names) {
+  std::vector<E> out;
+  std::vector<std::string> choices;
+  for (const auto& [name, e] : names) choices.push_back(name);
+  auto add = [&](const YAML::Node& item) {
+    const std::string v = detail::describe(item);
+    for (const auto& [name, e] : names) {
+      if (name == v) {
+        if (std::find(out.begin(), out.end(), e) == out.end()) out.push_back(e);
+        return;
+      }
+    }
+    std::string list;
+    for (const auto& c : choices) list += (list.empty() ? "" : ", ") + c;
+    std::string why = "unknown value";
+    const std::string hint = closest_match(v, choices);
+    if (!hint.empty()) why += fmt::format(" (did you mean '{}'?)", hint);
+    throw InputError(location_of(file, item), key, v, why + "; choices: " + list);
+  };
+  if (n.IsSequence()) {
+    for (const auto& item : n) add(item);
+  } else {
+    add(n);
+  }
+  if (out.empty()) {
+    throw InputError(location_of(file, n), key, "", "an empty sweep: give at least one value");
+  }
+  return out;
+}
+
+void read_sweep(const YAML::Node& node, const std::string& file, SweepSpec& w) {
+  MapReader r(node, file, "sweep", kSweepKeys, &w.origin);
+  w.origin["sweep"] = r.where();
+  auto ints = [&](const char* key, int lo, int hi, bool allow_auto, IntAxis& axis) {
+    if (!r.has(key)) return;
+    axis = read_int_axis(r.node(key), file, r.key_path(key), lo, hi, allow_auto);
+    r.mark(key);
+  };
+  ints("tp", 1, kMaxCount, true, w.tp);
+  ints("pp", 1, kMaxCount, true, w.pp);
+  ints("dp", 1, kMaxCount, false, w.dp);
+  ints("vp", 1, kMaxCount, true, w.vp);
+  ints("microbatch", 1, kMaxCount, true, w.microbatch);
+  ints("global_batch", 1, 1 << 30, false, w.global_batch);
+  ints("zero_stage", 0, 3, false, w.zero_stage);
+  ints("nodes", 1, kMaxCount, false, w.nodes);
+  if (r.has("recompute")) {
+    w.recompute = read_enum_axis<Recompute>(
+        r.node("recompute"), file, "sweep.recompute",
+        {{"none", Recompute::none}, {"selective", Recompute::selective}, {"full", Recompute::full}});
+    r.mark("recompute");
+  }
+  if (r.has("precision")) {
+    w.precision = read_enum_axis<Precision>(
+        r.node("precision"), file, "sweep.precision",
+        {{"fp32", Precision::fp32}, {"tf32", Precision::tf32}, {"fp16", Precision::fp16},
+         {"bf16", Precision::bf16}, {"fp8", Precision::fp8}});
+    r.mark("precision");
+  }
+  if (r.has("compression")) {
+    using S = CompressionSpec::Scheme;
+    // Schemes whose settings keep their defaults (training.gradient_compression).
+    w.compression = read_enum_axis<S>(
+        r.node("compression"), file, "sweep.compression",
+        {{"none", S::none}, {"fp16", S::fp16}, {"bf16", S::bf16}, {"int8", S::int8},
+         {"int4", S::int4}, {"onebit", S::onebit}, {"topk", S::topk},
+         {"powersgd", S::powersgd}, {"local_sgd", S::local_sgd}});
+    r.mark("compression");
+  }
+  if (r.has("gpu")) {
+    std::vector<std::pair<std::string, std::string>> names;
+    for (const auto& g : gpu_presets().names()) names.emplace_back(g, g);
+    w.gpu = read_enum_axis<std::string>(r.node("gpu"), file, "sweep.gpu", names);
+    r.mark("gpu");
+  }
+  if (r.has("constraints")) {
+    MapReader c(r.node("constraints"), file, "sweep.constraints", kSweepConstraintKeys,
+                &w.origin);
+    c.read_bool("fits_memory", w.fits_memory);
+    int g = 0;
+    if (c.read_int("max_gpus", 1, kMaxCount, g)) w.max_gpus = g;
+    double usd = 0;
+    if (c.read_double("max_cost_usd", 0.0, 1e15, usd)) w.max_cost_usd = usd;
+  }
+  if (r.has("objectives")) {
+    w.objectives = read_enum_axis<Objective>(
+        r.node("objectives"), file, "sweep.objectives",
+        {{"step_time", Objective::step_time}, {"time_to_train", Objective::time_to_train},
+         {"cost", Objective::cost}, {"energy", Objective::energy}});
+    r.mark("objectives");
+  }
+  r.read_int("top", 1, 1 << 20, w.top);
+}
+
 void apply_defaults(Scenario& s) {
   // 1 GiB: CUDA context plus cuBLAS/cuDNN workspaces and NCCL communicator buffers.
   // An assumption of the right order for H100-class GPUs with CUDA 12; calibrate it.
@@ -582,7 +753,17 @@ void apply_defaults(Scenario& s) {
   s.training.allocator_overhead = 0.0;
 }
 
-Scenario parse(const YAML::Node& root, const std::string& file) {
+Scenario parse_raw(const YAML::Node& root, const std::string& file, SweepSpec* sweep);
+
+Scenario parse(const YAML::Node& root, const std::string& file, SweepSpec* sweep = nullptr) {
+  Scenario s = parse_raw(root, file, sweep);
+  complete_and_validate(s);
+  return s;
+}
+
+// Everything but the cross-field rules; the sweep section is read into `sweep` (when
+// given) and checked either way.
+Scenario parse_raw(const YAML::Node& root, const std::string& file, SweepSpec* sweep) {
   Scenario s;
   s.file = file;
   apply_defaults(s);
@@ -697,7 +878,9 @@ Scenario parse(const YAML::Node& root, const std::string& file) {
   if (top.has("simulation")) read_simulation(top.node("simulation"), file, origin, s.simulation);
   if (top.has("measured")) read_measured(top.node("measured"), file, origin, s.measured);
   if (s.name.empty()) s.name = file;
-  complete_and_validate(s);
+  SweepSpec spec;
+  if (top.has("sweep")) read_sweep(top.node("sweep"), file, spec);
+  if (sweep) *sweep = std::move(spec);
   return s;
 }
 
@@ -755,7 +938,116 @@ std::vector<std::string> scenario_keys() {
   add("measured", kMeasuredKeys);
   add("reliability", kReliabilityKeys);
   add("faults[]", kFaultKeys);
+  add("sweep", kSweepKeys);
+  add("sweep.constraints", kSweepConstraintKeys);
+  add("sweep.[field]", kSweepRangeKeys);
   return out;
+}
+
+
+const char* to_string(Objective o) {
+  switch (o) {
+    case Objective::step_time: return "step_time";
+    case Objective::time_to_train: return "time_to_train";
+    case Objective::cost: return "cost";
+    case Objective::energy: return "energy";
+  }
+  return "?";
+}
+
+InputLocation SweepSpec::where(const std::string& key) const {
+  auto it = origin.find(key);
+  if (it != origin.end()) return it->second;
+  it = origin.find("sweep");
+  return it != origin.end() ? it->second : InputLocation{};
+}
+
+namespace {
+
+YAML::Node load_yaml(const std::string& yaml, const std::string& display_name) {
+  try {
+    return YAML::Load(yaml);
+  } catch (const YAML::Exception& e) {
+    InputLocation where{display_name, std::nullopt};
+    if (!e.mark.is_null()) where.line = e.mark.line + 1;
+    throw InputError(where, "", "", "malformed YAML: " + e.msg);
+  }
+}
+
+// Sets root[a][b]... = value, turning a section written as a preset name into
+// {preset: NAME} first; "" removes the key.
+void set_path(YAML::Node root, const std::string& path, const std::string& value) {
+  std::vector<std::string> parts;
+  for (std::size_t start = 0;;) {
+    const std::size_t dot = path.find('.', start);
+    parts.push_back(path.substr(start, dot - start));
+    if (dot == std::string::npos) break;
+    start = dot + 1;
+  }
+  // yaml-cpp nodes are references: assignment writes through, reset() rebinds.
+  YAML::Node node;
+  node.reset(root);
+  for (std::size_t i = 0; i + 1 < parts.size(); ++i) {
+    const YAML::Node child = node[parts[i]];
+    if (child.IsScalar()) {
+      YAML::Node section(YAML::NodeType::Map);
+      section["preset"] = child.Scalar();
+      node[parts[i]] = section;
+    } else if (!child.IsDefined() || child.IsNull()) {
+      node[parts[i]] = YAML::Node(YAML::NodeType::Map);
+    }
+    YAML::Node next = node[parts[i]];
+    node.reset(next);
+  }
+  if (value.empty()) {
+    node.remove(parts.back());
+  } else {
+    node[parts.back()] = value;
+  }
+}
+
+}  // namespace
+
+std::string rewrite_scenario_yaml(const std::string& yaml,
+                                  const std::vector<std::pair<std::string, std::string>>& set) {
+  YAML::Node root = YAML::Clone(load_yaml(yaml, "scenario"));
+  root.remove("sweep");
+  for (const auto& [path, value] : set) set_path(root, path, value);
+  YAML::Emitter out;
+  out << root;
+  return std::string(out.c_str()) + "\n";
+}
+
+SweepInput load_sweep_text(const std::string& yaml, const std::string& display_name) {
+  SweepInput in;
+  in.file = display_name;
+  in.yaml = yaml;
+  const YAML::Node root = load_yaml(yaml, display_name);
+  if (!root.IsMap() || !root["sweep"]) {
+    throw InputError({display_name, std::nullopt}, "sweep", "",
+                     "missing key: orrery sweep needs a sweep: section (docs/scenario-format.md)");
+  }
+  in.baseline = parse(root, display_name, &in.spec);
+  if (in.spec.gpu.empty()) {
+    in.raw.push_back(parse_raw(root, display_name, nullptr));
+  } else {
+    for (const auto& gpu : in.spec.gpu) {
+      YAML::Node copy = YAML::Clone(root);
+      set_path(copy, "cluster.gpu", gpu);
+      Scenario raw = parse_raw(copy, display_name, nullptr);
+      raw.origin["cluster.gpu"] = in.spec.where("sweep.gpu");
+      in.raw.push_back(std::move(raw));
+    }
+  }
+  return in;
+}
+
+SweepInput load_sweep_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw InputError({path, std::nullopt}, "", "", "cannot open the scenario file");
+  std::ostringstream text;
+  text << f.rdbuf();
+  return load_sweep_text(text.str(), path);
 }
 
 std::vector<std::string> gpu_preset_names() { return gpu_presets().names(); }

@@ -84,9 +84,9 @@ TEST(Cli, HelpListsOnlyWorkingSubcommands) {
   EXPECT_NE(r.out.find("run"), std::string::npos);
   EXPECT_NE(r.out.find("validate"), std::string::npos);
   EXPECT_NE(r.out.find("  calibrate"), std::string::npos);
-  for (const char* later : {"sweep", "report", "merge"}) {
-    EXPECT_EQ(r.out.find(std::string("  ") + later), std::string::npos) << later;
-  }
+  EXPECT_NE(r.out.find("  sweep"), std::string::npos);
+  EXPECT_NE(r.out.find("  merge"), std::string::npos);
+  EXPECT_NE(r.out.find("  report"), std::string::npos);
 }
 
 TEST(Cli, PresetsListsEveryKind) {

@@ -42,8 +42,17 @@ parallelism: {tp: 8, pp: 2, globl_batch: 16}
 }
 
 TEST(BadInput, UnknownTopLevelSection) {
-  expect_error(std::string(kGood) + "sweep: {tp: [1, 2]}\n",
-               {"bad.yaml:5", "'sweep'", "unknown key"});
+  expect_error(std::string(kGood) + "search: {tp: [1, 2]}\n",
+               {"bad.yaml:5", "'search'", "unknown key"});
+}
+
+TEST(BadInput, SweepKeysAreCheckedEvenByCheckAndRun) {
+  expect_error(std::string(kGood) + "sweep: {tp: [1, 2], microbatches: [1]}\n",
+               {"bad.yaml:5", "sweep.microbatches", "did you mean 'microbatch'"});
+  expect_error(std::string(kGood) + "sweep: {recompute: [none, ful]}\n",
+               {"bad.yaml:5", "sweep.recompute", "'ful'", "did you mean 'full'"});
+  expect_error(std::string(kGood) + "sweep: {pp: {from: 8, to: 2}}\n",
+               {"bad.yaml:5", "sweep.pp.to", "is below from (8)"});
 }
 
 TEST(BadInput, MissingKey) {

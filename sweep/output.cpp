@@ -1,0 +1,365 @@
+#include "sweep/output.h"
+
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+
+#include <map>
+
+#include "core/units.h"
+
+namespace orrery {
+namespace {
+
+using nlohmann::ordered_json;
+
+const char* compression_name(CompressionSpec::Scheme s) { return to_string(s); }
+
+std::string csv_quote(const std::string& s) {
+  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+  std::string out = "\"";
+  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
+
+std::string num(double v) { return fmt::format("{:.9g}", v); }
+std::string opt(const std::optional<double>& v) { return v ? num(*v) : std::string(); }
+
+// The FNV-1a hash of the scenario text: shards of another sweep are refused.
+std::string fingerprint(const SweepInput& in) {
+  std::uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : in.yaml) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return fmt::format("{:016x}", h);
+}
+
+constexpr double kGiB = 1073741824.0;
+
+const std::vector<std::string> kBreakdownColumns = {
+    "compute_s", "recompute_s", "tp_exposed_s", "ep_exposed_s", "cp_exposed_s",
+    "pp_exposed_s", "dp_exposed_s", "bubble_s", "optimizer_s"};
+
+std::vector<double> breakdown_values(const Breakdown& b) {
+  return {b.compute,    b.recompute,  b.tp_exposed, b.ep_exposed, b.cp_exposed,
+          b.pp_exposed, b.dp_exposed, b.bubble,     b.optimizer};
+}
+
+Breakdown breakdown_from(const std::vector<double>& v) {
+  Breakdown b;
+  b.compute = v.at(0);
+  b.recompute = v.at(1);
+  b.tp_exposed = v.at(2);
+  b.ep_exposed = v.at(3);
+  b.cp_exposed = v.at(4);
+  b.pp_exposed = v.at(5);
+  b.dp_exposed = v.at(6);
+  b.bubble = v.at(7);
+  b.optimizer = v.at(8);
+  return b;
+}
+
+std::string split_label(const CandidateResult& c) {
+  std::string s = fmt::format("tp{} pp{} dp{}", c.a.tp, c.a.pp, c.dp);
+  if (c.a.vp > 1) s += fmt::format(" vp{}", c.a.vp);
+  return s;
+}
+
+int counted(const SweepResult& r, Status s) {
+  int n = 0;
+  for (const auto& c : r.candidates) n += c.status == s ? 1 : 0;
+  return n;
+}
+
+std::string objective_text(Objective o, double v) {
+  switch (o) {
+    case Objective::step_time:
+    case Objective::time_to_train: return format_seconds(Seconds(v));
+    case Objective::cost: return fmt::format("${:.2f}", v);
+    case Objective::energy: return fmt::format("{:.1f} kWh", v);
+  }
+  return num(v);
+}
+
+}  // namespace
+
+std::string render_sweep_table(const SweepInput& in, const SweepResult& r) {
+  const SweepSpec& w = in.spec;
+  std::string out;
+  out += fmt::format("sweep       {}\n", in.baseline.name);
+  out += fmt::format(
+      "candidates  {} : {} invalid, {} over max_gpus, {} out of memory, {} over budget, {} not "
+      "modelled, {} pruned by the bound, {} simulated\n",
+      r.candidates.size(), counted(r, Status::invalid), counted(r, Status::over_gpus),
+      counted(r, Status::out_of_memory), counted(r, Status::over_budget),
+      counted(r, Status::unsupported), r.pruned, r.simulated);
+  std::string objs;
+  for (Objective o : w.objectives) objs += (objs.empty() ? "" : ", ") + std::string(to_string(o));
+  const bool single = w.objectives.size() == 1;
+  out += fmt::format("objective   {}{}\n\n", objs,
+                     single ? fmt::format(" (top {})", w.top) : " (Pareto front)");
+  out += fmt::format("{:>5}  {:<22} {:>3} {:>4} {:>4} {:<9} {:<6} {:>10}", "rank", "split",
+                     "mb", "zero", "prec", "recompute", "gpus", "memory");
+  for (Objective o : w.objectives) out += fmt::format(" {:>14}", to_string(o));
+  out += fmt::format(" {:>7}\n", "MFU");
+  const std::vector<int>& rows = single ? r.ranked : r.pareto;
+  const std::size_t n = single ? std::min(rows.size(), static_cast<std::size_t>(w.top)) : rows.size();
+  for (std::size_t k = 0; k < n; ++k) {
+    const CandidateResult& c = r.candidates[static_cast<std::size_t>(rows[k])];
+    out += fmt::format("{:>5}  {:<22} {:>3} {:>4} {:>4} {:<9} {:<6} {:>6.1f} GiB", k + 1,
+                       split_label(c), c.a.microbatch, c.a.zero_stage, to_string(c.a.precision),
+                       to_string(c.a.recompute), c.gpus, c.memory_bytes / kGiB);
+    for (std::size_t i = 0; i < w.objectives.size(); ++i) {
+      out += fmt::format(" {:>14}", objective_text(w.objectives[i], c.objective[i]));
+    }
+    out += fmt::format(" {:>6.1f}%\n", 100.0 * c.figures->mfu);
+  }
+  if (rows.empty()) out += "  (no candidate could be simulated)\n";
+  const CandidateResult& b = r.baseline;
+  if (b.status == Status::simulated) {
+    out += fmt::format("\nas written   {}: {}", split_label(b),
+                       objective_text(w.objectives[0], b.objective[0]));
+    if (r.baseline_rank && *r.baseline_rank == *r.baseline_rank_max) {
+      out += fmt::format(": rank {} (exact: no pruned candidate could beat it)", *r.baseline_rank);
+    } else if (r.baseline_rank) {
+      out += fmt::format(": rank {} to {} ({} pruned candidates could still beat it; raise "
+                         "sweep.top for the exact rank)",
+                         *r.baseline_rank, *r.baseline_rank_max,
+                         *r.baseline_rank_max - *r.baseline_rank);
+    }
+    out += "\n";
+  } else {
+    out += fmt::format("\nas written   not simulated: {}\n", b.reason);
+  }
+  if (!rows.empty()) {
+    const CandidateResult& best = r.candidates[static_cast<std::size_t>(rows[0])];
+    const Scenario s = candidate_scenario(in, best.a);
+    out += fmt::format("best         {} ({} GPUs of {})\n", split_label(best), best.gpus,
+                       best.gpu_name);
+    out += fmt::format("Megatron-LM  {}\n", megatron_arguments(s));
+  }
+  out += "pruned       candidates whose lower bound (GEMM and attention FLOPs at the fastest "
+         "rate, TP and ZeRO-3 bytes at line rate, pipeline chain) cannot reach the table\n";
+  return out;
+}
+
+std::string render_sweep_csv(const SweepInput& in, const SweepResult& r) {
+  const SweepSpec& w = in.spec;
+  std::string out =
+      "index,status,gpu,nodes,gpus,tp,pp,dp,vp,microbatch,global_batch,zero_stage,recompute,"
+      "precision,compression,memory_gib,capacity_gib";
+  for (Objective o : w.objectives) out += fmt::format(",bound_{}", to_string(o));
+  out += ",step_time_s";
+  for (const auto& col : kBreakdownColumns) out += "," + col;
+  out += ",tokens_per_s,mfu,time_to_train_s,cost_usd,energy_kwh,rank,reason\n";
+  std::map<int, int> rank;
+  for (std::size_t k = 0; k < r.ranked.size(); ++k) rank[r.ranked[k]] = static_cast<int>(k) + 1;
+  for (const auto& c : r.candidates) {
+    const Assignment& a = c.a;
+    out += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},", c.index,
+                       to_string(c.status), csv_quote(in.raw[static_cast<std::size_t>(a.gpu)]
+                                                          .cluster.gpu.name),
+                       a.nodes, c.gpus, a.tp, a.pp, c.dp, a.vp, a.microbatch, a.global_batch,
+                       a.zero_stage, to_string(a.recompute), to_string(a.precision),
+                       compression_name(a.compression));
+    out += c.capacity_bytes > 0 ? num(c.memory_bytes / kGiB) + "," + num(c.capacity_bytes / kGiB)
+                                : std::string(",");
+    for (std::size_t i = 0; i < w.objectives.size(); ++i) {
+      out += "," + (i < c.bound.size() ? num(c.bound[i]) : std::string());
+    }
+    if (c.figures && c.status != Status::pruned) {
+      const Figures& f = *c.figures;
+      out += "," + num(f.step_time_s);
+      for (double v : breakdown_values(f.breakdown)) out += "," + num(v);
+      out += "," + num(f.tokens_per_s) + "," + num(f.mfu) + "," + opt(f.time_to_train_s) + "," +
+             opt(f.cost_usd) + "," + opt(f.energy_kwh);
+    } else {
+      out += std::string(5 + kBreakdownColumns.size(), ',');
+    }
+    auto it = rank.find(c.index);
+    out += "," + (it == rank.end() ? std::string() : std::to_string(it->second));
+    out += "," + csv_quote(c.reason) + "\n";
+  }
+  return out;
+}
+
+namespace {
+
+ordered_json figures_json(const Figures& f) {
+  ordered_json j;
+  j["step_time_s"] = f.step_time_s;
+  ordered_json b;
+  const std::vector<double> v = breakdown_values(f.breakdown);
+  for (std::size_t i = 0; i < v.size(); ++i) b[kBreakdownColumns[i]] = v[i];
+  j["breakdown"] = b;
+  j["tokens_per_s"] = f.tokens_per_s;
+  j["mfu"] = f.mfu;
+  if (f.time_to_train_s) j["time_to_train_s"] = *f.time_to_train_s;
+  if (f.cost_usd) j["cost_usd"] = *f.cost_usd;
+  if (f.energy_kwh) j["energy_kwh"] = *f.energy_kwh;
+  return j;
+}
+
+Figures figures_from(const ordered_json& j) {
+  Figures f;
+  f.step_time_s = j.at("step_time_s").get<double>();
+  std::vector<double> v;
+  for (const auto& col : kBreakdownColumns) v.push_back(j.at("breakdown").at(col).get<double>());
+  f.breakdown = breakdown_from(v);
+  f.tokens_per_s = j.at("tokens_per_s").get<double>();
+  f.mfu = j.at("mfu").get<double>();
+  if (j.contains("time_to_train_s")) f.time_to_train_s = j["time_to_train_s"].get<double>();
+  if (j.contains("cost_usd")) f.cost_usd = j["cost_usd"].get<double>();
+  if (j.contains("energy_kwh")) f.energy_kwh = j["energy_kwh"].get<double>();
+  return f;
+}
+
+ordered_json candidate_json(const SweepInput& in, const CandidateResult& c) {
+  ordered_json j;
+  j["index"] = c.index;
+  j["status"] = to_string(c.status);
+  j["gpu"] = in.raw[static_cast<std::size_t>(c.a.gpu)].cluster.gpu.name;
+  j["nodes"] = c.a.nodes;
+  j["gpus"] = c.gpus;
+  j["tp"] = c.a.tp;
+  j["pp"] = c.a.pp;
+  j["dp"] = c.dp;
+  j["vp"] = c.a.vp;
+  j["microbatch"] = c.a.microbatch;
+  j["global_batch"] = c.a.global_batch;
+  j["zero_stage"] = c.a.zero_stage;
+  j["recompute"] = to_string(c.a.recompute);
+  j["precision"] = to_string(c.a.precision);
+  j["compression"] = to_string(c.a.compression);
+  if (c.capacity_bytes > 0) {
+    j["memory_bytes"] = c.memory_bytes;
+    j["capacity_bytes"] = c.capacity_bytes;
+  }
+  if (!c.bound.empty()) j["bound"] = c.bound;
+  if (c.figures && c.status != Status::pruned) j["figures"] = figures_json(*c.figures);
+  if (!c.reason.empty()) j["reason"] = c.reason;
+  return j;
+}
+
+}  // namespace
+
+std::string render_sweep_json(const SweepInput& in, const SweepResult& r) {
+  ordered_json j;
+  ordered_json summary;
+  summary["scenario"] = in.baseline.name;
+  std::vector<std::string> objs;
+  for (Objective o : in.spec.objectives) objs.emplace_back(to_string(o));
+  summary["objectives"] = objs;
+  summary["candidates"] = r.candidates.size();
+  summary["valid"] = r.valid;
+  for (Status s : {Status::invalid, Status::over_gpus, Status::out_of_memory, Status::over_budget,
+                   Status::unsupported}) {
+    summary[to_string(s)] = counted(r, s);
+  }
+  summary["pruned"] = r.pruned;
+  summary["simulated"] = r.simulated;
+  j["summary"] = summary;
+  ordered_json b = candidate_json(in, r.baseline);
+  b.erase("index");
+  if (r.baseline_rank) {
+    b["rank_min"] = *r.baseline_rank;
+    b["rank_max"] = *r.baseline_rank_max;
+  }
+  j["baseline"] = b;
+  j["ranked"] = r.ranked;
+  j["pareto"] = r.pareto;
+  if (!r.ranked.empty()) {
+    const auto& best = r.candidates[static_cast<std::size_t>(
+        in.spec.objectives.size() == 1 ? r.ranked[0] : r.pareto[0])];
+    const Scenario bs = candidate_scenario(in, best.a);
+    j["best_megatron_arguments"] = megatron_arguments(bs);
+    // The best configuration's simulated timeline: every task that took time, as
+    // [simulated GPU, stream, kind, start s, end s], for orrery report.
+    const StepResult step = simulate_step(bs);
+    ordered_json tl = ordered_json::array();
+    for (std::size_t t = 0; t < step.graph.tasks.size(); ++t) {
+      const Task& task = step.graph.tasks[t];
+      const TaskTiming& when = step.timeline.timing.at(t);
+      if (when.end <= when.start) continue;
+      tl.push_back(ordered_json::array({task.rank, to_string(task.stream), to_string(task.kind),
+                                        when.start, when.end}));
+    }
+    j["best_timeline"] = tl;
+  }
+  ordered_json list = ordered_json::array();
+  for (const auto& c : r.candidates) list.push_back(candidate_json(in, c));
+  j["candidates"] = list;
+  return j.dump(1) + "\n";
+}
+
+std::string best_scenario_yaml(const SweepInput& in, const SweepResult& r) {
+  const std::vector<int>& rows = in.spec.objectives.size() == 1 ? r.ranked : r.pareto;
+  if (rows.empty()) {
+    throw InputError(in.spec.where("sweep"), "sweep", "", "no candidate was simulated");
+  }
+  const CandidateResult& best = r.candidates[static_cast<std::size_t>(rows[0])];
+  return fmt::format("# The best candidate of the sweep in {} ({}).\n", in.file,
+                     split_label(best)) +
+         rewrite_scenario_yaml(in.yaml, candidate_settings(in, best));
+}
+
+std::string write_shard(const SweepInput& in, const SweepResult& r, int shard, int shards) {
+  ordered_json j;
+  j["orrery_sweep_shard"] = 1;
+  j["scenario"] = in.file;
+  j["fingerprint"] = fingerprint(in);
+  j["shard"] = shard;
+  j["shards"] = shards;
+  j["candidates"] = r.candidates.size();
+  ordered_json results = ordered_json::array();
+  for (const auto& c : r.candidates) {
+    if (c.status != Status::simulated && c.status != Status::over_budget &&
+        c.status != Status::unsupported) {
+      continue;
+    }
+    if (c.status != Status::unsupported && !c.figures) continue;
+    ordered_json e;
+    e["index"] = c.index;
+    if (c.status == Status::unsupported) {
+      e["unsupported"] = c.reason;
+    } else {
+      e["figures"] = figures_json(*c.figures);
+    }
+    results.push_back(e);
+  }
+  j["results"] = results;
+  return j.dump() + "\n";
+}
+
+SweepResult read_shard(const SweepInput& in, const std::string& text, const std::string& file) {
+  SweepResult r;
+  try {
+    const ordered_json j = ordered_json::parse(text);
+    if (!j.contains("orrery_sweep_shard")) {
+      throw InputError({file, std::nullopt}, "", "", "not a shard file of orrery sweep --shard");
+    }
+    if (j.at("fingerprint").get<std::string>() != fingerprint(in)) {
+      throw InputError({file, std::nullopt}, "fingerprint", j["fingerprint"].get<std::string>(),
+                       fmt::format("written for another scenario text than {} ({})", in.file,
+                                   fingerprint(in)));
+    }
+    for (const auto& e : j.at("results")) {
+      CandidateResult c;
+      c.index = e.at("index").get<int>();
+      if (e.contains("unsupported")) {
+        c.status = Status::unsupported;
+        c.reason = e["unsupported"].get<std::string>();
+      } else {
+        c.status = Status::simulated;
+        c.figures = figures_from(e.at("figures"));
+      }
+      r.candidates.push_back(c);
+    }
+  } catch (const nlohmann::json::exception& e) {
+    throw InputError({file, std::nullopt}, "", "", std::string("malformed shard file: ") + e.what());
+  }
+  return r;
+}
+
+}  // namespace orrery

@@ -1,0 +1,142 @@
+// Design-space search: a scenario's sweep section becomes candidates (copies of the
+// scenario with fields replaced, validated like a loaded scenario), which are filtered
+// by the memory model and the constraints, bounded below, simulated only while they can
+// still win, and ranked.
+//
+// Candidates, in a fixed nested order (gpu, nodes, precision, compression, global_batch,
+// tp, pp, vp, dp, microbatch, zero_stage, recompute; the first varies slowest). `auto`:
+//   tp          every divisor of the GPU count that is at most model.heads;
+//   pp          every divisor of the GPU count that is at most model.layers;
+//   vp          1, and with pp >= 2 every v >= 2 with pp*v dividing model.layers;
+//   microbatch  every b with b*dp dividing global_batch.
+// dp not swept: derived from the GPU count (GPUs / (tp*pp*cp)) whenever tp, pp or nodes
+// are swept, else the scenario's own.
+//
+// Pruning (exact): every candidate that passes validation, the constraints and the memory
+// model gets a lower bound on each objective from a lower bound on its step time
+// (sweep.cpp, step_time_bound):
+//  - compute: each op timed by a rate (GEMMs, attention) at R, the fastest rate the
+//    roofline of calibrate/compute_model.h gives any op on this GPU (max over formats of
+//    peak * gemm_efficiency * max(1, ramp fractions), and peak16 * attention_efficiency;
+//    with a calibration profile, the largest datasheet peak); memory-bound ops count 0;
+//  - tensor-parallel collectives the compute waits for (none with tp_comm_overlap), as
+//    the simulator issues them, each at least (n-1)/n S over the GPU's NVLink + NIC line
+//    rate, and for a group over k nodes (k-1)/k S over its members' NICs there;
+//  - per pipeline rank k, Tf_k and Tb_k (forward; backward + recompute) per micro-batch:
+//    a rank runs its m micro-batches in series, step >= m (Tf_k + Tb_k); with GPipe/1F1B
+//    its first forward waits for ranks 0..k-1 and rank 0's last backward for ranks k..1,
+//    step >= sum_{i<k} (Tf_i + Tb_i) + m (Tf_k + Tb_k) (interleaved: the first chunk of
+//    each rank i < k); DualPipe: each rank's two stages for half the micro-batches;
+//  - ZeRO-3: each rank's parameter gathers and gradient reduce-scatters bring at least
+//    (d-1)/d of their bytes into each GPU, at most at NVLink + NIC line rate.
+// Communication beyond these, the bubble beyond the chain, the optimizer and slowdowns
+// only add. Time to train, cost and energy are evaluated at that step time with zero
+// utilisation (idle draw), all increasing in the step time. Candidates are taken in increasing order of the first objective's bound, in
+// waves of a fixed size; before each wave the threshold is set from the results so far:
+// one objective: skip a candidate whose bound exceeds the top-th best value; several:
+// skip a candidate whose bound vector is dominated by a simulated point. A skipped
+// candidate cannot enter the ranked table or the Pareto front.
+//
+// Determinism: the waves, thresholds and output order do not depend on the thread count
+// or on how candidates are sharded: shards (and MPI ranks) simulate their share with
+// thresholds drawn from their own results only (never lower than the global ones), and
+// merging replays the single-process decisions over the union, so every output is
+// byte-identical to one process's.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "scenario/spec.h"
+#include "scenario/sweep_spec.h"
+#include "simulator/step.h"
+
+namespace orrery {
+
+// The fields a candidate sets. Only the fields the sweep names are applied.
+struct Assignment {
+  int gpu = 0;  // index into SweepInput::raw
+  int nodes = 1, tp = 1, pp = 1, vp = 1, dp = 0 /* 0: derived */, microbatch = 1;
+  int global_batch = 1, zero_stage = 0;
+  Recompute recompute = Recompute::none;
+  Precision precision = Precision::bf16;
+  CompressionSpec::Scheme compression = CompressionSpec::Scheme::none;
+};
+
+enum class Status { invalid, over_gpus, out_of_memory, over_budget, pruned, unsupported, simulated };
+const char* to_string(Status s);
+
+// What a simulation yields that the outputs use; doubles, exactly round-tripped through
+// shard files.
+struct Figures {
+  double step_time_s = 0;
+  Breakdown breakdown;  // the busiest stage's
+  double tokens_per_s = 0;
+  double mfu = 0;
+  std::optional<double> time_to_train_s, cost_usd, energy_kwh;
+};
+
+struct CandidateResult {
+  int index = 0;
+  Assignment a;
+  Status status = Status::invalid;
+  std::string reason;     // invalid / unsupported: the validation message (key: why)
+  // Resolved split (after validation).
+  int gpus = 0, dp = 0;
+  std::string gpu_name;
+  double memory_bytes = 0, capacity_bytes = 0;
+  std::vector<double> bound;  // lower bound per objective
+  std::optional<Figures> figures;
+  std::vector<double> objective;  // per objective, when simulated
+};
+
+struct SweepOptions {
+  int threads = 1;
+  int shard = 0, shards = 1;  // this process simulates its share only (no ranking)
+  // Called after each wave: candidates decided so far, of those needing a decision.
+  std::function<void(std::size_t done, std::size_t total)> progress;
+};
+
+struct SweepResult {
+  std::vector<CandidateResult> candidates;  // every candidate, by index
+  std::vector<int> ranked;                  // simulated indices, best first (one objective)
+  std::vector<int> pareto;                  // the front, by first objective (several)
+  std::size_t valid = 0, simulated = 0, pruned = 0;
+  CandidateResult baseline;                 // the scenario as written
+  // One objective: the scenario as written ranks between these (1-based, among every
+  // candidate that passed the constraints): min counts the simulated candidates faster
+  // than it, max adds the pruned ones whose bound does not rule it out. Equal: exact.
+  std::optional<int> baseline_rank, baseline_rank_max;
+};
+
+// Expands the candidates in the documented order. Throws InputError naming the sweep key
+// when the sweep is empty.
+std::vector<Assignment> expand(const SweepInput& in);
+
+// The candidate's scenario: a copy of in.raw[a.gpu] with the swept fields replaced, then
+// validated. Throws InputError when the combination is invalid.
+Scenario candidate_scenario(const SweepInput& in, const Assignment& a);
+
+// Runs the sweep. With options.shards > 1 only this shard's simulations are made and
+// the result is partial: pass every shard's candidates to `merge_shards`.
+SweepResult run_sweep(const SweepInput& in, const SweepOptions& options);
+
+// The single-process result from the shards' results (one SweepResult per shard, in any
+// order). Throws InputError when shards are missing or come from another sweep.
+SweepResult merge_shards(const SweepInput& in, const std::vector<SweepResult>& shards);
+
+// The Pareto front (minimisation) of `points`: indices of the points no other point
+// dominates (<= in every objective, < in one), in input order.
+std::vector<int> pareto_front(const std::vector<std::vector<double>>& points);
+
+// The candidate's (key path, value) pairs for rewrite_scenario_yaml: every swept field,
+// with dp and the schedule resolved.
+std::vector<std::pair<std::string, std::string>> candidate_settings(const SweepInput& in,
+                                                                    const CandidateResult& c);
+
+// Megatron-LM's arguments for the candidate's split (pretrain_gpt.py flags).
+std::string megatron_arguments(const Scenario& s);
+
+}  // namespace orrery

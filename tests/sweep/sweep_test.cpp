@@ -1,0 +1,301 @@
+// The sweep: candidate counts derived by hand, pruning that never drops a winner, the
+// Pareto front, Megatron-LM arguments, and outputs that do not depend on threads or shards.
+#include "sweep/sweep.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <string>
+
+#include "scenario/load.h"
+#include "model/training_run.h"
+#include "sweep/output.h"
+
+namespace orrery {
+namespace {
+
+// 8 A100s in one node, the 1.7B model of Narayanan et al. 2021 Table 1 (24 layers, 24
+// heads, ffn 9216), global batch 16.
+const std::string kBase = R"(name: small sweep
+cluster: {preset: dgx-a100, nodes: 1}
+model: {preset: narayanan-1.7b}
+parallelism: {tp: 2, pp: 2, microbatch: 1, global_batch: 16}
+training: {precision: bf16}
+)";
+
+SweepInput load(const std::string& sweep) { return load_sweep_text(kBase + sweep, "t.yaml"); }
+
+std::size_t count(const SweepResult& r, Status s) {
+  std::size_t n = 0;
+  for (const auto& c : r.candidates) n += c.status == s ? 1 : 0;
+  return n;
+}
+
+TEST(SplitSweep, ListCountsByHand) {
+  // 4 tp x 2 pp x 2 micro-batch x 2 recompute = 32 candidates; tp8 x pp2 = 16 GPUs does
+  // not divide the 8 GPUs (dp cannot be derived): 2 x 2 = 4 invalid, 28 valid.
+  const SweepInput in = load(
+      "sweep: {tp: [1, 2, 4, 8], pp: [1, 2], microbatch: [1, 2], recompute: [none, full]}\n");
+  EXPECT_EQ(expand(in).size(), 32u);
+  SweepOptions o;
+  o.threads = 2;
+  const SweepResult r = run_sweep(in, o);
+  EXPECT_EQ(r.candidates.size(), 32u);
+  EXPECT_EQ(count(r, Status::invalid), 4u);
+  EXPECT_EQ(r.valid, 28u);
+}
+
+TEST(SplitSweep, AutoCountsByHand) {
+  // tp, pp auto: divisors of 8 -> {1,2,4,8} each. vp auto: pp1 {1}; pp2 {1,2,3,4,6,12};
+  // pp4 {1,2,3,6}; pp8 {1,3}. dp = 8/(tp*pp); microbatch auto: b with b*dp | 16:
+  // dp8 2, dp4 3, dp2 4, dp1 5 values; where tp*pp > 8 the micro-batch stays 1.
+  //   tp1: 2*1 + 3*6 + 4*4 + 5*2 = 46    tp2: 3 + 4*6 + 5*4 + 1*2 = 49
+  //   tp4: 4 + 5*6 + 1*4 + 1*2 = 40      tp8: 5 + 1*6 + 1*4 + 1*2 = 17   total 152.
+  // Invalid: tp*pp > 8: 2+4+2+6+4+2 = 20; interleaving with micro-batches (16/(b*dp)) not a
+  // multiple of pp: tp1pp2 5, tp1pp4 2*3, tp1pp8 3, tp2pp2 5, tp2pp4 2*3, tp4pp2 5 = 30.
+  // 152 - 50 = 102 valid.
+  const SweepInput in = load("sweep: {tp: auto, pp: auto, vp: auto, microbatch: auto}\n");
+  EXPECT_EQ(expand(in).size(), 152u);
+  SweepOptions o;
+  o.threads = 2;
+  const SweepResult r = run_sweep(in, o);
+  EXPECT_EQ(r.valid, 102u);
+}
+
+TEST(SplitSweep, RangesExpand) {
+  // {from: 1, to: 8, factor: 2} = 1, 2, 4, 8; {from: 1, to: 3} = 1, 2, 3.
+  const SweepInput in = load("sweep: {tp: {from: 1, to: 8, factor: 2}, microbatch: {from: 1, to: 3}}\n");
+  EXPECT_EQ(in.spec.tp.values, (std::vector<int>{1, 2, 4, 8}));
+  EXPECT_EQ(in.spec.microbatch.values, (std::vector<int>{1, 2, 3}));
+  EXPECT_EQ(expand(in).size(), 12u);
+}
+
+TEST(SplitSweep, PruningNeverDropsACandidateThatCouldRank) {
+  // Every pruned candidate, simulated here anyway, is slower than the top-th best; every
+  // bound is below the step time it bounds.
+  const SweepInput in = load(
+      "sweep: {tp: [1, 2, 4, 8], pp: [1, 2, 4], microbatch: [1, 2, 4], recompute: [none, "
+      "selective, full], zero_stage: [1, 3], top: 3}\n");
+  SweepOptions o;
+  o.threads = 2;
+  const SweepResult r = run_sweep(in, o);
+  ASSERT_GE(r.ranked.size(), 3u);
+  EXPECT_GT(r.pruned, 0u) << "the test needs some pruning to mean anything";
+  const double third = r.candidates[static_cast<std::size_t>(r.ranked[2])].objective[0];
+  for (const auto& c : r.candidates) {
+    if (c.status == Status::simulated) {
+      EXPECT_LE(c.bound[0], c.objective[0]) << c.index;
+    }
+    if (c.status != Status::pruned) continue;
+    const double t = simulate_step(candidate_scenario(in, c.a)).step_time.value();
+    EXPECT_GT(t, third) << c.index;
+    EXPECT_LE(c.bound[0], t) << c.index;
+  }
+}
+
+TEST(SplitSweep, SameBytesWithAnyThreadCountAndShards) {
+  const SweepInput in = load(
+      "sweep: {tp: [1, 2, 4, 8], pp: [1, 2, 4], microbatch: [1, 2, 4], recompute: [none, "
+      "full], top: 2}\n");
+  SweepOptions one;
+  one.threads = 1;
+  const SweepResult r1 = run_sweep(in, one);
+  SweepOptions two;
+  two.threads = 2;
+  const SweepResult r2 = run_sweep(in, two);
+  const std::string csv = render_sweep_csv(in, r1);
+  EXPECT_EQ(csv, render_sweep_csv(in, r2));
+  EXPECT_EQ(render_sweep_json(in, r1), render_sweep_json(in, r2));
+  // Three shards, through their files, merged.
+  std::vector<SweepResult> shards;
+  for (int i = 0; i < 3; ++i) {
+    SweepOptions s;
+    s.shard = i;
+    s.shards = 3;
+    const std::string file = write_shard(in, run_sweep(in, s), i, 3);
+    shards.push_back(read_shard(in, file, "shard" + std::to_string(i)));
+  }
+  const SweepResult merged = merge_shards(in, shards);
+  EXPECT_EQ(render_sweep_csv(in, merged), csv);
+  EXPECT_EQ(render_sweep_table(in, merged), render_sweep_table(in, r1));
+  // A missing shard is an error, not a quietly smaller result.
+  shards.pop_back();
+  EXPECT_THROW(merge_shards(in, shards), InputError);
+}
+
+TEST(SplitSweep, ParetoFrontOfAHandMadeSet) {
+  // (2,2) dominates (3,3); (1,5), (2,2), (5,1) trade off; the repeated (2,2) is not
+  // strictly dominated by its twin, so both stay.
+  const std::vector<std::vector<double>> pts = {{1, 5}, {2, 2}, {3, 3}, {5, 1}, {2, 2}, {5, 5}};
+  EXPECT_EQ(pareto_front(pts), (std::vector<int>{0, 1, 3, 4}));
+}
+
+TEST(SplitSweep, MegatronArgumentsOfThePublishedGpt3Layout) {
+  const Scenario s = load_scenario_file(std::string(ORRERY_SOURCE_DIR) +
+                                        "/scenarios/gpt3-175b-a100-1024.yaml");
+  EXPECT_EQ(megatron_arguments(s),
+            "--tensor-model-parallel-size 8 --pipeline-model-parallel-size 8 --micro-batch-size 1 "
+            "--global-batch-size 1536 --recompute-granularity full --recompute-method uniform "
+            "--recompute-num-layers 1 --fp16");
+  // Interleaved: 96 layers / (8 stages x 4 chunks) = 3 layers per virtual stage.
+  Scenario v = s;
+  v.parallelism.virtual_pipeline_stages = 4;
+  v.parallelism.zero_stage = 1;
+  v.training.recompute = Recompute::selective;
+  v.training.precision = Precision::bf16;
+  EXPECT_EQ(megatron_arguments(v),
+            "--tensor-model-parallel-size 8 --pipeline-model-parallel-size 8 "
+            "--num-layers-per-virtual-pipeline-stage 3 --micro-batch-size 1 --global-batch-size "
+            "1536 --recompute-granularity selective --use-distributed-optimizer --bf16");
+}
+
+TEST(SplitSweep, BestScenarioLoadsAndMatchesTheWinner) {
+  const SweepInput in = load("sweep: {tp: [1, 2, 4], pp: [1, 2], recompute: [none, full]}\n");
+  SweepOptions o;
+  const SweepResult r = run_sweep(in, o);
+  const std::string yaml = best_scenario_yaml(in, r);
+  const Scenario best = load_scenario_text(yaml, "best.yaml");
+  const CandidateResult& w = r.candidates[static_cast<std::size_t>(r.ranked[0])];
+  EXPECT_EQ(best.parallelism.tp, w.a.tp);
+  EXPECT_EQ(best.parallelism.pp, w.a.pp);
+  EXPECT_EQ(best.parallelism.dp, w.dp);
+  EXPECT_EQ(best.training.recompute, w.a.recompute);
+  EXPECT_EQ(simulate_step(best).step_time.value(), w.figures->step_time_s);
+}
+
+TEST(SplitSweep, BadSweepsAreInputErrorsNamingTheKey) {
+  auto error_of = [&](const std::string& sweep) {
+    try {
+      const SweepInput in = load(sweep);
+      run_sweep(in, SweepOptions{});
+    } catch (const InputError& e) {
+      return e.key() + " | " + e.why();
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(error_of("sweep: {tp: []}\n"), "sweep.tp | an empty sweep: give at least one value");
+  EXPECT_NE(error_of("sweep: {tpp: [1]}\n").find("did you mean 'tp'"), std::string::npos);
+  // tp 16 and 32 cannot split 8 GPUs: every candidate is invalid.
+  EXPECT_EQ(error_of("sweep: {tp: [16, 32]}\n").substr(0, 8), "sweep | ");
+  EXPECT_EQ(error_of("sweep: {objectives: [cost]}\n"),
+            "sweep.objectives | needs training.target (tokens, samples, steps or critical_batch)");
+  EXPECT_EQ(error_of("sweep: {dp: auto}\n"),
+            "sweep.dp | auto applies to tp, pp, vp and microbatch; list the values");
+}
+
+}  // namespace
+}  // namespace orrery
+
+#include "sweep/html.h"
+
+namespace orrery {
+namespace {
+
+TEST(SweepReport, SelfContainedDeterministicAndChecksItsCharts) {
+  const SweepInput in = load("sweep: {tp: [1, 2, 4], pp: [1, 2], recompute: [none, full]}\n");
+  const SweepResult r = run_sweep(in, SweepOptions{});
+  const std::string json = render_sweep_json(in, r);
+  const std::string html = render_sweep_html(json, "r.json");
+  EXPECT_EQ(html, render_sweep_html(json, "r.json"));
+  std::size_t charts = 0;
+  for (auto at = html.find("<svg class=\"chart\""); at != std::string::npos;
+       at = html.find("<svg class=\"chart\"", at + 1)) {
+    ++charts;
+  }
+  EXPECT_EQ(charts, 5u);  // breakdown, memory, time against cost, scaling, timeline
+  EXPECT_EQ(html.find("http://www.w3.org/2000/svg"), html.find("http"));  // only the namespace
+  EXPECT_NE(html.find("data-status"), std::string::npos);
+  EXPECT_THROW(render_sweep_html("{\"a\": 1}", "x.json"), InputError);
+  EXPECT_THROW(render_sweep_html("not json", "x.json"), InputError);
+}
+
+}  // namespace
+}  // namespace orrery
+
+namespace orrery {
+namespace {
+
+TEST(SplitSweep, ParetoPruningKeepsTheFront) {
+  // Step time against the whole run's cost over 1 and 2 nodes: the front is computed over
+  // the simulated candidates; every pruned one, simulated here anyway, is dominated by a
+  // point of the front (or equals one).
+  const SweepInput in = load_sweep_text(R"(name: pareto
+cluster: {preset: dgx-a100, nodes: 2}
+model: {preset: narayanan-1.7b}
+parallelism: {tp: 2, pp: 2, microbatch: 1, global_batch: 32}
+training: {precision: bf16, target: {tokens: 1.0e9}}
+cost: {usd_per_gpu_hour: 2.0}
+sweep: {nodes: [1, 2], tp: [1, 2, 4], pp: [1, 2, 4], recompute: [none, full],
+        objectives: [step_time, cost]}
+)",
+                                        "p.yaml");
+  SweepOptions o;
+  o.threads = 2;
+  const SweepResult r = run_sweep(in, o);
+  ASSERT_FALSE(r.pareto.empty());
+  std::vector<std::vector<double>> front;
+  for (int i : r.pareto) front.push_back(r.candidates[static_cast<std::size_t>(i)].objective);
+  // The front is the front of every simulated point.
+  std::vector<std::vector<double>> all;
+  std::vector<int> ids;
+  for (const auto& c : r.candidates) {
+    if (c.status != Status::simulated) continue;
+    all.push_back(c.objective);
+    ids.push_back(c.index);
+  }
+  std::vector<int> expect;
+  for (int k : pareto_front(all)) expect.push_back(ids[static_cast<std::size_t>(k)]);
+  std::vector<int> got = r.pareto;
+  std::sort(got.begin(), got.end());
+  EXPECT_EQ(got, expect);
+  std::size_t pruned = 0;
+  for (const auto& c : r.candidates) {
+    if (c.status != Status::pruned) continue;
+    ++pruned;
+    const Scenario sc = candidate_scenario(in, c.a);
+    const StepResult s = simulate_step(sc);
+    double u = 0;
+    for (const StageReport& st : s.stages) u += st.utilization;
+    u /= static_cast<double>(s.stages.size());
+    const double t = s.step_time.value();
+    const double usd = *estimate_run(sc, s.step_time, u, s.warmup_step_time).usd;
+    bool dominated = false;
+    for (const auto& f : front) dominated = dominated || (f[0] <= t && f[1] <= usd);
+    EXPECT_TRUE(dominated) << c.index << ": " << t << " s, $" << usd;
+  }
+  EXPECT_GT(pruned, 0u) << "the test needs some pruning to mean anything";
+}
+
+}  // namespace
+}  // namespace orrery
+
+namespace orrery {
+namespace {
+
+TEST(SplitSweep, ConstraintsDropCandidatesBeforeSimulating) {
+  // nodes 1 and 2 of 8 GPUs with max_gpus 8: the 16-GPU candidate is dropped; dp is
+  // derived per candidate (8 / (2*2) = 2 on one node).
+  const SweepInput in = load("sweep: {nodes: [1, 2], constraints: {max_gpus: 8}}\n");
+  const SweepResult r = run_sweep(in, SweepOptions{});
+  ASSERT_EQ(r.candidates.size(), 2u);
+  EXPECT_EQ(r.candidates[0].status, Status::simulated);
+  EXPECT_EQ(r.candidates[0].dp, 2);
+  EXPECT_EQ(r.candidates[1].status, Status::over_gpus);
+  EXPECT_EQ(r.candidates[1].gpus, 16);
+  // fits_memory: the 1.7B model unsplit (tp1 pp1 dp8) with micro-batch 16 and no
+  // recomputation keeps 24 layers x 2048 x 16 x 2304 x 34 bytes = 62 GB of activations
+  // (Korthikanti et al. 2022) beside 1.7e9 x 18 = 31 GB of model state: over 80 GiB.
+  const std::string big = R"(cluster: {preset: dgx-a100, nodes: 1}
+model: {preset: narayanan-1.7b}
+parallelism: {tp: 1, pp: 1, microbatch: 16, global_batch: 128}
+training: {precision: bf16, recompute: none}
+)";
+  const SweepInput on = load_sweep_text(big + "sweep: {microbatch: [16]}\n", "on.yaml");
+  EXPECT_EQ(run_sweep(on, SweepOptions{}).candidates[0].status, Status::out_of_memory);
+  const SweepInput off = load_sweep_text(
+      big + "sweep: {microbatch: [16], constraints: {fits_memory: false}}\n", "off.yaml");
+  EXPECT_EQ(run_sweep(off, SweepOptions{}).candidates[0].status, Status::simulated);
+}
+
+}  // namespace
+}  // namespace orrery
