@@ -163,23 +163,40 @@ std::string render_sweep_csv(const SweepInput& in, const SweepResult& r) {
                        a.nodes, c.gpus, a.tp, a.pp, c.dp, a.vp, a.microbatch, a.global_batch,
                        a.zero_stage, to_string(a.recompute), to_string(a.precision),
                        compression_name(a.compression));
-    out += c.capacity_bytes > 0 ? num(c.memory_bytes / kGiB) + "," + num(c.capacity_bytes / kGiB)
-                                : std::string(",");
+    // (Appending piece by piece: `"," + std::string` trips GCC 12's -Wrestrict false positive.)
+    if (c.capacity_bytes > 0) {
+      out += num(c.memory_bytes / kGiB);
+      out += ',';
+      out += num(c.capacity_bytes / kGiB);
+    } else {
+      out += ',';
+    }
     for (std::size_t i = 0; i < w.objectives.size(); ++i) {
-      out += "," + (i < c.bound.size() ? num(c.bound[i]) : std::string());
+      out += ',';
+      if (i < c.bound.size()) out += num(c.bound[i]);
     }
     if (c.figures && c.status != Status::pruned) {
       const Figures& f = *c.figures;
-      out += "," + num(f.step_time_s);
-      for (double v : breakdown_values(f.breakdown)) out += "," + num(v);
-      out += "," + num(f.tokens_per_s) + "," + num(f.mfu) + "," + opt(f.time_to_train_s) + "," +
-             opt(f.cost_usd) + "," + opt(f.energy_kwh);
+      auto field = [&out](const std::string& v) {
+        out += ',';
+        out += v;
+      };
+      field(num(f.step_time_s));
+      for (double v : breakdown_values(f.breakdown)) field(num(v));
+      field(num(f.tokens_per_s));
+      field(num(f.mfu));
+      field(opt(f.time_to_train_s));
+      field(opt(f.cost_usd));
+      field(opt(f.energy_kwh));
     } else {
-      out += std::string(5 + kBreakdownColumns.size(), ',');
+      out += std::string(6 + kBreakdownColumns.size(), ',');  // step, breakdown, 5 more
     }
     auto it = rank.find(c.index);
-    out += "," + (it == rank.end() ? std::string() : std::to_string(it->second));
-    out += "," + csv_quote(c.reason) + "\n";
+    out += ',';
+    if (it != rank.end()) out += std::to_string(it->second);
+    out += ',';
+    out += csv_quote(c.reason);
+    out += '\n';
   }
   return out;
 }
