@@ -65,6 +65,16 @@ class RooflineModel final : public ComputeModel {
     const bool mixed = sb.weight < 4.0;
     const double moments = sb.optimizer - (mixed ? 4.0 : 0.0);
     optimizer_bytes_ = sb.gradient + 2 * 4.0 + 2 * moments + (mixed ? sb.weight : 0.0);
+    // Passes beyond one fused update: LAMB's trust ratio needs the norms of the weights
+    // and of the update, which it stores and reads back (read w, write and read u);
+    // LARS the norms of the weights and gradients; Adafactor the row and column means of
+    // the squared gradient before the update.
+    switch (s.training.optimizer) {
+      case Optimizer::lamb: optimizer_bytes_ += 3 * 4.0; break;
+      case Optimizer::lars: optimizer_bytes_ += 4.0 + sb.gradient; break;
+      case Optimizer::adafactor: optimizer_bytes_ += sb.gradient; break;
+      default: break;
+    }
     const std::string gpu = g.preset.empty() ? "cluster.gpu" : "GPU preset " + g.preset;
     explanation_ = {
         {fmt::format("GEMM ({})", to_string(d)),

@@ -45,7 +45,9 @@ class ComputeModel {
 //               add their bytes / (hbm * memory_efficiency).
 //   optimizer   fused update streaming its state: Adam/AdamW/LAMB read gradient, fp32
 //               master, m, v and write master, m, v and the 16-bit weight; SGD/LARS one
-//               moment; t = bytes / (hbm * memory_efficiency).
+//               moment; Adafactor none; plus extra passes: LAMB's trust ratio 12 bytes
+//               (read w, write and read u), LARS's norms 4 + gradient, Adafactor's row and
+//               column means one more gradient read; t = bytes / (hbm * memory_efficiency).
 // Throws InputError naming the missing key when the GPU lacks a measured fraction.
 std::unique_ptr<ComputeModel> make_roofline_model(const Scenario& s);
 

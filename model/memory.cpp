@@ -71,7 +71,9 @@ StateBytes state_bytes_per_param(const TrainingSpec& t) {
   b.gradient = fp32_weights ? 4.0 : dtype_bytes(t.gradient_dtype);
   const bool two_moments = t.optimizer == Optimizer::adam || t.optimizer == Optimizer::adamw ||
                            t.optimizer == Optimizer::lamb;
-  const double moments = two_moments ? 8.0 : 4.0;
+  // Adafactor keeps no per-element moment: its factored statistics are counted from the
+  // matrices' shapes (estimate_memory), a fraction of a percent of the parameters.
+  const double moments = two_moments ? 8.0 : t.optimizer == Optimizer::adafactor ? 0.0 : 4.0;
   b.optimizer = moments + (fp32_weights ? 0.0 : 4.0);  // + fp32 master weights
   return b;
 }
@@ -178,6 +180,13 @@ MemoryReport estimate_memory(const Scenario& s) {
     mem.weights = Bytes(sb.weight * (dense / wdiv_dense + expert / wdiv_expert));
     mem.gradients = Bytes(sb.gradient * (dense / gdiv_dense + expert / gdiv_expert));
     mem.optimizer = Bytes(sb.optimizer * (dense / odiv_dense + expert / odiv_expert));
+    if (t.optimizer == Optimizer::adafactor) {
+      // Factored second moments: fp32 row and column means of every weight matrix, a full
+      // fp32 second moment for the other parameters (Shazeer & Stern 2018, Algorithm 4).
+      const double stats = gradients.p_rows + gradients.q_rows +
+                           (gradients.params - gradients.matrix_params);
+      mem.optimizer += Bytes(4.0 * stats / odiv_dense);
+    }
     mem.activations = activations;
 
     st.runtime_reserve = t.runtime_reserve;

@@ -117,6 +117,12 @@ RunEstimate estimate_run(const Scenario& s, Seconds step_time, double utilizatio
           "LAMB: square-root scaling of the learning rate with the batch and a linear warm-up "
           "(You et al. 2019, section 4)");
       break;
+    case Optimizer::adafactor:
+      r.advice.push_back(
+          "Adafactor: use the paper's relative step size (scaled by each parameter's RMS) "
+          "with update clipping and warm-up rather than a hand-scaled rate (Shazeer & Stern "
+          "2018)");
+      break;
     case Optimizer::adam:
     case Optimizer::adamw:
       r.advice.push_back(

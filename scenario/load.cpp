@@ -488,7 +488,8 @@ void read_training(const YAML::Node& node, const std::string& file, Origin* orig
               t.recompute);
   r.read_enum("optimizer",
               {{"adam", Optimizer::adam}, {"adamw", Optimizer::adamw}, {"lamb", Optimizer::lamb},
-               {"sgd", Optimizer::sgd}, {"lars", Optimizer::lars}},
+               {"sgd", Optimizer::sgd}, {"lars", Optimizer::lars},
+               {"adafactor", Optimizer::adafactor}},
               t.optimizer);
   r.read_bool("flash_attention", t.flash_attention);
   r.read_enum("gradient_dtype",

@@ -114,6 +114,7 @@ const char* to_string(Optimizer o) {
     case Optimizer::lamb: return "lamb";
     case Optimizer::sgd: return "sgd";
     case Optimizer::lars: return "lars";
+    case Optimizer::adafactor: return "adafactor";
   }
   return "?";
 }

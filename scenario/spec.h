@@ -227,7 +227,9 @@ struct ParallelismSpec {
 
 enum class Precision { fp32, tf32, fp16, bf16, fp8 };
 enum class Recompute { none, selective, full };
-enum class Optimizer { adam, adamw, lamb, sgd, lars };
+// adafactor: Shazeer & Stern 2018 with its default beta1 = 0 (no first moment) and
+// factored second moments (a row and a column vector per weight matrix).
+enum class Optimizer { adam, adamw, lamb, sgd, lars, adafactor };
 const char* to_string(Precision p);
 const char* to_string(Recompute r);
 const char* to_string(Optimizer o);

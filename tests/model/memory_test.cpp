@@ -144,3 +144,27 @@ TEST(Memory, DualPipeHoldsTwoStagesAndPPlus1Microbatches) {
 
 }  // namespace
 }  // namespace orrery
+
+namespace orrery {
+namespace {
+
+TEST(Memory, AdafactorKeepsMasterWeightsAndFactoredMoments) {
+  // GPT-3 stage 1 of 8 (12 layers), TP 8: per layer and GPU, the GEMMs' weight matrices
+  // are qkv 12288 x 4608, proj 1536 x 12288, fc1 12288 x 6144, fc2 6144 x 12288, so the
+  // factored statistics are 4 bytes x (sum of k + n = 16896 + 13824 + 18432 + 18432 =
+  // 67584) per layer, plus 4 bytes per vector parameter (biases and norms). On top of the
+  // 4-byte master copy per parameter that is ~0.03 % more than 4 bytes a parameter.
+  const MemoryReport r = estimate_memory(gpt3("", "optimizer: adafactor"));
+  const StageMemory& st = r.stages[1];
+  const double per_param = st.memory.optimizer.value() / st.params;
+  EXPECT_GT(per_param, 4.0);
+  EXPECT_LT(per_param, 4.0 * 1.001);
+  // Master copy alone would be exactly 4; the factored part for 12 layers is at least
+  // 12 x 67584 x 4 bytes.
+  EXPECT_GE(st.memory.optimizer.value() - 4.0 * st.params, 12 * 67584 * 4.0);
+  // Weights and gradients as with Adam: 2 + 4.
+  EXPECT_DOUBLE_EQ((st.memory.weights + st.memory.gradients).value(), 6.0 * st.params);
+}
+
+}  // namespace
+}  // namespace orrery

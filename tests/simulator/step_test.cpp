@@ -16,6 +16,7 @@
 #include "model/memory.h"
 #include "model/workload.h"
 #include "simulator/collectives.h"
+#include "tests/test_util.h"
 
 namespace orrery {
 namespace {
@@ -734,6 +735,29 @@ TEST(Step, ResNet50DataParallelStep) {
   bool warned = false;
   for (const std::string& n : r.notes) warned = warned || n.find("cuDNN") != std::string::npos;
   EXPECT_TRUE(warned);
+}
+
+}  // namespace
+}  // namespace orrery
+
+namespace orrery {
+namespace {
+
+TEST(Step, OptimizerStepBytesByOptimizer) {
+  // bf16 weights, fp32 gradients, per parameter: Adam reads the gradient (4), reads and
+  // writes the master (8) and m, v (16), writes the bf16 weight (2): 30 bytes. LAMB adds
+  // its trust-ratio pass (12): 42. SGD one moment: 4 + 8 + 8 + 2 = 22; LARS its norms
+  // (4 + 4): 30. Adafactor no moment, one more gradient read: 4 + 8 + 2 + 4 = 18.
+  auto seconds = [](const std::string& opt) {
+    const Scenario s = testing::preset_scenario("llama3-8b", "tp: 8, global_batch: 8", 1,
+                                                "optimizer: " + opt, "dgx-h100");
+    return make_roofline_model(s)->optimizer_time(1e9).value();
+  };
+  const double adam = seconds("adam");
+  EXPECT_NEAR(seconds("lamb") / adam, 42.0 / 30, 1e-12);
+  EXPECT_NEAR(seconds("sgd") / adam, 22.0 / 30, 1e-12);
+  EXPECT_NEAR(seconds("lars") / adam, 30.0 / 30, 1e-12);
+  EXPECT_NEAR(seconds("adafactor") / adam, 18.0 / 30, 1e-12);
 }
 
 }  // namespace
