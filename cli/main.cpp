@@ -330,7 +330,9 @@ int main(int argc, char** argv) {
   CLI::App* run = app.add_subcommand(
       "run", "Simulate one training step: step time and its breakdown (compute, recompute, "
              "exposed TP/PP/DP communication, bubble, optimizer), tokens/s, TFLOP/s, MFU, "
-             "memory per GPU and bytes per link class.");
+             "memory per GPU and bytes per link class; with training.target the whole run "
+             "(time to train, GPU-hours, cost, energy, and with reliability: failures and "
+             "goodput); with faults: their impact on the step.");
   run->add_option("scenario", run_path, "Scenario YAML file")->required();
   run->add_option("--format", run_format, "Output format")
       ->check(CLI::IsMember({"table", "json", "csv"}))
