@@ -16,7 +16,7 @@ for target in scenario calibration nccl_tests kineto; do
   mkdir -p "$scratch" "$crashes"
   log=$build/fuzz-$target.log
   echo "+ ${target}_fuzz for ${seconds} s"
-  if ! "$build/fuzz/${target}_fuzz" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+  if ! "$build/fuzz/${target}_fuzz" -max_total_time="$seconds" -timeout=60 -rss_limit_mb=2048 \
       -print_final_stats=1 -artifact_prefix="$crashes/" "$scratch" "$root/fuzz/corpus/$target" \
       >"$log" 2>&1; then
     tail -n 60 "$log"
