@@ -83,7 +83,8 @@ std::string model_word(const std::vector<std::string>& words) {
 std::string memory_word(const std::vector<std::string>& words) {
   for (const std::string& w : words)
     if (w.size() > 2 && w.compare(w.size() - 2, 2, "GB") == 0 &&
-        std::all_of(w.begin(), w.end() - 2, [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }))
+        std::all_of(w.begin(), w.end() - 2,
+                    [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }))
       return w;
   return "";
 }
@@ -103,7 +104,8 @@ void check_profile_gpu(const Scenario& s, const Profile& p) {
   if (!s.cluster.calibration) return;
   for (const InputProvenance& in : p.inputs) {
     if (in.gpu.empty() || same_gpu(in.gpu, s.cluster.gpu.name)) continue;
-    throw InputError(s.where("cluster.calibration"), "cluster.calibration", *s.cluster.calibration,
+    throw InputError(s.where("cluster.calibration"), "cluster.calibration",
+                     *s.cluster.calibration,
                      fmt::format("the profile was measured on '{}' (its input '{}'), but the "
                                  "scenario's GPU is '{}' (cluster.gpu): a profile times ops on "
                                  "the GPU it was measured on only",

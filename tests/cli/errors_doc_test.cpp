@@ -85,7 +85,8 @@ TEST(ErrorsDocCatalogue, EveryHeadingIsARunRow) {
   const std::string doc = read_file(source_dir() + "/docs/errors.md");
   ASSERT_FALSE(doc.empty());
   std::size_t headings = 0;
-  for (std::size_t at = doc.find("\n### "); at != std::string::npos; at = doc.find("\n### ", at + 1))
+  for (std::size_t at = doc.find("\n### "); at != std::string::npos;
+       at = doc.find("\n### ", at + 1))
     ++headings;
   EXPECT_EQ(rows().size(), headings);
   EXPECT_GE(rows().size(), 30u);
