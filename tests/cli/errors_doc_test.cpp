@@ -75,8 +75,8 @@ TEST_P(ErrorsDoc, ExitsTwoWithTheDocumentedMessage) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Row, ErrorsDoc, ::testing::ValuesIn(rows()),
-                         [](const ::testing::TestParamInfo<Row>& info) {
-                           return test_name(info.param.heading);
+                         [](const ::testing::TestParamInfo<Row>& row) {
+                           return test_name(row.param.heading);
                          });
 
 // Every heading of the catalogue is a row the test above runs (a heading whose command
