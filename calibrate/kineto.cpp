@@ -60,6 +60,12 @@ KinetoTrace read_kineto_text(const std::string& text, const std::string& file) {
   } catch (const json::parse_error& e) {
     throw InputError({file, line_at(text, e.byte == 0 ? 0 : e.byte - 1)}, "", "",
                      fmt::format("malformed JSON (byte {})", e.byte));
+  } catch (const json::out_of_range& e) {
+    // A well-formed number too large for a double ("1e400"): nlohmann_json's 406.
+    std::string why = e.what();
+    const auto b = why.find("] ");
+    if (b != std::string::npos) why = why.substr(b + 2);
+    throw InputError({file, std::nullopt}, "", "", "unreadable JSON: " + why);
   }
   if (!root.is_object() || !root.contains("traceEvents")) {
     throw InputError({file, std::nullopt}, "traceEvents", "",

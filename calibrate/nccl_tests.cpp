@@ -67,6 +67,9 @@ bool parse_number(const std::string& s, double& out) {
   return end == s.c_str() + s.size() && errno != ERANGE && std::isfinite(out);
 }
 
+// The most ranks a run may have: the profile's bound on a collective's GPU count.
+constexpr std::int64_t kMaxRanks = std::int64_t{1} << 24;
+
 struct Pending {
   NcclTestsRun run;
   int nthread = 0, ngpus = 0;
@@ -94,7 +97,7 @@ int header_value(const std::vector<std::string>& t, const std::string& name,
 
 void parse_rank_line(Pending& p, const std::vector<std::string>& t, const std::string& body) {
   // "Rank  0 Group  0 Pid  1887 on  worker-1 device  0 [0x8d] NVIDIA H100 80GB HBM3"
-  if (t.size() < 2 || !all_digits(t[1])) return;
+  if (t.size() < 2 || !all_digits(t[1]) || t[1].size() > 8) return;
   const int rank = std::atoi(t[1].c_str());
   p.ranks.insert(rank);
   for (std::size_t i = 0; i + 1 < t.size(); ++i) {
@@ -190,7 +193,14 @@ NcclTestsRun finish(Pending& p, const std::string& file, const std::string& op_h
   if (p.columns.empty() || r.rows.empty()) {
     fail(file, r.line, "", "", "this nccl-tests run has no result rows (the log ends early?)");
   }
-  r.gpus = p.ranks.empty() ? p.nthread * p.ngpus : static_cast<int>(p.ranks.size());
+  // nThread and nGpus are each below 10^6 (header_value), so their product fits in 64 bits.
+  const std::int64_t ranks =
+      p.ranks.empty() ? std::int64_t{p.nthread} * p.ngpus : static_cast<std::int64_t>(p.ranks.size());
+  if (ranks > kMaxRanks) {
+    fail(file, r.line, "nThread x nGpus", std::to_string(ranks),
+         fmt::format("more ranks than any cluster orrery models (at most {})", kMaxRanks));
+  }
+  r.gpus = static_cast<int>(ranks);
   r.nodes = p.hosts.empty() ? 1 : static_cast<int>(p.hosts.size());
   if (r.gpus < 1) fail(file, r.line, "nGpus", "0", "a run needs at least one GPU");
   // busbw = algbw x factor for this op and rank count: a check that the op is right.

@@ -168,14 +168,18 @@ Profile calibrate(const std::vector<CalibrationInput>& inputs) {
       refused.push_back(fmt::format("{} {}: {}", e.key(), e.value(), e.why()));
     }
   };
-  for (const auto& [key, samples] : c.collectives) {
-    const auto& [op, gpus, nodes] = key;
-    attempt([&] { p.collectives.push_back(fit_collective(op, gpus, nodes, samples)); });
+  // Map entries, not structured bindings, go into the lambdas: clang before 16 cannot
+  // capture a structured binding.
+  for (const auto& entry : c.collectives) {
+    attempt([&] {
+      const auto& [op, gpus, nodes] = entry.first;
+      p.collectives.push_back(fit_collective(op, gpus, nodes, entry.second));
+    });
   }
-  for (const auto& [dtype, samples] : c.gemm)
-    attempt([&] { p.gemm.push_back(fit_gemm(dtype, samples)); });
-  for (const auto& [kernel, samples] : c.memory)
-    attempt([&] { p.memory.push_back(fit_memory(kernel, samples)); });
+  for (const auto& entry : c.gemm)
+    attempt([&] { p.gemm.push_back(fit_gemm(entry.first, entry.second)); });
+  for (const auto& entry : c.memory)
+    attempt([&] { p.memory.push_back(fit_memory(entry.first, entry.second)); });
   if (!c.launch.empty()) attempt([&] { p.launch = fit_launch(c.launch); });
   for (const auto& [key, times] : c.op_times) {
     std::vector<double> t = times;

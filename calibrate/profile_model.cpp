@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <cmath>
 #include <optional>
+#include <cctype>
 
 namespace orrery {
 namespace {
@@ -50,7 +51,67 @@ const CollectiveFit* node_all_reduce(const Profile& p, int gpus_per_node) {
   return nullptr;
 }
 
+// Upper-cased alphanumeric words of a GPU name: "NVIDIA A100-SXM4-80GB" ->
+// {NVIDIA, A100, SXM4, 80GB}.
+std::vector<std::string> name_words(const std::string& name) {
+  std::vector<std::string> words(1);
+  for (char ch : name) {
+    if (std::isalnum(static_cast<unsigned char>(ch))) {
+      words.back() += static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    } else if (!words.back().empty()) {
+      words.emplace_back();
+    }
+  }
+  if (words.back().empty()) words.pop_back();
+  return words;
+}
+
+// The first word of letters then digits with at most one letter after them (V100, A100,
+// H100, H200, B200, L40S, GB200, MI300X), or empty.
+std::string model_word(const std::vector<std::string>& words) {
+  for (const std::string& w : words) {
+    std::size_t i = 0;
+    while (i < w.size() && std::isalpha(static_cast<unsigned char>(w[i]))) ++i;
+    std::size_t j = i;
+    while (j < w.size() && std::isdigit(static_cast<unsigned char>(w[j]))) ++j;
+    if (i >= 1 && j - i >= 2 && w.size() - j <= 1) return w;
+  }
+  return "";
+}
+
+// The first memory size word ("80GB", "141GB"), or empty.
+std::string memory_word(const std::vector<std::string>& words) {
+  for (const std::string& w : words)
+    if (w.size() > 2 && w.compare(w.size() - 2, 2, "GB") == 0 &&
+        std::all_of(w.begin(), w.end() - 2,
+                    [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }))
+      return w;
+  return "";
+}
+
 }  // namespace
+
+bool same_gpu(const std::string& a, const std::string& b) {
+  const auto wa = name_words(a), wb = name_words(b);
+  const std::string ma = model_word(wa), mb = model_word(wb);
+  if (ma.empty() || mb.empty()) return true;  // cannot tell: not refused
+  if (ma != mb) return false;
+  const std::string ga = memory_word(wa), gb = memory_word(wb);
+  return ga.empty() || gb.empty() || ga == gb;
+}
+
+void check_profile_gpu(const Scenario& s, const Profile& p) {
+  if (!s.cluster.calibration) return;
+  for (const InputProvenance& in : p.inputs) {
+    if (in.gpu.empty() || same_gpu(in.gpu, s.cluster.gpu.name)) continue;
+    throw InputError(s.where("cluster.calibration"), "cluster.calibration",
+                     *s.cluster.calibration,
+                     fmt::format("the profile was measured on '{}' (its input '{}'), but the "
+                                 "scenario's GPU is '{}' (cluster.gpu): a profile times ops on "
+                                 "the GPU it was measured on only",
+                                 in.gpu, in.file, s.cluster.gpu.name));
+  }
+}
 
 std::vector<std::pair<Bytes, double>> bus_bandwidth_curve(const CollectiveFit& c) {
   std::vector<std::pair<Bytes, double>> out;
@@ -217,13 +278,16 @@ std::unique_ptr<ComputeModel> make_compute_model(const Scenario& s) {
                      "cannot open the calibration profile (paths are relative to the scenario "
                      "file)");
   }
-  return make_profile_model(s, read_profile_file(*s.cluster.calibration), *s.cluster.calibration);
+  const Profile p = read_profile_file(*s.cluster.calibration);
+  check_profile_gpu(s, p);
+  return make_profile_model(s, p, *s.cluster.calibration);
 }
 
 ClusterSpec calibrated_cluster(const Scenario& s) {
   ClusterSpec c = s.cluster;
   if (!s.cluster.calibration || !std::filesystem::is_regular_file(*s.cluster.calibration)) return c;
   const Profile p = read_profile_file(*s.cluster.calibration);
+  check_profile_gpu(s, p);
   if (const CollectiveFit* ar = node_all_reduce(p, c.gpus_per_node)) {
     auto curve = bus_bandwidth_curve(*ar);
     if (curve.size() >= 2) c.intra_node.bus_bandwidth_curve = std::move(curve);

@@ -28,6 +28,17 @@ namespace orrery {
 std::unique_ptr<ComputeModel> make_profile_model(const Scenario& s, const Profile& p,
                                                  const std::string& name);
 
+// Whether two GPU names (a device name as CUDA reports it, "NVIDIA H100 80GB HBM3"; a
+// preset's, "NVIDIA H100 SXM5 80GB") name the same GPU: their model words (letters then
+// at least two digits and at most one more letter: A100, H100, L40S, MI300X) are equal
+// and, when both name a memory size ("80GB"), so are those. A name without a model word
+// matches anything (it cannot be told apart).
+bool same_gpu(const std::string& a, const std::string& b);
+
+// Throws InputError at `cluster.calibration` when an input of the profile names a GPU
+// that is not the scenario's (same_gpu). Inputs that name no GPU are not checked.
+void check_profile_gpu(const Scenario& s, const Profile& p);
+
 // The fraction of its largest-size bus bandwidth a collective reaches at each measured
 // size of 1 MiB or more: the shape IntraNodeSpec::bus_bandwidth_curve takes.
 std::vector<std::pair<Bytes, double>> bus_bandwidth_curve(const CollectiveFit& c);

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <cstdint>
 
 #include <string>
 
@@ -104,24 +105,26 @@ void complete_parallelism(Scenario& s) {
   const int gpus = s.cluster.gpus();
   require(s, "parallelism.global_batch", "sequences (or images) per optimizer step");
 
-  const int model_ranks = p.tp * p.pp * p.cp;
+  // Degrees are each at most 2^20 (load.cpp): their products are taken in 64 bits. Once
+  // tp*pp*dp*cp equals the GPU count (at most 2^30), products of some of them fit an int.
+  const std::int64_t model_ranks = std::int64_t{p.tp} * p.pp * p.cp;
   if (!is_set(s, "parallelism.dp")) {
     if (gpus % model_ranks != 0) {
       reject(s, "parallelism.tp", std::to_string(p.tp),
              fmt::format("tp*pp*cp = {} does not divide the cluster's {} GPUs", model_ranks, gpus));
     }
-    p.dp = gpus / model_ranks;
+    p.dp = static_cast<int>(gpus / model_ranks);
   }
-  if (p.tp * p.pp * p.dp * p.cp != gpus) {
+  if (model_ranks * p.dp != gpus) {
     reject(s, "parallelism.dp", std::to_string(p.dp),
            fmt::format("tp*pp*dp*cp = {}*{}*{}*{} = {} but the cluster has {} GPUs ({} nodes x {})",
-                       p.tp, p.pp, p.dp, p.cp, p.tp * p.pp * p.dp * p.cp, gpus,
+                       p.tp, p.pp, p.dp, p.cp, model_ranks * p.dp, gpus,
                        s.cluster.nodes, s.cluster.gpus_per_node));
   }
-  if (p.global_batch % (p.microbatch * p.dp) != 0) {
+  if (p.global_batch % (std::int64_t{p.microbatch} * p.dp) != 0) {
     reject(s, "parallelism.global_batch", std::to_string(p.global_batch),
            fmt::format("must be a multiple of microbatch*dp = {}*{} = {}", p.microbatch, p.dp,
-                       p.microbatch * p.dp));
+                       std::int64_t{p.microbatch} * p.dp));
   }
 
   // Schedule and virtual stages must agree; the default follows virtual stages.
@@ -257,7 +260,7 @@ void complete_parallelism(Scenario& s) {
                          "stages",
                          rest, m.layers, p.pp - edges));
     }
-  } else if (m.layers % (p.pp * vp) != 0) {
+  } else if (m.layers % (std::int64_t{p.pp} * vp) != 0) {
     reject(s, "parallelism.pp", std::to_string(p.pp),
            fmt::format("layers ({}) must divide evenly into pp*virtual_pipeline_stages = {}*{} "
                        "model chunks (or set first_stage_layers / last_stage_layers)",

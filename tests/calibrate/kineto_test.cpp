@@ -89,3 +89,23 @@ TEST(Kineto, ATraceWithoutKernelsIsAnError) {
 
 }  // namespace
 }  // namespace orrery
+
+namespace orrery {
+namespace {
+
+// Regression (found by kineto_fuzz): a well-formed number too large for a double made
+// nlohmann_json throw out_of_range, which escaped the reader as an internal error
+// (exit 1) instead of bad input (exit 2).
+TEST(Kineto, NumberTooLargeForADoubleIsAnInputError) {
+  const std::string t =
+      R"({"deviceProperties": [{"id": 0, "totalGlobalMem": 8E031714816}], "traceEvents": []})";
+  try {
+    read_kineto_text(t, "big.json");
+    ADD_FAILURE() << "no error";
+  } catch (const InputError& e) {
+    EXPECT_STREQ(e.what(), "error: big.json: unreadable JSON: number overflow parsing '8E031714816'");
+  }
+}
+
+}  // namespace
+}  // namespace orrery

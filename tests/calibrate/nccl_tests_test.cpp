@@ -199,6 +199,25 @@ TEST(NcclTests, RowBeforeHeaderAndEmptyRunAndNoRunAreErrors) {
             std::string::npos);
 }
 
+// Regression: nThread x nGpus was multiplied in int, which overflowed (undefined
+// behaviour, reported by UBSan) for 999999 x 999999 before any check on the rank count.
+TEST(NcclTests, RankCountOverflowingIntIsRefused) {
+  const std::string text =
+      "# nThread 999999 nGpus 999999 minBytes 8 maxBytes 16 step: 2(factor)\n"
+      "#       size         count      type   redop    root     time   algbw   busbw #wrong"
+      "     time   algbw   busbw #wrong\n"
+      "           8             2     float     sum      -1    10.00    0.00    0.00      0"
+      "    10.00    0.00    0.00      0\n";
+  // 999999^2 = 999998000001 ranks, above the 2^24 = 16777216 any profile accepts.
+  EXPECT_EQ(error_of(text),
+            "error: x_all_reduce_perf.log:1: key 'nThread x nGpus' = '999998000001': more ranks "
+            "than any cluster orrery models (at most 16777216)");
+  // At the bound itself the run reads: 4096 x 4096 = 2^24 ranks.
+  std::string at_bound = text;
+  at_bound.replace(at_bound.find("999999 nGpus 999999"), 19, "4096 nGpus 4096");
+  EXPECT_EQ(read_nccl_tests_text(at_bound, "x_all_reduce_perf.log").at(0).gpus, 16777216);
+}
+
 TEST(NcclTests, BusBandwidthFactorsFollowNcclTests) {
   // nccl-tests PERFORMANCE.md: all-reduce 2(n-1)/n, all-gather (n-1)/n, broadcast 1.
   EXPECT_DOUBLE_EQ(busbw_factor("all_reduce", 8), 1.75);

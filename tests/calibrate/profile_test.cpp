@@ -340,3 +340,46 @@ TEST(ProfileModel, ANodeAllReduceCurveReplacesThePresetCurve) {
 
 }  // namespace
 }  // namespace orrery
+
+namespace orrery {
+namespace {
+
+// The rule of docs/errors.md ("Calibration profile for another GPU"), on the names CUDA
+// reports (nvidia-smi) against the presets' names.
+TEST(ProfileGpu, NamesMatchByModelAndMemory) {
+  EXPECT_TRUE(same_gpu("NVIDIA H100 80GB HBM3", "NVIDIA H100 SXM5 80GB"));
+  EXPECT_TRUE(same_gpu("NVIDIA A100-SXM4-80GB", "NVIDIA A100 SXM4 80GB"));
+  EXPECT_TRUE(same_gpu("NVIDIA H200", "NVIDIA H200 SXM 141GB"));  // no size on one side
+  EXPECT_FALSE(same_gpu("NVIDIA H100 80GB HBM3", "NVIDIA A100 SXM4 80GB"));
+  EXPECT_FALSE(same_gpu("NVIDIA A100-SXM4-40GB", "NVIDIA A100 SXM4 80GB"));
+  EXPECT_FALSE(same_gpu("NVIDIA H200", "NVIDIA H100 SXM5 80GB"));
+  EXPECT_TRUE(same_gpu("NVIDIA L40S", "nvidia l40s"));
+  EXPECT_TRUE(same_gpu("fake", "NVIDIA H100 SXM5 80GB"));  // no model word: cannot tell
+}
+
+TEST(ProfileGpu, AProfileFromAnotherGpuIsRefused) {
+  // The nccl-tests fixture was measured on "NVIDIA H100 80GB HBM3"; dgx-a100's GPU is an A100.
+  const std::string log = std::string(ORRERY_SOURCE_DIR) +
+                          "/tests/calibrate/data/nd-h100-v5_all_reduce_perf.log";
+  const std::string profile = write_temp("h100.yaml", render_profile(calibrate({{log, ""}})));
+  const std::string body = "}\nmodel: {preset: llama3-8b}\nparallelism: {tp: 8, global_batch: 8}\n";
+  const Scenario a100 =
+      load_scenario_text("cluster: {preset: dgx-a100, calibration: " + profile + body, "a.yaml");
+  try {
+    make_compute_model(a100);
+    ADD_FAILURE() << "no error";
+  } catch (const InputError& e) {
+    EXPECT_EQ(e.key(), "cluster.calibration");
+    EXPECT_EQ(e.value(), profile);
+    EXPECT_NE(e.why().find("measured on 'NVIDIA H100 80GB HBM3'"), std::string::npos) << e.why();
+    EXPECT_NE(e.why().find("scenario's GPU is 'NVIDIA A100 SXM4 80GB'"), std::string::npos)
+        << e.why();
+  }
+  EXPECT_THROW(calibrated_cluster(a100), InputError);
+  const Scenario h100 =
+      load_scenario_text("cluster: {preset: dgx-h100, calibration: " + profile + body, "h.yaml");
+  EXPECT_NO_THROW(make_compute_model(h100));
+}
+
+}  // namespace
+}  // namespace orrery

@@ -557,5 +557,33 @@ faults:
                {"bad.yaml:5", "faults[0].node", "'7'", "2 nodes"});
 }
 
+// Regression: tp*pp*cp, tp*pp*dp*cp, microbatch*dp and pp*virtual_pipeline_stages were
+// multiplied in int; degrees of up to 2^20 each overflowed it (undefined behaviour,
+// reported by UBSan) before the world-size check could refuse them.
+TEST(BadInput, DegreesWhoseProductOverflowsAnIntAreRefused) {
+  // 2^20 x 2^20 = 1099511627776 model ranks for 8 GPUs.
+  expect_error(R"(cluster: {preset: dgx-h100}
+model: {preset: llama3-8b}
+parallelism: {tp: 1048576, pp: 1048576, global_batch: 8}
+)",
+               {"bad.yaml:3", "parallelism.tp", "'1048576'",
+                "tp*pp*cp = 1099511627776 does not divide the cluster's 8 GPUs"});
+  // With dp given: 2^20 x 2^20 x 2^20 x 1 = 1152921504606846976.
+  expect_error(R"(cluster: {preset: dgx-h100}
+model: {preset: llama3-8b}
+parallelism: {tp: 1048576, pp: 1048576, dp: 1048576, global_batch: 8}
+)",
+               {"bad.yaml:3", "parallelism.dp",
+                "tp*pp*dp*cp = 1048576*1048576*1048576*1 = 1152921504606846976 but the cluster "
+                "has 8 GPUs"});
+  // dp = 2^20 GPUs (131072 nodes of 8) and microbatch 2^20: microbatch*dp = 2^40.
+  expect_error(R"(cluster: {preset: dgx-h100, nodes: 131072}
+model: {preset: llama3-8b}
+parallelism: {tp: 1, microbatch: 1048576, global_batch: 1048576}
+)",
+               {"bad.yaml:3", "parallelism.global_batch",
+                "must be a multiple of microbatch*dp = 1048576*1048576 = 1099511627776"});
+}
+
 }  // namespace
 }  // namespace orrery
