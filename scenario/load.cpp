@@ -745,6 +745,17 @@ void read_sweep(const YAML::Node& node, const std::string& file, SweepSpec& w) {
     r.mark("objectives");
   }
   r.read_int("top", 1, 1 << 20, w.top);
+  // A sweep that varies nothing is the scenario itself: `orrery run` answers that.
+  bool varies = false;
+  for (const std::string& k : kSweepKeys) {
+    if (k != "constraints" && k != "objectives" && k != "top") varies = varies || r.has(k);
+  }
+  if (!varies) {
+    throw InputError(r.where(), "sweep", detail::describe(node),
+                     "an empty sweep: vary at least one of tp, pp, dp, vp, microbatch, "
+                     "global_batch, zero_stage, recompute, precision, compression, nodes, gpu "
+                     "(or use `orrery run` for the scenario as written)");
+  }
 }
 
 void apply_defaults(Scenario& s) {

@@ -177,8 +177,11 @@ TEST(SplitSweep, BadSweepsAreInputErrorsNamingTheKey) {
   EXPECT_NE(error_of("sweep: {tpp: [1]}\n").find("did you mean 'tp'"), std::string::npos);
   // tp 16 and 32 cannot split 8 GPUs: every candidate is invalid.
   EXPECT_EQ(error_of("sweep: {tp: [16, 32]}\n").substr(0, 8), "sweep | ");
-  EXPECT_EQ(error_of("sweep: {objectives: [cost]}\n"),
+  EXPECT_EQ(error_of("sweep: {tp: [1, 2], objectives: [cost]}\n"),
             "sweep.objectives | needs training.target (tokens, samples, steps or critical_batch)");
+  // A sweep that varies no field is empty too.
+  EXPECT_EQ(error_of("sweep: {objectives: [step_time], top: 3}\n").substr(0, 27),
+            "sweep | an empty sweep: var");
   EXPECT_EQ(error_of("sweep: {dp: auto}\n"),
             "sweep.dp | auto applies to tp, pp, vp and microbatch; list the values");
 }
