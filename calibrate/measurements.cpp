@@ -117,14 +117,7 @@ bool is_collective_op(const std::string& op) {
 }
 
 MeasurementFile read_measurement_text(const std::string& text, const std::string& file) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(text);
-  } catch (const YAML::Exception& e) {
-    InputLocation where{file, std::nullopt};
-    if (!e.mark.is_null()) where.line = e.mark.line + 1;
-    throw InputError(where, "", "", "malformed YAML: " + e.msg);
-  }
+  const YAML::Node root = detail::load_yaml_text(text, file);
   MapReader top(root, file, "",
                 {"format", "version", "provenance", "gemm", "memory_bound", "attention",
                  "launch", "collectives", "skipped"},

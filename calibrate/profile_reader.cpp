@@ -81,14 +81,7 @@ void held_out(const YAML::Node& parent, MapReader& owner, const std::string& key
 }  // namespace
 
 Profile read_profile_text(const std::string& text, const std::string& file) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(text);
-  } catch (const YAML::Exception& e) {
-    InputLocation where{file, std::nullopt};
-    if (!e.mark.is_null()) where.line = e.mark.line + 1;
-    throw InputError(where, "", "", "malformed YAML: " + e.msg);
-  }
+  const YAML::Node root = detail::load_yaml_text(text, file);
   MapReader top(root, file, "",
                 {"format", "version", "provenance", "collectives", "gemm", "memory_bound",
                  "launch", "op_times", "not_fitted"},

@@ -905,15 +905,7 @@ InputLocation Scenario::where(const std::string& key) const {
 }
 
 Scenario load_scenario_text(const std::string& yaml, const std::string& display_name) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(yaml);
-  } catch (const YAML::Exception& e) {
-    InputLocation where{display_name, std::nullopt};
-    if (!e.mark.is_null()) where.line = e.mark.line + 1;
-    throw InputError(where, "", "", "malformed YAML: " + e.msg);
-  }
-  return parse(root, display_name);
+  return parse(detail::load_yaml_text(yaml, display_name), display_name);
 }
 
 Scenario load_scenario_file(const std::string& path) {
@@ -976,16 +968,6 @@ InputLocation SweepSpec::where(const std::string& key) const {
 
 namespace {
 
-YAML::Node load_yaml(const std::string& yaml, const std::string& display_name) {
-  try {
-    return YAML::Load(yaml);
-  } catch (const YAML::Exception& e) {
-    InputLocation where{display_name, std::nullopt};
-    if (!e.mark.is_null()) where.line = e.mark.line + 1;
-    throw InputError(where, "", "", "malformed YAML: " + e.msg);
-  }
-}
-
 // Sets root[a][b]... = value, turning a section written as a preset name into
 // {preset: NAME} first; "" removes the key.
 void set_path(YAML::Node root, const std::string& path, const std::string& value) {
@@ -1022,7 +1004,7 @@ void set_path(YAML::Node root, const std::string& path, const std::string& value
 
 std::string rewrite_scenario_yaml(const std::string& yaml,
                                   const std::vector<std::pair<std::string, std::string>>& set) {
-  YAML::Node root = YAML::Clone(load_yaml(yaml, "scenario"));
+  YAML::Node root = YAML::Clone(detail::load_yaml_text(yaml, "scenario"));
   root.remove("sweep");
   for (const auto& [path, value] : set) set_path(root, path, value);
   YAML::Emitter out;
@@ -1034,7 +1016,7 @@ SweepInput load_sweep_text(const std::string& yaml, const std::string& display_n
   SweepInput in;
   in.file = display_name;
   in.yaml = yaml;
-  const YAML::Node root = load_yaml(yaml, display_name);
+  const YAML::Node root = detail::load_yaml_text(yaml, display_name);
   if (!root.IsMap() || !root["sweep"]) {
     throw InputError({display_name, std::nullopt}, "sweep", "",
                      "missing key: orrery sweep needs a sweep: section (docs/scenario-format.md)");

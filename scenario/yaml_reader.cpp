@@ -16,6 +16,16 @@ InputLocation location_of(const std::string& file, const YAML::Node& node) {
   return where;
 }
 
+YAML::Node load_yaml_text(const std::string& text, const std::string& file) {
+  try {
+    return YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    InputLocation where{file, std::nullopt};
+    if (!e.mark.is_null()) where.line = e.mark.line + 1;
+    throw InputError(where, "", "", "malformed YAML: " + e.msg);
+  }
+}
+
 std::string describe(const YAML::Node& node) {
   if (!node.IsDefined() || node.IsNull()) return "";
   if (node.IsScalar()) return node.Scalar();

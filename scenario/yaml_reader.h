@@ -20,6 +20,9 @@ namespace orrery::detail {
 // Location of a node: file name and 1-based line (when yaml-cpp knows it).
 InputLocation location_of(const std::string& file, const YAML::Node& node);
 
+// Parses YAML text; a syntax error becomes an InputError naming `file` and the line.
+YAML::Node load_yaml_text(const std::string& text, const std::string& file);
+
 // Text of a node for error messages: its scalar, or a short description.
 std::string describe(const YAML::Node& node);
 
