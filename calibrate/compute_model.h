@@ -56,4 +56,13 @@ std::unique_ptr<ComputeModel> make_roofline_model(const Scenario& s);
 // Throws InputError for a profile that cannot be read, naming its file and line.
 std::unique_ptr<ComputeModel> make_compute_model(const Scenario& s);
 
+// What a simulation needs from the scenario's calibration, its profile read once: the
+// cluster with the profile's intra-node curve (calibrated_cluster, profile_model.h) and
+// the compute model (make_compute_model).
+struct Calibrated {
+  ClusterSpec cluster;
+  std::unique_ptr<ComputeModel> model;
+};
+Calibrated calibrate_scenario(const Scenario& s);
+
 }  // namespace orrery

@@ -271,29 +271,47 @@ std::unique_ptr<ComputeModel> make_profile_model(const Scenario& s, const Profil
   return std::make_unique<ProfileModel>(s, p, name);
 }
 
-std::unique_ptr<ComputeModel> make_compute_model(const Scenario& s) {
-  if (!s.cluster.calibration) return make_roofline_model(s);
+namespace {
+
+// The profile the scenario names, read and checked against its GPU; none without one.
+std::optional<Profile> scenario_profile(const Scenario& s) {
+  if (!s.cluster.calibration) return std::nullopt;
   if (!std::filesystem::is_regular_file(*s.cluster.calibration)) {
     throw InputError(s.where("cluster.calibration"), "cluster.calibration", *s.cluster.calibration,
                      "cannot open the calibration profile (paths are relative to the scenario "
                      "file)");
   }
-  const Profile p = read_profile_file(*s.cluster.calibration);
+  Profile p = read_profile_file(*s.cluster.calibration);
   check_profile_gpu(s, p);
-  return make_profile_model(s, p, *s.cluster.calibration);
+  return p;
 }
 
-ClusterSpec calibrated_cluster(const Scenario& s) {
+std::unique_ptr<ComputeModel> model_from(const Scenario& s, const std::optional<Profile>& p) {
+  return p ? make_profile_model(s, *p, *s.cluster.calibration) : make_roofline_model(s);
+}
+
+ClusterSpec cluster_from(const Scenario& s, const std::optional<Profile>& p) {
   ClusterSpec c = s.cluster;
-  if (!s.cluster.calibration || !std::filesystem::is_regular_file(*s.cluster.calibration)) return c;
-  const Profile p = read_profile_file(*s.cluster.calibration);
-  check_profile_gpu(s, p);
-  if (const CollectiveFit* ar = node_all_reduce(p, c.gpus_per_node)) {
+  if (!p) return c;
+  if (const CollectiveFit* ar = node_all_reduce(*p, c.gpus_per_node)) {
     auto curve = bus_bandwidth_curve(*ar);
     if (curve.size() >= 2) c.intra_node.bus_bandwidth_curve = std::move(curve);
   }
   return c;
 }
+
+}  // namespace
+
+std::unique_ptr<ComputeModel> make_compute_model(const Scenario& s) {
+  return model_from(s, scenario_profile(s));
+}
+
+Calibrated calibrate_scenario(const Scenario& s) {
+  const std::optional<Profile> p = scenario_profile(s);
+  return {cluster_from(s, p), model_from(s, p)};
+}
+
+ClusterSpec calibrated_cluster(const Scenario& s) { return cluster_from(s, scenario_profile(s)); }
 
 std::string render_explanation(const ComputeModel& m) {
   std::string o = "\nexplain (what times each op class)\n";

@@ -28,6 +28,8 @@ class StepBuilder {
   StepResult run();
 
  private:
+  StepBuilder(const Scenario& s, const SimulationOptions& opt, Calibrated calibration);
+
   struct Template {
     double total = 0;
     Parts parts;

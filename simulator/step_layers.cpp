@@ -1,14 +1,17 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <utility>
 
-#include "calibrate/profile_model.h"
 #include "simulator/step_builder.h"
 
 namespace orrery::detail {
 
 StepBuilder::StepBuilder(const Scenario& s, const SimulationOptions& opt)
-    : s_(s), p_(s.parallelism), opt_(opt), topo_(calibrated_cluster(s)), model_(make_compute_model(s)) {
+    : StepBuilder(s, opt, calibrate_scenario(s)) {}
+
+StepBuilder::StepBuilder(const Scenario& s, const SimulationOptions& opt, Calibrated c)
+    : s_(s), p_(s.parallelism), opt_(opt), topo_(c.cluster), model_(std::move(c.model)) {
   L_ = {p_.tp, p_.cp, p_.dp, p_.pp};
   work_ = build_workload(s.model, s.training, shard_of(p_));
   for (int i = 0; i < topo_.link_count(); ++i) capacity_.push_back(topo_.link(i).capacity.value());
