@@ -65,8 +65,8 @@ class StepBuilder {
   // --- level 2 ----------------------------------------------------------------------
   void build_pipeline(TaskGraph& g);
   // The scenario's faults as engine changes on the simulated ranks and topology links
-  // (after build_pipeline, which maps ranks to stages). Throws InputError for a fault on
-  // a stage, node, leaf or GPU the cluster does not have.
+  // (after build_pipeline, which maps ranks to stages). Stages, nodes and GPUs were
+  // range-checked with the scenario; throws InputError for a leaf the fabric lacks.
   std::vector<EngineChange> fault_changes() const;
 
   // DualPipe's overlapped forward-backward pair (DeepSeek-V3 report, section 3.2.1): the
