@@ -109,7 +109,11 @@ std::string describe_fault(const FaultSpec& f) {
       break;
     }
     case FaultSpec::Kind::failed_link:
-      what = fmt::format("{} of leaf {}'s spine uplinks failed", f.lost, f.leaf);
+      what = f.link == FaultSpec::Link::nic
+                 ? fmt::format("NIC {} of node {} failed, its GPUs' traffic through a peer's "
+                               "NIC (PXN)",
+                               f.nic, f.node)
+                 : fmt::format("{} of leaf {}'s spine uplinks failed", f.lost, f.leaf);
       break;
     case FaultSpec::Kind::failed_node:
       what = fmt::format("node {} failed", f.node);

@@ -85,7 +85,7 @@ const std::vector<std::string> kSimulationKeys = {"compute_slowdown", "comm_slow
 const std::vector<std::string> kCostKeys = {"usd_per_gpu_hour", "gpu_power", "gpu_idle_power",
                                            "node_power",       "pue",       "grid_gco2_per_kwh"};
 const std::vector<std::string> kFaultKeys = {"kind", "stage", "link", "node", "leaf", "gpu",
-                                            "lost", "factor", "from", "until"};
+                                            "lost", "nic", "factor", "from", "until"};
 const std::vector<std::string> kReliabilityKeys = {"gpu_mtbf", "checkpoint_bandwidth",
                                                   "restart_time", "checkpoint_interval"};
 const std::vector<std::string> kCompressionKeys = {"scheme", "density",     "rank",       "period",
@@ -829,7 +829,7 @@ Scenario parse_raw(const YAML::Node& root, const std::string& file, SweepSpec* s
       const std::map<K, std::vector<std::string>> takes = {
           {K::straggler, {"kind", "stage", "factor", "from", "until"}},
           {K::slow_link, {"kind", "link", "node", "leaf", "gpu", "factor", "from", "until"}},
-          {K::failed_link, {"kind", "link", "leaf", "lost", "from", "until"}},
+          {K::failed_link, {"kind", "link", "leaf", "lost", "node", "nic", "from", "until"}},
           {K::failed_node, {"kind", "node", "from", "until"}}};
       for (const std::string& k : kFaultKeys) {
         const auto& allowed = takes.at(f.kind);
@@ -842,7 +842,7 @@ Scenario parse_raw(const YAML::Node& root, const std::string& file, SweepSpec* s
       switch (f.kind) {
         case K::straggler: need("stage"); need("factor"); break;
         case K::slow_link: need("link"); need("factor"); break;
-        case K::failed_link: need("link"); need("leaf"); break;
+        case K::failed_link: need("link"); break;
         case K::failed_node: need("node"); break;
       }
       r.read_enum("link",
@@ -854,6 +854,7 @@ Scenario parse_raw(const YAML::Node& root, const std::string& file, SweepSpec* s
       r.read_int("leaf", 0, kMaxCount, f.leaf);
       r.read_int("gpu", 0, kMaxCount, f.gpu);
       r.read_int("lost", 1, kMaxCount, f.lost);
+      r.read_int("nic", 0, kMaxCount, f.nic);
       r.read_double("factor", 1e-6, 1.0, f.factor);
       r.read_quantity("from", Dimension::seconds, 0.0, 1e9, f.from);
       Seconds until;
@@ -861,8 +862,23 @@ Scenario parse_raw(const YAML::Node& root, const std::string& file, SweepSpec* s
         if (until <= f.from) r.fail("until", "must come after `from`");
         f.until = until;
       }
-      if (f.kind == K::failed_link && f.link != FaultSpec::Link::spine) {
-        r.fail("link", "failed_link models a leaf's parallel uplinks: link: spine");
+      if (f.kind == K::failed_link) {
+        // Each failed link takes its own keys: a leaf's uplinks, or a node's NIC.
+        const bool nic = f.link == FaultSpec::Link::nic;
+        if (f.link == FaultSpec::Link::nvlink)
+          r.fail("link", "failed_link fails a leaf's uplinks (link: spine) or a node's NIC (link: nic)");
+        for (const char* k : {"leaf", "lost"})
+          if (nic && r.has(k)) r.fail(k, "does not apply to a failed NIC (it takes node and nic)");
+        for (const char* k : {"node", "nic"})
+          if (!nic && r.has(k)) r.fail(k, "does not apply to failed spine uplinks (they take leaf and lost)");
+        need(nic ? "nic" : "leaf");
+        if (nic) need("node");
+        // NCCL binds a rank to its NICs when the communicator is created: a NIC lost in the
+        // middle of a step interrupts the job (reliability:), it is not routed around.
+        for (const char* k : {"from", "until"})
+          if (nic && r.has(k))
+            r.fail(k, "a failed NIC holds for the whole step (a NIC lost mid-step interrupts "
+                      "the job: see reliability:)");
       }
       s.faults.push_back(f);
     }

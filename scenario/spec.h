@@ -311,13 +311,16 @@ struct SimulationSpec {
 //  slow_link:   links at `factor` of their capacity: a node's NICs (`link: nic`), a leaf
 //               switch's uplinks to the spine (`link: spine`) or a GPU's NVLink;
 //  failed_link: `lost` of a leaf's parallel uplinks fail; the rest carry its traffic, and
-//               with none left the step stalls;
+//               with none left the step stalls (`link: spine`); or NIC `nic` of node `node`
+//               fails for the whole step and its GPUs' traffic goes through a peer GPU's
+//               NIC over NVLink (PXN), stalling only if the node has no NIC left
+//               (`link: nic`);
 //  failed_node: node `node` stops at `from`: every stage with a GPU there stalls.
 // Each holds from `from` (default 0) until `until` (default: the end of the step).
 struct FaultSpec {
   enum class Kind { straggler, slow_link, failed_link, failed_node } kind = Kind::straggler;
   enum class Link { nic, spine, nvlink } link = Link::nic;
-  int stage = 0, node = 0, leaf = 0, gpu = 0, lost = 1;
+  int stage = 0, node = 0, leaf = 0, gpu = 0, lost = 1, nic = 0;
   double factor = 1.0;
   Seconds from;
   std::optional<Seconds> until;

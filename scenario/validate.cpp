@@ -360,6 +360,13 @@ void check_faults(const Scenario& s) {
       in_range("node", f.node, s.cluster.nodes, "nodes");
     if (f.kind == FaultSpec::Kind::slow_link && f.link == FaultSpec::Link::nvlink)
       in_range("gpu", f.gpu, s.cluster.gpus(), "GPUs");
+    if (f.kind == FaultSpec::Kind::failed_link && f.link == FaultSpec::Link::nic) {
+      if (s.cluster.nodes < 2)
+        reject(s, fmt::format("faults[{}].link", i), "nic",
+               "a single-node cluster sends nothing through its NICs");
+      in_range("node", f.node, s.cluster.nodes, "nodes");
+      in_range("nic", f.nic, s.cluster.inter_node.nics_per_node, "NICs per node");
+    }
   }
 }
 

@@ -1,8 +1,33 @@
 #include "simulator/groups.h"
 
+#include <algorithm>
 #include <cstddef>
 
 namespace orrery {
+
+namespace {
+
+// The group holding GPU `followed` (else the first) and the others as its siblings, in
+// their order.
+GroupSet split_followed(std::vector<std::vector<int>> all, int followed) {
+  GroupSet out;
+  std::size_t own = 0;
+  for (std::size_t i = 0; i < all.size(); ++i)
+    if (std::find(all[i].begin(), all[i].end(), followed) != all[i].end()) {
+      own = i;
+      break;
+    }
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    if (i == own) {
+      out.group = std::move(all[i]);
+    } else {
+      out.siblings.push_back(std::move(all[i]));
+    }
+  }
+  return out;
+}
+
+}  // namespace
 
 GroupSet groups_of(GroupKind kind, int stage, const Layout& L, int block) {
   const int ep = block;
@@ -16,21 +41,14 @@ GroupSet groups_of(GroupKind kind, int stage, const Layout& L, int block) {
                              mirror.siblings[i].end());
     return out;
   }
-  GroupSet out;
-  auto add = [&](std::vector<int> g, bool own) {
-    if (own) {
-      out.group = std::move(g);
-    } else {
-      out.siblings.push_back(std::move(g));
-    }
-  };
+  std::vector<std::vector<int>> all;
   switch (kind) {
     case GroupKind::tp:
       for (int d = 0; d < L.dp; ++d)
         for (int c = 0; c < L.cp; ++c) {
           std::vector<int> g;
           for (int t = 0; t < L.tp; ++t) g.push_back(L.gpu(t, c, d, stage));
-          add(std::move(g), d == 0 && c == 0);
+          all.push_back(std::move(g));
         }
       break;
     case GroupKind::dp:  // gradients are reduced over dp x cp (Megatron-Core)
@@ -38,7 +56,7 @@ GroupSet groups_of(GroupKind kind, int stage, const Layout& L, int block) {
         std::vector<int> g;
         for (int d = 0; d < L.dp; ++d)
           for (int c = 0; c < L.cp; ++c) g.push_back(L.gpu(t, c, d, stage));
-        add(std::move(g), t == 0);
+        all.push_back(std::move(g));
       }
       break;
     case GroupKind::cp:
@@ -46,7 +64,7 @@ GroupSet groups_of(GroupKind kind, int stage, const Layout& L, int block) {
         for (int d = 0; d < L.dp; ++d) {
           std::vector<int> g;
           for (int c = 0; c < L.cp; ++c) g.push_back(L.gpu(t, c, d, stage));
-          add(std::move(g), t == 0 && d == 0);
+          all.push_back(std::move(g));
         }
       break;
     case GroupKind::expert_dp:  // ranks holding the same experts: d = e + ep * j
@@ -54,7 +72,7 @@ GroupSet groups_of(GroupKind kind, int stage, const Layout& L, int block) {
         for (int e = 0; e < ep; ++e) {
           std::vector<int> g;
           for (int d = e; d < L.dp; d += ep) g.push_back(L.gpu(t, 0, d, stage));
-          add(std::move(g), t == 0 && e == 0);
+          all.push_back(std::move(g));
         }
       break;
     case GroupKind::ep:  // consecutive data-parallel ranks split the experts
@@ -62,7 +80,7 @@ GroupSet groups_of(GroupKind kind, int stage, const Layout& L, int block) {
         for (int j = 0; j < L.dp / ep; ++j) {
           std::vector<int> g;
           for (int e = 0; e < ep; ++e) g.push_back(L.gpu(t, 0, j * ep + e, stage));
-          add(std::move(g), t == 0 && j == 0);
+          all.push_back(std::move(g));
         }
       break;
     case GroupKind::dp_local:
@@ -70,7 +88,7 @@ GroupSet groups_of(GroupKind kind, int stage, const Layout& L, int block) {
         for (int j = 0; j < L.dp / block; ++j) {
           std::vector<int> g;
           for (int e = 0; e < block; ++e) g.push_back(L.gpu(t, 0, j * block + e, stage));
-          add(std::move(g), t == 0 && j == 0);
+          all.push_back(std::move(g));
         }
       break;
     case GroupKind::dp_cross:
@@ -78,29 +96,22 @@ GroupSet groups_of(GroupKind kind, int stage, const Layout& L, int block) {
         for (int e = 0; e < block; ++e) {
           std::vector<int> g;
           for (int d = e; d < L.dp; d += block) g.push_back(L.gpu(t, 0, d, stage));
-          add(std::move(g), t == 0 && e == 0);
+          all.push_back(std::move(g));
         }
       break;
     case GroupKind::dp_mirror:
     case GroupKind::expert_dp_mirror:
       break;  // built from dp / expert_dp above
   }
-  return out;
+  return split_followed(std::move(all), L.followed(stage));
 }
 
 GroupSet pipeline_pair(int from, int to, const Layout& L) {
-  GroupSet out;
+  std::vector<std::vector<int>> all;
   for (int d = 0; d < L.dp; ++d)
     for (int c = 0; c < L.cp; ++c)
-      for (int t = 0; t < L.tp; ++t) {
-        std::vector<int> g = {L.gpu(t, c, d, from), L.gpu(t, c, d, to)};
-        if (d == 0 && c == 0 && t == 0) {
-          out.group = std::move(g);
-        } else {
-          out.siblings.push_back(std::move(g));
-        }
-      }
-  return out;
+      for (int t = 0; t < L.tp; ++t) all.push_back({L.gpu(t, c, d, from), L.gpu(t, c, d, to)});
+  return split_followed(std::move(all), L.followed(from));
 }
 
 }  // namespace orrery

@@ -9,7 +9,11 @@ namespace orrery {
 
 struct Layout {
   int tp = 1, cp = 1, dp = 1, pp = 1;
+  // The GPU a symmetric simulation follows in every stage: tensor, context and data
+  // index 0, unless a fault singles out another GPU (simulator/step.h).
+  int follow_t = 0, follow_c = 0, follow_d = 0;
   int gpu(int t, int c, int d, int p) const { return t + tp * (c + cp * (d + dp * p)); }
+  int followed(int p) const { return gpu(follow_t, follow_c, follow_d, p); }
 };
 
 enum class GroupKind {
@@ -26,8 +30,9 @@ enum class GroupKind {
   expert_dp_mirror
 };
 
-// A collective's group for the GPU with tp, cp and dp index 0 of `stage`, and the sibling
-// groups (same size, same order) that run the same collective on the other GPUs.
+// A collective's group for the followed GPU of `stage` (Layout::followed; the first group
+// when that GPU is in none, as with expert groups under context parallelism), and the
+// sibling groups (same size, same order) that run the same collective on the other GPUs.
 struct GroupSet {
   std::vector<int> group;
   std::vector<std::vector<int>> siblings;

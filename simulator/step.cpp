@@ -89,7 +89,7 @@ void StepBuilder::build_pipeline(TaskGraph& g) {
       ranks.push_back({t, c, d, gpu / (L_.tp * L_.cp * L_.dp)});
     }
   } else {
-    for (int st = 0; st < p; ++st) ranks.push_back({0, 0, 0, st});
+    for (int st = 0; st < p; ++st) ranks.push_back({L_.follow_t, L_.follow_c, L_.follow_d, st});
   }
   auto rank_of = [&](int t, int c, int d, int st) { return opt_.full ? L_.gpu(t, c, d, st) : st; };
   g.ranks = static_cast<int>(ranks.size());
@@ -739,6 +739,13 @@ std::vector<EngineChange> StepBuilder::fault_changes() const {
         }
         break;
       case FaultSpec::Kind::failed_link: {
+        if (f.link == FaultSpec::Link::nic) {
+          // Routed around (Topology::fail_nic); traffic still on it is a node with no
+          // working NIC left, which then stalls.
+          on_link(topo_.nic_up(f.node, f.nic), 0.0);
+          on_link(topo_.nic_down(f.node, f.nic), 0.0);
+          break;
+        }
         if (f.leaf >= topo_.leaves())
           throw bad("leaf", f.leaf, fmt::format("the fabric has {} leaf switches", topo_.leaves()));
         // The leaf's other uplinks carry its traffic (ECMP spreads flows over them).

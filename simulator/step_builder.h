@@ -42,6 +42,10 @@ class StepBuilder {
                  CollectiveOp op, GroupKind kind, int stage, double bytes);
 
   int pp_comm_index(TaskGraph& g, int from, int to);
+  // Bytes per link class that `plan` and its sibling groups move together.
+  std::map<LinkClass, double> group_traffic(const CommPlan& plan,
+                                            const std::vector<std::vector<int>>& siblings,
+                                            bool nvls) const;
 
   // The collective that a comm point turns into for a pass; none when it is a no-op.
   bool comm_for(CommPoint cp, bool forward, CollectiveOp& op, GroupKind& kind, double& bytes) const;

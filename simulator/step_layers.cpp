@@ -13,6 +13,20 @@ StepBuilder::StepBuilder(const Scenario& s, const SimulationOptions& opt)
 StepBuilder::StepBuilder(const Scenario& s, const SimulationOptions& opt, Calibrated c)
     : s_(s), p_(s.parallelism), opt_(opt), topo_(c.cluster), model_(std::move(c.model)) {
   L_ = {p_.tp, p_.cp, p_.dp, p_.pp};
+  // Failed NICs hold for the whole step: routes go around them (Topology::fail_nic). The
+  // symmetric step then follows the GPU behind the first one, whose groups are the
+  // slowest, so that the step waits for them as the real synchronous step would.
+  bool followed = false;
+  for (const FaultSpec& f : s.faults) {
+    if (f.kind != FaultSpec::Kind::failed_link || f.link != FaultSpec::Link::nic) continue;
+    topo_.fail_nic(f.node, f.nic);
+    if (followed) continue;
+    followed = true;
+    const int gpu = topo_.gpu_of_nic(f.node, f.nic);
+    L_.follow_t = gpu % L_.tp;
+    L_.follow_c = (gpu / L_.tp) % L_.cp;
+    L_.follow_d = (gpu / (L_.tp * L_.cp)) % L_.dp;
+  }
   work_ = build_workload(s.model, s.training, shard_of(p_));
   for (int i = 0; i < topo_.link_count(); ++i) capacity_.push_back(topo_.link(i).capacity.value());
   act_bytes_ = activation_bytes(s.training.precision);
@@ -35,6 +49,21 @@ StepBuilder::StepBuilder(const Scenario& s, const SimulationOptions& opt, Calibr
 }
 
 // --- communication plans ------------------------------------------------------
+std::map<LinkClass, double> StepBuilder::group_traffic(
+    const CommPlan& plan, const std::vector<std::vector<int>>& siblings, bool nvls) const {
+  // Symmetric groups move the same bytes per link class: the plan's times the groups.
+  // Routes around a failed NIC break that symmetry, so each sibling is then planned
+  // (with the plan's algorithm) and counted on its own routes.
+  if (!topo_.any_nic_failed())
+    return traffic(plan, topo_, static_cast<double>(siblings.size() + 1));
+  std::map<LinkClass, double> out = traffic(plan, topo_, 1.0);
+  for (const std::vector<int>& g : siblings) {
+    const CommPlan p = plan_collective(plan.op, g, plan.bytes, topo_, nvls, plan.algo);
+    for (const auto& [cls, bytes] : traffic(p, topo_, 1.0)) out[cls] += bytes;
+  }
+  return out;
+}
+
 int StepBuilder::comm_index(TaskGraph& g, std::map<std::tuple<int, int, int, double>, int>& cache,
                             CollectiveOp op, GroupKind kind, int stage, double bytes) {
   const auto key = std::make_tuple(static_cast<int>(op), static_cast<int>(kind), stage, bytes);
@@ -54,7 +83,7 @@ int StepBuilder::comm_index(TaskGraph& g, std::map<std::tuple<int, int, int, dou
   const bool mirror = kind == GroupKind::dp_mirror || kind == GroupKind::expert_dp_mirror;
   PlannedComm placed = place(plan, topo_, gs.siblings, !opt_.full && !mirror);
   placed.description += fmt::format(", {:.2f} MiB", bytes / 1048576.0);
-  placed.traffic = traffic(plan, topo_, static_cast<double>(gs.siblings.size() + 1));
+  placed.traffic = group_traffic(plan, gs.siblings, s_.cluster.intra_node.nvls);
   g.comms.push_back(std::move(placed));
   const int index = static_cast<int>(g.comms.size()) - 1;
   cache.emplace(key, index);
@@ -70,7 +99,7 @@ int StepBuilder::pp_comm_index(TaskGraph& g, int from, int to) {
   PlannedComm placed = place(plan, topo_, gs.siblings, !opt_.full);
   placed.description =
       fmt::format("send_recv stage {} -> {}, {:.2f} MiB", from, to, pp_bytes_ / 1048576.0);
-  placed.traffic = traffic(plan, topo_, static_cast<double>(gs.siblings.size() + 1));
+  placed.traffic = group_traffic(plan, gs.siblings, false);
   g.comms.push_back(std::move(placed));
   const int index = static_cast<int>(g.comms.size()) - 1;
   pp_cache_.emplace(key, index);

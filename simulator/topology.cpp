@@ -169,6 +169,34 @@ int Topology::leaf_of_nic(int node, int nic) const {
   return (node * nics_per_node_ + nic) / kLeafDownlinks;
 }
 
+void Topology::fail_nic(int node, int k) {
+  ORRERY_CHECK(!nic_up_.empty() && node >= 0 && node * gpus_per_node_ < gpus_ && k >= 0 &&
+                   k < nics_per_node_,
+               "a failed NIC of the cluster");
+  if (nic_failed_.empty()) nic_failed_.assign(nic_up_.size(), 0);
+  nic_failed_[static_cast<size_t>(node * nics_per_node_ + k)] = 1;
+}
+
+bool Topology::nic_failed(int node, int k) const {
+  return !nic_failed_.empty() && nic_failed_[static_cast<size_t>(node * nics_per_node_ + k)];
+}
+
+int Topology::nic_used(int gpu) const {
+  const int own = nic_of(gpu), node = node_of(gpu);
+  if (!nic_failed(node, own)) return own;
+  for (int i = 1; i < nics_per_node_; ++i) {
+    const int k = (own + i) % nics_per_node_;
+    if (!nic_failed(node, k)) return k;
+  }
+  return own;  // none left: the route keeps the dead NIC and the step stalls on it
+}
+
+int Topology::gpu_of_nic(int node, int k) const {
+  // The first GPU of the node that nic_of maps to NIC k (GPUs and NICs in index order).
+  const int local = (k * gpus_per_node_ + nics_per_node_ - 1) / nics_per_node_;
+  return node * gpus_per_node_ + local;
+}
+
 void Topology::route(int a, int b, std::vector<int>& out) const {
   ORRERY_CHECK(a >= 0 && a < gpus_ && b >= 0 && b < gpus_ && a != b, "route between two GPUs");
   const int na = node_of(a), nb = node_of(b);
@@ -177,16 +205,25 @@ void Topology::route(int a, int b, std::vector<int>& out) const {
     out.push_back(nvlink_down_[b]);
     return;
   }
-  const int nic_a = na * nics_per_node_ + nic_of(a);
-  const int nic_b = nb * nics_per_node_ + nic_of(b);
-  const int leaf_a = leaf_of_nic(na, nic_of(a));
-  const int leaf_b = leaf_of_nic(nb, nic_of(b));
-  out.push_back(nic_up_[nic_a]);
+  const int ka = nic_used(a), kb = nic_used(b);
+  const int proxy_a = ka == nic_of(a) ? a : gpu_of_nic(na, ka);
+  const int proxy_b = kb == nic_of(b) ? b : gpu_of_nic(nb, kb);
+  if (proxy_a != a) {  // PXN: to the peer next to a working NIC first
+    out.push_back(nvlink_up_[a]);
+    out.push_back(nvlink_down_[proxy_a]);
+  }
+  const int leaf_a = leaf_of_nic(na, ka);
+  const int leaf_b = leaf_of_nic(nb, kb);
+  out.push_back(nic_up_[na * nics_per_node_ + ka]);
   if (leaf_a != leaf_b) {
     out.push_back(spine_up_[leaf_a]);
     out.push_back(spine_down_[leaf_b]);
   }
-  out.push_back(nic_down_[nic_b]);
+  out.push_back(nic_down_[nb * nics_per_node_ + kb]);
+  if (proxy_b != b) {  // and from the peer next to the receiving node's working NIC
+    out.push_back(nvlink_up_[proxy_b]);
+    out.push_back(nvlink_down_[b]);
+  }
 }
 
 Seconds Topology::latency(int a, int b) const {

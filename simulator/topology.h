@@ -70,6 +70,18 @@ class Topology {
   double intra_size_efficiency(double bytes) const;
   bool has_intra_curve() const { return !intra_curve_.empty(); }
 
+  // Marks NIC k of `node` failed for the whole step. NCCL binds a rank to its NICs when
+  // the communicator is created; with PXN (NCCL 2.12+) a rank whose own NIC is gone sends
+  // and receives through a peer GPU of its node: over NVLink to the GPU next to the
+  // node's next working NIC (in index order), then out of that NIC, which on a
+  // rail-optimized fabric sits on another rail's leaf, so the message also crosses the
+  // spine. A node with no working NIC keeps its routes; the step then stalls on them.
+  void fail_nic(int node, int k);
+  bool nic_failed(int node, int k) const;
+  bool any_nic_failed() const { return !nic_failed_.empty(); }
+  // The first GPU of the node whose traffic NIC k carries.
+  int gpu_of_nic(int node, int k) const;
+
   // Appends to `out` the directed links a message from GPU a to GPU b crosses.
   void route(int a, int b, std::vector<int>& out) const;
   // Latency of one message from a to b: the slowest hop class on its path.
@@ -80,6 +92,9 @@ class Topology {
 
  private:
   int nic_of(int gpu) const;
+  // The NIC (index on its node) a GPU's inter-node traffic leaves and enters by, and the
+  // GPU next to it: its own, or with PXN a peer's when its own has failed.
+  int nic_used(int gpu) const;
   void finish_graph();
   int leaf_of_nic(int node, int nic) const;
 
@@ -97,6 +112,7 @@ class Topology {
   // Link ids by owner: nvlink up/down per GPU, nic up/down per NIC, spine up/down per leaf.
   std::vector<int> nvlink_up_, nvlink_down_, nic_up_, nic_down_, spine_up_, spine_down_;
   std::vector<double> leaf_uplinks_;
+  std::vector<char> nic_failed_;  // per NIC of the cluster (node * nics_per_node + k)
 };
 
 }  // namespace orrery

@@ -528,8 +528,16 @@ parallelism: {tp: 8, pp: 2, global_batch: 8}
                {"bad.yaml:5", "faults[0].kind", "'meteor'", "failed_node"});
   expect_error(base + "faults:\n  - {kind: slow_link, link: nic, factor: 1.5}\n",
                {"bad.yaml:5", "faults[0].factor", "'1.5'"});
+  expect_error(base + "faults:\n  - {kind: failed_link, link: nvlink, leaf: 0}\n",
+               {"bad.yaml:5", "faults[0].link", "link: spine", "link: nic"});
   expect_error(base + "faults:\n  - {kind: failed_link, link: nic, leaf: 0}\n",
-               {"bad.yaml:5", "faults[0].link", "link: spine"});
+               {"bad.yaml:5", "faults[0].leaf", "does not apply to a failed NIC"});
+  expect_error(base + "faults:\n  - {kind: failed_link, link: spine, nic: 2}\n",
+               {"bad.yaml:5", "faults[0].nic", "does not apply to failed spine uplinks"});
+  expect_error(base + "faults:\n  - {kind: failed_link, link: nic, node: 1}\n",
+               {"bad.yaml:5", "faults[0].nic", "missing key"});
+  expect_error(base + "faults:\n  - {kind: failed_link, link: nic, node: 1, nic: 2, from: \"1 ms\"}\n",
+               {"bad.yaml:5", "faults[0].from", "whole step", "reliability"});
   expect_error(base + "faults:\n  - {kind: failed_node, node: 1, from: \"2 ms\", until: \"1 ms\"}\n",
                {"bad.yaml:5", "faults[0].until", "after `from`"});
 }
@@ -555,6 +563,20 @@ faults:
   - {kind: failed_node, node: 7}
 )",
                {"bad.yaml:5", "faults[0].node", "'7'", "2 nodes"});
+  expect_error(R"(cluster: {preset: dgx-h100, nodes: 2}
+model: {preset: llama3-8b}
+parallelism: {tp: 8, pp: 2, global_batch: 8}
+faults:
+  - {kind: failed_link, link: nic, node: 1, nic: 8}
+)",
+               {"bad.yaml:5", "faults[0].nic", "'8'", "8 NICs per node"});
+  expect_error(R"(cluster: {preset: dgx-h100, nodes: 1}
+model: {preset: llama3-8b}
+parallelism: {tp: 8, global_batch: 8}
+faults:
+  - {kind: failed_link, link: nic, node: 0, nic: 1}
+)",
+               {"bad.yaml:5", "faults[0].link", "single-node"});
 }
 
 // Regression: tp*pp*cp, tp*pp*dp*cp, microbatch*dp and pp*virtual_pipeline_stages were

@@ -681,6 +681,45 @@ training: {precision: bf16, overlap_grad_reduce: false}
   ASSERT_TRUE(cut.stalled_at.has_value());
 }
 
+TEST(Step, AFailedNicSendsItsTrafficThroughAPeerGpusNic) {
+  // 2 DGX H100 (8 GPUs, 8 NICs of 400 Gb/s each, GPU i on NIC i), tp 8, dp 2: the gradient
+  // all-reduce runs 8 two-rank rings, ring i between GPU i of each node on NIC i. With
+  // NIC 3 of node 0 failed, PXN sends ring 3 over NVLink to GPU 4 and out of NIC 4 (and
+  // back in the same way), so NIC 4 carries rings 3 and 4 in each direction: both get
+  // half its rate, the all-reduce's bandwidth term doubles and the step waits for them.
+  // Its latency term (2 (2 - 1) = 2 ring steps of the preset's 14 us inter-node latency
+  // per bucket) is unchanged, so with exposed time L + B healthy and L + 2B after,
+  // 2 x healthy - after = L = buckets x 2 x 14 us.
+  auto scenario = [](const std::string& faults) {
+    const std::string yaml = R"(
+cluster: {preset: dgx-h100, nodes: 2}
+model: {preset: llama3-8b}
+parallelism: {tp: 8, dp: 2, microbatch: 1, global_batch: 8}
+training: {precision: bf16, overlap_grad_reduce: false}
+)" + faults;
+    return load_scenario_text(yaml, "nic.yaml");
+  };
+  auto dp = [](const StepResult& r) { return r.stages.at(0).breakdown.dp_exposed; };
+  const StepResult base = simulate_step(scenario(""));
+  const double healthy = dp(base);
+  int buckets = 0;
+  for (const Task& t : base.graph.tasks) buckets += t.kind == TaskKind::dp_comm ? 1 : 0;
+  const std::string one = "faults:\n  - {kind: failed_link, link: nic, node: 0, nic: 3}\n";
+  const StepResult failed = simulate_step(scenario(one));
+  ASSERT_FALSE(failed.stalled_at.has_value());
+  EXPECT_NEAR(2 * healthy - dp(failed), buckets * 2 * 14e-6, 1e-6);
+  // The symmetric step follows the GPU behind the failed NIC; --full simulates all 16.
+  SimulationOptions full;
+  full.full = true;
+  EXPECT_NEAR(simulate_step(scenario(one), full).step_time.value(), failed.step_time.value(),
+              1e-6 * failed.step_time.value());
+  // Every NIC of node 0 failed: no way out of the node; the step never completes.
+  std::string all = "faults:\n";
+  for (int k = 0; k < 8; ++k)
+    all += fmt::format("  - {{kind: failed_link, link: nic, node: 0, nic: {}}}\n", k);
+  ASSERT_TRUE(simulate_step(scenario(all)).stalled_at.has_value());
+}
+
 TEST(Step, AFailedNodeStallsTheStep) {
   const std::string yaml = R"(
 cluster: {preset: dgx-h100, nodes: 2}

@@ -69,6 +69,38 @@ TEST(Topology, SharedNicsWhenFewerNicsThanGpus) {
   EXPECT_EQ(a.front(), b.front());
 }
 
+TEST(Topology, AFailedNicIsBypassedThroughThePeerNextToTheNextNic) {
+  // 2 DGX H100, rail-optimized: GPU i uses NIC i on the leaf of rail i. NIC 3 of node 0
+  // fails: GPU 3 (node 0) to GPU 11 (node 1, NIC 3) goes NVLink up from GPU 3, NVLink down
+  // into GPU 4, out of NIC 4 on rail 4's leaf, across the spine to rail 3's leaf and in
+  // by node 1's NIC 3. The way back mirrors it.
+  Topology t(cluster("dgx-h100", 2));
+  t.fail_nic(0, 3);
+  EXPECT_TRUE(t.nic_failed(0, 3));
+  EXPECT_FALSE(t.nic_failed(1, 3));
+  std::vector<int> r;
+  t.route(3, 11, r);
+  const std::vector<int> out = {t.nvlink_up(3), t.nvlink_down(4), t.nic_up(0, 4),
+                                t.spine_up(4), t.spine_down(3), t.nic_down(1, 3)};
+  EXPECT_EQ(r, out);
+  r.clear();
+  t.route(11, 3, r);
+  const std::vector<int> back = {t.nic_up(1, 3), t.spine_up(3), t.spine_down(4),
+                                 t.nic_down(0, 4), t.nvlink_up(4), t.nvlink_down(3)};
+  EXPECT_EQ(r, back);
+  // GPU 5 keeps its own NIC; with NIC 4 failed too, GPU 3 moves on to NIC 5.
+  r.clear();
+  t.route(5, 13, r);
+  EXPECT_EQ(r, (std::vector<int>{t.nic_up(0, 5), t.nic_down(1, 5)}));
+  t.fail_nic(0, 4);
+  r.clear();
+  t.route(3, 13, r);
+  EXPECT_EQ(r, (std::vector<int>{t.nvlink_up(3), t.nvlink_down(5), t.nic_up(0, 5),
+                                 t.nic_down(1, 5)}));
+  // DGX-1 (4 NICs for 8 GPUs): NIC 1 serves GPUs 2 and 3; the first of them is its peer.
+  EXPECT_EQ(Topology(cluster("dgx-1-v100", 2)).gpu_of_nic(1, 1), 10);
+}
+
 }  // namespace
 }  // namespace orrery
 
