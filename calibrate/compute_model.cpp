@@ -69,6 +69,11 @@ class RooflineModel final : public ComputeModel {
     // and of the update, which it stores and reads back (read w, write and read u);
     // LARS the norms of the weights and gradients; Adafactor the row and column means of
     // the squared gradient before the update.
+    // Loss scaling unscales the gradients by 1/S and checks them for inf/NaN in one
+    // multi-tensor pass before the update (read and write each gradient; PyTorch's
+    // _amp_foreach_non_finite_check_and_unscale_, which Megatron-LM's optimizer calls).
+    if (s.training.loss_scaling.effective(s.training.precision) != LossScalingSpec::Kind::none)
+      optimizer_bytes_ += 2 * sb.gradient;
     switch (s.training.optimizer) {
       case Optimizer::lamb: optimizer_bytes_ += 3 * 4.0; break;
       case Optimizer::lars: optimizer_bytes_ += 4.0 + sb.gradient; break;

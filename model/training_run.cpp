@@ -59,6 +59,15 @@ RunEstimate estimate_run(const Scenario& s, Seconds step_time, double utilizatio
   }
   // Compression that needs more steps to reach the same target (1.0: none).
   r.steps = std::ceil(r.steps * s.training.compression.convergence);
+  // Dynamic loss scaling in its steady state: the scale doubles after `window` clean
+  // steps, overflows, and `hysteresis` overflowing steps (each skipped: forward and
+  // backward run, the update does not) later halves back; so `hysteresis` extra steps
+  // per `window` useful ones. The descent from the initial scale is not counted.
+  const LossScalingSpec& ls = s.training.loss_scaling;
+  if (ls.effective(s.training.precision) == LossScalingSpec::Kind::dynamic) {
+    r.skipped_steps = std::ceil(r.steps * ls.hysteresis / ls.window);
+    r.steps += r.skipped_steps;
+  }
   r.samples = r.steps * batch;
   r.tokens = r.samples * seq;
   r.time = Seconds(r.steps * step_time.value());

@@ -40,6 +40,7 @@ struct Goodput {
 struct RunEstimate {
   double steps = 0;    // optimizer steps, rounded up to whole steps (x convergence)
   double warmup_steps = 0;  // of them, uncompressed warm-up steps (1-bit compression)
+  double skipped_steps = 0; // of them, steps dynamic loss scaling skips on overflow
   double samples = 0;  // steps * global batch
   double tokens = 0;   // samples * seq_len (transformers; 0 for CNNs)
   Seconds time;        // steps * step time

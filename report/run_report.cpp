@@ -58,6 +58,7 @@ std::optional<RunEstimate> whole_run(const Scenario& s, const StepResult& r) {
 ordered_json run_json(const RunEstimate& e) {
   ordered_json j;
   j["steps"] = e.steps;
+  j["skipped_steps"] = e.skipped_steps;
   j["samples"] = e.samples;
   j["tokens"] = e.tokens;
   j["time_to_train_s"] = e.time.value();
@@ -313,6 +314,12 @@ std::string render_run_table(const Scenario& s, const StepResult& r) {
     line("steps", fmt::format("{:.0f} ({} samples{})", e->steps, format_count(e->samples),
                               e->tokens > 0 ? fmt::format(", {} tokens", format_count(e->tokens))
                                             : std::string()));
+    if (e->skipped_steps > 0) {
+      const LossScalingSpec& ls = s.training.loss_scaling;
+      line("loss scaling", fmt::format("dynamic (window {}, hysteresis {}): {:.0f} of the steps "
+                                       "skipped on overflow",
+                                       ls.window, ls.hysteresis, e->skipped_steps));
+    }
     line("time to train", fmt::format("{:.2f} days ({:.1f} h)", e->time.value() / 86400.0,
                                       e->time.value() / 3600.0));
     line("GPU-hours", format_count(e->gpu_hours));

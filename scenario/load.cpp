@@ -80,7 +80,8 @@ const std::vector<std::string> kTrainingKeys = {
     "precision",          "recompute",           "optimizer",       "flash_attention",
     "gradient_dtype",     "runtime_reserve",     "allocator_overhead", "overlap_grad_reduce",
     "overlap_param_gather", "tp_comm_overlap",   "overlap_p2p",     "grad_bucket_params",
-    "target",             "gradient_compression"};
+    "target",             "gradient_compression", "loss_scaling"};
+const std::vector<std::string> kLossScalingKeys = {"kind", "window", "hysteresis"};
 const std::vector<std::string> kSimulationKeys = {"compute_slowdown", "comm_slowdown"};
 const std::vector<std::string> kCostKeys = {"usd_per_gpu_hour", "gpu_power", "gpu_idle_power",
                                            "node_power",       "pue",       "grid_gco2_per_kwh"};
@@ -536,6 +537,22 @@ void read_training(const YAML::Node& node, const std::string& file, Origin* orig
     cr.read_int("scale_block", 1, 1 << 30, c.scale_block);
     cr.read_double("convergence", 0.1, 100.0, c.convergence);
   }
+  if (r.has("loss_scaling")) {
+    using K = LossScalingSpec::Kind;
+    LossScalingSpec& l = t.loss_scaling;
+    MapReader lr(r.node("loss_scaling"), file, "training.loss_scaling", kLossScalingKeys, origin);
+    K kind = K::none;
+    if (!lr.read_enum("kind", {{"none", K::none}, {"static", K::fixed}, {"dynamic", K::dynamic}},
+                      kind)) {
+      throw InputError(location_of(file, r.node("loss_scaling")), "training.loss_scaling.kind", "",
+                       "missing key");
+    }
+    l.kind = kind;
+    for (const char* key : {"window", "hysteresis"})
+      if (lr.has(key) && kind != K::dynamic) lr.fail(key, "applies to kind: dynamic only");
+    lr.read_int("window", 1, 1 << 30, l.window);
+    lr.read_int("hysteresis", 1, 1 << 20, l.hysteresis);
+  }
 }
 
 void read_measured(const YAML::Node& node, const std::string& file, Origin* origin,
@@ -952,6 +969,7 @@ std::vector<std::string> scenario_keys() {
   add("training", kTrainingKeys);
   add("training.target", kTargetKeys);
   add("training.gradient_compression", kCompressionKeys);
+  add("training.loss_scaling", kLossScalingKeys);
   add("training.target.critical_batch", kCriticalBatchKeys);
   add("cost", kCostKeys);
   add("simulation", kSimulationKeys);

@@ -131,4 +131,13 @@ const char* to_string(Metric m) {
   return "?";
 }
 
+const char* to_string(LossScalingSpec::Kind k) {
+  switch (k) {
+    case LossScalingSpec::Kind::none: return "none";
+    case LossScalingSpec::Kind::fixed: return "static";
+    case LossScalingSpec::Kind::dynamic: return "dynamic";
+  }
+  return "?";
+}
+
 }  // namespace orrery

@@ -276,6 +276,23 @@ struct CompressionSpec {
 };
 const char* to_string(CompressionSpec::Scheme s);
 
+// Loss scaling (training.loss_scaling), after Micikevicius et al. 2018 ("Mixed Precision
+// Training", section 3.2): the loss is multiplied by a scale S before the backward pass;
+// before the update the gradients are unscaled by 1/S and checked for inf/NaN, and a
+// step that overflowed is skipped. `dynamic` doubles S after `window` steps without an
+// overflow and halves it after `hysteresis` overflows; the defaults are Megatron-LM's
+// (--loss-scale-window 1000, --hysteresis 2). `fixed` (YAML `static`) keeps S.
+struct LossScalingSpec {
+  enum class Kind { none, fixed, dynamic };
+  std::optional<Kind> kind;  // unset: dynamic under fp16 (its 5-bit exponent needs it), else none
+  int window = 1000;
+  int hysteresis = 2;
+  Kind effective(Precision p) const {
+    return kind.value_or(p == Precision::fp16 ? Kind::dynamic : Kind::none);
+  }
+};
+const char* to_string(LossScalingSpec::Kind k);
+
 struct TrainingSpec {
   Precision precision = Precision::bf16;
   Recompute recompute = Recompute::none;
@@ -292,6 +309,7 @@ struct TrainingSpec {
   std::optional<double> grad_bucket_params;  // default: max(40M, 1M * dp) (Megatron-LM)
   std::optional<TargetSpec> target;          // whole-run outputs when set
   CompressionSpec compression;               // training.gradient_compression
+  LossScalingSpec loss_scaling;              // training.loss_scaling
 };
 
 // Knobs of the simulator's models that are not properties of the hardware datasheet.

@@ -33,6 +33,29 @@ TEST(TrainingRun, TokenBudgetRoundsUpToWholeSteps) {
   EXPECT_FALSE(e.co2_kg.has_value());
 }
 
+TEST(TrainingRun, DynamicLossScalingSkipsHysteresisStepsPerWindow) {
+  // fp16's default dynamic loss scaling, Megatron-LM's window 1000 and hysteresis 2:
+  // 10,000 useful steps + ceil(10,000 x 2 / 1000) = 20 skipped = 10,020 steps of 2 s.
+  auto scenario = [](const std::string& extra) {
+    return load_scenario_text(
+        "cluster: {preset: dgx-h100}\nmodel: {preset: llama3-8b}\n"
+        "parallelism: {tp: 8, global_batch: 64}\n"
+        "training: {precision: fp16, target: {steps: 10000}" + extra + "}\n",
+        "ls.yaml");
+  };
+  const RunEstimate e = estimate_run(scenario(""), Seconds(2.0), 0.5);
+  EXPECT_EQ(e.skipped_steps, 20);
+  EXPECT_EQ(e.steps, 10020);
+  EXPECT_DOUBLE_EQ(e.time.value(), 20040.0);
+  // A window of 300 with hysteresis 1: ceil(10,000 / 300) = 34 skipped.
+  EXPECT_EQ(estimate_run(scenario(", loss_scaling: {kind: dynamic, window: 300, hysteresis: 1}"),
+                         Seconds(2.0), 0.5).skipped_steps, 34);
+  // Static scaling skips nothing counted here; bf16 has no loss scaling by default.
+  EXPECT_EQ(estimate_run(scenario(", loss_scaling: {kind: static}"), Seconds(2.0), 0.5).steps,
+            10000);
+  EXPECT_EQ(estimate_run(run_scenario("{steps: 10000}"), Seconds(2.0), 0.5).skipped_steps, 0);
+}
+
 TEST(TrainingRun, CostEnergyAndCo2) {
   // 100 steps of 36 s = 1 h on 8 GPUs: 8 GPU-hours x $2.50 = $20. Energy: (8 x 700 W TDP
   // + 1 node x 2 kW) x 1 h = 7.6 kWh, x PUE 1.25 = 9.5 kWh; at 400 g/kWh, 3.8 kg CO2.

@@ -514,6 +514,21 @@ reliability: {checkpoint_bandwidth: "10 GB/s", restart_time: "10 min", gpu_mtbf:
 namespace orrery {
 namespace {
 
+TEST(BadInput, LossScaling) {
+  const std::string base = R"(cluster: {preset: dgx-h100}
+model: {preset: llama3-8b}
+parallelism: {tp: 8, global_batch: 8}
+)";
+  expect_error(base + "training: {precision: fp16, loss_scaling: {window: 10}}\n",
+               {"bad.yaml:4", "training.loss_scaling.kind", "missing key"});
+  expect_error(base + "training: {loss_scaling: {kind: static, window: 10}}\n",
+               {"bad.yaml:4", "training.loss_scaling.window", "kind: dynamic only"});
+  expect_error(base + "training: {loss_scaling: {kind: dynamic, hysteresis: 0}}\n",
+               {"bad.yaml:4", "training.loss_scaling.hysteresis", "'0'"});
+  expect_error(base + "training: {loss_scaling: {kind: automatic}}\n",
+               {"bad.yaml:4", "training.loss_scaling.kind", "'automatic'"});
+}
+
 TEST(BadInput, FaultEntries) {
   const std::string base = R"(cluster: {preset: dgx-h100, nodes: 2}
 model: {preset: llama3-8b}

@@ -797,6 +797,11 @@ TEST(Step, OptimizerStepBytesByOptimizer) {
   EXPECT_NEAR(seconds("sgd") / adam, 22.0 / 30, 1e-12);
   EXPECT_NEAR(seconds("lars") / adam, 30.0 / 30, 1e-12);
   EXPECT_NEAR(seconds("adafactor") / adam, 18.0 / 30, 1e-12);
+  // Loss scaling adds the unscale-and-check pass, the fp32 gradient read and written
+  // (8): 38 bytes for Adam; fp16 turns it on by default, bf16 not.
+  EXPECT_NEAR(seconds("adam, loss_scaling: {kind: static}") / adam, 38.0 / 30, 1e-12);
+  EXPECT_NEAR(seconds("adam, precision: fp16") / adam, 38.0 / 30, 1e-12);
+  EXPECT_NEAR(seconds("adam, precision: fp16, loss_scaling: {kind: none}") / adam, 1.0, 1e-12);
 }
 
 }  // namespace
