@@ -92,7 +92,7 @@ class StepBuilder {
   double act_bytes_ = 2, tp_bytes_ = 0, pp_bytes_ = 0, ep_bytes_ = 0;
   int local_dp_ = 1;  // data-parallel ranks inside one node (hybrid sharding)
   double expert_time_scale_ = 1.0;  // MoE load imbalance on the busiest rank
-  std::map<std::tuple<int, int, int>, Template> templates_;
+  std::map<std::tuple<int, int, int, int>, Template> templates_;
   std::map<std::pair<int, int>, int> pp_cache_;
   std::vector<int> optimizer_task_;
   std::vector<int> stage_of_rank_;

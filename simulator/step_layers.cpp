@@ -282,9 +282,13 @@ int StepBuilder::append_layer(TaskGraph& g, std::map<std::tuple<int, int, int, d
 const StepBuilder::Template& StepBuilder::layer_template(int stage, const Layer& layer,
                                                          PassKind pass) {
   // Identical layers give identical templates; the TP/EP groups of all stages have the
-  // same shape when they sit inside one node, so the stage only matters otherwise.
+  // same shape when they sit inside one node, so the stage only matters otherwise. The
+  // rows of a CNN's layer table differ from one another (op, channels, size), so each is
+  // its own template, keyed by its place in the workload.
   const int stage_key = groups_inside_node() ? 0 : stage;
-  const auto key = std::make_tuple(stage_key, layer_signature(layer), static_cast<int>(pass));
+  const int row =
+      layer.kind == LayerKind::cnn ? static_cast<int>(&layer - work_.layers.data()) : -1;
+  const auto key = std::make_tuple(stage_key, layer_signature(layer), static_cast<int>(pass), row);
   auto it = templates_.find(key);
   if (it != templates_.end()) return it->second;
   TaskGraph g;

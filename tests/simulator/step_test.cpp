@@ -776,6 +776,31 @@ TEST(Step, ResNet50DataParallelStep) {
   EXPECT_TRUE(warned);
 }
 
+TEST(Step, CnnComputeIsTheSumOfItsLayers) {
+  // Each row of a CNN's layer table is a different op (conv1's 7x7 at 112 x 112 is not
+  // the fc's 2048 x 1000), so each GPU's step computes the sum of every row's forward and
+  // backward (the gradient all-reduce is counted apart). Regression: every row once
+  // shared the first row's template, which made ResNet-50's forward 174 conv1s and its
+  // backward 174 fcs.
+  const Scenario s =
+      testing::preset_scenario("resnet50", "dp: 8, microbatch: 32, global_batch: 256", 1,
+                               "precision: fp32, optimizer: sgd", "dgx-a100");
+  const auto model = make_roofline_model(s);
+  const Workload w = build_workload(s.model, s.training, shard_of(s.parallelism));
+  double forward = 0, backward = 0;
+  for (const Layer& l : w.layers) {
+    for (const Op& op : l.ops) {
+      forward += model->op_time(op, Pass::forward).value();
+      backward += model->op_time(op, Pass::backward).value();
+    }
+  }
+  const StepResult r = simulate_step(s);
+  const Breakdown& b = r.stages.at(r.critical_stage).breakdown;
+  EXPECT_NEAR(b.compute, forward + backward, 1e-9 * (forward + backward));
+  // Backward is about twice forward (input and weight gradients), not a sliver of it.
+  EXPECT_GT(backward, 1.5 * forward);
+}
+
 }  // namespace
 }  // namespace orrery
 
