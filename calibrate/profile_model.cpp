@@ -51,6 +51,30 @@ const CollectiveFit* node_all_reduce(const Profile& p, int gpus_per_node) {
   return nullptr;
 }
 
+// The profile's all-reduce across nodes shaped like the cluster's (nodes >= 2, gpus =
+// nodes x gpus_per_node): the one over the most nodes, if any.
+const CollectiveFit* fabric_all_reduce(const Profile& p, int gpus_per_node) {
+  const CollectiveFit* best = nullptr;
+  for (const CollectiveFit& c : p.collectives)
+    if (c.op == "all_reduce" && c.nodes >= 2 && c.gpus == c.nodes * gpus_per_node &&
+        (!best || c.nodes > best->nodes))
+      best = &c;
+  return best;
+}
+
+// NCCL's ring all-reduce across nodes runs one ring per NIC (rail) and moves every byte
+// of a ring once through a NIC each way, so its bus bandwidth is nics x NIC line rate x
+// the fabric's efficiency (the NDR guidance in the shared data: 46-48 GB/s per 400 Gb/s
+// NIC). The measured peak bus bandwidth over that line rate, at most 1 (a tree or
+// in-network reduction can beat the ring), is the efficiency; none without NICs.
+std::optional<double> fabric_efficiency(const CollectiveFit& ar, const ClusterSpec& c) {
+  const double line = c.inter_node.nics_per_node * c.inter_node.nic_bandwidth.value();
+  if (line <= 0) return std::nullopt;
+  double peak = 0;
+  for (const HeldOutPoint& pt : ar.points) peak = std::max(peak, ar.busbw(Bytes(pt.x)).value());
+  return std::min(1.0, peak / line);
+}
+
 // Upper-cased alphanumeric words of a GPU name: "NVIDIA A100-SXM4-80GB" ->
 // {NVIDIA, A100, SXM4, 80GB}.
 std::vector<std::string> name_words(const std::string& name) {
@@ -194,6 +218,17 @@ class ProfileModel final : public ComputeModel {
             : fmt::format("system preset's bus-bandwidth curve (profile has no single-node "
                           "all_reduce over {} GPUs with 2 sizes of 1 MiB or more)",
                           s.cluster.gpus_per_node));
+    const CollectiveFit* fab = fabric_all_reduce(p, s.cluster.gpus_per_node);
+    const std::optional<double> eff = fab ? fabric_efficiency(*fab, s.cluster) : std::nullopt;
+    explanation_.emplace_back(
+        "inter-node collectives",
+        eff ? fmt::format("profile {} all_reduce over {} GPUs on {} nodes: NIC efficiency {:.3f} "
+                          "= its peak bus bandwidth / ({} NICs x {:.1f} GB/s), at most 1",
+                          name, fab->gpus, fab->nodes, *eff, s.cluster.inter_node.nics_per_node,
+                          s.cluster.inter_node.nic_bandwidth.value() / 1e9)
+            : fmt::format("system preset's NIC efficiency {:.3f} (profile has no all_reduce "
+                          "across nodes of {} GPUs)",
+                          s.cluster.inter_node.efficiency, s.cluster.gpus_per_node));
   }
 
   Seconds op_time(const Op& op, Pass pass) const override {
@@ -297,6 +332,8 @@ ClusterSpec cluster_from(const Scenario& s, const std::optional<Profile>& p) {
     auto curve = bus_bandwidth_curve(*ar);
     if (curve.size() >= 2) c.intra_node.bus_bandwidth_curve = std::move(curve);
   }
+  if (const CollectiveFit* fab = fabric_all_reduce(*p, c.gpus_per_node))
+    if (const auto eff = fabric_efficiency(*fab, c)) c.inter_node.efficiency = *eff;
   return c;
 }
 

@@ -270,7 +270,7 @@ TEST(ProfileModel, TimesOpsFromTheProfileAndFallsBackToTheRoofline) {
             "fused attention from roofline; norm, softmax from profile; other ops from profile; "
             "kernel floor from profile; optimizer from roofline");
   const auto lines = model->explain();
-  ASSERT_EQ(lines.size(), 8u);
+  ASSERT_EQ(lines.size(), 9u);
   EXPECT_EQ(lines[0].second,
             "profile hand.yaml gemm bf16: F / min(P(F), 0 GB/s x F / bytes), 0 shapes, "
             "held-out max 0.0 %");
@@ -328,14 +328,57 @@ TEST(ProfileModel, ANodeAllReduceCurveReplacesThePresetCurve) {
   EXPECT_DOUBLE_EQ(curve.back().second, 1.0);
   EXPECT_EQ(c.intra_node.efficiency, s.cluster.intra_node.efficiency);
   const auto lines = make_compute_model(s)->explain();
-  EXPECT_EQ(lines.back().first, "intra-node collectives");
-  EXPECT_NE(lines.back().second.find("all_reduce over 8 GPUs"), std::string::npos)
-      << lines.back().second;
+  EXPECT_EQ(lines[lines.size() - 2].first, "intra-node collectives");
+  EXPECT_NE(lines[lines.size() - 2].second.find("all_reduce over 8 GPUs"), std::string::npos)
+      << lines[lines.size() - 2].second;
   // Without a profile the preset's curve stays.
   const Scenario plain = testing::preset_scenario("llama3-8b", "tp: 8, global_batch: 8", 1, "",
                                                   "dgx-h100");
   EXPECT_EQ(calibrated_cluster(plain).intra_node.bus_bandwidth_curve,
             plain.cluster.intra_node.bus_bandwidth_curve);
+}
+
+TEST(ProfileModel, AnAllReduceAcrossNodesSetsTheNicEfficiency) {
+  // A 4-node, 32-GPU all_reduce_perf log peaking at 330.93 GB/s bus bandwidth, the 4-node
+  // H100 figure of row voltagepark-h100-4node (the smaller sizes' figures are made up). A
+  // ring across nodes runs one ring per NIC: 8 NICs x 50 GB/s (400 Gb/s) = 400 GB/s of
+  // line rate, so the NIC efficiency is 330.93 / 400 = 0.8273.
+  std::string log =
+      "# nThread 1 nGpus 1 minBytes 67108864 maxBytes 8589934592 step: 2(factor) warmup "
+      "iters: 5 iters: 20 agg iters: 1 validation: 1 graph: 0\n#\n# Using devices\n";
+  for (int r = 0; r < 32; ++r)
+    log += fmt::format("#  Rank {:2d} Group  0 Pid {:5d} on     node-{} device {:2d} [0x00] NVIDIA "
+                       "H100 80GB HBM3\n",
+                       r, 1000 + r, r / 8, r % 8);
+  log += "#\n#       size         count      type   redop    root     time   algbw   busbw "
+         "#wrong     time   algbw   busbw #wrong\n";
+  const std::vector<std::pair<double, double>> rows = {
+      {67108864, 250.0}, {268435456, 300.0}, {1073741824, 320.0}, {8589934592, 330.93}};
+  for (const auto& [size, busbw] : rows) {
+    const double algbw = busbw * 32 / 62;  // busbw = algbw x 2 (n - 1) / n
+    const std::string g =
+        fmt::format("{:10.2f} {:7.2f} {:7.2f}      0", size / algbw / 1e3, algbw, busbw);
+    log += fmt::format("{:12.0f} {:13.0f}     float     sum      -1 {} {}\n", size, size / 4, g, g);
+  }
+  log += "# Out of bounds values : 0 OK\n";
+  const std::string profile = write_temp(
+      "fabric.yaml", render_profile(calibrate({{write_temp("fabric_all_reduce_perf.log", log), ""}})));
+  const Scenario s = load_scenario_text(
+      "cluster: {preset: dgx-h100, nodes: 4, calibration: " + profile +
+          "}\nmodel: {preset: llama3-8b}\nparallelism: {tp: 8, dp: 4, global_batch: 32}\n",
+      "fabric.yaml");
+  const ClusterSpec c = calibrated_cluster(s);
+  EXPECT_NEAR(c.inter_node.efficiency, 330.93 / 400, 1e-3);
+  const auto lines = make_compute_model(s)->explain();
+  EXPECT_EQ(lines.back().first, "inter-node collectives");
+  EXPECT_NE(lines.back().second.find("all_reduce over 32 GPUs on 4 nodes: NIC efficiency 0.827"),
+            std::string::npos)
+      << lines.back().second;
+  // Without it, the preset's efficiency stays and --explain says so.
+  const Scenario plain = testing::preset_scenario("llama3-8b", "tp: 8, dp: 4, global_batch: 32",
+                                                  4, "", "dgx-h100");
+  EXPECT_EQ(calibrated_cluster(plain).inter_node.efficiency,
+            plain.cluster.inter_node.efficiency);
 }
 
 }  // namespace
