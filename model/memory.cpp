@@ -200,8 +200,10 @@ MemoryReport estimate_memory(const Scenario& s) {
                               ? Bytes((1.0 + p.fsdp_prefetch) * largest_layer_params * sb.weight)
                               : Bytes((dense + expert) * sb.weight);
       if (p.zero_hpz) {
-        // hpZ's secondary copy: the stage's weights over the data-parallel ranks of a node.
-        mem.weights += Bytes(sb.weight * (dense + expert) / p.node_dp(s.cluster.gpus_per_node));
+        // hpZ's secondary copy: the stage's weights over the ranks of a node that hold
+        // them (its data-parallel ranks, with their context-parallel peers).
+        mem.weights +=
+            Bytes(sb.weight * (dense + expert) / (p.node_dp(s.cluster.gpus_per_node) * p.cp));
       }
     }
     st.compression_buffers = compression_state(t.compression, gradients, p.shard_group());

@@ -213,14 +213,15 @@ struct ParallelismSpec {
   // Ranks over which ZeRO / distributed-optimizer shards dense state: dp x cp
   // (Megatron shards over the data-parallel group that includes context-parallel ranks).
   int shard_group() const { return dp * cp; }
-  // Ranks ZeRO-3 / FSDP shards parameters, gradients and optimizer state over: all of
-  // dp * cp, or with hybrid sharding the data-parallel ranks inside one node.
-  // Data-parallel ranks of one stage inside a node (hybrid sharding's and hpZ's group).
+  // Data-parallel ranks of one stage inside a node; with their context-parallel peers
+  // (node_dp x cp) they are hybrid sharding's and hpZ's in-node group.
   int node_dp(int gpus_per_node) const {
     return std::max(1, std::min(dp, gpus_per_node / (tp * cp)));
   }
+  // Ranks ZeRO-3 / FSDP shards parameters, gradients and optimizer state over: all of
+  // dp * cp, or with hybrid sharding the node's node_dp x cp ranks.
   int zero3_group(int gpus_per_node) const {
-    if (sharding == Sharding::hybrid) return std::max(1, gpus_per_node / tp);
+    if (sharding == Sharding::hybrid) return node_dp(gpus_per_node) * cp;
     return shard_group();
   }
 };

@@ -83,21 +83,23 @@ GroupSet groups_of(GroupKind kind, int stage, const Layout& L, int block) {
           all.push_back(std::move(g));
         }
       break;
-    case GroupKind::dp_local:
+    case GroupKind::dp_local:  // the node's ranks holding the same weights: its d's, every c
       for (int t = 0; t < L.tp; ++t)
         for (int j = 0; j < L.dp / block; ++j) {
           std::vector<int> g;
-          for (int e = 0; e < block; ++e) g.push_back(L.gpu(t, 0, j * block + e, stage));
+          for (int e = 0; e < block; ++e)
+            for (int c = 0; c < L.cp; ++c) g.push_back(L.gpu(t, c, j * block + e, stage));
           all.push_back(std::move(g));
         }
       break;
-    case GroupKind::dp_cross:
+    case GroupKind::dp_cross:  // one rank per node holding the same shard: same c, d % block
       for (int t = 0; t < L.tp; ++t)
-        for (int e = 0; e < block; ++e) {
-          std::vector<int> g;
-          for (int d = e; d < L.dp; d += block) g.push_back(L.gpu(t, 0, d, stage));
-          all.push_back(std::move(g));
-        }
+        for (int e = 0; e < block; ++e)
+          for (int c = 0; c < L.cp; ++c) {
+            std::vector<int> g;
+            for (int d = e; d < L.dp; d += block) g.push_back(L.gpu(t, c, d, stage));
+            all.push_back(std::move(g));
+          }
       break;
     case GroupKind::dp_mirror:
     case GroupKind::expert_dp_mirror:

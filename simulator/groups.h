@@ -22,8 +22,10 @@ enum class GroupKind {
   cp,         // context-parallel ranks of one replica and stage
   expert_dp,  // ranks holding the same experts: data-parallel index d = e + ep * j
   ep,         // consecutive data-parallel ranks that split the experts
-  dp_local,   // hybrid sharding: the data-parallel ranks inside one node (d / local equal)
-  dp_cross,   // hybrid sharding: one rank per node holding the same shard (d % local equal)
+  dp_local,   // hybrid sharding: the data- and context-parallel ranks inside one node
+              // (d / local equal, every c): they hold the same weights
+  dp_cross,   // hybrid sharding: one rank per node holding the same shard (c equal,
+              // d % local equal)
   // DualPipe: the dp (expert_dp) group of `stage` followed by the same group of stage
   // pp - 1 - stage, which holds the other copy of the same layers.
   dp_mirror,

@@ -477,7 +477,8 @@ void StepBuilder::build_pipeline(TaskGraph& g) {
   // with hybrid sharding those of its node.
   const GroupKind shard_kind =
       p_.sharding == ParallelismSpec::Sharding::hybrid ? GroupKind::dp_local : GroupKind::dp;
-  // The data-parallel ranks of rank r's node (hybrid sharding's shard group, hpZ's group).
+  // The data- and context-parallel ranks of rank r's node, which hold the same weights
+  // (hybrid sharding's shard group, hpZ's group).
   auto local_members = [&](size_t r) {
     std::vector<int> members;
     if (!opt_.full) {
@@ -486,17 +487,19 @@ void StepBuilder::build_pipeline(TaskGraph& g) {
     }
     const RankId& id = ranks[r];
     const int first = (id.d / local_dp_) * local_dp_;
-    for (int d = first; d < first + local_dp_; ++d) members.push_back(rank_of(id.t, id.c, d, id.s));
+    for (int d = first; d < first + local_dp_; ++d)
+      for (int c = 0; c < L_.cp; ++c) members.push_back(rank_of(id.t, c, d, id.s));
     return members;
   };
+  const int local_shard = local_dp_ * L_.cp;  // ranks in a local group
   auto shard_members = [&](size_t r) {
     return shard_kind == GroupKind::dp ? dp_members(r, false) : local_members(r);
   };
 
   std::vector<std::vector<int>> dp_tasks_of(ranks.size());
   if (zero3) {
-    const int shard = shard_kind == GroupKind::dp ? p_.shard_group() : local_dp_;
-    const int replicas = p_.dp / shard;
+    const int shard = shard_kind == GroupKind::dp ? p_.shard_group() : local_shard;
+    const int replicas = p_.shard_group() / shard;
     const double grad_bytes3 = state_bytes_per_param(s_.training).gradient;
     const double weight_bytes3 = state_bytes_per_param(s_.training).weight;
     for (size_t r = 0; r < ranks.size(); ++r) {
@@ -511,7 +514,7 @@ void StepBuilder::build_pipeline(TaskGraph& g) {
           std::vector<std::vector<int>> gather_groups;
           if (!in_node) {
             gather_groups.push_back(members);
-          } else if (local_dp_ >= 2) {
+          } else if (local_shard >= 2) {
             for (int mr : members) {
               std::vector<int> local = local_members(static_cast<size_t>(mr));
               if (local.front() == mr) gather_groups.push_back(std::move(local));

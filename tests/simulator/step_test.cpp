@@ -221,6 +221,34 @@ training: {recompute: none, gradient_dtype: bf16}
               1e-9 * params);
 }
 
+TEST(Fsdp, HybridShardingWithContextParallelismShardsOverTheNodesDpAndCpRanks) {
+  // Two DGX H100, tp 2, cp 2, dp 4, hybrid: a node holds tp 2 x cp 2 x 2 data-parallel
+  // ranks, so the 4 ranks of a tensor-parallel rank that hold the same weights (2 d x 2 c)
+  // share its state, and memory shards the same way. Across nodes each shard (S = local
+  // params x 2 bytes / 4) is all-reduced by a 2-rank ring that moves 2 S over the NICs;
+  // 16 GPUs make 8 such pairs, over m = 8 / (1 x 4) = 2 micro-batches: 2 x 8 x 2 x S.
+  // The local parameters are those of one tensor-parallel rank: the 8.03 B split over
+  // tp 2 but for the norms, which each rank keeps whole (2 per layer x 32 + the final
+  // one, x 4096 = 266,240).
+  const Scenario s = load_scenario_text(R"(
+cluster: {preset: dgx-h100, nodes: 2}
+model: {preset: llama3-8b, seq_len: 4096}
+parallelism: {tp: 2, cp: 2, dp: 4, fsdp: true, sharding: hybrid, microbatch: 1,
+              global_batch: 8}
+training: {recompute: none, gradient_dtype: bf16}
+)",
+                                        "hybrid-cp.yaml");
+  EXPECT_EQ(s.parallelism.zero3_group(8), 4);
+  const StepResult r = simulate_step(s);
+  const double norms = 65.0 * 4096;
+  const double local = (r.figures.params_total - norms) / 2 + norms;
+  EXPECT_NEAR(r.bytes_by_link_class.at(LinkClass::nic), 2 * 8 * 2 * (local * 2.0 / 4),
+              1e-9 * local);
+  // Memory: each GPU keeps a quarter of its tensor-parallel rank's bf16 gradients.
+  EXPECT_NEAR(estimate_memory(s).stages[0].memory.gradients.value(), local * 2.0 / 4,
+              1e-9 * local);
+}
+
 TEST(Fsdp, WithoutPrefetchEveryGatherIsExposed) {
   // fsdp_prefetch: 0 starts a layer's gather only when the previous layer is done, so
   // every gather but the first of each pass (embedding forward, head backward, which
