@@ -709,6 +709,13 @@ std::vector<EngineChange> StepBuilder::fault_changes() const {
         out.push_back(c);
       }
     };
+    // A leaf's spine uplinks, which a fabric of one leaf switch does not have.
+    auto check_leaf = [&] {
+      if (topo_.leaves() < 2)
+        throw bad("leaf", f.leaf, "the fabric has a single leaf switch and no spine uplinks");
+      if (f.leaf >= topo_.leaves())
+        throw bad("leaf", f.leaf, fmt::format("the fabric has {} leaf switches", topo_.leaves()));
+    };
     auto on_rank = [&](int rank, double factor) { window({0, rank, -1, factor}); };
     auto on_link = [&](int link, double factor) {
       if (link >= 0) window({0, -1, link, factor});
@@ -730,8 +737,7 @@ std::vector<EngineChange> StepBuilder::fault_changes() const {
             }
             break;
           case FaultSpec::Link::spine:
-            if (f.leaf >= topo_.leaves())
-              throw bad("leaf", f.leaf, fmt::format("the fabric has {} leaf switches", topo_.leaves()));
+            check_leaf();
             on_link(topo_.spine_up(f.leaf), f.factor);
             on_link(topo_.spine_down(f.leaf), f.factor);
             break;
@@ -749,8 +755,7 @@ std::vector<EngineChange> StepBuilder::fault_changes() const {
           on_link(topo_.nic_down(f.node, f.nic), 0.0);
           break;
         }
-        if (f.leaf >= topo_.leaves())
-          throw bad("leaf", f.leaf, fmt::format("the fabric has {} leaf switches", topo_.leaves()));
+        check_leaf();
         // The leaf's other uplinks carry its traffic (ECMP spreads flows over them).
         const double uplinks = topo_.leaf_uplinks(f.leaf);
         const double factor = std::max(0.0, uplinks - f.lost) / uplinks;

@@ -748,6 +748,37 @@ training: {precision: bf16, overlap_grad_reduce: false}
   ASSERT_TRUE(simulate_step(scenario(all)).stalled_at.has_value());
 }
 
+TEST(Step, ASpineFaultNeedsASpine) {
+  // 2 DGX H100 on a fat tree: 16 NIC ports fill one leaf switch, so there is no spine
+  // (regression: this threw std::out_of_range, a crash with exit code 1, not bad input).
+  // On 80 nodes (20 leaves), leaf 20 is one too many.
+  auto faulted = [](int nodes, const std::string& fault) {
+    return load_scenario_text(
+        fmt::format("cluster: {{preset: dgx-h100, nodes: {}, inter_node: {{topology: fat-tree}}}}\n"
+                    "model: {{preset: llama3-8b}}\nparallelism: {{tp: 8, dp: {}, global_batch: {}}}\n"
+                    "faults:\n  - {}\n",
+                    nodes, nodes, 8 * nodes, fault),
+        "spine.yaml");
+  };
+  for (const char* fault : {"{kind: failed_link, link: spine, leaf: 0, lost: 2}",
+                            "{kind: slow_link, link: spine, leaf: 0, factor: 0.5}"}) {
+    try {
+      simulate_step(faulted(2, fault));
+      ADD_FAILURE() << fault << ": no error";
+    } catch (const InputError& e) {
+      EXPECT_NE(std::string(e.what()).find("single leaf switch and no spine"), std::string::npos)
+          << e.what();
+    }
+  }
+  try {
+    simulate_step(faulted(80, "{kind: failed_link, link: spine, leaf: 20}"));
+    ADD_FAILURE() << "leaf 20: no error";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("the fabric has 20 leaf switches"), std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(Step, AFailedNodeStallsTheStep) {
   const std::string yaml = R"(
 cluster: {preset: dgx-h100, nodes: 2}
