@@ -242,6 +242,7 @@ std::vector<NcclTestsRun> read_nccl_tests_text(const std::string& text, const st
                      "expected all_reduce, all_gather, reduce_scatter, all_to_all, broadcast "
                      "or send_recv");
   }
+  require_utf8(text, file);  // host and GPU names go into the profile
   std::vector<NcclTestsRun> runs;
   std::optional<Pending> p;
   std::string named_op;  // op named by a line since the last run started

@@ -32,6 +32,10 @@ class InputError : public std::runtime_error {
   std::string why_;
 };
 
+// Throws InputError naming `file` and the line unless `text` is well-formed UTF-8 (the
+// input readers' text: orrery echoes it into messages and JSON, which must stay UTF-8).
+void require_utf8(const std::string& text, const std::string& file);
+
 // "error: FILE:LINE: key 'KEY' = 'VALUE': WHY" (parts that are empty are left out).
 std::string format_input_error(const InputLocation& where, const std::string& key,
                                const std::string& value, const std::string& why);

@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <fmt/format.h>
 
+#include "core/error.h"
+
 namespace orrery::detail {
 
 InputLocation location_of(const std::string& file, const YAML::Node& node) {
@@ -17,6 +19,9 @@ InputLocation location_of(const std::string& file, const YAML::Node& node) {
 }
 
 YAML::Node load_yaml_text(const std::string& text, const std::string& file) {
+  // YAML files are Unicode; orrery reads them as UTF-8, and what it echoes from them
+  // (names, values in messages, JSON output) must stay valid UTF-8.
+  require_utf8(text, file);
   try {
     return YAML::Load(text);
   } catch (const YAML::Exception& e) {

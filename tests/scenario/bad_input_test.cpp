@@ -514,6 +514,22 @@ reliability: {checkpoint_bandwidth: "10 GB/s", restart_time: "10 min", gpu_mtbf:
 namespace orrery {
 namespace {
 
+TEST(BadInput, NotUtf8) {
+  // Well-formed UTF-8 anywhere is fine: a 2-, 3- and 4-byte character in a comment.
+  const std::string ok = "# caf\xC3\xA9 \xE2\x82\xAC \xF0\x9D\x84\x9E\n"
+                         "cluster: {preset: dgx-h100}\nmodel: {preset: llama3-8b}\n"
+                         "parallelism: {tp: 8, global_batch: 8}\n";
+  EXPECT_NO_THROW(load_scenario_text(ok, "ok.yaml"));
+  // A stray continuation byte, an overlong '/', a UTF-16 surrogate, a character cut off
+  // by the end of the file, and a lead byte past U+10FFFF: each names its line and byte.
+  const std::string base = "cluster: {preset: dgx-h100}\nmodel: {preset: llama3-8b}\n";
+  expect_error(base + "name: \"A10\xB0\"\n", {"bad.yaml:3", "not UTF-8", "0xB0"});
+  expect_error(base + "name: \"\xC0\xAF\"\n", {"bad.yaml:3", "0xC0"});
+  expect_error(base + "name: \"\xED\xA0\x80\"\n", {"bad.yaml:3", "0xED"});
+  expect_error(base + "# \xE2\x82", {"bad.yaml:3", "0xE2"});
+  expect_error("# \xF5\x80\x80\x80\n" + base, {"bad.yaml:1", "0xF5"});
+}
+
 TEST(BadInput, LossScaling) {
   const std::string base = R"(cluster: {preset: dgx-h100}
 model: {preset: llama3-8b}
