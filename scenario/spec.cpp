@@ -87,6 +87,24 @@ const char* to_string(CompressionSpec::Scheme s) {
   return "none";
 }
 
+const char* to_string(Fp8Spec::Format f) {
+  switch (f) {
+    case Fp8Spec::Format::hybrid: return "hybrid";
+    case Fp8Spec::Format::e4m3: return "e4m3";
+  }
+  return "?";
+}
+
+const char* to_string(Fp8Spec::Scaling s) {
+  switch (s) {
+    case Fp8Spec::Scaling::delayed: return "delayed";
+    case Fp8Spec::Scaling::current: return "current";
+    case Fp8Spec::Scaling::block: return "block";
+    case Fp8Spec::Scaling::mxfp8: return "mxfp8";
+  }
+  return "?";
+}
+
 const char* to_string(Precision p) {
   switch (p) {
     case Precision::fp32: return "fp32";
