@@ -587,6 +587,33 @@ TEST(Step, CompressionPaysOnEthernetNotOnInfiniBand) {
   }
 }
 
+TEST(Step, Fp8TensorParallelAllGathersHalveTheirBytes) {
+  // tp 8 with sequence parallelism on one node, no data parallelism: every NVLink byte
+  // belongs to a TP collective of one b*s*h activation, and a ring all-gather moves what
+  // a ring reduce-scatter does. Per layer: forward AG (qkv input), RS (proj), AG (fc1
+  // input), RS (fc2); backward AG (fc2's output gradient), AG + RS (fc1's input
+  // re-gathered, its gradient reduced), AG (proj), AG + RS (qkv): 10 collectives, 4 of
+  // them gathers of an fp8 GEMM's input. Embedding RS + AG, head AG + AG + RS: 5, 2 of
+  // them input gathers. In all 5(2L + 1) collectives, 2(2L + 1) of which move 1 byte an
+  // element instead of 2: fp8 / bf16 = 1 - (2/5) / 2 = 0.8.
+  const std::string split = "tp: 8, sequence_parallel: true, dp: 1, microbatch: 1, global_batch: 2";
+  const Scenario bf16 = testing::preset_scenario("llama3-8b", split, 1,
+                                                 "precision: fp8, fp8: {}", "dgx-h100");
+  const Scenario fp8 = testing::preset_scenario(
+      "llama3-8b", split, 1, "precision: fp8, fp8: {communication: {tp_allgather: fp8}}",
+      "dgx-h100");
+  const double b = simulate_step(bf16).bytes_by_link_class.at(LinkClass::nvlink);
+  const double f = simulate_step(fp8).bytes_by_link_class.at(LinkClass::nvlink);
+  EXPECT_NEAR(f / b, 0.8, 1e-9);
+  // The recipe is stated in the run's notes.
+  const StepResult r = simulate_step(fp8);
+  ASSERT_FALSE(r.notes.empty());
+  EXPECT_EQ(r.notes.front(),
+            "fp8 recipe: hybrid (E4M3 forward, E5M2 gradients; 1 byte and one tensor-core rate "
+            "either way), delayed scaling (1024-step amax history), all GEMMs in fp8, weight "
+            "cache on, TP all-gather fp8, parameter all-gather bf16");
+}
+
 TEST(Step, SixteenBitGradientsHalveTheAllReduceBytes) {
   // Data parallel only, so every inter-node byte is the gradient all-reduce: casting fp32
   // gradients to bf16 halves it exactly.
