@@ -292,7 +292,8 @@ const char* to_string(CompressionSpec::Scheme s);
 struct Fp8Spec {
   enum class Format { hybrid, e4m3 } format = Format::hybrid;
   enum class Scaling { delayed, current, block, mxfp8 } scaling = Scaling::delayed;
-  // delayed: steps of amax history per tensor (TE DelayedScaling.amax_history_len = 1024).
+  // delayed: steps of amax history per tensor (TE DelayedScaling.amax_history_len = 1024;
+  // Megatron-LM's --fp8-amax-history-len defaults to 1).
   int amax_history = 1024;
   // Linear-layer groups run in fp8 (Fp8Gemm bits); the rest run at the 16-bit rate.
   unsigned gemms = ~0u;
