@@ -191,6 +191,32 @@ TEST(Fsdp, GatherAndReduceScatterBytesPerLayer) {
               1e-9 * params);
 }
 
+TEST(Fsdp, Fp8ParameterGathersMoveFp8WeightsInOneByte) {
+  // As GatherAndReduceScatterBytesPerLayer, in fp8 with fp8 parameter all-gathers: the
+  // W8 = 7,504,658,432 weights of Llama 3 8B's fp8 GEMMs (32 x 218,103,808 in the blocks
+  // plus the 525,336,576 of the untied head) travel in 1 byte, the other parameters and
+  // all gradients in 2. Of P = 8,030,261,248 parameters, per micro-batch
+  //   (n - 1) * (2 gathers x (2 P - W8) + 2 P) bytes, over 2 micro-batches.
+  const std::string yaml = R"(
+cluster: {preset: dgx-h100}
+model: {preset: llama3-8b, seq_len: 2048}
+parallelism: {fsdp: true, microbatch: 2, global_batch: 32}
+training: {recompute: none, gradient_dtype: bf16, precision: fp8,
+           fp8: {communication: {param_allgather: PARAM}}}
+)";
+  auto with = [&](const std::string& dtype) {
+    std::string y = yaml;
+    y.replace(y.find("PARAM"), 5, dtype);
+    return simulate_step(load_scenario_text(y, "fsdp-fp8.yaml"));
+  };
+  const double P = 8030261248.0, W8 = 7504658432.0;
+  const StepResult fp8 = with("fp8");
+  ASSERT_NEAR(fp8.figures.params_total, P, 0.5);
+  EXPECT_NEAR(fp8.bytes_by_link_class.at(LinkClass::nvlink), 2 * 7.0 * (2 * (2 * P - W8) + 2 * P),
+              1e-9 * P);
+  EXPECT_NEAR(with("bf16").bytes_by_link_class.at(LinkClass::nvlink), 2 * 7.0 * 6.0 * P, 1e-9 * P);
+}
+
 TEST(Fsdp, PrefetchHidesGathersOnAFastNetwork) {
   // With NVLink gathers much shorter than a layer's compute, only the first gather of
   // each pass (nothing to overlap it with) is exposed.
