@@ -125,6 +125,7 @@ ordered_json scenario_json(const Scenario& s) {
                    {"overlap_p2p", t.overlap_p2p},
                    {"grad_bucket_params", t.grad_bucket_params ? ordered_json(*t.grad_bucket_params)
                                                                : ordered_json(nullptr)}};
+  if (t.fp8 && t.precision == Precision::fp8) j["training"]["fp8_recipe"] = describe(*t.fp8);
   j["simulation"] = {{"compute_slowdown", s.simulation.compute_slowdown},
                      {"comm_slowdown", s.simulation.comm_slowdown}};
   if (s.measured) {
@@ -259,6 +260,7 @@ std::string render_check_table(const Scenario& s, const StepFigures& f) {
                                 to_string(t.gradient_dtype), to_string(t.optimizer)));
   line("recompute", fmt::format("{}{}", to_string(t.recompute),
                                 t.flash_attention ? ", flash attention" : ", unfused attention"));
+  if (t.fp8 && t.precision == Precision::fp8) line("fp8 recipe", describe(*t.fp8));
 
   o += "\ncost\n";
   const double gpus = c.gpus();

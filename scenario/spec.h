@@ -319,6 +319,8 @@ enum Fp8Gemm : unsigned {
 };
 const char* to_string(Fp8Spec::Format f);
 const char* to_string(Fp8Spec::Scaling s);
+// The recipe in one line, for reports ("hybrid (E4M3 forward, ...), delayed scaling ...").
+std::string describe(const Fp8Spec& f);
 
 struct TrainingSpec {
   Precision precision = Precision::bf16;

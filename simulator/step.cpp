@@ -925,39 +925,6 @@ StepResult average_period(StepResult sync, const StepResult& between, int period
 
 }  // namespace
 
-namespace {
-
-// One line stating the fp8 recipe (training.fp8), for the run report's notes.
-std::string describe_fp8_recipe(const Scenario& s) {
-  const Fp8Spec& f = *s.training.fp8;
-  std::string gemms;
-  if (f.gemms == ~0u) {
-    gemms = "all GEMMs in fp8";
-  } else {
-    const std::pair<unsigned, const char*> names[] = {
-        {kFp8Qkv, "qkv"},         {kFp8Proj, "proj"},     {kFp8Fc1, "fc1"}, {kFp8Fc2, "fc2"},
-        {kFp8Experts, "experts"}, {kFp8Router, "router"}, {kFp8Head, "head"}};
-    for (const auto& [bit, name] : names)
-      if (f.gemms & bit) gemms += (gemms.empty() ? "" : ", ") + std::string(name);
-    gemms = "fp8 GEMMs " + (gemms.empty() ? std::string("none") : gemms) + ", others bf16";
-  }
-  if (f.bf16_first + f.bf16_last > 0) {
-    gemms += fmt::format(" (first {} and last {} layers bf16)", f.bf16_first, f.bf16_last);
-  }
-  std::string scaling = fmt::format("{} scaling", to_string(f.scaling));
-  if (f.scaling == Fp8Spec::Scaling::delayed) {
-    scaling += fmt::format(" ({}-step amax history)", f.amax_history);
-  }
-  return fmt::format(
-      "fp8 recipe: {} ({}; 1 byte and one tensor-core rate either way), {}, {}, weight cache "
-      "{}, TP all-gather {}, parameter all-gather {}",
-      to_string(f.format),
-      f.format == Fp8Spec::Format::hybrid ? "E4M3 forward, E5M2 gradients" : "E4M3 throughout",
-      scaling, gemms, f.weight_cache.value_or(true) ? "on" : "off",
-      f.tp_allgather_fp8 ? "fp8" : "bf16", f.param_allgather_fp8 ? "fp8" : "bf16");
-}
-
-}  // namespace
 
 StepResult simulate_step(const Scenario& s, const SimulationOptions& options) {
   reject_unsupported(s);
@@ -991,7 +958,7 @@ StepResult simulate_step(const Scenario& s, const SimulationOptions& options) {
     for (const StageReport& st : base.stages) out.baseline_stages.push_back(st.breakdown);
   }
   if (s.training.fp8 && s.training.precision == Precision::fp8) {
-    out.notes.push_back(describe_fp8_recipe(s));
+    out.notes.push_back("fp8 recipe: " + describe(*s.training.fp8));
   }
   if (c.scheme != Scheme::none) {
     out.notes.push_back(fmt::format(
