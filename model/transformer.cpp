@@ -332,6 +332,21 @@ Workload build_transformer_workload(const ModelSpec& m, const TrainingSpec& tr, 
     w.layers.back().name = fmt::format("layer.{}", i);
   }
   w.layers.push_back(head_layer(m, B, d));
+  // fp8 sequence-parallel all-gathers (training.fp8.communication.tp_allgather): TE casts
+  // the local 1/t shard of a gathered input and gathers the fp8 copies, so that input's
+  // cast streams 1/t of the bytes.
+  if (tr.fp8 && tr.fp8->tp_allgather_fp8 && sh.sequence_parallel && sh.tp > 1) {
+    for (Layer& l : w.layers) {
+      for (Op& op : l.ops) {
+        // The router already works on this rank's tokens.
+        if (op.comm_before != CommPoint::tp_gather || op.kind != OpKind::gemm ||
+            op.fp8_input_cast.value() <= 0)
+          continue;
+        op.aux_fwd_bytes -= op.fp8_input_cast * (1.0 - 1.0 / sh.tp);
+        op.fp8_input_cast = op.fp8_input_cast * (1.0 / sh.tp);
+      }
+    }
+  }
   return w;
 }
 

@@ -169,6 +169,7 @@ void OpBuilder::add_recipe(Op& op, double m, double k, double n) const {
   }
   op.aux_fwd_bytes += Bytes(2.0 * m * k * sa);
   op.aux_bwd_bytes += Bytes(2.0 * m * n * sa);
+  op.fp8_input_cast = Bytes(m * k * (act + 2.0 + (current ? act : 0.0) + 2.0 * sa));
   op.fwd_read += Bytes(m * k * sa + cast_w * sw);
   op.bwd_read += Bytes(2.0 * m * n * sa + m * k * sa + cast_w * sw);
   op.saved += Bytes(op.saved.value() / saved_gemm_input * sa);

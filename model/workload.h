@@ -66,6 +66,7 @@ struct Op {
   double fp8_weight_elems = 0;  // weight elements this fp8 GEMM casts (all its copies)
   Bytes fp8_scaling_state;      // amax histories and scales (persistent)
   Bytes fp8_weight_cache;       // fp8 weight copies (and their scales) kept across micro-batches
+  Bytes fp8_input_cast;         // of aux_fwd_bytes, the input's cast (amax pass, scales too)
   Bytes saved;              // activations kept for backward under any recompute but full
   Bytes saved_selective;    // activations dropped by selective recompute (s^2 tensors)
   bool selective = false;   // recomputed under selective recompute

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <utility>
 
 #include "calibrate/compute_model.h"
 #include "model/memory.h"
@@ -109,6 +110,28 @@ Scenario llama8b(const std::string& fp8, const std::string& parallelism = "") {
   return preset_scenario("llama3-8b",
                          "tp: 1, pp: 1, dp: 8, microbatch: 1, global_batch: 32" + parallelism, 1,
                          "precision: fp8, fp8: {" + fp8 + "}", "dgx-h100");
+}
+
+TEST(Fp8Recipe, Fp8AllGathersCastTheLocalShard) {
+  // tp 8 with sequence parallelism, fp8 all-gathers: attn.qkv casts its 1/8 shard of the
+  // input before gathering it. Its input X is b s x h = 8192 x 4096; the cast reads 2 and
+  // writes 1 + 1 bytes an element, so 4 x 8192 x 4096 x (1 - 1/8) = 117,440,512 bytes
+  // fewer. attn.proj's input is not gathered: unchanged.
+  auto qkv_and_proj = [](const std::string& allgather) {
+    const Scenario s = preset_scenario(
+        "llama3-8b", "tp: 8, sequence_parallel: true, dp: 1, microbatch: 1, global_batch: 2", 1,
+        "precision: fp8, fp8: {communication: {tp_allgather: " + allgather + "}}", "dgx-h100");
+    const Workload w = build_workload(s.model, s.training, shard_of(s.parallelism));
+    std::pair<double, double> out;
+    for (const Op& op : w.layers[1].ops) {
+      if (op.name == "attn.qkv") out.first = op.aux_fwd_bytes.value();
+      if (op.name == "attn.proj") out.second = op.aux_fwd_bytes.value();
+    }
+    return out;
+  };
+  const auto bf16 = qkv_and_proj("bf16"), fp8 = qkv_and_proj("fp8");
+  EXPECT_NEAR(bf16.first - fp8.first, 117440512.0, 1e-3);
+  EXPECT_EQ(bf16.second, fp8.second);
 }
 
 TEST(Fp8Recipe, AmaxHistoryMemoryPerGpu) {
