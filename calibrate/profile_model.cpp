@@ -241,9 +241,13 @@ class ProfileModel final : public ComputeModel {
       case OpKind::gemm:
       case OpKind::router:
       case OpKind::conv:
-        if (!gemm_) return roofline_->op_time(op, pass);
-        t = gemm_time(*gemm_, flops, bytes, fwd);
+      {
+        // A GEMM the fp8 recipe keeps in 16 bits takes the bf16 fit (attention's).
+        const std::optional<GemmFit>& fit = op.high_precision ? attn_gemm_ : gemm_;
+        if (!fit) return roofline_->op_time(op, pass);
+        t = gemm_time(*fit, flops, bytes, fwd);
         break;
+      }
       case OpKind::attention:
         if (op.name == "attn.core" || !attn_gemm_) return roofline_->op_time(op, pass);
         t = gemm_time(*attn_gemm_, flops, bytes, fwd);

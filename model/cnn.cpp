@@ -13,7 +13,7 @@
 namespace orrery {
 
 Workload build_cnn_workload(const ModelSpec& m, const TrainingSpec& tr, const Shard& sh) {
-  const detail::OpBuilder B(tr.precision);
+  const detail::OpBuilder B(tr, sh);
   const double b = sh.microbatch;
   const double e = B.act;
   Workload w;

@@ -123,6 +123,17 @@ MemoryReport estimate_memory(const Scenario& s) {
     Bytes activations;
     Bytes largest_layer_full;
     double largest_layer_params = 0;
+    Bytes largest_layer_gathered;  // ZeRO-3: the largest layer's weights as gathered
+    const bool fp8_gather = t.fp8 && t.precision == Precision::fp8 && t.fp8->param_allgather_fp8;
+    // Bytes of a layer's gathered weights: 1 byte for fp8 GEMM weights gathered in fp8.
+    auto gathered = [&](const Layer& l) {
+      const double fp8_w = fp8_gather ? l.fp8_weight_elems() : 0.0;
+      return Bytes(sb.weight * (l.params() - fp8_w) + 1.0 * fp8_w);
+    };
+    auto add_fp8 = [&](const Layer& l) {
+      st.fp8_scaling_state += l.fp8_scaling_state();
+      st.fp8_weight_cache += l.fp8_weight_cache();
+    };
     GradientShape gradients;  // this rank's gradients, for compression buffers
     for (const auto& [held, factor] : stages_held(p, i)) {
       for (const Layer* l : {stage_embedding[held], stage_head[held]}) {
@@ -138,6 +149,8 @@ MemoryReport estimate_memory(const Scenario& s) {
         stage_microbatch += l->saved(t.recompute);
         largest_layer_full = std::max(largest_layer_full, l->saved(Recompute::none));
         largest_layer_params = std::max(largest_layer_params, l->params());
+        largest_layer_gathered = std::max(largest_layer_gathered, gathered(*l));
+        add_fp8(*l);
       }
       const int layers = static_cast<int>(stage_layers[held].size());
       st.layers += layers;
@@ -147,6 +160,8 @@ MemoryReport estimate_memory(const Scenario& s) {
       if (stage_embedding[held]) {
         dense += stage_embedding[held]->params();
         largest_layer_params = std::max(largest_layer_params, stage_embedding[held]->params());
+        largest_layer_gathered = std::max(largest_layer_gathered, gathered(*stage_embedding[held]));
+        add_fp8(*stage_embedding[held]);
         const double embedding_in_flight =
             p.schedule == PipelineSchedule::dualpipe ? factor
                                                      : std::min(p.pp, p.microbatches());
@@ -155,6 +170,8 @@ MemoryReport estimate_memory(const Scenario& s) {
       if (stage_head[held]) {
         dense += stage_head[held]->params();
         largest_layer_params = std::max(largest_layer_params, stage_head[held]->params());
+        largest_layer_gathered = std::max(largest_layer_gathered, gathered(*stage_head[held]));
+        add_fp8(*stage_head[held]);
         // Megatron keeps a copy of tied word embeddings on the last stage when pp > 1.
         if (m.tied_embeddings && p.pp > 1 && embedding) {
           dense += embedding->ops.front().params;
@@ -196,9 +213,22 @@ MemoryReport estimate_memory(const Scenario& s) {
       // fsdp_prefetch more (one by default: two unsharded layers resident, FSDP's default
       // limit). Without resharding after forward, every layer's gathered weights stay
       // until its backward.
-      st.gather_buffers = p.reshard_after_forward
-                              ? Bytes((1.0 + p.fsdp_prefetch) * largest_layer_params * sb.weight)
-                              : Bytes((dense + expert) * sb.weight);
+      if (!fp8_gather) {
+        st.gather_buffers = p.reshard_after_forward
+                                ? Bytes((1.0 + p.fsdp_prefetch) * largest_layer_params * sb.weight)
+                                : Bytes((dense + expert) * sb.weight);
+      } else {
+        // fp8 all-gathers: the fp8 GEMMs' weights arrive (and stay) as 1-byte copies.
+        Bytes all;
+        for (const auto& [held, factor] : stages_held(p, i)) {
+          (void)factor;
+          for (const Layer* l : stage_layers[held]) all += gathered(*l);
+          for (const Layer* l : {stage_embedding[held], stage_head[held]})
+            if (l) all += gathered(*l);
+        }
+        st.gather_buffers =
+            p.reshard_after_forward ? largest_layer_gathered * (1.0 + p.fsdp_prefetch) : all;
+      }
       if (p.zero_hpz) {
         // hpZ's secondary copy: the stage's weights over the ranks of a node that hold
         // them (its data-parallel ranks, with their context-parallel peers).
@@ -207,8 +237,8 @@ MemoryReport estimate_memory(const Scenario& s) {
       }
     }
     st.compression_buffers = compression_state(t.compression, gradients, p.shard_group());
-    mem.other =
-        st.runtime_reserve + st.allocator_overhead + st.gather_buffers + st.compression_buffers;
+    mem.other = st.runtime_reserve + st.allocator_overhead + st.gather_buffers +
+                st.compression_buffers + st.fp8_scaling_state + st.fp8_weight_cache;
     report.stages.push_back(st);
   }
   for (int i = 0; i < p.pp; ++i) {

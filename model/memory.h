@@ -17,6 +17,10 @@
 // and (p - i - 1)*2 + (v - 1)*p + 1 model chunks for interleaved 1F1B (Megatron-LM's
 // warm-up count plus the one in flight), which gives Korthikanti's
 // L*(1 + (p-1)/(p*v)) layers on the first stage.
+//
+// The fp8 recipe (training.fp8, docs/model.md "FP8 recipe") adds to `other` the scaling
+// state of every fp8 GEMM the GPU runs and, with the weight cache, their fp8 weight
+// copies; with fp8 parameter all-gathers, ZeRO-3 gather buffers hold 1-byte fp8 weights.
 #pragma once
 
 #include <string>
@@ -49,6 +53,8 @@ struct StageMemory {
   Bytes allocator_overhead;
   Bytes gather_buffers;            // ZeRO-3/FSDP all-gathered weights of 1 + fsdp_prefetch layers
   Bytes compression_buffers;       // gradient compression's error feedback and factors
+  Bytes fp8_scaling_state;         // training.fp8: amax histories and scales of fp8 GEMMs
+  Bytes fp8_weight_cache;          // training.fp8: cached fp8 weight copies
 };
 
 struct MemoryReport {

@@ -11,14 +11,24 @@ struct OpBuilder {
   double weight;  // bytes per stored weight
   double saved_gemm_input;  // bytes per element of a GEMM input kept for backward
   bool fp8;                 // linear layers run in FP8 (Transformer Engine)
+  bool fp8_training;        // precision fp8 (a layer in bf16 has fp8 false)
+  // The FP8 recipe (training.fp8); null: the plain fp8 model (every GEMM in fp8, casts of
+  // inputs and output gradients only).
+  const Fp8Spec* recipe = nullptr;
+  double microbatches = 1;  // per step: a cached fp8 weight is cast once in that many
 
   explicit OpBuilder(Precision p);
+  // The builder for one layer of a training run: `high_precision` keeps its GEMMs in 16
+  // bits under fp8 (training.fp8.bf16_layers).
+  OpBuilder(const TrainingSpec& t, const Shard& s, bool high_precision = false);
 
   // A linear layer Y[m x n] = X[m x k] W[k x n] (k and n are this rank's share).
   // `params` is what this rank holds (weights and biases); `saved_elems` the input
   // elements it keeps for backward (0 when another op already keeps that tensor).
   Op gemm(const std::string& name, double m, double k, double n, double params,
           double saved_elems) const;
+  // Adds the costs of the fp8 recipe to an fp8 GEMM (model/workload.cpp).
+  void add_recipe(Op& op, double m, double k, double n) const;
   // A memory-bound op reading `in_elems` and writing `out_elems` activations, keeping
   // `saved` bytes for backward.
   Op memory_bound(const std::string& name, OpKind kind, double in_elems, double out_elems,

@@ -298,7 +298,12 @@ Layer head_layer(const ModelSpec& m, const OpBuilder& B, const Dims& d) {
 }  // namespace
 
 Workload build_transformer_workload(const ModelSpec& m, const TrainingSpec& tr, const Shard& sh) {
-  const OpBuilder B(tr.precision);
+  const OpBuilder B(tr, sh);
+  // training.fp8.bf16_layers: the first and last transformer layers keep their GEMMs in
+  // 16 bits (Megatron-Core num_layers_at_start_in_bf16 / num_layers_at_end_in_bf16).
+  const OpBuilder B16(tr, sh, true);
+  const int bf16_first = tr.fp8 ? tr.fp8->bf16_first : 0;
+  const int bf16_last = tr.fp8 ? tr.fp8->bf16_last : 0;
   Dims d;
   d.b = sh.microbatch;
   d.S = static_cast<double>(m.seq_len);
@@ -312,16 +317,36 @@ Workload build_transformer_workload(const ModelSpec& m, const TrainingSpec& tr, 
   w.shard = sh;
   w.layers.reserve(m.layers + 2);
   w.layers.push_back(embedding_layer(m, B, d));
-  // Layers of one kind are identical: build a dense and an MoE layer once and copy.
-  std::optional<Layer> dense, moe;
+  // Layers of one kind are identical: build a dense and an MoE layer (each in fp8 and in
+  // bf16) once and copy.
+  std::optional<Layer> protos[2][2];
   for (int i = 0; i < m.layers; ++i) {
     const bool is_moe = m.moe && i >= m.moe->first_dense_layers;
-    std::optional<Layer>& proto = is_moe ? moe : dense;
-    if (!proto) proto = transformer_layer(m, tr, B, d, sh, i);
+    const bool bf16 = i < bf16_first || i >= m.layers - bf16_last;
+    std::optional<Layer>& proto = protos[is_moe][bf16];
+    if (!proto) {
+      proto = transformer_layer(m, tr, bf16 ? B16 : B, d, sh, i);
+      proto->high_precision = bf16;
+    }
     w.layers.push_back(*proto);
     w.layers.back().name = fmt::format("layer.{}", i);
   }
   w.layers.push_back(head_layer(m, B, d));
+  // fp8 sequence-parallel all-gathers (training.fp8.communication.tp_allgather): TE casts
+  // the local 1/t shard of a gathered input and gathers the fp8 copies, so that input's
+  // cast streams 1/t of the bytes.
+  if (tr.fp8 && tr.fp8->tp_allgather_fp8 && sh.sequence_parallel && sh.tp > 1) {
+    for (Layer& l : w.layers) {
+      for (Op& op : l.ops) {
+        // The router already works on this rank's tokens.
+        if (op.comm_before != CommPoint::tp_gather || op.kind != OpKind::gemm ||
+            op.fp8_input_cast.value() <= 0)
+          continue;
+        op.aux_fwd_bytes -= op.fp8_input_cast * (1.0 - 1.0 / sh.tp);
+        op.fp8_input_cast = op.fp8_input_cast * (1.0 / sh.tp);
+      }
+    }
+  }
   return w;
 }
 

@@ -1,5 +1,9 @@
 #include "model/workload.h"
 
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
 #include "core/error.h"
 #include "model/op_builder.h"
 
@@ -51,7 +55,59 @@ OpBuilder::OpBuilder(Precision p)
       // Transformer Engine keeps the FP8 cast of a linear layer's input for its
       // backward GEMM, so those inputs cost 1 byte an element under fp8.
       saved_gemm_input(p == Precision::fp8 ? 1.0 : activation_bytes(p)),
-      fp8(p == Precision::fp8) {}
+      fp8(p == Precision::fp8),
+      fp8_training(p == Precision::fp8) {}
+
+OpBuilder::OpBuilder(const TrainingSpec& t, const Shard& s, bool high_precision)
+    : OpBuilder(t.precision) {
+  if (fp8 && t.fp8) {
+    recipe = &*t.fp8;
+    microbatches = std::max(1, s.microbatches);
+    if (high_precision) fp8 = false;
+  }
+  if (!fp8) saved_gemm_input = act;
+}
+
+namespace {
+
+// The training.fp8.gemms group of a linear layer, by its op name (model/transformer.cpp).
+unsigned fp8_group(const std::string& name) {
+  static const std::pair<const char*, unsigned> kGroups[] = {
+      {"attn.qkv", kFp8Qkv},           {"attn.q_down", kFp8Qkv},
+      {"attn.q_up", kFp8Qkv},          {"attn.q_proj", kFp8Qkv},
+      {"attn.kv_down", kFp8Qkv},       {"attn.kv_up", kFp8Qkv},
+      {"attn.proj", kFp8Proj},         {"mlp.fc1", kFp8Fc1},
+      {"moe.shared.fc1", kFp8Fc1},     {"mlp.fc2", kFp8Fc2},
+      {"moe.shared.fc2", kFp8Fc2},     {"moe.experts.fc1", kFp8Experts},
+      {"moe.experts.fc2", kFp8Experts}, {"moe.router", kFp8Router},
+      {"head.output", kFp8Head},       {"head.pooler", kFp8Head},
+      {"head.transform", kFp8Head}};
+  for (const auto& [n, g] : kGroups)
+    if (name == n) return g;
+  return kFp8Other;
+}
+
+// Scale bytes per element of a cast tensor, for block scaling (docs/model.md, "FP8
+// recipe"): one fp32 scale per 1x128 activation tile and per 128x128 weight block
+// (DeepSeek-V3 report, arXiv:2412.19437, section 3.3) or one E8M0 byte per 32 elements
+// (OCP Microscaling Formats v1.0; TE MXFP8BlockScaling: block size 32). Per-tensor
+// scaling keeps one scale per tensor: none per element.
+double activation_scale_bytes(Fp8Spec::Scaling s) {
+  switch (s) {
+    case Fp8Spec::Scaling::block: return 4.0 / 128;
+    case Fp8Spec::Scaling::mxfp8: return 1.0 / 32;
+    default: return 0.0;
+  }
+}
+double weight_scale_bytes(Fp8Spec::Scaling s) {
+  switch (s) {
+    case Fp8Spec::Scaling::block: return 4.0 / (128 * 128);
+    case Fp8Spec::Scaling::mxfp8: return 1.0 / 32;
+    default: return 0.0;
+  }
+}
+
+}  // namespace
 
 Op OpBuilder::gemm(const std::string& name, double m, double k, double n, double params,
                    double saved_elems) const {
@@ -68,15 +124,66 @@ Op OpBuilder::gemm(const std::string& name, double m, double k, double n, double
   op.params = params;
   op.weight_k = k;
   op.weight_n = n;
-  op.saved = Bytes(saved_elems * saved_gemm_input);
-  if (fp8) {
+  const bool in_fp8 = fp8 && (!recipe || (recipe->gemms & fp8_group(name)) != 0);
+  op.high_precision = fp8_training && !in_fp8;
+  op.saved = Bytes(saved_elems * (in_fp8 ? saved_gemm_input : act));
+  if (in_fp8) {
     // Transformer Engine casts a linear layer's input to FP8 and writes its transpose
     // for the weight-gradient GEMM (read 16-bit, write two 1-byte copies); backward does
     // the same for the output gradient.
     op.aux_fwd_bytes = Bytes(m * k * (act + 2.0));
     op.aux_bwd_bytes = Bytes(m * n * (act + 2.0));
+    if (recipe) add_recipe(op, m, k, n);
   }
   return op;
+}
+
+// The FP8 recipe's costs on one fp8 GEMM (docs/model.md, "FP8 recipe"). X is m x k,
+// W k x n (times `copies` for MoE experts), dY m x n; sa, sw the scale bytes per
+// activation and weight element.
+//   current scaling: an amax pass reads X (forward) and dY (backward) before the cast:
+//                    + m k act and + m n act bytes;
+//   block scaling:   each cast writes the scales of its two copies (the tensor and its
+//                    transpose): + 2 m k sa, + 2 m n sa; the GEMMs read them: forward
+//                    m k sa + W sw, backward 2 m n sa + m k sa + W sw; a saved input
+//                    keeps its scales: sa a saved element;
+//   weight cast:     read the 16-bit weight, write its fp8 copy and the transpose, with
+//                    their scales: W (2 + 1 + 1 + 2 sw) bytes, + 2 W for current
+//                    scaling's amax pass; once a step (1/microbatches of it on each
+//                    micro-batch's forward) with the cache, every micro-batch without;
+//   state:           delayed: X, W, dY each keep an fp32 amax history and an fp32 scale
+//                    and inverse scale: 3 (4 H + 8) bytes a GEMM copy; current: 3 x 8;
+//                    block: the scales travel with their tensors;
+//   weight cache:    W (2 + 2 sw) bytes (fp8 copy and transpose, with scales).
+void OpBuilder::add_recipe(Op& op, double m, double k, double n) const {
+  const Fp8Spec& r = *recipe;
+  const double sa = activation_scale_bytes(r.scaling), sw = weight_scale_bytes(r.scaling);
+  const bool current = r.scaling == Fp8Spec::Scaling::current;
+  // Whole weight copies: params / (k n), the remainder biases; a tied head still runs one.
+  const double copies = k * n > 0 ? std::floor(op.params / (k * n) + 1e-9) : 0.0;
+  const double w = copies * k * n;
+  const double cast_w = std::max(1.0, copies) * k * n;  // a tied head casts the embedding
+  if (current) {
+    op.aux_fwd_bytes += Bytes(m * k * act);
+    op.aux_bwd_bytes += Bytes(m * n * act);
+  }
+  op.aux_fwd_bytes += Bytes(2.0 * m * k * sa);
+  op.aux_bwd_bytes += Bytes(2.0 * m * n * sa);
+  op.fp8_input_cast = Bytes(m * k * (act + 2.0 + (current ? act : 0.0) + 2.0 * sa));
+  op.fwd_read += Bytes(m * k * sa + cast_w * sw);
+  op.bwd_read += Bytes(2.0 * m * n * sa + m * k * sa + cast_w * sw);
+  op.saved += Bytes(op.saved.value() / saved_gemm_input * sa);
+  const double cast = cast_w * (weight + 1.0 + 1.0 + 2.0 * sw + (current ? weight : 0.0));
+  const bool cache = r.weight_cache.value_or(true);
+  op.aux_fwd_bytes += Bytes(cache ? cast / microbatches : cast);
+  op.fp8_weight_elems = w;
+  if (cache) op.fp8_weight_cache = Bytes(cast_w * (2.0 + 2.0 * sw));
+  const double gemms = std::max(1.0, copies);
+  if (r.scaling == Fp8Spec::Scaling::delayed) {
+    op.fp8_scaling_state = Bytes(gemms * 3.0 * (4.0 * r.amax_history + 8.0));
+  } else if (current) {
+    op.fp8_scaling_state = Bytes(gemms * 3.0 * 8.0);
+  }
 }
 
 Op OpBuilder::memory_bound(const std::string& name, OpKind kind, double in_elems,
@@ -117,6 +224,24 @@ double Layer::params() const {
   double p = 0;
   for (const auto& op : ops) p += op.params;
   return p;
+}
+
+double Layer::fp8_weight_elems() const {
+  double w = 0;
+  for (const auto& op : ops) w += op.fp8_weight_elems;
+  return w;
+}
+
+Bytes Layer::fp8_scaling_state() const {
+  Bytes b;
+  for (const auto& op : ops) b += op.fp8_scaling_state;
+  return b;
+}
+
+Bytes Layer::fp8_weight_cache() const {
+  Bytes b;
+  for (const auto& op : ops) b += op.fp8_weight_cache;
+  return b;
 }
 
 double Layer::expert_params() const {
@@ -188,6 +313,7 @@ Shard shard_of(const ParallelismSpec& p) {
   s.sequence_parallel = p.sequence_parallel;
   s.cp = p.cp;
   s.ep = p.ep;
+  s.microbatches = std::max(1, p.microbatches());
   return s;
 }
 

@@ -59,6 +59,14 @@ struct Op {
   double weight_k = 0, weight_n = 0;
   bool expert = false;      // params are MoE expert weights (sharded over ep, not dp)
   Bytes aux_fwd_bytes, aux_bwd_bytes;  // moved by separate auxiliary kernels (FP8 casts)
+  // Under precision fp8, a GEMM the recipe keeps in 16 bits (training.fp8.gemms and
+  // bf16_layers): timed at the 16-bit rate, no casts, 16-bit saved input.
+  bool high_precision = false;
+  // training.fp8 only (zero without the section), per GPU:
+  double fp8_weight_elems = 0;  // weight elements this fp8 GEMM casts (all its copies)
+  Bytes fp8_scaling_state;      // amax histories and scales (persistent)
+  Bytes fp8_weight_cache;       // fp8 weight copies (and their scales) kept across micro-batches
+  Bytes fp8_input_cast;         // of aux_fwd_bytes, the input's cast (amax pass, scales too)
   Bytes saved;              // activations kept for backward under any recompute but full
   Bytes saved_selective;    // activations dropped by selective recompute (s^2 tensors)
   bool selective = false;   // recomputed under selective recompute
@@ -74,6 +82,7 @@ struct Layer {
   std::string name;
   LayerKind kind = LayerKind::transformer;
   bool moe = false;
+  bool high_precision = false;  // a transformer layer training.fp8.bf16_layers keeps in bf16
   std::vector<Op> ops;
   Bytes input;  // the layer's input: all that full recompute keeps of it
 
@@ -82,6 +91,10 @@ struct Layer {
   Flop fwd_flops_useful() const;
   double params() const;
   double expert_params() const;
+  // Sums over the ops of the fp8 recipe's per-GPU figures (Op).
+  double fp8_weight_elems() const;
+  Bytes fp8_scaling_state() const;
+  Bytes fp8_weight_cache() const;
   // Activation bytes kept for backward under `r`. Full recompute keeps only the input
   // of transformer layers; embedding and head layers are never recomputed.
   Bytes saved(Recompute r) const;
@@ -96,6 +109,7 @@ struct Shard {
   bool sequence_parallel = false;
   int cp = 1;
   int ep = 1;
+  int microbatches = 1;   // per optimizer step (the fp8 weight cache casts once per step)
 };
 
 // The share of one micro-batch that a GPU of this split works on.

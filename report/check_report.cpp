@@ -125,6 +125,7 @@ ordered_json scenario_json(const Scenario& s) {
                    {"overlap_p2p", t.overlap_p2p},
                    {"grad_bucket_params", t.grad_bucket_params ? ordered_json(*t.grad_bucket_params)
                                                                : ordered_json(nullptr)}};
+  if (t.fp8 && t.precision == Precision::fp8) j["training"]["fp8_recipe"] = describe(*t.fp8);
   j["simulation"] = {{"compute_slowdown", s.simulation.compute_slowdown},
                      {"comm_slowdown", s.simulation.comm_slowdown}};
   if (s.measured) {
@@ -159,6 +160,14 @@ std::string render_check_json(const Scenario& s, const StepFigures& f) {
   j["worst_stage"] = w.stage;
   ordered_json stages = ordered_json::array();
   for (const StageMemory& st : f.memory.stages) {
+    ordered_json other = {{"runtime_reserve", st.runtime_reserve.value()},
+                          {"allocator_overhead", st.allocator_overhead.value()},
+                          {"gather_buffers", st.gather_buffers.value()},
+                          {"compression_buffers", st.compression_buffers.value()}};
+    if (s.training.fp8 && s.training.precision == Precision::fp8) {
+      other["fp8_scaling_state"] = st.fp8_scaling_state.value();
+      other["fp8_weight_cache"] = st.fp8_weight_cache.value();
+    }
     stages.push_back({{"stage", st.stage},
                       {"layers", st.layers},
                       {"params", st.params},
@@ -166,11 +175,7 @@ std::string render_check_json(const Scenario& s, const StepFigures& f) {
                       {"layers_in_flight", st.layers_in_flight},
                       {"activations_per_layer_bytes", st.activations_per_layer.value()},
                       {"memory_bytes", detail::memory_json(st.memory)},
-                      {"other_bytes",
-                       {{"runtime_reserve", st.runtime_reserve.value()},
-                        {"allocator_overhead", st.allocator_overhead.value()},
-                        {"gather_buffers", st.gather_buffers.value()},
-                        {"compression_buffers", st.compression_buffers.value()}}}});
+                      {"other_bytes", other}});
   }
   j["stages"] = stages;
   return j.dump(2) + "\n";
@@ -255,6 +260,7 @@ std::string render_check_table(const Scenario& s, const StepFigures& f) {
                                 to_string(t.gradient_dtype), to_string(t.optimizer)));
   line("recompute", fmt::format("{}{}", to_string(t.recompute),
                                 t.flash_attention ? ", flash attention" : ", unfused attention"));
+  if (t.fp8 && t.precision == Precision::fp8) line("fp8 recipe", describe(*t.fp8));
 
   o += "\ncost\n";
   const double gpus = c.gpus();
@@ -298,10 +304,15 @@ std::string render_check_table(const Scenario& s, const StepFigures& f) {
                   m.is_transformer() ? "layers" : "table rows",
                   format_bytes(w.activations_per_layer), to_string(t.recompute)));
   mem("other", w.memory.other,
-      fmt::format("runtime {}, allocator {}, gather buffers {}{}", format_bytes(w.runtime_reserve),
+      fmt::format("runtime {}, allocator {}, gather buffers {}{}{}", format_bytes(w.runtime_reserve),
                   format_bytes(w.allocator_overhead), format_bytes(w.gather_buffers),
                   w.compression_buffers.value() > 0
                       ? fmt::format(", compression buffers {}", format_bytes(w.compression_buffers))
+                      : std::string(),
+                  s.training.fp8 && t.precision == Precision::fp8
+                      ? fmt::format(", fp8 scaling state {}, fp8 weight cache {}",
+                                    format_bytes(w.fp8_scaling_state),
+                                    format_bytes(w.fp8_weight_cache))
                       : std::string()));
   mem("total", w.memory.total(), fmt::format("of {} HBM", format_bytes(f.memory.capacity)));
   if (f.memory.stages.size() > 1) {

@@ -80,7 +80,7 @@ const std::vector<std::string> kTrainingKeys = {
     "precision",          "recompute",           "optimizer",       "flash_attention",
     "gradient_dtype",     "runtime_reserve",     "allocator_overhead", "overlap_grad_reduce",
     "overlap_param_gather", "tp_comm_overlap",   "overlap_p2p",     "grad_bucket_params",
-    "target",             "gradient_compression", "loss_scaling"};
+    "target",             "gradient_compression", "fp8",  "loss_scaling"};
 const std::vector<std::string> kLossScalingKeys = {"kind", "window", "hysteresis"};
 const std::vector<std::string> kSimulationKeys = {"compute_slowdown", "comm_slowdown"};
 const std::vector<std::string> kCostKeys = {"usd_per_gpu_hour", "gpu_power", "gpu_idle_power",
@@ -91,6 +91,14 @@ const std::vector<std::string> kReliabilityKeys = {"gpu_mtbf", "checkpoint_bandw
                                                   "restart_time", "checkpoint_interval"};
 const std::vector<std::string> kCompressionKeys = {"scheme", "density",     "rank",       "period",
                                                   "warmup_steps", "scale_block", "convergence"};
+const std::vector<std::string> kFp8Keys = {"format",     "scaling",      "amax_history", "gemms",
+                                          "bf16_layers", "weight_cache", "communication"};
+const std::vector<std::string> kFp8LayerKeys = {"first", "last"};
+const std::vector<std::string> kFp8CommKeys = {"tp_allgather", "param_allgather"};
+// training.fp8.gemms: the groups of linear layers (scenario/spec.h, Fp8Gemm).
+const std::vector<std::pair<std::string, unsigned>> kFp8GemmNames = {
+    {"qkv", kFp8Qkv},         {"proj", kFp8Proj},     {"fc1", kFp8Fc1}, {"fc2", kFp8Fc2},
+    {"experts", kFp8Experts}, {"router", kFp8Router}, {"head", kFp8Head}};
 const std::vector<std::string> kTargetKeys = {"tokens", "samples", "steps", "critical_batch"};
 const std::vector<std::string> kCriticalBatchKeys = {"e_min_samples", "e_min_tokens",
                                                      "b_noise_samples", "b_noise_tokens",
@@ -476,6 +484,73 @@ TargetSpec read_target(const YAML::Node& node, const std::string& file, Origin* 
   return t;
 }
 
+// training.fp8 (scenario/spec.h, Fp8Spec). Settings that belong to one scaling mode are
+// errors with another; whether the section fits the precision and the split is checked
+// by validation, once the whole scenario is read.
+Fp8Spec read_fp8(const YAML::Node& node, const std::string& file, Origin* origin) {
+  using Sc = Fp8Spec::Scaling;
+  Fp8Spec f;
+  MapReader r(node, file, "training.fp8", kFp8Keys, origin);
+  r.read_enum("format", {{"hybrid", Fp8Spec::Format::hybrid}, {"e4m3", Fp8Spec::Format::e4m3}},
+              f.format);
+  r.read_enum("scaling",
+              {{"delayed", Sc::delayed}, {"current", Sc::current}, {"block", Sc::block},
+               {"mxfp8", Sc::mxfp8}},
+              f.scaling);
+  if (r.has("amax_history") && f.scaling != Sc::delayed) {
+    r.fail("amax_history", fmt::format("applies to delayed scaling only (scaling is {}: its "
+                                       "scales come from the tensor being cast)",
+                                       to_string(f.scaling)));
+  }
+  r.read_int("amax_history", 1, 1 << 20, f.amax_history);
+  if (r.has("gemms")) {
+    const YAML::Node g = r.node("gemms");
+    const std::string path = r.key_path("gemms");
+    std::vector<std::string> choices;
+    for (const auto& [name, bit] : kFp8GemmNames) choices.push_back(name);
+    auto bit_of = [&](const YAML::Node& item) -> unsigned {
+      const std::string v = detail::describe(item);
+      for (const auto& [name, bit] : kFp8GemmNames)
+        if (item.IsScalar() && name == v) return bit;
+      std::string list;
+      for (const auto& c : choices) list += (list.empty() ? "" : ", ") + c;
+      std::string why = "unknown GEMM group";
+      const std::string hint = closest_match(v, choices);
+      if (!hint.empty()) why += fmt::format(" (did you mean '{}'?)", hint);
+      throw InputError(location_of(file, item), path, v,
+                       why + "; expected all or a list of: " + list);
+    };
+    if (g.IsScalar() && g.Scalar() == "all") {
+      f.gemms = ~0u;
+    } else if (g.IsSequence() && g.size() > 0) {
+      f.gemms = 0;
+      for (const auto& item : g) f.gemms |= bit_of(item);
+    } else {
+      throw InputError(location_of(file, g), path, detail::describe(g),
+                       "expected all or a non-empty list of GEMM groups");
+    }
+    r.mark("gemms");
+  }
+  if (r.has("bf16_layers")) {
+    MapReader lr(r.node("bf16_layers"), file, "training.fp8.bf16_layers", kFp8LayerKeys, origin);
+    lr.read_int("first", 0, kMaxCount, f.bf16_first);
+    lr.read_int("last", 0, kMaxCount, f.bf16_last);
+    r.mark("bf16_layers");
+  }
+  bool cache = true;
+  if (r.read_bool("weight_cache", cache)) f.weight_cache = cache;
+  if (r.has("communication")) {
+    MapReader cr(r.node("communication"), file, "training.fp8.communication", kFp8CommKeys,
+                 origin);
+    const std::vector<std::pair<std::string, bool>> fp8_or_bf16 = {{"bf16", false},
+                                                                   {"fp8", true}};
+    cr.read_enum("tp_allgather", fp8_or_bf16, f.tp_allgather_fp8);
+    cr.read_enum("param_allgather", fp8_or_bf16, f.param_allgather_fp8);
+    r.mark("communication");
+  }
+  return f;
+}
+
 void read_training(const YAML::Node& node, const std::string& file, Origin* origin,
                    TrainingSpec& t) {
   MapReader r(node, file, "training", kTrainingKeys, origin);
@@ -505,6 +580,10 @@ void read_training(const YAML::Node& node, const std::string& file, Origin* orig
   double bucket = 0;
   if (r.read_double("grad_bucket_params", 1.0, 1e15, bucket)) t.grad_bucket_params = bucket;
   if (r.has("target")) t.target = read_target(r.node("target"), file, origin);
+  if (r.has("fp8")) {
+    t.fp8 = read_fp8(r.node("fp8"), file, origin);
+    r.mark("fp8");
+  }
   if (r.has("gradient_compression")) {
     using S = CompressionSpec::Scheme;
     CompressionSpec& c = t.compression;
@@ -970,6 +1049,9 @@ std::vector<std::string> scenario_keys() {
   add("training.target", kTargetKeys);
   add("training.gradient_compression", kCompressionKeys);
   add("training.loss_scaling", kLossScalingKeys);
+  add("training.fp8", kFp8Keys);
+  add("training.fp8.bf16_layers", kFp8LayerKeys);
+  add("training.fp8.communication", kFp8CommKeys);
   add("training.target.critical_batch", kCriticalBatchKeys);
   add("cost", kCostKeys);
   add("simulation", kSimulationKeys);

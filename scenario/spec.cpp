@@ -1,5 +1,9 @@
 #include "scenario/spec.h"
 
+#include <fmt/format.h>
+
+#include <utility>
+
 namespace orrery {
 
 const char* to_string(Dtype d) {
@@ -85,6 +89,52 @@ const char* to_string(CompressionSpec::Scheme s) {
     case S::local_sgd: return "local_sgd";
   }
   return "none";
+}
+
+const char* to_string(Fp8Spec::Format f) {
+  switch (f) {
+    case Fp8Spec::Format::hybrid: return "hybrid";
+    case Fp8Spec::Format::e4m3: return "e4m3";
+  }
+  return "?";
+}
+
+const char* to_string(Fp8Spec::Scaling s) {
+  switch (s) {
+    case Fp8Spec::Scaling::delayed: return "delayed";
+    case Fp8Spec::Scaling::current: return "current";
+    case Fp8Spec::Scaling::block: return "block";
+    case Fp8Spec::Scaling::mxfp8: return "mxfp8";
+  }
+  return "?";
+}
+
+std::string describe(const Fp8Spec& f) {
+  std::string gemms;
+  if (f.gemms == ~0u) {
+    gemms = "all GEMMs in fp8";
+  } else {
+    const std::pair<unsigned, const char*> names[] = {
+        {kFp8Qkv, "qkv"},         {kFp8Proj, "proj"},     {kFp8Fc1, "fc1"}, {kFp8Fc2, "fc2"},
+        {kFp8Experts, "experts"}, {kFp8Router, "router"}, {kFp8Head, "head"}};
+    for (const auto& [bit, name] : names)
+      if (f.gemms & bit) gemms += (gemms.empty() ? "" : ", ") + std::string(name);
+    gemms = "fp8 GEMMs " + (gemms.empty() ? std::string("none") : gemms) + ", others bf16";
+  }
+  if (f.bf16_first + f.bf16_last > 0) {
+    gemms += fmt::format(" (first {} and last {} layers bf16)", f.bf16_first, f.bf16_last);
+  }
+  std::string scaling = fmt::format("{} scaling", to_string(f.scaling));
+  if (f.scaling == Fp8Spec::Scaling::delayed) {
+    scaling += fmt::format(" ({}-step amax history)", f.amax_history);
+  }
+  return fmt::format(
+      "{} ({}; 1 byte and one tensor-core rate either way), {}, {}, weight cache "
+      "{}, TP all-gather {}, parameter all-gather {}",
+      to_string(f.format),
+      f.format == Fp8Spec::Format::hybrid ? "E4M3 forward, E5M2 gradients" : "E4M3 throughout",
+      scaling, gemms, f.weight_cache.value_or(true) ? "on" : "off",
+      f.tp_allgather_fp8 ? "fp8" : "bf16", f.param_allgather_fp8 ? "fp8" : "bf16");
 }
 
 const char* to_string(Precision p) {

@@ -294,8 +294,55 @@ struct LossScalingSpec {
 };
 const char* to_string(LossScalingSpec::Kind k);
 
+// The FP8 recipe (training.fp8, only with precision fp8; docs/model.md, "FP8 recipe").
+// Without the section, fp8 training keeps the plain model: every linear layer in fp8
+// with its input and output-gradient casts, nothing for weights or scaling state.
+//  format:  hybrid (E4M3 forward tensors, E5M2 gradients: Transformer Engine's default
+//           Format.HYBRID; Micikevicius et al. 2022, arXiv:2209.05433) or e4m3. Both are
+//           1 byte and run at the one FP8 tensor-core rate the datasheets list.
+//  scaling: delayed (scale from an amax history kept per tensor, the amax taken inside
+//           the cast kernel: TE DelayedScaling), current (per-tensor scale from an extra
+//           amax read of each tensor before its cast: TE Float8CurrentScaling), block
+//           (one fp32 scale per 1x128 activation tile and per 128x128 weight block:
+//           DeepSeek-V3 report, arXiv:2412.19437, section 3.3, fine-grained
+//           quantization; TE Float8BlockScaling) or mxfp8 (one E8M0 byte per 32
+//           elements: OCP Microscaling Formats (MX) v1.0; TE MXFP8BlockScaling, Blackwell).
+struct Fp8Spec {
+  enum class Format { hybrid, e4m3 } format = Format::hybrid;
+  enum class Scaling { delayed, current, block, mxfp8 } scaling = Scaling::delayed;
+  // delayed: steps of amax history per tensor (TE DelayedScaling.amax_history_len = 1024;
+  // Megatron-LM's --fp8-amax-history-len defaults to 1).
+  int amax_history = 1024;
+  // Linear-layer groups run in fp8 (Fp8Gemm bits); the rest run at the 16-bit rate.
+  unsigned gemms = ~0u;
+  // Transformer layers kept wholly in bf16 at the start and the end of the model
+  // (Megatron-Core num_layers_at_start_in_bf16 / num_layers_at_end_in_bf16).
+  int bf16_first = 0, bf16_last = 0;
+  // fp8 copies of the weights cast once per step and kept (TE is_first_microbatch; the
+  // default unless ZeRO-3/FSDP) or cast again every micro-batch.
+  std::optional<bool> weight_cache;
+  bool tp_allgather_fp8 = false;     // sequence-parallel input all-gathers in fp8
+  bool param_allgather_fp8 = false;  // ZeRO-3/FSDP parameter all-gathers in fp8
+};
+// Groups of linear layers, by the op names of model/transformer.cpp.
+enum Fp8Gemm : unsigned {
+  kFp8Qkv = 1u << 0,      // attn.qkv and the MLA projections (q_down/up, q_proj, kv_down/up)
+  kFp8Proj = 1u << 1,     // attn.proj
+  kFp8Fc1 = 1u << 2,      // mlp.fc1, moe.shared.fc1
+  kFp8Fc2 = 1u << 3,      // mlp.fc2, moe.shared.fc2
+  kFp8Experts = 1u << 4,  // moe.experts.fc1/fc2
+  kFp8Router = 1u << 5,   // moe.router
+  kFp8Head = 1u << 6,     // head.output (and BERT's head.pooler, head.transform)
+  kFp8Other = 1u << 7,    // any other GEMM (CNN rows)
+};
+const char* to_string(Fp8Spec::Format f);
+const char* to_string(Fp8Spec::Scaling s);
+// The recipe in one line, for reports ("hybrid (E4M3 forward, ...), delayed scaling ...").
+std::string describe(const Fp8Spec& f);
+
 struct TrainingSpec {
   Precision precision = Precision::bf16;
+  std::optional<Fp8Spec> fp8;      // training.fp8: the FP8 recipe
   Recompute recompute = Recompute::none;
   Optimizer optimizer = Optimizer::adam;
   bool flash_attention = true;     // fused attention: no s^2 tensors are stored

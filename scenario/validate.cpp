@@ -312,6 +312,47 @@ void complete_training(Scenario& s) {
   }
 }
 
+// training.fp8: only with fp8 precision, layers and sharding that fit the recipe; the
+// weight cache's default resolved (on unless ZeRO-3/FSDP, which frees gathered weights
+// after each layer: Megatron-Core caches them by default, disable_parameter_transpose_cache
+// false, passing TE's is_first_microbatch).
+void complete_fp8(Scenario& s) {
+  TrainingSpec& t = s.training;
+  if (!t.fp8) return;
+  if (t.precision != Precision::fp8) {
+    reject(s, "training.fp8", "",
+           fmt::format("the FP8 recipe applies to training.precision fp8 (it is {}); remove "
+                       "the section or set precision: fp8",
+                       to_string(t.precision)));
+  }
+  Fp8Spec& f = *t.fp8;
+  if (f.bf16_first + f.bf16_last > 0) {
+    const std::string key = f.bf16_first > 0 ? "training.fp8.bf16_layers.first"
+                                             : "training.fp8.bf16_layers.last";
+    if (!s.model.is_transformer()) {
+      reject(s, key, std::to_string(f.bf16_first > 0 ? f.bf16_first : f.bf16_last),
+             "bf16 layers are transformer layers; a CNN keeps GEMMs in bf16 through gemms");
+    }
+    if (f.bf16_first + f.bf16_last > s.model.layers) {
+      reject(s, key, std::to_string(f.bf16_first > 0 ? f.bf16_first : f.bf16_last),
+             fmt::format("first + last = {} exceeds the model's {} layers",
+                         f.bf16_first + f.bf16_last, s.model.layers));
+    }
+  }
+  const bool zero3 = s.parallelism.zero_stage >= 3;
+  if (!f.weight_cache) {
+    f.weight_cache = !zero3;
+  } else if (*f.weight_cache && zero3) {
+    reject(s, "training.fp8.weight_cache", "true",
+           "ZeRO-3/FSDP frees each layer's gathered weights after use, so there is no whole "
+           "weight to cache across micro-batches: use weight_cache: false");
+  }
+  if (f.param_allgather_fp8 && !zero3) {
+    reject(s, "training.fp8.communication.param_allgather", "fp8",
+           "applies to ZeRO-3/FSDP parameter all-gathers (parallelism.zero_stage 3 or fsdp)");
+  }
+}
+
 // training.target in samples: token figures divided by seq_len; B_noise from the target
 // loss through Kaplan et al. 2020's B_crit(L) = 2.1e8 tokens * L^-4.8 (arXiv:2001.08361,
 // Figure 10; shared data row kaplan20-bcrit), taking B_noise ~ B_crit as that paper does.
@@ -403,6 +444,7 @@ void complete_and_validate(Scenario& s) {
   }
   complete_parallelism(s);
   complete_training(s);
+  complete_fp8(s);
   complete_target(s);
   complete_compression(s);
   check_faults(s);

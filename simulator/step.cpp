@@ -164,8 +164,11 @@ void StepBuilder::build_pipeline(TaskGraph& g) {
     int compute;    // the layer's compute task
     int prereq;     // gather: the task whose end frees a buffer (fsdp_prefetch + 1 in flight)
     double params;
+    double fp8_params;  // of which fp8 GEMM weights gathered in fp8 (training.fp8)
   };
   std::vector<std::vector<FsdpNeed>> fsdp(ranks.size());
+  const bool fp8_param_gather = s_.training.precision == Precision::fp8 && s_.training.fp8 &&
+                                s_.training.fp8->param_allgather_fp8;
   const bool zero3 = p_.zero_stage >= 3;
   std::vector<int> last_compute(ranks.size(), -1);
   const int positions = dual ? p : p * v;
@@ -328,9 +331,10 @@ void StepBuilder::build_pipeline(TaskGraph& g) {
             // The gather may start once the layer fsdp_prefetch + 1 places back is done.
             const size_t ahead = static_cast<size_t>(p_.fsdp_prefetch) + 1;
             const int prereq = done.size() >= ahead ? done[done.size() - ahead] : -1;
+            const double fp8_params = fp8_param_gather ? l.fp8_weight_elems() : 0.0;
             if (forward || p_.reshard_after_forward)
-              fsdp[r].push_back({true, !forward, id, prereq, l.params()});
-            if (!forward) fsdp[r].push_back({false, true, id, -1, l.params()});
+              fsdp[r].push_back({true, !forward, id, prereq, l.params(), fp8_params});
+            if (!forward) fsdp[r].push_back({false, true, id, -1, l.params(), 0.0});
             done.push_back(id);
           };
           if (b.forward) {
@@ -526,7 +530,9 @@ void StepBuilder::build_pipeline(TaskGraph& g) {
               if (fsdp[gr][k].prereq >= 0) group_after.push_back(fsdp[gr][k].prereq);
             const int task = collective(TaskKind::param_gather, CollectiveOp::all_gather,
                                         in_node ? GroupKind::dp_local : shard_kind, group,
-                                        group_after, need.params * weight_bytes3,
+                                        group_after,
+                                        (need.params - need.fp8_params) * weight_bytes3 +
+                                            need.fp8_params * 1.0,
                                         StreamKind::gather);
             for (int gr : group) g.depend(task, fsdp[gr][k].compute);
           }
@@ -934,6 +940,7 @@ StepResult average_period(StepResult sync, const StepResult& between, int period
 
 }  // namespace
 
+
 StepResult simulate_step(const Scenario& s, const SimulationOptions& options) {
   reject_unsupported(s);
   if (options.full && s.parallelism.zero_stage >= 3 &&
@@ -964,6 +971,9 @@ StepResult simulate_step(const Scenario& s, const SimulationOptions& options) {
     const StepResult base = simulate_step(healthy, options);
     out.baseline_step_time = base.step_time;
     for (const StageReport& st : base.stages) out.baseline_stages.push_back(st.breakdown);
+  }
+  if (s.training.fp8 && s.training.precision == Precision::fp8) {
+    out.notes.push_back("fp8 recipe: " + describe(*s.training.fp8));
   }
   if (c.scheme != Scheme::none) {
     out.notes.push_back(fmt::format(

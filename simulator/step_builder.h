@@ -48,7 +48,10 @@ class StepBuilder {
                                             bool nvls) const;
 
   // The collective that a comm point turns into for a pass; none when it is a no-op.
-  bool comm_for(CommPoint cp, bool forward, CollectiveOp& op, GroupKind& kind, double& bytes) const;
+  // `fp8_input`: the op is a GEMM whose input the fp8 recipe all-gathers in fp8
+  // (training.fp8.communication.tp_allgather), 1 byte an element.
+  bool comm_for(CommPoint cp, bool forward, CollectiveOp& op, GroupKind& kind, double& bytes,
+                bool fp8_input = false) const;
 
   // --- one layer, op by op --------------------------------------------------------
   // Appends the tasks of one pass of `layer` on `rank` (GPU of `stage`), after task

@@ -108,7 +108,7 @@ int StepBuilder::pp_comm_index(TaskGraph& g, int from, int to) {
 
 // The collective that a comm point turns into for a pass; none when it is a no-op.
 bool StepBuilder::comm_for(CommPoint cp, bool forward, CollectiveOp& op, GroupKind& kind,
-                           double& bytes) const {
+                           double& bytes, bool fp8_input) const {
   const bool sp = p_.sequence_parallel;
   switch (cp) {
     case CommPoint::none:
@@ -120,6 +120,9 @@ bool StepBuilder::comm_for(CommPoint cp, bool forward, CollectiveOp& op, GroupKi
                    : (sp ? CollectiveOp::reduce_scatter : CollectiveOp::all_reduce);
       kind = GroupKind::tp;
       bytes = tp_bytes_;
+      // The all-gather of an fp8 GEMM's input moves its fp8 cast (TE's fp8 all-gather
+      // with sequence parallelism); the gradient's reduction stays 16-bit.
+      if (forward && fp8_input) bytes = tp_bytes_ / act_bytes_;
       return true;
     case CommPoint::tp_reduce:  // row-parallel output: RS (SP) or AR fwd; AG (SP) bwd
       if (p_.tp == 1) return false;
@@ -162,9 +165,14 @@ int StepBuilder::append_layer(TaskGraph& g, std::map<std::tuple<int, int, int, d
     items.back().work += t;
     items.back().selective += sel;
   };
-  auto add_comm = [&](CommPoint cp, bool forward, bool overlap = false) {
+  const bool fp8_gathers = s_.training.precision == Precision::fp8 && s_.training.fp8 &&
+                           s_.training.fp8->tp_allgather_fp8;
+  auto add_comm = [&](CommPoint cp, bool forward, bool overlap = false,
+                      const Op* op = nullptr) {
     Item it;
-    if (!comm_for(cp, forward, it.op, it.kind, it.bytes)) return;
+    const bool fp8_input = fp8_gathers && op && !op->high_precision &&
+                           (op->kind == OpKind::gemm || op->kind == OpKind::router);
+    if (!comm_for(cp, forward, it.op, it.kind, it.bytes, fp8_input)) return;
     it.comm = true;
     it.overlap = overlap || (s_.training.tp_comm_overlap && it.kind == GroupKind::tp);
     items.push_back(it);
@@ -188,7 +196,7 @@ int StepBuilder::append_layer(TaskGraph& g, std::map<std::tuple<int, int, int, d
   if (forward) {
     for (const Op& op : layer.ops) {
       if (op.comm_before == CommPoint::cp_kv) add_cp(op, CollectiveOp::all_gather);
-      add_comm(op.comm_before, true);
+      add_comm(op.comm_before, true, false, &op);
       add_compute(
           model_->op_time(op, Pass::forward).value() * (op.expert ? expert_time_scale_ : 1.0), 0);
       add_comm(op.comm_after, true);
@@ -208,7 +216,7 @@ int StepBuilder::append_layer(TaskGraph& g, std::map<std::tuple<int, int, int, d
         // Sequence parallelism keeps this GEMM's input sharded: Megatron-LM gathers it
         // again for the weight gradient, overlapped with the data-gradient GEMM
         // (Korthikanti et al. 2022, section 4.2.2). The two GEMMs take half each.
-        add_comm(CommPoint::tp_gather, true, true);
+        add_comm(CommPoint::tp_gather, true, true, &*it);
         add_compute(bwd / 2 + sel, sel, true);
         add_compute(bwd / 2, 0, true);
       } else {
@@ -353,6 +361,8 @@ int StepBuilder::layer_signature(const Layer& l) {
     case LayerKind::cnn:
       return 2;
     case LayerKind::transformer:
+      // A layer the fp8 recipe keeps in bf16 (training.fp8.bf16_layers) times differently.
+      if (l.high_precision) return l.moe ? 7 : 6;
       return l.moe ? 4 : 3;
   }
   return 5;

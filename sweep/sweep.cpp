@@ -647,6 +647,8 @@ Scenario candidate_scenario(const SweepInput& in, const Assignment& a) {
   if (!w.precision.empty()) {
     s.training.precision = a.precision;
     mark("sweep.precision", "training.precision");
+    // training.fp8 says how the fp8 candidates train; the others have no use for it.
+    if (a.precision != Precision::fp8) s.training.fp8.reset();
   }
   if (!w.compression.empty()) {
     s.training.compression.scheme = a.compression;
@@ -742,7 +744,13 @@ std::vector<std::pair<std::string, std::string>> candidate_settings(const SweepI
   if (w.global_batch.swept()) out.emplace_back("parallelism.global_batch", num(a.global_batch));
   if (w.zero_stage.swept()) out.emplace_back("parallelism.zero_stage", num(a.zero_stage));
   if (!w.recompute.empty()) out.emplace_back("training.recompute", to_string(a.recompute));
-  if (!w.precision.empty()) out.emplace_back("training.precision", to_string(a.precision));
+  if (!w.precision.empty()) {
+    out.emplace_back("training.precision", to_string(a.precision));
+    // A candidate other than fp8 trains without the fp8 recipe (candidate_scenario).
+    if (a.precision != Precision::fp8 && in.raw.at(static_cast<std::size_t>(a.gpu)).training.fp8) {
+      out.emplace_back("training.fp8", "");
+    }
+  }
   if (!w.compression.empty()) {
     out.emplace_back("training.gradient_compression.scheme", to_string(a.compression));
   }
@@ -778,7 +786,30 @@ std::string megatron_arguments(const Scenario& s) {
   switch (s.training.precision) {
     case Precision::fp16: out += " --fp16"; break;
     case Precision::bf16: out += " --bf16"; break;
-    case Precision::fp8: out += " --bf16 --fp8-format hybrid"; break;
+    case Precision::fp8:
+      if (!s.training.fp8) {
+        out += " --bf16 --fp8-format hybrid";
+      } else {
+        // Megatron-LM's Transformer Engine flags for the recipe (megatron/training/
+        // arguments.py: --fp8-recipe tensorwise|delayed|mxfp8|blockwise).
+        const Fp8Spec& f = *s.training.fp8;
+        const char* recipe = f.scaling == Fp8Spec::Scaling::current  ? "tensorwise"
+                             : f.scaling == Fp8Spec::Scaling::block  ? "blockwise"
+                             : f.scaling == Fp8Spec::Scaling::mxfp8  ? "mxfp8"
+                                                                     : "delayed";
+        out += fmt::format(" --bf16 --fp8-format {} --fp8-recipe {}", to_string(f.format), recipe);
+        if (f.scaling == Fp8Spec::Scaling::delayed) {
+          out += fmt::format(" --fp8-amax-history-len {}", f.amax_history);
+        }
+        if (f.bf16_first + f.bf16_last > 0) {
+          out += fmt::format(
+              " --first-last-layers-bf16 --num-layers-at-start-in-bf16 {} "
+              "--num-layers-at-end-in-bf16 {}",
+              f.bf16_first, f.bf16_last);
+        }
+        if (f.param_allgather_fp8) out += " --fp8-param-gather";
+      }
+      break;
     case Precision::fp32:
     case Precision::tf32: break;
   }

@@ -301,6 +301,11 @@ TEST(ProfileModel, APrecisionTheProfileLacksUsesTheRoofline) {
   scores.name = "attn.scores";
   scores.fwd_flops = Flop(1e12);
   EXPECT_NEAR(model->op_time(scores, Pass::forward).value(), 5e-3, 1e-12);
+  // A linear layer the fp8 recipe keeps in bf16 takes the profile's bf16 fit too:
+  // 1e12 / 200e12 = 5 ms forward, where the fp8 GEMM above fell back to the roofline.
+  Op kept = gemm;
+  kept.high_precision = true;
+  EXPECT_NEAR(model->op_time(kept, Pass::forward).value(), 5e-3, 1e-12);
 }
 
 }  // namespace

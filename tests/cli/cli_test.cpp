@@ -97,11 +97,32 @@ TEST(Cli, PresetsListsEveryKind) {
   EXPECT_NE(r.out.find("deepseek-v3"), std::string::npos);
 }
 
+TEST(Cli, CheckStatesTheFp8Recipe) {
+  // One line in the table and scenario.training.fp8_recipe in JSON; absent without the
+  // section.
+  const std::string recipe =
+      "hybrid (E4M3 forward, E5M2 gradients; 1 byte and one tensor-core rate either way), "
+      "delayed scaling (1024-step amax history), all GEMMs in fp8 (first 1 and last 1 layers "
+      "bf16), weight cache on, TP all-gather fp8, parameter all-gather bf16";
+  const auto table = run_orrery("check scenarios/llama3-70b-h100-64-fp8-recipe.yaml");
+  ASSERT_EQ(table.code, 0) << table.err;
+  EXPECT_NE(table.out.find("  fp8 recipe               " + recipe + "\n"), std::string::npos)
+      << table.out;
+  const auto json = run_orrery("check scenarios/llama3-70b-h100-64-fp8-recipe.yaml --format json");
+  ASSERT_EQ(json.code, 0) << json.err;
+  const auto j = nlohmann::json::parse(json.out);
+  EXPECT_EQ(j["scenario"]["training"]["fp8_recipe"], recipe);
+  EXPECT_GT(j["stages"][0]["other_bytes"]["fp8_weight_cache"].get<double>(), 0.0);
+  const auto plain = run_orrery("check scenarios/quickstart.yaml --format json");
+  EXPECT_FALSE(nlohmann::json::parse(plain.out)["scenario"]["training"].contains("fp8_recipe"));
+}
+
 TEST(Cli, EveryShippedScenarioChecks) {
   for (const char* f : {"scenarios/quickstart.yaml", "scenarios/gpt3-175b-a100-1024.yaml",
                         "scenarios/llama3-405b-h100-16k.yaml", "scenarios/resnet50-dgx-a100.yaml",
                         "scenarios/llama3-405b-h100-16k-cp16-fsdp.yaml",
-                        "scenarios/mixtral-8x7b-h100-64.yaml"}) {
+                        "scenarios/mixtral-8x7b-h100-64.yaml",
+                        "scenarios/llama3-70b-h100-64-fp8-recipe.yaml"}) {
     const auto r = run_orrery(std::string("check ") + f);
     EXPECT_EQ(r.code, 0) << f << ": " << r.err;
   }

@@ -485,6 +485,49 @@ training: {gradient_compression: {scheme: local_sgd, period: 4}}
 namespace orrery {
 namespace {
 
+TEST(BadInput, Fp8RecipeSettings) {
+  const std::string head = R"(cluster: {preset: dgx-h100, nodes: 2}
+model: {preset: llama3-70b}
+parallelism: {tp: 8, pp: 2, dp: 1, microbatch: 1, global_batch: 16}
+)";
+  // The section belongs to fp8 training.
+  expect_error(head + "training: {precision: bf16, fp8: {}}\n",
+               {"bad.yaml:4", "training.fp8", "applies to training.precision fp8 (it is bf16)"});
+  // Unknown keys and values, with hints.
+  expect_error(head + "training: {precision: fp8, fp8: {scalling: block}}\n",
+               {"bad.yaml:4", "training.fp8.scalling", "did you mean 'scaling'"});
+  expect_error(head + "training: {precision: fp8, fp8: {scaling: blok}}\n",
+               {"bad.yaml:4", "training.fp8.scaling", "'blok'", "did you mean 'block'"});
+  expect_error(head + "training: {precision: fp8, fp8: {gemms: [qkv, fc3]}}\n",
+               {"bad.yaml:4", "training.fp8.gemms", "'fc3'", "did you mean 'fc1'"});
+  expect_error(head + "training: {precision: fp8, fp8: {gemms: []}}\n",
+               {"bad.yaml:4", "training.fp8.gemms", "non-empty list"});
+  expect_error(head + "training: {precision: fp8, fp8: {communication: {tp_allgather: fp4}}}\n",
+               {"bad.yaml:4", "training.fp8.communication.tp_allgather", "'fp4'"});
+  // amax_history is delayed scaling's.
+  expect_error(head + "training: {precision: fp8, fp8: {scaling: mxfp8, amax_history: 16}}\n",
+               {"bad.yaml:4", "training.fp8.amax_history", "'16'", "delayed scaling only"});
+  expect_error(head + "training: {precision: fp8, fp8: {amax_history: 0}}\n",
+               {"bad.yaml:4", "training.fp8.amax_history", "'0'"});
+  // llama3-70b has 80 layers.
+  expect_error(head + "training: {precision: fp8, fp8: {bf16_layers: {first: 40, last: 41}}}\n",
+               {"bad.yaml:4", "training.fp8.bf16_layers.first", "'40'",
+                "first + last = 81 exceeds the model's 80 layers"});
+  // The weight cache and fp8 parameter gathers against the sharding.
+  const std::string zero3 = R"(cluster: {preset: dgx-h100, nodes: 2}
+model: {preset: llama3-70b}
+parallelism: {tp: 8, pp: 1, dp: 2, microbatch: 1, global_batch: 16, zero_stage: 3}
+)";
+  expect_error(zero3 + "training: {precision: fp8, fp8: {weight_cache: true}}\n",
+               {"bad.yaml:4", "training.fp8.weight_cache", "'true'", "weight_cache: false"});
+  expect_error(head + "training: {precision: fp8, fp8: {communication: {param_allgather: fp8}}}\n",
+               {"bad.yaml:4", "training.fp8.communication.param_allgather", "'fp8'",
+                "ZeRO-3/FSDP"});
+  EXPECT_NO_THROW(load_scenario_text(
+      zero3 + "training: {precision: fp8, fp8: {communication: {param_allgather: fp8}}}\n",
+      "good.yaml"));
+}
+
 TEST(BadInput, ReliabilityNeedsItsFiguresAndATarget) {
   expect_error(R"(cluster: {preset: dgx-h100}
 model: {preset: llama3-8b}

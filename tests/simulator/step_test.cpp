@@ -191,6 +191,32 @@ TEST(Fsdp, GatherAndReduceScatterBytesPerLayer) {
               1e-9 * params);
 }
 
+TEST(Fsdp, Fp8ParameterGathersMoveFp8WeightsInOneByte) {
+  // As GatherAndReduceScatterBytesPerLayer, in fp8 with fp8 parameter all-gathers: the
+  // W8 = 7,504,658,432 weights of Llama 3 8B's fp8 GEMMs (32 x 218,103,808 in the blocks
+  // plus the 525,336,576 of the untied head) travel in 1 byte, the other parameters and
+  // all gradients in 2. Of P = 8,030,261,248 parameters, per micro-batch
+  //   (n - 1) * (2 gathers x (2 P - W8) + 2 P) bytes, over 2 micro-batches.
+  const std::string yaml = R"(
+cluster: {preset: dgx-h100}
+model: {preset: llama3-8b, seq_len: 2048}
+parallelism: {fsdp: true, microbatch: 2, global_batch: 32}
+training: {recompute: none, gradient_dtype: bf16, precision: fp8,
+           fp8: {communication: {param_allgather: PARAM}}}
+)";
+  auto with = [&](const std::string& dtype) {
+    std::string y = yaml;
+    y.replace(y.find("PARAM"), 5, dtype);
+    return simulate_step(load_scenario_text(y, "fsdp-fp8.yaml"));
+  };
+  const double P = 8030261248.0, W8 = 7504658432.0;
+  const StepResult fp8 = with("fp8");
+  ASSERT_NEAR(fp8.figures.params_total, P, 0.5);
+  EXPECT_NEAR(fp8.bytes_by_link_class.at(LinkClass::nvlink), 2 * 7.0 * (2 * (2 * P - W8) + 2 * P),
+              1e-9 * P);
+  EXPECT_NEAR(with("bf16").bytes_by_link_class.at(LinkClass::nvlink), 2 * 7.0 * 6.0 * P, 1e-9 * P);
+}
+
 TEST(Fsdp, PrefetchHidesGathersOnAFastNetwork) {
   // With NVLink gathers much shorter than a layer's compute, only the first gather of
   // each pass (nothing to overlap it with) is exposed.
@@ -613,6 +639,33 @@ TEST(Step, CompressionPaysOnEthernetNotOnInfiniBand) {
       EXPECT_NEAR(ms, expected, 0.02 * expected) << file << " " << row.scheme;
     }
   }
+}
+
+TEST(Step, Fp8TensorParallelAllGathersHalveTheirBytes) {
+  // tp 8 with sequence parallelism on one node, no data parallelism: every NVLink byte
+  // belongs to a TP collective of one b*s*h activation, and a ring all-gather moves what
+  // a ring reduce-scatter does. Per layer: forward AG (qkv input), RS (proj), AG (fc1
+  // input), RS (fc2); backward AG (fc2's output gradient), AG + RS (fc1's input
+  // re-gathered, its gradient reduced), AG (proj), AG + RS (qkv): 10 collectives, 4 of
+  // them gathers of an fp8 GEMM's input. Embedding RS + AG, head AG + AG + RS: 5, 2 of
+  // them input gathers. In all 5(2L + 1) collectives, 2(2L + 1) of which move 1 byte an
+  // element instead of 2: fp8 / bf16 = 1 - (2/5) / 2 = 0.8.
+  const std::string split = "tp: 8, sequence_parallel: true, dp: 1, microbatch: 1, global_batch: 2";
+  const Scenario bf16 = testing::preset_scenario("llama3-8b", split, 1,
+                                                 "precision: fp8, fp8: {}", "dgx-h100");
+  const Scenario fp8 = testing::preset_scenario(
+      "llama3-8b", split, 1, "precision: fp8, fp8: {communication: {tp_allgather: fp8}}",
+      "dgx-h100");
+  const double b = simulate_step(bf16).bytes_by_link_class.at(LinkClass::nvlink);
+  const double f = simulate_step(fp8).bytes_by_link_class.at(LinkClass::nvlink);
+  EXPECT_NEAR(f / b, 0.8, 1e-9);
+  // The recipe is stated in the run's notes.
+  const StepResult r = simulate_step(fp8);
+  ASSERT_FALSE(r.notes.empty());
+  EXPECT_EQ(r.notes.front(),
+            "fp8 recipe: hybrid (E4M3 forward, E5M2 gradients; 1 byte and one tensor-core rate "
+            "either way), delayed scaling (1024-step amax history), all GEMMs in fp8, weight "
+            "cache on, TP all-gather fp8, parameter all-gather bf16");
 }
 
 TEST(Step, SixteenBitGradientsHalveTheAllReduceBytes) {

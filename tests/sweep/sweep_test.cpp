@@ -149,6 +149,39 @@ TEST(SplitSweep, MegatronArgumentsOfThePublishedGpt3Layout) {
             "1536 --recompute-granularity selective --use-distributed-optimizer --bf16");
 }
 
+// The 1.7B model on one DGX H100 (which has an fp8 peak), fp8 with a recipe.
+const std::string kFp8Base = R"(name: fp8 sweep
+cluster: {preset: dgx-h100, nodes: 1}
+model: {preset: narayanan-1.7b}
+parallelism: {tp: 2, pp: 1, microbatch: 1, global_batch: 16}
+training: {precision: fp8, fp8: {scaling: current, bf16_layers: {first: 1, last: 2}}}
+)";
+
+TEST(SplitSweep, Fp8RecipeAppliesToTheFp8CandidatesOnly) {
+  // 2 tp x 2 precisions = 4 candidates, all valid: the bf16 ones drop training.fp8 (which
+  // would refuse a bf16 scenario) instead of being counted invalid.
+  const SweepInput in =
+      load_sweep_text(kFp8Base + "sweep: {tp: [1, 2], precision: [bf16, fp8]}\n", "t.yaml");
+  const SweepResult r = run_sweep(in, SweepOptions{});
+  EXPECT_EQ(r.candidates.size(), 4u);
+  EXPECT_EQ(count(r, Status::invalid), 0u);
+  // Each candidate written as a scenario loads: a bf16 one without the section.
+  for (const CandidateResult& c : r.candidates) {
+    const Scenario s =
+        load_scenario_text(rewrite_scenario_yaml(in.yaml, candidate_settings(in, c)), "c.yaml");
+    EXPECT_EQ(s.training.precision, c.a.precision);
+    EXPECT_EQ(s.training.fp8.has_value(), c.a.precision == Precision::fp8);
+  }
+}
+
+TEST(SplitSweep, MegatronArgumentsOfAnFp8Recipe) {
+  const Scenario s = load_scenario_text(kFp8Base, "t.yaml");
+  EXPECT_EQ(megatron_arguments(s),
+            "--tensor-model-parallel-size 2 --pipeline-model-parallel-size 1 --micro-batch-size 1 "
+            "--global-batch-size 16 --bf16 --fp8-format hybrid --fp8-recipe tensorwise "
+            "--first-last-layers-bf16 --num-layers-at-start-in-bf16 1 --num-layers-at-end-in-bf16 2");
+}
+
 TEST(SplitSweep, BestScenarioLoadsAndMatchesTheWinner) {
   const SweepInput in = load("sweep: {tp: [1, 2, 4], pp: [1, 2], recompute: [none, full]}\n");
   SweepOptions o;

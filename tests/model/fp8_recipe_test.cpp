@@ -1,0 +1,223 @@
+// The FP8 recipe (training.fp8, docs/model.md "FP8 recipe"): the bytes each scaling mode
+// adds to one GEMM's casts, the scaling state and weight cache per GPU, and which GEMMs
+// the recipe keeps in 16 bits.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <utility>
+
+#include "calibrate/compute_model.h"
+#include "model/memory.h"
+#include "model/op_builder.h"
+#include "model/workload.h"
+#include "tests/test_util.h"
+
+namespace orrery {
+namespace {
+
+using testing::preset_scenario;
+
+// One linear layer Y[m x n] = X[m x k] W[k x n] built under the recipe, with 4
+// micro-batches a step. m = 4096, k = 1024, n = 4096: X has m k = 4,194,304 elements,
+// dY m n = 16,777,216, W k n = 4,194,304.
+constexpr double kM = 4096, kK = 1024, kN = 4096;
+
+Op fc1(const Fp8Spec& recipe) {
+  TrainingSpec t;
+  t.precision = Precision::fp8;
+  t.fp8 = recipe;
+  Shard s;
+  s.microbatches = 4;
+  const detail::OpBuilder b(t, s);
+  return b.gemm("mlp.fc1", kM, kK, kN, kK * kN, kM * kK);
+}
+
+Fp8Spec scaling(Fp8Spec::Scaling sc) {
+  Fp8Spec f;
+  f.scaling = sc;
+  return f;
+}
+
+TEST(Fp8Recipe, DelayedScalingCastBytes) {
+  // Forward: cast X (read 2, write fp8 copy and transpose 1 + 1) = 4 m k = 16,777,216;
+  // the cached weight cast (read 2, write 1 + 1) once per step, a quarter per
+  // micro-batch: 4 k n / 4 = 4,194,304. Total 20,971,520 bytes.
+  // Backward: cast dY, 4 m n = 67,108,864.
+  const Op op = fc1(scaling(Fp8Spec::Scaling::delayed));
+  EXPECT_NEAR(op.aux_fwd_bytes.value(), 20971520.0, 1e-6);
+  EXPECT_NEAR(op.aux_bwd_bytes.value(), 67108864.0, 1e-6);
+  EXPECT_FALSE(op.high_precision);
+}
+
+TEST(Fp8Recipe, CurrentScalingReadsEachTensorOnceMore) {
+  // The amax pass reads X (2 m k = 8,388,608 bytes) and, in the weight cast, W
+  // (2 k n / 4 micro-batches = 2,097,152): 10,485,760 more forward. Backward reads dY
+  // once more: 2 m n = 33,554,432.
+  const Op delayed = fc1(scaling(Fp8Spec::Scaling::delayed));
+  const Op current = fc1(scaling(Fp8Spec::Scaling::current));
+  EXPECT_NEAR((current.aux_fwd_bytes - delayed.aux_fwd_bytes).value(), 10485760.0, 1e-6);
+  EXPECT_NEAR((current.aux_bwd_bytes - delayed.aux_bwd_bytes).value(), 33554432.0, 1e-6);
+}
+
+TEST(Fp8Recipe, BlockScalesAreWrittenReadAndKept) {
+  // DeepSeek-V3 blocks: one fp32 scale per 1x128 tile (4/128 bytes an element) and per
+  // 128x128 weight block (4/16384). Forward cast: 4 m k + 2 copies x m k x 4/128 =
+  // 16,777,216 + 262,144; weight cast per micro-batch (4 k n + 2 k n 4/16384) / 4 =
+  // (16,777,216 + 2,048) / 4 = 4,194,816. Total 21,234,176.
+  const Op block = fc1(scaling(Fp8Spec::Scaling::block));
+  EXPECT_NEAR(block.aux_fwd_bytes.value(), 21234176.0, 1e-6);
+  // The saved fp8 input keeps its tile scales: m k (1 + 4/128) = 4,325,376 bytes.
+  EXPECT_NEAR(block.saved.value(), 4325376.0, 1e-6);
+  // MX: one E8M0 byte per 32 elements, weights too. Forward: 16,777,216 + 2 m k / 32 =
+  // 262,144; weight (4 k n + 2 k n / 32) / 4 = (16,777,216 + 262,144) / 4 = 4,259,840.
+  // Total 21,299,200.
+  const Op mx = fc1(scaling(Fp8Spec::Scaling::mxfp8));
+  EXPECT_NEAR(mx.aux_fwd_bytes.value(), 21299200.0, 1e-6);
+  // Neither keeps amax histories.
+  EXPECT_EQ(block.fp8_scaling_state.value(), 0.0);
+  EXPECT_EQ(mx.fp8_scaling_state.value(), 0.0);
+}
+
+TEST(Fp8Recipe, WithoutTheCacheEveryMicroBatchCastsTheWeight) {
+  // 4 k n = 16,777,216 bytes per micro-batch instead of a quarter of it: 3/4 of it more,
+  // 12,582,912; and no fp8 copy is kept.
+  Fp8Spec off;
+  off.weight_cache = false;
+  const Op cached = fc1(Fp8Spec{});
+  const Op uncached = fc1(off);
+  EXPECT_NEAR((uncached.aux_fwd_bytes - cached.aux_fwd_bytes).value(), 12582912.0, 1e-6);
+  EXPECT_EQ(uncached.fp8_weight_cache.value(), 0.0);
+  EXPECT_NEAR(cached.fp8_weight_cache.value(), 2.0 * kK * kN, 1e-6);
+}
+
+TEST(Fp8Recipe, GemmsOutsideTheListRunInSixteenBits) {
+  // fc2 is not in the list: no casts, the 2-byte input kept, the 16-bit rate.
+  Fp8Spec f;
+  f.gemms = kFp8Fc1;
+  TrainingSpec t;
+  t.precision = Precision::fp8;
+  t.fp8 = f;
+  const detail::OpBuilder b(t, Shard{});
+  const Op kept = b.gemm("mlp.fc2", kM, kN, kK, kN * kK, kM * kN);
+  EXPECT_TRUE(kept.high_precision);
+  EXPECT_EQ(kept.aux_fwd_bytes.value(), 0.0);
+  EXPECT_NEAR(kept.saved.value(), 2.0 * kM * kN, 1e-6);
+  EXPECT_FALSE(b.gemm("mlp.fc1", kM, kK, kN, kK * kN, kM * kK).high_precision);
+}
+
+// Llama 3 8B on one DGX H100, tp 1, pp 1, dp 8, fp8 with a recipe.
+Scenario llama8b(const std::string& fp8, const std::string& parallelism = "") {
+  return preset_scenario("llama3-8b",
+                         "tp: 1, pp: 1, dp: 8, microbatch: 1, global_batch: 32" + parallelism, 1,
+                         "precision: fp8, fp8: {" + fp8 + "}", "dgx-h100");
+}
+
+TEST(Fp8Recipe, Fp8AllGathersCastTheLocalShard) {
+  // tp 8 with sequence parallelism, fp8 all-gathers: attn.qkv casts its 1/8 shard of the
+  // input before gathering it. Its input X is b s x h = 8192 x 4096; the cast reads 2 and
+  // writes 1 + 1 bytes an element, so 4 x 8192 x 4096 x (1 - 1/8) = 117,440,512 bytes
+  // fewer. attn.proj's input is not gathered: unchanged.
+  auto qkv_and_proj = [](const std::string& allgather) {
+    const Scenario s = preset_scenario(
+        "llama3-8b", "tp: 8, sequence_parallel: true, dp: 1, microbatch: 1, global_batch: 2", 1,
+        "precision: fp8, fp8: {communication: {tp_allgather: " + allgather + "}}", "dgx-h100");
+    const Workload w = build_workload(s.model, s.training, shard_of(s.parallelism));
+    std::pair<double, double> out;
+    for (const Op& op : w.layers[1].ops) {
+      if (op.name == "attn.qkv") out.first = op.aux_fwd_bytes.value();
+      if (op.name == "attn.proj") out.second = op.aux_fwd_bytes.value();
+    }
+    return out;
+  };
+  const auto bf16 = qkv_and_proj("bf16"), fp8 = qkv_and_proj("fp8");
+  EXPECT_NEAR(bf16.first - fp8.first, 117440512.0, 1e-3);
+  EXPECT_EQ(bf16.second, fp8.second);
+}
+
+TEST(Fp8Recipe, AmaxHistoryMemoryPerGpu) {
+  // 32 layers x 4 fp8 GEMMs (qkv, proj, fc1, fc2) + the untied output head = 129 GEMMs,
+  // each tracking X, W and dY: 3 x (4 bytes x 1024 steps + 4 scale + 4 inverse scale) =
+  // 12,312 bytes; 129 x 12,312 = 1,588,248 bytes. With a 16-step history 3 x 72 = 216
+  // bytes a GEMM: 27,864.
+  const MemoryReport r = estimate_memory(llama8b(""));
+  EXPECT_NEAR(r.stages[0].fp8_scaling_state.value(), 1588248.0, 1e-6);
+  const MemoryReport short_history = estimate_memory(llama8b("amax_history: 16"));
+  EXPECT_NEAR(short_history.stages[0].fp8_scaling_state.value(), 27864.0, 1e-6);
+  // Both sit in `other`, beyond the plain fp8 model's.
+  const MemoryReport plain = estimate_memory(
+      preset_scenario("llama3-8b", "tp: 1, pp: 1, dp: 8, microbatch: 1, global_batch: 32", 1,
+                      "precision: fp8", "dgx-h100"));
+  EXPECT_NEAR((r.stages[0].memory.other - plain.stages[0].memory.other).value(),
+              1588248.0 + r.stages[0].fp8_weight_cache.value(), 1.0);
+}
+
+TEST(Fp8Recipe, WeightCacheIsTwoBytesPerLocalFp8Parameter) {
+  // Per layer: qkv 4096 x (4096 + 2 x 1024) = 25,165,824; proj 4096^2 = 16,777,216;
+  // fc1 4096 x 2 x 14336 = 117,440,512; fc2 14336 x 4096 = 58,720,256: 218,103,808,
+  // x 32 = 6,979,321,856; head 4096 x 128,256 = 525,336,576. 7,504,658,432 parameters
+  // x 2 bytes (fp8 copy + transpose) = 15,009,316,864 bytes.
+  const MemoryReport r = estimate_memory(llama8b(""));
+  EXPECT_NEAR(r.stages[0].fp8_weight_cache.value(), 15009316864.0, 1.0);
+  // With tp 2 each GPU holds half the GEMM weights: 7,504,658,432 bytes.
+  const MemoryReport tp2 = estimate_memory(preset_scenario(
+      "llama3-8b", "tp: 2, pp: 1, dp: 4, microbatch: 1, global_batch: 32", 1,
+      "precision: fp8, fp8: {}", "dgx-h100"));
+  EXPECT_NEAR(tp2.stages[0].fp8_weight_cache.value(), 7504658432.0, 1.0);
+  // No cache under ZeRO-3 (the default there).
+  const MemoryReport z3 = estimate_memory(llama8b("", ", zero_stage: 3"));
+  EXPECT_EQ(z3.stages[0].fp8_weight_cache.value(), 0.0);
+}
+
+TEST(Fp8Recipe, Fp8ParameterGathersShrinkZero3GatherBuffers) {
+  // Without resharding every gathered weight stays: Llama 3 8B's 8,030,261,248
+  // parameters x 2 bytes = 16,060,522,496 in bf16. In fp8 the 7,504,658,432 fp8 GEMM
+  // weights take 1 byte: 16,060,522,496 - 7,504,658,432 = 8,555,864,064 (the embedding
+  // and norms stay 2 bytes).
+  const std::string z3 = ", zero_stage: 3, reshard_after_forward: false";
+  const MemoryReport bf16 = estimate_memory(llama8b("weight_cache: false", z3));
+  const MemoryReport fp8 =
+      estimate_memory(llama8b("weight_cache: false, communication: {param_allgather: fp8}", z3));
+  EXPECT_NEAR(bf16.stages[0].gather_buffers.value(), 16060522496.0, 1.0);
+  EXPECT_NEAR(fp8.stages[0].gather_buffers.value(), 8555864064.0, 1.0);
+}
+
+TEST(Fp8Recipe, FirstAndLastBf16LayersRunAtTheSixteenBitRate) {
+  // bf16_layers {first: 1, last: 2}: layer.0, layer.30 and layer.31 keep every GEMM in
+  // 16 bits; their fc1 takes exactly the time of a bf16 run's fc1 (same FLOPs and
+  // bytes, the bf16 rate, no casts), and layer.1's fc1 is faster (the fp8 rate, twice
+  // the bf16 peak, even with its casts).
+  const Scenario s = llama8b("bf16_layers: {first: 1, last: 2}");
+  const Workload w = build_workload(s.model, s.training, shard_of(s.parallelism));
+  const auto model = make_compute_model(s);
+  const Scenario b = preset_scenario("llama3-8b",
+                                     "tp: 1, pp: 1, dp: 8, microbatch: 1, global_batch: 32", 1,
+                                     "precision: bf16", "dgx-h100");
+  const Workload wb = build_workload(b.model, b.training, shard_of(b.parallelism));
+  const auto model_b = make_compute_model(b);
+  auto fc1_of = [](const Layer& l) {
+    for (const Op& op : l.ops)
+      if (op.name == "mlp.fc1") return op;
+    return Op{};
+  };
+  // w.layers[0] is the embedding; layer.i is w.layers[i + 1].
+  for (int i : {0, 30, 31}) {
+    const Layer& l = w.layers[i + 1];
+    EXPECT_TRUE(l.high_precision) << l.name;
+    const Op op = fc1_of(l);
+    EXPECT_TRUE(op.high_precision);
+    for (Pass pass : {Pass::forward, Pass::backward}) {
+      const double t16 = model_b->op_time(fc1_of(wb.layers[i + 1]), pass).value();
+      EXPECT_NEAR(model->op_time(op, pass).value(), t16, 1e-12 * t16) << l.name;
+    }
+  }
+  const Op fp8 = fc1_of(w.layers[2]);
+  EXPECT_FALSE(w.layers[2].high_precision);
+  EXPECT_FALSE(fp8.high_precision);
+  EXPECT_LT(model->op_time(fp8, Pass::forward).value(),
+            model->op_time(fc1_of(w.layers[1]), Pass::forward).value());
+  // The bf16 layers' inputs are kept in 2 bytes: layer.0 keeps more than layer.1.
+  EXPECT_GT(w.layers[1].saved(Recompute::none).value(), w.layers[2].saved(Recompute::none).value());
+}
+
+}  // namespace
+}  // namespace orrery
