@@ -124,7 +124,7 @@ Op OpBuilder::gemm(const std::string& name, double m, double k, double n, double
   op.params = params;
   op.weight_k = k;
   op.weight_n = n;
-  const bool in_fp8 = fp8 && (!recipe || (recipe->gemms & fp8_group(name)) != 0);
+  const bool in_fp8 = fp8 && ((recipe ? recipe->gemms : kFp8TeLayers) & fp8_group(name)) != 0;
   op.high_precision = fp8_training && !in_fp8;
   op.saved = Bytes(saved_elems * (in_fp8 ? saved_gemm_input : act));
   if (in_fp8) {

@@ -113,6 +113,8 @@ std::string describe(const Fp8Spec& f) {
   std::string gemms;
   if (f.gemms == ~0u) {
     gemms = "all GEMMs in fp8";
+  } else if (f.gemms == kFp8TeLayers) {
+    gemms = "Transformer Engine layers in fp8 (LM head and router bf16)";
   } else {
     const std::pair<unsigned, const char*> names[] = {
         {kFp8Qkv, "qkv"},         {kFp8Proj, "proj"},     {kFp8Fc1, "fc1"}, {kFp8Fc2, "fc2"},

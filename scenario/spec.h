@@ -294,6 +294,23 @@ struct LossScalingSpec {
 };
 const char* to_string(LossScalingSpec::Kind k);
 
+// Groups of linear layers, by the op names of model/transformer.cpp.
+enum Fp8Gemm : unsigned {
+  kFp8Qkv = 1u << 0,      // attn.qkv and the MLA projections (q_down/up, q_proj, kv_down/up)
+  kFp8Proj = 1u << 1,     // attn.proj
+  kFp8Fc1 = 1u << 2,      // mlp.fc1, moe.shared.fc1
+  kFp8Fc2 = 1u << 3,      // mlp.fc2, moe.shared.fc2
+  kFp8Experts = 1u << 4,  // moe.experts.fc1/fc2
+  kFp8Router = 1u << 5,   // moe.router
+  kFp8Head = 1u << 6,     // head.output (and BERT's head.pooler, head.transform)
+  kFp8Other = 1u << 7,    // any other GEMM (CNN rows)
+};
+// The linear layers Megatron-Core builds from Transformer Engine modules, which fp8
+// autocast runs in fp8: attention and MLP projections and the grouped experts. Its LM
+// head is a plain tensor_parallel.ColumnParallelLinear and its MoE router gate a
+// torch.nn.functional.linear (megatron/core/models/gpt/gpt_model.py,
+// transformer/moe/router.py), so both stay in 16 bits (CNN rows: fp8 as before).
+constexpr unsigned kFp8TeLayers = kFp8Qkv | kFp8Proj | kFp8Fc1 | kFp8Fc2 | kFp8Experts | kFp8Other;
 // The FP8 recipe (training.fp8, only with precision fp8; docs/model.md, "FP8 recipe").
 // Without the section, fp8 training keeps the plain model: every linear layer in fp8
 // with its input and output-gradient casts, nothing for weights or scaling state.
@@ -314,7 +331,8 @@ struct Fp8Spec {
   // Megatron-LM's --fp8-amax-history-len defaults to 1).
   int amax_history = 1024;
   // Linear-layer groups run in fp8 (Fp8Gemm bits); the rest run at the 16-bit rate.
-  unsigned gemms = ~0u;
+  // Default: the layers Transformer Engine builds in Megatron-Core (kFp8TeLayers).
+  unsigned gemms = kFp8TeLayers;
   // Transformer layers kept wholly in bf16 at the start and the end of the model
   // (Megatron-Core num_layers_at_start_in_bf16 / num_layers_at_end_in_bf16).
   int bf16_first = 0, bf16_last = 0;
@@ -323,17 +341,6 @@ struct Fp8Spec {
   std::optional<bool> weight_cache;
   bool tp_allgather_fp8 = false;     // sequence-parallel input all-gathers in fp8
   bool param_allgather_fp8 = false;  // ZeRO-3/FSDP parameter all-gathers in fp8
-};
-// Groups of linear layers, by the op names of model/transformer.cpp.
-enum Fp8Gemm : unsigned {
-  kFp8Qkv = 1u << 0,      // attn.qkv and the MLA projections (q_down/up, q_proj, kv_down/up)
-  kFp8Proj = 1u << 1,     // attn.proj
-  kFp8Fc1 = 1u << 2,      // mlp.fc1, moe.shared.fc1
-  kFp8Fc2 = 1u << 3,      // mlp.fc2, moe.shared.fc2
-  kFp8Experts = 1u << 4,  // moe.experts.fc1/fc2
-  kFp8Router = 1u << 5,   // moe.router
-  kFp8Head = 1u << 6,     // head.output (and BERT's head.pooler, head.transform)
-  kFp8Other = 1u << 7,    // any other GEMM (CNN rows)
 };
 const char* to_string(Fp8Spec::Format f);
 const char* to_string(Fp8Spec::Scaling s);

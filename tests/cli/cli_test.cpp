@@ -102,8 +102,9 @@ TEST(Cli, CheckStatesTheFp8Recipe) {
   // section.
   const std::string recipe =
       "hybrid (E4M3 forward, E5M2 gradients; 1 byte and one tensor-core rate either way), "
-      "delayed scaling (1024-step amax history), all GEMMs in fp8 (first 1 and last 1 layers "
-      "bf16), weight cache on, TP all-gather fp8, parameter all-gather bf16";
+      "delayed scaling (1024-step amax history), Transformer Engine layers in fp8 (LM head and "
+      "router bf16) (first 1 and last 1 layers bf16), weight cache on, TP all-gather fp8, "
+      "parameter all-gather bf16";
   const auto table = run_orrery("check scenarios/llama3-70b-h100-64-fp8-recipe.yaml");
   ASSERT_EQ(table.code, 0) << table.err;
   EXPECT_NE(table.out.find("  fp8 recipe               " + recipe + "\n"), std::string::npos)

@@ -135,34 +135,37 @@ TEST(Fp8Recipe, Fp8AllGathersCastTheLocalShard) {
 }
 
 TEST(Fp8Recipe, AmaxHistoryMemoryPerGpu) {
-  // 32 layers x 4 fp8 GEMMs (qkv, proj, fc1, fc2) + the untied output head = 129 GEMMs,
-  // each tracking X, W and dY: 3 x (4 bytes x 1024 steps + 4 scale + 4 inverse scale) =
-  // 12,312 bytes; 129 x 12,312 = 1,588,248 bytes. With a 16-step history 3 x 72 = 216
-  // bytes a GEMM: 27,864.
+  // 32 layers x 4 fp8 GEMMs (qkv, proj, fc1, fc2) = 128 GEMMs (the LM head stays bf16 by
+  // default, as in Megatron-Core), each tracking X, W and dY: 3 x (4 bytes x 1024 steps +
+  // 4 scale + 4 inverse scale) = 12,312 bytes; 128 x 12,312 = 1,575,936 bytes. With a
+  // 16-step history 3 x 72 = 216 bytes a GEMM: 27,648.
   const MemoryReport r = estimate_memory(llama8b(""));
-  EXPECT_NEAR(r.stages[0].fp8_scaling_state.value(), 1588248.0, 1e-6);
+  EXPECT_NEAR(r.stages[0].fp8_scaling_state.value(), 1575936.0, 1e-6);
   const MemoryReport short_history = estimate_memory(llama8b("amax_history: 16"));
-  EXPECT_NEAR(short_history.stages[0].fp8_scaling_state.value(), 27864.0, 1e-6);
+  EXPECT_NEAR(short_history.stages[0].fp8_scaling_state.value(), 27648.0, 1e-6);
   // Both sit in `other`, beyond the plain fp8 model's.
   const MemoryReport plain = estimate_memory(
       preset_scenario("llama3-8b", "tp: 1, pp: 1, dp: 8, microbatch: 1, global_batch: 32", 1,
                       "precision: fp8", "dgx-h100"));
   EXPECT_NEAR((r.stages[0].memory.other - plain.stages[0].memory.other).value(),
-              1588248.0 + r.stages[0].fp8_weight_cache.value(), 1.0);
+              1575936.0 + r.stages[0].fp8_weight_cache.value(), 1.0);
 }
 
 TEST(Fp8Recipe, WeightCacheIsTwoBytesPerLocalFp8Parameter) {
   // Per layer: qkv 4096 x (4096 + 2 x 1024) = 25,165,824; proj 4096^2 = 16,777,216;
   // fc1 4096 x 2 x 14336 = 117,440,512; fc2 14336 x 4096 = 58,720,256: 218,103,808,
-  // x 32 = 6,979,321,856; head 4096 x 128,256 = 525,336,576. 7,504,658,432 parameters
-  // x 2 bytes (fp8 copy + transpose) = 15,009,316,864 bytes.
+  // x 32 = 6,979,321,856 parameters x 2 bytes (fp8 copy + transpose) = 13,958,643,712
+  // bytes. With gemms: all the head's 4096 x 128,256 = 525,336,576 join them:
+  // 7,504,658,432 x 2 = 15,009,316,864.
   const MemoryReport r = estimate_memory(llama8b(""));
-  EXPECT_NEAR(r.stages[0].fp8_weight_cache.value(), 15009316864.0, 1.0);
-  // With tp 2 each GPU holds half the GEMM weights: 7,504,658,432 bytes.
+  EXPECT_NEAR(r.stages[0].fp8_weight_cache.value(), 13958643712.0, 1.0);
+  EXPECT_NEAR(estimate_memory(llama8b("gemms: all")).stages[0].fp8_weight_cache.value(),
+              15009316864.0, 1.0);
+  // With tp 2 each GPU holds half the GEMM weights: 6,979,321,856 bytes.
   const MemoryReport tp2 = estimate_memory(preset_scenario(
       "llama3-8b", "tp: 2, pp: 1, dp: 4, microbatch: 1, global_batch: 32", 1,
       "precision: fp8, fp8: {}", "dgx-h100"));
-  EXPECT_NEAR(tp2.stages[0].fp8_weight_cache.value(), 7504658432.0, 1.0);
+  EXPECT_NEAR(tp2.stages[0].fp8_weight_cache.value(), 6979321856.0, 1.0);
   // No cache under ZeRO-3 (the default there).
   const MemoryReport z3 = estimate_memory(llama8b("", ", zero_stage: 3"));
   EXPECT_EQ(z3.stages[0].fp8_weight_cache.value(), 0.0);
@@ -170,15 +173,15 @@ TEST(Fp8Recipe, WeightCacheIsTwoBytesPerLocalFp8Parameter) {
 
 TEST(Fp8Recipe, Fp8ParameterGathersShrinkZero3GatherBuffers) {
   // Without resharding every gathered weight stays: Llama 3 8B's 8,030,261,248
-  // parameters x 2 bytes = 16,060,522,496 in bf16. In fp8 the 7,504,658,432 fp8 GEMM
-  // weights take 1 byte: 16,060,522,496 - 7,504,658,432 = 8,555,864,064 (the embedding
-  // and norms stay 2 bytes).
+  // parameters x 2 bytes = 16,060,522,496 in bf16. In fp8 the 6,979,321,856 fp8 GEMM
+  // weights take 1 byte: 16,060,522,496 - 6,979,321,856 = 9,081,200,640 (the embedding,
+  // the bf16 head and the norms stay 2 bytes).
   const std::string z3 = ", zero_stage: 3, reshard_after_forward: false";
   const MemoryReport bf16 = estimate_memory(llama8b("weight_cache: false", z3));
   const MemoryReport fp8 =
       estimate_memory(llama8b("weight_cache: false, communication: {param_allgather: fp8}", z3));
   EXPECT_NEAR(bf16.stages[0].gather_buffers.value(), 16060522496.0, 1.0);
-  EXPECT_NEAR(fp8.stages[0].gather_buffers.value(), 8555864064.0, 1.0);
+  EXPECT_NEAR(fp8.stages[0].gather_buffers.value(), 9081200640.0, 1.0);
 }
 
 TEST(Fp8Recipe, FirstAndLastBf16LayersRunAtTheSixteenBitRate) {

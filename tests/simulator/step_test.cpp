@@ -193,8 +193,8 @@ TEST(Fsdp, GatherAndReduceScatterBytesPerLayer) {
 
 TEST(Fsdp, Fp8ParameterGathersMoveFp8WeightsInOneByte) {
   // As GatherAndReduceScatterBytesPerLayer, in fp8 with fp8 parameter all-gathers: the
-  // W8 = 7,504,658,432 weights of Llama 3 8B's fp8 GEMMs (32 x 218,103,808 in the blocks
-  // plus the 525,336,576 of the untied head) travel in 1 byte, the other parameters and
+  // W8 = 6,979,321,856 weights of Llama 3 8B's fp8 GEMMs (32 x 218,103,808 in the blocks;
+  // the untied head stays bf16 by default) travel in 1 byte, the other parameters and
   // all gradients in 2. Of P = 8,030,261,248 parameters, per micro-batch
   //   (n - 1) * (2 gathers x (2 P - W8) + 2 P) bytes, over 2 micro-batches.
   const std::string yaml = R"(
@@ -209,7 +209,7 @@ training: {recompute: none, gradient_dtype: bf16, precision: fp8,
     y.replace(y.find("PARAM"), 5, dtype);
     return simulate_step(load_scenario_text(y, "fsdp-fp8.yaml"));
   };
-  const double P = 8030261248.0, W8 = 7504658432.0;
+  const double P = 8030261248.0, W8 = 6979321856.0;
   const StepResult fp8 = with("fp8");
   ASSERT_NEAR(fp8.figures.params_total, P, 0.5);
   EXPECT_NEAR(fp8.bytes_by_link_class.at(LinkClass::nvlink), 2 * 7.0 * (2 * (2 * P - W8) + 2 * P),
@@ -651,11 +651,12 @@ TEST(Step, Fp8TensorParallelAllGathersHalveTheirBytes) {
   // them input gathers. In all 5(2L + 1) collectives, 2(2L + 1) of which move 1 byte an
   // element instead of 2: fp8 / bf16 = 1 - (2/5) / 2 = 0.8.
   const std::string split = "tp: 8, sequence_parallel: true, dp: 1, microbatch: 1, global_batch: 2";
+  // gemms: all puts the head's GEMM in fp8 too, so that its input gather counts.
   const Scenario bf16 = testing::preset_scenario("llama3-8b", split, 1,
-                                                 "precision: fp8, fp8: {}", "dgx-h100");
+                                                 "precision: fp8, fp8: {gemms: all}", "dgx-h100");
   const Scenario fp8 = testing::preset_scenario(
-      "llama3-8b", split, 1, "precision: fp8, fp8: {communication: {tp_allgather: fp8}}",
-      "dgx-h100");
+      "llama3-8b", split, 1,
+      "precision: fp8, fp8: {gemms: all, communication: {tp_allgather: fp8}}", "dgx-h100");
   const double b = simulate_step(bf16).bytes_by_link_class.at(LinkClass::nvlink);
   const double f = simulate_step(fp8).bytes_by_link_class.at(LinkClass::nvlink);
   EXPECT_NEAR(f / b, 0.8, 1e-9);
