@@ -188,6 +188,13 @@ struct SweepOutputs {
   std::string csv, json, best;
 };
 
+// The output files sweep and merge both write.
+void add_sweep_outputs(CLI::App& command, SweepOutputs& o) {
+  command.add_option("--csv", o.csv, "Write every candidate as CSV");
+  command.add_option("--json", o.json, "Write every candidate as JSON");
+  command.add_option("--best", o.best, "Write the best candidate as a scenario YAML");
+}
+
 void write_sweep_outputs(const orrery::SweepInput& in, const orrery::SweepResult& r,
                          const SweepOutputs& o) {
   // Everything is rendered before anything is written, so bad input writes nothing.
@@ -382,9 +389,7 @@ int main(int argc, char** argv) {
                "scenario and as Megatron-LM arguments.");
   sweep->add_option("scenario", sweep_path, "Scenario YAML file with a sweep: section")->required();
   sweep->add_option("-j,--threads", sweep_threads, "Threads (default: every core)");
-  sweep->add_option("--csv", sweep_outputs.csv, "Write every candidate as CSV");
-  sweep->add_option("--json", sweep_outputs.json, "Write every candidate as JSON");
-  sweep->add_option("--best", sweep_outputs.best, "Write the best candidate as a scenario YAML");
+  add_sweep_outputs(*sweep, sweep_outputs);
   sweep->add_option("--shard", sweep_shard,
                     "Simulate only share i of N (i/N) and write it with -o for orrery merge");
   sweep->add_option("-o,--output", sweep_shard_out, "The shard file (with --shard)");
@@ -398,9 +403,7 @@ int main(int argc, char** argv) {
                "process would have written, byte for byte.");
   merge->add_option("scenario", merge_path, "The scenario the shards swept")->required();
   merge->add_option("shards", merge_shards, "Shard files")->required();
-  merge->add_option("--csv", merge_outputs.csv, "Write every candidate as CSV");
-  merge->add_option("--json", merge_outputs.json, "Write every candidate as JSON");
-  merge->add_option("--best", merge_outputs.best, "Write the best candidate as a scenario YAML");
+  add_sweep_outputs(*merge, merge_outputs);
 
   std::string report_in, report_out;
   CLI::App* report = app.add_subcommand(

@@ -202,47 +202,25 @@ Op OpBuilder::memory_bound(const std::string& name, OpKind kind, double in_elems
 
 }  // namespace detail
 
-Flop Layer::fwd_flops() const {
-  Flop f;
-  for (const auto& op : ops) f += op.fwd_flops;
-  return f;
+namespace {
+
+// The sum of one field over a layer's ops.
+template <class T>
+T sum_of(const std::vector<Op>& ops, T Op::*field) {
+  T total{};
+  for (const Op& op : ops) total += op.*field;
+  return total;
 }
 
-Flop Layer::bwd_flops() const {
-  Flop f;
-  for (const auto& op : ops) f += op.bwd_flops;
-  return f;
-}
+}  // namespace
 
-Flop Layer::fwd_flops_useful() const {
-  Flop f;
-  for (const auto& op : ops) f += op.fwd_flops_useful;
-  return f;
-}
-
-double Layer::params() const {
-  double p = 0;
-  for (const auto& op : ops) p += op.params;
-  return p;
-}
-
-double Layer::fp8_weight_elems() const {
-  double w = 0;
-  for (const auto& op : ops) w += op.fp8_weight_elems;
-  return w;
-}
-
-Bytes Layer::fp8_scaling_state() const {
-  Bytes b;
-  for (const auto& op : ops) b += op.fp8_scaling_state;
-  return b;
-}
-
-Bytes Layer::fp8_weight_cache() const {
-  Bytes b;
-  for (const auto& op : ops) b += op.fp8_weight_cache;
-  return b;
-}
+Flop Layer::fwd_flops() const { return sum_of(ops, &Op::fwd_flops); }
+Flop Layer::bwd_flops() const { return sum_of(ops, &Op::bwd_flops); }
+Flop Layer::fwd_flops_useful() const { return sum_of(ops, &Op::fwd_flops_useful); }
+double Layer::params() const { return sum_of(ops, &Op::params); }
+double Layer::fp8_weight_elems() const { return sum_of(ops, &Op::fp8_weight_elems); }
+Bytes Layer::fp8_scaling_state() const { return sum_of(ops, &Op::fp8_scaling_state); }
+Bytes Layer::fp8_weight_cache() const { return sum_of(ops, &Op::fp8_weight_cache); }
 
 double Layer::expert_params() const {
   double p = 0;

@@ -13,6 +13,13 @@ struct Layout {
   // index 0, unless a fault singles out another GPU (simulator/step.h).
   int follow_t = 0, follow_c = 0, follow_d = 0;
   int gpu(int t, int c, int d, int p) const { return t + tp * (c + cp * (d + dp * p)); }
+  // The inverse of gpu(): a GPU's tensor, context, data and pipeline indices.
+  struct Coords {
+    int t, c, d, p;
+  };
+  Coords coords(int g) const {
+    return {g % tp, (g / tp) % cp, (g / (tp * cp)) % dp, g / (tp * cp * dp)};
+  }
   int followed(int p) const { return gpu(follow_t, follow_c, follow_d, p); }
 };
 

@@ -85,8 +85,8 @@ void StepBuilder::build_pipeline(TaskGraph& g) {
   std::vector<RankId> ranks;
   if (opt_.full) {
     for (int gpu = 0; gpu < s_.cluster.gpus(); ++gpu) {
-      const int t = gpu % L_.tp, c = (gpu / L_.tp) % L_.cp, d = (gpu / (L_.tp * L_.cp)) % L_.dp;
-      ranks.push_back({t, c, d, gpu / (L_.tp * L_.cp * L_.dp)});
+      const Layout::Coords at = L_.coords(gpu);
+      ranks.push_back({at.t, at.c, at.d, at.p});
     }
   } else {
     for (int st = 0; st < p; ++st) ranks.push_back({L_.follow_t, L_.follow_c, L_.follow_d, st});

@@ -22,10 +22,10 @@ StepBuilder::StepBuilder(const Scenario& s, const SimulationOptions& opt, Calibr
     topo_.fail_nic(f.node, f.nic);
     if (followed) continue;
     followed = true;
-    const int gpu = topo_.gpu_of_nic(f.node, f.nic);
-    L_.follow_t = gpu % L_.tp;
-    L_.follow_c = (gpu / L_.tp) % L_.cp;
-    L_.follow_d = (gpu / (L_.tp * L_.cp)) % L_.dp;
+    const Layout::Coords at = L_.coords(topo_.gpu_of_nic(f.node, f.nic));
+    L_.follow_t = at.t;
+    L_.follow_c = at.c;
+    L_.follow_d = at.d;
   }
   work_ = build_workload(s.model, s.training, shard_of(p_));
   for (int i = 0; i < topo_.link_count(); ++i) capacity_.push_back(topo_.link(i).capacity.value());
