@@ -20,6 +20,9 @@
 // Peers that are not simulated still load the links they share with simulated flows
 // (simulator/collectives.h `place`).
 //
+// The step is built by passes over one task graph (simulator/step_passes.h): pipeline,
+// FSDP, gradient sync, optimizer, faults; simulator/comm_planner.h plans and counts every
+// collective.
 // `full` simulates every GPU as its own rank: every pipeline transfer and every
 // data-parallel collective is explicit, with no symmetric copies weighted in; layer
 // templates (tensor-parallel groups run them in lockstep) are still shared. On symmetric
@@ -110,8 +113,9 @@ struct StepResult {
 // The figure a published measurement reports, from a simulated step.
 double metric_value(const StepResult& r, const Scenario& s, Metric m);
 
-// Throws InputError when the scenario asks for what the simulator does not model yet
-// (context parallelism, ZeRO-3/FSDP) or lacks a measured figure it needs.
+// Throws InputError when the scenario lacks a measured figure the simulation needs (a
+// calibration profile that cannot be read), names a fault the topology cannot hold, or
+// asks --full for hybrid sharding.
 StepResult simulate_step(const Scenario& s, const SimulationOptions& options = {});
 
 }  // namespace orrery

@@ -1,0 +1,119 @@
+#include "simulator/comm_planner.h"
+
+#include <fmt/format.h>
+
+#include <utility>
+
+namespace orrery::detail {
+
+std::map<LinkClass, double> CommPlanner::group_traffic(
+    const CommPlan& plan, const std::vector<std::vector<int>>& siblings, bool nvls) const {
+  // Symmetric groups move the same bytes per link class: the plan's times the groups.
+  // Routes around a failed NIC break that symmetry, so each sibling is then planned
+  // (with the plan's algorithm) and counted on its own routes.
+  const Topology& topo = ctx_.topo;
+  if (!topo.any_nic_failed())
+    return orrery::traffic(plan, topo, static_cast<double>(siblings.size() + 1));
+  std::map<LinkClass, double> out = orrery::traffic(plan, topo, 1.0);
+  for (const std::vector<int>& g : siblings) {
+    const CommPlan p = plan_collective(plan.op, g, plan.bytes, topo, nvls, plan.algo);
+    for (const auto& [cls, bytes] : orrery::traffic(p, topo, 1.0)) out[cls] += bytes;
+  }
+  return out;
+}
+
+int CommPlanner::push(PlannedComm placed) {
+  g_.comms.push_back(std::move(placed));
+  return static_cast<int>(g_.comms.size()) - 1;
+}
+
+int CommPlanner::group(CollectiveOp op, GroupKind kind, int stage, double bytes) {
+  const auto key = std::make_tuple(static_cast<int>(op), static_cast<int>(kind), stage, bytes);
+  auto it = groups_.find(key);
+  if (it != groups_.end()) return it->second;
+  const ParallelismSpec& p = ctx_.p;
+  const int block = kind == GroupKind::dp_local || kind == GroupKind::dp_cross ? ctx_.local_dp : p.ep;
+  const GroupSet gs = groups_of(kind, stage, ctx_.L, block);
+  CollectiveAlgo algo = CollectiveAlgo::automatic;
+  if (kind == GroupKind::ep && p.ep_alltoall == ParallelismSpec::Alltoall::direct)
+    algo = CollectiveAlgo::direct;
+  if (kind == GroupKind::ep && p.ep_alltoall == ParallelismSpec::Alltoall::hierarchical)
+    algo = CollectiveAlgo::hierarchical;
+  const bool nvls = ctx_.s.cluster.intra_node.nvls;
+  const CommPlan plan = plan_collective(op, gs.group, bytes, ctx_.topo, nvls, algo);
+  // A DualPipe mirror group spans two stages whose links carry different pipeline
+  // traffic, so its transfers are not equivalent by symmetry: one flow each.
+  const bool mirror = kind == GroupKind::dp_mirror || kind == GroupKind::expert_dp_mirror;
+  PlannedComm placed = place(plan, ctx_.topo, gs.siblings, !ctx_.opt.full && !mirror);
+  placed.description += fmt::format(", {:.2f} MiB", bytes / 1048576.0);
+  placed.traffic = group_traffic(plan, gs.siblings, nvls);
+  const int index = push(std::move(placed));
+  groups_.emplace(key, index);
+  return index;
+}
+
+int CommPlanner::stage_pair(int from, int to) {
+  const auto key = std::make_pair(from, to);
+  auto it = stage_pairs_.find(key);
+  if (it != stage_pairs_.end()) return it->second;
+  const double bytes = ctx_.bytes.pp;
+  const GroupSet gs = pipeline_pair(from, to, ctx_.L);
+  const CommPlan plan = plan_collective(CollectiveOp::send_recv, gs.group, bytes, ctx_.topo, false);
+  PlannedComm placed = place(plan, ctx_.topo, gs.siblings, !ctx_.opt.full);
+  placed.description =
+      fmt::format("send_recv stage {} -> {}, {:.2f} MiB", from, to, bytes / 1048576.0);
+  placed.traffic = group_traffic(plan, gs.siblings, false);
+  const int index = push(std::move(placed));
+  stage_pairs_.emplace(key, index);
+  return index;
+}
+
+int CommPlanner::gpu_pair(int from_gpu, int to_gpu) {
+  const auto key = std::make_pair(from_gpu, to_gpu);
+  auto it = gpu_pairs_.find(key);
+  if (it != gpu_pairs_.end()) return it->second;
+  const CommPlan plan = plan_collective(CollectiveOp::send_recv, {from_gpu, to_gpu}, ctx_.bytes.pp,
+                                        ctx_.topo, false);
+  PlannedComm placed = place(plan, ctx_.topo);
+  placed.description = fmt::format("send_recv GPU {} -> {}", from_gpu, to_gpu);
+  placed.traffic = orrery::traffic(plan, ctx_.topo, 1.0);
+  const int index = push(std::move(placed));
+  gpu_pairs_.emplace(key, index);
+  return index;
+}
+
+int CommPlanner::issue(const Task& t) {
+  const int id = g_.add(t);
+  if (t.comm >= 0) tally(g_.comms[static_cast<size_t>(t.comm)].traffic);
+  return id;
+}
+
+int CommPlanner::collective(const RankSet& ranks, TaskKind kind, CollectiveOp op,
+                            GroupKind group, const std::vector<int>& members,
+                            const std::vector<int>& after, double bytes, StreamKind stream) {
+  Task t;
+  t.kind = kind;
+  t.stream = stream;
+  t.rank = members.front();
+  if (ranks.full()) {
+    std::vector<int> gpus;
+    for (int mr : members) gpus.push_back(ranks.gpu(static_cast<size_t>(mr)));
+    const CommPlan plan =
+        plan_collective(op, gpus, bytes, ctx_.topo, ctx_.s.cluster.intra_node.nvls);
+    PlannedComm placed = place(plan, ctx_.topo);
+    placed.description += fmt::format(", {:.2f} MiB", bytes / 1048576.0);
+    placed.traffic = orrery::traffic(plan, ctx_.topo, 1.0);
+    t.comm = push(std::move(placed));
+  } else {
+    t.comm = this->group(op, group, ranks[static_cast<size_t>(members.front())].s, bytes);
+  }
+  const int task = issue(t);
+  for (int a : after) g_.depend(a, task);
+  return task;
+}
+
+void CommPlanner::tally(const std::map<LinkClass, double>& traffic) {
+  for (const auto& [cls, bytes] : traffic) traffic_[cls] += bytes;
+}
+
+}  // namespace orrery::detail

@@ -1,0 +1,248 @@
+// The passes after the pipeline: ZeRO-3 / FSDP's per-layer collectives, the
+// data-parallel gradient reduction in buckets, and the optimizer step with the
+// distributed optimizer's parameter all-gather (simulator/step_passes.h).
+#include <algorithm>
+#include <utility>
+
+#include "model/compression.h"
+#include "simulator/step_passes.h"
+
+namespace orrery::detail {
+namespace {
+
+CollectiveOp collective_op(WireOp op) {
+  switch (op) {
+    case WireOp::all_reduce: return CollectiveOp::all_reduce;
+    case WireOp::reduce_scatter: return CollectiveOp::reduce_scatter;
+    case WireOp::all_gather: return CollectiveOp::all_gather;
+    case WireOp::all_to_all: return CollectiveOp::all_to_all;
+  }
+  return CollectiveOp::all_reduce;
+}
+
+// The group that shards ZeRO-3 / FSDP state: every data-parallel rank, or with hybrid
+// sharding those of one node.
+GroupKind shard_kind(const ParallelismSpec& p) {
+  return p.sharding == ParallelismSpec::Sharding::hybrid ? GroupKind::dp_local : GroupKind::dp;
+}
+
+// Gradient copies one reduction sums over: DualPipe's two copies of each stage.
+int copies(const StepContext& ctx) { return ctx.dual ? 2 : 1; }
+
+// Seconds of a compression kernel (encode or decode) on the compute model.
+double kernel_time(const ComputeModel& model, Flop flops, Bytes bytes) {
+  if (flops.value() <= 0 && bytes.value() <= 0) return 0.0;
+  Op op;
+  op.kind = flops.value() > 0 ? OpKind::gemm : OpKind::elementwise;
+  op.fwd_flops = flops;
+  op.fwd_read = bytes;
+  return model.op_time(op, Pass::forward).value();
+}
+
+// The collectives of one bucket of rank r's gradients (dense, then expert), each one task
+// per group owned by its first member; appended to every member's reductions.
+void reduce_bucket(const StepContext& ctx, const RankSet& ranks, const PipelineTasks& pipe,
+                   CommPlanner& planner, TaskGraph& g, GradientTasks& out, size_t r,
+                   size_t last, std::pair<double, double> params, const GradientShape* shape) {
+  const ParallelismSpec& p = ctx.p;
+  const bool dual = ctx.dual;
+  const bool distributed = p.zero_stage >= 1;
+  const double grad_bytes = state_bytes_per_param(ctx.s.training).gradient;
+  const CollectiveOp reduce = distributed ? CollectiveOp::reduce_scatter : CollectiveOp::all_reduce;
+  // Gradient compression other than local SGD's (whose averaging is a plain reduction).
+  const CompressionSpec::Scheme scheme = ctx.s.training.compression.scheme;
+  const bool compressed = scheme != CompressionSpec::Scheme::none &&
+                          scheme != CompressionSpec::Scheme::local_sgd;
+  for (int pass = 0; pass < 2; ++pass) {
+    const bool expert_pass = pass == 1;
+    const double bucket_params = expert_pass ? params.second : params.first;
+    const int members_count = (expert_pass ? p.shard_group() / p.ep : p.shard_group()) * copies(ctx);
+    if (bucket_params <= 0 || members_count < 2) continue;
+    const std::vector<int> members = ranks.reduce_members(r, expert_pass, dual);
+    if (members.front() != static_cast<int>(r)) continue;  // one task per group
+    std::vector<int> after;
+    std::vector<int> ready;  // each member's task that makes the bucket's gradients final
+    for (int mr : members) {
+      const int list = dual && ranks[mr].s != ranks[r].s ? 1 : 0;
+      ready.push_back(pipe.grads[mr][list][last].task);
+      after.push_back(ctx.s.training.overlap_grad_reduce ? ready.back() : pipe.last_compute[mr]);
+    }
+    const GroupKind kind = expert_pass ? (dual ? GroupKind::expert_dp_mirror : GroupKind::expert_dp)
+                                       : (dual ? GroupKind::dp_mirror : GroupKind::dp);
+    int task = -1;
+    if (!compressed) {
+      task = planner.collective(ranks, TaskKind::dp_comm, reduce, kind, members, after,
+                                bucket_params * grad_bytes);
+    } else {
+      // Encode kernels run on the compute stream once the bucket's gradients are final,
+      // decode kernels before the optimizer; the collectives follow one another.
+      const CompressedReduction cr = compress_reduction(ctx.s.training.compression, shape[pass],
+                                                        grad_bytes, members_count, distributed);
+      const double encode = kernel_time(*ctx.model, cr.encode_flops, cr.encode_bytes);
+      const double decode = kernel_time(*ctx.model, cr.decode_flops, cr.decode_bytes);
+      for (size_t i = 0; i < members.size(); ++i) {
+        g.tasks[static_cast<size_t>(ready[i])].work_s += encode;
+        out.decode_s[static_cast<size_t>(members[i])] += decode;
+      }
+      for (const WireStep& w : cr.steps) {
+        task = planner.collective(ranks, TaskKind::dp_comm, collective_op(w.op), kind, members,
+                                  task < 0 ? after : std::vector<int>{task}, w.bytes);
+      }
+    }
+    for (int mr : members) out.reductions[mr].push_back(task);
+  }
+}
+
+}  // namespace
+
+void fsdp_pass(const StepContext& ctx, const RankSet& ranks, const PipelineTasks& pipe,
+               CommPlanner& planner, TaskGraph& g, GradientTasks& out) {
+  const ParallelismSpec& p = ctx.p;
+  if (p.zero_stage < 3) return;
+  const GroupKind kind = shard_kind(p);
+  const int local_shard = ctx.local_dp * ctx.L.cp;  // ranks in a local group
+  const int shard = kind == GroupKind::dp ? p.shard_group() : local_shard;
+  const int replicas = p.shard_group() / shard;
+  const double grad_bytes = state_bytes_per_param(ctx.s.training).gradient;
+  const double weight_bytes = state_bytes_per_param(ctx.s.training).weight;
+  for (size_t r = 0; r < ranks.size(); ++r) {
+    const std::vector<int> members = ranks.shard_members(r, kind);
+    if (members.front() != static_cast<int>(r) || shard < 2) continue;
+    for (size_t k = 0; k < pipe.fsdp[r].size(); ++k) {
+      const FsdpNeed& need = pipe.fsdp[r][k];
+      if (need.gather) {
+        // hpZ: a backward gather reads the node's secondary copy, one collective per
+        // node (none when a node holds a single data-parallel rank).
+        const bool in_node = need.backward && p.zero_hpz;
+        std::vector<std::vector<int>> gather_groups;
+        if (!in_node) {
+          gather_groups.push_back(members);
+        } else if (local_shard >= 2) {
+          for (int mr : members) {
+            std::vector<int> local = ranks.local_members(static_cast<size_t>(mr));
+            if (local.front() == mr) gather_groups.push_back(std::move(local));
+          }
+        }
+        for (const std::vector<int>& group : gather_groups) {
+          std::vector<int> group_after;
+          for (int gr : group)
+            if (pipe.fsdp[gr][k].prereq >= 0) group_after.push_back(pipe.fsdp[gr][k].prereq);
+          const int task = planner.collective(
+              ranks, TaskKind::param_gather, CollectiveOp::all_gather,
+              in_node ? GroupKind::dp_local : kind, group, group_after,
+              (need.params - need.fp8_params) * weight_bytes + need.fp8_params * 1.0,
+              StreamKind::gather);
+          for (int gr : group) g.depend(task, pipe.fsdp[gr][k].compute);
+        }
+      } else {
+        std::vector<int> after;
+        for (int mr : members) after.push_back(pipe.fsdp[mr][k].compute);
+        int task = planner.collective(ranks, TaskKind::dp_comm, CollectiveOp::reduce_scatter,
+                                      kind, members, after, need.params * grad_bytes);
+        if (replicas > 1) {
+          // Hybrid: the node's shard is then all-reduced across the replicas.
+          task = planner.collective(ranks, TaskKind::dp_comm, CollectiveOp::all_reduce,
+                                    GroupKind::dp_cross, members, {task},
+                                    need.params * grad_bytes / shard);
+        }
+        for (int mr : members) out.reductions[mr].push_back(task);
+      }
+    }
+  }
+}
+
+void grad_sync_pass(const StepContext& ctx, const RankSet& ranks, const StageLayers& layers,
+                    const PipelineTasks& pipe, CommPlanner& planner, TaskGraph& g,
+                    GradientTasks& out) {
+  const ParallelismSpec& p = ctx.p;
+  const bool distributed = p.zero_stage >= 1;
+  // Megatron-LM: buckets of max(40M, 1M * dp) parameters by default, in backward order.
+  const double bucket = ctx.s.training.grad_bucket_params.value_or(std::max(40e6, 1e6 * p.dp));
+  for (size_t r = 0; r < ranks.size(); ++r) {
+    // Bucket boundaries over the gradients this rank's collectives carry: identical for
+    // every rank of a stage (and its mirror's copy).
+    const std::vector<GradReady>& owned = pipe.grads[r][0];
+    std::vector<std::pair<size_t, std::pair<double, double>>> buckets;  // (last grad index, params)
+    double dense = 0, expert = 0;
+    for (size_t i = 0; i < owned.size(); ++i) {
+      dense += owned[i].dense_params;
+      expert += owned[i].expert_params;
+      out.dense_total[r] += owned[i].dense_params;
+      if (dense + expert >= bucket || i + 1 == owned.size()) {
+        buckets.push_back({i, {dense, expert}});
+        dense = expert = 0;
+      }
+    }
+    double all_dense = 0, all_expert = 0;  // every chunk this rank updates
+    for (const std::vector<GradReady>& list : pipe.grads[r]) {
+      for (const GradReady& gr : list) {
+        all_dense += gr.dense_params;
+        all_expert += gr.expert_params;
+      }
+    }
+    out.local_params[r] =
+        all_dense / (distributed ? p.shard_group() * copies(ctx) : 1) +
+        all_expert / (distributed ? std::max(1, p.shard_group() / p.ep) * copies(ctx) : 1);
+    if (p.zero_stage >= 3) {
+      // No buckets: per-layer reduce-scatters were wired by fsdp_pass. The shard of every
+      // layer of the stage is updated.
+      double dense3 = 0, expert3 = 0;
+      for (int c = 0; c < p.virtual_pipeline_stages; ++c) {
+        for (const Layer* l : layers.of(ranks[r].s, c)) {
+          dense3 += l->params() - l->expert_params();
+          expert3 += l->expert_params();
+        }
+      }
+      const double group = p.zero3_group(ctx.s.cluster.gpus_per_node);
+      out.local_params[r] = dense3 / group + expert3 / std::max(1.0, group / p.ep);
+      continue;
+    }
+    size_t first = 0;
+    for (const auto& [last, params] : buckets) {
+      GradientShape shape[2];  // dense, expert
+      for (size_t i = first; i <= last; ++i) {
+        add_gradients(shape[0], *owned[i].layer, false);
+        add_gradients(shape[1], *owned[i].layer, true);
+      }
+      first = last + 1;
+      if (ctx.opt.skip_gradient_sync) continue;  // local SGD between averagings
+      reduce_bucket(ctx, ranks, pipe, planner, g, out, r, last, params, shape);
+    }
+  }
+}
+
+std::vector<int> optimizer_pass(const StepContext& ctx, const RankSet& ranks,
+                                const PipelineTasks& pipe, const GradientTasks& grads,
+                                CommPlanner& planner, TaskGraph& g) {
+  const ParallelismSpec& p = ctx.p;
+  std::vector<int> optimizer;
+  for (size_t r = 0; r < ranks.size(); ++r) {
+    Task opt;
+    opt.kind = TaskKind::optimizer;
+    opt.stream = StreamKind::compute;
+    opt.rank = static_cast<int>(r);
+    opt.work_s = ctx.model->optimizer_time(grads.local_params[r]).value() + grads.decode_s[r];
+    const int opt_id = planner.issue(opt);
+    g.depend(pipe.last_compute[r], opt_id);
+    for (int d : grads.reductions[r]) g.depend(d, opt_id);
+    optimizer.push_back(opt_id);
+  }
+  // The distributed optimizer's all-gather of the updated parameters, when it is not
+  // hidden under the next step's forward.
+  const bool distributed = p.zero_stage >= 1;
+  if (distributed && !ctx.s.training.overlap_param_gather && p.shard_group() * copies(ctx) > 1) {
+    const double weight_bytes = state_bytes_per_param(ctx.s.training).weight;
+    for (size_t r = 0; r < ranks.size(); ++r) {
+      const std::vector<int> members = ranks.reduce_members(r, false, ctx.dual);
+      if (members.front() != static_cast<int>(r)) continue;
+      std::vector<int> after;
+      for (int mr : members) after.push_back(optimizer[mr]);
+      planner.collective(ranks, TaskKind::param_gather, CollectiveOp::all_gather,
+                         ctx.dual ? GroupKind::dp_mirror : GroupKind::dp, members, after,
+                         grads.dense_total[r] * weight_bytes);
+    }
+  }
+  return optimizer;
+}
+
+}  // namespace orrery::detail

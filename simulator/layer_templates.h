@@ -1,0 +1,52 @@
+// Level 1 of the step (simulator/step.h): one pass of one layer, op by op, on the GPU of
+// a stage. `append_layer` writes its tasks into any graph (the pipeline's, with
+// SimulationOptions::op_level); `get` simulates it alone once and keeps the result, the
+// template, which identical layers and micro-batches reuse. Private to the simulator.
+#pragma once
+
+#include <map>
+#include <tuple>
+
+#include "model/workload.h"
+#include "simulator/comm_planner.h"
+#include "simulator/step_context.h"
+#include "simulator/task_graph.h"
+
+namespace orrery::detail {
+
+enum class PassKind { forward, backward, recompute };
+
+// Time attributes of a compute task beyond plain compute (seconds at full speed).
+struct Parts {
+  double tp = 0, ep = 0, cp = 0, recompute = 0, selective = 0;
+};
+
+// One pass of a layer simulated alone: its length, the exposed communication in it, and
+// the bytes its collectives move (every group of the stage counted).
+struct Template {
+  double total = 0;
+  Parts parts;
+  std::map<LinkClass, double> traffic;
+};
+
+class LayerTemplates {
+ public:
+  explicit LayerTemplates(const StepContext& ctx) : ctx_(ctx) {}
+
+  // Appends the tasks of one pass of `layer` on `rank` (GPU of `stage`) through
+  // `planner`, after task `after`; returns the last task.
+  int append_layer(CommPlanner& planner, TaskGraph& g, int rank, int stage, const Layer& layer,
+                   PassKind pass, int after, int microbatch) const;
+
+  // The template of one pass of `layer` on `stage`'s GPU, simulated on first use.
+  const Template& get(int stage, const Layer& layer, PassKind pass);
+
+  // zb-h1: seconds of the layer's weight-gradient GEMMs, the W part of its backward.
+  double weight_gradient_time(const Layer& layer) const;
+
+ private:
+  const StepContext& ctx_;
+  std::map<std::tuple<int, int, int, int>, Template> templates_;
+};
+
+}  // namespace orrery::detail

@@ -1,0 +1,409 @@
+// The pipeline pass: every simulated rank's compute stream runs its schedule's blocks
+// (simulator/schedule.h), built from layer templates or op by op, and each block's output
+// crosses to the next position of the pipeline as a send/recv flow.
+#include <algorithm>
+#include <optional>
+#include <utility>
+
+#include "core/error.h"
+#include "model/pipeline.h"
+#include "simulator/schedule.h"
+#include "simulator/step_passes.h"
+
+namespace orrery::detail {
+
+StageLayers::StageLayers(const StepContext& ctx)
+    : pp_(ctx.p.pp), vp_(ctx.p.virtual_pipeline_stages), dual_(ctx.dual) {
+  const Scenario& s = ctx.s;
+  const ParallelismSpec& p = ctx.p;
+  chunks_ = dual_ ? 2 : vp_;
+  const std::vector<int> stage_of =
+      s.model.is_transformer() ? stage_of_layers(s.model, p) : std::vector<int>{};
+  const int per_chunk = s.model.layers / (pp_ * vp_);
+  layers_.assign(pp_, std::vector<std::vector<const Layer*>>(vp_));
+  int index = 0;
+  for (const Layer& l : ctx.work.layers) {
+    if (l.kind == LayerKind::embedding) {
+      embedding_ = &l;
+    } else if (l.kind == LayerKind::head) {
+      head_ = &l;
+    } else if (l.kind == LayerKind::cnn) {
+      layers_[0][0].push_back(&l);  // CNNs are data parallel only (validated): one stage
+    } else {
+      const int stage = stage_of[index];
+      const int chunk = p.first_stage_layers || p.last_stage_layers ? 0 : (index / per_chunk) / pp_;
+      layers_[stage][chunk].push_back(&l);
+      ++index;
+    }
+  }
+}
+
+std::vector<const Layer*> StageLayers::of(int stage, int chunk) const {
+  std::vector<const Layer*> out;
+  if (stage == 0 && chunk == 0 && embedding_) out.push_back(embedding_);
+  for (const Layer* l : layers_[stage][chunk]) out.push_back(l);
+  if (stage == pp_ - 1 && chunk == vp_ - 1 && head_) out.push_back(head_);
+  return out;
+}
+
+std::vector<const Layer*> StageLayers::of_block(int stage, int chunk) const {
+  return dual_ ? of(chunk == 0 ? stage : pp_ - 1 - stage, 0) : of(stage, chunk);
+}
+
+namespace {
+
+// DualPipe's overlapped forward-backward pair (DeepSeek-V3 report, section 3.2.1): the
+// MoE all-to-all of each side (tasks forward.first..second, backward.first..second) runs
+// under the other side's compute, hidden up to that compute's length; the compute
+// covering it runs slower by the engine's compute_slowdown. Tensor- and context-parallel
+// exposure is kept (DeepSeek-V3 trains without either).
+void overlap_pair(TaskGraph& g, double slowdown, std::pair<int, int> forward,
+                  std::pair<int, int> backward) {
+  struct Sums {
+    double ep = 0, compute = 0;
+  };
+  auto sums = [&](std::pair<int, int> range) {
+    Sums out;
+    for (int i = range.first; i <= range.second; ++i) {
+      const Task& t = g.tasks[static_cast<size_t>(i)];
+      out.ep += t.ep_s;
+      out.compute += t.work_s - t.ep_s - t.tp_s - t.cp_s;
+    }
+    return out;
+  };
+  const Sums f = sums(forward), b = sums(backward);
+  // Each side's all-to-all is hidden up to the other side's compute; the compute that
+  // covers it runs (1 - slowdown) as fast, so hiding h seconds costs h * slowdown.
+  auto hide = [&](std::pair<int, int> range, double exposed, double hidden) {
+    if (exposed <= 0 || hidden <= 0) return;
+    for (int i = range.first; i <= range.second; ++i) {
+      Task& t = g.tasks[static_cast<size_t>(i)];
+      const double share = hidden * t.ep_s / exposed;
+      t.ep_s -= share;
+      t.work_s -= share * (1.0 - slowdown);
+    }
+  };
+  hide(forward, f.ep, std::min(f.ep, b.compute));
+  hide(backward, b.ep, std::min(b.ep, f.compute));
+}
+
+// Builds the pass rank by rank. Blocks are indexed by (rank, forward?, chunk,
+// micro-batch) in dense arrays: their first and last task, and the transfer a receiving
+// block waits for.
+class PipelineBuilder {
+ public:
+  PipelineBuilder(const StepContext& ctx, const RankSet& ranks, const StageLayers& layers,
+                  LayerTemplates& templates, CommPlanner& planner, TaskGraph& g)
+      : ctx_(ctx), p_(ctx.p), ranks_(ranks), layers_(layers), templates_(templates),
+        planner_(planner), g_(g), m_(p_.microbatches()), chunks_(layers.chunks()),
+        positions_(ctx.dual ? p_.pp : p_.pp * p_.virtual_pipeline_stages) {
+    const size_t count = ranks.size() * 2 * static_cast<size_t>(chunks_) * static_cast<size_t>(m_);
+    block_first_.assign(count, -1);
+    block_last_.assign(count, -1);
+    incoming_.assign(count, -1);
+    out_.grads.assign(ranks.size(), std::vector<std::vector<GradReady>>(ctx.dual ? 2 : 1));
+    out_.fsdp.resize(ranks.size());
+    out_.last_compute.assign(ranks.size(), -1);
+    g.tasks.reserve(ranks.size() *
+                    (static_cast<size_t>(m_) * static_cast<size_t>(p_.virtual_pipeline_stages) * 4 + 64));
+  }
+
+  PipelineTasks build() {
+    for (int st = 0; st < p_.pp; ++st) sched_.push_back(pipeline_order(p_, st));
+    for (size_t r = 0; r < ranks_.size(); ++r) build_rank(r);
+    link_blocks();
+    return std::move(out_);
+  }
+
+ private:
+  size_t block_key(int rank, int fwd, int chunk, int mb) const {
+    return ((static_cast<size_t>(rank) * 2 + static_cast<size_t>(fwd)) * chunks_ +
+            static_cast<size_t>(chunk)) *
+               m_ +
+           static_cast<size_t>(mb);
+  }
+
+  // The transfer of block b's output to the next position along its pipeline, issued on
+  // rank r's streams after task `after`. Positions: chunk * p + stage along the virtual
+  // pipeline; under DualPipe chunk 0 runs from rank 0 up and chunk 1 from rank p - 1 down.
+  void send_after(size_t r, const Block& b, int after) {
+    const int p = p_.pp;
+    const bool dual = ctx_.dual;
+    const RankId& id = ranks_[r];
+    const int st = id.s;
+    const int q = dual ? (b.chunk == 0 ? st : p - 1 - st) : b.chunk * p + st;
+    const int next_q = b.forward ? q + 1 : q - 1;
+    if (next_q < 0 || next_q >= positions_) return;
+    const int next_stage = dual ? (b.chunk == 0 ? next_q : p - 1 - next_q) : next_q % p;
+    const int next_chunk = dual ? b.chunk : next_q / p;
+    const int peer = ranks_.rank_of(id.t, id.c, id.d, next_stage);
+    Task t;
+    t.kind = TaskKind::pp_comm;
+    // The sender's compute waits for the transfer unless the interleaved schedule
+    // overlaps pipeline communication (spec.h, PipelineEngine).
+    const bool overlapped = p_.pipeline_engine == PipelineEngine::megatron &&
+                            p_.schedule == PipelineSchedule::interleaved_1f1b &&
+                            ctx_.s.training.overlap_p2p;
+    t.stream = overlapped ? StreamKind::pp : StreamKind::compute;
+    t.rank = static_cast<int>(r);
+    t.microbatch = b.microbatch;
+    t.comm = ranks_.full() ? planner_.gpu_pair(ctx_.L.gpu(id.t, id.c, id.d, st),
+                                               ctx_.L.gpu(id.t, id.c, id.d, next_stage))
+                           : planner_.stage_pair(st, next_stage);
+    const int task = planner_.issue(t);
+    g_.depend(after, task);
+    if (t.stream == StreamKind::compute) prev_ = task;
+    incoming_[block_key(peer, b.forward ? 1 : 0, next_chunk, b.microbatch)] = task;
+  }
+
+  // Every op of every layer of block b in the graph (SimulationOptions::op_level).
+  void op_level_block(size_t r, const Block& b, const std::vector<const Layer*>& layers,
+                      bool final_bwd, int grad_list) {
+    const int rank = static_cast<int>(r);
+    const int st = ranks_[r].s;
+    const bool full_recompute = ctx_.s.training.recompute == Recompute::full;
+    int after = prev_;
+    const size_t before = g_.tasks.size();
+    if (b.forward) {
+      for (const Layer* l : layers)
+        after = templates_.append_layer(planner_, g_, rank, st, *l, PassKind::forward, after,
+                                        b.microbatch);
+    } else {
+      for (auto it = layers.rbegin(); it != layers.rend(); ++it) {
+        if (full_recompute && (*it)->kind == LayerKind::transformer)
+          after = templates_.append_layer(planner_, g_, rank, st, **it, PassKind::recompute,
+                                          after, b.microbatch);
+        after = templates_.append_layer(planner_, g_, rank, st, **it, PassKind::backward, after,
+                                        b.microbatch);
+        if (final_bwd) {
+          out_.grads[r][grad_list].push_back(
+              {after, (*it)->params() - (*it)->expert_params(), (*it)->expert_params(), *it});
+        }
+      }
+    }
+    if (g_.tasks.size() > before && first_ < 0) first_ = static_cast<int>(before);
+    prev_ = after;
+  }
+
+  // A compute task of `work` seconds after the rank's last one.
+  int add_block(size_t r, const Block& b, double work, const Parts& parts, TaskKind kind) {
+    Task t;
+    t.kind = kind;
+    t.stream = StreamKind::compute;
+    t.rank = static_cast<int>(r);
+    t.microbatch = b.microbatch;
+    t.work_s = work;
+    t.selective_s = parts.selective;
+    t.tp_s = parts.tp;
+    t.ep_s = parts.ep;
+    t.cp_s = parts.cp;
+    t.recompute_s = parts.recompute;
+    const int id = planner_.issue(t);
+    g_.depend(prev_, id);
+    if (first_ < 0) first_ = id;
+    prev_ = id;
+    return id;
+  }
+
+  // Adds a template's time to a block's; its traffic is tallied once per stage (the
+  // template's collectives already count every group of the stage).
+  void accumulate(size_t r, const Template& tpl, double& work, Parts& parts) {
+    work += tpl.total;
+    parts.tp += tpl.parts.tp;
+    parts.ep += tpl.parts.ep;
+    parts.cp += tpl.parts.cp;
+    parts.recompute += tpl.parts.recompute;
+    parts.selective += tpl.parts.selective;
+    const RankId& id = ranks_[r];
+    if (!ranks_.full() || (id.t == 0 && id.c == 0 && id.d == 0)) planner_.tally(tpl.traffic);
+  }
+
+  void backward_of(size_t r, const Layer& l, double& work, Parts& parts) {
+    const int st = ranks_[r].s;
+    if (ctx_.s.training.recompute == Recompute::full && l.kind == LayerKind::transformer)
+      accumulate(r, templates_.get(st, l, PassKind::recompute), work, parts);
+    accumulate(r, templates_.get(st, l, PassKind::backward), work, parts);
+  }
+
+  // ZeRO-3 / FSDP: every layer is an FSDP unit, its compute a task of its own that waits
+  // for its gathered weights.
+  void fsdp_block(size_t r, const Block& b, const std::vector<const Layer*>& layers) {
+    const bool fp8_param_gather = ctx_.s.training.precision == Precision::fp8 &&
+                                  ctx_.s.training.fp8 && ctx_.s.training.fp8->param_allgather_fp8;
+    std::vector<int> done;
+    auto unit = [&](const Layer& l, bool forward) {
+      double work = 0;
+      Parts parts;
+      if (forward) {
+        accumulate(r, templates_.get(ranks_[r].s, l, PassKind::forward), work, parts);
+      } else {
+        backward_of(r, l, work, parts);
+      }
+      const int id = add_block(r, b, work, parts, forward ? TaskKind::forward : TaskKind::backward);
+      // The gather may start once the layer fsdp_prefetch + 1 places back is done.
+      const size_t ahead = static_cast<size_t>(p_.fsdp_prefetch) + 1;
+      const int prereq = done.size() >= ahead ? done[done.size() - ahead] : -1;
+      const double fp8_params = fp8_param_gather ? l.fp8_weight_elems() : 0.0;
+      if (forward || p_.reshard_after_forward)
+        out_.fsdp[r].push_back({true, !forward, id, prereq, l.params(), fp8_params});
+      if (!forward) out_.fsdp[r].push_back({false, true, id, -1, l.params(), 0.0});
+      done.push_back(id);
+    };
+    if (b.forward) {
+      for (const Layer* l : layers) unit(*l, true);
+    } else {
+      for (auto it = layers.rbegin(); it != layers.rend(); ++it) unit(**it, false);
+    }
+  }
+
+  // Block b from templates; the final backward of a chunk stays per layer so that
+  // gradient buckets can leave as soon as their layers are done.
+  void template_block(size_t r, const Block& b, const std::vector<const Layer*>& layers,
+                      bool final_bwd, int grad_list) {
+    const int st = ranks_[r].s;
+    if (p_.zero_stage >= 3) {
+      fsdp_block(r, b, layers);
+    } else if (b.forward) {
+      double work = 0;
+      Parts parts;
+      for (const Layer* l : layers)
+        accumulate(r, templates_.get(st, *l, PassKind::forward), work, parts);
+      add_block(r, b, work, parts, TaskKind::forward);
+    } else if (b.split) {
+      // B: the backward without its weight-gradient GEMMs.
+      double work = 0;
+      Parts parts;
+      for (auto it = layers.rbegin(); it != layers.rend(); ++it) {
+        backward_of(r, **it, work, parts);
+        work -= templates_.weight_gradient_time(**it);
+      }
+      add_block(r, b, work, parts, TaskKind::backward);
+    } else if (!final_bwd) {
+      double work = 0;
+      Parts parts;
+      for (auto it = layers.rbegin(); it != layers.rend(); ++it) {
+        if (b.weight) {
+          work += templates_.weight_gradient_time(**it);
+        } else {
+          backward_of(r, **it, work, parts);
+        }
+      }
+      add_block(r, b, work, parts, TaskKind::backward);
+    } else {
+      for (auto it = layers.rbegin(); it != layers.rend(); ++it) {
+        double work = 0;
+        Parts parts;
+        if (b.weight) {
+          work = templates_.weight_gradient_time(**it);
+        } else {
+          backward_of(r, **it, work, parts);
+        }
+        const int id = add_block(r, b, work, parts, TaskKind::backward);
+        out_.grads[r][grad_list].push_back(
+            {id, (*it)->params() - (*it)->expert_params(), (*it)->expert_params(), *it});
+      }
+    }
+  }
+
+  void build_rank(size_t r) {
+    const int rank = static_cast<int>(r);
+    const int st = ranks_[r].s;
+    const std::vector<Block>& sched = sched_[static_cast<size_t>(st)];
+    prev_ = -1;
+    // Gradients of a chunk are final after the last of its blocks that computes weight
+    // gradients: a whole backward or a W.
+    std::vector<size_t> last_bwd_of_chunk(chunks_, 0);
+    for (size_t i = 0; i < sched.size(); ++i) {
+      const Block& b = sched[i];
+      ORRERY_CHECK(!(ctx_.opt.op_level && (b.split || b.weight || b.fused_with_next)),
+                   "split backwards and fused pairs are built from layer templates");
+      if (!b.forward && !b.split) last_bwd_of_chunk[b.chunk] = i;
+    }
+    fused_forward_.reset();
+    pending_send_.reset();
+    for (size_t bi = 0; bi < sched.size(); ++bi) {
+      const Block& b = sched[bi];
+      const std::vector<const Layer*> layers = layers_.of_block(st, b.chunk);
+      const bool final_bwd = !b.forward && !b.split && last_bwd_of_chunk[b.chunk] == bi;
+      const int grad_list = ctx_.dual ? b.chunk : 0;
+      first_ = -1;
+      if (ctx_.opt.op_level) {
+        op_level_block(r, b, layers, final_bwd, grad_list);
+      } else {
+        template_block(r, b, layers, final_bwd, grad_list);
+        if (b.fused_with_next) {
+          fused_forward_ = std::make_pair(first_, prev_);
+        } else if (fused_forward_) {
+          overlap_pair(g_, ctx_.engine.compute_slowdown, *fused_forward_, {first_, prev_});
+          fused_forward_.reset();
+        }
+      }
+      if (pending_send_) {
+        send_after(r, *pending_send_, prev_);
+        pending_send_.reset();
+      }
+      if (b.weight) continue;  // a W sends nothing and nothing waits for it but the step
+      block_first_[block_key(rank, b.forward ? 1 : 0, b.chunk, b.microbatch)] = first_;
+      block_last_[block_key(rank, b.forward ? 1 : 0, b.chunk, b.microbatch)] = prev_;
+      if (b.defer_send) {
+        pending_send_ = b;
+      } else {
+        send_after(r, b, prev_);
+      }
+    }
+    ORRERY_CHECK(!pending_send_ && !fused_forward_, "a schedule ends with a held-back block");
+    out_.last_compute[r] = prev_;
+  }
+
+  // Each receiving block waits for its transfer; the last position's backward follows
+  // its own forward: rank p - 1's last chunk, and under DualPipe also rank 0's chunk 1,
+  // where the reverse direction ends.
+  void link_blocks() {
+    for (size_t k = 0; k < incoming_.size(); ++k) {
+      if (incoming_[k] >= 0) g_.depend(incoming_[k], block_first_[k]);
+    }
+    const int p = p_.pp, v = p_.virtual_pipeline_stages;
+    for (size_t r = 0; r < ranks_.size(); ++r) {
+      const int rank = static_cast<int>(r);
+      for (int chunk = 0; chunk < chunks_; ++chunk) {
+        const bool last = ctx_.dual ? (chunk == 0 ? ranks_[r].s == p - 1 : ranks_[r].s == 0)
+                                    : ranks_[r].s == p - 1 && chunk == v - 1;
+        if (!last) continue;
+        for (int mb = 0; mb < m_; ++mb) {
+          g_.depend(block_last_[block_key(rank, 1, chunk, mb)],
+                    block_first_[block_key(rank, 0, chunk, mb)]);
+        }
+      }
+    }
+  }
+
+  const StepContext& ctx_;
+  const ParallelismSpec& p_;
+  const RankSet& ranks_;
+  const StageLayers& layers_;
+  LayerTemplates& templates_;
+  CommPlanner& planner_;
+  TaskGraph& g_;
+  const int m_, chunks_, positions_;
+  std::vector<std::vector<Block>> sched_;
+  std::vector<int> block_first_, block_last_, incoming_;
+  int prev_ = -1;   // the last task on the current rank's compute stream
+  int first_ = -1;  // the first task of the current block
+  // DualPipe's overlapped pair: the forward's tasks, whose communication and that of the
+  // backward after it are then hidden under each other's compute.
+  std::optional<std::pair<int, int>> fused_forward_;
+  // A transfer held back until after the next block (Block::defer_send).
+  std::optional<Block> pending_send_;
+  PipelineTasks out_;
+};
+
+}  // namespace
+
+PipelineTasks pipeline_pass(const StepContext& ctx, const RankSet& ranks,
+                            const StageLayers& layers, LayerTemplates& templates,
+                            CommPlanner& planner, TaskGraph& g) {
+  g.ranks = static_cast<int>(ranks.size());
+  return PipelineBuilder(ctx, ranks, layers, templates, planner, g).build();
+}
+
+}  // namespace orrery::detail

@@ -1,0 +1,55 @@
+#include "simulator/step_context.h"
+
+#include <utility>
+
+#include "model/pipeline.h"
+
+namespace orrery::detail {
+
+StepContext::StepContext(const Scenario& scenario, const SimulationOptions& options,
+                         Calibrated c)
+    : s(scenario), p(scenario.parallelism), opt(options), topo(c.cluster),
+      model(std::move(c.model)) {
+  L = {p.tp, p.cp, p.dp, p.pp};
+  // Failed NICs hold for the whole step: routes go around them (Topology::fail_nic). The
+  // symmetric step then follows the GPU behind the first one, whose groups are the
+  // slowest, so that the step waits for them as the real synchronous step would.
+  bool followed = false;
+  for (const FaultSpec& f : s.faults) {
+    if (f.kind != FaultSpec::Kind::failed_link || f.link != FaultSpec::Link::nic) continue;
+    topo.fail_nic(f.node, f.nic);
+    if (followed) continue;
+    followed = true;
+    const Layout::Coords at = L.coords(topo.gpu_of_nic(f.node, f.nic));
+    L.follow_t = at.t;
+    L.follow_c = at.c;
+    L.follow_d = at.d;
+  }
+  work = build_workload(s.model, s.training, shard_of(p));
+  for (int i = 0; i < topo.link_count(); ++i) capacity.push_back(topo.link(i).capacity.value());
+  bytes.activation = activation_bytes(s.training.precision);
+  const double tokens = static_cast<double>(p.microbatch) * s.model.seq_len / p.cp;
+  const double h = static_cast<double>(s.model.hidden);
+  bytes.tp = tokens * h * bytes.activation;
+  bytes.pp = tokens * h * bytes.activation;
+  if (p.pipeline_engine == PipelineEngine::megatron) bytes.pp /= p.tp;  // scatter/gather
+  if (s.model.moe) {
+    // Dispatched tokens: top_k copies, padded to the capacity factor; the busiest rank
+    // sends and computes load_imbalance times the mean.
+    const MoeSpec& moe = *s.model.moe;
+    bytes.ep = tokens * moe.top_k * moe.capacity_factor.value_or(1.0) * h * bytes.activation *
+               moe.load_imbalance;
+    expert_time_scale = moe.load_imbalance;
+  }
+  local_dp = p.node_dp(s.cluster.gpus_per_node);
+  engine.compute_slowdown = s.simulation.compute_slowdown;
+  engine.comm_slowdown = s.simulation.comm_slowdown;
+  dual = p.schedule == PipelineSchedule::dualpipe;
+}
+
+bool StepContext::groups_inside_node() const {
+  const int g = s.cluster.gpus_per_node;
+  return p.tp <= g && g % p.tp == 0 && (p.ep == 1 || p.tp * p.ep <= g);
+}
+
+}  // namespace orrery::detail

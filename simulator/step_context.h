@@ -1,0 +1,50 @@
+// What one simulated step is built from, fixed before the first task is added: the
+// scenario, the topology (with failed NICs routed around), the compute model, the rank
+// layout, the workload and the sizes of the messages the split sends. Private to the
+// simulator; the passes (simulator/step_passes.h) read it and never change it.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "calibrate/compute_model.h"
+#include "model/workload.h"
+#include "scenario/spec.h"
+#include "simulator/engine.h"
+#include "simulator/groups.h"
+#include "simulator/step.h"
+#include "simulator/topology.h"
+
+namespace orrery::detail {
+
+// Bytes of the messages a micro-batch sends, per GPU.
+struct MessageSizes {
+  double activation = 2;  // bytes per activation element (simulation precision)
+  double tp = 0;          // the full activation a tensor-parallel collective moves
+  double pp = 0;          // a pipeline send (1/tp of it with Megatron's scatter/gather)
+  double ep = 0;          // a MoE dispatch or combine all-to-all on the busiest rank
+};
+
+struct StepContext {
+  StepContext(const Scenario& s, const SimulationOptions& opt, Calibrated calibration);
+
+  const Scenario& s;
+  const ParallelismSpec& p;
+  SimulationOptions opt;
+  Topology topo;
+  std::unique_ptr<ComputeModel> model;
+  Layout L;  // with the GPU the symmetric step follows
+  Workload work;
+  std::vector<double> capacity;  // per topology link, bytes/s
+  EngineOptions engine;
+  MessageSizes bytes;
+  int local_dp = 1;                 // data-parallel ranks inside one node (hybrid sharding)
+  double expert_time_scale = 1.0;   // MoE load imbalance on the busiest rank
+  bool dual = false;                // DualPipe: two chunks per rank, mirrored stages
+
+  // Whether the tensor- and expert-parallel groups of every stage sit inside one node
+  // (then their layer templates do not depend on the stage).
+  bool groups_inside_node() const;
+};
+
+}  // namespace orrery::detail

@@ -1,0 +1,107 @@
+// The level-2 step (simulator/step.h) as passes over one task graph, each adding its
+// tasks through one CommPlanner and handing the next pass what it needs:
+//
+//   pipeline_pass   the schedule's forward and backward blocks on every simulated rank,
+//                   pipeline transfers between them      -> PipelineTasks
+//   fsdp_pass       ZeRO-3 / FSDP parameter gathers and gradient reduce-scatters, per
+//                   layer, wired to the layers' compute  -> GradientTasks
+//   grad_sync_pass  the data-parallel gradient reduction in buckets (compressed or not)
+//                   and each rank's optimizer shard     -> GradientTasks
+//   optimizer_pass  the optimizer step, then the distributed optimizer's parameter
+//                   all-gather when it is not overlapped
+//   fault_changes   the scenario's faults as engine changes (simulator/step_faults.cpp)
+//
+// Private to the simulator.
+#pragma once
+
+#include <cstddef>
+#include <vector>
+
+#include "simulator/comm_planner.h"
+#include "simulator/layer_templates.h"
+#include "simulator/rank_set.h"
+#include "simulator/step_context.h"
+#include "simulator/task_graph.h"
+
+namespace orrery::detail {
+
+// The layers of each (stage, model chunk), in forward order, the embedding on the first
+// and the head on the last.
+class StageLayers {
+ public:
+  explicit StageLayers(const StepContext& ctx);
+  std::vector<const Layer*> of(int stage, int chunk) const;
+  // The layers of block `chunk` on rank `stage`: under DualPipe chunk 0 holds stage
+  // `stage`, chunk 1 stage pp - 1 - stage.
+  std::vector<const Layer*> of_block(int stage, int chunk) const;
+  // Chunks per rank (virtual stages, or DualPipe's 2).
+  int chunks() const { return chunks_; }
+
+ private:
+  int pp_ = 1, vp_ = 1, chunks_ = 1;
+  bool dual_ = false;
+  const Layer* embedding_ = nullptr;
+  const Layer* head_ = nullptr;
+  std::vector<std::vector<std::vector<const Layer*>>> layers_;  // [stage][chunk]
+};
+
+// A layer whose gradients are final once `task` ends.
+struct GradReady {
+  int task;
+  double dense_params, expert_params;
+  const Layer* layer;
+};
+
+// ZeRO-3 / FSDP: a layer's parameter gather (before its forward, and before its backward
+// when parameters were resharded) or its gradient reduce-scatter (after its backward).
+struct FsdpNeed {
+  bool gather;
+  bool backward;  // a gather before the layer's backward
+  int compute;    // the layer's compute task
+  int prereq;     // gather: the task whose end frees a buffer (fsdp_prefetch + 1 in flight)
+  double params;
+  double fp8_params;  // of which fp8 GEMM weights gathered in fp8 (training.fp8)
+};
+
+struct PipelineTasks {
+  std::vector<int> last_compute;  // per rank, its last task on the compute stream
+  // Per rank, the gradients as they become final, in order: one list, or under DualPipe
+  // one per chunk (each chunk's gradients are summed with the mirror rank's copy).
+  std::vector<std::vector<std::vector<GradReady>>> grads;
+  // Per rank, in schedule order (ZeRO-3 / FSDP only).
+  std::vector<std::vector<FsdpNeed>> fsdp;
+};
+
+// What the gradient passes leave for the optimizer, per rank.
+struct GradientTasks {
+  explicit GradientTasks(std::size_t ranks)
+      : reductions(ranks), local_params(ranks, 0), dense_total(ranks, 0), decode_s(ranks, 0) {}
+  std::vector<std::vector<int>> reductions;  // the collectives the optimizer waits for
+  std::vector<double> local_params;          // parameters the rank's optimizer updates
+  std::vector<double> dense_total;           // dense parameters of its gradient lists
+  std::vector<double> decode_s;              // compression decode kernels before it
+};
+
+PipelineTasks pipeline_pass(const StepContext& ctx, const RankSet& ranks,
+                            const StageLayers& layers, LayerTemplates& templates,
+                            CommPlanner& planner, TaskGraph& g);
+
+void fsdp_pass(const StepContext& ctx, const RankSet& ranks, const PipelineTasks& pipe,
+               CommPlanner& planner, TaskGraph& g, GradientTasks& out);
+
+void grad_sync_pass(const StepContext& ctx, const RankSet& ranks, const StageLayers& layers,
+                    const PipelineTasks& pipe, CommPlanner& planner, TaskGraph& g,
+                    GradientTasks& out);
+
+// Returns each rank's optimizer task.
+std::vector<int> optimizer_pass(const StepContext& ctx, const RankSet& ranks,
+                                const PipelineTasks& pipe, const GradientTasks& grads,
+                                CommPlanner& planner, TaskGraph& g);
+
+// The scenario's faults as engine changes on the simulated ranks (each rank's stage in
+// `stage_of_rank`) and topology links. Stages, nodes and GPUs were range-checked with the
+// scenario; throws InputError for a leaf the fabric lacks.
+std::vector<EngineChange> fault_changes(const StepContext& ctx,
+                                        const std::vector<int>& stage_of_rank);
+
+}  // namespace orrery::detail
