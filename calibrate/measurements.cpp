@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/collective.h"
 #include "core/error.h"
 #include "scenario/yaml_reader.h"
 
@@ -105,16 +106,16 @@ MeasurementProvenance read_provenance(const YAML::Node& node, const std::string&
   return p;
 }
 
-const std::vector<std::string> kCollectiveOps = {"all_reduce", "all_gather", "reduce_scatter",
-                                                 "all_to_all", "broadcast",  "send_recv"};
+// The collectives' names (core/collective.h), in its order, for read_choice.
+std::vector<std::string> collective_names() {
+  std::vector<std::string> out;
+  for (CollectiveOp op : kAllCollectives) out.push_back(to_string(op));
+  return out;
+}
 
 }  // namespace
 
-bool is_collective_op(const std::string& op) {
-  for (const auto& o : kCollectiveOps)
-    if (o == op) return true;
-  return false;
-}
+bool is_collective_op(const std::string& op) { return parse_collective(op).has_value(); }
 
 MeasurementFile read_measurement_text(const std::string& text, const std::string& file) {
   const YAML::Node root = detail::load_yaml_text(text, file);
@@ -192,7 +193,7 @@ MeasurementFile read_measurement_text(const std::string& text, const std::string
   each_entry(root, file, "collectives", with_stats({"op", "gpus", "nodes", "bytes"}),
              [&](MapReader& r, const YAML::Node& n) {
                CollectiveMeasurement c;
-               c.op = read_choice(r, "op", kCollectiveOps);
+               c.op = read_choice(r, "op", collective_names());
                require(r, "gpus");
                r.read_int("gpus", 1, 1 << 24, c.gpus);
                require(r, "nodes");

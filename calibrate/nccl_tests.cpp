@@ -224,10 +224,8 @@ NcclTestsRun finish(Pending& p, const std::string& file, const std::string& op_h
 }  // namespace
 
 double busbw_factor(const std::string& op, int gpus) {
-  const double n = gpus;
-  if (op == "all_reduce") return 2.0 * (n - 1) / n;
-  if (op == "all_gather" || op == "reduce_scatter" || op == "all_to_all") return (n - 1) / n;
-  return 1.0;
+  const std::optional<CollectiveOp> c = parse_collective(op);
+  return c ? busbw_factor(*c, gpus) : 1.0;
 }
 
 bool looks_like_nccl_tests(const std::string& text) {

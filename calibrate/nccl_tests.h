@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/collective.h"
 #include "core/units.h"
 
 namespace orrery {
@@ -54,9 +55,8 @@ std::vector<NcclTestsRun> read_nccl_tests_file(const std::string& path,
 // True when `text` looks like nccl-tests output (has a `nThread ... nGpus` header).
 bool looks_like_nccl_tests(const std::string& text);
 
-// nccl-tests' bus-bandwidth factor (PERFORMANCE.md in NVIDIA/nccl-tests): busbw = algbw x
-// factor; all_reduce 2(n-1)/n, all_gather / reduce_scatter / all_to_all (n-1)/n,
-// broadcast and send_recv 1.
+// busbw_factor (core/collective.h) of the collective named `op`; 1 for a name that is
+// none.
 double busbw_factor(const std::string& op, int gpus);
 
 }  // namespace orrery

@@ -21,7 +21,7 @@ CompressedReduction compress_reduction(const CompressionSpec& c, const GradientS
                                        double grad_bytes, int ranks, bool scatter) {
   using S = CompressionSpec::Scheme;
   const double n = g.params, k = ranks;
-  const WireOp plain = scatter ? WireOp::reduce_scatter : WireOp::all_reduce;
+  const CollectiveOp plain = scatter ? CollectiveOp::reduce_scatter : CollectiveOp::all_reduce;
   CompressedReduction out;
   switch (c.scheme) {
     case S::none:
@@ -45,8 +45,8 @@ CompressedReduction compress_reduction(const CompressionSpec& c, const GradientS
       // re-encodes the sum and all-gathers the chunks (DeepSpeed's compressed allreduce).
       const double q = c.scheme == S::int8 ? 1.0 : c.scheme == S::int4 ? 0.5 : 0.125;
       const double compressed = n * q + std::ceil(n / c.scale_block) * 4;
-      out.steps.push_back({WireOp::all_to_all, compressed});
-      if (!scatter) out.steps.push_back({WireOp::all_gather, compressed});
+      out.steps.push_back({CollectiveOp::all_to_all, compressed});
+      if (!scatter) out.steps.push_back({CollectiveOp::all_gather, compressed});
       // Encode: read the fp32 gradient, write C; with error feedback (onebit) also read
       // and write the fp32 error buffer.
       const double feedback = c.scheme == S::onebit ? 8 * n : 0;
@@ -63,7 +63,7 @@ CompressedReduction compress_reduction(const CompressionSpec& c, const GradientS
       // sum of sparse vectors is dense, so no reduction can shrink them on the way.
       const double entries = c.density * n;
       const double per_rank = entries * (grad_bytes + 4);
-      out.steps.push_back({WireOp::all_gather, per_rank * k});
+      out.steps.push_back({CollectiveOp::all_gather, per_rank * k});
       // Encode: add the error-feedback residual (read 2 x 4n, write 4n), select (a pass
       // over the sum), write the entries; decode: zero a dense buffer and scatter-add
       // the k ranks' entries.
@@ -77,8 +77,8 @@ CompressedReduction compress_reduction(const CompressionSpec& c, const GradientS
       // weight matrices (norms, biases) ride uncompressed with P.
       const double r = c.rank;
       const double rest = n - g.matrix_params;
-      out.steps.push_back({WireOp::all_reduce, g.p_rows * r * 4 + rest * grad_bytes});
-      out.steps.push_back({WireOp::all_reduce, g.q_rows * r * 4});
+      out.steps.push_back({CollectiveOp::all_reduce, g.p_rows * r * 4 + rest * grad_bytes});
+      out.steps.push_back({CollectiveOp::all_reduce, g.q_rows * r * 4});
       // FLOPs: P = M Q and Q = M^T P, 2 k n r each, Gram-Schmidt on P 2 n r^2; decode
       // P Q^T, 2 k n r. Bytes: M + error read twice and the error written (encode),
       // M~ written and the new error written (decode), fp32.

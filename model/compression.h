@@ -5,6 +5,7 @@
 
 #include <vector>
 
+#include "core/collective.h"
 #include "core/units.h"
 #include "model/workload.h"
 #include "scenario/spec.h"
@@ -23,10 +24,8 @@ void add_gradients(GradientShape& g, const Layer& layer, bool expert);
 
 // The collectives a reduction becomes; bytes S as nccl-tests' size column counts them
 // (all-gather: the whole gathered buffer; all-to-all: each rank's send buffer).
-enum class WireOp { all_reduce, reduce_scatter, all_gather, all_to_all };
-
 struct WireStep {
-  WireOp op = WireOp::all_reduce;
+  CollectiveOp op = CollectiveOp::all_reduce;
   double bytes = 0;
 };
 

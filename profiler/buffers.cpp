@@ -47,17 +47,4 @@ CollectiveBuffers collective_buffers(CollectiveOp op, int gpus, std::int64_t byt
   return b;
 }
 
-double busbw_factor(CollectiveOp op, int gpus) {
-  const double n = gpus;
-  switch (op) {
-    case CollectiveOp::all_reduce: return 2.0 * (n - 1.0) / n;
-    case CollectiveOp::all_gather:
-    case CollectiveOp::reduce_scatter:
-    case CollectiveOp::all_to_all: return (n - 1.0) / n;
-    case CollectiveOp::broadcast:
-    case CollectiveOp::send_recv: return 1.0;
-  }
-  return 1.0;
-}
-
 }  // namespace orrery::profiler

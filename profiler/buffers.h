@@ -45,9 +45,4 @@ struct CollectiveBuffers {
 };
 CollectiveBuffers collective_buffers(CollectiveOp op, int gpus, std::int64_t bytes);
 
-// nccl-tests' bus bandwidth factor (doc/PERFORMANCE.md): busbw = algbw * factor with
-// algbw = bytes / time. all_reduce 2(n-1)/n; all_gather, reduce_scatter and
-// all_to_all (n-1)/n; broadcast and send_recv 1.
-double busbw_factor(CollectiveOp op, int gpus);
-
 }  // namespace orrery::profiler

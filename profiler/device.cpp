@@ -41,18 +41,6 @@ const char* to_string(AttentionImpl i) {
 
 const char* to_string(AttentionDtype d) { return d == AttentionDtype::bf16 ? "bf16" : "fp16"; }
 
-const char* to_string(CollectiveOp op) {
-  switch (op) {
-    case CollectiveOp::all_reduce: return "all_reduce";
-    case CollectiveOp::all_gather: return "all_gather";
-    case CollectiveOp::reduce_scatter: return "reduce_scatter";
-    case CollectiveOp::all_to_all: return "all_to_all";
-    case CollectiveOp::broadcast: return "broadcast";
-    case CollectiveOp::send_recv: return "send_recv";
-  }
-  return "?";
-}
-
 const char* to_string(FailureKind k) {
   switch (k) {
     case FailureKind::out_of_memory: return "out of memory";

@@ -12,6 +12,7 @@
 #include <variant>
 #include <vector>
 
+#include "core/collective.h"
 #include "core/units.h"
 
 namespace orrery::profiler {
@@ -56,11 +57,6 @@ struct AttentionCase {
   bool causal = true;
 };
 
-enum class CollectiveOp { all_reduce, all_gather, reduce_scatter, all_to_all, broadcast, send_recv };
-const char* to_string(CollectiveOp op);
-inline constexpr CollectiveOp kAllCollectives[] = {
-    CollectiveOp::all_reduce, CollectiveOp::all_gather, CollectiveOp::reduce_scatter,
-    CollectiveOp::all_to_all, CollectiveOp::broadcast,  CollectiveOp::send_recv};
 // `bytes` follows nccl-tests' size column: for all-gather and reduce-scatter the whole
 // gathered buffer, for all-to-all each rank's whole send buffer.
 struct CollectiveCase {

@@ -11,24 +11,6 @@
 
 namespace orrery {
 
-const char* to_string(CollectiveOp op) {
-  switch (op) {
-    case CollectiveOp::all_reduce:
-      return "all_reduce";
-    case CollectiveOp::reduce_scatter:
-      return "reduce_scatter";
-    case CollectiveOp::all_gather:
-      return "all_gather";
-    case CollectiveOp::all_to_all:
-      return "all_to_all";
-    case CollectiveOp::broadcast:
-      return "broadcast";
-    case CollectiveOp::send_recv:
-      return "send_recv";
-  }
-  return "?";
-}
-
 const char* to_string(CollectiveAlgo a) {
   switch (a) {
     case CollectiveAlgo::automatic:

@@ -25,15 +25,14 @@
 #include <string>
 #include <vector>
 
+#include "core/collective.h"
 #include "core/units.h"
 #include "simulator/task_graph.h"
 #include "simulator/topology.h"
 
 namespace orrery {
 
-enum class CollectiveOp { all_reduce, reduce_scatter, all_gather, all_to_all, broadcast, send_recv };
 enum class CollectiveAlgo { automatic, ring, tree, hierarchical, nvls, direct };
-const char* to_string(CollectiveOp op);
 const char* to_string(CollectiveAlgo a);
 
 // NVLS all-reduce reaches ~273 GB/s algorithm bandwidth on 8 H100 whose NVLink line

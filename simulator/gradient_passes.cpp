@@ -10,16 +10,6 @@
 namespace orrery::detail {
 namespace {
 
-CollectiveOp collective_op(WireOp op) {
-  switch (op) {
-    case WireOp::all_reduce: return CollectiveOp::all_reduce;
-    case WireOp::reduce_scatter: return CollectiveOp::reduce_scatter;
-    case WireOp::all_gather: return CollectiveOp::all_gather;
-    case WireOp::all_to_all: return CollectiveOp::all_to_all;
-  }
-  return CollectiveOp::all_reduce;
-}
-
 // The group that shards ZeRO-3 / FSDP state: every data-parallel rank, or with hybrid
 // sharding those of one node.
 GroupKind shard_kind(const ParallelismSpec& p) {
@@ -85,7 +75,7 @@ void reduce_bucket(const StepContext& ctx, const RankSet& ranks, const PipelineT
         out.decode_s[static_cast<size_t>(members[i])] += decode;
       }
       for (const WireStep& w : cr.steps) {
-        task = planner.collective(ranks, TaskKind::dp_comm, collective_op(w.op), kind, members,
+        task = planner.collective(ranks, TaskKind::dp_comm, w.op, kind, members,
                                   task < 0 ? after : std::vector<int>{task}, w.bytes);
       }
     }

@@ -45,7 +45,7 @@ TEST(Compression, PowerSgdRank4On4096Squared) {
   c.rank = 4;
   const CompressedReduction r = compress_reduction(c, matrix(4096, 4096), 4.0, 8, false);
   ASSERT_EQ(r.steps.size(), 2u);
-  EXPECT_EQ(r.steps[0].op, WireOp::all_reduce);
+  EXPECT_EQ(r.steps[0].op, CollectiveOp::all_reduce);
   EXPECT_DOUBLE_EQ(r.steps[0].bytes, 4096.0 * 4 * 4);
   EXPECT_DOUBLE_EQ(r.steps[1].bytes, 4096.0 * 4 * 4);
   EXPECT_DOUBLE_EQ(r.steps[0].bytes + r.steps[1].bytes, (4096.0 + 4096.0) * 4 * 4);
@@ -78,7 +78,7 @@ TEST(Compression, TopOnePercentOf1p3BillionIsAllGathered) {
   c.density = 0.01;
   const CompressedReduction r = compress_reduction(c, vector_of(1.3e9), 4.0, 16, false);
   ASSERT_EQ(r.steps.size(), 1u);
-  EXPECT_EQ(r.steps[0].op, WireOp::all_gather);
+  EXPECT_EQ(r.steps[0].op, CollectiveOp::all_gather);
   EXPECT_NEAR(r.steps[0].bytes / 16, 0.01 * 1.3e9 * 8, 1e-3);
   EXPECT_DOUBLE_EQ(compression_state(c, vector_of(1.3e9), 16).value(), 4 * 1.3e9);
 }
@@ -90,8 +90,8 @@ TEST(Compression, QuantizedAllReduceIsAllToAllThenAllGather) {
        {std::pair{S::int8, 1e6}, std::pair{S::int4, 5e5}, std::pair{S::onebit, 1.25e5}}) {
     const CompressedReduction r = compress_reduction(scheme(s), vector_of(1e6), 4.0, 8, false);
     ASSERT_EQ(r.steps.size(), 2u) << to_string(s);
-    EXPECT_EQ(r.steps[0].op, WireOp::all_to_all);
-    EXPECT_EQ(r.steps[1].op, WireOp::all_gather);
+    EXPECT_EQ(r.steps[0].op, CollectiveOp::all_to_all);
+    EXPECT_EQ(r.steps[1].op, CollectiveOp::all_gather);
     EXPECT_DOUBLE_EQ(r.steps[0].bytes, payload + 7816) << to_string(s);
     EXPECT_DOUBLE_EQ(r.steps[1].bytes, payload + 7816) << to_string(s);
     // With a distributed optimizer the all-to-all alone leaves each rank its shard's sum.
@@ -107,7 +107,7 @@ TEST(Compression, QuantizedAllReduceIsAllToAllThenAllGather) {
 TEST(Compression, SixteenBitCastHalvesFp32Gradients) {
   const CompressedReduction r = compress_reduction(scheme(S::bf16), vector_of(1e6), 4.0, 8, true);
   ASSERT_EQ(r.steps.size(), 1u);
-  EXPECT_EQ(r.steps[0].op, WireOp::reduce_scatter);
+  EXPECT_EQ(r.steps[0].op, CollectiveOp::reduce_scatter);
   EXPECT_DOUBLE_EQ(r.steps[0].bytes, 2e6);
 }
 
