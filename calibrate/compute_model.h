@@ -56,13 +56,15 @@ std::unique_ptr<ComputeModel> make_roofline_model(const Scenario& s);
 // Throws InputError for a profile that cannot be read, naming its file and line.
 std::unique_ptr<ComputeModel> make_compute_model(const Scenario& s);
 
-// What a simulation needs from the scenario's calibration, its profile read once: the
-// cluster with the profile's intra-node curve (calibrated_cluster, profile_model.h) and
-// the compute model (make_compute_model).
-struct Calibrated {
+// The hardware a scenario runs on, its calibration resolved once: the cluster with the
+// profile's intra-node curve and fabric efficiency (calibrated_cluster,
+// profile_model.h) and the compute model (make_compute_model). The model depends on the
+// GPU and on the training's precision, optimizer, gradient dtype and loss scaling, not on
+// its compression or faults, so the step's variants (simulator/step.h) share it.
+struct Hardware {
   ClusterSpec cluster;
-  std::unique_ptr<ComputeModel> model;
+  std::shared_ptr<const ComputeModel> model;
 };
-Calibrated calibrate_scenario(const Scenario& s);
+Hardware resolve_hardware(const Scenario& s);
 
 }  // namespace orrery

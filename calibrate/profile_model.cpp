@@ -347,7 +347,7 @@ std::unique_ptr<ComputeModel> make_compute_model(const Scenario& s) {
   return model_from(s, scenario_profile(s));
 }
 
-Calibrated calibrate_scenario(const Scenario& s) {
+Hardware resolve_hardware(const Scenario& s) {
   const std::optional<Profile> p = scenario_profile(s);
   return {cluster_from(s, p), model_from(s, p)};
 }

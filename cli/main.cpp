@@ -19,6 +19,7 @@
 #include "report/run_report.h"
 #include "report/validate_report.h"
 #include "scenario/load.h"
+#include "simulator/predict.h"
 #include "simulator/step.h"
 #include "sweep/html.h"
 #include "sweep/output.h"
@@ -72,12 +73,12 @@ int run_run(const std::string& path, const std::string& format, const std::strin
   const orrery::Scenario s = orrery::load_scenario_file(path);
   orrery::SimulationOptions opt;
   opt.full = full;
-  const orrery::StepResult r = orrery::simulate_step(s, opt);
-  std::string out = format == "json"  ? orrery::render_run_json(s, r)
-                          : format == "csv" ? orrery::render_run_csv(s, r)
-                                            : orrery::render_run_table(s, r);
-  if (!trace.empty()) write_file(trace, orrery::render_trace(s, r));
-  if (explain) out += orrery::render_explanation(*orrery::make_compute_model(s));
+  const orrery::Prediction p = orrery::predict(s, opt);
+  std::string out = format == "json"  ? orrery::render_run_json(s, p)
+                          : format == "csv" ? orrery::render_run_csv(s, p)
+                                            : orrery::render_run_table(s, p);
+  if (!trace.empty()) write_file(trace, orrery::render_trace(s, p.step));
+  if (explain) out += orrery::render_explanation(*p.hardware.model);
   std::fwrite(out.data(), 1, out.size(), stdout);
   return 0;
 }
@@ -125,14 +126,14 @@ int run_validate(const std::vector<std::string>& paths, const std::string& forma
                                "missing key: a validation case needs a measured: block "
                                "(metric, value, source)");
     }
-    const orrery::StepResult r = orrery::simulate_step(s);
+    const orrery::Prediction p = orrery::predict(s);
     orrery::ValidationCase c;
     c.id = s.name;
     c.file = file;
     c.metric = s.measured->metric;
     c.measured = s.measured->value;
     c.source = s.measured->source;
-    c.predicted = orrery::metric_value(r, s, c.metric);
+    c.predicted = orrery::metric_value(p.step, s, c.metric);
     cases.push_back(c);
   }
   const std::string out = format == "json" ? orrery::render_validation_json(cases)

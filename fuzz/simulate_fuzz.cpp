@@ -6,7 +6,7 @@
 #include "fuzz/fuzz_input.h"
 #include "report/run_report.h"
 #include "scenario/load.h"
-#include "simulator/step.h"
+#include "simulator/predict.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   orrery::fuzz::expect_input_error_or_success(data, size, [](const std::string& t) {
@@ -15,9 +15,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const bool small = s.cluster.gpus() <= 512 && p.microbatches() <= 64 && p.pp <= 16 &&
                        s.model.layers <= 128 && !s.cluster.calibration;
     if (!small) return;
-    const orrery::StepResult r = orrery::simulate_step(s);
-    orrery::render_run_table(s, r);
-    orrery::render_run_json(s, r);
+    const orrery::Prediction p = orrery::predict(s);
+    orrery::render_run_table(s, p);
+    orrery::render_run_json(s, p);
   });
   return 0;
 }

@@ -46,15 +46,6 @@ double link_bytes(const StepResult& r, LinkClass c) {
   return it == r.bytes_by_link_class.end() ? 0.0 : it->second;
 }
 
-// The whole-run figures when the scenario sets training.target.
-std::optional<RunEstimate> whole_run(const Scenario& s, const StepResult& r) {
-  if (!s.training.target) return std::nullopt;
-  double utilization = 0;
-  for (const StageReport& st : r.stages) utilization += st.utilization;
-  utilization /= static_cast<double>(r.stages.size());
-  return estimate_run(s, r.step_time, utilization, r.warmup_step_time);
-}
-
 ordered_json run_json(const RunEstimate& e) {
   ordered_json j;
   j["steps"] = e.steps;
@@ -153,7 +144,8 @@ std::vector<std::string> absorbed_by(const StepResult& r) {
 
 }  // namespace
 
-std::string render_run_json(const Scenario& s, const StepResult& r) {
+std::string render_run_json(const Scenario& s, const Prediction& prediction) {
+  const StepResult& r = prediction.step;
   ordered_json j;
   j["scenario"] = s.name;
   j["step_time_s"] = r.step_time.value();
@@ -194,13 +186,14 @@ std::string render_run_json(const Scenario& s, const StepResult& r) {
     j["faults"] = f;
   }
   if (r.stalled_at) j["step_time_s"] = nullptr;
-  if (const auto e = whole_run(s, r); e && !r.stalled_at) j["run"] = run_json(*e);
+  if (const auto& e = prediction.run; e && !r.stalled_at) j["run"] = run_json(*e);
   j["simulation"] = {{"tasks", r.tasks}, {"events", r.events}, {"compute_model", r.compute_model}};
   j["notes"] = r.notes;
   return j.dump(2) + "\n";
 }
 
-std::string render_run_csv(const Scenario& s, const StepResult& r) {
+std::string render_run_csv(const Scenario& s, const Prediction& prediction) {
+  const StepResult& r = prediction.step;
   const Breakdown& b = r.stages.at(r.critical_stage).breakdown;
   std::string header =
       "scenario,gpus,step_time_s,tokens_per_s,tflops_per_gpu_model,tflops_per_gpu_hardware,"
@@ -224,7 +217,7 @@ std::string render_run_csv(const Scenario& s, const StepResult& r) {
   // Whole-run columns, empty without training.target (and usd / co2 without a price or
   // a grid intensity).
   header += ",steps,time_to_train_s,gpu_hours,usd,energy_kwh,co2_kg\n";
-  if (const auto e = whole_run(s, r)) {
+  if (const auto& e = prediction.run) {
     row += fmt::format(",{:.0f},{:.9g},{:.9g},{},{:.9g},{}\n", e->steps, e->time.value(),
                        e->gpu_hours, e->usd ? fmt::format("{:.9g}", *e->usd) : "",
                        e->energy_kwh, e->co2_kg ? fmt::format("{:.9g}", *e->co2_kg) : "");
@@ -234,7 +227,8 @@ std::string render_run_csv(const Scenario& s, const StepResult& r) {
   return header + row;
 }
 
-std::string render_run_table(const Scenario& s, const StepResult& r) {
+std::string render_run_table(const Scenario& s, const Prediction& prediction) {
+  const StepResult& r = prediction.step;
   const ParallelismSpec& p = s.parallelism;
   std::string o;
   auto line = [&o](const std::string& k, const std::string& v) {
@@ -303,7 +297,7 @@ std::string render_run_table(const Scenario& s, const StepResult& r) {
   line("total", fmt::format("{} of {} (stage {}): {}", format_bytes(w.memory.total()),
                             format_bytes(r.figures.memory.capacity), w.stage,
                             r.figures.memory.fits ? "fits" : "OUT OF MEMORY"));
-  if (const auto e = whole_run(s, r)) {
+  if (const auto& e = prediction.run) {
     o += "\nwhole run\n";
     if (e->critical) {
       const CriticalBatch& c = *e->critical;

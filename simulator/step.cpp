@@ -26,9 +26,11 @@ void set_rates(StepResult& out) {
 }  // namespace
 
 // One step: the passes build the task graph (simulator/step_passes.h), the engine runs
-// it, and the timeline is read back per stage.
-StepResult run_step(const Scenario& s, const SimulationOptions& opt) {
-  const StepContext ctx(s, opt, calibrate_scenario(s));
+// it, and the timeline is read back per stage. `figures` are the scenario's
+// (analyse_step), from which the rates follow.
+StepResult run_step(const Scenario& s, const Hardware& hardware, const StepFigures& figures,
+                    const SimulationOptions& opt) {
+  const StepContext ctx(s, opt, hardware);
   const ParallelismSpec& p = ctx.p;
   StepResult out;
   out.compute_model = ctx.model->describe();
@@ -52,7 +54,7 @@ StepResult run_step(const Scenario& s, const SimulationOptions& opt) {
     // A failed node or link the step cannot route around: it never completes.
     out.stalled_at = Seconds(step);
     for (int st = 0; st < p.pp; ++st) out.stages.push_back({st, {}, 0.0});
-    out.figures = analyse_step(s);
+    out.figures = figures;
     out.tasks = g.tasks.size();
     out.events = r.events;
     out.graph = std::move(g);
@@ -78,7 +80,7 @@ StepResult run_step(const Scenario& s, const SimulationOptions& opt) {
     out.stages.push_back(sr);
   }
   out.bytes_by_link_class = planner.traffic();
-  out.figures = analyse_step(s);
+  out.figures = figures;
   const GpuSpec& gpu = s.cluster.gpu;
   out.peak_flops = gpu.peak.count(Dtype::bf16)   ? gpu.peak.at(Dtype::bf16).value()
                    : gpu.peak.count(Dtype::fp16) ? gpu.peak.at(Dtype::fp16).value()
@@ -172,10 +174,12 @@ StepResult average_period(StepResult sync, const StepResult& between, int period
   return sync;
 }
 
-}  // namespace
-
-
-StepResult simulate_step(const Scenario& s, const SimulationOptions& options) {
+// The step and its variants (local SGD's steps between averagings, 1-bit Adam's
+// warm-up, the step without faults), all on one hardware. The variants differ from `s`
+// in compression and faults only, which change neither the figures nor the compute
+// model, so `figures` serve them all.
+StepResult simulate(const Scenario& s, const Hardware& hardware, const StepFigures& figures,
+                    const SimulationOptions& options) {
   if (options.full && s.parallelism.zero_stage >= 3 &&
       s.parallelism.sharding == ParallelismSpec::Sharding::hybrid) {
     throw InputError(s.where("parallelism.sharding"), "parallelism.sharding", "hybrid",
@@ -187,21 +191,21 @@ StepResult simulate_step(const Scenario& s, const SimulationOptions& options) {
   if (c.scheme == Scheme::local_sgd && !options.skip_gradient_sync) {
     SimulationOptions local = options;
     local.skip_gradient_sync = true;
-    const StepResult between = detail::run_step(s, local);
-    out = average_period(detail::run_step(s, options), between, c.period);
+    const StepResult between = detail::run_step(s, hardware, figures, local);
+    out = average_period(detail::run_step(s, hardware, figures, options), between, c.period);
   } else {
-    out = detail::run_step(s, options);
+    out = detail::run_step(s, hardware, figures, options);
   }
   if (c.scheme == Scheme::onebit && c.warmup_steps > 0) {
     // 1-bit Adam's uncompressed warm-up steps run at the plain step's speed.
     Scenario plain = s;
     plain.training.compression.scheme = Scheme::none;
-    out.warmup_step_time = detail::run_step(plain, options).step_time;
+    out.warmup_step_time = detail::run_step(plain, hardware, figures, options).step_time;
   }
   if (!s.faults.empty()) {
     Scenario healthy = s;
     healthy.faults.clear();
-    const StepResult base = simulate_step(healthy, options);
+    const StepResult base = simulate(healthy, hardware, figures, options);
     out.baseline_step_time = base.step_time;
     for (const StageReport& st : base.stages) out.baseline_stages.push_back(st.breakdown);
   }
@@ -216,6 +220,17 @@ StepResult simulate_step(const Scenario& s, const SimulationOptions& options) {
         s.origin.count("training.gradient_compression.convergence") ? "" : ", assumed"));
   }
   return out;
+}
+
+}  // namespace
+
+StepResult simulate_step(const Scenario& s, const Hardware& hardware,
+                         const SimulationOptions& options) {
+  return simulate(s, hardware, analyse_step(s), options);
+}
+
+StepResult simulate_step(const Scenario& s, const SimulationOptions& options) {
+  return simulate_step(s, resolve_hardware(s), options);
 }
 
 }  // namespace orrery

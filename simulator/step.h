@@ -36,6 +36,7 @@
 #include <string>
 #include <vector>
 
+#include "calibrate/compute_model.h"
 #include "core/units.h"
 #include "model/analysis.h"
 #include "scenario/spec.h"
@@ -116,6 +117,9 @@ double metric_value(const StepResult& r, const Scenario& s, Metric m);
 // Throws InputError when the scenario lacks a measured figure the simulation needs (a
 // calibration profile that cannot be read), names a fault the topology cannot hold, or
 // asks --full for hybrid sharding.
+StepResult simulate_step(const Scenario& s, const Hardware& hardware,
+                         const SimulationOptions& options = {});
+// The same on the scenario's hardware (resolve_hardware: its calibration profile read).
 StepResult simulate_step(const Scenario& s, const SimulationOptions& options = {});
 
 }  // namespace orrery

@@ -7,9 +7,9 @@
 namespace orrery::detail {
 
 StepContext::StepContext(const Scenario& scenario, const SimulationOptions& options,
-                         Calibrated c)
-    : s(scenario), p(scenario.parallelism), opt(options), topo(c.cluster),
-      model(std::move(c.model)) {
+                         const Hardware& hardware)
+    : s(scenario), p(scenario.parallelism), opt(options), topo(hardware.cluster),
+      model(hardware.model) {
   L = {p.tp, p.cp, p.dp, p.pp};
   // Failed NICs hold for the whole step: routes go around them (Topology::fail_nic). The
   // symmetric step then follows the GPU behind the first one, whose groups are the

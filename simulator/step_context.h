@@ -26,13 +26,13 @@ struct MessageSizes {
 };
 
 struct StepContext {
-  StepContext(const Scenario& s, const SimulationOptions& opt, Calibrated calibration);
+  StepContext(const Scenario& s, const SimulationOptions& opt, const Hardware& hardware);
 
   const Scenario& s;
   const ParallelismSpec& p;
   SimulationOptions opt;
   Topology topo;
-  std::unique_ptr<ComputeModel> model;
+  std::shared_ptr<const ComputeModel> model;
   Layout L;  // with the GPU the symmetric step follows
   Workload work;
   std::vector<double> capacity;  // per topology link, bytes/s

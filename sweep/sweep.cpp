@@ -15,6 +15,7 @@
 #include "model/workload.h"
 #include "model/training_run.h"
 #include "scenario/validate.h"
+#include "simulator/predict.h"
 
 namespace orrery {
 namespace {
@@ -254,16 +255,18 @@ void add_run(const Scenario& s, Figures& f, double utilization,
 }
 
 Figures simulate(const Scenario& s) {
-  const StepResult r = simulate_step(s);
+  const Prediction p = predict(s);
+  const StepResult& r = p.step;
   Figures f;
   f.step_time_s = r.step_time.value();
   f.breakdown = r.stages.at(static_cast<std::size_t>(r.critical_stage)).breakdown;
   f.tokens_per_s = r.tokens_per_s;
   f.mfu = r.mfu;
-  double utilization = 0;
-  for (const StageReport& st : r.stages) utilization += st.utilization;
-  utilization /= static_cast<double>(r.stages.size());
-  add_run(s, f, utilization, r.warmup_step_time);
+  if (p.run) {
+    f.time_to_train_s = p.run->time.value();
+    if (p.run->usd) f.cost_usd = *p.run->usd;
+    f.energy_kwh = p.run->energy_kwh;
+  }
   return f;
 }
 

@@ -145,7 +145,7 @@ training: {precision: fp16, recompute: full, flash_attention: false}
 
 TEST(Step, SameInputSameBytes) {
   const Scenario s = uniform_pipeline(4, 8, "interleaved-1f1b", 2);
-  EXPECT_EQ(render_run_json(s, simulate_step(s)), render_run_json(s, simulate_step(s)));
+  EXPECT_EQ(render_run_json(s, predict(s)), render_run_json(s, predict(s)));
 }
 
 TEST(Step, UnsupportedSplitsAreRefusedClearly) {
