@@ -78,6 +78,133 @@ void held_out(const YAML::Node& parent, MapReader& owner, const std::string& key
   integer(r, "points", 0, 1 << 30);
 }
 
+InputProvenance read_input(MapReader& r) {
+  InputProvenance in;
+  in.file = str(r, "file");
+  in.kind = str(r, "kind");
+  r.read_string("gpu", in.gpu);
+  r.read_string("detail", in.detail);
+  return in;
+}
+
+CollectiveFit read_collective(MapReader& r, const YAML::Node& n) {
+  CollectiveFit f;
+  f.op = str(r, "op");
+  if (!is_collective_op(f.op)) r.fail("op", "not a collective orrery knows");
+  f.gpus = integer(r, "gpus", 1, 1 << 24);
+  f.nodes = integer(r, "nodes", 1, 1 << 24);
+  if (n["sources"].IsDefined()) {
+    if (!n["sources"].IsSequence()) r.fail("sources", "expected a list of file:line");
+    for (const auto& s : n["sources"]) f.sources.push_back(s.as<std::string>(""));
+  }
+  f.alpha = quantity<Seconds>(r, "alpha", Dimension::seconds);
+  f.beta = quantity<Bandwidth>(r, "beta", Dimension::bandwidth, 1.0);
+  held_out(n, r, "alpha_beta_held_out");
+  held_out(n, r, "curve_held_out");
+  r.require("points");
+  each(n, r, "points",
+       {"size", "time", "busbw", "held_out_error_pct", "alpha_beta_held_out_error_pct"},
+       [&](MapReader& q, const YAML::Node&) {
+         HeldOutPoint pt;
+         pt.x = quantity<Bytes>(q, "size", Dimension::bytes, 1.0).value();
+         pt.time = quantity<Seconds>(q, "time", Dimension::seconds, 1e-12);
+         quantity<Bandwidth>(q, "busbw", Dimension::bandwidth);
+         pt.held_out_error = fraction(q, "held_out_error_pct");
+         if (!f.points.empty() && pt.x <= f.points.back().x)
+           q.fail("size", "points must ascend in size");
+         f.points.push_back(pt);
+         f.alpha_beta_held_out.push_back(fraction(q, "alpha_beta_held_out_error_pct"));
+       });
+  if (f.points.size() < 3) r.fail("points", "a collective curve needs 3 sizes or more");
+  return f;
+}
+
+GemmFit read_gemm(MapReader& r, const YAML::Node& n) {
+  GemmFit g;
+  g.dtype = str(r, "dtype");
+  if (g.dtype != "fp32" && g.dtype != "tf32" && g.dtype != "bf16" && g.dtype != "fp16" &&
+      g.dtype != "fp8")
+    r.fail("dtype", "expected fp32, tf32, bf16, fp16 or fp8");
+  g.memory_roof = quantity<Bandwidth>(r, "memory_roof", Dimension::bandwidth);
+  held_out(n, r, "held_out");
+  r.require("compute_roof");
+  each(n, r, "compute_roof", {"flop", "rate"}, [&](MapReader& q, const YAML::Node&) {
+    const double f = number(q, "flop", 1.0, kBig);
+    const double rate = quantity<FlopRate>(q, "rate", Dimension::flop_rate, 1.0).value();
+    if (!g.compute_roof.empty() &&
+        (f < g.compute_roof.back().first || rate < g.compute_roof.back().second))
+      q.fail("flop", "the compute roof must not fall as FLOPs grow");
+    g.compute_roof.emplace_back(f, rate);
+  });
+  r.require("points");
+  each(n, r, "points",
+       {"m", "n", "k", "time", "rate", "memory_bound", "fit_error_pct",
+        "held_out_error_pct"},
+       [&](MapReader& q, const YAML::Node&) {
+         GemmShape s{dim(q, "m"), dim(q, "n"), dim(q, "k")};
+         HeldOutPoint pt;
+         pt.x = 2.0 * static_cast<double>(s.m) * static_cast<double>(s.n) *
+                static_cast<double>(s.k);
+         pt.time = quantity<Seconds>(q, "time", Dimension::seconds, 1e-12);
+         quantity<FlopRate>(q, "rate", Dimension::flop_rate);
+         bool mb = false;
+         q.require("memory_bound");
+         q.read_bool("memory_bound", mb);
+         g.in_sample_error.push_back(fraction(q, "fit_error_pct"));
+         pt.held_out_error = fraction(q, "held_out_error_pct");
+         g.shapes.push_back(s);
+         g.memory_bound.push_back(mb);
+         g.points.push_back(pt);
+       });
+  if (g.compute_roof.empty() && g.memory_roof.value() <= 0)
+    r.fail("compute_roof", "a GEMM fit needs a compute roof or a memory roof");
+  return g;
+}
+
+MemoryFit read_memory_fit(MapReader& r, const YAML::Node& n) {
+  MemoryFit m;
+  m.kernel = str(r, "kernel");
+  m.alpha = quantity<Seconds>(r, "alpha", Dimension::seconds);
+  m.bandwidth = quantity<Bandwidth>(r, "bandwidth", Dimension::bandwidth, 1.0);
+  held_out(n, r, "held_out");
+  each(n, r, "points", {"bytes", "time", "held_out_error_pct"},
+       [&](MapReader& q, const YAML::Node&) {
+         HeldOutPoint pt;
+         pt.x = quantity<Bytes>(q, "bytes", Dimension::bytes, 1.0).value();
+         pt.time = quantity<Seconds>(q, "time", Dimension::seconds, 1e-12);
+         pt.held_out_error = fraction(q, "held_out_error_pct");
+         m.points.push_back(pt);
+       });
+  return m;
+}
+
+LaunchFit read_launch(const YAML::Node& node, const std::string& file) {
+  MapReader r(node, file, "launch", {"overhead", "held_out", "points"}, nullptr);
+  LaunchFit l;
+  l.overhead = quantity<Seconds>(r, "overhead", Dimension::seconds, 1e-12);
+  held_out(node, r, "held_out");
+  each(node, r, "points", {"time", "held_out_error_pct"},
+       [&](MapReader& q, const YAML::Node&) {
+         HeldOutPoint pt;
+         pt.time = quantity<Seconds>(q, "time", Dimension::seconds, 1e-12);
+         pt.held_out_error = fraction(q, "held_out_error_pct");
+         l.points.push_back(pt);
+       });
+  return l;
+}
+
+OpTime read_op_time(MapReader& r) {
+  OpTime t;
+  t.op = str(r, "op");
+  r.read_string("shapes", t.shapes);
+  r.read_string("types", t.types);
+  t.calls = integer(r, "calls", 1, 1 << 30);
+  t.median = quantity<Seconds>(r, "median", Dimension::seconds);
+  t.min = quantity<Seconds>(r, "min", Dimension::seconds);
+  t.max = quantity<Seconds>(r, "max", Dimension::seconds);
+  return t;
+}
+
 }  // namespace
 
 Profile read_profile_text(const std::string& text, const std::string& file) {
@@ -94,138 +221,23 @@ Profile read_profile_text(const std::string& text, const std::string& file) {
   top.require("provenance");
   MapReader prov(root["provenance"], file, "provenance", {"inputs"}, nullptr);
   each(root["provenance"], prov, "inputs", {"file", "kind", "gpu", "detail"},
-       [&](MapReader& r, const YAML::Node&) {
-         InputProvenance in;
-         in.file = str(r, "file");
-         in.kind = str(r, "kind");
-         r.read_string("gpu", in.gpu);
-         r.read_string("detail", in.detail);
-         p.inputs.push_back(in);
-       });
+       [&](MapReader& r, const YAML::Node&) { p.inputs.push_back(read_input(r)); });
 
   each(root, top, "collectives",
        {"op", "gpus", "nodes", "sources", "alpha", "beta", "alpha_beta_held_out",
         "curve_held_out", "points"},
        [&](MapReader& r, const YAML::Node& n) {
-         CollectiveFit f;
-         f.op = str(r, "op");
-         if (!is_collective_op(f.op)) r.fail("op", "not a collective orrery knows");
-         f.gpus = integer(r, "gpus", 1, 1 << 24);
-         f.nodes = integer(r, "nodes", 1, 1 << 24);
-         if (n["sources"].IsDefined()) {
-           if (!n["sources"].IsSequence()) r.fail("sources", "expected a list of file:line");
-           for (const auto& s : n["sources"]) f.sources.push_back(s.as<std::string>(""));
-         }
-         f.alpha = quantity<Seconds>(r, "alpha", Dimension::seconds);
-         f.beta = quantity<Bandwidth>(r, "beta", Dimension::bandwidth, 1.0);
-         held_out(n, r, "alpha_beta_held_out");
-         held_out(n, r, "curve_held_out");
-         r.require("points");
-         each(n, r, "points",
-              {"size", "time", "busbw", "held_out_error_pct", "alpha_beta_held_out_error_pct"},
-              [&](MapReader& q, const YAML::Node&) {
-                HeldOutPoint pt;
-                pt.x = quantity<Bytes>(q, "size", Dimension::bytes, 1.0).value();
-                pt.time = quantity<Seconds>(q, "time", Dimension::seconds, 1e-12);
-                quantity<Bandwidth>(q, "busbw", Dimension::bandwidth);
-                pt.held_out_error = fraction(q, "held_out_error_pct");
-                if (!f.points.empty() && pt.x <= f.points.back().x)
-                  q.fail("size", "points must ascend in size");
-                f.points.push_back(pt);
-                f.alpha_beta_held_out.push_back(fraction(q, "alpha_beta_held_out_error_pct"));
-              });
-         if (f.points.size() < 3) r.fail("points", "a collective curve needs 3 sizes or more");
-         p.collectives.push_back(f);
+         p.collectives.push_back(read_collective(r, n));
        });
-
   each(root, top, "gemm", {"dtype", "memory_roof", "held_out", "compute_roof", "points"},
-       [&](MapReader& r, const YAML::Node& n) {
-         GemmFit g;
-         g.dtype = str(r, "dtype");
-         if (g.dtype != "fp32" && g.dtype != "tf32" && g.dtype != "bf16" && g.dtype != "fp16" &&
-             g.dtype != "fp8")
-           r.fail("dtype", "expected fp32, tf32, bf16, fp16 or fp8");
-         g.memory_roof = quantity<Bandwidth>(r, "memory_roof", Dimension::bandwidth);
-         held_out(n, r, "held_out");
-         r.require("compute_roof");
-         each(n, r, "compute_roof", {"flop", "rate"}, [&](MapReader& q, const YAML::Node&) {
-           const double f = number(q, "flop", 1.0, kBig);
-           const double rate = quantity<FlopRate>(q, "rate", Dimension::flop_rate, 1.0).value();
-           if (!g.compute_roof.empty() &&
-               (f < g.compute_roof.back().first || rate < g.compute_roof.back().second))
-             q.fail("flop", "the compute roof must not fall as FLOPs grow");
-           g.compute_roof.emplace_back(f, rate);
-         });
-         r.require("points");
-         each(n, r, "points",
-              {"m", "n", "k", "time", "rate", "memory_bound", "fit_error_pct",
-               "held_out_error_pct"},
-              [&](MapReader& q, const YAML::Node&) {
-                GemmShape s{dim(q, "m"), dim(q, "n"), dim(q, "k")};
-                HeldOutPoint pt;
-                pt.x = 2.0 * static_cast<double>(s.m) * static_cast<double>(s.n) *
-                       static_cast<double>(s.k);
-                pt.time = quantity<Seconds>(q, "time", Dimension::seconds, 1e-12);
-                quantity<FlopRate>(q, "rate", Dimension::flop_rate);
-                bool mb = false;
-                q.require("memory_bound");
-                q.read_bool("memory_bound", mb);
-                g.in_sample_error.push_back(fraction(q, "fit_error_pct"));
-                pt.held_out_error = fraction(q, "held_out_error_pct");
-                g.shapes.push_back(s);
-                g.memory_bound.push_back(mb);
-                g.points.push_back(pt);
-              });
-         if (g.compute_roof.empty() && g.memory_roof.value() <= 0)
-           r.fail("compute_roof", "a GEMM fit needs a compute roof or a memory roof");
-         p.gemm.push_back(g);
-       });
-
+       [&](MapReader& r, const YAML::Node& n) { p.gemm.push_back(read_gemm(r, n)); });
   each(root, top, "memory_bound", {"kernel", "alpha", "bandwidth", "held_out", "points"},
-       [&](MapReader& r, const YAML::Node& n) {
-         MemoryFit m;
-         m.kernel = str(r, "kernel");
-         m.alpha = quantity<Seconds>(r, "alpha", Dimension::seconds);
-         m.bandwidth = quantity<Bandwidth>(r, "bandwidth", Dimension::bandwidth, 1.0);
-         held_out(n, r, "held_out");
-         each(n, r, "points", {"bytes", "time", "held_out_error_pct"},
-              [&](MapReader& q, const YAML::Node&) {
-                HeldOutPoint pt;
-                pt.x = quantity<Bytes>(q, "bytes", Dimension::bytes, 1.0).value();
-                pt.time = quantity<Seconds>(q, "time", Dimension::seconds, 1e-12);
-                pt.held_out_error = fraction(q, "held_out_error_pct");
-                m.points.push_back(pt);
-              });
-         p.memory.push_back(m);
-       });
-
+       [&](MapReader& r, const YAML::Node& n) { p.memory.push_back(read_memory_fit(r, n)); });
   if (root["launch"].IsDefined() && !root["launch"].IsNull()) {
-    MapReader r(root["launch"], file, "launch", {"overhead", "held_out", "points"}, nullptr);
-    LaunchFit l;
-    l.overhead = quantity<Seconds>(r, "overhead", Dimension::seconds, 1e-12);
-    held_out(root["launch"], r, "held_out");
-    each(root["launch"], r, "points", {"time", "held_out_error_pct"},
-         [&](MapReader& q, const YAML::Node&) {
-           HeldOutPoint pt;
-           pt.time = quantity<Seconds>(q, "time", Dimension::seconds, 1e-12);
-           pt.held_out_error = fraction(q, "held_out_error_pct");
-           l.points.push_back(pt);
-         });
-    p.launch = l;
+    p.launch = read_launch(root["launch"], file);
   }
-
   each(root, top, "op_times", {"op", "shapes", "types", "calls", "median", "min", "max"},
-       [&](MapReader& r, const YAML::Node&) {
-         OpTime t;
-         t.op = str(r, "op");
-         r.read_string("shapes", t.shapes);
-         r.read_string("types", t.types);
-         t.calls = integer(r, "calls", 1, 1 << 30);
-         t.median = quantity<Seconds>(r, "median", Dimension::seconds);
-         t.min = quantity<Seconds>(r, "min", Dimension::seconds);
-         t.max = quantity<Seconds>(r, "max", Dimension::seconds);
-         p.op_times.push_back(t);
-       });
+       [&](MapReader& r, const YAML::Node&) { p.op_times.push_back(read_op_time(r)); });
 
   const YAML::Node nf = root["not_fitted"];
   if (nf.IsDefined() && !nf.IsNull()) {

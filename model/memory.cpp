@@ -78,32 +78,188 @@ StateBytes state_bytes_per_param(const TrainingSpec& t) {
   return b;
 }
 
-MemoryReport estimate_memory(const Scenario& s) {
-  const ParallelismSpec& p = s.parallelism;
-  const TrainingSpec& t = s.training;
-  const ModelSpec& m = s.model;
-  const Workload w = build_workload(m, t, shard_of(p));
+namespace {
 
-  // Assign layers to stages (model/pipeline.h).
-  std::vector<std::vector<const Layer*>> stage_layers(p.pp);
-  std::vector<const Layer*> stage_embedding(p.pp, nullptr), stage_head(p.pp, nullptr);
+// The workload's layers by pipeline stage (model/pipeline.h): a CNN's all on stage 0;
+// a transformer's embedding on the first stage, its head on the last.
+struct StageLayers {
+  std::vector<std::vector<const Layer*>> layers;
+  std::vector<const Layer*> embedding, head;
+};
+
+StageLayers assign_stages(const ModelSpec& m, const ParallelismSpec& p, const Workload& w) {
+  StageLayers sl;
+  sl.layers.resize(p.pp);
+  sl.embedding.assign(p.pp, nullptr);
+  sl.head.assign(p.pp, nullptr);
   if (m.family == ModelFamily::cnn) {
-    for (const Layer& l : w.layers) stage_layers[0].push_back(&l);
+    for (const Layer& l : w.layers) sl.layers[0].push_back(&l);
   } else {
     const std::vector<int> stage_of = stage_of_layers(m, p);
     int index = 0;
     for (const Layer& l : w.layers) {
       if (l.kind == LayerKind::embedding) {
-        stage_embedding[0] = &l;
+        sl.embedding[0] = &l;
       } else if (l.kind == LayerKind::head) {
-        stage_head[p.pp - 1] = &l;
+        sl.head[p.pp - 1] = &l;
       } else {
-        stage_layers[stage_of.at(index)].push_back(&l);
+        sl.layers[stage_of.at(index)].push_back(&l);
         ++index;
       }
     }
   }
-  const Layer* embedding = stage_embedding[0];
+  return sl;
+}
+
+// Bytes of a layer's gathered weights: 1 byte for fp8 GEMM weights gathered in fp8.
+Bytes gathered(const Layer& l, const StateBytes& sb, bool fp8_gather) {
+  const double fp8_w = fp8_gather ? l.fp8_weight_elems() : 0.0;
+  return Bytes(sb.weight * (l.params() - fp8_w) + 1.0 * fp8_w);
+}
+
+void add_fp8(StageMemory& st, const Layer& l) {
+  st.fp8_scaling_state += l.fp8_scaling_state();
+  st.fp8_weight_cache += l.fp8_weight_cache();
+}
+
+// What the stages one rank holds add up to, before sharding.
+struct RankTally {
+  double dense = 0, expert = 0;
+  Bytes activations;
+  Bytes largest_layer_full;
+  double largest_layer_params = 0;
+  Bytes largest_layer_gathered;  // ZeRO-3: the largest layer's weights as gathered
+  GradientShape gradients;       // this rank's gradients, for compression buffers
+};
+
+// Rank i's parameters, activations and largest layer; fills st's layer counts,
+// activations per layer, parameter counts and fp8 state.
+RankTally tally_rank(const Scenario& s, const StageLayers& sl, int i, const StateBytes& sb,
+                     bool fp8_gather, StageMemory& st) {
+  const ParallelismSpec& p = s.parallelism;
+  const TrainingSpec& t = s.training;
+  const ModelSpec& m = s.model;
+  const Layer* embedding = sl.embedding[0];
+  RankTally r;
+  Bytes per_microbatch;  // activations of one micro-batch through this rank's layers
+  for (const auto& [held, factor] : stages_held(p, i)) {
+    for (const Layer* l : {sl.embedding[held], sl.head[held]}) {
+      if (!l) continue;
+      add_gradients(r.gradients, *l, false);
+    }
+    Bytes stage_microbatch;
+    for (const Layer* l : sl.layers[held]) {
+      add_gradients(r.gradients, *l, false);
+      add_gradients(r.gradients, *l, true);
+      r.dense += l->params() - l->expert_params();
+      r.expert += l->expert_params();
+      stage_microbatch += l->saved(t.recompute);
+      r.largest_layer_full = std::max(r.largest_layer_full, l->saved(Recompute::none));
+      r.largest_layer_params = std::max(r.largest_layer_params, l->params());
+      r.largest_layer_gathered = std::max(r.largest_layer_gathered, gathered(*l, sb, fp8_gather));
+      add_fp8(st, *l);
+    }
+    const int layers = static_cast<int>(sl.layers[held].size());
+    st.layers += layers;
+    st.layers_in_flight += factor * layers;
+    per_microbatch += stage_microbatch;
+    r.activations += stage_microbatch * factor;
+    if (const Layer* e = sl.embedding[held]) {
+      r.dense += e->params();
+      r.largest_layer_params = std::max(r.largest_layer_params, e->params());
+      r.largest_layer_gathered = std::max(r.largest_layer_gathered, gathered(*e, sb, fp8_gather));
+      add_fp8(st, *e);
+      const double embedding_in_flight =
+          p.schedule == PipelineSchedule::dualpipe ? factor
+                                                   : std::min(p.pp, p.microbatches());
+      r.activations += e->saved(t.recompute) * embedding_in_flight;
+    }
+    if (const Layer* h = sl.head[held]) {
+      r.dense += h->params();
+      r.largest_layer_params = std::max(r.largest_layer_params, h->params());
+      r.largest_layer_gathered = std::max(r.largest_layer_gathered, gathered(*h, sb, fp8_gather));
+      add_fp8(st, *h);
+      // Megatron keeps a copy of tied word embeddings on the last stage when pp > 1.
+      if (m.tied_embeddings && p.pp > 1 && embedding) {
+        r.dense += embedding->ops.front().params;
+      }
+      r.activations += h->saved(t.recompute);  // one micro-batch in flight
+    }
+  }
+  if (st.layers > 0) st.activations_per_layer = per_microbatch / st.layers;
+  // Full recompute rebuilds one layer's activations at a time during backward.
+  if (t.recompute == Recompute::full && m.family != ModelFamily::cnn) {
+    r.activations += r.largest_layer_full;
+  }
+  st.params = r.dense + r.expert;
+  st.expert_params = r.expert;
+  return r;
+}
+
+// Weights, gradients and optimizer state, each sharded over its ZeRO group.
+void add_model_states(const ParallelismSpec& p, const TrainingSpec& t, const StateBytes& sb,
+                      const RankTally& r, double dense_group, double expert_group,
+                      MemoryBreakdown& mem) {
+  const double dense = r.dense, expert = r.expert;
+  const double wdiv_dense = p.zero_stage >= 3 ? dense_group : 1.0;
+  const double wdiv_expert = p.zero_stage >= 3 ? expert_group : 1.0;
+  const double gdiv_dense = p.zero_stage >= 2 ? dense_group : 1.0;
+  const double gdiv_expert = p.zero_stage >= 2 ? expert_group : 1.0;
+  const double odiv_dense = p.zero_stage >= 1 ? dense_group : 1.0;
+  const double odiv_expert = p.zero_stage >= 1 ? expert_group : 1.0;
+  mem.weights = Bytes(sb.weight * (dense / wdiv_dense + expert / wdiv_expert));
+  mem.gradients = Bytes(sb.gradient * (dense / gdiv_dense + expert / gdiv_expert));
+  mem.optimizer = Bytes(sb.optimizer * (dense / odiv_dense + expert / odiv_expert));
+  if (t.optimizer == Optimizer::adafactor) {
+    // Factored second moments: fp32 row and column means of every weight matrix, a full
+    // fp32 second moment for the other parameters (Shazeer & Stern 2018, Algorithm 4).
+    const double stats = r.gradients.p_rows + r.gradients.q_rows +
+                         (r.gradients.params - r.gradients.matrix_params);
+    mem.optimizer += Bytes(4.0 * stats / odiv_dense);
+  }
+}
+
+// ZeRO-3 / FSDP: rank i's gather buffers, and with hpZ the secondary weight copy.
+void add_zero3_terms(const Scenario& s, const StageLayers& sl, int i, const StateBytes& sb,
+                     bool fp8_gather, const RankTally& r, StageMemory& st) {
+  const ParallelismSpec& p = s.parallelism;
+  const double dense = r.dense, expert = r.expert;
+  // FSDP/ZeRO-3 materialise a layer's full weights before using it and prefetch
+  // fsdp_prefetch more (one by default: two unsharded layers resident, FSDP's default
+  // limit). Without resharding after forward, every layer's gathered weights stay
+  // until its backward.
+  if (!fp8_gather) {
+    st.gather_buffers = p.reshard_after_forward
+                            ? Bytes((1.0 + p.fsdp_prefetch) * r.largest_layer_params * sb.weight)
+                            : Bytes((dense + expert) * sb.weight);
+  } else {
+    // fp8 all-gathers: the fp8 GEMMs' weights arrive (and stay) as 1-byte copies.
+    Bytes all;
+    for (const auto& [held, factor] : stages_held(p, i)) {
+      (void)factor;
+      for (const Layer* l : sl.layers[held]) all += gathered(*l, sb, fp8_gather);
+      for (const Layer* l : {sl.embedding[held], sl.head[held]})
+        if (l) all += gathered(*l, sb, fp8_gather);
+    }
+    st.gather_buffers =
+        p.reshard_after_forward ? r.largest_layer_gathered * (1.0 + p.fsdp_prefetch) : all;
+  }
+  if (p.zero_hpz) {
+    // hpZ's secondary copy: the stage's weights over the ranks of a node that hold
+    // them (its data-parallel ranks, with their context-parallel peers).
+    st.memory.weights +=
+        Bytes(sb.weight * (dense + expert) / (p.node_dp(s.cluster.gpus_per_node) * p.cp));
+  }
+}
+
+}  // namespace
+
+MemoryReport estimate_memory(const Scenario& s) {
+  const ParallelismSpec& p = s.parallelism;
+  const TrainingSpec& t = s.training;
+  const ModelSpec& m = s.model;
+  const Workload w = build_workload(m, t, shard_of(p));
+  const StageLayers sl = assign_stages(m, p, w);
 
   const StateBytes sb = state_bytes_per_param(t);
   // DualPipe reduces a stage's gradients over both copies' data-parallel ranks, so
@@ -112,131 +268,22 @@ MemoryReport estimate_memory(const Scenario& s) {
   const double dense_group =
       (p.zero_stage >= 3 ? p.zero3_group(s.cluster.gpus_per_node) : p.shard_group()) * copies;
   const double expert_group = std::max(copies, dense_group / p.ep);
+  const bool fp8_gather = t.fp8 && t.precision == Precision::fp8 && t.fp8->param_allgather_fp8;
 
   MemoryReport report;
   report.capacity = s.cluster.gpu.memory;
   for (int i = 0; i < p.pp; ++i) {
     StageMemory st;
     st.stage = i;
-    double dense = 0, expert = 0;
-    Bytes per_microbatch;  // activations of one micro-batch through this rank's layers
-    Bytes activations;
-    Bytes largest_layer_full;
-    double largest_layer_params = 0;
-    Bytes largest_layer_gathered;  // ZeRO-3: the largest layer's weights as gathered
-    const bool fp8_gather = t.fp8 && t.precision == Precision::fp8 && t.fp8->param_allgather_fp8;
-    // Bytes of a layer's gathered weights: 1 byte for fp8 GEMM weights gathered in fp8.
-    auto gathered = [&](const Layer& l) {
-      const double fp8_w = fp8_gather ? l.fp8_weight_elems() : 0.0;
-      return Bytes(sb.weight * (l.params() - fp8_w) + 1.0 * fp8_w);
-    };
-    auto add_fp8 = [&](const Layer& l) {
-      st.fp8_scaling_state += l.fp8_scaling_state();
-      st.fp8_weight_cache += l.fp8_weight_cache();
-    };
-    GradientShape gradients;  // this rank's gradients, for compression buffers
-    for (const auto& [held, factor] : stages_held(p, i)) {
-      for (const Layer* l : {stage_embedding[held], stage_head[held]}) {
-        if (!l) continue;
-        add_gradients(gradients, *l, false);
-      }
-      Bytes stage_microbatch;
-      for (const Layer* l : stage_layers[held]) {
-        add_gradients(gradients, *l, false);
-        add_gradients(gradients, *l, true);
-        dense += l->params() - l->expert_params();
-        expert += l->expert_params();
-        stage_microbatch += l->saved(t.recompute);
-        largest_layer_full = std::max(largest_layer_full, l->saved(Recompute::none));
-        largest_layer_params = std::max(largest_layer_params, l->params());
-        largest_layer_gathered = std::max(largest_layer_gathered, gathered(*l));
-        add_fp8(*l);
-      }
-      const int layers = static_cast<int>(stage_layers[held].size());
-      st.layers += layers;
-      st.layers_in_flight += factor * layers;
-      per_microbatch += stage_microbatch;
-      activations += stage_microbatch * factor;
-      if (stage_embedding[held]) {
-        dense += stage_embedding[held]->params();
-        largest_layer_params = std::max(largest_layer_params, stage_embedding[held]->params());
-        largest_layer_gathered = std::max(largest_layer_gathered, gathered(*stage_embedding[held]));
-        add_fp8(*stage_embedding[held]);
-        const double embedding_in_flight =
-            p.schedule == PipelineSchedule::dualpipe ? factor
-                                                     : std::min(p.pp, p.microbatches());
-        activations += stage_embedding[held]->saved(t.recompute) * embedding_in_flight;
-      }
-      if (stage_head[held]) {
-        dense += stage_head[held]->params();
-        largest_layer_params = std::max(largest_layer_params, stage_head[held]->params());
-        largest_layer_gathered = std::max(largest_layer_gathered, gathered(*stage_head[held]));
-        add_fp8(*stage_head[held]);
-        // Megatron keeps a copy of tied word embeddings on the last stage when pp > 1.
-        if (m.tied_embeddings && p.pp > 1 && embedding) {
-          dense += embedding->ops.front().params;
-        }
-        activations += stage_head[held]->saved(t.recompute);  // one micro-batch in flight
-      }
-    }
-    if (st.layers > 0) st.activations_per_layer = per_microbatch / st.layers;
-    // Full recompute rebuilds one layer's activations at a time during backward.
-    if (t.recompute == Recompute::full && m.family != ModelFamily::cnn) {
-      activations += largest_layer_full;
-    }
-    st.params = dense + expert;
-    st.expert_params = expert;
-
-    const double wdiv_dense = p.zero_stage >= 3 ? dense_group : 1.0;
-    const double wdiv_expert = p.zero_stage >= 3 ? expert_group : 1.0;
-    const double gdiv_dense = p.zero_stage >= 2 ? dense_group : 1.0;
-    const double gdiv_expert = p.zero_stage >= 2 ? expert_group : 1.0;
-    const double odiv_dense = p.zero_stage >= 1 ? dense_group : 1.0;
-    const double odiv_expert = p.zero_stage >= 1 ? expert_group : 1.0;
+    const RankTally r = tally_rank(s, sl, i, sb, fp8_gather, st);
     MemoryBreakdown& mem = st.memory;
-    mem.weights = Bytes(sb.weight * (dense / wdiv_dense + expert / wdiv_expert));
-    mem.gradients = Bytes(sb.gradient * (dense / gdiv_dense + expert / gdiv_expert));
-    mem.optimizer = Bytes(sb.optimizer * (dense / odiv_dense + expert / odiv_expert));
-    if (t.optimizer == Optimizer::adafactor) {
-      // Factored second moments: fp32 row and column means of every weight matrix, a full
-      // fp32 second moment for the other parameters (Shazeer & Stern 2018, Algorithm 4).
-      const double stats = gradients.p_rows + gradients.q_rows +
-                           (gradients.params - gradients.matrix_params);
-      mem.optimizer += Bytes(4.0 * stats / odiv_dense);
-    }
-    mem.activations = activations;
+    add_model_states(p, t, sb, r, dense_group, expert_group, mem);
+    mem.activations = r.activations;
 
     st.runtime_reserve = t.runtime_reserve;
-    st.allocator_overhead = activations * t.allocator_overhead;
-    if (p.zero_stage >= 3) {
-      // FSDP/ZeRO-3 materialise a layer's full weights before using it and prefetch
-      // fsdp_prefetch more (one by default: two unsharded layers resident, FSDP's default
-      // limit). Without resharding after forward, every layer's gathered weights stay
-      // until its backward.
-      if (!fp8_gather) {
-        st.gather_buffers = p.reshard_after_forward
-                                ? Bytes((1.0 + p.fsdp_prefetch) * largest_layer_params * sb.weight)
-                                : Bytes((dense + expert) * sb.weight);
-      } else {
-        // fp8 all-gathers: the fp8 GEMMs' weights arrive (and stay) as 1-byte copies.
-        Bytes all;
-        for (const auto& [held, factor] : stages_held(p, i)) {
-          (void)factor;
-          for (const Layer* l : stage_layers[held]) all += gathered(*l);
-          for (const Layer* l : {stage_embedding[held], stage_head[held]})
-            if (l) all += gathered(*l);
-        }
-        st.gather_buffers =
-            p.reshard_after_forward ? largest_layer_gathered * (1.0 + p.fsdp_prefetch) : all;
-      }
-      if (p.zero_hpz) {
-        // hpZ's secondary copy: the stage's weights over the ranks of a node that hold
-        // them (its data-parallel ranks, with their context-parallel peers).
-        mem.weights +=
-            Bytes(sb.weight * (dense + expert) / (p.node_dp(s.cluster.gpus_per_node) * p.cp));
-      }
-    }
-    st.compression_buffers = compression_state(t.compression, gradients, p.shard_group());
+    st.allocator_overhead = r.activations * t.allocator_overhead;
+    if (p.zero_stage >= 3) add_zero3_terms(s, sl, i, sb, fp8_gather, r, st);
+    st.compression_buffers = compression_state(t.compression, r.gradients, p.shard_group());
     mem.other = st.runtime_reserve + st.allocator_overhead + st.gather_buffers +
                 st.compression_buffers + st.fp8_scaling_state + st.fp8_weight_cache;
     report.stages.push_back(st);

@@ -181,112 +181,141 @@ std::string render_check_json(const Scenario& s, const StepFigures& f) {
   return j.dump(2) + "\n";
 }
 
-std::string render_check_table(const Scenario& s, const StepFigures& f) {
-  const ClusterSpec& c = s.cluster;
-  const ModelSpec& m = s.model;
-  const ParallelismSpec& p = s.parallelism;
-  const TrainingSpec& t = s.training;
-  std::string o;
-  auto line = [&o](const std::string& k, const std::string& v) {
-    o += fmt::format("  {:<24} {}\n", k, v);
-  };
-  o += fmt::format("scenario  {}\n\n", s.name);
+namespace {
+
+// One "key value" row of the check table.
+void line(std::string& o, const std::string& k, const std::string& v) {
+  o += fmt::format("  {:<24} {}\n", k, v);
+}
+
+void cluster_section(std::string& o, const ClusterSpec& c) {
   o += "cluster\n";
-  line("gpu", fmt::format("{} x {} ({} nodes x {})", c.gpus(), c.gpu.name, c.nodes,
-                          c.gpus_per_node));
+  line(o, "gpu",
+       fmt::format("{} x {} ({} nodes x {})", c.gpus(), c.gpu.name, c.nodes, c.gpus_per_node));
   std::string peaks;
   for (const auto& [dtype, rate] : c.gpu.peak) {
-    peaks += fmt::format("{}{} {}", peaks.empty() ? "" : ", ", to_string(dtype),
-                         format_flop_rate(rate));
+    peaks +=
+        fmt::format("{}{} {}", peaks.empty() ? "" : ", ", to_string(dtype), format_flop_rate(rate));
   }
-  line("peak (dense)", peaks);
-  line("hbm", fmt::format("{} at {}", format_bytes(c.gpu.memory),
-                          format_bandwidth(c.gpu.memory_bandwidth)));
-  line("intra-node", fmt::format("{} per GPU per direction, {}{}",
-                                 format_bandwidth(c.intra_node.bandwidth),
-                                 format_seconds(c.intra_node.latency),
-                                 c.intra_node.nvls ? ", NVLS" : ""));
+  line(o, "peak (dense)", peaks);
+  line(o, "hbm",
+       fmt::format("{} at {}", format_bytes(c.gpu.memory),
+                   format_bandwidth(c.gpu.memory_bandwidth)));
+  line(o, "intra-node",
+       fmt::format("{} per GPU per direction, {}{}", format_bandwidth(c.intra_node.bandwidth),
+                   format_seconds(c.intra_node.latency), c.intra_node.nvls ? ", NVLS" : ""));
   if (c.nodes > 1 || c.inter_node.nics_per_node > 0) {
-    line("inter-node", fmt::format("{} x {} NICs, {}, {}, oversubscription {}:1",
-                                   c.inter_node.nics_per_node,
-                                   format_bandwidth(c.inter_node.nic_bandwidth),
-                                   format_seconds(c.inter_node.latency),
-                                   to_string(c.inter_node.topology),
-                                   c.inter_node.oversubscription));
+    line(o, "inter-node",
+         fmt::format("{} x {} NICs, {}, {}, oversubscription {}:1", c.inter_node.nics_per_node,
+                     format_bandwidth(c.inter_node.nic_bandwidth),
+                     format_seconds(c.inter_node.latency), to_string(c.inter_node.topology),
+                     c.inter_node.oversubscription));
   }
+}
+
+void model_section(std::string& o, const ModelSpec& m) {
   o += "\nmodel\n";
-  line("name", m.name.empty() ? std::string(to_string(m.family)) : m.name);
+  line(o, "name", m.name.empty() ? std::string(to_string(m.family)) : m.name);
   if (m.is_transformer()) {
-    line("shape", fmt::format("{} layers, hidden {}, heads {} (kv {}), ffn {}, vocab {}, seq {}",
-                              m.layers, m.hidden, m.heads, m.kv_heads, m.ffn, m.vocab,
-                              m.seq_len));
-    line("blocks", fmt::format("{}, {}, {} positions, {} embeddings{}{}", to_string(m.activation),
-                               to_string(m.norm), to_string(m.position_embedding),
-                               m.tied_embeddings ? "tied" : "untied",
-                               m.bias ? ", biases" : "", m.dropout ? ", dropout" : ""));
+    line(o, "shape",
+         fmt::format("{} layers, hidden {}, heads {} (kv {}), ffn {}, vocab {}, seq {}", m.layers,
+                     m.hidden, m.heads, m.kv_heads, m.ffn, m.vocab, m.seq_len));
+    line(o, "blocks",
+         fmt::format("{}, {}, {} positions, {} embeddings{}{}", to_string(m.activation),
+                     to_string(m.norm), to_string(m.position_embedding),
+                     m.tied_embeddings ? "tied" : "untied", m.bias ? ", biases" : "",
+                     m.dropout ? ", dropout" : ""));
     if (m.moe) {
-      line("moe", fmt::format("{} experts of ffn {}, top-{}, {} shared, first {} layers dense, "
-                              "capacity {}",
-                              m.moe->experts, m.moe->expert_ffn, m.moe->top_k,
-                              m.moe->shared_experts, m.moe->first_dense_layers,
-                              m.moe->capacity_factor
-                                  ? fmt::format("{}", *m.moe->capacity_factor)
-                                  : std::string("dropless")));
+      line(o, "moe",
+           fmt::format("{} experts of ffn {}, top-{}, {} shared, first {} layers dense, "
+                       "capacity {}",
+                       m.moe->experts, m.moe->expert_ffn, m.moe->top_k, m.moe->shared_experts,
+                       m.moe->first_dense_layers,
+                       m.moe->capacity_factor ? fmt::format("{}", *m.moe->capacity_factor)
+                                              : std::string("dropless")));
     }
     if (m.mla) {
-      line("attention", fmt::format("MLA: q rank {}, kv rank {}, head dims {}+{} (v {})",
-                                    m.mla->q_lora_rank, m.mla->kv_lora_rank,
-                                    m.mla->qk_nope_head_dim, m.mla->qk_rope_head_dim,
-                                    m.mla->v_head_dim));
+      line(o, "attention",
+           fmt::format("MLA: q rank {}, kv rank {}, head dims {}+{} (v {})", m.mla->q_lora_rank,
+                       m.mla->kv_lora_rank, m.mla->qk_nope_head_dim, m.mla->qk_rope_head_dim,
+                       m.mla->v_head_dim));
     }
   } else {
-    line("shape", fmt::format("{} table rows, {}x{} images", m.cnn_layers.size(), m.image_size,
-                              m.image_size));
+    line(o, "shape",
+         fmt::format("{} table rows, {}x{} images", m.cnn_layers.size(), m.image_size,
+                     m.image_size));
   }
-  o += "\nparallelism\n";
-  line("split", fmt::format("tp {} x pp {} x dp {} x cp {}, ep {}{}", p.tp, p.pp, p.dp, p.cp,
-                            p.ep, p.sequence_parallel ? ", sequence parallel" : ""));
-  line("schedule", p.virtual_pipeline_stages > 1
-                       ? fmt::format("{} (v = {})", to_string(p.schedule),
-                                     p.virtual_pipeline_stages)
-                       : std::string(to_string(p.schedule)));
-  line("batch", fmt::format("global {} = microbatch {} x {} micro-batches x dp {}",
-                            p.global_batch, p.microbatch, p.microbatches(), p.dp));
-  line("sharding", p.zero_stage == 0 ? std::string("none")
-                                     : fmt::format("ZeRO stage {}{} over {} ranks", p.zero_stage,
-                                                   p.fsdp ? " (FSDP)" : "", p.shard_group()));
-  o += "\ntraining\n";
-  line("precision", fmt::format("{}, {} gradients, optimizer {}", to_string(t.precision),
-                                to_string(t.gradient_dtype), to_string(t.optimizer)));
-  line("recompute", fmt::format("{}{}", to_string(t.recompute),
-                                t.flash_attention ? ", flash attention" : ", unfused attention"));
-  if (t.fp8 && t.precision == Precision::fp8) line("fp8 recipe", describe(*t.fp8));
+}
 
+void parallelism_section(std::string& o, const ParallelismSpec& p) {
+  o += "\nparallelism\n";
+  line(o, "split",
+       fmt::format("tp {} x pp {} x dp {} x cp {}, ep {}{}", p.tp, p.pp, p.dp, p.cp, p.ep,
+                   p.sequence_parallel ? ", sequence parallel" : ""));
+  line(o, "schedule",
+       p.virtual_pipeline_stages > 1
+           ? fmt::format("{} (v = {})", to_string(p.schedule), p.virtual_pipeline_stages)
+           : std::string(to_string(p.schedule)));
+  line(o, "batch",
+       fmt::format("global {} = microbatch {} x {} micro-batches x dp {}", p.global_batch,
+                   p.microbatch, p.microbatches(), p.dp));
+  line(o, "sharding",
+       p.zero_stage == 0 ? std::string("none")
+                         : fmt::format("ZeRO stage {}{} over {} ranks", p.zero_stage,
+                                       p.fsdp ? " (FSDP)" : "", p.shard_group()));
+}
+
+void training_section(std::string& o, const TrainingSpec& t) {
+  o += "\ntraining\n";
+  line(o, "precision",
+       fmt::format("{}, {} gradients, optimizer {}", to_string(t.precision),
+                   to_string(t.gradient_dtype), to_string(t.optimizer)));
+  line(o, "recompute",
+       fmt::format("{}{}", to_string(t.recompute),
+                   t.flash_attention ? ", flash attention" : ", unfused attention"));
+  if (t.fp8 && t.precision == Precision::fp8) line(o, "fp8 recipe", describe(*t.fp8));
+}
+
+void cost_section(std::string& o, const Scenario& s) {
+  const ClusterSpec& c = s.cluster;
   o += "\ncost\n";
   const double gpus = c.gpus();
-  line("GPU power x PUE", fmt::format("{} = {} GPUs x {} x PUE {}",
-                                    format_watts(s.cost.gpu_power * (gpus * s.cost.pue)), c.gpus(),
-                                    format_watts(s.cost.gpu_power), s.cost.pue));
+  line(o, "GPU power x PUE",
+       fmt::format("{} = {} GPUs x {} x PUE {}",
+                   format_watts(s.cost.gpu_power * (gpus * s.cost.pue)), c.gpus(),
+                   format_watts(s.cost.gpu_power), s.cost.pue));
   if (s.cost.usd_per_gpu_hour) {
-    line("cluster price", fmt::format("${:.2f} per hour = {} GPUs x ${:.2f}",
-                                      *s.cost.usd_per_gpu_hour * gpus, c.gpus(),
-                                      *s.cost.usd_per_gpu_hour));
+    line(o, "cluster price",
+         fmt::format("${:.2f} per hour = {} GPUs x ${:.2f}", *s.cost.usd_per_gpu_hour * gpus,
+                     c.gpus(), *s.cost.usd_per_gpu_hour));
   }
+}
 
+void workload_section(std::string& o, const Scenario& s, const StepFigures& f) {
+  const ModelSpec& m = s.model;
+  const TrainingSpec& t = s.training;
   o += "\nworkload per step\n";
-  line("parameters",
+  line(o, "parameters",
        fmt::format("{} total{}, {} per GPU (stage {}, before sharding)",
                    format_count(f.params_total),
                    m.moe ? fmt::format(", {} active per token", format_count(f.params_active))
                          : std::string(),
                    format_count(f.memory.worst().params), f.memory.worst_stage));
-  line(m.is_transformer() ? "tokens" : "images", format_count(f.tokens_per_step));
-  line("model FLOPs", fmt::format("{:.4e} ({:.4e} per GPU)", f.model_flops.value(),
-                                  f.model_flops_per_gpu.value()));
-  line("hardware FLOPs", fmt::format("{:.4e} ({:.4e} per GPU, recompute {})",
-                                     f.hardware_flops.value(), f.hardware_flops_per_gpu.value(),
-                                     to_string(t.recompute)));
+  line(o, m.is_transformer() ? "tokens" : "images", format_count(f.tokens_per_step));
+  line(o, "model FLOPs",
+       fmt::format("{:.4e} ({:.4e} per GPU)", f.model_flops.value(),
+                   f.model_flops_per_gpu.value()));
+  line(o, "hardware FLOPs",
+       fmt::format("{:.4e} ({:.4e} per GPU, recompute {})", f.hardware_flops.value(),
+                   f.hardware_flops_per_gpu.value(), to_string(t.recompute)));
+}
 
+// The fullest stage's memory term by term, every stage's when there are several, and
+// whether it fits.
+void memory_section(std::string& o, const Scenario& s, const StepFigures& f) {
+  const ModelSpec& m = s.model;
+  const ParallelismSpec& p = s.parallelism;
+  const TrainingSpec& t = s.training;
   const StageMemory& w = f.memory.worst();
   o += fmt::format("\nmemory per GPU (stage {} of {}, the fullest)\n", w.stage, p.pp);
   auto mem = [&](const char* k, Bytes b, const std::string& note) {
@@ -331,6 +360,20 @@ std::string render_check_table(const Scenario& s, const StepFigures& f) {
     o += fmt::format("\nverdict: OUT OF MEMORY (needs {} more)\n",
                      format_bytes(w.memory.total() - f.memory.capacity));
   }
+}
+
+}  // namespace
+
+std::string render_check_table(const Scenario& s, const StepFigures& f) {
+  std::string o;
+  o += fmt::format("scenario  {}\n\n", s.name);
+  cluster_section(o, s.cluster);
+  model_section(o, s.model);
+  parallelism_section(o, s.parallelism);
+  training_section(o, s.training);
+  cost_section(o, s);
+  workload_section(o, s, f);
+  memory_section(o, s, f);
   return o;
 }
 

@@ -122,6 +122,245 @@ std::string bars(const std::vector<const json*>& rows, double ymax, Stack stack)
   return out;
 }
 
+// The page's head and the sweep's summary.
+std::string page_head(const json& j) {
+  const json& sum = j["summary"];
+  std::string html =
+      "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>orrery sweep: " +
+      esc(sum.at("scenario").get<std::string>()) +
+      "</title>\n<style>body{font-family:sans-serif;margin:24px;max-width:820px}"
+      "h2{font-size:15px;margin:22px 0 4px}td,th{padding:2px 8px;text-align:right}"
+      "svg{border:1px solid #ddd;background:#fff}.legend span{display:inline-block;"
+      "margin-right:10px;font-size:11px}.legend i{display:inline-block;width:10px;"
+      "height:10px;margin-right:3px}</style>\n</head>\n<body data-status=\"loading\">\n";
+  html += fmt::format("<h1 style=\"font-size:18px\">{}</h1>\n",
+                      esc(sum.at("scenario").get<std::string>()));
+  html += fmt::format(
+      "<p>{} candidates: {} invalid, {} out of memory, {} pruned by the lower bound, {} "
+      "simulated. Objective: {}.</p>\n",
+      sum.at("candidates").get<long>(), sum.at("invalid").get<long>(),
+      sum.at("out_of_memory").get<long>(), sum.at("pruned").get<long>(),
+      sum.at("simulated").get<long>(), esc(sum.at("objectives").dump()));
+  if (j.contains("best_megatron_arguments")) {
+    html += "<p>Best as Megatron-LM arguments: <code>" +
+            esc(j["best_megatron_arguments"].get<std::string>()) + "</code></p>\n";
+  }
+  return html;
+}
+
+// 1. Breakdown.
+std::string breakdown_chart(const std::vector<const json*>& top) {
+  std::string html;
+  double tmax = 0;
+  for (const json* c : top) tmax = std::max(tmax, c->at("figures").at("step_time_s").get<double>());
+  Axes a1{0, 1, 0, nice_max(tmax)};
+  html += open_svg("breakdown", fmt::format("Step time and where it goes, best {} configurations",
+                                            top.size()));
+  html += y_axis(a1, "seconds per step");
+  html += bars(top, a1.y1, [](const json& c) {
+    std::vector<std::pair<double, std::string>> s;
+    for (const auto& [key, colour] : kParts)
+      s.emplace_back(c.at("figures").at("breakdown").at(key).get<double>(), colour);
+    return s;
+  });
+  html += "</svg>\n<div class=\"legend\">";
+  for (const auto& [key, colour] : kParts) {
+    html += fmt::format("<span><i style=\"background:{}\"></i>{}</span>", colour,
+                        key.substr(0, key.size() - 2));
+  }
+  html += "</div>\n";
+  return html;
+}
+
+// 2. Memory.
+std::string memory_chart(const std::vector<const json*>& top) {
+  std::string html;
+  double cap = 0, mmax = 0;
+  for (const json* c : top) {
+    cap = std::max(cap, c->value("capacity_bytes", 0.0) / kGiB);
+    mmax = std::max(mmax, c->value("memory_bytes", 0.0) / kGiB);
+  }
+  Axes a2{0, 1, 0, nice_max(std::max(cap, mmax) * 1.05)};
+  html += open_svg("memory", "Memory per GPU (busiest stage) against capacity");
+  html += y_axis(a2, "GiB per GPU");
+  html += bars(top, a2.y1, [](const json& c) {
+    return std::vector<std::pair<double, std::string>>{
+        {c.value("memory_bytes", 0.0) / kGiB, "#59a14f"}};
+  });
+  html += fmt::format(
+      "<line x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"#e15759\" "
+      "stroke-dasharray=\"6 3\"/>\n<text x=\"{:.1f}\" y=\"{:.1f}\" fill=\"#e15759\">capacity "
+      "{:.1f} GiB</text>\n</svg>\n",
+      kLeft, a2.py(cap), kW - kRight, a2.py(cap), kW - kRight - 110, a2.py(cap) - 4, cap);
+  return html;
+}
+
+// The points no other point beats in both coordinates (smaller is better), by x.
+std::vector<std::pair<double, double>> lower_left_front(
+    std::vector<std::pair<double, double>> sorted) {
+  std::vector<std::pair<double, double>> front;
+  std::sort(sorted.begin(), sorted.end());
+  double best = INFINITY;
+  for (const auto& p : sorted) {
+    if (p.second < best) {
+      front.push_back(p);
+      best = p.second;
+    }
+  }
+  return front;
+}
+
+// 3. Time against cost, with the Pareto front.
+std::string pareto_chart(const std::vector<const json*>& simulated) {
+  std::string html;
+  const bool dollars = !simulated.empty() && simulated.front()->at("figures").contains("cost_usd");
+  auto cost_of = [&](const json& c) {
+    const json& f = c.at("figures");
+    return dollars ? f.at("cost_usd").get<double>()
+                   : c.at("gpus").get<double>() * f.at("step_time_s").get<double>() / 3600.0;
+  };
+  std::vector<std::pair<double, double>> pts;
+  for (const json* c : simulated)
+    pts.emplace_back(c->at("figures").at("step_time_s").get<double>(), cost_of(*c));
+  double xmax = 0, ymax = 0;
+  for (const auto& [x, y] : pts) {
+    xmax = std::max(xmax, x);
+    ymax = std::max(ymax, y);
+  }
+  Axes a3{0, nice_max(xmax), 0, nice_max(ymax)};
+  html += open_svg("pareto", dollars ? "Step time against the whole run's cost; Pareto front in red"
+                                     : "Step time against GPU-hours per step; Pareto front in red");
+  html += y_axis(a3, dollars ? "US$ for the run" : "GPU-hours per step");
+  html += x_axis_numeric(a3, "seconds per step");
+  for (const auto& [x, y] : pts) {
+    html += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"2\" fill=\"#4e79a7\" "
+                        "fill-opacity=\"0.5\"/>\n",
+                        a3.px(x), a3.py(y));
+  }
+  const std::vector<std::pair<double, double>> front = lower_left_front(pts);
+  std::string path;
+  for (const auto& [x, y] : front) {
+    path += fmt::format("{}{:.1f},{:.1f} ", path.empty() ? "M" : "L", a3.px(x), a3.py(y));
+    html += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3.5\" fill=\"#e15759\"/>\n",
+                        a3.px(x), a3.py(y));
+  }
+  if (!path.empty()) {
+    html += "<path d=\"" + path + "\" fill=\"none\" stroke=\"#e15759\"/>\n";
+  }
+  html += "</svg>\n";
+  return html;
+}
+
+// 4. Scaling: the best throughput at each GPU count, and per-GPU efficiency relative
+// to the smallest count.
+std::string scaling_chart(const std::vector<const json*>& simulated) {
+  std::string html;
+  std::map<int, double> best_tps;
+  for (const json* c : simulated) {
+    const int g = c->at("gpus").get<int>();
+    best_tps[g] = std::max(best_tps[g], c->at("figures").at("tokens_per_s").get<double>());
+  }
+  double gmax = 0, tpsmax = 0;
+  for (const auto& [g, t] : best_tps) {
+    gmax = std::max(gmax, static_cast<double>(g));
+    tpsmax = std::max(tpsmax, t);
+  }
+  Axes a4{0, nice_max(gmax), 0, nice_max(tpsmax)};
+  Axes a4e{0, nice_max(gmax), 0, 120};
+  html += open_svg("scaling", "Throughput (blue) and scaling efficiency (green) against GPUs");
+  html += y_axis(a4, "tokens/s (best split)");
+  html += y_axis(a4e, "efficiency %", true);
+  html += x_axis_numeric(a4, "GPUs");
+  std::string tline, eline;
+  const double base = best_tps.empty() ? 1 : best_tps.begin()->second / best_tps.begin()->first;
+  for (const auto& [g, t] : best_tps) {
+    const double eff = 100 * (t / g) / base;
+    tline += fmt::format("{}{:.1f},{:.1f} ", tline.empty() ? "M" : "L", a4.px(g), a4.py(t));
+    eline += fmt::format("{}{:.1f},{:.1f} ", eline.empty() ? "M" : "L", a4e.px(g), a4e.py(eff));
+    html += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"4\" fill=\"#4e79a7\"/>\n",
+                        a4.px(g), a4.py(t));
+    html += fmt::format("<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"7\" height=\"7\" fill=\"#59a14f\"/>\n",
+                        a4e.px(g) - 3.5, a4e.py(eff) - 3.5);
+  }
+  if (!tline.empty()) {
+    html += "<path d=\"" + tline + "\" fill=\"none\" stroke=\"#4e79a7\"/>\n";
+    html += "<path d=\"" + eline + "\" fill=\"none\" stroke=\"#59a14f\"/>\n";
+  }
+  html += "</svg>\n";
+  if (best_tps.size() < 2) {
+    html += "<p>One GPU count was swept; sweep <code>nodes</code> for a scaling curve.</p>\n";
+  }
+  return html;
+}
+
+// 5. The best configuration's timeline: a row per simulated GPU and stream.
+std::string timeline_chart(const json& tl) {
+  std::string html;
+  std::map<std::pair<int, std::string>, int> rows;
+  double end = 0;
+  for (const auto& t : tl) {
+    rows.emplace(std::make_pair(t.at(0).get<int>(), t.at(1).get<std::string>()), 0);
+    end = std::max(end, t.at(4).get<double>());
+  }
+  int n = 0;
+  for (auto& [key, row] : rows) row = n++;
+  const double row_h = std::min(18.0, 520.0 / n), height = 40 + row_h * n + 40;
+  const double x0 = 110, x1 = kW - 20;
+  html += fmt::format(
+      "<h2>Timeline of the best configuration (one simulated GPU per pipeline stage)</h2>\n"
+      "<svg class=\"chart\" id=\"timeline\" width=\"{}\" height=\"{:.0f}\" viewBox=\"0 0 {} "
+      "{:.0f}\" xmlns=\"http://www.w3.org/2000/svg\" font-family=\"sans-serif\" "
+      "font-size=\"10\">\n",
+      kW, height, kW, height);
+  const std::map<std::string, std::string> colour = {
+      {"forward", "#4e79a7"}, {"backward", "#f28e2b"}, {"recompute", "#a0cbe8"},
+      {"optimizer", "#76b7b2"}};
+  for (const auto& [key, row] : rows) {
+    html += fmt::format("<text x=\"4\" y=\"{:.1f}\">GPU {} {}</text>\n",
+                        30 + row_h * row + row_h * 0.75, key.first, esc(key.second));
+  }
+  for (const auto& t : tl) {
+    const int row = rows.at({t.at(0).get<int>(), t.at(1).get<std::string>()});
+    const double a = t.at(3).get<double>(), b = t.at(4).get<double>();
+    auto c = colour.find(t.at(2).get<std::string>());
+    html += fmt::format(
+        "<rect x=\"{:.2f}\" y=\"{:.1f}\" width=\"{:.2f}\" height=\"{:.1f}\" fill=\"{}\"/>\n",
+        x0 + a / end * (x1 - x0), 30 + row_h * row, std::max(0.3, (b - a) / end * (x1 - x0)),
+        row_h * 0.8, c == colour.end() ? "#e15759" : c->second);
+  }
+  html += fmt::format(
+      "<text x=\"{:.1f}\" y=\"{:.1f}\">0 s</text><text x=\"{:.1f}\" y=\"{:.1f}\" "
+      "text-anchor=\"end\">{:.3f} s</text>\n</svg>\n",
+      x0, height - 20, x1, height - 20, end);
+  html += "<div class=\"legend\"><span><i style=\"background:#4e79a7\"></i>forward</span>"
+          "<span><i style=\"background:#f28e2b\"></i>backward</span><span><i "
+          "style=\"background:#a0cbe8\"></i>recompute</span><span><i "
+          "style=\"background:#76b7b2\"></i>optimizer</span><span><i "
+          "style=\"background:#e15759\"></i>communication</span></div>\n";
+  return html;
+}
+
+// The page checks itself: every chart drew marks, and no script error happened.
+constexpr const char* kSelfCheck = R"(<script>
+window.onerror = function (m) { document.body.setAttribute('data-status', 'error: ' + m); };
+(function () {
+  var charts = document.querySelectorAll('svg.chart'), bad = [];
+  for (var i = 0; i < charts.length; i++) {
+    var marks = charts[i].querySelectorAll('rect, circle, path');
+    var drawn = 0;
+    for (var k = 0; k < marks.length; k++) {
+      var b = marks[k].getBBox();
+      if (b.width > 0 || b.height > 0) drawn++;
+    }
+    if (drawn === 0) bad.push(charts[i].id);
+  }
+  document.body.setAttribute('data-status',
+      bad.length ? 'error: empty ' + bad.join(' ') : 'ok ' + charts.length);
+})();
+</script>
+</body></html>
+)";
+
 }  // namespace
 
 std::string render_sweep_html(const std::string& text, const std::string& file) {
@@ -147,219 +386,15 @@ std::string render_sweep_html(const std::string& text, const std::string& file) 
     for (const auto& c : cands)
       if (c.contains("figures") && c.at("status") == "simulated") simulated.push_back(&c);
 
-    const json& sum = j["summary"];
-    std::string html =
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>orrery sweep: " +
-        esc(sum.at("scenario").get<std::string>()) +
-        "</title>\n<style>body{font-family:sans-serif;margin:24px;max-width:820px}"
-        "h2{font-size:15px;margin:22px 0 4px}td,th{padding:2px 8px;text-align:right}"
-        "svg{border:1px solid #ddd;background:#fff}.legend span{display:inline-block;"
-        "margin-right:10px;font-size:11px}.legend i{display:inline-block;width:10px;"
-        "height:10px;margin-right:3px}</style>\n</head>\n<body data-status=\"loading\">\n";
-    html += fmt::format("<h1 style=\"font-size:18px\">{}</h1>\n",
-                        esc(sum.at("scenario").get<std::string>()));
-    html += fmt::format(
-        "<p>{} candidates: {} invalid, {} out of memory, {} pruned by the lower bound, {} "
-        "simulated. Objective: {}.</p>\n",
-        sum.at("candidates").get<long>(), sum.at("invalid").get<long>(),
-        sum.at("out_of_memory").get<long>(), sum.at("pruned").get<long>(),
-        sum.at("simulated").get<long>(), esc(sum.at("objectives").dump()));
-    if (j.contains("best_megatron_arguments")) {
-      html += "<p>Best as Megatron-LM arguments: <code>" +
-              esc(j["best_megatron_arguments"].get<std::string>()) + "</code></p>\n";
-    }
-
-    // 1. Breakdown.
-    double tmax = 0;
-    for (const json* c : top) tmax = std::max(tmax, c->at("figures").at("step_time_s").get<double>());
-    Axes a1{0, 1, 0, nice_max(tmax)};
-    html += open_svg("breakdown", fmt::format("Step time and where it goes, best {} configurations",
-                                              top.size()));
-    html += y_axis(a1, "seconds per step");
-    html += bars(top, a1.y1, [](const json& c) {
-      std::vector<std::pair<double, std::string>> s;
-      for (const auto& [key, colour] : kParts)
-        s.emplace_back(c.at("figures").at("breakdown").at(key).get<double>(), colour);
-      return s;
-    });
-    html += "</svg>\n<div class=\"legend\">";
-    for (const auto& [key, colour] : kParts) {
-      html += fmt::format("<span><i style=\"background:{}\"></i>{}</span>", colour,
-                          key.substr(0, key.size() - 2));
-    }
-    html += "</div>\n";
-
-    // 2. Memory.
-    double cap = 0, mmax = 0;
-    for (const json* c : top) {
-      cap = std::max(cap, c->value("capacity_bytes", 0.0) / kGiB);
-      mmax = std::max(mmax, c->value("memory_bytes", 0.0) / kGiB);
-    }
-    Axes a2{0, 1, 0, nice_max(std::max(cap, mmax) * 1.05)};
-    html += open_svg("memory", "Memory per GPU (busiest stage) against capacity");
-    html += y_axis(a2, "GiB per GPU");
-    html += bars(top, a2.y1, [](const json& c) {
-      return std::vector<std::pair<double, std::string>>{
-          {c.value("memory_bytes", 0.0) / kGiB, "#59a14f"}};
-    });
-    html += fmt::format(
-        "<line x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"#e15759\" "
-        "stroke-dasharray=\"6 3\"/>\n<text x=\"{:.1f}\" y=\"{:.1f}\" fill=\"#e15759\">capacity "
-        "{:.1f} GiB</text>\n</svg>\n",
-        kLeft, a2.py(cap), kW - kRight, a2.py(cap), kW - kRight - 110, a2.py(cap) - 4, cap);
-
-    // 3. Time against cost, with the Pareto front.
-    const bool dollars = !simulated.empty() && simulated.front()->at("figures").contains("cost_usd");
-    auto cost_of = [&](const json& c) {
-      const json& f = c.at("figures");
-      return dollars ? f.at("cost_usd").get<double>()
-                     : c.at("gpus").get<double>() * f.at("step_time_s").get<double>() / 3600.0;
-    };
-    std::vector<std::pair<double, double>> pts;
-    for (const json* c : simulated)
-      pts.emplace_back(c->at("figures").at("step_time_s").get<double>(), cost_of(*c));
-    double xmax = 0, ymax = 0;
-    for (const auto& [x, y] : pts) {
-      xmax = std::max(xmax, x);
-      ymax = std::max(ymax, y);
-    }
-    Axes a3{0, nice_max(xmax), 0, nice_max(ymax)};
-    html += open_svg("pareto", dollars ? "Step time against the whole run's cost; Pareto front in red"
-                                       : "Step time against GPU-hours per step; Pareto front in red");
-    html += y_axis(a3, dollars ? "US$ for the run" : "GPU-hours per step");
-    html += x_axis_numeric(a3, "seconds per step");
-    for (const auto& [x, y] : pts) {
-      html += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"2\" fill=\"#4e79a7\" "
-                          "fill-opacity=\"0.5\"/>\n",
-                          a3.px(x), a3.py(y));
-    }
-    std::vector<std::pair<double, double>> front;
-    {
-      std::vector<std::pair<double, double>> sorted = pts;
-      std::sort(sorted.begin(), sorted.end());
-      double best = INFINITY;
-      for (const auto& p : sorted) {
-        if (p.second < best) {
-          front.push_back(p);
-          best = p.second;
-        }
-      }
-    }
-    std::string path;
-    for (const auto& [x, y] : front) {
-      path += fmt::format("{}{:.1f},{:.1f} ", path.empty() ? "M" : "L", a3.px(x), a3.py(y));
-      html += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3.5\" fill=\"#e15759\"/>\n",
-                          a3.px(x), a3.py(y));
-    }
-    if (!path.empty()) {
-      html += "<path d=\"" + path + "\" fill=\"none\" stroke=\"#e15759\"/>\n";
-    }
-    html += "</svg>\n";
-
-    // 4. Scaling: the best throughput at each GPU count, and per-GPU efficiency relative
-    // to the smallest count.
-    std::map<int, double> best_tps;
-    for (const json* c : simulated) {
-      const int g = c->at("gpus").get<int>();
-      best_tps[g] = std::max(best_tps[g], c->at("figures").at("tokens_per_s").get<double>());
-    }
-    double gmax = 0, tpsmax = 0;
-    for (const auto& [g, t] : best_tps) {
-      gmax = std::max(gmax, static_cast<double>(g));
-      tpsmax = std::max(tpsmax, t);
-    }
-    Axes a4{0, nice_max(gmax), 0, nice_max(tpsmax)};
-    Axes a4e{0, nice_max(gmax), 0, 120};
-    html += open_svg("scaling", "Throughput (blue) and scaling efficiency (green) against GPUs");
-    html += y_axis(a4, "tokens/s (best split)");
-    html += y_axis(a4e, "efficiency %", true);
-    html += x_axis_numeric(a4, "GPUs");
-    std::string tline, eline;
-    const double base = best_tps.empty() ? 1 : best_tps.begin()->second / best_tps.begin()->first;
-    for (const auto& [g, t] : best_tps) {
-      const double eff = 100 * (t / g) / base;
-      tline += fmt::format("{}{:.1f},{:.1f} ", tline.empty() ? "M" : "L", a4.px(g), a4.py(t));
-      eline += fmt::format("{}{:.1f},{:.1f} ", eline.empty() ? "M" : "L", a4e.px(g), a4e.py(eff));
-      html += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"4\" fill=\"#4e79a7\"/>\n",
-                          a4.px(g), a4.py(t));
-      html += fmt::format("<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"7\" height=\"7\" fill=\"#59a14f\"/>\n",
-                          a4e.px(g) - 3.5, a4e.py(eff) - 3.5);
-    }
-    if (!tline.empty()) {
-      html += "<path d=\"" + tline + "\" fill=\"none\" stroke=\"#4e79a7\"/>\n";
-      html += "<path d=\"" + eline + "\" fill=\"none\" stroke=\"#59a14f\"/>\n";
-    }
-    html += "</svg>\n";
-    if (best_tps.size() < 2) {
-      html += "<p>One GPU count was swept; sweep <code>nodes</code> for a scaling curve.</p>\n";
-    }
-
-    // 5. The best configuration's timeline: a row per simulated GPU and stream.
+    std::string html = page_head(j);
+    html += breakdown_chart(top);
+    html += memory_chart(top);
+    html += pareto_chart(simulated);
+    html += scaling_chart(simulated);
     if (j.contains("best_timeline") && !j["best_timeline"].empty()) {
-      const json& tl = j["best_timeline"];
-      std::map<std::pair<int, std::string>, int> rows;
-      double end = 0;
-      for (const auto& t : tl) {
-        rows.emplace(std::make_pair(t.at(0).get<int>(), t.at(1).get<std::string>()), 0);
-        end = std::max(end, t.at(4).get<double>());
-      }
-      int n = 0;
-      for (auto& [key, row] : rows) row = n++;
-      const double row_h = std::min(18.0, 520.0 / n), height = 40 + row_h * n + 40;
-      const double x0 = 110, x1 = kW - 20;
-      html += fmt::format(
-          "<h2>Timeline of the best configuration (one simulated GPU per pipeline stage)</h2>\n"
-          "<svg class=\"chart\" id=\"timeline\" width=\"{}\" height=\"{:.0f}\" viewBox=\"0 0 {} "
-          "{:.0f}\" xmlns=\"http://www.w3.org/2000/svg\" font-family=\"sans-serif\" "
-          "font-size=\"10\">\n",
-          kW, height, kW, height);
-      const std::map<std::string, std::string> colour = {
-          {"forward", "#4e79a7"}, {"backward", "#f28e2b"}, {"recompute", "#a0cbe8"},
-          {"optimizer", "#76b7b2"}};
-      for (const auto& [key, row] : rows) {
-        html += fmt::format("<text x=\"4\" y=\"{:.1f}\">GPU {} {}</text>\n",
-                            30 + row_h * row + row_h * 0.75, key.first, esc(key.second));
-      }
-      for (const auto& t : tl) {
-        const int row = rows.at({t.at(0).get<int>(), t.at(1).get<std::string>()});
-        const double a = t.at(3).get<double>(), b = t.at(4).get<double>();
-        auto c = colour.find(t.at(2).get<std::string>());
-        html += fmt::format(
-            "<rect x=\"{:.2f}\" y=\"{:.1f}\" width=\"{:.2f}\" height=\"{:.1f}\" fill=\"{}\"/>\n",
-            x0 + a / end * (x1 - x0), 30 + row_h * row, std::max(0.3, (b - a) / end * (x1 - x0)),
-            row_h * 0.8, c == colour.end() ? "#e15759" : c->second);
-      }
-      html += fmt::format(
-          "<text x=\"{:.1f}\" y=\"{:.1f}\">0 s</text><text x=\"{:.1f}\" y=\"{:.1f}\" "
-          "text-anchor=\"end\">{:.3f} s</text>\n</svg>\n",
-          x0, height - 20, x1, height - 20, end);
-      html += "<div class=\"legend\"><span><i style=\"background:#4e79a7\"></i>forward</span>"
-              "<span><i style=\"background:#f28e2b\"></i>backward</span><span><i "
-              "style=\"background:#a0cbe8\"></i>recompute</span><span><i "
-              "style=\"background:#76b7b2\"></i>optimizer</span><span><i "
-              "style=\"background:#e15759\"></i>communication</span></div>\n";
+      html += timeline_chart(j["best_timeline"]);
     }
-
-    // The page checks itself: every chart drew marks, and no script error happened.
-    html += R"(<script>
-window.onerror = function (m) { document.body.setAttribute('data-status', 'error: ' + m); };
-(function () {
-  var charts = document.querySelectorAll('svg.chart'), bad = [];
-  for (var i = 0; i < charts.length; i++) {
-    var marks = charts[i].querySelectorAll('rect, circle, path');
-    var drawn = 0;
-    for (var k = 0; k < marks.length; k++) {
-      var b = marks[k].getBBox();
-      if (b.width > 0 || b.height > 0) drawn++;
-    }
-    if (drawn === 0) bad.push(charts[i].id);
-  }
-  document.body.setAttribute('data-status',
-      bad.length ? 'error: empty ' + bad.join(' ') : 'ok ' + charts.length);
-})();
-</script>
-</body></html>
-)";
+    html += kSelfCheck;
     return html;
   } catch (const json::exception& e) {
     throw InputError({file, std::nullopt}, "", "",

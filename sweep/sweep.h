@@ -14,7 +14,7 @@
 //
 // Pruning (exact): every candidate that passes validation, the constraints and the memory
 // model gets a lower bound on each objective from a lower bound on its step time
-// (sweep.cpp, step_time_bound):
+// (bound.cpp, step_time_bound):
 //  - compute: each op timed by a rate (GEMMs, attention) at R, the fastest rate the
 //    roofline of calibrate/compute_model.h gives any op on this GPU (max over formats of
 //    peak * gemm_efficiency * max(1, ramp fractions), and peak16 * attention_efficiency;

@@ -1,0 +1,192 @@
+#include "sweep/bound.h"
+
+#include <algorithm>
+#include <cstddef>
+#include <vector>
+
+#include "model/memory.h"
+#include "model/pipeline.h"
+#include "model/workload.h"
+
+namespace orrery {
+namespace {
+
+// The fastest rate any op of the scenario can reach on one GPU (see sweep.h).
+double fastest_rate(const Scenario& s) {
+  const GpuSpec& g = s.cluster.gpu;
+  double r = 0;
+  if (s.cluster.calibration) {
+    for (const auto& [d, peak] : g.peak) r = std::max(r, peak.value());
+    return r;
+  }
+  // A GEMM runs at its plateau times the ramp's fraction, at most 1 in the presets; a
+  // fraction above 1 would raise the bound's rate with it.
+  double ramp = 1.0;
+  for (const auto& [t, fraction] : g.gemm_ramp) ramp = std::max(ramp, fraction);
+  for (const auto& [d, peak] : g.peak) {
+    auto e = g.gemm_efficiency.find(d);
+    if (e != g.gemm_efficiency.end()) r = std::max(r, peak.value() * e->second * ramp);
+  }
+  double peak16 = 0;
+  for (Dtype d : {Dtype::fp16, Dtype::bf16}) {
+    auto p = g.peak.find(d);
+    if (p != g.peak.end()) peak16 = std::max(peak16, p->second.value());
+  }
+  if (g.attention_efficiency) r = std::max(r, peak16 * *g.attention_efficiency);
+  // A GPU without measured fractions is refused by the simulator; the peak still bounds.
+  if (r <= 0)
+    for (const auto& [d, peak] : g.peak) r = std::max(r, peak.value());
+  return r;
+}
+
+bool timed_by_rate(const Op& op) {
+  return op.kind == OpKind::gemm || op.kind == OpKind::router || op.kind == OpKind::conv ||
+         op.kind == OpKind::attention;
+}
+
+// Tensor-parallel collectives one pass of a layer waits for, as simulator/step_layers.cpp
+// issues them (comm_for): forward, a row-parallel output's all-reduce (or reduce-scatter)
+// and with sequence parallelism a column-parallel input's all-gather; backward, the
+// column-parallel input's gradient reduction and with sequence parallelism the
+// row-parallel output's all-gather (the weight-gradient re-gather is overlapped). Full
+// recompute repeats the forward's.
+struct TpCollectives {
+  int forward = 0, backward = 0;
+};
+
+TpCollectives tp_collectives(const Layer& l, const ParallelismSpec& p, Recompute rc) {
+  TpCollectives n;
+  if (p.tp == 1) return n;
+  const bool sp = p.sequence_parallel;
+  for (const Op& op : l.ops) {
+    const bool gather = op.comm_before == CommPoint::tp_gather;
+    const bool reduce = op.comm_after == CommPoint::tp_reduce;
+    n.forward += (reduce ? 1 : 0) + (gather && sp ? 1 : 0);
+    n.backward += (gather ? 1 : 0) + (reduce && sp ? 1 : 0);
+  }
+  if (rc == Recompute::full && l.kind == LayerKind::transformer) n.backward += n.forward;
+  return n;
+}
+
+// A lower bound on one tensor-parallel collective (all-reduce, reduce-scatter or
+// all-gather) of S bytes (simulator/step_layers.cpp: micro-batch x seq_len/cp x hidden x
+// activation bytes) over n = tp GPUs: every GPU receives at least (n-1)/n S, through its
+// NVLink port and its NIC at line rate; a group over k = ceil(n / gpus_per_node) nodes
+// also brings at least (k-1)/k S into each node, through the NICs of its members there.
+double tp_collective_bound(const Scenario& s) {
+  const ParallelismSpec& p = s.parallelism;
+  const ClusterSpec& c = s.cluster;
+  const double bytes = static_cast<double>(p.microbatch) * static_cast<double>(s.model.seq_len) /
+                       p.cp * static_cast<double>(s.model.hidden) *
+                       activation_bytes(s.training.precision);
+  const double n = p.tp;
+  const double nic = c.nodes > 1 ? c.inter_node.nic_bandwidth.value() : 0.0;
+  double t = (n - 1) / n * bytes / (c.intra_node.bandwidth.value() + nic);
+  const int k = (p.tp + c.gpus_per_node - 1) / c.gpus_per_node;
+  if (k > 1 && nic > 0) {
+    const double members = std::min(c.gpus_per_node, std::max(1, c.inter_node.nics_per_node));
+    t = std::max(t, (k - 1.0) / k * bytes / (members * nic));
+  }
+  return t;
+}
+
+}  // namespace
+
+// A lower bound on the step time from the compute alone (sweep.h): per pipeline rank k,
+// forward and backward (with recomputation) time per micro-batch Tf_k, Tb_k at rate R,
+// counting only ops timed by a rate (GEMMs, attention); memory-bound ops count 0. A rank
+// runs its m micro-batches one after another: step >= m (Tf_k + Tb_k). With GPipe and
+// 1F1B its first forward also waits for the forwards of ranks 0..k-1 and the last
+// backward of rank 0 for the backwards of ranks k..1:
+//   step >= sum_{i<k} Tf_i + m (Tf_k + Tb_k) + sum_{i<k} Tb_i.
+// DualPipe: rank r runs stage r for half the micro-batches and stage p-1-r for the other.
+double step_time_bound(const Scenario& s) {
+  const double rate = fastest_rate(s);
+  const ParallelismSpec& p = s.parallelism;
+  const Recompute rc = s.training.recompute;
+  const Workload w = build_workload(s.model, s.training, shard_of(p));
+  const auto pp = static_cast<std::size_t>(p.pp);
+  const double tp_time = s.training.tp_comm_overlap ? 0.0 : tp_collective_bound(s);
+  // ZeRO-3 shard group; hybrid sharding: the smaller of the two node-local counts.
+  int d3 = 1;
+  if (p.zero_stage >= 3) {
+    const int gpn = s.cluster.gpus_per_node;
+    d3 = p.sharding == ParallelismSpec::Sharding::hybrid
+             ? std::min(p.zero3_group(gpn), p.node_dp(gpn))
+             : p.shard_group();
+  }
+  const StateBytes state = state_bytes_per_param(s.training);
+  std::vector<double> zero3_bytes(pp, 0.0);
+  std::vector<double> tf(pp, 0.0), tb(pp, 0.0);
+  std::vector<int> stage_of;
+  if (s.model.is_transformer()) stage_of = stage_of_layers(s.model, p);
+  std::size_t block = 0;
+  // Interleaved: transformer FLOP time of chunk c < p (the first chunk of rank c).
+  std::vector<double> first_chunk(pp, 0.0);
+  const int per_chunk =
+      s.model.is_transformer() ? s.model.layers / (p.pp * p.virtual_pipeline_stages) : 0;
+  for (const Layer& l : w.layers) {
+    const std::size_t chunk =
+        per_chunk > 0 && l.kind == LayerKind::transformer ? block / static_cast<std::size_t>(per_chunk)
+                                                          : pp;
+    std::size_t k = 0;
+    if (l.kind == LayerKind::head) {
+      k = pp - 1;
+    } else if (l.kind == LayerKind::transformer) {
+      k = static_cast<std::size_t>(stage_of.at(block++));
+    }
+    for (const Op& op : l.ops) {
+      if (!timed_by_rate(op)) continue;
+      const double fwd = op.fwd_flops.value();
+      // FlashAttention's backward is timed as 2.5x its forward (calibrate/compute_model.h).
+      const double bwd = op.name == "attn.core" ? std::min(op.bwd_flops.value(), 2.5 * fwd)
+                                                : op.bwd_flops.value();
+      const bool again = l.kind == LayerKind::transformer &&
+                         (rc == Recompute::full || (rc == Recompute::selective && op.selective));
+      tf[k] += fwd / rate;
+      tb[k] += (bwd + (again ? fwd : 0.0)) / rate;
+      if (chunk < pp) first_chunk[chunk] += (fwd + bwd + (again ? fwd : 0.0)) / rate;
+    }
+    // ZeRO-3 / FSDP: per micro-batch, the layer's parameters gathered before its forward
+    // (and again before its backward when resharded) and its gradients reduce-scattered
+    // after the backward (simulator/step.cpp), each bringing (d-1)/d of its bytes into
+    // every member.
+    if (d3 >= 2) {
+      zero3_bytes[k] += (d3 - 1.0) / d3 * l.params() *
+                        ((p.reshard_after_forward ? 2.0 : 1.0) * state.weight + state.gradient);
+    }
+    const TpCollectives n = tp_collectives(l, p, rc);
+    tf[k] += n.forward * tp_time;
+    tb[k] += n.backward * tp_time;
+  }
+  const double m = p.microbatches();
+  double bound = 0;
+  if (p.schedule == PipelineSchedule::dualpipe) {
+    for (std::size_t r = 0; r < pp; ++r) {
+      bound = std::max(bound, m / 2 * (tf[r] + tb[r] + tf[pp - 1 - r] + tb[pp - 1 - r]));
+    }
+    return bound;
+  }
+  // The chain before rank k: its first model chunk's forward waits for the first chunk of
+  // ranks 0..k-1, and rank 0's last backward for the first chunk of ranks k..1. One chunk
+  // per rank without interleaving; with v chunks, the transformer layers of chunk i < p
+  // (on rank i) alone, a lower bound for it.
+  std::vector<double> chain(pp, 0.0);
+  if (p.schedule == PipelineSchedule::gpipe || p.schedule == PipelineSchedule::one_f_one_b) {
+    for (std::size_t k = 0; k < pp; ++k) chain[k] = tf[k] + tb[k];
+  } else if (p.schedule == PipelineSchedule::interleaved_1f1b) {
+    chain = first_chunk;
+  }
+  double before = 0;  // sum_{i<k} chain_i
+  const double ingress = s.cluster.intra_node.bandwidth.value() +
+                         (s.cluster.nodes > 1 ? s.cluster.inter_node.nic_bandwidth.value() : 0.0);
+  for (std::size_t k = 0; k < pp; ++k) {
+    bound = std::max(bound, before + m * (tf[k] + tb[k]));
+    // The ZeRO-3 traffic overlaps compute but cannot pass a GPU's links faster.
+    bound = std::max(bound, m * zero3_bytes[k] / ingress);
+    before += chain[k];
+  }
+  return bound;
+}
+
+}  // namespace orrery

@@ -1,0 +1,12 @@
+// The lower bound on a candidate's step time that the sweep prunes with; its contract
+// (what it counts and why it is never above the simulated step time) is in sweep.h.
+#pragma once
+
+#include "scenario/spec.h"
+
+namespace orrery {
+
+// A lower bound on the step time the simulator gives s (sweep.h, "Pruning").
+double step_time_bound(const Scenario& s);
+
+}  // namespace orrery
