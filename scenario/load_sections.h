@@ -89,4 +89,12 @@ inline const std::vector<std::string> kTargetKeys = {
 inline const std::vector<std::string> kCriticalBatchKeys = {
     "e_min_samples", "e_min_tokens", "b_noise_samples", "b_noise_tokens", "loss_nats"};
 
+// Section readers, each in its own file. Each checks its section's keys, types, units
+// and ranges, records in `origin` where every key was written, and throws InputError
+// at the first bad value; cross-field rules wait for validation (scenario/validate.h).
+
+// faults: (load_faults.cpp), a list; each entry is appended to `out` in order.
+void read_faults(const YAML::Node& list, const std::string& file, Origin* origin,
+                 std::vector<FaultSpec>& out);
+
 }  // namespace orrery::detail
