@@ -830,24 +830,7 @@ Scenario parse_raw(const YAML::Node& root, const std::string& file, SweepSpec* s
   if (top.has("cost")) read_cost(top.node("cost"), file, origin, s.cost);
   if (top.has("faults")) read_faults(top.node("faults"), file, origin, s.faults);
   if (top.has("reliability")) {
-    MapReader r(top.node("reliability"), file, "reliability", kReliabilityKeys, origin);
-    ReliabilitySpec rel;
-    r.read_quantity("gpu_mtbf", Dimension::seconds, 1.0, 1e12, rel.gpu_mtbf);
-    for (const char* key : {"checkpoint_bandwidth", "restart_time"}) {
-      if (!r.has(key)) {
-        throw InputError(location_of(file, top.node("reliability")),
-                         std::string("reliability.") + key, "",
-                         "missing key: goodput needs the checkpoint write bandwidth and the "
-                         "restart time (no public default is cited for either)");
-      }
-    }
-    r.read_quantity("checkpoint_bandwidth", Dimension::bandwidth, 1e3, kMaxBandwidth,
-                    rel.checkpoint_bandwidth);
-    r.read_quantity("restart_time", Dimension::seconds, 0.0, 1e9, rel.restart_time);
-    Seconds interval;
-    if (r.read_quantity("checkpoint_interval", Dimension::seconds, 1.0, 1e12, interval))
-      rel.checkpoint_interval = interval;
-    s.reliability = rel;
+    s.reliability = read_reliability(top.node("reliability"), file, origin);
   }
   if (top.has("simulation")) read_simulation(top.node("simulation"), file, origin, s.simulation);
   if (top.has("measured")) read_measured(top.node("measured"), file, origin, s.measured);

@@ -97,4 +97,8 @@ inline const std::vector<std::string> kCriticalBatchKeys = {
 void read_faults(const YAML::Node& list, const std::string& file, Origin* origin,
                  std::vector<FaultSpec>& out);
 
+// reliability: (load_reliability.cpp); checkpoint_bandwidth and restart_time are required.
+ReliabilitySpec read_reliability(const YAML::Node& node, const std::string& file,
+                                 Origin* origin);
+
 }  // namespace orrery::detail
