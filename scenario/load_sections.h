@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "scenario/spec.h"
+#include "scenario/sweep_spec.h"
 #include "scenario/yaml_reader.h"
 
 namespace orrery::detail {
@@ -100,5 +101,8 @@ void read_faults(const YAML::Node& list, const std::string& file, Origin* origin
 // reliability: (load_reliability.cpp); checkpoint_bandwidth and restart_time are required.
 ReliabilitySpec read_reliability(const YAML::Node& node, const std::string& file,
                                  Origin* origin);
+
+// sweep: (load_sweep.cpp) into `w`, with w.origin; a sweep that varies nothing is an error.
+void read_sweep(const YAML::Node& node, const std::string& file, SweepSpec& w);
 
 }  // namespace orrery::detail
