@@ -6,11 +6,13 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
 
 #include "core/error.h"
+#include "scenario/presets.h"
 #include "scenario/spec.h"
 #include "scenario/sweep_spec.h"
 #include "scenario/yaml_reader.h"
@@ -90,9 +92,22 @@ inline const std::vector<std::string> kTargetKeys = {
 inline const std::vector<std::string> kCriticalBatchKeys = {
     "e_min_samples", "e_min_tokens", "b_noise_samples", "b_noise_tokens", "loss_nats"};
 
+// Reads a section that may be a preset name (scalar) or a mapping with an optional
+// `preset:` key (load.cpp) and returns the preset's name, "" for none. `apply` reads one
+// mapping (preset or user) into the target. A preset replaces whatever the section held
+// before (`reset`), so that a GPU preset named inside a system preset leaves nothing of
+// the system's own GPU behind.
+std::string apply_section(const YAML::Node& node, const std::string& file, const std::string& path,
+                          const std::vector<std::string>& keys, const PresetTable& presets,
+                          Origin* origin, const std::function<void()>& reset,
+                          const std::function<void(MapReader&)>& apply);
+
 // Section readers, each in its own file. Each checks its section's keys, types, units
 // and ranges, records in `origin` where every key was written, and throws InputError
 // at the first bad value; cross-field rules wait for validation (scenario/validate.h).
+
+// The keys of one cluster: mapping, a system preset's or the user's (load_cluster.cpp).
+void read_cluster_keys(MapReader& r, Origin* origin, ClusterSpec& c);
 
 // faults: (load_faults.cpp), a list; each entry is appended to `out` in order.
 void read_faults(const YAML::Node& list, const std::string& file, Origin* origin,
