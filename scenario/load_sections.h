@@ -109,6 +109,9 @@ std::string apply_section(const YAML::Node& node, const std::string& file, const
 // The keys of one cluster: mapping, a system preset's or the user's (load_cluster.cpp).
 void read_cluster_keys(MapReader& r, Origin* origin, ClusterSpec& c);
 
+// The keys of one model: mapping, a model preset's or the user's (load_model.cpp).
+void read_model_keys(MapReader& r, Origin* origin, ModelSpec& m);
+
 // faults: (load_faults.cpp), a list; each entry is appended to `out` in order.
 void read_faults(const YAML::Node& list, const std::string& file, Origin* origin,
                  std::vector<FaultSpec>& out);
