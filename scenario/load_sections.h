@@ -112,6 +112,10 @@ void read_cluster_keys(MapReader& r, Origin* origin, ClusterSpec& c);
 // The keys of one model: mapping, a model preset's or the user's (load_model.cpp).
 void read_model_keys(MapReader& r, Origin* origin, ModelSpec& m);
 
+// training: (load_training.cpp), over the defaults already in `t`.
+void read_training(const YAML::Node& node, const std::string& file, Origin* origin,
+                   TrainingSpec& t);
+
 // faults: (load_faults.cpp), a list; each entry is appended to `out` in order.
 void read_faults(const YAML::Node& list, const std::string& file, Origin* origin,
                  std::vector<FaultSpec>& out);
