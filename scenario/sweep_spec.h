@@ -1,7 +1,7 @@
 // The `sweep:` section of a scenario: which fields take which values, which candidates
 // count (constraints) and what is minimised (objectives). Read strictly like the rest of
-// the file (scenario/load.cpp); expanded into candidates by sweep/sweep.h. Every key is
-// documented in docs/scenario-format.md ("sweep").
+// the file (scenario/load_sweep.cpp); expanded into candidates by sweep/sweep.h. Every key
+// is documented in docs/scenario-format.md ("sweep").
 #pragma once
 
 #include <map>

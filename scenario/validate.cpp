@@ -99,13 +99,14 @@ void complete_cnn(Scenario& s) {
   }
 }
 
-void complete_parallelism(Scenario& s) {
+// parallelism.global_batch present; dp derived from the GPU count when not written, and
+// tp*pp*dp*cp equal to that count; global_batch a multiple of microbatch*dp.
+void complete_degrees(Scenario& s) {
   ParallelismSpec& p = s.parallelism;
-  const ModelSpec& m = s.model;
   const int gpus = s.cluster.gpus();
   require(s, "parallelism.global_batch", "sequences (or images) per optimizer step");
 
-  // Degrees are each at most 2^20 (load.cpp): their products are taken in 64 bits. Once
+  // Degrees are each at most 2^20 (load_sections.h): their products are taken in 64 bits. Once
   // tp*pp*dp*cp equals the GPU count (at most 2^30), products of some of them fit an int.
   const std::int64_t model_ranks = std::int64_t{p.tp} * p.pp * p.cp;
   if (!is_set(s, "parallelism.dp")) {
@@ -126,8 +127,12 @@ void complete_parallelism(Scenario& s) {
            fmt::format("must be a multiple of microbatch*dp = {}*{} = {}", p.microbatch, p.dp,
                        std::int64_t{p.microbatch} * p.dp));
   }
+}
 
-  // Schedule and virtual stages must agree; the default follows virtual stages.
+// The schedule defaults from virtual_pipeline_stages (interleaved-1f1b when above 1),
+// and the two must agree with each other, with pp and with the micro-batch count.
+void complete_schedule(Scenario& s) {
+  ParallelismSpec& p = s.parallelism;
   const int vp = p.virtual_pipeline_stages;
   if (!is_set(s, "parallelism.schedule")) {
     p.schedule = vp > 1 ? PipelineSchedule::interleaved_1f1b : PipelineSchedule::one_f_one_b;
@@ -152,7 +157,11 @@ void complete_parallelism(Scenario& s) {
     reject(s, "parallelism.virtual_pipeline_stages", std::to_string(vp),
            "interleaving needs pp >= 2");
   }
+}
 
+// fsdp: true means ZeRO stage 3; a zero_stage written beside it must say 3.
+void complete_zero_stage(Scenario& s) {
+  ParallelismSpec& p = s.parallelism;
   if (p.fsdp) {
     if (is_set(s, "parallelism.zero_stage") && p.zero_stage != 3) {
       reject(s, "parallelism.zero_stage", std::to_string(p.zero_stage),
@@ -161,6 +170,12 @@ void complete_parallelism(Scenario& s) {
     }
     p.zero_stage = 3;
   }
+}
+
+// zb-h1 and dualpipe are modelled with ZeRO stages 0-2 only; dualpipe also needs an even
+// pp and at least 2*pp micro-batches, an even count. Runs after complete_zero_stage.
+void check_schedule_preconditions(const Scenario& s) {
+  const ParallelismSpec& p = s.parallelism;
   if (p.schedule == PipelineSchedule::zero_bubble_h1 && p.zero_stage >= 3) {
     reject(s, "parallelism.schedule", "zb-h1",
            "zb-h1 is modelled with ZeRO stages 0-2 (FSDP units keep whole backward passes)");
@@ -183,7 +198,13 @@ void complete_parallelism(Scenario& s) {
              "dualpipe is modelled with ZeRO stages 0-2 (FSDP units keep whole backward passes)");
     }
   }
+}
 
+// The ZeRO-3/FSDP options (sharding, reshard_after_forward, fsdp_prefetch, zero_hpz) only
+// with stage 3, and hybrid sharding and hpZ only where the data-parallel ranks of a node
+// tile the data-parallel group.
+void check_sharding(const Scenario& s) {
+  const ParallelismSpec& p = s.parallelism;
   if (p.zero_stage < 3) {
     for (const char* key : {"parallelism.sharding", "parallelism.reshard_after_forward",
                             "parallelism.fsdp_prefetch", "parallelism.zero_hpz"}) {
@@ -220,9 +241,12 @@ void complete_parallelism(Scenario& s) {
                          local, p.dp));
     }
   }
+}
 
-  if (!m.is_transformer()) return;
-
+// tp divides the attention heads, the key/value heads (without MLA), ffn and expert_ffn.
+void check_tensor_split(const Scenario& s) {
+  const ParallelismSpec& p = s.parallelism;
+  const ModelSpec& m = s.model;
   if (m.heads % p.tp != 0) {
     reject(s, "parallelism.tp", std::to_string(p.tp),
            fmt::format("must divide the attention heads ({})", m.heads));
@@ -239,6 +263,15 @@ void complete_parallelism(Scenario& s) {
     reject(s, "parallelism.tp", std::to_string(p.tp),
            fmt::format("must divide the expert width expert_ffn ({})", m.moe->expert_ffn));
   }
+}
+
+// The layers divide over the pipeline: evenly into pp*virtual_pipeline_stages chunks, or,
+// with first_stage_layers / last_stage_layers (no interleaving), the rest evenly over the
+// other stages.
+void check_pipeline_split(const Scenario& s) {
+  const ParallelismSpec& p = s.parallelism;
+  const ModelSpec& m = s.model;
+  const int vp = p.virtual_pipeline_stages;
   if (p.first_stage_layers || p.last_stage_layers) {
     const char* key = p.first_stage_layers ? "parallelism.first_stage_layers"
                                            : "parallelism.last_stage_layers";
@@ -266,6 +299,13 @@ void complete_parallelism(Scenario& s) {
                        "model chunks (or set first_stage_layers / last_stage_layers)",
                        m.layers, p.pp, vp));
   }
+}
+
+// cp splits seq_len in 2*cp load-balanced chunks; ep needs an MoE model and divides both
+// the experts and dp*cp, the ranks expert-parallel groups are carved from.
+void check_context_and_expert_split(const Scenario& s) {
+  const ParallelismSpec& p = s.parallelism;
+  const ModelSpec& m = s.model;
   if (p.cp > 1 && m.seq_len % (2 * p.cp) != 0) {
     reject(s, "parallelism.cp", std::to_string(p.cp),
            fmt::format("seq_len ({}) must be a multiple of 2*cp for the load-balanced causal "
@@ -287,6 +327,21 @@ void complete_parallelism(Scenario& s) {
                          p.dp * p.cp));
     }
   }
+}
+
+// Fills in the parallelism defaults (dp, schedule, ZeRO stage) and checks the split against
+// the cluster and, for transformers, the model. The checks run in this order, so the first
+// error a bad file reports does not change.
+void complete_parallelism(Scenario& s) {
+  complete_degrees(s);
+  complete_schedule(s);
+  complete_zero_stage(s);
+  check_schedule_preconditions(s);
+  check_sharding(s);
+  if (!s.model.is_transformer()) return;
+  check_tensor_split(s);
+  check_pipeline_split(s);
+  check_context_and_expert_split(s);
 }
 
 void complete_training(Scenario& s) {

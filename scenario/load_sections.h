@@ -1,0 +1,130 @@
+// The parts of scenario reading shared by scenario/load.cpp (the top level, presets
+// and overrides) and the files that read one section each (load_*.cpp): the ranges
+// values are checked against, the keys each section accepts (scenario_keys() lists
+// them all) and the section readers. Private to the scenario component: it uses
+// yaml-cpp through scenario/yaml_reader.h, which stays out of public headers.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "scenario/presets.h"
+#include "scenario/spec.h"
+#include "scenario/sweep_spec.h"
+#include "scenario/yaml_reader.h"
+
+namespace orrery::detail {
+
+// Where each value read came from: "cluster.gpu.memory" -> file and line.
+using Origin = std::map<std::string, InputLocation>;
+
+// Ranges that reject absurd values before they overflow anything downstream.
+inline constexpr double kMaxFlopRate = 1e18;             // 1 EFLOP/s per GPU
+inline constexpr double kMaxBytes = 1125899906842624.0;  // 1 PiB per GPU
+inline constexpr double kMaxBandwidth = 1e15;            // 1 PB/s
+inline constexpr double kMaxLatency = 1.0;               // 1 s per message
+inline constexpr double kMaxPower = 1e6;                 // 1 MW per GPU
+inline constexpr int kMaxCount = 1 << 20;                // nodes, GPUs per node, layers, degrees
+inline constexpr std::int64_t kMaxWidth = std::int64_t{1} << 24;  // hidden, ffn, vocab, seq_len
+
+// The keys each section accepts, in the order the reader checks them.
+inline const std::vector<std::string> kTopKeys = {
+    "name", "description", "cluster", "model", "parallelism", "training", "cost", "simulation",
+    "measured", "reliability", "faults", "sweep"};
+inline const std::vector<std::string> kSweepKeys = {
+    "tp", "pp", "dp", "vp", "microbatch", "global_batch", "zero_stage", "recompute", "precision",
+    "compression", "nodes", "gpu", "constraints", "objectives", "top"};
+inline const std::vector<std::string> kSweepConstraintKeys = {
+    "fits_memory", "max_gpus", "max_cost_usd"};
+inline const std::vector<std::string> kSweepRangeKeys = {"from", "to", "step", "factor"};
+inline const std::vector<std::string> kMeasuredKeys = {"metric", "value", "source"};
+inline const std::vector<std::string> kGpuKeys = {
+    "preset", "name", "peak", "memory", "memory_bandwidth", "tdp", "gemm_efficiency", "gemm_ramp",
+    "attention_efficiency", "memory_efficiency", "kernel_launch"};
+inline const std::vector<std::string> kPeakKeys = {"fp32", "tf32", "fp16", "bf16", "fp8", "fp4"};
+inline const std::vector<std::string> kClusterKeys = {
+    "preset", "gpu", "nodes", "gpus_per_node", "intra_node", "inter_node", "calibration"};
+inline const std::vector<std::string> kIntraKeys = {
+    "bandwidth", "latency", "nvls", "efficiency", "bus_bandwidth_curve"};
+inline const std::vector<std::string> kInterKeys = {
+    "nics_per_node", "nic_bandwidth", "latency", "topology", "oversubscription", "efficiency",
+    "background_load"};
+inline const std::vector<std::string> kModelKeys = {
+    "preset", "name", "family", "layers", "hidden", "heads", "kv_heads", "ffn", "vocab", "seq_len",
+    "activation", "norm", "position_embedding", "tied_embeddings", "bias", "dropout", "moe", "mla",
+    "image_size", "layer_table"};
+inline const std::vector<std::string> kMoeKeys = {
+    "experts", "top_k", "expert_ffn", "shared_experts", "capacity_factor", "first_dense_layers",
+    "load_imbalance"};
+inline const std::vector<std::string> kMlaKeys = {
+    "q_lora_rank", "kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim"};
+inline const std::vector<std::string> kCnnRowKeys = {
+    "name", "op", "in", "out", "kernel", "stride", "size"};
+inline const std::vector<std::string> kParallelKeys = {
+    "tp", "pp", "dp", "cp", "ep", "sequence_parallel", "virtual_pipeline_stages",
+    "first_stage_layers", "last_stage_layers", "schedule", "pipeline_engine", "cp_comm",
+    "ep_alltoall", "zero_stage", "fsdp", "sharding", "reshard_after_forward", "fsdp_prefetch",
+    "zero_hpz", "microbatch", "global_batch"};
+inline const std::vector<std::string> kTrainingKeys = {
+    "precision", "recompute", "optimizer", "flash_attention", "gradient_dtype", "runtime_reserve",
+    "allocator_overhead", "overlap_grad_reduce", "overlap_param_gather", "tp_comm_overlap",
+    "overlap_p2p", "grad_bucket_params", "target", "gradient_compression", "fp8", "loss_scaling"};
+inline const std::vector<std::string> kLossScalingKeys = {"kind", "window", "hysteresis"};
+inline const std::vector<std::string> kSimulationKeys = {"compute_slowdown", "comm_slowdown"};
+inline const std::vector<std::string> kCostKeys = {
+    "usd_per_gpu_hour", "gpu_power", "gpu_idle_power", "node_power", "pue", "grid_gco2_per_kwh"};
+inline const std::vector<std::string> kFaultKeys = {
+    "kind", "stage", "link", "node", "leaf", "gpu", "lost", "nic", "factor", "from", "until"};
+inline const std::vector<std::string> kReliabilityKeys = {
+    "gpu_mtbf", "checkpoint_bandwidth", "restart_time", "checkpoint_interval"};
+inline const std::vector<std::string> kCompressionKeys = {
+    "scheme", "density", "rank", "period", "warmup_steps", "scale_block", "convergence"};
+inline const std::vector<std::string> kFp8Keys = {
+    "format", "scaling", "amax_history", "gemms", "bf16_layers", "weight_cache", "communication"};
+inline const std::vector<std::string> kFp8LayerKeys = {"first", "last"};
+inline const std::vector<std::string> kFp8CommKeys = {"tp_allgather", "param_allgather"};
+inline const std::vector<std::string> kTargetKeys = {
+    "tokens", "samples", "steps", "critical_batch"};
+inline const std::vector<std::string> kCriticalBatchKeys = {
+    "e_min_samples", "e_min_tokens", "b_noise_samples", "b_noise_tokens", "loss_nats"};
+
+// Reads a section that may be a preset name (scalar) or a mapping with an optional
+// `preset:` key (load.cpp) and returns the preset's name, "" for none. `apply` reads one
+// mapping (preset or user) into the target. A preset replaces whatever the section held
+// before (`reset`), so that a GPU preset named inside a system preset leaves nothing of
+// the system's own GPU behind.
+std::string apply_section(const YAML::Node& node, const std::string& file, const std::string& path,
+                          const std::vector<std::string>& keys, const PresetTable& presets,
+                          Origin* origin, const std::function<void()>& reset,
+                          const std::function<void(MapReader&)>& apply);
+
+// Section readers, each in its own file. Each checks its section's keys, types, units
+// and ranges, records in `origin` where every key was written, and throws InputError
+// at the first bad value; cross-field rules wait for validation (scenario/validate.h).
+
+// The keys of one cluster: mapping, a system preset's or the user's (load_cluster.cpp).
+void read_cluster_keys(MapReader& r, Origin* origin, ClusterSpec& c);
+
+// The keys of one model: mapping, a model preset's or the user's (load_model.cpp).
+void read_model_keys(MapReader& r, Origin* origin, ModelSpec& m);
+
+// training: (load_training.cpp), over the defaults already in `t`.
+void read_training(const YAML::Node& node, const std::string& file, Origin* origin,
+                   TrainingSpec& t);
+
+// faults: (load_faults.cpp), a list; each entry is appended to `out` in order.
+void read_faults(const YAML::Node& list, const std::string& file, Origin* origin,
+                 std::vector<FaultSpec>& out);
+
+// reliability: (load_reliability.cpp); checkpoint_bandwidth and restart_time are required.
+ReliabilitySpec read_reliability(const YAML::Node& node, const std::string& file,
+                                 Origin* origin);
+
+// sweep: (load_sweep.cpp) into `w`, with w.origin; a sweep that varies nothing is an error.
+void read_sweep(const YAML::Node& node, const std::string& file, SweepSpec& w);
+
+}  // namespace orrery::detail
