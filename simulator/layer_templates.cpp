@@ -6,48 +6,6 @@
 namespace orrery::detail {
 namespace {
 
-// The collective that a comm point turns into for a pass; none when it is a no-op.
-// `fp8_input`: the op is a GEMM whose input the fp8 recipe all-gathers in fp8
-// (training.fp8.communication.tp_allgather), 1 byte an element.
-bool comm_for(const StepContext& ctx, CommPoint cp, bool forward, CollectiveOp& op,
-              GroupKind& kind, double& bytes, bool fp8_input) {
-  const ParallelismSpec& p = ctx.p;
-  const bool sp = p.sequence_parallel;
-  switch (cp) {
-    case CommPoint::none:
-      return false;
-    case CommPoint::tp_gather:  // column-parallel input: AG (SP) fwd; RS or AR of grads bwd
-      if (p.tp == 1) return false;
-      if (forward && !sp) return false;
-      op = forward ? CollectiveOp::all_gather
-                   : (sp ? CollectiveOp::reduce_scatter : CollectiveOp::all_reduce);
-      kind = GroupKind::tp;
-      bytes = ctx.bytes.tp;
-      // The all-gather of an fp8 GEMM's input moves its fp8 cast (TE's fp8 all-gather
-      // with sequence parallelism); the gradient's reduction stays 16-bit.
-      if (forward && fp8_input) bytes = ctx.bytes.tp / ctx.bytes.activation;
-      return true;
-    case CommPoint::tp_reduce:  // row-parallel output: RS (SP) or AR fwd; AG (SP) bwd
-      if (p.tp == 1) return false;
-      if (!forward && !sp) return false;
-      op = forward ? (sp ? CollectiveOp::reduce_scatter : CollectiveOp::all_reduce)
-                   : CollectiveOp::all_gather;
-      kind = GroupKind::tp;
-      bytes = ctx.bytes.tp;
-      return true;
-    case CommPoint::ep_dispatch:
-    case CommPoint::ep_combine:
-      if (p.ep == 1) return false;
-      op = CollectiveOp::all_to_all;
-      kind = GroupKind::ep;
-      bytes = ctx.bytes.ep;
-      return true;
-    case CommPoint::cp_kv:  // handled by append_layer, which knows the op's K/V size
-      return false;
-  }
-  return false;
-}
-
 // One kernel run or one collective of a layer's pass, before it becomes a task.
 struct Item {
   bool comm = false;
@@ -58,77 +16,55 @@ struct Item {
   double bytes = 0;
 };
 
-// The items of one pass of `layer`, in issue order: adjacent kernels merged into one
-// compute item, each collective its own.
-std::vector<Item> layer_items(const StepContext& ctx, const Layer& layer, PassKind pass) {
-  const Scenario& s = ctx.s;
-  const ParallelismSpec& p = ctx.p;
+GroupKind group_kind(CommGroup g) {
+  switch (g) {
+    case CommGroup::tp: return GroupKind::tp;
+    case CommGroup::ep: return GroupKind::ep;
+    case CommGroup::cp: return GroupKind::cp;
+  }
+  return GroupKind::tp;
+}
+
+// The items of one pass of `layer` (model/layer_pass.h) timed on the compute model:
+// adjacent kernel runs merged into one compute item (the halves of a split backward
+// start one each), each collective its own.
+std::vector<Item> layer_items(const StepContext& ctx, const Layer& layer, LayerPass pass) {
   const ComputeModel& model = *ctx.model;
   const double expert_scale = ctx.expert_time_scale;
   std::vector<Item> items;
-  auto add_compute = [&](double t, double sel, bool separate = false) {
+  auto add_compute = [&](double t, double sel, bool separate) {
     if (separate || items.empty() || items.back().comm) items.push_back({});
     items.back().work += t;
     items.back().selective += sel;
   };
-  const bool fp8_gathers = s.training.precision == Precision::fp8 && s.training.fp8 &&
-                           s.training.fp8->tp_allgather_fp8;
-  auto add_comm = [&](CommPoint cp, bool forward, bool overlap = false,
-                      const Op* op = nullptr) {
-    Item it;
-    const bool fp8_input = fp8_gathers && op && !op->high_precision &&
-                           (op->kind == OpKind::gemm || op->kind == OpKind::router);
-    if (!comm_for(ctx, cp, forward, it.op, it.kind, it.bytes, fp8_input)) return;
-    it.comm = true;
-    it.overlap = overlap || (s.training.tp_comm_overlap && it.kind == GroupKind::tp);
-    items.push_back(it);
-  };
-  const bool forward = pass != PassKind::backward;
-  // Context parallelism: keys and values of the other cp ranks. Ring attention passes
-  // them in cp - 1 steps while attention computes (an all-gather's traffic, overlapped);
-  // the all-gather variant waits for them. Backward passes them again and returns their
-  // gradients (a reduce-scatter).
-  const bool ring = p.cp_comm == ParallelismSpec::CpComm::ring;
-  auto add_cp = [&](const Op& op, CollectiveOp collective) {
-    if (p.cp == 1 || op.kv_elems <= 0) return;
-    Item it;
-    it.comm = true;
-    it.overlap = ring;
-    it.op = collective;
-    it.kind = GroupKind::cp;
-    it.bytes = op.kv_elems * ctx.bytes.activation * p.cp;  // the gathered K and V
-    items.push_back(it);
-  };
-  if (forward) {
-    for (const Op& op : layer.ops) {
-      if (op.comm_before == CommPoint::cp_kv) add_cp(op, CollectiveOp::all_gather);
-      add_comm(op.comm_before, true, false, &op);
-      add_compute(model.op_time(op, Pass::forward).value() * (op.expert ? expert_scale : 1.0), 0);
-      add_comm(op.comm_after, true);
+  for (const PassStep& step : layer_pass(layer, pass, ctx.s, ctx.bytes)) {
+    if (step.kind == PassStep::Kind::collective) {
+      Item it;
+      it.comm = true;
+      it.overlap = step.overlapped;
+      it.op = step.collective;
+      it.kind = group_kind(step.group);
+      it.bytes = step.bytes;
+      items.push_back(it);
+      continue;
     }
-    return items;
-  }
-  const bool selective = s.training.recompute == Recompute::selective;
-  for (auto it = layer.ops.rbegin(); it != layer.ops.rend(); ++it) {
-    add_comm(it->comm_after, false);
-    const double sel = selective && it->selective ? model.op_time(*it, Pass::forward).value() : 0;
-    const double bwd =
-        model.op_time(*it, Pass::backward).value() * (it->expert ? expert_scale : 1.0);
-    if (it->comm_before == CommPoint::cp_kv) add_cp(*it, CollectiveOp::all_gather);
-    const bool regather =
-        it->comm_before == CommPoint::tp_gather && p.sequence_parallel && p.tp > 1;
-    if (regather) {
-      // Sequence parallelism keeps this GEMM's input sharded: Megatron-LM gathers it
-      // again for the weight gradient, overlapped with the data-gradient GEMM
-      // (Korthikanti et al. 2022, section 4.2.2). The two GEMMs take half each.
-      add_comm(CommPoint::tp_gather, true, true, &*it);
+    const Op& op = *step.op;
+    const double scale = op.expert ? expert_scale : 1.0;
+    if (pass != LayerPass::backward) {
+      add_compute(model.op_time(op, Pass::forward).value() * scale, 0, false);
+      continue;
+    }
+    const double sel = step.selective ? model.op_time(op, Pass::forward).value() : 0;
+    const double bwd = model.op_time(op, Pass::backward).value() * scale;
+    // A backward split around a sequence-parallel re-gather: the two GEMMs take half
+    // each (simulator/step.h).
+    if (step.half == 1) {
       add_compute(bwd / 2 + sel, sel, true);
+    } else if (step.half == 2) {
       add_compute(bwd / 2, 0, true);
     } else {
-      add_compute(bwd + sel, sel);
+      add_compute(bwd + sel, sel, false);
     }
-    add_comm(it->comm_before, false);
-    if (it->comm_before == CommPoint::cp_kv) add_cp(*it, CollectiveOp::reduce_scatter);
   }
   return items;
 }
@@ -152,11 +88,11 @@ int layer_signature(const Layer& l) {
 }  // namespace
 
 int LayerTemplates::append_layer(CommPlanner& planner, TaskGraph& g, int rank, int stage,
-                                 const Layer& layer, PassKind pass, int after,
+                                 const Layer& layer, LayerPass pass, int after,
                                  int microbatch) const {
   const std::vector<Item> items = layer_items(ctx_, layer, pass);
-  const TaskKind compute_kind = pass == PassKind::forward    ? TaskKind::forward
-                                : pass == PassKind::backward ? TaskKind::backward
+  const TaskKind compute_kind = pass == LayerPass::forward    ? TaskKind::forward
+                                : pass == LayerPass::backward ? TaskKind::backward
                                                              : TaskKind::recompute;
   int prev = after;
   // An overlapped collective: the compute right after it does not wait for it; any
@@ -215,7 +151,7 @@ int LayerTemplates::append_layer(CommPlanner& planner, TaskGraph& g, int rank, i
   return prev;
 }
 
-const Template& LayerTemplates::get(int stage, const Layer& layer, PassKind pass) {
+const Template& LayerTemplates::get(int stage, const Layer& layer, LayerPass pass) {
   // Identical layers give identical templates; the TP/EP groups of all stages have the
   // same shape when they sit inside one node, so the stage only matters otherwise. The
   // rows of a CNN's layer table differ from one another (op, channels, size), so each is
@@ -258,7 +194,7 @@ const Template& LayerTemplates::get(int stage, const Layer& layer, PassKind pass
     tpl.parts.ep = exposed * ep_time / comm_time;
     tpl.parts.cp = exposed * cp_time / comm_time;
   }
-  if (pass == PassKind::recompute) tpl.parts.recompute = compute;
+  if (pass == LayerPass::recompute) tpl.parts.recompute = compute;
   return templates_.emplace(key, std::move(tpl)).first->second;
 }
 

@@ -14,8 +14,6 @@
 
 namespace orrery::detail {
 
-enum class PassKind { forward, backward, recompute };
-
 // Time attributes of a compute task beyond plain compute (seconds at full speed).
 struct Parts {
   double tp = 0, ep = 0, cp = 0, recompute = 0, selective = 0;
@@ -36,10 +34,10 @@ class LayerTemplates {
   // Appends the tasks of one pass of `layer` on `rank` (GPU of `stage`) through
   // `planner`, after task `after`; returns the last task.
   int append_layer(CommPlanner& planner, TaskGraph& g, int rank, int stage, const Layer& layer,
-                   PassKind pass, int after, int microbatch) const;
+                   LayerPass pass, int after, int microbatch) const;
 
   // The template of one pass of `layer` on `stage`'s GPU, simulated on first use.
-  const Template& get(int stage, const Layer& layer, PassKind pass);
+  const Template& get(int stage, const Layer& layer, LayerPass pass);
 
   // zb-h1: seconds of the layer's weight-gradient GEMMs, the W part of its backward.
   double weight_gradient_time(const Layer& layer) const;

@@ -166,14 +166,14 @@ class PipelineBuilder {
     const size_t before = g_.tasks.size();
     if (b.forward) {
       for (const Layer* l : layers)
-        after = templates_.append_layer(planner_, g_, rank, st, *l, PassKind::forward, after,
+        after = templates_.append_layer(planner_, g_, rank, st, *l, LayerPass::forward, after,
                                         b.microbatch);
     } else {
       for (auto it = layers.rbegin(); it != layers.rend(); ++it) {
         if (full_recompute && (*it)->kind == LayerKind::transformer)
-          after = templates_.append_layer(planner_, g_, rank, st, **it, PassKind::recompute,
+          after = templates_.append_layer(planner_, g_, rank, st, **it, LayerPass::recompute,
                                           after, b.microbatch);
-        after = templates_.append_layer(planner_, g_, rank, st, **it, PassKind::backward, after,
+        after = templates_.append_layer(planner_, g_, rank, st, **it, LayerPass::backward, after,
                                         b.microbatch);
         if (final_bwd) {
           out_.grads[r][grad_list].push_back(
@@ -221,8 +221,8 @@ class PipelineBuilder {
   void backward_of(size_t r, const Layer& l, double& work, Parts& parts) {
     const int st = ranks_[r].s;
     if (ctx_.s.training.recompute == Recompute::full && l.kind == LayerKind::transformer)
-      accumulate(r, templates_.get(st, l, PassKind::recompute), work, parts);
-    accumulate(r, templates_.get(st, l, PassKind::backward), work, parts);
+      accumulate(r, templates_.get(st, l, LayerPass::recompute), work, parts);
+    accumulate(r, templates_.get(st, l, LayerPass::backward), work, parts);
   }
 
   // ZeRO-3 / FSDP: every layer is an FSDP unit, its compute a task of its own that waits
@@ -235,7 +235,7 @@ class PipelineBuilder {
       double work = 0;
       Parts parts;
       if (forward) {
-        accumulate(r, templates_.get(ranks_[r].s, l, PassKind::forward), work, parts);
+        accumulate(r, templates_.get(ranks_[r].s, l, LayerPass::forward), work, parts);
       } else {
         backward_of(r, l, work, parts);
       }
@@ -267,7 +267,7 @@ class PipelineBuilder {
       double work = 0;
       Parts parts;
       for (const Layer* l : layers)
-        accumulate(r, templates_.get(st, *l, PassKind::forward), work, parts);
+        accumulate(r, templates_.get(st, *l, LayerPass::forward), work, parts);
       add_block(r, b, work, parts, TaskKind::forward);
     } else if (b.split) {
       // B: the backward without its weight-gradient GEMMs.

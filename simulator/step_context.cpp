@@ -27,20 +27,9 @@ StepContext::StepContext(const Scenario& scenario, const SimulationOptions& opti
   }
   work = build_workload(s.model, s.training, shard_of(p));
   for (int i = 0; i < topo.link_count(); ++i) capacity.push_back(topo.link(i).capacity.value());
-  bytes.activation = activation_bytes(s.training.precision);
-  const double tokens = static_cast<double>(p.microbatch) * s.model.seq_len / p.cp;
-  const double h = static_cast<double>(s.model.hidden);
-  bytes.tp = tokens * h * bytes.activation;
-  bytes.pp = tokens * h * bytes.activation;
-  if (p.pipeline_engine == PipelineEngine::megatron) bytes.pp /= p.tp;  // scatter/gather
-  if (s.model.moe) {
-    // Dispatched tokens: top_k copies, padded to the capacity factor; the busiest rank
-    // sends and computes load_imbalance times the mean.
-    const MoeSpec& moe = *s.model.moe;
-    bytes.ep = tokens * moe.top_k * moe.capacity_factor.value_or(1.0) * h * bytes.activation *
-               moe.load_imbalance;
-    expert_time_scale = moe.load_imbalance;
-  }
+  bytes = message_sizes(s);
+  // The busiest rank computes load_imbalance times the mean of the dispatched tokens.
+  if (s.model.moe) expert_time_scale = s.model.moe->load_imbalance;
   local_dp = p.node_dp(s.cluster.gpus_per_node);
   engine.compute_slowdown = s.simulation.compute_slowdown;
   engine.comm_slowdown = s.simulation.comm_slowdown;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "calibrate/compute_model.h"
+#include "model/layer_pass.h"
 #include "model/workload.h"
 #include "scenario/spec.h"
 #include "simulator/engine.h"
@@ -16,14 +17,6 @@
 #include "simulator/topology.h"
 
 namespace orrery::detail {
-
-// Bytes of the messages a micro-batch sends, per GPU.
-struct MessageSizes {
-  double activation = 2;  // bytes per activation element (simulation precision)
-  double tp = 0;          // the full activation a tensor-parallel collective moves
-  double pp = 0;          // a pipeline send (1/tp of it with Megatron's scatter/gather)
-  double ep = 0;          // a MoE dispatch or combine all-to-all on the busiest rank
-};
 
 struct StepContext {
   StepContext(const Scenario& s, const SimulationOptions& opt, const Hardware& hardware);
@@ -37,7 +30,7 @@ struct StepContext {
   Workload work;
   std::vector<double> capacity;  // per topology link, bytes/s
   EngineOptions engine;
-  MessageSizes bytes;
+  MessageSizes bytes;  // model/layer_pass.h
   int local_dp = 1;                 // data-parallel ranks inside one node (hybrid sharding)
   double expert_time_scale = 1.0;   // MoE load imbalance on the busiest rank
   bool dual = false;                // DualPipe: two chunks per rank, mirrored stages

@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <map>
 #include <vector>
 
+#include "model/layer_pass.h"
 #include "model/memory.h"
 #include "model/pipeline.h"
 #include "model/workload.h"
@@ -44,41 +46,14 @@ bool timed_by_rate(const Op& op) {
          op.kind == OpKind::attention;
 }
 
-// Tensor-parallel collectives one pass of a layer waits for, as simulator/step_layers.cpp
-// issues them (comm_for): forward, a row-parallel output's all-reduce (or reduce-scatter)
-// and with sequence parallelism a column-parallel input's all-gather; backward, the
-// column-parallel input's gradient reduction and with sequence parallelism the
-// row-parallel output's all-gather (the weight-gradient re-gather is overlapped). Full
-// recompute repeats the forward's.
-struct TpCollectives {
-  int forward = 0, backward = 0;
-};
-
-TpCollectives tp_collectives(const Layer& l, const ParallelismSpec& p, Recompute rc) {
-  TpCollectives n;
-  if (p.tp == 1) return n;
-  const bool sp = p.sequence_parallel;
-  for (const Op& op : l.ops) {
-    const bool gather = op.comm_before == CommPoint::tp_gather;
-    const bool reduce = op.comm_after == CommPoint::tp_reduce;
-    n.forward += (reduce ? 1 : 0) + (gather && sp ? 1 : 0);
-    n.backward += (gather ? 1 : 0) + (reduce && sp ? 1 : 0);
-  }
-  if (rc == Recompute::full && l.kind == LayerKind::transformer) n.backward += n.forward;
-  return n;
-}
-
 // A lower bound on one tensor-parallel collective (all-reduce, reduce-scatter or
-// all-gather) of S bytes (simulator/step_layers.cpp: micro-batch x seq_len/cp x hidden x
-// activation bytes) over n = tp GPUs: every GPU receives at least (n-1)/n S, through its
-// NVLink port and its NIC at line rate; a group over k = ceil(n / gpus_per_node) nodes
-// also brings at least (k-1)/k S into each node, through the NICs of its members there.
-double tp_collective_bound(const Scenario& s) {
+// all-gather) of S bytes over n = tp GPUs: every GPU receives at least (n-1)/n S, through
+// its NVLink port and its NIC at line rate; a group over k = ceil(n / gpus_per_node)
+// nodes also brings at least (k-1)/k S into each node, through the NICs of its members
+// there.
+double tp_collective_bound(const Scenario& s, double bytes) {
   const ParallelismSpec& p = s.parallelism;
   const ClusterSpec& c = s.cluster;
-  const double bytes = static_cast<double>(p.microbatch) * static_cast<double>(s.model.seq_len) /
-                       p.cp * static_cast<double>(s.model.hidden) *
-                       activation_bytes(s.training.precision);
   const double n = p.tp;
   const double nic = c.nodes > 1 ? c.inter_node.nic_bandwidth.value() : 0.0;
   double t = (n - 1) / n * bytes / (c.intra_node.bandwidth.value() + nic);
@@ -87,6 +62,25 @@ double tp_collective_bound(const Scenario& s) {
     const double members = std::min(c.gpus_per_node, std::max(1, c.inter_node.nics_per_node));
     t = std::max(t, (k - 1.0) / k * bytes / (members * nic));
   }
+  return t;
+}
+
+// The tensor-parallel collectives of passes of a layer that the next kernel waits for
+// (model/layer_pass.h; none with tp_comm_overlap), counted per size in bytes. Expert- and
+// context-parallel ones only add and are left out.
+using TpWaits = std::map<double, int>;
+void add_tp_waits(TpWaits& out, const Scenario& s, const Layer& l, LayerPass pass,
+                  const MessageSizes& sizes) {
+  for (const PassStep& step : layer_pass(l, pass, s, sizes)) {
+    if (step.kind == PassStep::Kind::collective && step.group == CommGroup::tp && !step.overlapped)
+      ++out[step.bytes];
+  }
+}
+
+// Their time, each collective at its lower bound.
+double tp_wait_bound(const Scenario& s, const TpWaits& waits) {
+  double t = 0;
+  for (const auto& [bytes, n] : waits) t += n * tp_collective_bound(s, bytes);
   return t;
 }
 
@@ -106,7 +100,7 @@ double step_time_bound(const Scenario& s) {
   const Recompute rc = s.training.recompute;
   const Workload w = build_workload(s.model, s.training, shard_of(p));
   const auto pp = static_cast<std::size_t>(p.pp);
-  const double tp_time = s.training.tp_comm_overlap ? 0.0 : tp_collective_bound(s);
+  const MessageSizes sizes = message_sizes(s);
   // ZeRO-3 shard group; hybrid sharding: the smaller of the two node-local counts.
   int d3 = 1;
   if (p.zero_stage >= 3) {
@@ -155,9 +149,15 @@ double step_time_bound(const Scenario& s) {
       zero3_bytes[k] += (d3 - 1.0) / d3 * l.params() *
                         ((p.reshard_after_forward ? 2.0 : 1.0) * state.weight + state.gradient);
     }
-    const TpCollectives n = tp_collectives(l, p, rc);
-    tf[k] += n.forward * tp_time;
-    tb[k] += n.backward * tp_time;
+    // The tensor-parallel collectives the simulator issues (full recompute repeats the
+    // forward's before the backward).
+    TpWaits forward, backward;
+    add_tp_waits(forward, s, l, LayerPass::forward, sizes);
+    if (rc == Recompute::full && l.kind == LayerKind::transformer)
+      add_tp_waits(backward, s, l, LayerPass::recompute, sizes);
+    add_tp_waits(backward, s, l, LayerPass::backward, sizes);
+    tf[k] += tp_wait_bound(s, forward);
+    tb[k] += tp_wait_bound(s, backward);
   }
   const double m = p.microbatches();
   double bound = 0;

@@ -19,8 +19,8 @@
 //    roofline of calibrate/compute_model.h gives any op on this GPU (max over formats of
 //    peak * gemm_efficiency * max(1, ramp fractions), and peak16 * attention_efficiency;
 //    with a calibration profile, the largest datasheet peak); memory-bound ops count 0;
-//  - tensor-parallel collectives the compute waits for (none with tp_comm_overlap), as
-//    the simulator issues them, each at least (n-1)/n S over the GPU's NVLink + NIC line
+//  - tensor-parallel collectives the compute waits for (none with tp_comm_overlap), read
+//    from the layer passes the simulator runs (model/layer_pass.h), each at least (n-1)/n S over the GPU's NVLink + NIC line
 //    rate, and for a group over k nodes (k-1)/k S over its members' NICs there;
 //  - per pipeline rank k, Tf_k and Tb_k (forward; backward + recompute) per micro-batch:
 //    a rank runs its m micro-batches in series, step >= m (Tf_k + Tb_k); with GPipe/1F1B

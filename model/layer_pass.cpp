@@ -1,0 +1,132 @@
+#include "model/layer_pass.h"
+
+namespace orrery {
+namespace {
+
+// The collective a comm point turns into for a pass, appended to `out`; nothing when it
+// is a no-op there. `fp8_input`: the op is a GEMM whose input the fp8 recipe all-gathers
+// in fp8 (training.fp8.communication.tp_allgather), 1 byte an element.
+void add_comm(std::vector<PassStep>& out, const Scenario& s, const MessageSizes& sizes,
+              CommPoint cp, bool forward, bool overlap, bool fp8_input) {
+  const ParallelismSpec& p = s.parallelism;
+  const bool sp = p.sequence_parallel;
+  PassStep step;
+  step.kind = PassStep::Kind::collective;
+  switch (cp) {
+    case CommPoint::none:
+    case CommPoint::cp_kv:  // add_cp, which knows the op's K/V size
+      return;
+    case CommPoint::tp_gather:  // column-parallel input: AG (SP) fwd; RS or AR of grads bwd
+      if (p.tp == 1 || (forward && !sp)) return;
+      step.collective = forward ? CollectiveOp::all_gather
+                                : (sp ? CollectiveOp::reduce_scatter : CollectiveOp::all_reduce);
+      step.group = CommGroup::tp;
+      step.bytes = sizes.tp;
+      // The all-gather of an fp8 GEMM's input moves its fp8 cast (TE's fp8 all-gather
+      // with sequence parallelism); the gradient's reduction stays 16-bit.
+      if (forward && fp8_input) step.bytes = sizes.tp / sizes.activation;
+      break;
+    case CommPoint::tp_reduce:  // row-parallel output: RS (SP) or AR fwd; AG (SP) bwd
+      if (p.tp == 1 || (!forward && !sp)) return;
+      step.collective = forward ? (sp ? CollectiveOp::reduce_scatter : CollectiveOp::all_reduce)
+                                : CollectiveOp::all_gather;
+      step.group = CommGroup::tp;
+      step.bytes = sizes.tp;
+      break;
+    case CommPoint::ep_dispatch:
+    case CommPoint::ep_combine:
+      if (p.ep == 1) return;
+      step.collective = CollectiveOp::all_to_all;
+      step.group = CommGroup::ep;
+      step.bytes = sizes.ep;
+      break;
+  }
+  step.overlapped = overlap || (s.training.tp_comm_overlap && step.group == CommGroup::tp);
+  out.push_back(step);
+}
+
+// Context parallelism: keys and values of the other cp ranks. Ring attention passes them
+// in cp - 1 steps while attention computes (an all-gather's traffic, overlapped); the
+// all-gather variant waits for them. Backward passes them again and returns their
+// gradients (a reduce-scatter).
+void add_cp(std::vector<PassStep>& out, const Scenario& s, const MessageSizes& sizes,
+            const Op& op, CollectiveOp collective) {
+  const ParallelismSpec& p = s.parallelism;
+  if (p.cp == 1 || op.kv_elems <= 0) return;
+  PassStep step;
+  step.kind = PassStep::Kind::collective;
+  step.overlapped = p.cp_comm == ParallelismSpec::CpComm::ring;
+  step.collective = collective;
+  step.group = CommGroup::cp;
+  step.bytes = op.kv_elems * sizes.activation * p.cp;  // the gathered K and V
+  out.push_back(step);
+}
+
+PassStep kernels(const Op& op, bool selective = false, std::uint8_t half = 0) {
+  PassStep step;
+  step.op = &op;
+  step.selective = selective;
+  step.half = half;
+  return step;
+}
+
+}  // namespace
+
+MessageSizes message_sizes(const Scenario& s) {
+  const ParallelismSpec& p = s.parallelism;
+  MessageSizes out;
+  out.activation = activation_bytes(s.training.precision);
+  const double tokens = static_cast<double>(p.microbatch) * s.model.seq_len / p.cp;
+  const double h = static_cast<double>(s.model.hidden);
+  out.tp = tokens * h * out.activation;
+  out.pp = tokens * h * out.activation;
+  if (p.pipeline_engine == PipelineEngine::megatron) out.pp /= p.tp;  // scatter/gather
+  if (s.model.moe) {
+    const MoeSpec& moe = *s.model.moe;
+    out.ep = tokens * moe.top_k * moe.capacity_factor.value_or(1.0) * h * out.activation *
+             moe.load_imbalance;
+  }
+  return out;
+}
+
+std::vector<PassStep> layer_pass(const Layer& layer, LayerPass pass, const Scenario& s,
+                                 const MessageSizes& sizes) {
+  const ParallelismSpec& p = s.parallelism;
+  const bool fp8_gathers = s.training.precision == Precision::fp8 && s.training.fp8 &&
+                           s.training.fp8->tp_allgather_fp8;
+  auto fp8_input = [&](const Op& op) {
+    return fp8_gathers && !op.high_precision &&
+           (op.kind == OpKind::gemm || op.kind == OpKind::router);
+  };
+  std::vector<PassStep> out;
+  if (pass != LayerPass::backward) {
+    for (const Op& op : layer.ops) {
+      if (op.comm_before == CommPoint::cp_kv) add_cp(out, s, sizes, op, CollectiveOp::all_gather);
+      add_comm(out, s, sizes, op.comm_before, true, false, fp8_input(op));
+      out.push_back(kernels(op));
+      add_comm(out, s, sizes, op.comm_after, true, false, false);
+    }
+    return out;
+  }
+  const bool selective = s.training.recompute == Recompute::selective;
+  for (auto it = layer.ops.rbegin(); it != layer.ops.rend(); ++it) {
+    const Op& op = *it;
+    add_comm(out, s, sizes, op.comm_after, false, false, false);
+    if (op.comm_before == CommPoint::cp_kv) add_cp(out, s, sizes, op, CollectiveOp::all_gather);
+    const bool again = selective && op.selective;
+    if (op.comm_before == CommPoint::tp_gather && p.sequence_parallel && p.tp > 1) {
+      // The weight gradient's input re-gathered, overlapped with the data-gradient GEMM.
+      add_comm(out, s, sizes, CommPoint::tp_gather, true, true, fp8_input(op));
+      out.push_back(kernels(op, again, 1));
+      out.push_back(kernels(op, false, 2));
+    } else {
+      out.push_back(kernels(op, again));
+    }
+    add_comm(out, s, sizes, op.comm_before, false, false, false);
+    if (op.comm_before == CommPoint::cp_kv)
+      add_cp(out, s, sizes, op, CollectiveOp::reduce_scatter);
+  }
+  return out;
+}
+
+}  // namespace orrery

@@ -1,0 +1,63 @@
+// Which collectives a layer needs, attached once: one pass (forward, backward or the
+// recomputed forward) of a layer as the training stack issues it, in order: runs of the
+// ops' kernels and the collectives between them (kind, group, bytes per GPU, whether the
+// next kernel waits for it). The simulator times the kernels and places the collectives
+// (simulator/layer_templates.cpp); the sweep's lower bound reads the same collectives
+// (sweep/bound.cpp), so the two cannot drift apart.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/collective.h"
+#include "model/workload.h"
+#include "scenario/spec.h"
+
+namespace orrery {
+
+enum class LayerPass : std::uint8_t { forward, backward, recompute };
+
+// The groups a layer's collectives run over (Megatron-Core's process groups).
+enum class CommGroup : std::uint8_t { tp, ep, cp };
+
+// Bytes of the messages one micro-batch sends, per GPU.
+struct MessageSizes {
+  double activation = 2;  // bytes per activation element (the training precision's)
+  double tp = 0;  // the full activation a tensor-parallel collective moves: b s/cp h
+  double pp = 0;  // a pipeline send (1/tp of it with Megatron's scatter/gather)
+  double ep = 0;  // a MoE dispatch or combine all-to-all on the busiest rank: top_k copies,
+                  // padded to the capacity factor, times the load imbalance
+};
+MessageSizes message_sizes(const Scenario& s);
+
+// One entry of a pass.
+struct PassStep {
+  enum class Kind : std::uint8_t { kernels, collective } kind = Kind::kernels;
+  // kernels: `op`'s forward (forward and recompute passes) or backward kernels.
+  // Backward: with `selective`, its recomputed forward is added (selective recompute);
+  // `half` 1 or 2: the data- or weight-gradient GEMM of a backward split in two around a
+  // sequence-parallel re-gather, each half its own run; 0: the whole backward.
+  const Op* op = nullptr;
+  bool selective = false;
+  std::uint8_t half = 0;
+  // collective:
+  CollectiveOp collective = CollectiveOp::all_reduce;
+  CommGroup group = CommGroup::tp;
+  double bytes = 0;
+  bool overlapped = false;  // the next kernel run does not wait for it (a later one does)
+};
+
+// The steps of `pass` over `layer`'s ops (reversed for the backward). Tensor-parallel
+// collectives follow Megatron-LM's regions (Shoeybi et al. 2019; with sequence
+// parallelism Korthikanti et al. 2022): a column-parallel GEMM's input is all-gathered
+// forward (SP only) and its gradient reduce-scattered (SP) or all-reduced backward; a
+// row-parallel GEMM's output is reduce-scattered (SP) or all-reduced forward and
+// all-gathered backward (SP only); under SP the backward re-gathers the input for the
+// weight gradient, overlapped with the data-gradient GEMM (section 4.2.2). MoE tokens
+// cross ep ranks in an all-to-all each way. Context parallelism gathers the other cp
+// ranks' keys and values (overlapped under ring attention) and reduce-scatters their
+// gradients. With training.tp_comm_overlap every tensor-parallel collective overlaps.
+std::vector<PassStep> layer_pass(const Layer& layer, LayerPass pass, const Scenario& s,
+                                 const MessageSizes& sizes);
+
+}  // namespace orrery
