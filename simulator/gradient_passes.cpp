@@ -195,7 +195,7 @@ void grad_sync_pass(const StepContext& ctx, const RankSet& ranks, const StageLay
         add_gradients(shape[1], *owned[i].layer, true);
       }
       first = last + 1;
-      if (ctx.opt.skip_gradient_sync) continue;  // local SGD between averagings
+      if (!ctx.gradient_sync) continue;  // local SGD between averagings
       reduce_bucket(ctx, ranks, pipe, planner, g, out, r, last, params, shape);
     }
   }

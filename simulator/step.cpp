@@ -27,10 +27,12 @@ void set_rates(StepResult& out) {
 
 // One step: the passes build the task graph (simulator/step_passes.h), the engine runs
 // it, and the timeline is read back per stage. `figures` are the scenario's
-// (analyse_step), from which the rates follow.
+// (analyse_step), from which the rates follow. Without `gradient_sync` no data-parallel
+// gradient is reduced (a local-SGD step between averagings).
 StepResult run_step(const Scenario& s, const Hardware& hardware, const StepFigures& figures,
-                    const SimulationOptions& opt) {
-  const StepContext ctx(s, opt, hardware);
+                    const SimulationOptions& opt, bool gradient_sync = true) {
+  StepContext ctx(s, opt, hardware);
+  ctx.gradient_sync = gradient_sync;
   const ParallelismSpec& p = ctx.p;
   StepResult out;
   out.compute_model = ctx.model->describe();
@@ -188,10 +190,9 @@ StepResult simulate(const Scenario& s, const Hardware& hardware, const StepFigur
   using Scheme = CompressionSpec::Scheme;
   const CompressionSpec& c = s.training.compression;
   StepResult out;
-  if (c.scheme == Scheme::local_sgd && !options.skip_gradient_sync) {
-    SimulationOptions local = options;
-    local.skip_gradient_sync = true;
-    const StepResult between = detail::run_step(s, hardware, figures, local);
+  if (c.scheme == Scheme::local_sgd) {
+    // A step between averagings reduces no gradients.
+    const StepResult between = detail::run_step(s, hardware, figures, options, false);
     out = average_period(detail::run_step(s, hardware, figures, options), between, c.period);
   } else {
     out = detail::run_step(s, hardware, figures, options);

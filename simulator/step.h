@@ -49,9 +49,6 @@ namespace orrery {
 struct SimulationOptions {
   bool full = false;      // every GPU simulated, every collective's flows explicit
   bool op_level = false;  // no layer templates: every op in the pipeline graph
-  // No data-parallel gradient reduction: a local-SGD step between averagings (set by
-  // simulate_step itself for training.gradient_compression scheme local_sgd).
-  bool skip_gradient_sync = false;
 };
 
 // Where a stage's time went, in seconds; the parts add up to the step time.
