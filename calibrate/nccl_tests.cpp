@@ -7,7 +7,6 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
@@ -322,12 +321,8 @@ std::vector<NcclTestsRun> read_nccl_tests_text(const std::string& text, const st
 }
 
 std::vector<NcclTestsRun> read_nccl_tests_file(const std::string& path,
-                                               const std::string& op_hint) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError({path, std::nullopt}, "", "", "cannot open the nccl-tests log");
-  std::ostringstream text;
-  text << in.rdbuf();
-  return read_nccl_tests_text(text.str(), path, op_hint);
+                                               const std::string& op_hint, Env& env) {
+  return read_nccl_tests_text(read_file_or_throw(env, path, "the nccl-tests log"), path, op_hint);
 }
 
 }  // namespace orrery

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/collective.h"
+#include "core/env.h"
 #include "core/units.h"
 
 namespace orrery {
@@ -49,8 +50,11 @@ struct NcclTestsRun {
 // text that holds no run.
 std::vector<NcclTestsRun> read_nccl_tests_text(const std::string& text, const std::string& file,
                                                const std::string& op_hint = "");
+// The file at `path` read through `env`; "cannot open the nccl-tests log" when it cannot
+// be opened.
 std::vector<NcclTestsRun> read_nccl_tests_file(const std::string& path,
-                                               const std::string& op_hint = "");
+                                               const std::string& op_hint = "",
+                                               Env& env = default_env());
 
 // True when `text` looks like nccl-tests output (has a `nThread ... nGpus` header).
 bool looks_like_nccl_tests(const std::string& text);

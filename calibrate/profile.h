@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "calibrate/fit.h"
+#include "core/env.h"
 #include "core/units.h"
 
 namespace orrery {
@@ -49,7 +50,8 @@ struct Profile {
 // with too few points is refused: listed in `not_fitted` with how many points it needs
 // and got. Throws InputError for a bad input, an input of no known kind, no input, or
 // inputs of which nothing could be fitted.
-Profile calibrate(const std::vector<CalibrationInput>& inputs);
+// Inputs are read through `env`; one that cannot be opened is "cannot open the input file".
+Profile calibrate(const std::vector<CalibrationInput>& inputs, Env& env = default_env());
 
 // The profile as YAML; the same profile gives the same bytes.
 std::string render_profile(const Profile& p);
@@ -59,6 +61,8 @@ std::string render_profile_summary(const Profile& p);
 // Reads a profile written by render_profile (strictly: unknown keys are errors). Figures
 // come back as written, to six significant digits.
 Profile read_profile_text(const std::string& text, const std::string& file);
-Profile read_profile_file(const std::string& path);
+// The file at `path` read through `env`; "cannot open the calibration profile" when it
+// cannot be opened.
+Profile read_profile_file(const std::string& path, Env& env = default_env());
 
 }  // namespace orrery

@@ -3,8 +3,6 @@
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
-#include <fstream>
-#include <sstream>
 
 #include "calibrate/measurements.h"
 #include "calibrate/profile.h"
@@ -247,12 +245,8 @@ Profile read_profile_text(const std::string& text, const std::string& file) {
   return p;
 }
 
-Profile read_profile_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError({path, std::nullopt}, "", "", "cannot open the calibration profile");
-  std::ostringstream text;
-  text << in.rdbuf();
-  return read_profile_text(text.str(), path);
+Profile read_profile_file(const std::string& path, Env& env) {
+  return read_profile_text(read_file_or_throw(env, path, "the calibration profile"), path);
 }
 
 }  // namespace orrery
