@@ -11,6 +11,7 @@
 #include <set>
 #include <sstream>
 
+#include "calibrate/families.h"
 #include "calibrate/measurements.h"
 #include "core/error.h"
 
@@ -221,11 +222,6 @@ NcclTestsRun finish(Pending& p, const std::string& file, const std::string& op_h
 }
 
 }  // namespace
-
-double busbw_factor(const std::string& op, int gpus) {
-  const std::optional<CollectiveOp> c = parse_collective(op);
-  return c ? busbw_factor(*c, gpus) : 1.0;
-}
 
 bool looks_like_nccl_tests(const std::string& text) {
   const auto t = text.find("nThread");

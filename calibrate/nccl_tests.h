@@ -59,8 +59,4 @@ std::vector<NcclTestsRun> read_nccl_tests_file(const std::string& path,
 // True when `text` looks like nccl-tests output (has a `nThread ... nGpus` header).
 bool looks_like_nccl_tests(const std::string& text);
 
-// busbw_factor (core/collective.h) of the collective named `op`; 1 for a name that is
-// none.
-double busbw_factor(const std::string& op, int gpus);
-
 }  // namespace orrery

@@ -1,22 +1,18 @@
-// `orrery calibrate`: reads measurement files, nccl-tests logs and Kineto traces, fits
-// every family they hold enough points for, and renders the fitted profile
-// (docs/calibration-format.md, "Profile").
+// A fitted profile (docs/calibration-format.md, "Profile"): the families `orrery
+// calibrate` fitted and where its inputs came from, and the reader the simulator's
+// compute model uses to load one (runtime half of calibrate/; calibrate/calibrate.h
+// writes profiles).
 #pragma once
 
 #include <optional>
 #include <string>
 #include <vector>
 
-#include "calibrate/fit.h"
+#include "calibrate/families.h"
 #include "core/env.h"
 #include "core/units.h"
 
 namespace orrery {
-
-struct CalibrationInput {
-  std::string path;
-  std::string op_hint;  // for nccl-tests logs that do not name their program; may be empty
-};
 
 // Where each input came from, as the profile records it.
 struct InputProvenance {
@@ -45,18 +41,6 @@ struct Profile {
   std::vector<OpTime> op_times;            // by op, shapes, types
   std::vector<std::string> not_fitted;     // families read but not fitted, and why
 };
-
-// Reads every input (its kind told from its content) and fits every family. A family
-// with too few points is refused: listed in `not_fitted` with how many points it needs
-// and got. Throws InputError for a bad input, an input of no known kind, no input, or
-// inputs of which nothing could be fitted.
-// Inputs are read through `env`; one that cannot be opened is "cannot open the input file".
-Profile calibrate(const std::vector<CalibrationInput>& inputs, Env& env = default_env());
-
-// The profile as YAML; the same profile gives the same bytes.
-std::string render_profile(const Profile& p);
-// One line per fitted family with its held-out error, for the terminal.
-std::string render_profile_summary(const Profile& p);
 
 // Reads a profile written by render_profile (strictly: unknown keys are errors). Figures
 // come back as written, to six significant digits.

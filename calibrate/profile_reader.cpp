@@ -4,8 +4,8 @@
 #include <yaml-cpp/yaml.h>
 
 
-#include "calibrate/measurements.h"
 #include "calibrate/profile.h"
+#include "core/collective.h"
 #include "core/error.h"
 #include "scenario/yaml_reader.h"
 
@@ -88,7 +88,7 @@ InputProvenance read_input(MapReader& r) {
 CollectiveFit read_collective(MapReader& r, const YAML::Node& n) {
   CollectiveFit f;
   f.op = str(r, "op");
-  if (!is_collective_op(f.op)) r.fail("op", "not a collective orrery knows");
+  if (!parse_collective(f.op).has_value()) r.fail("op", "not a collective orrery knows");
   f.gpus = integer(r, "gpus", 1, 1 << 24);
   f.nodes = integer(r, "nodes", 1, 1 << 24);
   if (n["sources"].IsDefined()) {

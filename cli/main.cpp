@@ -11,7 +11,7 @@
 #include <iostream>
 #include <string>
 
-#include "calibrate/profile.h"
+#include "calibrate/calibrate.h"
 #include "calibrate/profile_model.h"
 #include "core/env.h"
 #include "core/error.h"

@@ -1,4 +1,4 @@
-#include "calibrate/profile.h"
+#include "calibrate/calibrate.h"
 
 #include <fmt/format.h>
 
@@ -7,6 +7,7 @@
 #include <map>
 #include <tuple>
 
+#include "calibrate/fit.h"
 #include "calibrate/kineto.h"
 #include "calibrate/measurements.h"
 #include "calibrate/nccl_tests.h"
