@@ -7,7 +7,6 @@
 #include <cmath>
 #include <map>
 
-#include "calibrate/nccl_tests.h"
 #include "core/error.h"
 
 namespace orrery {
@@ -57,41 +56,11 @@ std::pair<double, double> alpha_beta(const std::vector<std::pair<double, double>
   return {x(0), x(1)};
 }
 
-// Curve time at `size` from points (size, time), ascending, at least two.
-double curve_time(const std::vector<std::pair<double, double>>& pts, double size) {
-  if (size <= pts.front().first) return pts.front().second;
-  if (size >= pts.back().first) return pts.back().second * size / pts.back().first;
-  std::vector<double> lx, ly;
-  for (const auto& [s, t] : pts) {
-    lx.push_back(std::log(s));
-    ly.push_back(std::log(t));
-  }
-  return std::exp(pchip(lx, ly, std::log(size)));
-}
-
 template <class T>
 std::vector<T> without(const std::vector<T>& v, std::size_t i) {
   std::vector<T> out = v;
   out.erase(out.begin() + static_cast<long>(i));
   return out;
-}
-
-int dtype_in_bytes(const std::string& dtype) {
-  if (dtype == "fp32" || dtype == "tf32") return 4;
-  if (dtype == "fp8") return 1;
-  return 2;
-}
-int dtype_out_bytes(const std::string& dtype) {
-  return dtype == "fp32" || dtype == "tf32" ? 4 : 2;
-}
-
-double flops_of(const GemmShape& s) {
-  return 2.0 * static_cast<double>(s.m) * static_cast<double>(s.n) * static_cast<double>(s.k);
-}
-double bytes_of(const GemmShape& s, const std::string& dtype) {
-  const double m = static_cast<double>(s.m), n = static_cast<double>(s.n),
-               k = static_cast<double>(s.k);
-  return dtype_in_bytes(dtype) * (m * k + k * n) + dtype_out_bytes(dtype) * m * n;
 }
 
 struct GemmRoofs {
@@ -109,9 +78,9 @@ GemmRoofs gemm_roofs(const std::string& dtype, const std::vector<GemmSample>& s)
   GemmRoofs r;
   std::vector<double> flops, rate, per_intensity;  // F, F / t, rate / (F / bytes)
   for (const auto& x : s) {
-    flops.push_back(flops_of(x.shape));
+    flops.push_back(gemm_flops(x.shape));
     rate.push_back(flops.back() / x.time.value());
-    per_intensity.push_back(rate.back() / (flops.back() / bytes_of(x.shape, dtype)));
+    per_intensity.push_back(rate.back() / (flops.back() / gemm_bytes(x.shape, dtype)));
   }
   // Candidates for the memory roof: points more than 10 % slower than a point of no more
   // FLOPs, which size alone cannot explain.
@@ -153,57 +122,12 @@ GemmRoofs gemm_roofs(const std::string& dtype, const std::vector<GemmSample>& s)
   return r;
 }
 
-// Rate of a GEMM of `f` FLOPs moving `bytes`.
-double gemm_rate(const GemmRoofs& r, double f, double bytes) {
-  // No memory-bound point measured: no memory roof.
-  const double memory = r.w > 0 ? r.w * f / bytes : HUGE_VAL;
-  if (r.compute.empty()) return memory;
-  double p = 0;
-  const auto& c = r.compute;
-  if (f <= c.front().first) {
-    p = c.front().second;
-  } else if (f >= c.back().first) {
-    p = c.back().second;
-  } else {
-    std::size_t j = 1;
-    while (c[j].first < f) ++j;
-    const double u = std::log(f / c[j - 1].first) / std::log(c[j].first / c[j - 1].first);
-    p = c[j - 1].second + u * (c[j].second - c[j - 1].second);
-  }
-  return std::min(p, memory);
-}
-
+// GemmFit's rate of shape `s` under the roofs `r` (calibrate/families.h).
 double gemm_rate(const GemmRoofs& r, const std::string& dtype, const GemmShape& s) {
-  return gemm_rate(r, flops_of(s), bytes_of(s, dtype));
+  return gemm_roofline_rate(r.w, r.compute, gemm_flops(s), gemm_bytes(s, dtype));
 }
 
 }  // namespace
-
-double pchip(const std::vector<double>& x, const std::vector<double>& y, double at) {
-  const std::size_t n = x.size();
-  ORRERY_CHECK(n >= 2 && y.size() == n, "pchip needs two points or more");
-  std::vector<double> h(n - 1), d(n - 1), m(n, 0.0);
-  for (std::size_t i = 0; i + 1 < n; ++i) {
-    h[i] = x[i + 1] - x[i];
-    ORRERY_CHECK(h[i] > 0, "pchip abscissae must ascend strictly");
-    d[i] = (y[i + 1] - y[i]) / h[i];
-  }
-  for (std::size_t i = 1; i + 1 < n; ++i) {
-    if (d[i - 1] * d[i] <= 0) continue;  // a local extremum: flat, keeps the shape
-    const double w1 = 2 * h[i] + h[i - 1], w2 = h[i] + 2 * h[i - 1];
-    m[i] = (w1 + w2) / (w1 / d[i - 1] + w2 / d[i]);
-  }
-  m[0] = d[0];
-  m[n - 1] = d[n - 2];
-  if (at <= x[0]) return y[0] + m[0] * (at - x[0]);
-  if (at >= x[n - 1]) return y[n - 1] + m[n - 1] * (at - x[n - 1]);
-  std::size_t i = 0;
-  while (x[i + 1] < at) ++i;
-  const double s = (at - x[i]) / h[i];
-  const double h00 = 2 * s * s * s - 3 * s * s + 1, h10 = s * s * s - 2 * s * s + s;
-  const double h01 = -2 * s * s * s + 3 * s * s, h11 = s * s * s - s * s;
-  return h00 * y[i] + h10 * h[i] * m[i] + h01 * y[i + 1] + h11 * h[i] * m[i + 1];
-}
 
 HeldOutSummary summarize(const std::vector<double>& errors) {
   HeldOutSummary s;
@@ -214,16 +138,6 @@ HeldOutSummary summarize(const std::vector<double>& errors) {
   s.points = static_cast<int>(errors.size());
   if (!errors.empty()) s.mean_abs /= static_cast<double>(errors.size());
   return s;
-}
-
-Seconds CollectiveFit::time(Bytes size) const {
-  std::vector<std::pair<double, double>> pts;
-  for (const auto& p : points) pts.emplace_back(p.x, p.time.value());
-  return Seconds(curve_time(pts, size.value()));
-}
-
-Bandwidth CollectiveFit::busbw(Bytes size) const {
-  return Bandwidth(size.value() / time(size).value() * busbw_factor(op, gpus));
 }
 
 CollectiveFit fit_collective(const std::string& op, int gpus, int nodes,
@@ -243,7 +157,7 @@ CollectiveFit fit_collective(const std::string& op, int gpus, int nodes,
     const auto rest = without(pts, i);
     const auto [s, t] = pts[i];
     // busbw error = measured time / predicted time - 1.
-    f.points.push_back({s, Seconds(t), t / curve_time(rest, s) - 1.0});
+    f.points.push_back({s, Seconds(t), t / collective_curve_time(rest, s) - 1.0});
     const auto [a, ib] = alpha_beta(rest);
     f.alpha_beta_held_out.push_back(t / (a + s * ib) - 1.0);
   }
@@ -251,22 +165,6 @@ CollectiveFit fit_collective(const std::string& op, int gpus, int nodes,
   std::sort(f.sources.begin(), f.sources.end());
   f.sources.erase(std::unique(f.sources.begin(), f.sources.end()), f.sources.end());
   return f;
-}
-
-FlopRate GemmFit::rate(const GemmShape& s) const {
-  GemmRoofs r;
-  r.w = memory_roof.value();
-  r.compute = compute_roof;
-  return FlopRate(gemm_rate(r, dtype, s));
-}
-
-Seconds GemmFit::time(const GemmShape& s) const { return Seconds(flops_of(s) / rate(s).value()); }
-
-FlopRate GemmFit::rate_at(Flop flops, Bytes bytes) const {
-  GemmRoofs r;
-  r.w = memory_roof.value();
-  r.compute = compute_roof;
-  return FlopRate(gemm_rate(r, flops.value(), bytes.value()));
 }
 
 GemmFit fit_gemm(const std::string& dtype, const std::vector<GemmSample>& samples) {
@@ -286,10 +184,10 @@ GemmFit fit_gemm(const std::string& dtype, const std::vector<GemmSample>& sample
   f.memory_bound = all.memory_bound;
   for (std::size_t i = 0; i < merged.size(); ++i) {
     const GemmShape& s = merged[i].shape;
-    const double measured = flops_of(s) / merged[i].time.value();
+    const double measured = gemm_flops(s) / merged[i].time.value();
     const GemmRoofs rest = gemm_roofs(dtype, without(merged, i));
     f.shapes.push_back(s);
-    f.points.push_back({flops_of(s), merged[i].time, gemm_rate(rest, dtype, s) / measured - 1.0});
+    f.points.push_back({gemm_flops(s), merged[i].time, gemm_rate(rest, dtype, s) / measured - 1.0});
     f.in_sample_error.push_back(gemm_rate(all, dtype, s) / measured - 1.0);
   }
   return f;

@@ -4,10 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "core/error.h"
 
@@ -169,12 +167,8 @@ KinetoTrace read_kineto_text(const std::string& text, const std::string& file) {
   return t;
 }
 
-KinetoTrace read_kineto_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError({path, std::nullopt}, "", "", "cannot open the trace");
-  std::ostringstream text;
-  text << in.rdbuf();
-  return read_kineto_text(text.str(), path);
+KinetoTrace read_kineto_file(const std::string& path, Env& env) {
+  return read_kineto_text(read_file_or_throw(env, path, "the trace"), path);
 }
 
 }  // namespace orrery

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "core/env.h"
 #include "core/units.h"
 
 namespace orrery {
@@ -34,7 +35,8 @@ struct KinetoTrace {
 // Throws InputError naming the file, the line (for malformed JSON) or the event's key
 // (`traceEvents[12].dur`) and value.
 KinetoTrace read_kineto_text(const std::string& text, const std::string& file);
-KinetoTrace read_kineto_file(const std::string& path);
+// The file at `path` read through `env`; "cannot open the trace" when it cannot be opened.
+KinetoTrace read_kineto_file(const std::string& path, Env& env = default_env());
 
 // True when `text` looks like a Chrome trace (a JSON object with traceEvents).
 bool looks_like_chrome_trace(const std::string& text);

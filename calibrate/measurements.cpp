@@ -3,8 +3,6 @@
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
-#include <fstream>
-#include <sstream>
 
 #include "core/collective.h"
 #include "core/error.h"
@@ -214,12 +212,8 @@ MeasurementFile read_measurement_text(const std::string& text, const std::string
   return m;
 }
 
-MeasurementFile read_measurement_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError({path, std::nullopt}, "", "", "cannot open the measurement file");
-  std::ostringstream text;
-  text << in.rdbuf();
-  return read_measurement_text(text.str(), path);
+MeasurementFile read_measurement_file(const std::string& path, Env& env) {
+  return read_measurement_text(read_file_or_throw(env, path, "the measurement file"), path);
 }
 
 }  // namespace orrery

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/env.h"
 #include "core/units.h"
 
 namespace orrery {
@@ -82,7 +83,9 @@ struct MeasurementFile {
 // Reads a measurement file (format orrery-measurements, version 1). `file` names the
 // text in messages.
 MeasurementFile read_measurement_text(const std::string& text, const std::string& file);
-MeasurementFile read_measurement_file(const std::string& path);
+// The file at `path` read through `env`; "cannot open the measurement file" when it
+// cannot be opened.
+MeasurementFile read_measurement_file(const std::string& path, Env& env = default_env());
 
 // The collective names nccl-tests and the measurement file use, in one spelling.
 // Returns false for a name that is not one of them.

@@ -7,11 +7,11 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
 
+#include "calibrate/families.h"
 #include "calibrate/measurements.h"
 #include "core/error.h"
 
@@ -223,11 +223,6 @@ NcclTestsRun finish(Pending& p, const std::string& file, const std::string& op_h
 
 }  // namespace
 
-double busbw_factor(const std::string& op, int gpus) {
-  const std::optional<CollectiveOp> c = parse_collective(op);
-  return c ? busbw_factor(*c, gpus) : 1.0;
-}
-
 bool looks_like_nccl_tests(const std::string& text) {
   const auto t = text.find("nThread");
   return t != std::string::npos && text.find("nGpus", t) != std::string::npos;
@@ -322,12 +317,8 @@ std::vector<NcclTestsRun> read_nccl_tests_text(const std::string& text, const st
 }
 
 std::vector<NcclTestsRun> read_nccl_tests_file(const std::string& path,
-                                               const std::string& op_hint) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError({path, std::nullopt}, "", "", "cannot open the nccl-tests log");
-  std::ostringstream text;
-  text << in.rdbuf();
-  return read_nccl_tests_text(text.str(), path, op_hint);
+                                               const std::string& op_hint, Env& env) {
+  return read_nccl_tests_text(read_file_or_throw(env, path, "the nccl-tests log"), path, op_hint);
 }
 
 }  // namespace orrery

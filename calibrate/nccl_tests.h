@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/collective.h"
+#include "core/env.h"
 #include "core/units.h"
 
 namespace orrery {
@@ -49,14 +50,13 @@ struct NcclTestsRun {
 // text that holds no run.
 std::vector<NcclTestsRun> read_nccl_tests_text(const std::string& text, const std::string& file,
                                                const std::string& op_hint = "");
+// The file at `path` read through `env`; "cannot open the nccl-tests log" when it cannot
+// be opened.
 std::vector<NcclTestsRun> read_nccl_tests_file(const std::string& path,
-                                               const std::string& op_hint = "");
+                                               const std::string& op_hint = "",
+                                               Env& env = default_env());
 
 // True when `text` looks like nccl-tests output (has a `nThread ... nGpus` header).
 bool looks_like_nccl_tests(const std::string& text);
-
-// busbw_factor (core/collective.h) of the collective named `op`; 1 for a name that is
-// none.
-double busbw_factor(const std::string& op, int gpus);
 
 }  // namespace orrery

@@ -1,21 +1,18 @@
-// `orrery calibrate`: reads measurement files, nccl-tests logs and Kineto traces, fits
-// every family they hold enough points for, and renders the fitted profile
-// (docs/calibration-format.md, "Profile").
+// A fitted profile (docs/calibration-format.md, "Profile"): the families `orrery
+// calibrate` fitted and where its inputs came from, and the reader the simulator's
+// compute model uses to load one (runtime half of calibrate/; calibrate/calibrate.h
+// writes profiles).
 #pragma once
 
 #include <optional>
 #include <string>
 #include <vector>
 
-#include "calibrate/fit.h"
+#include "calibrate/families.h"
+#include "core/env.h"
 #include "core/units.h"
 
 namespace orrery {
-
-struct CalibrationInput {
-  std::string path;
-  std::string op_hint;  // for nccl-tests logs that do not name their program; may be empty
-};
 
 // Where each input came from, as the profile records it.
 struct InputProvenance {
@@ -45,20 +42,11 @@ struct Profile {
   std::vector<std::string> not_fitted;     // families read but not fitted, and why
 };
 
-// Reads every input (its kind told from its content) and fits every family. A family
-// with too few points is refused: listed in `not_fitted` with how many points it needs
-// and got. Throws InputError for a bad input, an input of no known kind, no input, or
-// inputs of which nothing could be fitted.
-Profile calibrate(const std::vector<CalibrationInput>& inputs);
-
-// The profile as YAML; the same profile gives the same bytes.
-std::string render_profile(const Profile& p);
-// One line per fitted family with its held-out error, for the terminal.
-std::string render_profile_summary(const Profile& p);
-
 // Reads a profile written by render_profile (strictly: unknown keys are errors). Figures
 // come back as written, to six significant digits.
 Profile read_profile_text(const std::string& text, const std::string& file);
-Profile read_profile_file(const std::string& path);
+// The file at `path` read through `env`; "cannot open the calibration profile" when it
+// cannot be opened.
+Profile read_profile_file(const std::string& path, Env& env = default_env());
 
 }  // namespace orrery

@@ -2,11 +2,11 @@
 
 #include <fmt/format.h>
 
+#include "core/env.h"
 #include "core/error.h"
 
 #include <algorithm>
 #include <map>
-#include <filesystem>
 #include <cmath>
 #include <optional>
 #include <cctype>
@@ -315,7 +315,7 @@ namespace {
 // The profile the scenario names, read and checked against its GPU; none without one.
 std::optional<Profile> scenario_profile(const Scenario& s) {
   if (!s.cluster.calibration) return std::nullopt;
-  if (!std::filesystem::is_regular_file(*s.cluster.calibration)) {
+  if (!default_env().is_regular_file(*s.cluster.calibration)) {
     throw InputError(s.where("cluster.calibration"), "cluster.calibration", *s.cluster.calibration,
                      "cannot open the calibration profile (paths are relative to the scenario "
                      "file)");

@@ -3,11 +3,9 @@
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
-#include <fstream>
-#include <sstream>
 
-#include "calibrate/measurements.h"
 #include "calibrate/profile.h"
+#include "core/collective.h"
 #include "core/error.h"
 #include "scenario/yaml_reader.h"
 
@@ -90,7 +88,7 @@ InputProvenance read_input(MapReader& r) {
 CollectiveFit read_collective(MapReader& r, const YAML::Node& n) {
   CollectiveFit f;
   f.op = str(r, "op");
-  if (!is_collective_op(f.op)) r.fail("op", "not a collective orrery knows");
+  if (!parse_collective(f.op).has_value()) r.fail("op", "not a collective orrery knows");
   f.gpus = integer(r, "gpus", 1, 1 << 24);
   f.nodes = integer(r, "nodes", 1, 1 << 24);
   if (n["sources"].IsDefined()) {
@@ -247,12 +245,8 @@ Profile read_profile_text(const std::string& text, const std::string& file) {
   return p;
 }
 
-Profile read_profile_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError({path, std::nullopt}, "", "", "cannot open the calibration profile");
-  std::ostringstream text;
-  text << in.rdbuf();
-  return read_profile_text(text.str(), path);
+Profile read_profile_file(const std::string& path, Env& env) {
+  return read_profile_text(read_file_or_throw(env, path, "the calibration profile"), path);
 }
 
 }  // namespace orrery

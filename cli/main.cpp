@@ -11,8 +11,9 @@
 #include <iostream>
 #include <string>
 
-#include "calibrate/profile.h"
+#include "calibrate/calibrate.h"
 #include "calibrate/profile_model.h"
+#include "core/env.h"
 #include "core/error.h"
 #include "model/analysis.h"
 #include "report/check_report.h"
@@ -30,8 +31,6 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 namespace {
 
@@ -46,22 +45,9 @@ int run_check(const std::string& path, const std::string& format) {
   return 0;
 }
 
-// Writes `text` to `path` whole: to a temporary file first, renamed into place, so a
-// failure never leaves a half-written file behind.
+// Writes `text` to `path` whole (core/env.h: nothing half-written on failure).
 void write_file(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary);
-    if (!out) throw orrery::InputError({path, std::nullopt}, "", "", "cannot write the file");
-    out.write(text.data(), static_cast<std::streamsize>(text.size()));
-    if (!out) throw orrery::InputError({path, std::nullopt}, "", "", "cannot write the file");
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::filesystem::remove(tmp, ec);
-    throw orrery::InputError({path, std::nullopt}, "", "", "cannot write the file");
-  }
+  orrery::write_file_or_throw(orrery::default_env(), path, text);
 }
 
 int run_run(const std::string& path, const std::string& format, const std::string& trace,
@@ -292,11 +278,7 @@ int run_sweep_cmd(const std::string& path, int threads, const std::string& shard
 }
 
 std::string read_text(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw orrery::InputError({path, std::nullopt}, "", "", "cannot open the file");
-  std::ostringstream text;
-  text << f.rdbuf();
-  return text.str();
+  return orrery::read_file_or_throw(orrery::default_env(), path, "the file");
 }
 
 int run_report(const std::string& results, const std::string& out) {

@@ -10,6 +10,7 @@
 #include <ctime>
 #include <filesystem>
 
+#include "core/env.h"
 #include "core/error.h"
 #include "profiler/measurements.h"
 #include "profiler/sweep.h"
@@ -280,9 +281,8 @@ int profile_main(const std::vector<std::string>& args, const DeviceFactory& open
   run_sweep(*device, plan, f.run.reps, progress, f);
   if (!primary) return kExitOk;
 
-  std::string why;
-  if (!write_file_atomically(o.out, render_measurements(f), why)) {
-    err << "error: " << why << "\n";
+  if (const auto why = default_env().write_file_atomically(o.out, render_measurements(f))) {
+    err << "error: " << *why << "\n";
     return kExitInternal;
   }
   out << render_summary(f);

@@ -2,10 +2,7 @@
 
 #include <fmt/format.h>
 
-#include <cerrno>
 #include <cmath>
-#include <cstdio>
-#include <cstring>
 
 namespace orrery::profiler {
 
@@ -121,28 +118,6 @@ std::string render_measurements(const MeasurementFile& f) {
   for (const auto& s : f.skipped)
     o += fmt::format("  - {{what: {}, reason: {}}}\n", yaml_quote(s.what), yaml_quote(s.reason));
   return o;
-}
-
-bool write_file_atomically(const std::string& path, const std::string& text, std::string& why) {
-  const std::string tmp = path + ".tmp";
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) {
-    why = fmt::format("cannot open '{}' for writing: {}", tmp, std::strerror(errno));
-    return false;
-  }
-  const bool wrote = std::fwrite(text.data(), 1, text.size(), f) == text.size();
-  const bool closed = std::fclose(f) == 0;
-  if (!wrote || !closed) {
-    why = fmt::format("cannot write '{}': {}", tmp, std::strerror(errno));
-    std::remove(tmp.c_str());
-    return false;
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    why = fmt::format("cannot rename '{}' to '{}': {}", tmp, path, std::strerror(errno));
-    std::remove(tmp.c_str());
-    return false;
-  }
-  return true;
 }
 
 }  // namespace orrery::profiler

@@ -49,8 +49,4 @@ std::string yaml_quote(const std::string& s);
 // The file's text, per docs/calibration-format.md.
 std::string render_measurements(const MeasurementFile& f);
 
-// Writes `text` to `path` whole: to PATH.tmp first, then renamed into place, so a
-// failure never leaves a half-written file. Returns false and fills `why` on failure.
-bool write_file_atomically(const std::string& path, const std::string& text, std::string& why);
-
 }  // namespace orrery::profiler

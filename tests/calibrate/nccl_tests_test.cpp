@@ -3,6 +3,7 @@
 // runs in one file, N/A columns, and truncated and malformed rows.
 #include <gtest/gtest.h>
 
+#include "calibrate/families.h"
 #include "calibrate/nccl_tests.h"
 #include "core/error.h"
 

@@ -8,7 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "calibrate/profile.h"
+#include "calibrate/calibrate.h"
 #include "calibrate/profile_model.h"
 #include "core/error.h"
 #include "tests/test_util.h"

@@ -15,8 +15,8 @@
 #include <map>
 #include <set>
 
+#include "calibrate/calibrate.h"
 #include "calibrate/nccl_tests.h"
-#include "calibrate/profile.h"
 
 namespace orrery {
 namespace {

@@ -1,5 +1,6 @@
 #include "profiler/measurements.h"
 
+#include "core/env.h"
 #include "core/units.h"
 
 #include <gtest/gtest.h>
@@ -151,8 +152,8 @@ TEST(Render, EmptyListsAreWrittenEmpty) {
 
 TEST(WriteFile, WritesWholeAndLeavesNoTemporary) {
   const std::string path = ::testing::TempDir() + "prof_write_test.yaml";
-  std::string why;
-  ASSERT_TRUE(write_file_atomically(path, "abc\n", why)) << why;
+  const auto why = default_env().write_file_atomically(path, "abc\n");
+  ASSERT_FALSE(why.has_value()) << *why;
   std::ifstream in(path);
   std::stringstream ss;
   ss << in.rdbuf();
@@ -161,9 +162,9 @@ TEST(WriteFile, WritesWholeAndLeavesNoTemporary) {
 }
 
 TEST(WriteFile, ReportsAnUnwritablePath) {
-  std::string why;
-  EXPECT_FALSE(write_file_atomically("/nonexistent-dir/x.yaml", "abc", why));
-  EXPECT_NE(why.find("/nonexistent-dir/x.yaml.tmp"), std::string::npos) << why;
+  const auto why = default_env().write_file_atomically("/nonexistent-dir/x.yaml", "abc");
+  ASSERT_TRUE(why.has_value());
+  EXPECT_NE(why->find("/nonexistent-dir/x.yaml.tmp"), std::string::npos) << *why;
 }
 
 }  // namespace

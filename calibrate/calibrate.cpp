@@ -1,14 +1,13 @@
-#include "calibrate/profile.h"
+#include "calibrate/calibrate.h"
 
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <map>
-#include <sstream>
 #include <tuple>
 
+#include "calibrate/fit.h"
 #include "calibrate/kineto.h"
 #include "calibrate/measurements.h"
 #include "calibrate/nccl_tests.h"
@@ -17,14 +16,6 @@
 namespace orrery {
 
 namespace {
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError({path, std::nullopt}, "", "", "cannot open the input file");
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 struct Collected {
   std::map<std::tuple<std::string, int, int>, std::vector<CollectiveSample>> collectives;
@@ -137,14 +128,14 @@ void add_kineto(const KinetoTrace& t, Collected& c, Profile& p) {
 
 }  // namespace
 
-Profile calibrate(const std::vector<CalibrationInput>& inputs) {
+Profile calibrate(const std::vector<CalibrationInput>& inputs, Env& env) {
   if (inputs.empty()) {
     throw InputError({"orrery calibrate", std::nullopt}, "", "", "no input files given");
   }
   Profile p;
   Collected c;
   for (const auto& in : inputs) {
-    const std::string text = read_text(in.path);
+    const std::string text = read_file_or_throw(env, in.path, "the input file");
     if (text.find("orrery-measurements") != std::string::npos) {
       add_measurements(read_measurement_text(text, in.path), c, p);
     } else if (looks_like_nccl_tests(text)) {

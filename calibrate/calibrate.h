@@ -1,0 +1,31 @@
+// `orrery calibrate`: reads measurement files, nccl-tests logs and Kineto traces, fits
+// every family they hold enough points for, and renders the fitted profile
+// (docs/calibration-format.md, "Profile").
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "calibrate/profile.h"
+#include "core/env.h"
+
+namespace orrery {
+
+struct CalibrationInput {
+  std::string path;
+  std::string op_hint;  // for nccl-tests logs that do not name their program; may be empty
+};
+
+// Reads every input (its kind told from its content) and fits every family. A family
+// with too few points is refused: listed in `not_fitted` with how many points it needs
+// and got. Throws InputError for a bad input, an input of no known kind, no input, or
+// inputs of which nothing could be fitted.
+// Inputs are read through `env`; one that cannot be opened is "cannot open the input file".
+Profile calibrate(const std::vector<CalibrationInput>& inputs, Env& env = default_env());
+
+// The profile as YAML; the same profile gives the same bytes.
+std::string render_profile(const Profile& p);
+// One line per fitted family with its held-out error, for the terminal.
+std::string render_profile_summary(const Profile& p);
+
+}  // namespace orrery
