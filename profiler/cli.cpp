@@ -157,7 +157,7 @@ CliOptions parse_cli(const std::vector<std::string>& args) {
       o.sections = parse_enum_list(flag, *value, kAllSections);
       only_given = true;
     } else if (flag == "--dtypes") {
-      o.dtypes = parse_enum_list(flag, *value, kAllGemmDtypes);
+      o.dtypes = parse_enum_list(flag, *value, kGemmDtypes);
     }
   }
   if (o.mpi) {

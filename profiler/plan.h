@@ -25,7 +25,7 @@ struct PlanOptions {
   int nodes = 1;                        // hosts those GPUs span
   bool whole_group_only = false;        // collectives on all `gpus` only (MPI runs)
   std::set<Section> sections{std::begin(kAllSections), std::end(kAllSections)};
-  std::set<GemmDtype> dtypes{std::begin(kAllGemmDtypes), std::end(kAllGemmDtypes)};
+  std::set<Dtype> dtypes{std::begin(kGemmDtypes), std::end(kGemmDtypes)};
 };
 
 struct Plan {

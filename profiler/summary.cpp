@@ -31,13 +31,14 @@ void offer(Best& b, double rate, const std::string& where) {
 std::string render_summary(const MeasurementFile& f) {
   std::string o = fmt::format("{} ({} GPU{}), timing: {}\n", f.device.gpu, f.device.gpu_count,
                               f.device.gpu_count == 1 ? "" : "s", f.device.timing);
-  std::map<GemmDtype, Best> gemm;
+  std::map<Dtype, Best> gemm;
   for (const auto& r : f.gemm)
     offer(gemm[r.c.dtype], 2.0 * r.c.m * r.c.n * r.c.k / r.s.median.value() / 1e12,
           fmt::format("m={} n={} k={}", r.c.m, r.c.n, r.c.k));
-  for (const auto& [d, b] : gemm)
-    o += fmt::format("  gemm {:<6} {:>9.1f} TFLOP/s  best of {} at {}\n", to_string(d), b.rate,
-                     b.count, b.where);
+  for (Dtype d : kGemmDtypes)  // in the order measured, not Dtype's
+    if (const auto it = gemm.find(d); it != gemm.end())
+      o += fmt::format("  gemm {:<6} {:>9.1f} TFLOP/s  best of {} at {}\n", to_string(d),
+                       it->second.rate, it->second.count, it->second.where);
   std::map<MemoryKernel, Best> mem;
   for (const auto& r : f.memory_bound)
     offer(mem[r.c.kernel], double(r.c.bytes) / r.s.median.value() / 1e9, format_size(r.c.bytes));

@@ -85,7 +85,7 @@ void run_sweep(Device& device, const Plan& plan, Repetitions reps, Progress& pro
   Runner r(plan, reps, progress, f);
   for (const auto& s : plan.skipped) f.skipped.push_back(s);
 
-  std::map<GemmDtype, bool> supported;
+  std::map<Dtype, bool> supported;
   for (const auto& c : plan.gemm) {
     auto it = supported.find(c.dtype);
     if (it == supported.end()) {

@@ -13,14 +13,14 @@ TEST(Summary, RatesFromMedians) {
   f.device.gpu_count = 2;
   f.device.timing = "fake";
   // 2 * 1024^3 FLOP in 4.294967296 us = 500 TFLOP/s; the slower 2048^3 case is not the best.
-  f.gemm.push_back({{GemmDtype::bf16, 1024, 1024, 1024}, at(4.294967296e-6)});
-  f.gemm.push_back({{GemmDtype::bf16, 2048, 2048, 2048}, at(1e-3)});
+  f.gemm.push_back({{Dtype::bf16, 1024, 1024, 1024}, at(4.294967296e-6)});
+  f.gemm.push_back({{Dtype::bf16, 2048, 2048, 2048}, at(1e-3)});
   // 1 GiB in 0.5 ms = 1073741824 / 5e-4 / 1e9 = 2147.48 GB/s.
   f.memory_bound.push_back({{MemoryKernel::copy, std::int64_t{1} << 30}, at(5e-4)});
   // Backward, causal: 8 * 1 * 32 * 2048^2 * 128 * 0.5 FLOP = 68.72e9 FLOP in 1 ms
   // = 68.7 TFLOP/s.
   f.attention.push_back(
-      {AttentionImpl::unfused, {AttentionDtype::bf16, true, 1, 32, 2048, 128, true}, at(1e-3)});
+      {AttentionImpl::unfused, {Dtype::bf16, true, 1, 32, 2048, 128, true}, at(1e-3)});
   f.launch.push_back({at(2.5e-6)});
   // Reduce-scatter of 64 MiB on 2 GPUs in 1 ms: 67108864 * (2-1)/2 / 1e-3 / 1e9 = 33.6 GB/s.
   f.collectives.push_back({{CollectiveOp::reduce_scatter, 2, 1, 64 << 20}, at(1e-3)});
