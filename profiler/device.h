@@ -28,16 +28,12 @@ struct GemmCase {
   auto operator<=>(const GemmCase&) const = default;
 };
 
-// Memory-bound kernels; `bytes` is every byte read plus every byte written once.
-enum class MemoryKernel { copy, elementwise, row_reduce };
-const char* to_string(MemoryKernel k);
+// `bytes` is every byte read plus every byte written once.
 struct MemoryBoundCase {
   MemoryKernel kernel = MemoryKernel::copy;
   std::int64_t bytes = 0;
 };
 
-enum class AttentionImpl { cudnn_fused, unfused };
-const char* to_string(AttentionImpl i);
 // `dtype` is bf16 or fp16: attention is timed in 16-bit formats only.
 struct AttentionCase {
   Dtype dtype = Dtype::bf16;

@@ -34,7 +34,7 @@ struct Plan {
   std::vector<AttentionCase> attention;
   bool launch = false;
   std::vector<CollectiveCase> collectives;
-  std::vector<Skipped> skipped;  // whole sections the plan leaves out, and why
+  std::vector<SkippedMeasurement> skipped;  // whole sections the plan leaves out, and why
   std::size_t size() const {
     return gemm.size() + memory_bound.size() + attention.size() + (launch ? 1 : 0) +
            collectives.size();

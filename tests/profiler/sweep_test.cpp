@@ -29,9 +29,9 @@ TEST(Sweep, StatisticsOfTheFakesRepetitions) {
   run_sweep(dev, plan, {2, 5}, x.progress, x.f);
   ASSERT_EQ(x.f.gemm.size(), 1u);
   const double t = 2.0 * 1024 * 1024 * 1024 / 500e12;
-  EXPECT_NEAR(x.f.gemm[0].s.median.value(), t, t * 1e-12);
-  EXPECT_NEAR(x.f.gemm[0].s.p10.value(), 0.984 * t, t * 1e-12);
-  EXPECT_NEAR(x.f.gemm[0].s.p90.value(), 1.032 * t, t * 1e-12);
+  EXPECT_NEAR(x.f.gemm[0].time.median.value(), t, t * 1e-12);
+  EXPECT_NEAR(x.f.gemm[0].time.p10.value(), 0.984 * t, t * 1e-12);
+  EXPECT_NEAR(x.f.gemm[0].time.p90.value(), 1.032 * t, t * 1e-12);
   EXPECT_TRUE(x.f.skipped.empty());
 }
 
@@ -44,7 +44,7 @@ TEST(Sweep, OutOfMemoryAtOneSizeSkipsOnlyThatSize) {
   Fixture x;
   run_sweep(dev, plan, {1, 3}, x.progress, x.f);
   ASSERT_EQ(x.f.memory_bound.size(), 2u);
-  EXPECT_EQ(x.f.memory_bound[1].c.kernel, MemoryKernel::elementwise);
+  EXPECT_EQ(x.f.memory_bound[1].kernel, MemoryKernel::elementwise);
   ASSERT_EQ(x.f.skipped.size(), 1u);
   EXPECT_EQ(x.f.skipped[0].what, "memory_bound copy bytes=1 GiB");
   EXPECT_EQ(x.f.skipped[0].reason, "out of memory: fake memory limit");
