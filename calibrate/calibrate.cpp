@@ -17,6 +17,7 @@ namespace orrery {
 
 namespace {
 
+// Keyed by name (to_string), so the profile lists its fits in name order.
 struct Collected {
   std::map<std::tuple<std::string, int, int>, std::vector<CollectiveSample>> collectives;
   std::map<std::string, std::vector<GemmSample>> gemm;
@@ -37,12 +38,12 @@ void add_measurements(const MeasurementFile& m, Collected& c, Profile& p) {
                    v.tool, v.date, v.driver, v.cuda_runtime, v.cublas, v.cudnn, v.nccl, v.timing,
                    v.repetitions, v.warmup)});
   for (const auto& g : m.gemm)
-    c.gemm[g.dtype].push_back({{g.m, g.n, g.k}, g.time.median, src(m.file, g.line)});
+    c.gemm[to_string(g.dtype)].push_back({{g.m, g.n, g.k}, g.time.median, src(m.file, g.line)});
   for (const auto& b : m.memory_bound)
-    c.memory[b.kernel].push_back({b.bytes, b.time.median, src(m.file, b.line)});
+    c.memory[to_string(b.kernel)].push_back({b.bytes, b.time.median, src(m.file, b.line)});
   for (const auto& l : m.launch) c.launch.push_back({Bytes(0), l.time.median, src(m.file, l.line)});
   for (const auto& x : m.collectives)
-    c.collectives[{x.op, x.gpus, x.nodes}].push_back({x.bytes, x.time.median, src(m.file, x.line)});
+    c.collectives[{to_string(x.op), x.gpus, x.nodes}].push_back({x.bytes, x.time.median, src(m.file, x.line)});
   c.attention_rows += static_cast<int>(m.attention.size());
 }
 

@@ -11,23 +11,6 @@
 namespace orrery {
 namespace {
 
-Dtype gemm_dtype(Precision p) {
-  switch (p) {
-    case Precision::fp32: return Dtype::fp32;
-    case Precision::tf32: return Dtype::tf32;
-    case Precision::fp16: return Dtype::fp16;
-    case Precision::bf16: return Dtype::bf16;
-    case Precision::fp8: return Dtype::fp8;
-  }
-  return Dtype::bf16;
-}
-
-// Attention runs in 16 bits under mixed precision (and fp8, as Transformer Engine does).
-Dtype attention_dtype(Precision p) {
-  if (p == Precision::fp8) return Dtype::bf16;
-  return gemm_dtype(p);
-}
-
 class RooflineModel final : public ComputeModel {
  public:
   explicit RooflineModel(const Scenario& s) {
@@ -37,7 +20,7 @@ class RooflineModel final : public ComputeModel {
                         "missing key: " + what +
                             " is needed to time ops; take it from a GPU preset or measure it");
     };
-    const Dtype d = gemm_dtype(s.training.precision);
+    const Dtype d = compute_dtype(s.training.precision);
     const Dtype a = attention_dtype(s.training.precision);
     for (Dtype x : {d, a}) {
       if (!g.gemm_efficiency.count(x)) {
@@ -192,6 +175,11 @@ class RooflineModel final : public ComputeModel {
 
 std::unique_ptr<ComputeModel> make_roofline_model(const Scenario& s) {
   return std::make_unique<RooflineModel>(s);
+}
+
+Dtype attention_dtype(Precision p) {
+  if (p == Precision::fp8) return Dtype::bf16;
+  return compute_dtype(p);
 }
 
 }  // namespace orrery

@@ -51,6 +51,10 @@ class ComputeModel {
 // Throws InputError naming the missing key when the GPU lacks a measured fraction.
 std::unique_ptr<ComputeModel> make_roofline_model(const Scenario& s);
 
+// The format attention's GEMMs compute in: the training's (compute_dtype), except bf16
+// under fp8, as Transformer Engine keeps attention in 16 bits.
+Dtype attention_dtype(Precision p);
+
 // The model a scenario asks for: the profile named by `cluster.calibration` (read and
 // timed as make_profile_model says, calibrate/profile_model.h), else the roofline.
 // Throws InputError for a profile that cannot be read, naming its file and line.

@@ -104,10 +104,14 @@ MeasurementProvenance read_provenance(const YAML::Node& node, const std::string&
   return p;
 }
 
-// The collectives' names (core/collective.h), in its order, for read_choice.
-std::vector<std::string> collective_names() {
-  std::vector<std::string> out;
-  for (CollectiveOp op : kAllCollectives) out.push_back(to_string(op));
+// Reads `key`, one of `values` by its to_string name; the names are offered in that order.
+template <class E, class List>
+E read_named(MapReader& r, const std::string& key, const List& values) {
+  require(r, key);
+  std::vector<std::pair<std::string, E>> names;
+  for (E v : values) names.emplace_back(to_string(v), v);
+  E out = names.front().second;
+  r.read_enum(key, names, out);
   return out;
 }
 
@@ -143,7 +147,7 @@ MeasurementFile read_measurement_text(const std::string& text, const std::string
   each_entry(root, file, "gemm", with_stats({"dtype", "m", "n", "k"}),
              [&](MapReader& r, const YAML::Node& n) {
                GemmMeasurement g;
-               g.dtype = read_choice(r, "dtype", {"fp32", "tf32", "bf16", "fp16", "fp8"});
+               g.dtype = read_named<Dtype>(r, "dtype", kGemmDtypes);
                g.m = read_dim(r, "m");
                g.n = read_dim(r, "n");
                g.k = read_dim(r, "k");
@@ -154,7 +158,7 @@ MeasurementFile read_measurement_text(const std::string& text, const std::string
   each_entry(root, file, "memory_bound", with_stats({"kernel", "bytes"}),
              [&](MapReader& r, const YAML::Node& n) {
                MemoryBoundMeasurement b;
-               b.kernel = read_choice(r, "kernel", {"copy", "elementwise", "row_reduce"});
+               b.kernel = read_named<MemoryKernel>(r, "kernel", kAllMemoryKernels);
                require(r, "bytes");
                r.read_quantity("bytes", Dimension::bytes, 1.0, 1e15, b.bytes);
                b.time = read_stats(r);
@@ -166,14 +170,18 @@ MeasurementFile read_measurement_text(const std::string& text, const std::string
                          "head_dim", "causal"}),
              [&](MapReader& r, const YAML::Node& n) {
                AttentionMeasurement a;
-               a.implementation = read_choice(r, "implementation", {"cudnn_fused", "unfused"});
-               a.dtype = read_choice(r, "dtype", {"fp32", "tf32", "bf16", "fp16", "fp8"});
-               a.pass = read_choice(r, "pass", {"forward", "backward"});
-               for (auto [k, out] : {std::pair{"batch", &a.batch}, {"heads", &a.heads},
-                                     {"seq", &a.seq}, {"head_dim", &a.head_dim}}) {
+               a.implementation =
+                   read_named<AttentionImpl>(r, "implementation", kAllAttentionImpls);
+               a.dtype = read_named<Dtype>(r, "dtype", kGemmDtypes);
+               a.backward = read_choice(r, "pass", {"forward", "backward"}) == "backward";
+               for (auto [k, out] : {std::pair{"batch", &a.batch}, {"heads", &a.heads}}) {
                  require(r, k);
                  r.read_int(k, 1, 1 << 30, *out);
                }
+               require(r, "seq");
+               r.read_int("seq", std::int64_t{1}, std::int64_t{1} << 30, a.seq);
+               require(r, "head_dim");
+               r.read_int("head_dim", 1, 1 << 30, a.head_dim);
                require(r, "causal");
                r.read_bool("causal", a.causal);
                a.time = read_stats(r);
@@ -183,7 +191,7 @@ MeasurementFile read_measurement_text(const std::string& text, const std::string
   each_entry(root, file, "launch", with_stats({"kernel"}),
              [&](MapReader& r, const YAML::Node& n) {
                LaunchMeasurement l;
-               l.kernel = read_choice(r, "kernel", {"empty"});
+               read_choice(r, "kernel", {"empty"});
                l.time = read_stats(r);
                l.line = line_of(file, n);
                m.launch.push_back(l);
@@ -191,7 +199,7 @@ MeasurementFile read_measurement_text(const std::string& text, const std::string
   each_entry(root, file, "collectives", with_stats({"op", "gpus", "nodes", "bytes"}),
              [&](MapReader& r, const YAML::Node& n) {
                CollectiveMeasurement c;
-               c.op = read_choice(r, "op", collective_names());
+               c.op = read_named<CollectiveOp>(r, "op", kAllCollectives);
                require(r, "gpus");
                r.read_int("gpus", 1, 1 << 24, c.gpus);
                require(r, "nodes");

@@ -12,18 +12,6 @@
 namespace orrery {
 namespace {
 
-double dtype_bytes(Dtype d) {
-  switch (d) {
-    case Dtype::fp32:
-    case Dtype::tf32: return 4.0;
-    case Dtype::fp16:
-    case Dtype::bf16: return 2.0;
-    case Dtype::fp8: return 1.0;
-    case Dtype::fp4: return 0.5;
-  }
-  return 4.0;
-}
-
 // Micro-batches' worth of layers that stage i keeps at its peak, as a multiple of the
 // stage's layer count (so 1F1B's first stage of p returns p).
 double in_flight_factor(const ParallelismSpec& p, int stage) {
@@ -68,7 +56,7 @@ StateBytes state_bytes_per_param(const TrainingSpec& t) {
   const bool fp32_weights = t.precision == Precision::fp32 || t.precision == Precision::tf32;
   StateBytes b;
   b.weight = weight_bytes(t.precision);
-  b.gradient = fp32_weights ? 4.0 : dtype_bytes(t.gradient_dtype);
+  b.gradient = fp32_weights ? 4.0 : bytes_per_value(t.gradient_dtype);
   const bool two_moments = t.optimizer == Optimizer::adam || t.optimizer == Optimizer::adamw ||
                            t.optimizer == Optimizer::lamb;
   // Adafactor keeps no per-element moment: its factored statistics are counted from the

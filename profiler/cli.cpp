@@ -158,7 +158,7 @@ CliOptions parse_cli(const std::vector<std::string>& args) {
       o.sections = parse_enum_list(flag, *value, kAllSections);
       only_given = true;
     } else if (flag == "--dtypes") {
-      o.dtypes = parse_enum_list(flag, *value, kAllGemmDtypes);
+      o.dtypes = parse_enum_list(flag, *value, kGemmDtypes);
     }
   }
   if (o.mpi) {
@@ -259,18 +259,19 @@ int profile_main(const std::vector<std::string>& args, const DeviceFactory& open
     return kExitBadInput;
   }
 
+  DeviceInfo info = device->info();
+  const RunInfo run = {fmt::format("orrery-profile {}", kToolVersion), env.utc_now_iso8601(),
+                       env.hostname(), o.reps()};
+  if (o.max_gpus) info.gpu_count = std::min(info.gpu_count, *o.max_gpus);
   MeasurementFile f;
-  f.device = device->info();
-  f.run = {fmt::format("orrery-profile {}", kToolVersion), env.utc_now_iso8601(), env.hostname(),
-           o.reps()};
-  if (o.max_gpus) f.device.gpu_count = std::min(f.device.gpu_count, *o.max_gpus);
+  f.provenance = provenance(run, info);
 
   PlanOptions po;
   po.quick = o.quick;
-  po.gpus = f.device.gpu_count;
+  po.gpus = info.gpu_count;
   po.sections = o.sections;
   po.dtypes = o.dtypes;
-  po.nodes = f.device.nodes;
+  po.nodes = info.nodes;
   po.whole_group_only = o.mpi;
   const Plan plan = make_plan(po);
 
@@ -278,7 +279,7 @@ int profile_main(const std::vector<std::string>& args, const DeviceFactory& open
   // primary shows progress and writes.
   const bool primary = device->is_primary();
   Progress progress(err, primary && !o.quiet && env.stderr_is_terminal());
-  run_sweep(*device, plan, f.run.reps, progress, f);
+  run_sweep(*device, plan, run.reps, progress, f);
   if (!primary) return kExitOk;
 
   if (const auto why = default_env().write_file_atomically(o.out, render_measurements(f))) {

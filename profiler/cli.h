@@ -39,7 +39,7 @@ struct CliOptions {
   std::optional<int> repetitions;  // default 20, 10 with --quick
   std::optional<int> max_gpus;
   std::set<Section> sections{std::begin(kAllSections), std::end(kAllSections)};
-  std::set<GemmDtype> dtypes{std::begin(kAllGemmDtypes), std::end(kAllGemmDtypes)};
+  std::set<Dtype> dtypes{std::begin(kGemmDtypes), std::end(kGemmDtypes)};
 
   Repetitions reps() const;
 };

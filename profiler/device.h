@@ -13,43 +13,30 @@
 #include <vector>
 
 #include "core/collective.h"
+#include "core/measurement_file.h"
+#include "core/number_format.h"
 #include "core/units.h"
 
 namespace orrery::profiler {
 
-// GEMM data types, as docs/calibration-format.md names them. fp8 is E4M3 inputs with a
-// bf16 output; tf32 is fp32 data with TF32 tensor-core math.
-enum class GemmDtype { fp32, tf32, bf16, fp16, fp8 };
-const char* to_string(GemmDtype d);
-inline constexpr GemmDtype kAllGemmDtypes[] = {GemmDtype::fp32, GemmDtype::tf32,
-                                               GemmDtype::bf16, GemmDtype::fp16,
-                                               GemmDtype::fp8};
-// Bytes per input element (fp32 and tf32 store 4, bf16/fp16 2, fp8 1).
-int input_bytes(GemmDtype d);
-// Bytes per output element (fp8 writes bf16).
-int output_bytes(GemmDtype d);
-
 // D (m x n) = op(A) (m x k) . B (k x n), column-major, A stored transposed ("TN").
+// `dtype` is one of kGemmDtypes (core/measurement_file.h); bytes per element are
+// gemm_input_bytes and gemm_output_bytes.
 struct GemmCase {
-  GemmDtype dtype = GemmDtype::bf16;
+  Dtype dtype = Dtype::bf16;
   std::int64_t m = 0, n = 0, k = 0;
   auto operator<=>(const GemmCase&) const = default;
 };
 
-// Memory-bound kernels; `bytes` is every byte read plus every byte written once.
-enum class MemoryKernel { copy, elementwise, row_reduce };
-const char* to_string(MemoryKernel k);
+// `bytes` is every byte read plus every byte written once.
 struct MemoryBoundCase {
   MemoryKernel kernel = MemoryKernel::copy;
   std::int64_t bytes = 0;
 };
 
-enum class AttentionImpl { cudnn_fused, unfused };
-const char* to_string(AttentionImpl i);
-enum class AttentionDtype { bf16, fp16 };
-const char* to_string(AttentionDtype d);
+// `dtype` is bf16 or fp16: attention is timed in 16-bit formats only.
 struct AttentionCase {
-  AttentionDtype dtype = AttentionDtype::bf16;
+  Dtype dtype = Dtype::bf16;
   bool backward = false;
   int batch = 1, heads = 1;
   std::int64_t seq = 0;
@@ -122,7 +109,7 @@ class Device {
   // In an MPI run every rank runs the same sweep and only the primary (rank 0) writes.
   virtual bool is_primary() const { return true; }
   // Whether GEMMs of this type can run at all (fp8 needs compute capability 8.9+).
-  virtual bool supports(GemmDtype d) const = 0;
+  virtual bool supports(Dtype d) const = 0;
   // Each returns exactly `reps.timed` durations on success.
   virtual Timings time_gemm(const GemmCase& c, Repetitions reps) = 0;
   virtual Timings time_memory_bound(const MemoryBoundCase& c, Repetitions reps) = 0;

@@ -38,7 +38,7 @@ FakeDevice& FakeDevice::memory_limit(std::int64_t bytes) {
   memory_limit_ = bytes;
   return *this;
 }
-FakeDevice& FakeDevice::unsupported(GemmDtype d) {
+FakeDevice& FakeDevice::unsupported(Dtype d) {
   unsupported_.insert(d);
   return *this;
 }
@@ -66,9 +66,9 @@ Timings FakeDevice::timed(const std::string& what, std::int64_t buffer_bytes, Se
 
 Timings FakeDevice::time_gemm(const GemmCase& c, Repetitions reps) {
   const double flop = 2.0 * c.m * c.n * c.k;
-  const double rate = model_.gemm_flop_per_s * (c.dtype == GemmDtype::fp32 ? 0.1 : 1.0);
+  const double rate = model_.gemm_flop_per_s * (c.dtype == Dtype::fp32 ? 0.1 : 1.0);
   const std::int64_t bytes =
-      (c.m * c.k + c.k * c.n) * input_bytes(c.dtype) + c.m * c.n * output_bytes(c.dtype);
+      (c.m * c.k + c.k * c.n) * gemm_input_bytes(c.dtype) + c.m * c.n * gemm_output_bytes(c.dtype);
   return timed(describe(c), bytes, Seconds(flop / rate), reps);
 }
 

@@ -34,7 +34,7 @@ class FakeDevice : public Device {
   FakeDevice& fail(const std::string& what, Failure f);
   // Any case whose buffers exceed `bytes` fails with out_of_memory.
   FakeDevice& memory_limit(std::int64_t bytes);
-  FakeDevice& unsupported(GemmDtype d);
+  FakeDevice& unsupported(Dtype d);
   // Collectives on `gpus` ranks fail with `unavailable` (as NCCL init would).
   FakeDevice& collectives_unavailable(int gpus);
   // The case returns one timing too few (a lost CUPTI record).
@@ -51,7 +51,7 @@ class FakeDevice : public Device {
   int calls() const { return calls_; }
 
   DeviceInfo info() const override { return info_; }
-  bool supports(GemmDtype d) const override { return !unsupported_.count(d); }
+  bool supports(Dtype d) const override { return !unsupported_.count(d); }
   Timings time_gemm(const GemmCase& c, Repetitions reps) override;
   Timings time_memory_bound(const MemoryBoundCase& c, Repetitions reps) override;
   Timings time_attention(const AttentionCase& c, Repetitions reps) override;
@@ -67,7 +67,7 @@ class FakeDevice : public Device {
   std::map<std::string, Failure> failures_;
   std::set<std::string> short_;
   std::optional<std::int64_t> memory_limit_;
-  std::set<GemmDtype> unsupported_;
+  std::set<Dtype> unsupported_;
   std::set<int> no_collectives_;
   int calls_ = 0;
   bool primary_ = true;

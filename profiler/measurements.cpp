@@ -59,7 +59,7 @@ std::string yaml_quote(const std::string& s) {
 
 namespace {
 
-std::string stats(const Summary& s) {
+std::string stats(const TimingStats& s) {
   return fmt::format("median: {}, p10: {}, p90: {}", format_duration(s.median),
                      format_duration(s.p10), format_duration(s.p90));
 }
@@ -68,52 +68,77 @@ std::string memory_gib(Bytes b) {
   return fmt::format("{:.1f} GiB", b.value() / (1024.0 * 1024.0 * 1024.0));
 }
 
+std::string size(Bytes b) { return format_size(static_cast<std::int64_t>(b.value())); }
+
 }  // namespace
 
+MeasurementProvenance provenance(const RunInfo& run, const DeviceInfo& d) {
+  MeasurementProvenance p;
+  p.tool = run.tool;
+  p.date = run.date;
+  p.host = run.host;
+  p.gpu = d.gpu;
+  p.gpu_count = d.gpu_count;
+  p.sm_count = d.sm_count;
+  p.sm_clock_mhz = d.sm_clock_mhz;
+  p.memory_clock_mhz = d.memory_clock_mhz;
+  p.memory = d.memory;
+  p.compute_capability = fmt::format("{}.{}", d.cc_major, d.cc_minor);
+  p.driver = d.driver;
+  p.cuda_runtime = d.cuda_runtime;
+  p.cublas = d.cublas;
+  p.cudnn = d.cudnn;
+  p.nccl = d.nccl;
+  p.timing = d.timing;
+  p.warmup = run.reps.warmup;
+  p.repetitions = run.reps.timed;
+  return p;
+}
+
 std::string render_measurements(const MeasurementFile& f) {
-  const DeviceInfo& d = f.device;
+  const MeasurementProvenance& d = f.provenance;
   std::string o;
   o += "format: orrery-measurements\nversion: 1\nprovenance:\n";
-  o += fmt::format("  tool: {}\n", yaml_quote(f.run.tool));
-  o += fmt::format("  date: {}\n", yaml_quote(f.run.date));
-  o += fmt::format("  host: {}\n", yaml_quote(f.run.host));
+  o += fmt::format("  tool: {}\n", yaml_quote(d.tool));
+  o += fmt::format("  date: {}\n", yaml_quote(d.date));
+  o += fmt::format("  host: {}\n", yaml_quote(d.host));
   o += fmt::format("  gpu: {}\n", yaml_quote(d.gpu));
   o += fmt::format("  gpu_count: {}\n", d.gpu_count);
   o += fmt::format("  sm_count: {}\n", d.sm_count);
   o += fmt::format("  sm_clock_mhz: {}\n", d.sm_clock_mhz);
   o += fmt::format("  memory_clock_mhz: {}\n", d.memory_clock_mhz);
   o += fmt::format("  memory: {}\n", memory_gib(d.memory));
-  o += fmt::format("  compute_capability: \"{}.{}\"\n", d.cc_major, d.cc_minor);
+  o += fmt::format("  compute_capability: \"{}\"\n", d.compute_capability);
   o += fmt::format("  driver: {}\n", yaml_quote(d.driver));
   o += fmt::format("  cuda_runtime: {}\n", yaml_quote(d.cuda_runtime));
   o += fmt::format("  cublas: {}\n", yaml_quote(d.cublas));
   o += fmt::format("  cudnn: {}\n", yaml_quote(d.cudnn));
   o += fmt::format("  nccl: {}\n", yaml_quote(d.nccl));
   o += fmt::format("  timing: {}\n", d.timing);
-  o += fmt::format("  warmup: {}\n", f.run.reps.warmup);
-  o += fmt::format("  repetitions: {}\n", f.run.reps.timed);
+  o += fmt::format("  warmup: {}\n", d.warmup);
+  o += fmt::format("  repetitions: {}\n", d.repetitions);
 
   o += f.gemm.empty() ? "gemm: []\n" : "gemm:\n";
   for (const auto& r : f.gemm)
-    o += fmt::format("  - {{dtype: {}, m: {}, n: {}, k: {}, {}}}\n", to_string(r.c.dtype), r.c.m,
-                     r.c.n, r.c.k, stats(r.s));
+    o += fmt::format("  - {{dtype: {}, m: {}, n: {}, k: {}, {}}}\n", to_string(r.dtype), r.m, r.n,
+                     r.k, stats(r.time));
   o += f.memory_bound.empty() ? "memory_bound: []\n" : "memory_bound:\n";
   for (const auto& r : f.memory_bound)
-    o += fmt::format("  - {{kernel: {}, bytes: {}, {}}}\n", to_string(r.c.kernel),
-                     format_size(r.c.bytes), stats(r.s));
+    o += fmt::format("  - {{kernel: {}, bytes: {}, {}}}\n", to_string(r.kernel), size(r.bytes),
+                     stats(r.time));
   o += f.attention.empty() ? "attention: []\n" : "attention:\n";
   for (const auto& r : f.attention)
     o += fmt::format(
         "  - {{implementation: {}, dtype: {}, pass: {}, batch: {}, heads: {}, seq: {}, "
         "head_dim: {}, causal: {}, {}}}\n",
-        to_string(r.impl), to_string(r.c.dtype), r.c.backward ? "backward" : "forward",
-        r.c.batch, r.c.heads, r.c.seq, r.c.head_dim, r.c.causal ? "true" : "false", stats(r.s));
+        to_string(r.implementation), to_string(r.dtype), r.backward ? "backward" : "forward",
+        r.batch, r.heads, r.seq, r.head_dim, r.causal ? "true" : "false", stats(r.time));
   o += f.launch.empty() ? "launch: []\n" : "launch:\n";
-  for (const auto& r : f.launch) o += fmt::format("  - {{kernel: empty, {}}}\n", stats(r.s));
+  for (const auto& r : f.launch) o += fmt::format("  - {{kernel: empty, {}}}\n", stats(r.time));
   o += f.collectives.empty() ? "collectives: []\n" : "collectives:\n";
   for (const auto& r : f.collectives)
-    o += fmt::format("  - {{op: {}, gpus: {}, nodes: {}, bytes: {}, {}}}\n", to_string(r.c.op),
-                     r.c.gpus, r.c.nodes, format_size(r.c.bytes), stats(r.s));
+    o += fmt::format("  - {{op: {}, gpus: {}, nodes: {}, bytes: {}, {}}}\n", to_string(r.op),
+                     r.gpus, r.nodes, size(r.bytes), stats(r.time));
   o += f.skipped.empty() ? "skipped: []\n" : "skipped:\n";
   for (const auto& s : f.skipped)
     o += fmt::format("  - {{what: {}, reason: {}}}\n", yaml_quote(s.what), yaml_quote(s.reason));

@@ -1,11 +1,13 @@
-// The measurement file that orrery-profile writes and `orrery calibrate` reads:
-// docs/calibration-format.md, format version 1. Rendering is deterministic: the same
-// results give the same bytes.
+// The writer of the measurement file that orrery-profile writes and `orrery calibrate`
+// reads (calibrate/measurements.h): docs/calibration-format.md, format version 1, whose
+// records are core/measurement_file.h. Rendering is deterministic: the same records give
+// the same bytes.
 #pragma once
 
 #include <string>
 #include <vector>
 
+#include "core/measurement_file.h"
 #include "profiler/device.h"
 #include "profiler/stats.h"
 
@@ -19,23 +21,8 @@ struct RunInfo {
   Repetitions reps;
 };
 
-struct GemmResult { GemmCase c; Summary s; };
-struct MemoryBoundResult { MemoryBoundCase c; Summary s; };
-struct AttentionResult { AttentionImpl impl; AttentionCase c; Summary s; };
-struct LaunchResult { Summary s; };
-struct CollectiveResult { CollectiveCase c; Summary s; };
-struct Skipped { std::string what; std::string reason; };
-
-struct MeasurementFile {
-  RunInfo run;
-  DeviceInfo device;
-  std::vector<GemmResult> gemm;
-  std::vector<MemoryBoundResult> memory_bound;
-  std::vector<AttentionResult> attention;
-  std::vector<LaunchResult> launch;
-  std::vector<CollectiveResult> collectives;
-  std::vector<Skipped> skipped;
-};
+// The file's provenance: the run's half from `run`, the hardware's from `device`.
+MeasurementProvenance provenance(const RunInfo& run, const DeviceInfo& device);
 
 // "1.252 ms": four significant digits in ns, us, ms or s, whichever puts the number in
 // [1, 1000) (s above that).
@@ -46,7 +33,8 @@ std::string format_size(std::int64_t bytes);
 // A YAML double-quoted scalar with \ and " escaped and control characters as \xNN.
 std::string yaml_quote(const std::string& s);
 
-// The file's text, per docs/calibration-format.md.
+// The file's text, per docs/calibration-format.md. Sizes (`bytes`) must be whole numbers;
+// `file` and each record's `line` are not written.
 std::string render_measurements(const MeasurementFile& f);
 
 }  // namespace orrery::profiler

@@ -97,11 +97,11 @@ Plan make_plan(const PlanOptions& o) {
       for (int tp : {1, 8})
         for (const auto& l : preset_gemm_shapes(tp, true)) shapes.insert(l);
     }
-    for (GemmDtype d : kAllGemmDtypes) {
+    for (Dtype d : kGemmDtypes) {
       if (!o.dtypes.count(d)) continue;
       for (const auto& l : shapes) {
         // The quick sweep times preset shapes in bf16 only, the squares in every type.
-        if (o.quick && d != GemmDtype::bf16 && !(l.m == l.n && l.n == l.k)) continue;
+        if (o.quick && d != Dtype::bf16 && !(l.m == l.n && l.n == l.k)) continue;
         p.gemm.push_back({d, l.m, l.n, l.k});
       }
     }
@@ -126,9 +126,8 @@ Plan make_plan(const PlanOptions& o) {
     const std::vector<std::int64_t> seqs =
         o.quick ? std::vector<std::int64_t>{2048, 4096}
                 : std::vector<std::int64_t>{512, 1024, 2048, 4096, 8192};
-    const std::vector<AttentionDtype> dtypes =
-        o.quick ? std::vector<AttentionDtype>{AttentionDtype::bf16}
-                : std::vector<AttentionDtype>{AttentionDtype::bf16, AttentionDtype::fp16};
+    const std::vector<Dtype> dtypes = o.quick ? std::vector<Dtype>{Dtype::bf16}
+                                              : std::vector<Dtype>{Dtype::bf16, Dtype::fp16};
     const std::vector<std::pair<int, int>> heads =
         o.quick ? std::vector<std::pair<int, int>>{{32, 128}}
                 : std::vector<std::pair<int, int>>{{32, 128}, {16, 64}};

@@ -25,7 +25,7 @@ struct PlanOptions {
   int nodes = 1;                        // hosts those GPUs span
   bool whole_group_only = false;        // collectives on all `gpus` only (MPI runs)
   std::set<Section> sections{std::begin(kAllSections), std::end(kAllSections)};
-  std::set<GemmDtype> dtypes{std::begin(kAllGemmDtypes), std::end(kAllGemmDtypes)};
+  std::set<Dtype> dtypes{std::begin(kGemmDtypes), std::end(kGemmDtypes)};
 };
 
 struct Plan {
@@ -34,7 +34,7 @@ struct Plan {
   std::vector<AttentionCase> attention;
   bool launch = false;
   std::vector<CollectiveCase> collectives;
-  std::vector<Skipped> skipped;  // whole sections the plan leaves out, and why
+  std::vector<SkippedMeasurement> skipped;  // whole sections the plan leaves out, and why
   std::size_t size() const {
     return gemm.size() + memory_bound.size() + attention.size() + (launch ? 1 : 0) +
            collectives.size();

@@ -18,7 +18,7 @@ Seconds quantile(std::vector<Seconds> samples, double q) {
   return samples[lo] + (samples[hi] - samples[lo]) * frac;
 }
 
-Summary summarize(const std::vector<Seconds>& samples) {
+TimingStats summarize(const std::vector<Seconds>& samples) {
   return {quantile(samples, 0.5), quantile(samples, 0.1), quantile(samples, 0.9)};
 }
 

@@ -36,7 +36,7 @@ class Runner {
 
   // Times one case; on success returns its summary, else records it as skipped.
   template <class Call>
-  std::optional<Summary> run(const std::string& what, Call&& call) {
+  std::optional<TimingStats> run(const std::string& what, Call&& call) {
     ++index_;
     Timings t = call();
     if (auto* d = std::get_if<std::vector<Seconds>>(&t)) {
@@ -44,7 +44,7 @@ class Runner {
         t = Failure{FailureKind::device_error,
                     fmt::format("expected {} timings, got {}", reps_.timed, d->size())};
       } else {
-        const Summary s = summarize(*d);
+        const TimingStats s = summarize(*d);
         progress_.step(index_, total_, what, "median " + format_duration(s.median));
         return s;
       }
@@ -85,7 +85,7 @@ void run_sweep(Device& device, const Plan& plan, Repetitions reps, Progress& pro
   Runner r(plan, reps, progress, f);
   for (const auto& s : plan.skipped) f.skipped.push_back(s);
 
-  std::map<GemmDtype, bool> supported;
+  std::map<Dtype, bool> supported;
   for (const auto& c : plan.gemm) {
     auto it = supported.find(c.dtype);
     if (it == supported.end()) {
@@ -102,17 +102,18 @@ void run_sweep(Device& device, const Plan& plan, Repetitions reps, Progress& pro
       continue;
     }
     if (auto s = r.run(describe(c), [&] { return device.time_gemm(c, reps); }))
-      f.gemm.push_back({c, *s});
+      f.gemm.push_back({c.dtype, c.m, c.n, c.k, *s});
   }
 
   for (const auto& c : plan.memory_bound)
     if (auto s = r.run(describe(c), [&] { return device.time_memory_bound(c, reps); }))
-      f.memory_bound.push_back({c, *s});
+      f.memory_bound.push_back({c.kernel, Bytes(double(c.bytes)), *s});
 
   const AttentionImpl impl = plan.attention.empty() ? AttentionImpl::unfused : device.info().attention;
   for (const auto& c : plan.attention)
     if (auto s = r.run(describe(c), [&] { return device.time_attention(c, reps); }))
-      f.attention.push_back({impl, c, *s});
+      f.attention.push_back(
+          {impl, c.dtype, c.backward, c.batch, c.heads, c.seq, c.head_dim, c.causal, *s});
 
   if (plan.launch)
     if (auto s = r.run("launch empty", [&] { return device.time_launch(reps); }))
@@ -126,7 +127,7 @@ void run_sweep(Device& device, const Plan& plan, Repetitions reps, Progress& pro
       continue;
     }
     if (auto s = r.run(describe(c), [&] { return device.time_collective(c, reps); })) {
-      f.collectives.push_back({c, *s});
+      f.collectives.push_back({c.op, c.gpus, c.nodes, Bytes(double(c.bytes)), *s});
     } else if (r.last_failure().kind == FailureKind::unavailable) {
       unavailable[group] = reason(r.last_failure());
     }

@@ -16,7 +16,7 @@ std::string describe(const MemoryBoundCase& c);
 std::string describe(const AttentionCase& c);
 std::string describe(const CollectiveCase& c);
 
-// Fills f's result lists and `skipped` (f.run and f.device are left as given).
+// Fills f's record lists and `skipped` (f.file and f.provenance are left as given).
 // Rules: a GEMM type the device does not support is one skipped entry for the type; a
 // case whose timings fail is one skipped entry with the failure's kind and message; an
 // `unavailable` collective failure skips the rest of that group size's collectives with

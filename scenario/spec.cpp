@@ -6,18 +6,6 @@
 
 namespace orrery {
 
-const char* to_string(Dtype d) {
-  switch (d) {
-    case Dtype::fp32: return "fp32";
-    case Dtype::tf32: return "tf32";
-    case Dtype::fp16: return "fp16";
-    case Dtype::bf16: return "bf16";
-    case Dtype::fp8: return "fp8";
-    case Dtype::fp4: return "fp4";
-  }
-  return "?";
-}
-
 const char* to_string(InterNodeTopology t) {
   return t == InterNodeTopology::fat_tree ? "fat-tree" : "rail-optimized";
 }
@@ -139,16 +127,18 @@ std::string describe(const Fp8Spec& f) {
       f.tp_allgather_fp8 ? "fp8" : "bf16", f.param_allgather_fp8 ? "fp8" : "bf16");
 }
 
-const char* to_string(Precision p) {
+Dtype compute_dtype(Precision p) {
   switch (p) {
-    case Precision::fp32: return "fp32";
-    case Precision::tf32: return "tf32";
-    case Precision::fp16: return "fp16";
-    case Precision::bf16: return "bf16";
-    case Precision::fp8: return "fp8";
+    case Precision::fp32: return Dtype::fp32;
+    case Precision::tf32: return Dtype::tf32;
+    case Precision::fp16: return Dtype::fp16;
+    case Precision::bf16: return Dtype::bf16;
+    case Precision::fp8: return Dtype::fp8;
   }
-  return "?";
+  return Dtype::bf16;
 }
+
+const char* to_string(Precision p) { return to_string(compute_dtype(p)); }
 
 const char* to_string(Recompute r) {
   switch (r) {

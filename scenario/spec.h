@@ -12,18 +12,16 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/number_format.h"
 #include "core/units.h"
 
 namespace orrery {
 
-// Numeric formats a GPU computes in. Peak rates are per format.
-enum class Dtype { fp32, tf32, fp16, bf16, fp8, fp4 };
-const char* to_string(Dtype d);
-
 struct GpuSpec {
   std::string preset;                 // preset it was resolved from, "" if given in full
   std::string name;                   // marketing name, for reports
-  std::map<Dtype, FlopRate> peak;     // dense peak per format; a missing format is unsupported
+  std::map<Dtype, FlopRate> peak;     // dense peak per format (core/number_format.h); a missing
+                                      // format is unsupported
   Bytes memory;                       // HBM capacity
   Bandwidth memory_bandwidth;         // HBM bandwidth
   Watts tdp;                          // board power limit
@@ -226,11 +224,15 @@ struct ParallelismSpec {
   }
 };
 
+// The training mode, named by the format its GEMMs compute in (compute_dtype).
 enum class Precision { fp32, tf32, fp16, bf16, fp8 };
 enum class Recompute { none, selective, full };
 // adafactor: Shazeer & Stern 2018 with its default beta1 = 0 (no first moment) and
 // factored second moments (a row and a column vector per weight matrix).
 enum class Optimizer { adam, adamw, lamb, sgd, lars, adafactor };
+// The format the training's GEMMs compute in; fp8 trains with FP8 GEMMs.
+Dtype compute_dtype(Precision p);
+// The name of compute_dtype(p).
 const char* to_string(Precision p);
 const char* to_string(Recompute r);
 const char* to_string(Optimizer o);

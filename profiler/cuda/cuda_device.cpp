@@ -28,16 +28,6 @@ namespace {
 
 constexpr std::size_t kWorkspaceBytes = 32u << 20;  // cuBLASLt workspace
 
-FillType fill_type(GemmDtype d) {
-  switch (d) {
-    case GemmDtype::fp32:
-    case GemmDtype::tf32: return FillType::f32;
-    case GemmDtype::bf16: return FillType::bf16;
-    case GemmDtype::fp16: return FillType::f16;
-    case GemmDtype::fp8: return FillType::fp8_e4m3;
-  }
-  return FillType::f32;
-}
 
 std::string version3(std::size_t v) {  // major*10000 + minor*100 + patch
   return fmt::format("{}.{}.{}", v / 10000, (v % 10000) / 100, v % 100);
@@ -92,14 +82,15 @@ class CudaDevice : public Device {
 
   DeviceInfo info() const override { return info_; }
 
-  bool supports(GemmDtype d) const override {
+  bool supports(Dtype d) const override {
     const int cc = info_.cc_major * 10 + info_.cc_minor;
     switch (d) {
-      case GemmDtype::fp32: return true;
-      case GemmDtype::fp16: return cc >= 70;
-      case GemmDtype::tf32:
-      case GemmDtype::bf16: return cc >= 80;
-      case GemmDtype::fp8: return cc >= 89;  // Ada and Hopper onwards
+      case Dtype::fp32: return true;
+      case Dtype::fp16: return cc >= 70;
+      case Dtype::tf32:
+      case Dtype::bf16: return cc >= 80;
+      case Dtype::fp8: return cc >= 89;  // Ada and Hopper onwards
+      case Dtype::fp4: return false;     // not in kGemmDtypes
     }
     return false;
   }
@@ -107,12 +98,12 @@ class CudaDevice : public Device {
   Timings time_gemm(const GemmCase& c, Repetitions reps) override {
     return guarded([&] {
       check(cudaSetDevice(0), "cudaSetDevice(0)");
-      const std::int64_t a = align_up(c.m * c.k * input_bytes(c.dtype));
-      const std::int64_t b = align_up(c.k * c.n * input_bytes(c.dtype));
-      const std::int64_t d = align_up(c.m * c.n * output_bytes(c.dtype));
+      const std::int64_t a = align_up(c.m * c.k * gemm_input_bytes(c.dtype));
+      const std::int64_t b = align_up(c.k * c.n * gemm_input_bytes(c.dtype));
+      const std::int64_t d = align_up(c.m * c.n * gemm_output_bytes(c.dtype));
       const Rotation rot = rotation_for(a + b + d, l2());
       DeviceBuffer region(0, rot.region());
-      fill(region.get(), rot.region(), fill_type(c.dtype));
+      fill(region.get(), rot.region(), c.dtype);
       LtMatmul mm(lt_, matmul_types(c.dtype), {c.m, c.n, c.k, true, 1, 0, 0, 0},
                   workspace_.get(), kWorkspaceBytes,
                   reinterpret_cast<const float*>(unit_scale_.get()));
@@ -139,7 +130,7 @@ class CudaDevice : public Device {
       const std::int64_t array = align_up(floats * 4);
       const Rotation rot = rotation_for(arrays * array, l2());
       DeviceBuffer region(0, rot.region());
-      fill(region.get(), rot.region(), FillType::f32);
+      fill(region.get(), rot.region(), Dtype::fp32);
       return measure({stream_}, reps, [&](int i) {
         char* base = region.get() + (i % rot.copies) * rot.stride;
         const auto* x = reinterpret_cast<const float*>(base);
@@ -167,10 +158,13 @@ class CudaDevice : public Device {
   //           dQ = K dS (NN), dK = Q dS^T (NT).
   // The GEMMs compute the masked half too, as an unfused implementation does.
   Timings time_attention(const AttentionCase& c, Repetitions reps) override {
+    if (c.dtype != Dtype::bf16 && c.dtype != Dtype::fp16)
+      return Failure{FailureKind::unsupported,
+                     fmt::format("attention in {}: bf16 and fp16 only", to_string(c.dtype))};
     return guarded([&] {
       check(cudaSetDevice(0), "cudaSetDevice(0)");
-      const bool bf16 = c.dtype == AttentionDtype::bf16;
-      const GemmDtype gd = bf16 ? GemmDtype::bf16 : GemmDtype::fp16;
+      const bool bf16 = c.dtype == Dtype::bf16;
+      const Dtype gd = c.dtype;
       const int heads = c.batch * c.heads;
       const std::int64_t s = c.seq, d = c.head_dim;
       const std::int64_t qkv = align_up(heads * s * d * 2);
@@ -180,7 +174,7 @@ class CudaDevice : public Device {
       const int squares = c.backward ? 2 : 1;
       const Rotation rot = rotation_for(vectors * qkv + squares * sm, l2());
       DeviceBuffer region(0, rot.region());
-      fill(region.get(), rot.region(), fill_type(gd));
+      fill(region.get(), rot.region(), gd);
       const MatmulTypes t = matmul_types(gd);
       const auto plan = [&](MatmulShape shape) {
         return std::make_unique<LtMatmul>(lt_, t, shape, workspace_.get(), kWorkspaceBytes,
@@ -250,7 +244,7 @@ class CudaDevice : public Device {
       regions.reserve(n);
       for (int r = 0; r < n; ++r) {
         regions.emplace_back(r, rot.region());
-        fill(regions.back().get(), rot.region(), FillType::f32, r);
+        fill(regions.back().get(), rot.region(), Dtype::fp32, r);
       }
       return measure(g.streams, reps, [&](int i) {
         const std::int64_t off = (i % rot.copies) * rot.stride;
@@ -306,7 +300,7 @@ class CudaDevice : public Device {
     for (cudaStream_t s : streams) check(cudaStreamSynchronize(s), "cudaStreamSynchronize");
   }
 
-  static void fill(char* data, std::int64_t bytes, FillType t, std::uint32_t seed = 0) {
+  static void fill(char* data, std::int64_t bytes, Dtype t, std::uint32_t seed = 0) {
     fill_buffer(data, bytes, t, seed);
   }
 
@@ -339,8 +333,8 @@ class CudaDevice : public Device {
 
 }  // namespace
 
-void fill_buffer(char* data, std::int64_t bytes, FillType t, std::uint32_t seed) {
-  const int size = t == FillType::f32 ? 4 : (t == FillType::fp8_e4m3 ? 1 : 2);
+void fill_buffer(char* data, std::int64_t bytes, Dtype t, std::uint32_t seed) {
+  const int size = gemm_input_bytes(t);
   int device = 0;
   check(cudaGetDevice(&device), "cudaGetDevice");
   check(launch_fill(data, bytes / size, t, seed, nullptr), "fill kernel");

@@ -1,22 +1,27 @@
 #include "profiler/cuda/gemm.h"
 
+#include <string>
+
+#include "core/error.h"
 #include "profiler/cuda/check.h"
 
 namespace orrery::profiler::cuda {
 
-MatmulTypes matmul_types(GemmDtype d) {
+MatmulTypes matmul_types(Dtype d) {
   switch (d) {
-    case GemmDtype::fp32:
+    case Dtype::fp32:
       return {CUDA_R_32F, CUDA_R_32F, CUDA_R_32F, CUBLAS_COMPUTE_32F, CUDA_R_32F};
-    case GemmDtype::tf32:
+    case Dtype::tf32:
       return {CUDA_R_32F, CUDA_R_32F, CUDA_R_32F, CUBLAS_COMPUTE_32F_FAST_TF32, CUDA_R_32F};
-    case GemmDtype::bf16:
+    case Dtype::bf16:
       return {CUDA_R_16BF, CUDA_R_16BF, CUDA_R_16BF, CUBLAS_COMPUTE_32F, CUDA_R_32F};
-    case GemmDtype::fp16:
+    case Dtype::fp16:
       return {CUDA_R_16F, CUDA_R_16F, CUDA_R_16F, CUBLAS_COMPUTE_32F, CUDA_R_32F};
-    case GemmDtype::fp8:
+    case Dtype::fp8:
       return {CUDA_R_8F_E4M3, CUDA_R_8F_E4M3, CUDA_R_16BF, CUBLAS_COMPUTE_32F, CUDA_R_32F, true};
+    case Dtype::fp4: break;
   }
+  ORRERY_CHECK(false, std::string("no GEMMs in ") + to_string(d));
   return {CUDA_R_32F, CUDA_R_32F, CUDA_R_32F, CUBLAS_COMPUTE_32F, CUDA_R_32F};
 }
 

@@ -20,7 +20,8 @@ struct MatmulTypes {
   cudaDataType_t scale;
   bool fp8_scales = false;       // set A/B scale pointers (fp8 inputs)
 };
-MatmulTypes matmul_types(GemmDtype d);
+// `d` must be one of kGemmDtypes (checked).
+MatmulTypes matmul_types(Dtype d);
 
 struct MatmulShape {
   std::int64_t m = 0, n = 0, k = 0;

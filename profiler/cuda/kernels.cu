@@ -166,22 +166,24 @@ cudaError_t launch_softmax_backward(const void* p, void* dp, std::int64_t column
   return cudaGetLastError();
 }
 
-cudaError_t launch_fill(void* data, std::int64_t count, FillType type, std::uint32_t seed,
+cudaError_t launch_fill(void* data, std::int64_t count, Dtype type, std::uint32_t seed,
                         cudaStream_t stream) {
   const int grid = grid_for(count);
   switch (type) {
-    case FillType::f32:
+    case Dtype::fp32:
+    case Dtype::tf32:
       fill_kernel<<<grid, kThreads, 0, stream>>>(static_cast<float*>(data), count, seed);
       break;
-    case FillType::bf16:
+    case Dtype::bf16:
       fill_kernel<<<grid, kThreads, 0, stream>>>(static_cast<__nv_bfloat16*>(data), count, seed);
       break;
-    case FillType::f16:
+    case Dtype::fp16:
       fill_kernel<<<grid, kThreads, 0, stream>>>(static_cast<__half*>(data), count, seed);
       break;
-    case FillType::fp8_e4m3:
+    case Dtype::fp8:
       fill_kernel<<<grid, kThreads, 0, stream>>>(static_cast<__nv_fp8_e4m3*>(data), count, seed);
       break;
+    case Dtype::fp4: return cudaErrorInvalidValue;
   }
   return cudaGetLastError();
 }

@@ -6,14 +6,14 @@
 
 #include <cstdint>
 
+#include "core/number_format.h"
+
 namespace orrery::profiler::cuda {
 
-// Element types the fill kernel can write.
-enum class FillType { f32, bf16, f16, fp8_e4m3 };
-
-// Fills `count` elements with deterministic pseudo-random values in [-1, 1) (seeded by
-// `seed`), so tensor cores see realistic data rather than zeros.
-cudaError_t launch_fill(void* data, std::int64_t count, FillType type, std::uint32_t seed,
+// Fills `count` elements of format `type` with deterministic pseudo-random values in
+// [-1, 1) (seeded by `seed`), so tensor cores see realistic data rather than zeros.
+// fp32 and tf32 write floats, fp8 writes E4M3; fp4 is cudaErrorInvalidValue.
+cudaError_t launch_fill(void* data, std::int64_t count, Dtype type, std::uint32_t seed,
                         cudaStream_t stream);
 
 // Memory-bound kernels on fp32 data. Sizes are in floats and multiples of 4 (float4).

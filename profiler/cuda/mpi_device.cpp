@@ -104,7 +104,7 @@ class MpiDevice : public Device {
 
   DeviceInfo info() const override { return info_; }
   bool is_primary() const override { return rank_ == 0; }
-  bool supports(GemmDtype) const override { return false; }
+  bool supports(Dtype) const override { return false; }
 
   Timings time_gemm(const GemmCase&, Repetitions) override { return collectives_only(); }
   Timings time_memory_bound(const MemoryBoundCase&, Repetitions) override {
@@ -127,7 +127,7 @@ class MpiDevice : public Device {
     std::optional<Failure> failed;
     try {
       region = DeviceBuffer(gpu_, rot.region());
-      fill_buffer(region.get(), rot.region(), FillType::f32, static_cast<std::uint32_t>(rank_));
+      fill_buffer(region.get(), rot.region(), Dtype::fp32, static_cast<std::uint32_t>(rank_));
     } catch (const CallFailed& e) {
       failed = e.failure;
     }

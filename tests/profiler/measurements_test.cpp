@@ -37,8 +37,8 @@ TEST(Format, YamlQuoteEscapes) {
 
 MeasurementFile sample() {
   MeasurementFile f;
-  f.run = {"orrery-profile 0.1.0", "2026-11-27T01:23:45Z", "node-1", {5, 20}};
-  DeviceInfo& d = f.device;
+  const RunInfo run = {"orrery-profile 0.1.0", "2026-11-27T01:23:45Z", "node-1", {5, 20}};
+  DeviceInfo d;
   d.gpu = "NVIDIA H100 80GB HBM3";
   d.gpu_count = 8;
   d.sm_count = 132;
@@ -53,16 +53,18 @@ MeasurementFile sample() {
   d.cudnn = "none";
   d.nccl = "2.27.7";
   d.timing = "cupti";
+  f.provenance = provenance(run, d);
   const auto s = [](double med, double p10, double p90) {
-    return Summary{Seconds(med), Seconds(p10), Seconds(p90)};
+    return TimingStats{Seconds(med), Seconds(p10), Seconds(p90)};
   };
-  f.gemm.push_back({{GemmDtype::bf16, 8192, 8192, 8192}, s(1.252e-3, 1.249e-3, 1.26e-3)});
-  f.memory_bound.push_back({{MemoryKernel::copy, std::int64_t{2} << 30}, s(0.716e-3, 0.714e-3, 0.72e-3)});
+  f.gemm.push_back({Dtype::bf16, 8192, 8192, 8192, s(1.252e-3, 1.249e-3, 1.26e-3)});
+  f.memory_bound.push_back(
+      {MemoryKernel::copy, Bytes(double(std::int64_t{2} << 30)), s(0.716e-3, 0.714e-3, 0.72e-3)});
   f.attention.push_back(
-      {AttentionImpl::unfused, {AttentionDtype::bf16, false, 4, 32, 2048, 128, true},
+      {AttentionImpl::unfused, Dtype::bf16, false, 4, 32, 2048, 128, true,
        s(0.81e-3, 0.8e-3, 0.83e-3)});
   f.launch.push_back({s(2.1e-6, 2.0e-6, 2.3e-6)});
-  f.collectives.push_back({{CollectiveOp::all_reduce, 8, 1, 64 << 20}, s(221e-6, 219e-6, 225e-6)});
+  f.collectives.push_back({CollectiveOp::all_reduce, 8, 1, Bytes(64 << 20), s(221e-6, 219e-6, 225e-6)});
   f.skipped.push_back({"gemm fp8 m=16384 n=16384 k=16384", "out of memory"});
   return f;
 }

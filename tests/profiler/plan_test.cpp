@@ -79,14 +79,14 @@ TEST(Plan, FullSweepCoversEveryGroupSizeFrom1KiBTo4GiB) {
 TEST(Plan, FullGemmGridHasSquaresAndPresetShapesInEveryType) {
   PlanOptions o;
   o.sections = {Section::gemm};
-  o.dtypes = {GemmDtype::bf16, GemmDtype::fp8};
+  o.dtypes = {Dtype::bf16, Dtype::fp8};
   const Plan p = make_plan(o);
   ASSERT_FALSE(p.gemm.empty());
   EXPECT_EQ(p.gemm.size() % 2, 0u);  // the same shapes in both types
   const auto count = [&](GemmCase c) { return std::count(p.gemm.begin(), p.gemm.end(), c); };
-  EXPECT_EQ(count({GemmDtype::fp8, 16384, 16384, 16384}), 1);
-  EXPECT_EQ(count({GemmDtype::bf16, 8192, 128256, 4096}), 1);  // llama3-8b logits
-  EXPECT_EQ(count({GemmDtype::fp32, 256, 256, 256}), 0);       // not asked for
+  EXPECT_EQ(count({Dtype::fp8, 16384, 16384, 16384}), 1);
+  EXPECT_EQ(count({Dtype::bf16, 8192, 128256, 4096}), 1);  // llama3-8b logits
+  EXPECT_EQ(count({Dtype::fp32, 256, 256, 256}), 0);       // not asked for
 }
 
 TEST(Plan, FullMemoryBoundSizesAreWholeUnits) {

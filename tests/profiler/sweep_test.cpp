@@ -24,14 +24,14 @@ TEST(Sweep, StatisticsOfTheFakesRepetitions) {
   // p90 at position 3.6: 1.02 + 0.6 * 0.02 = 1.032 t.
   FakeDevice dev;
   Plan plan;
-  plan.gemm.push_back({GemmDtype::bf16, 1024, 1024, 1024});
+  plan.gemm.push_back({Dtype::bf16, 1024, 1024, 1024});
   Fixture x;
   run_sweep(dev, plan, {2, 5}, x.progress, x.f);
   ASSERT_EQ(x.f.gemm.size(), 1u);
   const double t = 2.0 * 1024 * 1024 * 1024 / 500e12;
-  EXPECT_NEAR(x.f.gemm[0].s.median.value(), t, t * 1e-12);
-  EXPECT_NEAR(x.f.gemm[0].s.p10.value(), 0.984 * t, t * 1e-12);
-  EXPECT_NEAR(x.f.gemm[0].s.p90.value(), 1.032 * t, t * 1e-12);
+  EXPECT_NEAR(x.f.gemm[0].time.median.value(), t, t * 1e-12);
+  EXPECT_NEAR(x.f.gemm[0].time.p10.value(), 0.984 * t, t * 1e-12);
+  EXPECT_NEAR(x.f.gemm[0].time.p90.value(), 1.032 * t, t * 1e-12);
   EXPECT_TRUE(x.f.skipped.empty());
 }
 
@@ -44,7 +44,7 @@ TEST(Sweep, OutOfMemoryAtOneSizeSkipsOnlyThatSize) {
   Fixture x;
   run_sweep(dev, plan, {1, 3}, x.progress, x.f);
   ASSERT_EQ(x.f.memory_bound.size(), 2u);
-  EXPECT_EQ(x.f.memory_bound[1].c.kernel, MemoryKernel::elementwise);
+  EXPECT_EQ(x.f.memory_bound[1].kernel, MemoryKernel::elementwise);
   ASSERT_EQ(x.f.skipped.size(), 1u);
   EXPECT_EQ(x.f.skipped[0].what, "memory_bound copy bytes=1 GiB");
   EXPECT_EQ(x.f.skipped[0].reason, "out of memory: fake memory limit");
@@ -52,10 +52,10 @@ TEST(Sweep, OutOfMemoryAtOneSizeSkipsOnlyThatSize) {
 
 TEST(Sweep, UnsupportedTypeIsOneSkippedEntryAndNeverCalled) {
   FakeDevice dev;
-  dev.unsupported(GemmDtype::fp8);
+  dev.unsupported(Dtype::fp8);
   Plan plan;
-  plan.gemm = {{GemmDtype::fp8, 1024, 1024, 1024}, {GemmDtype::fp8, 2048, 2048, 2048},
-               {GemmDtype::bf16, 1024, 1024, 1024}};
+  plan.gemm = {{Dtype::fp8, 1024, 1024, 1024}, {Dtype::fp8, 2048, 2048, 2048},
+               {Dtype::bf16, 1024, 1024, 1024}};
   Fixture x;
   run_sweep(dev, plan, {1, 3}, x.progress, x.f);
   EXPECT_EQ(dev.calls(), 1);  // only the bf16 GEMM ran
@@ -99,7 +99,7 @@ TEST(Sweep, ScriptedDeviceErrorKeepsItsMessage) {
   dev.fail("attention bf16 forward batch=1 heads=32 seq=2048 head_dim=128 causal",
            {FailureKind::device_error, "cublasLtMatmul: CUBLAS_STATUS_EXECUTION_FAILED"});
   Plan plan;
-  plan.attention.push_back({AttentionDtype::bf16, false, 1, 32, 2048, 128, true});
+  plan.attention.push_back({Dtype::bf16, false, 1, 32, 2048, 128, true});
   Fixture x;
   run_sweep(dev, plan, {1, 3}, x.progress, x.f);
   ASSERT_EQ(x.f.skipped.size(), 1u);
