@@ -225,6 +225,9 @@ struct ParallelismSpec {
     return shard_group();
   }
 };
+const char* to_string(ParallelismSpec::CpComm c);
+const char* to_string(ParallelismSpec::Alltoall a);
+const char* to_string(ParallelismSpec::Sharding s);
 
 enum class Precision { fp32, tf32, fp16, bf16, fp8 };
 enum class Recompute { none, selective, full };
@@ -400,6 +403,7 @@ struct FaultSpec {
   std::string where;  // "file:line" of the entry, for reports
 };
 const char* to_string(FaultSpec::Kind k);
+const char* to_string(FaultSpec::Link l);
 
 // Failures over a whole run and the checkpoints that recover from them (`reliability:`),
 // for the goodput part of the whole-run figures (model/training_run.h).
