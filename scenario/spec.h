@@ -352,7 +352,10 @@ std::string describe(const Fp8Spec& f);
 
 struct TrainingSpec {
   Precision precision = Precision::bf16;
-  std::optional<Fp8Spec> fp8;      // training.fp8: the FP8 recipe
+  // training.fp8: the FP8 recipe. Validated: present only when precision is fp8 (so a
+  // reader tests `fp8` alone); absent under fp8, the plain fp8 model (Fp8Spec), which is
+  // not the default recipe, so validation does not create one.
+  std::optional<Fp8Spec> fp8;
   Recompute recompute = Recompute::none;
   Optimizer optimizer = Optimizer::adam;
   bool flash_attention = true;     // fused attention: no s^2 tensors are stored

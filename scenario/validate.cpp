@@ -503,6 +503,9 @@ void complete_and_validate(Scenario& s) {
   complete_target(s);
   complete_compression(s);
   check_faults(s);
+  // The promise every reader of training.fp8 relies on instead of re-checking precision.
+  ORRERY_CHECK(!s.training.fp8 || s.training.precision == Precision::fp8,
+               "a validated scenario has an FP8 recipe only under precision fp8");
 }
 
 }  // namespace orrery

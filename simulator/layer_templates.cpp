@@ -71,8 +71,7 @@ std::vector<Item> layer_items(const StepContext& ctx, const Layer& layer, PassKi
     items.back().work += t;
     items.back().selective += sel;
   };
-  const bool fp8_gathers = s.training.precision == Precision::fp8 && s.training.fp8 &&
-                           s.training.fp8->tp_allgather_fp8;
+  const bool fp8_gathers = s.training.fp8 && s.training.fp8->tp_allgather_fp8;
   auto add_comm = [&](CommPoint cp, bool forward, bool overlap = false,
                       const Op* op = nullptr) {
     Item it;
