@@ -81,7 +81,7 @@ class RooflineModel final : public ComputeModel {
         {"kernel floor", fmt::format("roofline: kernel_launch {:.1f} us ({})", launch_ * 1e6, gpu)},
         {"optimizer", fmt::format("roofline: {:.0f} bytes per parameter / {:.0f} GB/s",
                                   optimizer_bytes_, hbm_ / 1e9)}};
-    if (s.training.fp8 && s.training.precision == Precision::fp8) {
+    if (s.training.fp8) {
       explanation_.insert(
           explanation_.begin() + 1,
           {"GEMM kept in bf16",

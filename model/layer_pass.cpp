@@ -92,8 +92,8 @@ MessageSizes message_sizes(const Scenario& s) {
 std::vector<PassStep> layer_pass(const Layer& layer, LayerPass pass, const Scenario& s,
                                  const MessageSizes& sizes) {
   const ParallelismSpec& p = s.parallelism;
-  const bool fp8_gathers = s.training.precision == Precision::fp8 && s.training.fp8 &&
-                           s.training.fp8->tp_allgather_fp8;
+  // A recipe exists only under precision fp8 (TrainingSpec::fp8).
+  const bool fp8_gathers = s.training.fp8 && s.training.fp8->tp_allgather_fp8;
   auto fp8_input = [&](const Op& op) {
     return fp8_gathers && !op.high_precision &&
            (op.kind == OpKind::gemm || op.kind == OpKind::router);

@@ -256,7 +256,7 @@ MemoryReport estimate_memory(const Scenario& s) {
   const double dense_group =
       (p.zero_stage >= 3 ? p.zero3_group(s.cluster.gpus_per_node) : p.shard_group()) * copies;
   const double expert_group = std::max(copies, dense_group / p.ep);
-  const bool fp8_gather = t.fp8 && t.precision == Precision::fp8 && t.fp8->param_allgather_fp8;
+  const bool fp8_gather = t.fp8 && t.fp8->param_allgather_fp8;
 
   MemoryReport report;
   report.capacity = s.cluster.gpu.memory;

@@ -60,7 +60,7 @@ OpBuilder::OpBuilder(Precision p)
 
 OpBuilder::OpBuilder(const TrainingSpec& t, const Shard& s, bool high_precision)
     : OpBuilder(t.precision) {
-  if (fp8 && t.fp8) {
+  if (t.fp8) {  // a recipe only ever comes with precision fp8 (TrainingSpec::fp8)
     recipe = &*t.fp8;
     microbatches = std::max(1, s.microbatches);
     if (high_precision) fp8 = false;

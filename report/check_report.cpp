@@ -125,7 +125,7 @@ ordered_json scenario_json(const Scenario& s) {
                    {"overlap_p2p", t.overlap_p2p},
                    {"grad_bucket_params", t.grad_bucket_params ? ordered_json(*t.grad_bucket_params)
                                                                : ordered_json(nullptr)}};
-  if (t.fp8 && t.precision == Precision::fp8) j["training"]["fp8_recipe"] = describe(*t.fp8);
+  if (t.fp8) j["training"]["fp8_recipe"] = describe(*t.fp8);
   j["simulation"] = {{"compute_slowdown", s.simulation.compute_slowdown},
                      {"comm_slowdown", s.simulation.comm_slowdown}};
   if (s.measured) {
@@ -164,7 +164,7 @@ std::string render_check_json(const Scenario& s, const StepFigures& f) {
                           {"allocator_overhead", st.allocator_overhead.value()},
                           {"gather_buffers", st.gather_buffers.value()},
                           {"compression_buffers", st.compression_buffers.value()}};
-    if (s.training.fp8 && s.training.precision == Precision::fp8) {
+    if (s.training.fp8) {
       other["fp8_scaling_state"] = st.fp8_scaling_state.value();
       other["fp8_weight_cache"] = st.fp8_weight_cache.value();
     }
@@ -273,7 +273,7 @@ void training_section(std::string& o, const TrainingSpec& t) {
   line(o, "recompute",
        fmt::format("{}{}", to_string(t.recompute),
                    t.flash_attention ? ", flash attention" : ", unfused attention"));
-  if (t.fp8 && t.precision == Precision::fp8) line(o, "fp8 recipe", describe(*t.fp8));
+  if (t.fp8) line(o, "fp8 recipe", describe(*t.fp8));
 }
 
 void cost_section(std::string& o, const Scenario& s) {
@@ -338,7 +338,7 @@ void memory_section(std::string& o, const Scenario& s, const StepFigures& f) {
                   w.compression_buffers.value() > 0
                       ? fmt::format(", compression buffers {}", format_bytes(w.compression_buffers))
                       : std::string(),
-                  s.training.fp8 && t.precision == Precision::fp8
+                  s.training.fp8
                       ? fmt::format(", fp8 scaling state {}, fp8 weight cache {}",
                                     format_bytes(w.fp8_scaling_state),
                                     format_bytes(w.fp8_weight_cache))

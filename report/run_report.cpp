@@ -86,7 +86,6 @@ ordered_json run_json(const RunEstimate& e) {
 
 // A fault in one line, as the user wrote it.
 std::string describe_fault(const FaultSpec& f) {
-  static const char* links[] = {"nic", "spine", "nvlink"};
   std::string what;
   switch (f.kind) {
     case FaultSpec::Kind::straggler:
@@ -96,8 +95,7 @@ std::string describe_fault(const FaultSpec& f) {
       const std::string at = f.link == FaultSpec::Link::nic     ? fmt::format("node {}", f.node)
                              : f.link == FaultSpec::Link::spine ? fmt::format("leaf {}", f.leaf)
                                                                 : fmt::format("GPU {}", f.gpu);
-      what = fmt::format("slow {} links of {} at {:g} x", links[static_cast<int>(f.link)], at,
-                         f.factor);
+      what = fmt::format("slow {} links of {} at {:g} x", to_string(f.link), at, f.factor);
       break;
     }
     case FaultSpec::Kind::failed_link:

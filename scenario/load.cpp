@@ -97,31 +97,13 @@ void read_parallelism(const YAML::Node& node, const std::string& file, Origin* o
   int n = 0;
   if (r.read_int("first_stage_layers", 0, kMaxCount, n)) p.first_stage_layers = n;
   if (r.read_int("last_stage_layers", 0, kMaxCount, n)) p.last_stage_layers = n;
-  r.read_enum("schedule",
-              {{"gpipe", PipelineSchedule::gpipe},
-               {"1f1b", PipelineSchedule::one_f_one_b},
-               {"interleaved-1f1b", PipelineSchedule::interleaved_1f1b},
-               {"zb-h1", PipelineSchedule::zero_bubble_h1},
-               {"dualpipe", PipelineSchedule::dualpipe}},
-              p.schedule);
-  r.read_enum("pipeline_engine",
-              {{"megatron", PipelineEngine::megatron}, {"deepspeed", PipelineEngine::deepspeed}},
-              p.pipeline_engine);
-  r.read_enum("cp_comm",
-              {{"ring", ParallelismSpec::CpComm::ring},
-               {"all-gather", ParallelismSpec::CpComm::all_gather}},
-              p.cp_comm);
-  r.read_enum("ep_alltoall",
-              {{"auto", ParallelismSpec::Alltoall::automatic},
-               {"direct", ParallelismSpec::Alltoall::direct},
-               {"hierarchical", ParallelismSpec::Alltoall::hierarchical}},
-              p.ep_alltoall);
+  r.read_enum("schedule", names_of<PipelineSchedule>(), p.schedule);
+  r.read_enum("pipeline_engine", names_of<PipelineEngine>(), p.pipeline_engine);
+  r.read_enum("cp_comm", names_of<ParallelismSpec::CpComm>(), p.cp_comm);
+  r.read_enum("ep_alltoall", names_of<ParallelismSpec::Alltoall>(), p.ep_alltoall);
   r.read_int("zero_stage", 0, 3, p.zero_stage);
   r.read_bool("fsdp", p.fsdp);
-  r.read_enum("sharding",
-              {{"full", ParallelismSpec::Sharding::full},
-               {"hybrid", ParallelismSpec::Sharding::hybrid}},
-              p.sharding);
+  r.read_enum("sharding", names_of<ParallelismSpec::Sharding>(), p.sharding);
   r.read_bool("reshard_after_forward", p.reshard_after_forward);
   r.read_int("fsdp_prefetch", 0, 8, p.fsdp_prefetch);
   r.read_bool("zero_hpz", p.zero_hpz);
@@ -133,14 +115,7 @@ void read_measured(const YAML::Node& node, const std::string& file, Origin* orig
                    std::optional<Measured>& out) {
   MapReader r(node, file, "measured", kMeasuredKeys, origin);
   Measured m;
-  if (!r.read_enum("metric",
-                   {{"step_time_s", Metric::step_time_s},
-                    {"tokens_per_s", Metric::tokens_per_s},
-                    {"tokens_per_s_per_gpu", Metric::tokens_per_s_per_gpu},
-                    {"tflops_per_gpu_model", Metric::tflops_per_gpu_model},
-                    {"tflops_per_gpu_hardware", Metric::tflops_per_gpu_hardware},
-                    {"mfu", Metric::mfu}},
-                   m.metric)) {
+  if (!r.read_enum("metric", names_of<Metric>(), m.metric)) {
     throw InputError(location_of(file, node), "measured.metric", "", "missing key");
   }
   if (!r.read_double("value", 1e-12, 1e18, m.value)) {

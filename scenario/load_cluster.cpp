@@ -138,10 +138,7 @@ void read_cluster_keys(MapReader& r, Origin* origin, ClusterSpec& c) {
     nr.read_quantity("nic_bandwidth", Dimension::bandwidth, 1e6, kMaxBandwidth,
                      c.inter_node.nic_bandwidth);
     nr.read_quantity("latency", Dimension::seconds, 0.0, kMaxLatency, c.inter_node.latency);
-    nr.read_enum("topology",
-                 {{"fat-tree", InterNodeTopology::fat_tree},
-                  {"rail-optimized", InterNodeTopology::rail_optimized}},
-                 c.inter_node.topology);
+    nr.read_enum("topology", names_of<InterNodeTopology>(), c.inter_node.topology);
     nr.read_double("oversubscription", 1.0, 64.0, c.inter_node.oversubscription);
     nr.read_double("efficiency", 0.01, 1.0, c.inter_node.efficiency);
     nr.read_double("background_load", 0.0, 0.99, c.inter_node.background_load);

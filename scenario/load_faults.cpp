@@ -21,10 +21,7 @@ FaultSpec read_fault(const YAML::Node& node, const std::string& file, const std:
   FaultSpec f;
   const InputLocation at = location_of(file, node);
   f.where = at.line ? fmt::format("{}:{}", at.file, *at.line) : at.file;
-  if (!r.read_enum("kind",
-                   {{"straggler", K::straggler}, {"slow_link", K::slow_link},
-                    {"failed_link", K::failed_link}, {"failed_node", K::failed_node}},
-                   f.kind)) {
+  if (!r.read_enum("kind", names_of<FaultSpec::Kind>(), f.kind)) {
     throw InputError(at, path + ".kind", "", "missing key");
   }
   // The keys each kind takes; any other is an error naming the kind.
@@ -47,10 +44,7 @@ FaultSpec read_fault(const YAML::Node& node, const std::string& file, const std:
     case K::failed_link: need("link"); break;
     case K::failed_node: need("node"); break;
   }
-  r.read_enum("link",
-              {{"nic", FaultSpec::Link::nic}, {"spine", FaultSpec::Link::spine},
-               {"nvlink", FaultSpec::Link::nvlink}},
-              f.link);
+  r.read_enum("link", names_of<FaultSpec::Link>(), f.link);
   r.read_int("stage", 0, kMaxCount, f.stage);
   r.read_int("node", 0, kMaxCount, f.node);
   r.read_int("leaf", 0, kMaxCount, f.leaf);

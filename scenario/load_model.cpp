@@ -49,11 +49,7 @@ void read_layer_table(MapReader& r, Origin* origin, ModelSpec& m) {
     MapReader lr(table[i], r.file(), path, kCnnRowKeys, nullptr);
     CnnLayer l;
     lr.read_string("name", l.name);
-    if (!lr.read_enum("op",
-                      {{"conv", CnnOp::conv}, {"bn", CnnOp::bn}, {"relu", CnnOp::relu},
-                       {"maxpool", CnnOp::maxpool}, {"avgpool", CnnOp::avgpool},
-                       {"add", CnnOp::add}, {"fc", CnnOp::fc}},
-                      l.op)) {
+    if (!lr.read_enum("op", names_of<CnnOp>(), l.op)) {
       throw InputError(location_of(r.file(), table[i]), path + ".op", "", "missing key");
     }
     lr.read_int("in", 1, 1 << 20, l.in_channels);
@@ -82,10 +78,7 @@ void read_layer_table(MapReader& r, Origin* origin, ModelSpec& m) {
 
 void read_model_keys(MapReader& r, Origin* origin, ModelSpec& m) {
   r.read_string("name", m.name);
-  r.read_enum("family",
-              {{"decoder", ModelFamily::decoder}, {"encoder", ModelFamily::encoder},
-               {"cnn", ModelFamily::cnn}},
-              m.family);
+  r.read_enum("family", names_of<ModelFamily>(), m.family);
   r.read_int("layers", 1, kMaxCount, m.layers);
   r.read_int("hidden", 1, kMaxWidth, m.hidden);
   r.read_int("heads", 1, kMaxCount, m.heads);
@@ -93,12 +86,9 @@ void read_model_keys(MapReader& r, Origin* origin, ModelSpec& m) {
   r.read_int("ffn", 1, kMaxWidth, m.ffn);
   r.read_int("vocab", 1, kMaxWidth, m.vocab);
   r.read_int("seq_len", 1, kMaxWidth, m.seq_len);
-  r.read_enum("activation", {{"gelu", Activation::gelu}, {"swiglu", Activation::swiglu}},
-              m.activation);
-  r.read_enum("norm", {{"layernorm", Norm::layernorm}, {"rmsnorm", Norm::rmsnorm}}, m.norm);
-  r.read_enum("position_embedding",
-              {{"learned", PositionEmbedding::learned}, {"rope", PositionEmbedding::rope}},
-              m.position_embedding);
+  r.read_enum("activation", names_of<Activation>(), m.activation);
+  r.read_enum("norm", names_of<Norm>(), m.norm);
+  r.read_enum("position_embedding", names_of<PositionEmbedding>(), m.position_embedding);
   r.read_bool("tied_embeddings", m.tied_embeddings);
   r.read_bool("bias", m.bias);
   r.read_bool("dropout", m.dropout);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "scenario/names.h"
 #include "scenario/presets.h"
 #include "scenario/spec.h"
 #include "scenario/sweep_spec.h"

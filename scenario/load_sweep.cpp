@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -15,15 +16,7 @@
 
 namespace orrery {
 
-const char* to_string(Objective o) {
-  switch (o) {
-    case Objective::step_time: return "step_time";
-    case Objective::time_to_train: return "time_to_train";
-    case Objective::cost: return "cost";
-    case Objective::energy: return "energy";
-  }
-  return "?";
-}
+const char* to_string(Objective o) { return name_of(o); }
 
 InputLocation SweepSpec::where(const std::string& key) const {
   auto it = origin.find(key);
@@ -99,18 +92,19 @@ IntAxis read_int_axis(const YAML::Node& n, const std::string& file, const std::s
   return axis;
 }
 
-// sweep.FIELD for an enumerated field: one name or a list of names.
+// sweep.FIELD for an enumerated field: one name or a list of names. `names`: the
+// field's table (names_of<E>()), offered in its order when a value is unknown.
 template <class E>
 std::vector<E> read_enum_axis(const YAML::Node& n, const std::string& file, const std::string& key,
-                              const std::vector<std::pair<std::string, E>>& names) {
+                              std::span<const Named<E>> names) {
   std::vector<E> out;
   std::vector<std::string> choices;
-  for (const auto& [name, e] : names) choices.push_back(name);
+  for (const Named<E>& c : names) choices.push_back(c.name);
   auto add = [&](const YAML::Node& item) {
     const std::string v = describe(item);
-    for (const auto& [name, e] : names) {
-      if (name == v) {
-        if (std::find(out.begin(), out.end(), e) == out.end()) out.push_back(e);
+    for (const Named<E>& c : names) {
+      if (v == c.name) {
+        if (std::find(out.begin(), out.end(), c.value) == out.end()) out.push_back(c.value);
         return;
       }
     }
@@ -151,31 +145,26 @@ void read_sweep(const YAML::Node& node, const std::string& file, SweepSpec& w) {
   ints("zero_stage", 0, 3, false, w.zero_stage);
   ints("nodes", 1, kMaxCount, false, w.nodes);
   if (r.has("recompute")) {
-    w.recompute = read_enum_axis<Recompute>(
-        r.node("recompute"), file, "sweep.recompute",
-        {{"none", Recompute::none}, {"selective", Recompute::selective}, {"full", Recompute::full}});
+    w.recompute = read_enum_axis<Recompute>(r.node("recompute"), file, "sweep.recompute",
+                                            names_of<Recompute>());
     r.mark("recompute");
   }
   if (r.has("precision")) {
-    w.precision = read_enum_axis<Precision>(
-        r.node("precision"), file, "sweep.precision",
-        {{"fp32", Precision::fp32}, {"tf32", Precision::tf32}, {"fp16", Precision::fp16},
-         {"bf16", Precision::bf16}, {"fp8", Precision::fp8}});
+    w.precision = read_enum_axis<Precision>(r.node("precision"), file, "sweep.precision",
+                                            names_of<Precision>());
     r.mark("precision");
   }
   if (r.has("compression")) {
     using S = CompressionSpec::Scheme;
     // Schemes whose settings keep their defaults (training.gradient_compression).
-    w.compression = read_enum_axis<S>(
-        r.node("compression"), file, "sweep.compression",
-        {{"none", S::none}, {"fp16", S::fp16}, {"bf16", S::bf16}, {"int8", S::int8},
-         {"int4", S::int4}, {"onebit", S::onebit}, {"topk", S::topk},
-         {"powersgd", S::powersgd}, {"local_sgd", S::local_sgd}});
+    w.compression =
+        read_enum_axis<S>(r.node("compression"), file, "sweep.compression", names_of<S>());
     r.mark("compression");
   }
   if (r.has("gpu")) {
-    std::vector<std::pair<std::string, std::string>> names;
-    for (const auto& g : gpu_presets().names()) names.emplace_back(g, g);
+    const std::vector<std::string> presets = gpu_presets().names();
+    std::vector<Named<std::string>> names;
+    for (const auto& g : presets) names.push_back({g, g.c_str()});
     w.gpu = read_enum_axis<std::string>(r.node("gpu"), file, "sweep.gpu", names);
     r.mark("gpu");
   }
@@ -189,10 +178,8 @@ void read_sweep(const YAML::Node& node, const std::string& file, SweepSpec& w) {
     if (c.read_double("max_cost_usd", 0.0, 1e15, usd)) w.max_cost_usd = usd;
   }
   if (r.has("objectives")) {
-    w.objectives = read_enum_axis<Objective>(
-        r.node("objectives"), file, "sweep.objectives",
-        {{"step_time", Objective::step_time}, {"time_to_train", Objective::time_to_train},
-         {"cost", Objective::cost}, {"energy", Objective::energy}});
+    w.objectives = read_enum_axis<Objective>(r.node("objectives"), file, "sweep.objectives",
+                                             names_of<Objective>());
     r.mark("objectives");
   }
   r.read_int("top", 1, 1 << 20, w.top);

@@ -75,12 +75,8 @@ Fp8Spec read_fp8(const YAML::Node& node, const std::string& file, Origin* origin
   using Sc = Fp8Spec::Scaling;
   Fp8Spec f;
   MapReader r(node, file, "training.fp8", kFp8Keys, origin);
-  r.read_enum("format", {{"hybrid", Fp8Spec::Format::hybrid}, {"e4m3", Fp8Spec::Format::e4m3}},
-              f.format);
-  r.read_enum("scaling",
-              {{"delayed", Sc::delayed}, {"current", Sc::current}, {"block", Sc::block},
-               {"mxfp8", Sc::mxfp8}},
-              f.scaling);
+  r.read_enum("format", names_of<Fp8Spec::Format>(), f.format);
+  r.read_enum("scaling", names_of<Sc>(), f.scaling);
   if (r.has("amax_history") && f.scaling != Sc::delayed) {
     r.fail("amax_history", fmt::format("applies to delayed scaling only (scaling is {}: its "
                                        "scales come from the tensor being cast)",
@@ -139,19 +135,9 @@ Fp8Spec read_fp8(const YAML::Node& node, const std::string& file, Origin* origin
 void read_training(const YAML::Node& node, const std::string& file, Origin* origin,
                    TrainingSpec& t) {
   MapReader r(node, file, "training", kTrainingKeys, origin);
-  r.read_enum("precision",
-              {{"fp32", Precision::fp32}, {"tf32", Precision::tf32}, {"fp16", Precision::fp16},
-               {"bf16", Precision::bf16}, {"fp8", Precision::fp8}},
-              t.precision);
-  r.read_enum("recompute",
-              {{"none", Recompute::none}, {"selective", Recompute::selective},
-               {"full", Recompute::full}},
-              t.recompute);
-  r.read_enum("optimizer",
-              {{"adam", Optimizer::adam}, {"adamw", Optimizer::adamw}, {"lamb", Optimizer::lamb},
-               {"sgd", Optimizer::sgd}, {"lars", Optimizer::lars},
-               {"adafactor", Optimizer::adafactor}},
-              t.optimizer);
+  r.read_enum("precision", names_of<Precision>(), t.precision);
+  r.read_enum("recompute", names_of<Recompute>(), t.recompute);
+  r.read_enum("optimizer", names_of<Optimizer>(), t.optimizer);
   r.read_bool("flash_attention", t.flash_attention);
   r.read_enum("gradient_dtype",
               {{"fp32", Dtype::fp32}, {"bf16", Dtype::bf16}, {"fp16", Dtype::fp16}},
@@ -174,11 +160,7 @@ void read_training(const YAML::Node& node, const std::string& file, Origin* orig
     CompressionSpec& c = t.compression;
     MapReader cr(r.node("gradient_compression"), file, "training.gradient_compression",
                  kCompressionKeys, origin);
-    if (!cr.read_enum("scheme",
-                      {{"none", S::none}, {"fp16", S::fp16}, {"bf16", S::bf16}, {"int8", S::int8},
-                       {"int4", S::int4}, {"onebit", S::onebit}, {"topk", S::topk},
-                       {"powersgd", S::powersgd}, {"local_sgd", S::local_sgd}},
-                      c.scheme)) {
+    if (!cr.read_enum("scheme", names_of<S>(), c.scheme)) {
       throw InputError(location_of(file, r.node("gradient_compression")),
                        "training.gradient_compression.scheme", "", "missing key");
     }
@@ -206,8 +188,7 @@ void read_training(const YAML::Node& node, const std::string& file, Origin* orig
     LossScalingSpec& l = t.loss_scaling;
     MapReader lr(r.node("loss_scaling"), file, "training.loss_scaling", kLossScalingKeys, origin);
     K kind = K::none;
-    if (!lr.read_enum("kind", {{"none", K::none}, {"static", K::fixed}, {"dynamic", K::dynamic}},
-                      kind)) {
+    if (!lr.read_enum("kind", names_of<K>(), kind)) {
       throw InputError(location_of(file, r.node("loss_scaling")), "training.loss_scaling.kind", "",
                        "missing key");
     }

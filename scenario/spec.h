@@ -223,6 +223,9 @@ struct ParallelismSpec {
     return shard_group();
   }
 };
+const char* to_string(ParallelismSpec::CpComm c);
+const char* to_string(ParallelismSpec::Alltoall a);
+const char* to_string(ParallelismSpec::Sharding s);
 
 // The training mode, named by the format its GEMMs compute in (compute_dtype).
 enum class Precision { fp32, tf32, fp16, bf16, fp8 };
@@ -351,7 +354,10 @@ std::string describe(const Fp8Spec& f);
 
 struct TrainingSpec {
   Precision precision = Precision::bf16;
-  std::optional<Fp8Spec> fp8;      // training.fp8: the FP8 recipe
+  // training.fp8: the FP8 recipe. Validated: present only when precision is fp8 (so a
+  // reader tests `fp8` alone); absent under fp8, the plain fp8 model (Fp8Spec), which is
+  // not the default recipe, so validation does not create one.
+  std::optional<Fp8Spec> fp8;
   Recompute recompute = Recompute::none;
   Optimizer optimizer = Optimizer::adam;
   bool flash_attention = true;     // fused attention: no s^2 tensors are stored
@@ -402,6 +408,7 @@ struct FaultSpec {
   std::string where;  // "file:line" of the entry, for reports
 };
 const char* to_string(FaultSpec::Kind k);
+const char* to_string(FaultSpec::Link l);
 
 // Failures over a whole run and the checkpoints that recover from them (`reliability:`),
 // for the goodput part of the whole-run figures (model/training_run.h).

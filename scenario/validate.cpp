@@ -138,13 +138,13 @@ void complete_schedule(Scenario& s) {
     p.schedule = vp > 1 ? PipelineSchedule::interleaved_1f1b : PipelineSchedule::one_f_one_b;
   }
   if (p.schedule == PipelineSchedule::interleaved_1f1b && vp < 2) {
-    reject(s, "parallelism.schedule", "interleaved-1f1b",
+    reject(s, "parallelism.schedule", to_string(p.schedule),
            "needs virtual_pipeline_stages >= 2 (model chunks per pipeline rank)");
   }
   if (p.schedule != PipelineSchedule::interleaved_1f1b && vp > 1) {
     reject(s, "parallelism.virtual_pipeline_stages", std::to_string(vp),
-           fmt::format("virtual stages need schedule interleaved-1f1b, not {}",
-                       to_string(p.schedule)));
+           fmt::format("virtual stages need schedule {}, not {}",
+                       to_string(PipelineSchedule::interleaved_1f1b), to_string(p.schedule)));
   }
   if (p.schedule == PipelineSchedule::interleaved_1f1b && p.microbatches() % p.pp != 0) {
     reject(s, "parallelism.global_batch", std::to_string(p.global_batch),
@@ -177,7 +177,7 @@ void complete_zero_stage(Scenario& s) {
 void check_schedule_preconditions(const Scenario& s) {
   const ParallelismSpec& p = s.parallelism;
   if (p.schedule == PipelineSchedule::zero_bubble_h1 && p.zero_stage >= 3) {
-    reject(s, "parallelism.schedule", "zb-h1",
+    reject(s, "parallelism.schedule", to_string(p.schedule),
            "zb-h1 is modelled with ZeRO stages 0-2 (FSDP units keep whole backward passes)");
   }
   if (p.schedule == PipelineSchedule::dualpipe) {
@@ -194,7 +194,7 @@ void check_schedule_preconditions(const Scenario& s) {
                          p.microbatches(), 2 * p.pp));
     }
     if (p.zero_stage >= 3) {
-      reject(s, "parallelism.schedule", "dualpipe",
+      reject(s, "parallelism.schedule", to_string(p.schedule),
              "dualpipe is modelled with ZeRO stages 0-2 (FSDP units keep whole backward passes)");
     }
   }
@@ -224,7 +224,7 @@ void check_sharding(const Scenario& s) {
   if (p.sharding == ParallelismSpec::Sharding::hybrid) {
     const int local = s.cluster.gpus_per_node / (p.tp * p.cp);
     if (local < 1 || s.cluster.gpus_per_node % (p.tp * p.cp) != 0 || p.dp % local != 0) {
-      reject(s, "parallelism.sharding", "hybrid",
+      reject(s, "parallelism.sharding", to_string(p.sharding),
              fmt::format("hybrid sharding shards over the {} data-parallel ranks of a node; "
                          "tp*cp must divide gpus_per_node and that count must divide dp ({})",
                          std::max(local, 0), p.dp));
@@ -483,7 +483,7 @@ void complete_compression(Scenario& s) {
                        to_string(s.training.gradient_dtype)));
   }
   if (c.scheme == S::local_sgd && s.parallelism.zero_stage >= 1) {
-    reject(s, key, "local_sgd",
+    reject(s, key, to_string(c.scheme),
            "local SGD keeps a whole replica's optimizer state per rank: use zero_stage 0");
   }
 }
@@ -503,6 +503,9 @@ void complete_and_validate(Scenario& s) {
   complete_target(s);
   complete_compression(s);
   check_faults(s);
+  // The promise every reader of training.fp8 relies on instead of re-checking precision.
+  ORRERY_CHECK(!s.training.fp8 || s.training.precision == Precision::fp8,
+               "a validated scenario has an FP8 recipe only under precision fp8");
 }
 
 }  // namespace orrery

@@ -7,6 +7,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <cstdint>
+#include <iterator>
 #include <map>
 #include <string>
 #include <utility>
@@ -57,6 +58,20 @@ class MapReader {
     out = Quantity<Tag>(v);
     return true;
   }
+  // `names`: an enum's table (scenario/names.h names_of<E>()), entries with .value and
+  // .name; an unknown value's error offers the names in the table's order.
+  template <class Table, class E>
+    requires requires(const Table& t) { std::begin(t)->name; }
+  bool read_enum(const std::string& key, const Table& names, E& out) {
+    std::vector<std::string> choices;
+    for (const auto& n : names) choices.push_back(n.name);
+    std::string s;
+    if (!read_choice(key, choices, s)) return false;
+    for (const auto& n : names)
+      if (s == n.name) out = n.value;
+    return true;
+  }
+  // The same for a list of (name, value) pairs that is not an enum's table.
   template <class E>
   bool read_enum(const std::string& key, const std::vector<std::pair<std::string, E>>& names,
                  E& out) {

@@ -228,8 +228,7 @@ class PipelineBuilder {
   // ZeRO-3 / FSDP: every layer is an FSDP unit, its compute a task of its own that waits
   // for its gathered weights.
   void fsdp_block(size_t r, const Block& b, const std::vector<const Layer*>& layers) {
-    const bool fp8_param_gather = ctx_.s.training.precision == Precision::fp8 &&
-                                  ctx_.s.training.fp8 && ctx_.s.training.fp8->param_allgather_fp8;
+    const bool fp8_param_gather = ctx_.s.training.fp8 && ctx_.s.training.fp8->param_allgather_fp8;
     std::vector<int> done;
     auto unit = [&](const Layer& l, bool forward) {
       double work = 0;

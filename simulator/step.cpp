@@ -210,7 +210,7 @@ StepResult simulate(const Scenario& s, const Hardware& hardware, const StepFigur
     out.baseline_step_time = base.step_time;
     for (const StageReport& st : base.stages) out.baseline_stages.push_back(st.breakdown);
   }
-  if (s.training.fp8 && s.training.precision == Precision::fp8) {
+  if (s.training.fp8) {
     out.notes.push_back("fp8 recipe: " + describe(*s.training.fp8));
   }
   if (c.scheme != Scheme::none) {

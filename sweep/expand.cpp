@@ -181,7 +181,9 @@ std::vector<std::pair<std::string, std::string>> candidate_settings(const SweepI
     if (raw.origin.count("parallelism.schedule") &&
         (raw.parallelism.schedule == PipelineSchedule::one_f_one_b ||
          raw.parallelism.schedule == PipelineSchedule::interleaved_1f1b)) {
-      out.emplace_back("parallelism.schedule", a.vp > 1 ? "interleaved-1f1b" : "1f1b");
+      out.emplace_back(
+          "parallelism.schedule",
+          to_string(a.vp > 1 ? PipelineSchedule::interleaved_1f1b : PipelineSchedule::one_f_one_b));
     }
   }
   if (w.microbatch.swept()) out.emplace_back("parallelism.microbatch", num(a.microbatch));

@@ -1,6 +1,8 @@
 // Keeps README.md and docs/ true to the code:
 // - every scenario key the reader accepts is documented in docs/scenario-format.md,
 //   and every key documented there is accepted;
+// - every enum key's row lists exactly the names of the enum's table (scenario/names.h),
+//   in its order;
 // - every ```yaml block in the docs that is a whole scenario passes `orrery check`
 //   (or fails with exit code 2 when its first line is "# expect: error");
 // - every block introduced by "<!-- output: orrery ARGS -->" is exactly what that
@@ -12,6 +14,7 @@
 #include <set>
 
 #include "scenario/load.h"
+#include "scenario/names.h"
 #include "tests/cli/run.h"
 
 namespace orrery {
@@ -37,6 +40,58 @@ TEST(Docs, EveryScenarioKeyIsDocumentedAndNoOther) {
        ++it) {
     EXPECT_TRUE(known.count((*it)[1].str())) << (*it)[1].str() << " is documented but not read";
   }
+}
+
+// The backticked names in the second column (the values) of `key`'s row in `doc`.
+std::vector<std::string> documented_values(const std::string& doc, const std::string& key) {
+  const std::string start = "\n| `" + key + "` |";
+  const size_t at = doc.find(start);
+  if (at == std::string::npos) return {};
+  const size_t from = at + start.size();
+  const std::string cell = doc.substr(from, doc.find('|', from) - from);
+  std::vector<std::string> out;
+  const std::regex name("`([^`]+)`");
+  for (auto it = std::sregex_iterator(cell.begin(), cell.end(), name); it != std::sregex_iterator();
+       ++it) {
+    out.push_back((*it)[1].str());
+  }
+  return out;
+}
+
+template <class E>
+void expect_documented(const std::string& doc, const std::string& key) {
+  std::vector<std::string> names;
+  for (const Named<E>& n : names_of<E>()) names.push_back(n.name);
+  EXPECT_EQ(documented_values(doc, key), names) << key;
+}
+
+TEST(Docs, EveryEnumKeyListsItsTableOfNames) {
+  const std::string doc = read_file(source_dir() + "/docs/scenario-format.md");
+  ASSERT_FALSE(doc.empty());
+  expect_documented<InterNodeTopology>(doc, "cluster.inter_node.topology");
+  expect_documented<ModelFamily>(doc, "model.family");
+  expect_documented<Activation>(doc, "model.activation");
+  expect_documented<Norm>(doc, "model.norm");
+  expect_documented<PositionEmbedding>(doc, "model.position_embedding");
+  expect_documented<CnnOp>(doc, "model.layer_table[].op");
+  expect_documented<PipelineSchedule>(doc, "parallelism.schedule");
+  expect_documented<PipelineEngine>(doc, "parallelism.pipeline_engine");
+  expect_documented<ParallelismSpec::CpComm>(doc, "parallelism.cp_comm");
+  expect_documented<ParallelismSpec::Alltoall>(doc, "parallelism.ep_alltoall");
+  expect_documented<ParallelismSpec::Sharding>(doc, "parallelism.sharding");
+  expect_documented<Precision>(doc, "training.precision");
+  expect_documented<Recompute>(doc, "training.recompute");
+  expect_documented<Optimizer>(doc, "training.optimizer");
+  expect_documented<CompressionSpec::Scheme>(doc, "training.gradient_compression.scheme");
+  expect_documented<LossScalingSpec::Kind>(doc, "training.loss_scaling.kind");
+  expect_documented<Fp8Spec::Format>(doc, "training.fp8.format");
+  expect_documented<Fp8Spec::Scaling>(doc, "training.fp8.scaling");
+  expect_documented<FaultSpec::Kind>(doc, "faults[].kind");
+  expect_documented<FaultSpec::Link>(doc, "faults[].link");
+  expect_documented<Metric>(doc, "measured.metric");
+  expect_documented<Recompute>(doc, "sweep.recompute");
+  expect_documented<Precision>(doc, "sweep.precision");
+  expect_documented<Objective>(doc, "sweep.objectives");
 }
 
 TEST(Docs, YamlExamplesRun) {
