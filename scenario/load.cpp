@@ -7,10 +7,9 @@
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
-#include <fstream>
 #include <map>
-#include <sstream>
 
+#include "core/env.h"
 #include "scenario/load_sections.h"
 #include "scenario/presets.h"
 #include "scenario/sweep_spec.h"
@@ -225,11 +224,7 @@ Scenario load_scenario_text(const std::string& yaml, const std::string& display_
 }
 
 Scenario load_scenario_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError({path, std::nullopt}, "", "", "cannot open the scenario file");
-  std::ostringstream text;
-  text << in.rdbuf();
-  return load_scenario_text(text.str(), path);
+  return load_scenario_text(read_file_or_throw(default_env(), path, "the scenario file"), path);
 }
 
 std::vector<std::string> scenario_keys() {
@@ -339,11 +334,7 @@ SweepInput load_sweep_text(const std::string& yaml, const std::string& display_n
 }
 
 SweepInput load_sweep_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw InputError({path, std::nullopt}, "", "", "cannot open the scenario file");
-  std::ostringstream text;
-  text << f.rdbuf();
-  return load_sweep_text(text.str(), path);
+  return load_sweep_text(read_file_or_throw(default_env(), path, "the scenario file"), path);
 }
 
 std::vector<std::string> gpu_preset_names() { return gpu_presets().names(); }
