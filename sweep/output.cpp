@@ -5,22 +5,15 @@
 #include <nlohmann/json.hpp>
 
 #include <map>
+#include <variant>
 
 #include "core/units.h"
+#include "sweep/axes.h"
 
 namespace orrery {
 namespace {
 
 using nlohmann::ordered_json;
-
-const char* compression_name(CompressionSpec::Scheme s) { return to_string(s); }
-
-std::string csv_quote(const std::string& s) {
-  if (s.find_first_of(",\"\n") == std::string::npos) return s;
-  std::string out = "\"";
-  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return out + "\"";
-}
 
 std::string num(double v) { return fmt::format("{:.9g}", v); }
 std::string opt(const std::optional<double>& v) { return v ? num(*v) : std::string(); }
@@ -146,9 +139,9 @@ std::string render_sweep_table(const SweepInput& in, const SweepResult& r) {
 
 std::string render_sweep_csv(const SweepInput& in, const SweepResult& r) {
   const SweepSpec& w = in.spec;
-  std::string out =
-      "index,status,gpu,nodes,gpus,tp,pp,dp,vp,microbatch,global_batch,zero_stage,recompute,"
-      "precision,compression,memory_gib,capacity_gib";
+  std::string out = "index,status";
+  for (const detail::Axis& axis : detail::axes()) out += fmt::format(",{}", axis.column);
+  out += ",memory_gib,capacity_gib";
   for (Objective o : w.objectives) out += fmt::format(",bound_{}", to_string(o));
   out += ",step_time_s";
   for (const auto& col : kBreakdownColumns) out += "," + col;
@@ -156,13 +149,11 @@ std::string render_sweep_csv(const SweepInput& in, const SweepResult& r) {
   std::map<int, int> rank;
   for (std::size_t k = 0; k < r.ranked.size(); ++k) rank[r.ranked[k]] = static_cast<int>(k) + 1;
   for (const auto& c : r.candidates) {
-    const Assignment& a = c.a;
-    out += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},", c.index,
-                       to_string(c.status), csv_quote(in.raw[static_cast<std::size_t>(a.gpu)]
-                                                          .cluster.gpu.name),
-                       a.nodes, c.gpus, a.tp, a.pp, c.dp, a.vp, a.microbatch, a.global_batch,
-                       a.zero_stage, to_string(a.recompute), to_string(a.precision),
-                       compression_name(a.compression));
+    out += fmt::format("{},{},", c.index, to_string(c.status));
+    for (const detail::Axis& axis : detail::axes()) {
+      out += detail::csv_cell(axis.cell(in, c));
+      out += ',';
+    }
     // (Appending piece by piece: `"," + std::string` trips GCC 12's -Wrestrict false positive.)
     if (c.capacity_bytes > 0) {
       out += num(c.memory_bytes / kGiB);
@@ -195,7 +186,7 @@ std::string render_sweep_csv(const SweepInput& in, const SweepResult& r) {
     out += ',';
     if (it != rank.end()) out += std::to_string(it->second);
     out += ',';
-    out += csv_quote(c.reason);
+    out += detail::csv_quote(c.reason);
     out += '\n';
   }
   return out;
@@ -236,19 +227,8 @@ ordered_json candidate_json(const SweepInput& in, const CandidateResult& c) {
   ordered_json j;
   j["index"] = c.index;
   j["status"] = to_string(c.status);
-  j["gpu"] = in.raw[static_cast<std::size_t>(c.a.gpu)].cluster.gpu.name;
-  j["nodes"] = c.a.nodes;
-  j["gpus"] = c.gpus;
-  j["tp"] = c.a.tp;
-  j["pp"] = c.a.pp;
-  j["dp"] = c.dp;
-  j["vp"] = c.a.vp;
-  j["microbatch"] = c.a.microbatch;
-  j["global_batch"] = c.a.global_batch;
-  j["zero_stage"] = c.a.zero_stage;
-  j["recompute"] = to_string(c.a.recompute);
-  j["precision"] = to_string(c.a.precision);
-  j["compression"] = to_string(c.a.compression);
+  for (const detail::Axis& axis : detail::axes())
+    std::visit([&](const auto& v) { j[axis.column] = v; }, axis.cell(in, c));
   if (c.capacity_bytes > 0) {
     j["memory_bytes"] = c.memory_bytes;
     j["capacity_bytes"] = c.capacity_bytes;

@@ -11,6 +11,7 @@
 #include "model/analysis.h"
 #include "model/training_run.h"
 #include "simulator/predict.h"
+#include "sweep/axes.h"
 #include "sweep/bound.h"
 
 namespace orrery {
@@ -253,18 +254,8 @@ CandidateResult evaluate_baseline(const SweepInput& in) {
   CandidateResult b;
   b.index = -1;
   const Scenario& s = in.baseline;
-  const ParallelismSpec& p = s.parallelism;
-  b.a.nodes = s.cluster.nodes;
-  b.a.tp = p.tp;
-  b.a.pp = p.pp;
-  b.a.vp = p.virtual_pipeline_stages;
-  b.a.dp = p.dp;
-  b.a.microbatch = p.microbatch;
-  b.a.global_batch = p.global_batch;
-  b.a.zero_stage = p.zero_stage;
-  b.a.recompute = s.training.recompute;
-  b.a.precision = s.training.precision;
-  b.a.compression = s.training.compression.scheme;
+  for (const detail::Axis& axis : detail::axes())
+    if (axis.set) axis.set(b.a, axis.of_scenario(s));
   b.gpus = s.cluster.gpus();
   b.dp = s.parallelism.dp;
   b.gpu_name = s.cluster.gpu.name;

@@ -4,7 +4,8 @@
 // still win, and ranked.
 //
 // Candidates, in a fixed nested order (gpu, nodes, precision, compression, global_batch,
-// tp, pp, vp, dp, microbatch, zero_stage, recompute; the first varies slowest). `auto`:
+// tp, pp, vp, dp, microbatch, zero_stage, recompute; the first varies slowest); each axis
+// is one row of sweep/axes.cpp, which also sets it, rewrites it and writes it. `auto`:
 //   tp          every divisor of the GPU count that is at most model.heads;
 //   pp          every divisor of the GPU count that is at most model.layers;
 //   vp          1, and with pp >= 2 every v >= 2 with pp*v dividing model.layers;

@@ -1,0 +1,291 @@
+#include "sweep/axes.h"
+
+#include <algorithm>
+#include <array>
+#include <string>
+#include <vector>
+
+namespace orrery::detail {
+namespace {
+
+const Scenario& raw_of(const SweepInput& in, const Assignment& a) {
+  return in.raw.at(static_cast<std::size_t>(a.gpu));
+}
+
+// An integer axis's values: the swept list, else the scenario's own.
+std::vector<int> listed(const IntAxis& axis, int own) {
+  return axis.values.empty() ? std::vector<int>{own} : axis.values;
+}
+
+// An enum axis's values as ints: the swept list, else the scenario's own.
+template <class E>
+std::vector<int> listed(const std::vector<E>& swept, E own) {
+  std::vector<int> out;
+  for (E e : swept.empty() ? std::vector<E>{own} : swept) out.push_back(static_cast<int>(e));
+  return out;
+}
+
+std::vector<int> divisors_up_to(int n, int limit) {
+  std::vector<int> out;
+  for (int d = 1; d <= n && d <= limit; ++d)
+    if (n % d == 0) out.push_back(d);
+  return out;
+}
+
+// dp follows the GPU count when the split or the node count is swept and dp is not.
+bool derives_dp(const SweepSpec& w) {
+  return !w.dp.swept() && (w.tp.swept() || w.pp.swept() || w.nodes.swept());
+}
+
+void mark(const SweepInput& in, Scenario& s, const char* sweep_key, const char* key) {
+  s.origin[key] = in.spec.where(sweep_key);
+}
+
+std::string num(int v) { return std::to_string(v); }
+
+constexpr Axis kAxes[] = {
+    {"gpu", 0,
+     [](const SweepInput& in, const Assignment&) {
+       std::vector<int> out;
+       for (std::size_t g = 0; g < in.raw.size(); ++g) out.push_back(static_cast<int>(g));
+       return out;
+     },
+     [](Assignment& a, int v) { a.gpu = v; }, [](const Scenario&) { return 0; },
+     [](const SweepInput&, const Assignment&, Scenario&) {},  // in.raw holds one per GPU
+     [](const SweepInput& in, const CandidateResult& c, Settings& out) {
+       if (!in.spec.gpu.empty())
+         out.emplace_back("cluster.gpu", in.spec.gpu.at(static_cast<std::size_t>(c.a.gpu)));
+     },
+     [](const SweepInput& in, const CandidateResult& c) -> Cell {
+       return raw_of(in, c.a).cluster.gpu.name;
+     }},
+    {"nodes", 1,
+     [](const SweepInput& in, const Assignment& a) {
+       return listed(in.spec.nodes, raw_of(in, a).cluster.nodes);
+     },
+     [](Assignment& a, int v) { a.nodes = v; }, [](const Scenario& s) { return s.cluster.nodes; },
+     [](const SweepInput& in, const Assignment& a, Scenario& s) {
+       if (!in.spec.nodes.swept()) return;
+       s.cluster.nodes = a.nodes;
+       mark(in, s, "sweep.nodes", "cluster.nodes");
+     },
+     [](const SweepInput& in, const CandidateResult& c, Settings& out) {
+       if (in.spec.nodes.swept()) out.emplace_back("cluster.nodes", num(c.a.nodes));
+     },
+     [](const SweepInput&, const CandidateResult& c) -> Cell { return c.a.nodes; }},
+    {"gpus", -1, nullptr, nullptr, nullptr, nullptr, nullptr,
+     [](const SweepInput&, const CandidateResult& c) -> Cell { return c.gpus; }},
+    {"tp", 5,
+     [](const SweepInput& in, const Assignment& a) {
+       const Scenario& base = raw_of(in, a);
+       return in.spec.tp.automatic
+                  ? divisors_up_to(a.nodes * base.cluster.gpus_per_node, std::max(1, base.model.heads))
+                  : listed(in.spec.tp, base.parallelism.tp);
+     },
+     [](Assignment& a, int v) { a.tp = v; }, [](const Scenario& s) { return s.parallelism.tp; },
+     [](const SweepInput& in, const Assignment& a, Scenario& s) {
+       if (!in.spec.tp.swept()) return;
+       s.parallelism.tp = a.tp;
+       mark(in, s, "sweep.tp", "parallelism.tp");
+     },
+     [](const SweepInput& in, const CandidateResult& c, Settings& out) {
+       if (in.spec.tp.swept()) out.emplace_back("parallelism.tp", num(c.a.tp));
+     },
+     [](const SweepInput&, const CandidateResult& c) -> Cell { return c.a.tp; }},
+    {"pp", 6,
+     [](const SweepInput& in, const Assignment& a) {
+       const Scenario& base = raw_of(in, a);
+       return in.spec.pp.automatic
+                  ? divisors_up_to(a.nodes * base.cluster.gpus_per_node, std::max(1, base.model.layers))
+                  : listed(in.spec.pp, base.parallelism.pp);
+     },
+     [](Assignment& a, int v) { a.pp = v; }, [](const Scenario& s) { return s.parallelism.pp; },
+     [](const SweepInput& in, const Assignment& a, Scenario& s) {
+       if (!in.spec.pp.swept()) return;
+       s.parallelism.pp = a.pp;
+       mark(in, s, "sweep.pp", "parallelism.pp");
+     },
+     [](const SweepInput& in, const CandidateResult& c, Settings& out) {
+       if (in.spec.pp.swept()) out.emplace_back("parallelism.pp", num(c.a.pp));
+     },
+     [](const SweepInput&, const CandidateResult& c) -> Cell { return c.a.pp; }},
+    {"dp", 8,
+     [](const SweepInput& in, const Assignment& a) {
+       const SweepSpec& w = in.spec;
+       return w.dp.swept() ? w.dp.values
+                           : std::vector<int>{derives_dp(w) ? 0 : raw_of(in, a).parallelism.dp};
+     },
+     [](Assignment& a, int v) { a.dp = v; }, [](const Scenario& s) { return s.parallelism.dp; },
+     [](const SweepInput& in, const Assignment& a, Scenario& s) {
+       if (in.spec.dp.swept()) {
+         s.parallelism.dp = a.dp;
+         mark(in, s, "sweep.dp", "parallelism.dp");
+       } else if (derives_dp(in.spec)) {
+         s.origin.erase("parallelism.dp");  // validation derives it from the GPU count
+       }
+     },
+     [](const SweepInput& in, const CandidateResult& c, Settings& out) {
+       if (in.spec.dp.swept() || derives_dp(in.spec)) out.emplace_back("parallelism.dp", num(c.dp));
+     },
+     [](const SweepInput&, const CandidateResult& c) -> Cell { return c.dp; }},
+    {"vp", 7,
+     [](const SweepInput& in, const Assignment& a) {
+       const Scenario& base = raw_of(in, a);
+       if (!in.spec.vp.automatic) return listed(in.spec.vp, base.parallelism.virtual_pipeline_stages);
+       std::vector<int> out = {1};
+       for (int v = 2; a.pp >= 2 && a.pp * v <= base.model.layers; ++v)
+         if (base.model.layers % (a.pp * v) == 0) out.push_back(v);
+       return out;
+     },
+     [](Assignment& a, int v) { a.vp = v; },
+     [](const Scenario& s) { return s.parallelism.virtual_pipeline_stages; },
+     [](const SweepInput& in, const Assignment& a, Scenario& s) {
+       if (!in.spec.vp.swept()) return;
+       ParallelismSpec& p = s.parallelism;
+       p.virtual_pipeline_stages = a.vp;
+       mark(in, s, "sweep.vp", "parallelism.virtual_pipeline_stages");
+       // The schedule follows the virtual stages unless the file names another kind.
+       if (p.schedule == PipelineSchedule::one_f_one_b ||
+           p.schedule == PipelineSchedule::interleaved_1f1b) {
+         s.origin.erase("parallelism.schedule");
+       }
+     },
+     [](const SweepInput& in, const CandidateResult& c, Settings& out) {
+       if (!in.spec.vp.swept()) return;
+       out.emplace_back("parallelism.virtual_pipeline_stages", num(c.a.vp));
+       const Scenario& raw = raw_of(in, c.a);
+       if (raw.origin.count("parallelism.schedule") &&
+           (raw.parallelism.schedule == PipelineSchedule::one_f_one_b ||
+            raw.parallelism.schedule == PipelineSchedule::interleaved_1f1b)) {
+         out.emplace_back("parallelism.schedule",
+                          to_string(c.a.vp > 1 ? PipelineSchedule::interleaved_1f1b
+                                               : PipelineSchedule::one_f_one_b));
+       }
+     },
+     [](const SweepInput&, const CandidateResult& c) -> Cell { return c.a.vp; }},
+    {"microbatch", 9,
+     [](const SweepInput& in, const Assignment& a) {
+       const Scenario& base = raw_of(in, a);
+       const int gpus = a.nodes * base.cluster.gpus_per_node;
+       const int model_ranks = a.tp * a.pp * base.parallelism.cp;
+       const int dp = a.dp > 0 ? a.dp : (gpus % model_ranks == 0 ? gpus / model_ranks : 0);
+       std::vector<int> out;
+       if (in.spec.microbatch.automatic && dp > 0) {
+         for (int b = 1; b * dp <= a.global_batch; ++b)
+           if (a.global_batch % (b * dp) == 0) out.push_back(b);
+       }
+       return out.empty() ? listed(in.spec.microbatch, base.parallelism.microbatch) : out;
+     },
+     [](Assignment& a, int v) { a.microbatch = v; },
+     [](const Scenario& s) { return s.parallelism.microbatch; },
+     [](const SweepInput& in, const Assignment& a, Scenario& s) {
+       if (!in.spec.microbatch.swept()) return;
+       s.parallelism.microbatch = a.microbatch;
+       mark(in, s, "sweep.microbatch", "parallelism.microbatch");
+     },
+     [](const SweepInput& in, const CandidateResult& c, Settings& out) {
+       if (in.spec.microbatch.swept()) out.emplace_back("parallelism.microbatch", num(c.a.microbatch));
+     },
+     [](const SweepInput&, const CandidateResult& c) -> Cell { return c.a.microbatch; }},
+    {"global_batch", 4,
+     [](const SweepInput& in, const Assignment& a) {
+       return listed(in.spec.global_batch, raw_of(in, a).parallelism.global_batch);
+     },
+     [](Assignment& a, int v) { a.global_batch = v; },
+     [](const Scenario& s) { return s.parallelism.global_batch; },
+     [](const SweepInput& in, const Assignment& a, Scenario& s) {
+       if (!in.spec.global_batch.swept()) return;
+       s.parallelism.global_batch = a.global_batch;
+       mark(in, s, "sweep.global_batch", "parallelism.global_batch");
+     },
+     [](const SweepInput& in, const CandidateResult& c, Settings& out) {
+       if (in.spec.global_batch.swept())
+         out.emplace_back("parallelism.global_batch", num(c.a.global_batch));
+     },
+     [](const SweepInput&, const CandidateResult& c) -> Cell { return c.a.global_batch; }},
+    {"zero_stage", 10,
+     [](const SweepInput& in, const Assignment& a) {
+       return listed(in.spec.zero_stage, raw_of(in, a).parallelism.zero_stage);
+     },
+     [](Assignment& a, int v) { a.zero_stage = v; },
+     [](const Scenario& s) { return s.parallelism.zero_stage; },
+     [](const SweepInput& in, const Assignment& a, Scenario& s) {
+       if (!in.spec.zero_stage.swept()) return;
+       s.parallelism.zero_stage = a.zero_stage;
+       mark(in, s, "sweep.zero_stage", "parallelism.zero_stage");
+     },
+     [](const SweepInput& in, const CandidateResult& c, Settings& out) {
+       if (in.spec.zero_stage.swept()) out.emplace_back("parallelism.zero_stage", num(c.a.zero_stage));
+     },
+     [](const SweepInput&, const CandidateResult& c) -> Cell { return c.a.zero_stage; }},
+    {"recompute", 11,
+     [](const SweepInput& in, const Assignment& a) {
+       return listed(in.spec.recompute, raw_of(in, a).training.recompute);
+     },
+     [](Assignment& a, int v) { a.recompute = static_cast<Recompute>(v); },
+     [](const Scenario& s) { return static_cast<int>(s.training.recompute); },
+     [](const SweepInput& in, const Assignment& a, Scenario& s) {
+       if (in.spec.recompute.empty()) return;
+       s.training.recompute = a.recompute;
+       mark(in, s, "sweep.recompute", "training.recompute");
+     },
+     [](const SweepInput& in, const CandidateResult& c, Settings& out) {
+       if (!in.spec.recompute.empty()) out.emplace_back("training.recompute", to_string(c.a.recompute));
+     },
+     [](const SweepInput&, const CandidateResult& c) -> Cell { return to_string(c.a.recompute); }},
+    {"precision", 2,
+     [](const SweepInput& in, const Assignment& a) {
+       return listed(in.spec.precision, raw_of(in, a).training.precision);
+     },
+     [](Assignment& a, int v) { a.precision = static_cast<Precision>(v); },
+     [](const Scenario& s) { return static_cast<int>(s.training.precision); },
+     [](const SweepInput& in, const Assignment& a, Scenario& s) {
+       if (in.spec.precision.empty()) return;
+       s.training.precision = a.precision;
+       mark(in, s, "sweep.precision", "training.precision");
+       // training.fp8 says how the fp8 candidates train; the others have no use for it.
+       if (a.precision != Precision::fp8) s.training.fp8.reset();
+     },
+     [](const SweepInput& in, const CandidateResult& c, Settings& out) {
+       if (in.spec.precision.empty()) return;
+       out.emplace_back("training.precision", to_string(c.a.precision));
+       // A candidate other than fp8 trains without the fp8 recipe (apply above).
+       if (c.a.precision != Precision::fp8 && raw_of(in, c.a).training.fp8)
+         out.emplace_back("training.fp8", "");
+     },
+     [](const SweepInput&, const CandidateResult& c) -> Cell { return to_string(c.a.precision); }},
+    {"compression", 3,
+     [](const SweepInput& in, const Assignment& a) {
+       return listed(in.spec.compression, raw_of(in, a).training.compression.scheme);
+     },
+     [](Assignment& a, int v) { a.compression = static_cast<CompressionSpec::Scheme>(v); },
+     [](const Scenario& s) { return static_cast<int>(s.training.compression.scheme); },
+     [](const SweepInput& in, const Assignment& a, Scenario& s) {
+       if (in.spec.compression.empty()) return;
+       s.training.compression.scheme = a.compression;
+       mark(in, s, "sweep.compression", "training.gradient_compression.scheme");
+     },
+     [](const SweepInput& in, const CandidateResult& c, Settings& out) {
+       if (!in.spec.compression.empty())
+         out.emplace_back("training.gradient_compression.scheme", to_string(c.a.compression));
+     },
+     [](const SweepInput&, const CandidateResult& c) -> Cell { return to_string(c.a.compression); }},
+};
+
+}  // namespace
+
+std::span<const Axis> axes() { return kAxes; }
+
+std::string csv_cell(const Cell& cell) {
+  if (const int* n = std::get_if<int>(&cell)) return std::to_string(*n);
+  return csv_quote(std::get<std::string>(cell));
+}
+
+std::string csv_quote(const std::string& s) {
+  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+  std::string out = "\"";
+  for (char ch : s) out += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+  return out + "\"";
+}
+
+}  // namespace orrery::detail
