@@ -157,17 +157,15 @@ void apply_defaults(Scenario& s) {
   s.training.allocator_overhead = 0.0;
 }
 
-Scenario parse_raw(const YAML::Node& root, const std::string& file, SweepSpec* sweep);
+RawScenario parse_raw(const YAML::Node& root, const std::string& file, SweepSpec* sweep);
 
 Scenario parse(const YAML::Node& root, const std::string& file, SweepSpec* sweep = nullptr) {
-  Scenario s = parse_raw(root, file, sweep);
-  complete_and_validate(s);
-  return s;
+  return resolve(parse_raw(root, file, sweep));
 }
 
 // Everything but the cross-field rules; the sweep section is read into `sweep` (when
 // given) and checked either way.
-Scenario parse_raw(const YAML::Node& root, const std::string& file, SweepSpec* sweep) {
+RawScenario parse_raw(const YAML::Node& root, const std::string& file, SweepSpec* sweep) {
   Scenario s;
   s.file = file;
   apply_defaults(s);
@@ -208,7 +206,7 @@ Scenario parse_raw(const YAML::Node& root, const std::string& file, SweepSpec* s
   SweepSpec spec;
   if (top.has("sweep")) read_sweep(top.node("sweep"), file, spec);
   if (sweep) *sweep = std::move(spec);
-  return s;
+  return RawScenario(std::move(s));
 }
 
 }  // namespace
@@ -325,8 +323,8 @@ SweepInput load_sweep_text(const std::string& yaml, const std::string& display_n
     for (const auto& gpu : in.spec.gpu) {
       YAML::Node copy = YAML::Clone(root);
       set_path(copy, "cluster.gpu", gpu);
-      Scenario raw = parse_raw(copy, display_name, nullptr);
-      raw.origin["cluster.gpu"] = in.spec.where("sweep.gpu");
+      RawScenario raw = parse_raw(copy, display_name, nullptr);
+      raw.set_by("cluster.gpu", in.spec.where("sweep.gpu"));
       in.raw.push_back(std::move(raw));
     }
   }

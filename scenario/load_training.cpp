@@ -21,7 +21,7 @@ const std::vector<std::pair<std::string, unsigned>> kFp8GemmNames = {
     {"experts", kFp8Experts}, {"router", kFp8Router}, {"head", kFp8Head}};
 
 // training.target: exactly one of tokens, samples, steps, critical_batch. Token
-// figures stay tokens here; complete_and_validate turns them into samples.
+// figures stay tokens here; resolve() (scenario/validate.h) turns them into samples.
 TargetSpec read_target(const YAML::Node& node, const std::string& file, Origin* origin) {
   MapReader r(node, file, "training.target", kTargetKeys, origin);
   int given = 0;

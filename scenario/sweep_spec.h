@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "scenario/spec.h"
+#include "scenario/validate.h"
 
 namespace orrery {
 
@@ -51,10 +52,10 @@ struct SweepInput {
   std::string yaml;      // the file's text, for writing candidates back as scenarios
   SweepSpec spec;
   Scenario baseline;     // the scenario as written (sweep section aside), validated
-  // The scenario before validation (complete_and_validate), once per sweep.gpu value in
-  // order (or once, the file's own GPU, when the GPU is not swept). Candidates are copies
-  // with fields replaced, then validated.
-  std::vector<Scenario> raw;
+  // The scenario as read (before resolve()), once per sweep.gpu value in order (or
+  // once, the file's own GPU, when the GPU is not swept). Candidates are copies with
+  // fields replaced, then resolved.
+  std::vector<RawScenario> raw;
 };
 
 // Throws InputError for bad input, and when the file has no sweep section.

@@ -490,7 +490,8 @@ void complete_compression(Scenario& s) {
 
 }  // namespace
 
-void complete_and_validate(Scenario& s) {
+Scenario resolve(RawScenario raw) {
+  Scenario s = std::move(raw.draft());
   complete_cluster(s);
   if (s.model.family == ModelFamily::cnn) {
     complete_cnn(s);
@@ -506,6 +507,7 @@ void complete_and_validate(Scenario& s) {
   // The promise every reader of training.fp8 relies on instead of re-checking precision.
   ORRERY_CHECK(!s.training.fp8 || s.training.precision == Precision::fp8,
                "a validated scenario has an FP8 recipe only under precision fp8");
+  return s;
 }
 
 }  // namespace orrery

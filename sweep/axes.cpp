@@ -8,9 +8,11 @@
 namespace orrery::detail {
 namespace {
 
-const Scenario& raw_of(const SweepInput& in, const Assignment& a) {
+const RawScenario& raw_at(const SweepInput& in, const Assignment& a) {
   return in.raw.at(static_cast<std::size_t>(a.gpu));
 }
+// The values the candidate's GPU's scenario was read with.
+const Scenario& raw_of(const SweepInput& in, const Assignment& a) { return raw_at(in, a).draft(); }
 
 // An integer axis's values: the swept list, else the scenario's own.
 std::vector<int> listed(const IntAxis& axis, int own) {
@@ -37,8 +39,8 @@ bool derives_dp(const SweepSpec& w) {
   return !w.dp.swept() && (w.tp.swept() || w.pp.swept() || w.nodes.swept());
 }
 
-void mark(const SweepInput& in, Scenario& s, const char* sweep_key, const char* key) {
-  s.origin[key] = in.spec.where(sweep_key);
+void mark(const SweepInput& in, RawScenario& raw, const char* sweep_key, const char* key) {
+  raw.set_by(key, in.spec.where(sweep_key));
 }
 
 std::string num(int v) { return std::to_string(v); }
@@ -51,7 +53,7 @@ constexpr Axis kAxes[] = {
        return out;
      },
      [](Assignment& a, int v) { a.gpu = v; }, [](const Scenario&) { return 0; },
-     [](const SweepInput&, const Assignment&, Scenario&) {},  // in.raw holds one per GPU
+     [](const SweepInput&, const Assignment&, RawScenario&) {},  // in.raw holds one per GPU
      [](const SweepInput& in, const CandidateResult& c, Settings& out) {
        if (!in.spec.gpu.empty())
          out.emplace_back("cluster.gpu", in.spec.gpu.at(static_cast<std::size_t>(c.a.gpu)));
@@ -64,10 +66,11 @@ constexpr Axis kAxes[] = {
        return listed(in.spec.nodes, raw_of(in, a).cluster.nodes);
      },
      [](Assignment& a, int v) { a.nodes = v; }, [](const Scenario& s) { return s.cluster.nodes; },
-     [](const SweepInput& in, const Assignment& a, Scenario& s) {
+     [](const SweepInput& in, const Assignment& a, RawScenario& raw) {
+       Scenario& s = raw.draft();
        if (!in.spec.nodes.swept()) return;
        s.cluster.nodes = a.nodes;
-       mark(in, s, "sweep.nodes", "cluster.nodes");
+       mark(in, raw, "sweep.nodes", "cluster.nodes");
      },
      [](const SweepInput& in, const CandidateResult& c, Settings& out) {
        if (in.spec.nodes.swept()) out.emplace_back("cluster.nodes", num(c.a.nodes));
@@ -83,10 +86,11 @@ constexpr Axis kAxes[] = {
                   : listed(in.spec.tp, base.parallelism.tp);
      },
      [](Assignment& a, int v) { a.tp = v; }, [](const Scenario& s) { return s.parallelism.tp; },
-     [](const SweepInput& in, const Assignment& a, Scenario& s) {
+     [](const SweepInput& in, const Assignment& a, RawScenario& raw) {
+       Scenario& s = raw.draft();
        if (!in.spec.tp.swept()) return;
        s.parallelism.tp = a.tp;
-       mark(in, s, "sweep.tp", "parallelism.tp");
+       mark(in, raw, "sweep.tp", "parallelism.tp");
      },
      [](const SweepInput& in, const CandidateResult& c, Settings& out) {
        if (in.spec.tp.swept()) out.emplace_back("parallelism.tp", num(c.a.tp));
@@ -100,10 +104,11 @@ constexpr Axis kAxes[] = {
                   : listed(in.spec.pp, base.parallelism.pp);
      },
      [](Assignment& a, int v) { a.pp = v; }, [](const Scenario& s) { return s.parallelism.pp; },
-     [](const SweepInput& in, const Assignment& a, Scenario& s) {
+     [](const SweepInput& in, const Assignment& a, RawScenario& raw) {
+       Scenario& s = raw.draft();
        if (!in.spec.pp.swept()) return;
        s.parallelism.pp = a.pp;
-       mark(in, s, "sweep.pp", "parallelism.pp");
+       mark(in, raw, "sweep.pp", "parallelism.pp");
      },
      [](const SweepInput& in, const CandidateResult& c, Settings& out) {
        if (in.spec.pp.swept()) out.emplace_back("parallelism.pp", num(c.a.pp));
@@ -116,12 +121,13 @@ constexpr Axis kAxes[] = {
                            : std::vector<int>{derives_dp(w) ? 0 : raw_of(in, a).parallelism.dp};
      },
      [](Assignment& a, int v) { a.dp = v; }, [](const Scenario& s) { return s.parallelism.dp; },
-     [](const SweepInput& in, const Assignment& a, Scenario& s) {
+     [](const SweepInput& in, const Assignment& a, RawScenario& raw) {
+       Scenario& s = raw.draft();
        if (in.spec.dp.swept()) {
          s.parallelism.dp = a.dp;
-         mark(in, s, "sweep.dp", "parallelism.dp");
+         mark(in, raw, "sweep.dp", "parallelism.dp");
        } else if (derives_dp(in.spec)) {
-         s.origin.erase("parallelism.dp");  // validation derives it from the GPU count
+         raw.unset("parallelism.dp");  // resolve() derives it from the GPU count
        }
      },
      [](const SweepInput& in, const CandidateResult& c, Settings& out) {
@@ -139,22 +145,23 @@ constexpr Axis kAxes[] = {
      },
      [](Assignment& a, int v) { a.vp = v; },
      [](const Scenario& s) { return s.parallelism.virtual_pipeline_stages; },
-     [](const SweepInput& in, const Assignment& a, Scenario& s) {
+     [](const SweepInput& in, const Assignment& a, RawScenario& raw) {
+       Scenario& s = raw.draft();
        if (!in.spec.vp.swept()) return;
        ParallelismSpec& p = s.parallelism;
        p.virtual_pipeline_stages = a.vp;
-       mark(in, s, "sweep.vp", "parallelism.virtual_pipeline_stages");
+       mark(in, raw, "sweep.vp", "parallelism.virtual_pipeline_stages");
        // The schedule follows the virtual stages unless the file names another kind.
        if (p.schedule == PipelineSchedule::one_f_one_b ||
            p.schedule == PipelineSchedule::interleaved_1f1b) {
-         s.origin.erase("parallelism.schedule");
+         raw.unset("parallelism.schedule");
        }
      },
      [](const SweepInput& in, const CandidateResult& c, Settings& out) {
        if (!in.spec.vp.swept()) return;
        out.emplace_back("parallelism.virtual_pipeline_stages", num(c.a.vp));
        const Scenario& raw = raw_of(in, c.a);
-       if (raw.origin.count("parallelism.schedule") &&
+       if (raw_at(in, c.a).is_set("parallelism.schedule") &&
            (raw.parallelism.schedule == PipelineSchedule::one_f_one_b ||
             raw.parallelism.schedule == PipelineSchedule::interleaved_1f1b)) {
          out.emplace_back("parallelism.schedule",
@@ -178,10 +185,11 @@ constexpr Axis kAxes[] = {
      },
      [](Assignment& a, int v) { a.microbatch = v; },
      [](const Scenario& s) { return s.parallelism.microbatch; },
-     [](const SweepInput& in, const Assignment& a, Scenario& s) {
+     [](const SweepInput& in, const Assignment& a, RawScenario& raw) {
+       Scenario& s = raw.draft();
        if (!in.spec.microbatch.swept()) return;
        s.parallelism.microbatch = a.microbatch;
-       mark(in, s, "sweep.microbatch", "parallelism.microbatch");
+       mark(in, raw, "sweep.microbatch", "parallelism.microbatch");
      },
      [](const SweepInput& in, const CandidateResult& c, Settings& out) {
        if (in.spec.microbatch.swept()) out.emplace_back("parallelism.microbatch", num(c.a.microbatch));
@@ -193,10 +201,11 @@ constexpr Axis kAxes[] = {
      },
      [](Assignment& a, int v) { a.global_batch = v; },
      [](const Scenario& s) { return s.parallelism.global_batch; },
-     [](const SweepInput& in, const Assignment& a, Scenario& s) {
+     [](const SweepInput& in, const Assignment& a, RawScenario& raw) {
+       Scenario& s = raw.draft();
        if (!in.spec.global_batch.swept()) return;
        s.parallelism.global_batch = a.global_batch;
-       mark(in, s, "sweep.global_batch", "parallelism.global_batch");
+       mark(in, raw, "sweep.global_batch", "parallelism.global_batch");
      },
      [](const SweepInput& in, const CandidateResult& c, Settings& out) {
        if (in.spec.global_batch.swept())
@@ -209,10 +218,11 @@ constexpr Axis kAxes[] = {
      },
      [](Assignment& a, int v) { a.zero_stage = v; },
      [](const Scenario& s) { return s.parallelism.zero_stage; },
-     [](const SweepInput& in, const Assignment& a, Scenario& s) {
+     [](const SweepInput& in, const Assignment& a, RawScenario& raw) {
+       Scenario& s = raw.draft();
        if (!in.spec.zero_stage.swept()) return;
        s.parallelism.zero_stage = a.zero_stage;
-       mark(in, s, "sweep.zero_stage", "parallelism.zero_stage");
+       mark(in, raw, "sweep.zero_stage", "parallelism.zero_stage");
      },
      [](const SweepInput& in, const CandidateResult& c, Settings& out) {
        if (in.spec.zero_stage.swept()) out.emplace_back("parallelism.zero_stage", num(c.a.zero_stage));
@@ -224,10 +234,11 @@ constexpr Axis kAxes[] = {
      },
      [](Assignment& a, int v) { a.recompute = static_cast<Recompute>(v); },
      [](const Scenario& s) { return static_cast<int>(s.training.recompute); },
-     [](const SweepInput& in, const Assignment& a, Scenario& s) {
+     [](const SweepInput& in, const Assignment& a, RawScenario& raw) {
+       Scenario& s = raw.draft();
        if (in.spec.recompute.empty()) return;
        s.training.recompute = a.recompute;
-       mark(in, s, "sweep.recompute", "training.recompute");
+       mark(in, raw, "sweep.recompute", "training.recompute");
      },
      [](const SweepInput& in, const CandidateResult& c, Settings& out) {
        if (!in.spec.recompute.empty()) out.emplace_back("training.recompute", to_string(c.a.recompute));
@@ -239,10 +250,11 @@ constexpr Axis kAxes[] = {
      },
      [](Assignment& a, int v) { a.precision = static_cast<Precision>(v); },
      [](const Scenario& s) { return static_cast<int>(s.training.precision); },
-     [](const SweepInput& in, const Assignment& a, Scenario& s) {
+     [](const SweepInput& in, const Assignment& a, RawScenario& raw) {
+       Scenario& s = raw.draft();
        if (in.spec.precision.empty()) return;
        s.training.precision = a.precision;
-       mark(in, s, "sweep.precision", "training.precision");
+       mark(in, raw, "sweep.precision", "training.precision");
        // training.fp8 says how the fp8 candidates train; the others have no use for it.
        if (a.precision != Precision::fp8) s.training.fp8.reset();
      },
@@ -260,10 +272,11 @@ constexpr Axis kAxes[] = {
      },
      [](Assignment& a, int v) { a.compression = static_cast<CompressionSpec::Scheme>(v); },
      [](const Scenario& s) { return static_cast<int>(s.training.compression.scheme); },
-     [](const SweepInput& in, const Assignment& a, Scenario& s) {
+     [](const SweepInput& in, const Assignment& a, RawScenario& raw) {
+       Scenario& s = raw.draft();
        if (in.spec.compression.empty()) return;
        s.training.compression.scheme = a.compression;
-       mark(in, s, "sweep.compression", "training.gradient_compression.scheme");
+       mark(in, raw, "sweep.compression", "training.gradient_compression.scheme");
      },
      [](const SweepInput& in, const CandidateResult& c, Settings& out) {
        if (!in.spec.compression.empty())

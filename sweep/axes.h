@@ -31,9 +31,9 @@ struct Axis {
   void (*set)(Assignment& a, int value);
   // The scenario's own value (for the baseline, the scenario as written).
   int (*of_scenario)(const Scenario& s);
-  // Sets the candidate's field in `s` when the sweep names the axis, recording the sweep
-  // key as where the value came from.
-  void (*apply)(const SweepInput& in, const Assignment& a, Scenario& s);
+  // Sets the candidate's field in `raw` when the sweep names the axis, recording the
+  // sweep key as where the value came from.
+  void (*apply)(const SweepInput& in, const Assignment& a, RawScenario& raw);
   // The (key path, value) pairs that rewrite the scenario file into the candidate.
   void (*settings)(const SweepInput& in, const CandidateResult& c, Settings& out);
   Cell (*cell)(const SweepInput& in, const CandidateResult& c);

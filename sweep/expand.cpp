@@ -49,11 +49,10 @@ std::vector<Assignment> expand(const SweepInput& in) {
 }
 
 Scenario candidate_scenario(const SweepInput& in, const Assignment& a) {
-  Scenario s = in.raw.at(static_cast<std::size_t>(a.gpu));
+  RawScenario raw = in.raw.at(static_cast<std::size_t>(a.gpu));
   for (const detail::Axis& axis : detail::axes())
-    if (axis.apply) axis.apply(in, a, s);
-  complete_and_validate(s);
-  return s;
+    if (axis.apply) axis.apply(in, a, raw);
+  return resolve(std::move(raw));
 }
 
 std::vector<std::pair<std::string, std::string>> candidate_settings(const SweepInput& in,
