@@ -9,9 +9,11 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/error.h"
+#include "scenario/fields.h"
 #include "scenario/names.h"
 #include "scenario/presets.h"
 #include "scenario/spec.h"
@@ -19,9 +21,6 @@
 #include "scenario/yaml_reader.h"
 
 namespace orrery::detail {
-
-// Where each value read came from: "cluster.gpu.memory" -> file and line.
-using Origin = std::map<std::string, InputLocation>;
 
 // Ranges that reject absurd values before they overflow anything downstream.
 inline constexpr double kMaxFlopRate = 1e18;             // 1 EFLOP/s per GPU
@@ -65,11 +64,6 @@ inline const std::vector<std::string> kMlaKeys = {
     "q_lora_rank", "kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim"};
 inline const std::vector<std::string> kCnnRowKeys = {
     "name", "op", "in", "out", "kernel", "stride", "size"};
-inline const std::vector<std::string> kParallelKeys = {
-    "tp", "pp", "dp", "cp", "ep", "sequence_parallel", "virtual_pipeline_stages",
-    "first_stage_layers", "last_stage_layers", "schedule", "pipeline_engine", "cp_comm",
-    "ep_alltoall", "zero_stage", "fsdp", "sharding", "reshard_after_forward", "fsdp_prefetch",
-    "zero_hpz", "microbatch", "global_batch"};
 inline const std::vector<std::string> kTrainingKeys = {
     "precision", "recompute", "optimizer", "flash_attention", "gradient_dtype", "runtime_reserve",
     "allocator_overhead", "overlap_grad_reduce", "overlap_param_gather", "tp_comm_overlap",
@@ -106,6 +100,15 @@ std::string apply_section(const YAML::Node& node, const std::string& file, const
 // Section readers, each in its own file. Each checks its section's keys, types, units
 // and ranges, records in `origin` where every key was written, and throws InputError
 // at the first bad value; cross-field rules wait for validation (scenario/validate.h).
+
+// A section's keys and those of the sections nested in it, each list under its dotted
+// path ("training.fp8"), in the order scenario_keys() lists them.
+using KeyLists = std::vector<std::pair<std::string, std::vector<std::string>>>;
+
+// parallelism: (load_parallelism.cpp).
+KeyLists parallelism_key_lists();
+void read_parallelism(const YAML::Node& node, const std::string& file, Origin* origin,
+                      ParallelismSpec& p);
 
 // The keys of one cluster: mapping, a system preset's or the user's (load_cluster.cpp).
 void read_cluster_keys(MapReader& r, Origin* origin, ClusterSpec& c);
