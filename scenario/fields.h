@@ -6,6 +6,7 @@
 // the reader reads the rows in order. Private to the scenario component.
 #pragma once
 
+#include <algorithm>
 #include <concepts>
 #include <functional>
 #include <map>
@@ -25,16 +26,22 @@ namespace orrery::detail {
 // Where each value read came from: "cluster.gpu.memory" -> file and line.
 using Origin = std::map<std::string, InputLocation>;
 
+// Reads `key` from `r` into `spec` when present; records in `origin` what it read.
+template <class Spec>
+using ReadFn = std::function<void(MapReader& r, const std::string& key, Origin* origin,
+                                  Spec& spec)>;
+
 template <class Spec>
 struct Field {
-  // Reads `key` from `r` into `spec` when present; records in `origin` what it read.
-  using Read = std::function<void(MapReader& r, const std::string& key, Origin* origin,
-                                  Spec& spec)>;
+  using Read = ReadFn<Spec>;
   std::string key;
   Read read;
   // Read after every row without `late` (in table order among themselves): the order in
   // which the reader meets errors differs from the order the keys are listed in.
   bool late = false;
+  // Set for a key that only some settings of the section use: the error for giving it
+  // where `spec` does not use it, "" where it does (refuse_misplaced).
+  std::function<std::string(const Spec& spec)> misplaced = nullptr;
 };
 
 template <class Spec>
@@ -54,6 +61,22 @@ void read_fields(MapReader& r, Origin* origin, const FieldTable<Spec>& table, Sp
   for (const bool late : {false, true})
     for (const auto& f : table)
       if (f.late == late) f.read(r, f.key, origin, spec);
+}
+
+// Fails at the first row given in `r` that `spec` (the section's settings read so far)
+// does not use, the rows taken in table order or, with `by_name`, in order of their keys.
+template <class Spec>
+void refuse_misplaced(const MapReader& r, const FieldTable<Spec>& table, const Spec& spec,
+                      bool by_name = false) {
+  std::vector<const Field<Spec>*> rows;
+  for (const auto& f : table) rows.push_back(&f);
+  if (by_name) {
+    std::sort(rows.begin(), rows.end(), [](auto* a, auto* b) { return a->key < b->key; });
+  }
+  for (const Field<Spec>* f : rows) {
+    if (!f->misplaced || !r.has(f->key)) continue;
+    if (const std::string why = f->misplaced(spec); !why.empty()) r.fail(f->key, why);
+  }
 }
 
 // How a row's value is read. Each returns a Field::Read for a member `m` of the spec; a
@@ -140,6 +163,45 @@ typename Field<Spec>::Read choice(M Spec::*m,
                                   std::vector<std::pair<std::string, ValueOf<M>>> names) {
   return into(m, [names = std::move(names)](MapReader& r, const std::string& key,
                                              ValueOf<M>& v) { return r.read_enum(key, names, v); });
+}
+
+// `read`, but an absent key is an error at the section ("missing key").
+template <class Spec>
+ReadFn<Spec> required(ReadFn<Spec> read) {
+  return [read = std::move(read)](MapReader& r, const std::string& key, Origin* origin,
+                                  Spec& s) {
+    if (!r.has(key)) throw InputError(r.where(), r.key_path(key), "", "missing key");
+    read(r, key, origin, s);
+  };
+}
+
+// A nested mapping read with `table` into the member `m` (created when an absent
+// std::optional); with `mark`, the nested section's own key records where it was written.
+template <class Spec, class M>
+ReadFn<Spec> nested(M Spec::*m, const FieldTable<ValueOf<M>>& (*table)(), bool mark) {
+  return [m, table, mark](MapReader& r, const std::string& key, Origin* origin, Spec& s) {
+    if (!r.has(key)) return;
+    ValueOf<M>* sub = nullptr;
+    if constexpr (std::is_same_v<M, ValueOf<M>>) {
+      sub = &(s.*m);
+    } else {
+      if (!(s.*m)) s.*m = ValueOf<M>{};
+      sub = &*(s.*m);
+    }
+    MapReader nr(r.node(key), r.file(), r.key_path(key), keys_of(table()), origin);
+    read_fields(nr, origin, table(), *sub);
+    if (mark) r.mark(key);
+  };
+}
+// The same for a nested mapping whose keys are settings of the spec itself.
+template <class Spec>
+ReadFn<Spec> nested(const FieldTable<Spec>& (*table)(), bool mark) {
+  return [table, mark](MapReader& r, const std::string& key, Origin* origin, Spec& s) {
+    if (!r.has(key)) return;
+    MapReader nr(r.node(key), r.file(), r.key_path(key), keys_of(table()), origin);
+    read_fields(nr, origin, table(), s);
+    if (mark) r.mark(key);
+  };
 }
 
 // A key read by the caller before the table (a section's `preset:`, apply_section).

@@ -215,14 +215,7 @@ std::vector<std::string> scenario_keys() {
   add("model.mla", kMlaKeys);
   add("model.layer_table[]", kCnnRowKeys);
   for (const auto& [path, keys] : parallelism_key_lists()) add(path, keys);
-  add("training", kTrainingKeys);
-  add("training.target", kTargetKeys);
-  add("training.gradient_compression", kCompressionKeys);
-  add("training.loss_scaling", kLossScalingKeys);
-  add("training.fp8", kFp8Keys);
-  add("training.fp8.bf16_layers", kFp8LayerKeys);
-  add("training.fp8.communication", kFp8CommKeys);
-  add("training.target.critical_batch", kCriticalBatchKeys);
+  for (const auto& [path, keys] : training_key_lists()) add(path, keys);
   add("cost", kCostKeys);
   add("simulation", kSimulationKeys);
   add("measured", kMeasuredKeys);

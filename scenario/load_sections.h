@@ -64,11 +64,6 @@ inline const std::vector<std::string> kMlaKeys = {
     "q_lora_rank", "kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim"};
 inline const std::vector<std::string> kCnnRowKeys = {
     "name", "op", "in", "out", "kernel", "stride", "size"};
-inline const std::vector<std::string> kTrainingKeys = {
-    "precision", "recompute", "optimizer", "flash_attention", "gradient_dtype", "runtime_reserve",
-    "allocator_overhead", "overlap_grad_reduce", "overlap_param_gather", "tp_comm_overlap",
-    "overlap_p2p", "grad_bucket_params", "target", "gradient_compression", "fp8", "loss_scaling"};
-inline const std::vector<std::string> kLossScalingKeys = {"kind", "window", "hysteresis"};
 inline const std::vector<std::string> kSimulationKeys = {"compute_slowdown", "comm_slowdown"};
 inline const std::vector<std::string> kCostKeys = {
     "usd_per_gpu_hour", "gpu_power", "gpu_idle_power", "node_power", "pue", "grid_gco2_per_kwh"};
@@ -76,16 +71,6 @@ inline const std::vector<std::string> kFaultKeys = {
     "kind", "stage", "link", "node", "leaf", "gpu", "lost", "nic", "factor", "from", "until"};
 inline const std::vector<std::string> kReliabilityKeys = {
     "gpu_mtbf", "checkpoint_bandwidth", "restart_time", "checkpoint_interval"};
-inline const std::vector<std::string> kCompressionKeys = {
-    "scheme", "density", "rank", "period", "warmup_steps", "scale_block", "convergence"};
-inline const std::vector<std::string> kFp8Keys = {
-    "format", "scaling", "amax_history", "gemms", "bf16_layers", "weight_cache", "communication"};
-inline const std::vector<std::string> kFp8LayerKeys = {"first", "last"};
-inline const std::vector<std::string> kFp8CommKeys = {"tp_allgather", "param_allgather"};
-inline const std::vector<std::string> kTargetKeys = {
-    "tokens", "samples", "steps", "critical_batch"};
-inline const std::vector<std::string> kCriticalBatchKeys = {
-    "e_min_samples", "e_min_tokens", "b_noise_samples", "b_noise_tokens", "loss_nats"};
 
 // Reads a section that may be a preset name (scalar) or a mapping with an optional
 // `preset:` key (load.cpp) and returns the preset's name, "" for none. `apply` reads one
@@ -117,6 +102,7 @@ void read_cluster_keys(MapReader& r, Origin* origin, ClusterSpec& c);
 void read_model_keys(MapReader& r, Origin* origin, ModelSpec& m);
 
 // training: (load_training.cpp), over the defaults already in `t`.
+KeyLists training_key_lists();
 void read_training(const YAML::Node& node, const std::string& file, Origin* origin,
                    TrainingSpec& t);
 
