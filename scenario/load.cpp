@@ -161,7 +161,7 @@ RawScenario parse_raw(const YAML::Node& root, const std::string& file, SweepSpec
       [&] { s.cluster = ClusterSpec{}; },
       [&](MapReader& r) { read_cluster_keys(r, origin, s.cluster); });
   s.model.preset = apply_section(
-      top.node("model"), file, "model", kModelKeys, model_presets(), origin,
+      top.node("model"), file, "model", model_key_lists().front().second, model_presets(), origin,
       [&] { s.model = ModelSpec{}; }, [&](MapReader& r) { read_model_keys(r, origin, s.model); });
   for (const char* section : {"parallelism", "training", "cost", "simulation", "reliability"}) {
     if (top.has(section)) (*origin)[section] = location_of(file, top.node(section));
@@ -210,10 +210,7 @@ std::vector<std::string> scenario_keys() {
   add("cluster.gpu.gemm_efficiency", kPeakKeys);
   add("cluster.intra_node", kIntraKeys);
   add("cluster.inter_node", kInterKeys);
-  add("model", kModelKeys);
-  add("model.moe", kMoeKeys);
-  add("model.mla", kMlaKeys);
-  add("model.layer_table[]", kCnnRowKeys);
+  for (const auto& [path, keys] : model_key_lists()) add(path, keys);
   for (const auto& [path, keys] : parallelism_key_lists()) add(path, keys);
   for (const auto& [path, keys] : training_key_lists()) add(path, keys);
   add("cost", kCostKeys);

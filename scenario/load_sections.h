@@ -53,17 +53,6 @@ inline const std::vector<std::string> kIntraKeys = {
 inline const std::vector<std::string> kInterKeys = {
     "nics_per_node", "nic_bandwidth", "latency", "topology", "oversubscription", "efficiency",
     "background_load"};
-inline const std::vector<std::string> kModelKeys = {
-    "preset", "name", "family", "layers", "hidden", "heads", "kv_heads", "ffn", "vocab", "seq_len",
-    "activation", "norm", "position_embedding", "tied_embeddings", "bias", "dropout", "moe", "mla",
-    "image_size", "layer_table"};
-inline const std::vector<std::string> kMoeKeys = {
-    "experts", "top_k", "expert_ffn", "shared_experts", "capacity_factor", "first_dense_layers",
-    "load_imbalance"};
-inline const std::vector<std::string> kMlaKeys = {
-    "q_lora_rank", "kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim"};
-inline const std::vector<std::string> kCnnRowKeys = {
-    "name", "op", "in", "out", "kernel", "stride", "size"};
 inline const std::vector<std::string> kSimulationKeys = {"compute_slowdown", "comm_slowdown"};
 inline const std::vector<std::string> kCostKeys = {
     "usd_per_gpu_hour", "gpu_power", "gpu_idle_power", "node_power", "pue", "grid_gco2_per_kwh"};
@@ -99,6 +88,7 @@ void read_parallelism(const YAML::Node& node, const std::string& file, Origin* o
 void read_cluster_keys(MapReader& r, Origin* origin, ClusterSpec& c);
 
 // The keys of one model: mapping, a model preset's or the user's (load_model.cpp).
+KeyLists model_key_lists();
 void read_model_keys(MapReader& r, Origin* origin, ModelSpec& m);
 
 // training: (load_training.cpp), over the defaults already in `t`.
