@@ -161,7 +161,7 @@ RawScenario parse_raw(const YAML::Node& root, const std::string& file, SweepSpec
       [&] { s.cluster = ClusterSpec{}; },
       [&](MapReader& r) { read_cluster_keys(r, origin, s.cluster); });
   s.model.preset = apply_section(
-      top.node("model"), file, "model", model_key_lists().front().second, model_presets(), origin,
+      top.node("model"), file, "model", model_keys(), model_presets(), origin,
       [&] { s.model = ModelSpec{}; }, [&](MapReader& r) { read_model_keys(r, origin, s.model); });
   for (const char* section : {"parallelism", "training", "cost", "simulation", "reliability"}) {
     if (top.has(section)) (*origin)[section] = location_of(file, top.node(section));

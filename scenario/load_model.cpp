@@ -115,11 +115,13 @@ const FieldTable<M>& model_fields() {
 }  // namespace
 
 KeyLists model_key_lists() {
-  return {{"model", keys_of(model_fields())},
+  return {{"model", model_keys()},
           {"model.moe", keys_of(moe_fields())},
           {"model.mla", keys_of(mla_fields())},
           {"model.layer_table[]", keys_of(cnn_row_fields())}};
 }
+
+std::vector<std::string> model_keys() { return keys_of(model_fields()); }
 
 void read_model_keys(MapReader& r, Origin* origin, ModelSpec& m) {
   read_fields(r, origin, model_fields(), m);

@@ -1,7 +1,9 @@
 // The parts of scenario reading shared by scenario/load.cpp (the top level, presets
 // and overrides) and the files that read one section each (load_*.cpp): the ranges
 // values are checked against, the keys each section accepts (scenario_keys() lists
-// them all) and the section readers. Private to the scenario component: it uses
+// them all) and the section readers. Parallelism, training and model are read through
+// field tables (scenario/fields.h) that also give their keys; the key lists below
+// belong to sections still read key by key. Private to the scenario component: it uses
 // yaml-cpp through scenario/yaml_reader.h, which stays out of public headers.
 #pragma once
 
@@ -31,7 +33,7 @@ inline constexpr double kMaxPower = 1e6;                 // 1 MW per GPU
 inline constexpr int kMaxCount = 1 << 20;                // nodes, GPUs per node, layers, degrees
 inline constexpr std::int64_t kMaxWidth = std::int64_t{1} << 24;  // hidden, ffn, vocab, seq_len
 
-// The keys each section accepts, in the order the reader checks them.
+// The keys of the sections not yet table-driven, in the order the reader checks them.
 inline const std::vector<std::string> kTopKeys = {
     "name", "description", "cluster", "model", "parallelism", "training", "cost", "simulation",
     "measured", "reliability", "faults", "sweep"};
@@ -89,6 +91,7 @@ void read_cluster_keys(MapReader& r, Origin* origin, ClusterSpec& c);
 
 // The keys of one model: mapping, a model preset's or the user's (load_model.cpp).
 KeyLists model_key_lists();
+std::vector<std::string> model_keys();  // model:'s own, preset included
 void read_model_keys(MapReader& r, Origin* origin, ModelSpec& m);
 
 // training: (load_training.cpp), over the defaults already in `t`.
