@@ -83,33 +83,6 @@ namespace {
 
 using namespace detail;
 
-void read_parallelism(const YAML::Node& node, const std::string& file, Origin* origin,
-                      ParallelismSpec& p) {
-  MapReader r(node, file, "parallelism", kParallelKeys, origin);
-  r.read_int("tp", 1, kMaxCount, p.tp);
-  r.read_int("pp", 1, kMaxCount, p.pp);
-  r.read_int("dp", 1, kMaxCount, p.dp);
-  r.read_int("cp", 1, kMaxCount, p.cp);
-  r.read_int("ep", 1, kMaxCount, p.ep);
-  r.read_bool("sequence_parallel", p.sequence_parallel);
-  r.read_int("virtual_pipeline_stages", 1, kMaxCount, p.virtual_pipeline_stages);
-  int n = 0;
-  if (r.read_int("first_stage_layers", 0, kMaxCount, n)) p.first_stage_layers = n;
-  if (r.read_int("last_stage_layers", 0, kMaxCount, n)) p.last_stage_layers = n;
-  r.read_enum("schedule", names_of<PipelineSchedule>(), p.schedule);
-  r.read_enum("pipeline_engine", names_of<PipelineEngine>(), p.pipeline_engine);
-  r.read_enum("cp_comm", names_of<ParallelismSpec::CpComm>(), p.cp_comm);
-  r.read_enum("ep_alltoall", names_of<ParallelismSpec::Alltoall>(), p.ep_alltoall);
-  r.read_int("zero_stage", 0, 3, p.zero_stage);
-  r.read_bool("fsdp", p.fsdp);
-  r.read_enum("sharding", names_of<ParallelismSpec::Sharding>(), p.sharding);
-  r.read_bool("reshard_after_forward", p.reshard_after_forward);
-  r.read_int("fsdp_prefetch", 0, 8, p.fsdp_prefetch);
-  r.read_bool("zero_hpz", p.zero_hpz);
-  r.read_int("microbatch", 1, kMaxCount, p.microbatch);
-  r.read_int("global_batch", 1, 1 << 30, p.global_batch);
-}
-
 void read_measured(const YAML::Node& node, const std::string& file, Origin* origin,
                    std::optional<Measured>& out) {
   MapReader r(node, file, "measured", kMeasuredKeys, origin);
@@ -188,7 +161,7 @@ RawScenario parse_raw(const YAML::Node& root, const std::string& file, SweepSpec
       [&] { s.cluster = ClusterSpec{}; },
       [&](MapReader& r) { read_cluster_keys(r, origin, s.cluster); });
   s.model.preset = apply_section(
-      top.node("model"), file, "model", kModelKeys, model_presets(), origin,
+      top.node("model"), file, "model", model_keys(), model_presets(), origin,
       [&] { s.model = ModelSpec{}; }, [&](MapReader& r) { read_model_keys(r, origin, s.model); });
   for (const char* section : {"parallelism", "training", "cost", "simulation", "reliability"}) {
     if (top.has(section)) (*origin)[section] = location_of(file, top.node(section));
@@ -237,19 +210,9 @@ std::vector<std::string> scenario_keys() {
   add("cluster.gpu.gemm_efficiency", kPeakKeys);
   add("cluster.intra_node", kIntraKeys);
   add("cluster.inter_node", kInterKeys);
-  add("model", kModelKeys);
-  add("model.moe", kMoeKeys);
-  add("model.mla", kMlaKeys);
-  add("model.layer_table[]", kCnnRowKeys);
-  add("parallelism", kParallelKeys);
-  add("training", kTrainingKeys);
-  add("training.target", kTargetKeys);
-  add("training.gradient_compression", kCompressionKeys);
-  add("training.loss_scaling", kLossScalingKeys);
-  add("training.fp8", kFp8Keys);
-  add("training.fp8.bf16_layers", kFp8LayerKeys);
-  add("training.fp8.communication", kFp8CommKeys);
-  add("training.target.critical_batch", kCriticalBatchKeys);
+  for (const auto& [path, keys] : model_key_lists()) add(path, keys);
+  for (const auto& [path, keys] : parallelism_key_lists()) add(path, keys);
+  for (const auto& [path, keys] : training_key_lists()) add(path, keys);
   add("cost", kCostKeys);
   add("simulation", kSimulationKeys);
   add("measured", kMeasuredKeys);

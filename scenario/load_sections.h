@@ -1,7 +1,9 @@
 // The parts of scenario reading shared by scenario/load.cpp (the top level, presets
 // and overrides) and the files that read one section each (load_*.cpp): the ranges
 // values are checked against, the keys each section accepts (scenario_keys() lists
-// them all) and the section readers. Private to the scenario component: it uses
+// them all) and the section readers. Parallelism, training and model are read through
+// field tables (scenario/fields.h) that also give their keys; the key lists below
+// belong to sections still read key by key. Private to the scenario component: it uses
 // yaml-cpp through scenario/yaml_reader.h, which stays out of public headers.
 #pragma once
 
@@ -9,9 +11,11 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/error.h"
+#include "scenario/fields.h"
 #include "scenario/names.h"
 #include "scenario/presets.h"
 #include "scenario/spec.h"
@@ -19,9 +23,6 @@
 #include "scenario/yaml_reader.h"
 
 namespace orrery::detail {
-
-// Where each value read came from: "cluster.gpu.memory" -> file and line.
-using Origin = std::map<std::string, InputLocation>;
 
 // Ranges that reject absurd values before they overflow anything downstream.
 inline constexpr double kMaxFlopRate = 1e18;             // 1 EFLOP/s per GPU
@@ -32,7 +33,7 @@ inline constexpr double kMaxPower = 1e6;                 // 1 MW per GPU
 inline constexpr int kMaxCount = 1 << 20;                // nodes, GPUs per node, layers, degrees
 inline constexpr std::int64_t kMaxWidth = std::int64_t{1} << 24;  // hidden, ffn, vocab, seq_len
 
-// The keys each section accepts, in the order the reader checks them.
+// The keys of the sections not yet table-driven, in the order the reader checks them.
 inline const std::vector<std::string> kTopKeys = {
     "name", "description", "cluster", "model", "parallelism", "training", "cost", "simulation",
     "measured", "reliability", "faults", "sweep"};
@@ -54,27 +55,6 @@ inline const std::vector<std::string> kIntraKeys = {
 inline const std::vector<std::string> kInterKeys = {
     "nics_per_node", "nic_bandwidth", "latency", "topology", "oversubscription", "efficiency",
     "background_load"};
-inline const std::vector<std::string> kModelKeys = {
-    "preset", "name", "family", "layers", "hidden", "heads", "kv_heads", "ffn", "vocab", "seq_len",
-    "activation", "norm", "position_embedding", "tied_embeddings", "bias", "dropout", "moe", "mla",
-    "image_size", "layer_table"};
-inline const std::vector<std::string> kMoeKeys = {
-    "experts", "top_k", "expert_ffn", "shared_experts", "capacity_factor", "first_dense_layers",
-    "load_imbalance"};
-inline const std::vector<std::string> kMlaKeys = {
-    "q_lora_rank", "kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim"};
-inline const std::vector<std::string> kCnnRowKeys = {
-    "name", "op", "in", "out", "kernel", "stride", "size"};
-inline const std::vector<std::string> kParallelKeys = {
-    "tp", "pp", "dp", "cp", "ep", "sequence_parallel", "virtual_pipeline_stages",
-    "first_stage_layers", "last_stage_layers", "schedule", "pipeline_engine", "cp_comm",
-    "ep_alltoall", "zero_stage", "fsdp", "sharding", "reshard_after_forward", "fsdp_prefetch",
-    "zero_hpz", "microbatch", "global_batch"};
-inline const std::vector<std::string> kTrainingKeys = {
-    "precision", "recompute", "optimizer", "flash_attention", "gradient_dtype", "runtime_reserve",
-    "allocator_overhead", "overlap_grad_reduce", "overlap_param_gather", "tp_comm_overlap",
-    "overlap_p2p", "grad_bucket_params", "target", "gradient_compression", "fp8", "loss_scaling"};
-inline const std::vector<std::string> kLossScalingKeys = {"kind", "window", "hysteresis"};
 inline const std::vector<std::string> kSimulationKeys = {"compute_slowdown", "comm_slowdown"};
 inline const std::vector<std::string> kCostKeys = {
     "usd_per_gpu_hour", "gpu_power", "gpu_idle_power", "node_power", "pue", "grid_gco2_per_kwh"};
@@ -82,16 +62,6 @@ inline const std::vector<std::string> kFaultKeys = {
     "kind", "stage", "link", "node", "leaf", "gpu", "lost", "nic", "factor", "from", "until"};
 inline const std::vector<std::string> kReliabilityKeys = {
     "gpu_mtbf", "checkpoint_bandwidth", "restart_time", "checkpoint_interval"};
-inline const std::vector<std::string> kCompressionKeys = {
-    "scheme", "density", "rank", "period", "warmup_steps", "scale_block", "convergence"};
-inline const std::vector<std::string> kFp8Keys = {
-    "format", "scaling", "amax_history", "gemms", "bf16_layers", "weight_cache", "communication"};
-inline const std::vector<std::string> kFp8LayerKeys = {"first", "last"};
-inline const std::vector<std::string> kFp8CommKeys = {"tp_allgather", "param_allgather"};
-inline const std::vector<std::string> kTargetKeys = {
-    "tokens", "samples", "steps", "critical_batch"};
-inline const std::vector<std::string> kCriticalBatchKeys = {
-    "e_min_samples", "e_min_tokens", "b_noise_samples", "b_noise_tokens", "loss_nats"};
 
 // Reads a section that may be a preset name (scalar) or a mapping with an optional
 // `preset:` key (load.cpp) and returns the preset's name, "" for none. `apply` reads one
@@ -107,13 +77,25 @@ std::string apply_section(const YAML::Node& node, const std::string& file, const
 // and ranges, records in `origin` where every key was written, and throws InputError
 // at the first bad value; cross-field rules wait for validation (scenario/validate.h).
 
+// A section's keys and those of the sections nested in it, each list under its dotted
+// path ("training.fp8"), in the order scenario_keys() lists them.
+using KeyLists = std::vector<std::pair<std::string, std::vector<std::string>>>;
+
+// parallelism: (load_parallelism.cpp).
+KeyLists parallelism_key_lists();
+void read_parallelism(const YAML::Node& node, const std::string& file, Origin* origin,
+                      ParallelismSpec& p);
+
 // The keys of one cluster: mapping, a system preset's or the user's (load_cluster.cpp).
 void read_cluster_keys(MapReader& r, Origin* origin, ClusterSpec& c);
 
 // The keys of one model: mapping, a model preset's or the user's (load_model.cpp).
+KeyLists model_key_lists();
+std::vector<std::string> model_keys();  // model:'s own, preset included
 void read_model_keys(MapReader& r, Origin* origin, ModelSpec& m);
 
 // training: (load_training.cpp), over the defaults already in `t`.
+KeyLists training_key_lists();
 void read_training(const YAML::Node& node, const std::string& file, Origin* origin,
                    TrainingSpec& t);
 

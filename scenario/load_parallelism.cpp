@@ -1,0 +1,50 @@
+// The `parallelism:` section (scenario/spec.h, ParallelismSpec): the split of the model
+// over GPUs, the pipeline schedule, ZeRO/FSDP sharding and the batch. Whether the split
+// fits the cluster and the model is checked by validation (scenario/validate.cpp).
+#include "scenario/load_sections.h"
+
+namespace orrery::detail {
+namespace {
+
+using P = ParallelismSpec;
+
+// Every key of parallelism:, in the order its unknown-key error lists them.
+const FieldTable<P>& parallelism_fields() {
+  using namespace field;
+  static const FieldTable<P> table = {
+      {"tp", whole(&P::tp, 1, kMaxCount)},
+      {"pp", whole(&P::pp, 1, kMaxCount)},
+      {"dp", whole(&P::dp, 1, kMaxCount)},
+      {"cp", whole(&P::cp, 1, kMaxCount)},
+      {"ep", whole(&P::ep, 1, kMaxCount)},
+      {"sequence_parallel", flag(&P::sequence_parallel)},
+      {"virtual_pipeline_stages", whole(&P::virtual_pipeline_stages, 1, kMaxCount)},
+      {"first_stage_layers", whole(&P::first_stage_layers, 0, kMaxCount)},
+      {"last_stage_layers", whole(&P::last_stage_layers, 0, kMaxCount)},
+      {"schedule", choice(&P::schedule)},
+      {"pipeline_engine", choice(&P::pipeline_engine)},
+      {"cp_comm", choice(&P::cp_comm)},
+      {"ep_alltoall", choice(&P::ep_alltoall)},
+      {"zero_stage", whole(&P::zero_stage, 0, 3)},
+      {"fsdp", flag(&P::fsdp)},
+      {"sharding", choice(&P::sharding)},
+      {"reshard_after_forward", flag(&P::reshard_after_forward)},
+      {"fsdp_prefetch", whole(&P::fsdp_prefetch, 0, 8)},
+      {"zero_hpz", flag(&P::zero_hpz)},
+      {"microbatch", whole(&P::microbatch, 1, kMaxCount)},
+      {"global_batch", whole(&P::global_batch, 1, 1 << 30)},
+  };
+  return table;
+}
+
+}  // namespace
+
+KeyLists parallelism_key_lists() { return {{"parallelism", keys_of(parallelism_fields())}}; }
+
+void read_parallelism(const YAML::Node& node, const std::string& file, Origin* origin,
+                      ParallelismSpec& p) {
+  MapReader r(node, file, "parallelism", keys_of(parallelism_fields()), origin);
+  read_fields(r, origin, parallelism_fields(), p);
+}
+
+}  // namespace orrery::detail
