@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <string_view>
 #include <tuple>
 
 #include "calibrate/fit.h"
@@ -17,10 +18,15 @@ namespace orrery {
 
 namespace {
 
-// Keyed by name (to_string), so the profile lists its fits in name order.
+// Orders formats by name (to_string), not by enum order.
+struct ByName {
+  bool operator()(Dtype a, Dtype b) const { return std::string_view(to_string(a)) < to_string(b); }
+};
+
+// Ordered by name (to_string), so the profile lists its fits in name order.
 struct Collected {
   std::map<std::tuple<std::string, int, int>, std::vector<CollectiveSample>> collectives;
-  std::map<std::string, std::vector<GemmSample>> gemm;
+  std::map<Dtype, std::vector<GemmSample>, ByName> gemm;
   std::map<std::string, std::vector<CollectiveSample>> memory;
   std::vector<CollectiveSample> launch;
   std::map<std::tuple<std::string, std::string, std::string>, std::vector<double>> op_times;
@@ -38,7 +44,7 @@ void add_measurements(const MeasurementFile& m, Collected& c, Profile& p) {
                    v.tool, v.date, v.driver, v.cuda_runtime, v.cublas, v.cudnn, v.nccl, v.timing,
                    v.repetitions, v.warmup)});
   for (const auto& g : m.gemm)
-    c.gemm[to_string(g.dtype)].push_back({{g.m, g.n, g.k}, g.time.median, src(m.file, g.line)});
+    c.gemm[g.dtype].push_back({{g.m, g.n, g.k}, g.time.median, src(m.file, g.line)});
   for (const auto& b : m.memory_bound)
     c.memory[to_string(b.kernel)].push_back({b.bytes, b.time.median, src(m.file, b.line)});
   for (const auto& l : m.launch) c.launch.push_back({Bytes(0), l.time.median, src(m.file, l.line)});
@@ -80,7 +86,7 @@ std::string join_types(const std::vector<std::string>& types) {
 }
 
 // aten::mm (A[m,k] x B[k,n]) and aten::addmm (bias, A, B) calls as GEMM samples.
-std::optional<std::pair<std::string, GemmShape>> gemm_of(const TraceKernel& k) {
+std::optional<std::pair<Dtype, GemmShape>> gemm_of(const TraceKernel& k) {
   std::size_t a = 0;
   if (k.op == "aten::mm") a = 0;
   else if (k.op == "aten::addmm") a = 1;
@@ -91,10 +97,10 @@ std::optional<std::pair<std::string, GemmShape>> gemm_of(const TraceKernel& k) {
   if (x.size() != 2 || y.size() != 2 || x[1] != y[0] || x[0] <= 0 || y[1] <= 0 || x[1] <= 0)
     return std::nullopt;
   const std::string& t = k.types[a];
-  std::string dtype;
-  if (t == "c10::BFloat16") dtype = "bf16";
-  else if (t == "c10::Half") dtype = "fp16";
-  else if (t == "float") dtype = "fp32";
+  Dtype dtype = Dtype::bf16;
+  if (t == "c10::BFloat16") dtype = Dtype::bf16;
+  else if (t == "c10::Half") dtype = Dtype::fp16;
+  else if (t == "float") dtype = Dtype::fp32;
   else return std::nullopt;
   return std::pair{dtype, GemmShape{x[0], y[1], x[1]}};
 }
@@ -275,8 +281,8 @@ std::string render_profile(const Profile& p) {
   for (const auto& g : p.gemm) {
     std::vector<double> errs;
     for (const auto& pt : g.points) errs.push_back(pt.held_out_error);
-    o += fmt::format("  - dtype: {}\n    memory_roof: {}\n    held_out: {}\n", g.dtype,
-                     gbps(g.memory_roof), held_out(errs));
+    o += fmt::format("  - dtype: {}\n    memory_roof: {}\n    held_out: {}\n",
+                     to_string(g.dtype), gbps(g.memory_roof), held_out(errs));
     o += "    compute_roof:\n";
     for (const auto& [f, r] : g.compute_roof)
       o += fmt::format("      - {{flop: {}, rate: {}}}\n", num(f), tflops(r));
@@ -348,7 +354,7 @@ std::string render_profile_summary(const Profile& p) {
     const HeldOutSummary h = errors(g.points), fit = summarize(g.in_sample_error);
     o += fmt::format(
         "gemm {}: {} shapes; fit error max {} %; held-out FLOP/s error max {} % (mean {} %)\n",
-        g.dtype, g.points.size(), pct(fit.max_abs), pct(h.max_abs), pct(h.mean_abs));
+        to_string(g.dtype), g.points.size(), pct(fit.max_abs), pct(h.max_abs), pct(h.mean_abs));
   }
   for (const auto& m : p.memory) {
     const HeldOutSummary h = errors(m.points);

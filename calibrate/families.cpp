@@ -6,21 +6,9 @@
 
 #include "core/collective.h"
 #include "core/error.h"
+#include "core/measurement_file.h"
 
 namespace orrery {
-
-namespace {
-
-int dtype_in_bytes(const std::string& dtype) {
-  if (dtype == "fp32" || dtype == "tf32") return 4;
-  if (dtype == "fp8") return 1;
-  return 2;
-}
-int dtype_out_bytes(const std::string& dtype) {
-  return dtype == "fp32" || dtype == "tf32" ? 4 : 2;
-}
-
-}  // namespace
 
 double pchip(const std::vector<double>& x, const std::vector<double>& y, double at) {
   const std::size_t n = x.size();
@@ -77,10 +65,10 @@ Bandwidth CollectiveFit::busbw(Bytes size) const {
 double gemm_flops(const GemmShape& s) {
   return 2.0 * static_cast<double>(s.m) * static_cast<double>(s.n) * static_cast<double>(s.k);
 }
-double gemm_bytes(const GemmShape& s, const std::string& dtype) {
+double gemm_bytes(const GemmShape& s, Dtype dtype) {
   const double m = static_cast<double>(s.m), n = static_cast<double>(s.n),
                k = static_cast<double>(s.k);
-  return dtype_in_bytes(dtype) * (m * k + k * n) + dtype_out_bytes(dtype) * m * n;
+  return gemm_input_bytes(dtype) * (m * k + k * n) + gemm_output_bytes(dtype) * m * n;
 }
 
 double gemm_roofline_rate(double memory_roof,

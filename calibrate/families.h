@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/number_format.h"
 #include "core/units.h"
 
 namespace orrery {
@@ -52,15 +53,15 @@ double busbw_factor(const std::string& op, int gpus);
 
 // GEMM time vs shape for one dtype, a roofline with two fitted roofs:
 //   rate(m, n, k) = min(P(F), W x I),  F = 2mnk,  I = F / bytes,
-//   bytes = e_in (mk + kn) + e_out mn  (e_in: fp32/tf32 4, bf16/fp16 2, fp8 1 byte;
-//   e_out: 4 for fp32/tf32, else 2: fp8 GEMMs write bf16).
+//   bytes = e_in (mk + kn) + e_out mn  (e_in: gemm_input_bytes, fp32/tf32 4, bf16/fp16 2,
+//   fp8 1 byte; e_out: gemm_output_bytes, 4 for fp32/tf32, else 2: fp8 GEMMs write bf16).
 // P(F), the compute roof, is interpolated linearly in log F between its points and flat
 // beyond them; W = 0 means no memory roof.
 struct GemmShape {
   std::int64_t m = 0, n = 0, k = 0;
 };
 struct GemmFit {
-  std::string dtype;
+  Dtype dtype = Dtype::bf16;  // one of kGemmDtypes (core/measurement_file.h)
   Bandwidth memory_roof;                         // W; 0 when no point is memory-bound
   std::vector<std::pair<double, double>> compute_roof;  // (FLOPs, FLOP/s), F ascending
   std::vector<GemmShape> shapes;                 // same order as points
@@ -73,9 +74,10 @@ struct GemmFit {
   FlopRate rate_at(Flop flops, Bytes bytes) const;
 };
 
-// F = 2mnk and the bytes of GemmFit's roofline for a GEMM of `dtype`.
+// F = 2mnk and the bytes of GemmFit's roofline for a GEMM of `dtype`, one of kGemmDtypes
+// (checked).
 double gemm_flops(const GemmShape& s);
-double gemm_bytes(const GemmShape& s, const std::string& dtype);
+double gemm_bytes(const GemmShape& s, Dtype dtype);
 // GemmFit's rate in FLOP/s for `flops` moving `bytes`, from its roofs: `memory_roof` in
 // bytes/s (0: none) and `compute_roof` as in GemmFit.
 double gemm_roofline_rate(double memory_roof,

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "calibrate/families.h"
+#include "core/number_format.h"
 #include "core/units.h"
 
 namespace orrery {
@@ -42,7 +43,7 @@ struct GemmSample {
   Seconds time;
   std::string source;
 };
-GemmFit fit_gemm(const std::string& dtype, const std::vector<GemmSample>& samples);
+GemmFit fit_gemm(Dtype dtype, const std::vector<GemmSample>& samples);
 
 // MemoryFit: alpha and bandwidth by least squares in relative time error. Needs 3
 // distinct sizes.

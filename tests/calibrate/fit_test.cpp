@@ -90,7 +90,7 @@ TEST(GemmFit, RooflineOfHandMadePoints) {
       {{8192, 8192, 8192}, t_at(8192, 8192, 8192, 250), ""},
       {{1000000, 64, 64}, Seconds(skinny_bytes / 1e12), ""},
   };
-  const GemmFit f = fit_gemm("bf16", s);
+  const GemmFit f = fit_gemm(Dtype::bf16, s);
   // W = 1 TB/s from the skinny one, the only point slower than a smaller GEMM.
   EXPECT_NEAR(f.memory_roof.value(), 1e12, 1e3);
   int memory_bound = 0;
@@ -115,7 +115,7 @@ TEST(GemmFit, RatesFallingWithSizeArePooled) {
   // pools it with 2048^3 to (300 + 200) / 2 = 250 TFLOP/s.
   auto t_at = [](double n, double tflops) { return Seconds(2 * n * n * n / (tflops * 1e12)); };
   const double skinny_bytes = 2 * (1e6 * 64 + 64 * 64) + 2 * 1e6 * 64;
-  const GemmFit f = fit_gemm("fp16", {{{1024, 1024, 1024}, t_at(1024, 100), ""},
+  const GemmFit f = fit_gemm(Dtype::fp16, {{{1024, 1024, 1024}, t_at(1024, 100), ""},
                                       {{2048, 2048, 2048}, t_at(2048, 300), ""},
                                       {{4096, 4096, 4096}, t_at(4096, 200), ""},
                                       {{1000000, 64, 64}, Seconds(skinny_bytes / 1e12), ""}});
