@@ -18,14 +18,24 @@ namespace orrery {
 
 namespace {
 
-// Orders formats by name (to_string), not by enum order.
+using CollectiveKey = std::tuple<CollectiveOp, int, int>;  // op, ranks, nodes
+
+// Orders formats by name (to_string), not by enum order; collectives by op name, then
+// ranks, then nodes.
 struct ByName {
   bool operator()(Dtype a, Dtype b) const { return std::string_view(to_string(a)) < to_string(b); }
+  bool operator()(const CollectiveKey& a, const CollectiveKey& b) const {
+    const auto named = [](const CollectiveKey& k) {
+      const auto& [op, gpus, nodes] = k;
+      return std::tuple(std::string_view(to_string(op)), gpus, nodes);
+    };
+    return named(a) < named(b);
+  }
 };
 
 // Ordered by name (to_string), so the profile lists its fits in name order.
 struct Collected {
-  std::map<std::tuple<std::string, int, int>, std::vector<CollectiveSample>> collectives;
+  std::map<CollectiveKey, std::vector<CollectiveSample>, ByName> collectives;
   std::map<Dtype, std::vector<GemmSample>, ByName> gemm;
   std::map<std::string, std::vector<CollectiveSample>> memory;
   std::vector<CollectiveSample> launch;
@@ -49,7 +59,7 @@ void add_measurements(const MeasurementFile& m, Collected& c, Profile& p) {
     c.memory[to_string(b.kernel)].push_back({b.bytes, b.time.median, src(m.file, b.line)});
   for (const auto& l : m.launch) c.launch.push_back({Bytes(0), l.time.median, src(m.file, l.line)});
   for (const auto& x : m.collectives)
-    c.collectives[{to_string(x.op), x.gpus, x.nodes}].push_back({x.bytes, x.time.median, src(m.file, x.line)});
+    c.collectives[{x.op, x.gpus, x.nodes}].push_back({x.bytes, x.time.median, src(m.file, x.line)});
   c.attention_rows += static_cast<int>(m.attention.size());
 }
 
@@ -57,7 +67,7 @@ void add_nccl_tests(const std::vector<NcclTestsRun>& runs, Collected& c, Profile
   std::string detail;
   for (const auto& r : runs) {
     detail += fmt::format("{}{} on {} GPUs, {} node{} (line {})", detail.empty() ? "" : "; ",
-                          r.op, r.gpus, r.nodes, r.nodes == 1 ? "" : "s", r.line);
+                          to_string(r.op), r.gpus, r.nodes, r.nodes == 1 ? "" : "s", r.line);
     for (const auto& row : r.rows) {
       // The in-place column, as published curves quote it; out-of-place where in-place is N/A.
       const auto& g = row.in_place ? row.in_place : row.out_of_place;
@@ -258,7 +268,8 @@ std::string render_profile(const Profile& p) {
   for (const auto& f : p.collectives) {
     std::vector<double> curve;
     for (const auto& pt : f.points) curve.push_back(pt.held_out_error);
-    o += fmt::format("  - op: {}\n    gpus: {}\n    nodes: {}\n", f.op, f.gpus, f.nodes);
+    o += fmt::format("  - op: {}\n    gpus: {}\n    nodes: {}\n", to_string(f.op), f.gpus,
+                     f.nodes);
     o += "    sources: [";
     for (std::size_t i = 0; i < f.sources.size(); ++i) o += (i ? ", " : "") + quoted(f.sources[i]);
     o += "]\n";
@@ -347,7 +358,7 @@ std::string render_profile_summary(const Profile& p) {
     o += fmt::format(
         "collective {} on {} GPUs, {} node{}: {} sizes; held-out busbw error: curve max {} % "
         "(mean {} %), alpha-beta (alpha {}, beta {}) max {} %\n",
-        f.op, f.gpus, f.nodes, f.nodes == 1 ? "" : "s", f.points.size(), pct(c.max_abs),
+        to_string(f.op), f.gpus, f.nodes, f.nodes == 1 ? "" : "s", f.points.size(), pct(c.max_abs),
         pct(c.mean_abs), us(f.alpha), gbps(f.beta), pct(ab.max_abs));
   }
   for (const auto& g : p.gemm) {

@@ -2,9 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
-#include <optional>
 
-#include "core/collective.h"
 #include "core/error.h"
 #include "core/measurement_file.h"
 
@@ -45,11 +43,6 @@ double collective_curve_time(const std::vector<std::pair<double, double>>& pts, 
     ly.push_back(std::log(t));
   }
   return std::exp(pchip(lx, ly, std::log(size)));
-}
-
-double busbw_factor(const std::string& op, int gpus) {
-  const std::optional<CollectiveOp> c = parse_collective(op);
-  return c ? busbw_factor(*c, gpus) : 1.0;
 }
 
 Seconds CollectiveFit::time(Bytes size) const {

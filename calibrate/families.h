@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/collective.h"
 #include "core/number_format.h"
 #include "core/units.h"
 
@@ -32,7 +33,7 @@ struct HeldOutPoint {
 //                measured sizes instead of one alpha-beta line. Below the smallest size the
 //                time of the smallest; above the largest, the largest size's bus bandwidth.
 struct CollectiveFit {
-  std::string op;
+  CollectiveOp op = CollectiveOp::all_reduce;
   int gpus = 0, nodes = 0;
   Seconds alpha;
   Bandwidth beta;
@@ -46,10 +47,6 @@ struct CollectiveFit {
 // The curve of CollectiveFit through points (size in bytes, time in seconds), sizes
 // strictly ascending, at least two: the time in seconds at `size` bytes.
 double collective_curve_time(const std::vector<std::pair<double, double>>& points, double size);
-
-// busbw_factor (core/collective.h) of the collective named `op`; 1 for a name that is
-// not a collective orrery knows.
-double busbw_factor(const std::string& op, int gpus);
 
 // GEMM time vs shape for one dtype, a roofline with two fitted roofs:
 //   rate(m, n, k) = min(P(F), W x I),  F = 2mnk,  I = F / bytes,

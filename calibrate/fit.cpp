@@ -140,10 +140,10 @@ HeldOutSummary summarize(const std::vector<double>& errors) {
   return s;
 }
 
-CollectiveFit fit_collective(const std::string& op, int gpus, int nodes,
+CollectiveFit fit_collective(CollectiveOp op, int gpus, int nodes,
                              const std::vector<CollectiveSample>& samples) {
   const auto pts = merge_by_size(samples);
-  const std::string what = fmt::format("{} on {} GPUs, {} node{}", op, gpus, nodes,
+  const std::string what = fmt::format("{} on {} GPUs, {} node{}", to_string(op), gpus, nodes,
                                        nodes == 1 ? "" : "s");
   if (pts.size() < 3) too_few("collectives", what, 3, pts.size(), "distinct message sizes");
   CollectiveFit f;

@@ -36,7 +36,7 @@ double max_held_out(const std::vector<HeldOutPoint>& pts) {
 // The profile's single-node all-reduce over the node's GPUs, if it has one.
 const CollectiveFit* node_all_reduce(const Profile& p, int gpus_per_node) {
   for (const CollectiveFit& c : p.collectives)
-    if (c.op == "all_reduce" && c.nodes == 1 && c.gpus == gpus_per_node) return &c;
+    if (c.op == CollectiveOp::all_reduce && c.nodes == 1 && c.gpus == gpus_per_node) return &c;
   return nullptr;
 }
 
@@ -45,7 +45,7 @@ const CollectiveFit* node_all_reduce(const Profile& p, int gpus_per_node) {
 const CollectiveFit* fabric_all_reduce(const Profile& p, int gpus_per_node) {
   const CollectiveFit* best = nullptr;
   for (const CollectiveFit& c : p.collectives)
-    if (c.op == "all_reduce" && c.nodes >= 2 && c.gpus == c.nodes * gpus_per_node &&
+    if (c.op == CollectiveOp::all_reduce && c.nodes >= 2 && c.gpus == c.nodes * gpus_per_node &&
         (!best || c.nodes > best->nodes))
       best = &c;
   return best;

@@ -89,8 +89,9 @@ InputProvenance read_input(MapReader& r) {
 
 CollectiveFit read_collective(MapReader& r, const YAML::Node& n) {
   CollectiveFit f;
-  f.op = str(r, "op");
-  if (!parse_collective(f.op).has_value()) r.fail("op", "not a collective orrery knows");
+  const std::optional<CollectiveOp> op = parse_collective(str(r, "op"));
+  if (!op) r.fail("op", "not a collective orrery knows");
+  f.op = *op;
   f.gpus = integer(r, "gpus", 1, 1 << 24);
   f.nodes = integer(r, "nodes", 1, 1 << 24);
   if (n["sources"].IsDefined()) {

@@ -38,7 +38,8 @@ std::vector<CollectiveSample> alpha_beta_samples(double alpha_s, double beta) {
 TEST(CollectiveFit, RecoversAlphaAndBetaOfExactData) {
   // t = 5 us + size / 100 GB/s at four sizes: least squares returns the line itself and
   // every held-out alpha-beta prediction is exact.
-  const CollectiveFit f = fit_collective("all_reduce", 8, 1, alpha_beta_samples(5e-6, 100e9));
+  const CollectiveFit f =
+      fit_collective(CollectiveOp::all_reduce, 8, 1, alpha_beta_samples(5e-6, 100e9));
   EXPECT_NEAR(f.alpha.value(), 5e-6, 1e-12);
   EXPECT_NEAR(f.beta.value(), 100e9, 1e3);
   for (double e : f.alpha_beta_held_out) EXPECT_NEAR(e, 0.0, 1e-9);
@@ -55,7 +56,7 @@ TEST(CollectiveFit, SamplesAtOneSizeAreMergedByTheirMedian) {
   auto s = alpha_beta_samples(5e-6, 100e9);
   s.push_back({Bytes(1048576.0), Seconds(1.0), "outlier"});
   s.push_back({Bytes(1048576.0), s[0].time, "again"});
-  const CollectiveFit f = fit_collective("all_reduce", 8, 1, s);
+  const CollectiveFit f = fit_collective(CollectiveOp::all_reduce, 8, 1, s);
   ASSERT_EQ(f.points.size(), 4u);
   EXPECT_DOUBLE_EQ(f.points[0].time.value(), s[0].time.value());  // median of t, 1 s, t
 }
@@ -64,7 +65,7 @@ TEST(CollectiveFit, TooFewSizesAreRefusedSayingHowMany) {
   auto s = alpha_beta_samples(5e-6, 100e9);
   s.resize(2);
   try {
-    fit_collective("all_gather", 16, 2, s);
+    fit_collective(CollectiveOp::all_gather, 16, 2, s);
     FAIL() << "two sizes fitted";
   } catch (const InputError& e) {
     const std::string m = e.what();
