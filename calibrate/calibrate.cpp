@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <string_view>
 #include <tuple>
 
 #include "calibrate/fit.h"
@@ -17,10 +18,25 @@ namespace orrery {
 
 namespace {
 
-// Keyed by name (to_string), so the profile lists its fits in name order.
+using CollectiveKey = std::tuple<CollectiveOp, int, int>;  // op, ranks, nodes
+
+// Orders formats by name (to_string), not by enum order; collectives by op name, then
+// ranks, then nodes.
+struct ByName {
+  bool operator()(Dtype a, Dtype b) const { return std::string_view(to_string(a)) < to_string(b); }
+  bool operator()(const CollectiveKey& a, const CollectiveKey& b) const {
+    const auto named = [](const CollectiveKey& k) {
+      const auto& [op, gpus, nodes] = k;
+      return std::tuple(std::string_view(to_string(op)), gpus, nodes);
+    };
+    return named(a) < named(b);
+  }
+};
+
+// Ordered by name (to_string), so the profile lists its fits in name order.
 struct Collected {
-  std::map<std::tuple<std::string, int, int>, std::vector<CollectiveSample>> collectives;
-  std::map<std::string, std::vector<GemmSample>> gemm;
+  std::map<CollectiveKey, std::vector<CollectiveSample>, ByName> collectives;
+  std::map<Dtype, std::vector<GemmSample>, ByName> gemm;
   std::map<std::string, std::vector<CollectiveSample>> memory;
   std::vector<CollectiveSample> launch;
   std::map<std::tuple<std::string, std::string, std::string>, std::vector<double>> op_times;
@@ -38,12 +54,12 @@ void add_measurements(const MeasurementFile& m, Collected& c, Profile& p) {
                    v.tool, v.date, v.driver, v.cuda_runtime, v.cublas, v.cudnn, v.nccl, v.timing,
                    v.repetitions, v.warmup)});
   for (const auto& g : m.gemm)
-    c.gemm[to_string(g.dtype)].push_back({{g.m, g.n, g.k}, g.time.median, src(m.file, g.line)});
+    c.gemm[g.dtype].push_back({{g.m, g.n, g.k}, g.time.median, src(m.file, g.line)});
   for (const auto& b : m.memory_bound)
     c.memory[to_string(b.kernel)].push_back({b.bytes, b.time.median, src(m.file, b.line)});
   for (const auto& l : m.launch) c.launch.push_back({Bytes(0), l.time.median, src(m.file, l.line)});
   for (const auto& x : m.collectives)
-    c.collectives[{to_string(x.op), x.gpus, x.nodes}].push_back({x.bytes, x.time.median, src(m.file, x.line)});
+    c.collectives[{x.op, x.gpus, x.nodes}].push_back({x.bytes, x.time.median, src(m.file, x.line)});
   c.attention_rows += static_cast<int>(m.attention.size());
 }
 
@@ -51,7 +67,7 @@ void add_nccl_tests(const std::vector<NcclTestsRun>& runs, Collected& c, Profile
   std::string detail;
   for (const auto& r : runs) {
     detail += fmt::format("{}{} on {} GPUs, {} node{} (line {})", detail.empty() ? "" : "; ",
-                          r.op, r.gpus, r.nodes, r.nodes == 1 ? "" : "s", r.line);
+                          to_string(r.op), r.gpus, r.nodes, r.nodes == 1 ? "" : "s", r.line);
     for (const auto& row : r.rows) {
       // The in-place column, as published curves quote it; out-of-place where in-place is N/A.
       const auto& g = row.in_place ? row.in_place : row.out_of_place;
@@ -80,7 +96,7 @@ std::string join_types(const std::vector<std::string>& types) {
 }
 
 // aten::mm (A[m,k] x B[k,n]) and aten::addmm (bias, A, B) calls as GEMM samples.
-std::optional<std::pair<std::string, GemmShape>> gemm_of(const TraceKernel& k) {
+std::optional<std::pair<Dtype, GemmShape>> gemm_of(const TraceKernel& k) {
   std::size_t a = 0;
   if (k.op == "aten::mm") a = 0;
   else if (k.op == "aten::addmm") a = 1;
@@ -91,10 +107,10 @@ std::optional<std::pair<std::string, GemmShape>> gemm_of(const TraceKernel& k) {
   if (x.size() != 2 || y.size() != 2 || x[1] != y[0] || x[0] <= 0 || y[1] <= 0 || x[1] <= 0)
     return std::nullopt;
   const std::string& t = k.types[a];
-  std::string dtype;
-  if (t == "c10::BFloat16") dtype = "bf16";
-  else if (t == "c10::Half") dtype = "fp16";
-  else if (t == "float") dtype = "fp32";
+  Dtype dtype = Dtype::bf16;
+  if (t == "c10::BFloat16") dtype = Dtype::bf16;
+  else if (t == "c10::Half") dtype = Dtype::fp16;
+  else if (t == "float") dtype = Dtype::fp32;
   else return std::nullopt;
   return std::pair{dtype, GemmShape{x[0], y[1], x[1]}};
 }
@@ -252,7 +268,8 @@ std::string render_profile(const Profile& p) {
   for (const auto& f : p.collectives) {
     std::vector<double> curve;
     for (const auto& pt : f.points) curve.push_back(pt.held_out_error);
-    o += fmt::format("  - op: {}\n    gpus: {}\n    nodes: {}\n", f.op, f.gpus, f.nodes);
+    o += fmt::format("  - op: {}\n    gpus: {}\n    nodes: {}\n", to_string(f.op), f.gpus,
+                     f.nodes);
     o += "    sources: [";
     for (std::size_t i = 0; i < f.sources.size(); ++i) o += (i ? ", " : "") + quoted(f.sources[i]);
     o += "]\n";
@@ -275,8 +292,8 @@ std::string render_profile(const Profile& p) {
   for (const auto& g : p.gemm) {
     std::vector<double> errs;
     for (const auto& pt : g.points) errs.push_back(pt.held_out_error);
-    o += fmt::format("  - dtype: {}\n    memory_roof: {}\n    held_out: {}\n", g.dtype,
-                     gbps(g.memory_roof), held_out(errs));
+    o += fmt::format("  - dtype: {}\n    memory_roof: {}\n    held_out: {}\n",
+                     to_string(g.dtype), gbps(g.memory_roof), held_out(errs));
     o += "    compute_roof:\n";
     for (const auto& [f, r] : g.compute_roof)
       o += fmt::format("      - {{flop: {}, rate: {}}}\n", num(f), tflops(r));
@@ -341,14 +358,14 @@ std::string render_profile_summary(const Profile& p) {
     o += fmt::format(
         "collective {} on {} GPUs, {} node{}: {} sizes; held-out busbw error: curve max {} % "
         "(mean {} %), alpha-beta (alpha {}, beta {}) max {} %\n",
-        f.op, f.gpus, f.nodes, f.nodes == 1 ? "" : "s", f.points.size(), pct(c.max_abs),
+        to_string(f.op), f.gpus, f.nodes, f.nodes == 1 ? "" : "s", f.points.size(), pct(c.max_abs),
         pct(c.mean_abs), us(f.alpha), gbps(f.beta), pct(ab.max_abs));
   }
   for (const auto& g : p.gemm) {
     const HeldOutSummary h = errors(g.points), fit = summarize(g.in_sample_error);
     o += fmt::format(
         "gemm {}: {} shapes; fit error max {} %; held-out FLOP/s error max {} % (mean {} %)\n",
-        g.dtype, g.points.size(), pct(fit.max_abs), pct(h.max_abs), pct(h.mean_abs));
+        to_string(g.dtype), g.points.size(), pct(fit.max_abs), pct(h.max_abs), pct(h.mean_abs));
   }
   for (const auto& m : p.memory) {
     const HeldOutSummary h = errors(m.points);

@@ -2,25 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
-#include <optional>
 
-#include "core/collective.h"
 #include "core/error.h"
+#include "core/measurement_file.h"
 
 namespace orrery {
-
-namespace {
-
-int dtype_in_bytes(const std::string& dtype) {
-  if (dtype == "fp32" || dtype == "tf32") return 4;
-  if (dtype == "fp8") return 1;
-  return 2;
-}
-int dtype_out_bytes(const std::string& dtype) {
-  return dtype == "fp32" || dtype == "tf32" ? 4 : 2;
-}
-
-}  // namespace
 
 double pchip(const std::vector<double>& x, const std::vector<double>& y, double at) {
   const std::size_t n = x.size();
@@ -59,11 +45,6 @@ double collective_curve_time(const std::vector<std::pair<double, double>>& pts, 
   return std::exp(pchip(lx, ly, std::log(size)));
 }
 
-double busbw_factor(const std::string& op, int gpus) {
-  const std::optional<CollectiveOp> c = parse_collective(op);
-  return c ? busbw_factor(*c, gpus) : 1.0;
-}
-
 Seconds CollectiveFit::time(Bytes size) const {
   std::vector<std::pair<double, double>> pts;
   for (const auto& p : points) pts.emplace_back(p.x, p.time.value());
@@ -77,10 +58,10 @@ Bandwidth CollectiveFit::busbw(Bytes size) const {
 double gemm_flops(const GemmShape& s) {
   return 2.0 * static_cast<double>(s.m) * static_cast<double>(s.n) * static_cast<double>(s.k);
 }
-double gemm_bytes(const GemmShape& s, const std::string& dtype) {
+double gemm_bytes(const GemmShape& s, Dtype dtype) {
   const double m = static_cast<double>(s.m), n = static_cast<double>(s.n),
                k = static_cast<double>(s.k);
-  return dtype_in_bytes(dtype) * (m * k + k * n) + dtype_out_bytes(dtype) * m * n;
+  return gemm_input_bytes(dtype) * (m * k + k * n) + gemm_output_bytes(dtype) * m * n;
 }
 
 double gemm_roofline_rate(double memory_roof,

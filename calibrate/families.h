@@ -8,6 +8,8 @@
 #include <utility>
 #include <vector>
 
+#include "core/collective.h"
+#include "core/number_format.h"
 #include "core/units.h"
 
 namespace orrery {
@@ -31,7 +33,7 @@ struct HeldOutPoint {
 //                measured sizes instead of one alpha-beta line. Below the smallest size the
 //                time of the smallest; above the largest, the largest size's bus bandwidth.
 struct CollectiveFit {
-  std::string op;
+  CollectiveOp op = CollectiveOp::all_reduce;
   int gpus = 0, nodes = 0;
   Seconds alpha;
   Bandwidth beta;
@@ -46,21 +48,17 @@ struct CollectiveFit {
 // strictly ascending, at least two: the time in seconds at `size` bytes.
 double collective_curve_time(const std::vector<std::pair<double, double>>& points, double size);
 
-// busbw_factor (core/collective.h) of the collective named `op`; 1 for a name that is
-// not a collective orrery knows.
-double busbw_factor(const std::string& op, int gpus);
-
 // GEMM time vs shape for one dtype, a roofline with two fitted roofs:
 //   rate(m, n, k) = min(P(F), W x I),  F = 2mnk,  I = F / bytes,
-//   bytes = e_in (mk + kn) + e_out mn  (e_in: fp32/tf32 4, bf16/fp16 2, fp8 1 byte;
-//   e_out: 4 for fp32/tf32, else 2: fp8 GEMMs write bf16).
+//   bytes = e_in (mk + kn) + e_out mn  (e_in: gemm_input_bytes, fp32/tf32 4, bf16/fp16 2,
+//   fp8 1 byte; e_out: gemm_output_bytes, 4 for fp32/tf32, else 2: fp8 GEMMs write bf16).
 // P(F), the compute roof, is interpolated linearly in log F between its points and flat
 // beyond them; W = 0 means no memory roof.
 struct GemmShape {
   std::int64_t m = 0, n = 0, k = 0;
 };
 struct GemmFit {
-  std::string dtype;
+  Dtype dtype = Dtype::bf16;  // one of kGemmDtypes (core/measurement_file.h)
   Bandwidth memory_roof;                         // W; 0 when no point is memory-bound
   std::vector<std::pair<double, double>> compute_roof;  // (FLOPs, FLOP/s), F ascending
   std::vector<GemmShape> shapes;                 // same order as points
@@ -73,9 +71,10 @@ struct GemmFit {
   FlopRate rate_at(Flop flops, Bytes bytes) const;
 };
 
-// F = 2mnk and the bytes of GemmFit's roofline for a GEMM of `dtype`.
+// F = 2mnk and the bytes of GemmFit's roofline for a GEMM of `dtype`, one of kGemmDtypes
+// (checked).
 double gemm_flops(const GemmShape& s);
-double gemm_bytes(const GemmShape& s, const std::string& dtype);
+double gemm_bytes(const GemmShape& s, Dtype dtype);
 // GemmFit's rate in FLOP/s for `flops` moving `bytes`, from its roofs: `memory_roof` in
 // bytes/s (0: none) and `compute_roof` as in GemmFit.
 double gemm_roofline_rate(double memory_roof,

@@ -74,7 +74,7 @@ constexpr double kMemoryBoundWithin = 0.9;  // a point within 10 % of the memory
 // within 10 % it is taken as the compute roof's noise (pooled by isotonic regression).
 constexpr double kSlowerThanSize = 0.9;
 
-GemmRoofs gemm_roofs(const std::string& dtype, const std::vector<GemmSample>& s) {
+GemmRoofs gemm_roofs(Dtype dtype, const std::vector<GemmSample>& s) {
   GemmRoofs r;
   std::vector<double> flops, rate, per_intensity;  // F, F / t, rate / (F / bytes)
   for (const auto& x : s) {
@@ -123,7 +123,7 @@ GemmRoofs gemm_roofs(const std::string& dtype, const std::vector<GemmSample>& s)
 }
 
 // GemmFit's rate of shape `s` under the roofs `r` (calibrate/families.h).
-double gemm_rate(const GemmRoofs& r, const std::string& dtype, const GemmShape& s) {
+double gemm_rate(const GemmRoofs& r, Dtype dtype, const GemmShape& s) {
   return gemm_roofline_rate(r.w, r.compute, gemm_flops(s), gemm_bytes(s, dtype));
 }
 
@@ -140,10 +140,10 @@ HeldOutSummary summarize(const std::vector<double>& errors) {
   return s;
 }
 
-CollectiveFit fit_collective(const std::string& op, int gpus, int nodes,
+CollectiveFit fit_collective(CollectiveOp op, int gpus, int nodes,
                              const std::vector<CollectiveSample>& samples) {
   const auto pts = merge_by_size(samples);
-  const std::string what = fmt::format("{} on {} GPUs, {} node{}", op, gpus, nodes,
+  const std::string what = fmt::format("{} on {} GPUs, {} node{}", to_string(op), gpus, nodes,
                                        nodes == 1 ? "" : "s");
   if (pts.size() < 3) too_few("collectives", what, 3, pts.size(), "distinct message sizes");
   CollectiveFit f;
@@ -167,7 +167,7 @@ CollectiveFit fit_collective(const std::string& op, int gpus, int nodes,
   return f;
 }
 
-GemmFit fit_gemm(const std::string& dtype, const std::vector<GemmSample>& samples) {
+GemmFit fit_gemm(Dtype dtype, const std::vector<GemmSample>& samples) {
   // One sample per shape: repeated shapes are merged by their median time.
   std::map<std::tuple<std::int64_t, std::int64_t, std::int64_t>, std::vector<double>> by;
   for (const auto& s : samples) by[{s.shape.m, s.shape.n, s.shape.k}].push_back(s.time.value());
@@ -175,7 +175,7 @@ GemmFit fit_gemm(const std::string& dtype, const std::vector<GemmSample>& sample
   for (const auto& [k, times] : by) {
     merged.push_back({{std::get<0>(k), std::get<1>(k), std::get<2>(k)}, Seconds(median_of(times)), ""});
   }
-  if (merged.size() < 3) too_few("gemm", dtype, 3, merged.size(), "distinct shapes");
+  if (merged.size() < 3) too_few("gemm", to_string(dtype), 3, merged.size(), "distinct shapes");
   const GemmRoofs all = gemm_roofs(dtype, merged);
   GemmFit f;
   f.dtype = dtype;

@@ -9,6 +9,8 @@
 #include <vector>
 
 #include "calibrate/families.h"
+#include "core/collective.h"
+#include "core/number_format.h"
 #include "core/units.h"
 
 namespace orrery {
@@ -27,7 +29,7 @@ struct CollectiveSample {
 // CollectiveFit: alpha and beta by least squares in relative time error, the curve
 // through the points. Several samples at one size are combined by their median. Needs 3
 // distinct sizes.
-CollectiveFit fit_collective(const std::string& op, int gpus, int nodes,
+CollectiveFit fit_collective(CollectiveOp op, int gpus, int nodes,
                              const std::vector<CollectiveSample>& samples);
 
 // GemmFit's roofs. The memory roof W is fitted from the points that size alone cannot
@@ -42,7 +44,7 @@ struct GemmSample {
   Seconds time;
   std::string source;
 };
-GemmFit fit_gemm(const std::string& dtype, const std::vector<GemmSample>& samples);
+GemmFit fit_gemm(Dtype dtype, const std::vector<GemmSample>& samples);
 
 // MemoryFit: alpha and bandwidth by least squares in relative time error. Needs 3
 // distinct sizes.

@@ -117,8 +117,6 @@ E read_named(MapReader& r, const std::string& key, const List& values) {
 
 }  // namespace
 
-bool is_collective_op(const std::string& op) { return parse_collective(op).has_value(); }
-
 MeasurementFile read_measurement_text(const std::string& text, const std::string& file) {
   const YAML::Node root = detail::load_yaml_text(text, file);
   MapReader top(root, file, "",

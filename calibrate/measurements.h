@@ -24,8 +24,4 @@ MeasurementFile read_measurement_text(const std::string& text, const std::string
 // cannot be opened.
 MeasurementFile read_measurement_file(const std::string& path, Env& env = default_env());
 
-// The collective names nccl-tests and the measurement file use, in one spelling.
-// Returns false for a name that is not one of them.
-bool is_collective_op(const std::string& op);
-
 }  // namespace orrery

@@ -11,8 +11,6 @@
 #include <set>
 #include <sstream>
 
-#include "calibrate/families.h"
-#include "calibrate/measurements.h"
 #include "core/error.h"
 
 namespace orrery {
@@ -20,15 +18,19 @@ namespace orrery {
 namespace {
 
 // nccl-tests program name -> the collective it runs.
-const std::vector<std::pair<std::string, std::string>> kPrograms = {
-    {"all_reduce_perf", "all_reduce"},     {"all_gather_perf", "all_gather"},
-    {"reduce_scatter_perf", "reduce_scatter"}, {"alltoall_perf", "all_to_all"},
-    {"sendrecv_perf", "send_recv"},        {"broadcast_perf", "broadcast"}};
+const std::vector<std::pair<std::string, CollectiveOp>> kPrograms = {
+    {"all_reduce_perf", CollectiveOp::all_reduce},
+    {"all_gather_perf", CollectiveOp::all_gather},
+    {"reduce_scatter_perf", CollectiveOp::reduce_scatter},
+    {"alltoall_perf", CollectiveOp::all_to_all},
+    {"sendrecv_perf", CollectiveOp::send_recv},
+    {"broadcast_perf", CollectiveOp::broadcast}};
 
-std::string op_named_in(const std::string& line) {
+// The collective of the first program in kPrograms that `line` names, if any.
+std::optional<CollectiveOp> op_named_in(const std::string& line) {
   for (const auto& [program, op] : kPrograms)
     if (line.find(program) != std::string::npos) return op;
-  return "";
+  return std::nullopt;
 }
 
 std::vector<std::string> tokens(const std::string& s) {
@@ -71,7 +73,8 @@ bool parse_number(const std::string& s, double& out) {
 constexpr std::int64_t kMaxRanks = std::int64_t{1} << 24;
 
 struct Pending {
-  NcclTestsRun run;
+  NcclTestsRun run;            // its op is set by finish
+  std::optional<CollectiveOp> op;  // named by a line of the run, before its rows
   int nthread = 0, ngpus = 0;
   std::set<int> ranks;
   std::set<std::string> hosts;
@@ -179,17 +182,17 @@ void parse_row(Pending& p, const std::vector<std::string>& t, const std::string&
   p.run.rows.push_back(row);
 }
 
-NcclTestsRun finish(Pending& p, const std::string& file, const std::string& op_hint) {
+NcclTestsRun finish(Pending& p, const std::string& file,
+                    std::optional<CollectiveOp> op_hint) {
   NcclTestsRun& r = p.run;
-  if (r.op.empty()) r.op = op_hint;
-  if (r.op.empty()) {
-    r.op = op_named_in(std::filesystem::path(file).filename().string());
-  }
-  if (r.op.empty()) {
+  std::optional<CollectiveOp> op = p.op ? p.op : op_hint;
+  if (!op) op = op_named_in(std::filesystem::path(file).filename().string());
+  if (!op) {
     fail(file, r.line, "op", "",
          "cannot tell which collective this nccl-tests run measured: the log names no "
          "program (all_reduce_perf, ...) and neither does the file name; pass --op");
   }
+  r.op = *op;
   if (p.columns.empty() || r.rows.empty()) {
     fail(file, r.line, "", "", "this nccl-tests run has no result rows (the log ends early?)");
   }
@@ -214,7 +217,7 @@ NcclTestsRun finish(Pending& p, const std::string& file, const std::string& op_h
              fmt::format("{:.2f}", (*g)->busbw.value() / 1e9),
              fmt::format("busbw / algbw = {:.3f}, but {} on {} ranks has the factor {:.3f}: "
                          "is the op ({}) or the rank count right?",
-                         ratio, r.op, r.gpus, f, r.op));
+                         ratio, to_string(r.op), r.gpus, f, to_string(r.op)));
       }
     }
   }
@@ -229,16 +232,18 @@ bool looks_like_nccl_tests(const std::string& text) {
 }
 
 std::vector<NcclTestsRun> read_nccl_tests_text(const std::string& text, const std::string& file,
-                                               const std::string& op_hint) {
-  if (!op_hint.empty() && !is_collective_op(op_hint)) {
-    throw InputError({file, std::nullopt}, "--op", op_hint,
+                                               const std::string& op_hint_name) {
+  const std::optional<CollectiveOp> op_hint =
+      op_hint_name.empty() ? std::nullopt : parse_collective(op_hint_name);
+  if (!op_hint_name.empty() && !op_hint) {
+    throw InputError({file, std::nullopt}, "--op", op_hint_name,
                      "expected all_reduce, all_gather, reduce_scatter, all_to_all, broadcast "
                      "or send_recv");
   }
   require_utf8(text, file);  // host and GPU names go into the profile
   std::vector<NcclTestsRun> runs;
   std::optional<Pending> p;
-  std::string named_op;  // op named by a line since the last run started
+  std::optional<CollectiveOp> named_op;  // op named by a line since the last run started
   std::istringstream in(text);
   std::string raw;
   int line = 0;
@@ -262,8 +267,8 @@ std::vector<NcclTestsRun> read_nccl_tests_text(const std::string& text, const st
       p.emplace();
       p->run.file = file;
       p->run.line = line;
-      p->run.op = named_op;
-      named_op.clear();
+      p->op = named_op;
+      named_op.reset();
       p->nthread = header_value(t, "nThread", file, line);
       p->ngpus = header_value(t, "nGpus", file, line);
       continue;
@@ -299,10 +304,10 @@ std::vector<NcclTestsRun> read_nccl_tests_text(const std::string& text, const st
       p->run.avg_busbw = Bandwidth(x * 1e9);
       continue;
     }
-    const std::string op = op_named_in(body);
-    if (!op.empty()) {
+    const std::optional<CollectiveOp> op = op_named_in(body);
+    if (op) {
       if (p && p->run.rows.empty()) {
-        if (p->run.op.empty()) p->run.op = op;
+        if (!p->op) p->op = op;
       } else {
         named_op = op;
       }

@@ -34,7 +34,7 @@ struct NcclTestsRow {
 struct NcclTestsRun {
   std::string file;
   int line = 0;    // line of the `# nThread` header
-  std::string op;  // all_reduce, all_gather, reduce_scatter, all_to_all, broadcast, send_recv
+  CollectiveOp op = CollectiveOp::all_reduce;
   int gpus = 0;    // ranks: `Rank` lines, or nThread x nGpus when the log has none
   int nodes = 0;   // distinct hosts named by `Rank` lines (1 when the log has none)
   std::string gpu;  // device name of rank 0, when a `Rank` line gives it

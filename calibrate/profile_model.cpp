@@ -14,18 +14,7 @@
 namespace orrery {
 namespace {
 
-std::string dtype_name(Precision p) {
-  switch (p) {
-    case Precision::fp32: return "fp32";
-    case Precision::tf32: return "tf32";
-    case Precision::fp16: return "fp16";
-    case Precision::bf16: return "bf16";
-    case Precision::fp8: return "fp8";
-  }
-  return "bf16";
-}
-
-const GemmFit* gemm_for(const Profile& p, const std::string& dtype) {
+const GemmFit* gemm_for(const Profile& p, Dtype dtype) {
   for (const auto& g : p.gemm)
     if (g.dtype == dtype) return &g;
   return nullptr;
@@ -47,7 +36,7 @@ double max_held_out(const std::vector<HeldOutPoint>& pts) {
 // The profile's single-node all-reduce over the node's GPUs, if it has one.
 const CollectiveFit* node_all_reduce(const Profile& p, int gpus_per_node) {
   for (const CollectiveFit& c : p.collectives)
-    if (c.op == "all_reduce" && c.nodes == 1 && c.gpus == gpus_per_node) return &c;
+    if (c.op == CollectiveOp::all_reduce && c.nodes == 1 && c.gpus == gpus_per_node) return &c;
   return nullptr;
 }
 
@@ -56,7 +45,7 @@ const CollectiveFit* node_all_reduce(const Profile& p, int gpus_per_node) {
 const CollectiveFit* fabric_all_reduce(const Profile& p, int gpus_per_node) {
   const CollectiveFit* best = nullptr;
   for (const CollectiveFit& c : p.collectives)
-    if (c.op == "all_reduce" && c.nodes >= 2 && c.gpus == c.nodes * gpus_per_node &&
+    if (c.op == CollectiveOp::all_reduce && c.nodes >= 2 && c.gpus == c.nodes * gpus_per_node &&
         (!best || c.nodes > best->nodes))
       best = &c;
   return best;
@@ -154,8 +143,8 @@ class ProfileModel final : public ComputeModel {
  public:
   ProfileModel(const Scenario& s, const Profile& p, const std::string& name)
       : roofline_(make_roofline_model(s)) {
-    const std::string d = dtype_name(s.training.precision);
-    const std::string a = s.training.precision == Precision::fp8 ? "bf16" : d;
+    const Dtype d = compute_dtype(s.training.precision);
+    const Dtype a = attention_dtype(s.training.precision);
     if (const GemmFit* g = gemm_for(p, d)) gemm_ = *g;
     if (const GemmFit* g = gemm_for(p, a)) attn_gemm_ = *g;
     if (const MemoryFit* m = memory_for(p, {"row_reduce", "elementwise", "copy"})) rows_ = *m;
@@ -173,13 +162,13 @@ class ProfileModel final : public ComputeModel {
         if (cls.rfind(prefix, 0) == 0) return src;
       return std::string("roofline");
     };
-    auto gemm_line = [&](const std::optional<GemmFit>& g, const std::string& dt,
+    auto gemm_line = [&](const std::optional<GemmFit>& g, Dtype dt,
                          const std::string& roof_class) {
       return g ? fmt::format("profile {} gemm {}: F / min(P(F), {:.0f} GB/s x F / bytes), "
                              "{} shapes, held-out max {:.1f} %",
-                             name, g->dtype, g->memory_roof.value() / 1e9, g->points.size(),
-                             100 * max_held_out(g->points))
-               : fmt::format("{} (profile has no {} GEMMs)", roof_line(roof_class), dt);
+                             name, to_string(g->dtype), g->memory_roof.value() / 1e9,
+                             g->points.size(), 100 * max_held_out(g->points))
+               : fmt::format("{} (profile has no {} GEMMs)", roof_line(roof_class), to_string(dt));
     };
     auto memory_line = [&](const std::optional<MemoryFit>& m) {
       return m ? fmt::format("profile {} memory_bound {}: {:.2f} us + bytes / {:.0f} GB/s, "
@@ -189,8 +178,9 @@ class ProfileModel final : public ComputeModel {
                : roof_line("norm") + " (profile has no memory-bound fit)";
     };
     explanation_ = {
-        {"GEMM (" + d + ")", gemm_line(gemm_, d, "GEMM")},
-        {"attention GEMMs (" + a + ")", gemm_line(attn_gemm_, a, "attention GEMMs")},
+        {fmt::format("GEMM ({})", to_string(d)), gemm_line(gemm_, d, "GEMM")},
+        {fmt::format("attention GEMMs ({})", to_string(a)),
+         gemm_line(attn_gemm_, a, "attention GEMMs")},
         {"fused attention", roof_line("fused attention") + " (no attention family is fitted)"},
         {"norm, softmax", memory_line(rows_)},
         {"other ops", memory_line(other_)},

@@ -7,6 +7,8 @@
 #include "calibrate/profile.h"
 #include "core/collective.h"
 #include "core/error.h"
+#include "core/measurement_file.h"
+#include "core/number_format.h"
 #include "scenario/yaml_reader.h"
 
 namespace orrery {
@@ -87,8 +89,9 @@ InputProvenance read_input(MapReader& r) {
 
 CollectiveFit read_collective(MapReader& r, const YAML::Node& n) {
   CollectiveFit f;
-  f.op = str(r, "op");
-  if (!parse_collective(f.op).has_value()) r.fail("op", "not a collective orrery knows");
+  const std::optional<CollectiveOp> op = parse_collective(str(r, "op"));
+  if (!op) r.fail("op", "not a collective orrery knows");
+  f.op = *op;
   f.gpus = integer(r, "gpus", 1, 1 << 24);
   f.nodes = integer(r, "nodes", 1, 1 << 24);
   if (n["sources"].IsDefined()) {
@@ -119,10 +122,9 @@ CollectiveFit read_collective(MapReader& r, const YAML::Node& n) {
 
 GemmFit read_gemm(MapReader& r, const YAML::Node& n) {
   GemmFit g;
-  g.dtype = str(r, "dtype");
-  if (g.dtype != "fp32" && g.dtype != "tf32" && g.dtype != "bf16" && g.dtype != "fp16" &&
-      g.dtype != "fp8")
-    r.fail("dtype", "expected fp32, tf32, bf16, fp16 or fp8");
+  const std::optional<Dtype> dtype = parse_dtype(str(r, "dtype"));
+  if (!dtype || !is_gemm_dtype(*dtype)) r.fail("dtype", "expected fp32, tf32, bf16, fp16 or fp8");
+  g.dtype = *dtype;
   g.memory_roof = quantity<Bandwidth>(r, "memory_roof", Dimension::bandwidth);
   held_out(n, r, "held_out");
   r.require("compute_roof");

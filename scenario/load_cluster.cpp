@@ -15,16 +15,12 @@
 namespace orrery::detail {
 namespace {
 
-const std::vector<std::pair<std::string, Dtype>> kDtypeNames = {
-    {"fp32", Dtype::fp32}, {"tf32", Dtype::tf32}, {"fp16", Dtype::fp16},
-    {"bf16", Dtype::bf16}, {"fp8", Dtype::fp8},   {"fp4", Dtype::fp4}};
-
 void read_peak(const YAML::Node& node, const std::string& file, const std::string& path,
                Origin* origin, GpuSpec& gpu) {
   MapReader r(node, file, path, kPeakKeys, origin);
-  for (const auto& [name, dtype] : kDtypeNames) {
+  for (Dtype dtype : kAllDtypes) {
     FlopRate rate;
-    if (r.read_quantity(name, Dimension::flop_rate, 1e9, kMaxFlopRate, rate)) {
+    if (r.read_quantity(to_string(dtype), Dimension::flop_rate, 1e9, kMaxFlopRate, rate)) {
       gpu.peak[dtype] = rate;
     }
   }
@@ -33,9 +29,9 @@ void read_peak(const YAML::Node& node, const std::string& file, const std::strin
 void read_gemm_efficiency(const YAML::Node& node, const std::string& file,
                           const std::string& path, Origin* origin, GpuSpec& gpu) {
   MapReader r(node, file, path, kPeakKeys, origin);
-  for (const auto& [name, dtype] : kDtypeNames) {
+  for (Dtype dtype : kAllDtypes) {
     double e = 0;
-    if (r.read_double(name, 0.01, 1.0, e)) gpu.gemm_efficiency[dtype] = e;
+    if (r.read_double(to_string(dtype), 0.01, 1.0, e)) gpu.gemm_efficiency[dtype] = e;
   }
 }
 

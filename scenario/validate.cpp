@@ -346,14 +346,7 @@ void complete_parallelism(Scenario& s) {
 
 void complete_training(Scenario& s) {
   const TrainingSpec& t = s.training;
-  Dtype needed = Dtype::bf16;
-  switch (t.precision) {
-    case Precision::fp32: needed = Dtype::fp32; break;
-    case Precision::tf32: needed = Dtype::tf32; break;
-    case Precision::fp16: needed = Dtype::fp16; break;
-    case Precision::bf16: needed = Dtype::bf16; break;
-    case Precision::fp8: needed = Dtype::fp8; break;
-  }
+  const Dtype needed = compute_dtype(t.precision);
   if (!s.cluster.gpu.peak.count(needed)) {
     reject(s, "training.precision", to_string(t.precision),
            fmt::format("the GPU '{}' has no {} peak rate (it does not support the format)",

@@ -38,7 +38,8 @@ std::vector<CollectiveSample> alpha_beta_samples(double alpha_s, double beta) {
 TEST(CollectiveFit, RecoversAlphaAndBetaOfExactData) {
   // t = 5 us + size / 100 GB/s at four sizes: least squares returns the line itself and
   // every held-out alpha-beta prediction is exact.
-  const CollectiveFit f = fit_collective("all_reduce", 8, 1, alpha_beta_samples(5e-6, 100e9));
+  const CollectiveFit f =
+      fit_collective(CollectiveOp::all_reduce, 8, 1, alpha_beta_samples(5e-6, 100e9));
   EXPECT_NEAR(f.alpha.value(), 5e-6, 1e-12);
   EXPECT_NEAR(f.beta.value(), 100e9, 1e3);
   for (double e : f.alpha_beta_held_out) EXPECT_NEAR(e, 0.0, 1e-9);
@@ -55,7 +56,7 @@ TEST(CollectiveFit, SamplesAtOneSizeAreMergedByTheirMedian) {
   auto s = alpha_beta_samples(5e-6, 100e9);
   s.push_back({Bytes(1048576.0), Seconds(1.0), "outlier"});
   s.push_back({Bytes(1048576.0), s[0].time, "again"});
-  const CollectiveFit f = fit_collective("all_reduce", 8, 1, s);
+  const CollectiveFit f = fit_collective(CollectiveOp::all_reduce, 8, 1, s);
   ASSERT_EQ(f.points.size(), 4u);
   EXPECT_DOUBLE_EQ(f.points[0].time.value(), s[0].time.value());  // median of t, 1 s, t
 }
@@ -64,7 +65,7 @@ TEST(CollectiveFit, TooFewSizesAreRefusedSayingHowMany) {
   auto s = alpha_beta_samples(5e-6, 100e9);
   s.resize(2);
   try {
-    fit_collective("all_gather", 16, 2, s);
+    fit_collective(CollectiveOp::all_gather, 16, 2, s);
     FAIL() << "two sizes fitted";
   } catch (const InputError& e) {
     const std::string m = e.what();
@@ -90,7 +91,7 @@ TEST(GemmFit, RooflineOfHandMadePoints) {
       {{8192, 8192, 8192}, t_at(8192, 8192, 8192, 250), ""},
       {{1000000, 64, 64}, Seconds(skinny_bytes / 1e12), ""},
   };
-  const GemmFit f = fit_gemm("bf16", s);
+  const GemmFit f = fit_gemm(Dtype::bf16, s);
   // W = 1 TB/s from the skinny one, the only point slower than a smaller GEMM.
   EXPECT_NEAR(f.memory_roof.value(), 1e12, 1e3);
   int memory_bound = 0;
@@ -115,7 +116,7 @@ TEST(GemmFit, RatesFallingWithSizeArePooled) {
   // pools it with 2048^3 to (300 + 200) / 2 = 250 TFLOP/s.
   auto t_at = [](double n, double tflops) { return Seconds(2 * n * n * n / (tflops * 1e12)); };
   const double skinny_bytes = 2 * (1e6 * 64 + 64 * 64) + 2 * 1e6 * 64;
-  const GemmFit f = fit_gemm("fp16", {{{1024, 1024, 1024}, t_at(1024, 100), ""},
+  const GemmFit f = fit_gemm(Dtype::fp16, {{{1024, 1024, 1024}, t_at(1024, 100), ""},
                                       {{2048, 2048, 2048}, t_at(2048, 300), ""},
                                       {{4096, 4096, 4096}, t_at(4096, 200), ""},
                                       {{1000000, 64, 64}, Seconds(skinny_bytes / 1e12), ""}});

@@ -63,7 +63,7 @@ TEST(NcclTests, ReadsBothColumnGroupsOfEveryRunInOneFile) {
   const auto runs = read_nccl_tests_text(kTwoRuns, "bench.log");
   ASSERT_EQ(runs.size(), 2u);
   const NcclTestsRun& ar = runs[0];
-  EXPECT_EQ(ar.op, "all_reduce");  // from the "+ ./build/all_reduce_perf" echo
+  EXPECT_EQ(ar.op, CollectiveOp::all_reduce);  // from the "+ ./build/all_reduce_perf" echo
   EXPECT_EQ(ar.gpus, 8);
   EXPECT_EQ(ar.nodes, 1);
   EXPECT_EQ(ar.gpu, "NVIDIA A100-SXM4-80GB");
@@ -92,7 +92,7 @@ TEST(NcclTests, ReadsBothColumnGroupsOfEveryRunInOneFile) {
   EXPECT_DOUBLE_EQ(ar.avg_busbw->value(), 57.6548e9);
 
   const NcclTestsRun& ag = runs[1];
-  EXPECT_EQ(ag.op, "all_gather");
+  EXPECT_EQ(ag.op, CollectiveOp::all_gather);
   EXPECT_EQ(ag.gpus, 8);
   EXPECT_EQ(ag.nodes, 2);  // ranks on node-a and node-b
   ASSERT_EQ(ag.rows.size(), 2u);
@@ -120,7 +120,7 @@ TEST(NcclTests, ReadsTheOlderLayoutWithAnErrorColumnAndMpiRanks) {
   // busbw = algbw for 2 ranks: 2(2-1)/2 = 1.
   const auto runs = read_nccl_tests_text(kOldLayout, "all_reduce_perf.log");
   ASSERT_EQ(runs.size(), 1u);
-  EXPECT_EQ(runs[0].op, "all_reduce");  // from the file name
+  EXPECT_EQ(runs[0].op, CollectiveOp::all_reduce);  // from the file name
   EXPECT_EQ(runs[0].gpus, 2);           // two Rank lines, not nThread x nGpus = 1
   EXPECT_EQ(runs[0].nodes, 2);
   EXPECT_EQ(runs[0].gpu, "Tesla V100-SXM2-16GB");
@@ -130,7 +130,7 @@ TEST(NcclTests, ReadsTheOlderLayoutWithAnErrorColumnAndMpiRanks) {
 
 TEST(NcclTests, OpHintNamesTheCollectiveOfALogThatDoesNot) {
   const auto runs = read_nccl_tests_text(kOldLayout, "run7.txt", "all_reduce");
-  EXPECT_EQ(runs[0].op, "all_reduce");
+  EXPECT_EQ(runs[0].op, CollectiveOp::all_reduce);
 }
 
 // Runs `text` and returns the error message, or "" if it read.
@@ -221,10 +221,10 @@ TEST(NcclTests, RankCountOverflowingIntIsRefused) {
 
 TEST(NcclTests, BusBandwidthFactorsFollowNcclTests) {
   // nccl-tests PERFORMANCE.md: all-reduce 2(n-1)/n, all-gather (n-1)/n, broadcast 1.
-  EXPECT_DOUBLE_EQ(busbw_factor("all_reduce", 8), 1.75);
-  EXPECT_DOUBLE_EQ(busbw_factor("all_gather", 8), 0.875);
-  EXPECT_DOUBLE_EQ(busbw_factor("reduce_scatter", 4), 0.75);
-  EXPECT_DOUBLE_EQ(busbw_factor("broadcast", 8), 1.0);
+  EXPECT_DOUBLE_EQ(busbw_factor(CollectiveOp::all_reduce, 8), 1.75);
+  EXPECT_DOUBLE_EQ(busbw_factor(CollectiveOp::all_gather, 8), 0.875);
+  EXPECT_DOUBLE_EQ(busbw_factor(CollectiveOp::reduce_scatter, 4), 0.75);
+  EXPECT_DOUBLE_EQ(busbw_factor(CollectiveOp::broadcast, 8), 1.0);
 }
 
 }  // namespace

@@ -122,7 +122,7 @@ TEST(Calibrate, TraceGemmsJoinTheGemmFit) {
   t2.replace(t2.find("[[4096, 1024], [1024, 2048]]"), 28, "[[1024, 1024], [1024, 1024]]");
   const Profile p = calibrate({{write_temp("a.json", kTrace), ""}, {write_temp("b.json", t2), ""}});
   ASSERT_EQ(p.gemm.size(), 1u);
-  EXPECT_EQ(p.gemm[0].dtype, "bf16");
+  EXPECT_EQ(p.gemm[0].dtype, Dtype::bf16);
   ASSERT_EQ(p.gemm[0].points.size(), 3u);
   // 4096 x 2048 x 1024 (m x n x k): F = 2 * 4096 * 2048 * 1024 = 1.718e10 in 32 us.
   EXPECT_EQ(p.gemm[0].shapes[1].m, 4096);
@@ -215,7 +215,7 @@ TEST(ProfileFile, BadProfilesAreErrorsNamingLineAndKey) {
 Profile hand_profile() {
   Profile p;
   GemmFit g;
-  g.dtype = "bf16";
+  g.dtype = Dtype::bf16;
   g.compute_roof = {{1e9, 100e12}, {1e12, 200e12}};
   p.gemm.push_back(g);
   MemoryFit m;

@@ -82,7 +82,7 @@ std::map<double, double> held_out_errors(const Curve& c) {
   EXPECT_EQ(p.collectives.size(), 1u);
   if (p.collectives.empty()) return {};
   const CollectiveFit& f = p.collectives[0];
-  EXPECT_EQ(f.op, "all_reduce");
+  EXPECT_EQ(f.op, CollectiveOp::all_reduce);
   EXPECT_EQ(f.gpus, 8);
   EXPECT_EQ(f.nodes, 1);
   EXPECT_EQ(f.points.size(), c.busbw.size());
