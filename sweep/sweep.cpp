@@ -155,9 +155,11 @@ bool dominates(const std::vector<double>& a, const std::vector<double>& b) {
   return strict;
 }
 
-// Phase 2: the waves. `mine(position)` says whether this process evaluates the candidate
-// at that position of the bound order; `evaluate` simulates (or looks up) one candidate.
-// Candidates neither pruned nor evaluated here keep no figures.
+// Phase 2: the waves over the candidates still undecided (status `pruned` on entry), in
+// increasing order of their bound. This process evaluates the positions p of that order
+// with p % shards == shard that the threshold (from the results so far) cannot rule
+// out; `evaluate` simulates (or looks up) one candidate. Candidates neither ruled out nor
+// evaluated here keep no figures.
 template <class Evaluate>
 void decide(const SweepInput& in, std::vector<CandidateResult>& cands,
             int shard, int shards,
