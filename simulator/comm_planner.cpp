@@ -27,8 +27,9 @@ int CommPlanner::push(PlannedComm placed) {
   return static_cast<int>(g_.comms.size()) - 1;
 }
 
-int CommPlanner::group(CollectiveOp op, GroupKind kind, int stage, double bytes) {
-  const auto key = std::make_tuple(static_cast<int>(op), static_cast<int>(kind), stage, bytes);
+int CommPlanner::group(CollectiveOp op, GroupKind kind, int stage, Bytes bytes) {
+  const auto key =
+      std::make_tuple(static_cast<int>(op), static_cast<int>(kind), stage, bytes.value());
   auto it = groups_.find(key);
   if (it != groups_.end()) return it->second;
   const ParallelismSpec& p = ctx_.p;
@@ -40,12 +41,12 @@ int CommPlanner::group(CollectiveOp op, GroupKind kind, int stage, double bytes)
   if (kind == GroupKind::ep && p.ep_alltoall == ParallelismSpec::Alltoall::hierarchical)
     algo = CollectiveAlgo::hierarchical;
   const bool nvls = ctx_.s.cluster.intra_node.nvls;
-  const CommPlan plan = plan_collective(op, gs.group, bytes, ctx_.topo, nvls, algo);
+  const CommPlan plan = plan_collective(op, gs.group, bytes.value(), ctx_.topo, nvls, algo);
   // A DualPipe mirror group spans two stages whose links carry different pipeline
   // traffic, so its transfers are not equivalent by symmetry: one flow each.
   const bool mirror = kind == GroupKind::dp_mirror || kind == GroupKind::expert_dp_mirror;
   PlannedComm placed = place(plan, ctx_.topo, gs.siblings, !ctx_.opt.full && !mirror);
-  placed.description += fmt::format(", {:.2f} MiB", bytes / 1048576.0);
+  placed.description += fmt::format(", {:.2f} MiB", bytes.value() / 1048576.0);
   placed.traffic = group_traffic(plan, gs.siblings, nvls);
   const int index = push(std::move(placed));
   groups_.emplace(key, index);
@@ -84,13 +85,13 @@ int CommPlanner::gpu_pair(int from_gpu, int to_gpu) {
 
 int CommPlanner::issue(const Task& t) {
   const int id = g_.add(t);
-  if (t.comm >= 0) tally(g_.comms[static_cast<size_t>(t.comm)].traffic);
+  if (t.comm) tally(g_.comms[static_cast<size_t>(*t.comm)].traffic);
   return id;
 }
 
 int CommPlanner::collective(const RankSet& ranks, TaskKind kind, CollectiveOp op,
                             GroupKind group, const std::vector<int>& members,
-                            const std::vector<int>& after, double bytes, StreamKind stream) {
+                            const std::vector<int>& after, Bytes bytes, StreamKind stream) {
   Task t;
   t.kind = kind;
   t.stream = stream;
@@ -99,9 +100,9 @@ int CommPlanner::collective(const RankSet& ranks, TaskKind kind, CollectiveOp op
     std::vector<int> gpus;
     for (int mr : members) gpus.push_back(ranks.gpu(static_cast<size_t>(mr)));
     const CommPlan plan =
-        plan_collective(op, gpus, bytes, ctx_.topo, ctx_.s.cluster.intra_node.nvls);
+        plan_collective(op, gpus, bytes.value(), ctx_.topo, ctx_.s.cluster.intra_node.nvls);
     PlannedComm placed = place(plan, ctx_.topo);
-    placed.description += fmt::format(", {:.2f} MiB", bytes / 1048576.0);
+    placed.description += fmt::format(", {:.2f} MiB", bytes.value() / 1048576.0);
     placed.traffic = orrery::traffic(plan, ctx_.topo, 1.0);
     t.comm = push(std::move(placed));
   } else {

@@ -96,12 +96,13 @@ class Engine {
     base_capacity_ = local_capacity_;
     for (size_t i = 0; i < opt_.changes.size(); ++i) {
       const EngineChange& c = opt_.changes[i];
-      ORRERY_CHECK(c.factor >= 0 && c.t >= 0, "fault changes have a time and a factor >= 0");
-      ORRERY_CHECK(c.rank < g.ranks, "a fault on a simulated rank");
-      if (c.t <= 0) {
+      ORRERY_CHECK(c.factor >= 0 && c.t.value() >= 0,
+                   "fault changes have a time and a factor >= 0");
+      ORRERY_CHECK(!c.rank || *c.rank < g.ranks, "a fault on a simulated rank");
+      if (c.t.value() <= 0) {
         apply(c);
       } else {
-        queue_.push({c.t, kChange, seq_++, -2, static_cast<std::uint64_t>(i)});
+        queue_.push({c.t.value(), kChange, seq_++, -2, static_cast<std::uint64_t>(i)});
       }
     }
   }
@@ -196,12 +197,13 @@ class Engine {
 
   // A fault's change takes effect now: a rank's compute speed or a link's capacity.
   void apply(const EngineChange& c) {
-    if (c.rank >= 0) {
-      factor_[c.rank] = c.factor;
-      update_compute_rate(c.rank);
+    if (c.rank) {
+      factor_[*c.rank] = c.factor;
+      update_compute_rate(*c.rank);
     }
-    if (c.link >= 0 && static_cast<size_t>(c.link) < local_of_.size() && local_of_[c.link] >= 0) {
-      const int local = local_of_[c.link];
+    if (c.link && *c.link >= 0 && static_cast<size_t>(*c.link) < local_of_.size() &&
+        local_of_[*c.link] >= 0) {
+      const int local = local_of_[*c.link];
       net_.set_capacity(local, base_capacity_[local] * c.factor);
       schedule_network();
     }
@@ -216,7 +218,7 @@ class Engine {
     timing_[t].start = now_;
     if (!is_comm(k.kind)) {
       running_compute_[k.rank] = t;
-      remaining_[t] = k.work_s;
+      remaining_[t] = k.work.value();
       rate_[t] = compute_rate(k.rank);
       last_[t] = now_;
       ++version_[t];
@@ -230,7 +232,7 @@ class Engine {
   }
 
   void start_phase(int t) {
-    const PlannedComm& c = g_.comms[g_.tasks[t].comm];
+    const PlannedComm& c = g_.comms[*g_.tasks[t].comm];
     if (phase_[t] >= static_cast<int>(c.phases.size())) {
       finish(t);
       return;
@@ -245,8 +247,8 @@ class Engine {
 
   void start_flows(int t) {
     const Task& k = g_.tasks[t];
-    const PlannedPhase& ph = g_.comms[k.comm].phases[phase_[t]];
-    const std::vector<std::vector<FlowLink>>& local = local_links_[k.comm][phase_[t]];
+    const PlannedPhase& ph = g_.comms[*k.comm].phases[phase_[t]];
+    const std::vector<std::vector<FlowLink>>& local = local_links_[*k.comm][phase_[t]];
     task_flows_[t].clear();
     int started = 0;
     for (size_t i = 0; i < ph.flows.size(); ++i) {
@@ -292,7 +294,7 @@ class Engine {
     bool changed = false;
     for (size_t t = 0; t < task_flows_.size(); ++t) {
       if (task_flows_[t].empty() || g_.tasks[t].rank != rank) continue;
-      const PlannedPhase& ph = g_.comms[g_.tasks[t].comm].phases[phase_[t]];
+      const PlannedPhase& ph = g_.comms[*g_.tasks[t].comm].phases[phase_[t]];
       for (int f : task_flows_[t]) net_.set_scale(f, ph.rate_scale * flow_scale(rank));
       changed = true;
     }

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
 #include <vector>
 
 #include "simulator/task_graph.h"
@@ -20,13 +21,14 @@
 namespace orrery {
 
 // A modelled fault's effect from time t on: rank `rank`'s compute runs at `factor` of its
-// speed, or topology link `link` carries `factor` of its capacity. A factor of 0 stops the
-// rank or the link; the step then stalls (EngineResult::stalled).
+// speed, and/or topology link `link` carries `factor` of its capacity (either may be
+// absent). A factor of 0 stops the rank or the link; the step then stalls
+// (EngineResult::stalled). A link the graph's flows never cross is ignored.
 struct EngineChange {
-  double t = 0;
-  int rank = -1;
-  int link = -1;
-  double factor = 1.0;
+  Seconds t;                 // from the start of the step, >= 0
+  std::optional<int> rank;   // a simulated rank of the graph
+  std::optional<int> link;   // a topology link id
+  double factor = 1.0;       // fraction of full speed or capacity, >= 0
 };
 
 struct EngineOptions {

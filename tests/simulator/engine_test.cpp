@@ -30,7 +30,7 @@ Task compute(int rank, double seconds) {
   t.kind = TaskKind::forward;
   t.stream = StreamKind::compute;
   t.rank = rank;
-  t.work_s = seconds;
+  t.work = Seconds(seconds);
   return t;
 }
 

@@ -588,12 +588,12 @@ training: {precision: bf16, recompute: none}
     for (const Task& t : r.graph.tasks) {
       if (t.rank != rank || t.stream != StreamKind::compute) continue;
       if (t.kind == TaskKind::forward) {
-        hidden_forward += t.ep_s == 0 ? 1 : 0;
-        exposed_forward = std::max(exposed_forward, t.ep_s);
+        hidden_forward += t.ep.value() == 0 ? 1 : 0;
+        exposed_forward = std::max(exposed_forward, t.ep.value());
       }
       if (t.kind == TaskKind::backward) {
-        hidden_backward += t.ep_s == 0 ? 1 : 0;
-        exposed_backward = std::max(exposed_backward, t.ep_s);
+        hidden_backward += t.ep.value() == 0 ? 1 : 0;
+        exposed_backward = std::max(exposed_backward, t.ep.value());
       }
     }
     EXPECT_GT(exposed_forward, 0.0);
