@@ -271,7 +271,7 @@ Seconds estimate(const CommPlan& plan, const Topology& topo) {
 PlannedComm place(const CommPlan& plan, const Topology& topo,
                   const std::vector<std::vector<int>>& siblings, bool aggregate) {
   PlannedComm out;
-  out.bytes = plan.bytes;
+  out.bytes = Bytes(plan.bytes);
   out.description =
       fmt::format("{} {} over {} GPUs", to_string(plan.op), to_string(plan.algo), plan.ranks);
   // Transfers per link, this plan's and all copies', in dense arrays indexed by link.
@@ -343,12 +343,12 @@ PlannedComm place(const CommPlan& plan, const Topology& topo,
       for (int l : flow_links[i]) kept_on[l] += 1;
     for (size_t i : kept) {
       PlannedFlow f;
-      f.bytes = ph.transfers[i].bytes;
+      f.bytes = Bytes(ph.transfers[i].bytes);
       for (int l : flow_links[i]) f.links.push_back({l, all[l] / kept_on[l]});
       pp.flows.push_back(std::move(f));
     }
     for (int l : touched) ours[l] = all[l] = 0;
-    pp.latency_s = ph.steps * latency;
+    pp.latency = Seconds(ph.steps * latency);
     out.phases.push_back(std::move(pp));
   }
   return out;

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <fmt/format.h>
 #include <iterator>
+#include <optional>
 #include <queue>
 
 #include "core/error.h"
@@ -90,7 +91,7 @@ class Engine {
     phase_.assign(n, 0);
     flows_left_.assign(n, 0);
     task_flows_.resize(n);
-    running_compute_.assign(g.ranks, -1);
+    running_compute_.assign(g.ranks, std::nullopt);
     comm_active_.assign(g.ranks, 0);
     factor_.assign(g.ranks, 1.0);
     base_capacity_ = local_capacity_;
@@ -202,15 +203,15 @@ class Engine {
       update_compute_rate(*c.rank);
     }
     if (c.link && *c.link >= 0 && static_cast<size_t>(*c.link) < local_of_.size() &&
-        local_of_[*c.link] >= 0) {
-      const int local = local_of_[*c.link];
+        local_of_[*c.link]) {
+      const int local = *local_of_[*c.link];
       net_.set_capacity(local, base_capacity_[local] * c.factor);
       schedule_network();
     }
   }
 
   double flow_scale(int rank) const {
-    return running_compute_[rank] >= 0 ? 1.0 - opt_.comm_slowdown : 1.0;
+    return running_compute_[rank] ? 1.0 - opt_.comm_slowdown : 1.0;
   }
 
   void start(int t) {
@@ -238,8 +239,8 @@ class Engine {
       return;
     }
     const PlannedPhase& ph = c.phases[phase_[t]];
-    if (ph.latency_s > 0) {
-      push(now_ + ph.latency_s, kLatency, t, ++version_[t]);
+    if (ph.latency.value() > 0) {
+      push(now_ + ph.latency.value(), kLatency, t, ++version_[t]);
     } else {
       start_flows(t);
     }
@@ -252,9 +253,9 @@ class Engine {
     task_flows_[t].clear();
     int started = 0;
     for (size_t i = 0; i < ph.flows.size(); ++i) {
-      if (ph.flows[i].bytes <= 0) continue;
+      if (ph.flows[i].bytes.value() <= 0) continue;
       task_flows_[t].push_back(
-          net_.start(local[i], ph.flows[i].bytes, t, ph.rate_scale * flow_scale(k.rank)));
+          net_.start(local[i], ph.flows[i].bytes.value(), t, ph.rate_scale * flow_scale(k.rank)));
       ++started;
     }
     flows_left_[t] = started;
@@ -280,8 +281,8 @@ class Engine {
   }
 
   void update_compute_rate(int rank) {
-    const int t = running_compute_[rank];
-    if (t < 0) return;
+    if (!running_compute_[rank]) return;
+    const int t = *running_compute_[rank];
     remaining_[t] -= (now_ - last_[t]) * rate_[t];
     remaining_[t] = std::max(0.0, remaining_[t]);
     rate_[t] = compute_rate(rank);
@@ -306,7 +307,7 @@ class Engine {
     timing_[t].end = now_;
     ++version_[t];  // drop any stale event of this task
     if (!is_comm(k.kind)) {
-      running_compute_[k.rank] = -1;
+      running_compute_[k.rank].reset();
       if (opt_.comm_slowdown > 0) rescale_flows(k.rank);
     } else if (--comm_active_[k.rank] == 0) {
       update_compute_rate(k.rank);
@@ -326,8 +327,8 @@ class Engine {
   // densely, so a small graph on a large cluster stays small.
   std::vector<double> compact_links(const TaskGraph& g, const std::vector<double>& capacity) {
     capacity_size_ = capacity.size();
-    std::vector<int>& local_of = local_of_;
-    local_of.assign(capacity.size(), -1);
+    std::vector<std::optional<int>>& local_of = local_of_;
+    local_of.assign(capacity.size(), std::nullopt);
     std::vector<double> local_capacity;
     local_links_.resize(g.comms.size());
     for (size_t c = 0; c < g.comms.size(); ++c) {
@@ -338,12 +339,12 @@ class Engine {
           for (FlowLink& l : links) {
             ORRERY_CHECK(l.link >= 0 && static_cast<size_t>(l.link) < capacity.size(),
                          "flow on a link of the topology");
-            if (local_of[l.link] < 0) {
+            if (!local_of[l.link]) {
               local_of[l.link] = static_cast<int>(global_of_.size());
               global_of_.push_back(l.link);
               local_capacity.push_back(capacity[l.link]);
             }
-            l.link = local_of[l.link];
+            l.link = *local_of[l.link];
           }
           flows.push_back(std::move(links));
         }
@@ -358,7 +359,7 @@ class Engine {
   EngineOptions opt_;
   size_t capacity_size_ = 0;
   std::vector<int> global_of_;  // local link id -> topology link id
-  std::vector<int> local_of_;   // topology link id -> local id, or -1
+  std::vector<std::optional<int>> local_of_;  // topology link id -> local id, if crossed
   std::vector<double> local_capacity_, base_capacity_;
   std::vector<double> factor_;  // per rank: compute speed under faults
   std::vector<std::vector<std::vector<std::vector<FlowLink>>>> local_links_;  // comm, phase, flow
@@ -374,7 +375,8 @@ class Engine {
   std::vector<double> remaining_, rate_, last_;
   std::vector<int> phase_, flows_left_;
   std::vector<std::vector<int>> task_flows_;
-  std::vector<int> running_compute_, comm_active_;
+  std::vector<MaybeTask> running_compute_;  // per rank, its compute task now running
+  std::vector<int> comm_active_;
   std::vector<int> finished_;
   bool network_changed_ = false;
 };

@@ -45,18 +45,18 @@ inline bool is_comm(TaskKind k) { return k >= TaskKind::tp_comm; }
 // share each of them).
 struct PlannedFlow {
   std::vector<FlowLink> links;
-  double bytes = 0;
+  Bytes bytes;  // one copy's; none move when <= 0
 };
 
 struct PlannedPhase {
-  double latency_s = 0;   // paid before the phase's data moves
+  Seconds latency;        // paid before the phase's data moves
   double rate_scale = 1;  // e.g. NVLS efficiency
   std::vector<PlannedFlow> flows;
 };
 
 struct PlannedComm {
   std::vector<PlannedPhase> phases;
-  double bytes = 0;         // the collective's S, for reports
+  Bytes bytes;              // the collective's S, for reports
   std::string description;  // "all_reduce ring over 8 GPUs, 64.0 MiB"
   // Bytes one run moves per link class, counting every group that runs it at once.
   std::map<LinkClass, double> traffic;

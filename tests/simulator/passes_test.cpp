@@ -144,7 +144,7 @@ TEST(GradSyncPass, BucketsCarryEveryDenseGradientOnce) {
     for (const Task& t : b.g.tasks) {
       if (t.kind != TaskKind::dp_comm || t.rank != rank) continue;
       ASSERT_TRUE(t.comm.has_value());
-      carried += b.g.comms[static_cast<std::size_t>(*t.comm)].bytes;
+      carried += b.g.comms[static_cast<std::size_t>(*t.comm)].bytes.value();
       ++buckets;
     }
     EXPECT_NEAR(carried, b.grads.dense_total[rank] * grad_bytes, 1e-9 * carried) << rank;
