@@ -39,8 +39,9 @@ std::vector<EngineChange> fault_changes(const StepContext& ctx,
         throw bad("leaf", f.leaf, fmt::format("the fabric has {} leaf switches", topo.leaves()));
     };
     auto on_rank = [&](int rank, double factor) { window({Seconds(0), rank, std::nullopt, factor}); };
-    auto on_link = [&](int link, double factor) {
-      if (link >= 0) window({Seconds(0), std::nullopt, link, factor});
+    // A link the cluster lacks (a NIC of a single-node cluster) changes nothing.
+    auto on_link = [&](std::optional<int> link, double factor) {
+      if (link) window({Seconds(0), std::nullopt, *link, factor});
     };
     const int gpn = s.cluster.gpus_per_node;
     switch (f.kind) {

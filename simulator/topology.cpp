@@ -125,13 +125,13 @@ Topology::Topology(const ClusterSpec& c)
   finish_graph();
 }
 
-int Topology::nic_up(int node, int k) const {
-  if (nic_up_.empty()) return -1;
+std::optional<int> Topology::nic_up(int node, int k) const {
+  if (nic_up_.empty()) return std::nullopt;
   return nic_up_.at(static_cast<size_t>(node * nics_per_node_ + k));
 }
 
-int Topology::nic_down(int node, int k) const {
-  if (nic_down_.empty()) return -1;
+std::optional<int> Topology::nic_down(int node, int k) const {
+  if (nic_down_.empty()) return std::nullopt;
   return nic_down_.at(static_cast<size_t>(node * nics_per_node_ + k));
 }
 
