@@ -41,7 +41,7 @@ int CommPlanner::group(CollectiveOp op, GroupKind kind, int stage, Bytes bytes) 
   if (kind == GroupKind::ep && p.ep_alltoall == ParallelismSpec::Alltoall::hierarchical)
     algo = CollectiveAlgo::hierarchical;
   const bool nvls = ctx_.s.cluster.intra_node.nvls;
-  const CommPlan plan = plan_collective(op, gs.group, bytes.value(), ctx_.topo, nvls, algo);
+  const CommPlan plan = plan_collective(op, gs.group, bytes, ctx_.topo, nvls, algo);
   // A DualPipe mirror group spans two stages whose links carry different pipeline
   // traffic, so its transfers are not equivalent by symmetry: one flow each.
   const bool mirror = kind == GroupKind::dp_mirror || kind == GroupKind::expert_dp_mirror;
@@ -57,12 +57,12 @@ int CommPlanner::stage_pair(int from, int to) {
   const auto key = std::make_pair(from, to);
   auto it = stage_pairs_.find(key);
   if (it != stage_pairs_.end()) return it->second;
-  const double bytes = ctx_.bytes.pp;
+  const Bytes bytes(ctx_.bytes.pp);
   const GroupSet gs = pipeline_pair(from, to, ctx_.L);
   const CommPlan plan = plan_collective(CollectiveOp::send_recv, gs.group, bytes, ctx_.topo, false);
   PlannedComm placed = place(plan, ctx_.topo, gs.siblings, !ctx_.opt.full);
   placed.description =
-      fmt::format("send_recv stage {} -> {}, {:.2f} MiB", from, to, bytes / 1048576.0);
+      fmt::format("send_recv stage {} -> {}, {:.2f} MiB", from, to, bytes.value() / 1048576.0);
   placed.traffic = group_traffic(plan, gs.siblings, false);
   const int index = push(std::move(placed));
   stage_pairs_.emplace(key, index);
@@ -73,8 +73,8 @@ int CommPlanner::gpu_pair(int from_gpu, int to_gpu) {
   const auto key = std::make_pair(from_gpu, to_gpu);
   auto it = gpu_pairs_.find(key);
   if (it != gpu_pairs_.end()) return it->second;
-  const CommPlan plan = plan_collective(CollectiveOp::send_recv, {from_gpu, to_gpu}, ctx_.bytes.pp,
-                                        ctx_.topo, false);
+  const CommPlan plan = plan_collective(CollectiveOp::send_recv, {from_gpu, to_gpu},
+                                        Bytes(ctx_.bytes.pp), ctx_.topo, false);
   PlannedComm placed = place(plan, ctx_.topo);
   placed.description = fmt::format("send_recv GPU {} -> {}", from_gpu, to_gpu);
   placed.traffic = orrery::traffic(plan, ctx_.topo, 1.0);
@@ -100,7 +100,7 @@ int CommPlanner::collective(const RankSet& ranks, TaskKind kind, CollectiveOp op
     std::vector<int> gpus;
     for (int mr : members) gpus.push_back(ranks.gpu(static_cast<size_t>(mr)));
     const CommPlan plan =
-        plan_collective(op, gpus, bytes.value(), ctx_.topo, ctx_.s.cluster.intra_node.nvls);
+        plan_collective(op, gpus, bytes, ctx_.topo, ctx_.s.cluster.intra_node.nvls);
     PlannedComm placed = place(plan, ctx_.topo);
     placed.description += fmt::format(", {:.2f} MiB", bytes.value() / 1048576.0);
     placed.traffic = orrery::traffic(plan, ctx_.topo, 1.0);

@@ -85,7 +85,7 @@ TEST(Engine, IdleRingAllReduceMatchesClosedForm) {
   TaskGraph g;
   g.ranks = 1;
   g.comms.push_back(place(
-      plan_collective(CollectiveOp::all_reduce, group, S, topo, false, CollectiveAlgo::ring), topo));
+      plan_collective(CollectiveOp::all_reduce, group, Bytes(S), topo, false, CollectiveAlgo::ring), topo));
   g.add(comm(0, 0));
   const EngineResult r = run_engine(g, capacities(topo), {});
   const double n = 8, B = 450e9 * 0.82, alpha = 3.4e-6;
@@ -100,7 +100,7 @@ TEST(Engine, IdleInterNodeRingUsesNics) {
   TaskGraph g;
   g.ranks = 1;
   g.comms.push_back(place(
-      plan_collective(CollectiveOp::all_reduce, group, S, topo, false, CollectiveAlgo::ring), topo));
+      plan_collective(CollectiveOp::all_reduce, group, Bytes(S), topo, false, CollectiveAlgo::ring), topo));
   g.add(comm(0, 0));
   const EngineResult r = run_engine(g, capacities(topo), {});
   const double n = 4, B = 50e9 * 0.94, alpha = 14e-6;
@@ -121,7 +121,7 @@ TEST(Engine, SiblingCopiesShareTheSpine) {
   const double S = 1e9;
   std::vector<std::vector<int>> siblings;
   for (int k = 1; k < 8; ++k) siblings.push_back({k, 8 * 32 + k});
-  const CommPlan plan = plan_collective(CollectiveOp::all_reduce, {0, 8 * 32}, S, topo, false,
+  const CommPlan plan = plan_collective(CollectiveOp::all_reduce, {0, 8 * 32}, Bytes(S), topo, false,
                                         CollectiveAlgo::ring);
   const PlannedComm placed = place(plan, topo, siblings);
   TaskGraph g;
@@ -142,8 +142,8 @@ TEST(Engine, CommunicationShorterThanComputeIsHidden) {
   g.ranks = 1;
   const double B = 450e9 * 0.82;
   const double S = 1e-3 * B * 8 / (2 * 7.0);  // about 1 ms of ring data
-  g.comms.push_back(place(plan_collective(CollectiveOp::all_reduce, {0, 1, 2, 3, 4, 5, 6, 7}, S,
-                                          topo, false, CollectiveAlgo::ring),
+  g.comms.push_back(place(plan_collective(CollectiveOp::all_reduce, {0, 1, 2, 3, 4, 5, 6, 7},
+                                          Bytes(S), topo, false, CollectiveAlgo::ring),
                           topo));
   g.add(compute(0, 10e-3));
   const int ar = g.add(comm(0, 0));
@@ -169,8 +169,8 @@ TEST(Engine, MeasuredCurveSetsIntraNodeCollectiveSpeed) {
   const double S = 64.0 * 1048576;
   TaskGraph g;
   g.ranks = 1;
-  g.comms.push_back(place(plan_collective(CollectiveOp::all_reduce, {0, 1, 2, 3, 4, 5, 6, 7}, S,
-                                          topo, false, CollectiveAlgo::ring),
+  g.comms.push_back(place(plan_collective(CollectiveOp::all_reduce, {0, 1, 2, 3, 4, 5, 6, 7},
+                                          Bytes(S), topo, false, CollectiveAlgo::ring),
                           topo));
   g.add(comm(0, 0));
   const EngineResult r = run_engine(g, capacities(topo), {});

@@ -441,9 +441,9 @@ TEST(Collectives, HierarchicalAllToAllStaysOnRails) {
   std::vector<int> group;
   for (int g = 0; g < 16; ++g) group.push_back(g);  // nodes 0 and 1
   const double S = 64.0 * 1048576;
-  const CommPlan direct = plan_collective(CollectiveOp::all_to_all, group, S, topo, false,
+  const CommPlan direct = plan_collective(CollectiveOp::all_to_all, group, Bytes(S), topo, false,
                                           CollectiveAlgo::direct);
-  const CommPlan two = plan_collective(CollectiveOp::all_to_all, group, S, topo, false,
+  const CommPlan two = plan_collective(CollectiveOp::all_to_all, group, Bytes(S), topo, false,
                                        CollectiveAlgo::hierarchical);
   const auto td = traffic(direct, topo, 1.0), th = traffic(two, topo, 1.0);
   EXPECT_NEAR(td.at(LinkClass::nic), 16 * S * 8 / 16, 1e-6 * S);
