@@ -67,7 +67,7 @@ struct Later {
 
 class Engine {
  public:
-  Engine(const TaskGraph& g, const std::vector<double>& capacity, const EngineOptions& opt)
+  Engine(const TaskGraph& g, const std::vector<Bandwidth>& capacity, const EngineOptions& opt)
       : g_(g), opt_(opt), net_(compact_links(g, capacity)) {
     const int n = static_cast<int>(g.tasks.size());
     csr_ = Csr(boost::edges_are_unsorted_multi_pass, g.edges.begin(), g.edges.end(),
@@ -151,7 +151,7 @@ class Engine {
     const std::vector<double>& local_bytes = net_.bytes_per_link();
     for (size_t i = 0; i < global_of_.size(); ++i) r.link_bytes[global_of_[i]] = local_bytes[i];
     // Fault changes after the last task do not lengthen the step.
-    r.end_s = r.stalled ? now_ : last_end;
+    r.end = Seconds(r.stalled ? now_ : last_end);
     r.events = events;
     return r;
   }
@@ -325,7 +325,7 @@ class Engine {
 
   // The flow network only holds the links this graph's collectives cross, renumbered
   // densely, so a small graph on a large cluster stays small.
-  std::vector<double> compact_links(const TaskGraph& g, const std::vector<double>& capacity) {
+  std::vector<double> compact_links(const TaskGraph& g, const std::vector<Bandwidth>& capacity) {
     capacity_size_ = capacity.size();
     std::vector<std::optional<int>>& local_of = local_of_;
     local_of.assign(capacity.size(), std::nullopt);
@@ -342,7 +342,7 @@ class Engine {
             if (!local_of[l.link]) {
               local_of[l.link] = static_cast<int>(global_of_.size());
               global_of_.push_back(l.link);
-              local_capacity.push_back(capacity[l.link]);
+              local_capacity.push_back(capacity[l.link].value());
             }
             l.link = *local_of[l.link];
           }
@@ -383,7 +383,7 @@ class Engine {
 
 }  // namespace
 
-EngineResult run_engine(const TaskGraph& graph, const std::vector<double>& link_capacity,
+EngineResult run_engine(const TaskGraph& graph, const std::vector<Bandwidth>& link_capacity,
                         const EngineOptions& options) {
   Engine e(graph, link_capacity, options);
   return e.run();

@@ -45,14 +45,15 @@ struct TaskTiming {
 struct EngineResult {
   std::vector<TaskTiming> timing;  // per task
   std::vector<double> link_bytes;  // bytes carried per link, copies included
-  double end_s = 0;                // when the last task finished
+  Seconds end;                     // when the last task finished
   std::size_t events = 0;
   // A fault stopped a rank or a link: tasks that never finished keep end = -1, and
-  // end_s is when the last event happened.
+  // `end` is when the last event happened.
   bool stalled = false;
 };
 
-EngineResult run_engine(const TaskGraph& graph, const std::vector<double>& link_capacity,
+// `link_capacity`: per topology link id, the links the graph's flows cross.
+EngineResult run_engine(const TaskGraph& graph, const std::vector<Bandwidth>& link_capacity,
                         const EngineOptions& options);
 
 }  // namespace orrery

@@ -168,7 +168,7 @@ const Template& LayerTemplates::get(int stage, const Layer& layer, LayerPass pas
   append_layer(planner, g, 0, stage, layer, pass, std::nullopt, 0);
   const EngineResult r = run_engine(g, ctx_.capacity, ctx_.engine);
   Template tpl;
-  tpl.total = Seconds(r.end_s);
+  tpl.total = r.end;
   tpl.traffic = planner.traffic();
   double compute = 0;
   for (size_t i = 0; i < g.tasks.size(); ++i) {
@@ -179,7 +179,7 @@ const Template& LayerTemplates::get(int stage, const Layer& layer, LayerPass pas
     }
   }
   // The pass's idle time on the compute stream is the collectives it waited for.
-  const double exposed = std::max(0.0, r.end_s - compute);
+  const double exposed = std::max(0.0, r.end.value() - compute);
   double tp_time = 0, ep_time = 0, cp_time = 0;
   for (size_t i = 0; i < g.tasks.size(); ++i) {
     const double d = r.timing[i].end - r.timing[i].start;

@@ -50,7 +50,7 @@ StepResult run_step(const Scenario& s, const Hardware& hardware, const StepFigur
   EngineOptions options = ctx.engine;
   options.changes = fault_changes(ctx, stage_of_rank);
   EngineResult r = run_engine(g, ctx.capacity, options);
-  const double step = r.end_s;
+  const double step = r.end.value();
   out.step_time = Seconds(step);
   if (r.stalled) {
     // A failed node or link the step cannot route around: it never completes.

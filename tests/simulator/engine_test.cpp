@@ -19,9 +19,9 @@ ClusterSpec cluster(const std::string& system, int nodes) {
   return load_scenario_text(yaml, "engine.yaml").cluster;
 }
 
-std::vector<double> capacities(const Topology& t) {
-  std::vector<double> c;
-  for (int i = 0; i < t.link_count(); ++i) c.push_back(t.link(i).capacity.value());
+std::vector<Bandwidth> capacities(const Topology& t) {
+  std::vector<Bandwidth> c;
+  for (int i = 0; i < t.link_count(); ++i) c.push_back(t.link(i).capacity);
   return c;
 }
 
@@ -55,7 +55,7 @@ TEST(Engine, StreamsAreInOrderAndDependenciesHold) {
   EXPECT_DOUBLE_EQ(r.timing[b].start, 1.0);
   EXPECT_DOUBLE_EQ(r.timing[b].end, 3.0);
   EXPECT_DOUBLE_EQ(r.timing[c].start, 3.0);
-  EXPECT_DOUBLE_EQ(r.end_s, 3.5);
+  EXPECT_DOUBLE_EQ(r.end.value(), 3.5);
 }
 
 TEST(Engine, TiesBreakByClassThenSequenceDeterministically) {
@@ -89,7 +89,7 @@ TEST(Engine, IdleRingAllReduceMatchesClosedForm) {
   g.add(comm(0, 0));
   const EngineResult r = run_engine(g, capacities(topo), {});
   const double n = 8, B = 450e9 * 0.82, alpha = 3.4e-6;
-  EXPECT_NEAR(r.end_s, 2 * (n - 1) / n * S / B + 2 * (n - 1) * alpha, 1e-12);
+  EXPECT_NEAR(r.end.value(), 2 * (n - 1) / n * S / B + 2 * (n - 1) * alpha, 1e-12);
 }
 
 TEST(Engine, IdleInterNodeRingUsesNics) {
@@ -104,7 +104,7 @@ TEST(Engine, IdleInterNodeRingUsesNics) {
   g.add(comm(0, 0));
   const EngineResult r = run_engine(g, capacities(topo), {});
   const double n = 4, B = 50e9 * 0.94, alpha = 14e-6;
-  EXPECT_NEAR(r.end_s, 2 * (n - 1) / n * S / B + 2 * (n - 1) * alpha, 1e-12);
+  EXPECT_NEAR(r.end.value(), 2 * (n - 1) / n * S / B + 2 * (n - 1) * alpha, 1e-12);
 }
 
 TEST(Engine, SiblingCopiesShareTheSpine) {
@@ -131,7 +131,7 @@ TEST(Engine, SiblingCopiesShareTheSpine) {
   const EngineResult r = run_engine(g, capacities(topo), {});
   const double uplink = 32 * 50e9 * 0.94 / 4;
   const double rate = std::min(50e9 * 0.94, uplink / 8);
-  EXPECT_NEAR(r.end_s, S / rate + 2 * 14e-6, 1e-9);
+  EXPECT_NEAR(r.end.value(), S / rate + 2 * 14e-6, 1e-9);
 }
 
 TEST(Engine, CommunicationShorterThanComputeIsHidden) {
@@ -149,14 +149,14 @@ TEST(Engine, CommunicationShorterThanComputeIsHidden) {
   const int ar = g.add(comm(0, 0));
   EngineOptions opt;
   const EngineResult r = run_engine(g, capacities(topo), opt);
-  EXPECT_DOUBLE_EQ(r.end_s, 10e-3);
+  EXPECT_DOUBLE_EQ(r.end.value(), 10e-3);
   EXPECT_LT(r.timing[ar].end, 10e-3);
   // With 15 % compute slowdown while the all-reduce runs (d = its duration), compute
   // ends at 10 ms + 0.15 * d.
   opt.compute_slowdown = 0.15;
   const EngineResult s = run_engine(g, capacities(topo), opt);
   const double d = s.timing[ar].end - s.timing[ar].start;
-  EXPECT_NEAR(s.end_s, 10e-3 + 0.15 * d, 1e-12);
+  EXPECT_NEAR(s.end.value(), 10e-3 + 0.15 * d, 1e-12);
 }
 
 TEST(Engine, MeasuredCurveSetsIntraNodeCollectiveSpeed) {
@@ -174,7 +174,7 @@ TEST(Engine, MeasuredCurveSetsIntraNodeCollectiveSpeed) {
                           topo));
   g.add(comm(0, 0));
   const EngineResult r = run_engine(g, capacities(topo), {});
-  EXPECT_NEAR(r.end_s, 2 * 7.0 / 8 * S / (450e9 * 0.82 * 0.755), 1e-12);
+  EXPECT_NEAR(r.end.value(), 2 * 7.0 / 8 * S / (450e9 * 0.82 * 0.755), 1e-12);
 }
 
 }  // namespace
