@@ -203,8 +203,8 @@ class Engine {
       update_compute_rate(*c.rank);
     }
     if (c.link && *c.link >= 0 && static_cast<size_t>(*c.link) < local_of_.size() &&
-        local_of_[*c.link]) {
-      const int local = *local_of_[*c.link];
+        local_of_[*c.link] != kNotCrossed) {
+      const int local = local_of_[*c.link];
       net_.set_capacity(local, base_capacity_[local] * c.factor);
       schedule_network();
     }
@@ -327,8 +327,8 @@ class Engine {
   // densely, so a small graph on a large cluster stays small.
   std::vector<double> compact_links(const TaskGraph& g, const std::vector<Bandwidth>& capacity) {
     capacity_size_ = capacity.size();
-    std::vector<std::optional<int>>& local_of = local_of_;
-    local_of.assign(capacity.size(), std::nullopt);
+    std::vector<int>& local_of = local_of_;
+    local_of.assign(capacity.size(), kNotCrossed);
     std::vector<double> local_capacity;
     local_links_.resize(g.comms.size());
     for (size_t c = 0; c < g.comms.size(); ++c) {
@@ -339,12 +339,12 @@ class Engine {
           for (FlowLink& l : links) {
             ORRERY_CHECK(l.link >= 0 && static_cast<size_t>(l.link) < capacity.size(),
                          "flow on a link of the topology");
-            if (!local_of[l.link]) {
+            if (local_of[l.link] == kNotCrossed) {
               local_of[l.link] = static_cast<int>(global_of_.size());
               global_of_.push_back(l.link);
               local_capacity.push_back(capacity[l.link].value());
             }
-            l.link = *local_of[l.link];
+            l.link = local_of[l.link];
           }
           flows.push_back(std::move(links));
         }
@@ -359,7 +359,11 @@ class Engine {
   EngineOptions opt_;
   size_t capacity_size_ = 0;
   std::vector<int> global_of_;  // local link id -> topology link id
-  std::vector<std::optional<int>> local_of_;  // topology link id -> local id, if crossed
+  // Topology link id -> local id, or kNotCrossed. A dense int array over every link of
+  // the cluster, filled for each run (each layer template too): an optional<int> doubles
+  // it, which showed as a slowdown in bench/simulate_benchmark on 16k GPUs.
+  static constexpr int kNotCrossed = -1;
+  std::vector<int> local_of_;
   std::vector<double> local_capacity_, base_capacity_;
   std::vector<double> factor_;  // per rank: compute speed under faults
   std::vector<std::vector<std::vector<std::vector<FlowLink>>>> local_links_;  // comm, phase, flow
