@@ -373,15 +373,15 @@ std::string render_trace(const Scenario& s, const StepResult& r) {
     const TaskTiming& tm = r.timeline.timing[i];
     if (tm.end < 0) continue;  // never finished: a fault stalled the step
     std::string name = to_string(t.kind);
-    if (t.microbatch >= 0) name += fmt::format(" mb{}", t.microbatch);
+    if (t.microbatch) name += fmt::format(" mb{}", *t.microbatch);
     ordered_json args = {{"task", i}};
-    if (t.comm >= 0) args["collective"] = g.comms[t.comm].description;
+    if (t.comm) args["collective"] = g.comms[*t.comm].description;
     events.push_back({{"ph", "X"}, {"name", name}, {"pid", t.rank},
                       {"tid", static_cast<int>(t.stream)}, {"ts", tm.start * 1e6},
                       {"dur", (tm.end - tm.start) * 1e6}, {"args", args}});
-    if (t.comm < 0) continue;
+    if (!t.comm) continue;
     std::set<int> links;
-    for (const PlannedPhase& ph : g.comms[t.comm].phases)
+    for (const PlannedPhase& ph : g.comms[*t.comm].phases)
       for (const PlannedFlow& f : ph.flows)
         for (const FlowLink& l : f.links) links.insert(l.link);
     for (int l : links) {
@@ -393,7 +393,7 @@ std::string render_trace(const Scenario& s, const StepResult& r) {
                                                          info.up ? "up" : "down", who,
                                                          info.owner)}}}});
       }
-      events.push_back({{"ph", "X"}, {"name", g.comms[t.comm].description}, {"pid", link_pid},
+      events.push_back({{"ph", "X"}, {"name", g.comms[*t.comm].description}, {"pid", link_pid},
                         {"tid", l}, {"ts", tm.start * 1e6}, {"dur", (tm.end - tm.start) * 1e6}});
     }
   }

@@ -25,38 +25,40 @@ Breakdown TimelineReader::breakdown(int rank, double step) const {
     const double start = r.timing[i].start, end = r.timing[i].end;
     const double gap = start - prev_end;
     if (gap > 0) {
-      int blocker = -1;
+      MaybeTask blocker;  // the predecessor that finished last
       for (int k = pred_start[i]; k < pred_start[i + 1]; ++k) {
         const int pd = preds[k];
-        if (blocker < 0 || r.timing[pd].end > r.timing[blocker].end) blocker = pd;
+        if (!blocker || r.timing[pd].end > r.timing[*blocker].end) blocker = pd;
       }
-      const TaskKind k = blocker >= 0 ? g.tasks[blocker].kind : TaskKind::forward;
-      if (blocker >= 0 && k == TaskKind::pp_comm) {
-        const double d = r.timing[blocker].end - r.timing[blocker].start;
+      const TaskKind k = blocker ? g.tasks[*blocker].kind : TaskKind::forward;
+      if (blocker && k == TaskKind::pp_comm) {
+        const double d = r.timing[*blocker].end - r.timing[*blocker].start;
         b.pp_exposed += std::min(gap, d);
         b.bubble += gap - std::min(gap, d);
-      } else if (blocker >= 0 && (k == TaskKind::dp_comm || k == TaskKind::param_gather)) {
+      } else if (blocker && (k == TaskKind::dp_comm || k == TaskKind::param_gather)) {
         b.dp_exposed += gap;
-      } else if (blocker >= 0 && k == TaskKind::tp_comm) {
+      } else if (blocker && k == TaskKind::tp_comm) {
         b.tp_exposed += gap;
-      } else if (blocker >= 0 && k == TaskKind::cp_comm) {
+      } else if (blocker && k == TaskKind::cp_comm) {
         b.cp_exposed += gap;
-      } else if (blocker >= 0 && k == TaskKind::ep_comm) {
+      } else if (blocker && k == TaskKind::ep_comm) {
         b.ep_exposed += gap;
       } else {
         b.bubble += gap;
       }
     }
     const double d = end - start;
-    const double scale = t.work_s > 0 ? d / t.work_s : 0;
+    const double scale = t.work.value() > 0 ? d / t.work.value() : 0;
     if (t.kind == TaskKind::pp_comm) {  // a blocking transfer on the compute stream
       b.pp_exposed += d;
     } else if (t.kind == TaskKind::optimizer) {
       b.optimizer += d;
     } else {
-      const double tp = t.tp_s * scale, ep = t.ep_s * scale, cp = t.cp_s * scale;
+      const double tp = t.tp.value() * scale, ep = t.ep.value() * scale,
+                   cp = t.cp.value() * scale;
       const double rec =
-          (t.kind == TaskKind::recompute ? d : t.recompute_s * scale) + t.selective_s * scale;
+          (t.kind == TaskKind::recompute ? d : t.recompute.value() * scale) +
+          t.selective.value() * scale;
       b.tp_exposed += tp;
       b.ep_exposed += ep;
       b.cp_exposed += cp;

@@ -36,7 +36,7 @@ CommPhase ring_phase(const std::vector<int>& ring, double bytes_per_rank, int st
   ph.steps = steps;
   const size_t n = ring.size();
   for (size_t i = 0; i < n; ++i) {
-    ph.transfers.push_back({ring[i], ring[(i + 1) % n], bytes_per_rank});
+    ph.transfers.push_back({ring[i], ring[(i + 1) % n], Bytes(bytes_per_rank)});
   }
   return ph;
 }
@@ -56,7 +56,7 @@ void add_ring(CollectiveOp op, const std::vector<int>& ring, double S, CommPlan&
     case CollectiveOp::broadcast: {
       CommPhase ph;
       ph.steps = k;
-      for (int i = 0; i < k; ++i) ph.transfers.push_back({ring[i], ring[i + 1], S});
+      for (int i = 0; i < k; ++i) ph.transfers.push_back({ring[i], ring[i + 1], Bytes(S)});
       plan.phases.push_back(ph);
       break;
     }
@@ -136,8 +136,8 @@ void add_tree(const std::vector<int>& group, double S, CommPlan& plan) {
   up.steps = down.steps = depth;
   for (int i = 1; i < n; ++i) {
     const int parent = (i - 1) / 2;
-    up.transfers.push_back({group[i], group[parent], S});
-    down.transfers.push_back({group[parent], group[i], S});
+    up.transfers.push_back({group[i], group[parent], Bytes(S)});
+    down.transfers.push_back({group[parent], group[i], Bytes(S)});
   }
   plan.phases.push_back(up);
   plan.phases.push_back(down);
@@ -148,7 +148,7 @@ CommPlan build(CollectiveOp op, const std::vector<int>& group, double S, const T
   CommPlan plan;
   plan.op = op;
   plan.algo = algo;
-  plan.bytes = S;
+  plan.bytes = Bytes(S);
   plan.ranks = static_cast<int>(group.size());
   for (int i = 0; i < plan.ranks; ++i) plan.index_of[group[i]] = i;
   const int n = plan.ranks;
@@ -164,8 +164,8 @@ CommPlan build(CollectiveOp op, const std::vector<int>& group, double S, const T
       ph.steps = 2;
       ph.rate_scale = std::min(1.0, kNvlsEfficiency / topo.intra_efficiency());
       for (int g : group) {
-        ph.transfers.push_back({g, g, S, true, false});
-        ph.transfers.push_back({g, g, S, false, true});
+        ph.transfers.push_back({g, g, Bytes(S), true, false});
+        ph.transfers.push_back({g, g, Bytes(S), false, true});
       }
       plan.phases.push_back(ph);
       break;
@@ -182,11 +182,11 @@ CommPlan build(CollectiveOp op, const std::vector<int>& group, double S, const T
         for (const auto& members : nodes)
           for (size_t i = 0; i < k; ++i)
             for (size_t j = 0; j < k; ++j)
-              if (i != j) intra.transfers.push_back({members[i], members[j], S / k});
+              if (i != j) intra.transfers.push_back({members[i], members[j], Bytes(S / k)});
         for (size_t a = 0; a < mcount; ++a)
           for (size_t b = 0; b < mcount; ++b)
             for (size_t j = 0; j < k && a != b; ++j)
-              inter.transfers.push_back({nodes[a][j], nodes[b][j], S / mcount});
+              inter.transfers.push_back({nodes[a][j], nodes[b][j], Bytes(S / mcount)});
         if (!intra.transfers.empty()) plan.phases.push_back(intra);
         plan.phases.push_back(inter);
       } else {
@@ -197,11 +197,11 @@ CommPlan build(CollectiveOp op, const std::vector<int>& group, double S, const T
       CommPhase ph;
       ph.steps = 1;
       if (op == CollectiveOp::send_recv) {
-        ph.transfers.push_back({group[0], group[1], S});
+        ph.transfers.push_back({group[0], group[1], Bytes(S)});
       } else {
         for (int i = 0; i < n; ++i)
           for (int j = 0; j < n; ++j)
-            if (i != j) ph.transfers.push_back({group[i], group[j], S / n});
+            if (i != j) ph.transfers.push_back({group[i], group[j], Bytes(S / n)});
       }
       plan.phases.push_back(ph);
       break;
@@ -249,14 +249,14 @@ Seconds estimate(const CommPlan& plan, const Topology& topo) {
     for (const Transfer& t : ph.transfers) {
       links.clear();
       transfer_links(t, topo, links);
-      for (int l : links) load[l] += t.bytes;
+      for (int l : links) load[l] += t.bytes.value();
       latency = std::max(latency, (t.to_switch || t.from_switch)
                                       ? topo.link(links.front()).latency.value()
                                       : topo.latency(t.src, t.dst).value());
     }
     double scale = ph.rate_scale;
     if (curve_applies(ph, topo)) {
-      scale *= topo.intra_size_efficiency(plan.bytes);
+      scale *= topo.intra_size_efficiency(plan.bytes.value());
       latency = 0;
     }
     double data = 0;
@@ -316,7 +316,7 @@ PlannedComm place(const CommPlan& plan, const Topology& topo,
     // Inside a node with a measured bus-bandwidth curve, the curve (at the collective's
     // buffer size) stands for both latency and protocol efficiency.
     if (curve_applies(ph, topo)) {
-      pp.rate_scale *= topo.intra_size_efficiency(plan.bytes);
+      pp.rate_scale *= topo.intra_size_efficiency(plan.bytes.value());
       latency = 0;
     }
     // Which transfers become flows: all of them, or with `aggregate` the first of each
@@ -328,7 +328,7 @@ PlannedComm place(const CommPlan& plan, const Topology& topo,
     if (aggregate) {
       std::map<std::vector<double>, size_t> classes;
       for (size_t i = 0; i < ph.transfers.size(); ++i) {
-        std::vector<double> key = {ph.transfers[i].bytes};
+        std::vector<double> key = {ph.transfers[i].bytes.value()};
         for (int l : flow_links[i]) {
           key.push_back(static_cast<double>(topo.link(l).cls) * 2 + (topo.link(l).up ? 1 : 0));
           key.push_back(all[l] / ours[l]);
@@ -348,7 +348,7 @@ PlannedComm place(const CommPlan& plan, const Topology& topo,
       pp.flows.push_back(std::move(f));
     }
     for (int l : touched) ours[l] = all[l] = 0;
-    pp.latency_s = ph.steps * latency;
+    pp.latency = Seconds(ph.steps * latency);
     out.phases.push_back(std::move(pp));
   }
   return out;
@@ -370,19 +370,19 @@ std::map<LinkClass, double> traffic(const CommPlan& plan, const Topology& topo, 
         spine = spine || c == LinkClass::spine;
         nvlink = nvlink || c == LinkClass::nvlink;
       }
-      if (nvlink) out[LinkClass::nvlink] += t.bytes * copies;
-      if (nic) out[LinkClass::nic] += t.bytes * copies;
-      if (spine) out[LinkClass::spine] += t.bytes * copies;
+      if (nvlink) out[LinkClass::nvlink] += t.bytes.value() * copies;
+      if (nic) out[LinkClass::nic] += t.bytes.value() * copies;
+      if (spine) out[LinkClass::spine] += t.bytes.value() * copies;
     }
   }
   return out;
 }
 
-CommPlan plan_collective(CollectiveOp op, const std::vector<int>& group, double bytes,
+CommPlan plan_collective(CollectiveOp op, const std::vector<int>& group, Bytes bytes,
                          const Topology& topo, bool nvls_available, CollectiveAlgo algo) {
   ORRERY_CHECK(group.size() >= 2, "a collective needs two ranks");
   ORRERY_CHECK(op != CollectiveOp::send_recv || group.size() == 2, "send/recv is between two");
-  if (algo != CollectiveAlgo::automatic) return build(op, group, bytes, topo, algo);
+  if (algo != CollectiveAlgo::automatic) return build(op, group, bytes.value(), topo, algo);
 
   std::vector<CollectiveAlgo> candidates;
   const auto nodes = by_node(group, topo);
@@ -404,7 +404,7 @@ CommPlan plan_collective(CollectiveOp op, const std::vector<int>& group, double 
   CommPlan best;
   double best_time = std::numeric_limits<double>::infinity();
   for (CollectiveAlgo a : candidates) {
-    CommPlan p = build(op, group, bytes, topo, a);
+    CommPlan p = build(op, group, bytes.value(), topo, a);
     const double t = estimate(p, topo).value();
     if (t < best_time) {
       best_time = t;

@@ -44,7 +44,7 @@ constexpr double kNvlsEfficiency = 273.0 / 450.0;
 struct Transfer {
   int src = -1;  // GPU
   int dst = -1;  // GPU; for NVLS, src == dst names the GPU's own switch port (see below)
-  double bytes = 0;
+  Bytes bytes;
   bool to_switch = false;    // NVLS: src's uplink only
   bool from_switch = false;  // NVLS: dst's downlink only
 };
@@ -58,7 +58,7 @@ struct CommPhase {
 struct CommPlan {
   CollectiveOp op = CollectiveOp::all_reduce;
   CollectiveAlgo algo = CollectiveAlgo::ring;
-  double bytes = 0;  // S
+  Bytes bytes;  // S
   int ranks = 0;
   std::vector<CommPhase> phases;
   std::map<int, int> index_of;  // GPU -> its position in the group
@@ -67,7 +67,7 @@ struct CommPlan {
 // Plans `op` of S bytes over `group` (GPU ids, in ring order). `automatic` picks the
 // algorithm NCCL would be expected to pick: the one with the smallest idle-network time
 // (`estimate`) among those that apply.
-CommPlan plan_collective(CollectiveOp op, const std::vector<int>& group, double bytes,
+CommPlan plan_collective(CollectiveOp op, const std::vector<int>& group, Bytes bytes,
                          const Topology& topo, bool nvls_available,
                          CollectiveAlgo algo = CollectiveAlgo::automatic);
 

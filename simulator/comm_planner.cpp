@@ -27,8 +27,9 @@ int CommPlanner::push(PlannedComm placed) {
   return static_cast<int>(g_.comms.size()) - 1;
 }
 
-int CommPlanner::group(CollectiveOp op, GroupKind kind, int stage, double bytes) {
-  const auto key = std::make_tuple(static_cast<int>(op), static_cast<int>(kind), stage, bytes);
+int CommPlanner::group(CollectiveOp op, GroupKind kind, int stage, Bytes bytes) {
+  const auto key =
+      std::make_tuple(static_cast<int>(op), static_cast<int>(kind), stage, bytes.value());
   auto it = groups_.find(key);
   if (it != groups_.end()) return it->second;
   const ParallelismSpec& p = ctx_.p;
@@ -45,7 +46,7 @@ int CommPlanner::group(CollectiveOp op, GroupKind kind, int stage, double bytes)
   // traffic, so its transfers are not equivalent by symmetry: one flow each.
   const bool mirror = kind == GroupKind::dp_mirror || kind == GroupKind::expert_dp_mirror;
   PlannedComm placed = place(plan, ctx_.topo, gs.siblings, !ctx_.opt.full && !mirror);
-  placed.description += fmt::format(", {:.2f} MiB", bytes / 1048576.0);
+  placed.description += fmt::format(", {:.2f} MiB", bytes.value() / 1048576.0);
   placed.traffic = group_traffic(plan, gs.siblings, nvls);
   const int index = push(std::move(placed));
   groups_.emplace(key, index);
@@ -56,12 +57,12 @@ int CommPlanner::stage_pair(int from, int to) {
   const auto key = std::make_pair(from, to);
   auto it = stage_pairs_.find(key);
   if (it != stage_pairs_.end()) return it->second;
-  const double bytes = ctx_.bytes.pp;
+  const Bytes bytes(ctx_.bytes.pp);
   const GroupSet gs = pipeline_pair(from, to, ctx_.L);
   const CommPlan plan = plan_collective(CollectiveOp::send_recv, gs.group, bytes, ctx_.topo, false);
   PlannedComm placed = place(plan, ctx_.topo, gs.siblings, !ctx_.opt.full);
   placed.description =
-      fmt::format("send_recv stage {} -> {}, {:.2f} MiB", from, to, bytes / 1048576.0);
+      fmt::format("send_recv stage {} -> {}, {:.2f} MiB", from, to, bytes.value() / 1048576.0);
   placed.traffic = group_traffic(plan, gs.siblings, false);
   const int index = push(std::move(placed));
   stage_pairs_.emplace(key, index);
@@ -72,8 +73,8 @@ int CommPlanner::gpu_pair(int from_gpu, int to_gpu) {
   const auto key = std::make_pair(from_gpu, to_gpu);
   auto it = gpu_pairs_.find(key);
   if (it != gpu_pairs_.end()) return it->second;
-  const CommPlan plan = plan_collective(CollectiveOp::send_recv, {from_gpu, to_gpu}, ctx_.bytes.pp,
-                                        ctx_.topo, false);
+  const CommPlan plan = plan_collective(CollectiveOp::send_recv, {from_gpu, to_gpu},
+                                        Bytes(ctx_.bytes.pp), ctx_.topo, false);
   PlannedComm placed = place(plan, ctx_.topo);
   placed.description = fmt::format("send_recv GPU {} -> {}", from_gpu, to_gpu);
   placed.traffic = orrery::traffic(plan, ctx_.topo, 1.0);
@@ -84,13 +85,13 @@ int CommPlanner::gpu_pair(int from_gpu, int to_gpu) {
 
 int CommPlanner::issue(const Task& t) {
   const int id = g_.add(t);
-  if (t.comm >= 0) tally(g_.comms[static_cast<size_t>(t.comm)].traffic);
+  if (t.comm) tally(g_.comms[static_cast<size_t>(*t.comm)].traffic);
   return id;
 }
 
 int CommPlanner::collective(const RankSet& ranks, TaskKind kind, CollectiveOp op,
                             GroupKind group, const std::vector<int>& members,
-                            const std::vector<int>& after, double bytes, StreamKind stream) {
+                            const std::vector<int>& after, Bytes bytes, StreamKind stream) {
   Task t;
   t.kind = kind;
   t.stream = stream;
@@ -101,7 +102,7 @@ int CommPlanner::collective(const RankSet& ranks, TaskKind kind, CollectiveOp op
     const CommPlan plan =
         plan_collective(op, gpus, bytes, ctx_.topo, ctx_.s.cluster.intra_node.nvls);
     PlannedComm placed = place(plan, ctx_.topo);
-    placed.description += fmt::format(", {:.2f} MiB", bytes / 1048576.0);
+    placed.description += fmt::format(", {:.2f} MiB", bytes.value() / 1048576.0);
     placed.traffic = orrery::traffic(plan, ctx_.topo, 1.0);
     t.comm = push(std::move(placed));
   } else {

@@ -24,7 +24,7 @@ class CommPlanner {
   // `op` of `bytes` over the `kind` group of the followed GPU of `stage`, its sibling
   // groups running alongside as weighted copies (symmetric) or unweighted (full mode, in
   // which they are simulated). Returns the index into the graph's comms.
-  int group(CollectiveOp op, GroupKind kind, int stage, double bytes);
+  int group(CollectiveOp op, GroupKind kind, int stage, Bytes bytes);
   // A pipeline send of one micro-batch's activation from stage `from` to `to` (every
   // sibling pair alongside).
   int stage_pair(int from, int to);
@@ -37,7 +37,7 @@ class CommPlanner {
   // member's `stream` that waits for every task of `after`. Symmetric: the stage's group
   // plan; full: a plan over exactly the members' GPUs.
   int collective(const RankSet& ranks, TaskKind kind, CollectiveOp op, GroupKind group,
-                 const std::vector<int>& members, const std::vector<int>& after, double bytes,
+                 const std::vector<int>& members, const std::vector<int>& after, Bytes bytes,
                  StreamKind stream = StreamKind::dp);
   // Bytes a task moves that are not one of this graph's comms (a layer template's
   // collectives, counted once per use).

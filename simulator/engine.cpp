@@ -7,6 +7,7 @@
 #include <cmath>
 #include <fmt/format.h>
 #include <iterator>
+#include <optional>
 #include <queue>
 
 #include "core/error.h"
@@ -66,7 +67,7 @@ struct Later {
 
 class Engine {
  public:
-  Engine(const TaskGraph& g, const std::vector<double>& capacity, const EngineOptions& opt)
+  Engine(const TaskGraph& g, const std::vector<Bandwidth>& capacity, const EngineOptions& opt)
       : g_(g), opt_(opt), net_(compact_links(g, capacity)) {
     const int n = static_cast<int>(g.tasks.size());
     csr_ = Csr(boost::edges_are_unsorted_multi_pass, g.edges.begin(), g.edges.end(),
@@ -90,18 +91,19 @@ class Engine {
     phase_.assign(n, 0);
     flows_left_.assign(n, 0);
     task_flows_.resize(n);
-    running_compute_.assign(g.ranks, -1);
+    running_compute_.assign(g.ranks, std::nullopt);
     comm_active_.assign(g.ranks, 0);
     factor_.assign(g.ranks, 1.0);
     base_capacity_ = local_capacity_;
     for (size_t i = 0; i < opt_.changes.size(); ++i) {
       const EngineChange& c = opt_.changes[i];
-      ORRERY_CHECK(c.factor >= 0 && c.t >= 0, "fault changes have a time and a factor >= 0");
-      ORRERY_CHECK(c.rank < g.ranks, "a fault on a simulated rank");
-      if (c.t <= 0) {
+      ORRERY_CHECK(c.factor >= 0 && c.t.value() >= 0,
+                   "fault changes have a time and a factor >= 0");
+      ORRERY_CHECK(!c.rank || *c.rank < g.ranks, "a fault on a simulated rank");
+      if (c.t.value() <= 0) {
         apply(c);
       } else {
-        queue_.push({c.t, kChange, seq_++, -2, static_cast<std::uint64_t>(i)});
+        queue_.push({c.t.value(), kChange, seq_++, -2, static_cast<std::uint64_t>(i)});
       }
     }
   }
@@ -149,7 +151,7 @@ class Engine {
     const std::vector<double>& local_bytes = net_.bytes_per_link();
     for (size_t i = 0; i < global_of_.size(); ++i) r.link_bytes[global_of_[i]] = local_bytes[i];
     // Fault changes after the last task do not lengthen the step.
-    r.end_s = r.stalled ? now_ : last_end;
+    r.end = Seconds(r.stalled ? now_ : last_end);
     r.events = events;
     return r;
   }
@@ -196,19 +198,20 @@ class Engine {
 
   // A fault's change takes effect now: a rank's compute speed or a link's capacity.
   void apply(const EngineChange& c) {
-    if (c.rank >= 0) {
-      factor_[c.rank] = c.factor;
-      update_compute_rate(c.rank);
+    if (c.rank) {
+      factor_[*c.rank] = c.factor;
+      update_compute_rate(*c.rank);
     }
-    if (c.link >= 0 && static_cast<size_t>(c.link) < local_of_.size() && local_of_[c.link] >= 0) {
-      const int local = local_of_[c.link];
+    if (c.link && *c.link >= 0 && static_cast<size_t>(*c.link) < local_of_.size() &&
+        local_of_[*c.link] != kNotCrossed) {
+      const int local = local_of_[*c.link];
       net_.set_capacity(local, base_capacity_[local] * c.factor);
       schedule_network();
     }
   }
 
   double flow_scale(int rank) const {
-    return running_compute_[rank] >= 0 ? 1.0 - opt_.comm_slowdown : 1.0;
+    return running_compute_[rank] ? 1.0 - opt_.comm_slowdown : 1.0;
   }
 
   void start(int t) {
@@ -216,7 +219,7 @@ class Engine {
     timing_[t].start = now_;
     if (!is_comm(k.kind)) {
       running_compute_[k.rank] = t;
-      remaining_[t] = k.work_s;
+      remaining_[t] = k.work.value();
       rate_[t] = compute_rate(k.rank);
       last_[t] = now_;
       ++version_[t];
@@ -230,14 +233,14 @@ class Engine {
   }
 
   void start_phase(int t) {
-    const PlannedComm& c = g_.comms[g_.tasks[t].comm];
+    const PlannedComm& c = g_.comms[*g_.tasks[t].comm];
     if (phase_[t] >= static_cast<int>(c.phases.size())) {
       finish(t);
       return;
     }
     const PlannedPhase& ph = c.phases[phase_[t]];
-    if (ph.latency_s > 0) {
-      push(now_ + ph.latency_s, kLatency, t, ++version_[t]);
+    if (ph.latency.value() > 0) {
+      push(now_ + ph.latency.value(), kLatency, t, ++version_[t]);
     } else {
       start_flows(t);
     }
@@ -245,14 +248,14 @@ class Engine {
 
   void start_flows(int t) {
     const Task& k = g_.tasks[t];
-    const PlannedPhase& ph = g_.comms[k.comm].phases[phase_[t]];
-    const std::vector<std::vector<FlowLink>>& local = local_links_[k.comm][phase_[t]];
+    const PlannedPhase& ph = g_.comms[*k.comm].phases[phase_[t]];
+    const std::vector<std::vector<FlowLink>>& local = local_links_[*k.comm][phase_[t]];
     task_flows_[t].clear();
     int started = 0;
     for (size_t i = 0; i < ph.flows.size(); ++i) {
-      if (ph.flows[i].bytes <= 0) continue;
+      if (ph.flows[i].bytes.value() <= 0) continue;
       task_flows_[t].push_back(
-          net_.start(local[i], ph.flows[i].bytes, t, ph.rate_scale * flow_scale(k.rank)));
+          net_.start(local[i], ph.flows[i].bytes.value(), t, ph.rate_scale * flow_scale(k.rank)));
       ++started;
     }
     flows_left_[t] = started;
@@ -278,8 +281,8 @@ class Engine {
   }
 
   void update_compute_rate(int rank) {
-    const int t = running_compute_[rank];
-    if (t < 0) return;
+    if (!running_compute_[rank]) return;
+    const int t = *running_compute_[rank];
     remaining_[t] -= (now_ - last_[t]) * rate_[t];
     remaining_[t] = std::max(0.0, remaining_[t]);
     rate_[t] = compute_rate(rank);
@@ -292,7 +295,7 @@ class Engine {
     bool changed = false;
     for (size_t t = 0; t < task_flows_.size(); ++t) {
       if (task_flows_[t].empty() || g_.tasks[t].rank != rank) continue;
-      const PlannedPhase& ph = g_.comms[g_.tasks[t].comm].phases[phase_[t]];
+      const PlannedPhase& ph = g_.comms[*g_.tasks[t].comm].phases[phase_[t]];
       for (int f : task_flows_[t]) net_.set_scale(f, ph.rate_scale * flow_scale(rank));
       changed = true;
     }
@@ -304,7 +307,7 @@ class Engine {
     timing_[t].end = now_;
     ++version_[t];  // drop any stale event of this task
     if (!is_comm(k.kind)) {
-      running_compute_[k.rank] = -1;
+      running_compute_[k.rank].reset();
       if (opt_.comm_slowdown > 0) rescale_flows(k.rank);
     } else if (--comm_active_[k.rank] == 0) {
       update_compute_rate(k.rank);
@@ -322,10 +325,10 @@ class Engine {
 
   // The flow network only holds the links this graph's collectives cross, renumbered
   // densely, so a small graph on a large cluster stays small.
-  std::vector<double> compact_links(const TaskGraph& g, const std::vector<double>& capacity) {
+  std::vector<double> compact_links(const TaskGraph& g, const std::vector<Bandwidth>& capacity) {
     capacity_size_ = capacity.size();
     std::vector<int>& local_of = local_of_;
-    local_of.assign(capacity.size(), -1);
+    local_of.assign(capacity.size(), kNotCrossed);
     std::vector<double> local_capacity;
     local_links_.resize(g.comms.size());
     for (size_t c = 0; c < g.comms.size(); ++c) {
@@ -336,10 +339,10 @@ class Engine {
           for (FlowLink& l : links) {
             ORRERY_CHECK(l.link >= 0 && static_cast<size_t>(l.link) < capacity.size(),
                          "flow on a link of the topology");
-            if (local_of[l.link] < 0) {
+            if (local_of[l.link] == kNotCrossed) {
               local_of[l.link] = static_cast<int>(global_of_.size());
               global_of_.push_back(l.link);
-              local_capacity.push_back(capacity[l.link]);
+              local_capacity.push_back(capacity[l.link].value());
             }
             l.link = local_of[l.link];
           }
@@ -356,7 +359,11 @@ class Engine {
   EngineOptions opt_;
   size_t capacity_size_ = 0;
   std::vector<int> global_of_;  // local link id -> topology link id
-  std::vector<int> local_of_;   // topology link id -> local id, or -1
+  // Topology link id -> local id, or kNotCrossed. A dense int array over every link of
+  // the cluster, filled for each run (each layer template too): an optional<int> doubles
+  // it, which showed as a slowdown in bench/simulate_benchmark on 16k GPUs.
+  static constexpr int kNotCrossed = -1;
+  std::vector<int> local_of_;
   std::vector<double> local_capacity_, base_capacity_;
   std::vector<double> factor_;  // per rank: compute speed under faults
   std::vector<std::vector<std::vector<std::vector<FlowLink>>>> local_links_;  // comm, phase, flow
@@ -372,14 +379,15 @@ class Engine {
   std::vector<double> remaining_, rate_, last_;
   std::vector<int> phase_, flows_left_;
   std::vector<std::vector<int>> task_flows_;
-  std::vector<int> running_compute_, comm_active_;
+  std::vector<MaybeTask> running_compute_;  // per rank, its compute task now running
+  std::vector<int> comm_active_;
   std::vector<int> finished_;
   bool network_changed_ = false;
 };
 
 }  // namespace
 
-EngineResult run_engine(const TaskGraph& graph, const std::vector<double>& link_capacity,
+EngineResult run_engine(const TaskGraph& graph, const std::vector<Bandwidth>& link_capacity,
                         const EngineOptions& options) {
   Engine e(graph, link_capacity, options);
   return e.run();

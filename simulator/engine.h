@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
 #include <vector>
 
 #include "simulator/task_graph.h"
@@ -20,13 +21,14 @@
 namespace orrery {
 
 // A modelled fault's effect from time t on: rank `rank`'s compute runs at `factor` of its
-// speed, or topology link `link` carries `factor` of its capacity. A factor of 0 stops the
-// rank or the link; the step then stalls (EngineResult::stalled).
+// speed, and/or topology link `link` carries `factor` of its capacity (either may be
+// absent). A factor of 0 stops the rank or the link; the step then stalls
+// (EngineResult::stalled). A link the graph's flows never cross is ignored.
 struct EngineChange {
-  double t = 0;
-  int rank = -1;
-  int link = -1;
-  double factor = 1.0;
+  Seconds t;                 // from the start of the step, >= 0
+  std::optional<int> rank;   // a simulated rank of the graph
+  std::optional<int> link;   // a topology link id
+  double factor = 1.0;       // fraction of full speed or capacity, >= 0
 };
 
 struct EngineOptions {
@@ -43,14 +45,15 @@ struct TaskTiming {
 struct EngineResult {
   std::vector<TaskTiming> timing;  // per task
   std::vector<double> link_bytes;  // bytes carried per link, copies included
-  double end_s = 0;                // when the last task finished
+  Seconds end;                     // when the last task finished
   std::size_t events = 0;
   // A fault stopped a rank or a link: tasks that never finished keep end = -1, and
-  // end_s is when the last event happened.
+  // `end` is when the last event happened.
   bool stalled = false;
 };
 
-EngineResult run_engine(const TaskGraph& graph, const std::vector<double>& link_capacity,
+// `link_capacity`: per topology link id, the links the graph's flows cross.
+EngineResult run_engine(const TaskGraph& graph, const std::vector<Bandwidth>& link_capacity,
                         const EngineOptions& options);
 
 }  // namespace orrery

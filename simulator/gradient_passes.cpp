@@ -19,14 +19,14 @@ GroupKind shard_kind(const ParallelismSpec& p) {
 // Gradient copies one reduction sums over: DualPipe's two copies of each stage.
 int copies(const StepContext& ctx) { return ctx.dual ? 2 : 1; }
 
-// Seconds of a compression kernel (encode or decode) on the compute model.
-double kernel_time(const ComputeModel& model, Flop flops, Bytes bytes) {
-  if (flops.value() <= 0 && bytes.value() <= 0) return 0.0;
+// The time of a compression kernel (encode or decode) on the compute model.
+Seconds kernel_time(const ComputeModel& model, Flop flops, Bytes bytes) {
+  if (flops.value() <= 0 && bytes.value() <= 0) return Seconds(0.0);
   Op op;
   op.kind = flops.value() > 0 ? OpKind::gemm : OpKind::elementwise;
   op.fwd_flops = flops;
   op.fwd_read = bytes;
-  return model.op_time(op, Pass::forward).value();
+  return model.op_time(op, Pass::forward);
 }
 
 // The collectives of one bucket of rank r's gradients (dense, then expert), each one task
@@ -51,35 +51,40 @@ void reduce_bucket(const StepContext& ctx, const RankSet& ranks, const PipelineT
     const std::vector<int> members = ranks.reduce_members(r, expert_pass, dual);
     if (members.front() != static_cast<int>(r)) continue;  // one task per group
     std::vector<int> after;
-    std::vector<int> ready;  // each member's task that makes the bucket's gradients final
+    // Each member's task that makes the bucket's gradients final.
+    std::vector<MaybeTask> ready;
     for (int mr : members) {
       const int list = dual && ranks[mr].s != ranks[r].s ? 1 : 0;
       ready.push_back(pipe.grads[mr][list][last].task);
-      after.push_back(ctx.s.training.overlap_grad_reduce ? ready.back() : pipe.last_compute[mr]);
+      const MaybeTask wait =
+          ctx.s.training.overlap_grad_reduce ? ready.back() : pipe.last_compute[mr];
+      if (wait) after.push_back(*wait);
     }
     const GroupKind kind = expert_pass ? (dual ? GroupKind::expert_dp_mirror : GroupKind::expert_dp)
                                        : (dual ? GroupKind::dp_mirror : GroupKind::dp);
-    int task = -1;
+    MaybeTask task;
     if (!compressed) {
       task = planner.collective(ranks, TaskKind::dp_comm, reduce, kind, members, after,
-                                bucket_params * grad_bytes);
+                                Bytes(bucket_params * grad_bytes));
     } else {
       // Encode kernels run on the compute stream once the bucket's gradients are final,
       // decode kernels before the optimizer; the collectives follow one another.
       const CompressedReduction cr = compress_reduction(ctx.s.training.compression, shape[pass],
                                                         grad_bytes, members_count, distributed);
-      const double encode = kernel_time(*ctx.model, cr.encode_flops, cr.encode_bytes);
-      const double decode = kernel_time(*ctx.model, cr.decode_flops, cr.decode_bytes);
+      const Seconds encode = kernel_time(*ctx.model, cr.encode_flops, cr.encode_bytes);
+      const Seconds decode = kernel_time(*ctx.model, cr.decode_flops, cr.decode_bytes);
       for (size_t i = 0; i < members.size(); ++i) {
-        g.tasks[static_cast<size_t>(ready[i])].work_s += encode;
-        out.decode_s[static_cast<size_t>(members[i])] += decode;
+        ORRERY_CHECK(ready[i].has_value(), "a bucket's gradients are made final by a task");
+        g.tasks[static_cast<size_t>(*ready[i])].work += encode;
+        out.decode[static_cast<size_t>(members[i])] += decode;
       }
       for (const WireStep& w : cr.steps) {
         task = planner.collective(ranks, TaskKind::dp_comm, w.op, kind, members,
-                                  task < 0 ? after : std::vector<int>{task}, w.bytes);
+                                  task ? std::vector<int>{*task} : after, Bytes(w.bytes));
       }
     }
-    for (int mr : members) out.reductions[mr].push_back(task);
+    if (!task) continue;  // a reduction of no wire steps: nothing to wait for
+    for (int mr : members) out.reductions[mr].push_back(*task);
   }
 }
 
@@ -116,11 +121,11 @@ void fsdp_pass(const StepContext& ctx, const RankSet& ranks, const PipelineTasks
         for (const std::vector<int>& group : gather_groups) {
           std::vector<int> group_after;
           for (int gr : group)
-            if (pipe.fsdp[gr][k].prereq >= 0) group_after.push_back(pipe.fsdp[gr][k].prereq);
+            if (pipe.fsdp[gr][k].prereq) group_after.push_back(*pipe.fsdp[gr][k].prereq);
           const int task = planner.collective(
               ranks, TaskKind::param_gather, CollectiveOp::all_gather,
               in_node ? GroupKind::dp_local : kind, group, group_after,
-              (need.params - need.fp8_params) * weight_bytes + need.fp8_params * 1.0,
+              Bytes((need.params - need.fp8_params) * weight_bytes + need.fp8_params * 1.0),
               StreamKind::gather);
           for (int gr : group) g.depend(task, pipe.fsdp[gr][k].compute);
         }
@@ -128,12 +133,12 @@ void fsdp_pass(const StepContext& ctx, const RankSet& ranks, const PipelineTasks
         std::vector<int> after;
         for (int mr : members) after.push_back(pipe.fsdp[mr][k].compute);
         int task = planner.collective(ranks, TaskKind::dp_comm, CollectiveOp::reduce_scatter,
-                                      kind, members, after, need.params * grad_bytes);
+                                      kind, members, after, Bytes(need.params * grad_bytes));
         if (replicas > 1) {
           // Hybrid: the node's shard is then all-reduced across the replicas.
           task = planner.collective(ranks, TaskKind::dp_comm, CollectiveOp::all_reduce,
                                     GroupKind::dp_cross, members, {task},
-                                    need.params * grad_bytes / shard);
+                                    Bytes(need.params * grad_bytes / shard));
         }
         for (int mr : members) out.reductions[mr].push_back(task);
       }
@@ -211,7 +216,7 @@ std::vector<int> optimizer_pass(const StepContext& ctx, const RankSet& ranks,
     opt.kind = TaskKind::optimizer;
     opt.stream = StreamKind::compute;
     opt.rank = static_cast<int>(r);
-    opt.work_s = ctx.model->optimizer_time(grads.local_params[r]).value() + grads.decode_s[r];
+    opt.work = ctx.model->optimizer_time(grads.local_params[r]) + grads.decode[r];
     const int opt_id = planner.issue(opt);
     g.depend(pipe.last_compute[r], opt_id);
     for (int d : grads.reductions[r]) g.depend(d, opt_id);
@@ -229,7 +234,7 @@ std::vector<int> optimizer_pass(const StepContext& ctx, const RankSet& ranks,
       for (int mr : members) after.push_back(optimizer[mr]);
       planner.collective(ranks, TaskKind::param_gather, CollectiveOp::all_gather,
                          ctx.dual ? GroupKind::dp_mirror : GroupKind::dp, members, after,
-                         grads.dense_total[r] * weight_bytes);
+                         Bytes(grads.dense_total[r] * weight_bytes));
     }
   }
   return optimizer;

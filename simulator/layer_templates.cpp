@@ -10,10 +10,10 @@ namespace {
 struct Item {
   bool comm = false;
   bool overlap = false;  // a collective the next compute does not wait for
-  double work = 0, selective = 0;
+  Seconds work, selective;
   CollectiveOp op = CollectiveOp::all_reduce;
   GroupKind kind = GroupKind::tp;
-  double bytes = 0;
+  Bytes bytes;
 };
 
 GroupKind group_kind(CommGroup g) {
@@ -32,7 +32,7 @@ std::vector<Item> layer_items(const StepContext& ctx, const Layer& layer, LayerP
   const ComputeModel& model = *ctx.model;
   const double expert_scale = ctx.expert_time_scale;
   std::vector<Item> items;
-  auto add_compute = [&](double t, double sel, bool separate) {
+  auto add_compute = [&](Seconds t, Seconds sel, bool separate) {
     if (separate || items.empty() || items.back().comm) items.push_back({});
     items.back().work += t;
     items.back().selective += sel;
@@ -44,24 +44,24 @@ std::vector<Item> layer_items(const StepContext& ctx, const Layer& layer, LayerP
       it.overlap = step.overlapped;
       it.op = step.collective;
       it.kind = group_kind(step.group);
-      it.bytes = step.bytes;
+      it.bytes = Bytes(step.bytes);
       items.push_back(it);
       continue;
     }
     const Op& op = *step.op;
     const double scale = op.expert ? expert_scale : 1.0;
     if (pass != LayerPass::backward) {
-      add_compute(model.op_time(op, Pass::forward).value() * scale, 0, false);
+      add_compute(model.op_time(op, Pass::forward) * scale, Seconds(0), false);
       continue;
     }
-    const double sel = step.selective ? model.op_time(op, Pass::forward).value() : 0;
-    const double bwd = model.op_time(op, Pass::backward).value() * scale;
+    const Seconds sel = step.selective ? model.op_time(op, Pass::forward) : Seconds(0);
+    const Seconds bwd = model.op_time(op, Pass::backward) * scale;
     // A backward split around a sequence-parallel re-gather: the two GEMMs take half
     // each (simulator/step.h).
     if (step.half == 1) {
       add_compute(bwd / 2 + sel, sel, true);
     } else if (step.half == 2) {
-      add_compute(bwd / 2, 0, true);
+      add_compute(bwd / 2, Seconds(0), true);
     } else {
       add_compute(bwd + sel, sel, false);
     }
@@ -87,25 +87,25 @@ int layer_signature(const Layer& l) {
 
 }  // namespace
 
-int LayerTemplates::append_layer(CommPlanner& planner, TaskGraph& g, int rank, int stage,
-                                 const Layer& layer, LayerPass pass, int after,
+MaybeTask LayerTemplates::append_layer(CommPlanner& planner, TaskGraph& g, int rank, int stage,
+                                 const Layer& layer, LayerPass pass, MaybeTask after,
                                  int microbatch) const {
   const std::vector<Item> items = layer_items(ctx_, layer, pass);
   const TaskKind compute_kind = pass == LayerPass::forward    ? TaskKind::forward
                                 : pass == LayerPass::backward ? TaskKind::backward
                                                              : TaskKind::recompute;
-  int prev = after;
+  MaybeTask prev = after;
   // An overlapped collective: the compute right after it does not wait for it; any
   // later task does.
-  int pending = -1;
+  MaybeTask pending;
   bool skipped_one = false;
   auto add_task = [&](Task t) {
     const int id = planner.issue(t);
     g.depend(prev, id);
-    if (pending >= 0 && (is_comm(t.kind) || skipped_one)) {
+    if (pending && (is_comm(t.kind) || skipped_one)) {
       g.depend(pending, id);
-      pending = -1;
-    } else if (pending >= 0) {
+      pending.reset();
+    } else if (pending) {
       skipped_one = true;
     }
     return id;
@@ -132,12 +132,12 @@ int LayerTemplates::append_layer(CommPlanner& planner, TaskGraph& g, int rank, i
     } else {
       t.kind = compute_kind;
       t.stream = StreamKind::compute;
-      t.work_s = it.work;
-      t.selective_s = it.selective;
+      t.work = it.work;
+      t.selective = it.selective;
       prev = add_task(t);
     }
   }
-  if (pending >= 0) {
+  if (pending) {
     // A trailing overlapped collective still finishes before the layer ends.
     Task t;
     t.rank = rank;
@@ -165,21 +165,21 @@ const Template& LayerTemplates::get(int stage, const Layer& layer, LayerPass pas
   TaskGraph g;
   g.ranks = 1;
   CommPlanner planner(ctx_, g);
-  append_layer(planner, g, 0, stage, layer, pass, -1, 0);
+  append_layer(planner, g, 0, stage, layer, pass, std::nullopt, 0);
   const EngineResult r = run_engine(g, ctx_.capacity, ctx_.engine);
   Template tpl;
-  tpl.total = r.end_s;
+  tpl.total = r.end;
   tpl.traffic = planner.traffic();
   double compute = 0;
   for (size_t i = 0; i < g.tasks.size(); ++i) {
     const Task& t = g.tasks[i];
     if (!is_comm(t.kind)) {
       compute += r.timing[i].end - r.timing[i].start;
-      tpl.parts.selective += t.selective_s;
+      tpl.parts.selective += t.selective;
     }
   }
   // The pass's idle time on the compute stream is the collectives it waited for.
-  const double exposed = std::max(0.0, r.end_s - compute);
+  const double exposed = std::max(0.0, r.end.value() - compute);
   double tp_time = 0, ep_time = 0, cp_time = 0;
   for (size_t i = 0; i < g.tasks.size(); ++i) {
     const double d = r.timing[i].end - r.timing[i].start;
@@ -190,20 +190,20 @@ const Template& LayerTemplates::get(int stage, const Layer& layer, LayerPass pas
   // Exposure is shared among the kinds in proportion to their busy time.
   const double comm_time = tp_time + ep_time + cp_time;
   if (comm_time > 0) {
-    tpl.parts.tp = exposed * tp_time / comm_time;
-    tpl.parts.ep = exposed * ep_time / comm_time;
-    tpl.parts.cp = exposed * cp_time / comm_time;
+    tpl.parts.tp = Seconds(exposed * tp_time / comm_time);
+    tpl.parts.ep = Seconds(exposed * ep_time / comm_time);
+    tpl.parts.cp = Seconds(exposed * cp_time / comm_time);
   }
-  if (pass == LayerPass::recompute) tpl.parts.recompute = compute;
+  if (pass == LayerPass::recompute) tpl.parts.recompute = Seconds(compute);
   return templates_.emplace(key, std::move(tpl)).first->second;
 }
 
-double LayerTemplates::weight_gradient_time(const Layer& layer) const {
+Seconds LayerTemplates::weight_gradient_time(const Layer& layer) const {
   // A GEMM's backward is two GEMMs of equal size; the weight-gradient one is half.
-  double t = 0;
+  Seconds t;
   for (const Op& op : layer.ops) {
     if (op.kind == OpKind::gemm || op.kind == OpKind::router || op.kind == OpKind::conv) {
-      t += ctx_.model->op_time(op, Pass::backward).value() / 2 *
+      t += ctx_.model->op_time(op, Pass::backward) / 2 *
            (op.expert ? ctx_.expert_time_scale : 1.0);
     }
   }

@@ -14,15 +14,15 @@
 
 namespace orrery::detail {
 
-// Time attributes of a compute task beyond plain compute (seconds at full speed).
+// Time attributes of a compute task beyond plain compute (at full speed).
 struct Parts {
-  double tp = 0, ep = 0, cp = 0, recompute = 0, selective = 0;
+  Seconds tp, ep, cp, recompute, selective;
 };
 
 // One pass of a layer simulated alone: its length, the exposed communication in it, and
 // the bytes its collectives move (every group of the stage counted).
 struct Template {
-  double total = 0;
+  Seconds total;
   Parts parts;
   std::map<LinkClass, double> traffic;
 };
@@ -32,15 +32,16 @@ class LayerTemplates {
   explicit LayerTemplates(const StepContext& ctx) : ctx_(ctx) {}
 
   // Appends the tasks of one pass of `layer` on `rank` (GPU of `stage`) through
-  // `planner`, after task `after`; returns the last task.
-  int append_layer(CommPlanner& planner, TaskGraph& g, int rank, int stage, const Layer& layer,
-                   LayerPass pass, int after, int microbatch) const;
+  // `planner`, after task `after` (none: the first of its stream); returns the last task
+  // (`after` when the pass has no tasks).
+  MaybeTask append_layer(CommPlanner& planner, TaskGraph& g, int rank, int stage, const Layer& layer,
+                   LayerPass pass, MaybeTask after, int microbatch) const;
 
   // The template of one pass of `layer` on `stage`'s GPU, simulated on first use.
   const Template& get(int stage, const Layer& layer, LayerPass pass);
 
-  // zb-h1: seconds of the layer's weight-gradient GEMMs, the W part of its backward.
-  double weight_gradient_time(const Layer& layer) const;
+  // zb-h1: the time of the layer's weight-gradient GEMMs, the W part of its backward.
+  Seconds weight_gradient_time(const Layer& layer) const;
 
  private:
   const StepContext& ctx_;

@@ -66,8 +66,8 @@ void overlap_pair(TaskGraph& g, double slowdown, std::pair<int, int> forward,
     Sums out;
     for (int i = range.first; i <= range.second; ++i) {
       const Task& t = g.tasks[static_cast<size_t>(i)];
-      out.ep += t.ep_s;
-      out.compute += t.work_s - t.ep_s - t.tp_s - t.cp_s;
+      out.ep += t.ep.value();
+      out.compute += (t.work - t.ep - t.tp - t.cp).value();
     }
     return out;
   };
@@ -78,9 +78,9 @@ void overlap_pair(TaskGraph& g, double slowdown, std::pair<int, int> forward,
     if (exposed <= 0 || hidden <= 0) return;
     for (int i = range.first; i <= range.second; ++i) {
       Task& t = g.tasks[static_cast<size_t>(i)];
-      const double share = hidden * t.ep_s / exposed;
-      t.ep_s -= share;
-      t.work_s -= share * (1.0 - slowdown);
+      const double share = hidden * t.ep.value() / exposed;
+      t.ep -= Seconds(share);
+      t.work -= Seconds(share * (1.0 - slowdown));
     }
   };
   hide(forward, f.ep, std::min(f.ep, b.compute));
@@ -98,12 +98,12 @@ class PipelineBuilder {
         planner_(planner), g_(g), m_(p_.microbatches()), chunks_(layers.chunks()),
         positions_(ctx.dual ? p_.pp : p_.pp * p_.virtual_pipeline_stages) {
     const size_t count = ranks.size() * 2 * static_cast<size_t>(chunks_) * static_cast<size_t>(m_);
-    block_first_.assign(count, -1);
-    block_last_.assign(count, -1);
-    incoming_.assign(count, -1);
+    block_first_.assign(count, std::nullopt);
+    block_last_.assign(count, std::nullopt);
+    incoming_.assign(count, std::nullopt);
     out_.grads.assign(ranks.size(), std::vector<std::vector<GradReady>>(ctx.dual ? 2 : 1));
     out_.fsdp.resize(ranks.size());
-    out_.last_compute.assign(ranks.size(), -1);
+    out_.last_compute.assign(ranks.size(), std::nullopt);
     g.tasks.reserve(ranks.size() *
                     (static_cast<size_t>(m_) * static_cast<size_t>(p_.virtual_pipeline_stages) * 4 + 64));
   }
@@ -124,9 +124,10 @@ class PipelineBuilder {
   }
 
   // The transfer of block b's output to the next position along its pipeline, issued on
-  // rank r's streams after task `after`. Positions: chunk * p + stage along the virtual
-  // pipeline; under DualPipe chunk 0 runs from rank 0 up and chunk 1 from rank p - 1 down.
-  void send_after(size_t r, const Block& b, int after) {
+  // rank r's streams after task `after` (if any). Positions: chunk * p + stage along the
+  // virtual pipeline; under DualPipe chunk 0 runs from rank 0 up and chunk 1 from rank
+  // p - 1 down.
+  void send_after(size_t r, const Block& b, MaybeTask after) {
     const int p = p_.pp;
     const bool dual = ctx_.dual;
     const RankId& id = ranks_[r];
@@ -162,7 +163,7 @@ class PipelineBuilder {
     const int rank = static_cast<int>(r);
     const int st = ranks_[r].s;
     const bool full_recompute = ctx_.s.training.recompute == Recompute::full;
-    int after = prev_;
+    MaybeTask after = prev_;
     const size_t before = g_.tasks.size();
     if (b.forward) {
       for (const Layer* l : layers)
@@ -181,33 +182,33 @@ class PipelineBuilder {
         }
       }
     }
-    if (g_.tasks.size() > before && first_ < 0) first_ = static_cast<int>(before);
+    if (g_.tasks.size() > before && !first_) first_ = static_cast<int>(before);
     prev_ = after;
   }
 
   // A compute task of `work` seconds after the rank's last one.
-  int add_block(size_t r, const Block& b, double work, const Parts& parts, TaskKind kind) {
+  int add_block(size_t r, const Block& b, Seconds work, const Parts& parts, TaskKind kind) {
     Task t;
     t.kind = kind;
     t.stream = StreamKind::compute;
     t.rank = static_cast<int>(r);
     t.microbatch = b.microbatch;
-    t.work_s = work;
-    t.selective_s = parts.selective;
-    t.tp_s = parts.tp;
-    t.ep_s = parts.ep;
-    t.cp_s = parts.cp;
-    t.recompute_s = parts.recompute;
+    t.work = work;
+    t.selective = parts.selective;
+    t.tp = parts.tp;
+    t.ep = parts.ep;
+    t.cp = parts.cp;
+    t.recompute = parts.recompute;
     const int id = planner_.issue(t);
     g_.depend(prev_, id);
-    if (first_ < 0) first_ = id;
+    if (!first_) first_ = id;
     prev_ = id;
     return id;
   }
 
   // Adds a template's time to a block's; its traffic is tallied once per stage (the
   // template's collectives already count every group of the stage).
-  void accumulate(size_t r, const Template& tpl, double& work, Parts& parts) {
+  void accumulate(size_t r, const Template& tpl, Seconds& work, Parts& parts) {
     work += tpl.total;
     parts.tp += tpl.parts.tp;
     parts.ep += tpl.parts.ep;
@@ -218,7 +219,7 @@ class PipelineBuilder {
     if (!ranks_.full() || (id.t == 0 && id.c == 0 && id.d == 0)) planner_.tally(tpl.traffic);
   }
 
-  void backward_of(size_t r, const Layer& l, double& work, Parts& parts) {
+  void backward_of(size_t r, const Layer& l, Seconds& work, Parts& parts) {
     const int st = ranks_[r].s;
     if (ctx_.s.training.recompute == Recompute::full && l.kind == LayerKind::transformer)
       accumulate(r, templates_.get(st, l, LayerPass::recompute), work, parts);
@@ -231,7 +232,7 @@ class PipelineBuilder {
     const bool fp8_param_gather = ctx_.s.training.fp8 && ctx_.s.training.fp8->param_allgather_fp8;
     std::vector<int> done;
     auto unit = [&](const Layer& l, bool forward) {
-      double work = 0;
+      Seconds work;
       Parts parts;
       if (forward) {
         accumulate(r, templates_.get(ranks_[r].s, l, LayerPass::forward), work, parts);
@@ -241,11 +242,12 @@ class PipelineBuilder {
       const int id = add_block(r, b, work, parts, forward ? TaskKind::forward : TaskKind::backward);
       // The gather may start once the layer fsdp_prefetch + 1 places back is done.
       const size_t ahead = static_cast<size_t>(p_.fsdp_prefetch) + 1;
-      const int prereq = done.size() >= ahead ? done[done.size() - ahead] : -1;
+      const MaybeTask prereq =
+          done.size() >= ahead ? MaybeTask(done[done.size() - ahead]) : std::nullopt;
       const double fp8_params = fp8_param_gather ? l.fp8_weight_elems() : 0.0;
       if (forward || p_.reshard_after_forward)
         out_.fsdp[r].push_back({true, !forward, id, prereq, l.params(), fp8_params});
-      if (!forward) out_.fsdp[r].push_back({false, true, id, -1, l.params(), 0.0});
+      if (!forward) out_.fsdp[r].push_back({false, true, id, std::nullopt, l.params(), 0.0});
       done.push_back(id);
     };
     if (b.forward) {
@@ -263,14 +265,14 @@ class PipelineBuilder {
     if (p_.zero_stage >= 3) {
       fsdp_block(r, b, layers);
     } else if (b.forward) {
-      double work = 0;
+      Seconds work;
       Parts parts;
       for (const Layer* l : layers)
         accumulate(r, templates_.get(st, *l, LayerPass::forward), work, parts);
       add_block(r, b, work, parts, TaskKind::forward);
     } else if (b.split) {
       // B: the backward without its weight-gradient GEMMs.
-      double work = 0;
+      Seconds work;
       Parts parts;
       for (auto it = layers.rbegin(); it != layers.rend(); ++it) {
         backward_of(r, **it, work, parts);
@@ -278,7 +280,7 @@ class PipelineBuilder {
       }
       add_block(r, b, work, parts, TaskKind::backward);
     } else if (!final_bwd) {
-      double work = 0;
+      Seconds work;
       Parts parts;
       for (auto it = layers.rbegin(); it != layers.rend(); ++it) {
         if (b.weight) {
@@ -290,7 +292,7 @@ class PipelineBuilder {
       add_block(r, b, work, parts, TaskKind::backward);
     } else {
       for (auto it = layers.rbegin(); it != layers.rend(); ++it) {
-        double work = 0;
+        Seconds work;
         Parts parts;
         if (b.weight) {
           work = templates_.weight_gradient_time(**it);
@@ -308,7 +310,7 @@ class PipelineBuilder {
     const int rank = static_cast<int>(r);
     const int st = ranks_[r].s;
     const std::vector<Block>& sched = sched_[static_cast<size_t>(st)];
-    prev_ = -1;
+    prev_.reset();
     // Gradients of a chunk are final after the last of its blocks that computes weight
     // gradients: a whole backward or a W.
     std::vector<size_t> last_bwd_of_chunk(chunks_, 0);
@@ -325,15 +327,18 @@ class PipelineBuilder {
       const std::vector<const Layer*> layers = layers_.of_block(st, b.chunk);
       const bool final_bwd = !b.forward && !b.split && last_bwd_of_chunk[b.chunk] == bi;
       const int grad_list = ctx_.dual ? b.chunk : 0;
-      first_ = -1;
+      first_.reset();
       if (ctx_.opt.op_level) {
         op_level_block(r, b, layers, final_bwd, grad_list);
       } else {
         template_block(r, b, layers, final_bwd, grad_list);
+        // A fused pair's blocks each add tasks.
+        ORRERY_CHECK(!(b.fused_with_next || fused_forward_) || (first_ && prev_),
+                     "the blocks of a DualPipe pair have tasks");
         if (b.fused_with_next) {
-          fused_forward_ = std::make_pair(first_, prev_);
+          fused_forward_ = std::make_pair(*first_, *prev_);
         } else if (fused_forward_) {
-          overlap_pair(g_, ctx_.engine.compute_slowdown, *fused_forward_, {first_, prev_});
+          overlap_pair(g_, ctx_.engine.compute_slowdown, *fused_forward_, {*first_, *prev_});
           fused_forward_.reset();
         }
       }
@@ -359,7 +364,7 @@ class PipelineBuilder {
   // where the reverse direction ends.
   void link_blocks() {
     for (size_t k = 0; k < incoming_.size(); ++k) {
-      if (incoming_[k] >= 0) g_.depend(incoming_[k], block_first_[k]);
+      g_.depend(incoming_[k], block_first_[k]);
     }
     const int p = p_.pp, v = p_.virtual_pipeline_stages;
     for (size_t r = 0; r < ranks_.size(); ++r) {
@@ -385,9 +390,10 @@ class PipelineBuilder {
   TaskGraph& g_;
   const int m_, chunks_, positions_;
   std::vector<std::vector<Block>> sched_;
-  std::vector<int> block_first_, block_last_, incoming_;
-  int prev_ = -1;   // the last task on the current rank's compute stream
-  int first_ = -1;  // the first task of the current block
+  // Per block (block_key): its first and last compute task, and the transfer it receives.
+  std::vector<MaybeTask> block_first_, block_last_, incoming_;
+  MaybeTask prev_;   // the last task on the current rank's compute stream, once there is one
+  MaybeTask first_;  // the first task of the current block, once it has one
   // DualPipe's overlapped pair: the forward's tasks, whose communication and that of the
   // backward after it are then hidden under each other's compute.
   std::optional<std::pair<int, int>> fused_forward_;

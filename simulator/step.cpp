@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <optional>
 #include <utility>
 
 #include "core/error.h"
@@ -50,7 +51,7 @@ StepResult run_step(const Scenario& s, const Hardware& hardware, const StepFigur
   EngineOptions options = ctx.engine;
   options.changes = fault_changes(ctx, stage_of_rank);
   EngineResult r = run_engine(g, ctx.capacity, options);
-  const double step = r.end_s;
+  const double step = r.end.value();
   out.step_time = Seconds(step);
   if (r.stalled) {
     // A failed node or link the step cannot route around: it never completes.
@@ -64,7 +65,7 @@ StepResult run_step(const Scenario& s, const Hardware& hardware, const StepFigur
     return out;
   }
   const TimelineReader reader(g, r);
-  double busiest = -1;
+  std::optional<double> busiest;  // the busy time of the critical stage so far
   for (int st = 0; st < p.pp; ++st) {
     StageReport sr;
     sr.stage = st;
@@ -75,7 +76,7 @@ StepResult run_step(const Scenario& s, const Hardware& hardware, const StepFigur
     sr.breakdown = reader.breakdown(rank, step);
     const double busy = sr.breakdown.compute + sr.breakdown.recompute + sr.breakdown.optimizer;
     sr.utilization = busy / step;
-    if (busy > busiest + 1e-12) {
+    if (!busiest || busy > *busiest + 1e-12) {
       busiest = busy;
       out.critical_stage = st;
     }
@@ -144,7 +145,7 @@ StepResult average_period(StepResult sync, const StepResult& between, int period
   auto blend = [&](double a_sync, double a_between) { return w * a_sync + w_between * a_between; };
   sync.step_time = Seconds(blend(sync.step_time.value(), between.step_time.value()));
   const double step = sync.step_time.value();
-  double busiest = -1;
+  std::optional<double> busiest;  // the busy time of the critical stage so far
   for (size_t i = 0; i < sync.stages.size(); ++i) {
     Breakdown& b = sync.stages[i].breakdown;
     const Breakdown& o = between.stages[i].breakdown;
@@ -159,7 +160,7 @@ StepResult average_period(StepResult sync, const StepResult& between, int period
     b.optimizer = blend(b.optimizer, o.optimizer);
     const double busy = b.compute + b.recompute + b.optimizer;
     sync.stages[i].utilization = busy / step;
-    if (busy > busiest + 1e-12) {
+    if (!busiest || busy > *busiest + 1e-12) {
       busiest = busy;
       sync.critical_stage = static_cast<int>(i);
     }

@@ -26,7 +26,7 @@ StepContext::StepContext(const Scenario& scenario, const SimulationOptions& opti
     L.follow_d = at.d;
   }
   work = build_workload(s.model, s.training, shard_of(p));
-  for (int i = 0; i < topo.link_count(); ++i) capacity.push_back(topo.link(i).capacity.value());
+  for (int i = 0; i < topo.link_count(); ++i) capacity.push_back(topo.link(i).capacity);
   bytes = message_sizes(s);
   // The busiest rank computes load_imbalance times the mean of the dispatched tokens.
   if (s.model.moe) expert_time_scale = s.model.moe->load_imbalance;

@@ -28,7 +28,7 @@ struct StepContext {
   std::shared_ptr<const ComputeModel> model;
   Layout L;  // with the GPU the symmetric step follows
   Workload work;
-  std::vector<double> capacity;  // per topology link, bytes/s
+  std::vector<Bandwidth> capacity;  // per topology link
   EngineOptions engine;
   MessageSizes bytes;  // model/layer_pass.h
   int local_dp = 1;                 // data-parallel ranks inside one node (hybrid sharding)

@@ -23,10 +23,10 @@ std::vector<EngineChange> fault_changes(const StepContext& ctx,
       return InputError(s.where(path), path, std::to_string(value), why);
     };
     auto window = [&](EngineChange c) {
-      c.t = f.from.value();
+      c.t = f.from;
       out.push_back(c);
       if (f.until) {
-        c.t = f.until->value();
+        c.t = *f.until;
         c.factor = 1.0;
         out.push_back(c);
       }
@@ -38,9 +38,10 @@ std::vector<EngineChange> fault_changes(const StepContext& ctx,
       if (f.leaf >= topo.leaves())
         throw bad("leaf", f.leaf, fmt::format("the fabric has {} leaf switches", topo.leaves()));
     };
-    auto on_rank = [&](int rank, double factor) { window({0, rank, -1, factor}); };
-    auto on_link = [&](int link, double factor) {
-      if (link >= 0) window({0, -1, link, factor});
+    auto on_rank = [&](int rank, double factor) { window({Seconds(0), rank, std::nullopt, factor}); };
+    // A link the cluster lacks (a NIC of a single-node cluster) changes nothing.
+    auto on_link = [&](std::optional<int> link, double factor) {
+      if (link) window({Seconds(0), std::nullopt, *link, factor});
     };
     const int gpn = s.cluster.gpus_per_node;
     switch (f.kind) {

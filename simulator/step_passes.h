@@ -47,7 +47,7 @@ class StageLayers {
 
 // A layer whose gradients are final once `task` ends.
 struct GradReady {
-  int task;
+  MaybeTask task;  // none only if no task preceded a layer of no ops
   double dense_params, expert_params;
   const Layer* layer;
 };
@@ -57,14 +57,16 @@ struct GradReady {
 struct FsdpNeed {
   bool gather;
   bool backward;  // a gather before the layer's backward
-  int compute;    // the layer's compute task
-  int prereq;     // gather: the task whose end frees a buffer (fsdp_prefetch + 1 in flight)
+  int compute;       // the layer's compute task
+  MaybeTask prereq;  // gather: the task whose end frees a buffer (fsdp_prefetch + 1 in
+                     // flight); none for the first layers and for reduce-scatters
   double params;
   double fp8_params;  // of which fp8 GEMM weights gathered in fp8 (training.fp8)
 };
 
 struct PipelineTasks {
-  std::vector<int> last_compute;  // per rank, its last task on the compute stream
+  // Per rank, its last task on the compute stream (none if it has no compute task).
+  std::vector<MaybeTask> last_compute;
   // Per rank, the gradients as they become final, in order: one list, or under DualPipe
   // one per chunk (each chunk's gradients are summed with the mirror rank's copy).
   std::vector<std::vector<std::vector<GradReady>>> grads;
@@ -75,11 +77,11 @@ struct PipelineTasks {
 // What the gradient passes leave for the optimizer, per rank.
 struct GradientTasks {
   explicit GradientTasks(std::size_t ranks)
-      : reductions(ranks), local_params(ranks, 0), dense_total(ranks, 0), decode_s(ranks, 0) {}
+      : reductions(ranks), local_params(ranks, 0), dense_total(ranks, 0), decode(ranks) {}
   std::vector<std::vector<int>> reductions;  // the collectives the optimizer waits for
   std::vector<double> local_params;          // parameters the rank's optimizer updates
   std::vector<double> dense_total;           // dense parameters of its gradient lists
-  std::vector<double> decode_s;              // compression decode kernels before it
+  std::vector<Seconds> decode;               // compression decode kernels before it
 };
 
 PipelineTasks pipeline_pass(const StepContext& ctx, const RankSet& ranks,

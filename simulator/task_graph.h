@@ -6,10 +6,13 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "core/error.h"
+#include "core/units.h"
 #include "simulator/flows.h"
 #include "simulator/topology.h"
 
@@ -42,36 +45,40 @@ inline bool is_comm(TaskKind k) { return k >= TaskKind::tp_comm; }
 // share each of them).
 struct PlannedFlow {
   std::vector<FlowLink> links;
-  double bytes = 0;
+  Bytes bytes;  // one copy's; none move when <= 0
 };
 
 struct PlannedPhase {
-  double latency_s = 0;   // paid before the phase's data moves
+  Seconds latency;        // paid before the phase's data moves
   double rate_scale = 1;  // e.g. NVLS efficiency
   std::vector<PlannedFlow> flows;
 };
 
 struct PlannedComm {
   std::vector<PlannedPhase> phases;
-  double bytes = 0;         // the collective's S, for reports
+  Bytes bytes;              // the collective's S, for reports
   std::string description;  // "all_reduce ring over 8 GPUs, 64.0 MiB"
   // Bytes one run moves per link class, counting every group that runs it at once.
   std::map<LinkClass, double> traffic;
 };
 
+// A task is named by its index in TaskGraph::tasks. Where a task may be absent (no
+// predecessor yet, a block that added no task), the reference is a MaybeTask.
+using MaybeTask = std::optional<int>;
+
 struct Task {
   TaskKind kind = TaskKind::forward;
   StreamKind stream = StreamKind::compute;
   int rank = 0;
-  double work_s = 0;     // compute: duration at full speed
-  double selective_s = 0;  // part of work_s that is selective recomputation
-  double recompute_s = 0;  // part of work_s that is recomputed forward (full recompute)
-  double tp_s = 0;         // part of work_s that is exposed tensor-parallel communication
-  double ep_s = 0;         // part of work_s that is exposed expert-parallel communication
-  double cp_s = 0;         // part of work_s that is exposed context-parallel communication
-  int comm = -1;         // comm tasks: index into TaskGraph::comms
-  int label = -1;        // index into TaskGraph::labels (trace names)
-  int microbatch = -1;
+  Seconds work;        // compute: duration at full speed
+  Seconds selective;   // part of work that is selective recomputation
+  Seconds recompute;   // part of work that is recomputed forward (full recompute)
+  Seconds tp;          // part of work that is exposed tensor-parallel communication
+  Seconds ep;          // part of work that is exposed expert-parallel communication
+  Seconds cp;          // part of work that is exposed context-parallel communication
+  std::optional<int> comm;        // comm tasks: index into TaskGraph::comms
+  std::optional<int> label;       // index into TaskGraph::labels (trace names)
+  std::optional<int> microbatch;  // the micro-batch a pipeline task belongs to
 };
 
 struct TaskGraph {
@@ -85,8 +92,12 @@ struct TaskGraph {
     tasks.push_back(t);
     return static_cast<int>(tasks.size()) - 1;
   }
-  void depend(int before, int after) {
-    if (before >= 0 && after >= 0) edges.emplace_back(before, after);
+  // `after` waits for `before`; no edge when either is absent. Both, when present, are
+  // tasks of this graph.
+  void depend(MaybeTask before, MaybeTask after) {
+    if (!before || !after) return;
+    ORRERY_CHECK(*before >= 0 && *after >= 0, "a dependency between tasks of the graph");
+    edges.emplace_back(*before, *after);
   }
   int label(const std::string& s) {
     labels.push_back(s);

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
 #include "core/error.h"
 
@@ -27,7 +28,8 @@ struct Topology::Graph {
   G g;
   std::vector<std::pair<int, int>> edges;  // collected while building, then compressed
   int vertices = 0;
-  int nvswitch0 = 0, nic0 = 0, leaf0 = 0, spine = -1;
+  int nvswitch0 = 0, nic0 = 0, leaf0 = 0;
+  std::optional<int> spine;  // the spine switch's vertex; none with a single leaf
 };
 
 Topology::Topology(Topology&&) noexcept = default;
@@ -106,7 +108,7 @@ Topology::Topology(const ClusterSpec& c)
       G.edges.emplace_back(nic, gpu);
     }
   }
-  if (G.spine < 0) {
+  if (!G.spine) {
     finish_graph();
     return;
   }
@@ -117,21 +119,21 @@ Topology::Topology(const ClusterSpec& c)
     // Uplink capacity: what the leaf's downlinks carry, divided by the oversubscription.
     const Bandwidth up = nic_bw * (downlinks[leaf] / c.inter_node.oversubscription);  // after background
     leaf_uplinks_[leaf] = downlinks[leaf] / c.inter_node.oversubscription;
-    spine_up_[leaf] = add_link(G.leaf0 + leaf, G.spine,
+    spine_up_[leaf] = add_link(G.leaf0 + leaf, *G.spine,
                                {LinkClass::spine, true, up, inter_latency_, leaf});
-    spine_down_[leaf] = add_link(G.spine, G.leaf0 + leaf,
+    spine_down_[leaf] = add_link(*G.spine, G.leaf0 + leaf,
                                  {LinkClass::spine, false, up, inter_latency_, leaf});
   }
   finish_graph();
 }
 
-int Topology::nic_up(int node, int k) const {
-  if (nic_up_.empty()) return -1;
+std::optional<int> Topology::nic_up(int node, int k) const {
+  if (nic_up_.empty()) return std::nullopt;
   return nic_up_.at(static_cast<size_t>(node * nics_per_node_ + k));
 }
 
-int Topology::nic_down(int node, int k) const {
-  if (nic_down_.empty()) return -1;
+std::optional<int> Topology::nic_down(int node, int k) const {
+  if (nic_down_.empty()) return std::nullopt;
   return nic_down_.at(static_cast<size_t>(node * nics_per_node_ + k));
 }
 

@@ -18,6 +18,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -55,9 +56,9 @@ class Topology {
   int nvlink_up(int gpu) const { return nvlink_up_.at(gpu); }
   int nvlink_down(int gpu) const { return nvlink_down_.at(gpu); }
   int nics_per_node() const { return nics_per_node_; }
-  // NIC k of a node, each direction; -1 on a single-node cluster.
-  int nic_up(int node, int k) const;
-  int nic_down(int node, int k) const;
+  // NIC k of a node, each direction; none on a single-node cluster.
+  std::optional<int> nic_up(int node, int k) const;
+  std::optional<int> nic_down(int node, int k) const;
   // A leaf switch's uplink to the spine (its parallel physical links as one link), each
   // direction, and how many physical uplinks it stands for (downlinks / oversubscription).
   int spine_up(int leaf) const { return spine_up_.at(leaf); }

@@ -19,9 +19,9 @@ ClusterSpec cluster(const std::string& system, int nodes) {
   return load_scenario_text(yaml, "engine.yaml").cluster;
 }
 
-std::vector<double> capacities(const Topology& t) {
-  std::vector<double> c;
-  for (int i = 0; i < t.link_count(); ++i) c.push_back(t.link(i).capacity.value());
+std::vector<Bandwidth> capacities(const Topology& t) {
+  std::vector<Bandwidth> c;
+  for (int i = 0; i < t.link_count(); ++i) c.push_back(t.link(i).capacity);
   return c;
 }
 
@@ -30,7 +30,7 @@ Task compute(int rank, double seconds) {
   t.kind = TaskKind::forward;
   t.stream = StreamKind::compute;
   t.rank = rank;
-  t.work_s = seconds;
+  t.work = Seconds(seconds);
   return t;
 }
 
@@ -55,7 +55,7 @@ TEST(Engine, StreamsAreInOrderAndDependenciesHold) {
   EXPECT_DOUBLE_EQ(r.timing[b].start, 1.0);
   EXPECT_DOUBLE_EQ(r.timing[b].end, 3.0);
   EXPECT_DOUBLE_EQ(r.timing[c].start, 3.0);
-  EXPECT_DOUBLE_EQ(r.end_s, 3.5);
+  EXPECT_DOUBLE_EQ(r.end.value(), 3.5);
 }
 
 TEST(Engine, TiesBreakByClassThenSequenceDeterministically) {
@@ -85,11 +85,11 @@ TEST(Engine, IdleRingAllReduceMatchesClosedForm) {
   TaskGraph g;
   g.ranks = 1;
   g.comms.push_back(place(
-      plan_collective(CollectiveOp::all_reduce, group, S, topo, false, CollectiveAlgo::ring), topo));
+      plan_collective(CollectiveOp::all_reduce, group, Bytes(S), topo, false, CollectiveAlgo::ring), topo));
   g.add(comm(0, 0));
   const EngineResult r = run_engine(g, capacities(topo), {});
   const double n = 8, B = 450e9 * 0.82, alpha = 3.4e-6;
-  EXPECT_NEAR(r.end_s, 2 * (n - 1) / n * S / B + 2 * (n - 1) * alpha, 1e-12);
+  EXPECT_NEAR(r.end.value(), 2 * (n - 1) / n * S / B + 2 * (n - 1) * alpha, 1e-12);
 }
 
 TEST(Engine, IdleInterNodeRingUsesNics) {
@@ -100,11 +100,11 @@ TEST(Engine, IdleInterNodeRingUsesNics) {
   TaskGraph g;
   g.ranks = 1;
   g.comms.push_back(place(
-      plan_collective(CollectiveOp::all_reduce, group, S, topo, false, CollectiveAlgo::ring), topo));
+      plan_collective(CollectiveOp::all_reduce, group, Bytes(S), topo, false, CollectiveAlgo::ring), topo));
   g.add(comm(0, 0));
   const EngineResult r = run_engine(g, capacities(topo), {});
   const double n = 4, B = 50e9 * 0.94, alpha = 14e-6;
-  EXPECT_NEAR(r.end_s, 2 * (n - 1) / n * S / B + 2 * (n - 1) * alpha, 1e-12);
+  EXPECT_NEAR(r.end.value(), 2 * (n - 1) / n * S / B + 2 * (n - 1) * alpha, 1e-12);
 }
 
 TEST(Engine, SiblingCopiesShareTheSpine) {
@@ -121,7 +121,7 @@ TEST(Engine, SiblingCopiesShareTheSpine) {
   const double S = 1e9;
   std::vector<std::vector<int>> siblings;
   for (int k = 1; k < 8; ++k) siblings.push_back({k, 8 * 32 + k});
-  const CommPlan plan = plan_collective(CollectiveOp::all_reduce, {0, 8 * 32}, S, topo, false,
+  const CommPlan plan = plan_collective(CollectiveOp::all_reduce, {0, 8 * 32}, Bytes(S), topo, false,
                                         CollectiveAlgo::ring);
   const PlannedComm placed = place(plan, topo, siblings);
   TaskGraph g;
@@ -131,7 +131,7 @@ TEST(Engine, SiblingCopiesShareTheSpine) {
   const EngineResult r = run_engine(g, capacities(topo), {});
   const double uplink = 32 * 50e9 * 0.94 / 4;
   const double rate = std::min(50e9 * 0.94, uplink / 8);
-  EXPECT_NEAR(r.end_s, S / rate + 2 * 14e-6, 1e-9);
+  EXPECT_NEAR(r.end.value(), S / rate + 2 * 14e-6, 1e-9);
 }
 
 TEST(Engine, CommunicationShorterThanComputeIsHidden) {
@@ -142,21 +142,21 @@ TEST(Engine, CommunicationShorterThanComputeIsHidden) {
   g.ranks = 1;
   const double B = 450e9 * 0.82;
   const double S = 1e-3 * B * 8 / (2 * 7.0);  // about 1 ms of ring data
-  g.comms.push_back(place(plan_collective(CollectiveOp::all_reduce, {0, 1, 2, 3, 4, 5, 6, 7}, S,
-                                          topo, false, CollectiveAlgo::ring),
+  g.comms.push_back(place(plan_collective(CollectiveOp::all_reduce, {0, 1, 2, 3, 4, 5, 6, 7},
+                                          Bytes(S), topo, false, CollectiveAlgo::ring),
                           topo));
   g.add(compute(0, 10e-3));
   const int ar = g.add(comm(0, 0));
   EngineOptions opt;
   const EngineResult r = run_engine(g, capacities(topo), opt);
-  EXPECT_DOUBLE_EQ(r.end_s, 10e-3);
+  EXPECT_DOUBLE_EQ(r.end.value(), 10e-3);
   EXPECT_LT(r.timing[ar].end, 10e-3);
   // With 15 % compute slowdown while the all-reduce runs (d = its duration), compute
   // ends at 10 ms + 0.15 * d.
   opt.compute_slowdown = 0.15;
   const EngineResult s = run_engine(g, capacities(topo), opt);
   const double d = s.timing[ar].end - s.timing[ar].start;
-  EXPECT_NEAR(s.end_s, 10e-3 + 0.15 * d, 1e-12);
+  EXPECT_NEAR(s.end.value(), 10e-3 + 0.15 * d, 1e-12);
 }
 
 TEST(Engine, MeasuredCurveSetsIntraNodeCollectiveSpeed) {
@@ -169,12 +169,12 @@ TEST(Engine, MeasuredCurveSetsIntraNodeCollectiveSpeed) {
   const double S = 64.0 * 1048576;
   TaskGraph g;
   g.ranks = 1;
-  g.comms.push_back(place(plan_collective(CollectiveOp::all_reduce, {0, 1, 2, 3, 4, 5, 6, 7}, S,
-                                          topo, false, CollectiveAlgo::ring),
+  g.comms.push_back(place(plan_collective(CollectiveOp::all_reduce, {0, 1, 2, 3, 4, 5, 6, 7},
+                                          Bytes(S), topo, false, CollectiveAlgo::ring),
                           topo));
   g.add(comm(0, 0));
   const EngineResult r = run_engine(g, capacities(topo), {});
-  EXPECT_NEAR(r.end_s, 2 * 7.0 / 8 * S / (450e9 * 0.82 * 0.755), 1e-12);
+  EXPECT_NEAR(r.end.value(), 2 * 7.0 / 8 * S / (450e9 * 0.82 * 0.755), 1e-12);
 }
 
 }  // namespace

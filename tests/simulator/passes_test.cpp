@@ -123,7 +123,10 @@ TEST(PipelinePass, OneFOneBBlocksAndTransfersCountedByHand) {
   ASSERT_EQ(b.pipe.grads.size(), 2u);
   EXPECT_EQ(b.pipe.grads[0][0].size(), 13u);
   EXPECT_EQ(b.pipe.grads[1][0].size(), 13u);
-  for (int last : b.pipe.last_compute) EXPECT_GE(last, 0);
+  for (const MaybeTask& last : b.pipe.last_compute) {
+    ASSERT_TRUE(last.has_value());
+    EXPECT_GE(*last, 0);
+  }
 }
 
 TEST(GradSyncPass, BucketsCarryEveryDenseGradientOnce) {
@@ -140,7 +143,8 @@ TEST(GradSyncPass, BucketsCarryEveryDenseGradientOnce) {
     std::size_t buckets = 0;
     for (const Task& t : b.g.tasks) {
       if (t.kind != TaskKind::dp_comm || t.rank != rank) continue;
-      carried += b.g.comms[static_cast<std::size_t>(t.comm)].bytes;
+      ASSERT_TRUE(t.comm.has_value());
+      carried += b.g.comms[static_cast<std::size_t>(*t.comm)].bytes.value();
       ++buckets;
     }
     EXPECT_NEAR(carried, b.grads.dense_total[rank] * grad_bytes, 1e-9 * carried) << rank;
@@ -159,7 +163,8 @@ TEST(OptimizerPass, WaitsForTheRankComputeAndEveryReduction) {
     for (const auto& [from, to] : b.g.edges)
       if (to == b.optimizer[r]) before.push_back(from);
     std::vector<int> expected = b.grads.reductions[r];
-    expected.push_back(b.pipe.last_compute[r]);
+    ASSERT_TRUE(b.pipe.last_compute[r].has_value());
+    expected.push_back(*b.pipe.last_compute[r]);
     std::sort(before.begin(), before.end());
     std::sort(expected.begin(), expected.end());
     EXPECT_EQ(before, expected) << r;
@@ -172,9 +177,9 @@ TEST(FaultChanges, AStragglerSlowsItsStageRank) {
   const std::vector<EngineChange> changes = fault_changes(ctx, {0, 1});
   ASSERT_EQ(changes.size(), 1u);
   EXPECT_EQ(changes[0].rank, 1);
-  EXPECT_EQ(changes[0].link, -1);
+  EXPECT_FALSE(changes[0].link.has_value());
   EXPECT_DOUBLE_EQ(changes[0].factor, 0.5);
-  EXPECT_DOUBLE_EQ(changes[0].t, 0.0);
+  EXPECT_DOUBLE_EQ(changes[0].t.value(), 0.0);
 }
 
 }  // namespace

@@ -441,9 +441,9 @@ TEST(Collectives, HierarchicalAllToAllStaysOnRails) {
   std::vector<int> group;
   for (int g = 0; g < 16; ++g) group.push_back(g);  // nodes 0 and 1
   const double S = 64.0 * 1048576;
-  const CommPlan direct = plan_collective(CollectiveOp::all_to_all, group, S, topo, false,
+  const CommPlan direct = plan_collective(CollectiveOp::all_to_all, group, Bytes(S), topo, false,
                                           CollectiveAlgo::direct);
-  const CommPlan two = plan_collective(CollectiveOp::all_to_all, group, S, topo, false,
+  const CommPlan two = plan_collective(CollectiveOp::all_to_all, group, Bytes(S), topo, false,
                                        CollectiveAlgo::hierarchical);
   const auto td = traffic(direct, topo, 1.0), th = traffic(two, topo, 1.0);
   EXPECT_NEAR(td.at(LinkClass::nic), 16 * S * 8 / 16, 1e-6 * S);
@@ -588,12 +588,12 @@ training: {precision: bf16, recompute: none}
     for (const Task& t : r.graph.tasks) {
       if (t.rank != rank || t.stream != StreamKind::compute) continue;
       if (t.kind == TaskKind::forward) {
-        hidden_forward += t.ep_s == 0 ? 1 : 0;
-        exposed_forward = std::max(exposed_forward, t.ep_s);
+        hidden_forward += t.ep.value() == 0 ? 1 : 0;
+        exposed_forward = std::max(exposed_forward, t.ep.value());
       }
       if (t.kind == TaskKind::backward) {
-        hidden_backward += t.ep_s == 0 ? 1 : 0;
-        exposed_backward = std::max(exposed_backward, t.ep_s);
+        hidden_backward += t.ep.value() == 0 ? 1 : 0;
+        exposed_backward = std::max(exposed_backward, t.ep.value());
       }
     }
     EXPECT_GT(exposed_forward, 0.0);

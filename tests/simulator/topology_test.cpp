@@ -80,23 +80,23 @@ TEST(Topology, AFailedNicIsBypassedThroughThePeerNextToTheNextNic) {
   EXPECT_FALSE(t.nic_failed(1, 3));
   std::vector<int> r;
   t.route(3, 11, r);
-  const std::vector<int> out = {t.nvlink_up(3), t.nvlink_down(4), t.nic_up(0, 4),
-                                t.spine_up(4), t.spine_down(3), t.nic_down(1, 3)};
+  const std::vector<int> out = {t.nvlink_up(3), t.nvlink_down(4), t.nic_up(0, 4).value(),
+                                t.spine_up(4), t.spine_down(3), t.nic_down(1, 3).value()};
   EXPECT_EQ(r, out);
   r.clear();
   t.route(11, 3, r);
-  const std::vector<int> back = {t.nic_up(1, 3), t.spine_up(3), t.spine_down(4),
-                                 t.nic_down(0, 4), t.nvlink_up(4), t.nvlink_down(3)};
+  const std::vector<int> back = {t.nic_up(1, 3).value(), t.spine_up(3), t.spine_down(4),
+                                 t.nic_down(0, 4).value(), t.nvlink_up(4), t.nvlink_down(3)};
   EXPECT_EQ(r, back);
   // GPU 5 keeps its own NIC; with NIC 4 failed too, GPU 3 moves on to NIC 5.
   r.clear();
   t.route(5, 13, r);
-  EXPECT_EQ(r, (std::vector<int>{t.nic_up(0, 5), t.nic_down(1, 5)}));
+  EXPECT_EQ(r, (std::vector<int>{t.nic_up(0, 5).value(), t.nic_down(1, 5).value()}));
   t.fail_nic(0, 4);
   r.clear();
   t.route(3, 13, r);
-  EXPECT_EQ(r, (std::vector<int>{t.nvlink_up(3), t.nvlink_down(5), t.nic_up(0, 5),
-                                 t.nic_down(1, 5)}));
+  EXPECT_EQ(r, (std::vector<int>{t.nvlink_up(3), t.nvlink_down(5), t.nic_up(0, 5).value(),
+                                 t.nic_down(1, 5).value()}));
   // DGX-1 (4 NICs for 8 GPUs): NIC 1 serves GPUs 2 and 3; the first of them is its peer.
   EXPECT_EQ(Topology(cluster("dgx-1-v100", 2)).gpu_of_nic(1, 1), 10);
 }
