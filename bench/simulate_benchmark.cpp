@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "core/allocator.h"
 #include "scenario/load.h"
 #include "simulator/step.h"
 
@@ -38,4 +39,11 @@ BENCHMARK_CAPTURE(BM_Simulate, llama3_405b_16k_full, "scenarios/llama3-405b-h100
 
 }  // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  orrery::keep_freed_memory();  // as the orrery executable does
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -4,13 +4,16 @@
 // (scenarios/llama3-405b-h100-16k.yaml) in three states: first in a fresh process, right
 // after itself, and after a --full simulation of GPT-3 175B on 1024 A100 has run and
 // freed its memory; with the page faults each took. Repeat it as a process to see the
-// spread (bench/startup_timing.sh does). Prints one line; reports, asserts nothing.
+// spread (bench/startup_timing.sh does). Runs with the executables' allocator settings
+// (core/allocator.h); with any argument, with glibc's defaults. Prints one line;
+// reports, asserts nothing.
 #include <sys/resource.h>
 
 #include <chrono>
 #include <cstdio>
 #include <string>
 
+#include "core/allocator.h"
 #include "scenario/load.h"
 #include "simulator/step.h"
 
@@ -38,7 +41,9 @@ Timed time_step(const orrery::Scenario& s, const orrery::SimulationOptions& o = 
 
 }  // namespace
 
-int main() {
+int main(int argc, char**) {
+  // With an argument: glibc's default allocator settings, to compare.
+  if (argc < 2) orrery::keep_freed_memory();
   const std::string root = ORRERY_SOURCE_DIR;
   const orrery::Scenario big = orrery::load_scenario_file(root + "/scenarios/llama3-405b-h100-16k.yaml");
   const orrery::Scenario gpt = orrery::load_scenario_file(root + "/scenarios/gpt3-175b-a100-1024.yaml");

@@ -14,6 +14,7 @@
 #include "calibrate/calibrate.h"
 #include "calibrate/profile_model.h"
 #include "core/env.h"
+#include "core/allocator.h"
 #include "core/error.h"
 #include "model/analysis.h"
 #include "report/check_report.h"
@@ -299,6 +300,7 @@ int run_merge(const std::string& path, const std::vector<std::string>& shard_fil
 }  // namespace
 
 int main(int argc, char** argv) {
+  orrery::keep_freed_memory();
   CLI::App app{
       "orrery: predicts what a deep-learning training run costs on a cluster - parameters, "
       "FLOPs and memory per GPU for any parallel split, precision and recompute mode."};

@@ -101,7 +101,7 @@ class Engine {
                    "fault changes have a time and a factor >= 0");
       ORRERY_CHECK(!c.rank || *c.rank < g.ranks, "a fault on a simulated rank");
       if (c.t.value() <= 0) {
-        apply(c);
+        apply(i);
       } else {
         queue_.push({c.t.value(), kChange, seq_++, -2, static_cast<std::uint64_t>(i)});
       }
@@ -125,7 +125,7 @@ class Engine {
         case kFlow: on_flows(); break;
         case kLatency: start_flows(ev.task); break;
         case kCompute: finish(ev.task); break;
-        case kChange: apply(opt_.changes[ev.version]); break;
+        case kChange: apply(static_cast<size_t>(ev.version)); break;
       }
       if (queue_.empty() || queue_.top().t > now_) flush_network();
     }
@@ -147,9 +147,6 @@ class Engine {
                                to_string(g_.tasks[t].kind), g_.tasks[t].rank));
     }
     r.timing = std::move(timing_);
-    r.link_bytes.assign(capacity_size_, 0.0);
-    const std::vector<double>& local_bytes = net_.bytes_per_link();
-    for (size_t i = 0; i < global_of_.size(); ++i) r.link_bytes[global_of_[i]] = local_bytes[i];
     // Fault changes after the last task do not lengthen the step.
     r.end = Seconds(r.stalled ? now_ : last_end);
     r.events = events;
@@ -197,15 +194,14 @@ class Engine {
   }
 
   // A fault's change takes effect now: a rank's compute speed or a link's capacity.
-  void apply(const EngineChange& c) {
+  void apply(size_t i) {
+    const EngineChange& c = opt_.changes[i];
     if (c.rank) {
       factor_[*c.rank] = c.factor;
       update_compute_rate(*c.rank);
     }
-    if (c.link && *c.link >= 0 && static_cast<size_t>(*c.link) < local_of_.size() &&
-        local_of_[*c.link] != kNotCrossed) {
-      const int local = local_of_[*c.link];
-      net_.set_capacity(local, base_capacity_[local] * c.factor);
+    if (const std::optional<int> local = change_link_[i]) {
+      net_.set_capacity(*local, base_capacity_[*local] * c.factor);
       schedule_network();
     }
   }
@@ -326,9 +322,16 @@ class Engine {
   // The flow network only holds the links this graph's collectives cross, renumbered
   // densely, so a small graph on a large cluster stays small.
   std::vector<double> compact_links(const TaskGraph& g, const std::vector<Bandwidth>& capacity) {
-    capacity_size_ = capacity.size();
-    std::vector<int>& local_of = local_of_;
-    local_of.assign(capacity.size(), kNotCrossed);
+    std::vector<int>& local_of = link_index();
+    if (local_of.size() < capacity.size()) local_of.resize(capacity.size(), kNotCrossed);
+    // However this ends, the entries written go back to unset.
+    struct Reset {
+      std::vector<int>& index;
+      const std::vector<int>& written;
+      ~Reset() {
+        for (int link : written) index[static_cast<size_t>(link)] = kNotCrossed;
+      }
+    } reset{local_of, global_of_};
     std::vector<double> local_capacity;
     local_links_.resize(g.comms.size());
     for (size_t c = 0; c < g.comms.size(); ++c) {
@@ -351,19 +354,32 @@ class Engine {
         local_links_[c].push_back(std::move(flows));
       }
     }
+    // Each fault change's link in the flow network (none when this graph does not cross it).
+    for (const EngineChange& c : opt_.changes) {
+      const bool crossed = c.link && *c.link >= 0 &&
+                           static_cast<size_t>(*c.link) < local_of.size() &&
+                           local_of[*c.link] != kNotCrossed;
+      change_link_.push_back(crossed ? std::optional<int>(local_of[*c.link]) : std::nullopt);
+    }
     local_capacity_ = local_capacity;
     return local_capacity;
   }
 
   const TaskGraph& g_;
   EngineOptions opt_;
-  size_t capacity_size_ = 0;
   std::vector<int> global_of_;  // local link id -> topology link id
-  // Topology link id -> local id, or kNotCrossed. A dense int array over every link of
-  // the cluster, filled for each run (each layer template too): an optional<int> doubles
-  // it, which showed as a slowdown in bench/simulate_benchmark on 16k GPUs.
+  // Topology link id -> local id, or kNotCrossed: a dense int array over every link of
+  // the largest cluster this thread simulated, kept all-unset between runs (each run
+  // resets the entries it wrote), so that a run, a layer template's too, allocates and
+  // clears nothing of the cluster's size: on 16,384 GPUs that was 256 KiB mapped afresh
+  // and its pages faulted in per run, more or less often with the allocator's state. An
+  // optional<int> would double it.
   static constexpr int kNotCrossed = -1;
-  std::vector<int> local_of_;
+  static std::vector<int>& link_index() {
+    thread_local std::vector<int> index;
+    return index;
+  }
+  std::vector<std::optional<int>> change_link_;  // per fault change: its local link
   std::vector<double> local_capacity_, base_capacity_;
   std::vector<double> factor_;  // per rank: compute speed under faults
   std::vector<std::vector<std::vector<std::vector<FlowLink>>>> local_links_;  // comm, phase, flow

@@ -44,7 +44,6 @@ struct TaskTiming {
 
 struct EngineResult {
   std::vector<TaskTiming> timing;  // per task
-  std::vector<double> link_bytes;  // bytes carried per link, copies included
   Seconds end;                     // when the last task finished
   std::size_t events = 0;
   // A fault stopped a rank or a link: tasks that never finished keep end = -1, and
