@@ -4,7 +4,10 @@
 
 namespace orrery {
 
-StepFigures analyse_step(const Scenario& s) {
+namespace {
+
+// Everything but the memory.
+StepFigures step_totals(const Scenario& s) {
   const ModelSpec& m = s.model;
   const ParallelismSpec& p = s.parallelism;
   // One unsharded sample: the totals do not depend on how the step is split.
@@ -26,7 +29,20 @@ StepFigures analyse_step(const Scenario& s) {
   const double gpus = s.cluster.gpus();
   f.model_flops_per_gpu = f.model_flops / gpus;
   f.hardware_flops_per_gpu = f.hardware_flops / gpus;
+  return f;
+}
+
+}  // namespace
+
+StepFigures analyse_step(const Scenario& s) {
+  StepFigures f = step_totals(s);
   f.memory = estimate_memory(s);
+  return f;
+}
+
+StepFigures analyse_step(const Scenario& s, const Workload& sharded) {
+  StepFigures f = step_totals(s);
+  f.memory = estimate_memory(s, sharded);
   return f;
 }
 

@@ -4,6 +4,7 @@
 
 #include "core/units.h"
 #include "model/memory.h"
+#include "model/workload.h"
 #include "scenario/spec.h"
 
 namespace orrery {
@@ -23,5 +24,8 @@ struct StepFigures {
 };
 
 StepFigures analyse_step(const Scenario& s);
+// The same with the scenario's workload on one rank (build_workload with shard_of), when
+// the caller has it: the memory is estimated from it.
+StepFigures analyse_step(const Scenario& s, const Workload& sharded);
 
 }  // namespace orrery

@@ -243,10 +243,13 @@ void add_zero3_terms(const Scenario& s, const StageLayers& sl, int i, const Stat
 }  // namespace
 
 MemoryReport estimate_memory(const Scenario& s) {
+  return estimate_memory(s, build_workload(s.model, s.training, shard_of(s.parallelism)));
+}
+
+MemoryReport estimate_memory(const Scenario& s, const Workload& w) {
   const ParallelismSpec& p = s.parallelism;
   const TrainingSpec& t = s.training;
   const ModelSpec& m = s.model;
-  const Workload w = build_workload(m, t, shard_of(p));
   const StageLayers sl = assign_stages(m, p, w);
 
   const StateBytes sb = state_bytes_per_param(t);

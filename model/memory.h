@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "core/units.h"
+#include "model/workload.h"
 #include "scenario/spec.h"
 
 namespace orrery {
@@ -73,5 +74,8 @@ struct StateBytes {
 StateBytes state_bytes_per_param(const TrainingSpec& t);
 
 MemoryReport estimate_memory(const Scenario& s);
+// The same from the scenario's workload on one rank (build_workload with shard_of), when
+// the caller has it.
+MemoryReport estimate_memory(const Scenario& s, const Workload& sharded);
 
 }  // namespace orrery

@@ -24,15 +24,22 @@ void set_rates(StepResult& out) {
   out.hfu = out.tflops_hardware_per_gpu * 1e12 / out.peak_flops;
 }
 
+// What the scenario's model gives every variant of its step, computed once.
+struct Analysed {
+  Workload work;        // on one rank (build_workload with shard_of)
+  StepFigures figures;  // analyse_step, its memory from `work`
+};
+
 }  // namespace
 
 // One step: the passes build the task graph (simulator/step_passes.h), the engine runs
-// it, and the timeline is read back per stage. `figures` are the scenario's
-// (analyse_step), from which the rates follow. Without `gradient_sync` no data-parallel
+// it, and the timeline is read back per stage. `analysed` holds the scenario's figures
+// (analyse_step), from which the rates follow, and its workload on one rank. Without `gradient_sync` no data-parallel
 // gradient is reduced (a local-SGD step between averagings).
-StepResult run_step(const Scenario& s, const Hardware& hardware, const StepFigures& figures,
+StepResult run_step(const Scenario& s, const Hardware& hardware, const Analysed& analysed,
                     const SimulationOptions& opt, bool gradient_sync = true) {
-  StepContext ctx(s, opt, hardware);
+  const StepFigures& figures = analysed.figures;
+  StepContext ctx(s, opt, hardware, analysed.work);
   ctx.gradient_sync = gradient_sync;
   const ParallelismSpec& p = ctx.p;
   StepResult out;
@@ -179,9 +186,9 @@ StepResult average_period(StepResult sync, const StepResult& between, int period
 
 // The step and its variants (local SGD's steps between averagings, 1-bit Adam's
 // warm-up, the step without faults), all on one hardware. The variants differ from `s`
-// in compression and faults only, which change neither the figures nor the compute
-// model, so `figures` serve them all.
-StepResult simulate(const Scenario& s, const Hardware& hardware, const StepFigures& figures,
+// in compression and faults only, which change neither the workload, the figures nor the
+// compute model, so `analysed` and `hardware` serve them all.
+StepResult simulate(const Scenario& s, const Hardware& hardware, const detail::Analysed& analysed,
                     const SimulationOptions& options) {
   if (options.full && s.parallelism.zero_stage >= 3 &&
       s.parallelism.sharding == ParallelismSpec::Sharding::hybrid) {
@@ -193,21 +200,21 @@ StepResult simulate(const Scenario& s, const Hardware& hardware, const StepFigur
   StepResult out;
   if (c.scheme == Scheme::local_sgd) {
     // A step between averagings reduces no gradients.
-    const StepResult between = detail::run_step(s, hardware, figures, options, false);
-    out = average_period(detail::run_step(s, hardware, figures, options), between, c.period);
+    const StepResult between = detail::run_step(s, hardware, analysed, options, false);
+    out = average_period(detail::run_step(s, hardware, analysed, options), between, c.period);
   } else {
-    out = detail::run_step(s, hardware, figures, options);
+    out = detail::run_step(s, hardware, analysed, options);
   }
   if (c.scheme == Scheme::onebit && c.warmup_steps > 0) {
     // 1-bit Adam's uncompressed warm-up steps run at the plain step's speed.
     Scenario plain = s;
     plain.training.compression.scheme = Scheme::none;
-    out.warmup_step_time = detail::run_step(plain, hardware, figures, options).step_time;
+    out.warmup_step_time = detail::run_step(plain, hardware, analysed, options).step_time;
   }
   if (!s.faults.empty()) {
     Scenario healthy = s;
     healthy.faults.clear();
-    const StepResult base = simulate(healthy, hardware, figures, options);
+    const StepResult base = simulate(healthy, hardware, analysed, options);
     out.baseline_step_time = base.step_time;
     for (const StageReport& st : base.stages) out.baseline_stages.push_back(st.breakdown);
   }
@@ -228,7 +235,10 @@ StepResult simulate(const Scenario& s, const Hardware& hardware, const StepFigur
 
 StepResult simulate_step(const Scenario& s, const Hardware& hardware,
                          const SimulationOptions& options) {
-  return simulate(s, hardware, analyse_step(s), options);
+  detail::Analysed analysed;
+  analysed.work = build_workload(s.model, s.training, shard_of(s.parallelism));
+  analysed.figures = analyse_step(s, analysed.work);
+  return simulate(s, hardware, analysed, options);
 }
 
 StepResult simulate_step(const Scenario& s, const SimulationOptions& options) {

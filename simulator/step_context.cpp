@@ -7,9 +7,9 @@
 namespace orrery::detail {
 
 StepContext::StepContext(const Scenario& scenario, const SimulationOptions& options,
-                         const Hardware& hardware)
+                         const Hardware& hardware, const Workload& workload)
     : s(scenario), p(scenario.parallelism), opt(options), topo(hardware.cluster),
-      model(hardware.model) {
+      model(hardware.model), work(workload) {
   L = {p.tp, p.cp, p.dp, p.pp};
   // Failed NICs hold for the whole step: routes go around them (Topology::fail_nic). The
   // symmetric step then follows the GPU behind the first one, whose groups are the
@@ -25,7 +25,6 @@ StepContext::StepContext(const Scenario& scenario, const SimulationOptions& opti
     L.follow_c = at.c;
     L.follow_d = at.d;
   }
-  work = build_workload(s.model, s.training, shard_of(p));
   for (int i = 0; i < topo.link_count(); ++i) capacity.push_back(topo.link(i).capacity);
   bytes = message_sizes(s);
   // The busiest rank computes load_imbalance times the mean of the dispatched tokens.

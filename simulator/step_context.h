@@ -19,7 +19,10 @@
 namespace orrery::detail {
 
 struct StepContext {
-  StepContext(const Scenario& s, const SimulationOptions& opt, const Hardware& hardware);
+  // `work`: the scenario's workload on one rank (build_workload with shard_of); it
+  // outlives the context.
+  StepContext(const Scenario& s, const SimulationOptions& opt, const Hardware& hardware,
+              const Workload& work);
 
   const Scenario& s;
   const ParallelismSpec& p;
@@ -27,7 +30,7 @@ struct StepContext {
   Topology topo;
   std::shared_ptr<const ComputeModel> model;
   Layout L;  // with the GPU the symmetric step follows
-  Workload work;
+  const Workload& work;
   std::vector<Bandwidth> capacity;  // per topology link
   EngineOptions engine;
   MessageSizes bytes;  // model/layer_pass.h

@@ -31,6 +31,15 @@ training: {{precision: bf16, recompute: none}}
   return load_scenario_text(yaml, "small.yaml");
 }
 
+// A step's context with the workload it reads (which must outlive it).
+struct Context {
+  Workload work;
+  StepContext ctx;
+  explicit Context(const Scenario& s)
+      : work(build_workload(s.model, s.training, shard_of(s.parallelism))),
+        ctx(s, {}, resolve_hardware(s), work) {}
+};
+
 TEST(RankSet, SymmetricRanksStandForTheirStage) {
   const Layout L{2, 1, 2, 2};
   ParallelismSpec p;
@@ -61,7 +70,8 @@ TEST(RankSet, FullGroupsFollowMegatronOrder) {
 
 TEST(CommPlanner, PlansOnceAndTalliesEveryUse) {
   const Scenario s = small();
-  const StepContext ctx(s, {}, resolve_hardware(s));
+  const Context c(s);
+  const StepContext& ctx = c.ctx;
   TaskGraph g;
   CommPlanner planner(ctx, g);
   const int a = planner.stage_pair(0, 1);
@@ -83,6 +93,7 @@ TEST(CommPlanner, PlansOnceAndTalliesEveryUse) {
 
 struct Built {
   Scenario s;
+  Workload work;
   StepContext ctx;
   TaskGraph g;
   RankSet ranks;
@@ -90,7 +101,9 @@ struct Built {
   GradientTasks grads;
   std::vector<int> optimizer;
   explicit Built(Scenario scenario)
-      : s(std::move(scenario)), ctx(s, {}, resolve_hardware(s)),
+      : s(std::move(scenario)),
+        work(build_workload(s.model, s.training, shard_of(s.parallelism))),
+        ctx(s, {}, resolve_hardware(s), work),
         ranks(ctx.L, ctx.p, false, s.cluster.gpus(), ctx.local_dp), grads(ranks.size()) {
     CommPlanner planner(ctx, g);
     LayerTemplates templates(ctx);
@@ -173,8 +186,8 @@ TEST(OptimizerPass, WaitsForTheRankComputeAndEveryReduction) {
 
 TEST(FaultChanges, AStragglerSlowsItsStageRank) {
   const Scenario s = small("", "faults: [{kind: straggler, stage: 1, factor: 0.5}]");
-  const StepContext ctx(s, {}, resolve_hardware(s));
-  const std::vector<EngineChange> changes = fault_changes(ctx, {0, 1});
+  const Context c(s);
+  const std::vector<EngineChange> changes = fault_changes(c.ctx, {0, 1});
   ASSERT_EQ(changes.size(), 1u);
   EXPECT_EQ(changes[0].rank, 1);
   EXPECT_FALSE(changes[0].link.has_value());
