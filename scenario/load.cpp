@@ -157,7 +157,7 @@ RawScenario parse_raw(const YAML::Node& root, const std::string& file, SweepSpec
     }
   }
   s.cluster.preset = apply_section(
-      top.node("cluster"), file, "cluster", kClusterKeys, system_presets(), origin,
+      top.node("cluster"), file, "cluster", cluster_keys(), system_presets(), origin,
       [&] { s.cluster = ClusterSpec{}; },
       [&](MapReader& r) { read_cluster_keys(r, origin, s.cluster); });
   s.model.preset = apply_section(
@@ -204,12 +204,7 @@ std::vector<std::string> scenario_keys() {
     for (const auto& k : keys) out.push_back(section.empty() ? k : section + "." + k);
   };
   add("", kTopKeys);
-  add("cluster", kClusterKeys);
-  add("cluster.gpu", kGpuKeys);
-  add("cluster.gpu.peak", kPeakKeys);
-  add("cluster.gpu.gemm_efficiency", kPeakKeys);
-  add("cluster.intra_node", kIntraKeys);
-  add("cluster.inter_node", kInterKeys);
+  for (const auto& [path, keys] : cluster_key_lists()) add(path, keys);
   for (const auto& [path, keys] : model_key_lists()) add(path, keys);
   for (const auto& [path, keys] : parallelism_key_lists()) add(path, keys);
   for (const auto& [path, keys] : training_key_lists()) add(path, keys);

@@ -1,7 +1,7 @@
 // The parts of scenario reading shared by scenario/load.cpp (the top level, presets
 // and overrides) and the files that read one section each (load_*.cpp): the ranges
 // values are checked against, the keys each section accepts (scenario_keys() lists
-// them all) and the section readers. Parallelism, training and model are read through
+// them all) and the section readers. Cluster, parallelism, training and model are read through
 // field tables (scenario/fields.h) that also give their keys; the key lists below
 // belong to sections still read key by key. Private to the scenario component: it uses
 // yaml-cpp through scenario/yaml_reader.h, which stays out of public headers.
@@ -44,17 +44,6 @@ inline const std::vector<std::string> kSweepConstraintKeys = {
     "fits_memory", "max_gpus", "max_cost_usd"};
 inline const std::vector<std::string> kSweepRangeKeys = {"from", "to", "step", "factor"};
 inline const std::vector<std::string> kMeasuredKeys = {"metric", "value", "source"};
-inline const std::vector<std::string> kGpuKeys = {
-    "preset", "name", "peak", "memory", "memory_bandwidth", "tdp", "gemm_efficiency", "gemm_ramp",
-    "attention_efficiency", "memory_efficiency", "kernel_launch"};
-inline const std::vector<std::string> kPeakKeys = {"fp32", "tf32", "fp16", "bf16", "fp8", "fp4"};
-inline const std::vector<std::string> kClusterKeys = {
-    "preset", "gpu", "nodes", "gpus_per_node", "intra_node", "inter_node", "calibration"};
-inline const std::vector<std::string> kIntraKeys = {
-    "bandwidth", "latency", "nvls", "efficiency", "bus_bandwidth_curve"};
-inline const std::vector<std::string> kInterKeys = {
-    "nics_per_node", "nic_bandwidth", "latency", "topology", "oversubscription", "efficiency",
-    "background_load"};
 inline const std::vector<std::string> kSimulationKeys = {"compute_slowdown", "comm_slowdown"};
 inline const std::vector<std::string> kCostKeys = {
     "usd_per_gpu_hour", "gpu_power", "gpu_idle_power", "node_power", "pue", "grid_gco2_per_kwh"};
@@ -87,6 +76,8 @@ void read_parallelism(const YAML::Node& node, const std::string& file, Origin* o
                       ParallelismSpec& p);
 
 // The keys of one cluster: mapping, a system preset's or the user's (load_cluster.cpp).
+KeyLists cluster_key_lists();
+std::vector<std::string> cluster_keys();  // cluster:'s own, preset included
 void read_cluster_keys(MapReader& r, Origin* origin, ClusterSpec& c);
 
 // The keys of one model: mapping, a model preset's or the user's (load_model.cpp).
