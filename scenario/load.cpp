@@ -83,42 +83,60 @@ namespace {
 
 using namespace detail;
 
+using namespace detail::field;
+
+// measured: a published figure to compare the prediction with; every key is required.
+const FieldTable<Measured>& measured_fields() {
+  using M = Measured;
+  static const FieldTable<M> table = {
+      {"metric", required(choice(&M::metric))},
+      {"value", required(number(&M::value, 1e-12, 1e18))},
+      {"source",
+       [](MapReader& r, const std::string& key, Origin*, M& m) {
+         if (!r.read_string(key, m.source) || m.source.empty()) {
+           throw InputError(r.where(), r.key_path(key), "",
+                            "missing key: say where the figure was published");
+         }
+       }},
+  };
+  return table;
+}
+
+const FieldTable<SimulationSpec>& simulation_fields() {
+  using S = SimulationSpec;
+  static const FieldTable<S> table = {
+      {"compute_slowdown", number(&S::compute_slowdown, 0.0, 0.99)},
+      {"comm_slowdown", number(&S::comm_slowdown, 0.0, 0.99)},
+  };
+  return table;
+}
+
+const FieldTable<CostSpec>& cost_fields() {
+  using C = CostSpec;
+  static const FieldTable<C> table = {
+      {"usd_per_gpu_hour", number(&C::usd_per_gpu_hour, 0.0, 1e4)},
+      {"gpu_power", quantity(&C::gpu_power, Dimension::power, 1.0, kMaxPower)},
+      {"gpu_idle_power", quantity(&C::gpu_idle_power, Dimension::power, 0.0, kMaxPower)},
+      {"node_power", quantity(&C::node_power, Dimension::power, 0.0, kMaxPower)},
+      {"pue", number(&C::pue, 1.0, 10.0)},
+      {"grid_gco2_per_kwh", number(&C::grid_gco2_per_kwh, 0.0, 1e4)},
+  };
+  return table;
+}
+
+// Reads the top-level section `path` with `table` into `spec`.
+template <class Spec>
+void read_section(const YAML::Node& node, const std::string& file, const std::string& path,
+                  Origin* origin, const FieldTable<Spec>& table, Spec& spec) {
+  MapReader r(node, file, path, keys_of(table), origin);
+  read_fields(r, origin, table, spec);
+}
+
 void read_measured(const YAML::Node& node, const std::string& file, Origin* origin,
                    std::optional<Measured>& out) {
-  MapReader r(node, file, "measured", kMeasuredKeys, origin);
   Measured m;
-  if (!r.read_enum("metric", names_of<Metric>(), m.metric)) {
-    throw InputError(location_of(file, node), "measured.metric", "", "missing key");
-  }
-  if (!r.read_double("value", 1e-12, 1e18, m.value)) {
-    throw InputError(location_of(file, node), "measured.value", "", "missing key");
-  }
-  if (!r.read_string("source", m.source) || m.source.empty()) {
-    throw InputError(location_of(file, node), "measured.source", "",
-                     "missing key: say where the figure was published");
-  }
+  read_section(node, file, "measured", origin, measured_fields(), m);
   out = m;
-}
-
-void read_simulation(const YAML::Node& node, const std::string& file, Origin* origin,
-                     SimulationSpec& sim) {
-  MapReader r(node, file, "simulation", kSimulationKeys, origin);
-  r.read_double("compute_slowdown", 0.0, 0.99, sim.compute_slowdown);
-  r.read_double("comm_slowdown", 0.0, 0.99, sim.comm_slowdown);
-}
-
-void read_cost(const YAML::Node& node, const std::string& file, Origin* origin, CostSpec& c) {
-  MapReader r(node, file, "cost", kCostKeys, origin);
-  double price = 0;
-  if (r.read_double("usd_per_gpu_hour", 0.0, 1e4, price)) c.usd_per_gpu_hour = price;
-  r.read_quantity("gpu_power", Dimension::power, 1.0, kMaxPower, c.gpu_power);
-  Watts idle;
-  if (r.read_quantity("gpu_idle_power", Dimension::power, 0.0, kMaxPower, idle))
-    c.gpu_idle_power = idle;
-  r.read_quantity("node_power", Dimension::power, 0.0, kMaxPower, c.node_power);
-  r.read_double("pue", 1.0, 10.0, c.pue);
-  double grid = 0;
-  if (r.read_double("grid_gco2_per_kwh", 0.0, 1e4, grid)) c.grid_gco2_per_kwh = grid;
 }
 
 // Defaults of values that are not presets' business. Each is an assumption stated in
@@ -168,12 +186,17 @@ RawScenario parse_raw(const YAML::Node& root, const std::string& file, SweepSpec
   }
   read_parallelism(top.node("parallelism"), file, origin, s.parallelism);
   if (top.has("training")) read_training(top.node("training"), file, origin, s.training);
-  if (top.has("cost")) read_cost(top.node("cost"), file, origin, s.cost);
+  if (top.has("cost")) {
+    read_section(top.node("cost"), file, "cost", origin, cost_fields(), s.cost);
+  }
   if (top.has("faults")) read_faults(top.node("faults"), file, origin, s.faults);
   if (top.has("reliability")) {
     s.reliability = read_reliability(top.node("reliability"), file, origin);
   }
-  if (top.has("simulation")) read_simulation(top.node("simulation"), file, origin, s.simulation);
+  if (top.has("simulation")) {
+    read_section(top.node("simulation"), file, "simulation", origin, simulation_fields(),
+                 s.simulation);
+  }
   if (top.has("measured")) read_measured(top.node("measured"), file, origin, s.measured);
   if (s.name.empty()) s.name = file;
   SweepSpec spec;
@@ -208,9 +231,9 @@ std::vector<std::string> scenario_keys() {
   for (const auto& [path, keys] : model_key_lists()) add(path, keys);
   for (const auto& [path, keys] : parallelism_key_lists()) add(path, keys);
   for (const auto& [path, keys] : training_key_lists()) add(path, keys);
-  add("cost", kCostKeys);
-  add("simulation", kSimulationKeys);
-  add("measured", kMeasuredKeys);
+  add("cost", keys_of(cost_fields()));
+  add("simulation", keys_of(simulation_fields()));
+  add("measured", keys_of(measured_fields()));
   add("reliability", kReliabilityKeys);
   add("faults[]", kFaultKeys);
   add("sweep", kSweepKeys);

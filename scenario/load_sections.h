@@ -1,10 +1,11 @@
 // The parts of scenario reading shared by scenario/load.cpp (the top level, presets
 // and overrides) and the files that read one section each (load_*.cpp): the ranges
 // values are checked against, the keys each section accepts (scenario_keys() lists
-// them all) and the section readers. Cluster, parallelism, training and model are read through
-// field tables (scenario/fields.h) that also give their keys; the key lists below
-// belong to sections still read key by key. Private to the scenario component: it uses
-// yaml-cpp through scenario/yaml_reader.h, which stays out of public headers.
+// them all) and the section readers. Cluster, model, parallelism, training, cost,
+// simulation and measured are read through field tables (scenario/fields.h) that also
+// give their keys; the key lists below belong to sections still read key by key.
+// Private to the scenario component: it uses yaml-cpp through scenario/yaml_reader.h,
+// which stays out of public headers.
 #pragma once
 
 #include <cstdint>
@@ -43,10 +44,6 @@ inline const std::vector<std::string> kSweepKeys = {
 inline const std::vector<std::string> kSweepConstraintKeys = {
     "fits_memory", "max_gpus", "max_cost_usd"};
 inline const std::vector<std::string> kSweepRangeKeys = {"from", "to", "step", "factor"};
-inline const std::vector<std::string> kMeasuredKeys = {"metric", "value", "source"};
-inline const std::vector<std::string> kSimulationKeys = {"compute_slowdown", "comm_slowdown"};
-inline const std::vector<std::string> kCostKeys = {
-    "usd_per_gpu_hour", "gpu_power", "gpu_idle_power", "node_power", "pue", "grid_gco2_per_kwh"};
 inline const std::vector<std::string> kFaultKeys = {
     "kind", "stage", "link", "node", "leaf", "gpu", "lost", "nic", "factor", "from", "until"};
 inline const std::vector<std::string> kReliabilityKeys = {
