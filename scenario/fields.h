@@ -42,6 +42,9 @@ struct Field {
   // Set for a key that only some settings of the section use: the error for giving it
   // where `spec` does not use it, "" where it does (refuse_misplaced).
   std::function<std::string(const Spec& spec)> misplaced = nullptr;
+  // Set for a key that only some settings of the section require: true where `spec`
+  // needs it (refuse_missing).
+  std::function<bool(const Spec& spec)> needed = nullptr;
 };
 
 template <class Spec>
@@ -77,6 +80,31 @@ void refuse_misplaced(const MapReader& r, const FieldTable<Spec>& table, const S
     if (!f->misplaced || !r.has(f->key)) continue;
     if (const std::string why = f->misplaced(spec); !why.empty()) r.fail(f->key, why);
   }
+}
+
+// Fails ("missing key") at the first row, in table order, that `spec` (the section's
+// settings read so far) needs and `r` lacks.
+template <class Spec>
+void refuse_missing(const MapReader& r, const FieldTable<Spec>& table, const Spec& spec) {
+  for (const auto& f : table) {
+    if (f.needed && f.needed(spec) && !r.has(f.key)) {
+      throw InputError(r.where(), r.key_path(f.key), "", "missing key");
+    }
+  }
+}
+
+// Reads a section whose first row (a scheme, a kind) decides which of the others may or
+// must be given: that row is read, the others are refused where misplaced (see
+// refuse_misplaced for `by_name`) or missing, then the rest are read as read_fields does.
+template <class Spec>
+void read_keyed_by_first(MapReader& r, Origin* origin, const FieldTable<Spec>& table, Spec& spec,
+                         bool by_name) {
+  table.front().read(r, table.front().key, origin, spec);
+  refuse_misplaced(r, table, spec, by_name);
+  refuse_missing(r, table, spec);
+  for (const bool late : {false, true})
+    for (std::size_t i = 1; i < table.size(); ++i)
+      if (table[i].late == late) table[i].read(r, table[i].key, origin, spec);
 }
 
 // How a row's value is read. Each returns a Field::Read for a member `m` of the spec; a

@@ -234,8 +234,8 @@ std::vector<std::string> scenario_keys() {
   add("cost", keys_of(cost_fields()));
   add("simulation", keys_of(simulation_fields()));
   add("measured", keys_of(measured_fields()));
-  add("reliability", kReliabilityKeys);
-  add("faults[]", kFaultKeys);
+  for (const auto& [path, keys] : reliability_key_lists()) add(path, keys);
+  for (const auto& [path, keys] : fault_key_lists()) add(path, keys);
   add("sweep", kSweepKeys);
   add("sweep.constraints", kSweepConstraintKeys);
   add("sweep.[field]", kSweepRangeKeys);

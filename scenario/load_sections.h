@@ -2,10 +2,10 @@
 // and overrides) and the files that read one section each (load_*.cpp): the ranges
 // values are checked against, the keys each section accepts (scenario_keys() lists
 // them all) and the section readers. Cluster, model, parallelism, training, cost,
-// simulation and measured are read through field tables (scenario/fields.h) that also
-// give their keys; the key lists below belong to sections still read key by key.
-// Private to the scenario component: it uses yaml-cpp through scenario/yaml_reader.h,
-// which stays out of public headers.
+// simulation, measured, reliability and faults are read through field tables
+// (scenario/fields.h) that also give their keys; the key lists below belong to sections
+// still read key by key. Private to the scenario component: it uses yaml-cpp through
+// scenario/yaml_reader.h, which stays out of public headers.
 #pragma once
 
 #include <cstdint>
@@ -44,10 +44,6 @@ inline const std::vector<std::string> kSweepKeys = {
 inline const std::vector<std::string> kSweepConstraintKeys = {
     "fits_memory", "max_gpus", "max_cost_usd"};
 inline const std::vector<std::string> kSweepRangeKeys = {"from", "to", "step", "factor"};
-inline const std::vector<std::string> kFaultKeys = {
-    "kind", "stage", "link", "node", "leaf", "gpu", "lost", "nic", "factor", "from", "until"};
-inline const std::vector<std::string> kReliabilityKeys = {
-    "gpu_mtbf", "checkpoint_bandwidth", "restart_time", "checkpoint_interval"};
 
 // Reads a section that may be a preset name (scalar) or a mapping with an optional
 // `preset:` key (load.cpp) and returns the preset's name, "" for none. `apply` reads one
@@ -88,10 +84,12 @@ void read_training(const YAML::Node& node, const std::string& file, Origin* orig
                    TrainingSpec& t);
 
 // faults: (load_faults.cpp), a list; each entry is appended to `out` in order.
+KeyLists fault_key_lists();
 void read_faults(const YAML::Node& list, const std::string& file, Origin* origin,
                  std::vector<FaultSpec>& out);
 
 // reliability: (load_reliability.cpp); checkpoint_bandwidth and restart_time are required.
+KeyLists reliability_key_lists();
 ReliabilitySpec read_reliability(const YAML::Node& node, const std::string& file,
                                  Origin* origin);
 
