@@ -236,9 +236,7 @@ std::vector<std::string> scenario_keys() {
   add("measured", keys_of(measured_fields()));
   for (const auto& [path, keys] : reliability_key_lists()) add(path, keys);
   for (const auto& [path, keys] : fault_key_lists()) add(path, keys);
-  add("sweep", kSweepKeys);
-  add("sweep.constraints", kSweepConstraintKeys);
-  add("sweep.[field]", kSweepRangeKeys);
+  for (const auto& [path, keys] : sweep_key_lists()) add(path, keys);
   return out;
 }
 

@@ -2,9 +2,9 @@
 // and overrides) and the files that read one section each (load_*.cpp): the ranges
 // values are checked against, the keys each section accepts (scenario_keys() lists
 // them all) and the section readers. Cluster, model, parallelism, training, cost,
-// simulation, measured, reliability and faults are read through field tables
-// (scenario/fields.h) that also give their keys; the key lists below belong to sections
-// still read key by key. Private to the scenario component: it uses yaml-cpp through
+// simulation, measured, reliability, faults and sweep are read through field tables
+// (scenario/fields.h) that also give their keys; the key list below belongs to the top
+// level, still read key by key. Private to the scenario component: it uses yaml-cpp through
 // scenario/yaml_reader.h, which stays out of public headers.
 #pragma once
 
@@ -38,12 +38,6 @@ inline constexpr std::int64_t kMaxWidth = std::int64_t{1} << 24;  // hidden, ffn
 inline const std::vector<std::string> kTopKeys = {
     "name", "description", "cluster", "model", "parallelism", "training", "cost", "simulation",
     "measured", "reliability", "faults", "sweep"};
-inline const std::vector<std::string> kSweepKeys = {
-    "tp", "pp", "dp", "vp", "microbatch", "global_batch", "zero_stage", "recompute", "precision",
-    "compression", "nodes", "gpu", "constraints", "objectives", "top"};
-inline const std::vector<std::string> kSweepConstraintKeys = {
-    "fits_memory", "max_gpus", "max_cost_usd"};
-inline const std::vector<std::string> kSweepRangeKeys = {"from", "to", "step", "factor"};
 
 // Reads a section that may be a preset name (scalar) or a mapping with an optional
 // `preset:` key (load.cpp) and returns the preset's name, "" for none. `apply` reads one
@@ -94,6 +88,7 @@ ReliabilitySpec read_reliability(const YAML::Node& node, const std::string& file
                                  Origin* origin);
 
 // sweep: (load_sweep.cpp) into `w`, with w.origin; a sweep that varies nothing is an error.
+KeyLists sweep_key_lists();
 void read_sweep(const YAML::Node& node, const std::string& file, SweepSpec& w);
 
 }  // namespace orrery::detail
