@@ -154,6 +154,101 @@ Scenario parse(const YAML::Node& root, const std::string& file, SweepSpec* sweep
   return resolve(parse_raw(root, file, sweep));
 }
 
+// What the top level is read into: the scenario and its sweep: section.
+struct TopLevel {
+  Scenario& s;
+  SweepSpec sweep;
+};
+
+constexpr const char* kCluster = "cluster";
+constexpr const char* kModel = "model";
+constexpr const char* kParallelism = "parallelism";
+
+// A top-level section read by `read` into the member `m`; with `mark`, its own key records
+// where it was written.
+template <class M>
+ReadFn<TopLevel> section(M Scenario::*m,
+                         void (*read)(const YAML::Node&, const std::string&, Origin*, M&),
+                         bool mark) {
+  return [m, read, mark](MapReader& r, const std::string& key, Origin* origin, TopLevel& t) {
+    if (!r.has(key)) return;
+    if (mark) (*origin)[key] = location_of(r.file(), r.node(key));
+    read(r.node(key), r.file(), origin, t.s.*m);
+  };
+}
+
+void read_cost(const YAML::Node& node, const std::string& file, Origin* origin, CostSpec& c) {
+  read_section(node, file, "cost", origin, cost_fields(), c);
+}
+
+void read_simulation(const YAML::Node& node, const std::string& file, Origin* origin,
+                     SimulationSpec& sim) {
+  read_section(node, file, "simulation", origin, simulation_fields(), sim);
+}
+
+void read_reliability_into(const YAML::Node& node, const std::string& file, Origin* origin,
+                           std::optional<ReliabilitySpec>& rel) {
+  rel = read_reliability(node, file, origin);
+}
+
+void read_name(MapReader& r, const std::string& key, Origin*, TopLevel& t) {
+  r.read_string(key, t.s.name);
+}
+
+// Checked to be text, not kept.
+void read_description(MapReader& r, const std::string& key, Origin*, TopLevel&) {
+  std::string ignored;
+  r.read_string(key, ignored);
+}
+
+void read_sweep_section(MapReader& r, const std::string& key, Origin*, TopLevel& t) {
+  if (r.has(key)) read_sweep(r.node(key), r.file(), t.sweep);
+}
+
+// cluster: and model:, a preset's name or a mapping (apply_section), required with
+// parallelism:, all three checked before any is read.
+void read_cluster(MapReader& r, const std::string& key, Origin* origin, TopLevel& t) {
+  for (const char* required : {kCluster, kModel, kParallelism}) {
+    if (!r.has(required)) {
+      throw InputError({r.file(), std::nullopt}, required, "",
+                       "missing key: a scenario needs cluster, model and parallelism");
+    }
+  }
+  Scenario& s = t.s;
+  s.cluster.preset = apply_section(
+      r.node(key), r.file(), key, cluster_keys(), system_presets(), origin,
+      [&] { s.cluster = ClusterSpec{}; },
+      [&](MapReader& cr) { read_cluster_keys(cr, origin, s.cluster); });
+}
+
+void read_model(MapReader& r, const std::string& key, Origin* origin, TopLevel& t) {
+  Scenario& s = t.s;
+  s.model.preset = apply_section(
+      r.node(key), r.file(), key, model_keys(), model_presets(), origin,
+      [&] { s.model = ModelSpec{}; }, [&](MapReader& mr) { read_model_keys(mr, origin, s.model); });
+}
+
+// Every top-level key, in the order its unknown-key error lists them; faults are read
+// after cost, then reliability, then the rest.
+const FieldTable<TopLevel>& top_fields() {
+  using S = Scenario;
+  static const FieldTable<TopLevel> table = {
+      {"name", read_name},
+      {"description", read_description},
+      {kCluster, read_cluster},
+      {kModel, read_model},
+      {kParallelism, section(&S::parallelism, read_parallelism, true)},
+      {"training", section(&S::training, read_training, true)},
+      {"cost", section(&S::cost, read_cost, true)},
+      {"simulation", section(&S::simulation, read_simulation, true), 2},
+      {"measured", section(&S::measured, read_measured, false), 2},
+      {"reliability", section(&S::reliability, read_reliability_into, true), 1},
+      {"faults", section(&S::faults, read_faults, false)},
+      {"sweep", read_sweep_section, 2},
+  };
+  return table;
+}
+
 // Everything but the cross-field rules; the sweep section is read into `sweep` (when
 // given) and checked either way.
 RawScenario parse_raw(const YAML::Node& root, const std::string& file, SweepSpec* sweep) {
@@ -164,44 +259,11 @@ RawScenario parse_raw(const YAML::Node& root, const std::string& file, SweepSpec
     throw InputError({file, std::nullopt}, "", "", "the scenario file is empty");
   }
   Origin* origin = &s.origin;
-  MapReader top(root, file, "", kTopKeys, origin);
-  top.read_string("name", s.name);
-  std::string ignored;
-  top.read_string("description", ignored);
-  for (const char* required : {"cluster", "model", "parallelism"}) {
-    if (!top.has(required)) {
-      throw InputError({file, std::nullopt}, required, "",
-                       "missing key: a scenario needs cluster, model and parallelism");
-    }
-  }
-  s.cluster.preset = apply_section(
-      top.node("cluster"), file, "cluster", cluster_keys(), system_presets(), origin,
-      [&] { s.cluster = ClusterSpec{}; },
-      [&](MapReader& r) { read_cluster_keys(r, origin, s.cluster); });
-  s.model.preset = apply_section(
-      top.node("model"), file, "model", model_keys(), model_presets(), origin,
-      [&] { s.model = ModelSpec{}; }, [&](MapReader& r) { read_model_keys(r, origin, s.model); });
-  for (const char* section : {"parallelism", "training", "cost", "simulation", "reliability"}) {
-    if (top.has(section)) (*origin)[section] = location_of(file, top.node(section));
-  }
-  read_parallelism(top.node("parallelism"), file, origin, s.parallelism);
-  if (top.has("training")) read_training(top.node("training"), file, origin, s.training);
-  if (top.has("cost")) {
-    read_section(top.node("cost"), file, "cost", origin, cost_fields(), s.cost);
-  }
-  if (top.has("faults")) read_faults(top.node("faults"), file, origin, s.faults);
-  if (top.has("reliability")) {
-    s.reliability = read_reliability(top.node("reliability"), file, origin);
-  }
-  if (top.has("simulation")) {
-    read_section(top.node("simulation"), file, "simulation", origin, simulation_fields(),
-                 s.simulation);
-  }
-  if (top.has("measured")) read_measured(top.node("measured"), file, origin, s.measured);
+  MapReader top(root, file, "", keys_of(top_fields()), origin);
+  TopLevel t{s, {}};
+  read_fields(top, origin, top_fields(), t);
   if (s.name.empty()) s.name = file;
-  SweepSpec spec;
-  if (top.has("sweep")) read_sweep(top.node("sweep"), file, spec);
-  if (sweep) *sweep = std::move(spec);
+  if (sweep) *sweep = std::move(t.sweep);
   return RawScenario(std::move(s));
 }
 
@@ -226,7 +288,7 @@ std::vector<std::string> scenario_keys() {
   auto add = [&](const std::string& section, const std::vector<std::string>& keys) {
     for (const auto& k : keys) out.push_back(section.empty() ? k : section + "." + k);
   };
-  add("", kTopKeys);
+  add("", keys_of(top_fields()));
   for (const auto& [path, keys] : cluster_key_lists()) add(path, keys);
   for (const auto& [path, keys] : model_key_lists()) add(path, keys);
   for (const auto& [path, keys] : parallelism_key_lists()) add(path, keys);

@@ -1,10 +1,8 @@
 // The parts of scenario reading shared by scenario/load.cpp (the top level, presets
 // and overrides) and the files that read one section each (load_*.cpp): the ranges
 // values are checked against, the keys each section accepts (scenario_keys() lists
-// them all) and the section readers. Cluster, model, parallelism, training, cost,
-// simulation, measured, reliability, faults and sweep are read through field tables
-// (scenario/fields.h) that also give their keys; the key list below belongs to the top
-// level, still read key by key. Private to the scenario component: it uses yaml-cpp through
+// them all) and the section readers. Every section, and the top level, is read through
+// a field table (scenario/fields.h) that also gives its keys. Private to the scenario component: it uses yaml-cpp through
 // scenario/yaml_reader.h, which stays out of public headers.
 #pragma once
 
@@ -33,11 +31,6 @@ inline constexpr double kMaxLatency = 1.0;               // 1 s per message
 inline constexpr double kMaxPower = 1e6;                 // 1 MW per GPU
 inline constexpr int kMaxCount = 1 << 20;                // nodes, GPUs per node, layers, degrees
 inline constexpr std::int64_t kMaxWidth = std::int64_t{1} << 24;  // hidden, ffn, vocab, seq_len
-
-// The keys of the sections not yet table-driven, in the order the reader checks them.
-inline const std::vector<std::string> kTopKeys = {
-    "name", "description", "cluster", "model", "parallelism", "training", "cost", "simulation",
-    "measured", "reliability", "faults", "sweep"};
 
 // Reads a section that may be a preset name (scalar) or a mapping with an optional
 // `preset:` key (load.cpp) and returns the preset's name, "" for none. `apply` reads one
