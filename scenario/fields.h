@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <concepts>
+#include <cstddef>
 #include <functional>
 #include <map>
 #include <optional>
@@ -36,12 +37,16 @@ struct Field {
   using Read = ReadFn<Spec>;
   std::string key;
   Read read;
-  // Read after every row without `late` (in table order among themselves): the order in
-  // which the reader meets errors differs from the order the keys are listed in.
-  bool late = false;
+  // Rows are read in increasing `late` (most tables use 0 and true, i.e. 1), in table
+  // order among equals: the order in which the reader meets errors differs from the
+  // order the keys are listed in.
+  int late = 0;
   // Set for a key that only some settings of the section use: the error for giving it
   // where `spec` does not use it, "" where it does (refuse_misplaced).
   std::function<std::string(const Spec& spec)> misplaced = nullptr;
+  // Set for a key that only some settings of the section require: true where `spec`
+  // needs it (refuse_missing).
+  std::function<bool(const Spec& spec)> needed = nullptr;
 };
 
 template <class Spec>
@@ -55,12 +60,16 @@ std::vector<std::string> keys_of(const FieldTable<Spec>& table) {
   return keys;
 }
 
-// Reads every row of `table` present in `r` into `spec`: rows without `late` first.
+// Reads the rows of `table` from the `first`th on, present in `r`, into `spec`, in
+// increasing `late`.
 template <class Spec>
-void read_fields(MapReader& r, Origin* origin, const FieldTable<Spec>& table, Spec& spec) {
-  for (const bool late : {false, true})
-    for (const auto& f : table)
-      if (f.late == late) f.read(r, f.key, origin, spec);
+void read_fields(MapReader& r, Origin* origin, const FieldTable<Spec>& table, Spec& spec,
+                 std::size_t first = 0) {
+  int last = 0;
+  for (const auto& f : table) last = std::max(last, f.late);
+  for (int late = 0; late <= last; ++late)
+    for (std::size_t i = first; i < table.size(); ++i)
+      if (table[i].late == late) table[i].read(r, table[i].key, origin, spec);
 }
 
 // Fails at the first row given in `r` that `spec` (the section's settings read so far)
@@ -77,6 +86,29 @@ void refuse_misplaced(const MapReader& r, const FieldTable<Spec>& table, const S
     if (!f->misplaced || !r.has(f->key)) continue;
     if (const std::string why = f->misplaced(spec); !why.empty()) r.fail(f->key, why);
   }
+}
+
+// Fails ("missing key") at the first row, in table order, that `spec` (the section's
+// settings read so far) needs and `r` lacks.
+template <class Spec>
+void refuse_missing(const MapReader& r, const FieldTable<Spec>& table, const Spec& spec) {
+  for (const auto& f : table) {
+    if (f.needed && f.needed(spec) && !r.has(f.key)) {
+      throw InputError(r.where(), r.key_path(f.key), "", "missing key");
+    }
+  }
+}
+
+// Reads a section whose first row (a scheme, a kind) decides which of the others may or
+// must be given: that row is read, the others are refused where misplaced (see
+// refuse_misplaced for `by_name`) or missing, then the rest are read as read_fields does.
+template <class Spec>
+void read_keyed_by_first(MapReader& r, Origin* origin, const FieldTable<Spec>& table, Spec& spec,
+                         bool by_name) {
+  table.front().read(r, table.front().key, origin, spec);
+  refuse_misplaced(r, table, spec, by_name);
+  refuse_missing(r, table, spec);
+  read_fields(r, origin, table, spec, 1);
 }
 
 // How a row's value is read. Each returns a Field::Read for a member `m` of the spec; a

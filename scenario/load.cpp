@@ -83,42 +83,60 @@ namespace {
 
 using namespace detail;
 
+using namespace detail::field;
+
+// measured: a published figure to compare the prediction with; every key is required.
+const FieldTable<Measured>& measured_fields() {
+  using M = Measured;
+  static const FieldTable<M> table = {
+      {"metric", required(choice(&M::metric))},
+      {"value", required(number(&M::value, 1e-12, 1e18))},
+      {"source",
+       [](MapReader& r, const std::string& key, Origin*, M& m) {
+         if (!r.read_string(key, m.source) || m.source.empty()) {
+           throw InputError(r.where(), r.key_path(key), "",
+                            "missing key: say where the figure was published");
+         }
+       }},
+  };
+  return table;
+}
+
+const FieldTable<SimulationSpec>& simulation_fields() {
+  using S = SimulationSpec;
+  static const FieldTable<S> table = {
+      {"compute_slowdown", number(&S::compute_slowdown, 0.0, 0.99)},
+      {"comm_slowdown", number(&S::comm_slowdown, 0.0, 0.99)},
+  };
+  return table;
+}
+
+const FieldTable<CostSpec>& cost_fields() {
+  using C = CostSpec;
+  static const FieldTable<C> table = {
+      {"usd_per_gpu_hour", number(&C::usd_per_gpu_hour, 0.0, 1e4)},
+      {"gpu_power", quantity(&C::gpu_power, Dimension::power, 1.0, kMaxPower)},
+      {"gpu_idle_power", quantity(&C::gpu_idle_power, Dimension::power, 0.0, kMaxPower)},
+      {"node_power", quantity(&C::node_power, Dimension::power, 0.0, kMaxPower)},
+      {"pue", number(&C::pue, 1.0, 10.0)},
+      {"grid_gco2_per_kwh", number(&C::grid_gco2_per_kwh, 0.0, 1e4)},
+  };
+  return table;
+}
+
+// Reads the top-level section `path` with `table` into `spec`.
+template <class Spec>
+void read_section(const YAML::Node& node, const std::string& file, const std::string& path,
+                  Origin* origin, const FieldTable<Spec>& table, Spec& spec) {
+  MapReader r(node, file, path, keys_of(table), origin);
+  read_fields(r, origin, table, spec);
+}
+
 void read_measured(const YAML::Node& node, const std::string& file, Origin* origin,
                    std::optional<Measured>& out) {
-  MapReader r(node, file, "measured", kMeasuredKeys, origin);
   Measured m;
-  if (!r.read_enum("metric", names_of<Metric>(), m.metric)) {
-    throw InputError(location_of(file, node), "measured.metric", "", "missing key");
-  }
-  if (!r.read_double("value", 1e-12, 1e18, m.value)) {
-    throw InputError(location_of(file, node), "measured.value", "", "missing key");
-  }
-  if (!r.read_string("source", m.source) || m.source.empty()) {
-    throw InputError(location_of(file, node), "measured.source", "",
-                     "missing key: say where the figure was published");
-  }
+  read_section(node, file, "measured", origin, measured_fields(), m);
   out = m;
-}
-
-void read_simulation(const YAML::Node& node, const std::string& file, Origin* origin,
-                     SimulationSpec& sim) {
-  MapReader r(node, file, "simulation", kSimulationKeys, origin);
-  r.read_double("compute_slowdown", 0.0, 0.99, sim.compute_slowdown);
-  r.read_double("comm_slowdown", 0.0, 0.99, sim.comm_slowdown);
-}
-
-void read_cost(const YAML::Node& node, const std::string& file, Origin* origin, CostSpec& c) {
-  MapReader r(node, file, "cost", kCostKeys, origin);
-  double price = 0;
-  if (r.read_double("usd_per_gpu_hour", 0.0, 1e4, price)) c.usd_per_gpu_hour = price;
-  r.read_quantity("gpu_power", Dimension::power, 1.0, kMaxPower, c.gpu_power);
-  Watts idle;
-  if (r.read_quantity("gpu_idle_power", Dimension::power, 0.0, kMaxPower, idle))
-    c.gpu_idle_power = idle;
-  r.read_quantity("node_power", Dimension::power, 0.0, kMaxPower, c.node_power);
-  r.read_double("pue", 1.0, 10.0, c.pue);
-  double grid = 0;
-  if (r.read_double("grid_gco2_per_kwh", 0.0, 1e4, grid)) c.grid_gco2_per_kwh = grid;
 }
 
 // Defaults of values that are not presets' business. Each is an assumption stated in
@@ -136,6 +154,101 @@ Scenario parse(const YAML::Node& root, const std::string& file, SweepSpec* sweep
   return resolve(parse_raw(root, file, sweep));
 }
 
+// What the top level is read into: the scenario and its sweep: section.
+struct TopLevel {
+  Scenario& s;
+  SweepSpec sweep;
+};
+
+constexpr const char* kCluster = "cluster";
+constexpr const char* kModel = "model";
+constexpr const char* kParallelism = "parallelism";
+
+// A top-level section read by `read` into the member `m`; with `mark`, its own key records
+// where it was written.
+template <class M>
+ReadFn<TopLevel> section(M Scenario::*m,
+                         void (*read)(const YAML::Node&, const std::string&, Origin*, M&),
+                         bool mark) {
+  return [m, read, mark](MapReader& r, const std::string& key, Origin* origin, TopLevel& t) {
+    if (!r.has(key)) return;
+    if (mark) (*origin)[key] = location_of(r.file(), r.node(key));
+    read(r.node(key), r.file(), origin, t.s.*m);
+  };
+}
+
+void read_cost(const YAML::Node& node, const std::string& file, Origin* origin, CostSpec& c) {
+  read_section(node, file, "cost", origin, cost_fields(), c);
+}
+
+void read_simulation(const YAML::Node& node, const std::string& file, Origin* origin,
+                     SimulationSpec& sim) {
+  read_section(node, file, "simulation", origin, simulation_fields(), sim);
+}
+
+void read_reliability_into(const YAML::Node& node, const std::string& file, Origin* origin,
+                           std::optional<ReliabilitySpec>& rel) {
+  rel = read_reliability(node, file, origin);
+}
+
+void read_name(MapReader& r, const std::string& key, Origin*, TopLevel& t) {
+  r.read_string(key, t.s.name);
+}
+
+// Checked to be text, not kept.
+void read_description(MapReader& r, const std::string& key, Origin*, TopLevel&) {
+  std::string ignored;
+  r.read_string(key, ignored);
+}
+
+void read_sweep_section(MapReader& r, const std::string& key, Origin*, TopLevel& t) {
+  if (r.has(key)) read_sweep(r.node(key), r.file(), t.sweep);
+}
+
+// cluster: and model:, a preset's name or a mapping (apply_section), required with
+// parallelism:, all three checked before any is read.
+void read_cluster(MapReader& r, const std::string& key, Origin* origin, TopLevel& t) {
+  for (const char* required : {kCluster, kModel, kParallelism}) {
+    if (!r.has(required)) {
+      throw InputError({r.file(), std::nullopt}, required, "",
+                       "missing key: a scenario needs cluster, model and parallelism");
+    }
+  }
+  Scenario& s = t.s;
+  s.cluster.preset = apply_section(
+      r.node(key), r.file(), key, cluster_keys(), system_presets(), origin,
+      [&] { s.cluster = ClusterSpec{}; },
+      [&](MapReader& cr) { read_cluster_keys(cr, origin, s.cluster); });
+}
+
+void read_model(MapReader& r, const std::string& key, Origin* origin, TopLevel& t) {
+  Scenario& s = t.s;
+  s.model.preset = apply_section(
+      r.node(key), r.file(), key, model_keys(), model_presets(), origin,
+      [&] { s.model = ModelSpec{}; }, [&](MapReader& mr) { read_model_keys(mr, origin, s.model); });
+}
+
+// Every top-level key, in the order its unknown-key error lists them; faults are read
+// after cost, then reliability, then the rest.
+const FieldTable<TopLevel>& top_fields() {
+  using S = Scenario;
+  static const FieldTable<TopLevel> table = {
+      {"name", read_name},
+      {"description", read_description},
+      {kCluster, read_cluster},
+      {kModel, read_model},
+      {kParallelism, section(&S::parallelism, read_parallelism, true)},
+      {"training", section(&S::training, read_training, true)},
+      {"cost", section(&S::cost, read_cost, true)},
+      {"simulation", section(&S::simulation, read_simulation, true), 2},
+      {"measured", section(&S::measured, read_measured, false), 2},
+      {"reliability", section(&S::reliability, read_reliability_into, true), 1},
+      {"faults", section(&S::faults, read_faults, false)},
+      {"sweep", read_sweep_section, 2},
+  };
+  return table;
+}
+
 // Everything but the cross-field rules; the sweep section is read into `sweep` (when
 // given) and checked either way.
 RawScenario parse_raw(const YAML::Node& root, const std::string& file, SweepSpec* sweep) {
@@ -146,39 +259,11 @@ RawScenario parse_raw(const YAML::Node& root, const std::string& file, SweepSpec
     throw InputError({file, std::nullopt}, "", "", "the scenario file is empty");
   }
   Origin* origin = &s.origin;
-  MapReader top(root, file, "", kTopKeys, origin);
-  top.read_string("name", s.name);
-  std::string ignored;
-  top.read_string("description", ignored);
-  for (const char* required : {"cluster", "model", "parallelism"}) {
-    if (!top.has(required)) {
-      throw InputError({file, std::nullopt}, required, "",
-                       "missing key: a scenario needs cluster, model and parallelism");
-    }
-  }
-  s.cluster.preset = apply_section(
-      top.node("cluster"), file, "cluster", kClusterKeys, system_presets(), origin,
-      [&] { s.cluster = ClusterSpec{}; },
-      [&](MapReader& r) { read_cluster_keys(r, origin, s.cluster); });
-  s.model.preset = apply_section(
-      top.node("model"), file, "model", model_keys(), model_presets(), origin,
-      [&] { s.model = ModelSpec{}; }, [&](MapReader& r) { read_model_keys(r, origin, s.model); });
-  for (const char* section : {"parallelism", "training", "cost", "simulation", "reliability"}) {
-    if (top.has(section)) (*origin)[section] = location_of(file, top.node(section));
-  }
-  read_parallelism(top.node("parallelism"), file, origin, s.parallelism);
-  if (top.has("training")) read_training(top.node("training"), file, origin, s.training);
-  if (top.has("cost")) read_cost(top.node("cost"), file, origin, s.cost);
-  if (top.has("faults")) read_faults(top.node("faults"), file, origin, s.faults);
-  if (top.has("reliability")) {
-    s.reliability = read_reliability(top.node("reliability"), file, origin);
-  }
-  if (top.has("simulation")) read_simulation(top.node("simulation"), file, origin, s.simulation);
-  if (top.has("measured")) read_measured(top.node("measured"), file, origin, s.measured);
+  MapReader top(root, file, "", keys_of(top_fields()), origin);
+  TopLevel t{s, {}};
+  read_fields(top, origin, top_fields(), t);
   if (s.name.empty()) s.name = file;
-  SweepSpec spec;
-  if (top.has("sweep")) read_sweep(top.node("sweep"), file, spec);
-  if (sweep) *sweep = std::move(spec);
+  if (sweep) *sweep = std::move(t.sweep);
   return RawScenario(std::move(s));
 }
 
@@ -203,24 +288,17 @@ std::vector<std::string> scenario_keys() {
   auto add = [&](const std::string& section, const std::vector<std::string>& keys) {
     for (const auto& k : keys) out.push_back(section.empty() ? k : section + "." + k);
   };
-  add("", kTopKeys);
-  add("cluster", kClusterKeys);
-  add("cluster.gpu", kGpuKeys);
-  add("cluster.gpu.peak", kPeakKeys);
-  add("cluster.gpu.gemm_efficiency", kPeakKeys);
-  add("cluster.intra_node", kIntraKeys);
-  add("cluster.inter_node", kInterKeys);
+  add("", keys_of(top_fields()));
+  for (const auto& [path, keys] : cluster_key_lists()) add(path, keys);
   for (const auto& [path, keys] : model_key_lists()) add(path, keys);
   for (const auto& [path, keys] : parallelism_key_lists()) add(path, keys);
   for (const auto& [path, keys] : training_key_lists()) add(path, keys);
-  add("cost", kCostKeys);
-  add("simulation", kSimulationKeys);
-  add("measured", kMeasuredKeys);
-  add("reliability", kReliabilityKeys);
-  add("faults[]", kFaultKeys);
-  add("sweep", kSweepKeys);
-  add("sweep.constraints", kSweepConstraintKeys);
-  add("sweep.[field]", kSweepRangeKeys);
+  add("cost", keys_of(cost_fields()));
+  add("simulation", keys_of(simulation_fields()));
+  add("measured", keys_of(measured_fields()));
+  for (const auto& [path, keys] : reliability_key_lists()) add(path, keys);
+  for (const auto& [path, keys] : fault_key_lists()) add(path, keys);
+  for (const auto& [path, keys] : sweep_key_lists()) add(path, keys);
   return out;
 }
 

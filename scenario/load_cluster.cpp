@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -14,26 +15,6 @@
 
 namespace orrery::detail {
 namespace {
-
-void read_peak(const YAML::Node& node, const std::string& file, const std::string& path,
-               Origin* origin, GpuSpec& gpu) {
-  MapReader r(node, file, path, kPeakKeys, origin);
-  for (Dtype dtype : kAllDtypes) {
-    FlopRate rate;
-    if (r.read_quantity(to_string(dtype), Dimension::flop_rate, 1e9, kMaxFlopRate, rate)) {
-      gpu.peak[dtype] = rate;
-    }
-  }
-}
-
-void read_gemm_efficiency(const YAML::Node& node, const std::string& file,
-                          const std::string& path, Origin* origin, GpuSpec& gpu) {
-  MapReader r(node, file, path, kPeakKeys, origin);
-  for (Dtype dtype : kAllDtypes) {
-    double e = 0;
-    if (r.read_double(to_string(dtype), 0.01, 1.0, e)) gpu.gemm_efficiency[dtype] = e;
-  }
-}
 
 // A list of [quantity, fraction] pairs with quantities positive and increasing and
 // fractions in (0, 1]; empty only when `allow_empty`.
@@ -71,74 +52,145 @@ std::vector<std::pair<double, double>> read_curve(MapReader& r, const std::strin
   return out;
 }
 
-void read_gpu_keys(MapReader& r, Origin* origin, GpuSpec& gpu) {
-  r.read_string("name", gpu.name);
-  if (r.has("peak")) read_peak(r.node("peak"), r.file(), r.key_path("peak"), origin, gpu);
-  r.read_quantity("memory", Dimension::bytes, 1 << 20, kMaxBytes, gpu.memory);
-  r.read_quantity("memory_bandwidth", Dimension::bandwidth, 1e6, kMaxBandwidth,
-                  gpu.memory_bandwidth);
-  r.read_quantity("tdp", Dimension::power, 1.0, kMaxPower, gpu.tdp);
-  if (r.has("gemm_efficiency")) {
-    read_gemm_efficiency(r.node("gemm_efficiency"), r.file(), r.key_path("gemm_efficiency"),
-                         origin, gpu);
-  }
-  if (r.has("gemm_ramp")) {
-    gpu.gemm_ramp.clear();
-    for (const auto& [t, f] : read_curve(r, "gemm_ramp", Dimension::seconds, false)) {
-      gpu.gemm_ramp.emplace_back(Seconds(t), f);
-    }
-  }
-  Seconds t;
-  double e = 0;
-  if (r.read_double("attention_efficiency", 0.01, 1.0, e)) gpu.attention_efficiency = e;
-  if (r.read_double("memory_efficiency", 0.01, 1.0, e)) gpu.memory_efficiency = e;
-  if (r.read_quantity("kernel_launch", Dimension::seconds, 0.0, 1.0, t)) gpu.kernel_launch = t;
+using namespace field;
+using G = GpuSpec;
+using C = ClusterSpec;
+
+// One row per format of core's table (kAllDtypes), under its name, read by `read(dtype)`:
+// the keys of cluster.gpu.peak and cluster.gpu.gemm_efficiency.
+FieldTable<G> per_dtype(const std::function<ReadFn<G>(Dtype)>& read) {
+  FieldTable<G> rows;
+  for (const Dtype dtype : kAllDtypes) rows.push_back({to_string(dtype), read(dtype)});
+  return rows;
 }
 
-void read_gpu(const YAML::Node& node, const std::string& file, const std::string& path,
-              Origin* origin, GpuSpec& gpu) {
-  const std::string preset =
-      apply_section(node, file, path, kGpuKeys, gpu_presets(), origin, [&] { gpu = GpuSpec{}; },
-                    [&](MapReader& r) { read_gpu_keys(r, origin, gpu); });
+// cluster.gpu.peak: the dense peak of each format.
+const FieldTable<G>& peak_fields() {
+  static const FieldTable<G> table = per_dtype([](Dtype dtype) -> ReadFn<G> {
+    return [dtype](MapReader& r, const std::string& key, Origin*, G& gpu) {
+      FlopRate rate;
+      if (r.read_quantity(key, Dimension::flop_rate, 1e9, kMaxFlopRate, rate)) {
+        gpu.peak[dtype] = rate;
+      }
+    };
+  });
+  return table;
+}
+
+// cluster.gpu.gemm_efficiency: the large-GEMM fraction of each format's peak.
+const FieldTable<G>& gemm_efficiency_fields() {
+  static const FieldTable<G> table = per_dtype([](Dtype dtype) -> ReadFn<G> {
+    return [dtype](MapReader& r, const std::string& key, Origin*, G& gpu) {
+      double e = 0;
+      if (r.read_double(key, 0.01, 1.0, e)) gpu.gemm_efficiency[dtype] = e;
+    };
+  });
+  return table;
+}
+
+// A curve read with read_curve into `m`, replacing any read before (a preset's).
+template <class Spec, class X>
+ReadFn<Spec> curve(std::vector<std::pair<X, double>> Spec::*m, Dimension dim, bool allow_empty) {
+  return [m, dim, allow_empty](MapReader& r, const std::string& key, Origin*, Spec& s) {
+    if (!r.has(key)) return;
+    (s.*m).clear();
+    for (const auto& [x, f] : read_curve(r, key, dim, allow_empty)) (s.*m).emplace_back(X(x), f);
+  };
+}
+
+// Every key of cluster.gpu, in the order its unknown-key error lists them.
+const FieldTable<G>& gpu_fields() {
+  static const FieldTable<G> table = {
+      {"preset", by_caller<G>()},
+      {"name", text(&G::name)},
+      {"peak", nested(peak_fields, false)},
+      {"memory", quantity(&G::memory, Dimension::bytes, 1 << 20, kMaxBytes)},
+      {"memory_bandwidth",
+       quantity(&G::memory_bandwidth, Dimension::bandwidth, 1e6, kMaxBandwidth)},
+      {"tdp", quantity(&G::tdp, Dimension::power, 1.0, kMaxPower)},
+      {"gemm_efficiency", nested(gemm_efficiency_fields, false)},
+      {"gemm_ramp", curve(&G::gemm_ramp, Dimension::seconds, false)},
+      {"attention_efficiency", number(&G::attention_efficiency, 0.01, 1.0)},
+      {"memory_efficiency", number(&G::memory_efficiency, 0.01, 1.0)},
+      {"kernel_launch", quantity(&G::kernel_launch, Dimension::seconds, 0.0, 1.0)},
+  };
+  return table;
+}
+
+// cluster.gpu: a preset's name or a mapping (apply_section); the preset read is kept.
+void read_gpu(MapReader& r, const std::string& key, Origin* origin, C& c) {
+  if (!r.has(key)) return;
+  GpuSpec& gpu = c.gpu;
+  const std::string preset = apply_section(
+      r.node(key), r.file(), r.key_path(key), keys_of(gpu_fields()), gpu_presets(), origin,
+      [&] { gpu = GpuSpec{}; }, [&](MapReader& gr) { read_fields(gr, origin, gpu_fields(), gpu); });
   if (!preset.empty()) gpu.preset = preset;
+}
+
+// A profile path is relative to the scenario file, like any path a user writes in it.
+void read_calibration(MapReader& r, const std::string& key, Origin*, C& c) {
+  if (std::string cal; r.read_string(key, cal)) {
+    const std::filesystem::path p(cal);
+    c.calibration = (p.is_relative() ? std::filesystem::path(r.file()).parent_path() / p : p).string();
+  }
+}
+
+const FieldTable<IntraNodeSpec>& intra_fields() {
+  using I = IntraNodeSpec;
+  static const FieldTable<I> table = {
+      {"bandwidth", quantity(&I::bandwidth, Dimension::bandwidth, 1e6, kMaxBandwidth)},
+      {"latency", quantity(&I::latency, Dimension::seconds, 0.0, kMaxLatency)},
+      {"nvls", flag(&I::nvls)},
+      {"efficiency", number(&I::efficiency, 0.01, 1.0)},
+      {"bus_bandwidth_curve", curve(&I::bus_bandwidth_curve, Dimension::bytes, true)},
+  };
+  return table;
+}
+
+const FieldTable<InterNodeSpec>& inter_fields() {
+  using N = InterNodeSpec;
+  static const FieldTable<N> table = {
+      {"nics_per_node", whole(&N::nics_per_node, 1, 64)},
+      {"nic_bandwidth", quantity(&N::nic_bandwidth, Dimension::bandwidth, 1e6, kMaxBandwidth)},
+      {"latency", quantity(&N::latency, Dimension::seconds, 0.0, kMaxLatency)},
+      {"topology", choice(&N::topology)},
+      {"oversubscription", number(&N::oversubscription, 1.0, 64.0)},
+      {"efficiency", number(&N::efficiency, 0.01, 1.0)},
+      {"background_load", number(&N::background_load, 0.0, 0.99)},
+  };
+  return table;
+}
+
+// Every key of cluster:, in the order its unknown-key error lists them; the fabrics are
+// read after the calibration profile's path.
+const FieldTable<C>& cluster_fields() {
+  static const FieldTable<C> table = {
+      {"preset", by_caller<C>()},
+      {"gpu", read_gpu},
+      {"nodes", whole(&C::nodes, 1, kMaxCount)},
+      {"gpus_per_node", whole(&C::gpus_per_node, 1, 1024)},
+      {"intra_node", nested(&C::intra_node, intra_fields, false), true},
+      {"inter_node", nested(&C::inter_node, inter_fields, false), true},
+      {"calibration", read_calibration},
+  };
+  return table;
 }
 
 }  // namespace
 
+KeyLists cluster_key_lists() {
+  return {{"cluster", cluster_keys()},
+          {"cluster.gpu", keys_of(gpu_fields())},
+          {"cluster.gpu.peak", keys_of(peak_fields())},
+          {"cluster.gpu.gemm_efficiency", keys_of(gemm_efficiency_fields())},
+          {"cluster.intra_node", keys_of(intra_fields())},
+          {"cluster.inter_node", keys_of(inter_fields())}};
+}
+
+std::vector<std::string> cluster_keys() { return keys_of(cluster_fields()); }
+
 void read_cluster_keys(MapReader& r, Origin* origin, ClusterSpec& c) {
-  if (r.has("gpu")) read_gpu(r.node("gpu"), r.file(), r.key_path("gpu"), origin, c.gpu);
-  r.read_int("nodes", 1, kMaxCount, c.nodes);
-  r.read_int("gpus_per_node", 1, 1024, c.gpus_per_node);
-  // A profile path is relative to the scenario file, like any path a user writes in it.
-  if (std::string cal; r.read_string("calibration", cal)) {
-    const std::filesystem::path p(cal);
-    c.calibration = (p.is_relative() ? std::filesystem::path(r.file()).parent_path() / p : p).string();
-  }
-  if (r.has("intra_node")) {
-    MapReader ir(r.node("intra_node"), r.file(), r.key_path("intra_node"), kIntraKeys, origin);
-    ir.read_quantity("bandwidth", Dimension::bandwidth, 1e6, kMaxBandwidth,
-                     c.intra_node.bandwidth);
-    ir.read_quantity("latency", Dimension::seconds, 0.0, kMaxLatency, c.intra_node.latency);
-    ir.read_bool("nvls", c.intra_node.nvls);
-    ir.read_double("efficiency", 0.01, 1.0, c.intra_node.efficiency);
-    if (ir.has("bus_bandwidth_curve")) {
-      c.intra_node.bus_bandwidth_curve.clear();
-      for (const auto& [b, f] : read_curve(ir, "bus_bandwidth_curve", Dimension::bytes, true)) {
-        c.intra_node.bus_bandwidth_curve.emplace_back(Bytes(b), f);
-      }
-    }
-  }
-  if (r.has("inter_node")) {
-    MapReader nr(r.node("inter_node"), r.file(), r.key_path("inter_node"), kInterKeys, origin);
-    nr.read_int("nics_per_node", 1, 64, c.inter_node.nics_per_node);
-    nr.read_quantity("nic_bandwidth", Dimension::bandwidth, 1e6, kMaxBandwidth,
-                     c.inter_node.nic_bandwidth);
-    nr.read_quantity("latency", Dimension::seconds, 0.0, kMaxLatency, c.inter_node.latency);
-    nr.read_enum("topology", names_of<InterNodeTopology>(), c.inter_node.topology);
-    nr.read_double("oversubscription", 1.0, 64.0, c.inter_node.oversubscription);
-    nr.read_double("efficiency", 0.01, 1.0, c.inter_node.efficiency);
-    nr.read_double("background_load", 0.0, 0.99, c.inter_node.background_load);
-  }
+  read_fields(r, origin, cluster_fields(), c);
 }
 
 }  // namespace orrery::detail

@@ -4,8 +4,9 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <map>
+#include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "scenario/load_sections.h"
@@ -13,51 +14,69 @@
 namespace orrery::detail {
 namespace {
 
+using F = FaultSpec;
+using K = F::Kind;
+using namespace field;
+
+// A key that kinds other than `kinds` do not take.
+std::function<std::string(const F&)> taken_by(std::vector<K> kinds) {
+  return [kinds = std::move(kinds)](const F& f) -> std::string {
+    if (std::find(kinds.begin(), kinds.end(), f.kind) != kinds.end()) return "";
+    return fmt::format("does not apply to a {} fault", to_string(f.kind));
+  };
+}
+
+// A key that `kinds` require.
+std::function<bool(const F&)> needed_by(std::vector<K> kinds) {
+  return [kinds = std::move(kinds)](const F& f) {
+    return std::find(kinds.begin(), kinds.end(), f.kind) != kinds.end();
+  };
+}
+
+// `until` must come after `from`, read before it.
+void read_until(MapReader& r, const std::string& key, Origin*, F& f) {
+  Seconds until;
+  if (r.read_quantity(key, Dimension::seconds, 0.0, 1e9, until)) {
+    if (until <= f.from) r.fail(key, "must come after `from`");
+    f.until = until;
+  }
+}
+
+// Every key of a fault, in the order its unknown-key error lists them: the kind, then the
+// keys each kind takes and needs (any other is an error naming the kind). link is read
+// first, the rest (late) in table order.
+const FieldTable<F>& fault_fields() {
+  static const FieldTable<F> table = {
+      {"kind", required(choice(&F::kind))},
+      {"stage", whole(&F::stage, 0, kMaxCount), true, taken_by({K::straggler}),
+       needed_by({K::straggler})},
+      {"link", choice(&F::link), false, taken_by({K::slow_link, K::failed_link}),
+       needed_by({K::slow_link, K::failed_link})},
+      {"node", whole(&F::node, 0, kMaxCount), true,
+       taken_by({K::slow_link, K::failed_link, K::failed_node}), needed_by({K::failed_node})},
+      {"leaf", whole(&F::leaf, 0, kMaxCount), true, taken_by({K::slow_link, K::failed_link})},
+      {"gpu", whole(&F::gpu, 0, kMaxCount), true, taken_by({K::slow_link})},
+      {"lost", whole(&F::lost, 1, kMaxCount), true, taken_by({K::failed_link})},
+      {"nic", whole(&F::nic, 0, kMaxCount), true, taken_by({K::failed_link})},
+      {"factor", number(&F::factor, 1e-6, 1.0), true, taken_by({K::straggler, K::slow_link}),
+       needed_by({K::straggler, K::slow_link})},
+      {"from", quantity(&F::from, Dimension::seconds, 0.0, 1e9), true},
+      {"until", read_until, true},
+  };
+  return table;
+}
+
 // One entry of the list, `path` naming it ("faults[2]").
 FaultSpec read_fault(const YAML::Node& node, const std::string& file, const std::string& path,
                      Origin* origin) {
-  using K = FaultSpec::Kind;
-  MapReader r(node, file, path, kFaultKeys, origin);
+  MapReader r(node, file, path, keys_of(fault_fields()), origin);
   FaultSpec f;
   const InputLocation at = location_of(file, node);
   f.where = at.line ? fmt::format("{}:{}", at.file, *at.line) : at.file;
-  if (!r.read_enum("kind", names_of<FaultSpec::Kind>(), f.kind)) {
-    throw InputError(at, path + ".kind", "", "missing key");
-  }
-  // The keys each kind takes; any other is an error naming the kind.
-  const std::map<K, std::vector<std::string>> takes = {
-      {K::straggler, {"kind", "stage", "factor", "from", "until"}},
-      {K::slow_link, {"kind", "link", "node", "leaf", "gpu", "factor", "from", "until"}},
-      {K::failed_link, {"kind", "link", "leaf", "lost", "node", "nic", "from", "until"}},
-      {K::failed_node, {"kind", "node", "from", "until"}}};
-  for (const std::string& k : kFaultKeys) {
-    const auto& allowed = takes.at(f.kind);
-    if (r.has(k) && std::find(allowed.begin(), allowed.end(), k) == allowed.end())
-      r.fail(k, fmt::format("does not apply to a {} fault", to_string(f.kind)));
-  }
+  read_keyed_by_first(r, origin, fault_fields(), f, false);
   auto need = [&](const char* k) {
     if (!r.has(k)) throw InputError(at, path + "." + k, "", "missing key");
   };
-  switch (f.kind) {
-    case K::straggler: need("stage"); need("factor"); break;
-    case K::slow_link: need("link"); need("factor"); break;
-    case K::failed_link: need("link"); break;
-    case K::failed_node: need("node"); break;
-  }
-  r.read_enum("link", names_of<FaultSpec::Link>(), f.link);
-  r.read_int("stage", 0, kMaxCount, f.stage);
-  r.read_int("node", 0, kMaxCount, f.node);
-  r.read_int("leaf", 0, kMaxCount, f.leaf);
-  r.read_int("gpu", 0, kMaxCount, f.gpu);
-  r.read_int("lost", 1, kMaxCount, f.lost);
-  r.read_int("nic", 0, kMaxCount, f.nic);
-  r.read_double("factor", 1e-6, 1.0, f.factor);
-  r.read_quantity("from", Dimension::seconds, 0.0, 1e9, f.from);
-  Seconds until;
-  if (r.read_quantity("until", Dimension::seconds, 0.0, 1e9, until)) {
-    if (until <= f.from) r.fail("until", "must come after `from`");
-    f.until = until;
-  }
   if (f.kind == K::failed_link) {
     // Each failed link takes its own keys: a leaf's uplinks, or a node's NIC.
     const bool nic = f.link == FaultSpec::Link::nic;
@@ -80,6 +99,8 @@ FaultSpec read_fault(const YAML::Node& node, const std::string& file, const std:
 }
 
 }  // namespace
+
+KeyLists fault_key_lists() { return {{"faults[]", keys_of(fault_fields())}}; }
 
 void read_faults(const YAML::Node& list, const std::string& file, Origin* origin,
                  std::vector<FaultSpec>& out) {

@@ -1,10 +1,9 @@
 // The parts of scenario reading shared by scenario/load.cpp (the top level, presets
 // and overrides) and the files that read one section each (load_*.cpp): the ranges
 // values are checked against, the keys each section accepts (scenario_keys() lists
-// them all) and the section readers. Parallelism, training and model are read through
-// field tables (scenario/fields.h) that also give their keys; the key lists below
-// belong to sections still read key by key. Private to the scenario component: it uses
-// yaml-cpp through scenario/yaml_reader.h, which stays out of public headers.
+// them all) and the section readers. Every section, and the top level, is read through
+// a field table (scenario/fields.h) that also gives its keys. Private to the scenario component: it uses yaml-cpp through
+// scenario/yaml_reader.h, which stays out of public headers.
 #pragma once
 
 #include <cstdint>
@@ -33,36 +32,6 @@ inline constexpr double kMaxPower = 1e6;                 // 1 MW per GPU
 inline constexpr int kMaxCount = 1 << 20;                // nodes, GPUs per node, layers, degrees
 inline constexpr std::int64_t kMaxWidth = std::int64_t{1} << 24;  // hidden, ffn, vocab, seq_len
 
-// The keys of the sections not yet table-driven, in the order the reader checks them.
-inline const std::vector<std::string> kTopKeys = {
-    "name", "description", "cluster", "model", "parallelism", "training", "cost", "simulation",
-    "measured", "reliability", "faults", "sweep"};
-inline const std::vector<std::string> kSweepKeys = {
-    "tp", "pp", "dp", "vp", "microbatch", "global_batch", "zero_stage", "recompute", "precision",
-    "compression", "nodes", "gpu", "constraints", "objectives", "top"};
-inline const std::vector<std::string> kSweepConstraintKeys = {
-    "fits_memory", "max_gpus", "max_cost_usd"};
-inline const std::vector<std::string> kSweepRangeKeys = {"from", "to", "step", "factor"};
-inline const std::vector<std::string> kMeasuredKeys = {"metric", "value", "source"};
-inline const std::vector<std::string> kGpuKeys = {
-    "preset", "name", "peak", "memory", "memory_bandwidth", "tdp", "gemm_efficiency", "gemm_ramp",
-    "attention_efficiency", "memory_efficiency", "kernel_launch"};
-inline const std::vector<std::string> kPeakKeys = {"fp32", "tf32", "fp16", "bf16", "fp8", "fp4"};
-inline const std::vector<std::string> kClusterKeys = {
-    "preset", "gpu", "nodes", "gpus_per_node", "intra_node", "inter_node", "calibration"};
-inline const std::vector<std::string> kIntraKeys = {
-    "bandwidth", "latency", "nvls", "efficiency", "bus_bandwidth_curve"};
-inline const std::vector<std::string> kInterKeys = {
-    "nics_per_node", "nic_bandwidth", "latency", "topology", "oversubscription", "efficiency",
-    "background_load"};
-inline const std::vector<std::string> kSimulationKeys = {"compute_slowdown", "comm_slowdown"};
-inline const std::vector<std::string> kCostKeys = {
-    "usd_per_gpu_hour", "gpu_power", "gpu_idle_power", "node_power", "pue", "grid_gco2_per_kwh"};
-inline const std::vector<std::string> kFaultKeys = {
-    "kind", "stage", "link", "node", "leaf", "gpu", "lost", "nic", "factor", "from", "until"};
-inline const std::vector<std::string> kReliabilityKeys = {
-    "gpu_mtbf", "checkpoint_bandwidth", "restart_time", "checkpoint_interval"};
-
 // Reads a section that may be a preset name (scalar) or a mapping with an optional
 // `preset:` key (load.cpp) and returns the preset's name, "" for none. `apply` reads one
 // mapping (preset or user) into the target. A preset replaces whatever the section held
@@ -87,6 +56,8 @@ void read_parallelism(const YAML::Node& node, const std::string& file, Origin* o
                       ParallelismSpec& p);
 
 // The keys of one cluster: mapping, a system preset's or the user's (load_cluster.cpp).
+KeyLists cluster_key_lists();
+std::vector<std::string> cluster_keys();  // cluster:'s own, preset included
 void read_cluster_keys(MapReader& r, Origin* origin, ClusterSpec& c);
 
 // The keys of one model: mapping, a model preset's or the user's (load_model.cpp).
@@ -100,14 +71,17 @@ void read_training(const YAML::Node& node, const std::string& file, Origin* orig
                    TrainingSpec& t);
 
 // faults: (load_faults.cpp), a list; each entry is appended to `out` in order.
+KeyLists fault_key_lists();
 void read_faults(const YAML::Node& list, const std::string& file, Origin* origin,
                  std::vector<FaultSpec>& out);
 
 // reliability: (load_reliability.cpp); checkpoint_bandwidth and restart_time are required.
+KeyLists reliability_key_lists();
 ReliabilitySpec read_reliability(const YAML::Node& node, const std::string& file,
                                  Origin* origin);
 
 // sweep: (load_sweep.cpp) into `w`, with w.origin; a sweep that varies nothing is an error.
+KeyLists sweep_key_lists();
 void read_sweep(const YAML::Node& node, const std::string& file, SweepSpec& w);
 
 }  // namespace orrery::detail

@@ -28,6 +28,8 @@ InputLocation SweepSpec::where(const std::string& key) const {
 namespace detail {
 namespace {
 
+using namespace field;
+
 // sweep.FIELD for an integer field: a whole number, a list of them, a range
 // {from, to, step} (arithmetic, step 1 by default) or {from, to, factor} (geometric),
 // or `auto` where `allow_auto`. Values are kept in the order written, without repeats.
@@ -45,6 +47,46 @@ int sweep_int(const YAML::Node& n, const std::string& file, const std::string& k
     throw InputError(location_of(file, n), key, v, fmt::format("must be between {} and {}", lo, hi));
   }
   return static_cast<int>(x);
+}
+
+// sweep.FIELD as a range within [lo, hi]: from and to, and step or factor.
+struct IntRange {
+  int lo = 0, hi = 0;
+  int from = 0, to = 0, step = 1, factor = 1;
+};
+
+constexpr const char* kFrom = "from";
+constexpr const char* kTo = "to";
+constexpr const char* kFactor = "factor";
+
+// A bound of the range, in [lo, hi]; from and to are both checked given before either
+// is read.
+ReadFn<IntRange> range_bound(int IntRange::*m) {
+  return [m](MapReader& r, const std::string& key, Origin*, IntRange& g) {
+    if (key == kFrom) {
+      r.require(kFrom);
+      r.require(kTo);
+    }
+    r.read_int(key, g.lo, g.hi, g.*m);
+  };
+}
+
+// Every key of a range, in the order its unknown-key error lists them.
+const FieldTable<IntRange>& range_fields() {
+  static const FieldTable<IntRange> table = {
+      {kFrom, range_bound(&IntRange::from)},
+      {kTo, range_bound(&IntRange::to)},
+      {"step",
+       [](MapReader& r, const std::string& key, Origin*, IntRange& g) {
+         if (r.has(key) && r.has(kFactor)) r.fail(kFactor, "give step or factor, not both");
+         r.read_int(key, 1, g.hi, g.step);
+       }},
+      {kFactor,
+       [](MapReader& r, const std::string& key, Origin*, IntRange& g) {
+         r.read_int(key, 2, g.hi, g.factor);
+       }},
+  };
+  return table;
 }
 
 IntAxis read_int_axis(const YAML::Node& n, const std::string& file, const std::string& key,
@@ -71,17 +113,12 @@ IntAxis read_int_axis(const YAML::Node& n, const std::string& file, const std::s
   } else if (n.IsSequence()) {
     for (const auto& item : n) add(sweep_int(item, file, key, lo, hi));
   } else if (n.IsMap()) {
-    MapReader r(n, file, key, kSweepRangeKeys, nullptr);
-    r.require("from");
-    r.require("to");
-    int from = 0, to = 0, step = 1, factor = 1;
-    r.read_int("from", lo, hi, from);
-    r.read_int("to", lo, hi, to);
-    if (r.has("step") && r.has("factor")) r.fail("factor", "give step or factor, not both");
-    r.read_int("step", 1, hi, step);
-    r.read_int("factor", 2, hi, factor);
-    if (to < from) r.fail("to", fmt::format("is below from ({})", from));
-    for (long long x = from; x <= to; x = r.has("factor") ? x * factor : x + step) {
+    MapReader r(n, file, key, keys_of(range_fields()), nullptr);
+    IntRange range{.lo = lo, .hi = hi};
+    read_fields(r, nullptr, range_fields(), range);
+    if (range.to < range.from) r.fail(kTo, fmt::format("is below from ({})", range.from));
+    for (long long x = range.from; x <= range.to;
+         x = r.has(kFactor) ? x * range.factor : x + range.step) {
       add(static_cast<int>(x));
     }
   }
@@ -126,67 +163,92 @@ std::vector<E> read_enum_axis(const YAML::Node& n, const std::string& file, cons
   return out;
 }
 
-}  // namespace
+using W = SweepSpec;
 
-void read_sweep(const YAML::Node& node, const std::string& file, SweepSpec& w) {
-  MapReader r(node, file, "sweep", kSweepKeys, &w.origin);
-  w.origin["sweep"] = r.where();
-  auto ints = [&](const char* key, int lo, int hi, bool allow_auto, IntAxis& axis) {
+// An integer field swept (read_int_axis).
+ReadFn<W> int_axis(IntAxis W::*m, int lo, int hi, bool allow_auto) {
+  return [m, lo, hi, allow_auto](MapReader& r, const std::string& key, Origin*, W& w) {
     if (!r.has(key)) return;
-    axis = read_int_axis(r.node(key), file, r.key_path(key), lo, hi, allow_auto);
+    w.*m = read_int_axis(r.node(key), r.file(), r.key_path(key), lo, hi, allow_auto);
     r.mark(key);
   };
-  ints("tp", 1, kMaxCount, true, w.tp);
-  ints("pp", 1, kMaxCount, true, w.pp);
-  ints("dp", 1, kMaxCount, false, w.dp);
-  ints("vp", 1, kMaxCount, true, w.vp);
-  ints("microbatch", 1, kMaxCount, true, w.microbatch);
-  ints("global_batch", 1, 1 << 30, false, w.global_batch);
-  ints("zero_stage", 0, 3, false, w.zero_stage);
-  ints("nodes", 1, kMaxCount, false, w.nodes);
-  if (r.has("recompute")) {
-    w.recompute = read_enum_axis<Recompute>(r.node("recompute"), file, "sweep.recompute",
-                                            names_of<Recompute>());
-    r.mark("recompute");
-  }
-  if (r.has("precision")) {
-    w.precision = read_enum_axis<Precision>(r.node("precision"), file, "sweep.precision",
-                                            names_of<Precision>());
-    r.mark("precision");
-  }
-  if (r.has("compression")) {
-    using S = CompressionSpec::Scheme;
-    // Schemes whose settings keep their defaults (training.gradient_compression).
-    w.compression =
-        read_enum_axis<S>(r.node("compression"), file, "sweep.compression", names_of<S>());
-    r.mark("compression");
-  }
-  if (r.has("gpu")) {
-    const std::vector<std::string> presets = gpu_presets().names();
-    std::vector<Named<std::string>> names;
-    for (const auto& g : presets) names.push_back({g, g.c_str()});
-    w.gpu = read_enum_axis<std::string>(r.node("gpu"), file, "sweep.gpu", names);
-    r.mark("gpu");
-  }
-  if (r.has("constraints")) {
-    MapReader c(r.node("constraints"), file, "sweep.constraints", kSweepConstraintKeys,
-                &w.origin);
-    c.read_bool("fits_memory", w.fits_memory);
-    int g = 0;
-    if (c.read_int("max_gpus", 1, kMaxCount, g)) w.max_gpus = g;
-    double usd = 0;
-    if (c.read_double("max_cost_usd", 0.0, 1e15, usd)) w.max_cost_usd = usd;
-  }
-  if (r.has("objectives")) {
-    w.objectives = read_enum_axis<Objective>(r.node("objectives"), file, "sweep.objectives",
-                                             names_of<Objective>());
-    r.mark("objectives");
-  }
-  r.read_int("top", 1, 1 << 20, w.top);
+}
+
+// An enumerated field swept over its names (read_enum_axis).
+template <class E>
+ReadFn<W> enum_axis(std::vector<E> W::*m) {
+  return [m](MapReader& r, const std::string& key, Origin*, W& w) {
+    if (!r.has(key)) return;
+    w.*m = read_enum_axis<E>(r.node(key), r.file(), r.key_path(key), names_of<E>());
+    r.mark(key);
+  };
+}
+
+// The GPU presets swept over, by name.
+void read_gpu_axis(MapReader& r, const std::string& key, Origin*, W& w) {
+  if (!r.has(key)) return;
+  const std::vector<std::string> presets = gpu_presets().names();
+  std::vector<Named<std::string>> names;
+  for (const auto& g : presets) names.push_back({g, g.c_str()});
+  w.gpu = read_enum_axis<std::string>(r.node(key), r.file(), r.key_path(key), names);
+  r.mark(key);
+}
+
+const FieldTable<W>& constraint_fields() {
+  static const FieldTable<W> table = {
+      {"fits_memory", flag(&W::fits_memory)},
+      {"max_gpus", whole(&W::max_gpus, 1, kMaxCount)},
+      {"max_cost_usd", number(&W::max_cost_usd, 0.0, 1e15)},
+  };
+  return table;
+}
+
+// The keys that do not vary anything.
+constexpr const char* kConstraints = "constraints";
+constexpr const char* kObjectives = "objectives";
+constexpr const char* kTop = "top";
+
+// Every key of sweep:, in the order its unknown-key error lists them; nodes is read
+// before the late rows. Compression's schemes keep their settings' defaults
+// (training.gradient_compression).
+const FieldTable<W>& sweep_fields() {
+  using S = CompressionSpec::Scheme;
+  static const FieldTable<W> table = {
+      {"tp", int_axis(&W::tp, 1, kMaxCount, true)},
+      {"pp", int_axis(&W::pp, 1, kMaxCount, true)},
+      {"dp", int_axis(&W::dp, 1, kMaxCount, false)},
+      {"vp", int_axis(&W::vp, 1, kMaxCount, true)},
+      {"microbatch", int_axis(&W::microbatch, 1, kMaxCount, true)},
+      {"global_batch", int_axis(&W::global_batch, 1, 1 << 30, false)},
+      {"zero_stage", int_axis(&W::zero_stage, 0, 3, false)},
+      {"recompute", enum_axis<Recompute>(&W::recompute), true},
+      {"precision", enum_axis<Precision>(&W::precision), true},
+      {"compression", enum_axis<S>(&W::compression), true},
+      {"nodes", int_axis(&W::nodes, 1, kMaxCount, false)},
+      {"gpu", read_gpu_axis, true},
+      {kConstraints, nested(constraint_fields, false), true},
+      {kObjectives, enum_axis<Objective>(&W::objectives), true},
+      {kTop, whole(&W::top, 1, 1 << 20), true},
+  };
+  return table;
+}
+
+}  // namespace
+
+KeyLists sweep_key_lists() {
+  return {{"sweep", keys_of(sweep_fields())},
+          {"sweep.constraints", keys_of(constraint_fields())},
+          {"sweep.[field]", keys_of(range_fields())}};
+}
+
+void read_sweep(const YAML::Node& node, const std::string& file, SweepSpec& w) {
+  MapReader r(node, file, "sweep", keys_of(sweep_fields()), &w.origin);
+  w.origin["sweep"] = r.where();
+  read_fields(r, &w.origin, sweep_fields(), w);
   // A sweep that varies nothing is the scenario itself: `orrery run` answers that.
   bool varies = false;
-  for (const std::string& k : kSweepKeys) {
-    if (k != "constraints" && k != "objectives" && k != "top") varies = varies || r.has(k);
+  for (const std::string& k : keys_of(sweep_fields())) {
+    if (k != kConstraints && k != kObjectives && k != kTop) varies = varies || r.has(k);
   }
   if (!varies) {
     throw InputError(r.where(), "sweep", describe(node),

@@ -231,16 +231,13 @@ const FieldTable<LossScalingSpec>& loss_scaling_fields() {
 }
 
 // A nested section whose first row (scheme, kind) decides which of the others may be
-// given: that row is read, the others are refused where misplaced, then read.
+// given (read_keyed_by_first).
 template <class Spec>
 ReadFn<T> keyed_by_first(Spec T::*m, const FieldTable<Spec>& (*table)(), bool by_name) {
   return [m, table, by_name](MapReader& r, const std::string& key, Origin* origin, T& t) {
     if (!r.has(key)) return;
-    const FieldTable<Spec>& rows = table();
-    MapReader nr(r.node(key), r.file(), r.key_path(key), keys_of(rows), origin);
-    rows.front().read(nr, rows.front().key, origin, t.*m);
-    refuse_misplaced(nr, rows, t.*m, by_name);
-    for (std::size_t i = 1; i < rows.size(); ++i) rows[i].read(nr, rows[i].key, origin, t.*m);
+    MapReader nr(r.node(key), r.file(), r.key_path(key), keys_of(table()), origin);
+    read_keyed_by_first(nr, origin, table(), t.*m, by_name);
   };
 }
 
