@@ -371,14 +371,14 @@ std::string render_trace(const Scenario& s, const StepResult& r) {
   for (size_t i = 0; i < g.tasks.size(); ++i) {
     const Task& t = g.tasks[i];
     const TaskTiming& tm = r.timeline.timing[i];
-    if (tm.end < 0) continue;  // never finished: a fault stalled the step
+    if (!tm.end) continue;  // never finished: a fault stalled the step
     std::string name = to_string(t.kind);
     if (t.microbatch) name += fmt::format(" mb{}", *t.microbatch);
     ordered_json args = {{"task", i}};
     if (t.comm) args["collective"] = g.comms[*t.comm].description;
     events.push_back({{"ph", "X"}, {"name", name}, {"pid", t.rank},
-                      {"tid", static_cast<int>(t.stream)}, {"ts", tm.start * 1e6},
-                      {"dur", (tm.end - tm.start) * 1e6}, {"args", args}});
+                      {"tid", static_cast<int>(t.stream)}, {"ts", tm.start->value() * 1e6},
+                      {"dur", tm.duration().value() * 1e6}, {"args", args}});
     if (!t.comm) continue;
     std::set<int> links;
     for (const PlannedPhase& ph : g.comms[*t.comm].phases)
@@ -394,7 +394,8 @@ std::string render_trace(const Scenario& s, const StepResult& r) {
                                                          info.owner)}}}});
       }
       events.push_back({{"ph", "X"}, {"name", g.comms[*t.comm].description}, {"pid", link_pid},
-                        {"tid", l}, {"ts", tm.start * 1e6}, {"dur", (tm.end - tm.start) * 1e6}});
+                        {"tid", l}, {"ts", tm.start->value() * 1e6},
+                        {"dur", tm.duration().value() * 1e6}});
     }
   }
   ordered_json j = {{"traceEvents", events}, {"displayTimeUnit", "ms"}};

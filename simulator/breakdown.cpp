@@ -22,17 +22,18 @@ Breakdown TimelineReader::breakdown(int rank, double step) const {
   for (size_t i = 0; i < g.tasks.size(); ++i) {
     const Task& t = g.tasks[i];
     if (t.rank != rank || t.stream != StreamKind::compute) continue;
-    const double start = r.timing[i].start, end = r.timing[i].end;
+    // Every task finished: a stalled step has no breakdown (step.cpp).
+    const double start = r.timing[i].start->value(), end = r.timing[i].end->value();
     const double gap = start - prev_end;
     if (gap > 0) {
       MaybeTask blocker;  // the predecessor that finished last
       for (int k = pred_start[i]; k < pred_start[i + 1]; ++k) {
         const int pd = preds[k];
-        if (!blocker || r.timing[pd].end > r.timing[*blocker].end) blocker = pd;
+        if (!blocker || *r.timing[pd].end > *r.timing[*blocker].end) blocker = pd;
       }
       const TaskKind k = blocker ? g.tasks[*blocker].kind : TaskKind::forward;
       if (blocker && k == TaskKind::pp_comm) {
-        const double d = r.timing[*blocker].end - r.timing[*blocker].start;
+        const double d = r.timing[*blocker].duration().value();
         b.pp_exposed += std::min(gap, d);
         b.bubble += gap - std::min(gap, d);
       } else if (blocker && (k == TaskKind::dp_comm || k == TaskKind::param_gather)) {
@@ -74,7 +75,7 @@ Breakdown TimelineReader::breakdown(int rank, double step) const {
     for (size_t i = 0; i < g.tasks.size(); ++i) {
       const Task& t = g.tasks[i];
       if (t.rank == rank && (t.kind == TaskKind::dp_comm || t.kind == TaskKind::param_gather))
-        comm_end = std::max(comm_end, r.timing[i].end);
+        comm_end = std::max(comm_end, r.timing[i].end->value());
     }
     const double dp = std::clamp(comm_end - prev_end, 0.0, tail);
     b.dp_exposed += dp;

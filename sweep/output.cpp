@@ -278,9 +278,9 @@ std::string render_sweep_json(const SweepInput& in, const SweepResult& r) {
     for (std::size_t t = 0; t < step.graph.tasks.size(); ++t) {
       const Task& task = step.graph.tasks[t];
       const TaskTiming& when = step.timeline.timing.at(t);
-      if (when.end <= when.start) continue;
+      if (!when.end || *when.end <= *when.start) continue;  // no time, or never finished
       tl.push_back(ordered_json::array({task.rank, to_string(task.stream), to_string(task.kind),
-                                        when.start, when.end}));
+                                        when.start->value(), when.end->value()}));
     }
     j["best_timeline"] = tl;
   }
