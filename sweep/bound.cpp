@@ -178,8 +178,8 @@ Seconds step_time_bound(const Scenario& s) {
     chain = first_chunk;
   }
   Seconds before;  // sum_{i<k} chain_i
-  const Bandwidth ingress = s.cluster.intra_node.bandwidth +
-                            (s.cluster.nodes > 1 ? s.cluster.inter_node.nic_bandwidth : Bandwidth());
+  const Bandwidth nic = s.cluster.nodes > 1 ? s.cluster.inter_node.nic_bandwidth : Bandwidth();
+  const Bandwidth ingress = s.cluster.intra_node.bandwidth + nic;
   for (std::size_t k = 0; k < pp; ++k) {
     bound = std::max(bound, before + m * (tf[k] + tb[k]));
     // The ZeRO-3 traffic overlaps compute but cannot pass a GPU's links faster.
