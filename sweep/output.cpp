@@ -35,22 +35,24 @@ const std::vector<std::string> kBreakdownColumns = {
     "compute_s", "recompute_s", "tp_exposed_s", "ep_exposed_s", "cp_exposed_s",
     "pp_exposed_s", "dp_exposed_s", "bubble_s", "optimizer_s"};
 
+// The breakdown in seconds, in the order of kBreakdownColumns; breakdown_from inverts it.
 std::vector<double> breakdown_values(const Breakdown& b) {
-  return {b.compute,    b.recompute,  b.tp_exposed, b.ep_exposed, b.cp_exposed,
-          b.pp_exposed, b.dp_exposed, b.bubble,     b.optimizer};
+  return {b.compute.value(),    b.recompute.value(),  b.tp_exposed.value(),
+          b.ep_exposed.value(), b.cp_exposed.value(), b.pp_exposed.value(),
+          b.dp_exposed.value(), b.bubble.value(),     b.optimizer.value()};
 }
 
 Breakdown breakdown_from(const std::vector<double>& v) {
   Breakdown b;
-  b.compute = v.at(0);
-  b.recompute = v.at(1);
-  b.tp_exposed = v.at(2);
-  b.ep_exposed = v.at(3);
-  b.cp_exposed = v.at(4);
-  b.pp_exposed = v.at(5);
-  b.dp_exposed = v.at(6);
-  b.bubble = v.at(7);
-  b.optimizer = v.at(8);
+  b.compute = Seconds(v.at(0));
+  b.recompute = Seconds(v.at(1));
+  b.tp_exposed = Seconds(v.at(2));
+  b.ep_exposed = Seconds(v.at(3));
+  b.cp_exposed = Seconds(v.at(4));
+  b.pp_exposed = Seconds(v.at(5));
+  b.dp_exposed = Seconds(v.at(6));
+  b.bubble = Seconds(v.at(7));
+  b.optimizer = Seconds(v.at(8));
   return b;
 }
 
