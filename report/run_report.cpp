@@ -20,7 +20,7 @@ using ordered_json = nlohmann::ordered_json;
 struct Part {
   const char* key;
   const char* label;
-  double value;
+  Seconds time;
 };
 
 std::vector<Part> parts(const Breakdown& b) {
@@ -37,7 +37,7 @@ std::vector<Part> parts(const Breakdown& b) {
 
 ordered_json breakdown_json(const Breakdown& b) {
   ordered_json j;
-  for (const Part& p : parts(b)) j[p.key] = p.value;
+  for (const Part& p : parts(b)) j[p.key] = p.time.value();
   return j;
 }
 
@@ -127,7 +127,7 @@ std::vector<std::string> absorbed_by(const StepResult& r) {
     const std::vector<Part> now = parts(r.stages[i].breakdown);
     const std::vector<Part> before = parts(r.baseline_stages[i]);
     for (size_t k = 0; k < now.size(); ++k) {
-      const double d = now[k].value - before[k].value;
+      const double d = (now[k].time - before[k].time).value();
       if (d > 1e-3 * r.baseline_step_time->value())
         g.push_back({d, fmt::format("stage {} {}", i, now[k].label)});
     }
@@ -153,7 +153,7 @@ std::string render_run_json(const Scenario& s, const Prediction& prediction) {
   j["tflops_per_gpu_hardware"] = r.tflops_hardware_per_gpu;
   j["mfu"] = r.mfu;
   j["hfu"] = r.hfu;
-  j["peak_flop_per_s"] = r.peak_flops;
+  j["peak_flop_per_s"] = r.peak.value();
   j["critical_stage"] = r.critical_stage;
   j["breakdown_s"] = breakdown_json(r.stages.at(r.critical_stage).breakdown);
   ordered_json stages = ordered_json::array();
@@ -205,7 +205,7 @@ std::string render_run_csv(const Scenario& s, const Prediction& prediction) {
                     r.tflops_hardware_per_gpu, r.mfu, r.hfu);
   for (const Part& p : parts(b)) {
     header += fmt::format(",{}_s", p.key);
-    row += fmt::format(",{:.9g}", p.value);
+    row += fmt::format(",{:.9g}", p.time.value());
   }
   header += ",memory_per_gpu_bytes,fits,nvlink_bytes,nic_bytes,spine_bytes";
   row += fmt::format(",{:.0f},{},{:.9g},{:.9g},{:.9g}",
@@ -264,25 +264,25 @@ std::string render_run_table(const Scenario& s, const Prediction& prediction) {
                                  r.tokens_per_s / s.cluster.gpus()));
   line("model FLOP/s per GPU",
        fmt::format("{:.1f} TFLOP/s, MFU {:.1f} % of {}", r.tflops_model_per_gpu, 100 * r.mfu,
-                   format_flop_rate(FlopRate(r.peak_flops))));
+                   format_flop_rate(r.peak)));
   line("hardware FLOP/s per GPU",
        fmt::format("{:.1f} TFLOP/s, HFU {:.1f} %", r.tflops_hardware_per_gpu, 100 * r.hfu));
 
   const Breakdown& b = r.stages.at(r.critical_stage).breakdown;
   o += fmt::format("\nbreakdown (stage {}, the busiest)\n", r.critical_stage);
   for (const Part& part : parts(b)) {
-    if (part.value <= 0 && std::string(part.key) != "compute") continue;
-    o += fmt::format("  {:<24} {:>12}  {:5.1f} %\n", part.label, format_seconds(Seconds(part.value)),
-                     100 * part.value / r.step_time.value());
+    if (part.time.value() <= 0 && std::string(part.key) != "compute") continue;
+    o += fmt::format("  {:<24} {:>12}  {:5.1f} %\n", part.label, format_seconds(part.time),
+                     100 * part.time.value() / r.step_time.value());
   }
   if (r.stages.size() > 1) {
     o += "\n  stage   utilization   compute      bubble   PP exposed   DP exposed\n";
     for (const StageReport& st : r.stages) {
       o += fmt::format("  {:>5}   {:>10.1f} %  {:>10}  {:>10}  {:>11}  {:>11}\n", st.stage,
-                       100 * st.utilization, format_seconds(Seconds(st.breakdown.compute)),
-                       format_seconds(Seconds(st.breakdown.bubble)),
-                       format_seconds(Seconds(st.breakdown.pp_exposed)),
-                       format_seconds(Seconds(st.breakdown.dp_exposed)));
+                       100 * st.utilization, format_seconds(st.breakdown.compute),
+                       format_seconds(st.breakdown.bubble),
+                       format_seconds(st.breakdown.pp_exposed),
+                       format_seconds(st.breakdown.dp_exposed));
     }
   }
   o += "\nnetwork per step (all GPUs)\n";
@@ -371,14 +371,14 @@ std::string render_trace(const Scenario& s, const StepResult& r) {
   for (size_t i = 0; i < g.tasks.size(); ++i) {
     const Task& t = g.tasks[i];
     const TaskTiming& tm = r.timeline.timing[i];
-    if (tm.end < 0) continue;  // never finished: a fault stalled the step
+    if (!tm.end) continue;  // never finished: a fault stalled the step
     std::string name = to_string(t.kind);
     if (t.microbatch) name += fmt::format(" mb{}", *t.microbatch);
     ordered_json args = {{"task", i}};
     if (t.comm) args["collective"] = g.comms[*t.comm].description;
     events.push_back({{"ph", "X"}, {"name", name}, {"pid", t.rank},
-                      {"tid", static_cast<int>(t.stream)}, {"ts", tm.start * 1e6},
-                      {"dur", (tm.end - tm.start) * 1e6}, {"args", args}});
+                      {"tid", static_cast<int>(t.stream)}, {"ts", tm.start->value() * 1e6},
+                      {"dur", tm.duration().value() * 1e6}, {"args", args}});
     if (!t.comm) continue;
     std::set<int> links;
     for (const PlannedPhase& ph : g.comms[*t.comm].phases)
@@ -394,7 +394,8 @@ std::string render_trace(const Scenario& s, const StepResult& r) {
                                                          info.owner)}}}});
       }
       events.push_back({{"ph", "X"}, {"name", g.comms[*t.comm].description}, {"pid", link_pid},
-                        {"tid", l}, {"ts", tm.start * 1e6}, {"dur", (tm.end - tm.start) * 1e6}});
+                        {"tid", l}, {"ts", tm.start->value() * 1e6},
+                        {"dur", tm.duration().value() * 1e6}});
     }
   }
   ordered_json j = {{"traceEvents", events}, {"displayTimeUnit", "ms"}};

@@ -12,7 +12,7 @@ TimelineReader::TimelineReader(const TaskGraph& graph, const EngineResult& timel
   for (const auto& [a, c] : graph.edges) preds_[fill[c]++] = a;
 }
 
-Breakdown TimelineReader::breakdown(int rank, double step) const {
+Breakdown TimelineReader::breakdown(int rank, Seconds step) const {
   const TaskGraph& g = g_;
   const EngineResult& r = r_;
   const std::vector<int>& pred_start = pred_start_;
@@ -22,63 +22,64 @@ Breakdown TimelineReader::breakdown(int rank, double step) const {
   for (size_t i = 0; i < g.tasks.size(); ++i) {
     const Task& t = g.tasks[i];
     if (t.rank != rank || t.stream != StreamKind::compute) continue;
-    const double start = r.timing[i].start, end = r.timing[i].end;
+    // Every task finished: a stalled step has no breakdown (step.cpp).
+    const double start = r.timing[i].start->value(), end = r.timing[i].end->value();
     const double gap = start - prev_end;
     if (gap > 0) {
       MaybeTask blocker;  // the predecessor that finished last
       for (int k = pred_start[i]; k < pred_start[i + 1]; ++k) {
         const int pd = preds[k];
-        if (!blocker || r.timing[pd].end > r.timing[*blocker].end) blocker = pd;
+        if (!blocker || *r.timing[pd].end > *r.timing[*blocker].end) blocker = pd;
       }
       const TaskKind k = blocker ? g.tasks[*blocker].kind : TaskKind::forward;
       if (blocker && k == TaskKind::pp_comm) {
-        const double d = r.timing[*blocker].end - r.timing[*blocker].start;
-        b.pp_exposed += std::min(gap, d);
-        b.bubble += gap - std::min(gap, d);
+        const double d = r.timing[*blocker].duration().value();
+        b.pp_exposed += Seconds(std::min(gap, d));
+        b.bubble += Seconds(gap - std::min(gap, d));
       } else if (blocker && (k == TaskKind::dp_comm || k == TaskKind::param_gather)) {
-        b.dp_exposed += gap;
+        b.dp_exposed += Seconds(gap);
       } else if (blocker && k == TaskKind::tp_comm) {
-        b.tp_exposed += gap;
+        b.tp_exposed += Seconds(gap);
       } else if (blocker && k == TaskKind::cp_comm) {
-        b.cp_exposed += gap;
+        b.cp_exposed += Seconds(gap);
       } else if (blocker && k == TaskKind::ep_comm) {
-        b.ep_exposed += gap;
+        b.ep_exposed += Seconds(gap);
       } else {
-        b.bubble += gap;
+        b.bubble += Seconds(gap);
       }
     }
     const double d = end - start;
     const double scale = t.work.value() > 0 ? d / t.work.value() : 0;
     if (t.kind == TaskKind::pp_comm) {  // a blocking transfer on the compute stream
-      b.pp_exposed += d;
+      b.pp_exposed += Seconds(d);
     } else if (t.kind == TaskKind::optimizer) {
-      b.optimizer += d;
+      b.optimizer += Seconds(d);
     } else {
       const double tp = t.tp.value() * scale, ep = t.ep.value() * scale,
                    cp = t.cp.value() * scale;
       const double rec =
           (t.kind == TaskKind::recompute ? d : t.recompute.value() * scale) +
           t.selective.value() * scale;
-      b.tp_exposed += tp;
-      b.ep_exposed += ep;
-      b.cp_exposed += cp;
-      b.recompute += std::min(rec, d - tp - ep - cp);
-      b.compute += std::max(0.0, d - tp - ep - cp - rec);
+      b.tp_exposed += Seconds(tp);
+      b.ep_exposed += Seconds(ep);
+      b.cp_exposed += Seconds(cp);
+      b.recompute += Seconds(std::min(rec, d - tp - ep - cp));
+      b.compute += Seconds(std::max(0.0, d - tp - ep - cp - rec));
     }
     prev_end = end;
   }
   // After the last kernel: waiting for gradient reduction / parameter gathers, or others.
-  const double tail = step - prev_end;
+  const double tail = step.value() - prev_end;
   if (tail > 0) {
     double comm_end = 0;
     for (size_t i = 0; i < g.tasks.size(); ++i) {
       const Task& t = g.tasks[i];
       if (t.rank == rank && (t.kind == TaskKind::dp_comm || t.kind == TaskKind::param_gather))
-        comm_end = std::max(comm_end, r.timing[i].end);
+        comm_end = std::max(comm_end, r.timing[i].end->value());
     }
     const double dp = std::clamp(comm_end - prev_end, 0.0, tail);
-    b.dp_exposed += dp;
-    b.bubble += tail - dp;
+    b.dp_exposed += Seconds(dp);
+    b.bubble += Seconds(tail - dp);
   }
   return b;
 }

@@ -16,7 +16,7 @@ class TimelineReader {
   // a transfer is exposed PP communication up to its length and bubble beyond; a gradient
   // reduction or parameter gather is exposed DP communication; a collective of a layer is
   // exposed TP or EP communication; anything else is bubble. The parts sum to `step`.
-  Breakdown breakdown(int rank, double step) const;
+  Breakdown breakdown(int rank, Seconds step) const;
 
  private:
   const TaskGraph& g_;

@@ -132,17 +132,17 @@ class Engine {
     EngineResult r;
     double last_end = 0;
     for (size_t t = 0; t < timing_.size(); ++t) {
-      if (timing_[t].end < 0) {
+      if (!timing_[t].end) {
         r.stalled = true;
         continue;
       }
-      last_end = std::max(last_end, timing_[t].end);
+      last_end = std::max(last_end, timing_[t].end->value());
     }
     // Only a fault may stop the step; otherwise an unfinished task is a builder bug.
     bool can_stall = false;
     for (const EngineChange& c : opt_.changes) can_stall = can_stall || c.factor == 0;
     for (size_t t = 0; t < timing_.size() && !can_stall; ++t) {
-      ORRERY_CHECK(timing_[t].end >= 0,
+      ORRERY_CHECK(timing_[t].end.has_value(),
                    fmt::format("deadlock: task {} ({} on rank {}) never ran", t,
                                to_string(g_.tasks[t].kind), g_.tasks[t].rank));
     }
@@ -212,7 +212,7 @@ class Engine {
 
   void start(int t) {
     const Task& k = g_.tasks[t];
-    timing_[t].start = now_;
+    timing_[t].start = Seconds(now_);
     if (!is_comm(k.kind)) {
       running_compute_[k.rank] = t;
       remaining_[t] = k.work.value();
@@ -300,7 +300,7 @@ class Engine {
 
   void finish(int t) {
     const Task& k = g_.tasks[t];
-    timing_[t].end = now_;
+    timing_[t].end = Seconds(now_);
     ++version_[t];  // drop any stale event of this task
     if (!is_comm(k.kind)) {
       running_compute_[k.rank].reset();

@@ -37,17 +37,22 @@ struct EngineOptions {
   std::vector<EngineChange> changes;  // in any order
 };
 
+// When a task ran, from the start of the step. Both are set for every task unless a fault
+// stopped a rank or a link (EngineResult::stalled): a task it held back never started (no
+// start, no end), one it caught running never finished (start only).
 struct TaskTiming {
-  double start = -1;
-  double end = -1;
+  std::optional<Seconds> start;
+  std::optional<Seconds> end;  // set only after start, and then >= *start
+  // end - start; only for a finished task.
+  Seconds duration() const { return *end - *start; }
 };
 
 struct EngineResult {
   std::vector<TaskTiming> timing;  // per task
   Seconds end;                     // when the last task finished
   std::size_t events = 0;
-  // A fault stopped a rank or a link: tasks that never finished keep end = -1, and
-  // `end` is when the last event happened.
+  // A fault stopped a rank or a link: tasks that never finished have no end (TaskTiming),
+  // and `end` is when the last event happened.
   bool stalled = false;
 };
 

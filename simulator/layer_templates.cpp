@@ -174,7 +174,7 @@ const Template& LayerTemplates::get(int stage, const Layer& layer, LayerPass pas
   for (size_t i = 0; i < g.tasks.size(); ++i) {
     const Task& t = g.tasks[i];
     if (!is_comm(t.kind)) {
-      compute += r.timing[i].end - r.timing[i].start;
+      compute += r.timing[i].duration().value();
       tpl.parts.selective += t.selective;
     }
   }
@@ -182,7 +182,7 @@ const Template& LayerTemplates::get(int stage, const Layer& layer, LayerPass pas
   const double exposed = std::max(0.0, r.end.value() - compute);
   double tp_time = 0, ep_time = 0, cp_time = 0;
   for (size_t i = 0; i < g.tasks.size(); ++i) {
-    const double d = r.timing[i].end - r.timing[i].start;
+    const double d = r.timing[i].duration().value();
     if (g.tasks[i].kind == TaskKind::tp_comm) tp_time += d;
     if (g.tasks[i].kind == TaskKind::ep_comm) ep_time += d;
     if (g.tasks[i].kind == TaskKind::cp_comm) cp_time += d;

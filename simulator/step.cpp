@@ -20,8 +20,8 @@ void set_rates(StepResult& out) {
   out.tokens_per_s = out.figures.tokens_per_step / step;
   out.tflops_model_per_gpu = out.figures.model_flops_per_gpu.value() / step / 1e12;
   out.tflops_hardware_per_gpu = out.figures.hardware_flops_per_gpu.value() / step / 1e12;
-  out.mfu = out.tflops_model_per_gpu * 1e12 / out.peak_flops;
-  out.hfu = out.tflops_hardware_per_gpu * 1e12 / out.peak_flops;
+  out.mfu = out.tflops_model_per_gpu * 1e12 / out.peak.value();
+  out.hfu = out.tflops_hardware_per_gpu * 1e12 / out.peak.value();
 }
 
 // What the scenario's model gives every variant of its step, computed once.
@@ -80,8 +80,9 @@ StepResult run_step(const Scenario& s, const Hardware& hardware, const Analysed&
     // the one with data-, tensor- and context-parallel index 0 is reported).
     const int rank = static_cast<int>(std::find(stage_of_rank.begin(), stage_of_rank.end(), st) -
                                       stage_of_rank.begin());
-    sr.breakdown = reader.breakdown(rank, step);
-    const double busy = sr.breakdown.compute + sr.breakdown.recompute + sr.breakdown.optimizer;
+    sr.breakdown = reader.breakdown(rank, Seconds(step));
+    const double busy =
+        (sr.breakdown.compute + sr.breakdown.recompute + sr.breakdown.optimizer).value();
     sr.utilization = busy / step;
     if (!busiest || busy > *busiest + 1e-12) {
       busiest = busy;
@@ -92,9 +93,9 @@ StepResult run_step(const Scenario& s, const Hardware& hardware, const Analysed&
   out.bytes_by_link_class = planner.traffic();
   out.figures = figures;
   const GpuSpec& gpu = s.cluster.gpu;
-  out.peak_flops = gpu.peak.count(Dtype::bf16)   ? gpu.peak.at(Dtype::bf16).value()
-                   : gpu.peak.count(Dtype::fp16) ? gpu.peak.at(Dtype::fp16).value()
-                                                 : gpu.peak.begin()->second.value();
+  out.peak = gpu.peak.count(Dtype::bf16)   ? gpu.peak.at(Dtype::bf16)
+             : gpu.peak.count(Dtype::fp16) ? gpu.peak.at(Dtype::fp16)
+                                           : gpu.peak.begin()->second;
   set_rates(out);
   out.tasks = g.tasks.size();
   out.events = r.events;
@@ -149,7 +150,8 @@ namespace {
 // figures are the mean over the period; the graph and timeline are the averaging step's.
 StepResult average_period(StepResult sync, const StepResult& between, int period) {
   const double w = 1.0 / period, w_between = 1.0 - w;
-  auto blend = [&](double a_sync, double a_between) { return w * a_sync + w_between * a_between; };
+  // For doubles and Seconds alike: the same products and sum.
+  auto blend = [&](auto a_sync, auto a_between) { return w * a_sync + w_between * a_between; };
   sync.step_time = Seconds(blend(sync.step_time.value(), between.step_time.value()));
   const double step = sync.step_time.value();
   std::optional<double> busiest;  // the busy time of the critical stage so far
@@ -165,7 +167,7 @@ StepResult average_period(StepResult sync, const StepResult& between, int period
     b.dp_exposed = blend(b.dp_exposed, o.dp_exposed);
     b.bubble = blend(b.bubble, o.bubble);
     b.optimizer = blend(b.optimizer, o.optimizer);
-    const double busy = b.compute + b.recompute + b.optimizer;
+    const double busy = (b.compute + b.recompute + b.optimizer).value();
     sync.stages[i].utilization = busy / step;
     if (!busiest || busy > *busiest + 1e-12) {
       busiest = busy;

@@ -51,18 +51,18 @@ struct SimulationOptions {
   bool op_level = false;  // no layer templates: every op in the pipeline graph
 };
 
-// Where a stage's time went, in seconds; the parts add up to the step time.
+// Where a stage's time went; the parts add up to the step time.
 struct Breakdown {
-  double compute = 0;      // forward and backward kernels (selective recompute excluded)
-  double recompute = 0;    // recomputed forward passes (full or selective)
-  double tp_exposed = 0;   // tensor-parallel collectives the compute waited for
-  double ep_exposed = 0;   // MoE all-to-alls the compute waited for
-  double cp_exposed = 0;   // context-parallel key/value exchange the compute waited for
-  double pp_exposed = 0;   // pipeline transfers the compute waited for
-  double dp_exposed = 0;   // gradient reduction and parameter gathers not hidden
-  double bubble = 0;       // idle, waiting for other stages
-  double optimizer = 0;    // optimizer step
-  double total() const {
+  Seconds compute;     // forward and backward kernels (selective recompute excluded)
+  Seconds recompute;   // recomputed forward passes (full or selective)
+  Seconds tp_exposed;  // tensor-parallel collectives the compute waited for
+  Seconds ep_exposed;  // MoE all-to-alls the compute waited for
+  Seconds cp_exposed;  // context-parallel key/value exchange the compute waited for
+  Seconds pp_exposed;  // pipeline transfers the compute waited for
+  Seconds dp_exposed;  // gradient reduction and parameter gathers not hidden
+  Seconds bubble;      // idle, waiting for other stages
+  Seconds optimizer;   // optimizer step
+  Seconds total() const {
     return compute + recompute + tp_exposed + ep_exposed + cp_exposed + pp_exposed + dp_exposed +
            bubble + optimizer;
   }
@@ -82,12 +82,13 @@ struct StepResult {
   // the inter-node network counts once for `nic` and, if it leaves its leaf, once for
   // `spine`.
   std::map<LinkClass, double> bytes_by_link_class;
-  double tokens_per_s = 0;
+  // Not quantities of core/units.h: a count rate, rates in TFLOP/s as printed, fractions.
+  double tokens_per_s = 0;  // tokens (images for CNNs) per second, all GPUs
   double tflops_model_per_gpu = 0;
   double tflops_hardware_per_gpu = 0;
   double mfu = 0;  // model FLOP/s per GPU over the dense 16-bit peak
   double hfu = 0;  // hardware FLOP/s per GPU over the same peak
-  double peak_flops = 0;
+  FlopRate peak;   // that peak: bf16, else fp16, else the GPU's first datasheet peak
   StepFigures figures;
   std::string compute_model;
   std::size_t tasks = 0;

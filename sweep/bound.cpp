@@ -51,7 +51,7 @@ bool timed_by_rate(const Op& op) {
 // its NVLink port and its NIC at line rate; a group over k = ceil(n / gpus_per_node)
 // nodes also brings at least (k-1)/k S into each node, through the NICs of its members
 // there.
-double tp_collective_bound(const Scenario& s, double bytes) {
+Seconds tp_collective_bound(const Scenario& s, double bytes) {
   const ParallelismSpec& p = s.parallelism;
   const ClusterSpec& c = s.cluster;
   const double n = p.tp;
@@ -62,7 +62,7 @@ double tp_collective_bound(const Scenario& s, double bytes) {
     const double members = std::min(c.gpus_per_node, std::max(1, c.inter_node.nics_per_node));
     t = std::max(t, (k - 1.0) / k * bytes / (members * nic));
   }
-  return t;
+  return Seconds(t);
 }
 
 // The tensor-parallel collectives of passes of a layer that the next kernel waits for
@@ -78,8 +78,8 @@ void add_tp_waits(TpWaits& out, const Scenario& s, const Layer& l, LayerPass pas
 }
 
 // Their time, each collective at its lower bound.
-double tp_wait_bound(const Scenario& s, const TpWaits& waits) {
-  double t = 0;
+Seconds tp_wait_bound(const Scenario& s, const TpWaits& waits) {
+  Seconds t;
   for (const auto& [bytes, n] : waits) t += n * tp_collective_bound(s, bytes);
   return t;
 }
@@ -94,8 +94,8 @@ double tp_wait_bound(const Scenario& s, const TpWaits& waits) {
 // backward of rank 0 for the backwards of ranks k..1:
 //   step >= sum_{i<k} Tf_i + m (Tf_k + Tb_k) + sum_{i<k} Tb_i.
 // DualPipe: rank r runs stage r for half the micro-batches and stage p-1-r for the other.
-double step_time_bound(const Scenario& s) {
-  const double rate = fastest_rate(s);
+Seconds step_time_bound(const Scenario& s) {
+  const FlopRate rate(fastest_rate(s));
   const ParallelismSpec& p = s.parallelism;
   const Recompute rc = s.training.recompute;
   const Workload w = build_workload(s.model, s.training, shard_of(p));
@@ -110,13 +110,13 @@ double step_time_bound(const Scenario& s) {
              : p.shard_group();
   }
   const StateBytes state = state_bytes_per_param(s.training);
-  std::vector<double> zero3_bytes(pp, 0.0);
-  std::vector<double> tf(pp, 0.0), tb(pp, 0.0);
+  std::vector<Bytes> zero3_bytes(pp);
+  std::vector<Seconds> tf(pp), tb(pp);
   std::vector<int> stage_of;
   if (s.model.is_transformer()) stage_of = stage_of_layers(s.model, p);
   std::size_t block = 0;
   // Interleaved: transformer FLOP time of chunk c < p (the first chunk of rank c).
-  std::vector<double> first_chunk(pp, 0.0);
+  std::vector<Seconds> first_chunk(pp);
   const int per_chunk =
       s.model.is_transformer() ? s.model.layers / (p.pp * p.virtual_pipeline_stages) : 0;
   for (const Layer& l : w.layers) {
@@ -131,23 +131,23 @@ double step_time_bound(const Scenario& s) {
     }
     for (const Op& op : l.ops) {
       if (!timed_by_rate(op)) continue;
-      const double fwd = op.fwd_flops.value();
+      const Flop fwd = op.fwd_flops;
       // FlashAttention's backward is timed as 2.5x its forward (calibrate/compute_model.h).
-      const double bwd = op.name == "attn.core" ? std::min(op.bwd_flops.value(), 2.5 * fwd)
-                                                : op.bwd_flops.value();
+      const Flop bwd = op.name == "attn.core" ? std::min(op.bwd_flops, 2.5 * fwd) : op.bwd_flops;
       const bool again = l.kind == LayerKind::transformer &&
                          (rc == Recompute::full || (rc == Recompute::selective && op.selective));
       tf[k] += fwd / rate;
-      tb[k] += (bwd + (again ? fwd : 0.0)) / rate;
-      if (chunk < pp) first_chunk[chunk] += (fwd + bwd + (again ? fwd : 0.0)) / rate;
+      tb[k] += (bwd + (again ? fwd : Flop())) / rate;
+      if (chunk < pp) first_chunk[chunk] += (fwd + bwd + (again ? fwd : Flop())) / rate;
     }
     // ZeRO-3 / FSDP: per micro-batch, the layer's parameters gathered before its forward
     // (and again before its backward when resharded) and its gradients reduce-scattered
     // after the backward (simulator/step.cpp), each bringing (d-1)/d of its bytes into
     // every member.
     if (d3 >= 2) {
-      zero3_bytes[k] += (d3 - 1.0) / d3 * l.params() *
-                        ((p.reshard_after_forward ? 2.0 : 1.0) * state.weight + state.gradient);
+      zero3_bytes[k] += Bytes((d3 - 1.0) / d3 * l.params() *
+                              ((p.reshard_after_forward ? 2.0 : 1.0) * state.weight +
+                               state.gradient));
     }
     // The tensor-parallel collectives the simulator issues (full recompute repeats the
     // forward's before the backward).
@@ -160,7 +160,7 @@ double step_time_bound(const Scenario& s) {
     tb[k] += tp_wait_bound(s, backward);
   }
   const double m = p.microbatches();
-  double bound = 0;
+  Seconds bound;
   if (p.schedule == PipelineSchedule::dualpipe) {
     for (std::size_t r = 0; r < pp; ++r) {
       bound = std::max(bound, m / 2 * (tf[r] + tb[r] + tf[pp - 1 - r] + tb[pp - 1 - r]));
@@ -171,15 +171,15 @@ double step_time_bound(const Scenario& s) {
   // ranks 0..k-1, and rank 0's last backward for the first chunk of ranks k..1. One chunk
   // per rank without interleaving; with v chunks, the transformer layers of chunk i < p
   // (on rank i) alone, a lower bound for it.
-  std::vector<double> chain(pp, 0.0);
+  std::vector<Seconds> chain(pp);
   if (p.schedule == PipelineSchedule::gpipe || p.schedule == PipelineSchedule::one_f_one_b) {
     for (std::size_t k = 0; k < pp; ++k) chain[k] = tf[k] + tb[k];
   } else if (p.schedule == PipelineSchedule::interleaved_1f1b) {
     chain = first_chunk;
   }
-  double before = 0;  // sum_{i<k} chain_i
-  const double ingress = s.cluster.intra_node.bandwidth.value() +
-                         (s.cluster.nodes > 1 ? s.cluster.inter_node.nic_bandwidth.value() : 0.0);
+  Seconds before;  // sum_{i<k} chain_i
+  const Bandwidth nic = s.cluster.nodes > 1 ? s.cluster.inter_node.nic_bandwidth : Bandwidth();
+  const Bandwidth ingress = s.cluster.intra_node.bandwidth + nic;
   for (std::size_t k = 0; k < pp; ++k) {
     bound = std::max(bound, before + m * (tf[k] + tb[k]));
     // The ZeRO-3 traffic overlaps compute but cannot pass a GPU's links faster.

@@ -2,11 +2,12 @@
 // (what it counts and why it is never above the simulated step time) is in sweep.h.
 #pragma once
 
+#include "core/units.h"
 #include "scenario/spec.h"
 
 namespace orrery {
 
 // A lower bound on the step time the simulator gives s (sweep.h, "Pruning").
-double step_time_bound(const Scenario& s);
+Seconds step_time_bound(const Scenario& s);
 
 }  // namespace orrery

@@ -17,6 +17,7 @@ using nlohmann::ordered_json;
 
 std::string num(double v) { return fmt::format("{:.9g}", v); }
 std::string opt(const std::optional<double>& v) { return v ? num(*v) : std::string(); }
+std::string opt(const std::optional<Seconds>& v) { return v ? num(v->value()) : std::string(); }
 
 // The FNV-1a hash of the scenario text: shards of another sweep are refused.
 std::string fingerprint(const SweepInput& in) {
@@ -34,22 +35,24 @@ const std::vector<std::string> kBreakdownColumns = {
     "compute_s", "recompute_s", "tp_exposed_s", "ep_exposed_s", "cp_exposed_s",
     "pp_exposed_s", "dp_exposed_s", "bubble_s", "optimizer_s"};
 
+// The breakdown in seconds, in the order of kBreakdownColumns; breakdown_from inverts it.
 std::vector<double> breakdown_values(const Breakdown& b) {
-  return {b.compute,    b.recompute,  b.tp_exposed, b.ep_exposed, b.cp_exposed,
-          b.pp_exposed, b.dp_exposed, b.bubble,     b.optimizer};
+  return {b.compute.value(),    b.recompute.value(),  b.tp_exposed.value(),
+          b.ep_exposed.value(), b.cp_exposed.value(), b.pp_exposed.value(),
+          b.dp_exposed.value(), b.bubble.value(),     b.optimizer.value()};
 }
 
 Breakdown breakdown_from(const std::vector<double>& v) {
   Breakdown b;
-  b.compute = v.at(0);
-  b.recompute = v.at(1);
-  b.tp_exposed = v.at(2);
-  b.ep_exposed = v.at(3);
-  b.cp_exposed = v.at(4);
-  b.pp_exposed = v.at(5);
-  b.dp_exposed = v.at(6);
-  b.bubble = v.at(7);
-  b.optimizer = v.at(8);
+  b.compute = Seconds(v.at(0));
+  b.recompute = Seconds(v.at(1));
+  b.tp_exposed = Seconds(v.at(2));
+  b.ep_exposed = Seconds(v.at(3));
+  b.cp_exposed = Seconds(v.at(4));
+  b.pp_exposed = Seconds(v.at(5));
+  b.dp_exposed = Seconds(v.at(6));
+  b.bubble = Seconds(v.at(7));
+  b.optimizer = Seconds(v.at(8));
   return b;
 }
 
@@ -102,7 +105,7 @@ std::string render_sweep_table(const SweepInput& in, const SweepResult& r) {
     const CandidateResult& c = r.candidates[static_cast<std::size_t>(rows[k])];
     out += fmt::format("{:>5}  {:<22} {:>3} {:>4} {:>4} {:<9} {:<6} {:>6.1f} GiB", k + 1,
                        split_label(c), c.a.microbatch, c.a.zero_stage, to_string(c.a.precision),
-                       to_string(c.a.recompute), c.gpus, c.memory_bytes / kGiB);
+                       to_string(c.a.recompute), c.gpus, c.memory->used.value() / kGiB);
     for (std::size_t i = 0; i < w.objectives.size(); ++i) {
       out += fmt::format(" {:>14}", objective_text(w.objectives[i], c.objective[i]));
     }
@@ -149,16 +152,16 @@ std::string render_sweep_csv(const SweepInput& in, const SweepResult& r) {
   std::map<int, int> rank;
   for (std::size_t k = 0; k < r.ranked.size(); ++k) rank[r.ranked[k]] = static_cast<int>(k) + 1;
   for (const auto& c : r.candidates) {
-    out += fmt::format("{},{},", c.index, to_string(c.status));
+    out += fmt::format("{},{},", *c.index, to_string(c.status));
     for (const detail::Axis& axis : detail::axes()) {
       out += detail::csv_cell(axis.cell(in, c));
       out += ',';
     }
     // (Appending piece by piece: `"," + std::string` trips GCC 12's -Wrestrict false positive.)
-    if (c.capacity_bytes > 0) {
-      out += num(c.memory_bytes / kGiB);
+    if (c.memory) {
+      out += num(c.memory->used.value() / kGiB);
       out += ',';
-      out += num(c.capacity_bytes / kGiB);
+      out += num(c.memory->capacity.value() / kGiB);
     } else {
       out += ',';
     }
@@ -172,17 +175,17 @@ std::string render_sweep_csv(const SweepInput& in, const SweepResult& r) {
         out += ',';
         out += v;
       };
-      field(num(f.step_time_s));
+      field(num(f.step_time.value()));
       for (double v : breakdown_values(f.breakdown)) field(num(v));
       field(num(f.tokens_per_s));
       field(num(f.mfu));
-      field(opt(f.time_to_train_s));
+      field(opt(f.time_to_train));
       field(opt(f.cost_usd));
       field(opt(f.energy_kwh));
     } else {
       out += std::string(6 + kBreakdownColumns.size(), ',');  // step, breakdown, 5 more
     }
-    auto it = rank.find(c.index);
+    auto it = rank.find(*c.index);
     out += ',';
     if (it != rank.end()) out += std::to_string(it->second);
     out += ',';
@@ -196,14 +199,14 @@ namespace {
 
 ordered_json figures_json(const Figures& f) {
   ordered_json j;
-  j["step_time_s"] = f.step_time_s;
+  j["step_time_s"] = f.step_time.value();
   ordered_json b;
   const std::vector<double> v = breakdown_values(f.breakdown);
   for (std::size_t i = 0; i < v.size(); ++i) b[kBreakdownColumns[i]] = v[i];
   j["breakdown"] = b;
   j["tokens_per_s"] = f.tokens_per_s;
   j["mfu"] = f.mfu;
-  if (f.time_to_train_s) j["time_to_train_s"] = *f.time_to_train_s;
+  if (f.time_to_train) j["time_to_train_s"] = f.time_to_train->value();
   if (f.cost_usd) j["cost_usd"] = *f.cost_usd;
   if (f.energy_kwh) j["energy_kwh"] = *f.energy_kwh;
   return j;
@@ -211,13 +214,14 @@ ordered_json figures_json(const Figures& f) {
 
 Figures figures_from(const ordered_json& j) {
   Figures f;
-  f.step_time_s = j.at("step_time_s").get<double>();
+  f.step_time = Seconds(j.at("step_time_s").get<double>());
   std::vector<double> v;
   for (const auto& col : kBreakdownColumns) v.push_back(j.at("breakdown").at(col).get<double>());
   f.breakdown = breakdown_from(v);
   f.tokens_per_s = j.at("tokens_per_s").get<double>();
   f.mfu = j.at("mfu").get<double>();
-  if (j.contains("time_to_train_s")) f.time_to_train_s = j["time_to_train_s"].get<double>();
+  if (j.contains("time_to_train_s"))
+    f.time_to_train = Seconds(j["time_to_train_s"].get<double>());
   if (j.contains("cost_usd")) f.cost_usd = j["cost_usd"].get<double>();
   if (j.contains("energy_kwh")) f.energy_kwh = j["energy_kwh"].get<double>();
   return f;
@@ -225,13 +229,13 @@ Figures figures_from(const ordered_json& j) {
 
 ordered_json candidate_json(const SweepInput& in, const CandidateResult& c) {
   ordered_json j;
-  j["index"] = c.index;
+  if (c.index) j["index"] = *c.index;  // the baseline has none
   j["status"] = to_string(c.status);
   for (const detail::Axis& axis : detail::axes())
     std::visit([&](const auto& v) { j[axis.column] = v; }, axis.cell(in, c));
-  if (c.capacity_bytes > 0) {
-    j["memory_bytes"] = c.memory_bytes;
-    j["capacity_bytes"] = c.capacity_bytes;
+  if (c.memory) {
+    j["memory_bytes"] = c.memory->used.value();
+    j["capacity_bytes"] = c.memory->capacity.value();
   }
   if (!c.bound.empty()) j["bound"] = c.bound;
   if (c.figures && c.status != Status::pruned) j["figures"] = figures_json(*c.figures);
@@ -258,7 +262,6 @@ std::string render_sweep_json(const SweepInput& in, const SweepResult& r) {
   summary["simulated"] = r.simulated;
   j["summary"] = summary;
   ordered_json b = candidate_json(in, r.baseline);
-  b.erase("index");
   if (r.baseline_rank) {
     b["rank_min"] = *r.baseline_rank;
     b["rank_max"] = *r.baseline_rank_max;
@@ -278,9 +281,9 @@ std::string render_sweep_json(const SweepInput& in, const SweepResult& r) {
     for (std::size_t t = 0; t < step.graph.tasks.size(); ++t) {
       const Task& task = step.graph.tasks[t];
       const TaskTiming& when = step.timeline.timing.at(t);
-      if (when.end <= when.start) continue;
+      if (!when.end || *when.end <= *when.start) continue;  // no time, or never finished
       tl.push_back(ordered_json::array({task.rank, to_string(task.stream), to_string(task.kind),
-                                        when.start, when.end}));
+                                        when.start->value(), when.end->value()}));
     }
     j["best_timeline"] = tl;
   }
@@ -317,7 +320,7 @@ std::string write_shard(const SweepInput& in, const SweepResult& r, int shard, i
     }
     if (c.status != Status::unsupported && !c.figures) continue;
     ordered_json e;
-    e["index"] = c.index;
+    e["index"] = *c.index;
     if (c.status == Status::unsupported) {
       e["unsupported"] = c.reason;
     } else {

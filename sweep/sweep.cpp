@@ -46,8 +46,10 @@ std::vector<double> objective_values(const SweepSpec& w, const Figures& f) {
   std::vector<double> out;
   for (Objective o : w.objectives) {
     switch (o) {
-      case Objective::step_time: out.push_back(f.step_time_s); break;
-      case Objective::time_to_train: out.push_back(f.time_to_train_s.value_or(kInf)); break;
+      case Objective::step_time: out.push_back(f.step_time.value()); break;
+      case Objective::time_to_train:
+        out.push_back(f.time_to_train ? f.time_to_train->value() : kInf);
+        break;
       case Objective::cost: out.push_back(f.cost_usd.value_or(kInf)); break;
       case Objective::energy: out.push_back(f.energy_kwh.value_or(kInf)); break;
     }
@@ -58,8 +60,8 @@ std::vector<double> objective_values(const SweepSpec& w, const Figures& f) {
 void add_run(const Scenario& s, Figures& f, double utilization,
              std::optional<Seconds> warmup = std::nullopt) {
   if (!s.training.target) return;
-  const RunEstimate e = estimate_run(s, Seconds(f.step_time_s), utilization, warmup);
-  f.time_to_train_s = e.time.value();
+  const RunEstimate e = estimate_run(s, f.step_time, utilization, warmup);
+  f.time_to_train = e.time;
   if (e.usd) f.cost_usd = *e.usd;
   f.energy_kwh = e.energy_kwh;
 }
@@ -68,12 +70,12 @@ Figures simulate(const Scenario& s) {
   const Prediction p = predict(s);
   const StepResult& r = p.step;
   Figures f;
-  f.step_time_s = r.step_time.value();
+  f.step_time = r.step_time;
   f.breakdown = r.stages.at(static_cast<std::size_t>(r.critical_stage)).breakdown;
   f.tokens_per_s = r.tokens_per_s;
   f.mfu = r.mfu;
   if (p.run) {
-    f.time_to_train_s = p.run->time.value();
+    f.time_to_train = p.run->time;
     if (p.run->usd) f.cost_usd = *p.run->usd;
     f.energy_kwh = p.run->energy_kwh;
   }
@@ -120,14 +122,13 @@ std::vector<CandidateResult> screen(const SweepInput& in, const std::vector<Assi
       c.reason = reason_of(e);
       return;
     }
-    c.memory_bytes = f.memory.worst().memory.total().value();
-    c.capacity_bytes = f.memory.capacity.value();
+    c.memory = MemoryUse{f.memory.worst().memory.total(), f.memory.capacity};
     if (w.fits_memory && !f.memory.fits) {
       c.status = Status::out_of_memory;
       return;
     }
     Figures lb;
-    lb.step_time_s = step_time_bound(s);
+    lb.step_time = step_time_bound(s);
     add_run(s, lb, 0.0);
     c.bound = objective_values(w, lb);
     if (over_budget(w, lb)) {
@@ -167,7 +168,7 @@ void decide(const SweepInput& in, std::vector<CandidateResult>& cands,
   const SweepSpec& w = in.spec;
   std::vector<int> order;
   for (const auto& c : cands)
-    if (c.status == Status::pruned) order.push_back(c.index);
+    if (c.status == Status::pruned) order.push_back(*c.index);
   std::sort(order.begin(), order.end(), [&](int x, int y) {
     const double bx = cands[static_cast<std::size_t>(x)].bound[0];
     const double by = cands[static_cast<std::size_t>(y)].bound[0];
@@ -225,7 +226,7 @@ void finish(const SweepInput& in, SweepResult& r) {
     if (c.status == Status::pruned) ++r.pruned;
     if (c.status == Status::simulated) {
       ++r.simulated;
-      sim.push_back(c.index);
+      sim.push_back(*c.index);
     }
   }
   auto obj = [&](int i) -> const std::vector<double>& {
@@ -253,8 +254,7 @@ void finish(const SweepInput& in, SweepResult& r) {
 }
 
 CandidateResult evaluate_baseline(const SweepInput& in) {
-  CandidateResult b;
-  b.index = -1;
+  CandidateResult b;  // no index: not one of the candidates
   const Scenario& s = in.baseline;
   for (const detail::Axis& axis : detail::axes())
     if (axis.set) axis.set(b.a, axis.of_scenario(s));
@@ -263,8 +263,7 @@ CandidateResult evaluate_baseline(const SweepInput& in) {
   b.gpu_name = s.cluster.gpu.name;
   try {
     const StepFigures f = analyse_step(s);
-    b.memory_bytes = f.memory.worst().memory.total().value();
-    b.capacity_bytes = f.memory.capacity.value();
+    b.memory = MemoryUse{f.memory.worst().memory.total(), f.memory.capacity};
     b.figures = simulate(s);
     b.objective = objective_values(in.spec, *b.figures);
     b.status = Status::simulated;
@@ -315,16 +314,16 @@ SweepResult run_phases(const SweepInput& in, const SweepOptions& o, int shard, i
   if (from_shards) {
     for (const SweepResult& sr : *from_shards)
       for (const CandidateResult& c : sr.candidates)
-        if (c.status == Status::simulated || c.status == Status::unsupported) known[c.index] = &c;
+        if (c.status == Status::simulated || c.status == Status::unsupported) known[*c.index] = &c;
   }
   decide(in, r.candidates, shard, shards, o, [&](CandidateResult& c) {
     if (from_shards) {
-      auto it = known.find(c.index);
+      auto it = known.find(*c.index);
       if (it == known.end()) {
         throw InputError({"orrery merge", std::nullopt}, "", "",
                          fmt::format("no shard simulated candidate {}: give every shard's "
                                      "results of the same sweep",
-                                     c.index));
+                                     *c.index));
       }
       c.status = it->second->status;
       c.reason = it->second->reason;

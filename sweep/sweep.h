@@ -69,25 +69,35 @@ struct Assignment {
 enum class Status { invalid, over_gpus, out_of_memory, over_budget, pruned, unsupported, simulated };
 const char* to_string(Status s);
 
-// What a simulation yields that the outputs use; doubles, exactly round-tripped through
-// shard files.
+// What a simulation yields that the outputs use; every value a double underneath,
+// exactly round-tripped through shard files. Dollars, kWh and the token rate have no unit
+// type (core/units.h) and stay doubles named by their unit.
 struct Figures {
-  double step_time_s = 0;
+  Seconds step_time;
   Breakdown breakdown;  // the busiest stage's
-  double tokens_per_s = 0;
-  double mfu = 0;
-  std::optional<double> time_to_train_s, cost_usd, energy_kwh;
+  double tokens_per_s = 0;  // tokens (images for CNNs) per second
+  double mfu = 0;           // a fraction of the dense 16-bit peak
+  // With training.target: the whole run (model/training_run.h).
+  std::optional<Seconds> time_to_train;
+  std::optional<double> cost_usd, energy_kwh;
+};
+
+// Memory per GPU of the busiest stage (model/memory.h) against the GPU's capacity.
+struct MemoryUse {
+  Bytes used, capacity;
 };
 
 struct CandidateResult {
-  int index = 0;
+  // Position in expand()'s order; absent for SweepResult::baseline, the scenario as written.
+  std::optional<int> index;
   Assignment a;
   Status status = Status::invalid;
   std::string reason;     // invalid / unsupported: the validation message (key: why)
   // Resolved split (after validation).
   int gpus = 0, dp = 0;
   std::string gpu_name;
-  double memory_bytes = 0, capacity_bytes = 0;
+  std::optional<MemoryUse> memory;  // absent: the memory model did not run
+  // Per objective, in its own unit (seconds, dollars, kWh: sweep.objectives), so doubles.
   std::vector<double> bound;  // lower bound per objective
   std::optional<Figures> figures;
   std::vector<double> objective;  // per objective, when simulated
@@ -105,7 +115,7 @@ struct SweepResult {
   std::vector<int> ranked;                  // simulated indices, best first (one objective)
   std::vector<int> pareto;                  // the front, by first objective (several)
   std::size_t valid = 0, simulated = 0, pruned = 0;
-  CandidateResult baseline;                 // the scenario as written
+  CandidateResult baseline;                 // the scenario as written (no index)
   // One objective: the scenario as written ranks between these (1-based, among every
   // candidate that passed the constraints): min counts the simulated candidates faster
   // than it, max adds the pruned ones whose bound does not rule it out. Equal: exact.

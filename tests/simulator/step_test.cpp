@@ -72,7 +72,7 @@ TEST(Step, BreakdownAddsUpToTheStepTime) {
       load_scenario_file(std::string(ORRERY_SOURCE_DIR) + "/scenarios/gpt3-175b-a100-1024.yaml");
   const StepResult r = simulate_step(s);
   for (const StageReport& st : r.stages) {
-    EXPECT_NEAR(st.breakdown.total(), r.step_time.value(), 1e-9 * r.step_time.value());
+    EXPECT_NEAR(st.breakdown.total().value(), r.step_time.value(), 1e-9 * r.step_time.value());
   }
 }
 
@@ -94,8 +94,8 @@ simulation: {{compute_slowdown: 0}}
 TEST(Step, GradientReductionShorterThanBackwardIsHidden) {
   const StepResult overlapped = simulate_step(data_parallel(true));
   const StepResult serial = simulate_step(data_parallel(false));
-  const double exposed = overlapped.stages[0].breakdown.dp_exposed;
-  const double all = serial.stages[0].breakdown.dp_exposed;
+  const double exposed = overlapped.stages[0].breakdown.dp_exposed.value();
+  const double all = serial.stages[0].breakdown.dp_exposed.value();
   // Without overlap the whole reduction is exposed; with it, only the last bucket (the
   // first layers and the embedding, whose gradients are ready last) is.
   EXPECT_GT(all, 0.0);
@@ -222,7 +222,7 @@ TEST(Fsdp, PrefetchHidesGathersOnAFastNetwork) {
   // each pass (nothing to overlap it with) is exposed.
   const StepResult r = simulate_step(fsdp_node());
   const Breakdown& b = r.stages[0].breakdown;
-  const double busy = b.compute + b.recompute + b.optimizer;
+  const double busy = (b.compute + b.recompute + b.optimizer).value();
   EXPECT_LT((r.step_time.value() - busy) / r.step_time.value(), 0.03);
   EXPECT_NEAR(simulate_step(fsdp_node(), SimulationOptions{true, false}).step_time.value() /
                   r.step_time.value(),
@@ -424,7 +424,7 @@ training: {precision: fp8, recompute: full}
                                          "ds.yaml");
   const StepResult r = simulate_step(ds);
   EXPECT_GT(r.step_time.value(), 0);
-  EXPECT_GT(r.stages[r.critical_stage].breakdown.ep_exposed, 0);
+  EXPECT_GT(r.stages[r.critical_stage].breakdown.ep_exposed.value(), 0);
 }
 
 TEST(Collectives, HierarchicalAllToAllStaysOnRails) {
@@ -477,8 +477,8 @@ TEST(Step, ZeroBubbleH1BubbleIsPMinus1TimesFPlusBMinusW) {
   }
   t_w *= 4;
   const Breakdown& b = r.stages.at(r.critical_stage).breakdown;
-  const double per_microbatch = (b.compute + b.recompute) / 8;  // T_F + T_B + T_W
-  EXPECT_NEAR(b.bubble, 3 * (per_microbatch - 2 * t_w), 0.03 * b.bubble);
+  const double per_microbatch = (b.compute + b.recompute).value() / 8;  // T_F + T_B + T_W
+  EXPECT_NEAR(b.bubble.value(), 3 * (per_microbatch - 2 * t_w), 0.03 * b.bubble.value());
   EXPECT_LT(b.bubble, base.stages.at(base.critical_stage).breakdown.bubble);
 }
 
@@ -519,9 +519,9 @@ TEST(Step, DualPipeBubbleFollowsTheReferenceSchedule) {
   const StepResult r = simulate_step(dual);
   const StageTimes t = stage_times(dual);
   const Breakdown& inner = r.stages.at(1).breakdown;
-  const double per_microbatch = (inner.compute + inner.recompute) / 8;  // T_F + T_B + T_W
+  const double per_microbatch = (inner.compute + inner.recompute).value() / 8;  // T_F + T_B + T_W
   const double t_b = per_microbatch - t.forward - t.weight;
-  EXPECT_NEAR(inner.bubble, 2 * t.forward + t_b - t.weight, 0.03 * inner.bubble)
+  EXPECT_NEAR(inner.bubble.value(), 2 * t.forward + t_b - t.weight, 0.03 * inner.bubble.value())
       << "T_F " << t.forward << " T_B " << t_b << " T_W " << t.weight;
   const StepResult zb = simulate_step(uniform_pipeline(4, 8, "zb-h1"));
   EXPECT_LT(inner.bubble, zb.stages.at(1).breakdown.bubble);
@@ -714,7 +714,7 @@ faults:
 )";
   const StepResult healthy = simulate_step(base);
   const StepResult slow = simulate_step(with_faults(base, yaml));
-  const double stage_compute = healthy.stages.at(3).breakdown.compute;
+  const double stage_compute = healthy.stages.at(3).breakdown.compute.value();
   EXPECT_NEAR(slow.step_time.value() - healthy.step_time.value(), stage_compute,
               1e-3 * stage_compute);
   ASSERT_TRUE(slow.baseline_step_time.has_value());
@@ -750,7 +750,7 @@ training: {precision: bf16, overlap_grad_reduce: false}
                           lost);
     return load_scenario_text(yaml, "spine.yaml");
   };
-  auto dp = [](const StepResult& r) { return r.stages.at(0).breakdown.dp_exposed; };
+  auto dp = [](const StepResult& r) { return r.stages.at(0).breakdown.dp_exposed.value(); };
   const StepResult base = simulate_step(scenario(0));
   const double healthy = dp(base);
   int buckets = 0;
@@ -781,7 +781,7 @@ training: {precision: bf16, overlap_grad_reduce: false}
 )" + faults;
     return load_scenario_text(yaml, "nic.yaml");
   };
-  auto dp = [](const StepResult& r) { return r.stages.at(0).breakdown.dp_exposed; };
+  auto dp = [](const StepResult& r) { return r.stages.at(0).breakdown.dp_exposed.value(); };
   const StepResult base = simulate_step(scenario(""));
   const double healthy = dp(base);
   int buckets = 0;
@@ -909,7 +909,7 @@ TEST(Step, CnnComputeIsTheSumOfItsLayers) {
   }
   const StepResult r = simulate_step(s);
   const Breakdown& b = r.stages.at(r.critical_stage).breakdown;
-  EXPECT_NEAR(b.compute, forward + backward, 1e-9 * (forward + backward));
+  EXPECT_NEAR(b.compute.value(), forward + backward, 1e-9 * (forward + backward));
   // Backward is about twice forward (input and weight gradients), not a sliver of it.
   EXPECT_GT(backward, 1.5 * forward);
 }

@@ -42,7 +42,7 @@ Checked check_sweep(const std::string& file) {
                               ? c.objective[0]
                               : simulate_step(candidate_scenario(in, c.a)).step_time.value();
       if (!(c.bound[0] <= step))
-        found[i] = "candidate " + std::to_string(c.index) + ": bound " +
+        found[i] = "candidate " + std::to_string(*c.index) + ": bound " +
                    std::to_string(c.bound[0]) + " s > step " + std::to_string(step) + " s";
     }
   };

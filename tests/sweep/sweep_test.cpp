@@ -84,12 +84,12 @@ TEST(SplitSweep, PruningNeverDropsACandidateThatCouldRank) {
   const double third = r.candidates[static_cast<std::size_t>(r.ranked[2])].objective[0];
   for (const auto& c : r.candidates) {
     if (c.status == Status::simulated) {
-      EXPECT_LE(c.bound[0], c.objective[0]) << c.index;
+      EXPECT_LE(c.bound[0], c.objective[0]) << *c.index;
     }
     if (c.status != Status::pruned) continue;
     const double t = simulate_step(candidate_scenario(in, c.a)).step_time.value();
-    EXPECT_GT(t, third) << c.index;
-    EXPECT_LE(c.bound[0], t) << c.index;
+    EXPECT_GT(t, third) << *c.index;
+    EXPECT_LE(c.bound[0], t) << *c.index;
   }
 }
 
@@ -193,7 +193,7 @@ TEST(SplitSweep, BestScenarioLoadsAndMatchesTheWinner) {
   EXPECT_EQ(best.parallelism.pp, w.a.pp);
   EXPECT_EQ(best.parallelism.dp, w.dp);
   EXPECT_EQ(best.training.recompute, w.a.recompute);
-  EXPECT_EQ(simulate_step(best).step_time.value(), w.figures->step_time_s);
+  EXPECT_EQ(simulate_step(best).step_time.value(), w.figures->step_time.value());
 }
 
 TEST(SplitSweep, BadSweepsAreInputErrorsNamingTheKey) {
@@ -277,7 +277,7 @@ sweep: {nodes: [1, 2], tp: [1, 2, 4], pp: [1, 2, 4], recompute: [none, full],
   for (const auto& c : r.candidates) {
     if (c.status != Status::simulated) continue;
     all.push_back(c.objective);
-    ids.push_back(c.index);
+    ids.push_back(*c.index);
   }
   std::vector<int> expect;
   for (int k : pareto_front(all)) expect.push_back(ids[static_cast<std::size_t>(k)]);
@@ -297,7 +297,7 @@ sweep: {nodes: [1, 2], tp: [1, 2, 4], pp: [1, 2, 4], recompute: [none, full],
     const double usd = *estimate_run(sc, s.step_time, u, s.warmup_step_time).usd;
     bool dominated = false;
     for (const auto& f : front) dominated = dominated || (f[0] <= t && f[1] <= usd);
-    EXPECT_TRUE(dominated) << c.index << ": " << t << " s, $" << usd;
+    EXPECT_TRUE(dominated) << *c.index << ": " << t << " s, $" << usd;
   }
   EXPECT_GT(pruned, 0u) << "the test needs some pruning to mean anything";
 }
