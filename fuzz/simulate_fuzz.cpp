@@ -15,9 +15,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const bool small = s.cluster.gpus() <= 512 && p.microbatches() <= 64 && p.pp <= 16 &&
                        s.model.layers <= 128 && !s.cluster.calibration;
     if (!small) return;
-    const orrery::Prediction p = orrery::predict(s);
-    orrery::render_run_table(s, p);
-    orrery::render_run_json(s, p);
+    const orrery::Prediction prediction = orrery::predict(s);
+    orrery::render_run_table(s, prediction);
+    orrery::render_run_json(s, prediction);
   });
   return 0;
 }
