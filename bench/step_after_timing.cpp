@@ -45,16 +45,19 @@ int main(int argc, char**) {
   // With an argument: glibc's default allocator settings, to compare.
   if (argc < 2) orrery::keep_freed_memory();
   const std::string root = ORRERY_SOURCE_DIR;
-  const orrery::Scenario big = orrery::load_scenario_file(root + "/scenarios/llama3-405b-h100-16k.yaml");
-  const orrery::Scenario gpt = orrery::load_scenario_file(root + "/scenarios/gpt3-175b-a100-1024.yaml");
+  const orrery::Scenario big =
+      orrery::load_scenario_file(root + "/scenarios/llama3-405b-h100-16k.yaml");
+  const orrery::Scenario gpt =
+      orrery::load_scenario_file(root + "/scenarios/gpt3-175b-a100-1024.yaml");
   const Timed first = time_step(big);
   const Timed again = time_step(big);
   orrery::SimulationOptions full;
   full.full = true;
   time_step(gpt, full);
   const Timed after_full = time_step(big);
-  std::printf("405B symmetric step: first %.2f ms (%ld faults), again %.2f ms (%ld), after a full "
-              "GPT-3 run %.2f ms (%ld)\n",
-              first.ms, first.faults, again.ms, again.faults, after_full.ms, after_full.faults);
+  std::printf(
+      "405B symmetric step: first %.2f ms (%ld faults), again %.2f ms (%ld), after a full "
+      "GPT-3 run %.2f ms (%ld)\n",
+      first.ms, first.faults, again.ms, again.faults, after_full.ms, after_full.faults);
   return 0;
 }

@@ -65,8 +65,8 @@ double gemm_bytes(const GemmShape& s, Dtype dtype) {
 }
 
 double gemm_roofline_rate(double memory_roof,
-                          const std::vector<std::pair<double, double>>& compute_roof,
-                          double f, double bytes) {
+                          const std::vector<std::pair<double, double>>& compute_roof, double f,
+                          double bytes) {
   // No memory-bound point measured: no memory roof.
   const double memory = memory_roof > 0 ? memory_roof * f / bytes : HUGE_VAL;
   if (compute_roof.empty()) return memory;
@@ -93,8 +93,8 @@ FlopRate GemmFit::rate(const GemmShape& s) const {
 Seconds GemmFit::time(const GemmShape& s) const { return Seconds(gemm_flops(s) / rate(s).value()); }
 
 FlopRate GemmFit::rate_at(Flop flops, Bytes bytes) const {
-  return FlopRate(gemm_roofline_rate(memory_roof.value(), compute_roof, flops.value(),
-                                     bytes.value()));
+  return FlopRate(
+      gemm_roofline_rate(memory_roof.value(), compute_roof, flops.value(), bytes.value()));
 }
 
 }  // namespace orrery

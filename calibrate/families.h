@@ -19,8 +19,8 @@ namespace orrery {
 // headline figure (bus bandwidth for collectives, FLOP/s for GEMMs, bandwidth for
 // memory-bound kernels, time for launch overhead).
 struct HeldOutPoint {
-  double x = 0;           // size in bytes (collectives, memory) or FLOPs (GEMM)
-  Seconds time;           // measured
+  double x = 0;  // size in bytes (collectives, memory) or FLOPs (GEMM)
+  Seconds time;  // measured
   double held_out_error = 0;
 };
 
@@ -37,11 +37,11 @@ struct CollectiveFit {
   int gpus = 0, nodes = 0;
   Seconds alpha;
   Bandwidth beta;
-  std::vector<HeldOutPoint> points;             // sorted by size; held-out error of `curve`
-  std::vector<double> alpha_beta_held_out;      // per point, same order
-  std::vector<std::string> sources;             // input files, sorted
-  Seconds time(Bytes size) const;               // the curve
-  Bandwidth busbw(Bytes size) const;            // size / time x busbw_factor
+  std::vector<HeldOutPoint> points;         // sorted by size; held-out error of `curve`
+  std::vector<double> alpha_beta_held_out;  // per point, same order
+  std::vector<std::string> sources;         // input files, sorted
+  Seconds time(Bytes size) const;           // the curve
+  Bandwidth busbw(Bytes size) const;        // size / time x busbw_factor
 };
 
 // The curve of CollectiveFit through points (size in bytes, time in seconds), sizes
@@ -59,12 +59,12 @@ struct GemmShape {
 };
 struct GemmFit {
   Dtype dtype = Dtype::bf16;  // one of kGemmDtypes (core/measurement_file.h)
-  Bandwidth memory_roof;                         // W; 0 when no point is memory-bound
+  Bandwidth memory_roof;      // W; 0 when no point is memory-bound
   std::vector<std::pair<double, double>> compute_roof;  // (FLOPs, FLOP/s), F ascending
-  std::vector<GemmShape> shapes;                 // same order as points
-  std::vector<bool> memory_bound;                // same order as points
-  std::vector<HeldOutPoint> points;              // x = FLOPs; held-out error of the rate
-  std::vector<double> in_sample_error;           // the fitted model at each point
+  std::vector<GemmShape> shapes;                        // same order as points
+  std::vector<bool> memory_bound;                       // same order as points
+  std::vector<HeldOutPoint> points;                     // x = FLOPs; held-out error of the rate
+  std::vector<double> in_sample_error;                  // the fitted model at each point
   FlopRate rate(const GemmShape& s) const;
   Seconds time(const GemmShape& s) const;
   // The same roofline for a GEMM known by its FLOPs and the bytes it moves.
@@ -78,8 +78,8 @@ double gemm_bytes(const GemmShape& s, Dtype dtype);
 // GemmFit's rate in FLOP/s for `flops` moving `bytes`, from its roofs: `memory_roof` in
 // bytes/s (0: none) and `compute_roof` as in GemmFit.
 double gemm_roofline_rate(double memory_roof,
-                          const std::vector<std::pair<double, double>>& compute_roof,
-                          double flops, double bytes);
+                          const std::vector<std::pair<double, double>>& compute_roof, double flops,
+                          double bytes);
 
 // Memory-bound kernel time vs bytes moved: t = alpha + bytes / bandwidth.
 struct MemoryFit {

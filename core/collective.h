@@ -11,7 +11,14 @@
 namespace orrery {
 
 // In nccl-tests' order, which is the order the profiler measures and writes them in.
-enum class CollectiveOp { all_reduce, all_gather, reduce_scatter, all_to_all, broadcast, send_recv };
+enum class CollectiveOp {
+  all_reduce,
+  all_gather,
+  reduce_scatter,
+  all_to_all,
+  broadcast,
+  send_recv
+};
 
 inline constexpr std::array<CollectiveOp, 6> kAllCollectives = {
     CollectiveOp::all_reduce, CollectiveOp::all_gather, CollectiveOp::reduce_scatter,

@@ -21,9 +21,12 @@ int gemm_output_bytes(Dtype d) { return d == Dtype::fp8 ? 2 : gemm_input_bytes(d
 
 const char* to_string(MemoryKernel k) {
   switch (k) {
-    case MemoryKernel::copy: return "copy";
-    case MemoryKernel::elementwise: return "elementwise";
-    case MemoryKernel::row_reduce: return "row_reduce";
+    case MemoryKernel::copy:
+      return "copy";
+    case MemoryKernel::elementwise:
+      return "elementwise";
+    case MemoryKernel::row_reduce:
+      return "row_reduce";
   }
   return "?";
 }

@@ -49,8 +49,8 @@ void add_comm(std::vector<PassStep>& out, const Scenario& s, const MessageSizes&
 // in cp - 1 steps while attention computes (an all-gather's traffic, overlapped); the
 // all-gather variant waits for them. Backward passes them again and returns their
 // gradients (a reduce-scatter).
-void add_cp(std::vector<PassStep>& out, const Scenario& s, const MessageSizes& sizes,
-            const Op& op, CollectiveOp collective) {
+void add_cp(std::vector<PassStep>& out, const Scenario& s, const MessageSizes& sizes, const Op& op,
+            CollectiveOp collective) {
   const ParallelismSpec& p = s.parallelism;
   if (p.cp == 1 || op.kv_elems <= 0) return;
   PassStep step;
@@ -123,8 +123,7 @@ std::vector<PassStep> layer_pass(const Layer& layer, LayerPass pass, const Scena
       out.push_back(kernels(op, again));
     }
     add_comm(out, s, sizes, op.comm_before, false, false, false);
-    if (op.comm_before == CommPoint::cp_kv)
-      add_cp(out, s, sizes, op, CollectiveOp::reduce_scatter);
+    if (op.comm_before == CommPoint::cp_kv) add_cp(out, s, sizes, op, CollectiveOp::reduce_scatter);
   }
   return out;
 }

@@ -23,10 +23,10 @@ enum class CommGroup : std::uint8_t { tp, ep, cp };
 // Bytes of the messages one micro-batch sends, per GPU.
 struct MessageSizes {
   double activation = 2;  // bytes per activation element (the training precision's)
-  double tp = 0;  // the full activation a tensor-parallel collective moves: b s/cp h
-  double pp = 0;  // a pipeline send (1/tp of it with Megatron's scatter/gather)
-  double ep = 0;  // a MoE dispatch or combine all-to-all on the busiest rank: top_k copies,
-                  // padded to the capacity factor, times the load imbalance
+  double tp = 0;          // the full activation a tensor-parallel collective moves: b s/cp h
+  double pp = 0;          // a pipeline send (1/tp of it with Megatron's scatter/gather)
+  double ep = 0;          // a MoE dispatch or combine all-to-all on the busiest rank: top_k copies,
+                          // padded to the capacity factor, times the load imbalance
 };
 MessageSizes message_sizes(const Scenario& s);
 

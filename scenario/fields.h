@@ -29,8 +29,8 @@ using Origin = std::map<std::string, InputLocation>;
 
 // Reads `key` from `r` into `spec` when present; records in `origin` what it read.
 template <class Spec>
-using ReadFn = std::function<void(MapReader& r, const std::string& key, Origin* origin,
-                                  Spec& spec)>;
+using ReadFn =
+    std::function<void(MapReader& r, const std::string& key, Origin* origin, Spec& spec)>;
 
 template <class Spec>
 struct Field {
@@ -138,7 +138,7 @@ typename Field<Spec>::Read into(M Spec::*m, ReadAs read_as) {
 
 // A whole number in [lo, hi].
 template <class Spec, class M>
-  requires std::integral<ValueOf<M>>
+requires std::integral<ValueOf<M>>
 typename Field<Spec>::Read whole(M Spec::*m, std::type_identity_t<ValueOf<M>> lo,
                                  std::type_identity_t<ValueOf<M>> hi) {
   return into(m, [lo, hi](MapReader& r, const std::string& key, ValueOf<M>& v) {
@@ -148,8 +148,8 @@ typename Field<Spec>::Read whole(M Spec::*m, std::type_identity_t<ValueOf<M>> lo
 
 // A number without a unit in [lo, hi].
 template <class Spec, class M>
-  requires std::same_as<ValueOf<M>, double>
-typename Field<Spec>::Read number(M Spec::*m, double lo, double hi) {
+requires std::same_as < ValueOf<M>,
+double > typename Field<Spec>::Read number(M Spec::*m, double lo, double hi) {
   return into(m, [lo, hi](MapReader& r, const std::string& key, double& v) {
     return r.read_double(key, lo, hi, v);
   });
@@ -165,11 +165,9 @@ typename Field<Spec>::Read quantity(M Spec::*m, Dimension dim, double lo, double
 
 // true or false.
 template <class Spec, class M>
-  requires std::same_as<ValueOf<M>, bool>
-typename Field<Spec>::Read flag(M Spec::*m) {
-  return into(m, [](MapReader& r, const std::string& key, bool& v) {
-    return r.read_bool(key, v);
-  });
+requires std::same_as < ValueOf<M>,
+bool > typename Field<Spec>::Read flag(M Spec::*m) {
+  return into(m, [](MapReader& r, const std::string& key, bool& v) { return r.read_bool(key, v); });
 }
 
 // Any text.
@@ -182,7 +180,7 @@ typename Field<Spec>::Read text(std::string Spec::*m) {
 
 // One of the enum's names (scenario/names.h).
 template <class Spec, class M>
-  requires std::is_enum_v<ValueOf<M>>
+requires std::is_enum_v<ValueOf<M>>
 typename Field<Spec>::Read choice(M Spec::*m) {
   return into(m, [](MapReader& r, const std::string& key, ValueOf<M>& v) {
     return r.read_enum(key, names_of<ValueOf<M>>(), v);
@@ -193,15 +191,15 @@ typename Field<Spec>::Read choice(M Spec::*m) {
 template <class Spec, class M>
 typename Field<Spec>::Read choice(M Spec::*m,
                                   std::vector<std::pair<std::string, ValueOf<M>>> names) {
-  return into(m, [names = std::move(names)](MapReader& r, const std::string& key,
-                                             ValueOf<M>& v) { return r.read_enum(key, names, v); });
+  return into(m, [names = std::move(names)](MapReader& r, const std::string& key, ValueOf<M>& v) {
+    return r.read_enum(key, names, v);
+  });
 }
 
 // `read`, but an absent key is an error at the section ("missing key").
 template <class Spec>
 ReadFn<Spec> required(ReadFn<Spec> read) {
-  return [read = std::move(read)](MapReader& r, const std::string& key, Origin* origin,
-                                  Spec& s) {
+  return [read = std::move(read)](MapReader& r, const std::string& key, Origin* origin, Spec& s) {
     if (!r.has(key)) throw InputError(r.where(), r.key_path(key), "", "missing key");
     read(r, key, origin, s);
   };

@@ -131,7 +131,8 @@ void read_gpu(MapReader& r, const std::string& key, Origin* origin, C& c) {
 void read_calibration(MapReader& r, const std::string& key, Origin*, C& c) {
   if (std::string cal; r.read_string(key, cal)) {
     const std::filesystem::path p(cal);
-    c.calibration = (p.is_relative() ? std::filesystem::path(r.file()).parent_path() / p : p).string();
+    c.calibration =
+        (p.is_relative() ? std::filesystem::path(r.file()).parent_path() / p : p).string();
   }
 }
 

@@ -81,19 +81,22 @@ FaultSpec read_fault(const YAML::Node& node, const std::string& file, const std:
     // Each failed link takes its own keys: a leaf's uplinks, or a node's NIC.
     const bool nic = f.link == FaultSpec::Link::nic;
     if (f.link == FaultSpec::Link::nvlink)
-      r.fail("link", "failed_link fails a leaf's uplinks (link: spine) or a node's NIC (link: nic)");
+      r.fail("link",
+             "failed_link fails a leaf's uplinks (link: spine) or a node's NIC (link: nic)");
     for (const char* k : {"leaf", "lost"})
       if (nic && r.has(k)) r.fail(k, "does not apply to a failed NIC (it takes node and nic)");
     for (const char* k : {"node", "nic"})
-      if (!nic && r.has(k)) r.fail(k, "does not apply to failed spine uplinks (they take leaf and lost)");
+      if (!nic && r.has(k))
+        r.fail(k, "does not apply to failed spine uplinks (they take leaf and lost)");
     need(nic ? "nic" : "leaf");
     if (nic) need("node");
     // NCCL binds a rank to its NICs when the communicator is created: a NIC lost in the
     // middle of a step interrupts the job (reliability:), it is not routed around.
     for (const char* k : {"from", "until"})
       if (nic && r.has(k))
-        r.fail(k, "a failed NIC holds for the whole step (a NIC lost mid-step interrupts "
-                  "the job: see reliability:)");
+        r.fail(k,
+               "a failed NIC holds for the whole step (a NIC lost mid-step interrupts "
+               "the job: see reliability:)");
   }
   return f;
 }

@@ -33,8 +33,8 @@ ReadFn<R> with_goodput_inputs(ReadFn<R> read) {
 const FieldTable<R>& reliability_fields() {
   static const FieldTable<R> table = {
       {"gpu_mtbf", quantity(&R::gpu_mtbf, Dimension::seconds, 1.0, 1e12)},
-      {kBandwidth, with_goodput_inputs(quantity(&R::checkpoint_bandwidth, Dimension::bandwidth,
-                                                1e3, kMaxBandwidth))},
+      {kBandwidth, with_goodput_inputs(quantity(&R::checkpoint_bandwidth, Dimension::bandwidth, 1e3,
+                                                kMaxBandwidth))},
       {kRestart, quantity(&R::restart_time, Dimension::seconds, 0.0, 1e9)},
       {"checkpoint_interval", quantity(&R::checkpoint_interval, Dimension::seconds, 1.0, 1e12)},
   };
@@ -45,8 +45,7 @@ const FieldTable<R>& reliability_fields() {
 
 KeyLists reliability_key_lists() { return {{"reliability", keys_of(reliability_fields())}}; }
 
-ReliabilitySpec read_reliability(const YAML::Node& node, const std::string& file,
-                                 Origin* origin) {
+ReliabilitySpec read_reliability(const YAML::Node& node, const std::string& file, Origin* origin) {
   MapReader r(node, file, "reliability", keys_of(reliability_fields()), origin);
   ReliabilitySpec rel;
   read_fields(r, origin, reliability_fields(), rel);

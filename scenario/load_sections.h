@@ -2,8 +2,8 @@
 // and overrides) and the files that read one section each (load_*.cpp): the ranges
 // values are checked against, the keys each section accepts (scenario_keys() lists
 // them all) and the section readers. Every section, and the top level, is read through
-// a field table (scenario/fields.h) that also gives its keys. Private to the scenario component: it uses yaml-cpp through
-// scenario/yaml_reader.h, which stays out of public headers.
+// a field table (scenario/fields.h) that also gives its keys. Private to the scenario component: it
+// uses yaml-cpp through scenario/yaml_reader.h, which stays out of public headers.
 #pragma once
 
 #include <cstdint>
@@ -77,8 +77,7 @@ void read_faults(const YAML::Node& list, const std::string& file, Origin* origin
 
 // reliability: (load_reliability.cpp); checkpoint_bandwidth and restart_time are required.
 KeyLists reliability_key_lists();
-ReliabilitySpec read_reliability(const YAML::Node& node, const std::string& file,
-                                 Origin* origin);
+ReliabilitySpec read_reliability(const YAML::Node& node, const std::string& file, Origin* origin);
 
 // sweep: (load_sweep.cpp) into `w`, with w.origin; a sweep that varies nothing is an error.
 KeyLists sweep_key_lists();

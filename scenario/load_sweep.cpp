@@ -44,7 +44,8 @@ int sweep_int(const YAML::Node& n, const std::string& file, const std::string& k
   if (!digits) throw InputError(location_of(file, n), key, v, "expected a whole number");
   const long long x = std::strtoll(v.c_str(), nullptr, 10);
   if (v.size() > 9 || x < lo || x > hi) {
-    throw InputError(location_of(file, n), key, v, fmt::format("must be between {} and {}", lo, hi));
+    throw InputError(location_of(file, n), key, v,
+                     fmt::format("must be between {} and {}", lo, hi));
   }
   return static_cast<int>(x);
 }
@@ -81,16 +82,14 @@ const FieldTable<IntRange>& range_fields() {
          if (r.has(key) && r.has(kFactor)) r.fail(kFactor, "give step or factor, not both");
          r.read_int(key, 1, g.hi, g.step);
        }},
-      {kFactor,
-       [](MapReader& r, const std::string& key, Origin*, IntRange& g) {
-         r.read_int(key, 2, g.hi, g.factor);
-       }},
+      {kFactor, [](MapReader& r, const std::string& key, Origin*,
+                   IntRange& g) { r.read_int(key, 2, g.hi, g.factor); }},
   };
   return table;
 }
 
-IntAxis read_int_axis(const YAML::Node& n, const std::string& file, const std::string& key,
-                      int lo, int hi, bool allow_auto) {
+IntAxis read_int_axis(const YAML::Node& n, const std::string& file, const std::string& key, int lo,
+                      int hi, bool allow_auto) {
   IntAxis axis;
   auto add = [&](int x) {
     if (std::find(axis.values.begin(), axis.values.end(), x) == axis.values.end())

@@ -50,9 +50,9 @@ void read_critical_batch(MapReader& r, const std::string& key, Origin* origin, T
     if (c.read_double(k.tokens, 1e-9, kMaxAmount, v)) return v;
     in_tokens = false;
     if (required) {
-      throw InputError(location_of(r.file(), cb), c.key_path(k.samples), "",
-                       fmt::format("missing key: give {} as {} or {}", k.what, k.samples,
-                                   k.tokens));
+      throw InputError(
+          location_of(r.file(), cb), c.key_path(k.samples), "",
+          fmt::format("missing key: give {} as {} or {}", k.what, k.samples, k.tokens));
     }
     return 0.0;
   };
@@ -102,7 +102,7 @@ void read_target(MapReader& r, const std::string& key, Origin* origin, T& traini
 
 // training.fp8.gemms: the groups of linear layers (scenario/spec.h, Fp8Gemm).
 const std::vector<std::pair<std::string, unsigned>> kFp8GemmNames = {
-    {"qkv", kFp8Qkv},         {"proj", kFp8Proj},     {"fc1", kFp8Fc1}, {"fc2", kFp8Fc2},
+    {"qkv", kFp8Qkv},         {"proj", kFp8Proj},     {"fc1", kFp8Fc1},  {"fc2", kFp8Fc2},
     {"experts", kFp8Experts}, {"router", kFp8Router}, {"head", kFp8Head}};
 
 // all, or a non-empty list of kFp8GemmNames.

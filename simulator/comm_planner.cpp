@@ -33,7 +33,8 @@ int CommPlanner::group(CollectiveOp op, GroupKind kind, int stage, Bytes bytes) 
   auto it = groups_.find(key);
   if (it != groups_.end()) return it->second;
   const ParallelismSpec& p = ctx_.p;
-  const int block = kind == GroupKind::dp_local || kind == GroupKind::dp_cross ? ctx_.local_dp : p.ep;
+  const int block =
+      kind == GroupKind::dp_local || kind == GroupKind::dp_cross ? ctx_.local_dp : p.ep;
   const GroupSet gs = groups_of(kind, stage, ctx_.L, block);
   CollectiveAlgo algo = CollectiveAlgo::automatic;
   if (kind == GroupKind::ep && p.ep_alltoall == ParallelismSpec::Alltoall::direct)
@@ -89,9 +90,9 @@ int CommPlanner::issue(const Task& t) {
   return id;
 }
 
-int CommPlanner::collective(const RankSet& ranks, TaskKind kind, CollectiveOp op,
-                            GroupKind group, const std::vector<int>& members,
-                            const std::vector<int>& after, Bytes bytes, StreamKind stream) {
+int CommPlanner::collective(const RankSet& ranks, TaskKind kind, CollectiveOp op, GroupKind group,
+                            const std::vector<int>& members, const std::vector<int>& after,
+                            Bytes bytes, StreamKind stream) {
   Task t;
   t.kind = kind;
   t.stream = stream;

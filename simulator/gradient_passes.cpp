@@ -32,8 +32,8 @@ Seconds kernel_time(const ComputeModel& model, Flop flops, Bytes bytes) {
 // The collectives of one bucket of rank r's gradients (dense, then expert), each one task
 // per group owned by its first member; appended to every member's reductions.
 void reduce_bucket(const StepContext& ctx, const RankSet& ranks, const PipelineTasks& pipe,
-                   CommPlanner& planner, TaskGraph& g, GradientTasks& out, size_t r,
-                   size_t last, std::pair<double, double> params, const GradientShape* shape) {
+                   CommPlanner& planner, TaskGraph& g, GradientTasks& out, size_t r, size_t last,
+                   std::pair<double, double> params, const GradientShape* shape) {
   const ParallelismSpec& p = ctx.p;
   const bool dual = ctx.dual;
   const bool distributed = p.zero_stage >= 1;
@@ -41,12 +41,13 @@ void reduce_bucket(const StepContext& ctx, const RankSet& ranks, const PipelineT
   const CollectiveOp reduce = distributed ? CollectiveOp::reduce_scatter : CollectiveOp::all_reduce;
   // Gradient compression other than local SGD's (whose averaging is a plain reduction).
   const CompressionSpec::Scheme scheme = ctx.s.training.compression.scheme;
-  const bool compressed = scheme != CompressionSpec::Scheme::none &&
-                          scheme != CompressionSpec::Scheme::local_sgd;
+  const bool compressed =
+      scheme != CompressionSpec::Scheme::none && scheme != CompressionSpec::Scheme::local_sgd;
   for (int pass = 0; pass < 2; ++pass) {
     const bool expert_pass = pass == 1;
     const double bucket_params = expert_pass ? params.second : params.first;
-    const int members_count = (expert_pass ? p.shard_group() / p.ep : p.shard_group()) * copies(ctx);
+    const int members_count =
+        (expert_pass ? p.shard_group() / p.ep : p.shard_group()) * copies(ctx);
     if (bucket_params <= 0 || members_count < 2) continue;
     const std::vector<int> members = ranks.reduce_members(r, expert_pass, dual);
     if (members.front() != static_cast<int>(r)) continue;  // one task per group
@@ -132,8 +133,8 @@ void fsdp_pass(const StepContext& ctx, const RankSet& ranks, const PipelineTasks
       } else {
         std::vector<int> after;
         for (int mr : members) after.push_back(pipe.fsdp[mr][k].compute);
-        int task = planner.collective(ranks, TaskKind::dp_comm, CollectiveOp::reduce_scatter,
-                                      kind, members, after, Bytes(need.params * grad_bytes));
+        int task = planner.collective(ranks, TaskKind::dp_comm, CollectiveOp::reduce_scatter, kind,
+                                      members, after, Bytes(need.params * grad_bytes));
         if (replicas > 1) {
           // Hybrid: the node's shard is then all-reduced across the replicas.
           task = planner.collective(ranks, TaskKind::dp_comm, CollectiveOp::all_reduce,

@@ -18,9 +18,12 @@ struct Item {
 
 GroupKind group_kind(CommGroup g) {
   switch (g) {
-    case CommGroup::tp: return GroupKind::tp;
-    case CommGroup::ep: return GroupKind::ep;
-    case CommGroup::cp: return GroupKind::cp;
+    case CommGroup::tp:
+      return GroupKind::tp;
+    case CommGroup::ep:
+      return GroupKind::ep;
+    case CommGroup::cp:
+      return GroupKind::cp;
   }
   return GroupKind::tp;
 }
@@ -88,12 +91,12 @@ int layer_signature(const Layer& l) {
 }  // namespace
 
 MaybeTask LayerTemplates::append_layer(CommPlanner& planner, TaskGraph& g, int rank, int stage,
-                                 const Layer& layer, LayerPass pass, MaybeTask after,
-                                 int microbatch) const {
+                                       const Layer& layer, LayerPass pass, MaybeTask after,
+                                       int microbatch) const {
   const std::vector<Item> items = layer_items(ctx_, layer, pass);
   const TaskKind compute_kind = pass == LayerPass::forward    ? TaskKind::forward
                                 : pass == LayerPass::backward ? TaskKind::backward
-                                                             : TaskKind::recompute;
+                                                              : TaskKind::recompute;
   MaybeTask prev = after;
   // An overlapped collective: the compute right after it does not wait for it; any
   // later task does.
@@ -203,8 +206,7 @@ Seconds LayerTemplates::weight_gradient_time(const Layer& layer) const {
   Seconds t;
   for (const Op& op : layer.ops) {
     if (op.kind == OpKind::gemm || op.kind == OpKind::router || op.kind == OpKind::conv) {
-      t += ctx_.model->op_time(op, Pass::backward) / 2 *
-           (op.expert ? ctx_.expert_time_scale : 1.0);
+      t += ctx_.model->op_time(op, Pass::backward) / 2 * (op.expert ? ctx_.expert_time_scale : 1.0);
     }
   }
   return t;

@@ -34,8 +34,8 @@ class LayerTemplates {
   // Appends the tasks of one pass of `layer` on `rank` (GPU of `stage`) through
   // `planner`, after task `after` (none: the first of its stream); returns the last task
   // (`after` when the pass has no tasks).
-  MaybeTask append_layer(CommPlanner& planner, TaskGraph& g, int rank, int stage, const Layer& layer,
-                   LayerPass pass, MaybeTask after, int microbatch) const;
+  MaybeTask append_layer(CommPlanner& planner, TaskGraph& g, int rank, int stage,
+                         const Layer& layer, LayerPass pass, MaybeTask after, int microbatch) const;
 
   // The template of one pass of `layer` on `stage`'s GPU, simulated on first use.
   const Template& get(int stage, const Layer& layer, LayerPass pass);

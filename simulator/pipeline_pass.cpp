@@ -94,8 +94,15 @@ class PipelineBuilder {
  public:
   PipelineBuilder(const StepContext& ctx, const RankSet& ranks, const StageLayers& layers,
                   LayerTemplates& templates, CommPlanner& planner, TaskGraph& g)
-      : ctx_(ctx), p_(ctx.p), ranks_(ranks), layers_(layers), templates_(templates),
-        planner_(planner), g_(g), m_(p_.microbatches()), chunks_(layers.chunks()),
+      : ctx_(ctx),
+        p_(ctx.p),
+        ranks_(ranks),
+        layers_(layers),
+        templates_(templates),
+        planner_(planner),
+        g_(g),
+        m_(p_.microbatches()),
+        chunks_(layers.chunks()),
         positions_(ctx.dual ? p_.pp : p_.pp * p_.virtual_pipeline_stages) {
     const size_t count = ranks.size() * 2 * static_cast<size_t>(chunks_) * static_cast<size_t>(m_);
     block_first_.assign(count, std::nullopt);
@@ -104,8 +111,9 @@ class PipelineBuilder {
     out_.grads.assign(ranks.size(), std::vector<std::vector<GradReady>>(ctx.dual ? 2 : 1));
     out_.fsdp.resize(ranks.size());
     out_.last_compute.assign(ranks.size(), std::nullopt);
-    g.tasks.reserve(ranks.size() *
-                    (static_cast<size_t>(m_) * static_cast<size_t>(p_.virtual_pipeline_stages) * 4 + 64));
+    g.tasks.reserve(
+        ranks.size() *
+        (static_cast<size_t>(m_) * static_cast<size_t>(p_.virtual_pipeline_stages) * 4 + 64));
   }
 
   PipelineTasks build() {
@@ -172,8 +180,8 @@ class PipelineBuilder {
     } else {
       for (auto it = layers.rbegin(); it != layers.rend(); ++it) {
         if (full_recompute && (*it)->kind == LayerKind::transformer)
-          after = templates_.append_layer(planner_, g_, rank, st, **it, LayerPass::recompute,
-                                          after, b.microbatch);
+          after = templates_.append_layer(planner_, g_, rank, st, **it, LayerPass::recompute, after,
+                                          b.microbatch);
         after = templates_.append_layer(planner_, g_, rank, st, **it, LayerPass::backward, after,
                                         b.microbatch);
         if (final_bwd) {
@@ -404,9 +412,8 @@ class PipelineBuilder {
 
 }  // namespace
 
-PipelineTasks pipeline_pass(const StepContext& ctx, const RankSet& ranks,
-                            const StageLayers& layers, LayerTemplates& templates,
-                            CommPlanner& planner, TaskGraph& g) {
+PipelineTasks pipeline_pass(const StepContext& ctx, const RankSet& ranks, const StageLayers& layers,
+                            LayerTemplates& templates, CommPlanner& planner, TaskGraph& g) {
   g.ranks = static_cast<int>(ranks.size());
   return PipelineBuilder(ctx, ranks, layers, templates, planner, g).build();
 }

@@ -15,8 +15,8 @@ Prediction predict(const Scenario& s, const SimulationOptions& options) {
   out.hardware = resolve_hardware(s);
   out.step = simulate_step(s, out.hardware, options);
   if (s.training.target) {
-    out.run = estimate_run(s, out.step.step_time, mean_utilization(out.step),
-                           out.step.warmup_step_time);
+    out.run =
+        estimate_run(s, out.step.step_time, mean_utilization(out.step), out.step.warmup_step_time);
   }
   return out;
 }

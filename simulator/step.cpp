@@ -34,8 +34,9 @@ struct Analysed {
 
 // One step: the passes build the task graph (simulator/step_passes.h), the engine runs
 // it, and the timeline is read back per stage. `analysed` holds the scenario's figures
-// (analyse_step), from which the rates follow, and its workload on one rank. Without `gradient_sync` no data-parallel
-// gradient is reduced (a local-SGD step between averagings).
+// (analyse_step), from which the rates follow, and its workload on one rank. Without
+// `gradient_sync` no data-parallel gradient is reduced (a local-SGD step between
+// averagings).
 StepResult run_step(const Scenario& s, const Hardware& hardware, const Analysed& analysed,
                     const SimulationOptions& opt, bool gradient_sync = true) {
   const StepFigures& figures = analysed.figures;

@@ -8,8 +8,12 @@ namespace orrery::detail {
 
 StepContext::StepContext(const Scenario& scenario, const SimulationOptions& options,
                          const Hardware& hardware, const Workload& workload)
-    : s(scenario), p(scenario.parallelism), opt(options), topo(hardware.cluster),
-      model(hardware.model), work(workload) {
+    : s(scenario),
+      p(scenario.parallelism),
+      opt(options),
+      topo(hardware.cluster),
+      model(hardware.model),
+      work(workload) {
   L = {p.tp, p.cp, p.dp, p.pp};
   // Failed NICs hold for the whole step: routes go around them (Topology::fail_nic). The
   // symmetric step then follows the GPU behind the first one, whose groups are the

@@ -33,11 +33,11 @@ struct StepContext {
   const Workload& work;
   std::vector<Bandwidth> capacity;  // per topology link
   EngineOptions engine;
-  MessageSizes bytes;  // model/layer_pass.h
-  int local_dp = 1;                 // data-parallel ranks inside one node (hybrid sharding)
-  double expert_time_scale = 1.0;   // MoE load imbalance on the busiest rank
-  bool dual = false;                // DualPipe: two chunks per rank, mirrored stages
-  bool gradient_sync = true;        // false: local SGD's steps between averagings
+  MessageSizes bytes;              // model/layer_pass.h
+  int local_dp = 1;                // data-parallel ranks inside one node (hybrid sharding)
+  double expert_time_scale = 1.0;  // MoE load imbalance on the busiest rank
+  bool dual = false;               // DualPipe: two chunks per rank, mirrored stages
+  bool gradient_sync = true;       // false: local SGD's steps between averagings
 
   // Whether the tensor- and expert-parallel groups of every stage sit inside one node
   // (then their layer templates do not depend on the stage).

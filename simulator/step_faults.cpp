@@ -38,7 +38,9 @@ std::vector<EngineChange> fault_changes(const StepContext& ctx,
       if (f.leaf >= topo.leaves())
         throw bad("leaf", f.leaf, fmt::format("the fabric has {} leaf switches", topo.leaves()));
     };
-    auto on_rank = [&](int rank, double factor) { window({Seconds(0), rank, std::nullopt, factor}); };
+    auto on_rank = [&](int rank, double factor) {
+      window({Seconds(0), rank, std::nullopt, factor});
+    };
     // A link the cluster lacks (a NIC of a single-node cluster) changes nothing.
     auto on_link = [&](std::optional<int> link, double factor) {
       if (link) window({Seconds(0), std::nullopt, *link, factor});

@@ -56,7 +56,7 @@ struct GradReady {
 // when parameters were resharded) or its gradient reduce-scatter (after its backward).
 struct FsdpNeed {
   bool gather;
-  bool backward;  // a gather before the layer's backward
+  bool backward;     // a gather before the layer's backward
   int compute;       // the layer's compute task
   MaybeTask prereq;  // gather: the task whose end frees a buffer (fsdp_prefetch + 1 in
                      // flight); none for the first layers and for reduce-scatters
@@ -84,9 +84,8 @@ struct GradientTasks {
   std::vector<Seconds> decode;               // compression decode kernels before it
 };
 
-PipelineTasks pipeline_pass(const StepContext& ctx, const RankSet& ranks,
-                            const StageLayers& layers, LayerTemplates& templates,
-                            CommPlanner& planner, TaskGraph& g);
+PipelineTasks pipeline_pass(const StepContext& ctx, const RankSet& ranks, const StageLayers& layers,
+                            LayerTemplates& templates, CommPlanner& planner, TaskGraph& g);
 
 void fsdp_pass(const StepContext& ctx, const RankSet& ranks, const PipelineTasks& pipe,
                CommPlanner& planner, TaskGraph& g, GradientTasks& out);

@@ -81,9 +81,9 @@ constexpr Axis kAxes[] = {
     {"tp", 5,
      [](const SweepInput& in, const Assignment& a) {
        const Scenario& base = raw_of(in, a);
-       return in.spec.tp.automatic
-                  ? divisors_up_to(a.nodes * base.cluster.gpus_per_node, std::max(1, base.model.heads))
-                  : listed(in.spec.tp, base.parallelism.tp);
+       return in.spec.tp.automatic ? divisors_up_to(a.nodes * base.cluster.gpus_per_node,
+                                                    std::max(1, base.model.heads))
+                                   : listed(in.spec.tp, base.parallelism.tp);
      },
      [](Assignment& a, int v) { a.tp = v; }, [](const Scenario& s) { return s.parallelism.tp; },
      [](const SweepInput& in, const Assignment& a, RawScenario& raw) {
@@ -99,9 +99,9 @@ constexpr Axis kAxes[] = {
     {"pp", 6,
      [](const SweepInput& in, const Assignment& a) {
        const Scenario& base = raw_of(in, a);
-       return in.spec.pp.automatic
-                  ? divisors_up_to(a.nodes * base.cluster.gpus_per_node, std::max(1, base.model.layers))
-                  : listed(in.spec.pp, base.parallelism.pp);
+       return in.spec.pp.automatic ? divisors_up_to(a.nodes * base.cluster.gpus_per_node,
+                                                    std::max(1, base.model.layers))
+                                   : listed(in.spec.pp, base.parallelism.pp);
      },
      [](Assignment& a, int v) { a.pp = v; }, [](const Scenario& s) { return s.parallelism.pp; },
      [](const SweepInput& in, const Assignment& a, RawScenario& raw) {
@@ -137,7 +137,8 @@ constexpr Axis kAxes[] = {
     {"vp", 7,
      [](const SweepInput& in, const Assignment& a) {
        const Scenario& base = raw_of(in, a);
-       if (!in.spec.vp.automatic) return listed(in.spec.vp, base.parallelism.virtual_pipeline_stages);
+       if (!in.spec.vp.automatic)
+         return listed(in.spec.vp, base.parallelism.virtual_pipeline_stages);
        std::vector<int> out = {1};
        for (int v = 2; a.pp >= 2 && a.pp * v <= base.model.layers; ++v)
          if (base.model.layers % (a.pp * v) == 0) out.push_back(v);
@@ -192,7 +193,8 @@ constexpr Axis kAxes[] = {
        mark(in, raw, "sweep.microbatch", "parallelism.microbatch");
      },
      [](const SweepInput& in, const CandidateResult& c, Settings& out) {
-       if (in.spec.microbatch.swept()) out.emplace_back("parallelism.microbatch", num(c.a.microbatch));
+       if (in.spec.microbatch.swept())
+         out.emplace_back("parallelism.microbatch", num(c.a.microbatch));
      },
      [](const SweepInput&, const CandidateResult& c) -> Cell { return c.a.microbatch; }},
     {"global_batch", 4,
@@ -225,7 +227,8 @@ constexpr Axis kAxes[] = {
        mark(in, raw, "sweep.zero_stage", "parallelism.zero_stage");
      },
      [](const SweepInput& in, const CandidateResult& c, Settings& out) {
-       if (in.spec.zero_stage.swept()) out.emplace_back("parallelism.zero_stage", num(c.a.zero_stage));
+       if (in.spec.zero_stage.swept())
+         out.emplace_back("parallelism.zero_stage", num(c.a.zero_stage));
      },
      [](const SweepInput&, const CandidateResult& c) -> Cell { return c.a.zero_stage; }},
     {"recompute", 11,
@@ -241,7 +244,8 @@ constexpr Axis kAxes[] = {
        mark(in, raw, "sweep.recompute", "training.recompute");
      },
      [](const SweepInput& in, const CandidateResult& c, Settings& out) {
-       if (!in.spec.recompute.empty()) out.emplace_back("training.recompute", to_string(c.a.recompute));
+       if (!in.spec.recompute.empty())
+         out.emplace_back("training.recompute", to_string(c.a.recompute));
      },
      [](const SweepInput&, const CandidateResult& c) -> Cell { return to_string(c.a.recompute); }},
     {"precision", 2,
@@ -282,7 +286,9 @@ constexpr Axis kAxes[] = {
        if (!in.spec.compression.empty())
          out.emplace_back("training.gradient_compression.scheme", to_string(c.a.compression));
      },
-     [](const SweepInput&, const CandidateResult& c) -> Cell { return to_string(c.a.compression); }},
+     [](const SweepInput&, const CandidateResult& c) -> Cell {
+       return to_string(c.a.compression);
+     }},
 };
 
 }  // namespace

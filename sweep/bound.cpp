@@ -120,9 +120,9 @@ Seconds step_time_bound(const Scenario& s) {
   const int per_chunk =
       s.model.is_transformer() ? s.model.layers / (p.pp * p.virtual_pipeline_stages) : 0;
   for (const Layer& l : w.layers) {
-    const std::size_t chunk =
-        per_chunk > 0 && l.kind == LayerKind::transformer ? block / static_cast<std::size_t>(per_chunk)
-                                                          : pp;
+    const std::size_t chunk = per_chunk > 0 && l.kind == LayerKind::transformer
+                                  ? block / static_cast<std::size_t>(per_chunk)
+                                  : pp;
     std::size_t k = 0;
     if (l.kind == LayerKind::head) {
       k = pp - 1;
@@ -145,9 +145,9 @@ Seconds step_time_bound(const Scenario& s) {
     // after the backward (simulator/step.cpp), each bringing (d-1)/d of its bytes into
     // every member.
     if (d3 >= 2) {
-      zero3_bytes[k] += Bytes((d3 - 1.0) / d3 * l.params() *
-                              ((p.reshard_after_forward ? 2.0 : 1.0) * state.weight +
-                               state.gradient));
+      zero3_bytes[k] +=
+          Bytes((d3 - 1.0) / d3 * l.params() *
+                ((p.reshard_after_forward ? 2.0 : 1.0) * state.weight + state.gradient));
     }
     // The tensor-parallel collectives the simulator issues (full recompute repeats the
     // forward's before the backward).

@@ -17,9 +17,8 @@ std::vector<const detail::Axis*> nested_axes() {
   std::vector<const detail::Axis*> out;
   for (const detail::Axis& axis : detail::axes())
     if (axis.nesting >= 0) out.push_back(&axis);
-  std::sort(out.begin(), out.end(), [](const detail::Axis* x, const detail::Axis* y) {
-    return x->nesting < y->nesting;
-  });
+  std::sort(out.begin(), out.end(),
+            [](const detail::Axis* x, const detail::Axis* y) { return x->nesting < y->nesting; });
   return out;
 }
 

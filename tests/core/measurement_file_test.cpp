@@ -40,8 +40,8 @@ MeasurementFile sample() {
   p.repetitions = 20;
   f.gemm.push_back({Dtype::bf16, 8192, 8192, 8192, stats(1.25e-3, 1e-3, 1.5e-3)});
   f.gemm.push_back({Dtype::fp8, 4096, 128256, 4096, stats(2e-3, 1e-3, 4e-3)});
-  f.memory_bound.push_back({MemoryKernel::row_reduce, Bytes(64.0 * 1024 * 1024),
-                            stats(0.5e-3, 0.25e-3, 1e-3)});
+  f.memory_bound.push_back(
+      {MemoryKernel::row_reduce, Bytes(64.0 * 1024 * 1024), stats(0.5e-3, 0.25e-3, 1e-3)});
   f.attention.push_back(
       {AttentionImpl::cudnn_fused, Dtype::fp16, true, 4, 32, 2048, 128, true, stats(1, 0.5, 2)});
   f.launch.push_back({stats(2e-6, 1e-6, 4e-6)});

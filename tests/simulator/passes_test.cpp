@@ -1,9 +1,8 @@
 // The step's pieces (simulator/step_passes.h) on small task graphs: the rank set's
 // groups, the communication planner's cache and its one traffic tally, and what the
 // pipeline, gradient and optimizer passes add, each counted by hand.
-#include <gtest/gtest.h>
-
 #include <fmt/format.h>
+#include <gtest/gtest.h>
 
 #include <algorithm>
 #include <string>
@@ -104,7 +103,8 @@ struct Built {
       : s(std::move(scenario)),
         work(build_workload(s.model, s.training, shard_of(s.parallelism))),
         ctx(s, {}, resolve_hardware(s), work),
-        ranks(ctx.L, ctx.p, false, s.cluster.gpus(), ctx.local_dp), grads(ranks.size()) {
+        ranks(ctx.L, ctx.p, false, s.cluster.gpus(), ctx.local_dp),
+        grads(ranks.size()) {
     CommPlanner planner(ctx, g);
     LayerTemplates templates(ctx);
     const StageLayers layers(ctx);
@@ -115,9 +115,9 @@ struct Built {
     optimizer = optimizer_pass(ctx, ranks, pipe, grads, planner, g);
   }
   std::size_t count(TaskKind k, int rank) const {
-    return static_cast<std::size_t>(std::count_if(g.tasks.begin(), g.tasks.end(), [&](const Task& t) {
-      return t.kind == k && t.rank == rank;
-    }));
+    return static_cast<std::size_t>(
+        std::count_if(g.tasks.begin(), g.tasks.end(),
+                      [&](const Task& t) { return t.kind == k && t.rank == rank; }));
   }
 };
 
