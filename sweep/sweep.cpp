@@ -57,13 +57,16 @@ std::vector<double> objective_values(const SweepSpec& w, const Figures& f) {
   return out;
 }
 
-void add_run(const Scenario& s, Figures& f, double utilization,
-             std::optional<Seconds> warmup = std::nullopt) {
-  if (!s.training.target) return;
-  const RunEstimate e = estimate_run(s, f.step_time, utilization, warmup);
+// The whole-run objectives from a run estimate.
+void set_run(Figures& f, const RunEstimate& e) {
   f.time_to_train = e.time;
   if (e.usd) f.cost_usd = *e.usd;
   f.energy_kwh = e.energy_kwh;
+}
+
+// The bound's whole run: at the bound's step time with zero utilisation (idle draw).
+void add_bound_run(const Scenario& s, Figures& f) {
+  if (s.training.target) set_run(f, estimate_run(s, f.step_time, 0.0, std::nullopt));
 }
 
 Figures simulate(const Scenario& s) {
@@ -74,11 +77,7 @@ Figures simulate(const Scenario& s) {
   f.breakdown = r.stages.at(static_cast<std::size_t>(r.critical_stage)).breakdown;
   f.tokens_per_s = r.tokens_per_s;
   f.mfu = r.mfu;
-  if (p.run) {
-    f.time_to_train = p.run->time;
-    if (p.run->usd) f.cost_usd = *p.run->usd;
-    f.energy_kwh = p.run->energy_kwh;
-  }
+  if (p.run) set_run(f, *p.run);
   return f;
 }
 
@@ -129,7 +128,7 @@ std::vector<CandidateResult> screen(const SweepInput& in, const std::vector<Assi
     }
     Figures lb;
     lb.step_time = step_time_bound(s);
-    add_run(s, lb, 0.0);
+    add_bound_run(s, lb);
     c.bound = objective_values(w, lb);
     if (over_budget(w, lb)) {
       c.status = Status::over_budget;
