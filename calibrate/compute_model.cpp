@@ -72,8 +72,8 @@ class RooflineModel final : public ComputeModel {
         {fmt::format("attention GEMMs ({})", to_string(a)),
          fmt::format("roofline: F / {:.1f} TFLOP/s / ramp ({})", attn_gemm_rate_ / 1e12, gpu)},
         {"fused attention",
-         fmt::format("roofline: F / {:.1f} TFLOP/s (peak x attention_efficiency), backward "
-                     "2.5x forward ({})",
+         fmt::format("roofline: F / {:.1f} TFLOP/s (peak x attention_efficiency), F the "
+                     "score tiles the mask leaves, backward 2.5x forward ({})",
                      flash_rate_ / 1e12, gpu)},
         {"norm, softmax, other ops",
          fmt::format("roofline: bytes / {:.0f} GB/s (HBM x memory_efficiency) ({})", hbm_ / 1e9,
@@ -138,7 +138,9 @@ class RooflineModel final : public ComputeModel {
       }
       case OpKind::attention:
         if (op.name == "attn.core") {
-          const double fwd_time = op.fwd_flops.value() / flash_rate_;
+          // The rate is FLOPs of computed tiles per second (a non-causal benchmark,
+          // scenario/presets/gpus.yaml); the mask leaves computed_share of the product.
+          const double fwd_time = op.fwd_flops.value() * op.computed_share / flash_rate_;
           t = fwd ? fwd_time : 2.5 * fwd_time;
         } else {
           t = std::max(memory, fwd ? gemm_time(flops, attn_gemm_rate_)

@@ -37,9 +37,11 @@ class ComputeModel {
 //               (fp8 GEMMs for linear layers under fp8; attention's batched GEMMs in 16
 //               bits); backward = two GEMMs (data and weight gradients) of half the
 //               backward FLOPs each.
-//   attention   fused: F / (peak16 * attention_efficiency); backward 2.5x the forward
-//               time (FlashAttention-2 runs 5 matmuls backward against 2 forward, Dao
-//               2023, Algorithm 2).
+//   attention   fused: F * computed_share / (peak16 * attention_efficiency), F the full
+//               s x S product and computed_share the tiles the mask leaves (causal about
+//               1/2; model/attention_mask.h); backward 2.5x the forward time
+//               (FlashAttention-2 runs 5 matmuls backward against 2 forward, Dao 2023,
+//               Algorithm 2).
 //   other ops   t = max(bytes / (hbm * memory_efficiency), kernel_launch)
 //   auxiliary   kernels an op launches besides its main one (FP8 casts and transposes)
 //               add their bytes / (hbm * memory_efficiency).

@@ -15,6 +15,7 @@
 #include <optional>
 #include <fmt/format.h>
 
+#include "model/attention_mask.h"
 #include "model/op_builder.h"
 #include "model/workload.h"
 
@@ -93,6 +94,11 @@ void add_attention(const ModelSpec& m, const TrainingSpec& tr, const OpBuilder& 
     core.selective = true;
     core.comm_before = CommPoint::cp_kv;
     core.kv_elems = d.tok * (k_dim + v_dim);
+    // The kernel skips the score tiles the mask hides. The share is that of the whole
+    // S x S grid: with context parallelism Transformer Engine gives each rank two chunks
+    // of 2*cp (i and 2cp-1-i) so that every rank computes 1/cp of the causal tiles
+    // (AttnFuncWithCPAndKVP2P, docs/model.md).
+    core.computed_share = mask_tile_fraction(m, flash_tile(qk_head));
     L.ops.push_back(core);
   } else {
     Op qk;

@@ -6,7 +6,9 @@
 // totals can be checked against their closed forms):
 // - FLOPs count matrix multiplies (and convolutions) only, 2 per multiply-add; the
 //   backward pass of a GEMM costs twice its forward (input and weight gradients).
-//   Attention scores count the full s x s product, not the causal half.
+//   Attention scores count the full s x s product, not the causal half, whatever the
+//   mask (the convention of Narayanan et al. 2021 eq. 3); a fused kernel's time follows
+//   the tiles its mask leaves instead (Op::computed_share).
 // - Element-wise ops (norms, activations, dropout, softmax, residual adds) have no FLOPs
 //   in these totals; their cost is memory traffic, which `*_read`/`*_written` estimate
 //   as one pass over inputs and outputs.
@@ -73,6 +75,10 @@ struct Op {
   CommPoint comm_before = CommPoint::none;  // exchange before this op's forward
   CommPoint comm_after = CommPoint::none;   // exchange after this op's forward
   double kv_elems = 0;  // cp_kv: key and value elements this rank holds (b*s/cp*2*kv*d/tp)
+  // The share of fwd_flops and bwd_flops the kernels execute: a fused attention kernel
+  // computes only the score tiles its mask leaves (model/attention_mask.h); the FLOP
+  // counts keep the full product, the convention model and hardware FLOPs are reported in.
+  double computed_share = 1.0;
 };
 
 enum class LayerKind { embedding, transformer, head, cnn };

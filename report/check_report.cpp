@@ -72,6 +72,11 @@ ordered_json scenario_json(const Scenario& s) {
     model["tied_embeddings"] = m.tied_embeddings;
     model["bias"] = m.bias;
     model["dropout"] = m.dropout;
+    model["attention_mask"] = to_string(m.attention_mask);
+    if (m.attention_mask == AttentionMask::sliding_window) {
+      model["attention_window"] = m.attention_window;
+    }
+    if (m.attention_mask == AttentionMask::document) model["document_length"] = m.document_length;
     if (m.moe) {
       ordered_json moe = {{"experts", m.moe->experts},
                           {"top_k", m.moe->top_k},
@@ -225,6 +230,13 @@ void model_section(std::string& o, const ModelSpec& m) {
                      to_string(m.norm), to_string(m.position_embedding),
                      m.tied_embeddings ? "tied" : "untied", m.bias ? ", biases" : "",
                      m.dropout ? ", dropout" : ""));
+    std::string mask = fmt::format("{} mask", to_string(m.attention_mask));
+    if (m.attention_mask == AttentionMask::sliding_window) {
+      mask += fmt::format(" of {} tokens", m.attention_window);
+    } else if (m.attention_mask == AttentionMask::document) {
+      mask += fmt::format(", documents of {} tokens", m.document_length);
+    }
+    line(o, "attention", mask);
     if (m.moe) {
       line(o, "moe",
            fmt::format("{} experts of ffn {}, top-{}, {} shared, first {} layers dense, "

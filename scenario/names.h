@@ -63,6 +63,10 @@ ORRERY_ENUM_NAMES(Activation, {Activation::gelu, "gelu"}, {Activation::swiglu, "
 ORRERY_ENUM_NAMES(Norm, {Norm::layernorm, "layernorm"}, {Norm::rmsnorm, "rmsnorm"});
 ORRERY_ENUM_NAMES(PositionEmbedding, {PositionEmbedding::learned, "learned"},
                   {PositionEmbedding::rope, "rope"});
+// model.attention_mask
+ORRERY_ENUM_NAMES(AttentionMask, {AttentionMask::causal, "causal"}, {AttentionMask::full, "full"},
+                  {AttentionMask::sliding_window, "sliding-window"},
+                  {AttentionMask::document, "document"});
 // model.layer_table[i].op
 ORRERY_ENUM_NAMES(CnnOp, {CnnOp::conv, "conv"}, {CnnOp::bn, "bn"}, {CnnOp::relu, "relu"},
                   {CnnOp::maxpool, "maxpool"}, {CnnOp::avgpool, "avgpool"}, {CnnOp::add, "add"},

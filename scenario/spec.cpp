@@ -14,6 +14,7 @@ const char* to_string(ModelFamily v) { return name_of(v); }
 const char* to_string(Activation v) { return name_of(v); }
 const char* to_string(Norm v) { return name_of(v); }
 const char* to_string(PositionEmbedding v) { return name_of(v); }
+const char* to_string(AttentionMask v) { return name_of(v); }
 const char* to_string(CnnOp v) { return name_of(v); }
 const char* to_string(PipelineSchedule v) { return name_of(v); }
 const char* to_string(PipelineEngine v) { return name_of(v); }

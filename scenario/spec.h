@@ -77,10 +77,16 @@ enum class ModelFamily { decoder, encoder, cnn };
 enum class Activation { gelu, swiglu };
 enum class Norm { layernorm, rmsnorm };
 enum class PositionEmbedding { learned, rope };
+// Which keys each query attends to (model.attention_mask): every earlier key and itself
+// (causal, decoders), every key (full, encoders), the last `attention_window` keys up to
+// itself (sliding_window), or the earlier keys of its own document when documents of
+// `document_length` tokens are packed into one sequence (document, causal inside each).
+enum class AttentionMask { causal, full, sliding_window, document };
 const char* to_string(ModelFamily f);
 const char* to_string(Activation a);
 const char* to_string(Norm n);
 const char* to_string(PositionEmbedding p);
+const char* to_string(AttentionMask a);
 
 // Mixture of experts in the feed-forward block (Switch/GShard/Mixtral/DeepSeek style).
 struct MoeSpec {
@@ -136,6 +142,10 @@ struct ModelSpec {
   bool tied_embeddings = true;
   bool bias = true;         // linear layers carry biases
   bool dropout = false;     // dropout layers present (they store 1-byte masks)
+  // Resolved: causal for decoders and full for encoders unless written.
+  AttentionMask attention_mask = AttentionMask::causal;
+  std::int64_t attention_window = 0;  // sliding_window: keys each query sees, itself included
+  std::int64_t document_length = 0;   // document: tokens per packed document
   std::optional<MoeSpec> moe;
   std::optional<MlaSpec> mla;
   // CNN family: a per-layer table for one image of image_size x image_size.

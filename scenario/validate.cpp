@@ -47,6 +47,43 @@ void complete_cluster(Scenario& s) {
   if (!is_set(s, "cost.gpu_power")) s.cost.gpu_power = c.gpu.tdp;
 }
 
+// The mask defaults from the family (a decoder predicts the next token: causal; an
+// encoder sees the whole sequence: full); each length key belongs to one mask and lies
+// within the sequence.
+void complete_attention_mask(Scenario& s) {
+  ModelSpec& m = s.model;
+  if (!is_set(s, "model.attention_mask")) {
+    m.attention_mask =
+        m.family == ModelFamily::encoder ? AttentionMask::full : AttentionMask::causal;
+  }
+  const std::pair<const char*, AttentionMask> lengths[] = {
+      {"model.attention_window", AttentionMask::sliding_window},
+      {"model.document_length", AttentionMask::document}};
+  for (const auto& [key, mask] : lengths) {
+    const std::int64_t value =
+        mask == AttentionMask::sliding_window ? m.attention_window : m.document_length;
+    if (m.attention_mask != mask) {
+      if (is_set(s, key)) {
+        reject(s, key, std::to_string(value),
+               fmt::format("only attention_mask {} takes it (the mask is {}); remove it or set "
+                           "attention_mask: {}",
+                           to_string(mask), to_string(m.attention_mask), to_string(mask)));
+      }
+      continue;
+    }
+    require(s, key,
+            mask == AttentionMask::sliding_window
+                ? "a sliding-window mask needs its window in tokens"
+                : "a document mask needs the tokens per packed document");
+    if (value > m.seq_len) {
+      reject(s, key, std::to_string(value),
+             fmt::format("exceeds seq_len ({}); a mask as long as the sequence is the causal "
+                         "mask",
+                         m.seq_len));
+    }
+  }
+}
+
 void complete_transformer(Scenario& s) {
   ModelSpec& m = s.model;
   for (const char* k : {"layers", "hidden", "heads", "ffn", "vocab", "seq_len"}) {
@@ -64,6 +101,7 @@ void complete_transformer(Scenario& s) {
     reject(s, "model.hidden", std::to_string(m.hidden),
            fmt::format("must be a multiple of heads ({})", m.heads));
   }
+  complete_attention_mask(s);
   if (m.mla && m.mla->kv_lora_rank == 0) {
     require(s, "model.mla.kv_lora_rank", "MLA needs kv_lora_rank");
   }

@@ -681,5 +681,31 @@ parallelism: {tp: 1, microbatch: 1048576, global_batch: 1048576}
                 "must be a multiple of microbatch*dp = 1048576*1048576 = 1099511627776"});
 }
 
+TEST(BadInput, AttentionMaskLengths) {
+  const std::string head = "cluster: {preset: dgx-h100, nodes: 1}\n";
+  const std::string tail = "parallelism: {tp: 1, global_batch: 8}\n";
+  // A length for another mask than the one it belongs to.
+  expect_error(head + "model: {preset: llama3-8b, attention_window: 4096}\n" + tail,
+               {"bad.yaml:2", "model.attention_window", "4096",
+                "only attention_mask sliding-window takes it (the mask is causal)"});
+  expect_error(
+      head + "model: {preset: llama3-8b, attention_mask: full, document_length: 512}\n" + tail,
+      {"bad.yaml:2", "model.document_length", "512",
+       "only attention_mask document takes it (the mask is full)"});
+  // The mask without its length.
+  expect_error(head + "model: {preset: llama3-8b, attention_mask: sliding-window}\n" + tail,
+               {"bad.yaml:2", "model.attention_window", "missing key"});
+  expect_error(head + "model: {preset: llama3-8b, attention_mask: document}\n" + tail,
+               {"bad.yaml:2", "model.document_length", "missing key"});
+  // Longer than the sequence (llama3-8b: 8192).
+  expect_error(head +
+                   "model: {preset: llama3-8b, attention_mask: sliding-window, "
+                   "attention_window: 10000}\n" +
+                   tail,
+               {"bad.yaml:2", "model.attention_window", "10000", "exceeds seq_len (8192)"});
+  expect_error(head + "model: {preset: llama3-8b, attention_mask: causl}\n" + tail,
+               {"bad.yaml:2", "model.attention_mask", "'causl'", "did you mean 'causal'"});
+}
+
 }  // namespace
 }  // namespace orrery

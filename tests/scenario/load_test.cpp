@@ -128,5 +128,25 @@ TEST(Load, EveryKeyIsListedOnce) {
   EXPECT_TRUE(unique.count("model.moe.capacity_factor"));
 }
 
+TEST(Load, AttentionMaskFollowsTheFamily) {
+  // A decoder predicts the next token: causal; an encoder sees every position: full.
+  const std::string base =
+      "cluster: {preset: dgx-h100, nodes: 1}\nparallelism: {tp: 1, global_batch: 8}\n";
+  const Scenario dec = load_scenario_text(base + "model: {preset: llama3-8b}\n", "d.yaml");
+  EXPECT_EQ(dec.model.attention_mask, AttentionMask::causal);
+  const Scenario enc = load_scenario_text(base + "model: {preset: bert-large}\n", "e.yaml");
+  EXPECT_EQ(enc.model.attention_mask, AttentionMask::full);
+  const Scenario sw = load_scenario_text(
+      base + "model: {preset: llama3-8b, attention_mask: sliding-window, attention_window: 4096}\n",
+      "w.yaml");
+  EXPECT_EQ(sw.model.attention_mask, AttentionMask::sliding_window);
+  EXPECT_EQ(sw.model.attention_window, 4096);
+  const Scenario doc = load_scenario_text(
+      base + "model: {preset: bert-large, attention_mask: document, document_length: 128}\n",
+      "c.yaml");
+  EXPECT_EQ(doc.model.attention_mask, AttentionMask::document);
+  EXPECT_EQ(doc.model.document_length, 128);
+}
+
 }  // namespace
 }  // namespace orrery

@@ -1,0 +1,47 @@
+// How much of the s x s score matrix a fused attention kernel computes under a mask.
+//
+// A FlashAttention kernel walks the score matrix in tiles of `rows` queries by `cols`
+// keys and skips a tile only when the mask hides all of it; a tile the mask cuts (the
+// diagonal ones) is computed whole and masked afterwards. FlashAttention-2's forward
+// (Dao-AILab/flash-attention csrc/flash_attn/src/flash_fwd_kernel.h, commit 0251105a):
+// query tile m runs key tiles n_block_min .. n_block_max - 1 with
+//   n_block_max = ceil((m + 1) * kBlockM / kBlockN)                 (causal, local)
+//   n_block_min = max(0, m * kBlockM - window_size_left) / kBlockN  (local), else 0.
+// Its backward walks the transposed grid (query tiles for each key tile) and keeps the
+// same set of tiles: those holding at least one visible (query, key) pair.
+#pragma once
+
+#include <cstdint>
+
+#include "scenario/spec.h"
+
+namespace orrery {
+
+// One kernel tile: query rows by key columns.
+struct AttentionTile {
+  std::int64_t rows = 128;
+  std::int64_t cols = 64;
+};
+
+// FlashAttention-2's forward tile on A100/H100 for 16-bit inputs without dropout
+// (csrc/flash_attn/src/flash_fwd_launch_template.h, commit 0251105a; the same for head
+// widths 64 and 128 since the FlashAttention-2 release 4f285b35): head width up to 64:
+// 128 x 128; up to 256: 128 x 64 (the 256-wide head runs 64 x 64 on H100, which moves a
+// causal fraction by 32/s; not modelled). FlashAttention-3's causal tile for head width
+// 128 on H100 is 128 x 128 (hopper/tile_size.h, same commit): the same 128 query rows,
+// so the same causal fraction.
+AttentionTile flash_tile(double head_dim);
+
+// Tiles of the grid over a len x len score matrix that hold at least one query i and key
+// j with i - window < j <= i (window >= len: the causal mask).
+double band_tiles(std::int64_t len, std::int64_t window, AttentionTile t);
+
+// The share of the seq_len x seq_len tile grid a fused kernel computes under the model's
+// mask: 1 for the full mask, about 1/2 + rows/(2 seq_len) for the causal one (the
+// diagonal tiles computed whole), about (w/s)(1 - w/(2s)) for a sliding window of w
+// (the first w queries see fewer keys) and document_length/(2 seq_len) for packed
+// documents of equal length (varlen kernels run each document as its own causal
+// sequence); each plus the tiles the mask's edges cut. Needs a transformer model.
+double mask_tile_fraction(const ModelSpec& m, AttentionTile t);
+
+}  // namespace orrery
