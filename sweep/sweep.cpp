@@ -404,10 +404,58 @@ std::string megatron_arguments(const Scenario& s) {
       out += " --recompute-granularity full --recompute-method uniform --recompute-num-layers 1";
       break;
   }
-  if (p.zero_stage == 3) {
-    out += " --use-torch-fsdp2";
-  } else if (p.zero_stage >= 1) {
+  // Data-parallel sharding, checked against NVIDIA/Megatron-LM d98e8a64
+  // (megatron/training/arguments.py; docs/user-guide/features/megatron_fsdp.md):
+  //  ZeRO-1  --use-distributed-optimizer shards the optimizer state only; the gradient
+  //          buffer stays whole (arguments.py:3156).
+  //  ZeRO-2  no distributed-optimizer flag shards gradients; Megatron-FSDP's
+  //          --data-parallel-sharding-strategy optim_grads does (arguments.py:3190,
+  //          megatron_fsdp.md "ZeRO-2: optimizer state and gradients are sharded").
+  //  ZeRO-3  optim_grads_params (megatron_fsdp.md "FSDP / ZeRO-3"); hybrid sharding as
+  //          HSDP with --num-distributed-optimizer-instances = the replicas (its "DP-Outer
+  //          size", megatron_fsdp.md table "Hybrid Data Parallelism Size").
+  //  PyTorch FSDP  --use-torch-fsdp2, which arguments.py:1031-1047 refuses with pp > 1,
+  //          ep > 1, fp16 or tied embeddings and which has no hybrid form there;
+  //          --torch-fsdp2-no-reshard-after-forward keeps gathered weights (arguments.py:3218).
+  // What none of these expresses is named on the line instead of a flag.
+  std::vector<std::string> missing;
+  auto megatron_fsdp = [&](const char* strategy) {
+    out += fmt::format(" --use-megatron-fsdp --data-parallel-sharding-strategy {}", strategy);
+  };
+  if (p.zero_stage == 1) {
     out += " --use-distributed-optimizer";
+  } else if (p.zero_stage == 2) {
+    megatron_fsdp("optim_grads");
+  } else if (p.zero_stage == 3) {
+    const bool hybrid = p.sharding == ParallelismSpec::Sharding::hybrid;
+    const bool fsdp2 = p.fsdp && p.pp == 1 && p.ep == 1 && !hybrid &&
+                       s.training.precision != Precision::fp16 && !s.model.tied_embeddings;
+    if (fsdp2) {
+      out += " --use-torch-fsdp2";
+      if (!p.reshard_after_forward) out += " --torch-fsdp2-no-reshard-after-forward";
+    } else {
+      megatron_fsdp("optim_grads_params");
+      if (hybrid) {
+        out += fmt::format(" --num-distributed-optimizer-instances {}",
+                           p.shard_group() / p.zero3_group(s.cluster.gpus_per_node));
+      }
+      if (p.fsdp) {
+        missing.emplace_back(
+            "PyTorch FSDP (Megatron-LM's --use-torch-fsdp2 refuses pp > 1, ep > 1, fp16, tied "
+            "embeddings and hybrid sharding; Megatron-FSDP given instead)");
+      }
+      if (!p.reshard_after_forward) {
+        missing.emplace_back("reshard_after_forward false under Megatron-FSDP");
+      }
+    }
+  }
+  if (p.zero_hpz) missing.emplace_back("ZeRO++ hpZ (DeepSpeed)");
+  if (p.pipeline_engine == PipelineEngine::deepspeed) {
+    missing.emplace_back("the DeepSpeed pipeline engine (Megatron-DeepSpeed)");
+  }
+  if (s.training.compression.scheme != CompressionSpec::Scheme::none) {
+    missing.emplace_back(fmt::format("gradient compression {}",
+                                     to_string(s.training.compression.scheme)));
   }
   switch (s.training.precision) {
     case Precision::fp16: out += " --fp16"; break;
@@ -438,6 +486,9 @@ std::string megatron_arguments(const Scenario& s) {
       break;
     case Precision::fp32:
     case Precision::tf32: break;
+  }
+  for (std::size_t i = 0; i < missing.size(); ++i) {
+    out += (i == 0 ? "; no Megatron-LM flag for " : ", ") + missing[i];
   }
   return out;
 }
