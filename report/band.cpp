@@ -26,10 +26,15 @@ std::vector<std::string> split(const std::string& line, char sep) {
   return out;
 }
 
-const std::vector<std::string> kColumns = {
-    "id",       "gpu_generation", "framework", "parallel_kind", "cp",
-    "ep",       "zero_stage",     "precision", "metric",    "measured",      "predicted",
-    "error",    "time_error",     "mfu",       "memory_fraction", "fits"};
+const std::vector<std::string> kColumns = {"id",         "gpu_generation",
+                                           "framework",  "parallel_kind",
+                                           "cp",         "ep",
+                                           "zero_stage", "precision",
+                                           "metric",     "measured",
+                                           "predicted",  "error",
+                                           "time_error", "mfu",
+                                           "hfu",        "memory_fraction",
+                                           "fits"};
 
 std::string pct(double fraction) { return fmt::format("{:.1f} %", 100 * fraction); }
 
@@ -44,12 +49,10 @@ std::string gpu_generation(const GpuSpec& gpu) {
     const char* generation;
   };
   // Blackwell first: "GB200" also contains "B200", "GH200" "H200".
-  static const Rule rules[] = {{"B100", "Blackwell"}, {"B200", "Blackwell"},
-                               {"B300", "Blackwell"}, {"H100", "Hopper"},
-                               {"H200", "Hopper"},    {"H800", "Hopper"},
-                               {"H20", "Hopper"},     {"A100", "Ampere"},
-                               {"A800", "Ampere"},    {"A40", "Ampere"},
-                               {"A30", "Ampere"},     {"A10", "Ampere"},
+  static const Rule rules[] = {{"B100", "Blackwell"}, {"B200", "Blackwell"}, {"B300", "Blackwell"},
+                               {"H100", "Hopper"},    {"H200", "Hopper"},    {"H800", "Hopper"},
+                               {"H20", "Hopper"},     {"A100", "Ampere"},    {"A800", "Ampere"},
+                               {"A40", "Ampere"},     {"A30", "Ampere"},     {"A10", "Ampere"},
                                {"V100", "Volta"}};
   for (const Rule& r : rules)
     if (text.find(r.token) != std::string::npos) return r.generation;
@@ -60,10 +63,9 @@ Family family_of(const Scenario& s) {
   const ParallelismSpec& p = s.parallelism;
   Family f;
   f.generation = gpu_generation(s.cluster.gpu);
-  f.framework = p.pipeline_engine == PipelineEngine::deepspeed || p.zero_hpz
-                    ? "Megatron-DeepSpeed"
-                : p.fsdp ? "PyTorch FSDP"
-                         : "Megatron-Core";
+  f.framework = p.pipeline_engine == PipelineEngine::deepspeed || p.zero_hpz ? "Megatron-DeepSpeed"
+                : p.fsdp                                                     ? "PyTorch FSDP"
+                                                                             : "Megatron-Core";
   f.kind = (s.model.moe && s.model.moe->experts > 0) || p.ep > 1 ? "moe"
            : p.cp > 1                                            ? "context-parallel"
            : p.zero_stage >= 3                                   ? "zero-3"
@@ -80,9 +82,7 @@ std::vector<Residual> parse_residuals(const std::string& csv, const std::string&
   std::istringstream in(csv);
   std::string line;
   int n = 0;
-  auto bad = [&](const std::string& why) {
-    return InputError({where, n}, "", line, why);
-  };
+  auto bad = [&](const std::string& why) { return InputError({where, n}, "", line, why); };
   while (std::getline(in, line)) {
     ++n;
     if (line.empty()) continue;
@@ -108,12 +108,13 @@ std::vector<Residual> parse_residuals(const std::string& csv, const std::string&
       r.error = std::stod(cells[11]);
       r.time_error = std::stod(cells[12]);
       r.mfu = std::stod(cells[13]);
-      r.memory_fraction = std::stod(cells[14]);
+      r.hfu = std::stod(cells[14]);
+      r.memory_fraction = std::stod(cells[15]);
     } catch (const std::exception&) {
       throw bad("a number does not parse");
     }
-    if (cells[15] != "true" && cells[15] != "false") throw bad("fits is true or false");
-    r.fits = cells[15] == "true";
+    if (cells[16] != "true" && cells[16] != "false") throw bad("fits is true or false");
+    r.fits = cells[16] == "true";
     out.push_back(r);
   }
   return out;
@@ -172,24 +173,24 @@ std::string precision_class(const std::string& precision) {
 }
 
 std::optional<RegionFlag> mfu_flag(const std::string& generation, const std::string& precision,
-                                   double mfu, const std::vector<Residual>& table) {
+                                   double mfu, double hfu, const std::vector<Residual>& table) {
   const std::string cls = precision_class(precision);
   std::optional<double> top;
   for (const Residual& r : table) {
     if (r.family.generation == generation && precision_class(r.precision) == cls)
-      top = std::max(top.value_or(0.0), r.measured_mfu());
+      top = std::max(top.value_or(0.0), r.measured_hfu());
   }
   if (!top) {
     return RegionFlag{"mfu", fmt::format("no validated {} case trains in {}", generation, cls)};
   }
-  if (mfu <= *top) return std::nullopt;
-  return RegionFlag{"mfu", fmt::format("MFU {} above every validated {} {} case (highest "
-                                       "measured {})",
-                                       pct(mfu), generation, cls, pct(*top))};
+  if (hfu <= *top) return std::nullopt;
+  return RegionFlag{"mfu", fmt::format("FLOP utilisation {} (MFU {}) above every validated {} {} "
+                                       "case (highest measured {})",
+                                       pct(hfu), pct(mfu), generation, cls, pct(*top))};
 }
 
 std::vector<RegionFlag> region_flags(const Scenario& s, double memory_fraction,
-                                     std::optional<double> mfu,
+                                     std::optional<Utilisation> use,
                                      const std::vector<Residual>& table) {
   const ParallelismSpec& p = s.parallelism;
   const Family f = family_of(s);
@@ -200,8 +201,9 @@ std::vector<RegionFlag> region_flags(const Scenario& s, double memory_fraction,
   if (!any([&](const Residual& r) { return r.family.generation == f.generation; })) {
     out.push_back({"gpu", fmt::format("no validation case on {} GPUs ({})", f.generation,
                                       s.cluster.gpu.name)});
-  } else if (mfu) {
-    if (auto flag = mfu_flag(f.generation, to_string(s.training.precision), *mfu, table))
+  } else if (use) {
+    if (auto flag =
+            mfu_flag(f.generation, to_string(s.training.precision), use->mfu, use->hfu, table))
       out.push_back(*flag);
   }
   if (memory_fraction > kMemoryNearFull) {
@@ -210,8 +212,8 @@ std::vector<RegionFlag> region_flags(const Scenario& s, double memory_fraction,
                                          pct(memory_fraction), pct(kMemoryNearFull))});
   }
   if (p.cp > 1 && !any([](const Residual& r) { return r.cp > 1; })) {
-    out.push_back({"cp", fmt::format("context parallelism (cp {}): no validation case uses it",
-                                     p.cp)});
+    out.push_back(
+        {"cp", fmt::format("context parallelism (cp {}): no validation case uses it", p.cp)});
   }
   if (f.kind == "moe" && !any([](const Residual& r) { return r.family.kind == "moe"; })) {
     out.push_back({"moe", "mixture of experts / expert parallelism: no validation case uses it"});

@@ -40,13 +40,13 @@ struct Residual {
   std::string precision;  // training.precision (MFU counts against the 16-bit peak)
   std::string metric;
   double measured = 0, predicted = 0;
-  double error = 0;       // (predicted - measured) / measured, in the metric's own sense
-  double time_error = 0;  // the same as a step-time error (rates: 1 / (1 + error) - 1)
-  double mfu = 0;         // predicted MFU
+  double error = 0;            // (predicted - measured) / measured, in the metric's own sense
+  double time_error = 0;       // the same as a step-time error (rates: 1 / (1 + error) - 1)
+  double mfu = 0, hfu = 0;     // predicted model and hardware FLOP utilisation
   double memory_fraction = 0;  // predicted memory per GPU / capacity
   bool fits = true;
-  // The case's MFU at its measured speed: mfu * predicted time / measured time.
-  double measured_mfu() const { return mfu * (1 + time_error); }
+  // The case's HFU at its measured speed: hfu * predicted time / measured time.
+  double measured_hfu() const { return hfu * (1 + time_error); }
 };
 
 // The step-time sense of a signed error in `metric` (a time, or a rate whose value is
@@ -65,10 +65,10 @@ constexpr int kMinBandCases = 3;
 // residuals of `basis`: the first of (the exact family; same generation and kind, any
 // framework; same generation; every case) with at least kMinBandCases cases.
 struct Band {
-  Family family;        // the scenario's own
+  Family family;         // the scenario's own
   int family_cases = 0;  // validation cases of exactly that family
-  std::string basis;    // where the residuals came from, e.g. "Ampere x 3d (any framework)"
-  int cases = 0;        // residuals in the basis; 0: no table, no band
+  std::string basis;     // where the residuals came from, e.g. "Ampere x 3d (any framework)"
+  int cases = 0;         // residuals in the basis; 0: no table, no band
   double e_min = 0, e_max = 0;
   // Measured / predicted step time at the ends of the band: slow (pessimistic), fast.
   double slow() const { return 1 / (1 + e_min); }
@@ -91,18 +91,28 @@ struct RegionFlag {
 // prediction is past every run the model was checked on and within the error of its
 // unmeasured terms of the limit.
 constexpr double kMemoryNearFull = 0.95;
-// Every flag for a scenario with this memory share and (when simulated) MFU: its GPU
-// generation has no case; the MFU flag (mfu_flag); memory
-// above kMemoryNearFull; context parallelism, MoE, ZeRO-2 or ZeRO-3 when no case uses it.
+// Model and hardware FLOP utilisation of a simulated step (StepResult::mfu, hfu).
+struct Utilisation {
+  double mfu = 0, hfu = 0;
+};
+// Every flag for a scenario with this memory share and (when simulated) utilisation: its
+// GPU generation has no case; the utilisation flag (mfu_flag); memory above
+// kMemoryNearFull; context parallelism, MoE, ZeRO-2 or ZeRO-3 when no case uses it.
 std::vector<RegionFlag> region_flags(const Scenario& s, double memory_fraction,
-                                     std::optional<double> mfu,
+                                     std::optional<Utilisation> use,
                                      const std::vector<Residual>& table);
-// fp16 and bf16 are "16-bit", fp32 and tf32 "32-bit", fp8 itself: MFU counts against the
-// 16-bit peak in every case, so an FP8 run's is not comparable with a 16-bit run's.
+// fp16 and bf16 are "16-bit", fp32 and tf32 "32-bit", fp8 itself: utilisation counts
+// against the 16-bit peak in every case, so an FP8 run's is not comparable with a 16-bit
+// run's.
 std::string precision_class(const std::string& precision);
-// Only the MFU flag (region_flags with mfu includes it): MFU above every case's measured
-// MFU on that generation in that precision class, or no such case.
+// The utilisation flag (code "mfu"; region_flags includes it): the scenario computes a
+// larger share of the peak than any validation case on its GPU generation in its
+// precision class did at its measured speed, or no such case exists. Compared as hardware
+// FLOP utilisation (recomputed FLOPs counted), since that is what the timing model was
+// checked at: the Narayanan 2021 cases recompute every layer, so their MFU is 3/4 of their
+// HFU, and a candidate without recompute at the same GPU load would seem far outside on
+// MFU alone.
 std::optional<RegionFlag> mfu_flag(const std::string& generation, const std::string& precision,
-                                   double mfu, const std::vector<Residual>& table);
+                                   double mfu, double hfu, const std::vector<Residual>& table);
 
 }  // namespace orrery

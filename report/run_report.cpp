@@ -151,7 +151,8 @@ Assessment assess(const Scenario& s, const StepResult& r) {
   const std::vector<Residual>& table = shipped_residuals();
   const MemoryReport& m = r.figures.memory;
   const double memory_fraction = m.worst().memory.total().value() / m.capacity.value();
-  return {band_for(family_of(s), table), region_flags(s, memory_fraction, r.mfu, table)};
+  return {band_for(family_of(s), table),
+          region_flags(s, memory_fraction, Utilisation{r.mfu, r.hfu}, table)};
 }
 
 std::string flag_codes(const std::vector<RegionFlag>& flags) {
@@ -269,8 +270,9 @@ std::string render_run_csv(const Scenario& s, const Prediction& prediction) {
     std::string basis = band.basis;
     for (char& c : basis)
       if (c == ',') c = ';';
-    header += ",band_basis,band_cases,step_time_low_s,step_time_high_s,mfu_low,mfu_high,"
-              "outside_validated_region";
+    header +=
+        ",band_basis,band_cases,step_time_low_s,step_time_high_s,mfu_low,mfu_high,"
+        "outside_validated_region";
     row += fmt::format(",{},{},{:.9g},{:.9g},{:.9g},{:.9g},{}", basis, band.cases,
                        r.step_time.value() * band.fast(), r.step_time.value() * band.slow(),
                        r.mfu / band.slow(), r.mfu / band.fast(), flag_codes(a.flags));
@@ -341,10 +343,10 @@ std::string render_run_table(const Scenario& s, const Prediction& prediction) {
     if (b.cases > 0) {
       line("measured step time",
            fmt::format("{} .. {} (step-time residuals {:+.1f} % .. {:+.1f} %)",
-                       format_seconds(r.step_time * b.fast()), format_seconds(r.step_time * b.slow()),
-                       100 * b.e_min, 100 * b.e_max));
-      line("measured MFU", fmt::format("{:.1f} % .. {:.1f} %", 100 * r.mfu / b.slow(),
-                                       100 * r.mfu / b.fast()));
+                       format_seconds(r.step_time * b.fast()),
+                       format_seconds(r.step_time * b.slow()), 100 * b.e_min, 100 * b.e_max));
+      line("measured MFU",
+           fmt::format("{:.1f} % .. {:.1f} %", 100 * r.mfu / b.slow(), 100 * r.mfu / b.fast()));
     }
     if (a.flags.empty()) line("validated region", "inside");
     for (const RegionFlag& f : a.flags) line("outside region", f.text);

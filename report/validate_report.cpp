@@ -1,9 +1,9 @@
 #include "report/validate_report.h"
 
-#include <algorithm>
-#include <cmath>
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cmath>
 #include <nlohmann/json.hpp>
 
 #include "simulator/predict.h"
@@ -47,6 +47,7 @@ ValidationCase validation_case(const Scenario& s, const std::string& file) {
   c.zero_stage = s.parallelism.zero_stage;
   c.precision = to_string(s.training.precision);
   c.mfu = p.step.mfu;
+  c.hfu = p.step.hfu;
   const MemoryReport& m = p.step.figures.memory;
   c.memory_fraction = m.worst().memory.total().value() / m.capacity.value();
   c.fits = m.fits;
@@ -104,17 +105,17 @@ std::string render_validation_csv(const std::vector<ValidationCase>& cases) {
   // now (tests/report/band_test.cpp), and the band needs no more.
   std::string o =
       "id,gpu_generation,framework,parallel_kind,cp,ep,zero_stage,precision,metric,measured,"
-      "predicted,error,time_error,mfu,memory_fraction,fits\n";
+      "predicted,error,time_error,mfu,hfu,memory_fraction,fits\n";
   for (const auto& c : cases) {
     std::string id = c.id;
     for (char& ch : id)
       if (ch == ',' || ch == '\n') ch = ';';
     const double e = (c.predicted - c.measured) / c.measured;
-    o += fmt::format("{},{},{},{},{},{},{},{},{},{:.6g},{:.6g},{:.6g},{:.6g},{:.6g},{:.6g},{}\n",
-                     id, c.family.generation, c.family.framework, c.family.kind, c.cp, c.ep,
-                     c.zero_stage, c.precision, to_string(c.metric), c.measured, c.predicted, e,
-                     time_error(c.metric, e), c.mfu, c.memory_fraction,
-                     c.fits ? "true" : "false");
+    o += fmt::format(
+        "{},{},{},{},{},{},{},{},{},{:.6g},{:.6g},{:.6g},{:.6g},{:.6g},{:.6g},{:.6g},{}\n", id,
+        c.family.generation, c.family.framework, c.family.kind, c.cp, c.ep, c.zero_stage,
+        c.precision, to_string(c.metric), c.measured, c.predicted, e, time_error(c.metric, e),
+        c.mfu, c.hfu, c.memory_fraction, c.fits ? "true" : "false");
   }
   return o;
 }

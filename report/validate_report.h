@@ -21,7 +21,7 @@ struct ValidationCase {
   Family family;
   int cp = 1, ep = 1, zero_stage = 0;
   std::string precision;       // training.precision: MFU is compared within one
-  double mfu = 0;              // predicted
+  double mfu = 0, hfu = 0;     // predicted
   double memory_fraction = 0;  // predicted memory per GPU (busiest stage) / capacity
   bool fits = true;            // the memory model's verdict: the run was published, so a
                                // case that does not fit shows a memory-model error

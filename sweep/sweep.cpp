@@ -41,17 +41,23 @@ void parallel_for(std::size_t n, int threads, Fn fn) {
   for (auto& th : pool) th.join();
 }
 
-// The objectives' values for a step time; utilisation 0 gives the lower bound.
-std::vector<double> objective_values(const SweepSpec& w, const Figures& f) {
+// The objectives' values for a step time; utilisation 0 gives the lower bound. Ranked by
+// the pessimistic end, each is scaled by the band's measured / predicted step time at its
+// slow end: step time and time to train are proportional to the step time, and cost too
+// (GPU-hours at a price); energy is scaled at the predicted draw, an upper end since the
+// draw falls with utilisation.
+std::vector<double> objective_values(const SweepSpec& w, const CandidateResult& c,
+                                     const Figures& f) {
+  const double k = w.rank_by == RankBy::pessimistic && c.band ? c.band->slow() : 1.0;
   std::vector<double> out;
   for (Objective o : w.objectives) {
     switch (o) {
-      case Objective::step_time: out.push_back(f.step_time.value()); break;
+      case Objective::step_time: out.push_back(k * f.step_time.value()); break;
       case Objective::time_to_train:
-        out.push_back(f.time_to_train ? f.time_to_train->value() : kInf);
+        out.push_back(f.time_to_train ? k * f.time_to_train->value() : kInf);
         break;
-      case Objective::cost: out.push_back(f.cost_usd.value_or(kInf)); break;
-      case Objective::energy: out.push_back(f.energy_kwh.value_or(kInf)); break;
+      case Objective::cost: out.push_back(f.cost_usd ? k * *f.cost_usd : kInf); break;
+      case Objective::energy: out.push_back(f.energy_kwh ? k * *f.energy_kwh : kInf); break;
     }
   }
   return out;
@@ -77,8 +83,33 @@ Figures simulate(const Scenario& s) {
   f.breakdown = r.stages.at(static_cast<std::size_t>(r.critical_stage)).breakdown;
   f.tokens_per_s = r.tokens_per_s;
   f.mfu = r.mfu;
+  f.hfu = r.hfu;
   if (p.run) set_run(f, *p.run);
   return f;
+}
+
+const std::vector<Residual>& table_of(const SweepOptions& o) {
+  return o.residuals ? *o.residuals : shipped_residuals();
+}
+
+// The band and the region flags known before simulation (report/band.h).
+void assess(const Scenario& s, const std::vector<Residual>& table, CandidateResult& c) {
+  c.band = band_for(family_of(s), table);
+  c.outside =
+      region_flags(s, c.memory->used.value() / c.memory->capacity.value(), std::nullopt, table);
+  c.precision = to_string(s.training.precision);
+}
+
+// Once simulated: the MFU flag, first as region_flags orders it (none when the GPU
+// generation has no case at all: that flag says more).
+void add_mfu_flag(const std::vector<Residual>& table, CandidateResult& c) {
+  if (!c.band || !c.figures) return;
+  for (const RegionFlag& f : c.outside)
+    if (f.code == "gpu" || f.code == "mfu") return;
+  if (auto f =
+          mfu_flag(c.band->family.generation, c.precision, c.figures->mfu, c.figures->hfu, table)) {
+    c.outside.insert(c.outside.begin(), *f);
+  }
 }
 
 std::string reason_of(const InputError& e) {
@@ -122,6 +153,7 @@ std::vector<CandidateResult> screen(const SweepInput& in, const std::vector<Assi
       return;
     }
     c.memory = MemoryUse{f.memory.worst().memory.total(), f.memory.capacity};
+    assess(s, table_of(o), c);
     if (w.fits_memory && !f.memory.fits) {
       c.status = Status::out_of_memory;
       return;
@@ -129,7 +161,7 @@ std::vector<CandidateResult> screen(const SweepInput& in, const std::vector<Assi
     Figures lb;
     lb.step_time = step_time_bound(s);
     add_bound_run(s, lb);
-    c.bound = objective_values(w, lb);
+    c.bound = objective_values(w, c, lb);
     if (over_budget(w, lb)) {
       c.status = Status::over_budget;
       return;
@@ -252,7 +284,7 @@ void finish(const SweepInput& in, SweepResult& r) {
   }
 }
 
-CandidateResult evaluate_baseline(const SweepInput& in) {
+CandidateResult evaluate_baseline(const SweepInput& in, const std::vector<Residual>& table) {
   CandidateResult b;  // no index: not one of the candidates
   const Scenario& s = in.baseline;
   for (const detail::Axis& axis : detail::axes())
@@ -263,8 +295,10 @@ CandidateResult evaluate_baseline(const SweepInput& in) {
   try {
     const StepFigures f = analyse_step(s);
     b.memory = MemoryUse{f.memory.worst().memory.total(), f.memory.capacity};
+    assess(s, table, b);
     b.figures = simulate(s);
-    b.objective = objective_values(in.spec, *b.figures);
+    add_mfu_flag(table, b);
+    b.objective = objective_values(in.spec, b, *b.figures);
     b.status = Status::simulated;
   } catch (const InputError& e) {
     b.status = Status::unsupported;
@@ -307,7 +341,7 @@ SweepResult run_phases(const SweepInput& in, const SweepOptions& o, int shard, i
                      fmt::format("every one of the {} candidates is invalid (the first: {})",
                                  r.candidates.size(), first.reason));
   }
-  r.baseline = evaluate_baseline(in);
+  r.baseline = evaluate_baseline(in, table_of(o));
 
   std::map<int, const CandidateResult*> known;
   if (from_shards) {
@@ -337,7 +371,8 @@ SweepResult run_phases(const SweepInput& in, const SweepOptions& o, int shard, i
       }
     }
     if (c.status == Status::simulated) {
-      c.objective = objective_values(in.spec, *c.figures);
+      add_mfu_flag(table_of(o), c);
+      c.objective = objective_values(in.spec, c, *c.figures);
       if (over_budget(in.spec, *c.figures)) c.status = Status::over_budget;
     }
   });
@@ -454,8 +489,8 @@ std::string megatron_arguments(const Scenario& s) {
     missing.emplace_back("the DeepSpeed pipeline engine (Megatron-DeepSpeed)");
   }
   if (s.training.compression.scheme != CompressionSpec::Scheme::none) {
-    missing.emplace_back(fmt::format("gradient compression {}",
-                                     to_string(s.training.compression.scheme)));
+    missing.emplace_back(
+        fmt::format("gradient compression {}", to_string(s.training.compression.scheme)));
   }
   switch (s.training.precision) {
     case Precision::fp16: out += " --fp16"; break;
