@@ -131,12 +131,11 @@ std::string render_sweep_table(const SweepInput& in, const SweepResult& r) {
   if (rows.empty()) out += "  (no candidate could be simulated)\n";
   if (!rows.empty()) {
     out += fmt::format(
-        "\nband         measured / predicted step time over the validation "
-        "residuals of the candidate's family{}\n",
-        w.rank_by == RankBy::pessimistic ? "; objectives shown at the slow (right) end" : "");
-    out +=
-        "outside      why a candidate lies outside the validated region: gpu, mfu, memory, "
-        "cp, moe, zero2, zero3 (docs/simulator.md, \"Prediction band\")\n";
+        "\ncolumns      band: measured / predicted step time over the validation residuals of "
+        "the candidate's family{}; outside: why it lies outside the validated region (gpu, mfu, "
+        "memory, cp, moe, zero2, zero3; docs/simulator.md, \"Prediction band and the validated "
+        "region\")\n",
+        w.rank_by == RankBy::pessimistic ? " (objectives shown at its slow, right end)" : "");
   }
   const CandidateResult& b = r.baseline;
   if (b.status == Status::simulated) {
