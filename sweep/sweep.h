@@ -38,6 +38,10 @@
 // skip a candidate whose bound vector is dominated by a simulated point. A skipped
 // candidate cannot enter the ranked table or the Pareto front.
 //
+// Ranking: by the objectives as predicted, or with sweep.rank_by pessimistic at the slow
+// end of each candidate's prediction band (report/band.h): objectives and bounds times
+// the band's slow() factor, a positive constant per candidate, so the pruning stays exact.
+//
 // Determinism: the waves, thresholds and output order do not depend on the thread count
 // or on how candidates are sharded: shards (and MPI ranks) simulate their share with
 // thresholds drawn from their own results only (never lower than the global ones), and
