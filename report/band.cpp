@@ -211,9 +211,15 @@ std::vector<RegionFlag> region_flags(const Scenario& s, double memory_fraction,
                                          "model's unmeasured terms of the limit",
                                          pct(memory_fraction), pct(kMemoryNearFull))});
   }
-  if (p.cp > 1 && !any([](const Residual& r) { return r.cp > 1; })) {
-    out.push_back(
-        {"cp", fmt::format("context parallelism (cp {}): no validation case uses it", p.cp)});
+  int max_cp = 1;
+  for (const Residual& r : table) max_cp = std::max(max_cp, r.cp);
+  if (p.cp > max_cp) {
+    out.push_back({"cp", max_cp == 1 ? fmt::format("context parallelism (cp {}): no validation "
+                                                   "case uses it",
+                                                   p.cp)
+                                     : fmt::format("context parallelism cp {}: above every "
+                                                   "validation case's (largest cp {})",
+                                                   p.cp, max_cp)});
   }
   if (f.kind == "moe" && !any([](const Residual& r) { return r.family.kind == "moe"; })) {
     out.push_back({"moe", "mixture of experts / expert parallelism: no validation case uses it"});

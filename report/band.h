@@ -87,7 +87,7 @@ struct RegionFlag {
 // Memory above this share of capacity is flagged: the memory model counts no allocator
 // fragmentation by default and an unmeasured 1 GiB runtime reserve (docs/model.md,
 // "Other"; 1.25 % of an 80 GB GPU), and the highest share any validation case reaches is
-// 0.915 (nemo2407-llama3-8b-8 in report/validation_residuals.csv): above 95 % a
+// 0.915 (nemo2407-llama3-8b-8 in report/validation_residuals.csv at e1d70f4): above 95 % a
 // prediction is past every run the model was checked on and within the error of its
 // unmeasured terms of the limit.
 constexpr double kMemoryNearFull = 0.95;
@@ -97,7 +97,7 @@ struct Utilisation {
 };
 // Every flag for a scenario with this memory share and (when simulated) utilisation: its
 // GPU generation has no case; the utilisation flag (mfu_flag); memory above
-// kMemoryNearFull; context parallelism, MoE, ZeRO-2 or ZeRO-3 when no case uses it.
+// kMemoryNearFull; a cp above every case's; MoE, ZeRO-2 or ZeRO-3 when no case uses it.
 std::vector<RegionFlag> region_flags(const Scenario& s, double memory_fraction,
                                      std::optional<Utilisation> use,
                                      const std::vector<Residual>& table);

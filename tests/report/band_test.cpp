@@ -126,10 +126,18 @@ TEST(Region, SplitKindsNoCaseCovers) {
   EXPECT_EQ(codes(region_flags(z3, 0.5, std::nullopt, t)), std::vector<std::string>{"zero3"});
   const Scenario moe = testing::preset_scenario("mixtral-8x7b", "tp: 2, pp: 4, global_batch: 16");
   EXPECT_EQ(codes(region_flags(moe, 0.5, std::nullopt, t)), std::vector<std::string>{"moe"});
-  // The same ZeRO-3 scenario is inside once a case covers it.
-  auto with_z3 = t;
-  with_z3.back().zero_stage = 3;
-  EXPECT_TRUE(region_flags(z3, 0.5, std::nullopt, with_z3).empty());
+  // The same ZeRO-3 scenario is inside once a case covers it; cp 2 once a case has cp 2,
+  // while cp 4 is still above it.
+  auto covered = t;
+  covered.back().zero_stage = 3;
+  covered.back().cp = 2;
+  EXPECT_TRUE(region_flags(z3, 0.5, std::nullopt, covered).empty());
+  EXPECT_TRUE(region_flags(cp, 0.5, std::nullopt, covered).empty());
+  const Scenario cp4 = testing::preset_scenario("narayanan-1.7b", "tp: 2, cp: 4, global_batch: 16");
+  const auto cp4_flags = region_flags(cp4, 0.5, std::nullopt, covered);
+  ASSERT_EQ(codes(cp4_flags), std::vector<std::string>{"cp"});
+  EXPECT_EQ(cp4_flags[0].text,
+            "context parallelism cp 4: above every validation case's (largest cp 2)");
 }
 
 TEST(Region, MemoryNearCapacity) {
