@@ -107,24 +107,11 @@ std::vector<std::string> expand(const std::vector<std::string>& paths) {
 int run_validate(const std::vector<std::string>& paths, const std::string& format) {
   std::vector<orrery::ValidationCase> cases;
   for (const std::string& file : expand(paths)) {
-    const orrery::Scenario s = orrery::load_scenario_file(file);
-    if (!s.measured) {
-      throw orrery::InputError({file, std::nullopt}, "measured", "",
-                               "missing key: a validation case needs a measured: block "
-                               "(metric, value, source)");
-    }
-    const orrery::Prediction p = orrery::predict(s);
-    orrery::ValidationCase c;
-    c.id = s.name;
-    c.file = file;
-    c.metric = s.measured->metric;
-    c.measured = s.measured->value;
-    c.source = s.measured->source;
-    c.predicted = orrery::metric_value(p.step, s, c.metric);
-    cases.push_back(c);
+    cases.push_back(orrery::validation_case(orrery::load_scenario_file(file), file));
   }
-  const std::string out = format == "json" ? orrery::render_validation_json(cases)
-                                           : orrery::render_validation_table(cases);
+  const std::string out = format == "json"  ? orrery::render_validation_json(cases)
+                          : format == "csv" ? orrery::render_validation_csv(cases)
+                                            : orrery::render_validation_table(cases);
   std::fwrite(out.data(), 1, out.size(), stdout);
   return 0;
 }
@@ -342,10 +329,12 @@ int main(int argc, char** argv) {
   std::string validate_format = "table";
   CLI::App* validate = app.add_subcommand(
       "validate", "Run scenarios that carry a measured: block and compare prediction with "
-                  "the published figure; print each error and the mean and max |error|.");
+                  "the published figure; print each error, whether the memory model says the "
+                  "case fits, and the mean and max |error|. --format csv writes the residual "
+                  "table the prediction band is drawn from.");
   validate->add_option("paths", validate_paths, "Scenario files or directories")->required();
   validate->add_option("--format", validate_format, "Output format")
-      ->check(CLI::IsMember({"table", "json"}))
+      ->check(CLI::IsMember({"table", "json", "csv"}))
       ->capture_default_str();
 
   CLI::App* presets = app.add_subcommand("presets", "List the built-in GPU, system and model presets.");

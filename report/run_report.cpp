@@ -10,6 +10,7 @@
 #include <set>
 
 #include "model/training_run.h"
+#include "report/band.h"
 #include "report/memory_json.h"
 
 namespace orrery {
@@ -140,6 +141,51 @@ std::vector<std::string> absorbed_by(const StepResult& r) {
   return out;
 }
 
+// The prediction's band and validated-region flags from the shipped residuals.
+struct Assessment {
+  Band band;
+  std::vector<RegionFlag> flags;
+};
+
+Assessment assess(const Scenario& s, const StepResult& r) {
+  const std::vector<Residual>& table = shipped_residuals();
+  const MemoryReport& m = r.figures.memory;
+  const double memory_fraction = m.worst().memory.total().value() / m.capacity.value();
+  return {band_for(family_of(s), table),
+          region_flags(s, memory_fraction, Utilisation{r.mfu, r.hfu}, table)};
+}
+
+std::string flag_codes(const std::vector<RegionFlag>& flags) {
+  std::string out;
+  for (const RegionFlag& f : flags) out += (out.empty() ? "" : ";") + f.code;
+  return out;
+}
+
+ordered_json band_json(const Assessment& a, const StepResult& r) {
+  const Band& b = a.band;
+  ordered_json j;
+  j["family"] = {{"gpu_generation", b.family.generation},
+                 {"framework", b.family.framework},
+                 {"parallel_kind", b.family.kind}};
+  j["family_cases"] = b.family_cases;
+  j["basis"] = b.basis;
+  j["cases"] = b.cases;
+  j["step_time_error_min"] = b.e_min;
+  j["step_time_error_max"] = b.e_max;
+  // Measured = predicted / (1 + e): the fast end at e_max, the slow end at e_min.
+  j["step_time_s"] = {{"low", r.step_time.value() * b.fast()},
+                      {"high", r.step_time.value() * b.slow()}};
+  j["tokens_per_s"] = {{"low", r.tokens_per_s / b.slow()}, {"high", r.tokens_per_s / b.fast()}};
+  j["mfu"] = {{"low", r.mfu / b.slow()}, {"high", r.mfu / b.fast()}};
+  return j;
+}
+
+ordered_json region_json(const Assessment& a) {
+  ordered_json flags = ordered_json::array();
+  for (const RegionFlag& f : a.flags) flags.push_back({{"code", f.code}, {"text", f.text}});
+  return {{"inside", a.flags.empty()}, {"outside_because", flags}};
+}
+
 }  // namespace
 
 std::string render_run_json(const Scenario& s, const Prediction& prediction) {
@@ -183,6 +229,11 @@ std::string render_run_json(const Scenario& s, const Prediction& prediction) {
     f["absorbed_by"] = r.stalled_at ? std::vector<std::string>{} : absorbed_by(r);
     j["faults"] = f;
   }
+  if (!r.stalled_at) {
+    const Assessment a = assess(s, r);
+    j["band"] = band_json(a, r);
+    j["validated_region"] = region_json(a);
+  }
   if (r.stalled_at) j["step_time_s"] = nullptr;
   if (const auto& e = prediction.run; e && !r.stalled_at) j["run"] = run_json(*e);
   j["simulation"] = {{"tasks", r.tasks}, {"events", r.events}, {"compute_model", r.compute_model}};
@@ -212,6 +263,20 @@ std::string render_run_csv(const Scenario& s, const Prediction& prediction) {
                      r.figures.memory.worst().memory.total().value(),
                      r.figures.memory.fits ? "true" : "false", link_bytes(r, LinkClass::nvlink),
                      link_bytes(r, LinkClass::nic), link_bytes(r, LinkClass::spine));
+  // The band (measured = predicted / (1 + e)) and the validated region's flag codes.
+  {
+    const Assessment a = assess(s, r);
+    const Band& band = a.band;
+    std::string basis = band.basis;
+    for (char& c : basis)
+      if (c == ',') c = ';';
+    header +=
+        ",band_basis,band_cases,step_time_low_s,step_time_high_s,mfu_low,mfu_high,"
+        "outside_validated_region";
+    row += fmt::format(",{},{},{:.9g},{:.9g},{:.9g},{:.9g},{}", basis, band.cases,
+                       r.step_time.value() * band.fast(), r.step_time.value() * band.slow(),
+                       r.mfu / band.slow(), r.mfu / band.fast(), flag_codes(a.flags));
+  }
   // Whole-run columns, empty without training.target (and usd / co2 without a price or
   // a grid intensity).
   header += ",steps,time_to_train_s,gpu_hours,usd,energy_kwh,co2_kg\n";
@@ -267,6 +332,25 @@ std::string render_run_table(const Scenario& s, const Prediction& prediction) {
                    format_flop_rate(r.peak)));
   line("hardware FLOP/s per GPU",
        fmt::format("{:.1f} TFLOP/s, HFU {:.1f} %", r.tflops_hardware_per_gpu, 100 * r.hfu));
+
+  {
+    // Where published runs like this one were measured: the predicted value over the
+    // family's validation residuals (report/band.h, docs/simulator.md).
+    const Assessment a = assess(s, r);
+    const Band& b = a.band;
+    o += "\nprediction band (validation residuals)\n";
+    line("family", b.describe());
+    if (b.cases > 0) {
+      line("measured step time",
+           fmt::format("{} .. {} (step-time residuals {:+.1f} % .. {:+.1f} %)",
+                       format_seconds(r.step_time * b.fast()),
+                       format_seconds(r.step_time * b.slow()), 100 * b.e_min, 100 * b.e_max));
+      line("measured MFU",
+           fmt::format("{:.1f} % .. {:.1f} %", 100 * r.mfu / b.slow(), 100 * r.mfu / b.fast()));
+    }
+    if (a.flags.empty()) line("validated region", "inside");
+    for (const RegionFlag& f : a.flags) line("outside region", f.text);
+  }
 
   const Breakdown& b = r.stages.at(r.critical_stage).breakdown;
   o += fmt::format("\nbreakdown (stage {}, the busiest)\n", r.critical_stage);
@@ -346,7 +430,8 @@ std::string render_run_table(const Scenario& s, const Prediction& prediction) {
   }
   o += "\nsimulation\n";
   line("compute model", r.compute_model);
-  line("size", fmt::format("{} GPUs simulated for {} ({} tasks, {} events)", r.stages.size(),
+  // The simulated ranks of the task graph: one per pipeline stage, or every GPU with --full.
+  line("size", fmt::format("{} GPUs simulated for {} ({} tasks, {} events)", r.graph.ranks,
                            s.cluster.gpus(), r.tasks, r.events));
   for (const std::string& n : r.notes) line("assumption", n);
   return o;

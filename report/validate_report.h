@@ -1,10 +1,12 @@
 // What `orrery validate` prints: predicted against published figures, case by case,
-// with the signed error, and the summary.
+// with the signed error, whether the memory model says the case fits, and the summary;
+// as a table, JSON, or CSV (the residual table report/band.h ships).
 #pragma once
 
 #include <string>
 #include <vector>
 
+#include "report/band.h"
 #include "scenario/spec.h"
 
 namespace orrery {
@@ -16,10 +18,24 @@ struct ValidationCase {
   double measured = 0;
   double predicted = 0;
   std::string source;
+  Family family;
+  int cp = 1, ep = 1, zero_stage = 0;
+  std::string precision;       // training.precision: MFU is compared within one
+  double mfu = 0, hfu = 0;     // predicted
+  double memory_fraction = 0;  // predicted memory per GPU (busiest stage) / capacity
+  bool fits = true;            // the memory model's verdict: the run was published, so a
+                               // case that does not fit shows a memory-model error
   double error_pct() const { return 100.0 * (predicted - measured) / measured; }
 };
 
+// Predicts `s` (which carries a measured: block; InputError naming `file` otherwise) and
+// compares.
+ValidationCase validation_case(const Scenario& s, const std::string& file);
+
 std::string render_validation_table(const std::vector<ValidationCase>& cases);
 std::string render_validation_json(const std::vector<ValidationCase>& cases);
+// One header row and one row per case: the residual table (report/band.h), errors as
+// fractions. tools/update_residuals.sh writes it to report/validation_residuals.csv.
+std::string render_validation_csv(const std::vector<ValidationCase>& cases);
 
 }  // namespace orrery

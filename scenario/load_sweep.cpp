@@ -17,6 +17,7 @@
 namespace orrery {
 
 const char* to_string(Objective o) { return name_of(o); }
+const char* to_string(RankBy r) { return name_of(r); }
 
 InputLocation SweepSpec::where(const std::string& key) const {
   auto it = origin.find(key);
@@ -228,6 +229,7 @@ const FieldTable<W>& sweep_fields() {
       {kConstraints, nested(constraint_fields, false), true},
       {kObjectives, enum_axis<Objective>(&W::objectives), true},
       {kTop, whole(&W::top, 1, 1 << 20), true},
+      {"rank_by", choice(&W::rank_by), true},
   };
   return table;
 }

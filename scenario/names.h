@@ -130,6 +130,8 @@ ORRERY_ENUM_NAMES(Metric, {Metric::step_time_s, "step_time_s"},
 ORRERY_ENUM_NAMES(Objective, {Objective::step_time, "step_time"},
                   {Objective::time_to_train, "time_to_train"}, {Objective::cost, "cost"},
                   {Objective::energy, "energy"});
+// sweep.rank_by
+ORRERY_ENUM_NAMES(RankBy, {RankBy::predicted, "predicted"}, {RankBy::pessimistic, "pessimistic"});
 
 #undef ORRERY_ENUM_NAMES
 

@@ -18,6 +18,11 @@ namespace orrery {
 
 enum class Objective { step_time, time_to_train, cost, energy };
 const char* to_string(Objective o);
+// What the objectives are compared on: the predicted values, or the slow end of each
+// candidate's prediction band (report/band.h), every objective scaled by measured /
+// predicted step time there.
+enum class RankBy { predicted, pessimistic };
+const char* to_string(RankBy r);
 
 // An integer field's values: a list (a scalar, a list, or a {from, to, step|factor}
 // range, expanded when read) or `auto`, which the expansion fills in per candidate
@@ -41,6 +46,7 @@ struct SweepSpec {
   // Minimised, in this order of priority for ties; several: the Pareto front.
   std::vector<Objective> objectives = {Objective::step_time};
   int top = 10;  // rows of the ranked table; pruning keeps every candidate that can reach them
+  RankBy rank_by = RankBy::predicted;
   // "sweep.tp" -> where it was written.
   std::map<std::string, InputLocation> origin;
   InputLocation where(const std::string& key) const;

@@ -148,6 +148,37 @@ std::string page_head(const json& j) {
   return html;
 }
 
+// The best configurations' prediction bands and validated-region flags (report/band.h):
+// measured = predicted / (1 + e) over the family's step-time residuals. JSON written
+// before bands existed has none: no table.
+std::string band_table(const std::vector<const json*>& top) {
+  if (top.empty() || !top.front()->contains("band")) return "";
+  std::string html =
+      "<h2>Prediction band and validated region, best configurations</h2>\n<table>\n<tr>"
+      "<th>configuration</th><th>predicted step</th><th>measured likely</th><th>MFU</th>"
+      "<th>band from</th><th style=\"text-align:left\">outside the validated region</th></tr>\n";
+  for (const json* c : top) {
+    const json& b = c->at("band");
+    const double t = c->at("figures").at("step_time_s").get<double>();
+    const double e_min = b.at("step_time_error_min").get<double>();
+    const double e_max = b.at("step_time_error_max").get<double>();
+    std::string outside;
+    for (const auto& f : c->at("outside_validated_region")) {
+      outside += (outside.empty() ? "" : "<br>") + esc(f.at("text").get<std::string>());
+    }
+    html += fmt::format(
+        "<tr><td>{}</td><td>{:.3f} s</td><td>{}</td><td>{:.1f} %</td><td>{}</td>"
+        "<td style=\"text-align:left\">{}</td></tr>\n",
+        esc(label(*c)), t,
+        b.at("cases").get<int>() > 0
+            ? fmt::format("{:.3f} - {:.3f} s", t / (1 + e_max), t / (1 + e_min))
+            : std::string("-"),
+        100 * c->at("figures").at("mfu").get<double>(), esc(b.at("describe").get<std::string>()),
+        outside.empty() ? std::string("inside") : outside);
+  }
+  return html + "</table>\n";
+}
+
 // 1. Breakdown.
 std::string breakdown_chart(const std::vector<const json*>& top) {
   std::string html;
@@ -387,6 +418,7 @@ std::string render_sweep_html(const std::string& text, const std::string& file) 
       if (c.contains("figures") && c.at("status") == "simulated") simulated.push_back(&c);
 
     std::string html = page_head(j);
+    html += band_table(top);
     html += breakdown_chart(top);
     html += memory_chart(top);
     html += pareto_chart(simulated);

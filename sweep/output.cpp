@@ -62,6 +62,21 @@ std::string split_label(const CandidateResult& c) {
   return s;
 }
 
+// Measured / predicted step time at the band's ends, "0.87-1.01".
+std::string band_cell(const CandidateResult& c) {
+  if (!c.band || c.band->cases == 0) return "-";
+  return fmt::format("{:.2f}-{:.2f}", c.band->fast(), c.band->slow());
+}
+
+std::string outside_codes(const CandidateResult& c) {
+  std::string out;
+  for (const RegionFlag& f : c.outside) {
+    if (!out.empty()) out += ';';
+    out += f.code;
+  }
+  return out;
+}
+
 int counted(const SweepResult& r, Status s) {
   int n = 0;
   for (const auto& c : r.candidates) n += c.status == s ? 1 : 0;
@@ -93,12 +108,13 @@ std::string render_sweep_table(const SweepInput& in, const SweepResult& r) {
   std::string objs;
   for (Objective o : w.objectives) objs += (objs.empty() ? "" : ", ") + std::string(to_string(o));
   const bool single = w.objectives.size() == 1;
-  out += fmt::format("objective   {}{}\n\n", objs,
-                     single ? fmt::format(" (top {})", w.top) : " (Pareto front)");
+  out += fmt::format(
+      "objective   {}{}{}\n\n", objs, single ? fmt::format(" (top {})", w.top) : " (Pareto front)",
+      w.rank_by == RankBy::pessimistic ? ", ranked by the slow end of each candidate's band" : "");
   out += fmt::format("{:>5}  {:<22} {:>3} {:>4} {:>4} {:<9} {:<6} {:>10}", "rank", "split",
                      "mb", "zero", "prec", "recompute", "gpus", "memory");
   for (Objective o : w.objectives) out += fmt::format(" {:>14}", to_string(o));
-  out += fmt::format(" {:>7}\n", "MFU");
+  out += fmt::format(" {:>7} {:>10}  {}\n", "MFU", "band", "outside");
   const std::vector<int>& rows = single ? r.ranked : r.pareto;
   const std::size_t n = single ? std::min(rows.size(), static_cast<std::size_t>(w.top)) : rows.size();
   for (std::size_t k = 0; k < n; ++k) {
@@ -109,9 +125,18 @@ std::string render_sweep_table(const SweepInput& in, const SweepResult& r) {
     for (std::size_t i = 0; i < w.objectives.size(); ++i) {
       out += fmt::format(" {:>14}", objective_text(w.objectives[i], c.objective[i]));
     }
-    out += fmt::format(" {:>6.1f}%\n", 100.0 * c.figures->mfu);
+    out += fmt::format(" {:>6.1f}% {:>10}  {}\n", 100.0 * c.figures->mfu, band_cell(c),
+                       c.outside.empty() ? "-" : outside_codes(c));
   }
   if (rows.empty()) out += "  (no candidate could be simulated)\n";
+  if (!rows.empty()) {
+    out += fmt::format(
+        "\ncolumns      band: measured / predicted step time over the validation residuals of "
+        "the candidate's family{}; outside: why it lies outside the validated region (gpu, mfu, "
+        "memory, cp, moe, zero2, zero3; docs/simulator.md, \"Prediction band and the validated "
+        "region\")\n",
+        w.rank_by == RankBy::pessimistic ? " (objectives shown at its slow, right end)" : "");
+  }
   const CandidateResult& b = r.baseline;
   if (b.status == Status::simulated) {
     out += fmt::format("\nas written   {}: {}", split_label(b),
@@ -133,6 +158,8 @@ std::string render_sweep_table(const SweepInput& in, const SweepResult& r) {
     const Scenario s = candidate_scenario(in, best.a);
     out += fmt::format("best         {} ({} GPUs of {})\n", split_label(best), best.gpus,
                        best.gpu_name);
+    if (best.band) out += fmt::format("band         {}\n", best.band->describe());
+    for (const RegionFlag& f : best.outside) out += fmt::format("outside      {}\n", f.text);
     out += fmt::format("Megatron-LM  {}\n", megatron_arguments(s));
   }
   out += "pruned       candidates whose lower bound (GEMM and attention FLOPs at the fastest "
@@ -148,7 +175,9 @@ std::string render_sweep_csv(const SweepInput& in, const SweepResult& r) {
   for (Objective o : w.objectives) out += fmt::format(",bound_{}", to_string(o));
   out += ",step_time_s";
   for (const auto& col : kBreakdownColumns) out += "," + col;
-  out += ",tokens_per_s,mfu,time_to_train_s,cost_usd,energy_kwh,rank,reason\n";
+  out +=
+      ",tokens_per_s,mfu,time_to_train_s,cost_usd,energy_kwh,band_basis,band_cases,"
+      "step_time_low_s,step_time_high_s,outside_validated_region,rank,reason\n";
   std::map<int, int> rank;
   for (std::size_t k = 0; k < r.ranked.size(); ++k) rank[r.ranked[k]] = static_cast<int>(k) + 1;
   for (const auto& c : r.candidates) {
@@ -185,6 +214,19 @@ std::string render_sweep_csv(const SweepInput& in, const SweepResult& r) {
     } else {
       out += std::string(6 + kBreakdownColumns.size(), ',');  // step, breakdown, 5 more
     }
+    // The band and the region flags wherever the memory model ran; the step-time ends
+    // once simulated.
+    const bool simulated = c.figures && c.status != Status::pruned;
+    out += ',';
+    if (c.band) out += detail::csv_quote(c.band->basis);
+    out += ',';
+    if (c.band) out += std::to_string(c.band->cases);
+    out += ',';
+    if (c.band && simulated) out += num(c.figures->step_time.value() * c.band->fast());
+    out += ',';
+    if (c.band && simulated) out += num(c.figures->step_time.value() * c.band->slow());
+    out += ',';
+    out += outside_codes(c);
     auto it = rank.find(*c.index);
     out += ',';
     if (it != rank.end()) out += std::to_string(it->second);
@@ -206,6 +248,7 @@ ordered_json figures_json(const Figures& f) {
   j["breakdown"] = b;
   j["tokens_per_s"] = f.tokens_per_s;
   j["mfu"] = f.mfu;
+  j["hfu"] = f.hfu;
   if (f.time_to_train) j["time_to_train_s"] = f.time_to_train->value();
   if (f.cost_usd) j["cost_usd"] = *f.cost_usd;
   if (f.energy_kwh) j["energy_kwh"] = *f.energy_kwh;
@@ -220,6 +263,7 @@ Figures figures_from(const ordered_json& j) {
   f.breakdown = breakdown_from(v);
   f.tokens_per_s = j.at("tokens_per_s").get<double>();
   f.mfu = j.at("mfu").get<double>();
+  f.hfu = j.at("hfu").get<double>();
   if (j.contains("time_to_train_s"))
     f.time_to_train = Seconds(j["time_to_train_s"].get<double>());
   if (j.contains("cost_usd")) f.cost_usd = j["cost_usd"].get<double>();
@@ -239,6 +283,22 @@ ordered_json candidate_json(const SweepInput& in, const CandidateResult& c) {
   }
   if (!c.bound.empty()) j["bound"] = c.bound;
   if (c.figures && c.status != Status::pruned) j["figures"] = figures_json(*c.figures);
+  if (c.band) {
+    const Band& b = *c.band;
+    j["band"] = {{"family",
+                  {{"gpu_generation", b.family.generation},
+                   {"framework", b.family.framework},
+                   {"parallel_kind", b.family.kind}}},
+                 {"family_cases", b.family_cases},
+                 {"basis", b.basis},
+                 {"cases", b.cases},
+                 {"step_time_error_min", b.e_min},
+                 {"step_time_error_max", b.e_max},
+                 {"describe", b.describe()}};
+    ordered_json flags = ordered_json::array();
+    for (const RegionFlag& f : c.outside) flags.push_back({{"code", f.code}, {"text", f.text}});
+    j["outside_validated_region"] = flags;
+  }
   if (!c.reason.empty()) j["reason"] = c.reason;
   return j;
 }
@@ -252,6 +312,7 @@ std::string render_sweep_json(const SweepInput& in, const SweepResult& r) {
   std::vector<std::string> objs;
   for (Objective o : in.spec.objectives) objs.emplace_back(to_string(o));
   summary["objectives"] = objs;
+  summary["rank_by"] = to_string(in.spec.rank_by);
   summary["candidates"] = r.candidates.size();
   summary["valid"] = r.valid;
   for (Status s : {Status::invalid, Status::over_gpus, Status::out_of_memory, Status::over_budget,

@@ -41,17 +41,23 @@ void parallel_for(std::size_t n, int threads, Fn fn) {
   for (auto& th : pool) th.join();
 }
 
-// The objectives' values for a step time; utilisation 0 gives the lower bound.
-std::vector<double> objective_values(const SweepSpec& w, const Figures& f) {
+// The objectives' values for a step time; utilisation 0 gives the lower bound. Ranked by
+// the pessimistic end, each is scaled by the band's measured / predicted step time at its
+// slow end: step time and time to train are proportional to the step time, and cost too
+// (GPU-hours at a price); energy is scaled at the predicted draw, an upper end since the
+// draw falls with utilisation.
+std::vector<double> objective_values(const SweepSpec& w, const CandidateResult& c,
+                                     const Figures& f) {
+  const double k = w.rank_by == RankBy::pessimistic && c.band ? c.band->slow() : 1.0;
   std::vector<double> out;
   for (Objective o : w.objectives) {
     switch (o) {
-      case Objective::step_time: out.push_back(f.step_time.value()); break;
+      case Objective::step_time: out.push_back(k * f.step_time.value()); break;
       case Objective::time_to_train:
-        out.push_back(f.time_to_train ? f.time_to_train->value() : kInf);
+        out.push_back(f.time_to_train ? k * f.time_to_train->value() : kInf);
         break;
-      case Objective::cost: out.push_back(f.cost_usd.value_or(kInf)); break;
-      case Objective::energy: out.push_back(f.energy_kwh.value_or(kInf)); break;
+      case Objective::cost: out.push_back(f.cost_usd ? k * *f.cost_usd : kInf); break;
+      case Objective::energy: out.push_back(f.energy_kwh ? k * *f.energy_kwh : kInf); break;
     }
   }
   return out;
@@ -77,8 +83,33 @@ Figures simulate(const Scenario& s) {
   f.breakdown = r.stages.at(static_cast<std::size_t>(r.critical_stage)).breakdown;
   f.tokens_per_s = r.tokens_per_s;
   f.mfu = r.mfu;
+  f.hfu = r.hfu;
   if (p.run) set_run(f, *p.run);
   return f;
+}
+
+const std::vector<Residual>& table_of(const SweepOptions& o) {
+  return o.residuals ? *o.residuals : shipped_residuals();
+}
+
+// The band and the region flags known before simulation (report/band.h).
+void assess(const Scenario& s, const std::vector<Residual>& table, CandidateResult& c) {
+  c.band = band_for(family_of(s), table);
+  c.outside =
+      region_flags(s, c.memory->used.value() / c.memory->capacity.value(), std::nullopt, table);
+  c.precision = to_string(s.training.precision);
+}
+
+// Once simulated: the MFU flag, first as region_flags orders it (none when the GPU
+// generation has no case at all: that flag says more).
+void add_mfu_flag(const std::vector<Residual>& table, CandidateResult& c) {
+  if (!c.band || !c.figures) return;
+  for (const RegionFlag& f : c.outside)
+    if (f.code == "gpu" || f.code == "mfu") return;
+  if (auto f =
+          mfu_flag(c.band->family.generation, c.precision, c.figures->mfu, c.figures->hfu, table)) {
+    c.outside.insert(c.outside.begin(), *f);
+  }
 }
 
 std::string reason_of(const InputError& e) {
@@ -122,6 +153,7 @@ std::vector<CandidateResult> screen(const SweepInput& in, const std::vector<Assi
       return;
     }
     c.memory = MemoryUse{f.memory.worst().memory.total(), f.memory.capacity};
+    assess(s, table_of(o), c);
     if (w.fits_memory && !f.memory.fits) {
       c.status = Status::out_of_memory;
       return;
@@ -129,7 +161,7 @@ std::vector<CandidateResult> screen(const SweepInput& in, const std::vector<Assi
     Figures lb;
     lb.step_time = step_time_bound(s);
     add_bound_run(s, lb);
-    c.bound = objective_values(w, lb);
+    c.bound = objective_values(w, c, lb);
     if (over_budget(w, lb)) {
       c.status = Status::over_budget;
       return;
@@ -252,7 +284,7 @@ void finish(const SweepInput& in, SweepResult& r) {
   }
 }
 
-CandidateResult evaluate_baseline(const SweepInput& in) {
+CandidateResult evaluate_baseline(const SweepInput& in, const std::vector<Residual>& table) {
   CandidateResult b;  // no index: not one of the candidates
   const Scenario& s = in.baseline;
   for (const detail::Axis& axis : detail::axes())
@@ -263,8 +295,10 @@ CandidateResult evaluate_baseline(const SweepInput& in) {
   try {
     const StepFigures f = analyse_step(s);
     b.memory = MemoryUse{f.memory.worst().memory.total(), f.memory.capacity};
+    assess(s, table, b);
     b.figures = simulate(s);
-    b.objective = objective_values(in.spec, *b.figures);
+    add_mfu_flag(table, b);
+    b.objective = objective_values(in.spec, b, *b.figures);
     b.status = Status::simulated;
   } catch (const InputError& e) {
     b.status = Status::unsupported;
@@ -307,7 +341,7 @@ SweepResult run_phases(const SweepInput& in, const SweepOptions& o, int shard, i
                      fmt::format("every one of the {} candidates is invalid (the first: {})",
                                  r.candidates.size(), first.reason));
   }
-  r.baseline = evaluate_baseline(in);
+  r.baseline = evaluate_baseline(in, table_of(o));
 
   std::map<int, const CandidateResult*> known;
   if (from_shards) {
@@ -337,7 +371,8 @@ SweepResult run_phases(const SweepInput& in, const SweepOptions& o, int shard, i
       }
     }
     if (c.status == Status::simulated) {
-      c.objective = objective_values(in.spec, *c.figures);
+      add_mfu_flag(table_of(o), c);
+      c.objective = objective_values(in.spec, c, *c.figures);
       if (over_budget(in.spec, *c.figures)) c.status = Status::over_budget;
     }
   });
@@ -404,10 +439,58 @@ std::string megatron_arguments(const Scenario& s) {
       out += " --recompute-granularity full --recompute-method uniform --recompute-num-layers 1";
       break;
   }
-  if (p.zero_stage == 3) {
-    out += " --use-torch-fsdp2";
-  } else if (p.zero_stage >= 1) {
+  // Data-parallel sharding, checked against NVIDIA/Megatron-LM d98e8a64
+  // (megatron/training/arguments.py; docs/user-guide/features/megatron_fsdp.md):
+  //  ZeRO-1  --use-distributed-optimizer shards the optimizer state only; the gradient
+  //          buffer stays whole (arguments.py:3156).
+  //  ZeRO-2  no distributed-optimizer flag shards gradients; Megatron-FSDP's
+  //          --data-parallel-sharding-strategy optim_grads does (arguments.py:3190,
+  //          megatron_fsdp.md "ZeRO-2: optimizer state and gradients are sharded").
+  //  ZeRO-3  optim_grads_params (megatron_fsdp.md "FSDP / ZeRO-3"); hybrid sharding as
+  //          HSDP with --num-distributed-optimizer-instances = the replicas (its "DP-Outer
+  //          size", megatron_fsdp.md table "Hybrid Data Parallelism Size").
+  //  PyTorch FSDP  --use-torch-fsdp2, which arguments.py:1031-1047 refuses with pp > 1,
+  //          ep > 1, fp16 or tied embeddings and which has no hybrid form there;
+  //          --torch-fsdp2-no-reshard-after-forward keeps gathered weights (arguments.py:3218).
+  // What none of these expresses is named on the line instead of a flag.
+  std::vector<std::string> missing;
+  auto megatron_fsdp = [&](const char* strategy) {
+    out += fmt::format(" --use-megatron-fsdp --data-parallel-sharding-strategy {}", strategy);
+  };
+  if (p.zero_stage == 1) {
     out += " --use-distributed-optimizer";
+  } else if (p.zero_stage == 2) {
+    megatron_fsdp("optim_grads");
+  } else if (p.zero_stage == 3) {
+    const bool hybrid = p.sharding == ParallelismSpec::Sharding::hybrid;
+    const bool fsdp2 = p.fsdp && p.pp == 1 && p.ep == 1 && !hybrid &&
+                       s.training.precision != Precision::fp16 && !s.model.tied_embeddings;
+    if (fsdp2) {
+      out += " --use-torch-fsdp2";
+      if (!p.reshard_after_forward) out += " --torch-fsdp2-no-reshard-after-forward";
+    } else {
+      megatron_fsdp("optim_grads_params");
+      if (hybrid) {
+        out += fmt::format(" --num-distributed-optimizer-instances {}",
+                           p.shard_group() / p.zero3_group(s.cluster.gpus_per_node));
+      }
+      if (p.fsdp) {
+        missing.emplace_back(
+            "PyTorch FSDP (Megatron-LM's --use-torch-fsdp2 refuses pp > 1, ep > 1, fp16, tied "
+            "embeddings and hybrid sharding; Megatron-FSDP given instead)");
+      }
+      if (!p.reshard_after_forward) {
+        missing.emplace_back("reshard_after_forward false under Megatron-FSDP");
+      }
+    }
+  }
+  if (p.zero_hpz) missing.emplace_back("ZeRO++ hpZ (DeepSpeed)");
+  if (p.pipeline_engine == PipelineEngine::deepspeed) {
+    missing.emplace_back("the DeepSpeed pipeline engine (Megatron-DeepSpeed)");
+  }
+  if (s.training.compression.scheme != CompressionSpec::Scheme::none) {
+    missing.emplace_back(
+        fmt::format("gradient compression {}", to_string(s.training.compression.scheme)));
   }
   switch (s.training.precision) {
     case Precision::fp16: out += " --fp16"; break;
@@ -438,6 +521,9 @@ std::string megatron_arguments(const Scenario& s) {
       break;
     case Precision::fp32:
     case Precision::tf32: break;
+  }
+  for (std::size_t i = 0; i < missing.size(); ++i) {
+    out += (i == 0 ? "; no Megatron-LM flag for " : ", ") + missing[i];
   }
   return out;
 }

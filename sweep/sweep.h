@@ -38,6 +38,10 @@
 // skip a candidate whose bound vector is dominated by a simulated point. A skipped
 // candidate cannot enter the ranked table or the Pareto front.
 //
+// Ranking: by the objectives as predicted, or with sweep.rank_by pessimistic at the slow
+// end of each candidate's prediction band (report/band.h): objectives and bounds times
+// the band's slow() factor, a positive constant per candidate, so the pruning stays exact.
+//
 // Determinism: the waves, thresholds and output order do not depend on the thread count
 // or on how candidates are sharded: shards (and MPI ranks) simulate their share with
 // thresholds drawn from their own results only (never lower than the global ones), and
@@ -50,6 +54,7 @@
 #include <string>
 #include <vector>
 
+#include "report/band.h"
 #include "scenario/spec.h"
 #include "scenario/sweep_spec.h"
 #include "simulator/step.h"
@@ -77,6 +82,7 @@ struct Figures {
   Breakdown breakdown;  // the busiest stage's
   double tokens_per_s = 0;  // tokens (images for CNNs) per second
   double mfu = 0;           // a fraction of the dense 16-bit peak
+  double hfu = 0;           // the same with recomputed FLOPs (the validated-region flag)
   // With training.target: the whole run (model/training_run.h).
   std::optional<Seconds> time_to_train;
   std::optional<double> cost_usd, energy_kwh;
@@ -97,7 +103,15 @@ struct CandidateResult {
   int gpus = 0, dp = 0;
   std::string gpu_name;
   std::optional<MemoryUse> memory;  // absent: the memory model did not run
+  // With the memory model run: the band of its validation family (report/band.h) and why
+  // it lies outside the validated region (the MFU flag once simulated). Recomputed from
+  // the candidate, never stored in shard files.
+  std::optional<Band> band;
+  std::vector<RegionFlag> outside;
+  std::string precision;  // training.precision, for the MFU flag
   // Per objective, in its own unit (seconds, dollars, kWh: sweep.objectives), so doubles.
+  // With sweep.rank_by pessimistic both are the slow end of the band: the predicted values
+  // times band->slow() (a positive constant per candidate, so the bound stays a bound).
   std::vector<double> bound;  // lower bound per objective
   std::optional<Figures> figures;
   std::vector<double> objective;  // per objective, when simulated
@@ -106,6 +120,9 @@ struct CandidateResult {
 struct SweepOptions {
   int threads = 1;
   int shard = 0, shards = 1;  // this process simulates its share only (no ranking)
+  // The validation residuals the bands and region flags come from; null: the shipped
+  // table (report/band.h). Tests give their own.
+  const std::vector<Residual>* residuals = nullptr;
   // Called after each wave: candidates decided so far, of those needing a decision.
   std::function<void(std::size_t done, std::size_t total)> progress;
 };

@@ -149,6 +149,115 @@ TEST(SplitSweep, MegatronArgumentsOfThePublishedGpt3Layout) {
             "1536 --recompute-granularity selective --use-distributed-optimizer --bf16");
 }
 
+// Every data-parallel sharding against Megatron-LM's flags (NVIDIA/Megatron-LM d98e8a64,
+// megatron/training/arguments.py and docs/user-guide/features/megatron_fsdp.md).
+TEST(SplitSweep, MegatronArgumentsPerZeroStage) {
+  const Scenario base = load_scenario_text(kBase, "t.yaml");  // tp2 pp2 dp2, tied embeddings
+  const std::string split =
+      "--tensor-model-parallel-size 2 --pipeline-model-parallel-size 2 --micro-batch-size 1 "
+      "--global-batch-size 16";
+  auto args = [&](int stage, auto&& edit) {
+    Scenario s = base;
+    s.parallelism.zero_stage = stage;
+    edit(s);
+    return megatron_arguments(s);
+  };
+  auto none = [](Scenario&) {};
+  EXPECT_EQ(args(0, none), split + " --bf16");
+  // ZeRO-1: the distributed optimizer shards optimizer state only.
+  EXPECT_EQ(args(1, none), split + " --use-distributed-optimizer --bf16");
+  // ZeRO-2: gradients sharded too, which only Megatron-FSDP's optim_grads does; never the
+  // distributed optimizer's flag (ZeRO-1 memory).
+  const std::string zero2 = args(2, none);
+  EXPECT_EQ(zero2,
+            split + " --use-megatron-fsdp --data-parallel-sharding-strategy optim_grads --bf16");
+  EXPECT_EQ(zero2.find("--use-distributed-optimizer"), std::string::npos);
+  // ZeRO-3: parameters too.
+  EXPECT_EQ(args(3, none), split +
+                               " --use-megatron-fsdp --data-parallel-sharding-strategy "
+                               "optim_grads_params --bf16");
+  // Hybrid sharding on 2 nodes, tp2 pp1 dp8: 4 data-parallel ranks per node shard, 8 / 4 =
+  // 2 replicas = HSDP's DP-Outer size.
+  EXPECT_NE(args(3,
+                 [](Scenario& s) {
+                   s.cluster.nodes = 2;
+                   s.parallelism.pp = 1;
+                   s.parallelism.dp = 8;
+                   s.parallelism.sharding = ParallelismSpec::Sharding::hybrid;
+                 })
+                .find("optim_grads_params --num-distributed-optimizer-instances 2 "),
+            std::string::npos);
+  // PyTorch FSDP where Megatron-LM's --use-torch-fsdp2 takes it: pp 1, untied embeddings.
+  auto fsdp2 = [](Scenario& s) {
+    s.parallelism.fsdp = true;
+    s.parallelism.pp = 1;
+    s.model.tied_embeddings = false;
+  };
+  const std::string pp1 =
+      "--tensor-model-parallel-size 2 --pipeline-model-parallel-size 1 --micro-batch-size 1 "
+      "--global-batch-size 16";
+  EXPECT_EQ(args(3, fsdp2), pp1 + " --use-torch-fsdp2 --bf16");
+  EXPECT_EQ(args(3,
+                 [&](Scenario& s) {
+                   fsdp2(s);
+                   s.parallelism.reshard_after_forward = false;
+                 }),
+            pp1 + " --use-torch-fsdp2 --torch-fsdp2-no-reshard-after-forward --bf16");
+  // With pp 2 --use-torch-fsdp2 is refused (arguments.py): Megatron-FSDP, and the line says so.
+  const std::string fsdp_pp2 = args(3, [](Scenario& s) { s.parallelism.fsdp = true; });
+  EXPECT_EQ(fsdp_pp2.substr(0, fsdp_pp2.find(';')).find("--use-torch-fsdp2"), std::string::npos);
+  EXPECT_NE(fsdp_pp2.find("optim_grads_params --bf16; no Megatron-LM flag for PyTorch FSDP"),
+            std::string::npos);
+  // ZeRO++ hpZ is DeepSpeed's alone.
+  EXPECT_NE(args(3, [](Scenario& s) { s.parallelism.zero_hpz = true; })
+                .find("; no Megatron-LM flag for ZeRO++ hpZ (DeepSpeed)"),
+            std::string::npos);
+}
+
+// Two GPUs, one family each, with hand-made residuals: Ampere cases measured exactly as
+// predicted (slow end 1), Hopper cases all 4x slower than predicted (time error -0.75:
+// measured = predicted / 0.25).
+TEST(SplitSweep, RanksByThePessimisticEndOfTheBand) {
+  std::vector<Residual> table;
+  for (int i = 0; i < 3; ++i) {
+    Residual a;
+    a.family = {"Ampere", "Megatron-Core", "3d"};
+    a.precision = "bf16";
+    a.hfu = 1;  // no utilisation flag
+    Residual h = a;
+    h.family.generation = "Hopper";
+    h.time_error = -0.75;
+    table.push_back(a);
+    table.push_back(h);
+  }
+  const std::string sweep = "sweep:\n  gpu: [a100-sxm4-80gb, h100-sxm5-80gb]\n";
+  SweepOptions o;
+  o.residuals = &table;
+  const SweepResult predicted = run_sweep(load(sweep), o);
+  const SweepResult pessimistic = run_sweep(load(sweep + "  rank_by: pessimistic\n"), o);
+  ASSERT_EQ(predicted.ranked.size(), 2u);
+  ASSERT_EQ(pessimistic.ranked.size(), 2u);
+  const CandidateResult& a100 = predicted.candidates[0];
+  const CandidateResult& h100 = predicted.candidates[1];
+  ASSERT_EQ(a100.band->family.generation, "Ampere");
+  ASSERT_EQ(h100.band->family.generation, "Hopper");
+  EXPECT_DOUBLE_EQ(a100.band->slow(), 1.0);
+  EXPECT_DOUBLE_EQ(h100.band->slow(), 4.0);
+  // The H100 is predicted faster, but not 4x faster: the order must flip.
+  const double ta = a100.figures->step_time.value(), th = h100.figures->step_time.value();
+  ASSERT_LT(th, ta);
+  ASSERT_GT(4 * th, ta);
+  EXPECT_EQ(predicted.ranked, (std::vector<int>{1, 0}));
+  EXPECT_EQ(pessimistic.ranked, (std::vector<int>{0, 1}));
+  // The objective is the slow end: predicted x 1 / (1 + e_min); the bound scales alike.
+  EXPECT_DOUBLE_EQ(pessimistic.candidates[1].objective[0], 4 * th);
+  EXPECT_DOUBLE_EQ(pessimistic.candidates[1].bound[0], 4 * h100.bound[0]);
+  EXPECT_DOUBLE_EQ(pessimistic.candidates[0].objective[0], ta);
+  EXPECT_NE(render_sweep_table(load(sweep + "  rank_by: pessimistic\n"), pessimistic)
+                .find("ranked by the slow end of each candidate's band"),
+            std::string::npos);
+}
+
 // The 1.7B model on one DGX H100 (which has an fp8 peak), fp8 with a recipe.
 const std::string kFp8Base = R"(name: fp8 sweep
 cluster: {preset: dgx-h100, nodes: 1}

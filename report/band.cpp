@@ -1,0 +1,237 @@
+#include "report/band.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
+#include <functional>
+#include <sstream>
+
+#include "report/residuals_data.h"
+
+namespace orrery {
+namespace {
+
+std::string upper(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return s;
+}
+
+std::vector<std::string> split(const std::string& line, char sep) {
+  std::vector<std::string> out;
+  std::string cell;
+  std::istringstream in(line);
+  while (std::getline(in, cell, sep)) out.push_back(cell);
+  if (!line.empty() && line.back() == sep) out.emplace_back();
+  return out;
+}
+
+const std::vector<std::string> kColumns = {"id",         "gpu_generation",
+                                           "framework",  "parallel_kind",
+                                           "cp",         "ep",
+                                           "zero_stage", "precision",
+                                           "metric",     "measured",
+                                           "predicted",  "error",
+                                           "time_error", "mfu",
+                                           "hfu",        "memory_fraction",
+                                           "fits"};
+
+std::string pct(double fraction) { return fmt::format("{:.1f} %", 100 * fraction); }
+
+}  // namespace
+
+std::string Family::label() const { return generation + " x " + framework + " x " + kind; }
+
+std::string gpu_generation(const GpuSpec& gpu) {
+  const std::string text = upper(gpu.preset + " " + gpu.name);
+  struct Rule {
+    const char* token;
+    const char* generation;
+  };
+  // Blackwell first: "GB200" also contains "B200", "GH200" "H200".
+  static const Rule rules[] = {{"B100", "Blackwell"}, {"B200", "Blackwell"}, {"B300", "Blackwell"},
+                               {"H100", "Hopper"},    {"H200", "Hopper"},    {"H800", "Hopper"},
+                               {"H20", "Hopper"},     {"A100", "Ampere"},    {"A800", "Ampere"},
+                               {"A40", "Ampere"},     {"A30", "Ampere"},     {"A10", "Ampere"},
+                               {"V100", "Volta"}};
+  for (const Rule& r : rules)
+    if (text.find(r.token) != std::string::npos) return r.generation;
+  return "other";
+}
+
+Family family_of(const Scenario& s) {
+  const ParallelismSpec& p = s.parallelism;
+  Family f;
+  f.generation = gpu_generation(s.cluster.gpu);
+  f.framework = p.pipeline_engine == PipelineEngine::deepspeed || p.zero_hpz ? "Megatron-DeepSpeed"
+                : p.fsdp                                                     ? "PyTorch FSDP"
+                                                                             : "Megatron-Core";
+  f.kind = (s.model.moe && s.model.moe->experts > 0) || p.ep > 1 ? "moe"
+           : p.cp > 1                                            ? "context-parallel"
+           : p.zero_stage >= 3                                   ? "zero-3"
+                                                                 : "3d";
+  return f;
+}
+
+double time_error(Metric metric, double error) {
+  return metric == Metric::step_time_s ? error : 1 / (1 + error) - 1;
+}
+
+std::vector<Residual> parse_residuals(const std::string& csv, const std::string& where) {
+  std::vector<Residual> out;
+  std::istringstream in(csv);
+  std::string line;
+  int n = 0;
+  auto bad = [&](const std::string& why) { return InputError({where, n}, "", line, why); };
+  while (std::getline(in, line)) {
+    ++n;
+    if (line.empty()) continue;
+    const std::vector<std::string> cells = split(line, ',');
+    if (n == 1) {
+      if (cells != kColumns) throw bad("not a residual table: the header differs");
+      continue;
+    }
+    if (cells.size() != kColumns.size()) {
+      throw bad(fmt::format("{} cells, expected {}", cells.size(), kColumns.size()));
+    }
+    Residual r;
+    try {
+      r.id = cells[0];
+      r.family = {cells[1], cells[2], cells[3]};
+      r.cp = std::stoi(cells[4]);
+      r.ep = std::stoi(cells[5]);
+      r.zero_stage = std::stoi(cells[6]);
+      r.precision = cells[7];
+      r.metric = cells[8];
+      r.measured = std::stod(cells[9]);
+      r.predicted = std::stod(cells[10]);
+      r.error = std::stod(cells[11]);
+      r.time_error = std::stod(cells[12]);
+      r.mfu = std::stod(cells[13]);
+      r.hfu = std::stod(cells[14]);
+      r.memory_fraction = std::stod(cells[15]);
+    } catch (const std::exception&) {
+      throw bad("a number does not parse");
+    }
+    if (cells[16] != "true" && cells[16] != "false") throw bad("fits is true or false");
+    r.fits = cells[16] == "true";
+    out.push_back(r);
+  }
+  return out;
+}
+
+const std::vector<Residual>& shipped_residuals() {
+  static const std::vector<Residual> table =
+      parse_residuals(kValidationResidualsCsv, "report/validation_residuals.csv");
+  return table;
+}
+
+std::string Band::describe() const {
+  auto count = [](int n) { return fmt::format("{} case{}", n, n == 1 ? "" : "s"); };
+  if (cases == 0) return family.label() + ": no validation residuals";
+  std::string out = fmt::format("{}, {}", family.label(), count(family_cases));
+  if (basis != family.label()) {
+    out += fmt::format(" (< {}): band from {}, {}", kMinBandCases, basis, count(cases));
+  }
+  return out;
+}
+
+Band band_for(const Family& f, const std::vector<Residual>& table) {
+  Band b;
+  b.family = f;
+  struct Level {
+    std::string basis;
+    std::function<bool(const Family&)> match;
+  };
+  const std::vector<Level> levels = {
+      {f.label(), [&](const Family& c) { return c == f; }},
+      {f.generation + " x " + f.kind + " (any framework)",
+       [&](const Family& c) { return c.generation == f.generation && c.kind == f.kind; }},
+      {f.generation + " (any framework and kind)",
+       [&](const Family& c) { return c.generation == f.generation; }},
+      {"every validation case", [](const Family&) { return true; }}};
+  for (const Residual& r : table) b.family_cases += r.family == f ? 1 : 0;
+  for (std::size_t k = 0; k < levels.size(); ++k) {
+    std::vector<double> e;
+    for (const Residual& r : table)
+      if (levels[k].match(r.family)) e.push_back(r.time_error);
+    if (static_cast<int>(e.size()) < kMinBandCases && k + 1 < levels.size()) continue;
+    if (e.empty()) return b;
+    b.basis = levels[k].basis;
+    b.cases = static_cast<int>(e.size());
+    b.e_min = *std::min_element(e.begin(), e.end());
+    b.e_max = *std::max_element(e.begin(), e.end());
+    return b;
+  }
+  return b;
+}
+
+std::string precision_class(const std::string& precision) {
+  if (precision == "fp16" || precision == "bf16") return "16-bit";
+  if (precision == "fp32" || precision == "tf32") return "32-bit";
+  return precision;
+}
+
+std::optional<RegionFlag> mfu_flag(const std::string& generation, const std::string& precision,
+                                   double mfu, double hfu, const std::vector<Residual>& table) {
+  const std::string cls = precision_class(precision);
+  std::optional<double> top;
+  for (const Residual& r : table) {
+    if (r.family.generation == generation && precision_class(r.precision) == cls)
+      top = std::max(top.value_or(0.0), r.measured_hfu());
+  }
+  if (!top) {
+    return RegionFlag{"mfu", fmt::format("no validated {} case trains in {}", generation, cls)};
+  }
+  if (hfu <= *top) return std::nullopt;
+  return RegionFlag{"mfu", fmt::format("FLOP utilisation {} (MFU {}) above every validated {} {} "
+                                       "case (highest measured {})",
+                                       pct(hfu), pct(mfu), generation, cls, pct(*top))};
+}
+
+std::vector<RegionFlag> region_flags(const Scenario& s, double memory_fraction,
+                                     std::optional<Utilisation> use,
+                                     const std::vector<Residual>& table) {
+  const ParallelismSpec& p = s.parallelism;
+  const Family f = family_of(s);
+  std::vector<RegionFlag> out;
+  auto any = [&](const std::function<bool(const Residual&)>& pred) {
+    return std::any_of(table.begin(), table.end(), pred);
+  };
+  if (!any([&](const Residual& r) { return r.family.generation == f.generation; })) {
+    out.push_back({"gpu", fmt::format("no validation case on {} GPUs ({})", f.generation,
+                                      s.cluster.gpu.name)});
+  } else if (use) {
+    if (auto flag =
+            mfu_flag(f.generation, to_string(s.training.precision), use->mfu, use->hfu, table))
+      out.push_back(*flag);
+  }
+  if (memory_fraction > kMemoryNearFull) {
+    out.push_back({"memory", fmt::format("memory {} of capacity, above {}: within the memory "
+                                         "model's unmeasured terms of the limit",
+                                         pct(memory_fraction), pct(kMemoryNearFull))});
+  }
+  int max_cp = 1;
+  for (const Residual& r : table) max_cp = std::max(max_cp, r.cp);
+  if (p.cp > max_cp) {
+    out.push_back({"cp", max_cp == 1 ? fmt::format("context parallelism (cp {}): no validation "
+                                                   "case uses it",
+                                                   p.cp)
+                                     : fmt::format("context parallelism cp {}: above every "
+                                                   "validation case's (largest cp {})",
+                                                   p.cp, max_cp)});
+  }
+  if (f.kind == "moe" && !any([](const Residual& r) { return r.family.kind == "moe"; })) {
+    out.push_back({"moe", "mixture of experts / expert parallelism: no validation case uses it"});
+  }
+  if (p.zero_stage == 2 && !any([](const Residual& r) { return r.zero_stage == 2; })) {
+    out.push_back({"zero2", "ZeRO-2 (sharded gradients): no validation case uses it"});
+  }
+  if (p.zero_stage >= 3 && !any([](const Residual& r) { return r.zero_stage >= 3; })) {
+    out.push_back({"zero3", fmt::format("{} (sharded parameters): no validation case uses it",
+                                        p.fsdp ? "FSDP" : "ZeRO-3")});
+  }
+  return out;
+}
+
+}  // namespace orrery

@@ -1,0 +1,118 @@
+// The prediction band and the validated region: how far `orrery validate
+// scenarios/validation` found predictions from published runs like this one, and whether
+// a scenario lies where no published run has checked the model.
+//
+// The residuals ship as report/validation_residuals.csv, the output of `orrery validate
+// --format csv scenarios/validation`, embedded at build time (report/CMakeLists.txt);
+// tools/update_residuals.sh rewrites it and tests/report/band_test.cpp fails when it
+// differs from what validate computes now. docs/simulator.md ("Prediction band") states
+// every rule below.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "scenario/spec.h"
+
+namespace orrery {
+
+// A scenario's validation family: GPU generation x framework x parallel kind.
+//  generation  from the GPU preset key and name: V100 Volta; A100/A800/A40/A30/A10 Ampere;
+//              H100/H200/H800/H20 Hopper; B100/B200/B300 Blackwell; anything else "other";
+//  framework   pipeline_engine deepspeed or zero_hpz: Megatron-DeepSpeed; parallelism.fsdp:
+//              PyTorch FSDP; else Megatron-Core (NeMo and MLPerf's NeMo runs included);
+//  kind        the first that applies: moe (model.moe or ep > 1), context-parallel (cp > 1),
+//              zero-3 (zero_stage 3, FSDP included), else 3d (tp/pp/dp, ZeRO 0-2).
+struct Family {
+  std::string generation, framework, kind;
+  std::string label() const;  // "Ampere x Megatron-Core x 3d"
+  bool operator==(const Family&) const = default;
+};
+std::string gpu_generation(const GpuSpec& gpu);
+Family family_of(const Scenario& s);
+
+// One validation case as the residual table holds it.
+struct Residual {
+  std::string id;
+  Family family;
+  int cp = 1, ep = 1, zero_stage = 0;
+  std::string precision;  // training.precision (MFU counts against the 16-bit peak)
+  std::string metric;
+  double measured = 0, predicted = 0;
+  double error = 0;            // (predicted - measured) / measured, in the metric's own sense
+  double time_error = 0;       // the same as a step-time error (rates: 1 / (1 + error) - 1)
+  double mfu = 0, hfu = 0;     // predicted model and hardware FLOP utilisation
+  double memory_fraction = 0;  // predicted memory per GPU / capacity
+  bool fits = true;
+  // The case's HFU at its measured speed: hfu * predicted time / measured time.
+  double measured_hfu() const { return hfu * (1 + time_error); }
+};
+
+// The step-time sense of a signed error in `metric` (a time, or a rate whose value is
+// inversely proportional to the step time).
+double time_error(Metric metric, double error);
+
+// Reads the table; throws InputError naming `where` when it is malformed.
+std::vector<Residual> parse_residuals(const std::string& csv, const std::string& where);
+// The table shipped with this build (report/validation_residuals.csv).
+const std::vector<Residual>& shipped_residuals();
+
+// A family needs this many cases for its own band; with fewer the band falls back.
+constexpr int kMinBandCases = 3;
+
+// The measured step time lies at predicted / (1 + e) for e in [e_min, e_max], the step-time
+// residuals of `basis`: the first of (the exact family; same generation and kind, any
+// framework; same generation; every case) with at least kMinBandCases cases.
+struct Band {
+  Family family;         // the scenario's own
+  int family_cases = 0;  // validation cases of exactly that family
+  std::string basis;     // where the residuals came from, e.g. "Ampere x 3d (any framework)"
+  int cases = 0;         // residuals in the basis; 0: no table, no band
+  double e_min = 0, e_max = 0;
+  // Measured / predicted step time at the ends of the band: slow (pessimistic), fast.
+  double slow() const { return 1 / (1 + e_min); }
+  double fast() const { return 1 / (1 + e_max); }
+  // "Ampere x Megatron-Core x 3d, 10 cases" or, after a fallback, "... 1 case (< 3):
+  // Ampere x 3d (any framework), 11 cases".
+  std::string describe() const;
+};
+Band band_for(const Family& f, const std::vector<Residual>& table);
+
+// A reason the scenario lies outside the validated region: a short code for tables
+// (gpu, mfu, memory, cp, moe, zero2, zero3) and a sentence.
+struct RegionFlag {
+  std::string code, text;
+};
+// Memory above this share of capacity is flagged: the memory model counts no allocator
+// fragmentation by default and an unmeasured 1 GiB runtime reserve (docs/model.md,
+// "Other"; 1.25 % of an 80 GB GPU), and the highest share any validation case reaches is
+// 0.915 (nemo2407-llama3-8b-8 in report/validation_residuals.csv at e1d70f4): above 95 % a
+// prediction is past every run the model was checked on and within the error of its
+// unmeasured terms of the limit.
+constexpr double kMemoryNearFull = 0.95;
+// Model and hardware FLOP utilisation of a simulated step (StepResult::mfu, hfu).
+struct Utilisation {
+  double mfu = 0, hfu = 0;
+};
+// Every flag for a scenario with this memory share and (when simulated) utilisation: its
+// GPU generation has no case; the utilisation flag (mfu_flag); memory above
+// kMemoryNearFull; a cp above every case's; MoE, ZeRO-2 or ZeRO-3 when no case uses it.
+std::vector<RegionFlag> region_flags(const Scenario& s, double memory_fraction,
+                                     std::optional<Utilisation> use,
+                                     const std::vector<Residual>& table);
+// fp16 and bf16 are "16-bit", fp32 and tf32 "32-bit", fp8 itself: utilisation counts
+// against the 16-bit peak in every case, so an FP8 run's is not comparable with a 16-bit
+// run's.
+std::string precision_class(const std::string& precision);
+// The utilisation flag (code "mfu"; region_flags includes it): the scenario computes a
+// larger share of the peak than any validation case on its GPU generation in its
+// precision class did at its measured speed, or no such case exists. Compared as hardware
+// FLOP utilisation (recomputed FLOPs counted), since that is what the timing model was
+// checked at: the Narayanan 2021 cases recompute every layer, so their MFU is 3/4 of their
+// HFU, and a candidate without recompute at the same GPU load would seem far outside on
+// MFU alone.
+std::optional<RegionFlag> mfu_flag(const std::string& generation, const std::string& precision,
+                                   double mfu, double hfu, const std::vector<Residual>& table);
+
+}  // namespace orrery

@@ -1,0 +1,43 @@
+// What orrery run prints about the simulation's size and the prediction band.
+#include "report/run_report.h"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "report/band.h"
+#include "simulator/predict.h"
+#include "tests/test_util.h"
+
+namespace orrery {
+namespace {
+
+TEST(RunReport, SizeLineCountsTheSimulatedGpus) {
+  // tp2 pp2 on one 8-GPU node: dp = 8 / 4 = 2. One GPU per stage stands for its peers (2
+  // simulated); --full simulates all 2 x 2 x 2 = 8.
+  const Scenario s = testing::preset_scenario("narayanan-1.7b", "tp: 2, pp: 2, global_batch: 16");
+  SimulationOptions full;
+  full.full = true;
+  EXPECT_NE(render_run_table(s, predict(s)).find("2 GPUs simulated for 8 ("), std::string::npos);
+  EXPECT_NE(render_run_table(s, predict(s, full)).find("8 GPUs simulated for 8 ("),
+            std::string::npos);
+}
+
+TEST(RunReport, BandIsThePredictionOverTheShippedResiduals) {
+  const Scenario s = testing::preset_scenario("narayanan-1.7b", "tp: 2, pp: 2, global_batch: 16");
+  const Prediction p = predict(s);
+  const Band b = band_for(family_of(s), shipped_residuals());
+  ASSERT_GT(b.cases, 0);
+  const auto j = nlohmann::json::parse(render_run_json(s, p));
+  const double t = p.step.step_time.value();
+  // measured = predicted / (1 + e): fast end at e_max, slow end at e_min.
+  EXPECT_DOUBLE_EQ(j["band"]["step_time_s"]["low"].get<double>(), t / (1 + b.e_max));
+  EXPECT_DOUBLE_EQ(j["band"]["step_time_s"]["high"].get<double>(), t / (1 + b.e_min));
+  EXPECT_DOUBLE_EQ(j["band"]["mfu"]["low"].get<double>(), p.step.mfu * (1 + b.e_min));
+  EXPECT_EQ(j["band"]["cases"].get<int>(), b.cases);
+  EXPECT_EQ(j["validated_region"]["inside"].get<bool>(),
+            j["validated_region"]["outside_because"].empty());
+}
+
+}  // namespace
+}  // namespace orrery
