@@ -404,6 +404,7 @@ std::string megatron_arguments(const Scenario& s) {
       out += " --recompute-granularity full --recompute-method uniform --recompute-num-layers 1";
       break;
   }
+  if (s.training.cross_entropy_fusion) out += " --cross-entropy-loss-fusion";
   if (p.zero_stage == 3) {
     out += " --use-torch-fsdp2";
   } else if (p.zero_stage >= 1) {
