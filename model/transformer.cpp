@@ -271,7 +271,7 @@ Layer embedding_layer(const ModelSpec& m, const OpBuilder& B, const Dims& d) {
   return L;
 }
 
-Layer head_layer(const ModelSpec& m, const OpBuilder& B, const Dims& d) {
+Layer head_layer(const ModelSpec& m, const TrainingSpec& tr, const OpBuilder& B, const Dims& d) {
   Layer L;
   L.name = "head";
   L.kind = LayerKind::head;
@@ -295,9 +295,40 @@ Layer head_layer(const ModelSpec& m, const OpBuilder& B, const Dims& d) {
     L.ops.push_back(B.gemm("head.output", d.tok, d.h, vocab_share,
                            output_weights + vocab_share, d.tok * d.h));
   }
-  // Cross-entropy keeps fp32 logits (4 bytes each): the 4*s*b*v/t of Korthikanti et al.
-  L.ops.push_back(B.memory_bound("head.loss", OpKind::loss, d.tok * vocab_share, d.tok,
-                                 4.0 * d.tok * vocab_share));
+  // Cross-entropy over this rank's vocabulary shard, per logit, as Megatron-Core's
+  // vocab_parallel_cross_entropy runs it (megatron/core/tensor_parallel/cross_entropy.py
+  // and fusions/fused_cross_entropy.py at NVIDIA/Megatron-LM f2e5db40; the unfused passes
+  // are those of the Megatron-LM of 2021 and of Megatron-DeepSpeed too). Unfused, the
+  // default (--cross-entropy-loss-fusion off): cast to fp32 (read act, write 4 bytes;
+  // nothing in fp32 training), max (read 4), subtract the max in place (read 4, write 4),
+  // exp in place (read 4, write 4), sum (read 4), divide by the sum in place (read 4,
+  // write 4); backward: multiply the kept softmax by the loss gradient in place (read 4,
+  // write 4), then the cast's backward (read 4, write act). Fused (training.
+  // cross_entropy_fusion), each of its four jit-fused functions one kernel: cast and max
+  // (read act, write 4), subtract, exp and sum (read 4, write 4), divide (read 4, write
+  // 4); backward (read 4, write act). Either way the fp32 softmax is kept for backward
+  // (the 4*s*b*v/t of Korthikanti et al.).
+  {
+    const double logits = d.tok * vocab_share;
+    const double cast = B.act < 4.0 ? B.act : 0.0;  // the logits' bytes when cast
+    const double fp32_copy = cast > 0 ? 4.0 : 0.0;  // the cast's fp32 output
+    Op loss;
+    loss.name = "head.loss";
+    loss.kind = OpKind::loss;
+    if (tr.cross_entropy_fusion) {
+      loss.fwd_read = Bytes(logits * ((cast > 0 ? cast : 4.0) + 4.0 + 4.0));
+      loss.fwd_written = Bytes(logits * ((cast > 0 ? 4.0 : 0.0) + 4.0 + 4.0) + 4.0 * d.tok);
+      loss.bwd_read = Bytes(logits * 4.0 + 4.0 * d.tok);
+      loss.bwd_written = Bytes(logits * (cast > 0 ? cast : 4.0));
+    } else {
+      loss.fwd_read = Bytes(logits * (cast + 4.0 * 5));
+      loss.fwd_written = Bytes(logits * (fp32_copy + 4.0 * 3) + 4.0 * d.tok);
+      loss.bwd_read = Bytes(logits * (4.0 + fp32_copy) + 4.0 * d.tok);
+      loss.bwd_written = Bytes(logits * (4.0 + cast));
+    }
+    loss.saved = Bytes(4.0 * logits);
+    L.ops.push_back(loss);
+  }
   return L;
 }
 
@@ -337,7 +368,7 @@ Workload build_transformer_workload(const ModelSpec& m, const TrainingSpec& tr, 
     w.layers.push_back(*proto);
     w.layers.back().name = fmt::format("layer.{}", i);
   }
-  w.layers.push_back(head_layer(m, B, d));
+  w.layers.push_back(head_layer(m, tr, B, d));
   // fp8 sequence-parallel all-gathers (training.fp8.communication.tp_allgather): TE casts
   // the local 1/t shard of a gathered input and gathers the fp8 copies, so that input's
   // cast streams 1/t of the bytes.

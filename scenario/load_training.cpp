@@ -247,6 +247,7 @@ const FieldTable<T>& training_fields() {
       {"recompute", choice(&T::recompute)},
       {"optimizer", choice(&T::optimizer)},
       {"flash_attention", flag(&T::flash_attention)},
+      {"cross_entropy_fusion", flag(&T::cross_entropy_fusion)},
       {"gradient_dtype",
        choice(&T::gradient_dtype,
               {{"fp32", Dtype::fp32}, {"bf16", Dtype::bf16}, {"fp16", Dtype::fp16}})},

@@ -37,8 +37,14 @@ void reduce_bucket(const StepContext& ctx, const RankSet& ranks, const PipelineT
   const ParallelismSpec& p = ctx.p;
   const bool dual = ctx.dual;
   const bool distributed = p.zero_stage >= 1;
-  const double grad_bytes = state_bytes_per_param(ctx.s.training).gradient;
-  const CollectiveOp reduce = distributed ? CollectiveOp::reduce_scatter : CollectiveOp::all_reduce;
+  // DeepSpeed's BF16_Optimizer keeps every fp32 gradient (it shards only the optimizer
+  // state) and all-reduces them whole, cast to bf16, its communication_data_type for bf16
+  // without a ZeRO stage (pipe/engine.py _bf16_reduce_grads -> engine.py allreduce_bucket,
+  // microsoft/DeepSpeed 56c522386878).
+  const bool deepspeed_bf16 = deepspeed_bf16_optimizer(ctx);
+  const double grad_bytes = deepspeed_bf16 ? 2.0 : state_bytes_per_param(ctx.s.training).gradient;
+  const CollectiveOp reduce =
+      distributed && !deepspeed_bf16 ? CollectiveOp::reduce_scatter : CollectiveOp::all_reduce;
   // Gradient compression other than local SGD's (whose averaging is a plain reduction).
   const CompressionSpec::Scheme scheme = ctx.s.training.compression.scheme;
   const bool compressed =
@@ -153,7 +159,10 @@ void grad_sync_pass(const StepContext& ctx, const RankSet& ranks, const StageLay
   const ParallelismSpec& p = ctx.p;
   const bool distributed = p.zero_stage >= 1;
   // Megatron-LM: buckets of max(40M, 1M * dp) parameters by default, in backward order.
-  const double bucket = ctx.s.training.grad_bucket_params.value_or(std::max(40e6, 1e6 * p.dp));
+  // DeepSpeed's BF16_Optimizer: buckets of MEMORY_OPT_ALLREDUCE_SIZE = 500M elements
+  // (runtime/engine.py, microsoft/DeepSpeed 56c522386878).
+  const double bucket = ctx.s.training.grad_bucket_params.value_or(
+      deepspeed_bf16_optimizer(ctx) ? 500e6 : std::max(40e6, 1e6 * p.dp));
   for (size_t r = 0; r < ranks.size(); ++r) {
     // Bucket boundaries over the gradients this rank's collectives carry: identical for
     // every rank of a stage (and its mirror's copy).

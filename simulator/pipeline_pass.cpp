@@ -50,6 +50,11 @@ std::vector<const Layer*> StageLayers::of_block(int stage, int chunk) const {
   return dual_ ? of(chunk == 0 ? stage : pp_ - 1 - stage, 0) : of(stage, chunk);
 }
 
+bool deepspeed_bf16_optimizer(const StepContext& ctx) {
+  return ctx.p.pipeline_engine == PipelineEngine::deepspeed &&
+         ctx.s.training.precision == Precision::bf16 && ctx.p.zero_stage < 2;
+}
+
 namespace {
 
 // DualPipe's overlapped forward-backward pair (DeepSeek-V3 report, section 3.2.1): the
@@ -85,6 +90,29 @@ void overlap_pair(TaskGraph& g, double slowdown, std::pair<int, int> forward,
   };
   hide(forward, f.ep, std::min(f.ep, b.compute));
   hide(backward, b.ep, std::min(b.ep, f.compute));
+}
+
+// DeepSpeed's fp32 gradient accumulation (deepspeed_bf16_optimizer, step_passes.h): after
+// every micro-batch's backward, on every stage, BF16_Optimizer.update_hp_grads casts each
+// parameter's bf16 gradient to fp32 (.to(): read 2 bytes, write 4) and adds it into the fp32
+// gradient buffer (add_: read 4 + 4, write 4), 18 bytes a parameter on the compute stream
+// before the gradient is sent back (deepspeed/runtime/bf16_optimizer.py update_hp_grads,
+// called from pipe/engine.py _exec_backward_pass and, on the last stage, through
+// engine.py backward; microsoft/DeepSpeed 56c522386878). Megatron-LM has no such pass: it
+// accumulates into its fp32 main gradients inside the weight-gradient GEMM
+// (--gradient-accumulation-fusion, on by default).
+constexpr double kBf16AccumulateReadBytes = 2.0 + 4.0 + 4.0;
+constexpr double kBf16AccumulateWrittenBytes = 4.0 + 4.0;
+
+// The time of that pass over the parameters of `layers` on this rank.
+Seconds bf16_accumulation_time(const StepContext& ctx, const std::vector<const Layer*>& layers) {
+  double params = 0;
+  for (const Layer* l : layers) params += l->params();
+  Op op;
+  op.kind = OpKind::elementwise;
+  op.fwd_read = Bytes(kBf16AccumulateReadBytes * params);
+  op.fwd_written = Bytes(kBf16AccumulateWrittenBytes * params);
+  return ctx.model->op_time(op, Pass::forward);
 }
 
 // Builds the pass rank by rank. Blocks are indexed by (rank, forward?, chunk,
@@ -192,6 +220,13 @@ class PipelineBuilder {
     }
     if (g_.tasks.size() > before && !first_) first_ = static_cast<int>(before);
     prev_ = after;
+    if (!b.forward) accumulate_gradients(r, b, layers);
+  }
+
+  // DeepSpeed's fp32 gradient accumulation after a backward block.
+  void accumulate_gradients(size_t r, const Block& b, const std::vector<const Layer*>& layers) {
+    if (!deepspeed_bf16_optimizer(ctx_) || b.split || b.weight) return;
+    add_block(r, b, bf16_accumulation_time(ctx_, layers), Parts{}, TaskKind::backward);
   }
 
   // A compute task of `work` seconds after the rank's last one.
@@ -312,6 +347,7 @@ class PipelineBuilder {
             {id, (*it)->params() - (*it)->expert_params(), (*it)->expert_params(), *it});
       }
     }
+    if (!b.forward && p_.zero_stage < 3) accumulate_gradients(r, b, layers);
   }
 
   void build_rank(size_t r) {

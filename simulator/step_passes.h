@@ -45,6 +45,15 @@ class StageLayers {
   std::vector<std::vector<std::vector<const Layer*>>> layers_;  // [stage][chunk]
 };
 
+// Whether the step runs DeepSpeed's BF16_Optimizer: the optimizer DeepSpeed builds for bf16
+// without a ZeRO stage of its own (its own sharding of the optimizer state, zero_stage 1
+// here), and the only bf16 path of its PipelineEngine (pipe/engine.py _exec_reduce_grads
+// raises NotImplementedError for bf16 with ZeRO stage 1; microsoft/DeepSpeed 56c522386878,
+// the bf16 + pipeline change the BLOOM run's branch became). It accumulates every
+// micro-batch's gradients in fp32 (pipeline_pass) and all-reduces them whole in bf16
+// (grad_sync_pass).
+bool deepspeed_bf16_optimizer(const StepContext& ctx);
+
 // A layer whose gradients are final once `task` ends.
 struct GradReady {
   MaybeTask task;  // none only if no task preceded a layer of no ops

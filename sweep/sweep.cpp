@@ -439,6 +439,7 @@ std::string megatron_arguments(const Scenario& s) {
       out += " --recompute-granularity full --recompute-method uniform --recompute-num-layers 1";
       break;
   }
+  if (s.training.cross_entropy_fusion) out += " --cross-entropy-loss-fusion";
   // Data-parallel sharding, checked against NVIDIA/Megatron-LM d98e8a64
   // (megatron/training/arguments.py; docs/user-guide/features/megatron_fsdp.md):
   //  ZeRO-1  --use-distributed-optimizer shards the optimizer state only; the gradient

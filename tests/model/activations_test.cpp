@@ -92,5 +92,36 @@ TEST(Activations, ContextParallelSplitsTheSequence) {
   EXPECT_DOUBLE_EQ(c, w / 2);
 }
 
+// The cross-entropy's passes over the logits (docs/model.md, "Head"): GPT-3 175B's head at
+// tp 8, micro-batch 2, bf16: s b V/t = 2048 x 2 x 6400 = 26,214,400 logits of 2 bytes.
+TEST(Activations, CrossEntropyPassesOverTheLogits) {
+  const double logits = 2048.0 * 2 * (51200 / 8), tokens = 2048.0 * 2;
+  for (const bool fused : {false, true}) {
+    const Scenario sc = testing::preset_scenario(
+        "gpt3-175b", "tp: 8, global_batch: 2", 1,
+        fused ? "precision: bf16, cross_entropy_fusion: true" : "precision: bf16");
+    Shard shard;
+    shard.microbatch = 2;
+    shard.tp = 8;
+    const Workload w = build_workload(sc.model, sc.training, shard);
+    const Layer& head = w.layers.back();
+    ASSERT_EQ(head.ops.back().name, "head.loss");
+    const Op& loss = head.ops.back();
+    // Unfused: cast (read 2, write 4), max (read 4), subtract (4, 4), exp (4, 4), sum (4),
+    // divide (4, 4): 22 read and 16 written a logit; backward multiply (4, 4) and cast back
+    // (4, 2): 8 and 6. Fused: cast+max (2, 4), subtract+exp+sum (4, 4), divide (4, 4); backward
+    // (4, 2). The loss itself: 4 bytes a token written forward, read backward.
+    const double fr = fused ? 2 + 4 + 4 : 2 + 4 * 5, fw = fused ? 4 + 4 + 4 : 4 + 4 * 3;
+    const double br = fused ? 4 : 4 + 4, bw = fused ? 2 : 4 + 2;
+    EXPECT_DOUBLE_EQ(loss.fwd_read.value(), logits * fr) << fused;
+    EXPECT_DOUBLE_EQ(loss.fwd_written.value(), logits * fw + 4 * tokens) << fused;
+    EXPECT_DOUBLE_EQ(loss.bwd_read.value(), logits * br + 4 * tokens) << fused;
+    EXPECT_DOUBLE_EQ(loss.bwd_written.value(), logits * bw) << fused;
+    // 52 bytes a logit unfused, 28 fused; the fp32 softmax kept either way.
+    EXPECT_DOUBLE_EQ(fr + fw + br + bw, fused ? 28.0 : 52.0);
+    EXPECT_DOUBLE_EQ(loss.saved.value(), 4 * logits);
+  }
+}
+
 }  // namespace
 }  // namespace orrery
