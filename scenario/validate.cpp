@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-
 #include <string>
 #include <utility>
 
@@ -196,8 +195,7 @@ void complete_schedule(Scenario& s) {
     const int g = p.microbatch_group_size, m = p.microbatches();
     if (group_set && (g < p.pp || g > m)) {
       reject(s, "parallelism.microbatch_group_size", std::to_string(g),
-             fmt::format("must lie between pp = {} and the {} micro-batches per replica", p.pp,
-                         m));
+             fmt::format("must lie between pp = {} and the {} micro-batches per replica", p.pp, m));
     }
     if (m < p.pp || (m % g != 0 && m % g < p.pp)) {
       reject(s, "parallelism.global_batch", std::to_string(p.global_batch),
@@ -361,11 +359,11 @@ void check_pipeline_layout_text(const Scenario& s) {
   }
   for (std::size_t i = 0; i < parsed.stages.size(); ++i) {
     if (parsed.stages[i].empty()) {
-      reject(s, key, text,
-             fmt::format("stage {} (rank {}, virtual stage {}) is empty; orrery models stages "
-                         "that hold at least one layer, the embedding or the loss",
-                         i, i % static_cast<std::size_t>(p.pp),
-                         i / static_cast<std::size_t>(p.pp)));
+      reject(
+          s, key, text,
+          fmt::format("stage {} (rank {}, virtual stage {}) is empty; orrery models stages "
+                      "that hold at least one layer, the embedding or the loss",
+                      i, i % static_cast<std::size_t>(p.pp), i / static_cast<std::size_t>(p.pp)));
     }
   }
 }
@@ -431,9 +429,10 @@ void check_pipeline_split(const Scenario& s) {
           const std::int64_t rest = m.layers - 2 * edge;
           if (edge > 0 && edge % vp == 0 && rest > 0 && rest % (p.pp - 2) == 0 &&
               (rest / (p.pp - 2)) % vp == 0) {
-            hint = fmt::format("; or set first_stage_layers: {} and last_stage_layers: {} (the "
-                               "other {} stages take {} each)",
-                               edge, edge, p.pp - 2, rest / (p.pp - 2));
+            hint = fmt::format(
+                "; or set first_stage_layers: {} and last_stage_layers: {} (the "
+                "other {} stages take {} each)",
+                edge, edge, p.pp - 2, rest / (p.pp - 2));
             break;
           }
         }

@@ -692,7 +692,8 @@ namespace {
 std::string pipe(int pp) {
   return "cluster: {preset: dgx-h100, gpus_per_node: " + std::to_string(pp) +
          "}\nmodel: {preset: llama3-8b}\nparallelism: {tp: 1, dp: 1, microbatch: 1, "
-         "global_batch: 8, pp: " + std::to_string(pp) + ", ";
+         "global_batch: 8, pp: " +
+         std::to_string(pp) + ", ";
 }
 
 TEST(BadInput, PipelineLayoutErrorsNameThePosition) {
@@ -717,16 +718,16 @@ TEST(BadInput, PipelineLayoutErrorsNameThePosition) {
 
 TEST(BadInput, UnevenInterleavedSplitsAsMegatronRequires) {
   // 32 layers, pp 4, vp 2: first 3 is not a multiple of 2.
-  expect_error(pipe(4) + "virtual_pipeline_stages: 2, first_stage_layers: 3, "
+  expect_error(pipe(4) +
+                   "virtual_pipeline_stages: 2, first_stage_layers: 3, "
                    "last_stage_layers: 3}\n",
                {"parallelism.first_stage_layers", "'3'", "positive multiple of 2"});
   expect_error(pipe(4) + "first_stage_layers: 8, account_for_embedding: true}\n",
                {"parallelism.first_stage_layers", "account_for_embedding"});
   // 32 layers do not divide over pp 6: the hint names first/last counts that are accepted
   // (32 / 6 = 5, one fewer: 4 each, the other 4 stages (32 - 8) / 4 = 6 each).
-  expect_error(pipe(6) + "}\n",
-               {"parallelism.pp", "first_stage_layers: 4 and last_stage_layers: 4",
-                "the other 4 stages take 6 each"});
+  expect_error(pipe(6) + "}\n", {"parallelism.pp", "first_stage_layers: 4 and last_stage_layers: 4",
+                                 "the other 4 stages take 6 each"});
 }
 
 TEST(BadInput, InterleavedMicroBatchGroups) {
