@@ -225,9 +225,12 @@ RankTally tally_rank(const Scenario& s, const StageLayers& sl, int i, const Stat
       r.largest_layer_params = std::max(r.largest_layer_params, e->params());
       r.largest_layer_gathered = std::max(r.largest_layer_gathered, gathered(*e, sb, fp8_gather));
       add_fp8(st, *e);
+      // Interleaved: as many as its chunk holds at the rank's peak.
       const double embedding_in_flight =
           p.schedule == PipelineSchedule::dualpipe ? factor
-                                                   : std::min(p.pp, p.microbatches());
+          : interleaved ? interleaved_peak(p, held, chunk_microbatch).at(
+                              static_cast<std::size_t>(sl.embedding_chunk[held]))
+                        : std::min(p.pp, p.microbatches());
       r.activations += e->saved(t.recompute) * embedding_in_flight;
     }
     if (const Layer* h = sl.head[held]) {
