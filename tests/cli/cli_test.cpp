@@ -131,8 +131,8 @@ TEST(Cli, EveryShippedScenarioChecks) {
 
 TEST(Cli, PipelineRecipesCheckAndRun) {
   // Interleaved recipes in Megatron-Core's layouts (tests/cli/pipeline/*.yaml).
-  for (const char* f : {"tests/cli/pipeline/llama3-405b-pp8-vp8-accounted.yaml",
-                        "tests/cli/pipeline/deepseek-v3-pp8-vp4-layout.yaml"}) {
+  for (const char* f : {"tests/cli/pipeline/llama31-405b-bridge-pp8-vp2.yaml",
+                        "tests/cli/pipeline/deepseek-v3-bridge-pp4-vp4.yaml"}) {
     for (const char* cmd : {"check ", "run "}) {
       const auto r = run_orrery(std::string(cmd) + f);
       EXPECT_EQ(r.code, 0) << cmd << f << ": " << r.err;
