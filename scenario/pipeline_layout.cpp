@@ -87,15 +87,17 @@ class LayoutParser {
         if (i_ >= s_.size() || s_[i_] != '*')
           throw Failure{"a bracketed group must be followed by '*N'", close};
         const long n = repeat();
+        if (static_cast<double>(out.size()) + static_cast<double>(inner.size()) * n > kMaxItems)
+          throw Failure{"the layout unrolls to more than 1,000,000 items", open};
         for (long k = 0; k < n; ++k) out += inner;
-        check_size(out, open);
         continue;
       }
       if (c == '|' || layer_char(c)) {
         const std::size_t at = i_++;
         const long n = repeat();
+        if (static_cast<double>(out.size()) + n > kMaxItems)
+          throw Failure{"the layout unrolls to more than 1,000,000 items", at};
         out.append(static_cast<std::size_t>(n), c);
-        check_size(out, at);
         continue;
       }
       if (c == '*') throw Failure{"'*' must follow a layer character, '|' or a bracket", i_};
@@ -106,9 +108,7 @@ class LayoutParser {
     }
   }
 
-  static void check_size(const std::string& out, std::size_t at) {
-    if (out.size() > 1000000) throw Failure{"the layout unrolls to more than 1,000,000 items", at};
-  }
+  static constexpr double kMaxItems = 1e6;
 
   const std::string& s_;
   std::size_t i_ = 0;

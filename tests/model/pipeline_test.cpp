@@ -119,13 +119,14 @@ TEST(PipelineLayout, GrammarAsMegatronUnrollsIt) {
 
 TEST(PipelineLayout, GrammarErrorsSayWhere) {
   const std::vector<std::pair<std::string, std::size_t>> bad = {
-      {"Et|(tt|*2", 3},  // '(' never closed
-      {"Etx|L", 2},      // not a layer character
-      {"E|(tt)|L", 5},   // a bracket without *N
-      {"((t)*2)*2", 1},  // nested
-      {"E|t*|L", 3},     // '*' without a count
-      {"E|t)|L", 3},     // ')' without '('
-      {"*3", 0},         // '*' with nothing before
+      {"Et|(tt|*2", 3},                // '(' never closed
+      {"Etx|L", 2},                    // not a layer character
+      {"E|(tt)|L", 5},                 // a bracket without *N
+      {"((t)*2)*2", 1},                // nested
+      {"E|t*|L", 3},                   // '*' without a count
+      {"E|t)|L", 3},                   // ')' without '('
+      {"*3", 0},                       // '*' with nothing before
+      {"E|(tttttttttt|)*999999L", 2},  // unrolls past 1,000,000 items
   };
   for (const auto& [text, at] : bad) {
     const LayoutParse p = parse_pipeline_layout(text);
