@@ -424,7 +424,7 @@ void check_pipeline_split(const Scenario& s) {
       // lighter (or heavier) when the rest divides.
       std::string hint;
       if (!accounted && p.pp > 2) {
-        for (int delta : {-1, 1, -2, 2}) {
+        for (int delta : {0, -1, 1, -2, 2}) {
           const std::int64_t edge = m.layers / p.pp + delta;
           const std::int64_t rest = m.layers - 2 * edge;
           if (edge > 0 && edge % vp == 0 && rest > 0 && rest % (p.pp - 2) == 0 &&

@@ -728,6 +728,15 @@ TEST(BadInput, UnevenInterleavedSplitsAsMegatronRequires) {
   // (32 / 6 = 5, one fewer: 4 each, the other 4 stages (32 - 8) / 4 = 6 each).
   expect_error(pipe(6) + "}\n", {"parallelism.pp", "first_stage_layers: 4 and last_stage_layers: 4",
                                  "the other 4 stages take 6 each"});
+  // Llama 3 405B's 126 layers over pp 16: 7 + 14 x 8 + 7 without interleaving; with 8
+  // virtual stages no first/last count is a multiple of 8, but 126 + 2 = 128 = 16 x 8.
+  const std::string llama =
+      "cluster: {preset: dgx-h100, nodes: 2}\nmodel: {preset: llama3-405b}\n"
+      "parallelism: {tp: 1, dp: 1, pp: 16, global_batch: 16";
+  expect_error(llama + "}\n", {"parallelism.pp", "first_stage_layers: 7 and last_stage_layers: 7",
+                               "the other 14 stages take 8 each"});
+  expect_error(llama + ", virtual_pipeline_stages: 8}\n",
+               {"parallelism.pp", "16*8", "set account_for_embedding and account_for_loss"});
 }
 
 TEST(BadInput, InterleavedMicroBatchGroups) {
