@@ -27,11 +27,8 @@ double in_flight_factor(const ParallelismSpec& p, int stage) {
       // GEMMs' inputs, so counting whole micro-batches is an upper bound except on the
       // first stage, where it equals 1F1B's peak.
       return std::min(p.pp, m);
-    case PipelineSchedule::interleaved_1f1b: {
-      const int v = p.virtual_pipeline_stages;
-      const int chunks = std::min((p.pp - stage - 1) * 2 + (v - 1) * p.pp + 1, m * v);
-      return static_cast<double>(chunks) / v;  // a chunk is 1/v of the stage's layers
-    }
+    case PipelineSchedule::interleaved_1f1b:
+      break;  // per chunk: see interleaved_peak
     case PipelineSchedule::dualpipe:
       break;  // two stages per rank: see stages_held
   }
@@ -48,6 +45,44 @@ std::vector<std::pair<int, double>> stages_held(const ParallelismSpec& p, int i)
   if (p.schedule != PipelineSchedule::dualpipe) return {{i, in_flight_factor(p, i)}};
   const int h = std::min(i, p.pp - 1 - i);
   return {{h, static_cast<double>(p.pp - h)}, {p.pp - 1 - h, static_cast<double>(h + 1)}};
+}
+
+// Interleaved 1F1B: the micro-batches of each chunk that rank `stage` keeps when the
+// activations it holds peak, given one micro-batch's activations through each chunk. The
+// rank runs Megatron-Core's order (schedules.py at d98e8a64): the schedule table's first
+// (p - stage - 1) * 2 + (v - 1) * G forwards, then one forward and one backward in turn
+// (the k-th backward is the k-th table entry's micro-batch through the mirrored chunk),
+// then the remaining backwards. A forward adds its chunk's activations, a backward frees
+// them; the peak is taken after each forward.
+std::vector<double> interleaved_peak(const ParallelismSpec& p, int stage,
+                                     const std::vector<Bytes>& per_chunk) {
+  const int v = p.virtual_pipeline_stages, m = p.microbatches();
+  const int g = p.microbatch_group_size > 0 ? p.microbatch_group_size : p.pp;
+  const auto table = interleaved_table(m, v, g);
+  const int total = m * v;
+  const int warmup = std::min((p.pp - stage - 1) * 2 + (v - 1) * g, total);
+  std::vector<double> held(static_cast<std::size_t>(v), 0.0), best = held;
+  double bytes = 0, peak = -1;
+  auto forward = [&](int k) {
+    const auto c = static_cast<std::size_t>(table[static_cast<std::size_t>(k)].second);
+    held[c] += 1;
+    bytes += per_chunk[c].value();
+    if (bytes > peak) {
+      peak = bytes;
+      best = held;
+    }
+  };
+  auto backward = [&](int k) {
+    const auto c = static_cast<std::size_t>(v - 1 - table[static_cast<std::size_t>(k)].second);
+    held[c] -= 1;
+    bytes -= per_chunk[c].value();
+  };
+  for (int k = 0; k < warmup; ++k) forward(k);
+  for (int i = 0; i < total - warmup; ++i) {
+    forward(warmup + i);
+    backward(i);
+  }
+  return best;
 }
 
 }  // namespace
@@ -69,30 +104,44 @@ StateBytes state_bytes_per_param(const TrainingSpec& t) {
 namespace {
 
 // The workload's layers by pipeline stage (model/pipeline.h): a CNN's all on stage 0;
-// a transformer's embedding on the first stage, its head on the last.
+// a transformer's where its pipeline layout puts them, with each layer's model chunk.
 struct StageLayers {
   std::vector<std::vector<const Layer*>> layers;
+  std::vector<std::vector<int>> chunk;  // chunk of each of layers[stage]
   std::vector<const Layer*> embedding, head;
+  std::vector<int> embedding_chunk, head_chunk;
 };
 
 StageLayers assign_stages(const ModelSpec& m, const ParallelismSpec& p, const Workload& w) {
   StageLayers sl;
   sl.layers.resize(p.pp);
+  sl.chunk.resize(p.pp);
   sl.embedding.assign(p.pp, nullptr);
   sl.head.assign(p.pp, nullptr);
+  sl.embedding_chunk.assign(p.pp, 0);
+  sl.head_chunk.assign(p.pp, 0);
   if (m.family == ModelFamily::cnn) {
-    for (const Layer& l : w.layers) sl.layers[0].push_back(&l);
+    for (const Layer& l : w.layers) {
+      sl.layers[0].push_back(&l);
+      sl.chunk[0].push_back(0);
+    }
   } else {
-    const std::vector<int> stage_of = stage_of_layers(m, p);
-    int index = 0;
+    const PipelineLayout layout = pipeline_layout(m, p);
+    const auto place = layout.place_of_layers();
+    std::size_t index = 0;
     for (const Layer& l : w.layers) {
       if (l.kind == LayerKind::embedding) {
-        sl.embedding[0] = &l;
+        const int r = layout.embedding_stage % p.pp;
+        sl.embedding[r] = &l;
+        sl.embedding_chunk[r] = layout.embedding_stage / p.pp;
       } else if (l.kind == LayerKind::head) {
-        sl.head[p.pp - 1] = &l;
+        const int r = layout.loss_stage % p.pp;
+        sl.head[r] = &l;
+        sl.head_chunk[r] = layout.loss_stage / p.pp;
       } else {
-        sl.layers[stage_of.at(index)].push_back(&l);
-        ++index;
+        const auto [r, c] = place.at(index++);
+        sl.layers[r].push_back(&l);
+        sl.chunk[r].push_back(c);
       }
     }
   }
@@ -136,7 +185,17 @@ RankTally tally_rank(const Scenario& s, const StageLayers& sl, int i, const Stat
       add_gradients(r.gradients, *l, false);
     }
     Bytes stage_microbatch;
-    for (const Layer* l : sl.layers[held]) {
+    // Interleaved: one micro-batch's activations through each chunk, and layers per chunk.
+    const bool interleaved = p.schedule == PipelineSchedule::interleaved_1f1b;
+    std::vector<Bytes> chunk_microbatch(static_cast<std::size_t>(p.virtual_pipeline_stages));
+    std::vector<int> chunk_layers(chunk_microbatch.size(), 0);
+    for (std::size_t k = 0; k < sl.layers[held].size(); ++k) {
+      const Layer* l = sl.layers[held][k];
+      if (interleaved) {
+        const auto c = static_cast<std::size_t>(sl.chunk[held][k]);
+        chunk_microbatch[c] += l->saved(t.recompute);
+        chunk_layers[c] += 1;
+      }
       add_gradients(r.gradients, *l, false);
       add_gradients(r.gradients, *l, true);
       r.dense += l->params() - l->expert_params();
@@ -149,17 +208,29 @@ RankTally tally_rank(const Scenario& s, const StageLayers& sl, int i, const Stat
     }
     const int layers = static_cast<int>(sl.layers[held].size());
     st.layers += layers;
-    st.layers_in_flight += factor * layers;
     per_microbatch += stage_microbatch;
-    r.activations += stage_microbatch * factor;
+    if (interleaved) {
+      // Each chunk's micro-batches held at the rank's peak (interleaved_peak).
+      const std::vector<double> held_mb = interleaved_peak(p, held, chunk_microbatch);
+      for (std::size_t c = 0; c < held_mb.size(); ++c) {
+        st.layers_in_flight += held_mb[c] * chunk_layers[c];
+        r.activations += chunk_microbatch[c] * held_mb[c];
+      }
+    } else {
+      st.layers_in_flight += factor * layers;
+      r.activations += stage_microbatch * factor;
+    }
     if (const Layer* e = sl.embedding[held]) {
       r.dense += e->params();
       r.largest_layer_params = std::max(r.largest_layer_params, e->params());
       r.largest_layer_gathered = std::max(r.largest_layer_gathered, gathered(*e, sb, fp8_gather));
       add_fp8(st, *e);
+      // Interleaved: as many as its chunk holds at the rank's peak.
       const double embedding_in_flight =
           p.schedule == PipelineSchedule::dualpipe ? factor
-                                                   : std::min(p.pp, p.microbatches());
+          : interleaved ? interleaved_peak(p, held, chunk_microbatch).at(
+                              static_cast<std::size_t>(sl.embedding_chunk[held]))
+                        : std::min(p.pp, p.microbatches());
       r.activations += e->saved(t.recompute) * embedding_in_flight;
     }
     if (const Layer* h = sl.head[held]) {

@@ -112,6 +112,12 @@ ordered_json scenario_json(const Scenario& s) {
                                                                   : ordered_json(nullptr)},
                       {"last_stage_layers", p.last_stage_layers ? ordered_json(*p.last_stage_layers)
                                                                 : ordered_json(nullptr)},
+                      {"account_for_embedding", p.account_for_embedding},
+                      {"account_for_loss", p.account_for_loss},
+                      {"pipeline_layout", p.pipeline_layout.empty()
+                                              ? ordered_json(nullptr)
+                                              : ordered_json(p.pipeline_layout)},
+                      {"microbatch_group_size", p.microbatch_group_size},
                       {"zero_stage", p.zero_stage},
                       {"fsdp", p.fsdp},
                       {"microbatch", p.microbatch},

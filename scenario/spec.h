@@ -187,8 +187,21 @@ struct ParallelismSpec {
   int virtual_pipeline_stages = 1;  // model chunks per pipeline rank (interleaving)
   // Uneven pipelines (Megatron-LM --decoder-first/last-pipeline-num-layers): transformer
   // layers on the first and last stage; the rest split evenly over the others.
+  // With virtual_pipeline_stages > 1 each of these ranks' counts splits evenly over its
+  // chunks (Megatron-Core get_num_layers_to_build).
   std::optional<int> first_stage_layers;
   std::optional<int> last_stage_layers;
+  // Megatron --account-for-embedding/loss-in-pipeline-split: the embedding (the output
+  // layer and loss) counts as one layer in the even split, so the first (last) virtual
+  // stage builds one transformer layer fewer.
+  bool account_for_embedding = false;
+  bool account_for_loss = false;
+  // Megatron --pipeline-model-parallel-layout: every virtual stage's layers spelled out
+  // (model/pipeline.h, parse_pipeline_layout); empty: none. Sets virtual_pipeline_stages.
+  std::string pipeline_layout;
+  // Megatron --microbatch-group-size-per-virtual-pipeline-stage: the interleaved schedule
+  // runs micro-batches through each chunk in groups of this many (default pp).
+  int microbatch_group_size = 0;
   PipelineSchedule schedule = PipelineSchedule::one_f_one_b;
   PipelineEngine pipeline_engine = PipelineEngine::megatron;
   // Context parallelism: keys and values pass around the cp ranks in cp - 1 steps

@@ -2,10 +2,13 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
-
 #include <string>
+#include <utility>
+
+#include "scenario/pipeline_layout.h"
 
 namespace orrery {
 namespace {
@@ -167,6 +170,38 @@ void complete_degrees(Scenario& s) {
   }
 }
 
+// parallelism.pipeline_layout: well-formed text whose stage count is a multiple of pp
+// (Megatron-LM megatron/training/arguments.py at d98e8a64 derives the virtual stages per
+// rank from it); the virtual_pipeline_stages it gives is filled in, or must agree.
+void complete_pipeline_layout(Scenario& s) {
+  ParallelismSpec& p = s.parallelism;
+  if (!is_set(s, "parallelism.pipeline_layout")) return;
+  const std::string key = "parallelism.pipeline_layout";
+  const std::string& text = p.pipeline_layout;
+  if (!s.model.is_transformer()) reject(s, key, text, "pipeline layouts place transformer layers");
+  const LayoutParse parsed = parse_pipeline_layout(text);
+  if (!parsed.error.empty()) {
+    reject(s, key, text,
+           fmt::format("at position {} ('{}' from there): {}", parsed.position + 1,
+                       text.substr(parsed.position, 12), parsed.error));
+  }
+  const auto stages = static_cast<std::int64_t>(parsed.stages.size());
+  if (stages % p.pp != 0) {
+    reject(s, key, text,
+           fmt::format("has {} stages ('|' separates them), which must be a multiple of pp = {} "
+                       "(the multiple is the virtual stages per rank)",
+                       stages, p.pp));
+  }
+  const int vp = static_cast<int>(stages / p.pp);
+  if (is_set(s, "parallelism.virtual_pipeline_stages") && p.virtual_pipeline_stages != vp) {
+    reject(s, "parallelism.virtual_pipeline_stages", std::to_string(p.virtual_pipeline_stages),
+           fmt::format("the pipeline_layout's {} stages over pp = {} give {} virtual stages per "
+                       "rank; remove virtual_pipeline_stages or make it {}",
+                       stages, p.pp, vp, vp));
+  }
+  p.virtual_pipeline_stages = vp;
+}
+
 // The schedule defaults from virtual_pipeline_stages (interleaved-1f1b when above 1),
 // and the two must agree with each other, with pp and with the micro-batch count.
 void complete_schedule(Scenario& s) {
@@ -184,12 +219,30 @@ void complete_schedule(Scenario& s) {
            fmt::format("virtual stages need schedule {}, not {}",
                        to_string(PipelineSchedule::interleaved_1f1b), to_string(p.schedule)));
   }
-  if (p.schedule == PipelineSchedule::interleaved_1f1b && p.microbatches() % p.pp != 0) {
-    reject(s, "parallelism.global_batch", std::to_string(p.global_batch),
-           fmt::format("interleaved-1f1b runs micro-batches in groups of pp: the {} "
-                       "micro-batches per replica (global_batch / (microbatch*dp)) must be a "
-                       "multiple of pp = {}",
-                       p.microbatches(), p.pp));
+  // Megatron-Core's interleaved schedule (megatron/core/pipeline_parallel/schedules.py at
+  // d98e8a64, forward_backward_pipelining_with_interleaving): micro-batches go through
+  // the chunks in groups of G = microbatch_group_size (default pp) with pp <= G <= the
+  // micro-batch count M, and a last, smaller group M % G, if any, at least pp.
+  const bool group_set = is_set(s, "parallelism.microbatch_group_size");
+  if (group_set && p.schedule != PipelineSchedule::interleaved_1f1b) {
+    reject(s, "parallelism.microbatch_group_size", std::to_string(p.microbatch_group_size),
+           "groups micro-batches of the interleaved-1f1b schedule only");
+  }
+  if (!group_set) p.microbatch_group_size = p.pp;
+  if (p.schedule == PipelineSchedule::interleaved_1f1b) {
+    const int g = p.microbatch_group_size, m = p.microbatches();
+    if (group_set && (g < p.pp || g > m)) {
+      reject(s, "parallelism.microbatch_group_size", std::to_string(g),
+             fmt::format("must lie between pp = {} and the {} micro-batches per replica", p.pp, m));
+    }
+    if (m < p.pp || (m % g != 0 && m % g < p.pp)) {
+      reject(s, "parallelism.global_batch", std::to_string(p.global_batch),
+             fmt::format("interleaved-1f1b runs micro-batches in groups of {} ({}): the {} "
+                         "micro-batches per replica (global_batch / (microbatch*dp)) must be "
+                         "at least pp = {} and leave a last group of 0 or at least pp (here "
+                         "{}); set microbatch_group_size to a count that does",
+                         g, group_set ? "microbatch_group_size" : "pp", m, p.pp, m % g));
+    }
   }
   if (vp > 1 && p.pp < 2) {
     reject(s, "parallelism.virtual_pipeline_stages", std::to_string(vp),
@@ -303,21 +356,72 @@ void check_tensor_split(const Scenario& s) {
   }
 }
 
-// The layers divide over the pipeline: evenly into pp*virtual_pipeline_stages chunks, or,
-// with first_stage_layers / last_stage_layers (no interleaving), the rest evenly over the
-// other stages.
+// The layers divide over the pipeline as Megatron-Core accepts them
+// (megatron/core/transformer/transformer_config.py and transformer_block.py
+// get_num_layers_to_build at d98e8a64): a pipeline_layout with one embedding first, one
+// loss last and every transformer layer; or first_stage_layers / last_stage_layers with
+// the rest even over the other ranks and each rank's count even over its chunks; or
+// layers (+1 for each accounted embedding or loss) even over pp*virtual_pipeline_stages.
+// orrery also refuses a virtual stage that holds nothing.
+void check_pipeline_layout_text(const Scenario& s) {
+  const ParallelismSpec& p = s.parallelism;
+  const std::string key = "parallelism.pipeline_layout";
+  const std::string& text = p.pipeline_layout;
+  for (const char* other : {"parallelism.first_stage_layers", "parallelism.last_stage_layers",
+                            "parallelism.account_for_embedding", "parallelism.account_for_loss"}) {
+    if (is_set(s, other)) {
+      reject(s, key, text,
+             fmt::format("spells out every stage; remove {} (Megatron refuses the two together)",
+                         other));
+    }
+  }
+  const LayoutParse parsed = parse_pipeline_layout(text);
+  std::string flat;
+  for (const std::string& st : parsed.stages) flat += st;
+  auto count = [&](char c) { return std::count(flat.begin(), flat.end(), c); };
+  if (count('E') != 1 || flat.front() != 'E') {
+    reject(s, key, text, "needs exactly one E (embedding), before every other layer");
+  }
+  if (count('L') != 1 || flat.back() != 'L') {
+    reject(s, key, text, "needs exactly one L (output layer and loss), after every other layer");
+  }
+  if (count('m') > 0) {
+    reject(s, key, text,
+           "places multi-token-prediction layers (m), which orrery does not model; leave them "
+           "out of the layout");
+  }
+  if (count('t') != s.model.layers) {
+    reject(s, key, text,
+           fmt::format("places {} transformer layers (t); the model has {}", count('t'),
+                       s.model.layers));
+  }
+  for (std::size_t i = 0; i < parsed.stages.size(); ++i) {
+    if (parsed.stages[i].empty()) {
+      reject(
+          s, key, text,
+          fmt::format("stage {} (rank {}, virtual stage {}) is empty; orrery models stages "
+                      "that hold at least one layer, the embedding or the loss",
+                      i, i % static_cast<std::size_t>(p.pp), i / static_cast<std::size_t>(p.pp)));
+    }
+  }
+}
+
 void check_pipeline_split(const Scenario& s) {
   const ParallelismSpec& p = s.parallelism;
   const ModelSpec& m = s.model;
   const int vp = p.virtual_pipeline_stages;
-  if (p.first_stage_layers || p.last_stage_layers) {
+  const bool accounted = p.account_for_embedding || p.account_for_loss;
+  if (!p.pipeline_layout.empty()) {
+    check_pipeline_layout_text(s);
+  } else if (p.first_stage_layers || p.last_stage_layers) {
     const char* key = p.first_stage_layers ? "parallelism.first_stage_layers"
                                            : "parallelism.last_stage_layers";
     const std::string value = std::to_string(p.first_stage_layers ? *p.first_stage_layers
                                                                    : *p.last_stage_layers);
-    if (vp > 1) {
-      reject(s, key, value, "uneven first/last stages are modelled without interleaving only; "
-                            "set virtual_pipeline_stages to 1");
+    if (accounted) {
+      reject(s, key, value,
+             "uneven first/last stages cannot be combined with account_for_embedding or "
+             "account_for_loss (Megatron refuses it); use a pipeline_layout");
     }
     const int edges = (p.first_stage_layers ? 1 : 0) + (p.last_stage_layers ? 1 : 0);
     if (p.pp <= edges) {
@@ -331,11 +435,58 @@ void check_pipeline_split(const Scenario& s) {
                          "stages",
                          rest, m.layers, p.pp - edges));
     }
-  } else if (m.layers % (std::int64_t{p.pp} * vp) != 0) {
-    reject(s, "parallelism.pp", std::to_string(p.pp),
-           fmt::format("layers ({}) must divide evenly into pp*virtual_pipeline_stages = {}*{} "
-                       "model chunks (or set first_stage_layers / last_stage_layers)",
-                       m.layers, p.pp, vp));
+    if (vp > 1) {
+      for (const auto& [k, n] : {std::pair{"parallelism.first_stage_layers", p.first_stage_layers},
+                                 std::pair{"parallelism.last_stage_layers", p.last_stage_layers}}) {
+        if (n && (*n == 0 || *n % vp != 0)) {
+          reject(s, k, std::to_string(*n),
+                 fmt::format("with interleaving each rank's layers split evenly over its "
+                             "virtual_pipeline_stages = {} chunks: must be a positive multiple "
+                             "of {}",
+                             vp, vp));
+        }
+      }
+      const int middle = rest / (p.pp - edges);
+      if (middle % vp != 0) {
+        reject(s, key, value,
+               fmt::format("leaves {} layers on each other stage, which must divide evenly over "
+                           "virtual_pipeline_stages = {} chunks",
+                           middle, vp));
+      }
+    }
+  } else {
+    const std::int64_t total =
+        m.layers + (p.account_for_embedding ? 1 : 0) + (p.account_for_loss ? 1 : 0);
+    if (total % (std::int64_t{p.pp} * vp) != 0) {
+      // A hint that names a split that is accepted: the first and last stage one layer
+      // lighter (or heavier) when the rest divides.
+      std::string hint;
+      if (!accounted && p.pp > 2) {
+        for (int delta : {0, -1, 1, -2, 2}) {
+          const std::int64_t edge = m.layers / p.pp + delta;
+          const std::int64_t rest = m.layers - 2 * edge;
+          if (edge > 0 && edge % vp == 0 && rest > 0 && rest % (p.pp - 2) == 0 &&
+              (rest / (p.pp - 2)) % vp == 0) {
+            hint = fmt::format(
+                "; or set first_stage_layers: {} and last_stage_layers: {} (the "
+                "other {} stages take {} each)",
+                edge, edge, p.pp - 2, rest / (p.pp - 2));
+            break;
+          }
+        }
+        if (hint.empty() && (m.layers + 2) % (std::int64_t{p.pp} * vp) == 0) {
+          hint = "; or set account_for_embedding and account_for_loss (layers + 2 then divide)";
+        }
+      }
+      reject(s, "parallelism.pp", std::to_string(p.pp),
+             fmt::format("layers ({}{}) must divide evenly into pp*virtual_pipeline_stages = "
+                         "{}*{} model chunks{}",
+                         m.layers, accounted ? " + the accounted embedding/loss" : "", p.pp, vp,
+                         hint));
+    }
+    if (p.account_for_embedding && total / (std::int64_t{p.pp} * vp) < 1) {
+      reject(s, "parallelism.account_for_embedding", "true", "no layers left in the first stage");
+    }
   }
 }
 
@@ -372,6 +523,7 @@ void check_context_and_expert_split(const Scenario& s) {
 // error a bad file reports does not change.
 void complete_parallelism(Scenario& s) {
   complete_degrees(s);
+  complete_pipeline_layout(s);
   complete_schedule(s);
   complete_zero_stage(s);
   check_schedule_preconditions(s);

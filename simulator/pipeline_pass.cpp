@@ -17,11 +17,15 @@ StageLayers::StageLayers(const StepContext& ctx)
   const Scenario& s = ctx.s;
   const ParallelismSpec& p = ctx.p;
   chunks_ = dual_ ? 2 : vp_;
-  const std::vector<int> stage_of =
-      s.model.is_transformer() ? stage_of_layers(s.model, p) : std::vector<int>{};
-  const int per_chunk = s.model.layers / (pp_ * vp_);
+  std::vector<std::pair<int, int>> place;
+  if (s.model.is_transformer()) {
+    const PipelineLayout layout = pipeline_layout(s.model, p);
+    place = layout.place_of_layers();
+    embedding_at_ = {layout.embedding_stage % pp_, layout.embedding_stage / pp_};
+    head_at_ = {layout.loss_stage % pp_, layout.loss_stage / pp_};
+  }
   layers_.assign(pp_, std::vector<std::vector<const Layer*>>(vp_));
-  int index = 0;
+  std::size_t index = 0;
   for (const Layer& l : ctx.work.layers) {
     if (l.kind == LayerKind::embedding) {
       embedding_ = &l;
@@ -30,19 +34,17 @@ StageLayers::StageLayers(const StepContext& ctx)
     } else if (l.kind == LayerKind::cnn) {
       layers_[0][0].push_back(&l);  // CNNs are data parallel only (validated): one stage
     } else {
-      const int stage = stage_of[index];
-      const int chunk = p.first_stage_layers || p.last_stage_layers ? 0 : (index / per_chunk) / pp_;
+      const auto [stage, chunk] = place.at(index++);
       layers_[stage][chunk].push_back(&l);
-      ++index;
     }
   }
 }
 
 std::vector<const Layer*> StageLayers::of(int stage, int chunk) const {
   std::vector<const Layer*> out;
-  if (stage == 0 && chunk == 0 && embedding_) out.push_back(embedding_);
+  if (std::pair{stage, chunk} == embedding_at_ && embedding_) out.push_back(embedding_);
   for (const Layer* l : layers_[stage][chunk]) out.push_back(l);
-  if (stage == pp_ - 1 && chunk == vp_ - 1 && head_) out.push_back(head_);
+  if (std::pair{stage, chunk} == head_at_ && head_) out.push_back(head_);
   return out;
 }
 

@@ -4,6 +4,8 @@
 #include <deque>
 #include <utility>
 
+#include "model/pipeline.h"
+
 namespace orrery {
 
 std::vector<Block> pipeline_order(const ParallelismSpec& par, int stage) {
@@ -120,13 +122,22 @@ std::vector<Block> pipeline_order(const ParallelismSpec& par, int stage) {
       break;
     }
     case PipelineSchedule::interleaved_1f1b: {
-      // Megatron-LM's interleaved schedule: virtual micro-batch k runs chunk (k / p) % v
-      // of micro-batch (k / (p*v)) * p + k % p; backward visits chunks in reverse.
+      // Megatron-Core's interleaved schedule (megatron/core/pipeline_parallel/schedules.py
+      // at d98e8a64): forward k runs the k-th entry of the schedule table (micro-batches
+      // in groups of G through every chunk, model/pipeline.h interleaved_table), backward
+      // k the same micro-batch with the chunk order reversed; (p - stage - 1) * 2 +
+      // (v - 1) * G warm-up forwards (get_pp_rank_microbatches).
+      const int g = par.microbatch_group_size > 0 ? par.microbatch_group_size : p;
+      const std::vector<std::pair<int, int>> table = interleaved_table(m, v, g);
       const int total = m * v;
-      const int warmup = std::min((p - stage - 1) * 2 + (v - 1) * p, total);
-      auto fwd = [&](int k) { return Block{true, (k / p) % v, (k / (p * v)) * p + k % p}; };
+      const int warmup = std::min((p - stage - 1) * 2 + (v - 1) * g, total);
+      auto fwd = [&](int k) {
+        const auto [mb, chunk] = table[static_cast<std::size_t>(k)];
+        return Block{true, chunk, mb};
+      };
       auto bwd = [&](int k) {
-        return Block{false, v - 1 - (k / p) % v, (k / (p * v)) * p + k % p};
+        const auto [mb, chunk] = table[static_cast<std::size_t>(k)];
+        return Block{false, v - 1 - chunk, mb};
       };
       for (int k = 0; k < warmup; ++k) out.push_back(fwd(k));
       for (int i = 0; i < total - warmup; ++i) {

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstddef>
+#include <utility>
 #include <vector>
 
 #include "simulator/comm_planner.h"
@@ -25,8 +26,9 @@
 
 namespace orrery::detail {
 
-// The layers of each (stage, model chunk), in forward order, the embedding on the first
-// and the head on the last.
+// The layers of each (stage, model chunk), in forward order, as the pipeline layout
+// places them (model/pipeline.h): the embedding in its first virtual stage, the head in
+// its last.
 class StageLayers {
  public:
   explicit StageLayers(const StepContext& ctx);
@@ -42,6 +44,8 @@ class StageLayers {
   bool dual_ = false;
   const Layer* embedding_ = nullptr;
   const Layer* head_ = nullptr;
+  // (rank, chunk) of the embedding and of the head (model/pipeline.h, PipelineLayout).
+  std::pair<int, int> embedding_at_{0, 0}, head_at_{0, 0};
   std::vector<std::vector<std::vector<const Layer*>>> layers_;  // [stage][chunk]
 };
 

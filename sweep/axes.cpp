@@ -134,24 +134,54 @@ constexpr Axis kAxes[] = {
        if (in.spec.dp.swept() || derives_dp(in.spec)) out.emplace_back("parallelism.dp", num(c.dp));
      },
      [](const SweepInput&, const CandidateResult& c) -> Cell { return c.dp; }},
+    // Values are v * 2, + 1 for the layout with the embedding and loss counted as layers.
     {"vp", 7,
      [](const SweepInput& in, const Assignment& a) {
        const Scenario& base = raw_of(in, a);
-       if (!in.spec.vp.automatic)
-         return listed(in.spec.vp, base.parallelism.virtual_pipeline_stages);
-       std::vector<int> out = {1};
-       for (int v = 2; a.pp >= 2 && a.pp * v <= base.model.layers; ++v)
-         if (base.model.layers % (a.pp * v) == 0) out.push_back(v);
+       if (!in.spec.vp.automatic) {
+         // The file's own layout rule is kept (apply leaves it as written).
+         const ParallelismSpec& p = base.parallelism;
+         const int edges = p.account_for_embedding && p.account_for_loss ? 1 : 0;
+         std::vector<int> out;
+         for (int v : listed(in.spec.vp, p.virtual_pipeline_stages)) out.push_back(2 * v + edges);
+         return out;
+       }
+       // Every v whose pp*v model chunks divide the layers; where they do not, the uneven
+       // layout with the first and last virtual stage one layer lighter when layers + 2
+       // divide (Megatron's --account-for-embedding/loss-in-pipeline-split, as the Llama 3
+       // paper balances its pipeline, arXiv:2407.21783 section 3.3.2).
+       const int layers = base.model.layers;
+       std::vector<int> out = {2};
+       if (a.pp >= 2 && layers % a.pp != 0 && (layers + 2) % a.pp == 0) out.push_back(3);
+       for (int v = 2; a.pp >= 2 && a.pp * v <= layers + 2; ++v) {
+         if (layers % (a.pp * v) == 0) {
+           out.push_back(2 * v);
+         } else if ((layers + 2) % (a.pp * v) == 0) {
+           out.push_back(2 * v + 1);
+         }
+       }
        return out;
      },
-     [](Assignment& a, int v) { a.vp = v; },
-     [](const Scenario& s) { return s.parallelism.virtual_pipeline_stages; },
+     [](Assignment& a, int v) {
+       a.vp = v / 2;
+       a.vp_edges = v % 2 == 1;
+     },
+     [](const Scenario& s) {
+       const ParallelismSpec& p = s.parallelism;
+       return 2 * p.virtual_pipeline_stages +
+              (p.account_for_embedding && p.account_for_loss ? 1 : 0);
+     },
      [](const SweepInput& in, const Assignment& a, RawScenario& raw) {
        Scenario& s = raw.draft();
        if (!in.spec.vp.swept()) return;
        ParallelismSpec& p = s.parallelism;
        p.virtual_pipeline_stages = a.vp;
        mark(in, raw, "sweep.vp", "parallelism.virtual_pipeline_stages");
+       if (a.vp_edges) {
+         p.account_for_embedding = p.account_for_loss = true;
+         mark(in, raw, "sweep.vp", "parallelism.account_for_embedding");
+         mark(in, raw, "sweep.vp", "parallelism.account_for_loss");
+       }
        // The schedule follows the virtual stages unless the file names another kind.
        if (p.schedule == PipelineSchedule::one_f_one_b ||
            p.schedule == PipelineSchedule::interleaved_1f1b) {
@@ -161,6 +191,10 @@ constexpr Axis kAxes[] = {
      [](const SweepInput& in, const CandidateResult& c, Settings& out) {
        if (!in.spec.vp.swept()) return;
        out.emplace_back("parallelism.virtual_pipeline_stages", num(c.a.vp));
+       if (c.a.vp_edges) {
+         out.emplace_back("parallelism.account_for_embedding", "true");
+         out.emplace_back("parallelism.account_for_loss", "true");
+       }
        const Scenario& raw = raw_of(in, c.a);
        if (raw_at(in, c.a).is_set("parallelism.schedule") &&
            (raw.parallelism.schedule == PipelineSchedule::one_f_one_b ||
@@ -171,6 +205,12 @@ constexpr Axis kAxes[] = {
        }
      },
      [](const SweepInput&, const CandidateResult& c) -> Cell { return c.a.vp; }},
+    // How the layers split over the pp*vp virtual stages: evenly, or with the embedding
+    // and loss each counted as a layer (the vp axis's uneven layouts).
+    {"vp_layout", -1, nullptr, nullptr, nullptr, nullptr, nullptr,
+     [](const SweepInput&, const CandidateResult& c) -> Cell {
+       return std::string(c.a.vp_edges ? "embedding+loss" : "even");
+     }},
     {"microbatch", 9,
      [](const SweepInput& in, const Assignment& a) {
        const Scenario& base = raw_of(in, a);

@@ -112,22 +112,21 @@ Seconds step_time_bound(const Scenario& s) {
   const StateBytes state = state_bytes_per_param(s.training);
   std::vector<Bytes> zero3_bytes(pp);
   std::vector<Seconds> tf(pp), tb(pp);
-  std::vector<int> stage_of;
-  if (s.model.is_transformer()) stage_of = stage_of_layers(s.model, p);
+  // (rank, chunk) of each transformer layer (model/pipeline.h).
+  std::vector<std::pair<int, int>> place;
+  if (s.model.is_transformer()) place = pipeline_layout(s.model, p).place_of_layers();
   std::size_t block = 0;
-  // Interleaved: transformer FLOP time of chunk c < p (the first chunk of rank c).
+  // Interleaved: transformer FLOP time of virtual stage c < p (the first chunk of rank c).
   std::vector<Seconds> first_chunk(pp);
-  const int per_chunk =
-      s.model.is_transformer() ? s.model.layers / (p.pp * p.virtual_pipeline_stages) : 0;
   for (const Layer& l : w.layers) {
-    const std::size_t chunk = per_chunk > 0 && l.kind == LayerKind::transformer
-                                  ? block / static_cast<std::size_t>(per_chunk)
-                                  : pp;
+    std::size_t chunk = pp;  // not a transformer layer
     std::size_t k = 0;
     if (l.kind == LayerKind::head) {
       k = pp - 1;
     } else if (l.kind == LayerKind::transformer) {
-      k = static_cast<std::size_t>(stage_of.at(block++));
+      const auto [rank, c] = place.at(block++);
+      k = static_cast<std::size_t>(rank);
+      chunk = static_cast<std::size_t>(c) * pp + k;
     }
     for (const Op& op : l.ops) {
       if (!timed_by_rate(op)) continue;

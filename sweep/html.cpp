@@ -42,6 +42,8 @@ std::string label(const json& c) {
   std::string s = fmt::format("tp{} pp{} dp{}", c.at("tp").get<int>(), c.at("pp").get<int>(),
                               c.at("dp").get<int>());
   if (c.at("vp").get<int>() > 1) s += fmt::format(" vp{}", c.at("vp").get<int>());
+  if (c.contains("vp_layout") && c.at("vp_layout").get<std::string>() == "embedding+loss")
+    s += " E+L";
   s += fmt::format(" mb{} z{} {}", c.at("microbatch").get<int>(), c.at("zero_stage").get<int>(),
                    c.at("recompute").get<std::string>());
   return s;

@@ -59,6 +59,7 @@ Breakdown breakdown_from(const std::vector<double>& v) {
 std::string split_label(const CandidateResult& c) {
   std::string s = fmt::format("tp{} pp{} dp{}", c.a.tp, c.a.pp, c.dp);
   if (c.a.vp > 1) s += fmt::format(" vp{}", c.a.vp);
+  if (c.a.vp_edges) s += " E+L";
   return s;
 }
 

@@ -422,9 +422,30 @@ std::string megatron_arguments(const Scenario& s) {
   const ParallelismSpec& p = s.parallelism;
   std::string out = fmt::format("--tensor-model-parallel-size {} --pipeline-model-parallel-size {}",
                                 p.tp, p.pp);
-  if (p.virtual_pipeline_stages > 1) {
-    out += fmt::format(" --num-layers-per-virtual-pipeline-stage {}",
-                       s.model.layers / (p.pp * p.virtual_pipeline_stages));
+  // The layout as Megatron-LM's arguments spell it (megatron/training/arguments.py at
+  // d98e8a64): a layout string alone; uneven first/last stages need the virtual stages
+  // per rank rather than the layers per virtual stage.
+  const bool uneven = p.first_stage_layers || p.last_stage_layers;
+  if (!p.pipeline_layout.empty()) {
+    out += fmt::format(" --pipeline-model-parallel-layout \"{}\"", p.pipeline_layout);
+  } else {
+    if (p.first_stage_layers)
+      out += fmt::format(" --decoder-first-pipeline-num-layers {}", *p.first_stage_layers);
+    if (p.last_stage_layers)
+      out += fmt::format(" --decoder-last-pipeline-num-layers {}", *p.last_stage_layers);
+    if (p.account_for_embedding) out += " --account-for-embedding-in-pipeline-split";
+    if (p.account_for_loss) out += " --account-for-loss-in-pipeline-split";
+    if (p.virtual_pipeline_stages > 1 && uneven) {
+      out += fmt::format(" --num-virtual-stages-per-pipeline-rank {}", p.virtual_pipeline_stages);
+    } else if (p.virtual_pipeline_stages > 1) {
+      const int accounted = (p.account_for_embedding ? 1 : 0) + (p.account_for_loss ? 1 : 0);
+      out += fmt::format(" --num-layers-per-virtual-pipeline-stage {}",
+                         (s.model.layers + accounted) / (p.pp * p.virtual_pipeline_stages));
+    }
+  }
+  if (p.virtual_pipeline_stages > 1 && p.microbatch_group_size != p.pp) {
+    out += fmt::format(" --microbatch-group-size-per-virtual-pipeline-stage {}",
+                       p.microbatch_group_size);
   }
   if (p.cp > 1) out += fmt::format(" --context-parallel-size {}", p.cp);
   if (p.ep > 1) out += fmt::format(" --expert-model-parallel-size {}", p.ep);

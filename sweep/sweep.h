@@ -65,6 +65,10 @@ namespace orrery {
 struct Assignment {
   int gpu = 0;  // index into SweepInput::raw
   int nodes = 1, tp = 1, pp = 1, vp = 1, dp = 0 /* 0: derived */, microbatch = 1;
+  // The vp axis's uneven layout: the embedding and the loss each counted as a layer
+  // (parallelism.account_for_embedding / account_for_loss), the first and last virtual
+  // stage one transformer layer lighter.
+  bool vp_edges = false;
   int global_batch = 1, zero_stage = 0;
   Recompute recompute = Recompute::none;
   Precision precision = Precision::bf16;

@@ -119,13 +119,25 @@ TEST(Cli, CheckStatesTheFp8Recipe) {
 }
 
 TEST(Cli, EveryShippedScenarioChecks) {
-  for (const char* f : {"scenarios/quickstart.yaml", "scenarios/gpt3-175b-a100-1024.yaml",
-                        "scenarios/llama3-405b-h100-16k.yaml", "scenarios/resnet50-dgx-a100.yaml",
-                        "scenarios/llama3-405b-h100-16k-cp16-fsdp.yaml",
-                        "scenarios/mixtral-8x7b-h100-64.yaml",
-                        "scenarios/llama3-70b-h100-64-fp8-recipe.yaml"}) {
+  for (const char* f :
+       {"scenarios/quickstart.yaml", "scenarios/gpt3-175b-a100-1024.yaml",
+        "scenarios/llama3-405b-h100-16k.yaml", "scenarios/resnet50-dgx-a100.yaml",
+        "scenarios/llama3-405b-h100-16k-cp16-fsdp.yaml", "scenarios/mixtral-8x7b-h100-64.yaml",
+        "scenarios/llama3-70b-h100-64-fp8-recipe.yaml", "scenarios/llama3-405b-h100-8k.yaml"}) {
     const auto r = run_orrery(std::string("check ") + f);
     EXPECT_EQ(r.code, 0) << f << ": " << r.err;
+  }
+}
+
+TEST(Cli, PipelineRecipesCheckAndRun) {
+  // Interleaved recipes in Megatron-Core's layouts (tests/cli/pipeline/*.yaml).
+  for (const char* f : {"tests/cli/pipeline/llama31-405b-bridge-pp8-vp2.yaml",
+                        "tests/cli/pipeline/deepseek-v3-bridge-pp4-vp4.yaml"}) {
+    for (const char* cmd : {"check ", "run "}) {
+      const auto r = run_orrery(std::string(cmd) + f);
+      EXPECT_EQ(r.code, 0) << cmd << f << ": " << r.err;
+      EXPECT_NE(r.out.find("interleaved-1f1b"), std::string::npos) << r.out;
+    }
   }
 }
 

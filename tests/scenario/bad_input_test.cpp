@@ -709,3 +709,76 @@ TEST(BadInput, AttentionMaskLengths) {
 
 }  // namespace
 }  // namespace orrery
+
+namespace orrery {
+namespace {
+
+// A llama3-8b (32 layers) on pp GPUs, pp-way pipelined; the rest of the parallelism
+// mapping follows.
+std::string pipe(int pp) {
+  return "cluster: {preset: dgx-h100, gpus_per_node: " + std::to_string(pp) +
+         "}\nmodel: {preset: llama3-8b}\nparallelism: {tp: 1, dp: 1, microbatch: 1, "
+         "global_batch: 8, pp: " +
+         std::to_string(pp) + ", ";
+}
+
+TEST(BadInput, PipelineLayoutErrorsNameThePosition) {
+  expect_error(pipe(2) + "pipeline_layout: \"Et*15|t*16x\"}\n",
+               {"bad.yaml", "parallelism.pipeline_layout", "Et*15|t*16x", "position 11",
+                "not a layer character"});
+  expect_error(pipe(2) + "pipeline_layout: \"Et*15|t*16|L\"}\n",
+               {"parallelism.pipeline_layout", "3 stages", "multiple of pp = 2"});
+  expect_error(pipe(2) + "pipeline_layout: \"Et*15|t*16\"}\n",
+               {"parallelism.pipeline_layout", "exactly one L"});
+  expect_error(pipe(2) + "pipeline_layout: \"Et*15|t*15L\"}\n",
+               {"parallelism.pipeline_layout", "places 30 transformer layers", "has 32"});
+  expect_error(pipe(2) + "pipeline_layout: \"Et*16|t*16mL\"}\n",
+               {"parallelism.pipeline_layout", "multi-token-prediction"});
+  expect_error(pipe(2) + "pipeline_layout: \"Et*16||t*16L|\"}\n",
+               {"parallelism.pipeline_layout", "stage 1 (rank 1, virtual stage 0) is empty"});
+  expect_error(pipe(2) + "pipeline_layout: \"Et*16|t*16L\", account_for_loss: true}\n",
+               {"parallelism.pipeline_layout", "remove parallelism.account_for_loss"});
+  expect_error(pipe(2) + "virtual_pipeline_stages: 2, pipeline_layout: \"Et*16|t*16L\"}\n",
+               {"parallelism.virtual_pipeline_stages", "give 1 virtual stages"});
+}
+
+TEST(BadInput, UnevenInterleavedSplitsAsMegatronRequires) {
+  // 32 layers, pp 4, vp 2: first 3 is not a multiple of 2.
+  expect_error(pipe(4) +
+                   "virtual_pipeline_stages: 2, first_stage_layers: 3, "
+                   "last_stage_layers: 3}\n",
+               {"parallelism.first_stage_layers", "'3'", "positive multiple of 2"});
+  expect_error(pipe(4) + "first_stage_layers: 8, account_for_embedding: true}\n",
+               {"parallelism.first_stage_layers", "account_for_embedding"});
+  // 32 layers do not divide over pp 6: the hint names first/last counts that are accepted
+  // (32 / 6 = 5, one fewer: 4 each, the other 4 stages (32 - 8) / 4 = 6 each).
+  expect_error(pipe(6) + "}\n", {"parallelism.pp", "first_stage_layers: 4 and last_stage_layers: 4",
+                                 "the other 4 stages take 6 each"});
+  // Llama 3 405B's 126 layers over pp 16: 7 + 14 x 8 + 7 without interleaving; with 8
+  // virtual stages no first/last count is a multiple of 8, but 126 + 2 = 128 = 16 x 8.
+  const std::string llama =
+      "cluster: {preset: dgx-h100, nodes: 2}\nmodel: {preset: llama3-405b}\n"
+      "parallelism: {tp: 1, dp: 1, pp: 16, global_batch: 16";
+  expect_error(llama + "}\n", {"parallelism.pp", "first_stage_layers: 7 and last_stage_layers: 7",
+                               "the other 14 stages take 8 each"});
+  expect_error(llama + ", virtual_pipeline_stages: 8}\n",
+               {"parallelism.pp", "16*8", "set account_for_embedding and account_for_loss"});
+}
+
+TEST(BadInput, InterleavedMicroBatchGroups) {
+  // 6 micro-batches over pp 4 in groups of 4: a last group of 2 < pp.
+  std::string six = pipe(4);
+  six.replace(six.find("global_batch: 8"), 15, "global_batch: 6");
+  expect_error(six + "virtual_pipeline_stages: 2}\n",
+               {"parallelism.global_batch", "groups of 4", "last group"});
+  expect_error(pipe(4) + "virtual_pipeline_stages: 2, microbatch_group_size: 3}\n",
+               {"parallelism.microbatch_group_size", "between pp = 4"});
+  // 10 micro-batches, pp 4, group 5: accepted (10 % 5 = 0).
+  std::string ten = pipe(4);
+  ten.replace(ten.find("global_batch: 8"), 15, "global_batch: 10");
+  EXPECT_NO_THROW(load_scenario_text(
+      ten + "virtual_pipeline_stages: 2, microbatch_group_size: 5}\n", "ok.yaml"));
+}
+
+}  // namespace
+}  // namespace orrery

@@ -944,3 +944,75 @@ TEST(Step, OptimizerStepBytesByOptimizer) {
 
 }  // namespace
 }  // namespace orrery
+
+#include "simulator/schedule.h"
+
+namespace orrery {
+namespace {
+
+TEST(Schedule, InterleavedRunsMicroBatchCountsThatAreNotAMultipleOfPp) {
+  // pp 2, vp 2, 3 micro-batches in one group of 3 (microbatch_group_size 3: Megatron
+  // accepts pp <= G <= M with M % G = 0). Table: (0,c0) (1,c0) (2,c0) (0,c1) (1,c1)
+  // (2,c1). Rank 0 warms up with (2-0-1)*2 + (2-1)*3 = 5 forwards, then F(2,c1) B(0,c1),
+  // then the other backwards in table order with the chunk mirrored.
+  const Scenario s = load_scenario_text(R"(
+cluster: {preset: dgx-h100, gpus_per_node: 2}
+model: {preset: llama3-8b, layers: 8}
+parallelism: {tp: 1, pp: 2, dp: 1, virtual_pipeline_stages: 2, microbatch_group_size: 3,
+              microbatch: 1, global_batch: 3}
+)",
+                                        "odd.yaml");
+  const std::vector<Block> order = pipeline_order(s.parallelism, 0);
+  std::vector<std::string> got;
+  for (const Block& b : order)
+    got.push_back(fmt::format("{}{}c{}", b.forward ? "F" : "B", b.microbatch, b.chunk));
+  EXPECT_EQ(got, (std::vector<std::string>{"F0c0", "F1c0", "F2c0", "F0c1", "F1c1", "F2c1", "B0c1",
+                                           "B1c1", "B2c1", "B0c0", "B1c0", "B2c0"}));
+  // Rank 1 warms up with 0 + 3 = 3 forwards, then alternates.
+  got.clear();
+  for (const Block& b : pipeline_order(s.parallelism, 1))
+    got.push_back(fmt::format("{}{}c{}", b.forward ? "F" : "B", b.microbatch, b.chunk));
+  EXPECT_EQ(got, (std::vector<std::string>{"F0c0", "F1c0", "F2c0", "F0c1", "B0c1", "F1c1", "B1c1",
+                                           "F2c1", "B2c1", "B0c0", "B1c0", "B2c0"}));
+  EXPECT_NO_THROW(simulate_step(s));
+}
+
+TEST(Step, UnevenInterleavedBubbleDerivedByHand) {
+  // pp 2, vp 2, 7 layers with the embedding counted as one: virtual stages r0c0 1 layer
+  // (+ the embedding, negligible: vocab 8), r1c0 2, r0c1 2, r1c1 2 (+ the negligible
+  // head). Two micro-batches in one group of 2. With f a layer's forward and b = kf its
+  // backward, transfers free, the schedule (rank 0: F0c0 F1c0 F0c1 F1c1 B0c1 B1c1 B0c0
+  // B1c0; rank 1: F0c0 F1c0 F0c1 B0c1 F1c1 B1c1 B0c0 B1c0) runs:
+  //   r0 F0c0 0-f, F1c0 f-2f; r1 F0c0 f-3f, F1c0 3f-5f; r0 F0c1 3f-5f, F1c1 5f-7f;
+  //   r1 F0c1 5f-7f, B0c1 7f-7f+2kf, F1c1 to 9f+2kf, B1c1 to 9f+4kf;
+  //   r0 B0c1 7f+2kf-7f+4kf, B1c1 9f+4kf-9f+6kf; r1 B0c0 9f+4kf-9f+6kf, B1c0 to 9f+8kf;
+  //   r0 B0c0 9f+6kf-9f+7kf, B1c0 9f+8kf-9f+9kf.
+  // The compute ends at 9(1+k)f; rank 1 computes 2 x 4 layers x (1+k)f = 8(1+k)f, idle
+  // f before its first block and kf after its last: (1+k)f of bubble over 8(1+k)f of
+  // compute, 1/8 whatever k is. (Without the embedding counted, even chunks of 2 would
+  // end at 10(1+k)f.)
+  const Scenario s = load_scenario_text(R"(
+cluster:
+  preset: dgx-h100
+  gpus_per_node: 2
+  intra_node: {bandwidth: "1000 TB/s", latency: "0 us"}
+model: {family: decoder, layers: 7, hidden: 2048, heads: 16, ffn: 8192, vocab: 8, seq_len: 2048,
+        activation: gelu, position_embedding: rope, tied_embeddings: false, dropout: false}
+parallelism: {tp: 1, pp: 2, dp: 1, microbatch: 1, global_batch: 2, virtual_pipeline_stages: 2,
+              account_for_embedding: true}
+training: {precision: bf16, recompute: none}
+)",
+                                        "uneven.yaml");
+  const StepResult r = simulate_step(s);
+  // The compute timeline ends with rank 0's last backward; after it only rank 0's
+  // optimizer runs (ranks update their own parameters, no data parallelism).
+  const Breakdown& b0 = r.stages.at(0).breakdown;
+  const Breakdown& b1 = r.stages.at(1).breakdown;
+  const double timeline = (r.step_time - b0.optimizer).value();
+  EXPECT_NEAR(timeline / (b1.compute + b1.recompute).value(), 9.0 / 8, 0.01 * 9 / 8);
+  // Rank 0 computes 2 x 3 layers: 9(1+k)f over 6(1+k)f.
+  EXPECT_NEAR(timeline / (b0.compute + b0.recompute).value(), 9.0 / 6, 0.01 * 9 / 6);
+}
+
+}  // namespace
+}  // namespace orrery

@@ -46,20 +46,37 @@ TEST(SplitSweep, ListCountsByHand) {
 }
 
 TEST(SplitSweep, AutoCountsByHand) {
-  // tp, pp auto: divisors of 8 -> {1,2,4,8} each. vp auto: pp1 {1}; pp2 {1,2,3,4,6,12};
-  // pp4 {1,2,3,6}; pp8 {1,3}. dp = 8/(tp*pp); microbatch auto: b with b*dp | 16:
+  // tp, pp auto: divisors of 8 -> {1,2,4,8} each. vp auto (24 layers): pp1 {1}; pp2
+  // {1,2,3,4,6,12} and 13 with the embedding and loss as layers ((24 + 2) / (2*13) = 1
+  // per chunk; 24 does not divide by 26); pp4 {1,2,3,6}; pp8 {1,3} (26 divides by
+  // neither 4v nor 8v). dp = 8/(tp*pp); microbatch auto: b with b*dp | 16:
   // dp8 2, dp4 3, dp2 4, dp1 5 values; where tp*pp > 8 the micro-batch stays 1.
-  //   tp1: 2*1 + 3*6 + 4*4 + 5*2 = 46    tp2: 3 + 4*6 + 5*4 + 1*2 = 49
-  //   tp4: 4 + 5*6 + 1*4 + 1*2 = 40      tp8: 5 + 1*6 + 1*4 + 1*2 = 17   total 152.
-  // Invalid: tp*pp > 8: 2+4+2+6+4+2 = 20; interleaving with micro-batches (16/(b*dp)) not a
-  // multiple of pp: tp1pp2 5, tp1pp4 2*3, tp1pp8 3, tp2pp2 5, tp2pp4 2*3, tp4pp2 5 = 30.
-  // 152 - 50 = 102 valid.
+  //   tp1: 2*1 + 3*7 + 4*4 + 5*2 = 49    tp2: 3 + 4*7 + 5*4 + 1*2 = 53
+  //   tp4: 4 + 5*7 + 1*4 + 1*2 = 45      tp8: 5 + 1*7 + 1*4 + 1*2 = 18   total 165.
+  // Invalid: tp*pp > 8: 2+4+2+7+4+2 = 21; interleaving with fewer micro-batches (16/(b*dp))
+  // than pp or not a multiple of it (groups of pp): tp1pp2 6, tp1pp4 2*3, tp1pp8 3,
+  // tp2pp2 6, tp2pp4 2*3, tp4pp2 6 = 33. 165 - 54 = 111 valid.
   const SweepInput in = load("sweep: {tp: auto, pp: auto, vp: auto, microbatch: auto}\n");
-  EXPECT_EQ(expand(in).size(), 152u);
+  EXPECT_EQ(expand(in).size(), 165u);
   SweepOptions o;
   o.threads = 2;
   const SweepResult r = run_sweep(in, o);
-  EXPECT_EQ(r.valid, 102u);
+  EXPECT_EQ(r.valid, 111u);
+  // The uneven layout's candidate resolves to 1 layer per virtual stage, the first and
+  // last holding only the embedding and the loss.
+  for (const Assignment& a : expand(in)) {
+    if (!a.vp_edges || a.tp != 1) continue;
+    EXPECT_EQ(a.pp, 2);
+    EXPECT_EQ(a.vp, 13);
+    const Scenario s = candidate_scenario(in, a);
+    EXPECT_TRUE(s.parallelism.account_for_embedding && s.parallelism.account_for_loss);
+    EXPECT_NE(megatron_arguments(s).find("--account-for-embedding-in-pipeline-split "
+                                         "--account-for-loss-in-pipeline-split "
+                                         "--num-layers-per-virtual-pipeline-stage 1"),
+              std::string::npos)
+        << megatron_arguments(s);
+    break;
+  }
 }
 
 TEST(SplitSweep, RangesExpand) {
@@ -147,6 +164,27 @@ TEST(SplitSweep, MegatronArgumentsOfThePublishedGpt3Layout) {
             "--tensor-model-parallel-size 8 --pipeline-model-parallel-size 8 "
             "--num-layers-per-virtual-pipeline-stage 3 --micro-batch-size 1 --global-batch-size "
             "1536 --recompute-granularity selective --use-distributed-optimizer --bf16");
+  // Uneven first/last stages with interleaving: Megatron needs the virtual stages per
+  // rank (arguments.py refuses --num-layers-per-virtual-pipeline-stage with them).
+  Scenario u = v;
+  u.parallelism.first_stage_layers = 8;
+  u.parallelism.last_stage_layers = 8;
+  u.parallelism.virtual_pipeline_stages = 2;
+  EXPECT_EQ(megatron_arguments(u),
+            "--tensor-model-parallel-size 8 --pipeline-model-parallel-size 8 "
+            "--decoder-first-pipeline-num-layers 8 --decoder-last-pipeline-num-layers 8 "
+            "--num-virtual-stages-per-pipeline-rank 2 --micro-batch-size 1 --global-batch-size "
+            "1536 --recompute-granularity selective --use-distributed-optimizer --bf16");
+  // A layout string alone, and a micro-batch group other than pp.
+  Scenario l = v;
+  l.parallelism.pipeline_layout = "Et*11|(t*12|)*30t*11L";
+  l.parallelism.microbatch_group_size = 12;
+  EXPECT_EQ(megatron_arguments(l),
+            "--tensor-model-parallel-size 8 --pipeline-model-parallel-size 8 "
+            "--pipeline-model-parallel-layout \"Et*11|(t*12|)*30t*11L\" "
+            "--microbatch-group-size-per-virtual-pipeline-stage 12 --micro-batch-size 1 "
+            "--global-batch-size 1536 --recompute-granularity selective "
+            "--use-distributed-optimizer --bf16");
 }
 
 // Every data-parallel sharding against Megatron-LM's flags (NVIDIA/Megatron-LM d98e8a64,
