@@ -75,7 +75,10 @@ const FieldTable<P>& parallelism_fields() {
 
 }  // namespace
 
-KeyLists parallelism_key_lists() { return {{"parallelism", keys_of(parallelism_fields())}}; }
+KeyLists parallelism_key_lists() {
+  return {{"parallelism", keys_of(parallelism_fields())},
+          {"parallelism.fsdp", keys_of(fsdp_fields())}};
+}
 
 void read_parallelism(const YAML::Node& node, const std::string& file, Origin* origin,
                       ParallelismSpec& p) {

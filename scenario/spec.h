@@ -197,7 +197,9 @@ struct ParallelismSpec {
   enum class Sharding { full, hybrid } sharding = Sharding::full;
   bool reshard_after_forward = true;
   // ZeRO-3 / FSDP: layers whose parameter all-gather may run ahead of the layer being
-  // computed (1: FSDP's default of one unit prefetched; 0: each gather waits for the
+  // computed (1: FSDP's default of one unit prefetched, backward_prefetch_limit and
+  // forward_prefetch_limit = 1 in torch/distributed/fsdp/fully_sharded_data_parallel.py at
+  // pytorch commit 005df1d6; 0: each gather waits for the
   // previous layer to finish, nothing overlaps).
   int fsdp_prefetch = 1;
   // ZeRO++ hierarchical partitioning (hpZ, Wang et al. 2023, section 3.2): a second copy
