@@ -85,7 +85,8 @@ ORRERY_ENUM_NAMES(ParallelismSpec::Sharding, {ParallelismSpec::Sharding::full, "
 // parallelism.fsdp.implementation, .unit
 ORRERY_ENUM_NAMES(ParallelismSpec::FsdpImpl, {ParallelismSpec::FsdpImpl::deepspeed, "deepspeed"},
                   {ParallelismSpec::FsdpImpl::fsdp1, "fsdp1"},
-                  {ParallelismSpec::FsdpImpl::fsdp2, "fsdp2"});
+                  {ParallelismSpec::FsdpImpl::fsdp2, "fsdp2"},
+                  {ParallelismSpec::FsdpImpl::megatron_fsdp, "megatron_fsdp"});
 ORRERY_ENUM_NAMES(ParallelismSpec::FsdpUnit, {ParallelismSpec::FsdpUnit::layer, "layer"},
                   {ParallelismSpec::FsdpUnit::module, "module"});
 // training.precision, .recompute, .optimizer (and sweep.precision, sweep.recompute)

@@ -210,9 +210,11 @@ struct ParallelismSpec {
   // unit, the buckets and the per-collective cost (docs/simulator.md, "ZeRO-3 / FSDP
   // implementations"). Resolved (scenario/validate.cpp): `fsdp: true` means fsdp1,
   // `zero_stage: 3` alone deepspeed; the unit follows the implementation.
-  enum class FsdpImpl { deepspeed, fsdp1, fsdp2 } fsdp_impl = FsdpImpl::fsdp1;
+  enum class FsdpImpl { deepspeed, fsdp1, fsdp2, megatron_fsdp } fsdp_impl = FsdpImpl::fsdp1;
   // One all-gather (and reduce-scatter) per transformer layer (FSDP1 flat parameter per
-  // wrapped block, FSDP2 one fully_shard group per block), or per parameterised module
+  // wrapped block, FSDP2 one fully_shard group per block, Megatron-FSDP one unit per
+  // TransformerLayer: fsdp_unit_modules in megatron/core/distributed/fsdp/
+  // mcore_fsdp_adapter.py at Megatron-LM commit d98e8a64), or per parameterised module
   // coalesced up to fsdp_prefetch_bucket (DeepSpeed's per-submodule fetch).
   enum class FsdpUnit { layer, module } fsdp_unit = FsdpUnit::layer;
   // DeepSpeed ZeRO-3 (deepspeed/runtime/zero/config.py, DeepSpeed commit edaa7221):

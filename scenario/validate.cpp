@@ -174,7 +174,8 @@ void complete_zero_stage(Scenario& s) {
   // names another; `zero_stage: 3` alone is DeepSpeed ZeRO-3. Its gather unit: DeepSpeed
   // fetches per submodule (partitioned_param_coordinator.py, fetch_sub_module), PyTorch
   // FSDP per wrapped block (llm-foundry and torchtitan wrap each transformer block).
-  if (p.zero_stage >= 3 && !p.fsdp) p.fsdp_impl = ParallelismSpec::FsdpImpl::deepspeed;
+  if (p.zero_stage >= 3 && !p.fsdp && !is_set(s, "parallelism.fsdp.implementation"))
+    p.fsdp_impl = ParallelismSpec::FsdpImpl::deepspeed;
   if (!is_set(s, "parallelism.fsdp.unit")) {
     p.fsdp_unit = p.fsdp_impl == ParallelismSpec::FsdpImpl::deepspeed
                       ? ParallelismSpec::FsdpUnit::module

@@ -405,7 +405,11 @@ std::string megatron_arguments(const Scenario& s) {
       break;
   }
   if (p.zero_stage == 3) {
-    out += " --use-torch-fsdp2";
+    // Megatron-FSDP with ZeRO-3 sharding (docs/user-guide/parallelism-guide.md, Megatron-LM
+    // commit d98e8a64); otherwise PyTorch FSDP2.
+    out += p.fsdp_impl == ParallelismSpec::FsdpImpl::megatron_fsdp
+               ? " --use-megatron-fsdp --data-parallel-sharding-strategy optim_grads_params"
+               : " --use-torch-fsdp2";
   } else if (p.zero_stage >= 1) {
     out += " --use-distributed-optimizer";
   }

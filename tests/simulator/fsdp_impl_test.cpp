@@ -71,6 +71,22 @@ training: {{precision: bf16, recompute: none}}
   return load_scenario_text(yaml, "two-by-two.yaml");
 }
 
+TEST(FsdpUnits, DefaultImplementationAndUnit) {
+  // `fsdp: true` is PyTorch FSDP1 per layer; `zero_stage: 3` alone DeepSpeed per module;
+  // a unit written beside an implementation is kept.
+  using P = ParallelismSpec;
+  const Scenario f = two_by_two("fsdp: true");
+  EXPECT_EQ(f.parallelism.fsdp_impl, P::FsdpImpl::fsdp1);
+  EXPECT_EQ(f.parallelism.fsdp_unit, P::FsdpUnit::layer);
+  const Scenario d = two_by_two("zero_stage: 3");
+  EXPECT_EQ(d.parallelism.fsdp_impl, P::FsdpImpl::deepspeed);
+  EXPECT_EQ(d.parallelism.fsdp_unit, P::FsdpUnit::module);
+  const Scenario m = two_by_two("fsdp: {implementation: megatron_fsdp, unit: module}");
+  EXPECT_EQ(m.parallelism.fsdp_impl, P::FsdpImpl::megatron_fsdp);
+  EXPECT_EQ(m.parallelism.fsdp_unit, P::FsdpUnit::module);
+  EXPECT_EQ(m.parallelism.zero_stage, 3);
+}
+
 std::size_t count(const StepResult& r, TaskKind kind, const char* what) {
   return static_cast<std::size_t>(
       std::count_if(r.graph.tasks.begin(), r.graph.tasks.end(), [&](const Task& t) {
@@ -99,6 +115,11 @@ TEST(FsdpUnits, CollectivesPerUnitCountedByHand) {
   // The default prefetch bucket (5e7) coalesces a layer's 12.6M into one gather: 8.
   const StepResult d2 = simulate_step(two_by_two("zero_stage: 3"));
   EXPECT_EQ(count(d2, TaskKind::param_gather, "all_gather"), 8u);
+  // Megatron-FSDP, one unit per transformer layer: as FSDP1, 8 gathers and 4
+  // reduce-scatters.
+  const StepResult m = simulate_step(two_by_two("fsdp: {implementation: megatron_fsdp}"));
+  EXPECT_EQ(count(m, TaskKind::param_gather, "all_gather"), 8u);
+  EXPECT_EQ(count(m, TaskKind::dp_comm, "reduce_scatter"), 4u);
   // reduce_bucket 1e7, gradients in backward order, a bucket reduced before the
   // gradient that would overflow it: head 33.6M (+1024) | layer 2 fc2 4.19M overflows
   // -> #1; fc2 + fc1 + proj = 9.44M, qkv overflows -> #2; qkv 3.15M + norms, layer 1 fc2
