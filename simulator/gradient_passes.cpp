@@ -94,15 +94,19 @@ void reduce_bucket(const StepContext& ctx, const RankSet& ranks, const PipelineT
 // fetch_sub_module): each parameterised op of the layer, in the pass's order, except
 // those under the persistence threshold (kept whole on every rank, never gathered),
 // consecutive modules coalesced until a collective holds at least fsdp_prefetch_bucket
-// elements (the prefetch loop adds parameters while under the bucket).
+// elements (the prefetch loop adds parameters while under the bucket). PyTorch FSDP
+// wrapped per module has neither threshold nor bucket: one collective per module.
 std::vector<double> gather_pieces(const ParallelismSpec& p, const FsdpNeed& need) {
   if (p.fsdp_unit == ParallelismSpec::FsdpUnit::layer || need.layer == nullptr)
     return {need.params};
+  const bool deepspeed = p.fsdp_impl == ParallelismSpec::FsdpImpl::deepspeed;
+  const double threshold = deepspeed ? p.fsdp_persistence_threshold : 0.0;
+  const double bucket = deepspeed ? p.fsdp_prefetch_bucket : 0.0;
   std::vector<double> modules;
   double listed = 0;
   for (const Op& op : need.layer->ops) {
     listed += op.params;
-    if (op.params > 0 && op.params >= p.fsdp_persistence_threshold) modules.push_back(op.params);
+    if (op.params > 0 && op.params >= threshold) modules.push_back(op.params);
   }
   // Parameters no op lists (none today) travel with the last module.
   if (need.params > listed && !modules.empty()) modules.back() += need.params - listed;
@@ -111,7 +115,7 @@ std::vector<double> gather_pieces(const ParallelismSpec& p, const FsdpNeed& need
   double open = 0;
   for (double m : modules) {
     open += m;
-    if (open >= p.fsdp_prefetch_bucket) {
+    if (open >= bucket) {
       pieces.push_back(open);
       open = 0;
     }
@@ -213,8 +217,11 @@ void fsdp_pass(const StepContext& ctx, const RankSet& ranks, const PipelineTasks
             after = {task};
           }
         }
-      } else if (!bucketed) {
+      } else if (p.fsdp_unit == ParallelismSpec::FsdpUnit::layer) {
         reduce(k, need.params);
+      } else if (!bucketed) {
+        // PyTorch FSDP wrapped per module: each module's gradients reduce-scattered.
+        for (double m : reduce_modules(need)) reduce(k, m);
       } else {
         for (double m : reduce_modules(need)) {
           if (bucket > 0 && bucket + m > p.fsdp_reduce_bucket) {

@@ -120,6 +120,12 @@ TEST(FsdpUnits, CollectivesPerUnitCountedByHand) {
   const StepResult m = simulate_step(two_by_two("fsdp: {implementation: megatron_fsdp}"));
   EXPECT_EQ(count(m, TaskKind::param_gather, "all_gather"), 8u);
   EXPECT_EQ(count(m, TaskKind::dp_comm, "reduce_scatter"), 4u);
+  // FSDP2 wrapped per module: no persistence threshold and no bucket, every module with
+  // parameters its own gather: embedding 1 + 6 per layer (4 GEMMs, 2 norms) + head 2
+  // (final norm, output) = 15 a pass, 30 in all; and 15 reduce-scatters, one per module.
+  const StepResult f2 = simulate_step(two_by_two("fsdp: {implementation: fsdp2, unit: module}"));
+  EXPECT_EQ(count(f2, TaskKind::param_gather, "all_gather"), 30u);
+  EXPECT_EQ(count(f2, TaskKind::dp_comm, "reduce_scatter"), 15u);
   // reduce_bucket 1e7, gradients in backward order, a bucket reduced before the
   // gradient that would overflow it: head 33.6M (+1024) | layer 2 fc2 4.19M overflows
   // -> #1; fc2 + fc1 + proj = 9.44M, qkv overflows -> #2; qkv 3.15M + norms, layer 1 fc2
