@@ -303,6 +303,13 @@ void add_zero3_terms(const Scenario& s, const StageLayers& sl, int i, const Stat
     st.gather_buffers =
         p.reshard_after_forward ? r.largest_layer_gathered * (1.0 + p.fsdp_prefetch) : all;
   }
+  // DeepSpeed ZeRO-3 keeps one reduce bucket of reduce_bucket_size gradient elements
+  // (stage3.py allocates its IPG buffer at that size, in the gradient dtype); FSDP
+  // reduce-scatters a unit's gradients where they were produced.
+  if (p.fsdp_impl == ParallelismSpec::FsdpImpl::deepspeed &&
+      p.fsdp_unit == ParallelismSpec::FsdpUnit::module) {
+    st.gather_buffers += Bytes(p.fsdp_reduce_bucket * sb.gradient);
+  }
   if (p.zero_hpz) {
     // hpZ's secondary copy: the stage's weights over the ranks of a node that hold
     // them (its data-parallel ranks, with their context-parallel peers).

@@ -52,7 +52,8 @@ struct StageMemory {
   // Parts of `other`, for the explanation.
   Bytes runtime_reserve;
   Bytes allocator_overhead;
-  Bytes gather_buffers;            // ZeRO-3/FSDP all-gathered weights of 1 + fsdp_prefetch layers
+  Bytes gather_buffers;            // ZeRO-3/FSDP all-gathered weights of 1 + fsdp_prefetch layers,
+                                   // and DeepSpeed's reduce bucket
   Bytes compression_buffers;       // gradient compression's error feedback and factors
   Bytes fp8_scaling_state;         // training.fp8: amax histories and scales of fp8 GEMMs
   Bytes fp8_weight_cache;          // training.fp8: cached fp8 weight copies

@@ -63,8 +63,14 @@ Family family_of(const Scenario& s) {
   const ParallelismSpec& p = s.parallelism;
   Family f;
   f.generation = gpu_generation(s.cluster.gpu);
+  // ZeRO-3 names its implementation (parallelism.fsdp.implementation); Megatron-FSDP
+  // belongs with Megatron-Core.
+  using Impl = ParallelismSpec::FsdpImpl;
+  const bool zero3 = p.zero_stage >= 3;
+  const bool torch_fsdp = p.fsdp_impl == Impl::fsdp1 || p.fsdp_impl == Impl::fsdp2;
   f.framework = p.pipeline_engine == PipelineEngine::deepspeed || p.zero_hpz ? "Megatron-DeepSpeed"
-                : p.fsdp                                                     ? "PyTorch FSDP"
+                : zero3 && p.fsdp_impl == Impl::deepspeed                    ? "DeepSpeed"
+                : zero3 && torch_fsdp                                        ? "PyTorch FSDP"
                                                                              : "Megatron-Core";
   f.kind = (s.model.moe && s.model.moe->experts > 0) || p.ep > 1 ? "moe"
            : p.cp > 1                                            ? "context-parallel"
@@ -228,8 +234,8 @@ std::vector<RegionFlag> region_flags(const Scenario& s, double memory_fraction,
     out.push_back({"zero2", "ZeRO-2 (sharded gradients): no validation case uses it"});
   }
   if (p.zero_stage >= 3 && !any([](const Residual& r) { return r.zero_stage >= 3; })) {
-    out.push_back({"zero3", fmt::format("{} (sharded parameters): no validation case uses it",
-                                        p.fsdp ? "FSDP" : "ZeRO-3")});
+    out.push_back({"zero3", fmt::format("ZeRO-3 ({}, sharded parameters): no validation case "
+                                        "uses it", to_string(p.fsdp_impl))});
   }
   return out;
 }

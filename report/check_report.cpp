@@ -280,7 +280,11 @@ void parallelism_section(std::string& o, const ParallelismSpec& p) {
   line(o, "sharding",
        p.zero_stage == 0 ? std::string("none")
                          : fmt::format("ZeRO stage {}{} over {} ranks", p.zero_stage,
-                                       p.fsdp ? " (FSDP)" : "", p.shard_group()));
+                                       p.zero_stage >= 3 ? fmt::format(" ({}, gathers per {})",
+                                                                       to_string(p.fsdp_impl),
+                                                                       to_string(p.fsdp_unit))
+                                                         : "",
+                                       p.shard_group()));
 }
 
 void training_section(std::string& o, const TrainingSpec& t) {

@@ -1,12 +1,48 @@
 // The `parallelism:` section (scenario/spec.h, ParallelismSpec): the split of the model
 // over GPUs, the pipeline schedule, ZeRO/FSDP sharding and the batch. Whether the split
 // fits the cluster and the model is checked by validation (scenario/validate.cpp).
+#include <fmt/format.h>
+
 #include "scenario/load_sections.h"
 
 namespace orrery::detail {
 namespace {
 
 using P = ParallelismSpec;
+
+// parallelism.fsdp as a mapping: the implementation and its gather settings. The bucket
+// and persistence settings are DeepSpeed's and errors with another implementation.
+const FieldTable<P>& fsdp_fields() {
+  using namespace field;
+  auto deepspeed_only = [](const P& p) -> std::string {
+    return p.fsdp_impl == P::FsdpImpl::deepspeed
+               ? ""
+               : fmt::format("applies to implementation: deepspeed only (implementation is {})",
+                             to_string(p.fsdp_impl));
+  };
+  static const FieldTable<P> table = {
+      {"implementation", choice(&P::fsdp_impl)},
+      {"unit", choice(&P::fsdp_unit)},
+      {"prefetch_bucket", number(&P::fsdp_prefetch_bucket, 0, 1e15), 0, deepspeed_only},
+      {"reduce_bucket", number(&P::fsdp_reduce_bucket, 1, 1e15), 0, deepspeed_only},
+      {"persistence_threshold", number(&P::fsdp_persistence_threshold, 0, 1e15), 0, deepspeed_only},
+      {"host_overhead", quantity(&P::fsdp_host_overhead, Dimension::seconds, 0, 1)},
+  };
+  return table;
+}
+
+// `fsdp: true|false`, or a mapping that names the implementation (and means true).
+void read_fsdp(MapReader& r, const std::string& key, Origin* origin, P& p) {
+  if (!r.has(key)) return;
+  if (!r.node(key).IsMap()) {
+    r.read_bool(key, p.fsdp);
+    return;
+  }
+  p.fsdp = true;
+  MapReader fr(r.node(key), r.file(), r.key_path(key), keys_of(fsdp_fields()), origin);
+  read_keyed_by_first(fr, origin, fsdp_fields(), p, false);
+  r.mark(key);
+}
 
 // Every key of parallelism:, in the order its unknown-key error lists them.
 const FieldTable<P>& parallelism_fields() {
@@ -30,7 +66,7 @@ const FieldTable<P>& parallelism_fields() {
       {"cp_comm", choice(&P::cp_comm)},
       {"ep_alltoall", choice(&P::ep_alltoall)},
       {"zero_stage", whole(&P::zero_stage, 0, 3)},
-      {"fsdp", flag(&P::fsdp)},
+      {"fsdp", read_fsdp},
       {"sharding", choice(&P::sharding)},
       {"reshard_after_forward", flag(&P::reshard_after_forward)},
       {"fsdp_prefetch", whole(&P::fsdp_prefetch, 0, 8)},
@@ -43,7 +79,10 @@ const FieldTable<P>& parallelism_fields() {
 
 }  // namespace
 
-KeyLists parallelism_key_lists() { return {{"parallelism", keys_of(parallelism_fields())}}; }
+KeyLists parallelism_key_lists() {
+  return {{"parallelism", keys_of(parallelism_fields())},
+          {"parallelism.fsdp", keys_of(fsdp_fields())}};
+}
 
 void read_parallelism(const YAML::Node& node, const std::string& file, Origin* origin,
                       ParallelismSpec& p) {

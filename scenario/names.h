@@ -86,6 +86,13 @@ ORRERY_ENUM_NAMES(ParallelismSpec::Alltoall, {ParallelismSpec::Alltoall::automat
                   {ParallelismSpec::Alltoall::hierarchical, "hierarchical"});
 ORRERY_ENUM_NAMES(ParallelismSpec::Sharding, {ParallelismSpec::Sharding::full, "full"},
                   {ParallelismSpec::Sharding::hybrid, "hybrid"});
+// parallelism.fsdp.implementation, .unit
+ORRERY_ENUM_NAMES(ParallelismSpec::FsdpImpl, {ParallelismSpec::FsdpImpl::deepspeed, "deepspeed"},
+                  {ParallelismSpec::FsdpImpl::fsdp1, "fsdp1"},
+                  {ParallelismSpec::FsdpImpl::fsdp2, "fsdp2"},
+                  {ParallelismSpec::FsdpImpl::megatron_fsdp, "megatron_fsdp"});
+ORRERY_ENUM_NAMES(ParallelismSpec::FsdpUnit, {ParallelismSpec::FsdpUnit::layer, "layer"},
+                  {ParallelismSpec::FsdpUnit::module, "module"});
 // training.precision, .recompute, .optimizer (and sweep.precision, sweep.recompute)
 ORRERY_ENUM_NAMES(Precision, {Precision::fp32, "fp32"}, {Precision::tf32, "tf32"},
                   {Precision::fp16, "fp16"}, {Precision::bf16, "bf16"}, {Precision::fp8, "fp8"});

@@ -261,6 +261,17 @@ void complete_zero_stage(Scenario& s) {
     }
     p.zero_stage = 3;
   }
+  // The implementation: `fsdp` (true or a mapping) is PyTorch FSDP1 unless the mapping
+  // names another; `zero_stage: 3` alone is DeepSpeed ZeRO-3. Its gather unit: DeepSpeed
+  // fetches per submodule (partitioned_param_coordinator.py, fetch_sub_module), PyTorch
+  // FSDP per wrapped block (llm-foundry and torchtitan wrap each transformer block).
+  if (p.zero_stage >= 3 && !p.fsdp && !is_set(s, "parallelism.fsdp.implementation"))
+    p.fsdp_impl = ParallelismSpec::FsdpImpl::deepspeed;
+  if (!is_set(s, "parallelism.fsdp.unit")) {
+    p.fsdp_unit = p.fsdp_impl == ParallelismSpec::FsdpImpl::deepspeed
+                      ? ParallelismSpec::FsdpUnit::module
+                      : ParallelismSpec::FsdpUnit::layer;
+  }
 }
 
 // zb-h1 and dualpipe are modelled with ZeRO stages 0-2 only; dualpipe also needs an even

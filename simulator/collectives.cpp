@@ -263,7 +263,7 @@ Seconds estimate(const CommPlan& plan, const Topology& topo) {
     for (const auto& [l, bytes] : load) {
       data = std::max(data, bytes / (topo.link(l).capacity.value() * scale));
     }
-    total += ph.steps * latency + data;
+    total += ph.steps * latency + ph.extra_latency.value() + data;
   }
   return Seconds(total);
 }
@@ -348,7 +348,7 @@ PlannedComm place(const CommPlan& plan, const Topology& topo,
       pp.flows.push_back(std::move(f));
     }
     for (int l : touched) ours[l] = all[l] = 0;
-    pp.latency = Seconds(ph.steps * latency);
+    pp.latency = Seconds(ph.steps * latency) + ph.extra_latency;
     out.phases.push_back(std::move(pp));
   }
   return out;
@@ -376,6 +376,76 @@ std::map<LinkClass, double> traffic(const CommPlan& plan, const Topology& topo, 
     }
   }
   return out;
+}
+
+NcclCost nccl_cost(CollectiveOp op, int ranks, int nodes, Seconds data) {
+  ORRERY_CHECK(op == CollectiveOp::all_gather || op == CollectiveOp::reduce_scatter ||
+                   op == CollectiveOp::all_reduce,
+               "NCCL's ring model applies to all-gather, reduce-scatter and all-reduce");
+  // nsteps and nInterSteps (all-reduce: twice each).
+  const int twice = op == CollectiveOp::all_reduce ? 2 : 1;
+  const double steps = twice * (ranks - 1.0);
+  const double inter_steps = nodes > 1 ? twice * (nodes - 1.0) : 0.0;
+  const double net_overhead = nodes > 1 ? 1.0 : 0.0;  // getNetOverhead: 1 us (x86 Intel, other)
+  struct Proto {
+    const char* name;
+    double base, intra, inter, scale;
+  };
+  // Microseconds: baseLatencies[Ring], hwLatencies[NVLINK][Ring], hwLatencies[NET][Ring];
+  // with one GPU per node interLat is hwLatencies[NET][Tree] (5.0/8.5/14 for
+  // LL/LL128/Simple): 8.5 for LL128, 14 for Simple.
+  const bool one_per_node = ranks == nodes;
+  const Proto protos[] = {
+      {"simple", 8.4, std::max(3.4, 3.0 * net_overhead), 14.0, 1.0},
+      {"ll128", 14.0, std::max(1.9, net_overhead), one_per_node ? 8.5 : 4.0, 0.92},
+  };
+  NcclCost best;
+  double best_time = std::numeric_limits<double>::infinity();
+  for (const Proto& p : protos) {
+    const double lat = 1e-6 * (p.base + (steps - inter_steps) * p.intra + inter_steps * p.inter);
+    const double t = lat + data.value() / p.scale;
+    if (t < best_time) {
+      best_time = t;
+      best = {Seconds(lat), p.scale, p.name};
+    }
+  }
+  if (one_per_node && nodes > 1 && op != CollectiveOp::all_reduce) {
+    // PAT (NCCL >= 2.23, 1 GPU per node): interLat = hwLatencies[NET][Tree][Simple] = 14.
+    const double lat =
+        1e-6 * (8.0 + std::log2(static_cast<double>(nodes)) * 14.0 / 3.5 + 2.8 * ranks);
+    const double t = lat + data.value() / 0.75;
+    if (t < best_time) best = {Seconds(lat), 0.75, "pat"};
+  }
+  return best;
+}
+
+Seconds data_time(const CommPlan& plan, const Topology& topo) {
+  CommPlan bare = plan;
+  for (CommPhase& ph : bare.phases) {
+    ph.steps = 0;
+    ph.extra_latency = Seconds(0.0);
+  }
+  return estimate(bare, topo);
+}
+
+void apply_nccl_cost(CommPlan& plan, const Topology& topo, Seconds host) {
+  std::map<int, int> nodes;
+  for (const auto& [gpu, index] : plan.index_of) {
+    (void)index;
+    nodes[topo.node_of(gpu)] += 1;
+  }
+  const int n = static_cast<int>(nodes.size());
+  if (plan.phases.empty()) return;
+  if (n == 1 && topo.has_intra_curve()) {
+    plan.phases.front().extra_latency += host;
+    return;
+  }
+  const NcclCost c = nccl_cost(plan.op, plan.ranks, n, data_time(plan, topo));
+  for (CommPhase& ph : plan.phases) {
+    ph.steps = 0;
+    ph.rate_scale *= c.bandwidth_scale;
+  }
+  plan.phases.front().extra_latency += c.latency + host;
 }
 
 CommPlan plan_collective(CollectiveOp op, const std::vector<int>& group, Bytes bytes,

@@ -53,6 +53,7 @@ struct CommPhase {
   std::vector<Transfer> transfers;
   int steps = 0;    // message latencies paid before the data moves
   double rate_scale = 1.0;  // fraction of the links' capacity the phase's flows may use
+  Seconds extra_latency;    // paid once before the data moves, beside steps (nccl_cost)
 };
 
 struct CommPlan {
@@ -70,6 +71,32 @@ struct CommPlan {
 CommPlan plan_collective(CollectiveOp op, const std::vector<int>& group, Bytes bytes,
                          const Topology& topo, bool nvls_available,
                          CollectiveAlgo algo = CollectiveAlgo::automatic);
+
+// NCCL's own cost model of a ring all-gather or reduce-scatter (NVIDIA/nccl
+// src/graph/tuning.cc at commit 5067397c, ncclTopoTuneModel and ncclTopoGetAlgoTime):
+// time = latency + bytes / bandwidth per protocol, the protocol with the smallest time
+// chosen. Ring latency = baseLat + (nsteps - nInterSteps) x intraLat + nInterSteps x
+// interLat, nsteps = ranks - 1, nInterSteps = nodes - 1 (a ring built node by node
+// crosses each node boundary once); across nodes intraLat is at least the network
+// overhead (1 us, 3x for Simple). Simple: 8.4 + 3.4/step in a node, 14/step across;
+// LL128: 14 + 1.9/step, 4.0/step across, at 0.92 of Simple's bandwidth. With one GPU per
+// node NCCL may pick PAT instead: 8 + log2(nodes) x 14/3.5 + 2.8 x ranks, at 0.75 of the
+// bandwidth. LL (bandwidth capped far below the others) is left out: the gathers it
+// would win are kilobytes.
+struct NcclCost {
+  Seconds latency;
+  double bandwidth_scale = 1.0;  // of the Simple protocol's (the flows' capacity)
+  const char* protocol = "simple";
+};
+// `data` is the plan's time without latency (data_time); nodes and ranks of the group.
+NcclCost nccl_cost(CollectiveOp op, int ranks, int nodes, Seconds data);
+// A plan's time on an idle network without its latencies.
+Seconds data_time(const CommPlan& plan, const Topology& topo);
+// Replaces the plan's per-step latencies with NCCL's cost (nccl_cost; the bandwidth
+// scale applied to every phase, the latency to the first) plus `host` per collective.
+// On one node with a measured bus-bandwidth curve, the curve already holds NCCL's
+// latency: only `host` is added.
+void apply_nccl_cost(CommPlan& plan, const Topology& topo, Seconds host);
 
 // The links a transfer crosses.
 void transfer_links(const Transfer& t, const Topology& topo, std::vector<int>& out);

@@ -27,9 +27,9 @@ int CommPlanner::push(PlannedComm placed) {
   return static_cast<int>(g_.comms.size()) - 1;
 }
 
-int CommPlanner::group(CollectiveOp op, GroupKind kind, int stage, Bytes bytes) {
+int CommPlanner::group(CollectiveOp op, GroupKind kind, int stage, Bytes bytes, bool nccl) {
   const auto key =
-      std::make_tuple(static_cast<int>(op), static_cast<int>(kind), stage, bytes.value());
+      std::make_tuple(static_cast<int>(op), static_cast<int>(kind), stage, bytes.value(), nccl);
   auto it = groups_.find(key);
   if (it != groups_.end()) return it->second;
   const ParallelismSpec& p = ctx_.p;
@@ -42,7 +42,8 @@ int CommPlanner::group(CollectiveOp op, GroupKind kind, int stage, Bytes bytes) 
   if (kind == GroupKind::ep && p.ep_alltoall == ParallelismSpec::Alltoall::hierarchical)
     algo = CollectiveAlgo::hierarchical;
   const bool nvls = ctx_.s.cluster.intra_node.nvls;
-  const CommPlan plan = plan_collective(op, gs.group, bytes, ctx_.topo, nvls, algo);
+  CommPlan plan = plan_collective(op, gs.group, bytes, ctx_.topo, nvls, algo);
+  if (nccl) apply_nccl_cost(plan, ctx_.topo, ctx_.p.fsdp_host_overhead);
   // A DualPipe mirror group spans two stages whose links carry different pipeline
   // traffic, so its transfers are not equivalent by symmetry: one flow each.
   const bool mirror = kind == GroupKind::dp_mirror || kind == GroupKind::expert_dp_mirror;
@@ -92,7 +93,7 @@ int CommPlanner::issue(const Task& t) {
 
 int CommPlanner::collective(const RankSet& ranks, TaskKind kind, CollectiveOp op, GroupKind group,
                             const std::vector<int>& members, const std::vector<int>& after,
-                            Bytes bytes, StreamKind stream) {
+                            Bytes bytes, StreamKind stream, bool nccl) {
   Task t;
   t.kind = kind;
   t.stream = stream;
@@ -100,14 +101,14 @@ int CommPlanner::collective(const RankSet& ranks, TaskKind kind, CollectiveOp op
   if (ranks.full()) {
     std::vector<int> gpus;
     for (int mr : members) gpus.push_back(ranks.gpu(static_cast<size_t>(mr)));
-    const CommPlan plan =
-        plan_collective(op, gpus, bytes, ctx_.topo, ctx_.s.cluster.intra_node.nvls);
+    CommPlan plan = plan_collective(op, gpus, bytes, ctx_.topo, ctx_.s.cluster.intra_node.nvls);
+    if (nccl) apply_nccl_cost(plan, ctx_.topo, ctx_.p.fsdp_host_overhead);
     PlannedComm placed = place(plan, ctx_.topo);
     placed.description += fmt::format(", {:.2f} MiB", bytes.value() / 1048576.0);
     placed.traffic = orrery::traffic(plan, ctx_.topo, 1.0);
     t.comm = push(std::move(placed));
   } else {
-    t.comm = this->group(op, group, ranks[static_cast<size_t>(members.front())].s, bytes);
+    t.comm = this->group(op, group, ranks[static_cast<size_t>(members.front())].s, bytes, nccl);
   }
   const int task = issue(t);
   for (int a : after) g_.depend(a, task);

@@ -24,7 +24,9 @@ class CommPlanner {
   // `op` of `bytes` over the `kind` group of the followed GPU of `stage`, its sibling
   // groups running alongside as weighted copies (symmetric) or unweighted (full mode, in
   // which they are simulated). Returns the index into the graph's comms.
-  int group(CollectiveOp op, GroupKind kind, int stage, Bytes bytes);
+  // `nccl`: cost the collective as NCCL's tuning model does plus the per-collective host
+  // overhead (apply_nccl_cost; the ZeRO-3 / FSDP gathers and reduce-scatters).
+  int group(CollectiveOp op, GroupKind kind, int stage, Bytes bytes, bool nccl = false);
   // A pipeline send of one micro-batch's activation from stage `from` to `to` (every
   // sibling pair alongside).
   int stage_pair(int from, int to);
@@ -38,7 +40,7 @@ class CommPlanner {
   // plan; full: a plan over exactly the members' GPUs.
   int collective(const RankSet& ranks, TaskKind kind, CollectiveOp op, GroupKind group,
                  const std::vector<int>& members, const std::vector<int>& after, Bytes bytes,
-                 StreamKind stream = StreamKind::dp);
+                 StreamKind stream = StreamKind::dp, bool nccl = false);
   // Bytes a task moves that are not one of this graph's comms (a layer template's
   // collectives, counted once per use).
   void tally(const std::map<LinkClass, double>& traffic);
@@ -53,7 +55,7 @@ class CommPlanner {
 
   const StepContext& ctx_;
   TaskGraph& g_;
-  std::map<std::tuple<int, int, int, double>, int> groups_;  // (op, kind, stage, bytes)
+  std::map<std::tuple<int, int, int, double, bool>, int> groups_;  // (op, kind, stage, bytes, nccl)
   std::map<std::pair<int, int>, int> stage_pairs_, gpu_pairs_;
   std::map<LinkClass, double> traffic_;
 };

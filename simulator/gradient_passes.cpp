@@ -95,6 +95,57 @@ void reduce_bucket(const StepContext& ctx, const RankSet& ranks, const PipelineT
   }
 }
 
+// The parameter counts one gather of `need` moves, one per collective, in the order they
+// are issued. Per layer: the layer's parameters in one. Per module (DeepSpeed's
+// fetch_sub_module): each parameterised op of the layer, in the pass's order, except
+// those under the persistence threshold (kept whole on every rank, never gathered),
+// consecutive modules coalesced until a collective holds at least fsdp_prefetch_bucket
+// elements (the prefetch loop adds parameters while under the bucket). PyTorch FSDP
+// wrapped per module has neither threshold nor bucket: one collective per module.
+std::vector<double> gather_pieces(const ParallelismSpec& p, const FsdpNeed& need) {
+  if (p.fsdp_unit == ParallelismSpec::FsdpUnit::layer || need.layer == nullptr)
+    return {need.params};
+  const bool deepspeed = p.fsdp_impl == ParallelismSpec::FsdpImpl::deepspeed;
+  const double threshold = deepspeed ? p.fsdp_persistence_threshold : 0.0;
+  const double bucket = deepspeed ? p.fsdp_prefetch_bucket : 0.0;
+  std::vector<double> modules;
+  double listed = 0;
+  for (const Op& op : need.layer->ops) {
+    listed += op.params;
+    if (op.params > 0 && op.params >= threshold) modules.push_back(op.params);
+  }
+  // Parameters no op lists (none today) travel with the last module.
+  if (need.params > listed && !modules.empty()) modules.back() += need.params - listed;
+  if (need.backward) std::reverse(modules.begin(), modules.end());
+  std::vector<double> pieces;
+  double open = 0;
+  for (double m : modules) {
+    open += m;
+    if (open >= bucket) {
+      pieces.push_back(open);
+      open = 0;
+    }
+  }
+  if (open > 0) pieces.push_back(open);
+  return pieces;
+}
+
+// The gradient elements of `need`'s layer in backward order, as DeepSpeed's reduce bucket
+// receives them (per module, persistent ones included: their gradients are reduced too).
+std::vector<double> reduce_modules(const FsdpNeed& need) {
+  std::vector<double> modules;
+  double listed = 0;
+  if (need.layer != nullptr) {
+    for (const Op& op : need.layer->ops) {
+      listed += op.params;
+      if (op.params > 0) modules.push_back(op.params);
+    }
+  }
+  if (need.params > listed) modules.push_back(need.params - listed);
+  std::reverse(modules.begin(), modules.end());
+  return modules;
+}
+
 }  // namespace
 
 void fsdp_pass(const StepContext& ctx, const RankSet& ranks, const PipelineTasks& pipe,
@@ -107,12 +158,42 @@ void fsdp_pass(const StepContext& ctx, const RankSet& ranks, const PipelineTasks
   const int replicas = p.shard_group() / shard;
   const double grad_bytes = state_bytes_per_param(ctx.s.training).gradient;
   const double weight_bytes = state_bytes_per_param(ctx.s.training).weight;
+  // DeepSpeed fills a reduce bucket across modules and layers and reduce-scatters it
+  // before a gradient would overflow it (deepspeed/runtime/zero/stage3.py at edaa7221,
+  // reduce_independent_p_g_buckets_and_remove_grads, called from reduce_ready_partitions_and_
+  // remove_grads); FSDP reduce-scatters each unit's gradients on their own.
+  const bool bucketed = p.fsdp_impl == ParallelismSpec::FsdpImpl::deepspeed &&
+                        p.fsdp_unit == ParallelismSpec::FsdpUnit::module;
   for (size_t r = 0; r < ranks.size(); ++r) {
     const std::vector<int> members = ranks.shard_members(r, kind);
     if (members.front() != static_cast<int>(r) || shard < 2) continue;
-    for (size_t k = 0; k < pipe.fsdp[r].size(); ++k) {
+    // One reduce-scatter of `elements` gradients once the compute of need k is done.
+    auto reduce = [&](size_t k, double elements) {
+      std::vector<int> after;
+      for (int mr : members) after.push_back(pipe.fsdp[mr][k].compute);
+      int task =
+          planner.collective(ranks, TaskKind::dp_comm, CollectiveOp::reduce_scatter, kind, members,
+                             after, Bytes(elements * grad_bytes), StreamKind::dp, true);
+      if (replicas > 1) {
+        // Hybrid: the node's shard is then all-reduced across the replicas.
+        task = planner.collective(ranks, TaskKind::dp_comm, CollectiveOp::all_reduce,
+                                  GroupKind::dp_cross, members, {task},
+                                  Bytes(elements * grad_bytes / shard));
+      }
+      for (int mr : members) out.reductions[mr].push_back(task);
+    };
+    double bucket = 0;    // gradient elements waiting in DeepSpeed's reduce bucket
+    size_t bucket_k = 0;  // the need whose compute last added to it
+    const size_t count = pipe.fsdp[r].size();
+    for (size_t k = 0; k < count; ++k) {
       const FsdpNeed& need = pipe.fsdp[r][k];
       if (need.gather) {
+        // A forward gather starts a new forward pass: the last backward's bucket is
+        // reduced at its end (DeepSpeed's independent_gradient_partition_epilogue).
+        if (bucketed && !need.backward && bucket > 0) {
+          reduce(bucket_k, bucket);
+          bucket = 0;
+        }
         // hpZ: a backward gather reads the node's secondary copy, one collective per
         // node (none when a node holds a single data-parallel rank).
         const bool in_node = need.backward && p.zero_hpz;
@@ -125,31 +206,40 @@ void fsdp_pass(const StepContext& ctx, const RankSet& ranks, const PipelineTasks
             if (local.front() == mr) gather_groups.push_back(std::move(local));
           }
         }
+        const std::vector<double> pieces = gather_pieces(p, need);
+        // fp8 GEMM weights travel in 1 byte: each piece carries its share of them.
+        const double fp8_share = need.params > 0 ? need.fp8_params / need.params : 0.0;
         for (const std::vector<int>& group : gather_groups) {
-          std::vector<int> group_after;
+          std::vector<int> after;
           for (int gr : group)
-            if (pipe.fsdp[gr][k].prereq) group_after.push_back(*pipe.fsdp[gr][k].prereq);
-          const int task = planner.collective(
-              ranks, TaskKind::param_gather, CollectiveOp::all_gather,
-              in_node ? GroupKind::dp_local : kind, group, group_after,
-              Bytes((need.params - need.fp8_params) * weight_bytes + need.fp8_params * 1.0),
-              StreamKind::gather);
-          for (int gr : group) g.depend(task, pipe.fsdp[gr][k].compute);
+            if (pipe.fsdp[gr][k].prereq) after.push_back(*pipe.fsdp[gr][k].prereq);
+          for (double piece : pieces) {
+            const int task = planner.collective(
+                ranks, TaskKind::param_gather, CollectiveOp::all_gather,
+                in_node ? GroupKind::dp_local : kind, group, after,
+                Bytes(piece * (1.0 - fp8_share) * weight_bytes + piece * fp8_share * 1.0),
+                StreamKind::gather, true);
+            for (int gr : group) g.depend(task, pipe.fsdp[gr][k].compute);
+            after = {task};
+          }
         }
+      } else if (p.fsdp_unit == ParallelismSpec::FsdpUnit::layer) {
+        reduce(k, need.params);
+      } else if (!bucketed) {
+        // PyTorch FSDP wrapped per module: each module's gradients reduce-scattered.
+        for (double m : reduce_modules(need)) reduce(k, m);
       } else {
-        std::vector<int> after;
-        for (int mr : members) after.push_back(pipe.fsdp[mr][k].compute);
-        int task = planner.collective(ranks, TaskKind::dp_comm, CollectiveOp::reduce_scatter, kind,
-                                      members, after, Bytes(need.params * grad_bytes));
-        if (replicas > 1) {
-          // Hybrid: the node's shard is then all-reduced across the replicas.
-          task = planner.collective(ranks, TaskKind::dp_comm, CollectiveOp::all_reduce,
-                                    GroupKind::dp_cross, members, {task},
-                                    Bytes(need.params * grad_bytes / shard));
+        for (double m : reduce_modules(need)) {
+          if (bucket > 0 && bucket + m > p.fsdp_reduce_bucket) {
+            reduce(k, bucket);
+            bucket = 0;
+          }
+          bucket += m;
         }
-        for (int mr : members) out.reductions[mr].push_back(task);
+        bucket_k = k;
       }
     }
+    if (bucketed && bucket > 0) reduce(bucket_k, bucket);
   }
 }
 

@@ -291,8 +291,8 @@ class PipelineBuilder {
           done.size() >= ahead ? MaybeTask(done[done.size() - ahead]) : std::nullopt;
       const double fp8_params = fp8_param_gather ? l.fp8_weight_elems() : 0.0;
       if (forward || p_.reshard_after_forward)
-        out_.fsdp[r].push_back({true, !forward, id, prereq, l.params(), fp8_params});
-      if (!forward) out_.fsdp[r].push_back({false, true, id, std::nullopt, l.params(), 0.0});
+        out_.fsdp[r].push_back({true, !forward, id, prereq, l.params(), fp8_params, &l});
+      if (!forward) out_.fsdp[r].push_back({false, true, id, std::nullopt, l.params(), 0.0, &l});
       done.push_back(id);
     };
     if (b.forward) {

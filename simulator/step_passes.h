@@ -75,6 +75,7 @@ struct FsdpNeed {
                      // flight); none for the first layers and for reduce-scatters
   double params;
   double fp8_params;  // of which fp8 GEMM weights gathered in fp8 (training.fp8)
+  const Layer* layer = nullptr;  // whose ops are the gather units at module granularity
 };
 
 struct PipelineTasks {

@@ -265,6 +265,12 @@ constexpr Axis kAxes[] = {
        if (!in.spec.zero_stage.swept()) return;
        s.parallelism.zero_stage = a.zero_stage;
        mark(in, raw, "sweep.zero_stage", "parallelism.zero_stage");
+       // Stage 3 as the Megatron-LM line runs it (--use-torch-fsdp2), unless the
+       // scenario names its own implementation.
+       if (a.zero_stage == 3 && !s.parallelism.fsdp) {
+         s.parallelism.fsdp_impl = ParallelismSpec::FsdpImpl::fsdp2;
+         mark(in, raw, "sweep.zero_stage", "parallelism.fsdp.implementation");
+       }
      },
      [](const SweepInput& in, const CandidateResult& c, Settings& out) {
        if (in.spec.zero_stage.swept())

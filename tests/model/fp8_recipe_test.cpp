@@ -175,8 +175,9 @@ TEST(Fp8Recipe, Fp8ParameterGathersShrinkZero3GatherBuffers) {
   // Without resharding every gathered weight stays: Llama 3 8B's 8,030,261,248
   // parameters x 2 bytes = 16,060,522,496 in bf16. In fp8 the 6,979,321,856 fp8 GEMM
   // weights take 1 byte: 16,060,522,496 - 6,979,321,856 = 9,081,200,640 (the embedding,
-  // the bf16 head and the norms stay 2 bytes).
-  const std::string z3 = ", zero_stage: 3, reshard_after_forward: false";
+  // the bf16 head and the norms stay 2 bytes). FSDP2, as torchao's fp8 all-gather runs
+  // (DeepSpeed would add its reduce bucket to these buffers).
+  const std::string z3 = ", fsdp: {implementation: fsdp2}, reshard_after_forward: false";
   const MemoryReport bf16 = estimate_memory(llama8b("weight_cache: false", z3));
   const MemoryReport fp8 =
       estimate_memory(llama8b("weight_cache: false, communication: {param_allgather: fp8}", z3));

@@ -210,10 +210,17 @@ TEST(SplitSweep, MegatronArgumentsPerZeroStage) {
   EXPECT_EQ(zero2,
             split + " --use-megatron-fsdp --data-parallel-sharding-strategy optim_grads --bf16");
   EXPECT_EQ(zero2.find("--use-distributed-optimizer"), std::string::npos);
-  // ZeRO-3: parameters too.
-  EXPECT_EQ(args(3, none), split +
-                               " --use-megatron-fsdp --data-parallel-sharding-strategy "
-                               "optim_grads_params --bf16");
+  // ZeRO-3: parameters too, by the implementation named. Megatron-FSDP: its own flags.
+  using Impl = ParallelismSpec::FsdpImpl;
+  auto megatron_fsdp = [](Scenario& s) { s.parallelism.fsdp_impl = Impl::megatron_fsdp; };
+  EXPECT_EQ(args(3, megatron_fsdp), split +
+                                        " --use-megatron-fsdp --data-parallel-sharding-strategy "
+                                        "optim_grads_params --bf16");
+  // DeepSpeed ZeRO-3, which Megatron-LM does not run: Megatron-FSDP, and the line says so.
+  EXPECT_EQ(args(3, [](Scenario& s) { s.parallelism.fsdp_impl = Impl::deepspeed; }),
+            split +
+                " --use-megatron-fsdp --data-parallel-sharding-strategy optim_grads_params "
+                "--bf16; no Megatron-LM flag for DeepSpeed ZeRO-3 (Megatron-FSDP given instead)");
   // Hybrid sharding on 2 nodes, tp2 pp1 dp8: 4 data-parallel ranks per node shard, 8 / 4 =
   // 2 replicas = HSDP's DP-Outer size.
   EXPECT_NE(args(3,
@@ -222,12 +229,14 @@ TEST(SplitSweep, MegatronArgumentsPerZeroStage) {
                    s.parallelism.pp = 1;
                    s.parallelism.dp = 8;
                    s.parallelism.sharding = ParallelismSpec::Sharding::hybrid;
+                   s.parallelism.fsdp_impl = Impl::megatron_fsdp;
                  })
                 .find("optim_grads_params --num-distributed-optimizer-instances 2 "),
             std::string::npos);
   // PyTorch FSDP where Megatron-LM's --use-torch-fsdp2 takes it: pp 1, untied embeddings.
   auto fsdp2 = [](Scenario& s) {
     s.parallelism.fsdp = true;
+    s.parallelism.fsdp_impl = Impl::fsdp2;
     s.parallelism.pp = 1;
     s.model.tied_embeddings = false;
   };
@@ -247,8 +256,12 @@ TEST(SplitSweep, MegatronArgumentsPerZeroStage) {
   EXPECT_NE(fsdp_pp2.find("optim_grads_params --bf16; no Megatron-LM flag for PyTorch FSDP"),
             std::string::npos);
   // ZeRO++ hpZ is DeepSpeed's alone.
-  EXPECT_NE(args(3, [](Scenario& s) { s.parallelism.zero_hpz = true; })
-                .find("; no Megatron-LM flag for ZeRO++ hpZ (DeepSpeed)"),
+  EXPECT_NE(args(3,
+                 [](Scenario& s) {
+                   s.parallelism.zero_hpz = true;
+                   s.parallelism.fsdp_impl = Impl::deepspeed;
+                 })
+                .find("ZeRO++ hpZ (DeepSpeed)"),
             std::string::npos);
 }
 

@@ -1,0 +1,188 @@
+// ZeRO-3 / FSDP as implementations run it (parallelism.fsdp): NCCL's ring cost per
+// collective, the gather units and reduce buckets of each implementation, and how per-GPU
+// throughput falls as the data-parallel width grows. Every expected value is derived by
+// hand below from NCCL's tuning constants (simulator/collectives.h, nccl_cost).
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <string>
+
+#include "scenario/load.h"
+#include "simulator/collectives.h"
+#include "simulator/step.h"
+
+namespace orrery {
+namespace {
+
+constexpr double us = 1e-6;
+
+TEST(NcclCost, RingLatencyOfTwoNodesOfTwoGpus) {
+  // 4 ranks on 2 nodes, all-gather: nsteps 3, nInterSteps 1.
+  // Simple: 8.4 + 2 x max(3.4, 3 x 1.0) + 1 x 14 = 29.2 us.
+  // LL128:  14 + 2 x max(1.9, 1.0) + 1 x 4.0 = 21.8 us, at 0.92 of the bandwidth.
+  // 1 ms of data: Simple 1029.2 us < LL128 21.8 + 1000/0.92 = 1108.7 us.
+  const NcclCost big = nccl_cost(CollectiveOp::all_gather, 4, 2, Seconds(1e-3));
+  EXPECT_STREQ(big.protocol, "simple");
+  EXPECT_NEAR(big.latency.value(), 29.2 * us, 1e-9);
+  EXPECT_DOUBLE_EQ(big.bandwidth_scale, 1.0);
+  // 10 us of data: Simple 39.2 us > LL128 21.8 + 10/0.92 = 32.7 us.
+  const NcclCost small = nccl_cost(CollectiveOp::all_gather, 4, 2, Seconds(10 * us));
+  EXPECT_STREQ(small.protocol, "ll128");
+  EXPECT_NEAR(small.latency.value(), 21.8 * us, 1e-9);
+  EXPECT_DOUBLE_EQ(small.bandwidth_scale, 0.92);
+}
+
+TEST(NcclCost, RingLatencyGrowsWithRanks) {
+  // 2240 ranks on 280 nodes (8 per node), reduce-scatter, nsteps 2239, nInterSteps 279:
+  // Simple 8.4 + 1960 x 3.4 + 279 x 14 = 10578.4 us; LL128 14 + 1960 x 1.9 + 279 x 4 =
+  // 4854 us. 384 ranks on 48 nodes: LL128 14 + 336 x 1.9 + 47 x 4 = 840.4 us.
+  const NcclCost wide = nccl_cost(CollectiveOp::reduce_scatter, 2240, 280, Seconds(0.0));
+  EXPECT_STREQ(wide.protocol, "ll128");
+  EXPECT_NEAR(wide.latency.value(), 4854.0 * us, 1e-9);
+  const NcclCost wide_big = nccl_cost(CollectiveOp::reduce_scatter, 2240, 280, Seconds(1.0));
+  EXPECT_STREQ(wide_big.protocol, "simple");
+  EXPECT_NEAR(wide_big.latency.value(), 10578.4 * us, 1e-9);
+  EXPECT_NEAR(nccl_cost(CollectiveOp::reduce_scatter, 384, 48, Seconds(0.0)).latency.value(),
+              840.4 * us, 1e-9);
+}
+
+TEST(NcclCost, PatWithOneGpuPerNode) {
+  // 16 ranks, one per node: ring Simple 8.4 + 15 x 14 = 218.4 us, ring LL128 14 + 15 x
+  // 8.5 = 141.5 us, PAT 8 + log2(16) x 14/3.5 + 2.8 x 16 = 68.8 us.
+  const NcclCost c = nccl_cost(CollectiveOp::all_gather, 16, 16, Seconds(0.0));
+  EXPECT_STREQ(c.protocol, "pat");
+  EXPECT_NEAR(c.latency.value(), 68.8 * us, 1e-9);
+  EXPECT_DOUBLE_EQ(c.bandwidth_scale, 0.75);
+}
+
+// 2 nodes x 2 A100s, ZeRO-3 over all 4 ranks, a 2-layer model with untied embedding and
+// head, one micro-batch per rank.
+Scenario two_by_two(const std::string& fsdp) {
+  const std::string yaml = fmt::format(R"(
+cluster: {{preset: dgx-a100, nodes: 2, gpus_per_node: 2}}
+model: {{family: decoder, layers: 2, hidden: 1024, heads: 16, ffn: 4096, vocab: 32768,
+        seq_len: 1024, activation: gelu, norm: rmsnorm, position_embedding: rope,
+        tied_embeddings: false, bias: false, dropout: false}}
+parallelism: {{tp: 1, pp: 1, dp: 4, microbatch: 1, global_batch: 4, {}}}
+training: {{precision: bf16, recompute: none}}
+)",
+                                       fsdp);
+  return load_scenario_text(yaml, "two-by-two.yaml");
+}
+
+TEST(FsdpUnits, DefaultImplementationAndUnit) {
+  // `fsdp: true` is PyTorch FSDP1 per layer; `zero_stage: 3` alone DeepSpeed per module;
+  // a unit written beside an implementation is kept.
+  using P = ParallelismSpec;
+  const Scenario f = two_by_two("fsdp: true");
+  EXPECT_EQ(f.parallelism.fsdp_impl, P::FsdpImpl::fsdp1);
+  EXPECT_EQ(f.parallelism.fsdp_unit, P::FsdpUnit::layer);
+  const Scenario d = two_by_two("zero_stage: 3");
+  EXPECT_EQ(d.parallelism.fsdp_impl, P::FsdpImpl::deepspeed);
+  EXPECT_EQ(d.parallelism.fsdp_unit, P::FsdpUnit::module);
+  const Scenario m = two_by_two("fsdp: {implementation: megatron_fsdp, unit: module}");
+  EXPECT_EQ(m.parallelism.fsdp_impl, P::FsdpImpl::megatron_fsdp);
+  EXPECT_EQ(m.parallelism.fsdp_unit, P::FsdpUnit::module);
+  EXPECT_EQ(m.parallelism.zero_stage, 3);
+}
+
+std::size_t count(const StepResult& r, TaskKind kind, const char* what) {
+  return static_cast<std::size_t>(
+      std::count_if(r.graph.tasks.begin(), r.graph.tasks.end(), [&](const Task& t) {
+        return t.kind == kind && t.rank == 0 && t.comm &&
+               r.graph.comms[static_cast<size_t>(*t.comm)].description.find(what) !=
+                   std::string::npos;
+      }));
+}
+
+TEST(FsdpUnits, CollectivesPerUnitCountedByHand) {
+  // Units: embedding (32768 x 1024 = 33.6M), 2 layers, head (final norm 1024 + 33.6M).
+  // A layer: qkv 3 x 1024^2 = 3.15M, proj 1.05M, fc1 and fc2 4.19M each, two norms of
+  // 1024 (under DeepSpeed's persistence threshold of 1e5: never gathered).
+  // FSDP1, one flat parameter per unit, resharded after forward: 4 gathers forward, 4
+  // before the backward, 4 reduce-scatters.
+  const StepResult f = simulate_step(two_by_two("fsdp: true"));
+  EXPECT_EQ(count(f, TaskKind::param_gather, "all_gather"), 8u);
+  EXPECT_EQ(count(f, TaskKind::dp_comm, "reduce_scatter"), 4u);
+  // DeepSpeed with prefetch_bucket 0: one gather per module: embedding 1 + 4 per layer +
+  // head 1 = 10 a pass, 20 in all. The default reduce bucket (5e8) holds every gradient
+  // (2 x 12.59M + 2 x 33.6M = 92.3M): one reduce-scatter at the end of the backward.
+  const StepResult d =
+      simulate_step(two_by_two("fsdp: {implementation: deepspeed, prefetch_bucket: 0}"));
+  EXPECT_EQ(count(d, TaskKind::param_gather, "all_gather"), 20u);
+  EXPECT_EQ(count(d, TaskKind::dp_comm, "reduce_scatter"), 1u);
+  // The default prefetch bucket (5e7) coalesces a layer's 12.6M into one gather: 8.
+  const StepResult d2 = simulate_step(two_by_two("zero_stage: 3"));
+  EXPECT_EQ(count(d2, TaskKind::param_gather, "all_gather"), 8u);
+  // Megatron-FSDP, one unit per transformer layer: as FSDP1, 8 gathers and 4
+  // reduce-scatters.
+  const StepResult m = simulate_step(two_by_two("fsdp: {implementation: megatron_fsdp}"));
+  EXPECT_EQ(count(m, TaskKind::param_gather, "all_gather"), 8u);
+  EXPECT_EQ(count(m, TaskKind::dp_comm, "reduce_scatter"), 4u);
+  // FSDP2 wrapped per module: no persistence threshold and no bucket, every module with
+  // parameters its own gather: embedding 1 + 6 per layer (4 GEMMs, 2 norms) + head 2
+  // (final norm, output) = 15 a pass, 30 in all; and 15 reduce-scatters, one per module.
+  const StepResult f2 = simulate_step(two_by_two("fsdp: {implementation: fsdp2, unit: module}"));
+  EXPECT_EQ(count(f2, TaskKind::param_gather, "all_gather"), 30u);
+  EXPECT_EQ(count(f2, TaskKind::dp_comm, "reduce_scatter"), 15u);
+  // reduce_bucket 1e7, gradients in backward order, a bucket reduced before the
+  // gradient that would overflow it: head 33.6M (+1024) | layer 2 fc2 4.19M overflows
+  // -> #1; fc2 + fc1 + proj = 9.44M, qkv overflows -> #2; qkv 3.15M + norms, layer 1 fc2
+  // = 7.34M, fc1 overflows -> #3; fc1 + proj + qkv = 8.39M + norms, embedding overflows
+  // -> #4; the embedding at the end of the backward -> #5.
+  const StepResult d3 =
+      simulate_step(two_by_two("fsdp: {implementation: deepspeed, reduce_bucket: 1.0e7}"));
+  EXPECT_EQ(count(d3, TaskKind::dp_comm, "reduce_scatter"), 5u);
+}
+
+TEST(FsdpUnits, HostOverheadIsPaidOncePerCollective) {
+  // Comm-bound (the 2-layer model's compute is far shorter than its gathers on the NIC):
+  // the gathers run one after another on the gather stream, so 1 ms more host time per
+  // collective adds 1 ms per gather on the critical path: 8 gathers (FSDP1 above), 8 ms,
+  // within 10 % (the first gathers overlap nothing; reduce-scatters run on their own
+  // stream alongside).
+  const double base = simulate_step(two_by_two("fsdp: {host_overhead: 0 s}")).step_time.value();
+  const double slow = simulate_step(two_by_two("fsdp: {host_overhead: 1 ms}")).step_time.value();
+  EXPECT_NEAR(slow - base, 8e-3, 0.8e-3);
+}
+
+// A 32-layer, 1024-wide model on DGX A100 nodes, FSDP1, fixed global batch of 128
+// sequences, one micro-batch per GPU: dp 16 (micro-batch 8) or dp 128 (micro-batch 1).
+Scenario width(int nodes) {
+  const int dp = nodes * 8;
+  const std::string yaml = fmt::format(R"(
+cluster: {{preset: dgx-a100, nodes: {}}}
+model: {{family: decoder, layers: 32, hidden: 1024, heads: 16, ffn: 4096, vocab: 32768,
+        seq_len: 512, activation: gelu, norm: rmsnorm, position_embedding: rope,
+        tied_embeddings: false, bias: false, dropout: false}}
+parallelism: {{tp: 1, pp: 1, dp: {}, microbatch: {}, global_batch: 128, fsdp: true}}
+training: {{precision: bf16, recompute: none}}
+)",
+                                       nodes, dp, 128 / dp);
+  return load_scenario_text(yaml, "width.yaml");
+}
+
+TEST(FsdpWidth, PerGpuThroughputFallsAsDpWidensAtFixedGlobalBatch) {
+  const StepResult narrow = simulate_step(width(2));
+  const StepResult wide = simulate_step(width(16));
+  const double per_gpu_narrow = narrow.tokens_per_s / 16;
+  const double per_gpu_wide = wide.tokens_per_s / 128;
+  // Every GPU gathers the whole model once per micro-batch whatever dp is, so the bytes
+  // per NIC per step stay while the compute per GPU shrinks 8x; and each gather's ring
+  // latency grows with the ranks. At dp 128 the gather stream bounds the step: 34 units
+  // (32 layers, embedding, head) gathered twice = 68 all-gathers, each at least NCCL's
+  // latency plus the host overhead. LL128 over 128 ranks on 16 nodes: 14 + 112 x 1.9 +
+  // 15 x 4.0 = 286.8 us (Simple: 8.4 + 112 x 3.4 + 15 x 14 = 599.2 us); with 75.7 us of
+  // host time, 68 x 362.5 us = 24.6 ms at least.
+  EXPECT_GT(wide.step_time.value(), 68 * (286.8 + 75.7) * us);
+  // The same bound at dp 16 (2 nodes): LL128 14 + 14 x 1.9 + 1 x 4.0 = 44.6 us,
+  // 68 x 120.3 us = 8.2 ms: the latency term alone grows 3x from dp 16 to 128.
+  // Per-GPU throughput falls by more than the 8x smaller micro-batch accounts for
+  // only if the step does not shrink 8x with it: it falls more than 4x here.
+  EXPECT_LT(per_gpu_wide, per_gpu_narrow / 4);
+  EXPECT_GT(wide.step_time.value(), narrow.step_time.value() / 2);
+}
+
+}  // namespace
+}  // namespace orrery
