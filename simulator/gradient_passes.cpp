@@ -32,9 +32,10 @@ Seconds kernel_time(const ComputeModel& model, Flop flops, Bytes bytes) {
 
 // The tasks a bucket's collectives of member rank `mr` (its gradient list `list`) wait
 // for: the task that makes the bucket's gradients final, and the one they wait for
-// instead without training.overlap_grad_reduce.
+// instead without training.overlap_grad_reduce; and, without it, the member's compute
+// task that waits for them (none: nothing does).
 struct BucketReady {
-  MaybeTask ready, without_overlap;
+  MaybeTask ready, without_overlap, held;
 };
 
 // The collectives of one bucket of rank r's gradients (dense, then expert), each one task
@@ -70,12 +71,14 @@ void reduce_bucket(const StepContext& ctx, const RankSet& ranks, CommPlanner& pl
     std::vector<int> after;
     // Each member's task that makes the bucket's gradients final.
     std::vector<MaybeTask> ready;
+    std::vector<MaybeTask> held;  // compute tasks held until the reduction ends
     for (int mr : members) {
       const int list = dual && ranks[mr].s != ranks[r].s ? 1 : 0;
       const BucketReady br = ready_of(mr, list);
       ready.push_back(br.ready);
       const MaybeTask wait = ctx.s.training.overlap_grad_reduce ? br.ready : br.without_overlap;
       if (wait) after.push_back(*wait);
+      if (!ctx.s.training.overlap_grad_reduce) held.push_back(br.held);
     }
     const GroupKind kind = expert_pass ? (dual ? GroupKind::expert_dp_mirror : GroupKind::expert_dp)
                                        : (dual ? GroupKind::dp_mirror : GroupKind::dp);
@@ -102,6 +105,7 @@ void reduce_bucket(const StepContext& ctx, const RankSet& ranks, CommPlanner& pl
     }
     if (!task) continue;  // a reduction of no wire steps: nothing to wait for
     for (int mr : members) out.reductions[mr].push_back(*task);
+    for (const MaybeTask& h : held) g.depend(task, h);
   }
 }
 
@@ -338,6 +342,21 @@ void grad_sync_pass(const StepContext& ctx, const RankSet& ranks, const StageLay
   // (runtime/engine.py, microsoft/DeepSpeed 56c522386878).
   const double bucket = ctx.s.training.grad_bucket_params.value_or(
       deepspeed_bf16_optimizer(ctx) ? 500e6 : std::max(40e6, 1e6 * p.dp));
+  // ZeRO-2 without overlap: each rank's compute-stream tasks so far, in stream order
+  // (its tasks are issued in schedule order), and the first after a given task.
+  std::vector<std::vector<int>> compute_tasks(ranks.size());
+  if (p.zero_stage == 2 && !ctx.s.training.overlap_grad_reduce) {
+    for (size_t i = 0; i < g.tasks.size(); ++i) {
+      const Task& t = g.tasks[i];
+      if (t.stream == StreamKind::compute)
+        compute_tasks[static_cast<size_t>(t.rank)].push_back(static_cast<int>(i));
+    }
+  }
+  auto next_compute = [&](int mr, int task) -> MaybeTask {
+    const std::vector<int>& list = compute_tasks[static_cast<size_t>(mr)];
+    const auto it = std::upper_bound(list.begin(), list.end(), task);
+    return it == list.end() ? std::nullopt : MaybeTask(*it);
+  };
   for (size_t r = 0; r < ranks.size(); ++r) {
     // Bucket boundaries over the gradients this rank's collectives carry: identical for
     // every rank of a stage (and its mirror's copy).
@@ -387,8 +406,11 @@ void grad_sync_pass(const StepContext& ctx, const RankSet& ranks, const StageLay
       // NVIDIA/Megatron-LM d98e8a64; DeepSpeed reduces in every backward when it
       // partitions gradients, `partition_gradients or is_gradient_accumulation_boundary()`
       // in stage_1_and_2.py reduce_ready_partitions_and_remove_grads, deepspeedai/
-      // DeepSpeed edaa7221). Without overlap_grad_reduce a block's buckets wait for the
-      // end of that block's backward.
+      // DeepSpeed edaa7221). Without overlap_grad_reduce (DeepSpeed's overlap_comm false,
+      // its stage-2 default: the reduction runs on the compute stream) a bucket leaves
+      // once its gradients are final and the member's next compute task waits for it;
+      // under DualPipe, whose groups join two stages of different schedules, it waits for
+      // the end of the block's backward instead and holds nothing.
       if (!ctx.gradient_sync) continue;
       const std::vector<std::vector<GradReady>>& blocks = pipe.micro_grads[r][0];
       for (size_t k = 0; k < blocks.size(); ++k) {
@@ -397,7 +419,9 @@ void grad_sync_pass(const StepContext& ctx, const RankSet& ranks, const StageLay
             const std::vector<std::vector<GradReady>>& theirs = pipe.micro_grads[mr][list];
             ORRERY_CHECK(theirs.size() == blocks.size() && theirs[k].size() == blocks[k].size(),
                          "the members of a ZeRO-2 reduction compute the same gradients");
-            return BucketReady{theirs[k][last].task, theirs[k].back().task};
+            const MaybeTask ready = theirs[k][last].task;
+            if (ctx.dual) return BucketReady{ready, theirs[k].back().task, std::nullopt};
+            return BucketReady{ready, ready, ready ? next_compute(mr, *ready) : std::nullopt};
           };
           reduce_bucket(ctx, ranks, planner, g, out, r, ready_of, {b.dense, b.expert}, b.shape);
         }
@@ -414,7 +438,7 @@ void grad_sync_pass(const StepContext& ctx, const RankSet& ranks, const StageLay
       first = last + 1;
       if (!ctx.gradient_sync) continue;  // local SGD between averagings
       auto ready_of = [&, last = last](int mr, int list) {
-        return BucketReady{pipe.grads[mr][list][last].task, pipe.last_compute[mr]};
+        return BucketReady{pipe.grads[mr][list][last].task, pipe.last_compute[mr], std::nullopt};
       };
       reduce_bucket(ctx, ranks, planner, g, out, r, ready_of, params, shape);
     }

@@ -132,5 +132,49 @@ TEST(Zero2, SlowerThanZero1WhenCommunicationCannotHide) {
   EXPECT_NEAR(grown, 3 * one_rs - 0.75 * compute, 1e-6);
 }
 
+TEST(Zero2, WithoutOverlapEachReductionHoldsTheNextMicroBatch) {
+  // overlap_grad_reduce: false is DeepSpeed's stage-2 default (overlap_comm false: the
+  // reduction runs on the compute stream). As above, with one bucket a micro-batch:
+  // each micro-batch's compute (C/4) waits for the previous reduce-scatter, so the last
+  // ends at C + 4 RS instead of C/4 + 4 RS: 3/4 C later.
+  const std::string ds = "zero_stage: 2, pipeline_engine: deepspeed";
+  const StepResult overlapped = simulate_step(two_gpus(ds, kOneBucket));
+  const StepResult held =
+      simulate_step(two_gpus(ds, std::string(kOneBucket) + ", overlap_grad_reduce: false"));
+  double compute = 0;
+  for (const Task& t : held.graph.tasks)
+    if (t.rank == 0 && (t.kind == TaskKind::forward || t.kind == TaskKind::backward))
+      compute += t.work.value();
+  EXPECT_NEAR(held.step_time.value() - overlapped.step_time.value(), 0.75 * compute, 1e-6);
+}
+
+TEST(Zero2, InterleavedPipelineWithoutOverlapCompletes) {
+  // 8 GPUs: pp 2 with 2 chunks a rank, dp 4, 4 micro-batches; every reduction holds the
+  // next compute task of its 4 members, which run the same schedule: no cycle, and the
+  // step is longer than with the reductions overlapped.
+  auto scenario = [](const std::string& training) {
+    return load_scenario_text(fmt::format(R"(
+cluster: {{preset: dgx-a100, nodes: 1}}
+model: {{family: decoder, layers: 4, hidden: 1024, heads: 16, ffn: 4096, vocab: 32000,
+        seq_len: 2048, activation: gelu, position_embedding: rope, tied_embeddings: false,
+        dropout: false}}
+parallelism: {{tp: 1, pp: 2, dp: 4, microbatch: 1, global_batch: 16,
+              schedule: interleaved-1f1b, virtual_pipeline_stages: 2, zero_stage: 2}}
+training: {{precision: bf16, recompute: none{}}}
+)",
+                                          training),
+                              "interleaved.yaml");
+  };
+  // Every GPU simulated (--full), so that the 4 members are ranks of their own; and op by
+  // op, where each layer's ops are tasks.
+  for (const SimulationOptions o :
+       {SimulationOptions{true, false}, SimulationOptions{true, true}}) {
+    const StepResult overlapped = simulate_step(scenario(""), o);
+    const StepResult held = simulate_step(scenario(", overlap_grad_reduce: false"), o);
+    EXPECT_FALSE(held.stalled_at.has_value());
+    EXPECT_GT(held.step_time.value(), overlapped.step_time.value()) << o.op_level;
+  }
+}
+
 }  // namespace
 }  // namespace orrery
