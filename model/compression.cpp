@@ -4,17 +4,20 @@
 
 namespace orrery {
 
+void add_op_gradients(GradientShape& g, const Op& op) {
+  if (op.params <= 0) return;
+  g.params += op.params;
+  const double kn = op.weight_k * op.weight_n;
+  if (op.kind != OpKind::gemm || kn <= 0) return;
+  const double copies = std::floor(op.params / kn + 1e-9);
+  g.matrix_params += copies * kn;
+  g.p_rows += copies * op.weight_n;
+  g.q_rows += copies * op.weight_k;
+}
+
 void add_gradients(GradientShape& g, const Layer& layer, bool expert) {
-  for (const Op& op : layer.ops) {
-    if (op.params <= 0 || op.expert != expert) continue;
-    g.params += op.params;
-    const double kn = op.weight_k * op.weight_n;
-    if (op.kind != OpKind::gemm || kn <= 0) continue;
-    const double copies = std::floor(op.params / kn + 1e-9);
-    g.matrix_params += copies * kn;
-    g.p_rows += copies * op.weight_n;
-    g.q_rows += copies * op.weight_k;
-  }
+  for (const Op& op : layer.ops)
+    if (op.expert == expert) add_op_gradients(g, op);
 }
 
 CompressedReduction compress_reduction(const CompressionSpec& c, const GradientShape& g,

@@ -21,6 +21,8 @@ struct GradientShape {
 };
 // Adds the dense (expert = false) or expert parameters of `layer`'s ops.
 void add_gradients(GradientShape& g, const Layer& layer, bool expert);
+// Adds the parameters of one op.
+void add_op_gradients(GradientShape& g, const Op& op);
 
 // The collectives a reduction becomes; bytes S as nccl-tests' size column counts them
 // (all-gather: the whole gathered buffer; all-to-all: each rank's send buffer).

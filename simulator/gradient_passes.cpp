@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "core/error.h"
 #include "model/compression.h"
 #include "simulator/step_passes.h"
 
@@ -29,10 +30,20 @@ Seconds kernel_time(const ComputeModel& model, Flop flops, Bytes bytes) {
   return model.op_time(op, Pass::forward);
 }
 
+// The tasks a bucket's collectives of member rank `mr` (its gradient list `list`) wait
+// for: the task that makes the bucket's gradients final, and the one they wait for
+// instead without training.overlap_grad_reduce; and, without it, the member's compute
+// task that waits for them (none: nothing does).
+struct BucketReady {
+  MaybeTask ready, without_overlap, held;
+};
+
 // The collectives of one bucket of rank r's gradients (dense, then expert), each one task
-// per group owned by its first member; appended to every member's reductions.
-void reduce_bucket(const StepContext& ctx, const RankSet& ranks, const PipelineTasks& pipe,
-                   CommPlanner& planner, TaskGraph& g, GradientTasks& out, size_t r, size_t last,
+// per group owned by its first member; appended to every member's reductions. ready_of(mr,
+// list) gives member mr's BucketReady.
+template <typename ReadyOf>
+void reduce_bucket(const StepContext& ctx, const RankSet& ranks, CommPlanner& planner, TaskGraph& g,
+                   GradientTasks& out, size_t r, const ReadyOf& ready_of,
                    std::pair<double, double> params, const GradientShape* shape) {
   const ParallelismSpec& p = ctx.p;
   const bool dual = ctx.dual;
@@ -60,12 +71,14 @@ void reduce_bucket(const StepContext& ctx, const RankSet& ranks, const PipelineT
     std::vector<int> after;
     // Each member's task that makes the bucket's gradients final.
     std::vector<MaybeTask> ready;
+    std::vector<MaybeTask> held;  // compute tasks held until the reduction ends
     for (int mr : members) {
       const int list = dual && ranks[mr].s != ranks[r].s ? 1 : 0;
-      ready.push_back(pipe.grads[mr][list][last].task);
-      const MaybeTask wait =
-          ctx.s.training.overlap_grad_reduce ? ready.back() : pipe.last_compute[mr];
+      const BucketReady br = ready_of(mr, list);
+      ready.push_back(br.ready);
+      const MaybeTask wait = ctx.s.training.overlap_grad_reduce ? br.ready : br.without_overlap;
       if (wait) after.push_back(*wait);
+      if (!ctx.s.training.overlap_grad_reduce) held.push_back(br.held);
     }
     const GroupKind kind = expert_pass ? (dual ? GroupKind::expert_dp_mirror : GroupKind::expert_dp)
                                        : (dual ? GroupKind::dp_mirror : GroupKind::dp);
@@ -92,6 +105,7 @@ void reduce_bucket(const StepContext& ctx, const RankSet& ranks, const PipelineT
     }
     if (!task) continue;  // a reduction of no wire steps: nothing to wait for
     for (int mr : members) out.reductions[mr].push_back(*task);
+    for (const MaybeTask& h : held) g.depend(task, h);
   }
 }
 
@@ -144,6 +158,81 @@ std::vector<double> reduce_modules(const FsdpNeed& need) {
   if (need.params > listed) modules.push_back(need.params - listed);
   std::reverse(modules.begin(), modules.end());
   return modules;
+}
+
+// One ZeRO-2 bucket: the layer (index in its block) whose task makes it final, its dense
+// and expert gradient elements and their shapes (for compression).
+struct Zero2Bucket {
+  size_t last = 0;
+  double dense = 0, expert = 0;
+  GradientShape shape[2];  // dense, expert
+};
+
+// ZeRO-2's buckets over the gradients of one backward block (one micro-batch's), in
+// backward order, as each implementation forms them.
+//  - Megatron-FSDP (`--data-parallel-sharding-strategy optim_grads`): one bucket per FSDP
+//    unit, each TransformerLayer (fsdp_unit_modules, megatron/core/distributed/fsdp/
+//    mcore_fsdp_adapter.py), and the parameters outside units (embedding, output layer)
+//    grouped by module (param_and_grad_buffer.py, _get_parameter_groups); dense and
+//    expert parameters in separate groups. Every layer is reduce-scattered on its own
+//    (NVIDIA/Megatron-LM d98e8a64).
+//  - DeepSpeed stage 2: the gradients of parameters, as backward produces them, fill a
+//    bucket of reduce_bucket_size elements (default 5e8, or training.grad_bucket_params);
+//    a parameter that would overflow it first sends the bucket
+//    (reduce_independent_p_g_buckets_and_remove_grads in deepspeed/runtime/zero/
+//    stage_1_and_2.py, deepspeedai/DeepSpeed edaa7221), and the last partial bucket
+//    leaves at the end of the backward. Filled here module by module (a parameterised op).
+std::vector<Zero2Bucket> zero2_buckets(const StepContext& ctx,
+                                       const std::vector<GradReady>& block) {
+  std::vector<Zero2Bucket> out;
+  const bool deepspeed = ctx.p.pipeline_engine == PipelineEngine::deepspeed;
+  if (!deepspeed) {
+    for (size_t i = 0; i < block.size(); ++i) {
+      Zero2Bucket b;
+      b.last = i;
+      b.dense = block[i].dense_params;
+      b.expert = block[i].expert_params;
+      if (block[i].layer != nullptr) {
+        add_gradients(b.shape[0], *block[i].layer, false);
+        add_gradients(b.shape[1], *block[i].layer, true);
+      }
+      out.push_back(b);
+    }
+    return out;
+  }
+  const double size = ctx.s.training.grad_bucket_params.value_or(5e8);
+  Zero2Bucket open;
+  bool any = false;
+  auto add = [&](size_t i, double elements, bool expert, const Op* op) {
+    if (any && open.dense + open.expert + elements > size) {
+      out.push_back(open);
+      open = Zero2Bucket{};
+    }
+    (expert ? open.expert : open.dense) += elements;
+    if (op != nullptr) {
+      add_op_gradients(open.shape[expert ? 1 : 0], *op);
+    } else {
+      open.shape[expert ? 1 : 0].params += elements;
+    }
+    open.last = i;
+    any = true;
+  };
+  for (size_t i = 0; i < block.size(); ++i) {
+    const GradReady& gr = block[i];
+    double listed = 0;
+    if (gr.layer != nullptr) {
+      for (auto it = gr.layer->ops.rbegin(); it != gr.layer->ops.rend(); ++it) {
+        if (it->params <= 0) continue;
+        listed += it->params;
+        add(i, it->params, it->expert, &*it);
+      }
+    }
+    // Parameters no op lists (none today) as one dense module.
+    const double rest = gr.dense_params + gr.expert_params - listed;
+    if (rest > 0) add(i, rest, false, nullptr);
+  }
+  if (any) out.push_back(open);
+  return out;
 }
 
 }  // namespace
@@ -253,6 +342,21 @@ void grad_sync_pass(const StepContext& ctx, const RankSet& ranks, const StageLay
   // (runtime/engine.py, microsoft/DeepSpeed 56c522386878).
   const double bucket = ctx.s.training.grad_bucket_params.value_or(
       deepspeed_bf16_optimizer(ctx) ? 500e6 : std::max(40e6, 1e6 * p.dp));
+  // ZeRO-2 without overlap: each rank's compute-stream tasks so far, in stream order
+  // (its tasks are issued in schedule order), and the first after a given task.
+  std::vector<std::vector<int>> compute_tasks(ranks.size());
+  if (p.zero_stage == 2 && !ctx.s.training.overlap_grad_reduce) {
+    for (size_t i = 0; i < g.tasks.size(); ++i) {
+      const Task& t = g.tasks[i];
+      if (t.stream == StreamKind::compute)
+        compute_tasks[static_cast<size_t>(t.rank)].push_back(static_cast<int>(i));
+    }
+  }
+  auto next_compute = [&](int mr, int task) -> MaybeTask {
+    const std::vector<int>& list = compute_tasks[static_cast<size_t>(mr)];
+    const auto it = std::upper_bound(list.begin(), list.end(), task);
+    return it == list.end() ? std::nullopt : MaybeTask(*it);
+  };
   for (size_t r = 0; r < ranks.size(); ++r) {
     // Bucket boundaries over the gradients this rank's collectives carry: identical for
     // every rank of a stage (and its mirror's copy).
@@ -292,6 +396,38 @@ void grad_sync_pass(const StepContext& ctx, const RankSet& ranks, const StageLay
       out.local_params[r] = dense3 / group + expert3 / std::max(1.0, group / p.ep);
       continue;
     }
+    if (p.zero_stage == 2) {
+      // Sharded gradients cannot be kept whole across micro-batches: every block that
+      // computes weight gradients reduce-scatters them in its backward, each rank adding
+      // its shard into its sharded buffer (Megatron-FSDP optim_grads: "gradient
+      // reduce-scatter is overlapped with backward compute and accumulated during every
+      // backward pass", docs/user-guide/features/megatron_fsdp.md, and
+      // grad_reduce_every_bprop in megatron_fsdp.py _process_post_backward_gradients,
+      // NVIDIA/Megatron-LM d98e8a64; DeepSpeed reduces in every backward when it
+      // partitions gradients, `partition_gradients or is_gradient_accumulation_boundary()`
+      // in stage_1_and_2.py reduce_ready_partitions_and_remove_grads, deepspeedai/
+      // DeepSpeed edaa7221). Without overlap_grad_reduce (DeepSpeed's overlap_comm false,
+      // its stage-2 default: the reduction runs on the compute stream) a bucket leaves
+      // once its gradients are final and the member's next compute task waits for it;
+      // under DualPipe, whose groups join two stages of different schedules, it waits for
+      // the end of the block's backward instead and holds nothing.
+      if (!ctx.gradient_sync) continue;
+      const std::vector<std::vector<GradReady>>& blocks = pipe.micro_grads[r][0];
+      for (size_t k = 0; k < blocks.size(); ++k) {
+        for (const Zero2Bucket& b : zero2_buckets(ctx, blocks[k])) {
+          auto ready_of = [&, k, last = b.last](int mr, int list) {
+            const std::vector<std::vector<GradReady>>& theirs = pipe.micro_grads[mr][list];
+            ORRERY_CHECK(theirs.size() == blocks.size() && theirs[k].size() == blocks[k].size(),
+                         "the members of a ZeRO-2 reduction compute the same gradients");
+            const MaybeTask ready = theirs[k][last].task;
+            if (ctx.dual) return BucketReady{ready, theirs[k].back().task, std::nullopt};
+            return BucketReady{ready, ready, ready ? next_compute(mr, *ready) : std::nullopt};
+          };
+          reduce_bucket(ctx, ranks, planner, g, out, r, ready_of, {b.dense, b.expert}, b.shape);
+        }
+      }
+      continue;
+    }
     size_t first = 0;
     for (const auto& [last, params] : buckets) {
       GradientShape shape[2];  // dense, expert
@@ -301,7 +437,10 @@ void grad_sync_pass(const StepContext& ctx, const RankSet& ranks, const StageLay
       }
       first = last + 1;
       if (!ctx.gradient_sync) continue;  // local SGD between averagings
-      reduce_bucket(ctx, ranks, pipe, planner, g, out, r, last, params, shape);
+      auto ready_of = [&, last = last](int mr, int list) {
+        return BucketReady{pipe.grads[mr][list][last].task, pipe.last_compute[mr], std::nullopt};
+      };
+      reduce_bucket(ctx, ranks, planner, g, out, r, ready_of, params, shape);
     }
   }
 }

@@ -140,6 +140,9 @@ class PipelineBuilder {
     incoming_.assign(count, std::nullopt);
     out_.grads.assign(ranks.size(), std::vector<std::vector<GradReady>>(ctx.dual ? 2 : 1));
     out_.fsdp.resize(ranks.size());
+    if (p_.zero_stage == 2)
+      out_.micro_grads.assign(ranks.size(),
+                              std::vector<std::vector<std::vector<GradReady>>>(ctx.dual ? 2 : 1));
     out_.last_compute.assign(ranks.size(), std::nullopt);
     g.tasks.reserve(
         ranks.size() *
@@ -208,16 +211,17 @@ class PipelineBuilder {
         after = templates_.append_layer(planner_, g_, rank, st, *l, LayerPass::forward, after,
                                         b.microbatch);
     } else {
+      if (p_.zero_stage == 2) out_.micro_grads[r][grad_list].emplace_back();
       for (auto it = layers.rbegin(); it != layers.rend(); ++it) {
         if (full_recompute && (*it)->kind == LayerKind::transformer)
           after = templates_.append_layer(planner_, g_, rank, st, **it, LayerPass::recompute, after,
                                           b.microbatch);
         after = templates_.append_layer(planner_, g_, rank, st, **it, LayerPass::backward, after,
                                         b.microbatch);
-        if (final_bwd) {
-          out_.grads[r][grad_list].push_back(
-              {after, (*it)->params() - (*it)->expert_params(), (*it)->expert_params(), *it});
-        }
+        const GradReady ready{after, (*it)->params() - (*it)->expert_params(),
+                              (*it)->expert_params(), *it};
+        if (final_bwd) out_.grads[r][grad_list].push_back(ready);
+        if (p_.zero_stage == 2) out_.micro_grads[r][grad_list].back().push_back(ready);
       }
     }
     if (g_.tasks.size() > before && !first_) first_ = static_cast<int>(before);
@@ -303,7 +307,8 @@ class PipelineBuilder {
   }
 
   // Block b from templates; the final backward of a chunk stays per layer so that
-  // gradient buckets can leave as soon as their layers are done.
+  // gradient buckets can leave as soon as their layers are done, and under ZeRO-2 every
+  // block that computes weight gradients (each micro-batch's are reduce-scattered).
   void template_block(size_t r, const Block& b, const std::vector<const Layer*>& layers,
                       bool final_bwd, int grad_list) {
     const int st = ranks_[r].s;
@@ -324,7 +329,7 @@ class PipelineBuilder {
         work -= templates_.weight_gradient_time(**it);
       }
       add_block(r, b, work, parts, TaskKind::backward);
-    } else if (!final_bwd) {
+    } else if (!final_bwd && p_.zero_stage != 2) {
       Seconds work;
       Parts parts;
       for (auto it = layers.rbegin(); it != layers.rend(); ++it) {
@@ -336,6 +341,7 @@ class PipelineBuilder {
       }
       add_block(r, b, work, parts, TaskKind::backward);
     } else {
+      if (p_.zero_stage == 2) out_.micro_grads[r][grad_list].emplace_back();
       for (auto it = layers.rbegin(); it != layers.rend(); ++it) {
         Seconds work;
         Parts parts;
@@ -345,8 +351,10 @@ class PipelineBuilder {
           backward_of(r, **it, work, parts);
         }
         const int id = add_block(r, b, work, parts, TaskKind::backward);
-        out_.grads[r][grad_list].push_back(
-            {id, (*it)->params() - (*it)->expert_params(), (*it)->expert_params(), *it});
+        const GradReady ready{id, (*it)->params() - (*it)->expert_params(), (*it)->expert_params(),
+                              *it};
+        if (final_bwd) out_.grads[r][grad_list].push_back(ready);
+        if (p_.zero_stage == 2) out_.micro_grads[r][grad_list].back().push_back(ready);
       }
     }
     if (!b.forward && p_.zero_stage < 3) accumulate_gradients(r, b, layers);

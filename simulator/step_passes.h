@@ -86,6 +86,11 @@ struct PipelineTasks {
   std::vector<std::vector<std::vector<GradReady>>> grads;
   // Per rank, in schedule order (ZeRO-3 / FSDP only).
   std::vector<std::vector<FsdpNeed>> fsdp;
+  // ZeRO-2 only: per rank and gradient list (as `grads`), every block that computes weight
+  // gradients (each micro-batch's backward, or its W), in schedule order, with its layers
+  // as their gradients become final. Each block's gradients are reduce-scattered on their
+  // own (grad_sync_pass).
+  std::vector<std::vector<std::vector<std::vector<GradReady>>>> micro_grads;
 };
 
 // What the gradient passes leave for the optimizer, per rank.

@@ -109,8 +109,13 @@ Seconds step_time_bound(const Scenario& s) {
              ? std::min(p.zero3_group(gpn), p.node_dp(gpn))
              : p.shard_group();
   }
+  // ZeRO-2: every micro-batch's dense gradients reduce-scattered over dp*cp ranks
+  // (simulator/gradient_passes.cpp), in the scenario's gradient bytes unless compressed.
+  const int d2 = p.zero_stage == 2 && s.training.compression.scheme == CompressionSpec::Scheme::none
+                     ? p.shard_group()
+                     : 1;
   const StateBytes state = state_bytes_per_param(s.training);
-  std::vector<Bytes> zero3_bytes(pp);
+  std::vector<Bytes> shard_bytes(pp);
   std::vector<Seconds> tf(pp), tb(pp);
   // (rank, chunk) of each transformer layer (model/pipeline.h).
   std::vector<std::pair<int, int>> place;
@@ -147,10 +152,15 @@ Seconds step_time_bound(const Scenario& s) {
     // after the backward (simulator/step.cpp), each bringing (d-1)/d of its bytes into
     // every member.
     if (d3 >= 2) {
-      zero3_bytes[k] +=
+      shard_bytes[k] +=
           Bytes((d3 - 1.0) / d3 * l.params() *
                 ((p.reshard_after_forward ? 2.0 : 1.0) * state.weight + state.gradient));
     }
+    // ZeRO-2: each micro-batch reduce-scatters the layer's dense gradients, bringing
+    // (d-1)/d of their bytes into every member (expert gradients, over a smaller group,
+    // are left out).
+    if (d2 >= 2)
+      shard_bytes[k] += Bytes((d2 - 1.0) / d2 * (l.params() - l.expert_params()) * state.gradient);
     // The tensor-parallel collectives the simulator issues (full recompute repeats the
     // forward's before the backward).
     TpWaits forward, backward;
@@ -184,8 +194,9 @@ Seconds step_time_bound(const Scenario& s) {
   const Bandwidth ingress = s.cluster.intra_node.bandwidth + nic;
   for (std::size_t k = 0; k < pp; ++k) {
     bound = std::max(bound, before + m * (tf[k] + tb[k]));
-    // The ZeRO-3 traffic overlaps compute but cannot pass a GPU's links faster.
-    bound = std::max(bound, m * zero3_bytes[k] / ingress);
+    // The ZeRO-3 (and ZeRO-2) traffic overlaps compute but cannot pass a GPU's links
+    // faster.
+    bound = std::max(bound, m * shard_bytes[k] / ingress);
     before += chain[k];
   }
   return bound;

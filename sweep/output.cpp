@@ -163,8 +163,9 @@ std::string render_sweep_table(const SweepInput& in, const SweepResult& r) {
     for (const RegionFlag& f : best.outside) out += fmt::format("outside      {}\n", f.text);
     out += fmt::format("Megatron-LM  {}\n", megatron_arguments(s));
   }
-  out += "pruned       candidates whose lower bound (GEMM and attention FLOPs at the fastest "
-         "rate, TP and ZeRO-3 bytes at line rate, pipeline chain) cannot reach the table\n";
+  out +=
+      "pruned       candidates whose lower bound (GEMM and attention FLOPs at the fastest "
+      "rate, TP and ZeRO-2/3 bytes at line rate, pipeline chain) cannot reach the table\n";
   return out;
 }
 
