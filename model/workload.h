@@ -114,6 +114,9 @@ struct Shard {
   int tp = 1;
   bool sequence_parallel = false;
   int cp = 1;
+  // Context parallelism passes keys and values around a ring (parallelism.cp_comm: ring,
+  // Transformer Engine's AttnFuncWithCPAndKVP2P) rather than all-gathering them first.
+  bool cp_ring = true;
   int ep = 1;
   int microbatches = 1;   // per optimizer step (the fp8 weight cache casts once per step)
 };
