@@ -60,7 +60,8 @@ struct Op {
   // params / (k * n) whole copies (MoE experts), the remainder biases.
   double weight_k = 0, weight_n = 0;
   bool expert = false;      // params are MoE expert weights (sharded over ep, not dp)
-  Bytes aux_fwd_bytes, aux_bwd_bytes;  // moved by separate auxiliary kernels (FP8 casts)
+  // Moved by separate auxiliary kernels: FP8 casts; ring attention's merges and slice copies.
+  Bytes aux_fwd_bytes, aux_bwd_bytes;
   // Under precision fp8, a GEMM the recipe keeps in 16 bits (training.fp8.gemms and
   // bf16_layers): timed at the 16-bit rate, no casts, 16-bit saved input.
   bool high_precision = false;
