@@ -43,7 +43,8 @@ class ComputeModel {
 //               (FlashAttention-2 runs 5 matmuls backward against 2 forward, Dao 2023,
 //               Algorithm 2).
 //   other ops   t = max(bytes / (hbm * memory_efficiency), kernel_launch)
-//   auxiliary   kernels an op launches besides its main one (FP8 casts and transposes)
+//   auxiliary   kernels an op launches besides its main one (FP8 casts and transposes,
+//               ring attention's merges and slice copies)
 //               add their bytes / (hbm * memory_efficiency).
 //   optimizer   fused update streaming its state: Adam/AdamW/LAMB read gradient, fp32
 //               master, m, v and write master, m, v and the 16-bit weight; SGD/LARS one

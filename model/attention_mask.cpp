@@ -47,4 +47,57 @@ double mask_tile_fraction(const ModelSpec& m, AttentionTile t) {
   return tiles / grid;
 }
 
+CpMergeBytes cp_ring_merge_bytes(int cp, bool causal, double q_elems, double o_elems,
+                                 double kv_elems, double elem_bytes) {
+  CpMergeBytes out;
+  if (cp <= 1) return out;
+  const double Q = q_elems, O = o_elems, K = kv_elems;
+  constexpr double kCopy = 2, kAdd = 3, kMerge = 3;  // element reads + writes per kernel
+  for (int r = 0; r < cp; ++r) {
+    // Forward (AttnFuncWithCPAndKVP2P.forward): out = empty_like(q).zero_().
+    double fwd = O;
+    for (int i = 0; i < cp; ++i) {
+      if (!causal || i == 0) {
+        fwd += kMerge * O;  // the diagonal (or unmasked) step: whole Q against whole K/V
+      } else if (i <= r) {
+        fwd += kCopy * K / 2 + kMerge * O;  // kv[:, :, 0].contiguous(): the first half
+      } else {
+        fwd += kCopy * Q / 2 + kMerge * O / 2;  // q[:, 1].contiguous(): the second half
+      }
+    }
+    // Backward (AttnFuncWithCPAndKVP2P.backward), step i against the K/V of rank r - 1 - i.
+    double bwd = 0;
+    for (int i = 0; i < cp; ++i) {
+      double dkv_step = K;  // elements of this step's dK/dV
+      if (!causal) {
+        bwd += (i == 0 ? kCopy : kAdd) * (Q + K);
+      } else if (i == cp - 1) {  // the diagonal block
+        bwd += (r == 0 ? (kAdd + kCopy) * K / 2 : kAdd * K);
+      } else if (i >= cp - 1 - r) {  // the first half of K/V
+        bwd += kCopy * K / 2;
+        dkv_step = K / 2;
+        bwd += (i == 0 && r == cp - 1 ? kCopy : kAdd) * K / 2;
+      } else {  // the second half of Q, O and dO against the whole K/V
+        bwd += kCopy * (Q + 2 * O) / 2;
+        bwd += (i > 0 ? kAdd : kCopy) * K;
+      }
+      bwd += kCopy * dkv_step;  // torch.cat((dk_, dv_))
+      if (!causal) continue;
+      // dQ: whole for the diagonal and first-half-K/V steps, half for the others.
+      if (i > cp - 1 - r) {
+        bwd += kAdd * Q;
+      } else if (i == cp - 1 - r) {
+        bwd += (r == cp - 1 ? kCopy * Q : (kCopy + kAdd) * Q / 2);
+      } else {
+        bwd += (i > 0 ? kAdd : kCopy) * Q / 2;
+      }
+    }
+    out.fwd += fwd;
+    out.bwd += bwd;
+  }
+  out.fwd *= elem_bytes / cp;
+  out.bwd *= elem_bytes / cp;
+  return out;
+}
+
 }  // namespace orrery

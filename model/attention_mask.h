@@ -44,4 +44,24 @@ double band_tiles(std::int64_t len, std::int64_t window, AttentionTile t);
 // sequence); each plus the tiles the mask's edges cut. Needs a transformer model.
 double mask_tile_fraction(const ModelSpec& m, AttentionTile t);
 
+// Bytes the element-wise kernels around ring attention move on one context-parallel
+// rank, averaged over the cp ranks (one simulated GPU stands for its cp peers), as
+// Transformer Engine's AttnFuncWithCPAndKVP2P runs them with its fused (cuDNN) backend
+// (NVIDIA/TransformerEngine v1.8, 3ec998e9, transformer_engine/pytorch/attention.py;
+// bshd/sbhd layouts). Forward: the output buffer zeroed, then for each of the cp steps
+// the step's output merged into it by its log-sum-exp (flash_attn_fwd_out_correction,
+// one torch.compile'd kernel: read the step's output and the buffer, write the buffer,
+// 3 element reads or writes), and the contiguous copies of the half of Q or of K/V a
+// causal step takes. Backward: the halves of Q, O, dO or K/V copied again, dK and dV
+// concatenated per step (torch.cat, the fused path), and each step's dQ and dK/dV copied
+// or added into the accumulators as TE's branches do (copy: 2 element passes, add: 3).
+// q_elems, o_elems, kv_elems: this rank's Q, O and K + V elements; elem_bytes: bytes of
+// one element. The per-row log-sum-exp statistics (head width times fewer) are left out.
+// cp == 1 moves nothing.
+struct CpMergeBytes {
+  double fwd = 0, bwd = 0;
+};
+CpMergeBytes cp_ring_merge_bytes(int cp, bool causal, double q_elems, double o_elems,
+                                 double kv_elems, double elem_bytes);
+
 }  // namespace orrery

@@ -26,6 +26,8 @@ using detail::OpBuilder;
 
 struct Dims {
   double b, s, S, t, r, tok, h;
+  int cp = 1;
+  bool cp_ring = true;
 };
 
 // The attention block after its norm: projections, core attention, output projection.
@@ -99,6 +101,15 @@ void add_attention(const ModelSpec& m, const TrainingSpec& tr, const OpBuilder& 
     // of 2*cp (i and 2cp-1-i) so that every rank computes 1/cp of the causal tiles
     // (AttnFuncWithCPAndKVP2P, docs/model.md).
     core.computed_share = mask_tile_fraction(m, flash_tile(qk_head));
+    // Ring attention's merges and slice copies (model/attention_mask.h) run as separate
+    // element-wise kernels beside the fused ones.
+    if (d.cp > 1 && d.cp_ring) {
+      const CpMergeBytes merge =
+          cp_ring_merge_bytes(d.cp, m.attention_mask != AttentionMask::full, d.tok * q_dim,
+                              d.tok * o_dim, core.kv_elems, e);
+      core.aux_fwd_bytes = Bytes(merge.fwd);
+      core.aux_bwd_bytes = Bytes(merge.bwd);
+    }
     L.ops.push_back(core);
   } else {
     Op qk;
@@ -349,6 +360,8 @@ Workload build_transformer_workload(const ModelSpec& m, const TrainingSpec& tr, 
   d.r = sh.sequence_parallel ? 1.0 / sh.tp : 1.0;
   d.tok = d.b * d.s;
   d.h = static_cast<double>(m.hidden);
+  d.cp = sh.cp;
+  d.cp_ring = sh.cp_ring;
 
   Workload w;
   w.shard = sh;

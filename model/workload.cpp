@@ -290,6 +290,7 @@ Shard shard_of(const ParallelismSpec& p) {
   s.tp = p.tp;
   s.sequence_parallel = p.sequence_parallel;
   s.cp = p.cp;
+  s.cp_ring = p.cp_comm == ParallelismSpec::CpComm::ring;
   s.ep = p.ep;
   s.microbatches = std::max(1, p.microbatches());
   return s;

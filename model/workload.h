@@ -60,7 +60,8 @@ struct Op {
   // params / (k * n) whole copies (MoE experts), the remainder biases.
   double weight_k = 0, weight_n = 0;
   bool expert = false;      // params are MoE expert weights (sharded over ep, not dp)
-  Bytes aux_fwd_bytes, aux_bwd_bytes;  // moved by separate auxiliary kernels (FP8 casts)
+  // Moved by separate auxiliary kernels: FP8 casts; ring attention's merges and slice copies.
+  Bytes aux_fwd_bytes, aux_bwd_bytes;
   // Under precision fp8, a GEMM the recipe keeps in 16 bits (training.fp8.gemms and
   // bf16_layers): timed at the 16-bit rate, no casts, 16-bit saved input.
   bool high_precision = false;
@@ -114,6 +115,9 @@ struct Shard {
   int tp = 1;
   bool sequence_parallel = false;
   int cp = 1;
+  // Context parallelism passes keys and values around a ring (parallelism.cp_comm: ring,
+  // Transformer Engine's AttnFuncWithCPAndKVP2P) rather than all-gathering them first.
+  bool cp_ring = true;
   int ep = 1;
   int microbatches = 1;   // per optimizer step (the fp8 weight cache casts once per step)
 };

@@ -178,5 +178,65 @@ TEST(AttentionMask, ContextParallelRanksShareTheCausalTiles) {
   EXPECT_DOUBLE_EQ(b.kv_elems * 2, a.kv_elems);
 }
 
+TEST(AttentionMask, RingAttentionMergeBytesByHand) {
+  // Element passes of AttnFuncWithCPAndKVP2P (TE v1.8) per rank, summed by hand over its
+  // branches; Q, O, K the rank's Q, O and K + V elements. Copy = 2 passes, add and the
+  // forward merge = 3, a half slice copied = 2 passes over half.
+  // cp = 2, causal. Forward: zero O (1), merge step 0 whole (3 O); rank 0's step 1 takes
+  // the second half of Q (Q) and merges half (1.5 O); rank 1's step 1 the first half of
+  // K/V (K) and merges whole (3 O): (5.5 O + Q + 7 O + K) / 2 = 6.25 O + 0.5 Q + 0.5 K.
+  // Backward, rank 0: step 0 copies half Q, O, dO (Q + 2 O), copies dK/dV (2 K), cat
+  // (2 K), copies half dQ (Q); step 1 (diagonal) adds half and copies half dK/dV (2.5 K),
+  // cat (2 K), copies half and adds half dQ (2.5 Q): 4.5 Q + 2 O + 8.5 K. Rank 1: step 0
+  // copies half K/V (K), copies half dK/dV (K), cat of the half (K), copies dQ (2 Q);
+  // step 1 adds dK/dV (3 K), cat (2 K), adds dQ (3 Q): 5 Q + 8 K. Mean: 4.75 Q + O + 8.25 K.
+  // With Q = 10, O = 20, K = 4 and 2 bytes an element: forward 2 (125 + 5 + 2) = 264,
+  // backward 2 (47.5 + 20 + 33) = 201.
+  const CpMergeBytes two = cp_ring_merge_bytes(2, true, 10, 20, 4, 2);
+  EXPECT_NEAR(two.fwd, 264.0, 1e-9);
+  EXPECT_NEAR(two.bwd, 201.0, 1e-9);
+  // cp = 3, causal (rank 1 runs every branch once). Forward per rank: 7 O + 2 Q,
+  // 8.5 O + Q + K, 10 O + 2 K; mean 8.5 O + Q + K. Backward per rank: 7 Q + 4 O + 13.5 K,
+  // 7.5 Q + 2 O + 12.5 K, 8 Q + 11.5 K; mean 7.5 Q + 2 O + 12.5 K. One byte an element:
+  // forward 170 + 10 + 4 = 184, backward 75 + 40 + 50 = 165.
+  const CpMergeBytes three = cp_ring_merge_bytes(3, true, 10, 20, 4, 1);
+  EXPECT_NEAR(three.fwd, 184.0, 1e-9);
+  EXPECT_NEAR(three.bwd, 165.0, 1e-9);
+  // cp = 2 without a mask: no slices; forward O + 2 x 3 O = 7 O = 140; backward copy then
+  // add of dQ and dK/dV (5 Q + 5 K) and two cats (4 K): 50 + 36 = 86.
+  const CpMergeBytes full = cp_ring_merge_bytes(2, false, 10, 20, 4, 1);
+  EXPECT_NEAR(full.fwd, 140.0, 1e-9);
+  EXPECT_NEAR(full.bwd, 86.0, 1e-9);
+  // No context parallelism, nothing to merge.
+  EXPECT_EQ(cp_ring_merge_bytes(1, true, 10, 20, 4, 2).fwd, 0.0);
+  EXPECT_EQ(cp_ring_merge_bytes(1, true, 10, 20, 4, 2).bwd, 0.0);
+}
+
+TEST(AttentionMask, RingAttentionCarriesItsMergeKernels) {
+  // Llama 3 8B, s = 8192, cp = 2: a rank holds 4096 tokens, Q and O 4096 x 4096 =
+  // 16,777,216 elements, K + V 4096 x 2 x 1024 = 8,388,608, 2 bytes each. Forward
+  // 2 (6.25 x 16,777,216 + 0.5 x 16,777,216 + 0.5 x 8,388,608) = 234,881,024 bytes;
+  // backward 2 (4.75 x 16,777,216 + 16,777,216 + 8.25 x 8,388,608) = 331,350,016.
+  const Scenario ring = llama8b("attention_mask: causal", "tp: 1, cp: 2, dp: 4, global_batch: 8");
+  const Op r = core_of(build_workload(ring.model, ring.training, shard_of(ring.parallelism)));
+  EXPECT_DOUBLE_EQ(r.aux_fwd_bytes.value(), 234881024.0);
+  EXPECT_DOUBLE_EQ(r.aux_bwd_bytes.value(), 331350016.0);
+  // Gathering K and V first leaves no per-step merge; nor does cp = 1.
+  const Scenario gather =
+      llama8b("attention_mask: causal", "tp: 1, cp: 2, dp: 4, global_batch: 8, cp_comm: all-gather");
+  const Op g = core_of(build_workload(gather.model, gather.training, shard_of(gather.parallelism)));
+  EXPECT_EQ(g.aux_fwd_bytes.value(), 0.0);
+  EXPECT_EQ(g.aux_bwd_bytes.value(), 0.0);
+  const Scenario one = llama8b("attention_mask: causal", "tp: 1, dp: 8, global_batch: 8");
+  const Op o = core_of(build_workload(one.model, one.training, shard_of(one.parallelism)));
+  EXPECT_EQ(o.aux_fwd_bytes.value(), 0.0);
+  // The roofline streams them after the fused kernel: at 3.35 TB/s x 0.87 (H100 preset)
+  // the forward adds 234,881,024 / 2.9145e12 = 80.6 us.
+  const auto model = make_roofline_model(ring);
+  const double plain = r.fwd_flops.value() * r.computed_share / (989.4e12 * 0.33);
+  EXPECT_NEAR(model->op_time(r, Pass::forward).value(), plain + 234881024.0 / (3.35e12 * 0.87),
+              1e-9);
+}
+
 }  // namespace
 }  // namespace orrery
