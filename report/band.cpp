@@ -213,9 +213,13 @@ std::vector<RegionFlag> region_flags(const Scenario& s, double memory_fraction,
       out.push_back(*flag);
   }
   if (memory_fraction > kMemoryNearFull) {
-    out.push_back({"memory", fmt::format("memory {} of capacity, above {}: within the memory "
-                                         "model's unmeasured terms of the limit",
-                                         pct(memory_fraction), pct(kMemoryNearFull))});
+    out.push_back({"memory",
+                   memory_fraction > 1.0
+                       ? fmt::format("memory {} of capacity: over it in the memory model",
+                                     pct(memory_fraction))
+                       : fmt::format("memory {} of capacity, above {}: within the memory "
+                                     "model's unmeasured terms of the limit",
+                                     pct(memory_fraction), pct(kMemoryNearFull))});
   }
   int max_cp = 1;
   for (const Residual& r : table) max_cp = std::max(max_cp, r.cp);
