@@ -142,13 +142,30 @@ MeasurementFile read_measurement_text(const std::string& text, const std::string
     keys.insert(keys.end(), stats.begin(), stats.end());
     return keys;
   };
-  each_entry(root, file, "gemm", with_stats({"dtype", "m", "n", "k"}),
+  each_entry(root, file, "gemm",
+             with_stats({"dtype", "accumulation", "m", "n", "k", "sustained", "sm_clock_mhz"}),
              [&](MapReader& r, const YAML::Node& n) {
                GemmMeasurement g;
                g.dtype = read_named<Dtype>(r, "dtype", kGemmDtypes);
+               // Optional: absent is split, cuBLASLt's default, which files written before
+               // the field existed were measured with.
+               if (r.has("accumulation")) {
+                 if (g.dtype != Dtype::fp8)
+                   r.fail("accumulation", "only fp8 GEMMs have an accumulation mode");
+                 g.accumulation = read_named<Fp8Accumulation>(r, "accumulation",
+                                                              kAllFp8Accumulations);
+               }
                g.m = read_dim(r, "m");
                g.n = read_dim(r, "n");
                g.k = read_dim(r, "k");
+               r.read_quantity("sustained", Dimension::seconds, 0.0, kMaxSeconds, g.sustained);
+               if (r.has("sustained") && g.sustained.value() <= 0)
+                 r.fail("sustained", "a sustained load lasts a positive time");
+               if (r.has("sm_clock_mhz")) {
+                 if (!r.has("sustained"))
+                   r.fail("sm_clock_mhz", "an SM clock is recorded only with `sustained`");
+                 r.read_double("sm_clock_mhz", 1.0, 1e5, g.sm_clock_mhz);
+               }
                g.time = read_stats(r);
                g.line = line_of(file, n);
                m.gemm.push_back(g);

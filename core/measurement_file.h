@@ -33,6 +33,16 @@ inline constexpr MemoryKernel kAllMemoryKernels[] = {MemoryKernel::copy, MemoryK
                                                      MemoryKernel::row_reduce};
 const char* to_string(MemoryKernel k);  // "copy", "elementwise", "row_reduce"
 
+// How an fp8 GEMM accumulates: cuBLASLt's CUBLASLT_MATMUL_DESC_FAST_ACCUM (cuBLAS docs,
+// "cublasLtMatmulDescAttributes_t": when set, "intermediate results will not periodically
+// be promoted to a higher precision"; default 0). `split` is FAST_ACCUM = 0, cuBLASLt's
+// default and Transformer Engine's `use_split_accumulator` (its dgrad and wgrad GEMMs);
+// `fast` is FAST_ACCUM = 1. Other types have no such choice.
+enum class Fp8Accumulation { fast, split };
+inline constexpr Fp8Accumulation kAllFp8Accumulations[] = {Fp8Accumulation::fast,
+                                                           Fp8Accumulation::split};
+const char* to_string(Fp8Accumulation a);  // "fast", "split"
+
 enum class AttentionImpl { cudnn_fused, unfused };
 inline constexpr AttentionImpl kAllAttentionImpls[] = {AttentionImpl::cudnn_fused,
                                                        AttentionImpl::unfused};
@@ -62,6 +72,13 @@ struct GemmMeasurement {
   Dtype dtype = Dtype::bf16;  // one of kGemmDtypes
   std::int64_t m = 0, n = 0, k = 0;
   TimingStats time;
+  // fp8 only (split for any other type, and never written for them).
+  Fp8Accumulation accumulation = Fp8Accumulation::split;
+  // Under sustained load (orrery-profile --sustained): how long the case ran back to back
+  // before its timed repetitions (0: an ordinary, short measurement), and the median SM
+  // clock read while they ran (0: not read).
+  Seconds sustained = Seconds(0.0);
+  double sm_clock_mhz = 0;
   int line = 0;
   bool operator==(const GemmMeasurement&) const = default;
 };

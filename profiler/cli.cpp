@@ -73,11 +73,40 @@ std::set<Enum> parse_enum_list(const std::string& flag, const std::string& value
   return out;
 }
 
-const std::vector<std::string> kFlags = {"--out",      "--quick",    "--quiet",       "--help",
-                                         "--version",  "--warmup",   "--repetitions", "--max-gpus",
-                                         "--only",     "--dtypes",   "--mpi",         "--dry-run"};
-const std::set<std::string> kValueFlags = {"--out",      "--warmup", "--repetitions",
-                                           "--max-gpus", "--only",   "--dtypes"};
+// "MxNxK,MxNxK,...": whole numbers from 1 to 2^31 - 1 (cuBLASLt's layouts take 64-bit
+// sizes, but a dimension above that is no GEMM this profiler could hold in memory).
+std::vector<LinearShape> parse_shapes(const std::string& flag, const std::string& value) {
+  std::vector<LinearShape> out;
+  for (const auto& item : split_list(value)) {
+    std::int64_t dims[3] = {0, 0, 0};
+    std::size_t start = 0;
+    for (int i = 0; i < 3; ++i) {
+      const std::size_t x = i < 2 ? item.find('x', start) : item.size();
+      const std::string part =
+          x == std::string::npos ? std::string() : item.substr(start, x - start);
+      errno = 0;
+      char* end = nullptr;
+      const long long v = std::strtoll(part.c_str(), &end, 10);
+      if (part.empty() || *end != '\0' || part[0] == '-' || part[0] == '+' || errno == ERANGE ||
+          v < 1 || v > INT32_MAX)
+        bad(flag, value,
+            fmt::format("item '{}' is not MxNxK with whole numbers from 1 to {}", item,
+                        INT32_MAX));
+      dims[i] = v;
+      start = x + 1;
+    }
+    out.push_back({dims[0], dims[1], dims[2]});
+  }
+  return out;
+}
+
+const std::vector<std::string> kFlags = {
+    "--out",     "--quick",       "--quiet",       "--help",     "--version",
+    "--warmup",  "--repetitions", "--max-gpus",    "--only",     "--dtypes",
+    "--mpi",     "--dry-run",     "--gemm-shapes", "--sustained", "--fp8-accumulation"};
+const std::set<std::string> kValueFlags = {"--out",         "--warmup",    "--repetitions",
+                                           "--max-gpus",    "--only",      "--dtypes",
+                                           "--gemm-shapes", "--sustained", "--fp8-accumulation"};
 
 }  // namespace
 
@@ -87,8 +116,9 @@ Repetitions CliOptions::reps() const {
 
 std::string usage() {
   return "usage: orrery-profile [--out FILE] [--quick] [--only SECTIONS] [--dtypes TYPES]\n"
-         "                      [--warmup N] [--repetitions N] [--max-gpus N] [--quiet] [--mpi]\n"
-         "                      [--dry-run]\n"
+         "                      [--gemm-shapes LIST] [--fp8-accumulation MODE]\n"
+         "                      [--sustained SECONDS] [--warmup N] [--repetitions N]\n"
+         "                      [--max-gpus N] [--quiet] [--mpi] [--dry-run]\n"
          "Measures GEMMs, memory-bound kernels, attention, the launch floor and NCCL\n"
          "collectives on this host's GPUs and writes a measurement file\n"
          "(docs/calibration-format.md).\n"
@@ -96,6 +126,14 @@ std::string usage() {
          "  --quick            a short sweep (about 3 minutes on one H100)\n"
          "  --only SECTIONS    comma list of gemm, memory_bound, attention, launch, collectives\n"
          "  --dtypes TYPES     comma list of fp32, tf32, bf16, fp16, fp8 (GEMMs)\n"
+         "  --gemm-shapes LIST comma list of MxNxK: the GEMM shapes to measure instead of\n"
+         "                     the sweep's\n"
+         "  --fp8-accumulation MODE\n"
+         "                     fast, split (default) or both: cuBLASLt's FAST_ACCUM for\n"
+         "                     fp8 GEMMs\n"
+         "  --sustained SECONDS\n"
+         "                     run each GEMM back to back this long (1-3600) before its\n"
+         "                     timed repetitions, and record the SM clock\n"
          "  --warmup N         untimed repetitions per case (default 5, 3 with --quick)\n"
          "  --repetitions N    timed repetitions per case (default 20, 10 with --quick)\n"
          "  --max-gpus N       use at most N local GPUs for collectives\n"
@@ -159,6 +197,21 @@ CliOptions parse_cli(const std::vector<std::string>& args) {
       only_given = true;
     } else if (flag == "--dtypes") {
       o.dtypes = parse_enum_list(flag, *value, kGemmDtypes);
+    } else if (flag == "--gemm-shapes") {
+      o.gemm_shapes = parse_shapes(flag, *value);
+    } else if (flag == "--sustained") {
+      o.sustained = parse_int(flag, *value, 1, 3600);
+    } else if (flag == "--fp8-accumulation") {
+      if (*value == "both") {
+        o.fp8_accumulation = {std::begin(kAllFp8Accumulations), std::end(kAllFp8Accumulations)};
+      } else if (*value == "fast" || *value == "split") {
+        o.fp8_accumulation = {*value == "fast" ? Fp8Accumulation::fast : Fp8Accumulation::split};
+      } else {
+        const std::string hint = closest_match(*value, {"fast", "split", "both"});
+        bad(flag, *value,
+            fmt::format("expected fast, split or both{}",
+                        hint.empty() ? "" : fmt::format(" (did you mean '{}'?)", hint)));
+      }
     }
   }
   if (o.mpi) {
@@ -168,6 +221,8 @@ CliOptions parse_cli(const std::vector<std::string>& args) {
             fmt::format("an MPI run measures collectives only, and --only asks for {}",
                         to_string(sec)));
     if (o.max_gpus) bad("--mpi", "", "does not combine with --max-gpus (the MPI job sets the ranks)");
+    if (o.sustained)
+      bad("--mpi", "", "does not combine with --sustained (an MPI run measures no GEMMs)");
     o.sections = {Section::collectives};
   }
   return o;
@@ -223,6 +278,9 @@ int profile_main(const std::vector<std::string>& args, const DeviceFactory& open
     po.gpus = o.max_gpus.value_or(1);
     po.sections = o.sections;
     po.dtypes = o.dtypes;
+    po.fp8_accumulation = o.fp8_accumulation;
+    po.gemm_shapes = o.gemm_shapes;
+    if (o.sustained) po.gemm_sustained = Seconds(*o.sustained);
     po.whole_group_only = o.mpi;
     const Plan plan = make_plan(po);
     for (const auto& c : plan.gemm) out << describe(c) << "\n";
@@ -231,8 +289,12 @@ int profile_main(const std::vector<std::string>& args, const DeviceFactory& open
     if (plan.launch) out << "launch empty\n";
     for (const auto& c : plan.collectives) out << describe(c) << "\n";
     for (const auto& sk : plan.skipped) out << sk.what << ": skipped: " << sk.reason << "\n";
-    out << fmt::format("{} cases, {} repetitions each after {} warm-up\n", plan.size(),
+    out << fmt::format("{} cases, {} repetitions each after {} warm-up", plan.size(),
                        o.reps().timed, o.reps().warmup);
+    if (o.sustained && !plan.gemm.empty())
+      out << fmt::format("; GEMMs after {} s back to back each ({} s of load)", *o.sustained,
+                         std::int64_t{*o.sustained} * static_cast<std::int64_t>(plan.gemm.size()));
+    out << "\n";
     return kExitOk;
   }
 
@@ -271,6 +333,9 @@ int profile_main(const std::vector<std::string>& args, const DeviceFactory& open
   po.gpus = info.gpu_count;
   po.sections = o.sections;
   po.dtypes = o.dtypes;
+  po.fp8_accumulation = o.fp8_accumulation;
+  po.gemm_shapes = o.gemm_shapes;
+  if (o.sustained) po.gemm_sustained = Seconds(*o.sustained);
   po.nodes = info.nodes;
   po.whole_group_only = o.mpi;
   const Plan plan = make_plan(po);

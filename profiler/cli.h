@@ -40,6 +40,9 @@ struct CliOptions {
   std::optional<int> max_gpus;
   std::set<Section> sections{std::begin(kAllSections), std::end(kAllSections)};
   std::set<Dtype> dtypes{std::begin(kGemmDtypes), std::end(kGemmDtypes)};
+  std::set<Fp8Accumulation> fp8_accumulation{Fp8Accumulation::split};
+  std::optional<std::vector<LinearShape>> gemm_shapes;  // --gemm-shapes
+  std::optional<int> sustained;                         // --sustained, seconds
 
   Repetitions reps() const;
 };

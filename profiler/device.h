@@ -21,10 +21,12 @@ namespace orrery::profiler {
 
 // D (m x n) = op(A) (m x k) . B (k x n), column-major, A stored transposed ("TN").
 // `dtype` is one of kGemmDtypes (core/measurement_file.h); bytes per element are
-// gemm_input_bytes and gemm_output_bytes.
+// gemm_input_bytes and gemm_output_bytes. `accumulation` applies to fp8 only (split,
+// cuBLASLt's default, for every other type).
 struct GemmCase {
   Dtype dtype = Dtype::bf16;
   std::int64_t m = 0, n = 0, k = 0;
+  Fp8Accumulation accumulation = Fp8Accumulation::split;
   auto operator<=>(const GemmCase&) const = default;
 };
 
@@ -75,6 +77,16 @@ struct Failure {
 // Kernel durations of the timed repetitions, in order, or why there are none.
 using Timings = std::variant<std::vector<Seconds>, Failure>;
 
+// A GEMM timed at the end of a sustained load: its `reps.timed` durations and the median
+// of the SM clock read while they ran (0 when the clock could not be read: then
+// `clock_unread` says why).
+struct SustainedGemm {
+  std::vector<Seconds> durations;
+  double sm_clock_mhz = 0;
+  std::string clock_unread;
+};
+using SustainedTimings = std::variant<SustainedGemm, Failure>;
+
 // What the device says about itself: the hardware half of the provenance.
 struct DeviceInfo {
   std::string gpu;                 // name of GPU 0
@@ -112,6 +124,14 @@ class Device {
   virtual bool supports(Dtype d) const = 0;
   // Each returns exactly `reps.timed` durations on success.
   virtual Timings time_gemm(const GemmCase& c, Repetitions reps) = 0;
+  // `reps.warmup` untimed repetitions, then the case back to back for `load`, then
+  // `reps.timed` timed repetitions with the SM clock read while they run. A device that
+  // cannot (the MPI device: collectives only) says unsupported.
+  virtual SustainedTimings time_gemm_sustained(const GemmCase& c, Repetitions reps,
+                                               Seconds load) {
+    (void)c, (void)reps, (void)load;
+    return Failure{FailureKind::unsupported, "this device does not run sustained GEMMs"};
+  }
   virtual Timings time_memory_bound(const MemoryBoundCase& c, Repetitions reps) = 0;
   virtual Timings time_attention(const AttentionCase& c, Repetitions reps) = 0;
   // An empty kernel: the floor of any kernel's duration.

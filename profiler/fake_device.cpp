@@ -64,12 +64,46 @@ Timings FakeDevice::timed(const std::string& what, std::int64_t buffer_bytes, Se
   return out;
 }
 
+FakeDevice& FakeDevice::clock_unreadable(std::string why) {
+  clock_unreadable_ = std::move(why);
+  return *this;
+}
+
+namespace {
+
+double gemm_rate(const FakeModel& m, const GemmCase& c) {
+  double rate = m.gemm_flop_per_s * (c.dtype == Dtype::fp32 ? 0.1 : 1.0);
+  if (c.dtype == Dtype::fp8 && c.accumulation == Fp8Accumulation::fast) rate *= m.fp8_fast_speedup;
+  return rate;
+}
+
+std::int64_t gemm_bytes(const GemmCase& c) {
+  return (c.m * c.k + c.k * c.n) * gemm_input_bytes(c.dtype) +
+         c.m * c.n * gemm_output_bytes(c.dtype);
+}
+
+}  // namespace
+
 Timings FakeDevice::time_gemm(const GemmCase& c, Repetitions reps) {
   const double flop = 2.0 * c.m * c.n * c.k;
-  const double rate = model_.gemm_flop_per_s * (c.dtype == Dtype::fp32 ? 0.1 : 1.0);
-  const std::int64_t bytes =
-      (c.m * c.k + c.k * c.n) * gemm_input_bytes(c.dtype) + c.m * c.n * gemm_output_bytes(c.dtype);
-  return timed(describe(c), bytes, Seconds(flop / rate), reps);
+  return timed(describe(c), gemm_bytes(c), Seconds(flop / gemm_rate(model_, c)), reps);
+}
+
+SustainedTimings FakeDevice::time_gemm_sustained(const GemmCase& c, Repetitions reps,
+                                                 Seconds load) {
+  const double flop = 2.0 * c.m * c.n * c.k;
+  const double f = model_.sustained_clock_fraction;
+  Timings t = timed(describe(c), gemm_bytes(c), Seconds(flop / (gemm_rate(model_, c) * f)), reps);
+  if (auto* e = std::get_if<Failure>(&t)) return *e;
+  sustained_load_ = sustained_load_ + load;
+  SustainedGemm out;
+  out.durations = std::get<std::vector<Seconds>>(std::move(t));
+  if (clock_unreadable_) {
+    out.clock_unread = *clock_unreadable_;
+  } else {
+    out.sm_clock_mhz = info_.sm_clock_mhz * f;
+  }
+  return out;
 }
 
 Timings FakeDevice::time_memory_bound(const MemoryBoundCase& c, Repetitions reps) {

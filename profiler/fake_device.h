@@ -3,6 +3,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -19,6 +20,10 @@ struct FakeModel {
   Seconds launch{2e-6};               // also the floor of every kernel
   Seconds collective_latency{10e-6};
   double link_bytes_per_s = 100e9;    // collective time = latency + bytes * busbw_factor / this
+  double fp8_fast_speedup = 1.25;     // fp8 with fast accumulation runs this much faster
+  // Under a sustained load the SM clock settles at this fraction of DeviceInfo's maximum
+  // and GEMMs take 1 / this as long.
+  double sustained_clock_fraction = 0.9;
 };
 
 // Repetition i takes model_time * (1 + kFakeJitter[i % 5]).
@@ -37,6 +42,8 @@ class FakeDevice : public Device {
   FakeDevice& unsupported(Dtype d);
   // Collectives on `gpus` ranks fail with `unavailable` (as NCCL init would).
   FakeDevice& collectives_unavailable(int gpus);
+  // Sustained GEMMs report no SM clock, with this reason.
+  FakeDevice& clock_unreadable(std::string why);
   // The case returns one timing too few (a lost CUPTI record).
   FakeDevice& drop_one_timing(const std::string& what);
 
@@ -53,6 +60,10 @@ class FakeDevice : public Device {
   DeviceInfo info() const override { return info_; }
   bool supports(Dtype d) const override { return !unsupported_.count(d); }
   Timings time_gemm(const GemmCase& c, Repetitions reps) override;
+  SustainedTimings time_gemm_sustained(const GemmCase& c, Repetitions reps,
+                                       Seconds load) override;
+  // The load of every sustained GEMM so far, summed: what a real device would have spent.
+  Seconds sustained_load() const { return sustained_load_; }
   Timings time_memory_bound(const MemoryBoundCase& c, Repetitions reps) override;
   Timings time_attention(const AttentionCase& c, Repetitions reps) override;
   Timings time_launch(Repetitions reps) override;
@@ -69,6 +80,8 @@ class FakeDevice : public Device {
   std::optional<std::int64_t> memory_limit_;
   std::set<Dtype> unsupported_;
   std::set<int> no_collectives_;
+  std::optional<std::string> clock_unreadable_;
+  Seconds sustained_load_ = Seconds(0.0);
   int calls_ = 0;
   bool primary_ = true;
 };

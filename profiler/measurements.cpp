@@ -119,9 +119,17 @@ std::string render_measurements(const MeasurementFile& f) {
   o += fmt::format("  repetitions: {}\n", d.repetitions);
 
   o += f.gemm.empty() ? "gemm: []\n" : "gemm:\n";
-  for (const auto& r : f.gemm)
-    o += fmt::format("  - {{dtype: {}, m: {}, n: {}, k: {}, {}}}\n", to_string(r.dtype), r.m, r.n,
-                     r.k, stats(r.time));
+  for (const auto& r : f.gemm) {
+    const std::string acc =
+        r.dtype == Dtype::fp8 ? fmt::format("accumulation: {}, ", to_string(r.accumulation)) : "";
+    std::string load;
+    if (r.sustained.value() > 0) {
+      load = fmt::format("sustained: {}, ", format_duration(r.sustained));
+      if (r.sm_clock_mhz > 0) load += fmt::format("sm_clock_mhz: {}, ", r.sm_clock_mhz);
+    }
+    o += fmt::format("  - {{dtype: {}, {}m: {}, n: {}, k: {}, {}{}}}\n", to_string(r.dtype), acc,
+                     r.m, r.n, r.k, load, stats(r.time));
+  }
   o += f.memory_bound.empty() ? "memory_bound: []\n" : "memory_bound:\n";
   for (const auto& r : f.memory_bound)
     o += fmt::format("  - {{kernel: {}, bytes: {}, {}}}\n", to_string(r.kernel), size(r.bytes),

@@ -83,6 +83,7 @@ std::vector<LinearShape> preset_gemm_shapes(int tp, bool with_backward) {
 
 Plan make_plan(const PlanOptions& o) {
   Plan p;
+  p.gemm_sustained = o.gemm_sustained;
   const auto want = [&](Section s) { return o.sections.count(s) > 0; };
 
   if (want(Section::gemm)) {
@@ -90,8 +91,14 @@ Plan make_plan(const PlanOptions& o) {
     const std::vector<std::int64_t> square =
         o.quick ? std::vector<std::int64_t>{1024, 4096, 8192}
                 : std::vector<std::int64_t>{256, 512, 1024, 2048, 4096, 8192, 16384};
-    for (auto s : square) shapes.insert({s, s, s});
-    if (o.quick) {
+    if (o.gemm_shapes) {
+      shapes.insert(o.gemm_shapes->begin(), o.gemm_shapes->end());
+    } else {
+      for (auto s : square) shapes.insert({s, s, s});
+    }
+    if (o.gemm_shapes) {
+      // As given: no preset shapes.
+    } else if (o.quick) {
       for (const auto& l : preset_gemm_shapes("llama3-8b", 1, false)) shapes.insert(l);
     } else {
       for (int tp : {1, 8})
@@ -101,8 +108,14 @@ Plan make_plan(const PlanOptions& o) {
       if (!o.dtypes.count(d)) continue;
       for (const auto& l : shapes) {
         // The quick sweep times preset shapes in bf16 only, the squares in every type.
-        if (o.quick && d != Dtype::bf16 && !(l.m == l.n && l.n == l.k)) continue;
-        p.gemm.push_back({d, l.m, l.n, l.k});
+        if (o.quick && !o.gemm_shapes && d != Dtype::bf16 && !(l.m == l.n && l.n == l.k))
+          continue;
+        if (d != Dtype::fp8) {
+          p.gemm.push_back({d, l.m, l.n, l.k});
+          continue;
+        }
+        for (Fp8Accumulation a : kAllFp8Accumulations)
+          if (o.fp8_accumulation.count(a)) p.gemm.push_back({d, l.m, l.n, l.k, a});
       }
     }
   }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -19,6 +20,14 @@ inline constexpr Section kAllSections[] = {Section::gemm, Section::memory_bound,
                                            Section::attention, Section::launch,
                                            Section::collectives};
 
+// One linear layer of a transformer preset as a GEMM: Y[T, out] = X[T, in] W[in, out]
+// is m = T tokens, n = out, k = in (forward); the backward pass adds the input
+// gradient (m = T, n = in, k = out) and the weight gradient (m = in, n = out, k = T).
+struct LinearShape {
+  std::int64_t m = 0, n = 0, k = 0;
+  auto operator<=>(const LinearShape&) const = default;
+};
+
 struct PlanOptions {
   bool quick = false;
   int gpus = 1;                         // GPUs available for collectives (2..gpus)
@@ -26,6 +35,13 @@ struct PlanOptions {
   bool whole_group_only = false;        // collectives on all `gpus` only (MPI runs)
   std::set<Section> sections{std::begin(kAllSections), std::end(kAllSections)};
   std::set<Dtype> dtypes{std::begin(kGemmDtypes), std::end(kGemmDtypes)};
+  // Each fp8 GEMM shape is measured once per accumulation here (default: split only).
+  std::set<Fp8Accumulation> fp8_accumulation{Fp8Accumulation::split};
+  // When given, the GEMM shapes measured (each in every type of `dtypes`) instead of the
+  // sweep's squares and preset shapes.
+  std::optional<std::vector<LinearShape>> gemm_shapes;
+  // When set, every GEMM runs back to back this long before its timed repetitions.
+  std::optional<Seconds> gemm_sustained;
 };
 
 struct Plan {
@@ -35,18 +51,11 @@ struct Plan {
   bool launch = false;
   std::vector<CollectiveCase> collectives;
   std::vector<SkippedMeasurement> skipped;  // whole sections the plan leaves out, and why
+  std::optional<Seconds> gemm_sustained;    // PlanOptions::gemm_sustained
   std::size_t size() const {
     return gemm.size() + memory_bound.size() + attention.size() + (launch ? 1 : 0) +
            collectives.size();
   }
-};
-
-// One linear layer of a transformer preset as a GEMM: Y[T, out] = X[T, in] W[in, out]
-// is m = T tokens, n = out, k = in (forward); the backward pass adds the input
-// gradient (m = T, n = in, k = out) and the weight gradient (m = in, n = out, k = T).
-struct LinearShape {
-  std::int64_t m = 0, n = 0, k = 0;
-  auto operator<=>(const LinearShape&) const = default;
 };
 
 // The GEMM shapes of one layer of every transformer model preset (and its logits), for

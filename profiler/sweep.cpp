@@ -7,7 +7,9 @@
 namespace orrery::profiler {
 
 std::string describe(const GemmCase& c) {
-  return fmt::format("gemm {} m={} n={} k={}", to_string(c.dtype), c.m, c.n, c.k);
+  return fmt::format("gemm {}{} m={} n={} k={}", to_string(c.dtype),
+                     c.dtype == Dtype::fp8 ? fmt::format(" {}", to_string(c.accumulation)) : "",
+                     c.m, c.n, c.k);
 }
 std::string describe(const MemoryBoundCase& c) {
   return fmt::format("memory_bound {} bytes={}", to_string(c.kernel), format_size(c.bytes));
@@ -86,6 +88,7 @@ void run_sweep(Device& device, const Plan& plan, Repetitions reps, Progress& pro
   for (const auto& s : plan.skipped) f.skipped.push_back(s);
 
   std::map<Dtype, bool> supported;
+  bool clock_unread_recorded = false;
   for (const auto& c : plan.gemm) {
     auto it = supported.find(c.dtype);
     if (it == supported.end()) {
@@ -101,8 +104,27 @@ void run_sweep(Device& device, const Plan& plan, Repetitions reps, Progress& pro
       r.pass(describe(c), "skipped: unsupported");  // recorded once per type above
       continue;
     }
-    if (auto s = r.run(describe(c), [&] { return device.time_gemm(c, reps); }))
-      f.gemm.push_back({c.dtype, c.m, c.n, c.k, *s});
+    if (!plan.gemm_sustained) {
+      if (auto s = r.run(describe(c), [&] { return device.time_gemm(c, reps); }))
+        f.gemm.push_back({c.dtype, c.m, c.n, c.k, *s, c.accumulation});
+      continue;
+    }
+    // Sustained: the clock rides along with the timings; a clock that could not be read
+    // is recorded once, as a skipped measurement with the device's reason.
+    SustainedGemm got;
+    if (auto s = r.run(describe(c), [&]() -> Timings {
+          SustainedTimings t = device.time_gemm_sustained(c, reps, *plan.gemm_sustained);
+          if (auto* e = std::get_if<Failure>(&t)) return *e;
+          got = std::get<SustainedGemm>(std::move(t));
+          return got.durations;
+        })) {
+      f.gemm.push_back(
+          {c.dtype, c.m, c.n, c.k, *s, c.accumulation, *plan.gemm_sustained, got.sm_clock_mhz});
+      if (got.sm_clock_mhz <= 0 && !clock_unread_recorded) {
+        f.skipped.push_back({"sm clock", got.clock_unread.empty() ? "not read" : got.clock_unread});
+        clock_unread_recorded = true;
+      }
+    }
   }
 
   for (const auto& c : plan.memory_bound)
