@@ -5,6 +5,8 @@
 #include <fmt/format.h>
 #include <nccl.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <fstream>
 #include <map>
@@ -20,6 +22,7 @@
 #include "profiler/cuda/gemm.h"
 #include "profiler/cuda/gpu_common.h"
 #include "profiler/cuda/kernels.h"
+#include "profiler/cuda/sm_clock.h"
 #include "profiler/driver_version.h"
 
 namespace orrery::profiler::cuda {
@@ -27,6 +30,9 @@ namespace orrery::profiler::cuda {
 namespace {
 
 constexpr std::size_t kWorkspaceBytes = 32u << 20;  // cuBLASLt workspace
+// A sustained load is launched in batches of about this many seconds of GEMMs: long
+// enough that the host's wait per batch is negligible, short enough to end near `load`.
+constexpr double kLoadBatch = 0.05;
 
 
 std::string version3(std::size_t v) {  // major*10000 + minor*100 + patch
@@ -98,20 +104,72 @@ class CudaDevice : public Device {
   Timings time_gemm(const GemmCase& c, Repetitions reps) override {
     return guarded([&] {
       check(cudaSetDevice(0), "cudaSetDevice(0)");
-      const std::int64_t a = align_up(c.m * c.k * gemm_input_bytes(c.dtype));
-      const std::int64_t b = align_up(c.k * c.n * gemm_input_bytes(c.dtype));
-      const std::int64_t d = align_up(c.m * c.n * gemm_output_bytes(c.dtype));
-      const Rotation rot = rotation_for(a + b + d, l2());
-      DeviceBuffer region(0, rot.region());
-      fill(region.get(), rot.region(), c.dtype);
-      LtMatmul mm(lt_, matmul_types(c.dtype), {c.m, c.n, c.k, true, 1, 0, 0, 0},
-                  workspace_.get(), kWorkspaceBytes,
-                  reinterpret_cast<const float*>(unit_scale_.get()));
-      return measure({stream_}, reps, [&](int i) {
-        char* base = region.get() + (i % rot.copies) * rot.stride;
-        mm.run(base, base + a, base + a + b, stream_);
-      });
+      GemmSetup g(*this, c);
+      return measure({stream_}, reps, [&](int i) { g.run(i, stream_); });
     });
+  }
+
+  // Warm-up as measure(); then the load: repetitions back to back for `load` seconds
+  // (host clock), launched in batches of about kLoadBatch seconds kept two deep, so the
+  // GPU never waits for the host; then the timed repetitions as measure() times them
+  // (each synchronized: a gap of microseconds, far shorter than the power controller's
+  // reaction), the SM clock read from NVML after each launch, while it runs.
+  SustainedTimings time_gemm_sustained(const GemmCase& c, Repetitions reps,
+                                       Seconds load) override {
+    if (!clock_) clock_ = std::make_unique<SmClock>(0);
+    std::vector<double> clocks;
+    Timings t = guarded([&] {
+      check(cudaSetDevice(0), "cudaSetDevice(0)");
+      GemmSetup g(*this, c);
+      int next = 0;
+      for (; next < reps.warmup; ++next) {
+        g.run(next, stream_);
+        sync({stream_});
+      }
+      using Clock = std::chrono::steady_clock;
+      const auto start = Clock::now();
+      g.run(next++, stream_);
+      sync({stream_});
+      const double one = std::max(1e-6, std::chrono::duration<double>(Clock::now() - start).count());
+      const int batch = static_cast<int>(std::clamp(kLoadBatch / one, 1.0, 100000.0));
+      Events done;
+      const auto launch_batch = [&](int slot) {
+        for (int i = 0; i < batch; ++i) g.run(next++, stream_);
+        check(cudaEventRecord(done.e[slot], stream_), "cudaEventRecord");
+      };
+      launch_batch(0);
+      auto dropped = Clock::now();
+      for (int k = 0; std::chrono::duration<double>(Clock::now() - start).count() < load.value();
+           ++k) {
+        launch_batch((k + 1) % 2);
+        check(cudaEventSynchronize(done.e[k % 2]), "cudaEventSynchronize");
+        if (Clock::now() - dropped > std::chrono::seconds(1)) {
+          timer_.discard();  // the load's kernel records are not kept
+          dropped = Clock::now();
+        }
+      }
+      sync({stream_});
+      timer_.discard();
+      std::vector<std::uint64_t> marks{timer_.mark()};
+      for (int i = 0; i < reps.timed; ++i) {
+        g.run(next++, stream_);
+        if (const auto mhz = clock_->read_mhz()) clocks.push_back(*mhz);
+        sync({stream_});
+        marks.push_back(timer_.mark());
+      }
+      return timer_.durations(marks);
+    });
+    if (auto* e = std::get_if<Failure>(&t)) return *e;
+    SustainedGemm out;
+    out.durations = std::get<std::vector<Seconds>>(std::move(t));
+    if (!clocks.empty()) {
+      std::sort(clocks.begin(), clocks.end());
+      const std::size_t n = clocks.size();
+      out.sm_clock_mhz = n % 2 ? clocks[n / 2] : 0.5 * (clocks[n / 2 - 1] + clocks[n / 2]);
+    } else {
+      out.clock_unread = clock_->unread().empty() ? "no SM clock read" : clock_->unread();
+    }
+    return out;
   }
 
   Timings time_memory_bound(const MemoryBoundCase& c, Repetitions reps) override {
@@ -264,6 +322,42 @@ class CudaDevice : public Device {
   }
 
  private:
+  // One GEMM case's operands (rotating buffers, filled) and its planned matmul, on GPU 0
+  // (the caller selects it).
+  struct GemmSetup {
+    GemmSetup(CudaDevice& dev, const GemmCase& c)
+        : a(align_up(c.m * c.k * gemm_input_bytes(c.dtype))),
+          b(align_up(c.k * c.n * gemm_input_bytes(c.dtype))),
+          d(align_up(c.m * c.n * gemm_output_bytes(c.dtype))),
+          rot(rotation_for(a + b + d, dev.l2())),
+          region(0, rot.region()),
+          mm(dev.lt_, matmul_types(c.dtype, c.accumulation), {c.m, c.n, c.k, true, 1, 0, 0, 0},
+             dev.workspace_.get(), kWorkspaceBytes,
+             reinterpret_cast<const float*>(dev.unit_scale_.get())) {
+      fill(region.get(), rot.region(), c.dtype);
+    }
+    void run(int i, cudaStream_t stream) {
+      char* base = region.get() + (i % rot.copies) * rot.stride;
+      mm.run(base, base + a, base + a + b, stream);
+    }
+    std::int64_t a, b, d;
+    Rotation rot;
+    DeviceBuffer region;
+    LtMatmul mm;
+  };
+
+  // Two events without timing, destroyed with the scope.
+  struct Events {
+    cudaEvent_t e[2] = {nullptr, nullptr};
+    Events() {
+      for (auto& x : e) check(cudaEventCreateWithFlags(&x, cudaEventDisableTiming), "cudaEventCreate");
+    }
+    ~Events() {
+      for (auto x : e)
+        if (x) (void)cudaEventDestroy(x);
+    }
+  };
+
   // Runs `body`, turning a failed call into the case's Failure.
   template <class Body>
   Timings guarded(Body&& body) {
@@ -329,6 +423,7 @@ class CudaDevice : public Device {
   cublasLtHandle_t lt_ = nullptr;
   DeviceBuffer workspace_, unit_scale_;
   std::map<int, std::unique_ptr<Comms>> comms_;
+  std::unique_ptr<SmClock> clock_;  // NVML, opened by the first sustained GEMM
 };
 
 }  // namespace

@@ -19,9 +19,13 @@ struct MatmulTypes {
   cublasComputeType_t compute;
   cudaDataType_t scale;
   bool fp8_scales = false;       // set A/B scale pointers (fp8 inputs)
+  // CUBLASLT_MATMUL_DESC_FAST_ACCUM = 1 (fp8 only): no periodic promotion of partial sums
+  // to higher precision (cublasLt.h, CUDA 13.0; cuBLAS docs, cublasLtMatmulDescAttributes_t;
+  // default 0, "split" here).
+  bool fast_accumulation = false;
 };
-// `d` must be one of kGemmDtypes (checked).
-MatmulTypes matmul_types(Dtype d);
+// `d` must be one of kGemmDtypes (checked); `a` is used for fp8 only.
+MatmulTypes matmul_types(Dtype d, Fp8Accumulation a = Fp8Accumulation::split);
 
 struct MatmulShape {
   std::int64_t m = 0, n = 0, k = 0;
