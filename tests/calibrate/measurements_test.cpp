@@ -132,5 +132,42 @@ TEST(MeasurementFile, WrongFormatVersionOpAndTruncationAreErrors) {
   EXPECT_NE(e.find("m.yaml:"), std::string::npos) << e;
 }
 
+// The gemm entry's optional fields: fp8 accumulation (absent: split, cuBLASLt's default
+// that earlier files were measured with) and a sustained load with its SM clock.
+TEST(MeasurementFile, GemmAccumulationAndSustainedLoad) {
+  const std::string bf16 = "  - {dtype: bf16, m: 8192, n: 8192, k: 8192, median: 1.252 ms";
+  const MeasurementFile old = read_measurement_text(
+      replaced(bf16, "  - {dtype: fp8, m: 8192, n: 8192, k: 8192, median: 1.252 ms"), "m.yaml");
+  ASSERT_EQ(old.gemm.size(), 1u);
+  EXPECT_EQ(old.gemm[0].accumulation, Fp8Accumulation::split);
+  EXPECT_DOUBLE_EQ(old.gemm[0].sustained.value(), 0.0);
+  EXPECT_DOUBLE_EQ(old.gemm[0].sm_clock_mhz, 0.0);
+
+  const MeasurementFile m = read_measurement_text(
+      replaced(bf16, "  - {dtype: fp8, accumulation: fast, m: 8192, n: 8192, k: 8192, "
+                     "sustained: 1 min, sm_clock_mhz: 1755, median: 1.252 ms"),
+      "m.yaml");
+  ASSERT_EQ(m.gemm.size(), 1u);
+  EXPECT_EQ(m.gemm[0].accumulation, Fp8Accumulation::fast);
+  EXPECT_DOUBLE_EQ(m.gemm[0].sustained.value(), 60.0);
+  EXPECT_DOUBLE_EQ(m.gemm[0].sm_clock_mhz, 1755.0);
+}
+
+TEST(MeasurementFile, BadAccumulationAndSustainedFieldsAreErrors) {
+  std::string e = error_of(replaced("dtype: bf16, m: 8192", "dtype: bf16, accumulation: fast, m: 8192"));
+  EXPECT_NE(e.find("m.yaml:23"), std::string::npos) << e;
+  EXPECT_NE(e.find("'gemm[0].accumulation'"), std::string::npos) << e;
+  EXPECT_NE(e.find("only fp8 GEMMs have an accumulation mode"), std::string::npos) << e;
+  e = error_of(replaced("dtype: bf16, m: 8192", "dtype: fp8, accumulation: quick, m: 8192"));
+  EXPECT_NE(e.find("'gemm[0].accumulation' = 'quick'"), std::string::npos) << e;
+  e = error_of(replaced("k: 8192, median", "k: 8192, sm_clock_mhz: 1755, median"));
+  EXPECT_NE(e.find("'gemm[0].sm_clock_mhz'"), std::string::npos) << e;
+  EXPECT_NE(e.find("only with `sustained`"), std::string::npos) << e;
+  e = error_of(replaced("k: 8192, median", "k: 8192, sustained: 0 s, median"));
+  EXPECT_NE(e.find("'gemm[0].sustained'"), std::string::npos) << e;
+  e = error_of(replaced("k: 8192, median", "k: 8192, sustained: 30 GB, median"));
+  EXPECT_NE(e.find("'gemm[0].sustained' = '30 GB'"), std::string::npos) << e;
+}
+
 }  // namespace
 }  // namespace orrery

@@ -40,6 +40,12 @@ MeasurementFile sample() {
   p.repetitions = 20;
   f.gemm.push_back({Dtype::bf16, 8192, 8192, 8192, stats(1.25e-3, 1e-3, 1.5e-3)});
   f.gemm.push_back({Dtype::fp8, 4096, 128256, 4096, stats(2e-3, 1e-3, 4e-3)});
+  // fp8 with fast accumulation, under a sustained load with the SM clock read.
+  f.gemm.push_back({Dtype::fp8, 8192, 8192, 8192, stats(0.75e-3, 0.5e-3, 1e-3),
+                    Fp8Accumulation::fast, Seconds(30), 1755});
+  // Sustained without a clock reading.
+  f.gemm.push_back({Dtype::bf16, 2048, 9216, 12288, stats(0.5e-3, 0.25e-3, 1e-3),
+                    Fp8Accumulation::split, Seconds(45), 0});
   f.memory_bound.push_back(
       {MemoryKernel::row_reduce, Bytes(64.0 * 1024 * 1024), stats(0.5e-3, 0.25e-3, 1e-3)});
   f.attention.push_back(
@@ -62,10 +68,12 @@ TEST(MeasurementFileRoundTrip, ProfilerWritesWhatCalibrateReadsBack) {
   expected.file = "h100.yaml";
   expected.gemm[0].line = 23;
   expected.gemm[1].line = 24;
-  expected.memory_bound[0].line = 26;
-  expected.attention[0].line = 28;
-  expected.launch[0].line = 30;
-  expected.collectives[0].line = 32;
+  expected.gemm[2].line = 25;
+  expected.gemm[3].line = 26;
+  expected.memory_bound[0].line = 28;
+  expected.attention[0].line = 30;
+  expected.launch[0].line = 32;
+  expected.collectives[0].line = 34;
 
   EXPECT_EQ(read.provenance, expected.provenance);
   EXPECT_EQ(read.gemm, expected.gemm);
@@ -75,6 +83,13 @@ TEST(MeasurementFileRoundTrip, ProfilerWritesWhatCalibrateReadsBack) {
   EXPECT_EQ(read.collectives, expected.collectives);
   EXPECT_EQ(read.skipped, expected.skipped);
   EXPECT_TRUE(read == expected) << text;
+  // The fields as the file spells them (docs/calibration-format.md).
+  EXPECT_NE(text.find("  - {dtype: fp8, accumulation: split, m: 4096,"), std::string::npos);
+  EXPECT_NE(text.find("  - {dtype: fp8, accumulation: fast, m: 8192, n: 8192, k: 8192, "
+                      "sustained: 30 s, sm_clock_mhz: 1755, median: 750 us,"),
+            std::string::npos);
+  EXPECT_NE(text.find("  - {dtype: bf16, m: 2048, n: 9216, k: 12288, sustained: 45 s, median:"),
+            std::string::npos);
   // Written again, the records give the same bytes.
   EXPECT_EQ(profiler::render_measurements(read), text);
 }

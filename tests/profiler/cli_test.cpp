@@ -107,6 +107,69 @@ TEST(ProfileCli, BadValuesNameTheFlagAndTheValue) {
   EXPECT_EQ(run({"extra"}).code, 2);
 }
 
+TEST(ProfileCli, BadGemmShapeSustainedAndAccumulationValuesAreExit2) {
+  const Result acc = run({"--fp8-accumulation", "fsat"});
+  EXPECT_EQ(acc.code, 2);
+  EXPECT_TRUE(starts(acc.err, "error: flag '--fp8-accumulation' = 'fsat': expected fast, split "
+                              "or both (did you mean 'fast'?)\n"));
+  EXPECT_EQ(acc.opened, 0);
+  EXPECT_TRUE(starts(run({"--sustained", "0"}).err,
+                     "error: flag '--sustained' = '0': must be between 1 and 3600\n"));
+  EXPECT_TRUE(starts(run({"--sustained=1.5"}).err,
+                     "error: flag '--sustained' = '1.5': expected a whole number\n"));
+  EXPECT_TRUE(starts(run({"--sustained"}).err, "error: flag '--sustained': needs a value\n"));
+  for (const std::string bad : {"8192x8192", "8192x8192x0", "8192x8192x8192x2", "axbxc",
+                                "8192x-1x8", "8192,", "4x4x3000000000"}) {
+    const Result r = run({"--gemm-shapes", "4x4x4," + bad});
+    EXPECT_EQ(r.code, 2) << bad;
+    EXPECT_TRUE(starts(r.err, "error: flag '--gemm-shapes' = '4x4x4," + bad + "': item '"))
+        << r.err;
+    EXPECT_NE(r.err.find("is not MxNxK with whole numbers from 1 to 2147483647"),
+              std::string::npos)
+        << r.err;
+  }
+  EXPECT_TRUE(starts(run({"--mpi", "--sustained", "10"}).err,
+                     "error: flag '--mpi': does not combine with --sustained (an MPI run "
+                     "measures no GEMMs)\n"));
+}
+
+TEST(ProfileCli, GivenShapesBothAccumulationsSustainedInTheDryRun) {
+  FakeSetup s;
+  s.no_device = true;
+  const Result r = run({"--dry-run", "--only", "gemm", "--dtypes", "bf16,fp8", "--gemm-shapes",
+                        "8192x8192x8192,2048x9216x12288", "--fp8-accumulation", "both",
+                        "--sustained", "30"},
+                       s);
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.opened, 0);
+  // Shapes sorted (m, n, k); each fp8 shape fast then split. 6 cases x 30 s = 180 s of load.
+  EXPECT_EQ(r.out,
+            "gemm bf16 m=2048 n=9216 k=12288\n"
+            "gemm bf16 m=8192 n=8192 k=8192\n"
+            "gemm fp8 fast m=2048 n=9216 k=12288\n"
+            "gemm fp8 split m=2048 n=9216 k=12288\n"
+            "gemm fp8 fast m=8192 n=8192 k=8192\n"
+            "gemm fp8 split m=8192 n=8192 k=8192\n"
+            "6 cases, 20 repetitions each after 5 warm-up; GEMMs after 30 s back to back each "
+            "(180 s of load)\n");
+}
+
+TEST(ProfileCli, SustainedAccumulationFieldsInTheFile) {
+  const std::string path = ::testing::TempDir() + "prof_cli_sustained.yaml";
+  const Result r = run({"--only", "gemm", "--dtypes", "fp8", "--gemm-shapes", "4096x4096x4096",
+                        "--fp8-accumulation", "fast", "--sustained", "20", "--repetitions", "5",
+                        "--quiet", "--out", path});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string text = read(path);
+  // fp8 fast 4096^3 under load on the fake: 2 * 4096^3 FLOP / (500e12 * 1.25 * 0.9 FLOP/s)
+  // = 137.438953472e9 / 562.5e12 = 244.3 us; the clock 0.9 x 1000 MHz.
+  EXPECT_NE(text.find("gemm:\n  - {dtype: fp8, accumulation: fast, m: 4096, n: 4096, k: 4096, "
+                      "sustained: 20 s, sm_clock_mhz: 900, median: 244.3 us, "),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("skipped: []\n"), std::string::npos) << text;
+}
+
 TEST(ProfileCli, NoGpuIsExit3) {
   FakeSetup s;
   s.no_device = true;

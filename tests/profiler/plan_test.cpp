@@ -89,6 +89,50 @@ TEST(Plan, FullGemmGridHasSquaresAndPresetShapesInEveryType) {
   EXPECT_EQ(count({Dtype::fp32, 256, 256, 256}), 0);       // not asked for
 }
 
+TEST(Plan, Fp8AccumulationModesMultiplyTheFp8CasesOnly) {
+  PlanOptions o;
+  o.quick = true;
+  o.sections = {Section::gemm};
+  o.dtypes = {Dtype::bf16, Dtype::fp8};
+  const Plan split = make_plan(o);  // the default: split only
+  o.fp8_accumulation = {Fp8Accumulation::fast, Fp8Accumulation::split};
+  const Plan both = make_plan(o);
+  // Quick: squares 1024, 4096, 8192 in both types, llama3-8b's five forward GEMMs in bf16.
+  const auto fp8 = [](const Plan& p, Fp8Accumulation a) {
+    return std::count_if(p.gemm.begin(), p.gemm.end(), [&](const GemmCase& c) {
+      return c.dtype == Dtype::fp8 && c.accumulation == a;
+    });
+  };
+  EXPECT_EQ(fp8(split, Fp8Accumulation::split), 3);
+  EXPECT_EQ(fp8(split, Fp8Accumulation::fast), 0);
+  EXPECT_EQ(fp8(both, Fp8Accumulation::split), 3);
+  EXPECT_EQ(fp8(both, Fp8Accumulation::fast), 3);
+  EXPECT_EQ(both.gemm.size(), split.gemm.size() + 3);
+  // Each shape's fast case comes just before its split one.
+  const auto it = std::find(both.gemm.begin(), both.gemm.end(),
+                            GemmCase{Dtype::fp8, 4096, 4096, 4096, Fp8Accumulation::fast});
+  ASSERT_NE(it, both.gemm.end());
+  EXPECT_EQ(*(it + 1), (GemmCase{Dtype::fp8, 4096, 4096, 4096, Fp8Accumulation::split}));
+}
+
+TEST(Plan, GivenShapesReplaceTheSweepsInEveryTypeAndSustainedRidesAlong) {
+  PlanOptions o;
+  o.quick = true;  // the quick rule (preset shapes in bf16 only) does not apply to given shapes
+  o.sections = {Section::gemm};
+  o.dtypes = {Dtype::bf16, Dtype::fp8};
+  o.gemm_shapes = std::vector<LinearShape>{{2048, 9216, 12288}, {8192, 8192, 8192}};
+  o.gemm_sustained = Seconds(30);
+  const Plan p = make_plan(o);
+  const std::vector<GemmCase> expected = {{Dtype::bf16, 2048, 9216, 12288},
+                                          {Dtype::bf16, 8192, 8192, 8192},
+                                          {Dtype::fp8, 2048, 9216, 12288},
+                                          {Dtype::fp8, 8192, 8192, 8192}};
+  EXPECT_EQ(p.gemm, expected);
+  ASSERT_TRUE(p.gemm_sustained.has_value());
+  EXPECT_DOUBLE_EQ(p.gemm_sustained->value(), 30.0);
+  EXPECT_FALSE(make_plan(PlanOptions{}).gemm_sustained.has_value());
+}
+
 TEST(Plan, FullMemoryBoundSizesAreWholeUnits) {
   PlanOptions o;
   o.sections = {Section::memory_bound};

@@ -35,6 +35,74 @@ TEST(Sweep, StatisticsOfTheFakesRepetitions) {
   EXPECT_TRUE(x.f.skipped.empty());
 }
 
+TEST(Sweep, Fp8AccumulationIsPartOfTheCaseAndTheRecord) {
+  // fp8 4096^3: 2 * 4096^3 FLOP = 137.438953472 GFLOP; split at 500e12 FLOP/s is
+  // 274.877906944 us, fast at 1.25 x that rate 219.9023255552 us (the fake's figures).
+  FakeDevice dev;
+  Plan plan;
+  plan.gemm = {{Dtype::fp8, 4096, 4096, 4096, Fp8Accumulation::fast},
+               {Dtype::fp8, 4096, 4096, 4096, Fp8Accumulation::split}};
+  Fixture x;
+  run_sweep(dev, plan, {1, 5}, x.progress, x.f);
+  ASSERT_EQ(x.f.gemm.size(), 2u);
+  const double flop = 2.0 * 4096 * 4096 * 4096;
+  EXPECT_EQ(x.f.gemm[0].accumulation, Fp8Accumulation::fast);
+  EXPECT_NEAR(x.f.gemm[0].time.median.value(), flop / (1.25 * 500e12), 1e-15);
+  EXPECT_EQ(x.f.gemm[1].accumulation, Fp8Accumulation::split);
+  EXPECT_NEAR(x.f.gemm[1].time.median.value(), flop / 500e12, 1e-15);
+  EXPECT_DOUBLE_EQ(x.f.gemm[0].sustained.value(), 0.0);  // an ordinary measurement
+  EXPECT_EQ(describe(plan.gemm[0]), "gemm fp8 fast m=4096 n=4096 k=4096");
+  EXPECT_EQ(describe(GemmCase{Dtype::bf16, 1, 2, 3}), "gemm bf16 m=1 n=2 k=3");
+}
+
+TEST(Sweep, SustainedGemmsRecordTheLoadAndTheClock) {
+  // bf16 8192^3 on the fake under load: the clock settles at 0.9 x 1000 MHz = 900 MHz and
+  // the GEMM takes 1 / 0.9 as long: 2 * 8192^3 / (500e12 * 0.9) = 2.443359...ms.
+  FakeDevice dev;
+  Plan plan;
+  plan.gemm = {{Dtype::bf16, 8192, 8192, 8192}, {Dtype::bf16, 4096, 4096, 4096}};
+  plan.gemm_sustained = Seconds(30);
+  Fixture x;
+  run_sweep(dev, plan, {2, 5}, x.progress, x.f);
+  ASSERT_EQ(x.f.gemm.size(), 2u);
+  const double t = 2.0 * 8192 * 8192 * 8192 / (500e12 * 0.9);
+  EXPECT_NEAR(x.f.gemm[0].time.median.value(), t, t * 1e-12);
+  EXPECT_DOUBLE_EQ(x.f.gemm[0].sustained.value(), 30.0);
+  EXPECT_DOUBLE_EQ(x.f.gemm[0].sm_clock_mhz, 900.0);
+  EXPECT_DOUBLE_EQ(dev.sustained_load().value(), 60.0);  // both cases, 30 s each
+  EXPECT_TRUE(x.f.skipped.empty());
+}
+
+TEST(Sweep, AnUnreadableClockIsRecordedOnceAndTheTimesKept) {
+  FakeDevice dev;
+  dev.clock_unreadable("NVML not loaded: no driver");
+  Plan plan;
+  plan.gemm = {{Dtype::bf16, 1024, 1024, 1024}, {Dtype::bf16, 2048, 2048, 2048}};
+  plan.gemm_sustained = Seconds(5);
+  Fixture x;
+  run_sweep(dev, plan, {1, 3}, x.progress, x.f);
+  ASSERT_EQ(x.f.gemm.size(), 2u);
+  EXPECT_DOUBLE_EQ(x.f.gemm[1].sm_clock_mhz, 0.0);
+  EXPECT_DOUBLE_EQ(x.f.gemm[1].sustained.value(), 5.0);
+  ASSERT_EQ(x.f.skipped.size(), 1u);
+  EXPECT_EQ(x.f.skipped[0].what, "sm clock");
+  EXPECT_EQ(x.f.skipped[0].reason, "NVML not loaded: no driver");
+}
+
+TEST(Sweep, ASustainedGemmThatFailsIsSkipped) {
+  FakeDevice dev;
+  dev.fail("gemm fp8 split m=1024 n=1024 k=1024", {FailureKind::device_error, "cublasLtMatmul"});
+  Plan plan;
+  plan.gemm = {{Dtype::fp8, 1024, 1024, 1024}};
+  plan.gemm_sustained = Seconds(5);
+  Fixture x;
+  run_sweep(dev, plan, {1, 3}, x.progress, x.f);
+  EXPECT_TRUE(x.f.gemm.empty());
+  ASSERT_EQ(x.f.skipped.size(), 1u);
+  EXPECT_EQ(x.f.skipped[0].what, "gemm fp8 split m=1024 n=1024 k=1024");
+  EXPECT_EQ(x.f.skipped[0].reason, "device error: cublasLtMatmul");
+}
+
 TEST(Sweep, OutOfMemoryAtOneSizeSkipsOnlyThatSize) {
   FakeDevice dev;
   dev.memory_limit(100 * MiB);
