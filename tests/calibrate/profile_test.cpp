@@ -91,6 +91,28 @@ TEST(Calibrate, TraceGivesOpTimesAndMeasurementsGiveMemoryAndLaunch) {
   EXPECT_NE(p.not_fitted[0].find("attention: 1 measured rows"), std::string::npos);
 }
 
+TEST(Calibrate, Fp8FastAccumulationRowsAreReadButNotFitted) {
+  // Two fp8 shapes with split accumulation (one row without the field: split) and one
+  // with fast: the fp8 family sees 2 shapes, too few (it needs 3), and the fast row is
+  // reported on its own; neither mixes the two modes into one fit.
+  std::string m = kMeasurements;
+  m += "gemm:\n"
+       "  - {dtype: fp8, m: 4096, n: 4096, k: 4096, median: 100 us, p10: 100 us, p90: 100 us}\n"
+       "  - {dtype: fp8, accumulation: split, m: 8192, n: 8192, k: 8192, median: 700 us, "
+       "p10: 700 us, p90: 700 us}\n"
+       "  - {dtype: fp8, accumulation: fast, m: 2048, n: 2048, k: 2048, median: 20 us, "
+       "p10: 20 us, p90: 20 us}\n";
+  const Profile p = calibrate({{write_temp("fp8.yaml", m), ""}});
+  EXPECT_TRUE(p.gemm.empty());
+  ASSERT_EQ(p.not_fitted.size(), 3u);
+  EXPECT_EQ(p.not_fitted[0],
+            "gemm fp8: too few points to fit this family and hold one out: it needs at least 3 "
+            "distinct shapes, the inputs give 2");
+  EXPECT_EQ(p.not_fitted[1],
+            "gemm fp8 fast accumulation: 1 measured rows read; the fp8 family is fitted from "
+            "split accumulation only");
+}
+
 TEST(Calibrate, AFamilyWithTooFewPointsIsRefusedAndTheRestFitted) {
   // Two aten::mm calls of one shape are one shape: too few to fit and hold one out. The
   // per-op times are still kept.
