@@ -152,8 +152,8 @@ MeasurementFile read_measurement_text(const std::string& text, const std::string
                if (r.has("accumulation")) {
                  if (g.dtype != Dtype::fp8)
                    r.fail("accumulation", "only fp8 GEMMs have an accumulation mode");
-                 g.accumulation = read_named<Fp8Accumulation>(r, "accumulation",
-                                                              kAllFp8Accumulations);
+                 g.accumulation =
+                     read_named<Fp8Accumulation>(r, "accumulation", kAllFp8Accumulations);
                }
                g.m = read_dim(r, "m");
                g.n = read_dim(r, "n");

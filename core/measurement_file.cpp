@@ -31,9 +31,7 @@ const char* to_string(MemoryKernel k) {
   return "?";
 }
 
-const char* to_string(Fp8Accumulation a) {
-  return a == Fp8Accumulation::fast ? "fast" : "split";
-}
+const char* to_string(Fp8Accumulation a) { return a == Fp8Accumulation::fast ? "fast" : "split"; }
 
 const char* to_string(AttentionImpl i) {
   return i == AttentionImpl::cudnn_fused ? "cudnn_fused" : "unfused";

@@ -90,8 +90,7 @@ std::vector<LinearShape> parse_shapes(const std::string& flag, const std::string
       if (part.empty() || *end != '\0' || part[0] == '-' || part[0] == '+' || errno == ERANGE ||
           v < 1 || v > INT32_MAX)
         bad(flag, value,
-            fmt::format("item '{}' is not MxNxK with whole numbers from 1 to {}", item,
-                        INT32_MAX));
+            fmt::format("item '{}' is not MxNxK with whole numbers from 1 to {}", item, INT32_MAX));
       dims[i] = v;
       start = x + 1;
     }
@@ -101,9 +100,9 @@ std::vector<LinearShape> parse_shapes(const std::string& flag, const std::string
 }
 
 const std::vector<std::string> kFlags = {
-    "--out",     "--quick",       "--quiet",       "--help",     "--version",
-    "--warmup",  "--repetitions", "--max-gpus",    "--only",     "--dtypes",
-    "--mpi",     "--dry-run",     "--gemm-shapes", "--sustained", "--fp8-accumulation"};
+    "--out",    "--quick",       "--quiet",       "--help",      "--version",
+    "--warmup", "--repetitions", "--max-gpus",    "--only",      "--dtypes",
+    "--mpi",    "--dry-run",     "--gemm-shapes", "--sustained", "--fp8-accumulation"};
 const std::set<std::string> kValueFlags = {"--out",         "--warmup",    "--repetitions",
                                            "--max-gpus",    "--only",      "--dtypes",
                                            "--gemm-shapes", "--sustained", "--fp8-accumulation"};

@@ -127,8 +127,7 @@ class Device {
   // `reps.warmup` untimed repetitions, then the case back to back for `load`, then
   // `reps.timed` timed repetitions with the SM clock read while they run. A device that
   // cannot (the MPI device: collectives only) says unsupported.
-  virtual SustainedTimings time_gemm_sustained(const GemmCase& c, Repetitions reps,
-                                               Seconds load) {
+  virtual SustainedTimings time_gemm_sustained(const GemmCase& c, Repetitions reps, Seconds load) {
     (void)c, (void)reps, (void)load;
     return Failure{FailureKind::unsupported, "this device does not run sustained GEMMs"};
   }

@@ -60,8 +60,7 @@ class FakeDevice : public Device {
   DeviceInfo info() const override { return info_; }
   bool supports(Dtype d) const override { return !unsupported_.count(d); }
   Timings time_gemm(const GemmCase& c, Repetitions reps) override;
-  SustainedTimings time_gemm_sustained(const GemmCase& c, Repetitions reps,
-                                       Seconds load) override;
+  SustainedTimings time_gemm_sustained(const GemmCase& c, Repetitions reps, Seconds load) override;
   // The load of every sustained GEMM so far, summed: what a real device would have spent.
   Seconds sustained_load() const { return sustained_load_; }
   Timings time_memory_bound(const MemoryBoundCase& c, Repetitions reps) override;

@@ -108,8 +108,7 @@ Plan make_plan(const PlanOptions& o) {
       if (!o.dtypes.count(d)) continue;
       for (const auto& l : shapes) {
         // The quick sweep times preset shapes in bf16 only, the squares in every type.
-        if (o.quick && !o.gemm_shapes && d != Dtype::bf16 && !(l.m == l.n && l.n == l.k))
-          continue;
+        if (o.quick && !o.gemm_shapes && d != Dtype::bf16 && !(l.m == l.n && l.n == l.k)) continue;
         if (d != Dtype::fp8) {
           p.gemm.push_back({d, l.m, l.n, l.k});
           continue;

@@ -18,7 +18,12 @@ MatmulTypes matmul_types(Dtype d, Fp8Accumulation a) {
     case Dtype::fp16:
       return {CUDA_R_16F, CUDA_R_16F, CUDA_R_16F, CUBLAS_COMPUTE_32F, CUDA_R_32F};
     case Dtype::fp8:
-      return {CUDA_R_8F_E4M3, CUDA_R_8F_E4M3, CUDA_R_16BF, CUBLAS_COMPUTE_32F, CUDA_R_32F, true,
+      return {CUDA_R_8F_E4M3,
+              CUDA_R_8F_E4M3,
+              CUDA_R_16BF,
+              CUBLAS_COMPUTE_32F,
+              CUDA_R_32F,
+              true,
               a == Fp8Accumulation::fast};
     case Dtype::fp4: break;
   }
@@ -64,8 +69,9 @@ LtMatmul::LtMatmul(cublasLtHandle_t lt, const MatmulTypes& t, const MatmulShape&
     }
     if (t.fast_accumulation) {
       const int8_t fast = 1;
-      check(cublasLtMatmulDescSetAttribute(op_, CUBLASLT_MATMUL_DESC_FAST_ACCUM, &fast, sizeof fast),
-            "cublasLtMatmulDescSetAttribute(FAST_ACCUM)");
+      check(
+          cublasLtMatmulDescSetAttribute(op_, CUBLASLT_MATMUL_DESC_FAST_ACCUM, &fast, sizeof fast),
+          "cublasLtMatmulDescSetAttribute(FAST_ACCUM)");
     }
     // A is stored k x m when transposed, m x k otherwise; B is k x n; D is m x n.
     const auto rows_a = static_cast<uint64_t>(s.transpose_a ? s.k : s.m);

@@ -144,8 +144,9 @@ TEST(MeasurementFile, GemmAccumulationAndSustainedLoad) {
   EXPECT_DOUBLE_EQ(old.gemm[0].sm_clock_mhz, 0.0);
 
   const MeasurementFile m = read_measurement_text(
-      replaced(bf16, "  - {dtype: fp8, accumulation: fast, m: 8192, n: 8192, k: 8192, "
-                     "sustained: 1 min, sm_clock_mhz: 1755, median: 1.252 ms"),
+      replaced(bf16,
+               "  - {dtype: fp8, accumulation: fast, m: 8192, n: 8192, k: 8192, "
+               "sustained: 1 min, sm_clock_mhz: 1755, median: 1.252 ms"),
       "m.yaml");
   ASSERT_EQ(m.gemm.size(), 1u);
   EXPECT_EQ(m.gemm[0].accumulation, Fp8Accumulation::fast);
@@ -154,7 +155,8 @@ TEST(MeasurementFile, GemmAccumulationAndSustainedLoad) {
 }
 
 TEST(MeasurementFile, BadAccumulationAndSustainedFieldsAreErrors) {
-  std::string e = error_of(replaced("dtype: bf16, m: 8192", "dtype: bf16, accumulation: fast, m: 8192"));
+  std::string e =
+      error_of(replaced("dtype: bf16, m: 8192", "dtype: bf16, accumulation: fast, m: 8192"));
   EXPECT_NE(e.find("m.yaml:23"), std::string::npos) << e;
   EXPECT_NE(e.find("'gemm[0].accumulation'"), std::string::npos) << e;
   EXPECT_NE(e.find("only fp8 GEMMs have an accumulation mode"), std::string::npos) << e;

@@ -110,8 +110,9 @@ TEST(ProfileCli, BadValuesNameTheFlagAndTheValue) {
 TEST(ProfileCli, BadGemmShapeSustainedAndAccumulationValuesAreExit2) {
   const Result acc = run({"--fp8-accumulation", "fsat"});
   EXPECT_EQ(acc.code, 2);
-  EXPECT_TRUE(starts(acc.err, "error: flag '--fp8-accumulation' = 'fsat': expected fast, split "
-                              "or both (did you mean 'fast'?)\n"));
+  EXPECT_TRUE(starts(acc.err,
+                     "error: flag '--fp8-accumulation' = 'fsat': expected fast, split "
+                     "or both (did you mean 'fast'?)\n"));
   EXPECT_EQ(acc.opened, 0);
   EXPECT_TRUE(starts(run({"--sustained", "0"}).err,
                      "error: flag '--sustained' = '0': must be between 1 and 3600\n"));
@@ -124,8 +125,7 @@ TEST(ProfileCli, BadGemmShapeSustainedAndAccumulationValuesAreExit2) {
     EXPECT_EQ(r.code, 2) << bad;
     EXPECT_TRUE(starts(r.err, "error: flag '--gemm-shapes' = '4x4x4," + bad + "': item '"))
         << r.err;
-    EXPECT_NE(r.err.find("is not MxNxK with whole numbers from 1 to 2147483647"),
-              std::string::npos)
+    EXPECT_NE(r.err.find("is not MxNxK with whole numbers from 1 to 2147483647"), std::string::npos)
         << r.err;
   }
   EXPECT_TRUE(starts(run({"--mpi", "--sustained", "10"}).err,
@@ -136,10 +136,10 @@ TEST(ProfileCli, BadGemmShapeSustainedAndAccumulationValuesAreExit2) {
 TEST(ProfileCli, GivenShapesBothAccumulationsSustainedInTheDryRun) {
   FakeSetup s;
   s.no_device = true;
-  const Result r = run({"--dry-run", "--only", "gemm", "--dtypes", "bf16,fp8", "--gemm-shapes",
-                        "8192x8192x8192,2048x9216x12288", "--fp8-accumulation", "both",
-                        "--sustained", "30"},
-                       s);
+  const Result r =
+      run({"--dry-run", "--only", "gemm", "--dtypes", "bf16,fp8", "--gemm-shapes",
+           "8192x8192x8192,2048x9216x12288", "--fp8-accumulation", "both", "--sustained", "30"},
+          s);
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.opened, 0);
   // Shapes sorted (m, n, k); each fp8 shape fast then split. 6 cases x 30 s = 180 s of load.

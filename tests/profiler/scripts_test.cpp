@@ -64,10 +64,9 @@ TEST(SustainedCheck, TableOfAMeasurementFile) {
   // 8192^3: 2 x 8192^3 = 1.0995e12 FLOP; bf16 in 1.5 ms = 733.0 TFLOP/s = 0.741 of 989.4;
   // fp8 fast in 0.75 ms = 1466.0 = 0.741 of 1979; clock 1755 / 1980 = 0.886.
   // 2048 x 12288 x 9216 (qkv dgrad): 463.856e9 FLOP in 400 us = 1159.6 = 0.586 of 1979.
-  const std::string cmd = "bash '" + (kRoot / "profiler" / "sustained_check.sh").string() +
-                          "' --table '" +
-                          (kRoot / "tests" / "profiler" / "data" / "sustained-sample.yaml").string() +
-                          "'";
+  const std::string cmd =
+      "bash '" + (kRoot / "profiler" / "sustained_check.sh").string() + "' --table '" +
+      (kRoot / "tests" / "profiler" / "data" / "sustained-sample.yaml").string() + "'";
   FILE* p = popen(cmd.c_str(), "r");
   ASSERT_NE(p, nullptr);
   std::string out;
