@@ -111,8 +111,9 @@ class CudaDevice : public Device {
   // Warm-up as measure(); then the load: repetitions back to back for `load` seconds
   // (host clock), launched in batches of about kLoadBatch seconds kept two deep, so the
   // GPU never waits for the host; then the timed repetitions as measure() times them
-  // (each synchronized: a gap of microseconds, far shorter than the power controller's
-  // reaction), the SM clock read from NVML after each launch, while it runs.
+  // (each synchronized: a gap of microseconds, assumed too short to lift the clock, which
+  // the recorded clock would show), the SM clock read from NVML after each launch, while
+  // it runs.
   SustainedTimings time_gemm_sustained(const GemmCase& c, Repetitions reps, Seconds load) override {
     if (!clock_) clock_ = std::make_unique<SmClock>(0);
     std::vector<double> clocks;
