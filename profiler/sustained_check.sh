@@ -111,7 +111,7 @@ if [[ -z "$profile" ]]; then
   cmake -S "$root" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DORRERY_WITH_CUDA=ON \
     -DORRERY_BUILD_TESTS=OFF -DORRERY_BUILD_BENCHMARKS=OFF \
     -DCMAKE_CUDA_ARCHITECTURES="${arch:-native}" >/dev/null
-  cmake --build "$build" --target orrery-profile
+  cmake --build "$build" --target orrery-profile --parallel
   echo "== build took $(( $(date +%s) - start )) s"
   profile=$build/profiler/cuda/orrery-profile
 fi
