@@ -67,19 +67,19 @@ GroupSet groups_of(GroupKind kind, int stage, const Layout& L, int block) {
           all.push_back(std::move(g));
         }
       break;
-    case GroupKind::expert_dp:  // ranks holding the same experts: d = e + ep * j
+    case GroupKind::expert_dp:  // ranks holding the same experts: m = e + ep * j
       for (int t = 0; t < L.tp; ++t)
         for (int e = 0; e < ep; ++e) {
           std::vector<int> g;
-          for (int d = e; d < L.dp; d += ep) g.push_back(L.gpu(t, 0, d, stage));
+          for (int m = e; m < L.dp * L.cp; m += ep) g.push_back(L.expert_gpu(t, m, stage));
           all.push_back(std::move(g));
         }
       break;
-    case GroupKind::ep:  // consecutive data-parallel ranks split the experts
+    case GroupKind::ep:  // ep consecutive dp x cp ranks (context fastest) split the experts
       for (int t = 0; t < L.tp; ++t)
-        for (int j = 0; j < L.dp / ep; ++j) {
+        for (int j = 0; j < L.dp * L.cp / ep; ++j) {
           std::vector<int> g;
-          for (int e = 0; e < ep; ++e) g.push_back(L.gpu(t, 0, j * ep + e, stage));
+          for (int e = 0; e < ep; ++e) g.push_back(L.expert_gpu(t, j * ep + e, stage));
           all.push_back(std::move(g));
         }
       break;

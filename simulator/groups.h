@@ -21,14 +21,27 @@ struct Layout {
     return {g % tp, (g / tp) % cp, (g / (tp * cp)) % dp, g / (tp * cp * dp)};
   }
   int followed(int p) const { return gpu(follow_t, follow_c, follow_d, p); }
+  // Expert layers see a stage's dp x cp ranks as one flat axis m = c + cp * d (context
+  // index fastest), which Megatron-Core's expert rank generator splits as m = e + ep * j:
+  // expert-parallel index e fastest, expert-data-parallel index j (see GroupKind::ep).
+  int expert_gpu(int t, int m, int p) const { return gpu(t, m % cp, m / cp, p); }
+  int expert_index(int c, int d) const { return c + cp * d; }
 };
 
+// Expert groups fold expert parallelism over dp x cp as Megatron-Core does
+// (NVIDIA/Megatron-LM d98e8a64ddf34856e74b24714e3bedb2f5a39553,
+// megatron/core/parallel_state.py, initialize_model_parallel: the expert RankGenerator
+// has tp = expert_tensor_parallel_size, cp = 1, dp = world / (etp * ep * pp) and the
+// order "tp-cp-ep-dp-pp", so within a stage and tensor index the dense ranks
+// m = c + cp * d are split as m = e + ep * j). Expert tensor parallelism is tp
+// (megatron/training/arguments.py there: expert_tensor_parallel_size defaults to
+// tensor_model_parallel_size); orrery has no separate expert TP.
 enum class GroupKind {
   tp,         // tensor-parallel ranks of one replica and stage
   dp,         // data-parallel ranks holding the same shard, with the context-parallel ones
   cp,         // context-parallel ranks of one replica and stage
-  expert_dp,  // ranks holding the same experts: data-parallel index d = e + ep * j
-  ep,         // consecutive data-parallel ranks that split the experts
+  expert_dp,  // ranks holding the same experts: flat index m = e + ep * j, e fixed
+  ep,         // ep consecutive flat indices m (context fastest) that split the experts
   dp_local,   // hybrid sharding: the data- and context-parallel ranks inside one node
               // (d / local equal, every c): they hold the same weights
   dp_cross,   // hybrid sharding: one rank per node holding the same shard (c equal,
@@ -40,7 +53,7 @@ enum class GroupKind {
 };
 
 // A collective's group for the followed GPU of `stage` (Layout::followed; the first group
-// when that GPU is in none, as with expert groups under context parallelism), and the
+// when that GPU is in none), and the
 // sibling groups (same size, same order) that run the same collective on the other GPUs.
 struct GroupSet {
   std::vector<int> group;

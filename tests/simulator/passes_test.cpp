@@ -90,6 +90,87 @@ TEST(CommPlanner, PlansOnceAndTalliesEveryUse) {
   EXPECT_EQ(planner.traffic().count(LinkClass::nic), 0u);
 }
 
+// Expert groups on 16 GPUs, tp 2, cp 2, dp 4: GPU = t + 2 (c + 2 d). Megatron-Core's
+// expert rank generator (parallel_state.py, order tp-cp-ep-dp-pp with cp = 1, etp = tp)
+// numbers a stage's dp x cp ranks m = c + 2 d and splits m = e + ep j. With ep 4:
+// m 0..3 are (c, d) = (0,0) (1,0) (0,1) (1,1), GPUs 0 2 4 6 for t 0 and 1 3 5 7 for t 1;
+// m 4..7 are GPUs 8 10 12 14 and 9 11 13 15. The expert-data-parallel peers of m = 0
+// (GPU 0) are m = 0 and 4 (GPU 8). (Megatron's RankGenerator run on these sizes gives
+// the same lists.)
+TEST(Groups, ExpertGroupsFoldExpertParallelismOverDataAndContext) {
+  const Layout L{2, 2, 4, 1};
+  const GroupSet ep4 = groups_of(GroupKind::ep, 0, L, 4);
+  EXPECT_EQ(ep4.group, (std::vector<int>{0, 2, 4, 6}));
+  ASSERT_EQ(ep4.siblings.size(), 3u);
+  EXPECT_EQ(ep4.siblings[0], (std::vector<int>{8, 10, 12, 14}));
+  EXPECT_EQ(ep4.siblings[1], (std::vector<int>{1, 3, 5, 7}));
+  EXPECT_EQ(ep4.siblings[2], (std::vector<int>{9, 11, 13, 15}));
+  const GroupSet edp4 = groups_of(GroupKind::expert_dp, 0, L, 4);
+  EXPECT_EQ(edp4.group, (std::vector<int>{0, 8}));
+  EXPECT_EQ(edp4.siblings.size(), 7u);
+  // ep 8 = dp x cp: one expert-parallel group per tensor index, every data and context
+  // rank of it (the old split over dp alone had none: dp 4 < ep 8).
+  const GroupSet ep8 = groups_of(GroupKind::ep, 0, L, 8);
+  EXPECT_EQ(ep8.group, (std::vector<int>{0, 2, 4, 6, 8, 10, 12, 14}));
+  ASSERT_EQ(ep8.siblings.size(), 1u);
+  EXPECT_EQ(ep8.siblings[0], (std::vector<int>{1, 3, 5, 7, 9, 11, 13, 15}));
+  // ep 2: the two context-parallel ranks of one data-parallel index, GPUs 0 and 2.
+  EXPECT_EQ(groups_of(GroupKind::ep, 0, L, 2).group, (std::vector<int>{0, 2}));
+  // Full mode lists the same expert-data-parallel peers: GPU 2 (m = 1) with GPU 10 (m = 5).
+  ParallelismSpec p;
+  p.tp = 2, p.cp = 2, p.dp = 4, p.ep = 4;
+  const RankSet ranks(L, p, true, 16, 1);
+  EXPECT_EQ(ranks.dp_members(2, true), (std::vector<int>{2, 10}));
+  EXPECT_EQ(ranks.dp_members(0, false), (std::vector<int>{0, 2, 4, 6, 8, 10, 12, 14}));
+}
+
+// Two layers of Mixtral on 2 DGX H100 (16 GPUs): tp 2, cp 2, dp 4 and ep 8 or 4.
+Scenario moe16(int ep) {
+  return load_scenario_text(fmt::format(R"(
+cluster: {{preset: dgx-h100, nodes: 2}}
+model: {{preset: mixtral-8x7b, layers: 2, seq_len: 4096}}
+parallelism: {{tp: 2, cp: 2, dp: 4, ep: {}, microbatch: 1, global_batch: 4}}
+training: {{recompute: none}}
+)",
+                                        ep),
+                            "moe16.yaml");
+}
+
+TEST(CommPlanner, ExpertAllToAllBytesOverDataAndContextRanks) {
+  // A GPU dispatches its b s / cp = 4096 / 2 = 2048 tokens top_k = 2 times, h = 4096
+  // bf16 values each: S = 2048 * 2 * 4096 * 2 B = 32 MiB; a direct all-to-all sends S / n
+  // to each of the n - 1 others.
+  const double S = 2048.0 * 2 * 4096 * 2;
+  {
+    // ep 8: groups {0 2 .. 14} and {1 3 .. 15} span both nodes (GPUs 0-7 and 8-15); each
+    // member sends 4 of its 7 pieces to the other node: 2 groups x 8 x 4 x S / 8 = 8 S.
+    const Scenario s = moe16(8);
+    const Context c(s);
+    EXPECT_DOUBLE_EQ(c.ctx.bytes.ep, S);
+    TaskGraph g;
+    CommPlanner planner(c.ctx, g);
+    Task t;
+    t.kind = TaskKind::ep_comm;
+    t.comm = planner.group(CollectiveOp::all_to_all, GroupKind::ep, 0, Bytes(S));
+    planner.issue(t);
+    EXPECT_NEAR(planner.traffic().at(LinkClass::nic), 8 * S, 1e-6 * S);
+  }
+  {
+    // ep 4: four groups of 4 GPUs inside a node (GPUs 0 2 4 6, ...): nothing crosses a
+    // NIC; NVLink carries 4 groups x 4 x 3 x S / 4 = 12 S.
+    const Scenario s = moe16(4);
+    const Context c(s);
+    TaskGraph g;
+    CommPlanner planner(c.ctx, g);
+    Task t;
+    t.kind = TaskKind::ep_comm;
+    t.comm = planner.group(CollectiveOp::all_to_all, GroupKind::ep, 0, Bytes(S));
+    planner.issue(t);
+    EXPECT_EQ(planner.traffic().count(LinkClass::nic), 0u);
+    EXPECT_NEAR(planner.traffic().at(LinkClass::nvlink), 12 * S, 1e-6 * S);
+  }
+}
+
 struct Built {
   Scenario s;
   Workload work;

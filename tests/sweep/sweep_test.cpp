@@ -356,6 +356,32 @@ TEST(SplitSweep, BestScenarioLoadsAndMatchesTheWinner) {
   EXPECT_EQ(simulate_step(best).step_time.value(), w.figures->step_time.value());
 }
 
+TEST(SplitSweep, ExpertParallelAcrossContextRanksCompletes) {
+  // Mixtral (4 of its layers) on one DGX H100 with cp 2 and ep 8 folded over dp x cp:
+  // tp 1 derives dp 4 (dp x cp = 8, one expert-parallel group); tp 2 derives dp 2, and
+  // ep 8 does not divide dp x cp = 4: invalid. 2 tp x 2 recompute = 4 candidates, 2 valid,
+  // both simulated (a candidate whose expert groups ignored cp used to abort the sweep).
+  const SweepInput in = load_sweep_text(R"(name: moe cp sweep
+cluster: {preset: dgx-h100, nodes: 1}
+model: {preset: mixtral-8x7b, layers: 4}
+parallelism: {tp: 1, pp: 1, cp: 2, dp: 4, ep: 8, microbatch: 1, global_batch: 8}
+training: {precision: bf16}
+sweep: {tp: [1, 2], recompute: [selective, full]}
+)",
+                                        "moe.yaml");
+  SweepOptions o;
+  o.threads = 2;
+  const SweepResult r = run_sweep(in, o);
+  ASSERT_EQ(r.candidates.size(), 4u);
+  EXPECT_EQ(count(r, Status::invalid), 2u);
+  EXPECT_EQ(count(r, Status::simulated), 2u);
+  for (const auto& c : r.candidates) {
+    if (c.status == Status::invalid) {
+      EXPECT_NE(c.reason.find("dp*cp"), std::string::npos);
+    }
+  }
+}
+
 TEST(SplitSweep, BadSweepsAreInputErrorsNamingTheKey) {
   auto error_of = [&](const std::string& sweep) {
     try {
