@@ -42,12 +42,15 @@ class RooflineModel final : public ComputeModel {
     for (const auto& [t, f] : g.gemm_ramp) ramp_.emplace_back(std::log(t.value()), f);
     hbm_ = g.memory_bandwidth.value() * *g.memory_efficiency;
     launch_ = g.kernel_launch->value();
-    // Adam: gradient read; fp32 weights (the master copy under mixed precision) and the
-    // moments read and written; under mixed precision the 16-bit weights written too.
+    // Adam: gradient read; the copy of the weights the update works on (the fp32 weights,
+    // or under mixed precision the master copy) and the moments, in their stored formats
+    // with their block scales (training.optimizer_state_dtype), read and written; under
+    // mixed precision the 16-bit weights written too. Without a master copy
+    // (main_params_dtype none) the update reads and writes the 16-bit weights alone.
     const StateBytes sb = state_bytes_per_param(s.training);
-    const bool mixed = sb.weight < 4.0;
-    const double moments = sb.optimizer - (mixed ? 4.0 : 0.0);
-    optimizer_bytes_ = sb.gradient + 2 * 4.0 + 2 * moments + (mixed ? sb.weight : 0.0);
+    const bool master = sb.master > 0;
+    optimizer_bytes_ = sb.gradient + 2 * (master ? sb.master : sb.weight) + 2 * sb.moments +
+                       (master ? sb.weight : 0.0);
     // Passes beyond one fused update: LAMB's trust ratio needs the norms of the weights
     // and of the update, which it stores and reads back (read w, write and read u);
     // LARS the norms of the weights and gradients; Adafactor the row and column means of

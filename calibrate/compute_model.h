@@ -47,7 +47,10 @@ class ComputeModel {
 //               ring attention's merges and slice copies)
 //               add their bytes / (hbm * memory_efficiency).
 //   optimizer   fused update streaming its state: Adam/AdamW/LAMB read gradient, fp32
-//               master, m, v and write master, m, v and the 16-bit weight; SGD/LARS one
+//               master, m, v and write master, m, v and the 16-bit weight (m, v and the
+//               master in their stored formats, training.optimizer_state_dtype and
+//               .main_params_dtype; without a master the 16-bit weight read and
+//               written instead); SGD/LARS one
 //               moment; Adafactor none; plus extra passes: LAMB's trust ratio 12 bytes
 //               (read w, write and read u), LARS's norms 4 + gradient, Adafactor's row and
 //               column means one more gradient read; t = bytes / (hbm * memory_efficiency).

@@ -96,9 +96,35 @@ StateBytes state_bytes_per_param(const TrainingSpec& t) {
                            t.optimizer == Optimizer::lamb;
   // Adafactor keeps no per-element moment: its factored statistics are counted from the
   // matrices' shapes (estimate_memory), a fraction of a percent of the parameters.
-  const double moments = two_moments ? 8.0 : t.optimizer == Optimizer::adafactor ? 0.0 : 4.0;
-  b.optimizer = moments + (fp32_weights ? 0.0 : 4.0);  // + fp32 master weights
+  b.moments = two_moments                           ? 2 * moment_bytes(t.optimizer_state_dtype)
+              : t.optimizer == Optimizer::adafactor ? 0.0
+                                                    : 4.0;
+  // The master copy under 16-bit training: fp32 (Megatron's default), fp16 (Megatron-Core
+  // --main-params-dtype fp16) or none, the 16-bit weights updated in place.
+  const double master = t.main_params_dtype == MainParams::fp32   ? 4.0
+                        : t.main_params_dtype == MainParams::fp16 ? 2.0
+                                                                  : 0.0;
+  b.master = fp32_weights ? 0.0 : master;
+  b.optimizer = b.moments + b.master;
   return b;
+}
+
+double moment_bytes(StateDtype d) {
+  switch (d) {
+    case StateDtype::fp32:
+      return 4.0;
+    case StateDtype::bf16:
+      return 2.0;
+    case StateDtype::int8:
+      // bitsandbytes' 8-bit Adam: one uint8 code per element and one fp32 absmax per
+      // block of 256 elements for each moment (bitsandbytes/optim/optimizer.py,
+      // Optimizer2State.init_state, `blocksize = 256`, at bitsandbytes-foundation/
+      // bitsandbytes 95f9af30; the paper's blocks of 2048, arXiv:2110.02861 section 2,
+      // became 256 in commit aa57bd89). Tensors under min_8bit_size (4096 elements) stay
+      // in fp32 there; orrery counts every parameter as 8-bit.
+      return 1.0 + 4.0 / 256;
+  }
+  return 4.0;
 }
 
 namespace {

@@ -7,7 +7,10 @@
 //   gradients training.gradient_dtype: 4 bytes fp32 main gradients (Megatron's default),
 //             2 for fp16/bf16 gradients (DeepSpeed's)
 //   optimizer Adam/AdamW/LAMB: fp32 master copy + two moments = 12 bytes (8 when the
-//             weights are already fp32); SGD/LARS with momentum: 8 (4)
+//             weights are already fp32); SGD/LARS with momentum: 8 (4). Adam/AdamW
+//             may keep the moments in bf16 (2 + 2) or 8 bits (1 + 4/256 each, the
+//             block scales) and the master in fp16 (2) or not at all (0)
+//             (training.optimizer_state_dtype, .main_params_dtype; docs/model.md)
 // so bf16 + Adam = 18 bytes per parameter, and with the distributed optimizer
 // (zero_stage 1) 6 + 12/d. ZeRO stage 2 also shards gradients, stage 3 (and FSDP) also
 // weights, over the dp*cp ranks; MoE expert weights shard over dp*cp/ep instead.
@@ -68,10 +71,15 @@ struct MemoryReport {
   const StageMemory& worst() const { return stages.at(worst_stage); }
 };
 
-// Bytes per parameter of each model-state category before sharding.
+// Bytes per parameter of each model-state category before sharding; optimizer =
+// master + moments.
 struct StateBytes {
   double weight, gradient, optimizer;
+  double master = 0;   // the separate master copy (0 under fp32/tf32 or main_params_dtype none)
+  double moments = 0;  // per-element moments (Adam's m and v with their block scales)
 };
+// One Adam moment's bytes per element in `d`, with its share of the block scales.
+double moment_bytes(StateDtype d);
 StateBytes state_bytes_per_param(const TrainingSpec& t);
 
 MemoryReport estimate_memory(const Scenario& s);

@@ -126,6 +126,8 @@ ordered_json scenario_json(const Scenario& s) {
   j["training"] = {{"precision", to_string(t.precision)},
                    {"recompute", to_string(t.recompute)},
                    {"optimizer", to_string(t.optimizer)},
+                   {"optimizer_state_dtype", to_string(t.optimizer_state_dtype)},
+                   {"main_params_dtype", to_string(t.main_params_dtype)},
                    {"flash_attention", t.flash_attention},
                    {"gradient_dtype", to_string(t.gradient_dtype)},
                    {"runtime_reserve_bytes", t.runtime_reserve.value()},
@@ -289,9 +291,16 @@ void parallelism_section(std::string& o, const ParallelismSpec& p) {
 
 void training_section(std::string& o, const TrainingSpec& t) {
   o += "\ntraining\n";
+  // Adam's state precision, named only when it is not the default fp32.
+  std::string state;
+  if (t.optimizer_state_dtype != StateDtype::fp32) {
+    state += fmt::format(", {} moments", to_string(t.optimizer_state_dtype));
+  }
+  if (t.main_params_dtype == MainParams::fp16) state += ", fp16 master weights";
+  if (t.main_params_dtype == MainParams::none) state += ", no master weights";
   line(o, "precision",
-       fmt::format("{}, {} gradients, optimizer {}", to_string(t.precision),
-                   to_string(t.gradient_dtype), to_string(t.optimizer)));
+       fmt::format("{}, {} gradients, optimizer {}{}", to_string(t.precision),
+                   to_string(t.gradient_dtype), to_string(t.optimizer), state));
   line(o, "recompute",
        fmt::format("{}{}", to_string(t.recompute),
                    t.flash_attention ? ", flash attention" : ", unfused attention"));

@@ -246,6 +246,8 @@ const FieldTable<T>& training_fields() {
       {"precision", choice(&T::precision)},
       {"recompute", choice(&T::recompute)},
       {"optimizer", choice(&T::optimizer)},
+      {"optimizer_state_dtype", choice(&T::optimizer_state_dtype)},
+      {"main_params_dtype", choice(&T::main_params_dtype)},
       {"flash_attention", flag(&T::flash_attention)},
       {"cross_entropy_fusion", flag(&T::cross_entropy_fusion)},
       {"gradient_dtype",

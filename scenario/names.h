@@ -101,6 +101,11 @@ ORRERY_ENUM_NAMES(Recompute, {Recompute::none, "none"}, {Recompute::selective, "
 ORRERY_ENUM_NAMES(Optimizer, {Optimizer::adam, "adam"}, {Optimizer::adamw, "adamw"},
                   {Optimizer::lamb, "lamb"}, {Optimizer::sgd, "sgd"}, {Optimizer::lars, "lars"},
                   {Optimizer::adafactor, "adafactor"});
+// training.optimizer_state_dtype, training.main_params_dtype
+ORRERY_ENUM_NAMES(StateDtype, {StateDtype::fp32, "fp32"}, {StateDtype::bf16, "bf16"},
+                  {StateDtype::int8, "8bit"});
+ORRERY_ENUM_NAMES(MainParams, {MainParams::fp32, "fp32"}, {MainParams::fp16, "fp16"},
+                  {MainParams::none, "none"});
 // training.gradient_compression.scheme (and sweep.compression)
 ORRERY_ENUM_NAMES(CompressionSpec::Scheme, {CompressionSpec::Scheme::none, "none"},
                   {CompressionSpec::Scheme::fp16, "fp16"}, {CompressionSpec::Scheme::bf16, "bf16"},

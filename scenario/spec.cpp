@@ -26,6 +26,8 @@ const char* to_string(ParallelismSpec::FsdpUnit v) { return name_of(v); }
 const char* to_string(Precision v) { return name_of(v); }
 const char* to_string(Recompute v) { return name_of(v); }
 const char* to_string(Optimizer v) { return name_of(v); }
+const char* to_string(StateDtype v) { return name_of(v); }
+const char* to_string(MainParams v) { return name_of(v); }
 const char* to_string(CompressionSpec::Scheme v) { return name_of(v); }
 const char* to_string(LossScalingSpec::Kind v) { return name_of(v); }
 const char* to_string(Fp8Spec::Format v) { return name_of(v); }

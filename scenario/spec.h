@@ -282,12 +282,24 @@ enum class Recompute { none, selective, full };
 // adafactor: Shazeer & Stern 2018 with its default beta1 = 0 (no first moment) and
 // factored second moments (a row and a column vector per weight matrix).
 enum class Optimizer { adam, adamw, lamb, sgd, lars, adafactor };
+// Adam/AdamW state precision (training.optimizer_state_dtype, training.main_params_dtype;
+// Megatron-Core --use-precision-aware-optimizer with --exp-avg-dtype/--exp-avg-sq-dtype and
+// --main-params-dtype, megatron/training/arguments.py at NVIDIA/Megatron-LM d98e8a64).
+//  StateDtype   both moments in fp32, bf16 (DeepSeek-V3, arXiv:2412.19437 section 3.3.3)
+//               or 8 bits with one fp32 absmax per block (bitsandbytes 8-bit Adam,
+//               Dettmers et al. 2022, arXiv:2110.02861).
+//  MainParams   the master copy of the weights under 16-bit training: fp32, fp16, or none
+//               (the optimizer updates the 16-bit weights themselves).
+enum class StateDtype { fp32, bf16, int8 };
+enum class MainParams { fp32, fp16, none };
 // The format the training's GEMMs compute in; fp8 trains with FP8 GEMMs.
 Dtype compute_dtype(Precision p);
 // The name of compute_dtype(p).
 const char* to_string(Precision p);
 const char* to_string(Recompute r);
 const char* to_string(Optimizer o);
+const char* to_string(StateDtype d);
+const char* to_string(MainParams m);
 
 // How much training a run does (training.target): a fixed budget of tokens, samples or
 // optimizer steps, or a target loss reached through the critical-batch model of
@@ -409,6 +421,8 @@ struct TrainingSpec {
   std::optional<Fp8Spec> fp8;
   Recompute recompute = Recompute::none;
   Optimizer optimizer = Optimizer::adam;
+  StateDtype optimizer_state_dtype = StateDtype::fp32;  // Adam/AdamW only (validated)
+  MainParams main_params_dtype = MainParams::fp32;      // Adam/AdamW, 16-bit training only
   bool flash_attention = true;     // fused attention: no s^2 tensors are stored
   // Megatron-Core's fused vocabulary-parallel cross-entropy (--cross-entropy-loss-fusion):
   // 28 instead of 52 bytes moved per logit (model/transformer.cpp).

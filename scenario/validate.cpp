@@ -559,6 +559,26 @@ void complete_training(Scenario& s) {
              "fp32/tf32 training keeps fp32 gradients");
     }
   }
+  // The state precisions are Adam's: Megatron-Core's precision-aware optimizer asserts
+  // optimizer == 'adam' (megatron/core/optimizer/optimizer_config.py at NVIDIA/Megatron-LM
+  // d98e8a64; its 'adam' is AdamW with decoupled weight decay), and bitsandbytes' 8-bit
+  // blockwise state is orrery's for Adam/AdamW only.
+  const bool adam = t.optimizer == Optimizer::adam || t.optimizer == Optimizer::adamw;
+  if (!adam && t.optimizer_state_dtype != StateDtype::fp32) {
+    reject(s, "training.optimizer_state_dtype", to_string(t.optimizer_state_dtype),
+           fmt::format("applies to optimizer adam or adamw only (optimizer is {})",
+                       to_string(t.optimizer)));
+  }
+  if (!adam && t.main_params_dtype != MainParams::fp32) {
+    reject(s, "training.main_params_dtype", to_string(t.main_params_dtype),
+           fmt::format("applies to optimizer adam or adamw only (optimizer is {})",
+                       to_string(t.optimizer)));
+  }
+  if ((t.precision == Precision::fp32 || t.precision == Precision::tf32) &&
+      t.main_params_dtype != MainParams::fp32) {
+    reject(s, "training.main_params_dtype", to_string(t.main_params_dtype),
+           "fp32/tf32 training has no separate master copy: its weights are the fp32 ones");
+  }
 }
 
 // training.fp8: only with fp8 precision, layers and sharding that fit the recipe; the

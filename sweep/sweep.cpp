@@ -551,6 +551,25 @@ std::string megatron_arguments(const Scenario& s) {
     case Precision::fp32:
     case Precision::tf32: break;
   }
+  // Optimizer-state precision: Megatron-Core's precision-aware optimizer (arguments.py
+  // --use-precision-aware-optimizer, --exp-avg-dtype, --exp-avg-sq-dtype, --main-params-dtype
+  // fp32|fp16), which megatron/core/optimizer/__init__.py refuses without the distributed
+  // optimizer. 8-bit states and no master copy have no flag there.
+  const TrainingSpec& t = s.training;
+  const bool bf16_moments = t.optimizer_state_dtype == StateDtype::bf16;
+  const bool fp16_master = t.main_params_dtype == MainParams::fp16;
+  if (bf16_moments || fp16_master) {
+    out += " --use-precision-aware-optimizer";
+    if (bf16_moments) out += " --exp-avg-dtype bf16 --exp-avg-sq-dtype bf16";
+    if (fp16_master) out += " --main-params-dtype fp16";
+    if (p.zero_stage == 0) {
+      missing.emplace_back("the precision-aware optimizer without the distributed optimizer");
+    }
+  }
+  if (t.optimizer_state_dtype == StateDtype::int8) {
+    missing.emplace_back("8-bit optimizer states (bitsandbytes)");
+  }
+  if (t.main_params_dtype == MainParams::none) missing.emplace_back("no master weights");
   for (std::size_t i = 0; i < missing.size(); ++i) {
     out += (i == 0 ? "; no Megatron-LM flag for " : ", ") + missing[i];
   }

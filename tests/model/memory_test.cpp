@@ -118,6 +118,42 @@ TEST(Memory, RuntimeReserveAndAllocatorOverheadAreOther) {
                    (st.runtime_reserve + st.allocator_overhead + st.gather_buffers).value());
 }
 
+TEST(Memory, OptimizerStatePrecisionBytesPerParam) {
+  // bf16 weights 2 + fp32 main gradients 4, then the optimizer column:
+  //   bf16 moments:   fp32 master 4 + m 2 + v 2                       = 8  -> 14
+  //   8-bit moments:  4 + 2 x (1 byte + one fp32 absmax per 256 elements: 4/256)
+  //                   = 4 + 2.03125                                   = 6.03125 -> 12.03125
+  //   fp16 master, fp32 moments: 2 + 8                                = 10 -> 16
+  //   no master, bf16 moments: 0 + 4                                  = 4  -> 10
+  auto bytes = [](const std::string& training) {
+    const MemoryReport r = estimate_memory(gpt3("", training));
+    return state_bytes(r.stages[0]) / r.stages[0].params;
+  };
+  EXPECT_NEAR(bytes("optimizer_state_dtype: bf16"), 14.0, 1e-12);
+  EXPECT_NEAR(bytes("optimizer: adamw, optimizer_state_dtype: 8bit"), 12.03125, 1e-12);
+  EXPECT_NEAR(bytes("main_params_dtype: fp16"), 16.0, 1e-12);
+  EXPECT_NEAR(bytes("optimizer_state_dtype: bf16, main_params_dtype: none"), 10.0, 1e-12);
+  const StateBytes sb = state_bytes_per_param(
+      gpt3("", "optimizer_state_dtype: 8bit, main_params_dtype: none").training);
+  EXPECT_DOUBLE_EQ(sb.optimizer, 2.03125);
+  EXPECT_DOUBLE_EQ(sb.master, 0.0);
+}
+
+TEST(Memory, OptimizerStatePrecisionShardsUnderZero1) {
+  // The distributed optimizer divides the optimizer column by d = dp = 16, the weights
+  // (2) and gradients (4) stay whole:
+  //   bf16 moments, no master: 6 + 4/16       = 6.25
+  //   8-bit moments, fp32 master: 6 + 6.03125/16 = 6.376953125
+  auto bytes = [](const std::string& training) {
+    const MemoryReport r = estimate_memory(gpt3(", zero_stage: 1", training));
+    return state_bytes(r.stages[0]) / r.stages[0].params;
+  };
+  EXPECT_NEAR(bytes("optimizer_state_dtype: bf16, main_params_dtype: none"), 6.25, 1e-12);
+  EXPECT_NEAR(bytes("optimizer_state_dtype: 8bit"), 6.376953125, 1e-12);
+  // fp32 training has no separate master: 4 + 4 + bf16 m, v 4 = 12.
+  EXPECT_NEAR(bytes("precision: fp32, optimizer_state_dtype: bf16"), 4.0 + 4.0 + 4.0 / 16, 1e-12);
+}
+
 }  // namespace
 }  // namespace orrery
 

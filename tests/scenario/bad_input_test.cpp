@@ -780,5 +780,24 @@ TEST(BadInput, InterleavedMicroBatchGroups) {
       ten + "virtual_pipeline_stages: 2, microbatch_group_size: 5}\n", "ok.yaml"));
 }
 
+TEST(BadInput, OptimizerStatePrecisionIsAdams) {
+  const std::string head =
+      "cluster: {preset: dgx-h100}\nmodel: {preset: llama3-8b}\n"
+      "parallelism: {tp: 8, dp: 1, global_batch: 8}\n";
+  expect_error(head + "training: {optimizer: lamb, optimizer_state_dtype: 8bit}\n",
+               {"bad.yaml:4", "training.optimizer_state_dtype", "'8bit'", "adam or adamw only",
+                "optimizer is lamb"});
+  expect_error(head + "training: {optimizer: sgd, main_params_dtype: none}\n",
+               {"bad.yaml:4", "training.main_params_dtype", "'none'", "optimizer is sgd"});
+  expect_error(head + "training: {precision: fp32, main_params_dtype: fp16}\n",
+               {"bad.yaml:4", "training.main_params_dtype", "'fp16'", "no separate master"});
+  expect_error(head + "training: {optimizer_state_dtype: fp8}\n",
+               {"bad.yaml:4", "training.optimizer_state_dtype", "'fp8'", "8bit"});
+  // The defaults stated with another optimizer are accepted.
+  EXPECT_NO_THROW(load_scenario_text(
+      head + "training: {optimizer: sgd, optimizer_state_dtype: fp32, main_params_dtype: fp32}\n",
+      "ok.yaml"));
+}
+
 }  // namespace
 }  // namespace orrery

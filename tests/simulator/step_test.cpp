@@ -963,6 +963,42 @@ TEST(Step, OptimizerStepBytesByOptimizer) {
   EXPECT_NEAR(seconds("adam, precision: fp16, loss_scaling: {kind: none}") / adam, 1.0, 1e-12);
 }
 
+TEST(Step, OptimizerStepBytesByStatePrecision) {
+  // Adam with bf16 weights and fp32 gradients streams 30 bytes per parameter (above). The
+  // stored formats change what is read and written:
+  //   bf16 moments:  4 + master 2 x 4 + m, v 2 x (2 + 2) + weight 2         = 22
+  //   8-bit moments: 4 + 8 + 2 x 2 x (1 + 4/256) + 2                        = 18.0625
+  //   fp16 master:   4 + 2 x 2 + 16 + 2                                     = 26
+  //   bf16 moments, no master: 4 + the bf16 weight read and written 2 x 2 + 8 = 16
+  // and the time is bytes / (HBM bandwidth x memory_efficiency), the H100 preset's.
+  auto scenario = [](const std::string& opt) {
+    return testing::preset_scenario("llama3-8b", "tp: 8, global_batch: 8", 1, "optimizer: " + opt,
+                                    "dgx-h100");
+  };
+  auto seconds = [&](const std::string& opt) {
+    return make_roofline_model(scenario(opt))->optimizer_time(1e9).value();
+  };
+  const Scenario s = scenario("adamw");
+  const double hbm = s.cluster.gpu.memory_bandwidth.value() * *s.cluster.gpu.memory_efficiency;
+  EXPECT_NEAR(seconds("adamw"), 1e9 * 30 / hbm, 1e-15);
+  EXPECT_NEAR(seconds("adamw, optimizer_state_dtype: bf16"), 1e9 * 22 / hbm, 1e-15);
+  EXPECT_NEAR(seconds("adamw, optimizer_state_dtype: 8bit"), 1e9 * 18.0625 / hbm, 1e-15);
+  EXPECT_NEAR(seconds("adamw, main_params_dtype: fp16"), 1e9 * 26 / hbm, 1e-15);
+  EXPECT_NEAR(seconds("adamw, optimizer_state_dtype: bf16, main_params_dtype: none"),
+              1e9 * 16 / hbm, 1e-15);
+  // The simulated step's optimizer time under ZeRO-1 shrinks with the bytes: the same
+  // shard of parameters, 22/30 of the time (above the kernel floor).
+  const auto opt_time = [&](const std::string& opt) {
+    const Scenario z = testing::preset_scenario("llama3-8b",
+                                                "tp: 1, dp: 8, zero_stage: 1, "
+                                                "global_batch: 8",
+                                                1, "optimizer: " + opt, "dgx-h100");
+    const StepResult r = simulate_step(z);
+    return r.stages.at(r.critical_stage).breakdown.optimizer.value();
+  };
+  EXPECT_NEAR(opt_time("adamw, optimizer_state_dtype: bf16") / opt_time("adamw"), 22.0 / 30, 1e-9);
+}
+
 }  // namespace
 }  // namespace orrery
 

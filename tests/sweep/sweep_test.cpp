@@ -405,6 +405,34 @@ TEST(SplitSweep, BadSweepsAreInputErrorsNamingTheKey) {
             "sweep.dp | auto applies to tp, pp, vp and microbatch; list the values");
 }
 
+// Optimizer-state precision: Megatron-Core's precision-aware optimizer flags
+// (megatron/training/arguments.py at NVIDIA/Megatron-LM d98e8a64); what it cannot express
+// is named.
+TEST(SplitSweep, MegatronArgumentsForOptimizerStatePrecision) {
+  Scenario s = load_scenario_text(kBase, "t.yaml");
+  s.parallelism.zero_stage = 1;
+  const std::string base = megatron_arguments(s);
+  s.training.optimizer_state_dtype = StateDtype::bf16;
+  EXPECT_EQ(megatron_arguments(s),
+            base + " --use-precision-aware-optimizer --exp-avg-dtype bf16 --exp-avg-sq-dtype bf16");
+  s.training.main_params_dtype = MainParams::fp16;
+  EXPECT_EQ(megatron_arguments(s), base +
+                                       " --use-precision-aware-optimizer --exp-avg-dtype bf16 "
+                                       "--exp-avg-sq-dtype bf16 --main-params-dtype fp16");
+  // Megatron-Core refuses the precision-aware optimizer without the distributed optimizer.
+  s.parallelism.zero_stage = 0;
+  EXPECT_NE(megatron_arguments(s).find(
+                "no Megatron-LM flag for the precision-aware optimizer without the distributed"),
+            std::string::npos);
+  s.parallelism.zero_stage = 1;
+  s.training.optimizer_state_dtype = StateDtype::int8;
+  s.training.main_params_dtype = MainParams::none;
+  EXPECT_EQ(megatron_arguments(s),
+            base +
+                "; no Megatron-LM flag for 8-bit optimizer states (bitsandbytes), no master "
+                "weights");
+}
+
 }  // namespace
 }  // namespace orrery
 
