@@ -20,6 +20,9 @@ using ordered_json = nlohmann::ordered_json;
 
 double us(Seconds t) { return t.value() * 1e6; }
 
+// The most GPUs a slice lists of its group; larger groups list their first this many.
+constexpr std::size_t kListedGpus = 16;
+
 // The parallelism a communication task belongs to, as its slice names it.
 const char* parallelism_of(TaskKind k) {
   switch (k) {
@@ -67,8 +70,14 @@ std::vector<Sample> utilisation(const Scenario& s, const StepResult& r) {
     const LinkInfo& info = topo.link(l);
     if (info.up) capacity[info.cls] += info.capacity.value();
   }
-  std::map<double, std::map<LinkClass, double>> change;  // time (us) -> rate change
-  change[0.0];
+  // Rate changes (time in us, class, bytes/s), in time order; a stable sort keeps the
+  // sums in task order, so the same step gives the same values.
+  struct Change {
+    double t;
+    LinkClass cls;
+    double rate;
+  };
+  std::vector<Change> change{{0.0, LinkClass::nvlink, 0.0}};
   for (size_t i = 0; i < g.tasks.size(); ++i) {
     const Task& t = g.tasks[i];
     const TaskTiming& tm = r.timeline.timing[i];
@@ -76,15 +85,18 @@ std::vector<Sample> utilisation(const Scenario& s, const StepResult& r) {
     const double d = tm.duration().value();
     if (d <= 0) continue;
     for (const auto& [cls, bytes] : g.comms[static_cast<size_t>(*t.comm)].traffic) {
-      change[us(*tm.start)][cls] += bytes / d;
-      change[us(*tm.end)][cls] -= bytes / d;
+      change.push_back({us(*tm.start), cls, bytes / d});
+      change.push_back({us(*tm.end), cls, -bytes / d});
     }
   }
+  std::stable_sort(change.begin(), change.end(),
+                   [](const Change& a, const Change& b) { return a.t < b.t; });
   // A sample per change time, holding the classes whose value changed (all at time 0).
   std::vector<Sample> out;
   std::map<LinkClass, double> rate, shown;
-  for (const auto& [t, delta] : change) {
-    for (const auto& [cls, d] : delta) rate[cls] += d;
+  for (size_t i = 0; i < change.size();) {
+    const double t = change[i].t;
+    for (; i < change.size() && change[i].t == t; ++i) rate[change[i].cls] += change[i].rate;
     Sample sample{t, {}};
     for (const auto& [cls, cap] : capacity) {
       // Sums of opposite terms leave rounding residue; below a millionth of a percent is 0.
@@ -207,7 +219,13 @@ Trace render_trace(const Scenario& s, const StepResult& r, bool op_level,
       args["algorithm"] = c.algorithm;
       args["bytes"] = c.bytes.value();
       args["group_size"] = c.gpus.size();
-      args["group_gpus"] = c.gpus;
+      // A group of thousands (FSDP over dp x cp) would make every slice kilobytes long.
+      if (c.gpus.size() <= kListedGpus) {
+        args["group_gpus"] = c.gpus;
+      } else {
+        args["group_first_gpus"] =
+            std::vector<int>(c.gpus.begin(), c.gpus.begin() + static_cast<long>(kListedGpus));
+      }
       args["description"] = c.description;
     } else {
       name = to_string(t.kind);
