@@ -112,20 +112,9 @@ std::vector<Sample> utilisation(const Scenario& s, const StepResult& r) {
   return out;
 }
 
-}  // namespace
-
-Trace render_trace(const Scenario& s, const Prediction& prediction, bool full,
-                   const TraceOptions& options) {
-  // Op-level mode would issue every tensor-parallel rank's copy of a collective whose
-  // plan already holds its sibling groups' flows under --full, so --full keeps blocks.
-  if (full || !op_level_supported(s)) return render_trace(s, prediction.step, false, options);
-  SimulationOptions opt;
-  opt.op_level = true;
-  return render_trace(s, simulate_step(s, prediction.hardware, opt), true, options);
-}
-
-Trace render_trace(const Scenario& s, const StepResult& r, bool op_level,
-                   const TraceOptions& options) {
+// The trace of `r`, next to the step time the prediction printed.
+Trace render(const Scenario& s, const StepResult& r, bool op_level, const TraceOptions& options,
+             Seconds predicted) {
   const TaskGraph& g = r.graph;
   Trace out;
   out.op_level = op_level;
@@ -273,7 +262,8 @@ Trace render_trace(const Scenario& s, const StepResult& r, bool op_level,
   }
   if (!cut && !emit_samples_until(us(r.step_time))) cut = samples[next_sample].t_us;
   ordered_json other = {{"compute", op_level ? "per op" : "per block"},
-                        {"step_time_us", us(r.step_time)}};
+                        {"step_time_us", us(r.step_time)},
+                        {"predicted_step_time_us", us(predicted)}};
   if (cut) {
     out.note = fmt::format(
         "the trace stops at {:.3f} ms of the {:.3f} ms step: the step needs {} trace events, "
@@ -287,6 +277,24 @@ Trace render_trace(const Scenario& s, const StepResult& r, bool op_level,
                     {"otherData", std::move(other)}};
   out.json = j.dump() + "\n";
   return out;
+}
+
+}  // namespace
+
+Trace render_trace(const Scenario& s, const Prediction& prediction, bool full,
+                   const TraceOptions& options) {
+  const Seconds predicted = prediction.step.step_time;
+  // Op-level mode would issue every tensor-parallel rank's copy of a collective whose
+  // plan already holds its sibling groups' flows under --full, so --full keeps blocks.
+  if (full || !op_level_supported(s)) return render(s, prediction.step, false, options, predicted);
+  SimulationOptions opt;
+  opt.op_level = true;
+  return render(s, simulate_step(s, prediction.hardware, opt), true, options, predicted);
+}
+
+Trace render_trace(const Scenario& s, const StepResult& r, bool op_level,
+                   const TraceOptions& options) {
+  return render(s, r, op_level, options, r.step_time);
 }
 
 }  // namespace orrery

@@ -27,9 +27,10 @@ struct Trace {
 };
 
 // The timeline of a step simulated for the trace: op by op (SimulationOptions::op_level)
-// where the simulator supports it (op_level_supported), else the prediction's own, whose
-// compute is one slice per block with the layers' tensor-, expert- and context-parallel
-// collectives inside it. `full` as for the prediction.
+// where the simulator supports it (op_level_supported) and not `full`, else the
+// prediction's own, whose compute is one slice per block with the layers' tensor-,
+// expert- and context-parallel collectives inside it. The op-level step is close to the
+// prediction's but not equal (docs/simulator.md, "Traces"); the trace carries both.
 Trace render_trace(const Scenario& s, const Prediction& prediction, bool full,
                    const TraceOptions& options = {});
 
