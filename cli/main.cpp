@@ -19,6 +19,7 @@
 #include "model/analysis.h"
 #include "report/check_report.h"
 #include "report/run_report.h"
+#include "report/trace.h"
 #include "report/validate_report.h"
 #include "scenario/load.h"
 #include "simulator/predict.h"
@@ -64,7 +65,11 @@ int run_run(const std::string& path, const std::string& format, const std::strin
   std::string out = format == "json"  ? orrery::render_run_json(s, p)
                           : format == "csv" ? orrery::render_run_csv(s, p)
                                             : orrery::render_run_table(s, p);
-  if (!trace.empty()) write_file(trace, orrery::render_trace(s, p.step));
+  if (!trace.empty()) {
+    const orrery::Trace tr = orrery::render_trace(s, p, full);
+    write_file(trace, tr.json);
+    if (tr.note) std::fprintf(stderr, "note: %s: %s\n", trace.c_str(), tr.note->c_str());
+  }
   if (explain) out += orrery::render_explanation(*p.hardware.model);
   std::fwrite(out.data(), 1, out.size(), stdout);
   return 0;

@@ -274,6 +274,10 @@ PlannedComm place(const CommPlan& plan, const Topology& topo,
   out.bytes = plan.bytes;
   out.description =
       fmt::format("{} {} over {} GPUs", to_string(plan.op), to_string(plan.algo), plan.ranks);
+  out.op = plan.op;
+  out.algorithm = to_string(plan.algo);
+  out.gpus.assign(static_cast<size_t>(plan.ranks), 0);
+  for (const auto& [gpu, index] : plan.index_of) out.gpus.at(static_cast<size_t>(index)) = gpu;
   // Transfers per link, this plan's and all copies', in dense arrays indexed by link.
   // Kept zero between calls: every entry touched is reset at the end of its phase.
   thread_local std::vector<double> ours, all;

@@ -56,6 +56,8 @@ StepResult run_step(const Scenario& s, const Hardware& hardware, const Analysed&
   grad_sync_pass(ctx, ranks, layers, pipe, planner, g, grads);
   optimizer_pass(ctx, ranks, pipe, grads, planner, g);
   const std::vector<int> stage_of_rank = ranks.stages();
+  out.stage_of_rank = stage_of_rank;
+  for (size_t r = 0; r < ranks.size(); ++r) out.gpu_of_rank.push_back(ranks.gpu(r));
   EngineOptions options = ctx.engine;
   options.changes = fault_changes(ctx, stage_of_rank);
   EngineResult r = run_engine(g, ctx.capacity, options);
@@ -236,8 +238,16 @@ StepResult simulate(const Scenario& s, const Hardware& hardware, const detail::A
 
 }  // namespace
 
+bool op_level_supported(const Scenario& s) {
+  const ParallelismSpec& p = s.parallelism;
+  return p.zero_stage < 3 && p.schedule != PipelineSchedule::zero_bubble_h1 &&
+         p.schedule != PipelineSchedule::dualpipe;
+}
+
 StepResult simulate_step(const Scenario& s, const Hardware& hardware,
                          const SimulationOptions& options) {
+  ORRERY_CHECK(!options.op_level || op_level_supported(s),
+               "op-level simulation of a scenario it supports (op_level_supported)");
   detail::Analysed analysed;
   analysed.work = build_workload(s.model, s.training, shard_of(s.parallelism));
   analysed.figures = analyse_step(s, analysed.work);

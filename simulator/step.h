@@ -93,8 +93,9 @@ struct StepResult {
   std::string compute_model;
   std::size_t tasks = 0;
   std::size_t events = 0;
-  // The simulated timeline, for traces.
+  // The simulated timeline, for traces, and each simulated rank's stage and GPU.
   TaskGraph graph;
+  std::vector<int> stage_of_rank, gpu_of_rank;
   EngineResult timeline;
   std::vector<std::string> notes;  // assumptions taken for this scenario
   // 1-bit compression with warm-up: the step time of the uncompressed warm-up steps.
@@ -108,6 +109,11 @@ struct StepResult {
   std::map<int, LinkInfo> links;   // the links the simulated collectives cross, by id
 
 };
+
+// Whether SimulationOptions::op_level can build this scenario's step: not the split
+// backwards and fused pairs of zero-bubble and DualPipe schedules, nor ZeRO-3 / FSDP
+// units, which are built from layer templates only.
+bool op_level_supported(const Scenario& s);
 
 // The figure a published measurement reports, from a simulated step.
 double metric_value(const StepResult& r, const Scenario& s, Metric m);

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/collective.h"
 #include "core/error.h"
 #include "core/units.h"
 #include "simulator/flows.h"
@@ -58,6 +59,12 @@ struct PlannedComm {
   std::vector<PlannedPhase> phases;
   Bytes bytes;              // the collective's S, for reports
   std::string description;  // "all_reduce ring over 8 GPUs, 64.0 MiB"
+  // For traces: the operation, the algorithm the plan chose (to_string of CollectiveAlgo)
+  // and the GPUs of the planned group in ring order (the followed group; symmetric
+  // sibling groups run alongside).
+  CollectiveOp op = CollectiveOp::all_reduce;
+  std::string algorithm;
+  std::vector<int> gpus;
   // Bytes one run moves per link class, counting every group that runs it at once.
   std::map<LinkClass, double> traffic;
 };
