@@ -11,31 +11,8 @@
 # orrery-profile (e.g. --max-gpus 2).
 set -euo pipefail
 
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-build=${ORRERY_GPU_BUILD_DIR:-$root/build-gpu}
+source "$(dirname "${BASH_SOURCE[0]}")/gpu_build.sh"
 limit=${ORRERY_CHECK_TIMEOUT:-300}
-stamp=$(date -u +%Y%m%dT%H%M%SZ)
-host=$(hostname -s 2>/dev/null || hostname)
-data=$root/calibrate/data
-mkdir -p "$data"
-
-if [[ -z "${CUDACXX:-}" && -x /usr/local/cuda/bin/nvcc ]] && ! command -v nvcc >/dev/null; then
-  export CUDACXX=/usr/local/cuda/bin/nvcc
-fi
-
-profile=${ORRERY_PROFILE_BIN:-}
-if [[ -z "$profile" ]]; then
-  # The local GPU's architecture ("90" for 9.0); CMake's "native" where nvidia-smi cannot say.
-  arch=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n1 | tr -d '. ')
-  generator=()
-  command -v ninja >/dev/null && generator=(-G Ninja)
-  echo "== building orrery-profile in $build (CUDA architecture ${arch:-native})"
-  cmake -S "$root" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DORRERY_WITH_CUDA=ON \
-    -DORRERY_BUILD_TESTS=OFF -DORRERY_BUILD_BENCHMARKS=OFF \
-    -DCMAKE_CUDA_ARCHITECTURES="${arch:-native}" >/dev/null
-  cmake --build "$build" --target orrery-profile
-  profile=$build/profiler/cuda/orrery-profile
-fi
 nvidia-smi --query-gpu=index,name,driver_version,clocks.max.sm,memory.total --format=csv 2>/dev/null || true
 
 measurements=$data/measurements-$host-$stamp.yaml

@@ -88,33 +88,9 @@ if [[ "${1:-}" == "--table" ]]; then
   exit 0
 fi
 
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-build=${ORRERY_GPU_BUILD_DIR:-$root/build-gpu}
+source "$(dirname "${BASH_SOURCE[0]}")/gpu_build.sh"
 limit=${ORRERY_CHECK_TIMEOUT:-420}
 load=${SUSTAINED_S:-12}
-stamp=$(date -u +%Y%m%dT%H%M%SZ)
-host=$(hostname -s 2>/dev/null || hostname)
-data=$root/calibrate/data
-mkdir -p "$data"
-
-if [[ -z "${CUDACXX:-}" && -x /usr/local/cuda/bin/nvcc ]] && ! command -v nvcc >/dev/null; then
-  export CUDACXX=/usr/local/cuda/bin/nvcc
-fi
-
-profile=${ORRERY_PROFILE_BIN:-}
-if [[ -z "$profile" ]]; then
-  arch=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n1 | tr -d '. ')
-  generator=()
-  command -v ninja >/dev/null && generator=(-G Ninja)
-  echo "== building orrery-profile in $build (CUDA architecture ${arch:-native})"
-  start=$(date +%s)
-  cmake -S "$root" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DORRERY_WITH_CUDA=ON \
-    -DORRERY_BUILD_TESTS=OFF -DORRERY_BUILD_BENCHMARKS=OFF \
-    -DCMAKE_CUDA_ARCHITECTURES="${arch:-native}" >/dev/null
-  cmake --build "$build" --target orrery-profile --parallel
-  echo "== build took $(( $(date +%s) - start )) s"
-  profile=$build/profiler/cuda/orrery-profile
-fi
 nvidia-smi --query-gpu=index,name,driver_version,clocks.max.sm,power.limit,temperature.gpu --format=csv 2>/dev/null || true
 
 measurements=$data/sustained-$host-$stamp.yaml
