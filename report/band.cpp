@@ -67,10 +67,9 @@ Family family_of(const Scenario& s) {
   // belongs with Megatron-Core.
   using Impl = ParallelismSpec::FsdpImpl;
   const bool zero3 = p.zero_stage >= 3;
-  const bool torch_fsdp = p.fsdp_impl == Impl::fsdp1 || p.fsdp_impl == Impl::fsdp2;
   f.framework = p.pipeline_engine == PipelineEngine::deepspeed || p.zero_hpz ? "Megatron-DeepSpeed"
                 : zero3 && p.fsdp_impl == Impl::deepspeed                    ? "DeepSpeed"
-                : zero3 && torch_fsdp                                        ? "PyTorch FSDP"
+                : zero3 && p.torch_fsdp()                                    ? "PyTorch FSDP"
                                                                              : "Megatron-Core";
   f.kind = (s.model.moe && s.model.moe->experts > 0) || p.ep > 1 ? "moe"
            : p.cp > 1                                            ? "context-parallel"

@@ -234,6 +234,8 @@ struct ParallelismSpec {
   // implementations"). Resolved (scenario/validate.cpp): `fsdp: true` means fsdp1,
   // `zero_stage: 3` alone deepspeed; the unit follows the implementation.
   enum class FsdpImpl { deepspeed, fsdp1, fsdp2, megatron_fsdp } fsdp_impl = FsdpImpl::fsdp1;
+  // PyTorch's own FSDP (FSDP1 or FSDP2), as opposed to DeepSpeed or Megatron-FSDP.
+  bool torch_fsdp() const { return fsdp_impl == FsdpImpl::fsdp1 || fsdp_impl == FsdpImpl::fsdp2; }
   // One all-gather (and reduce-scatter) per transformer layer (FSDP1 flat parameter per
   // wrapped block, FSDP2 one fully_shard group per block, Megatron-FSDP one unit per
   // TransformerLayer: fsdp_unit_modules in megatron/core/distributed/fsdp/

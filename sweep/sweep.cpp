@@ -488,9 +488,8 @@ std::string megatron_arguments(const Scenario& s) {
     // --use-torch-fsdp2 where it accepts the split, Megatron-FSDP to its own flags, and
     // DeepSpeed ZeRO-3, which Megatron-LM does not run, to Megatron-FSDP with a note.
     using Impl = ParallelismSpec::FsdpImpl;
-    const bool torch_fsdp = p.fsdp_impl == Impl::fsdp1 || p.fsdp_impl == Impl::fsdp2;
     const bool hybrid = p.sharding == ParallelismSpec::Sharding::hybrid;
-    const bool fsdp2 = torch_fsdp && p.pp == 1 && p.ep == 1 && !hybrid &&
+    const bool fsdp2 = p.torch_fsdp() && p.pp == 1 && p.ep == 1 && !hybrid &&
                        s.training.precision != Precision::fp16 && !s.model.tied_embeddings;
     if (fsdp2) {
       out += " --use-torch-fsdp2";
@@ -501,7 +500,7 @@ std::string megatron_arguments(const Scenario& s) {
         out += fmt::format(" --num-distributed-optimizer-instances {}",
                            p.shard_group() / p.zero3_group(s.cluster.gpus_per_node));
       }
-      if (torch_fsdp) {
+      if (p.torch_fsdp()) {
         missing.emplace_back(
             "PyTorch FSDP (Megatron-LM's --use-torch-fsdp2 refuses pp > 1, ep > 1, fp16, tied "
             "embeddings and hybrid sharding; Megatron-FSDP given instead)");
