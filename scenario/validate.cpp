@@ -1,12 +1,14 @@
 #include "scenario/validate.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "scenario/pipeline_layout.h"
 
@@ -92,6 +94,22 @@ void complete_transformer(Scenario& s) {
   for (const char* k : {"layers", "hidden", "heads", "ffn", "vocab", "seq_len"}) {
     require(s, std::string("model.") + k, "a transformer needs layers, hidden, heads, ffn, vocab "
                                           "and seq_len");
+  }
+  // The architecture keys have defaults (GPT-2/3's: gelu, LayerNorm, learned positions,
+  // tied embeddings, biases, dropout) that would silently turn a Llama-shaped model into
+  // a different one (8.03 B parameters become 5.66 B), so a model written without a
+  // preset names every one of them; presets always do.
+  std::vector<std::string> unnamed;
+  for (const char* k : {"activation", "norm", "position_embedding", "tied_embeddings", "bias",
+                        "dropout"}) {
+    if (!is_set(s, std::string("model.") + k)) unnamed.push_back(k);
+  }
+  if (!unnamed.empty()) {
+    require(s, "model." + unnamed.front(),
+            fmt::format("a model written without a preset must name its architecture "
+                        "(activation, norm, position_embedding, tied_embeddings, bias, "
+                        "dropout); missing: {}",
+                        fmt::join(unnamed, ", ")));
   }
   if (!is_set(s, "model.kv_heads")) m.kv_heads = m.heads;
   if (m.kv_heads > m.heads || m.heads % m.kv_heads != 0) {

@@ -21,8 +21,8 @@ Scenario small(const std::string& extra_parallelism = "", const std::string& ext
   const std::string yaml = fmt::format(R"(
 cluster: {{preset: dgx-a100, nodes: 1}}
 model: {{family: decoder, layers: 24, hidden: 1024, heads: 16, ffn: 4096, vocab: 32000,
-        seq_len: 2048, activation: gelu, position_embedding: rope, tied_embeddings: false,
-        dropout: false}}
+        seq_len: 2048, activation: gelu, norm: layernorm, position_embedding: rope,
+        tied_embeddings: false, bias: true, dropout: false}}
 parallelism: {{tp: 1, pp: 2, dp: 4, microbatch: 1, global_batch: 8, schedule: 1f1b{}}}
 training: {{precision: bf16, recompute: none}}
 {})",

@@ -31,7 +31,8 @@ cluster:
   gpus_per_node: {pp}
   intra_node: {{bandwidth: "1000 TB/s", latency: "0 us"}}
 model: {{family: decoder, layers: 16, hidden: 2048, heads: 16, ffn: 8192, vocab: 8, seq_len: 2048,
-        activation: gelu, position_embedding: rope, tied_embeddings: false, dropout: false}}
+        activation: gelu, norm: layernorm, position_embedding: rope, tied_embeddings: false,
+        bias: true, dropout: false}}
 parallelism: {{tp: 1, pp: {pp}, dp: 1, microbatch: 1, global_batch: {m}, schedule: {schedule},
               virtual_pipeline_stages: {vp}}}
 training: {{precision: bf16, recompute: none}}
@@ -570,7 +571,8 @@ TEST(Step, DualPipeFullModeAgreesWithTheSymmetricStep) {
   const Scenario s = load_scenario_text(R"(
 cluster: {preset: dgx-h100, gpus_per_node: 2, nodes: 4}
 model: {family: decoder, layers: 8, hidden: 1024, heads: 8, ffn: 4096, vocab: 32000, seq_len: 1024,
-        activation: gelu, position_embedding: rope, tied_embeddings: false, dropout: false}
+        activation: gelu, norm: layernorm, position_embedding: rope, tied_embeddings: false,
+        bias: true, dropout: false}
 parallelism: {tp: 1, pp: 4, dp: 2, microbatch: 1, global_batch: 16, schedule: dualpipe, zero_stage: 1}
 training: {precision: bf16, recompute: none}
 )",
@@ -596,7 +598,8 @@ TEST(Step, DualPipePairsHideTheirAllToAllUnderEachOthersCompute) {
   const Scenario s = load_scenario_text(R"(
 cluster: {preset: dgx-h100}
 model: {family: decoder, layers: 4, hidden: 2048, heads: 16, ffn: 8192, vocab: 8, seq_len: 2048,
-        activation: swiglu, position_embedding: rope, tied_embeddings: false, dropout: false,
+        activation: swiglu, norm: layernorm, position_embedding: rope, tied_embeddings: false,
+        bias: true, dropout: false,
         moe: {experts: 16, top_k: 2, expert_ffn: 2048}}
 parallelism: {tp: 1, pp: 2, dp: 4, ep: 4, microbatch: 1, global_batch: 32, schedule: dualpipe}
 training: {precision: bf16, recompute: none}
@@ -727,7 +730,8 @@ cluster:
   gpus_per_node: 4
   intra_node: {bandwidth: "1000 TB/s", latency: "0 us"}
 model: {family: decoder, layers: 16, hidden: 2048, heads: 16, ffn: 8192, vocab: 8, seq_len: 2048,
-        activation: gelu, position_embedding: rope, tied_embeddings: false, dropout: false}
+        activation: gelu, norm: layernorm, position_embedding: rope, tied_embeddings: false,
+        bias: true, dropout: false}
 parallelism: {tp: 1, pp: 4, dp: 1, microbatch: 1, global_batch: 8, schedule: 1f1b}
 training: {precision: bf16, recompute: none}
 faults:
@@ -1054,7 +1058,8 @@ cluster:
   gpus_per_node: 2
   intra_node: {bandwidth: "1000 TB/s", latency: "0 us"}
 model: {family: decoder, layers: 7, hidden: 2048, heads: 16, ffn: 8192, vocab: 8, seq_len: 2048,
-        activation: gelu, position_embedding: rope, tied_embeddings: false, dropout: false}
+        activation: gelu, norm: layernorm, position_embedding: rope, tied_embeddings: false,
+        bias: true, dropout: false}
 parallelism: {tp: 1, pp: 2, dp: 1, microbatch: 1, global_batch: 2, virtual_pipeline_stages: 2,
               account_for_embedding: true}
 training: {precision: bf16, recompute: none}
