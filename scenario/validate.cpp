@@ -349,6 +349,16 @@ void check_sharding(const Scenario& s) {
                          "tp*cp must divide gpus_per_node and that count must divide dp ({})",
                          std::max(local, 0), p.dp));
     }
+    if (p.zero3_group(s.cluster.gpus_per_node) == 1 && p.shard_group() > 1) {
+      // tp*cp fills the node: the in-node shard group is this one GPU, so every GPU keeps
+      // whole parameters, gradients and optimizer state, replicated over all of dp.
+      reject(s, "parallelism.sharding", to_string(p.sharding),
+             fmt::format("shards nothing here: hybrid sharding shards over the data-parallel "
+                         "ranks of one node, and tp*cp = {} fills the {}-GPU node, so its shard "
+                         "group has 1 GPU and every GPU keeps full copies of the parameters, "
+                         "gradients and optimizer state; use sharding: full, or a smaller tp*cp",
+                         p.tp * p.cp, s.cluster.gpus_per_node));
+    }
   }
   if (p.zero_hpz) {
     // The secondary copy is sharded over the data-parallel ranks of a node, which must
