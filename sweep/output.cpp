@@ -150,6 +150,12 @@ std::string render_sweep_table(const SweepInput& in, const SweepResult& r) {
                          *r.baseline_rank, *r.baseline_rank_max,
                          *r.baseline_rank_max - *r.baseline_rank);
     }
+    if (b.memory && b.memory->used > b.memory->capacity) {
+      // Simulated all the same, so its time can be compared, but it would not run.
+      out += fmt::format("; does not fit in memory: {:.1f} GiB of {:.1f} GiB per GPU{}",
+                         b.memory->used.value() / kGiB, b.memory->capacity.value() / kGiB,
+                         w.fits_memory ? " (a candidate like it is dropped)" : "");
+    }
     out += "\n";
   } else {
     out += fmt::format("\nas written   not simulated: {}\n", b.reason);
