@@ -152,9 +152,10 @@ std::string render_sweep_table(const SweepInput& in, const SweepResult& r) {
     }
     if (b.memory && b.memory->used > b.memory->capacity) {
       // Simulated all the same, so its time can be compared, but it would not run.
-      out += fmt::format("; does not fit in memory: {:.1f} GiB of {:.1f} GiB per GPU{}",
+      out += fmt::format("; it does not fit in memory ({:.1f} of {:.1f} GiB per GPU), so it "
+                         "would not run{}",
                          b.memory->used.value() / kGiB, b.memory->capacity.value() / kGiB,
-                         w.fits_memory ? " (a candidate like it is dropped)" : "");
+                         w.fits_memory ? " (candidates like it are dropped)" : "");
     }
     out += "\n";
   } else {

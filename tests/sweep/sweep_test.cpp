@@ -549,7 +549,7 @@ training: {precision: bf16, recompute: none}
   // is about 87 GiB against the A100's 80 GiB), and a fitting one says nothing of memory.
   const std::string table = render_sweep_table(on, run_sweep(on, SweepOptions{}));
   EXPECT_NE(table.find("does not fit in memory"), std::string::npos) << table;
-  EXPECT_NE(table.find("(a candidate like it is dropped)"), std::string::npos) << table;
+  EXPECT_NE(table.find("(candidates like it are dropped)"), std::string::npos) << table;
   const SweepInput fits = load("sweep: {microbatch: [1]}\n");
   EXPECT_EQ(render_sweep_table(fits, run_sweep(fits, SweepOptions{})).find("does not fit"),
             std::string::npos);
