@@ -129,7 +129,8 @@ Scenario moe16(int ep) {
   return load_scenario_text(fmt::format(R"(
 cluster: {{preset: dgx-h100, nodes: 2}}
 model: {{preset: mixtral-8x7b, layers: 2, seq_len: 4096}}
-parallelism: {{tp: 2, cp: 2, dp: 4, ep: {}, microbatch: 1, global_batch: 4}}
+parallelism: {{tp: 2, cp: 2, dp: 4, ep: {}, microbatch: 1, global_batch: 4,
+              ep_alltoall: direct}}
 training: {{recompute: none}}
 )",
                                         ep),
@@ -138,8 +139,8 @@ training: {{recompute: none}}
 
 TEST(CommPlanner, ExpertAllToAllBytesOverDataAndContextRanks) {
   // A GPU dispatches its b s / cp = 4096 / 2 = 2048 tokens top_k = 2 times, h = 4096
-  // bf16 values each: S = 2048 * 2 * 4096 * 2 B = 32 MiB; a direct all-to-all sends S / n
-  // to each of the n - 1 others.
+  // bf16 values each: S = 2048 * 2 * 4096 * 2 B = 32 MiB; a direct all-to-all (pinned by
+  // ep_alltoall: direct) sends S / n to each of the n - 1 others.
   const double S = 2048.0 * 2 * 4096 * 2;
   {
     // ep 8: groups {0 2 .. 14} and {1 3 .. 15} span both nodes (GPUs 0-7 and 8-15); each
