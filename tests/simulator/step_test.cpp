@@ -413,6 +413,20 @@ TEST(ExpertParallel, CapacityDropsTheBusiestRanksBytes) {
   EXPECT_NEAR(uncapped - capped, 4 * 7 * 2 * 0.3 * S, 1e-6 * S);
 }
 
+TEST(ExpertParallel, SharedExpertsOverlapTheDispatch) {
+  // --moe-shared-expert-overlap: the shared expert runs while the forward dispatch is in
+  // flight, so less of the exchange is exposed and the step is shorter; the work is the
+  // same, so it can only gain up to the forward dispatch time.
+  const StepResult serial = moe_node("shared_experts: 1");
+  const StepResult overlap = moe_node("shared_experts: 1, shared_expert_overlap: true");
+  const double serial_ep = serial.stages[0].breakdown.ep_exposed.value();
+  const double overlap_ep = overlap.stages[0].breakdown.ep_exposed.value();
+  EXPECT_LT(overlap_ep, serial_ep);
+  const double saved = serial.step_time.value() - overlap.step_time.value();
+  EXPECT_GT(saved, 0);
+  EXPECT_LE(saved, serial_ep);
+}
+
 TEST(ExpertParallel, LoadImbalanceSlowsTheStep) {
   // The busiest rank receives 1.5x the mean: its all-to-all bytes and expert compute
   // grow by half, and the step with them.
