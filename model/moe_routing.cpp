@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <numeric>
 
 #include "core/error.h"
@@ -23,36 +24,43 @@ double ExpertRouting::distinct_nodes() const {
   return std::accumulate(node_share.begin(), node_share.end(), 0.0);
 }
 
-double miss_probability(const std::vector<int>& overlap, int chosen, int group_size, int k) {
-  const int groups = static_cast<int>(overlap.size());
+double miss_probability(const std::vector<int>& overlap, int groups, int chosen, int group_size,
+                        int k) {
   ORRERY_CHECK(chosen >= 1 && chosen <= groups && group_size >= 1, "routing groups");
-  std::vector<int> hit;  // the groups that hold some of the bin's experts
+  // The groups holding some of the bin's experts, by how many they hold: few distinct
+  // counts (a whole group, or the partial ones at the bin's ends).
+  std::map<int, int> kinds;
   for (int o : overlap)
-    if (o > 0) hit.push_back(o);
-  const int m = static_cast<int>(hit.size());
-  const int most = std::accumulate(hit.begin(), hit.end(), 0);
-  // ways[j][x]: subsets of j of the hit groups holding x of the bin's experts together.
-  std::vector<std::vector<double>> ways(static_cast<size_t>(m) + 1,
-                                        std::vector<double>(static_cast<size_t>(most) + 1, 0.0));
-  ways[0][0] = 1;
-  for (int o : hit)
-    for (int j = m; j >= 1; --j)
-      for (int x = most; x >= o; --x) ways[j][x] += ways[j - 1][x - o];
+    if (o > 0) kinds[o] += 1;
+  const std::vector<std::pair<int, int>> classes(kinds.begin(), kinds.end());
+  int m = 0;
+  for (const auto& [o, n] : classes) m += n;
   const double candidates = static_cast<double>(chosen) * group_size;
+  const double all = log_choose(groups, chosen);
   double miss = 0;
-  for (int j = 0; j <= m; ++j) {
-    // Exactly these j of the hit groups chosen, the other chosen - j among the rest.
+  // Choose j_c groups of each class: C(n_c, j_c) ways, x = sum j_c o_c of the bin's
+  // experts among the candidates, the other chosen - j among the groups that hold none.
+  std::vector<int> pick(classes.size(), 0);
+  for (;;) {
+    int j = 0, x = 0;
+    double log_ways = 0;
+    for (size_t c = 0; c < classes.size(); ++c) {
+      j += pick[c];
+      x += pick[c] * classes[c].first;
+      log_ways += log_choose(classes[c].second, pick[c]);
+    }
     const int rest = groups - m, others = chosen - j;
-    if (others < 0 || others > rest) continue;
-    const double w = std::exp(log_choose(rest, others) - log_choose(groups, chosen));
-    for (int x = 0; x <= most; ++x) {
-      if (ways[j][x] == 0) continue;
+    if (others >= 0 && others <= rest) {
       // None of the k picks among `candidates` lands on the x bin experts.
       double none = 1;
       for (int i = 0; i < k && none > 0; ++i)
         none *= std::max(0.0, candidates - x - i) / (candidates - i);
-      miss += ways[j][x] * w * none;
+      miss += std::exp(log_ways + log_choose(rest, others) - all) * none;
     }
+    size_t c = 0;
+    while (c < classes.size() && pick[c] == classes[c].second) pick[c++] = 0;
+    if (c == classes.size()) break;
+    pick[c] += 1;
   }
   return miss;
 }
@@ -67,35 +75,40 @@ ExpertRouting expert_routing(const MoeSpec& moe, const std::vector<int>& node_of
   // The groups a token chooses among: Megatron-Core's router groups (contiguous experts),
   // or for the node limit the nodes themselves; a node limit that leaves fewer than top_k
   // experts is raised to the nodes top_k needs, and one of N or more is no limit.
-  std::vector<int> group_of(static_cast<size_t>(experts), 0);
   int groups = 1, chosen = 1, group_size = experts;
+  bool by_node = false;
   if (moe.router_groups > 0) {
     groups = moe.router_groups;
     chosen = moe.router_group_topk;
     group_size = experts / groups;
-    for (int e = 0; e < experts; ++e) group_of[static_cast<size_t>(e)] = e / group_size;
   } else if (moe.node_limit > 0) {
     const int limit = std::max(moe.node_limit, (k + per_node - 1) / per_node);
     if (limit < nodes) {
       groups = nodes;
       chosen = limit;
       group_size = per_node;
-      for (int e = 0; e < experts; ++e)
-        group_of[static_cast<size_t>(e)] = node_of_rank[static_cast<size_t>(e / per_rank)];
+      by_node = true;
     }
   }
-  auto share = [&](auto in_bin) {
-    std::vector<int> overlap(static_cast<size_t>(groups), 0);
-    for (int e = 0; e < experts; ++e)
-      if (in_bin(e)) overlap[static_cast<size_t>(group_of[static_cast<size_t>(e)])] += 1;
-    return 1.0 - miss_probability(overlap, chosen, group_size, k);
+  auto group_of = [&](int e) {
+    return by_node ? node_of_rank[static_cast<size_t>(e / per_rank)] : e / group_size;
+  };
+  // The chance a token needs a bin, from the experts the bin's ranks hold.
+  auto share = [&](const std::vector<int>& ranks) {
+    std::map<int, int> hit;
+    for (int r : ranks)
+      for (int e = r * per_rank; e < (r + 1) * per_rank; ++e) hit[group_of(e)] += 1;
+    std::vector<int> overlap;
+    for (const auto& [g, n] : hit) overlap.push_back(n);
+    return 1.0 - miss_probability(overlap, groups, chosen, group_size, k);
   };
   ExpertRouting out;
-  for (int r = 0; r < ep; ++r)
-    out.rank_share.push_back(share([&](int e) { return e / per_rank == r; }));
-  for (int n = 0; n < nodes; ++n)
-    out.node_share.push_back(
-        share([&](int e) { return node_of_rank[static_cast<size_t>(e / per_rank)] == n; }));
+  std::vector<std::vector<int>> on_node(static_cast<size_t>(nodes));
+  for (int r = 0; r < ep; ++r) {
+    out.rank_share.push_back(share({r}));
+    on_node[static_cast<size_t>(node_of_rank[static_cast<size_t>(r)])].push_back(r);
+  }
+  for (const std::vector<int>& ranks : on_node) out.node_share.push_back(share(ranks));
   return out;
 }
 

@@ -25,10 +25,11 @@ struct ExpertRouting {
 ExpertRouting expert_routing(const MoeSpec& moe, const std::vector<int>& node_of_rank);
 
 // The chance that a token picks none of the experts of one bin (a rank's or a node's):
-// the experts lie in groups of `group_size`, overlap[i] of the bin's in group i (one entry
-// per group), the token chooses `chosen` groups uniformly and then k experts uniformly
-// among those groups' experts, without replacement.
-double miss_probability(const std::vector<int>& overlap, int chosen, int group_size, int k);
+// the experts lie in `groups` groups of `group_size`, `overlap` the counts of the bin's
+// experts in the groups that hold some, the token chooses `chosen` groups uniformly and
+// then k experts uniformly among those groups' experts, without replacement.
+double miss_probability(const std::vector<int>& overlap, int groups, int chosen, int group_size,
+                        int k);
 
 // Tokens an MoE layer executes and exchanges, as multiples of the mean T k (T tokens per
 // rank, top_k copies). The load of the experts spreads evenly from (2 - L) to L times the
