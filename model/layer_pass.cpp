@@ -123,9 +123,24 @@ std::vector<PassStep> layer_pass(const Layer& layer, LayerPass pass, const Scena
     return out;
   }
   const bool selective = s.training.recompute == Recompute::selective;
+  // Shared-expert overlap backward: the gradients go back (the dispatch's backward) as
+  // soon as the routed experts' backward is done, while the shared experts' backward runs;
+  // the permutation's backward waits for them.
+  bool overlap = false;
+  const Op* first_expert = nullptr;  // the routed experts' first op
+  for (const Op& op : layer.ops) {
+    overlap = overlap || op.comm_after == CommPoint::ep_dispatch;
+    if (op.expert && !first_expert) first_expert = &op;
+  }
+  overlap = overlap && p.ep > 1;
+  bool returning = false;
   for (auto it = layer.ops.rbegin(); it != layer.ops.rend(); ++it) {
     const Op& op = *it;
-    add_comm(out, s, sizes, op.comm_after, false, false, false);
+    if (overlap && op.comm_after == CommPoint::ep_dispatch) {
+      // Issued already, after the routed experts.
+    } else {
+      add_comm(out, s, sizes, op.comm_after, false, false, false);
+    }
     if (op.comm_before == CommPoint::cp_kv) add_cp(out, s, sizes, op, CollectiveOp::all_gather);
     const bool again = selective && op.selective;
     if (op.comm_before == CommPoint::tp_gather && p.sequence_parallel && p.tp > 1) {
@@ -135,6 +150,14 @@ std::vector<PassStep> layer_pass(const Layer& layer, LayerPass pass, const Scena
       out.push_back(kernels(op, false, 2));
     } else {
       out.push_back(kernels(op, again));
+    }
+    if (returning && op.comm_after == CommPoint::ep_dispatch) {
+      out.back().separate = true;
+      returning = false;
+    }
+    if (overlap && &op == first_expert) {
+      add_comm(out, s, sizes, CommPoint::ep_dispatch, false, true, false);
+      returning = true;
     }
     add_comm(out, s, sizes, op.comm_before, false, false, false);
     if (op.comm_before == CommPoint::cp_kv) add_cp(out, s, sizes, op, CollectiveOp::reduce_scatter);

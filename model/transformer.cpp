@@ -260,9 +260,9 @@ void add_moe(const ModelSpec& m, const OpBuilder& B, const Dims& d, const Shard&
   };
   if (overlap) {
     // Megatron-Core --moe-shared-expert-overlap: the dispatch leaves after the permutation
-    // and the shared experts run while it is in flight (model/layer_pass.cpp). Megatron runs
-    // them on a side stream (moe/shared_experts.py at d98e8a64), backward too; here the
-    // backward stays in order, so only the forward gains.
+    // and the shared experts run while it is in flight, on a side stream (moe/
+    // shared_experts.py at d98e8a64); backward, while the gradients return
+    // (model/layer_pass.cpp).
     L.ops.back().comm_after = CommPoint::ep_dispatch;
     add_shared();
   }

@@ -66,7 +66,7 @@ std::vector<Item> layer_items(const StepContext& ctx, const Layer& layer, LayerP
     } else if (step.half == 2) {
       add_compute(bwd / 2, Seconds(0), true);
     } else {
-      add_compute(bwd + sel, sel, false);
+      add_compute(bwd + sel, sel, step.separate);
     }
   }
   return items;

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "calibrate/compute_model.h"
+#include "model/layer_pass.h"
 #include "model/moe_routing.h"
 #include "model/workload.h"
 #include "scenario/load.h"
@@ -121,6 +122,67 @@ TEST(GroupedGemm, EachExpertOnTheRampAtItsSize) {
   EXPECT_NEAR(model->op_time(op, Pass::forward).value(), 8 * 12.4e-6 / 0.732, 1e-9);
   op.gemm_groups = 1;
   EXPECT_LT(model->op_time(op, Pass::forward).value(), 8 * 12.4e-6 / 0.85);
+}
+
+// The name of a kernel step's op, or "a2a" / "a2a overlapped" for an ep collective.
+std::vector<std::string> pass_names(const std::vector<PassStep>& steps) {
+  std::vector<std::string> out;
+  for (const PassStep& st : steps) {
+    if (st.kind == PassStep::Kind::collective) {
+      if (st.group == CommGroup::ep) out.push_back(st.overlapped ? "a2a overlapped" : "a2a");
+      continue;
+    }
+    out.push_back(st.op->name + (st.separate ? " (waits)" : ""));
+  }
+  return out;
+}
+
+TEST(SharedExpertOverlap, OrderOfTheLayerPasses) {
+  // --moe-shared-expert-overlap: forward, the dispatch leaves after the permutation, the
+  // shared expert runs beside it and the routed experts wait for it; backward, the
+  // gradients return right after the routed experts and the shared expert's backward
+  // runs beside that, the permutation waiting.
+  const Scenario s = load_scenario_text(R"(
+cluster: {preset: dgx-h100}
+model: {preset: mixtral-8x7b, layers: 2, moe: {shared_experts: 1, shared_expert_overlap: true}}
+parallelism: {tp: 1, dp: 8, ep: 8, global_batch: 8}
+)",
+                                        "o.yaml");
+  const Workload w = build_workload(s.model, s.training, shard_of(s.parallelism));
+  const Layer& layer = w.layers.at(1);
+  const MessageSizes sizes = message_sizes(s);
+  const std::vector<std::string> fwd = pass_names(layer_pass(layer, LayerPass::forward, s, sizes));
+  const std::vector<std::string> want_fwd = {
+      "attn.norm",       "attn.qkv",        "attn.core",
+      "attn.proj",       "attn.residual",   "mlp.norm",
+      "moe.router",      "moe.router_topk", "moe.aux_loss",
+      "moe.permute",     "a2a overlapped",  "moe.shared.fc1",
+      "moe.shared.act",  "moe.shared.fc2",  "moe.experts.fc1 (waits)",
+      "moe.experts.act", "moe.experts.fc2", "a2a",
+      "moe.unpermute",   "mlp.residual"};
+  EXPECT_EQ(fwd, want_fwd);
+  const std::vector<std::string> bwd = pass_names(layer_pass(layer, LayerPass::backward, s, sizes));
+  const std::vector<std::string> want_bwd = {"mlp.residual",
+                                             "moe.unpermute",
+                                             "a2a",
+                                             "moe.experts.fc2",
+                                             "moe.experts.act",
+                                             "moe.experts.fc1",
+                                             "a2a overlapped",
+                                             "moe.shared.fc2",
+                                             "moe.shared.act",
+                                             "moe.shared.fc1",
+                                             "moe.permute (waits)",
+                                             "moe.aux_loss",
+                                             "moe.router_topk",
+                                             "moe.router",
+                                             "mlp.norm",
+                                             "attn.residual",
+                                             "attn.proj",
+                                             "attn.core",
+                                             "attn.qkv",
+                                             "attn.norm"};
+  EXPECT_EQ(bwd, want_bwd);
 }
 
 }  // namespace

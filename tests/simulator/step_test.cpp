@@ -414,9 +414,9 @@ TEST(ExpertParallel, CapacityDropsTheBusiestRanksBytes) {
 }
 
 TEST(ExpertParallel, SharedExpertsOverlapTheDispatch) {
-  // --moe-shared-expert-overlap: the shared expert runs while the forward dispatch is in
-  // flight, so less of the exchange is exposed and the step is shorter; the work is the
-  // same, so it can only gain up to the forward dispatch time.
+  // --moe-shared-expert-overlap: the shared expert runs while the forward dispatch (and
+  // backward, the gradients' return) is in flight, so less of the exchange is exposed and
+  // the step is shorter; the work is the same, so it gains at most the exposed exchange.
   const StepResult serial = moe_node("shared_experts: 1");
   const StepResult overlap = moe_node("shared_experts: 1, shared_expert_overlap: true");
   const double serial_ep = serial.stages[0].breakdown.ep_exposed.value();
