@@ -147,6 +147,26 @@ TEST(SplitSweep, ParetoFrontOfAHandMadeSet) {
   EXPECT_EQ(pareto_front(pts), (std::vector<int>{0, 1, 3, 4}));
 }
 
+TEST(SplitSweep, MegatronArgumentsOfTheMoeRouting) {
+  // Megatron-Core's names (megatron/core/transformer/moe/README.md at d98e8a64): DeepEP's
+  // exchange is the flex dispatcher with the deepep backend.
+  const Scenario s = load_scenario_text(R"(
+cluster: {preset: dgx-h100, nodes: 2}
+model:
+  preset: mixtral-8x7b
+  moe: {router_groups: 4, router_group_topk: 2, capacity_factor: 1.5, pad_to_capacity: true}
+parallelism: {tp: 1, pp: 1, dp: 16, ep: 8, global_batch: 64, ep_alltoall: hierarchical}
+)",
+                                        "moe.yaml");
+  const std::string args = megatron_arguments(s);
+  EXPECT_NE(args.find("--expert-model-parallel-size 8 --moe-token-dispatcher-type flex "
+                      "--moe-flex-dispatcher-backend deepep --moe-router-num-groups 4 "
+                      "--moe-router-group-topk 2 --moe-expert-capacity-factor 1.5 "
+                      "--moe-pad-expert-input-to-capacity "),
+            std::string::npos)
+      << args;
+}
+
 TEST(SplitSweep, MegatronArgumentsOfThePublishedGpt3Layout) {
   const Scenario s = load_scenario_file(std::string(ORRERY_SOURCE_DIR) +
                                         "/scenarios/gpt3-175b-a100-1024.yaml");
