@@ -108,12 +108,19 @@ std::vector<PassStep> layer_pass(const Layer& layer, LayerPass pass, const Scena
     }
     return out;
   }
-  const bool selective = s.training.recompute == Recompute::selective;
+  const unsigned modules =
+      s.training.recompute == Recompute::selective ? s.training.recompute_modules : 0u;
   for (auto it = layer.ops.rbegin(); it != layer.ops.rend(); ++it) {
     const Op& op = *it;
+    const bool again = recomputed(op, modules);
+    if (again) {
+      // A recomputed module's forward exchanges run again with it (a checkpointed dense
+      // MLP's tensor-parallel gather and reduction, an MoE layer's dispatch and combine).
+      add_comm(out, s, sizes, op.comm_before, true, false, fp8_input(op));
+      add_comm(out, s, sizes, op.comm_after, true, false, false);
+    }
     add_comm(out, s, sizes, op.comm_after, false, false, false);
     if (op.comm_before == CommPoint::cp_kv) add_cp(out, s, sizes, op, CollectiveOp::all_gather);
-    const bool again = selective && op.selective;
     if (op.comm_before == CommPoint::tp_gather && p.sequence_parallel && p.tp > 1) {
       // The weight gradient's input re-gathered, overlapped with the data-gradient GEMM.
       add_comm(out, s, sizes, CommPoint::tp_gather, true, true, fp8_input(op));

@@ -219,14 +219,14 @@ RankTally tally_rank(const Scenario& s, const StageLayers& sl, int i, const Stat
       const Layer* l = sl.layers[held][k];
       if (interleaved) {
         const auto c = static_cast<std::size_t>(sl.chunk[held][k]);
-        chunk_microbatch[c] += l->saved(t.recompute);
+        chunk_microbatch[c] += l->saved(t.recompute, t.recompute_modules);
         chunk_layers[c] += 1;
       }
       add_gradients(r.gradients, *l, false);
       add_gradients(r.gradients, *l, true);
       r.dense += l->params() - l->expert_params();
       r.expert += l->expert_params();
-      stage_microbatch += l->saved(t.recompute);
+      stage_microbatch += l->saved(t.recompute, t.recompute_modules);
       r.largest_layer_full = std::max(r.largest_layer_full, l->saved(Recompute::none));
       r.largest_layer_params = std::max(r.largest_layer_params, l->params());
       r.largest_layer_gathered = std::max(r.largest_layer_gathered, gathered(*l, sb, fp8_gather));
@@ -257,7 +257,7 @@ RankTally tally_rank(const Scenario& s, const StageLayers& sl, int i, const Stat
           : interleaved ? interleaved_peak(p, held, chunk_microbatch).at(
                               static_cast<std::size_t>(sl.embedding_chunk[held]))
                         : std::min(p.pp, p.microbatches());
-      r.activations += e->saved(t.recompute) * embedding_in_flight;
+      r.activations += e->saved(t.recompute, t.recompute_modules) * embedding_in_flight;
     }
     if (const Layer* h = sl.head[held]) {
       r.dense += h->params();
@@ -268,7 +268,7 @@ RankTally tally_rank(const Scenario& s, const StageLayers& sl, int i, const Stat
       if (m.tied_embeddings && p.pp > 1 && embedding) {
         r.dense += embedding->ops.front().params;
       }
-      r.activations += h->saved(t.recompute);  // one micro-batch in flight
+      r.activations += h->saved(t.recompute, t.recompute_modules);  // one micro-batch in flight
     }
   }
   if (st.layers > 0) st.activations_per_layer = per_microbatch / st.layers;

@@ -136,6 +136,39 @@ void read_fp8_gemms(MapReader& r, const std::string& key, Origin*, Fp8Spec& f) {
   r.mark(key);
 }
 
+// training.recompute_modules: a non-empty list of Megatron-Core's module names
+// (RecomputeModule), under recompute: selective only (read after `recompute`).
+void read_recompute_modules(MapReader& r, const std::string& key, Origin*, T& t) {
+  if (!r.has(key)) return;
+  const YAML::Node g = r.node(key);
+  const std::string path = r.key_path(key);
+  if (t.recompute != Recompute::selective) {
+    r.fail(key, fmt::format("applies to recompute: selective only (recompute is {})",
+                            to_string(t.recompute)));
+  }
+  std::vector<std::string> choices;
+  for (const RecomputeModule m : kRecomputeModuleOrder)
+    choices.emplace_back(recompute_module_name(m));
+  auto bit_of = [&](const YAML::Node& item) -> unsigned {
+    const std::string v = describe(item);
+    for (const RecomputeModule m : kRecomputeModuleOrder)
+      if (item.IsScalar() && v == recompute_module_name(m)) return m;
+    std::string list;
+    for (const auto& c : choices) list += (list.empty() ? "" : ", ") + c;
+    std::string why = "unknown recompute module";
+    const std::string hint = closest_match(v, choices);
+    if (!hint.empty()) why += fmt::format(" (did you mean '{}'?)", hint);
+    throw InputError(location_of(r.file(), item), path, v, why + "; expected a list of: " + list);
+  };
+  if (!g.IsSequence() || g.size() == 0) {
+    throw InputError(location_of(r.file(), g), path, describe(g),
+                     "expected a non-empty list of recompute modules");
+  }
+  t.recompute_modules = 0;
+  for (const auto& item : g) t.recompute_modules |= bit_of(item);
+  r.mark(key);
+}
+
 // amax_history applies to delayed scaling only, which `scaling` (read before) must be.
 void read_amax_history(MapReader& r, const std::string& key, Origin*, Fp8Spec& f) {
   if (r.has(key) && f.scaling != Fp8Spec::Scaling::delayed) {
@@ -245,6 +278,7 @@ const FieldTable<T>& training_fields() {
   static const FieldTable<T> table = {
       {"precision", choice(&T::precision)},
       {"recompute", choice(&T::recompute)},
+      {"recompute_modules", read_recompute_modules},
       {"optimizer", choice(&T::optimizer)},
       {"optimizer_state_dtype", choice(&T::optimizer_state_dtype)},
       {"main_params_dtype", choice(&T::main_params_dtype)},

@@ -281,6 +281,31 @@ const char* to_string(ParallelismSpec::FsdpUnit u);
 // The training mode, named by the format its GEMMs compute in (compute_dtype).
 enum class Precision { fp32, tf32, fp16, bf16, fp8 };
 enum class Recompute { none, selective, full };
+// Modules selective recompute re-runs (training.recompute_modules; Megatron-Core
+// --recompute-modules, TransformerConfig.recompute_modules in megatron/core/transformer/
+// transformer_config.py at NVIDIA/Megatron-LM d98e8a64, default ["core_attn"]). core_attn,
+// mlp, moe and shared_experts checkpoint their module: its input stays, the tensors its ops
+// keep inside are dropped and the module's forward runs again before its backward.
+// layernorm (the input and pre-MLP norms), mla_up_proj (MLA's query and key-value
+// up-projections) and moe_act (the experts' activation) discard their output: the next
+// op's saved input is dropped and the module runs again before that op's backward.
+enum RecomputeModule : unsigned {
+  kRecomputeCoreAttn = 1u << 0,
+  kRecomputeMlp = 1u << 1,
+  kRecomputeMoe = 1u << 2,
+  kRecomputeMoeAct = 1u << 3,
+  kRecomputeLayernorm = 1u << 4,
+  kRecomputeMlaUpProj = 1u << 5,
+  kRecomputeSharedExperts = 1u << 6,
+};
+// Megatron-Core's order of the choices (transformer_config.py).
+inline constexpr RecomputeModule kRecomputeModuleOrder[] = {
+    kRecomputeCoreAttn, kRecomputeMoeAct, kRecomputeLayernorm,    kRecomputeMlaUpProj,
+    kRecomputeMlp,      kRecomputeMoe,    kRecomputeSharedExperts};
+// Names in Megatron-Core's spelling.
+const char* recompute_module_name(RecomputeModule m);
+// The listed modules, comma-separated ("core_attn, layernorm").
+std::string describe_recompute_modules(unsigned modules);
 // adafactor: Shazeer & Stern 2018 with its default beta1 = 0 (no first moment) and
 // factored second moments (a row and a column vector per weight matrix).
 enum class Optimizer { adam, adamw, lamb, sgd, lars, adafactor };
@@ -422,6 +447,8 @@ struct TrainingSpec {
   // not the default recipe, so validation does not create one.
   std::optional<Fp8Spec> fp8;
   Recompute recompute = Recompute::none;
+  // training.recompute_modules (RecomputeModule bits): what selective recompute re-runs.
+  unsigned recompute_modules = kRecomputeCoreAttn;
   Optimizer optimizer = Optimizer::adam;
   StateDtype optimizer_state_dtype = StateDtype::fp32;  // Adam/AdamW only (validated)
   MainParams main_params_dtype = MainParams::fp32;      // Adam/AdamW, 16-bit training only

@@ -574,6 +574,22 @@ void complete_training(Scenario& s) {
            fmt::format("applies to optimizer adam or adamw only (optimizer is {})",
                        to_string(t.optimizer)));
   }
+  // A recompute module the model does not have (Megatron-Core refuses mla_up_proj without
+  // multi-latent attention, transformer_config.py at d98e8a64; the MoE modules would
+  // re-run nothing).
+  const unsigned needs_moe = kRecomputeMoe | kRecomputeMoeAct | kRecomputeSharedExperts;
+  for (const RecomputeModule m : kRecomputeModuleOrder) {
+    if ((t.recompute_modules & m) == 0) continue;
+    std::string lacks;
+    if (m == kRecomputeMlaUpProj && !s.model.mla) lacks = "multi-latent attention (model.mla)";
+    if ((m & needs_moe) && !s.model.moe) lacks = "MoE layers (model.moe)";
+    if (m == kRecomputeSharedExperts && s.model.moe && s.model.moe->shared_experts == 0)
+      lacks = "shared experts (model.moe.shared_experts)";
+    if (!lacks.empty()) {
+      reject(s, "training.recompute_modules", recompute_module_name(m),
+             fmt::format("the model has no {} for this module to recompute", lacks));
+    }
+  }
   if ((t.precision == Precision::fp32 || t.precision == Precision::tf32) &&
       t.main_params_dtype != MainParams::fp32) {
     reject(s, "training.main_params_dtype", to_string(t.main_params_dtype),

@@ -454,7 +454,15 @@ std::string megatron_arguments(const Scenario& s) {
                      p.global_batch);
   switch (s.training.recompute) {
     case Recompute::none: break;
-    case Recompute::selective: out += " --recompute-granularity selective"; break;
+    case Recompute::selective:
+      out += " --recompute-granularity selective";
+      if (s.training.recompute_modules != kRecomputeCoreAttn) {
+        std::string names = describe_recompute_modules(s.training.recompute_modules);
+        for (auto pos = names.find(", "); pos != std::string::npos; pos = names.find(", "))
+          names.replace(pos, 2, " ");
+        out += " --recompute-modules " + names;
+      }
+      break;
     case Recompute::full:
       // Every layer recomputed from its input (the "uniform, 1 layer" form of full).
       out += " --recompute-granularity full --recompute-method uniform --recompute-num-layers 1";
