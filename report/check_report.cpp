@@ -189,6 +189,7 @@ std::string render_check_json(const Scenario& s, const StepFigures& f) {
                       {"activations_per_layer_bytes", st.activations_per_layer.value()},
                       {"memory_bytes", detail::memory_json(st.memory)},
                       {"other_bytes", other}});
+    if (s.training.optimizer_offload) stages.back()["host_bytes"] = st.host.value();
   }
   j["stages"] = stages;
   return j.dump(2) + "\n";
@@ -357,8 +358,11 @@ void memory_section(std::string& o, const Scenario& s, const StepFigures& f) {
                                                p.zero_stage >= 3 ? ", sharded" : ""));
   mem("gradients", w.memory.gradients, fmt::format("{} B/param{}", sb.gradient,
                                                    p.zero_stage >= 2 ? ", sharded" : ""));
-  mem("optimizer", w.memory.optimizer, fmt::format("{} B/param{}", sb.optimizer,
-                                                   p.zero_stage >= 1 ? ", sharded" : ""));
+  mem("optimizer", w.memory.optimizer,
+      fmt::format("{} B/param{}{}", sb.optimizer, p.zero_stage >= 1 ? ", sharded" : "",
+                  t.optimizer_offload ? fmt::format(", {:g} % of it offloaded to the host",
+                                                    100 * t.optimizer_offload->fraction)
+                                      : std::string()));
   mem("activations", w.memory.activations,
       fmt::format("{:.2f} {} in flight x {} each, recompute {}", w.layers_in_flight,
                   m.is_transformer() ? "layers" : "table rows",
@@ -375,6 +379,15 @@ void memory_section(std::string& o, const Scenario& s, const StepFigures& f) {
                                     format_bytes(w.fp8_weight_cache))
                       : std::string()));
   mem("total", w.memory.total(), fmt::format("of {} HBM", format_bytes(f.memory.capacity)));
+  // The fullest host share of any stage, against the node's host memory per GPU.
+  const StageMemory* host = nullptr;
+  for (const StageMemory& st : f.memory.stages)
+    if (!host || st.host > host->host) host = &st;
+  if (t.optimizer_offload && host) {
+    mem("host memory", host->host,
+        fmt::format("offloaded optimizer, {:g} B/param (stage {}), of {} per GPU",
+                    kOffloadedHostBytes, host->stage, format_bytes(f.memory.host_capacity)));
+  }
   if (f.memory.stages.size() > 1) {
     o += "\n  per stage                layers   params/GPU   weights+grads+optimizer   activations       total\n";
     for (const StageMemory& st : f.memory.stages) {
@@ -387,6 +400,9 @@ void memory_section(std::string& o, const Scenario& s, const StepFigures& f) {
   if (f.memory.fits) {
     o += fmt::format("\nverdict: fits ({} free)\n",
                      format_bytes(f.memory.capacity - w.memory.total()));
+  } else if (w.memory.total() <= f.memory.capacity && host) {
+    o += fmt::format("\nverdict: OUT OF HOST MEMORY (the offloaded optimizer needs {} more)\n",
+                     format_bytes(host->host - f.memory.host_capacity));
   } else {
     o += fmt::format("\nverdict: OUT OF MEMORY (needs {} more)\n",
                      format_bytes(w.memory.total() - f.memory.capacity));

@@ -224,6 +224,26 @@ void read_fp8(MapReader& r, const std::string& key, Origin* origin, T& t) {
   r.mark(key);
 }
 
+// training.optimizer_offload (OptimizerOffloadSpec); a section given turns it on.
+const FieldTable<OptimizerOffloadSpec>& optimizer_offload_fields() {
+  using O = OptimizerOffloadSpec;
+  static const FieldTable<O> table = {
+      {"fraction", number(&O::fraction, 0.01, 1.0)},
+      {"overlap", flag(&O::overlap)},
+  };
+  return table;
+}
+
+void read_optimizer_offload(MapReader& r, const std::string& key, Origin* origin, T& t) {
+  if (!r.has(key)) return;
+  OptimizerOffloadSpec o;
+  MapReader orr(r.node(key), r.file(), r.key_path(key), keys_of(optimizer_offload_fields()),
+                origin);
+  read_fields(orr, origin, optimizer_offload_fields(), o);
+  t.optimizer_offload = o;
+  r.mark(key);
+}
+
 // training.gradient_compression: the scheme, then settings each used by some schemes
 // only, checked (in order of their keys) before any is read.
 const FieldTable<CompressionSpec>& compression_fields() {
@@ -282,6 +302,7 @@ const FieldTable<T>& training_fields() {
       {"optimizer", choice(&T::optimizer)},
       {"optimizer_state_dtype", choice(&T::optimizer_state_dtype)},
       {"main_params_dtype", choice(&T::main_params_dtype)},
+      {"optimizer_offload", read_optimizer_offload},
       {"flash_attention", flag(&T::flash_attention)},
       {"cross_entropy_fusion", flag(&T::cross_entropy_fusion)},
       {"gradient_dtype",
@@ -310,6 +331,7 @@ KeyLists training_key_lists() {
           {"training.gradient_compression", keys_of(compression_fields())},
           {"training.loss_scaling", keys_of(loss_scaling_fields())},
           {"training.fp8", keys_of(fp8_fields())},
+          {"training.optimizer_offload", keys_of(optimizer_offload_fields())},
           {"training.fp8.bf16_layers", keys_of(fp8_layer_fields())},
           {"training.fp8.communication", keys_of(fp8_comm_fields())},
           {"training.target.critical_batch", critical_batch_keys()}};

@@ -62,6 +62,17 @@ struct InterNodeSpec {
   double background_load = 0.0;
 };
 
+// The host side of a node, for CPU offload (cluster.host). Zero: not given (offload then
+// refused by validation).
+struct HostSpec {
+  Bandwidth pcie_bandwidth;    // per GPU, per direction, between the GPU and host memory
+  Bandwidth memory_bandwidth;  // the node's host DRAM bandwidth, all sockets together
+  Bytes memory;                // the node's host memory
+  bool given() const {
+    return pcie_bandwidth.value() > 0 && memory_bandwidth.value() > 0 && memory.value() > 0;
+  }
+};
+
 struct ClusterSpec {
   std::string preset;
   GpuSpec gpu;
@@ -69,6 +80,7 @@ struct ClusterSpec {
   int gpus_per_node = 8;
   IntraNodeSpec intra_node;
   InterNodeSpec inter_node;
+  HostSpec host;
   std::optional<std::string> calibration;  // orrery calibrate profile; none = the roofline
   int gpus() const { return nodes * gpus_per_node; }
 };
@@ -440,6 +452,16 @@ const char* to_string(Fp8Spec::Scaling s);
 // The recipe in one line, for reports ("hybrid (E4M3 forward, ...), delayed scaling ...").
 std::string describe(const Fp8Spec& f);
 
+// training.optimizer_offload: Megatron-Core's hybrid device optimizer
+// (--optimizer-cpu-offload, megatron/core/optimizer/cpu_offloading/hybrid_optimizer.py at
+// NVIDIA/Megatron-LM d98e8a64): `fraction` of each rank's optimizer shard (fp32 master and
+// moments) lives in host memory and steps on the CPU; gradients go down and updated
+// parameters come back over PCIe.
+struct OptimizerOffloadSpec {
+  double fraction = 1.0;  // --optimizer-offload-fraction (arguments.py default 1.0)
+  bool overlap = false;   // --overlap-cpu-optimizer-d2h-h2d (default off)
+};
+
 struct TrainingSpec {
   Precision precision = Precision::bf16;
   // training.fp8: the FP8 recipe. Validated: present only when precision is fp8 (so a
@@ -452,6 +474,7 @@ struct TrainingSpec {
   Optimizer optimizer = Optimizer::adam;
   StateDtype optimizer_state_dtype = StateDtype::fp32;  // Adam/AdamW only (validated)
   MainParams main_params_dtype = MainParams::fp32;      // Adam/AdamW, 16-bit training only
+  std::optional<OptimizerOffloadSpec> optimizer_offload;  // none: the state stays in HBM
   bool flash_attention = true;     // fused attention: no s^2 tensors are stored
   // Megatron-Core's fused vocabulary-parallel cross-entropy (--cross-entropy-loss-fusion):
   // 28 instead of 52 bytes moved per logit (model/transformer.cpp).

@@ -565,13 +565,19 @@ std::string megatron_arguments(const Scenario& s) {
   const TrainingSpec& t = s.training;
   const bool bf16_moments = t.optimizer_state_dtype == StateDtype::bf16;
   const bool fp16_master = t.main_params_dtype == MainParams::fp16;
-  if (bf16_moments || fp16_master) {
+  // CPU offload needs the precision-aware optimizer too (arguments.py asserts it).
+  if (bf16_moments || fp16_master || t.optimizer_offload) {
     out += " --use-precision-aware-optimizer";
     if (bf16_moments) out += " --exp-avg-dtype bf16 --exp-avg-sq-dtype bf16";
     if (fp16_master) out += " --main-params-dtype fp16";
     if (p.zero_stage == 0) {
       missing.emplace_back("the precision-aware optimizer without the distributed optimizer");
     }
+  }
+  if (t.optimizer_offload) {
+    out += fmt::format(" --optimizer-cpu-offload --optimizer-offload-fraction {:g}",
+                       t.optimizer_offload->fraction);
+    if (t.optimizer_offload->overlap) out += " --overlap-cpu-optimizer-d2h-h2d";
   }
   if (t.optimizer_state_dtype == StateDtype::int8) {
     missing.emplace_back("8-bit optimizer states (bitsandbytes)");
