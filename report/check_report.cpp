@@ -139,6 +139,12 @@ ordered_json scenario_json(const Scenario& s) {
                    {"grad_bucket_params", t.grad_bucket_params ? ordered_json(*t.grad_bucket_params)
                                                                : ordered_json(nullptr)}};
   if (t.fp8) j["training"]["fp8_recipe"] = describe(*t.fp8);
+  if (t.recompute == Recompute::selective)
+    j["training"]["recompute_modules"] = describe_recompute_modules(t.recompute_modules);
+  if (t.optimizer_offload) {
+    j["training"]["optimizer_offload"] = {{"fraction", t.optimizer_offload->fraction},
+                                          {"overlap", t.optimizer_offload->overlap}};
+  }
   j["simulation"] = {{"compute_slowdown", s.simulation.compute_slowdown},
                      {"comm_slowdown", s.simulation.comm_slowdown}};
   if (s.measured) {
@@ -302,8 +308,14 @@ void training_section(std::string& o, const TrainingSpec& t) {
   line(o, "precision",
        fmt::format("{}, {} gradients, optimizer {}{}", to_string(t.precision),
                    to_string(t.gradient_dtype), to_string(t.optimizer), state));
+  // The modules only where they are not Megatron-Core's default, so that existing outputs
+  // read as before.
+  const bool modules =
+      t.recompute == Recompute::selective && t.recompute_modules != kRecomputeCoreAttn;
   line(o, "recompute",
-       fmt::format("{}{}", to_string(t.recompute),
+       fmt::format("{}{}{}", to_string(t.recompute),
+                   modules ? fmt::format(" ({})", describe_recompute_modules(t.recompute_modules))
+                           : std::string(),
                    t.flash_attention ? ", flash attention" : ", unfused attention"));
   if (t.fp8) line(o, "fp8 recipe", describe(*t.fp8));
 }
