@@ -24,8 +24,9 @@ StepFigures step_totals(const Scenario& s) {
   f.tokens_per_step = samples * (m.is_transformer() ? static_cast<double>(m.seq_len) : 1.0);
   // Backward GEMMs cost twice their forward, so model FLOPs are 3x the useful forward.
   f.model_flops = one.fwd_flops_useful() * (3.0 * samples);
-  f.hardware_flops =
-      (one.fwd_flops() + one.bwd_flops() + one.recompute_flops(s.training.recompute)) * samples;
+  f.hardware_flops = (one.fwd_flops() + one.bwd_flops() +
+                      one.recompute_flops(s.training.recompute, s.training.recompute_modules)) *
+                     samples;
   const double gpus = s.cluster.gpus();
   f.model_flops_per_gpu = f.model_flops / gpus;
   f.hardware_flops_per_gpu = f.hardware_flops / gpus;

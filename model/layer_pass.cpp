@@ -122,7 +122,8 @@ std::vector<PassStep> layer_pass(const Layer& layer, LayerPass pass, const Scena
     }
     return out;
   }
-  const bool selective = s.training.recompute == Recompute::selective;
+  const unsigned modules =
+      s.training.recompute == Recompute::selective ? s.training.recompute_modules : 0u;
   // Shared-expert overlap backward: the gradients go back (the dispatch's backward) as
   // soon as the routed experts' backward is done, while the shared experts' backward runs;
   // the permutation's backward waits for them.
@@ -136,13 +137,19 @@ std::vector<PassStep> layer_pass(const Layer& layer, LayerPass pass, const Scena
   bool returning = false;
   for (auto it = layer.ops.rbegin(); it != layer.ops.rend(); ++it) {
     const Op& op = *it;
+    const bool again = recomputed(op, modules);
+    if (again) {
+      // A recomputed module's forward exchanges run again with it (a checkpointed dense
+      // MLP's tensor-parallel gather and reduction, an MoE layer's dispatch and combine).
+      add_comm(out, s, sizes, op.comm_before, true, false, fp8_input(op));
+      add_comm(out, s, sizes, op.comm_after, true, false, false);
+    }
     if (overlap && op.comm_after == CommPoint::ep_dispatch) {
       // Issued already, after the routed experts.
     } else {
       add_comm(out, s, sizes, op.comm_after, false, false, false);
     }
     if (op.comm_before == CommPoint::cp_kv) add_cp(out, s, sizes, op, CollectiveOp::all_gather);
-    const bool again = selective && op.selective;
     if (op.comm_before == CommPoint::tp_gather && p.sequence_parallel && p.tp > 1) {
       // The weight gradient's input re-gathered, overlapped with the data-gradient GEMM.
       add_comm(out, s, sizes, CommPoint::tp_gather, true, true, fp8_input(op));

@@ -219,14 +219,14 @@ RankTally tally_rank(const Scenario& s, const StageLayers& sl, int i, const Stat
       const Layer* l = sl.layers[held][k];
       if (interleaved) {
         const auto c = static_cast<std::size_t>(sl.chunk[held][k]);
-        chunk_microbatch[c] += l->saved(t.recompute);
+        chunk_microbatch[c] += l->saved(t.recompute, t.recompute_modules);
         chunk_layers[c] += 1;
       }
       add_gradients(r.gradients, *l, false);
       add_gradients(r.gradients, *l, true);
       r.dense += l->params() - l->expert_params();
       r.expert += l->expert_params();
-      stage_microbatch += l->saved(t.recompute);
+      stage_microbatch += l->saved(t.recompute, t.recompute_modules);
       r.largest_layer_full = std::max(r.largest_layer_full, l->saved(Recompute::none));
       r.largest_layer_params = std::max(r.largest_layer_params, l->params());
       r.largest_layer_gathered = std::max(r.largest_layer_gathered, gathered(*l, sb, fp8_gather));
@@ -257,7 +257,7 @@ RankTally tally_rank(const Scenario& s, const StageLayers& sl, int i, const Stat
           : interleaved ? interleaved_peak(p, held, chunk_microbatch).at(
                               static_cast<std::size_t>(sl.embedding_chunk[held]))
                         : std::min(p.pp, p.microbatches());
-      r.activations += e->saved(t.recompute) * embedding_in_flight;
+      r.activations += e->saved(t.recompute, t.recompute_modules) * embedding_in_flight;
     }
     if (const Layer* h = sl.head[held]) {
       r.dense += h->params();
@@ -268,7 +268,7 @@ RankTally tally_rank(const Scenario& s, const StageLayers& sl, int i, const Stat
       if (m.tied_embeddings && p.pp > 1 && embedding) {
         r.dense += embedding->ops.front().params;
       }
-      r.activations += h->saved(t.recompute);  // one micro-batch in flight
+      r.activations += h->saved(t.recompute, t.recompute_modules);  // one micro-batch in flight
     }
   }
   if (st.layers > 0) st.activations_per_layer = per_microbatch / st.layers;
@@ -284,7 +284,7 @@ RankTally tally_rank(const Scenario& s, const StageLayers& sl, int i, const Stat
 // Weights, gradients and optimizer state, each sharded over its ZeRO group.
 void add_model_states(const ParallelismSpec& p, const TrainingSpec& t, const StateBytes& sb,
                       const RankTally& r, double dense_group, double expert_group,
-                      MemoryBreakdown& mem) {
+                      MemoryBreakdown& mem, double& offloaded) {
   const double dense = r.dense, expert = r.expert;
   const double wdiv_dense = p.zero_stage >= 3 ? dense_group : 1.0;
   const double wdiv_expert = p.zero_stage >= 3 ? expert_group : 1.0;
@@ -294,7 +294,14 @@ void add_model_states(const ParallelismSpec& p, const TrainingSpec& t, const Sta
   const double odiv_expert = p.zero_stage >= 1 ? expert_group : 1.0;
   mem.weights = Bytes(sb.weight * (dense / wdiv_dense + expert / wdiv_expert));
   mem.gradients = Bytes(sb.gradient * (dense / gdiv_dense + expert / gdiv_expert));
-  mem.optimizer = Bytes(sb.optimizer * (dense / odiv_dense + expert / odiv_expert));
+  const double shard = dense / odiv_dense + expert / odiv_expert;
+  mem.optimizer = Bytes(sb.optimizer * shard);
+  if (t.optimizer_offload) {
+    // The first `fraction` of the shard's elements step on the CPU (hybrid_optimizer.py,
+    // _get_sub_optimizer_param_groups): their state leaves HBM.
+    offloaded = t.optimizer_offload->fraction * shard;
+    mem.optimizer = Bytes(sb.optimizer * (shard - offloaded));
+  }
   if (t.optimizer == Optimizer::adafactor) {
     // Factored second moments: fp32 row and column means of every weight matrix, a full
     // fp32 second moment for the other parameters (Shazeer & Stern 2018, Algorithm 4).
@@ -372,7 +379,8 @@ MemoryReport estimate_memory(const Scenario& s, const Workload& w) {
     st.stage = i;
     const RankTally r = tally_rank(s, sl, i, sb, fp8_gather, st);
     MemoryBreakdown& mem = st.memory;
-    add_model_states(p, t, sb, r, dense_group, expert_group, mem);
+    add_model_states(p, t, sb, r, dense_group, expert_group, mem, st.offloaded_params);
+    st.host = Bytes(kOffloadedHostBytes * st.offloaded_params);
     mem.activations = r.activations;
 
     st.runtime_reserve = t.runtime_reserve;
@@ -389,6 +397,11 @@ MemoryReport estimate_memory(const Scenario& s, const Workload& w) {
     }
   }
   report.fits = report.worst().memory.total() <= report.capacity;
+  if (s.cluster.host.given()) {
+    report.host_capacity = s.cluster.host.memory / static_cast<double>(s.cluster.gpus_per_node);
+    for (const StageMemory& st : report.stages)
+      if (st.host > report.host_capacity) report.fits = false;
+  }
   return report;
 }
 

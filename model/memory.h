@@ -60,13 +60,23 @@ struct StageMemory {
   Bytes compression_buffers;       // gradient compression's error feedback and factors
   Bytes fp8_scaling_state;         // training.fp8: amax histories and scales of fp8 GEMMs
   Bytes fp8_weight_cache;          // training.fp8: cached fp8 weight copies
+  // training.optimizer_offload: host memory this GPU's offloaded optimizer share takes
+  // (kOffloadedHostBytes a parameter), and the parameters it steps on the CPU.
+  Bytes host;
+  double offloaded_params = 0;
 };
+
+// Host bytes per offloaded parameter: Megatron-Core's hybrid device optimizer keeps an fp32
+// copy of the parameter, torch's CPU AdamW two fp32 moments, and a pinned fp32 copy of the
+// gradient (hybrid_optimizer.py at NVIDIA/Megatron-LM d98e8a64): 4 + 8 + 4.
+inline constexpr double kOffloadedHostBytes = 16.0;
 
 struct MemoryReport {
   std::vector<StageMemory> stages;
   int worst_stage = 0;             // the stage with the largest total
   Bytes capacity;                  // HBM of one GPU
-  bool fits = false;
+  Bytes host_capacity;             // host memory per GPU (the node's / gpus per node); 0: not given
+  bool fits = false;               // HBM, and host memory where the optimizer is offloaded
 
   const StageMemory& worst() const { return stages.at(worst_stage); }
 };

@@ -45,6 +45,7 @@ void add_attention(const ModelSpec& m, const TrainingSpec& tr, const OpBuilder& 
     L.ops.push_back(B.gemm("attn.qkv", d.tok, d.h, out, d.h * out + bias * out,
                            d.tok * d.h * d.r));
     L.ops.back().comm_before = CommPoint::tp_gather;
+    L.ops.back().saved_dropped_by = kRecomputeLayernorm;  // the input norm's output
     q_dim = a * hd;
     k_dim = v_dim = kv * hd;
     qk_head = v_head = hd;
@@ -57,13 +58,16 @@ void add_attention(const ModelSpec& m, const TrainingSpec& tr, const OpBuilder& 
       // Down-projections are small and replicated on every tensor-parallel rank.
       L.ops.push_back(B.gemm("attn.q_down", d.tok, d.h, ql, d.h * ql, d.tok * d.h * d.r));
       L.ops.back().comm_before = CommPoint::tp_gather;
+      L.ops.back().saved_dropped_by = kRecomputeLayernorm;
       L.ops.push_back(B.memory_bound("attn.q_norm", OpKind::norm, d.tok * ql, d.tok * ql,
                                      e * d.tok * ql, ql));
       L.ops.push_back(B.gemm("attn.q_up", d.tok, ql, a * qk_head, ql * a * qk_head, d.tok * ql));
+      L.ops.back().recompute_in = kRecomputeMlaUpProj;
     } else {
       L.ops.push_back(B.gemm("attn.q_proj", d.tok, d.h, a * qk_head, d.h * a * qk_head,
                              d.tok * d.h * d.r));
       L.ops.back().comm_before = CommPoint::tp_gather;
+      L.ops.back().saved_dropped_by = kRecomputeLayernorm;
     }
     const double kv_down = kvl + mla.qk_rope_head_dim;
     // Same input as the query path, which already keeps it.
@@ -72,10 +76,15 @@ void add_attention(const ModelSpec& m, const TrainingSpec& tr, const OpBuilder& 
                                    e * d.tok * kvl, kvl));
     const double kv_up = a * (mla.qk_nope_head_dim + v_head);
     L.ops.push_back(B.gemm("attn.kv_up", d.tok, kvl, kv_up, kvl * kv_up, d.tok * kvl));
+    L.ops.back().recompute_in = kRecomputeMlaUpProj;
     q_dim = k_dim = a * qk_head;
     v_dim = a * v_head;
   }
 
+  // MLA's queries, keys and values are the up-projections' outputs (with RoPE applied),
+  // which mla_up_proj discards and rebuilds (multi_latent_attention.py, CheckpointWithoutOutput
+  // around qkv_up_proj_and_rope_apply, at NVIDIA/Megatron-LM d98e8a64).
+  const unsigned qkv_dropped_by = m.mla ? kRecomputeMlaUpProj : 0u;
   const double o_dim = a * v_head;  // attention output width (all query heads)
   const double scores = 2.0 * d.b * d.s * d.S * a * qk_head;   // Q K^T
   const double context = 2.0 * d.b * d.s * d.S * a * v_head;   // P V
@@ -94,7 +103,8 @@ void add_attention(const ModelSpec& m, const TrainingSpec& tr, const OpBuilder& 
     // re-runs the fused forward. The output is kept by attn.proj as its input.
     core.saved = Bytes(e * d.tok * (q_dim + k_dim + v_dim));
     core.saved_selective = Bytes(4.0 * d.b * a * d.s);
-    core.selective = true;
+    core.saved_dropped_by = qkv_dropped_by;
+    core.recompute_in = kRecomputeCoreAttn;
     core.comm_before = CommPoint::cp_kv;
     core.kv_elems = d.tok * (k_dim + v_dim);
     // The kernel skips the score tiles the mask hides. The share is that of the whole
@@ -123,7 +133,8 @@ void add_attention(const ModelSpec& m, const TrainingSpec& tr, const OpBuilder& 
     qk.bwd_read = Bytes(e * (probs + d.tok * (q_dim + k_dim)));
     qk.bwd_written = Bytes(e * d.tok * (q_dim + k_dim));
     qk.saved = Bytes(e * d.tok * (q_dim + k_dim));
-    qk.selective = true;
+    qk.saved_dropped_by = qkv_dropped_by;
+    qk.recompute_in = kRecomputeCoreAttn;
     qk.comm_before = CommPoint::cp_kv;
     qk.kv_elems = d.tok * (k_dim + v_dim);
     L.ops.push_back(qk);
@@ -133,14 +144,14 @@ void add_attention(const ModelSpec& m, const TrainingSpec& tr, const OpBuilder& 
     Op sm = B.memory_bound("attn.softmax", OpKind::softmax, probs, probs, e * probs);
     sm.saved_selective = sm.saved;
     sm.saved = Bytes(0);
-    sm.selective = true;
+    sm.recompute_in = kRecomputeCoreAttn;
     L.ops.push_back(sm);
     if (m.dropout) {
       Op dr = B.memory_bound("attn.dropout", OpKind::dropout, probs, probs, 1.0 * probs);
       dr.fwd_written += Bytes(1.0 * probs);  // the mask
       dr.saved_selective = dr.saved;
       dr.saved = Bytes(0);
-      dr.selective = true;
+      dr.recompute_in = kRecomputeCoreAttn;
       L.ops.push_back(dr);
     }
 
@@ -156,7 +167,8 @@ void add_attention(const ModelSpec& m, const TrainingSpec& tr, const OpBuilder& 
     pv.saved = Bytes(e * d.tok * v_dim);
     // Without dropout, P V's backward uses the softmax output, already kept above.
     pv.saved_selective = Bytes(m.dropout ? e * probs : 0.0);
-    pv.selective = true;
+    pv.saved_dropped_by = qkv_dropped_by;
+    pv.recompute_in = kRecomputeCoreAttn;
     L.ops.push_back(pv);
   }
   // Row-parallel output projection; its bias is replicated on every rank.
@@ -178,13 +190,28 @@ void add_dense_mlp(const ModelSpec& m, const OpBuilder& B, const Dims& d, double
                           B.act * tokens * up);
   Op fc2 = B.gemm(prefix + ".fc2", tokens, f, d.h, copies * (f * d.h + bias * d.h), tokens * f);
   fc1.expert = fc2.expert = expert_params;
+  // The checkpointed module this MLP is (recompute_modules): its input stays (fc1's, or
+  // the router's for the shared experts), the activation's and fc2's inputs go.
+  unsigned module = kRecomputeMlp;
   if (expert_params) {
     fc1.comm_before = CommPoint::ep_dispatch;
     fc2.comm_after = CommPoint::ep_combine;
+    module = kRecomputeMoe;
+    fc1.saved_dropped_by = kRecomputeMoe;
+    // moe_act discards the experts' activation output, fc2's input (experts.py at
+    // d98e8a64: CheckpointWithoutOutput around bias_act_func).
+    act.recompute_in = kRecomputeMoeAct;
+    fc2.saved_dropped_by = kRecomputeMoeAct;
   } else if (prefix == "mlp") {
     fc1.comm_before = CommPoint::tp_gather;
     fc2.comm_after = CommPoint::tp_reduce;
+    fc1.saved_dropped_by = kRecomputeLayernorm;  // the pre-MLP norm's output
+  } else {
+    module = kRecomputeMoe | kRecomputeSharedExperts;
   }
+  for (Op* op : {&fc1, &act, &fc2}) op->recompute_in |= module;
+  act.saved_dropped_by |= module;
+  fc2.saved_dropped_by |= module;
   L.ops.push_back(fc1);
   L.ops.push_back(act);
   L.ops.push_back(fc2);
@@ -196,6 +223,8 @@ void add_moe(const ModelSpec& m, const OpBuilder& B, const Dims& d, const Shard&
   const double routed_tokens = d.tok * d.r;  // the router sees this rank's sequence share
   Op router = B.gemm("moe.router", routed_tokens, d.h, E, d.h * E, routed_tokens * d.h);
   router.kind = OpKind::router;
+  router.saved_dropped_by = kRecomputeLayernorm;  // its input: the pre-MLP norm's output
+  router.recompute_in = kRecomputeMoe;
   router.comm_before = CommPoint::tp_gather;
   L.ops.push_back(router);
 
@@ -219,7 +248,9 @@ void add_moe(const ModelSpec& m, const OpBuilder& B, const Dims& d, const Shard&
                              (grouped ? 4.0 * TE + 4.0 * routed_tokens * moe.router_groups : 0.0));
     topk.bwd_read = Bytes(8.0 * TE);
     topk.bwd_written = Bytes(e * TE);
-    topk.saved = Bytes(4.0 * TE);  // the fp32 scores
+    // The fp32 scores, which the moe module's checkpoint recomputes rather than keeps.
+    topk.saved_selective = Bytes(4.0 * TE);
+    topk.recompute_in = kRecomputeMoe;
     L.ops.push_back(topk);
     if (moe.aux_loss) {
       // The auxiliary loss (Megatron-Core's default, moe_utils.py
@@ -234,6 +265,7 @@ void add_moe(const ModelSpec& m, const OpBuilder& B, const Dims& d, const Shard&
       aux.fwd_written = Bytes(4.0 * TE + 12.0 * routed_tokens * k + 1.0 * TE);
       aux.bwd_read = Bytes(4.0 * TE);
       aux.bwd_written = Bytes(e * TE);
+      aux.recompute_in = kRecomputeMoe;
       L.ops.push_back(aux);
     }
   }
@@ -250,6 +282,7 @@ void add_moe(const ModelSpec& m, const OpBuilder& B, const Dims& d, const Shard&
   // back. Megatron-Core's all-to-all dispatcher permutes before the exchange; with DeepEP
   // (the flex dispatcher) the received tokens are permuted after it: the same rows.
   Op permute = B.memory_bound("moe.permute", OpKind::elementwise, rows * d.h, rows * d.h, 0);
+  permute.recompute_in = kRecomputeMoe;
   L.ops.push_back(permute);
 
   const bool overlap = moe.shared_expert_overlap && moe.shared_experts > 0 && sh.ep > 1;
@@ -278,11 +311,18 @@ void add_moe(const ModelSpec& m, const OpBuilder& B, const Dims& d, const Shard&
   }
   if (overlap) L.ops[first].comm_before = CommPoint::none;
   if (!overlap && moe.shared_experts > 0) add_shared();
-  // Unpermutation (moe_utils.py unpermute): each row weighted by its probability and
-  // scattered back onto its token; its backward needs the expert outputs.
+  // Unpermutation (moe_utils.py unpermute): the rows scattered back onto their tokens and
+  // summed. Megatron-Core multiplies by the routing weights in the experts' activation
+  // (TEGroupedMLP bias_act_func, megatron/core/transformer/moe/experts.py at
+  // NVIDIA/Megatron-LM d98e8a64), so the sum keeps nothing for its backward and the
+  // activation keeps each row's fp32 weight beside its input.
   L.ops.push_back(B.memory_bound("moe.unpermute", OpKind::elementwise, rows * d.h,
-                                 d.tok * d.h * d.r, B.act * rows * d.h));
+                                 d.tok * d.h * d.r, 0));
   L.ops.back().comm_after = CommPoint::tp_reduce;
+  L.ops.back().recompute_in = kRecomputeMoe;
+  for (size_t i = first; i < L.ops.size(); ++i) {
+    if (L.ops[i].name == "moe.experts.act") L.ops[i].saved += Bytes(4.0 * rows);
+  }
 }
 
 void add_residual_tail(const ModelSpec& m, const OpBuilder& B, const Dims& d,
@@ -307,9 +347,11 @@ Layer transformer_layer(const ModelSpec& m, const TrainingSpec& tr, const OpBuil
   const double n = d.tok * d.h * d.r;
   L.input = Bytes(B.act * n);
   L.ops.push_back(B.memory_bound("attn.norm", OpKind::norm, n, n, B.act * n, norm_params(m)));
+  L.ops.back().recompute_in = kRecomputeLayernorm;
   add_attention(m, tr, B, d, L);
   add_residual_tail(m, B, d, "attn", L);
   L.ops.push_back(B.memory_bound("mlp.norm", OpKind::norm, n, n, B.act * n, norm_params(m)));
+  L.ops.back().recompute_in = kRecomputeLayernorm;
   if (L.moe) {
     add_moe(m, B, d, sh, L);
   } else {

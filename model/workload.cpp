@@ -229,21 +229,22 @@ double Layer::expert_params() const {
   return p;
 }
 
-Bytes Layer::saved(Recompute r) const {
+Bytes Layer::saved(Recompute r, unsigned modules) const {
   if (r == Recompute::full && kind == LayerKind::transformer) return input;
+  const unsigned m = r == Recompute::selective ? modules : 0u;
   Bytes b;
   for (const auto& op : ops) {
-    b += op.saved;
-    if (r == Recompute::none) b += op.saved_selective;
+    if ((op.saved_dropped_by & m) == 0) b += op.saved;
+    if ((op.recompute_in & m) == 0) b += op.saved_selective;
   }
   return b;
 }
 
-Flop Layer::recompute_flops(Recompute r) const {
+Flop Layer::recompute_flops(Recompute r, unsigned modules) const {
   if (r == Recompute::none || kind != LayerKind::transformer) return Flop(0);
   Flop f;
   for (const auto& op : ops) {
-    if (r == Recompute::full || op.selective) f += op.fwd_flops;
+    if (r == Recompute::full || recomputed(op, modules)) f += op.fwd_flops;
   }
   return f;
 }
@@ -272,15 +273,15 @@ Flop Workload::fwd_flops_useful() const {
   return f;
 }
 
-Bytes Workload::saved(Recompute r) const {
+Bytes Workload::saved(Recompute r, unsigned modules) const {
   Bytes b;
-  for (const auto& l : layers) b += l.saved(r);
+  for (const auto& l : layers) b += l.saved(r, modules);
   return b;
 }
 
-Flop Workload::recompute_flops(Recompute r) const {
+Flop Workload::recompute_flops(Recompute r, unsigned modules) const {
   Flop f;
-  for (const auto& l : layers) f += l.recompute_flops(r);
+  for (const auto& l : layers) f += l.recompute_flops(r, modules);
   return f;
 }
 

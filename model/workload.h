@@ -74,9 +74,15 @@ struct Op {
   Bytes fp8_scaling_state;      // amax histories and scales (persistent)
   Bytes fp8_weight_cache;       // fp8 weight copies (and their scales) kept across micro-batches
   Bytes fp8_input_cast;         // of aux_fwd_bytes, the input's cast (amax pass, scales too)
-  Bytes saved;              // activations kept for backward under any recompute but full
-  Bytes saved_selective;    // activations dropped by selective recompute (s^2 tensors)
-  bool selective = false;   // recomputed under selective recompute
+  // Activations kept for backward. Under selective recompute with modules M
+  // (training.recompute_modules): `saved` goes when M meets saved_dropped_by (a checkpointed
+  // module's inner tensors, or the output an output-discarding module rebuilds);
+  // `saved_selective` (the op's own inner state: attention's s^2 tensors or log-sum-exp)
+  // goes when M meets recompute_in. Full recompute keeps only the layer's input.
+  Bytes saved;
+  Bytes saved_selective;
+  unsigned saved_dropped_by = 0;            // RecomputeModule bits
+  unsigned recompute_in = 0;                // RecomputeModule bits whose recompute re-runs this op
   CommPoint comm_before = CommPoint::none;  // exchange before this op's forward
   CommPoint comm_after = CommPoint::none;   // exchange after this op's forward
   double kv_elems = 0;  // cp_kv: key and value elements this rank holds (b*s/cp*2*kv*d/tp)
@@ -106,11 +112,12 @@ struct Layer {
   double fp8_weight_elems() const;
   Bytes fp8_scaling_state() const;
   Bytes fp8_weight_cache() const;
-  // Activation bytes kept for backward under `r`. Full recompute keeps only the input
-  // of transformer layers; embedding and head layers are never recomputed.
-  Bytes saved(Recompute r) const;
+  // Activation bytes kept for backward under `r` (and, under selective, the recompute
+  // modules `modules`). Full recompute keeps only the input of transformer layers;
+  // embedding and head layers are never recomputed.
+  Bytes saved(Recompute r, unsigned modules = kRecomputeCoreAttn) const;
   // Forward FLOPs executed again during backward under `r`.
-  Flop recompute_flops(Recompute r) const;
+  Flop recompute_flops(Recompute r, unsigned modules = kRecomputeCoreAttn) const;
 };
 
 // How one rank's share of a micro-batch is cut.
@@ -137,9 +144,12 @@ struct Workload {
   Flop fwd_flops() const;
   Flop bwd_flops() const;
   Flop fwd_flops_useful() const;
-  Bytes saved(Recompute r) const;
-  Flop recompute_flops(Recompute r) const;
+  Bytes saved(Recompute r, unsigned modules = kRecomputeCoreAttn) const;
+  Flop recompute_flops(Recompute r, unsigned modules = kRecomputeCoreAttn) const;
 };
+
+// Whether selective recompute under `modules` re-runs `op` in the backward.
+inline bool recomputed(const Op& op, unsigned modules) { return (op.recompute_in & modules) != 0; }
 
 // Bytes of one activation element in the given precision (fp32/tf32: 4, else 2).
 double activation_bytes(Precision p);

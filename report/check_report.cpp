@@ -139,6 +139,12 @@ ordered_json scenario_json(const Scenario& s) {
                    {"grad_bucket_params", t.grad_bucket_params ? ordered_json(*t.grad_bucket_params)
                                                                : ordered_json(nullptr)}};
   if (t.fp8) j["training"]["fp8_recipe"] = describe(*t.fp8);
+  if (t.recompute == Recompute::selective)
+    j["training"]["recompute_modules"] = describe_recompute_modules(t.recompute_modules);
+  if (t.optimizer_offload) {
+    j["training"]["optimizer_offload"] = {{"fraction", t.optimizer_offload->fraction},
+                                          {"overlap", t.optimizer_offload->overlap}};
+  }
   j["simulation"] = {{"compute_slowdown", s.simulation.compute_slowdown},
                      {"comm_slowdown", s.simulation.comm_slowdown}};
   if (s.measured) {
@@ -189,6 +195,7 @@ std::string render_check_json(const Scenario& s, const StepFigures& f) {
                       {"activations_per_layer_bytes", st.activations_per_layer.value()},
                       {"memory_bytes", detail::memory_json(st.memory)},
                       {"other_bytes", other}});
+    if (s.training.optimizer_offload) stages.back()["host_bytes"] = st.host.value();
   }
   j["stages"] = stages;
   return j.dump(2) + "\n";
@@ -301,8 +308,14 @@ void training_section(std::string& o, const TrainingSpec& t) {
   line(o, "precision",
        fmt::format("{}, {} gradients, optimizer {}{}", to_string(t.precision),
                    to_string(t.gradient_dtype), to_string(t.optimizer), state));
+  // The modules only where they are not Megatron-Core's default, so that existing outputs
+  // read as before.
+  const bool modules =
+      t.recompute == Recompute::selective && t.recompute_modules != kRecomputeCoreAttn;
   line(o, "recompute",
-       fmt::format("{}{}", to_string(t.recompute),
+       fmt::format("{}{}{}", to_string(t.recompute),
+                   modules ? fmt::format(" ({})", describe_recompute_modules(t.recompute_modules))
+                           : std::string(),
                    t.flash_attention ? ", flash attention" : ", unfused attention"));
   if (t.fp8) line(o, "fp8 recipe", describe(*t.fp8));
 }
@@ -357,8 +370,11 @@ void memory_section(std::string& o, const Scenario& s, const StepFigures& f) {
                                                p.zero_stage >= 3 ? ", sharded" : ""));
   mem("gradients", w.memory.gradients, fmt::format("{} B/param{}", sb.gradient,
                                                    p.zero_stage >= 2 ? ", sharded" : ""));
-  mem("optimizer", w.memory.optimizer, fmt::format("{} B/param{}", sb.optimizer,
-                                                   p.zero_stage >= 1 ? ", sharded" : ""));
+  mem("optimizer", w.memory.optimizer,
+      fmt::format("{} B/param{}{}", sb.optimizer, p.zero_stage >= 1 ? ", sharded" : "",
+                  t.optimizer_offload ? fmt::format(", {:g} % of it offloaded to the host",
+                                                    100 * t.optimizer_offload->fraction)
+                                      : std::string()));
   mem("activations", w.memory.activations,
       fmt::format("{:.2f} {} in flight x {} each, recompute {}", w.layers_in_flight,
                   m.is_transformer() ? "layers" : "table rows",
@@ -375,6 +391,15 @@ void memory_section(std::string& o, const Scenario& s, const StepFigures& f) {
                                     format_bytes(w.fp8_weight_cache))
                       : std::string()));
   mem("total", w.memory.total(), fmt::format("of {} HBM", format_bytes(f.memory.capacity)));
+  // The fullest host share of any stage, against the node's host memory per GPU.
+  const StageMemory* host = nullptr;
+  for (const StageMemory& st : f.memory.stages)
+    if (!host || st.host > host->host) host = &st;
+  if (t.optimizer_offload && host) {
+    mem("host memory", host->host,
+        fmt::format("offloaded optimizer, {:g} B/param (stage {}), of {} per GPU",
+                    kOffloadedHostBytes, host->stage, format_bytes(f.memory.host_capacity)));
+  }
   if (f.memory.stages.size() > 1) {
     o += "\n  per stage                layers   params/GPU   weights+grads+optimizer   activations       total\n";
     for (const StageMemory& st : f.memory.stages) {
@@ -387,6 +412,9 @@ void memory_section(std::string& o, const Scenario& s, const StepFigures& f) {
   if (f.memory.fits) {
     o += fmt::format("\nverdict: fits ({} free)\n",
                      format_bytes(f.memory.capacity - w.memory.total()));
+  } else if (w.memory.total() <= f.memory.capacity && host) {
+    o += fmt::format("\nverdict: OUT OF HOST MEMORY (the offloaded optimizer needs {} more)\n",
+                     format_bytes(host->host - f.memory.host_capacity));
   } else {
     o += fmt::format("\nverdict: OUT OF MEMORY (needs {} more)\n",
                      format_bytes(w.memory.total() - f.memory.capacity));

@@ -378,7 +378,10 @@ std::string render_run_table(const Scenario& s, const Prediction& prediction) {
   o += "\nmemory per GPU\n";
   line("total", fmt::format("{} of {} (stage {}): {}", format_bytes(w.memory.total()),
                             format_bytes(r.figures.memory.capacity), w.stage,
-                            r.figures.memory.fits ? "fits" : "OUT OF MEMORY"));
+                            r.figures.memory.fits ? "fits"
+                            : w.memory.total() <= r.figures.memory.capacity
+                                ? "OUT OF HOST MEMORY (offloaded optimizer)"
+                                : "OUT OF MEMORY"));
   if (const auto& e = prediction.run) {
     o += "\nwhole run\n";
     if (e->critical) {

@@ -162,6 +162,17 @@ const FieldTable<InterNodeSpec>& inter_fields() {
   return table;
 }
 
+const FieldTable<HostSpec>& host_fields() {
+  using H = HostSpec;
+  static const FieldTable<H> table = {
+      {"pcie_bandwidth", quantity(&H::pcie_bandwidth, Dimension::bandwidth, 1e6, kMaxBandwidth)},
+      {"memory_bandwidth",
+       quantity(&H::memory_bandwidth, Dimension::bandwidth, 1e6, kMaxBandwidth)},
+      {"memory", quantity(&H::memory, Dimension::bytes, 1 << 20, kMaxBytes)},
+  };
+  return table;
+}
+
 // Every key of cluster:, in the order its unknown-key error lists them; the fabrics are
 // read after the calibration profile's path.
 const FieldTable<C>& cluster_fields() {
@@ -172,6 +183,7 @@ const FieldTable<C>& cluster_fields() {
       {"gpus_per_node", whole(&C::gpus_per_node, 1, 1024)},
       {"intra_node", nested(&C::intra_node, intra_fields, false), true},
       {"inter_node", nested(&C::inter_node, inter_fields, false), true},
+      {"host", nested(&C::host, host_fields, false), true},
       {"calibration", read_calibration},
   };
   return table;
@@ -185,7 +197,8 @@ KeyLists cluster_key_lists() {
           {"cluster.gpu.peak", keys_of(peak_fields())},
           {"cluster.gpu.gemm_efficiency", keys_of(gemm_efficiency_fields())},
           {"cluster.intra_node", keys_of(intra_fields())},
-          {"cluster.inter_node", keys_of(inter_fields())}};
+          {"cluster.inter_node", keys_of(inter_fields())},
+          {"cluster.host", keys_of(host_fields())}};
 }
 
 std::vector<std::string> cluster_keys() { return keys_of(cluster_fields()); }

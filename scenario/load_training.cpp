@@ -136,6 +136,39 @@ void read_fp8_gemms(MapReader& r, const std::string& key, Origin*, Fp8Spec& f) {
   r.mark(key);
 }
 
+// training.recompute_modules: a non-empty list of Megatron-Core's module names
+// (RecomputeModule), under recompute: selective only (read after `recompute`).
+void read_recompute_modules(MapReader& r, const std::string& key, Origin*, T& t) {
+  if (!r.has(key)) return;
+  const YAML::Node g = r.node(key);
+  const std::string path = r.key_path(key);
+  if (t.recompute != Recompute::selective) {
+    r.fail(key, fmt::format("applies to recompute: selective only (recompute is {})",
+                            to_string(t.recompute)));
+  }
+  std::vector<std::string> choices;
+  for (const RecomputeModule m : kRecomputeModuleOrder)
+    choices.emplace_back(recompute_module_name(m));
+  auto bit_of = [&](const YAML::Node& item) -> unsigned {
+    const std::string v = describe(item);
+    for (const RecomputeModule m : kRecomputeModuleOrder)
+      if (item.IsScalar() && v == recompute_module_name(m)) return m;
+    std::string list;
+    for (const auto& c : choices) list += (list.empty() ? "" : ", ") + c;
+    std::string why = "unknown recompute module";
+    const std::string hint = closest_match(v, choices);
+    if (!hint.empty()) why += fmt::format(" (did you mean '{}'?)", hint);
+    throw InputError(location_of(r.file(), item), path, v, why + "; expected a list of: " + list);
+  };
+  if (!g.IsSequence() || g.size() == 0) {
+    throw InputError(location_of(r.file(), g), path, describe(g),
+                     "expected a non-empty list of recompute modules");
+  }
+  t.recompute_modules = 0;
+  for (const auto& item : g) t.recompute_modules |= bit_of(item);
+  r.mark(key);
+}
+
 // amax_history applies to delayed scaling only, which `scaling` (read before) must be.
 void read_amax_history(MapReader& r, const std::string& key, Origin*, Fp8Spec& f) {
   if (r.has(key) && f.scaling != Fp8Spec::Scaling::delayed) {
@@ -188,6 +221,26 @@ void read_fp8(MapReader& r, const std::string& key, Origin* origin, T& t) {
   MapReader fr(r.node(key), r.file(), r.key_path(key), keys_of(fp8_fields()), origin);
   read_fields(fr, origin, fp8_fields(), f);
   t.fp8 = f;
+  r.mark(key);
+}
+
+// training.optimizer_offload (OptimizerOffloadSpec); a section given turns it on.
+const FieldTable<OptimizerOffloadSpec>& optimizer_offload_fields() {
+  using O = OptimizerOffloadSpec;
+  static const FieldTable<O> table = {
+      {"fraction", number(&O::fraction, 0.01, 1.0)},
+      {"overlap", flag(&O::overlap)},
+  };
+  return table;
+}
+
+void read_optimizer_offload(MapReader& r, const std::string& key, Origin* origin, T& t) {
+  if (!r.has(key)) return;
+  OptimizerOffloadSpec o;
+  MapReader orr(r.node(key), r.file(), r.key_path(key), keys_of(optimizer_offload_fields()),
+                origin);
+  read_fields(orr, origin, optimizer_offload_fields(), o);
+  t.optimizer_offload = o;
   r.mark(key);
 }
 
@@ -245,9 +298,11 @@ const FieldTable<T>& training_fields() {
   static const FieldTable<T> table = {
       {"precision", choice(&T::precision)},
       {"recompute", choice(&T::recompute)},
+      {"recompute_modules", read_recompute_modules},
       {"optimizer", choice(&T::optimizer)},
       {"optimizer_state_dtype", choice(&T::optimizer_state_dtype)},
       {"main_params_dtype", choice(&T::main_params_dtype)},
+      {"optimizer_offload", read_optimizer_offload},
       {"flash_attention", flag(&T::flash_attention)},
       {"cross_entropy_fusion", flag(&T::cross_entropy_fusion)},
       {"gradient_dtype",
@@ -276,6 +331,7 @@ KeyLists training_key_lists() {
           {"training.gradient_compression", keys_of(compression_fields())},
           {"training.loss_scaling", keys_of(loss_scaling_fields())},
           {"training.fp8", keys_of(fp8_fields())},
+          {"training.optimizer_offload", keys_of(optimizer_offload_fields())},
           {"training.fp8.bf16_layers", keys_of(fp8_layer_fields())},
           {"training.fp8.communication", keys_of(fp8_comm_fields())},
           {"training.target.critical_batch", critical_batch_keys()}};

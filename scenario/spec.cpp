@@ -26,6 +26,35 @@ const char* to_string(ParallelismSpec::FsdpUnit v) { return name_of(v); }
 const char* to_string(Precision v) { return name_of(v); }
 const char* to_string(Recompute v) { return name_of(v); }
 const char* to_string(Optimizer v) { return name_of(v); }
+
+const char* recompute_module_name(RecomputeModule m) {
+  switch (m) {
+    case kRecomputeCoreAttn:
+      return "core_attn";
+    case kRecomputeMoeAct:
+      return "moe_act";
+    case kRecomputeLayernorm:
+      return "layernorm";
+    case kRecomputeMlaUpProj:
+      return "mla_up_proj";
+    case kRecomputeMlp:
+      return "mlp";
+    case kRecomputeMoe:
+      return "moe";
+    case kRecomputeSharedExperts:
+      return "shared_experts";
+  }
+  return "?";
+}
+
+std::string describe_recompute_modules(unsigned modules) {
+  std::string out;
+  for (const RecomputeModule m : kRecomputeModuleOrder) {
+    if ((modules & m) == 0) continue;
+    out += (out.empty() ? "" : ", ") + std::string(recompute_module_name(m));
+  }
+  return out;
+}
 const char* to_string(StateDtype v) { return name_of(v); }
 const char* to_string(MainParams v) { return name_of(v); }
 const char* to_string(CompressionSpec::Scheme v) { return name_of(v); }

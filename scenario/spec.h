@@ -62,6 +62,17 @@ struct InterNodeSpec {
   double background_load = 0.0;
 };
 
+// The host side of a node, for CPU offload (cluster.host). Zero: not given (offload then
+// refused by validation).
+struct HostSpec {
+  Bandwidth pcie_bandwidth;    // per GPU, per direction, between the GPU and host memory
+  Bandwidth memory_bandwidth;  // the node's host DRAM bandwidth, all sockets together
+  Bytes memory;                // the node's host memory
+  bool given() const {
+    return pcie_bandwidth.value() > 0 && memory_bandwidth.value() > 0 && memory.value() > 0;
+  }
+};
+
 struct ClusterSpec {
   std::string preset;
   GpuSpec gpu;
@@ -69,6 +80,7 @@ struct ClusterSpec {
   int gpus_per_node = 8;
   IntraNodeSpec intra_node;
   InterNodeSpec inter_node;
+  HostSpec host;
   std::optional<std::string> calibration;  // orrery calibrate profile; none = the roofline
   int gpus() const { return nodes * gpus_per_node; }
 };
@@ -303,6 +315,31 @@ const char* to_string(ParallelismSpec::FsdpUnit u);
 // The training mode, named by the format its GEMMs compute in (compute_dtype).
 enum class Precision { fp32, tf32, fp16, bf16, fp8 };
 enum class Recompute { none, selective, full };
+// Modules selective recompute re-runs (training.recompute_modules; Megatron-Core
+// --recompute-modules, TransformerConfig.recompute_modules in megatron/core/transformer/
+// transformer_config.py at NVIDIA/Megatron-LM d98e8a64, default ["core_attn"]). core_attn,
+// mlp, moe and shared_experts checkpoint their module: its input stays, the tensors its ops
+// keep inside are dropped and the module's forward runs again before its backward.
+// layernorm (the input and pre-MLP norms), mla_up_proj (MLA's query and key-value
+// up-projections) and moe_act (the experts' activation) discard their output: the next
+// op's saved input is dropped and the module runs again before that op's backward.
+enum RecomputeModule : unsigned {
+  kRecomputeCoreAttn = 1u << 0,
+  kRecomputeMlp = 1u << 1,
+  kRecomputeMoe = 1u << 2,
+  kRecomputeMoeAct = 1u << 3,
+  kRecomputeLayernorm = 1u << 4,
+  kRecomputeMlaUpProj = 1u << 5,
+  kRecomputeSharedExperts = 1u << 6,
+};
+// Megatron-Core's order of the choices (transformer_config.py).
+inline constexpr RecomputeModule kRecomputeModuleOrder[] = {
+    kRecomputeCoreAttn, kRecomputeMoeAct, kRecomputeLayernorm,    kRecomputeMlaUpProj,
+    kRecomputeMlp,      kRecomputeMoe,    kRecomputeSharedExperts};
+// Names in Megatron-Core's spelling.
+const char* recompute_module_name(RecomputeModule m);
+// The listed modules, comma-separated ("core_attn, layernorm").
+std::string describe_recompute_modules(unsigned modules);
 // adafactor: Shazeer & Stern 2018 with its default beta1 = 0 (no first moment) and
 // factored second moments (a row and a column vector per weight matrix).
 enum class Optimizer { adam, adamw, lamb, sgd, lars, adafactor };
@@ -437,6 +474,16 @@ const char* to_string(Fp8Spec::Scaling s);
 // The recipe in one line, for reports ("hybrid (E4M3 forward, ...), delayed scaling ...").
 std::string describe(const Fp8Spec& f);
 
+// training.optimizer_offload: Megatron-Core's hybrid device optimizer
+// (--optimizer-cpu-offload, megatron/core/optimizer/cpu_offloading/hybrid_optimizer.py at
+// NVIDIA/Megatron-LM d98e8a64): `fraction` of each rank's optimizer shard (fp32 master and
+// moments) lives in host memory and steps on the CPU; gradients go down and updated
+// parameters come back over PCIe.
+struct OptimizerOffloadSpec {
+  double fraction = 1.0;  // --optimizer-offload-fraction (arguments.py default 1.0)
+  bool overlap = false;   // --overlap-cpu-optimizer-d2h-h2d (default off)
+};
+
 struct TrainingSpec {
   Precision precision = Precision::bf16;
   // training.fp8: the FP8 recipe. Validated: present only when precision is fp8 (so a
@@ -444,9 +491,12 @@ struct TrainingSpec {
   // not the default recipe, so validation does not create one.
   std::optional<Fp8Spec> fp8;
   Recompute recompute = Recompute::none;
+  // training.recompute_modules (RecomputeModule bits): what selective recompute re-runs.
+  unsigned recompute_modules = kRecomputeCoreAttn;
   Optimizer optimizer = Optimizer::adam;
   StateDtype optimizer_state_dtype = StateDtype::fp32;  // Adam/AdamW only (validated)
   MainParams main_params_dtype = MainParams::fp32;      // Adam/AdamW, 16-bit training only
+  std::optional<OptimizerOffloadSpec> optimizer_offload;  // none: the state stays in HBM
   bool flash_attention = true;     // fused attention: no s^2 tensors are stored
   // Megatron-Core's fused vocabulary-parallel cross-entropy (--cross-entropy-loss-fusion):
   // 28 instead of 52 bytes moved per logit (model/transformer.cpp).

@@ -644,6 +644,45 @@ void complete_training(Scenario& s) {
            fmt::format("applies to optimizer adam or adamw only (optimizer is {})",
                        to_string(t.optimizer)));
   }
+  // Optimizer CPU offload: Megatron-Core's hybrid device optimizer needs the
+  // precision-aware optimizer, which is Adam's (arguments.py at d98e8a64), keeps an fp32
+  // master on the host (hybrid_optimizer.py, param_update_in_fp32) and needs the host's
+  // figures to be timed.
+  if (t.optimizer_offload) {
+    const std::string key = "training.optimizer_offload";
+    if (!adam) {
+      reject(s, key, "",
+             fmt::format("applies to optimizer adam or adamw only (optimizer is {})",
+                         to_string(t.optimizer)));
+    }
+    if (t.precision == Precision::fp32 || t.precision == Precision::tf32 ||
+        t.main_params_dtype != MainParams::fp32) {
+      reject(s, key, "",
+             "the offloaded optimizer keeps an fp32 master copy: needs 16-bit or fp8 training "
+             "with main_params_dtype fp32");
+    }
+    if (!s.cluster.host.given()) {
+      reject(s, key, "",
+             "needs the host figures cluster.host.pcie_bandwidth, memory_bandwidth and memory "
+             "(the system preset has none)");
+    }
+  }
+  // A recompute module the model does not have (Megatron-Core refuses mla_up_proj without
+  // multi-latent attention, transformer_config.py at d98e8a64; the MoE modules would
+  // re-run nothing).
+  const unsigned needs_moe = kRecomputeMoe | kRecomputeMoeAct | kRecomputeSharedExperts;
+  for (const RecomputeModule m : kRecomputeModuleOrder) {
+    if ((t.recompute_modules & m) == 0) continue;
+    std::string lacks;
+    if (m == kRecomputeMlaUpProj && !s.model.mla) lacks = "multi-latent attention (model.mla)";
+    if ((m & needs_moe) && !s.model.moe) lacks = "MoE layers (model.moe)";
+    if (m == kRecomputeSharedExperts && s.model.moe && s.model.moe->shared_experts == 0)
+      lacks = "shared experts (model.moe.shared_experts)";
+    if (!lacks.empty()) {
+      reject(s, "training.recompute_modules", recompute_module_name(m),
+             fmt::format("the model has no {} for this module to recompute", lacks));
+    }
+  }
   if ((t.precision == Precision::fp32 || t.precision == Precision::tf32) &&
       t.main_params_dtype != MainParams::fp32) {
     reject(s, "training.main_params_dtype", to_string(t.main_params_dtype),

@@ -445,6 +445,33 @@ void grad_sync_pass(const StepContext& ctx, const RankSet& ranks, const StageLay
   }
 }
 
+Seconds optimizer_step_time(const Scenario& s, const ComputeModel& model, double params) {
+  const TrainingSpec& t = s.training;
+  if (!t.optimizer_offload) return model.optimizer_time(params);
+  // Megatron-Core's hybrid device optimizer (hybrid_optimizer.py at NVIDIA/Megatron-LM
+  // d98e8a64): the first `fraction` of the shard steps on the CPU. Its gradients go to
+  // pinned host memory (D2H, the gradient dtype), torch's fused CPU AdamW reads the
+  // gradient and reads and writes the fp32 parameter and two fp32 moments (4 + 8 + 16 =
+  // 28 bytes) at the node's host memory bandwidth shared by its GPUs' optimizers, and the
+  // fp32 parameters come back (H2D, 4 bytes) for the GPU to cast. The rest steps on the
+  // GPU as without offload.
+  const double off = t.optimizer_offload->fraction * params;
+  const Seconds gpu = model.optimizer_time(params - off);
+  const HostSpec& host = s.cluster.host;
+  const Seconds d2h(off * state_bytes_per_param(t).gradient / host.pcie_bandwidth.value());
+  const Seconds h2d(off * 4.0 / host.pcie_bandwidth.value());
+  const Seconds cpu(off * 28.0 * s.cluster.gpus_per_node / host.memory_bandwidth.value());
+  if (t.optimizer_offload->overlap) {
+    // --overlap-cpu-optimizer-d2h-h2d: copies down and up on their own streams, each
+    // parameter's CPU step as soon as its gradient has arrived: the slowest of the four.
+    return std::max({gpu, d2h, cpu, h2d});
+  }
+  // Default: every copy on the compute stream, in order: all gradients down, the GPU
+  // share's step, then each parameter up after its CPU step (which starts once its own
+  // gradient is down).
+  return std::max(d2h + gpu + h2d, cpu);
+}
+
 std::vector<int> optimizer_pass(const StepContext& ctx, const RankSet& ranks,
                                 const PipelineTasks& pipe, const GradientTasks& grads,
                                 CommPlanner& planner, TaskGraph& g) {
@@ -455,7 +482,7 @@ std::vector<int> optimizer_pass(const StepContext& ctx, const RankSet& ranks,
     opt.kind = TaskKind::optimizer;
     opt.stream = StreamKind::compute;
     opt.rank = static_cast<int>(r);
-    opt.work = ctx.model->optimizer_time(grads.local_params[r]) + grads.decode[r];
+    opt.work = optimizer_step_time(ctx.s, *ctx.model, grads.local_params[r]) + grads.decode[r];
     const int opt_id = planner.issue(opt);
     g.depend(pipe.last_compute[r], opt_id);
     for (int d : grads.reductions[r]) g.depend(d, opt_id);

@@ -114,6 +114,11 @@ void grad_sync_pass(const StepContext& ctx, const RankSet& ranks, const StageLay
                     GradientTasks& out);
 
 // Returns each rank's optimizer task.
+// One rank's optimizer step over `params` parameters: on the GPU, or with
+// training.optimizer_offload the GPU share beside the offloaded share's transfers and CPU
+// step (docs/simulator.md, "Optimizer CPU offload").
+Seconds optimizer_step_time(const Scenario& s, const ComputeModel& model, double params);
+
 std::vector<int> optimizer_pass(const StepContext& ctx, const RankSet& ranks,
                                 const PipelineTasks& pipe, const GradientTasks& grads,
                                 CommPlanner& planner, TaskGraph& g);

@@ -142,7 +142,8 @@ Seconds step_time_bound(const Scenario& s) {
                            ? std::min(op.bwd_flops * op.computed_share, 2.5 * fwd)
                            : op.bwd_flops;
       const bool again = l.kind == LayerKind::transformer &&
-                         (rc == Recompute::full || (rc == Recompute::selective && op.selective));
+                         (rc == Recompute::full || (rc == Recompute::selective &&
+                                                    recomputed(op, s.training.recompute_modules)));
       tf[k] += fwd / rate;
       tb[k] += (bwd + (again ? fwd : Flop())) / rate;
       if (chunk < pp) first_chunk[chunk] += (fwd + bwd + (again ? fwd : Flop())) / rate;

@@ -476,7 +476,15 @@ std::string megatron_arguments(const Scenario& s) {
                      p.global_batch);
   switch (s.training.recompute) {
     case Recompute::none: break;
-    case Recompute::selective: out += " --recompute-granularity selective"; break;
+    case Recompute::selective:
+      out += " --recompute-granularity selective";
+      if (s.training.recompute_modules != kRecomputeCoreAttn) {
+        std::string names = describe_recompute_modules(s.training.recompute_modules);
+        for (auto pos = names.find(", "); pos != std::string::npos; pos = names.find(", "))
+          names.replace(pos, 2, " ");
+        out += " --recompute-modules " + names;
+      }
+      break;
     case Recompute::full:
       // Every layer recomputed from its input (the "uniform, 1 layer" form of full).
       out += " --recompute-granularity full --recompute-method uniform --recompute-num-layers 1";
@@ -579,13 +587,19 @@ std::string megatron_arguments(const Scenario& s) {
   const TrainingSpec& t = s.training;
   const bool bf16_moments = t.optimizer_state_dtype == StateDtype::bf16;
   const bool fp16_master = t.main_params_dtype == MainParams::fp16;
-  if (bf16_moments || fp16_master) {
+  // CPU offload needs the precision-aware optimizer too (arguments.py asserts it).
+  if (bf16_moments || fp16_master || t.optimizer_offload) {
     out += " --use-precision-aware-optimizer";
     if (bf16_moments) out += " --exp-avg-dtype bf16 --exp-avg-sq-dtype bf16";
     if (fp16_master) out += " --main-params-dtype fp16";
     if (p.zero_stage == 0) {
       missing.emplace_back("the precision-aware optimizer without the distributed optimizer");
     }
+  }
+  if (t.optimizer_offload) {
+    out += fmt::format(" --optimizer-cpu-offload --optimizer-offload-fraction {:g}",
+                       t.optimizer_offload->fraction);
+    if (t.optimizer_offload->overlap) out += " --overlap-cpu-optimizer-d2h-h2d";
   }
   if (t.optimizer_state_dtype == StateDtype::int8) {
     missing.emplace_back("8-bit optimizer states (bitsandbytes)");

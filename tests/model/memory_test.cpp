@@ -1,8 +1,10 @@
 // Memory per GPU: model state bytes per parameter (Megatron-LM's distributed-optimizer
 // table; ZeRO) and the micro-batches each pipeline schedule keeps in flight.
+#include "model/memory.h"
+
 #include <gtest/gtest.h>
 
-#include "model/memory.h"
+#include "scenario/load.h"
 #include "tests/test_util.h"
 
 namespace orrery {
@@ -200,6 +202,49 @@ TEST(Memory, AdafactorKeepsMasterWeightsAndFactoredMoments) {
   EXPECT_GE(st.memory.optimizer.value() - 4.0 * st.params, 12 * 67584 * 4.0);
   // Weights and gradients as with Adam: 2 + 4.
   EXPECT_DOUBLE_EQ((st.memory.weights + st.memory.gradients).value(), 6.0 * st.params);
+}
+
+}  // namespace
+}  // namespace orrery
+
+namespace orrery {
+namespace {
+
+TEST(Memory, DeepSeekV3FitsAsPublished) {
+  // scenarios/deepseek-v3-h800-2048.yaml (docs/model.md, "DeepSeek-V3 on 2,048 H800").
+  // Rank 2 holds DualPipe stages 2 and 13: 8 MoE layers, each on this GPU attention
+  // 187,107,328 (q_down 7168*1536, q_norm 1536, q_up 1536*128*192, kv_down 7168*576,
+  // kv_norm 512, kv_up 512*128*256, proj 128*128*7168) + norms 2*7168 + router 7168*256
+  // + shared expert 3*7168*2048 = 232,996,864 dense, and 4 experts 4*3*7168*2048 =
+  // 176,160,768.
+  const Scenario s =
+      load_scenario_file(std::string(ORRERY_SOURCE_DIR) + "/scenarios/deepseek-v3-h800-2048.yaml");
+  const MemoryReport r = estimate_memory(s);
+  const StageMemory& st = r.stages[2];
+  const double dense = 8 * 232996864.0, expert = 8 * 176160768.0;
+  EXPECT_DOUBLE_EQ(st.params, dense + expert);
+  EXPECT_DOUBLE_EQ(st.memory.weights.value(), 2 * (dense + expert));
+  EXPECT_DOUBLE_EQ(st.memory.gradients.value(), 4 * (dense + expert));  // ZeRO-1: unsharded
+  // fp32 master + bf16 m and v = 8 bytes, over dp 128 x 2 DualPipe copies (experts: / ep 64).
+  EXPECT_DOUBLE_EQ(st.memory.optimizer.value(), 8 * (dense / 256 + expert / 4));
+  // Per layer and micro-batch of 4096 tokens, what stays after layernorm, mla_up_proj and
+  // moe_act drop theirs (fp8 inputs take 1 + 4/128 bytes an element with their 1x128
+  // scales): attn.norm 2*4096*7168; q_norm 2*4096*1536; q_up 4096*1536*1.03125; kv_norm
+  // 2*4096*512; kv_up 4096*512*1.03125; log-sum-exp 4*128*4096; proj 4096*16384*1.03125;
+  // mlp.norm 2*4096*7168; routing probabilities 4*4096*256; experts' fc1
+  // 32768*7168*1.03125; SwiGLU 2*32768*4096 + 4*32768; shared SwiGLU 2*4096*4096 and fc2
+  // 4096*2048*1.03125.
+  const double tok = 4096, slots = tok * 8, f8 = 1.03125;
+  const double layer = 2 * tok * 7168 + 2 * tok * 1536 + tok * 1536 * f8 + 2 * tok * 512 +
+                       tok * 512 * f8 + 4 * 128 * tok + tok * 16384 * f8 + 2 * tok * 7168 +
+                       4 * tok * 256 + slots * 7168 * f8 + 2 * slots * 4096 + 4 * slots +
+                       2 * tok * 4096 + tok * 2048 * f8;
+  EXPECT_DOUBLE_EQ(layer, 771358720.0);
+  // DualPipe: (16 - 2) micro-batches of stage 2 and 2 + 1 of stage 13, 4 layers each.
+  EXPECT_DOUBLE_EQ(st.layers_in_flight, 68.0);
+  EXPECT_DOUBLE_EQ(st.memory.activations.value(), 68 * layer);
+  EXPECT_TRUE(r.fits);
+  EXPECT_NEAR(r.worst().memory.total().value() / (1024.0 * 1024 * 1024), 76.89, 0.005);
 }
 
 }  // namespace

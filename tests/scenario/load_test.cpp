@@ -154,5 +154,29 @@ TEST(Load, AttentionMaskFollowsTheFamily) {
   EXPECT_EQ(doc.model.document_length, 128);
 }
 
+TEST(Load, RecomputeModulesOffloadAndHost) {
+  // The modules' bits; the offload section's defaults (fraction 1.0, overlap off:
+  // Megatron-LM's); a host key given beside a preset replaces that key only (DGX H100:
+  // 64 GB/s PCIe, 614.4 GB/s host memory, 2048 GiB).
+  const Scenario s =
+      load_scenario_text(R"(cluster: {preset: dgx-h100, host: {pcie_bandwidth: "50 GB/s"}}
+model: {preset: deepseek-v3}
+parallelism: {tp: 1, pp: 1, dp: 8, ep: 8, zero_stage: 1, global_batch: 8}
+training: {recompute: selective, recompute_modules: [mla_up_proj, layernorm, moe_act],
+           optimizer: adamw, optimizer_offload: {}}
+)",
+                         "t.yaml");
+  EXPECT_EQ(s.training.recompute_modules,
+            kRecomputeMlaUpProj | kRecomputeLayernorm | kRecomputeMoeAct);
+  EXPECT_EQ(describe_recompute_modules(s.training.recompute_modules),
+            "moe_act, layernorm, mla_up_proj");
+  ASSERT_TRUE(s.training.optimizer_offload);
+  EXPECT_EQ(s.training.optimizer_offload->fraction, 1.0);
+  EXPECT_FALSE(s.training.optimizer_offload->overlap);
+  EXPECT_EQ(s.cluster.host.pcie_bandwidth.value(), 50e9);
+  EXPECT_EQ(s.cluster.host.memory_bandwidth.value(), 614.4e9);
+  EXPECT_EQ(s.cluster.host.memory.value(), 2048.0 * (1ull << 30));
+}
+
 }  // namespace
 }  // namespace orrery

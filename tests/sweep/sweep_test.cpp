@@ -453,6 +453,29 @@ TEST(SplitSweep, MegatronArgumentsForOptimizerStatePrecision) {
                 "weights");
 }
 
+// training.recompute_modules and training.optimizer_offload spelled as Megatron-LM's flags
+// (--recompute-modules in Megatron-Core's names; --optimizer-cpu-offload needs the
+// precision-aware optimizer, arguments.py at d98e8a64).
+TEST(SplitSweep, MegatronArgumentsForRecomputeModulesAndOffload) {
+  Scenario s = load_scenario_text(kBase, "t.yaml");
+  s.parallelism.zero_stage = 1;
+  s.training.recompute = Recompute::selective;
+  const std::string base = megatron_arguments(s);
+  EXPECT_NE(base.find(" --recompute-granularity selective"), std::string::npos);
+  EXPECT_EQ(base.find("--recompute-modules"), std::string::npos);  // the default, core_attn
+  s.training.recompute_modules = kRecomputeLayernorm | kRecomputeCoreAttn;
+  const std::string modules = megatron_arguments(s);
+  EXPECT_NE(modules.find(" --recompute-granularity selective --recompute-modules core_attn "
+                         "layernorm"),
+            std::string::npos)
+      << modules;
+  s.training.optimizer_offload = OptimizerOffloadSpec{0.5, true};
+  EXPECT_EQ(megatron_arguments(s), modules +
+                                       " --use-precision-aware-optimizer --optimizer-cpu-offload "
+                                       "--optimizer-offload-fraction 0.5 "
+                                       "--overlap-cpu-optimizer-d2h-h2d");
+}
+
 }  // namespace
 }  // namespace orrery
 
