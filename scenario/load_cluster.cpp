@@ -151,7 +151,7 @@ const FieldTable<IntraNodeSpec>& intra_fields() {
 const FieldTable<InterNodeSpec>& inter_fields() {
   using N = InterNodeSpec;
   static const FieldTable<N> table = {
-      {"nics_per_node", whole(&N::nics_per_node, 1, 64)},
+      {"nics_per_node", whole(&N::nics_per_node, 1, kMaxNicsPerNode)},
       {"nic_bandwidth", quantity(&N::nic_bandwidth, Dimension::bandwidth, 1e6, kMaxBandwidth)},
       {"latency", quantity(&N::latency, Dimension::seconds, 0.0, kMaxLatency)},
       {"topology", choice(&N::topology)},
