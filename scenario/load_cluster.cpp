@@ -156,6 +156,8 @@ const FieldTable<InterNodeSpec>& inter_fields() {
       {"latency", quantity(&N::latency, Dimension::seconds, 0.0, kMaxLatency)},
       {"topology", choice(&N::topology)},
       {"oversubscription", number(&N::oversubscription, 1.0, 64.0)},
+      {"pod_size", whole(&N::pod_size, 1, kMaxCount)},
+      {"pod_oversubscription", number(&N::pod_oversubscription, 1.0, 64.0)},
       {"efficiency", number(&N::efficiency, 0.01, 1.0)},
       {"background_load", number(&N::background_load, 0.0, 0.99)},
   };

@@ -56,6 +56,12 @@ struct InterNodeSpec {
   Seconds latency;               // per-message latency of one inter-node transfer
   InterNodeTopology topology = InterNodeTopology::rail_optimized;
   double oversubscription = 1.0;  // downlink:uplink ratio at the leaf; 2.0 means 2:1
+  // A second tier: nodes grouped into pods of `pod_size` GPUs, each pod's leaves under its
+  // own spine, the pod spines joined by an aggregation layer whose uplink from each pod
+  // carries 1/pod_oversubscription of what the pod's leaves send up (the Llama 3 cluster:
+  // pods of 3,072 GPUs, 1:7 at the aggregation layer). 0: one pod of every node.
+  int pod_size = 0;
+  double pod_oversubscription = 1.0;
   double efficiency = 1.0;        // bus bandwidth NCCL reaches / line rate
   // Share of every inter-node link (NICs, leaf uplinks) that other jobs keep busy: an
   // inelastic background load the simulated job's flows cannot take back.

@@ -47,6 +47,17 @@ void complete_cluster(Scenario& s) {
     require(s, "cluster.inter_node.nic_bandwidth", "bandwidth per NIC, e.g. \"400 Gb/s\"");
     require(s, "cluster.inter_node.latency", "inter-node per-message latency");
   }
+  // A pod holds whole nodes; its oversubscription needs pods to join.
+  if (c.inter_node.pod_size > 0 && c.inter_node.pod_size % c.gpus_per_node != 0) {
+    reject(s, "cluster.inter_node.pod_size", std::to_string(c.inter_node.pod_size),
+           fmt::format("a pod holds whole nodes: must be a multiple of gpus_per_node ({})",
+                       c.gpus_per_node));
+  }
+  if (is_set(s, "cluster.inter_node.pod_oversubscription") && c.inter_node.pod_size == 0) {
+    reject(s, "cluster.inter_node.pod_oversubscription",
+           fmt::format("{}", c.inter_node.pod_oversubscription),
+           "applies between pods: set cluster.inter_node.pod_size (GPUs per pod)");
+  }
   if (!is_set(s, "cost.gpu_power")) s.cost.gpu_power = c.gpu.tdp;
 }
 
