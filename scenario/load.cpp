@@ -407,5 +407,6 @@ SweepInput load_sweep_file(const std::string& path) {
 std::vector<std::string> gpu_preset_names() { return gpu_presets().names(); }
 std::vector<std::string> system_preset_names() { return system_presets().names(); }
 std::vector<std::string> model_preset_names() { return model_presets().names(); }
+std::vector<std::string> fabric_preset_names() { return fabric_presets().names(); }
 
 }  // namespace orrery

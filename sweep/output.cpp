@@ -4,10 +4,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <map>
 #include <variant>
 
 #include "core/units.h"
+#include "report/check_report.h"
 #include "sweep/axes.h"
 
 namespace orrery {
@@ -172,6 +174,20 @@ std::string render_sweep_table(const SweepInput& in, const SweepResult& r) {
     if (best.band) out += fmt::format("band         {}\n", best.band->describe());
     for (const RegionFlag& f : best.outside) out += fmt::format("outside      {}\n", f.text);
     out += fmt::format("Megatron-LM  {}\n", megatron_arguments(s));
+  }
+  // Figures the presets assumed, once per swept GPU or system that has any.
+  for (std::size_t i = 0; i < in.raw.size(); ++i) {
+    const ClusterSpec& c = in.raw[i].draft().cluster;
+    ClusterSpec resolved = c;  // entries the scenario sets again are not assumed
+    try {
+      resolved = resolve(RawScenario(in.raw[i])).cluster;
+    } catch (const InputError&) {
+    }
+    for (int nodes : in.spec.nodes.values) resolved.nodes = std::max(resolved.nodes, nodes);
+    if (const std::string a = assumed_line(resolved); !a.empty()) {
+      const std::string who = !c.preset.empty() ? c.preset : c.gpu.name;
+      out += fmt::format("assumed      {}{}\n", in.raw.size() > 1 ? who + ": " : "", a);
+    }
   }
   out +=
       "pruned       candidates whose lower bound (GEMM and attention FLOPs at the fastest "
