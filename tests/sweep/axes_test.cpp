@@ -74,6 +74,9 @@ TEST(SystemSweep, TheSystemIsAColumnOfTheTableCsvAndJson) {
   EXPECT_NE(csv.find("\n1,simulated,dgx-b200,NVIDIA B200 (HGX/DGX B200),"), std::string::npos);
   const std::string json = render_sweep_json(in, r);
   EXPECT_NE(json.find("\"system\": \"dgx-b200\""), std::string::npos);
+  // The B200 system's assumed figures are named, the H100's (none) not.
+  EXPECT_NE(table.find("\nassumed      dgx-b200: cluster.gpu.gemm_efficiency, "), std::string::npos);
+  EXPECT_EQ(table.find("assumed      dgx-h100"), std::string::npos);
 }
 
 TEST(SystemSweep, NodeCountsAndFabricSettingsApplyToEverySystem) {
