@@ -343,7 +343,8 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"table", "json", "csv"}))
       ->capture_default_str();
 
-  CLI::App* presets = app.add_subcommand("presets", "List the built-in GPU, system, model and fabric presets.");
+  CLI::App* presets =
+      app.add_subcommand("presets", "List the built-in GPU, system, model and fabric presets.");
 
   std::vector<std::string> calibrate_inputs;
   std::string calibrate_out, calibrate_op;

@@ -205,8 +205,9 @@ std::string assumed_line(const ClusterSpec& c) {
   if (keys.empty()) return "";
   std::string list;
   for (const auto& k : keys) list += (list.empty() ? "" : ", ") + k;
-  return list + ": not measured on this hardware, copied from another GPU or fabric (the "
-                "presets say whence)";
+  return list +
+         ": not measured on this hardware, copied from another GPU or fabric (the "
+         "presets say whence)";
 }
 
 namespace {

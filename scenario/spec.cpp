@@ -82,7 +82,9 @@ std::vector<std::string> assumed_figures(const ClusterSpec& c) {
   std::vector<std::string> out;
   for (const auto& k : c.gpu.assumed) out.push_back("cluster.gpu." + k);
   // The inter-node figures matter only with several nodes.
-  const auto used = [&](const std::string& k) { return c.nodes > 1 || k.rfind("inter_node.", 0) != 0; };
+  const auto used = [&](const std::string& k) {
+    return c.nodes > 1 || k.rfind("inter_node.", 0) != 0;
+  };
   for (const auto& k : c.assumed)
     if (used(k)) out.push_back("cluster." + k);
   for (const auto& k : c.nodes > 1 ? c.inter_node.assumed : std::vector<std::string>{}) {

@@ -62,9 +62,10 @@ void complete_cluster(Scenario& s) {
   };
   auto keep_assumed = [&](std::vector<std::string>& keys, const std::string& prefix,
                           const std::string& file) {
-    keys.erase(std::remove_if(keys.begin(), keys.end(),
-                              [&](const std::string& k) { return set_elsewhere(prefix + k, file); }),
-               keys.end());
+    keys.erase(
+        std::remove_if(keys.begin(), keys.end(),
+                       [&](const std::string& k) { return set_elsewhere(prefix + k, file); }),
+        keys.end());
   };
   keep_assumed(c.gpu.assumed, "cluster.gpu.", c.gpu.assumed_file);
   keep_assumed(c.assumed, "cluster.", c.assumed_file);

@@ -29,7 +29,7 @@ struct Topology::Graph {
   std::vector<std::pair<int, int>> edges;  // collected while building, then compressed
   int vertices = 0;
   int nvswitch0 = 0, nic0 = 0, leaf0 = 0;
-  std::optional<int> spine;  // the (first pod's) spine vertex; none with a single leaf
+  std::optional<int> spine;        // the (first pod's) spine vertex; none with a single leaf
   std::optional<int> aggregation;  // with several pods, after the pod spines
 };
 
@@ -57,8 +57,8 @@ Topology::Topology(const ClusterSpec& c)
   leaves_per_pod_ = (pod_nodes_ * nics_per_node_ + kLeafDownlinks - 1) / kLeafDownlinks;
   if (nodes > 1) {
     groups_ = group_of_node(nodes - 1) + 1;
-    leaves_ = rail_optimized_ ? nics_per_node_ * groups_
-                              : leaf_of_nic(nodes - 1, nics_per_node_ - 1) + 1;
+    leaves_ =
+        rail_optimized_ ? nics_per_node_ * groups_ : leaf_of_nic(nodes - 1, nics_per_node_ - 1) + 1;
   }
   // One spine per pod when there are several pods, and the aggregation switch above them.
   const int spines = pods_ > 1 ? pods_ + 1 : (leaves_ > 1 ? 1 : 0);
@@ -132,10 +132,10 @@ Topology::Topology(const ClusterSpec& c)
     const int pod = pod_of_leaf(leaf);
     const int spine = *G.spine + (pods_ > 1 ? pod : 0);
     pod_uplink[static_cast<size_t>(pod)] = pod_uplink[static_cast<size_t>(pod)] + up;
-    spine_up_[leaf] = add_link(G.leaf0 + leaf, spine,
-                               {LinkClass::spine, true, up, inter_latency_, leaf});
-    spine_down_[leaf] = add_link(spine, G.leaf0 + leaf,
-                                 {LinkClass::spine, false, up, inter_latency_, leaf});
+    spine_up_[leaf] =
+        add_link(G.leaf0 + leaf, spine, {LinkClass::spine, true, up, inter_latency_, leaf});
+    spine_down_[leaf] =
+        add_link(spine, G.leaf0 + leaf, {LinkClass::spine, false, up, inter_latency_, leaf});
   }
   if (G.aggregation) {
     pod_up_.resize(static_cast<size_t>(pods_));

@@ -133,7 +133,8 @@ std::string render_sweep_table(const SweepInput& in, const SweepResult& r) {
     const CandidateResult& c = r.candidates[static_cast<std::size_t>(rows[k])];
     out += fmt::format("{:>5}  ", k + 1);
     if (systems) out += fmt::format("{:<14} ", system_of(c));
-    out += fmt::format("{:<22} {:>3} {:>4} {:>4} {:<9} {:<6} {:>6.1f} GiB", split_label(c), c.a.microbatch, c.a.zero_stage, to_string(c.a.precision),
+    out += fmt::format("{:<22} {:>3} {:>4} {:>4} {:<9} {:<6} {:>6.1f} GiB", split_label(c),
+                       c.a.microbatch, c.a.zero_stage, to_string(c.a.precision),
                        to_string(c.a.recompute), c.gpus, c.memory->used.value() / kGiB);
     for (std::size_t i = 0; i < w.objectives.size(); ++i) {
       out += fmt::format(" {:>14}", objective_text(w.objectives[i], c.objective[i]));

@@ -30,7 +30,8 @@ TEST(RunReport, AssumedFiguresAreNamedInRunAndCheck) {
   // (scenario/presets, assumed:); a DGX H100 has none.
   const Scenario b200 = load_scenario_text(
       "cluster: {preset: dgx-b200, nodes: 1}\nmodel: narayanan-1.7b\nparallelism: {tp: 2, "
-      "global_batch: 16}\n", "b.yaml");
+      "global_batch: 16}\n",
+      "b.yaml");
   const std::string line =
       "cluster.gpu.gemm_efficiency, cluster.gpu.gemm_ramp, cluster.gpu.attention_efficiency, "
       "cluster.gpu.memory_efficiency, cluster.intra_node.efficiency: not measured";
@@ -41,7 +42,8 @@ TEST(RunReport, AssumedFiguresAreNamedInRunAndCheck) {
             std::string::npos);
   const auto json = nlohmann::json::parse(render_run_json(b200, predict(b200)));
   EXPECT_EQ(json.at("assumed").size(), 5u);
-  const Scenario h100 = testing::preset_scenario("narayanan-1.7b", "tp: 2, pp: 2, global_batch: 16");
+  const Scenario h100 =
+      testing::preset_scenario("narayanan-1.7b", "tp: 2, pp: 2, global_batch: 16");
   EXPECT_EQ(render_run_table(h100, predict(h100)).find("assumed"), std::string::npos);
 }
 

@@ -79,26 +79,31 @@ TEST(Presets, EachCitesItsSource) {
 // scenario sets again is no longer assumed.
 TEST(Presets, AssumedFiguresAreListedAndDroppedWhenSetAgain) {
   const std::string rest = "model: narayanan-1.7b\nparallelism: {global_batch: 16}\n";
-  const Scenario b200 = load_scenario_text("cluster: {preset: dgx-b200, nodes: 2}\n" + rest, "b.yaml");
-  EXPECT_EQ(assumed_figures(b200.cluster),
-            (std::vector<std::string>{"cluster.gpu.gemm_efficiency", "cluster.gpu.gemm_ramp",
-                                      "cluster.gpu.attention_efficiency",
-                                      "cluster.gpu.memory_efficiency",
-                                      "cluster.intra_node.efficiency"}));
+  const Scenario b200 =
+      load_scenario_text("cluster: {preset: dgx-b200, nodes: 2}\n" + rest, "b.yaml");
+  EXPECT_EQ(
+      assumed_figures(b200.cluster),
+      (std::vector<std::string>{"cluster.gpu.gemm_efficiency", "cluster.gpu.gemm_ramp",
+                                "cluster.gpu.attention_efficiency", "cluster.gpu.memory_efficiency",
+                                "cluster.intra_node.efficiency"}));
   // Only bf16's plateau written: the other formats' stay assumed; the NVLink efficiency
   // written: no longer assumed.
   const Scenario own = load_scenario_text(
       "cluster: {preset: dgx-b200, nodes: 2, gpu: {preset: b200, gemm_efficiency: {bf16: 0.7}, "
-      "attention_efficiency: 0.4}, intra_node: {efficiency: 0.8}}\n" + rest, "o.yaml");
+      "attention_efficiency: 0.4}, intra_node: {efficiency: 0.8}}\n" +
+          rest,
+      "o.yaml");
   EXPECT_EQ(assumed_figures(own.cluster),
             (std::vector<std::string>{"cluster.gpu.gemm_efficiency", "cluster.gpu.gemm_ramp",
                                       "cluster.gpu.memory_efficiency"}));
   // H100 on NDR: measured throughout.
-  const Scenario h100 = load_scenario_text("cluster: {preset: dgx-h100, nodes: 2}\n" + rest, "h.yaml");
+  const Scenario h100 =
+      load_scenario_text("cluster: {preset: dgx-h100, nodes: 2}\n" + rest, "h.yaml");
   EXPECT_TRUE(assumed_figures(h100.cluster).empty());
   // A fabric preset replaces the NIC figures: ib-ndr's are measured, roce's efficiency not.
   const Scenario ndr = load_scenario_text(
-      "cluster: {preset: hgx-h100-roce, nodes: 2, inter_node: {fabric: ib-ndr}}\n" + rest, "n.yaml");
+      "cluster: {preset: hgx-h100-roce, nodes: 2, inter_node: {fabric: ib-ndr}}\n" + rest,
+      "n.yaml");
   EXPECT_TRUE(assumed_figures(ndr.cluster).empty());
   EXPECT_DOUBLE_EQ(ndr.cluster.inter_node.nic_bandwidth.value(), 50e9);
   const Scenario xdr = load_scenario_text(
@@ -109,7 +114,8 @@ TEST(Presets, AssumedFiguresAreListedAndDroppedWhenSetAgain) {
   // Keys written beside the fabric override it.
   const Scenario mine = load_scenario_text(
       "cluster: {preset: dgx-h100, nodes: 2, inter_node: {fabric: ib-xdr, efficiency: 0.9}}\n" +
-          rest, "m.yaml");
+          rest,
+      "m.yaml");
   EXPECT_DOUBLE_EQ(mine.cluster.inter_node.efficiency, 0.9);
   EXPECT_TRUE(assumed_figures(mine.cluster).empty());
 }
@@ -119,7 +125,8 @@ TEST(Presets, Gb200Nvl72IsOneNvlinkDomainOf72) {
   // 900 GB/s per direction; BF16 360 PFLOPS sparse / 72 / 2 = 2.5 PFLOP/s dense.
   const Scenario s = load_scenario_text(
       "cluster: {preset: gb200-nvl72, nodes: 2}\nmodel: llama3-8b\nparallelism: {global_batch: "
-      "144}\n", "g.yaml");
+      "144}\n",
+      "g.yaml");
   EXPECT_EQ(s.cluster.gpus_per_node, 72);
   EXPECT_EQ(s.cluster.gpus(), 144);
   EXPECT_EQ(s.cluster.inter_node.nics_per_node, 72);

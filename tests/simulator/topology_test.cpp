@@ -67,8 +67,8 @@ TEST(Topology, OversubscriptionDividesLeafUplinks) {
 // uplink at 1:1 is 32 x 47 = 1,504 GB/s; a pod's uplink to the aggregation layer at 1:7
 // is (2 x 1,504) / 7 = 429.71 GB/s.
 TEST(Topology, TwoTierOversubscriptionRoute) {
-  const Topology t(cluster("hgx-h100-roce", 16,
-                           ", inter_node: {pod_size: 64, pod_oversubscription: 7}"));
+  const Topology t(
+      cluster("hgx-h100-roce", 16, ", inter_node: {pod_size: 64, pod_oversubscription: 7}"));
   EXPECT_EQ(t.pods(), 2);
   EXPECT_EQ(t.leaves(), 4);
   EXPECT_EQ(t.pod_of_leaf(1), 0);
@@ -101,9 +101,9 @@ TEST(Topology, TwoTierOversubscriptionRoute) {
   // 1,504 / 32 = 47. At 1:1 between pods the pod uplink is 3,008 GB/s, 47 each: the NICs
   // bound it.
   for (const double over : {7.0, 1.0}) {
-    const Topology u(cluster("hgx-h100-roce", 16,
-                             ", inter_node: {pod_size: 64, pod_oversubscription: " +
-                                 std::to_string(over) + "}"));
+    const Topology u(cluster(
+        "hgx-h100-roce", 16,
+        ", inter_node: {pod_size: 64, pod_oversubscription: " + std::to_string(over) + "}"));
     std::vector<double> cap;
     for (int l = 0; l < u.link_count(); ++l) cap.push_back(u.link(l).capacity.value());
     FlowNetwork net(cap);

@@ -35,9 +35,9 @@ std::vector<Pair> candidates(const SweepInput& in) {
   const SweepResult r = run_sweep(in, SweepOptions{});
   for (const CandidateResult& c : r.candidates) {
     if (c.status == Status::invalid) continue;
-    out.push_back({c.a, candidate_scenario(in, c.a),
-                   load_scenario_text(rewrite_scenario_yaml(in.yaml, candidate_settings(in, c)),
-                                      "c.yaml")});
+    out.push_back(
+        {c.a, candidate_scenario(in, c.a),
+         load_scenario_text(rewrite_scenario_yaml(in.yaml, candidate_settings(in, c)), "c.yaml")});
   }
   return out;
 }
@@ -75,15 +75,16 @@ TEST(SystemSweep, TheSystemIsAColumnOfTheTableCsvAndJson) {
   const std::string json = render_sweep_json(in, r);
   EXPECT_NE(json.find("\"system\": \"dgx-b200\""), std::string::npos);
   // The B200 system's assumed figures are named, the H100's (none) not.
-  EXPECT_NE(table.find("\nassumed      dgx-b200: cluster.gpu.gemm_efficiency, "), std::string::npos);
+  EXPECT_NE(table.find("\nassumed      dgx-b200: cluster.gpu.gemm_efficiency, "),
+            std::string::npos);
   EXPECT_EQ(table.find("assumed      dgx-h100"), std::string::npos);
 }
 
 TEST(SystemSweep, NodeCountsAndFabricSettingsApplyToEverySystem) {
   // Keys written beside the preset stay: two nodes and a 2:1 leaf for both systems.
-  const SweepInput in = load(
-      "sweep: {system: [dgx-a100, dgx-h200]}\n",
-      R"(cluster: {preset: dgx-h100, nodes: 2, inter_node: {oversubscription: 2}}
+  const SweepInput in =
+      load("sweep: {system: [dgx-a100, dgx-h200]}\n",
+           R"(cluster: {preset: dgx-h100, nodes: 2, inter_node: {oversubscription: 2}}
 model: {preset: narayanan-1.7b}
 parallelism: {tp: 2, pp: 1, microbatch: 1, global_batch: 16}
 )");
@@ -130,9 +131,9 @@ parallelism: {tp: 2, pp: 1, microbatch: 1, global_batch: 16}
 
 TEST(AxisSweep, ParallelismAxesCarryTheirValues) {
   // cp 1, 2 x sequence parallel x schedule: cp 2 with tp 2 uses 4 of the 8 GPUs, dp 2.
-  const SweepInput in = load(
-      "sweep: {cp: [1, 2], sequence_parallel: [false, true], schedule: [1f1b, gpipe]}\n",
-      R"(cluster: {preset: dgx-h100, nodes: 1}
+  const SweepInput in =
+      load("sweep: {cp: [1, 2], sequence_parallel: [false, true], schedule: [1f1b, gpipe]}\n",
+           R"(cluster: {preset: dgx-h100, nodes: 1}
 model: {preset: narayanan-1.7b}
 parallelism: {tp: 2, pp: 2, microbatch: 1, global_batch: 16}
 )");
@@ -169,9 +170,10 @@ parallelism: {tp: 2, pp: 4, microbatch: 1, global_batch: 16}
 TEST(AxisSweep, FsdpImplementationAndShardingCarryTheirValues) {
   // 2 nodes of 8, tp 1: dp 16; each implementation full or hybrid (8 ranks of a node
   // tile the 16).
-  const SweepInput in = load("sweep: {fsdp: [deepspeed, fsdp2, megatron_fsdp], sharding: [full, "
-                             "hybrid]}\n",
-                             R"(cluster: {preset: dgx-h100, nodes: 2}
+  const SweepInput in = load(
+      "sweep: {fsdp: [deepspeed, fsdp2, megatron_fsdp], sharding: [full, "
+      "hybrid]}\n",
+      R"(cluster: {preset: dgx-h100, nodes: 2}
 model: {preset: narayanan-1.7b}
 parallelism: {tp: 1, pp: 1, microbatch: 1, global_batch: 32, fsdp: true}
 )");
