@@ -47,6 +47,21 @@ TEST(RunReport, AssumedFiguresAreNamedInRunAndCheck) {
   EXPECT_EQ(render_run_table(h100, predict(h100)).find("assumed"), std::string::npos);
 }
 
+TEST(RunReport, CheckNamesTheFabricAndThePods) {
+  const Scenario s = load_scenario_text(
+      "cluster: {preset: hgx-h100-roce, nodes: 512, inter_node: {fabric: roce}}\nmodel: "
+      "narayanan-1.7b\nparallelism: {tp: 8, global_batch: 512}\n", "r.yaml");
+  const std::string t = render_check_table(s, analyse_step(s));
+  EXPECT_NE(t.find("8 x 50.00 GB/s NICs, 14.000 us, fat-tree, oversubscription 1:1, pods of 3072 "
+                   "GPUs at 7:1 above them, fabric roce"),
+            std::string::npos)
+      << t;
+  // roce's efficiency is NDR's (fabrics.yaml, assumed): the fabric's list replaces the
+  // system's entry for the same key.
+  EXPECT_NE(t.find("  assumed                  cluster.inter_node.efficiency: not measured"),
+            std::string::npos);
+}
+
 TEST(RunReport, BandIsThePredictionOverTheShippedResiduals) {
   const Scenario s = testing::preset_scenario("narayanan-1.7b", "tp: 2, pp: 2, global_batch: 16");
   const Prediction p = predict(s);
