@@ -50,7 +50,8 @@ TEST(RunReport, AssumedFiguresAreNamedInRunAndCheck) {
 TEST(RunReport, CheckNamesTheFabricAndThePods) {
   const Scenario s = load_scenario_text(
       "cluster: {preset: hgx-h100-roce, nodes: 512, inter_node: {fabric: roce}}\nmodel: "
-      "narayanan-1.7b\nparallelism: {tp: 8, global_batch: 512}\n", "r.yaml");
+      "narayanan-1.7b\nparallelism: {tp: 8, global_batch: 512}\n",
+      "r.yaml");
   const std::string t = render_check_table(s, analyse_step(s));
   EXPECT_NE(t.find("8 x 50.00 GB/s NICs, 14.000 us, fat-tree, oversubscription 1:1, pods of 3072 "
                    "GPUs at 7:1 above them, fabric roce"),
