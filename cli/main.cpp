@@ -132,6 +132,7 @@ int run_presets() {
   out += "GPUs:    " + join(orrery::gpu_preset_names()) + "\n";
   out += "systems: " + join(orrery::system_preset_names()) + "\n";
   out += "models:  " + join(orrery::model_preset_names()) + "\n";
+  out += "fabrics: " + join(orrery::fabric_preset_names()) + "\n";
   std::fwrite(out.data(), 1, out.size(), stdout);
   return 0;
 }
@@ -353,7 +354,8 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"table", "json", "csv"}))
       ->capture_default_str();
 
-  CLI::App* presets = app.add_subcommand("presets", "List the built-in GPU, system and model presets.");
+  CLI::App* presets =
+      app.add_subcommand("presets", "List the built-in GPU, system, model and fabric presets.");
 
   std::vector<std::string> calibrate_inputs;
   std::string calibrate_out, calibrate_op;

@@ -57,6 +57,12 @@ ordered_json scenario_json(const Scenario& s) {
         {"oversubscription", c.inter_node.oversubscription},
         {"efficiency", c.inter_node.efficiency},
         {"background_load", c.inter_node.background_load}}}};
+  if (c.inter_node.pod_size > 0) {
+    j["cluster"]["inter_node"]["pod_size"] = c.inter_node.pod_size;
+    j["cluster"]["inter_node"]["pod_oversubscription"] = c.inter_node.pod_oversubscription;
+  }
+  if (!c.inter_node.fabric.empty()) j["cluster"]["inter_node"]["fabric"] = c.inter_node.fabric;
+  if (const auto a = assumed_figures(c); !a.empty()) j["cluster"]["assumed"] = a;
   ordered_json model = {{"preset", m.preset}, {"name", m.name}, {"family", to_string(m.family)}};
   if (m.is_transformer()) {
     model["layers"] = m.layers;
@@ -201,6 +207,16 @@ std::string render_check_json(const Scenario& s, const StepFigures& f) {
   return j.dump(2) + "\n";
 }
 
+std::string assumed_line(const ClusterSpec& c) {
+  const std::vector<std::string> keys = assumed_figures(c);
+  if (keys.empty()) return "";
+  std::string list;
+  for (const auto& k : keys) list += (list.empty() ? "" : ", ") + k;
+  return list +
+         ": not measured on this hardware, copied from another GPU or fabric (the "
+         "presets say whence)";
+}
+
 namespace {
 
 // One "key value" row of the check table.
@@ -225,12 +241,17 @@ void cluster_section(std::string& o, const ClusterSpec& c) {
        fmt::format("{} per GPU per direction, {}{}", format_bandwidth(c.intra_node.bandwidth),
                    format_seconds(c.intra_node.latency), c.intra_node.nvls ? ", NVLS" : ""));
   if (c.nodes > 1 || c.inter_node.nics_per_node > 0) {
+    const InterNodeSpec& n = c.inter_node;
     line(o, "inter-node",
-         fmt::format("{} x {} NICs, {}, {}, oversubscription {}:1", c.inter_node.nics_per_node,
-                     format_bandwidth(c.inter_node.nic_bandwidth),
-                     format_seconds(c.inter_node.latency), to_string(c.inter_node.topology),
-                     c.inter_node.oversubscription));
+         fmt::format("{} x {} NICs, {}, {}, oversubscription {}:1{}{}", n.nics_per_node,
+                     format_bandwidth(n.nic_bandwidth), format_seconds(n.latency),
+                     to_string(n.topology), n.oversubscription,
+                     n.pod_size > 0 ? fmt::format(", pods of {} GPUs at {}:1 above them",
+                                                  n.pod_size, n.pod_oversubscription)
+                                    : std::string(),
+                     n.fabric.empty() ? std::string() : ", fabric " + n.fabric));
   }
+  if (const std::string a = assumed_line(c); !a.empty()) line(o, "assumed", a);
 }
 
 void model_section(std::string& o, const ModelSpec& m) {

@@ -11,6 +11,7 @@
 
 #include "model/training_run.h"
 #include "report/band.h"
+#include "report/check_report.h"
 #include "report/memory_json.h"
 
 namespace orrery {
@@ -234,6 +235,7 @@ std::string render_run_json(const Scenario& s, const Prediction& prediction) {
     j["band"] = band_json(a, r);
     j["validated_region"] = region_json(a);
   }
+  if (const auto assumed = assumed_figures(s.cluster); !assumed.empty()) j["assumed"] = assumed;
   if (r.stalled_at) j["step_time_s"] = nullptr;
   if (const auto& e = prediction.run; e && !r.stalled_at) j["run"] = run_json(*e);
   j["simulation"] = {{"tasks", r.tasks}, {"events", r.events}, {"compute_model", r.compute_model}};
@@ -350,6 +352,8 @@ std::string render_run_table(const Scenario& s, const Prediction& prediction) {
     }
     if (a.flags.empty()) line("validated region", "inside");
     for (const RegionFlag& f : a.flags) line("outside region", f.text);
+    if (const std::string assumed = assumed_line(s.cluster); !assumed.empty())
+      line("assumed", assumed);
   }
 
   const Breakdown& b = r.stages.at(r.critical_stage).breakdown;

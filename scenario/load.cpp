@@ -358,9 +358,35 @@ SweepInput load_sweep_text(const std::string& yaml, const std::string& display_n
                      "missing key: orrery sweep needs a sweep: section (docs/scenario-format.md)");
   }
   in.baseline = parse(root, display_name, &in.spec);
-  if (in.spec.gpu.empty()) {
-    in.raw.push_back(parse_raw(root, display_name, nullptr));
-  } else {
+  const ClusterSpec& cluster = in.baseline.cluster;
+  // sweep.gpu replaces the GPU alone: with a system preset every candidate would keep
+  // that system's NVLink, NICs and bus-bandwidth curve (a B200 at H100's 450 GB/s), which
+  // no such machine has. Whole systems are swept with sweep.system.
+  if (!in.spec.gpu.empty() && !cluster.preset.empty()) {
+    throw InputError(in.spec.where("sweep.gpu"), "sweep.gpu", in.spec.gpu.front(),
+                     fmt::format("the cluster is the system preset '{}', whose NVLink, NICs and "
+                                 "bus-bandwidth curve are its own GPU's; sweep whole systems "
+                                 "instead (sweep.system: [{}, ...]), or write the cluster out in "
+                                 "full to keep one network for every GPU",
+                                 cluster.preset, cluster.preset));
+  }
+  // sweep.system replaces the cluster's preset; the file may keep node counts and fabric
+  // settings beside it, but a GPU of its own would undo the swap.
+  if (!in.spec.system.empty() && in.baseline.origin.count("cluster.gpu") &&
+      in.baseline.where("cluster.gpu").file == display_name) {
+    throw InputError(in.baseline.where("cluster.gpu"), "cluster.gpu", cluster.gpu.preset,
+                     "sweep.system gives each candidate its system's own GPU; remove "
+                     "cluster.gpu from the file (or sweep gpu over a cluster written in full)");
+  }
+  if (!in.spec.system.empty()) {
+    for (const auto& system : in.spec.system) {
+      YAML::Node copy = YAML::Clone(root);
+      set_path(copy, "cluster.preset", system);
+      RawScenario raw = parse_raw(copy, display_name, nullptr);
+      raw.set_by("cluster.preset", in.spec.where("sweep.system"));
+      in.raw.push_back(std::move(raw));
+    }
+  } else if (!in.spec.gpu.empty()) {
     for (const auto& gpu : in.spec.gpu) {
       YAML::Node copy = YAML::Clone(root);
       set_path(copy, "cluster.gpu", gpu);
@@ -368,6 +394,8 @@ SweepInput load_sweep_text(const std::string& yaml, const std::string& display_n
       raw.set_by("cluster.gpu", in.spec.where("sweep.gpu"));
       in.raw.push_back(std::move(raw));
     }
+  } else {
+    in.raw.push_back(parse_raw(root, display_name, nullptr));
   }
   return in;
 }
@@ -379,5 +407,6 @@ SweepInput load_sweep_file(const std::string& path) {
 std::vector<std::string> gpu_preset_names() { return gpu_presets().names(); }
 std::vector<std::string> system_preset_names() { return system_presets().names(); }
 std::vector<std::string> model_preset_names() { return model_presets().names(); }
+std::vector<std::string> fabric_preset_names() { return fabric_presets().names(); }
 
 }  // namespace orrery

@@ -24,5 +24,6 @@ std::vector<std::string> scenario_keys();
 std::vector<std::string> gpu_preset_names();
 std::vector<std::string> system_preset_names();
 std::vector<std::string> model_preset_names();
+std::vector<std::string> fabric_preset_names();
 
 }  // namespace orrery

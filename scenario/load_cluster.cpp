@@ -3,6 +3,7 @@
 // figure a run needs is checked by validation (scenario/validate.cpp).
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
@@ -56,6 +57,32 @@ using namespace field;
 using G = GpuSpec;
 using C = ClusterSpec;
 
+// `assumed:` a list of the section's own key paths (`allowed`) whose figures the preset
+// copied from another GPU or fabric instead of measuring them; kept with the file that
+// says so (scenario/spec.h, GpuSpec::assumed).
+template <class Spec>
+ReadFn<Spec> assumed_list(std::vector<std::string> (*allowed)()) {
+  return [allowed](MapReader& r, const std::string& key, Origin*, Spec& s) {
+    if (!r.has(key)) return;
+    const YAML::Node list = r.node(key);
+    if (!list.IsSequence()) r.fail(key, "expected a list of key names");
+    const std::vector<std::string> keys = allowed();
+    s.assumed.clear();
+    for (const auto& item : list) {
+      const std::string v = describe(item);
+      if (!item.IsScalar() || std::find(keys.begin(), keys.end(), v) == keys.end()) {
+        std::string why = "not a figure of this section";
+        const std::string hint = closest_match(v, keys);
+        if (!hint.empty()) why += fmt::format(" (did you mean '{}'?)", hint);
+        throw InputError(location_of(r.file(), item), r.key_path(key), v, why);
+      }
+      s.assumed.push_back(v);
+    }
+    s.assumed_file = r.file();
+    r.mark(key);
+  };
+}
+
 // One row per format of core's table (kAllDtypes), under its name, read by `read(dtype)`:
 // the keys of cluster.gpu.peak and cluster.gpu.gemm_efficiency.
 FieldTable<G> per_dtype(const std::function<ReadFn<G>(Dtype)>& read) {
@@ -98,6 +125,8 @@ ReadFn<Spec> curve(std::vector<std::pair<X, double>> Spec::*m, Dimension dim, bo
   };
 }
 
+std::vector<std::string> gpu_figure_keys();
+
 // Every key of cluster.gpu, in the order its unknown-key error lists them.
 const FieldTable<G>& gpu_fields() {
   static const FieldTable<G> table = {
@@ -113,8 +142,22 @@ const FieldTable<G>& gpu_fields() {
       {"attention_efficiency", number(&G::attention_efficiency, 0.01, 1.0)},
       {"memory_efficiency", number(&G::memory_efficiency, 0.01, 1.0)},
       {"kernel_launch", quantity(&G::kernel_launch, Dimension::seconds, 0.0, 1.0)},
+      {"assumed", assumed_list<G>(gpu_figure_keys)},
   };
   return table;
+}
+
+// The figures of cluster.gpu an `assumed:` list may name: each key but the names, and
+// each format of peak and gemm_efficiency.
+std::vector<std::string> gpu_figure_keys() {
+  std::vector<std::string> out;
+  for (const std::string& k : keys_of(gpu_fields())) {
+    if (k == "preset" || k == "name" || k == "assumed") continue;
+    out.push_back(k);
+    if (k == "peak" || k == "gemm_efficiency")
+      for (const Dtype d : kAllDtypes) out.push_back(k + "." + to_string(d));
+  }
+  return out;
 }
 
 // cluster.gpu: a preset's name or a mapping (apply_section); the preset read is kept.
@@ -148,14 +191,53 @@ const FieldTable<IntraNodeSpec>& intra_fields() {
   return table;
 }
 
+std::vector<std::string> fabric_figure_keys() { return {"nic_bandwidth", "latency", "efficiency"}; }
+
+// The keys a fabric preset sets (scenario/presets/fabrics.yaml).
+const FieldTable<InterNodeSpec>& fabric_fields() {
+  using N = InterNodeSpec;
+  static const FieldTable<N> table = {
+      {"nic_bandwidth", quantity(&N::nic_bandwidth, Dimension::bandwidth, 1e6, kMaxBandwidth)},
+      {"latency", quantity(&N::latency, Dimension::seconds, 0.0, kMaxLatency)},
+      {"efficiency", number(&N::efficiency, 0.01, 1.0)},
+      {"assumed", assumed_list<N>(fabric_figure_keys)},
+  };
+  return table;
+}
+
+// inter_node.fabric: a fabric preset's figures, read before the section's other keys so
+// that those still override them.
+void read_fabric(MapReader& r, const std::string& key, Origin* origin, InterNodeSpec& n) {
+  std::string name;
+  if (!r.read_string(key, name)) return;
+  const PresetTable& fabrics = fabric_presets();
+  const YAML::Node p = fabrics.find(name);
+  if (!p.IsDefined()) {
+    std::string known;
+    for (const auto& f : fabrics.names()) known += (known.empty() ? "" : ", ") + f;
+    std::string why = fmt::format("no fabric preset named '{}'", name);
+    const std::string hint = closest_match(name, fabrics.names());
+    if (!hint.empty()) why += fmt::format(" (did you mean '{}'?)", hint);
+    r.fail(key, why + "; known: " + known);
+  }
+  MapReader fr(p, fabrics.file_for(name), r.key_path(key).substr(0, r.key_path(key).rfind('.')),
+               keys_of(fabric_fields()), origin);
+  n.assumed.clear();  // the fabric's own list replaces any other
+  read_fields(fr, origin, fabric_fields(), n);
+  n.fabric = name;
+}
+
 const FieldTable<InterNodeSpec>& inter_fields() {
   using N = InterNodeSpec;
   static const FieldTable<N> table = {
-      {"nics_per_node", whole(&N::nics_per_node, 1, 64)},
+      {"fabric", read_fabric},
+      {"nics_per_node", whole(&N::nics_per_node, 1, kMaxNicsPerNode)},
       {"nic_bandwidth", quantity(&N::nic_bandwidth, Dimension::bandwidth, 1e6, kMaxBandwidth)},
       {"latency", quantity(&N::latency, Dimension::seconds, 0.0, kMaxLatency)},
       {"topology", choice(&N::topology)},
       {"oversubscription", number(&N::oversubscription, 1.0, 64.0)},
+      {"pod_size", whole(&N::pod_size, 1, kMaxCount)},
+      {"pod_oversubscription", number(&N::pod_oversubscription, 1.0, 64.0)},
       {"efficiency", number(&N::efficiency, 0.01, 1.0)},
       {"background_load", number(&N::background_load, 0.0, 0.99)},
   };
@@ -173,6 +255,14 @@ const FieldTable<HostSpec>& host_fields() {
   return table;
 }
 
+std::vector<std::string> cluster_figure_keys() {
+  std::vector<std::string> out = {"gpus_per_node"};
+  for (const std::string& k : keys_of(intra_fields())) out.push_back("intra_node." + k);
+  for (const std::string& k : keys_of(inter_fields()))
+    if (k != "fabric") out.push_back("inter_node." + k);
+  return out;
+}
+
 // Every key of cluster:, in the order its unknown-key error lists them; the fabrics are
 // read after the calibration profile's path.
 const FieldTable<C>& cluster_fields() {
@@ -185,6 +275,7 @@ const FieldTable<C>& cluster_fields() {
       {"inter_node", nested(&C::inter_node, inter_fields, false), true},
       {"host", nested(&C::host, host_fields, false), true},
       {"calibration", read_calibration},
+      {"assumed", assumed_list<C>(cluster_figure_keys)},
   };
   return table;
 }

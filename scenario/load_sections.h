@@ -30,6 +30,9 @@ inline constexpr double kMaxBandwidth = 1e15;            // 1 PB/s
 inline constexpr double kMaxLatency = 1.0;               // 1 s per message
 inline constexpr double kMaxPower = 1e6;                 // 1 MW per GPU
 inline constexpr int kMaxCount = 1 << 20;                // nodes, GPUs per node, layers, degrees
+// NICs per node: up to one per GPU of the largest NVLink domain a node may stand for
+// (GB200 NVL72: 72 GPUs, one ConnectX NIC each), with room to spare.
+inline constexpr int kMaxNicsPerNode = 1024;
 inline constexpr std::int64_t kMaxWidth = std::int64_t{1} << 24;  // hidden, ffn, vocab, seq_len
 
 // Reads a section that may be a preset name (scalar) or a mapping with an optional

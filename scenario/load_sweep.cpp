@@ -194,6 +194,58 @@ void read_gpu_axis(MapReader& r, const std::string& key, Origin*, W& w) {
   r.mark(key);
 }
 
+// The system presets swept over, by name: each candidate takes the whole preset (GPU,
+// NVLink, NICs, topology, bus-bandwidth curve) in place of the file's cluster preset.
+void read_system_axis(MapReader& r, const std::string& key, Origin*, W& w) {
+  if (!r.has(key)) return;
+  if (r.has("gpu")) r.fail(key, "sweep gpu or system, not both: a system brings its own GPU");
+  const std::vector<std::string> presets = system_presets().names();
+  std::vector<Named<std::string>> names;
+  for (const auto& g : presets) names.push_back({g, g.c_str()});
+  w.system = read_enum_axis<std::string>(r.node(key), r.file(), r.key_path(key), names);
+  r.mark(key);
+}
+
+// sequence_parallel: true, false or both.
+void read_bool_axis(MapReader& r, const std::string& key, Origin*, W& w) {
+  if (!r.has(key)) return;
+  static constexpr Named<bool> kBools[] = {{false, "false"}, {true, "true"}};
+  w.sequence_parallel = read_enum_axis<bool>(r.node(key), r.file(), r.key_path(key), kBools);
+  r.mark(key);
+}
+
+// NIC line rates: one quantity or a list, each between 1 Mb/s and kMaxBandwidth.
+void read_bandwidth_axis(MapReader& r, const std::string& key, Origin*, W& w) {
+  if (!r.has(key)) return;
+  const YAML::Node n = r.node(key);
+  auto add = [&](const YAML::Node& item) {
+    const std::string v = describe(item);
+    double x = 0;
+    std::string why;
+    if (!item.IsScalar() || !parse_quantity(item.Scalar(), Dimension::bandwidth, x, why)) {
+      throw InputError(location_of(r.file(), item), r.key_path(key), v,
+                       why.empty() ? "expected a bandwidth such as \"400 Gb/s\"" : why);
+    }
+    if (!(x >= 1e6 && x <= kMaxBandwidth)) {
+      throw InputError(location_of(r.file(), item), r.key_path(key), v,
+                       "must be between 1 MB/s and 1 PB/s");
+    }
+    for (const auto& [b, text] : w.nic_bandwidth)
+      if (b.value() == x) return;
+    w.nic_bandwidth.emplace_back(Bandwidth(x), v);
+  };
+  if (n.IsSequence()) {
+    for (const auto& item : n) add(item);
+  } else {
+    add(n);
+  }
+  if (w.nic_bandwidth.empty()) {
+    throw InputError(location_of(r.file(), n), r.key_path(key), "",
+                     "an empty sweep: give at least one value");
+  }
+  r.mark(key);
+}
+
 const FieldTable<W>& constraint_fields() {
   static const FieldTable<W> table = {
       {"fits_memory", flag(&W::fits_memory)},
@@ -226,6 +278,16 @@ const FieldTable<W>& sweep_fields() {
       {"compression", enum_axis<S>(&W::compression), true},
       {"nodes", int_axis(&W::nodes, 1, kMaxCount, false)},
       {"gpu", read_gpu_axis, true},
+      {"system", read_system_axis, true},
+      {"gpus_per_node", int_axis(&W::gpus_per_node, 1, 1024, false), true},
+      {"nics_per_node", int_axis(&W::nics_per_node, 1, kMaxNicsPerNode, false), true},
+      {"nic_bandwidth", read_bandwidth_axis, true},
+      {"cp", int_axis(&W::cp, 1, kMaxCount, false), true},
+      {"ep", int_axis(&W::ep, 1, kMaxCount, false), true},
+      {"schedule", enum_axis<PipelineSchedule>(&W::schedule), true},
+      {"sequence_parallel", read_bool_axis, true},
+      {"fsdp", enum_axis<ParallelismSpec::FsdpImpl>(&W::fsdp), true},
+      {"sharding", enum_axis<ParallelismSpec::Sharding>(&W::sharding), true},
       {kConstraints, nested(constraint_fields, false), true},
       {kObjectives, enum_axis<Objective>(&W::objectives), true},
       {kTop, whole(&W::top, 1, 1 << 20), true},
@@ -254,7 +316,9 @@ void read_sweep(const YAML::Node& node, const std::string& file, SweepSpec& w) {
   if (!varies) {
     throw InputError(r.where(), "sweep", describe(node),
                      "an empty sweep: vary at least one of tp, pp, dp, vp, microbatch, "
-                     "global_batch, zero_stage, recompute, precision, compression, nodes, gpu "
+                     "global_batch, zero_stage, recompute, precision, compression, nodes, gpu, "
+                     "system, gpus_per_node, nics_per_node, nic_bandwidth, cp, ep, schedule, "
+                     "sequence_parallel, fsdp, sharding "
                      "(or use `orrery run` for the scenario as written)");
   }
 }

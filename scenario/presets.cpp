@@ -67,4 +67,9 @@ const PresetTable& model_presets() {
   return table;
 }
 
+const PresetTable& fabric_presets() {
+  static const PresetTable table("fabric", "scenario/presets/fabrics.yaml", kFabricPresetsYaml);
+  return table;
+}
+
 }  // namespace orrery

@@ -47,5 +47,6 @@ class PresetTable {
 const PresetTable& gpu_presets();
 const PresetTable& system_presets();
 const PresetTable& model_presets();
+const PresetTable& fabric_presets();
 
 }  // namespace orrery

@@ -6,4 +6,5 @@ namespace orrery {
 extern const char* const kGpuPresetsYaml;
 extern const char* const kSystemPresetsYaml;
 extern const char* const kModelPresetsYaml;
+extern const char* const kFabricPresetsYaml;
 }  // namespace orrery

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <utility>
 
 #include "scenario/names.h"
@@ -104,6 +105,22 @@ std::string describe(const Fp8Spec& f) {
       f.format == Fp8Spec::Format::hybrid ? "E4M3 forward, E5M2 gradients" : "E4M3 throughout",
       scaling, gemms, f.weight_cache.value_or(true) ? "on" : "off",
       f.tp_allgather_fp8 ? "fp8" : "bf16", f.param_allgather_fp8 ? "fp8" : "bf16");
+}
+
+std::vector<std::string> assumed_figures(const ClusterSpec& c) {
+  std::vector<std::string> out;
+  for (const auto& k : c.gpu.assumed) out.push_back("cluster.gpu." + k);
+  // The inter-node figures matter only with several nodes.
+  const auto used = [&](const std::string& k) {
+    return c.nodes > 1 || k.rfind("inter_node.", 0) != 0;
+  };
+  for (const auto& k : c.assumed)
+    if (used(k)) out.push_back("cluster." + k);
+  for (const auto& k : c.nodes > 1 ? c.inter_node.assumed : std::vector<std::string>{}) {
+    const std::string path = "cluster.inter_node." + k;
+    if (std::find(out.begin(), out.end(), path) == out.end()) out.push_back(path);
+  }
+  return out;
 }
 
 }  // namespace orrery

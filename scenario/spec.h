@@ -34,6 +34,11 @@ struct GpuSpec {
   std::optional<double> attention_efficiency;  // fused attention throughput / 16-bit peak
   std::optional<double> memory_efficiency;     // achievable / datasheet HBM bandwidth
   std::optional<Seconds> kernel_launch;        // shortest time a kernel occupies a stream
+  // Figures of the preset that were not measured on this GPU but copied from another
+  // (keys under cluster.gpu, "gemm_efficiency", "peak.fp4"), and the file that said so;
+  // resolve() drops an entry that anything else (the scenario, a sweep) set again.
+  std::vector<std::string> assumed;
+  std::string assumed_file;
 };
 
 struct IntraNodeSpec {
@@ -51,15 +56,25 @@ enum class InterNodeTopology { fat_tree, rail_optimized };
 const char* to_string(InterNodeTopology t);
 
 struct InterNodeSpec {
+  std::string fabric;  // fabric preset applied (scenario/presets/fabrics.yaml), "" for none
   int nics_per_node = 0;
   Bandwidth nic_bandwidth;       // per NIC, per direction
   Seconds latency;               // per-message latency of one inter-node transfer
   InterNodeTopology topology = InterNodeTopology::rail_optimized;
   double oversubscription = 1.0;  // downlink:uplink ratio at the leaf; 2.0 means 2:1
+  // A second tier: nodes grouped into pods of `pod_size` GPUs, each pod's leaves under its
+  // own spine, the pod spines joined by an aggregation layer whose uplink from each pod
+  // carries 1/pod_oversubscription of what the pod's leaves send up (the Llama 3 cluster:
+  // pods of 3,072 GPUs, 1:7 at the aggregation layer). 0: one pod of every node.
+  int pod_size = 0;
+  double pod_oversubscription = 1.0;
   double efficiency = 1.0;        // bus bandwidth NCCL reaches / line rate
   // Share of every inter-node link (NICs, leaf uplinks) that other jobs keep busy: an
   // inelastic background load the simulated job's flows cannot take back.
   double background_load = 0.0;
+  // As GpuSpec::assumed, for keys under cluster.inter_node (a fabric preset's).
+  std::vector<std::string> assumed;
+  std::string assumed_file;
 };
 
 // The host side of a node, for CPU offload (cluster.host). Zero: not given (offload then
@@ -82,8 +97,16 @@ struct ClusterSpec {
   InterNodeSpec inter_node;
   HostSpec host;
   std::optional<std::string> calibration;  // orrery calibrate profile; none = the roofline
+  // As GpuSpec::assumed, for keys under cluster (a system preset's: "intra_node.efficiency").
+  std::vector<std::string> assumed;
+  std::string assumed_file;
   int gpus() const { return nodes * gpus_per_node; }
 };
+
+// Every figure of the cluster that a preset assumed rather than measured, as full key
+// paths ("cluster.gpu.gemm_efficiency", "cluster.intra_node.efficiency"), in order: the
+// GPU's, the system's, the fabric's; the inter-node ones only with several nodes.
+std::vector<std::string> assumed_figures(const ClusterSpec& c);
 
 enum class ModelFamily { decoder, encoder, cnn };
 enum class Activation { gelu, swiglu };

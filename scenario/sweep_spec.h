@@ -35,10 +35,19 @@ struct IntAxis {
 
 struct SweepSpec {
   IntAxis tp, pp, dp, vp, microbatch, global_batch, zero_stage, nodes;
+  IntAxis cp, ep, gpus_per_node, nics_per_node;
   std::vector<Recompute> recompute;
   std::vector<Precision> precision;
   std::vector<CompressionSpec::Scheme> compression;
-  std::vector<std::string> gpu;  // GPU preset names
+  std::vector<PipelineSchedule> schedule;
+  std::vector<bool> sequence_parallel;
+  std::vector<ParallelismSpec::FsdpImpl> fsdp;  // ZeRO-3 implementations
+  std::vector<ParallelismSpec::Sharding> sharding;
+  // NIC line rates, each with the text it was written as (for the outputs and the
+  // rewritten scenario).
+  std::vector<std::pair<Bandwidth, std::string>> nic_bandwidth;
+  std::vector<std::string> gpu;     // GPU preset names (a cluster written in full only)
+  std::vector<std::string> system;  // system presets, each the whole cluster (scenario/presets)
   // Constraints.
   bool fits_memory = true;                 // drop candidates the memory model rejects
   std::optional<int> max_gpus;             // drop candidates using more GPUs
@@ -58,8 +67,8 @@ struct SweepInput {
   std::string yaml;      // the file's text, for writing candidates back as scenarios
   SweepSpec spec;
   Scenario baseline;     // the scenario as written (sweep section aside), validated
-  // The scenario as read (before resolve()), once per sweep.gpu value in order (or
-  // once, the file's own GPU, when the GPU is not swept). Candidates are copies with
+  // The scenario as read (before resolve()), once per sweep.gpu or sweep.system value
+  // in order (or once, the file's own cluster, when neither is swept). Candidates are copies with
   // fields replaced, then resolved.
   std::vector<RawScenario> raw;
 };

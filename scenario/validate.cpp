@@ -49,6 +49,40 @@ void complete_cluster(Scenario& s) {
     require(s, "cluster.inter_node.nic_bandwidth", "bandwidth per NIC, e.g. \"400 Gb/s\"");
     require(s, "cluster.inter_node.latency", "inter-node per-message latency");
   }
+  // A figure a preset assumed stops being assumed once anything else sets it (the
+  // scenario, a sweep, a fabric preset): its key and every key under it (each format of
+  // gemm_efficiency) were last read elsewhere.
+  auto set_elsewhere = [&](const std::string& path, const std::string& file) {
+    bool any = false;
+    for (auto it = s.origin.lower_bound(path); it != s.origin.end(); ++it) {
+      if (it->first.compare(0, path.size(), path) != 0) break;
+      if (it->first.size() > path.size() && it->first[path.size()] != '.') continue;
+      if (it->second.file == file) return false;
+      any = true;
+    }
+    return any;
+  };
+  auto keep_assumed = [&](std::vector<std::string>& keys, const std::string& prefix,
+                          const std::string& file) {
+    keys.erase(
+        std::remove_if(keys.begin(), keys.end(),
+                       [&](const std::string& k) { return set_elsewhere(prefix + k, file); }),
+        keys.end());
+  };
+  keep_assumed(c.gpu.assumed, "cluster.gpu.", c.gpu.assumed_file);
+  keep_assumed(c.assumed, "cluster.", c.assumed_file);
+  keep_assumed(c.inter_node.assumed, "cluster.inter_node.", c.inter_node.assumed_file);
+  // A pod holds whole nodes; its oversubscription needs pods to join.
+  if (c.inter_node.pod_size > 0 && c.inter_node.pod_size % c.gpus_per_node != 0) {
+    reject(s, "cluster.inter_node.pod_size", std::to_string(c.inter_node.pod_size),
+           fmt::format("a pod holds whole nodes: must be a multiple of gpus_per_node ({})",
+                       c.gpus_per_node));
+  }
+  if (is_set(s, "cluster.inter_node.pod_oversubscription") && c.inter_node.pod_size == 0) {
+    reject(s, "cluster.inter_node.pod_oversubscription",
+           fmt::format("{}", c.inter_node.pod_oversubscription),
+           "applies between pods: set cluster.inter_node.pod_size (GPUs per pod)");
+  }
   if (!is_set(s, "cost.gpu_power")) s.cost.gpu_power = c.gpu.tdp;
 }
 

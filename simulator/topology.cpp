@@ -29,7 +29,8 @@ struct Topology::Graph {
   std::vector<std::pair<int, int>> edges;  // collected while building, then compressed
   int vertices = 0;
   int nvswitch0 = 0, nic0 = 0, leaf0 = 0;
-  std::optional<int> spine;  // the spine switch's vertex; none with a single leaf
+  std::optional<int> spine;        // the (first pod's) spine vertex; none with a single leaf
+  std::optional<int> aggregation;  // with several pods, after the pod spines
 };
 
 Topology::Topology(Topology&&) noexcept = default;
@@ -49,12 +50,19 @@ Topology::Topology(const ClusterSpec& c)
   }
   const int nodes = c.nodes;
   const int nics = nodes * nics_per_node_;
+  const int pod_size = c.inter_node.pod_size;
+  pod_nodes_ = pod_size > 0 ? std::min(nodes, std::max(1, pod_size / gpus_per_node_)) : nodes;
+  pods_ = (nodes + pod_nodes_ - 1) / pod_nodes_;
+  groups_per_pod_ = (pod_nodes_ + kLeafDownlinks - 1) / kLeafDownlinks;
+  leaves_per_pod_ = (pod_nodes_ * nics_per_node_ + kLeafDownlinks - 1) / kLeafDownlinks;
   if (nodes > 1) {
-    leaves_ = rail_optimized_
-                  ? nics_per_node_ * ((nodes + kLeafDownlinks - 1) / kLeafDownlinks)
-                  : (nics + kLeafDownlinks - 1) / kLeafDownlinks;
+    groups_ = group_of_node(nodes - 1) + 1;
+    leaves_ =
+        rail_optimized_ ? nics_per_node_ * groups_ : leaf_of_nic(nodes - 1, nics_per_node_ - 1) + 1;
   }
-  const int vertices = gpus_ + nodes + nics + leaves_ + (leaves_ > 1 ? 1 : 0);
+  // One spine per pod when there are several pods, and the aggregation switch above them.
+  const int spines = pods_ > 1 ? pods_ + 1 : (leaves_ > 1 ? 1 : 0);
+  const int vertices = gpus_ + nodes + nics + leaves_ + spines;
   graph_ = std::make_unique<Graph>();
   Graph& G = *graph_;
   G.vertices = vertices;
@@ -64,7 +72,8 @@ Topology::Topology(const ClusterSpec& c)
   G.nvswitch0 = gpus_;
   G.nic0 = G.nvswitch0 + nodes;
   G.leaf0 = G.nic0 + nics;
-  if (leaves_ > 1) G.spine = G.leaf0 + leaves_;
+  if (spines > 0) G.spine = G.leaf0 + leaves_;
+  if (pods_ > 1) G.aggregation = *G.spine + pods_;
 
   auto add_link = [&](int from, int to, LinkInfo info) {
     const int id = static_cast<int>(links_.size());
@@ -115,14 +124,29 @@ Topology::Topology(const ClusterSpec& c)
   spine_up_.resize(leaves_);
   spine_down_.resize(leaves_);
   leaf_uplinks_.resize(leaves_);
+  std::vector<Bandwidth> pod_uplink(static_cast<size_t>(pods_));
   for (int leaf = 0; leaf < leaves_; ++leaf) {
     // Uplink capacity: what the leaf's downlinks carry, divided by the oversubscription.
     const Bandwidth up = nic_bw * (downlinks[leaf] / c.inter_node.oversubscription);  // after background
     leaf_uplinks_[leaf] = downlinks[leaf] / c.inter_node.oversubscription;
-    spine_up_[leaf] = add_link(G.leaf0 + leaf, *G.spine,
-                               {LinkClass::spine, true, up, inter_latency_, leaf});
-    spine_down_[leaf] = add_link(*G.spine, G.leaf0 + leaf,
-                                 {LinkClass::spine, false, up, inter_latency_, leaf});
+    const int pod = pod_of_leaf(leaf);
+    const int spine = *G.spine + (pods_ > 1 ? pod : 0);
+    pod_uplink[static_cast<size_t>(pod)] = pod_uplink[static_cast<size_t>(pod)] + up;
+    spine_up_[leaf] =
+        add_link(G.leaf0 + leaf, spine, {LinkClass::spine, true, up, inter_latency_, leaf});
+    spine_down_[leaf] =
+        add_link(spine, G.leaf0 + leaf, {LinkClass::spine, false, up, inter_latency_, leaf});
+  }
+  if (G.aggregation) {
+    pod_up_.resize(static_cast<size_t>(pods_));
+    pod_down_.resize(static_cast<size_t>(pods_));
+    for (int pod = 0; pod < pods_; ++pod) {
+      const Bandwidth up = pod_uplink[static_cast<size_t>(pod)] / c.inter_node.pod_oversubscription;
+      pod_up_[pod] = add_link(*G.spine + pod, *G.aggregation,
+                              {LinkClass::spine, true, up, inter_latency_, pod});
+      pod_down_[pod] = add_link(*G.aggregation, *G.spine + pod,
+                                {LinkClass::spine, false, up, inter_latency_, pod});
+    }
   }
   finish_graph();
 }
@@ -166,9 +190,18 @@ int Topology::nic_of(int gpu) const {
   return (gpu % gpus_per_node_) * nics_per_node_ / gpus_per_node_;
 }
 
+int Topology::group_of_node(int node) const {
+  return (node / pod_nodes_) * groups_per_pod_ + (node % pod_nodes_) / kLeafDownlinks;
+}
+
 int Topology::leaf_of_nic(int node, int nic) const {
-  if (rail_optimized_) return nic * ((leaves_ / nics_per_node_)) + node / kLeafDownlinks;
-  return (node * nics_per_node_ + nic) / kLeafDownlinks;
+  if (rail_optimized_) return nic * groups_ + group_of_node(node);
+  return (node / pod_nodes_) * leaves_per_pod_ +
+         ((node % pod_nodes_) * nics_per_node_ + nic) / kLeafDownlinks;
+}
+
+int Topology::pod_of_leaf(int leaf) const {
+  return rail_optimized_ ? (leaf % groups_) / groups_per_pod_ : leaf / leaves_per_pod_;
 }
 
 void Topology::fail_nic(int node, int k) {
@@ -219,6 +252,11 @@ void Topology::route(int a, int b, std::vector<int>& out) const {
   out.push_back(nic_up_[na * nics_per_node_ + ka]);
   if (leaf_a != leaf_b) {
     out.push_back(spine_up_[leaf_a]);
+    const int pod_a = pod_of_leaf(leaf_a), pod_b = pod_of_leaf(leaf_b);
+    if (pod_a != pod_b) {  // through the aggregation layer
+      out.push_back(pod_up_[pod_a]);
+      out.push_back(pod_down_[pod_b]);
+    }
     out.push_back(spine_down_[leaf_b]);
   }
   out.push_back(nic_down_[nb * nics_per_node_ + kb]);

@@ -11,6 +11,14 @@
 // single aggregate spine; with one leaf there is no spine. A GPU uses NIC
 // local_index * nics_per_node / gpus_per_node (DGX-1: two GPUs share a NIC).
 //
+// Pods (inter_node.pod_size, in GPUs): the nodes fall into pods of pod_size /
+// gpus_per_node consecutive nodes; leaves group each pod's nodes alone (a pod's last
+// leaves may be partly filled), and each pod's leaves uplink to that pod's own aggregate
+// spine. With more than one pod the pod spines join through one aggregation switch: a
+// pod's uplink to it carries the sum of its leaves' uplink capacities divided by
+// inter_node.pod_oversubscription, each direction. A route between pods climbs leaf ->
+// pod spine -> aggregation -> pod spine -> leaf; inside a pod it is as without pods.
+//
 // Link capacities are line rate x the fabric's bus-bandwidth efficiency (what NCCL
 // reaches), less the share other jobs keep busy on inter-node links
 // (inter_node.background_load); latencies are per message. Routes are up-down (the unique shortest path in
@@ -64,6 +72,13 @@ class Topology {
   int spine_up(int leaf) const { return spine_up_.at(leaf); }
   int spine_down(int leaf) const { return spine_down_.at(leaf); }
   double leaf_uplinks(int leaf) const { return leaf_uplinks_.at(leaf); }
+  // Pods (one when inter_node.pod_size is unset or covers every node), the pod a leaf
+  // belongs to, and with several pods the pod spine's link to the aggregation layer,
+  // each direction (LinkClass::spine, owner: the pod).
+  int pods() const { return pods_; }
+  int pod_of_leaf(int leaf) const;
+  int pod_up(int pod) const { return pod_up_.at(pod); }
+  int pod_down(int pod) const { return pod_down_.at(pod); }
   double intra_efficiency() const { return intra_efficiency_; }
   // Fraction of the intra-node bus bandwidth a collective of `bytes` reaches (the
   // measured curve, log-interpolated; below its first point proportional to size, the
@@ -98,6 +113,9 @@ class Topology {
   int nic_used(int gpu) const;
   void finish_graph();
   int leaf_of_nic(int node, int nic) const;
+  // Rail-optimized: the group of up to kLeafDownlinks nodes of one pod a node is in (each
+  // rail has one leaf per group); fat-tree: leaves per pod.
+  int group_of_node(int node) const;
 
   struct Graph;
   std::unique_ptr<Graph> graph_;  // Boost.Graph adjacency list, kept out of the header
@@ -105,6 +123,8 @@ class Topology {
   int gpus_per_node_ = 1;
   int nics_per_node_ = 1;
   int leaves_ = 0;
+  int pods_ = 1, pod_nodes_ = 1;
+  int groups_ = 0, groups_per_pod_ = 1, leaves_per_pod_ = 1;
   bool rail_optimized_ = true;
   Seconds intra_latency_, inter_latency_;
   double intra_efficiency_ = 1.0;
@@ -112,6 +132,7 @@ class Topology {
   std::vector<LinkInfo> links_;
   // Link ids by owner: nvlink up/down per GPU, nic up/down per NIC, spine up/down per leaf.
   std::vector<int> nvlink_up_, nvlink_down_, nic_up_, nic_down_, spine_up_, spine_down_;
+  std::vector<int> pod_up_, pod_down_;  // per pod, with several pods
   std::vector<double> leaf_uplinks_;
   std::vector<char> nic_failed_;  // per NIC of the cluster (node * nics_per_node + k)
 };

@@ -36,7 +36,8 @@ std::vector<int> divisors_up_to(int n, int limit) {
 
 // dp follows the GPU count when the split or the node count is swept and dp is not.
 bool derives_dp(const SweepSpec& w) {
-  return !w.dp.swept() && (w.tp.swept() || w.pp.swept() || w.nodes.swept());
+  return !w.dp.swept() && (w.tp.swept() || w.pp.swept() || w.cp.swept() || w.nodes.swept() ||
+                           w.gpus_per_node.swept());
 }
 
 void mark(const SweepInput& in, RawScenario& raw, const char* sweep_key, const char* key) {
@@ -46,6 +47,12 @@ void mark(const SweepInput& in, RawScenario& raw, const char* sweep_key, const c
 std::string num(int v) { return std::to_string(v); }
 
 constexpr Axis kAxes[] = {
+    // The system preset the candidate's cluster comes from ("" for a cluster written in
+    // full); with sweep.system the gpu axis below walks the systems.
+    {"system", -1, nullptr, nullptr, nullptr, nullptr, nullptr,
+     [](const SweepInput& in, const CandidateResult& c) -> Cell {
+       return raw_of(in, c.a).cluster.preset;
+     }},
     {"gpu", 0,
      [](const SweepInput& in, const Assignment&) {
        std::vector<int> out;
@@ -55,8 +62,9 @@ constexpr Axis kAxes[] = {
      [](Assignment& a, int v) { a.gpu = v; }, [](const Scenario&) { return 0; },
      [](const SweepInput&, const Assignment&, RawScenario&) {},  // in.raw holds one per GPU
      [](const SweepInput& in, const CandidateResult& c, Settings& out) {
-       if (!in.spec.gpu.empty())
-         out.emplace_back("cluster.gpu", in.spec.gpu.at(static_cast<std::size_t>(c.a.gpu)));
+       const auto i = static_cast<std::size_t>(c.a.gpu);
+       if (!in.spec.gpu.empty()) out.emplace_back("cluster.gpu", in.spec.gpu.at(i));
+       if (!in.spec.system.empty()) out.emplace_back("cluster.preset", in.spec.system.at(i));
      },
      [](const SweepInput& in, const CandidateResult& c) -> Cell {
        return raw_of(in, c.a).cluster.gpu.name;
@@ -76,14 +84,73 @@ constexpr Axis kAxes[] = {
        if (in.spec.nodes.swept()) out.emplace_back("cluster.nodes", num(c.a.nodes));
      },
      [](const SweepInput&, const CandidateResult& c) -> Cell { return c.a.nodes; }},
+    {"gpus_per_node", 2,
+     [](const SweepInput& in, const Assignment& a) {
+       return listed(in.spec.gpus_per_node, raw_of(in, a).cluster.gpus_per_node);
+     },
+     [](Assignment& a, int v) { a.gpus_per_node = v; },
+     [](const Scenario& s) { return s.cluster.gpus_per_node; },
+     [](const SweepInput& in, const Assignment& a, RawScenario& raw) {
+       if (!in.spec.gpus_per_node.swept()) return;
+       raw.draft().cluster.gpus_per_node = a.gpus_per_node;
+       mark(in, raw, "sweep.gpus_per_node", "cluster.gpus_per_node");
+     },
+     [](const SweepInput& in, const CandidateResult& c, Settings& out) {
+       if (in.spec.gpus_per_node.swept())
+         out.emplace_back("cluster.gpus_per_node", num(c.a.gpus_per_node));
+     },
+     [](const SweepInput&, const CandidateResult& c) -> Cell { return c.a.gpus_per_node; }},
+    {"nics_per_node", 3,
+     [](const SweepInput& in, const Assignment& a) {
+       return listed(in.spec.nics_per_node, raw_of(in, a).cluster.inter_node.nics_per_node);
+     },
+     [](Assignment& a, int v) { a.nics_per_node = v; },
+     [](const Scenario& s) { return s.cluster.inter_node.nics_per_node; },
+     [](const SweepInput& in, const Assignment& a, RawScenario& raw) {
+       if (!in.spec.nics_per_node.swept()) return;
+       raw.draft().cluster.inter_node.nics_per_node = a.nics_per_node;
+       mark(in, raw, "sweep.nics_per_node", "cluster.inter_node.nics_per_node");
+     },
+     [](const SweepInput& in, const CandidateResult& c, Settings& out) {
+       if (in.spec.nics_per_node.swept())
+         out.emplace_back("cluster.inter_node.nics_per_node", num(c.a.nics_per_node));
+     },
+     [](const SweepInput&, const CandidateResult& c) -> Cell { return c.a.nics_per_node; }},
+    // Values are indices into sweep.nic_bandwidth; -1 the scenario's own rate.
+    {"nic_bandwidth", 4,
+     [](const SweepInput& in, const Assignment&) {
+       std::vector<int> out;
+       for (std::size_t i = 0; i < in.spec.nic_bandwidth.size(); ++i)
+         out.push_back(static_cast<int>(i));
+       return out.empty() ? std::vector<int>{-1} : out;
+     },
+     [](Assignment& a, int v) { a.nic_bandwidth = v; }, [](const Scenario&) { return -1; },
+     [](const SweepInput& in, const Assignment& a, RawScenario& raw) {
+       if (a.nic_bandwidth < 0) return;
+       raw.draft().cluster.inter_node.nic_bandwidth =
+           in.spec.nic_bandwidth.at(static_cast<std::size_t>(a.nic_bandwidth)).first;
+       mark(in, raw, "sweep.nic_bandwidth", "cluster.inter_node.nic_bandwidth");
+     },
+     [](const SweepInput& in, const CandidateResult& c, Settings& out) {
+       if (c.a.nic_bandwidth >= 0)
+         out.emplace_back(
+             "cluster.inter_node.nic_bandwidth",
+             in.spec.nic_bandwidth.at(static_cast<std::size_t>(c.a.nic_bandwidth)).second);
+     },
+     [](const SweepInput& in, const CandidateResult& c) -> Cell {
+       if (c.a.nic_bandwidth >= 0)
+         return in.spec.nic_bandwidth.at(static_cast<std::size_t>(c.a.nic_bandwidth)).second;
+       const Bandwidth bw = raw_of(in, c.a).cluster.inter_node.nic_bandwidth;
+       return bw.value() > 0 ? format_bandwidth(bw) : std::string();
+     }},
     {"gpus", -1, nullptr, nullptr, nullptr, nullptr, nullptr,
      [](const SweepInput&, const CandidateResult& c) -> Cell { return c.gpus; }},
-    {"tp", 5,
+    {"tp", 8,
      [](const SweepInput& in, const Assignment& a) {
        const Scenario& base = raw_of(in, a);
-       return in.spec.tp.automatic ? divisors_up_to(a.nodes * base.cluster.gpus_per_node,
-                                                    std::max(1, base.model.heads))
-                                   : listed(in.spec.tp, base.parallelism.tp);
+       return in.spec.tp.automatic
+                  ? divisors_up_to(a.nodes * a.gpus_per_node, std::max(1, base.model.heads))
+                  : listed(in.spec.tp, base.parallelism.tp);
      },
      [](Assignment& a, int v) { a.tp = v; }, [](const Scenario& s) { return s.parallelism.tp; },
      [](const SweepInput& in, const Assignment& a, RawScenario& raw) {
@@ -96,12 +163,12 @@ constexpr Axis kAxes[] = {
        if (in.spec.tp.swept()) out.emplace_back("parallelism.tp", num(c.a.tp));
      },
      [](const SweepInput&, const CandidateResult& c) -> Cell { return c.a.tp; }},
-    {"pp", 6,
+    {"pp", 9,
      [](const SweepInput& in, const Assignment& a) {
        const Scenario& base = raw_of(in, a);
-       return in.spec.pp.automatic ? divisors_up_to(a.nodes * base.cluster.gpus_per_node,
-                                                    std::max(1, base.model.layers))
-                                   : listed(in.spec.pp, base.parallelism.pp);
+       return in.spec.pp.automatic
+                  ? divisors_up_to(a.nodes * a.gpus_per_node, std::max(1, base.model.layers))
+                  : listed(in.spec.pp, base.parallelism.pp);
      },
      [](Assignment& a, int v) { a.pp = v; }, [](const Scenario& s) { return s.parallelism.pp; },
      [](const SweepInput& in, const Assignment& a, RawScenario& raw) {
@@ -114,7 +181,7 @@ constexpr Axis kAxes[] = {
        if (in.spec.pp.swept()) out.emplace_back("parallelism.pp", num(c.a.pp));
      },
      [](const SweepInput&, const CandidateResult& c) -> Cell { return c.a.pp; }},
-    {"dp", 8,
+    {"dp", 13,
      [](const SweepInput& in, const Assignment& a) {
        const SweepSpec& w = in.spec;
        return w.dp.swept() ? w.dp.values
@@ -135,7 +202,7 @@ constexpr Axis kAxes[] = {
      },
      [](const SweepInput&, const CandidateResult& c) -> Cell { return c.dp; }},
     // Values are v * 2, + 1 for the layout with the embedding and loss counted as layers.
-    {"vp", 7,
+    {"vp", 10,
      [](const SweepInput& in, const Assignment& a) {
        const Scenario& base = raw_of(in, a);
        if (!in.spec.vp.automatic) {
@@ -211,11 +278,39 @@ constexpr Axis kAxes[] = {
      [](const SweepInput&, const CandidateResult& c) -> Cell {
        return std::string(c.a.vp_edges ? "embedding+loss" : "even");
      }},
-    {"microbatch", 9,
+    {"cp", 11,
+     [](const SweepInput& in, const Assignment& a) {
+       return listed(in.spec.cp, raw_of(in, a).parallelism.cp);
+     },
+     [](Assignment& a, int v) { a.cp = v; }, [](const Scenario& s) { return s.parallelism.cp; },
+     [](const SweepInput& in, const Assignment& a, RawScenario& raw) {
+       if (!in.spec.cp.swept()) return;
+       raw.draft().parallelism.cp = a.cp;
+       mark(in, raw, "sweep.cp", "parallelism.cp");
+     },
+     [](const SweepInput& in, const CandidateResult& c, Settings& out) {
+       if (in.spec.cp.swept()) out.emplace_back("parallelism.cp", num(c.a.cp));
+     },
+     [](const SweepInput&, const CandidateResult& c) -> Cell { return c.a.cp; }},
+    {"ep", 12,
+     [](const SweepInput& in, const Assignment& a) {
+       return listed(in.spec.ep, raw_of(in, a).parallelism.ep);
+     },
+     [](Assignment& a, int v) { a.ep = v; }, [](const Scenario& s) { return s.parallelism.ep; },
+     [](const SweepInput& in, const Assignment& a, RawScenario& raw) {
+       if (!in.spec.ep.swept()) return;
+       raw.draft().parallelism.ep = a.ep;
+       mark(in, raw, "sweep.ep", "parallelism.ep");
+     },
+     [](const SweepInput& in, const CandidateResult& c, Settings& out) {
+       if (in.spec.ep.swept()) out.emplace_back("parallelism.ep", num(c.a.ep));
+     },
+     [](const SweepInput&, const CandidateResult& c) -> Cell { return c.a.ep; }},
+    {"microbatch", 14,
      [](const SweepInput& in, const Assignment& a) {
        const Scenario& base = raw_of(in, a);
-       const int gpus = a.nodes * base.cluster.gpus_per_node;
-       const int model_ranks = a.tp * a.pp * base.parallelism.cp;
+       const int gpus = a.nodes * a.gpus_per_node;
+       const int model_ranks = a.tp * a.pp * a.cp;
        const int dp = a.dp > 0 ? a.dp : (gpus % model_ranks == 0 ? gpus / model_ranks : 0);
        std::vector<int> out;
        if (in.spec.microbatch.automatic && dp > 0) {
@@ -237,7 +332,7 @@ constexpr Axis kAxes[] = {
          out.emplace_back("parallelism.microbatch", num(c.a.microbatch));
      },
      [](const SweepInput&, const CandidateResult& c) -> Cell { return c.a.microbatch; }},
-    {"global_batch", 4,
+    {"global_batch", 7,
      [](const SweepInput& in, const Assignment& a) {
        return listed(in.spec.global_batch, raw_of(in, a).parallelism.global_batch);
      },
@@ -254,7 +349,51 @@ constexpr Axis kAxes[] = {
          out.emplace_back("parallelism.global_batch", num(c.a.global_batch));
      },
      [](const SweepInput&, const CandidateResult& c) -> Cell { return c.a.global_batch; }},
-    {"zero_stage", 10,
+    {"sequence_parallel", 15,
+     [](const SweepInput& in, const Assignment& a) {
+       std::vector<int> out;
+       if (in.spec.sequence_parallel.empty())
+         return std::vector<int>{raw_of(in, a).parallelism.sequence_parallel ? 1 : 0};
+       for (bool b : in.spec.sequence_parallel) out.push_back(b ? 1 : 0);
+       return out;
+     },
+     [](Assignment& a, int v) { a.sequence_parallel = v != 0; },
+     [](const Scenario& s) { return s.parallelism.sequence_parallel ? 1 : 0; },
+     [](const SweepInput& in, const Assignment& a, RawScenario& raw) {
+       if (in.spec.sequence_parallel.empty()) return;
+       raw.draft().parallelism.sequence_parallel = a.sequence_parallel;
+       mark(in, raw, "sweep.sequence_parallel", "parallelism.sequence_parallel");
+     },
+     [](const SweepInput& in, const CandidateResult& c, Settings& out) {
+       if (!in.spec.sequence_parallel.empty())
+         out.emplace_back("parallelism.sequence_parallel",
+                          c.a.sequence_parallel ? "true" : "false");
+     },
+     [](const SweepInput&, const CandidateResult& c) -> Cell {
+       return std::string(c.a.sequence_parallel ? "true" : "false");
+     }},
+    // After vp, whose candidates leave the schedule to follow the virtual stages: a swept
+    // schedule is set outright.
+    {"schedule", 16,
+     [](const SweepInput& in, const Assignment& a) {
+       return listed(in.spec.schedule, raw_of(in, a).parallelism.schedule);
+     },
+     [](Assignment& a, int v) { a.schedule = static_cast<PipelineSchedule>(v); },
+     [](const Scenario& s) { return static_cast<int>(s.parallelism.schedule); },
+     [](const SweepInput& in, const Assignment& a, RawScenario& raw) {
+       if (in.spec.schedule.empty()) return;
+       raw.draft().parallelism.schedule = a.schedule;
+       mark(in, raw, "sweep.schedule", "parallelism.schedule");
+     },
+     [](const SweepInput& in, const CandidateResult& c, Settings& out) {
+       if (!in.spec.schedule.empty())
+         out.emplace_back("parallelism.schedule", to_string(c.a.schedule));
+     },
+     // Not swept: "-" (the file's schedule, or the one the virtual stages imply).
+     [](const SweepInput& in, const CandidateResult& c) -> Cell {
+       return std::string(in.spec.schedule.empty() ? "-" : to_string(c.a.schedule));
+     }},
+    {"zero_stage", 17,
      [](const SweepInput& in, const Assignment& a) {
        return listed(in.spec.zero_stage, raw_of(in, a).parallelism.zero_stage);
      },
@@ -277,7 +416,48 @@ constexpr Axis kAxes[] = {
          out.emplace_back("parallelism.zero_stage", num(c.a.zero_stage));
      },
      [](const SweepInput&, const CandidateResult& c) -> Cell { return c.a.zero_stage; }},
-    {"recompute", 11,
+    // The ZeRO-3 implementation: each candidate is `parallelism.fsdp: {implementation: X}`,
+    // stage 3 (a zero_stage below 3 beside it makes the candidate invalid).
+    {"fsdp", 18,
+     [](const SweepInput& in, const Assignment& a) {
+       return listed(in.spec.fsdp, raw_of(in, a).parallelism.fsdp_impl);
+     },
+     [](Assignment& a, int v) { a.fsdp = static_cast<ParallelismSpec::FsdpImpl>(v); },
+     [](const Scenario& s) { return static_cast<int>(s.parallelism.fsdp_impl); },
+     [](const SweepInput& in, const Assignment& a, RawScenario& raw) {
+       if (in.spec.fsdp.empty()) return;
+       ParallelismSpec& p = raw.draft().parallelism;
+       p.fsdp = true;
+       p.fsdp_impl = a.fsdp;
+       mark(in, raw, "sweep.fsdp", "parallelism.fsdp");
+       mark(in, raw, "sweep.fsdp", "parallelism.fsdp.implementation");
+     },
+     [](const SweepInput& in, const CandidateResult& c, Settings& out) {
+       if (in.spec.fsdp.empty()) return;
+       out.emplace_back("parallelism.fsdp", "");  // `fsdp: true` becomes a mapping
+       out.emplace_back("parallelism.fsdp.implementation", to_string(c.a.fsdp));
+     },
+     // Not swept: "-" (the file's implementation, or none below stage 3).
+     [](const SweepInput& in, const CandidateResult& c) -> Cell {
+       return std::string(in.spec.fsdp.empty() ? "-" : to_string(c.a.fsdp));
+     }},
+    {"sharding", 19,
+     [](const SweepInput& in, const Assignment& a) {
+       return listed(in.spec.sharding, raw_of(in, a).parallelism.sharding);
+     },
+     [](Assignment& a, int v) { a.sharding = static_cast<ParallelismSpec::Sharding>(v); },
+     [](const Scenario& s) { return static_cast<int>(s.parallelism.sharding); },
+     [](const SweepInput& in, const Assignment& a, RawScenario& raw) {
+       if (in.spec.sharding.empty()) return;
+       raw.draft().parallelism.sharding = a.sharding;
+       mark(in, raw, "sweep.sharding", "parallelism.sharding");
+     },
+     [](const SweepInput& in, const CandidateResult& c, Settings& out) {
+       if (!in.spec.sharding.empty())
+         out.emplace_back("parallelism.sharding", to_string(c.a.sharding));
+     },
+     [](const SweepInput&, const CandidateResult& c) -> Cell { return to_string(c.a.sharding); }},
+    {"recompute", 20,
      [](const SweepInput& in, const Assignment& a) {
        return listed(in.spec.recompute, raw_of(in, a).training.recompute);
      },
@@ -294,7 +474,7 @@ constexpr Axis kAxes[] = {
          out.emplace_back("training.recompute", to_string(c.a.recompute));
      },
      [](const SweepInput&, const CandidateResult& c) -> Cell { return to_string(c.a.recompute); }},
-    {"precision", 2,
+    {"precision", 5,
      [](const SweepInput& in, const Assignment& a) {
        return listed(in.spec.precision, raw_of(in, a).training.precision);
      },
@@ -316,7 +496,7 @@ constexpr Axis kAxes[] = {
          out.emplace_back("training.fp8", "");
      },
      [](const SweepInput&, const CandidateResult& c) -> Cell { return to_string(c.a.precision); }},
-    {"compression", 3,
+    {"compression", 6,
      [](const SweepInput& in, const Assignment& a) {
        return listed(in.spec.compression, raw_of(in, a).training.compression.scheme);
      },

@@ -4,10 +4,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <map>
 #include <variant>
 
 #include "core/units.h"
+#include "report/check_report.h"
 #include "sweep/axes.h"
 
 namespace orrery {
@@ -60,6 +62,8 @@ std::string split_label(const CandidateResult& c) {
   std::string s = fmt::format("tp{} pp{} dp{}", c.a.tp, c.a.pp, c.dp);
   if (c.a.vp > 1) s += fmt::format(" vp{}", c.a.vp);
   if (c.a.vp_edges) s += " E+L";
+  if (c.a.cp > 1) s += fmt::format(" cp{}", c.a.cp);
+  if (c.a.ep > 1) s += fmt::format(" ep{}", c.a.ep);
   return s;
 }
 
@@ -112,16 +116,25 @@ std::string render_sweep_table(const SweepInput& in, const SweepResult& r) {
   out += fmt::format(
       "objective   {}{}{}\n\n", objs, single ? fmt::format(" (top {})", w.top) : " (Pareto front)",
       w.rank_by == RankBy::pessimistic ? ", ranked by the slow end of each candidate's band" : "");
-  out += fmt::format("{:>5}  {:<22} {:>3} {:>4} {:>4} {:<9} {:<6} {:>10}", "rank", "split",
-                     "mb", "zero", "prec", "recompute", "gpus", "memory");
+  // With sweep.system the system each row runs on leads the row.
+  const bool systems = !w.system.empty();
+  auto system_of = [&](const CandidateResult& c) {
+    return in.raw.at(static_cast<std::size_t>(c.a.gpu)).draft().cluster.preset;
+  };
+  out += fmt::format("{:>5}  ", "rank");
+  if (systems) out += fmt::format("{:<14} ", "system");
+  out += fmt::format("{:<22} {:>3} {:>4} {:>4} {:<9} {:<6} {:>10}", "split", "mb", "zero", "prec",
+                     "recompute", "gpus", "memory");
   for (Objective o : w.objectives) out += fmt::format(" {:>14}", to_string(o));
   out += fmt::format(" {:>7} {:>10}  {}\n", "MFU", "band", "outside");
   const std::vector<int>& rows = single ? r.ranked : r.pareto;
   const std::size_t n = single ? std::min(rows.size(), static_cast<std::size_t>(w.top)) : rows.size();
   for (std::size_t k = 0; k < n; ++k) {
     const CandidateResult& c = r.candidates[static_cast<std::size_t>(rows[k])];
-    out += fmt::format("{:>5}  {:<22} {:>3} {:>4} {:>4} {:<9} {:<6} {:>6.1f} GiB", k + 1,
-                       split_label(c), c.a.microbatch, c.a.zero_stage, to_string(c.a.precision),
+    out += fmt::format("{:>5}  ", k + 1);
+    if (systems) out += fmt::format("{:<14} ", system_of(c));
+    out += fmt::format("{:<22} {:>3} {:>4} {:>4} {:<9} {:<6} {:>6.1f} GiB", split_label(c),
+                       c.a.microbatch, c.a.zero_stage, to_string(c.a.precision),
                        to_string(c.a.recompute), c.gpus, c.memory->used.value() / kGiB);
     for (std::size_t i = 0; i < w.objectives.size(); ++i) {
       out += fmt::format(" {:>14}", objective_text(w.objectives[i], c.objective[i]));
@@ -164,11 +177,25 @@ std::string render_sweep_table(const SweepInput& in, const SweepResult& r) {
   if (!rows.empty()) {
     const CandidateResult& best = r.candidates[static_cast<std::size_t>(rows[0])];
     const Scenario s = candidate_scenario(in, best.a);
-    out += fmt::format("best         {} ({} GPUs of {})\n", split_label(best), best.gpus,
-                       best.gpu_name);
+    out += fmt::format("best         {} ({} GPUs of {}{})\n", split_label(best), best.gpus,
+                       best.gpu_name, systems ? ", " + system_of(best) : std::string());
     if (best.band) out += fmt::format("band         {}\n", best.band->describe());
     for (const RegionFlag& f : best.outside) out += fmt::format("outside      {}\n", f.text);
     out += fmt::format("Megatron-LM  {}\n", megatron_arguments(s));
+  }
+  // Figures the presets assumed, once per swept GPU or system that has any.
+  for (std::size_t i = 0; i < in.raw.size(); ++i) {
+    const ClusterSpec& c = in.raw[i].draft().cluster;
+    ClusterSpec resolved = c;  // entries the scenario sets again are not assumed
+    try {
+      resolved = resolve(RawScenario(in.raw[i])).cluster;
+    } catch (const InputError&) {
+    }
+    for (int nodes : in.spec.nodes.values) resolved.nodes = std::max(resolved.nodes, nodes);
+    if (const std::string a = assumed_line(resolved); !a.empty()) {
+      const std::string who = !c.preset.empty() ? c.preset : c.gpu.name;
+      out += fmt::format("assumed      {}{}\n", in.raw.size() > 1 ? who + ": " : "", a);
+    }
   }
   out +=
       "pruned       candidates whose lower bound (GEMM and attention FLOPs at the fastest "

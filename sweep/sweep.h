@@ -3,15 +3,17 @@
 // by the memory model and the constraints, bounded below, simulated only while they can
 // still win, and ranked.
 //
-// Candidates, in a fixed nested order (gpu, nodes, precision, compression, global_batch,
-// tp, pp, vp, dp, microbatch, zero_stage, recompute; the first varies slowest); each axis
-// is one row of sweep/axes.cpp, which also sets it, rewrites it and writes it. `auto`:
+// Candidates, in a fixed nested order (gpu or system, nodes, gpus_per_node,
+// nics_per_node, nic_bandwidth, precision, compression, global_batch, tp, pp, vp, cp, ep,
+// dp, microbatch, sequence_parallel, schedule, zero_stage, fsdp, sharding, recompute; the
+// first varies slowest); each axis is one row of sweep/axes.cpp, which also sets it,
+// rewrites it and writes it. `auto`:
 //   tp          every divisor of the GPU count that is at most model.heads;
 //   pp          every divisor of the GPU count that is at most model.layers;
 //   vp          1, and with pp >= 2 every v >= 2 with pp*v dividing model.layers;
 //   microbatch  every b with b*dp dividing global_batch.
-// dp not swept: derived from the GPU count (GPUs / (tp*pp*cp)) whenever tp, pp or nodes
-// are swept, else the scenario's own.
+// dp not swept: derived from the GPU count (GPUs / (tp*pp*cp)) whenever tp, pp, cp, nodes
+// or gpus_per_node are swept, else the scenario's own.
 //
 // Pruning (exact): every candidate that passes validation, the constraints and the memory
 // model gets a lower bound on each objective from a lower bound on its step time
@@ -73,6 +75,13 @@ struct Assignment {
   Recompute recompute = Recompute::none;
   Precision precision = Precision::bf16;
   CompressionSpec::Scheme compression = CompressionSpec::Scheme::none;
+  int gpus_per_node = 8, nics_per_node = 0;
+  int nic_bandwidth = -1;  // index into SweepSpec::nic_bandwidth; -1: the scenario's own
+  int cp = 1, ep = 1;
+  PipelineSchedule schedule = PipelineSchedule::one_f_one_b;
+  bool sequence_parallel = false;
+  ParallelismSpec::FsdpImpl fsdp = ParallelismSpec::FsdpImpl::fsdp1;
+  ParallelismSpec::Sharding sharding = ParallelismSpec::Sharding::full;
 };
 
 enum class Status { invalid, over_gpus, out_of_memory, over_budget, pruned, unsupported, simulated };

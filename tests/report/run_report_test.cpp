@@ -6,6 +6,8 @@
 #include <nlohmann/json.hpp>
 
 #include "report/band.h"
+#include "report/check_report.h"
+#include "scenario/load.h"
 #include "simulator/predict.h"
 #include "tests/test_util.h"
 
@@ -20,6 +22,44 @@ TEST(RunReport, SizeLineCountsTheSimulatedGpus) {
   full.full = true;
   EXPECT_NE(render_run_table(s, predict(s)).find("2 GPUs simulated for 8 ("), std::string::npos);
   EXPECT_NE(render_run_table(s, predict(s, full)).find("8 GPUs simulated for 8 ("),
+            std::string::npos);
+}
+
+TEST(RunReport, AssumedFiguresAreNamedInRunAndCheck) {
+  // dgx-b200: the B200 preset's efficiencies and the NVLink ring efficiency are H100's
+  // (scenario/presets, assumed:); a DGX H100 has none.
+  const Scenario b200 = load_scenario_text(
+      "cluster: {preset: dgx-b200, nodes: 1}\nmodel: narayanan-1.7b\nparallelism: {tp: 2, "
+      "global_batch: 16}\n",
+      "b.yaml");
+  const std::string line =
+      "cluster.gpu.gemm_efficiency, cluster.gpu.gemm_ramp, cluster.gpu.attention_efficiency, "
+      "cluster.gpu.memory_efficiency, cluster.intra_node.efficiency: not measured";
+  const std::string run = render_run_table(b200, predict(b200));
+  EXPECT_NE(run.find("  assumed                  " + line), std::string::npos) << run;
+  const StepFigures f = analyse_step(b200);
+  EXPECT_NE(render_check_table(b200, f).find("  assumed                  " + line),
+            std::string::npos);
+  const auto json = nlohmann::json::parse(render_run_json(b200, predict(b200)));
+  EXPECT_EQ(json.at("assumed").size(), 5u);
+  const Scenario h100 =
+      testing::preset_scenario("narayanan-1.7b", "tp: 2, pp: 2, global_batch: 16");
+  EXPECT_EQ(render_run_table(h100, predict(h100)).find("assumed"), std::string::npos);
+}
+
+TEST(RunReport, CheckNamesTheFabricAndThePods) {
+  const Scenario s = load_scenario_text(
+      "cluster: {preset: hgx-h100-roce, nodes: 512, inter_node: {fabric: roce}}\nmodel: "
+      "narayanan-1.7b\nparallelism: {tp: 8, global_batch: 512}\n",
+      "r.yaml");
+  const std::string t = render_check_table(s, analyse_step(s));
+  EXPECT_NE(t.find("8 x 50.00 GB/s NICs, 14.000 us, fat-tree, oversubscription 1:1, pods of 3072 "
+                   "GPUs at 7:1 above them, fabric roce"),
+            std::string::npos)
+      << t;
+  // roce's efficiency is NDR's (fabrics.yaml, assumed): the fabric's list replaces the
+  // system's entry for the same key.
+  EXPECT_NE(t.find("  assumed                  cluster.inter_node.efficiency: not measured"),
             std::string::npos);
 }
 

@@ -36,8 +36,9 @@ TEST(Presets, TheRequiredSetExists) {
 TEST(Presets, EveryModelAndSystemPresetValidates) {
   for (const auto& system : system_preset_names()) {
     for (const auto& model : model_preset_names()) {
+      // 72 sequences: a multiple of dp on 8 GPUs and on gb200-nvl72's 72.
       const std::string yaml = "cluster: " + system + "\nmodel: " + model +
-                               "\nparallelism: {global_batch: 8}\ntraining: {precision: fp16}\n";
+                               "\nparallelism: {global_batch: 72}\ntraining: {precision: fp16}\n";
       EXPECT_NO_THROW(load_scenario_text(yaml, system + "+" + model)) << system << " " << model;
     }
   }
@@ -71,6 +72,66 @@ TEST(Presets, EachCitesItsSource) {
   expect_sourced("gpus.yaml", gpu_preset_names());
   expect_sourced("systems.yaml", system_preset_names());
   expect_sourced("models.yaml", model_preset_names());
+  expect_sourced("fabrics.yaml", fabric_preset_names());
+}
+
+// The Blackwell presets carry their assumed figures as data (issue 16), and a figure the
+// scenario sets again is no longer assumed.
+TEST(Presets, AssumedFiguresAreListedAndDroppedWhenSetAgain) {
+  const std::string rest = "model: narayanan-1.7b\nparallelism: {global_batch: 16}\n";
+  const Scenario b200 =
+      load_scenario_text("cluster: {preset: dgx-b200, nodes: 2}\n" + rest, "b.yaml");
+  EXPECT_EQ(
+      assumed_figures(b200.cluster),
+      (std::vector<std::string>{"cluster.gpu.gemm_efficiency", "cluster.gpu.gemm_ramp",
+                                "cluster.gpu.attention_efficiency", "cluster.gpu.memory_efficiency",
+                                "cluster.intra_node.efficiency"}));
+  // Only bf16's plateau written: the other formats' stay assumed; the NVLink efficiency
+  // written: no longer assumed.
+  const Scenario own = load_scenario_text(
+      "cluster: {preset: dgx-b200, nodes: 2, gpu: {preset: b200, gemm_efficiency: {bf16: 0.7}, "
+      "attention_efficiency: 0.4}, intra_node: {efficiency: 0.8}}\n" +
+          rest,
+      "o.yaml");
+  EXPECT_EQ(assumed_figures(own.cluster),
+            (std::vector<std::string>{"cluster.gpu.gemm_efficiency", "cluster.gpu.gemm_ramp",
+                                      "cluster.gpu.memory_efficiency"}));
+  // H100 on NDR: measured throughout.
+  const Scenario h100 =
+      load_scenario_text("cluster: {preset: dgx-h100, nodes: 2}\n" + rest, "h.yaml");
+  EXPECT_TRUE(assumed_figures(h100.cluster).empty());
+  // A fabric preset replaces the NIC figures: ib-ndr's are measured, roce's efficiency not.
+  const Scenario ndr = load_scenario_text(
+      "cluster: {preset: hgx-h100-roce, nodes: 2, inter_node: {fabric: ib-ndr}}\n" + rest,
+      "n.yaml");
+  EXPECT_TRUE(assumed_figures(ndr.cluster).empty());
+  EXPECT_DOUBLE_EQ(ndr.cluster.inter_node.nic_bandwidth.value(), 50e9);
+  const Scenario xdr = load_scenario_text(
+      "cluster: {preset: dgx-h100, nodes: 2, inter_node: {fabric: ib-xdr}}\n" + rest, "x.yaml");
+  EXPECT_EQ(assumed_figures(xdr.cluster),
+            (std::vector<std::string>{"cluster.inter_node.efficiency"}));
+  EXPECT_DOUBLE_EQ(xdr.cluster.inter_node.nic_bandwidth.value(), 100e9);  // 800 Gb/s
+  // Keys written beside the fabric override it.
+  const Scenario mine = load_scenario_text(
+      "cluster: {preset: dgx-h100, nodes: 2, inter_node: {fabric: ib-xdr, efficiency: 0.9}}\n" +
+          rest,
+      "m.yaml");
+  EXPECT_DOUBLE_EQ(mine.cluster.inter_node.efficiency, 0.9);
+  EXPECT_TRUE(assumed_figures(mine.cluster).empty());
+}
+
+TEST(Presets, Gb200Nvl72IsOneNvlinkDomainOf72) {
+  // NVIDIA GB200 NVL72 page: 130 TB/s of NVLink over 72 GPUs = 1.8 TB/s bidirectional,
+  // 900 GB/s per direction; BF16 360 PFLOPS sparse / 72 / 2 = 2.5 PFLOP/s dense.
+  const Scenario s = load_scenario_text(
+      "cluster: {preset: gb200-nvl72, nodes: 2}\nmodel: llama3-8b\nparallelism: {global_batch: "
+      "144}\n",
+      "g.yaml");
+  EXPECT_EQ(s.cluster.gpus_per_node, 72);
+  EXPECT_EQ(s.cluster.gpus(), 144);
+  EXPECT_EQ(s.cluster.inter_node.nics_per_node, 72);
+  EXPECT_DOUBLE_EQ(s.cluster.intra_node.bandwidth.value(), 900e9);
+  EXPECT_DOUBLE_EQ(s.cluster.gpu.peak.at(Dtype::bf16).value(), 2.5e15);
 }
 
 }  // namespace

@@ -301,7 +301,7 @@ TEST(SplitSweep, RanksByThePessimisticEndOfTheBand) {
     table.push_back(a);
     table.push_back(h);
   }
-  const std::string sweep = "sweep:\n  gpu: [a100-sxm4-80gb, h100-sxm5-80gb]\n";
+  const std::string sweep = "sweep:\n  system: [dgx-a100, dgx-h100]\n";
   SweepOptions o;
   o.residuals = &table;
   const SweepResult predicted = run_sweep(load(sweep), o);
