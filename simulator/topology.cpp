@@ -8,8 +8,11 @@
 #include <optional>
 
 #include "core/error.h"
+#include "model/fabric.h"
 
 namespace orrery {
+
+static_assert(Topology::kLeafDownlinks == kLeafDownlinks, "one leaf size (model/fabric.h)");
 
 const char* to_string(LinkClass c) {
   switch (c) {
@@ -49,11 +52,8 @@ Topology::Topology(const ClusterSpec& c)
   }
   const int nodes = c.nodes;
   const int nics = nodes * nics_per_node_;
-  if (nodes > 1) {
-    leaves_ = rail_optimized_
-                  ? nics_per_node_ * ((nodes + kLeafDownlinks - 1) / kLeafDownlinks)
-                  : (nics + kLeafDownlinks - 1) / kLeafDownlinks;
-  }
+  // The same leaves the purchase cost counts (model/fabric.h).
+  leaves_ = leaf_count(nodes, nics_per_node_, c.inter_node.topology);
   const int vertices = gpus_ + nodes + nics + leaves_ + (leaves_ > 1 ? 1 : 0);
   graph_ = std::make_unique<Graph>();
   Graph& G = *graph_;
