@@ -162,6 +162,20 @@ const FieldTable<InterNodeSpec>& inter_fields() {
   return table;
 }
 
+const FieldTable<PriceSpec>& price_fields() {
+  using P = PriceSpec;
+  static const FieldTable<P> table = {
+      {"usd_per_gpu_hour", number(&P::usd_per_gpu_hour, 0.0, 1e4)},
+      {"node_usd", number(&P::node_usd, 0.0, 1e9)},
+      {"nic_usd", number(&P::nic_usd, 0.0, 1e7)},
+      {"switch_usd", number(&P::switch_usd, 0.0, 1e8)},
+      {"transceiver_usd", number(&P::transceiver_usd, 0.0, 1e6)},
+      {"cable_usd", number(&P::cable_usd, 0.0, 1e6)},
+      {"source", text(&P::source)},
+  };
+  return table;
+}
+
 // Every key of cluster:, in the order its unknown-key error lists them; the fabrics are
 // read after the calibration profile's path.
 const FieldTable<C>& cluster_fields() {
@@ -173,6 +187,7 @@ const FieldTable<C>& cluster_fields() {
       {"intra_node", nested(&C::intra_node, intra_fields, false), true},
       {"inter_node", nested(&C::inter_node, inter_fields, false), true},
       {"calibration", read_calibration},
+      {"price", nested(&C::price, price_fields, false), true},
   };
   return table;
 }
@@ -185,7 +200,8 @@ KeyLists cluster_key_lists() {
           {"cluster.gpu.peak", keys_of(peak_fields())},
           {"cluster.gpu.gemm_efficiency", keys_of(gemm_efficiency_fields())},
           {"cluster.intra_node", keys_of(intra_fields())},
-          {"cluster.inter_node", keys_of(inter_fields())}};
+          {"cluster.inter_node", keys_of(inter_fields())},
+          {"cluster.price", keys_of(price_fields())}};
 }
 
 std::vector<std::string> cluster_keys() { return keys_of(cluster_fields()); }
