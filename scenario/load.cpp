@@ -351,6 +351,25 @@ std::string rewrite_scenario_yaml(const std::string& yaml,
   return std::string(out.c_str()) + "\n";
 }
 
+namespace {
+
+// The one system preset whose GPU is `gpu` and that has a price: block; none when there
+// is no such preset or several.
+std::optional<std::string> priced_system_of(const std::string& gpu) {
+  std::optional<std::string> found;
+  int n = 0;
+  for (const std::string& name : system_presets().names()) {
+    const YAML::Node p = system_presets().find(name);
+    if (p["price"].IsDefined() && p["gpu"].IsScalar() && p["gpu"].Scalar() == gpu) {
+      found = name;
+      ++n;
+    }
+  }
+  return n == 1 ? found : std::nullopt;
+}
+
+}  // namespace
+
 SweepInput load_sweep_text(const std::string& yaml, const std::string& display_name) {
   SweepInput in;
   in.file = display_name;
@@ -364,11 +383,28 @@ SweepInput load_sweep_text(const std::string& yaml, const std::string& display_n
   if (in.spec.gpu.empty()) {
     in.raw.push_back(parse_raw(root, display_name, nullptr));
   } else {
+    const YAML::Node cluster = root["cluster"];
+    const bool own_price = cluster.IsMap() && cluster["price"].IsDefined();
     for (const auto& gpu : in.spec.gpu) {
       YAML::Node copy = YAML::Clone(root);
       set_path(copy, "cluster.gpu", gpu);
+      // A system's price belongs to its GPU: unless the file writes cluster.price, a
+      // swapped-in GPU takes the price block of the one system preset built on it that
+      // has one (dgx-b200 for b200), and no price when there is none.
+      const std::optional<std::string> system = own_price ? std::nullopt : priced_system_of(gpu);
+      if (system) {
+        YAML::Node section = copy["cluster"];
+        section["price"] = YAML::Clone(system_presets().find(*system)["price"]);
+      }
       RawScenario raw = parse_raw(copy, display_name, nullptr);
       raw.set_by("cluster.gpu", in.spec.where("sweep.gpu"));
+      if (!own_price && !system) {
+        raw.draft().cluster.price = PriceSpec{};
+        for (auto it = raw.draft().origin.begin(); it != raw.draft().origin.end();) {
+          it = it->first.rfind("cluster.price", 0) == 0 ? raw.draft().origin.erase(it)
+                                                        : std::next(it);
+        }
+      }
       in.raw.push_back(std::move(raw));
     }
   }

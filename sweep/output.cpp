@@ -84,14 +84,118 @@ int counted(const SweepResult& r, Status s) {
   return n;
 }
 
+// Dollars: cents below $10,000, then thousands and millions.
+std::string usd_text(double v) {
+  if (v >= 1e6) return fmt::format("${:.2f}M", v / 1e6);
+  if (v >= 1e4) return fmt::format("${:.1f}K", v / 1e3);
+  return fmt::format("${:.2f}", v);
+}
+
 std::string objective_text(Objective o, double v) {
   switch (o) {
-    case Objective::step_time:
-    case Objective::time_to_train: return format_seconds(Seconds(v));
-    case Objective::cost: return fmt::format("${:.2f}", v);
-    case Objective::energy: return fmt::format("{:.1f} kWh", v);
+    case Objective::step_time: return format_seconds(Seconds(v));
+    case Objective::time_to_train: return format_long_duration(Seconds(v));
+    case Objective::cost:
+    case Objective::tco: return usd_text(v);
+    case Objective::energy:
+      return v >= 1e4 ? fmt::format("{:.1f} MWh", v / 1e3) : fmt::format("{:.1f} kWh", v);
   }
   return num(v);
+}
+
+// The system a candidate runs on: its cluster preset and GPU ("dgx-h100 / H100 SXM5 80GB").
+std::string system_label(const std::string& system, const std::string& gpu) {
+  return system.empty() ? gpu : system + " / " + gpu;
+}
+
+// The swept dimensions the split label does not show, as ranked-table columns: (header,
+// width, cell).
+struct Column {
+  std::string header;
+  int width;
+  std::string (*cell)(const CandidateResult& c);
+};
+
+std::vector<Column> swept_columns(const SweepSpec& w) {
+  std::vector<Column> out;
+  if (!w.gpu.empty()) {
+    out.push_back({"system", 34, [](const CandidateResult& c) {
+                     return system_label(c.system, c.gpu_name);
+                   }});
+  }
+  if (w.nodes.swept()) {
+    out.push_back({"nodes", 5, [](const CandidateResult& c) { return std::to_string(c.a.nodes); }});
+  }
+  if (w.global_batch.swept() || w.global_batch_tokens) {
+    out.push_back(
+        {"batch", 6, [](const CandidateResult& c) { return std::to_string(c.a.global_batch); }});
+  }
+  if (!w.compression.empty()) {
+    out.push_back({"compression", 11, [](const CandidateResult& c) {
+                     return std::string(to_string(c.a.compression));
+                   }});
+  }
+  return out;
+}
+
+// The constraints in one line ("deadline 60.0 days, max power 30 MW"), "" when none.
+std::string constraints_text(const SweepSpec& w) {
+  std::vector<std::string> parts;
+  if (w.max_time_to_train)
+    parts.push_back("deadline " + format_long_duration(*w.max_time_to_train));
+  if (w.max_power) parts.push_back("max power " + format_watts(*w.max_power));
+  if (w.max_cost_usd) parts.push_back("rent budget " + usd_text(*w.max_cost_usd));
+  if (w.max_tco_usd) parts.push_back("TCO budget " + usd_text(*w.max_tco_usd));
+  if (w.max_nodes) parts.push_back(fmt::format("max {} nodes", *w.max_nodes));
+  if (w.max_gpus) parts.push_back(fmt::format("max {} GPUs", *w.max_gpus));
+  std::string out;
+  for (const auto& p : parts) out += (out.empty() ? "" : ", ") + p;
+  return out;
+}
+
+// The per-system comparison (SweepResult::systems) as a table.
+std::string render_systems(const SweepInput& in, const SweepResult& r) {
+  if (r.systems.empty()) return "";
+  const SweepSpec& w = in.spec;
+  const std::string cons = constraints_text(w);
+  std::string out = fmt::format(
+      "\nper system   the smallest cluster meeting the constraints ({}), its best candidate by "
+      "{}\n",
+      cons.empty() ? "none" : cons, to_string(w.objectives[0]));
+  out += fmt::format("{:<34} {:>5} {:>6}  {:<22} {:>3} {:>6} {:>10} {:>10} {:>10} {:>10} "
+                     "{:>9} {:>8}  {}\n",
+                     "system", "nodes", "GPUs", "split", "mb", "batch", "time", "GPU-hours",
+                     "rent", "TCO", "energy", "peak", "band (time to train)");
+  for (const SystemChoice& sc : r.systems) {
+    const std::string label = system_label(sc.system, sc.gpu_name);
+    if (!sc.best) {
+      out += fmt::format("{:<34} no candidate meets the constraints\n", label);
+      continue;
+    }
+    const CandidateResult& c = r.candidates[static_cast<std::size_t>(*sc.best)];
+    const Figures& f = *c.figures;
+    const double ttt = f.time_to_train ? f.time_to_train->value() : 0.0;
+    std::string band = "-";
+    if (c.band && c.band->cases > 0) {
+      band = fmt::format("{} to {}", format_long_duration(Seconds(ttt * c.band->fast())),
+                         format_long_duration(Seconds(ttt * c.band->slow())));
+    }
+    out += fmt::format(
+        "{:<34} {:>5} {:>6}  {:<22} {:>3} {:>6} {:>10} {:>10.0f} {:>10} {:>10} {:>9} {:>8}  {}\n",
+        label, c.a.nodes, c.gpus, split_label(c), c.a.microbatch, c.a.global_batch,
+        format_long_duration(Seconds(ttt)), ttt / 3600.0 * c.gpus,
+        f.cost_usd ? usd_text(*f.cost_usd) : "-", f.tco_usd ? usd_text(*f.tco_usd) : "-",
+        f.energy_kwh ? objective_text(Objective::energy, *f.energy_kwh) : "-",
+        format_watts(Watts(f.peak_power_w)), band);
+  }
+  const Scenario& b = in.baseline;
+  out += "columns      time: time to train; rent: GPU-hours at the system's $/GPU-hour; TCO: "
+         "owning it for the run (purchase written off, facility, electricity; "
+         "docs/model.md \"Cost of ownership\"); energy and peak: facility, with the PUE";
+  out += b.cluster.price.source.empty()
+             ? "\n"
+             : fmt::format("\nprices       {}\n", b.cluster.price.source);
+  return out;
 }
 
 }  // namespace
@@ -100,27 +204,36 @@ std::string render_sweep_table(const SweepInput& in, const SweepResult& r) {
   const SweepSpec& w = in.spec;
   std::string out;
   out += fmt::format("sweep       {}\n", in.baseline.name);
-  out += fmt::format(
-      "candidates  {} : {} invalid, {} over max_gpus, {} out of memory, {} over budget, {} not "
-      "modelled, {} pruned by the bound, {} simulated\n",
-      r.candidates.size(), counted(r, Status::invalid), counted(r, Status::over_gpus),
-      counted(r, Status::out_of_memory), counted(r, Status::over_budget),
-      counted(r, Status::unsupported), r.pruned, r.simulated);
+  out += fmt::format("candidates  {} : {} invalid, {} over max_gpus", r.candidates.size(),
+                     counted(r, Status::invalid), counted(r, Status::over_gpus));
+  if (w.max_nodes) out += fmt::format(", {} over max_nodes", counted(r, Status::over_nodes));
+  if (w.max_power) out += fmt::format(", {} over max_power", counted(r, Status::over_power));
+  out += fmt::format(", {} out of memory, {} over budget", counted(r, Status::out_of_memory),
+                     counted(r, Status::over_budget));
+  if (w.max_time_to_train)
+    out += fmt::format(", {} past the deadline", counted(r, Status::over_deadline));
+  out += fmt::format(", {} not modelled, {} pruned by the bound, {} simulated\n",
+                     counted(r, Status::unsupported), r.pruned, r.simulated);
   std::string objs;
   for (Objective o : w.objectives) objs += (objs.empty() ? "" : ", ") + std::string(to_string(o));
   const bool single = w.objectives.size() == 1;
   out += fmt::format(
       "objective   {}{}{}\n\n", objs, single ? fmt::format(" (top {})", w.top) : " (Pareto front)",
       w.rank_by == RankBy::pessimistic ? ", ranked by the slow end of each candidate's band" : "");
-  out += fmt::format("{:>5}  {:<22} {:>3} {:>4} {:>4} {:<9} {:<6} {:>10}", "rank", "split",
-                     "mb", "zero", "prec", "recompute", "gpus", "memory");
+  const std::vector<Column> extra = swept_columns(w);
+  out += fmt::format("{:>5}  ", "rank");
+  for (const Column& col : extra) out += fmt::format("{:<{}} ", col.header, col.width);
+  out += fmt::format("{:<22} {:>3} {:>4} {:>4} {:<9} {:<6} {:>10}", "split", "mb", "zero",
+                     "prec", "recompute", "gpus", "memory");
   for (Objective o : w.objectives) out += fmt::format(" {:>14}", to_string(o));
   out += fmt::format(" {:>7} {:>10}  {}\n", "MFU", "band", "outside");
   const std::vector<int>& rows = single ? r.ranked : r.pareto;
   const std::size_t n = single ? std::min(rows.size(), static_cast<std::size_t>(w.top)) : rows.size();
   for (std::size_t k = 0; k < n; ++k) {
     const CandidateResult& c = r.candidates[static_cast<std::size_t>(rows[k])];
-    out += fmt::format("{:>5}  {:<22} {:>3} {:>4} {:>4} {:<9} {:<6} {:>6.1f} GiB", k + 1,
+    out += fmt::format("{:>5}  ", k + 1);
+    for (const Column& col : extra) out += fmt::format("{:<{}} ", col.cell(c), col.width);
+    out += fmt::format("{:<22} {:>3} {:>4} {:>4} {:<9} {:<6} {:>6.1f} GiB",
                        split_label(c), c.a.microbatch, c.a.zero_stage, to_string(c.a.precision),
                        to_string(c.a.recompute), c.gpus, c.memory->used.value() / kGiB);
     for (std::size_t i = 0; i < w.objectives.size(); ++i) {
@@ -130,6 +243,7 @@ std::string render_sweep_table(const SweepInput& in, const SweepResult& r) {
                        c.outside.empty() ? "-" : outside_codes(c));
   }
   if (rows.empty()) out += "  (no candidate could be simulated)\n";
+  out += render_systems(in, r);
   if (!rows.empty()) {
     out += fmt::format(
         "\ncolumns      band: measured / predicted step time over the validation residuals of "
@@ -178,8 +292,9 @@ std::string render_sweep_csv(const SweepInput& in, const SweepResult& r) {
   out += ",step_time_s";
   for (const auto& col : kBreakdownColumns) out += "," + col;
   out +=
-      ",tokens_per_s,mfu,time_to_train_s,cost_usd,energy_kwh,band_basis,band_cases,"
-      "step_time_low_s,step_time_high_s,outside_validated_region,rank,reason\n";
+      ",tokens_per_s,mfu,time_to_train_s,cost_usd,energy_kwh,tco_usd,peak_power_w,band_basis,"
+      "band_cases,"
+      "step_time_low_s,step_time_high_s,outside_validated_region,rank,system,reason\n";
   std::map<int, int> rank;
   for (std::size_t k = 0; k < r.ranked.size(); ++k) rank[r.ranked[k]] = static_cast<int>(k) + 1;
   for (const auto& c : r.candidates) {
@@ -213,8 +328,10 @@ std::string render_sweep_csv(const SweepInput& in, const SweepResult& r) {
       field(opt(f.time_to_train));
       field(opt(f.cost_usd));
       field(opt(f.energy_kwh));
+      field(opt(f.tco_usd));
+      field(num(f.peak_power_w));
     } else {
-      out += std::string(6 + kBreakdownColumns.size(), ',');  // step, breakdown, 5 more
+      out += std::string(8 + kBreakdownColumns.size(), ',');  // step, breakdown, 7 more
     }
     // The band and the region flags wherever the memory model ran; the step-time ends
     // once simulated.
@@ -232,6 +349,8 @@ std::string render_sweep_csv(const SweepInput& in, const SweepResult& r) {
     auto it = rank.find(*c.index);
     out += ',';
     if (it != rank.end()) out += std::to_string(it->second);
+    out += ',';
+    out += detail::csv_quote(c.system);
     out += ',';
     out += detail::csv_quote(c.reason);
     out += '\n';
@@ -254,6 +373,8 @@ ordered_json figures_json(const Figures& f) {
   if (f.time_to_train) j["time_to_train_s"] = f.time_to_train->value();
   if (f.cost_usd) j["cost_usd"] = *f.cost_usd;
   if (f.energy_kwh) j["energy_kwh"] = *f.energy_kwh;
+  if (f.tco_usd) j["tco_usd"] = *f.tco_usd;
+  j["peak_power_w"] = f.peak_power_w;
   return j;
 }
 
@@ -270,6 +391,8 @@ Figures figures_from(const ordered_json& j) {
     f.time_to_train = Seconds(j["time_to_train_s"].get<double>());
   if (j.contains("cost_usd")) f.cost_usd = j["cost_usd"].get<double>();
   if (j.contains("energy_kwh")) f.energy_kwh = j["energy_kwh"].get<double>();
+  if (j.contains("tco_usd")) f.tco_usd = j["tco_usd"].get<double>();
+  f.peak_power_w = j.at("peak_power_w").get<double>();
   return f;
 }
 
@@ -277,6 +400,7 @@ ordered_json candidate_json(const SweepInput& in, const CandidateResult& c) {
   ordered_json j;
   if (c.index) j["index"] = *c.index;  // the baseline has none
   j["status"] = to_string(c.status);
+  j["system"] = c.system;
   for (const detail::Axis& axis : detail::axes())
     std::visit([&](const auto& v) { j[axis.column] = v; }, axis.cell(in, c));
   if (c.memory) {
@@ -317,7 +441,8 @@ std::string render_sweep_json(const SweepInput& in, const SweepResult& r) {
   summary["rank_by"] = to_string(in.spec.rank_by);
   summary["candidates"] = r.candidates.size();
   summary["valid"] = r.valid;
-  for (Status s : {Status::invalid, Status::over_gpus, Status::out_of_memory, Status::over_budget,
+  for (Status s : {Status::invalid, Status::over_gpus, Status::over_nodes, Status::over_power,
+                   Status::out_of_memory, Status::over_budget, Status::over_deadline,
                    Status::unsupported}) {
     summary[to_string(s)] = counted(r, s);
   }
@@ -332,6 +457,21 @@ std::string render_sweep_json(const SweepInput& in, const SweepResult& r) {
   j["baseline"] = b;
   j["ranked"] = r.ranked;
   j["pareto"] = r.pareto;
+  // The per-system comparison: each system's chosen candidate (index into candidates).
+  ordered_json systems = ordered_json::array();
+  for (const SystemChoice& sc : r.systems) {
+    ordered_json e{{"system", sc.system}, {"gpu", sc.gpu_name}};
+    e["best"] = sc.best ? ordered_json(*sc.best) : ordered_json(nullptr);
+    if (sc.best) {
+      const CandidateResult& c = r.candidates[static_cast<std::size_t>(*sc.best)];
+      e["nodes"] = c.a.nodes;
+      e["gpus"] = c.gpus;
+      const double ttt = c.figures->time_to_train ? c.figures->time_to_train->value() : 0.0;
+      e["gpu_hours"] = ttt / 3600.0 * c.gpus;
+    }
+    systems.push_back(e);
+  }
+  j["systems"] = systems;
   if (!r.ranked.empty()) {
     const auto& best = r.candidates[static_cast<std::size_t>(
         in.spec.objectives.size() == 1 ? r.ranked[0] : r.pareto[0])];
@@ -378,7 +518,7 @@ std::string write_shard(const SweepInput& in, const SweepResult& r, int shard, i
   ordered_json results = ordered_json::array();
   for (const auto& c : r.candidates) {
     if (c.status != Status::simulated && c.status != Status::over_budget &&
-        c.status != Status::unsupported) {
+        c.status != Status::over_deadline && c.status != Status::unsupported) {
       continue;
     }
     if (c.status != Status::unsupported && !c.figures) continue;
