@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <map>
 #include <variant>
 
@@ -119,7 +120,7 @@ struct Column {
 std::vector<Column> swept_columns(const SweepSpec& w) {
   std::vector<Column> out;
   if (!w.gpu.empty()) {
-    out.push_back({"system", 34, [](const CandidateResult& c) {
+    out.push_back({"system", 38, [](const CandidateResult& c) {
                      return system_label(c.system, c.gpu_name);
                    }});
   }
@@ -162,14 +163,17 @@ std::string render_systems(const SweepInput& in, const SweepResult& r) {
       "\nper system   the smallest cluster meeting the constraints ({}), its best candidate by "
       "{}\n",
       cons.empty() ? "none" : cons, to_string(w.objectives[0]));
-  out += fmt::format("{:<34} {:>5} {:>6}  {:<22} {:>3} {:>6} {:>10} {:>10} {:>10} {:>10} "
+  std::size_t width = 6;
+  for (const SystemChoice& sc : r.systems)
+    width = std::max(width, system_label(sc.system, sc.gpu_name).size());
+  out += fmt::format("{:<{}} {:>5} {:>6}  {:<22} {:>3} {:>6} {:>10} {:>10} {:>10} {:>10} "
                      "{:>9} {:>8}  {}\n",
-                     "system", "nodes", "GPUs", "split", "mb", "batch", "time", "GPU-hours",
+                     "system", width, "nodes", "GPUs", "split", "mb", "batch", "time", "GPU-hours",
                      "rent", "TCO", "energy", "peak", "band (time to train)");
   for (const SystemChoice& sc : r.systems) {
     const std::string label = system_label(sc.system, sc.gpu_name);
     if (!sc.best) {
-      out += fmt::format("{:<34} no candidate meets the constraints\n", label);
+      out += fmt::format("{:<{}} no candidate meets the constraints\n", label, width);
       continue;
     }
     const CandidateResult& c = r.candidates[static_cast<std::size_t>(*sc.best)];
@@ -181,20 +185,26 @@ std::string render_systems(const SweepInput& in, const SweepResult& r) {
                          format_long_duration(Seconds(ttt * c.band->slow())));
     }
     out += fmt::format(
-        "{:<34} {:>5} {:>6}  {:<22} {:>3} {:>6} {:>10} {:>10.0f} {:>10} {:>10} {:>9} {:>8}  {}\n",
-        label, c.a.nodes, c.gpus, split_label(c), c.a.microbatch, c.a.global_batch,
+        "{:<{}} {:>5} {:>6}  {:<22} {:>3} {:>6} {:>10} {:>10.0f} {:>10} {:>10} {:>9} {:>8}  {}\n",
+        label, width, c.a.nodes, c.gpus, split_label(c), c.a.microbatch, c.a.global_batch,
         format_long_duration(Seconds(ttt)), ttt / 3600.0 * c.gpus,
         f.cost_usd ? usd_text(*f.cost_usd) : "-", f.tco_usd ? usd_text(*f.tco_usd) : "-",
         f.energy_kwh ? objective_text(Objective::energy, *f.energy_kwh) : "-",
         format_watts(Watts(f.peak_power_w)), band);
   }
-  const Scenario& b = in.baseline;
   out += "columns      time: time to train; rent: GPU-hours at the system's $/GPU-hour; TCO: "
          "owning it for the run (purchase written off, facility, electricity; "
          "docs/model.md \"Cost of ownership\"); energy and peak: facility, with the PUE";
-  out += b.cluster.price.source.empty()
-             ? "\n"
-             : fmt::format("\nprices       {}\n", b.cluster.price.source);
+  out += "\n";
+  // Each system's prices with their source (cluster.price.source).
+  for (const SystemChoice& sc : r.systems) {
+    if (!sc.best) continue;
+    const Scenario s = candidate_scenario(in, r.candidates[static_cast<std::size_t>(*sc.best)].a);
+    if (!s.cluster.price.source.empty()) {
+      out += fmt::format("prices       {}: {}\n", system_label(sc.system, sc.gpu_name),
+                         s.cluster.price.source);
+    }
+  }
   return out;
 }
 

@@ -29,7 +29,9 @@ TEST(TrainingRun, TokenBudgetRoundsUpToWholeSteps) {
   EXPECT_DOUBLE_EQ(e.tokens, 1908.0 * 64 * 8192);
   EXPECT_DOUBLE_EQ(e.time.value(), 3816.0);
   EXPECT_NEAR(e.gpu_hours, 8.48, 1e-9);
-  EXPECT_FALSE(e.usd.has_value());
+  // No cost section: the rent of the dgx-h100 preset's price block, $4.916 per GPU-hour.
+  ASSERT_TRUE(e.usd.has_value());
+  EXPECT_NEAR(*e.usd, 8.48 * 4.916, 1e-9);
   EXPECT_FALSE(e.co2_kg.has_value());
 }
 
@@ -221,8 +223,9 @@ TEST(TrainingRun, CostOfOwningASmallClusterByHand) {
   EXPECT_NEAR(t.electricity_run_usd, 3328.8, 1e-6);
   EXPECT_NEAR(t.run_usd, 49153.8, 1e-6);
   EXPECT_NEAR(t.per_year_usd, 491538.0, 1e-6);
-  // No rent given: no rent figure.
-  EXPECT_FALSE(e.usd.has_value());
+  // Rent from the preset's price block: 876 h x 32 GPUs x $4.916.
+  ASSERT_TRUE(e.usd.has_value());
+  EXPECT_NEAR(*e.usd, 876.0 * 32 * 4.916, 1e-6);
 }
 
 TEST(TrainingRun, NoCostOfOwningWithoutAnAmortizationPeriod) {
