@@ -453,7 +453,10 @@ TEST(SweepReport, SelfContainedDeterministicAndChecksItsCharts) {
        at = html.find("<svg class=\"chart\"", at + 1)) {
     ++charts;
   }
-  EXPECT_EQ(charts, 5u);  // breakdown, memory, time against cost, scaling, timeline
+  // breakdown, memory, time against cost, timeline; one GPU count: no scaling chart.
+  EXPECT_EQ(charts, 4u);
+  EXPECT_EQ(html.find("id=\"scaling\""), std::string::npos);
+  EXPECT_NE(html.find("no scaling chart"), std::string::npos);
   EXPECT_EQ(html.find("http://www.w3.org/2000/svg"), html.find("http"));  // only the namespace
   EXPECT_NE(html.find("data-status"), std::string::npos);
   EXPECT_THROW(render_sweep_html("{\"a\": 1}", "x.json"), InputError);
