@@ -99,6 +99,7 @@ std::string objective_text(Objective o, double v) {
     case Objective::cost:
     case Objective::tco: return usd_text(v);
     case Objective::energy:
+      if (v >= 1e6) return fmt::format("{:.2f} GWh", v / 1e6);
       return v >= 1e4 ? fmt::format("{:.1f} MWh", v / 1e3) : fmt::format("{:.1f} kWh", v);
   }
   return num(v);
