@@ -38,12 +38,10 @@ std::string esc(const std::string& s) {
   return out;
 }
 
-// Set once per page: several GPUs in the sweep, so every label names its candidate's.
-bool g_several_gpus = false;
-
-std::string label(const json& c) {
+// A configuration's label; with several GPUs in the sweep (`gpu`) it names its GPU.
+std::string label(const json& c, bool gpu) {
   std::string s;
-  if (g_several_gpus) s = c.at("gpu").get<std::string>() + " ";
+  if (gpu) s = c.at("gpu").get<std::string>() + " ";
   if (c.contains("nodes")) s += fmt::format("{}n ", c.at("nodes").get<int>());
   s += fmt::format("tp{} pp{} dp{}", c.at("tp").get<int>(), c.at("pp").get<int>(),
                               c.at("dp").get<int>());
@@ -108,7 +106,7 @@ std::string x_axis_numeric(const Axes& a, const std::string& unit) {
 
 // Bars for the top configurations; `stack(c)` gives (value, colour) segments.
 template <class Stack>
-std::string bars(const std::vector<const json*>& rows, double ymax, Stack stack) {
+std::string bars(const std::vector<const json*>& rows, bool gpu, double ymax, Stack stack) {
   Axes a{0, static_cast<double>(rows.size()), 0, ymax};
   std::string out;
   const double slot = (kW - kLeft - kRight) / std::max<std::size_t>(1, rows.size());
@@ -125,7 +123,7 @@ std::string bars(const std::vector<const json*>& rows, double ymax, Stack stack)
     out += fmt::format(
         "<text transform=\"translate({:.1f},{:.1f}) rotate(-65)\" text-anchor=\"end\" "
         "font-size=\"9\">{}</text>\n",
-        cx, kH - kBottom + 10, esc(label(*rows[i])));
+        cx, kH - kBottom + 10, esc(label(*rows[i], gpu)));
   }
   return out;
 }
@@ -159,7 +157,7 @@ std::string page_head(const json& j) {
 // The best configurations' prediction bands and validated-region flags (report/band.h):
 // measured = predicted / (1 + e) over the family's step-time residuals. JSON written
 // before bands existed has none: no table.
-std::string band_table(const std::vector<const json*>& top) {
+std::string band_table(const std::vector<const json*>& top, bool gpu) {
   if (top.empty() || !top.front()->contains("band")) return "";
   std::string html =
       "<h2>Prediction band and validated region, best configurations</h2>\n<table>\n<tr>"
@@ -177,7 +175,7 @@ std::string band_table(const std::vector<const json*>& top) {
     html += fmt::format(
         "<tr><td>{}</td><td>{:.3f} s</td><td>{}</td><td>{:.1f} %</td><td>{}</td>"
         "<td style=\"text-align:left\">{}</td></tr>\n",
-        esc(label(*c)), t,
+        esc(label(*c, gpu)), t,
         b.at("cases").get<int>() > 0
             ? fmt::format("{:.3f} - {:.3f} s", t / (1 + e_max), t / (1 + e_min))
             : std::string("-"),
@@ -188,7 +186,7 @@ std::string band_table(const std::vector<const json*>& top) {
 }
 
 // 1. Breakdown.
-std::string breakdown_chart(const std::vector<const json*>& top) {
+std::string breakdown_chart(const std::vector<const json*>& top, bool gpu) {
   std::string html;
   double tmax = 0;
   for (const json* c : top) tmax = std::max(tmax, c->at("figures").at("step_time_s").get<double>());
@@ -196,7 +194,7 @@ std::string breakdown_chart(const std::vector<const json*>& top) {
   html += open_svg("breakdown", fmt::format("Step time and where it goes, best {} configurations",
                                             top.size()));
   html += y_axis(a1, "seconds per step");
-  html += bars(top, a1.y1, [](const json& c) {
+  html += bars(top, gpu, a1.y1, [](const json& c) {
     std::vector<std::pair<double, std::string>> s;
     for (const auto& [key, colour] : kParts)
       s.emplace_back(c.at("figures").at("breakdown").at(key).get<double>(), colour);
@@ -212,7 +210,7 @@ std::string breakdown_chart(const std::vector<const json*>& top) {
 }
 
 // 2. Memory.
-std::string memory_chart(const std::vector<const json*>& top) {
+std::string memory_chart(const std::vector<const json*>& top, bool gpu) {
   std::string html;
   double cap = 0, mmax = 0;
   for (const json* c : top) {
@@ -222,7 +220,7 @@ std::string memory_chart(const std::vector<const json*>& top) {
   Axes a2{0, 1, 0, nice_max(std::max(cap, mmax) * 1.05)};
   html += open_svg("memory", "Memory per GPU (busiest stage) against each GPU's capacity");
   html += y_axis(a2, "GiB per GPU");
-  html += bars(top, a2.y1, [](const json& c) {
+  html += bars(top, gpu, a2.y1, [](const json& c) {
     return std::vector<std::pair<double, std::string>>{
         {c.value("memory_bytes", 0.0) / kGiB, "#59a14f"}};
   });
@@ -427,7 +425,7 @@ std::string systems_table(const json& j) {
         "<tr class=\"system\"><td style=\"text-align:left\">{}</td><td>{}</td><td>{}</td>"
         "<td>{}</td><td>{:.1f}</td><td>{:.0f}</td><td>{}</td><td>{}</td><td>{:.0f}</td>"
         "<td>{:.2f}</td><td>{}</td></tr>\n",
-        esc(name), c.at("nodes").get<int>(), c.at("gpus").get<int>(), esc(label(c)), days,
+        esc(name), c.at("nodes").get<int>(), c.at("gpus").get<int>(), esc(label(c, false)), days,
         sc.value("gpu_hours", 0.0), usd("cost_usd"), usd("tco_usd"),
         f.value("energy_kwh", 0.0) / 1e3, f.value("peak_power_w", 0.0) / 1e6, band);
   }
@@ -529,12 +527,12 @@ std::string render_sweep_html(const std::string& text, const std::string& file) 
 
     std::map<std::string, int> gpus;
     for (const auto& c : cands) gpus[c.value("gpu", std::string())] = 1;
-    g_several_gpus = gpus.size() > 1;
+    const bool several = gpus.size() > 1;  // labels name the GPU
     std::string html = page_head(j);
     html += systems_table(j);
-    html += band_table(top);
-    html += breakdown_chart(top);
-    html += memory_chart(top);
+    html += band_table(top, several);
+    html += breakdown_chart(top, several);
+    html += memory_chart(top, several);
     html += pareto_chart(simulated, j["summary"]["objectives"]);
     html += scaling_chart(simulated);
     if (j.contains("best_timeline") && !j["best_timeline"].empty()) {
