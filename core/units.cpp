@@ -22,8 +22,8 @@ constexpr UnitEntry kBytes[] = {
 };
 
 constexpr UnitEntry kSeconds[] = {
-    {"s", 1.0},   {"ms", 1e-3}, {"us", 1e-6}, {"\xC2\xB5s", 1e-6},  // µs
-    {"ns", 1e-9}, {"min", 60.0}, {"h", 3600.0}, {"d", 86400.0}, {"days", 86400.0},
+    {"s", 1.0},   {"ms", 1e-3},  {"us", 1e-6},  {"\xC2\xB5s", 1e-6},  // µs
+    {"ns", 1e-9}, {"min", 60.0}, {"h", 3600.0}, {"d", 86400.0},      {"days", 86400.0},
 };
 
 constexpr UnitEntry kFlopRate[] = {

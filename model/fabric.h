@@ -23,15 +23,15 @@ inline constexpr int kSwitchPorts = 64;
 inline constexpr int kLeafDownlinks = kSwitchPorts / 2;
 
 struct FabricCount {
-  int nics = 0;            // nodes * nics_per_node (0 with one node: no fabric)
+  int nics = 0;  // nodes * nics_per_node (0 with one node: no fabric)
   int leaves = 0;
   int uplinks_per_leaf = 0;  // of a full leaf: ceil(kLeafDownlinks / oversubscription)
-  int uplinks = 0;         // every leaf's, each ceil(its downlinks / oversubscription)
+  int uplinks = 0;           // every leaf's, each ceil(its downlinks / oversubscription)
   int spines = 0;
-  int switches = 0;        // leaves + spines
-  int switch_ports = 0;    // ports in use: NIC downlinks + uplinks at both ends
-  int cables = 0;          // NIC-leaf + leaf-spine
-  int transceivers = 0;    // two per cable
+  int switches = 0;      // leaves + spines
+  int switch_ports = 0;  // ports in use: NIC downlinks + uplinks at both ends
+  int cables = 0;        // NIC-leaf + leaf-spine
+  int transceivers = 0;  // two per cable
 };
 
 // Leaves of the fabric of `nodes` nodes with `nics_per_node` NICs each (0 for one node).

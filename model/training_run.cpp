@@ -26,9 +26,9 @@ Seconds expected_wall_time(Seconds solve, Seconds tau, Seconds delta, Seconds re
 }
 
 Watts peak_facility_power(const Scenario& s) {
-  return Watts((s.cluster.gpu.tdp.value() * s.cluster.gpus() +
-                s.cost.node_power.value() * s.cluster.nodes) *
-               s.cost.pue);
+  return Watts(
+      (s.cluster.gpu.tdp.value() * s.cluster.gpus() + s.cost.node_power.value() * s.cluster.nodes) *
+      s.cost.pue);
 }
 
 std::optional<Tco> cost_of_ownership(const Scenario& s, Seconds time, double energy_kwh) {

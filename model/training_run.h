@@ -44,11 +44,11 @@ struct Goodput {
 // is 8,760 hours.
 struct Tco {
   FabricCount fabric;
-  double nodes_usd = 0;      // nodes x node_usd + NICs x nic_usd
-  double network_usd = 0;    // switches, transceivers and cables
-  double capex_usd = 0;      // nodes_usd + network_usd
-  double per_year_usd = 0;   // capex / years + facility x peak kW x 12 + a year's electricity
-  double capex_run_usd = 0;  // capex x run time / (years x 8760 h)
+  double nodes_usd = 0;            // nodes x node_usd + NICs x nic_usd
+  double network_usd = 0;          // switches, transceivers and cables
+  double capex_usd = 0;            // nodes_usd + network_usd
+  double per_year_usd = 0;         // capex / years + facility x peak kW x 12 + a year's electricity
+  double capex_run_usd = 0;        // capex x run time / (years x 8760 h)
   double facility_run_usd = 0;     // facility_usd_per_kw_month x peak kW x 12 x run time / year
   double electricity_run_usd = 0;  // energy_kwh x electricity_usd_per_kwh
   double run_usd = 0;              // the three above
@@ -66,8 +66,8 @@ struct RunEstimate {
   Watts gpu_draw;             // average per GPU over the step
   Watts cluster_power;        // GPUs and nodes, before PUE
   double energy_kwh = 0;      // facility energy: cluster_power * time * PUE
-  Watts peak_power;  // facility: (GPUs x TDP + nodes x node_power) x PUE
-  std::optional<Tco> tco;  // with cost.amortization_years
+  Watts peak_power;           // facility: (GPUs x TDP + nodes x node_power) x PUE
+  std::optional<Tco> tco;     // with cost.amortization_years
   std::optional<double> co2_kg;
   std::optional<CriticalBatch> critical;
   std::optional<Goodput> goodput;  // with reliability:

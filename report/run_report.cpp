@@ -425,23 +425,22 @@ std::string render_run_table(const Scenario& s, const Prediction& prediction) {
                                    ? fmt::format(" + {} per node", format_watts(s.cost.node_power))
                                    : std::string(" (node overhead not counted: cost.node_power)"),
                                format_watts(e->cluster_power), s.cost.pue));
-    line("peak power", fmt::format("{} at the facility (every GPU at its {} TDP, PUE {:.2f})",
-                                   format_watts(e->peak_power), format_watts(s.cluster.gpu.tdp),
-                                   s.cost.pue));
+    line("peak power",
+         fmt::format("{} at the facility (every GPU at its {} TDP, PUE {:.2f})",
+                     format_watts(e->peak_power), format_watts(s.cluster.gpu.tdp), s.cost.pue));
     if (e->tco) {
       const Tco& t = *e->tco;
-      line("to own", fmt::format(
-                         "${} for the run (${} purchase over {:g} years, ${} facility, ${} "
-                         "electricity), ${} a year",
-                         format_count(t.run_usd), format_count(t.capex_run_usd),
-                         *s.cost.amortization_years, format_count(t.facility_run_usd),
-                         format_count(t.electricity_run_usd), format_count(t.per_year_usd)));
+      line("to own",
+           fmt::format("${} for the run (${} purchase over {:g} years, ${} facility, ${} "
+                       "electricity), ${} a year",
+                       format_count(t.run_usd), format_count(t.capex_run_usd),
+                       *s.cost.amortization_years, format_count(t.facility_run_usd),
+                       format_count(t.electricity_run_usd), format_count(t.per_year_usd)));
       line("purchase", fmt::format("${}: nodes ${}, network ${} ({} switches, {} transceivers, "
                                    "{} cables); prices: {}",
                                    format_count(t.capex_usd), format_count(t.nodes_usd),
                                    format_count(t.network_usd), t.fabric.switches,
-                                   t.fabric.transceivers, t.fabric.cables,
-                                   s.cluster.price.source));
+                                   t.fabric.transceivers, t.fabric.cables, s.cluster.price.source));
     }
     if (e->co2_kg) {
       line("CO2", fmt::format("{:.1f} t at {:.0f} g/kWh", *e->co2_kg / 1000.0,

@@ -45,8 +45,8 @@ struct SweepSpec {
   std::optional<double> max_cost_usd;      // drop candidates whose whole run costs more (rent)
   std::optional<double> max_tco_usd;       // ... whose run costs more to own (TCO)
   std::optional<Seconds> max_time_to_train;  // the deadline
-  std::optional<Watts> max_power;          // peak facility power (model/training_run.h)
-  std::optional<int> max_nodes;            // drop candidates using more nodes
+  std::optional<Watts> max_power;            // peak facility power (model/training_run.h)
+  std::optional<int> max_nodes;              // drop candidates using more nodes
   // The global batch in tokens: each candidate's rounded to the nearest multiple of
   // dp x microbatch sequences (at least one), replacing parallelism.global_batch.
   std::optional<double> global_batch_tokens;

@@ -1,9 +1,8 @@
 #include "simulator/topology.h"
 
+#include <algorithm>
 #include <boost/graph/breadth_first_search.hpp>
 #include <boost/graph/compressed_sparse_row_graph.hpp>
-
-#include <algorithm>
 #include <cmath>
 #include <optional>
 

@@ -70,7 +70,7 @@ Scenario candidate_scenario(const SweepInput& in, const Assignment& a) {
     }
     const ParallelismSpec& p = d.parallelism;
     const std::int64_t ranks = std::int64_t{p.tp} * p.pp * p.cp;
-    const int dp = raw.is_set("parallelism.dp") ? p.dp
+    const int dp = raw.is_set("parallelism.dp")    ? p.dp
                    : d.cluster.gpus() % ranks == 0 ? static_cast<int>(d.cluster.gpus() / ranks)
                                                    : 0;
     if (dp > 0) {

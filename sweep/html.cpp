@@ -44,7 +44,7 @@ std::string label(const json& c, bool gpu) {
   if (gpu) s = c.at("gpu").get<std::string>() + " ";
   if (c.contains("nodes")) s += fmt::format("{}n ", c.at("nodes").get<int>());
   s += fmt::format("tp{} pp{} dp{}", c.at("tp").get<int>(), c.at("pp").get<int>(),
-                              c.at("dp").get<int>());
+                   c.at("dp").get<int>());
   if (c.at("vp").get<int>() > 1) s += fmt::format(" vp{}", c.at("vp").get<int>());
   if (c.contains("vp_layout") && c.at("vp_layout").get<std::string>() == "embedding+loss")
     s += " E+L";
@@ -236,9 +236,10 @@ std::string memory_chart(const std::vector<const json*>& top, bool gpu) {
         kLeft + slot * i + slot * 0.05, a2.py(c), kLeft + slot * (i + 1) - slot * 0.05, a2.py(c));
     if (!labelled[std::lround(c * 10)]) {
       labelled[std::lround(c * 10)] = true;
-      html += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" fill=\"#e15759\">capacity {:.1f} "
-                          "GiB</text>\n",
-                          kLeft + slot * i + 2, a2.py(c) - 4, c);
+      html += fmt::format(
+          "<text x=\"{:.1f}\" y=\"{:.1f}\" fill=\"#e15759\">capacity {:.1f} "
+          "GiB</text>\n",
+          kLeft + slot * i + 2, a2.py(c) - 4, c);
     }
   }
   html += "</svg>\n";
@@ -274,9 +275,12 @@ std::string pareto_chart(const std::vector<const json*>& simulated, const json& 
   // GPU-hours per step.
   const bool run = first && first->contains("time_to_train_s");
   const char* ykey = nullptr;
-  if (first && wants("tco") && first->contains("tco_usd")) ykey = "tco_usd";
-  else if (first && first->contains("cost_usd")) ykey = "cost_usd";
-  else if (first && wants("energy") && first->contains("energy_kwh")) ykey = "energy_kwh";
+  if (first && wants("tco") && first->contains("tco_usd"))
+    ykey = "tco_usd";
+  else if (first && first->contains("cost_usd"))
+    ykey = "cost_usd";
+  else if (first && wants("energy") && first->contains("energy_kwh"))
+    ykey = "energy_kwh";
   const bool dollars = ykey && std::string(ykey) != "energy_kwh";
   auto cost_of = [&](const json& c) {
     const json& f = c.at("figures");
@@ -301,7 +305,9 @@ std::string pareto_chart(const std::vector<const json*>& simulated, const json& 
                             : dollars                        ? "the whole run's rent"
                                                              : "the run's energy";
   html += open_svg("pareto", xname + " against " + yname + "; Pareto front in red");
-  html += y_axis(a3, !ykey ? "GPU-hours per step" : dollars ? "US$ for the run" : "kWh for the run");
+  html += y_axis(a3, !ykey     ? "GPU-hours per step"
+                     : dollars ? "US$ for the run"
+                               : "kWh for the run");
   html += x_axis_numeric(a3, run ? "days to train" : "seconds per step");
   for (const auto& [x, y] : pts) {
     html += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"2\" fill=\"#4e79a7\" "
@@ -356,8 +362,9 @@ std::string scaling_chart(const std::vector<const json*>& simulated) {
   }
   Axes a4{0, nice_max(gmax), 0, nice_max(tpsmax)};
   Axes a4e{0, nice_max(gmax), 0, 120};
-  html += open_svg("scaling", "Throughput (circles, solid) and scaling efficiency (squares, "
-                              "dashed) against GPUs, per system");
+  html += open_svg("scaling",
+                   "Throughput (circles, solid) and scaling efficiency (squares, "
+                   "dashed) against GPUs, per system");
   html += y_axis(a4, "tokens/s (best split)");
   html += y_axis(a4e, "efficiency %", true);
   html += x_axis_numeric(a4, "GPUs");
@@ -370,11 +377,11 @@ std::string scaling_chart(const std::vector<const json*>& simulated) {
       const double eff = 100 * (t / g) / base;
       tline += fmt::format("{}{:.1f},{:.1f} ", tline.empty() ? "M" : "L", a4.px(g), a4.py(t));
       eline += fmt::format("{}{:.1f},{:.1f} ", eline.empty() ? "M" : "L", a4e.px(g), a4e.py(eff));
-      html += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"4\" fill=\"{}\"/>\n",
-                          a4.px(g), a4.py(t), colour);
-      html += fmt::format(
-          "<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"7\" height=\"7\" fill=\"{}\"/>\n",
-          a4e.px(g) - 3.5, a4e.py(eff) - 3.5, colour);
+      html += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"4\" fill=\"{}\"/>\n", a4.px(g),
+                          a4.py(t), colour);
+      html +=
+          fmt::format("<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"7\" height=\"7\" fill=\"{}\"/>\n",
+                      a4e.px(g) - 3.5, a4e.py(eff) - 3.5, colour);
     }
     html += "<path d=\"" + tline + "\" fill=\"none\" stroke=\"" + colour + "\"/>\n";
     html += "<path d=\"" + eline + "\" fill=\"none\" stroke=\"" + colour +
@@ -403,9 +410,10 @@ std::string systems_table(const json& j) {
     if (!sc.at("system").get<std::string>().empty())
       name = sc.at("system").get<std::string>() + " / " + name;
     if (sc.at("best").is_null()) {
-      html += fmt::format("<tr class=\"system\"><td style=\"text-align:left\">{}</td><td "
-                          "colspan=\"10\">no candidate meets the constraints</td></tr>\n",
-                          esc(name));
+      html += fmt::format(
+          "<tr class=\"system\"><td style=\"text-align:left\">{}</td><td "
+          "colspan=\"10\">no candidate meets the constraints</td></tr>\n",
+          esc(name));
       continue;
     }
     const json& c = cands.at(sc.at("best").get<std::size_t>());

@@ -2,10 +2,9 @@
 
 #include <fmt/format.h>
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <variant>
 
 #include "core/units.h"
@@ -94,10 +93,13 @@ std::string usd_text(double v) {
 
 std::string objective_text(Objective o, double v) {
   switch (o) {
-    case Objective::step_time: return format_seconds(Seconds(v));
-    case Objective::time_to_train: return format_long_duration(Seconds(v));
+    case Objective::step_time:
+      return format_seconds(Seconds(v));
+    case Objective::time_to_train:
+      return format_long_duration(Seconds(v));
     case Objective::cost:
-    case Objective::tco: return usd_text(v);
+    case Objective::tco:
+      return usd_text(v);
     case Objective::energy:
       if (v >= 1e6) return fmt::format("{:.2f} GWh", v / 1e6);
       return v >= 1e4 ? fmt::format("{:.1f} MWh", v / 1e3) : fmt::format("{:.1f} kWh", v);
@@ -121,9 +123,8 @@ struct Column {
 std::vector<Column> swept_columns(const SweepSpec& w) {
   std::vector<Column> out;
   if (!w.gpu.empty()) {
-    out.push_back({"system", 38, [](const CandidateResult& c) {
-                     return system_label(c.system, c.gpu_name);
-                   }});
+    out.push_back({"system", 38,
+                   [](const CandidateResult& c) { return system_label(c.system, c.gpu_name); }});
   }
   if (w.nodes.swept()) {
     out.push_back({"nodes", 5, [](const CandidateResult& c) { return std::to_string(c.a.nodes); }});
@@ -167,10 +168,11 @@ std::string render_systems(const SweepInput& in, const SweepResult& r) {
   std::size_t width = 6;
   for (const SystemChoice& sc : r.systems)
     width = std::max(width, system_label(sc.system, sc.gpu_name).size());
-  out += fmt::format("{:<{}} {:>5} {:>6}  {:<22} {:>3} {:>6} {:>10} {:>10} {:>10} {:>10} "
-                     "{:>9} {:>8}  {}\n",
-                     "system", width, "nodes", "GPUs", "split", "mb", "batch", "time", "GPU-hours",
-                     "rent", "TCO", "energy", "peak", "band (time to train)");
+  out += fmt::format(
+      "{:<{}} {:>5} {:>6}  {:<22} {:>3} {:>6} {:>10} {:>10} {:>10} {:>10} "
+      "{:>9} {:>8}  {}\n",
+      "system", width, "nodes", "GPUs", "split", "mb", "batch", "time", "GPU-hours", "rent", "TCO",
+      "energy", "peak", "band (time to train)");
   for (const SystemChoice& sc : r.systems) {
     const std::string label = system_label(sc.system, sc.gpu_name);
     if (!sc.best) {
@@ -193,9 +195,10 @@ std::string render_systems(const SweepInput& in, const SweepResult& r) {
         f.energy_kwh ? objective_text(Objective::energy, *f.energy_kwh) : "-",
         format_watts(Watts(f.peak_power_w)), band);
   }
-  out += "columns      time: time to train; rent: GPU-hours at the system's $/GPU-hour; TCO: "
-         "owning it for the run (purchase written off, facility, electricity; "
-         "docs/model.md \"Cost of ownership\"); energy and peak: facility, with the PUE";
+  out +=
+      "columns      time: time to train; rent: GPU-hours at the system's $/GPU-hour; TCO: "
+      "owning it for the run (purchase written off, facility, electricity; "
+      "docs/model.md \"Cost of ownership\"); energy and peak: facility, with the PUE";
   out += "\n";
   // Each system's prices with their source (cluster.price.source).
   for (const SystemChoice& sc : r.systems) {
@@ -234,8 +237,8 @@ std::string render_sweep_table(const SweepInput& in, const SweepResult& r) {
   const std::vector<Column> extra = swept_columns(w);
   out += fmt::format("{:>5}  ", "rank");
   for (const Column& col : extra) out += fmt::format("{:<{}} ", col.header, col.width);
-  out += fmt::format("{:<22} {:>3} {:>4} {:>4} {:<9} {:<6} {:>10}", "split", "mb", "zero",
-                     "prec", "recompute", "gpus", "memory");
+  out += fmt::format("{:<22} {:>3} {:>4} {:>4} {:<9} {:<6} {:>10}", "split", "mb", "zero", "prec",
+                     "recompute", "gpus", "memory");
   for (Objective o : w.objectives) out += fmt::format(" {:>14}", to_string(o));
   out += fmt::format(" {:>7} {:>10}  {}\n", "MFU", "band", "outside");
   const std::vector<int>& rows = single ? r.ranked : r.pareto;
@@ -244,8 +247,8 @@ std::string render_sweep_table(const SweepInput& in, const SweepResult& r) {
     const CandidateResult& c = r.candidates[static_cast<std::size_t>(rows[k])];
     out += fmt::format("{:>5}  ", k + 1);
     for (const Column& col : extra) out += fmt::format("{:<{}} ", col.cell(c), col.width);
-    out += fmt::format("{:<22} {:>3} {:>4} {:>4} {:<9} {:<6} {:>6.1f} GiB",
-                       split_label(c), c.a.microbatch, c.a.zero_stage, to_string(c.a.precision),
+    out += fmt::format("{:<22} {:>3} {:>4} {:>4} {:<9} {:<6} {:>6.1f} GiB", split_label(c),
+                       c.a.microbatch, c.a.zero_stage, to_string(c.a.precision),
                        to_string(c.a.recompute), c.gpus, c.memory->used.value() / kGiB);
     for (std::size_t i = 0; i < w.objectives.size(); ++i) {
       out += fmt::format(" {:>14}", objective_text(w.objectives[i], c.objective[i]));
@@ -452,9 +455,9 @@ std::string render_sweep_json(const SweepInput& in, const SweepResult& r) {
   summary["rank_by"] = to_string(in.spec.rank_by);
   summary["candidates"] = r.candidates.size();
   summary["valid"] = r.valid;
-  for (Status s : {Status::invalid, Status::over_gpus, Status::over_nodes, Status::over_power,
-                   Status::out_of_memory, Status::over_budget, Status::over_deadline,
-                   Status::unsupported}) {
+  for (Status s :
+       {Status::invalid, Status::over_gpus, Status::over_nodes, Status::over_power,
+        Status::out_of_memory, Status::over_budget, Status::over_deadline, Status::unsupported}) {
     summary[to_string(s)] = counted(r, s);
   }
   summary["pruned"] = r.pruned;

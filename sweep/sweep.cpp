@@ -58,7 +58,9 @@ std::vector<double> objective_values(const SweepSpec& w, const CandidateResult& 
         break;
       case Objective::cost: out.push_back(f.cost_usd ? k * *f.cost_usd : kInf); break;
       case Objective::energy: out.push_back(f.energy_kwh ? k * *f.energy_kwh : kInf); break;
-      case Objective::tco: out.push_back(f.tco_usd ? k * *f.tco_usd : kInf); break;
+      case Objective::tco:
+        out.push_back(f.tco_usd ? k * *f.tco_usd : kInf);
+        break;
     }
   }
   return out;
@@ -287,8 +289,8 @@ bool better(const CandidateResult& x, const CandidateResult& y) {
 // still undecided, by bound, in waves of kWave, skipping those whose bound on the first
 // objective exceeds the best simulated value at that count.
 template <class Evaluate>
-std::vector<SystemChoice> choose_systems(std::vector<CandidateResult>& cands,
-                                         const SweepOptions& o, Evaluate evaluate) {
+std::vector<SystemChoice> choose_systems(std::vector<CandidateResult>& cands, const SweepOptions& o,
+                                         Evaluate evaluate) {
   std::vector<SystemChoice> out;
   std::map<std::pair<std::string, std::string>, std::size_t> group;
   std::vector<std::vector<int>> members;
@@ -308,7 +310,8 @@ std::vector<SystemChoice> choose_systems(std::vector<CandidateResult>& cands,
   for (std::size_t g = 0; g < out.size(); ++g) {
     std::vector<int> nodes;
     for (int i : members[g])
-      if (open(cands[static_cast<std::size_t>(i)])) nodes.push_back(cands[static_cast<std::size_t>(i)].a.nodes);
+      if (open(cands[static_cast<std::size_t>(i)]))
+        nodes.push_back(cands[static_cast<std::size_t>(i)].a.nodes);
     std::sort(nodes.begin(), nodes.end());
     nodes.erase(std::unique(nodes.begin(), nodes.end()), nodes.end());
     for (int n : nodes) {
@@ -331,16 +334,14 @@ std::vector<SystemChoice> choose_systems(std::vector<CandidateResult>& cands,
       for (int i : at) consider(i);
       for (std::size_t start = 0; start < at.size(); start += kWave) {
         const std::size_t end = std::min(at.size(), start + kWave);
-        const double threshold =
-            best ? cands[static_cast<std::size_t>(*best)].objective[0] : kInf;
+        const double threshold = best ? cands[static_cast<std::size_t>(*best)].objective[0] : kInf;
         std::vector<int> todo;
         for (std::size_t p = start; p < end; ++p) {
           const CandidateResult& c = cands[static_cast<std::size_t>(at[p])];
           if (c.status == Status::pruned && c.bound[0] <= threshold) todo.push_back(at[p]);
         }
-        parallel_for(todo.size(), o.threads, [&](std::size_t k) {
-          evaluate(cands[static_cast<std::size_t>(todo[k])]);
-        });
+        parallel_for(todo.size(), o.threads,
+                     [&](std::size_t k) { evaluate(cands[static_cast<std::size_t>(todo[k])]); });
         for (int i : todo) consider(i);
       }
       if (best) {
@@ -504,8 +505,7 @@ SweepResult run_phases(const SweepInput& in, const SweepOptions& o, int shard, i
   };
   decide(in, r.candidates, shard, shards, o, [&](CandidateResult& c) { evaluate(c, false); });
   if (shards == 1 && compares_systems(in)) {
-    r.systems =
-        choose_systems(r.candidates, o, [&](CandidateResult& c) { evaluate(c, true); });
+    r.systems = choose_systems(r.candidates, o, [&](CandidateResult& c) { evaluate(c, true); });
   }
   finish(in, r);
   return r;
@@ -517,9 +517,12 @@ const char* to_string(Status s) {
   switch (s) {
     case Status::invalid: return "invalid";
     case Status::over_gpus: return "over_max_gpus";
-    case Status::over_nodes: return "over_max_nodes";
-    case Status::over_power: return "over_max_power";
-    case Status::over_deadline: return "over_deadline";
+    case Status::over_nodes:
+      return "over_max_nodes";
+    case Status::over_power:
+      return "over_max_power";
+    case Status::over_deadline:
+      return "over_deadline";
     case Status::out_of_memory: return "out_of_memory";
     case Status::over_budget: return "over_budget";
     case Status::pruned: return "pruned";

@@ -119,7 +119,7 @@ struct CandidateResult {
   // Resolved split (after validation).
   int gpus = 0, dp = 0;
   std::string gpu_name;
-  std::string system;  // the cluster's preset (the system), "" when written in full
+  std::string system;               // the cluster's preset (the system), "" when written in full
   std::optional<MemoryUse> memory;  // absent: the memory model did not run
   // With the memory model run: the band of its validation family (report/band.h) and why
   // it lies outside the validated region (the MFU flag once simulated). Recomputed from

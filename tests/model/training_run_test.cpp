@@ -188,7 +188,8 @@ Scenario owned_cluster(const std::string& cost) {
       "model: {preset: llama3-8b}\n"
       "parallelism: {tp: 8, global_batch: 64}\n"
       "training: {precision: bf16, target: {steps: 876}}\n"
-      "cost: " + cost + "\n",
+      "cost: " +
+          cost + "\n",
       "own.yaml");
 }
 
@@ -204,10 +205,10 @@ TEST(TrainingRun, CostOfOwningASmallClusterByHand) {
   // 6,840; electricity 33,288 x $0.10 = 3,328.80; total 49,153.80.
   // Per year: 1,559,400 / 4 = 389,850 + 150 x 38 x 12 = 68,400 + 332,880 kWh x 0.10 =
   // 33,288: 491,538.
-  const RunEstimate e = estimate_run(
-      owned_cluster("{node_power: \"2 kW\", pue: 1.25, amortization_years: 4, "
-                    "facility_usd_per_kw_month: 150, electricity_usd_per_kwh: 0.10}"),
-      Seconds(3600.0), 0.5);
+  const RunEstimate e =
+      estimate_run(owned_cluster("{node_power: \"2 kW\", pue: 1.25, amortization_years: 4, "
+                                 "facility_usd_per_kw_month: 150, electricity_usd_per_kwh: 0.10}"),
+                   Seconds(3600.0), 0.5);
   EXPECT_NEAR(e.peak_power.value(), 38000.0, 1e-9);
   EXPECT_NEAR(e.energy_kwh, 33288.0, 1e-6);
   ASSERT_TRUE(e.tco.has_value());

@@ -8,8 +8,8 @@
 #include <algorithm>
 #include <string>
 
-#include "scenario/load.h"
 #include "model/training_run.h"
+#include "scenario/load.h"
 #include "sweep/output.h"
 
 namespace orrery {
@@ -622,9 +622,10 @@ TEST(TokenBatch, EachCandidateGetsItsOwnRoundedBatch) {
 }
 
 TEST(TokenBatch, NotWithAGlobalBatchSweep) {
-  EXPECT_THROW(load_sweep_text(kBase + "sweep: {global_batch: [16, 32], global_batch_tokens: 65536}\n",
-                               "t.yaml"),
-               InputError);
+  EXPECT_THROW(
+      load_sweep_text(kBase + "sweep: {global_batch: [16, 32], global_batch_tokens: 65536}\n",
+                      "t.yaml"),
+      InputError);
 }
 
 const std::string kRun = R"(name: deadline sweep
@@ -652,11 +653,11 @@ TEST(SweepConstraints, TheDeadlineSplitsTheCandidatesAndTheSystemTakesTheFewestN
   ASSERT_LT(fastest2, fastest1);  // two nodes are faster
   // A deadline between the two: only 2-node candidates meet it, and the answer is 2 nodes.
   const double deadline = (fastest1 + fastest2) / 2;
-  const SweepInput in = load_sweep_text(
-      kRun + fmt::format("sweep: {{nodes: [1, 2], tp: [1, 2], constraints: "
-                         "{{max_time_to_train: \"{} s\"}}}}\n",
-                         deadline),
-      "t.yaml");
+  const SweepInput in =
+      load_sweep_text(kRun + fmt::format("sweep: {{nodes: [1, 2], tp: [1, 2], constraints: "
+                                         "{{max_time_to_train: \"{} s\"}}}}\n",
+                                         deadline),
+                      "t.yaml");
   const SweepResult r = run_sweep(in, o);
   for (const auto& c : r.candidates) {
     if (c.status == Status::simulated) {
