@@ -308,9 +308,14 @@ std::string render_sweep_csv(const SweepInput& in, const SweepResult& r) {
   out +=
       ",tokens_per_s,mfu,time_to_train_s,cost_usd,energy_kwh,tco_usd,peak_power_w,band_basis,"
       "band_cases,"
-      "step_time_low_s,step_time_high_s,outside_validated_region,rank,system,reason\n";
+      "step_time_low_s,step_time_high_s,outside_validated_region,rank,system,system_choice,"
+      "reason\n";
   std::map<int, int> rank;
   for (std::size_t k = 0; k < r.ranked.size(); ++k) rank[r.ranked[k]] = static_cast<int>(k) + 1;
+  // 1 on each system's answer (SweepResult::systems).
+  std::map<int, bool> chosen;
+  for (const SystemChoice& sc : r.systems)
+    if (sc.best) chosen[*sc.best] = true;
   for (const auto& c : r.candidates) {
     out += fmt::format("{},{},", *c.index, to_string(c.status));
     for (const detail::Axis& axis : detail::axes()) {
@@ -365,6 +370,8 @@ std::string render_sweep_csv(const SweepInput& in, const SweepResult& r) {
     if (it != rank.end()) out += std::to_string(it->second);
     out += ',';
     out += detail::csv_quote(c.system);
+    out += ',';
+    if (chosen.count(*c.index)) out += '1';
     out += ',';
     out += detail::csv_quote(c.reason);
     out += '\n';
