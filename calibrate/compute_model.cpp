@@ -136,7 +136,10 @@ class RooflineModel final : public ComputeModel {
         // Forward: one GEMM; backward: data- and weight-gradient GEMMs of half each. A GEMM
         // the fp8 recipe keeps in 16 bits runs at attention's (bf16) rate.
         const double rate = op.high_precision ? attn_gemm_rate_ : gemm_rate_;
-        t = std::max(memory, fwd ? gemm_time(flops, rate) : 2 * gemm_time(flops / 2, rate));
+        // A grouped GEMM: each expert's GEMM on the ramp at its own size.
+        const double g = op.gemm_groups;
+        t = std::max(memory,
+                     fwd ? g * gemm_time(flops / g, rate) : 2 * g * gemm_time(flops / 2 / g, rate));
         break;
       }
       case OpKind::attention:

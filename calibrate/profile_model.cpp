@@ -235,7 +235,9 @@ class ProfileModel final : public ComputeModel {
         // A GEMM the fp8 recipe keeps in 16 bits takes the bf16 fit (attention's).
         const std::optional<GemmFit>& fit = op.high_precision ? attn_gemm_ : gemm_;
         if (!fit) return roofline_->op_time(op, pass);
-        t = gemm_time(*fit, flops, bytes, fwd);
+        // A grouped GEMM: each expert's GEMM at its own size on the fit.
+        const double g = op.gemm_groups;
+        t = g * gemm_time(*fit, flops / g, bytes / g, fwd);
         break;
       }
       case OpKind::attention:

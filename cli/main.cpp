@@ -188,24 +188,35 @@ void write_sweep_outputs(const orrery::SweepInput& in, const orrery::SweepResult
   std::fwrite(table.data(), 1, table.size(), stdout);
 }
 
-// "--shard i/N" with 0 <= i < N.
-std::pair<int, int> parse_shard(const std::string& text) {
+// "--shard i/N": share i of N, i counted from `base` (0, or 1 for job arrays numbered
+// from 1: --shard-base 1), so base <= i < base + N; returned counted from 0.
+std::pair<int, int> parse_shard(const std::string& text, int base) {
   const auto slash = text.find('/');
   int i = -1, n = 0;
+  bool parsed = false;
   try {
     if (slash == std::string::npos) throw std::invalid_argument("no slash");
     std::size_t a = 0, b = 0;
     i = std::stoi(text.substr(0, slash), &a);
     n = std::stoi(text.substr(slash + 1), &b);
-    if (a != slash || b != text.size() - slash - 1) throw std::invalid_argument("junk");
+    parsed = a == slash && b == text.size() - slash - 1;
   } catch (const std::exception&) {
-    i = -1;
+    parsed = false;
   }
-  if (i < 0 || n < 1 || i >= n) {
+  if (!parsed || n < 1) {
     throw orrery::InputError({"orrery sweep", std::nullopt}, "--shard", text,
-                             "expected i/N with 0 <= i < N, e.g. 0/4");
+                             fmt::format("expected i/N, share i of N counted from {} "
+                                         "(--shard-base), e.g. {}/4",
+                                         base, base));
   }
-  return {i, n};
+  if (i < base || i - base >= n) {
+    throw orrery::InputError(
+        {"orrery sweep", std::nullopt}, "--shard", text,
+        fmt::format("share {} is outside {}..{}: shares of {} count from {} (--shard-base {}; "
+                    "give --shard-base {} for job arrays numbered from {})",
+                    i, base, base + n - 1, n, base, base, base == 0 ? 1 : 0, base == 0 ? 1 : 0));
+  }
+  return {i - base, n};
 }
 
 #ifdef ORRERY_HAVE_MPI
@@ -236,7 +247,7 @@ int run_sweep_mpi(const std::string& path, int threads, const SweepOutputs& outp
 }
 #endif
 
-int run_sweep_cmd(const std::string& path, int threads, const std::string& shard,
+int run_sweep_cmd(const std::string& path, int threads, const std::string& shard, int shard_base,
                   const std::string& shard_out, const SweepOutputs& outputs, bool progress) {
 #ifdef ORRERY_HAVE_MPI
   if (orrery::launched_by_mpi()) {
@@ -255,7 +266,7 @@ int run_sweep_cmd(const std::string& path, int threads, const std::string& shard
       throw orrery::InputError({"orrery sweep", std::nullopt}, "--shard", shard,
                                "a shard writes its results to a file: give -o FILE");
     }
-    std::tie(o.shard, o.shards) = parse_shard(shard);
+    std::tie(o.shard, o.shards) = parse_shard(shard, shard_base);
   }
   ProgressBar bar(progress);
   o.progress = [&](std::size_t done, std::size_t total) { bar(done, total); };
@@ -359,6 +370,7 @@ int main(int argc, char** argv) {
 
   std::string sweep_path, sweep_shard, sweep_shard_out;
   int sweep_threads = 0;
+  int sweep_shard_base = 0;
   bool no_progress = false;
   SweepOutputs sweep_outputs;
   CLI::App* sweep = app.add_subcommand(
@@ -369,8 +381,14 @@ int main(int argc, char** argv) {
   sweep->add_option("scenario", sweep_path, "Scenario YAML file with a sweep: section")->required();
   sweep->add_option("-j,--threads", sweep_threads, "Threads (default: every core)");
   add_sweep_outputs(*sweep, sweep_outputs);
-  sweep->add_option("--shard", sweep_shard,
-                    "Simulate only share i of N (i/N) and write it with -o for orrery merge");
+  CLI::Option* shard_opt = sweep->add_option("--shard", sweep_shard,
+                    "Simulate only share i of N (i/N, i from 0 unless --shard-base) and write it "
+                    "with -o for orrery merge");
+  sweep->add_option("--shard-base", sweep_shard_base,
+                    "What --shard's i counts from: 0 (default) or 1 (job arrays numbered from 1, "
+                    "e.g. --shard $SLURM_ARRAY_TASK_ID/N --shard-base 1)")
+      ->check(CLI::Range(0, 1))
+      ->needs(shard_opt);
   sweep->add_option("-o,--output", sweep_shard_out, "The shard file (with --shard)");
   sweep->add_flag("--no-progress", no_progress, "No progress bar even on a terminal");
 
@@ -412,7 +430,7 @@ int main(int argc, char** argv) {
     if (*presets) return run_presets();
     if (*calibrate) return run_calibrate(calibrate_inputs, calibrate_out, calibrate_op);
     if (*sweep) {
-      return run_sweep_cmd(sweep_path, sweep_threads, sweep_shard, sweep_shard_out,
+      return run_sweep_cmd(sweep_path, sweep_threads, sweep_shard, sweep_shard_base, sweep_shard_out,
                            sweep_outputs, !no_progress);
     }
     if (*merge) return run_merge(merge_path, merge_shards, merge_outputs);

@@ -1,5 +1,7 @@
 #include "model/layer_pass.h"
 
+#include "model/moe_routing.h"
+
 namespace orrery {
 namespace {
 
@@ -38,7 +40,8 @@ void add_comm(std::vector<PassStep>& out, const Scenario& s, const MessageSizes&
       if (p.ep == 1) return;
       step.collective = CollectiveOp::all_to_all;
       step.group = CommGroup::ep;
-      step.bytes = sizes.ep;
+      // Towards the experts: the forward dispatch and the combine's backward.
+      step.bytes = (cp == CommPoint::ep_dispatch) == forward ? sizes.ep : sizes.ep_back;
       break;
   }
   step.overlapped = overlap || (s.training.tp_comm_overlap && step.group == CommGroup::tp);
@@ -83,8 +86,10 @@ MessageSizes message_sizes(const Scenario& s) {
   if (p.pipeline_engine == PipelineEngine::megatron) out.pp /= p.tp;  // scatter/gather
   if (s.model.moe) {
     const MoeSpec& moe = *s.model.moe;
-    out.ep = tokens * moe.top_k * moe.capacity_factor.value_or(1.0) * h * out.activation *
-             moe.load_imbalance;
+    const MoeSpec::Wire act = out.activation > 2 ? MoeSpec::Wire::fp32 : MoeSpec::Wire::bf16;
+    const double rows = tokens * moe.top_k * moe_load(moe).busiest;
+    out.ep = rows * wire_bytes(moe.dispatch_dtype.value_or(act), h);
+    out.ep_back = rows * wire_bytes(moe.combine_dtype.value_or(act), h);
   }
   return out;
 }
@@ -100,18 +105,42 @@ std::vector<PassStep> layer_pass(const Layer& layer, LayerPass pass, const Scena
   };
   std::vector<PassStep> out;
   if (pass != LayerPass::backward) {
+    // A dispatch after an op (not before the experts) is --moe-shared-expert-overlap's:
+    // the shared experts after it run while it is in flight, the routed experts wait.
+    bool dispatching = false;
     for (const Op& op : layer.ops) {
       if (op.comm_before == CommPoint::cp_kv) add_cp(out, s, sizes, op, CollectiveOp::all_gather);
       add_comm(out, s, sizes, op.comm_before, true, false, fp8_input(op));
       out.push_back(kernels(op));
-      add_comm(out, s, sizes, op.comm_after, true, false, false);
+      if (dispatching && op.expert) {
+        out.back().separate = true;
+        dispatching = false;
+      }
+      const bool overlapped = op.comm_after == CommPoint::ep_dispatch && p.ep > 1;
+      add_comm(out, s, sizes, op.comm_after, true, overlapped, false);
+      dispatching = dispatching || overlapped;
     }
     return out;
   }
   const bool selective = s.training.recompute == Recompute::selective;
+  // Shared-expert overlap backward: the gradients go back (the dispatch's backward) as
+  // soon as the routed experts' backward is done, while the shared experts' backward runs;
+  // the permutation's backward waits for them.
+  bool overlap = false;
+  const Op* first_expert = nullptr;  // the routed experts' first op
+  for (const Op& op : layer.ops) {
+    overlap = overlap || op.comm_after == CommPoint::ep_dispatch;
+    if (op.expert && !first_expert) first_expert = &op;
+  }
+  overlap = overlap && p.ep > 1;
+  bool returning = false;
   for (auto it = layer.ops.rbegin(); it != layer.ops.rend(); ++it) {
     const Op& op = *it;
-    add_comm(out, s, sizes, op.comm_after, false, false, false);
+    if (overlap && op.comm_after == CommPoint::ep_dispatch) {
+      // Issued already, after the routed experts.
+    } else {
+      add_comm(out, s, sizes, op.comm_after, false, false, false);
+    }
     if (op.comm_before == CommPoint::cp_kv) add_cp(out, s, sizes, op, CollectiveOp::all_gather);
     const bool again = selective && op.selective;
     if (op.comm_before == CommPoint::tp_gather && p.sequence_parallel && p.tp > 1) {
@@ -121,6 +150,14 @@ std::vector<PassStep> layer_pass(const Layer& layer, LayerPass pass, const Scena
       out.push_back(kernels(op, false, 2));
     } else {
       out.push_back(kernels(op, again));
+    }
+    if (returning && op.comm_after == CommPoint::ep_dispatch) {
+      out.back().separate = true;
+      returning = false;
+    }
+    if (overlap && &op == first_expert) {
+      add_comm(out, s, sizes, CommPoint::ep_dispatch, false, true, false);
+      returning = true;
     }
     add_comm(out, s, sizes, op.comm_before, false, false, false);
     if (op.comm_before == CommPoint::cp_kv) add_cp(out, s, sizes, op, CollectiveOp::reduce_scatter);

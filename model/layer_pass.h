@@ -25,8 +25,11 @@ struct MessageSizes {
   double activation = 2;  // bytes per activation element (the training precision's)
   double tp = 0;          // the full activation a tensor-parallel collective moves: b s/cp h
   double pp = 0;          // a pipeline send (1/tp of it with Megatron's scatter/gather)
-  double ep = 0;          // a MoE dispatch or combine all-to-all on the busiest rank: top_k copies,
-                          // padded to the capacity factor, times the load imbalance
+  // A MoE all-to-all on the busiest rank, as the naive exchange sends it (top_k copies of
+  // every token, model/moe_routing.h MoeLoad::busiest): towards the experts (forward
+  // dispatch, backward of the combine) in dispatch_dtype, back (forward combine, backward
+  // of the dispatch) in combine_dtype.
+  double ep = 0, ep_back = 0;
 };
 MessageSizes message_sizes(const Scenario& s);
 
@@ -40,6 +43,9 @@ struct PassStep {
   const Op* op = nullptr;
   bool selective = false;
   std::uint8_t half = 0;
+  // A run of its own that waits for the overlapped collective before the previous run
+  // (the routed experts after the shared ones that ran during the dispatch).
+  bool separate = false;
   // collective:
   CollectiveOp collective = CollectiveOp::all_reduce;
   CommGroup group = CommGroup::tp;

@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 
 #include "model/attention_mask.h"
+#include "model/moe_routing.h"
 #include "model/op_builder.h"
 #include "model/workload.h"
 
@@ -191,34 +192,96 @@ void add_dense_mlp(const ModelSpec& m, const OpBuilder& B, const Dims& d, double
 
 void add_moe(const ModelSpec& m, const OpBuilder& B, const Dims& d, const Shard& sh, Layer& L) {
   const MoeSpec& moe = *m.moe;
-  const double E = moe.experts;
+  const double E = moe.experts, k = moe.top_k, e = B.act;
   const double routed_tokens = d.tok * d.r;  // the router sees this rank's sequence share
   Op router = B.gemm("moe.router", routed_tokens, d.h, E, d.h * E, routed_tokens * d.h);
   router.kind = OpKind::router;
-  router.saved += Bytes(4.0 * routed_tokens * E);  // fp32 routing probabilities
   router.comm_before = CommPoint::tp_gather;
   L.ops.push_back(router);
 
-  // On average every token reaches top_k experts, so the experts on one rank see
-  // b*s*top_k tokens whatever ep is (ep ranks each send and receive that many). With a
-  // capacity factor, each expert's batch is padded to cf*T*k/E slots.
-  const double cf = moe.capacity_factor.value_or(1.0);
-  const double useful_tokens = d.tok * moe.top_k;
-  const double executed_tokens = useful_tokens * cf;
-  const size_t first = L.ops.size();
-  add_dense_mlp(m, B, d, static_cast<double>(moe.expert_ffn), "moe.experts", executed_tokens,
-                executed_tokens * d.h, true, E / sh.ep, L);
-  for (size_t i = first; i < L.ops.size(); ++i) {
-    L.ops[i].fwd_flops_useful = L.ops[i].fwd_flops * (1.0 / cf);
+  // Scoring and top-k as Megatron-Core's TopKRouter runs them unfused
+  // (megatron/core/transformer/moe/router.py and moe_utils.py
+  // topk_routing_with_score_function, group_limited_topk at NVIDIA/Megatron-LM d98e8a64),
+  // on T tokens and E experts: the score function (softmax, or sigmoid and its
+  // normalisation: one pass either way) reads the logits and writes fp32 scores; with
+  // router groups the group scores read them again and the masked copy is written; top-k
+  // reads them and writes k fp32 values and int64 indices; the dense fp32 probabilities
+  // and the bool routing map the dispatcher takes are written. Backward: the probability
+  // gradients and the kept scores read, the logit gradients written.
+  {
+    const double TE = routed_tokens * E;
+    const bool grouped = moe.router_groups > 0;
+    Op topk;
+    topk.name = "moe.router_topk";
+    topk.kind = OpKind::softmax;
+    topk.fwd_read = Bytes(e * TE + 4.0 * TE + (grouped ? 8.0 * TE : 0.0));
+    topk.fwd_written = Bytes(4.0 * TE + 12.0 * routed_tokens * k + 5.0 * TE +
+                             (grouped ? 4.0 * TE + 4.0 * routed_tokens * moe.router_groups : 0.0));
+    topk.bwd_read = Bytes(8.0 * TE);
+    topk.bwd_written = Bytes(e * TE);
+    topk.saved = Bytes(4.0 * TE);  // the fp32 scores
+    L.ops.push_back(topk);
+    if (moe.aux_loss) {
+      // The auxiliary loss (Megatron-Core's default, moe_utils.py
+      // compute_routing_scores_for_aux_loss and switch_load_balancing_loss_func): the scores
+      // and a top-k routing map computed again from the logits, then the per-expert sums
+      // of probabilities and of assignments. Backward: the loss's gradient on the scores
+      // read with them, the logit gradients written.
+      Op aux;
+      aux.name = "moe.aux_loss";
+      aux.kind = OpKind::softmax;
+      aux.fwd_read = Bytes(e * TE + 4.0 * TE + 4.0 * TE + 1.0 * TE);
+      aux.fwd_written = Bytes(4.0 * TE + 12.0 * routed_tokens * k + 1.0 * TE);
+      aux.bwd_read = Bytes(4.0 * TE);
+      aux.bwd_written = Bytes(e * TE);
+      L.ops.push_back(aux);
+    }
   }
-  if (moe.shared_experts > 0) {
+
+  // The expert batch of the mean rank (model/moe_routing.h): on average a token reaches
+  // top_k experts, so the experts of one rank see T k rows whatever ep is; a capacity
+  // factor drops the rows over it or pads every expert to it. The busiest rank's extra
+  // rows are the simulator's (StepContext::expert_time_scale).
+  const MoeLoad load = moe_load(moe);
+  const double rows = d.tok * k * load.executed;
+  const double useful_rows = d.tok * k * (1.0 - load.dropped);
+  // Permutation (moe_utils.py permute, unfused): the token rows gathered into expert
+  // order, one per assignment (read and write each row); backward scatters the gradients
+  // back. Megatron-Core's all-to-all dispatcher permutes before the exchange; with DeepEP
+  // (the flex dispatcher) the received tokens are permuted after it: the same rows.
+  Op permute = B.memory_bound("moe.permute", OpKind::elementwise, rows * d.h, rows * d.h, 0);
+  L.ops.push_back(permute);
+
+  const bool overlap = moe.shared_expert_overlap && moe.shared_experts > 0 && sh.ep > 1;
+  auto add_shared = [&] {
     // Shared experts see every token; the input is the norm output kept by the router.
     add_dense_mlp(m, B, d, static_cast<double>(moe.expert_ffn) * moe.shared_experts,
                   "moe.shared", d.tok, 0, false, 1.0, L);
+  };
+  if (overlap) {
+    // Megatron-Core --moe-shared-expert-overlap: the dispatch leaves after the permutation
+    // and the shared experts run while it is in flight, on a side stream (moe/
+    // shared_experts.py at d98e8a64); backward, while the gradients return
+    // (model/layer_pass.cpp).
+    L.ops.back().comm_after = CommPoint::ep_dispatch;
+    add_shared();
   }
-  // Weighted sum of the top_k expert outputs; its backward needs those outputs.
-  L.ops.push_back(B.memory_bound("moe.combine", OpKind::elementwise, useful_tokens * d.h,
-                                 d.tok * d.h * d.r, B.act * useful_tokens * d.h));
+  const size_t first = L.ops.size();
+  add_dense_mlp(m, B, d, static_cast<double>(moe.expert_ffn), "moe.experts", rows, rows * d.h, true,
+                E / sh.ep, L);
+  const int local_experts = static_cast<int>(E / sh.ep);
+  for (size_t i = first; i < L.ops.size(); ++i) {
+    Op& op = L.ops[i];
+    op.fwd_flops_useful = op.fwd_flops * (useful_rows / rows);
+    // One GEMM per local expert, each of rows / (E/ep) tokens (a grouped GEMM).
+    if (op.kind == OpKind::gemm) op.gemm_groups = local_experts;
+  }
+  if (overlap) L.ops[first].comm_before = CommPoint::none;
+  if (!overlap && moe.shared_experts > 0) add_shared();
+  // Unpermutation (moe_utils.py unpermute): each row weighted by its probability and
+  // scattered back onto its token; its backward needs the expert outputs.
+  L.ops.push_back(B.memory_bound("moe.unpermute", OpKind::elementwise, rows * d.h,
+                                 d.tok * d.h * d.r, B.act * rows * d.h));
   L.ops.back().comm_after = CommPoint::tp_reduce;
 }
 

@@ -60,6 +60,10 @@ struct Op {
   // params / (k * n) whole copies (MoE experts), the remainder biases.
   double weight_k = 0, weight_n = 0;
   bool expert = false;      // params are MoE expert weights (sharded over ep, not dp)
+  // A grouped GEMM (MoE experts): the kernel runs this many GEMMs, one per local expert,
+  // each an equal share of the FLOPs, so each sits where its own size puts it on the GEMM
+  // efficiency ramp.
+  int gemm_groups = 1;
   // Moved by separate auxiliary kernels: FP8 casts; ring attention's merges and slice copies.
   Bytes aux_fwd_bytes, aux_bwd_bytes;
   // Under precision fp8, a GEMM the recipe keeps in 16 bits (training.fp8.gemms and

@@ -23,6 +23,17 @@ const FieldTable<MoeSpec>& moe_fields() {
       {"capacity_factor", number(&E::capacity_factor, 0.01, 1000.0)},
       {"first_dense_layers", whole(&E::first_dense_layers, 0, kMaxCount)},
       {"load_imbalance", number(&E::load_imbalance, 1.0, 1000.0)},
+      {"node_limit", whole(&E::node_limit, 1, 1 << 16)},
+      {"router_groups", whole(&E::router_groups, 1, 1 << 16)},
+      {"router_group_topk", whole(&E::router_group_topk, 1, 1 << 16)},
+      {"dispatch_dtype", choice(&E::dispatch_dtype)},
+      // The combine sums expert outputs: DeepEP's combine and DeepSeek-V3 (report 3.3)
+      // keep it in 16 bits, so fp8 is no choice here.
+      {"combine_dtype",
+       choice(&E::combine_dtype, {{"bf16", MoeSpec::Wire::bf16}, {"fp32", MoeSpec::Wire::fp32}})},
+      {"pad_to_capacity", flag(&E::pad_to_capacity)},
+      {"aux_loss", flag(&E::aux_loss)},
+      {"shared_expert_overlap", flag(&E::shared_expert_overlap)},
   };
   return table;
 }

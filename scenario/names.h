@@ -93,6 +93,9 @@ ORRERY_ENUM_NAMES(ParallelismSpec::FsdpImpl, {ParallelismSpec::FsdpImpl::deepspe
                   {ParallelismSpec::FsdpImpl::megatron_fsdp, "megatron_fsdp"});
 ORRERY_ENUM_NAMES(ParallelismSpec::FsdpUnit, {ParallelismSpec::FsdpUnit::layer, "layer"},
                   {ParallelismSpec::FsdpUnit::module, "module"});
+// model.moe.dispatch_dtype, model.moe.combine_dtype
+ORRERY_ENUM_NAMES(MoeSpec::Wire, {MoeSpec::Wire::fp8, "fp8"}, {MoeSpec::Wire::bf16, "bf16"},
+                  {MoeSpec::Wire::fp32, "fp32"});
 // training.precision, .recompute, .optimizer (and sweep.precision, sweep.recompute)
 ORRERY_ENUM_NAMES(Precision, {Precision::fp32, "fp32"}, {Precision::tf32, "tf32"},
                   {Precision::fp16, "fp16"}, {Precision::bf16, "bf16"}, {Precision::fp8, "fp8"});

@@ -118,6 +118,28 @@ struct MoeSpec {
   // Tokens the busiest expert-parallel rank receives over the mean (1: uniform routing).
   // The all-to-all waits for that rank, and its experts compute that much longer.
   double load_imbalance = 1.0;
+  // Node-limited routing (DeepSeek-V3 report section 2.1.2, M = 4): a token's experts lie
+  // on at most this many nodes of its expert-parallel group; 0: no limit.
+  int node_limit = 0;
+  // Group-limited top-k (Megatron-Core --moe-router-num-groups, --moe-router-group-topk):
+  // experts in router_groups equal groups, each token choosing among the experts of
+  // router_group_topk of them; 0: no groups.
+  int router_groups = 0;
+  int router_group_topk = 0;
+  // Number format of the exchanged tokens: dispatch (tokens to their experts, and the
+  // gradients of the combine in backward) and combine (expert outputs back, and the
+  // gradients of the dispatch). Absent: the activations' format.
+  enum class Wire { fp8, bf16, fp32 };
+  std::optional<Wire> dispatch_dtype, combine_dtype;
+  // Megatron-Core --moe-pad-expert-input-to-capacity: with a capacity factor, every
+  // expert's batch is padded to its capacity (otherwise tokens over it are dropped only).
+  bool pad_to_capacity = false;
+  // Megatron-Core's default auxiliary load-balancing loss (--moe-router-load-balancing-type
+  // aux_loss); false: aux-loss-free balancing by an expert bias (DeepSeek-V3 2.1.2).
+  bool aux_loss = true;
+  // Megatron-Core --moe-shared-expert-overlap: the shared experts run while the routed
+  // tokens are exchanged.
+  bool shared_expert_overlap = false;
 };
 
 // Multi-head latent attention (DeepSeek-V2/V3): low-rank compressed Q and KV.

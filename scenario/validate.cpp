@@ -1,12 +1,14 @@
 #include "scenario/validate.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "scenario/pipeline_layout.h"
 
@@ -114,11 +116,68 @@ void complete_attention_mask(Scenario& s) {
   }
 }
 
+// Group-limited routing as Megatron-Core's group_limited_topk runs it
+// (megatron/core/transformer/moe/moe_utils.py at NVIDIA/Megatron-LM d98e8a64): experts in
+// equal groups, a token's top-k drawn from the experts of its chosen groups. The node limit
+// is the same rule with the nodes for groups, so a scenario gives one or the other.
+void check_moe_routing(const Scenario& s, const MoeSpec& e) {
+  if (e.node_limit > 0 && e.router_groups > 0) {
+    reject(s, "model.moe.node_limit", std::to_string(e.node_limit),
+           "give either node_limit or router_groups: the node limit is group-limited routing "
+           "with one group per node");
+  }
+  if (e.router_group_topk > 0 && e.router_groups == 0) {
+    reject(s, "model.moe.router_group_topk", std::to_string(e.router_group_topk),
+           "needs router_groups, the number of groups the experts are divided into");
+  }
+  if (e.router_groups > 0) {
+    if (e.experts % e.router_groups != 0) {
+      reject(s, "model.moe.router_groups", std::to_string(e.router_groups),
+             fmt::format("must divide the number of experts ({})", e.experts));
+    }
+    if (e.router_group_topk == 0) {
+      reject(s, "model.moe.router_groups", std::to_string(e.router_groups),
+             "needs router_group_topk, the groups each token chooses");
+    }
+    if (e.router_group_topk > e.router_groups) {
+      reject(s, "model.moe.router_group_topk", std::to_string(e.router_group_topk),
+             fmt::format("cannot exceed router_groups ({})", e.router_groups));
+    }
+    const int chosen = e.router_group_topk * (e.experts / e.router_groups);
+    if (chosen < e.top_k) {
+      reject(s, "model.moe.router_group_topk", std::to_string(e.router_group_topk),
+             fmt::format("its groups hold {} experts, fewer than top_k ({})", chosen, e.top_k));
+    }
+  }
+  // Megatron-Core refuses the padding without a capacity too (transformer_config.py at
+  // d98e8a64, moe_pad_expert_input_to_capacity).
+  if (e.pad_to_capacity && !e.capacity_factor) {
+    reject(s, "model.moe.pad_to_capacity", "true",
+           "needs capacity_factor: the capacity is what each expert's batch is padded to");
+  }
+}
+
 void complete_transformer(Scenario& s) {
   ModelSpec& m = s.model;
   for (const char* k : {"layers", "hidden", "heads", "ffn", "vocab", "seq_len"}) {
     require(s, std::string("model.") + k, "a transformer needs layers, hidden, heads, ffn, vocab "
                                           "and seq_len");
+  }
+  // The architecture keys have defaults (GPT-2/3's: gelu, LayerNorm, learned positions,
+  // tied embeddings, biases, dropout) that would silently turn a Llama-shaped model into
+  // a different one (8.03 B parameters become 5.66 B), so a model written without a
+  // preset names every one of them; presets always do.
+  std::vector<std::string> unnamed;
+  for (const char* k : {"activation", "norm", "position_embedding", "tied_embeddings", "bias",
+                        "dropout"}) {
+    if (!is_set(s, std::string("model.") + k)) unnamed.push_back(k);
+  }
+  if (!unnamed.empty()) {
+    require(s, "model." + unnamed.front(),
+            fmt::format("a model written without a preset must name its architecture "
+                        "(activation, norm, position_embedding, tied_embeddings, bias, "
+                        "dropout); missing: {}",
+                        fmt::join(unnamed, ", ")));
   }
   if (!is_set(s, "model.kv_heads")) m.kv_heads = m.heads;
   if (m.kv_heads > m.heads || m.heads % m.kv_heads != 0) {
@@ -147,6 +206,7 @@ void complete_transformer(Scenario& s) {
       reject(s, "model.moe.first_dense_layers", std::to_string(e.first_dense_layers),
              fmt::format("must be below layers ({}) or the model has no MoE layer", m.layers));
     }
+    check_moe_routing(s, e);
   }
   if (!m.cnn_layers.empty()) {
     reject(s, "model.layer_table", "<a list>", "only the cnn family takes a layer table");
@@ -357,6 +417,16 @@ void check_sharding(const Scenario& s) {
              fmt::format("hybrid sharding shards over the {} data-parallel ranks of a node; "
                          "tp*cp must divide gpus_per_node and that count must divide dp ({})",
                          std::max(local, 0), p.dp));
+    }
+    if (p.zero3_group(s.cluster.gpus_per_node) == 1 && p.shard_group() > 1) {
+      // tp*cp fills the node: the in-node shard group is this one GPU, so every GPU keeps
+      // whole parameters, gradients and optimizer state, replicated over all of dp.
+      reject(s, "parallelism.sharding", to_string(p.sharding),
+             fmt::format("shards nothing here: hybrid sharding shards over the data-parallel "
+                         "ranks of one node, and tp*cp = {} fills the {}-GPU node, so its shard "
+                         "group has 1 GPU and every GPU keeps full copies of the parameters, "
+                         "gradients and optimizer state; use sharding: full, or a smaller tp*cp",
+                         p.tp * p.cp, s.cluster.gpus_per_node));
     }
   }
   if (p.zero_hpz) {

@@ -8,6 +8,7 @@
 #include <map>
 
 #include "core/error.h"
+#include "model/moe_routing.h"
 
 namespace orrery {
 
@@ -171,27 +172,9 @@ CommPlan build(CollectiveOp op, const std::vector<int>& group, double S, const T
       break;
     }
     case CollectiveAlgo::hierarchical:
-      if (op == CollectiveOp::all_to_all) {
-        // (a, i) -> (a, j): what (a, i) sends to local index j on every node, S/k each;
-        // then (a, j) -> (b, j): what node a's ranks send to (b, j), S/m each.
-        const auto nodes = by_node(group, topo);
-        if (!uniform(nodes)) return build(op, group, S, topo, CollectiveAlgo::direct);
-        const size_t k = nodes.front().size(), mcount = nodes.size();
-        CommPhase intra, inter;
-        intra.steps = inter.steps = 1;
-        for (const auto& members : nodes)
-          for (size_t i = 0; i < k; ++i)
-            for (size_t j = 0; j < k; ++j)
-              if (i != j) intra.transfers.push_back({members[i], members[j], Bytes(S / k)});
-        for (size_t a = 0; a < mcount; ++a)
-          for (size_t b = 0; b < mcount; ++b)
-            for (size_t j = 0; j < k && a != b; ++j)
-              inter.transfers.push_back({nodes[a][j], nodes[b][j], Bytes(S / mcount)});
-        if (!intra.transfers.empty()) plan.phases.push_back(intra);
-        plan.phases.push_back(inter);
-      } else {
-        add_hierarchical(op, by_node(group, topo), S, plan);
-      }
+      // An MoE exchange's two levels depend on where its tokens go: plan_expert_exchange.
+      ORRERY_CHECK(op != CollectiveOp::all_to_all, "two-level all-to-all without routing");
+      add_hierarchical(op, by_node(group, topo), S, plan);
       break;
     case CollectiveAlgo::direct: {
       CommPhase ph;
@@ -471,8 +454,7 @@ CommPlan plan_collective(CollectiveOp op, const std::vector<int>& group, Bytes b
     candidates.push_back(CollectiveAlgo::tree);
     if (nodes.size() == 1 && nvls_available) candidates.push_back(CollectiveAlgo::nvls);
   }
-  if ((reduction || op == CollectiveOp::all_to_all) && nodes.size() > 1 &&
-      nodes.front().size() > 1 && uniform(nodes)) {
+  if (reduction && nodes.size() > 1 && nodes.front().size() > 1 && uniform(nodes)) {
     candidates.push_back(CollectiveAlgo::hierarchical);
   }
   CommPlan best;
@@ -486,6 +468,59 @@ CommPlan plan_collective(CollectiveOp op, const std::vector<int>& group, Bytes b
     }
   }
   return best;
+}
+
+CommPlan plan_expert_exchange(const std::vector<int>& group, Bytes bytes, const MoeSpec& moe,
+                              const Topology& topo) {
+  ORRERY_CHECK(group.size() >= 2, "a collective needs two ranks");
+  const auto nodes = by_node(group, topo);
+  const double S = bytes.value();
+  if (!uniform(nodes))
+    return build(CollectiveOp::all_to_all, group, S, topo, CollectiveAlgo::direct);
+  std::vector<int> node_of_rank(group.size());
+  std::map<int, int> node_index;
+  for (size_t i = 0; i < group.size(); ++i) {
+    const auto it = node_index.emplace(topo.node_of(group[i]), static_cast<int>(node_index.size()));
+    node_of_rank[i] = it.first->second;
+  }
+  const ExpertRouting r = expert_routing(moe, node_of_rank);
+  CommPlan plan;
+  plan.op = CollectiveOp::all_to_all;
+  plan.algo = CollectiveAlgo::hierarchical;
+  plan.bytes = bytes;
+  plan.ranks = static_cast<int>(group.size());
+  for (int i = 0; i < plan.ranks; ++i) plan.index_of[group[static_cast<size_t>(i)]] = i;
+  // One copy of the rank's tokens (S holds top_k copies, the naive exchange's bytes).
+  const double unit = S / moe.top_k;
+  const size_t k = nodes.front().size(), m = nodes.size();
+  // DeepEP's internode dispatch (csrc/kernels/legacy/internode.cu at deepseek-ai/DeepEP
+  // dd758caf; README at 77bb07a, "Normal kernels with NVLink and RDMA forwarding"; the
+  // DeepSeek-V3 report, section 3.2.2): a token crosses the NICs once per destination node,
+  // to the GPU of its own local index there, which forwards it over NVLink once per
+  // destination GPU of that node; tokens for the sender's own node go over NVLink
+  // directly. The forwarding runs while the next chunks arrive, so both levels are one
+  // phase. The combine is the same exchange reversed; on this symmetric placement it loads
+  // the same links, so one plan times both.
+  CommPhase ph;
+  ph.steps = 1;
+  for (size_t a = 0; a < m; ++a)
+    for (size_t b = 0; b < m; ++b)
+      for (size_t j = 0; j < k && a != b; ++j) {
+        const double sent = unit * r.node_share[static_cast<size_t>(node_of_rank.at(
+                                       static_cast<size_t>(plan.index_of.at(nodes[b][j]))))];
+        if (sent > 0) ph.transfers.push_back({nodes[a][j], nodes[b][j], Bytes(sent)});
+      }
+  for (size_t b = 0; b < m; ++b)
+    for (size_t j = 0; j < k; ++j)
+      for (size_t i = 0; i < k; ++i) {
+        if (i == j) continue;
+        // What all m nodes' local-index-j ranks send to rank (b, i), through (b, j).
+        const double sent = unit * static_cast<double>(m) *
+                            r.rank_share[static_cast<size_t>(plan.index_of.at(nodes[b][i]))];
+        if (sent > 0) ph.transfers.push_back({nodes[b][j], nodes[b][i], Bytes(sent)});
+      }
+  plan.phases.push_back(ph);
+  return plan;
 }
 
 }  // namespace orrery

@@ -72,6 +72,14 @@ CommPlan plan_collective(CollectiveOp op, const std::vector<int>& group, Bytes b
                          const Topology& topo, bool nvls_available,
                          CollectiveAlgo algo = CollectiveAlgo::automatic);
 
+// An MoE token exchange over the ep `group` as DeepEP's internode kernels run it: one copy
+// of a token per destination node over the NICs (to the GPU of the sender's local index),
+// then one per destination GPU over NVLink, with where the tokens go from
+// model/moe_routing.h. `bytes` is what the naive exchange sends per rank (top_k copies of
+// every token); a group whose nodes hold unequal numbers of ranks gets the direct plan.
+CommPlan plan_expert_exchange(const std::vector<int>& group, Bytes bytes, const MoeSpec& moe,
+                              const Topology& topo);
+
 // NCCL's own cost model of a ring all-gather or reduce-scatter (NVIDIA/nccl
 // src/graph/tuning.cc at commit 5067397c, ncclTopoTuneModel and ncclTopoGetAlgoTime):
 // time = latency + bytes / bandwidth per protocol, the protocol with the smallest time

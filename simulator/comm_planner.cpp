@@ -16,7 +16,10 @@ std::map<LinkClass, double> CommPlanner::group_traffic(
     return orrery::traffic(plan, topo, static_cast<double>(siblings.size() + 1));
   std::map<LinkClass, double> out = orrery::traffic(plan, topo, 1.0);
   for (const std::vector<int>& g : siblings) {
-    const CommPlan p = plan_collective(plan.op, g, plan.bytes, topo, nvls, plan.algo);
+    const CommPlan p = plan.op == CollectiveOp::all_to_all &&
+                               plan.algo == CollectiveAlgo::hierarchical && ctx_.s.model.moe
+                           ? plan_expert_exchange(g, plan.bytes, *ctx_.s.model.moe, topo)
+                           : plan_collective(plan.op, g, plan.bytes, topo, nvls, plan.algo);
     for (const auto& [cls, bytes] : orrery::traffic(p, topo, 1.0)) out[cls] += bytes;
   }
   return out;
@@ -42,7 +45,24 @@ int CommPlanner::group(CollectiveOp op, GroupKind kind, int stage, Bytes bytes, 
   if (kind == GroupKind::ep && p.ep_alltoall == ParallelismSpec::Alltoall::hierarchical)
     algo = CollectiveAlgo::hierarchical;
   const bool nvls = ctx_.s.cluster.intra_node.nvls;
-  CommPlan plan = plan_collective(op, gs.group, bytes, ctx_.topo, nvls, algo);
+  CommPlan plan;
+  if (kind == GroupKind::ep && op == CollectiveOp::all_to_all && ctx_.s.model.moe) {
+    // The naive exchange (every token to each of its experts) or the deduplicated one (one
+    // copy per destination node and GPU); automatic: the faster on an idle network.
+    const MoeSpec& moe = *ctx_.s.model.moe;
+    if (algo == CollectiveAlgo::hierarchical) {
+      plan = plan_expert_exchange(gs.group, bytes, moe, ctx_.topo);
+    } else {
+      plan = plan_collective(op, gs.group, bytes, ctx_.topo, nvls, CollectiveAlgo::direct);
+      if (algo == CollectiveAlgo::automatic) {
+        CommPlan two = plan_expert_exchange(gs.group, bytes, moe, ctx_.topo);
+        if (estimate(two, ctx_.topo).value() < estimate(plan, ctx_.topo).value())
+          plan = std::move(two);
+      }
+    }
+  } else {
+    plan = plan_collective(op, gs.group, bytes, ctx_.topo, nvls, algo);
+  }
   if (nccl) apply_nccl_cost(plan, ctx_.topo, ctx_.p.fsdp_host_overhead);
   // A DualPipe mirror group spans two stages whose links carry different pipeline
   // traffic, so its transfers are not equivalent by symmetry: one flow each.

@@ -54,7 +54,7 @@ std::vector<Item> layer_items(const StepContext& ctx, const Layer& layer, LayerP
     const Op& op = *step.op;
     const double scale = op.expert ? expert_scale : 1.0;
     if (pass != LayerPass::backward) {
-      add_compute(model.op_time(op, Pass::forward) * scale, Seconds(0), false);
+      add_compute(model.op_time(op, Pass::forward) * scale, Seconds(0), step.separate);
       continue;
     }
     const Seconds sel = step.selective ? model.op_time(op, Pass::forward) : Seconds(0);
@@ -66,7 +66,7 @@ std::vector<Item> layer_items(const StepContext& ctx, const Layer& layer, LayerP
     } else if (step.half == 2) {
       add_compute(bwd / 2, Seconds(0), true);
     } else {
-      add_compute(bwd + sel, sel, false);
+      add_compute(bwd + sel, sel, step.separate);
     }
   }
   return items;

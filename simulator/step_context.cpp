@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "model/moe_routing.h"
 #include "model/pipeline.h"
 
 namespace orrery::detail {
@@ -31,8 +32,12 @@ StepContext::StepContext(const Scenario& scenario, const SimulationOptions& opti
   }
   for (int i = 0; i < topo.link_count(); ++i) capacity.push_back(topo.link(i).capacity);
   bytes = message_sizes(s);
-  // The busiest rank computes load_imbalance times the mean of the dispatched tokens.
-  if (s.model.moe) expert_time_scale = s.model.moe->load_imbalance;
+  // The busiest rank computes its rows where the workload's expert ops hold the mean's
+  // (model/moe_routing.h): load_imbalance times them, capped at the capacity.
+  if (s.model.moe) {
+    const MoeLoad load = moe_load(*s.model.moe);
+    expert_time_scale = load.busiest / load.executed;
+  }
   local_dp = p.node_dp(s.cluster.gpus_per_node);
   engine.compute_slowdown = s.simulation.compute_slowdown;
   engine.comm_slowdown = s.simulation.comm_slowdown;

@@ -278,6 +278,13 @@ std::string render_sweep_table(const SweepInput& in, const SweepResult& r) {
                          *r.baseline_rank, *r.baseline_rank_max,
                          *r.baseline_rank_max - *r.baseline_rank);
     }
+    if (b.memory && b.memory->used > b.memory->capacity) {
+      // Simulated all the same, so its time can be compared, but it would not run.
+      out += fmt::format("; it does not fit in memory ({:.1f} of {:.1f} GiB per GPU), so it "
+                         "would not run{}",
+                         b.memory->used.value() / kGiB, b.memory->capacity.value() / kGiB,
+                         w.fits_memory ? " (candidates like it are dropped)" : "");
+    }
     out += "\n";
   } else {
     out += fmt::format("\nas written   not simulated: {}\n", b.reason);

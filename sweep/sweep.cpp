@@ -586,6 +586,28 @@ std::string megatron_arguments(const Scenario& s) {
   }
   if (p.cp > 1) out += fmt::format(" --context-parallel-size {}", p.cp);
   if (p.ep > 1) out += fmt::format(" --expert-model-parallel-size {}", p.ep);
+  // MoE routing and exchange, as megatron/core/transformer/moe/README.md at d98e8a64 names
+  // them: the naive exchange is the alltoall dispatcher, the deduplicated one the flex
+  // dispatcher with DeepEP. A node limit is router groups of one node each, which needs
+  // the group's node count; it is left to the user.
+  if (s.model.moe) {
+    const MoeSpec& moe = *s.model.moe;
+    if (p.ep > 1 && p.ep_alltoall == ParallelismSpec::Alltoall::direct)
+      out += " --moe-token-dispatcher-type alltoall";
+    if (p.ep > 1 && p.ep_alltoall == ParallelismSpec::Alltoall::hierarchical)
+      out += " --moe-token-dispatcher-type flex --moe-flex-dispatcher-backend deepep";
+    if (moe.router_groups > 0)
+      out += fmt::format(" --moe-router-num-groups {} --moe-router-group-topk {}",
+                         moe.router_groups, moe.router_group_topk);
+    if (moe.capacity_factor)
+      out += fmt::format(" --moe-expert-capacity-factor {}", *moe.capacity_factor);
+    if (moe.pad_to_capacity) out += " --moe-pad-expert-input-to-capacity";
+    if (moe.shared_expert_overlap) out += " --moe-shared-expert-overlap";
+    // Aux-loss-free balancing: no aux loss, the expert bias instead (README's table of
+    // load-balancing strategies).
+    if (!moe.aux_loss)
+      out += " --moe-router-load-balancing-type none --moe-router-enable-expert-bias";
+  }
   if (p.sequence_parallel) out += " --sequence-parallel";
   out += fmt::format(" --micro-batch-size {} --global-batch-size {}", p.microbatch,
                      p.global_batch);

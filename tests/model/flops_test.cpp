@@ -80,7 +80,7 @@ TEST(Flops, MixtralCountsTopKExpertsAndRouter) {
 TEST(Flops, CapacityFactorPadsHardwareButNotModelFlops) {
   const std::string yaml = R"(
 cluster: {preset: dgx-h100}
-model: {preset: mixtral-8x7b, moe: {capacity_factor: 1.25}}
+model: {preset: mixtral-8x7b, moe: {capacity_factor: 1.25, pad_to_capacity: true}}
 parallelism: {tp: 1, global_batch: 8}
 )";
   const StepFigures padded = analyse_step(load_scenario_text(yaml, "cf.yaml"));
@@ -90,6 +90,24 @@ parallelism: {tp: 1, global_batch: 8}
   // Expert GEMMs: 3 (fwd+bwd) * 2 * k*T * 3*h*f per layer, 25 % more when padded.
   const double expert = 3.0 * 2.0 * 2 * (8 * 4096.0) * 3 * 4096.0 * 14336 * 32;
   EXPECT_NEAR(padded.hardware_flops.value() - dropless.hardware_flops.value(), 0.25 * expert,
+              1e-9 * expert);
+}
+
+TEST(Flops, DroppedTokensAreNeitherExecutedNorCounted) {
+  // Uniform routing under a capacity of 0.8: 1 - 0.8 = 20 % of the expert rows dropped,
+  // from both the executed and the model FLOPs (expert GEMMs as in the test above).
+  const std::string yaml = R"(
+cluster: {preset: dgx-h100}
+model: {preset: mixtral-8x7b, moe: {capacity_factor: 0.8}}
+parallelism: {tp: 1, global_batch: 8}
+)";
+  const StepFigures dropped = analyse_step(load_scenario_text(yaml, "cf.yaml"));
+  const StepFigures dropless =
+      analyse_step(preset_scenario("mixtral-8x7b", "tp: 1, global_batch: 8", 1, "", "dgx-h100"));
+  const double expert = 3.0 * 2.0 * 2 * (8 * 4096.0) * 3 * 4096.0 * 14336 * 32;
+  EXPECT_NEAR(dropless.hardware_flops.value() - dropped.hardware_flops.value(), 0.2 * expert,
+              1e-9 * expert);
+  EXPECT_NEAR(dropless.model_flops.value() - dropped.model_flops.value(), 0.2 * expert,
               1e-9 * expert);
 }
 

@@ -26,7 +26,8 @@ Scenario small(int layers, int pp, const std::string& parallelism) {
   const std::string yaml = fmt::format(R"(
 cluster: {{preset: dgx-h100, gpus_per_node: {}}}
 model: {{family: decoder, layers: {}, hidden: 1024, heads: 8, ffn: 4096, vocab: 32000,
-        seq_len: 1024, position_embedding: rope, tied_embeddings: false}}
+        seq_len: 1024, activation: gelu, norm: layernorm, position_embedding: rope,
+        tied_embeddings: false, bias: true, dropout: false}}
 parallelism: {{tp: 1, dp: 1, microbatch: 1, {}}}
 training: {{precision: bf16, recompute: none}}
 )",

@@ -87,6 +87,12 @@ model:
   ffn: 3072
   vocab: 50304
   seq_len: 1024
+  activation: gelu
+  norm: layernorm
+  position_embedding: learned
+  tied_embeddings: true
+  bias: true
+  dropout: false
 parallelism: {tp: 2, pp: 2, global_batch: 32, microbatch: 4}
 training: {precision: bf16, recompute: none, optimizer: adamw}
 cost: {usd_per_gpu_hour: 2.5, pue: 1.2}

@@ -21,8 +21,8 @@ Scenario small(const std::string& extra_parallelism = "", const std::string& ext
   const std::string yaml = fmt::format(R"(
 cluster: {{preset: dgx-a100, nodes: 1}}
 model: {{family: decoder, layers: 24, hidden: 1024, heads: 16, ffn: 4096, vocab: 32000,
-        seq_len: 2048, activation: gelu, position_embedding: rope, tied_embeddings: false,
-        dropout: false}}
+        seq_len: 2048, activation: gelu, norm: layernorm, position_embedding: rope,
+        tied_embeddings: false, bias: true, dropout: false}}
 parallelism: {{tp: 1, pp: 2, dp: 4, microbatch: 1, global_batch: 8, schedule: 1f1b{}}}
 training: {{precision: bf16, recompute: none}}
 {})",
@@ -129,7 +129,8 @@ Scenario moe16(int ep) {
   return load_scenario_text(fmt::format(R"(
 cluster: {{preset: dgx-h100, nodes: 2}}
 model: {{preset: mixtral-8x7b, layers: 2, seq_len: 4096}}
-parallelism: {{tp: 2, cp: 2, dp: 4, ep: {}, microbatch: 1, global_batch: 4}}
+parallelism: {{tp: 2, cp: 2, dp: 4, ep: {}, microbatch: 1, global_batch: 4,
+              ep_alltoall: direct}}
 training: {{recompute: none}}
 )",
                                         ep),
@@ -138,8 +139,8 @@ training: {{recompute: none}}
 
 TEST(CommPlanner, ExpertAllToAllBytesOverDataAndContextRanks) {
   // A GPU dispatches its b s / cp = 4096 / 2 = 2048 tokens top_k = 2 times, h = 4096
-  // bf16 values each: S = 2048 * 2 * 4096 * 2 B = 32 MiB; a direct all-to-all sends S / n
-  // to each of the n - 1 others.
+  // bf16 values each: S = 2048 * 2 * 4096 * 2 B = 32 MiB; a direct all-to-all (pinned by
+  // ep_alltoall: direct) sends S / n to each of the n - 1 others.
   const double S = 2048.0 * 2 * 4096 * 2;
   {
     // ep 8: groups {0 2 .. 14} and {1 3 .. 15} span both nodes (GPUs 0-7 and 8-15); each
@@ -168,6 +169,39 @@ TEST(CommPlanner, ExpertAllToAllBytesOverDataAndContextRanks) {
     planner.issue(t);
     EXPECT_EQ(planner.traffic().count(LinkClass::nic), 0u);
     EXPECT_NEAR(planner.traffic().at(LinkClass::nvlink), 12 * S, 1e-6 * S);
+  }
+}
+
+TEST(CommPlanner, ExpertExchangeWithNodeLimitOverTwoNodes) {
+  // ep 8 over dp x cp ranks {0 2 .. 14} and {1 3 .. 15}: 4 GPUs on each of the 2 nodes,
+  // one of Mixtral's 8 experts each, top_k 2; S = 2048 * 2 * 4096 * 2 B as above, u = S/2
+  // one copy. DeepEP's exchange (ep_alltoall: hierarchical), per group: each of 8 GPUs
+  // sends u * P(other node) over its NIC; P = 1 - C(4, 2)/C(8, 2) = 11/14 without a limit,
+  // 1/2 with node_limit 1 (its one node is the other with chance 1/2): 2 groups x 8 x u x
+  // P = 8 S x 11/14, or 4 S. NVLink: on each node GPU j forwards to each of its 3
+  // neighbours 2 nodes x u x 2/8 (P a token needs that GPU's expert, k/E either way): 2
+  // groups x 2 nodes x 4 x 3 x u / 2 = 12 S.
+  const double S = 2048.0 * 2 * 4096 * 2;
+  for (const std::string limit : {"", ", moe: {node_limit: 1}"}) {
+    const Scenario s = load_scenario_text(fmt::format(R"(
+cluster: {{preset: dgx-h100, nodes: 2}}
+model: {{preset: mixtral-8x7b, layers: 2, seq_len: 4096{}}}
+parallelism: {{tp: 2, cp: 2, dp: 4, ep: 8, microbatch: 1, global_batch: 4,
+              ep_alltoall: hierarchical}}
+training: {{recompute: none}}
+)",
+                                                      limit),
+                                          "limit.yaml");
+    const Context c(s);
+    TaskGraph g;
+    CommPlanner planner(c.ctx, g);
+    Task t;
+    t.kind = TaskKind::ep_comm;
+    t.comm = planner.group(CollectiveOp::all_to_all, GroupKind::ep, 0, Bytes(S));
+    planner.issue(t);
+    const double nic = limit.empty() ? 8 * S * 11 / 14 : 4 * S;
+    EXPECT_NEAR(planner.traffic().at(LinkClass::nic), nic, 1e-6 * S) << limit;
+    EXPECT_NEAR(planner.traffic().at(LinkClass::nvlink), 12 * S, 1e-6 * S) << limit;
   }
 }
 

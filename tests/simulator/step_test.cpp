@@ -31,7 +31,8 @@ cluster:
   gpus_per_node: {pp}
   intra_node: {{bandwidth: "1000 TB/s", latency: "0 us"}}
 model: {{family: decoder, layers: 16, hidden: 2048, heads: 16, ffn: 8192, vocab: 8, seq_len: 2048,
-        activation: gelu, position_embedding: rope, tied_embeddings: false, dropout: false}}
+        activation: gelu, norm: layernorm, position_embedding: rope, tied_embeddings: false,
+        bias: true, dropout: false}}
 parallelism: {{tp: 1, pp: {pp}, dp: 1, microbatch: 1, global_batch: {m}, schedule: {schedule},
               virtual_pipeline_stages: {vp}}}
 training: {{precision: bf16, recompute: none}}
@@ -394,10 +395,37 @@ TEST(ExpertParallel, AllToAllBytesWithCapacityFactor) {
   // micro-batch, 4 * (n - 1) * S bytes per group; 2 layers, 1 micro-batch. Everything
   // else is the same with and without the capacity factor, so the difference is
   // 4 * 7 * 2 * (S(1.25) - S(1.0)).
-  const double padded = moe_node("capacity_factor: 1.25").bytes_by_link_class.at(LinkClass::nvlink);
+  const double padded = moe_node("capacity_factor: 1.25, pad_to_capacity: true")
+                            .bytes_by_link_class.at(LinkClass::nvlink);
   const double dropless = moe_node("").bytes_by_link_class.at(LinkClass::nvlink);
   const double dS = 4096.0 * 2 * 0.25 * 4096 * 2;
   EXPECT_NEAR(padded - dropless, 4 * 7 * 2 * dS, 1e-6 * dS);
+}
+
+TEST(ExpertParallel, CapacityDropsTheBusiestRanksBytes) {
+  // Without padding, the busiest rank receives min(L, cf) times the mean rows
+  // (model/moe_routing.h): L = 1.5 capped at cf = 1.2, against 1.5 without a capacity.
+  // 4 all-to-alls per layer and micro-batch, 7 of 8 pieces leave each of 8 GPUs, 2
+  // layers: 4 * 7 * 2 * (1.5 - 1.2) * S on NVLink less.
+  const double S = 4096.0 * 2 * 4096 * 2;
+  const double uncapped = moe_node("load_imbalance: 1.5").bytes_by_link_class.at(LinkClass::nvlink);
+  const double capped = moe_node("load_imbalance: 1.5, capacity_factor: 1.2")
+                            .bytes_by_link_class.at(LinkClass::nvlink);
+  EXPECT_NEAR(uncapped - capped, 4 * 7 * 2 * 0.3 * S, 1e-6 * S);
+}
+
+TEST(ExpertParallel, SharedExpertsOverlapTheDispatch) {
+  // --moe-shared-expert-overlap: the shared expert runs while the forward dispatch (and
+  // backward, the gradients' return) is in flight, so less of the exchange is exposed and
+  // the step is shorter; the work is the same, so it gains at most the exposed exchange.
+  const StepResult serial = moe_node("shared_experts: 1");
+  const StepResult overlap = moe_node("shared_experts: 1, shared_expert_overlap: true");
+  const double serial_ep = serial.stages[0].breakdown.ep_exposed.value();
+  const double overlap_ep = overlap.stages[0].breakdown.ep_exposed.value();
+  EXPECT_LT(overlap_ep, serial_ep);
+  const double saved = serial.step_time.value() - overlap.step_time.value();
+  EXPECT_GT(saved, 0);
+  EXPECT_LE(saved, serial_ep);
 }
 
 TEST(ExpertParallel, LoadImbalanceSlowsTheStep) {
@@ -448,11 +476,10 @@ training: {precision: bf16, recompute: full}
   EXPECT_NEAR(all.step_time.value(), sym.step_time.value(), 0.01 * sym.step_time.value());
 }
 
-TEST(Collectives, HierarchicalAllToAllStaysOnRails) {
-  // Two nodes under the same rail leaves, 8 GPUs each. A direct all-to-all sends from GPU
-  // i of one node to every GPU of the other, so cross-rail messages climb to the spine; the
-  // two-level exchange forwards over NVLink first and then sends between same-rail GPUs,
-  // which share a leaf. Each GPU sends S * 8/16 to the other node either way.
+TEST(Collectives, ExpertExchangeOneCopyPerNodeThenNvlink) {
+  // Two DGX H100 nodes under the same rail leaves (GPUs 0-7 and 8-15), ep 16, 16 experts
+  // (one per GPU), top_k 4. S is what the naive exchange sends per GPU (4 copies of its
+  // tokens), u = S / 4 one copy.
   const Topology topo(load_scenario_text(
                           "cluster: {preset: dgx-h100, nodes: 64, inter_node: "
                           "{oversubscription: 32}}\nmodel: llama3-8b\n"
@@ -460,19 +487,38 @@ TEST(Collectives, HierarchicalAllToAllStaysOnRails) {
                           "a2a.yaml")
                           .cluster);
   std::vector<int> group;
-  for (int g = 0; g < 16; ++g) group.push_back(g);  // nodes 0 and 1
-  const double S = 64.0 * 1048576;
+  for (int g = 0; g < 16; ++g) group.push_back(g);
+  const double S = 64.0 * 1048576, u = S / 4;
+  MoeSpec moe;
+  moe.experts = 16;
+  moe.top_k = 4;
+  moe.expert_ffn = 1;
+  // Naive: S / 16 to each of the 15 others; 8 of them on the other node. NIC 16 * 8 * S /
+  // 16 = 8 S = 32 u, NVLink 16 * 7 * S / 16 = 7 S = 28 u; 7 of a GPU's 8 remote pieces
+  // change rail and climb to the spine.
   const CommPlan direct = plan_collective(CollectiveOp::all_to_all, group, Bytes(S), topo, false,
                                           CollectiveAlgo::direct);
-  const CommPlan two = plan_collective(CollectiveOp::all_to_all, group, Bytes(S), topo, false,
-                                       CollectiveAlgo::hierarchical);
-  const auto td = traffic(direct, topo, 1.0), th = traffic(two, topo, 1.0);
-  EXPECT_NEAR(td.at(LinkClass::nic), 16 * S * 8 / 16, 1e-6 * S);
-  EXPECT_NEAR(th.at(LinkClass::nic), 16 * S * 8 / 16, 1e-6 * S);
-  // Cross-rail: 7 of each GPU's 8 remote pieces of S/16.
+  const auto td = traffic(direct, topo, 1.0);
+  EXPECT_NEAR(td.at(LinkClass::nic), 32 * u, 1e-6 * S);
+  EXPECT_NEAR(td.at(LinkClass::nvlink), 28 * u, 1e-6 * S);
   EXPECT_NEAR(td.at(LinkClass::spine), 16 * 7 * S / 16, 1e-6 * S);
+  // Deduplicated (DeepEP): a token needs the other node unless its 4 experts all sit on
+  // its own: 1 - C(8, 4) / C(16, 4) = 1 - 70 / 1820 = 25/26. Each GPU sends u * 25/26 to
+  // its same-rail peer: NIC 16 * 25/26 u. A GPU holds one expert: P = 4/16 a token needs
+  // it; GPU j of a node forwards to each of its 7 neighbours what the 2 nodes' j-th GPUs
+  // send there, 2 * u / 4: NVLink 2 nodes * 8 * 7 * u / 2 = 56 u. No spine.
+  const CommPlan two = plan_expert_exchange(group, Bytes(S), moe, topo);
+  const auto th = traffic(two, topo, 1.0);
+  EXPECT_NEAR(th.at(LinkClass::nic), 16 * 25.0 / 26 * u, 1e-6 * S);
+  EXPECT_NEAR(th.at(LinkClass::nvlink), 56 * u, 1e-6 * S);
   EXPECT_EQ(th.count(LinkClass::spine), 0u);
-  // With leaf uplinks oversubscribed 32:1 the spine is the bottleneck of the direct plan.
+  // Node limit 1: the other node only when the token's one node is it, 1/2: NIC 8 u; the
+  // NVLink forwarding does not change (still 4/16 per GPU).
+  moe.node_limit = 1;
+  const auto tl = traffic(plan_expert_exchange(group, Bytes(S), moe, topo), topo, 1.0);
+  EXPECT_NEAR(tl.at(LinkClass::nic), 8 * u, 1e-6 * S);
+  EXPECT_NEAR(tl.at(LinkClass::nvlink), 56 * u, 1e-6 * S);
+  // With the spine oversubscribed 32:1 the naive plan is the slower.
   EXPECT_LT(estimate(two, topo).value(), estimate(direct, topo).value());
 }
 
@@ -570,7 +616,8 @@ TEST(Step, DualPipeFullModeAgreesWithTheSymmetricStep) {
   const Scenario s = load_scenario_text(R"(
 cluster: {preset: dgx-h100, gpus_per_node: 2, nodes: 4}
 model: {family: decoder, layers: 8, hidden: 1024, heads: 8, ffn: 4096, vocab: 32000, seq_len: 1024,
-        activation: gelu, position_embedding: rope, tied_embeddings: false, dropout: false}
+        activation: gelu, norm: layernorm, position_embedding: rope, tied_embeddings: false,
+        bias: true, dropout: false}
 parallelism: {tp: 1, pp: 4, dp: 2, microbatch: 1, global_batch: 16, schedule: dualpipe, zero_stage: 1}
 training: {precision: bf16, recompute: none}
 )",
@@ -596,7 +643,8 @@ TEST(Step, DualPipePairsHideTheirAllToAllUnderEachOthersCompute) {
   const Scenario s = load_scenario_text(R"(
 cluster: {preset: dgx-h100}
 model: {family: decoder, layers: 4, hidden: 2048, heads: 16, ffn: 8192, vocab: 8, seq_len: 2048,
-        activation: swiglu, position_embedding: rope, tied_embeddings: false, dropout: false,
+        activation: swiglu, norm: layernorm, position_embedding: rope, tied_embeddings: false,
+        bias: true, dropout: false,
         moe: {experts: 16, top_k: 2, expert_ffn: 2048}}
 parallelism: {tp: 1, pp: 2, dp: 4, ep: 4, microbatch: 1, global_batch: 32, schedule: dualpipe}
 training: {precision: bf16, recompute: none}
@@ -727,7 +775,8 @@ cluster:
   gpus_per_node: 4
   intra_node: {bandwidth: "1000 TB/s", latency: "0 us"}
 model: {family: decoder, layers: 16, hidden: 2048, heads: 16, ffn: 8192, vocab: 8, seq_len: 2048,
-        activation: gelu, position_embedding: rope, tied_embeddings: false, dropout: false}
+        activation: gelu, norm: layernorm, position_embedding: rope, tied_embeddings: false,
+        bias: true, dropout: false}
 parallelism: {tp: 1, pp: 4, dp: 1, microbatch: 1, global_batch: 8, schedule: 1f1b}
 training: {precision: bf16, recompute: none}
 faults:
@@ -1054,7 +1103,8 @@ cluster:
   gpus_per_node: 2
   intra_node: {bandwidth: "1000 TB/s", latency: "0 us"}
 model: {family: decoder, layers: 7, hidden: 2048, heads: 16, ffn: 8192, vocab: 8, seq_len: 2048,
-        activation: gelu, position_embedding: rope, tied_embeddings: false, dropout: false}
+        activation: gelu, norm: layernorm, position_embedding: rope, tied_embeddings: false,
+        bias: true, dropout: false}
 parallelism: {tp: 1, pp: 2, dp: 1, microbatch: 1, global_batch: 2, virtual_pipeline_stages: 2,
               account_for_embedding: true}
 training: {precision: bf16, recompute: none}

@@ -156,8 +156,8 @@ TEST(Zero2, InterleavedPipelineWithoutOverlapCompletes) {
     return load_scenario_text(fmt::format(R"(
 cluster: {{preset: dgx-a100, nodes: 1}}
 model: {{family: decoder, layers: 4, hidden: 1024, heads: 16, ffn: 4096, vocab: 32000,
-        seq_len: 2048, activation: gelu, position_embedding: rope, tied_embeddings: false,
-        dropout: false}}
+        seq_len: 2048, activation: gelu, norm: layernorm, position_embedding: rope,
+        tied_embeddings: false, bias: true, dropout: false}}
 parallelism: {{tp: 1, pp: 2, dp: 4, microbatch: 1, global_batch: 16,
               schedule: interleaved-1f1b, virtual_pipeline_stages: 2, zero_stage: 2}}
 training: {{precision: bf16, recompute: none{}}}

@@ -148,6 +148,26 @@ TEST(SplitSweep, ParetoFrontOfAHandMadeSet) {
   EXPECT_EQ(pareto_front(pts), (std::vector<int>{0, 1, 3, 4}));
 }
 
+TEST(SplitSweep, MegatronArgumentsOfTheMoeRouting) {
+  // Megatron-Core's names (megatron/core/transformer/moe/README.md at d98e8a64): DeepEP's
+  // exchange is the flex dispatcher with the deepep backend.
+  const Scenario s = load_scenario_text(R"(
+cluster: {preset: dgx-h100, nodes: 2}
+model:
+  preset: mixtral-8x7b
+  moe: {router_groups: 4, router_group_topk: 2, capacity_factor: 1.5, pad_to_capacity: true}
+parallelism: {tp: 1, pp: 1, dp: 16, ep: 8, global_batch: 64, ep_alltoall: hierarchical}
+)",
+                                        "moe.yaml");
+  const std::string args = megatron_arguments(s);
+  EXPECT_NE(args.find("--expert-model-parallel-size 8 --moe-token-dispatcher-type flex "
+                      "--moe-flex-dispatcher-backend deepep --moe-router-num-groups 4 "
+                      "--moe-router-group-topk 2 --moe-expert-capacity-factor 1.5 "
+                      "--moe-pad-expert-input-to-capacity "),
+            std::string::npos)
+      << args;
+}
+
 TEST(SplitSweep, MegatronArgumentsOfThePublishedGpt3Layout) {
   const Scenario s = load_scenario_file(std::string(ORRERY_SOURCE_DIR) +
                                         "/scenarios/gpt3-175b-a100-1024.yaml");
@@ -549,6 +569,14 @@ training: {precision: bf16, recompute: none}
   const SweepInput off = load_sweep_text(
       big + "sweep: {microbatch: [16], constraints: {fits_memory: false}}\n", "off.yaml");
   EXPECT_EQ(run_sweep(off, SweepOptions{}).candidates[0].status, Status::simulated);
+  // The scenario as written is that same unfitting split: its line says so (62 + 31 GB
+  // is about 87 GiB against the A100's 80 GiB), and a fitting one says nothing of memory.
+  const std::string table = render_sweep_table(on, run_sweep(on, SweepOptions{}));
+  EXPECT_NE(table.find("does not fit in memory"), std::string::npos) << table;
+  EXPECT_NE(table.find("(candidates like it are dropped)"), std::string::npos) << table;
+  const SweepInput fits = load("sweep: {microbatch: [1]}\n");
+  EXPECT_EQ(render_sweep_table(fits, run_sweep(fits, SweepOptions{})).find("does not fit"),
+            std::string::npos);
 }
 
 }  // namespace

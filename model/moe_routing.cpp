@@ -1,0 +1,145 @@
+#include "model/moe_routing.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <numeric>
+
+#include "core/error.h"
+
+namespace orrery {
+namespace {
+
+double log_choose(double n, double r) {
+  return std::lgamma(n + 1) - std::lgamma(r + 1) - std::lgamma(n - r + 1);
+}
+
+}  // namespace
+
+double ExpertRouting::distinct_ranks() const {
+  return std::accumulate(rank_share.begin(), rank_share.end(), 0.0);
+}
+
+double ExpertRouting::distinct_nodes() const {
+  return std::accumulate(node_share.begin(), node_share.end(), 0.0);
+}
+
+double miss_probability(const std::vector<int>& overlap, int groups, int chosen, int group_size,
+                        int k) {
+  ORRERY_CHECK(chosen >= 1 && chosen <= groups && group_size >= 1, "routing groups");
+  // The groups holding some of the bin's experts, by how many they hold: few distinct
+  // counts (a whole group, or the partial ones at the bin's ends).
+  std::map<int, int> kinds;
+  for (int o : overlap)
+    if (o > 0) kinds[o] += 1;
+  const std::vector<std::pair<int, int>> classes(kinds.begin(), kinds.end());
+  int m = 0;
+  for (const auto& [o, n] : classes) m += n;
+  const double candidates = static_cast<double>(chosen) * group_size;
+  const double all = log_choose(groups, chosen);
+  double miss = 0;
+  // Choose j_c groups of each class: C(n_c, j_c) ways, x = sum j_c o_c of the bin's
+  // experts among the candidates, the other chosen - j among the groups that hold none.
+  std::vector<int> pick(classes.size(), 0);
+  for (;;) {
+    int j = 0, x = 0;
+    double log_ways = 0;
+    for (size_t c = 0; c < classes.size(); ++c) {
+      j += pick[c];
+      x += pick[c] * classes[c].first;
+      log_ways += log_choose(classes[c].second, pick[c]);
+    }
+    const int rest = groups - m, others = chosen - j;
+    if (others >= 0 && others <= rest) {
+      // None of the k picks among `candidates` lands on the x bin experts.
+      double none = 1;
+      for (int i = 0; i < k && none > 0; ++i)
+        none *= std::max(0.0, candidates - x - i) / (candidates - i);
+      miss += std::exp(log_ways + log_choose(rest, others) - all) * none;
+    }
+    size_t c = 0;
+    while (c < classes.size() && pick[c] == classes[c].second) pick[c++] = 0;
+    if (c == classes.size()) break;
+    pick[c] += 1;
+  }
+  return miss;
+}
+
+ExpertRouting expert_routing(const MoeSpec& moe, const std::vector<int>& node_of_rank) {
+  const int ep = static_cast<int>(node_of_rank.size());
+  const int experts = moe.experts, k = moe.top_k;
+  ORRERY_CHECK(ep >= 1 && experts % ep == 0, "experts split evenly over the ep ranks");
+  const int per_rank = experts / ep;
+  const int nodes = *std::max_element(node_of_rank.begin(), node_of_rank.end()) + 1;
+  const int per_node = experts / nodes;
+  // The groups a token chooses among: Megatron-Core's router groups (contiguous experts),
+  // or for the node limit the nodes themselves; a node limit that leaves fewer than top_k
+  // experts is raised to the nodes top_k needs, and one of N or more is no limit.
+  int groups = 1, chosen = 1, group_size = experts;
+  bool by_node = false;
+  if (moe.router_groups > 0) {
+    groups = moe.router_groups;
+    chosen = moe.router_group_topk;
+    group_size = experts / groups;
+  } else if (moe.node_limit > 0) {
+    const int limit = std::max(moe.node_limit, (k + per_node - 1) / per_node);
+    if (limit < nodes) {
+      groups = nodes;
+      chosen = limit;
+      group_size = per_node;
+      by_node = true;
+    }
+  }
+  auto group_of = [&](int e) {
+    return by_node ? node_of_rank[static_cast<size_t>(e / per_rank)] : e / group_size;
+  };
+  // The chance a token needs a bin, from the experts the bin's ranks hold.
+  auto share = [&](const std::vector<int>& ranks) {
+    std::map<int, int> hit;
+    for (int r : ranks)
+      for (int e = r * per_rank; e < (r + 1) * per_rank; ++e) hit[group_of(e)] += 1;
+    std::vector<int> overlap;
+    for (const auto& [g, n] : hit) overlap.push_back(n);
+    return 1.0 - miss_probability(overlap, groups, chosen, group_size, k);
+  };
+  ExpertRouting out;
+  std::vector<std::vector<int>> on_node(static_cast<size_t>(nodes));
+  for (int r = 0; r < ep; ++r) {
+    out.rank_share.push_back(share({r}));
+    on_node[static_cast<size_t>(node_of_rank[static_cast<size_t>(r)])].push_back(r);
+  }
+  for (const std::vector<int>& ranks : on_node) out.node_share.push_back(share(ranks));
+  return out;
+}
+
+MoeLoad moe_load(const MoeSpec& moe) {
+  const double L = moe.load_imbalance;
+  MoeLoad out;
+  out.busiest = L;
+  if (!moe.capacity_factor) return out;
+  const double cf = *moe.capacity_factor;
+  // E[max(0, x - cf)] for x uniform on [2 - L, L] (all at 1 when L = 1).
+  const double lo = 2.0 - L, hi = L;
+  if (cf <= lo) {
+    out.dropped = 1.0 - cf;
+  } else if (cf < hi) {
+    out.dropped = (hi - cf) * (hi - cf) / (2.0 * (hi - lo));
+  }
+  out.executed = moe.pad_to_capacity ? cf : 1.0 - out.dropped;
+  out.busiest = moe.pad_to_capacity ? cf : std::min(L, cf);
+  return out;
+}
+
+double wire_bytes(MoeSpec::Wire w, double hidden) {
+  switch (w) {
+    case MoeSpec::Wire::fp8:
+      return hidden + 4.0 * std::ceil(hidden / 128.0);
+    case MoeSpec::Wire::bf16:
+      return 2.0 * hidden;
+    case MoeSpec::Wire::fp32:
+      return 4.0 * hidden;
+  }
+  return 2.0 * hidden;
+}
+
+}  // namespace orrery

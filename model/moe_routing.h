@@ -1,0 +1,51 @@
+// Where an MoE layer's tokens go: the chance that one token needs a given
+// expert-parallel rank or node, with uniform routing (every allowed expert equally
+// likely, top_k of them without replacement) under the group or node limit. These set the
+// bytes of the deduplicated exchange (one copy per destination node over the NICs, one
+// per destination GPU over NVLink; simulator/collectives.h, plan_expert_exchange) and the
+// expected distinct nodes per token (docs/model.md, "MoE routing and exchange").
+#pragma once
+
+#include <vector>
+
+#include "scenario/spec.h"
+
+namespace orrery {
+
+struct ExpertRouting {
+  std::vector<double> rank_share;  // per ep rank: P(a token has an expert there)
+  std::vector<double> node_share;  // per node of the group: P(a token has an expert there)
+  double distinct_ranks() const;   // expected destination ranks per token
+  double distinct_nodes() const;   // expected destination nodes per token
+};
+
+// Rank r of the ep group holds experts [r E/ep, (r+1) E/ep) (Megatron-Core's contiguous
+// placement) and sits on node node_of_rank[r] (0 .. N-1, every node holding the same
+// number of ranks).
+ExpertRouting expert_routing(const MoeSpec& moe, const std::vector<int>& node_of_rank);
+
+// The chance that a token picks none of the experts of one bin (a rank's or a node's):
+// the experts lie in `groups` groups of `group_size`, `overlap` the counts of the bin's
+// experts in the groups that hold some, the token chooses `chosen` groups uniformly and
+// then k experts uniformly among those groups' experts, without replacement.
+double miss_probability(const std::vector<int>& overlap, int groups, int chosen, int group_size,
+                        int k);
+
+// Tokens an MoE layer executes and exchanges, as multiples of the mean T k (T tokens per
+// rank, top_k copies). The load of the experts spreads evenly from (2 - L) to L times the
+// mean, L = load_imbalance (the busiest rank's share; an assumption: only the maximum is
+// given); a capacity factor cf caps every expert at cf times the mean and drops the tokens
+// over it (Megatron-Core apply_router_token_dropping), pad_to_capacity fills every expert
+// up to it.
+struct MoeLoad {
+  double dropped = 0;   // mean share of the T k assignments dropped over the capacity
+  double executed = 1;  // rows the mean rank's expert GEMMs run (padding included)
+  double busiest = 1;   // rows the busiest rank receives and computes
+};
+MoeLoad moe_load(const MoeSpec& moe);
+
+// Bytes of one token's hidden state on the wire in `w` (fp8: one byte an element and a
+// 4-byte scale per 1x128 tile, DeepSeek-V3 report 3.3.2 and DeepEP's fp8 dispatch).
+double wire_bytes(MoeSpec::Wire w, double hidden);
+
+}  // namespace orrery

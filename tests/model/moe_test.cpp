@@ -1,0 +1,189 @@
+// MoE routing, exchange and expert batches: the expected destinations of a token
+// (model/moe_routing.h), the capacity factor's dropped rows, and the grouped expert GEMM on
+// the efficiency ramp.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "calibrate/compute_model.h"
+#include "model/layer_pass.h"
+#include "model/moe_routing.h"
+#include "model/workload.h"
+#include "scenario/load.h"
+
+namespace orrery {
+namespace {
+
+MoeSpec deepseek_v3() {
+  // DeepSeek-V3 config.json: 256 routed experts, 8 per token.
+  MoeSpec m;
+  m.experts = 256;
+  m.top_k = 8;
+  m.expert_ffn = 2048;
+  return m;
+}
+
+// EP 64 over 8 nodes of 8 GPUs, ranks in node order.
+std::vector<int> eight_nodes() {
+  std::vector<int> node_of(64);
+  for (int r = 0; r < 64; ++r) node_of[static_cast<size_t>(r)] = r / 8;
+  return node_of;
+}
+
+TEST(MoeRouting, DistinctNodesWithoutLimit) {
+  // A node holds 32 of the 256 experts; a token misses it when all 8 picks fall among
+  // the other 224: C(224, 8) / C(256, 8) = prod_{i<8} (224 - i) / (256 - i) = 0.338168.
+  // Expected nodes 8 * (1 - 0.338168) = 5.2947.
+  const ExpertRouting r = expert_routing(deepseek_v3(), eight_nodes());
+  EXPECT_NEAR(r.distinct_nodes(), 5.2947, 1e-4);
+  // A rank holds 4 experts: 64 * (1 - C(252, 8) / C(256, 8)).
+  double miss = 1;
+  for (int i = 0; i < 8; ++i) miss *= (252.0 - i) / (256.0 - i);
+  EXPECT_NEAR(r.distinct_ranks(), 64 * (1 - miss), 1e-9);
+}
+
+TEST(MoeRouting, NodeLimitOfFourAsDeepSeekV3) {
+  // M = 4 (report section 2.1.2): a token's 4 nodes are chosen first (1/2 chance for a
+  // given node), then 8 experts among their 128. A node is missed when it is not chosen
+  // (1/2) or chosen and all 8 picks fall among the other 96: 1/2 + 1/2 * prod_{i<8}
+  // (96 - i)/(128 - i) = 1/2 + 1/2 * 0.0927473 = 0.546374. Expected nodes 8 * 0.453626 =
+  // 3.6290, under the limit of 4.
+  MoeSpec m = deepseek_v3();
+  m.node_limit = 4;
+  const ExpertRouting r = expert_routing(m, eight_nodes());
+  EXPECT_NEAR(r.distinct_nodes(), 3.6290, 1e-4);
+  for (double share : r.node_share) EXPECT_NEAR(share, 0.453626, 1e-6);
+  // Megatron-Core's group-limited routing with one group per node (config.json n_group 8,
+  // topk_group 4) is the same rule.
+  MoeSpec g = deepseek_v3();
+  g.router_groups = 8;
+  g.router_group_topk = 4;
+  EXPECT_NEAR(expert_routing(g, eight_nodes()).distinct_nodes(), r.distinct_nodes(), 1e-12);
+}
+
+TEST(MoeRouting, GroupsSmallerThanNodes) {
+  // 16 groups of 16 experts (two per node), 8 of them chosen: a node is missed when none
+  // of its 2 groups is chosen, C(14, 8) / C(16, 8) = 3003 / 12870, or j = 1 or 2 of them
+  // are (C(2,j) C(14, 8-j) / C(16, 8) = 2 * 3432 / 12870 and 3003 / 12870) and the 8 picks
+  // among the 128 candidates avoid its 16 j experts.
+  MoeSpec m = deepseek_v3();
+  m.router_groups = 16;
+  m.router_group_topk = 8;
+  double miss1 = 1, miss2 = 1;
+  for (int i = 0; i < 8; ++i) {
+    miss1 *= (112.0 - i) / (128.0 - i);
+    miss2 *= (96.0 - i) / (128.0 - i);
+  }
+  const double miss = (3003.0 + 2 * 3432.0 * miss1 + 3003.0 * miss2) / 12870.0;
+  const ExpertRouting r = expert_routing(m, eight_nodes());
+  EXPECT_NEAR(r.node_share.at(3), 1 - miss, 1e-12);
+}
+
+TEST(MoeLoad, CapacityDropsTheRowsOverIt) {
+  // Loads spread evenly on [2 - L, L] = [0.5, 1.5] around the mean; with cf = 1.2 the
+  // rows over it are dropped: E[max(0, x - 1.2)] = (1.5 - 1.2)^2 / (2 * 1.0) = 0.045.
+  MoeSpec m = deepseek_v3();
+  m.load_imbalance = 1.5;
+  m.capacity_factor = 1.2;
+  MoeLoad l = moe_load(m);
+  EXPECT_NEAR(l.dropped, 0.045, 1e-12);
+  EXPECT_NEAR(l.executed, 0.955, 1e-12);
+  EXPECT_NEAR(l.busiest, 1.2, 1e-12);
+  // Padded to capacity: every expert runs 1.2 times the mean rows, the busiest too.
+  m.pad_to_capacity = true;
+  l = moe_load(m);
+  EXPECT_NEAR(l.executed, 1.2, 1e-12);
+  EXPECT_NEAR(l.busiest, 1.2, 1e-12);
+  // Uniform load under a capacity below it: 1 - cf of the rows dropped.
+  m.load_imbalance = 1.0;
+  m.capacity_factor = 0.8;
+  m.pad_to_capacity = false;
+  EXPECT_NEAR(moe_load(m).dropped, 0.2, 1e-12);
+}
+
+TEST(MoeWire, Fp8CarriesItsScales) {
+  // DeepSeek-V3's h = 7168: 7168 fp8 bytes and 7168 / 128 = 56 fp32 scales.
+  EXPECT_DOUBLE_EQ(wire_bytes(MoeSpec::Wire::fp8, 7168), 7168 + 56 * 4);
+  EXPECT_DOUBLE_EQ(wire_bytes(MoeSpec::Wire::bf16, 7168), 2 * 7168);
+}
+
+TEST(GroupedGemm, EachExpertOnTheRampAtItsSize) {
+  // H100 SXM preset (scenario/presets/gpus.yaml): bf16 plateau 989.4 TFLOP/s x 0.698, ramp
+  // point 12.4 us -> 0.732. Eight experts of F/8 FLOPs each lasting 12.4 us ideal take 8 *
+  // 12.4 us / 0.732 = 135.5 us; one GEMM of F (99.2 us ideal) would sit near 0.880.
+  const Scenario s = load_scenario_text(
+      "cluster: {preset: dgx-h100}\nmodel: llama3-8b\nparallelism: {global_batch: 8}\n", "g.yaml");
+  const auto model = make_roofline_model(s);
+  const double rate = 989.4e12 * 0.698;
+  Op op;
+  op.kind = OpKind::gemm;
+  op.fwd_flops = Flop(8 * 12.4e-6 * rate);
+  op.gemm_groups = 8;
+  EXPECT_NEAR(model->op_time(op, Pass::forward).value(), 8 * 12.4e-6 / 0.732, 1e-9);
+  op.gemm_groups = 1;
+  EXPECT_LT(model->op_time(op, Pass::forward).value(), 8 * 12.4e-6 / 0.85);
+}
+
+// The name of a kernel step's op, or "a2a" / "a2a overlapped" for an ep collective.
+std::vector<std::string> pass_names(const std::vector<PassStep>& steps) {
+  std::vector<std::string> out;
+  for (const PassStep& st : steps) {
+    if (st.kind == PassStep::Kind::collective) {
+      if (st.group == CommGroup::ep) out.push_back(st.overlapped ? "a2a overlapped" : "a2a");
+      continue;
+    }
+    out.push_back(st.op->name + (st.separate ? " (waits)" : ""));
+  }
+  return out;
+}
+
+TEST(SharedExpertOverlap, OrderOfTheLayerPasses) {
+  // --moe-shared-expert-overlap: forward, the dispatch leaves after the permutation, the
+  // shared expert runs beside it and the routed experts wait for it; backward, the
+  // gradients return right after the routed experts and the shared expert's backward
+  // runs beside that, the permutation waiting.
+  const Scenario s = load_scenario_text(R"(
+cluster: {preset: dgx-h100}
+model: {preset: mixtral-8x7b, layers: 2, moe: {shared_experts: 1, shared_expert_overlap: true}}
+parallelism: {tp: 1, dp: 8, ep: 8, global_batch: 8}
+)",
+                                        "o.yaml");
+  const Workload w = build_workload(s.model, s.training, shard_of(s.parallelism));
+  const Layer& layer = w.layers.at(1);
+  const MessageSizes sizes = message_sizes(s);
+  const std::vector<std::string> fwd = pass_names(layer_pass(layer, LayerPass::forward, s, sizes));
+  const std::vector<std::string> want_fwd = {
+      "attn.norm",       "attn.qkv",        "attn.core",
+      "attn.proj",       "attn.residual",   "mlp.norm",
+      "moe.router",      "moe.router_topk", "moe.aux_loss",
+      "moe.permute",     "a2a overlapped",  "moe.shared.fc1",
+      "moe.shared.act",  "moe.shared.fc2",  "moe.experts.fc1 (waits)",
+      "moe.experts.act", "moe.experts.fc2", "a2a",
+      "moe.unpermute",   "mlp.residual"};
+  EXPECT_EQ(fwd, want_fwd);
+  const std::vector<std::string> bwd = pass_names(layer_pass(layer, LayerPass::backward, s, sizes));
+  const std::vector<std::string> want_bwd = {"mlp.residual",
+                                             "moe.unpermute",
+                                             "a2a",
+                                             "moe.experts.fc2",
+                                             "moe.experts.act",
+                                             "moe.experts.fc1",
+                                             "a2a overlapped",
+                                             "moe.shared.fc2",
+                                             "moe.shared.act",
+                                             "moe.shared.fc1",
+                                             "moe.permute (waits)",
+                                             "moe.aux_loss",
+                                             "moe.router_topk",
+                                             "moe.router",
+                                             "mlp.norm",
+                                             "attn.residual",
+                                             "attn.proj",
+                                             "attn.core",
+                                             "attn.qkv",
+                                             "attn.norm"};
+  EXPECT_EQ(bwd, want_bwd);
+}
+
+}  // namespace
+}  // namespace orrery
