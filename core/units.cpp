@@ -22,8 +22,8 @@ constexpr UnitEntry kBytes[] = {
 };
 
 constexpr UnitEntry kSeconds[] = {
-    {"s", 1.0},   {"ms", 1e-3}, {"us", 1e-6}, {"\xC2\xB5s", 1e-6},  // µs
-    {"ns", 1e-9}, {"min", 60.0}, {"h", 3600.0},
+    {"s", 1.0},   {"ms", 1e-3},  {"us", 1e-6},  {"\xC2\xB5s", 1e-6},  // µs
+    {"ns", 1e-9}, {"min", 60.0}, {"h", 3600.0}, {"d", 86400.0},      {"days", 86400.0},
 };
 
 constexpr UnitEntry kFlopRate[] = {
@@ -167,6 +167,13 @@ std::string format_seconds(Seconds s) {
   if (std::fabs(v) >= 1e-3) return fmt::format("{:.3f} ms", v * 1e3);
   if (std::fabs(v) >= 1e-6) return fmt::format("{:.3f} us", v * 1e6);
   return fmt::format("{:.1f} ns", v * 1e9);
+}
+
+std::string format_long_duration(Seconds s) {
+  const double v = s.v;
+  if (std::fabs(v) < 3600.0) return format_seconds(s);
+  if (std::fabs(v) < 48 * 3600.0) return fmt::format("{:.1f} h", v / 3600.0);
+  return fmt::format("{:.1f} days", v / 86400.0);
 }
 
 std::string format_watts(Watts w) {

@@ -66,6 +66,9 @@ std::string format_bytes(Bytes b);
 std::string format_bandwidth(Bandwidth bw);
 std::string format_flop_rate(FlopRate r);
 std::string format_seconds(Seconds s);
+// A long duration in human units: as format_seconds under an hour, hours under two
+// days ("36.0 h"), days beyond ("41.3 days").
+std::string format_long_duration(Seconds s);
 std::string format_watts(Watts w);
 // Scaled count with an SI suffix: 174.6e9 -> "174.60 B" (billions), 25.6e6 -> "25.56 M".
 std::string format_count(double n);

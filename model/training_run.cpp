@@ -25,6 +25,39 @@ Seconds expected_wall_time(Seconds solve, Seconds tau, Seconds delta, Seconds re
                  std::expm1((tau.value() + delta.value()) / m) * solve.value() / tau.value());
 }
 
+Watts peak_facility_power(const Scenario& s) {
+  return Watts(
+      (s.cluster.gpu.tdp.value() * s.cluster.gpus() + s.cost.node_power.value() * s.cluster.nodes) *
+      s.cost.pue);
+}
+
+std::optional<Tco> cost_of_ownership(const Scenario& s, Seconds time, double energy_kwh) {
+  const PriceSpec& p = s.cluster.price;
+  const CostSpec& c = s.cost;
+  if (!c.amortization_years || !p.node_usd) return std::nullopt;
+  constexpr double kHoursPerYear = 8760.0;
+  Tco t;
+  t.fabric = count_fabric(s.cluster);
+  t.nodes_usd = s.cluster.nodes * *p.node_usd + t.fabric.nics * p.nic_usd;
+  t.network_usd = t.fabric.switches * p.switch_usd.value_or(0) +
+                  t.fabric.transceivers * p.transceiver_usd.value_or(0) +
+                  t.fabric.cables * p.cable_usd.value_or(0);
+  t.capex_usd = t.nodes_usd + t.network_usd;
+  const double peak_kw = peak_facility_power(s).value() / 1000.0;
+  const double facility_year = c.facility_usd_per_kw_month * peak_kw * 12.0;
+  const double usd_kwh = c.electricity_usd_per_kwh.value_or(0);
+  const double hours = time.value() / 3600.0;
+  // A year's electricity at the run's average facility power (energy / hours).
+  const double year_kwh = hours > 0 ? energy_kwh / hours * kHoursPerYear : 0.0;
+  t.per_year_usd = t.capex_usd / *c.amortization_years + facility_year + year_kwh * usd_kwh;
+  const double years = hours / kHoursPerYear;
+  t.capex_run_usd = t.capex_usd * years / *c.amortization_years;
+  t.facility_run_usd = facility_year * years;
+  t.electricity_run_usd = energy_kwh * usd_kwh;
+  t.run_usd = t.capex_run_usd + t.facility_run_usd + t.electricity_run_usd;
+  return t;
+}
+
 RunEstimate estimate_run(const Scenario& s, Seconds step_time, double utilization,
                          std::optional<Seconds> warmup_step_time) {
   ORRERY_CHECK(s.training.target.has_value(), "estimate_run needs training.target");
@@ -86,6 +119,8 @@ RunEstimate estimate_run(const Scenario& s, Seconds step_time, double utilizatio
                    : Watts(draw);
   r.cluster_power = r.gpu_draw * gpus + s.cost.node_power * s.cluster.nodes;
   r.energy_kwh = r.cluster_power.value() * hours / 1000.0 * s.cost.pue;
+  r.peak_power = peak_facility_power(s);
+  r.tco = cost_of_ownership(s, r.time, r.energy_kwh);
   if (s.cost.grid_gco2_per_kwh) r.co2_kg = r.energy_kwh * *s.cost.grid_gco2_per_kwh / 1000.0;
 
   if (s.reliability) {

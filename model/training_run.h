@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/units.h"
+#include "model/fabric.h"
 #include "scenario/spec.h"
 
 namespace orrery {
@@ -37,6 +38,22 @@ struct Goodput {
   std::optional<double> usd;
 };
 
+// Owning the cluster for the run (cost.amortization_years with cluster.price): the
+// purchase (nodes, NICs and the fabric of model/fabric.h) written off linearly, the
+// facility's capacity rent on the peak facility power, and the run's electricity. A year
+// is 8,760 hours.
+struct Tco {
+  FabricCount fabric;
+  double nodes_usd = 0;            // nodes x node_usd + NICs x nic_usd
+  double network_usd = 0;          // switches, transceivers and cables
+  double capex_usd = 0;            // nodes_usd + network_usd
+  double per_year_usd = 0;         // capex / years + facility x peak kW x 12 + a year's electricity
+  double capex_run_usd = 0;        // capex x run time / (years x 8760 h)
+  double facility_run_usd = 0;     // facility_usd_per_kw_month x peak kW x 12 x run time / year
+  double electricity_run_usd = 0;  // energy_kwh x electricity_usd_per_kwh
+  double run_usd = 0;              // the three above
+};
+
 struct RunEstimate {
   double steps = 0;    // optimizer steps, rounded up to whole steps (x convergence)
   double warmup_steps = 0;  // of them, uncompressed warm-up steps (1-bit compression)
@@ -49,6 +66,8 @@ struct RunEstimate {
   Watts gpu_draw;             // average per GPU over the step
   Watts cluster_power;        // GPUs and nodes, before PUE
   double energy_kwh = 0;      // facility energy: cluster_power * time * PUE
+  Watts peak_power;           // facility: (GPUs x TDP + nodes x node_power) x PUE
+  std::optional<Tco> tco;     // with cost.amortization_years
   std::optional<double> co2_kg;
   std::optional<CriticalBatch> critical;
   std::optional<Goodput> goodput;  // with reliability:
@@ -71,5 +90,13 @@ Seconds daly_interval(Seconds delta, Seconds mtbf);
 // restart R: M e^(R/M) (e^((tau + delta)/M) - 1) solve / tau.
 Seconds expected_wall_time(Seconds solve, Seconds tau, Seconds delta, Seconds restart,
                            Seconds mtbf);
+
+// The facility's peak power: every GPU at its board power (TDP) and every node at
+// cost.node_power, times the PUE. Needs no simulation.
+Watts peak_facility_power(const Scenario& s);
+
+// The cost of owning the cluster over a run of `time` that uses `energy_kwh` (Tco);
+// none without cost.amortization_years.
+std::optional<Tco> cost_of_ownership(const Scenario& s, Seconds time, double energy_kwh);
 
 }  // namespace orrery

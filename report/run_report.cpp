@@ -61,6 +61,23 @@ ordered_json run_json(const RunEstimate& e) {
   j["cluster_power_w"] = e.cluster_power.value();
   j["energy_kwh"] = e.energy_kwh;
   j["co2_kg"] = e.co2_kg ? ordered_json(*e.co2_kg) : ordered_json(nullptr);
+  j["peak_facility_power_w"] = e.peak_power.value();
+  if (e.tco) {
+    const Tco& t = *e.tco;
+    j["tco"] = {{"switches", t.fabric.switches},
+                {"transceivers", t.fabric.transceivers},
+                {"cables", t.fabric.cables},
+                {"nodes_usd", t.nodes_usd},
+                {"network_usd", t.network_usd},
+                {"capex_usd", t.capex_usd},
+                {"per_year_usd", t.per_year_usd},
+                {"capex_run_usd", t.capex_run_usd},
+                {"facility_run_usd", t.facility_run_usd},
+                {"electricity_run_usd", t.electricity_run_usd},
+                {"run_usd", t.run_usd}};
+  } else {
+    j["tco"] = nullptr;
+  }
   if (e.critical) {
     j["critical_batch"] = {{"b_noise_samples", e.critical->b_noise},
                            {"e_min_samples", e.critical->e_min},
@@ -415,6 +432,23 @@ std::string render_run_table(const Scenario& s, const Prediction& prediction) {
                                    ? fmt::format(" + {} per node", format_watts(s.cost.node_power))
                                    : std::string(" (node overhead not counted: cost.node_power)"),
                                format_watts(e->cluster_power), s.cost.pue));
+    line("peak power",
+         fmt::format("{} at the facility (every GPU at its {} TDP, PUE {:.2f})",
+                     format_watts(e->peak_power), format_watts(s.cluster.gpu.tdp), s.cost.pue));
+    if (e->tco) {
+      const Tco& t = *e->tco;
+      line("to own",
+           fmt::format("${} for the run (${} purchase over {:g} years, ${} facility, ${} "
+                       "electricity), ${} a year",
+                       format_count(t.run_usd), format_count(t.capex_run_usd),
+                       *s.cost.amortization_years, format_count(t.facility_run_usd),
+                       format_count(t.electricity_run_usd), format_count(t.per_year_usd)));
+      line("purchase", fmt::format("${}: nodes ${}, network ${} ({} switches, {} transceivers, "
+                                   "{} cables); prices: {}",
+                                   format_count(t.capex_usd), format_count(t.nodes_usd),
+                                   format_count(t.network_usd), t.fabric.switches,
+                                   t.fabric.transceivers, t.fabric.cables, s.cluster.price.source));
+    }
     if (e->co2_kg) {
       line("CO2", fmt::format("{:.1f} t at {:.0f} g/kWh", *e->co2_kg / 1000.0,
                               *s.cost.grid_gco2_per_kwh));

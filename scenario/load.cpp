@@ -120,6 +120,9 @@ const FieldTable<CostSpec>& cost_fields() {
       {"node_power", quantity(&C::node_power, Dimension::power, 0.0, kMaxPower)},
       {"pue", number(&C::pue, 1.0, 10.0)},
       {"grid_gco2_per_kwh", number(&C::grid_gco2_per_kwh, 0.0, 1e4)},
+      {"amortization_years", number(&C::amortization_years, 0.1, 50.0)},
+      {"facility_usd_per_kw_month", number(&C::facility_usd_per_kw_month, 0.0, 1e5)},
+      {"electricity_usd_per_kwh", number(&C::electricity_usd_per_kwh, 0.0, 100.0)},
   };
   return table;
 }

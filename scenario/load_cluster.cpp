@@ -255,6 +255,20 @@ const FieldTable<HostSpec>& host_fields() {
   return table;
 }
 
+const FieldTable<PriceSpec>& price_fields() {
+  using P = PriceSpec;
+  static const FieldTable<P> table = {
+      {"usd_per_gpu_hour", number(&P::usd_per_gpu_hour, 0.0, 1e4)},
+      {"node_usd", number(&P::node_usd, 0.0, 1e9)},
+      {"nic_usd", number(&P::nic_usd, 0.0, 1e7)},
+      {"switch_usd", number(&P::switch_usd, 0.0, 1e8)},
+      {"transceiver_usd", number(&P::transceiver_usd, 0.0, 1e6)},
+      {"cable_usd", number(&P::cable_usd, 0.0, 1e6)},
+      {"source", text(&P::source)},
+  };
+  return table;
+}
+
 std::vector<std::string> cluster_figure_keys() {
   std::vector<std::string> out = {"gpus_per_node"};
   for (const std::string& k : keys_of(intra_fields())) out.push_back("intra_node." + k);
@@ -276,6 +290,7 @@ const FieldTable<C>& cluster_fields() {
       {"host", nested(&C::host, host_fields, false), true},
       {"calibration", read_calibration},
       {"assumed", assumed_list<C>(cluster_figure_keys)},
+      {"price", nested(&C::price, price_fields, false), true},
   };
   return table;
 }
@@ -289,7 +304,8 @@ KeyLists cluster_key_lists() {
           {"cluster.gpu.gemm_efficiency", keys_of(gemm_efficiency_fields())},
           {"cluster.intra_node", keys_of(intra_fields())},
           {"cluster.inter_node", keys_of(inter_fields())},
-          {"cluster.host", keys_of(host_fields())}};
+          {"cluster.host", keys_of(host_fields())},
+          {"cluster.price", keys_of(price_fields())}};
 }
 
 std::vector<std::string> cluster_keys() { return keys_of(cluster_fields()); }

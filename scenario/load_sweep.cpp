@@ -246,11 +246,28 @@ void read_bandwidth_axis(MapReader& r, const std::string& key, Origin*, W& w) {
   r.mark(key);
 }
 
+// sweep.global_batch_tokens: a token count, instead of global_batch (never both), with
+// a microbatch that is not `auto` (auto lists the divisors of a fixed global batch).
+void global_batch_tokens(MapReader& r, const std::string& key, Origin*, W& w) {
+  if (!r.has(key)) return;
+  if (r.has("global_batch")) r.fail(key, "give global_batch or global_batch_tokens, not both");
+  if (w.microbatch.automatic) {
+    r.fail(key, "rounds to dp x microbatch: list sweep.microbatch values instead of auto");
+  }
+  double v = 0;
+  r.read_double(key, 1.0, 1e15, v);
+  w.global_batch_tokens = v;
+}
+
 const FieldTable<W>& constraint_fields() {
   static const FieldTable<W> table = {
       {"fits_memory", flag(&W::fits_memory)},
       {"max_gpus", whole(&W::max_gpus, 1, kMaxCount)},
       {"max_cost_usd", number(&W::max_cost_usd, 0.0, 1e15)},
+      {"max_tco_usd", number(&W::max_tco_usd, 0.0, 1e15)},
+      {"max_time_to_train", quantity(&W::max_time_to_train, Dimension::seconds, 1.0, 1e10)},
+      {"max_power", quantity(&W::max_power, Dimension::power, 1.0, 1e11)},
+      {"max_nodes", whole(&W::max_nodes, 1, kMaxCount)},
   };
   return table;
 }
@@ -272,6 +289,7 @@ const FieldTable<W>& sweep_fields() {
       {"vp", int_axis(&W::vp, 1, kMaxCount, true)},
       {"microbatch", int_axis(&W::microbatch, 1, kMaxCount, true)},
       {"global_batch", int_axis(&W::global_batch, 1, 1 << 30, false)},
+      {"global_batch_tokens", global_batch_tokens},
       {"zero_stage", int_axis(&W::zero_stage, 0, 3, false)},
       {"recompute", enum_axis<Recompute>(&W::recompute), true},
       {"precision", enum_axis<Precision>(&W::precision), true},
@@ -316,9 +334,9 @@ void read_sweep(const YAML::Node& node, const std::string& file, SweepSpec& w) {
   if (!varies) {
     throw InputError(r.where(), "sweep", describe(node),
                      "an empty sweep: vary at least one of tp, pp, dp, vp, microbatch, "
-                     "global_batch, zero_stage, recompute, precision, compression, nodes, gpu, "
-                     "system, gpus_per_node, nics_per_node, nic_bandwidth, cp, ep, schedule, "
-                     "sequence_parallel, fsdp, sharding "
+                     "global_batch, global_batch_tokens, zero_stage, recompute, precision, "
+                     "compression, nodes, gpu, system, gpus_per_node, nics_per_node, nic_bandwidth, "
+                     "cp, ep, schedule, sequence_parallel, fsdp, sharding "
                      "(or use `orrery run` for the scenario as written)");
   }
 }

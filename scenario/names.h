@@ -144,7 +144,7 @@ ORRERY_ENUM_NAMES(Metric, {Metric::step_time_s, "step_time_s"},
 // sweep.objectives
 ORRERY_ENUM_NAMES(Objective, {Objective::step_time, "step_time"},
                   {Objective::time_to_train, "time_to_train"}, {Objective::cost, "cost"},
-                  {Objective::energy, "energy"});
+                  {Objective::energy, "energy"}, {Objective::tco, "tco"});
 // sweep.rank_by
 ORRERY_ENUM_NAMES(RankBy, {RankBy::predicted, "predicted"}, {RankBy::pessimistic, "pessimistic"});
 

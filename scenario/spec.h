@@ -88,6 +88,24 @@ struct HostSpec {
   }
 };
 
+// What a system costs (cluster.price, written in a system preset or in the scenario):
+// rent per GPU-hour, and the purchase prices of its node and of the fabric orrery builds
+// for it (model/fabric.h). Every figure is a dated public list price or an example, and
+// `source` says which; docs/scenario-format.md ("cluster.price").
+struct PriceSpec {
+  std::optional<double> usd_per_gpu_hour;  // rent; cost.usd_per_gpu_hour overrides it
+  std::optional<double> node_usd;          // one node with its GPUs (and NICs, see nic_usd)
+  double nic_usd = 0;                      // per NIC bought besides the node (0: in node_usd)
+  std::optional<double> switch_usd;        // per fabric switch (leaf or spine)
+  std::optional<double> transceiver_usd;   // per transceiver, two per cable
+  std::optional<double> cable_usd;         // per cable
+  std::string source;                      // where the prices come from, with their date
+  bool any() const {
+    return usd_per_gpu_hour || node_usd || nic_usd > 0 || switch_usd || transceiver_usd ||
+           cable_usd;
+  }
+};
+
 struct ClusterSpec {
   std::string preset;
   GpuSpec gpu;
@@ -100,6 +118,7 @@ struct ClusterSpec {
   // As GpuSpec::assumed, for keys under cluster (a system preset's: "intra_node.efficiency").
   std::vector<std::string> assumed;
   std::string assumed_file;
+  PriceSpec price;
   int gpus() const { return nodes * gpus_per_node; }
 };
 
@@ -595,6 +614,12 @@ struct CostSpec {
   Watts node_power;  // per node besides its GPUs (CPUs, NICs, fans); 0: not counted
   double pue = 1.0; // facility power usage effectiveness
   std::optional<double> grid_gco2_per_kwh;  // grid carbon intensity, for CO2
+  // Owning the cluster (total cost of ownership, model/training_run.h): the purchase
+  // (cluster.price) written off over amortization_years, the facility's capacity rent per
+  // kW of peak facility power and month, and the electricity the run draws.
+  std::optional<double> amortization_years;
+  double facility_usd_per_kw_month = 0;  // 0: not counted (the site is owned)
+  std::optional<double> electricity_usd_per_kwh;
 };
 
 // A published measurement the scenario reproduces, for `orrery validate`.

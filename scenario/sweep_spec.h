@@ -16,7 +16,7 @@
 
 namespace orrery {
 
-enum class Objective { step_time, time_to_train, cost, energy };
+enum class Objective { step_time, time_to_train, cost, energy, tco };
 const char* to_string(Objective o);
 // What the objectives are compared on: the predicted values, or the slow end of each
 // candidate's prediction band (report/band.h), every objective scaled by measured /
@@ -51,7 +51,14 @@ struct SweepSpec {
   // Constraints.
   bool fits_memory = true;                 // drop candidates the memory model rejects
   std::optional<int> max_gpus;             // drop candidates using more GPUs
-  std::optional<double> max_cost_usd;      // drop candidates whose whole run costs more
+  std::optional<double> max_cost_usd;      // drop candidates whose whole run costs more (rent)
+  std::optional<double> max_tco_usd;       // ... whose run costs more to own (TCO)
+  std::optional<Seconds> max_time_to_train;  // the deadline
+  std::optional<Watts> max_power;            // peak facility power (model/training_run.h)
+  std::optional<int> max_nodes;              // drop candidates using more nodes
+  // The global batch in tokens: each candidate's rounded to the nearest multiple of
+  // dp x microbatch sequences (at least one), replacing parallelism.global_batch.
+  std::optional<double> global_batch_tokens;
   // Minimised, in this order of priority for ties; several: the Pareto front.
   std::vector<Objective> objectives = {Objective::step_time};
   int top = 10;  // rows of the ranked table; pruning keeps every candidate that can reach them

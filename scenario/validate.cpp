@@ -86,6 +86,33 @@ void complete_cluster(Scenario& s) {
   if (!is_set(s, "cost.gpu_power")) s.cost.gpu_power = c.gpu.tdp;
 }
 
+// cluster.price: every price says where it comes from; a purchase prices the fabric too;
+// the rent is the cost's unless cost.usd_per_gpu_hour overrides it.
+void complete_price(Scenario& s) {
+  const PriceSpec& p = s.cluster.price;
+  if (p.any() && p.source.empty()) {
+    require(s, "cluster.price.source",
+            "where the prices come from, with their date (or \"example\")");
+  }
+  if (p.node_usd) {
+    require(s, "cluster.price.switch_usd", "the price of one fabric switch (with node_usd)");
+    require(s, "cluster.price.transceiver_usd", "the price of one transceiver (with node_usd)");
+    require(s, "cluster.price.cable_usd", "the price of one cable (with node_usd)");
+  }
+  if (s.cost.amortization_years && !p.node_usd) {
+    reject(s, "cost.amortization_years", fmt::format("{}", *s.cost.amortization_years),
+           "writes off a purchase: set cluster.price.node_usd (and the fabric's prices)");
+  }
+  if (s.cost.amortization_years) {
+    require(s, "cost.electricity_usd_per_kwh",
+            "the electricity price (the cost of owning, with cost.amortization_years)");
+  }
+  if (!is_set(s, "cost.usd_per_gpu_hour") && p.usd_per_gpu_hour) {
+    s.cost.usd_per_gpu_hour = p.usd_per_gpu_hour;
+    s.origin["cost.usd_per_gpu_hour"] = s.where("cluster.price.usd_per_gpu_hour");
+  }
+}
+
 // The mask defaults from the family (a decoder predicts the next token: causal; an
 // encoder sees the whole sequence: full); each length key belongs to one mask and lies
 // within the sequence.
@@ -850,6 +877,7 @@ void complete_compression(Scenario& s) {
 Scenario resolve(RawScenario raw) {
   Scenario s = std::move(raw.draft());
   complete_cluster(s);
+  complete_price(s);
   if (s.model.family == ModelFamily::cnn) {
     complete_cnn(s);
   } else {

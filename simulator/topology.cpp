@@ -1,15 +1,17 @@
 #include "simulator/topology.h"
 
+#include <algorithm>
 #include <boost/graph/breadth_first_search.hpp>
 #include <boost/graph/compressed_sparse_row_graph.hpp>
-
-#include <algorithm>
 #include <cmath>
 #include <optional>
 
 #include "core/error.h"
+#include "model/fabric.h"
 
 namespace orrery {
+
+static_assert(Topology::kLeafDownlinks == kLeafDownlinks, "one leaf size (model/fabric.h)");
 
 const char* to_string(LinkClass c) {
   switch (c) {

@@ -345,7 +345,7 @@ constexpr Axis kAxes[] = {
        mark(in, raw, "sweep.global_batch", "parallelism.global_batch");
      },
      [](const SweepInput& in, const CandidateResult& c, Settings& out) {
-       if (in.spec.global_batch.swept())
+       if (in.spec.global_batch.swept() || in.spec.global_batch_tokens)
          out.emplace_back("parallelism.global_batch", num(c.a.global_batch));
      },
      [](const SweepInput&, const CandidateResult& c) -> Cell { return c.a.global_batch; }},

@@ -1,6 +1,8 @@
 // From a sweep section to its candidates: the expansion in the documented order (sweep.h),
 // each candidate's scenario and the settings that rewrite the scenario file into it.
 #include <algorithm>
+#include <cmath>
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
@@ -47,10 +49,36 @@ std::vector<Assignment> expand(const SweepInput& in) {
   return out;
 }
 
+int rounded_global_batch(double tokens, std::int64_t seq_len, int dp, int microbatch) {
+  const double unit = static_cast<double>(dp) * microbatch;
+  const double batches = std::llround(tokens / static_cast<double>(seq_len) / unit);
+  return static_cast<int>(std::max(1.0, batches) * unit);
+}
+
 Scenario candidate_scenario(const SweepInput& in, const Assignment& a) {
   RawScenario raw = in.raw.at(static_cast<std::size_t>(a.gpu));
   for (const detail::Axis& axis : detail::axes())
     if (axis.apply) axis.apply(in, a, raw);
+  if (in.spec.global_batch_tokens) {
+    // The batch in tokens, rounded for this candidate's dp and microbatch (dp as resolve()
+    // derives it when not set: the GPUs over tp*pp*cp; a split that does not divide them is
+    // left for resolve() to refuse).
+    Scenario& d = raw.draft();
+    const char* key = "sweep.global_batch_tokens";
+    if (!d.model.is_transformer() || d.model.seq_len <= 0) {
+      throw InputError(in.spec.where(key), key, "", "needs a transformer model (model.seq_len)");
+    }
+    const ParallelismSpec& p = d.parallelism;
+    const std::int64_t ranks = std::int64_t{p.tp} * p.pp * p.cp;
+    const int dp = raw.is_set("parallelism.dp")    ? p.dp
+                   : d.cluster.gpus() % ranks == 0 ? static_cast<int>(d.cluster.gpus() / ranks)
+                                                   : 0;
+    if (dp > 0) {
+      d.parallelism.global_batch =
+          rounded_global_batch(*in.spec.global_batch_tokens, d.model.seq_len, dp, p.microbatch);
+      raw.set_by("parallelism.global_batch", in.spec.where(key));
+    }
+  }
   return resolve(std::move(raw));
 }
 

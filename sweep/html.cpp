@@ -38,9 +38,13 @@ std::string esc(const std::string& s) {
   return out;
 }
 
-std::string label(const json& c) {
-  std::string s = fmt::format("tp{} pp{} dp{}", c.at("tp").get<int>(), c.at("pp").get<int>(),
-                              c.at("dp").get<int>());
+// A configuration's label; with several GPUs in the sweep (`gpu`) it names its GPU.
+std::string label(const json& c, bool gpu) {
+  std::string s;
+  if (gpu) s = c.at("gpu").get<std::string>() + " ";
+  if (c.contains("nodes")) s += fmt::format("{}n ", c.at("nodes").get<int>());
+  s += fmt::format("tp{} pp{} dp{}", c.at("tp").get<int>(), c.at("pp").get<int>(),
+                   c.at("dp").get<int>());
   if (c.at("vp").get<int>() > 1) s += fmt::format(" vp{}", c.at("vp").get<int>());
   if (c.contains("vp_layout") && c.at("vp_layout").get<std::string>() == "embedding+loss")
     s += " E+L";
@@ -102,7 +106,7 @@ std::string x_axis_numeric(const Axes& a, const std::string& unit) {
 
 // Bars for the top configurations; `stack(c)` gives (value, colour) segments.
 template <class Stack>
-std::string bars(const std::vector<const json*>& rows, double ymax, Stack stack) {
+std::string bars(const std::vector<const json*>& rows, bool gpu, double ymax, Stack stack) {
   Axes a{0, static_cast<double>(rows.size()), 0, ymax};
   std::string out;
   const double slot = (kW - kLeft - kRight) / std::max<std::size_t>(1, rows.size());
@@ -119,7 +123,7 @@ std::string bars(const std::vector<const json*>& rows, double ymax, Stack stack)
     out += fmt::format(
         "<text transform=\"translate({:.1f},{:.1f}) rotate(-65)\" text-anchor=\"end\" "
         "font-size=\"9\">{}</text>\n",
-        cx, kH - kBottom + 10, esc(label(*rows[i])));
+        cx, kH - kBottom + 10, esc(label(*rows[i], gpu)));
   }
   return out;
 }
@@ -153,7 +157,7 @@ std::string page_head(const json& j) {
 // The best configurations' prediction bands and validated-region flags (report/band.h):
 // measured = predicted / (1 + e) over the family's step-time residuals. JSON written
 // before bands existed has none: no table.
-std::string band_table(const std::vector<const json*>& top) {
+std::string band_table(const std::vector<const json*>& top, bool gpu) {
   if (top.empty() || !top.front()->contains("band")) return "";
   std::string html =
       "<h2>Prediction band and validated region, best configurations</h2>\n<table>\n<tr>"
@@ -171,7 +175,7 @@ std::string band_table(const std::vector<const json*>& top) {
     html += fmt::format(
         "<tr><td>{}</td><td>{:.3f} s</td><td>{}</td><td>{:.1f} %</td><td>{}</td>"
         "<td style=\"text-align:left\">{}</td></tr>\n",
-        esc(label(*c)), t,
+        esc(label(*c, gpu)), t,
         b.at("cases").get<int>() > 0
             ? fmt::format("{:.3f} - {:.3f} s", t / (1 + e_max), t / (1 + e_min))
             : std::string("-"),
@@ -182,7 +186,7 @@ std::string band_table(const std::vector<const json*>& top) {
 }
 
 // 1. Breakdown.
-std::string breakdown_chart(const std::vector<const json*>& top) {
+std::string breakdown_chart(const std::vector<const json*>& top, bool gpu) {
   std::string html;
   double tmax = 0;
   for (const json* c : top) tmax = std::max(tmax, c->at("figures").at("step_time_s").get<double>());
@@ -190,7 +194,7 @@ std::string breakdown_chart(const std::vector<const json*>& top) {
   html += open_svg("breakdown", fmt::format("Step time and where it goes, best {} configurations",
                                             top.size()));
   html += y_axis(a1, "seconds per step");
-  html += bars(top, a1.y1, [](const json& c) {
+  html += bars(top, gpu, a1.y1, [](const json& c) {
     std::vector<std::pair<double, std::string>> s;
     for (const auto& [key, colour] : kParts)
       s.emplace_back(c.at("figures").at("breakdown").at(key).get<double>(), colour);
@@ -206,25 +210,39 @@ std::string breakdown_chart(const std::vector<const json*>& top) {
 }
 
 // 2. Memory.
-std::string memory_chart(const std::vector<const json*>& top) {
+std::string memory_chart(const std::vector<const json*>& top, bool gpu) {
   std::string html;
   double cap = 0, mmax = 0;
   for (const json* c : top) {
-    cap = std::max(cap, c->value("capacity_bytes", 0.0) / kGiB);
+    cap = std::max(cap, c->value("capacity_bytes", 0.0) / kGiB);  // the tallest
     mmax = std::max(mmax, c->value("memory_bytes", 0.0) / kGiB);
   }
   Axes a2{0, 1, 0, nice_max(std::max(cap, mmax) * 1.05)};
-  html += open_svg("memory", "Memory per GPU (busiest stage) against capacity");
+  html += open_svg("memory", "Memory per GPU (busiest stage) against each GPU's capacity");
   html += y_axis(a2, "GiB per GPU");
-  html += bars(top, a2.y1, [](const json& c) {
+  html += bars(top, gpu, a2.y1, [](const json& c) {
     return std::vector<std::pair<double, std::string>>{
         {c.value("memory_bytes", 0.0) / kGiB, "#59a14f"}};
   });
-  html += fmt::format(
-      "<line x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"#e15759\" "
-      "stroke-dasharray=\"6 3\"/>\n<text x=\"{:.1f}\" y=\"{:.1f}\" fill=\"#e15759\">capacity "
-      "{:.1f} GiB</text>\n</svg>\n",
-      kLeft, a2.py(cap), kW - kRight, a2.py(cap), kW - kRight - 110, a2.py(cap) - 4, cap);
+  // Each configuration's own GPU capacity, a dashed mark over its bar (a sweep over GPUs
+  // has several), labelled once per distinct capacity.
+  const double slot = (kW - kLeft - kRight) / std::max<std::size_t>(1, top.size());
+  std::map<long, bool> labelled;
+  for (std::size_t i = 0; i < top.size(); ++i) {
+    const double c = top[i]->value("capacity_bytes", 0.0) / kGiB;
+    html += fmt::format(
+        "<line x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"#e15759\" "
+        "stroke-dasharray=\"4 2\" stroke-width=\"2\"/>\n",
+        kLeft + slot * i + slot * 0.05, a2.py(c), kLeft + slot * (i + 1) - slot * 0.05, a2.py(c));
+    if (!labelled[std::lround(c * 10)]) {
+      labelled[std::lround(c * 10)] = true;
+      html += fmt::format(
+          "<text x=\"{:.1f}\" y=\"{:.1f}\" fill=\"#e15759\">capacity {:.1f} "
+          "GiB</text>\n",
+          kLeft + slot * i + 2, a2.py(c) - 4, c);
+    }
+  }
+  html += "</svg>\n";
   return html;
 }
 
@@ -244,27 +262,53 @@ std::vector<std::pair<double, double>> lower_left_front(
 }
 
 // 3. Time against cost, with the Pareto front.
-std::string pareto_chart(const std::vector<const json*>& simulated) {
+std::string pareto_chart(const std::vector<const json*>& simulated, const json& objectives) {
   std::string html;
-  const bool dollars = !simulated.empty() && simulated.front()->at("figures").contains("cost_usd");
+  auto wants = [&](const char* o) {
+    for (const auto& x : objectives)
+      if (x.get<std::string>() == o) return true;
+    return false;
+  };
+  const json* first = simulated.empty() ? nullptr : &simulated.front()->at("figures");
+  // x: time to train (days) when the run is modelled, else seconds per step; y: the money
+  // objective asked for (TCO, else rent), else energy when that is the objective, else
+  // GPU-hours per step.
+  const bool run = first && first->contains("time_to_train_s");
+  const char* ykey = nullptr;
+  if (first && wants("tco") && first->contains("tco_usd"))
+    ykey = "tco_usd";
+  else if (first && first->contains("cost_usd"))
+    ykey = "cost_usd";
+  else if (first && wants("energy") && first->contains("energy_kwh"))
+    ykey = "energy_kwh";
+  const bool dollars = ykey && std::string(ykey) != "energy_kwh";
   auto cost_of = [&](const json& c) {
     const json& f = c.at("figures");
-    return dollars ? f.at("cost_usd").get<double>()
-                   : c.at("gpus").get<double>() * f.at("step_time_s").get<double>() / 3600.0;
+    return ykey ? f.value(ykey, 0.0)
+                : c.at("gpus").get<double>() * f.at("step_time_s").get<double>() / 3600.0;
+  };
+  auto time_of = [&](const json& c) {
+    const json& f = c.at("figures");
+    return run ? f.value("time_to_train_s", 0.0) / 86400.0 : f.at("step_time_s").get<double>();
   };
   std::vector<std::pair<double, double>> pts;
-  for (const json* c : simulated)
-    pts.emplace_back(c->at("figures").at("step_time_s").get<double>(), cost_of(*c));
+  for (const json* c : simulated) pts.emplace_back(time_of(*c), cost_of(*c));
   double xmax = 0, ymax = 0;
   for (const auto& [x, y] : pts) {
     xmax = std::max(xmax, x);
     ymax = std::max(ymax, y);
   }
   Axes a3{0, nice_max(xmax), 0, nice_max(ymax)};
-  html += open_svg("pareto", dollars ? "Step time against the whole run's cost; Pareto front in red"
-                                     : "Step time against GPU-hours per step; Pareto front in red");
-  html += y_axis(a3, dollars ? "US$ for the run" : "GPU-hours per step");
-  html += x_axis_numeric(a3, "seconds per step");
+  const std::string xname = run ? "Time to train" : "Step time";
+  const std::string yname = !ykey                            ? "GPU-hours per step"
+                            : std::string(ykey) == "tco_usd" ? "the run's cost of ownership"
+                            : dollars                        ? "the whole run's rent"
+                                                             : "the run's energy";
+  html += open_svg("pareto", xname + " against " + yname + "; Pareto front in red");
+  html += y_axis(a3, !ykey     ? "GPU-hours per step"
+                     : dollars ? "US$ for the run"
+                               : "kWh for the run");
+  html += x_axis_numeric(a3, run ? "days to train" : "seconds per step");
   for (const auto& [x, y] : pts) {
     html += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"2\" fill=\"#4e79a7\" "
                         "fill-opacity=\"0.5\"/>\n",
@@ -286,44 +330,114 @@ std::string pareto_chart(const std::vector<const json*>& simulated) {
 
 // 4. Scaling: the best throughput at each GPU count, and per-GPU efficiency relative
 // to the smallest count.
+// Colours of the systems' series, in order.
+const char* const kSeries[] = {"#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#b07aa1", "#76b7b2"};
+
+// 4. Scaling: per system (GPU), the best throughput at each GPU count, and per-GPU
+// efficiency relative to that system's smallest count. No chart (a note instead) when
+// no system was simulated at two GPU counts: one point makes no line.
 std::string scaling_chart(const std::vector<const json*>& simulated) {
   std::string html;
-  std::map<int, double> best_tps;
+  std::map<std::string, std::map<int, double>> best;  // GPU -> GPUs -> tokens/s
+  std::vector<std::string> order;
   for (const json* c : simulated) {
+    const std::string gpu = c->at("gpu").get<std::string>();
+    if (!best.count(gpu)) order.push_back(gpu);
     const int g = c->at("gpus").get<int>();
-    best_tps[g] = std::max(best_tps[g], c->at("figures").at("tokens_per_s").get<double>());
+    double& t = best[gpu][g];
+    t = std::max(t, c->at("figures").at("tokens_per_s").get<double>());
   }
   double gmax = 0, tpsmax = 0;
-  for (const auto& [g, t] : best_tps) {
-    gmax = std::max(gmax, static_cast<double>(g));
-    tpsmax = std::max(tpsmax, t);
+  std::size_t counts = 0;
+  for (const auto& [gpu, series] : best) {
+    counts = std::max(counts, series.size());
+    for (const auto& [g, t] : series) {
+      gmax = std::max(gmax, static_cast<double>(g));
+      tpsmax = std::max(tpsmax, t);
+    }
+  }
+  if (counts < 2) {
+    return "<p>One GPU count was simulated per system: no scaling chart (sweep "
+           "<code>nodes</code> for one).</p>\n";
   }
   Axes a4{0, nice_max(gmax), 0, nice_max(tpsmax)};
   Axes a4e{0, nice_max(gmax), 0, 120};
-  html += open_svg("scaling", "Throughput (blue) and scaling efficiency (green) against GPUs");
+  html += open_svg("scaling",
+                   "Throughput (circles, solid) and scaling efficiency (squares, "
+                   "dashed) against GPUs, per system");
   html += y_axis(a4, "tokens/s (best split)");
   html += y_axis(a4e, "efficiency %", true);
   html += x_axis_numeric(a4, "GPUs");
-  std::string tline, eline;
-  const double base = best_tps.empty() ? 1 : best_tps.begin()->second / best_tps.begin()->first;
-  for (const auto& [g, t] : best_tps) {
-    const double eff = 100 * (t / g) / base;
-    tline += fmt::format("{}{:.1f},{:.1f} ", tline.empty() ? "M" : "L", a4.px(g), a4.py(t));
-    eline += fmt::format("{}{:.1f},{:.1f} ", eline.empty() ? "M" : "L", a4e.px(g), a4e.py(eff));
-    html += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"4\" fill=\"#4e79a7\"/>\n",
-                        a4.px(g), a4.py(t));
-    html += fmt::format("<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"7\" height=\"7\" fill=\"#59a14f\"/>\n",
-                        a4e.px(g) - 3.5, a4e.py(eff) - 3.5);
+  for (std::size_t k = 0; k < order.size(); ++k) {
+    const std::map<int, double>& series = best[order[k]];
+    const char* colour = kSeries[k % std::size(kSeries)];
+    std::string tline, eline;
+    const double base = series.begin()->second / series.begin()->first;
+    for (const auto& [g, t] : series) {
+      const double eff = 100 * (t / g) / base;
+      tline += fmt::format("{}{:.1f},{:.1f} ", tline.empty() ? "M" : "L", a4.px(g), a4.py(t));
+      eline += fmt::format("{}{:.1f},{:.1f} ", eline.empty() ? "M" : "L", a4e.px(g), a4e.py(eff));
+      html += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"4\" fill=\"{}\"/>\n", a4.px(g),
+                          a4.py(t), colour);
+      html +=
+          fmt::format("<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"7\" height=\"7\" fill=\"{}\"/>\n",
+                      a4e.px(g) - 3.5, a4e.py(eff) - 3.5, colour);
+    }
+    html += "<path d=\"" + tline + "\" fill=\"none\" stroke=\"" + colour + "\"/>\n";
+    html += "<path d=\"" + eline + "\" fill=\"none\" stroke=\"" + colour +
+            "\" stroke-dasharray=\"5 3\"/>\n";
   }
-  if (!tline.empty()) {
-    html += "<path d=\"" + tline + "\" fill=\"none\" stroke=\"#4e79a7\"/>\n";
-    html += "<path d=\"" + eline + "\" fill=\"none\" stroke=\"#59a14f\"/>\n";
+  html += "</svg>\n<div class=\"legend\">";
+  for (std::size_t k = 0; k < order.size(); ++k) {
+    html += fmt::format("<span><i style=\"background:{}\"></i>{}</span>",
+                        kSeries[k % std::size(kSeries)], esc(order[k]));
   }
-  html += "</svg>\n";
-  if (best_tps.size() < 2) {
-    html += "<p>One GPU count was swept; sweep <code>nodes</code> for a scaling curve.</p>\n";
-  }
+  html += "</div>\n";
   return html;
+}
+
+// The buyer's answer (orrery sweep's per-system table), one row per system.
+std::string systems_table(const json& j) {
+  if (!j.contains("systems") || j["systems"].empty()) return "";
+  const json& cands = j["candidates"];
+  std::string html =
+      "<h2>Per system: the smallest cluster meeting the constraints, its best split</h2>\n"
+      "<table>\n<tr><th style=\"text-align:left\">system</th><th>nodes</th><th>GPUs</th>"
+      "<th>split</th><th>days</th><th>GPU-hours</th><th>rent</th><th>TCO</th><th>MWh</th>"
+      "<th>peak MW</th><th>days, band</th></tr>\n";
+  for (const auto& sc : j["systems"]) {
+    std::string name = sc.at("gpu").get<std::string>();
+    if (!sc.at("system").get<std::string>().empty())
+      name = sc.at("system").get<std::string>() + " / " + name;
+    if (sc.at("best").is_null()) {
+      html += fmt::format(
+          "<tr class=\"system\"><td style=\"text-align:left\">{}</td><td "
+          "colspan=\"10\">no candidate meets the constraints</td></tr>\n",
+          esc(name));
+      continue;
+    }
+    const json& c = cands.at(sc.at("best").get<std::size_t>());
+    const json& f = c.at("figures");
+    const double days = f.value("time_to_train_s", 0.0) / 86400.0;
+    std::string band = "-";
+    if (c.contains("band") && c.at("band").at("cases").get<int>() > 0) {
+      const double e_min = c.at("band").at("step_time_error_min").get<double>();
+      const double e_max = c.at("band").at("step_time_error_max").get<double>();
+      band = fmt::format("{:.1f} - {:.1f}", days / (1 + e_max), days / (1 + e_min));
+    }
+    auto usd = [&](const char* key) {
+      return f.contains(key) ? fmt::format("${:.2f}M", f.at(key).get<double>() / 1e6)
+                             : std::string("-");
+    };
+    html += fmt::format(
+        "<tr class=\"system\"><td style=\"text-align:left\">{}</td><td>{}</td><td>{}</td>"
+        "<td>{}</td><td>{:.1f}</td><td>{:.0f}</td><td>{}</td><td>{}</td><td>{:.0f}</td>"
+        "<td>{:.2f}</td><td>{}</td></tr>\n",
+        esc(name), c.at("nodes").get<int>(), c.at("gpus").get<int>(), esc(label(c, false)), days,
+        sc.value("gpu_hours", 0.0), usd("cost_usd"), usd("tco_usd"),
+        f.value("energy_kwh", 0.0) / 1e3, f.value("peak_power_w", 0.0) / 1e6, band);
+  }
+  return html + "</table>\n";
 }
 
 // 5. The best configuration's timeline: a row per simulated GPU and stream.
@@ -419,11 +533,15 @@ std::string render_sweep_html(const std::string& text, const std::string& file) 
     for (const auto& c : cands)
       if (c.contains("figures") && c.at("status") == "simulated") simulated.push_back(&c);
 
+    std::map<std::string, int> gpus;
+    for (const auto& c : cands) gpus[c.value("gpu", std::string())] = 1;
+    const bool several = gpus.size() > 1;  // labels name the GPU
     std::string html = page_head(j);
-    html += band_table(top);
-    html += breakdown_chart(top);
-    html += memory_chart(top);
-    html += pareto_chart(simulated);
+    html += systems_table(j);
+    html += band_table(top, several);
+    html += breakdown_chart(top, several);
+    html += memory_chart(top, several);
+    html += pareto_chart(simulated, j["summary"]["objectives"]);
     html += scaling_chart(simulated);
     if (j.contains("best_timeline") && !j["best_timeline"].empty()) {
       html += timeline_chart(j["best_timeline"]);

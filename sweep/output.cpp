@@ -2,10 +2,10 @@
 
 #include <fmt/format.h>
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
+#include <functional>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <variant>
 
 #include "core/units.h"
@@ -88,14 +88,162 @@ int counted(const SweepResult& r, Status s) {
   return n;
 }
 
+// Dollars: cents below $10,000, then thousands and millions.
+std::string usd_text(double v) {
+  if (v >= 1e6) return fmt::format("${:.2f}M", v / 1e6);
+  if (v >= 1e4) return fmt::format("${:.1f}K", v / 1e3);
+  return fmt::format("${:.2f}", v);
+}
+
 std::string objective_text(Objective o, double v) {
   switch (o) {
     case Objective::step_time:
-    case Objective::time_to_train: return format_seconds(Seconds(v));
-    case Objective::cost: return fmt::format("${:.2f}", v);
-    case Objective::energy: return fmt::format("{:.1f} kWh", v);
+      return format_seconds(Seconds(v));
+    case Objective::time_to_train:
+      return format_long_duration(Seconds(v));
+    case Objective::cost:
+    case Objective::tco:
+      return usd_text(v);
+    case Objective::energy:
+      if (v >= 1e6) return fmt::format("{:.2f} GWh", v / 1e6);
+      return v >= 1e4 ? fmt::format("{:.1f} MWh", v / 1e3) : fmt::format("{:.1f} kWh", v);
   }
   return num(v);
+}
+
+// The system a candidate runs on: its cluster preset and GPU ("dgx-h100 / H100 SXM5 80GB").
+std::string system_label(const std::string& system, const std::string& gpu) {
+  return system.empty() ? gpu : system + " / " + gpu;
+}
+
+// The swept dimensions the split label does not show, as ranked-table columns: (header,
+// width, cell).
+struct Column {
+  std::string header;
+  int width;
+  std::function<std::string(const CandidateResult& c)> cell;
+};
+
+std::vector<Column> swept_columns(const SweepSpec& w) {
+  std::vector<Column> out;
+  if (!w.gpu.empty() || !w.system.empty()) {
+    out.push_back({"system", 38,
+                   [](const CandidateResult& c) { return system_label(c.system, c.gpu_name); }});
+  }
+  auto number = [&](const char* header, int width, int Assignment::*field) {
+    out.push_back({header, width, [field](const CandidateResult& c) {
+                     return std::to_string(c.a.*field);
+                   }});
+  };
+  if (w.nodes.swept()) number("nodes", 5, &Assignment::nodes);
+  if (w.gpus_per_node.swept()) number("gpus/node", 9, &Assignment::gpus_per_node);
+  if (w.nics_per_node.swept()) number("nics", 4, &Assignment::nics_per_node);
+  if (!w.nic_bandwidth.empty()) {
+    out.push_back({"nic", 10, [&w](const CandidateResult& c) {
+                     return c.a.nic_bandwidth < 0
+                                ? std::string("-")
+                                : w.nic_bandwidth.at(static_cast<std::size_t>(c.a.nic_bandwidth))
+                                      .second;
+                   }});
+  }
+  if (w.global_batch.swept() || w.global_batch_tokens) number("batch", 6, &Assignment::global_batch);
+  if (!w.compression.empty()) {
+    out.push_back({"compression", 11, [](const CandidateResult& c) {
+                     return std::string(to_string(c.a.compression));
+                   }});
+  }
+  if (!w.schedule.empty()) {
+    out.push_back({"schedule", 16, [](const CandidateResult& c) {
+                     return std::string(to_string(c.a.schedule));
+                   }});
+  }
+  if (!w.sequence_parallel.empty()) {
+    out.push_back({"sp", 5, [](const CandidateResult& c) {
+                     return std::string(c.a.sequence_parallel ? "true" : "false");
+                   }});
+  }
+  if (!w.fsdp.empty()) {
+    out.push_back({"fsdp", 13, [](const CandidateResult& c) {
+                     return std::string(to_string(c.a.fsdp));
+                   }});
+  }
+  if (!w.sharding.empty()) {
+    out.push_back({"sharding", 8, [](const CandidateResult& c) {
+                     return std::string(to_string(c.a.sharding));
+                   }});
+  }
+  return out;
+}
+
+// The constraints in one line ("deadline 60.0 days, max power 30 MW"), "" when none.
+std::string constraints_text(const SweepSpec& w) {
+  std::vector<std::string> parts;
+  if (w.max_time_to_train)
+    parts.push_back("deadline " + format_long_duration(*w.max_time_to_train));
+  if (w.max_power) parts.push_back("max power " + format_watts(*w.max_power));
+  if (w.max_cost_usd) parts.push_back("rent budget " + usd_text(*w.max_cost_usd));
+  if (w.max_tco_usd) parts.push_back("TCO budget " + usd_text(*w.max_tco_usd));
+  if (w.max_nodes) parts.push_back(fmt::format("max {} nodes", *w.max_nodes));
+  if (w.max_gpus) parts.push_back(fmt::format("max {} GPUs", *w.max_gpus));
+  std::string out;
+  for (const auto& p : parts) out += (out.empty() ? "" : ", ") + p;
+  return out;
+}
+
+// The per-system comparison (SweepResult::systems) as a table.
+std::string render_systems(const SweepInput& in, const SweepResult& r) {
+  if (r.systems.empty()) return "";
+  const SweepSpec& w = in.spec;
+  const std::string cons = constraints_text(w);
+  std::string out = fmt::format(
+      "\nper system   the smallest cluster meeting the constraints ({}), its best candidate by "
+      "{}\n",
+      cons.empty() ? "none" : cons, to_string(w.objectives[0]));
+  std::size_t width = 6;
+  for (const SystemChoice& sc : r.systems)
+    width = std::max(width, system_label(sc.system, sc.gpu_name).size());
+  out += fmt::format(
+      "{:<{}} {:>5} {:>6}  {:<22} {:>3} {:>6} {:>10} {:>10} {:>10} {:>10} "
+      "{:>9} {:>8}  {}\n",
+      "system", width, "nodes", "GPUs", "split", "mb", "batch", "time", "GPU-hours", "rent", "TCO",
+      "energy", "peak", "band (time to train)");
+  for (const SystemChoice& sc : r.systems) {
+    const std::string label = system_label(sc.system, sc.gpu_name);
+    if (!sc.best) {
+      out += fmt::format("{:<{}} no candidate meets the constraints\n", label, width);
+      continue;
+    }
+    const CandidateResult& c = r.candidates[static_cast<std::size_t>(*sc.best)];
+    const Figures& f = *c.figures;
+    const double ttt = f.time_to_train ? f.time_to_train->value() : 0.0;
+    std::string band = "-";
+    if (c.band && c.band->cases > 0) {
+      band = fmt::format("{} to {}", format_long_duration(Seconds(ttt * c.band->fast())),
+                         format_long_duration(Seconds(ttt * c.band->slow())));
+    }
+    out += fmt::format(
+        "{:<{}} {:>5} {:>6}  {:<22} {:>3} {:>6} {:>10} {:>10.0f} {:>10} {:>10} {:>9} {:>8}  {}\n",
+        label, width, c.a.nodes, c.gpus, split_label(c), c.a.microbatch, c.a.global_batch,
+        format_long_duration(Seconds(ttt)), ttt / 3600.0 * c.gpus,
+        f.cost_usd ? usd_text(*f.cost_usd) : "-", f.tco_usd ? usd_text(*f.tco_usd) : "-",
+        f.energy_kwh ? objective_text(Objective::energy, *f.energy_kwh) : "-",
+        format_watts(Watts(f.peak_power_w)), band);
+  }
+  out +=
+      "columns      time: time to train; rent: GPU-hours at the system's $/GPU-hour; TCO: "
+      "owning it for the run (purchase written off, facility, electricity; "
+      "docs/model.md \"Cost of ownership\"); energy and peak: facility, with the PUE";
+  out += "\n";
+  // Each system's prices with their source (cluster.price.source).
+  for (const SystemChoice& sc : r.systems) {
+    if (!sc.best) continue;
+    const Scenario s = candidate_scenario(in, r.candidates[static_cast<std::size_t>(*sc.best)].a);
+    if (!s.cluster.price.source.empty()) {
+      out += fmt::format("prices       {}: {}\n", system_label(sc.system, sc.gpu_name),
+                         s.cluster.price.source);
+    }
+  }
+  return out;
 }
 
 }  // namespace
@@ -104,25 +252,25 @@ std::string render_sweep_table(const SweepInput& in, const SweepResult& r) {
   const SweepSpec& w = in.spec;
   std::string out;
   out += fmt::format("sweep       {}\n", in.baseline.name);
-  out += fmt::format(
-      "candidates  {} : {} invalid, {} over max_gpus, {} out of memory, {} over budget, {} not "
-      "modelled, {} pruned by the bound, {} simulated\n",
-      r.candidates.size(), counted(r, Status::invalid), counted(r, Status::over_gpus),
-      counted(r, Status::out_of_memory), counted(r, Status::over_budget),
-      counted(r, Status::unsupported), r.pruned, r.simulated);
+  out += fmt::format("candidates  {} : {} invalid, {} over max_gpus", r.candidates.size(),
+                     counted(r, Status::invalid), counted(r, Status::over_gpus));
+  if (w.max_nodes) out += fmt::format(", {} over max_nodes", counted(r, Status::over_nodes));
+  if (w.max_power) out += fmt::format(", {} over max_power", counted(r, Status::over_power));
+  out += fmt::format(", {} out of memory, {} over budget", counted(r, Status::out_of_memory),
+                     counted(r, Status::over_budget));
+  if (w.max_time_to_train)
+    out += fmt::format(", {} past the deadline", counted(r, Status::over_deadline));
+  out += fmt::format(", {} not modelled, {} pruned by the bound, {} simulated\n",
+                     counted(r, Status::unsupported), r.pruned, r.simulated);
   std::string objs;
   for (Objective o : w.objectives) objs += (objs.empty() ? "" : ", ") + std::string(to_string(o));
   const bool single = w.objectives.size() == 1;
   out += fmt::format(
       "objective   {}{}{}\n\n", objs, single ? fmt::format(" (top {})", w.top) : " (Pareto front)",
       w.rank_by == RankBy::pessimistic ? ", ranked by the slow end of each candidate's band" : "");
-  // With sweep.system the system each row runs on leads the row.
-  const bool systems = !w.system.empty();
-  auto system_of = [&](const CandidateResult& c) {
-    return in.raw.at(static_cast<std::size_t>(c.a.gpu)).draft().cluster.preset;
-  };
+  const std::vector<Column> extra = swept_columns(w);
   out += fmt::format("{:>5}  ", "rank");
-  if (systems) out += fmt::format("{:<14} ", "system");
+  for (const Column& col : extra) out += fmt::format("{:<{}} ", col.header, col.width);
   out += fmt::format("{:<22} {:>3} {:>4} {:>4} {:<9} {:<6} {:>10}", "split", "mb", "zero", "prec",
                      "recompute", "gpus", "memory");
   for (Objective o : w.objectives) out += fmt::format(" {:>14}", to_string(o));
@@ -132,7 +280,7 @@ std::string render_sweep_table(const SweepInput& in, const SweepResult& r) {
   for (std::size_t k = 0; k < n; ++k) {
     const CandidateResult& c = r.candidates[static_cast<std::size_t>(rows[k])];
     out += fmt::format("{:>5}  ", k + 1);
-    if (systems) out += fmt::format("{:<14} ", system_of(c));
+    for (const Column& col : extra) out += fmt::format("{:<{}} ", col.cell(c), col.width);
     out += fmt::format("{:<22} {:>3} {:>4} {:>4} {:<9} {:<6} {:>6.1f} GiB", split_label(c),
                        c.a.microbatch, c.a.zero_stage, to_string(c.a.precision),
                        to_string(c.a.recompute), c.gpus, c.memory->used.value() / kGiB);
@@ -143,6 +291,7 @@ std::string render_sweep_table(const SweepInput& in, const SweepResult& r) {
                        c.outside.empty() ? "-" : outside_codes(c));
   }
   if (rows.empty()) out += "  (no candidate could be simulated)\n";
+  out += render_systems(in, r);
   if (!rows.empty()) {
     out += fmt::format(
         "\ncolumns      band: measured / predicted step time over the validation residuals of "
@@ -178,7 +327,7 @@ std::string render_sweep_table(const SweepInput& in, const SweepResult& r) {
     const CandidateResult& best = r.candidates[static_cast<std::size_t>(rows[0])];
     const Scenario s = candidate_scenario(in, best.a);
     out += fmt::format("best         {} ({} GPUs of {}{})\n", split_label(best), best.gpus,
-                       best.gpu_name, systems ? ", " + system_of(best) : std::string());
+                       best.gpu_name, w.system.empty() ? std::string() : ", " + best.system);
     if (best.band) out += fmt::format("band         {}\n", best.band->describe());
     for (const RegionFlag& f : best.outside) out += fmt::format("outside      {}\n", f.text);
     out += fmt::format("Megatron-LM  {}\n", megatron_arguments(s));
@@ -212,10 +361,16 @@ std::string render_sweep_csv(const SweepInput& in, const SweepResult& r) {
   out += ",step_time_s";
   for (const auto& col : kBreakdownColumns) out += "," + col;
   out +=
-      ",tokens_per_s,mfu,time_to_train_s,cost_usd,energy_kwh,band_basis,band_cases,"
-      "step_time_low_s,step_time_high_s,outside_validated_region,rank,reason\n";
+      ",tokens_per_s,mfu,time_to_train_s,cost_usd,energy_kwh,tco_usd,peak_power_w,band_basis,"
+      "band_cases,"
+      "step_time_low_s,step_time_high_s,outside_validated_region,rank,system_choice,"
+      "reason\n";
   std::map<int, int> rank;
   for (std::size_t k = 0; k < r.ranked.size(); ++k) rank[r.ranked[k]] = static_cast<int>(k) + 1;
+  // 1 on each system's answer (SweepResult::systems).
+  std::map<int, bool> chosen;
+  for (const SystemChoice& sc : r.systems)
+    if (sc.best) chosen[*sc.best] = true;
   for (const auto& c : r.candidates) {
     out += fmt::format("{},{},", *c.index, to_string(c.status));
     for (const detail::Axis& axis : detail::axes()) {
@@ -247,8 +402,10 @@ std::string render_sweep_csv(const SweepInput& in, const SweepResult& r) {
       field(opt(f.time_to_train));
       field(opt(f.cost_usd));
       field(opt(f.energy_kwh));
+      field(opt(f.tco_usd));
+      field(num(f.peak_power_w));
     } else {
-      out += std::string(6 + kBreakdownColumns.size(), ',');  // step, breakdown, 5 more
+      out += std::string(8 + kBreakdownColumns.size(), ',');  // step, breakdown, 7 more
     }
     // The band and the region flags wherever the memory model ran; the step-time ends
     // once simulated.
@@ -266,6 +423,8 @@ std::string render_sweep_csv(const SweepInput& in, const SweepResult& r) {
     auto it = rank.find(*c.index);
     out += ',';
     if (it != rank.end()) out += std::to_string(it->second);
+    out += ',';
+    if (chosen.count(*c.index)) out += '1';
     out += ',';
     out += detail::csv_quote(c.reason);
     out += '\n';
@@ -288,6 +447,8 @@ ordered_json figures_json(const Figures& f) {
   if (f.time_to_train) j["time_to_train_s"] = f.time_to_train->value();
   if (f.cost_usd) j["cost_usd"] = *f.cost_usd;
   if (f.energy_kwh) j["energy_kwh"] = *f.energy_kwh;
+  if (f.tco_usd) j["tco_usd"] = *f.tco_usd;
+  j["peak_power_w"] = f.peak_power_w;
   return j;
 }
 
@@ -304,6 +465,8 @@ Figures figures_from(const ordered_json& j) {
     f.time_to_train = Seconds(j["time_to_train_s"].get<double>());
   if (j.contains("cost_usd")) f.cost_usd = j["cost_usd"].get<double>();
   if (j.contains("energy_kwh")) f.energy_kwh = j["energy_kwh"].get<double>();
+  if (j.contains("tco_usd")) f.tco_usd = j["tco_usd"].get<double>();
+  f.peak_power_w = j.at("peak_power_w").get<double>();
   return f;
 }
 
@@ -351,8 +514,9 @@ std::string render_sweep_json(const SweepInput& in, const SweepResult& r) {
   summary["rank_by"] = to_string(in.spec.rank_by);
   summary["candidates"] = r.candidates.size();
   summary["valid"] = r.valid;
-  for (Status s : {Status::invalid, Status::over_gpus, Status::out_of_memory, Status::over_budget,
-                   Status::unsupported}) {
+  for (Status s :
+       {Status::invalid, Status::over_gpus, Status::over_nodes, Status::over_power,
+        Status::out_of_memory, Status::over_budget, Status::over_deadline, Status::unsupported}) {
     summary[to_string(s)] = counted(r, s);
   }
   summary["pruned"] = r.pruned;
@@ -366,6 +530,21 @@ std::string render_sweep_json(const SweepInput& in, const SweepResult& r) {
   j["baseline"] = b;
   j["ranked"] = r.ranked;
   j["pareto"] = r.pareto;
+  // The per-system comparison: each system's chosen candidate (index into candidates).
+  ordered_json systems = ordered_json::array();
+  for (const SystemChoice& sc : r.systems) {
+    ordered_json e{{"system", sc.system}, {"gpu", sc.gpu_name}};
+    e["best"] = sc.best ? ordered_json(*sc.best) : ordered_json(nullptr);
+    if (sc.best) {
+      const CandidateResult& c = r.candidates[static_cast<std::size_t>(*sc.best)];
+      e["nodes"] = c.a.nodes;
+      e["gpus"] = c.gpus;
+      const double ttt = c.figures->time_to_train ? c.figures->time_to_train->value() : 0.0;
+      e["gpu_hours"] = ttt / 3600.0 * c.gpus;
+    }
+    systems.push_back(e);
+  }
+  j["systems"] = systems;
   if (!r.ranked.empty()) {
     const auto& best = r.candidates[static_cast<std::size_t>(
         in.spec.objectives.size() == 1 ? r.ranked[0] : r.pareto[0])];
@@ -412,7 +591,7 @@ std::string write_shard(const SweepInput& in, const SweepResult& r, int shard, i
   ordered_json results = ordered_json::array();
   for (const auto& c : r.candidates) {
     if (c.status != Status::simulated && c.status != Status::over_budget &&
-        c.status != Status::unsupported) {
+        c.status != Status::over_deadline && c.status != Status::unsupported) {
       continue;
     }
     if (c.status != Status::unsupported && !c.figures) continue;

@@ -58,6 +58,9 @@ std::vector<double> objective_values(const SweepSpec& w, const CandidateResult& 
         break;
       case Objective::cost: out.push_back(f.cost_usd ? k * *f.cost_usd : kInf); break;
       case Objective::energy: out.push_back(f.energy_kwh ? k * *f.energy_kwh : kInf); break;
+      case Objective::tco:
+        out.push_back(f.tco_usd ? k * *f.tco_usd : kInf);
+        break;
     }
   }
   return out;
@@ -68,6 +71,8 @@ void set_run(Figures& f, const RunEstimate& e) {
   f.time_to_train = e.time;
   if (e.usd) f.cost_usd = *e.usd;
   f.energy_kwh = e.energy_kwh;
+  if (e.tco) f.tco_usd = e.tco->run_usd;
+  f.peak_power_w = e.peak_power.value();
 }
 
 // The bound's whole run: at the bound's step time with zero utilisation (idle draw).
@@ -117,7 +122,19 @@ std::string reason_of(const InputError& e) {
 }
 
 bool over_budget(const SweepSpec& w, const Figures& f) {
-  return w.max_cost_usd && f.cost_usd && *f.cost_usd > *w.max_cost_usd;
+  return (w.max_cost_usd && f.cost_usd && *f.cost_usd > *w.max_cost_usd) ||
+         (w.max_tco_usd && f.tco_usd && *f.tco_usd > *w.max_tco_usd);
+}
+
+bool over_deadline(const SweepSpec& w, const Figures& f) {
+  return w.max_time_to_train && f.time_to_train && *f.time_to_train > *w.max_time_to_train;
+}
+
+// The constraints on a simulated (or bounded) run: the budgets, then the deadline.
+std::optional<Status> run_constraint(const SweepSpec& w, const Figures& f) {
+  if (over_budget(w, f)) return Status::over_budget;
+  if (over_deadline(w, f)) return Status::over_deadline;
+  return std::nullopt;
 }
 
 // Phase 1: validation, constraints, memory and bounds for every candidate.
@@ -140,8 +157,18 @@ std::vector<CandidateResult> screen(const SweepInput& in, const std::vector<Assi
     c.gpus = s.cluster.gpus();
     c.dp = s.parallelism.dp;
     c.gpu_name = s.cluster.gpu.name;
+    c.system = s.cluster.preset;
+    c.a.global_batch = s.parallelism.global_batch;  // rounded with global_batch_tokens
     if (w.max_gpus && c.gpus > *w.max_gpus) {
       c.status = Status::over_gpus;
+      return;
+    }
+    if (w.max_nodes && s.cluster.nodes > *w.max_nodes) {
+      c.status = Status::over_nodes;
+      return;
+    }
+    if (w.max_power && peak_facility_power(s) > *w.max_power) {
+      c.status = Status::over_power;
       return;
     }
     StepFigures f;
@@ -162,8 +189,8 @@ std::vector<CandidateResult> screen(const SweepInput& in, const std::vector<Assi
     lb.step_time = step_time_bound(s);
     add_bound_run(s, lb);
     c.bound = objective_values(w, c, lb);
-    if (over_budget(w, lb)) {
-      c.status = Status::over_budget;
+    if (auto why = run_constraint(w, lb)) {
+      c.status = *why;
       return;
     }
     c.status = Status::pruned;  // until simulated
@@ -248,6 +275,84 @@ void decide(const SweepInput& in, std::vector<CandidateResult>& cands,
   }
 }
 
+// Whether the sweep answers per system (SystemChoice).
+bool compares_systems(const SweepInput& in) {
+  return in.spec.nodes.swept() && in.baseline.training.target.has_value();
+}
+
+// Objective vectors, then the index: the ranked table's order.
+bool better(const CandidateResult& x, const CandidateResult& y) {
+  return x.objective != y.objective ? x.objective < y.objective : *x.index < *y.index;
+}
+
+// SystemChoice for every system: node counts from the smallest; at each, the candidates
+// still undecided, by bound, in waves of kWave, skipping those whose bound on the first
+// objective exceeds the best simulated value at that count.
+template <class Evaluate>
+std::vector<SystemChoice> choose_systems(std::vector<CandidateResult>& cands, const SweepOptions& o,
+                                         Evaluate evaluate) {
+  std::vector<SystemChoice> out;
+  std::map<std::pair<std::string, std::string>, std::size_t> group;
+  std::vector<std::vector<int>> members;
+  for (const auto& c : cands) {
+    if (c.status == Status::invalid) continue;
+    const auto key = std::make_pair(c.system, c.gpu_name);
+    auto [it, fresh] = group.emplace(key, out.size());
+    if (fresh) {
+      out.push_back({c.system, c.gpu_name, std::nullopt});
+      members.emplace_back();
+    }
+    members[it->second].push_back(*c.index);
+  }
+  auto open = [](const CandidateResult& c) {
+    return c.status == Status::pruned || c.status == Status::simulated;
+  };
+  for (std::size_t g = 0; g < out.size(); ++g) {
+    std::vector<int> nodes;
+    for (int i : members[g])
+      if (open(cands[static_cast<std::size_t>(i)]))
+        nodes.push_back(cands[static_cast<std::size_t>(i)].a.nodes);
+    std::sort(nodes.begin(), nodes.end());
+    nodes.erase(std::unique(nodes.begin(), nodes.end()), nodes.end());
+    for (int n : nodes) {
+      std::vector<int> at;
+      for (int i : members[g]) {
+        const CandidateResult& c = cands[static_cast<std::size_t>(i)];
+        if (c.a.nodes == n && open(c)) at.push_back(i);
+      }
+      std::sort(at.begin(), at.end(), [&](int x, int y) {
+        const double bx = cands[static_cast<std::size_t>(x)].bound[0];
+        const double by = cands[static_cast<std::size_t>(y)].bound[0];
+        return bx != by ? bx < by : x < y;
+      });
+      std::optional<int> best;
+      auto consider = [&](int i) {
+        const CandidateResult& c = cands[static_cast<std::size_t>(i)];
+        if (c.status != Status::simulated) return;
+        if (!best || better(c, cands[static_cast<std::size_t>(*best)])) best = i;
+      };
+      for (int i : at) consider(i);
+      for (std::size_t start = 0; start < at.size(); start += kWave) {
+        const std::size_t end = std::min(at.size(), start + kWave);
+        const double threshold = best ? cands[static_cast<std::size_t>(*best)].objective[0] : kInf;
+        std::vector<int> todo;
+        for (std::size_t p = start; p < end; ++p) {
+          const CandidateResult& c = cands[static_cast<std::size_t>(at[p])];
+          if (c.status == Status::pruned && c.bound[0] <= threshold) todo.push_back(at[p]);
+        }
+        parallel_for(todo.size(), o.threads,
+                     [&](std::size_t k) { evaluate(cands[static_cast<std::size_t>(todo[k])]); });
+        for (int i : todo) consider(i);
+      }
+      if (best) {
+        out[g].best = best;
+        break;
+      }
+    }
+  }
+  return out;
+}
+
 void finish(const SweepInput& in, SweepResult& r) {
   const SweepSpec& w = in.spec;
   r.valid = r.simulated = r.pruned = 0;
@@ -292,6 +397,7 @@ CandidateResult evaluate_baseline(const SweepInput& in, const std::vector<Residu
   b.gpus = s.cluster.gpus();
   b.dp = s.parallelism.dp;
   b.gpu_name = s.cluster.gpu.name;
+  b.system = s.cluster.preset;
   try {
     const StepFigures f = analyse_step(s);
     b.memory = MemoryUse{f.memory.worst().memory.total(), f.memory.capacity};
@@ -325,6 +431,25 @@ void check_objectives(const SweepInput& in) {
                      fmt::format("{}", *w.max_cost_usd),
                      "needs training.target and cost.usd_per_gpu_hour");
   }
+  // The cost of owning needs a purchase and a write-off period in every system swept.
+  const bool owned = s.cost.amortization_years.has_value();
+  for (Objective o : w.objectives) {
+    if (o == Objective::tco && !owned) {
+      throw InputError(w.where("sweep.objectives"), "sweep.objectives", "tco",
+                       "needs cost.amortization_years and cluster.price.node_usd");
+    }
+  }
+  if (w.max_tco_usd && (!s.training.target || !owned)) {
+    throw InputError(w.where("sweep.constraints.max_tco_usd"), "sweep.constraints.max_tco_usd",
+                     fmt::format("{}", *w.max_tco_usd),
+                     "needs training.target, cost.amortization_years and cluster.price.node_usd");
+  }
+  if (w.max_time_to_train && !s.training.target) {
+    throw InputError(w.where("sweep.constraints.max_time_to_train"),
+                     "sweep.constraints.max_time_to_train",
+                     format_long_duration(*w.max_time_to_train),
+                     "needs training.target (tokens, samples, steps or critical_batch)");
+  }
 }
 
 SweepResult run_phases(const SweepInput& in, const SweepOptions& o, int shard, int shards,
@@ -349,9 +474,11 @@ SweepResult run_phases(const SweepInput& in, const SweepOptions& o, int shard, i
       for (const CandidateResult& c : sr.candidates)
         if (c.status == Status::simulated || c.status == Status::unsupported) known[*c.index] = &c;
   }
-  decide(in, r.candidates, shard, shards, o, [&](CandidateResult& c) {
-    if (from_shards) {
-      auto it = known.find(*c.index);
+  // Simulates the candidate, or with shards' results takes theirs; `local`: simulate here
+  // what no shard did (the per-system pass, which shards leave to the merge).
+  auto evaluate = [&](CandidateResult& c, bool local) {
+    auto it = from_shards ? known.find(*c.index) : known.end();
+    if (from_shards && !(local && it == known.end())) {
       if (it == known.end()) {
         throw InputError({"orrery merge", std::nullopt}, "", "",
                          fmt::format("no shard simulated candidate {}: give every shard's "
@@ -373,9 +500,13 @@ SweepResult run_phases(const SweepInput& in, const SweepOptions& o, int shard, i
     if (c.status == Status::simulated) {
       add_mfu_flag(table_of(o), c);
       c.objective = objective_values(in.spec, c, *c.figures);
-      if (over_budget(in.spec, *c.figures)) c.status = Status::over_budget;
+      if (auto why = run_constraint(in.spec, *c.figures)) c.status = *why;
     }
-  });
+  };
+  decide(in, r.candidates, shard, shards, o, [&](CandidateResult& c) { evaluate(c, false); });
+  if (shards == 1 && compares_systems(in)) {
+    r.systems = choose_systems(r.candidates, o, [&](CandidateResult& c) { evaluate(c, true); });
+  }
   finish(in, r);
   return r;
 }
@@ -386,6 +517,12 @@ const char* to_string(Status s) {
   switch (s) {
     case Status::invalid: return "invalid";
     case Status::over_gpus: return "over_max_gpus";
+    case Status::over_nodes:
+      return "over_max_nodes";
+    case Status::over_power:
+      return "over_max_power";
+    case Status::over_deadline:
+      return "over_deadline";
     case Status::out_of_memory: return "out_of_memory";
     case Status::over_budget: return "over_budget";
     case Status::pruned: return "pruned";

@@ -84,7 +84,18 @@ struct Assignment {
   ParallelismSpec::Sharding sharding = ParallelismSpec::Sharding::full;
 };
 
-enum class Status { invalid, over_gpus, out_of_memory, over_budget, pruned, unsupported, simulated };
+enum class Status {
+  invalid,
+  over_gpus,
+  over_nodes,
+  over_power,
+  out_of_memory,
+  over_budget,
+  over_deadline,
+  pruned,
+  unsupported,
+  simulated
+};
 const char* to_string(Status s);
 
 // What a simulation yields that the outputs use; every value a double underneath,
@@ -99,6 +110,8 @@ struct Figures {
   // With training.target: the whole run (model/training_run.h).
   std::optional<Seconds> time_to_train;
   std::optional<double> cost_usd, energy_kwh;
+  std::optional<double> tco_usd;  // with cost.amortization_years: the run's cost of owning
+  double peak_power_w = 0;        // peak facility power (model/training_run.h)
 };
 
 // Memory per GPU of the busiest stage (model/memory.h) against the GPU's capacity.
@@ -115,6 +128,7 @@ struct CandidateResult {
   // Resolved split (after validation).
   int gpus = 0, dp = 0;
   std::string gpu_name;
+  std::string system;               // the cluster's preset (the system), "" when written in full
   std::optional<MemoryUse> memory;  // absent: the memory model did not run
   // With the memory model run: the band of its validation family (report/band.h) and why
   // it lies outside the validated region (the MFU flag once simulated). Recomputed from
@@ -140,6 +154,17 @@ struct SweepOptions {
   std::function<void(std::size_t done, std::size_t total)> progress;
 };
 
+// The buyer's answer for one system (the candidates' cluster preset and GPU): the
+// smallest cluster (fewest nodes) with a candidate that meets every constraint, and its
+// best candidate by the objectives. Made when the sweep varies the node count and the
+// scenario has training.target: for each system, node counts are tried from the smallest,
+// and at each every candidate the bound cannot rule out is simulated (in waves, so the
+// choice does not depend on threads or shards), until one meets the constraints.
+struct SystemChoice {
+  std::string system, gpu_name;
+  std::optional<int> best;  // candidate index; none: no candidate meets the constraints
+};
+
 struct SweepResult {
   std::vector<CandidateResult> candidates;  // every candidate, by index
   std::vector<int> ranked;                  // simulated indices, best first (one objective)
@@ -150,6 +175,7 @@ struct SweepResult {
   // candidate that passed the constraints): min counts the simulated candidates faster
   // than it, max adds the pruned ones whose bound does not rule it out. Equal: exact.
   std::optional<int> baseline_rank, baseline_rank_max;
+  std::vector<SystemChoice> systems;  // per system, in the order of their first candidate
 };
 
 // Expands the candidates in the documented order. Throws InputError naming the sweep key
@@ -171,6 +197,10 @@ SweepResult merge_shards(const SweepInput& in, const std::vector<SweepResult>& s
 // The Pareto front (minimisation) of `points`: indices of the points no other point
 // dominates (<= in every objective, < in one), in input order.
 std::vector<int> pareto_front(const std::vector<std::vector<double>>& points);
+
+// sweep.global_batch_tokens for one candidate: the multiple of dp x microbatch sequences
+// nearest to tokens / seq_len (halves away from zero), at least dp x microbatch.
+int rounded_global_batch(double tokens, std::int64_t seq_len, int dp, int microbatch);
 
 // The candidate's (key path, value) pairs for rewrite_scenario_yaml: every swept field,
 // with dp and the schedule resolved.

@@ -29,7 +29,9 @@ TEST(TrainingRun, TokenBudgetRoundsUpToWholeSteps) {
   EXPECT_DOUBLE_EQ(e.tokens, 1908.0 * 64 * 8192);
   EXPECT_DOUBLE_EQ(e.time.value(), 3816.0);
   EXPECT_NEAR(e.gpu_hours, 8.48, 1e-9);
-  EXPECT_FALSE(e.usd.has_value());
+  // No cost section: the rent of the dgx-h100 preset's price block, $4.916 per GPU-hour.
+  ASSERT_TRUE(e.usd.has_value());
+  EXPECT_NEAR(*e.usd, 8.48 * 4.916, 1e-9);
   EXPECT_FALSE(e.co2_kg.has_value());
 }
 
@@ -170,6 +172,68 @@ TEST(TrainingRun, GoodputFromTheScenario) {
 TEST(TrainingRun, DefaultGpuMtbfIsLlama3s) {
   // 54 days x 24 h x 16,384 GPUs / 419 unexpected interruptions = 50,677.0 h per GPU.
   EXPECT_NEAR(ReliabilitySpec{}.gpu_mtbf.value() / 3600, 50677.0, 0.1);
+}
+
+}  // namespace
+}  // namespace orrery
+
+namespace orrery {
+namespace {
+
+Scenario owned_cluster(const std::string& cost) {
+  return load_scenario_text(
+      "cluster: {preset: dgx-h100, nodes: 4,\n"
+      "  price: {node_usd: 300000, switch_usd: 25000, transceiver_usd: 1000, cable_usd: 100,\n"
+      "          source: example}}\n"
+      "model: {preset: llama3-8b}\n"
+      "parallelism: {tp: 8, global_batch: 64}\n"
+      "training: {precision: bf16, target: {steps: 876}}\n"
+      "cost: " +
+          cost + "\n",
+      "own.yaml");
+}
+
+TEST(TrainingRun, CostOfOwningASmallClusterByHand) {
+  // 4 DGX H100 nodes, rail-optimized (8 NICs): 8 leaves (one per rail) of 4 NICs and
+  // 4 uplinks each = 32 uplinks on 1 spine: 9 switches, 32 + 32 = 64 cables, 128
+  // transceivers. Purchase: 4 x $300,000 = $1,200,000 + 9 x $25,000 + 128 x $1,000 +
+  // 64 x $100 = $359,400 of network = $1,559,400.
+  // Peak facility power: (32 x 700 W + 4 x 2 kW) x 1.25 = 38 kW.
+  // 876 steps of 3600 s = 876 h = 0.1 year. Energy (no idle draw: TDP throughout):
+  // 30.4 kW x 876 h x 1.25 = 33,288 kWh.
+  // Run: capex 1,559,400 x 0.1 / 4 = 38,985; facility $150/kW-month x 38 kW x 12 x 0.1 =
+  // 6,840; electricity 33,288 x $0.10 = 3,328.80; total 49,153.80.
+  // Per year: 1,559,400 / 4 = 389,850 + 150 x 38 x 12 = 68,400 + 332,880 kWh x 0.10 =
+  // 33,288: 491,538.
+  const RunEstimate e =
+      estimate_run(owned_cluster("{node_power: \"2 kW\", pue: 1.25, amortization_years: 4, "
+                                 "facility_usd_per_kw_month: 150, electricity_usd_per_kwh: 0.10}"),
+                   Seconds(3600.0), 0.5);
+  EXPECT_NEAR(e.peak_power.value(), 38000.0, 1e-9);
+  EXPECT_NEAR(e.energy_kwh, 33288.0, 1e-6);
+  ASSERT_TRUE(e.tco.has_value());
+  const Tco& t = *e.tco;
+  EXPECT_EQ(t.fabric.switches, 9);
+  EXPECT_EQ(t.fabric.cables, 64);
+  EXPECT_EQ(t.fabric.transceivers, 128);
+  EXPECT_NEAR(t.nodes_usd, 1200000.0, 1e-6);
+  EXPECT_NEAR(t.network_usd, 359400.0, 1e-6);
+  EXPECT_NEAR(t.capex_usd, 1559400.0, 1e-6);
+  EXPECT_NEAR(t.capex_run_usd, 38985.0, 1e-6);
+  EXPECT_NEAR(t.facility_run_usd, 6840.0, 1e-6);
+  EXPECT_NEAR(t.electricity_run_usd, 3328.8, 1e-6);
+  EXPECT_NEAR(t.run_usd, 49153.8, 1e-6);
+  EXPECT_NEAR(t.per_year_usd, 491538.0, 1e-6);
+  // Rent from the preset's price block: 876 h x 32 GPUs x $4.916.
+  ASSERT_TRUE(e.usd.has_value());
+  EXPECT_NEAR(*e.usd, 876.0 * 32 * 4.916, 1e-6);
+}
+
+TEST(TrainingRun, NoCostOfOwningWithoutAnAmortizationPeriod) {
+  const RunEstimate e = estimate_run(owned_cluster("{pue: 1.25}"), Seconds(3600.0), 0.5);
+  EXPECT_FALSE(e.tco.has_value());
+  // Peak: 32 x 700 W x 1.25 (node_power 0) = 28 kW.
+  EXPECT_NEAR(e.peak_power.value(), 28000.0, 1e-9);
 }
 
 }  // namespace

@@ -546,9 +546,9 @@ reliability: {checkpoint_bandwidth: "10 GB/s", restart_time: "10 min"}
 model: {preset: llama3-8b}
 parallelism: {tp: 8, global_batch: 8}
 training: {target: {steps: 10}}
-reliability: {checkpoint_bandwidth: "10 GB/s", restart_time: "10 min", gpu_mtbf: "5 days"}
+reliability: {checkpoint_bandwidth: "10 GB/s", restart_time: "10 min", gpu_mtbf: "5 weeks"}
 )",
-               {"bad.yaml:5", "reliability.gpu_mtbf", "'5 days'"});
+               {"bad.yaml:5", "reliability.gpu_mtbf", "'5 weeks'"});
 }
 
 }  // namespace

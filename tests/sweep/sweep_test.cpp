@@ -2,13 +2,14 @@
 // Pareto front, Megatron-LM arguments, and outputs that do not depend on threads or shards.
 #include "sweep/sweep.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <string>
 
-#include "scenario/load.h"
 #include "model/training_run.h"
+#include "scenario/load.h"
 #include "sweep/output.h"
 
 namespace orrery {
@@ -495,7 +496,10 @@ TEST(SweepReport, SelfContainedDeterministicAndChecksItsCharts) {
        at = html.find("<svg class=\"chart\"", at + 1)) {
     ++charts;
   }
-  EXPECT_EQ(charts, 5u);  // breakdown, memory, time against cost, scaling, timeline
+  // breakdown, memory, time against cost, timeline; one GPU count: no scaling chart.
+  EXPECT_EQ(charts, 4u);
+  EXPECT_EQ(html.find("id=\"scaling\""), std::string::npos);
+  EXPECT_NE(html.find("no scaling chart"), std::string::npos);
   EXPECT_EQ(html.find("http://www.w3.org/2000/svg"), html.find("http"));  // only the namespace
   EXPECT_NE(html.find("data-status"), std::string::npos);
   EXPECT_THROW(render_sweep_html("{\"a\": 1}", "x.json"), InputError);
@@ -628,6 +632,94 @@ TEST(SplitSweep, EveryCsvRowHasTheHeadersColumns) {
   }
   ASSERT_GT(fields.size(), 2u);
   for (size_t i = 1; i < fields.size(); ++i) EXPECT_EQ(fields[i], fields[0]) << "row " << i;
+}
+
+}  // namespace
+}  // namespace orrery
+
+namespace orrery {
+namespace {
+
+TEST(TokenBatch, RoundsToTheNearestMultipleOfDpTimesMicrobatchByHand) {
+  // 16 M = 16,777,216 tokens / 8192 = 2048 sequences.
+  // dp 96, mb 1: 2048 / 96 = 21.33 -> 21 x 96 = 2016.
+  EXPECT_EQ(rounded_global_batch(16777216, 8192, 96, 1), 2016);
+  // dp 160, mb 1: 2048 / 160 = 12.8 -> 13 x 160 = 2080.
+  EXPECT_EQ(rounded_global_batch(16777216, 8192, 160, 1), 2080);
+  // dp 128, mb 2: 2048 / 256 = 8 exactly -> 2048.
+  EXPECT_EQ(rounded_global_batch(16777216, 8192, 128, 2), 2048);
+  // A half rounds away from zero: 1200 / 8 = 150 sequences / 100 = 1.5 -> 2 x 100 = 200.
+  EXPECT_EQ(rounded_global_batch(1200, 8, 100, 1), 200);
+  // Never below one batch per replica: 8192 tokens = 1 sequence, dp 64 -> 64.
+  EXPECT_EQ(rounded_global_batch(8192, 8192, 64, 1), 64);
+}
+
+TEST(TokenBatch, EachCandidateGetsItsOwnRoundedBatch) {
+  // narayanan-1.7b has seq_len 2048; 65,536 tokens = 32 sequences. On 8 GPUs: tp1 -> dp 8
+  // (32 / 8 = 4 -> 32); tp 2 with microbatch 3 -> dp 4 x 3 = 12: 32 / 12 = 2.67 -> 3 x 12 = 36.
+  const SweepInput in = load_sweep_text(
+      kBase + "sweep: {tp: [1, 2], pp: 1, microbatch: [1, 3], global_batch_tokens: 65536}\n",
+      "t.yaml");
+  SweepOptions o;
+  const SweepResult r = run_sweep(in, o);
+  ASSERT_EQ(r.candidates.size(), 4u);
+  // Order: tp slowest, then microbatch.
+  EXPECT_EQ(r.candidates[0].a.global_batch, 32);  // tp1 mb1: dp 8, 32 / 8 = 4 -> 32
+  EXPECT_EQ(r.candidates[1].a.global_batch, 24);  // tp1 mb3: 8 x 3 = 24, 32 / 24 = 1.33 -> 24
+  EXPECT_EQ(r.candidates[2].a.global_batch, 32);  // tp2 mb1: dp 4, 32 / 4 = 8 -> 32
+  EXPECT_EQ(r.candidates[3].a.global_batch, 36);  // tp2 mb3: 4 x 3 = 12, 2.67 -> 3 x 12 = 36
+  // The rounded batch is what the candidate's scenario trains with.
+  EXPECT_EQ(candidate_scenario(in, r.candidates[3].a).parallelism.global_batch, 36);
+}
+
+TEST(TokenBatch, NotWithAGlobalBatchSweep) {
+  EXPECT_THROW(
+      load_sweep_text(kBase + "sweep: {global_batch: [16, 32], global_batch_tokens: 65536}\n",
+                      "t.yaml"),
+      InputError);
+}
+
+const std::string kRun = R"(name: deadline sweep
+cluster: {preset: dgx-a100, nodes: 1}
+model: {preset: narayanan-1.7b}
+parallelism: {tp: 2, pp: 1, microbatch: 1, global_batch: 64}
+training: {precision: bf16, target: {steps: 1000}}
+)";
+
+TEST(SweepConstraints, TheDeadlineSplitsTheCandidatesAndTheSystemTakesTheFewestNodes) {
+  // Without a deadline, the time to train of the best 1-node and 2-node candidates.
+  const SweepInput free = load_sweep_text(kRun + "sweep: {nodes: [1, 2], tp: [1, 2]}\n", "t.yaml");
+  SweepOptions o;
+  const SweepResult all = run_sweep(free, o);
+  ASSERT_EQ(all.systems.size(), 1u);
+  ASSERT_TRUE(all.systems[0].best.has_value());
+  // No constraint: the smallest cluster (1 node) answers.
+  EXPECT_EQ(all.candidates[static_cast<std::size_t>(*all.systems[0].best)].a.nodes, 1);
+  double fastest1 = 1e300, fastest2 = 1e300;
+  for (const auto& c : all.candidates) {
+    if (c.status != Status::simulated) continue;
+    double& f = c.a.nodes == 1 ? fastest1 : fastest2;
+    f = std::min(f, c.figures->time_to_train->value());
+  }
+  ASSERT_LT(fastest2, fastest1);  // two nodes are faster
+  // A deadline between the two: only 2-node candidates meet it, and the answer is 2 nodes.
+  const double deadline = (fastest1 + fastest2) / 2;
+  const SweepInput in =
+      load_sweep_text(kRun + fmt::format("sweep: {{nodes: [1, 2], tp: [1, 2], constraints: "
+                                         "{{max_time_to_train: \"{} s\"}}}}\n",
+                                         deadline),
+                      "t.yaml");
+  const SweepResult r = run_sweep(in, o);
+  for (const auto& c : r.candidates) {
+    if (c.status == Status::simulated) {
+      EXPECT_LE(c.figures->time_to_train->value(), deadline);
+    }
+    if (c.status == Status::over_deadline && c.figures) {
+      EXPECT_GT(c.figures->time_to_train->value(), deadline);
+    }
+  }
+  ASSERT_TRUE(r.systems[0].best.has_value());
+  EXPECT_EQ(r.candidates[static_cast<std::size_t>(*r.systems[0].best)].a.nodes, 2);
 }
 
 }  // namespace
