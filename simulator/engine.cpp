@@ -86,6 +86,8 @@ class Engine {
                static_cast<Index>(n));
     edges.clear();
     edges.shrink_to_fit();
+    internal_.clear();  // only the edges needed it
+    internal_.shrink_to_fit();
     // A cycle is a bug in the step builder, not bad input.
     std::vector<Csr::vertex_descriptor> order;
     try {
@@ -93,7 +95,6 @@ class Engine {
     } catch (const boost::not_a_dag&) {
       ORRERY_CHECK(false, "the task graph has a cycle");
     }
-    task_flows_.resize(n);
     running_compute_.assign(g.ranks, std::nullopt);
     comm_active_.assign(g.ranks, 0);
     factor_.assign(g.ranks, 1.0);
@@ -179,15 +180,24 @@ class Engine {
     int rank = 0;
     int comm = -1;   // index into the graph's comms; -1 for compute
     int stream = 0;  // index into streams_
-    bool is_comm = false;
+    int slot = -1;   // communication tasks: index into comm_; -1 for compute
   };
-  // A task's state as the run goes (internal id): one cache line.
-  struct alignas(64) State {
+  // A task's state as the run goes (internal id), half a cache line.
+  struct State {
     double start = 0, end = 0;
-    double remaining = 0, rate = 1, last = 0;
     std::uint64_t version = 0;
-    int deps = 0, phase = 0, flows_left = 0;
+    int deps = 0;
     bool started = false, ended = false;
+  };
+  // The compute task a rank runs now (at most one: its compute stream is in order).
+  struct Running {
+    double remaining = 0, rate = 1, last = 0;
+  };
+  // A communication task's progress, by slot (in the graph's task order).
+  struct CommState {
+    int task = 0;  // internal id
+    int phase = 0, flows_left = 0;
+    std::vector<int> flows;  // its flows now running
   };
 
   // Internal ids: tasks by their position in their stream, then by stream index.
@@ -196,9 +206,14 @@ class Engine {
     streams_.resize(static_cast<size_t>(g_.ranks) * kStreamsPerRank);
     std::vector<int> position(n);
     std::vector<int> stream_of(n);
+    std::vector<int> slot_of(n, -1);
     size_t longest = 0;
     for (size_t t = 0; t < n; ++t) {
       const Task& k = g_.tasks[t];
+      if (is_comm(k.kind)) {
+        slot_of[t] = static_cast<int>(comm_.size());
+        comm_.emplace_back();
+      }
       const int s = k.rank * kStreamsPerRank + static_cast<int>(k.stream);
       stream_of[t] = s;
       std::vector<int>& order = streams_[static_cast<size_t>(s)].order;
@@ -228,10 +243,12 @@ class Engine {
       Info& in = info_[id];
       in.work = k.work.value();
       in.rank = k.rank;
-      in.is_comm = is_comm(k.kind);
       in.comm = k.comm ? *k.comm : -1;
       in.stream = stream_of[t];
+      in.slot = slot_of[t];
+      if (in.slot >= 0) comm_[static_cast<size_t>(in.slot)].task = static_cast<int>(id);
     }
+    running_.assign(static_cast<size_t>(g_.ranks), Running{});
     state_.assign(n, State{});
   }
 
@@ -285,31 +302,32 @@ class Engine {
     State& st = state_[t];
     st.start = now_;
     st.started = true;
-    if (!k.is_comm) {
+    if (k.slot < 0) {
       running_compute_[k.rank] = t;
-      st.remaining = k.work;
-      st.rate = compute_rate(k.rank);
-      st.last = now_;
+      Running& run = running_[static_cast<size_t>(k.rank)];
+      run.remaining = k.work;
+      run.rate = compute_rate(k.rank);
+      run.last = now_;
       ++st.version;
-      if (st.rate > 0) push(now_ + st.remaining / st.rate, kCompute, t, st.version);
+      if (run.rate > 0) push(now_ + run.remaining / run.rate, kCompute, t, st.version);
       if (opt_.comm_slowdown > 0) rescale_flows(k.rank);
       return;
     }
     if (comm_active_[k.rank]++ == 0) update_compute_rate(k.rank);
-    st.phase = 0;
+    comm_[static_cast<size_t>(k.slot)].phase = 0;
     start_phase(t);
   }
 
   void start_phase(int t) {
     const PlannedComm& c = g_.comms[static_cast<size_t>(info_[t].comm)];
-    State& st = state_[t];
-    if (st.phase >= static_cast<int>(c.phases.size())) {
+    const CommState& cs = comm_[static_cast<size_t>(info_[t].slot)];
+    if (cs.phase >= static_cast<int>(c.phases.size())) {
       finish(t);
       return;
     }
-    const PlannedPhase& ph = c.phases[st.phase];
+    const PlannedPhase& ph = c.phases[cs.phase];
     if (ph.latency.value() > 0) {
-      push(now_ + ph.latency.value(), kLatency, t, ++st.version);
+      push(now_ + ph.latency.value(), kLatency, t, ++state_[t].version);
     } else {
       start_flows(t);
     }
@@ -317,20 +335,20 @@ class Engine {
 
   void start_flows(int t) {
     const Info& k = info_[t];
-    State& st = state_[t];
-    const PlannedPhase& ph = g_.comms[static_cast<size_t>(k.comm)].phases[st.phase];
-    const std::vector<std::vector<FlowLink>>& local = local_links_[k.comm][st.phase];
-    task_flows_[t].clear();
+    CommState& cs = comm_[static_cast<size_t>(k.slot)];
+    const PlannedPhase& ph = g_.comms[static_cast<size_t>(k.comm)].phases[cs.phase];
+    const std::vector<std::vector<FlowLink>>& local = local_links_[k.comm][cs.phase];
+    cs.flows.clear();
     int started = 0;
     for (size_t i = 0; i < ph.flows.size(); ++i) {
       if (ph.flows[i].bytes.value() <= 0) continue;
-      task_flows_[t].push_back(
+      cs.flows.push_back(
           net_.start(local[i], ph.flows[i].bytes.value(), t, ph.rate_scale * flow_scale(k.rank)));
       ++started;
     }
-    st.flows_left = started;
+    cs.flows_left = started;
     if (started == 0) {
-      ++st.phase;
+      ++cs.phase;
       start_phase(t);
       return;
     }
@@ -341,10 +359,10 @@ class Engine {
     finished_.clear();
     net_.collect_finished(finished_);
     for (int t : finished_) {
-      State& st = state_[t];
-      if (--st.flows_left == 0) {
-        task_flows_[t].clear();
-        ++st.phase;
+      CommState& cs = comm_[static_cast<size_t>(info_[t].slot)];
+      if (--cs.flows_left == 0) {
+        cs.flows.clear();
+        ++cs.phase;
         start_phase(t);
       }
     }
@@ -355,22 +373,23 @@ class Engine {
     if (!running_compute_[rank]) return;
     const int t = *running_compute_[rank];
     State& st = state_[t];
-    st.remaining -= (now_ - st.last) * st.rate;
-    st.remaining = std::max(0.0, st.remaining);
-    st.rate = compute_rate(rank);
-    st.last = now_;
+    Running& run = running_[static_cast<size_t>(rank)];
+    run.remaining -= (now_ - run.last) * run.rate;
+    run.remaining = std::max(0.0, run.remaining);
+    run.rate = compute_rate(rank);
+    run.last = now_;
     ++st.version;
-    if (st.rate > 0) push(now_ + st.remaining / st.rate, kCompute, t, st.version);
+    if (run.rate > 0) push(now_ + run.remaining / run.rate, kCompute, t, st.version);
   }
 
   void rescale_flows(int rank) {
     bool changed = false;
-    // In the graph's task order, as before the renumbering.
-    for (size_t o = 0; o < internal_.size(); ++o) {
-      const int t = internal_[o];
-      if (task_flows_[t].empty() || info_[t].rank != rank) continue;
-      const PlannedPhase& ph = g_.comms[static_cast<size_t>(info_[t].comm)].phases[state_[t].phase];
-      for (int f : task_flows_[t]) net_.set_scale(f, ph.rate_scale * flow_scale(rank));
+    // In the graph's task order (slots are numbered in it).
+    for (const CommState& cs : comm_) {
+      const Info& k = info_[static_cast<size_t>(cs.task)];
+      if (cs.flows.empty() || k.rank != rank) continue;
+      const PlannedPhase& ph = g_.comms[static_cast<size_t>(k.comm)].phases[cs.phase];
+      for (int f : cs.flows) net_.set_scale(f, ph.rate_scale * flow_scale(rank));
       changed = true;
     }
     if (changed) schedule_network();
@@ -382,7 +401,7 @@ class Engine {
     st.end = now_;
     st.ended = true;
     ++st.version;  // drop any stale event of this task
-    if (!k.is_comm) {
+    if (k.slot < 0) {
       running_compute_[k.rank].reset();
       if (opt_.comm_slowdown > 0) rescale_flows(k.rank);
     } else if (--comm_active_[k.rank] == 0) {
@@ -469,10 +488,11 @@ class Engine {
   std::uint64_t seq_ = 0;
   double now_ = 0;
   std::vector<Stream> streams_;
-  std::vector<int> original_, internal_;  // internal id -> graph task, and back
+  std::vector<int> original_, internal_;  // internal id -> graph task, and back (construction)
   std::vector<Info> info_;
   std::vector<State> state_;
-  std::vector<std::vector<int>> task_flows_;
+  std::vector<Running> running_;            // per rank
+  std::vector<CommState> comm_;             // per communication task
   std::vector<MaybeTask> running_compute_;  // per rank, its compute task now running
   std::vector<int> comm_active_;
   std::vector<int> finished_;
