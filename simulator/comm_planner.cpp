@@ -120,13 +120,22 @@ int CommPlanner::collective(const RankSet& ranks, TaskKind kind, CollectiveOp op
   t.rank = members.front();
   if (ranks.full()) {
     std::vector<int> gpus;
+    gpus.reserve(members.size());
     for (int mr : members) gpus.push_back(ranks.gpu(static_cast<size_t>(mr)));
-    CommPlan plan = plan_collective(op, gpus, bytes, ctx_.topo, ctx_.s.cluster.intra_node.nvls);
-    if (nccl) apply_nccl_cost(plan, ctx_.topo, ctx_.p.fsdp_host_overhead);
-    PlannedComm placed = place(plan, ctx_.topo);
-    placed.description += fmt::format(", {:.2f} MiB", bytes.value() / 1048576.0);
-    placed.traffic = orrery::traffic(plan, ctx_.topo, 1.0);
-    t.comm = push(std::move(placed));
+    // The plan depends on nothing else (the topology and options are the step's), so a
+    // group's repeated collective of the same size reuses it.
+    auto key = std::make_tuple(static_cast<int>(op), std::move(gpus), bytes.value(), nccl);
+    auto it = full_groups_.find(key);
+    if (it == full_groups_.end()) {
+      const std::vector<int>& ring = std::get<1>(key);
+      CommPlan plan = plan_collective(op, ring, bytes, ctx_.topo, ctx_.s.cluster.intra_node.nvls);
+      if (nccl) apply_nccl_cost(plan, ctx_.topo, ctx_.p.fsdp_host_overhead);
+      PlannedComm placed = place(plan, ctx_.topo);
+      placed.description += fmt::format(", {:.2f} MiB", bytes.value() / 1048576.0);
+      placed.traffic = orrery::traffic(plan, ctx_.topo, 1.0);
+      it = full_groups_.emplace(std::move(key), push(std::move(placed))).first;
+    }
+    t.comm = it->second;
   } else {
     t.comm = this->group(op, group, ranks[static_cast<size_t>(members.front())].s, bytes, nccl);
   }

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <map>
+#include <string>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -57,6 +58,10 @@ class CommPlanner {
   TaskGraph& g_;
   std::map<std::tuple<int, int, int, double, bool>, int> groups_;  // (op, kind, stage, bytes, nccl)
   std::map<std::pair<int, int>, int> stage_pairs_, gpu_pairs_;
+  // Full mode: a collective's plan by (op, GPUs in ring order, bytes, nccl). A shard
+  // group gathers the same unit's bytes in every micro-batch; re-planning and re-placing
+  // each of them (2048 flows per gather on 16,384 GPUs) held a copy per collective.
+  std::map<std::tuple<int, std::vector<int>, double, bool>, int> full_groups_;
   std::map<LinkClass, double> traffic_;
 };
 

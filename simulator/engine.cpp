@@ -45,8 +45,6 @@ const char* to_string(TaskKind k) {
 
 namespace {
 
-using Csr = boost::compressed_sparse_row_graph<boost::directedS>;
-
 enum EventClass : int { kFlow = 0, kLatency = 1, kCompute = 2, kChange = 3 };
 
 struct Event {
@@ -65,13 +63,31 @@ struct Later {
   }
 };
 
+// Internally tasks are renumbered so that the ones that run at about the same time sit
+// next to each other in memory: by their position in their stream, then by stream (rank
+// by rank). A full step on 16,384 GPUs holds millions of tasks whose ranks advance in
+// step, numbered rank after rank by the builder; visited in event order, nearly every
+// access to a task's state was then a cache and TLB miss. Only memory order changes:
+// out-edges keep their order, events their (time, class, sequence) order, so every
+// result is the same to the bit.
 class Engine {
  public:
   Engine(const TaskGraph& g, const std::vector<Bandwidth>& capacity, const EngineOptions& opt)
       : g_(g), opt_(opt), net_(compact_links(g, capacity)) {
     const int n = static_cast<int>(g.tasks.size());
-    csr_ = Csr(boost::edges_are_unsorted_multi_pass, g.edges.begin(), g.edges.end(),
-               static_cast<std::size_t>(n));
+    renumber();
+    std::vector<std::pair<Index, Index>> edges;
+    edges.reserve(g.edges.size());
+    for (const auto& [a, b] : g.edges) {
+      edges.emplace_back(static_cast<Index>(internal_[a]), static_cast<Index>(internal_[b]));
+      ++state_[internal_[b]].deps;
+    }
+    csr_ = Csr(boost::edges_are_unsorted_multi_pass, edges.begin(), edges.end(),
+               static_cast<Index>(n));
+    edges.clear();
+    edges.shrink_to_fit();
+    internal_.clear();  // only the edges needed it
+    internal_.shrink_to_fit();
     // A cycle is a bug in the step builder, not bad input.
     std::vector<Csr::vertex_descriptor> order;
     try {
@@ -79,18 +95,6 @@ class Engine {
     } catch (const boost::not_a_dag&) {
       ORRERY_CHECK(false, "the task graph has a cycle");
     }
-    deps_.assign(n, 0);
-    for (const auto& [a, b] : g.edges) ++deps_[b];
-    streams_.resize(static_cast<size_t>(g.ranks) * kStreamsPerRank);
-    for (int t = 0; t < n; ++t) streams_[stream_of(t)].order.push_back(t);
-    timing_.assign(n, {});
-    version_.assign(n, 0);
-    remaining_.assign(n, 0);
-    rate_.assign(n, 1);
-    last_.assign(n, 0);
-    phase_.assign(n, 0);
-    flows_left_.assign(n, 0);
-    task_flows_.resize(n);
     running_compute_.assign(g.ranks, std::nullopt);
     comm_active_.assign(g.ranks, 0);
     factor_.assign(g.ranks, 1.0);
@@ -116,7 +120,7 @@ class Engine {
       const Event ev = queue_.top();
       queue_.pop();
       if (ev.cls != kChange &&
-          (ev.task < 0 ? ev.version != net_.version() : ev.version != version_[ev.task]))
+          (ev.task < 0 ? ev.version != net_.version() : ev.version != state_[ev.task].version))
         continue;
       ++events;
       now_ = ev.t;
@@ -130,23 +134,27 @@ class Engine {
       if (queue_.empty() || queue_.top().t > now_) flush_network();
     }
     EngineResult r;
+    r.timing.resize(state_.size());
     double last_end = 0;
-    for (size_t t = 0; t < timing_.size(); ++t) {
-      if (!timing_[t].end) {
+    for (size_t t = 0; t < state_.size(); ++t) {
+      const State& st = state_[t];
+      TaskTiming& timing = r.timing[static_cast<size_t>(original_[t])];
+      if (st.started) timing.start = Seconds(st.start);
+      if (!st.ended) {
         r.stalled = true;
         continue;
       }
-      last_end = std::max(last_end, timing_[t].end->value());
+      timing.end = Seconds(st.end);
+      last_end = std::max(last_end, st.end);
     }
     // Only a fault may stop the step; otherwise an unfinished task is a builder bug.
     bool can_stall = false;
     for (const EngineChange& c : opt_.changes) can_stall = can_stall || c.factor == 0;
-    for (size_t t = 0; t < timing_.size() && !can_stall; ++t) {
-      ORRERY_CHECK(timing_[t].end.has_value(),
+    for (size_t t = 0; t < r.timing.size() && !can_stall; ++t) {
+      ORRERY_CHECK(r.timing[t].end.has_value(),
                    fmt::format("deadlock: task {} ({} on rank {}) never ran", t,
                                to_string(g_.tasks[t].kind), g_.tasks[t].rank));
     }
-    r.timing = std::move(timing_);
     // Fault changes after the last task do not lengthen the step.
     r.end = Seconds(r.stalled ? now_ : last_end);
     r.events = events;
@@ -154,15 +162,94 @@ class Engine {
   }
 
  private:
+  // Vertex and edge indices of the dependency graph: 32 bits hold any graph that fits in
+  // memory here, at half the size of std::size_t.
+  using Index = std::uint32_t;
+  using Csr =
+      boost::compressed_sparse_row_graph<boost::directedS, boost::no_property, boost::no_property,
+                                         boost::no_property, Index, Index>;
+
   struct Stream {
-    std::vector<int> order;
+    std::vector<int> order;  // internal task ids
     size_t head = 0;
     bool busy = false;
   };
+  // What the engine reads of a task (internal id), copied from the graph.
+  struct Info {
+    double work = 0;  // seconds at full speed
+    int rank = 0;
+    int comm = -1;   // index into the graph's comms; -1 for compute
+    int stream = 0;  // index into streams_
+    int slot = -1;   // communication tasks: index into comm_; -1 for compute
+  };
+  // A task's state as the run goes (internal id), half a cache line.
+  struct State {
+    double start = 0, end = 0;
+    std::uint64_t version = 0;
+    int deps = 0;
+    bool started = false, ended = false;
+  };
+  // The compute task a rank runs now (at most one: its compute stream is in order).
+  struct Running {
+    double remaining = 0, rate = 1, last = 0;
+  };
+  // A communication task's progress, by slot (in the graph's task order).
+  struct CommState {
+    int task = 0;  // internal id
+    int phase = 0, flows_left = 0;
+    std::vector<int> flows;  // its flows now running
+  };
 
-  int stream_of(int t) const {
-    const Task& k = g_.tasks[t];
-    return k.rank * kStreamsPerRank + static_cast<int>(k.stream);
+  // Internal ids: tasks by their position in their stream, then by stream index.
+  void renumber() {
+    const size_t n = g_.tasks.size();
+    streams_.resize(static_cast<size_t>(g_.ranks) * kStreamsPerRank);
+    std::vector<int> position(n);
+    std::vector<int> stream_of(n);
+    std::vector<int> slot_of(n, -1);
+    size_t longest = 0;
+    for (size_t t = 0; t < n; ++t) {
+      const Task& k = g_.tasks[t];
+      if (is_comm(k.kind)) {
+        slot_of[t] = static_cast<int>(comm_.size());
+        comm_.emplace_back();
+      }
+      const int s = k.rank * kStreamsPerRank + static_cast<int>(k.stream);
+      stream_of[t] = s;
+      std::vector<int>& order = streams_[static_cast<size_t>(s)].order;
+      position[t] = static_cast<int>(order.size());
+      order.push_back(static_cast<int>(t));  // original ids for now
+      longest = std::max(longest, order.size());
+    }
+    // Counting sort by position; within a position, streams in index order.
+    std::vector<int> start(longest + 1, 0);
+    for (size_t t = 0; t < n; ++t) ++start[static_cast<size_t>(position[t]) + 1];
+    for (size_t k = 1; k <= longest; ++k) start[k] += start[k - 1];
+    original_.assign(n, 0);
+    internal_.assign(n, 0);
+    for (Stream& st : streams_) {
+      for (size_t k = 0; k < st.order.size(); ++k) {
+        const int t = st.order[k];
+        const int id = start[k]++;
+        original_[static_cast<size_t>(id)] = t;
+        internal_[static_cast<size_t>(t)] = id;
+        st.order[k] = id;
+      }
+    }
+    info_.resize(n);
+    for (size_t id = 0; id < n; ++id) {
+      const size_t t = static_cast<size_t>(original_[id]);
+      const Task& k = g_.tasks[t];
+      Info& in = info_[id];
+      in.work = k.work.value();
+      in.rank = k.rank;
+      in.comm = k.comm ? *k.comm : -1;
+      in.stream = stream_of[t];
+      in.slot = slot_of[t];
+      if (in.slot >= 0) comm_[static_cast<size_t>(in.slot)].task = static_cast<int>(id);
+    }
+    running_.assign(static_cast<size_t>(g_.ranks), Running{});
+    state_.assign(n, State{});
   }
 
   void push(double t, int cls, int task, std::uint64_t version) {
@@ -184,7 +271,7 @@ class Engine {
     Stream& st = streams_[s];
     if (st.busy || st.head >= st.order.size()) return;
     const int t = st.order[st.head];
-    if (deps_[t] > 0) return;
+    if (state_[t].deps > 0) return;
     st.busy = true;
     start(t);
   }
@@ -211,52 +298,57 @@ class Engine {
   }
 
   void start(int t) {
-    const Task& k = g_.tasks[t];
-    timing_[t].start = Seconds(now_);
-    if (!is_comm(k.kind)) {
+    const Info& k = info_[t];
+    State& st = state_[t];
+    st.start = now_;
+    st.started = true;
+    if (k.slot < 0) {
       running_compute_[k.rank] = t;
-      remaining_[t] = k.work.value();
-      rate_[t] = compute_rate(k.rank);
-      last_[t] = now_;
-      ++version_[t];
-      if (rate_[t] > 0) push(now_ + remaining_[t] / rate_[t], kCompute, t, version_[t]);
+      Running& run = running_[static_cast<size_t>(k.rank)];
+      run.remaining = k.work;
+      run.rate = compute_rate(k.rank);
+      run.last = now_;
+      ++st.version;
+      if (run.rate > 0) push(now_ + run.remaining / run.rate, kCompute, t, st.version);
       if (opt_.comm_slowdown > 0) rescale_flows(k.rank);
       return;
     }
     if (comm_active_[k.rank]++ == 0) update_compute_rate(k.rank);
-    phase_[t] = 0;
+    comm_[static_cast<size_t>(k.slot)].phase = 0;
     start_phase(t);
   }
 
   void start_phase(int t) {
-    const PlannedComm& c = g_.comms[*g_.tasks[t].comm];
-    if (phase_[t] >= static_cast<int>(c.phases.size())) {
+    const PlannedComm& c = g_.comms[static_cast<size_t>(info_[t].comm)];
+    const CommState& cs = comm_[static_cast<size_t>(info_[t].slot)];
+    if (cs.phase >= static_cast<int>(c.phases.size())) {
       finish(t);
       return;
     }
-    const PlannedPhase& ph = c.phases[phase_[t]];
+    const PlannedPhase& ph = c.phases[cs.phase];
     if (ph.latency.value() > 0) {
-      push(now_ + ph.latency.value(), kLatency, t, ++version_[t]);
+      push(now_ + ph.latency.value(), kLatency, t, ++state_[t].version);
     } else {
       start_flows(t);
     }
   }
 
   void start_flows(int t) {
-    const Task& k = g_.tasks[t];
-    const PlannedPhase& ph = g_.comms[*k.comm].phases[phase_[t]];
-    const std::vector<std::vector<FlowLink>>& local = local_links_[*k.comm][phase_[t]];
-    task_flows_[t].clear();
+    const Info& k = info_[t];
+    CommState& cs = comm_[static_cast<size_t>(k.slot)];
+    const PlannedPhase& ph = g_.comms[static_cast<size_t>(k.comm)].phases[cs.phase];
+    const std::vector<std::vector<FlowLink>>& local = local_links_[k.comm][cs.phase];
+    cs.flows.clear();
     int started = 0;
     for (size_t i = 0; i < ph.flows.size(); ++i) {
       if (ph.flows[i].bytes.value() <= 0) continue;
-      task_flows_[t].push_back(
+      cs.flows.push_back(
           net_.start(local[i], ph.flows[i].bytes.value(), t, ph.rate_scale * flow_scale(k.rank)));
       ++started;
     }
-    flows_left_[t] = started;
+    cs.flows_left = started;
     if (started == 0) {
-      ++phase_[t];
+      ++cs.phase;
       start_phase(t);
       return;
     }
@@ -267,9 +359,10 @@ class Engine {
     finished_.clear();
     net_.collect_finished(finished_);
     for (int t : finished_) {
-      if (--flows_left_[t] == 0) {
-        task_flows_[t].clear();
-        ++phase_[t];
+      CommState& cs = comm_[static_cast<size_t>(info_[t].slot)];
+      if (--cs.flows_left == 0) {
+        cs.flows.clear();
+        ++cs.phase;
         start_phase(t);
       }
     }
@@ -279,42 +372,48 @@ class Engine {
   void update_compute_rate(int rank) {
     if (!running_compute_[rank]) return;
     const int t = *running_compute_[rank];
-    remaining_[t] -= (now_ - last_[t]) * rate_[t];
-    remaining_[t] = std::max(0.0, remaining_[t]);
-    rate_[t] = compute_rate(rank);
-    last_[t] = now_;
-    ++version_[t];
-    if (rate_[t] > 0) push(now_ + remaining_[t] / rate_[t], kCompute, t, version_[t]);
+    State& st = state_[t];
+    Running& run = running_[static_cast<size_t>(rank)];
+    run.remaining -= (now_ - run.last) * run.rate;
+    run.remaining = std::max(0.0, run.remaining);
+    run.rate = compute_rate(rank);
+    run.last = now_;
+    ++st.version;
+    if (run.rate > 0) push(now_ + run.remaining / run.rate, kCompute, t, st.version);
   }
 
   void rescale_flows(int rank) {
     bool changed = false;
-    for (size_t t = 0; t < task_flows_.size(); ++t) {
-      if (task_flows_[t].empty() || g_.tasks[t].rank != rank) continue;
-      const PlannedPhase& ph = g_.comms[*g_.tasks[t].comm].phases[phase_[t]];
-      for (int f : task_flows_[t]) net_.set_scale(f, ph.rate_scale * flow_scale(rank));
+    // In the graph's task order (slots are numbered in it).
+    for (const CommState& cs : comm_) {
+      const Info& k = info_[static_cast<size_t>(cs.task)];
+      if (cs.flows.empty() || k.rank != rank) continue;
+      const PlannedPhase& ph = g_.comms[static_cast<size_t>(k.comm)].phases[cs.phase];
+      for (int f : cs.flows) net_.set_scale(f, ph.rate_scale * flow_scale(rank));
       changed = true;
     }
     if (changed) schedule_network();
   }
 
   void finish(int t) {
-    const Task& k = g_.tasks[t];
-    timing_[t].end = Seconds(now_);
-    ++version_[t];  // drop any stale event of this task
-    if (!is_comm(k.kind)) {
+    const Info& k = info_[t];
+    State& st = state_[t];
+    st.end = now_;
+    st.ended = true;
+    ++st.version;  // drop any stale event of this task
+    if (k.slot < 0) {
       running_compute_[k.rank].reset();
       if (opt_.comm_slowdown > 0) rescale_flows(k.rank);
     } else if (--comm_active_[k.rank] == 0) {
       update_compute_rate(k.rank);
     }
-    const int s = stream_of(t);
+    const int s = k.stream;
     streams_[s].busy = false;
     ++streams_[s].head;
     auto [begin, end] = boost::out_edges(static_cast<Csr::vertex_descriptor>(t), csr_);
     for (auto e = begin; e != end; ++e) {
       const int next = static_cast<int>(boost::target(*e, csr_));
-      if (--deps_[next] == 0) try_start(stream_of(next));
+      if (--state_[next].deps == 0) try_start(info_[next].stream);
     }
     try_start(s);
   }
@@ -388,13 +487,12 @@ class Engine {
   std::priority_queue<Event, std::vector<Event>, Later> queue_;
   std::uint64_t seq_ = 0;
   double now_ = 0;
-  std::vector<int> deps_;
   std::vector<Stream> streams_;
-  std::vector<TaskTiming> timing_;
-  std::vector<std::uint64_t> version_;
-  std::vector<double> remaining_, rate_, last_;
-  std::vector<int> phase_, flows_left_;
-  std::vector<std::vector<int>> task_flows_;
+  std::vector<int> original_, internal_;  // internal id -> graph task, and back (construction)
+  std::vector<Info> info_;
+  std::vector<State> state_;
+  std::vector<Running> running_;            // per rank
+  std::vector<CommState> comm_;             // per communication task
   std::vector<MaybeTask> running_compute_;  // per rank, its compute task now running
   std::vector<int> comm_active_;
   std::vector<int> finished_;

@@ -30,7 +30,7 @@ void FlowNetwork::mark_dirty(const Flow& f) {
   }
 }
 
-int FlowNetwork::start(std::vector<FlowLink> links, double bytes, int owner, double scale) {
+int FlowNetwork::start(const std::vector<FlowLink>& links, double bytes, int owner, double scale) {
   ORRERY_CHECK(!links.empty(), "a flow crosses at least one link");
   ORRERY_CHECK(bytes >= 0 && scale > 0 && scale <= 1, "flow bytes and scale in range");
   int id;
@@ -42,7 +42,7 @@ int FlowNetwork::start(std::vector<FlowLink> links, double bytes, int owner, dou
     flows_.emplace_back();
   }
   Flow& f = flows_[id];
-  f.links = std::move(links);
+  f.links.assign(links.begin(), links.end());
   f.remaining = bytes;
   f.rate = 0;
   f.scale = scale;

@@ -27,7 +27,8 @@ class FlowNetwork {
   // Starts a flow of `bytes` over `links`; returns its id. `owner` is passed back on
   // completion. `scale` (0, 1] slows the flow below its fair share (a GPU whose SMs are
   // busy with compute), without freeing bandwidth for others.
-  int start(std::vector<FlowLink> links, double bytes, int owner, double scale = 1.0);
+  // The links are copied into a slot a finished flow left, reusing its storage.
+  int start(const std::vector<FlowLink>& links, double bytes, int owner, double scale = 1.0);
   void set_scale(int flow, double scale);
   // Changes a link's capacity (a modelled fault); the flows on it are re-shared.
   void set_capacity(int link, double capacity_bytes_per_s);

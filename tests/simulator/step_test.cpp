@@ -192,6 +192,28 @@ TEST(Fsdp, GatherAndReduceScatterBytesPerLayer) {
               1e-9 * params);
 }
 
+TEST(Fsdp, FullModePlansEachRepeatedCollectiveOnce) {
+  // fsdp_node() in --full: one shard group of the node's 8 GPUs, 34 units (embedding, 32
+  // blocks, head) and m = 2 micro-batches, so 2 * 34 * 3 = 204 collective tasks (a
+  // forward and a backward gather and a reduce-scatter per unit and micro-batch), each
+  // on the group's first GPU. They are only 3 units' sizes (embedding, block, head) in 2
+  // operations (all-gather, reduce-scatter): a repeated collective reuses its plan, so
+  // the graph holds at most 6 plans, not one per task (the graph and its memory then
+  // grew with micro-batches x layers x the group's flows). The step is the symmetric
+  // one's: the same group, alone on the node.
+  const Scenario s = fsdp_node();
+  SimulationOptions full;
+  full.full = true;
+  const StepResult r = simulate_step(s, full);
+  ASSERT_EQ(r.graph.ranks, 8);
+  int collectives = 0;
+  for (const Task& t : r.graph.tasks)
+    if (t.kind == TaskKind::param_gather || t.kind == TaskKind::dp_comm) ++collectives;
+  EXPECT_EQ(collectives, 204);
+  EXPECT_LE(r.graph.comms.size(), 6u);
+  EXPECT_NEAR(r.step_time.value() / simulate_step(s).step_time.value(), 1.0, 1e-9);
+}
+
 TEST(Fsdp, Fp8ParameterGathersMoveFp8WeightsInOneByte) {
   // As GatherAndReduceScatterBytesPerLayer, in fp8 with fp8 parameter all-gathers: the
   // W8 = 6,979,321,856 weights of Llama 3 8B's fp8 GEMMs (32 x 218,103,808 in the blocks;
