@@ -361,7 +361,8 @@ std::string render_sweep_csv(const SweepInput& in, const SweepResult& r) {
   out += ",step_time_s";
   for (const auto& col : kBreakdownColumns) out += "," + col;
   out +=
-      ",tokens_per_s,mfu,time_to_train_s,cost_usd,energy_kwh,tco_usd,peak_power_w,band_basis,"
+      ",tokens_per_s,mfu,time_to_train_s,cost_usd,energy_kwh,tco_usd,peak_power_w,"
+      "time_to_train_days,wall_time_days,goodput,expected_failures,band_basis,"
       "band_cases,"
       "step_time_low_s,step_time_high_s,outside_validated_region,rank,system_choice,"
       "reason\n";
@@ -404,8 +405,12 @@ std::string render_sweep_csv(const SweepInput& in, const SweepResult& r) {
       field(opt(f.energy_kwh));
       field(opt(f.tco_usd));
       field(num(f.peak_power_w));
+      field(f.time_to_train ? num(f.time_to_train->value() / 86400.0) : std::string());
+      field(f.wall_time ? num(f.wall_time->value() / 86400.0) : std::string());
+      field(opt(f.goodput));
+      field(opt(f.expected_failures));
     } else {
-      out += std::string(8 + kBreakdownColumns.size(), ',');  // step, breakdown, 7 more
+      out += std::string(12 + kBreakdownColumns.size(), ',');  // step, breakdown, 11 more
     }
     // The band and the region flags wherever the memory model ran; the step-time ends
     // once simulated.
@@ -449,6 +454,9 @@ ordered_json figures_json(const Figures& f) {
   if (f.energy_kwh) j["energy_kwh"] = *f.energy_kwh;
   if (f.tco_usd) j["tco_usd"] = *f.tco_usd;
   j["peak_power_w"] = f.peak_power_w;
+  if (f.wall_time) j["wall_time_s"] = f.wall_time->value();
+  if (f.goodput) j["goodput"] = *f.goodput;
+  if (f.expected_failures) j["expected_failures"] = *f.expected_failures;
   return j;
 }
 
@@ -467,6 +475,9 @@ Figures figures_from(const ordered_json& j) {
   if (j.contains("energy_kwh")) f.energy_kwh = j["energy_kwh"].get<double>();
   if (j.contains("tco_usd")) f.tco_usd = j["tco_usd"].get<double>();
   f.peak_power_w = j.at("peak_power_w").get<double>();
+  if (j.contains("wall_time_s")) f.wall_time = Seconds(j["wall_time_s"].get<double>());
+  if (j.contains("goodput")) f.goodput = j["goodput"].get<double>();
+  if (j.contains("expected_failures")) f.expected_failures = j["expected_failures"].get<double>();
   return f;
 }
 

@@ -73,6 +73,11 @@ void set_run(Figures& f, const RunEstimate& e) {
   f.energy_kwh = e.energy_kwh;
   if (e.tco) f.tco_usd = e.tco->run_usd;
   f.peak_power_w = e.peak_power.value();
+  if (e.goodput) {
+    f.wall_time = e.goodput->wall_time;
+    f.goodput = e.goodput->goodput;
+    f.expected_failures = e.goodput->interruptions;
+  }
 }
 
 // The bound's whole run: at the bound's step time with zero utilisation (idle draw).

@@ -112,6 +112,10 @@ struct Figures {
   std::optional<double> cost_usd, energy_kwh;
   std::optional<double> tco_usd;  // with cost.amortization_years: the run's cost of owning
   double peak_power_w = 0;        // peak facility power (model/training_run.h)
+  // With reliability: too: the expected wall time with checkpoints, failures and restarts,
+  // the goodput (time to train / wall time) and the expected failures (Goodput).
+  std::optional<Seconds> wall_time;
+  std::optional<double> goodput, expected_failures;
 };
 
 // Memory per GPU of the busiest stage (model/memory.h) against the GPU's capacity.

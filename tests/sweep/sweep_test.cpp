@@ -724,3 +724,61 @@ TEST(SweepConstraints, TheDeadlineSplitsTheCandidatesAndTheSystemTakesTheFewestN
 
 }  // namespace
 }  // namespace orrery
+
+namespace orrery {
+namespace {
+
+// The CSV carries the whole-run columns `run` prints when the scenario has a target and
+// reliability: time to train in days, the expected wall time with failures, goodput and
+// expected failures, each consistent with the others by definition (model/training_run.h):
+// goodput = time to train / wall time, failures = wall time / job MTBF, and the job MTBF
+// here is 800 h / 8 GPUs = 100 h = 360,000 s.
+TEST(SplitSweep, CsvHasTheWholeRunColumns) {
+  std::string text = kBase;
+  const std::string plain = "training: {precision: bf16}";
+  text.replace(text.find(plain), plain.size(),
+               "training: {precision: bf16, target: {tokens: 1.0e9}}");
+  const SweepInput in = load_sweep_text(
+      text +
+          "reliability: {gpu_mtbf: 800 h, checkpoint_bandwidth: 10 GB/s, restart_time: 600 s}\n"
+          "sweep: {microbatch: [1, 2]}\n",
+      "t.yaml");
+  const SweepResult r = run_sweep(in, SweepOptions{});
+  const std::string csv = render_sweep_csv(in, r);
+  auto split = [](const std::string& line) {
+    std::vector<std::string> out(1);
+    for (char ch : line) {
+      if (ch == ',') out.emplace_back();
+      else out.back() += ch;
+    }
+    return out;
+  };
+  const std::size_t eol = csv.find('\n');
+  const std::vector<std::string> header = split(csv.substr(0, eol));
+  auto column = [&](const std::string& name) {
+    const auto it = std::find(header.begin(), header.end(), name);
+    EXPECT_NE(it, header.end()) << name;
+    return static_cast<std::size_t>(it - header.begin());
+  };
+  const std::size_t ttt = column("time_to_train_s"), days = column("time_to_train_days"),
+                    wall = column("wall_time_days"), good = column("goodput"),
+                    fails = column("expected_failures");
+  int rows = 0;
+  for (std::size_t at = eol + 1; at < csv.size();) {
+    const std::size_t end = csv.find('\n', at);
+    const std::vector<std::string> row = split(csv.substr(at, end - at));
+    at = end + 1;
+    ASSERT_EQ(row.size(), header.size());
+    if (row[1] != "simulated") continue;
+    ++rows;
+    const double t = std::stod(row[ttt]), w = std::stod(row[wall]) * 86400.0;
+    EXPECT_NEAR(std::stod(row[days]), t / 86400.0, 1e-6 * t / 86400.0);
+    EXPECT_GT(w, t);  // checkpoints alone make the wall time longer
+    EXPECT_NEAR(std::stod(row[good]), t / w, 1e-6);
+    EXPECT_NEAR(std::stod(row[fails]), w / 360000.0, 1e-6 * w / 360000.0);
+  }
+  EXPECT_EQ(rows, 2);
+}
+
+}  // namespace
+}  // namespace orrery
