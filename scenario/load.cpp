@@ -381,22 +381,21 @@ SweepInput load_sweep_text(const std::string& yaml, const std::string& display_n
                      "sweep.system gives each candidate its system's own GPU; remove "
                      "cluster.gpu from the file (or sweep gpu over a cluster written in full)");
   }
+  // One raw scenario per swept system (cluster.preset) or GPU (cluster.gpu), the key
+  // blamed on the sweep's line.
+  auto swept = [&](const char* key, const char* sweep_key, const std::vector<std::string>& names) {
+    for (const auto& name : names) {
+      YAML::Node copy = YAML::Clone(root);
+      set_path(copy, key, name);
+      RawScenario raw = parse_raw(copy, display_name, nullptr);
+      raw.set_by(key, in.spec.where(sweep_key));
+      in.raw.push_back(std::move(raw));
+    }
+  };
   if (!in.spec.system.empty()) {
-    for (const auto& system : in.spec.system) {
-      YAML::Node copy = YAML::Clone(root);
-      set_path(copy, "cluster.preset", system);
-      RawScenario raw = parse_raw(copy, display_name, nullptr);
-      raw.set_by("cluster.preset", in.spec.where("sweep.system"));
-      in.raw.push_back(std::move(raw));
-    }
+    swept("cluster.preset", "sweep.system", in.spec.system);
   } else if (!in.spec.gpu.empty()) {
-    for (const auto& gpu : in.spec.gpu) {
-      YAML::Node copy = YAML::Clone(root);
-      set_path(copy, "cluster.gpu", gpu);
-      RawScenario raw = parse_raw(copy, display_name, nullptr);
-      raw.set_by("cluster.gpu", in.spec.where("sweep.gpu"));
-      in.raw.push_back(std::move(raw));
-    }
+    swept("cluster.gpu", "sweep.gpu", in.spec.gpu);
   } else {
     in.raw.push_back(parse_raw(root, display_name, nullptr));
   }
