@@ -232,6 +232,14 @@ void complete_transformer(Scenario& s) {
     MoeSpec& e = *m.moe;
     require(s, "model.moe.experts", "number of routed experts");
     require(s, "model.moe.expert_ffn", "hidden width of one expert");
+    if (!is_set(s, "model.moe.load_imbalance")) {
+      // 1 + MaxVio_global of Wang et al. 2024, "Auxiliary-Loss-Free Load Balancing
+      // Strategy for Mixture-of-Experts" (arXiv:2408.15664), Table 2, 3B model (64 routed
+      // experts, top-6): 0.52 trained with an auxiliary loss, 0.04 with the bias-based
+      // loss-free balancing. Per expert, over the validation set: a rank holding several
+      // experts averages some of it out, a single step adds sampling noise to it.
+      e.load_imbalance = e.aux_loss ? 1.52 : 1.04;
+    }
     if (e.top_k > e.experts) {
       reject(s, "model.moe.top_k", std::to_string(e.top_k),
              fmt::format("cannot exceed experts ({})", e.experts));

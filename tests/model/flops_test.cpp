@@ -80,7 +80,8 @@ TEST(Flops, MixtralCountsTopKExpertsAndRouter) {
 TEST(Flops, CapacityFactorPadsHardwareButNotModelFlops) {
   const std::string yaml = R"(
 cluster: {preset: dgx-h100}
-model: {preset: mixtral-8x7b, moe: {capacity_factor: 1.25, pad_to_capacity: true}}
+model: {preset: mixtral-8x7b, moe: {capacity_factor: 1.25, pad_to_capacity: true,
+                                  load_imbalance: 1}}
 parallelism: {tp: 1, global_batch: 8}
 )";
   const StepFigures padded = analyse_step(load_scenario_text(yaml, "cf.yaml"));
@@ -98,7 +99,7 @@ TEST(Flops, DroppedTokensAreNeitherExecutedNorCounted) {
   // from both the executed and the model FLOPs (expert GEMMs as in the test above).
   const std::string yaml = R"(
 cluster: {preset: dgx-h100}
-model: {preset: mixtral-8x7b, moe: {capacity_factor: 0.8}}
+model: {preset: mixtral-8x7b, moe: {capacity_factor: 0.8, load_imbalance: 1}}
 parallelism: {tp: 1, global_batch: 8}
 )";
   const StepFigures dropped = analyse_step(load_scenario_text(yaml, "cf.yaml"));

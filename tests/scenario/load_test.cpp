@@ -180,3 +180,25 @@ training: {recompute: selective, recompute_modules: [mla_up_proj, layernorm, moe
 
 }  // namespace
 }  // namespace orrery
+
+namespace orrery {
+namespace {
+
+// Without a written load_imbalance, the busiest rank's share follows the balancing:
+// 1 + MaxVio_global of arXiv:2408.15664 Table 2 (3B model), 0.52 under an auxiliary loss
+// and 0.04 with loss-free bias balancing; a written value is kept.
+TEST(Load, MoeLoadImbalanceDefaultsByBalancing) {
+  auto imbalance = [](const std::string& moe) {
+    const Scenario s = load_scenario_text(
+        "cluster: {preset: dgx-h100}\nmodel: {preset: mixtral-8x7b" + moe +
+            "}\nparallelism: {tp: 1, global_batch: 8}\n",
+        "moe.yaml");
+    return s.model.moe->load_imbalance;
+  };
+  EXPECT_DOUBLE_EQ(imbalance(""), 1.52);
+  EXPECT_DOUBLE_EQ(imbalance(", moe: {aux_loss: false}"), 1.04);
+  EXPECT_DOUBLE_EQ(imbalance(", moe: {load_imbalance: 1.2}"), 1.2);
+}
+
+}  // namespace
+}  // namespace orrery

@@ -128,7 +128,7 @@ TEST(Groups, ExpertGroupsFoldExpertParallelismOverDataAndContext) {
 Scenario moe16(int ep) {
   return load_scenario_text(fmt::format(R"(
 cluster: {{preset: dgx-h100, nodes: 2}}
-model: {{preset: mixtral-8x7b, layers: 2, seq_len: 4096}}
+model: {{preset: mixtral-8x7b, layers: 2, seq_len: 4096, moe: {{load_imbalance: 1}}}}
 parallelism: {{tp: 2, cp: 2, dp: 4, ep: {}, microbatch: 1, global_batch: 4,
               ep_alltoall: direct}}
 training: {{recompute: none}}

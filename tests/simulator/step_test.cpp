@@ -398,8 +398,11 @@ TEST(ContextParallel, RingOverlapsWhatAllGatherExposes) {
 namespace orrery {
 namespace {
 
-// Two Mixtral layers on one DGX A100, 8 experts split 8 ways, one sequence per GPU.
-StepResult moe_node(const std::string& moe) {
+// Two Mixtral layers on one DGX A100, 8 experts split 8 ways, one sequence per GPU;
+// uniform routing (load_imbalance 1) unless `moe` says otherwise.
+StepResult moe_node(std::string moe) {
+  if (moe.find("load_imbalance") == std::string::npos)
+    moe = moe.empty() ? "load_imbalance: 1" : moe + ", load_imbalance: 1";
   const std::string yaml = fmt::format(R"(
 cluster: {{preset: dgx-a100}}
 model: {{preset: mixtral-8x7b, layers: 2, moe: {{{}}}}}
