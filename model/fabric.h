@@ -10,7 +10,11 @@
 //  - Fat tree: NIC ports fill leaves in order: ceil(nodes * nics_per_node / kLeafDownlinks).
 //  - One leaf: no spine. Several: the spine layer has ceil(total uplinks / kSwitchPorts)
 //    switches, every uplink ending on a spine port.
-// Cables: one per NIC (NIC to leaf) and one per uplink (leaf to spine). Transceivers: one
+//  - Pods (inter_node.pod_size): each pod's leaves as above under its own spine switches,
+//    which also take the pod's ceil(uplinks / pod_oversubscription) links to the
+//    aggregation layer, ceil(those links / kSwitchPorts) switches.
+// Cables: one per NIC (NIC to leaf) and one per uplink (leaf to spine, pod spine to
+// aggregation). Transceivers: one
 // per cable end (two per cable), every link taken as optical; passive copper (DAC) links
 // inside a rack, or twin-port modules serving two switch ports, lower the count.
 #pragma once
@@ -27,10 +31,12 @@ struct FabricCount {
   int leaves = 0;
   int uplinks_per_leaf = 0;  // of a full leaf: ceil(kLeafDownlinks / oversubscription)
   int uplinks = 0;           // every leaf's, each ceil(its downlinks / oversubscription)
-  int spines = 0;
-  int switches = 0;      // leaves + spines
+  int spines = 0;             // with pods: every pod's spine switches
+  int pod_uplinks = 0;        // pod spines to the aggregation layer (inter_node.pod_size)
+  int aggregation = 0;        // aggregation switches above the pods
+  int switches = 0;      // leaves + spines + aggregation
   int switch_ports = 0;  // ports in use: NIC downlinks + uplinks at both ends
-  int cables = 0;        // NIC-leaf + leaf-spine
+  int cables = 0;        // NIC-leaf + leaf-spine + pod spine-aggregation
   int transceivers = 0;  // two per cable
 };
 

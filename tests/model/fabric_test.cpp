@@ -32,6 +32,34 @@ TEST(Fabric, TwoTierFatTreeNonBlocking) {
   EXPECT_EQ(f.transceivers, 2048);
 }
 
+TEST(Fabric, PodsUnderAnAggregationLayer) {
+  // 16 nodes x 8 NICs in pods of 64 GPUs (8 nodes), fat tree at 1:1, 7:1 above the pods.
+  // Per pod: 64 NIC ports on 2 leaves, 32 uplinks each = 64; to the aggregation layer
+  // ceil(64 / 7) = 10 links; the pod's spine takes 64 + 10 = 74 ports: 2 switches.
+  // Both pods: leaves 4, spines 4, aggregation ceil(20 / 64) = 1; switches 9. Cables
+  // 128 + 128 + 20 = 276, transceivers 552; ports 128 + 2 x 128 + 2 x 20 = 424.
+  ClusterSpec c = cluster(16, 8, InterNodeTopology::fat_tree, 1.0);
+  c.inter_node.pod_size = 64;
+  c.inter_node.pod_oversubscription = 7.0;
+  const FabricCount f = count_fabric(c);
+  EXPECT_EQ(f.leaves, 4);
+  EXPECT_EQ(f.uplinks, 128);
+  EXPECT_EQ(f.pod_uplinks, 20);
+  EXPECT_EQ(f.spines, 4);
+  EXPECT_EQ(f.aggregation, 1);
+  EXPECT_EQ(f.switches, 9);
+  EXPECT_EQ(f.cables, 276);
+  EXPECT_EQ(f.transceivers, 552);
+  EXPECT_EQ(f.switch_ports, 424);
+  // One pod holding the whole cluster is the plain two-tier fabric: 4 leaves, 128
+  // uplinks, 2 spines, no aggregation.
+  c.inter_node.pod_size = 128;
+  const FabricCount one = count_fabric(c);
+  EXPECT_EQ(one.spines, 2);
+  EXPECT_EQ(one.aggregation, 0);
+  EXPECT_EQ(one.cables, 256);
+}
+
 TEST(Fabric, RailOptimizedOversubscribedWithAPartialGroup) {
   // 40 nodes x 8 rails, 2:1. Each rail has ceil(40 / 32) = 2 leaves: 8 x 2 = 16. Per rail
   // one leaf holds 32 NICs (16 uplinks at 2:1), the other 8 (4 uplinks): 8 x (16 + 4) =
