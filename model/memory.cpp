@@ -245,6 +245,18 @@ RankTally tally_rank(const Scenario& s, const StageLayers& sl, int i, const Stat
     } else {
       st.layers_in_flight += factor * layers;
       r.activations += stage_microbatch * factor;
+      if (t.activation_offload) {
+        // pp = 1 (validated): the first `layers` transformer layers' saved tensors wait in
+        // host memory, so the GPU's peak is the other layers' (Transformer Engine's
+        // DefaultOffloadSynchronizer: (L - N) x T).
+        const int n = std::min(t.activation_offload->layers, layers);
+        Bytes off;
+        for (int k = 0; k < n; ++k)
+          off += sl.layers[held][static_cast<std::size_t>(k)]->saved(t.recompute, t.recompute_modules);
+        st.layers_in_flight -= factor * n;
+        st.offloaded_activations += off * factor;
+        r.activations -= off * factor;
+      }
     }
     if (const Layer* e = sl.embedding[held]) {
       r.dense += e->params();
@@ -380,7 +392,7 @@ MemoryReport estimate_memory(const Scenario& s, const Workload& w) {
     const RankTally r = tally_rank(s, sl, i, sb, fp8_gather, st);
     MemoryBreakdown& mem = st.memory;
     add_model_states(p, t, sb, r, dense_group, expert_group, mem, st.offloaded_params);
-    st.host = Bytes(kOffloadedHostBytes * st.offloaded_params);
+    st.host = Bytes(kOffloadedHostBytes * st.offloaded_params) + st.offloaded_activations;
     mem.activations = r.activations;
 
     st.runtime_reserve = t.runtime_reserve;

@@ -64,6 +64,9 @@ struct StageMemory {
   // (kOffloadedHostBytes a parameter), and the parameters it steps on the CPU.
   Bytes host;
   double offloaded_params = 0;
+  // training.activation_offload: the saved activations of the first layers, in host memory
+  // (also in `host`), not in `memory.activations`.
+  Bytes offloaded_activations;
 };
 
 // Host bytes per offloaded parameter: Megatron-Core's hybrid device optimizer keeps an fp32

@@ -151,6 +151,9 @@ ordered_json scenario_json(const Scenario& s) {
     j["training"]["optimizer_offload"] = {{"fraction", t.optimizer_offload->fraction},
                                           {"overlap", t.optimizer_offload->overlap}};
   }
+  if (t.activation_offload) {
+    j["training"]["activation_offload"] = {{"layers", t.activation_offload->layers}};
+  }
   j["simulation"] = {{"compute_slowdown", s.simulation.compute_slowdown},
                      {"comm_slowdown", s.simulation.comm_slowdown}};
   if (s.measured) {
@@ -201,7 +204,8 @@ std::string render_check_json(const Scenario& s, const StepFigures& f) {
                       {"activations_per_layer_bytes", st.activations_per_layer.value()},
                       {"memory_bytes", detail::memory_json(st.memory)},
                       {"other_bytes", other}});
-    if (s.training.optimizer_offload) stages.back()["host_bytes"] = st.host.value();
+    if (s.training.optimizer_offload || s.training.activation_offload)
+      stages.back()["host_bytes"] = st.host.value();
   }
   j["stages"] = stages;
   return j.dump(2) + "\n";
@@ -416,10 +420,17 @@ void memory_section(std::string& o, const Scenario& s, const StepFigures& f) {
   const StageMemory* host = nullptr;
   for (const StageMemory& st : f.memory.stages)
     if (!host || st.host > host->host) host = &st;
-  if (t.optimizer_offload && host) {
+  if ((t.optimizer_offload || t.activation_offload) && host) {
+    std::string what;
+    if (t.optimizer_offload)
+      what = fmt::format("offloaded optimizer, {:g} B/param", kOffloadedHostBytes);
+    if (t.activation_offload) {
+      what += fmt::format("{}activations of {} layers ({})", what.empty() ? "" : ", ",
+                          t.activation_offload->layers, format_bytes(host->offloaded_activations));
+    }
     mem("host memory", host->host,
-        fmt::format("offloaded optimizer, {:g} B/param (stage {}), of {} per GPU",
-                    kOffloadedHostBytes, host->stage, format_bytes(f.memory.host_capacity)));
+        fmt::format("{} (stage {}), of {} per GPU", what, host->stage,
+                    format_bytes(f.memory.host_capacity)));
   }
   if (f.memory.stages.size() > 1) {
     o += "\n  per stage                layers   params/GPU   weights+grads+optimizer   activations       total\n";
@@ -434,7 +445,7 @@ void memory_section(std::string& o, const Scenario& s, const StepFigures& f) {
     o += fmt::format("\nverdict: fits ({} free)\n",
                      format_bytes(f.memory.capacity - w.memory.total()));
   } else if (w.memory.total() <= f.memory.capacity && host) {
-    o += fmt::format("\nverdict: OUT OF HOST MEMORY (the offloaded optimizer needs {} more)\n",
+    o += fmt::format("\nverdict: OUT OF HOST MEMORY (what is offloaded needs {} more)\n",
                      format_bytes(host->host - f.memory.host_capacity));
   } else {
     o += fmt::format("\nverdict: OUT OF MEMORY (needs {} more)\n",

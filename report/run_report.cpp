@@ -34,7 +34,8 @@ std::vector<Part> parts(const Breakdown& b) {
           {"pp_exposed", "PP comm exposed", b.pp_exposed},
           {"dp_exposed", "DP comm exposed", b.dp_exposed},
           {"bubble", "pipeline bubble", b.bubble},
-          {"optimizer", "optimizer", b.optimizer}};
+          {"optimizer", "optimizer", b.optimizer},
+          {"offload_exposed", "offload exposed", b.offload_exposed}};
 }
 
 ordered_json breakdown_json(const Breakdown& b) {

@@ -244,6 +244,25 @@ void read_optimizer_offload(MapReader& r, const std::string& key, Origin* origin
   r.mark(key);
 }
 
+// training.activation_offload (ActivationOffloadSpec); `layers` is required.
+const FieldTable<ActivationOffloadSpec>& activation_offload_fields() {
+  using A = ActivationOffloadSpec;
+  static const FieldTable<A> table = {
+      {"layers", required(whole(&A::layers, 1, kMaxCount))},
+  };
+  return table;
+}
+
+void read_activation_offload(MapReader& r, const std::string& key, Origin* origin, T& t) {
+  if (!r.has(key)) return;
+  ActivationOffloadSpec a;
+  MapReader ar(r.node(key), r.file(), r.key_path(key), keys_of(activation_offload_fields()),
+               origin);
+  read_fields(ar, origin, activation_offload_fields(), a);
+  t.activation_offload = a;
+  r.mark(key);
+}
+
 // training.gradient_compression: the scheme, then settings each used by some schemes
 // only, checked (in order of their keys) before any is read.
 const FieldTable<CompressionSpec>& compression_fields() {
@@ -303,6 +322,7 @@ const FieldTable<T>& training_fields() {
       {"optimizer_state_dtype", choice(&T::optimizer_state_dtype)},
       {"main_params_dtype", choice(&T::main_params_dtype)},
       {"optimizer_offload", read_optimizer_offload},
+      {"activation_offload", read_activation_offload},
       {"flash_attention", flag(&T::flash_attention)},
       {"cross_entropy_fusion", flag(&T::cross_entropy_fusion)},
       {"gradient_dtype",
@@ -332,6 +352,7 @@ KeyLists training_key_lists() {
           {"training.loss_scaling", keys_of(loss_scaling_fields())},
           {"training.fp8", keys_of(fp8_fields())},
           {"training.optimizer_offload", keys_of(optimizer_offload_fields())},
+          {"training.activation_offload", keys_of(activation_offload_fields())},
           {"training.fp8.bf16_layers", keys_of(fp8_layer_fields())},
           {"training.fp8.communication", keys_of(fp8_comm_fields())},
           {"training.target.critical_batch", critical_batch_keys()}};

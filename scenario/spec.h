@@ -527,6 +527,17 @@ struct OptimizerOffloadSpec {
   bool overlap = false;   // --overlap-cpu-optimizer-d2h-h2d (default off)
 };
 
+// training.activation_offload: Megatron-Core --cpu-offloading with
+// --cpu-offloading-num-layers (model_parallel_config.py at NVIDIA/Megatron-LM d98e8a64),
+// run by Transformer Engine's get_cpu_offload_context (transformer_engine/pytorch/
+// cpu_offload.py at NVIDIA/TransformerEngine d0067d0d, DefaultOffloadSynchronizer): the
+// saved activations of the first `layers` transformer layers go to host memory on a side
+// stream after their forward and come back before their backward (model/memory.h,
+// simulator/pipeline_pass.cpp).
+struct ActivationOffloadSpec {
+  int layers = 0;  // --cpu-offloading-num-layers
+};
+
 struct TrainingSpec {
   Precision precision = Precision::bf16;
   // training.fp8: the FP8 recipe. Validated: present only when precision is fp8 (so a
@@ -540,6 +551,7 @@ struct TrainingSpec {
   StateDtype optimizer_state_dtype = StateDtype::fp32;  // Adam/AdamW only (validated)
   MainParams main_params_dtype = MainParams::fp32;      // Adam/AdamW, 16-bit training only
   std::optional<OptimizerOffloadSpec> optimizer_offload;  // none: the state stays in HBM
+  std::optional<ActivationOffloadSpec> activation_offload;  // none: activations stay in HBM
   bool flash_attention = true;     // fused attention: no s^2 tensors are stored
   // Megatron-Core's fused vocabulary-parallel cross-entropy (--cross-entropy-loss-fusion):
   // 28 instead of 52 bytes moved per logit (model/transformer.cpp).

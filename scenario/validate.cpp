@@ -736,6 +736,38 @@ void complete_training(Scenario& s) {
              "(the system preset has none)");
     }
   }
+  // Activation offload as Megatron-Core allows it (transformer_config.py at d98e8a64,
+  // lines 1884-1899): fewer layers than the model has, no pipeline parallelism, no
+  // activation recomputation; and the host's PCIe figure to time it.
+  if (t.activation_offload) {
+    const std::string key = "training.activation_offload.layers";
+    const int n = t.activation_offload->layers;
+    if (!s.model.is_transformer()) {
+      reject(s, "training.activation_offload", "", "offloads transformer layers' activations");
+    }
+    if (n >= s.model.layers) {
+      reject(s, key, std::to_string(n),
+             fmt::format("must be below the model's layers ({}), as Megatron-Core requires",
+                         s.model.layers));
+    }
+    if (s.parallelism.pp > 1) {
+      reject(s, "training.activation_offload", "",
+             fmt::format("Megatron-Core offloads activations without pipeline parallelism only "
+                         "(pp is {})",
+                         s.parallelism.pp));
+    }
+    if (t.recompute != Recompute::none) {
+      reject(s, "training.activation_offload", "",
+             fmt::format("Megatron-Core refuses CPU offloading with activation recomputation "
+                         "(recompute is {})",
+                         to_string(t.recompute)));
+    }
+    if (!s.cluster.host.given()) {
+      reject(s, "training.activation_offload", "",
+             "needs the host figures cluster.host.pcie_bandwidth, memory_bandwidth and memory "
+             "(the system preset has none)");
+    }
+  }
   // A recompute module the model does not have (Megatron-Core refuses mla_up_proj without
   // multi-latent attention, transformer_config.py at d98e8a64; the MoE modules would
   // re-run nothing).

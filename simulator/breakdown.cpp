@@ -56,15 +56,16 @@ Breakdown TimelineReader::breakdown(int rank, Seconds step) const {
       b.optimizer += Seconds(d);
     } else {
       const double tp = t.tp.value() * scale, ep = t.ep.value() * scale,
-                   cp = t.cp.value() * scale;
+                   cp = t.cp.value() * scale, off = t.offload.value() * scale;
       const double rec =
           (t.kind == TaskKind::recompute ? d : t.recompute.value() * scale) +
           t.selective.value() * scale;
       b.tp_exposed += Seconds(tp);
       b.ep_exposed += Seconds(ep);
       b.cp_exposed += Seconds(cp);
-      b.recompute += Seconds(std::min(rec, d - tp - ep - cp));
-      b.compute += Seconds(std::max(0.0, d - tp - ep - cp - rec));
+      b.offload_exposed += Seconds(off);
+      b.recompute += Seconds(std::min(rec, d - tp - ep - cp - off));
+      b.compute += Seconds(std::max(0.0, d - tp - ep - cp - off - rec));
     }
     prev_end = end;
   }

@@ -17,6 +17,7 @@ namespace orrery::detail {
 // Time attributes of a compute task beyond plain compute (at full speed).
 struct Parts {
   Seconds tp, ep, cp, recompute, selective;
+  Seconds offload;  // waiting for activation offload copies (training.activation_offload)
 };
 
 // One pass of a layer simulated alone: its length, the exposed communication in it, and

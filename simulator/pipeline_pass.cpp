@@ -206,13 +206,29 @@ class PipelineBuilder {
     const bool full_recompute = ctx_.s.training.recompute == Recompute::full;
     MaybeTask after = prev_;
     const size_t before = g_.tasks.size();
+    const std::vector<Seconds> waits = offload_waits(r, layers, b.forward);
+    // A wait for activation offload copies, a compute-stream task of its own.
+    auto wait_for_copies = [&](size_t k) {
+      if (waits[k].value() <= 0) return;
+      Task t;
+      t.kind = b.forward ? TaskKind::forward : TaskKind::backward;
+      t.rank = rank;
+      t.microbatch = b.microbatch;
+      t.work = t.offload = waits[k];
+      const int id = planner_.issue(t);
+      g_.depend(after, id);
+      after = id;
+    };
     if (b.forward) {
-      for (const Layer* l : layers)
-        after = templates_.append_layer(planner_, g_, rank, st, *l, LayerPass::forward, after,
-                                        b.microbatch);
+      for (size_t k = 0; k < layers.size(); ++k) {
+        wait_for_copies(k);
+        after = templates_.append_layer(planner_, g_, rank, st, *layers[k], LayerPass::forward,
+                                        after, b.microbatch);
+      }
     } else {
       if (p_.zero_stage == 2) out_.micro_grads[r][grad_list].emplace_back();
       for (auto it = layers.rbegin(); it != layers.rend(); ++it) {
+        wait_for_copies(static_cast<size_t>(layers.rend() - it) - 1);
         if (full_recompute && (*it)->kind == LayerKind::transformer)
           after = templates_.append_layer(planner_, g_, rank, st, **it, LayerPass::recompute, after,
                                           b.microbatch);
@@ -248,11 +264,74 @@ class PipelineBuilder {
     t.ep = parts.ep;
     t.cp = parts.cp;
     t.recompute = parts.recompute;
+    t.offload = parts.offload;
     const int id = planner_.issue(t);
     g_.depend(prev_, id);
     if (!first_) first_ = id;
     prev_ = id;
     return id;
+  }
+
+  // training.activation_offload (pp = 1, validated): the wait before each layer's pass
+  // of a forward (`forward`) or backward block, by position in `layers`; none without it.
+  // Transformer Engine's DefaultOffloadSynchronizer (transformer_engine/pytorch/
+  // cpu_offload.py at NVIDIA/TransformerEngine d0067d0d) offloads transformer layers
+  // 0..N-1 one after another on a side stream, layer i's copy starting after its forward
+  // and due before the forward of layer L-N+i; in backward it starts reloading layer i
+  // before the backward of layer L-1-N+i and layer i's backward waits for it. A copy
+  // moves the layer's saved bytes at the slower of the GPU's PCIe link and its share of
+  // the node's host memory bandwidth.
+  std::vector<Seconds> offload_waits(size_t r, const std::vector<const Layer*>& layers,
+                                     bool forward) {
+    std::vector<Seconds> wait(layers.size());
+    const auto& off = ctx_.s.training.activation_offload;
+    if (!off) return wait;
+    const ClusterSpec& c = ctx_.s.cluster;
+    const double bw = std::min(c.host.pcie_bandwidth.value(),
+                               c.host.memory_bandwidth.value() / c.gpus_per_node);
+    std::vector<int> index(layers.size(), -1);  // transformer index, -1 for others
+    int L = 0;
+    for (size_t k = 0; k < layers.size(); ++k)
+      if (layers[k]->kind == LayerKind::transformer) index[k] = L++;
+    const int N = std::min(off->layers, L);
+    std::vector<double> copy(static_cast<size_t>(N)), done(static_cast<size_t>(N), 0.0);
+    for (size_t k = 0; k < layers.size(); ++k)
+      if (index[k] >= 0 && index[k] < N)
+        copy[static_cast<size_t>(index[k])] = layers[k]->saved(Recompute::none).value() / bw;
+    const int st = ranks_[r].s;
+    double t = 0, q = 0;  // the compute and the copy stream's clocks
+    for (size_t n = 0; n < layers.size(); ++n) {
+      const size_t k = forward ? n : layers.size() - 1 - n;
+      const int j = index[k];
+      Seconds pass;
+      if (forward) {
+        if (j >= 0 && j - (L - N) >= 0) {  // due: layer j - (L - N)'s copy
+          const double w = std::max(0.0, done[static_cast<size_t>(j - (L - N))] - t);
+          wait[k] = Seconds(w);
+          t += w;
+        }
+        pass = templates_.get(st, *layers[k], LayerPass::forward).total;
+        t += pass.value();
+        if (j >= 0 && j < N) {
+          done[static_cast<size_t>(j)] = std::max(q, t) + copy[static_cast<size_t>(j)];
+          q = done[static_cast<size_t>(j)];
+        }
+      } else {
+        const int i = j - (L - 1 - N);  // the layer whose reload starts now
+        if (j >= 0 && i >= 0 && i < N) {
+          done[static_cast<size_t>(i)] = std::max(q, t) + copy[static_cast<size_t>(i)];
+          q = done[static_cast<size_t>(i)];
+        }
+        if (j >= 0 && j < N) {
+          const double w = std::max(0.0, done[static_cast<size_t>(j)] - t);
+          wait[k] = Seconds(w);
+          t += w;
+        }
+        pass = templates_.get(st, *layers[k], LayerPass::backward).total;  // no recompute
+        t += pass.value();
+      }
+    }
+    return wait;
   }
 
   // Adds a template's time to a block's; its traffic is tallied once per stage (the
@@ -277,12 +356,14 @@ class PipelineBuilder {
 
   // ZeRO-3 / FSDP: every layer is an FSDP unit, its compute a task of its own that waits
   // for its gathered weights.
-  void fsdp_block(size_t r, const Block& b, const std::vector<const Layer*>& layers) {
+  void fsdp_block(size_t r, const Block& b, const std::vector<const Layer*>& layers,
+                  const std::vector<Seconds>& waits) {
     const bool fp8_param_gather = ctx_.s.training.fp8 && ctx_.s.training.fp8->param_allgather_fp8;
     std::vector<int> done;
-    auto unit = [&](const Layer& l, bool forward) {
-      Seconds work;
+    auto unit = [&](const Layer& l, bool forward, Seconds wait) {
+      Seconds work = wait;
       Parts parts;
+      parts.offload = wait;
       if (forward) {
         accumulate(r, templates_.get(ranks_[r].s, l, LayerPass::forward), work, parts);
       } else {
@@ -300,9 +381,9 @@ class PipelineBuilder {
       done.push_back(id);
     };
     if (b.forward) {
-      for (const Layer* l : layers) unit(*l, true);
+      for (size_t k = 0; k < layers.size(); ++k) unit(*layers[k], true, waits[k]);
     } else {
-      for (auto it = layers.rbegin(); it != layers.rend(); ++it) unit(**it, false);
+      for (size_t k = layers.size(); k-- > 0;) unit(*layers[k], false, waits[k]);
     }
   }
 
@@ -312,42 +393,55 @@ class PipelineBuilder {
   void template_block(size_t r, const Block& b, const std::vector<const Layer*>& layers,
                       bool final_bwd, int grad_list) {
     const int st = ranks_[r].s;
+    // Waits for activation offload copies, by layer position (none without offload).
+    const std::vector<Seconds> waits = b.weight ? std::vector<Seconds>(layers.size())
+                                                : offload_waits(r, layers, b.forward);
+    auto add_wait = [&](size_t k, Seconds& work, Parts& parts) {
+      work += waits[k];
+      parts.offload += waits[k];
+    };
     if (p_.zero_stage >= 3) {
-      fsdp_block(r, b, layers);
+      fsdp_block(r, b, layers, waits);
     } else if (b.forward) {
       Seconds work;
       Parts parts;
-      for (const Layer* l : layers)
-        accumulate(r, templates_.get(st, *l, LayerPass::forward), work, parts);
+      for (size_t k = 0; k < layers.size(); ++k) {
+        add_wait(k, work, parts);
+        accumulate(r, templates_.get(st, *layers[k], LayerPass::forward), work, parts);
+      }
       add_block(r, b, work, parts, TaskKind::forward);
     } else if (b.split) {
       // B: the backward without its weight-gradient GEMMs.
       Seconds work;
       Parts parts;
-      for (auto it = layers.rbegin(); it != layers.rend(); ++it) {
-        backward_of(r, **it, work, parts);
-        work -= templates_.weight_gradient_time(**it);
+      for (size_t k = layers.size(); k-- > 0;) {
+        add_wait(k, work, parts);
+        backward_of(r, *layers[k], work, parts);
+        work -= templates_.weight_gradient_time(*layers[k]);
       }
       add_block(r, b, work, parts, TaskKind::backward);
     } else if (!final_bwd && p_.zero_stage != 2) {
       Seconds work;
       Parts parts;
-      for (auto it = layers.rbegin(); it != layers.rend(); ++it) {
+      for (size_t k = layers.size(); k-- > 0;) {
         if (b.weight) {
-          work += templates_.weight_gradient_time(**it);
+          work += templates_.weight_gradient_time(*layers[k]);
         } else {
-          backward_of(r, **it, work, parts);
+          add_wait(k, work, parts);
+          backward_of(r, *layers[k], work, parts);
         }
       }
       add_block(r, b, work, parts, TaskKind::backward);
     } else {
       if (p_.zero_stage == 2) out_.micro_grads[r][grad_list].emplace_back();
-      for (auto it = layers.rbegin(); it != layers.rend(); ++it) {
+      for (size_t k = layers.size(); k-- > 0;) {
+        const auto it = layers.begin() + static_cast<std::ptrdiff_t>(k);
         Seconds work;
         Parts parts;
         if (b.weight) {
           work = templates_.weight_gradient_time(**it);
         } else {
+          add_wait(k, work, parts);
           backward_of(r, **it, work, parts);
         }
         const int id = add_block(r, b, work, parts, TaskKind::backward);

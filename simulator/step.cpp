@@ -170,6 +170,7 @@ StepResult average_period(StepResult sync, const StepResult& between, int period
     b.dp_exposed = blend(b.dp_exposed, o.dp_exposed);
     b.bubble = blend(b.bubble, o.bubble);
     b.optimizer = blend(b.optimizer, o.optimizer);
+    b.offload_exposed = blend(b.offload_exposed, o.offload_exposed);
     const double busy = (b.compute + b.recompute + b.optimizer).value();
     sync.stages[i].utilization = busy / step;
     if (!busiest || busy > *busiest + 1e-12) {

@@ -62,9 +62,10 @@ struct Breakdown {
   Seconds dp_exposed;  // gradient reduction and parameter gathers not hidden
   Seconds bubble;      // idle, waiting for other stages
   Seconds optimizer;   // optimizer step
+  Seconds offload_exposed;  // waiting for activation offload copies over PCIe
   Seconds total() const {
     return compute + recompute + tp_exposed + ep_exposed + cp_exposed + pp_exposed + dp_exposed +
-           bubble + optimizer;
+           bubble + optimizer + offload_exposed;
   }
 };
 

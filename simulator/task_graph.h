@@ -83,6 +83,7 @@ struct Task {
   Seconds tp;          // part of work that is exposed tensor-parallel communication
   Seconds ep;          // part of work that is exposed expert-parallel communication
   Seconds cp;          // part of work that is exposed context-parallel communication
+  Seconds offload;     // part of work spent waiting for activation offload copies
   std::optional<int> comm;        // comm tasks: index into TaskGraph::comms
   std::optional<int> label;       // index into TaskGraph::labels (trace names)
   std::optional<int> microbatch;  // the micro-batch a pipeline task belongs to

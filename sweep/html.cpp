@@ -24,7 +24,8 @@ constexpr double kW = 760, kH = 420, kLeft = 70, kRight = 70, kTop_ = 20, kBotto
 const std::vector<std::pair<std::string, std::string>> kParts = {
     {"compute_s", "#4e79a7"},      {"recompute_s", "#a0cbe8"}, {"tp_exposed_s", "#f28e2b"},
     {"ep_exposed_s", "#ffbe7d"},   {"cp_exposed_s", "#8cd17d"}, {"pp_exposed_s", "#b6992d"},
-    {"dp_exposed_s", "#e15759"},   {"bubble_s", "#bab0ac"},     {"optimizer_s", "#76b7b2"}};
+    {"dp_exposed_s", "#e15759"},   {"bubble_s", "#bab0ac"},     {"optimizer_s", "#76b7b2"},
+    {"offload_exposed_s", "#d37295"}};
 
 std::string esc(const std::string& s) {
   std::string out;

@@ -35,13 +35,14 @@ constexpr double kGiB = 1073741824.0;
 
 const std::vector<std::string> kBreakdownColumns = {
     "compute_s", "recompute_s", "tp_exposed_s", "ep_exposed_s", "cp_exposed_s",
-    "pp_exposed_s", "dp_exposed_s", "bubble_s", "optimizer_s"};
+    "pp_exposed_s", "dp_exposed_s", "bubble_s", "optimizer_s", "offload_exposed_s"};
 
 // The breakdown in seconds, in the order of kBreakdownColumns; breakdown_from inverts it.
 std::vector<double> breakdown_values(const Breakdown& b) {
   return {b.compute.value(),    b.recompute.value(),  b.tp_exposed.value(),
           b.ep_exposed.value(), b.cp_exposed.value(), b.pp_exposed.value(),
-          b.dp_exposed.value(), b.bubble.value(),     b.optimizer.value()};
+          b.dp_exposed.value(), b.bubble.value(),     b.optimizer.value(),
+          b.offload_exposed.value()};
 }
 
 Breakdown breakdown_from(const std::vector<double>& v) {
@@ -55,6 +56,7 @@ Breakdown breakdown_from(const std::vector<double>& v) {
   b.dp_exposed = Seconds(v.at(6));
   b.bubble = Seconds(v.at(7));
   b.optimizer = Seconds(v.at(8));
+  b.offload_exposed = Seconds(v.at(9));
   return b;
 }
 

@@ -743,6 +743,10 @@ std::string megatron_arguments(const Scenario& s) {
                        t.optimizer_offload->fraction);
     if (t.optimizer_offload->overlap) out += " --overlap-cpu-optimizer-d2h-h2d";
   }
+  if (t.activation_offload) {
+    out += fmt::format(" --cpu-offloading --cpu-offloading-num-layers {}",
+                       t.activation_offload->layers);
+  }
   if (t.optimizer_state_dtype == StateDtype::int8) {
     missing.emplace_back("8-bit optimizer states (bitsandbytes)");
   }

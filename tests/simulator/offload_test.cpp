@@ -96,3 +96,73 @@ TEST(OptimizerOffload, TheStepWaitsForIt) {
 
 }  // namespace
 }  // namespace orrery
+
+namespace orrery {
+namespace {
+
+// Activation offload (training.activation_offload): the same 8-GPU node with 8 such
+// layers and 4 of them offloaded; a copy runs at the slower of the PCIe link and the GPU's
+// eighth of the host memory bandwidth, both set per test.
+Scenario offloading(const std::string& pcie, int layers_offloaded,
+                    const std::string& host_memory = "800 GB/s") {
+  const std::string offload =
+      layers_offloaded > 0
+          ? fmt::format(", activation_offload: {{layers: {}}}", layers_offloaded)
+          : std::string();
+  const std::string yaml = fmt::format(R"(
+cluster: {{preset: dgx-h100, nodes: 1,
+          host: {{pcie_bandwidth: "{}", memory_bandwidth: "{}", memory: "1024 GiB"}}}}
+model: {{family: decoder, layers: 8, hidden: 1024, heads: 16, ffn: 4096, vocab: 32768,
+        seq_len: 256, activation: gelu, norm: rmsnorm, position_embedding: rope,
+        tied_embeddings: false, bias: false, dropout: false}}
+parallelism: {{tp: 1, pp: 1, dp: 8, zero_stage: 1, microbatch: 1, global_batch: 8}}
+training: {{precision: bf16, optimizer: adamw, recompute: none{}}}
+)",
+                                       pcie, host_memory, offload);
+  return load_scenario_text(yaml, "offloading.yaml");
+}
+
+TEST(ActivationOffload, TheFirstLayersActivationsMoveToTheHost) {
+  // Transformer Engine keeps (L - N) x T on the GPU: 4 of the 8 equal layers' saved bytes
+  // T leave HBM and take the same in host memory.
+  const MemoryReport plain = estimate_memory(offloading("10 GB/s", 0));
+  const MemoryReport on = estimate_memory(offloading("10 GB/s", 4));
+  const double T = plain.stages[0].activations_per_layer.value();
+  EXPECT_GT(T, 0);
+  EXPECT_NEAR(plain.stages[0].memory.activations.value() - on.stages[0].memory.activations.value(),
+              4 * T, 1e-9 * T);
+  EXPECT_NEAR(on.stages[0].offloaded_activations.value(), 4 * T, 1e-9 * T);
+  EXPECT_NEAR(on.stages[0].host.value(), 4 * T, 1e-9 * T);
+  EXPECT_DOUBLE_EQ(on.stages[0].layers_in_flight, 4.0);
+}
+
+TEST(ActivationOffload, HiddenOnAFastLinkExposedOnASlowOne) {
+  // Fast link and host memory: layer i's copy (T / 125 TB/s, the host's 1 PB/s over 8
+  // GPUs) is done long before the forward of layer 4 + i needs its memory and the reload
+  // before the backward of layer i: nothing waits. With the host's 800 GB/s shared by 8
+  // GPUs (100 GB/s each) the same copies take T / 100 GB/s, longer than a layer's compute
+  // here, and some are exposed.
+  const StepResult fast = simulate_step(offloading("1000 TB/s", 4, "1000 TB/s"));
+  EXPECT_EQ(fast.stages[0].breakdown.offload_exposed.value(), 0.0);
+  EXPECT_GT(simulate_step(offloading("1000 TB/s", 4)).stages[0].breakdown.offload_exposed.value(),
+            0.0);
+  // Slow link, c = T / 10 MB/s per copy, far above any layer's compute: the 4 copies run
+  // one after another in forward and again in backward, with at most the micro-batch's
+  // compute C hidden under them: 2 x 4 c - C <= exposed <= 2 x 4 c (one micro-batch).
+  const double T = estimate_memory(offloading("10 MB/s", 0)).stages[0].activations_per_layer.value();
+  const double c = T / 10e6;
+  const StepResult plain = simulate_step(offloading("10 MB/s", 0));
+  const StepResult slow = simulate_step(offloading("10 MB/s", 4));
+  const double C = plain.stages[0].breakdown.compute.value();
+  const double exposed = slow.stages[0].breakdown.offload_exposed.value();
+  EXPECT_LE(exposed, 8 * c * (1 + 1e-9));
+  EXPECT_GE(exposed, 8 * c - C);
+  EXPECT_GT(8 * c, 100 * C);  // the bounds are tight
+  // The step grows by the wait, less the plain step's exposed reduction that now hides
+  // under it.
+  EXPECT_NEAR(slow.step_time.value() - plain.step_time.value(), exposed,
+              plain.stages[0].breakdown.dp_exposed.value() + 1e-9);
+}
+
+}  // namespace
+}  // namespace orrery

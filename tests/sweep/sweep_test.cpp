@@ -475,6 +475,9 @@ TEST(SplitSweep, MegatronArgumentsForRecomputeModulesAndOffload) {
                                        " --use-precision-aware-optimizer --optimizer-cpu-offload "
                                        "--optimizer-offload-fraction 0.5 "
                                        "--overlap-cpu-optimizer-d2h-h2d");
+  s.training.activation_offload = ActivationOffloadSpec{12};
+  EXPECT_NE(megatron_arguments(s).find(" --cpu-offloading --cpu-offloading-num-layers 12"),
+            std::string::npos);
 }
 
 }  // namespace
