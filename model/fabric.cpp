@@ -10,17 +10,7 @@ namespace {
 // Uplinks of a switch with `down` ports facing down at `over`:1.
 int uplinks_at(int down, double over) { return static_cast<int>(std::ceil(down / over - 1e-9)); }
 
-}  // namespace
-
-int leaf_count(int nodes, int nics_per_node, InterNodeTopology topology) {
-  if (nodes <= 1) return 0;
-  const int nics = nodes * nics_per_node;
-  return topology == InterNodeTopology::rail_optimized
-             ? nics_per_node * ((nodes + kLeafDownlinks - 1) / kLeafDownlinks)
-             : (nics + kLeafDownlinks - 1) / kLeafDownlinks;
-}
-
-namespace {
+int switches_for(int ports) { return (ports + kSwitchPorts - 1) / kSwitchPorts; }
 
 // Leaves and their uplinks for `nodes` consecutive nodes (one pod, or the whole cluster),
 // the NICs plugged in as simulator/topology.cpp plugs them.
@@ -47,38 +37,37 @@ LeafTier leaf_tier(int nodes, int per_node, bool rail, double over) {
 
 FabricCount count_fabric(const ClusterSpec& c) {
   FabricCount f;
+  if (c.nodes <= 1) return f;  // no inter-node fabric
   const int per_node = std::max(1, c.inter_node.nics_per_node);
-  f.leaves = leaf_count(c.nodes, per_node, c.inter_node.topology);
-  if (f.leaves == 0) return f;
   f.nics = c.nodes * per_node;
   const bool rail = c.inter_node.topology == InterNodeTopology::rail_optimized;
   const double over = c.inter_node.oversubscription;
   f.uplinks_per_leaf = uplinks_at(kLeafDownlinks, over);
   // Pods of pod_size GPUs (whole nodes), each with its own leaves and spine, the spines
-  // joined by an aggregation layer (simulator/topology.cpp).
+  // joined by an aggregation layer (simulator/topology.cpp); without pods, one.
   const int pod_nodes =
       c.inter_node.pod_size > 0
           ? std::min(c.nodes, std::max(1, c.inter_node.pod_size / std::max(1, c.gpus_per_node)))
           : c.nodes;
-  if (pod_nodes >= c.nodes) {
-    const LeafTier t = leaf_tier(c.nodes, per_node, rail, over);
-    if (f.leaves > 1) {
-      f.uplinks = t.uplinks;
-      f.spines = (f.uplinks + kSwitchPorts - 1) / kSwitchPorts;
-    }
-  } else {
-    f.leaves = 0;
-    for (int first = 0; first < c.nodes; first += pod_nodes) {
-      const LeafTier t = leaf_tier(std::min(pod_nodes, c.nodes - first), per_node, rail, over);
+  const bool pods = pod_nodes < c.nodes;
+  for (int first = 0; first < c.nodes; first += pod_nodes) {
+    const LeafTier t = leaf_tier(std::min(pod_nodes, c.nodes - first), per_node, rail, over);
+    f.leaves += t.leaves;
+    f.uplinks += t.uplinks;
+    if (pods) {
       // The pod's uplinks to the aggregation layer carry 1 / pod_oversubscription of what
       // its leaves send up; its spine switches take both sets of ports.
       const int up = uplinks_at(t.uplinks, c.inter_node.pod_oversubscription);
-      f.leaves += t.leaves;
-      f.uplinks += t.uplinks;
       f.pod_uplinks += up;
-      f.spines += (t.uplinks + up + kSwitchPorts - 1) / kSwitchPorts;
+      f.spines += switches_for(t.uplinks + up);
     }
-    f.aggregation = (f.pod_uplinks + kSwitchPorts - 1) / kSwitchPorts;
+  }
+  if (pods) {
+    f.aggregation = switches_for(f.pod_uplinks);
+  } else if (f.leaves > 1) {
+    f.spines = switches_for(f.uplinks);
+  } else {
+    f.uplinks = 0;  // one leaf: no spine to go up to
   }
   f.switches = f.leaves + f.spines + f.aggregation;
   f.switch_ports = f.nics + 2 * f.uplinks + 2 * f.pod_uplinks;

@@ -1,6 +1,7 @@
 // The inter-node fabric orrery builds for a cluster (simulator/topology.h), counted as a
-// bill of materials: switches, their ports, cables and transceivers. One source for the
-// leaf count the simulator's topology uses and the purchase cost (model/training_run.h).
+// bill of materials: switches, their ports, cables and transceivers, for the purchase cost
+// (model/training_run.h). The leaves are counted as simulator/topology.cpp plugs NICs in
+// (the leaf size is shared: a static_assert there).
 //
 // Switches have kSwitchPorts ports (NVIDIA Quantum-2 QM9700: 64 NDR 400 Gb/s ports,
 // QM9700 datasheet); a leaf gives kLeafDownlinks of them to NICs and ceil(downlinks /
@@ -39,9 +40,6 @@ struct FabricCount {
   int cables = 0;        // NIC-leaf + leaf-spine + pod spine-aggregation
   int transceivers = 0;  // two per cable
 };
-
-// Leaves of the fabric of `nodes` nodes with `nics_per_node` NICs each (0 for one node).
-int leaf_count(int nodes, int nics_per_node, InterNodeTopology topology);
 
 // The whole fabric of the cluster (its node count, NICs, topology and oversubscription).
 FabricCount count_fabric(const ClusterSpec& c);

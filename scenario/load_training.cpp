@@ -224,7 +224,7 @@ void read_fp8(MapReader& r, const std::string& key, Origin* origin, T& t) {
   r.mark(key);
 }
 
-// training.optimizer_offload (OptimizerOffloadSpec); a section given turns it on.
+// training.optimizer_offload (OptimizerOffloadSpec); a section given turns it on (nested).
 const FieldTable<OptimizerOffloadSpec>& optimizer_offload_fields() {
   using O = OptimizerOffloadSpec;
   static const FieldTable<O> table = {
@@ -234,16 +234,6 @@ const FieldTable<OptimizerOffloadSpec>& optimizer_offload_fields() {
   return table;
 }
 
-void read_optimizer_offload(MapReader& r, const std::string& key, Origin* origin, T& t) {
-  if (!r.has(key)) return;
-  OptimizerOffloadSpec o;
-  MapReader orr(r.node(key), r.file(), r.key_path(key), keys_of(optimizer_offload_fields()),
-                origin);
-  read_fields(orr, origin, optimizer_offload_fields(), o);
-  t.optimizer_offload = o;
-  r.mark(key);
-}
-
 // training.activation_offload (ActivationOffloadSpec); `layers` is required.
 const FieldTable<ActivationOffloadSpec>& activation_offload_fields() {
   using A = ActivationOffloadSpec;
@@ -251,16 +241,6 @@ const FieldTable<ActivationOffloadSpec>& activation_offload_fields() {
       {"layers", required(whole(&A::layers, 1, kMaxCount))},
   };
   return table;
-}
-
-void read_activation_offload(MapReader& r, const std::string& key, Origin* origin, T& t) {
-  if (!r.has(key)) return;
-  ActivationOffloadSpec a;
-  MapReader ar(r.node(key), r.file(), r.key_path(key), keys_of(activation_offload_fields()),
-               origin);
-  read_fields(ar, origin, activation_offload_fields(), a);
-  t.activation_offload = a;
-  r.mark(key);
 }
 
 // training.gradient_compression: the scheme, then settings each used by some schemes
@@ -321,8 +301,8 @@ const FieldTable<T>& training_fields() {
       {"optimizer", choice(&T::optimizer)},
       {"optimizer_state_dtype", choice(&T::optimizer_state_dtype)},
       {"main_params_dtype", choice(&T::main_params_dtype)},
-      {"optimizer_offload", read_optimizer_offload},
-      {"activation_offload", read_activation_offload},
+      {"optimizer_offload", nested(&T::optimizer_offload, optimizer_offload_fields, true)},
+      {"activation_offload", nested(&T::activation_offload, activation_offload_fields, true)},
       {"flash_attention", flag(&T::flash_attention)},
       {"cross_entropy_fusion", flag(&T::cross_entropy_fusion)},
       {"gradient_dtype",

@@ -2,7 +2,9 @@
 // (simulator/schedule.h), built from layer templates or op by op, and each block's output
 // crosses to the next position of the pipeline as a send/recv flow.
 #include <algorithm>
+#include <map>
 #include <optional>
+#include <tuple>
 #include <utility>
 
 #include "core/error.h"
@@ -206,15 +208,16 @@ class PipelineBuilder {
     const bool full_recompute = ctx_.s.training.recompute == Recompute::full;
     MaybeTask after = prev_;
     const size_t before = g_.tasks.size();
-    const std::vector<Seconds> waits = offload_waits(r, layers, b.forward);
+    const std::vector<Seconds>* waits = offload_waits(r, b, layers);
     // A wait for activation offload copies, a compute-stream task of its own.
     auto wait_for_copies = [&](size_t k) {
-      if (waits[k].value() <= 0) return;
+      const Seconds wait = wait_at(waits, k);
+      if (wait.value() <= 0) return;
       Task t;
       t.kind = b.forward ? TaskKind::forward : TaskKind::backward;
       t.rank = rank;
       t.microbatch = b.microbatch;
-      t.work = t.offload = waits[k];
+      t.work = t.offload = wait;
       const int id = planner_.issue(t);
       g_.depend(after, id);
       after = id;
@@ -280,12 +283,27 @@ class PipelineBuilder {
   // and due before the forward of layer L-N+i; in backward it starts reloading layer i
   // before the backward of layer L-1-N+i and layer i's backward waits for it. A copy
   // moves the layer's saved bytes at the slower of the GPU's PCIe link and its share of
-  // the node's host memory bandwidth.
-  std::vector<Seconds> offload_waits(size_t r, const std::vector<const Layer*>& layers,
-                                     bool forward) {
+  // the node's host memory bandwidth. The same for every rank of a stage and every
+  // micro-batch, so computed once per (stage, chunk, direction); null without offload or
+  // for a weight-gradient block.
+  const std::vector<Seconds>* offload_waits(size_t r, const Block& b,
+                                            const std::vector<const Layer*>& layers) {
+    if (!ctx_.s.training.activation_offload || b.weight) return nullptr;
+    const auto key = std::make_tuple(ranks_[r].s, b.chunk, b.forward);
+    auto it = offload_waits_.find(key);
+    if (it == offload_waits_.end())
+      it = offload_waits_.emplace(key, compute_offload_waits(ranks_[r].s, layers, b.forward)).first;
+    return &it->second;
+  }
+
+  static Seconds wait_at(const std::vector<Seconds>* waits, size_t k) {
+    return waits ? (*waits)[k] : Seconds();
+  }
+
+  std::vector<Seconds> compute_offload_waits(int st, const std::vector<const Layer*>& layers,
+                                             bool forward) {
     std::vector<Seconds> wait(layers.size());
-    const auto& off = ctx_.s.training.activation_offload;
-    if (!off) return wait;
+    const ActivationOffloadSpec& off = *ctx_.s.training.activation_offload;
     const ClusterSpec& c = ctx_.s.cluster;
     const double bw = std::min(c.host.pcie_bandwidth.value(),
                                c.host.memory_bandwidth.value() / c.gpus_per_node);
@@ -293,12 +311,11 @@ class PipelineBuilder {
     int L = 0;
     for (size_t k = 0; k < layers.size(); ++k)
       if (layers[k]->kind == LayerKind::transformer) index[k] = L++;
-    const int N = std::min(off->layers, L);
+    const int N = std::min(off.layers, L);
     std::vector<double> copy(static_cast<size_t>(N)), done(static_cast<size_t>(N), 0.0);
     for (size_t k = 0; k < layers.size(); ++k)
       if (index[k] >= 0 && index[k] < N)
         copy[static_cast<size_t>(index[k])] = layers[k]->saved(Recompute::none).value() / bw;
-    const int st = ranks_[r].s;
     double t = 0, q = 0;  // the compute and the copy stream's clocks
     for (size_t n = 0; n < layers.size(); ++n) {
       const size_t k = forward ? n : layers.size() - 1 - n;
@@ -357,7 +374,7 @@ class PipelineBuilder {
   // ZeRO-3 / FSDP: every layer is an FSDP unit, its compute a task of its own that waits
   // for its gathered weights.
   void fsdp_block(size_t r, const Block& b, const std::vector<const Layer*>& layers,
-                  const std::vector<Seconds>& waits) {
+                  const std::vector<Seconds>* waits) {
     const bool fp8_param_gather = ctx_.s.training.fp8 && ctx_.s.training.fp8->param_allgather_fp8;
     std::vector<int> done;
     auto unit = [&](const Layer& l, bool forward, Seconds wait) {
@@ -381,9 +398,9 @@ class PipelineBuilder {
       done.push_back(id);
     };
     if (b.forward) {
-      for (size_t k = 0; k < layers.size(); ++k) unit(*layers[k], true, waits[k]);
+      for (size_t k = 0; k < layers.size(); ++k) unit(*layers[k], true, wait_at(waits, k));
     } else {
-      for (size_t k = layers.size(); k-- > 0;) unit(*layers[k], false, waits[k]);
+      for (size_t k = layers.size(); k-- > 0;) unit(*layers[k], false, wait_at(waits, k));
     }
   }
 
@@ -394,11 +411,10 @@ class PipelineBuilder {
                       bool final_bwd, int grad_list) {
     const int st = ranks_[r].s;
     // Waits for activation offload copies, by layer position (none without offload).
-    const std::vector<Seconds> waits = b.weight ? std::vector<Seconds>(layers.size())
-                                                : offload_waits(r, layers, b.forward);
+    const std::vector<Seconds>* waits = offload_waits(r, b, layers);
     auto add_wait = [&](size_t k, Seconds& work, Parts& parts) {
-      work += waits[k];
-      parts.offload += waits[k];
+      work += wait_at(waits, k);
+      parts.offload += wait_at(waits, k);
     };
     if (p_.zero_stage >= 3) {
       fsdp_block(r, b, layers, waits);
@@ -547,6 +563,8 @@ class PipelineBuilder {
   std::optional<std::pair<int, int>> fused_forward_;
   // A transfer held back until after the next block (Block::defer_send).
   std::optional<Block> pending_send_;
+  // Activation offload waits by (stage, chunk, forward): offload_waits.
+  std::map<std::tuple<int, int, bool>, std::vector<Seconds>> offload_waits_;
   PipelineTasks out_;
 };
 
