@@ -9,6 +9,7 @@
 #include <tuple>
 
 #include "calibrate/fit.h"
+#include "calibrate/kernel_classes.h"
 #include "calibrate/kineto.h"
 #include "calibrate/measurements.h"
 #include "calibrate/nccl_tests.h"
@@ -147,9 +148,13 @@ void add_kineto(const KinetoTrace& t, Collected& c, Profile& p) {
       ++gemms;
     }
   }
-  p.inputs.push_back({t.file, "kineto", t.gpu,
-                      fmt::format("{} kernels, {} op calls, {} GEMM calls (aten::mm, aten::addmm)",
-                                  t.kernels.size(), calls.size(), gemms)});
+  std::vector<MeasuredKernel> measured = measured_kernels(t);
+  p.inputs.push_back(
+      {t.file, "kineto", t.gpu,
+       fmt::format("{} kernels, {} op calls, {} GEMM calls (aten::mm, aten::addmm), {} measured "
+                   "kernel entries",
+                   t.kernels.size(), calls.size(), gemms, measured.size())});
+  for (MeasuredKernel& m : measured) p.measured.push_back(std::move(m));
 }
 
 }  // namespace
@@ -209,7 +214,7 @@ Profile calibrate(const std::vector<CalibrationInput>& inputs, Env& env) {
   }
   p.not_fitted = refused;
   if (p.collectives.empty() && p.gemm.empty() && p.memory.empty() && !p.launch &&
-      p.op_times.empty()) {
+      p.op_times.empty() && p.measured.empty()) {
     std::string why = "nothing could be fitted";
     for (const auto& r : refused) why += "; " + r;
     throw InputError({"orrery calibrate", std::nullopt}, "", "", why);
@@ -355,6 +360,26 @@ std::string render_profile(const Profile& p) {
         quoted(t.op), quoted(t.shapes), quoted(t.types), t.calls, us(t.median), us(t.min),
         us(t.max));
   }
+  o += "measured_kernels:";
+  o += p.measured.empty() ? " []\n" : "\n";
+  for (const MeasuredKernel& m : p.measured) {
+    o += "  - {class: " + m.cls;
+    if (m.cls == "gemm") {
+      o += fmt::format(", dtype: {}, m: {}, n: {}, k: {}", to_string(m.dtype), m.shape.m,
+                       m.shape.n, m.shape.k);
+    } else if (m.cls == "attention") {
+      o += fmt::format(", pass: {}, dtype: {}, flop: {:.0f}", m.pass, to_string(m.dtype),
+                       m.flops);
+    } else if (m.cls == "collective") {
+      o += fmt::format(", collective: {}, ranks: {}, bytes: {}", to_string(m.collective),
+                       m.ranks, bytes(m.bytes));
+    } else {
+      o += ", bytes: " + bytes(m.bytes);
+    }
+    o += fmt::format(", calls: {}, time: {}, kernel: {}, op: {}, file: {}, gpu: {}}}\n",
+                     m.calls, us(m.time), quoted(m.kernel), quoted(m.op), quoted(m.file),
+                     quoted(m.gpu));
+  }
   o += "not_fitted:";
   o += p.not_fitted.empty() ? " []\n" : "\n";
   for (const auto& n : p.not_fitted) o += "  - " + quoted(n) + "\n";
@@ -393,6 +418,9 @@ std::string render_profile_summary(const Profile& p) {
                      pct(h.max_abs));
   }
   if (!p.op_times.empty()) o += fmt::format("op times: {} op classes\n", p.op_times.size());
+  if (!p.measured.empty())
+    o += fmt::format("measured kernels: {} entries (gemm, attention, memory-bound, collective)\n",
+                     p.measured.size());
   for (const auto& n : p.not_fitted) o += "not fitted: " + n + "\n";
   return o;
 }

@@ -111,6 +111,16 @@ KinetoTrace read_kineto_text(const std::string& text, const std::string& file) {
         fail(file, at + ".dur", *dur, "a duration must be zero or positive");
       k.duration = Seconds(us * 1e-6);
       k.event = static_cast<int>(i);
+      if (args.is_object() && args.contains("Collective name") &&
+          args["Collective name"].is_string()) {
+        k.collective = args["Collective name"].get<std::string>();
+        k.in_nelems = int_arg(args, "In msg nelems").value_or(-1);
+        k.out_nelems = int_arg(args, "Out msg nelems").value_or(-1);
+        k.group_size = static_cast<int>(
+            std::clamp<std::int64_t>(int_arg(args, "Group size").value_or(0), 0, 1 << 24));
+        if (args.contains("dtype") && args["dtype"].is_string())
+          k.comm_dtype = args["dtype"].get<std::string>();
+      }
       if (const auto id = external_id(args)) {
         links.emplace_back(*id, t.kernels.size());
       } else if (const auto corr = int_arg(args, "correlation")) {

@@ -24,6 +24,14 @@ struct TraceKernel {
   std::vector<std::string> types;               // the op's `Input type`, when recorded
   std::optional<std::int64_t> op_id;            // `External id` of the launching op call
   int event = 0;                                // index in traceEvents
+  // An NCCL kernel: the collective's metadata that Kineto copies from its
+  // record_param_comms CPU op onto the kernel's args (pytorch/kineto
+  // libkineto/src/output_json.cpp, ChromeTraceLogger::handleActivity, at acf03f80).
+  std::string collective;        // "Collective name" ("allreduce"), or empty
+  std::int64_t in_nelems = -1;   // "In msg nelems"
+  std::int64_t out_nelems = -1;  // "Out msg nelems"
+  int group_size = 0;            // "Group size"
+  std::string comm_dtype;        // "dtype" ("BFloat16")
 };
 
 struct KinetoTrace {

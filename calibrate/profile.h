@@ -32,6 +32,34 @@ struct OpTime {
   Seconds median, min, max;
 };
 
+// A kernel time from a Kineto trace mapped to an op class the simulation times
+// (docs/calibration-format.md, "Measured kernels"); calibrate/kernel_classes.h maps them.
+//   gemm        aten::mm / addmm / linear: dtype and m, n, k from the op's Input Dims;
+//   attention   flash / SDPA kernels: dtype and the full s x S product's FLOPs
+//               4 b h s s_kv d from scaled_dot_product_*'s query and key, forward or backward;
+//   norm, softmax, elementwise   by kernel name; bytes = the op's inputs + one output
+//               the size of its first input;
+//   collective  NCCL kernels: the collective, its group size and message size (In msg
+//               nelems x the dtype's size), as Kineto copies them onto the kernel.
+// One entry per (class, pass, dtype, shape, op, kernel): `time` the median over its calls of
+// the summed kernels of one call.
+struct MeasuredKernel {
+  std::string cls;     // gemm, attention, norm, softmax, elementwise, collective
+  std::string pass;    // attention: forward or backward; empty otherwise
+  std::string file;    // the trace
+  std::string kernel;  // the first kernel's name
+  std::string op;      // the launching CPU op, or empty
+  std::string gpu;     // the trace's device name, or empty
+  Dtype dtype = Dtype::bf16;  // gemm, attention
+  GemmShape shape;            // gemm
+  double flops = 0;           // gemm 2mnk; attention the full product
+  double bytes = 0;           // norm, softmax, elementwise: moved; collective: message size
+  CollectiveOp collective = CollectiveOp::all_reduce;
+  int ranks = 0;  // collective: group size
+  int calls = 0;
+  Seconds time;
+};
+
 struct Profile {
   std::vector<InputProvenance> inputs;
   std::vector<CollectiveFit> collectives;  // by op, gpus, nodes
@@ -39,6 +67,7 @@ struct Profile {
   std::vector<MemoryFit> memory;           // by kernel
   std::optional<LaunchFit> launch;
   std::vector<OpTime> op_times;            // by op, shapes, types
+  std::vector<MeasuredKernel> measured;    // by class, then as the trace listed them
   std::vector<std::string> not_fitted;     // families read but not fitted, and why
 };
 

@@ -8,8 +8,10 @@
 #include <algorithm>
 #include <map>
 #include <cmath>
+#include <mutex>
 #include <optional>
 #include <cctype>
+#include <set>
 
 namespace orrery {
 namespace {
@@ -139,12 +141,33 @@ std::vector<std::pair<Bytes, double>> bus_bandwidth_curve(const CollectiveFit& c
 
 namespace {
 
+// How far a measured entry's size (FLOPs, bytes) may be from an op's for the entry's rate
+// to time the op: within a factor of 2 (docs/model.md, "Measured kernels").
+constexpr double kNearestFactor = 2.0;
+
+// A GEMM of an op as the trace records it: k the reduced dimension, {a, b} the others in
+// either order (a transposed operand is the same GEMM).
+struct GemmKey {
+  double k = 0, a = 0, b = 0;
+};
+
+bool is_whole(double x) { return x >= 1 && std::abs(x - std::round(x)) <= 1e-6 * x; }
+
+bool matches(const GemmShape& s, const GemmKey& g) {
+  const auto m = static_cast<double>(s.m), n = static_cast<double>(s.n);
+  return static_cast<double>(s.k) == std::round(g.k) &&
+         ((m == std::round(g.a) && n == std::round(g.b)) ||
+          (m == std::round(g.b) && n == std::round(g.a)));
+}
+
 class ProfileModel final : public ComputeModel {
  public:
   ProfileModel(const Scenario& s, const Profile& p, const std::string& name)
       : roofline_(make_roofline_model(s)) {
     const Dtype d = compute_dtype(s.training.precision);
     const Dtype a = attention_dtype(s.training.precision);
+    gemm_dtype_ = d;
+    attn_dtype_ = a;
     if (const GemmFit* g = gemm_for(p, d)) gemm_ = *g;
     if (const GemmFit* g = gemm_for(p, a)) attn_gemm_ = *g;
     if (const MemoryFit* m = memory_for(p, {"row_reduce", "elementwise", "copy"})) rows_ = *m;
@@ -189,6 +212,21 @@ class ProfileModel final : public ComputeModel {
                                 floor_ * 1e6, 100 * max_held_out(p.launch->points))
                   : roof_line("kernel floor") + " (profile has no launch fit)"},
         {"optimizer", roof_line("optimizer")}};
+    measured_ = p.measured;
+    if (!p.measured.empty()) {
+      std::set<std::string> files;
+      for (const MeasuredKernel& m : p.measured) files.insert(m.file);
+      std::string list;
+      for (const std::string& f : files) list += (list.empty() ? "" : ", ") + f;
+      explanation_.insert(
+          explanation_.begin(),
+          {"measured kernels",
+           fmt::format("profile {}: {} entries from {}; an op of the same class (GEMM: dtype "
+                       "and m, n, k; attention: dtype, pass, FLOPs; norm/softmax/elementwise: "
+                       "bytes) takes an entry's time when exact, else the nearest entry's rate "
+                       "within {}x of its size; the lines below name each entry used",
+                       name, p.measured.size(), list, kNearestFactor)});
+    }
     description_ = "profile " + name + ":";
     for (const auto& [cls, src] : explanation_) {
       const bool from_profile = src.rfind("profile ", 0) == 0;
@@ -227,32 +265,12 @@ class ProfileModel final : public ComputeModel {
                              : (op.bwd_read + op.bwd_written).value();
     const double flops = (fwd ? op.fwd_flops : op.bwd_flops).value();
     double t = 0;
-    switch (op.kind) {
-      case OpKind::gemm:
-      case OpKind::router:
-      case OpKind::conv:
-      {
-        // A GEMM the fp8 recipe keeps in 16 bits takes the bf16 fit (attention's).
-        const std::optional<GemmFit>& fit = op.high_precision ? attn_gemm_ : gemm_;
-        if (!fit) return roofline_->op_time(op, pass);
-        // A grouped GEMM: each expert's GEMM at its own size on the fit.
-        const double g = op.gemm_groups;
-        t = g * gemm_time(*fit, flops / g, bytes / g, fwd);
-        break;
-      }
-      case OpKind::attention:
-        if (op.name == "attn.core" || !attn_gemm_) return roofline_->op_time(op, pass);
-        t = gemm_time(*attn_gemm_, flops, bytes, fwd);
-        break;
-      case OpKind::norm:
-      case OpKind::softmax:
-        if (!rows_) return roofline_->op_time(op, pass);
-        t = memory_time(*rows_, bytes);
-        break;
-      default:
-        if (!other_) return roofline_->op_time(op, pass);
-        t = memory_time(*other_, bytes);
-        break;
+    if (const std::optional<double> m = measured_time(op, pass, flops, bytes)) {
+      t = *m;
+    } else {
+      const std::optional<Seconds> f = fitted_time(op, pass, flops, bytes);
+      if (!f) return roofline_->op_time(op, pass);
+      t = f->value();
     }
     const double aux = (fwd ? op.aux_fwd_bytes : op.aux_bwd_bytes).value();
     if (aux > 0) {
@@ -274,10 +292,202 @@ class ProfileModel final : public ComputeModel {
 
   std::string describe() const override { return description_; }
   std::vector<std::pair<std::string, std::string>> explain() const override {
-    return explanation_;
+    std::vector<std::pair<std::string, std::string>> out = explanation_;
+    if (measured_.empty()) return out;
+    const std::lock_guard<std::mutex> lock(mutex_);
+    for (const auto& [i, use] : used_) {
+      const MeasuredKernel& m = measured_[i];
+      std::string shape;
+      if (m.cls == "gemm")
+        shape = fmt::format("{} m={} n={} k={}", to_string(m.dtype), m.shape.m, m.shape.n,
+                            m.shape.k);
+      else if (m.cls == "attention")
+        shape = fmt::format("{} {} {:.6g} FLOP", to_string(m.dtype), m.pass, m.flops);
+      else
+        shape = format_bytes(Bytes(m.bytes));
+      std::string ops;
+      for (const std::string& o : use.ops) ops += (ops.empty() ? "" : ", ") + o;
+      std::string modes;
+      for (const std::string& o : use.modes) modes += (modes.empty() ? "" : " and ") + o;
+      out.emplace_back(fmt::format("measured {}", m.cls),
+                       fmt::format("{} kernel '{}' ({}) {}: {:.2f} us, {}; for {}", m.file,
+                                   m.kernel, m.op.empty() ? "no CPU op" : m.op, shape,
+                                   m.time.value() * 1e6, modes, ops));
+    }
+    if (!unmeasured_.empty()) {
+      std::string ops;
+      for (const std::string& o : unmeasured_) ops += (ops.empty() ? "" : ", ") + o;
+      out.emplace_back("not measured", ops + ": no measured entry of their class and size; "
+                                             "timed by the lines above (fit or roofline)");
+    }
+    return out;
   }
 
  private:
+  struct Use {
+    std::set<std::string> modes;  // "exact", "rate-scaled"
+    std::set<std::string> ops;    // "attn.qkv forward"
+  };
+
+  void record(std::size_t entry, bool exact, const Op& op, Pass pass) const {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    Use& u = used_[entry];
+    u.modes.insert(exact ? "exact" : "rate-scaled");
+    u.ops.insert(op.name + (pass == Pass::forward ? " fwd" : " bwd"));
+  }
+  void record_unmeasured(const Op& op, Pass pass) const {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    unmeasured_.insert(op.name + (pass == Pass::forward ? " fwd" : " bwd"));
+  }
+
+  // The time of a GEMM of `flops` matching `key` (a null key: no shape known): an exact
+  // entry's, else the rate of the entry of the nearest FLOPs within kNearestFactor.
+  std::optional<std::pair<double, std::size_t>> measured_gemm(Dtype d, double flops,
+                                                              const GemmKey* key,
+                                                              bool* exact) const {
+    std::optional<std::size_t> near;
+    double best = std::log(kNearestFactor) + 1e-12;
+    for (std::size_t i = 0; i < measured_.size(); ++i) {
+      const MeasuredKernel& m = measured_[i];
+      if (m.cls != "gemm" || m.dtype != d) continue;
+      if (key && matches(m.shape, *key)) {
+        *exact = true;
+        return std::pair{m.time.value(), i};
+      }
+      const double dist = std::abs(std::log(m.flops / flops));
+      if (dist < best) best = dist, near = i;
+    }
+    if (!near) return std::nullopt;
+    *exact = false;
+    const MeasuredKernel& m = measured_[*near];
+    return std::pair{flops * m.time.value() / m.flops, *near};
+  }
+
+  // The op's time from the profile's measured kernels, or none.
+  std::optional<double> measured_time(const Op& op, Pass pass, double flops,
+                                      double bytes) const {
+    if (measured_.empty() || flops < 0) return std::nullopt;
+    const bool fwd = pass == Pass::forward;
+    switch (op.kind) {
+      case OpKind::gemm:
+      case OpKind::router:
+      case OpKind::conv: {
+        const Dtype d = op.high_precision ? attn_dtype_ : gemm_dtype_;
+        const double g = op.gemm_groups;
+        const double per = op.fwd_flops.value() / g;  // one forward GEMM, 2 M K N
+        const double K = op.weight_k, N = op.weight_n;
+        const double M = K > 0 && N > 0 ? per / (2 * K * N) : 0;
+        const bool shaped = is_whole(M) && is_whole(K) && is_whole(N);
+        // Forward (M, N; k = K); backward data gradient (M, K; k = N) and weight gradient
+        // (N, K; k = M), each of half the backward FLOPs.
+        std::vector<std::pair<GemmKey, double>> gemms;
+        if (fwd) {
+          gemms.push_back({{K, M, N}, flops / g});
+        } else {
+          gemms.push_back({{N, M, K}, flops / (2 * g)});
+          gemms.push_back({{M, N, K}, flops / (2 * g)});
+        }
+        double t = 0;
+        std::vector<std::pair<std::size_t, bool>> uses;
+        for (const auto& [key, f] : gemms) {
+          bool exact = false;
+          const auto r = measured_gemm(d, f, shaped ? &key : nullptr, &exact);
+          if (!r) {
+            record_unmeasured(op, pass);
+            return std::nullopt;
+          }
+          t += r->first;
+          uses.emplace_back(r->second, exact);
+        }
+        for (const auto& [i, exact] : uses) record(i, exact, op, pass);
+        return g * t;
+      }
+      case OpKind::attention: {
+        if (op.name != "attn.core") {
+          record_unmeasured(op, pass);
+          return std::nullopt;
+        }
+        // The entry's FLOPs are the forward's full product, for either pass.
+        const double f = op.fwd_flops.value();
+        const std::string p = fwd ? "forward" : "backward";
+        std::optional<std::size_t> near;
+        double best = std::log(kNearestFactor) + 1e-12;
+        for (std::size_t i = 0; i < measured_.size(); ++i) {
+          const MeasuredKernel& m = measured_[i];
+          if (m.cls != "attention" || m.dtype != attn_dtype_ || m.pass != p) continue;
+          const double dist = std::abs(std::log(m.flops / f));
+          if (dist < best) best = dist, near = i;
+        }
+        if (!near || f <= 0) {
+          record_unmeasured(op, pass);
+          return std::nullopt;
+        }
+        const MeasuredKernel& m = measured_[*near];
+        const bool exact = std::abs(m.flops - f) <= 1e-6 * f;
+        record(*near, exact, op, pass);
+        return exact ? m.time.value() : f * m.time.value() / m.flops;
+      }
+      case OpKind::norm:
+      case OpKind::softmax:
+      case OpKind::elementwise: {
+        const std::string cls = to_string(op.kind);
+        std::optional<std::size_t> near;
+        double best = std::log(kNearestFactor) + 1e-12;
+        for (std::size_t i = 0; i < measured_.size(); ++i) {
+          const MeasuredKernel& m = measured_[i];
+          if (m.cls != cls || bytes <= 0) continue;
+          const double dist = std::abs(std::log(m.bytes / bytes));
+          if (dist < best) best = dist, near = i;
+        }
+        if (!near) {
+          record_unmeasured(op, pass);
+          return std::nullopt;
+        }
+        const MeasuredKernel& m = measured_[*near];
+        const bool exact = m.bytes == bytes;
+        record(*near, exact, op, pass);
+        return exact ? m.time.value() : bytes * m.time.value() / m.bytes;
+      }
+      default:
+        record_unmeasured(op, pass);
+        return std::nullopt;
+    }
+  }
+
+  // The op's time from the profile's fitted families, or none (the roofline's).
+  std::optional<Seconds> fitted_time(const Op& op, Pass pass, double flops, double bytes) const {
+    const bool fwd = pass == Pass::forward;
+    double t = 0;
+    switch (op.kind) {
+      case OpKind::gemm:
+      case OpKind::router:
+      case OpKind::conv:
+      {
+        // A GEMM the fp8 recipe keeps in 16 bits takes the bf16 fit (attention's).
+        const std::optional<GemmFit>& fit = op.high_precision ? attn_gemm_ : gemm_;
+        if (!fit) return std::nullopt;
+        // A grouped GEMM: each expert's GEMM at its own size on the fit.
+        const double g = op.gemm_groups;
+        t = g * gemm_time(*fit, flops / g, bytes / g, fwd);
+        break;
+      }
+      case OpKind::attention:
+        if (op.name == "attn.core" || !attn_gemm_) return std::nullopt;
+        t = gemm_time(*attn_gemm_, flops, bytes, fwd);
+        break;
+      case OpKind::norm:
+      case OpKind::softmax:
+        if (!rows_) return std::nullopt;
+        t = memory_time(*rows_, bytes);
+        break;
+      default:
+        if (!other_) return std::nullopt;
+        t = memory_time(*other_, bytes);
+        break;
+    }
+    return Seconds(t);
+  }
+
   static double gemm_time(const GemmFit& g, double flops, double bytes, bool fwd) {
     if (flops <= 0) return 0;
     if (fwd) return flops / g.rate_at(Flop(flops), Bytes(bytes)).value();
@@ -293,6 +503,11 @@ class ProfileModel final : public ComputeModel {
   double floor_ = 0, roofline_floor_ = 0;
   std::vector<std::pair<std::string, std::string>> explanation_;
   std::string description_;
+  Dtype gemm_dtype_ = Dtype::bf16, attn_dtype_ = Dtype::bf16;
+  std::vector<MeasuredKernel> measured_;
+  mutable std::mutex mutex_;
+  mutable std::map<std::size_t, Use> used_;
+  mutable std::set<std::string> unmeasured_;
 };
 
 }  // namespace

@@ -205,13 +205,51 @@ OpTime read_op_time(MapReader& r) {
   return t;
 }
 
+MeasuredKernel read_measured(MapReader& r) {
+  MeasuredKernel m;
+  m.cls = str(r, "class");
+  const bool memory = m.cls == "norm" || m.cls == "softmax" || m.cls == "elementwise";
+  if (m.cls != "gemm" && m.cls != "attention" && m.cls != "collective" && !memory)
+    r.fail("class", "expected gemm, attention, norm, softmax, elementwise or collective");
+  auto dtype = [&] {
+    const std::optional<Dtype> d = parse_dtype(str(r, "dtype"));
+    if (!d || !is_gemm_dtype(*d)) r.fail("dtype", "expected fp32, tf32, bf16, fp16 or fp8");
+    return *d;
+  };
+  if (m.cls == "gemm") {
+    m.dtype = dtype();
+    m.shape = {dim(r, "m"), dim(r, "n"), dim(r, "k")};
+    m.flops = gemm_flops(m.shape);
+  } else if (m.cls == "attention") {
+    m.pass = str(r, "pass");
+    if (m.pass != "forward" && m.pass != "backward") r.fail("pass", "expected forward or backward");
+    m.dtype = dtype();
+    m.flops = number(r, "flop", 1, kBig);
+  } else if (m.cls == "collective") {
+    const std::optional<CollectiveOp> op = parse_collective(str(r, "collective"));
+    if (!op) r.fail("collective", "not a collective orrery knows");
+    m.collective = *op;
+    m.ranks = integer(r, "ranks", 2, 1 << 24);
+    m.bytes = quantity<Bytes>(r, "bytes", Dimension::bytes, 1.0).value();
+  } else {
+    m.bytes = quantity<Bytes>(r, "bytes", Dimension::bytes, 1.0).value();
+  }
+  m.calls = integer(r, "calls", 1, 1 << 30);
+  m.time = quantity<Seconds>(r, "time", Dimension::seconds, 1e-12);
+  m.kernel = str(r, "kernel");
+  r.read_string("op", m.op);
+  m.file = str(r, "file");
+  r.read_string("gpu", m.gpu);
+  return m;
+}
+
 }  // namespace
 
 Profile read_profile_text(const std::string& text, const std::string& file) {
   const YAML::Node root = detail::load_yaml_text(text, file);
   MapReader top(root, file, "",
                 {"format", "version", "provenance", "collectives", "gemm", "memory_bound",
-                 "launch", "op_times", "not_fitted"},
+                 "launch", "op_times", "measured_kernels", "not_fitted"},
                 nullptr);
   if (str(top, "format") != "orrery-profile")
     top.fail("format", "expected 'orrery-profile' (a profile written by orrery calibrate)");
@@ -238,6 +276,10 @@ Profile read_profile_text(const std::string& text, const std::string& file) {
   }
   each(root, top, "op_times", {"op", "shapes", "types", "calls", "median", "min", "max"},
        [&](MapReader& r, const YAML::Node&) { p.op_times.push_back(read_op_time(r)); });
+  each(root, top, "measured_kernels",
+       {"class", "pass", "dtype", "m", "n", "k", "flop", "collective", "ranks", "bytes", "calls",
+        "time", "kernel", "op", "file", "gpu"},
+       [&](MapReader& r, const YAML::Node&) { p.measured.push_back(read_measured(r)); });
 
   const YAML::Node nf = root["not_fitted"];
   if (nf.IsDefined() && !nf.IsNull()) {

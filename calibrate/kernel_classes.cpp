@@ -1,0 +1,231 @@
+#include "calibrate/kernel_classes.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
+#include <map>
+#include <optional>
+#include <string>
+#include <tuple>
+
+namespace orrery {
+
+namespace {
+
+std::string lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+bool has(const std::string& s, const char* part) { return s.find(part) != std::string::npos; }
+
+// PyTorch's Input type strings ("c10::BFloat16", "c10::Half", "float") and the dtype names
+// of record_param_comms ("BFloat16", "Half", "Float": c10::toString(ScalarType)).
+std::optional<Dtype> dtype_of(const std::string& t) {
+  if (t == "c10::BFloat16" || t == "BFloat16") return Dtype::bf16;
+  if (t == "c10::Half" || t == "Half") return Dtype::fp16;
+  if (t == "float" || t == "Float") return Dtype::fp32;
+  return std::nullopt;
+}
+double element_bytes(const std::string& t) {
+  if (t == "c10::BFloat16" || t == "c10::Half" || t == "BFloat16" || t == "Half") return 2;
+  if (t == "float" || t == "Float" || t == "int" || t == "Int") return 4;
+  if (t == "double" || t == "Double" || t == "long int" || t == "Long") return 8;
+  if (t == "c10::Float8_e4m3fn" || t == "c10::Float8_e5m2" || t == "unsigned char" ||
+      t == "signed char" || t == "bool" || t == "Byte" || t == "Char" || t == "Bool")
+    return 1;
+  return 0;  // unknown: the op is not sized
+}
+double elements(const std::vector<std::int64_t>& shape) {
+  double n = 1;
+  for (const auto x : shape) n *= static_cast<double>(x);
+  return n;
+}
+
+// aten::mm (A[m,k] B[k,n]), aten::addmm (bias, A, B) and aten::linear (x[..., k],
+// W[n, k], bias): the PyTorch signatures (native_functions.yaml).
+std::optional<std::pair<Dtype, GemmShape>> gemm_shape(const TraceKernel& k) {
+  if (k.dims.size() < 2 || k.types.empty()) return std::nullopt;
+  GemmShape s;
+  std::size_t a = 0;
+  if (k.op == "aten::mm" || k.op == "aten::addmm") {
+    a = k.op == "aten::addmm" ? 1 : 0;
+    if (k.dims.size() < a + 2) return std::nullopt;
+    const auto& x = k.dims[a];
+    const auto& y = k.dims[a + 1];
+    if (x.size() != 2 || y.size() != 2 || x[1] != y[0]) return std::nullopt;
+    s = {x[0], y[1], x[1]};
+  } else if (k.op == "aten::linear") {
+    const auto& x = k.dims[0];
+    const auto& w = k.dims[1];
+    if (x.empty() || w.size() != 2 || x.back() != w[1]) return std::nullopt;
+    s = {static_cast<std::int64_t>(elements(x) / static_cast<double>(x.back())), w[0], w[1]};
+  } else {
+    return std::nullopt;
+  }
+  if (s.m <= 0 || s.n <= 0 || s.k <= 0 || k.types.size() <= a) return std::nullopt;
+  const auto d = dtype_of(k.types[a]);
+  if (!d) return std::nullopt;
+  return std::pair{*d, s};
+}
+
+// PyTorch's scaled_dot_product_* ops take query (B, H, L, E) and key (B, H_kv, S, E)
+// (torch.nn.functional.scaled_dot_product_attention's documented shapes); the backward
+// ops (aten::_scaled_dot_product_*_attention_backward) take grad_out first, then query
+// and key. FLOPs of the full product: Q K^T and P V, 2 x 2 B H L S E.
+std::optional<std::tuple<Dtype, double, bool>> attention_of(const TraceKernel& k) {
+  const std::string name = lower(k.name), op = lower(k.op);
+  const bool by_name = has(name, "flash") || has(name, "fmha");
+  const bool sdpa = has(op, "scaled_dot_product");
+  if (!by_name && !sdpa) return std::nullopt;
+  if (!sdpa) return std::nullopt;  // sized only through the SDPA op's Input Dims
+  const bool backward = has(op, "backward") || has(name, "bwd") || has(name, "backward");
+  const std::size_t q = backward ? 1 : 0;
+  if (k.dims.size() < q + 2 || k.types.size() <= q) return std::nullopt;
+  const auto& qd = k.dims[q];
+  const auto& kd = k.dims[q + 1];
+  if (qd.size() != 4 || kd.size() != 4) return std::nullopt;
+  const auto d = dtype_of(k.types[q]);
+  if (!d) return std::nullopt;
+  const double flops = 4.0 * static_cast<double>(qd[0]) * static_cast<double>(qd[1]) *
+                       static_cast<double>(qd[2]) * static_cast<double>(kd[2]) *
+                       static_cast<double>(qd[3]);
+  if (flops <= 0) return std::nullopt;
+  return std::tuple{*d, flops, backward};
+}
+
+// Memory-bound classes by kernel name (PyTorch's and Apex's kernel names:
+// "vectorized_layer_norm_kernel", "cunn_SoftMaxForward", "vectorized_elementwise_kernel").
+std::optional<std::string> memory_class(const TraceKernel& k) {
+  const std::string name = lower(k.name);
+  if (has(name, "layer_norm") || has(name, "layernorm") || has(name, "rms_norm") ||
+      has(name, "rmsnorm"))
+    return "norm";
+  if (has(name, "softmax")) return "softmax";
+  if (has(name, "elementwise")) return "elementwise";
+  return std::nullopt;
+}
+
+// Inputs read plus one output the size of the first input.
+std::optional<double> op_bytes(const TraceKernel& k) {
+  if (k.dims.empty() || k.types.size() < k.dims.size()) return std::nullopt;
+  double b = 0;
+  for (std::size_t i = 0; i < k.dims.size(); ++i) {
+    if (k.dims[i].empty()) continue;  // scalars
+    const double e = element_bytes(k.types[i]);
+    if (e <= 0) return std::nullopt;
+    b += e * elements(k.dims[i]);
+  }
+  const double first = element_bytes(k.types[0]) * elements(k.dims[0]);
+  return b + first > 0 ? std::optional<double>(b + first) : std::nullopt;
+}
+
+// NCCL kernels: "ncclKernel_AllReduce_..." / "ncclDevKernel_AllReduce_..." and the
+// collective named by record_param_comms ("allreduce", "_allgather_base",
+// "_reduce_scatter_base", "all_to_all", "broadcast", "send", "recv").
+std::optional<CollectiveOp> collective_of(const TraceKernel& k) {
+  if (k.name.rfind("ncclKernel_", 0) != 0 && k.name.rfind("ncclDevKernel_", 0) != 0)
+    return std::nullopt;
+  const std::string n = lower(k.name);
+  if (has(n, "allreduce")) return CollectiveOp::all_reduce;
+  if (has(n, "allgather")) return CollectiveOp::all_gather;
+  if (has(n, "reducescatter")) return CollectiveOp::reduce_scatter;
+  if (has(n, "broadcast")) return CollectiveOp::broadcast;
+  if (has(n, "sendrecv")) return CollectiveOp::send_recv;
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::vector<MeasuredKernel> measured_kernels(const KinetoTrace& t) {
+  // One call: the kernels of one CPU op call (External id), or a lone kernel.
+  struct Call {
+    const TraceKernel* first = nullptr;
+    double time = 0;
+  };
+  std::vector<Call> calls;
+  std::map<std::int64_t, std::size_t> by_id;
+  for (const TraceKernel& k : t.kernels) {
+    if (k.op_id && !k.op.empty()) {
+      const auto [it, fresh] = by_id.emplace(*k.op_id, calls.size());
+      if (fresh) calls.push_back({&k, 0});
+      calls[it->second].time += k.duration.value();
+    } else {
+      calls.push_back({&k, k.duration.value()});
+    }
+  }
+  // Entries keyed by everything that tells them apart, in first-appearance order.
+  std::map<std::string, std::size_t> index;
+  std::vector<MeasuredKernel> out;
+  std::vector<std::vector<double>> times;
+  auto add = [&](MeasuredKernel e, double time) {
+    const std::string key =
+        fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", e.cls, e.pass, to_string(e.dtype),
+                    e.shape.m, e.shape.n, e.shape.k, e.flops, e.bytes, e.ranks,
+                    to_string(e.collective), e.op, e.kernel);
+    const auto [it, fresh] = index.emplace(key, out.size());
+    if (fresh) {
+      e.file = t.file;
+      e.gpu = t.gpu;
+      out.push_back(std::move(e));
+      times.emplace_back();
+    }
+    times[it->second].push_back(time);
+  };
+  for (const Call& c : calls) {
+    const TraceKernel& k = *c.first;
+    MeasuredKernel e;
+    e.kernel = k.name;
+    e.op = k.op;
+    if (const auto op = collective_of(k)) {
+      const auto d = dtype_of(k.comm_dtype);
+      const double eb = element_bytes(k.comm_dtype);
+      // The message an all-gather's rank sends is its input; the other collectives' size is
+      // their input buffer (nccl-tests' "size" convention: the all-gather's output).
+      const std::int64_t n = *op == CollectiveOp::all_gather ? k.out_nelems : k.in_nelems;
+      if (!d && eb <= 0) continue;
+      if (n <= 0 || k.group_size < 2) continue;
+      e.cls = "collective";
+      e.collective = *op;
+      e.ranks = k.group_size;
+      e.bytes = eb * static_cast<double>(n);
+      add(e, c.time);
+    } else if (const auto g = gemm_shape(k)) {
+      e.cls = "gemm";
+      e.dtype = g->first;
+      e.shape = g->second;
+      e.flops = gemm_flops(e.shape);
+      add(e, c.time);
+    } else if (const auto a = attention_of(k)) {
+      e.cls = "attention";
+      e.dtype = std::get<0>(*a);
+      e.flops = std::get<1>(*a);
+      e.pass = std::get<2>(*a) ? "backward" : "forward";
+      add(e, c.time);
+    } else if (const auto m = memory_class(k)) {
+      const auto b = op_bytes(k);
+      if (!b) continue;
+      e.cls = *m;
+      e.bytes = *b;
+      add(e, c.time);
+    }
+  }
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    std::vector<double>& v = times[i];
+    std::sort(v.begin(), v.end());
+    const std::size_t n = v.size();
+    out[i].calls = static_cast<int>(n);
+    out[i].time = Seconds(n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]));
+  }
+  static const char* kOrder[] = {"gemm", "attention", "norm", "softmax", "elementwise",
+                                 "collective"};
+  auto rank = [](const std::string& c) {
+    return std::find(std::begin(kOrder), std::end(kOrder), c) - std::begin(kOrder);
+  };
+  std::stable_sort(out.begin(), out.end(), [&](const MeasuredKernel& a, const MeasuredKernel& b) {
+    return rank(a.cls) < rank(b.cls);
+  });
+  return out;
+}
+
+}  // namespace orrery
