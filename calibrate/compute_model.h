@@ -28,6 +28,10 @@ class ComputeModel {
   // Per op class, what times it: (class, source and formula with its constants), for
   // `orrery run --explain`.
   virtual std::vector<std::pair<std::string, std::string>> explain() const = 0;
+  // What the model adds to the prediction band's half-width, as a fraction of step time,
+  // and why (report/band.h): a profile projected from another GPU; 0 and empty otherwise.
+  virtual double band_half_width() const { return 0; }
+  virtual std::string band_basis() const { return ""; }
 };
 
 // Roofline with measured efficiencies (scenario/presets/gpus.yaml):

@@ -58,6 +58,9 @@ struct MeasuredKernel {
   int ranks = 0;  // collective: group size
   int calls = 0;
   Seconds time;
+  // Not in the file: set when the profile is projected onto another GPU (project_profile,
+  // calibrate/profile_model.h): "x 0.698 (HBM 3.35 / 4.8 TB/s)".
+  std::string projection;
 };
 
 struct Profile {
@@ -69,6 +72,11 @@ struct Profile {
   std::vector<OpTime> op_times;            // by op, shapes, types
   std::vector<MeasuredKernel> measured;    // by class, then as the trace listed them
   std::vector<std::string> not_fitted;     // families read but not fitted, and why
+  // Not in the file: set by project_profile (calibrate/profile_model.h) when the profile
+  // was measured on another GPU than the scenario's. What was projected and how, one line
+  // each, and the half-width it adds to the prediction band (a fraction of step time).
+  std::vector<std::string> projected;
+  double projection_half_width = 0;
 };
 
 // Reads a profile written by render_profile (strictly: unknown keys are errors). Figures

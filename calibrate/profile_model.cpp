@@ -4,6 +4,7 @@
 
 #include "core/env.h"
 #include "core/error.h"
+#include "scenario/load.h"
 
 #include <algorithm>
 #include <map>
@@ -115,17 +116,136 @@ bool same_gpu(const std::string& a, const std::string& b) {
   return ga.empty() || gb.empty() || ga == gb;
 }
 
-void check_profile_gpu(const Scenario& s, const Profile& p) {
-  if (!s.cluster.calibration) return;
+namespace {
+
+[[noreturn]] void refuse(const Scenario& s, const std::string& why) {
+  throw InputError(s.where("cluster.calibration"), "cluster.calibration", *s.cluster.calibration,
+                   why);
+}
+
+// The built-in GPU preset named like `gpu` (same_gpu), exactly one, or a refusal.
+GpuSpec preset_for(const Scenario& s, const std::string& gpu, const std::string& file) {
+  std::vector<GpuSpec> found;
+  for (const std::string& name : gpu_preset_names()) {
+    GpuSpec g = gpu_preset_spec(name);
+    if (same_gpu(gpu, g.name)) found.push_back(std::move(g));
+  }
+  if (found.size() == 1) return found.front();
+  std::string names;
+  for (const GpuSpec& g : found) names += (names.empty() ? "" : ", ") + g.preset;
+  refuse(s, fmt::format("the profile was measured on '{}' (its input '{}'), not the scenario's "
+                        "GPU '{}' (cluster.gpu), and {}, so its figures cannot be projected by "
+                        "datasheet ratios",
+                        gpu, file, s.cluster.gpu.name,
+                        found.empty() ? "no GPU preset names that GPU"
+                                      : "several GPU presets name it (" + names + ")"));
+}
+
+// One scaled resource: A's and B's datasheet figure, their measured achievable fractions.
+struct Ratio {
+  std::string label;  // "bf16 compute 989.4 / 989.4 TFLOP/s"
+  double scale = 1;   // time factor: A's figure / B's
+  double spread = 0;  // |eff_B / eff_A - 1|
+};
+
+}  // namespace
+
+Profile project_profile(const Scenario& s, Profile p) {
+  if (!s.cluster.calibration) return p;
+  const InputProvenance* other = nullptr;
   for (const InputProvenance& in : p.inputs) {
     if (in.gpu.empty() || same_gpu(in.gpu, s.cluster.gpu.name)) continue;
-    throw InputError(s.where("cluster.calibration"), "cluster.calibration",
-                     *s.cluster.calibration,
-                     fmt::format("the profile was measured on '{}' (its input '{}'), but the "
-                                 "scenario's GPU is '{}' (cluster.gpu): a profile times ops on "
-                                 "the GPU it was measured on only",
-                                 in.gpu, in.file, s.cluster.gpu.name));
+    if (other && !same_gpu(in.gpu, other->gpu))
+      refuse(s, fmt::format("the profile's inputs were measured on two GPUs, '{}' ('{}') and "
+                            "'{}' ('{}'): one profile projects from one GPU",
+                            other->gpu, other->file, in.gpu, in.file));
+    if (!other) other = &in;
   }
+  if (!other) return p;
+  const GpuSpec a = preset_for(s, other->gpu, other->file);
+  const GpuSpec& b = s.cluster.gpu;
+  const std::string from = fmt::format("'{}' (preset {})", other->gpu, a.preset);
+
+  std::map<std::string, Ratio> used;  // by label, for the lines and the half-width
+  auto hbm = [&] {
+    const double ea = a.memory_efficiency.value_or(0), eb = b.memory_efficiency.value_or(0);
+    Ratio r{fmt::format("HBM {:.4g} / {:.4g} TB/s", a.memory_bandwidth.value() / 1e12,
+                        b.memory_bandwidth.value() / 1e12),
+            a.memory_bandwidth.value() / b.memory_bandwidth.value(),
+            ea > 0 && eb > 0 ? std::abs(eb / ea - 1) : 0.0};
+    used[r.label] = r;
+    return r;
+  };
+  auto compute = [&](Dtype d, const std::string& figure, bool attention) {
+    const auto pa = a.peak.find(d), pb = b.peak.find(d);
+    if (pa == a.peak.end() || pb == b.peak.end())
+      refuse(s, fmt::format("the profile's {} was measured on {} and cannot be projected to "
+                            "'{}': {} has no {} peak (no datasheet ratio)",
+                            figure, from, b.name, pa == a.peak.end() ? a.name : b.name,
+                            to_string(d)));
+    double spread = 0;
+    if (attention) {
+      if (a.attention_efficiency && b.attention_efficiency)
+        spread = std::abs(*b.attention_efficiency / *a.attention_efficiency - 1);
+    } else {
+      const auto ea = a.gemm_efficiency.find(d), eb = b.gemm_efficiency.find(d);
+      if (ea != a.gemm_efficiency.end() && eb != b.gemm_efficiency.end())
+        spread = std::abs(eb->second / ea->second - 1);
+    }
+    Ratio r{fmt::format("{} {} {:.5g} / {:.5g} TFLOP/s", to_string(d),
+                        attention ? "attention" : "compute", pa->second.value() / 1e12,
+                        pb->second.value() / 1e12),
+            pa->second.value() / pb->second.value(), spread};
+    used[r.label] = r;
+    return r;
+  };
+
+  for (MeasuredKernel& m : p.measured) {
+    Ratio r;
+    if (m.cls == "gemm") {
+      const std::string figure = fmt::format("measured gemm {} m={} n={} k={}",
+                                             to_string(m.dtype), m.shape.m, m.shape.n, m.shape.k);
+      const auto pa = a.peak.find(m.dtype);
+      const double ridge =
+          pa == a.peak.end() ? 0 : pa->second.value() / a.memory_bandwidth.value();
+      r = m.flops / gemm_bytes(m.shape, m.dtype) >= ridge ? compute(m.dtype, figure, false)
+                                                           : hbm();
+    } else if (m.cls == "attention") {
+      r = compute(m.dtype,
+                  fmt::format("measured attention {} {} {:.6g} FLOP", to_string(m.dtype), m.pass,
+                              m.flops),
+                  true);
+    } else if (m.cls == "collective") {
+      continue;  // not used by the model
+    } else {
+      r = hbm();
+    }
+    m.time = Seconds(m.time.value() * r.scale);
+    m.projection = fmt::format("x {:.4g} ({}) from {}", r.scale, r.label, a.preset);
+  }
+  for (GemmFit& g : p.gemm) {
+    const Ratio c = compute(g.dtype, fmt::format("gemm {} fit", to_string(g.dtype)), false);
+    for (auto& [f, rate] : g.compute_roof) rate /= c.scale;
+    if (g.memory_roof.value() > 0) g.memory_roof = Bandwidth(g.memory_roof.value() / hbm().scale);
+  }
+  for (MemoryFit& m : p.memory) m.bandwidth = Bandwidth(m.bandwidth.value() / hbm().scale);
+
+  p.projected.push_back(fmt::format("measured on {}, projected to '{}'", from, b.name));
+  for (const auto& [label, r] : used)
+    p.projected.push_back(fmt::format("time x {:.4g}: {}; measured fractions differ by {:.1f} %",
+                                      r.scale, label, 100 * r.spread));
+  if (p.launch) {
+    p.launch.reset();
+    p.projected.push_back("launch fit dropped (no datasheet figure): the scenario GPU's "
+                          "kernel_launch");
+  }
+  if (!p.collectives.empty())
+    p.projected.push_back("collective curves carried as fractions of the scenario's own "
+                          "NVLink and NIC line rates");
+  double u = 0;
+  for (const auto& [label, r] : used) u = std::max(u, r.spread);
+  p.projection_half_width = u;
+  return p;
 }
 
 std::vector<std::pair<Bytes, double>> bus_bandwidth_curve(const CollectiveFit& c) {
@@ -213,6 +333,14 @@ class ProfileModel final : public ComputeModel {
                   : roof_line("kernel floor") + " (profile has no launch fit)"},
         {"optimizer", roof_line("optimizer")}};
     measured_ = p.measured;
+    half_width_ = p.projection_half_width;
+    if (!p.projected.empty()) {
+      for (const std::string& line : p.projected) explanation_.emplace_back("projected", line);
+      band_basis_ = fmt::format(
+          "+/- {:.1f} % for the profile {} (the largest difference between the two GPUs' "
+          "measured achievable fractions of the figures scaled)",
+          100 * half_width_, p.projected.front());
+    }
     if (!p.measured.empty()) {
       std::set<std::string> files;
       for (const MeasuredKernel& m : p.measured) files.insert(m.file);
@@ -291,6 +419,8 @@ class ProfileModel final : public ComputeModel {
   Seconds optimizer_time(double params) const override { return roofline_->optimizer_time(params); }
 
   std::string describe() const override { return description_; }
+  double band_half_width() const override { return half_width_; }
+  std::string band_basis() const override { return band_basis_; }
   std::vector<std::pair<std::string, std::string>> explain() const override {
     std::vector<std::pair<std::string, std::string>> out = explanation_;
     if (measured_.empty()) return out;
@@ -310,9 +440,11 @@ class ProfileModel final : public ComputeModel {
       std::string modes;
       for (const std::string& o : use.modes) modes += (modes.empty() ? "" : " and ") + o;
       out.emplace_back(fmt::format("measured {}", m.cls),
-                       fmt::format("{} kernel '{}' ({}) {}: {:.2f} us, {}; for {}", m.file,
+                       fmt::format("{} kernel '{}' ({}) {}: {:.2f} us{}, {}; for {}", m.file,
                                    m.kernel, m.op.empty() ? "no CPU op" : m.op, shape,
-                                   m.time.value() * 1e6, modes, ops));
+                                   m.time.value() * 1e6,
+                                   m.projection.empty() ? "" : " projected " + m.projection,
+                                   modes, ops));
     }
     if (!unmeasured_.empty()) {
       std::string ops;
@@ -505,6 +637,8 @@ class ProfileModel final : public ComputeModel {
   std::string description_;
   Dtype gemm_dtype_ = Dtype::bf16, attn_dtype_ = Dtype::bf16;
   std::vector<MeasuredKernel> measured_;
+  double half_width_ = 0;
+  std::string band_basis_;
   mutable std::mutex mutex_;
   mutable std::map<std::size_t, Use> used_;
   mutable std::set<std::string> unmeasured_;
@@ -527,9 +661,7 @@ std::optional<Profile> scenario_profile(const Scenario& s) {
                      "cannot open the calibration profile (paths are relative to the scenario "
                      "file)");
   }
-  Profile p = read_profile_file(*s.cluster.calibration);
-  check_profile_gpu(s, p);
-  return p;
+  return project_profile(s, read_profile_file(*s.cluster.calibration));
 }
 
 std::unique_ptr<ComputeModel> model_from(const Scenario& s, const std::optional<Profile>& p) {

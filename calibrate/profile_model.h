@@ -35,9 +35,26 @@ std::unique_ptr<ComputeModel> make_profile_model(const Scenario& s, const Profil
 // matches anything (it cannot be told apart).
 bool same_gpu(const std::string& a, const std::string& b);
 
-// Throws InputError at `cluster.calibration` when an input of the profile names a GPU
-// that is not the scenario's (same_gpu). Inputs that name no GPU are not checked.
-void check_profile_gpu(const Scenario& s, const Profile& p);
+// A profile measured on GPU A (its inputs' GPU, a built-in preset by same_gpu) made to time
+// ops on the scenario's GPU B by datasheet ratios of the resource that bounds each figure
+// (docs/model.md, "Projection to another GPU"):
+//   GEMM entries     compute-bound (F / bytes at least A's ridge peak[d] / HBM): time x
+//                    peak_A[d] / peak_B[d]; memory-bound: time x HBM_A / HBM_B;
+//   attention        time x peak_A[d] / peak_B[d], d attention's format;
+//   norm, softmax, elementwise entries; memory_bound fits: time x HBM_A / HBM_B
+//                    (fits: bandwidth x HBM_B / HBM_A, alpha kept);
+//   GEMM fits        compute roof x peak_B / peak_A, memory roof x HBM_B / HBM_A;
+//   launch fit       dropped (no datasheet figure): B's preset kernel_launch;
+//   collectives      carried as they are used: the intra-node curve is a shape and the NIC
+//                    efficiency a fraction of the scenario's own NVLink and NIC line rates;
+//                    measured NCCL entries are not used by the model.
+// The band's added half-width: the largest |eff_B / eff_A - 1| over the resources scaled,
+// eff the presets' measured achievable fractions (gemm_efficiency[d], attention_efficiency,
+// memory_efficiency): the ratio holds only as far as B reaches the same fraction of its
+// datasheet figure as A. Nothing to do when every input names B or no GPU. Throws
+// InputError at `cluster.calibration` naming the figure when no preset matches A, or a
+// ratio is missing (a format either GPU has no peak for).
+Profile project_profile(const Scenario& s, Profile p);
 
 // The fraction of its largest-size bus bandwidth a collective reaches at each measured
 // size of 1 MiB or more: the shape IntraNodeSpec::bus_bandwidth_curve takes.

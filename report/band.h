@@ -70,6 +70,11 @@ struct Band {
   std::string basis;     // where the residuals came from, e.g. "Ampere x 3d (any framework)"
   int cases = 0;         // residuals in the basis; 0: no table, no band
   double e_min = 0, e_max = 0;
+  // Added to both ends (e_min - added, e_max + added) by the compute model (a profile
+  // projected from another GPU: ComputeModel::band_half_width), and why; 0 and empty
+  // otherwise.
+  double added = 0;
+  std::string added_basis;
   // Measured / predicted step time at the ends of the band: slow (pessimistic), fast.
   double slow() const { return 1 / (1 + e_min); }
   double fast() const { return 1 / (1 + e_max); }

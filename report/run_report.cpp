@@ -10,6 +10,7 @@
 #include <set>
 
 #include "model/training_run.h"
+#include "calibrate/compute_model.h"
 #include "report/band.h"
 #include "report/check_report.h"
 #include "report/memory_json.h"
@@ -166,12 +167,18 @@ struct Assessment {
   std::vector<RegionFlag> flags;
 };
 
-Assessment assess(const Scenario& s, const StepResult& r) {
+Assessment assess(const Scenario& s, const StepResult& r, const ComputeModel* model) {
   const std::vector<Residual>& table = shipped_residuals();
   const MemoryReport& m = r.figures.memory;
   const double memory_fraction = m.worst().memory.total().value() / m.capacity.value();
-  return {band_for(family_of(s), table),
-          region_flags(s, memory_fraction, Utilisation{r.mfu, r.hfu}, table)};
+  Band band = band_for(family_of(s), table);
+  if (model && model->band_half_width() > 0 && band.cases > 0) {
+    band.added = model->band_half_width();
+    band.added_basis = model->band_basis();
+    band.e_min -= band.added;
+    band.e_max += band.added;
+  }
+  return {band, region_flags(s, memory_fraction, Utilisation{r.mfu, r.hfu}, table)};
 }
 
 std::string flag_codes(const std::vector<RegionFlag>& flags) {
@@ -191,6 +198,7 @@ ordered_json band_json(const Assessment& a, const StepResult& r) {
   j["cases"] = b.cases;
   j["step_time_error_min"] = b.e_min;
   j["step_time_error_max"] = b.e_max;
+  if (b.added > 0) j["projection_half_width"] = b.added;
   // Measured = predicted / (1 + e): the fast end at e_max, the slow end at e_min.
   j["step_time_s"] = {{"low", r.step_time.value() * b.fast()},
                       {"high", r.step_time.value() * b.slow()}};
@@ -249,7 +257,7 @@ std::string render_run_json(const Scenario& s, const Prediction& prediction) {
     j["faults"] = f;
   }
   if (!r.stalled_at) {
-    const Assessment a = assess(s, r);
+    const Assessment a = assess(s, r, prediction.hardware.model.get());
     j["band"] = band_json(a, r);
     j["validated_region"] = region_json(a);
   }
@@ -285,7 +293,7 @@ std::string render_run_csv(const Scenario& s, const Prediction& prediction) {
                      link_bytes(r, LinkClass::nic), link_bytes(r, LinkClass::spine));
   // The band (measured = predicted / (1 + e)) and the validated region's flag codes.
   {
-    const Assessment a = assess(s, r);
+    const Assessment a = assess(s, r, prediction.hardware.model.get());
     const Band& band = a.band;
     std::string basis = band.basis;
     for (char& c : basis)
@@ -356,7 +364,7 @@ std::string render_run_table(const Scenario& s, const Prediction& prediction) {
   {
     // Where published runs like this one were measured: the predicted value over the
     // family's validation residuals (report/band.h, docs/simulator.md).
-    const Assessment a = assess(s, r);
+    const Assessment a = assess(s, r, prediction.hardware.model.get());
     const Band& b = a.band;
     o += "\nprediction band (validation residuals)\n";
     line("family", b.describe());
@@ -367,6 +375,7 @@ std::string render_run_table(const Scenario& s, const Prediction& prediction) {
                        format_seconds(r.step_time * b.slow()), 100 * b.e_min, 100 * b.e_max));
       line("measured MFU",
            fmt::format("{:.1f} % .. {:.1f} %", 100 * r.mfu / b.slow(), 100 * r.mfu / b.fast()));
+      if (b.added > 0) line("band widened", b.added_basis);
     }
     if (a.flags.empty()) line("validated region", "inside");
     for (const RegionFlag& f : a.flags) line("outside region", f.text);

@@ -26,4 +26,8 @@ std::vector<std::string> system_preset_names();
 std::vector<std::string> model_preset_names();
 std::vector<std::string> fabric_preset_names();
 
+// The built-in GPU preset `preset` (one of gpu_preset_names()) as cluster.gpu would hold it;
+// throws InputError for an unknown name.
+GpuSpec gpu_preset_spec(const std::string& preset);
+
 }  // namespace orrery

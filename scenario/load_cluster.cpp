@@ -315,3 +315,20 @@ void read_cluster_keys(MapReader& r, Origin* origin, ClusterSpec& c) {
 }
 
 }  // namespace orrery::detail
+
+namespace orrery {
+
+GpuSpec gpu_preset_spec(const std::string& preset) {
+  detail::Origin origin;
+  GpuSpec gpu;
+  const std::string name = detail::apply_section(
+      YAML::Node(preset), "gpu preset", "cluster.gpu", detail::keys_of(detail::gpu_fields()),
+      gpu_presets(), &origin, [&] { gpu = GpuSpec{}; },
+      [&](detail::MapReader& gr) {
+        detail::read_fields(gr, &origin, detail::gpu_fields(), gpu);
+      });
+  gpu.preset = name;
+  return gpu;
+}
+
+}  // namespace orrery
