@@ -357,10 +357,12 @@ class ProfileModel final : public ComputeModel {
     }
     description_ = "profile " + name + ":";
     for (const auto& [cls, src] : explanation_) {
+      if (cls == "projected") continue;  // said once, below
       const bool from_profile = src.rfind("profile ", 0) == 0;
       description_ += fmt::format(" {} from {};", cls, from_profile ? "profile" : "roofline");
     }
     description_.pop_back();
+    if (!p.projected.empty()) description_ += "; " + p.projected.front();
     // Collectives are not the compute model's, but --explain says where their curve comes from.
     const CollectiveFit* ar = node_all_reduce(p, s.cluster.gpus_per_node);
     const auto curve = ar ? bus_bandwidth_curve(*ar) : std::vector<std::pair<Bytes, double>>{};
