@@ -31,6 +31,9 @@ def main():
     ap.add_argument("--out", required=True, help="YAML file to write")
     ap.add_argument("--batch", type=int, default=8, help="sequences per step (default 8)")
     ap.add_argument("--steps", type=int, default=20, help="timed steps (default 20)")
+    ap.add_argument("--trace", help="also record one more step with torch.profiler (CPU and "
+                    "CUDA activity, record_shapes=True) and write its Chrome trace here, the "
+                    "Kineto trace `orrery calibrate` reads")
     args = ap.parse_args()
     if args.batch < 1 or args.steps < 1:
         ap.error("--batch and --steps must be at least 1")
@@ -120,6 +123,15 @@ def main():
         end.record()
         end.synchronize()
         times.append(start.elapsed_time(end) * 1e-3)  # ms -> s
+
+    if args.trace:
+        from torch.profiler import ProfilerActivity, profile
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA],
+                     record_shapes=True) as prof:
+            step()
+            torch.cuda.synchronize()
+        prof.export_chrome_trace(args.trace)
+        print(f"wrote {args.trace}")
 
     tokens = args.batch * seq
     med, p10, p90 = quantile(times, 0.5), quantile(times, 0.1), quantile(times, 0.9)
