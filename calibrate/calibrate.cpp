@@ -365,20 +365,18 @@ std::string render_profile(const Profile& p) {
   for (const MeasuredKernel& m : p.measured) {
     o += "  - {class: " + m.cls;
     if (m.cls == "gemm") {
-      o += fmt::format(", dtype: {}, m: {}, n: {}, k: {}", to_string(m.dtype), m.shape.m,
-                       m.shape.n, m.shape.k);
+      o += fmt::format(", dtype: {}, m: {}, n: {}, k: {}", to_string(m.dtype), m.shape.m, m.shape.n,
+                       m.shape.k);
     } else if (m.cls == "attention") {
-      o += fmt::format(", pass: {}, dtype: {}, flop: {:.0f}", m.pass, to_string(m.dtype),
-                       m.flops);
+      o += fmt::format(", pass: {}, dtype: {}, flop: {:.0f}", m.pass, to_string(m.dtype), m.flops);
     } else if (m.cls == "collective") {
-      o += fmt::format(", collective: {}, ranks: {}, bytes: {}", to_string(m.collective),
-                       m.ranks, bytes(m.bytes));
+      o += fmt::format(", collective: {}, ranks: {}, bytes: {}", to_string(m.collective), m.ranks,
+                       bytes(m.bytes));
     } else {
       o += ", bytes: " + bytes(m.bytes);
     }
-    o += fmt::format(", calls: {}, time: {}, kernel: {}, op: {}, file: {}, gpu: {}}}\n",
-                     m.calls, us(m.time), quoted(m.kernel), quoted(m.op), quoted(m.file),
-                     quoted(m.gpu));
+    o += fmt::format(", calls: {}, time: {}, kernel: {}, op: {}, file: {}, gpu: {}}}\n", m.calls,
+                     us(m.time), quoted(m.kernel), quoted(m.op), quoted(m.file), quoted(m.gpu));
   }
   o += "not_fitted:";
   o += p.not_fitted.empty() ? " []\n" : "\n";

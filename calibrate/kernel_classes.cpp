@@ -159,10 +159,9 @@ std::vector<MeasuredKernel> measured_kernels(const KinetoTrace& t) {
   std::vector<MeasuredKernel> out;
   std::vector<std::vector<double>> times;
   auto add = [&](MeasuredKernel e, double time) {
-    const std::string key =
-        fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", e.cls, e.pass, to_string(e.dtype),
-                    e.shape.m, e.shape.n, e.shape.k, e.flops, e.bytes, e.ranks,
-                    to_string(e.collective), e.op, e.kernel);
+    const std::string key = fmt::format(
+        "{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", e.cls, e.pass, to_string(e.dtype), e.shape.m,
+        e.shape.n, e.shape.k, e.flops, e.bytes, e.ranks, to_string(e.collective), e.op, e.kernel);
     const auto [it, fresh] = index.emplace(key, out.size());
     if (fresh) {
       e.file = t.file;
@@ -217,8 +216,8 @@ std::vector<MeasuredKernel> measured_kernels(const KinetoTrace& t) {
     out[i].calls = static_cast<int>(n);
     out[i].time = Seconds(n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]));
   }
-  static const char* kOrder[] = {"gemm", "attention", "norm", "softmax", "elementwise",
-                                 "collective"};
+  static const char* kOrder[] = {"gemm",    "attention",   "norm",
+                                 "softmax", "elementwise", "collective"};
   auto rank = [](const std::string& c) {
     return std::find(std::begin(kOrder), std::end(kOrder), c) - std::begin(kOrder);
   };

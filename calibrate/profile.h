@@ -44,12 +44,12 @@ struct OpTime {
 // One entry per (class, pass, dtype, shape, op, kernel): `time` the median over its calls of
 // the summed kernels of one call.
 struct MeasuredKernel {
-  std::string cls;     // gemm, attention, norm, softmax, elementwise, collective
-  std::string pass;    // attention: forward or backward; empty otherwise
-  std::string file;    // the trace
-  std::string kernel;  // the first kernel's name
-  std::string op;      // the launching CPU op, or empty
-  std::string gpu;     // the trace's device name, or empty
+  std::string cls;            // gemm, attention, norm, softmax, elementwise, collective
+  std::string pass;           // attention: forward or backward; empty otherwise
+  std::string file;           // the trace
+  std::string kernel;         // the first kernel's name
+  std::string op;             // the launching CPU op, or empty
+  std::string gpu;            // the trace's device name, or empty
   Dtype dtype = Dtype::bf16;  // gemm, attention
   GemmShape shape;            // gemm
   double flops = 0;           // gemm 2mnk; attention the full product

@@ -179,10 +179,10 @@ Profile project_profile(const Scenario& s, Profile p) {
   auto compute = [&](Dtype d, const std::string& figure, bool attention) {
     const auto pa = a.peak.find(d), pb = b.peak.find(d);
     if (pa == a.peak.end() || pb == b.peak.end())
-      refuse(s, fmt::format("the profile's {} was measured on {} and cannot be projected to "
-                            "'{}': {} has no {} peak (no datasheet ratio)",
-                            figure, from, b.name, pa == a.peak.end() ? a.name : b.name,
-                            to_string(d)));
+      refuse(s,
+             fmt::format("the profile's {} was measured on {} and cannot be projected to "
+                         "'{}': {} has no {} peak (no datasheet ratio)",
+                         figure, from, b.name, pa == a.peak.end() ? a.name : b.name, to_string(d)));
     double spread = 0;
     if (attention) {
       if (a.attention_efficiency && b.attention_efficiency)
@@ -203,18 +203,16 @@ Profile project_profile(const Scenario& s, Profile p) {
   for (MeasuredKernel& m : p.measured) {
     Ratio r;
     if (m.cls == "gemm") {
-      const std::string figure = fmt::format("measured gemm {} m={} n={} k={}",
-                                             to_string(m.dtype), m.shape.m, m.shape.n, m.shape.k);
+      const std::string figure = fmt::format("measured gemm {} m={} n={} k={}", to_string(m.dtype),
+                                             m.shape.m, m.shape.n, m.shape.k);
       const auto pa = a.peak.find(m.dtype);
-      const double ridge =
-          pa == a.peak.end() ? 0 : pa->second.value() / a.memory_bandwidth.value();
-      r = m.flops / gemm_bytes(m.shape, m.dtype) >= ridge ? compute(m.dtype, figure, false)
-                                                           : hbm();
+      const double ridge = pa == a.peak.end() ? 0 : pa->second.value() / a.memory_bandwidth.value();
+      r = m.flops / gemm_bytes(m.shape, m.dtype) >= ridge ? compute(m.dtype, figure, false) : hbm();
     } else if (m.cls == "attention") {
-      r = compute(m.dtype,
-                  fmt::format("measured attention {} {} {:.6g} FLOP", to_string(m.dtype), m.pass,
-                              m.flops),
-                  true);
+      r = compute(
+          m.dtype,
+          fmt::format("measured attention {} {} {:.6g} FLOP", to_string(m.dtype), m.pass, m.flops),
+          true);
     } else if (m.cls == "collective") {
       continue;  // not used by the model
     } else {
@@ -236,12 +234,14 @@ Profile project_profile(const Scenario& s, Profile p) {
                                       r.scale, label, 100 * r.spread));
   if (p.launch) {
     p.launch.reset();
-    p.projected.push_back("launch fit dropped (no datasheet figure): the scenario GPU's "
-                          "kernel_launch");
+    p.projected.push_back(
+        "launch fit dropped (no datasheet figure): the scenario GPU's "
+        "kernel_launch");
   }
   if (!p.collectives.empty())
-    p.projected.push_back("collective curves carried as fractions of the scenario's own "
-                          "NVLink and NIC line rates");
+    p.projected.push_back(
+        "collective curves carried as fractions of the scenario's own "
+        "NVLink and NIC line rates");
   double u = 0;
   for (const auto& [label, r] : used) u = std::max(u, r.spread);
   p.projection_half_width = u;
@@ -431,8 +431,8 @@ class ProfileModel final : public ComputeModel {
       const MeasuredKernel& m = measured_[i];
       std::string shape;
       if (m.cls == "gemm")
-        shape = fmt::format("{} m={} n={} k={}", to_string(m.dtype), m.shape.m, m.shape.n,
-                            m.shape.k);
+        shape =
+            fmt::format("{} m={} n={} k={}", to_string(m.dtype), m.shape.m, m.shape.n, m.shape.k);
       else if (m.cls == "attention")
         shape = fmt::format("{} {} {:.6g} FLOP", to_string(m.dtype), m.pass, m.flops);
       else
@@ -441,18 +441,18 @@ class ProfileModel final : public ComputeModel {
       for (const std::string& o : use.ops) ops += (ops.empty() ? "" : ", ") + o;
       std::string modes;
       for (const std::string& o : use.modes) modes += (modes.empty() ? "" : " and ") + o;
-      out.emplace_back(fmt::format("measured {}", m.cls),
-                       fmt::format("{} kernel '{}' ({}) {}: {:.2f} us{}, {}; for {}", m.file,
-                                   m.kernel, m.op.empty() ? "no CPU op" : m.op, shape,
-                                   m.time.value() * 1e6,
-                                   m.projection.empty() ? "" : " projected " + m.projection,
-                                   modes, ops));
+      out.emplace_back(
+          fmt::format("measured {}", m.cls),
+          fmt::format("{} kernel '{}' ({}) {}: {:.2f} us{}, {}; for {}", m.file, m.kernel,
+                      m.op.empty() ? "no CPU op" : m.op, shape, m.time.value() * 1e6,
+                      m.projection.empty() ? "" : " projected " + m.projection, modes, ops));
     }
     if (!unmeasured_.empty()) {
       std::string ops;
       for (const std::string& o : unmeasured_) ops += (ops.empty() ? "" : ", ") + o;
-      out.emplace_back("not measured", ops + ": no measured entry of their class and size; "
-                                             "timed by the lines above (fit or roofline)");
+      out.emplace_back("not measured", ops +
+                                           ": no measured entry of their class and size; "
+                                           "timed by the lines above (fit or roofline)");
     }
     return out;
   }
@@ -498,8 +498,7 @@ class ProfileModel final : public ComputeModel {
   }
 
   // The op's time from the profile's measured kernels, or none.
-  std::optional<double> measured_time(const Op& op, Pass pass, double flops,
-                                      double bytes) const {
+  std::optional<double> measured_time(const Op& op, Pass pass, double flops, double bytes) const {
     if (measured_.empty() || flops < 0) return std::nullopt;
     const bool fwd = pass == Pass::forward;
     switch (op.kind) {

@@ -248,8 +248,8 @@ MeasuredKernel read_measured(MapReader& r) {
 Profile read_profile_text(const std::string& text, const std::string& file) {
   const YAML::Node root = detail::load_yaml_text(text, file);
   MapReader top(root, file, "",
-                {"format", "version", "provenance", "collectives", "gemm", "memory_bound",
-                 "launch", "op_times", "measured_kernels", "not_fitted"},
+                {"format", "version", "provenance", "collectives", "gemm", "memory_bound", "launch",
+                 "op_times", "measured_kernels", "not_fitted"},
                 nullptr);
   if (str(top, "format") != "orrery-profile")
     top.fail("format", "expected 'orrery-profile' (a profile written by orrery calibrate)");

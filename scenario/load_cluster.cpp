@@ -324,9 +324,7 @@ GpuSpec gpu_preset_spec(const std::string& preset) {
   const std::string name = detail::apply_section(
       YAML::Node(preset), "gpu preset", "cluster.gpu", detail::keys_of(detail::gpu_fields()),
       gpu_presets(), &origin, [&] { gpu = GpuSpec{}; },
-      [&](detail::MapReader& gr) {
-        detail::read_fields(gr, &origin, detail::gpu_fields(), gpu);
-      });
+      [&](detail::MapReader& gr) { detail::read_fields(gr, &origin, detail::gpu_fields(), gpu); });
   gpu.preset = name;
   return gpu;
 }

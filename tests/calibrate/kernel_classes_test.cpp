@@ -1,8 +1,10 @@
 // Kineto kernels mapped to op classes, stored in the profile, and the times the profile's
 // compute model gives the scenario's own ops from them, on this GPU and projected to
 // another (docs/model.md, "Measured kernels" and "Projection to another GPU").
-#include <gtest/gtest.h>
+#include "calibrate/kernel_classes.h"
+
 #include <fmt/format.h>
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -10,7 +12,6 @@
 #include <fstream>
 
 #include "calibrate/calibrate.h"
-#include "calibrate/kernel_classes.h"
 #include "calibrate/profile_model.h"
 #include "core/error.h"
 #include "model/workload.h"
@@ -136,10 +137,8 @@ TEST(MeasuredKernels, TheScenariosOpsTakeTheTraceTimesAsDerivedByHand) {
   // 134234112 = 59.99268 us; backward 201326592 B, 1.4998x: 60 x 201326592 / 134234112 =
   // 89.98902 us.
   const Op& norm = op_named(w, "attn.norm");
-  EXPECT_NEAR(model->op_time(norm, Pass::forward).value(), 60 * us * 134217728 / 134234112,
-              1e-12);
-  EXPECT_NEAR(model->op_time(norm, Pass::backward).value(), 60 * us * 201326592 / 134234112,
-              1e-12);
+  EXPECT_NEAR(model->op_time(norm, Pass::forward).value(), 60 * us * 134217728 / 134234112, 1e-12);
+  EXPECT_NEAR(model->op_time(norm, Pass::backward).value(), 60 * us * 201326592 / 134234112, 1e-12);
   // The residual add: no elementwise entry.
   const Op& add = op_named(w, "attn.residual");
   EXPECT_EQ(model->op_time(add, Pass::forward), fallback->op_time(add, Pass::forward));
@@ -213,8 +212,7 @@ TEST(Projection, AFigureWithNoDatasheetRatioIsRefusedByName) {
     ADD_FAILURE() << "no error";
   } catch (const InputError& e) {
     EXPECT_EQ(e.key(), "cluster.calibration");
-    EXPECT_NE(e.why().find("measured gemm fp8 m=4096 n=4096 k=4096"), std::string::npos)
-        << e.why();
+    EXPECT_NE(e.why().find("measured gemm fp8 m=4096 n=4096 k=4096"), std::string::npos) << e.why();
     EXPECT_NE(e.why().find("has no fp8 peak"), std::string::npos) << e.why();
   }
   // A GPU no preset names cannot be projected at all.
