@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <map>
 #include <optional>
 #include <string>
@@ -42,6 +43,12 @@ double elements(const std::vector<std::int64_t>& shape) {
   return n;
 }
 
+// Sizes a profile can hold and read back (calibrate/profile_reader.cpp reads dimensions up
+// to 2^40); anything larger is not a real kernel's and is left unsized.
+constexpr double kMaxDim = 1099511627776.0;  // 2^40
+constexpr double kMaxSize = 1e24;            // FLOPs or bytes
+bool sane(double x, double limit) { return std::isfinite(x) && x > 0 && x <= limit; }
+
 // aten::mm (A[m,k] B[k,n]), aten::addmm (bias, A, B) and aten::linear (x[..., k],
 // W[n, k], bias): the PyTorch signatures (native_functions.yaml).
 std::optional<std::pair<Dtype, GemmShape>> gemm_shape(const TraceKernel& k) {
@@ -58,12 +65,16 @@ std::optional<std::pair<Dtype, GemmShape>> gemm_shape(const TraceKernel& k) {
   } else if (k.op == "aten::linear") {
     const auto& x = k.dims[0];
     const auto& w = k.dims[1];
-    if (x.empty() || w.size() != 2 || x.back() != w[1]) return std::nullopt;
-    s = {static_cast<std::int64_t>(elements(x) / static_cast<double>(x.back())), w[0], w[1]};
+    if (x.empty() || w.size() != 2 || x.back() != w[1] || x.back() <= 0) return std::nullopt;
+    const double m = elements(x) / static_cast<double>(x.back());
+    if (!sane(m, kMaxDim)) return std::nullopt;
+    s = {static_cast<std::int64_t>(m), w[0], w[1]};
   } else {
     return std::nullopt;
   }
-  if (s.m <= 0 || s.n <= 0 || s.k <= 0 || k.types.size() <= a) return std::nullopt;
+  if (!sane(static_cast<double>(s.m), kMaxDim) || !sane(static_cast<double>(s.n), kMaxDim) ||
+      !sane(static_cast<double>(s.k), kMaxDim) || k.types.size() <= a)
+    return std::nullopt;
   const auto d = dtype_of(k.types[a]);
   if (!d) return std::nullopt;
   return std::pair{*d, s};
@@ -90,7 +101,7 @@ std::optional<std::tuple<Dtype, double, bool>> attention_of(const TraceKernel& k
   const double flops = 4.0 * static_cast<double>(qd[0]) * static_cast<double>(qd[1]) *
                        static_cast<double>(qd[2]) * static_cast<double>(kd[2]) *
                        static_cast<double>(qd[3]);
-  if (flops <= 0) return std::nullopt;
+  if (!sane(flops, kMaxSize)) return std::nullopt;
   return std::tuple{*d, flops, backward};
 }
 
@@ -117,7 +128,7 @@ std::optional<double> op_bytes(const TraceKernel& k) {
     b += e * elements(k.dims[i]);
   }
   const double first = element_bytes(k.types[0]) * elements(k.dims[0]);
-  return b + first > 0 ? std::optional<double>(b + first) : std::nullopt;
+  return sane(b + first, kMaxSize) ? std::optional<double>(b + first) : std::nullopt;
 }
 
 // NCCL kernels: "ncclKernel_AllReduce_..." / "ncclDevKernel_AllReduce_..." and the
@@ -177,13 +188,12 @@ std::vector<MeasuredKernel> measured_kernels(const KinetoTrace& t) {
     e.kernel = k.name;
     e.op = k.op;
     if (const auto op = collective_of(k)) {
-      const auto d = dtype_of(k.comm_dtype);
       const double eb = element_bytes(k.comm_dtype);
       // The message an all-gather's rank sends is its input; the other collectives' size is
       // their input buffer (nccl-tests' "size" convention: the all-gather's output).
       const std::int64_t n = *op == CollectiveOp::all_gather ? k.out_nelems : k.in_nelems;
-      if (!d && eb <= 0) continue;
-      if (n <= 0 || k.group_size < 2) continue;
+      if (eb <= 0) continue;
+      if (n <= 0 || k.group_size < 2 || !sane(eb * static_cast<double>(n), kMaxSize)) continue;
       e.cls = "collective";
       e.collective = *op;
       e.ranks = k.group_size;

@@ -86,6 +86,38 @@ TEST(MeasuredKernels, TheFixtureMapsToOneEntryPerClassAndShape) {
   EXPECT_EQ(m[5].gpu, "NVIDIA H100 80GB HBM3");
 }
 
+TEST(MeasuredKernels, LinearAndElementwiseAreSizedAndUnsizedKernelsLeftOut) {
+  const char* trace = R"({"traceEvents": [
+  {"ph": "X", "cat": "cpu_op", "name": "aten::linear", "ts": 0, "dur": 1,
+   "args": {"External id": 1, "Input Dims": [[2, 512, 1024], [3072, 1024], [3072]],
+            "Input type": ["c10::Half", "c10::Half", "c10::Half"]}},
+  {"ph": "X", "cat": "kernel", "name": "ampere_fp16_s16816gemm", "ts": 1, "dur": 40,
+   "args": {"External id": 1}},
+  {"ph": "X", "cat": "cpu_op", "name": "aten::add", "ts": 2, "dur": 1,
+   "args": {"External id": 2, "Input Dims": [[8, 8], [8, 8], []],
+            "Input type": ["float", "float", "Scalar"]}},
+  {"ph": "X", "cat": "kernel", "name": "vectorized_elementwise_kernel<4, AddFunctor<float>>",
+   "ts": 3, "dur": 2, "args": {"External id": 2}},
+  {"ph": "X", "cat": "kernel", "name": "flash_fwd_kernel", "ts": 5, "dur": 9, "args": {}},
+  {"ph": "X", "cat": "kernel", "name": "ncclDevKernel_AllGather_RING_LL", "ts": 6, "dur": 9,
+   "args": {}}
+  ]})";
+  const std::vector<MeasuredKernel> m = measured_kernels(read_kineto_text(trace, "t.json"));
+  ASSERT_EQ(m.size(), 2u);
+  // aten::linear: x [2, 512, 1024], W [3072, 1024]: m = 2 x 512 = 1024, n = 3072, k = 1024.
+  EXPECT_EQ(m[0].cls, "gemm");
+  EXPECT_EQ(m[0].dtype, Dtype::fp16);
+  EXPECT_EQ(m[0].shape.m, 1024);
+  EXPECT_EQ(m[0].shape.n, 3072);
+  EXPECT_EQ(m[0].shape.k, 1024);
+  // aten::add of two fp32 8 x 8 tensors (the scalar alpha skipped): 2 x 256 B read + 256 B
+  // written = 768 B.
+  EXPECT_EQ(m[1].cls, "elementwise");
+  EXPECT_DOUBLE_EQ(m[1].bytes, 768.0);
+  // The flash kernel without its SDPA op and the NCCL kernel without collective metadata
+  // have no size: left out.
+}
+
 TEST(MeasuredKernels, TheProfileWritesThemAndReadsThemBack) {
   const Profile p = calibrate({{kFixture, ""}});
   const Profile back = read_profile_text(render_profile(p), "back.yaml");

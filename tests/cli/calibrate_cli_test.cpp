@@ -42,6 +42,34 @@ TEST(CliCalibrate, WritesTheProfileAndSummarizesEachFamily) {
   std::remove(out.c_str());
 }
 
+// A Kineto trace's kernels time `run`'s ops and --explain names them; on another GPU the
+// profile is projected and the band widened (docs/model.md, "Measured kernels from a
+// trace", "Projection to another GPU"; the times themselves: tests/calibrate/
+// kernel_classes_test.cpp).
+TEST(CliCalibrate, ATraceTimesRunsOpsAndExplainNamesItsKernels) {
+  const std::string out = temp("trace_profile.yaml");
+  const auto c = run_orrery("calibrate tests/calibrate/data/kineto_llama3_8b_h100.json -o '" +
+                            out + "'");
+  ASSERT_EQ(c.code, 0) << c.err;
+  EXPECT_NE(c.out.find("measured kernels: 6 entries"), std::string::npos) << c.out;
+  for (const std::string system : {"dgx-h100", "dgx-h200"}) {
+    const std::string scenario = temp(system + ".yaml");
+    std::ofstream(scenario) << "cluster: {preset: " << system << ", calibration: '" << out
+                            << "'}\nmodel: {preset: llama3-8b}\nparallelism: {tp: 1, dp: 8, "
+                               "microbatch: 1, global_batch: 8}\ntraining: {precision: bf16}\n";
+    const auto r = run_orrery("run '" + scenario + "' --explain");
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.out.find("measured attention"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("m=8192 n=6144 k=4096: 655.00 us"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("not measured"), std::string::npos) << r.out;
+    const bool projected = system == "dgx-h200";
+    EXPECT_EQ(r.out.find("band widened             +/- 4.0 %") != std::string::npos, projected)
+        << r.out;
+    std::remove(scenario.c_str());
+  }
+  std::remove(out.c_str());
+}
+
 TEST(CliCalibrate, SameInputsSameBytes) {
   const std::string a = temp("a.yaml"), b = temp("b.yaml");
   ASSERT_EQ(run_orrery("calibrate " + kLog + " " + kGemm + " -o '" + a + "'").code, 0);
