@@ -48,8 +48,8 @@ TEST(CliCalibrate, WritesTheProfileAndSummarizesEachFamily) {
 // kernel_classes_test.cpp).
 TEST(CliCalibrate, ATraceTimesRunsOpsAndExplainNamesItsKernels) {
   const std::string out = temp("trace_profile.yaml");
-  const auto c = run_orrery("calibrate tests/calibrate/data/kineto_llama3_8b_h100.json -o '" +
-                            out + "'");
+  const auto c =
+      run_orrery("calibrate tests/calibrate/data/kineto_llama3_8b_h100.json -o '" + out + "'");
   ASSERT_EQ(c.code, 0) << c.err;
   EXPECT_NE(c.out.find("measured kernels: 6 entries"), std::string::npos) << c.out;
   for (const std::string system : {"dgx-h100", "dgx-h200"}) {
