@@ -22,6 +22,7 @@
 #include "report/trace.h"
 #include "report/validate_report.h"
 #include "scenario/load.h"
+#include "scenario/schema.h"
 #include "simulator/predict.h"
 #include "simulator/step.h"
 #include "sweep/html.h"
@@ -87,31 +88,9 @@ int run_calibrate(const std::vector<std::string>& paths, const std::string& out,
   return 0;
 }
 
-// Scenario files named on the command line, directories searched for *.yaml, sorted.
-std::vector<std::string> expand(const std::vector<std::string>& paths) {
-  std::vector<std::string> files;
-  for (const auto& p : paths) {
-    std::error_code ec;
-    if (std::filesystem::is_directory(p, ec)) {
-      std::vector<std::string> found;
-      for (const auto& e : std::filesystem::recursive_directory_iterator(p, ec)) {
-        if (e.is_regular_file() && e.path().extension() == ".yaml") found.push_back(e.path().string());
-      }
-      std::sort(found.begin(), found.end());
-      if (found.empty()) {
-        throw orrery::InputError({p, std::nullopt}, "", "", "no .yaml scenario in this directory");
-      }
-      files.insert(files.end(), found.begin(), found.end());
-    } else {
-      files.push_back(p);
-    }
-  }
-  return files;
-}
-
 int run_validate(const std::vector<std::string>& paths, const std::string& format) {
   std::vector<orrery::ValidationCase> cases;
-  for (const std::string& file : expand(paths)) {
+  for (const std::string& file : orrery::scenario_files(paths)) {
     cases.push_back(orrery::validation_case(orrery::load_scenario_file(file), file));
   }
   const std::string out = format == "json"  ? orrery::render_validation_json(cases)
@@ -412,6 +391,11 @@ int main(int argc, char** argv) {
   report->add_option("results", report_in, "JSON written by orrery sweep --json")->required();
   report->add_option("-o,--output", report_out, "HTML file to write")->required();
 
+  CLI::App* schema = app.add_subcommand(
+      "schema",
+      "Print a JSON Schema of the scenario format (for an editor's YAML language "
+      "server): every key the reader accepts, with its unit, default and range.");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -437,6 +421,11 @@ int main(int argc, char** argv) {
     }
     if (*merge) return run_merge(merge_path, merge_shards, merge_outputs);
     if (*report) return run_report(report_in, report_out);
+    if (*schema) {
+      const std::string out = orrery::scenario_schema();
+      std::fwrite(out.data(), 1, out.size(), stdout);
+      return 0;
+    }
   } catch (const orrery::InputError& e) {
     std::cerr << e.what() << "\n";
     return kExitBadInput;

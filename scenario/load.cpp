@@ -7,6 +7,8 @@
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
+#include <filesystem>
 #include <map>
 
 #include "core/env.h"
@@ -284,6 +286,28 @@ Scenario load_scenario_text(const std::string& yaml, const std::string& display_
 
 Scenario load_scenario_file(const std::string& path) {
   return load_scenario_text(read_file_or_throw(default_env(), path, "the scenario file"), path);
+}
+
+std::vector<std::string> scenario_files(const std::vector<std::string>& paths) {
+  std::vector<std::string> files;
+  for (const auto& p : paths) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(p, ec)) {
+      std::vector<std::string> found;
+      for (const auto& e : std::filesystem::recursive_directory_iterator(p, ec)) {
+        if (e.is_regular_file() && e.path().extension() == ".yaml")
+          found.push_back(e.path().string());
+      }
+      std::sort(found.begin(), found.end());
+      if (found.empty()) {
+        throw InputError({p, std::nullopt}, "", "", "no .yaml scenario in this directory");
+      }
+      files.insert(files.end(), found.begin(), found.end());
+    } else {
+      files.push_back(p);
+    }
+  }
+  return files;
 }
 
 std::vector<std::string> scenario_keys() {

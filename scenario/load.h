@@ -15,6 +15,11 @@ Scenario load_scenario_file(const std::string& path);
 // Same from text; `display_name` is used as the file name in error messages.
 Scenario load_scenario_text(const std::string& yaml, const std::string& display_name);
 
+// The scenario files `paths` name: files as given, each directory searched recursively
+// for *.yaml, sorted; InputError naming a directory that holds none. `orrery validate`
+// and the Python module's validate() read their cases from this list.
+std::vector<std::string> scenario_files(const std::vector<std::string>& paths);
+
 // Every key the format accepts, as "section.key" ("model.moe.top_k"), in the order
 // the reader checks them. docs/scenario-format.md documents each; a test keeps the two
 // in step.
