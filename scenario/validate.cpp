@@ -716,7 +716,8 @@ void complete_stack(Scenario& s) {
       // Accelerate train under FSDP1) apply q*cos + rotate_half(q)*sin in PyTorch ops
       // (megatron/model/positional_embeddings.py lines 38-49 at bigscience-workshop/
       // Megatron-DeepSpeed 8387ae17;
-      // transformers' models/llama/modeling_llama.py apply_rotary_pos_emb).
+      // src/transformers/models/llama/modeling_llama.py rotate_half and
+      // apply_rotary_pos_emb at huggingface/transformers 00227283).
       case P::deepspeed: k.rope = StackSpec::Rope::rotate_half; break;
       case P::fsdp1: k.rope = c ? StackSpec::Rope::fused : StackSpec::Rope::rotate_half; break;
       // torchtitan: query.float() viewed as complex, times the cache, type_as back
@@ -729,7 +730,8 @@ void complete_stack(Scenario& s) {
     // --no-bias-gelu-fusion (arguments.py at d98e8a64, store_false), NeMo 24.07 sets
     // bias_activation_fusion: true (llama3_8b.yaml line 110), Megatron-DeepSpeed keeps
     // Megatron-LM's --no-bias-gelu-fusion default; eager PyTorch models compute
-    // F.silu(w1(x)) * w3(x) as two kernels (torchtitan, Hugging Face LlamaMLP).
+    // F.silu(w1(x)) * w3(x) as two kernels (torchtitan; act_fn(gate_proj(x)) * up_proj(x) in
+    // LlamaMLP.forward, modeling_llama.py at huggingface/transformers 00227283).
     k.activation_fusion = !torch_native || c;
   }
   // The loss: unfused in Megatron-Core unless --cross-entropy-loss-fusion (store_true,
