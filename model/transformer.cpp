@@ -259,7 +259,8 @@ void add_dense_mlp(const ModelSpec& m, const OpBuilder& B, const Dims& d, double
   std::vector<Op> pre_act;
   if (!d.fused_act) {
     const double e = B.act, T = tokens;
-    if (m.bias) pre_act.push_back(kernel(prefix + ".act_bias", e * T * up, e * T * up, e * T * up, 0));
+    if (m.bias)
+      pre_act.push_back(kernel(prefix + ".act_bias", e * T * up, e * T * up, e * T * up, 0));
     if (m.activation == Activation::swiglu) {
       Op silu = B.memory_bound(prefix + ".act_silu", OpKind::elementwise, T * f, T * f, e * T * f);
       pre_act.push_back(silu);

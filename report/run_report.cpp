@@ -328,8 +328,9 @@ std::string render_stack_explanation(const Scenario& s) {
     o += fmt::format("  {:<25}{} ({})\n", "RoPE", rope, by("training.stack.rope"));
   }
   o += fmt::format("  {:<25}{} ({})\n", "activation",
-                   k.activation_fusion ? "fused: one kernel (bias and activation)"
-                                       : "unfused: bias add, silu and the product as kernels of their own",
+                   k.activation_fusion
+                       ? "fused: one kernel (bias and activation)"
+                       : "unfused: bias add, silu and the product as kernels of their own",
                    by("training.stack.activation_fusion"));
   const bool ce_set = s.origin.count("training.cross_entropy_fusion") ||
                       s.origin.count("training.stack.cross_entropy_fusion");
