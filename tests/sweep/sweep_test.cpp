@@ -817,6 +817,15 @@ parallelism: {tp: 1, pp: 1, dp: 8, microbatch: 1, global_batch: 16, zero_stage: 
     EXPECT_DOUBLE_EQ(step[c.a.stack], simulate_step(s).step_time.value()) << to_string(c.a.stack);
   }
   EXPECT_LT(step.at(StackSpec::Preset::megatron_core), step.at(StackSpec::Preset::fsdp2));
+  // The unfused kernels as Megatron-LM's switches (arguments.py at NVIDIA/Megatron-LM
+  // d98e8a64); the fused stack needs none.
+  auto args = [&](const std::string& stack) {
+    return megatron_arguments(load_scenario_text(
+        base + "training: {precision: bf16, stack: " + stack + "}\n", "a.yaml"));
+  };
+  EXPECT_NE(args("fsdp2").find(" --no-rope-fusion --no-bias-swiglu-fusion"), std::string::npos)
+      << args("fsdp2");
+  EXPECT_EQ(args("megatron-core").find("fusion"), std::string::npos) << args("megatron-core");
   EXPECT_NE(render_sweep_csv(in, r).find(",stack"), std::string::npos);
 }
 
