@@ -71,7 +71,10 @@ int run_run(const std::string& path, const std::string& format, const std::strin
     write_file(trace, tr.json);
     if (tr.note) std::fprintf(stderr, "note: %s: %s\n", trace.c_str(), tr.note->c_str());
   }
-  if (explain) out += orrery::render_explanation(*p.hardware.model);
+  if (explain) {
+    out += orrery::render_explanation(*p.hardware.model);
+    out += orrery::render_stack_explanation(s);
+  }
   std::fwrite(out.data(), 1, out.size(), stdout);
   return 0;
 }

@@ -13,6 +13,7 @@
 // and selective recompute drops the 5*a*s/h term.
 #include <cmath>
 #include <optional>
+#include <vector>
 #include <fmt/format.h>
 
 #include "model/attention_mask.h"
@@ -29,7 +30,58 @@ struct Dims {
   double b, s, S, t, r, tok, h;
   int cp = 1;
   bool cp_ring = true;
+  // training.stack: how RoPE and the MLP activation run (StackSpec).
+  StackSpec::Rope rope = StackSpec::Rope::fused;
+  bool rope_on = false;  // the model rotates queries and keys (position_embedding rope)
+  bool fused_act = true;
 };
+
+// One element-wise kernel of an unfused chain: it moves `fwd` bytes in the forward and
+// `bwd` in the backward (split into reads `fwd_r`, `bwd_r` and the rest written).
+Op kernel(const std::string& name, double fwd_r, double fwd_w, double bwd_r, double bwd_w) {
+  Op op;
+  op.name = name;
+  op.kind = OpKind::elementwise;
+  op.fwd_read = Bytes(fwd_r);
+  op.fwd_written = Bytes(fwd_w);
+  op.bwd_read = Bytes(bwd_r);
+  op.bwd_written = Bytes(bwd_w);
+  return op;
+}
+
+// Rotary embeddings on a tensor of `n` elements (the queries or the keys of this rank),
+// as training.stack.rope runs them, `e` bytes an element. Each kernel is its own op,
+// timed max(bytes / HBM, kernel_launch); the cos/sin tables (s x head_dim, broadcast over
+// the batch and heads) are left out. The backward runs the same passes on the gradients.
+//  fused:        one kernel reads the tensor and writes it rotated (Transformer Engine's
+//                fused_apply_rotary_pos_emb, Megatron-Core apply_rope_fusion): 2 e n.
+//  rotate_half:  x*cos + rotate_half(x)*sin in PyTorch ops: neg of one half (e n/2 read,
+//                e n/2 written), cat of the halves (e n, e n), x*cos (e n, e n),
+//                rotated*sin (e n, e n), the sum (2 e n, e n): 10 e n in five kernels.
+//                Backward: the two products' gradients, the neg's, the halves gathered
+//                back (cat) and the two paths summed: the same five passes.
+//  complex:      x.float() (e n read, 4 n written), the complex product with the cache
+//                (4 n, 4 n), type_as back (4 n, e n): (16 + 2e) n in three kernels;
+//                backward the cast, the product with the conjugate and the cast back.
+void add_rope(const std::string& name, double n, double e, StackSpec::Rope how, Layer& L) {
+  switch (how) {
+    case StackSpec::Rope::fused:
+      L.ops.push_back(kernel(name, e * n, e * n, e * n, e * n));
+      break;
+    case StackSpec::Rope::rotate_half:
+      L.ops.push_back(kernel(name + ".neg", e * n / 2, e * n / 2, e * n / 2, e * n / 2));
+      L.ops.push_back(kernel(name + ".cat", e * n, e * n, e * n, e * n));
+      L.ops.push_back(kernel(name + ".mul_cos", e * n, e * n, e * n, e * n));
+      L.ops.push_back(kernel(name + ".mul_sin", e * n, e * n, e * n, e * n));
+      L.ops.push_back(kernel(name + ".add", 2 * e * n, e * n, 2 * e * n, e * n));
+      break;
+    case StackSpec::Rope::complex:
+      L.ops.push_back(kernel(name + ".upcast", e * n, 4 * n, 4 * n, e * n));
+      L.ops.push_back(kernel(name + ".mul", 4 * n, 4 * n, 4 * n, 4 * n));
+      L.ops.push_back(kernel(name + ".downcast", 4 * n, e * n, e * n, 4 * n));
+      break;
+  }
+}
 
 // The attention block after its norm: projections, core attention, output projection.
 void add_attention(const ModelSpec& m, const TrainingSpec& tr, const OpBuilder& B,
@@ -49,6 +101,12 @@ void add_attention(const ModelSpec& m, const TrainingSpec& tr, const OpBuilder& 
     q_dim = a * hd;
     k_dim = v_dim = kv * hd;
     qk_head = v_head = hd;
+    // RoPE on this rank's queries and keys, one call each (MLA rotates its own
+    // rope dimensions inside the projections and is left as it was).
+    if (d.rope_on) {
+      add_rope("attn.rope_q", d.tok * q_dim, e, d.rope, L);
+      add_rope("attn.rope_k", d.tok * k_dim, e, d.rope, L);
+    }
   } else {
     const MlaSpec& mla = *m.mla;
     qk_head = mla.qk_nope_head_dim + mla.qk_rope_head_dim;
@@ -188,6 +246,30 @@ void add_dense_mlp(const ModelSpec& m, const OpBuilder& B, const Dims& d, double
   // GeLU keeps its input (f wide); SwiGLU keeps gate and up projections (2f wide).
   Op act = B.memory_bound(prefix + ".act", OpKind::elementwise, tokens * up, tokens * f,
                           B.act * tokens * up);
+  // Unfused (training.stack.activation_fusion false), as eager PyTorch runs it, each
+  // kernel its own op before `act`, which stays the last (the one writing fc2's input):
+  //  - a bias: its own add over the up-projection (read and write e*T*up); backward the
+  //    bias gradient, a reduction reading the output gradient (e*T*up);
+  //  - SwiGLU: silu(gate) reads f and writes f, keeping the gate (e*T*f); the product
+  //    silu(gate) * up reads 2f and writes f, keeping both factors (e*T*2f: one f more
+  //    than the fused kernel keeps). Backward: silu's gradient reads the output
+  //    gradient and the gate and writes f; the product's two gradients (grad*up,
+  //    grad*silu) read 2f and write f each.
+  //  GeLU without a bias is one kernel either way.
+  std::vector<Op> pre_act;
+  if (!d.fused_act) {
+    const double e = B.act, T = tokens;
+    if (m.bias)
+      pre_act.push_back(kernel(prefix + ".act_bias", e * T * up, e * T * up, e * T * up, 0));
+    if (m.activation == Activation::swiglu) {
+      Op silu = B.memory_bound(prefix + ".act_silu", OpKind::elementwise, T * f, T * f, e * T * f);
+      pre_act.push_back(silu);
+      act.fwd_read = Bytes(e * T * 2 * f);
+      act.fwd_written = Bytes(e * T * f);
+      act.bwd_read = Bytes(e * T * 4 * f);
+      act.bwd_written = Bytes(e * T * 2 * f);
+    }
+  }
   Op fc2 = B.gemm(prefix + ".fc2", tokens, f, d.h, copies * (f * d.h + bias * d.h), tokens * f);
   fc1.expert = fc2.expert = expert_params;
   // The checkpointed module this MLP is (recompute_modules): its input stays (fc1's, or
@@ -212,7 +294,12 @@ void add_dense_mlp(const ModelSpec& m, const OpBuilder& B, const Dims& d, double
   for (Op* op : {&fc1, &act, &fc2}) op->recompute_in |= module;
   act.saved_dropped_by |= module;
   fc2.saved_dropped_by |= module;
+  for (Op& op : pre_act) {
+    op.recompute_in = act.recompute_in;
+    op.saved_dropped_by = act.saved_dropped_by;
+  }
   L.ops.push_back(fc1);
+  for (const Op& op : pre_act) L.ops.push_back(op);
   L.ops.push_back(act);
   L.ops.push_back(fc2);
 }
@@ -467,6 +554,9 @@ Workload build_transformer_workload(const ModelSpec& m, const TrainingSpec& tr, 
   d.h = static_cast<double>(m.hidden);
   d.cp = sh.cp;
   d.cp_ring = sh.cp_ring;
+  d.rope = tr.stack.rope;
+  d.rope_on = m.position_embedding == PositionEmbedding::rope;
+  d.fused_act = tr.stack.activation_fusion;
 
   Workload w;
   w.shard = sh;

@@ -318,6 +318,40 @@ std::string render_run_csv(const Scenario& s, const Prediction& prediction) {
   return header + row;
 }
 
+std::string render_stack_explanation(const Scenario& s) {
+  const StackSpec& k = s.training.stack;
+  auto by = [&](const std::string& key) {
+    return s.origin.count(key) ? "set in the file" : "the preset's default";
+  };
+  std::string o = "\nexplain (training stack: the kernels of the element-wise chains)\n";
+  o += fmt::format("  {:<25}{} ({})\n", "preset", to_string(k.preset),
+                   s.origin.count("training.stack") ? "set in the file" : "default");
+  o += fmt::format("  {:<25}{}\n", "torch.compile", k.compile ? "on (Inductor)" : "off");
+  if (s.model.is_transformer() && s.model.position_embedding == PositionEmbedding::rope) {
+    const char* rope = k.rope == StackSpec::Rope::fused
+                           ? "fused: one kernel a tensor, 2e bytes an element each way"
+                       : k.rope == StackSpec::Rope::rotate_half
+                           ? "rotate_half: 5 kernels a tensor, 10e bytes an element each way"
+                           : "complex: 3 kernels a tensor, 16 + 2e bytes an element each way";
+    o += fmt::format("  {:<25}{} ({})\n", "RoPE", rope, by("training.stack.rope"));
+  }
+  o += fmt::format("  {:<25}{} ({})\n", "activation",
+                   k.activation_fusion
+                       ? "fused: one kernel (bias and activation)"
+                       : "unfused: bias add, silu and the product as kernels of their own",
+                   by("training.stack.activation_fusion"));
+  const bool ce_set = s.origin.count("training.cross_entropy_fusion") ||
+                      s.origin.count("training.stack.cross_entropy_fusion");
+  o += fmt::format("  {:<25}{} ({})\n", "cross-entropy",
+                   s.training.cross_entropy_fusion ? "fused (28 bytes a logit in 16 bits)"
+                                                   : "unfused (52 bytes a logit in 16 bits)",
+                   ce_set ? "set in the file" : "the preset's default");
+  if (s.parallelism.zero_stage >= 3) {
+    o += fmt::format("  {:<25}{}\n", "ZeRO-3 / FSDP", to_string(s.parallelism.fsdp_impl));
+  }
+  return o;
+}
+
 std::string render_run_table(const Scenario& s, const Prediction& prediction) {
   const StepResult& r = prediction.step;
   const ParallelismSpec& p = s.parallelism;

@@ -306,6 +306,7 @@ const FieldTable<W>& sweep_fields() {
       {"sequence_parallel", read_bool_axis, true},
       {"fsdp", enum_axis<ParallelismSpec::FsdpImpl>(&W::fsdp), true},
       {"sharding", enum_axis<ParallelismSpec::Sharding>(&W::sharding), true},
+      {"stack", enum_axis<StackSpec::Preset>(&W::stack), true},
       {kConstraints, nested(constraint_fields, false), true},
       {kObjectives, enum_axis<Objective>(&W::objectives), true},
       {kTop, whole(&W::top, 1, 1 << 20), true},
@@ -336,7 +337,7 @@ void read_sweep(const YAML::Node& node, const std::string& file, SweepSpec& w) {
                      "an empty sweep: vary at least one of tp, pp, dp, vp, microbatch, "
                      "global_batch, global_batch_tokens, zero_stage, recompute, precision, "
                      "compression, nodes, gpu, system, gpus_per_node, nics_per_node, nic_bandwidth, "
-                     "cp, ep, schedule, sequence_parallel, fsdp, sharding "
+                     "cp, ep, schedule, sequence_parallel, fsdp, sharding, stack "
                      "(or use `orrery run` for the scenario as written)");
   }
 }

@@ -224,6 +224,33 @@ void read_fp8(MapReader& r, const std::string& key, Origin* origin, T& t) {
   r.mark(key);
 }
 
+// training.stack as a mapping (StackSpec): the preset and the mechanisms it overrides.
+// What each preset sets, and what a mapping may not set, is resolved in
+// scenario/validate.cpp (complete_stack), once the whole scenario is read.
+const FieldTable<StackSpec>& stack_fields() {
+  using S = StackSpec;
+  static const FieldTable<S> table = {
+      {"preset", choice(&S::preset)},
+      {"compile", flag(&S::compile)},
+      {"rope", choice(&S::rope)},
+      {"activation_fusion", flag(&S::activation_fusion)},
+      {"cross_entropy_fusion", flag(&S::cross_entropy_fusion)},
+  };
+  return table;
+}
+
+// `stack: NAME` (a preset), or a mapping `{preset: NAME, compile: ..., overrides...}`.
+void read_stack(MapReader& r, const std::string& key, Origin* origin, T& t) {
+  if (!r.has(key)) return;
+  if (!r.node(key).IsMap()) {
+    r.read_enum(key, names_of<StackSpec::Preset>(), t.stack.preset);
+    return;
+  }
+  MapReader sr(r.node(key), r.file(), r.key_path(key), keys_of(stack_fields()), origin);
+  read_fields(sr, origin, stack_fields(), t.stack);
+  r.mark(key);
+}
+
 // training.optimizer_offload (OptimizerOffloadSpec); a section given turns it on (nested).
 const FieldTable<OptimizerOffloadSpec>& optimizer_offload_fields() {
   using O = OptimizerOffloadSpec;
@@ -305,6 +332,7 @@ const FieldTable<T>& training_fields() {
       {"activation_offload", nested(&T::activation_offload, activation_offload_fields, true)},
       {"flash_attention", flag(&T::flash_attention)},
       {"cross_entropy_fusion", flag(&T::cross_entropy_fusion)},
+      {"stack", read_stack},
       {"gradient_dtype",
        choice(&T::gradient_dtype,
               {{"fp32", Dtype::fp32}, {"bf16", Dtype::bf16}, {"fp16", Dtype::fp16}})},
@@ -331,6 +359,7 @@ KeyLists training_key_lists() {
           {"training.gradient_compression", keys_of(compression_fields())},
           {"training.loss_scaling", keys_of(loss_scaling_fields())},
           {"training.fp8", keys_of(fp8_fields())},
+          {"training.stack", keys_of(stack_fields())},
           {"training.optimizer_offload", keys_of(optimizer_offload_fields())},
           {"training.activation_offload", keys_of(activation_offload_fields())},
           {"training.fp8.bf16_layers", keys_of(fp8_layer_fields())},

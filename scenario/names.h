@@ -93,6 +93,13 @@ ORRERY_ENUM_NAMES(ParallelismSpec::FsdpImpl, {ParallelismSpec::FsdpImpl::deepspe
                   {ParallelismSpec::FsdpImpl::megatron_fsdp, "megatron_fsdp"});
 ORRERY_ENUM_NAMES(ParallelismSpec::FsdpUnit, {ParallelismSpec::FsdpUnit::layer, "layer"},
                   {ParallelismSpec::FsdpUnit::module, "module"});
+// training.stack (a preset name or .preset), training.stack.rope (and sweep.stack)
+ORRERY_ENUM_NAMES(StackSpec::Preset, {StackSpec::Preset::megatron_core, "megatron-core"},
+                  {StackSpec::Preset::nemo, "nemo"}, {StackSpec::Preset::deepspeed, "deepspeed"},
+                  {StackSpec::Preset::fsdp1, "fsdp1"}, {StackSpec::Preset::fsdp2, "fsdp2"});
+ORRERY_ENUM_NAMES(StackSpec::Rope, {StackSpec::Rope::fused, "fused"},
+                  {StackSpec::Rope::rotate_half, "rotate_half"},
+                  {StackSpec::Rope::complex, "complex"});
 // model.moe.dispatch_dtype, model.moe.combine_dtype
 ORRERY_ENUM_NAMES(MoeSpec::Wire, {MoeSpec::Wire::fp8, "fp8"}, {MoeSpec::Wire::bf16, "bf16"},
                   {MoeSpec::Wire::fp32, "fp32"});

@@ -538,6 +538,29 @@ struct ActivationOffloadSpec {
   int layers = 0;  // --cpu-offloading-num-layers
 };
 
+// training.stack: the framework that runs the step, as named mechanisms (docs/model.md,
+// "Training stacks"). A preset sets each mechanism; the mapping form overrides them one
+// by one. Resolved in scenario/validate.cpp (complete_stack).
+struct StackSpec {
+  enum class Preset { megatron_core, nemo, deepspeed, fsdp1, fsdp2 } preset = Preset::megatron_core;
+  // How rotary embeddings are applied to the queries and keys: one fused kernel (TE /
+  // Megatron-Core apply_rope_fusion), the unfused rotate_half form (q*cos + rotate_half(q)*sin,
+  // five kernels a tensor) or the complex form (fp32 upcast, complex multiply, cast back:
+  // three kernels a tensor, torchtitan). Only for position_embedding rope.
+  enum class Rope { fused, rotate_half, complex } rope = Rope::fused;
+  // The MLP activation as one kernel (Megatron bias_swiglu / bias_gelu fusion) or as the
+  // separate kernels eager PyTorch runs (SwiGLU: silu, then the product; a bias added by a
+  // kernel of its own).
+  bool activation_fusion = true;
+  // torch.compile (fsdp1, fsdp2 only): Inductor fuses the pointwise chains, so RoPE, the
+  // activation and the loss run as single kernels.
+  bool compile = false;
+  // Read from the mapping only; resolved into TrainingSpec::cross_entropy_fusion.
+  bool cross_entropy_fusion = false;
+};
+const char* to_string(StackSpec::Preset p);
+const char* to_string(StackSpec::Rope r);
+
 struct TrainingSpec {
   Precision precision = Precision::bf16;
   // training.fp8: the FP8 recipe. Validated: present only when precision is fp8 (so a
@@ -553,9 +576,11 @@ struct TrainingSpec {
   std::optional<OptimizerOffloadSpec> optimizer_offload;  // none: the state stays in HBM
   std::optional<ActivationOffloadSpec> activation_offload;  // none: activations stay in HBM
   bool flash_attention = true;     // fused attention: no s^2 tensors are stored
-  // Megatron-Core's fused vocabulary-parallel cross-entropy (--cross-entropy-loss-fusion):
+  // Megatron-Core's fused vocabulary-parallel cross-entropy (--cross-entropy-loss-fusion;
+  // also training.stack.cross_entropy_fusion, and the stack preset's default):
   // 28 instead of 52 bytes moved per logit (model/transformer.cpp).
   bool cross_entropy_fusion = false;
+  StackSpec stack;  // training.stack; default the megatron-core preset
   Dtype gradient_dtype = Dtype::fp32;  // main-gradient buffer (Megatron accumulates in fp32)
   Bytes runtime_reserve;           // CUDA context, library workspaces, communicator buffers
   double allocator_overhead = 0.0; // caching-allocator fragmentation, fraction of activations

@@ -43,6 +43,7 @@ struct SweepSpec {
   std::vector<bool> sequence_parallel;
   std::vector<ParallelismSpec::FsdpImpl> fsdp;  // ZeRO-3 implementations
   std::vector<ParallelismSpec::Sharding> sharding;
+  std::vector<StackSpec::Preset> stack;  // training stacks (training.stack presets)
   // NIC line rates, each with the text it was written as (for the outputs and the
   // rewritten scenario).
   std::vector<std::pair<Bandwidth, std::string>> nic_bandwidth;

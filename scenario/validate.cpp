@@ -396,6 +396,19 @@ void complete_zero_stage(Scenario& s) {
   // FSDP per wrapped block (llm-foundry and torchtitan wrap each transformer block).
   if (p.zero_stage >= 3 && !p.fsdp && !is_set(s, "parallelism.fsdp.implementation"))
     p.fsdp_impl = ParallelismSpec::FsdpImpl::deepspeed;
+  // A stack named in the file runs its own ZeRO-3 / FSDP: DeepSpeed ZeRO-3, PyTorch FSDP1
+  // or FSDP2, and for Megatron-Core and NeMo Megatron-FSDP (args.use_megatron_fsdp,
+  // megatron/training/arguments.py at d98e8a64).
+  if (p.zero_stage >= 3 && !is_set(s, "parallelism.fsdp.implementation") &&
+      is_set(s, "training.stack")) {
+    using I = ParallelismSpec::FsdpImpl;
+    switch (s.training.stack.preset) {
+      case StackSpec::Preset::deepspeed: p.fsdp_impl = I::deepspeed; break;
+      case StackSpec::Preset::fsdp1: p.fsdp_impl = I::fsdp1; break;
+      case StackSpec::Preset::fsdp2: p.fsdp_impl = I::fsdp2; break;
+      default: p.fsdp_impl = I::megatron_fsdp; break;
+    }
+  }
   if (!is_set(s, "parallelism.fsdp.unit")) {
     p.fsdp_unit = p.fsdp_impl == ParallelismSpec::FsdpImpl::deepspeed
                       ? ParallelismSpec::FsdpUnit::module
@@ -668,6 +681,77 @@ void check_context_and_expert_split(const Scenario& s) {
   }
 }
 
+// training.stack: the preset's mechanisms wherever the file does not set them, each
+// default cited beside it (docs/model.md, "Training stacks").
+void complete_stack(Scenario& s) {
+  using P = StackSpec::Preset;
+  StackSpec& k = s.training.stack;
+  const bool torch_native = k.preset == P::fsdp1 || k.preset == P::fsdp2;
+  if (k.compile && !torch_native) {
+    reject(s, "training.stack.compile", "true",
+           fmt::format("torch.compile applies to presets fsdp1 and fsdp2 only (preset is {}, "
+                       "whose fusions are its own kernels)",
+                       to_string(k.preset)));
+  }
+  if (is_set(s, "training.stack.rope") && s.model.is_transformer() &&
+      s.model.position_embedding != PositionEmbedding::rope) {
+    reject(s, "training.stack.rope", to_string(k.rope),
+           fmt::format("applies to position_embedding: rope only (the model's is {})",
+                       to_string(s.model.position_embedding)));
+  }
+  // Compiled, Inductor fuses each pointwise chain into one Triton kernel: the RoPE
+  // upcast-multiply-cast, silu and the product, the loss's softmax passes (torchtitan
+  // compiles "model" and "loss" by default: CompileConfig.components in
+  // torchtitan/config/configs.py at pytorch/torchtitan b5bcd76c).
+  const bool c = k.compile;
+  if (!is_set(s, "training.stack.rope")) {
+    switch (k.preset) {
+      // Megatron-Core: --no-rope-fusion clears apply_rope_fusion, on by default
+      // (megatron/training/arguments.py at NVIDIA/Megatron-LM d98e8a64); NeMo 24.07's
+      // recipes set apply_rope_fusion: true (NVIDIA/NeMo-Framework-Launcher tag 24.07,
+      // launcher_scripts/conf/training/llama/llama3_8b.yaml line 93).
+      case P::megatron_core:
+      case P::nemo: k.rope = StackSpec::Rope::fused; break;
+      // Megatron-DeepSpeed and Hugging Face models (which Composer / LLM Foundry and
+      // Accelerate train under FSDP1) apply q*cos + rotate_half(q)*sin in PyTorch ops
+      // (megatron/model/positional_embeddings.py lines 38-49 at bigscience-workshop/
+      // Megatron-DeepSpeed 8387ae17;
+      // src/transformers/models/llama/modeling_llama.py rotate_half and
+      // apply_rotary_pos_emb at huggingface/transformers 00227283).
+      case P::deepspeed: k.rope = StackSpec::Rope::rotate_half; break;
+      case P::fsdp1: k.rope = c ? StackSpec::Rope::fused : StackSpec::Rope::rotate_half; break;
+      // torchtitan: query.float() viewed as complex, times the cache, type_as back
+      // (torchtitan/models/common/rope.py lines 254-264 at pytorch/torchtitan b5bcd76c).
+      case P::fsdp2: k.rope = c ? StackSpec::Rope::fused : StackSpec::Rope::complex; break;
+    }
+  }
+  if (!is_set(s, "training.stack.activation_fusion")) {
+    // Megatron-Core fuses bias and SwiGLU / GeLU unless --no-bias-swiglu-fusion /
+    // --no-bias-gelu-fusion (arguments.py at d98e8a64, store_false), NeMo 24.07 sets
+    // bias_activation_fusion: true (llama3_8b.yaml line 110), Megatron-DeepSpeed keeps
+    // Megatron-LM's --no-bias-gelu-fusion default; eager PyTorch models compute
+    // F.silu(w1(x)) * w3(x) as two kernels (torchtitan; act_fn(gate_proj(x)) * up_proj(x) in
+    // LlamaMLP.forward, modeling_llama.py at huggingface/transformers 00227283).
+    k.activation_fusion = !torch_native || c;
+  }
+  // The loss: unfused in Megatron-Core unless --cross-entropy-loss-fusion (store_true,
+  // arguments.py at d98e8a64) and in Megatron-DeepSpeed; NeMo 24.07 sets
+  // cross_entropy_loss_fusion: true (llama3_8b.yaml line 94); eager PyTorch upcasts the
+  // logits and runs F.cross_entropy's passes, compiled one fused kernel chain.
+  const bool stack_ce = is_set(s, "training.stack.cross_entropy_fusion");
+  const bool training_ce = is_set(s, "training.cross_entropy_fusion");
+  if (stack_ce && training_ce && k.cross_entropy_fusion != s.training.cross_entropy_fusion) {
+    reject(s, "training.stack.cross_entropy_fusion", k.cross_entropy_fusion ? "true" : "false",
+           "contradicts training.cross_entropy_fusion; set one of them");
+  }
+  if (stack_ce) {
+    s.training.cross_entropy_fusion = k.cross_entropy_fusion;
+  } else if (!training_ce) {
+    s.training.cross_entropy_fusion = k.preset == P::nemo || (torch_native && c);
+  }
+  k.cross_entropy_fusion = s.training.cross_entropy_fusion;
+}
+
 // Fills in the parallelism defaults (dp, schedule, ZeRO stage) and checks the split against
 // the cluster and, for transformers, the model. The checks run in this order, so the first
 // error a bad file reports does not change.
@@ -923,6 +1007,7 @@ Scenario resolve(RawScenario raw) {
   } else {
     complete_transformer(s);
   }
+  complete_stack(s);
   complete_parallelism(s);
   complete_training(s);
   complete_fp8(s);

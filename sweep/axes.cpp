@@ -474,6 +474,26 @@ constexpr Axis kAxes[] = {
          out.emplace_back("training.recompute", to_string(c.a.recompute));
      },
      [](const SweepInput&, const CandidateResult& c) -> Cell { return to_string(c.a.recompute); }},
+    // The training stack's preset (training.stack): a candidate takes the preset's
+    // mechanisms, keeping any the file's stack mapping overrides.
+    {"stack", 21,
+     [](const SweepInput& in, const Assignment& a) {
+       return listed(in.spec.stack, raw_of(in, a).training.stack.preset);
+     },
+     [](Assignment& a, int v) { a.stack = static_cast<StackSpec::Preset>(v); },
+     [](const Scenario& s) { return static_cast<int>(s.training.stack.preset); },
+     [](const SweepInput& in, const Assignment& a, RawScenario& raw) {
+       if (in.spec.stack.empty()) return;
+       raw.draft().training.stack.preset = a.stack;
+       mark(in, raw, "sweep.stack", "training.stack");
+     },
+     [](const SweepInput& in, const CandidateResult& c, Settings& out) {
+       if (in.spec.stack.empty()) return;
+       // A stack written as a mapping keeps its overrides: only its preset changes.
+       const bool mapping = raw_of(in, c.a).origin.count("training.stack.preset") > 0;
+       out.emplace_back(mapping ? "training.stack.preset" : "training.stack", to_string(c.a.stack));
+     },
+     [](const SweepInput&, const CandidateResult& c) -> Cell { return to_string(c.a.stack); }},
     {"precision", 5,
      [](const SweepInput& in, const Assignment& a) {
        return listed(in.spec.precision, raw_of(in, a).training.precision);

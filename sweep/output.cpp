@@ -174,6 +174,11 @@ std::vector<Column> swept_columns(const SweepSpec& w) {
                      return std::string(to_string(c.a.sharding));
                    }});
   }
+  if (!w.stack.empty()) {
+    out.push_back({"stack", 13, [](const CandidateResult& c) {
+                     return std::string(to_string(c.a.stack));
+                   }});
+  }
   return out;
 }
 

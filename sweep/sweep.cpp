@@ -633,6 +633,15 @@ std::string megatron_arguments(const Scenario& s) {
       break;
   }
   if (s.training.cross_entropy_fusion) out += " --cross-entropy-loss-fusion";
+  // training.stack's unfused kernels as Megatron-LM's switches (megatron/training/
+  // arguments.py at NVIDIA/Megatron-LM d98e8a64: --no-rope-fusion, --no-bias-swiglu-fusion,
+  // --no-bias-gelu-fusion).
+  if (s.model.is_transformer() && s.model.position_embedding == PositionEmbedding::rope &&
+      s.training.stack.rope != StackSpec::Rope::fused)
+    out += " --no-rope-fusion";
+  if (s.model.is_transformer() && !s.training.stack.activation_fusion)
+    out += s.model.activation == Activation::swiglu ? " --no-bias-swiglu-fusion"
+                                                    : " --no-bias-gelu-fusion";
   // Data-parallel sharding, checked against NVIDIA/Megatron-LM d98e8a64
   // (megatron/training/arguments.py; docs/user-guide/features/megatron_fsdp.md):
   //  ZeRO-1  --use-distributed-optimizer shards the optimizer state only; the gradient

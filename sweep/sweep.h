@@ -5,8 +5,8 @@
 //
 // Candidates, in a fixed nested order (gpu or system, nodes, gpus_per_node,
 // nics_per_node, nic_bandwidth, precision, compression, global_batch, tp, pp, vp, cp, ep,
-// dp, microbatch, sequence_parallel, schedule, zero_stage, fsdp, sharding, recompute; the
-// first varies slowest); each axis is one row of sweep/axes.cpp, which also sets it,
+// dp, microbatch, sequence_parallel, schedule, zero_stage, fsdp, sharding, recompute,
+// stack; the first varies slowest); each axis is one row of sweep/axes.cpp, which also sets it,
 // rewrites it and writes it. `auto`:
 //   tp          every divisor of the GPU count that is at most model.heads;
 //   pp          every divisor of the GPU count that is at most model.layers;
@@ -82,6 +82,7 @@ struct Assignment {
   bool sequence_parallel = false;
   ParallelismSpec::FsdpImpl fsdp = ParallelismSpec::FsdpImpl::fsdp1;
   ParallelismSpec::Sharding sharding = ParallelismSpec::Sharding::full;
+  StackSpec::Preset stack = StackSpec::Preset::megatron_core;
 };
 
 enum class Status {

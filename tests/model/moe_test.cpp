@@ -153,7 +153,8 @@ parallelism: {tp: 1, dp: 8, ep: 8, global_batch: 8}
   const MessageSizes sizes = message_sizes(s);
   const std::vector<std::string> fwd = pass_names(layer_pass(layer, LayerPass::forward, s, sizes));
   const std::vector<std::string> want_fwd = {
-      "attn.norm",       "attn.qkv",        "attn.core",
+      // The default stack (megatron-core) rotates queries and keys in one fused kernel each.
+      "attn.norm",       "attn.qkv",        "attn.rope_q",     "attn.rope_k",     "attn.core",
       "attn.proj",       "attn.residual",   "mlp.norm",
       "moe.router",      "moe.router_topk", "moe.aux_loss",
       "moe.permute",     "a2a overlapped",  "moe.shared.fc1",
@@ -180,6 +181,8 @@ parallelism: {tp: 1, dp: 8, ep: 8, global_batch: 8}
                                              "attn.residual",
                                              "attn.proj",
                                              "attn.core",
+                                             "attn.rope_k",
+                                             "attn.rope_q",
                                              "attn.qkv",
                                              "attn.norm"};
   EXPECT_EQ(bwd, want_bwd);

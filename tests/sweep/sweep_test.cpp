@@ -6,10 +6,12 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <map>
 #include <string>
 
 #include "model/training_run.h"
 #include "scenario/load.h"
+#include "simulator/step.h"
 #include "sweep/output.h"
 
 namespace orrery {
@@ -781,6 +783,50 @@ TEST(SplitSweep, CsvHasTheWholeRunColumns) {
     EXPECT_NEAR(std::stod(row[fails]), w / 360000.0, 1e-6 * w / 360000.0);
   }
   EXPECT_EQ(rows, 2);
+}
+
+}  // namespace
+}  // namespace orrery
+
+namespace orrery {
+namespace {
+
+// "Would moving to Megatron-Core pay for itself?" as one sweep: the same Llama 2 7B split
+// under eager torchtitan (fsdp2) and Megatron-Core. Each candidate is the scenario with
+// training.stack set (its step the one `run` predicts for that file), and Megatron-Core's
+// fused RoPE and SwiGLU make its step the shorter (docs/model.md, "Training stacks").
+TEST(StackSweep, EachCandidateIsTheScenarioUnderThatStack) {
+  const std::string base = R"(name: stack sweep
+cluster: {preset: dgx-h100, nodes: 1}
+model: {preset: llama2-7b}
+parallelism: {tp: 1, pp: 1, dp: 8, microbatch: 1, global_batch: 16, zero_stage: 1}
+)";
+  const SweepInput in = load_sweep_text(
+      base + "training: {precision: bf16}\nsweep: {stack: [fsdp2, megatron-core]}\n", "s.yaml");
+  ASSERT_EQ(expand(in).size(), 2u);
+  SweepOptions o;
+  const SweepResult r = run_sweep(in, o);
+  ASSERT_EQ(r.candidates.size(), 2u);
+  std::map<StackSpec::Preset, double> step;
+  for (const CandidateResult& c : r.candidates) {
+    ASSERT_EQ(c.status, Status::simulated) << c.reason;
+    step[c.a.stack] = c.figures->step_time.value();
+    const Scenario s = load_scenario_text(
+        base + fmt::format("training: {{precision: bf16, stack: {}}}\n", to_string(c.a.stack)),
+        "one.yaml");
+    EXPECT_DOUBLE_EQ(step[c.a.stack], simulate_step(s).step_time.value()) << to_string(c.a.stack);
+  }
+  EXPECT_LT(step.at(StackSpec::Preset::megatron_core), step.at(StackSpec::Preset::fsdp2));
+  // The unfused kernels as Megatron-LM's switches (arguments.py at NVIDIA/Megatron-LM
+  // d98e8a64); the fused stack needs none.
+  auto args = [&](const std::string& stack) {
+    return megatron_arguments(load_scenario_text(
+        base + "training: {precision: bf16, stack: " + stack + "}\n", "a.yaml"));
+  };
+  EXPECT_NE(args("fsdp2").find(" --no-rope-fusion --no-bias-swiglu-fusion"), std::string::npos)
+      << args("fsdp2");
+  EXPECT_EQ(args("megatron-core").find("fusion"), std::string::npos) << args("megatron-core");
+  EXPECT_NE(render_sweep_csv(in, r).find(",stack"), std::string::npos);
 }
 
 }  // namespace

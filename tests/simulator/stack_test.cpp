@@ -1,0 +1,178 @@
+// Training stacks (training.stack, docs/model.md "Training stacks"): the step of an eager
+// PyTorch stack against the same stack compiled, derived by hand from the unfused
+// kernels' bytes; the presets' mechanisms and their link to the FSDP implementation.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <fmt/format.h>
+
+#include "core/error.h"
+#include "model/workload.h"
+#include "scenario/load.h"
+#include "simulator/step.h"
+
+namespace orrery {
+namespace {
+
+// One H100 (no collectives: every op runs in series on one stream), a Llama-style dense
+// model (SwiGLU, RMSNorm, RoPE, no bias, no dropout, kv_heads = heads), bf16, one
+// sequence, under the stack `stack`.
+Scenario one_gpu(int hidden, int heads, int ffn, int vocab, int seq, const std::string& stack) {
+  const std::string yaml = fmt::format(R"(
+cluster: {{preset: dgx-h100, gpus_per_node: 1}}
+model: {{family: decoder, layers: 2, hidden: {}, heads: {}, ffn: {}, vocab: {}, seq_len: {},
+        activation: swiglu, norm: rmsnorm, position_embedding: rope, tied_embeddings: false,
+        bias: false, dropout: false}}
+parallelism: {{tp: 1, pp: 1, dp: 1, microbatch: 1, global_batch: 1}}
+training: {{precision: bf16, recompute: none, stack: {}}}
+)",
+                                       hidden, heads, ffn, vocab, seq, stack);
+  return load_scenario_text(yaml, "stack.yaml");
+}
+
+double step(const Scenario& s) { return simulate_step(s).step_time.value(); }
+double hbm(const Scenario& s) {
+  return s.cluster.gpu.memory_bandwidth.value() * *s.cluster.gpu.memory_efficiency;
+}
+
+// Eager torchtitan (fsdp2) against compiled: the compiled step runs RoPE, the SwiGLU
+// product and the loss as the fused kernels. With every kernel long enough to be
+// bandwidth-bound, the difference is the extra bytes at the HBM rate. Per layer
+// (T = 4096 tokens, h = 1024, f = 4096, e = 2 bytes; n = T h elements each of q and k):
+//  - RoPE, complex form, per tensor: upcast (e n + 4 n) + product (8 n) + cast back
+//    (4 n + e n) = 20 n forward, the same backward: 40 n; fused 2 e n each way: 8 n;
+//    32 n more per tensor, 64 n for q and k;
+//  - SwiGLU: silu (forward 2 f, backward 3 f) and the product (3 f, 6 f): 14 f; fused
+//    (3 f, 5 f): 8 f; 6 f e = 12 f bytes more per token;
+// and once, the loss: 52 against 28 bytes a logit, 24 T V more (V = 32768).
+// Two layers: extra = 2 (64 n + 12 T f) + 24 T V
+//   = 2 (64 x 4,194,304 + 12 x 4096 x 4096) + 24 x 4096 x 32768
+//   = 2 (268,435,456 + 201,326,592) + 3,221,225,472 = 4,160,749,568 bytes.
+TEST(Stack, EagerAgainstCompiledIsTheUnfusedBytesAtHbmRate) {
+  const Scenario eager = one_gpu(1024, 8, 4096, 32768, 4096, "fsdp2");
+  const Scenario compiled = one_gpu(1024, 8, 4096, 32768, 4096, "{preset: fsdp2, compile: true}");
+  // Every op of the chains moves at least the fused RoPE's 2 e n = 16.8 MB, above the
+  // kernel floor at the H100's HBM rate, so no op sits on kernel_launch.
+  const double launch = compiled.cluster.gpu.kernel_launch->value();
+  ASSERT_GT(2 * 2 * 4096.0 * 1024 / hbm(compiled), launch);
+  const double extra = 2 * (64 * 4194304.0 + 12 * 4096.0 * 4096) + 24 * 4096.0 * 32768;
+  EXPECT_DOUBLE_EQ(extra, 4160749568.0);
+  const double want = extra / hbm(compiled);
+  EXPECT_NEAR(step(eager) - step(compiled), want, 1e-9 * want);
+}
+
+// A model so small that every element-wise kernel takes less than the kernel floor
+// (kernel_launch, 3 us on the H100 preset): the difference is the launch term alone,
+// each extra kernel one floor forward and one backward. Per layer the eager step runs
+// RoPE as 3 kernels a tensor (6 against the fused 2: 4 more) and SwiGLU as 2 (1 more);
+// the loss is one op either way. 2 layers x 5 kernels x 2 passes x kernel_launch.
+TEST(Stack, EagerAgainstCompiledOfATinyModelIsTheLaunchTerm) {
+  const Scenario eager = one_gpu(64, 2, 256, 64, 128, "fsdp2");
+  const Scenario compiled = one_gpu(64, 2, 256, 64, 128, "{preset: fsdp2, compile: true}");
+  const double launch = compiled.cluster.gpu.kernel_launch->value();
+  // The largest of these kernels, the unfused loss: 52 bytes of each of 128 x 64 logits.
+  ASSERT_LT(52 * 128.0 * 64 / hbm(compiled), launch);
+  const double want = 2 * 5 * 2 * launch;
+  EXPECT_NEAR(step(eager) - step(compiled), want, 1e-9 * want);
+}
+
+TEST(Stack, PresetsSetTheirMechanisms) {
+  const Scenario mc = one_gpu(64, 2, 256, 64, 128, "megatron-core");
+  EXPECT_EQ(mc.training.stack.rope, StackSpec::Rope::fused);
+  EXPECT_TRUE(mc.training.stack.activation_fusion);
+  EXPECT_FALSE(mc.training.cross_entropy_fusion);
+  const Scenario nemo = one_gpu(64, 2, 256, 64, 128, "nemo");
+  EXPECT_TRUE(nemo.training.cross_entropy_fusion);
+  const Scenario ds = one_gpu(64, 2, 256, 64, 128, "deepspeed");
+  EXPECT_EQ(ds.training.stack.rope, StackSpec::Rope::rotate_half);
+  EXPECT_TRUE(ds.training.stack.activation_fusion);
+  const Scenario f1 = one_gpu(64, 2, 256, 64, 128, "fsdp1");
+  EXPECT_EQ(f1.training.stack.rope, StackSpec::Rope::rotate_half);
+  EXPECT_FALSE(f1.training.stack.activation_fusion);
+  const Scenario f2 = one_gpu(64, 2, 256, 64, 128, "fsdp2");
+  EXPECT_EQ(f2.training.stack.rope, StackSpec::Rope::complex);
+  EXPECT_FALSE(f2.training.cross_entropy_fusion);
+  const Scenario f2c = one_gpu(64, 2, 256, 64, 128, "{preset: fsdp2, compile: true}");
+  EXPECT_EQ(f2c.training.stack.rope, StackSpec::Rope::fused);
+  EXPECT_TRUE(f2c.training.stack.activation_fusion);
+  EXPECT_TRUE(f2c.training.cross_entropy_fusion);
+  // An override wins over the preset, compiled or not.
+  const Scenario o = one_gpu(64, 2, 256, 64, 128,
+                             "{preset: fsdp2, compile: true, rope: rotate_half, "
+                             "cross_entropy_fusion: false}");
+  EXPECT_EQ(o.training.stack.rope, StackSpec::Rope::rotate_half);
+  EXPECT_TRUE(o.training.stack.activation_fusion);
+  EXPECT_FALSE(o.training.cross_entropy_fusion);
+  // The training-level key keeps working beside the stack.
+  const Scenario ce = load_scenario_text(
+      "cluster: {preset: dgx-h100}\nmodel: {preset: llama2-7b}\n"
+      "parallelism: {tp: 1, dp: 8, global_batch: 8}\n"
+      "training: {stack: fsdp2, cross_entropy_fusion: true}\n",
+      "ce.yaml");
+  EXPECT_TRUE(ce.training.cross_entropy_fusion);
+}
+
+// The rotate_half chain: five kernels a tensor moving 10 e n each way.
+TEST(Stack, RotateHalfMovesTenPassesOfEachTensor) {
+  const Scenario s = one_gpu(1024, 8, 4096, 32768, 4096, "fsdp1");
+  const Workload w = build_workload(s.model, s.training, shard_of(s.parallelism));
+  double fwd = 0, bwd = 0;
+  int kernels = 0;
+  for (const Op& op : w.layers.at(1).ops) {
+    if (op.name.rfind("attn.rope_q", 0) != 0) continue;
+    ++kernels;
+    fwd += (op.fwd_read + op.fwd_written).value();
+    bwd += (op.bwd_read + op.bwd_written).value();
+  }
+  const double n = 4096.0 * 1024;
+  EXPECT_EQ(kernels, 5);
+  EXPECT_DOUBLE_EQ(fwd, 10 * 2 * n);
+  EXPECT_DOUBLE_EQ(bwd, 10 * 2 * n);
+}
+
+// A stack named in the file runs its own ZeRO-3 / FSDP implementation.
+TEST(Stack, NamesTheFsdpImplementation) {
+  auto impl = [](const std::string& stack, const std::string& fsdp) {
+    return load_scenario_text(
+               fmt::format("cluster: {{preset: dgx-h100}}\nmodel: {{preset: llama2-7b}}\n"
+                           "parallelism: {{tp: 1, dp: 8, global_batch: 8, {}}}\n"
+                           "training: {{stack: {}}}\n",
+                           fsdp, stack),
+               "f.yaml")
+        .parallelism.fsdp_impl;
+  };
+  using I = ParallelismSpec::FsdpImpl;
+  EXPECT_EQ(impl("fsdp2", "zero_stage: 3"), I::fsdp2);
+  EXPECT_EQ(impl("fsdp1", "zero_stage: 3"), I::fsdp1);
+  EXPECT_EQ(impl("deepspeed", "fsdp: true"), I::deepspeed);
+  EXPECT_EQ(impl("megatron-core", "zero_stage: 3"), I::megatron_fsdp);
+  // The file's own implementation wins.
+  EXPECT_EQ(impl("fsdp2", "fsdp: {implementation: fsdp1}"), I::fsdp1);
+}
+
+TEST(Stack, BadStacksAreErrors) {
+  auto error = [](const std::string& stack, const std::string& model = "llama2-7b") {
+    try {
+      load_scenario_text(
+          fmt::format("cluster: {{preset: dgx-h100}}\nmodel: {{preset: {}}}\n"
+                      "parallelism: {{tp: 1, dp: 8, global_batch: 8}}\n"
+                      "training: {{stack: {}}}\n",
+                      model, stack),
+          "bad.yaml");
+    } catch (const InputError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(error("megatron").find("training.stack"), std::string::npos);
+  EXPECT_NE(error("{preset: megatron-core, compile: true}").find("training.stack.compile"),
+            std::string::npos);
+  EXPECT_NE(error("{preset: nemo, compile: true}").find("fsdp1 and fsdp2 only"),
+            std::string::npos);
+  EXPECT_NE(error("{preset: fsdp2, fuse: all}").find("training.stack.fuse"), std::string::npos);
+  EXPECT_NE(error("{preset: fsdp2, rope: complex}", "gpt3-175b").find("training.stack.rope"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace orrery
