@@ -110,10 +110,7 @@ std::vector<std::string> expand(const std::vector<std::string>& paths) {
 }
 
 int run_validate(const std::vector<std::string>& paths, const std::string& format) {
-  std::vector<orrery::ValidationCase> cases;
-  for (const std::string& file : expand(paths)) {
-    cases.push_back(orrery::validation_case(orrery::load_scenario_file(file), file));
-  }
+  const std::vector<orrery::ValidationCase> cases = orrery::validation_cases(expand(paths));
   const std::string out = format == "json"  ? orrery::render_validation_json(cases)
                           : format == "csv" ? orrery::render_validation_csv(cases)
                                             : orrery::render_validation_table(cases);
