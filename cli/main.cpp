@@ -92,10 +92,7 @@ int run_calibrate(const std::vector<std::string>& paths, const std::string& out,
 }
 
 int run_validate(const std::vector<std::string>& paths, const std::string& format) {
-  std::vector<orrery::ValidationCase> cases;
-  for (const std::string& file : orrery::scenario_files(paths)) {
-    cases.push_back(orrery::validation_case(orrery::load_scenario_file(file), file));
-  }
+  const std::vector<orrery::ValidationCase> cases = orrery::validation_cases(orrery::scenario_files(paths));
   const std::string out = format == "json"  ? orrery::render_validation_json(cases)
                           : format == "csv" ? orrery::render_validation_csv(cases)
                                             : orrery::render_validation_table(cases);

@@ -139,11 +139,8 @@ py::object validate(const py::handle& paths) {
     }
   }
   return from_json(guarded([&] {
-    std::vector<orrery::ValidationCase> cases;
-    for (const std::string& file : orrery::scenario_files(given)) {
-      cases.push_back(orrery::validation_case(orrery::load_scenario_file(file), file));
-    }
-    return orrery::render_validation_json(cases);
+    return orrery::render_validation_json(
+        orrery::validation_cases(orrery::scenario_files(given)));
   }));
 }
 

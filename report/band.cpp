@@ -182,6 +182,8 @@ std::optional<RegionFlag> mfu_flag(const std::string& generation, const std::str
   const std::string cls = precision_class(precision);
   std::optional<double> top;
   for (const Residual& r : table) {
+    // A speedup case measured a ratio of two runs, not this run's own speed.
+    if (r.metric == to_string(Metric::speedup)) continue;
     if (r.family.generation == generation && precision_class(r.precision) == cls)
       top = std::max(top.value_or(0.0), r.measured_hfu());
   }

@@ -160,6 +160,7 @@ ordered_json scenario_json(const Scenario& s) {
     j["measured"] = {{"metric", to_string(s.measured->metric)},
                      {"value", s.measured->value},
                      {"source", s.measured->source}};
+    if (s.measured->metric == Metric::speedup) j["measured"]["over"] = s.measured->over;
   }
   j["cost"] = {{"usd_per_gpu_hour", s.cost.usd_per_gpu_hour ? ordered_json(*s.cost.usd_per_gpu_hour)
                                                             : ordered_json(nullptr)},

@@ -4,8 +4,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 
+#include "core/env.h"
+#include "scenario/load.h"
 #include "simulator/predict.h"
 
 namespace orrery {
@@ -25,13 +30,45 @@ Summary summarise(const std::vector<ValidationCase>& cases) {
   return s;
 }
 
+// One family's cases: their count, mean signed error in the step-time sense (a rate's
+// error e is the step-time error 1 / (1 + e) - 1; negative: predicted faster than
+// measured) and mean |error| as the cases print it.
+struct FamilySummary {
+  Family family;
+  int count = 0;
+  double signed_time_mean = 0, abs_mean = 0;
+};
+
+std::vector<FamilySummary> by_family(const std::vector<ValidationCase>& cases) {
+  std::vector<FamilySummary> out;  // in order of each family's first case
+  for (const auto& c : cases) {
+    auto it = std::find_if(out.begin(), out.end(),
+                           [&](const FamilySummary& f) { return f.family == c.family; });
+    if (it == out.end()) it = out.insert(out.end(), FamilySummary{c.family});
+    ++it->count;
+    it->signed_time_mean += 100.0 * time_error(c.metric, c.error_pct() / 100.0);
+    it->abs_mean += std::fabs(c.error_pct());
+  }
+  for (auto& f : out) {
+    f.signed_time_mean /= f.count;
+    f.abs_mean /= f.count;
+  }
+  return out;
+}
+
 }  // namespace
 
-ValidationCase validation_case(const Scenario& s, const std::string& file) {
+ValidationCase validation_case(const Scenario& s, const std::string& file, const Scenario* over) {
   if (!s.measured) {
     throw InputError({file, std::nullopt}, "measured", "",
                      "missing key: a validation case needs a measured: block "
                      "(metric, value, source)");
+  }
+  const bool ratio = s.measured->metric == Metric::speedup;
+  if (ratio != (over != nullptr)) {
+    throw InputError(s.where("measured.over"), "measured.over", s.measured->over,
+                     ratio ? "a speedup is compared with the run it names, which was not given"
+                           : "only a speedup (a ratio of two runs) names another run");
   }
   const Prediction p = predict(s);
   ValidationCase c;
@@ -41,6 +78,11 @@ ValidationCase validation_case(const Scenario& s, const std::string& file) {
   c.measured = s.measured->value;
   c.source = s.measured->source;
   c.predicted = metric_value(p.step, s, c.metric);
+  if (over) {
+    // Tokens per second of this run over the other's.
+    c.over = over->file;
+    c.predicted /= predict(*over).step.tokens_per_s;
+  }
   c.family = family_of(s);
   c.cp = s.parallelism.cp;
   c.ep = s.parallelism.ep;
@@ -54,6 +96,70 @@ ValidationCase validation_case(const Scenario& s, const std::string& file) {
   return c;
 }
 
+namespace {
+
+// `over` as written in `case_file`, taken from that file's folder.
+std::string resolve_over(const std::string& case_file, const std::string& over) {
+  const std::filesystem::path p(over);
+  if (p.is_absolute()) return p.lexically_normal().string();
+  return (std::filesystem::path(case_file).parent_path() / p).lexically_normal().string();
+}
+
+// One file for two spellings of it ("a/../b.yaml", "./b.yaml"): compared by absolute path.
+std::string same_file_key(const std::string& path) {
+  std::error_code ec;
+  const std::filesystem::path abs = std::filesystem::weakly_canonical(path, ec);
+  return ec ? std::filesystem::path(path).lexically_normal().string() : abs.string();
+}
+
+}  // namespace
+
+std::vector<ValidationCase> validation_cases(const std::vector<std::string>& files) {
+  std::vector<Scenario> scenarios;
+  scenarios.reserve(files.size());
+  for (const std::string& f : files) scenarios.push_back(load_scenario_file(f));
+
+  // Each speedup case's other run, read once per file even when several cases name it.
+  std::map<std::string, Scenario> others;
+  std::vector<const Scenario*> over_of(files.size(), nullptr);
+  std::set<std::string> bases;
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    const Scenario& s = scenarios[i];
+    if (!s.measured || s.measured->metric != Metric::speedup) continue;
+    const std::string path = resolve_over(files[i], s.measured->over);
+    const InputLocation at = s.where("measured.over");
+    if (!default_env().is_regular_file(path)) {
+      throw InputError(at, "measured.over", s.measured->over,
+                       "no scenario file '" + path + "' for the other run");
+    }
+    const std::string key = same_file_key(path);
+    if (key == same_file_key(files[i])) {
+      throw InputError(at, "measured.over", s.measured->over,
+                       "a cycle: the run is compared with itself");
+    }
+    auto it = others.find(key);
+    if (it == others.end()) it = others.emplace(key, load_scenario_file(path)).first;
+    const Scenario& o = it->second;
+    if (o.measured && o.measured->metric == Metric::speedup) {
+      const bool back =
+          same_file_key(resolve_over(path, o.measured->over)) == same_file_key(files[i]);
+      throw InputError(at, "measured.over", s.measured->over,
+                       back ? "a cycle: that run is itself a speedup over this one"
+                            : "a ratio of a ratio: that run is itself a speedup case; "
+                              "name a run with no measured: block or an absolute figure");
+    }
+    over_of[i] = &o;
+    bases.insert(key);
+  }
+
+  std::vector<ValidationCase> cases;
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    if (!scenarios[i].measured && bases.count(same_file_key(files[i]))) continue;
+    cases.push_back(validation_case(scenarios[i], files[i], over_of[i]));
+  }
+  return cases;
+}
+
 std::string render_validation_table(const std::vector<ValidationCase>& cases) {
   std::string o = fmt::format("{:<34} {:<24} {:>12} {:>12} {:>9} {:>5}\n", "case", "metric",
                               "measured", "predicted", "error", "fits");
@@ -65,6 +171,14 @@ std::string render_validation_table(const std::vector<ValidationCase>& cases) {
     not_fitting += c.fits ? 0 : 1;
   }
   const Summary s = summarise(cases);
+  o += fmt::format("\n{:<44} {:>5} {:>16} {:>13}\n", "family", "cases", "signed step time",
+                   "mean |error|");
+  for (const FamilySummary& f : by_family(cases)) {
+    o += fmt::format("{:<44} {:>5} {:>+15.1f}% {:>12.1f}%\n", f.family.label(), f.count,
+                     f.signed_time_mean, f.abs_mean);
+  }
+  o += "(signed step time: mean step-time error, a rate's error e counted as 1 / (1 + e) - 1; "
+       "negative: predicted faster than measured)\n";
   if (not_fitting > 0) {
     o += fmt::format("\n{} case{} the memory model says do not fit, though each ran as published\n",
                      not_fitting, not_fitting == 1 ? "" : "s");
@@ -84,6 +198,7 @@ std::string render_validation_json(const std::vector<ValidationCase>& cases) {
                     {"measured", c.measured},
                     {"predicted", c.predicted},
                     {"error_pct", c.error_pct()},
+                    {"over", c.over},
                     {"fits", c.fits},
                     {"memory_fraction", c.memory_fraction},
                     {"family",
@@ -93,6 +208,16 @@ std::string render_validation_json(const std::vector<ValidationCase>& cases) {
                     {"source", c.source}});
   }
   j["cases"] = list;
+  nlohmann::ordered_json families = nlohmann::ordered_json::array();
+  for (const FamilySummary& f : by_family(cases)) {
+    families.push_back({{"gpu_generation", f.family.generation},
+                        {"framework", f.family.framework},
+                        {"parallel_kind", f.family.kind},
+                        {"count", f.count},
+                        {"signed_step_time_error_pct", f.signed_time_mean},
+                        {"mean_abs_error_pct", f.abs_mean}});
+  }
+  j["families"] = families;
   const Summary s = summarise(cases);
   j["summary"] = {{"count", cases.size()},
                   {"mean_abs_error_pct", s.mean},

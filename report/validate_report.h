@@ -18,6 +18,7 @@ struct ValidationCase {
   double measured = 0;
   double predicted = 0;
   std::string source;
+  std::string over;  // metric speedup: the other run's file, resolved; "" otherwise
   Family family;
   int cp = 1, ep = 1, zero_stage = 0;
   std::string precision;       // training.precision: MFU is compared within one
@@ -30,7 +31,19 @@ struct ValidationCase {
 
 // Predicts `s` (which carries a measured: block; InputError naming `file` otherwise) and
 // compares.
-ValidationCase validation_case(const Scenario& s, const std::string& file);
+// For a speedup case, `over` is the other run: measured and predicted are then ratios,
+// this run's tokens per second over the other's (InputError when `over` is missing for a
+// speedup or given for another metric).
+ValidationCase validation_case(const Scenario& s, const std::string& file,
+                               const Scenario* over = nullptr);
+
+// The cases of `files` (scenario files, in order), as `orrery validate` takes them. A
+// speedup case's measured.over is read from that path taken from the case file's folder;
+// InputError naming the case file and measured.over when it names no file, the case file
+// itself (a cycle), or another speedup case (a ratio of a ratio). A file of `files`
+// without a measured: block is the base of a speedup case when one of them names it (and
+// not a case itself); otherwise it is an InputError, as for validation_case.
+std::vector<ValidationCase> validation_cases(const std::vector<std::string>& files);
 
 std::string render_validation_table(const std::vector<ValidationCase>& cases);
 std::string render_validation_json(const std::vector<ValidationCase>& cases);

@@ -87,11 +87,19 @@ using namespace detail;
 
 using namespace detail::field;
 
-// measured: a published figure to compare the prediction with; every key is required.
+// measured: a published figure to compare the prediction with; every key is required but
+// `over`, which a speedup (a ratio of two runs) needs and every other metric refuses.
 const FieldTable<Measured>& measured_fields() {
   using M = Measured;
   static const FieldTable<M> table = {
       {"metric", required(choice(&M::metric))},
+      {"over", text(&M::over), 0,
+       [](const M& m) {
+         return m.metric == Metric::speedup
+                    ? std::string()
+                    : std::string("only a speedup (a ratio of two runs) names another run");
+       },
+       [](const M& m) { return m.metric == Metric::speedup; }},
       {"value", required(number(&M::value, 1e-12, 1e18))},
       {"source",
        [](MapReader& r, const std::string& key, Origin*, M& m) {
@@ -140,7 +148,11 @@ void read_section(const YAML::Node& node, const std::string& file, const std::st
 void read_measured(const YAML::Node& node, const std::string& file, Origin* origin,
                    std::optional<Measured>& out) {
   Measured m;
-  read_section(node, file, "measured", origin, measured_fields(), m);
+  MapReader r(node, file, "measured", keys_of(measured_fields()), origin);
+  read_keyed_by_first(r, origin, measured_fields(), m, false);
+  if (m.metric == Metric::speedup && m.over.empty()) {
+    throw InputError(r.where(), r.key_path("over"), "", "name the other run's scenario file");
+  }
   out = m;
 }
 

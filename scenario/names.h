@@ -147,7 +147,7 @@ ORRERY_ENUM_NAMES(Metric, {Metric::step_time_s, "step_time_s"},
                   {Metric::tokens_per_s_per_gpu, "tokens_per_s_per_gpu"},
                   {Metric::tflops_per_gpu_model, "tflops_per_gpu_model"},
                   {Metric::tflops_per_gpu_hardware, "tflops_per_gpu_hardware"},
-                  {Metric::mfu, "mfu"});
+                  {Metric::mfu, "mfu"}, {Metric::speedup, "speedup"});
 // sweep.objectives
 ORRERY_ENUM_NAMES(Objective, {Objective::step_time, "step_time"},
                   {Objective::time_to_train, "time_to_train"}, {Objective::cost, "cost"},

@@ -667,7 +667,11 @@ enum class Metric {
   tokens_per_s_per_gpu,
   tflops_per_gpu_model,
   tflops_per_gpu_hardware,
-  mfu
+  mfu,
+  // A ratio of two runs: this scenario's tokens per second over those of the scenario
+  // named by Measured::over (for two runs of one global batch and sequence length, the
+  // other's step time over this one's). `orrery validate` predicts both.
+  speedup
 };
 const char* to_string(Metric m);
 
@@ -675,6 +679,9 @@ struct Measured {
   Metric metric = Metric::step_time_s;
   double value = 0;
   std::string source;
+  // metric speedup only: the other run's scenario file, as written (relative paths are
+  // taken from the directory of the file that names it).
+  std::string over;
 };
 
 struct Scenario {

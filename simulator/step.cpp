@@ -143,6 +143,9 @@ double metric_value(const StepResult& r, const Scenario& s, Metric m) {
       return r.tflops_hardware_per_gpu;
     case Metric::mfu:
       return r.mfu;
+    case Metric::speedup:
+      // One run's share of a ratio of two (report/validate_report.cpp divides).
+      return r.tokens_per_s;
   }
   return 0;
 }

@@ -7,7 +7,7 @@
 #   tools/golden_outputs.sh build /tmp/after       # on the new one
 #   diff -r /tmp/before /tmp/after                 # empty: no output changed
 #
-# Inputs: scenarios/ (and validation/, validation-candidates/), the scenario fuzz corpus,
+# Inputs: scenarios/ (and validation/), the scenario fuzz corpus,
 # the docs' example files under tests/, the bad-input files of tests/cli/errors/, the
 # ~220 broken scenarios tools/bad_input_cases.py writes (`check`, and `sweep` for the
 # sweep ones) and two sweeps written here that swing every axis. Each
@@ -39,7 +39,7 @@ record() {
   done
 }
 
-scenarios=$(ls scenarios/*.yaml scenarios/validation/*.yaml scenarios/validation-candidates/*.yaml \
+scenarios=$(ls scenarios/*.yaml scenarios/validation/*.yaml \
   fuzz/corpus/scenario/*.yaml tests/sweep/data/*.yaml tests/cli/errors/*.yaml | sort -u)
 for s in $scenarios; do
   n=$(echo "$s" | tr '/' '_')
@@ -105,7 +105,6 @@ done
 record validate validate scenarios/validation
 record validate-json validate --format json scenarios/validation
 record validate-csv validate --format csv scenarios/validation
-record validate-candidates validate scenarios/validation-candidates
 record presets presets
 record calibrate calibrate tests/calibrate/data/nd-h100-v5_all_reduce_perf.log \
   tests/calibrate/data/nd-h100-v5_gemm_fp8.yaml -o "$tmp/profile.yaml"

@@ -245,12 +245,33 @@ TEST(CliValidate, PublishedRunsMeetTheAccuracyBar) {
   // four smallest). The set then reads mean 11.3 %, max 19.0 %, nearly all predicted fast
   // (docs/simulator.md, "Validation"); the guard holds that until the missing mechanism is
   // found. Issue 14's target is mean <= 8 %, max <= 15 %.
+  //
+  // The PyTorch-native families (framework "PyTorch FSDP": llm-foundry MPT, fms-fsdp,
+  // issue 20 item 4) are held apart: they run eager PyTorch with unfused elementwise
+  // kernels, which orrery does not model yet (issue 20 item 1), and read mean 20.9 %, max
+  // 53.8 % (fms-fsdp 7B on 96 H100) when they joined. Their guard holds that; issue 20's
+  // target per family is a signed mean within +-5 % and mean |error| <= 10 %.
   const auto r = run_orrery("validate scenarios/validation --format json");
   ASSERT_EQ(r.code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
-  EXPECT_GE(j["summary"]["count"].get<int>(), 25);
-  EXPECT_LE(j["summary"]["mean_abs_error_pct"].get<double>(), 11.5);
-  EXPECT_LE(j["summary"]["max_abs_error_pct"].get<double>(), 20.0);
+  EXPECT_GE(j["summary"]["count"].get<int>(), 40);
+  struct Set {
+    int count = 0;
+    double sum = 0, max = 0;
+  } megatron, pytorch;
+  for (const auto& c : j["cases"]) {
+    Set& set = c["family"]["framework"] == "PyTorch FSDP" ? pytorch : megatron;
+    const double e = std::fabs(c["error_pct"].get<double>());
+    ++set.count;
+    set.sum += e;
+    set.max = std::max(set.max, e);
+  }
+  ASSERT_GE(megatron.count, 25);
+  EXPECT_LE(megatron.sum / megatron.count, 11.5);
+  EXPECT_LE(megatron.max, 20.0);
+  ASSERT_GE(pytorch.count, 15);
+  EXPECT_LE(pytorch.sum / pytorch.count, 21.5);
+  EXPECT_LE(pytorch.max, 54.5);
 }
 
 TEST(CliValidate, AScenarioWithoutMeasuredIsAnError) {

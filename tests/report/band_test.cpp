@@ -199,8 +199,7 @@ TEST(Residuals, ShippedTableIsWhatValidateComputesNow) {
     if (e.is_regular_file() && e.path().extension() == ".yaml") files.push_back(e.path().string());
   }
   std::sort(files.begin(), files.end());
-  std::vector<ValidationCase> cases;
-  for (const auto& f : files) cases.push_back(validation_case(load_scenario_file(f), f));
+  const std::vector<ValidationCase> cases = validation_cases(files);
   const std::string now = render_validation_csv(cases);
   std::ifstream in(root + "/report/validation_residuals.csv");
   std::stringstream committed;
