@@ -91,6 +91,18 @@ class RooflineModel final : public ComputeModel {
            fmt::format("roofline (training.fp8): F / {:.1f} TFLOP/s (bf16 peak x gemm_efficiency) / ramp ({}); "
                        "block scaling keeps the fp8 rate (no measured figure says otherwise)",
                        attn_gemm_rate_ / 1e12, gpu)});
+      if (s.training.fp8->rowwise()) {
+        explanation_.insert(
+            explanation_.begin() + 2,
+            {"row-wise fp8 GEMMs",
+             fmt::format("forward at {:.1f} TFLOP/s (fp8 plateau x {}, PyTorch's row-wise "
+                         "scaled GEMM, pytorch/pytorch#147971); backward on cuBLAS's "
+                         "tensor-wise GEMM with a separate output rescale{}",
+                         gemm_rate_ * kRowwiseGemmRate / 1e12, kRowwiseGemmRate,
+                         s.training.fp8->scaling == Fp8Spec::Scaling::rowwise_gw_hp
+                             ? "; the weight-gradient GEMM at the bf16 rate"
+                             : "")});
+      }
     }
     description_ = fmt::format(
         "roofline: GEMM plateau {:.1f} TFLOP/s ({} x {}) with a {}-point size ramp, fused "
@@ -138,8 +150,12 @@ class RooflineModel final : public ComputeModel {
         const double rate = op.high_precision ? attn_gemm_rate_ : gemm_rate_;
         // A grouped GEMM: each expert's GEMM on the ramp at its own size.
         const double g = op.gemm_groups;
-        t = std::max(memory,
-                     fwd ? g * gemm_time(flops / g, rate) : 2 * g * gemm_time(flops / 2 / g, rate));
+        // Row-wise fp8 (training.fp8.scaling rowwise*): the forward GEMM at a fraction of
+        // the fp8 plateau; under rowwise_gw_hp the weight-gradient GEMM at the bf16 rate.
+        const double wgrad_rate = op.wgrad_high_precision ? attn_gemm_rate_ : rate;
+        t = std::max(memory, fwd ? g * gemm_time(flops / g, rate * op.fwd_rate_factor)
+                                 : g * (gemm_time(flops / 2 / g, rate) +
+                                        gemm_time(flops / 2 / g, wgrad_rate)));
         break;
       }
       case OpKind::attention:

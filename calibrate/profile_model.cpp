@@ -601,7 +601,17 @@ class ProfileModel final : public ComputeModel {
         if (!fit) return std::nullopt;
         // A grouped GEMM: each expert's GEMM at its own size on the fit.
         const double g = op.gemm_groups;
-        t = g * gemm_time(*fit, flops / g, bytes / g, fwd);
+        if (fwd) {
+          // Row-wise fp8: the forward GEMM at a fraction of the fitted fp8 rate.
+          t = g * gemm_time(*fit, flops / g, bytes / g, fwd) / op.fwd_rate_factor;
+        } else if (op.wgrad_high_precision) {
+          // rowwise_gw_hp: the data gradient on the fp8 fit, the weight gradient on bf16's.
+          if (!attn_gemm_) return std::nullopt;
+          const double f = flops / 2 / g, b = bytes / 2 / g;
+          t = g * (gemm_time(*fit, f, b, true) + gemm_time(*attn_gemm_, f, b, true));
+        } else {
+          t = g * gemm_time(*fit, flops / g, bytes / g, fwd);
+        }
         break;
       }
       case OpKind::attention:

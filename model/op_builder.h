@@ -29,6 +29,8 @@ struct OpBuilder {
           double saved_elems) const;
   // Adds the costs of the fp8 recipe to an fp8 GEMM (model/workload.cpp).
   void add_recipe(Op& op, double m, double k, double n) const;
+  // The same for torchao's row-wise recipes (rowwise, rowwise_gw_hp).
+  void add_rowwise_recipe(Op& op, double m, double k, double n) const;
   // A memory-bound op reading `in_elems` and writing `out_elems` activations, keeping
   // `saved` bytes for backward.
   Op memory_bound(const std::string& name, OpKind kind, double in_elems, double out_elems,

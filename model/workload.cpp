@@ -157,6 +157,10 @@ Op OpBuilder::gemm(const std::string& name, double m, double k, double n, double
 //   weight cache:    W (2 + 2 sw) bytes (fp8 copy and transpose, with scales).
 void OpBuilder::add_recipe(Op& op, double m, double k, double n) const {
   const Fp8Spec& r = *recipe;
+  if (r.rowwise()) {
+    add_rowwise_recipe(op, m, k, n);
+    return;
+  }
   const double sa = activation_scale_bytes(r.scaling), sw = weight_scale_bytes(r.scaling);
   const bool current = r.scaling == Fp8Spec::Scaling::current;
   // Whole weight copies: params / (k n), the remainder biases; a tied head still runs one.
@@ -184,6 +188,50 @@ void OpBuilder::add_recipe(Op& op, double m, double k, double n) const {
   } else if (current) {
     op.fp8_scaling_state = Bytes(gemms * 3.0 * 8.0);
   }
+}
+
+// torchao's row-wise recipes on one fp8 GEMM (docs/model.md, "Row-wise scaling"). The
+// cast kernels and their bytes are torchao's own roofline of them
+// (torchao/testing/training/roofline_utils.py, get_tensor_memory_traffic_ovhd_s, without
+// fusion into the previous op; pytorch/ao 36027d82): a row-wise scale needs the whole row,
+// so the amax is taken inside the cast kernel, but a tensor cast along its other axis
+// needs a transposed 16-bit copy first (for X written by the forward cast, in place of X
+// among the saved tensors: the same a bytes an element). X is m x k, W k x n (all
+// copies), dY m x n, a the 16-bit activation bytes, fp32 scales (one per row) not counted.
+//   rowwise, forward:  X: read a, write the e4m3 rows 1 and the transposed 16-bit copy a;
+//                      W: read a, write 1                   m k (2a + 1) + W (a + 1)
+//            backward: X's transposed copy cast: m k (a + 1); dY: as X forward then its
+//                      transposed copy cast: m n (3a + 2); W: transposed 16-bit copy
+//                      (read a, write a) then cast: W (3a + 1); the data- and
+//                      weight-gradient GEMMs run without fast accumulation, which torchao
+//                      runs as cuBLAS's tensor-wise GEMM followed by a separate rescale
+//                      of the 16-bit output (float8_ops.py addmm_float8_unwrapped; one
+//                      extra kernel per GEMM, pytorch/ao issue 2184): + 2a (m k + W).
+//   rowwise_gw_hp, forward: X and W cast once: m k (a + 1) + W (a + 1);
+//            backward: dY cast once, m n (a + 1); W cast tensor-wise for the data
+//                      gradient, W (a + 1) (its amax from the row scales already taken);
+//                      the weight gradient in 16 bits from the 16-bit X and dY.
+// torchao saves the 16-bit input and weight for backward (float8_linear.py,
+// matmul_with_hp_or_float8_args), so the saved input is a bytes an element, and nothing
+// persists between steps: no weight cache, no scaling state.
+void OpBuilder::add_rowwise_recipe(Op& op, double m, double k, double n) const {
+  const bool gw_hp = recipe->scaling == Fp8Spec::Scaling::rowwise_gw_hp;
+  const double copies = k * n > 0 ? std::floor(op.params / (k * n) + 1e-9) : 0.0;
+  const double w = std::max(1.0, copies) * k * n;  // a tied head casts the embedding
+  if (gw_hp) {
+    op.aux_fwd_bytes = Bytes(m * k * (act + 1.0) + w * (act + 1.0));
+    op.aux_bwd_bytes = Bytes(m * n * (act + 1.0) + w * (act + 1.0));
+    op.fp8_input_cast = Bytes(m * k * (act + 1.0));
+    op.wgrad_high_precision = true;
+  } else {
+    op.aux_fwd_bytes = Bytes(m * k * (2.0 * act + 1.0) + w * (act + 1.0));
+    op.aux_bwd_bytes = Bytes(m * k * (act + 1.0) + m * n * (3.0 * act + 2.0) +
+                             w * (3.0 * act + 1.0) + 2.0 * act * (m * k + w));
+    op.fp8_input_cast = Bytes(m * k * (2.0 * act + 1.0));
+  }
+  op.saved = Bytes(op.saved.value() / saved_gemm_input * act);
+  op.fp8_weight_elems = copies * k * n;
+  op.fwd_rate_factor = kRowwiseGemmRate;
 }
 
 Op OpBuilder::memory_bound(const std::string& name, OpKind kind, double in_elems,

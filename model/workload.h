@@ -74,6 +74,11 @@ struct Op {
   Bytes fp8_scaling_state;      // amax histories and scales (persistent)
   Bytes fp8_weight_cache;       // fp8 weight copies (and their scales) kept across micro-batches
   Bytes fp8_input_cast;         // of aux_fwd_bytes, the input's cast (amax pass, scales too)
+  // Row-wise scaling (training.fp8.scaling rowwise, rowwise_gw_hp): the forward GEMM's
+  // rate as a fraction of the fp8 plateau (PyTorch's row-wise scaled GEMM, fast
+  // accumulation), and the weight-gradient GEMM run in 16 bits (rowwise_gw_hp).
+  double fwd_rate_factor = 1.0;
+  bool wgrad_high_precision = false;
   // Activations kept for backward. Under selective recompute with modules M
   // (training.recompute_modules): `saved` goes when M meets saved_dropped_by (a checkpointed
   // module's inner tensors, or the output an output-discarding module rebuilds);
@@ -91,6 +96,13 @@ struct Op {
   // counts keep the full product, the convention model and hardware FLOPs are reported in.
   double computed_share = 1.0;
 };
+
+// The forward GEMM of the row-wise recipes (fast accumulation, PyTorch's CUTLASS row-wise
+// scaled kernel) against cuBLAS's tensor-wise one on H100: "most shapes are within 90-100%
+// of tensor-wise efficiency, but there's a long tail going down to 50%" (pytorch/pytorch
+// issue 147971, 2025-02-26, all M, N, K powers of two); the middle of the range most shapes
+// reach. No Blackwell measurement is known; the same figure is used there.
+inline constexpr double kRowwiseGemmRate = 0.95;
 
 enum class LayerKind { embedding, transformer, head, cnn };
 const char* to_string(LayerKind k);

@@ -133,7 +133,8 @@ ORRERY_ENUM_NAMES(Fp8Spec::Format, {Fp8Spec::Format::hybrid, "hybrid"},
                   {Fp8Spec::Format::e4m3, "e4m3"});
 ORRERY_ENUM_NAMES(Fp8Spec::Scaling, {Fp8Spec::Scaling::delayed, "delayed"},
                   {Fp8Spec::Scaling::current, "current"}, {Fp8Spec::Scaling::block, "block"},
-                  {Fp8Spec::Scaling::mxfp8, "mxfp8"});
+                  {Fp8Spec::Scaling::mxfp8, "mxfp8"}, {Fp8Spec::Scaling::rowwise, "rowwise"},
+                  {Fp8Spec::Scaling::rowwise_gw_hp, "rowwise_gw_hp"});
 // faults[i].kind, faults[i].link
 ORRERY_ENUM_NAMES(FaultSpec::Kind, {FaultSpec::Kind::straggler, "straggler"},
                   {FaultSpec::Kind::slow_link, "slow_link"},

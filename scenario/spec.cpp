@@ -100,6 +100,18 @@ std::string describe(const Fp8Spec& f) {
   if (f.scaling == Fp8Spec::Scaling::delayed) {
     scaling += fmt::format(" ({}-step amax history)", f.amax_history);
   }
+  if (f.rowwise()) {
+    // torchao's row-wise recipes cast every operand to e4m3 (config.py), whatever `format`.
+    if (f.gemms == kFp8TeLayers)
+      gemms = "attention, MLP and expert linears in fp8 (LM head and router bf16)";
+    return fmt::format(
+        "e4m3 throughout (torchao), {} ({}), {}, 16-bit saved inputs, weight cache off, "
+        "all-gathers bf16",
+        scaling,
+        f.scaling == Fp8Spec::Scaling::rowwise ? "all three GEMMs fp8"
+                                               : "weight-gradient GEMM bf16",
+        gemms);
+  }
   return fmt::format(
       "{} ({}; 1 byte and one tensor-core rate either way), {}, {}, weight cache "
       "{}, TP all-gather {}, parameter all-gather {}",

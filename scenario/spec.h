@@ -493,10 +493,25 @@ constexpr unsigned kFp8TeLayers = kFp8Qkv | kFp8Proj | kFp8Fc1 | kFp8Fc2 | kFp8E
 //           (one fp32 scale per 1x128 activation tile and per 128x128 weight block:
 //           DeepSeek-V3 report, arXiv:2412.19437, section 3.3, fine-grained
 //           quantization; TE Float8BlockScaling) or mxfp8 (one E8M0 byte per 32
-//           elements: OCP Microscaling Formats (MX) v1.0; TE MXFP8BlockScaling, Blackwell).
+//           elements: OCP Microscaling Formats (MX) v1.0; TE MXFP8BlockScaling, Blackwell),
+//           rowwise (torchao Float8LinearRecipeName.ROWWISE: one fp32 scale per row of
+//           each operand along the GEMM's inner dimension, computed at cast time, e4m3
+//           throughout) or rowwise_gw_hp (ROWWISE_WITH_GW_HP: the same forward, the
+//           weight-gradient GEMM in bf16); torchao/float8/config.py at pytorch/ao 36027d82.
+//           The two row-wise recipes follow torchao: 16-bit saved inputs, weights cast
+//           every micro-batch, all-gathers in bf16 (docs/model.md, "Row-wise scaling").
 struct Fp8Spec {
   enum class Format { hybrid, e4m3 } format = Format::hybrid;
-  enum class Scaling { delayed, current, block, mxfp8 } scaling = Scaling::delayed;
+  enum class Scaling {
+    delayed,
+    current,
+    block,
+    mxfp8,
+    rowwise,
+    rowwise_gw_hp
+  } scaling = Scaling::delayed;
+  // torchao's row-wise recipes (rowwise, rowwise_gw_hp).
+  bool rowwise() const { return scaling == Scaling::rowwise || scaling == Scaling::rowwise_gw_hp; }
   // delayed: steps of amax history per tensor (TE DelayedScaling.amax_history_len = 1024;
   // Megatron-LM's --fp8-amax-history-len defaults to 1).
   int amax_history = 1024;

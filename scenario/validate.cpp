@@ -903,6 +903,34 @@ void complete_fp8(Scenario& s) {
     }
   }
   const bool zero3 = s.parallelism.zero_stage >= 3;
+  if (f.rowwise()) {
+    // torchao's row-wise recipes: float8 all-gathers support tensor-wise scaling only
+    // (Float8LinearConfig refuses enable_fsdp_float8_all_gather with axis-wise weights,
+    // torchao/float8/config.py; its float8 TP styles "assume tensorwise scaling",
+    // float8_tensor_parallel.py; pytorch/ao 36027d82), and a Float8Linear casts its weight
+    // on every call, keeping no copy across micro-batches (float8_linear.py).
+    auto why = [](const char* what, const char* instead) {
+      return fmt::format(
+          "torchao's row-wise recipes {}; use {} or a tensor-wise scaling (delayed, current)", what,
+          instead);
+    };
+    if (f.param_allgather_fp8) {
+      reject(s, "training.fp8.communication.param_allgather", "fp8",
+             why("all-gather parameters in bf16 (float8 FSDP all-gathers are tensor-wise only)",
+                 "param_allgather: bf16"));
+    }
+    if (f.tp_allgather_fp8) {
+      reject(s, "training.fp8.communication.tp_allgather", "fp8",
+             why("all-gather TP inputs in bf16 (float8 TP styles are tensor-wise only)",
+                 "tp_allgather: bf16"));
+    }
+    if (f.weight_cache.value_or(false)) {
+      reject(s, "training.fp8.weight_cache", "true",
+             why("cast the weights on every micro-batch (no fp8 weight cache)",
+                 "weight_cache: false"));
+    }
+    f.weight_cache = false;
+  }
   if (!f.weight_cache) {
     f.weight_cache = !zero3;
   } else if (*f.weight_cache && zero3) {

@@ -707,6 +707,11 @@ std::string megatron_arguments(const Scenario& s) {
     case Precision::fp8:
       if (!s.training.fp8) {
         out += " --bf16 --fp8-format hybrid";
+      } else if (s.training.fp8->rowwise()) {
+        // torchao's row-wise recipes have no Megatron-LM counterpart (--fp8-recipe).
+        out += " --bf16";
+        missing.emplace_back(
+            fmt::format("fp8 scaling {} (torchao)", to_string(s.training.fp8->scaling)));
       } else {
         // Megatron-LM's Transformer Engine flags for the recipe (megatron/training/
         // arguments.py: --fp8-recipe tensorwise|delayed|mxfp8|blockwise).

@@ -223,5 +223,101 @@ TEST(Fp8Recipe, FirstAndLastBf16LayersRunAtTheSixteenBitRate) {
   EXPECT_GT(w.layers[1].saved(Recompute::none).value(), w.layers[2].saved(Recompute::none).value());
 }
 
+TEST(Fp8Recipe, RowwiseCastBytesFollowTorchaosRoofline) {
+  // torchao's kernels (roofline_utils.py), a = 2 bytes, X m k = 4,194,304, dY m n =
+  // 16,777,216, W k n = 4,194,304 elements, no weight cache (every micro-batch).
+  // rowwise forward: X m k (2a + 1) = 5 x 4,194,304 = 20,971,520; W (a + 1) = 12,582,912;
+  // total 33,554,432. Backward: X's transposed copy cast m k (a + 1) = 12,582,912; dY
+  // m n (3a + 2) = 8 x 16,777,216 = 134,217,728; W (3a + 1) = 29,360,128; the rescale of
+  // both 16-bit gradient outputs 2a (m k + k n) = 4 x 8,388,608 = 33,554,432; total
+  // 209,715,200.
+  const Op rw = fc1(scaling(Fp8Spec::Scaling::rowwise));
+  EXPECT_NEAR(rw.aux_fwd_bytes.value(), 33554432.0, 1e-6);
+  EXPECT_NEAR(rw.aux_bwd_bytes.value(), 209715200.0, 1e-6);
+  // rowwise_gw_hp forward: X and W once each, 3 m k + 3 k n = 25,165,824; backward dY
+  // once 3 m n = 50,331,648 and W once 3 k n = 12,582,912: 62,914,560.
+  const Op hp = fc1(scaling(Fp8Spec::Scaling::rowwise_gw_hp));
+  EXPECT_NEAR(hp.aux_fwd_bytes.value(), 25165824.0, 1e-6);
+  EXPECT_NEAR(hp.aux_bwd_bytes.value(), 62914560.0, 1e-6);
+  EXPECT_TRUE(hp.wgrad_high_precision);
+  EXPECT_FALSE(rw.wgrad_high_precision);
+  // Both keep the 16-bit input for backward (2 m k = 8,388,608 bytes, where tensor-wise
+  // keeps the 1-byte copy, 4,194,304), no weight cache and no scaling state.
+  for (const Op& op : {rw, hp}) {
+    EXPECT_NEAR(op.saved.value(), 8388608.0, 1e-6);
+    EXPECT_EQ(op.fp8_weight_cache.value(), 0.0);
+    EXPECT_EQ(op.fp8_scaling_state.value(), 0.0);
+    EXPECT_FALSE(op.high_precision);
+  }
+  EXPECT_NEAR(fc1(Fp8Spec{}).saved.value(), 4194304.0, 1e-6);
+}
+
+TEST(Fp8Recipe, RowwiseGemmTimeAgainstTensorwise) {
+  // One DGX H100 with the GEMM ramp held at 1 (the plateau for every size), so a GEMM
+  // takes F / rate. fp8 plateau R8 = 1979 x 0.698 = 1381.342 TFLOP/s, bf16 R16 = 989.4 x
+  // 0.698 = 690.6012 TFLOP/s. A GEMM of m 16384, k 8192, n 8192: forward F = 2 m k n =
+  // 2,199,023,255,552 FLOP, backward 2 F. The casts are left out (aux bytes zeroed) and
+  // the GEMM is compute-bound (its 671 MB at 2.9 TB/s take 0.23 ms).
+  //   tensor-wise: forward F / R8 = 1.591947 ms, backward 2 F / R8 = 3.183894 ms;
+  //   rowwise:     forward F / (0.95 R8) = 1.675734 ms, backward the same 3.183894 ms
+  //                (cuBLAS's tensor-wise kernel, the rescale being an aux pass);
+  //   gw_hp:       forward 1.675734 ms, backward F / R8 + F / R16 = 1.591947 + 3.184216
+  //                = 4.776163 ms.
+  Scenario s = llama8b("");
+  s.cluster.gpu.gemm_ramp = {{Seconds(1e-9), 1.0}, {Seconds(1.0), 1.0}};
+  const auto model = make_roofline_model(s);
+  constexpr double m = 16384, k = 8192, n = 8192;
+  auto gemm = [&](Fp8Spec::Scaling sc) {
+    TrainingSpec t;
+    t.precision = Precision::fp8;
+    t.fp8 = scaling(sc);
+    t.fp8->weight_cache = false;
+    const detail::OpBuilder b(t, Shard{});
+    Op op = b.gemm("mlp.fc1", m, k, n, k * n, m * k);
+    op.aux_fwd_bytes = op.aux_bwd_bytes = Bytes(0);
+    return std::pair(model->op_time(op, Pass::forward).value(),
+                     model->op_time(op, Pass::backward).value());
+  };
+  const auto tw = gemm(Fp8Spec::Scaling::delayed);
+  const auto rw = gemm(Fp8Spec::Scaling::rowwise);
+  const auto hp = gemm(Fp8Spec::Scaling::rowwise_gw_hp);
+  EXPECT_NEAR(tw.first, 1.591947e-3, 1e-9);
+  EXPECT_NEAR(tw.second, 3.183894e-3, 1e-9);
+  EXPECT_NEAR(rw.first, 1.675734e-3, 1e-9);
+  EXPECT_NEAR(rw.second, 3.183894e-3, 1e-9);
+  EXPECT_NEAR(hp.first, 1.675734e-3, 1e-9);
+  EXPECT_NEAR(hp.second, 4.776163e-3, 1e-9);
+}
+
+TEST(Fp8Recipe, RowwiseQuantisationTimeIsItsBytesAtHbmRate) {
+  // The casts run after the GEMM at HBM x memory_efficiency = 3.35 TB/s x 0.87 = 2.9145
+  // TB/s: for fc1 above (m 4096, k 1024, n 4096) rowwise adds 33,554,432 bytes forward
+  // = 11.5129 us and 209,715,200 backward = 71.9558 us; tensor-wise delayed with its
+  // cached weight 20,971,520 = 7.1956 us and 67,108,864 = 23.0258 us.
+  const Scenario s = llama8b("");
+  const auto model = make_roofline_model(s);
+  auto aux_time = [&](const Op& op, Pass pass) {
+    Op bare = op;
+    bare.aux_fwd_bytes = bare.aux_bwd_bytes = Bytes(0);
+    return model->op_time(op, pass).value() - model->op_time(bare, pass).value();
+  };
+  const Op rw = fc1(scaling(Fp8Spec::Scaling::rowwise));
+  const Op tw = fc1(Fp8Spec{});
+  EXPECT_NEAR(aux_time(rw, Pass::forward), 11.5129e-6, 1e-10);
+  EXPECT_NEAR(aux_time(rw, Pass::backward), 71.9558e-6, 1e-10);
+  EXPECT_NEAR(aux_time(tw, Pass::forward), 7.1956e-6, 1e-10);
+  EXPECT_NEAR(aux_time(tw, Pass::backward), 23.0258e-6, 1e-10);
+}
+
+TEST(Fp8Recipe, RowwiseKeepsNoPersistentFp8State) {
+  // torchao keeps nothing between steps: no weight cache (resolved off), no amax state;
+  // a row-wise run's `other` is the plain fp8 model's.
+  const Scenario s = llama8b("scaling: rowwise");
+  EXPECT_FALSE(s.training.fp8->weight_cache.value_or(true));
+  const MemoryReport r = estimate_memory(s);
+  EXPECT_EQ(r.stages[0].fp8_weight_cache.value(), 0.0);
+  EXPECT_EQ(r.stages[0].fp8_scaling_state.value(), 0.0);
+}
+
 }  // namespace
 }  // namespace orrery

@@ -526,6 +526,24 @@ parallelism: {tp: 8, pp: 1, dp: 2, microbatch: 1, global_batch: 16, zero_stage: 
   EXPECT_NO_THROW(load_scenario_text(
       zero3 + "training: {precision: fp8, fp8: {communication: {param_allgather: fp8}}}\n",
       "good.yaml"));
+  // torchao's row-wise recipes gather in bf16 and keep no weight cache.
+  expect_error(zero3 +
+                   "training: {precision: fp8, fp8: {scaling: rowwise, communication: "
+                   "{param_allgather: fp8}}}\n",
+               {"bad.yaml:4", "training.fp8.communication.param_allgather", "'fp8'", "row-wise",
+                "param_allgather: bf16"});
+  const std::string sp = R"(cluster: {preset: dgx-h100, nodes: 2}
+model: {preset: llama3-70b}
+parallelism: {tp: 8, pp: 2, dp: 1, microbatch: 1, global_batch: 16, sequence_parallel: true}
+)";
+  expect_error(
+      sp + "training: {precision: fp8, fp8: {scaling: rowwise_gw_hp, communication: {tp_allgather: "
+           "fp8}}}\n",
+      {"bad.yaml:4", "training.fp8.communication.tp_allgather", "'fp8'", "tp_allgather: bf16"});
+  expect_error(head + "training: {precision: fp8, fp8: {scaling: rowwise, weight_cache: true}}\n",
+               {"bad.yaml:4", "training.fp8.weight_cache", "'true'", "every micro-batch"});
+  EXPECT_NO_THROW(load_scenario_text(
+      zero3 + "training: {precision: fp8, fp8: {scaling: rowwise}}\n", "good.yaml"));
 }
 
 TEST(BadInput, ReliabilityNeedsItsFiguresAndATarget) {
