@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "calibrate/families.h"
+#include "calibrate/run_parameters.h"
 #include "core/env.h"
 #include "core/units.h"
 
@@ -40,6 +41,9 @@ struct Profile {
   std::optional<LaunchFit> launch;
   std::vector<OpTime> op_times;            // by op, shapes, types
   std::vector<std::string> not_fitted;     // families read but not fitted, and why
+  // Fitted to measured runs (orrery calibrate with scenario inputs), applied over the
+  // presets' figures by resolve_hardware; in run_parameter_keys() order.
+  std::vector<RunParameter> parameters;
 };
 
 // Reads a profile written by render_profile (strictly: unknown keys are errors). Figures

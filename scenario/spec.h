@@ -650,6 +650,9 @@ struct Measured {
   Metric metric = Metric::step_time_s;
   double value = 0;
   std::string source;
+  // measured.log: the Megatron-LM training log `value` is the median of (the path
+  // relative to the working directory), "" when the value is written in the scenario.
+  std::string log;
 };
 
 struct Scenario {
