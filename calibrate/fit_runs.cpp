@@ -251,11 +251,11 @@ RunFit fit_runs(const std::vector<Scenario>& runs, const std::vector<std::string
   if (runs.size() < k + 1) {
     std::string keys;
     for (const auto& x : space.keys) keys += (keys.empty() ? "" : ",") + x;
-    throw InputError({"orrery calibrate", std::nullopt}, "", fmt::format("{} runs", runs.size()),
-                     fmt::format("{} parameters need at least {} runs (each leave-one-run-out "
-                                 "fit needs as many runs as parameters): give more runs or "
-                                 "fewer parameters with --fit (these runs move: {})",
-                                 k, k + 1, keys));
+    throw InputError({"orrery calibrate", std::nullopt}, "", "",
+                     fmt::format("{} run{} given; {} parameters need at least {} (each "
+                                 "leave-one-run-out fit needs as many runs as parameters): give "
+                                 "more runs or fewer parameters with --fit (these runs move: {})",
+                                 runs.size(), runs.size() == 1 ? "" : "s", k, k + 1, keys));
   }
 
   const Evaluator ev(runs, space, out.evaluations);
