@@ -326,7 +326,7 @@ std::string render_run_fit(const RunFit& f) {
     const double eb = signed_pct(c.before, c.measured);
     const double ef = signed_pct(c.predicted, c.measured);
     const double eh = signed_pct(c.held_out, c.measured);
-    o += fmt::format("  {:<30}{:<24}{:>10}{:>10}{:>10}{:>8.1f}%{:>12}{:>8.1f}%\n", c.name,
+    o += fmt::format("  {:<30}{:<24}{:>10}{:>10}{:>10}{:>+8.1f}%{:>12}{:>+8.1f}%\n", c.name,
                      to_string(c.metric), fmt_value(c.measured), fmt_value(c.before),
                      fmt_value(c.predicted), ef, fmt_value(c.held_out), eh);
     mean_before += std::abs(eb);
