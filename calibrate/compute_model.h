@@ -76,7 +76,8 @@ std::unique_ptr<ComputeModel> make_compute_model(const Scenario& s);
 struct Hardware {
   ClusterSpec cluster;
   std::shared_ptr<const ComputeModel> model;
-  double compute_slowdown = SimulationSpec{}.compute_slowdown;  // or the profile's fit
+  // simulation.compute_slowdown, or the profile's fitted value
+  double compute_slowdown = SimulationSpec{}.compute_slowdown;
 };
 Hardware resolve_hardware(const Scenario& s);
 

@@ -219,6 +219,21 @@ class ProfileModel final : public ComputeModel {
             : fmt::format("system preset's NIC efficiency {:.3f} (profile has no all_reduce "
                           "across nodes of {} GPUs)",
                           s.cluster.inter_node.efficiency, s.cluster.gpus_per_node));
+    // Parameters fitted to measured runs replace the figures the lines above name.
+    if (!p.parameters.empty()) {
+      std::string list;
+      for (const RunParameter& x : p.parameters) {
+        list += fmt::format("{}{} {:.4g} (was {:.4g}{})", list.empty() ? "" : ", ", x.key,
+                            x.value, x.start, x.at_bound ? ", on a bound" : "");
+      }
+      const auto runs = std::count_if(p.inputs.begin(), p.inputs.end(),
+                                      [](const InputProvenance& in) { return in.kind == "run"; });
+      explanation_.emplace_back(
+          "fitted parameters",
+          fmt::format("profile {}: {}; fitted to {} measured runs, in place of the scenario's "
+                      "values wherever a line above uses them",
+                      name, list, runs));
+    }
   }
 
   Seconds op_time(const Op& op, Pass pass) const override {

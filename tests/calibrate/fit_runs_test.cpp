@@ -12,6 +12,7 @@
 #include <fstream>
 
 #include "calibrate/calibrate.h"
+#include "calibrate/profile_model.h"
 #include "core/error.h"
 #include "scenario/load.h"
 #include "simulator/predict.h"
@@ -103,6 +104,11 @@ TEST(FitRuns, TheProfileCarriesTheParametersToRun) {
   Scenario s = runs[1];
   s.cluster.calibration = path;
   EXPECT_NEAR(predicted(s) / f.runs[1].predicted, 1.0, 1e-5);
+  // --explain names them.
+  bool named = false;
+  for (const auto& [cls, src] : make_compute_model(s)->explain())
+    if (cls == "fitted parameters") named = src.find(kAttention) != std::string::npos;
+  EXPECT_TRUE(named);
   // Same inputs, same bytes.
   EXPECT_EQ(render_profile(fit_runs(runs, {kGemm, kAttention}).profile), text);
   // A fitted value outside its range is refused when the profile is read.
