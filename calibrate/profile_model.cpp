@@ -223,8 +223,8 @@ class ProfileModel final : public ComputeModel {
     if (!p.parameters.empty()) {
       std::string list;
       for (const RunParameter& x : p.parameters) {
-        list += fmt::format("{}{} {:.4g} (was {:.4g}{})", list.empty() ? "" : ", ", x.key,
-                            x.value, x.start, x.at_bound ? ", on a bound" : "");
+        list += fmt::format("{}{} {:.4g} (was {:.4g}{})", list.empty() ? "" : ", ", x.key, x.value,
+                            x.start, x.at_bound ? ", on a bound" : "");
       }
       const auto runs = std::count_if(p.inputs.begin(), p.inputs.end(),
                                       [](const InputProvenance& in) { return in.kind == "run"; });

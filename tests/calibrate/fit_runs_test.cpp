@@ -3,8 +3,8 @@
 // runs predicting its largest.
 #include "calibrate/fit_runs.h"
 
-#include <gtest/gtest.h>
 #include <fmt/format.h>
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <cmath>
