@@ -81,11 +81,11 @@ double training_log_median(const std::vector<TrainingLogLine>& lines, Metric met
   }
   const std::size_t n = lines.size();
   if (n <= static_cast<std::size_t>(kTrainingLogWarmupLines)) {
-    throw InputError({file, std::nullopt}, "", "",
-                     fmt::format("{} iteration line{}, needs at least {}: the first {} are "
-                                 "warm-up (they hold the first iteration's start-up)",
-                                 n, n == 1 ? "" : "s", kTrainingLogWarmupLines + 1,
-                                 kTrainingLogWarmupLines));
+    throw InputError(
+        {file, std::nullopt}, "", "",
+        fmt::format("{} iteration line{}, needs at least {}: the first {} are "
+                    "warm-up (they hold the first iteration's start-up)",
+                    n, n == 1 ? "" : "s", kTrainingLogWarmupLines + 1, kTrainingLogWarmupLines));
   }
   std::vector<double> v;
   for (std::size_t i = kTrainingLogWarmupLines; i < n; ++i) {

@@ -30,9 +30,7 @@ std::string write_temp(const std::string& name, const std::string& text) {
   return p;
 }
 
-double predicted(const Scenario& s) {
-  return metric_value(predict(s).step, s, s.measured->metric);
-}
+double predicted(const Scenario& s) { return metric_value(predict(s).step, s, s.measured->metric); }
 
 constexpr const char* kGemm = "cluster.gpu.gemm_efficiency.bf16";
 constexpr const char* kAttention = "cluster.gpu.attention_efficiency";

@@ -2,8 +2,8 @@
 // skipped as warm-up, the median taken; bad logs refused.
 #include "scenario/training_log.h"
 
-#include <gtest/gtest.h>
 #include <fmt/format.h>
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -95,9 +95,9 @@ TEST(TrainingLog, AScenarioReadsItsMeasuredValueFromTheLog) {
   EXPECT_NE(s.measured->source.find("median of 3 iteration lines after 2 warm-up lines"),
             std::string::npos)
       << s.measured->source;
-  EXPECT_THROW(load_scenario_text(
-                   body + "measured: {metric: step_time_s, log: run.log, value: 3}\n", file),
-               InputError);
+  EXPECT_THROW(
+      load_scenario_text(body + "measured: {metric: step_time_s, log: run.log, value: 3}\n", file),
+      InputError);
   EXPECT_THROW(load_scenario_text(body + "measured: {metric: step_time_s, log: none.log}\n", file),
                InputError);
   EXPECT_THROW(load_scenario_text(body + "measured: {metric: step_time_s, source: x}\n", file),
