@@ -381,6 +381,13 @@ std::string render_profile(const Profile& p) {
   o += "not_fitted:";
   o += p.not_fitted.empty() ? " []\n" : "\n";
   for (const auto& n : p.not_fitted) o += "  - " + quoted(n) + "\n";
+  // Only profiles fitted to measured runs hold parameters; others keep their bytes.
+  if (!p.parameters.empty()) o += "parameters:\n";
+  for (const auto& x : p.parameters) {
+    o += fmt::format("  - {{key: {}, value: {}, start: {}, min: {}, max: {}, at_bound: {}}}\n",
+                     x.key, num(x.value), num(x.start), num(x.min), num(x.max),
+                     x.at_bound ? "true" : "false");
+  }
   return o;
 }
 

@@ -75,9 +75,13 @@ std::unique_ptr<ComputeModel> make_compute_model(const Scenario& s);
 // profile_model.h) and the compute model (make_compute_model). The model depends on the
 // GPU and on the training's precision, optimizer, gradient dtype and loss scaling, not on
 // its compression or faults, so the step's variants (simulator/step.h) share it.
+// A profile's fitted parameters (calibrate/run_parameters.h) are in place in both, and
+// the compute slowdown the simulator uses is `compute_slowdown`.
 struct Hardware {
   ClusterSpec cluster;
   std::shared_ptr<const ComputeModel> model;
+  // simulation.compute_slowdown, or the profile's fitted value
+  double compute_slowdown = SimulationSpec{}.compute_slowdown;
 };
 Hardware resolve_hardware(const Scenario& s);
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "calibrate/families.h"
+#include "calibrate/run_parameters.h"
 #include "core/env.h"
 #include "core/units.h"
 
@@ -77,6 +78,9 @@ struct Profile {
   // each, and the half-width it adds to the prediction band (a fraction of step time).
   std::vector<std::string> projected;
   double projection_half_width = 0;
+  // Fitted to measured runs (orrery calibrate with scenario inputs), applied over the
+  // presets' figures by resolve_hardware; in run_parameter_keys() order.
+  std::vector<RunParameter> parameters;
 };
 
 // Reads a profile written by render_profile (strictly: unknown keys are errors). Figures

@@ -387,6 +387,21 @@ class ProfileModel final : public ComputeModel {
             : fmt::format("system preset's NIC efficiency {:.3f} (profile has no all_reduce "
                           "across nodes of {} GPUs)",
                           s.cluster.inter_node.efficiency, s.cluster.gpus_per_node));
+    // Parameters fitted to measured runs replace the figures the lines above name.
+    if (!p.parameters.empty()) {
+      std::string list;
+      for (const RunParameter& x : p.parameters) {
+        list += fmt::format("{}{} {:.4g} (was {:.4g}{})", list.empty() ? "" : ", ", x.key, x.value,
+                            x.start, x.at_bound ? ", on a bound" : "");
+      }
+      const auto runs = std::count_if(p.inputs.begin(), p.inputs.end(),
+                                      [](const InputProvenance& in) { return in.kind == "run"; });
+      explanation_.emplace_back(
+          "fitted parameters",
+          fmt::format("profile {}: {}; fitted to {} measured runs, in place of the scenario's "
+                      "values wherever a line above uses them",
+                      name, list, runs));
+    }
   }
 
   Seconds op_time(const Op& op, Pass pass) const override {
@@ -688,18 +703,45 @@ ClusterSpec cluster_from(const Scenario& s, const std::optional<Profile>& p) {
   }
   if (const CollectiveFit* fab = fabric_all_reduce(*p, c.gpus_per_node))
     if (const auto eff = fabric_efficiency(*fab, c)) c.inter_node.efficiency = *eff;
+  // Fitted parameters go over everything the presets and the families set.
+  double slowdown = s.simulation.compute_slowdown;
+  apply_run_parameters(p->parameters, *s.cluster.calibration, c, slowdown);
   return c;
+}
+
+// The compute model on `cluster` (cluster_from's): with fitted parameters, built for the
+// scenario with the GPU's fitted fractions, as the model reads them from its scenario.
+std::unique_ptr<ComputeModel> fitted_model_from(const Scenario& s, const std::optional<Profile>& p,
+                                                const ClusterSpec& cluster) {
+  if (!p || p->parameters.empty()) return model_from(s, p);
+  Scenario fitted = s;
+  fitted.cluster.gpu = cluster.gpu;
+  return model_from(fitted, p);
+}
+
+// The compute slowdown: the profile's fitted one, else the scenario's.
+double slowdown_from(const Scenario& s, const std::optional<Profile>& p) {
+  double slowdown = s.simulation.compute_slowdown;
+  if (!p) return slowdown;
+  ClusterSpec c = s.cluster;
+  apply_run_parameters(p->parameters, *s.cluster.calibration, c, slowdown);
+  return slowdown;
 }
 
 }  // namespace
 
 std::unique_ptr<ComputeModel> make_compute_model(const Scenario& s) {
-  return model_from(s, scenario_profile(s));
+  const std::optional<Profile> p = scenario_profile(s);
+  return fitted_model_from(s, p, cluster_from(s, p));
 }
 
 Hardware resolve_hardware(const Scenario& s) {
   const std::optional<Profile> p = scenario_profile(s);
-  return {cluster_from(s, p), model_from(s, p)};
+  Hardware h;
+  h.cluster = cluster_from(s, p);
+  h.compute_slowdown = slowdown_from(s, p);
+  h.model = fitted_model_from(s, p, h.cluster);
+  return h;
 }
 
 ClusterSpec calibrated_cluster(const Scenario& s) { return cluster_from(s, scenario_profile(s)); }

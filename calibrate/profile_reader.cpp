@@ -249,7 +249,7 @@ Profile read_profile_text(const std::string& text, const std::string& file) {
   const YAML::Node root = detail::load_yaml_text(text, file);
   MapReader top(root, file, "",
                 {"format", "version", "provenance", "collectives", "gemm", "memory_bound", "launch",
-                 "op_times", "measured_kernels", "not_fitted"},
+                 "op_times", "measured_kernels", "not_fitted", "parameters"},
                 nullptr);
   if (str(top, "format") != "orrery-profile")
     top.fail("format", "expected 'orrery-profile' (a profile written by orrery calibrate)");
@@ -286,6 +286,25 @@ Profile read_profile_text(const std::string& text, const std::string& file) {
     if (!nf.IsSequence()) top.fail("not_fitted", "expected a list of lines");
     for (const auto& x : nf) p.not_fitted.push_back(x.as<std::string>(""));
   }
+  each(root, top, "parameters", {"key", "value", "start", "min", "max", "at_bound"},
+       [&](MapReader& r, const YAML::Node&) {
+         RunParameter x;
+         x.key = str(r, "key");
+         const auto range = run_parameter_range(x.key);
+         if (!range) {
+           r.fail("key",
+                  "not a fitted parameter: cluster.gpu.gemm_efficiency.FORMAT, "
+                  "cluster.gpu.attention_efficiency, cluster.inter_node.efficiency or "
+                  "simulation.compute_slowdown");
+         }
+         x.value = number(r, "value", range->min, range->max);
+         x.start = number(r, "start", 0, 1);
+         x.min = number(r, "min", 0, 1);
+         x.max = number(r, "max", 0, 1);
+         r.require("at_bound");
+         r.read_bool("at_bound", x.at_bound);
+         p.parameters.push_back(x);
+       });
   return p;
 }
 

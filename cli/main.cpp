@@ -1,20 +1,21 @@
 // The `orrery` command line: a thin layer over the libraries. It parses flags, calls
 // one library entry point, writes the finished output in one piece, and decides the
 // exit code: 0 success, 2 bad input (scenario, flag), 1 an internal error.
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
-#include <thread>
-#include <unistd.h>
 #include <iostream>
 #include <string>
+#include <thread>
 
 #include "calibrate/calibrate.h"
+#include "calibrate/fit_runs.h"
 #include "calibrate/profile_model.h"
-#include "core/env.h"
 #include "core/allocator.h"
+#include "core/env.h"
 #include "core/error.h"
 #include "model/analysis.h"
 #include "report/check_report.h"
@@ -80,10 +81,47 @@ int run_run(const std::string& path, const std::string& format, const std::strin
 }
 
 // Fits a profile from the inputs and writes it whole to `out`; prints one line per family.
+// Scenario files (and directories of them) are the user's measured runs: their
+// parameters are fitted instead (calibrate/fit_runs.h), `fit` naming which, comma-separated.
 int run_calibrate(const std::vector<std::string>& paths, const std::string& out,
-                  const std::string& op) {
+                  const std::string& op, const std::string& fit) {
   std::vector<orrery::CalibrationInput> inputs;
-  for (const auto& p : paths) inputs.push_back({p, op});
+  std::vector<orrery::Scenario> runs;
+  for (const auto& file : orrery::scenario_files(paths)) {
+    const std::string text =
+        orrery::read_file_or_throw(orrery::default_env(), file, "the input file");
+    const std::string ext = std::filesystem::path(file).extension().string();
+    if ((ext == ".yaml" || ext == ".yml") && orrery::looks_like_scenario(text)) {
+      runs.push_back(orrery::load_scenario_file(file));
+    } else {
+      inputs.push_back({file, op});
+    }
+  }
+  if (!runs.empty() && !inputs.empty()) {
+    throw orrery::InputError({inputs.front().path, std::nullopt}, "", "",
+                             "measurement input given with scenario files (measured runs): fit "
+                             "a profile from the measurements first, name it in the scenarios' "
+                             "cluster.calibration, then calibrate on the runs");
+  }
+  if (!runs.empty()) {
+    std::vector<std::string> only;
+    for (std::size_t start = 0; start < fit.size();) {
+      std::size_t end = fit.find(',', start);
+      if (end == std::string::npos) end = fit.size();
+      if (end > start) only.push_back(fit.substr(start, end - start));
+      start = end + 1;
+    }
+    const orrery::RunFit f = orrery::fit_runs(runs, only);
+    write_file(out, orrery::render_profile(f.profile));
+    const std::string summary = orrery::render_run_fit(f) + "wrote " + out + "\n";
+    std::fwrite(summary.data(), 1, summary.size(), stdout);
+    return 0;
+  }
+  if (!fit.empty()) {
+    throw orrery::InputError({"orrery calibrate", std::nullopt}, "--fit", fit,
+                             "--fit chooses parameters fitted to measured runs: give scenario "
+                             "files with measured: blocks");
+  }
   const orrery::Profile profile = orrery::calibrate(inputs);
   write_file(out, orrery::render_profile(profile));
   const std::string summary = orrery::render_profile_summary(profile) + "wrote " + out + "\n";
@@ -337,17 +375,24 @@ int main(int argc, char** argv) {
       app.add_subcommand("presets", "List the built-in GPU, system, model and fabric presets.");
 
   std::vector<std::string> calibrate_inputs;
-  std::string calibrate_out, calibrate_op;
-  CLI::App* calibrate = app.add_subcommand(
-      "calibrate", "Fit a hardware profile from measurements: orrery-profile measurement "
-                   "files, nccl-tests logs and PyTorch/Kineto traces; every fitted family "
-                   "reports its leave-one-out held-out error.");
-  calibrate->add_option("inputs", calibrate_inputs, "Input files")->required();
+  std::string calibrate_out, calibrate_op, calibrate_fit;
+  CLI::App* calibrate =
+      app.add_subcommand("calibrate",
+                         "Fit a hardware profile from measurements: orrery-profile measurement "
+                         "files, nccl-tests logs and PyTorch/Kineto traces; every fitted family "
+                         "reports its leave-one-out held-out error. Or from the user's own runs: "
+                         "scenarios with measured: blocks, to which the uncertain efficiencies are "
+                         "fitted, with each run's leave-one-run-out error.");
+  calibrate->add_option("inputs", calibrate_inputs, "Input files (scenarios: files or directories)")
+      ->required();
   calibrate->add_option("-o,--output", calibrate_out, "Profile file to write")->required();
   calibrate->add_option("--op", calibrate_op,
                         "Collective of nccl-tests logs that do not name their program "
                         "(all_reduce, all_gather, reduce_scatter, all_to_all, broadcast, "
                         "send_recv)");
+  calibrate->add_option("--fit", calibrate_fit,
+                        "With scenario inputs: the parameters to fit, comma-separated "
+                        "(default: every one the runs' predictions depend on)");
 
   std::string sweep_path, sweep_shard, sweep_shard_out;
   int sweep_threads = 0;
@@ -414,7 +459,8 @@ int main(int argc, char** argv) {
     if (*run) return run_run(run_path, run_format, trace_path, full, explain);
     if (*validate) return run_validate(validate_paths, validate_format);
     if (*presets) return run_presets();
-    if (*calibrate) return run_calibrate(calibrate_inputs, calibrate_out, calibrate_op);
+    if (*calibrate)
+      return run_calibrate(calibrate_inputs, calibrate_out, calibrate_op, calibrate_fit);
     if (*sweep) {
       return run_sweep_cmd(sweep_path, sweep_threads, sweep_shard, sweep_shard_base, sweep_shard_out,
                            sweep_outputs, !no_progress);

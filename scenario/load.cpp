@@ -15,6 +15,7 @@
 #include "scenario/load_sections.h"
 #include "scenario/presets.h"
 #include "scenario/sweep_spec.h"
+#include "scenario/training_log.h"
 #include "scenario/validate.h"
 #include "scenario/yaml_reader.h"
 
@@ -87,8 +88,9 @@ using namespace detail;
 
 using namespace detail::field;
 
-// measured: a published figure to compare the prediction with; every key is required but
-// `over`, which a speedup (a ratio of two runs) needs and every other metric refuses.
+// measured: a published figure to compare the prediction with: metric, and value and
+// source, or a training log the value is read from (source then optional); `over`, which a
+// speedup (a ratio of two runs) needs and every other metric refuses.
 const FieldTable<Measured>& measured_fields() {
   using M = Measured;
   static const FieldTable<M> table = {
@@ -100,12 +102,22 @@ const FieldTable<Measured>& measured_fields() {
                     : std::string("only a speedup (a ratio of two runs) names another run");
        },
        [](const M& m) { return m.metric == Metric::speedup; }},
-      {"value", required(number(&M::value, 1e-12, 1e18))},
+      {"value", number(&M::value, 1e-12, 1e18)},
       {"source",
        [](MapReader& r, const std::string& key, Origin*, M& m) {
-         if (!r.read_string(key, m.source) || m.source.empty()) {
+         if (r.read_string(key, m.source) && m.source.empty()) {
            throw InputError(r.where(), r.key_path(key), "",
-                            "missing key: say where the figure was published");
+                            "empty: say where the figure was published");
+         }
+       }},
+      // A path, relative to the scenario file like every path a user writes in it.
+      {"log",
+       [](MapReader& r, const std::string& key, Origin*, M& m) {
+         if (std::string log; r.read_string(key, log)) {
+           if (log.empty()) r.fail(key, "expected the path of a Megatron-LM training log");
+           const std::filesystem::path p(log);
+           m.log =
+               (p.is_relative() ? std::filesystem::path(r.file()).parent_path() / p : p).string();
          }
        }},
   };
@@ -152,6 +164,28 @@ void read_measured(const YAML::Node& node, const std::string& file, Origin* orig
   read_keyed_by_first(r, origin, measured_fields(), m, false);
   if (m.metric == Metric::speedup && m.over.empty()) {
     throw InputError(r.where(), r.key_path("over"), "", "name the other run's scenario file");
+  }
+  if (m.log.empty()) {
+    if (!r.has("value")) throw InputError(r.where(), "measured.value", "", "missing key");
+    if (!r.has("source")) {
+      throw InputError(r.where(), "measured.source", "",
+                       "missing key: say where the figure was published");
+    }
+  } else {
+    if (r.has("value")) {
+      r.fail("value", "give value or log, not both (the value is the log's median)");
+    }
+    const auto lines =
+        read_training_log_text(read_file_or_throw(default_env(), m.log, "the training log"), m.log);
+    m.value = training_log_median(lines, m.metric, m.log);
+    if (!(m.value > 0)) {
+      throw InputError({m.log, std::nullopt}, "measured.log", m.log,
+                       "the median of its iteration lines is 0");
+    }
+    if (m.source.empty()) {
+      m.source = fmt::format("{}: median of {} iteration lines after {} warm-up lines", m.log,
+                             lines.size() - kTrainingLogWarmupLines, kTrainingLogWarmupLines);
+    }
   }
   out = m;
 }

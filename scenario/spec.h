@@ -697,6 +697,9 @@ struct Measured {
   // metric speedup only: the other run's scenario file, as written (relative paths are
   // taken from the directory of the file that names it).
   std::string over;
+  // measured.log: the Megatron-LM training log `value` is the median of (the path
+  // relative to the working directory), "" when the value is written in the scenario.
+  std::string log;
 };
 
 struct Scenario {

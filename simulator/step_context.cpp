@@ -39,7 +39,7 @@ StepContext::StepContext(const Scenario& scenario, const SimulationOptions& opti
     expert_time_scale = load.busiest / load.executed;
   }
   local_dp = p.node_dp(s.cluster.gpus_per_node);
-  engine.compute_slowdown = s.simulation.compute_slowdown;
+  engine.compute_slowdown = hardware.compute_slowdown;
   engine.comm_slowdown = s.simulation.comm_slowdown;
   dual = p.schedule == PipelineSchedule::dualpipe;
 }
