@@ -177,23 +177,39 @@ std::string precision_class(const std::string& precision) {
   return precision;
 }
 
-std::optional<RegionFlag> mfu_flag(const std::string& generation, const std::string& precision,
-                                   double mfu, double hfu, const std::vector<Residual>& table) {
+std::optional<RegionFlag> mfu_flag(const Family& family, const std::string& precision, double mfu,
+                                   double hfu, const std::vector<Residual>& table) {
   const std::string cls = precision_class(precision);
-  std::optional<double> top;
-  for (const Residual& r : table) {
-    // A speedup case measured a ratio of two runs, not this run's own speed.
-    if (r.metric == to_string(Metric::speedup)) continue;
-    if (r.family.generation == generation && precision_class(r.precision) == cls)
-      top = std::max(top.value_or(0.0), r.measured_hfu());
+  // The highest measured HFU of the cases that pass `pred` in this generation and class.
+  auto top_of = [&](const std::function<bool(const Residual&)>& pred) {
+    std::optional<double> top;
+    for (const Residual& r : table) {
+      // A speedup case measured a ratio of two runs, not this run's own speed.
+      if (r.metric == to_string(Metric::speedup)) continue;
+      if (r.family.generation == family.generation && precision_class(r.precision) == cls &&
+          pred(r))
+        top = std::max(top.value_or(0.0), r.measured_hfu());
+    }
+    return top;
+  };
+  // A stack's cases bound that stack's utilisation: a PyTorch FSDP run's measured HFU says
+  // nothing about how fast a Megatron-Core candidate may go. Only when its framework has
+  // no case in this generation and class do the other frameworks' cases bound it.
+  std::string scope = family.generation + " " + family.framework;
+  std::optional<double> top =
+      top_of([&](const Residual& r) { return r.family.framework == family.framework; });
+  if (!top) {
+    scope = family.generation;
+    top = top_of([](const Residual&) { return true; });
   }
   if (!top) {
-    return RegionFlag{"mfu", fmt::format("no validated {} case trains in {}", generation, cls)};
+    return RegionFlag{"mfu",
+                      fmt::format("no validated {} case trains in {}", family.generation, cls)};
   }
   if (hfu <= *top) return std::nullopt;
   return RegionFlag{"mfu", fmt::format("FLOP utilisation {} (MFU {}) above every validated {} {} "
                                        "case (highest measured {})",
-                                       pct(hfu), pct(mfu), generation, cls, pct(*top))};
+                                       pct(hfu), pct(mfu), scope, cls, pct(*top))};
 }
 
 std::vector<RegionFlag> region_flags(const Scenario& s, double memory_fraction,
@@ -210,7 +226,7 @@ std::vector<RegionFlag> region_flags(const Scenario& s, double memory_fraction,
                                       s.cluster.gpu.name)});
   } else if (use) {
     if (auto flag =
-            mfu_flag(f.generation, to_string(s.training.precision), use->mfu, use->hfu, table))
+            mfu_flag(f, to_string(s.training.precision), use->mfu, use->hfu, table))
       out.push_back(*flag);
   }
   if (memory_fraction > kMemoryNearFull) {

@@ -111,13 +111,14 @@ std::vector<RegionFlag> region_flags(const Scenario& s, double memory_fraction,
 // run's.
 std::string precision_class(const std::string& precision);
 // The utilisation flag (code "mfu"; region_flags includes it): the scenario computes a
-// larger share of the peak than any validation case on its GPU generation in its
-// precision class did at its measured speed, or no such case exists. Compared as hardware
+// larger share of the peak than any validation case of its framework on its GPU generation
+// in its precision class did at its measured speed (any framework's cases when its own has
+// none there), or no such case exists. Compared as hardware
 // FLOP utilisation (recomputed FLOPs counted), since that is what the timing model was
 // checked at: the Narayanan 2021 cases recompute every layer, so their MFU is 3/4 of their
 // HFU, and a candidate without recompute at the same GPU load would seem far outside on
 // MFU alone.
-std::optional<RegionFlag> mfu_flag(const std::string& generation, const std::string& precision,
-                                   double mfu, double hfu, const std::vector<Residual>& table);
+std::optional<RegionFlag> mfu_flag(const Family& family, const std::string& precision, double mfu,
+                                   double hfu, const std::vector<Residual>& table);
 
 }  // namespace orrery

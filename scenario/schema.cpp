@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "scenario/load.h"
+#include "scenario/names.h"
 #include "scenario/scenario_format_doc.h"
 
 namespace orrery {
@@ -115,6 +116,11 @@ std::vector<std::string> preset_names(const std::string& path) {
   if (path == "cluster.gpu") return gpu_preset_names();
   if (path == "model") return model_preset_names();
   if (path == "cluster.inter_node.fabric") return fabric_preset_names();
+  if (path == "training.stack") {
+    std::vector<std::string> names;
+    for (const auto& n : names_of<StackSpec::Preset>()) names.emplace_back(n.name);
+    return names;
+  }
   return {};
 }
 

@@ -117,7 +117,7 @@ void add_mfu_flag(const std::vector<Residual>& table, CandidateResult& c) {
   for (const RegionFlag& f : c.outside)
     if (f.code == "gpu" || f.code == "mfu") return;
   if (auto f =
-          mfu_flag(c.band->family.generation, c.precision, c.figures->mfu, c.figures->hfu, table)) {
+          mfu_flag(c.band->family, c.precision, c.figures->mfu, c.figures->hfu, table)) {
     c.outside.insert(c.outside.begin(), *f);
   }
 }

@@ -148,16 +148,32 @@ TEST(Region, MemoryNearCapacity) {
 }
 
 TEST(Region, UtilisationAboveEveryCaseOfTheGeneration) {
-  // Highest measured Ampere 16-bit HFU: amp-2's 0.50 x (1 - 0.20) = 0.40.
+  // Highest measured Ampere 16-bit HFU of Megatron-Core: amp-2's 0.50 x (1 - 0.20) = 0.40.
   const auto t = table();
-  EXPECT_FALSE(mfu_flag("Ampere", "bf16", 0.39, 0.399, t));
-  const auto above = mfu_flag("Ampere", "fp16", 0.30, 0.401, t);
+  const Family mcore{"Ampere", "Megatron-Core", "3d"};
+  EXPECT_FALSE(mfu_flag(mcore, "bf16", 0.39, 0.399, t));
+  const auto above = mfu_flag(mcore, "fp16", 0.30, 0.401, t);
   ASSERT_TRUE(above);
   EXPECT_EQ(above->text,
+            "FLOP utilisation 40.1 % (MFU 30.0 %) above every validated Ampere Megatron-Core "
+            "16-bit case (highest measured 40.0 %)");
+  // Megatron-DeepSpeed's own Ampere case bounds it: amp-4's 0.25 x 1.30 = 0.325, though
+  // a Megatron-Core case went faster.
+  const auto ds = mfu_flag({"Ampere", "Megatron-DeepSpeed", "3d"}, "bf16", 0.33, 0.33, t);
+  ASSERT_TRUE(ds);
+  EXPECT_EQ(ds->text,
+            "FLOP utilisation 33.0 % (MFU 33.0 %) above every validated Ampere Megatron-DeepSpeed "
+            "16-bit case (highest measured 32.5 %)");
+  // A framework with no Ampere case falls back to every framework's: 0.40.
+  const Family fsdp{"Ampere", "PyTorch FSDP", "zero-3"};
+  EXPECT_FALSE(mfu_flag(fsdp, "bf16", 0.39, 0.399, t));
+  const auto any = mfu_flag(fsdp, "bf16", 0.30, 0.401, t);
+  ASSERT_TRUE(any);
+  EXPECT_EQ(any->text,
             "FLOP utilisation 40.1 % (MFU 30.0 %) above every validated Ampere 16-bit case "
             "(highest measured 40.0 %)");
   // FP8 counts against the 16-bit peak: no comparable case.
-  const auto fp8 = mfu_flag("Ampere", "fp8", 0.1, 0.1, t);
+  const auto fp8 = mfu_flag(mcore, "fp8", 0.1, 0.1, t);
   ASSERT_TRUE(fp8);
   EXPECT_EQ(fp8->text, "no validated Ampere case trains in fp8");
   // A generation without any case is flagged as such, before any utilisation.
