@@ -44,10 +44,16 @@
 // end of each candidate's prediction band (report/band.h): objectives and bounds times
 // the band's slow() factor, a positive constant per candidate, so the pruning stays exact.
 //
+// Memory: candidates are walked lazily (sweep/space.h) and screened in chunks; what stays
+// is, per candidate left to the decisions, its index, bounds, position in the space and
+// system, and each evaluated candidate's result. The CSV and JSON screen the candidates
+// again (for_each_candidate). Out of memory is an InputError, never std::bad_alloc.
+//
 // Determinism: the waves, thresholds and output order do not depend on the thread count
-// or on how candidates are sharded: shards (and MPI ranks) simulate their share with
-// thresholds drawn from their own results only (never lower than the global ones), and
-// merging replays the single-process decisions over the union, so every output is
+// or on how candidates are sharded: a shard (or MPI rank) screens only the candidates
+// with index % N == its share, decides them with thresholds from its own results one wave
+// late (never below the single process's: sweep.cpp, decide), and merging screens every
+// candidate and replays the single-process decisions over the union, so every output is
 // byte-identical to one process's.
 #pragma once
 
