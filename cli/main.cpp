@@ -206,7 +206,8 @@ class StreamFile {
     if (f_) std::fclose(f_);
     f_ = nullptr;
     std::error_code ec;
-    if (written_ > 0 && std::filesystem::is_regular_file(path_, ec)) std::filesystem::remove(path_, ec);
+    if (written_ > 0 && std::filesystem::is_regular_file(path_, ec))
+      std::filesystem::remove(path_, ec);
     const bool full = err == ENOSPC || err == EDQUOT || err == EFBIG;
     throw orrery::InputError(
         {path_, std::nullopt}, "", "",
@@ -325,7 +326,8 @@ struct Checkpointer {
   const orrery::SweepInput& in;
   std::string file;
   void operator()(const orrery::SweepResult& partial) const {
-    if (!file.empty()) write_file(file, orrery::write_shard(in, partial, partial.shard, partial.shards));
+    if (!file.empty())
+      write_file(file, orrery::write_shard(in, partial, partial.shard, partial.shards));
   }
 };
 
@@ -532,7 +534,8 @@ int main(int argc, char** argv) {
                "out-of-memory ones, simulate those whose lower bound can still win, rank them "
                "(or give the Pareto front); CSV/JSON of every candidate, the best as a "
                "scenario and as Megatron-LM arguments.");
-  sweep->add_option("scenario", sweep_run.path, "Scenario YAML file with a sweep: section")->required();
+  sweep->add_option("scenario", sweep_run.path, "Scenario YAML file with a sweep: section")
+      ->required();
   sweep->add_option("-j,--threads", sweep_run.threads, "Threads (default: every core)");
   add_sweep_outputs(*sweep, sweep_outputs);
   CLI::Option* shard_opt = sweep->add_option("--shard", sweep_run.shard,

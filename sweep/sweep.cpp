@@ -734,7 +734,9 @@ SweepResult merge_shards(const SweepInput& in, const std::vector<SweepResult>& s
       throw InputError({"orrery merge", std::nullopt}, "", "",
                        fmt::format("shard {} of {} is {}: give every shard's results of the same "
                                    "sweep once",
-                                   k, n, seen[static_cast<std::size_t>(k)] == 0 ? "missing" : "given twice"));
+                                   k, n,
+                                   seen[static_cast<std::size_t>(k)] == 0 ? "missing"
+                                                                          : "given twice"));
     }
   }
   SweepOptions o = options;

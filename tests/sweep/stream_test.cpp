@@ -99,7 +99,8 @@ TEST(SweepStream, KeptOrScreenedAgainSameBytes) {
                  "training: {precision: bf16, target: {tokens: 1e9}}\ncost: {usd_per_gpu_hour: 2}");
   for (const std::string& text :
        {kBase + kSplits,
-        pareto + "sweep: {tp: auto, pp: auto, microbatch: auto, objectives: [step_time, cost]}\n"}) {
+        pareto +
+            "sweep: {tp: auto, pp: auto, microbatch: auto, objectives: [step_time, cost]}\n"}) {
     SCOPED_TRACE(text);
     const SweepInput in = load_sweep_text(text, "t.yaml");
     SweepOptions kept;
@@ -158,9 +159,9 @@ TEST(SweepStream, InterruptedThenResumedSameBytes) {
   // its file.
   SweepResult cut;
   cut.total = whole.total;
-  cut.evaluated.assign(whole.evaluated.begin(),
-                       whole.evaluated.begin() +
-                           static_cast<std::ptrdiff_t>(whole.evaluated.size() / 2));
+  cut.evaluated.assign(
+      whole.evaluated.begin(),
+      whole.evaluated.begin() + static_cast<std::ptrdiff_t>(whole.evaluated.size() / 2));
   const SweepResult checkpoint = read_shard(in, write_shard(in, cut, 0, 1), "checkpoint");
   ASSERT_EQ(checkpoint.evaluated.size(), whole.evaluated.size() / 2);
   SweepOptions resumed = o;
@@ -177,24 +178,24 @@ TEST(SweepStream, OutOfMemoryIsAnErrorNotBadAlloc) {
   const SweepInput in = load("sweep: {tp: [" + list + "], pp: [" + list +
                              "], recompute: [none, selective, full], zero_stage: [0, 1, 2, 3]}\n");
   auto capped = [&] {
-        std::ifstream status("/proc/self/status");
-        std::string line;
-        long vm_kb = 0;
-        while (std::getline(status, line))
-          if (line.rfind("VmSize:", 0) == 0) vm_kb = std::atol(line.c_str() + 7);
-        const rlimit cap{static_cast<rlim_t>(vm_kb + 8 * 1024) * 1024,
-                         static_cast<rlim_t>(vm_kb + 8 * 1024) * 1024};
-        setrlimit(RLIMIT_AS, &cap);
-        SweepOptions o;
-        o.threads = 1;
-        o.keep_candidates = true;
-        try {
-          run_sweep(in, o);
-        } catch (const InputError& e) {
-          std::fprintf(stderr, "%s\n", e.what());
-          std::_Exit(2);
-        }
-        std::_Exit(0);
+    std::ifstream status("/proc/self/status");
+    std::string line;
+    long vm_kb = 0;
+    while (std::getline(status, line))
+      if (line.rfind("VmSize:", 0) == 0) vm_kb = std::atol(line.c_str() + 7);
+    const rlimit cap{static_cast<rlim_t>(vm_kb + 8 * 1024) * 1024,
+                     static_cast<rlim_t>(vm_kb + 8 * 1024) * 1024};
+    setrlimit(RLIMIT_AS, &cap);
+    SweepOptions o;
+    o.threads = 1;
+    o.keep_candidates = true;
+    try {
+      run_sweep(in, o);
+    } catch (const InputError& e) {
+      std::fprintf(stderr, "%s\n", e.what());
+      std::_Exit(2);
+    }
+    std::_Exit(0);
   };
   EXPECT_EXIT(capped(), testing::ExitedWithCode(2),
               "ran out of memory while searching the 49152 candidates");
