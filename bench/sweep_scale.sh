@@ -41,9 +41,10 @@ done
 if command -v mpirun >/dev/null; then
   root=""
   [ "$(id -u)" = 0 ] && root="--allow-run-as-root"
+  export OMPI_MCA_rmaps_base_oversubscribe=1
   for n in $ranks; do
     # Peak RSS is the largest rank's (GNU time follows mpirun's children).
-    OMPI_MCA_rmaps_base_oversubscribe=1 run "1e5, MPI $n ranks x 1 thread" \
+    run "1e5, MPI $n ranks x 1 thread" \
       mpirun $root -n "$n" "$orrery" sweep "$out/1e5.yaml" -j 1 --no-progress --csv "$out/all.csv"
   done
 fi
