@@ -4,8 +4,11 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <CLI/CLI.hpp>
 #include <chrono>
+#include <cstring>
+#include <optional>
 #include <cstdio>
 #include <iostream>
 #include <string>
@@ -155,31 +158,84 @@ int run_presets() {
 }
 
 
-// A progress bar with an estimate of the time left, on stderr when it is a terminal;
-// nothing when piped or redirected.
+// A progress bar with the rate and an estimate of the time left, on stderr when it is a
+// terminal; nothing when piped or redirected. Each phase ("screened", "decided") starts
+// its own clock.
 class ProgressBar {
  public:
-  explicit ProgressBar(bool enabled)
-      : enabled_(enabled && isatty(STDERR_FILENO)), start_(std::chrono::steady_clock::now()) {}
-  void operator()(std::size_t done, std::size_t total) {
+  explicit ProgressBar(bool enabled) : enabled_(enabled && isatty(STDERR_FILENO)) {}
+  bool enabled() const { return enabled_; }
+  void operator()(const char* what, std::size_t done, std::size_t total) {
     if (!enabled_ || total == 0) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (what != what_) {
+      what_ = what;
+      start_ = now;
+    }
     const double f = static_cast<double>(done) / static_cast<double>(total);
-    const double elapsed =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    const double elapsed = std::chrono::duration<double>(now - start_).count();
+    const double rate = elapsed > 0 ? static_cast<double>(done) / elapsed : 0;
     const double eta = f > 0 ? elapsed * (1 - f) / f : 0;
     const int width = 30;
     const int filled = static_cast<int>(f * width);
-    std::fprintf(stderr, "\r[%s%s] %5.1f %% %zu/%zu simulated or pruned, ETA %.0f s ",
+    std::fprintf(stderr, "\r[%s%s] %5.1f %% %zu/%zu %s, %.0f/s, ETA %.0f s ",
                  std::string(static_cast<std::size_t>(filled), '#').c_str(),
                  std::string(static_cast<std::size_t>(width - filled), '.').c_str(), 100 * f, done,
-                 total, eta);
-    if (done == total) std::fprintf(stderr, "\r%*s\r", 90, "");
+                 total, what, rate, eta);
+    if (done == total) std::fprintf(stderr, "\r%*s\r", 100, "");
     std::fflush(stderr);
   }
 
  private:
   bool enabled_;
+  const char* what_ = nullptr;
   std::chrono::steady_clock::time_point start_;
+};
+
+// A file written piece by piece as the sweep makes it. A failed write is one error naming
+// the file, the bytes written and why (a full disk says what to leave out); the partial
+// file is removed when it is a regular file.
+class StreamFile {
+ public:
+  explicit StreamFile(std::string path) : path_(std::move(path)) {
+    f_ = std::fopen(path_.c_str(), "wb");
+    if (!f_) fail(errno);
+  }
+  StreamFile(const StreamFile&) = delete;
+  StreamFile& operator=(const StreamFile&) = delete;
+  ~StreamFile() {
+    if (f_) std::fclose(f_);
+  }
+  void write(const std::string& text) {
+    if (std::fwrite(text.data(), 1, text.size(), f_) != text.size()) fail(errno);
+    written_ += text.size();
+  }
+  void close() {
+    const bool bad = std::fflush(f_) != 0 || std::ferror(f_);
+    const int err = errno;
+    const bool closed = std::fclose(f_) == 0;
+    f_ = nullptr;
+    if (bad || !closed) fail(err);
+  }
+
+ private:
+  [[noreturn]] void fail(int err) {
+    if (f_) std::fclose(f_);
+    f_ = nullptr;
+    std::error_code ec;
+    if (written_ > 0 && std::filesystem::is_regular_file(path_, ec))
+      std::filesystem::remove(path_, ec);
+    const bool full = err == ENOSPC || err == EDQUOT || err == EFBIG;
+    throw orrery::InputError(
+        {path_, std::nullopt}, "", "",
+        fmt::format("cannot write the file after {} bytes: {}{}", written_, std::strerror(err),
+                    full ? " (out of disk: write it where there is room, leave out --csv or "
+                           "--json, or split the sweep with --shard i/N)"
+                         : ""));
+  }
+  std::string path_;
+  std::FILE* f_ = nullptr;
+  std::size_t written_ = 0;
 };
 
 struct SweepOutputs {
@@ -195,13 +251,19 @@ void add_sweep_outputs(CLI::App& command, SweepOutputs& o) {
 
 void write_sweep_outputs(const orrery::SweepInput& in, const orrery::SweepResult& r,
                          const SweepOutputs& o) {
-  // Everything is rendered before anything is written, so bad input writes nothing.
+  // What can be refused is made before anything is written, so bad input writes nothing;
+  // the CSV and JSON then stream to their files in one pass over the candidates.
   const std::string table = orrery::render_sweep_table(in, r);
-  const std::string csv = o.csv.empty() ? "" : orrery::render_sweep_csv(in, r);
-  const std::string json = o.json.empty() ? "" : orrery::render_sweep_json(in, r);
   const std::string best = o.best.empty() ? "" : orrery::best_scenario_yaml(in, r);
-  if (!o.csv.empty()) write_file(o.csv, csv);
-  if (!o.json.empty()) write_file(o.json, json);
+  std::optional<StreamFile> csv, json;
+  if (!o.csv.empty()) csv.emplace(o.csv);
+  if (!o.json.empty()) json.emplace(o.json);
+  orrery::Sink to_csv, to_json;
+  if (csv) to_csv = [&](const std::string& t) { csv->write(t); };
+  if (json) to_json = [&](const std::string& t) { json->write(t); };
+  if (csv || json) orrery::write_sweep_streams(in, r, to_csv, to_json);
+  if (csv) csv->close();
+  if (json) json->close();
   if (!o.best.empty()) write_file(o.best, best);
   std::fwrite(table.data(), 1, table.size(), stdout);
 }
@@ -237,17 +299,92 @@ std::pair<int, int> parse_shard(const std::string& text, int base) {
   return {i - base, n};
 }
 
+std::string read_text(const std::string& path) {
+  return orrery::read_file_or_throw(orrery::default_env(), path, "the file");
+}
+
+// What --dry-run prints: the candidate count and the time it should take.
+int print_estimate(const orrery::SweepInput& in, const orrery::SweepOptions& o) {
+  const orrery::SweepEstimate e = orrery::estimate_sweep(in, o);
+  const double threads = o.threads;
+  const double share = static_cast<double>(e.candidates) / o.shards;
+  const double open = e.sampled ? static_cast<double>(e.sampled_open) / e.sampled : 0.0;
+  const double screen = share * e.screen_s / threads;
+  std::string out = fmt::format("sweep       {}\n", in.baseline.name);
+  out += fmt::format("candidates  {}{}\n", e.candidates,
+                     o.shards > 1 ? fmt::format(" ({:.0f} in this share of {})", share, o.shards)
+                                  : std::string());
+  out += fmt::format(
+      "sample      {} screened, spread over the space: {} ({:.1f} %) pass validation, the "
+      "constraints and memory, to be simulated or pruned by the bound\n",
+      e.sampled, e.sampled_open, 100 * open);
+  out += fmt::format("estimate    screening about {:.0f} s on {} thread(s) ({:.0f} candidates/s)",
+                     screen, o.threads, e.screen_s > 0 ? threads / e.screen_s : 0.0);
+  if (e.simulate_s > 0) {
+    out += fmt::format(
+        "; one simulation took {:.3f} s, so at most about {:.0f} s more if the bound pruned "
+        "none of the {:.0f} left (it usually prunes most)",
+        e.simulate_s, share * open * e.simulate_s / threads, share * open);
+  }
+  out += "\n";
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  return 0;
+}
+
+struct SweepRun {
+  std::string path, shard, shard_out, checkpoint;
+  int threads = 0, shard_base = 0;
+  bool progress = true, dry_run = false, resume = false;
+};
+
+// --checkpoint: the results so far, written (whole, atomically) at most every few seconds
+// and at the end; --resume takes them instead of simulating again.
+struct Checkpointer {
+  const orrery::SweepInput& in;
+  std::string file;
+  void operator()(const orrery::SweepResult& partial) const {
+    if (!file.empty())
+      write_file(file, orrery::write_shard(in, partial, partial.shard, partial.shards));
+  }
+};
+
+std::optional<orrery::SweepResult> read_checkpoint(const orrery::SweepInput& in,
+                                                   const SweepRun& run, int shard, int shards) {
+  if (!run.resume) return std::nullopt;
+  if (run.checkpoint.empty()) {
+    throw orrery::InputError({"orrery sweep", std::nullopt}, "--resume", "",
+                             "needs --checkpoint FILE, the file to resume from");
+  }
+  orrery::SweepResult r = orrery::read_shard(in, read_text(run.checkpoint), run.checkpoint);
+  if (r.shard != shard || r.shards != shards) {
+    throw orrery::InputError({run.checkpoint, std::nullopt}, "shard",
+                             fmt::format("{}/{}", r.shard, r.shards),
+                             fmt::format("the checkpoint of another share than this run's {}/{}",
+                                         shard, shards));
+  }
+  return r;
+}
+
+void warn_objective(const orrery::SweepInput& in) {
+  if (const std::string w = orrery::objective_warning(in); !w.empty())
+    std::fprintf(stderr, "warning: %s\n", w.c_str());
+}
+
 #ifdef ORRERY_HAVE_MPI
-// Under mpirun: rank r simulates shard r of N; rank 0 gathers, merges and writes. Only
-// rank 0 reports bad input (every rank meets the same error before any collective).
-int run_sweep_mpi(const std::string& path, int threads, const SweepOutputs& outputs) {
+// Under mpirun: rank r screens and decides share r of N; rank 0 gathers, merges and
+// writes. Only rank 0 reports bad input (every rank meets the same error before any
+// collective).
+int run_sweep_mpi(const SweepRun& run, const SweepOutputs& outputs) {
   orrery::MpiJob job(nullptr, nullptr);
   try {
-    const orrery::SweepInput in = orrery::load_sweep_file(path);
+    const orrery::SweepInput in = orrery::load_sweep_file(run.path);
     orrery::SweepOptions o;
-    o.threads = threads > 0 ? threads : 1;
+    o.threads = run.threads > 0 ? run.threads : 1;
     o.shard = job.rank();
     o.shards = job.size();
+    o.keep_candidates = false;
+    if (run.dry_run) return job.rank() == 0 ? print_estimate(in, o) : 0;
+    if (job.rank() == 0) warn_objective(in);
     const orrery::SweepResult mine = orrery::run_sweep(in, o);
     const std::vector<std::string> texts =
         job.gather(orrery::write_shard(in, mine, o.shard, o.shards));
@@ -256,7 +393,10 @@ int run_sweep_mpi(const std::string& path, int threads, const SweepOutputs& outp
     for (std::size_t r = 0; r < texts.size(); ++r) {
       shards.push_back(orrery::read_shard(in, texts[r], "rank " + std::to_string(r)));
     }
-    write_sweep_outputs(in, orrery::merge_shards(in, shards), outputs);
+    orrery::SweepOptions m;
+    m.threads = o.threads;
+    m.keep_candidates = false;
+    write_sweep_outputs(in, orrery::merge_shards(in, shards, m), outputs);
     return 0;
   } catch (const orrery::InputError&) {
     if (job.rank() == 0) throw;
@@ -265,42 +405,55 @@ int run_sweep_mpi(const std::string& path, int threads, const SweepOutputs& outp
 }
 #endif
 
-int run_sweep_cmd(const std::string& path, int threads, const std::string& shard, int shard_base,
-                  const std::string& shard_out, const SweepOutputs& outputs, bool progress) {
+int run_sweep_cmd(const SweepRun& run, const SweepOutputs& outputs) {
 #ifdef ORRERY_HAVE_MPI
   if (orrery::launched_by_mpi()) {
-    if (!shard.empty()) {
-      throw orrery::InputError({"orrery sweep", std::nullopt}, "--shard", shard,
+    if (!run.shard.empty()) {
+      throw orrery::InputError({"orrery sweep", std::nullopt}, "--shard", run.shard,
                                "under mpirun the ranks are the shards; leave --shard out");
     }
-    return run_sweep_mpi(path, threads, outputs);
+    return run_sweep_mpi(run, outputs);
   }
 #endif
-  const orrery::SweepInput in = orrery::load_sweep_file(path);
+  const orrery::SweepInput in = orrery::load_sweep_file(run.path);
   orrery::SweepOptions o;
-  o.threads = threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  if (!shard.empty()) {
-    if (shard_out.empty()) {
-      throw orrery::InputError({"orrery sweep", std::nullopt}, "--shard", shard,
+  o.threads = run.threads > 0
+                  ? run.threads
+                  : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  o.keep_candidates = false;
+  if (!run.shard.empty()) {
+    if (run.shard_out.empty() && !run.dry_run) {
+      throw orrery::InputError({"orrery sweep", std::nullopt}, "--shard", run.shard,
                                "a shard writes its results to a file: give -o FILE");
     }
-    std::tie(o.shard, o.shards) = parse_shard(shard, shard_base);
+    std::tie(o.shard, o.shards) = parse_shard(run.shard, run.shard_base);
   }
-  ProgressBar bar(progress);
-  o.progress = [&](std::size_t done, std::size_t total) { bar(done, total); };
+  if (run.dry_run) return print_estimate(in, o);
+  warn_objective(in);
+  const std::optional<orrery::SweepResult> before = read_checkpoint(in, run, o.shard, o.shards);
+  if (before) o.resume = &*before;
+  Checkpointer checkpoint{in, run.checkpoint};
+  if (!run.checkpoint.empty()) {
+    o.checkpoint = [&](const orrery::SweepResult& partial) { checkpoint(partial); };
+  }
+  ProgressBar bar(run.progress);
+  if (bar.enabled()) {
+    std::fprintf(stderr, "sweep: %lld candidates\n",
+                 static_cast<long long>(orrery::count_candidates(in)));
+  }
+  o.progress = [&](const char* what, std::size_t done, std::size_t total) {
+    bar(what, done, total);
+  };
   const orrery::SweepResult r = orrery::run_sweep(in, o);
-  if (!shard.empty()) {
-    write_file(shard_out, orrery::write_shard(in, r, o.shard, o.shards));
+  checkpoint(r);
+  if (!run.shard.empty()) {
+    write_file(run.shard_out, orrery::write_shard(in, r, o.shard, o.shards));
     std::printf("shard %d/%d: %zu candidates, %zu simulated here; wrote %s\n", o.shard, o.shards,
-                r.candidates.size(), r.simulated, shard_out.c_str());
+                r.total, r.simulated, run.shard_out.c_str());
     return 0;
   }
   write_sweep_outputs(in, r, outputs);
   return 0;
-}
-
-std::string read_text(const std::string& path) {
-  return orrery::read_file_or_throw(orrery::default_env(), path, "the file");
 }
 
 int run_report(const std::string& results, const std::string& out) {
@@ -314,7 +467,10 @@ int run_merge(const std::string& path, const std::vector<std::string>& shard_fil
   const orrery::SweepInput in = orrery::load_sweep_file(path);
   std::vector<orrery::SweepResult> shards;
   for (const auto& f : shard_files) shards.push_back(orrery::read_shard(in, read_text(f), f));
-  const orrery::SweepResult r = orrery::merge_shards(in, shards);
+  orrery::SweepOptions o;
+  o.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  o.keep_candidates = false;
+  const orrery::SweepResult r = orrery::merge_shards(in, shards, o);
   write_sweep_outputs(in, r, outputs);
   return 0;
 }
@@ -394,9 +550,7 @@ int main(int argc, char** argv) {
                         "With scenario inputs: the parameters to fit, comma-separated "
                         "(default: every one the runs' predictions depend on)");
 
-  std::string sweep_path, sweep_shard, sweep_shard_out;
-  int sweep_threads = 0;
-  int sweep_shard_base = 0;
+  SweepRun sweep_run;
   bool no_progress = false;
   SweepOutputs sweep_outputs;
   CLI::App* sweep = app.add_subcommand(
@@ -404,19 +558,28 @@ int main(int argc, char** argv) {
                "out-of-memory ones, simulate those whose lower bound can still win, rank them "
                "(or give the Pareto front); CSV/JSON of every candidate, the best as a "
                "scenario and as Megatron-LM arguments.");
-  sweep->add_option("scenario", sweep_path, "Scenario YAML file with a sweep: section")->required();
-  sweep->add_option("-j,--threads", sweep_threads, "Threads (default: every core)");
+  sweep->add_option("scenario", sweep_run.path, "Scenario YAML file with a sweep: section")
+      ->required();
+  sweep->add_option("-j,--threads", sweep_run.threads, "Threads (default: every core)");
   add_sweep_outputs(*sweep, sweep_outputs);
-  CLI::Option* shard_opt = sweep->add_option("--shard", sweep_shard,
+  CLI::Option* shard_opt = sweep->add_option("--shard", sweep_run.shard,
                     "Simulate only share i of N (i/N, i from 0 unless --shard-base) and write it "
                     "with -o for orrery merge");
-  sweep->add_option("--shard-base", sweep_shard_base,
+  sweep->add_option("--shard-base", sweep_run.shard_base,
                     "What --shard's i counts from: 0 (default) or 1 (job arrays numbered from 1, "
                     "e.g. --shard $SLURM_ARRAY_TASK_ID/N --shard-base 1)")
       ->check(CLI::Range(0, 1))
       ->needs(shard_opt);
-  sweep->add_option("-o,--output", sweep_shard_out, "The shard file (with --shard)");
+  sweep->add_option("-o,--output", sweep_run.shard_out, "The shard file (with --shard)");
   sweep->add_flag("--no-progress", no_progress, "No progress bar even on a terminal");
+  sweep->add_flag("--dry-run", sweep_run.dry_run,
+                  "Print the candidate count and an estimate of the time, then stop");
+  CLI::Option* checkpoint_opt =
+      sweep->add_option("--checkpoint", sweep_run.checkpoint,
+                        "Record the results so far in FILE (every few seconds and at the end)");
+  sweep->add_flag("--resume", sweep_run.resume,
+                  "Take the results --checkpoint FILE holds instead of simulating them again")
+      ->needs(checkpoint_opt);
 
   std::string merge_path;
   std::vector<std::string> merge_shards;
@@ -462,8 +625,8 @@ int main(int argc, char** argv) {
     if (*calibrate)
       return run_calibrate(calibrate_inputs, calibrate_out, calibrate_op, calibrate_fit);
     if (*sweep) {
-      return run_sweep_cmd(sweep_path, sweep_threads, sweep_shard, sweep_shard_base, sweep_shard_out,
-                           sweep_outputs, !no_progress);
+      sweep_run.progress = !no_progress;
+      return run_sweep_cmd(sweep_run, sweep_outputs);
     }
     if (*merge) return run_merge(merge_path, merge_shards, merge_outputs);
     if (*report) return run_report(report_in, report_out);

@@ -9,6 +9,7 @@
 
 #include "scenario/validate.h"
 #include "sweep/axes.h"
+#include "sweep/space.h"
 #include "sweep/sweep.h"
 
 namespace orrery {
@@ -24,25 +25,61 @@ std::vector<const detail::Axis*> nested_axes() {
   return out;
 }
 
-// Appends every candidate whose axes before `level` are as in `a`.
-void expand_from(const SweepInput& in, const std::vector<const detail::Axis*>& order,
-                 std::size_t level, Assignment& a, std::vector<Assignment>& out) {
-  if (level == order.size()) {
-    out.push_back(a);
-    return;
-  }
-  for (int v : order[level]->values(in, a)) {
-    order[level]->set(a, v);
-    expand_from(in, order, level + 1, a, out);
-  }
+}  // namespace
+
+namespace detail {
+
+CandidateSpace::CandidateSpace(const SweepInput& in) : in_(in), order_(nested_axes()) {
+  values_.resize(order_.size());
+  pos_.resize(order_.size());
+  valid_ = fill(0);
 }
 
-}  // namespace
+// Sets the axes from `level` on to their first values that leave a candidate (an axis
+// may have no value for some outer ones); false when none does.
+bool CandidateSpace::fill(std::size_t level) {
+  if (level == order_.size()) return true;
+  values_[level] = order_[level]->values(in_, a_);
+  for (pos_[level] = 0; pos_[level] < values_[level].size(); ++pos_[level]) {
+    order_[level]->set(a_, values_[level][pos_[level]]);
+    if (fill(level + 1)) return true;
+  }
+  return false;
+}
+
+void CandidateSpace::next() {
+  ++index_;
+  for (std::size_t l = order_.size(); l-- > 0;) {
+    while (++pos_[l] < values_[l].size()) {
+      order_[l]->set(a_, values_[l][pos_[l]]);
+      if (fill(l + 1)) return;
+    }
+  }
+  valid_ = false;
+}
+
+void CandidateSpace::position(std::vector<std::uint16_t>& out) const {
+  for (std::size_t p : pos_) out.push_back(static_cast<std::uint16_t>(p));
+}
+
+Assignment CandidateSpace::at(const std::uint16_t* p) const {
+  Assignment a;
+  for (std::size_t l = 0; l < order_.size(); ++l)
+    order_[l]->set(a, order_[l]->values(in_, a).at(p[l]));
+  return a;
+}
+
+std::int64_t CandidateSpace::count(const SweepInput& in) {
+  std::int64_t n = 0;
+  for (CandidateSpace s(in); s.valid(); s.next()) ++n;
+  return n;
+}
+
+}  // namespace detail
 
 std::vector<Assignment> expand(const SweepInput& in) {
   std::vector<Assignment> out;
-  Assignment a;
-  expand_from(in, nested_axes(), 0, a, out);
+  for (detail::CandidateSpace s(in); s.valid(); s.next()) out.push_back(s.current());
   if (out.empty()) {
     throw InputError(in.spec.where("sweep"), "sweep", "", "the sweep has no candidates");
   }

@@ -84,11 +84,7 @@ std::string outside_codes(const CandidateResult& c) {
   return out;
 }
 
-int counted(const SweepResult& r, Status s) {
-  int n = 0;
-  for (const auto& c : r.candidates) n += c.status == s ? 1 : 0;
-  return n;
-}
+std::size_t counted(const SweepResult& r, Status s) { return r.count(s); }
 
 // Dollars: cents below $10,000, then thousands and millions.
 std::string usd_text(double v) {
@@ -220,7 +216,7 @@ std::string render_systems(const SweepInput& in, const SweepResult& r) {
       out += fmt::format("{:<{}} no candidate meets the constraints\n", label, width);
       continue;
     }
-    const CandidateResult& c = r.candidates[static_cast<std::size_t>(*sc.best)];
+    const CandidateResult& c = r.at(*sc.best);
     const Figures& f = *c.figures;
     const double ttt = f.time_to_train ? f.time_to_train->value() : 0.0;
     std::string band = "-";
@@ -244,7 +240,7 @@ std::string render_systems(const SweepInput& in, const SweepResult& r) {
   // Each system's prices with their source (cluster.price.source).
   for (const SystemChoice& sc : r.systems) {
     if (!sc.best) continue;
-    const Scenario s = candidate_scenario(in, r.candidates[static_cast<std::size_t>(*sc.best)].a);
+    const Scenario s = candidate_scenario(in, r.at(*sc.best).a);
     if (!s.cluster.price.source.empty()) {
       out += fmt::format("prices       {}: {}\n", system_label(sc.system, sc.gpu_name),
                          s.cluster.price.source);
@@ -259,7 +255,7 @@ std::string render_sweep_table(const SweepInput& in, const SweepResult& r) {
   const SweepSpec& w = in.spec;
   std::string out;
   out += fmt::format("sweep       {}\n", in.baseline.name);
-  out += fmt::format("candidates  {} : {} invalid, {} over max_gpus", r.candidates.size(),
+  out += fmt::format("candidates  {} : {} invalid, {} over max_gpus", r.total,
                      counted(r, Status::invalid), counted(r, Status::over_gpus));
   if (w.max_nodes) out += fmt::format(", {} over max_nodes", counted(r, Status::over_nodes));
   if (w.max_power) out += fmt::format(", {} over max_power", counted(r, Status::over_power));
@@ -285,7 +281,7 @@ std::string render_sweep_table(const SweepInput& in, const SweepResult& r) {
   const std::vector<int>& rows = single ? r.ranked : r.pareto;
   const std::size_t n = single ? std::min(rows.size(), static_cast<std::size_t>(w.top)) : rows.size();
   for (std::size_t k = 0; k < n; ++k) {
-    const CandidateResult& c = r.candidates[static_cast<std::size_t>(rows[k])];
+    const CandidateResult& c = r.at(rows[k]);
     out += fmt::format("{:>5}  ", k + 1);
     for (const Column& col : extra) out += fmt::format("{:<{}} ", col.cell(c), col.width);
     out += fmt::format("{:<22} {:>3} {:>4} {:>4} {:<9} {:<6} {:>6.1f} GiB", split_label(c),
@@ -331,7 +327,7 @@ std::string render_sweep_table(const SweepInput& in, const SweepResult& r) {
     out += fmt::format("\nas written   not simulated: {}\n", b.reason);
   }
   if (!rows.empty()) {
-    const CandidateResult& best = r.candidates[static_cast<std::size_t>(rows[0])];
+    const CandidateResult& best = r.at(rows[0]);
     const Scenario s = candidate_scenario(in, best.a);
     out += fmt::format("best         {} ({} GPUs of {}{})\n", split_label(best), best.gpus,
                        best.gpu_name, w.system.empty() ? std::string() : ", " + best.system);
@@ -359,7 +355,9 @@ std::string render_sweep_table(const SweepInput& in, const SweepResult& r) {
   return out;
 }
 
-std::string render_sweep_csv(const SweepInput& in, const SweepResult& r) {
+namespace {
+
+std::string csv_header(const SweepInput& in) {
   const SweepSpec& w = in.spec;
   std::string out = "index,status";
   for (const detail::Axis& axis : detail::axes()) out += fmt::format(",{}", axis.column);
@@ -373,78 +371,88 @@ std::string render_sweep_csv(const SweepInput& in, const SweepResult& r) {
       "band_cases,"
       "step_time_low_s,step_time_high_s,outside_validated_region,rank,system_choice,"
       "reason\n";
-  std::map<int, int> rank;
-  for (std::size_t k = 0; k < r.ranked.size(); ++k) rank[r.ranked[k]] = static_cast<int>(k) + 1;
-  // 1 on each system's answer (SweepResult::systems).
-  std::map<int, bool> chosen;
-  for (const SystemChoice& sc : r.systems)
-    if (sc.best) chosen[*sc.best] = true;
-  for (const auto& c : r.candidates) {
-    out += fmt::format("{},{},", *c.index, to_string(c.status));
-    for (const detail::Axis& axis : detail::axes()) {
-      out += detail::csv_cell(axis.cell(in, c));
-      out += ',';
-    }
-    // (Appending piece by piece: `"," + std::string` trips GCC 12's -Wrestrict false positive.)
-    if (c.memory) {
-      out += num(c.memory->used.value() / kGiB);
-      out += ',';
-      out += num(c.memory->capacity.value() / kGiB);
-    } else {
-      out += ',';
-    }
-    for (std::size_t i = 0; i < w.objectives.size(); ++i) {
-      out += ',';
-      if (i < c.bound.size()) out += num(c.bound[i]);
-    }
-    if (c.figures && c.status != Status::pruned) {
-      const Figures& f = *c.figures;
-      auto field = [&out](const std::string& v) {
-        out += ',';
-        out += v;
-      };
-      field(num(f.step_time.value()));
-      for (double v : breakdown_values(f.breakdown)) field(num(v));
-      field(num(f.tokens_per_s));
-      field(num(f.mfu));
-      field(opt(f.time_to_train));
-      field(opt(f.cost_usd));
-      field(opt(f.energy_kwh));
-      field(opt(f.tco_usd));
-      field(num(f.peak_power_w));
-      field(f.time_to_train ? num(f.time_to_train->value() / 86400.0) : std::string());
-      field(f.wall_time ? num(f.wall_time->value() / 86400.0) : std::string());
-      field(opt(f.goodput));
-      field(opt(f.expected_failures));
-    } else {
-      out += std::string(12 + kBreakdownColumns.size(), ',');  // step, breakdown, 11 more
-    }
-    // The band and the region flags wherever the memory model ran; the step-time ends
-    // once simulated.
-    const bool simulated = c.figures && c.status != Status::pruned;
-    out += ',';
-    if (c.band) out += detail::csv_quote(c.band->basis);
-    out += ',';
-    if (c.band) out += std::to_string(c.band->cases);
-    out += ',';
-    if (c.band && simulated) out += num(c.figures->step_time.value() * c.band->fast());
-    out += ',';
-    if (c.band && simulated) out += num(c.figures->step_time.value() * c.band->slow());
-    out += ',';
-    out += outside_codes(c);
-    auto it = rank.find(*c.index);
-    out += ',';
-    if (it != rank.end()) out += std::to_string(it->second);
-    out += ',';
-    if (chosen.count(*c.index)) out += '1';
-    out += ',';
-    out += detail::csv_quote(c.reason);
-    out += '\n';
-  }
   return out;
 }
 
-namespace {
+// Which candidates the CSV marks: rank (1-based, ranked order) and each system's answer.
+struct CsvMarks {
+  std::map<int, int> rank;
+  std::map<int, bool> chosen;
+};
+
+CsvMarks csv_marks(const SweepResult& r) {
+  CsvMarks m;
+  for (std::size_t k = 0; k < r.ranked.size(); ++k) m.rank[r.ranked[k]] = static_cast<int>(k) + 1;
+  // 1 on each system's answer (SweepResult::systems).
+  for (const SystemChoice& sc : r.systems)
+    if (sc.best) m.chosen[*sc.best] = true;
+  return m;
+}
+
+// One candidate's CSV row, appended to `out`.
+void csv_row(const SweepInput& in, const CsvMarks& m, const CandidateResult& c, std::string& out) {
+  const SweepSpec& w = in.spec;
+  out += fmt::format("{},{},", *c.index, to_string(c.status));
+  for (const detail::Axis& axis : detail::axes()) {
+    out += detail::csv_cell(axis.cell(in, c));
+    out += ',';
+  }
+  // (Appending piece by piece: `"," + std::string` trips GCC 12's -Wrestrict false positive.)
+  if (c.memory) {
+    out += num(c.memory->used.value() / kGiB);
+    out += ',';
+    out += num(c.memory->capacity.value() / kGiB);
+  } else {
+    out += ',';
+  }
+  for (std::size_t i = 0; i < w.objectives.size(); ++i) {
+    out += ',';
+    if (i < c.bound.size()) out += num(c.bound[i]);
+  }
+  if (c.figures && c.status != Status::pruned) {
+    const Figures& f = *c.figures;
+    auto field = [&out](const std::string& v) {
+      out += ',';
+      out += v;
+    };
+    field(num(f.step_time.value()));
+    for (double v : breakdown_values(f.breakdown)) field(num(v));
+    field(num(f.tokens_per_s));
+    field(num(f.mfu));
+    field(opt(f.time_to_train));
+    field(opt(f.cost_usd));
+    field(opt(f.energy_kwh));
+    field(opt(f.tco_usd));
+    field(num(f.peak_power_w));
+    field(f.time_to_train ? num(f.time_to_train->value() / 86400.0) : std::string());
+    field(f.wall_time ? num(f.wall_time->value() / 86400.0) : std::string());
+    field(opt(f.goodput));
+    field(opt(f.expected_failures));
+  } else {
+    out += std::string(12 + kBreakdownColumns.size(), ',');  // step, breakdown, 11 more
+  }
+  // The band and the region flags wherever the memory model ran; the step-time ends
+  // once simulated.
+  const bool simulated = c.figures && c.status != Status::pruned;
+  out += ',';
+  if (c.band) out += detail::csv_quote(c.band->basis);
+  out += ',';
+  if (c.band) out += std::to_string(c.band->cases);
+  out += ',';
+  if (c.band && simulated) out += num(c.figures->step_time.value() * c.band->fast());
+  out += ',';
+  if (c.band && simulated) out += num(c.figures->step_time.value() * c.band->slow());
+  out += ',';
+  out += outside_codes(c);
+  auto it = m.rank.find(*c.index);
+  out += ',';
+  if (it != m.rank.end()) out += std::to_string(it->second);
+  out += ',';
+  if (m.chosen.count(*c.index)) out += '1';
+  out += ',';
+  out += detail::csv_quote(c.reason);
+  out += '\n';
+}
 
 ordered_json figures_json(const Figures& f) {
   ordered_json j;
@@ -522,7 +530,11 @@ ordered_json candidate_json(const SweepInput& in, const CandidateResult& c) {
 
 }  // namespace
 
-std::string render_sweep_json(const SweepInput& in, const SweepResult& r) {
+namespace {
+
+// The JSON up to its candidates: the whole document with "candidates" left out, its
+// closing brace cut, so the candidates can follow one by one.
+std::string json_head(const SweepInput& in, const SweepResult& r) {
   ordered_json j;
   ordered_json summary;
   summary["scenario"] = in.baseline.name;
@@ -530,7 +542,7 @@ std::string render_sweep_json(const SweepInput& in, const SweepResult& r) {
   for (Objective o : in.spec.objectives) objs.emplace_back(to_string(o));
   summary["objectives"] = objs;
   summary["rank_by"] = to_string(in.spec.rank_by);
-  summary["candidates"] = r.candidates.size();
+  summary["candidates"] = r.total;
   summary["valid"] = r.valid;
   for (Status s :
        {Status::invalid, Status::over_gpus, Status::over_nodes, Status::over_power,
@@ -554,7 +566,7 @@ std::string render_sweep_json(const SweepInput& in, const SweepResult& r) {
     ordered_json e{{"system", sc.system}, {"gpu", sc.gpu_name}};
     e["best"] = sc.best ? ordered_json(*sc.best) : ordered_json(nullptr);
     if (sc.best) {
-      const CandidateResult& c = r.candidates[static_cast<std::size_t>(*sc.best)];
+      const CandidateResult& c = r.at(*sc.best);
       e["nodes"] = c.a.nodes;
       e["gpus"] = c.gpus;
       const double ttt = c.figures->time_to_train ? c.figures->time_to_train->value() : 0.0;
@@ -564,8 +576,7 @@ std::string render_sweep_json(const SweepInput& in, const SweepResult& r) {
   }
   j["systems"] = systems;
   if (!r.ranked.empty()) {
-    const auto& best = r.candidates[static_cast<std::size_t>(
-        in.spec.objectives.size() == 1 ? r.ranked[0] : r.pareto[0])];
+    const auto& best = r.at(in.spec.objectives.size() == 1 ? r.ranked[0] : r.pareto[0]);
     const Scenario bs = candidate_scenario(in, best.a);
     j["best_megatron_arguments"] = megatron_arguments(bs);
     // The best configuration's simulated timeline: every task that took time, as
@@ -581,10 +592,69 @@ std::string render_sweep_json(const SweepInput& in, const SweepResult& r) {
     }
     j["best_timeline"] = tl;
   }
-  ordered_json list = ordered_json::array();
-  for (const auto& c : r.candidates) list.push_back(candidate_json(in, c));
-  j["candidates"] = list;
-  return j.dump(1) + "\n";
+  std::string head = j.dump(1);
+  head.pop_back();  // "\n}"
+  head.pop_back();
+  return head + ",\n \"candidates\": [\n";
+}
+
+// One candidate as an element of the "candidates" array, indented as dump(1) indents it
+// there (two levels: two spaces before every line).
+void json_item(const SweepInput& in, const CandidateResult& c, bool first, std::string& out) {
+  if (!first) out += ",\n";
+  const std::string text = candidate_json(in, c).dump(1);
+  out += "  ";
+  for (char ch : text) {
+    out += ch;
+    if (ch == '\n') out += "  ";
+  }
+}
+
+}  // namespace
+
+void write_sweep_streams(const SweepInput& in, const SweepResult& r, const Sink& csv,
+                         const Sink& json) {
+  // Each stream's text is handed on in pieces of about a megabyte.
+  constexpr std::size_t kPiece = 1 << 20;
+  std::string csv_text, json_text;
+  if (csv) csv_text = csv_header(in);
+  if (json) json_text = json_head(in, r);
+  const CsvMarks marks = csv ? csv_marks(r) : CsvMarks{};
+  bool first = true;
+  for_each_candidate(in, r, [&](const CandidateResult& c) {
+    if (csv) {
+      csv_row(in, marks, c, csv_text);
+      if (csv_text.size() >= kPiece) {
+        csv(csv_text);
+        csv_text.clear();
+      }
+    }
+    if (json) {
+      json_item(in, c, first, json_text);
+      if (json_text.size() >= kPiece) {
+        json(json_text);
+        json_text.clear();
+      }
+    }
+    first = false;
+  });
+  if (csv) csv(csv_text);
+  if (json) {
+    json_text += "\n ]\n}\n";
+    json(json_text);
+  }
+}
+
+std::string render_sweep_csv(const SweepInput& in, const SweepResult& r) {
+  std::string out;
+  write_sweep_streams(in, r, [&](const std::string& t) { out += t; }, nullptr);
+  return out;
+}
+
+std::string render_sweep_json(const SweepInput& in, const SweepResult& r) {
+  std::string out;
+  write_sweep_streams(in, r, nullptr, [&](const std::string& t) { out += t; });
+  return out;
 }
 
 std::string best_scenario_yaml(const SweepInput& in, const SweepResult& r) {
@@ -592,7 +662,7 @@ std::string best_scenario_yaml(const SweepInput& in, const SweepResult& r) {
   if (rows.empty()) {
     throw InputError(in.spec.where("sweep"), "sweep", "", "no candidate was simulated");
   }
-  const CandidateResult& best = r.candidates[static_cast<std::size_t>(rows[0])];
+  const CandidateResult& best = r.at(rows[0]);
   return fmt::format("# The best candidate of the sweep in {} ({}).\n", in.file,
                      split_label(best)) +
          rewrite_scenario_yaml(in.yaml, candidate_settings(in, best));
@@ -605,9 +675,9 @@ std::string write_shard(const SweepInput& in, const SweepResult& r, int shard, i
   j["fingerprint"] = fingerprint(in);
   j["shard"] = shard;
   j["shards"] = shards;
-  j["candidates"] = r.candidates.size();
+  j["candidates"] = r.total;
   ordered_json results = ordered_json::array();
-  for (const auto& c : r.candidates) {
+  for (const auto& c : r.evaluated) {
     if (c.status != Status::simulated && c.status != Status::over_budget &&
         c.status != Status::over_deadline && c.status != Status::unsupported) {
       continue;
@@ -648,8 +718,11 @@ SweepResult read_shard(const SweepInput& in, const std::string& text, const std:
         c.status = Status::simulated;
         c.figures = figures_from(e.at("figures"));
       }
-      r.candidates.push_back(c);
+      r.evaluated.push_back(c);
     }
+    r.total = j.at("candidates").get<std::size_t>();
+    r.shard = j.at("shard").get<int>();
+    r.shards = j.at("shards").get<int>();
   } catch (const nlohmann::json::exception& e) {
     throw InputError({file, std::nullopt}, "", "", std::string("malformed shard file: ") + e.what());
   }

@@ -3,6 +3,7 @@
 // Every renderer is a pure function of its inputs: same sweep, same bytes.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -11,12 +12,20 @@
 
 namespace orrery {
 
+// Receives a stream's text piece by piece, in order.
+using Sink = std::function<void(const std::string& text)>;
+
 std::string render_sweep_table(const SweepInput& in, const SweepResult& r);
 // One header row, then one row per candidate in candidate order.
 std::string render_sweep_csv(const SweepInput& in, const SweepResult& r);
 // {"summary": {...}, "baseline": {...}, "ranked": [indices], "pareto": [indices],
 //  "candidates": [one object per candidate, the CSV's columns]}.
 std::string render_sweep_json(const SweepInput& in, const SweepResult& r);
+// The CSV and the JSON (either sink may be empty) in one pass over the candidates
+// (for_each_candidate), handed on in pieces as they are made: the same bytes as
+// render_sweep_csv and render_sweep_json, with memory for one chunk of candidates.
+void write_sweep_streams(const SweepInput& in, const SweepResult& r, const Sink& csv,
+                         const Sink& json);
 // The best candidate (first ranked, or first on the front) as a scenario YAML file.
 std::string best_scenario_yaml(const SweepInput& in, const SweepResult& r);
 

@@ -4,15 +4,20 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <limits>
 #include <map>
+#include <new>
 #include <thread>
+
+#include <time.h>
 
 #include "model/analysis.h"
 #include "model/training_run.h"
 #include "simulator/predict.h"
 #include "sweep/axes.h"
 #include "sweep/bound.h"
+#include "sweep/space.h"
 
 namespace orrery {
 namespace {
@@ -142,65 +147,99 @@ std::optional<Status> run_constraint(const SweepSpec& w, const Figures& f) {
   return std::nullopt;
 }
 
-// Phase 1: validation, constraints, memory and bounds for every candidate.
-std::vector<CandidateResult> screen(const SweepInput& in, const std::vector<Assignment>& all,
-                                    const SweepOptions& o) {
+// Phase 1 for one candidate: validation, constraints, memory and bounds. Status `pruned`
+// when it is left to the decisions (until simulated).
+CandidateResult screen_one(const SweepInput& in, const Assignment& a, int index,
+                           const std::vector<Residual>& table) {
   const SweepSpec& w = in.spec;
-  std::vector<CandidateResult> out(all.size());
-  parallel_for(all.size(), o.threads, [&](std::size_t i) {
-    CandidateResult& c = out[i];
-    c.index = static_cast<int>(i);
-    c.a = all[i];
-    Scenario s;
-    try {
-      s = candidate_scenario(in, c.a);
-    } catch (const InputError& e) {
-      c.status = Status::invalid;
-      c.reason = reason_of(e);
-      return;
+  CandidateResult c;
+  c.index = index;
+  c.a = a;
+  Scenario s;
+  try {
+    s = candidate_scenario(in, c.a);
+  } catch (const InputError& e) {
+    c.status = Status::invalid;
+    c.reason = reason_of(e);
+    return c;
+  }
+  c.gpus = s.cluster.gpus();
+  c.dp = s.parallelism.dp;
+  c.gpu_name = s.cluster.gpu.name;
+  c.system = s.cluster.preset;
+  c.a.global_batch = s.parallelism.global_batch;  // rounded with global_batch_tokens
+  if (w.max_gpus && c.gpus > *w.max_gpus) {
+    c.status = Status::over_gpus;
+    return c;
+  }
+  if (w.max_nodes && s.cluster.nodes > *w.max_nodes) {
+    c.status = Status::over_nodes;
+    return c;
+  }
+  if (w.max_power && peak_facility_power(s) > *w.max_power) {
+    c.status = Status::over_power;
+    return c;
+  }
+  StepFigures f;
+  try {
+    f = analyse_step(s);
+  } catch (const InputError& e) {
+    c.status = Status::invalid;
+    c.reason = reason_of(e);
+    return c;
+  }
+  c.memory = MemoryUse{f.memory.worst().memory.total(), f.memory.capacity};
+  assess(s, table, c);
+  if (w.fits_memory && !f.memory.fits) {
+    c.status = Status::out_of_memory;
+    return c;
+  }
+  Figures lb;
+  lb.step_time = step_time_bound(s);
+  add_bound_run(s, lb);
+  c.bound = objective_values(w, c, lb);
+  if (auto why = run_constraint(w, lb)) {
+    c.status = *why;
+    return c;
+  }
+  c.status = Status::pruned;  // until simulated
+  return c;
+}
+
+// Candidates screened per chunk: what memory holds of them at once.
+constexpr std::size_t kChunk = 2048;
+
+// Screens the candidates with index % shards == shard, chunk by chunk in index order, and
+// hands each chunk's results, in index order, to `take`.
+template <class Take>
+void screen_chunks(const SweepInput& in, const std::vector<Residual>& table, int threads,
+                   int shard, int shards, const SweepOptions* progress_of, std::size_t share,
+                   Take take) {
+  detail::CandidateSpace space(in);
+  std::vector<Assignment> as;
+  std::vector<int> indices;
+  std::vector<std::uint16_t> positions;
+  std::vector<CandidateResult> out;
+  std::size_t done = 0;
+  while (space.valid()) {
+    as.clear();
+    indices.clear();
+    positions.clear();
+    while (space.valid() && as.size() < kChunk) {
+      if (space.index() % shards == shard) {
+        as.push_back(space.current());
+        indices.push_back(static_cast<int>(space.index()));
+        space.position(positions);
+      }
+      space.next();
     }
-    c.gpus = s.cluster.gpus();
-    c.dp = s.parallelism.dp;
-    c.gpu_name = s.cluster.gpu.name;
-    c.system = s.cluster.preset;
-    c.a.global_batch = s.parallelism.global_batch;  // rounded with global_batch_tokens
-    if (w.max_gpus && c.gpus > *w.max_gpus) {
-      c.status = Status::over_gpus;
-      return;
-    }
-    if (w.max_nodes && s.cluster.nodes > *w.max_nodes) {
-      c.status = Status::over_nodes;
-      return;
-    }
-    if (w.max_power && peak_facility_power(s) > *w.max_power) {
-      c.status = Status::over_power;
-      return;
-    }
-    StepFigures f;
-    try {
-      f = analyse_step(s);
-    } catch (const InputError& e) {
-      c.status = Status::invalid;
-      c.reason = reason_of(e);
-      return;
-    }
-    c.memory = MemoryUse{f.memory.worst().memory.total(), f.memory.capacity};
-    assess(s, table_of(o), c);
-    if (w.fits_memory && !f.memory.fits) {
-      c.status = Status::out_of_memory;
-      return;
-    }
-    Figures lb;
-    lb.step_time = step_time_bound(s);
-    add_bound_run(s, lb);
-    c.bound = objective_values(w, c, lb);
-    if (auto why = run_constraint(w, lb)) {
-      c.status = *why;
-      return;
-    }
-    c.status = Status::pruned;  // until simulated
-  });
-  return out;
+    out.assign(as.size(), CandidateResult{});
+    parallel_for(as.size(), threads,
+                 [&](std::size_t i) { out[i] = screen_one(in, as[i], indices[i], table); });
+    take(out, positions, space.levels());
+    done += as.size();
+    if (progress_of && progress_of->progress) progress_of->progress("screened", done, share);
+  }
 }
 
 // The k-th smallest of `values` (1-based), or infinity when there are fewer.
@@ -219,64 +258,102 @@ bool dominates(const std::vector<double>& a, const std::vector<double>& b) {
   return strict;
 }
 
-// Phase 2: the waves over the candidates still undecided (status `pruned` on entry), in
-// increasing order of their bound. This process evaluates the positions p of that order
-// with p % shards == shard that the threshold (from the results so far) cannot rule
-// out; `evaluate` simulates (or looks up) one candidate. Candidates neither ruled out nor
-// evaluated here keep no figures.
+// What the decisions keep of a candidate left to them (status `pruned` after screening):
+// its index, bounds, position in the space (to rebuild it) and system, in flat arrays.
+struct OpenSet {
+  std::size_t objectives = 1, levels = 0;
+  std::vector<int> index;
+  std::vector<double> bound;               // `objectives` per candidate
+  std::vector<std::uint16_t> position;     // `levels` per candidate
+  std::vector<int> nodes;
+  std::vector<std::uint32_t> group;        // into Groups::keys
+  std::size_t size() const { return index.size(); }
+  double bound0(std::size_t e) const { return bound[e * objectives]; }
+  std::vector<double> bounds(std::size_t e) const {
+    return {bound.begin() + static_cast<std::ptrdiff_t>(e * objectives),
+            bound.begin() + static_cast<std::ptrdiff_t>((e + 1) * objectives)};
+  }
+};
+
+// The systems (cluster preset, GPU) in the order of their first valid candidate.
+struct Groups {
+  std::map<std::pair<std::string, std::string>, std::uint32_t> id;
+  std::vector<std::pair<std::string, std::string>> keys;
+  std::uint32_t of(const CandidateResult& c) {
+    auto [it, fresh] = id.emplace(std::make_pair(c.system, c.gpu_name),
+                                  static_cast<std::uint32_t>(keys.size()));
+    if (fresh) keys.push_back(it->first);
+    return it->second;
+  }
+};
+
+// Phase 2: the waves over the open candidates, in increasing order of their bound. One
+// process (or a merge) deciding every candidate sets each wave's threshold from the
+// results of the waves before it. A shard deciding its share alone sets it from the
+// results of the waves before the one before (one wave's delay): a candidate of its own
+// kWave or more places earlier in its order is at least kWave places earlier in the whole
+// order, so in an earlier wave of the single process, and the shard's threshold is never
+// below that process's (a value the process never saw is that of a candidate it pruned,
+// above its threshold already); it simulates at least what that process would simulate
+// of its share. `evaluate` simulates (or looks up) the candidate of an open entry.
 template <class Evaluate>
-void decide(const SweepInput& in, std::vector<CandidateResult>& cands,
-            int shard, int shards,
-            const SweepOptions& o, Evaluate evaluate) {
+void decide(const SweepInput& in, const OpenSet& open, bool delayed, const SweepOptions& o,
+            std::map<int, CandidateResult>& evaluated, Evaluate evaluate,
+            const std::function<void()>& after_wave) {
   const SweepSpec& w = in.spec;
-  std::vector<int> order;
-  for (const auto& c : cands)
-    if (c.status == Status::pruned) order.push_back(*c.index);
-  std::sort(order.begin(), order.end(), [&](int x, int y) {
-    const double bx = cands[static_cast<std::size_t>(x)].bound[0];
-    const double by = cands[static_cast<std::size_t>(y)].bound[0];
-    return bx != by ? bx < by : x < y;
+  std::vector<std::uint32_t> order(open.size());
+  for (std::size_t e = 0; e < order.size(); ++e) order[e] = static_cast<std::uint32_t>(e);
+  std::sort(order.begin(), order.end(), [&](std::uint32_t x, std::uint32_t y) {
+    const double bx = open.bound0(x), by = open.bound0(y);
+    return bx != by ? bx < by : open.index[x] < open.index[y];
   });
   const bool single = w.objectives.size() == 1;
-  std::vector<double> values;                 // single objective: simulated values
-  std::vector<std::vector<double>> front;     // several: the current front
+  std::vector<double> values;              // single objective: simulated values
+  std::vector<std::vector<double>> front;  // several: the current front
+  auto commit = [&](const CandidateResult& c) {
+    if (c.status != Status::simulated) return;
+    if (single) {
+      values.push_back(c.objective[0]);
+    } else {
+      bool dominated = false;
+      for (const auto& f : front) dominated = dominated || dominates(f, c.objective);
+      if (!dominated) {
+        std::erase_if(front, [&](const auto& f) { return dominates(c.objective, f); });
+        front.push_back(c.objective);
+      }
+    }
+  };
+  std::vector<CandidateResult> pending;  // the wave before, with `delayed`
+  std::vector<CandidateResult> done;
   for (std::size_t start = 0; start < order.size(); start += kWave) {
     const std::size_t end = std::min(order.size(), start + kWave);
-    double threshold = kInf;
-    if (single) {
-      threshold = kth(values, w.top);
-    }
-    std::vector<std::size_t> todo;  // positions in `order`
+    const double threshold = single ? kth(values, w.top) : kInf;
+    std::vector<std::uint32_t> todo;  // open entries
     for (std::size_t p = start; p < end; ++p) {
-      const CandidateResult& c = cands[static_cast<std::size_t>(order[p])];
+      const std::uint32_t e = order[p];
       bool prune = false;
       if (single) {
-        prune = c.bound[0] > threshold;
+        prune = open.bound0(e) > threshold;
       } else {
-        for (const auto& f : front) prune = prune || dominates(f, c.bound);
+        const std::vector<double> b = open.bounds(e);
+        for (const auto& f : front) prune = prune || dominates(f, b);
       }
-      if (!prune && static_cast<int>(p % static_cast<std::size_t>(shards)) == shard) {
-        todo.push_back(p);
-      }
+      if (!prune) todo.push_back(e);
     }
-    parallel_for(todo.size(), o.threads, [&](std::size_t k) {
-      evaluate(cands[static_cast<std::size_t>(order[todo[k]])]);
-    });
-    for (std::size_t p : todo) {
-      const CandidateResult& c = cands[static_cast<std::size_t>(order[p])];
-      if (c.status != Status::simulated) continue;
-      if (single) {
-        values.push_back(c.objective[0]);
-      } else {
-        bool dominated = false;
-        for (const auto& f : front) dominated = dominated || dominates(f, c.objective);
-        if (!dominated) {
-          std::erase_if(front, [&](const auto& f) { return dominates(c.objective, f); });
-          front.push_back(c.objective);
-        }
-      }
+    done.assign(todo.size(), CandidateResult{});
+    parallel_for(todo.size(), o.threads, [&](std::size_t k) { done[k] = evaluate(todo[k]); });
+    if (delayed) {
+      for (const CandidateResult& c : pending) commit(c);
+      pending = done;
+    } else {
+      for (const CandidateResult& c : done) commit(c);
     }
-    if (o.progress) o.progress(end, order.size());
+    for (CandidateResult& c : done) {
+      const int i = *c.index;
+      evaluated.emplace(i, std::move(c));
+    }
+    if (o.progress) o.progress("decided", end, order.size());
+    if (after_wave) after_wave();
   }
 }
 
@@ -290,64 +367,64 @@ bool better(const CandidateResult& x, const CandidateResult& y) {
   return x.objective != y.objective ? x.objective < y.objective : *x.index < *y.index;
 }
 
-// SystemChoice for every system: node counts from the smallest; at each, the candidates
-// still undecided, by bound, in waves of kWave, skipping those whose bound on the first
-// objective exceeds the best simulated value at that count.
+// SystemChoice for every system: node counts from the smallest; at each, the open
+// candidates not yet pruned for good (status pruned or simulated), by bound, in waves of
+// kWave, skipping those whose bound on the first objective exceeds the best simulated
+// value at that count.
 template <class Evaluate>
-std::vector<SystemChoice> choose_systems(std::vector<CandidateResult>& cands, const SweepOptions& o,
+std::vector<SystemChoice> choose_systems(const OpenSet& open, const Groups& groups,
+                                         const SweepOptions& o,
+                                         std::map<int, CandidateResult>& evaluated,
                                          Evaluate evaluate) {
   std::vector<SystemChoice> out;
-  std::map<std::pair<std::string, std::string>, std::size_t> group;
-  std::vector<std::vector<int>> members;
-  for (const auto& c : cands) {
-    if (c.status == Status::invalid) continue;
-    const auto key = std::make_pair(c.system, c.gpu_name);
-    auto [it, fresh] = group.emplace(key, out.size());
-    if (fresh) {
-      out.push_back({c.system, c.gpu_name, std::nullopt});
-      members.emplace_back();
-    }
-    members[it->second].push_back(*c.index);
-  }
-  auto open = [](const CandidateResult& c) {
-    return c.status == Status::pruned || c.status == Status::simulated;
+  for (const auto& [system, gpu] : groups.keys) out.push_back({system, gpu, std::nullopt});
+  auto status = [&](std::size_t e) {
+    auto it = evaluated.find(open.index[e]);
+    return it == evaluated.end() ? Status::pruned : it->second.status;
   };
+  auto is_open = [&](std::size_t e) {
+    const Status s = status(e);
+    return s == Status::pruned || s == Status::simulated;
+  };
+  std::vector<std::vector<std::uint32_t>> members(out.size());
+  for (std::size_t e = 0; e < open.size(); ++e)
+    members[open.group[e]].push_back(static_cast<std::uint32_t>(e));
   for (std::size_t g = 0; g < out.size(); ++g) {
     std::vector<int> nodes;
-    for (int i : members[g])
-      if (open(cands[static_cast<std::size_t>(i)]))
-        nodes.push_back(cands[static_cast<std::size_t>(i)].a.nodes);
+    for (std::uint32_t e : members[g])
+      if (is_open(e)) nodes.push_back(open.nodes[e]);
     std::sort(nodes.begin(), nodes.end());
     nodes.erase(std::unique(nodes.begin(), nodes.end()), nodes.end());
     for (int n : nodes) {
-      std::vector<int> at;
-      for (int i : members[g]) {
-        const CandidateResult& c = cands[static_cast<std::size_t>(i)];
-        if (c.a.nodes == n && open(c)) at.push_back(i);
-      }
-      std::sort(at.begin(), at.end(), [&](int x, int y) {
-        const double bx = cands[static_cast<std::size_t>(x)].bound[0];
-        const double by = cands[static_cast<std::size_t>(y)].bound[0];
-        return bx != by ? bx < by : x < y;
+      std::vector<std::uint32_t> at;
+      for (std::uint32_t e : members[g])
+        if (open.nodes[e] == n && is_open(e)) at.push_back(e);
+      std::sort(at.begin(), at.end(), [&](std::uint32_t x, std::uint32_t y) {
+        const double bx = open.bound0(x), by = open.bound0(y);
+        return bx != by ? bx < by : open.index[x] < open.index[y];
       });
       std::optional<int> best;
-      auto consider = [&](int i) {
-        const CandidateResult& c = cands[static_cast<std::size_t>(i)];
-        if (c.status != Status::simulated) return;
-        if (!best || better(c, cands[static_cast<std::size_t>(*best)])) best = i;
+      auto consider = [&](std::uint32_t e) {
+        auto it = evaluated.find(open.index[e]);
+        if (it == evaluated.end() || it->second.status != Status::simulated) return;
+        if (!best || better(it->second, evaluated.at(*best))) best = open.index[e];
       };
-      for (int i : at) consider(i);
+      for (std::uint32_t e : at) consider(e);
       for (std::size_t start = 0; start < at.size(); start += kWave) {
         const std::size_t end = std::min(at.size(), start + kWave);
-        const double threshold = best ? cands[static_cast<std::size_t>(*best)].objective[0] : kInf;
-        std::vector<int> todo;
+        const double threshold = best ? evaluated.at(*best).objective[0] : kInf;
+        std::vector<std::uint32_t> todo;
         for (std::size_t p = start; p < end; ++p) {
-          const CandidateResult& c = cands[static_cast<std::size_t>(at[p])];
-          if (c.status == Status::pruned && c.bound[0] <= threshold) todo.push_back(at[p]);
+          if (status(at[p]) == Status::pruned && open.bound0(at[p]) <= threshold)
+            todo.push_back(at[p]);
         }
-        parallel_for(todo.size(), o.threads,
-                     [&](std::size_t k) { evaluate(cands[static_cast<std::size_t>(todo[k])]); });
-        for (int i : todo) consider(i);
+        std::vector<CandidateResult> done(todo.size());
+        parallel_for(todo.size(), o.threads, [&](std::size_t k) { done[k] = evaluate(todo[k]); });
+        for (CandidateResult& c : done) {
+          const int i = *c.index;
+          evaluated.emplace(i, std::move(c));
+        }
+        for (std::uint32_t e : todo) consider(e);
       }
       if (best) {
         out[g].best = best;
@@ -358,21 +435,25 @@ std::vector<SystemChoice> choose_systems(std::vector<CandidateResult>& cands, co
   return out;
 }
 
-void finish(const SweepInput& in, SweepResult& r) {
+// Counts, ranks, the front and the baseline's rank from the decisions.
+void finish(const SweepInput& in, const OpenSet& open, std::map<int, CandidateResult>& evaluated,
+            SweepResult& r) {
   const SweepSpec& w = in.spec;
-  r.valid = r.simulated = r.pruned = 0;
-  std::vector<int> sim;
-  for (const auto& c : r.candidates) {
-    if (c.status != Status::invalid) ++r.valid;
-    if (c.status == Status::pruned) ++r.pruned;
-    if (c.status == Status::simulated) {
-      ++r.simulated;
-      sim.push_back(*c.index);
-    }
+  for (auto& [i, c] : evaluated) {
+    --r.by_status[static_cast<std::size_t>(Status::pruned)];
+    ++r.by_status[static_cast<std::size_t>(c.status)];
   }
-  auto obj = [&](int i) -> const std::vector<double>& {
-    return r.candidates[static_cast<std::size_t>(i)].objective;
-  };
+  r.valid = r.total - r.count(Status::invalid);
+  r.simulated = r.count(Status::simulated);
+  r.pruned = r.count(Status::pruned);
+  r.evaluated.clear();
+  r.evaluated.reserve(evaluated.size());
+  for (auto& [i, c] : evaluated) r.evaluated.push_back(std::move(c));
+  evaluated.clear();
+  std::vector<int> sim;
+  for (const CandidateResult& c : r.evaluated)
+    if (c.status == Status::simulated) sim.push_back(*c.index);
+  auto obj = [&](int i) -> const std::vector<double>& { return r.at(i).objective; };
   r.ranked = sim;
   std::sort(r.ranked.begin(), r.ranked.end(), [&](int x, int y) {
     return obj(x) != obj(y) ? obj(x) < obj(y) : x < y;
@@ -385,9 +466,14 @@ void finish(const SweepInput& in, SweepResult& r) {
     // Exact where no pruned candidate could still beat it; else a range.
     const double v = r.baseline.objective[0];
     int better = 0, unknown = 0;
-    for (const auto& c : r.candidates) {
+    for (const CandidateResult& c : r.evaluated)
       if (c.status == Status::simulated) better += c.objective[0] < v ? 1 : 0;
-      if (c.status == Status::pruned) unknown += c.bound[0] < v ? 1 : 0;
+    std::size_t k = 0;
+    for (std::size_t e = 0; e < open.size(); ++e) {
+      // Open entries are in index order, as the evaluated ones.
+      while (k < r.evaluated.size() && *r.evaluated[k].index < open.index[e]) ++k;
+      const bool decided = k < r.evaluated.size() && *r.evaluated[k].index == open.index[e];
+      if (!decided) unknown += open.bound0(e) < v ? 1 : 0;
     }
     r.baseline_rank = better + 1;
     r.baseline_rank_max = better + 1 + unknown;
@@ -460,36 +546,81 @@ void check_objectives(const SweepInput& in) {
 SweepResult run_phases(const SweepInput& in, const SweepOptions& o, int shard, int shards,
                        const std::vector<SweepResult>* from_shards) {
   check_objectives(in);
-  const std::vector<Assignment> all = expand(in);
+  const std::vector<Residual>& table = table_of(o);
   SweepResult r;
-  r.candidates = screen(in, all, o);
-  std::size_t usable = 0;
-  for (const auto& c : r.candidates) usable += c.status != Status::invalid ? 1 : 0;
-  if (usable == 0) {
-    const CandidateResult& first = r.candidates.front();
+  r.shard = shard;
+  r.shards = shards;
+  r.residuals = o.residuals;
+  r.threads = std::max(1, o.threads);
+  // Phase 1, chunk by chunk: counts, the systems, and what the decisions need of each
+  // candidate left open.
+  const detail::CandidateSpace probe(in);
+  OpenSet open;
+  open.objectives = in.spec.objectives.size();
+  open.levels = probe.levels();
+  Groups groups;
+  std::string first_reason;
+  const bool keep = o.keep_candidates && shards == 1;  // a shard's share is not kept
+  const std::int64_t total = count_candidates(in);
+  r.total = static_cast<std::size_t>(total);
+  const std::size_t share =
+      static_cast<std::size_t>((total - shard + shards - 1) / shards);
+  screen_chunks(in, table, r.threads, shard, shards, &o, share,
+                [&](std::vector<CandidateResult>& chunk, const std::vector<std::uint16_t>& pos,
+                    std::size_t levels) {
+                  for (std::size_t i = 0; i < chunk.size(); ++i) {
+                    CandidateResult& c = chunk[i];
+                    ++r.by_status[static_cast<std::size_t>(c.status)];
+                    if (*c.index == 0) first_reason = c.reason;
+                    if (c.status != Status::invalid) {
+                      const std::uint32_t g = groups.of(c);
+                      if (c.status == Status::pruned) {
+                        open.index.push_back(*c.index);
+                        open.bound.insert(open.bound.end(), c.bound.begin(), c.bound.end());
+                        open.position.insert(
+                            open.position.end(),
+                            pos.begin() + static_cast<std::ptrdiff_t>(i * levels),
+                            pos.begin() + static_cast<std::ptrdiff_t>((i + 1) * levels));
+                        open.nodes.push_back(c.a.nodes);
+                        open.group.push_back(g);
+                      }
+                    }
+                    if (keep) r.candidates.push_back(std::move(c));
+                  }
+                });
+  if (r.total == 0) {
+    throw InputError(in.spec.where("sweep"), "sweep", "", "the sweep has no candidates");
+  }
+  if (shards == 1 && r.count(Status::invalid) == r.total) {
     throw InputError(in.spec.where("sweep"), "sweep", "",
                      fmt::format("every one of the {} candidates is invalid (the first: {})",
-                                 r.candidates.size(), first.reason));
+                                 r.total, first_reason));
   }
-  r.baseline = evaluate_baseline(in, table_of(o));
+  r.baseline = evaluate_baseline(in, table);
 
+  // Results made already: the shards' (a merge) or a checkpoint's (a resumed run).
   std::map<int, const CandidateResult*> known;
-  if (from_shards) {
-    for (const SweepResult& sr : *from_shards)
-      for (const CandidateResult& c : sr.candidates)
-        if (c.status == Status::simulated || c.status == Status::unsupported) known[*c.index] = &c;
-  }
-  // Simulates the candidate, or with shards' results takes theirs; `local`: simulate here
-  // what no shard did (the per-system pass, which shards leave to the merge).
-  auto evaluate = [&](CandidateResult& c, bool local) {
-    auto it = from_shards ? known.find(*c.index) : known.end();
-    if (from_shards && !(local && it == known.end())) {
-      if (it == known.end()) {
-        throw InputError({"orrery merge", std::nullopt}, "", "",
-                         fmt::format("no shard simulated candidate {}: give every shard's "
-                                     "results of the same sweep",
-                                     *c.index));
-      }
+  auto learn = [&](const SweepResult& sr) {
+    for (const CandidateResult& c : sr.evaluated)
+      if (c.status == Status::simulated || c.status == Status::unsupported) known[*c.index] = &c;
+  };
+  if (from_shards)
+    for (const SweepResult& sr : *from_shards) learn(sr);
+  if (o.resume) learn(*o.resume);
+  // Simulates the open entry's candidate, or takes a known result; with shards' results,
+  // `local`: simulate here what no shard did (the per-system pass, which shards leave to
+  // the merge).
+  auto evaluate = [&](std::uint32_t entry, bool local) {
+    const Assignment a = probe.at(&open.position[entry * open.levels]);
+    CandidateResult c = screen_one(in, a, open.index[entry], table);
+    auto it = known.find(*c.index);
+    if (from_shards && it == known.end() && !local) {
+      throw InputError({"orrery merge", std::nullopt}, "", "",
+                       fmt::format("no shard simulated candidate {}: give every shard's "
+                                   "results of the same sweep",
+                                   *c.index));
+    }
+    if (it != known.end()) {
       c.status = it->second->status;
       c.reason = it->second->reason;
       c.figures = it->second->figures;
@@ -503,16 +634,39 @@ SweepResult run_phases(const SweepInput& in, const SweepOptions& o, int shard, i
       }
     }
     if (c.status == Status::simulated) {
-      add_mfu_flag(table_of(o), c);
+      add_mfu_flag(table, c);
       c.objective = objective_values(in.spec, c, *c.figures);
       if (auto why = run_constraint(in.spec, *c.figures)) c.status = *why;
     }
+    return c;
   };
-  decide(in, r.candidates, shard, shards, o, [&](CandidateResult& c) { evaluate(c, false); });
-  if (shards == 1 && compares_systems(in)) {
-    r.systems = choose_systems(r.candidates, o, [&](CandidateResult& c) { evaluate(c, true); });
+  std::map<int, CandidateResult> evaluated;
+  std::function<void()> after_wave;
+  auto last = std::chrono::steady_clock::now();
+  if (o.checkpoint) {
+    // At most every few seconds: the record is the whole list of results so far.
+    after_wave = [&] {
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last < std::chrono::seconds(5)) return;
+      last = now;
+      SweepResult partial;
+      partial.total = r.total;
+      partial.shard = shard;
+      partial.shards = shards;
+      for (const auto& [i, c] : evaluated) partial.evaluated.push_back(c);
+      o.checkpoint(partial);
+    };
   }
-  finish(in, r);
+  decide(in, open, shards > 1, o, evaluated, [&](std::uint32_t e) { return evaluate(e, false); },
+         after_wave);
+  if (shards == 1 && compares_systems(in)) {
+    r.systems = choose_systems(open, groups, o, evaluated,
+                               [&](std::uint32_t e) { return evaluate(e, true); });
+  }
+  if (keep) {
+    for (const auto& [i, c] : evaluated) r.candidates[static_cast<std::size_t>(i)] = c;
+  }
+  finish(in, open, evaluated, r);
   return r;
 }
 
@@ -537,16 +691,149 @@ const char* to_string(Status s) {
   return "?";
 }
 
+namespace {
+
+// Out of memory is bad input too: the sweep asked for more than the machine has. Says what
+// to narrow instead of ending in std::bad_alloc.
+[[noreturn]] void out_of_memory(const SweepInput& in, const char* doing) {
+  throw InputError(in.spec.where("sweep"), "sweep", "",
+                   fmt::format("ran out of memory {} the {} candidates: narrow the swept "
+                               "axes, or split the sweep with --shard i/N (each shard screens "
+                               "and holds only its share) and orrery merge",
+                               doing, count_candidates(in)));
+}
+
+}  // namespace
+
 SweepResult run_sweep(const SweepInput& in, const SweepOptions& options) {
   ORRERY_CHECK(options.shards >= 1 && options.shard >= 0 && options.shard < options.shards,
                "shard out of range");
-  SweepResult r = run_phases(in, options, options.shard, options.shards, nullptr);
-  return r;
+  try {
+    return run_phases(in, options, options.shard, options.shards, nullptr);
+  } catch (const std::bad_alloc&) {
+    out_of_memory(in, "while searching");
+  }
 }
 
-SweepResult merge_shards(const SweepInput& in, const std::vector<SweepResult>& shards) {
-  SweepOptions o;
-  return run_phases(in, o, 0, 1, &shards);
+SweepResult merge_shards(const SweepInput& in, const std::vector<SweepResult>& shards,
+                         const SweepOptions& options) {
+  // Every share of one split, once.
+  const int n = shards.empty() ? 0 : shards.front().shards;
+  std::vector<int> seen(static_cast<std::size_t>(std::max(n, 0)), 0);
+  for (const SweepResult& sr : shards) {
+    if (sr.shards != n || sr.shard < 0 || sr.shard >= n) {
+      throw InputError({"orrery merge", std::nullopt}, "", "",
+                       fmt::format("shard files of different splits ({} and {} shares): give "
+                                   "every shard of one split",
+                                   n, sr.shards));
+    }
+    ++seen[static_cast<std::size_t>(sr.shard)];
+  }
+  for (int k = 0; k < n; ++k) {
+    if (seen[static_cast<std::size_t>(k)] != 1) {
+      throw InputError({"orrery merge", std::nullopt}, "", "",
+                       fmt::format("shard {} of {} is {}: give every shard's results of the same "
+                                   "sweep once",
+                                   k, n,
+                                   seen[static_cast<std::size_t>(k)] == 0 ? "missing"
+                                                                          : "given twice"));
+    }
+  }
+  SweepOptions o = options;
+  o.resume = nullptr;
+  try {
+    return run_phases(in, o, 0, 1, &shards);
+  } catch (const std::bad_alloc&) {
+    out_of_memory(in, "while merging");
+  }
+}
+
+const CandidateResult& SweepResult::at(int index) const {
+  if (candidates.size() == total && index >= 0 && static_cast<std::size_t>(index) < total)
+    return candidates[static_cast<std::size_t>(index)];
+  auto it = std::lower_bound(evaluated.begin(), evaluated.end(), index,
+                             [](const CandidateResult& c, int i) { return *c.index < i; });
+  ORRERY_CHECK(it != evaluated.end() && *it->index == index, "candidate not held");
+  return *it;
+}
+
+void for_each_candidate(const SweepInput& in, const SweepResult& r,
+                        const std::function<void(const CandidateResult&)>& fn) {
+  if (r.candidates.size() == r.total) {
+    for (const CandidateResult& c : r.candidates) fn(c);
+    return;
+  }
+  const std::vector<Residual>& table = r.residuals ? *r.residuals : shipped_residuals();
+  auto next = r.evaluated.begin();
+  try {
+    screen_chunks(in, table, r.threads, 0, 1, nullptr, 0,
+                  [&](std::vector<CandidateResult>& chunk, const std::vector<std::uint16_t>&,
+                      std::size_t) {
+                    for (const CandidateResult& c : chunk) {
+                      while (next != r.evaluated.end() && *next->index < *c.index) ++next;
+                      fn(next != r.evaluated.end() && *next->index == *c.index ? *next : c);
+                    }
+                  });
+  } catch (const std::bad_alloc&) {
+    out_of_memory(in, "while writing every candidate");
+  }
+}
+
+std::int64_t count_candidates(const SweepInput& in) { return detail::CandidateSpace::count(in); }
+
+SweepEstimate estimate_sweep(const SweepInput& in, const SweepOptions& options) {
+  check_objectives(in);
+  SweepEstimate e;
+  e.candidates = count_candidates(in);
+  // About 2,000 candidates spread evenly over the space, on one thread.
+  const std::int64_t stride = std::max<std::int64_t>(1, e.candidates / 2000);
+  const std::vector<Residual>& table = table_of(options);
+  std::optional<Assignment> first_open;
+  // Processor time of this thread: what the work costs on an idle core, however loaded
+  // the machine is.
+  auto cpu = [] {
+    timespec t{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
+  };
+  const double t0 = cpu();
+  for (detail::CandidateSpace s(in); s.valid(); s.next()) {
+    if (s.index() % stride != 0) continue;
+    const CandidateResult c = screen_one(in, s.current(), static_cast<int>(s.index()), table);
+    ++e.sampled;
+    if (c.status == Status::pruned) {
+      ++e.sampled_open;
+      if (!first_open) first_open = c.a;
+    }
+  }
+  const double t1 = cpu();
+  e.screen_s = (t1 - t0) / static_cast<double>(e.sampled);
+  if (first_open) {
+    try {
+      simulate(candidate_scenario(in, *first_open));
+    } catch (const InputError&) {
+    }
+    e.simulate_s = cpu() - t1;
+  }
+  return e;
+}
+
+std::string objective_warning(const SweepInput& in) {
+  const SweepSpec& w = in.spec;
+  const bool batches = w.global_batch.automatic || w.global_batch.values.size() > 1 ||
+                       w.global_batch_tokens.has_value();
+  for (Objective o : w.objectives) {
+    if (o == Objective::step_time && batches) {
+      return fmt::format(
+          "{}: sweep.objectives: step_time compares steps of different global batches ({}), "
+          "which do different work; rank by time_to_train (with training.target) or compare "
+          "tokens_per_s in the CSV",
+          in.file, w.global_batch_tokens ? "sweep.global_batch_tokens rounds the batch per "
+                                           "candidate"
+                                         : "sweep.global_batch");
+    }
+  }
+  return "";
 }
 
 std::vector<int> pareto_front(const std::vector<std::vector<double>>& points) {

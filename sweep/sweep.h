@@ -44,13 +44,21 @@
 // end of each candidate's prediction band (report/band.h): objectives and bounds times
 // the band's slow() factor, a positive constant per candidate, so the pruning stays exact.
 //
+// Memory: candidates are walked lazily (sweep/space.h) and screened in chunks; what stays
+// is, per candidate left to the decisions, its index, bounds, position in the space and
+// system, and each evaluated candidate's result. The CSV and JSON screen the candidates
+// again (for_each_candidate). Out of memory is an InputError, never std::bad_alloc.
+//
 // Determinism: the waves, thresholds and output order do not depend on the thread count
-// or on how candidates are sharded: shards (and MPI ranks) simulate their share with
-// thresholds drawn from their own results only (never lower than the global ones), and
-// merging replays the single-process decisions over the union, so every output is
+// or on how candidates are sharded: a shard (or MPI rank) screens only the candidates
+// with index % N == its share, decides them with thresholds from its own results one wave
+// late (never below the single process's: sweep.cpp, decide), and merging screens every
+// candidate and replays the single-process decisions over the union, so every output is
 // byte-identical to one process's.
 #pragma once
 
+#include <array>
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
@@ -149,14 +157,28 @@ struct CandidateResult {
   std::vector<double> objective;  // per objective, when simulated
 };
 
+struct SweepResult;
+
 struct SweepOptions {
   int threads = 1;
   int shard = 0, shards = 1;  // this process simulates its share only (no ranking)
   // The validation residuals the bands and region flags come from; null: the shipped
   // table (report/band.h). Tests give their own.
   const std::vector<Residual>* residuals = nullptr;
-  // Called after each wave: candidates decided so far, of those needing a decision.
-  std::function<void(std::size_t done, std::size_t total)> progress;
+  // Called after each chunk screened (`what` "screened": candidates screened so far, of
+  // this process's share) and after each wave (`what` "decided": candidates decided so
+  // far, of those needing a decision).
+  std::function<void(const char* what, std::size_t done, std::size_t total)> progress;
+  // Keep every candidate in SweepResult::candidates (tests, small sweeps; one process or a
+  // merge, never a shard). Off, memory
+  // holds only what the decisions need (SweepResult) and for_each_candidate screens the
+  // candidates again for the CSV and JSON.
+  bool keep_candidates = true;
+  // Results already made (a checkpoint's, read_shard): taken instead of simulating.
+  const SweepResult* resume = nullptr;
+  // Called after a wave at most every 5 s with the results so far (SweepResult::evaluated),
+  // to record a checkpoint; the result passed is partial (counts and ranks unset).
+  std::function<void(const SweepResult& partial)> checkpoint;
 };
 
 // The buyer's answer for one system (the candidates' cluster preset and GPU): the
@@ -171,7 +193,15 @@ struct SystemChoice {
 };
 
 struct SweepResult {
-  std::vector<CandidateResult> candidates;  // every candidate, by index
+  // Every candidate, by index, with SweepOptions::keep_candidates; else empty (read them
+  // with for_each_candidate).
+  std::vector<CandidateResult> candidates;
+  std::size_t total = 0;  // candidates in the sweep
+  // Every candidate this process evaluated (simulated, not modelled, over a budget or the
+  // deadline), or a shard file's, by index; at() reads them.
+  std::vector<CandidateResult> evaluated;
+  // Candidates by status (every candidate; in a shard, its share only).
+  std::array<std::size_t, 10> by_status{};
   std::vector<int> ranked;                  // simulated indices, best first (one objective)
   std::vector<int> pareto;                  // the front, by first objective (several)
   std::size_t valid = 0, simulated = 0, pruned = 0;
@@ -181,7 +211,38 @@ struct SweepResult {
   // than it, max adds the pruned ones whose bound does not rule it out. Equal: exact.
   std::optional<int> baseline_rank, baseline_rank_max;
   std::vector<SystemChoice> systems;  // per system, in the order of their first candidate
+  int shard = 0, shards = 1;          // whose share this is (a shard file's)
+  // What for_each_candidate screens again with (SweepOptions').
+  const std::vector<Residual>* residuals = nullptr;
+  int threads = 1;
+
+  std::size_t count(Status s) const { return by_status.at(static_cast<std::size_t>(s)); }
+  // A candidate the result holds (kept, or evaluated); throws when it holds none.
+  const CandidateResult& at(int index) const;
 };
+
+// Calls fn with every candidate, in index order, as the sweep decided it: from
+// r.candidates when kept, else screened again chunk by chunk (on r.threads threads) with
+// the evaluated ones laid over, so memory holds one chunk.
+void for_each_candidate(const SweepInput& in, const SweepResult& r,
+                        const std::function<void(const CandidateResult&)>& fn);
+
+// The number of candidates of the sweep, walked without screening any.
+std::int64_t count_candidates(const SweepInput& in);
+
+// What `orrery sweep --dry-run` prints: the candidate count and an estimate of the time,
+// from screening a sample spread over the space and simulating one candidate of it.
+struct SweepEstimate {
+  std::int64_t candidates = 0;
+  std::size_t sampled = 0, sampled_open = 0;  // screened; of those, left to decide
+  double screen_s = 0;    // seconds per candidate screened (one thread)
+  double simulate_s = 0;  // seconds per simulation (one thread); 0: none in the sample
+};
+SweepEstimate estimate_sweep(const SweepInput& in, const SweepOptions& options);
+
+// A warning when the objectives compare candidates that do different work per step (step
+// time across swept global batches); empty when none.
+std::string objective_warning(const SweepInput& in);
 
 // Expands the candidates in the documented order. Throws InputError naming the sweep key
 // when the sweep is empty.
@@ -197,7 +258,8 @@ SweepResult run_sweep(const SweepInput& in, const SweepOptions& options);
 
 // The single-process result from the shards' results (one SweepResult per shard, in any
 // order). Throws InputError when shards are missing or come from another sweep.
-SweepResult merge_shards(const SweepInput& in, const std::vector<SweepResult>& shards);
+SweepResult merge_shards(const SweepInput& in, const std::vector<SweepResult>& shards,
+                         const SweepOptions& options = {});
 
 // The Pareto front (minimisation) of `points`: indices of the points no other point
 // dominates (<= in every objective, < in one), in input order.
