@@ -54,6 +54,9 @@ struct StageMemory {
   MemoryBreakdown memory;
   // Parts of `other`, for the explanation.
   Bytes runtime_reserve;
+  // What the caching allocator reserves beyond what is allocated at the peak
+  // (training.memory.allocator: the simulated fragmentation of this rank's allocation
+  // sequence, allocator_sequence_waste), plus training.allocator_overhead x activations.
   Bytes allocator_overhead;
   Bytes gather_buffers;            // ZeRO-3/FSDP all-gathered weights of 1 + fsdp_prefetch layers,
                                    // and DeepSpeed's reduce bucket
@@ -67,6 +70,15 @@ struct StageMemory {
   // training.activation_offload: the saved activations of the first layers, in host memory
   // (also in `host`), not in `memory.activations`.
   Bytes offloaded_activations;
+
+  // The three definitions of "memory per GPU" (docs/model.md "Memory"): the allocated peak
+  // (torch.cuda.max_memory_allocated: tensors only), the reserved peak (torch.cuda.
+  // max_memory_reserved: the allocator's segments, fragmentation included) and the device
+  // total nvidia-smi shows (reserved + the runtime reserve: CUDA context, workspaces and
+  // communicator buffers outside the allocator). memory.total() is the device total.
+  Bytes allocated_peak() const { return memory.total() - runtime_reserve - allocator_overhead; }
+  Bytes reserved_peak() const { return memory.total() - runtime_reserve; }
+  Bytes device_total() const { return memory.total(); }
 };
 
 // Host bytes per offloaded parameter: Megatron-Core's hybrid device optimizer keeps an fp32
@@ -80,6 +92,9 @@ struct MemoryReport {
   Bytes capacity;                  // HBM of one GPU
   Bytes host_capacity;             // host memory per GPU (the node's / gpus per node); 0: not given
   bool fits = false;               // HBM, and host memory where the optimizer is offloaded
+  // training.memory.margin: fits, but the device total is above capacity x (1 - margin).
+  double margin = 0;
+  bool near_capacity = false;
 
   const StageMemory& worst() const { return stages.at(worst_stage); }
 };
@@ -94,6 +109,21 @@ struct StateBytes {
 // One Adam moment's bytes per element in `d`, with its share of the block scales.
 double moment_bytes(StateDtype d);
 StateBytes state_bytes_per_param(const TrainingSpec& t);
+
+// The caching allocator's waste on the allocation sequence of one micro-batch schedule:
+// persistent `states` (one contiguous buffer each, allocated first), then `microbatches`
+// forwards through `layers` (each op's kept tensors stay, its output is freed after the
+// next op's; under full recompute only each transformer layer's input stays and the rest
+// is rebuilt before its backward), one backward freeing the oldest micro-batch and one
+// more forward when `more` micro-batches follow, then every backward (each op's input
+// gradient freed after the next op's). `gathered`, when given, is each layer's all-gathered
+// weights (ZeRO-3 / FSDP), allocated before the layer's forward and backward and freed
+// after the next layer's: 1 + prefetch of them live. Returns the peak reserved minus the
+// peak requested bytes (model/caching_allocator.h); 0 with allocator none.
+Bytes allocator_sequence_waste(MemorySpec::Allocator allocator, const std::vector<Bytes>& states,
+                               const std::vector<const Layer*>& layers,
+                               const std::vector<Bytes>& gathered, int prefetch, int microbatches,
+                               bool more, Recompute recompute, unsigned modules);
 
 MemoryReport estimate_memory(const Scenario& s);
 // The same from the scenario's workload on one rank (build_workload with shard_of), when

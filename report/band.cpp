@@ -229,14 +229,15 @@ std::vector<RegionFlag> region_flags(const Scenario& s, double memory_fraction,
             mfu_flag(f, to_string(s.training.precision), use->mfu, use->hfu, table))
       out.push_back(*flag);
   }
-  if (memory_fraction > kMemoryNearFull) {
-    out.push_back({"memory",
-                   memory_fraction > 1.0
-                       ? fmt::format("memory {} of capacity: over it in the memory model",
-                                     pct(memory_fraction))
-                       : fmt::format("memory {} of capacity, above {}: within the memory "
-                                     "model's unmeasured terms of the limit",
-                                     pct(memory_fraction), pct(kMemoryNearFull))});
+  // Near capacity: above 1 - training.memory.margin of it (kMemoryNearFull by default).
+  const double near_full = 1.0 - s.training.memory.margin;
+  if (memory_fraction > near_full) {
+    out.push_back({"memory", memory_fraction > 1.0
+                                 ? fmt::format("memory {} of capacity: over it in the memory model",
+                                               pct(memory_fraction))
+                                 : fmt::format("memory {} of capacity, above {}: within the memory "
+                                               "model's unmeasured terms of the limit",
+                                               pct(memory_fraction), pct(near_full))});
   }
   int max_cp = 1;
   for (const Residual& r : table) max_cp = std::max(max_cp, r.cp);

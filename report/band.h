@@ -89,12 +89,12 @@ Band band_for(const Family& f, const std::vector<Residual>& table);
 struct RegionFlag {
   std::string code, text;
 };
-// Memory above this share of capacity is flagged: the memory model counts no allocator
-// fragmentation by default and an unmeasured 1 GiB runtime reserve (docs/model.md,
-// "Other"; 1.25 % of an 80 GB GPU), and the highest share any validation case reaches is
-// 0.915 (nemo2407-llama3-8b-8 in report/validation_residuals.csv at e1d70f4): above 95 % a
+// Memory above this share of capacity is flagged: the memory model's allocator waste is a
+// simulation and its 1 GiB runtime reserve unmeasured (docs/model.md, "Other"; 1.25 % of
+// an 80 GB GPU), and the highest share any validation case reaches is 0.946
+// (nemo2407-nemotron-340b-128 in report/validation_residuals.csv): above 95 % a
 // prediction is past every run the model was checked on and within the error of its
-// unmeasured terms of the limit.
+// unmeasured terms of the limit (the default of training.memory.margin, 1 - this).
 constexpr double kMemoryNearFull = 0.95;
 // Model and hardware FLOP utilisation of a simulated step (StepResult::mfu, hfu).
 struct Utilisation {

@@ -185,7 +185,13 @@ std::string render_check_json(const Scenario& s, const StepFigures& f) {
   j["flops_per_gpu_hardware"] = f.hardware_flops_per_gpu.value();
   j["memory_per_gpu_bytes"] = detail::memory_json(w.memory);
   j["memory_capacity_bytes"] = f.memory.capacity.value();
+  // The three definitions of the fullest stage's memory (StageMemory, docs/model.md).
+  j["memory_definitions_bytes"] = {{"allocated_peak", w.allocated_peak().value()},
+                                   {"reserved_peak", w.reserved_peak().value()},
+                                   {"device_total", w.device_total().value()}};
+  j["memory_margin"] = f.memory.margin;
   j["fits"] = f.memory.fits;
+  j["near_capacity"] = f.memory.near_capacity;
   j["worst_stage"] = w.stage;
   ordered_json stages = ordered_json::array();
   for (const StageMemory& st : f.memory.stages) {
@@ -406,17 +412,28 @@ void memory_section(std::string& o, const Scenario& s, const StepFigures& f) {
                   m.is_transformer() ? "layers" : "table rows",
                   format_bytes(w.activations_per_layer), to_string(t.recompute)));
   mem("other", w.memory.other,
-      fmt::format("runtime {}, allocator {}, gather buffers {}{}{}", format_bytes(w.runtime_reserve),
-                  format_bytes(w.allocator_overhead), format_bytes(w.gather_buffers),
-                  w.compression_buffers.value() > 0
-                      ? fmt::format(", compression buffers {}", format_bytes(w.compression_buffers))
-                      : std::string(),
-                  s.training.fp8
-                      ? fmt::format(", fp8 scaling state {}, fp8 weight cache {}",
-                                    format_bytes(w.fp8_scaling_state),
-                                    format_bytes(w.fp8_weight_cache))
-                      : std::string()));
+      fmt::format(
+          "runtime {}, allocator waste {}, gather buffers {}{}{}", format_bytes(w.runtime_reserve),
+          format_bytes(w.allocator_overhead), format_bytes(w.gather_buffers),
+          w.compression_buffers.value() > 0
+              ? fmt::format(", compression buffers {}", format_bytes(w.compression_buffers))
+              : std::string(),
+          s.training.fp8
+              ? fmt::format(", fp8 scaling state {}, fp8 weight cache {}",
+                            format_bytes(w.fp8_scaling_state), format_bytes(w.fp8_weight_cache))
+              : std::string()));
   mem("total", w.memory.total(), fmt::format("of {} HBM", format_bytes(f.memory.capacity)));
+  // The same total by definition: what PyTorch's counters and nvidia-smi would show.
+  const char* allocator = t.memory.allocator == MemorySpec::Allocator::caching ? "caching allocator"
+                          : t.memory.allocator == MemorySpec::Allocator::expandable_segments
+                              ? "caching allocator, expandable segments"
+                              : "no allocator model";
+  mem("  allocated peak", w.allocated_peak(), "tensors alone (torch.cuda.max_memory_allocated)");
+  mem("  reserved peak", w.reserved_peak(),
+      fmt::format("+ allocator waste {}, {} (torch.cuda.max_memory_reserved)",
+                  format_bytes(w.allocator_overhead), allocator));
+  mem("  device total", w.device_total(),
+      fmt::format("+ runtime reserve {} (what nvidia-smi shows)", format_bytes(w.runtime_reserve)));
   // The fullest host share of any stage, against the node's host memory per GPU.
   const StageMemory* host = nullptr;
   for (const StageMemory& st : f.memory.stages)
@@ -442,9 +459,17 @@ void memory_section(std::string& o, const Scenario& s, const StepFigures& f) {
                        format_bytes(st.memory.activations), format_bytes(st.memory.total()));
     }
   }
-  if (f.memory.fits) {
-    o += fmt::format("\nverdict: fits ({} free)\n",
-                     format_bytes(f.memory.capacity - w.memory.total()));
+  const Bytes below_margin = f.memory.capacity * (1.0 - f.memory.margin);
+  if (f.memory.fits && f.memory.near_capacity) {
+    o += fmt::format(
+        "\nverdict: fits, NEAR CAPACITY (device total {} free; {} over the {:g} % margin, "
+        "training.memory.margin)\n",
+        format_bytes(f.memory.capacity - w.memory.total()),
+        format_bytes(w.memory.total() - below_margin), 100 * f.memory.margin);
+  } else if (f.memory.fits) {
+    o += fmt::format("\nverdict: fits (device total {} free, {} within the {:g} % margin)\n",
+                     format_bytes(f.memory.capacity - w.memory.total()),
+                     format_bytes(below_margin - w.memory.total()), 100 * f.memory.margin);
   } else if (w.memory.total() <= f.memory.capacity && host) {
     o += fmt::format("\nverdict: OUT OF HOST MEMORY (what is offloaded needs {} more)\n",
                      format_bytes(host->host - f.memory.host_capacity));

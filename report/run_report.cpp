@@ -243,6 +243,7 @@ std::string render_run_json(const Scenario& s, const Prediction& prediction) {
   j["memory_per_gpu_bytes"] = detail::memory_json(w.memory);
   j["memory_capacity_bytes"] = r.figures.memory.capacity.value();
   j["fits"] = r.figures.memory.fits;
+  j["near_capacity"] = r.figures.memory.near_capacity;
   j["params_total"] = r.figures.params_total;
   j["flops_per_step_model"] = r.figures.model_flops.value();
   j["flops_per_step_hardware"] = r.figures.hardware_flops.value();
@@ -443,7 +444,9 @@ std::string render_run_table(const Scenario& s, const Prediction& prediction) {
   o += "\nmemory per GPU\n";
   line("total", fmt::format("{} of {} (stage {}): {}", format_bytes(w.memory.total()),
                             format_bytes(r.figures.memory.capacity), w.stage,
-                            r.figures.memory.fits ? "fits"
+                            r.figures.memory.fits && r.figures.memory.near_capacity
+                                ? "fits, NEAR CAPACITY (within training.memory.margin)"
+                            : r.figures.memory.fits ? "fits"
                             : w.memory.total() <= r.figures.memory.capacity
                                 ? "OUT OF HOST MEMORY (offloaded optimizer)"
                                 : "OUT OF MEMORY"));

@@ -261,6 +261,16 @@ const FieldTable<OptimizerOffloadSpec>& optimizer_offload_fields() {
   return table;
 }
 
+// training.memory (MemorySpec): the allocator and the margin `check` keeps.
+const FieldTable<MemorySpec>& memory_fields() {
+  using M = MemorySpec;
+  static const FieldTable<M> table = {
+      {"allocator", choice(&M::allocator)},
+      {"margin", number(&M::margin, 0.0, 0.5)},
+  };
+  return table;
+}
+
 // training.activation_offload (ActivationOffloadSpec); `layers` is required.
 const FieldTable<ActivationOffloadSpec>& activation_offload_fields() {
   using A = ActivationOffloadSpec;
@@ -338,6 +348,7 @@ const FieldTable<T>& training_fields() {
               {{"fp32", Dtype::fp32}, {"bf16", Dtype::bf16}, {"fp16", Dtype::fp16}})},
       {"runtime_reserve", quantity(&T::runtime_reserve, Dimension::bytes, 0.0, kMaxBytes)},
       {"allocator_overhead", number(&T::allocator_overhead, 0.0, 1.0)},
+      {"memory", nested(&T::memory, memory_fields, true)},
       {"overlap_grad_reduce", flag(&T::overlap_grad_reduce)},
       {"overlap_param_gather", flag(&T::overlap_param_gather)},
       {"tp_comm_overlap", flag(&T::tp_comm_overlap)},
@@ -362,6 +373,7 @@ KeyLists training_key_lists() {
           {"training.stack", keys_of(stack_fields())},
           {"training.optimizer_offload", keys_of(optimizer_offload_fields())},
           {"training.activation_offload", keys_of(activation_offload_fields())},
+          {"training.memory", keys_of(memory_fields())},
           {"training.fp8.bf16_layers", keys_of(fp8_layer_fields())},
           {"training.fp8.communication", keys_of(fp8_comm_fields())},
           {"training.target.critical_batch", critical_batch_keys()}};

@@ -111,6 +111,10 @@ ORRERY_ENUM_NAMES(Recompute, {Recompute::none, "none"}, {Recompute::selective, "
 ORRERY_ENUM_NAMES(Optimizer, {Optimizer::adam, "adam"}, {Optimizer::adamw, "adamw"},
                   {Optimizer::lamb, "lamb"}, {Optimizer::sgd, "sgd"}, {Optimizer::lars, "lars"},
                   {Optimizer::adafactor, "adafactor"});
+// training.memory.allocator
+ORRERY_ENUM_NAMES(MemorySpec::Allocator, {MemorySpec::Allocator::caching, "caching"},
+                  {MemorySpec::Allocator::expandable_segments, "expandable_segments"},
+                  {MemorySpec::Allocator::none, "none"});
 // training.optimizer_state_dtype, training.main_params_dtype
 ORRERY_ENUM_NAMES(StateDtype, {StateDtype::fp32, "fp32"}, {StateDtype::bf16, "bf16"},
                   {StateDtype::int8, "8bit"});

@@ -576,6 +576,19 @@ struct StackSpec {
 const char* to_string(StackSpec::Preset p);
 const char* to_string(StackSpec::Rope r);
 
+// training.memory: how the training stack's allocator holds device memory and how much
+// headroom `check` wants below capacity (model/memory.h, docs/model.md "Memory").
+struct MemorySpec {
+  // PyTorch's caching allocator with its default segments, with expandable_segments:True,
+  // or none (reserved = allocated, the pre-allocator model; training.allocator_overhead
+  // then stands for fragmentation alone). model/caching_allocator.h.
+  enum class Allocator { caching, expandable_segments, none } allocator = Allocator::caching;
+  // Share of HBM kept free: a device total above capacity x (1 - margin) still fits but is
+  // flagged "near capacity". 0.05: the share above which report/band.h's kMemoryNearFull
+  // already calls a prediction past every validation case (the highest reaches 0.946).
+  double margin = 0.05;
+};
+
 struct TrainingSpec {
   Precision precision = Precision::bf16;
   // training.fp8: the FP8 recipe. Validated: present only when precision is fp8 (so a
@@ -599,6 +612,7 @@ struct TrainingSpec {
   Dtype gradient_dtype = Dtype::fp32;  // main-gradient buffer (Megatron accumulates in fp32)
   Bytes runtime_reserve;           // CUDA context, library workspaces, communicator buffers
   double allocator_overhead = 0.0; // caching-allocator fragmentation, fraction of activations
+  MemorySpec memory;               // training.memory
   // Overlap settings (Megatron-LM flags of the same names).
   bool overlap_grad_reduce = true;   // reduce gradient buckets during the last backward
   bool overlap_param_gather = true;  // distributed optimizer: gather under the next forward

@@ -39,6 +39,14 @@ TEST(Cli, CheckJsonHasTheDocumentedKeys) {
                    m["weights"].get<double>() + m["gradients"].get<double>() +
                        m["optimizer"].get<double>() + m["activations"].get<double>() +
                        m["other"].get<double>());
+  // The three definitions: allocated <= reserved <= device total = the total above, and the
+  // verdict's margin and flag.
+  const auto& d = j["memory_definitions_bytes"];
+  EXPECT_LE(d["allocated_peak"].get<double>(), d["reserved_peak"].get<double>());
+  EXPECT_LT(d["reserved_peak"].get<double>(), d["device_total"].get<double>());
+  EXPECT_DOUBLE_EQ(d["device_total"].get<double>(), m["total"].get<double>());
+  EXPECT_DOUBLE_EQ(j["memory_margin"].get<double>(), 0.05);
+  EXPECT_TRUE(j["near_capacity"].is_boolean());
 }
 
 TEST(Cli, SameInputSameBytes) {

@@ -155,6 +155,21 @@ training: {precision: bf61}
                {"bad.yaml:4", "training.precision", "'bf61'", "did you mean 'bf16'?"});
 }
 
+TEST(BadInput, TrainingMemoryKeys) {
+  const std::string head = R"(cluster: {preset: dgx-h100, nodes: 2}
+model: {preset: llama3-70b}
+parallelism: {tp: 8, pp: 2, dp: 1, microbatch: 1, global_batch: 16}
+)";
+  expect_error(head + "training: {memory: {allocator: jemalloc}}\n",
+               {"bad.yaml:4", "training.memory.allocator", "jemalloc", "expandable_segments"});
+  expect_error(head + "training: {memory: {margin: 0.9}}\n",
+               {"bad.yaml:4", "training.memory.margin", "0.9"});
+  expect_error(head + "training: {memory: {headroom: 0.1}}\n",
+               {"bad.yaml:4", "training.memory.headroom", "unknown key"});
+  EXPECT_NO_THROW(load_scenario_text(
+      head + "training: {memory: {allocator: expandable_segments, margin: 0.1}}\n", "good.yaml"));
+}
+
 TEST(BadInput, UnknownPresetWithDidYouMean) {
   expect_error(R"(cluster: {preset: dgx-h100}
 model: {preset: llama3-8B}

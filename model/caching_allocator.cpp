@@ -1,0 +1,126 @@
+#include "model/caching_allocator.h"
+
+#include <algorithm>
+#include <climits>
+#include <iterator>
+
+namespace orrery {
+
+std::uint64_t CachingAllocator::round_size(std::uint64_t bytes) {
+  if (bytes < kMinBlockSize) return kMinBlockSize;
+  return kMinBlockSize * ((bytes + kMinBlockSize - 1) / kMinBlockSize);
+}
+
+std::uint64_t CachingAllocator::allocation_size(std::uint64_t rounded) {
+  if (rounded <= kSmallSize) return kSmallBuffer;
+  if (rounded < kMinLargeAlloc) return kLargeBuffer;
+  return kRoundLarge * ((rounded + kRoundLarge - 1) / kRoundLarge);
+}
+
+int CachingAllocator::new_segment(bool small, std::uint64_t size) {
+  const int id = static_cast<int>(segments_.size());
+  segment_pool_.push_back(small);
+  segments_.emplace_back();
+  if (size > 0) segments_.back()[0] = Block{size, 0, false};
+  reserved_ += size;
+  peak_reserved_ = std::max(peak_reserved_, reserved_);
+  return id;
+}
+
+// The expandable pool's segment grown by whole pages so that its free tail holds `size`;
+// returns the tail block (not in the free set).
+CachingAllocator::Key CachingAllocator::grow_expandable(bool small, std::uint64_t size) {
+  const std::uint64_t page = small ? kSmallBuffer : kLargeBuffer;
+  int& seg = expandable_[small ? 1 : 0];
+  if (seg < 0) seg = new_segment(small, 0);
+  auto& blocks = segments_[static_cast<std::size_t>(seg)];
+  std::uint64_t end = 0, tail_free = 0;
+  if (!blocks.empty()) {
+    const auto last = std::prev(blocks.end());
+    end = last->first + last->second.size;
+    if (!last->second.allocated) tail_free = last->second.size;
+  }
+  const std::uint64_t grow = (size - tail_free + page - 1) / page * page;
+  reserved_ += grow;
+  peak_reserved_ = std::max(peak_reserved_, reserved_);
+  if (tail_free > 0) {
+    const auto last = std::prev(blocks.end());
+    free_[small ? 1 : 0].erase({last->second.size, seg, last->first});
+    last->second.size += grow;
+    return {seg, last->first};
+  }
+  blocks[end] = Block{grow, 0, false};
+  return {seg, end};
+}
+
+int CachingAllocator::allocate(std::uint64_t bytes) {
+  const int handle = static_cast<int>(handles_.size());
+  if (bytes == 0) {
+    handles_.push_back({-1, 0});
+    return handle;
+  }
+  const std::uint64_t size = round_size(bytes);
+  const bool small = size <= kSmallSize;
+  auto& pool = free_[small ? 1 : 0];
+  Key key;
+  const auto it = pool.lower_bound({size, INT_MIN, 0});
+  if (it != pool.end()) {
+    key = {std::get<1>(*it), std::get<2>(*it)};
+    pool.erase(it);
+  } else if (mode_ == Mode::expandable) {
+    key = grow_expandable(small, size);
+  } else {
+    key = {new_segment(small, allocation_size(size)), 0};
+  }
+  auto& blocks = segments_[static_cast<std::size_t>(key.first)];
+  Block& b = blocks.at(key.second);
+  const std::uint64_t rest = b.size - size;
+  const bool split =
+      (small || mode_ == Mode::expandable) ? rest >= kMinBlockSize : rest > kSmallSize;
+  if (split) {
+    b.size = size;
+    blocks[key.second + size] = Block{rest, 0, false};
+    pool.insert({rest, key.first, key.second + size});
+  }
+  Block& got = blocks.at(key.second);
+  got.allocated = true;
+  got.requested = bytes;
+  requested_ += bytes;
+  allocated_ += got.size;
+  peak_requested_ = std::max(peak_requested_, requested_);
+  peak_allocated_ = std::max(peak_allocated_, allocated_);
+  handles_.push_back(key);
+  return handle;
+}
+
+void CachingAllocator::release(int handle) {
+  const Key key = handles_.at(static_cast<std::size_t>(handle));
+  if (key.first < 0) return;
+  handles_[static_cast<std::size_t>(handle)] = {-1, 0};
+  auto& blocks = segments_[static_cast<std::size_t>(key.first)];
+  auto& pool = free_[segment_pool_[static_cast<std::size_t>(key.first)] ? 1 : 0];
+  auto it = blocks.find(key.second);
+  requested_ -= it->second.requested;
+  allocated_ -= it->second.size;
+  it->second.allocated = false;
+  it->second.requested = 0;
+  // Merge with the free block after, then with the free block before.
+  const auto next = std::next(it);
+  if (next != blocks.end() && !next->second.allocated) {
+    pool.erase({next->second.size, key.first, next->first});
+    it->second.size += next->second.size;
+    blocks.erase(next);
+  }
+  if (it != blocks.begin()) {
+    const auto prev = std::prev(it);
+    if (!prev->second.allocated) {
+      pool.erase({prev->second.size, key.first, prev->first});
+      prev->second.size += it->second.size;
+      blocks.erase(it);
+      it = prev;
+    }
+  }
+  pool.insert({it->second.size, key.first, it->first});
+}
+
+}  // namespace orrery

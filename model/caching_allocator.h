@@ -1,0 +1,91 @@
+// PyTorch's CUDA caching allocator, as a small simulation: what an allocation sequence
+// reserves from the device (segments) against what it has allocated, so the memory model
+// can state both figures (model/memory.h: allocated peak, reserved estimate).
+//
+// The rules follow c10/cuda/CUDACachingAllocator.cpp at pytorch/pytorch 001074d2, with the
+// default configuration (no max_split_size, no roundup_power2_divisions, one stream):
+//  - every request is rounded up to a multiple of 512 bytes (kMinBlockSize);
+//  - requests of at most 1 MiB (kSmallSize) come from the small pool, the rest from the
+//    large pool;
+//  - a request takes the smallest free block of its pool that holds it (best fit; ties by
+//    address), and the block is split when the rest is >= 512 bytes in the small pool and
+//    > 1 MiB in the large pool (should_split); an unsplit remainder stays with the
+//    allocation;
+//  - with no free block big enough, a new segment is reserved (cudaMalloc) of 2 MiB
+//    (kSmallBuffer) for small requests, 20 MiB (kLargeBuffer) for requests under 10 MiB
+//    (kMinLargeAlloc), otherwise the request rounded up to 2 MiB (kRoundLarge)
+//    (get_allocation_size);
+//  - a freed block merges with free neighbours of its segment; segments are never
+//    returned (no empty_cache, and the simulation assumes no out-of-memory retry).
+// With expandable segments (PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True) each pool is
+// one segment that grows by mapping pages of 2 MiB (small pool) or 20 MiB (large pool) at
+// its end ("Note [Expandable Segments]" in the same file): a request no free block holds
+// extends the segment's free tail (or its end) by whole pages, and any block splits when
+// the rest is >= 512 bytes.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <set>
+#include <tuple>
+#include <vector>
+
+namespace orrery {
+
+class CachingAllocator {
+ public:
+  enum class Mode { segments, expandable };
+
+  static constexpr std::uint64_t kMinBlockSize = 512;
+  static constexpr std::uint64_t kSmallSize = 1048576;
+  static constexpr std::uint64_t kSmallBuffer = 2097152;
+  static constexpr std::uint64_t kLargeBuffer = 20971520;
+  static constexpr std::uint64_t kMinLargeAlloc = 10485760;
+  static constexpr std::uint64_t kRoundLarge = 2097152;
+
+  explicit CachingAllocator(Mode mode = Mode::segments) : mode_(mode) {}
+
+  // Allocates `bytes` (0 is allowed and takes nothing); returns a handle for release().
+  int allocate(std::uint64_t bytes);
+  void release(int handle);
+
+  // Bytes the program asked for (requested_bytes), bytes of the blocks it holds
+  // (allocated_bytes: rounding and unsplit remainders included) and bytes of the
+  // segments (reserved_bytes), now and at their peaks.
+  std::uint64_t requested() const { return requested_; }
+  std::uint64_t allocated() const { return allocated_; }
+  std::uint64_t reserved() const { return reserved_; }
+  std::uint64_t peak_requested() const { return peak_requested_; }
+  std::uint64_t peak_allocated() const { return peak_allocated_; }
+  std::uint64_t peak_reserved() const { return peak_reserved_; }
+  int segments() const { return static_cast<int>(segment_pool_.size()); }
+
+  static std::uint64_t round_size(std::uint64_t bytes);
+  static std::uint64_t allocation_size(std::uint64_t rounded);
+
+ private:
+  struct Block {
+    std::uint64_t size = 0;
+    std::uint64_t requested = 0;
+    bool allocated = false;
+  };
+  // A block is named by (segment, offset); segments are numbered in reservation order,
+  // which stands for address order.
+  using Key = std::pair<int, std::uint64_t>;
+  using FreeKey = std::tuple<std::uint64_t, int, std::uint64_t>;  // size, segment, offset
+
+  int new_segment(bool small, std::uint64_t size);
+  void split_into(Key at, std::uint64_t size);
+  Key grow_expandable(bool small, std::uint64_t size);
+
+  Mode mode_;
+  std::vector<bool> segment_pool_;                        // segment -> small pool?
+  std::vector<std::map<std::uint64_t, Block>> segments_;  // segment -> offset -> block
+  std::set<FreeKey> free_[2];                             // [small] free blocks, best fit
+  int expandable_[2] = {-1, -1};                          // [small] the pool's one segment
+  std::vector<Key> handles_;
+  std::uint64_t requested_ = 0, allocated_ = 0, reserved_ = 0;
+  std::uint64_t peak_requested_ = 0, peak_allocated_ = 0, peak_reserved_ = 0;
+};
+
+}  // namespace orrery
