@@ -40,6 +40,7 @@ const std::vector<Arch>& archs() {
       {"MixtralForCausalLM", Kind::llama, true, false, false},
       {"Qwen2ForCausalLM", Kind::llama, false, true, true},
       {"Qwen3ForCausalLM", Kind::llama, false, true, false},
+      {"Phi3ForCausalLM", Kind::llama, false, false, false},
       {"GPT2LMHeadModel", Kind::gpt2, false, false, false},
       {"GPTNeoXForCausalLM", Kind::neox, false, false, false},
   };
@@ -52,7 +53,9 @@ const std::vector<Arch>& archs() {
 // rotary_pct: the rotation on part of each head, an elementwise op orrery does not time
 // separately). use_parallel_residual (GPT-NeoX) adds the attention and MLP outputs to the
 // same input: the same GEMMs and norms. quantization_config describes how a checkpoint is
-// stored for inference, not the training run; use_mrope (Qwen2) is rotary embedding too. q/k norms
+// stored for inference, not the training run; use_mrope (Qwen2) is rotary embedding too;
+// auto_map names the checkpoint's own Python classes; original_max_position_embeddings
+// (Phi-3) is the length the rotary scaling starts from. q/k norms
 // (Qwen3) are h-sized RMSNorm weights on each head, 2 x head_dim parameters per layer.
 const std::set<std::string>& ignored_keys() {
   static const std::set<std::string> keys = {
@@ -97,6 +100,8 @@ const std::set<std::string>& ignored_keys() {
       "attn_implementation",
       "quantization_config",
       "use_mrope",
+      "auto_map",
+      "original_max_position_embeddings",
   };
   return keys;
 }
@@ -252,7 +257,12 @@ std::vector<std::string> read_hf_config(const std::string& text, const std::stri
              fmt::format("orrery's heads are hidden / heads = {} wide", m.hidden / m.heads));
     }
     m.position_embedding = PositionEmbedding::rope;
-    m.dropout = r.number("attention_dropout", 0.0) > 0;
+    // Phi-3 adds GPT-2's embedding and residual dropouts (0 in its releases).
+    const bool phi = std::string(a.name) == "Phi3ForCausalLM";
+    const double drop =
+        std::max({r.number("attention_dropout", 0.0), phi ? r.number("embd_pdrop", 0.0) : 0.0,
+                  phi ? r.number("resid_pdrop", 0.0) : 0.0});
+    m.dropout = drop > 0;
     if (a.kind == Kind::neox) {
       const std::string act = r.text("hidden_act", "gelu");
       if (act != "gelu" && act != "gelu_new" && act != "gelu_fast" && act != "gelu_pytorch_tanh") {
@@ -270,10 +280,10 @@ std::vector<std::string> read_hf_config(const std::string& text, const std::stri
       }
       m.bias = true;
       // The older GPT-NeoX configs (gpt-neox-20b) spell the dropouts as BERT does.
-      const double drop =
+      const double neox_drop =
           std::max({r.number("hidden_dropout", 0.0), r.number("attention_probs_dropout_prob", 0.0),
                     r.number("hidden_dropout_prob", 0.0)});
-      m.dropout = m.dropout || drop > 0;
+      m.dropout = m.dropout || neox_drop > 0;
     } else {
       // A gated MLP (gate, up and down projections) with the SiLU gate is SwiGLU.
       if (r.text("hidden_act", "silu") != "silu") {

@@ -94,6 +94,16 @@ TEST(HfParams, Qwen3_8B) {
   EXPECT_DOUBLE_EQ(params_of("qwen3-8b.json"), 8190726144.0);
 }
 
+TEST(HfParams, Phi3Mini) {
+  // 32 * (4*3072^2 + 3*3072*8192 + 2*3072) + 2*32064*3072 + 3072 = 3,624,075,264
+  // + 197,001,216 + 3,072 = 3,821,079,552: the model card's "3.8 B". Its 2047-token
+  // sliding window is shorter than the 4096-token sequence.
+  const Scenario s = imported("phi-3-mini-4k.json");
+  EXPECT_DOUBLE_EQ(analyse_step(s).params_total, 3821079552.0);
+  EXPECT_EQ(s.model.attention_mask, AttentionMask::sliding_window);
+  EXPECT_EQ(s.model.attention_window, 2047);
+}
+
 TEST(HfParams, Gpt2Is124M) {
   // 50257*768 + 1024*768 (learned positions) + 12 * (12*768^2 + 13*768) + 2*768
   // = 38,597,376 + 786,432 + 85,054,464 + 1,536 = 124,439,808, the checkpoint's count.
