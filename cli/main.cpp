@@ -25,6 +25,7 @@
 #include "report/run_report.h"
 #include "report/trace.h"
 #include "report/validate_report.h"
+#include "scenario/import_megatron.h"
 #include "scenario/load.h"
 #include "scenario/schema.h"
 #include "simulator/predict.h"
@@ -604,6 +605,26 @@ int main(int argc, char** argv) {
       "Print a JSON Schema of the scenario format (for an editor's YAML language "
       "server): every key the reader accepts, with its unit, default and range.");
 
+  std::string import_framework, import_cluster;
+  int import_nodes = 1;
+  std::vector<std::string> import_arguments;
+  CLI::App* import_cmd = app.add_subcommand(
+      "import",
+      "Write a scenario (model, parallel layout, precision, recompute, batch) from a "
+      "training launch: 'orrery import megatron --cluster dgx-h100 --nodes 12 -- "
+      "<pretrain_gpt.py arguments>'. Each value names its source; the arguments it "
+      "could not map are listed.");
+  import_cmd->add_option("framework", import_framework, "The launcher the arguments are for")
+      ->check(CLI::IsMember({"megatron"}))
+      ->required();
+  import_cmd->add_option("--cluster", import_cluster, "System preset the scenario runs on")
+      ->required();
+  import_cmd->add_option("--nodes", import_nodes, "Nodes of that system")
+      ->check(CLI::Range(1, 1 << 20))
+      ->capture_default_str();
+  import_cmd->add_option("arguments", import_arguments, "The launch arguments, after --")
+      ->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -630,6 +651,12 @@ int main(int argc, char** argv) {
     }
     if (*merge) return run_merge(merge_path, merge_shards, merge_outputs);
     if (*report) return run_report(report_in, report_out);
+    if (*import_cmd) {
+      const std::string out =
+          orrery::import_megatron(import_arguments, import_cluster, import_nodes);
+      std::fwrite(out.data(), 1, out.size(), stdout);
+      return 0;
+    }
     if (*schema) {
       const std::string out = orrery::scenario_schema();
       std::fwrite(out.data(), 1, out.size(), stdout);

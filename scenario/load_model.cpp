@@ -3,8 +3,12 @@
 // validation (scenario/validate.cpp).
 #include <fmt/format.h>
 
+#include <filesystem>
+#include <optional>
 #include <string>
 
+#include "core/env.h"
+#include "scenario/hf_config.h"
 #include "scenario/load_sections.h"
 
 namespace orrery::detail {
@@ -96,10 +100,36 @@ void read_layer_table(MapReader& r, const std::string& key, Origin* origin, M& m
   (*origin)[r.key_path(key)] = location_of(r.file(), table);
 }
 
+// model.hf_config: a Hugging Face config.json, its path relative to the scenario file,
+// read before the keys written beside it, which override what it sets (as a preset's).
+void read_hf_config_key(MapReader& r, const std::string& key, Origin* origin, M& m) {
+  if (!r.has(key)) return;
+  if (r.has("preset")) {
+    r.fail(key, "a model is named by a preset or by a Hugging Face config, not both");
+  }
+  std::string path;
+  r.read_string(key, path);
+  std::filesystem::path full(path);
+  if (full.is_relative()) full = std::filesystem::path(r.file()).parent_path() / full;
+  const std::string text =
+      read_file_or_throw(default_env(), full.string(), "the Hugging Face config");
+  std::optional<std::int64_t> seq_len;
+  if (r.has("seq_len")) {
+    std::int64_t v = 0;
+    r.read_int("seq_len", 1, kMaxWidth, v);
+    seq_len = v;
+  }
+  const InputLocation at = location_of(r.file(), r.node(key));
+  for (const std::string& k : read_hf_config(text, full.string(), seq_len, m)) {
+    (*origin)[r.key_path(k)] = at;
+  }
+}
+
 // Every key of model:, in the order its unknown-key error lists them.
 const FieldTable<M>& model_fields() {
   static const FieldTable<M> table = {
       {"preset", by_caller<M>()},
+      {"hf_config", read_hf_config_key},
       {"name", text(&M::name)},
       {"family", choice(&M::family)},
       {"layers", whole(&M::layers, 1, kMaxCount)},
