@@ -347,6 +347,11 @@ std::string render_stack_explanation(const Scenario& s) {
                    s.training.cross_entropy_fusion ? "fused (28 bytes a logit in 16 bits)"
                                                    : "unfused (52 bytes a logit in 16 bits)",
                    ce_set ? "set in the file" : "the preset's default");
+  o += fmt::format("  {:<25}{} ({})\n", "optimizer step",
+                   k.optimizer == StackSpec::OptimizerKernels::fused
+                       ? "fused: one multi-tensor kernel"
+                       : "foreach: torch._foreach_* passes over every parameter (7, AdamW 8)",
+                   by("training.stack.optimizer"));
   if (s.parallelism.zero_stage >= 3) {
     o += fmt::format("  {:<25}{}\n", "ZeRO-3 / FSDP", to_string(s.parallelism.fsdp_impl));
   }

@@ -235,6 +235,7 @@ const FieldTable<StackSpec>& stack_fields() {
       {"rope", choice(&S::rope)},
       {"activation_fusion", flag(&S::activation_fusion)},
       {"cross_entropy_fusion", flag(&S::cross_entropy_fusion)},
+      {"optimizer", choice(&S::optimizer)},
   };
   return table;
 }

@@ -100,6 +100,8 @@ ORRERY_ENUM_NAMES(StackSpec::Preset, {StackSpec::Preset::megatron_core, "megatro
 ORRERY_ENUM_NAMES(StackSpec::Rope, {StackSpec::Rope::fused, "fused"},
                   {StackSpec::Rope::rotate_half, "rotate_half"},
                   {StackSpec::Rope::complex, "complex"});
+ORRERY_ENUM_NAMES(StackSpec::OptimizerKernels, {StackSpec::OptimizerKernels::fused, "fused"},
+                  {StackSpec::OptimizerKernels::foreach, "foreach"});
 // model.moe.dispatch_dtype, model.moe.combine_dtype
 ORRERY_ENUM_NAMES(MoeSpec::Wire, {MoeSpec::Wire::fp8, "fp8"}, {MoeSpec::Wire::bf16, "bf16"},
                   {MoeSpec::Wire::fp32, "fp32"});

@@ -572,9 +572,15 @@ struct StackSpec {
   bool compile = false;
   // Read from the mapping only; resolved into TrainingSpec::cross_entropy_fusion.
   bool cross_entropy_fusion = false;
+  // The optimizer step's kernels (Adam/AdamW): one fused multi-tensor kernel (apex / TE
+  // FusedAdam, DeepSpeed FusedAdam, torch fused=True) or torch's default `foreach` path,
+  // a sequence of torch._foreach_* ops, each a pass over every parameter
+  // (calibrate/compute_model.cpp, docs/model.md "Training stacks").
+  enum class OptimizerKernels { fused, foreach } optimizer = OptimizerKernels::fused;
 };
 const char* to_string(StackSpec::Preset p);
 const char* to_string(StackSpec::Rope r);
+const char* to_string(StackSpec::OptimizerKernels o);
 
 // training.memory: how the training stack's allocator holds device memory and how much
 // headroom `check` wants below capacity (model/memory.h, docs/model.md "Memory").

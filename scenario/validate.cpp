@@ -750,6 +750,37 @@ void complete_stack(Scenario& s) {
     s.training.cross_entropy_fusion = k.preset == P::nemo || (torch_native && c);
   }
   k.cross_entropy_fusion = s.training.cross_entropy_fusion;
+  // The optimizer step's kernels. Only Adam/AdamW's foreach sequence is counted, so the
+  // other optimizers keep their one fused pass.
+  // bitsandbytes' 8-bit state is its own kernel, not torch's foreach path.
+  const bool adam = (s.training.optimizer == Optimizer::adam ||
+                     s.training.optimizer == Optimizer::adamw) &&
+                    s.training.optimizer_state_dtype != StateDtype::int8;
+  if (is_set(s, "training.stack.optimizer")) {
+    if (k.optimizer == StackSpec::OptimizerKernels::foreach && !adam) {
+      reject(s, "training.stack.optimizer", "foreach",
+             fmt::format("torch's foreach kernel sequence is counted for adam and adamw with "
+                         "fp32 or bf16 state only (training.optimizer is {}, "
+                         "optimizer_state_dtype {})",
+                         to_string(s.training.optimizer),
+                         to_string(s.training.optimizer_state_dtype)));
+    }
+  } else {
+    // Megatron-Core and NeMo step Transformer Engine's FusedAdam, else Apex's
+    // (megatron/core/optimizer/__init__.py lines 14-20 at NVIDIA/Megatron-LM d98e8a64);
+    // DeepSpeed builds its FusedAdam for an "Adam"/"AdamW" config unless torch_adam
+    // (deepspeed/runtime/engine.py, _configure_basic_optimizer, lines 1416-1439 at
+    // microsoft/DeepSpeed 38327e07); torchtitan's OptimizersContainer defaults to
+    // implementation "fused" (torchtitan/components/optimizer/optimizer.py lines 110-111
+    // at pytorch/torchtitan b5bcd76c). FSDP1 trainers construct torch.optim.AdamW without
+    // `fused` or `foreach` (foundation-model-stack/fms-fsdp 5a296af,
+    // main_training_llama.py lines 113-115), and torch then picks foreach for CUDA tensors
+    // (`_default_to_fused_or_foreach(..., use_fused=False)`, torch/optim/adam.py at
+    // pytorch/pytorch dc80ccde). torch.compile compiles the model and the loss, not the
+    // optimizer step (CompileConfig.components, torchtitan/config/configs.py at b5bcd76c).
+    k.optimizer = k.preset == P::fsdp1 && adam ? StackSpec::OptimizerKernels::foreach
+                                       : StackSpec::OptimizerKernels::fused;
+  }
 }
 
 // Fills in the parallelism defaults (dp, schedule, ZeRO stage) and checks the split against

@@ -6,6 +6,7 @@
 #include <string>
 #include <fmt/format.h>
 
+#include "calibrate/compute_model.h"
 #include "core/error.h"
 #include "model/workload.h"
 #include "scenario/load.h"
@@ -172,6 +173,74 @@ TEST(Stack, BadStacksAreErrors) {
   EXPECT_NE(error("{preset: fsdp2, fuse: all}").find("training.stack.fuse"), std::string::npos);
   EXPECT_NE(error("{preset: fsdp2, rope: complex}", "gpt3-175b").find("training.stack.rope"),
             std::string::npos);
+}
+
+// training.stack.optimizer: the presets' kernel form, and foreach against fused derived by
+// hand. bf16 training with Megatron's defaults: fp32 gradient G = 4, fp32 master P = 4,
+// fp32 moments m = v = 4, the bf16 weights written (2 bytes), no loss scaling. Fused:
+// G + 2P + 2m + 2v + 2 = 30 bytes a parameter in one kernel. Foreach (Adam, no weight
+// decay pass): lerp 2m + G = 12, mul 2v = 8, addcmul 2v + G = 12, sqrt 8, div 8, add 8,
+// addcdiv 2P + m + v = 16, then the bf16 write 2: 8 passes, 74 bytes. AdamW adds its
+// weight-decay pass 2P = 8: 9 passes, 82 bytes.
+Scenario with_optimizer(const std::string& optimizer, const std::string& stack) {
+  return load_scenario_text(fmt::format(R"(
+cluster: {{preset: dgx-h100, gpus_per_node: 1}}
+model: {{family: decoder, layers: 2, hidden: 1024, heads: 8, ffn: 4096, vocab: 32768,
+        seq_len: 4096, activation: swiglu, norm: rmsnorm, position_embedding: rope,
+        tied_embeddings: false, bias: false, dropout: false}}
+parallelism: {{tp: 1, pp: 1, dp: 1, microbatch: 1, global_batch: 1}}
+training: {{precision: bf16, optimizer: {}, stack: {}}}
+)",
+                                        optimizer, stack),
+                            "opt.yaml");
+}
+
+TEST(Stack, OptimizerKernelsFollowThePreset) {
+  using K = StackSpec::OptimizerKernels;
+  EXPECT_EQ(with_optimizer("adam", "fsdp1").training.stack.optimizer, K::foreach);
+  EXPECT_EQ(with_optimizer("adamw", "{preset: fsdp1, compile: true}").training.stack.optimizer,
+            K::foreach);
+  EXPECT_EQ(with_optimizer("adamw", "fsdp2").training.stack.optimizer, K::fused);
+  EXPECT_EQ(with_optimizer("adamw", "megatron-core").training.stack.optimizer, K::fused);
+  EXPECT_EQ(with_optimizer("adamw", "deepspeed").training.stack.optimizer, K::fused);
+  EXPECT_EQ(with_optimizer("sgd", "fsdp1").training.stack.optimizer, K::fused);
+  EXPECT_EQ(with_optimizer("adam", "{preset: fsdp1, optimizer: fused}").training.stack.optimizer,
+            K::fused);
+  EXPECT_THROW(with_optimizer("lamb", "{preset: fsdp2, optimizer: foreach}"), InputError);
+}
+
+// Bandwidth-bound (1e9 parameters: the smallest pass, 2 bytes a parameter, takes 2e9 / HBM,
+// about 0.5 ms, far above kernel_launch): foreach - fused = (74 - 30) e9 / HBM.
+TEST(Stack, ForeachOptimizerIsItsExtraBytesAtHbmRate) {
+  const Scenario foreach = with_optimizer("adam", "fsdp1");
+  const Scenario fused = with_optimizer("adam", "{preset: fsdp1, optimizer: fused}");
+  const Scenario adamw = with_optimizer("adamw", "fsdp1");
+  const double h = hbm(fused), n = 1e9;
+  ASSERT_GT(2 * n / h, 100 * fused.cluster.gpu.kernel_launch->value());
+  const double t_fused = make_roofline_model(fused)->optimizer_time(n).value();
+  const double t_foreach = make_roofline_model(foreach)->optimizer_time(n).value();
+  const double t_adamw = make_roofline_model(adamw)->optimizer_time(n).value();
+  EXPECT_NEAR(t_fused, 30 * n / h, 1e-12);
+  EXPECT_NEAR(t_foreach - t_fused, 44 * n / h, 1e-12);
+  EXPECT_NEAR(t_adamw, 82 * n / h, 1e-12);
+}
+
+// Launch-bound: a model of two tensors of 1,000 elements (2,000 parameters, at most 148 kB a
+// pass, about 0.04 us at the H100's HBM rate, under the 3 us floor): the fused step is one
+// kernel launch, foreach one launch a pass: 8 (Adam), 9 (AdamW). The tensor count does not
+// enter: each foreach op is one multi-tensor launch over the whole list.
+TEST(Stack, ForeachOptimizerOnATinyModelIsOneLaunchAPass) {
+  const Scenario foreach = with_optimizer("adam", "fsdp1");
+  const double launch = foreach.cluster.gpu.kernel_launch->value();
+  const double n = 2 * 1000.0;
+  ASSERT_LT(82 * n / hbm(foreach), launch);
+  EXPECT_NEAR(make_roofline_model(with_optimizer("adam", "{preset: fsdp1, optimizer: fused}"))
+                  ->optimizer_time(n)
+                  .value(),
+              launch, 1e-15);
+  EXPECT_NEAR(make_roofline_model(foreach)->optimizer_time(n).value(), 8 * launch, 1e-15);
+  EXPECT_NEAR(make_roofline_model(with_optimizer("adamw", "fsdp1"))->optimizer_time(n).value(),
+              9 * launch, 1e-15);
 }
 
 }  // namespace
