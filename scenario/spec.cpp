@@ -62,6 +62,7 @@ const char* to_string(CompressionSpec::Scheme v) { return name_of(v); }
 const char* to_string(LossScalingSpec::Kind v) { return name_of(v); }
 const char* to_string(Fp8Spec::Format v) { return name_of(v); }
 const char* to_string(Fp8Spec::Scaling v) { return name_of(v); }
+const char* to_string(Fp4Spec::Format v) { return name_of(v); }
 const char* to_string(StackSpec::Preset v) { return name_of(v); }
 const char* to_string(StackSpec::Rope v) { return name_of(v); }
 const char* to_string(FaultSpec::Kind v) { return name_of(v); }
@@ -75,6 +76,7 @@ Dtype compute_dtype(Precision p) {
     case Precision::fp16: return Dtype::fp16;
     case Precision::bf16: return Dtype::bf16;
     case Precision::fp8: return Dtype::fp8;
+    case Precision::fp4: return Dtype::fp4;
   }
   return Dtype::bf16;
 }
