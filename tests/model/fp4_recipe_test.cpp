@@ -119,8 +119,7 @@ TEST(Fp4Recipe, WeightCopiesPerGpu) {
   // Llama 3 8B's Transformer Engine layers hold 218,103,808 parameters a layer x 32 =
   // 6,979,321,856 (fp8_recipe_test's sum). nvfp4 keeps two copies of q = 0.5625 bytes:
   // 6,979,321,856 x 1.125 = 7,851,737,088 bytes; mxfp4 x 1.0625 = 7,415,529,472.
-  EXPECT_NEAR(estimate_memory(llama8b("")).stages[0].fp8_weight_cache.value(), 7851737088.0,
-              1.0);
+  EXPECT_NEAR(estimate_memory(llama8b("")).stages[0].fp8_weight_cache.value(), 7851737088.0, 1.0);
   EXPECT_NEAR(estimate_memory(llama8b("format: mxfp4")).stages[0].fp8_weight_cache.value(),
               7415529472.0, 1.0);
   // ZeRO-3 gathers and frees each layer's weights: nothing cached.
