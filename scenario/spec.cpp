@@ -81,6 +81,21 @@ Dtype compute_dtype(Precision p) {
   return Dtype::bf16;
 }
 
+std::string describe(const Fp4Spec& f) {
+  std::string out =
+      f.format == Fp4Spec::Format::nvfp4
+          ? "nvfp4 (E2M1, an E4M3 scale per 16 elements and an fp32 scale per tensor, 16x16 "
+            "weight blocks, Hadamard transform on the weight-gradient inputs, stochastic "
+            "rounding on gradients)"
+          : "mxfp4 (E2M1, an E8M0 scale per 32 elements)";
+  out += ", Transformer Engine layers in fp4 (LM head, router and attention bf16)";
+  if (f.bf16_first + f.bf16_last > 0) {
+    out += fmt::format(" (first {} and last {} layers bf16)", f.bf16_first, f.bf16_last);
+  }
+  out += f.weight_cache ? ", fp4 weights cached per step" : ", weights cast every micro-batch";
+  return out;
+}
+
 std::string describe(const Fp8Spec& f) {
   std::string gemms;
   if (f.gemms == ~0u) {

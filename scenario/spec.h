@@ -557,6 +557,8 @@ struct Fp4Spec {
   bool weight_cache = true;
 };
 const char* to_string(Fp4Spec::Format f);
+// The recipe in one line, for reports ("nvfp4 (E2M1, ...), ...").
+std::string describe(const Fp4Spec& f);
 
 // training.optimizer_offload: Megatron-Core's hybrid device optimizer
 // (--optimizer-cpu-offload, megatron/core/optimizer/cpu_offloading/hybrid_optimizer.py at

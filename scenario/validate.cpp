@@ -959,8 +959,8 @@ void complete_fp4(Scenario& s) {
   if (!t.fp4) t.fp4 = Fp4Spec{};
   Fp4Spec& f = *t.fp4;
   if (f.bf16_first + f.bf16_last > 0) {
-    const std::string key = f.bf16_first > 0 ? "training.fp4.bf16_layers.first"
-                                             : "training.fp4.bf16_layers.last";
+    const std::string key =
+        f.bf16_first > 0 ? "training.fp4.bf16_layers.first" : "training.fp4.bf16_layers.last";
     const std::string value = std::to_string(f.bf16_first > 0 ? f.bf16_first : f.bf16_last);
     if (!s.model.is_transformer()) {
       reject(s, key, value, "bf16 layers are transformer layers; this model has none");
