@@ -241,7 +241,7 @@ std::unique_ptr<ComputeModel> make_roofline_model(const Scenario& s) {
 }
 
 Dtype attention_dtype(Precision p) {
-  if (p == Precision::fp8) return Dtype::bf16;
+  if (p == Precision::fp8 || p == Precision::fp4) return Dtype::bf16;
   return compute_dtype(p);
 }
 

@@ -16,6 +16,9 @@ struct OpBuilder {
   // inputs and output gradients only).
   const Fp8Spec* recipe = nullptr;
   double microbatches = 1;  // per step: a cached fp8 weight is cast once in that many
+  // The FP4 recipe (training.fp4, precision fp4): `fp8` then means the layer's GEMMs run
+  // in fp4, and add_fp4_recipe replaces the fp8 casts.
+  const Fp4Spec* fp4 = nullptr;
 
   explicit OpBuilder(Precision p);
   // The builder for one layer of a training run: `high_precision` keeps its GEMMs in 16
@@ -31,6 +34,8 @@ struct OpBuilder {
   void add_recipe(Op& op, double m, double k, double n) const;
   // The same for torchao's row-wise recipes (rowwise, rowwise_gw_hp).
   void add_rowwise_recipe(Op& op, double m, double k, double n) const;
+  // The FP4 recipe's casts, saved input, scales and weight copies on one fp4 GEMM.
+  void add_fp4_recipe(Op& op, double m, double k, double n) const;
   // A memory-bound op reading `in_elems` and writing `out_elems` activations, keeping
   // `saved` bytes for backward.
   Op memory_bound(const std::string& name, OpKind kind, double in_elems, double out_elems,

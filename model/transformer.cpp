@@ -542,8 +542,9 @@ Workload build_transformer_workload(const ModelSpec& m, const TrainingSpec& tr, 
   // training.fp8.bf16_layers: the first and last transformer layers keep their GEMMs in
   // 16 bits (Megatron-Core num_layers_at_start_in_bf16 / num_layers_at_end_in_bf16).
   const OpBuilder B16(tr, sh, true);
-  const int bf16_first = tr.fp8 ? tr.fp8->bf16_first : 0;
-  const int bf16_last = tr.fp8 ? tr.fp8->bf16_last : 0;
+  // training.fp4.bf16_layers likewise (NVFP4 paper, arXiv:2509.25149, section 4.1).
+  const int bf16_first = tr.fp8 ? tr.fp8->bf16_first : tr.fp4 ? tr.fp4->bf16_first : 0;
+  const int bf16_last = tr.fp8 ? tr.fp8->bf16_last : tr.fp4 ? tr.fp4->bf16_last : 0;
   Dims d;
   d.b = sh.microbatch;
   d.S = static_cast<double>(m.seq_len);

@@ -47,6 +47,14 @@ double weight_bytes(Precision p) {
   return (p == Precision::fp32 || p == Precision::tf32) ? 4.0 : 2.0;
 }
 
+// Bytes of one fp4 element with its share of the block scale: 0.5 + 1/16 (nvfp4: one E4M3
+// byte per 16 elements, TE NVFP4BlockScaling) or 0.5 + 1/32 (mxfp4: one E8M0 byte per 32,
+// OCP Microscaling Formats v1.0). nvfp4's 16x16 weight blocks are stored as 1x16 scales
+// for the GEMM (TE nvfp4.rst: rowwise scales shape [A, B/16]), so the same per element.
+double fp4_element_bytes(Fp4Spec::Format f) {
+  return 0.5 + (f == Fp4Spec::Format::nvfp4 ? 1.0 / 16 : 1.0 / 32);
+}
+
 namespace detail {
 
 OpBuilder::OpBuilder(Precision p)
@@ -64,6 +72,14 @@ OpBuilder::OpBuilder(const TrainingSpec& t, const Shard& s, bool high_precision)
     recipe = &*t.fp8;
     microbatches = std::max(1, s.microbatches);
     if (high_precision) fp8 = false;
+  }
+  if (t.fp4) {  // a recipe always comes with precision fp4 (TrainingSpec::fp4)
+    fp4 = &*t.fp4;
+    fp8 = !high_precision;
+    fp8_training = true;
+    microbatches = std::max(1, s.microbatches);
+    // The weight-gradient GEMM's column-wise fp4 copy of the input, with its scales.
+    saved_gemm_input = fp4_element_bytes(t.fp4->format);
   }
   if (!fp8) saved_gemm_input = act;
 }
@@ -134,8 +150,45 @@ Op OpBuilder::gemm(const std::string& name, double m, double k, double n, double
     op.aux_fwd_bytes = Bytes(m * k * (act + 2.0));
     op.aux_bwd_bytes = Bytes(m * n * (act + 2.0));
     if (recipe) add_recipe(op, m, k, n);
+    if (fp4) add_fp4_recipe(op, m, k, n);
   }
   return op;
+}
+
+// The FP4 recipe's costs on one fp4 GEMM (docs/model.md, "FP4 recipe"). X is m x k, W
+// k x n (times `copies` for MoE experts), dY m x n; a the 16-bit activation bytes, w the
+// weight bytes, q = 0.5 + s the bytes of an fp4 element with its block scale
+// (fp4_element_bytes). Every operand is cast from 16 bits into two fp4 copies, the
+// row-wise one and the column-wise (transposed) one, because Blackwell's fp4 GEMM takes
+// both operands K-major (TE docs/features/low_precision_training/nvfp4/nvfp4.rst,
+// "Handling transposes": NVFP4 GEMM supports the TN layout only).
+//   nvfp4: a per-tensor fp32 scale needs the tensor's amax before the cast, so each cast
+//          is an amax pass (read a) and the cast (read a, write 2q; the 16x16 Hadamard
+//          transform of the column-wise copy and stochastic rounding run inside it):
+//          X m k (2a + 2q), dY m n (2a + 2q), W (2w + 2q);
+//   mxfp4: the E8M0 scale comes from each block's own amax inside the cast:
+//          X m k (a + 2q), dY m n (a + 2q), W (w + 2q);
+//   the GEMMs read the scales: forward m k s + W s, backward 2 m n s + m k s + W s;
+//   the saved input is the column-wise copy, q bytes an element (saved_gemm_input);
+//   the weight is cast once a step and both copies kept (weight cache, 2 W q bytes) unless
+//   ZeRO-3/FSDP, then on every micro-batch; nvfp4 keeps an fp32 amax and scale for X, W
+//   and dY: 3 x 8 bytes a GEMM copy.
+void OpBuilder::add_fp4_recipe(Op& op, double m, double k, double n) const {
+  const bool nv = fp4->format == Fp4Spec::Format::nvfp4;
+  const double q = fp4_element_bytes(fp4->format), sc = q - 0.5;
+  const double passes = nv ? 2.0 : 1.0;  // 16-bit reads of each tensor: amax pass and cast
+  const double copies = k * n > 0 ? std::floor(op.params / (k * n) + 1e-9) : 0.0;
+  const double w = std::max(1.0, copies) * k * n;  // a tied head casts the embedding
+  op.fp8_input_cast = Bytes(m * k * (passes * act + 2.0 * q));
+  op.aux_fwd_bytes = op.fp8_input_cast;
+  op.aux_bwd_bytes = Bytes(m * n * (passes * act + 2.0 * q));
+  op.fwd_read += Bytes(m * k * sc + w * sc);
+  op.bwd_read += Bytes(2.0 * m * n * sc + m * k * sc + w * sc);
+  const double cast = w * (passes * weight + 2.0 * q);
+  op.aux_fwd_bytes += Bytes(fp4->weight_cache ? cast / microbatches : cast);
+  op.fp8_weight_elems = copies * k * n;
+  if (fp4->weight_cache) op.fp8_weight_cache = Bytes(w * 2.0 * q);
+  if (nv) op.fp8_scaling_state = Bytes(std::max(1.0, copies) * 3.0 * 8.0);
 }
 
 // The FP8 recipe's costs on one fp8 GEMM (docs/model.md, "FP8 recipe"). X is m x k,

@@ -167,6 +167,8 @@ inline bool recomputed(const Op& op, unsigned modules) { return (op.recompute_in
 double activation_bytes(Precision p);
 // Bytes of one stored weight (fp32/tf32: 4; fp16/bf16: 2; fp8 keeps bf16 weights: 2).
 double weight_bytes(Precision p);
+// Bytes of one fp4 element with its block scale (training.fp4.format; model/workload.cpp).
+double fp4_element_bytes(Fp4Spec::Format f);
 
 // Builds the per-rank workload of one micro-batch.
 Workload build_workload(const ModelSpec& m, const TrainingSpec& t, const Shard& shard);

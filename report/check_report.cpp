@@ -145,6 +145,7 @@ ordered_json scenario_json(const Scenario& s) {
                    {"grad_bucket_params", t.grad_bucket_params ? ordered_json(*t.grad_bucket_params)
                                                                : ordered_json(nullptr)}};
   if (t.fp8) j["training"]["fp8_recipe"] = describe(*t.fp8);
+  if (t.fp4) j["training"]["fp4_recipe"] = describe(*t.fp4);
   if (t.recompute == Recompute::selective)
     j["training"]["recompute_modules"] = describe_recompute_modules(t.recompute_modules);
   if (t.optimizer_offload) {
@@ -202,6 +203,10 @@ std::string render_check_json(const Scenario& s, const StepFigures& f) {
     if (s.training.fp8) {
       other["fp8_scaling_state"] = st.fp8_scaling_state.value();
       other["fp8_weight_cache"] = st.fp8_weight_cache.value();
+    }
+    if (s.training.fp4) {  // the fp4 recipe's state and weight copies use the same fields
+      other["fp4_scaling_state"] = st.fp8_scaling_state.value();
+      other["fp4_weight_cache"] = st.fp8_weight_cache.value();
     }
     stages.push_back({{"stage", st.stage},
                       {"layers", st.layers},
@@ -350,6 +355,7 @@ void training_section(std::string& o, const TrainingSpec& t) {
                            : std::string(),
                    t.flash_attention ? ", flash attention" : ", unfused attention"));
   if (t.fp8) line(o, "fp8 recipe", describe(*t.fp8));
+  if (t.fp4) line(o, "fp4 recipe", describe(*t.fp4));
 }
 
 void cost_section(std::string& o, const Scenario& s) {
@@ -411,17 +417,18 @@ void memory_section(std::string& o, const Scenario& s, const StepFigures& f) {
       fmt::format("{:.2f} {} in flight x {} each, recompute {}", w.layers_in_flight,
                   m.is_transformer() ? "layers" : "table rows",
                   format_bytes(w.activations_per_layer), to_string(t.recompute)));
+  const char* low_bits = s.training.fp4 ? "fp4" : "fp8";  // whose recipe fills the two
   mem("other", w.memory.other,
-      fmt::format(
-          "runtime {}, allocator waste {}, gather buffers {}{}{}", format_bytes(w.runtime_reserve),
-          format_bytes(w.allocator_overhead), format_bytes(w.gather_buffers),
-          w.compression_buffers.value() > 0
-              ? fmt::format(", compression buffers {}", format_bytes(w.compression_buffers))
-              : std::string(),
-          s.training.fp8
-              ? fmt::format(", fp8 scaling state {}, fp8 weight cache {}",
-                            format_bytes(w.fp8_scaling_state), format_bytes(w.fp8_weight_cache))
-              : std::string()));
+      fmt::format("runtime {}, allocator waste {}, gather buffers {}{}{}", format_bytes(w.runtime_reserve),
+                  format_bytes(w.allocator_overhead), format_bytes(w.gather_buffers),
+                  w.compression_buffers.value() > 0
+                      ? fmt::format(", compression buffers {}", format_bytes(w.compression_buffers))
+                      : std::string(),
+                  s.training.fp8 || s.training.fp4
+                      ? fmt::format(", {0} scaling state {1}, {0} weight cache {2}", low_bits,
+                                    format_bytes(w.fp8_scaling_state),
+                                    format_bytes(w.fp8_weight_cache))
+                      : std::string()));
   mem("total", w.memory.total(), fmt::format("of {} HBM", format_bytes(f.memory.capacity)));
   // The same total by definition: what PyTorch's counters and nvidia-smi would show.
   const char* allocator = t.memory.allocator == MemorySpec::Allocator::caching ? "caching allocator"

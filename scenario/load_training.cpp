@@ -224,6 +224,33 @@ void read_fp8(MapReader& r, const std::string& key, Origin* origin, T& t) {
   r.mark(key);
 }
 
+// training.fp4.bf16_layers and training.fp4 (scenario/spec.h, Fp4Spec); whether the
+// section fits the precision and the model is checked by validation.
+const FieldTable<Fp4Spec>& fp4_layer_fields() {
+  static const FieldTable<Fp4Spec> table = {
+      {"first", whole(&Fp4Spec::bf16_first, 0, kMaxCount)},
+      {"last", whole(&Fp4Spec::bf16_last, 0, kMaxCount)},
+  };
+  return table;
+}
+
+const FieldTable<Fp4Spec>& fp4_fields() {
+  static const FieldTable<Fp4Spec> table = {
+      {"format", choice(&Fp4Spec::format)},
+      {"bf16_layers", nested(fp4_layer_fields, true)},
+  };
+  return table;
+}
+
+void read_fp4(MapReader& r, const std::string& key, Origin* origin, T& t) {
+  if (!r.has(key)) return;
+  Fp4Spec f;
+  MapReader fr(r.node(key), r.file(), r.key_path(key), keys_of(fp4_fields()), origin);
+  read_fields(fr, origin, fp4_fields(), f);
+  t.fp4 = f;
+  r.mark(key);
+}
+
 // training.stack as a mapping (StackSpec): the preset and the mechanisms it overrides.
 // What each preset sets, and what a mapping may not set, is resolved in
 // scenario/validate.cpp (complete_stack), once the whole scenario is read.
@@ -358,6 +385,7 @@ const FieldTable<T>& training_fields() {
       {"target", read_target},
       {"gradient_compression", keyed_by_first(&T::compression, compression_fields, true), true},
       {"fp8", read_fp8},
+      {"fp4", read_fp4},
       {"loss_scaling", keyed_by_first(&T::loss_scaling, loss_scaling_fields, false), true},
   };
   return table;
@@ -377,6 +405,8 @@ KeyLists training_key_lists() {
           {"training.memory", keys_of(memory_fields())},
           {"training.fp8.bf16_layers", keys_of(fp8_layer_fields())},
           {"training.fp8.communication", keys_of(fp8_comm_fields())},
+          {"training.fp4", keys_of(fp4_fields())},
+          {"training.fp4.bf16_layers", keys_of(fp4_layer_fields())},
           {"training.target.critical_batch", critical_batch_keys()}};
 }
 

@@ -107,7 +107,8 @@ ORRERY_ENUM_NAMES(MoeSpec::Wire, {MoeSpec::Wire::fp8, "fp8"}, {MoeSpec::Wire::bf
                   {MoeSpec::Wire::fp32, "fp32"});
 // training.precision, .recompute, .optimizer (and sweep.precision, sweep.recompute)
 ORRERY_ENUM_NAMES(Precision, {Precision::fp32, "fp32"}, {Precision::tf32, "tf32"},
-                  {Precision::fp16, "fp16"}, {Precision::bf16, "bf16"}, {Precision::fp8, "fp8"});
+                  {Precision::fp16, "fp16"}, {Precision::bf16, "bf16"}, {Precision::fp8, "fp8"},
+                  {Precision::fp4, "fp4"});
 ORRERY_ENUM_NAMES(Recompute, {Recompute::none, "none"}, {Recompute::selective, "selective"},
                   {Recompute::full, "full"});
 ORRERY_ENUM_NAMES(Optimizer, {Optimizer::adam, "adam"}, {Optimizer::adamw, "adamw"},
@@ -141,6 +142,9 @@ ORRERY_ENUM_NAMES(Fp8Spec::Scaling, {Fp8Spec::Scaling::delayed, "delayed"},
                   {Fp8Spec::Scaling::current, "current"}, {Fp8Spec::Scaling::block, "block"},
                   {Fp8Spec::Scaling::mxfp8, "mxfp8"}, {Fp8Spec::Scaling::rowwise, "rowwise"},
                   {Fp8Spec::Scaling::rowwise_gw_hp, "rowwise_gw_hp"});
+// training.fp4.format
+ORRERY_ENUM_NAMES(Fp4Spec::Format, {Fp4Spec::Format::nvfp4, "nvfp4"},
+                  {Fp4Spec::Format::mxfp4, "mxfp4"});
 // faults[i].kind, faults[i].link
 ORRERY_ENUM_NAMES(FaultSpec::Kind, {FaultSpec::Kind::straggler, "straggler"},
                   {FaultSpec::Kind::slow_link, "slow_link"},

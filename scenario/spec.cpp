@@ -62,6 +62,7 @@ const char* to_string(CompressionSpec::Scheme v) { return name_of(v); }
 const char* to_string(LossScalingSpec::Kind v) { return name_of(v); }
 const char* to_string(Fp8Spec::Format v) { return name_of(v); }
 const char* to_string(Fp8Spec::Scaling v) { return name_of(v); }
+const char* to_string(Fp4Spec::Format v) { return name_of(v); }
 const char* to_string(StackSpec::Preset v) { return name_of(v); }
 const char* to_string(StackSpec::Rope v) { return name_of(v); }
 const char* to_string(StackSpec::OptimizerKernels v) { return name_of(v); }
@@ -76,8 +77,24 @@ Dtype compute_dtype(Precision p) {
     case Precision::fp16: return Dtype::fp16;
     case Precision::bf16: return Dtype::bf16;
     case Precision::fp8: return Dtype::fp8;
+    case Precision::fp4: return Dtype::fp4;
   }
   return Dtype::bf16;
+}
+
+std::string describe(const Fp4Spec& f) {
+  std::string out =
+      f.format == Fp4Spec::Format::nvfp4
+          ? "nvfp4 (E2M1, an E4M3 scale per 16 elements and an fp32 scale per tensor, 16x16 "
+            "weight blocks, Hadamard transform on the weight-gradient inputs, stochastic "
+            "rounding on gradients)"
+          : "mxfp4 (E2M1, an E8M0 scale per 32 elements)";
+  out += ", Transformer Engine layers in fp4 (LM head, router and attention bf16)";
+  if (f.bf16_first + f.bf16_last > 0) {
+    out += fmt::format(" (first {} and last {} layers bf16)", f.bf16_first, f.bf16_last);
+  }
+  out += f.weight_cache ? ", fp4 weights cached per step" : ", weights cast every micro-batch";
+  return out;
 }
 
 std::string describe(const Fp8Spec& f) {

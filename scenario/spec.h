@@ -356,7 +356,7 @@ const char* to_string(ParallelismSpec::FsdpImpl i);
 const char* to_string(ParallelismSpec::FsdpUnit u);
 
 // The training mode, named by the format its GEMMs compute in (compute_dtype).
-enum class Precision { fp32, tf32, fp16, bf16, fp8 };
+enum class Precision { fp32, tf32, fp16, bf16, fp8, fp4 };
 enum class Recompute { none, selective, full };
 // Modules selective recompute re-runs (training.recompute_modules; Megatron-Core
 // --recompute-modules, TransformerConfig.recompute_modules in megatron/core/transformer/
@@ -396,7 +396,8 @@ enum class Optimizer { adam, adamw, lamb, sgd, lars, adafactor };
 //               (the optimizer updates the 16-bit weights themselves).
 enum class StateDtype { fp32, bf16, int8 };
 enum class MainParams { fp32, fp16, none };
-// The format the training's GEMMs compute in; fp8 trains with FP8 GEMMs.
+// The format the training's GEMMs compute in; fp8 trains with FP8 GEMMs, fp4 with FP4
+// GEMMs (the recipe in Fp4Spec).
 Dtype compute_dtype(Precision p);
 // The name of compute_dtype(p).
 const char* to_string(Precision p);
@@ -532,6 +533,33 @@ const char* to_string(Fp8Spec::Scaling s);
 // The recipe in one line, for reports ("hybrid (E4M3 forward, ...), delayed scaling ...").
 std::string describe(const Fp8Spec& f);
 
+// The FP4 recipe (training.fp4, only with precision fp4, which only GPUs with an fp4 peak
+// take; docs/model.md, "FP4 recipe"). Validation creates the default section under fp4,
+// so a reader tests `fp4` alone. The linear layers Transformer Engine builds in
+// Megatron-Core (kFp8TeLayers) run their three GEMMs in E2M1; the LM head, the router
+// and attention stay in bf16 (NVFP4 paper, arXiv:2509.25149, section 4.1).
+//  format: nvfp4 (Transformer Engine NVFP4BlockScaling, transformer_engine/common/recipe/
+//          __init__.py at NVIDIA/TransformerEngine d0067d0d: one E4M3 scale per 16
+//          elements and an fp32 scale per tensor, taken from an amax pass before the cast;
+//          weights scaled in 16x16 blocks; a 16x16 random Hadamard transform on the
+//          column-wise copies of inputs and output gradients, the weight-gradient GEMM's
+//          operands; stochastic rounding on gradients) or mxfp4 (OCP Microscaling
+//          Formats v1.0: one E8M0 scale per 32 elements from the block's own amax, no
+//          tensor scale, no transform).
+//  bf16_first, bf16_last: transformer layers kept wholly in bf16 at the start and the end
+//          (TE sets none; the paper's 12B run kept the first two and the last eight
+//          blocks, 16% of its linear layers, section 4.1).
+struct Fp4Spec {
+  enum class Format { nvfp4, mxfp4 } format = Format::nvfp4;
+  int bf16_first = 0, bf16_last = 0;
+  // fp4 copies of the weights cast once per step and kept (resolved like
+  // Fp8Spec::weight_cache: on unless ZeRO-3/FSDP).
+  bool weight_cache = true;
+};
+const char* to_string(Fp4Spec::Format f);
+// The recipe in one line, for reports ("nvfp4 (E2M1, ...), ...").
+std::string describe(const Fp4Spec& f);
+
 // training.optimizer_offload: Megatron-Core's hybrid device optimizer
 // (--optimizer-cpu-offload, megatron/core/optimizer/cpu_offloading/hybrid_optimizer.py at
 // NVIDIA/Megatron-LM d98e8a64): `fraction` of each rank's optimizer shard (fp32 master and
@@ -601,6 +629,9 @@ struct TrainingSpec {
   // reader tests `fp8` alone); absent under fp8, the plain fp8 model (Fp8Spec), which is
   // not the default recipe, so validation does not create one.
   std::optional<Fp8Spec> fp8;
+  // training.fp4: the FP4 recipe; present exactly when precision is fp4 (validation
+  // creates the default one).
+  std::optional<Fp4Spec> fp4;
   Recompute recompute = Recompute::none;
   // training.recompute_modules (RecomputeModule bits): what selective recompute re-runs.
   unsigned recompute_modules = kRecomputeCoreAttn;

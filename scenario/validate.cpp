@@ -975,6 +975,36 @@ void complete_fp8(Scenario& s) {
   }
 }
 
+// training.fp4: only with precision fp4 (whose peak complete_training checked), created
+// with its defaults under fp4; bf16 layers that the model has; the weight cache as fp8's
+// (off under ZeRO-3/FSDP, which frees each gathered weight after use).
+void complete_fp4(Scenario& s) {
+  TrainingSpec& t = s.training;
+  if (t.fp4 && t.precision != Precision::fp4) {
+    reject(s, "training.fp4", "",
+           fmt::format("the FP4 recipe applies to training.precision fp4 (it is {}); remove "
+                       "the section or set precision: fp4",
+                       to_string(t.precision)));
+  }
+  if (t.precision != Precision::fp4) return;
+  if (!t.fp4) t.fp4 = Fp4Spec{};
+  Fp4Spec& f = *t.fp4;
+  if (f.bf16_first + f.bf16_last > 0) {
+    const std::string key =
+        f.bf16_first > 0 ? "training.fp4.bf16_layers.first" : "training.fp4.bf16_layers.last";
+    const std::string value = std::to_string(f.bf16_first > 0 ? f.bf16_first : f.bf16_last);
+    if (!s.model.is_transformer()) {
+      reject(s, key, value, "bf16 layers are transformer layers; this model has none");
+    }
+    if (f.bf16_first + f.bf16_last > s.model.layers) {
+      reject(s, key, value,
+             fmt::format("first + last = {} exceeds the model's {} layers",
+                         f.bf16_first + f.bf16_last, s.model.layers));
+    }
+  }
+  f.weight_cache = s.parallelism.zero_stage < 3;
+}
+
 // training.target in samples: token figures divided by seq_len; B_noise from the target
 // loss through Kaplan et al. 2020's B_crit(L) = 2.1e8 tokens * L^-4.8 (arXiv:2001.08361,
 // Figure 10; shared data row kaplan20-bcrit), taking B_noise ~ B_crit as that paper does.
@@ -1070,12 +1100,15 @@ Scenario resolve(RawScenario raw) {
   complete_parallelism(s);
   complete_training(s);
   complete_fp8(s);
+  complete_fp4(s);
   complete_target(s);
   complete_compression(s);
   check_faults(s);
   // The promise every reader of training.fp8 relies on instead of re-checking precision.
   ORRERY_CHECK(!s.training.fp8 || s.training.precision == Precision::fp8,
                "a validated scenario has an FP8 recipe only under precision fp8");
+  ORRERY_CHECK(s.training.fp4.has_value() == (s.training.precision == Precision::fp4),
+               "a validated scenario has an FP4 recipe exactly under precision fp4");
   return s;
 }
 

@@ -507,6 +507,8 @@ constexpr Axis kAxes[] = {
        mark(in, raw, "sweep.precision", "training.precision");
        // training.fp8 says how the fp8 candidates train; the others have no use for it.
        if (a.precision != Precision::fp8) s.training.fp8.reset();
+       // Likewise training.fp4 for the fp4 candidates.
+       if (a.precision != Precision::fp4) s.training.fp4.reset();
      },
      [](const SweepInput& in, const CandidateResult& c, Settings& out) {
        if (in.spec.precision.empty()) return;
@@ -514,6 +516,8 @@ constexpr Axis kAxes[] = {
        // A candidate other than fp8 trains without the fp8 recipe (apply above).
        if (c.a.precision != Precision::fp8 && raw_of(in, c.a).training.fp8)
          out.emplace_back("training.fp8", "");
+       if (c.a.precision != Precision::fp4 && raw_of(in, c.a).training.fp4)
+         out.emplace_back("training.fp4", "");
      },
      [](const SweepInput&, const CandidateResult& c) -> Cell { return to_string(c.a.precision); }},
     {"compression", 6,

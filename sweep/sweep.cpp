@@ -1020,6 +1020,25 @@ std::string megatron_arguments(const Scenario& s) {
         if (f.param_allgather_fp8) out += " --fp8-param-gather";
       }
       break;
+    case Precision::fp4: {
+      // Megatron-Core --fp4-format e2m1 --fp4-recipe nvfp4 (transformer_config.py: fp4,
+      // fp4_recipe nvfp4|custom) with the same bf16 layers (megatron/core/fp4_utils.py at
+      // NVIDIA/Megatron-LM d98e8a64); MXFP4 has no recipe there.
+      const Fp4Spec& f = *s.training.fp4;
+      out += " --bf16";
+      if (f.format == Fp4Spec::Format::nvfp4) {
+        out += " --fp4-format e2m1 --fp4-recipe nvfp4";
+        if (f.bf16_first + f.bf16_last > 0) {
+          out += fmt::format(
+              " --first-last-layers-bf16 --num-layers-at-start-in-bf16 {} "
+              "--num-layers-at-end-in-bf16 {}",
+              f.bf16_first, f.bf16_last);
+        }
+      } else {
+        missing.emplace_back("fp4 format mxfp4 (no Megatron-Core recipe)");
+      }
+      break;
+    }
     case Precision::fp32:
     case Precision::tf32: break;
   }

@@ -86,6 +86,7 @@ TEST(Docs, EveryEnumKeyListsItsTableOfNames) {
   expect_documented<LossScalingSpec::Kind>(doc, "training.loss_scaling.kind");
   expect_documented<Fp8Spec::Format>(doc, "training.fp8.format");
   expect_documented<Fp8Spec::Scaling>(doc, "training.fp8.scaling");
+  expect_documented<Fp4Spec::Format>(doc, "training.fp4.format");
   expect_documented<FaultSpec::Kind>(doc, "faults[].kind");
   expect_documented<FaultSpec::Link>(doc, "faults[].link");
   expect_documented<Metric>(doc, "measured.metric");

@@ -101,7 +101,7 @@ def test_every_key_the_reader_accepts_is_in_the_schema_with_a_description(schema
     model = props["model"]["anyOf"]
     assert "llama3-8b" in model[0]["enum"] and model[1]["type"] == "object"
     precision = props["training"]["properties"]["precision"]
-    assert precision["enum"] == ["fp32", "tf32", "fp16", "bf16", "fp8"]
+    assert precision["enum"] == ["fp32", "tf32", "fp16", "bf16", "fp8", "fp4"]
 
 
 SHIPPED = sorted(str(p.relative_to(SOURCE)) for p in (SOURCE / "scenarios").rglob("*.yaml"))
