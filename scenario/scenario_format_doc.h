@@ -4,6 +4,7 @@
 
 namespace orrery {
 
-extern const char* const kScenarioFormatDoc;
+// The text in parts, in order, ending with nullptr.
+extern const char* const kScenarioFormatDoc[];
 
 }  // namespace orrery

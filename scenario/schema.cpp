@@ -29,7 +29,8 @@ struct Row {
 // The key rows of docs/scenario-format.md: "| `key` | unit | default | range | meaning |".
 std::map<std::string, Row> doc_rows() {
   std::map<std::string, Row> rows;
-  const std::string doc = kScenarioFormatDoc;
+  std::string doc;
+  for (const char* const* part = kScenarioFormatDoc; *part != nullptr; ++part) doc += *part;
   for (std::size_t at = 0; at < doc.size();) {
     std::size_t end = doc.find('\n', at);
     if (end == std::string::npos) end = doc.size();
