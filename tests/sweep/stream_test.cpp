@@ -169,7 +169,21 @@ TEST(SweepStream, InterruptedThenResumedSameBytes) {
   expect_same(outputs(in, run_sweep(in, resumed)), outputs(in, whole));
 }
 
+// AddressSanitizer reserves terabytes of shadow address space and aborts on a failed
+// allocation instead of throwing std::bad_alloc, so an address-space cap tests nothing
+// there: the test runs in the plain build (CI stage 1).
+#if defined(__SANITIZE_ADDRESS__)
+#define ORRERY_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ORRERY_UNDER_ASAN 1
+#endif
+#endif
+
 TEST(SweepStream, OutOfMemoryIsAnErrorNotBadAlloc) {
+#ifdef ORRERY_UNDER_ASAN
+  GTEST_SKIP() << "an address-space cap cannot be tested under AddressSanitizer";
+#endif
   // Candidates kept, in a child process whose address space is capped 8 MiB above what it
   // holds already: 64 tp x 64 pp x 3 recompute x 4 ZeRO = 49,152 candidates, each kept
   // with its validation message, a few hundred bytes: more than 8 MiB.
