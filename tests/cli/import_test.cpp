@@ -1,5 +1,7 @@
 // orrery import megatron: the Megatron-LM line `orrery sweep` prints for a shipped
 // validation case, with the model's shape arguments, imports back into that case.
+// orrery import nemo: a NeMo-Framework-Launcher config with a shipped case's settings
+// imports into that case; interpolations resolve; unmapped keys are listed.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -77,6 +79,119 @@ TEST(ImportMegatron, SwigluFfnDefaultAndPaddedVocab) {
   EXPECT_NE(r.out.find("  kv_heads: 8  #"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("  recompute: full  #"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("# Every argument was mapped.\n"), std::string::npos) << r.out;
+}
+
+// tests/cli/import/nemo-llama3-8b.yaml is the NeMo-Framework-Launcher 24.07 Llama 3 8B
+// config with the settings of the NeMo 24.07 performance row (see its header). Imported
+// onto one DGX-H100 it is scenarios/validation/nemo2407-llama3-8b-8.yaml: tp 1, pp 1, cp 2
+// on 8 GPUs leave dp 4; fp8 hybrid; the distributed optimizer (zero_stage 1) with both
+// overlaps; stack nemo. The case's vocabulary is 128000 (its model line), not the 128256
+// of the Llama 3 tokenizer, so the test gives that.
+TEST(ImportNemo, LauncherConfigImportsIntoTheValidationCase) {
+  const std::string case_file = "scenarios/validation/nemo2407-llama3-8b-8.yaml";
+  const auto imported = run_orrery(
+      "import nemo tests/cli/import/nemo-llama3-8b.yaml --cluster dgx-h100 --vocab-size 128000");
+  ASSERT_EQ(imported.code, 0) << imported.err;
+  const std::string& y = imported.out;
+  EXPECT_NE(y.find("cluster: {preset: dgx-h100, nodes: 1}  # orrery import --cluster, "
+                   "trainer.num_nodes\n"),
+            std::string::npos)
+      << y;
+  EXPECT_NE(y.find("  cp: 2  # model.context_parallel_size\n"), std::string::npos) << y;
+  EXPECT_NE(y.find("  kv_heads: 8  # model.num_query_groups\n"), std::string::npos) << y;
+  EXPECT_NE(y.find("  precision: fp8  # model.fp8, model.fp8_hybrid\n"), std::string::npos) << y;
+  EXPECT_NE(y.find("  activation: swiglu  # model.activation fast-swiglu\n"), std::string::npos)
+      << y;
+  EXPECT_NE(y.find("  zero_stage: 1  # model.optim.name distributed_fused_adam\n"),
+            std::string::npos)
+      << y;
+  // Unmapped keys are listed with their values; the model's data paths are not.
+  EXPECT_NE(y.find("#   model.init_method_std: 0.01\n"), std::string::npos) << y;
+  EXPECT_EQ(y.find("my-llama"), std::string::npos) << y;
+  const std::string imported_file = ::testing::TempDir() + "imported_nemo.yaml";
+  std::ofstream(imported_file) << y;
+  for (const char* command : {"check", "run"}) {
+    const auto want = run_orrery(std::string(command) + " " + case_file);
+    const auto got = run_orrery(std::string(command) + " '" + imported_file + "'");
+    ASSERT_EQ(want.code, 0) << want.err;
+    ASSERT_EQ(got.code, 0) << got.err;
+    EXPECT_EQ(after_first_line(got.out), after_first_line(want.out)) << command;
+  }
+}
+
+// NeMo's own example config (tests/cli/import/nemo-gpt-config.yaml): GPT defaults it
+// states (LayerNorm, learned positions, tied embeddings, bias, dropout 0.1, gelu, bf16)
+// come out as such, and its interpolations of unmapped keys are listed as written.
+TEST(ImportNemo, ExampleConfigChecks) {
+  const auto imported = run_orrery(
+      "import nemo tests/cli/import/nemo-gpt-config.yaml --cluster dgx-h100 --vocab-size 50257");
+  ASSERT_EQ(imported.code, 0) << imported.err;
+  const std::string& y = imported.out;
+  // GPT-2's 50257 tokens padded to a multiple of 128 x tp 1: 393 x 128 = 50304.
+  EXPECT_NE(y.find("  vocab: 50304  #"), std::string::npos) << y;
+  EXPECT_NE(y.find("  norm: layernorm  # model.normalization\n"), std::string::npos) << y;
+  EXPECT_NE(y.find("  tied_embeddings: true  # model.share_embeddings_and_output_weights\n"),
+            std::string::npos)
+      << y;
+  EXPECT_NE(y.find("  dropout: true  #"), std::string::npos) << y;
+  EXPECT_NE(y.find("  precision: bf16  # trainer.precision bf16\n"), std::string::npos) << y;
+  EXPECT_NE(y.find("#   model.max_position_embeddings: ${.encoder_seq_length}\n"),
+            std::string::npos)
+      << y;
+  const std::string file = ::testing::TempDir() + "imported_gpt.yaml";
+  std::ofstream(file) << y;
+  const auto check = run_orrery("check '" + file + "'");
+  EXPECT_EQ(check.code, 0) << check.err;
+}
+
+// Interpolations of mapped keys: absolute, from a launcher's `training.` root, and
+// relative (`${.x}`: from the mapping holding the key); a resolver is refused.
+TEST(ImportNemo, InterpolationsResolveOrAreRefused) {
+  const std::string base =
+      "trainer: {num_nodes: 2, devices: 8, precision: bf16-mixed}\n"
+      "model:\n"
+      "  micro_batch_size: 1\n"
+      "  global_batch_size: ${training.model.gbs}\n"
+      "  gbs: 64\n"
+      "  num_layers: 4\n"
+      "  hidden_size: 1024\n"
+      "  ffn_hidden_size: 4096\n"
+      "  num_attention_heads: 16\n"
+      "  optim: {name: fused_adam, seq: 2048}\n";
+  const std::string good = ::testing::TempDir() + "nemo_interp.yaml";
+  std::ofstream(good) << base << "  encoder_seq_length: ${model.optim.seq}\n"
+                      << "  tensor_model_parallel_size: ${.optim.tp}\n";
+  // `${.optim.tp}` has no target: refused with the file, line, key and value.
+  auto r = run_orrery("import nemo '" + good + "' --cluster dgx-h100 --vocab-size 32000");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find(":12: key 'model.tensor_model_parallel_size' = '${.optim.tp}': "
+                       "the interpolation's target .optim.tp is not a value of this file"),
+            std::string::npos)
+      << r.err;
+  std::ofstream(good) << base << "  encoder_seq_length: ${model.optim.seq}\n"
+                      << "  tensor_model_parallel_size: ${.optim.name}x\n";
+  r = run_orrery("import nemo '" + good + "' --cluster dgx-h100 --vocab-size 32000");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("key 'model.tensor_model_parallel_size' = 'fused_adamx': expected a whole "
+                       "number >= 1"),
+            std::string::npos)
+      << r.err;
+  std::ofstream(good) << base << "  encoder_seq_length: ${model.optim.seq}\n"
+                      << "  tensor_model_parallel_size: 2\n";
+  r = run_orrery("import nemo '" + good + "' --cluster dgx-h100 --vocab-size 32000");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("  seq_len: 2048  # model.encoder_seq_length\n"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("  global_batch: 64  # model.global_batch_size\n"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("nodes: 2}"), std::string::npos) << r.out;
+  std::ofstream(good) << base << "  encoder_seq_length: ${multiply:1024, 2}\n";
+  r = run_orrery("import nemo '" + good + "' --cluster dgx-h100 --vocab-size 32000");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("key 'model.encoder_seq_length' = '${multiply:1024, 2}': an "
+                       "interpolation orrery cannot resolve"),
+            std::string::npos)
+      << r.err;
 }
 
 }  // namespace
