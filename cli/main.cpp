@@ -28,6 +28,7 @@
 #include "report/validate_report.h"
 #include "scenario/import_megatron.h"
 #include "scenario/import_nemo.h"
+#include "scenario/import_torchtitan.h"
 #include "scenario/load.h"
 #include "scenario/schema.h"
 #include "simulator/predict.h"
@@ -616,10 +617,11 @@ int main(int argc, char** argv) {
       "Write a scenario (model, parallel layout, precision, recompute, batch) from a "
       "training launch: 'orrery import megatron --cluster dgx-h100 --nodes 12 -- "
       "<pretrain_gpt.py arguments>', or a NeMo 1.x training config: 'orrery import nemo "
-      "CONFIG.yaml --cluster dgx-h100 --vocab-size 128256'. Each value names its source; "
-      "what it could not map is listed.");
+      "CONFIG.yaml --cluster dgx-h100 --vocab-size 128256', or a torchtitan job config: "
+      "'orrery import torchtitan JOB.toml --cluster dgx-h100 --nodes 8'. Each value names "
+      "its source; what it could not map is listed.");
   import_cmd->add_option("framework", import_framework, "The launcher the arguments are for")
-      ->check(CLI::IsMember({"megatron", "nemo"}))
+      ->check(CLI::IsMember({"megatron", "nemo", "torchtitan"}))
       ->required();
   import_cmd->add_option("--cluster", import_cluster, "System preset the scenario runs on")
       ->required();
@@ -632,7 +634,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 40));
   import_cmd
       ->add_option("arguments", import_arguments,
-                   "megatron: the launch arguments, after --; nemo: the config file")
+                   "megatron: the launch arguments, after --; nemo, torchtitan: the config file")
       ->required();
 
   try {
@@ -675,6 +677,18 @@ int main(int argc, char** argv) {
                                    "the nodes are the config's trainer.num_nodes");
         }
         out = orrery::import_nemo(import_arguments[0], import_cluster, import_vocab);
+      } else if (import_framework == "torchtitan") {
+        if (import_arguments.size() != 1) {
+          throw orrery::InputError({"orrery import torchtitan", std::nullopt}, "JOB",
+                                   fmt::format("{}", fmt::join(import_arguments, " ")),
+                                   "expected one torchtitan job config file");
+        }
+        if (import_cmd->count("--vocab-size") > 0) {
+          throw orrery::InputError({"orrery import torchtitan", std::nullopt}, "--vocab-size",
+                                   std::to_string(import_vocab),
+                                   "the vocabulary is the model flavor's");
+        }
+        out = orrery::import_torchtitan(import_arguments[0], import_cluster, import_nodes);
       } else {
         if (import_cmd->count("--vocab-size") > 0) {
           throw orrery::InputError({"orrery import megatron", std::nullopt}, "--vocab-size",

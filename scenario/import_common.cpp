@@ -17,6 +17,7 @@
 #include <charconv>
 
 #include "scenario/load.h"
+#include "scenario/presets.h"
 
 namespace orrery::detail {
 
@@ -98,11 +99,19 @@ void check_system_preset(const std::string& where, const std::string& key,
   }
 }
 
+int system_gpus_per_node(const std::string& cluster) {
+  return system_presets().find(cluster)["gpus_per_node"].as<int>();
+}
+
+std::string scenario_line(const std::string& key, const std::string& value,
+                          const std::string& source) {
+  return fmt::format("  {}: {}  # {}\n", key, value, source);
+}
+
 namespace {
 
-// "  key: value  # source"
 std::string line(const std::string& key, const std::string& value, const std::string& source) {
-  return fmt::format("  {}: {}  # {}\n", key, value, source);
+  return scenario_line(key, value, source);
 }
 
 std::string given_or(const ImportSettings& a, const std::string& name,

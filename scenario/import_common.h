@@ -88,6 +88,13 @@ struct ImportSource {
 void check_system_preset(const std::string& where, const std::string& key,
                          const std::string& cluster);
 
+// The system preset's GPUs per node (after check_system_preset).
+int system_gpus_per_node(const std::string& cluster);
+
+// "  key: value  # source\n", a scenario line with its source.
+std::string scenario_line(const std::string& key, const std::string& value,
+                          const std::string& source);
+
 // The scenario YAML for `a` (throws InputError for what orrery cannot express).
 std::string write_imported_scenario(const ImportSettings& a, const ImportSource& source);
 

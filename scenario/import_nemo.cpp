@@ -30,7 +30,6 @@
 
 #include "core/error.h"
 #include "scenario/import_common.h"
-#include "scenario/presets.h"
 #include "scenario/yaml_reader.h"
 
 namespace orrery {
@@ -201,7 +200,7 @@ void pass_flag(NemoConfig& c, detail::ImportSettings& a, const std::string& key,
 
 std::string read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError({path, std::nullopt}, "", "", "cannot open the file");
+  if (!in) throw InputError({path, std::nullopt}, "", "", "cannot open the NeMo config");
   std::ostringstream s;
   s << in.rdbuf();
   return s.str();
@@ -375,7 +374,7 @@ std::string import_nemo(const std::string& path, const std::string& cluster,
     source.nodes_source = "orrery import --cluster, trainer.num_nodes";
   }
   if (const auto d = c.get("trainer.devices")) {
-    const int per_node = system_presets().find(cluster)["gpus_per_node"].as<int>();
+    const int per_node = detail::system_gpus_per_node(cluster);
     if (d->text != std::to_string(per_node)) {
       c.refuse("trainer.devices", *d,
                fmt::format("the system preset {} has {} GPUs per node", cluster, per_node));

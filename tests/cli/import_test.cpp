@@ -2,6 +2,8 @@
 // validation case, with the model's shape arguments, imports back into that case.
 // orrery import nemo: a NeMo-Framework-Launcher config with a shipped case's settings
 // imports into that case; interpolations resolve; unmapped keys are listed.
+// orrery import torchtitan: torchtitan's published Llama 3 70B job imports into the
+// layout it runs (FSDP2 over what tp leaves); compile, HSDP and pipeline map.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -190,6 +192,103 @@ TEST(ImportNemo, InterpolationsResolveOrAreRefused) {
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("key 'model.encoder_seq_length' = '${multiply:1024, 2}': an "
                        "interpolation orrery cannot resolve"),
+            std::string::npos)
+      << r.err;
+}
+
+// tests/cli/import/torchtitan-llama3-70b.toml is torchtitan's published Llama 3 70B job
+// (v0.2.1; "a preset for 64 A100 GPUs"): on 8 DGX-A100 nodes tp 8 leaves
+// data_parallel_shard_degree -1 = 64 / 8 = 8 FSDP2 ranks; local batch 8 x dp 8 = 64.
+// FFN of the 70B flavor (model/model.py FeedForward): 4 x 8192 = 32768; int(2/3 x) =
+// 21845; int(1.3 x) = 28398; up to a multiple of 4096: 7 x 4096 = 28672.
+TEST(ImportTorchtitan, Llama3_70bJobImportsIntoItsLayout) {
+  const auto imported = run_orrery(
+      "import torchtitan tests/cli/import/torchtitan-llama3-70b.toml --cluster dgx-a100 "
+      "--nodes 8");
+  ASSERT_EQ(imported.code, 0) << imported.err;
+  const std::string& y = imported.out;
+  for (const char* want : {
+           "  ffn: 28672  #",
+           "  vocab: 128256  #",
+           "  tp: 8  # parallelism.tensor_parallel_degree\n",
+           "  dp: 8  # data_parallel_replicate_degree 1 x data_parallel_shard_degree 8 "
+           "(-1: the GPUs left)\n",
+           "  zero_stage: 3  #",
+           "  microbatch: 8  # training.local_batch_size\n",
+           "  global_batch: 64  #",
+           "  stack: fsdp2  # torchtitan\n",
+           "  recompute: full  # activation_checkpoint.mode\n",
+           "#   optimizer.lr = 1.5e-4\n",
+       }) {
+    EXPECT_NE(y.find(want), std::string::npos) << want << "\n" << y;
+  }
+  const std::string file = ::testing::TempDir() + "imported_titan.yaml";
+  std::ofstream(file) << y;
+  const auto check = run_orrery("check '" + file + "'");
+  ASSERT_EQ(check.code, 0) << check.err;
+  EXPECT_NE(check.out.find("tp 8 x pp 1 x dp 8 x cp 1, ep 1, sequence parallel"), std::string::npos)
+      << check.out;
+  EXPECT_NE(check.out.find("ZeRO stage 3 (fsdp2, gathers per layer) over 8 ranks"),
+            std::string::npos)
+      << check.out;
+}
+
+// Compile, HSDP and a foreach optimizer on 2 DGX-H100 nodes: replicate 2 x shard 8 = 16
+// GPUs, the shards within a node. The 405B flavor's FFN: 4 x 16384 = 65536; int(2/3 x)
+// = 43690; int(1.2 x) = 52428; up to a multiple of 4096: 13 x 4096 = 53248.
+TEST(ImportTorchtitan, CompileHsdpAndFlavorFfn) {
+  const std::string file = ::testing::TempDir() + "titan_hsdp.toml";
+  std::ofstream(file) << "[model]\nname = \"llama3\"\nflavor = \"405B\"\n"
+                         "[training]\nlocal_batch_size = 1\nseq_len = 4096\n"
+                         "global_batch_size = 64\n"
+                         "[parallelism]\ndata_parallel_replicate_degree = 2\n"
+                         "data_parallel_shard_degree = 8\n"
+                         "[optimizer]\nimplementation = \"foreach\"\n"
+                         "[activation_checkpoint]\nmode = \"selective\"\n"
+                         "selective_ac_option = \"1\"\n"
+                         "[compile]\nenable = true\ncomponents = [\n  \"model\",\n  \"loss\",\n]\n";
+  const auto r = run_orrery("import torchtitan '" + file + "' --cluster dgx-h100 --nodes 2");
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const char* want : {
+           "  ffn: 53248  #",
+           "  dp: 16  #",
+           "  sharding: hybrid  #",
+           "  global_batch: 64  # training.global_batch_size\n",
+           "  stack: {preset: fsdp2, compile: true, optimizer: foreach}  #",
+           "  recompute: full  # activation_checkpoint.selective_ac_option: every layer\n",
+           "# Every key was mapped.\n",
+       }) {
+    EXPECT_NE(r.out.find(want), std::string::npos) << want << "\n" << r.out;
+  }
+}
+
+// Pipeline parallelism: 70B's 80 layers plus the embedding's and the output's weight (1
+// each, torchtitan's default) = 82 split evenly over 2 stages: Megatron-LM's
+// account_for_embedding/loss; reshard_after_forward's "default" is off with pp. Over 3
+// stages 82 does not divide: refused.
+TEST(ImportTorchtitan, PipelineMapsOrIsRefused) {
+  const std::string file = ::testing::TempDir() + "titan_pp.toml";
+  const std::string head =
+      "[model]\nflavor = \"70B\"\n[training]\nlocal_batch_size = 4\nseq_len = 4096\n"
+      "[activation_checkpoint]\nmode = \"full\"\n"
+      "[parallelism]\ntensor_parallel_degree = 8\npipeline_parallel_microbatch_size = 1\n";
+  std::ofstream(file) << head << "pipeline_parallel_degree = 2\n";
+  auto r = run_orrery("import torchtitan '" + file + "' --cluster dgx-h100 --nodes 4");
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const char* want :
+       {"  pp: 2  #", "  dp: 2  #", "  schedule: 1f1b  #", "  account_for_embedding: true  #",
+        "  account_for_loss: true  #", "  reshard_after_forward: false  #", "  microbatch: 1  #",
+        "  global_batch: 8  #"}) {
+    EXPECT_NE(r.out.find(want), std::string::npos) << want << "\n" << r.out;
+  }
+  const std::string imported = ::testing::TempDir() + "titan_pp.yaml";
+  std::ofstream(imported) << r.out;
+  EXPECT_EQ(run_orrery("check '" + imported + "'").code, 0);
+  std::ofstream(file) << head << "pipeline_parallel_degree = 3\n";
+  r = run_orrery("import torchtitan '" + file + "' --cluster dgx-h100 --nodes 3");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("key 'parallelism.pipeline_parallel_degree' = '3': torchtitan splits "
+                       "the 82 layers"),
             std::string::npos)
       << r.err;
 }
