@@ -299,7 +299,15 @@ std::string import_nemo(const std::string& path, const std::string& cluster,
   pass(c, a, "model.pipeline_model_parallel_size", "--pipeline-model-parallel-size");
   pass(c, a, "model.context_parallel_size", "--context-parallel-size");
   pass(c, a, "model.expert_model_parallel_size", "--expert-model-parallel-size");
-  pass_flag(c, a, "model.sequence_parallel", "--sequence-parallel");
+  // NeMo turns sequence parallelism off with tp 1 (megatron_base_model.py line 955).
+  if (const auto sp = c.get("model.sequence_parallel");
+      sp && c.boolean("model.sequence_parallel", false)) {
+    if (a.whole("--tensor-model-parallel-size", 1) > 1) {
+      a.set_flag("--sequence-parallel", "model.sequence_parallel", sp->line);
+    } else {
+      a.add_unmapped("model.sequence_parallel: " + sp->text + " (NeMo turns it off with tp 1)");
+    }
+  }
   pass_flag(c, a, "model.account_for_embedding_in_pipeline_split",
             "--account-for-embedding-in-pipeline-split");
   pass_flag(c, a, "model.account_for_loss_in_pipeline_split",

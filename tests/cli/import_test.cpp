@@ -159,6 +159,7 @@ TEST(ImportNemo, InterpolationsResolveOrAreRefused) {
       "  hidden_size: 1024\n"
       "  ffn_hidden_size: 4096\n"
       "  num_attention_heads: 16\n"
+      "  sequence_parallel: true\n"
       "  optim: {name: fused_adam, seq: 2048}\n";
   const std::string good = ::testing::TempDir() + "nemo_interp.yaml";
   std::ofstream(good) << base << "  encoder_seq_length: ${model.optim.seq}\n"
@@ -166,7 +167,7 @@ TEST(ImportNemo, InterpolationsResolveOrAreRefused) {
   // `${.optim.tp}` has no target: refused with the file, line, key and value.
   auto r = run_orrery("import nemo '" + good + "' --cluster dgx-h100 --vocab-size 32000");
   EXPECT_EQ(r.code, 2);
-  EXPECT_NE(r.err.find(":12: key 'model.tensor_model_parallel_size' = '${.optim.tp}': "
+  EXPECT_NE(r.err.find(":13: key 'model.tensor_model_parallel_size' = '${.optim.tp}': "
                        "the interpolation's target .optim.tp is not a value of this file"),
             std::string::npos)
       << r.err;
@@ -187,6 +188,10 @@ TEST(ImportNemo, InterpolationsResolveOrAreRefused) {
   EXPECT_NE(r.out.find("  global_batch: 64  # model.global_batch_size\n"), std::string::npos)
       << r.out;
   EXPECT_NE(r.out.find("nodes: 2}"), std::string::npos) << r.out;
+  // With tp 2 sequence parallelism stays on (NeMo drops it with tp 1).
+  EXPECT_NE(r.out.find("  sequence_parallel: true  # model.sequence_parallel\n"),
+            std::string::npos)
+      << r.out;
   std::ofstream(good) << base << "  encoder_seq_length: ${multiply:1024, 2}\n";
   r = run_orrery("import nemo '" + good + "' --cluster dgx-h100 --vocab-size 32000");
   EXPECT_EQ(r.code, 2);
