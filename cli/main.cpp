@@ -611,6 +611,7 @@ int main(int argc, char** argv) {
   std::string import_framework, import_cluster;
   int import_nodes = 1;
   std::int64_t import_vocab = 0;
+  std::string import_hf_config;
   std::vector<std::string> import_arguments;
   CLI::App* import_cmd = app.add_subcommand(
       "import",
@@ -632,6 +633,9 @@ int main(int argc, char** argv) {
       ->add_option("--vocab-size", import_vocab,
                    "nemo: the tokenizer's vocabulary size (the tokenizer is not read)")
       ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 40));
+  import_cmd->add_option("--hf-config", import_hf_config,
+                         "torchtitan: the model's Hugging Face config.json, in place of the "
+                         "llama3 flavor table (written into the scenario as given)");
   import_cmd
       ->add_option("arguments", import_arguments,
                    "megatron: the launch arguments, after --; nemo, torchtitan: the config file")
@@ -676,6 +680,10 @@ int main(int argc, char** argv) {
                                    std::to_string(import_nodes),
                                    "the nodes are the config's trainer.num_nodes");
         }
+        if (import_cmd->count("--hf-config") > 0) {
+          throw orrery::InputError({"orrery import nemo", std::nullopt}, "--hf-config",
+                                   import_hf_config, "the model is the config's");
+        }
         out = orrery::import_nemo(import_arguments[0], import_cluster, import_vocab);
       } else if (import_framework == "torchtitan") {
         if (import_arguments.size() != 1) {
@@ -688,12 +696,17 @@ int main(int argc, char** argv) {
                                    std::to_string(import_vocab),
                                    "the vocabulary is the model flavor's");
         }
-        out = orrery::import_torchtitan(import_arguments[0], import_cluster, import_nodes);
+        out = orrery::import_torchtitan(import_arguments[0], import_cluster, import_nodes,
+                                        import_hf_config);
       } else {
         if (import_cmd->count("--vocab-size") > 0) {
           throw orrery::InputError({"orrery import megatron", std::nullopt}, "--vocab-size",
                                    std::to_string(import_vocab),
                                    "give Megatron-LM's --vocab-size after --");
+        }
+        if (import_cmd->count("--hf-config") > 0) {
+          throw orrery::InputError({"orrery import megatron", std::nullopt}, "--hf-config",
+                                   import_hf_config, "the model is the launch arguments'");
         }
         out = orrery::import_megatron(import_arguments, import_cluster, import_nodes);
       }

@@ -28,7 +28,9 @@
 #include <vector>
 
 #include "core/error.h"
+#include "scenario/hf_config.h"
 #include "scenario/import_common.h"
+#include "scenario/spec.h"
 
 namespace orrery {
 namespace {
@@ -333,51 +335,77 @@ std::string read_text(const std::string& path) {
 
 }  // namespace
 
-std::string import_torchtitan(const std::string& path, const std::string& cluster, int nodes) {
+std::string import_torchtitan(const std::string& path, const std::string& cluster, int nodes,
+                              const std::string& hf_config) {
   detail::check_system_preset("orrery import torchtitan", "--cluster", cluster);
   const TomlReader toml(path, read_text(path));
   Job job(path, toml);
   using detail::scenario_line;
   std::string m, p, t;
 
-  // Model: a llama3 flavor.
+  // Model: a llama3 flavor, or the Hugging Face config given for the model the job names.
   const std::string name = job.text("model.name", "llama3");
-  if (name != "llama3") job.refuse("model.name", "orrery maps torchtitan's llama3 flavors");
   const std::string flavor = job.text("model.flavor", "debugmodel");
-  const Flavor* f = nullptr;
-  for (const Flavor& candidate : kLlama3Flavors)
-    if (flavor == candidate.name) f = &candidate;
-  if (!f) job.refuse("model.flavor", "orrery maps the llama3 flavors 8B, 70B and 405B");
   if (const TomlValue* c = job.find("model.converters");
       c && (c->kind != TomlValue::Kind::array || !c->items.empty())) {
     job.refuse("model.converters",
                "orrery import does not map model converters (float8, mx): write "
                "training.precision and training.fp8 by hand");
   }
-  // FeedForward (model/model.py): hidden 4 dim, then int(2/3 of it), int(x
-  // ffn_dim_multiplier), rounded up to a multiple of multiple_of.
-  std::int64_t ffn = 2 * (4 * static_cast<std::int64_t>(f->dim)) / 3;
-  ffn = static_cast<std::int64_t>(f->ffn_multiplier * static_cast<double>(ffn));
-  ffn = (ffn + f->multiple_of - 1) / f->multiple_of * f->multiple_of;
-  const std::string from = fmt::format("model.flavor {} (torchtitan llama3_args)", f->name);
   const std::int64_t seq = job.integer("training.seq_len", 2048, 1);
-  m += scenario_line("family", "decoder", "torchtitan llama3 Transformer");
-  m += scenario_line("layers", std::to_string(f->layers), from + ": n_layers");
-  m += scenario_line("hidden", std::to_string(f->dim), from + ": dim");
-  m += scenario_line("heads", std::to_string(f->heads), from + ": n_heads");
-  m += scenario_line("kv_heads", std::to_string(f->kv_heads), from + ": n_kv_heads");
-  m += scenario_line(
-      "ffn", std::to_string(ffn),
-      fmt::format("{}: FeedForward of 4 dim: int(2/3 x), int(x {}), up to a multiple of {}", from,
-                  f->ffn_multiplier, f->multiple_of));
-  m += scenario_line("vocab", "128256", "TransformerModelArgs.vocab_size (model/args.py)");
-  m += scenario_line("seq_len", std::to_string(seq), job.source("training.seq_len", "2048"));
-  m += scenario_line("activation", "swiglu", "llama3 FeedForward: silu(w1 x) * w3 x");
-  m += scenario_line("norm", "rmsnorm", "llama3 RMSNorm");
-  m += scenario_line("position_embedding", "rope", "llama3 rotary embeddings");
-  m += scenario_line("tied_embeddings", "false", "llama3: output separate from tok_embeddings");
-  m += scenario_line("bias", "false", "llama3 nn.Linear(bias=False)");
-  m += scenario_line("dropout", "false", "llama3 has no dropout");
+  int layers = 0;
+  if (!hf_config.empty()) {
+    std::ifstream in(hf_config, std::ios::binary);
+    if (!in) {
+      throw InputError({hf_config, std::nullopt}, "", "", "cannot open the Hugging Face config");
+    }
+    std::ostringstream text;
+    text << in.rdbuf();
+    ModelSpec spec;
+    detail::read_hf_config(text.str(), hf_config, seq, spec);
+    layers = spec.layers;
+    m += scenario_line("hf_config", hf_config,
+                       fmt::format("--hf-config, for model.name {} flavor {}", name, flavor));
+    m += scenario_line("seq_len", std::to_string(seq), job.source("training.seq_len", "2048"));
+  } else {
+    if (name != "llama3") {
+      job.refuse("model.name",
+                 "orrery knows torchtitan's llama3 flavors: give the model's Hugging Face "
+                 "config with --hf-config");
+    }
+    const Flavor* f = nullptr;
+    for (const Flavor& candidate : kLlama3Flavors)
+      if (flavor == candidate.name) f = &candidate;
+    if (!f) {
+      job.refuse("model.flavor",
+                 "orrery knows the llama3 flavors 8B, 70B and 405B: give the model's Hugging "
+                 "Face config with --hf-config");
+    }
+    layers = f->layers;
+    // FeedForward (model/model.py): hidden 4 dim, then int(2/3 of it), int(x
+    // ffn_dim_multiplier), rounded up to a multiple of multiple_of.
+    std::int64_t ffn = 2 * (4 * static_cast<std::int64_t>(f->dim)) / 3;
+    ffn = static_cast<std::int64_t>(f->ffn_multiplier * static_cast<double>(ffn));
+    ffn = (ffn + f->multiple_of - 1) / f->multiple_of * f->multiple_of;
+    const std::string from = fmt::format("model.flavor {} (torchtitan llama3_args)", f->name);
+    m += scenario_line("family", "decoder", "torchtitan llama3 Transformer");
+    m += scenario_line("layers", std::to_string(f->layers), from + ": n_layers");
+    m += scenario_line("hidden", std::to_string(f->dim), from + ": dim");
+    m += scenario_line("heads", std::to_string(f->heads), from + ": n_heads");
+    m += scenario_line("kv_heads", std::to_string(f->kv_heads), from + ": n_kv_heads");
+    m += scenario_line(
+        "ffn", std::to_string(ffn),
+        fmt::format("{}: FeedForward of 4 dim: int(2/3 x), int(x {}), up to a multiple of {}", from,
+                    f->ffn_multiplier, f->multiple_of));
+    m += scenario_line("vocab", "128256", "TransformerModelArgs.vocab_size (model/args.py)");
+    m += scenario_line("seq_len", std::to_string(seq), job.source("training.seq_len", "2048"));
+    m += scenario_line("activation", "swiglu", "llama3 FeedForward: silu(w1 x) * w3 x");
+    m += scenario_line("norm", "rmsnorm", "llama3 RMSNorm");
+    m += scenario_line("position_embedding", "rope", "llama3 rotary embeddings");
+    m += scenario_line("tied_embeddings", "false", "llama3: output separate from tok_embeddings");
+    m += scenario_line("bias", "false", "llama3 nn.Linear(bias=False)");
+    m += scenario_line("dropout", "false", "llama3 has no dropout");
+  }
 
   // Layout: replicate x shard x tp x pp x cp fill the GPUs (torchtitan ParallelDims).
   const std::int64_t gpus =
@@ -387,7 +415,8 @@ std::string import_torchtitan(const std::string& path, const std::string& cluste
   const std::int64_t pp = job.integer("parallelism.pipeline_parallel_degree", 1, 1);
   const std::int64_t cp = job.integer("parallelism.context_parallel_degree", 1, 1);
   if (job.integer("parallelism.expert_parallel_degree", 1, 1) != 1) {
-    job.refuse("parallelism.expert_parallel_degree", "llama3 has no experts");
+    job.refuse("parallelism.expert_parallel_degree",
+               "orrery import does not map expert parallelism");
   }
   std::int64_t shard = job.integer("parallelism.data_parallel_shard_degree", -1, -1);
   const std::int64_t others = replicate * tp * pp * cp;
@@ -479,11 +508,11 @@ std::string import_torchtitan(const std::string& path, const std::string& cluste
     if (last > 1) {
       job.refuse("parallelism.pipeline_parallel_last_stage_less_layers", "orrery takes 0 or 1");
     }
-    if ((f->layers + first + last) % pp != 0) {
+    if ((layers + first + last) % pp != 0) {
       job.refuse("parallelism.pipeline_parallel_degree",
                  fmt::format("torchtitan splits the {} layers (with the embedding's and output's "
                              "weights) unevenly over {} stages; orrery's split is even",
-                             f->layers + first + last, pp));
+                             layers + first + last, pp));
     }
     if (first == 1) {
       p += scenario_line("account_for_embedding", "true",

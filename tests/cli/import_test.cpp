@@ -298,5 +298,35 @@ TEST(ImportTorchtitan, PipelineMapsOrIsRefused) {
       << r.err;
 }
 
+// --hf-config: a torchtitan job for a model other than llama3 (torchtitan's qwen3) takes
+// the model from its Hugging Face config (tests/scenario/data/hf/qwen3-8b.json: 36 layers,
+// hidden 4096); 36 layers + 2 split evenly over pp 2.
+TEST(ImportTorchtitan, HfConfigStandsForTheFlavor) {
+  const std::string file = ::testing::TempDir() + "titan_qwen.toml";
+  std::ofstream(file) << "[model]\nname = \"qwen3\"\nflavor = \"8B\"\n"
+                         "[training]\nlocal_batch_size = 2\nseq_len = 4096\n"
+                         "[parallelism]\npipeline_parallel_degree = 2\n"
+                         "[activation_checkpoint]\nmode = \"none\"\n";
+  const std::string hf = source_dir() + "/tests/scenario/data/hf/qwen3-8b.json";
+  auto r =
+      run_orrery("import torchtitan '" + file + "' --cluster dgx-h100 --hf-config '" + hf + "'");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("  hf_config: " + hf + "  # --hf-config, for model.name qwen3 flavor 8B\n"),
+            std::string::npos)
+      << r.out;
+  const std::string imported = ::testing::TempDir() + "titan_qwen.yaml";
+  std::ofstream(imported) << r.out;
+  const auto check = run_orrery("check '" + imported + "'");
+  ASSERT_EQ(check.code, 0) << check.err;
+  EXPECT_NE(check.out.find("36 layers, hidden 4096"), std::string::npos) << check.out;
+  // Without it, a model other than llama3 is refused by name.
+  r = run_orrery("import torchtitan '" + file + "' --cluster dgx-h100");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find(":2: key 'model.name' = 'qwen3': orrery knows torchtitan's llama3 "
+                       "flavors: give the model's Hugging Face config with --hf-config"),
+            std::string::npos)
+      << r.err;
+}
+
 }  // namespace
 }  // namespace orrery
