@@ -15,6 +15,8 @@
 
 #include <algorithm>
 #include <charconv>
+#include <fstream>
+#include <sstream>
 
 #include "scenario/load.h"
 #include "scenario/presets.h"
@@ -97,6 +99,14 @@ void check_system_preset(const std::string& where, const std::string& key,
         {where, std::nullopt}, key, cluster,
         fmt::format("no system preset of that name; known: {}", fmt::join(systems, ", ")));
   }
+}
+
+std::string read_import_file(const std::string& path, const std::string& what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError({path, std::nullopt}, "", "", "cannot open the " + what);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
 }
 
 int system_gpus_per_node(const std::string& cluster) {

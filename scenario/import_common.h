@@ -88,6 +88,9 @@ struct ImportSource {
 void check_system_preset(const std::string& where, const std::string& key,
                          const std::string& cluster);
 
+// The text of the file `path`; InputError "cannot open the WHAT" when it cannot be read.
+std::string read_import_file(const std::string& path, const std::string& what);
+
 // The system preset's GPUs per node (after check_system_preset).
 int system_gpus_per_node(const std::string& cluster);
 

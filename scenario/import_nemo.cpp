@@ -20,11 +20,9 @@
 
 #include <algorithm>
 #include <cctype>
-#include <fstream>
 #include <map>
 #include <optional>
 #include <set>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -198,20 +196,12 @@ void pass_flag(NemoConfig& c, detail::ImportSettings& a, const std::string& key,
   if (v && c.boolean(key, false)) a.set_flag(name, key, v->line);
 }
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError({path, std::nullopt}, "", "", "cannot open the NeMo config");
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 }  // namespace
 
 std::string import_nemo(const std::string& path, const std::string& cluster,
                         std::int64_t vocab_size) {
   detail::check_system_preset("orrery import nemo", "--cluster", cluster);
-  NemoConfig c(path, detail::load_yaml_text(read_text(path), path));
+  NemoConfig c(path, detail::load_yaml_text(detail::read_import_file(path, "NeMo config"), path));
   detail::ImportSettings a(path);
   a.set_missing_word("key");
   a.set_absent("family", "a NeMo GPT config (megatron_gpt_pretraining.py)");

@@ -19,7 +19,6 @@
 
 #include <cctype>
 #include <cstdint>
-#include <fstream>
 #include <map>
 #include <optional>
 #include <set>
@@ -325,20 +324,12 @@ constexpr Flavor kLlama3Flavors[] = {
     {"405B", 16384, 126, 128, 8, 1.2, 4096},
 };
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError({path, std::nullopt}, "", "", "cannot open the torchtitan config");
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 }  // namespace
 
 std::string import_torchtitan(const std::string& path, const std::string& cluster, int nodes,
                               const std::string& hf_config) {
   detail::check_system_preset("orrery import torchtitan", "--cluster", cluster);
-  const TomlReader toml(path, read_text(path));
+  const TomlReader toml(path, detail::read_import_file(path, "torchtitan config"));
   Job job(path, toml);
   using detail::scenario_line;
   std::string m, p, t;
@@ -355,14 +346,9 @@ std::string import_torchtitan(const std::string& path, const std::string& cluste
   const std::int64_t seq = job.integer("training.seq_len", 2048, 1);
   int layers = 0;
   if (!hf_config.empty()) {
-    std::ifstream in(hf_config, std::ios::binary);
-    if (!in) {
-      throw InputError({hf_config, std::nullopt}, "", "", "cannot open the Hugging Face config");
-    }
-    std::ostringstream text;
-    text << in.rdbuf();
     ModelSpec spec;
-    detail::read_hf_config(text.str(), hf_config, seq, spec);
+    detail::read_hf_config(detail::read_import_file(hf_config, "Hugging Face config"), hf_config,
+                           seq, spec);
     layers = spec.layers;
     m += scenario_line("hf_config", hf_config,
                        fmt::format("--hf-config, for model.name {} flavor {}", name, flavor));
