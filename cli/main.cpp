@@ -2,6 +2,7 @@
 // one library entry point, writes the finished output in one piece, and decides the
 // exit code: 0 success, 2 bad input (scenario, flag), 1 an internal error.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -26,6 +27,8 @@
 #include "report/trace.h"
 #include "report/validate_report.h"
 #include "scenario/import_megatron.h"
+#include "scenario/import_nemo.h"
+#include "scenario/import_torchtitan.h"
 #include "scenario/load.h"
 #include "scenario/schema.h"
 #include "simulator/predict.h"
@@ -607,22 +610,35 @@ int main(int argc, char** argv) {
 
   std::string import_framework, import_cluster;
   int import_nodes = 1;
+  std::int64_t import_vocab = 0;
+  std::string import_hf_config;
   std::vector<std::string> import_arguments;
   CLI::App* import_cmd = app.add_subcommand(
       "import",
       "Write a scenario (model, parallel layout, precision, recompute, batch) from a "
       "training launch: 'orrery import megatron --cluster dgx-h100 --nodes 12 -- "
-      "<pretrain_gpt.py arguments>'. Each value names its source; the arguments it "
-      "could not map are listed.");
+      "<pretrain_gpt.py arguments>', or a NeMo 1.x training config: 'orrery import nemo "
+      "CONFIG.yaml --cluster dgx-h100 --vocab-size 128256', or a torchtitan job config: "
+      "'orrery import torchtitan JOB.toml --cluster dgx-h100 --nodes 8'. Each value names "
+      "its source; what it could not map is listed.");
   import_cmd->add_option("framework", import_framework, "The launcher the arguments are for")
-      ->check(CLI::IsMember({"megatron"}))
+      ->check(CLI::IsMember({"megatron", "nemo", "torchtitan"}))
       ->required();
   import_cmd->add_option("--cluster", import_cluster, "System preset the scenario runs on")
       ->required();
   import_cmd->add_option("--nodes", import_nodes, "Nodes of that system")
       ->check(CLI::Range(1, 1 << 20))
       ->capture_default_str();
-  import_cmd->add_option("arguments", import_arguments, "The launch arguments, after --")
+  import_cmd
+      ->add_option("--vocab-size", import_vocab,
+                   "nemo: the tokenizer's vocabulary size (the tokenizer is not read)")
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 40));
+  import_cmd->add_option("--hf-config", import_hf_config,
+                         "torchtitan: the model's Hugging Face config.json, in place of the "
+                         "llama3 flavor table (written into the scenario as given)");
+  import_cmd
+      ->add_option("arguments", import_arguments,
+                   "megatron: the launch arguments, after --; nemo, torchtitan: the config file")
       ->required();
 
   try {
@@ -652,8 +668,48 @@ int main(int argc, char** argv) {
     if (*merge) return run_merge(merge_path, merge_shards, merge_outputs);
     if (*report) return run_report(report_in, report_out);
     if (*import_cmd) {
-      const std::string out =
-          orrery::import_megatron(import_arguments, import_cluster, import_nodes);
+      std::string out;
+      if (import_framework == "nemo") {
+        if (import_arguments.size() != 1) {
+          throw orrery::InputError({"orrery import nemo", std::nullopt}, "CONFIG",
+                                   fmt::format("{}", fmt::join(import_arguments, " ")),
+                                   "expected one NeMo training config file");
+        }
+        if (import_cmd->count("--nodes") > 0) {
+          throw orrery::InputError({"orrery import nemo", std::nullopt}, "--nodes",
+                                   std::to_string(import_nodes),
+                                   "the nodes are the config's trainer.num_nodes");
+        }
+        if (import_cmd->count("--hf-config") > 0) {
+          throw orrery::InputError({"orrery import nemo", std::nullopt}, "--hf-config",
+                                   import_hf_config, "the model is the config's");
+        }
+        out = orrery::import_nemo(import_arguments[0], import_cluster, import_vocab);
+      } else if (import_framework == "torchtitan") {
+        if (import_arguments.size() != 1) {
+          throw orrery::InputError({"orrery import torchtitan", std::nullopt}, "JOB",
+                                   fmt::format("{}", fmt::join(import_arguments, " ")),
+                                   "expected one torchtitan job config file");
+        }
+        if (import_cmd->count("--vocab-size") > 0) {
+          throw orrery::InputError({"orrery import torchtitan", std::nullopt}, "--vocab-size",
+                                   std::to_string(import_vocab),
+                                   "the vocabulary is the model flavor's");
+        }
+        out = orrery::import_torchtitan(import_arguments[0], import_cluster, import_nodes,
+                                        import_hf_config);
+      } else {
+        if (import_cmd->count("--vocab-size") > 0) {
+          throw orrery::InputError({"orrery import megatron", std::nullopt}, "--vocab-size",
+                                   std::to_string(import_vocab),
+                                   "give Megatron-LM's --vocab-size after --");
+        }
+        if (import_cmd->count("--hf-config") > 0) {
+          throw orrery::InputError({"orrery import megatron", std::nullopt}, "--hf-config",
+                                   import_hf_config, "the model is the launch arguments'");
+        }
+        out = orrery::import_megatron(import_arguments, import_cluster, import_nodes);
+      }
       std::fwrite(out.data(), 1, out.size(), stdout);
       return 0;
     }

@@ -1,5 +1,9 @@
 // orrery import megatron: the Megatron-LM line `orrery sweep` prints for a shipped
 // validation case, with the model's shape arguments, imports back into that case.
+// orrery import nemo: a NeMo-Framework-Launcher config with a shipped case's settings
+// imports into that case; interpolations resolve; unmapped keys are listed.
+// orrery import torchtitan: torchtitan's published Llama 3 70B job imports into the
+// layout it runs (FSDP2 over what tp leaves); compile, HSDP and pipeline map.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -77,6 +81,251 @@ TEST(ImportMegatron, SwigluFfnDefaultAndPaddedVocab) {
   EXPECT_NE(r.out.find("  kv_heads: 8  #"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("  recompute: full  #"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("# Every argument was mapped.\n"), std::string::npos) << r.out;
+}
+
+// tests/cli/import/nemo-llama3-8b.yaml is the NeMo-Framework-Launcher 24.07 Llama 3 8B
+// config with the settings of the NeMo 24.07 performance row (see its header). Imported
+// onto one DGX-H100 it is scenarios/validation/nemo2407-llama3-8b-8.yaml: tp 1, pp 1, cp 2
+// on 8 GPUs leave dp 4; fp8 hybrid; the distributed optimizer (zero_stage 1) with both
+// overlaps; stack nemo. The case's vocabulary is 128000 (its model line), not the 128256
+// of the Llama 3 tokenizer, so the test gives that.
+TEST(ImportNemo, LauncherConfigImportsIntoTheValidationCase) {
+  const std::string case_file = "scenarios/validation/nemo2407-llama3-8b-8.yaml";
+  const auto imported = run_orrery(
+      "import nemo tests/cli/import/nemo-llama3-8b.yaml --cluster dgx-h100 --vocab-size 128000");
+  ASSERT_EQ(imported.code, 0) << imported.err;
+  const std::string& y = imported.out;
+  EXPECT_NE(y.find("cluster: {preset: dgx-h100, nodes: 1}  # orrery import --cluster, "
+                   "trainer.num_nodes\n"),
+            std::string::npos)
+      << y;
+  EXPECT_NE(y.find("  cp: 2  # model.context_parallel_size\n"), std::string::npos) << y;
+  EXPECT_NE(y.find("  kv_heads: 8  # model.num_query_groups\n"), std::string::npos) << y;
+  EXPECT_NE(y.find("  precision: fp8  # model.fp8, model.fp8_hybrid\n"), std::string::npos) << y;
+  EXPECT_NE(y.find("  activation: swiglu  # model.activation fast-swiglu\n"), std::string::npos)
+      << y;
+  EXPECT_NE(y.find("  zero_stage: 1  # model.optim.name distributed_fused_adam\n"),
+            std::string::npos)
+      << y;
+  // Unmapped keys are listed with their values; the model's data paths are not.
+  EXPECT_NE(y.find("#   model.init_method_std: 0.01\n"), std::string::npos) << y;
+  EXPECT_EQ(y.find("my-llama"), std::string::npos) << y;
+  const std::string imported_file = ::testing::TempDir() + "imported_nemo.yaml";
+  std::ofstream(imported_file) << y;
+  for (const char* command : {"check", "run"}) {
+    const auto want = run_orrery(std::string(command) + " " + case_file);
+    const auto got = run_orrery(std::string(command) + " '" + imported_file + "'");
+    ASSERT_EQ(want.code, 0) << want.err;
+    ASSERT_EQ(got.code, 0) << got.err;
+    EXPECT_EQ(after_first_line(got.out), after_first_line(want.out)) << command;
+  }
+}
+
+// NeMo's own example config (tests/cli/import/nemo-gpt-config.yaml): GPT defaults it
+// states (LayerNorm, learned positions, tied embeddings, bias, dropout 0.1, gelu, bf16)
+// come out as such, and its interpolations of unmapped keys are listed as written.
+TEST(ImportNemo, ExampleConfigChecks) {
+  const auto imported = run_orrery(
+      "import nemo tests/cli/import/nemo-gpt-config.yaml --cluster dgx-h100 --vocab-size 50257");
+  ASSERT_EQ(imported.code, 0) << imported.err;
+  const std::string& y = imported.out;
+  // GPT-2's 50257 tokens padded to a multiple of 128 x tp 1: 393 x 128 = 50304.
+  EXPECT_NE(y.find("  vocab: 50304  #"), std::string::npos) << y;
+  EXPECT_NE(y.find("  norm: layernorm  # model.normalization\n"), std::string::npos) << y;
+  EXPECT_NE(y.find("  tied_embeddings: true  # model.share_embeddings_and_output_weights\n"),
+            std::string::npos)
+      << y;
+  EXPECT_NE(y.find("  dropout: true  #"), std::string::npos) << y;
+  EXPECT_NE(y.find("  precision: bf16  # trainer.precision bf16\n"), std::string::npos) << y;
+  EXPECT_NE(y.find("#   model.max_position_embeddings: ${.encoder_seq_length}\n"),
+            std::string::npos)
+      << y;
+  const std::string file = ::testing::TempDir() + "imported_gpt.yaml";
+  std::ofstream(file) << y;
+  const auto check = run_orrery("check '" + file + "'");
+  EXPECT_EQ(check.code, 0) << check.err;
+}
+
+// Interpolations of mapped keys: absolute, from a launcher's `training.` root, and
+// relative (`${.x}`: from the mapping holding the key); a resolver is refused.
+TEST(ImportNemo, InterpolationsResolveOrAreRefused) {
+  const std::string base =
+      "trainer: {num_nodes: 2, devices: 8, precision: bf16-mixed}\n"
+      "model:\n"
+      "  micro_batch_size: 1\n"
+      "  global_batch_size: ${training.model.gbs}\n"
+      "  gbs: 64\n"
+      "  num_layers: 4\n"
+      "  hidden_size: 1024\n"
+      "  ffn_hidden_size: 4096\n"
+      "  num_attention_heads: 16\n"
+      "  sequence_parallel: true\n"
+      "  optim: {name: fused_adam, seq: 2048}\n";
+  const std::string good = ::testing::TempDir() + "nemo_interp.yaml";
+  std::ofstream(good) << base << "  encoder_seq_length: ${model.optim.seq}\n"
+                      << "  tensor_model_parallel_size: ${.optim.tp}\n";
+  // `${.optim.tp}` has no target: refused with the file, line, key and value.
+  auto r = run_orrery("import nemo '" + good + "' --cluster dgx-h100 --vocab-size 32000");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find(":13: key 'model.tensor_model_parallel_size' = '${.optim.tp}': "
+                       "the interpolation's target .optim.tp is not a value of this file"),
+            std::string::npos)
+      << r.err;
+  std::ofstream(good) << base << "  encoder_seq_length: ${model.optim.seq}\n"
+                      << "  tensor_model_parallel_size: ${.optim.name}x\n";
+  r = run_orrery("import nemo '" + good + "' --cluster dgx-h100 --vocab-size 32000");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("key 'model.tensor_model_parallel_size' = 'fused_adamx': expected a whole "
+                       "number >= 1"),
+            std::string::npos)
+      << r.err;
+  std::ofstream(good) << base << "  encoder_seq_length: ${model.optim.seq}\n"
+                      << "  tensor_model_parallel_size: 2\n";
+  r = run_orrery("import nemo '" + good + "' --cluster dgx-h100 --vocab-size 32000");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("  seq_len: 2048  # model.encoder_seq_length\n"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("  global_batch: 64  # model.global_batch_size\n"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("nodes: 2}"), std::string::npos) << r.out;
+  // With tp 2 sequence parallelism stays on (NeMo drops it with tp 1).
+  EXPECT_NE(r.out.find("  sequence_parallel: true  # model.sequence_parallel\n"),
+            std::string::npos)
+      << r.out;
+  std::ofstream(good) << base << "  encoder_seq_length: ${multiply:1024, 2}\n";
+  r = run_orrery("import nemo '" + good + "' --cluster dgx-h100 --vocab-size 32000");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("key 'model.encoder_seq_length' = '${multiply:1024, 2}': an "
+                       "interpolation orrery cannot resolve"),
+            std::string::npos)
+      << r.err;
+}
+
+// tests/cli/import/torchtitan-llama3-70b.toml is torchtitan's published Llama 3 70B job
+// (v0.2.1; "a preset for 64 A100 GPUs"): on 8 DGX-A100 nodes tp 8 leaves
+// data_parallel_shard_degree -1 = 64 / 8 = 8 FSDP2 ranks; local batch 8 x dp 8 = 64.
+// FFN of the 70B flavor (model/model.py FeedForward): 4 x 8192 = 32768; int(2/3 x) =
+// 21845; int(1.3 x) = 28398; up to a multiple of 4096: 7 x 4096 = 28672.
+TEST(ImportTorchtitan, Llama3_70bJobImportsIntoItsLayout) {
+  const auto imported = run_orrery(
+      "import torchtitan tests/cli/import/torchtitan-llama3-70b.toml --cluster dgx-a100 "
+      "--nodes 8");
+  ASSERT_EQ(imported.code, 0) << imported.err;
+  const std::string& y = imported.out;
+  for (const char* want : {
+           "  ffn: 28672  #",
+           "  vocab: 128256  #",
+           "  tp: 8  # parallelism.tensor_parallel_degree\n",
+           "  dp: 8  # data_parallel_replicate_degree 1 x data_parallel_shard_degree 8 "
+           "(-1: the GPUs left)\n",
+           "  zero_stage: 3  #",
+           "  microbatch: 8  # training.local_batch_size\n",
+           "  global_batch: 64  #",
+           "  stack: fsdp2  # torchtitan\n",
+           "  recompute: full  # activation_checkpoint.mode\n",
+           "#   optimizer.lr = 1.5e-4\n",
+       }) {
+    EXPECT_NE(y.find(want), std::string::npos) << want << "\n" << y;
+  }
+  const std::string file = ::testing::TempDir() + "imported_titan.yaml";
+  std::ofstream(file) << y;
+  const auto check = run_orrery("check '" + file + "'");
+  ASSERT_EQ(check.code, 0) << check.err;
+  EXPECT_NE(check.out.find("tp 8 x pp 1 x dp 8 x cp 1, ep 1, sequence parallel"), std::string::npos)
+      << check.out;
+  EXPECT_NE(check.out.find("ZeRO stage 3 (fsdp2, gathers per layer) over 8 ranks"),
+            std::string::npos)
+      << check.out;
+}
+
+// Compile, HSDP and a foreach optimizer on 2 DGX-H100 nodes: replicate 2 x shard 8 = 16
+// GPUs, the shards within a node. The 405B flavor's FFN: 4 x 16384 = 65536; int(2/3 x)
+// = 43690; int(1.2 x) = 52428; up to a multiple of 4096: 13 x 4096 = 53248.
+TEST(ImportTorchtitan, CompileHsdpAndFlavorFfn) {
+  const std::string file = ::testing::TempDir() + "titan_hsdp.toml";
+  std::ofstream(file) << "[model]\nname = \"llama3\"\nflavor = \"405B\"\n"
+                         "[training]\nlocal_batch_size = 1\nseq_len = 4096\n"
+                         "global_batch_size = 64\n"
+                         "[parallelism]\ndata_parallel_replicate_degree = 2\n"
+                         "data_parallel_shard_degree = 8\n"
+                         "[optimizer]\nimplementation = \"foreach\"\n"
+                         "[activation_checkpoint]\nmode = \"selective\"\n"
+                         "selective_ac_option = \"1\"\n"
+                         "[compile]\nenable = true\ncomponents = [\n  \"model\",\n  \"loss\",\n]\n";
+  const auto r = run_orrery("import torchtitan '" + file + "' --cluster dgx-h100 --nodes 2");
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const char* want : {
+           "  ffn: 53248  #",
+           "  dp: 16  #",
+           "  sharding: hybrid  #",
+           "  global_batch: 64  # training.global_batch_size\n",
+           "  stack: {preset: fsdp2, compile: true, optimizer: foreach}  #",
+           "  recompute: full  # activation_checkpoint.selective_ac_option: every layer\n",
+           "# Every key was mapped.\n",
+       }) {
+    EXPECT_NE(r.out.find(want), std::string::npos) << want << "\n" << r.out;
+  }
+}
+
+// Pipeline parallelism: 70B's 80 layers plus the embedding's and the output's weight (1
+// each, torchtitan's default) = 82 split evenly over 2 stages: Megatron-LM's
+// account_for_embedding/loss; reshard_after_forward's "default" is off with pp. Over 3
+// stages 82 does not divide: refused.
+TEST(ImportTorchtitan, PipelineMapsOrIsRefused) {
+  const std::string file = ::testing::TempDir() + "titan_pp.toml";
+  const std::string head =
+      "[model]\nflavor = \"70B\"\n[training]\nlocal_batch_size = 4\nseq_len = 4096\n"
+      "[activation_checkpoint]\nmode = \"full\"\n"
+      "[parallelism]\ntensor_parallel_degree = 8\npipeline_parallel_microbatch_size = 1\n";
+  std::ofstream(file) << head << "pipeline_parallel_degree = 2\n";
+  auto r = run_orrery("import torchtitan '" + file + "' --cluster dgx-h100 --nodes 4");
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const char* want :
+       {"  pp: 2  #", "  dp: 2  #", "  schedule: 1f1b  #", "  account_for_embedding: true  #",
+        "  account_for_loss: true  #", "  reshard_after_forward: false  #", "  microbatch: 1  #",
+        "  global_batch: 8  #"}) {
+    EXPECT_NE(r.out.find(want), std::string::npos) << want << "\n" << r.out;
+  }
+  const std::string imported = ::testing::TempDir() + "titan_pp.yaml";
+  std::ofstream(imported) << r.out;
+  EXPECT_EQ(run_orrery("check '" + imported + "'").code, 0);
+  std::ofstream(file) << head << "pipeline_parallel_degree = 3\n";
+  r = run_orrery("import torchtitan '" + file + "' --cluster dgx-h100 --nodes 3");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("key 'parallelism.pipeline_parallel_degree' = '3': torchtitan splits "
+                       "the 82 layers"),
+            std::string::npos)
+      << r.err;
+}
+
+// --hf-config: a torchtitan job for a model other than llama3 (torchtitan's qwen3) takes
+// the model from its Hugging Face config (tests/scenario/data/hf/qwen3-8b.json: 36 layers,
+// hidden 4096); 36 layers + 2 split evenly over pp 2.
+TEST(ImportTorchtitan, HfConfigStandsForTheFlavor) {
+  const std::string file = ::testing::TempDir() + "titan_qwen.toml";
+  std::ofstream(file) << "[model]\nname = \"qwen3\"\nflavor = \"8B\"\n"
+                         "[training]\nlocal_batch_size = 2\nseq_len = 4096\n"
+                         "[parallelism]\npipeline_parallel_degree = 2\n"
+                         "[activation_checkpoint]\nmode = \"none\"\n";
+  const std::string hf = source_dir() + "/tests/scenario/data/hf/qwen3-8b.json";
+  auto r =
+      run_orrery("import torchtitan '" + file + "' --cluster dgx-h100 --hf-config '" + hf + "'");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("  hf_config: " + hf + "  # --hf-config, for model.name qwen3 flavor 8B\n"),
+            std::string::npos)
+      << r.out;
+  const std::string imported = ::testing::TempDir() + "titan_qwen.yaml";
+  std::ofstream(imported) << r.out;
+  const auto check = run_orrery("check '" + imported + "'");
+  ASSERT_EQ(check.code, 0) << check.err;
+  EXPECT_NE(check.out.find("36 layers, hidden 4096"), std::string::npos) << check.out;
+  // Without it, a model other than llama3 is refused by name.
+  r = run_orrery("import torchtitan '" + file + "' --cluster dgx-h100");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find(":2: key 'model.name' = 'qwen3': orrery knows torchtitan's llama3 "
+                       "flavors: give the model's Hugging Face config with --hf-config"),
+            std::string::npos)
+      << r.err;
 }
 
 }  // namespace

@@ -1,0 +1,104 @@
+// The mapping shared by `orrery import megatron` and `orrery import nemo`: settings read
+// from a training recipe, held under Megatron-LM's argument names (NeMo 1.x passes its
+// model keys through to the same Megatron Core config), written out as a scenario with
+// each value's source. Internal to scenario/import_*.cpp.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/error.h"
+
+namespace orrery::detail {
+
+class ImportSettings {
+ public:
+  // `where` names the input in errors (a file, or "orrery import megatron").
+  explicit ImportSettings(std::string where) : where_(std::move(where)) {}
+
+  // A setting under the Megatron-LM argument `name` ("--num-layers"), read from the
+  // source key `label` (the argument itself, or "model.num_layers") at `line`.
+  void set(const std::string& name, std::string value, std::string label,
+           std::optional<int> line = std::nullopt);
+  void set_flag(const std::string& name, std::string label, std::optional<int> line = std::nullopt);
+  // What the source calls `name` when it is absent (for "default of ..." comments).
+  void rename(const std::string& name, std::string label) { names_[name] = std::move(label); }
+  // The comment for `name` absent, where the source says more than "no --name".
+  void set_absent(const std::string& name, std::string phrase) {
+    absent_[name] = std::move(phrase);
+  }
+  // The word for a missing setting in errors: "argument" or "key".
+  void set_missing_word(std::string word) { missing_word_ = std::move(word); }
+  void add_unmapped(std::string text) { unmapped_.push_back(std::move(text)); }
+
+  bool flag(const std::string& name) const { return flags_.count(name) > 0; }
+  bool has(const std::string& name) const { return values_.count(name) > 0; }
+  const std::string& text(const std::string& name) const { return values_.at(name).value; }
+  // The source key of `name`: where it was read from, or what the source calls it.
+  std::string label(const std::string& name) const;
+  // `megatron` (a comment naming several arguments) for a Megatron-LM launch, else the
+  // source key `name` was read from.
+  std::string source(const std::string& name, const std::string& megatron) const;
+  std::string absent(const std::string& name, const std::string& fallback) const;
+  const std::string& missing_word() const { return missing_word_; }
+
+  std::int64_t whole(const std::string& name) const;
+  std::int64_t whole(const std::string& name, std::int64_t fallback) const {
+    return has(name) ? whole(name) : fallback;
+  }
+  double number(const std::string& name, double fallback) const;
+  // A shape setting with no default: `whole(name)`, or an InputError naming the five.
+  std::int64_t required(const std::string& name) const;
+  [[noreturn]] void refuse(const std::string& name, const std::string& why) const;
+  const std::vector<std::string>& unmapped() const { return unmapped_; }
+  const std::string& where() const { return where_; }
+
+ private:
+  struct Entry {
+    std::string value, label;
+    std::optional<int> line;
+  };
+  InputLocation at(const std::string& name) const;
+
+  std::string where_;
+  std::string missing_word_ = "argument";
+  std::map<std::string, Entry> flags_;
+  std::map<std::string, Entry> values_;
+  std::map<std::string, std::string> names_;
+  std::map<std::string, std::string> absent_;
+  std::vector<std::string> unmapped_;
+};
+
+// How the scenario's head and cluster line read.
+struct ImportSource {
+  std::string header;      // comment lines naming the source and its version
+  std::string all_mapped;  // the comment when nothing is unmapped
+  std::string not_mapped;  // the comment heading the unmapped list
+  std::string cluster;     // a system preset name
+  int nodes = 1;
+  std::string nodes_source;  // the cluster line's comment
+  std::string stack;         // training.stack line ("" for none): "nemo  # ..."
+};
+
+// Throws InputError (file `where`, key `key`) unless `cluster` names a system preset.
+void check_system_preset(const std::string& where, const std::string& key,
+                         const std::string& cluster);
+
+// The text of the file `path`; InputError "cannot open the WHAT" when it cannot be read.
+std::string read_import_file(const std::string& path, const std::string& what);
+
+// The system preset's GPUs per node (after check_system_preset).
+int system_gpus_per_node(const std::string& cluster);
+
+// "  key: value  # source\n", a scenario line with its source.
+std::string scenario_line(const std::string& key, const std::string& value,
+                          const std::string& source);
+
+// The scenario YAML for `a` (throws InputError for what orrery cannot express).
+std::string write_imported_scenario(const ImportSettings& a, const ImportSource& source);
+
+}  // namespace orrery::detail
