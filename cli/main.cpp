@@ -619,10 +619,12 @@ int main(int argc, char** argv) {
       "training launch: 'orrery import megatron --cluster dgx-h100 --nodes 12 -- "
       "<pretrain_gpt.py arguments>', or a NeMo 1.x training config: 'orrery import nemo "
       "CONFIG.yaml --cluster dgx-h100 --vocab-size 128256', or a torchtitan job config: "
-      "'orrery import torchtitan JOB.toml --cluster dgx-h100 --nodes 8'. Each value names "
+      "'orrery import torchtitan JOB.toml --cluster dgx-h100 --nodes 8', or the arguments "
+      "header of a Megatron-LM log: 'orrery import megatron-log train.log --cluster "
+      "dgx-h100'. Each value names "
       "its source; what it could not map is listed.");
   import_cmd->add_option("framework", import_framework, "The launcher the arguments are for")
-      ->check(CLI::IsMember({"megatron", "nemo", "torchtitan"}))
+      ->check(CLI::IsMember({"megatron", "megatron-log", "nemo", "torchtitan"}))
       ->required();
   import_cmd->add_option("--cluster", import_cluster, "System preset the scenario runs on")
       ->required();
@@ -631,14 +633,16 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   import_cmd
       ->add_option("--vocab-size", import_vocab,
-                   "nemo: the tokenizer's vocabulary size (the tokenizer is not read)")
+                   "nemo, megatron-log: the tokenizer's vocabulary size (the tokenizer is not "
+                   "read; a log's padded-vocab line wins)")
       ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 40));
   import_cmd->add_option("--hf-config", import_hf_config,
                          "torchtitan: the model's Hugging Face config.json, in place of the "
                          "llama3 flavor table (written into the scenario as given)");
   import_cmd
       ->add_option("arguments", import_arguments,
-                   "megatron: the launch arguments, after --; nemo, torchtitan: the config file")
+                   "megatron: the launch arguments, after --; nemo, torchtitan: the config "
+                   "file; megatron-log: the log")
       ->required();
 
   try {
@@ -685,6 +689,22 @@ int main(int argc, char** argv) {
                                    import_hf_config, "the model is the config's");
         }
         out = orrery::import_nemo(import_arguments[0], import_cluster, import_vocab);
+      } else if (import_framework == "megatron-log") {
+        if (import_arguments.size() != 1) {
+          throw orrery::InputError({"orrery import megatron-log", std::nullopt}, "LOG",
+                                   fmt::format("{}", fmt::join(import_arguments, " ")),
+                                   "expected one Megatron-LM log file");
+        }
+        if (import_cmd->count("--nodes") > 0) {
+          throw orrery::InputError({"orrery import megatron-log", std::nullopt}, "--nodes",
+                                   std::to_string(import_nodes),
+                                   "the nodes are the log's world_size over the GPUs per node");
+        }
+        if (import_cmd->count("--hf-config") > 0) {
+          throw orrery::InputError({"orrery import megatron-log", std::nullopt}, "--hf-config",
+                                   import_hf_config, "the model is the log's");
+        }
+        out = orrery::import_megatron_log(import_arguments[0], import_cluster, import_vocab);
       } else if (import_framework == "torchtitan") {
         if (import_arguments.size() != 1) {
           throw orrery::InputError({"orrery import torchtitan", std::nullopt}, "JOB",

@@ -4,9 +4,13 @@
 // d98e8a64 (megatron/training/arguments.py).
 #include "scenario/import_megatron.h"
 
+#include <fmt/format.h>
+
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "core/error.h"
 #include "scenario/import_common.h"
@@ -119,6 +123,202 @@ std::string import_megatron(const std::vector<std::string>& arguments, const std
   source.cluster = cluster;
   source.nodes = nodes;
   source.nodes_source = "orrery import --cluster, --nodes";
+  return detail::write_imported_scenario(a, source);
+}
+
+namespace {
+
+// The attribute (argparse dest) each mapped argument prints under in the header: its
+// name without the dashes, except where Megatron-LM's TransformerConfig field differs
+// (megatron/core/transformer/transformer_config.py at d98e8a64: `fp8` behind
+// --fp8-format, `add_bias_linear` behind --disable-bias-linear, inverted; arguments.py:
+// `overlap_p2p_comm`, set by --overlap-p2p-communication before it became
+// --no-overlap-p2p-communication).
+std::string dest_of(const std::string& argument) {
+  if (argument == "--fp8-format") return "fp8";
+  if (argument == "--overlap-p2p-communication") return "overlap_p2p_comm";
+  std::string d = argument.substr(2);
+  for (char& c : d)
+    if (c == '-') c = '_';
+  return d;
+}
+
+// A header line "  name ..... value": `name` and `value`, or nullopt. The dots are
+// 48 - len(name) long, none for longer names.
+std::optional<std::pair<std::string, std::string>> header_entry(const std::string& line) {
+  if (line.rfind("  ", 0) != 0) return std::nullopt;
+  const std::size_t name_end = line.find(' ', 2);
+  if (name_end == std::string::npos || name_end == 2) return std::nullopt;
+  std::size_t v = name_end + 1;
+  while (v < line.size() && line[v] == '.') ++v;
+  if (v >= line.size() || line[v] != ' ') return std::nullopt;
+  std::string value = line.substr(v + 1);
+  while (!value.empty() && (value.back() == '\r' || value.back() == ' ')) value.pop_back();
+  return std::make_pair(line.substr(2, name_end - 2), value);
+}
+
+}  // namespace
+
+std::string import_megatron_log(const std::string& path, const std::string& cluster,
+                                std::int64_t vocab) {
+  detail::check_system_preset("orrery import megatron-log", "--cluster", cluster);
+  const std::string text = detail::read_import_file(path, "Megatron-LM log");
+  std::vector<std::string> lines;
+  for (std::size_t at = 0; at <= text.size();) {
+    const std::size_t nl = text.find('\n', at);
+    lines.push_back(text.substr(at, nl == std::string::npos ? std::string::npos : nl - at));
+    if (nl == std::string::npos) break;
+    at = nl + 1;
+  }
+  if (!lines.empty() && lines.back().empty()) lines.pop_back();  // the final newline's
+  // The header; a launcher may prefix every line of rank 0 ("[rank0]: "), which is cut.
+  const std::string kBegin = "------------------------ arguments ------------------------";
+  const std::string kEnd = "-------------------- end of arguments ---------------------";
+  std::size_t begin = lines.size();
+  std::string prefix;
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    if (const std::size_t p = lines[i].find(kBegin); p != std::string::npos) {
+      begin = i;
+      prefix = lines[i].substr(0, p);
+      break;
+    }
+  }
+  if (begin == lines.size()) {
+    throw InputError({path, std::nullopt}, "arguments", "",
+                     "no Megatron-LM arguments header (a line '" + kBegin +
+                         "', printed by rank 0 at start-up) in this log");
+  }
+  std::map<std::string, std::pair<std::string, int>> header;  // dest -> value, line
+  bool ended = false;
+  for (std::size_t i = begin + 1; i < lines.size(); ++i) {
+    std::string l = lines[i];
+    if (!prefix.empty() && l.rfind(prefix, 0) == 0) l = l.substr(prefix.size());
+    if (l.find(kEnd) != std::string::npos) {
+      ended = true;
+      break;
+    }
+    const auto e = header_entry(l);
+    if (!e) {
+      throw InputError({path, static_cast<int>(i + 1)}, "arguments", l,
+                       "expected a header line '  name ..... value' before '" + kEnd + "'");
+    }
+    header[e->first] = {e->second, static_cast<int>(i + 1)};
+  }
+  if (!ended) {
+    throw InputError({path, static_cast<int>(lines.size())}, "arguments", "",
+                     "the arguments header has no '" + kEnd + "' line (a cut log?)");
+  }
+
+  detail::ImportSettings a(path);
+  std::set<std::string> used;
+  auto value_of = [&](const std::string& dest) -> const std::pair<std::string, int>* {
+    const auto it = header.find(dest);
+    if (it == header.end() || it->second.first == "None") return nullptr;
+    return &it->second;
+  };
+  for (const std::string& name : switches()) {
+    const std::string dest = name == "--disable-bias-linear" ? "add_bias_linear" : dest_of(name);
+    a.rename(name, dest);
+    const auto* v = value_of(dest);
+    if (!v) continue;
+    used.insert(dest);
+    const bool on = name == "--disable-bias-linear" ? v->first == "False" : v->first == "True";
+    if (v->first != "True" && v->first != "False") {
+      throw InputError({path, v->second}, dest, v->first, "expected True or False");
+    }
+    if (on) a.set_flag(name, dest, v->second);
+  }
+  for (const std::string& name : valued()) {
+    const std::string dest = dest_of(name);
+    a.rename(name, dest);
+    const auto* v = value_of(dest);
+    if (!v) continue;
+    used.insert(dest);
+    // The query groups count only with --group-query-attention (arguments.py fills
+    // num_query_groups in for every run).
+    if (name == "--num-query-groups" && !a.flag("--group-query-attention")) continue;
+    // The layers per virtual stage are printed whether or not the run interleaves.
+    a.set(name, v->first, dest, v->second);
+  }
+  // Interleaving given as virtual stages per pipeline rank (--num-virtual-stages-per-
+  // pipeline-rank) prints only virtual_pipeline_model_parallel_size: its layers per
+  // virtual stage are (layers + the embedding and loss when counted) / (pp x stages).
+  if (const auto* vp = value_of("virtual_pipeline_model_parallel_size");
+      vp && !a.has("--num-layers-per-virtual-pipeline-stage")) {
+    used.insert("virtual_pipeline_model_parallel_size");
+    if (a.has("--decoder-first-pipeline-num-layers") ||
+        a.has("--decoder-last-pipeline-num-layers")) {
+      throw InputError({path, vp->second}, "virtual_pipeline_model_parallel_size", vp->first,
+                       "interleaving with uneven first or last stages is not read from a log "
+                       "header; import the launch line with orrery import megatron");
+    }
+    const std::int64_t layers = a.required("--num-layers") +
+                                (a.flag("--account-for-embedding-in-pipeline-split") ? 1 : 0) +
+                                (a.flag("--account-for-loss-in-pipeline-split") ? 1 : 0);
+    a.set("--virtual-stages", vp->first, "virtual_pipeline_model_parallel_size", vp->second);
+    const std::int64_t chunks =
+        a.whole("--virtual-stages") * a.whole("--pipeline-model-parallel-size", 1);
+    if (layers % chunks != 0) {
+      throw InputError(
+          {path, vp->second}, "virtual_pipeline_model_parallel_size", vp->first,
+          fmt::format("{} layers do not split into {} virtual stages", layers, chunks));
+    }
+    a.set("--num-layers-per-virtual-pipeline-stage", std::to_string(layers / chunks),
+          "virtual_pipeline_model_parallel_size", vp->second);
+  }
+  // The tokenizer's size: the build_tokenizer line (megatron/core/tokenizers/utils/
+  // build_tokenizer.py at d98e8a64: " > padded vocab (size: N) with D dummy tokens (new
+  // size: M)"), the header's vocab_size, or --vocab-size.
+  const std::string kPadded = "> padded vocab (size: ";
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    const std::size_t p = lines[i].find(kPadded);
+    if (p == std::string::npos) continue;
+    const std::size_t from = p + kPadded.size();
+    const std::size_t to = lines[i].find(')', from);
+    a.set("--vocab-size", lines[i].substr(from, to == std::string::npos ? to : to - from),
+          "the log's padded vocab line", static_cast<int>(i + 1));
+    break;
+  }
+  if (!a.has("--vocab-size") && vocab > 0) {
+    a.set("--vocab-size", std::to_string(vocab), "orrery import --vocab-size");
+  }
+  // The nodes: world_size over the system's GPUs per node.
+  const auto* world = value_of("world_size");
+  if (!world) {
+    throw InputError({path, std::nullopt}, "world_size", "",
+                     "the arguments header has no world_size");
+  }
+  used.insert("world_size");
+  const int per_node = detail::system_gpus_per_node(cluster);
+  std::int64_t gpus = 0;
+  try {
+    std::size_t end = 0;
+    gpus = std::stoll(world->first, &end);
+    if (end != world->first.size()) gpus = 0;
+  } catch (const std::exception&) {
+    gpus = 0;
+  }
+  if (gpus < 1 || gpus % per_node != 0) {
+    throw InputError(
+        {path, world->second}, "world_size", world->first,
+        fmt::format("expected a multiple of the {} GPUs per node of {}", per_node, cluster));
+  }
+  for (const auto& [dest, v] : header) {
+    if (used.count(dest) || v.first == "None" || v.first == "False") continue;
+    a.add_unmapped(dest + ": " + v.first);
+  }
+  detail::ImportSource source;
+  source.header =
+      "# Written by orrery import megatron-log from the arguments header of\n#   " + path +
+      "\n# (names as in NVIDIA/Megatron-LM d98e8a64); each value names the header line\n"
+      "# it came from.\n";
+  source.all_mapped = "# Every argument of the header was mapped.\n";
+  source.not_mapped =
+      "# Header arguments not mapped, other than None and False (orrery's defaults stand for\n"
+      "# them; check they match):\n";
+  source.cluster = cluster;
+  source.nodes = static_cast<int>(gpus / per_node);
+  source.nodes_source = fmt::format("world_size {} / {} GPUs per node", gpus, per_node);
   return detail::write_imported_scenario(a, source);
 }
 

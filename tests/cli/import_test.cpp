@@ -1,5 +1,6 @@
 // orrery import megatron: the Megatron-LM line `orrery sweep` prints for a shipped
 // validation case, with the model's shape arguments, imports back into that case.
+// orrery import megatron-log: the arguments header of a Megatron-LM log imports likewise.
 // orrery import nemo: a NeMo-Framework-Launcher config with a shipped case's settings
 // imports into that case; interpolations resolve; unmapped keys are listed.
 // orrery import torchtitan: torchtitan's published Llama 3 70B job imports into the
@@ -89,6 +90,64 @@ TEST(ImportMegatron, SwigluFfnDefaultAndPaddedVocab) {
 // on 8 GPUs leave dp 4; fp8 hybrid; the distributed optimizer (zero_stage 1) with both
 // overlaps; stack nemo. The case's vocabulary is 128000 (its model line), not the 128256
 // of the Llama 3 tokenizer, so the test gives that.
+// A Megatron-LM log's arguments header (megatron-7.1b.log: the format of _print_args in
+// megatron/training/arguments.py at d98e8a64, with the settings of the case
+// megatron-readme-h100-7.1b: tp 2, sequence parallel, distributed optimizer, bf16, the
+// README's overlaps, world_size 96 = 12 nodes of 8) imports into that case.
+TEST(ImportMegatronLog, HeaderImportsIntoTheValidationCase) {
+  const std::string case_file = "scenarios/validation/megatron-readme-h100-7.1b.yaml";
+  const auto imported =
+      run_orrery("import megatron-log tests/cli/import/megatron-7.1b.log --cluster dgx-h100");
+  ASSERT_EQ(imported.code, 0) << imported.err;
+  EXPECT_NE(imported.out.find("cluster: {preset: dgx-h100, nodes: 12}  # world_size 96 / 8"),
+            std::string::npos)
+      << imported.out;
+  // Unmapped attributes are listed; None and False ones are not.
+  EXPECT_NE(imported.out.find("#   lr: 0.0003\n"), std::string::npos);
+  EXPECT_EQ(imported.out.find("num_experts"), std::string::npos);
+  const std::string imported_file = ::testing::TempDir() + "imported_log.yaml";
+  std::ofstream(imported_file) << imported.out;
+  for (const char* command : {"check", "run"}) {
+    const auto want = run_orrery(std::string(command) + " " + case_file);
+    const auto got = run_orrery(std::string(command) + " '" + imported_file + "'");
+    ASSERT_EQ(want.code, 0) << want.err;
+    ASSERT_EQ(got.code, 0) << got.err;
+    EXPECT_EQ(after_first_line(got.out), after_first_line(want.out)) << command;
+  }
+}
+
+// A launcher's per-line prefix is cut; the layout and values do not change. Interleaving
+// given as stages per rank comes back as layers per virtual stage: 30 layers, pp 3,
+// virtual_pipeline_model_parallel_size 2 -> 30 / (3 x 2) = 5 layers a virtual stage,
+// which the scenario writes as 2 virtual stages.
+TEST(ImportMegatronLog, PrefixedLinesAndVirtualStagesPerRank) {
+  std::string text = read_file(source_dir() + "/tests/cli/import/megatron-7.1b.log");
+  auto replace = [&text](const std::string& from, const std::string& to) {
+    const auto at = text.find(from);
+    ASSERT_NE(at, std::string::npos) << from;
+    text.replace(at, from.size(), to);
+  };
+  replace("  pipeline_model_parallel_size .................... 1",
+          "  pipeline_model_parallel_size .................... 3");
+  replace("  virtual_pipeline_model_parallel_size ............ None",
+          "  virtual_pipeline_model_parallel_size ............ 2");
+  replace("  world_size ...................................... 96",
+          "  world_size ...................................... 48");
+  std::string prefixed;
+  for (std::size_t at = 0; at < text.size();) {
+    const auto nl = text.find('\n', at);
+    prefixed += "[rank0]: " + text.substr(at, nl - at + 1);
+    at = nl + 1;
+  }
+  const std::string log = ::testing::TempDir() + "prefixed.log";
+  std::ofstream(log) << prefixed;
+  const auto r = run_orrery("import megatron-log '" + log + "' --cluster dgx-h100");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("nodes: 6}  # world_size 48 / 8"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("  pp: 3  # pipeline_model_parallel_size\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("  virtual_pipeline_stages: 2  #"), std::string::npos) << r.out;
+}
+
 TEST(ImportNemo, LauncherConfigImportsIntoTheValidationCase) {
   const std::string case_file = "scenarios/validation/nemo2407-llama3-8b-8.yaml";
   const auto imported = run_orrery(
