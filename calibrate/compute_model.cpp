@@ -39,6 +39,14 @@ class RooflineModel final : public ComputeModel {
     gemm_rate_ = g.peak.at(d).value() * g.gemm_efficiency.at(d);
     attn_gemm_rate_ = g.peak.at(a).value() * g.gemm_efficiency.at(a);
     flash_rate_ = g.peak.at(a).value() * *g.attention_efficiency;
+    // Split accumulation (docs/model.md, "Split accumulation of fp8 GEMMs"): the fp8
+    // recipes run their gradient GEMMs, and block scaling its forward too, with
+    // fp32-promoted accumulation, where the plateau was measured with fast accumulation.
+    if (d == Dtype::fp8 && g.fp8_split_accumulation) {
+      split_bwd_ = *g.fp8_split_accumulation;
+      if (s.training.fp8 && s.training.fp8->scaling == Fp8Spec::Scaling::block)
+        split_fwd_ = split_bwd_;
+    }
     for (const auto& [t, f] : g.gemm_ramp) ramp_.emplace_back(std::log(t.value()), f);
     hbm_ = g.memory_bandwidth.value() * *g.memory_efficiency;
     launch_ = g.kernel_launch->value();
@@ -119,6 +127,17 @@ class RooflineModel final : public ComputeModel {
              : fmt::format("roofline: {:.0f} bytes per parameter / {:.0f} GB/s in {} foreach "
                            "passes, each at least kernel_launch",
                            optimizer_bytes_, hbm_ / 1e9, foreach_passes_.size())}};
+    if (split_bwd_ < 1.0) {
+      explanation_.insert(
+          explanation_.begin() + 1,
+          {"fp8 split accumulation",
+           fmt::format("{} GEMMs at {:.1f} TFLOP/s (fp8 plateau x fp8_split_accumulation {}, "
+                       "fp32-promoted accumulation; the plateau is a fast-accumulation "
+                       "measurement) ({})",
+                       split_fwd_ < 1.0 ? "forward, data- and weight-gradient"
+                                        : "data- and weight-gradient",
+                       gemm_rate_ * split_bwd_ / 1e12, split_bwd_, gpu)});
+    }
     if (s.training.fp8) {
       explanation_.insert(
           explanation_.begin() + 1,
@@ -187,10 +206,15 @@ class RooflineModel final : public ComputeModel {
         const double g = op.gemm_groups;
         // Row-wise fp8 (training.fp8.scaling rowwise*): the forward GEMM at a fraction of
         // the fp8 plateau; under rowwise_gw_hp the weight-gradient GEMM at the bf16 rate.
-        const double wgrad_rate = op.wgrad_high_precision ? attn_gemm_rate_ : rate;
-        t = std::max(memory, fwd ? g * gemm_time(flops / g, rate * op.fwd_rate_factor)
-                                 : g * (gemm_time(flops / 2 / g, rate) +
-                                        gemm_time(flops / 2 / g, wgrad_rate)));
+        // An fp8 GEMM with split accumulation at split_* of that rate (1 otherwise).
+        const double fwd_split = op.high_precision ? 1.0 : split_fwd_;
+        const double bwd_split = op.high_precision ? 1.0 : split_bwd_;
+        const double wgrad_rate =
+            op.wgrad_high_precision ? attn_gemm_rate_ : rate * bwd_split;
+        t = std::max(memory,
+                     fwd ? g * gemm_time(flops / g, rate * op.fwd_rate_factor * fwd_split)
+                         : g * (gemm_time(flops / 2 / g, rate * bwd_split) +
+                                gemm_time(flops / 2 / g, wgrad_rate)));
         break;
       }
       case OpKind::attention:
@@ -228,6 +252,7 @@ class RooflineModel final : public ComputeModel {
  private:
   std::vector<std::pair<std::string, std::string>> explanation_;
   double gemm_rate_ = 0, attn_gemm_rate_ = 0, flash_rate_ = 0, hbm_ = 0, launch_ = 0;
+  double split_fwd_ = 1.0, split_bwd_ = 1.0;  // fp8 split-accumulation rate factors
   std::vector<std::pair<double, double>> ramp_;  // (log ideal seconds, fraction)
   double optimizer_bytes_ = 0;
   std::vector<double> foreach_passes_;  // bytes a parameter of each foreach pass; empty: fused

@@ -34,6 +34,10 @@ struct GpuSpec {
   std::optional<double> attention_efficiency;  // fused attention throughput / 16-bit peak
   std::optional<double> memory_efficiency;     // achievable / datasheet HBM bandwidth
   std::optional<Seconds> kernel_launch;        // shortest time a kernel occupies a stream
+  // FP8 GEMMs with split (two-level, fp32-promoted) accumulation, over the fast-accumulation
+  // plateau gemm_efficiency.fp8 was measured with; unset: no penalty (docs/model.md,
+  // "Split accumulation of fp8 GEMMs").
+  std::optional<double> fp8_split_accumulation;
   // Figures of the preset that were not measured on this GPU but copied from another
   // (keys under cluster.gpu, "gemm_efficiency", "peak.fp4"), and the file that said so;
   // resolve() drops an entry that anything else (the scenario, a sweep) set again.

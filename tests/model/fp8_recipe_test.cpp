@@ -265,8 +265,10 @@ TEST(Fp8Recipe, RowwiseGemmTimeAgainstTensorwise) {
   //                (cuBLAS's tensor-wise kernel, the rescale being an aux pass);
   //   gw_hp:       forward 1.675734 ms, backward F / R8 + F / R16 = 1.591947 + 3.184216
   //                = 4.776163 ms.
+  // Split accumulation is left out here (its own test below).
   Scenario s = llama8b("");
   s.cluster.gpu.gemm_ramp = {{Seconds(1e-9), 1.0}, {Seconds(1.0), 1.0}};
+  s.cluster.gpu.fp8_split_accumulation.reset();
   const auto model = make_roofline_model(s);
   constexpr double m = 16384, k = 8192, n = 8192;
   auto gemm = [&](Fp8Spec::Scaling sc) {
@@ -289,6 +291,54 @@ TEST(Fp8Recipe, RowwiseGemmTimeAgainstTensorwise) {
   EXPECT_NEAR(rw.second, 3.183894e-3, 1e-9);
   EXPECT_NEAR(hp.first, 1.675734e-3, 1e-9);
   EXPECT_NEAR(hp.second, 4.776163e-3, 1e-9);
+}
+
+TEST(Fp8Recipe, SplitAccumulationSlowsTheGradientGemms) {
+  // The H100 preset's fp8_split_accumulation a = 0.87 (docs/model.md, "Split accumulation
+  // of fp8 GEMMs"), the GEMM and plateaus of the test above (ramp held at 1, casts left
+  // out): F / R8 = 1.591947 ms, F / R16 = 3.184216 ms.
+  //   delayed:       forward F / R8 = 1.591947 ms (fast accumulation); backward
+  //                  2 (F/2) / (a R8) = 3.183894 / 0.87 = 3.659648 ms;
+  //   block:         forward split too: 1.591947 / 0.87 = 1.829824 ms, backward 3.659648;
+  //   rowwise_gw_hp: forward F / (0.95 R8) = 1.675734 ms (fast accumulation); backward
+  //                  the data gradient split, the 16-bit weight gradient not:
+  //                  1.829824 + 3.184216 = 5.014040 ms;
+  //   a GEMM the recipe keeps in 16 bits: backward 2 F / R16 = 6.368432 ms, untouched.
+  Scenario s = llama8b("");
+  ASSERT_TRUE(s.cluster.gpu.fp8_split_accumulation.has_value());
+  EXPECT_DOUBLE_EQ(*s.cluster.gpu.fp8_split_accumulation, 0.87);
+  s.cluster.gpu.gemm_ramp = {{Seconds(1e-9), 1.0}, {Seconds(1.0), 1.0}};
+  constexpr double m = 16384, k = 8192, n = 8192;
+  auto gemm = [&](Fp8Spec::Scaling sc, bool high_precision = false) {
+    Scenario sc_s = s;
+    sc_s.training.fp8 = scaling(sc);
+    const auto model = make_roofline_model(sc_s);
+    TrainingSpec t;
+    t.precision = Precision::fp8;
+    t.fp8 = scaling(sc);
+    t.fp8->weight_cache = false;
+    const detail::OpBuilder b(t, Shard{});
+    Op op = b.gemm("mlp.fc1", m, k, n, k * n, m * k);
+    op.aux_fwd_bytes = op.aux_bwd_bytes = Bytes(0);
+    op.high_precision = high_precision;
+    return std::pair(model->op_time(op, Pass::forward).value(),
+                     model->op_time(op, Pass::backward).value());
+  };
+  const auto delayed = gemm(Fp8Spec::Scaling::delayed);
+  const auto block = gemm(Fp8Spec::Scaling::block);
+  const auto hp = gemm(Fp8Spec::Scaling::rowwise_gw_hp);
+  const auto kept = gemm(Fp8Spec::Scaling::delayed, true);
+  EXPECT_NEAR(delayed.first, 1.591947e-3, 1e-9);
+  EXPECT_NEAR(delayed.second, 3.659648e-3, 1e-9);
+  EXPECT_NEAR(block.first, 1.829824e-3, 1e-9);
+  EXPECT_NEAR(block.second, 3.659648e-3, 1e-9);
+  EXPECT_NEAR(hp.first, 1.675734e-3, 1e-9);
+  EXPECT_NEAR(hp.second, 5.014040e-3, 1e-9);
+  EXPECT_NEAR(kept.second, 6.368432e-3, 1e-9);
+  // A Blackwell preset leaves the key unset: no penalty.
+  EXPECT_FALSE(preset_scenario("llama3-8b", "tp: 1, pp: 1, dp: 8, microbatch: 1, global_batch: 32",
+                               1, "", "dgx-b200")
+                   .cluster.gpu.fp8_split_accumulation.has_value());
 }
 
 TEST(Fp8Recipe, RowwiseQuantisationTimeIsItsBytesAtHbmRate) {
