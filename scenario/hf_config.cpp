@@ -23,7 +23,7 @@ namespace {
 
 using Json = nlohmann::json;
 
-enum class Kind { llama, gpt2, neox };
+enum class Kind { llama, gpt2, neox, deepseek };
 
 struct Arch {
   const char* name;  // architectures[0]
@@ -43,6 +43,8 @@ const std::vector<Arch>& archs() {
       {"Phi3ForCausalLM", Kind::llama, false, false, false},
       {"GPT2LMHeadModel", Kind::gpt2, false, false, false},
       {"GPTNeoXForCausalLM", Kind::neox, false, false, false},
+      {"DeepseekV2ForCausalLM", Kind::deepseek, true, false, false},
+      {"DeepseekV3ForCausalLM", Kind::deepseek, true, false, false},
   };
   return list;
 }
@@ -117,21 +119,31 @@ class Reader {
     throw InputError({file_, std::nullopt}, key, value, fmt::format("{} ({})", why, a_.name));
   }
 
+  const std::string& file() const { return file_; }
+  const char* arch() const { return a_.name; }
+
   bool has(const std::string& key) {
     used_.insert(key);
     return j_.contains(key) && !j_.at(key).is_null();
   }
 
-  std::int64_t whole(const std::string& key, std::optional<std::int64_t> fallback = {}) {
+  // Written in the config, null included (has() counts null as absent).
+  bool written(const std::string& key) {
+    used_.insert(key);
+    return j_.contains(key);
+  }
+
+  std::int64_t whole(const std::string& key, std::optional<std::int64_t> fallback = {},
+                     std::int64_t lo = 1) {
     if (!has(key)) {
       if (fallback) return *fallback;
       throw InputError({file_, std::nullopt}, key, "",
                        fmt::format("missing key: a {} config needs it", a_.name));
     }
     const Json& v = j_.at(key);
-    if (!v.is_number_integer() || v.get<std::int64_t>() < 1 ||
+    if (!v.is_number_integer() || v.get<std::int64_t>() < lo ||
         v.get<std::int64_t>() > (std::int64_t{1} << 24)) {
-      fail(key, "expected a whole number from 1 to 2^24");
+      fail(key, fmt::format("expected a whole number from {} to 2^24", lo));
     }
     return v.get<std::int64_t>();
   }
@@ -168,6 +180,120 @@ class Reader {
   const Arch& a_;
   std::set<std::string> used_;
 };
+
+// DeepSeek-V2/V3 (DeepseekV2Config, DeepseekV3Config in huggingface/transformers
+// src/transformers/models/deepseek_v2/configuration_deepseek_v2.py at 008e5743 and
+// deepseek_v3/configuration_deepseek_v3.py at 001f85b3; the hub checkpoints' own
+// modeling_deepseek.py, which the configs' auto_map names, makes layer i an MoE layer when
+// i >= first_k_dense_replace and i % moe_layer_freq == 0). Multi-head latent attention
+// and a DeepSeekMoE feed-forward: routed and shared experts of moe_intermediate_size, the
+// first first_k_dense_replace layers dense of intermediate_size. Shape keys have no
+// default here: a config without one is refused.
+void read_deepseek(Reader& r, ModelSpec& m, std::vector<std::string>& set) {
+  m.hidden = r.whole("hidden_size");
+  m.layers = static_cast<int>(r.whole("num_hidden_layers"));
+  m.heads = static_cast<int>(r.whole("num_attention_heads"));
+  // MLA has no grouped key/value heads: every query head gets its own key and value from
+  // the shared latent (the released configs write num_key_value_heads = heads).
+  if (r.whole("num_key_value_heads", m.heads) != m.heads) {
+    r.fail("num_key_value_heads",
+           "multi-head latent attention gives every query head its own key and value; "
+           "orrery expects num_key_value_heads = num_attention_heads");
+  }
+  m.kv_heads = m.heads;
+  m.ffn = r.whole("intermediate_size");
+  m.vocab = r.whole("vocab_size");
+  MlaSpec mla;
+  // q_lora_rank null (DeepSeek-V2-Lite): the queries are projected from the hidden state
+  // directly, orrery's q_lora_rank 0.
+  if (!r.written("q_lora_rank")) {
+    throw InputError({r.file(), std::nullopt}, "q_lora_rank", "",
+                     fmt::format("missing key: a {} config needs it (null: queries projected "
+                                 "directly)",
+                                 r.arch()));
+  }
+  mla.q_lora_rank = r.has("q_lora_rank") ? static_cast<int>(r.whole("q_lora_rank")) : 0;
+  mla.kv_lora_rank = static_cast<int>(r.whole("kv_lora_rank"));
+  mla.qk_nope_head_dim = static_cast<int>(r.whole("qk_nope_head_dim"));
+  mla.qk_rope_head_dim = static_cast<int>(r.whole("qk_rope_head_dim"));
+  mla.v_head_dim = static_cast<int>(r.whole("v_head_dim"));
+  // transformers (v4.5x and later) writes head_dim = qk_rope_head_dim when it saves one.
+  if (r.has("head_dim") && r.whole("head_dim") != mla.qk_rope_head_dim) {
+    r.fail("head_dim",
+           fmt::format("DeepSeek's head_dim is qk_rope_head_dim ({})", mla.qk_rope_head_dim));
+  }
+  m.mla = mla;
+  // The MLA projections carry no biases in orrery (nor in the released checkpoints).
+  if (r.flag("attention_bias", false) || r.flag("mlp_bias", false)) {
+    r.fail(r.flag("attention_bias", false) ? "attention_bias" : "mlp_bias",
+           "orrery's multi-head latent attention and experts have no biases");
+  }
+  m.bias = false;
+  if (r.text("hidden_act", "silu") != "silu") {
+    r.fail("hidden_act", "orrery models DeepSeek's MLPs and experts as SwiGLU (hidden_act silu)");
+  }
+  m.activation = Activation::swiglu;
+  m.norm = Norm::rmsnorm;
+  m.position_embedding = PositionEmbedding::rope;
+  m.tied_embeddings = r.flag("tie_word_embeddings", false);
+  m.dropout = r.number("attention_dropout", 0.0) > 0;
+
+  MoeSpec moe;
+  moe.experts = static_cast<int>(r.whole("n_routed_experts"));
+  moe.top_k = static_cast<int>(r.whole("num_experts_per_tok"));
+  moe.expert_ffn = r.whole("moe_intermediate_size");
+  moe.shared_experts = static_cast<int>(r.whole("n_shared_experts", 0, 0));
+  moe.first_dense_layers = static_cast<int>(r.whole("first_k_dense_replace", 0, 0));
+  if (moe.first_dense_layers >= m.layers) {
+    r.fail("first_k_dense_replace", "orrery's MoE model needs at least one MoE layer");
+  }
+  if (r.whole("moe_layer_freq", 1) != 1) {
+    r.fail("moe_layer_freq",
+           "orrery makes every layer after the dense ones an MoE layer (moe_layer_freq 1)");
+  }
+  // topk_method: greedy, a plain top-k (V2-Lite); group_limited_greedy, top-k among the
+  // experts of topk_group of n_group groups (V2's device-limited routing, arXiv:2405.04434
+  // section 2.2.3); noaux_tc, the same group limit with the bias-based auxiliary-loss-free
+  // balancing of DeepSeek-V3 (arXiv:2412.19437 sections 2.1.2, 2.1.3), orrery's
+  // aux_loss false. The grouped top-k adds the router's group kernels; the balancing sets
+  // the default load imbalance (model.moe.load_imbalance).
+  const std::string method = r.text("topk_method", "greedy");
+  const std::int64_t groups = r.whole("n_group", 1);
+  const std::int64_t group_topk = r.whole("topk_group", 1);
+  if (method == "group_limited_greedy" || method == "noaux_tc") {
+    if (groups > 1) {
+      moe.router_groups = static_cast<int>(groups);
+      moe.router_group_topk = static_cast<int>(group_topk);
+      set.push_back("moe.router_groups");
+      set.push_back("moe.router_group_topk");
+    }
+  } else if (method != "greedy") {
+    r.fail("topk_method", "orrery knows greedy, group_limited_greedy and noaux_tc");
+  }
+  const double aux_alpha = r.number("aux_loss_alpha", 0.001);  // read either way
+  moe.aux_loss = method != "noaux_tc" && aux_alpha > 0;
+  m.moe = moe;
+  // Keys that change no cost orrery models: how the router turns scores into weights
+  // (scoring_func softmax or sigmoid, norm_topk_prob, routed_scaling_factor: elementwise
+  // on top_k values a token), seq_aux (the balance loss computed per sequence: a few
+  // scalars), ep_size (the expert parallelism of the checkpoint's inference code, not the
+  // run's: parallelism.ep is written in the scenario), rope_interleave (which dimensions
+  // the rotation pairs) and rope_parameters (the newer name of rope_scaling).
+  // num_nextn_predict_layers: DeepSeek-V3's multi-token-prediction module (one more
+  // layer with its own projection, 14 B parameters, report section 2.2) is not modelled;
+  // the model is the 671 B main model, as the deepseek-v3 preset.
+  for (const char* k :
+       {"scoring_func", "norm_topk_prob", "routed_scaling_factor", "seq_aux", "ep_size",
+        "rope_interleave", "rope_parameters", "num_nextn_predict_layers"}) {
+    r.has(k);
+  }
+  for (const char* k :
+       {"moe", "moe.experts", "moe.top_k", "moe.expert_ffn", "moe.shared_experts",
+        "moe.first_dense_layers", "moe.aux_loss", "mla", "mla.q_lora_rank", "mla.kv_lora_rank",
+        "mla.qk_nope_head_dim", "mla.qk_rope_head_dim", "mla.v_head_dim"}) {
+    set.push_back(k);
+  }
+}
 
 }  // namespace
 
@@ -216,7 +342,10 @@ std::vector<std::string> read_hf_config(const std::string& text, const std::stri
   if (m.name.empty()) m.name = name;
   set.push_back("name");
   std::int64_t positions = 0;
-  if (a.kind == Kind::gpt2) {
+  if (a.kind == Kind::deepseek) {
+    read_deepseek(r, m, set);
+    positions = r.whole("max_position_embeddings");
+  } else if (a.kind == Kind::gpt2) {
     m.hidden = r.whole("n_embd");
     m.layers = static_cast<int>(r.whole("n_layer"));
     m.heads = static_cast<int>(r.whole("n_head"));

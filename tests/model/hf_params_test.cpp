@@ -116,6 +116,73 @@ TEST(HfParams, GptNeoX20B) {
   EXPECT_DOUBLE_EQ(params_of("gpt-neox-20b.json"), 20554567680.0);
 }
 
+// DeepSeek's "activated parameters" leave out the input embedding table (a lookup, no
+// multiply): V3, V2 and V2-Lite all fall within rounding of their published figures
+// that way, and V2-Lite does not with it (2.66 B against "2.4 B"). The papers print two
+// significant figures; half a unit of the last one is up to 2.4 % (of "21 B").
+constexpr double kTwoFigures = 0.025;
+
+TEST(HfParams, DeepSeekV3Is671B) {
+  // MLA per layer: q_down 7168*1536 + q_norm 1536 + q_up 1536*128*192 + kv_down
+  // 7168*(512+64) + kv_norm 512 + kv_up 512*128*(128+128) + o 128*128*7168 = 187,107,328;
+  // with 2 norms 187,121,664. Dense FFN 3*7168*18432 = 396,361,728 (3 layers); MoE layer
+  // 257 experts of 3*7168*2048 + router 256*7168 = 11,320,164,352 (58 layers).
+  // 61*187,121,664 + 3*396,361,728 + 58*11,320,164,352 + 2*129280*7168 + 7168
+  // = 671,026,404,352: the report's 671 B (arXiv:2412.19437, section 1), less its
+  // 14,848 routing-bias terms (docs/model.md). The hub's 685 B adds the
+  // multi-token-prediction module (num_nextn_predict_layers 1), which orrery leaves out.
+  const Scenario s = imported("deepseek-v3.json");
+  const StepFigures f = analyse_step(s);
+  EXPECT_DOUBLE_EQ(f.params_total, 671026404352.0);
+  // Active: less 58 * 256 * 3*7168*2048 routed weights, plus 8/256 of them:
+  // 671,026,404,352 - 653,908,770,816 * 31/32 = 37,552,282,624.
+  EXPECT_DOUBLE_EQ(f.params_active, 37552282624.0);
+  EXPECT_NEAR((f.params_active - 129280.0 * 7168) / 37e9, 1.0, kTwoFigures);
+  ASSERT_TRUE(s.model.moe && s.model.mla);
+  EXPECT_EQ(s.model.moe->router_groups, 8);      // n_group
+  EXPECT_EQ(s.model.moe->router_group_topk, 4);  // topk_group
+  EXPECT_FALSE(s.model.moe->aux_loss);           // topk_method noaux_tc
+  EXPECT_EQ(s.model.mla->q_lora_rank, 1536);
+}
+
+TEST(HfParams, DeepSeekV2Is236B) {
+  // MLA per layer as V3's at h = 5120: 5120*1536 + 1536 + 1536*128*192 + 5120*576 + 512
+  // + 512*128*256 + 128*128*5120 = 149,227,520, with norms 149,237,760. Dense FFN
+  // 3*5120*12288 = 188,743,680 (1 layer); MoE 162 experts of 3*5120*1536 + router
+  // 160*5120 = 3,822,878,720 (59 layers). 60*149,237,760 + 188,743,680
+  // + 59*3,822,878,720 + 2*102400*5120 + 5120 = 235,741,434,880: the "236 B" of
+  // arXiv:2405.04434 (section 1).
+  const Scenario s = imported("deepseek-v2.json");
+  const StepFigures f = analyse_step(s);
+  EXPECT_DOUBLE_EQ(f.params_total, 235741434880.0);
+  EXPECT_NEAR(f.params_total / 236e9, 1.0, kTwoFigures);
+  // Less 59 * 160 * 3*5120*1536 = 222,717,542,400 routed weights, plus 6/160 of them.
+  EXPECT_DOUBLE_EQ(f.params_active, 21375800320.0);
+  EXPECT_NEAR((f.params_active - 102400.0 * 5120) / 21e9, 1.0, kTwoFigures);
+  EXPECT_EQ(s.model.moe->router_groups, 8);  // group_limited_greedy
+  EXPECT_EQ(s.model.moe->router_group_topk, 3);
+  EXPECT_TRUE(s.model.moe->aux_loss);  // aux_loss_alpha 0.001
+  EXPECT_EQ(s.model.moe->shared_experts, 2);
+}
+
+TEST(HfParams, DeepSeekV2LiteIs15_7B) {
+  // q_lora_rank null: queries projected directly, 2048*16*192. MLA per layer 6,291,456
+  // + 2048*576 + 512 + 512*16*256 + 16*128*2048 = 13,763,072, with norms 13,767,168.
+  // Dense FFN 3*2048*10944 = 67,239,936 (1 layer); MoE 66 experts of 3*2048*1408 +
+  // router 64*2048 = 571,080,704 (26 layers). 27*13,767,168 + 67,239,936
+  // + 26*571,080,704 + 2*102400*2048 + 2048 = 15,706,484,224: the "15.7 B" of
+  // arXiv:2405.04434 (appendix B).
+  const Scenario s = imported("deepseek-v2-lite.json");
+  const StepFigures f = analyse_step(s);
+  EXPECT_DOUBLE_EQ(f.params_total, 15706484224.0);
+  EXPECT_NEAR(f.params_total / 15.7e9, 1.0, 0.001);
+  // Less 26 * 64 * 3*2048*1408 = 14,394,851,328 routed weights, plus 6/64 of them.
+  EXPECT_DOUBLE_EQ(f.params_active, 2661150208.0);
+  EXPECT_NEAR((f.params_active - 102400.0 * 2048) / 2.4e9, 1.0, kTwoFigures);
+  EXPECT_EQ(s.model.mla->q_lora_rank, 0);
+  EXPECT_EQ(s.model.moe->router_groups, 0);  // topk_method greedy
+}
+
 TEST(HfParams, KeysBesideTheConfigOverrideIt) {
   // seq_len beside hf_config replaces max_position_embeddings; a shorter sequence than
   // Mistral's 4096-token window leaves the mask causal.
@@ -157,6 +224,37 @@ TEST(HfConfig, RefusesWhatOrreryCannotExpress) {
   EXPECT_EQ(refused_key(R"({"architectures": ["LlamaForCausalLM"], "hidden_size": 64})"),
             "num_hidden_layers");
   EXPECT_EQ(refused_key("{" + llama + R"(, "rope_theta": 1e6, "mlp_bias": false})"), "");
+}
+
+TEST(HfConfig, RefusesDeepSeekShapesOrreryCannotExpress) {
+  const std::string ds =
+      R"("architectures": ["DeepseekV3ForCausalLM"], "hidden_size": 64, "num_hidden_layers": 4,
+         "num_attention_heads": 4, "intermediate_size": 128, "vocab_size": 100,
+         "max_position_embeddings": 32, "kv_lora_rank": 16, "qk_nope_head_dim": 8,
+         "qk_rope_head_dim": 4, "v_head_dim": 8, "n_routed_experts": 8,
+         "num_experts_per_tok": 2, "moe_intermediate_size": 32, "first_k_dense_replace": 1)";
+  EXPECT_EQ(refused_key("{" + ds + R"(, "q_lora_rank": null})"), "");
+  EXPECT_EQ(refused_key("{" + ds + "}"), "q_lora_rank");  // missing, not null
+  EXPECT_EQ(refused_key("{" + ds + R"(, "q_lora_rank": 8, "moe_layer_freq": 2})"),
+            "moe_layer_freq");
+  EXPECT_EQ(refused_key("{" + ds + R"(, "q_lora_rank": 8, "num_key_value_heads": 2})"),
+            "num_key_value_heads");
+  EXPECT_EQ(refused_key("{" + ds + R"(, "q_lora_rank": 8, "topk_method": "random"})"),
+            "topk_method");
+  EXPECT_EQ(refused_key("{" + ds + R"(, "q_lora_rank": 8, "attention_bias": true})"),
+            "attention_bias");
+  EXPECT_EQ(refused_key("{" + ds + R"(, "q_lora_rank": 8, "first_k_dense_replace": 4})"),
+            "first_k_dense_replace");
+  // MTP and the router's weighting are accepted, the MTP module not modelled.
+  EXPECT_EQ(refused_key("{" + ds +
+                        R"(, "q_lora_rank": 8, "num_nextn_predict_layers": 1,
+                             "scoring_func": "sigmoid", "routed_scaling_factor": 2.5})"),
+            "");
+  // Llama does not take DeepSeek's keys.
+  EXPECT_EQ(refused_key(R"({"architectures": ["LlamaForCausalLM"], "hidden_size": 64,
+         "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 128,
+         "vocab_size": 100, "max_position_embeddings": 32, "num_nextn_predict_layers": 1})"),
+            "num_nextn_predict_layers");
 }
 
 }  // namespace
