@@ -69,6 +69,7 @@ ordered_json scenario_json(const Scenario& s) {
     model["hidden"] = m.hidden;
     model["heads"] = m.heads;
     model["kv_heads"] = m.kv_heads;
+    if (m.head_width > 0) model["head_dim"] = m.head_width;  // only where written
     model["ffn"] = m.ffn;
     model["vocab"] = m.vocab;
     model["seq_len"] = m.seq_len;
@@ -275,8 +276,10 @@ void model_section(std::string& o, const ModelSpec& m) {
   line(o, "name", m.name.empty() ? std::string(to_string(m.family)) : m.name);
   if (m.is_transformer()) {
     line(o, "shape",
-         fmt::format("{} layers, hidden {}, heads {} (kv {}), ffn {}, vocab {}, seq {}", m.layers,
-                     m.hidden, m.heads, m.kv_heads, m.ffn, m.vocab, m.seq_len));
+         fmt::format("{} layers, hidden {}, heads {} (kv {}{}), ffn {}, vocab {}, seq {}", m.layers,
+                     m.hidden, m.heads, m.kv_heads,
+                     m.head_width > 0 ? fmt::format(", head_dim {}", m.head_width) : "", m.ffn,
+                     m.vocab, m.seq_len));
     line(o, "blocks",
          fmt::format("{}, {}, {} positions, {} embeddings{}{}", to_string(m.activation),
                      to_string(m.norm), to_string(m.position_embedding),

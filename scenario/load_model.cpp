@@ -136,6 +136,7 @@ const FieldTable<M>& model_fields() {
       {"hidden", whole(&M::hidden, 1, kMaxWidth)},
       {"heads", whole(&M::heads, 1, kMaxCount)},
       {"kv_heads", whole(&M::kv_heads, 1, kMaxCount)},
+      {"head_dim", whole(&M::head_width, 1, 1 << 16)},
       {"ffn", whole(&M::ffn, 1, kMaxWidth)},
       {"vocab", whole(&M::vocab, 1, kMaxWidth)},
       {"seq_len", whole(&M::seq_len, 1, kMaxWidth)},

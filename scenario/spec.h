@@ -214,6 +214,9 @@ struct ModelSpec {
   std::int64_t hidden = 0;
   int heads = 0;
   int kv_heads = 0;         // = heads for multi-head attention, fewer for GQA
+  // model.head_dim: the width of one query/key/value head when it is not hidden / heads
+  // (Gemma, Qwen3-MoE: heads * head_dim != hidden); 0: hidden / heads.
+  std::int64_t head_width = 0;
   std::int64_t ffn = 0;     // feed-forward hidden width (dense layers)
   std::int64_t vocab = 0;
   std::int64_t seq_len = 0;
@@ -233,7 +236,10 @@ struct ModelSpec {
   int image_size = 0;
   std::vector<CnnLayer> cnn_layers;
 
-  std::int64_t head_dim() const { return heads > 0 ? hidden / heads : 0; }
+  std::int64_t head_dim() const {
+    if (head_width > 0) return head_width;
+    return heads > 0 ? hidden / heads : 0;
+  }
   bool is_transformer() const { return family != ModelFamily::cnn; }
 };
 

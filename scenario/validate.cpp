@@ -220,7 +220,12 @@ void complete_transformer(Scenario& s) {
                        "query heads",
                        m.heads));
   }
-  if (!m.mla && m.hidden % m.heads != 0) {
+  if (m.mla && m.head_width > 0) {
+    reject(s, "model.head_dim", std::to_string(m.head_width),
+           "multi-head latent attention sizes its heads with mla.qk_nope_head_dim, "
+           "qk_rope_head_dim and v_head_dim");
+  }
+  if (!m.mla && m.head_width == 0 && m.hidden % m.heads != 0) {
     reject(s, "model.hidden", std::to_string(m.hidden),
            fmt::format("must be a multiple of heads ({})", m.heads));
   }
