@@ -34,6 +34,7 @@ struct Dims {
   StackSpec::Rope rope = StackSpec::Rope::fused;
   bool rope_on = false;  // the model rotates queries and keys (position_embedding rope)
   bool fused_act = true;
+  bool unfused_norm = false;  // training.stack.norm unfused (RMSNorm models only; validated)
 };
 
 // One element-wise kernel of an unfused chain: it moves `fwd` bytes in the forward and
@@ -83,6 +84,57 @@ void add_rope(const std::string& name, double n, double e, StackSpec::Rope how, 
   }
 }
 
+// A norm over `n` elements (b*s rows of the normalised width) with `params` weights, as
+// training.stack.norm runs it, `e` = B.act bytes an element; `recompute` the
+// RecomputeModule bits whose recompute re-runs it (and drops the chain's inner tensors).
+//  fused:    one kernel each way (Transformer Engine, Apex, PyTorch's fused F.rms_norm,
+//            Inductor): reads the input and writes the output (2 e n), backward reads
+//            the gradient and the kept input and writes the input's gradient (3 e n).
+//  unfused:  an RMSNorm written in PyTorch ops, as Hugging Face's LlamaRMSNorm and
+//            ibm-fms's LayerNormParameterized(use_high_precision_pow) run it (citations in
+//            scenario/validate.cpp, complete_stack). One op per autograd node, its
+//            backward the kernels of that node's formula (torch/csrc/autograd/
+//            FunctionsManual.cpp at pytorch/pytorch 002ca671: pow_backward is
+//            grad * (2 * x.pow(1)), mean_backward grad.expand / N, mul_tensor_backward
+//            grad * other, a broadcast operand's gradient summed back to its shape):
+//    x.float()        e n read, 4 n written;     backward the cast down (4 n, e n)
+//    pow(2)           4 n, 4 n;                  x.pow(1), 2 *, grad * (16 n, 12 n)
+//    mean(-1)         4 n, -;                    grad expanded / h (-, 4 n)
+//    + eps, rsqrt     on the b*s row statistics: bytes left out, one kernel floor each way
+//    xf * rstd        4 n, 4 n;                  grad * rstd, grad * xf and its row sum,
+//                                                and the two gradients of xf summed (24 n, 12 n)
+//    type_as(x)       4 n, e n;                  the cast up (e n, 4 n)
+//    weight * y       e n, e n;                  grad * weight, grad * y and its sum over the
+//                                                rows (4 e n, 2 e n)
+//            (28 + 4e) n forward, (76 + 8e) n backward in 7 ops (36 n and 92 n in 16 bits,
+//            against the fused 4 n and 6 n). Kept for backward: xf (4 n, pow's and the
+//            product's input) and y (e n, the weight product's), instead of the fused
+//            kernel's input (e n). Row statistics (n / h elements) are left out.
+void add_norm(const OpBuilder& B, const std::string& name, double n, double params, bool unfused,
+              unsigned recompute, Layer& L) {
+  if (!unfused) {
+    L.ops.push_back(B.memory_bound(name, OpKind::norm, n, n, B.act * n, params));
+    L.ops.back().recompute_in = recompute;
+    return;
+  }
+  const double e = B.act;
+  const auto push = [&](Op op, double saved) {
+    op.saved = Bytes(saved);
+    op.saved_dropped_by = recompute;
+    op.recompute_in = recompute;
+    L.ops.push_back(std::move(op));
+  };
+  push(kernel(name + ".upcast", e * n, 4 * n, 4 * n, e * n), 0);
+  push(kernel(name + ".pow", 4 * n, 4 * n, 16 * n, 12 * n), 4 * n);
+  push(kernel(name + ".mean", 4 * n, 0, 0, 4 * n), 0);
+  push(kernel(name + ".rstd", 0, 0, 0, 0), 0);
+  push(kernel(name + ".mul", 4 * n, 4 * n, 24 * n, 12 * n), 0);
+  push(kernel(name + ".downcast", 4 * n, e * n, e * n, 4 * n), 0);
+  Op weight = kernel(name + ".weight", e * n, e * n, 4 * e * n, 2 * e * n);
+  weight.params = params;
+  push(std::move(weight), e * n);
+}
+
 // The attention block after its norm: projections, core attention, output projection.
 void add_attention(const ModelSpec& m, const TrainingSpec& tr, const OpBuilder& B,
                    const Dims& d, Layer& L) {
@@ -117,8 +169,7 @@ void add_attention(const ModelSpec& m, const TrainingSpec& tr, const OpBuilder& 
       L.ops.push_back(B.gemm("attn.q_down", d.tok, d.h, ql, d.h * ql, d.tok * d.h * d.r));
       L.ops.back().comm_before = CommPoint::tp_gather;
       L.ops.back().saved_dropped_by = kRecomputeLayernorm;
-      L.ops.push_back(B.memory_bound("attn.q_norm", OpKind::norm, d.tok * ql, d.tok * ql,
-                                     e * d.tok * ql, ql));
+      add_norm(B, "attn.q_norm", d.tok * ql, ql, d.unfused_norm, 0, L);
       L.ops.push_back(B.gemm("attn.q_up", d.tok, ql, a * qk_head, ql * a * qk_head, d.tok * ql));
       L.ops.back().recompute_in = kRecomputeMlaUpProj;
     } else {
@@ -130,8 +181,7 @@ void add_attention(const ModelSpec& m, const TrainingSpec& tr, const OpBuilder& 
     const double kv_down = kvl + mla.qk_rope_head_dim;
     // Same input as the query path, which already keeps it.
     L.ops.push_back(B.gemm("attn.kv_down", d.tok, d.h, kv_down, d.h * kv_down, 0));
-    L.ops.push_back(B.memory_bound("attn.kv_norm", OpKind::norm, d.tok * kvl, d.tok * kvl,
-                                   e * d.tok * kvl, kvl));
+    add_norm(B, "attn.kv_norm", d.tok * kvl, kvl, d.unfused_norm, 0, L);
     const double kv_up = a * (mla.qk_nope_head_dim + v_head);
     L.ops.push_back(B.gemm("attn.kv_up", d.tok, kvl, kv_up, kvl * kv_up, d.tok * kvl));
     L.ops.back().recompute_in = kRecomputeMlaUpProj;
@@ -433,12 +483,10 @@ Layer transformer_layer(const ModelSpec& m, const TrainingSpec& tr, const OpBuil
   L.moe = m.moe && index >= m.moe->first_dense_layers;
   const double n = d.tok * d.h * d.r;
   L.input = Bytes(B.act * n);
-  L.ops.push_back(B.memory_bound("attn.norm", OpKind::norm, n, n, B.act * n, norm_params(m)));
-  L.ops.back().recompute_in = kRecomputeLayernorm;
+  add_norm(B, "attn.norm", n, norm_params(m), d.unfused_norm, kRecomputeLayernorm, L);
   add_attention(m, tr, B, d, L);
   add_residual_tail(m, B, d, "attn", L);
-  L.ops.push_back(B.memory_bound("mlp.norm", OpKind::norm, n, n, B.act * n, norm_params(m)));
-  L.ops.back().recompute_in = kRecomputeLayernorm;
+  add_norm(B, "mlp.norm", n, norm_params(m), d.unfused_norm, kRecomputeLayernorm, L);
   if (L.moe) {
     add_moe(m, B, d, sh, L);
   } else {
@@ -465,8 +513,7 @@ Layer embedding_layer(const ModelSpec& m, const OpBuilder& B, const Dims& d) {
   }
   if (m.family == ModelFamily::encoder) {
     L.ops.push_back(B.memory_bound("embedding.token_type", OpKind::embedding, 0, n, 0, 2 * d.h));
-    L.ops.push_back(B.memory_bound("embedding.norm", OpKind::norm, n, n, B.act * n,
-                                   norm_params(m)));
+    add_norm(B, "embedding.norm", n, norm_params(m), d.unfused_norm, 0, L);
   }
   if (m.dropout) {
     L.ops.push_back(B.memory_bound("embedding.dropout", OpKind::dropout, n, n, 1.0 * n));
@@ -482,7 +529,7 @@ Layer head_layer(const ModelSpec& m, const TrainingSpec& tr, const OpBuilder& B,
   const double vocab_share = std::ceil(static_cast<double>(m.vocab) / d.t);
   const double output_weights = m.tied_embeddings ? 0.0 : vocab_share * d.h;
   if (m.family == ModelFamily::decoder) {
-    L.ops.push_back(B.memory_bound("head.norm", OpKind::norm, n, n, B.act * n, norm_params(m)));
+    add_norm(B, "head.norm", n, norm_params(m), d.unfused_norm, 0, L);
     L.ops.push_back(B.gemm("head.output", d.tok, d.h, vocab_share, output_weights, n));
     L.ops.back().comm_before = CommPoint::tp_gather;
   } else {
@@ -493,8 +540,7 @@ Layer head_layer(const ModelSpec& m, const TrainingSpec& tr, const OpBuilder& B,
     L.ops.push_back(B.gemm("head.transform", d.tok, d.h, d.h, d.h * d.h + d.h, n));
     L.ops.push_back(B.memory_bound("head.act", OpKind::elementwise, d.tok * d.h, d.tok * d.h,
                                    B.act * d.tok * d.h));
-    L.ops.push_back(B.memory_bound("head.norm", OpKind::norm, d.tok * d.h, d.tok * d.h,
-                                   B.act * d.tok * d.h, norm_params(m)));
+    add_norm(B, "head.norm", d.tok * d.h, norm_params(m), d.unfused_norm, 0, L);
     L.ops.push_back(B.gemm("head.output", d.tok, d.h, vocab_share,
                            output_weights + vocab_share, d.tok * d.h));
   }
@@ -558,6 +604,7 @@ Workload build_transformer_workload(const ModelSpec& m, const TrainingSpec& tr, 
   d.rope = tr.stack.rope;
   d.rope_on = m.position_embedding == PositionEmbedding::rope;
   d.fused_act = tr.stack.activation_fusion;
+  d.unfused_norm = tr.stack.norm == StackSpec::NormKernels::unfused;
 
   Workload w;
   w.shard = sh;

@@ -352,6 +352,16 @@ std::string render_stack_explanation(const Scenario& s) {
                        ? "fused: one multi-tensor kernel"
                        : "foreach: torch._foreach_* passes over every parameter (7, AdamW 8)",
                    by("training.stack.optimizer"));
+  if (s.model.is_transformer()) {
+    o += fmt::format(
+        "  {:<25}{} ({})\n", "norm",
+        k.norm == StackSpec::NormKernels::fused
+            ? "fused: one kernel, 2e bytes an element forward, 3e backward"
+            : "unfused: upcast, pow, mean, + eps and rsqrt, product, cast back and the "
+              "weight's product as kernels of their own, 28 + 4e bytes an element forward, "
+              "76 + 8e backward",
+        by("training.stack.norm"));
+  }
   if (s.parallelism.zero_stage >= 3) {
     o += fmt::format("  {:<25}{}\n", "ZeRO-3 / FSDP", to_string(s.parallelism.fsdp_impl));
   }

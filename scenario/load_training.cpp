@@ -263,6 +263,7 @@ const FieldTable<StackSpec>& stack_fields() {
       {"activation_fusion", flag(&S::activation_fusion)},
       {"cross_entropy_fusion", flag(&S::cross_entropy_fusion)},
       {"optimizer", choice(&S::optimizer)},
+      {"norm", choice(&S::norm)},
   };
   return table;
 }

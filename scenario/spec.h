@@ -615,10 +615,17 @@ struct StackSpec {
   // a sequence of torch._foreach_* ops, each a pass over every parameter
   // (calibrate/compute_model.cpp, docs/model.md "Training stacks").
   enum class OptimizerKernels { fused, foreach } optimizer = OptimizerKernels::fused;
+  // How an RMSNorm runs (model.norm rmsnorm only): one kernel each way (Transformer
+  // Engine / Apex, PyTorch's fused F.rms_norm, Inductor), or the chain of PyTorch ops of a
+  // norm written out in Python (x.float(), pow, mean, add eps, rsqrt, the product, the cast
+  // back, the weight's product: Hugging Face LlamaRMSNorm, ibm-fms LayerNormParameterized),
+  // each kernel a pass over the activation in HBM (model/transformer.cpp, add_norm).
+  enum class NormKernels { fused, unfused } norm = NormKernels::fused;
 };
 const char* to_string(StackSpec::Preset p);
 const char* to_string(StackSpec::Rope r);
 const char* to_string(StackSpec::OptimizerKernels o);
+const char* to_string(StackSpec::NormKernels n);
 
 // training.memory: how the training stack's allocator holds device memory and how much
 // headroom `check` wants below capacity (model/memory.h, docs/model.md "Memory").

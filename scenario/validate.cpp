@@ -786,6 +786,37 @@ void complete_stack(Scenario& s) {
     k.optimizer = k.preset == P::fsdp1 && adam ? StackSpec::OptimizerKernels::foreach
                                        : StackSpec::OptimizerKernels::fused;
   }
+  // The norm's kernels. Only an RMSNorm has an unfused chain here: a LayerNorm in PyTorch
+  // models is nn.LayerNorm / F.layer_norm, one ATen kernel each way, like the fused ones.
+  const bool rms = s.model.is_transformer() && s.model.norm == Norm::rmsnorm;
+  if (is_set(s, "training.stack.norm")) {
+    if (k.norm == StackSpec::NormKernels::unfused && !rms) {
+      reject(s, "training.stack.norm", "unfused",
+             s.model.is_transformer()
+                 ? fmt::format("the unfused chain is an RMSNorm's (model.norm is {}, which "
+                               "PyTorch runs as one F.layer_norm kernel)",
+                               to_string(s.model.norm))
+                 : std::string("applies to transformer models only"));
+    }
+  } else {
+    // Megatron-Core runs Transformer Engine's RMSNorm / LayerNorm kernels (TENorm,
+    // megatron/core/extensions/transformer_engine.py, and TELayerNormColumnParallelLinear
+    // in megatron/core/models/gpt/gpt_layer_specs.py at NVIDIA/Megatron-LM d98e8a64), NeMo
+    // the same modules; Megatron-DeepSpeed Apex's fused kernel (MixedFusedLayerNorm,
+    // megatron/model/fused_layer_norm.py at bigscience-workshop/Megatron-DeepSpeed
+    // 8387ae17). FSDP1 trainers run the model's own Python RMSNorm: Hugging Face's
+    // LlamaRMSNorm (src/transformers/models/llama/modeling_llama.py at huggingface/
+    // transformers 00227283) and ibm-fms's LayerNormParameterized with
+    // use_high_precision_pow (fms/modules/layernorm.py and fms/models/llama.py at
+    // foundation-model-stack/foundation-model-stack d2e59c2d, the version fms-fsdp
+    // 4ffb9bd trained), x.float(), pow, mean, + eps, rsqrt, product, cast, weight.
+    // torchtitan's RMSNorm is nn.RMSNorm (torchtitan/models/common/nn_modules.py at
+    // pytorch/torchtitan b5bcd76c), which PyTorch runs as one fused CUDA kernel each way
+    // (aten::_fused_rms_norm with its own backward: pytorch/pytorch pull requests 153666
+    // and 164289). Compiled, Inductor fuses the chain into one kernel.
+    k.norm = k.preset == P::fsdp1 && !c && rms ? StackSpec::NormKernels::unfused
+                                               : StackSpec::NormKernels::fused;
+  }
 }
 
 // Fills in the parallelism defaults (dp, schedule, ZeRO stage) and checks the split against

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <tuple>
 #include <fmt/format.h>
 
 #include "calibrate/compute_model.h"
@@ -75,6 +76,108 @@ TEST(Stack, EagerAgainstCompiledOfATinyModelIsTheLaunchTerm) {
   ASSERT_LT(52 * 128.0 * 64 / hbm(compiled), launch);
   const double want = 2 * 5 * 2 * launch;
   EXPECT_NEAR(step(eager) - step(compiled), want, 1e-9 * want);
+}
+
+// training.stack.norm unfused against fused, every other mechanism the same (compiled
+// fsdp2, whose RoPE, activation and loss are fused either way). Per norm (n = T h =
+// 4096 x 1024 elements, e = 2): the unfused chain moves (28 + 4e) n = 36 n forward and
+// (76 + 8e) n = 92 n backward, the fused kernel 2e n = 4 n and 3e n = 6 n: 118 n more.
+// Five norms: two a layer and the final one before the head. Every op of the chain but
+// the row statistics' (bytes left out) moves at least 4 n = 16.8 MB, above the kernel
+// floor, so the difference is the bytes at the HBM rate plus that op's floor each way:
+//   5 x 118 x 4,194,304 = 2,474,639,360 bytes, and 5 x 2 x kernel_launch.
+TEST(Stack, UnfusedNormIsItsExtraBytesAtHbmRatePlusTheRowStatisticsFloor) {
+  const Scenario fused = one_gpu(1024, 8, 4096, 32768, 4096, "{preset: fsdp2, compile: true}");
+  const Scenario unfused =
+      one_gpu(1024, 8, 4096, 32768, 4096, "{preset: fsdp2, compile: true, norm: unfused}");
+  ASSERT_EQ(fused.training.stack.norm, StackSpec::NormKernels::fused);
+  const double launch = fused.cluster.gpu.kernel_launch->value();
+  ASSERT_GT(4 * 4096.0 * 1024 / hbm(fused), launch);
+  const double extra = 5 * 118 * 4194304.0;
+  EXPECT_DOUBLE_EQ(extra, 2474639360.0);
+  const double want = extra / hbm(fused) + 5 * 2 * launch;
+  EXPECT_NEAR(step(unfused) - step(fused), want, 1e-9 * want);
+}
+
+// A model too small for any kernel to leave the floor (n = 128 x 64 elements; the largest
+// op, the product's backward, moves 36 n = 295 kB, about 0.1 us): the unfused chain is 7
+// ops against one, 6 more floors each way at each of the 5 norms.
+TEST(Stack, UnfusedNormOfATinyModelIsTheLaunchTerm) {
+  const Scenario fused = one_gpu(64, 2, 256, 64, 128, "{preset: fsdp2, compile: true}");
+  const Scenario unfused =
+      one_gpu(64, 2, 256, 64, 128, "{preset: fsdp2, compile: true, norm: unfused}");
+  const double launch = fused.cluster.gpu.kernel_launch->value();
+  ASSERT_LT(36 * 128.0 * 64 / hbm(fused), launch);
+  const double want = 5 * 6 * 2 * launch;
+  EXPECT_NEAR(step(unfused) - step(fused), want, 1e-9 * want);
+}
+
+// The case: eager FSDP1 (Hugging Face / fms-fsdp style) against the same stack
+// compiled. T = 8192 tokens, h = 1024, f = 4096, V = 32768, e = 2, n = T h = 8,388,608.
+// Compiled, Inductor fuses RoPE, SwiGLU, the loss and the norms; the optimizer stays
+// foreach in both. Extra bytes of the eager step:
+//  - RoPE rotate_half per tensor 10 e n each way against the fused 2 e n: 32 n, 64 n for
+//    q and k, a layer;
+//  - SwiGLU: 6 f e = 12 f bytes a token more, a layer;
+//  - the norms: 118 n each, 5 of them (above);
+//  - the loss: 52 against 28 bytes a logit, 24 T V.
+//   2 (64 n + 12 T f) + 5 x 118 n + 24 T V
+//   = 2 (536,870,912 + 402,653,184) + 4,949,278,720 + 6,442,450,944 = 13,270,777,856,
+// at the HBM rate, every kernel above the floor (the smallest, rotate_half's neg, moves
+// e n = 16.8 MB), plus the norms' row-statistics op: 5 x 2 x kernel_launch.
+TEST(Stack, EagerFsdp1AgainstCompiledIsTheUnfusedBytesAtHbmRate) {
+  const Scenario eager = one_gpu(1024, 8, 4096, 32768, 8192, "fsdp1");
+  const Scenario compiled = one_gpu(1024, 8, 4096, 32768, 8192, "{preset: fsdp1, compile: true}");
+  ASSERT_EQ(eager.training.stack.norm, StackSpec::NormKernels::unfused);
+  ASSERT_EQ(compiled.training.stack.norm, StackSpec::NormKernels::fused);
+  const double launch = compiled.cluster.gpu.kernel_launch->value();
+  const double n = 8192.0 * 1024;
+  ASSERT_GT(2 * n / hbm(compiled), launch);
+  const double extra = 2 * (64 * n + 12 * 8192.0 * 4096) + 5 * 118 * n + 24 * 8192.0 * 32768;
+  EXPECT_DOUBLE_EQ(extra, 13270777856.0);
+  const double want = extra / hbm(compiled) + 5 * 2 * launch;
+  EXPECT_NEAR(step(eager) - step(compiled), want, 1e-9 * want);
+}
+
+// The unfused chain's bytes per element and what it keeps for backward: xf in fp32 and y
+// in 16 bits, (4 + e) n, against the fused kernel's input, e n.
+TEST(Stack, UnfusedNormChainBytesAndSavedTensors) {
+  const Scenario f = one_gpu(1024, 8, 4096, 32768, 4096, "{preset: fsdp2, norm: fused}");
+  const Scenario u = one_gpu(1024, 8, 4096, 32768, 4096, "{preset: fsdp2, norm: unfused}");
+  auto sums = [](const Scenario& s) {
+    const Workload w = build_workload(s.model, s.training, shard_of(s.parallelism));
+    double fwd = 0, bwd = 0, saved = 0;
+    int ops = 0;
+    for (const Op& op : w.layers.at(1).ops) {
+      if (op.name.rfind("mlp.norm", 0) != 0) continue;
+      ++ops;
+      fwd += (op.fwd_read + op.fwd_written).value();
+      bwd += (op.bwd_read + op.bwd_written).value();
+      saved += op.saved.value();
+    }
+    return std::make_tuple(ops, fwd, bwd, saved);
+  };
+  const double n = 4096.0 * 1024;
+  EXPECT_EQ(sums(f), std::make_tuple(1, 4 * n, 6 * n, 2 * n));
+  EXPECT_EQ(sums(u), std::make_tuple(7, 36 * n, 92 * n, 6 * n));
+}
+
+TEST(Stack, NormFollowsThePresetAndTheModel) {
+  using N = StackSpec::NormKernels;
+  EXPECT_EQ(one_gpu(64, 2, 256, 64, 128, "fsdp1").training.stack.norm, N::unfused);
+  EXPECT_EQ(one_gpu(64, 2, 256, 64, 128, "{preset: fsdp1, compile: true}").training.stack.norm,
+            N::fused);
+  EXPECT_EQ(one_gpu(64, 2, 256, 64, 128, "fsdp2").training.stack.norm, N::fused);
+  EXPECT_EQ(one_gpu(64, 2, 256, 64, 128, "megatron-core").training.stack.norm, N::fused);
+  EXPECT_EQ(one_gpu(64, 2, 256, 64, 128, "deepspeed").training.stack.norm, N::fused);
+  EXPECT_EQ(one_gpu(64, 2, 256, 64, 128, "{preset: fsdp1, norm: fused}").training.stack.norm,
+            N::fused);
+  // A LayerNorm model under eager FSDP1 runs nn.LayerNorm: one kernel; unfused is an error.
+  const std::string gpt =
+      "cluster: {preset: dgx-h100}\nmodel: {preset: gpt3-175b}\n"
+      "parallelism: {tp: 1, dp: 8, global_batch: 8}\ntraining: {stack: ";
+  EXPECT_EQ(load_scenario_text(gpt + "fsdp1}\n", "g.yaml").training.stack.norm, N::fused);
+  EXPECT_THROW(load_scenario_text(gpt + "{preset: fsdp1, norm: unfused}}\n", "g.yaml"), InputError);
 }
 
 TEST(Stack, PresetsSetTheirMechanisms) {
