@@ -125,7 +125,7 @@ std::optional<std::pair<Dtype, GemmShape>> gemm_of(const TraceKernel& k) {
   return std::pair{dtype, GemmShape{x[0], y[1], x[1]}};
 }
 
-void add_kineto(const KinetoTrace& t, Collected& c, Profile& p) {
+void add_kineto(const KinetoTrace& t, int gpus_per_node, Collected& c, Profile& p) {
   // One CPU op call = the kernels sharing its External id, summed.
   std::map<std::int64_t, std::pair<const TraceKernel*, double>> calls;
   for (const auto& k : t.kernels) {
@@ -148,7 +148,7 @@ void add_kineto(const KinetoTrace& t, Collected& c, Profile& p) {
       ++gemms;
     }
   }
-  std::vector<MeasuredKernel> measured = measured_kernels(t);
+  std::vector<MeasuredKernel> measured = measured_kernels(t, gpus_per_node);
   p.inputs.push_back(
       {t.file, "kineto", t.gpu,
        fmt::format("{} kernels, {} op calls, {} GEMM calls (aten::mm, aten::addmm), {} measured "
@@ -172,7 +172,7 @@ Profile calibrate(const std::vector<CalibrationInput>& inputs, Env& env) {
     } else if (looks_like_nccl_tests(text)) {
       add_nccl_tests(read_nccl_tests_text(text, in.path, in.op_hint), c, p);
     } else if (looks_like_chrome_trace(text)) {
-      add_kineto(read_kineto_text(text, in.path), c, p);
+      add_kineto(read_kineto_text(text, in.path), in.gpus_per_node, c, p);
     } else {
       throw InputError({in.path, std::nullopt}, "", "",
                        "not a known input: expected an orrery-profile measurement file "
@@ -370,8 +370,9 @@ std::string render_profile(const Profile& p) {
     } else if (m.cls == "attention") {
       o += fmt::format(", pass: {}, dtype: {}, flop: {:.0f}", m.pass, to_string(m.dtype), m.flops);
     } else if (m.cls == "collective") {
-      o += fmt::format(", collective: {}, ranks: {}, bytes: {}", to_string(m.collective), m.ranks,
-                       bytes(m.bytes));
+      o += fmt::format(", collective: {}, ranks: {}", to_string(m.collective), m.ranks);
+      if (m.nodes > 0) o += fmt::format(", nodes: {}", m.nodes);  // absent: not known
+      o += ", bytes: " + bytes(m.bytes);
     } else {
       o += ", bytes: " + bytes(m.bytes);
     }
@@ -426,6 +427,14 @@ std::string render_profile_summary(const Profile& p) {
   if (!p.measured.empty())
     o += fmt::format("measured kernels: {} entries (gemm, attention, memory-bound, collective)\n",
                      p.measured.size());
+  const auto unspanned = std::count_if(p.measured.begin(), p.measured.end(), [](const auto& m) {
+    return m.cls == "collective" && m.nodes == 0;
+  });
+  if (unspanned > 0)
+    o += fmt::format(
+        "measured collectives: {} entr{} without a node span (the trace records no Process "
+        "Group Ranks, or no --gpus-per-node was given): kept, not used by the simulation\n",
+        unspanned, unspanned == 1 ? "y" : "ies");
   for (const auto& n : p.not_fitted) o += "not fitted: " + n + "\n";
   return o;
 }

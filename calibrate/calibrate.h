@@ -14,6 +14,9 @@ namespace orrery {
 struct CalibrationInput {
   std::string path;
   std::string op_hint;  // for nccl-tests logs that do not name their program; may be empty
+  // For Kineto traces: the GPUs per node of the traced job (`--gpus-per-node`), which with
+  // each NCCL kernel's Process Group Ranks gives the nodes its group spans; 0: not known.
+  int gpus_per_node = 0;
 };
 
 // Reads every input (its kind told from its content) and fits every family. A family

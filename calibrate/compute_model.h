@@ -4,10 +4,12 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "core/collective.h"
 #include "core/units.h"
 #include "model/workload.h"
 #include "scenario/spec.h"
@@ -32,6 +34,14 @@ class ComputeModel {
   // and why (report/band.h): a profile projected from another GPU; 0 and empty otherwise.
   virtual double band_half_width() const { return 0; }
   virtual std::string band_basis() const { return ""; }
+  // A measured time for a whole collective `op` of `bytes` (nccl-tests' size) over a group of
+  // `ranks` GPUs on `nodes` nodes, in place of the simulator's plan; none: the plan times it
+  // (a profile's measured NCCL entries, docs/model.md "Measured collectives").
+  virtual std::optional<Seconds> collective_time(CollectiveOp op, int ranks, int nodes,
+                                                 Bytes bytes) const {
+    (void)op, (void)ranks, (void)nodes, (void)bytes;
+    return std::nullopt;
+  }
 };
 
 // Roofline with measured efficiencies (scenario/presets/gpus.yaml):

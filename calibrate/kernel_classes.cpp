@@ -7,6 +7,7 @@
 #include <cmath>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <tuple>
 
@@ -148,7 +149,14 @@ std::optional<CollectiveOp> collective_of(const TraceKernel& k) {
 
 }  // namespace
 
-std::vector<MeasuredKernel> measured_kernels(const KinetoTrace& t) {
+int group_nodes(const std::vector<std::int64_t>& ranks, int gpus_per_node) {
+  if (ranks.empty() || gpus_per_node < 1) return 0;
+  std::set<std::int64_t> nodes;
+  for (const std::int64_t r : ranks) nodes.insert(r / gpus_per_node);
+  return static_cast<int>(nodes.size());
+}
+
+std::vector<MeasuredKernel> measured_kernels(const KinetoTrace& t, int gpus_per_node) {
   // One call: the kernels of one CPU op call (External id), or a lone kernel.
   struct Call {
     const TraceKernel* first = nullptr;
@@ -170,9 +178,10 @@ std::vector<MeasuredKernel> measured_kernels(const KinetoTrace& t) {
   std::vector<MeasuredKernel> out;
   std::vector<std::vector<double>> times;
   auto add = [&](MeasuredKernel e, double time) {
-    const std::string key = fmt::format(
-        "{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", e.cls, e.pass, to_string(e.dtype), e.shape.m,
-        e.shape.n, e.shape.k, e.flops, e.bytes, e.ranks, to_string(e.collective), e.op, e.kernel);
+    const std::string key =
+        fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", e.cls, e.pass, to_string(e.dtype),
+                    e.shape.m, e.shape.n, e.shape.k, e.flops, e.bytes, e.ranks, e.nodes,
+                    to_string(e.collective), e.op, e.kernel);
     const auto [it, fresh] = index.emplace(key, out.size());
     if (fresh) {
       e.file = t.file;
@@ -197,6 +206,7 @@ std::vector<MeasuredKernel> measured_kernels(const KinetoTrace& t) {
       e.cls = "collective";
       e.collective = *op;
       e.ranks = k.group_size;
+      e.nodes = group_nodes(k.group_ranks, gpus_per_node);
       e.bytes = eb * static_cast<double>(n);
       add(e, c.time);
     } else if (const auto g = gemm_shape(k)) {

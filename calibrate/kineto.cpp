@@ -37,6 +37,24 @@ std::optional<std::int64_t> int_arg(const json& args, const char* key) {
 }
 std::optional<std::int64_t> external_id(const json& args) { return int_arg(args, "External id"); }
 
+// The group's global ranks from "Process Group Ranks": a JSON list of whole numbers, or a
+// string holding one (as Kineto writes it); empty for anything else.
+std::vector<std::int64_t> group_ranks(const json& args) {
+  const auto it = args.find("Process Group Ranks");
+  if (it == args.end()) return {};
+  json list = *it;
+  if (list.is_string()) {
+    list = json::parse(list.get<std::string>(), nullptr, /*allow_exceptions=*/false);
+  }
+  std::vector<std::int64_t> out;
+  if (!list.is_array()) return {};
+  for (const json& r : list) {
+    if (!r.is_number_integer() || r.get<std::int64_t>() < 0) return {};
+    out.push_back(r.get<std::int64_t>());
+  }
+  return out;
+}
+
 struct CpuOp {
   std::string name;
   std::vector<std::vector<std::int64_t>> dims;
@@ -120,6 +138,8 @@ KinetoTrace read_kineto_text(const std::string& text, const std::string& file) {
             std::clamp<std::int64_t>(int_arg(args, "Group size").value_or(0), 0, 1 << 24));
         if (args.contains("dtype") && args["dtype"].is_string())
           k.comm_dtype = args["dtype"].get<std::string>();
+        k.group_ranks = group_ranks(args);
+        if (static_cast<std::int64_t>(k.group_ranks.size()) != k.group_size) k.group_ranks.clear();
       }
       if (const auto id = external_id(args)) {
         links.emplace_back(*id, t.kernels.size());

@@ -32,6 +32,10 @@ struct TraceKernel {
   std::int64_t out_nelems = -1;  // "Out msg nelems"
   int group_size = 0;            // "Group size"
   std::string comm_dtype;        // "dtype" ("BFloat16")
+  // "Process Group Ranks": the group's global ranks, which Kineto writes as a quoted list
+  // ("[0, 1, 2, 3]"; output_json.cpp, appendCollectiveArgs, pytorch/kineto 114171df).
+  // Empty when absent or not a list of whole numbers as long as the group.
+  std::vector<std::int64_t> group_ranks;
 };
 
 struct KinetoTrace {

@@ -41,7 +41,8 @@ struct OpTime {
 //   norm, softmax, elementwise   by kernel name; bytes = the op's inputs + one output
 //               the size of its first input;
 //   collective  NCCL kernels: the collective, its group size and message size (In msg
-//               nelems x the dtype's size), as Kineto copies them onto the kernel.
+//               nelems x the dtype's size), as Kineto copies them onto the kernel, and the
+//               nodes the group spans where its ranks and the GPUs per node are known.
 // One entry per (class, pass, dtype, shape, op, kernel): `time` the median over its calls of
 // the summed kernels of one call.
 struct MeasuredKernel {
@@ -57,6 +58,10 @@ struct MeasuredKernel {
   double bytes = 0;           // norm, softmax, elementwise: moved; collective: message size
   CollectiveOp collective = CollectiveOp::all_reduce;
   int ranks = 0;  // collective: group size
+  // collective: the nodes the group spans (group_nodes, calibrate/kernel_classes.h), from the
+  // trace's Process Group Ranks and `orrery calibrate --gpus-per-node`; 0 when not known, and
+  // then the entry is kept but not used by the simulation.
+  int nodes = 0;
   int calls = 0;
   Seconds time;
   // Not in the file: set when the profile is projected onto another GPU (project_profile,

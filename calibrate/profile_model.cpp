@@ -214,7 +214,7 @@ Profile project_profile(const Scenario& s, Profile p) {
           fmt::format("measured attention {} {} {:.6g} FLOP", to_string(m.dtype), m.pass, m.flops),
           true);
     } else if (m.cls == "collective") {
-      continue;  // not used by the model
+      continue;  // dropped below
     } else {
       r = hbm();
     }
@@ -237,6 +237,23 @@ Profile project_profile(const Scenario& s, Profile p) {
     p.projected.push_back(
         "launch fit dropped (no datasheet figure): the scenario GPU's "
         "kernel_launch");
+  }
+  // A measured NCCL time is the traced GPU's NVLink and NICs at their achieved rate, with
+  // no datasheet ratio that carries it to B's: the entries are dropped, and the simulator's
+  // plan (on B's own line rates, with the curves below) times those collectives.
+  const auto nccl =
+      std::count_if(p.measured.begin(), p.measured.end(),
+                    [](const MeasuredKernel& m) { return m.cls == "collective" && m.nodes > 0; });
+  if (nccl > 0) {
+    p.measured.erase(std::remove_if(p.measured.begin(), p.measured.end(),
+                                    [](const MeasuredKernel& m) {
+                                      return m.cls == "collective" && m.nodes > 0;
+                                    }),
+                     p.measured.end());
+    p.projected.push_back(fmt::format(
+        "{} measured NCCL entr{} dropped (no datasheet ratio carries a measured collective time "
+        "to another GPU's links): the simulator's plan times those collectives",
+        nccl, nccl == 1 ? "y" : "ies"));
   }
   if (!p.collectives.empty())
     p.projected.push_back(
@@ -355,6 +372,28 @@ class ProfileModel final : public ComputeModel {
                        "within {}x of its size; the lines below name each entry used",
                        name, p.measured.size(), list, kNearestFactor)});
     }
+    // Measured NCCL entries: used where the node span is known, else kept and said why.
+    int spanned = 0, unspanned = 0;
+    for (const MeasuredKernel& m : p.measured) {
+      if (m.cls != "collective") continue;
+      (m.nodes > 0 ? spanned : unspanned) += 1;
+    }
+    if (spanned > 0)
+      explanation_.emplace_back(
+          "measured collectives",
+          fmt::format("profile {}: {} NCCL entr{}; a collective of the same op, group size "
+                      "and node span takes an entry's time when its bytes match, else the "
+                      "nearest entry's bus bandwidth within {}x of its size, in place of the "
+                      "simulator's plan (the lines below name each entry used)",
+                      name, spanned, spanned == 1 ? "y" : "ies", kNearestFactor));
+    if (unspanned > 0)
+      explanation_.emplace_back(
+          "measured collectives",
+          fmt::format("profile {}: {} NCCL entr{} without a node span, not used: the trace "
+                      "records no Process Group Ranks or the profile was calibrated without "
+                      "--gpus-per-node, and a group's time depends on the nodes it spans",
+                      name, unspanned, unspanned == 1 ? "y" : "ies"));
+    has_collectives_ = spanned > 0;
     description_ = "profile " + name + ":";
     for (const auto& [cls, src] : explanation_) {
       if (cls == "projected") continue;  // said once, below
@@ -435,6 +474,36 @@ class ProfileModel final : public ComputeModel {
 
   Seconds optimizer_time(double params) const override { return roofline_->optimizer_time(params); }
 
+  std::optional<Seconds> collective_time(CollectiveOp op, int ranks, int nodes,
+                                         Bytes size) const override {
+    if (!has_collectives_) return std::nullopt;
+    const double bytes = size.value();
+    const std::string what = fmt::format("{} of {} over {} GPUs on {} node{}", to_string(op),
+                                         format_bytes(size), ranks, nodes, nodes == 1 ? "" : "s");
+    std::optional<std::size_t> near;
+    double best = std::log(kNearestFactor) + 1e-12;
+    for (std::size_t i = 0; i < measured_.size() && bytes > 0; ++i) {
+      const MeasuredKernel& m = measured_[i];
+      if (m.cls != "collective" || m.collective != op || m.ranks != ranks || m.nodes != nodes)
+        continue;
+      const double dist = std::abs(std::log(m.bytes / bytes));
+      if (dist < best) best = dist, near = i;
+    }
+    const std::lock_guard<std::mutex> lock(mutex_);
+    if (!near) {
+      unmeasured_collectives_.insert(what);
+      return std::nullopt;
+    }
+    // Same op and group size: the bus-bandwidth factor is the same, so the entry's bus
+    // bandwidth at another size is t = bytes x t_e / bytes_e.
+    const MeasuredKernel& m = measured_[*near];
+    const bool exact = m.bytes == bytes;
+    Use& u = used_[*near];
+    u.modes.insert(exact ? "exact" : "rate-scaled");
+    u.ops.insert(what);
+    return Seconds(exact ? m.time.value() : bytes * m.time.value() / m.bytes);
+  }
+
   std::string describe() const override { return description_; }
   double band_half_width() const override { return half_width_; }
   std::string band_basis() const override { return band_basis_; }
@@ -450,6 +519,10 @@ class ProfileModel final : public ComputeModel {
             fmt::format("{} m={} n={} k={}", to_string(m.dtype), m.shape.m, m.shape.n, m.shape.k);
       else if (m.cls == "attention")
         shape = fmt::format("{} {} {:.6g} FLOP", to_string(m.dtype), m.pass, m.flops);
+      else if (m.cls == "collective")
+        shape =
+            fmt::format("{} of {} over {} GPUs on {} node{}", to_string(m.collective),
+                        format_bytes(Bytes(m.bytes)), m.ranks, m.nodes, m.nodes == 1 ? "" : "s");
       else
         shape = format_bytes(Bytes(m.bytes));
       std::string ops;
@@ -468,6 +541,14 @@ class ProfileModel final : public ComputeModel {
       out.emplace_back("not measured", ops +
                                            ": no measured entry of their class and size; "
                                            "timed by the lines above (fit or roofline)");
+    }
+    if (!unmeasured_collectives_.empty()) {
+      std::string list;
+      for (const std::string& c : unmeasured_collectives_) list += (list.empty() ? "" : "; ") + c;
+      out.emplace_back(
+          "collectives not measured",
+          list + ": no NCCL entry of their op, group size and node span within " +
+              fmt::format("{}x of their size; timed by the simulator's plan", kNearestFactor));
     }
     return out;
   }
@@ -668,6 +749,8 @@ class ProfileModel final : public ComputeModel {
   mutable std::mutex mutex_;
   mutable std::map<std::size_t, Use> used_;
   mutable std::set<std::string> unmeasured_;
+  mutable std::set<std::string> unmeasured_collectives_;
+  bool has_collectives_ = false;  // measured NCCL entries with a node span
 };
 
 }  // namespace

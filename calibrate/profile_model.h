@@ -23,7 +23,10 @@ namespace orrery {
 //   other ops             memory_bound elementwise, else copy, else row_reduce;
 //   auxiliary kernels     (FP8 casts) the same memory-bound fit, each at least the floor;
 //   kernel floor          the profile's launch overhead;
-//   optimizer             the roofline.
+//   optimizer             the roofline;
+//   collectives           (collective_time) a measured NCCL entry of the same op, group
+//                         size and node span: exact bytes its time, else the nearest
+//                         entry's bus bandwidth within 2x of the size; else the plan.
 // `name` names the profile in describe(). Throws what make_roofline_model throws.
 std::unique_ptr<ComputeModel> make_profile_model(const Scenario& s, const Profile& p,
                                                  const std::string& name);
@@ -47,7 +50,8 @@ bool same_gpu(const std::string& a, const std::string& b);
 //   launch fit       dropped (no datasheet figure): B's preset kernel_launch;
 //   collectives      carried as they are used: the intra-node curve is a shape and the NIC
 //                    efficiency a fraction of the scenario's own NVLink and NIC line rates;
-//                    measured NCCL entries are not used by the model.
+//                    measured NCCL entries with a node span are dropped (no datasheet
+//                    ratio carries a measured collective time to B's links).
 // The band's added half-width: the largest |eff_B / eff_A - 1| over the resources scaled,
 // eff the presets' measured achievable fractions (gemm_efficiency[d], attention_efficiency,
 // memory_efficiency): the ratio holds only as far as B reaches the same fraction of its

@@ -205,7 +205,7 @@ OpTime read_op_time(MapReader& r) {
   return t;
 }
 
-MeasuredKernel read_measured(MapReader& r) {
+MeasuredKernel read_measured(MapReader& r, const YAML::Node& n) {
   MeasuredKernel m;
   m.cls = str(r, "class");
   const bool memory = m.cls == "norm" || m.cls == "softmax" || m.cls == "elementwise";
@@ -230,6 +230,7 @@ MeasuredKernel read_measured(MapReader& r) {
     if (!op) r.fail("collective", "not a collective orrery knows");
     m.collective = *op;
     m.ranks = integer(r, "ranks", 2, 1 << 24);
+    if (n["nodes"].IsDefined()) m.nodes = integer(r, "nodes", 1, m.ranks);
     m.bytes = quantity<Bytes>(r, "bytes", Dimension::bytes, 1.0).value();
   } else {
     m.bytes = quantity<Bytes>(r, "bytes", Dimension::bytes, 1.0).value();
@@ -277,9 +278,9 @@ Profile read_profile_text(const std::string& text, const std::string& file) {
   each(root, top, "op_times", {"op", "shapes", "types", "calls", "median", "min", "max"},
        [&](MapReader& r, const YAML::Node&) { p.op_times.push_back(read_op_time(r)); });
   each(root, top, "measured_kernels",
-       {"class", "pass", "dtype", "m", "n", "k", "flop", "collective", "ranks", "bytes", "calls",
-        "time", "kernel", "op", "file", "gpu"},
-       [&](MapReader& r, const YAML::Node&) { p.measured.push_back(read_measured(r)); });
+       {"class", "pass", "dtype", "m", "n", "k", "flop", "collective", "ranks", "nodes", "bytes",
+        "calls", "time", "kernel", "op", "file", "gpu"},
+       [&](MapReader& r, const YAML::Node& n) { p.measured.push_back(read_measured(r, n)); });
 
   const YAML::Node nf = root["not_fitted"];
   if (nf.IsDefined() && !nf.IsNull()) {

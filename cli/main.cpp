@@ -90,8 +90,17 @@ int run_run(const std::string& path, const std::string& format, const std::strin
 // Fits a profile from the inputs and writes it whole to `out`; prints one line per family.
 // Scenario files (and directories of them) are the user's measured runs: their
 // parameters are fitted instead (calibrate/fit_runs.h), `fit` naming which, comma-separated.
+// `gpn` (--gpus-per-node, if given): the traced job's GPUs per node, for the node span of a
+// trace's NCCL process groups.
 int run_calibrate(const std::vector<std::string>& paths, const std::string& out,
-                  const std::string& op, const std::string& fit) {
+                  const std::string& op, const std::string& fit, std::optional<int> gpn) {
+  const int gpus_per_node = gpn.value_or(0);
+  if (gpn && (*gpn < 1 || *gpn > 1024)) {
+    throw orrery::InputError({"orrery calibrate", std::nullopt}, "--gpus-per-node",
+                             std::to_string(*gpn),
+                             "expected the traced job's GPUs per node, a whole number from 1 to "
+                             "1024");
+  }
   std::vector<orrery::CalibrationInput> inputs;
   std::vector<orrery::Scenario> runs;
   for (const auto& file : orrery::scenario_files(paths)) {
@@ -101,7 +110,7 @@ int run_calibrate(const std::vector<std::string>& paths, const std::string& out,
     if ((ext == ".yaml" || ext == ".yml") && orrery::looks_like_scenario(text)) {
       runs.push_back(orrery::load_scenario_file(file));
     } else {
-      inputs.push_back({file, op});
+      inputs.push_back({file, op, gpus_per_node});
     }
   }
   if (!runs.empty() && !inputs.empty()) {
@@ -109,6 +118,12 @@ int run_calibrate(const std::vector<std::string>& paths, const std::string& out,
                              "measurement input given with scenario files (measured runs): fit "
                              "a profile from the measurements first, name it in the scenarios' "
                              "cluster.calibration, then calibrate on the runs");
+  }
+  if (!runs.empty() && gpus_per_node > 0) {
+    throw orrery::InputError({"orrery calibrate", std::nullopt}, "--gpus-per-node",
+                             std::to_string(gpus_per_node),
+                             "--gpus-per-node gives the node span of a Kineto trace's NCCL "
+                             "groups: give traces, not scenario files");
   }
   if (!runs.empty()) {
     std::vector<std::string> only;
@@ -536,6 +551,7 @@ int main(int argc, char** argv) {
 
   std::vector<std::string> calibrate_inputs;
   std::string calibrate_out, calibrate_op, calibrate_fit;
+  int calibrate_gpus_per_node = 0;
   CLI::App* calibrate =
       app.add_subcommand("calibrate",
                          "Fit a hardware profile from measurements: orrery-profile measurement "
@@ -550,6 +566,12 @@ int main(int argc, char** argv) {
                         "Collective of nccl-tests logs that do not name their program "
                         "(all_reduce, all_gather, reduce_scatter, all_to_all, broadcast, "
                         "send_recv)");
+  CLI::Option* calibrate_gpn =
+      calibrate->add_option("--gpus-per-node", calibrate_gpus_per_node,
+                            "GPUs per node of the job a Kineto trace recorded (torchrun's "
+                            "--nproc-per-node): with each NCCL kernel's process group ranks, the "
+                            "nodes the group spans, so that the trace times the scenario's "
+                            "collectives");
   calibrate->add_option("--fit", calibrate_fit,
                         "With scenario inputs: the parameters to fit, comma-separated "
                         "(default: every one the runs' predictions depend on)");
@@ -664,7 +686,9 @@ int main(int argc, char** argv) {
     if (*validate) return run_validate(validate_paths, validate_format);
     if (*presets) return run_presets();
     if (*calibrate)
-      return run_calibrate(calibrate_inputs, calibrate_out, calibrate_op, calibrate_fit);
+      return run_calibrate(
+          calibrate_inputs, calibrate_out, calibrate_op, calibrate_fit,
+          calibrate_gpn->count() > 0 ? std::optional<int>(calibrate_gpus_per_node) : std::nullopt);
     if (*sweep) {
       sweep_run.progress = !no_progress;
       return run_sweep_cmd(sweep_run, sweep_outputs);

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <optional>
+#include <set>
 #include <utility>
 
 namespace orrery::detail {
@@ -23,6 +25,24 @@ std::map<LinkClass, double> CommPlanner::group_traffic(
     for (const auto& [cls, bytes] : orrery::traffic(p, topo, 1.0)) out[cls] += bytes;
   }
   return out;
+}
+
+void CommPlanner::measured(const std::vector<int>& group, CollectiveOp op, Bytes bytes, bool nccl,
+                           PlannedComm& placed) const {
+  std::set<int> nodes;
+  for (int gpu : group) nodes.insert(ctx_.topo.node_of(gpu));
+  const std::optional<Seconds> t = ctx_.model->collective_time(
+      op, static_cast<int>(group.size()), static_cast<int>(nodes.size()), bytes);
+  if (!t) return;
+  // The measured kernel time holds the collective's latency, its protocol and algorithm
+  // and the contention of the groups that ran beside it in the trace: one phase of that
+  // length moving no flows (the traffic tally still counts the plan's bytes), plus the
+  // per-collective host overhead NCCL-costed collectives pay (apply_nccl_cost).
+  PlannedPhase ph;
+  ph.latency = *t + (nccl ? ctx_.p.fsdp_host_overhead : Seconds(0.0));
+  placed.phases = {ph};
+  placed.algorithm = "measured";
+  placed.description += ", measured";
 }
 
 int CommPlanner::push(PlannedComm placed) {
@@ -69,6 +89,7 @@ int CommPlanner::group(CollectiveOp op, GroupKind kind, int stage, Bytes bytes, 
   const bool mirror = kind == GroupKind::dp_mirror || kind == GroupKind::expert_dp_mirror;
   PlannedComm placed = place(plan, ctx_.topo, gs.siblings, !ctx_.opt.full && !mirror);
   placed.description += fmt::format(", {:.2f} MiB", bytes.value() / 1048576.0);
+  measured(gs.group, op, bytes, nccl, placed);
   placed.traffic = group_traffic(plan, gs.siblings, nvls);
   const int index = push(std::move(placed));
   groups_.emplace(key, index);
@@ -132,6 +153,7 @@ int CommPlanner::collective(const RankSet& ranks, TaskKind kind, CollectiveOp op
       if (nccl) apply_nccl_cost(plan, ctx_.topo, ctx_.p.fsdp_host_overhead);
       PlannedComm placed = place(plan, ctx_.topo);
       placed.description += fmt::format(", {:.2f} MiB", bytes.value() / 1048576.0);
+      measured(ring, op, bytes, nccl, placed);
       placed.traffic = orrery::traffic(plan, ctx_.topo, 1.0);
       it = full_groups_.emplace(std::move(key), push(std::move(placed))).first;
     }

@@ -53,6 +53,11 @@ class CommPlanner {
                                             const std::vector<std::vector<int>>& siblings,
                                             bool nvls) const;
   int push(PlannedComm placed);
+  // When the compute model holds a measured time for `op` of `bytes` over `group` (its size
+  // and the nodes it spans; ComputeModel::collective_time), `placed` becomes one phase of
+  // that time with no flows.
+  void measured(const std::vector<int>& group, CollectiveOp op, Bytes bytes, bool nccl,
+                PlannedComm& placed) const;
 
   const StepContext& ctx_;
   TaskGraph& g_;
