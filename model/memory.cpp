@@ -327,6 +327,60 @@ void add_model_states(const ParallelismSpec& p, const TrainingSpec& t, const Sta
   }
 }
 
+// The elements of one layer's FSDP unit as the implementation lays it out over `w` ranks.
+// FSDP1 flattens the unit's parameters into one FlatParameter and pads it to a multiple
+// of the world size (FlatParamHandle's sharding: chunk(world_size), the last chunk padded;
+// torch/distributed/fsdp/_flat_param.py at pytorch/pytorch 00ae0bc9). FSDP2 shards each
+// parameter on dim 0 and pads that dim to a multiple of the world size
+// (_get_dim0_padded_size in torch/distributed/fsdp/_fully_shard/_fsdp_common.py, used by
+// _fsdp_collectives.py at pytorch/pytorch 010ae4a8): an nn.Linear weight of k inputs and n
+// outputs is (n, k), so ceil(n / w) * w rows of k; the other parameters (norm weights,
+// biases, the embedding table) are counted as one-dimensional tensors. Other
+// implementations: the layer's parameters unpadded.
+double fsdp_unit_elements(const Layer& l, ParallelismSpec::FsdpImpl impl, double w) {
+  const double n = l.params();
+  if (impl == ParallelismSpec::FsdpImpl::fsdp1) return std::ceil(n / w) * w;
+  if (impl != ParallelismSpec::FsdpImpl::fsdp2) return n;
+  double padded = 0;
+  for (const Op& op : l.ops) {
+    double rest = op.params;
+    if (op.kind == OpKind::gemm && op.weight_k > 0 && op.weight_n > 0) {
+      const double copies = std::floor(op.params / (op.weight_k * op.weight_n));
+      padded += copies * std::ceil(op.weight_n / w) * w * op.weight_k;
+      rest -= copies * op.weight_k * op.weight_n;
+    }
+    if (rest > 0) padded += std::ceil(rest / w) * w;
+  }
+  return padded;
+}
+
+// FSDP1 / FSDP2: the gradient buffers of one unit's reduce-scatter beyond its gathered
+// weights, at the post-backward hook of a unit of `u` padded elements over `w` ranks, with
+// the next unit already prefetched (the default backward prefetch of both). Before the
+// hook frees the unit's unsharded weights, the gathered weights of two units and the unit's
+// unsharded gradient (in the weight dtype, `wb` bytes, as autograd produced it) are live:
+// u * wb beyond the gather buffers. After it:
+//  - FSDP1 (_post_backward_hook in torch/distributed/fsdp/_runtime_utils.py at
+//    pytorch/pytorch 00ae0bc9) reduce-scatters the flat gradient where it lies: a cast copy
+//    in the reduce dtype (`rb` bytes) when that differs from the weight dtype, a padded copy
+//    when u is not a multiple of w, and the sharded output of u / w elements;
+//  - FSDP2 (foreach_reduce in _fsdp_collectives.py at pytorch/pytorch 010ae4a8) always
+//    copies the gradients into a new reduce-scatter input of u elements in the reduce dtype
+//    (chunk_cat) before freeing them, plus the output of u / w elements;
+// each beside the prefetched unit's weights and the unsharded gradient, so their excess
+// over the two units of gather buffers is the larger of u * wb and those copies.
+Bytes fsdp_reduce_buffers(ParallelismSpec::FsdpImpl impl, double u, double w, double wb, double rb,
+                          bool padded) {
+  double copies = u * rb / w;  // the sharded output
+  if (impl == ParallelismSpec::FsdpImpl::fsdp1) {
+    if (rb != wb) copies += u * rb;
+    if (padded) copies += u * rb;
+  } else {
+    copies += u * rb;
+  }
+  return Bytes(std::max(u * wb, copies));
+}
+
 // ZeRO-3 / FSDP: rank i's gather buffers, and with hpZ the secondary weight copy.
 void add_zero3_terms(const Scenario& s, const StageLayers& sl, int i, const StateBytes& sb,
                      bool fp8_gather, const RankTally& r, StageMemory& st) {
@@ -336,10 +390,25 @@ void add_zero3_terms(const Scenario& s, const StageLayers& sl, int i, const Stat
   // fsdp_prefetch more (one by default: two unsharded layers resident, FSDP's default
   // limit). Without resharding after forward, every layer's gathered weights stay
   // until its backward.
+  // The largest unit as the implementation pads it (fsdp_unit_elements).
+  const double w = p.zero3_group(s.cluster.gpus_per_node);
+  double unit = 0, unpadded = 0;
+  for (const auto& [held, factor] : stages_held(p, i)) {
+    (void)factor;
+    std::vector<const Layer*> units(sl.layers[held].begin(), sl.layers[held].end());
+    for (const Layer* l : {sl.embedding[held], sl.head[held]})
+      if (l) units.push_back(l);
+    for (const Layer* l : units) {
+      const double e = fsdp_unit_elements(*l, p.fsdp_impl, w);
+      if (e > unit) {
+        unit = e;
+        unpadded = l->params();
+      }
+    }
+  }
   if (!fp8_gather) {
-    st.gather_buffers = p.reshard_after_forward
-                            ? Bytes((1.0 + p.fsdp_prefetch) * r.largest_layer_params * sb.weight)
-                            : Bytes((dense + expert) * sb.weight);
+    st.gather_buffers = p.reshard_after_forward ? Bytes((1.0 + p.fsdp_prefetch) * unit * sb.weight)
+                                                : Bytes((dense + expert) * sb.weight);
   } else {
     // fp8 all-gathers: the fp8 GEMMs' weights arrive (and stay) as 1-byte copies.
     Bytes all;
@@ -358,6 +427,10 @@ void add_zero3_terms(const Scenario& s, const StageLayers& sl, int i, const Stat
   if (p.fsdp_impl == ParallelismSpec::FsdpImpl::deepspeed &&
       p.fsdp_unit == ParallelismSpec::FsdpUnit::module) {
     st.gather_buffers += Bytes(p.fsdp_reduce_bucket * sb.gradient);
+  }
+  if (p.torch_fsdp()) {
+    st.reduce_buffers =
+        fsdp_reduce_buffers(p.fsdp_impl, unit, w, sb.weight, sb.gradient, unit != unpadded);
   }
   if (p.zero_hpz) {
     // hpZ's secondary copy: the stage's weights over the ranks of a node that hold
@@ -555,7 +628,7 @@ MemoryReport estimate_memory(const Scenario& s, const Workload& w) {
     st.compression_buffers = compression_state(t.compression, r.gradients, p.shard_group());
     st.allocator_overhead = r.activations * t.allocator_overhead +
                             rank_allocator_waste(s, sl, i, sb, fp8_gather, st, waste_cache);
-    mem.other = st.runtime_reserve + st.allocator_overhead + st.gather_buffers +
+    mem.other = st.runtime_reserve + st.allocator_overhead + st.gather_buffers + st.reduce_buffers +
                 st.compression_buffers + st.fp8_scaling_state + st.fp8_weight_cache;
     report.stages.push_back(st);
   }
