@@ -178,6 +178,42 @@ StageLayers assign_stages(const ModelSpec& m, const ParallelismSpec& p, const Wo
   return sl;
 }
 
+// The loss's temporaries on the rank holding the head: what its cross-entropy holds at once
+// beyond the fp32 softmax the head keeps for backward (the head.loss op's `saved`, 4 bytes a
+// logit), per logit. Megatron-Core's vocab_parallel_cross_entropy (megatron/core/
+// tensor_parallel/cross_entropy.py at NVIDIA/Megatron-LM d98e8a64; the fused variant calls
+// the same functions; Megatron-DeepSpeed calls its own on output.float(), megatron/model/
+// gpt_model.py line 63 at bigscience-workshop/Megatron-DeepSpeed 8387ae17) casts the logits
+// to fp32 and turns that copy into the softmax in place, and its backward turns the softmax
+// into the gradient in place before the cast's backward writes it in 16 bits: the 16-bit
+// logits (or their gradient) beside it, `act` bytes when the cast copies (16-bit training),
+// 0 in fp32. torchtitan (the fsdp2 stack: cross_entropy_loss, F.cross_entropy(
+// pred.flatten(0, 1).float(), ...) in torchtitan/components/loss.py at pytorch/torchtitan
+// b5bcd76c) keeps the 16-bit logits and their fp32 copy while log_softmax writes its fp32
+// output (the saved tensor): act + 4 in 16-bit training, act in fp32; in backward
+// nll_loss's backward writes a dense fp32 gradient the size of the logits and
+// log_softmax's backward another beside the saved output: 8. Compiled, Inductor chooses
+// what the fused loss saves, which orrery does not model: counted as eager. The fsdp1
+// trainers' losses differ (LLM Foundry's MPT defaults to flash-attn's fused Triton
+// cross-entropy, loss_fn 'fused_crossentropy' in llmfoundry/models/mpt/modeling_mpt.py at
+// mosaicml/llm-foundry 8c8dd48f, which keeps the 16-bit logits, not an fp32 softmax), so
+// none is counted for them.
+double loss_temporaries_per_logit(const TrainingSpec& t) {
+  const double act = activation_bytes(t.precision);
+  const double cast = act < 4.0 ? act : 0.0;
+  switch (t.stack.preset) {
+    case StackSpec::Preset::megatron_core:
+    case StackSpec::Preset::nemo:
+    case StackSpec::Preset::deepspeed:
+      return cast;
+    case StackSpec::Preset::fsdp2:
+      return std::max(act + (cast > 0 ? 4.0 : 0.0), 8.0);
+    case StackSpec::Preset::fsdp1:
+      break;
+  }
+  return 0.0;
+}
+
 // Bytes of a layer's gathered weights: 1 byte for fp8 GEMM weights gathered in fp8.
 Bytes gathered(const Layer& l, const StateBytes& sb, bool fp8_gather) {
   const double fp8_w = fp8_gather ? l.fp8_weight_elems() : 0.0;
@@ -285,6 +321,11 @@ RankTally tally_rank(const Scenario& s, const StageLayers& sl, int i, const Stat
         r.dense += embedding->ops.front().params;
       }
       r.activations += h->saved(t.recompute, t.recompute_modules);  // one micro-batch in flight
+      for (const Op& op : h->ops) {
+        if (op.kind == OpKind::loss) {
+          st.loss_buffers += Bytes(op.saved.value() / 4.0 * loss_temporaries_per_logit(t));
+        }
+      }
     }
   }
   if (st.layers > 0) st.activations_per_layer = per_microbatch / st.layers;
@@ -629,7 +670,8 @@ MemoryReport estimate_memory(const Scenario& s, const Workload& w) {
     st.allocator_overhead = r.activations * t.allocator_overhead +
                             rank_allocator_waste(s, sl, i, sb, fp8_gather, st, waste_cache);
     mem.other = st.runtime_reserve + st.allocator_overhead + st.gather_buffers + st.reduce_buffers +
-                st.compression_buffers + st.fp8_scaling_state + st.fp8_weight_cache;
+                st.loss_buffers + st.compression_buffers + st.fp8_scaling_state +
+                st.fp8_weight_cache;
     report.stages.push_back(st);
   }
   for (int i = 0; i < p.pp; ++i) {

@@ -203,6 +203,7 @@ std::string render_check_json(const Scenario& s, const StepFigures& f) {
     if (s.parallelism.zero_stage >= 3 && s.parallelism.torch_fsdp()) {
       other["reduce_buffers"] = st.reduce_buffers.value();
     }
+    other["loss_buffers"] = st.loss_buffers.value();
     if (s.training.fp8) {
       other["fp8_scaling_state"] = st.fp8_scaling_state.value();
       other["fp8_weight_cache"] = st.fp8_weight_cache.value();
@@ -423,11 +424,14 @@ void memory_section(std::string& o, const Scenario& s, const StepFigures& f) {
   const char* low_bits = s.training.fp4 ? "fp4" : "fp8";  // whose recipe fills the two
   mem("other", w.memory.other,
       fmt::format(
-          "runtime {}, allocator waste {}, gather buffers {}{}{}{}",
+          "runtime {}, allocator waste {}, gather buffers {}{}{}{}{}",
           format_bytes(w.runtime_reserve), format_bytes(w.allocator_overhead),
           format_bytes(w.gather_buffers),
           w.reduce_buffers.value() > 0
               ? fmt::format(", reduce-scatter buffers {}", format_bytes(w.reduce_buffers))
+              : std::string(),
+          w.loss_buffers.value() > 0
+              ? fmt::format(", loss temporaries {}", format_bytes(w.loss_buffers))
               : std::string(),
           w.compression_buffers.value() > 0
               ? fmt::format(", compression buffers {}", format_bytes(w.compression_buffers))

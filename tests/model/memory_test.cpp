@@ -359,5 +359,41 @@ TEST(Memory, Fsdp1VersusFsdp2Buffers) {
   EXPECT_DOUBLE_EQ(ds.reduce_buffers.value(), 0.0);
 }
 
+// The loss's temporaries beyond the saved fp32 softmax (model/memory.cpp,
+// loss_temporaries_per_logit), by hand: one micro-batch of 1 x 128 tokens over a vocabulary
+// of 1000 is 128,000 logits on the one rank holding the head.
+//  - Megatron-Core, bf16: the 16-bit logits beside the fp32 copy it turns into the softmax
+//    in place: 2 bytes a logit, 256,000 B; fp32 training: .float() copies nothing, 0.
+//  - eager PyTorch (fsdp2 stack), bf16: the forward holds the bf16 logits, their fp32
+//    upcast and the fp32 log_softmax output (2 + 4 beyond the saved output), the backward
+//    nll_loss's dense fp32 gradient and log_softmax's (8): max(6, 8) = 8, 1,024,000 B;
+//    fp32: max(4, 8) = 8 again.
+//  - fsdp1: the trainers' losses differ (LLM Foundry's flash-attn cross-entropy keeps no fp32
+//    copy), none counted: 0.
+TEST(Memory, LossTemporariesByStack) {
+  auto loss = [](const std::string& stack, const std::string& precision) {
+    return estimate_memory(
+               load_scenario_text(
+                   "cluster: {preset: dgx-a100, nodes: 1}\n"
+                   "model: {family: decoder, layers: 2, hidden: 1001, heads: 7, kv_heads: 7, "
+                   "ffn: 4004, vocab: 1000, seq_len: 128, activation: gelu, norm: rmsnorm, "
+                   "position_embedding: rope, tied_embeddings: false, bias: false, dropout: "
+                   "false}\n"
+                   "parallelism: {dp: 8, microbatch: 1, global_batch: 8}\n"
+                   "training: {stack: " +
+                       stack + ", precision: " + precision + "}\n",
+                   "test.yaml"))
+        .stages[0];
+  };
+  const StageMemory mc = loss("megatron-core", "bf16");
+  EXPECT_DOUBLE_EQ(mc.loss_buffers.value(), 256000.0);
+  EXPECT_DOUBLE_EQ(loss("megatron-core", "fp32").loss_buffers.value(), 0.0);
+  EXPECT_DOUBLE_EQ(loss("fsdp2", "bf16").loss_buffers.value(), 1024000.0);
+  EXPECT_DOUBLE_EQ(loss("fsdp2", "fp32").loss_buffers.value(), 1024000.0);
+  EXPECT_DOUBLE_EQ(loss("fsdp1", "bf16").loss_buffers.value(), 0.0);
+  // In `other`, beside the head's saved softmax (4 bytes a logit) in the activations.
+  EXPECT_GE(mc.memory.other.value(), mc.loss_buffers.value() + mc.runtime_reserve.value());
+}
+
 }  // namespace
 }  // namespace orrery
