@@ -178,6 +178,42 @@ StageLayers assign_stages(const ModelSpec& m, const ParallelismSpec& p, const Wo
   return sl;
 }
 
+// The loss's temporaries on the rank holding the head: what its cross-entropy holds at once
+// beyond the fp32 softmax the head keeps for backward (the head.loss op's `saved`, 4 bytes a
+// logit), per logit. Megatron-Core's vocab_parallel_cross_entropy (megatron/core/
+// tensor_parallel/cross_entropy.py at NVIDIA/Megatron-LM d98e8a64; the fused variant calls
+// the same functions; Megatron-DeepSpeed calls its own on output.float(), megatron/model/
+// gpt_model.py line 63 at bigscience-workshop/Megatron-DeepSpeed 8387ae17) casts the logits
+// to fp32 and turns that copy into the softmax in place, and its backward turns the softmax
+// into the gradient in place before the cast's backward writes it in 16 bits: the 16-bit
+// logits (or their gradient) beside it, `act` bytes when the cast copies (16-bit training),
+// 0 in fp32. torchtitan (the fsdp2 stack: cross_entropy_loss, F.cross_entropy(
+// pred.flatten(0, 1).float(), ...) in torchtitan/components/loss.py at pytorch/torchtitan
+// b5bcd76c) keeps the 16-bit logits and their fp32 copy while log_softmax writes its fp32
+// output (the saved tensor): act + 4 in 16-bit training, act in fp32; in backward
+// nll_loss's backward writes a dense fp32 gradient the size of the logits and
+// log_softmax's backward another beside the saved output: 8. Compiled, Inductor chooses
+// what the fused loss saves, which orrery does not model: counted as eager. The fsdp1
+// trainers' losses differ (LLM Foundry's MPT defaults to flash-attn's fused Triton
+// cross-entropy, loss_fn 'fused_crossentropy' in llmfoundry/models/mpt/modeling_mpt.py at
+// mosaicml/llm-foundry 8c8dd48f, which keeps the 16-bit logits, not an fp32 softmax), so
+// none is counted for them.
+double loss_temporaries_per_logit(const TrainingSpec& t) {
+  const double act = activation_bytes(t.precision);
+  const double cast = act < 4.0 ? act : 0.0;
+  switch (t.stack.preset) {
+    case StackSpec::Preset::megatron_core:
+    case StackSpec::Preset::nemo:
+    case StackSpec::Preset::deepspeed:
+      return cast;
+    case StackSpec::Preset::fsdp2:
+      return std::max(act + (cast > 0 ? 4.0 : 0.0), 8.0);
+    case StackSpec::Preset::fsdp1:
+      break;
+  }
+  return 0.0;
+}
+
 // Bytes of a layer's gathered weights: 1 byte for fp8 GEMM weights gathered in fp8.
 Bytes gathered(const Layer& l, const StateBytes& sb, bool fp8_gather) {
   const double fp8_w = fp8_gather ? l.fp8_weight_elems() : 0.0;
@@ -285,6 +321,11 @@ RankTally tally_rank(const Scenario& s, const StageLayers& sl, int i, const Stat
         r.dense += embedding->ops.front().params;
       }
       r.activations += h->saved(t.recompute, t.recompute_modules);  // one micro-batch in flight
+      for (const Op& op : h->ops) {
+        if (op.kind == OpKind::loss) {
+          st.loss_buffers += Bytes(op.saved.value() / 4.0 * loss_temporaries_per_logit(t));
+        }
+      }
     }
   }
   if (st.layers > 0) st.activations_per_layer = per_microbatch / st.layers;
@@ -327,6 +368,60 @@ void add_model_states(const ParallelismSpec& p, const TrainingSpec& t, const Sta
   }
 }
 
+// The elements of one layer's FSDP unit as the implementation lays it out over `w` ranks.
+// FSDP1 flattens the unit's parameters into one FlatParameter and pads it to a multiple
+// of the world size (FlatParamHandle's sharding: chunk(world_size), the last chunk padded;
+// torch/distributed/fsdp/_flat_param.py at pytorch/pytorch 00ae0bc9). FSDP2 shards each
+// parameter on dim 0 and pads that dim to a multiple of the world size
+// (_get_dim0_padded_size in torch/distributed/fsdp/_fully_shard/_fsdp_common.py, used by
+// _fsdp_collectives.py at pytorch/pytorch 010ae4a8): an nn.Linear weight of k inputs and n
+// outputs is (n, k), so ceil(n / w) * w rows of k; the other parameters (norm weights,
+// biases, the embedding table) are counted as one-dimensional tensors. Other
+// implementations: the layer's parameters unpadded.
+double fsdp_unit_elements(const Layer& l, ParallelismSpec::FsdpImpl impl, double w) {
+  const double n = l.params();
+  if (impl == ParallelismSpec::FsdpImpl::fsdp1) return std::ceil(n / w) * w;
+  if (impl != ParallelismSpec::FsdpImpl::fsdp2) return n;
+  double padded = 0;
+  for (const Op& op : l.ops) {
+    double rest = op.params;
+    if (op.kind == OpKind::gemm && op.weight_k > 0 && op.weight_n > 0) {
+      const double copies = std::floor(op.params / (op.weight_k * op.weight_n));
+      padded += copies * std::ceil(op.weight_n / w) * w * op.weight_k;
+      rest -= copies * op.weight_k * op.weight_n;
+    }
+    if (rest > 0) padded += std::ceil(rest / w) * w;
+  }
+  return padded;
+}
+
+// FSDP1 / FSDP2: the gradient buffers of one unit's reduce-scatter beyond its gathered
+// weights, at the post-backward hook of a unit of `u` padded elements over `w` ranks, with
+// the next unit already prefetched (the default backward prefetch of both). Before the
+// hook frees the unit's unsharded weights, the gathered weights of two units and the unit's
+// unsharded gradient (in the weight dtype, `wb` bytes, as autograd produced it) are live:
+// u * wb beyond the gather buffers. After it:
+//  - FSDP1 (_post_backward_hook in torch/distributed/fsdp/_runtime_utils.py at
+//    pytorch/pytorch 00ae0bc9) reduce-scatters the flat gradient where it lies: a cast copy
+//    in the reduce dtype (`rb` bytes) when that differs from the weight dtype, a padded copy
+//    when u is not a multiple of w, and the sharded output of u / w elements;
+//  - FSDP2 (foreach_reduce in _fsdp_collectives.py at pytorch/pytorch 010ae4a8) always
+//    copies the gradients into a new reduce-scatter input of u elements in the reduce dtype
+//    (chunk_cat) before freeing them, plus the output of u / w elements;
+// each beside the prefetched unit's weights and the unsharded gradient, so their excess
+// over the two units of gather buffers is the larger of u * wb and those copies.
+Bytes fsdp_reduce_buffers(ParallelismSpec::FsdpImpl impl, double u, double w, double wb, double rb,
+                          bool padded) {
+  double copies = u * rb / w;  // the sharded output
+  if (impl == ParallelismSpec::FsdpImpl::fsdp1) {
+    if (rb != wb) copies += u * rb;
+    if (padded) copies += u * rb;
+  } else {
+    copies += u * rb;
+  }
+  return Bytes(std::max(u * wb, copies));
+}
+
 // ZeRO-3 / FSDP: rank i's gather buffers, and with hpZ the secondary weight copy.
 void add_zero3_terms(const Scenario& s, const StageLayers& sl, int i, const StateBytes& sb,
                      bool fp8_gather, const RankTally& r, StageMemory& st) {
@@ -336,10 +431,25 @@ void add_zero3_terms(const Scenario& s, const StageLayers& sl, int i, const Stat
   // fsdp_prefetch more (one by default: two unsharded layers resident, FSDP's default
   // limit). Without resharding after forward, every layer's gathered weights stay
   // until its backward.
+  // The largest unit as the implementation pads it (fsdp_unit_elements).
+  const double w = p.zero3_group(s.cluster.gpus_per_node);
+  double unit = 0, unpadded = 0;
+  for (const auto& [held, factor] : stages_held(p, i)) {
+    (void)factor;
+    std::vector<const Layer*> units(sl.layers[held].begin(), sl.layers[held].end());
+    for (const Layer* l : {sl.embedding[held], sl.head[held]})
+      if (l) units.push_back(l);
+    for (const Layer* l : units) {
+      const double e = fsdp_unit_elements(*l, p.fsdp_impl, w);
+      if (e > unit) {
+        unit = e;
+        unpadded = l->params();
+      }
+    }
+  }
   if (!fp8_gather) {
-    st.gather_buffers = p.reshard_after_forward
-                            ? Bytes((1.0 + p.fsdp_prefetch) * r.largest_layer_params * sb.weight)
-                            : Bytes((dense + expert) * sb.weight);
+    st.gather_buffers = p.reshard_after_forward ? Bytes((1.0 + p.fsdp_prefetch) * unit * sb.weight)
+                                                : Bytes((dense + expert) * sb.weight);
   } else {
     // fp8 all-gathers: the fp8 GEMMs' weights arrive (and stay) as 1-byte copies.
     Bytes all;
@@ -358,6 +468,10 @@ void add_zero3_terms(const Scenario& s, const StageLayers& sl, int i, const Stat
   if (p.fsdp_impl == ParallelismSpec::FsdpImpl::deepspeed &&
       p.fsdp_unit == ParallelismSpec::FsdpUnit::module) {
     st.gather_buffers += Bytes(p.fsdp_reduce_bucket * sb.gradient);
+  }
+  if (p.torch_fsdp()) {
+    st.reduce_buffers =
+        fsdp_reduce_buffers(p.fsdp_impl, unit, w, sb.weight, sb.gradient, unit != unpadded);
   }
   if (p.zero_hpz) {
     // hpZ's secondary copy: the stage's weights over the ranks of a node that hold
@@ -555,8 +669,9 @@ MemoryReport estimate_memory(const Scenario& s, const Workload& w) {
     st.compression_buffers = compression_state(t.compression, r.gradients, p.shard_group());
     st.allocator_overhead = r.activations * t.allocator_overhead +
                             rank_allocator_waste(s, sl, i, sb, fp8_gather, st, waste_cache);
-    mem.other = st.runtime_reserve + st.allocator_overhead + st.gather_buffers +
-                st.compression_buffers + st.fp8_scaling_state + st.fp8_weight_cache;
+    mem.other = st.runtime_reserve + st.allocator_overhead + st.gather_buffers + st.reduce_buffers +
+                st.loss_buffers + st.compression_buffers + st.fp8_scaling_state +
+                st.fp8_weight_cache;
     report.stages.push_back(st);
   }
   for (int i = 0; i < p.pp; ++i) {

@@ -60,6 +60,12 @@ struct StageMemory {
   Bytes allocator_overhead;
   Bytes gather_buffers;            // ZeRO-3/FSDP all-gathered weights of 1 + fsdp_prefetch layers,
                                    // and DeepSpeed's reduce bucket
+  // FSDP1 / FSDP2: one unit's unsharded gradient and reduce-scatter copies beyond the gather
+  // buffers, at its post-backward hook (docs/model.md "Memory per GPU").
+  Bytes reduce_buffers;
+  // The loss's temporaries beyond the saved fp32 softmax, on the rank holding the head:
+  // the 16-bit logits, their fp32 upcast, eager PyTorch's dense fp32 gradients.
+  Bytes loss_buffers;
   Bytes compression_buffers;       // gradient compression's error feedback and factors
   Bytes fp8_scaling_state;         // training.fp8: amax histories and scales of fp8 GEMMs
   Bytes fp8_weight_cache;          // training.fp8: cached fp8 weight copies

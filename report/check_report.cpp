@@ -201,6 +201,10 @@ std::string render_check_json(const Scenario& s, const StepFigures& f) {
                           {"allocator_overhead", st.allocator_overhead.value()},
                           {"gather_buffers", st.gather_buffers.value()},
                           {"compression_buffers", st.compression_buffers.value()}};
+    if (s.parallelism.zero_stage >= 3 && s.parallelism.torch_fsdp()) {
+      other["reduce_buffers"] = st.reduce_buffers.value();
+    }
+    other["loss_buffers"] = st.loss_buffers.value();
     if (s.training.fp8) {
       other["fp8_scaling_state"] = st.fp8_scaling_state.value();
       other["fp8_weight_cache"] = st.fp8_weight_cache.value();
@@ -422,16 +426,23 @@ void memory_section(std::string& o, const Scenario& s, const StepFigures& f) {
                   format_bytes(w.activations_per_layer), to_string(t.recompute)));
   const char* low_bits = s.training.fp4 ? "fp4" : "fp8";  // whose recipe fills the two
   mem("other", w.memory.other,
-      fmt::format("runtime {}, allocator waste {}, gather buffers {}{}{}", format_bytes(w.runtime_reserve),
-                  format_bytes(w.allocator_overhead), format_bytes(w.gather_buffers),
-                  w.compression_buffers.value() > 0
-                      ? fmt::format(", compression buffers {}", format_bytes(w.compression_buffers))
-                      : std::string(),
-                  s.training.fp8 || s.training.fp4
-                      ? fmt::format(", {0} scaling state {1}, {0} weight cache {2}", low_bits,
-                                    format_bytes(w.fp8_scaling_state),
-                                    format_bytes(w.fp8_weight_cache))
-                      : std::string()));
+      fmt::format(
+          "runtime {}, allocator waste {}, gather buffers {}{}{}{}{}",
+          format_bytes(w.runtime_reserve), format_bytes(w.allocator_overhead),
+          format_bytes(w.gather_buffers),
+          w.reduce_buffers.value() > 0
+              ? fmt::format(", reduce-scatter buffers {}", format_bytes(w.reduce_buffers))
+              : std::string(),
+          w.loss_buffers.value() > 0
+              ? fmt::format(", loss temporaries {}", format_bytes(w.loss_buffers))
+              : std::string(),
+          w.compression_buffers.value() > 0
+              ? fmt::format(", compression buffers {}", format_bytes(w.compression_buffers))
+              : std::string(),
+          s.training.fp8 || s.training.fp4
+              ? fmt::format(", {0} scaling state {1}, {0} weight cache {2}", low_bits,
+                            format_bytes(w.fp8_scaling_state), format_bytes(w.fp8_weight_cache))
+              : std::string()));
   mem("total", w.memory.total(), fmt::format("of {} HBM", format_bytes(f.memory.capacity)));
   // The same total by definition: what PyTorch's counters and nvidia-smi would show.
   const char* allocator = t.memory.allocator == MemorySpec::Allocator::caching ? "caching allocator"

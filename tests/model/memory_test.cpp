@@ -310,5 +310,90 @@ TEST(Memory, DeepSeekV3FitsAsPublished) {
               0.005);
 }
 
+// FSDP1 versus FSDP2 buffer memory (model/memory.cpp, fsdp_unit_elements and
+// fsdp_reduce_buffers), by hand. Two layers of hidden 1001 (7 heads), GeLU MLP of 4004, no
+// biases, RMSNorm: a layer holds qkv 3*1001^2 = 3,006,003, proj 1001^2 = 1,002,001, fc1 and
+// fc2 4004*1001 = 4,008,004 each and two norms of 1001: 12,026,014 parameters, more than the
+// embedding (1000*1001) or the head (1001 + 1001*1000). Sharded over w = 8 ranks:
+//  - FSDP1 pads the flat parameter to ceil(12,026,014 / 8) * 8 = 12,026,016 elements;
+//  - FSDP2 pads each weight's dim 0 (output features) to a multiple of 8: qkv 3008*1001 =
+//    3,011,008, proj 1008*1001 = 1,009,008, fc1 4008*1001 = 4,012,008, fc2 1008*4004 =
+//    4,036,032, norms 2*1008 = 2,016: 12,070,072.
+// Gather buffers: 2 units (the one in use and the prefetched one) x 2 bytes.
+// Reduce-scatter buffers, bf16 gradients (weight and reduce dtype 2 bytes): the larger of
+// the unit's unsharded gradient u*2 and the copies at the hook: FSDP1 a padded copy u*2 and
+// the shard u*2/8; FSDP2 its reduce-scatter input u*2 and the shard u*2/8.
+//   FSDP1: max(24,052,032, 24,052,032 + 3,006,504) = 27,058,536
+//   FSDP2: max(24,140,144, 24,140,144 + 3,017,518) = 27,157,662
+// fp32 reduce (gradient_dtype fp32): FSDP1 adds a cast copy u*4, the padded copy u*4 and the
+// shard u*4/8 = 12,026,016 * 8.5 = 102,221,136; FSDP2 its input u*4 and the shard u*4/8 =
+// 12,070,072 * 4.5 = 54,315,324.
+TEST(Memory, Fsdp1VersusFsdp2Buffers) {
+  auto scenario = [](const std::string& impl, const std::string& grad) {
+    return load_scenario_text(
+        "cluster: {preset: dgx-a100, nodes: 1}\n"
+        "model: {family: decoder, layers: 2, hidden: 1001, heads: 7, kv_heads: 7, ffn: 4004, "
+        "vocab: 1000, seq_len: 128, activation: gelu, norm: rmsnorm, position_embedding: rope, "
+        "tied_embeddings: false, bias: false, dropout: false}\n"
+        "parallelism: {dp: 8, microbatch: 1, global_batch: 8, fsdp: {implementation: " +
+            impl +
+            "}}\n"
+            "training: {precision: bf16, gradient_dtype: " +
+            grad + "}\n",
+        "test.yaml");
+  };
+  const StageMemory f1 = estimate_memory(scenario("fsdp1", "bf16")).stages[0];
+  const StageMemory f2 = estimate_memory(scenario("fsdp2", "bf16")).stages[0];
+  EXPECT_DOUBLE_EQ(f1.gather_buffers.value(), 2 * 12026016.0 * 2);
+  EXPECT_DOUBLE_EQ(f2.gather_buffers.value(), 2 * 12070072.0 * 2);
+  EXPECT_DOUBLE_EQ(f1.reduce_buffers.value(), 27058536.0);
+  EXPECT_DOUBLE_EQ(f2.reduce_buffers.value(), 27157662.0);
+  const StageMemory f1_32 = estimate_memory(scenario("fsdp1", "fp32")).stages[0];
+  const StageMemory f2_32 = estimate_memory(scenario("fsdp2", "fp32")).stages[0];
+  EXPECT_DOUBLE_EQ(f1_32.reduce_buffers.value(), 102221136.0);
+  EXPECT_DOUBLE_EQ(f2_32.reduce_buffers.value(), 54315324.0);
+  // Both are part of `other`; DeepSpeed's ZeRO-3 has no such term (its reduce bucket is in
+  // the gather buffers).
+  EXPECT_GE(f1.memory.other.value(), (f1.gather_buffers + f1.reduce_buffers).value());
+  const StageMemory ds = estimate_memory(scenario("deepspeed", "bf16")).stages[0];
+  EXPECT_DOUBLE_EQ(ds.reduce_buffers.value(), 0.0);
+}
+
+// The loss's temporaries beyond the saved fp32 softmax (model/memory.cpp,
+// loss_temporaries_per_logit), by hand: one micro-batch of 1 x 128 tokens over a vocabulary
+// of 1000 is 128,000 logits on the one rank holding the head.
+//  - Megatron-Core, bf16: the 16-bit logits beside the fp32 copy it turns into the softmax
+//    in place: 2 bytes a logit, 256,000 B; fp32 training: .float() copies nothing, 0.
+//  - eager PyTorch (fsdp2 stack), bf16: the forward holds the bf16 logits, their fp32
+//    upcast and the fp32 log_softmax output (2 + 4 beyond the saved output), the backward
+//    nll_loss's dense fp32 gradient and log_softmax's (8): max(6, 8) = 8, 1,024,000 B;
+//    fp32: max(4, 8) = 8 again.
+//  - fsdp1: the trainers' losses differ (LLM Foundry's flash-attn cross-entropy keeps no fp32
+//    copy), none counted: 0.
+TEST(Memory, LossTemporariesByStack) {
+  auto loss = [](const std::string& stack, const std::string& precision) {
+    return estimate_memory(
+               load_scenario_text(
+                   "cluster: {preset: dgx-a100, nodes: 1}\n"
+                   "model: {family: decoder, layers: 2, hidden: 1001, heads: 7, kv_heads: 7, "
+                   "ffn: 4004, vocab: 1000, seq_len: 128, activation: gelu, norm: rmsnorm, "
+                   "position_embedding: rope, tied_embeddings: false, bias: false, dropout: "
+                   "false}\n"
+                   "parallelism: {dp: 8, microbatch: 1, global_batch: 8}\n"
+                   "training: {stack: " +
+                       stack + ", precision: " + precision + "}\n",
+                   "test.yaml"))
+        .stages[0];
+  };
+  const StageMemory mc = loss("megatron-core", "bf16");
+  EXPECT_DOUBLE_EQ(mc.loss_buffers.value(), 256000.0);
+  EXPECT_DOUBLE_EQ(loss("megatron-core", "fp32").loss_buffers.value(), 0.0);
+  EXPECT_DOUBLE_EQ(loss("fsdp2", "bf16").loss_buffers.value(), 1024000.0);
+  EXPECT_DOUBLE_EQ(loss("fsdp2", "fp32").loss_buffers.value(), 1024000.0);
+  EXPECT_DOUBLE_EQ(loss("fsdp1", "bf16").loss_buffers.value(), 0.0);
+  // In `other`, beside the head's saved softmax (4 bytes a logit) in the activations.
+  EXPECT_GE(mc.memory.other.value(), mc.loss_buffers.value() + mc.runtime_reserve.value());
+}
+
 }  // namespace
 }  // namespace orrery
