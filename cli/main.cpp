@@ -371,65 +371,10 @@ void warn_objective(const orrery::SweepInput& in) {
     std::fprintf(stderr, "warning: %s\n", w.c_str());
 }
 
-#ifdef ORRERY_HAVE_MPI
-// Under mpirun: rank r screens and decides share r of N; rank 0 gathers, merges and
-// writes. Only rank 0 reports bad input (every rank meets the same error before any
-// collective).
-int run_sweep_mpi(const SweepRun& run, const SweepOutputs& outputs) {
-  orrery::MpiJob job(nullptr, nullptr);
-  try {
-    const orrery::SweepInput in = orrery::load_sweep_file(run.path);
-    orrery::SweepOptions o;
-    o.threads = run.threads > 0 ? run.threads : 1;
-    o.shard = job.rank();
-    o.shards = job.size();
-    o.keep_candidates = false;
-    if (run.dry_run) return job.rank() == 0 ? print_estimate(in, o) : 0;
-    if (job.rank() == 0) warn_objective(in);
-    const orrery::SweepResult mine = orrery::run_sweep(in, o);
-    const std::vector<std::string> texts =
-        job.gather(orrery::write_shard(in, mine, o.shard, o.shards));
-    if (job.rank() != 0) return 0;
-    std::vector<orrery::SweepResult> shards;
-    for (std::size_t r = 0; r < texts.size(); ++r) {
-      shards.push_back(orrery::read_shard(in, texts[r], "rank " + std::to_string(r)));
-    }
-    orrery::SweepOptions m;
-    m.threads = o.threads;
-    m.keep_candidates = false;
-    write_sweep_outputs(in, orrery::merge_shards(in, shards, m), outputs);
-    return 0;
-  } catch (const orrery::InputError&) {
-    if (job.rank() == 0) throw;
-    return kExitBadInput;
-  }
-}
-#endif
-
-int run_sweep_cmd(const SweepRun& run, const SweepOutputs& outputs) {
-#ifdef ORRERY_HAVE_MPI
-  if (orrery::launched_by_mpi()) {
-    if (!run.shard.empty()) {
-      throw orrery::InputError({"orrery sweep", std::nullopt}, "--shard", run.shard,
-                               "under mpirun the ranks are the shards; leave --shard out");
-    }
-    return run_sweep_mpi(run, outputs);
-  }
-#endif
-  const orrery::SweepInput in = orrery::load_sweep_file(run.path);
-  orrery::SweepOptions o;
-  o.threads = run.threads > 0
-                  ? run.threads
-                  : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  o.keep_candidates = false;
-  if (!run.shard.empty()) {
-    if (run.shard_out.empty() && !run.dry_run) {
-      throw orrery::InputError({"orrery sweep", std::nullopt}, "--shard", run.shard,
-                               "a shard writes its results to a file: give -o FILE");
-    }
-    std::tie(o.shard, o.shards) = parse_shard(run.shard, run.shard_base);
-  }
-  if (run.dry_run) return print_estimate(in, o);
+// One process's sweep (or rank 0's, with o.queue): the checkpoint read back with
+// --resume, the progress bar, the run, then the shard file or the outputs.
+int sweep_here(const orrery::SweepInput& in, orrery::SweepOptions& o, const SweepRun& run,
+               const SweepOutputs& outputs) {
   warn_objective(in);
   const std::optional<orrery::SweepResult> before = read_checkpoint(in, run, o.shard, o.shards);
   if (before) o.resume = &*before;
@@ -455,6 +400,71 @@ int run_sweep_cmd(const SweepRun& run, const SweepOutputs& outputs) {
   }
   write_sweep_outputs(in, r, outputs);
   return 0;
+}
+
+#ifdef ORRERY_HAVE_MPI
+// Under mpirun: rank 0 runs the sweep as one process would (checkpoint, --resume and the
+// progress bar included) and hands ranges of candidates to screen and candidates to
+// simulate to whichever rank asks next (sweep/mpi.h); the other ranks serve it. Only rank
+// 0 reports bad input (every rank reads the same file and meets the same error before any
+// message is sent).
+int run_sweep_mpi(const SweepRun& run, const SweepOutputs& outputs) {
+  orrery::MpiJob job(nullptr, nullptr);
+  orrery::MpiQueue queue(job);
+  try {
+    const orrery::SweepInput in = orrery::load_sweep_file(run.path);
+    orrery::SweepOptions o;
+    o.threads = run.threads > 0 ? run.threads : 1;
+    o.keep_candidates = false;
+    if (run.dry_run) {
+      o.shards = job.size();  // the estimate of one rank's part of the work
+      return job.rank() == 0 ? print_estimate(in, o) : 0;
+    }
+    if (job.rank() != 0) {
+      orrery::SweepWorker worker(in, o);
+      queue.serve([&](const std::string& task) { return worker(task); });
+      return 0;
+    }
+    // However rank 0 ends, the other ranks stop serving.
+    struct StopAtEnd {
+      orrery::MpiQueue& q;
+      ~StopAtEnd() { q.stop(); }
+    } stop_at_end{queue};
+    o.queue = &queue;
+    return sweep_here(in, o, run, outputs);
+  } catch (const orrery::InputError&) {
+    if (job.rank() == 0) throw;
+    return kExitBadInput;
+  }
+}
+#endif
+
+int run_sweep_cmd(const SweepRun& run, const SweepOutputs& outputs) {
+#ifdef ORRERY_HAVE_MPI
+  if (orrery::launched_by_mpi()) {
+    if (!run.shard.empty()) {
+      throw orrery::InputError({"orrery sweep", std::nullopt}, "--shard", run.shard,
+                               "under mpirun the ranks share the work of one sweep; leave "
+                               "--shard out");
+    }
+    return run_sweep_mpi(run, outputs);
+  }
+#endif
+  const orrery::SweepInput in = orrery::load_sweep_file(run.path);
+  orrery::SweepOptions o;
+  o.threads = run.threads > 0
+                  ? run.threads
+                  : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  o.keep_candidates = false;
+  if (!run.shard.empty()) {
+    if (run.shard_out.empty() && !run.dry_run) {
+      throw orrery::InputError({"orrery sweep", std::nullopt}, "--shard", run.shard,
+                               "a shard writes its results to a file: give -o FILE");
+    }
+    std::tie(o.shard, o.shards) = parse_shard(run.shard, run.shard_base);
+  }
+  if (run.dry_run) return print_estimate(in, o);
+  return sweep_here(in, o, run, outputs);
 }
 
 int run_report(const std::string& results, const std::string& out) {

@@ -60,6 +60,7 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -68,6 +69,7 @@
 #include "scenario/spec.h"
 #include "scenario/sweep_spec.h"
 #include "simulator/step.h"
+#include "sweep/work_queue.h"
 
 namespace orrery {
 
@@ -179,6 +181,11 @@ struct SweepOptions {
   // Called after a wave at most every 5 s with the results so far (SweepResult::evaluated),
   // to record a checkpoint; the result passed is partial (counts and ranks unset).
   std::function<void(const SweepResult& partial)> checkpoint;
+  // With one process deciding (shards 1): the screening, in ranges of candidates, and the
+  // simulations, one candidate each, go out through the queue to whichever process asks
+  // next (each doing them with a SweepWorker); the decisions, counts, outputs and
+  // checkpoints stay here, the single process's.
+  WorkQueue* queue = nullptr;
 };
 
 // The buyer's answer for one system (the candidates' cluster preset and GPU): the
@@ -219,6 +226,23 @@ struct SweepResult {
   std::size_t count(Status s) const { return by_status.at(static_cast<std::size_t>(s)); }
   // A candidate the result holds (kept, or evaluated); throws when it holds none.
   const CandidateResult& at(int index) const;
+};
+
+// Does the tasks of SweepOptions::queue on a process the queue hands them to (and on the
+// sweep's own): screens a range of candidates and returns what the decisions keep of them,
+// or simulates one candidate and returns its figures. Tasks come in increasing order of
+// their candidates; the walk of the space goes on from the last.
+class SweepWorker {
+ public:
+  SweepWorker(const SweepInput& in, const SweepOptions& options);
+  ~SweepWorker();
+  SweepWorker(const SweepWorker&) = delete;
+  SweepWorker& operator=(const SweepWorker&) = delete;
+  std::string operator()(const std::string& task);
+
+ private:
+  struct State;
+  std::unique_ptr<State> s_;
 };
 
 // Calls fn with every candidate, in index order, as the sweep decided it: from
