@@ -50,11 +50,13 @@
 // again (for_each_candidate). Out of memory is an InputError, never std::bad_alloc.
 //
 // Determinism: the waves, thresholds and output order do not depend on the thread count
-// or on how candidates are sharded: a shard (or MPI rank) screens only the candidates
-// with index % N == its share, decides them with thresholds from its own results one wave
-// late (never below the single process's: sweep.cpp, decide), and merging screens every
-// candidate and replays the single-process decisions over the union, so every output is
-// byte-identical to one process's.
+// or on how candidates are sharded: a shard screens only the candidates with index % N ==
+// its share, decides them with thresholds from its own results one wave late (never below
+// the single process's: sweep.cpp, decide), and merging screens every candidate and
+// replays the single-process decisions over the union, so every output is byte-identical
+// to one process's. MPI ranks (SweepOptions::queue) decide nothing: rank 0 runs the single
+// process's decisions and only the work (ranges of candidates to screen, candidates to
+// simulate) goes to whichever rank is free, its replies taken in candidate order.
 #pragma once
 
 #include <array>
