@@ -158,13 +158,15 @@ int run_presets() {
   return 0;
 }
 
-
 // A progress bar with the rate and an estimate of the time left, on stderr when it is a
 // terminal; nothing when piped or redirected. Each phase ("screened", "decided") starts
-// its own clock.
+// its own clock. With `lines` (rank 0 of an MPI job, whose stderr mpirun forwards through
+// a pipe), a line every 10 s instead, on stderr whatever it is; the counts are every
+// rank's, so the rate and the time left are the job's.
 class ProgressBar {
  public:
-  explicit ProgressBar(bool enabled) : enabled_(enabled && isatty(STDERR_FILENO)) {}
+  explicit ProgressBar(bool enabled, bool lines = false)
+      : enabled_(enabled && (lines || isatty(STDERR_FILENO))), lines_(lines) {}
   bool enabled() const { return enabled_; }
   void operator()(const char* what, std::size_t done, std::size_t total) {
     if (!enabled_ || total == 0) return;
@@ -172,6 +174,21 @@ class ProgressBar {
     if (what != what_) {
       what_ = what;
       start_ = now;
+      printed_ = now;
+    }
+    if (lines_) {
+      if (now - printed_ < std::chrono::seconds(10) && done != total) return;
+      printed_ = now;
+      const double elapsed = std::chrono::duration<double>(now - start_).count();
+      const double rate = elapsed > 0 ? static_cast<double>(done) / elapsed : 0;
+      const double f = static_cast<double>(done) / static_cast<double>(total);
+      if (elapsed < 1) {  // too short a time for a rate
+        std::fprintf(stderr, "sweep: %5.1f %% %zu/%zu %s\n", 100 * f, done, total, what);
+      } else {
+        std::fprintf(stderr, "sweep: %5.1f %% %zu/%zu %s, %.0f/s, ETA %.0f s\n", 100 * f, done,
+                     total, what, rate, elapsed * (1 - f) / f);
+      }
+      return;
     }
     const double f = static_cast<double>(done) / static_cast<double>(total);
     const double elapsed = std::chrono::duration<double>(now - start_).count();
@@ -188,9 +205,9 @@ class ProgressBar {
   }
 
  private:
-  bool enabled_;
+  bool enabled_, lines_;
   const char* what_ = nullptr;
-  std::chrono::steady_clock::time_point start_;
+  std::chrono::steady_clock::time_point start_, printed_;
 };
 
 // A file written piece by piece as the sweep makes it. A failed write is one error naming
@@ -382,7 +399,7 @@ int sweep_here(const orrery::SweepInput& in, orrery::SweepOptions& o, const Swee
   if (!run.checkpoint.empty()) {
     o.checkpoint = [&](const orrery::SweepResult& partial) { checkpoint(partial); };
   }
-  ProgressBar bar(run.progress);
+  ProgressBar bar(run.progress, o.queue != nullptr);
   if (bar.enabled()) {
     std::fprintf(stderr, "sweep: %lld candidates\n",
                  static_cast<long long>(orrery::count_candidates(in)));
