@@ -176,13 +176,15 @@ int run_presets() {
   return 0;
 }
 
-
 // A progress bar with the rate and an estimate of the time left, on stderr when it is a
 // terminal; nothing when piped or redirected. Each phase ("screened", "decided") starts
-// its own clock.
+// its own clock. With `lines` (rank 0 of an MPI job, whose stderr mpirun forwards through
+// a pipe), a line every 10 s instead, on stderr whatever it is; the counts are every
+// rank's, so the rate and the time left are the job's.
 class ProgressBar {
  public:
-  explicit ProgressBar(bool enabled) : enabled_(enabled && isatty(STDERR_FILENO)) {}
+  explicit ProgressBar(bool enabled, bool lines = false)
+      : enabled_(enabled && (lines || isatty(STDERR_FILENO))), lines_(lines) {}
   bool enabled() const { return enabled_; }
   void operator()(const char* what, std::size_t done, std::size_t total) {
     if (!enabled_ || total == 0) return;
@@ -190,6 +192,21 @@ class ProgressBar {
     if (what != what_) {
       what_ = what;
       start_ = now;
+      printed_ = now;
+    }
+    if (lines_) {
+      if (now - printed_ < std::chrono::seconds(10) && done != total) return;
+      printed_ = now;
+      const double elapsed = std::chrono::duration<double>(now - start_).count();
+      const double rate = elapsed > 0 ? static_cast<double>(done) / elapsed : 0;
+      const double f = static_cast<double>(done) / static_cast<double>(total);
+      if (elapsed < 1) {  // too short a time for a rate
+        std::fprintf(stderr, "sweep: %5.1f %% %zu/%zu %s\n", 100 * f, done, total, what);
+      } else {
+        std::fprintf(stderr, "sweep: %5.1f %% %zu/%zu %s, %.0f/s, ETA %.0f s\n", 100 * f, done,
+                     total, what, rate, elapsed * (1 - f) / f);
+      }
+      return;
     }
     const double f = static_cast<double>(done) / static_cast<double>(total);
     const double elapsed = std::chrono::duration<double>(now - start_).count();
@@ -206,9 +223,9 @@ class ProgressBar {
   }
 
  private:
-  bool enabled_;
+  bool enabled_, lines_;
   const char* what_ = nullptr;
-  std::chrono::steady_clock::time_point start_;
+  std::chrono::steady_clock::time_point start_, printed_;
 };
 
 // A file written piece by piece as the sweep makes it. A failed write is one error naming
@@ -389,34 +406,67 @@ void warn_objective(const orrery::SweepInput& in) {
     std::fprintf(stderr, "warning: %s\n", w.c_str());
 }
 
+// One process's sweep (or rank 0's, with o.queue): the checkpoint read back with
+// --resume, the progress bar, the run, then the shard file or the outputs.
+int sweep_here(const orrery::SweepInput& in, orrery::SweepOptions& o, const SweepRun& run,
+               const SweepOutputs& outputs) {
+  warn_objective(in);
+  const std::optional<orrery::SweepResult> before = read_checkpoint(in, run, o.shard, o.shards);
+  if (before) o.resume = &*before;
+  Checkpointer checkpoint{in, run.checkpoint};
+  if (!run.checkpoint.empty()) {
+    o.checkpoint = [&](const orrery::SweepResult& partial) { checkpoint(partial); };
+  }
+  ProgressBar bar(run.progress, o.queue != nullptr);
+  if (bar.enabled()) {
+    std::fprintf(stderr, "sweep: %lld candidates\n",
+                 static_cast<long long>(orrery::count_candidates(in)));
+  }
+  o.progress = [&](const char* what, std::size_t done, std::size_t total) {
+    bar(what, done, total);
+  };
+  const orrery::SweepResult r = orrery::run_sweep(in, o);
+  checkpoint(r);
+  if (!run.shard.empty()) {
+    write_file(run.shard_out, orrery::write_shard(in, r, o.shard, o.shards));
+    std::printf("shard %d/%d: %zu candidates, %zu simulated here; wrote %s\n", o.shard, o.shards,
+                r.total, r.simulated, run.shard_out.c_str());
+    return 0;
+  }
+  write_sweep_outputs(in, r, outputs);
+  return 0;
+}
+
 #ifdef ORRERY_HAVE_MPI
-// Under mpirun: rank r screens and decides share r of N; rank 0 gathers, merges and
-// writes. Only rank 0 reports bad input (every rank meets the same error before any
-// collective).
+// Under mpirun: rank 0 runs the sweep as one process would (checkpoint, --resume and the
+// progress bar included) and hands ranges of candidates to screen and candidates to
+// simulate to whichever rank asks next (sweep/mpi.h); the other ranks serve it. Only rank
+// 0 reports bad input (every rank reads the same file and meets the same error before any
+// message is sent).
 int run_sweep_mpi(const SweepRun& run, const SweepOutputs& outputs) {
   orrery::MpiJob job(nullptr, nullptr);
+  orrery::MpiQueue queue(job);
   try {
     const orrery::SweepInput in = orrery::load_sweep_file(run.path);
     orrery::SweepOptions o;
     o.threads = run.threads > 0 ? run.threads : 1;
-    o.shard = job.rank();
-    o.shards = job.size();
     o.keep_candidates = false;
-    if (run.dry_run) return job.rank() == 0 ? print_estimate(in, o) : 0;
-    if (job.rank() == 0) warn_objective(in);
-    const orrery::SweepResult mine = orrery::run_sweep(in, o);
-    const std::vector<std::string> texts =
-        job.gather(orrery::write_shard(in, mine, o.shard, o.shards));
-    if (job.rank() != 0) return 0;
-    std::vector<orrery::SweepResult> shards;
-    for (std::size_t r = 0; r < texts.size(); ++r) {
-      shards.push_back(orrery::read_shard(in, texts[r], "rank " + std::to_string(r)));
+    if (run.dry_run) {
+      o.shards = job.size();  // the estimate of one rank's part of the work
+      return job.rank() == 0 ? print_estimate(in, o) : 0;
     }
-    orrery::SweepOptions m;
-    m.threads = o.threads;
-    m.keep_candidates = false;
-    write_sweep_outputs(in, orrery::merge_shards(in, shards, m), outputs);
-    return 0;
+    if (job.rank() != 0) {
+      orrery::SweepWorker worker(in, o);
+      queue.serve([&](const std::string& task) { return worker(task); });
+      return 0;
+    }
+    // However rank 0 ends, the other ranks stop serving.
+    struct StopAtEnd {
+      orrery::MpiQueue& q;
+      ~StopAtEnd() { q.stop(); }
+    } stop_at_end{queue};
+    o.queue = &queue;
+    return sweep_here(in, o, run, outputs);
   } catch (const orrery::InputError&) {
     if (job.rank() == 0) throw;
     return kExitBadInput;
@@ -429,7 +479,8 @@ int run_sweep_cmd(const SweepRun& run, const SweepOutputs& outputs) {
   if (orrery::launched_by_mpi()) {
     if (!run.shard.empty()) {
       throw orrery::InputError({"orrery sweep", std::nullopt}, "--shard", run.shard,
-                               "under mpirun the ranks are the shards; leave --shard out");
+                               "under mpirun the ranks share the work of one sweep; leave "
+                               "--shard out");
     }
     return run_sweep_mpi(run, outputs);
   }
@@ -448,31 +499,7 @@ int run_sweep_cmd(const SweepRun& run, const SweepOutputs& outputs) {
     std::tie(o.shard, o.shards) = parse_shard(run.shard, run.shard_base);
   }
   if (run.dry_run) return print_estimate(in, o);
-  warn_objective(in);
-  const std::optional<orrery::SweepResult> before = read_checkpoint(in, run, o.shard, o.shards);
-  if (before) o.resume = &*before;
-  Checkpointer checkpoint{in, run.checkpoint};
-  if (!run.checkpoint.empty()) {
-    o.checkpoint = [&](const orrery::SweepResult& partial) { checkpoint(partial); };
-  }
-  ProgressBar bar(run.progress);
-  if (bar.enabled()) {
-    std::fprintf(stderr, "sweep: %lld candidates\n",
-                 static_cast<long long>(orrery::count_candidates(in)));
-  }
-  o.progress = [&](const char* what, std::size_t done, std::size_t total) {
-    bar(what, done, total);
-  };
-  const orrery::SweepResult r = orrery::run_sweep(in, o);
-  checkpoint(r);
-  if (!run.shard.empty()) {
-    write_file(run.shard_out, orrery::write_shard(in, r, o.shard, o.shards));
-    std::printf("shard %d/%d: %zu candidates, %zu simulated here; wrote %s\n", o.shard, o.shards,
-                r.total, r.simulated, run.shard_out.c_str());
-    return 0;
-  }
-  write_sweep_outputs(in, r, outputs);
-  return 0;
+  return sweep_here(in, o, run, outputs);
 }
 
 int run_report(const std::string& results, const std::string& out) {

@@ -1,22 +1,23 @@
 #include "sweep/sweep.h"
 
 #include <fmt/format.h>
+#include <time.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <limits>
 #include <map>
 #include <new>
 #include <thread>
-
-#include <time.h>
 
 #include "model/analysis.h"
 #include "model/training_run.h"
 #include "simulator/predict.h"
 #include "sweep/axes.h"
 #include "sweep/bound.h"
+#include "sweep/output.h"
 #include "sweep/space.h"
 
 namespace orrery {
@@ -279,13 +280,113 @@ struct OpenSet {
 struct Groups {
   std::map<std::pair<std::string, std::string>, std::uint32_t> id;
   std::vector<std::pair<std::string, std::string>> keys;
-  std::uint32_t of(const CandidateResult& c) {
-    auto [it, fresh] = id.emplace(std::make_pair(c.system, c.gpu_name),
-                                  static_cast<std::uint32_t>(keys.size()));
+  std::uint32_t of(const CandidateResult& c) { return of(c.system, c.gpu_name); }
+  std::uint32_t of(const std::string& system, const std::string& gpu) {
+    auto [it, fresh] =
+        id.emplace(std::make_pair(system, gpu), static_cast<std::uint32_t>(keys.size()));
     if (fresh) keys.push_back(it->first);
     return it->second;
   }
 };
+
+// The work queue's tasks and replies as bytes (the processes of one job run the same
+// build on one kind of machine).
+struct Packer {
+  std::string out;
+  template <class T>
+  void put(const T& v) {
+    out.append(reinterpret_cast<const char*>(&v), sizeof v);
+  }
+  void put_string(const std::string& t) {
+    put(static_cast<std::uint32_t>(t.size()));
+    out += t;
+  }
+};
+
+struct Unpacker {
+  const std::string& in;
+  std::size_t at = 0;
+  template <class T>
+  T get() {
+    ORRERY_CHECK(at + sizeof(T) <= in.size(), "short work queue message");
+    T v;
+    std::memcpy(&v, in.data() + at, sizeof v);
+    at += sizeof v;
+    return v;
+  }
+  std::string get_string() {
+    const auto n = get<std::uint32_t>();
+    ORRERY_CHECK(at + n <= in.size(), "short work queue message");
+    std::string t = in.substr(at, n);
+    at += n;
+    return t;
+  }
+};
+
+// Candidates per screening task of the work queue: small enough that the processes'
+// shares even out (a task screens in about 25 ms on one thread at ~10,000 candidates/s,
+// docs/simulator.md), large enough that a message per task costs nothing beside it.
+constexpr std::int64_t kTask = 256;
+
+// A screening task's reply: the chunk's counts by status, candidate 0's reason when the
+// chunk holds it, the systems in the order of their first valid candidate, and what the
+// decisions keep of each open candidate (OpenSet's fields; its system as a place in that
+// list).
+std::string pack_screened(const std::vector<CandidateResult>& chunk,
+                          const std::vector<std::uint16_t>& pos, std::size_t levels) {
+  std::array<std::uint64_t, 10> counts{};
+  bool has_first = false;
+  std::string first;
+  Groups local;
+  Packer open;
+  std::uint32_t opened = 0;
+  for (std::size_t i = 0; i < chunk.size(); ++i) {
+    const CandidateResult& c = chunk[i];
+    ++counts[static_cast<std::size_t>(c.status)];
+    if (*c.index == 0) {
+      has_first = true;
+      first = c.reason;
+    }
+    if (c.status == Status::invalid) continue;
+    const std::uint32_t g = local.of(c);
+    if (c.status != Status::pruned) continue;
+    ++opened;
+    open.put(static_cast<std::int32_t>(*c.index));
+    for (double b : c.bound) open.put(b);
+    for (std::size_t l = 0; l < levels; ++l) open.put(pos[i * levels + l]);
+    open.put(static_cast<std::int32_t>(c.a.nodes));
+    open.put(g);
+  }
+  Packer p;
+  p.put(counts);
+  p.put(static_cast<std::uint8_t>(has_first));
+  p.put_string(first);
+  p.put(static_cast<std::uint32_t>(local.keys.size()));
+  for (const auto& [system, gpu] : local.keys) {
+    p.put_string(system);
+    p.put_string(gpu);
+  }
+  p.put(opened);
+  return p.out + open.out;
+}
+
+// A simulation task's figures (status simulated or unsupported), as the evaluation in
+// run_phases makes them: the candidate screened again (its resolved global batch), then
+// simulated.
+CandidateResult simulate_one(const SweepInput& in, const Assignment& a, int index,
+                             const std::vector<Residual>& table) {
+  const CandidateResult c = screen_one(in, a, index, table);
+  CandidateResult out;
+  out.index = index;
+  try {
+    out.figures = simulate(candidate_scenario(in, c.a));
+    out.status = Status::simulated;
+  } catch (const InputError& e) {
+    out.status = Status::unsupported;
+    out.reason = reason_of(e);
+  }
+  return out;
+}
 
 // Phase 2: the waves over the open candidates, in increasing order of their bound. One
 // process (or a merge) deciding every candidate sets each wave's threshold from the
@@ -295,7 +396,8 @@ struct Groups {
 // order, so in an earlier wave of the single process, and the shard's threshold is never
 // below that process's (a value the process never saw is that of a candidate it pruned,
 // above its threshold already); it simulates at least what that process would simulate
-// of its share. `evaluate` simulates (or looks up) the candidate of an open entry.
+// of its share. `evaluate` simulates (or looks up) the candidates of a wave's open
+// entries, one result per entry.
 template <class Evaluate>
 void decide(const SweepInput& in, const OpenSet& open, bool delayed, const SweepOptions& o,
             std::map<int, CandidateResult>& evaluated, Evaluate evaluate,
@@ -340,8 +442,7 @@ void decide(const SweepInput& in, const OpenSet& open, bool delayed, const Sweep
       }
       if (!prune) todo.push_back(e);
     }
-    done.assign(todo.size(), CandidateResult{});
-    parallel_for(todo.size(), o.threads, [&](std::size_t k) { done[k] = evaluate(todo[k]); });
+    done = evaluate(todo);
     if (delayed) {
       for (const CandidateResult& c : pending) commit(c);
       pending = done;
@@ -373,7 +474,6 @@ bool better(const CandidateResult& x, const CandidateResult& y) {
 // value at that count.
 template <class Evaluate>
 std::vector<SystemChoice> choose_systems(const OpenSet& open, const Groups& groups,
-                                         const SweepOptions& o,
                                          std::map<int, CandidateResult>& evaluated,
                                          Evaluate evaluate) {
   std::vector<SystemChoice> out;
@@ -418,8 +518,7 @@ std::vector<SystemChoice> choose_systems(const OpenSet& open, const Groups& grou
           if (status(at[p]) == Status::pruned && open.bound0(at[p]) <= threshold)
             todo.push_back(at[p]);
         }
-        std::vector<CandidateResult> done(todo.size());
-        parallel_for(todo.size(), o.threads, [&](std::size_t k) { done[k] = evaluate(todo[k]); });
+        std::vector<CandidateResult> done = evaluate(todo);
         for (CandidateResult& c : done) {
           const int i = *c.index;
           evaluated.emplace(i, std::move(c));
@@ -565,29 +664,85 @@ SweepResult run_phases(const SweepInput& in, const SweepOptions& o, int shard, i
   r.total = static_cast<std::size_t>(total);
   const std::size_t share =
       static_cast<std::size_t>((total - shard + shards - 1) / shards);
-  screen_chunks(in, table, r.threads, shard, shards, &o, share,
-                [&](std::vector<CandidateResult>& chunk, const std::vector<std::uint16_t>& pos,
-                    std::size_t levels) {
-                  for (std::size_t i = 0; i < chunk.size(); ++i) {
-                    CandidateResult& c = chunk[i];
-                    ++r.by_status[static_cast<std::size_t>(c.status)];
-                    if (*c.index == 0) first_reason = c.reason;
-                    if (c.status != Status::invalid) {
-                      const std::uint32_t g = groups.of(c);
-                      if (c.status == Status::pruned) {
-                        open.index.push_back(*c.index);
-                        open.bound.insert(open.bound.end(), c.bound.begin(), c.bound.end());
-                        open.position.insert(
-                            open.position.end(),
-                            pos.begin() + static_cast<std::ptrdiff_t>(i * levels),
-                            pos.begin() + static_cast<std::ptrdiff_t>((i + 1) * levels));
-                        open.nodes.push_back(c.a.nodes);
-                        open.group.push_back(g);
-                      }
-                    }
-                    if (keep) r.candidates.push_back(std::move(c));
-                  }
-                });
+  auto screened = [&](std::vector<CandidateResult>& chunk, const std::vector<std::uint16_t>& pos,
+                      std::size_t levels) {
+    for (std::size_t i = 0; i < chunk.size(); ++i) {
+      CandidateResult& c = chunk[i];
+      ++r.by_status[static_cast<std::size_t>(c.status)];
+      if (*c.index == 0) first_reason = c.reason;
+      if (c.status != Status::invalid) {
+        const std::uint32_t g = groups.of(c);
+        if (c.status == Status::pruned) {
+          open.index.push_back(*c.index);
+          open.bound.insert(open.bound.end(), c.bound.begin(), c.bound.end());
+          open.position.insert(open.position.end(),
+                               pos.begin() + static_cast<std::ptrdiff_t>(i * levels),
+                               pos.begin() + static_cast<std::ptrdiff_t>((i + 1) * levels));
+          open.nodes.push_back(c.a.nodes);
+          open.group.push_back(g);
+        }
+      }
+      if (keep) r.candidates.push_back(std::move(c));
+    }
+  };
+  if (o.queue && shards == 1 && !from_shards) {
+    // Through the queue: ranges of kTask candidates screened wherever there is a free
+    // process, their replies taken in candidate order (those that arrive early wait), so
+    // the open set, counts and systems are built as above.
+    ORRERY_CHECK(!keep, "a queue keeps no candidates");
+    SweepWorker here(in, o);
+    const std::size_t tasks = static_cast<std::size_t>((total + kTask - 1) / kTask);
+    std::map<std::size_t, std::string> early;
+    std::size_t next = 0;
+    auto take = [&](const std::string& text) {
+      Unpacker u{text};
+      const auto counts = u.get<std::array<std::uint64_t, 10>>();
+      for (std::size_t k = 0; k < counts.size(); ++k) r.by_status[k] += counts[k];
+      const bool has_first = u.get<std::uint8_t>() != 0;
+      std::string reason = u.get_string();
+      if (has_first) first_reason = std::move(reason);
+      std::vector<std::uint32_t> ids(u.get<std::uint32_t>());
+      for (std::uint32_t& id : ids) {
+        std::string system = u.get_string();
+        id = groups.of(system, u.get_string());
+      }
+      const auto opened = u.get<std::uint32_t>();
+      for (std::uint32_t k = 0; k < opened; ++k) {
+        open.index.push_back(u.get<std::int32_t>());
+        for (std::size_t b = 0; b < open.objectives; ++b) open.bound.push_back(u.get<double>());
+        for (std::size_t l = 0; l < open.levels; ++l)
+          open.position.push_back(u.get<std::uint16_t>());
+        open.nodes.push_back(u.get<std::int32_t>());
+        open.group.push_back(ids.at(u.get<std::uint32_t>()));
+      }
+    };
+    o.queue->run(
+        tasks,
+        [&](std::size_t i) {
+          Packer p;
+          p.put('S');
+          p.put(static_cast<std::int64_t>(i) * kTask);
+          p.put(std::min<std::int64_t>(total, static_cast<std::int64_t>(i + 1) * kTask));
+          return p.out;
+        },
+        [&](const std::string& task) { return here(task); },
+        [&](std::size_t i, std::string text) {
+          early.emplace(i, std::move(text));
+          for (auto it = early.find(next); it != early.end(); it = early.find(next)) {
+            take(it->second);
+            early.erase(it);
+            ++next;
+            if (o.progress) {
+              o.progress("screened",
+                         static_cast<std::size_t>(std::min<std::int64_t>(
+                             total, static_cast<std::int64_t>(next) * kTask)),
+                         share);
+            }
+          }
+        });
+  } else {
+    screen_chunks(in, table, r.threads, shard, shards, &o, share, screened);
+  }
   if (r.total == 0) {
     throw InputError(in.spec.where("sweep"), "sweep", "", "the sweep has no candidates");
   }
@@ -607,6 +762,35 @@ SweepResult run_phases(const SweepInput& in, const SweepOptions& o, int shard, i
   if (from_shards)
     for (const SweepResult& sr : *from_shards) learn(sr);
   if (o.resume) learn(*o.resume);
+  // Through the queue: the figures of a wave's candidates simulated wherever there is a
+  // free process, taken as known results.
+  std::map<int, CandidateResult> fetched;
+  auto fetch = [&](const std::vector<std::uint32_t>& todo) {
+    std::vector<std::uint32_t> wanted;
+    for (std::uint32_t e : todo)
+      if (!known.count(open.index[e])) wanted.push_back(e);
+    if (!o.queue || wanted.empty()) return;
+    SweepWorker here(in, o);
+    o.queue->run(
+        wanted.size(),
+        [&](std::size_t k) {
+          const std::uint32_t e = wanted[k];
+          Packer p;
+          p.put('E');
+          p.put(static_cast<std::int32_t>(open.index[e]));
+          for (std::size_t l = 0; l < open.levels; ++l) p.put(open.position[e * open.levels + l]);
+          return p.out;
+        },
+        [&](const std::string& task) { return here(task); },
+        [&](std::size_t, std::string text) {
+          SweepResult one = read_shard(in, text, "a rank's reply");
+          ORRERY_CHECK(one.evaluated.size() == 1, "one result per simulation task");
+          CandidateResult& c = one.evaluated.front();
+          const int i = *c.index;
+          fetched.emplace(i, std::move(c));
+        });
+    for (const auto& [i, c] : fetched) known[i] = &c;
+  };
   // Simulates the open entry's candidate, or takes a known result; with shards' results,
   // `local`: simulate here what no shard did (the per-system pass, which shards leave to
   // the merge).
@@ -640,6 +824,15 @@ SweepResult run_phases(const SweepInput& in, const SweepOptions& o, int shard, i
     }
     return c;
   };
+  auto evaluate_all = [&](const std::vector<std::uint32_t>& todo, bool local) {
+    fetch(todo);
+    std::vector<CandidateResult> done(todo.size());
+    parallel_for(todo.size(), o.threads,
+                 [&](std::size_t k) { done[k] = evaluate(todo[k], local); });
+    for (const auto& [i, c] : fetched) known.erase(i);
+    fetched.clear();
+    return done;
+  };
   std::map<int, CandidateResult> evaluated;
   std::function<void()> after_wave;
   auto last = std::chrono::steady_clock::now();
@@ -657,11 +850,14 @@ SweepResult run_phases(const SweepInput& in, const SweepOptions& o, int shard, i
       o.checkpoint(partial);
     };
   }
-  decide(in, open, shards > 1, o, evaluated, [&](std::uint32_t e) { return evaluate(e, false); },
-         after_wave);
+  decide(
+      in, open, shards > 1, o, evaluated,
+      [&](const std::vector<std::uint32_t>& todo) { return evaluate_all(todo, false); },
+      after_wave);
   if (shards == 1 && compares_systems(in)) {
-    r.systems = choose_systems(open, groups, o, evaluated,
-                               [&](std::uint32_t e) { return evaluate(e, true); });
+    r.systems = choose_systems(
+        open, groups, evaluated,
+        [&](const std::vector<std::uint32_t>& todo) { return evaluate_all(todo, true); });
   }
   if (keep) {
     for (const auto& [i, c] : evaluated) r.candidates[static_cast<std::size_t>(i)] = c;
@@ -777,6 +973,50 @@ void for_each_candidate(const SweepInput& in, const SweepResult& r,
   } catch (const std::bad_alloc&) {
     out_of_memory(in, "while writing every candidate");
   }
+}
+
+struct SweepWorker::State {
+  const SweepInput& in;
+  const std::vector<Residual>& table;
+  int threads = 1;
+  std::unique_ptr<detail::CandidateSpace> space;  // where the last screening task ended
+};
+
+SweepWorker::SweepWorker(const SweepInput& in, const SweepOptions& options)
+    : s_(std::make_unique<State>(State{in, table_of(options), std::max(1, options.threads), {}})) {}
+
+SweepWorker::~SweepWorker() = default;
+
+std::string SweepWorker::operator()(const std::string& task) {
+  Unpacker u{task};
+  const char kind = u.get<char>();
+  if (kind == 'E') {
+    const int index = u.get<std::int32_t>();
+    const detail::CandidateSpace probe(s_->in);
+    std::vector<std::uint16_t> position(probe.levels());
+    for (std::uint16_t& p : position) p = u.get<std::uint16_t>();
+    SweepResult one;
+    one.evaluated.push_back(simulate_one(s_->in, probe.at(position.data()), index, s_->table));
+    return write_shard(s_->in, one, 0, 1);
+  }
+  ORRERY_CHECK(kind == 'S', "unknown work queue task");
+  const auto begin = u.get<std::int64_t>(), end = u.get<std::int64_t>();
+  if (!s_->space || s_->space->index() > begin)
+    s_->space = std::make_unique<detail::CandidateSpace>(s_->in);
+  detail::CandidateSpace& space = *s_->space;
+  while (space.valid() && space.index() < begin) space.next();
+  std::vector<Assignment> as;
+  std::vector<int> indices;
+  std::vector<std::uint16_t> positions;
+  for (; space.valid() && space.index() < end; space.next()) {
+    as.push_back(space.current());
+    indices.push_back(static_cast<int>(space.index()));
+    space.position(positions);
+  }
+  std::vector<CandidateResult> out(as.size());
+  parallel_for(as.size(), s_->threads,
+               [&](std::size_t i) { out[i] = screen_one(s_->in, as[i], indices[i], s_->table); });
+  return pack_screened(out, positions, space.levels());
 }
 
 std::int64_t count_candidates(const SweepInput& in) { return detail::CandidateSpace::count(in); }

@@ -50,16 +50,19 @@
 // again (for_each_candidate). Out of memory is an InputError, never std::bad_alloc.
 //
 // Determinism: the waves, thresholds and output order do not depend on the thread count
-// or on how candidates are sharded: a shard (or MPI rank) screens only the candidates
-// with index % N == its share, decides them with thresholds from its own results one wave
-// late (never below the single process's: sweep.cpp, decide), and merging screens every
-// candidate and replays the single-process decisions over the union, so every output is
-// byte-identical to one process's.
+// or on how candidates are sharded: a shard screens only the candidates with index % N ==
+// its share, decides them with thresholds from its own results one wave late (never below
+// the single process's: sweep.cpp, decide), and merging screens every candidate and
+// replays the single-process decisions over the union, so every output is byte-identical
+// to one process's. MPI ranks (SweepOptions::queue) decide nothing: rank 0 runs the single
+// process's decisions and only the work (ranges of candidates to screen, candidates to
+// simulate) goes to whichever rank is free, its replies taken in candidate order.
 #pragma once
 
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -68,6 +71,7 @@
 #include "scenario/spec.h"
 #include "scenario/sweep_spec.h"
 #include "simulator/step.h"
+#include "sweep/work_queue.h"
 
 namespace orrery {
 
@@ -179,6 +183,11 @@ struct SweepOptions {
   // Called after a wave at most every 5 s with the results so far (SweepResult::evaluated),
   // to record a checkpoint; the result passed is partial (counts and ranks unset).
   std::function<void(const SweepResult& partial)> checkpoint;
+  // With one process deciding (shards 1): the screening, in ranges of candidates, and the
+  // simulations, one candidate each, go out through the queue to whichever process asks
+  // next (each doing them with a SweepWorker); the decisions, counts, outputs and
+  // checkpoints stay here, the single process's.
+  WorkQueue* queue = nullptr;
 };
 
 // The buyer's answer for one system (the candidates' cluster preset and GPU): the
@@ -219,6 +228,23 @@ struct SweepResult {
   std::size_t count(Status s) const { return by_status.at(static_cast<std::size_t>(s)); }
   // A candidate the result holds (kept, or evaluated); throws when it holds none.
   const CandidateResult& at(int index) const;
+};
+
+// Does the tasks of SweepOptions::queue on a process the queue hands them to (and on the
+// sweep's own): screens a range of candidates and returns what the decisions keep of them,
+// or simulates one candidate and returns its figures. Tasks come in increasing order of
+// their candidates; the walk of the space goes on from the last.
+class SweepWorker {
+ public:
+  SweepWorker(const SweepInput& in, const SweepOptions& options);
+  ~SweepWorker();
+  SweepWorker(const SweepWorker&) = delete;
+  SweepWorker& operator=(const SweepWorker&) = delete;
+  std::string operator()(const std::string& task);
+
+ private:
+  struct State;
+  std::unique_ptr<State> s_;
 };
 
 // Calls fn with every candidate, in index order, as the sweep decided it: from

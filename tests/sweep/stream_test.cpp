@@ -7,7 +7,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "scenario/load.h"
 #include "sweep/output.h"
@@ -146,6 +148,61 @@ TEST(SweepStream, OneTwoAndThreeShardsSameBytes) {
       twice.pop_back();
       EXPECT_THROW(merge_shards(in, twice), InputError);
     }
+  }
+}
+
+// A work queue in one process as MPI ranks would serve it (sweep/mpi.h): tasks dealt in
+// turn to three other "ranks" (each its own SweepWorker, as each rank has) and to this
+// process, the replies handed back last first, the order a slow rank 0 could see them in.
+class ScrambledQueue final : public WorkQueue {
+ public:
+  ScrambledQueue(const SweepInput& in, const SweepOptions& o) {
+    for (int k = 0; k < 3; ++k) others_.push_back(std::make_unique<SweepWorker>(in, o));
+  }
+  void run(std::size_t n, const std::function<std::string(std::size_t)>& task,
+           const std::function<std::string(const std::string&)>& work,
+           const std::function<void(std::size_t, std::string)>& reply) override {
+    std::vector<std::string> replies(n);
+    for (std::size_t i = 0; i < n; ++i)
+      replies[i] = i % 4 == 3 ? work(task(i)) : (*others_[i % 4])(task(i));
+    for (std::size_t i = n; i-- > 0;) reply(i, std::move(replies[i]));
+    tasks += n;
+    ++runs;
+  }
+  std::size_t tasks = 0, runs = 0;
+
+ private:
+  std::vector<std::unique_ptr<SweepWorker>> others_;
+};
+
+TEST(SweepStream, WorkQueueInAnyOrderSameBytes) {
+  // Over 1, 2 and 4 nodes: more than two screening tasks of 256 candidates, and
+  // simulations of uneven cost; one objective, and two (the Pareto front).
+  std::string pareto = kBase;
+  pareto.replace(pareto.find("training: {precision: bf16}"), 27,
+                 "training: {precision: bf16, target: {tokens: 1e9}}\ncost: {usd_per_gpu_hour: 2}");
+  const std::string axes = "nodes: [1, 2, 4], tp: auto, pp: auto, vp: auto, microbatch: auto, ";
+  for (const std::string& text :
+       {kBase + "sweep: {" + axes + "top: 2}\n",
+        pareto + "sweep: {" + axes + "objectives: [step_time, cost]}\n"}) {
+    SCOPED_TRACE(text);
+    const SweepInput in = load_sweep_text(text, "t.yaml");
+    SweepOptions one;
+    one.keep_candidates = false;
+    const SweepResult single = run_sweep(in, one);
+    ASSERT_GT(single.total, 512u);
+    EXPECT_GT(single.simulated, 0u);
+    SweepOptions queued = one;
+    ScrambledQueue queue(in, queued);
+    queued.queue = &queue;
+    const SweepResult spread = run_sweep(in, queued);
+    // Every screening range (a task per 256 candidates) and every simulation went out.
+    EXPECT_EQ(queue.tasks, (single.total + 255) / 256 + single.evaluated.size());
+    EXPECT_GT(queue.runs, 2u);
+    EXPECT_EQ(spread.by_status, single.by_status);
+    EXPECT_EQ(spread.baseline_rank, single.baseline_rank);
+    EXPECT_EQ(spread.baseline_rank_max, single.baseline_rank_max);
+    expect_same(outputs(in, spread), outputs(in, single));
   }
 }
 
