@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <deque>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -582,6 +584,29 @@ struct WasteCache {
   std::vector<std::pair<std::vector<double>, double>> seen;
 };
 
+// The same across the scenarios a thread analyses: a sweep's candidates that differ only in
+// what leaves a stage's allocation sequence alone (nodes without ZeRO, the global batch,
+// overlap switches, ...) replay the same sequence, and the simulation costs more than the
+// rest of a candidate's screening (perf on the GPT-3 sweep). The key holds every input of
+// allocator_sequence_waste, so a hit returns exactly what the simulation would; the map is
+// emptied when it reaches kMaxRemembered sequences, to bound its memory.
+struct KeyHash {
+  std::size_t operator()(const std::vector<double>& key) const {
+    std::uint64_t h = 1469598103934665603ull;  // FNV-1a over the doubles' bits
+    for (const double d : key) {
+      std::uint64_t bits = 0;
+      std::memcpy(&bits, &d, sizeof bits);
+      h = (h ^ bits) * 1099511628211ull;
+    }
+    return static_cast<std::size_t>(h);
+  }
+};
+constexpr std::size_t kMaxRemembered = 4096;
+std::unordered_map<std::vector<double>, double, KeyHash>& remembered_wastes() {
+  thread_local std::unordered_map<std::vector<double>, double, KeyHash> wastes;
+  return wastes;
+}
+
 // The rank's allocator waste (allocator_sequence_waste) for stage memory `st`.
 Bytes rank_allocator_waste(const Scenario& s, const StageLayers& sl, int i, const StateBytes& sb,
                            bool fp8_gather, const StageMemory& st, WasteCache& cache) {
@@ -617,14 +642,24 @@ Bytes rank_allocator_waste(const Scenario& s, const StageLayers& sl, int i, cons
   const int held = st.layers > 0 ? static_cast<int>(std::ceil(st.layers_in_flight / st.layers)) : 1;
   const int n = std::clamp(held, 1, kMaxSimulatedMicrobatches);
   const int m = p.microbatches();
-  key.insert(key.end(), {static_cast<double>(n), m > n ? 1.0 : 0.0});
+  key.insert(key.end(), {static_cast<double>(n), m > n ? 1.0 : 0.0,
+                         static_cast<double>(t.memory.allocator),
+                         static_cast<double>(p.fsdp_prefetch), static_cast<double>(t.recompute),
+                         static_cast<double>(t.recompute_modules)});
   auto it = std::find_if(cache.seen.begin(), cache.seen.end(),
                          [&](const auto& e) { return e.first == key; });
   if (it == cache.seen.end()) {
-    const double w =
-        allocator_sequence_waste(t.memory.allocator, states, layers, gathered_weights,
-                                 p.fsdp_prefetch, n, m > n, t.recompute, t.recompute_modules)
-            .value();
+    auto& remembered = remembered_wastes();
+    double w = 0;
+    if (const auto r = remembered.find(key); r != remembered.end()) {
+      w = r->second;
+    } else {
+      w = allocator_sequence_waste(t.memory.allocator, states, layers, gathered_weights,
+                                   p.fsdp_prefetch, n, m > n, t.recompute, t.recompute_modules)
+              .value();
+      if (remembered.size() >= kMaxRemembered) remembered.clear();
+      remembered.emplace(key, w);
+    }
     cache.seen.push_back({std::move(key), w});
     it = std::prev(cache.seen.end());
   }

@@ -22,6 +22,18 @@ using testing::source_dir;
 // `text` without its first line (the check report's "scenario NAME").
 std::string after_first_line(const std::string& text) { return text.substr(text.find('\n') + 1); }
 
+// `check` and `run` print the same for the imported scenario as for the shipped case,
+// but for the scenario's name.
+void expect_same_check_and_run(const std::string& case_file, const std::string& imported_file) {
+  for (const char* command : {"check", "run"}) {
+    const auto want = run_orrery(std::string(command) + " " + case_file);
+    const auto got = run_orrery(std::string(command) + " '" + imported_file + "'");
+    ASSERT_EQ(want.code, 0) << want.err;
+    ASSERT_EQ(got.code, 0) << got.err;
+    EXPECT_EQ(after_first_line(got.out), after_first_line(want.out)) << command;
+  }
+}
+
 TEST(ImportMegatron, SweepsLineOfAValidationCaseImportsBackToIt) {
   const std::string case_file = "scenarios/validation/megatron-readme-h100-7.1b.yaml";
   // The case as a one-candidate sweep (its measured: block dropped), for the line the
@@ -57,13 +69,7 @@ TEST(ImportMegatron, SweepsLineOfAValidationCaseImportsBackToIt) {
   const std::string imported_file = ::testing::TempDir() + "imported.yaml";
   std::ofstream(imported_file) << imported.out;
 
-  for (const char* command : {"check", "run"}) {
-    const auto want = run_orrery(std::string(command) + " " + case_file);
-    const auto got = run_orrery(std::string(command) + " '" + imported_file + "'");
-    ASSERT_EQ(want.code, 0) << want.err;
-    ASSERT_EQ(got.code, 0) << got.err;
-    EXPECT_EQ(after_first_line(got.out), after_first_line(want.out)) << command;
-  }
+  expect_same_check_and_run(case_file, imported_file);
 }
 
 TEST(ImportMegatron, SwigluFfnDefaultAndPaddedVocab) {
@@ -107,13 +113,7 @@ TEST(ImportMegatronLog, HeaderImportsIntoTheValidationCase) {
   EXPECT_EQ(imported.out.find("num_experts"), std::string::npos);
   const std::string imported_file = ::testing::TempDir() + "imported_log.yaml";
   std::ofstream(imported_file) << imported.out;
-  for (const char* command : {"check", "run"}) {
-    const auto want = run_orrery(std::string(command) + " " + case_file);
-    const auto got = run_orrery(std::string(command) + " '" + imported_file + "'");
-    ASSERT_EQ(want.code, 0) << want.err;
-    ASSERT_EQ(got.code, 0) << got.err;
-    EXPECT_EQ(after_first_line(got.out), after_first_line(want.out)) << command;
-  }
+  expect_same_check_and_run(case_file, imported_file);
 }
 
 // A launcher's per-line prefix is cut; the layout and values do not change. Interleaving
@@ -171,13 +171,7 @@ TEST(ImportNemo, LauncherConfigImportsIntoTheValidationCase) {
   EXPECT_EQ(y.find("my-llama"), std::string::npos) << y;
   const std::string imported_file = ::testing::TempDir() + "imported_nemo.yaml";
   std::ofstream(imported_file) << y;
-  for (const char* command : {"check", "run"}) {
-    const auto want = run_orrery(std::string(command) + " " + case_file);
-    const auto got = run_orrery(std::string(command) + " '" + imported_file + "'");
-    ASSERT_EQ(want.code, 0) << want.err;
-    ASSERT_EQ(got.code, 0) << got.err;
-    EXPECT_EQ(after_first_line(got.out), after_first_line(want.out)) << command;
-  }
+  expect_same_check_and_run(case_file, imported_file);
 }
 
 // NeMo's own example config (tests/cli/import/nemo-gpt-config.yaml): GPT defaults it
