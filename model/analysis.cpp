@@ -41,6 +41,13 @@ StepFigures analyse_step(const Scenario& s) {
   return f;
 }
 
+StepFigures analyse_step(const Scenario& s, bool memory_verdict_only) {
+  StepFigures f = step_totals(s);
+  f.memory = estimate_memory(s, build_workload(s.model, s.training, shard_of(s.parallelism)),
+                             memory_verdict_only);
+  return f;
+}
+
 StepFigures analyse_step(const Scenario& s, const Workload& sharded) {
   StepFigures f = step_totals(s);
   f.memory = estimate_memory(s, sharded);

@@ -27,5 +27,7 @@ StepFigures analyse_step(const Scenario& s);
 // The same with the scenario's workload on one rank (build_workload with shard_of), when
 // the caller has it: the memory is estimated from it.
 StepFigures analyse_step(const Scenario& s, const Workload& sharded);
+// The same with estimate_memory's `verdict_only` (a sweep's screening).
+StepFigures analyse_step(const Scenario& s, bool memory_verdict_only);
 
 }  // namespace orrery

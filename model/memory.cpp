@@ -673,6 +673,10 @@ MemoryReport estimate_memory(const Scenario& s) {
 }
 
 MemoryReport estimate_memory(const Scenario& s, const Workload& w) {
+  return estimate_memory(s, w, false);
+}
+
+MemoryReport estimate_memory(const Scenario& s, const Workload& w, bool verdict_only) {
   const ParallelismSpec& p = s.parallelism;
   const TrainingSpec& t = s.training;
   const ModelSpec& m = s.model;
@@ -702,12 +706,27 @@ MemoryReport estimate_memory(const Scenario& s, const Workload& w) {
     st.runtime_reserve = t.runtime_reserve;
     if (p.zero_stage >= 3) add_zero3_terms(s, sl, i, sb, fp8_gather, r, st);
     st.compression_buffers = compression_state(t.compression, r.gradients, p.shard_group());
-    st.allocator_overhead = r.activations * t.allocator_overhead +
-                            rank_allocator_waste(s, sl, i, sb, fp8_gather, st, waste_cache);
-    mem.other = st.runtime_reserve + st.allocator_overhead + st.gather_buffers + st.reduce_buffers +
-                st.loss_buffers + st.compression_buffers + st.fp8_scaling_state +
-                st.fp8_weight_cache;
     report.stages.push_back(st);
+  }
+  // The caching allocator's waste last, once the stages' other figures are known.
+  auto sum_other = [](StageMemory& st) {
+    st.memory.other = st.runtime_reserve + st.allocator_overhead + st.gather_buffers +
+                      st.reduce_buffers + st.loss_buffers + st.compression_buffers +
+                      st.fp8_scaling_state + st.fp8_weight_cache;
+  };
+  bool over = false;
+  for (StageMemory& st : report.stages) {
+    st.allocator_overhead = st.memory.activations * t.allocator_overhead;
+    sum_other(st);
+    if (st.memory.total() > report.capacity) over = true;
+  }
+  if (!(verdict_only && over)) {
+    for (int i = 0; i < p.pp; ++i) {
+      StageMemory& st = report.stages[static_cast<std::size_t>(i)];
+      st.allocator_overhead = st.memory.activations * t.allocator_overhead +
+                              rank_allocator_waste(s, sl, i, sb, fp8_gather, st, waste_cache);
+      sum_other(st);
+    }
   }
   for (int i = 0; i < p.pp; ++i) {
     if (report.stages[i].memory.total() > report.stages[report.worst_stage].memory.total()) {

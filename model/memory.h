@@ -135,5 +135,10 @@ MemoryReport estimate_memory(const Scenario& s);
 // The same from the scenario's workload on one rank (build_workload with shard_of), when
 // the caller has it.
 MemoryReport estimate_memory(const Scenario& s, const Workload& sharded);
+// With `verdict_only`, a scenario whose fullest stage is over capacity before the caching
+// allocator's waste is counted (the waste is never negative, so it cannot fit) skips the
+// allocator simulation: `fits` is as above, but its figures leave the waste out. A sweep's
+// decisions need only the verdict of a candidate that does not fit.
+MemoryReport estimate_memory(const Scenario& s, const Workload& sharded, bool verdict_only);
 
 }  // namespace orrery

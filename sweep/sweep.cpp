@@ -150,8 +150,11 @@ std::optional<Status> run_constraint(const SweepSpec& w, const Figures& f) {
 
 // Phase 1 for one candidate: validation, constraints, memory and bounds. Status `pruned`
 // when it is left to the decisions (until simulated).
+// `verdict_only`: a candidate that cannot fit may leave the caching allocator's waste out
+// of its memory figure (estimate_memory), for the decisions, which use no figure of it;
+// only where memory filters (sweep.fits_memory) and nothing keeps the candidate.
 CandidateResult screen_one(const SweepInput& in, const Assignment& a, int index,
-                           const std::vector<Residual>& table) {
+                           const std::vector<Residual>& table, bool verdict_only = false) {
   const SweepSpec& w = in.spec;
   CandidateResult c;
   c.index = index;
@@ -183,7 +186,7 @@ CandidateResult screen_one(const SweepInput& in, const Assignment& a, int index,
   }
   StepFigures f;
   try {
-    f = analyse_step(s);
+    f = analyse_step(s, verdict_only && w.fits_memory);
   } catch (const InputError& e) {
     c.status = Status::invalid;
     c.reason = reason_of(e);
@@ -215,7 +218,7 @@ constexpr std::size_t kChunk = 2048;
 template <class Take>
 void screen_chunks(const SweepInput& in, const std::vector<Residual>& table, int threads,
                    int shard, int shards, const SweepOptions* progress_of, std::size_t share,
-                   Take take) {
+                   bool verdict_only, Take take) {
   detail::CandidateSpace space(in);
   std::vector<Assignment> as;
   std::vector<int> indices;
@@ -236,7 +239,9 @@ void screen_chunks(const SweepInput& in, const std::vector<Residual>& table, int
     }
     out.assign(as.size(), CandidateResult{});
     parallel_for(as.size(), threads,
-                 [&](std::size_t i) { out[i] = screen_one(in, as[i], indices[i], table); });
+                 [&](std::size_t i) {
+                   out[i] = screen_one(in, as[i], indices[i], table, verdict_only);
+                 });
     take(out, positions, space.levels());
     done += as.size();
     if (progress_of && progress_of->progress) progress_of->progress("screened", done, share);
@@ -741,7 +746,7 @@ SweepResult run_phases(const SweepInput& in, const SweepOptions& o, int shard, i
           }
         });
   } else {
-    screen_chunks(in, table, r.threads, shard, shards, &o, share, screened);
+    screen_chunks(in, table, r.threads, shard, shards, &o, share, !keep, screened);
   }
   if (r.total == 0) {
     throw InputError(in.spec.where("sweep"), "sweep", "", "the sweep has no candidates");
@@ -962,7 +967,7 @@ void for_each_candidate(const SweepInput& in, const SweepResult& r,
   const std::vector<Residual>& table = r.residuals ? *r.residuals : shipped_residuals();
   auto next = r.evaluated.begin();
   try {
-    screen_chunks(in, table, r.threads, 0, 1, nullptr, 0,
+    screen_chunks(in, table, r.threads, 0, 1, nullptr, 0, false,
                   [&](std::vector<CandidateResult>& chunk, const std::vector<std::uint16_t>&,
                       std::size_t) {
                     for (const CandidateResult& c : chunk) {
@@ -1015,7 +1020,9 @@ std::string SweepWorker::operator()(const std::string& task) {
   }
   std::vector<CandidateResult> out(as.size());
   parallel_for(as.size(), s_->threads,
-               [&](std::size_t i) { out[i] = screen_one(s_->in, as[i], indices[i], s_->table); });
+               [&](std::size_t i) {
+                 out[i] = screen_one(s_->in, as[i], indices[i], s_->table, true);
+               });
   return pack_screened(out, positions, space.levels());
 }
 
