@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include "model/workload.h"
 #include "scenario/load.h"
 #include "tests/test_util.h"
 
@@ -163,6 +164,33 @@ TEST(Memory, AllocatedReservedAndDeviceTotal) {
   const MemoryReport none = estimate_memory(gpt3("", "recompute: full, memory: {allocator: none}"));
   EXPECT_DOUBLE_EQ(none.worst().allocated_peak().value(), none.worst().reserved_peak().value());
   EXPECT_DOUBLE_EQ(none.worst().allocated_peak().value(), st.allocated_peak().value());
+}
+
+// verdict_only (a sweep's decisions): a scenario that fits gets every figure as without it;
+// one over capacity before the allocator's waste keeps its verdict and leaves the waste
+// out: its total is the full estimate's less exactly the simulated waste.
+TEST(Memory, VerdictOnlySkipsTheWasteOfWhatCannotFit) {
+  auto with = [](const Scenario& s, bool verdict_only) {
+    return estimate_memory(s, build_workload(s.model, s.training, shard_of(s.parallelism)),
+                           verdict_only);
+  };
+  const Scenario fits = gpt3("", "recompute: full");
+  const MemoryReport a = with(fits, false), b = with(fits, true);
+  ASSERT_TRUE(a.fits);
+  EXPECT_TRUE(b.fits);
+  ASSERT_EQ(a.stages.size(), b.stages.size());
+  for (std::size_t i = 0; i < a.stages.size(); ++i)
+    EXPECT_EQ(a.stages[i].memory.total().value(), b.stages[i].memory.total().value()) << i;
+  const Scenario oom = preset_scenario("gpt3-175b", "tp: 8, pp: 1, global_batch: 8", 1);
+  const MemoryReport full = with(oom, false), verdict = with(oom, true);
+  EXPECT_FALSE(full.fits);
+  EXPECT_FALSE(verdict.fits);
+  const StageMemory& f = full.stages[0];
+  const StageMemory& v = verdict.stages[0];
+  const double waste =
+      (f.allocator_overhead - f.memory.activations * oom.training.allocator_overhead).value();
+  EXPECT_GT(waste, 0.0);
+  EXPECT_NEAR(v.memory.total().value(), f.memory.total().value() - waste, 1.0);
 }
 
 TEST(Memory, NearCapacityIsFlaggedNotDropped) {
