@@ -578,16 +578,11 @@ namespace {
 // taken to waste what the largest simulated count does.
 constexpr int kMaxSimulatedMicrobatches = 32;
 
-// Simulated wastes by sequence and micro-batch count: a pipeline's middle stages often run
-// the same sequence.
-struct WasteCache {
-  std::vector<std::pair<std::vector<double>, double>> seen;
-};
-
-// The same across the scenarios a thread analyses: a sweep's candidates that differ only in
-// what leaves a stage's allocation sequence alone (nodes without ZeRO, the global batch,
-// overlap switches, ...) replay the same sequence, and the simulation costs more than the
-// rest of a candidate's screening (perf on the GPT-3 sweep). The key holds every input of
+// Simulated wastes by sequence, remembered across the stages and scenarios a thread
+// analyses: a pipeline's middle stages often run the same sequence, and so do a sweep's
+// candidates that differ only in what leaves a stage's allocation sequence alone (nodes
+// without ZeRO, the global batch, overlap switches, ...); the simulation costs more than
+// the rest of a candidate's screening (perf on the GPT-3 sweep). The key holds every input of
 // allocator_sequence_waste, so a hit returns exactly what the simulation would; the map is
 // emptied when it reaches kMaxRemembered sequences, to bound its memory.
 struct KeyHash {
@@ -609,7 +604,7 @@ std::unordered_map<std::vector<double>, double, KeyHash>& remembered_wastes() {
 
 // The rank's allocator waste (allocator_sequence_waste) for stage memory `st`.
 Bytes rank_allocator_waste(const Scenario& s, const StageLayers& sl, int i, const StateBytes& sb,
-                           bool fp8_gather, const StageMemory& st, WasteCache& cache) {
+                           bool fp8_gather, const StageMemory& st) {
   const ParallelismSpec& p = s.parallelism;
   const TrainingSpec& t = s.training;
   if (t.memory.allocator == MemorySpec::Allocator::none) return Bytes(0);
@@ -646,24 +641,15 @@ Bytes rank_allocator_waste(const Scenario& s, const StageLayers& sl, int i, cons
                          static_cast<double>(t.memory.allocator),
                          static_cast<double>(p.fsdp_prefetch), static_cast<double>(t.recompute),
                          static_cast<double>(t.recompute_modules)});
-  auto it = std::find_if(cache.seen.begin(), cache.seen.end(),
-                         [&](const auto& e) { return e.first == key; });
-  if (it == cache.seen.end()) {
-    auto& remembered = remembered_wastes();
-    double w = 0;
-    if (const auto r = remembered.find(key); r != remembered.end()) {
-      w = r->second;
-    } else {
-      w = allocator_sequence_waste(t.memory.allocator, states, layers, gathered_weights,
-                                   p.fsdp_prefetch, n, m > n, t.recompute, t.recompute_modules)
-              .value();
-      if (remembered.size() >= kMaxRemembered) remembered.clear();
-      remembered.emplace(key, w);
-    }
-    cache.seen.push_back({std::move(key), w});
-    it = std::prev(cache.seen.end());
-  }
-  return Bytes(it->second);
+  auto& remembered = remembered_wastes();
+  if (const auto r = remembered.find(key); r != remembered.end()) return Bytes(r->second);
+  const double w =
+      allocator_sequence_waste(t.memory.allocator, states, layers, gathered_weights,
+                               p.fsdp_prefetch, n, m > n, t.recompute, t.recompute_modules)
+          .value();
+  if (remembered.size() >= kMaxRemembered) remembered.clear();
+  remembered.emplace(std::move(key), w);
+  return Bytes(w);
 }
 
 }  // namespace
@@ -693,7 +679,6 @@ MemoryReport estimate_memory(const Scenario& s, const Workload& w, bool verdict_
 
   MemoryReport report;
   report.capacity = s.cluster.gpu.memory;
-  WasteCache waste_cache;
   for (int i = 0; i < p.pp; ++i) {
     StageMemory st;
     st.stage = i;
@@ -724,7 +709,7 @@ MemoryReport estimate_memory(const Scenario& s, const Workload& w, bool verdict_
     for (int i = 0; i < p.pp; ++i) {
       StageMemory& st = report.stages[static_cast<std::size_t>(i)];
       st.allocator_overhead = st.memory.activations * t.allocator_overhead +
-                              rank_allocator_waste(s, sl, i, sb, fp8_gather, st, waste_cache);
+                              rank_allocator_waste(s, sl, i, sb, fp8_gather, st);
       sum_other(st);
     }
   }
