@@ -122,8 +122,17 @@ TEST(Cli, CheckStatesTheFp8Recipe) {
   const auto j = nlohmann::json::parse(json.out);
   EXPECT_EQ(j["scenario"]["training"]["fp8_recipe"], recipe);
   EXPECT_GT(j["stages"][0]["other_bytes"]["fp8_weight_cache"].get<double>(), 0.0);
+  // The H100 preset's split-accumulation factor (scenario/presets/gpus.yaml, 0.87 = 1 / 1.15,
+  // pytorch/ao#2377) is printed with the GPU's other figures; a GPU without one prints null.
+  EXPECT_DOUBLE_EQ(j["scenario"]["cluster"]["gpu"]["fp8_split_accumulation"].get<double>(), 0.87);
   const auto plain = run_orrery("check scenarios/quickstart.yaml --format json");
-  EXPECT_FALSE(nlohmann::json::parse(plain.out)["scenario"]["training"].contains("fp8_recipe"));
+  const auto pj = nlohmann::json::parse(plain.out);
+  EXPECT_FALSE(pj["scenario"]["training"].contains("fp8_recipe"));
+  EXPECT_DOUBLE_EQ(pj["scenario"]["cluster"]["gpu"]["fp8_split_accumulation"].get<double>(), 0.87);
+  const auto a100 = run_orrery("check scenarios/gpt3-175b-a100-1024.yaml --format json");
+  ASSERT_EQ(a100.code, 0) << a100.err;
+  EXPECT_TRUE(nlohmann::json::parse(a100.out)["scenario"]["cluster"]["gpu"]["fp8_split_accumulation"]
+                  .is_null());
 }
 
 TEST(Cli, EveryShippedScenarioChecks) {
