@@ -238,7 +238,8 @@ void add_attention(const ModelSpec& m, const TrainingSpec& tr, const OpBuilder& 
     qk.bwd_flops = Flop(2.0 * scores);
     qk.fwd_read = Bytes(e * d.tok * (q_dim + k_dim));
     qk.fwd_written = Bytes(e * probs);
-    qk.bwd_read = Bytes(e * (probs + d.tok * (q_dim + k_dim)));
+    // Two batched GEMMs, each reading the score gradient dS: dQ = dS K and dK = dS^T Q.
+    qk.bwd_read = Bytes(e * (2.0 * probs + d.tok * (q_dim + k_dim)));
     qk.bwd_written = Bytes(e * d.tok * (q_dim + k_dim));
     qk.saved = Bytes(e * d.tok * (q_dim + k_dim));
     qk.saved_dropped_by = qkv_dropped_by;
@@ -270,7 +271,8 @@ void add_attention(const ModelSpec& m, const TrainingSpec& tr, const OpBuilder& 
     pv.bwd_flops = Flop(2.0 * context);
     pv.fwd_read = Bytes(e * (probs + d.tok * v_dim));
     pv.fwd_written = Bytes(e * d.tok * o_dim);
-    pv.bwd_read = Bytes(e * (probs + d.tok * (v_dim + o_dim)));
+    // Two batched GEMMs, each reading the output gradient dO: dP = dO V^T and dV = P^T dO.
+    pv.bwd_read = Bytes(e * (probs + d.tok * (v_dim + 2.0 * o_dim)));
     pv.bwd_written = Bytes(e * (probs + d.tok * v_dim));
     pv.saved = Bytes(e * d.tok * v_dim);
     // Without dropout, P V's backward uses the softmax output, already kept above.
