@@ -55,11 +55,13 @@ TEST(ImportMegatron, SweepsLineOfAValidationCaseImportsBackToIt) {
   const std::string line =
       sweep.out.substr(at + tag.size(), sweep.out.find('\n', at + 1) - at - tag.size());
   // What the sweep leaves to the launch script: the model's shape (the case's model
-  // line: a GPT-style model, whose other architecture keys are Megatron-LM's defaults),
+  // line: a GPT-style model with untied embeddings, whose other architecture keys are
+  // Megatron-LM's defaults),
   // an unmapped learning rate, and the README's overlaps.
   const std::string shape =
       "--num-layers 30 --hidden-size 4096 --num-attention-heads 32 --seq-length 4096 "
-      "--vocab-size 131072 --lr 3e-4 --overlap-grad-reduce --overlap-param-gather "
+      "--vocab-size 131072 --untie-embeddings-and-output-weights --lr 3e-4 "
+      "--overlap-grad-reduce --overlap-param-gather "
       "--tp-comm-overlap --overlap-p2p-communication ";
   const auto imported =
       run_orrery("import megatron --cluster dgx-h100 --nodes 12 -- " + shape + line);
