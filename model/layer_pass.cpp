@@ -103,6 +103,8 @@ std::vector<PassStep> layer_pass(const Layer& layer, LayerPass pass, const Scena
     return fp8_gathers && !op.high_precision &&
            (op.kind == OpKind::gemm || op.kind == OpKind::router);
   };
+  // Transformer Engine's userbuffer overlap (tp_comm_overlap under sequence parallelism).
+  const bool ub = s.training.tp_comm_overlap && p.sequence_parallel && p.tp > 1;
   std::vector<PassStep> out;
   if (pass != LayerPass::backward) {
     // A dispatch after an op (not before the experts) is --moe-shared-expert-overlap's:
@@ -154,6 +156,22 @@ std::vector<PassStep> layer_pass(const Layer& layer, LayerPass pass, const Scena
       // The weight gradient's input re-gathered, overlapped with the data-gradient GEMM.
       add_comm(out, s, sizes, CommPoint::tp_gather, true, true, fp8_input(op));
       out.push_back(kernels(op, again, 1));
+      if (ub && op.kind == OpKind::gemm) {
+        // "bulk": the input gradient's reduce-scatter under the weight-gradient GEMM.
+        add_comm(out, s, sizes, op.comm_before, false, true, false);
+        out.push_back(kernels(op, false, 2));
+        if (returning && op.comm_after == CommPoint::ep_dispatch) {
+          out.back().separate = true;
+          returning = false;
+        }
+        if (overlap && &op == first_expert) {
+          add_comm(out, s, sizes, CommPoint::ep_dispatch, false, true, false);
+          returning = true;
+        }
+        if (op.comm_before == CommPoint::cp_kv)
+          add_cp(out, s, sizes, op, CollectiveOp::reduce_scatter);
+        continue;
+      }
       out.push_back(kernels(op, false, 2));
     } else {
       out.push_back(kernels(op, again));

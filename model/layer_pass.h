@@ -62,7 +62,16 @@ struct PassStep {
 // weight gradient, overlapped with the data-gradient GEMM (section 4.2.2). MoE tokens
 // cross ep ranks in an all-to-all each way. Context parallelism gathers the other cp
 // ranks' keys and values (overlapped under ring attention) and reduce-scatters their
-// gradients. With training.tp_comm_overlap every tensor-parallel collective overlaps.
+// gradients. With training.tp_comm_overlap every tensor-parallel collective overlaps
+// the kernels after it; under sequence parallelism a column-parallel GEMM's backward
+// reduce-scatter of its input gradient runs under its weight-gradient GEMM, as
+// Transformer Engine's userbuffers do by default ("bulk" for qkv_wgrad and fc1_wgrad,
+// initialize_ub in transformer_engine/pytorch/module/base.py, NVIDIA/TransformerEngine
+// d0067d0d). Its "pipeline" forward reduce-scatter (proj_fprop, fc2_fprop: the GEMM in 4
+// chunks, each chunk's reduce-scatter under the next) is not modelled: the reduce-scatter
+// overlaps the kernels after the GEMM instead, since the rate of userbuffer transfers of
+// a quarter message has no measurement here (NCCL's at that size would make it slower
+// than the whole).
 std::vector<PassStep> layer_pass(const Layer& layer, LayerPass pass, const Scenario& s,
                                  const MessageSizes& sizes);
 

@@ -2,12 +2,14 @@
 // (simulator/schedule.h), built from layer templates or op by op, and each block's output
 // crosses to the next position of the pipeline as a send/recv flow.
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <optional>
 #include <tuple>
 #include <utility>
 
 #include "core/error.h"
+#include "model/memory.h"
 #include "model/pipeline.h"
 #include "simulator/schedule.h"
 #include "simulator/step_passes.h"
@@ -270,6 +272,10 @@ class PipelineBuilder {
     t.offload = parts.offload;
     const int id = planner_.issue(t);
     g_.depend(prev_, id);
+    if (pending_gather_) {
+      g_.depend(pending_gather_, id);
+      pending_gather_.reset();
+    }
     if (!first_) first_ = id;
     prev_ = id;
     return id;
@@ -418,6 +424,8 @@ class PipelineBuilder {
     };
     if (p_.zero_stage >= 3) {
       fsdp_block(r, b, layers, waits);
+    } else if (b.forward && b.microbatch == 0 && param_gather_in_forward(ctx_)) {
+      gathered_forward(r, b, layers, waits);
     } else if (b.forward) {
       Seconds work;
       Parts parts;
@@ -468,6 +476,126 @@ class PipelineBuilder {
       }
     }
     if (!b.forward && p_.zero_stage < 3) accumulate_gradients(r, b, layers);
+  }
+
+  // Megatron-Core's overlapped parameter all-gather (--overlap-param-gather, distributed
+  // optimizer): the updated parameters of a model chunk are gathered bucket by bucket
+  // during that chunk's first forward. Buckets are the gradient buckets (max(40M, 1M x dp)
+  // parameters, training.grad_bucket_params), formed in backward order, so the first in
+  // forward order holds the remainder. Without interleaving, the first bucket's gather is
+  // launched by zero_grad at the start of the step and each forward pre-hook that waits for
+  // bucket k launches bucket k + 1 (finish_param_sync in
+  // megatron/core/distributed/param_and_grad_buffer.py, optimizer step and zero_grad in
+  // megatron/core/optimizer/distrib_optimizer.py, NVIDIA/Megatron-LM d98e8a64). Waiting
+  // on a gather's handle makes the compute stream wait, not the host, so the host reaches
+  // the next pre-hook at once and the gathers run back to back on the data-parallel
+  // communicator from the start of the step. With interleaving (align_param_gather, on by
+  // default there, megatron/training/arguments.py) the schedule launches every bucket of
+  // chunks 0 and 1 at its start and those of chunk c + 1 when chunk c's first forward
+  // starts (forward_backward_pipelining_with_interleaving in
+  // megatron/core/pipeline_parallel/schedules.py): again one after another on the
+  // communicator. Either way the forward reaches bucket k's first parameter at a point
+  // between layers' ops, placed by the layer's forward time in proportion to its
+  // parameters before it, and waits there for bucket k's gather.
+  void gathered_forward(size_t r, const Block& b, const std::vector<const Layer*>& layers,
+                        const std::vector<Seconds>* waits) {
+    const int st = ranks_[r].s;
+    std::vector<double> params(layers.size());
+    double total = 0;
+    for (size_t k = 0; k < layers.size(); ++k) {
+      params[k] = layers[k]->params() - layers[k]->expert_params();
+      total += params[k];
+    }
+    const double bucket = ctx_.s.training.grad_bucket_params.value_or(
+        std::max(40e6, 1e6 * static_cast<double>(p_.shard_group())));
+    // Bucket starts in forward order, as parameter positions: 0, then the remainder,
+    // then every bucket after it.
+    std::vector<double> starts{0.0};
+    std::vector<double> sizes;
+    if (total > 0) {
+      const double n = std::ceil(total / bucket);
+      const double first = total - (n - 1) * bucket;
+      sizes.push_back(first);
+      for (double x = first; x < total - 0.5; x += bucket) {
+        starts.push_back(x);
+        sizes.push_back(std::min(bucket, total - x));
+      }
+    }
+    // The gathers: one task per bucket on the data-parallel stream, over the stage's
+    // data-parallel group, shared by its members (the first member issues them).
+    const std::vector<int> members = ranks_.reduce_members(r, false, false);
+    const auto key = std::make_pair(members.front(), b.chunk);
+    if (static_cast<int>(r) == members.front()) {
+      const double weight = state_bytes_per_param(ctx_.s.training).weight;
+      std::vector<int> after;
+      // Interleaving: chunk c >= 2 waits for chunk c - 1's first forward segment.
+      if (b.chunk >= 2) {
+        const auto it = gather_launch_.find(std::make_pair(members.front(), b.chunk - 1));
+        if (it != gather_launch_.end()) after.push_back(it->second);
+      }
+      std::vector<int>& ids = gathers_[key];
+      for (double size : sizes) {
+        const int id = planner_.collective(ranks_, TaskKind::param_gather,
+                                           CollectiveOp::all_gather, GroupKind::dp, members,
+                                           after, Bytes(size * weight));
+        ids.push_back(id);
+        after = {id};
+      }
+    }
+    const std::vector<int>& ids = gathers_[key];
+    ORRERY_CHECK(ids.size() == sizes.size(), "the first data-parallel member issues the gathers");
+    // The forward in segments, each waiting for its bucket's gather.
+    size_t next = 0;  // the next bucket whose start the forward has not reached
+    double at = 0;    // parameter position reached
+    Seconds work;
+    Parts parts;
+    auto flush = [&] {
+      const int id = add_block(r, b, work, parts, TaskKind::forward);
+      if (!gather_launch_.count(std::make_pair(members.front(), b.chunk)) &&
+          static_cast<int>(r) == members.front())
+        gather_launch_.emplace(std::make_pair(members.front(), b.chunk), id);
+      work = Seconds();
+      parts = Parts{};
+    };
+    auto reach = [&](double position) {  // a bucket boundary: the next segment waits
+      while (next < ids.size() && starts[next] <= position + 0.5) {
+        if (work.value() > 0) flush();
+        pending_gather_ = ids[next];
+        ++next;
+      }
+    };
+    for (size_t k = 0; k < layers.size(); ++k) {
+      const Template& tpl = templates_.get(st, *layers[k], LayerPass::forward);
+      const double wait = wait_at(waits, k).value();
+      // A bucket that starts with this layer waits before its offload wait.
+      reach(at);
+      work += Seconds(wait);
+      parts.offload += Seconds(wait);
+      double done = 0;  // share of the layer's forward placed so far
+      while (params[k] > 0 && next < ids.size() && starts[next] < at + params[k] - 0.5) {
+        const double share = (starts[next] - at) / params[k];
+        add_share(r, tpl, share - done, work, parts);
+        done = share;
+        reach(starts[next]);
+      }
+      add_share(r, tpl, 1.0 - done, work, parts);
+      at += params[k];
+    }
+    if (work.value() > 0 || !first_) flush();
+  }
+
+  // `share` of a layer template's pass added to a block's work and parts.
+  void add_share(size_t r, const Template& tpl, double share, Seconds& work, Parts& parts) {
+    if (share <= 0) return;
+    Template part = tpl;
+    part.total = tpl.total * share;
+    part.parts.tp = tpl.parts.tp * share;
+    part.parts.ep = tpl.parts.ep * share;
+    part.parts.cp = tpl.parts.cp * share;
+    part.parts.recompute = tpl.parts.recompute * share;
+    part.parts.selective = tpl.parts.selective * share;
+    for (auto& [cls, bytes] : part.traffic) bytes *= share;
+    accumulate(r, part, work, parts);
   }
 
   void build_rank(size_t r) {
@@ -563,12 +691,25 @@ class PipelineBuilder {
   std::optional<std::pair<int, int>> fused_forward_;
   // A transfer held back until after the next block (Block::defer_send).
   std::optional<Block> pending_send_;
+  // The overlapped parameter gathers of each (first data-parallel member, chunk), in
+  // forward order, and the first forward task of the chunk's first micro-batch on that
+  // member (gathered_forward).
+  std::map<std::pair<int, int>, std::vector<int>> gathers_;
+  std::map<std::pair<int, int>, int> gather_launch_;
+  // A gather the next compute task waits for (gathered_forward), consumed by add_block.
+  MaybeTask pending_gather_;
   // Activation offload waits by (stage, chunk, forward): offload_waits.
   std::map<std::tuple<int, int, bool>, std::vector<Seconds>> offload_waits_;
   PipelineTasks out_;
 };
 
 }  // namespace
+
+bool param_gather_in_forward(const StepContext& ctx) {
+  const ParallelismSpec& p = ctx.p;
+  return p.zero_stage == 1 && ctx.s.training.overlap_param_gather && p.shard_group() > 1 &&
+         p.pipeline_engine == PipelineEngine::megatron && !ctx.dual && !ctx.opt.op_level;
+}
 
 PipelineTasks pipeline_pass(const StepContext& ctx, const RankSet& ranks, const StageLayers& layers,
                             LayerTemplates& templates, CommPlanner& planner, TaskGraph& g) {

@@ -103,9 +103,15 @@ StepResult run_step(const Scenario& s, const Hardware& hardware, const Analysed&
   out.tasks = g.tasks.size();
   out.events = r.events;
   if (p.zero_stage >= 1 && s.training.overlap_param_gather && p.shard_group() > 1) {
-    out.notes.push_back(
-        "distributed-optimizer parameter all-gather assumed hidden under the next step's "
-        "forward (overlap_param_gather)");
+    if (!param_gather_in_forward(ctx)) {
+      out.notes.push_back(
+          "distributed-optimizer parameter all-gather assumed hidden under the next step's "
+          "forward (overlap_param_gather)");
+    } else if (s.model.moe) {
+      out.notes.push_back(
+          "distributed-optimizer all-gather of the expert parameters assumed hidden under the "
+          "next step's forward (overlap_param_gather; the dense parameters' is simulated)");
+    }
   }
   if (!s.model.is_transformer()) {
     out.notes.push_back(

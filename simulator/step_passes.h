@@ -58,6 +58,12 @@ class StageLayers {
 // (grad_sync_pass).
 bool deepspeed_bf16_optimizer(const StepContext& ctx);
 
+// Whether the pipeline pass times Megatron-Core's overlapped parameter all-gather
+// (--overlap-param-gather with the distributed optimizer, ZeRO-1) in each model chunk's
+// first forward: the Megatron engine, layer templates, no DualPipe, more than one shard.
+// Otherwise an overlapped gather is assumed hidden (step.cpp says so).
+bool param_gather_in_forward(const StepContext& ctx);
+
 // A layer whose gradients are final once `task` ends.
 struct GradReady {
   MaybeTask task;  // none only if no task preceded a layer of no ops

@@ -261,7 +261,12 @@ TEST(CliValidate, PublishedRunsMeetTheAccuracyBar) {
   // cases run as the authors' Table 1 script does (fp16 gradients, PyTorch DDP for the
   // four smallest). The set then reads mean 11.3 %, max 19.0 %, nearly all predicted fast
   // (docs/simulator.md, "Validation"); the guard holds that until the missing mechanism is
-  // found. Issue 14's target is mean <= 8 %, max <= 15 %.
+  // found. Issue 14's target is mean <= 8 %, max <= 15 %. Timing Megatron-Core's
+  // overlapped parameter all-gather in the first forward (its code at d98e8a64 gathers the
+  // buckets then, not under the previous step) moved the Megatron-LM README 32B row from
+  // -14.8 % to -24.0 %: at the micro-batch of 1 assumed for it (the row does not print
+  // one) its data-parallel traffic cannot hide (scenarios/validation/README.md). The max
+  // for this set is 25 % since.
   //
   // The PyTorch-native families (framework "PyTorch FSDP": llm-foundry MPT, fms-fsdp,
   // issue 20 item 4) are held apart: they run eager PyTorch with unfused elementwise
@@ -285,7 +290,7 @@ TEST(CliValidate, PublishedRunsMeetTheAccuracyBar) {
   }
   ASSERT_GE(megatron.count, 25);
   EXPECT_LE(megatron.sum / megatron.count, 11.5);
-  EXPECT_LE(megatron.max, 20.0);
+  EXPECT_LE(megatron.max, 25.0);
   ASSERT_GE(pytorch.count, 15);
   EXPECT_LE(pytorch.sum / pytorch.count, 21.5);
   EXPECT_LE(pytorch.max, 54.5);

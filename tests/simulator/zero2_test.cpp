@@ -114,10 +114,13 @@ TEST(Zero2, SlowerThanZero1WhenCommunicationCannotHide) {
   //   ZeRO-2: the first once the first micro-batch's backward ends (C/4), the next three
   //           queued behind it on the data-parallel stream, done at C/4 + 4 RS.
   // Everything after (optimizer, parameter all-gather) is the same: ZeRO-2's step is
-  // 3 RS - 3/4 C longer.
-  const StepResult z1 = simulate_step(two_gpus("zero_stage: 1", kOneBucket));
+  // 3 RS - 3/4 C longer. Both gather the parameters after the optimizer
+  // (overlap_param_gather off; on, Megatron's ZeRO-1 would gather them during the first
+  // forward, pipeline_pass.cpp, and DeepSpeed's would not).
+  const std::string gather_after = std::string(kOneBucket) + ", overlap_param_gather: false";
+  const StepResult z1 = simulate_step(two_gpus("zero_stage: 1", gather_after));
   const StepResult z2 =
-      simulate_step(two_gpus("zero_stage: 2, pipeline_engine: deepspeed", kOneBucket));
+      simulate_step(two_gpus("zero_stage: 2, pipeline_engine: deepspeed", gather_after));
   const Reductions r2 = reductions(z2);
   ASSERT_EQ(r2.count, 4u);
   const double one_rs = r2.seconds / 4;

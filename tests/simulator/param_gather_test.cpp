@@ -1,0 +1,144 @@
+// Megatron-Core's overlapped parameter all-gather (--overlap-param-gather with the
+// distributed optimizer) and Transformer Engine's bulk reduce-scatter overlap, counted by
+// hand on small layouts (simulator/pipeline_pass.cpp gathered_forward; model/layer_pass.h).
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "model/layer_pass.h"
+#include "model/workload.h"
+#include "scenario/load.h"
+#include "simulator/step.h"
+
+namespace orrery {
+namespace {
+
+// 2 A100s of one node, data parallel only, micro-batch 1, global batch 8: 4 micro-batches.
+// A 2-layer model with untied embedding and head. Parameters (as in zero2_test.cpp): the
+// embedding V h = 32768 x 4096 = 134,217,728; a layer 4 h^2 + 2 h ffn + 2 h =
+// 201,334,784; the head 134,217,728 + 4096 (the final norm). In forward order the layers
+// end at 134,217,728, 335,552,512, 536,887,296 and 671,109,120 parameters.
+Scenario two_gpus(const std::string& training) {
+  const std::string yaml = fmt::format(R"(
+cluster: {{preset: dgx-a100, nodes: 1, gpus_per_node: 2}}
+model: {{family: decoder, layers: 2, hidden: 4096, heads: 32, ffn: 16384, vocab: 32768,
+        seq_len: 32, activation: gelu, norm: rmsnorm, position_embedding: rope,
+        tied_embeddings: false, bias: false, dropout: false}}
+parallelism: {{tp: 1, pp: 1, dp: 2, microbatch: 1, global_batch: 8, zero_stage: 1}}
+training: {{precision: bf16, recompute: none{}}}
+)",
+                                       training);
+  return load_scenario_text(yaml, "two-gpus.yaml");
+}
+
+struct Timed {
+  double start, end, work, bytes;
+};
+
+// Rank 0's tasks of `kind` (and micro-batch `mb` when given), in issue order.
+std::vector<Timed> tasks(const StepResult& r, TaskKind kind, int mb = -1) {
+  std::vector<Timed> out;
+  for (std::size_t i = 0; i < r.graph.tasks.size(); ++i) {
+    const Task& t = r.graph.tasks[i];
+    if (t.rank != 0 || t.kind != kind || (mb >= 0 && t.microbatch != mb)) continue;
+    const double bytes =
+        t.comm ? r.graph.comms[static_cast<std::size_t>(*t.comm)].bytes.value() : 0.0;
+    out.push_back({r.timeline.timing[i].start->value(), r.timeline.timing[i].end->value(),
+                   t.work.value(), bytes});
+  }
+  return out;
+}
+
+TEST(ParamGather, BucketsAreGatheredBackToBackDuringTheFirstForward) {
+  // Buckets of B = 3e8 parameters in backward order: 671,109,120 / 3e8 -> 3 buckets, the
+  // first in forward order holding the remainder 671,109,120 - 2 x 3e8 = 71,109,120. It
+  // starts at parameter 0, the second at 71,109,120 (inside the embedding), the third at
+  // 371,109,120 (inside layer 1). Gathered in bf16, 2 bytes a parameter.
+  const StepResult r = simulate_step(two_gpus(", grad_bucket_params: 3.0e8"));
+  const std::vector<Timed> gathers = tasks(r, TaskKind::param_gather);
+  ASSERT_EQ(gathers.size(), 3u);
+  EXPECT_DOUBLE_EQ(gathers[0].bytes, 2 * 71109120.0);
+  EXPECT_DOUBLE_EQ(gathers[1].bytes, 2 * 3e8);
+  EXPECT_DOUBLE_EQ(gathers[2].bytes, 2 * 3e8);
+  // zero_grad launches the first at the start of the step; each next one is launched
+  // while the host runs ahead, so they run back to back on the data-parallel stream.
+  EXPECT_DOUBLE_EQ(gathers[0].start, 0.0);
+  EXPECT_DOUBLE_EQ(gathers[1].start, gathers[0].end);
+  EXPECT_DOUBLE_EQ(gathers[2].start, gathers[1].end);
+  // The first micro-batch's forward in three pieces, each waiting for its bucket: the
+  // first at the end of the first gather, each next one at the later of the previous
+  // piece's end and its bucket's gather.
+  const std::vector<Timed> first = tasks(r, TaskKind::forward, 0);
+  ASSERT_EQ(first.size(), 3u);
+  EXPECT_DOUBLE_EQ(first[0].start, gathers[0].end);
+  for (std::size_t k = 1; k < 3; ++k)
+    EXPECT_DOUBLE_EQ(first[k].start, std::max(first[k - 1].end, gathers[k].end));
+  // Together the pieces are one whole forward: the second micro-batch's, in one task.
+  const std::vector<Timed> second = tasks(r, TaskKind::forward, 1);
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_NEAR(first[0].work + first[1].work + first[2].work, second[0].work,
+              1e-12 * second[0].work);
+  // Only the first micro-batch waits; the gathers are not after the optimizer.
+  EXPECT_EQ(tasks(r, TaskKind::forward, 2).size(), 1u);
+  // What the compute stream waited for them is data-parallel exposure: at least the wait
+  // before the first piece.
+  EXPECT_GE(r.stages.at(0).breakdown.dp_exposed.value(), gathers[0].end - 1e-15);
+  // Without the overlap, one gather of everything follows the optimizer instead.
+  const StepResult after = simulate_step(two_gpus(
+      ", grad_bucket_params: 3.0e8, overlap_param_gather: false"));
+  const std::vector<Timed> one = tasks(after, TaskKind::param_gather);
+  ASSERT_EQ(one.size(), 1u);
+  EXPECT_DOUBLE_EQ(one[0].bytes, 2 * 671109120.0);
+  EXPECT_EQ(tasks(after, TaskKind::forward, 0).size(), 1u);
+}
+
+TEST(ParamGather, TensorParallelInputGradientReduceScatterRunsUnderTheWeightGradient) {
+  // A column-parallel GEMM (QKV, fc1) under sequence parallelism, backward: its input is
+  // re-gathered (overlapped with the data-gradient GEMM, half 1), then the weight-gradient
+  // GEMM (half 2). Its input gradient's reduce-scatter follows both halves without
+  // tp_comm_overlap; with it, Transformer Engine's "bulk" overlap issues it between the
+  // halves, overlapped, so it runs under the weight-gradient GEMM.
+  const std::string yaml = R"(
+cluster: {preset: dgx-h100, nodes: 1}
+model: {family: decoder, layers: 2, hidden: 4096, heads: 32, ffn: 16384, vocab: 32768,
+        seq_len: 2048, activation: gelu, norm: layernorm, position_embedding: rope,
+        tied_embeddings: false, bias: false, dropout: false}
+parallelism: {tp: 2, pp: 1, dp: 4, microbatch: 1, global_batch: 8, sequence_parallel: true}
+training: {precision: bf16, recompute: none, tp_comm_overlap: TP}
+)";
+  for (const bool overlap : {false, true}) {
+    std::string text = yaml;
+    text.replace(text.find("TP"), 2, overlap ? "true" : "false");
+    const Scenario s = load_scenario_text(text, "tp2.yaml");
+    Shard shard;
+    shard.tp = 2;
+    shard.sequence_parallel = true;
+    const Workload w = build_workload(s.model, s.training, shard);
+    const Layer& layer = w.layers.at(1);
+    const auto steps = layer_pass(layer, LayerPass::backward, s, message_sizes(s));
+    // The steps of fc1's backward, from its first kernels to the next op's kernels.
+    std::string seq;
+    bool in = false;
+    for (const PassStep& st : steps) {
+      if (st.kind == PassStep::Kind::kernels) {
+        if (st.op->name == "mlp.fc1") {
+          in = true;
+          seq += st.half == 1 ? "dgrad " : "wgrad ";
+          continue;
+        }
+        if (in) break;
+      } else if (in) {
+        seq += st.collective == CollectiveOp::reduce_scatter ? "RS" : "AG";
+        seq += st.overlapped ? "~ " : " ";
+      }
+    }
+    // "~": the next kernels do not wait for it.
+    EXPECT_EQ(seq, overlap ? "dgrad RS~ wgrad " : "dgrad wgrad RS ") << seq;
+  }
+}
+
+}  // namespace
+}  // namespace orrery
