@@ -259,6 +259,13 @@ TEST(CliValidate, PublishedRunsMeetTheAccuracyBar) {
   // kernels, which orrery does not model yet (issue 20 item 1), and read mean 20.9 %, max
   // 53.8 % (fms-fsdp 7B on 96 H100) when they joined. Their guard holds that; issue 20's
   // target per family is a signed mean within +-5 % and mean |error| <= 10 %.
+  //
+  // The mixture-of-experts cases (parallel kind "moe": Megatron-Bridge Qwen3-30B-A3B on 16
+  // H100, issue 14 item 6) are held apart too: orrery predicts them fast, +26.3 % (25.09,
+  // token-drop, EP 8) and +61.3 % (26.06, dropless, EP 16), mean 43.8 %, when they joined; the
+  // gap is on the expert side (small grouped expert GEMMs and permutation passes timed at
+  // roofline rates, the dispatcher's reserved SMs; docs/simulator.md, "Validation"). Their
+  // guard holds that.
   const auto r = run_orrery("validate scenarios/validation --format json");
   ASSERT_EQ(r.code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
@@ -266,9 +273,11 @@ TEST(CliValidate, PublishedRunsMeetTheAccuracyBar) {
   struct Set {
     int count = 0;
     double sum = 0, max = 0;
-  } megatron, pytorch;
+  } megatron, pytorch, moe;
   for (const auto& c : j["cases"]) {
-    Set& set = c["family"]["framework"] == "PyTorch FSDP" ? pytorch : megatron;
+    Set& set = c["family"]["framework"] == "PyTorch FSDP" ? pytorch
+               : c["family"]["parallel_kind"] == "moe"    ? moe
+                                                          : megatron;
     const double e = std::fabs(c["error_pct"].get<double>());
     ++set.count;
     set.sum += e;
@@ -280,6 +289,9 @@ TEST(CliValidate, PublishedRunsMeetTheAccuracyBar) {
   ASSERT_GE(pytorch.count, 15);
   EXPECT_LE(pytorch.sum / pytorch.count, 21.5);
   EXPECT_LE(pytorch.max, 54.5);
+  ASSERT_GE(moe.count, 2);
+  EXPECT_LE(moe.sum / moe.count, 44.5);
+  EXPECT_LE(moe.max, 62.0);
 }
 
 TEST(CliValidate, AScenarioWithoutMeasuredIsAnError) {
