@@ -273,6 +273,20 @@ TEST(CliValidate, PublishedRunsMeetTheAccuracyBar) {
   // kernels, which orrery does not model yet (issue 20 item 1), and read mean 20.9 %, max
   // 53.8 % (fms-fsdp 7B on 96 H100) when they joined. Their guard holds that; issue 20's
   // target per family is a signed mean within +-5 % and mean |error| <= 10 %.
+  //
+  // The mixture-of-experts cases (parallel kind "moe": Megatron-Bridge Qwen3-30B-A3B on 16
+  // H100, issue 14 item 6) are held apart too: orrery predicts them fast, +26.3 % (25.09,
+  // token-drop, EP 8) and +61.3 % (26.06, dropless, EP 16), mean 43.8 %, when they joined; the
+  // gap is on the expert side (small grouped expert GEMMs and permutation passes timed at
+  // roofline rates, the dispatcher's reserved SMs; docs/simulator.md, "Validation"). Their
+  // guard holds that.
+  //
+  // So are the Blackwell cases (Megatron-Bridge Llama 3 on DGX-B200 and GB200): their presets'
+  // GEMM, attention and NVLink efficiencies are assumed, copied from H100 (scenario/presets),
+  // and the cases test that extrapolation. When they joined: 6 cases, mean 14.9 %, max
+  // 23.4 % (Llama 3.1 405B MXFP8 on 128 B200), all six predicted fast (4.5-23.4 %);
+  // hiding the input gradient's reduce-scatter under the weight-gradient GEMM (Transformer
+  // Engine's bulk overlap, model/layer_pass.h) took that case to 25.6 %.
   const auto r = run_orrery("validate scenarios/validation --format json");
   ASSERT_EQ(r.code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
@@ -280,9 +294,12 @@ TEST(CliValidate, PublishedRunsMeetTheAccuracyBar) {
   struct Set {
     int count = 0;
     double sum = 0, max = 0;
-  } megatron, pytorch;
+  } megatron, pytorch, moe, blackwell;
   for (const auto& c : j["cases"]) {
-    Set& set = c["family"]["framework"] == "PyTorch FSDP" ? pytorch : megatron;
+    Set& set = c["family"]["framework"] == "PyTorch FSDP"     ? pytorch
+               : c["family"]["parallel_kind"] == "moe"        ? moe
+               : c["family"]["gpu_generation"] == "Blackwell" ? blackwell
+                                                              : megatron;
     const double e = std::fabs(c["error_pct"].get<double>());
     ++set.count;
     set.sum += e;
@@ -294,6 +311,12 @@ TEST(CliValidate, PublishedRunsMeetTheAccuracyBar) {
   ASSERT_GE(pytorch.count, 15);
   EXPECT_LE(pytorch.sum / pytorch.count, 21.5);
   EXPECT_LE(pytorch.max, 54.5);
+  ASSERT_GE(moe.count, 2);
+  EXPECT_LE(moe.sum / moe.count, 44.5);
+  EXPECT_LE(moe.max, 62.0);
+  ASSERT_GE(blackwell.count, 6);
+  EXPECT_LE(blackwell.sum / blackwell.count, 15.5);
+  EXPECT_LE(blackwell.max, 26.0);
 }
 
 TEST(CliValidate, AScenarioWithoutMeasuredIsAnError) {
