@@ -98,6 +98,10 @@ KinetoTrace read_kineto_text(const std::string& text, const std::string& file) {
       root["deviceProperties"][0]["name"].is_string()) {
     t.gpu = root["deviceProperties"][0]["name"].get<std::string>();
   }
+  if (root.contains("distributedInfo") && root["distributedInfo"].is_object()) {
+    const auto r = int_arg(root["distributedInfo"], "rank");
+    if (r && *r >= 0) t.rank = *r;
+  }
   std::map<std::int64_t, CpuOp> ops;
   std::vector<std::pair<std::int64_t, std::size_t>> links;  // external id, kernel index
   // Kernels without an External id are linked through the runtime call that launched
@@ -140,6 +144,9 @@ KinetoTrace read_kineto_text(const std::string& text, const std::string& file) {
           k.comm_dtype = args["dtype"].get<std::string>();
         k.group_ranks = group_ranks(args);
         if (static_cast<std::int64_t>(k.group_ranks.size()) != k.group_size) k.group_ranks.clear();
+        const auto peer = int_arg(args, k.collective == "recv" ? "Src Rank" : "Dst Rank");
+        if ((k.collective == "send" || k.collective == "recv") && peer && *peer >= 0)
+          k.peer = *peer;
       }
       if (const auto id = external_id(args)) {
         links.emplace_back(*id, t.kernels.size());
@@ -147,6 +154,11 @@ KinetoTrace read_kineto_text(const std::string& text, const std::string& file) {
         by_correlation.emplace_back(*corr, t.kernels.size());
       }
       t.kernels.push_back(std::move(k));
+    } else if (c == "user_annotation") {
+      const auto name = e.find("name");
+      if (name != e.end() && name->is_string() &&
+          name->get<std::string>().rfind("Optimizer.step#", 0) == 0)
+        ++t.optimizer_steps;
     } else if (c == "cuda_runtime" || c == "cuda_driver") {
       const auto corr = int_arg(args, "correlation");
       const auto id = external_id(args);
