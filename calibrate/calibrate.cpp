@@ -10,12 +10,12 @@
 #include <string_view>
 #include <tuple>
 
+#include "calibrate/compute_model.h"
 #include "calibrate/fit.h"
 #include "calibrate/kernel_classes.h"
 #include "calibrate/kineto.h"
 #include "calibrate/measurements.h"
 #include "calibrate/nccl_tests.h"
-#include "calibrate/compute_model.h"
 #include "core/error.h"
 #include "scenario/load.h"
 #include "simulator/step.h"
@@ -247,9 +247,9 @@ void add_kineto(const KinetoTrace& t, int gpus_per_node, const std::string& trac
           t.file));
     return;
   }
-  const std::string what = fmt::format("optimizer in {}: {} kernel{}, {:.2f} us", t.file,
-                                       ok.kernels, ok.kernels == 1 ? "" : "s",
-                                       ok.time.value() * 1e6);
+  const std::string what =
+      fmt::format("optimizer in {}: {} kernel{}, {:.2f} us", t.file, ok.kernels,
+                  ok.kernels == 1 ? "" : "s", ok.time.value() * 1e6);
   if (traced_scenario.empty()) {
     p.not_fitted.push_back(what +
                            "; not used: give --traced-scenario (the scenario the trace was taken "
@@ -562,8 +562,9 @@ std::string render_profile_summary(const Profile& p) {
   }
   if (!p.op_times.empty()) o += fmt::format("op times: {} op classes\n", p.op_times.size());
   if (!p.measured.empty())
-    o += fmt::format("measured kernels: {} entries (gemm, attention, memory-bound, collective)\n",
-                     p.measured.size());
+    o += fmt::format(
+        "measured kernels: {} entries (gemm, attention, memory-bound, collective, optimizer)\n",
+        p.measured.size());
   for (const MeasuredKernel& m : p.measured) {
     if (m.cls != "optimizer") continue;
     o += fmt::format(

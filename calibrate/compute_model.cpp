@@ -126,10 +126,10 @@ class RooflineModel final : public ComputeModel {
         {"optimizer",
          foreach_passes_.empty()
              ? fmt::format("roofline: {:.0f} bytes per parameter / {:.0f} GB/s (one fused kernel)",
-                           optimizer_bytes_, hbm_ / 1e9)
+                           optimizer_bytes_, optimizer_hbm_ / 1e9)
              : fmt::format("roofline: {:.0f} bytes per parameter / {:.0f} GB/s in {} foreach "
                            "passes, each at least kernel_launch",
-                           optimizer_bytes_, hbm_ / 1e9, foreach_passes_.size())}};
+                           optimizer_bytes_, optimizer_hbm_ / 1e9, foreach_passes_.size())}};
     if (split_bwd_ < 1.0) {
       explanation_.insert(
           explanation_.begin() + 1,
@@ -257,7 +257,7 @@ class RooflineModel final : public ComputeModel {
  private:
   std::vector<std::pair<std::string, std::string>> explanation_;
   double gemm_rate_ = 0, attn_gemm_rate_ = 0, flash_rate_ = 0, hbm_ = 0, launch_ = 0;
-  double optimizer_hbm_ = 0;  // the optimizer's bandwidth: hbm_, or a measured one
+  double optimizer_hbm_ = 0;                  // the optimizer's bandwidth: hbm_, or a measured one
   double split_fwd_ = 1.0, split_bwd_ = 1.0;  // fp8 split-accumulation rate factors
   std::vector<std::pair<double, double>> ramp_;  // (log ideal seconds, fraction)
   double optimizer_bytes_ = 0;
@@ -271,7 +271,8 @@ std::unique_ptr<ComputeModel> make_roofline_model(const Scenario& s) {
   return std::make_unique<RooflineModel>(s);
 }
 
-std::unique_ptr<ComputeModel> make_roofline_model(const Scenario& s, Bandwidth optimizer_bandwidth) {
+std::unique_ptr<ComputeModel> make_roofline_model(const Scenario& s,
+                                                  Bandwidth optimizer_bandwidth) {
   return std::make_unique<RooflineModel>(s, optimizer_bandwidth.value());
 }
 

@@ -149,7 +149,8 @@ std::optional<CollectiveOp> collective_of(const TraceKernel& k) {
   // send_recv between two GPUs; an all-to-all keeps its group.
   if (has(n, "sendrecv")) {
     if (k.collective == "send" || k.collective == "recv") return CollectiveOp::send_recv;
-    if (lower(k.collective).find("all_to_all") != std::string::npos) return CollectiveOp::all_to_all;
+    if (lower(k.collective).find("all_to_all") != std::string::npos)
+      return CollectiveOp::all_to_all;
   }
   return std::nullopt;
 }

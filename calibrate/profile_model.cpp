@@ -369,18 +369,17 @@ class ProfileModel final : public ComputeModel {
       std::string entries;
       for (const MeasuredKernel& m : p.measured) {
         if (m.cls != "optimizer") continue;
-        entries += fmt::format("{}{} kernel '{}' ({}): {} in {:.2f} us a step{}",
-                               entries.empty() ? "" : "; ", m.file, m.kernel,
-                               m.op.empty() ? "no CPU op" : m.op, format_bytes(Bytes(m.bytes)),
-                               m.time.value() * 1e6,
-                               m.projection.empty() ? "" : " projected " + m.projection);
+        entries += fmt::format(
+            "{}{} kernel '{}' ({}): {} in {:.2f} us a step{}", entries.empty() ? "" : "; ", m.file,
+            m.kernel, m.op.empty() ? "no CPU op" : m.op, format_bytes(Bytes(m.bytes)),
+            m.time.value() * 1e6, m.projection.empty() ? "" : " projected " + m.projection);
       }
       std::string opt_roof = roof_line("optimizer");
       if (opt_roof.rfind("roofline: ", 0) == 0) opt_roof = opt_roof.substr(10);
-      explanation_.back().second =
-          fmt::format("profile {} measured optimizer ({}): {:.0f} GB/s in place of HBM x "
-                      "memory_efficiency; {}",
-                      name, entries, optimizer_bandwidth(p) / 1e9, opt_roof);
+      explanation_.back().second = fmt::format(
+          "profile {} measured optimizer ({}): {:.0f} GB/s in place of HBM x "
+          "memory_efficiency; {}",
+          name, entries, optimizer_bandwidth(p) / 1e9, opt_roof);
     }
     measured_ = p.measured;
     half_width_ = p.projection_half_width;

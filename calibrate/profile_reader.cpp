@@ -210,8 +210,8 @@ MeasuredKernel read_measured(MapReader& r, const YAML::Node& n) {
   m.cls = str(r, "class");
   // optimizer: bytes the traced GPU's optimizer step moved (orrery's optimizer model of the
   // traced scenario) and the step's optimizer kernels' time.
-  const bool memory = m.cls == "norm" || m.cls == "softmax" || m.cls == "elementwise" ||
-                      m.cls == "optimizer";
+  const bool memory =
+      m.cls == "norm" || m.cls == "softmax" || m.cls == "elementwise" || m.cls == "optimizer";
   if (m.cls != "gemm" && m.cls != "attention" && m.cls != "collective" && !memory)
     r.fail("class",
            "expected gemm, attention, norm, softmax, elementwise, collective or optimizer");
