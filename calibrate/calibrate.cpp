@@ -191,19 +191,22 @@ double traced_optimizer_bytes(const std::string& path, std::int64_t rank,
                                  "scenario '{}'",
                                  per_stage * par.pp, path));
   const int stage = static_cast<int>(r / per_stage);  // Megatron's order: tp, cp, dp, pp
-  Hardware hw = resolve_hardware(s);
+  // One plain step: faults and gradient compression change no GPU's parameters, but their
+  // variants of the step would time the optimizer again.
+  Scenario plain = s;
+  plain.faults.clear();
+  plain.training.compression.scheme = CompressionSpec::Scheme::none;
+  Hardware hw = resolve_hardware(plain);
   const auto recorder = std::make_shared<OptimizerParams>(hw.model);
   hw.model = recorder;
-  const StepResult step = simulate_step(s, hw);
+  const StepResult step = simulate_step(plain, hw);
   const std::vector<double> params = recorder->params();
-  if (params.size() != step.stage_of_rank.size())
-    throw InputError({path, std::nullopt}, "", "",
-                     "--traced-scenario: the simulation of this scenario does not time one "
-                     "optimizer step per GPU it follows, so the traced GPU's cannot be told");
-  for (std::size_t i = 0; i < params.size(); ++i)
-    if (step.stage_of_rank[i] == stage) return params[i] * optimizer_bytes_per_param(s);
-  throw InputError({path, std::nullopt}, "", "",
-                   fmt::format("--traced-scenario: no simulated GPU holds stage {}", stage));
+  ORRERY_CHECK(params.size() == step.stage_of_rank.size(),
+               "one optimizer step per simulated GPU");
+  std::size_t i = 0;
+  while (i < params.size() && step.stage_of_rank[i] != stage) ++i;
+  ORRERY_CHECK(i < params.size(), "every stage is simulated");
+  return params[i] * optimizer_bytes_per_param(s);
 }
 
 void add_kineto(const KinetoTrace& t, int gpus_per_node, const std::string& traced_scenario,
@@ -579,7 +582,8 @@ std::string render_profile_summary(const Profile& p) {
   if (unspanned > 0)
     o += fmt::format(
         "measured collectives: {} entr{} without a node span (the trace records no Process "
-        "Group Ranks, or no --gpus-per-node was given): kept, not used by the simulation\n",
+        "Group Ranks, a send/recv no traced rank or peer, or no --gpus-per-node was given): "
+        "kept, not used by the simulation\n",
         unspanned, unspanned == 1 ? "y" : "ies");
   for (const auto& n : p.not_fitted) o += "not fitted: " + n + "\n";
   return o;

@@ -422,8 +422,9 @@ class ProfileModel final : public ComputeModel {
       explanation_.emplace_back(
           "measured collectives",
           fmt::format("profile {}: {} NCCL entr{} without a node span, not used: the trace "
-                      "records no Process Group Ranks or the profile was calibrated without "
-                      "--gpus-per-node, and a group's time depends on the nodes it spans",
+                      "records no Process Group Ranks (a send/recv: no distributedInfo.rank "
+                      "or peer rank) or the profile was calibrated without --gpus-per-node, "
+                      "and a group's time depends on the nodes it spans",
                       name, unspanned, unspanned == 1 ? "y" : "ies"));
     has_collectives_ = spanned > 0;
     description_ = "profile " + name + ":";
