@@ -201,8 +201,7 @@ double traced_optimizer_bytes(const std::string& path, std::int64_t rank,
   hw.model = recorder;
   const StepResult step = simulate_step(plain, hw);
   const std::vector<double> params = recorder->params();
-  ORRERY_CHECK(params.size() == step.stage_of_rank.size(),
-               "one optimizer step per simulated GPU");
+  ORRERY_CHECK(params.size() == step.stage_of_rank.size(), "one optimizer step per simulated GPU");
   std::size_t i = 0;
   while (i < params.size() && step.stage_of_rank[i] != stage) ++i;
   ORRERY_CHECK(i < params.size(), "every stage is simulated");
