@@ -103,6 +103,7 @@ KinetoTrace read_kineto_text(const std::string& text, const std::string& file) {
     if (r && *r >= 0) t.rank = *r;
   }
   std::map<std::int64_t, CpuOp> ops;
+  std::vector<std::pair<double, double>> optimizer_spans, profiler_steps;  // [start, end] in us
   std::vector<std::pair<std::int64_t, std::size_t>> links;  // external id, kernel index
   // Kernels without an External id are linked through the runtime call that launched
   // them: same `correlation`, and the runtime event carries the op's External id.
@@ -156,9 +157,16 @@ KinetoTrace read_kineto_text(const std::string& text, const std::string& file) {
       t.kernels.push_back(std::move(k));
     } else if (c == "user_annotation") {
       const auto name = e.find("name");
-      if (name != e.end() && name->is_string() &&
-          name->get<std::string>().rfind("Optimizer.step#", 0) == 0)
-        ++t.optimizer_steps;
+      const auto ts = e.find("ts");
+      const auto dur = e.find("dur");
+      if (name == e.end() || !name->is_string() || ts == e.end() || !ts->is_number() ||
+          dur == e.end() || !dur->is_number())
+        continue;
+      const std::string n = name->get<std::string>();
+      const std::pair<double, double> span{ts->get<double>(),
+                                           ts->get<double>() + dur->get<double>()};
+      if (n.rfind("Optimizer.step#", 0) == 0) optimizer_spans.push_back(span);
+      if (n.rfind("ProfilerStep#", 0) == 0) profiler_steps.push_back(span);
     } else if (c == "cuda_runtime" || c == "cuda_driver") {
       const auto corr = int_arg(args, "correlation");
       const auto id = external_id(args);
@@ -187,6 +195,16 @@ KinetoTrace read_kineto_text(const std::string& text, const std::string& file) {
           op.types.push_back(x.is_string() ? x.get<std::string>() : "");
       }
       ops[*id] = std::move(op);  // the last op with an id wins, as ids are unique per op
+    }
+  }
+  if (profiler_steps.empty()) {
+    t.optimizer_steps = static_cast<int>(optimizer_spans.size());
+  } else {
+    for (const auto& [start, end] : profiler_steps) {
+      const bool holds = std::any_of(
+          optimizer_spans.begin(), optimizer_spans.end(),
+          [&, s0 = start, e0 = end](const auto& o) { return o.first >= s0 && o.first <= e0; });
+      if (holds) ++t.optimizer_steps;
     }
   }
   for (const auto& [corr, k] : by_correlation) {

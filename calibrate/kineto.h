@@ -50,9 +50,14 @@ struct KinetoTrace {
   // The traced process's global rank: `distributedInfo.rank`, which torch.profiler writes
   // for a distributed job (torch/profiler/profiler.py, _get_distributed_info); -1 when absent.
   std::int64_t rank = -1;
-  // The optimizer steps the trace holds: its `Optimizer.step#<class>.step` annotations
+  // The optimizer steps the trace holds, from its `Optimizer.step#<class>.step` annotations
   // (cat "user_annotation"), which torch.optim.Optimizer records around every step
-  // (torch/optim/optimizer.py, profile_hook_step, at pytorch/pytorch bf6a61dc).
+  // (torch/optim/optimizer.py, profile_hook_step, at pytorch/pytorch bf6a61dc). Where the
+  // trace has torch.profiler's `ProfilerStep#N` annotations (one per prof.step(), the
+  // training iteration; torch/profiler/profiler.py), the iterations holding at least one
+  // optimizer annotation, so that a step of several optimizers (Megatron-Core's
+  // ChainedOptimizer: one for dense and one for expert parameters) counts once; else the
+  // optimizer annotations.
   int optimizer_steps = 0;
 };
 

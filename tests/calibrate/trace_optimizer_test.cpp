@@ -206,6 +206,33 @@ TEST(TraceOptimizer, WhatCannotBeUsedIsSaid) {
   EXPECT_THROW(calibrate({{nccl, "", 0, kTraced}}), InputError);
 }
 
+TEST(TraceOptimizer, AnIterationOfSeveralOptimizersIsOneStep) {
+  // Two profiler steps (ProfilerStep#3 over 0-100 us, #4 over 100-200 us), each holding the
+  // step annotations of two optimizers (a chained optimizer: dense and expert parameters),
+  // and a third optimizer annotation outside any profiler step: two steps.
+  std::string events;
+  auto annotation = [&](const std::string& name, double ts, double dur) {
+    events += fmt::format(
+        R"({{"ph": "X", "cat": "user_annotation", "name": "{}", "ts": {}, "dur": {}}}, )", name, ts,
+        dur);
+  };
+  annotation("ProfilerStep#3", 0, 100);
+  annotation("ProfilerStep#4", 100, 100);
+  for (double ts : {10.0, 40.0, 110.0, 140.0, 300.0})
+    annotation("Optimizer.step#Adam.step", ts, 20);
+  const std::string kernel =
+      R"({"ph": "X", "cat": "kernel", "name": "multi_tensor_apply_kernel<Adam>", "ts": 1, "dur": 5})";
+  EXPECT_EQ(
+      read_kineto_text("{\"traceEvents\": [" + events + kernel + "]}", "t.json").optimizer_steps,
+      2);
+  // Without profiler steps, every optimizer annotation is a step.
+  events.clear();
+  for (double ts : {10.0, 40.0, 110.0}) annotation("Optimizer.step#Adam.step", ts, 20);
+  EXPECT_EQ(
+      read_kineto_text("{\"traceEvents\": [" + events + kernel + "]}", "t.json").optimizer_steps,
+      3);
+}
+
 // A SendRecv kernel of `collective` with the peer key `peer` (empty: none) in a trace of
 // rank `rank` (negative: no distributedInfo).
 std::vector<MeasuredKernel> sendrecv(const std::string& collective, const std::string& peer,
