@@ -5,15 +5,20 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <string_view>
 #include <tuple>
 
+#include "calibrate/compute_model.h"
 #include "calibrate/fit.h"
 #include "calibrate/kernel_classes.h"
 #include "calibrate/kineto.h"
 #include "calibrate/measurements.h"
 #include "calibrate/nccl_tests.h"
 #include "core/error.h"
+#include "scenario/load.h"
+#include "simulator/step.h"
 
 namespace orrery {
 
@@ -125,7 +130,86 @@ std::optional<std::pair<Dtype, GemmShape>> gemm_of(const TraceKernel& k) {
   return std::pair{dtype, GemmShape{x[0], y[1], x[1]}};
 }
 
-void add_kineto(const KinetoTrace& t, int gpus_per_node, Collected& c, Profile& p) {
+// Forwards to the scenario's own model and records the parameter counts the step's
+// optimizer pass asks it to time, one per simulated rank in rank order.
+class OptimizerParams final : public ComputeModel {
+ public:
+  explicit OptimizerParams(std::shared_ptr<const ComputeModel> inner) : inner_(std::move(inner)) {}
+  Seconds op_time(const Op& op, Pass pass) const override { return inner_->op_time(op, pass); }
+  Seconds optimizer_time(double params) const override {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    params_.push_back(params);
+    return inner_->optimizer_time(params);
+  }
+  std::string describe() const override { return inner_->describe(); }
+  std::vector<std::pair<std::string, std::string>> explain() const override {
+    return inner_->explain();
+  }
+  std::optional<Seconds> collective_time(CollectiveOp op, int ranks, int nodes,
+                                         Bytes bytes) const override {
+    return inner_->collective_time(op, ranks, nodes, bytes);
+  }
+  std::vector<double> params() const {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    return params_;
+  }
+
+ private:
+  std::shared_ptr<const ComputeModel> inner_;
+  mutable std::mutex mutex_;
+  mutable std::vector<double> params_;
+};
+
+// The bytes the optimizer step of the traced GPU (global rank `rank`; 0 when the trace
+// records none) moves in orrery's model of the scenario at `path`: the parameters that
+// GPU's optimizer updates (its pipeline stage's, in the simulation of the scenario's step)
+// times the optimizer's bytes per parameter (optimizer_bytes_per_param). Throws InputError
+// for a scenario whose optimizer step the trace's kernels cannot stand for.
+double traced_optimizer_bytes(const std::string& path, std::int64_t rank,
+                              const std::string& trace) {
+  const Scenario s = load_scenario_file(path);
+  const TrainingSpec& tr = s.training;
+  if (tr.optimizer != Optimizer::adam && tr.optimizer != Optimizer::adamw)
+    throw InputError(s.where("training.optimizer"), "training.optimizer", to_string(tr.optimizer),
+                     "--traced-scenario: orrery reads Adam's optimizer kernels from a trace; "
+                     "this scenario's optimizer runs other kernels");
+  if (tr.stack.optimizer != StackSpec::OptimizerKernels::fused)
+    throw InputError(s.where("training.stack.optimizer"), "training.stack.optimizer",
+                     to_string(tr.stack.optimizer),
+                     "--traced-scenario: orrery reads the fused Adam kernels from a trace; the "
+                     "foreach passes are not told apart from other foreach kernels");
+  if (tr.optimizer_offload)
+    throw InputError(s.where("training.optimizer_offload"), "training.optimizer_offload", "",
+                     "--traced-scenario: an offloaded optimizer steps partly on the CPU, which "
+                     "the trace's GPU kernels do not time");
+  const ParallelismSpec& par = s.parallelism;
+  const std::int64_t per_stage = static_cast<std::int64_t>(par.tp) * par.cp * par.dp;
+  const std::int64_t r = rank < 0 ? 0 : rank;
+  if (r >= per_stage * par.pp)
+    throw InputError({trace, std::nullopt}, "distributedInfo.rank", std::to_string(r),
+                     fmt::format("the traced rank is not one of the {} GPUs of the traced "
+                                 "scenario '{}'",
+                                 per_stage * par.pp, path));
+  const int stage = static_cast<int>(r / per_stage);  // Megatron's order: tp, cp, dp, pp
+  // One plain step: faults and gradient compression change no GPU's parameters, but their
+  // variants of the step would time the optimizer again.
+  Scenario plain = s;
+  plain.faults.clear();
+  plain.training.compression.scheme = CompressionSpec::Scheme::none;
+  Hardware hw = resolve_hardware(plain);
+  const auto recorder = std::make_shared<OptimizerParams>(hw.model);
+  hw.model = recorder;
+  const StepResult step = simulate_step(plain, hw);
+  const std::vector<double> params = recorder->params();
+  ORRERY_CHECK(params.size() == step.stage_of_rank.size(), "one optimizer step per simulated GPU");
+  std::size_t i = 0;
+  while (i < params.size() && step.stage_of_rank[i] != stage) ++i;
+  ORRERY_CHECK(i < params.size(), "every stage is simulated");
+  return params[i] * optimizer_bytes_per_param(s);
+}
+
+void add_kineto(const KinetoTrace& t, int gpus_per_node, const std::string& traced_scenario,
+                Collected& c, Profile& p) {
   // One CPU op call = the kernels sharing its External id, summed.
   std::map<std::int64_t, std::pair<const TraceKernel*, double>> calls;
   for (const auto& k : t.kernels) {
@@ -155,6 +239,45 @@ void add_kineto(const KinetoTrace& t, int gpus_per_node, Collected& c, Profile& 
                    "kernel entries",
                    t.kernels.size(), calls.size(), gemms, measured.size())});
   for (MeasuredKernel& m : measured) p.measured.push_back(std::move(m));
+  // The optimizer's kernels: a bandwidth once the traced scenario says what they moved.
+  const OptimizerKernels ok = optimizer_kernels(t);
+  if (ok.kernels == 0) {
+    if (!traced_scenario.empty())
+      p.not_fitted.push_back(fmt::format(
+          "optimizer in {}: --traced-scenario given, but the trace holds no optimizer kernels "
+          "(fused Adam's multi_tensor_apply_kernel, aten::_fused_adam_ / _fused_adamw_)",
+          t.file));
+    return;
+  }
+  const std::string what =
+      fmt::format("optimizer in {}: {} kernel{}, {:.2f} us", t.file, ok.kernels,
+                  ok.kernels == 1 ? "" : "s", ok.time.value() * 1e6);
+  if (traced_scenario.empty()) {
+    p.not_fitted.push_back(what +
+                           "; not used: give --traced-scenario (the scenario the trace was taken "
+                           "from) for the bytes they moved");
+    return;
+  }
+  if (t.optimizer_steps == 0) {
+    p.not_fitted.push_back(what +
+                           "; not used: the trace holds no Optimizer.step# annotation to count "
+                           "the optimizer steps they belong to");
+    return;
+  }
+  MeasuredKernel m;
+  m.cls = "optimizer";
+  m.kernel = ok.first;
+  m.op = ok.op;
+  m.file = t.file;
+  m.gpu = t.gpu;
+  m.calls = t.optimizer_steps;
+  m.time = Seconds(ok.time.value() / t.optimizer_steps);
+  m.bytes = std::round(traced_optimizer_bytes(traced_scenario, t.rank, t.file));
+  if (m.bytes <= 0 || m.time.value() <= 0) {
+    p.not_fitted.push_back(what + "; not used: no bytes or no time to divide");
+    return;
+  }
+  p.measured.push_back(std::move(m));
 }
 
 }  // namespace
@@ -165,6 +288,22 @@ Profile calibrate(const std::vector<CalibrationInput>& inputs, Env& env) {
   }
   Profile p;
   Collected c;
+  int traces = 0;
+  for (const auto& in : inputs) {
+    if (!in.traced_scenario.empty() && traces == 0) {
+      const std::string text = read_file_or_throw(env, in.path, "the input file");
+      if (looks_like_chrome_trace(text)) ++traces;
+    }
+  }
+  const auto traced = std::find_if(inputs.begin(), inputs.end(), [](const CalibrationInput& in) {
+    return !in.traced_scenario.empty();
+  });
+  if (traced != inputs.end() && traces == 0) {
+    throw InputError({"orrery calibrate", std::nullopt}, "--traced-scenario",
+                     traced->traced_scenario,
+                     "--traced-scenario sizes a Kineto trace's optimizer kernels: no input is a "
+                     "trace");
+  }
   for (const auto& in : inputs) {
     const std::string text = read_file_or_throw(env, in.path, "the input file");
     if (text.find("orrery-measurements") != std::string::npos) {
@@ -172,7 +311,7 @@ Profile calibrate(const std::vector<CalibrationInput>& inputs, Env& env) {
     } else if (looks_like_nccl_tests(text)) {
       add_nccl_tests(read_nccl_tests_text(text, in.path, in.op_hint), c, p);
     } else if (looks_like_chrome_trace(text)) {
-      add_kineto(read_kineto_text(text, in.path), in.gpus_per_node, c, p);
+      add_kineto(read_kineto_text(text, in.path), in.gpus_per_node, in.traced_scenario, c, p);
     } else {
       throw InputError({in.path, std::nullopt}, "", "",
                        "not a known input: expected an orrery-profile measurement file "
@@ -212,7 +351,7 @@ Profile calibrate(const std::vector<CalibrationInput>& inputs, Env& env) {
                           static_cast<int>(n), Seconds(median), Seconds(t.front()),
                           Seconds(t.back())});
   }
-  p.not_fitted = refused;
+  p.not_fitted.insert(p.not_fitted.begin(), refused.begin(), refused.end());
   if (p.collectives.empty() && p.gemm.empty() && p.memory.empty() && !p.launch &&
       p.op_times.empty() && p.measured.empty()) {
     std::string why = "nothing could be fitted";
@@ -425,15 +564,25 @@ std::string render_profile_summary(const Profile& p) {
   }
   if (!p.op_times.empty()) o += fmt::format("op times: {} op classes\n", p.op_times.size());
   if (!p.measured.empty())
-    o += fmt::format("measured kernels: {} entries (gemm, attention, memory-bound, collective)\n",
-                     p.measured.size());
+    o += fmt::format(
+        "measured kernels: {} entries (gemm, attention, memory-bound, collective, optimizer)\n",
+        p.measured.size());
+  for (const MeasuredKernel& m : p.measured) {
+    if (m.cls != "optimizer") continue;
+    o += fmt::format(
+        "optimizer from {}: {} a step in {:.2f} us ({} steps): {:.0f} GB/s, the bandwidth that "
+        "times the optimizer of a scenario naming this profile\n",
+        m.file, format_bytes(Bytes(m.bytes)), m.time.value() * 1e6, m.calls,
+        m.bytes / m.time.value() / 1e9);
+  }
   const auto unspanned = std::count_if(p.measured.begin(), p.measured.end(), [](const auto& m) {
     return m.cls == "collective" && m.nodes == 0;
   });
   if (unspanned > 0)
     o += fmt::format(
         "measured collectives: {} entr{} without a node span (the trace records no Process "
-        "Group Ranks, or no --gpus-per-node was given): kept, not used by the simulation\n",
+        "Group Ranks, a send/recv no traced rank or peer, or no --gpus-per-node was given): "
+        "kept, not used by the simulation\n",
         unspanned, unspanned == 1 ? "y" : "ies");
   for (const auto& n : p.not_fitted) o += "not fitted: " + n + "\n";
   return o;

@@ -17,6 +17,10 @@ struct CalibrationInput {
   // For Kineto traces: the GPUs per node of the traced job (`--gpus-per-node`), which with
   // each NCCL kernel's Process Group Ranks gives the nodes its group spans; 0: not known.
   int gpus_per_node = 0;
+  // For Kineto traces: the scenario the trace was taken from (`--traced-scenario`), whose
+  // optimizer step orrery sizes to give the trace's optimizer kernels their bytes; empty:
+  // none, and the optimizer kernels are reported, not used.
+  std::string traced_scenario = {};
 };
 
 // Reads every input (its kind told from its content) and fits every family. A family

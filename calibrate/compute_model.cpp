@@ -13,7 +13,9 @@ namespace {
 
 class RooflineModel final : public ComputeModel {
  public:
-  explicit RooflineModel(const Scenario& s) {
+  // `optimizer_bandwidth` (> 0): the optimizer's passes stream at this measured rate
+  // (a profile's optimizer entry) in place of HBM x memory_efficiency.
+  explicit RooflineModel(const Scenario& s, double optimizer_bandwidth = 0) {
     const GpuSpec& g = s.cluster.gpu;
     auto missing = [&](const std::string& key, const std::string& what) {
       return InputError(s.where("cluster.gpu"), "cluster.gpu." + key, "",
@@ -49,6 +51,7 @@ class RooflineModel final : public ComputeModel {
     }
     for (const auto& [t, f] : g.gemm_ramp) ramp_.emplace_back(std::log(t.value()), f);
     hbm_ = g.memory_bandwidth.value() * *g.memory_efficiency;
+    optimizer_hbm_ = optimizer_bandwidth > 0 ? optimizer_bandwidth : hbm_;
     launch_ = g.kernel_launch->value();
     // Adam: gradient read; the copy of the weights the update works on (the fp32 weights,
     // or under mixed precision the master copy) and the moments, in their stored formats
@@ -123,10 +126,10 @@ class RooflineModel final : public ComputeModel {
         {"optimizer",
          foreach_passes_.empty()
              ? fmt::format("roofline: {:.0f} bytes per parameter / {:.0f} GB/s (one fused kernel)",
-                           optimizer_bytes_, hbm_ / 1e9)
+                           optimizer_bytes_, optimizer_hbm_ / 1e9)
              : fmt::format("roofline: {:.0f} bytes per parameter / {:.0f} GB/s in {} foreach "
                            "passes, each at least kernel_launch",
-                           optimizer_bytes_, hbm_ / 1e9, foreach_passes_.size())}};
+                           optimizer_bytes_, optimizer_hbm_ / 1e9, foreach_passes_.size())}};
     if (split_bwd_ < 1.0) {
       explanation_.insert(
           explanation_.begin() + 1,
@@ -238,11 +241,13 @@ class RooflineModel final : public ComputeModel {
   }
 
   Seconds optimizer_time(double params) const override {
-    if (foreach_passes_.empty()) return Seconds(std::max(params * optimizer_bytes_ / hbm_, launch_));
+    if (foreach_passes_.empty())
+      return Seconds(std::max(params * optimizer_bytes_ / optimizer_hbm_, launch_));
     double t = 0;
-    for (double b : foreach_passes_) t += std::max(params * b / hbm_, launch_);
+    for (double b : foreach_passes_) t += std::max(params * b / optimizer_hbm_, launch_);
     return Seconds(t);
   }
+  double optimizer_bytes_per_param() const { return optimizer_bytes_; }
 
   std::string describe() const override { return description_; }
   std::vector<std::pair<std::string, std::string>> explain() const override {
@@ -252,6 +257,7 @@ class RooflineModel final : public ComputeModel {
  private:
   std::vector<std::pair<std::string, std::string>> explanation_;
   double gemm_rate_ = 0, attn_gemm_rate_ = 0, flash_rate_ = 0, hbm_ = 0, launch_ = 0;
+  double optimizer_hbm_ = 0;                  // the optimizer's bandwidth: hbm_, or a measured one
   double split_fwd_ = 1.0, split_bwd_ = 1.0;  // fp8 split-accumulation rate factors
   std::vector<std::pair<double, double>> ramp_;  // (log ideal seconds, fraction)
   double optimizer_bytes_ = 0;
@@ -263,6 +269,15 @@ class RooflineModel final : public ComputeModel {
 
 std::unique_ptr<ComputeModel> make_roofline_model(const Scenario& s) {
   return std::make_unique<RooflineModel>(s);
+}
+
+std::unique_ptr<ComputeModel> make_roofline_model(const Scenario& s,
+                                                  Bandwidth optimizer_bandwidth) {
+  return std::make_unique<RooflineModel>(s, optimizer_bandwidth.value());
+}
+
+double optimizer_bytes_per_param(const Scenario& s) {
+  return RooflineModel(s).optimizer_bytes_per_param();
 }
 
 Dtype attention_dtype(Precision p) {

@@ -70,6 +70,13 @@ class ComputeModel {
 //               column means one more gradient read; t = bytes / (hbm * memory_efficiency).
 // Throws InputError naming the missing key when the GPU lacks a measured fraction.
 std::unique_ptr<ComputeModel> make_roofline_model(const Scenario& s);
+// The same with the optimizer's passes streaming at `optimizer_bandwidth` in place of
+// hbm x memory_efficiency: a bandwidth measured from a trace's optimizer kernels (a
+// profile's optimizer entry, calibrate/profile_model.h).
+std::unique_ptr<ComputeModel> make_roofline_model(const Scenario& s, Bandwidth optimizer_bandwidth);
+// The bytes a parameter the roofline's optimizer step moves (every pass above, fused or
+// foreach). Throws what make_roofline_model throws.
+double optimizer_bytes_per_param(const Scenario& s);
 
 // The format attention's GEMMs compute in: the training's (compute_dtype), except bf16
 // under fp8, as Transformer Engine keeps attention in 16 bits.

@@ -143,7 +143,15 @@ std::optional<CollectiveOp> collective_of(const TraceKernel& k) {
   if (has(n, "allgather")) return CollectiveOp::all_gather;
   if (has(n, "reducescatter")) return CollectiveOp::reduce_scatter;
   if (has(n, "broadcast")) return CollectiveOp::broadcast;
-  if (has(n, "sendrecv")) return CollectiveOp::send_recv;
+  // NCCL runs every point-to-point transfer, and the all-to-all PyTorch builds from grouped
+  // sends and receives, as its SendRecv kernel (ncclDevKernel_SendRecv); the collective
+  // record_param_comms names tells them apart. A pipeline transfer (send, recv) is one
+  // send_recv between two GPUs; an all-to-all keeps its group.
+  if (has(n, "sendrecv")) {
+    if (k.collective == "send" || k.collective == "recv") return CollectiveOp::send_recv;
+    if (lower(k.collective).find("all_to_all") != std::string::npos)
+      return CollectiveOp::all_to_all;
+  }
   return std::nullopt;
 }
 
@@ -154,6 +162,25 @@ int group_nodes(const std::vector<std::int64_t>& ranks, int gpus_per_node) {
   std::set<std::int64_t> nodes;
   for (const std::int64_t r : ranks) nodes.insert(r / gpus_per_node);
   return static_cast<int>(nodes.size());
+}
+
+bool is_optimizer_kernel(const TraceKernel& k) {
+  const std::string name = lower(k.name);
+  if (has(name, "multi_tensor_apply_kernel") && has(name, "adam")) return true;
+  return k.op == "aten::_fused_adam_" || k.op == "aten::_fused_adamw_" ||
+         k.op == "aten::_amp_foreach_non_finite_check_and_unscale_";
+}
+
+OptimizerKernels optimizer_kernels(const KinetoTrace& t) {
+  OptimizerKernels o;
+  double time = 0;
+  for (const TraceKernel& k : t.kernels) {
+    if (!is_optimizer_kernel(k)) continue;
+    if (o.kernels++ == 0) o.first = k.name, o.op = k.op;
+    time += k.duration.value();
+  }
+  o.time = Seconds(time);
+  return o;
 }
 
 std::vector<MeasuredKernel> measured_kernels(const KinetoTrace& t, int gpus_per_node) {
@@ -193,6 +220,7 @@ std::vector<MeasuredKernel> measured_kernels(const KinetoTrace& t, int gpus_per_
   };
   for (const Call& c : calls) {
     const TraceKernel& k = *c.first;
+    if (is_optimizer_kernel(k)) continue;  // optimizer_kernels: sized by the traced scenario
     MeasuredKernel e;
     e.kernel = k.name;
     e.op = k.op;
@@ -207,6 +235,14 @@ std::vector<MeasuredKernel> measured_kernels(const KinetoTrace& t, int gpus_per_
       e.collective = *op;
       e.ranks = k.group_size;
       e.nodes = group_nodes(k.group_ranks, gpus_per_node);
+      if (*op == CollectiveOp::send_recv) {
+        // A send or receive is between the traced rank and its peer, whatever the size of
+        // the group it was issued in (the pipeline group): two GPUs, on one node or two.
+        e.ranks = 2;
+        e.nodes = t.rank >= 0 && k.peer >= 0 && t.rank != k.peer
+                      ? group_nodes({t.rank, k.peer}, gpus_per_node)
+                      : 0;
+      }
       e.bytes = eb * static_cast<double>(n);
       add(e, c.time);
     } else if (const auto g = gemm_shape(k)) {

@@ -98,7 +98,12 @@ KinetoTrace read_kineto_text(const std::string& text, const std::string& file) {
       root["deviceProperties"][0]["name"].is_string()) {
     t.gpu = root["deviceProperties"][0]["name"].get<std::string>();
   }
+  if (root.contains("distributedInfo") && root["distributedInfo"].is_object()) {
+    const auto r = int_arg(root["distributedInfo"], "rank");
+    if (r && *r >= 0) t.rank = *r;
+  }
   std::map<std::int64_t, CpuOp> ops;
+  std::vector<std::pair<double, double>> optimizer_spans, profiler_steps;  // [start, end] in us
   std::vector<std::pair<std::int64_t, std::size_t>> links;  // external id, kernel index
   // Kernels without an External id are linked through the runtime call that launched
   // them: same `correlation`, and the runtime event carries the op's External id.
@@ -140,6 +145,9 @@ KinetoTrace read_kineto_text(const std::string& text, const std::string& file) {
           k.comm_dtype = args["dtype"].get<std::string>();
         k.group_ranks = group_ranks(args);
         if (static_cast<std::int64_t>(k.group_ranks.size()) != k.group_size) k.group_ranks.clear();
+        const auto peer = int_arg(args, k.collective == "recv" ? "Src Rank" : "Dst Rank");
+        if ((k.collective == "send" || k.collective == "recv") && peer && *peer >= 0)
+          k.peer = *peer;
       }
       if (const auto id = external_id(args)) {
         links.emplace_back(*id, t.kernels.size());
@@ -147,6 +155,18 @@ KinetoTrace read_kineto_text(const std::string& text, const std::string& file) {
         by_correlation.emplace_back(*corr, t.kernels.size());
       }
       t.kernels.push_back(std::move(k));
+    } else if (c == "user_annotation") {
+      const auto name = e.find("name");
+      const auto ts = e.find("ts");
+      const auto dur = e.find("dur");
+      if (name == e.end() || !name->is_string() || ts == e.end() || !ts->is_number() ||
+          dur == e.end() || !dur->is_number())
+        continue;
+      const std::string n = name->get<std::string>();
+      const std::pair<double, double> span{ts->get<double>(),
+                                           ts->get<double>() + dur->get<double>()};
+      if (n.rfind("Optimizer.step#", 0) == 0) optimizer_spans.push_back(span);
+      if (n.rfind("ProfilerStep#", 0) == 0) profiler_steps.push_back(span);
     } else if (c == "cuda_runtime" || c == "cuda_driver") {
       const auto corr = int_arg(args, "correlation");
       const auto id = external_id(args);
@@ -175,6 +195,16 @@ KinetoTrace read_kineto_text(const std::string& text, const std::string& file) {
           op.types.push_back(x.is_string() ? x.get<std::string>() : "");
       }
       ops[*id] = std::move(op);  // the last op with an id wins, as ids are unique per op
+    }
+  }
+  if (profiler_steps.empty()) {
+    t.optimizer_steps = static_cast<int>(optimizer_spans.size());
+  } else {
+    for (const auto& [start, end] : profiler_steps) {
+      const bool holds = std::any_of(
+          optimizer_spans.begin(), optimizer_spans.end(),
+          [&, s0 = start, e0 = end](const auto& o) { return o.first >= s0 && o.first <= e0; });
+      if (holds) ++t.optimizer_steps;
     }
   }
   for (const auto& [corr, k] : by_correlation) {

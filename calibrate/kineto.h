@@ -36,12 +36,29 @@ struct TraceKernel {
   // ("[0, 1, 2, 3]"; output_json.cpp, appendCollectiveArgs, pytorch/kineto 114171df).
   // Empty when absent or not a list of whole numbers as long as the group.
   std::vector<std::int64_t> group_ranks;
+  // A point-to-point kernel ("Collective name" send or recv): the peer's global rank, the
+  // "Dst Rank" of a send or "Src Rank" of a recv (PyTorch torch/csrc/profiler/util.cpp,
+  // saveNcclMeta, at a4c8850a, from the group's ranks; Kineto copies both onto the kernel:
+  // output_json.cpp, ChromeTraceLogger::handleActivity, at 002d9919). -1 when absent.
+  std::int64_t peer = -1;
 };
 
 struct KinetoTrace {
   std::string file;
   std::string gpu;  // deviceProperties[0].name, when recorded
   std::vector<TraceKernel> kernels;  // in trace order
+  // The traced process's global rank: `distributedInfo.rank`, which torch.profiler writes
+  // for a distributed job (torch/profiler/profiler.py, _get_distributed_info); -1 when absent.
+  std::int64_t rank = -1;
+  // The optimizer steps the trace holds, from its `Optimizer.step#<class>.step` annotations
+  // (cat "user_annotation"), which torch.optim.Optimizer records around every step
+  // (torch/optim/optimizer.py, profile_hook_step, at pytorch/pytorch bf6a61dc). Where the
+  // trace has torch.profiler's `ProfilerStep#N` annotations (one per prof.step(), the
+  // training iteration; torch/profiler/profiler.py), the iterations holding at least one
+  // optimizer annotation, so that a step of several optimizers (Megatron-Core's
+  // ChainedOptimizer: one for dense and one for expert parameters) counts once; else the
+  // optimizer annotations.
+  int optimizer_steps = 0;
 };
 
 // Throws InputError naming the file, the line (for malformed JSON) or the event's key

@@ -297,10 +297,24 @@ bool matches(const GemmShape& s, const GemmKey& g) {
           (m == std::round(g.b) && n == std::round(g.a)));
 }
 
+// The bandwidth a profile's optimizer entries measured: their bytes over their time
+// (several traces: the sums); 0 when it holds none.
+double optimizer_bandwidth(const Profile& p) {
+  double bytes = 0, time = 0;
+  for (const MeasuredKernel& m : p.measured) {
+    if (m.cls != "optimizer") continue;
+    bytes += m.bytes;
+    time += m.time.value();
+  }
+  return bytes > 0 && time > 0 ? bytes / time : 0;
+}
+
 class ProfileModel final : public ComputeModel {
  public:
   ProfileModel(const Scenario& s, const Profile& p, const std::string& name)
-      : roofline_(make_roofline_model(s)) {
+      : roofline_(optimizer_bandwidth(p) > 0
+                      ? make_roofline_model(s, Bandwidth(optimizer_bandwidth(p)))
+                      : make_roofline_model(s)) {
     const Dtype d = compute_dtype(s.training.precision);
     const Dtype a = attention_dtype(s.training.precision);
     gemm_dtype_ = d;
@@ -349,6 +363,24 @@ class ProfileModel final : public ComputeModel {
                                 floor_ * 1e6, 100 * max_held_out(p.launch->points))
                   : roof_line("kernel floor") + " (profile has no launch fit)"},
         {"optimizer", roof_line("optimizer")}};
+    // Optimizer entries: the traced step's optimizer bytes over its optimizer kernels' time
+    // give the bandwidth the roofline's optimizer passes stream at.
+    if (optimizer_bandwidth(p) > 0) {
+      std::string entries;
+      for (const MeasuredKernel& m : p.measured) {
+        if (m.cls != "optimizer") continue;
+        entries += fmt::format(
+            "{}{} kernel '{}' ({}): {} in {:.2f} us a step{}", entries.empty() ? "" : "; ", m.file,
+            m.kernel, m.op.empty() ? "no CPU op" : m.op, format_bytes(Bytes(m.bytes)),
+            m.time.value() * 1e6, m.projection.empty() ? "" : " projected " + m.projection);
+      }
+      std::string opt_roof = roof_line("optimizer");
+      if (opt_roof.rfind("roofline: ", 0) == 0) opt_roof = opt_roof.substr(10);
+      explanation_.back().second = fmt::format(
+          "profile {} measured optimizer ({}): {:.0f} GB/s in place of HBM x "
+          "memory_efficiency; {}",
+          name, entries, optimizer_bandwidth(p) / 1e9, opt_roof);
+    }
     measured_ = p.measured;
     half_width_ = p.projection_half_width;
     if (!p.projected.empty()) {
@@ -390,8 +422,9 @@ class ProfileModel final : public ComputeModel {
       explanation_.emplace_back(
           "measured collectives",
           fmt::format("profile {}: {} NCCL entr{} without a node span, not used: the trace "
-                      "records no Process Group Ranks or the profile was calibrated without "
-                      "--gpus-per-node, and a group's time depends on the nodes it spans",
+                      "records no Process Group Ranks (a send/recv: no distributedInfo.rank "
+                      "or peer rank) or the profile was calibrated without --gpus-per-node, "
+                      "and a group's time depends on the nodes it spans",
                       name, unspanned, unspanned == 1 ? "y" : "ies"));
     has_collectives_ = spanned > 0;
     description_ = "profile " + name + ":";

@@ -23,7 +23,8 @@ namespace orrery {
 //   other ops             memory_bound elementwise, else copy, else row_reduce;
 //   auxiliary kernels     (FP8 casts) the same memory-bound fit, each at least the floor;
 //   kernel floor          the profile's launch overhead;
-//   optimizer             the roofline;
+//   optimizer             the roofline's passes, at the bandwidth of the profile's optimizer
+//                         entries (their bytes over their time) when it holds any;
 //   collectives           (collective_time) a measured NCCL entry of the same op, group
 //                         size and node span: exact bytes its time, else the nearest
 //                         entry's bus bandwidth within 2x of the size; else the plan.
@@ -44,7 +45,7 @@ bool same_gpu(const std::string& a, const std::string& b);
 //   GEMM entries     compute-bound (F / bytes at least A's ridge peak[d] / HBM): time x
 //                    peak_A[d] / peak_B[d]; memory-bound: time x HBM_A / HBM_B;
 //   attention        time x peak_A[d] / peak_B[d], d attention's format;
-//   norm, softmax, elementwise entries; memory_bound fits: time x HBM_A / HBM_B
+//   norm, softmax, elementwise, optimizer entries; memory_bound fits: time x HBM_A / HBM_B
 //                    (fits: bandwidth x HBM_B / HBM_A, alpha kept);
 //   GEMM fits        compute roof x peak_B / peak_A, memory roof x HBM_B / HBM_A;
 //   launch fit       dropped (no datasheet figure): B's preset kernel_launch;

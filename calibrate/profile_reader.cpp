@@ -208,9 +208,13 @@ OpTime read_op_time(MapReader& r) {
 MeasuredKernel read_measured(MapReader& r, const YAML::Node& n) {
   MeasuredKernel m;
   m.cls = str(r, "class");
-  const bool memory = m.cls == "norm" || m.cls == "softmax" || m.cls == "elementwise";
+  // optimizer: bytes the traced GPU's optimizer step moved (orrery's optimizer model of the
+  // traced scenario) and the step's optimizer kernels' time.
+  const bool memory =
+      m.cls == "norm" || m.cls == "softmax" || m.cls == "elementwise" || m.cls == "optimizer";
   if (m.cls != "gemm" && m.cls != "attention" && m.cls != "collective" && !memory)
-    r.fail("class", "expected gemm, attention, norm, softmax, elementwise or collective");
+    r.fail("class",
+           "expected gemm, attention, norm, softmax, elementwise, collective or optimizer");
   auto dtype = [&] {
     const std::optional<Dtype> d = parse_dtype(str(r, "dtype"));
     if (!d || !is_gemm_dtype(*d)) r.fail("dtype", "expected fp32, tf32, bf16, fp16 or fp8");

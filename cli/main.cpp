@@ -91,10 +91,14 @@ int run_run(const std::string& path, const std::string& format, const std::strin
 // Scenario files (and directories of them) are the user's measured runs: their
 // parameters are fitted instead (calibrate/fit_runs.h), `fit` naming which, comma-separated.
 // `gpn` (--gpus-per-node, if given): the traced job's GPUs per node, for the node span of a
-// trace's NCCL process groups.
+// trace's NCCL process groups. `traced` (--traced-scenario, if given): the scenario the
+// traces were taken from, which sizes their optimizer kernels.
 int run_calibrate(const std::vector<std::string>& paths, const std::string& out,
-                  const std::string& op, const std::string& fit, std::optional<int> gpn) {
+                  const std::string& op, const std::string& fit, std::optional<int> gpn,
+                  const std::string& traced) {
   const int gpus_per_node = gpn.value_or(0);
+  // Read now, so that a bad one is reported whatever the traces hold.
+  if (!traced.empty()) (void)orrery::load_scenario_file(traced);
   if (gpn && (*gpn < 1 || *gpn > 1024)) {
     throw orrery::InputError({"orrery calibrate", std::nullopt}, "--gpus-per-node",
                              std::to_string(*gpn),
@@ -110,7 +114,7 @@ int run_calibrate(const std::vector<std::string>& paths, const std::string& out,
     if ((ext == ".yaml" || ext == ".yml") && orrery::looks_like_scenario(text)) {
       runs.push_back(orrery::load_scenario_file(file));
     } else {
-      inputs.push_back({file, op, gpus_per_node});
+      inputs.push_back({file, op, gpus_per_node, traced});
     }
   }
   if (!runs.empty() && !inputs.empty()) {
@@ -124,6 +128,11 @@ int run_calibrate(const std::vector<std::string>& paths, const std::string& out,
                              std::to_string(gpus_per_node),
                              "--gpus-per-node gives the node span of a Kineto trace's NCCL "
                              "groups: give traces, not scenario files");
+  }
+  if (!runs.empty() && !traced.empty()) {
+    throw orrery::InputError({"orrery calibrate", std::nullopt}, "--traced-scenario", traced,
+                             "--traced-scenario sizes a Kineto trace's optimizer kernels: give "
+                             "traces, not scenario files");
   }
   if (!runs.empty()) {
     std::vector<std::string> only;
@@ -579,6 +588,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> calibrate_inputs;
   std::string calibrate_out, calibrate_op, calibrate_fit;
   int calibrate_gpus_per_node = 0;
+  std::string calibrate_traced;
   CLI::App* calibrate =
       app.add_subcommand("calibrate",
                          "Fit a hardware profile from measurements: orrery-profile measurement "
@@ -599,6 +609,10 @@ int main(int argc, char** argv) {
                             "--nproc-per-node): with each NCCL kernel's process group ranks, the "
                             "nodes the group spans, so that the trace times the scenario's "
                             "collectives");
+  calibrate->add_option("--traced-scenario", calibrate_traced,
+                        "The scenario the Kineto traces were taken from: orrery's model of its "
+                        "optimizer step gives the bytes the traces' optimizer kernels moved, and "
+                        "so the optimizer bandwidth the profile times optimizers with");
   calibrate->add_option("--fit", calibrate_fit,
                         "With scenario inputs: the parameters to fit, comma-separated "
                         "(default: every one the runs' predictions depend on)");
@@ -715,7 +729,8 @@ int main(int argc, char** argv) {
     if (*calibrate)
       return run_calibrate(
           calibrate_inputs, calibrate_out, calibrate_op, calibrate_fit,
-          calibrate_gpn->count() > 0 ? std::optional<int>(calibrate_gpus_per_node) : std::nullopt);
+          calibrate_gpn->count() > 0 ? std::optional<int>(calibrate_gpus_per_node) : std::nullopt,
+          calibrate_traced);
     if (*sweep) {
       sweep_run.progress = !no_progress;
       return run_sweep_cmd(sweep_run, sweep_outputs);

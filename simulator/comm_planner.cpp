@@ -106,6 +106,8 @@ int CommPlanner::stage_pair(int from, int to) {
   PlannedComm placed = place(plan, ctx_.topo, gs.siblings, !ctx_.opt.full);
   placed.description =
       fmt::format("send_recv stage {} -> {}, {:.2f} MiB", from, to, bytes.value() / 1048576.0);
+  // A profile's measured SendRecv entry of these two GPUs' node span times the transfer.
+  measured(gs.group, CollectiveOp::send_recv, bytes, false, placed);
   placed.traffic = group_traffic(plan, gs.siblings, false);
   const int index = push(std::move(placed));
   stage_pairs_.emplace(key, index);
@@ -120,6 +122,7 @@ int CommPlanner::gpu_pair(int from_gpu, int to_gpu) {
                                         Bytes(ctx_.bytes.pp), ctx_.topo, false);
   PlannedComm placed = place(plan, ctx_.topo);
   placed.description = fmt::format("send_recv GPU {} -> {}", from_gpu, to_gpu);
+  measured({from_gpu, to_gpu}, CollectiveOp::send_recv, Bytes(ctx_.bytes.pp), false, placed);
   placed.traffic = orrery::traffic(plan, ctx_.topo, 1.0);
   const int index = push(std::move(placed));
   gpu_pairs_.emplace(key, index);

@@ -70,6 +70,38 @@ TEST(CliCalibrate, ATraceTimesRunsOpsAndExplainNamesItsKernels) {
   std::remove(out.c_str());
 }
 
+// --traced-scenario sizes a pipeline trace's optimizer kernels; `run` then times the
+// optimizer at the measured bandwidth and the pipeline transfers by the SendRecv entry, and
+// --explain names both (the times by hand: tests/calibrate/trace_optimizer_test.cpp).
+TEST(CliCalibrate, ATracedScenarioSizesTheOptimizerAndRunUsesItAndTheSendRecv) {
+  const std::string out = temp("pp2_profile.yaml");
+  const auto c = run_orrery(
+      "calibrate tests/calibrate/data/kineto_llama3_8b_pp2_optimizer.json --gpus-per-node 8 "
+      "--traced-scenario tests/calibrate/data/llama3_8b_tp4_pp2.yaml -o '" +
+      out + "'");
+  ASSERT_EQ(c.code, 0) << c.err;
+  EXPECT_NE(c.out.find("28.05 GiB a step in 10000.00 us (2 steps): 3012 GB/s"), std::string::npos)
+      << c.out;
+  const std::string scenario = temp("pp2.yaml");
+  std::ofstream(scenario) << "cluster: {preset: dgx-h100, calibration: '" << out
+                          << "'}\nmodel: {preset: llama3-8b}\nparallelism: {tp: 4, pp: 2, dp: 1, "
+                             "microbatch: 1, global_batch: 4}\ntraining: {precision: bf16}\n";
+  const auto r = run_orrery("run '" + scenario + "' --explain");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("optimizer                   10.000 ms"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("measured optimizer"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("send_recv of 16.00 MiB over 2 GPUs on 1 node: 420.00 us, exact"),
+            std::string::npos)
+      << r.out;
+  // Without the flag the optimizer kernels are reported, not used.
+  const auto bare = run_orrery(
+      "calibrate tests/calibrate/data/kineto_llama3_8b_pp2_optimizer.json -o '" + out + "'");
+  ASSERT_EQ(bare.code, 0) << bare.err;
+  EXPECT_NE(bare.out.find("not used: give --traced-scenario"), std::string::npos) << bare.out;
+  std::remove(scenario.c_str());
+  std::remove(out.c_str());
+}
+
 TEST(CliCalibrate, SameInputsSameBytes) {
   const std::string a = temp("a.yaml"), b = temp("b.yaml");
   ASSERT_EQ(run_orrery("calibrate " + kLog + " " + kGemm + " -o '" + a + "'").code, 0);
