@@ -50,6 +50,10 @@ class RooflineModel final : public ComputeModel {
     for (const auto& [t, f] : g.gemm_ramp) ramp_.emplace_back(std::log(t.value()), f);
     hbm_ = g.memory_bandwidth.value() * *g.memory_efficiency;
     launch_ = g.kernel_launch->value();
+    // training.stack.host_overhead: the host's time to issue one optimizer pass (one
+    // Python call each: the fused step, or each torch._foreach_* op), a floor beside the
+    // kernel's (simulator/layer_templates.cpp applies it to the layers' kernels).
+    step_floor_ = std::max(launch_, s.training.stack.host_overhead.value());
     // Adam: gradient read; the copy of the weights the update works on (the fp32 weights,
     // or under mixed precision the master copy) and the moments, in their stored formats
     // with their block scales (training.optimizer_state_dtype), read and written; under
@@ -125,8 +129,10 @@ class RooflineModel final : public ComputeModel {
              ? fmt::format("roofline: {:.0f} bytes per parameter / {:.0f} GB/s (one fused kernel)",
                            optimizer_bytes_, hbm_ / 1e9)
              : fmt::format("roofline: {:.0f} bytes per parameter / {:.0f} GB/s in {} foreach "
-                           "passes, each at least kernel_launch",
-                           optimizer_bytes_, hbm_ / 1e9, foreach_passes_.size())}};
+                           "passes, each at least {:.1f} us (kernel_launch, or the stack's "
+                           "host_overhead where longer)",
+                           optimizer_bytes_, hbm_ / 1e9, foreach_passes_.size(),
+                           step_floor_ * 1e6)}};
     if (split_bwd_ < 1.0) {
       explanation_.insert(
           explanation_.begin() + 1,
@@ -238,9 +244,10 @@ class RooflineModel final : public ComputeModel {
   }
 
   Seconds optimizer_time(double params) const override {
-    if (foreach_passes_.empty()) return Seconds(std::max(params * optimizer_bytes_ / hbm_, launch_));
+    if (foreach_passes_.empty())
+      return Seconds(std::max(params * optimizer_bytes_ / hbm_, step_floor_));
     double t = 0;
-    for (double b : foreach_passes_) t += std::max(params * b / hbm_, launch_);
+    for (double b : foreach_passes_) t += std::max(params * b / hbm_, step_floor_);
     return Seconds(t);
   }
 
@@ -252,6 +259,7 @@ class RooflineModel final : public ComputeModel {
  private:
   std::vector<std::pair<std::string, std::string>> explanation_;
   double gemm_rate_ = 0, attn_gemm_rate_ = 0, flash_rate_ = 0, hbm_ = 0, launch_ = 0;
+  double step_floor_ = 0;  // an optimizer pass's floor: max(kernel_launch, host_overhead)
   double split_fwd_ = 1.0, split_bwd_ = 1.0;  // fp8 split-accumulation rate factors
   std::vector<std::pair<double, double>> ramp_;  // (log ideal seconds, fraction)
   double optimizer_bytes_ = 0;

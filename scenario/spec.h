@@ -621,6 +621,11 @@ struct StackSpec {
   // back, the weight's product: Hugging Face LlamaRMSNorm, ibm-fms LayerNormParameterized),
   // each kernel a pass over the activation in HBM (model/transformer.cpp, add_norm).
   enum class NormKernels { fused, unfused } norm = NormKernels::fused;
+  // Host (CPU) time to issue one kernel: the Python call, autograd's bookkeeping and the
+  // dispatcher in eager PyTorch. A run of kernels between two collectives takes at least
+  // its kernels x this (simulator/layer_templates.cpp), each optimizer pass at least this;
+  // 0 for CUDA-graphed paths. Preset default in scenario/validate.cpp (complete_stack).
+  Seconds host_overhead = Seconds(0.0);
 };
 const char* to_string(StackSpec::Preset p);
 const char* to_string(StackSpec::Rope r);

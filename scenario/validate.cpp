@@ -817,6 +817,17 @@ void complete_stack(Scenario& s) {
     k.norm = k.preset == P::fsdp1 && !c && rms ? StackSpec::NormKernels::unfused
                                                : StackSpec::NormKernels::fused;
   }
+  // Host time per kernel issued. Every preset drives its kernels from Python, one op at a
+  // time (Megatron-Core, NeMo and DeepSpeed too: their fused kernels are still launched
+  // op by op; none captures CUDA graphs by default). 6.8 us: `y = 2*x` on a tensor with
+  // requires_grad, 1,000,000 times in 6.8 s, "an overhead of ~7 microseconds for the
+  // simplest tensor operations" (pytorch/pytorch issue 41383, 2020-07-14; a PyTorch
+  // maintainer's reply there puts the op without autograd at about 2 us, half of it
+  // Python's). A CPU tensor's op: the CUDA launch call a GPU op adds is not in it. The
+  // same figure stands for the backward's kernels (issued by autograd's C++ engine, no
+  // Python) and for Inductor's launcher of a compiled graph's kernels; no measurement of
+  // either was found. A file sets 0 for a CUDA-graphed step.
+  if (!is_set(s, "training.stack.host_overhead")) k.host_overhead = Seconds(6.8e-6);
 }
 
 // Fills in the parallelism defaults (dp, schedule, ZeRO stage) and checks the split against

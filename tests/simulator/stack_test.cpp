@@ -3,6 +3,7 @@
 // kernels' bytes; the presets' mechanisms and their link to the FSDP implementation.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <tuple>
 #include <fmt/format.h>
@@ -69,13 +70,68 @@ TEST(Stack, EagerAgainstCompiledIsTheUnfusedBytesAtHbmRate) {
 // RoPE as 3 kernels a tensor (6 against the fused 2: 4 more) and SwiGLU as 2 (1 more);
 // the loss is one op either way. 2 layers x 5 kernels x 2 passes x kernel_launch.
 TEST(Stack, EagerAgainstCompiledOfATinyModelIsTheLaunchTerm) {
-  const Scenario eager = one_gpu(64, 2, 256, 64, 128, "fsdp2");
-  const Scenario compiled = one_gpu(64, 2, 256, 64, 128, "{preset: fsdp2, compile: true}");
+  // Without host time (a CUDA-graphed step), the kernel floor alone.
+  const Scenario eager = one_gpu(64, 2, 256, 64, 128, "{preset: fsdp2, host_overhead: 0 s}");
+  const Scenario compiled =
+      one_gpu(64, 2, 256, 64, 128, "{preset: fsdp2, compile: true, host_overhead: 0 s}");
   const double launch = compiled.cluster.gpu.kernel_launch->value();
   // The largest of these kernels, the unfused loss: 52 bytes of each of 128 x 64 logits.
   ASSERT_LT(52 * 128.0 * 64 / hbm(compiled), launch);
   const double want = 2 * 5 * 2 * launch;
   EXPECT_NEAR(step(eager) - step(compiled), want, 1e-9 * want);
+}
+
+// The same tiny model under each preset's host time (training.stack.host_overhead,
+// 6.8 us a kernel issued: pytorch/pytorch issue 41383), longer than the 3 us kernel floor.
+// With no collective on one GPU, each layer's pass is one run of kernels, timed
+// max(its GPU time, kernels x 6.8 us); every kernel here sits on the 3 us floor, so every
+// run is host-bound and the step's difference is the extra kernels at 6.8 us: the same
+// 2 layers x 5 kernels x 2 passes, 20 x 6.8 us = 136 us (the loss, the embedding and the
+// head issue as many kernels either way; the fused optimizer is one call in both).
+TEST(Stack, EagerAgainstCompiledOfATinyModelIsTheHostTerm) {
+  const Scenario eager = one_gpu(64, 2, 256, 64, 128, "fsdp2");
+  const Scenario compiled = one_gpu(64, 2, 256, 64, 128, "{preset: fsdp2, compile: true}");
+  const double host = eager.training.stack.host_overhead.value();
+  EXPECT_DOUBLE_EQ(host, 6.8e-6);
+  EXPECT_DOUBLE_EQ(compiled.training.stack.host_overhead.value(), 6.8e-6);
+  ASSERT_GT(host, compiled.cluster.gpu.kernel_launch->value());
+  const double want = 2 * 5 * 2 * host;
+  EXPECT_NEAR(want, 136e-6, 1e-15);
+  EXPECT_NEAR(step(eager) - step(compiled), want, 1e-9 * want);
+  // A CUDA-graphed step (host_overhead 0) is the kernel floor alone, and shorter.
+  const Scenario graphed =
+      one_gpu(64, 2, 256, 64, 128, "{preset: fsdp2, compile: true, host_overhead: 0 s}");
+  EXPECT_LT(step(graphed), step(compiled));
+}
+
+// Host time against bytes: the bandwidth-bound model of the first test. Each transformer
+// layer's pass (hundreds of microseconds: about 2 x 4096 x 16.8e6 FLOPs forward at the
+// H100's rate) is far longer than its kernels x 6.8 us (at most 30 kernels a pass here),
+// so the host term adds nothing there, and the eager-compiled difference stays the bytes
+// at the HBM rate. Only the embedding layer, one lookup kernel each way (its 8.4 MB
+// written take about 3 us), is host-bound: it takes 6.8 us a pass instead of its GPU
+// time, max(0, 6.8 us - t) more each way.
+TEST(Stack, HostTimeHiddenByLargeKernels) {
+  const Scenario eager = one_gpu(1024, 8, 4096, 32768, 4096, "fsdp2");
+  const Scenario eager0 =
+      one_gpu(1024, 8, 4096, 32768, 4096, "{preset: fsdp2, host_overhead: 0 s}");
+  const double host = eager.training.stack.host_overhead.value();
+  const auto model = make_roofline_model(eager);
+  const Workload w = build_workload(eager.model, eager.training, shard_of(eager.parallelism));
+  double want = 0;
+  for (const Layer& l : w.layers) {
+    if (l.kind != LayerKind::embedding) continue;
+    ASSERT_EQ(l.ops.size(), 1u);
+    for (Pass p : {Pass::forward, Pass::backward})
+      want += std::max(0.0, host - model->op_time(l.ops[0], p).value());
+  }
+  EXPECT_GT(want, 0);
+  EXPECT_LT(want, 2 * host);
+  EXPECT_NEAR(step(eager) - step(eager0), want, 1e-12);
+  // Compiled, the same: the difference of the first test holds with host time.
+  const Scenario compiled = one_gpu(1024, 8, 4096, 32768, 4096, "{preset: fsdp2, compile: true}");
+  const double extra = 4160749568.0 / hbm(compiled);
+  EXPECT_NEAR(step(eager) - step(compiled), extra, 1e-9 * extra);
 }
 
 // training.stack.norm unfused against fused, every other mechanism the same (compiled
@@ -103,9 +159,11 @@ TEST(Stack, UnfusedNormIsItsExtraBytesAtHbmRatePlusTheRowStatisticsFloor) {
 // op, the product's backward, moves 36 n = 295 kB, about 0.1 us): the unfused chain is 7
 // ops against one, 6 more floors each way at each of the 5 norms.
 TEST(Stack, UnfusedNormOfATinyModelIsTheLaunchTerm) {
-  const Scenario fused = one_gpu(64, 2, 256, 64, 128, "{preset: fsdp2, compile: true}");
-  const Scenario unfused =
-      one_gpu(64, 2, 256, 64, 128, "{preset: fsdp2, compile: true, norm: unfused}");
+  const Scenario fused =
+      one_gpu(64, 2, 256, 64, 128, "{preset: fsdp2, compile: true, host_overhead: 0 s}");
+  const Scenario unfused = one_gpu(64, 2, 256, 64, 128,
+                                   "{preset: fsdp2, compile: true, norm: unfused, "
+                                   "host_overhead: 0 s}");
   const double launch = fused.cluster.gpu.kernel_launch->value();
   ASSERT_LT(36 * 128.0 * 64 / hbm(fused), launch);
   const double want = 5 * 6 * 2 * launch;
@@ -333,17 +391,39 @@ TEST(Stack, ForeachOptimizerIsItsExtraBytesAtHbmRate) {
 // kernel launch, foreach one launch a pass: 8 (Adam), 9 (AdamW). The tensor count does not
 // enter: each foreach op is one multi-tensor launch over the whole list.
 TEST(Stack, ForeachOptimizerOnATinyModelIsOneLaunchAPass) {
-  const Scenario foreach = with_optimizer("adam", "fsdp1");
+  // Without host time (host_overhead 0, a CUDA-graphed step): the kernel floor.
+  const Scenario foreach = with_optimizer("adam", "{preset: fsdp1, host_overhead: 0 s}");
   const double launch = foreach.cluster.gpu.kernel_launch->value();
   const double n = 2 * 1000.0;
   ASSERT_LT(82 * n / hbm(foreach), launch);
-  EXPECT_NEAR(make_roofline_model(with_optimizer("adam", "{preset: fsdp1, optimizer: fused}"))
+  EXPECT_NEAR(make_roofline_model(
+                  with_optimizer("adam", "{preset: fsdp1, optimizer: fused, host_overhead: 0 s}"))
                   ->optimizer_time(n)
                   .value(),
               launch, 1e-15);
   EXPECT_NEAR(make_roofline_model(foreach)->optimizer_time(n).value(), 8 * launch, 1e-15);
-  EXPECT_NEAR(make_roofline_model(with_optimizer("adamw", "fsdp1"))->optimizer_time(n).value(),
+  EXPECT_NEAR(make_roofline_model(with_optimizer("adamw", "{preset: fsdp1, host_overhead: 0 s}"))
+                  ->optimizer_time(n)
+                  .value(),
               9 * launch, 1e-15);
+}
+
+// The same tiny optimizer step under the preset's host time (6.8 us a Python call,
+// pytorch/pytorch issue 41383), longer than the 3 us kernel floor: each pass is one call,
+// so the fused step takes 6.8 us and foreach 8 x 6.8 = 54.4 us (AdamW 9 x 6.8 = 61.2 us).
+TEST(Stack, ForeachOptimizerOnATinyModelIsOneHostCallAPass) {
+  const Scenario foreach = with_optimizer("adam", "fsdp1");
+  const double host = foreach.training.stack.host_overhead.value();
+  EXPECT_DOUBLE_EQ(host, 6.8e-6);
+  ASSERT_GT(host, foreach.cluster.gpu.kernel_launch->value());
+  const double n = 2 * 1000.0;
+  EXPECT_NEAR(make_roofline_model(with_optimizer("adam", "{preset: fsdp1, optimizer: fused}"))
+                  ->optimizer_time(n)
+                  .value(),
+              6.8e-6, 1e-15);
+  EXPECT_NEAR(make_roofline_model(foreach)->optimizer_time(n).value(), 54.4e-6, 1e-15);
+  EXPECT_NEAR(make_roofline_model(with_optimizer("adamw", "fsdp1"))->optimizer_time(n).value(),
+              61.2e-6, 1e-15);
 }
 
 }  // namespace
