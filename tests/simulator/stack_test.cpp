@@ -104,6 +104,34 @@ TEST(Stack, EagerAgainstCompiledOfATinyModelIsTheHostTerm) {
   EXPECT_LT(step(graphed), step(compiled));
 }
 
+// The kernels each run issues, counted by hand on the tiny compiled model, where every op
+// sits on the 3 us kernel floor (one floor an op each way, a GEMM's backward included),
+// against the same step without host time. A transformer layer has 12 ops (attn.norm,
+// qkv, rope_q, rope_k, core, proj, residual; mlp.norm, fc1, act, fc2, residual), 4 of
+// them GEMMs: forward 12 kernels, 12 x 6.8 = 81.6 us against 12 x 3 = 36 us of GPU
+// time, 45.6 us more; backward 12 + 4 = 16 kernels, 108.8 us against 36 us, 72.8 us
+// more; 118.4 us a layer, 236.8 us for two. The embedding, one lookup each way: 2 x
+// (6.8 - 3) = 7.6 us. The head (norm, output GEMM, loss): forward 3 kernels, 20.4 - 9 =
+// 11.4 us; backward 4, 27.2 - 9 = 18.2 us. The fused optimizer step, one call: 6.8 - 3 =
+// 3.8 us. In all 236.8 + 7.6 + 29.6 + 3.8 = 277.8 us.
+TEST(Stack, HostTermCountsTheKernelsOfEachRun) {
+  const Scenario host = one_gpu(64, 2, 256, 64, 128, "{preset: fsdp2, compile: true}");
+  const Scenario none =
+      one_gpu(64, 2, 256, 64, 128, "{preset: fsdp2, compile: true, host_overhead: 0 s}");
+  const auto model = make_roofline_model(none);
+  const Workload w = build_workload(none.model, none.training, shard_of(none.parallelism));
+  size_t ops = 0;
+  for (const Layer& l : w.layers) {
+    for (const Op& op : l.ops) {
+      ++ops;
+      ASSERT_DOUBLE_EQ(model->op_time(op, Pass::forward).value(), 3e-6) << op.name;
+      ASSERT_DOUBLE_EQ(model->op_time(op, Pass::backward).value(), 3e-6) << op.name;
+    }
+  }
+  ASSERT_EQ(ops, 1 + 2 * 12 + 3u);
+  EXPECT_NEAR(step(host) - step(none), 277.8e-6, 1e-12);
+}
+
 // Host time against bytes: the bandwidth-bound model of the first test. Each transformer
 // layer's pass (hundreds of microseconds: about 2 x 4096 x 16.8e6 FLOPs forward at the
 // H100's rate) is far longer than its kernels x 6.8 us (at most 30 kernels a pass here),
