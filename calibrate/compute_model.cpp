@@ -97,15 +97,27 @@ class RooflineModel final : public ComputeModel {
     // Each pass is timed max(bytes / HBM, kernel_launch): one multi-tensor launch a pass
     // (multi_tensor_apply's splitting of very many tensors into more launches is not
     // counted).
-    if (s.training.stack.optimizer == StackSpec::OptimizerKernels::foreach) {
+    // training.stack.optimizer per_parameter: _single_tensor_adam (torch/optim/adam.py at
+    // pytorch/pytorch dc80ccde, the non-capturable branch) runs the same steps tensor by
+    // tensor, each a kernel of its own: [AdamW: param.mul_(1 - lr*wd)], exp_avg.lerp_,
+    // exp_avg_sq.mul_ then .addcmul_, exp_avg_sq.sqrt(), / bias_correction2_sqrt,
+    // .add_(eps), param.addcdiv_: the foreach passes' bytes, per tensor; and one host
+    // call more a tensor for `step_t += 1` on its CPU step counter (no GPU kernel).
+    per_tensor_ = s.training.stack.optimizer == StackSpec::OptimizerKernels::per_parameter;
+    host_ = s.training.stack.host_overhead.value();
+    if (s.training.stack.optimizer != StackSpec::OptimizerKernels::fused) {
       const double G = sb.gradient, P = master ? sb.master : sb.weight, m = sb.moments / 2;
       const double v = m;
       if (s.training.optimizer == Optimizer::adamw) foreach_passes_.push_back(2 * P);
       for (double b : {2 * m + G, 2 * v, 2 * v + G, 2 * v, 2 * v, 2 * v, 2 * P + m + v})
         foreach_passes_.push_back(b);
       const double rest = optimizer_bytes_ - (G + 2 * P + 2 * m + 2 * v);
-      if (rest > 0) foreach_passes_.push_back(rest);
-      optimizer_bytes_ = 0;
+      if (per_tensor_) {
+        rest_bytes_ = std::max(rest, 0.0);
+      } else if (rest > 0) {
+        foreach_passes_.push_back(rest);
+      }
+      optimizer_bytes_ = rest_bytes_;
       for (double b : foreach_passes_) optimizer_bytes_ += b;
     }
     const std::string gpu = g.preset.empty() ? "cluster.gpu" : "GPU preset " + g.preset;
@@ -128,6 +140,12 @@ class RooflineModel final : public ComputeModel {
          foreach_passes_.empty()
              ? fmt::format("roofline: {:.0f} bytes per parameter / {:.0f} GB/s (one fused kernel)",
                            optimizer_bytes_, hbm_ / 1e9)
+         : per_tensor_
+             ? fmt::format("roofline: {:.0f} bytes per parameter / {:.0f} GB/s, tensor by "
+                           "tensor: {} kernels a tensor, each at least kernel_launch, and a "
+                           "tensor at least {} host calls x {:.1f} us",
+                           optimizer_bytes_, hbm_ / 1e9, foreach_passes_.size(),
+                           foreach_passes_.size() + 1, host_ * 1e6)
              : fmt::format("roofline: {:.0f} bytes per parameter / {:.0f} GB/s in {} foreach "
                            "passes, each at least {:.1f} us (kernel_launch, or the stack's "
                            "host_overhead where longer)",
@@ -243,6 +261,24 @@ class RooflineModel final : public ComputeModel {
     return Seconds(std::max(t, launch_));
   }
 
+  // per_parameter: each tensor of p parameters takes max(its kernels' times, each
+  // max(p x bytes / HBM, kernel_launch), and its host calls x host_overhead); what the
+  // fused count adds beyond the update (the 16-bit weights written, loss scaling's
+  // unscale) stays one pass over all of them (torch's unscale is one foreach op).
+  Seconds optimizer_time_per_tensor(const std::vector<double>& tensors) const override {
+    if (!per_tensor_) return ComputeModel::optimizer_time_per_tensor(tensors);
+    const double calls = static_cast<double>(foreach_passes_.size()) + 1;
+    double t = 0, all = 0;
+    for (double p : tensors) {
+      double gpu = 0;
+      for (double b : foreach_passes_) gpu += std::max(p * b / hbm_, launch_);
+      t += std::max(gpu, calls * host_);
+      all += p;
+    }
+    if (rest_bytes_ > 0) t += std::max(all * rest_bytes_ / hbm_, step_floor_);
+    return Seconds(t);
+  }
+
   Seconds optimizer_time(double params) const override {
     if (foreach_passes_.empty())
       return Seconds(std::max(params * optimizer_bytes_ / hbm_, step_floor_));
@@ -264,6 +300,9 @@ class RooflineModel final : public ComputeModel {
   std::vector<std::pair<double, double>> ramp_;  // (log ideal seconds, fraction)
   double optimizer_bytes_ = 0;
   std::vector<double> foreach_passes_;  // bytes a parameter of each foreach pass; empty: fused
+  bool per_tensor_ = false;  // per_parameter: foreach_passes_ run tensor by tensor
+  double rest_bytes_ = 0;    // per_parameter: bytes a parameter of the pass over all tensors
+  double host_ = 0;          // training.stack.host_overhead, seconds
   std::string description_;
 };
 

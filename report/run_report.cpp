@@ -350,7 +350,10 @@ std::string render_stack_explanation(const Scenario& s) {
   o += fmt::format("  {:<25}{} ({})\n", "optimizer step",
                    k.optimizer == StackSpec::OptimizerKernels::fused
                        ? "fused: one multi-tensor kernel"
-                       : "foreach: torch._foreach_* passes over every parameter (7, AdamW 8)",
+                   : k.optimizer == StackSpec::OptimizerKernels::foreach
+                       ? "foreach: torch._foreach_* passes over every parameter (7, AdamW 8)"
+                       : "per_parameter: the foreach steps as kernels of their own for each "
+                         "parameter tensor (7, AdamW 8, a tensor)",
                    by("training.stack.optimizer"));
   if (s.model.is_transformer()) {
     o += fmt::format(

@@ -613,8 +613,10 @@ struct StackSpec {
   // The optimizer step's kernels (Adam/AdamW): one fused multi-tensor kernel (apex / TE
   // FusedAdam, DeepSpeed FusedAdam, torch fused=True) or torch's default `foreach` path,
   // a sequence of torch._foreach_* ops, each a pass over every parameter
-  // (calibrate/compute_model.cpp, docs/model.md "Training stacks").
-  enum class OptimizerKernels { fused, foreach } optimizer = OptimizerKernels::fused;
+  // (calibrate/compute_model.cpp, docs/model.md "Training stacks"), or per_parameter:
+  // torch's _single_tensor_adam (foreach=False, fused=False), the same ops as kernels of
+  // their own for each parameter tensor the rank holds.
+  enum class OptimizerKernels { fused, foreach, per_parameter } optimizer = OptimizerKernels::fused;
   // How an RMSNorm runs (model.norm rmsnorm only): one kernel each way (Transformer
   // Engine / Apex, PyTorch's fused F.rms_norm, Inductor), or the chain of PyTorch ops of a
   // norm written out in Python (x.float(), pow, mean, add eps, rsqrt, the product, the cast

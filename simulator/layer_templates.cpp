@@ -73,8 +73,7 @@ std::vector<Item> layer_items(const StepContext& ctx, const Layer& layer, LayerP
     const double scale = op.expert ? expert_scale : 1.0;
     const double fwd_kernels = kernels_of(op, Pass::forward);
     if (pass != LayerPass::backward) {
-      add_compute(model.op_time(op, Pass::forward) * scale, Seconds(0), step.separate,
-                  fwd_kernels);
+      add_compute(model.op_time(op, Pass::forward) * scale, Seconds(0), step.separate, fwd_kernels);
       continue;
     }
     const Seconds sel = step.selective ? model.op_time(op, Pass::forward) : Seconds(0);

@@ -456,3 +456,92 @@ TEST(Stack, ForeachOptimizerOnATinyModelIsOneHostCallAPass) {
 
 }  // namespace
 }  // namespace orrery
+
+namespace orrery {
+namespace {
+
+// The tiny model (h = 64, 2 layers, vocab 64) with Adam on `dp` GPUs of one node, ZeRO
+// stage `zero`, under the stack `stack`.
+Scenario tiny_adam(int dp, int zero, const std::string& stack) {
+  return load_scenario_text(fmt::format(R"(
+cluster: {{preset: dgx-h100, gpus_per_node: {}}}
+model: {{family: decoder, layers: 2, hidden: 64, heads: 2, ffn: 256, vocab: 64, seq_len: 128,
+        activation: swiglu, norm: rmsnorm, position_embedding: rope, tied_embeddings: false,
+        bias: false, dropout: false}}
+parallelism: {{tp: 1, pp: 1, dp: {}, zero_stage: {}, microbatch: 1, global_batch: {}}}
+training: {{precision: bf16, optimizer: adam, stack: {}}}
+)",
+                                        dp, dp, zero, dp, stack),
+                            "tiny_adam.yaml");
+}
+
+double optimizer_of(const Scenario& s) {
+  const StepResult r = simulate_step(s);
+  return r.stages.at(r.critical_stage).breakdown.optimizer.value();
+}
+
+// The parameter tensors of the tiny model as it stores them: the embedding table; per
+// layer the two norms' weights, the fused QKV, the output projection, SwiGLU's fused gate
+// and up, the down projection (6); the final norm and the output layer: 1 + 12 + 2 = 15,
+// their sizes summing to the model's parameters.
+TEST(Stack, ParameterTensorsOfTheTinyModel) {
+  const Scenario s = tiny_adam(1, 0, "{preset: fsdp2, optimizer: per_parameter}");
+  const Workload w = build_workload(s.model, s.training, shard_of(s.parallelism));
+  size_t n = 0;
+  double sum = 0, params = 0;
+  for (const Layer& l : w.layers) {
+    const std::vector<double> t = l.parameter_tensors();
+    n += t.size();
+    for (double x : t) sum += x;
+    params += l.params();
+  }
+  EXPECT_EQ(n, 15u);
+  EXPECT_DOUBLE_EQ(sum, params);
+}
+
+// torch's per-parameter Adam (_single_tensor_adam) on the tiny model: each tensor runs the
+// 7 update kernels on its own, every one on the 3 us kernel floor (the largest tensor,
+// 64 x 512, moves 16 bytes a parameter in its largest pass: 0.5 MB, about 0.2 us), 21 us
+// of GPU time, against 8 host calls (the 7 and the CPU step counter's += 1) x 6.8 us =
+// 54.4 us: 54.4 us a tensor. The pass over all parameters that the fused count adds (the
+// 16-bit weights written) is one call more, 6.8 us. The foreach step is 8 calls, 54.4 us.
+//   one GPU, no sharding: 15 tensors, 15 x 54.4 + 6.8 = 822.8 us;
+//   FSDP1 on 2 GPUs: one flat parameter a unit (embedding, 2 layers, head), this rank's
+//     half of each: 4 x 54.4 + 6.8 = 224.4 us;
+//   FSDP2 on 2 GPUs: each of the 15 parameters' halves: 822.8 us.
+TEST(Stack, PerParameterOptimizerOfATinyModelIsItsHostCallsPerTensor) {
+  EXPECT_NEAR(optimizer_of(tiny_adam(1, 0, "{preset: fsdp2, optimizer: foreach}")), 54.4e-6,
+              1e-12);
+  EXPECT_NEAR(optimizer_of(tiny_adam(1, 0, "{preset: fsdp2, optimizer: per_parameter}")),
+              822.8e-6, 1e-12);
+  EXPECT_NEAR(optimizer_of(tiny_adam(2, 3, "{preset: fsdp1, optimizer: per_parameter}")),
+              224.4e-6, 1e-12);
+  EXPECT_NEAR(optimizer_of(tiny_adam(2, 3, "{preset: fsdp2, optimizer: per_parameter}")),
+              822.8e-6, 1e-12);
+  // Without host time, the kernel floors alone: 15 x 7 x 3 + 3 = 318 us.
+  EXPECT_NEAR(optimizer_of(tiny_adam(
+                  1, 0, "{preset: fsdp2, optimizer: per_parameter, host_overhead: 0 s}")),
+              318e-6, 1e-12);
+}
+
+// Bandwidth-bound tensors: tensor by tensor, the foreach bytes. Two tensors of 5e8
+// parameters take what foreach's passes over 1e9 take; a 10-parameter tensor beside them
+// adds its 8 host calls, 54.4 us.
+TEST(Stack, PerParameterOptimizerOfLargeTensorsIsTheForeachBytes) {
+  const Scenario per = with_optimizer("adam", "{preset: fsdp2, optimizer: per_parameter}");
+  const Scenario foreach = with_optimizer("adam", "{preset: fsdp2, optimizer: foreach}");
+  const double big = make_roofline_model(foreach)->optimizer_time(1e9).value();
+  const auto model = make_roofline_model(per);
+  EXPECT_NEAR(model->optimizer_time_per_tensor({5e8, 5e8}).value(), big, 1e-12);
+  EXPECT_NEAR(model->optimizer_time_per_tensor({5e8, 5e8, 10}).value(), big + 54.4e-6,
+              1e-9);
+}
+
+TEST(Stack, PerParameterOptimizerIsCountedWhereTheTensorsAreKnown) {
+  EXPECT_THROW(tiny_adam(2, 1, "{preset: fsdp2, optimizer: per_parameter}"), InputError);
+  EXPECT_THROW(tiny_adam(2, 3, "{preset: deepspeed, optimizer: per_parameter}"), InputError);
+  EXPECT_THROW(with_optimizer("sgd", "{preset: fsdp2, optimizer: per_parameter}"), InputError);
+}
+
+}  // namespace
+}  // namespace orrery
