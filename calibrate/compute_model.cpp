@@ -53,6 +53,10 @@ class RooflineModel final : public ComputeModel {
     hbm_ = g.memory_bandwidth.value() * *g.memory_efficiency;
     optimizer_hbm_ = optimizer_bandwidth > 0 ? optimizer_bandwidth : hbm_;
     launch_ = g.kernel_launch->value();
+    // training.stack.host_overhead: the host's time to issue one optimizer pass (one
+    // Python call each: the fused step, or each torch._foreach_* op), a floor beside the
+    // kernel's (simulator/layer_templates.cpp applies it to the layers' kernels).
+    step_floor_ = std::max(launch_, s.training.stack.host_overhead.value());
     // Adam: gradient read; the copy of the weights the update works on (the fp32 weights,
     // or under mixed precision the master copy) and the moments, in their stored formats
     // with their block scales (training.optimizer_state_dtype), read and written; under
@@ -96,15 +100,27 @@ class RooflineModel final : public ComputeModel {
     // Each pass is timed max(bytes / HBM, kernel_launch): one multi-tensor launch a pass
     // (multi_tensor_apply's splitting of very many tensors into more launches is not
     // counted).
-    if (s.training.stack.optimizer == StackSpec::OptimizerKernels::foreach) {
+    // training.stack.optimizer per_parameter: _single_tensor_adam (torch/optim/adam.py at
+    // pytorch/pytorch dc80ccde, the non-capturable branch) runs the same steps tensor by
+    // tensor, each a kernel of its own: [AdamW: param.mul_(1 - lr*wd)], exp_avg.lerp_,
+    // exp_avg_sq.mul_ then .addcmul_, exp_avg_sq.sqrt(), / bias_correction2_sqrt,
+    // .add_(eps), param.addcdiv_: the foreach passes' bytes, per tensor; and one host
+    // call more a tensor for `step_t += 1` on its CPU step counter (no GPU kernel).
+    per_tensor_ = s.training.stack.optimizer == StackSpec::OptimizerKernels::per_parameter;
+    host_ = s.training.stack.host_overhead.value();
+    if (s.training.stack.optimizer != StackSpec::OptimizerKernels::fused) {
       const double G = sb.gradient, P = master ? sb.master : sb.weight, m = sb.moments / 2;
       const double v = m;
       if (s.training.optimizer == Optimizer::adamw) foreach_passes_.push_back(2 * P);
       for (double b : {2 * m + G, 2 * v, 2 * v + G, 2 * v, 2 * v, 2 * v, 2 * P + m + v})
         foreach_passes_.push_back(b);
       const double rest = optimizer_bytes_ - (G + 2 * P + 2 * m + 2 * v);
-      if (rest > 0) foreach_passes_.push_back(rest);
-      optimizer_bytes_ = 0;
+      if (per_tensor_) {
+        rest_bytes_ = std::max(rest, 0.0);
+      } else if (rest > 0) {
+        foreach_passes_.push_back(rest);
+      }
+      optimizer_bytes_ = rest_bytes_;
       for (double b : foreach_passes_) optimizer_bytes_ += b;
     }
     const std::string gpu = g.preset.empty() ? "cluster.gpu" : "GPU preset " + g.preset;
@@ -127,9 +143,17 @@ class RooflineModel final : public ComputeModel {
          foreach_passes_.empty()
              ? fmt::format("roofline: {:.0f} bytes per parameter / {:.0f} GB/s (one fused kernel)",
                            optimizer_bytes_, optimizer_hbm_ / 1e9)
+         : per_tensor_
+             ? fmt::format("roofline: {:.0f} bytes per parameter / {:.0f} GB/s, tensor by "
+                           "tensor: {} kernels a tensor, each at least kernel_launch, and a "
+                           "tensor at least {} host calls x {:.1f} us",
+                           optimizer_bytes_, optimizer_hbm_ / 1e9, foreach_passes_.size(),
+                           foreach_passes_.size() + 1, host_ * 1e6)
              : fmt::format("roofline: {:.0f} bytes per parameter / {:.0f} GB/s in {} foreach "
-                           "passes, each at least kernel_launch",
-                           optimizer_bytes_, optimizer_hbm_ / 1e9, foreach_passes_.size())}};
+                           "passes, each at least {:.1f} us (kernel_launch, or the stack's "
+                           "host_overhead where longer)",
+                           optimizer_bytes_, optimizer_hbm_ / 1e9, foreach_passes_.size(),
+                           step_floor_ * 1e6)}};
     if (split_bwd_ < 1.0) {
       explanation_.insert(
           explanation_.begin() + 1,
@@ -240,11 +264,29 @@ class RooflineModel final : public ComputeModel {
     return Seconds(std::max(t, launch_));
   }
 
+  // per_parameter: each tensor of p parameters takes max(its kernels' times, each
+  // max(p x bytes / HBM, kernel_launch), and its host calls x host_overhead); what the
+  // fused count adds beyond the update (the 16-bit weights written, loss scaling's
+  // unscale) stays one pass over all of them (torch's unscale is one foreach op).
+  Seconds optimizer_time_per_tensor(const std::vector<double>& tensors) const override {
+    if (!per_tensor_) return ComputeModel::optimizer_time_per_tensor(tensors);
+    const double calls = static_cast<double>(foreach_passes_.size()) + 1;
+    double t = 0, all = 0;
+    for (double p : tensors) {
+      double gpu = 0;
+      for (double b : foreach_passes_) gpu += std::max(p * b / optimizer_hbm_, launch_);
+      t += std::max(gpu, calls * host_);
+      all += p;
+    }
+    if (rest_bytes_ > 0) t += std::max(all * rest_bytes_ / optimizer_hbm_, step_floor_);
+    return Seconds(t);
+  }
+
   Seconds optimizer_time(double params) const override {
     if (foreach_passes_.empty())
-      return Seconds(std::max(params * optimizer_bytes_ / optimizer_hbm_, launch_));
+      return Seconds(std::max(params * optimizer_bytes_ / optimizer_hbm_, step_floor_));
     double t = 0;
-    for (double b : foreach_passes_) t += std::max(params * b / optimizer_hbm_, launch_);
+    for (double b : foreach_passes_) t += std::max(params * b / optimizer_hbm_, step_floor_);
     return Seconds(t);
   }
   double optimizer_bytes_per_param() const { return optimizer_bytes_; }
@@ -257,11 +299,15 @@ class RooflineModel final : public ComputeModel {
  private:
   std::vector<std::pair<std::string, std::string>> explanation_;
   double gemm_rate_ = 0, attn_gemm_rate_ = 0, flash_rate_ = 0, hbm_ = 0, launch_ = 0;
-  double optimizer_hbm_ = 0;                  // the optimizer's bandwidth: hbm_, or a measured one
+  double optimizer_hbm_ = 0;  // the optimizer's bandwidth: hbm_, or a measured one
+  double step_floor_ = 0;     // an optimizer pass's floor: max(kernel_launch, host_overhead)
   double split_fwd_ = 1.0, split_bwd_ = 1.0;  // fp8 split-accumulation rate factors
   std::vector<std::pair<double, double>> ramp_;  // (log ideal seconds, fraction)
   double optimizer_bytes_ = 0;
   std::vector<double> foreach_passes_;  // bytes a parameter of each foreach pass; empty: fused
+  bool per_tensor_ = false;  // per_parameter: foreach_passes_ run tensor by tensor
+  double rest_bytes_ = 0;    // per_parameter: bytes a parameter of the pass over all tensors
+  double host_ = 0;          // training.stack.host_overhead, seconds
   std::string description_;
 };
 

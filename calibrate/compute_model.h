@@ -25,6 +25,13 @@ class ComputeModel {
   virtual Seconds op_time(const Op& op, Pass pass) const = 0;
   // Time of the optimizer step over `params` parameters held (and updated) by this GPU.
   virtual Seconds optimizer_time(double params) const = 0;
+  // The optimizer step over parameter tensors of these sizes (training.stack.optimizer
+  // per_parameter: each tensor its own kernels); by default the step over their sum.
+  virtual Seconds optimizer_time_per_tensor(const std::vector<double>& tensors) const {
+    double params = 0;
+    for (double t : tensors) params += t;
+    return optimizer_time(params);
+  }
   // One line naming the model and its constants, for reports.
   virtual std::string describe() const = 0;
   // Per op class, what times it: (class, source and formula with its constants), for

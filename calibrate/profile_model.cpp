@@ -506,6 +506,9 @@ class ProfileModel final : public ComputeModel {
   }
 
   Seconds optimizer_time(double params) const override { return roofline_->optimizer_time(params); }
+  Seconds optimizer_time_per_tensor(const std::vector<double>& tensors) const override {
+    return roofline_->optimizer_time_per_tensor(tensors);
+  }
 
   std::optional<Seconds> collective_time(CollectiveOp op, int ranks, int nodes,
                                          Bytes size) const override {

@@ -330,6 +330,23 @@ double Layer::expert_params() const {
   return p;
 }
 
+std::vector<double> Layer::parameter_tensors() const {
+  std::vector<double> t;
+  for (const Op& op : ops) {
+    if (op.params <= 0) continue;
+    const double matrix = op.weight_k * op.weight_n;
+    if (matrix <= 0) {
+      t.push_back(op.params);
+      continue;
+    }
+    const double copies = std::floor(op.params / matrix + 1e-9);
+    for (double i = 0; i < copies; ++i) t.push_back(matrix);
+    const double rest = op.params - copies * matrix;
+    if (rest > 0.5) t.push_back(rest);
+  }
+  return t;
+}
+
 Bytes Layer::saved(Recompute r, unsigned modules) const {
   if (r == Recompute::full && kind == LayerKind::transformer) return input;
   const unsigned m = r == Recompute::selective ? modules : 0u;

@@ -120,6 +120,11 @@ struct Layer {
   Flop fwd_flops_useful() const;
   double params() const;
   double expert_params() const;
+  // The sizes of the parameter tensors of this rank's share of the layer, as a model
+  // stores them: each whole weight matrix of an op (weight_k x weight_n, one per MoE
+  // expert) a tensor, its biases one more; an op without a matrix (a norm's weight, an
+  // embedding table) one tensor. Fused matrices count as one (QKV, SwiGLU's gate and up).
+  std::vector<double> parameter_tensors() const;
   // Sums over the ops of the fp8 recipe's per-GPU figures (Op).
   double fp8_weight_elems() const;
   Bytes fp8_scaling_state() const;

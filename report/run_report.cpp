@@ -350,7 +350,10 @@ std::string render_stack_explanation(const Scenario& s) {
   o += fmt::format("  {:<25}{} ({})\n", "optimizer step",
                    k.optimizer == StackSpec::OptimizerKernels::fused
                        ? "fused: one multi-tensor kernel"
-                       : "foreach: torch._foreach_* passes over every parameter (7, AdamW 8)",
+                   : k.optimizer == StackSpec::OptimizerKernels::foreach
+                       ? "foreach: torch._foreach_* passes over every parameter (7, AdamW 8)"
+                       : "per_parameter: the foreach steps as kernels of their own for each "
+                         "parameter tensor (7, AdamW 8, a tensor)",
                    by("training.stack.optimizer"));
   if (s.model.is_transformer()) {
     o += fmt::format(
@@ -362,6 +365,14 @@ std::string render_stack_explanation(const Scenario& s) {
               "76 + 8e backward",
         by("training.stack.norm"));
   }
+  o += fmt::format("  {:<25}{} ({})\n", "host overhead",
+                   k.host_overhead.value() > 0
+                       ? fmt::format("{:.1f} us a kernel issued: a run of kernels between "
+                                     "collectives takes at least kernels x this, an "
+                                     "optimizer pass at least this",
+                                     k.host_overhead.value() * 1e6)
+                       : std::string("none (CUDA-graphed)"),
+                   by("training.stack.host_overhead"));
   if (s.parallelism.zero_stage >= 3) {
     o += fmt::format("  {:<25}{}\n", "ZeRO-3 / FSDP", to_string(s.parallelism.fsdp_impl));
   }

@@ -264,6 +264,7 @@ const FieldTable<StackSpec>& stack_fields() {
       {"cross_entropy_fusion", flag(&S::cross_entropy_fusion)},
       {"optimizer", choice(&S::optimizer)},
       {"norm", choice(&S::norm)},
+      {"host_overhead", quantity(&S::host_overhead, Dimension::seconds, 0, 1e-3)},
   };
   return table;
 }

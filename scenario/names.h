@@ -101,7 +101,8 @@ ORRERY_ENUM_NAMES(StackSpec::Rope, {StackSpec::Rope::fused, "fused"},
                   {StackSpec::Rope::rotate_half, "rotate_half"},
                   {StackSpec::Rope::complex, "complex"});
 ORRERY_ENUM_NAMES(StackSpec::OptimizerKernels, {StackSpec::OptimizerKernels::fused, "fused"},
-                  {StackSpec::OptimizerKernels::foreach, "foreach"});
+                  {StackSpec::OptimizerKernels::foreach, "foreach"},
+                  {StackSpec::OptimizerKernels::per_parameter, "per_parameter"});
 ORRERY_ENUM_NAMES(StackSpec::NormKernels, {StackSpec::NormKernels::fused, "fused"},
                   {StackSpec::NormKernels::unfused, "unfused"});
 // model.moe.dispatch_dtype, model.moe.combine_dtype

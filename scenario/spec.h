@@ -613,14 +613,21 @@ struct StackSpec {
   // The optimizer step's kernels (Adam/AdamW): one fused multi-tensor kernel (apex / TE
   // FusedAdam, DeepSpeed FusedAdam, torch fused=True) or torch's default `foreach` path,
   // a sequence of torch._foreach_* ops, each a pass over every parameter
-  // (calibrate/compute_model.cpp, docs/model.md "Training stacks").
-  enum class OptimizerKernels { fused, foreach } optimizer = OptimizerKernels::fused;
+  // (calibrate/compute_model.cpp, docs/model.md "Training stacks"), or per_parameter:
+  // torch's _single_tensor_adam (foreach=False, fused=False), the same ops as kernels of
+  // their own for each parameter tensor the rank holds.
+  enum class OptimizerKernels { fused, foreach, per_parameter } optimizer = OptimizerKernels::fused;
   // How an RMSNorm runs (model.norm rmsnorm only): one kernel each way (Transformer
   // Engine / Apex, PyTorch's fused F.rms_norm, Inductor), or the chain of PyTorch ops of a
   // norm written out in Python (x.float(), pow, mean, add eps, rsqrt, the product, the cast
   // back, the weight's product: Hugging Face LlamaRMSNorm, ibm-fms LayerNormParameterized),
   // each kernel a pass over the activation in HBM (model/transformer.cpp, add_norm).
   enum class NormKernels { fused, unfused } norm = NormKernels::fused;
+  // Host (CPU) time to issue one kernel: the Python call, autograd's bookkeeping and the
+  // dispatcher in eager PyTorch. A run of kernels between two collectives takes at least
+  // its kernels x this (simulator/layer_templates.cpp), each optimizer pass at least this;
+  // 0 for CUDA-graphed paths. Preset default in scenario/validate.cpp (complete_stack).
+  Seconds host_overhead = Seconds(0.0);
 };
 const char* to_string(StackSpec::Preset p);
 const char* to_string(StackSpec::Rope r);

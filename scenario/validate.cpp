@@ -762,12 +762,12 @@ void complete_stack(Scenario& s) {
                      s.training.optimizer == Optimizer::adamw) &&
                     s.training.optimizer_state_dtype != StateDtype::int8;
   if (is_set(s, "training.stack.optimizer")) {
-    if (k.optimizer == StackSpec::OptimizerKernels::foreach && !adam) {
-      reject(s, "training.stack.optimizer", "foreach",
-             fmt::format("torch's foreach kernel sequence is counted for adam and adamw with "
+    if (k.optimizer != StackSpec::OptimizerKernels::fused && !adam) {
+      reject(s, "training.stack.optimizer", to_string(k.optimizer),
+             fmt::format("torch's {} kernel sequence is counted for adam and adamw with "
                          "fp32 or bf16 state only (training.optimizer is {}, "
                          "optimizer_state_dtype {})",
-                         to_string(s.training.optimizer),
+                         to_string(k.optimizer), to_string(s.training.optimizer),
                          to_string(s.training.optimizer_state_dtype)));
     }
   } else {
@@ -816,6 +816,51 @@ void complete_stack(Scenario& s) {
     // and 164289). Compiled, Inductor fuses the chain into one kernel.
     k.norm = k.preset == P::fsdp1 && !c && rms ? StackSpec::NormKernels::unfused
                                                : StackSpec::NormKernels::fused;
+  }
+  // Host time per kernel issued. Every preset drives its kernels from Python, one op at a
+  // time (Megatron-Core, NeMo and DeepSpeed too: their fused kernels are still launched
+  // op by op; none captures CUDA graphs by default). 6.8 us: `y = 2*x` on a tensor with
+  // requires_grad, 1,000,000 times in 6.8 s, "an overhead of ~7 microseconds for the
+  // simplest tensor operations" (pytorch/pytorch issue 41383, 2020-07-14; a PyTorch
+  // maintainer's reply there puts the op without autograd at about 2 us, half of it
+  // Python's). A CPU tensor's op: the CUDA launch call a GPU op adds is not in it. The
+  // same figure stands for the backward's kernels (issued by autograd's C++ engine, no
+  // Python) and for Inductor's launcher of a compiled graph's kernels; no measurement of
+  // either was found. A file sets 0 for a CUDA-graphed step.
+  if (!is_set(s, "training.stack.host_overhead")) k.host_overhead = Seconds(6.8e-6);
+}
+
+// training.stack.optimizer per_parameter: the tensors torch's optimizer is handed are
+// counted for plain data parallelism (the model's own parameters) and for ZeRO-3 under
+// FSDP1 (one flat parameter a unit) or FSDP2 (each parameter's shard); a ZeRO-1/2 or
+// DeepSpeed / Megatron sharded optimizer hands it flat buffers of its own, and the CPU
+// share of an offloaded step is torch's CPU optimizer, neither counted.
+void check_per_parameter_optimizer(const Scenario& s) {
+  if (s.training.stack.optimizer != StackSpec::OptimizerKernels::per_parameter) return;
+  using I = ParallelismSpec::FsdpImpl;
+  const ParallelismSpec& p = s.parallelism;
+  const bool counted =
+      p.zero_stage == 0 ||
+      (p.zero_stage >= 3 && (p.fsdp_impl == I::fsdp1 || p.fsdp_impl == I::fsdp2));
+  if (!counted) {
+    reject(s, "training.stack.optimizer", "per_parameter",
+           fmt::format("the parameter tensors are counted without ZeRO (zero_stage 0) or "
+                       "under FSDP1 / FSDP2 (zero_stage 3); this scenario has {}",
+                       p.zero_stage >= 3
+                           ? fmt::format("ZeRO-3 implementation {}", to_string(p.fsdp_impl))
+                           : fmt::format("zero_stage {}, whose sharded optimizer steps flat "
+                                         "buffers of its own",
+                                         p.zero_stage)));
+  }
+  if (s.model.moe) {
+    reject(s, "training.stack.optimizer", "per_parameter",
+           "is not counted for MoE models (how each framework stores and shards the experts' "
+           "weights, one tensor an expert or stacked, is not modelled)");
+  }
+  if (s.training.optimizer_offload) {
+    reject(s, "training.stack.optimizer", "per_parameter",
+           "is not counted with training.optimizer_offload (the offloaded share steps in "
+           "torch's CPU optimizer)");
   }
 }
 
@@ -1135,6 +1180,7 @@ Scenario resolve(RawScenario raw) {
   complete_stack(s);
   complete_parallelism(s);
   complete_training(s);
+  check_per_parameter_optimizer(s);
   complete_fp8(s);
   complete_fp4(s);
   complete_target(s);

@@ -382,6 +382,28 @@ void grad_sync_pass(const StepContext& ctx, const RankSet& ranks, const StageLay
     out.local_params[r] =
         all_dense / (distributed ? p.shard_group() * copies(ctx) : 1) +
         all_expert / (distributed ? std::max(1, p.shard_group() / p.ep) * copies(ctx) : 1);
+    if (ctx.s.training.stack.optimizer == StackSpec::OptimizerKernels::per_parameter) {
+      // The tensors torch's optimizer is handed (validated: zero_stage 0, or 3 under FSDP1
+      // or FSDP2). Without sharding, the model's own parameters. FSDP1 (use_orig_params
+      // False, its default) hands it one FlatParameter a unit, the unit's parameters
+      // flattened and concatenated, this rank's shard of it (FlatParameter and _params,
+      // "If use_orig_params=True ... otherwise None", torch/distributed/fsdp/_flat_param.py
+      // at pytorch/pytorch fe03cf69): one tensor a layer. FSDP2 shards each parameter on
+      // its own (a DTensor a parameter): every tensor, its 1/group share.
+      // Dense models only (validated).
+      const double group = p.zero_stage >= 3 ? p.zero3_group(ctx.s.cluster.gpus_per_node) : 1;
+      std::vector<double>& tensors = out.local_tensors[r];
+      for (int c = 0; c < p.virtual_pipeline_stages; ++c) {
+        for (const Layer* l : layers.of(ranks[r].s, c)) {
+          if (p.zero_stage >= 3 && p.fsdp_impl == ParallelismSpec::FsdpImpl::fsdp1) {
+            if (l->params() > 0) tensors.push_back(l->params() / group);
+            continue;
+          }
+          const std::vector<double> mine = l->parameter_tensors();
+          for (double t : mine) tensors.push_back(t / group);
+        }
+      }
+    }
     if (p.zero_stage >= 3) {
       // No buckets: per-layer reduce-scatters were wired by fsdp_pass. The shard of every
       // layer of the stage is updated.
@@ -445,8 +467,11 @@ void grad_sync_pass(const StepContext& ctx, const RankSet& ranks, const StageLay
   }
 }
 
-Seconds optimizer_step_time(const Scenario& s, const ComputeModel& model, double params) {
+Seconds optimizer_step_time(const Scenario& s, const ComputeModel& model, double params,
+                            const std::vector<double>& tensors) {
   const TrainingSpec& t = s.training;
+  if (t.stack.optimizer == StackSpec::OptimizerKernels::per_parameter)
+    return model.optimizer_time_per_tensor(tensors);  // no offload (validated)
   if (!t.optimizer_offload) return model.optimizer_time(params);
   // Megatron-Core's hybrid device optimizer (hybrid_optimizer.py at NVIDIA/Megatron-LM
   // d98e8a64): the first `fraction` of the shard steps on the CPU. Its gradients go to
@@ -482,7 +507,9 @@ std::vector<int> optimizer_pass(const StepContext& ctx, const RankSet& ranks,
     opt.kind = TaskKind::optimizer;
     opt.stream = StreamKind::compute;
     opt.rank = static_cast<int>(r);
-    opt.work = optimizer_step_time(ctx.s, *ctx.model, grads.local_params[r]) + grads.decode[r];
+    opt.work = optimizer_step_time(ctx.s, *ctx.model, grads.local_params[r],
+                                   grads.local_tensors[r]) +
+               grads.decode[r];
     const int opt_id = planner.issue(opt);
     g.depend(pipe.last_compute[r], opt_id);
     for (int d : grads.reductions[r]) g.depend(d, opt_id);

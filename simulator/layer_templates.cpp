@@ -11,6 +11,7 @@ struct Item {
   bool comm = false;
   bool overlap = false;  // a collective the next compute does not wait for
   Seconds work, selective;
+  double kernels = 0;  // kernels the host issues for this run (training.stack.host_overhead)
   CollectiveOp op = CollectiveOp::all_reduce;
   GroupKind kind = GroupKind::tp;
   Bytes bytes;
@@ -28,17 +29,34 @@ GroupKind group_kind(CommGroup g) {
   return GroupKind::tp;
 }
 
+// Kernels the host issues for `op`'s forward (or backward) pass: one per op, a GEMM's
+// backward two (data and weight gradients), one more for separate auxiliary kernels (FP8
+// casts, ring attention's merges). An unfused chain is one op per kernel already
+// (model/transformer.cpp); the norm's row-statistics op counts one.
+double kernels_of(const Op& op, Pass pass) {
+  const bool fwd = pass == Pass::forward;
+  const bool gemm = op.kind == OpKind::gemm || op.kind == OpKind::router || op.kind == OpKind::conv;
+  const double aux = (fwd ? op.aux_fwd_bytes : op.aux_bwd_bytes).value() > 0 ? 1 : 0;
+  return (gemm && !fwd ? 2 : 1) + aux;
+}
+
 // The items of one pass of `layer` (model/layer_pass.h) timed on the compute model:
 // adjacent kernel runs merged into one compute item (the halves of a split backward
-// start one each), each collective its own.
+// start one each), each collective its own. Eager PyTorch issues each kernel from the
+// host, so a compute item takes at least its kernels x training.stack.host_overhead: the
+// GPU idles when its kernels are shorter than the host's time to issue them. The host is
+// taken to start each run with nothing queued (it waits on nothing across a collective
+// in reality, so this is the pessimistic end; per-GPU work that is large hides it).
 std::vector<Item> layer_items(const StepContext& ctx, const Layer& layer, LayerPass pass) {
   const ComputeModel& model = *ctx.model;
   const double expert_scale = ctx.expert_time_scale;
+  const Seconds host = ctx.s.training.stack.host_overhead;
   std::vector<Item> items;
-  auto add_compute = [&](Seconds t, Seconds sel, bool separate) {
+  auto add_compute = [&](Seconds t, Seconds sel, bool separate, double kernels) {
     if (separate || items.empty() || items.back().comm) items.push_back({});
     items.back().work += t;
     items.back().selective += sel;
+    items.back().kernels += kernels;
   };
   for (const PassStep& step : layer_pass(layer, pass, ctx.s, ctx.bytes)) {
     if (step.kind == PassStep::Kind::collective) {
@@ -53,20 +71,28 @@ std::vector<Item> layer_items(const StepContext& ctx, const Layer& layer, LayerP
     }
     const Op& op = *step.op;
     const double scale = op.expert ? expert_scale : 1.0;
+    const double fwd_kernels = kernels_of(op, Pass::forward);
     if (pass != LayerPass::backward) {
-      add_compute(model.op_time(op, Pass::forward) * scale, Seconds(0), step.separate);
+      add_compute(model.op_time(op, Pass::forward) * scale, Seconds(0), step.separate, fwd_kernels);
       continue;
     }
     const Seconds sel = step.selective ? model.op_time(op, Pass::forward) : Seconds(0);
+    const double sel_kernels = step.selective ? fwd_kernels : 0;
     const Seconds bwd = model.op_time(op, Pass::backward) * scale;
+    const double bwd_kernels = kernels_of(op, Pass::backward);
     // A backward split around a sequence-parallel re-gather: the two GEMMs take half
     // each (simulator/step.h).
     if (step.half == 1) {
-      add_compute(bwd / 2 + sel, sel, true);
+      add_compute(bwd / 2 + sel, sel, true, bwd_kernels / 2 + sel_kernels);
     } else if (step.half == 2) {
-      add_compute(bwd / 2, Seconds(0), true);
+      add_compute(bwd / 2, Seconds(0), true, bwd_kernels / 2);
     } else {
-      add_compute(bwd + sel, sel, step.separate);
+      add_compute(bwd + sel, sel, step.separate, bwd_kernels + sel_kernels);
+    }
+  }
+  if (host.value() > 0) {
+    for (Item& it : items) {
+      if (!it.comm) it.work = std::max(it.work, host * it.kernels);
     }
   }
   return items;

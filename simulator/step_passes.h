@@ -102,9 +102,15 @@ struct PipelineTasks {
 // What the gradient passes leave for the optimizer, per rank.
 struct GradientTasks {
   explicit GradientTasks(std::size_t ranks)
-      : reductions(ranks), local_params(ranks, 0), dense_total(ranks, 0), decode(ranks) {}
+      : reductions(ranks),
+        local_params(ranks, 0),
+        local_tensors(ranks),
+        dense_total(ranks, 0),
+        decode(ranks) {}
   std::vector<std::vector<int>> reductions;  // the collectives the optimizer waits for
   std::vector<double> local_params;          // parameters the rank's optimizer updates
+  // training.stack.optimizer per_parameter only: the sizes of the tensors it updates
+  std::vector<std::vector<double>> local_tensors;
   std::vector<double> dense_total;           // dense parameters of its gradient lists
   std::vector<Seconds> decode;               // compression decode kernels before it
 };
@@ -123,7 +129,8 @@ void grad_sync_pass(const StepContext& ctx, const RankSet& ranks, const StageLay
 // One rank's optimizer step over `params` parameters: on the GPU, or with
 // training.optimizer_offload the GPU share beside the offloaded share's transfers and CPU
 // step (docs/simulator.md, "Optimizer CPU offload").
-Seconds optimizer_step_time(const Scenario& s, const ComputeModel& model, double params);
+Seconds optimizer_step_time(const Scenario& s, const ComputeModel& model, double params,
+                            const std::vector<double>& tensors = {});
 
 std::vector<int> optimizer_pass(const StepContext& ctx, const RankSet& ranks,
                                 const PipelineTasks& pipe, const GradientTasks& grads,

@@ -3,6 +3,7 @@
 // kernels' bytes; the presets' mechanisms and their link to the FSDP implementation.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <tuple>
 #include <fmt/format.h>
@@ -69,13 +70,96 @@ TEST(Stack, EagerAgainstCompiledIsTheUnfusedBytesAtHbmRate) {
 // RoPE as 3 kernels a tensor (6 against the fused 2: 4 more) and SwiGLU as 2 (1 more);
 // the loss is one op either way. 2 layers x 5 kernels x 2 passes x kernel_launch.
 TEST(Stack, EagerAgainstCompiledOfATinyModelIsTheLaunchTerm) {
-  const Scenario eager = one_gpu(64, 2, 256, 64, 128, "fsdp2");
-  const Scenario compiled = one_gpu(64, 2, 256, 64, 128, "{preset: fsdp2, compile: true}");
+  // Without host time (a CUDA-graphed step), the kernel floor alone.
+  const Scenario eager = one_gpu(64, 2, 256, 64, 128, "{preset: fsdp2, host_overhead: 0 s}");
+  const Scenario compiled =
+      one_gpu(64, 2, 256, 64, 128, "{preset: fsdp2, compile: true, host_overhead: 0 s}");
   const double launch = compiled.cluster.gpu.kernel_launch->value();
   // The largest of these kernels, the unfused loss: 52 bytes of each of 128 x 64 logits.
   ASSERT_LT(52 * 128.0 * 64 / hbm(compiled), launch);
   const double want = 2 * 5 * 2 * launch;
   EXPECT_NEAR(step(eager) - step(compiled), want, 1e-9 * want);
+}
+
+// The same tiny model under each preset's host time (training.stack.host_overhead,
+// 6.8 us a kernel issued: pytorch/pytorch issue 41383), longer than the 3 us kernel floor.
+// With no collective on one GPU, each layer's pass is one run of kernels, timed
+// max(its GPU time, kernels x 6.8 us); every kernel here sits on the 3 us floor, so every
+// run is host-bound and the step's difference is the extra kernels at 6.8 us: the same
+// 2 layers x 5 kernels x 2 passes, 20 x 6.8 us = 136 us (the loss, the embedding and the
+// head issue as many kernels either way; the fused optimizer is one call in both).
+TEST(Stack, EagerAgainstCompiledOfATinyModelIsTheHostTerm) {
+  const Scenario eager = one_gpu(64, 2, 256, 64, 128, "fsdp2");
+  const Scenario compiled = one_gpu(64, 2, 256, 64, 128, "{preset: fsdp2, compile: true}");
+  const double host = eager.training.stack.host_overhead.value();
+  EXPECT_DOUBLE_EQ(host, 6.8e-6);
+  EXPECT_DOUBLE_EQ(compiled.training.stack.host_overhead.value(), 6.8e-6);
+  ASSERT_GT(host, compiled.cluster.gpu.kernel_launch->value());
+  const double want = 2 * 5 * 2 * host;
+  EXPECT_NEAR(want, 136e-6, 1e-15);
+  EXPECT_NEAR(step(eager) - step(compiled), want, 1e-9 * want);
+  // A CUDA-graphed step (host_overhead 0) is the kernel floor alone, and shorter.
+  const Scenario graphed =
+      one_gpu(64, 2, 256, 64, 128, "{preset: fsdp2, compile: true, host_overhead: 0 s}");
+  EXPECT_LT(step(graphed), step(compiled));
+}
+
+// The kernels each run issues, counted by hand on the tiny compiled model, where every op
+// sits on the 3 us kernel floor (one floor an op each way, a GEMM's backward included),
+// against the same step without host time. A transformer layer has 12 ops (attn.norm,
+// qkv, rope_q, rope_k, core, proj, residual; mlp.norm, fc1, act, fc2, residual), 4 of
+// them GEMMs: forward 12 kernels, 12 x 6.8 = 81.6 us against 12 x 3 = 36 us of GPU
+// time, 45.6 us more; backward 12 + 4 = 16 kernels, 108.8 us against 36 us, 72.8 us
+// more; 118.4 us a layer, 236.8 us for two. The embedding, one lookup each way: 2 x
+// (6.8 - 3) = 7.6 us. The head (norm, output GEMM, loss): forward 3 kernels, 20.4 - 9 =
+// 11.4 us; backward 4, 27.2 - 9 = 18.2 us. The fused optimizer step, one call: 6.8 - 3 =
+// 3.8 us. In all 236.8 + 7.6 + 29.6 + 3.8 = 277.8 us.
+TEST(Stack, HostTermCountsTheKernelsOfEachRun) {
+  const Scenario host = one_gpu(64, 2, 256, 64, 128, "{preset: fsdp2, compile: true}");
+  const Scenario none =
+      one_gpu(64, 2, 256, 64, 128, "{preset: fsdp2, compile: true, host_overhead: 0 s}");
+  const auto model = make_roofline_model(none);
+  const Workload w = build_workload(none.model, none.training, shard_of(none.parallelism));
+  size_t ops = 0;
+  for (const Layer& l : w.layers) {
+    for (const Op& op : l.ops) {
+      ++ops;
+      ASSERT_DOUBLE_EQ(model->op_time(op, Pass::forward).value(), 3e-6) << op.name;
+      ASSERT_DOUBLE_EQ(model->op_time(op, Pass::backward).value(), 3e-6) << op.name;
+    }
+  }
+  ASSERT_EQ(ops, 1 + 2 * 12 + 3u);
+  EXPECT_NEAR(step(host) - step(none), 277.8e-6, 1e-12);
+}
+
+// Host time against bytes: the bandwidth-bound model of the first test. Each transformer
+// layer's pass (hundreds of microseconds: about 2 x 4096 x 16.8e6 FLOPs forward at the
+// H100's rate) is far longer than its kernels x 6.8 us (at most 30 kernels a pass here),
+// so the host term adds nothing there, and the eager-compiled difference stays the bytes
+// at the HBM rate. Only the embedding layer, one lookup kernel each way (its 8.4 MB
+// written take about 3 us), is host-bound: it takes 6.8 us a pass instead of its GPU
+// time, max(0, 6.8 us - t) more each way.
+TEST(Stack, HostTimeHiddenByLargeKernels) {
+  const Scenario eager = one_gpu(1024, 8, 4096, 32768, 4096, "fsdp2");
+  const Scenario eager0 =
+      one_gpu(1024, 8, 4096, 32768, 4096, "{preset: fsdp2, host_overhead: 0 s}");
+  const double host = eager.training.stack.host_overhead.value();
+  const auto model = make_roofline_model(eager);
+  const Workload w = build_workload(eager.model, eager.training, shard_of(eager.parallelism));
+  double want = 0;
+  for (const Layer& l : w.layers) {
+    if (l.kind != LayerKind::embedding) continue;
+    ASSERT_EQ(l.ops.size(), 1u);
+    for (Pass p : {Pass::forward, Pass::backward})
+      want += std::max(0.0, host - model->op_time(l.ops[0], p).value());
+  }
+  EXPECT_GT(want, 0);
+  EXPECT_LT(want, 2 * host);
+  EXPECT_NEAR(step(eager) - step(eager0), want, 1e-12);
+  // Compiled, the same: the difference of the first test holds with host time.
+  const Scenario compiled = one_gpu(1024, 8, 4096, 32768, 4096, "{preset: fsdp2, compile: true}");
+  const double extra = 4160749568.0 / hbm(compiled);
+  EXPECT_NEAR(step(eager) - step(compiled), extra, 1e-9 * extra);
 }
 
 // training.stack.norm unfused against fused, every other mechanism the same (compiled
@@ -103,9 +187,11 @@ TEST(Stack, UnfusedNormIsItsExtraBytesAtHbmRatePlusTheRowStatisticsFloor) {
 // op, the product's backward, moves 36 n = 295 kB, about 0.1 us): the unfused chain is 7
 // ops against one, 6 more floors each way at each of the 5 norms.
 TEST(Stack, UnfusedNormOfATinyModelIsTheLaunchTerm) {
-  const Scenario fused = one_gpu(64, 2, 256, 64, 128, "{preset: fsdp2, compile: true}");
-  const Scenario unfused =
-      one_gpu(64, 2, 256, 64, 128, "{preset: fsdp2, compile: true, norm: unfused}");
+  const Scenario fused =
+      one_gpu(64, 2, 256, 64, 128, "{preset: fsdp2, compile: true, host_overhead: 0 s}");
+  const Scenario unfused = one_gpu(64, 2, 256, 64, 128,
+                                   "{preset: fsdp2, compile: true, norm: unfused, "
+                                   "host_overhead: 0 s}");
   const double launch = fused.cluster.gpu.kernel_launch->value();
   ASSERT_LT(36 * 128.0 * 64 / hbm(fused), launch);
   const double want = 5 * 6 * 2 * launch;
@@ -333,17 +419,128 @@ TEST(Stack, ForeachOptimizerIsItsExtraBytesAtHbmRate) {
 // kernel launch, foreach one launch a pass: 8 (Adam), 9 (AdamW). The tensor count does not
 // enter: each foreach op is one multi-tensor launch over the whole list.
 TEST(Stack, ForeachOptimizerOnATinyModelIsOneLaunchAPass) {
-  const Scenario foreach = with_optimizer("adam", "fsdp1");
+  // Without host time (host_overhead 0, a CUDA-graphed step): the kernel floor.
+  const Scenario foreach = with_optimizer("adam", "{preset: fsdp1, host_overhead: 0 s}");
   const double launch = foreach.cluster.gpu.kernel_launch->value();
   const double n = 2 * 1000.0;
   ASSERT_LT(82 * n / hbm(foreach), launch);
-  EXPECT_NEAR(make_roofline_model(with_optimizer("adam", "{preset: fsdp1, optimizer: fused}"))
+  EXPECT_NEAR(make_roofline_model(
+                  with_optimizer("adam", "{preset: fsdp1, optimizer: fused, host_overhead: 0 s}"))
                   ->optimizer_time(n)
                   .value(),
               launch, 1e-15);
   EXPECT_NEAR(make_roofline_model(foreach)->optimizer_time(n).value(), 8 * launch, 1e-15);
-  EXPECT_NEAR(make_roofline_model(with_optimizer("adamw", "fsdp1"))->optimizer_time(n).value(),
+  EXPECT_NEAR(make_roofline_model(with_optimizer("adamw", "{preset: fsdp1, host_overhead: 0 s}"))
+                  ->optimizer_time(n)
+                  .value(),
               9 * launch, 1e-15);
+}
+
+// The same tiny optimizer step under the preset's host time (6.8 us a Python call,
+// pytorch/pytorch issue 41383), longer than the 3 us kernel floor: each pass is one call,
+// so the fused step takes 6.8 us and foreach 8 x 6.8 = 54.4 us (AdamW 9 x 6.8 = 61.2 us).
+TEST(Stack, ForeachOptimizerOnATinyModelIsOneHostCallAPass) {
+  const Scenario foreach = with_optimizer("adam", "fsdp1");
+  const double host = foreach.training.stack.host_overhead.value();
+  EXPECT_DOUBLE_EQ(host, 6.8e-6);
+  ASSERT_GT(host, foreach.cluster.gpu.kernel_launch->value());
+  const double n = 2 * 1000.0;
+  EXPECT_NEAR(make_roofline_model(with_optimizer("adam", "{preset: fsdp1, optimizer: fused}"))
+                  ->optimizer_time(n)
+                  .value(),
+              6.8e-6, 1e-15);
+  EXPECT_NEAR(make_roofline_model(foreach)->optimizer_time(n).value(), 54.4e-6, 1e-15);
+  EXPECT_NEAR(make_roofline_model(with_optimizer("adamw", "fsdp1"))->optimizer_time(n).value(),
+              61.2e-6, 1e-15);
+}
+
+}  // namespace
+}  // namespace orrery
+
+namespace orrery {
+namespace {
+
+// The tiny model (h = 64, 2 layers, vocab 64) with Adam on `dp` GPUs of one node, ZeRO
+// stage `zero`, under the stack `stack`.
+Scenario tiny_adam(int dp, int zero, const std::string& stack) {
+  return load_scenario_text(fmt::format(R"(
+cluster: {{preset: dgx-h100, gpus_per_node: {}}}
+model: {{family: decoder, layers: 2, hidden: 64, heads: 2, ffn: 256, vocab: 64, seq_len: 128,
+        activation: swiglu, norm: rmsnorm, position_embedding: rope, tied_embeddings: false,
+        bias: false, dropout: false}}
+parallelism: {{tp: 1, pp: 1, dp: {}, zero_stage: {}, microbatch: 1, global_batch: {}}}
+training: {{precision: bf16, optimizer: adam, stack: {}}}
+)",
+                                        dp, dp, zero, dp, stack),
+                            "tiny_adam.yaml");
+}
+
+double optimizer_of(const Scenario& s) {
+  const StepResult r = simulate_step(s);
+  return r.stages.at(r.critical_stage).breakdown.optimizer.value();
+}
+
+// The parameter tensors of the tiny model as it stores them: the embedding table; per
+// layer the two norms' weights, the fused QKV, the output projection, SwiGLU's fused gate
+// and up, the down projection (6); the final norm and the output layer: 1 + 12 + 2 = 15,
+// their sizes summing to the model's parameters.
+TEST(Stack, ParameterTensorsOfTheTinyModel) {
+  const Scenario s = tiny_adam(1, 0, "{preset: fsdp2, optimizer: per_parameter}");
+  const Workload w = build_workload(s.model, s.training, shard_of(s.parallelism));
+  size_t n = 0;
+  double sum = 0, params = 0;
+  for (const Layer& l : w.layers) {
+    const std::vector<double> t = l.parameter_tensors();
+    n += t.size();
+    for (double x : t) sum += x;
+    params += l.params();
+  }
+  EXPECT_EQ(n, 15u);
+  EXPECT_DOUBLE_EQ(sum, params);
+}
+
+// torch's per-parameter Adam (_single_tensor_adam) on the tiny model: each tensor runs the
+// 7 update kernels on its own, every one on the 3 us kernel floor (the largest tensor,
+// 64 x 512, moves 16 bytes a parameter in its largest pass: 0.5 MB, about 0.2 us), 21 us
+// of GPU time, against 8 host calls (the 7 and the CPU step counter's += 1) x 6.8 us =
+// 54.4 us: 54.4 us a tensor. The pass over all parameters that the fused count adds (the
+// 16-bit weights written) is one call more, 6.8 us. The foreach step is 8 calls, 54.4 us.
+//   one GPU, no sharding: 15 tensors, 15 x 54.4 + 6.8 = 822.8 us;
+//   FSDP1 on 2 GPUs: one flat parameter a unit (embedding, 2 layers, head), this rank's
+//     half of each: 4 x 54.4 + 6.8 = 224.4 us;
+//   FSDP2 on 2 GPUs: each of the 15 parameters' halves: 822.8 us.
+TEST(Stack, PerParameterOptimizerOfATinyModelIsItsHostCallsPerTensor) {
+  EXPECT_NEAR(optimizer_of(tiny_adam(1, 0, "{preset: fsdp2, optimizer: foreach}")), 54.4e-6,
+              1e-12);
+  EXPECT_NEAR(optimizer_of(tiny_adam(1, 0, "{preset: fsdp2, optimizer: per_parameter}")),
+              822.8e-6, 1e-12);
+  EXPECT_NEAR(optimizer_of(tiny_adam(2, 3, "{preset: fsdp1, optimizer: per_parameter}")),
+              224.4e-6, 1e-12);
+  EXPECT_NEAR(optimizer_of(tiny_adam(2, 3, "{preset: fsdp2, optimizer: per_parameter}")),
+              822.8e-6, 1e-12);
+  // Without host time, the kernel floors alone: 15 x 7 x 3 + 3 = 318 us.
+  EXPECT_NEAR(optimizer_of(tiny_adam(
+                  1, 0, "{preset: fsdp2, optimizer: per_parameter, host_overhead: 0 s}")),
+              318e-6, 1e-12);
+}
+
+// Bandwidth-bound tensors: tensor by tensor, the foreach bytes. Two tensors of 5e8
+// parameters take what foreach's passes over 1e9 take; a 10-parameter tensor beside them
+// adds its 8 host calls, 54.4 us.
+TEST(Stack, PerParameterOptimizerOfLargeTensorsIsTheForeachBytes) {
+  const Scenario per = with_optimizer("adam", "{preset: fsdp2, optimizer: per_parameter}");
+  const Scenario foreach = with_optimizer("adam", "{preset: fsdp2, optimizer: foreach}");
+  const double big = make_roofline_model(foreach)->optimizer_time(1e9).value();
+  const auto model = make_roofline_model(per);
+  EXPECT_NEAR(model->optimizer_time_per_tensor({5e8, 5e8}).value(), big, 1e-12);
+  EXPECT_NEAR(model->optimizer_time_per_tensor({5e8, 5e8, 10}).value(), big + 54.4e-6,
+              1e-9);
+}
+
+TEST(Stack, PerParameterOptimizerIsCountedWhereTheTensorsAreKnown) {
+  EXPECT_THROW(tiny_adam(2, 1, "{preset: fsdp2, optimizer: per_parameter}"), InputError);
+  EXPECT_THROW(tiny_adam(2, 3, "{preset: deepspeed, optimizer: per_parameter}"), InputError);
+  EXPECT_THROW(with_optimizer("sgd", "{preset: fsdp2, optimizer: per_parameter}"), InputError);
 }
 
 }  // namespace
