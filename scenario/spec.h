@@ -621,6 +621,12 @@ struct StackSpec {
   // back, the weight's product: Hugging Face LlamaRMSNorm, ibm-fms LayerNormParameterized),
   // each kernel a pass over the activation in HBM (model/transformer.cpp, add_norm).
   enum class NormKernels { fused, unfused } norm = NormKernels::fused;
+  // The loss computed in this many chunks of the tokens, each chunk's output projection and
+  // cross-entropy (forward and backward) before the next's, as torchtitan's
+  // ChunkedLossWrapper does (num_chunks, default 8 there: torchtitan/components/loss.py at
+  // pytorch/torchtitan b5bcd76c): the logits and the loss's fp32 temporaries of one chunk
+  // are live at a time. 1: the whole micro-batch's logits at once (every preset's default).
+  int cross_entropy_chunks = 1;
 };
 const char* to_string(StackSpec::Preset p);
 const char* to_string(StackSpec::Rope r);
@@ -638,6 +644,23 @@ struct MemorySpec {
   // flagged "near capacity". 0.05: the share above which report/band.h's kMemoryNearFull
   // already calls a prediction past every validation case (the highest reaches 0.946).
   double margin = 0.05;
+  // Device memory outside the caching allocator and the tensors it holds for the libraries
+  // (model/memory.h "Runtime memory", docs/model.md "Memory per GPU"):
+  // The CUDA context of one process under lazy module loading (CUDA_MODULE_LOADING=LAZY,
+  // which PyTorch sets unless the user does, pytorch/pytorch pull request 86509): 426 MiB
+  // measured by nvidia-smi after the first CUDA call of PyTorch 2.10 with CUDA 13.0 on an
+  // RTX 6000 Ada (unslothai/unsloth-zoo pull request 1053). Outside the allocator.
+  Bytes cuda_context = Bytes(426.0 * 1048576.0);
+  // NCCL channels a communicator connects: 32, the count NCCL builds on 8-GPU H100 NVSwitch
+  // nodes (NVIDIA/nccl issue 1685: channels 00-31 per pair of H100s). NCCL searches its own
+  // per GPU and topology (src/graph/search.cc, per-architecture speed tables, at
+  // NVIDIA/nccl 5067397c) and doubles it (src/graph/connect.cc); A100 nodes use fewer.
+  int nccl_channels = 32;
+  // cuBLAS workspace PyTorch allocates from the caching allocator per (handle, stream): the
+  // Hopper default of CUBLAS_WORKSPACE_CONFIG, 4096 KiB x 8 = 32 MiB (":4096:2:16:8",
+  // 8.125 MiB, on other GPUs), plus the separate cuBLASLt workspace, 1024 KiB
+  // (aten/src/ATen/cuda/CublasHandlePool.cpp at pytorch/pytorch 26a39059). One stream.
+  Bytes cublas_workspace = Bytes(33.0 * 1048576.0);
 };
 
 struct TrainingSpec {
@@ -664,7 +687,10 @@ struct TrainingSpec {
   bool cross_entropy_fusion = false;
   StackSpec stack;  // training.stack; default the megatron-core preset
   Dtype gradient_dtype = Dtype::fp32;  // main-gradient buffer (Megatron accumulates in fp32)
-  Bytes runtime_reserve;           // CUDA context, library workspaces, communicator buffers
+  // Device memory outside the allocator (CUDA context, NCCL buffers): given, it replaces
+  // the modelled training.memory.cuda_context and NCCL buffers (runtime_reserve_set).
+  Bytes runtime_reserve;
+  bool runtime_reserve_set = false;
   double allocator_overhead = 0.0; // caching-allocator fragmentation, fraction of activations
   MemorySpec memory;               // training.memory
   // Overlap settings (Megatron-LM flags of the same names).

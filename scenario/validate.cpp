@@ -1133,6 +1133,7 @@ Scenario resolve(RawScenario raw) {
     complete_transformer(s);
   }
   complete_stack(s);
+  s.training.runtime_reserve_set = is_set(s, "training.runtime_reserve");
   complete_parallelism(s);
   complete_training(s);
   complete_fp8(s);
