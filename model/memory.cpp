@@ -771,9 +771,8 @@ MemoryReport estimate_memory(const Scenario& s, const Workload& w, bool verdict_
   // The caching allocator's waste last, once the stages' other figures are known.
   auto sum_other = [](StageMemory& st) {
     st.memory.other = st.runtime_reserve + st.cublas_workspace + st.allocator_overhead +
-                      st.gather_buffers +
-                      st.reduce_buffers + st.loss_buffers + st.compression_buffers +
-                      st.fp8_scaling_state + st.fp8_weight_cache;
+                      st.gather_buffers + st.reduce_buffers + st.loss_buffers +
+                      st.compression_buffers + st.fp8_scaling_state + st.fp8_weight_cache;
   };
   bool over = false;
   for (StageMemory& st : report.stages) {

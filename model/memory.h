@@ -56,8 +56,8 @@ struct StageMemory {
   // Outside the caching allocator: cuda_context + nccl_buffers, or training.runtime_reserve
   // where the file gives it (then the two are 0).
   Bytes runtime_reserve;
-  Bytes cuda_context;              // training.memory.cuda_context
-  Bytes nccl_buffers;              // every communicator's buffers (nccl_communicators)
+  Bytes cuda_context;  // training.memory.cuda_context
+  Bytes nccl_buffers;  // every communicator's buffers (nccl_communicators)
   // Inside the allocator (a tensor of it, in the allocated peak): PyTorch's cuBLAS and
   // cuBLASLt workspaces, training.memory.cublas_workspace.
   Bytes cublas_workspace;
@@ -111,14 +111,14 @@ inline constexpr double kNcclConnectionBytes = 10.0 * 1048576.0;
 
 // One NCCL communicator a GPU belongs to and the buffers it holds for it.
 struct NcclCommunicator {
-  std::string group;      // tp, dp, cp, pp, ep
+  std::string group;  // tp, dp, cp, pp, ep
   int ranks = 0;
   bool spans_nodes = false;
   // Collectives: the ring's incoming connection, plus the tree's parent and child for an
   // all-reduce across nodes (3). Point-to-point: the peers it receives from.
   int connections = 0;
-  int channels = 0;       // per connection (point-to-point: channels per peer)
-  Bytes bytes;            // connections x channels x kNcclConnectionBytes
+  int channels = 0;  // per connection (point-to-point: channels per peer)
+  Bytes bytes;       // connections x channels x kNcclConnectionBytes
 };
 // The communicators of the fullest rank of the scenario's parallel layout (model/memory.cpp).
 std::vector<NcclCommunicator> nccl_communicators(const Scenario& s);

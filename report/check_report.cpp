@@ -438,8 +438,7 @@ void memory_section(std::string& o, const Scenario& s, const StepFigures& f) {
       fmt::format(
           "runtime {}, cuBLAS workspace {}, allocator waste {}, gather buffers {}{}{}{}{}",
           format_bytes(w.runtime_reserve), format_bytes(w.cublas_workspace),
-          format_bytes(w.allocator_overhead),
-          format_bytes(w.gather_buffers),
+          format_bytes(w.allocator_overhead), format_bytes(w.gather_buffers),
           w.reduce_buffers.value() > 0
               ? fmt::format(", reduce-scatter buffers {}", format_bytes(w.reduce_buffers))
               : std::string(),

@@ -120,8 +120,8 @@ TEST(Memory, RuntimeReserveAndAllocatorOverheadAreOther) {
   EXPECT_DOUBLE_EQ(st.runtime_reserve.value(), 2.0 * 1073741824.0);
   EXPECT_DOUBLE_EQ(st.allocator_overhead.value(), 0.1 * st.memory.activations.value());
   EXPECT_DOUBLE_EQ(st.memory.other.value(), (st.runtime_reserve + st.cublas_workspace +
-                                              st.allocator_overhead + st.gather_buffers)
-                                                 .value());
+                                             st.allocator_overhead + st.gather_buffers)
+                                                .value());
   // Given, the runtime reserve replaces the modelled context and NCCL buffers.
   EXPECT_DOUBLE_EQ(st.cuda_context.value(), 0.0);
   EXPECT_DOUBLE_EQ(st.nccl_buffers.value(), 0.0);
@@ -448,9 +448,13 @@ TEST(Memory, NcclBuffersByHand) {
         "model: {family: decoder, layers: 8, hidden: 1024, heads: 8, kv_heads: 8, "
         "ffn: 4096, vocab: 1000, seq_len: 128, activation: gelu, norm: rmsnorm, "
         "position_embedding: rope, tied_embeddings: false, bias: false, dropout: false" +
-            moe + "}\n"
-        "parallelism: {" + parallelism + ", microbatch: 1, global_batch: 64}\n"
-        "training: {memory: {nccl_channels: 8" + memory + "}}\n",
+            moe +
+            "}\n"
+            "parallelism: {" +
+            parallelism +
+            ", microbatch: 1, global_batch: 64}\n"
+            "training: {memory: {nccl_channels: 8" +
+            memory + "}}\n",
         "test.yaml");
   };
   const Scenario s = scenario("tp: 2, pp: 4, dp: 8", "");
@@ -469,20 +473,18 @@ TEST(Memory, NcclBuffersByHand) {
   // Sequence parallelism and the distributed optimizer leave no all-reduce: rings only,
   // (8 + 8 + 16) x 10 MiB.
   EXPECT_DOUBLE_EQ(
-      estimate_memory(scenario("tp: 2, pp: 4, dp: 8, sequence_parallel: true, zero_stage: 1",
-                               ""))
+      estimate_memory(scenario("tp: 2, pp: 4, dp: 8, sequence_parallel: true, zero_stage: 1", ""))
           .stages[1]
           .nccl_buffers.value(),
       320.0 * 1048576.0);
   // An all-to-all over ep 16 across two nodes (tp 1, dp 16, pp 4): 15 peers, 8 per peer
   // halved while 8 x ceil(16 / 8) > 8: 4; dp ring 8, pp 2 x 8 (4 ranks, 1 round):
   // (60 + 8 + 16) x 10 MiB = 840 MiB.
-  EXPECT_DOUBLE_EQ(
-      estimate_memory(scenario("tp: 1, pp: 4, dp: 16, ep: 16, zero_stage: 1", "",
-                               ", moe: {experts: 16, top_k: 2, expert_ffn: 1024}"))
-          .stages[1]
-          .nccl_buffers.value(),
-      840.0 * 1048576.0);
+  EXPECT_DOUBLE_EQ(estimate_memory(scenario("tp: 1, pp: 4, dp: 16, ep: 16, zero_stage: 1", "",
+                                            ", moe: {experts: 16, top_k: 2, expert_ffn: 1024}"))
+                       .stages[1]
+                       .nccl_buffers.value(),
+                   840.0 * 1048576.0);
 }
 
 // Chunked cross-entropy (training.stack.cross_entropy_chunks): the head keeps one chunk's
