@@ -38,6 +38,9 @@ struct GpuSpec {
   // plateau gemm_efficiency.fp8 was measured with; unset: no penalty (docs/model.md,
   // "Split accumulation of fp8 GEMMs").
   std::optional<double> fp8_split_accumulation;
+  // Channels NCCL builds for a communicator of this GPU's 8-GPU NVSwitch node, read from
+  // NCCL's logs (scenario/presets/gpus.yaml); the default of training.memory.nccl_channels.
+  std::optional<int> nccl_channels;
   // Figures of the preset that were not measured on this GPU but copied from another
   // (keys under cluster.gpu, "gemm_efficiency", "peak.fp4"), and the file that said so;
   // resolve() drops an entry that anything else (the scenario, a sweep) set again.
@@ -651,10 +654,11 @@ struct MemorySpec {
   // measured by nvidia-smi after the first CUDA call of PyTorch 2.10 with CUDA 13.0 on an
   // RTX 6000 Ada (unslothai/unsloth-zoo pull request 1053). Outside the allocator.
   Bytes cuda_context = Bytes(426.0 * 1048576.0);
-  // NCCL channels a communicator connects: 32, the count NCCL builds on 8-GPU H100 NVSwitch
-  // nodes (NVIDIA/nccl issue 1685: channels 00-31 per pair of H100s). NCCL searches its own
-  // per GPU and topology (src/graph/search.cc, per-architecture speed tables, at
-  // NVIDIA/nccl 5067397c) and doubles it (src/graph/connect.cc); A100 nodes use fewer.
+  // NCCL channels a communicator connects. NCCL searches its own per GPU and topology
+  // (src/graph/search.cc, per-architecture speed tables, at NVIDIA/nccl 5067397c) and doubles
+  // it (src/graph/connect.cc); the default is cluster.gpu.nccl_channels (read from NCCL's
+  // logs), else 32, the count on 8-GPU H100 NVSwitch nodes (NVIDIA/nccl issue 1685:
+  // channels 00-31 per pair of H100s).
   int nccl_channels = 32;
   // cuBLAS workspace PyTorch allocates from the caching allocator per (handle, stream): the
   // Hopper default of CUBLAS_WORKSPACE_CONFIG, 4096 KiB x 8 = 32 MiB (":4096:2:16:8",

@@ -1134,6 +1134,9 @@ Scenario resolve(RawScenario raw) {
   }
   complete_stack(s);
   s.training.runtime_reserve_set = is_set(s, "training.runtime_reserve");
+  if (!is_set(s, "training.memory.nccl_channels") && s.cluster.gpu.nccl_channels) {
+    s.training.memory.nccl_channels = *s.cluster.gpu.nccl_channels;
+  }
   complete_parallelism(s);
   complete_training(s);
   complete_fp8(s);

@@ -487,6 +487,29 @@ TEST(Memory, NcclBuffersByHand) {
                    840.0 * 1048576.0);
 }
 
+// The channel count follows the GPU preset (NCCL's logs: A100 24, H100 32) unless the file
+// sets training.memory.nccl_channels: one node of 8, dp 8 under ZeRO-1, a ring alone:
+// 24 x 10 MiB on A100, 32 x 10 MiB on H100.
+TEST(Memory, NcclChannelsFollowTheGpu) {
+  auto dp8 = [](const std::string& system, const std::string& training) {
+    return estimate_memory(
+               load_scenario_text(
+                   "cluster: {preset: " + system + ", nodes: 1}\n"
+                   "model: {family: decoder, layers: 2, hidden: 1024, heads: 8, kv_heads: 8, "
+                   "ffn: 4096, vocab: 1000, seq_len: 128, activation: gelu, norm: rmsnorm, "
+                   "position_embedding: rope, tied_embeddings: false, bias: false, dropout: "
+                   "false}\n"
+                   "parallelism: {dp: 8, zero_stage: 1, microbatch: 1, global_batch: 8}\n"
+                   "training: {" + training + "}\n",
+                   "test.yaml"))
+        .stages[0]
+        .nccl_buffers.value();
+  };
+  EXPECT_DOUBLE_EQ(dp8("dgx-a100", ""), 24 * 10485760.0);
+  EXPECT_DOUBLE_EQ(dp8("dgx-h100", ""), 32 * 10485760.0);
+  EXPECT_DOUBLE_EQ(dp8("dgx-a100", "memory: {nccl_channels: 4}"), 4 * 10485760.0);
+}
+
 // Chunked cross-entropy (training.stack.cross_entropy_chunks): the head keeps one chunk's
 // fp32 softmax and the loss temporaries follow it. The LossTemporariesByStack model, bf16,
 // 128 tokens x vocab 1000 = 128,000 logits: megatron-core's 16-bit logits beside the
