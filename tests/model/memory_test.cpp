@@ -494,13 +494,15 @@ TEST(Memory, NcclChannelsFollowTheGpu) {
   auto dp8 = [](const std::string& system, const std::string& training) {
     return estimate_memory(
                load_scenario_text(
-                   "cluster: {preset: " + system + ", nodes: 1}\n"
-                   "model: {family: decoder, layers: 2, hidden: 1024, heads: 8, kv_heads: 8, "
-                   "ffn: 4096, vocab: 1000, seq_len: 128, activation: gelu, norm: rmsnorm, "
-                   "position_embedding: rope, tied_embeddings: false, bias: false, dropout: "
-                   "false}\n"
-                   "parallelism: {dp: 8, zero_stage: 1, microbatch: 1, global_batch: 8}\n"
-                   "training: {" + training + "}\n",
+                   "cluster: {preset: " + system +
+                       ", nodes: 1}\n"
+                       "model: {family: decoder, layers: 2, hidden: 1024, heads: 8, kv_heads: 8, "
+                       "ffn: 4096, vocab: 1000, seq_len: 128, activation: gelu, norm: rmsnorm, "
+                       "position_embedding: rope, tied_embeddings: false, bias: false, dropout: "
+                       "false}\n"
+                       "parallelism: {dp: 8, zero_stage: 1, microbatch: 1, global_batch: 8}\n"
+                       "training: {" +
+                       training + "}\n",
                    "test.yaml"))
         .stages[0]
         .nccl_buffers.value();
