@@ -663,7 +663,8 @@ Bytes rank_allocator_waste(const Scenario& s, const StageLayers& sl, int i, cons
 //    all-reduce across nodes (tp without sequence parallelism, dp under ZeRO stage 0) also
 //    connects the tree, a parent and a child a channel (3);
 //  - cp (Transformer Engine's ring attention) and pp: send/receive with the two
-//    neighbours (one when the group has two ranks);
+//    neighbours (one when the group has two ranks, and for pp's first and last stages
+//    unless interleaved or DualPipe);
 //  - cp under cp_comm all_gather: a ring collective instead;
 //  - ep: an all-to-all with every other rank of the group; under ep_alltoall hierarchical
 //    (DeepSeek-V3's exchange) the group's ranks in the node and one GPU in each other node
@@ -674,7 +675,7 @@ Bytes rank_allocator_waste(const Scenario& s, const StageLayers& sl, int i, cons
 // NCCL_MAX_DEV_WORK_P2P_PER_BATCH 8, src/include/device.h). Not counted: NVLink SHARP's
 // buffers, the network transport's shared buffers and proxy memory, CollNet, Megatron's
 // embedding group, and communicators a stack creates besides these.
-std::vector<NcclCommunicator> nccl_communicators(const Scenario& s) {
+std::vector<NcclCommunicator> nccl_communicators(const Scenario& s, int stage) {
   const ParallelismSpec& p = s.parallelism;
   const int node = std::max(1, s.cluster.gpus_per_node);
   const int channels = s.training.memory.nccl_channels;
@@ -717,7 +718,11 @@ std::vector<NcclCommunicator> nccl_communicators(const Scenario& s) {
   } else {
     p2p("ep", p.ep, p.tp * p.ep, p.ep - 1);
   }
-  p2p("pp", p.pp, p.tp * p.cp * p.dp * p.pp, p.pp == 2 ? 1 : 2);
+  // The first and last stages of a plain schedule talk to one neighbour; interleaved
+  // chunks and DualPipe's two directions reach both from every rank.
+  const bool both_ends = p.virtual_pipeline_stages > 1 || p.schedule == PipelineSchedule::dualpipe;
+  const bool end_stage = stage == 0 || stage == p.pp - 1;
+  p2p("pp", p.pp, p.tp * p.cp * p.dp * p.pp, p.pp == 2 || (end_stage && !both_ends) ? 1 : 2);
   return out;
 }
 
@@ -744,7 +749,6 @@ MemoryReport estimate_memory(const Scenario& s, const Workload& w, bool verdict_
   const double expert_group = std::max(copies, dense_group / p.ep);
   const bool fp8_gather = t.fp8 && t.fp8->param_allgather_fp8;
 
-  const std::vector<NcclCommunicator> nccl = nccl_communicators(s);
   MemoryReport report;
   report.capacity = s.cluster.gpu.memory;
   for (int i = 0; i < p.pp; ++i) {
@@ -760,7 +764,7 @@ MemoryReport estimate_memory(const Scenario& s, const Workload& w, bool verdict_
       st.runtime_reserve = t.runtime_reserve;
     } else {
       st.cuda_context = t.memory.cuda_context;
-      for (const NcclCommunicator& c : nccl) st.nccl_buffers += c.bytes;
+      for (const NcclCommunicator& c : nccl_communicators(s, i)) st.nccl_buffers += c.bytes;
       st.runtime_reserve = st.cuda_context + st.nccl_buffers;
     }
     st.cublas_workspace = t.memory.cublas_workspace;

@@ -120,8 +120,9 @@ struct NcclCommunicator {
   int channels = 0;  // per connection (point-to-point: channels per peer)
   Bytes bytes;       // connections x channels x kNcclConnectionBytes
 };
-// The communicators of the fullest rank of the scenario's parallel layout (model/memory.cpp).
-std::vector<NcclCommunicator> nccl_communicators(const Scenario& s);
+// The communicators of a rank of pipeline stage `stage` of the scenario's parallel layout
+// (model/memory.cpp); -1: an interior stage.
+std::vector<NcclCommunicator> nccl_communicators(const Scenario& s, int stage = -1);
 
 struct MemoryReport {
   std::vector<StageMemory> stages;

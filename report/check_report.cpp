@@ -471,7 +471,7 @@ void memory_section(std::string& o, const Scenario& s, const StepFigures& f) {
   } else {
     mem("  CUDA context", w.cuda_context, "outside the allocator, lazy module loading");
     std::string comms;
-    for (const NcclCommunicator& c : nccl_communicators(s)) {
+    for (const NcclCommunicator& c : nccl_communicators(s, w.stage)) {
       comms += fmt::format("{}{} {} x {} ch", comms.empty() ? "" : ", ", c.group, c.connections,
                            c.channels);
     }

@@ -470,6 +470,8 @@ TEST(Memory, NcclBuffersByHand) {
   const StageMemory st = estimate_memory(s).stages[1];
   EXPECT_DOUBLE_EQ(st.nccl_buffers.value(), 480.0 * 1048576.0);
   EXPECT_DOUBLE_EQ(st.runtime_reserve.value(), (480.0 + 426.0) * 1048576.0);
+  // The first stage sends to and receives from the next alone: pp 1 x 8, 400 MiB.
+  EXPECT_DOUBLE_EQ(estimate_memory(s).stages[0].nccl_buffers.value(), 400.0 * 1048576.0);
   // Sequence parallelism and the distributed optimizer leave no all-reduce: rings only,
   // (8 + 8 + 16) x 10 MiB.
   EXPECT_DOUBLE_EQ(
