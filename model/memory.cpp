@@ -654,6 +654,78 @@ Bytes rank_allocator_waste(const Scenario& s, const StageLayers& sl, int i, cons
 
 }  // namespace
 
+// Per GPU, the communicators a rank of the layout uses, in Megatron-Core's rank order (tp
+// innermost, then cp, then dp, pp outermost; experts carved out of dp with stride tp), a
+// group spanning nodes when the ranks it strides over exceed a node. NCCL connects an
+// algorithm's channels when a collective first uses it (NCCL_RUNTIME_CONNECT, on by
+// default: src/init.cc at NVIDIA/nccl 5067397c), so only what the step runs is counted:
+//  - tp, and dp x cp (the gradient group): a ring, one incoming connection a channel; an
+//    all-reduce across nodes (tp without sequence parallelism, dp under ZeRO stage 0) also
+//    connects the tree, a parent and a child a channel (3);
+//  - cp (Transformer Engine's ring attention) and pp: send/receive with the two
+//    neighbours (one when the group has two ranks, and for pp's first and last stages
+//    unless interleaved or DualPipe);
+//  - cp under cp_comm all_gather: a ring collective instead;
+//  - ep: an all-to-all with every other rank of the group; under ep_alltoall hierarchical
+//    (DeepSeek-V3's exchange) the group's ranks in the node and one GPU in each other node
+//    it spans.
+// Point-to-point uses `nccl_channels` per peer (NVIDIA/nccl issue 1685: 32 a pair on
+// H100), halved while channels per peer x ceil(ranks / 8) exceed the channels when the
+// group spans nodes (ncclTopoComputeP2pChannels, src/graph/paths.cc;
+// NCCL_MAX_DEV_WORK_P2P_PER_BATCH 8, src/include/device.h). Not counted: NVLink SHARP's
+// buffers, the network transport's shared buffers and proxy memory, CollNet, Megatron's
+// embedding group, and communicators a stack creates besides these.
+std::vector<NcclCommunicator> nccl_communicators(const Scenario& s, int stage) {
+  const ParallelismSpec& p = s.parallelism;
+  const int node = std::max(1, s.cluster.gpus_per_node);
+  const int channels = s.training.memory.nccl_channels;
+  std::vector<NcclCommunicator> out;
+  auto add = [&](const char* group, int ranks, int span, int connections, int per_channel) {
+    if (ranks <= 1) return;
+    NcclCommunicator c;
+    c.group = group;
+    c.ranks = ranks;
+    c.spans_nodes = span > node;
+    c.connections = connections;
+    c.channels = per_channel;
+    c.bytes = Bytes(static_cast<double>(connections) * per_channel * kNcclConnectionBytes);
+    out.push_back(c);
+  };
+  auto collective = [&](const char* group, int ranks, int span, bool all_reduce) {
+    add(group, ranks, span, all_reduce && span > node ? 3 : 1, channels);
+  };
+  auto p2p = [&](const char* group, int ranks, int span, int peers) {
+    int per_peer = channels;
+    if (span > node) {
+      const int rounds = (ranks + 7) / 8;
+      while (per_peer * rounds > channels && per_peer > 1) per_peer /= 2;
+    }
+    add(group, ranks, span, peers, per_peer);
+  };
+  collective("tp", p.tp, p.tp, !p.sequence_parallel);
+  if (p.cp_comm == ParallelismSpec::CpComm::all_gather) {
+    collective("cp", p.cp, p.tp * p.cp, false);
+  } else {
+    p2p("cp", p.cp, p.tp * p.cp, p.cp == 2 ? 1 : 2);
+  }
+  collective("dp", p.dp * p.cp, p.tp * p.cp * p.dp, p.zero_stage == 0);
+  if (p.ep_alltoall == ParallelismSpec::Alltoall::hierarchical) {
+    // Two-level exchange: the group's other ranks in this node, then the same-rail GPU
+    // of each other node the group spans.
+    const int in_node = std::min(p.ep, std::max(1, node / p.tp));
+    const int nodes = (p.ep + in_node - 1) / in_node;
+    p2p("ep", p.ep, p.tp * p.ep, (in_node - 1) + (nodes - 1));
+  } else {
+    p2p("ep", p.ep, p.tp * p.ep, p.ep - 1);
+  }
+  // The first and last stages of a plain schedule talk to one neighbour; interleaved
+  // chunks and DualPipe's two directions reach both from every rank.
+  const bool both_ends = p.virtual_pipeline_stages > 1 || p.schedule == PipelineSchedule::dualpipe;
+  const bool end_stage = stage == 0 || stage == p.pp - 1;
+  p2p("pp", p.pp, p.tp * p.cp * p.dp * p.pp, p.pp == 2 || (end_stage && !both_ends) ? 1 : 2);
+  return out;
+}
+
 MemoryReport estimate_memory(const Scenario& s) {
   return estimate_memory(s, build_workload(s.model, s.training, shard_of(s.parallelism)));
 }
@@ -688,16 +760,23 @@ MemoryReport estimate_memory(const Scenario& s, const Workload& w, bool verdict_
     st.host = Bytes(kOffloadedHostBytes * st.offloaded_params) + st.offloaded_activations;
     mem.activations = r.activations;
 
-    st.runtime_reserve = t.runtime_reserve;
+    if (t.runtime_reserve_set) {
+      st.runtime_reserve = t.runtime_reserve;
+    } else {
+      st.cuda_context = t.memory.cuda_context;
+      for (const NcclCommunicator& c : nccl_communicators(s, i)) st.nccl_buffers += c.bytes;
+      st.runtime_reserve = st.cuda_context + st.nccl_buffers;
+    }
+    st.cublas_workspace = t.memory.cublas_workspace;
     if (p.zero_stage >= 3) add_zero3_terms(s, sl, i, sb, fp8_gather, r, st);
     st.compression_buffers = compression_state(t.compression, r.gradients, p.shard_group());
     report.stages.push_back(st);
   }
   // The caching allocator's waste last, once the stages' other figures are known.
   auto sum_other = [](StageMemory& st) {
-    st.memory.other = st.runtime_reserve + st.allocator_overhead + st.gather_buffers +
-                      st.reduce_buffers + st.loss_buffers + st.compression_buffers +
-                      st.fp8_scaling_state + st.fp8_weight_cache;
+    st.memory.other = st.runtime_reserve + st.cublas_workspace + st.allocator_overhead +
+                      st.gather_buffers + st.reduce_buffers + st.loss_buffers +
+                      st.compression_buffers + st.fp8_scaling_state + st.fp8_weight_cache;
   };
   bool over = false;
   for (StageMemory& st : report.stages) {

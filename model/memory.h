@@ -53,7 +53,14 @@ struct StageMemory {
   Bytes activations_per_layer;     // one micro-batch, one layer, under the recompute mode
   MemoryBreakdown memory;
   // Parts of `other`, for the explanation.
+  // Outside the caching allocator: cuda_context + nccl_buffers, or training.runtime_reserve
+  // where the file gives it (then the two are 0).
   Bytes runtime_reserve;
+  Bytes cuda_context;  // training.memory.cuda_context
+  Bytes nccl_buffers;  // every communicator's buffers (nccl_communicators)
+  // Inside the allocator (a tensor of it, in the allocated peak): PyTorch's cuBLAS and
+  // cuBLASLt workspaces, training.memory.cublas_workspace.
+  Bytes cublas_workspace;
   // What the caching allocator reserves beyond what is allocated at the peak
   // (training.memory.allocator: the simulated fragmentation of this rank's allocation
   // sequence, allocator_sequence_waste), plus training.allocator_overhead x activations.
@@ -91,6 +98,31 @@ struct StageMemory {
 // copy of the parameter, torch's CPU AdamW two fp32 moments, and a pinned fp32 copy of the
 // gradient (hybrid_optimizer.py at NVIDIA/Megatron-LM d98e8a64): 4 + 8 + 4.
 inline constexpr double kOffloadedHostBytes = 16.0;
+
+// NCCL's buffers per connection and channel: one set of each protocol's FIFO, Simple
+// NCCL_BUFFSIZE 4 MiB (DEFAULT_BUFFSIZE), LL 8 lines x 512 threads x 8 steps x 16 bytes =
+// 512 KiB, LL128 120 elements x 640 threads x 8 steps x 8 bytes = 4,687.5 KiB
+// (src/init.cc lines 810-813 and src/include/device.h at NVIDIA/nccl 5067397c; the P2P
+// transport splits the set between sender and receiver, src/transport/p2p.cc, so one
+// incoming connection costs a GPU one set): 9,633,792 bytes, which NCCL's cuMem allocations
+// round up to the 2 MiB granularity: 10 MiB (NVIDIA/nccl issue 1685's ALLOC log: buffers of
+// 10485760 bytes, one per channel and peer).
+inline constexpr double kNcclConnectionBytes = 10.0 * 1048576.0;
+
+// One NCCL communicator a GPU belongs to and the buffers it holds for it.
+struct NcclCommunicator {
+  std::string group;  // tp, dp, cp, pp, ep
+  int ranks = 0;
+  bool spans_nodes = false;
+  // Collectives: the ring's incoming connection, plus the tree's parent and child for an
+  // all-reduce across nodes (3). Point-to-point: the peers it receives from.
+  int connections = 0;
+  int channels = 0;  // per connection (point-to-point: channels per peer)
+  Bytes bytes;       // connections x channels x kNcclConnectionBytes
+};
+// The communicators of a rank of pipeline stage `stage` of the scenario's parallel layout
+// (model/memory.cpp); -1: an interior stage.
+std::vector<NcclCommunicator> nccl_communicators(const Scenario& s, int stage = -1);
 
 struct MemoryReport {
   std::vector<StageMemory> stages;

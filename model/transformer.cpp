@@ -577,7 +577,10 @@ Layer head_layer(const ModelSpec& m, const TrainingSpec& tr, const OpBuilder& B,
       loss.bwd_read = Bytes(logits * (4.0 + fp32_copy) + 4.0 * d.tok);
       loss.bwd_written = Bytes(logits * (4.0 + cast));
     }
-    loss.saved = Bytes(4.0 * logits);
+    // Chunked (training.stack.cross_entropy_chunks k): one chunk's logits and softmax are
+    // live at a time, so the kept fp32 softmax (and the loss temporaries that follow it,
+    // model/memory.cpp) is a k-th; the kernels move the same bytes in k launches each.
+    loss.saved = Bytes(4.0 * logits / tr.stack.cross_entropy_chunks);
     L.ops.push_back(loss);
   }
   return L;

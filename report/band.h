@@ -90,10 +90,11 @@ struct RegionFlag {
   std::string code, text;
 };
 // Memory above this share of capacity is flagged: the memory model's allocator waste is a
-// simulation and its 1 GiB runtime reserve unmeasured (docs/model.md, "Other"; 1.25 % of
-// an 80 GB GPU), and the highest share any validation case reaches is 0.946
-// (nemo2407-nemotron-340b-128 in report/validation_residuals.csv): above 95 % a
-// prediction is past every run the model was checked on and within the error of its
+// simulation and its runtime terms (CUDA context, NCCL buffers) are not measured on the
+// validation runs' machines (docs/model.md, "Memory per GPU"), and the highest share a
+// validation case reached was 0.946 (nemo2407-nemotron-340b-128, 0.954 since the NCCL
+// buffers replaced the flat 1 GiB reserve, report/validation_residuals.csv): above 95 % a
+// prediction is at or past every run the model was checked on and within the error of its
 // unmeasured terms of the limit (the default of training.memory.margin, 1 - this).
 constexpr double kMemoryNearFull = 0.95;
 // Model and hardware FLOP utilisation of a simulated step (StepResult::mfu, hfu).

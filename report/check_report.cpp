@@ -148,6 +148,12 @@ ordered_json scenario_json(const Scenario& s) {
                    {"overlap_p2p", t.overlap_p2p},
                    {"grad_bucket_params", t.grad_bucket_params ? ordered_json(*t.grad_bucket_params)
                                                                : ordered_json(nullptr)}};
+  // Unset (null), the runtime reserve is modelled from the three figures below.
+  if (!t.runtime_reserve_set) j["training"]["runtime_reserve_bytes"] = nullptr;
+  j["training"]["cuda_context_bytes"] = t.memory.cuda_context.value();
+  j["training"]["nccl_channels"] = t.memory.nccl_channels;
+  j["training"]["cublas_workspace_bytes"] = t.memory.cublas_workspace.value();
+  j["training"]["cross_entropy_chunks"] = t.stack.cross_entropy_chunks;
   if (t.fp8) j["training"]["fp8_recipe"] = describe(*t.fp8);
   if (t.fp4) j["training"]["fp4_recipe"] = describe(*t.fp4);
   if (t.recompute == Recompute::selective)
@@ -201,6 +207,9 @@ std::string render_check_json(const Scenario& s, const StepFigures& f) {
   ordered_json stages = ordered_json::array();
   for (const StageMemory& st : f.memory.stages) {
     ordered_json other = {{"runtime_reserve", st.runtime_reserve.value()},
+                          {"cuda_context", st.cuda_context.value()},
+                          {"nccl_buffers", st.nccl_buffers.value()},
+                          {"cublas_workspace", st.cublas_workspace.value()},
                           {"allocator_overhead", st.allocator_overhead.value()},
                           {"gather_buffers", st.gather_buffers.value()},
                           {"compression_buffers", st.compression_buffers.value()}};
@@ -430,9 +439,9 @@ void memory_section(std::string& o, const Scenario& s, const StepFigures& f) {
   const char* low_bits = s.training.fp4 ? "fp4" : "fp8";  // whose recipe fills the two
   mem("other", w.memory.other,
       fmt::format(
-          "runtime {}, allocator waste {}, gather buffers {}{}{}{}{}",
-          format_bytes(w.runtime_reserve), format_bytes(w.allocator_overhead),
-          format_bytes(w.gather_buffers),
+          "runtime {}, cuBLAS workspace {}, allocator waste {}, gather buffers {}{}{}{}{}",
+          format_bytes(w.runtime_reserve), format_bytes(w.cublas_workspace),
+          format_bytes(w.allocator_overhead), format_bytes(w.gather_buffers),
           w.reduce_buffers.value() > 0
               ? fmt::format(", reduce-scatter buffers {}", format_bytes(w.reduce_buffers))
               : std::string(),
@@ -458,6 +467,22 @@ void memory_section(std::string& o, const Scenario& s, const StepFigures& f) {
                   format_bytes(w.allocator_overhead), allocator));
   mem("  device total", w.device_total(),
       fmt::format("+ runtime reserve {} (what nvidia-smi shows)", format_bytes(w.runtime_reserve)));
+  // The runtime's parts, each with where it lives (docs/model.md "Memory per GPU").
+  if (t.runtime_reserve_set) {
+    mem("  runtime reserve", w.runtime_reserve,
+        "outside the allocator, training.runtime_reserve (replaces the two below)");
+  } else {
+    mem("  CUDA context", w.cuda_context, "outside the allocator, lazy module loading");
+    std::string comms;
+    for (const NcclCommunicator& c : nccl_communicators(s, w.stage)) {
+      comms += fmt::format("{}{} {} x {} ch", comms.empty() ? "" : ", ", c.group, c.connections,
+                           c.channels);
+    }
+    mem("  NCCL buffers", w.nccl_buffers,
+        comms.empty() ? std::string("outside the allocator, no communicator")
+                      : fmt::format("outside the allocator, {} x 10 MiB", comms));
+  }
+  mem("  cuBLAS workspace", w.cublas_workspace, "inside the allocator (in the allocated peak)");
   // The fullest host share of any stage, against the node's host memory per GPU.
   const StageMemory* host = nullptr;
   for (const StageMemory& st : f.memory.stages)

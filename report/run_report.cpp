@@ -347,6 +347,12 @@ std::string render_stack_explanation(const Scenario& s) {
                    s.training.cross_entropy_fusion ? "fused (28 bytes a logit in 16 bits)"
                                                    : "unfused (52 bytes a logit in 16 bits)",
                    ce_set ? "set in the file" : "the preset's default");
+  o += fmt::format("  {:<25}{} ({})\n", "cross-entropy chunks",
+                   k.cross_entropy_chunks == 1
+                       ? std::string("1: the micro-batch's logits at once")
+                       : fmt::format("{}: one chunk's logits and fp32 softmax live at a time",
+                                     k.cross_entropy_chunks),
+                   by("training.stack.cross_entropy_chunks"));
   o += fmt::format("  {:<25}{} ({})\n", "optimizer step",
                    k.optimizer == StackSpec::OptimizerKernels::fused
                        ? "fused: one multi-tensor kernel"

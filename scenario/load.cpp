@@ -193,9 +193,9 @@ void read_measured(const YAML::Node& node, const std::string& file, Origin* orig
 // Defaults of values that are not presets' business. Each is an assumption stated in
 // docs/scenario-format.md, not a measurement.
 void apply_defaults(Scenario& s) {
-  // 1 GiB: CUDA context plus cuBLAS/cuDNN workspaces and NCCL communicator buffers.
-  // An assumption of the right order for H100-class GPUs with CUDA 12; calibrate it.
-  s.training.runtime_reserve = Bytes(1073741824.0);
+  // training.runtime_reserve has no default: unset, the CUDA context and the NCCL buffers
+  // are modelled (training.memory.cuda_context, nccl_channels; model/memory.h).
+  s.training.runtime_reserve = Bytes(0.0);
   s.training.allocator_overhead = 0.0;
 }
 

@@ -143,6 +143,7 @@ const FieldTable<G>& gpu_fields() {
       {"memory_efficiency", number(&G::memory_efficiency, 0.01, 1.0)},
       {"kernel_launch", quantity(&G::kernel_launch, Dimension::seconds, 0.0, 1.0)},
       {"fp8_split_accumulation", number(&G::fp8_split_accumulation, 0.01, 1.0)},
+      {"nccl_channels", whole(&G::nccl_channels, 1, 64)},  // MAXCHANNELS, NCCL device.h
       {"assumed", assumed_list<G>(gpu_figure_keys)},
   };
   return table;

@@ -265,6 +265,7 @@ const FieldTable<StackSpec>& stack_fields() {
       {"optimizer", choice(&S::optimizer)},
       {"norm", choice(&S::norm)},
       {"host_overhead", quantity(&S::host_overhead, Dimension::seconds, 0, 1e-3)},
+      {"cross_entropy_chunks", whole(&S::cross_entropy_chunks, 1, 1024)},
   };
   return table;
 }
@@ -297,6 +298,9 @@ const FieldTable<MemorySpec>& memory_fields() {
   static const FieldTable<M> table = {
       {"allocator", choice(&M::allocator)},
       {"margin", number(&M::margin, 0.0, 0.5)},
+      {"cuda_context", quantity(&M::cuda_context, Dimension::bytes, 0.0, kMaxBytes)},
+      {"nccl_channels", whole(&M::nccl_channels, 1, 64)},  // MAXCHANNELS, src/include/device.h
+      {"cublas_workspace", quantity(&M::cublas_workspace, Dimension::bytes, 0.0, kMaxBytes)},
   };
   return table;
 }

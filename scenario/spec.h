@@ -38,6 +38,9 @@ struct GpuSpec {
   // plateau gemm_efficiency.fp8 was measured with; unset: no penalty (docs/model.md,
   // "Split accumulation of fp8 GEMMs").
   std::optional<double> fp8_split_accumulation;
+  // Channels NCCL builds for a communicator of this GPU's 8-GPU NVSwitch node, read from
+  // NCCL's logs (scenario/presets/gpus.yaml); the default of training.memory.nccl_channels.
+  std::optional<int> nccl_channels;
   // Figures of the preset that were not measured on this GPU but copied from another
   // (keys under cluster.gpu, "gemm_efficiency", "peak.fp4"), and the file that said so;
   // resolve() drops an entry that anything else (the scenario, a sweep) set again.
@@ -628,6 +631,12 @@ struct StackSpec {
   // its kernels x this (simulator/layer_templates.cpp), each optimizer pass at least this;
   // 0 for CUDA-graphed paths. Preset default in scenario/validate.cpp (complete_stack).
   Seconds host_overhead = Seconds(0.0);
+  // The loss computed in this many chunks of the tokens, each chunk's output projection and
+  // cross-entropy (forward and backward) before the next's, as torchtitan's
+  // ChunkedLossWrapper does (num_chunks, default 8 there: torchtitan/components/loss.py at
+  // pytorch/torchtitan b5bcd76c): the logits and the loss's fp32 temporaries of one chunk
+  // are live at a time. 1: the whole micro-batch's logits at once (every preset's default).
+  int cross_entropy_chunks = 1;
 };
 const char* to_string(StackSpec::Preset p);
 const char* to_string(StackSpec::Rope r);
@@ -643,8 +652,27 @@ struct MemorySpec {
   enum class Allocator { caching, expandable_segments, none } allocator = Allocator::caching;
   // Share of HBM kept free: a device total above capacity x (1 - margin) still fits but is
   // flagged "near capacity". 0.05: the share above which report/band.h's kMemoryNearFull
-  // already calls a prediction past every validation case (the highest reaches 0.946).
+  // already calls a prediction past every validation case (the highest reached 0.946;
+  // 0.954 with the NCCL buffers modelled, nemo2407-nemotron-340b-128, which trained).
   double margin = 0.05;
+  // Device memory outside the caching allocator and the tensors it holds for the libraries
+  // (model/memory.h "Runtime memory", docs/model.md "Memory per GPU"):
+  // The CUDA context of one process under lazy module loading (CUDA_MODULE_LOADING=LAZY,
+  // which PyTorch sets unless the user does, pytorch/pytorch pull request 86509): 426 MiB
+  // measured by nvidia-smi after the first CUDA call of PyTorch 2.10 with CUDA 13.0 on an
+  // RTX 6000 Ada (unslothai/unsloth-zoo pull request 1053). Outside the allocator.
+  Bytes cuda_context = Bytes(426.0 * 1048576.0);
+  // NCCL channels a communicator connects. NCCL searches its own per GPU and topology
+  // (src/graph/search.cc, per-architecture speed tables, at NVIDIA/nccl 5067397c) and doubles
+  // it (src/graph/connect.cc); the default is cluster.gpu.nccl_channels (read from NCCL's
+  // logs), else 32, the count on 8-GPU H100 NVSwitch nodes (NVIDIA/nccl issue 1685:
+  // channels 00-31 per pair of H100s).
+  int nccl_channels = 32;
+  // cuBLAS workspace PyTorch allocates from the caching allocator per (handle, stream): the
+  // Hopper default of CUBLAS_WORKSPACE_CONFIG, 4096 KiB x 8 = 32 MiB (":4096:2:16:8",
+  // 8.125 MiB, on other GPUs), plus the separate cuBLASLt workspace, 1024 KiB
+  // (aten/src/ATen/cuda/CublasHandlePool.cpp at pytorch/pytorch 26a39059). One stream.
+  Bytes cublas_workspace = Bytes(33.0 * 1048576.0);
 };
 
 struct TrainingSpec {
@@ -671,7 +699,10 @@ struct TrainingSpec {
   bool cross_entropy_fusion = false;
   StackSpec stack;  // training.stack; default the megatron-core preset
   Dtype gradient_dtype = Dtype::fp32;  // main-gradient buffer (Megatron accumulates in fp32)
-  Bytes runtime_reserve;           // CUDA context, library workspaces, communicator buffers
+  // Device memory outside the allocator (CUDA context, NCCL buffers): given, it replaces
+  // the modelled training.memory.cuda_context and NCCL buffers (runtime_reserve_set).
+  Bytes runtime_reserve;
+  bool runtime_reserve_set = false;
   double allocator_overhead = 0.0; // caching-allocator fragmentation, fraction of activations
   MemorySpec memory;               // training.memory
   // Overlap settings (Megatron-LM flags of the same names).

@@ -1178,6 +1178,10 @@ Scenario resolve(RawScenario raw) {
     complete_transformer(s);
   }
   complete_stack(s);
+  s.training.runtime_reserve_set = is_set(s, "training.runtime_reserve");
+  if (!is_set(s, "training.memory.nccl_channels") && s.cluster.gpu.nccl_channels) {
+    s.training.memory.nccl_channels = *s.cluster.gpu.nccl_channels;
+  }
   complete_parallelism(s);
   complete_training(s);
   check_per_parameter_optimizer(s);

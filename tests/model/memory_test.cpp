@@ -119,8 +119,12 @@ TEST(Memory, RuntimeReserveAndAllocatorOverheadAreOther) {
   const StageMemory& st = r.stages[0];
   EXPECT_DOUBLE_EQ(st.runtime_reserve.value(), 2.0 * 1073741824.0);
   EXPECT_DOUBLE_EQ(st.allocator_overhead.value(), 0.1 * st.memory.activations.value());
-  EXPECT_DOUBLE_EQ(st.memory.other.value(),
-                   (st.runtime_reserve + st.allocator_overhead + st.gather_buffers).value());
+  EXPECT_DOUBLE_EQ(st.memory.other.value(), (st.runtime_reserve + st.cublas_workspace +
+                                             st.allocator_overhead + st.gather_buffers)
+                                                .value());
+  // Given, the runtime reserve replaces the modelled context and NCCL buffers.
+  EXPECT_DOUBLE_EQ(st.cuda_context.value(), 0.0);
+  EXPECT_DOUBLE_EQ(st.nccl_buffers.value(), 0.0);
 }
 
 // allocator_sequence_waste on one op, derived by hand with the caching allocator's rules
@@ -334,7 +338,14 @@ TEST(Memory, DeepSeekV3FitsAsPublished) {
   EXPECT_TRUE(r.fits);
   // Allocated peak + runtime reserve (the device total before the allocator's waste).
   const StageMemory& w = r.worst();
-  EXPECT_NEAR((w.allocated_peak() + w.runtime_reserve).value() / (1024.0 * 1024 * 1024), 76.89,
+  // docs/model.md's table summed to 76.89 GiB with a flat 1 GiB runtime reserve; now the
+  // CUDA context 426 MiB, the cuBLAS workspace 33 MiB and the NCCL buffers: dp 128 ranks
+  // (ZeRO-1: ring) 32 channels, pp 16 ranks across nodes 2 peers x 32 / 2 (ceil(16 / 8) =
+  // 2 rounds) = 16 channels, ep hierarchical over 8 nodes of 8: 7 + 7 peers x 32 / 8 (8
+  // rounds) = 4 channels: (32 + 32 + 56) x 10 MiB = 1200 MiB.
+  // 76.89 - 1 + (426 + 33 + 1200) / 1024 = 77.510.
+  EXPECT_DOUBLE_EQ(w.nccl_buffers.value(), 1200.0 * 1048576.0);
+  EXPECT_NEAR((w.allocated_peak() + w.runtime_reserve).value() / (1024.0 * 1024 * 1024), 77.51,
               0.005);
 }
 
@@ -421,6 +432,113 @@ TEST(Memory, LossTemporariesByStack) {
   EXPECT_DOUBLE_EQ(loss("fsdp1", "bf16").loss_buffers.value(), 0.0);
   // In `other`, beside the head's saved softmax (4 bytes a logit) in the activations.
   EXPECT_GE(mc.memory.other.value(), mc.loss_buffers.value() + mc.runtime_reserve.value());
+}
+
+// NCCL buffers by hand (model/memory.cpp, nccl_communicators): 64 GPUs in nodes of 8, tp 2
+// x pp 4 x dp 8, no sequence parallelism, ZeRO stage 0, 8 channels.
+//  tp: 2 ranks inside a node, all-reduce: the ring alone, 1 x 8 channels;
+//  dp: 8 ranks striding tp 2 over 16 GPUs, across nodes, all-reduce: ring + tree 3 x 8;
+//  pp: 4 ranks across nodes, 2 neighbours, 8 per peer (8 x ceil(4 / 8) = 8, not above 8).
+// (8 + 24 + 16) x 10 MiB = 480 MiB; the runtime reserve adds the 426 MiB context.
+TEST(Memory, NcclBuffersByHand) {
+  auto scenario = [](const std::string& parallelism, const std::string& memory,
+                     const std::string& moe = "") {
+    return load_scenario_text(
+        "cluster: {preset: dgx-h100, nodes: 8}\n"
+        "model: {family: decoder, layers: 8, hidden: 1024, heads: 8, kv_heads: 8, "
+        "ffn: 4096, vocab: 1000, seq_len: 128, activation: gelu, norm: rmsnorm, "
+        "position_embedding: rope, tied_embeddings: false, bias: false, dropout: false" +
+            moe +
+            "}\n"
+            "parallelism: {" +
+            parallelism +
+            ", microbatch: 1, global_batch: 64}\n"
+            "training: {memory: {nccl_channels: 8" +
+            memory + "}}\n",
+        "test.yaml");
+  };
+  const Scenario s = scenario("tp: 2, pp: 4, dp: 8", "");
+  const std::vector<NcclCommunicator> c = nccl_communicators(s);
+  ASSERT_EQ(c.size(), 3u);
+  EXPECT_EQ(c[0].group, "tp");
+  EXPECT_EQ(c[0].connections * c[0].channels, 8);
+  EXPECT_EQ(c[1].group, "dp");
+  EXPECT_TRUE(c[1].spans_nodes);
+  EXPECT_EQ(c[1].connections * c[1].channels, 24);
+  EXPECT_EQ(c[2].group, "pp");
+  EXPECT_EQ(c[2].connections * c[2].channels, 16);
+  const StageMemory st = estimate_memory(s).stages[1];
+  EXPECT_DOUBLE_EQ(st.nccl_buffers.value(), 480.0 * 1048576.0);
+  EXPECT_DOUBLE_EQ(st.runtime_reserve.value(), (480.0 + 426.0) * 1048576.0);
+  // The first stage sends to and receives from the next alone: pp 1 x 8, 400 MiB.
+  EXPECT_DOUBLE_EQ(estimate_memory(s).stages[0].nccl_buffers.value(), 400.0 * 1048576.0);
+  // Sequence parallelism and the distributed optimizer leave no all-reduce: rings only,
+  // (8 + 8 + 16) x 10 MiB.
+  EXPECT_DOUBLE_EQ(
+      estimate_memory(scenario("tp: 2, pp: 4, dp: 8, sequence_parallel: true, zero_stage: 1", ""))
+          .stages[1]
+          .nccl_buffers.value(),
+      320.0 * 1048576.0);
+  // An all-to-all over ep 16 across two nodes (tp 1, dp 16, pp 4): 15 peers, 8 per peer
+  // halved while 8 x ceil(16 / 8) > 8: 4; dp ring 8, pp 2 x 8 (4 ranks, 1 round):
+  // (60 + 8 + 16) x 10 MiB = 840 MiB.
+  EXPECT_DOUBLE_EQ(estimate_memory(scenario("tp: 1, pp: 4, dp: 16, ep: 16, zero_stage: 1", "",
+                                            ", moe: {experts: 16, top_k: 2, expert_ffn: 1024}"))
+                       .stages[1]
+                       .nccl_buffers.value(),
+                   840.0 * 1048576.0);
+}
+
+// The channel count follows the GPU preset (NCCL's logs: A100 24, H100 32) unless the file
+// sets training.memory.nccl_channels: one node of 8, dp 8 under ZeRO-1, a ring alone:
+// 24 x 10 MiB on A100, 32 x 10 MiB on H100.
+TEST(Memory, NcclChannelsFollowTheGpu) {
+  auto dp8 = [](const std::string& system, const std::string& training) {
+    return estimate_memory(
+               load_scenario_text(
+                   "cluster: {preset: " + system +
+                       ", nodes: 1}\n"
+                       "model: {family: decoder, layers: 2, hidden: 1024, heads: 8, kv_heads: 8, "
+                       "ffn: 4096, vocab: 1000, seq_len: 128, activation: gelu, norm: rmsnorm, "
+                       "position_embedding: rope, tied_embeddings: false, bias: false, dropout: "
+                       "false}\n"
+                       "parallelism: {dp: 8, zero_stage: 1, microbatch: 1, global_batch: 8}\n"
+                       "training: {" +
+                       training + "}\n",
+                   "test.yaml"))
+        .stages[0]
+        .nccl_buffers.value();
+  };
+  EXPECT_DOUBLE_EQ(dp8("dgx-a100", ""), 24 * 10485760.0);
+  EXPECT_DOUBLE_EQ(dp8("dgx-h100", ""), 32 * 10485760.0);
+  EXPECT_DOUBLE_EQ(dp8("dgx-a100", "memory: {nccl_channels: 4}"), 4 * 10485760.0);
+}
+
+// Chunked cross-entropy (training.stack.cross_entropy_chunks): the head keeps one chunk's
+// fp32 softmax and the loss temporaries follow it. The LossTemporariesByStack model, bf16,
+// 128 tokens x vocab 1000 = 128,000 logits: megatron-core's 16-bit logits beside the
+// softmax 2 x 128,000 = 256,000 bytes, in 4 chunks 64,000; the activations lose 3/4 of the
+// softmax, 4 x 128,000 x 3/4 = 384,000 bytes. The step's kernels stay the same.
+TEST(Memory, ChunkedCrossEntropyKeepsOneChunk) {
+  auto stage = [](const std::string& stack) {
+    return estimate_memory(
+               load_scenario_text(
+                   "cluster: {preset: dgx-a100, nodes: 1}\n"
+                   "model: {family: decoder, layers: 2, hidden: 1001, heads: 7, kv_heads: 7, "
+                   "ffn: 4004, vocab: 1000, seq_len: 128, activation: gelu, norm: rmsnorm, "
+                   "position_embedding: rope, tied_embeddings: false, bias: false, dropout: "
+                   "false}\n"
+                   "parallelism: {dp: 8, microbatch: 1, global_batch: 8}\n"
+                   "training: {stack: " +
+                       stack + ", memory: {allocator: none}}\n",
+                   "test.yaml"))
+        .stages[0];
+  };
+  const StageMemory whole = stage("megatron-core");
+  const StageMemory chunked = stage("{preset: megatron-core, cross_entropy_chunks: 4}");
+  EXPECT_DOUBLE_EQ(whole.loss_buffers.value(), 256000.0);
+  EXPECT_DOUBLE_EQ(chunked.loss_buffers.value(), 64000.0);
+  EXPECT_DOUBLE_EQ((whole.memory.activations - chunked.memory.activations).value(), 384000.0);
 }
 
 }  // namespace

@@ -543,5 +543,16 @@ TEST(Stack, PerParameterOptimizerIsCountedWhereTheTensorsAreKnown) {
   EXPECT_THROW(with_optimizer("sgd", "{preset: fsdp2, optimizer: per_parameter}"), InputError);
 }
 
+// Chunked cross-entropy (training.stack.cross_entropy_chunks) changes the memory the loss
+// holds, not its kernels' bytes or FLOPs (docs/model.md, "Memory per GPU"): the same step
+// time to the last bit.
+TEST(Stack, ChunkedCrossEntropyKeepsTheStepTime) {
+  const Scenario whole = one_gpu(1024, 8, 4096, 32000, 4096, "fsdp2");
+  const Scenario chunked =
+      one_gpu(1024, 8, 4096, 32000, 4096, "{preset: fsdp2, cross_entropy_chunks: 8}");
+  EXPECT_EQ(chunked.training.stack.cross_entropy_chunks, 8);
+  EXPECT_DOUBLE_EQ(step(chunked), step(whole));
+}
+
 }  // namespace
 }  // namespace orrery
