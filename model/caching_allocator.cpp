@@ -6,6 +6,54 @@
 
 namespace orrery {
 
+namespace detail {
+namespace {
+
+// Free lists by size in 16-byte steps up to kPooledBytes; larger requests go to
+// operator new directly. Each block is its own operator new allocation, so a block given
+// back on another thread than the one that took it is still freed correctly.
+constexpr std::size_t kStep = 16, kPooledBytes = 256;
+struct FreeLists {
+  void* head[kPooledBytes / kStep + 1] = {};
+  ~FreeLists() {
+    for (void*& h : head) {
+      while (h) {
+        void* next = *static_cast<void**>(h);
+        ::operator delete(h);
+        h = next;
+      }
+    }
+  }
+};
+FreeLists& free_lists() {
+  thread_local FreeLists lists;
+  return lists;
+}
+
+}  // namespace
+
+void* pool_take(std::size_t bytes) {
+  if (bytes == 0 || bytes > kPooledBytes) return ::operator new(bytes);
+  const std::size_t k = (bytes + kStep - 1) / kStep;
+  void*& h = free_lists().head[k];
+  if (!h) return ::operator new(k * kStep);
+  void* p = h;
+  h = *static_cast<void**>(p);
+  return p;
+}
+
+void pool_give(void* p, std::size_t bytes) noexcept {
+  if (bytes == 0 || bytes > kPooledBytes) {
+    ::operator delete(p);
+    return;
+  }
+  void*& h = free_lists().head[(bytes + kStep - 1) / kStep];
+  *static_cast<void**>(p) = h;
+  h = p;
+}
+
+}  // namespace detail
+
 std::uint64_t CachingAllocator::round_size(std::uint64_t bytes) {
   if (bytes < kMinBlockSize) return kMinBlockSize;
   return kMinBlockSize * ((bytes + kMinBlockSize - 1) / kMinBlockSize);

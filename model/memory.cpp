@@ -514,35 +514,43 @@ Bytes allocator_sequence_waste(MemorySpec::Allocator allocator, const std::vecto
     for (const int g : live_gathers) ca.release(g);
     live_gathers.clear();
   };
-  using Kept = std::vector<std::vector<int>>;  // per layer, the handles kept for backward
+  // Per micro-batch in flight, the handles kept for backward, layer after layer (layer
+  // k's from start[k] to start[k + 1]), in the order they were taken.
+  struct Kept {
+    std::vector<int> handles;
+    std::vector<std::size_t> start;
+  };
   auto forward = [&] {
-    Kept kept(layers.size());
+    Kept kept;
+    kept.start.reserve(layers.size() + 1);
     int out = -1;
     for (std::size_t k = 0; k < layers.size(); ++k) {
+      kept.start.push_back(kept.handles.size());
       gather(k);
       const Layer& l = *layers[k];
-      if (full(l)) kept[k].push_back(alloc(l.input));
+      if (full(l)) kept.handles.push_back(alloc(l.input));
       for (const Op& op : l.ops) {
         if (!full(l)) {
-          if ((op.saved_dropped_by & m) == 0) kept[k].push_back(alloc(op.saved));
-          if ((op.recompute_in & m) == 0) kept[k].push_back(alloc(op.saved_selective));
+          if ((op.saved_dropped_by & m) == 0) kept.handles.push_back(alloc(op.saved));
+          if ((op.recompute_in & m) == 0) kept.handles.push_back(alloc(op.saved_selective));
         }
         const int next = alloc(op.fwd_written);
         if (out >= 0) ca.release(out);
         out = next;
       }
     }
+    kept.start.push_back(kept.handles.size());
     if (out >= 0) ca.release(out);
     drop_gathers();
     return kept;
   };
-  auto backward = [&](Kept& kept) {
+  std::vector<int> rebuilt;  // what a layer's recompute rebuilds before its backward
+  auto backward = [&](const Kept& kept) {
     int grad = -1;
     for (std::size_t k = layers.size(); k-- > 0;) {
       gather(k);
       const Layer& l = *layers[k];
-      // What the layer's recompute rebuilds before its backward.
-      std::vector<int> rebuilt;
+      rebuilt.clear();
       for (const Op& op : l.ops) {
         if (full(l) || (op.saved_dropped_by & m) != 0) rebuilt.push_back(alloc(op.saved));
         if (full(l) || (op.recompute_in & m) != 0) rebuilt.push_back(alloc(op.saved_selective));
@@ -553,7 +561,7 @@ Bytes allocator_sequence_waste(MemorySpec::Allocator allocator, const std::vecto
         grad = next;
       }
       for (const int h : rebuilt) ca.release(h);
-      for (const int h : kept[k]) ca.release(h);
+      for (std::size_t h = kept.start[k]; h < kept.start[k + 1]; ++h) ca.release(kept.handles[h]);
     }
     if (grad >= 0) ca.release(grad);
     drop_gathers();
@@ -565,7 +573,7 @@ Bytes allocator_sequence_waste(MemorySpec::Allocator allocator, const std::vecto
     in_flight.pop_front();
     in_flight.push_back(forward());
   }
-  for (Kept& k : in_flight) backward(k);
+  for (const Kept& k : in_flight) backward(k);
   return Bytes(static_cast<double>(ca.peak_reserved() - ca.peak_requested()));
 }
 
