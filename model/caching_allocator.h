@@ -84,6 +84,20 @@ class CachingAllocator {
   std::uint64_t peak_reserved() const { return peak_reserved_; }
   int segments() const { return static_cast<int>(segment_pool_.size()); }
 
+  // For the requests that follow when every block allocated so far stays allocated for
+  // good and nothing has been released (a rank's model states, allocated first): an
+  // allocator that ends with the same peaks of every later request's growth, given
+  // `smallest[small]`, the smallest rounded later request of each pool (UINT64_MAX for
+  // none). It holds, as segments of their own in this one's segment order, only this one's
+  // free blocks that such a request fits; segments mode only (the reasons in the .cpp).
+  // Its reserved bytes start at those blocks' sum and its requested bytes at 0.
+  CachingAllocator remainder(const std::uint64_t smallest[2]) const;
+
+  // What the later requests' outcome depends on, appended to `key`: each segment's pool
+  // and blocks (offset, size, allocated) in order (for a remainder: its free blocks' sizes
+  // in order).
+  void describe(std::vector<double>& key) const;
+
   static std::uint64_t round_size(std::uint64_t bytes);
   static std::uint64_t allocation_size(std::uint64_t rounded);
 

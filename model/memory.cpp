@@ -3,8 +3,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <atomic>
+#include <climits>
 #include <cstring>
 #include <deque>
+#include <mutex>
+#include <optional>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -485,18 +489,18 @@ void add_zero3_terms(const Scenario& s, const StageLayers& sl, int i, const Stat
 
 }  // namespace
 
-Bytes allocator_sequence_waste(MemorySpec::Allocator allocator, const std::vector<Bytes>& states,
-                               const std::vector<const Layer*>& layers,
-                               const std::vector<Bytes>& gathered, int prefetch, int microbatches,
-                               bool more, Recompute recompute, unsigned modules) {
-  if (allocator == MemorySpec::Allocator::none) return Bytes(0);
-  CachingAllocator ca(allocator == MemorySpec::Allocator::expandable_segments
-                          ? CachingAllocator::Mode::expandable
-                          : CachingAllocator::Mode::segments);
-  auto alloc = [&ca](Bytes b) {
-    return ca.allocate(b.value() > 0 ? static_cast<std::uint64_t>(std::llround(b.value())) : 0);
-  };
-  for (const Bytes b : states) alloc(b);  // held for the whole run
+namespace {
+
+// A request's bytes as the allocator takes them (0: no block).
+std::uint64_t request_bytes(Bytes b) {
+  return b.value() > 0 ? static_cast<std::uint64_t>(std::llround(b.value())) : 0;
+}
+
+// The micro-batches' requests of allocator_sequence_waste (after the states) on `ca`.
+void microbatch_sequence(CachingAllocator& ca, const std::vector<const Layer*>& layers,
+                         const std::vector<Bytes>& gathered, int prefetch, int microbatches,
+                         bool more, Recompute recompute, unsigned modules) {
+  auto alloc = [&ca](Bytes b) { return ca.allocate(request_bytes(b)); };
   const unsigned m = recompute == Recompute::selective ? modules : 0u;
   auto full = [recompute](const Layer& l) {
     return recompute == Recompute::full && l.kind == LayerKind::transformer;
@@ -574,7 +578,95 @@ Bytes allocator_sequence_waste(MemorySpec::Allocator allocator, const std::vecto
     in_flight.push_back(forward());
   }
   for (const Kept& k : in_flight) backward(k);
+}
+
+CachingAllocator::Mode mode_of(MemorySpec::Allocator allocator) {
+  return allocator == MemorySpec::Allocator::expandable_segments
+             ? CachingAllocator::Mode::expandable
+             : CachingAllocator::Mode::segments;
+}
+
+// The smallest rounded request of each pool ([small]) among every size the micro-batches
+// might ask for (some may not be asked for: that only lowers the minimum).
+void smallest_requests(const std::vector<const Layer*>& layers, const std::vector<Bytes>& gathered,
+                       std::uint64_t smallest[2]) {
+  smallest[0] = smallest[1] = UINT64_MAX;
+  auto see = [&](Bytes b) {
+    const std::uint64_t v = request_bytes(b);
+    if (v == 0) return;
+    const std::uint64_t size = CachingAllocator::round_size(v);
+    std::uint64_t& m = smallest[size <= CachingAllocator::kSmallSize ? 1 : 0];
+    m = std::min(m, size);
+  };
+  for (const Bytes b : gathered) see(b);
+  for (const Layer* l : layers) {
+    see(l->input);
+    for (const Op& op : l->ops) {
+      see(op.saved);
+      see(op.saved_selective);
+      see(op.fwd_written);
+      see(op.bwd_written);
+    }
+  }
+}
+
+// The micro-batches' part of the waste in segments mode, from the allocator after the
+// states (CachingAllocator::remainder): the bytes its segments grow by and its requested
+// peak.
+struct SplitPeaks {
+  std::uint64_t grown = 0, requested = 0;
+};
+SplitPeaks split_peaks(const CachingAllocator& remainder, const std::vector<const Layer*>& layers,
+                       const std::vector<Bytes>& gathered, int prefetch, int microbatches,
+                       bool more, Recompute recompute, unsigned modules) {
+  CachingAllocator ca = remainder;
+  const std::uint64_t start = ca.reserved();
+  microbatch_sequence(ca, layers, gathered, prefetch, microbatches, more, recompute, modules);
+  return {ca.peak_reserved() - start, ca.peak_requested()};
+}
+
+// The states on a fresh allocator (held for the whole run).
+CachingAllocator after_states(MemorySpec::Allocator allocator, const std::vector<Bytes>& states) {
+  CachingAllocator ca(mode_of(allocator));
+  for (const Bytes b : states) ca.allocate(request_bytes(b));
+  return ca;
+}
+
+// The waste from the states' allocator and the micro-batches' split peaks: the peak
+// reserved (reserved only grows) less the peak requested (the states' requested bytes
+// stay, so the peak is theirs plus the micro-batches' own).
+Bytes split_waste(const CachingAllocator& states, const SplitPeaks& p) {
+  return Bytes(static_cast<double>((states.reserved() + p.grown) -
+                                   (states.requested() + p.requested)));
+}
+
+}  // namespace
+
+Bytes allocator_sequence_waste_whole(MemorySpec::Allocator allocator,
+                                     const std::vector<Bytes>& states,
+                                     const std::vector<const Layer*>& layers,
+                                     const std::vector<Bytes>& gathered, int prefetch,
+                                     int microbatches, bool more, Recompute recompute,
+                                     unsigned modules) {
+  if (allocator == MemorySpec::Allocator::none) return Bytes(0);
+  CachingAllocator ca = after_states(allocator, states);
+  microbatch_sequence(ca, layers, gathered, prefetch, microbatches, more, recompute, modules);
   return Bytes(static_cast<double>(ca.peak_reserved() - ca.peak_requested()));
+}
+
+Bytes allocator_sequence_waste(MemorySpec::Allocator allocator, const std::vector<Bytes>& states,
+                               const std::vector<const Layer*>& layers,
+                               const std::vector<Bytes>& gathered, int prefetch, int microbatches,
+                               bool more, Recompute recompute, unsigned modules) {
+  if (allocator != MemorySpec::Allocator::caching) {
+    return allocator_sequence_waste_whole(allocator, states, layers, gathered, prefetch,
+                                          microbatches, more, recompute, modules);
+  }
+  const CachingAllocator ca = after_states(allocator, states);
+  std::uint64_t smallest[2];
+  smallest_requests(layers, gathered, smallest);
+  return split_waste(ca, split_peaks(ca.remainder(smallest), layers, gathered, prefetch,
+                                     microbatches, more, recompute, modules));
 }
 
 namespace {
@@ -586,13 +678,19 @@ namespace {
 // taken to waste what the largest simulated count does.
 constexpr int kMaxSimulatedMicrobatches = 32;
 
-// Simulated wastes by sequence, remembered across the stages and scenarios a thread
-// analyses: a pipeline's middle stages often run the same sequence, and so do a sweep's
-// candidates that differ only in what leaves a stage's allocation sequence alone (nodes
-// without ZeRO, the global batch, overlap switches, ...); the simulation costs more than
-// the rest of a candidate's screening (perf on the GPT-3 sweep). The key holds every input of
-// allocator_sequence_waste, so a hit returns exactly what the simulation would; the map is
-// emptied when it reaches kMaxRemembered sequences, to bound its memory.
+// Simulated sequences, remembered across the stages and scenarios the process analyses
+// (shared by its threads: a sweep's screening threads live for one chunk of candidates): a
+// pipeline's middle stages often run the same sequence, and so do a sweep's candidates
+// that differ only in what leaves a stage's allocation sequence alone (nodes, the global
+// batch, overlap switches, ...); the simulation costs more than the rest of a candidate's
+// screening (perf on the GPT-3 sweep). With the default allocator the key is the
+// micro-batches' part only (split_peaks: the remainder the states leave, as the sizes of
+// its free blocks in order, and every input of the micro-batches' requests), whose
+// result is the same whatever states left that remainder, so candidates whose ZeRO
+// sharding changes only the states' sizes share it; with expandable segments it holds
+// every input of allocator_sequence_waste. Either way a hit returns exactly what the
+// simulation would; the map is emptied when it reaches kMaxRemembered sequences, to bound
+// its memory.
 struct KeyHash {
   std::size_t operator()(const std::vector<double>& key) const {
     std::uint64_t h = 1469598103934665603ull;  // FNV-1a over the doubles' bits
@@ -605,10 +703,16 @@ struct KeyHash {
   }
 };
 constexpr std::size_t kMaxRemembered = 4096;
-std::unordered_map<std::vector<double>, double, KeyHash>& remembered_wastes() {
-  thread_local std::unordered_map<std::vector<double>, double, KeyHash> wastes;
-  return wastes;
+struct Remembered {
+  std::mutex lock;
+  // Default allocator: split_peaks's two figures; expandable: {the waste's bytes, 0}.
+  std::unordered_map<std::vector<double>, SplitPeaks, KeyHash> peaks;
+};
+Remembered& remembered() {
+  static Remembered r;
+  return r;
 }
+std::atomic<bool> allocator_reference{false};
 
 // The rank's allocator waste (allocator_sequence_waste) for stage memory `st`.
 Bytes rank_allocator_waste(const Scenario& s, const StageLayers& sl, int i, const StateBytes& sb,
@@ -629,9 +733,27 @@ Bytes rank_allocator_waste(const Scenario& s, const StageLayers& sl, int i, cons
   const std::vector<Bytes> states = {
       st.memory.weights, st.memory.gradients, st.memory.optimizer,
       st.compression_buffers + st.fp8_scaling_state + st.fp8_weight_cache};
+  const int held = st.layers > 0 ? static_cast<int>(std::ceil(st.layers_in_flight / st.layers)) : 1;
+  const int n = std::clamp(held, 1, kMaxSimulatedMicrobatches);
+  const int m = p.microbatches();
+  if (allocator_reference) {
+    return allocator_sequence_waste_whole(t.memory.allocator, states, layers, gathered_weights,
+                                          p.fsdp_prefetch, n, m > n, t.recompute,
+                                          t.recompute_modules);
+  }
+  const bool split = t.memory.allocator == MemorySpec::Allocator::caching;
+  const CachingAllocator ca = after_states(t.memory.allocator, states);
+  std::optional<CachingAllocator> rest;
   // The sequence's sizes, to find a stage already simulated.
   std::vector<double> key;
-  for (const Bytes b : states) key.push_back(b.value());
+  if (split) {
+    std::uint64_t smallest[2];
+    smallest_requests(layers, gathered_weights, smallest);
+    rest = ca.remainder(smallest);
+    rest->describe(key);
+  } else {
+    for (const Bytes b : states) key.push_back(b.value());
+  }
   for (const Bytes b : gathered_weights) key.push_back(b.value());
   for (const Layer* l : layers) {
     key.push_back(-1.0 - static_cast<double>(l->kind));
@@ -642,25 +764,40 @@ Bytes rank_allocator_waste(const Scenario& s, const StageLayers& sl, int i, cons
                              static_cast<double>(op.recompute_in)});
     }
   }
-  const int held = st.layers > 0 ? static_cast<int>(std::ceil(st.layers_in_flight / st.layers)) : 1;
-  const int n = std::clamp(held, 1, kMaxSimulatedMicrobatches);
-  const int m = p.microbatches();
   key.insert(key.end(), {static_cast<double>(n), m > n ? 1.0 : 0.0,
                          static_cast<double>(t.memory.allocator),
                          static_cast<double>(p.fsdp_prefetch), static_cast<double>(t.recompute),
                          static_cast<double>(t.recompute_modules)});
-  auto& remembered = remembered_wastes();
-  if (const auto r = remembered.find(key); r != remembered.end()) return Bytes(r->second);
-  const double w =
-      allocator_sequence_waste(t.memory.allocator, states, layers, gathered_weights,
-                               p.fsdp_prefetch, n, m > n, t.recompute, t.recompute_modules)
-          .value();
-  if (remembered.size() >= kMaxRemembered) remembered.clear();
-  remembered.emplace(std::move(key), w);
-  return Bytes(w);
+  auto result = [&](const SplitPeaks& r) {
+    return split ? split_waste(ca, r) : Bytes(static_cast<double>(r.grown));
+  };
+  Remembered& mem = remembered();
+  {
+    const std::lock_guard<std::mutex> hold(mem.lock);
+    if (const auto r = mem.peaks.find(key); r != mem.peaks.end()) return result(r->second);
+  }
+  SplitPeaks r;
+  if (split) {
+    r = split_peaks(*rest, layers, gathered_weights, p.fsdp_prefetch, n, m > n, t.recompute,
+                    t.recompute_modules);
+  } else {
+    r.grown = static_cast<std::uint64_t>(
+        allocator_sequence_waste_whole(t.memory.allocator, states, layers, gathered_weights,
+                                       p.fsdp_prefetch, n, m > n, t.recompute,
+                                       t.recompute_modules)
+            .value());
+  }
+  {
+    const std::lock_guard<std::mutex> hold(mem.lock);
+    if (mem.peaks.size() >= kMaxRemembered) mem.peaks.clear();
+    mem.peaks.emplace(std::move(key), r);
+  }
+  return result(r);
 }
 
 }  // namespace
+
+void set_allocator_reference(bool on) { allocator_reference = on; }
 
 MemoryReport estimate_memory(const Scenario& s) {
   return estimate_memory(s, build_workload(s.model, s.training, shard_of(s.parallelism)));
