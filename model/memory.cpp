@@ -702,7 +702,7 @@ struct KeyHash {
     return static_cast<std::size_t>(h);
   }
 };
-constexpr std::size_t kMaxRemembered = 4096;
+constexpr std::size_t kMaxRemembered = 32768;
 struct Remembered {
   std::mutex lock;
   // Default allocator: split_peaks's two figures; expandable: {the waste's bytes, 0}.
@@ -754,16 +754,40 @@ Bytes rank_allocator_waste(const Scenario& s, const StageLayers& sl, int i, cons
   } else {
     for (const Bytes b : states) key.push_back(b.value());
   }
-  for (const Bytes b : gathered_weights) key.push_back(b.value());
-  for (const Layer* l : layers) {
-    key.push_back(-1.0 - static_cast<double>(l->kind));
-    key.push_back(l->input.value());
+  // The layers in runs of equal ones (a stage's transformer layers are alike): each run
+  // as its length, its layer's entry count and the entries (kind, input, each op's sizes
+  // and recompute sets, the layer's gathered weights when there are any). Equal entries
+  // make the same requests, so the runs stand for the sequence exactly, in a key a
+  // fraction of its length.
+  key.push_back(gathered_weights.empty() ? 0.0 : 1.0);
+  std::vector<double> layer, last;
+  double run = 0;
+  auto flush = [&] {
+    if (run == 0) return;
+    key.insert(key.end(), {run, static_cast<double>(last.size())});
+    key.insert(key.end(), last.begin(), last.end());
+  };
+  for (std::size_t k = 0; k < layers.size(); ++k) {
+    const Layer* l = layers[k];
+    layer.clear();
+    layer.push_back(static_cast<double>(l->kind));
+    layer.push_back(l->input.value());
+    if (!gathered_weights.empty()) layer.push_back(gathered_weights[k].value());
     for (const Op& op : l->ops) {
-      key.insert(key.end(), {op.saved.value(), op.saved_selective.value(), op.fwd_written.value(),
-                             op.bwd_written.value(), static_cast<double>(op.saved_dropped_by),
-                             static_cast<double>(op.recompute_in)});
+      layer.insert(layer.end(), {op.saved.value(), op.saved_selective.value(),
+                                 op.fwd_written.value(), op.bwd_written.value(),
+                                 static_cast<double>(op.saved_dropped_by),
+                                 static_cast<double>(op.recompute_in)});
+    }
+    if (run > 0 && layer == last) {
+      ++run;
+    } else {
+      flush();
+      last.swap(layer);
+      run = 1;
     }
   }
+  flush();
   key.insert(key.end(), {static_cast<double>(n), m > n ? 1.0 : 0.0,
                          static_cast<double>(t.memory.allocator),
                          static_cast<double>(p.fsdp_prefetch), static_cast<double>(t.recompute),
