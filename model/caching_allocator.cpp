@@ -36,7 +36,8 @@ void* pool_take(std::size_t bytes) {
   if (bytes == 0 || bytes > kPooledBytes) return ::operator new(bytes);
   const std::size_t k = (bytes + kStep - 1) / kStep;
   void*& h = free_lists().head[k];
-  if (!h) return ::operator new(k * kStep);
+  const std::size_t whole = k * kStep;
+  if (!h) return ::operator new(whole);
   void* p = h;
   h = *static_cast<void**>(p);
   return p;
@@ -206,8 +207,8 @@ CachingAllocator CachingAllocator::remainder(const std::uint64_t smallest[2]) co
 void CachingAllocator::describe(std::vector<double>& key) const {
   key.push_back(static_cast<double>(segments_.size()));
   for (std::size_t seg = 0; seg < segments_.size(); ++seg) {
-    key.insert(key.end(), {segment_pool_[seg] ? 1.0 : 0.0,
-                           static_cast<double>(segments_[seg].size())});
+    key.insert(key.end(),
+               {segment_pool_[seg] ? 1.0 : 0.0, static_cast<double>(segments_[seg].size())});
     for (const auto& [offset, b] : segments_[seg]) {
       key.insert(key.end(), {static_cast<double>(offset), static_cast<double>(b.size),
                              b.allocated ? 1.0 : 0.0});

@@ -50,9 +50,13 @@ struct PoolAllocator {
   T* allocate(std::size_t n) { return static_cast<T*>(pool_take(n * sizeof(T))); }
   void deallocate(T* p, std::size_t n) noexcept { pool_give(p, n * sizeof(T)); }
   template <class U>
-  bool operator==(const PoolAllocator<U>&) const { return true; }
+  bool operator==(const PoolAllocator<U>&) const {
+    return true;
+  }
   template <class U>
-  bool operator!=(const PoolAllocator<U>&) const { return false; }
+  bool operator!=(const PoolAllocator<U>&) const {
+    return false;
+  }
 };
 }  // namespace detail
 
@@ -121,8 +125,8 @@ class CachingAllocator {
   using Blocks = std::map<std::uint64_t, Block, std::less<std::uint64_t>,
                           detail::PoolAllocator<std::pair<const std::uint64_t, Block>>>;
   using FreeSet = std::set<FreeKey, std::less<FreeKey>, detail::PoolAllocator<FreeKey>>;
-  std::vector<Blocks> segments_;  // segment -> offset -> block
-  FreeSet free_[2];               // [small] free blocks, best fit
+  std::vector<Blocks> segments_;                          // segment -> offset -> block
+  FreeSet free_[2];                                       // [small] free blocks, best fit
   int expandable_[2] = {-1, -1};                          // [small] the pool's one segment
   std::vector<Key> handles_;
   std::uint64_t requested_ = 0, allocated_ = 0, reserved_ = 0;

@@ -1,10 +1,10 @@
 #include "model/memory.h"
 
 #include <algorithm>
-#include <cmath>
-#include <cstdint>
 #include <atomic>
 #include <climits>
+#include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <deque>
 #include <mutex>
@@ -636,8 +636,8 @@ CachingAllocator after_states(MemorySpec::Allocator allocator, const std::vector
 // reserved (reserved only grows) less the peak requested (the states' requested bytes
 // stay, so the peak is theirs plus the micro-batches' own).
 Bytes split_waste(const CachingAllocator& states, const SplitPeaks& p) {
-  return Bytes(static_cast<double>((states.reserved() + p.grown) -
-                                   (states.requested() + p.requested)));
+  return Bytes(
+      static_cast<double>((states.reserved() + p.grown) - (states.requested() + p.requested)));
 }
 
 }  // namespace
@@ -774,10 +774,10 @@ Bytes rank_allocator_waste(const Scenario& s, const StageLayers& sl, int i, cons
     layer.push_back(l->input.value());
     if (!gathered_weights.empty()) layer.push_back(gathered_weights[k].value());
     for (const Op& op : l->ops) {
-      layer.insert(layer.end(), {op.saved.value(), op.saved_selective.value(),
-                                 op.fwd_written.value(), op.bwd_written.value(),
-                                 static_cast<double>(op.saved_dropped_by),
-                                 static_cast<double>(op.recompute_in)});
+      layer.insert(layer.end(),
+                   {op.saved.value(), op.saved_selective.value(), op.fwd_written.value(),
+                    op.bwd_written.value(), static_cast<double>(op.saved_dropped_by),
+                    static_cast<double>(op.recompute_in)});
     }
     if (run > 0 && layer == last) {
       ++run;
@@ -807,8 +807,7 @@ Bytes rank_allocator_waste(const Scenario& s, const StageLayers& sl, int i, cons
   } else {
     r.grown = static_cast<std::uint64_t>(
         allocator_sequence_waste_whole(t.memory.allocator, states, layers, gathered_weights,
-                                       p.fsdp_prefetch, n, m > n, t.recompute,
-                                       t.recompute_modules)
+                                       p.fsdp_prefetch, n, m > n, t.recompute, t.recompute_modules)
             .value());
   }
   {
