@@ -6,6 +6,55 @@
 
 namespace orrery {
 
+namespace detail {
+namespace {
+
+// Free lists by size in 16-byte steps up to kPooledBytes; larger requests go to
+// operator new directly. Each block is its own operator new allocation, so a block given
+// back on another thread than the one that took it is still freed correctly.
+constexpr std::size_t kStep = 16, kPooledBytes = 256;
+struct FreeLists {
+  void* head[kPooledBytes / kStep + 1] = {};
+  ~FreeLists() {
+    for (void*& h : head) {
+      while (h) {
+        void* next = *static_cast<void**>(h);
+        ::operator delete(h);
+        h = next;
+      }
+    }
+  }
+};
+FreeLists& free_lists() {
+  thread_local FreeLists lists;
+  return lists;
+}
+
+}  // namespace
+
+void* pool_take(std::size_t bytes) {
+  if (bytes == 0 || bytes > kPooledBytes) return ::operator new(bytes);
+  const std::size_t k = (bytes + kStep - 1) / kStep;
+  void*& h = free_lists().head[k];
+  const std::size_t whole = k * kStep;
+  if (!h) return ::operator new(whole);
+  void* p = h;
+  h = *static_cast<void**>(p);
+  return p;
+}
+
+void pool_give(void* p, std::size_t bytes) noexcept {
+  if (bytes == 0 || bytes > kPooledBytes) {
+    ::operator delete(p);
+    return;
+  }
+  void*& h = free_lists().head[(bytes + kStep - 1) / kStep];
+  *static_cast<void**>(p) = h;
+  h = p;
+}
+
+}  // namespace detail
+
 std::uint64_t CachingAllocator::round_size(std::uint64_t bytes) {
   if (bytes < kMinBlockSize) return kMinBlockSize;
   return kMinBlockSize * ((bytes + kMinBlockSize - 1) / kMinBlockSize);
@@ -121,6 +170,50 @@ void CachingAllocator::release(int handle) {
     }
   }
   pool.insert({it->second.size, key.first, it->first});
+}
+
+// Why the remainder behaves as this allocator for the later requests (segments mode, no
+// release so far):
+//  - with only allocations, each segment holds at most one free block, at its end: a new
+//    segment is taken at once from offset 0 and every split leaves its free rest just
+//    after the block allocated, so the free block's left neighbour is allocated, and stays
+//    so (the blocks allocated so far are never released);
+//  - a free block smaller than every later request of its pool is never chosen (best fit
+//    takes a block at least the request's size) and never merged (its left neighbour stays
+//    allocated, nothing lies to its right), so leaving it out changes nothing;
+//  - a block kept becomes a segment of its own whose offsets are the original ones less
+//    the block's start: best fit orders blocks by (size, segment, offset) and merging looks
+//    only at neighbours within a segment, and both orders are kept (the segments' relative
+//    order, then the offsets shifted alike); the allocated block on its left never merges,
+//    as the segment's start never does;
+//  - new segments come after every segment kept, as after every segment here.
+// So the same requests take the same blocks and reserve the same new segments: the
+// remainder's reserved growth and requested peak are this allocator's for what follows.
+CachingAllocator CachingAllocator::remainder(const std::uint64_t smallest[2]) const {
+  CachingAllocator out(Mode::segments);
+  for (std::size_t seg = 0; seg < segments_.size(); ++seg) {
+    const bool small = segment_pool_[seg];
+    for (const auto& [offset, b] : segments_[seg]) {
+      (void)offset;
+      if (!b.allocated && b.size >= smallest[small ? 1 : 0]) {
+        const int id = out.new_segment(small, b.size);
+        out.free_[small ? 1 : 0].insert({b.size, id, 0});
+      }
+    }
+  }
+  return out;
+}
+
+void CachingAllocator::describe(std::vector<double>& key) const {
+  key.push_back(static_cast<double>(segments_.size()));
+  for (std::size_t seg = 0; seg < segments_.size(); ++seg) {
+    key.insert(key.end(),
+               {segment_pool_[seg] ? 1.0 : 0.0, static_cast<double>(segments_[seg].size())});
+    for (const auto& [offset, b] : segments_[seg]) {
+      key.insert(key.end(), {static_cast<double>(offset), static_cast<double>(b.size),
+                             b.allocated ? 1.0 : 0.0});
+    }
+  }
 }
 
 }  // namespace orrery

@@ -24,6 +24,7 @@
 // the rest is >= 512 bytes.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <set>
@@ -31,6 +32,33 @@
 #include <vector>
 
 namespace orrery {
+
+namespace detail {
+// Blocks of one size kept for reuse by the thread that frees them (freed at its exit), so
+// that the simulation's tree nodes, made and dropped thousands of times per candidate in a
+// sweep, cost no malloc/free after a thread's first simulation. Not a cache of results:
+// only where node memory comes from changes.
+void* pool_take(std::size_t bytes);
+void pool_give(void* p, std::size_t bytes) noexcept;
+
+template <class T>
+struct PoolAllocator {
+  using value_type = T;
+  PoolAllocator() = default;
+  template <class U>
+  PoolAllocator(const PoolAllocator<U>&) {}  // NOLINT(google-explicit-constructor)
+  T* allocate(std::size_t n) { return static_cast<T*>(pool_take(n * sizeof(T))); }
+  void deallocate(T* p, std::size_t n) noexcept { pool_give(p, n * sizeof(T)); }
+  template <class U>
+  bool operator==(const PoolAllocator<U>&) const {
+    return true;
+  }
+  template <class U>
+  bool operator!=(const PoolAllocator<U>&) const {
+    return false;
+  }
+};
+}  // namespace detail
 
 class CachingAllocator {
  public:
@@ -60,6 +88,20 @@ class CachingAllocator {
   std::uint64_t peak_reserved() const { return peak_reserved_; }
   int segments() const { return static_cast<int>(segment_pool_.size()); }
 
+  // For the requests that follow when every block allocated so far stays allocated for
+  // good and nothing has been released (a rank's model states, allocated first): an
+  // allocator that ends with the same peaks of every later request's growth, given
+  // `smallest[small]`, the smallest rounded later request of each pool (UINT64_MAX for
+  // none). It holds, as segments of their own in this one's segment order, only this one's
+  // free blocks that such a request fits; segments mode only (the reasons in the .cpp).
+  // Its reserved bytes start at those blocks' sum and its requested bytes at 0.
+  CachingAllocator remainder(const std::uint64_t smallest[2]) const;
+
+  // What the later requests' outcome depends on, appended to `key`: each segment's pool
+  // and blocks (offset, size, allocated) in order (for a remainder: its free blocks' sizes
+  // in order).
+  void describe(std::vector<double>& key) const;
+
   static std::uint64_t round_size(std::uint64_t bytes);
   static std::uint64_t allocation_size(std::uint64_t rounded);
 
@@ -80,8 +122,11 @@ class CachingAllocator {
 
   Mode mode_;
   std::vector<bool> segment_pool_;                        // segment -> small pool?
-  std::vector<std::map<std::uint64_t, Block>> segments_;  // segment -> offset -> block
-  std::set<FreeKey> free_[2];                             // [small] free blocks, best fit
+  using Blocks = std::map<std::uint64_t, Block, std::less<std::uint64_t>,
+                          detail::PoolAllocator<std::pair<const std::uint64_t, Block>>>;
+  using FreeSet = std::set<FreeKey, std::less<FreeKey>, detail::PoolAllocator<FreeKey>>;
+  std::vector<Blocks> segments_;                          // segment -> offset -> block
+  FreeSet free_[2];                                       // [small] free blocks, best fit
   int expandable_[2] = {-1, -1};                          // [small] the pool's one segment
   std::vector<Key> handles_;
   std::uint64_t requested_ = 0, allocated_ = 0, reserved_ = 0;

@@ -163,6 +163,20 @@ Bytes allocator_sequence_waste(MemorySpec::Allocator allocator, const std::vecto
                                const std::vector<Bytes>& gathered, int prefetch, int microbatches,
                                bool more, Recompute recompute, unsigned modules);
 
+// The same simulated in one allocator from the states' first request on (no split at the
+// states, as allocator_sequence_waste makes with the default allocator): the reference
+// the split is tested against. Equal to allocator_sequence_waste for every input.
+Bytes allocator_sequence_waste_whole(MemorySpec::Allocator allocator,
+                                     const std::vector<Bytes>& states,
+                                     const std::vector<const Layer*>& layers,
+                                     const std::vector<Bytes>& gathered, int prefetch,
+                                     int microbatches, bool more, Recompute recompute,
+                                     unsigned modules);
+// For tests, process-wide: with `on`, estimate_memory simulates each rank's sequence
+// whole (allocator_sequence_waste_whole) and remembers nothing, the reference its split,
+// remembered simulations are compared with.
+void set_allocator_reference(bool on);
+
 MemoryReport estimate_memory(const Scenario& s);
 // The same from the scenario's workload on one rank (build_workload with shard_of), when
 // the caller has it.

@@ -14,24 +14,40 @@ const RawScenario& raw_at(const SweepInput& in, const Assignment& a) {
 // The values the candidate's GPU's scenario was read with.
 const Scenario& raw_of(const SweepInput& in, const Assignment& a) { return raw_at(in, a).draft(); }
 
-// An integer axis's values: the swept list, else the scenario's own.
-std::vector<int> listed(const IntAxis& axis, int own) {
-  return axis.values.empty() ? std::vector<int>{own} : axis.values;
+// An integer axis's values: the swept list, else the scenario's own. The values
+// functions write into `out` (emptied first), whose storage the walk reuses.
+void listed(std::vector<int>& out, const IntAxis& axis, int own) {
+  if (axis.values.empty()) {
+    out.assign(1, own);
+  } else {
+    out.assign(axis.values.begin(), axis.values.end());
+  }
 }
 
 // An enum axis's values as ints: the swept list, else the scenario's own.
 template <class E>
-std::vector<int> listed(const std::vector<E>& swept, E own) {
-  std::vector<int> out;
-  for (E e : swept.empty() ? std::vector<E>{own} : swept) out.push_back(static_cast<int>(e));
-  return out;
+void listed(std::vector<int>& out, const std::vector<E>& swept, E own) {
+  out.clear();
+  if (swept.empty()) out.push_back(static_cast<int>(own));
+  for (E e : swept) out.push_back(static_cast<int>(e));
 }
 
-std::vector<int> divisors_up_to(int n, int limit) {
-  std::vector<int> out;
+void divisors_up_to(std::vector<int>& out, int n, int limit) {
+  out.clear();
   for (int d = 1; d <= n && d <= limit; ++d)
     if (n % d == 0) out.push_back(d);
-  return out;
+}
+
+// The divisors of n >= 1 in increasing order, in O(sqrt(n)): those up to sqrt(n), then
+// their cofactors n / d taken from the largest d down.
+void divisors(std::vector<int>& out, int n) {
+  out.clear();
+  for (int d = 1; d <= n / d; ++d)
+    if (n % d == 0) out.push_back(d);
+  for (std::size_t i = out.size(); i-- > 0;) {
+    const int d = out[i];
+    if (d != n / d) out.push_back(n / d);
+  }
 }
 
 // dp follows the GPU count when the split or the node count is swept and dp is not.
@@ -54,10 +70,9 @@ constexpr Axis kAxes[] = {
        return raw_of(in, c.a).cluster.preset;
      }},
     {"gpu", 0,
-     [](const SweepInput& in, const Assignment&) {
-       std::vector<int> out;
+     [](const SweepInput& in, const Assignment&, std::vector<int>& out) {
+       out.clear();
        for (std::size_t g = 0; g < in.raw.size(); ++g) out.push_back(static_cast<int>(g));
-       return out;
      },
      [](Assignment& a, int v) { a.gpu = v; }, [](const Scenario&) { return 0; },
      [](const SweepInput&, const Assignment&, RawScenario&) {},  // in.raw holds one per GPU
@@ -70,8 +85,8 @@ constexpr Axis kAxes[] = {
        return raw_of(in, c.a).cluster.gpu.name;
      }},
     {"nodes", 1,
-     [](const SweepInput& in, const Assignment& a) {
-       return listed(in.spec.nodes, raw_of(in, a).cluster.nodes);
+     [](const SweepInput& in, const Assignment& a, std::vector<int>& out) {
+       listed(out, in.spec.nodes, raw_of(in, a).cluster.nodes);
      },
      [](Assignment& a, int v) { a.nodes = v; }, [](const Scenario& s) { return s.cluster.nodes; },
      [](const SweepInput& in, const Assignment& a, RawScenario& raw) {
@@ -85,8 +100,8 @@ constexpr Axis kAxes[] = {
      },
      [](const SweepInput&, const CandidateResult& c) -> Cell { return c.a.nodes; }},
     {"gpus_per_node", 2,
-     [](const SweepInput& in, const Assignment& a) {
-       return listed(in.spec.gpus_per_node, raw_of(in, a).cluster.gpus_per_node);
+     [](const SweepInput& in, const Assignment& a, std::vector<int>& out) {
+       listed(out, in.spec.gpus_per_node, raw_of(in, a).cluster.gpus_per_node);
      },
      [](Assignment& a, int v) { a.gpus_per_node = v; },
      [](const Scenario& s) { return s.cluster.gpus_per_node; },
@@ -101,8 +116,8 @@ constexpr Axis kAxes[] = {
      },
      [](const SweepInput&, const CandidateResult& c) -> Cell { return c.a.gpus_per_node; }},
     {"nics_per_node", 3,
-     [](const SweepInput& in, const Assignment& a) {
-       return listed(in.spec.nics_per_node, raw_of(in, a).cluster.inter_node.nics_per_node);
+     [](const SweepInput& in, const Assignment& a, std::vector<int>& out) {
+       listed(out, in.spec.nics_per_node, raw_of(in, a).cluster.inter_node.nics_per_node);
      },
      [](Assignment& a, int v) { a.nics_per_node = v; },
      [](const Scenario& s) { return s.cluster.inter_node.nics_per_node; },
@@ -118,11 +133,11 @@ constexpr Axis kAxes[] = {
      [](const SweepInput&, const CandidateResult& c) -> Cell { return c.a.nics_per_node; }},
     // Values are indices into sweep.nic_bandwidth; -1 the scenario's own rate.
     {"nic_bandwidth", 4,
-     [](const SweepInput& in, const Assignment&) {
-       std::vector<int> out;
+     [](const SweepInput& in, const Assignment&, std::vector<int>& out) {
+       out.clear();
        for (std::size_t i = 0; i < in.spec.nic_bandwidth.size(); ++i)
          out.push_back(static_cast<int>(i));
-       return out.empty() ? std::vector<int>{-1} : out;
+       if (out.empty()) out.push_back(-1);
      },
      [](Assignment& a, int v) { a.nic_bandwidth = v; }, [](const Scenario&) { return -1; },
      [](const SweepInput& in, const Assignment& a, RawScenario& raw) {
@@ -146,11 +161,13 @@ constexpr Axis kAxes[] = {
     {"gpus", -1, nullptr, nullptr, nullptr, nullptr, nullptr,
      [](const SweepInput&, const CandidateResult& c) -> Cell { return c.gpus; }},
     {"tp", 8,
-     [](const SweepInput& in, const Assignment& a) {
+     [](const SweepInput& in, const Assignment& a, std::vector<int>& out) {
        const Scenario& base = raw_of(in, a);
-       return in.spec.tp.automatic
-                  ? divisors_up_to(a.nodes * a.gpus_per_node, std::max(1, base.model.heads))
-                  : listed(in.spec.tp, base.parallelism.tp);
+       if (in.spec.tp.automatic) {
+         divisors_up_to(out, a.nodes * a.gpus_per_node, std::max(1, base.model.heads));
+       } else {
+         listed(out, in.spec.tp, base.parallelism.tp);
+       }
      },
      [](Assignment& a, int v) { a.tp = v; }, [](const Scenario& s) { return s.parallelism.tp; },
      [](const SweepInput& in, const Assignment& a, RawScenario& raw) {
@@ -164,11 +181,13 @@ constexpr Axis kAxes[] = {
      },
      [](const SweepInput&, const CandidateResult& c) -> Cell { return c.a.tp; }},
     {"pp", 9,
-     [](const SweepInput& in, const Assignment& a) {
+     [](const SweepInput& in, const Assignment& a, std::vector<int>& out) {
        const Scenario& base = raw_of(in, a);
-       return in.spec.pp.automatic
-                  ? divisors_up_to(a.nodes * a.gpus_per_node, std::max(1, base.model.layers))
-                  : listed(in.spec.pp, base.parallelism.pp);
+       if (in.spec.pp.automatic) {
+         divisors_up_to(out, a.nodes * a.gpus_per_node, std::max(1, base.model.layers));
+       } else {
+         listed(out, in.spec.pp, base.parallelism.pp);
+       }
      },
      [](Assignment& a, int v) { a.pp = v; }, [](const Scenario& s) { return s.parallelism.pp; },
      [](const SweepInput& in, const Assignment& a, RawScenario& raw) {
@@ -182,10 +201,13 @@ constexpr Axis kAxes[] = {
      },
      [](const SweepInput&, const CandidateResult& c) -> Cell { return c.a.pp; }},
     {"dp", 13,
-     [](const SweepInput& in, const Assignment& a) {
+     [](const SweepInput& in, const Assignment& a, std::vector<int>& out) {
        const SweepSpec& w = in.spec;
-       return w.dp.swept() ? w.dp.values
-                           : std::vector<int>{derives_dp(w) ? 0 : raw_of(in, a).parallelism.dp};
+       if (w.dp.swept()) {
+         out.assign(w.dp.values.begin(), w.dp.values.end());
+       } else {
+         out.assign(1, derives_dp(w) ? 0 : raw_of(in, a).parallelism.dp);
+       }
      },
      [](Assignment& a, int v) { a.dp = v; }, [](const Scenario& s) { return s.parallelism.dp; },
      [](const SweepInput& in, const Assignment& a, RawScenario& raw) {
@@ -203,22 +225,22 @@ constexpr Axis kAxes[] = {
      [](const SweepInput&, const CandidateResult& c) -> Cell { return c.dp; }},
     // Values are v * 2, + 1 for the layout with the embedding and loss counted as layers.
     {"vp", 10,
-     [](const SweepInput& in, const Assignment& a) {
+     [](const SweepInput& in, const Assignment& a, std::vector<int>& out) {
        const Scenario& base = raw_of(in, a);
        if (!in.spec.vp.automatic) {
          // The file's own layout rule is kept (apply leaves it as written).
          const ParallelismSpec& p = base.parallelism;
          const int edges = p.account_for_embedding && p.account_for_loss ? 1 : 0;
-         std::vector<int> out;
-         for (int v : listed(in.spec.vp, p.virtual_pipeline_stages)) out.push_back(2 * v + edges);
-         return out;
+         listed(out, in.spec.vp, p.virtual_pipeline_stages);
+         for (int& v : out) v = 2 * v + edges;
+         return;
        }
        // Every v whose pp*v model chunks divide the layers; where they do not, the uneven
        // layout with the first and last virtual stage one layer lighter when layers + 2
        // divide (Megatron's --account-for-embedding/loss-in-pipeline-split, as the Llama 3
        // paper balances its pipeline, arXiv:2407.21783 section 3.3.2).
        const int layers = base.model.layers;
-       std::vector<int> out = {2};
+       out.assign(1, 2);
        if (a.pp >= 2 && layers % a.pp != 0 && (layers + 2) % a.pp == 0) out.push_back(3);
        for (int v = 2; a.pp >= 2 && a.pp * v <= layers + 2; ++v) {
          if (layers % (a.pp * v) == 0) {
@@ -227,7 +249,6 @@ constexpr Axis kAxes[] = {
            out.push_back(2 * v + 1);
          }
        }
-       return out;
      },
      [](Assignment& a, int v) {
        a.vp = v / 2;
@@ -279,8 +300,8 @@ constexpr Axis kAxes[] = {
        return std::string(c.a.vp_edges ? "embedding+loss" : "even");
      }},
     {"cp", 11,
-     [](const SweepInput& in, const Assignment& a) {
-       return listed(in.spec.cp, raw_of(in, a).parallelism.cp);
+     [](const SweepInput& in, const Assignment& a, std::vector<int>& out) {
+       listed(out, in.spec.cp, raw_of(in, a).parallelism.cp);
      },
      [](Assignment& a, int v) { a.cp = v; }, [](const Scenario& s) { return s.parallelism.cp; },
      [](const SweepInput& in, const Assignment& a, RawScenario& raw) {
@@ -293,8 +314,8 @@ constexpr Axis kAxes[] = {
      },
      [](const SweepInput&, const CandidateResult& c) -> Cell { return c.a.cp; }},
     {"ep", 12,
-     [](const SweepInput& in, const Assignment& a) {
-       return listed(in.spec.ep, raw_of(in, a).parallelism.ep);
+     [](const SweepInput& in, const Assignment& a, std::vector<int>& out) {
+       listed(out, in.spec.ep, raw_of(in, a).parallelism.ep);
      },
      [](Assignment& a, int v) { a.ep = v; }, [](const Scenario& s) { return s.parallelism.ep; },
      [](const SweepInput& in, const Assignment& a, RawScenario& raw) {
@@ -307,17 +328,19 @@ constexpr Axis kAxes[] = {
      },
      [](const SweepInput&, const CandidateResult& c) -> Cell { return c.a.ep; }},
     {"microbatch", 14,
-     [](const SweepInput& in, const Assignment& a) {
+     [](const SweepInput& in, const Assignment& a, std::vector<int>& out) {
        const Scenario& base = raw_of(in, a);
        const int gpus = a.nodes * a.gpus_per_node;
        const int model_ranks = a.tp * a.pp * a.cp;
        const int dp = a.dp > 0 ? a.dp : (gpus % model_ranks == 0 ? gpus / model_ranks : 0);
-       std::vector<int> out;
-       if (in.spec.microbatch.automatic && dp > 0) {
-         for (int b = 1; b * dp <= a.global_batch; ++b)
-           if (a.global_batch % (b * dp) == 0) out.push_back(b);
+       out.clear();
+       // Every b with b * dp dividing the global batch: the divisors of global_batch / dp
+       // when dp divides it (b * dp divides it only then), none otherwise.
+       if (in.spec.microbatch.automatic && dp > 0 && a.global_batch > 0 &&
+           a.global_batch % dp == 0) {
+         divisors(out, a.global_batch / dp);
        }
-       return out.empty() ? listed(in.spec.microbatch, base.parallelism.microbatch) : out;
+       if (out.empty()) listed(out, in.spec.microbatch, base.parallelism.microbatch);
      },
      [](Assignment& a, int v) { a.microbatch = v; },
      [](const Scenario& s) { return s.parallelism.microbatch; },
@@ -333,8 +356,8 @@ constexpr Axis kAxes[] = {
      },
      [](const SweepInput&, const CandidateResult& c) -> Cell { return c.a.microbatch; }},
     {"global_batch", 7,
-     [](const SweepInput& in, const Assignment& a) {
-       return listed(in.spec.global_batch, raw_of(in, a).parallelism.global_batch);
+     [](const SweepInput& in, const Assignment& a, std::vector<int>& out) {
+       listed(out, in.spec.global_batch, raw_of(in, a).parallelism.global_batch);
      },
      [](Assignment& a, int v) { a.global_batch = v; },
      [](const Scenario& s) { return s.parallelism.global_batch; },
@@ -350,12 +373,11 @@ constexpr Axis kAxes[] = {
      },
      [](const SweepInput&, const CandidateResult& c) -> Cell { return c.a.global_batch; }},
     {"sequence_parallel", 15,
-     [](const SweepInput& in, const Assignment& a) {
-       std::vector<int> out;
+     [](const SweepInput& in, const Assignment& a, std::vector<int>& out) {
+       out.clear();
        if (in.spec.sequence_parallel.empty())
-         return std::vector<int>{raw_of(in, a).parallelism.sequence_parallel ? 1 : 0};
+         out.push_back(raw_of(in, a).parallelism.sequence_parallel ? 1 : 0);
        for (bool b : in.spec.sequence_parallel) out.push_back(b ? 1 : 0);
-       return out;
      },
      [](Assignment& a, int v) { a.sequence_parallel = v != 0; },
      [](const Scenario& s) { return s.parallelism.sequence_parallel ? 1 : 0; },
@@ -375,8 +397,8 @@ constexpr Axis kAxes[] = {
     // After vp, whose candidates leave the schedule to follow the virtual stages: a swept
     // schedule is set outright.
     {"schedule", 16,
-     [](const SweepInput& in, const Assignment& a) {
-       return listed(in.spec.schedule, raw_of(in, a).parallelism.schedule);
+     [](const SweepInput& in, const Assignment& a, std::vector<int>& out) {
+       listed(out, in.spec.schedule, raw_of(in, a).parallelism.schedule);
      },
      [](Assignment& a, int v) { a.schedule = static_cast<PipelineSchedule>(v); },
      [](const Scenario& s) { return static_cast<int>(s.parallelism.schedule); },
@@ -394,8 +416,8 @@ constexpr Axis kAxes[] = {
        return std::string(in.spec.schedule.empty() ? "-" : to_string(c.a.schedule));
      }},
     {"zero_stage", 17,
-     [](const SweepInput& in, const Assignment& a) {
-       return listed(in.spec.zero_stage, raw_of(in, a).parallelism.zero_stage);
+     [](const SweepInput& in, const Assignment& a, std::vector<int>& out) {
+       listed(out, in.spec.zero_stage, raw_of(in, a).parallelism.zero_stage);
      },
      [](Assignment& a, int v) { a.zero_stage = v; },
      [](const Scenario& s) { return s.parallelism.zero_stage; },
@@ -419,8 +441,8 @@ constexpr Axis kAxes[] = {
     // The ZeRO-3 implementation: each candidate is `parallelism.fsdp: {implementation: X}`,
     // stage 3 (a zero_stage below 3 beside it makes the candidate invalid).
     {"fsdp", 18,
-     [](const SweepInput& in, const Assignment& a) {
-       return listed(in.spec.fsdp, raw_of(in, a).parallelism.fsdp_impl);
+     [](const SweepInput& in, const Assignment& a, std::vector<int>& out) {
+       listed(out, in.spec.fsdp, raw_of(in, a).parallelism.fsdp_impl);
      },
      [](Assignment& a, int v) { a.fsdp = static_cast<ParallelismSpec::FsdpImpl>(v); },
      [](const Scenario& s) { return static_cast<int>(s.parallelism.fsdp_impl); },
@@ -442,8 +464,8 @@ constexpr Axis kAxes[] = {
        return std::string(in.spec.fsdp.empty() ? "-" : to_string(c.a.fsdp));
      }},
     {"sharding", 19,
-     [](const SweepInput& in, const Assignment& a) {
-       return listed(in.spec.sharding, raw_of(in, a).parallelism.sharding);
+     [](const SweepInput& in, const Assignment& a, std::vector<int>& out) {
+       listed(out, in.spec.sharding, raw_of(in, a).parallelism.sharding);
      },
      [](Assignment& a, int v) { a.sharding = static_cast<ParallelismSpec::Sharding>(v); },
      [](const Scenario& s) { return static_cast<int>(s.parallelism.sharding); },
@@ -458,8 +480,8 @@ constexpr Axis kAxes[] = {
      },
      [](const SweepInput&, const CandidateResult& c) -> Cell { return to_string(c.a.sharding); }},
     {"recompute", 20,
-     [](const SweepInput& in, const Assignment& a) {
-       return listed(in.spec.recompute, raw_of(in, a).training.recompute);
+     [](const SweepInput& in, const Assignment& a, std::vector<int>& out) {
+       listed(out, in.spec.recompute, raw_of(in, a).training.recompute);
      },
      [](Assignment& a, int v) { a.recompute = static_cast<Recompute>(v); },
      [](const Scenario& s) { return static_cast<int>(s.training.recompute); },
@@ -477,8 +499,8 @@ constexpr Axis kAxes[] = {
     // The training stack's preset (training.stack): a candidate takes the preset's
     // mechanisms, keeping any the file's stack mapping overrides.
     {"stack", 21,
-     [](const SweepInput& in, const Assignment& a) {
-       return listed(in.spec.stack, raw_of(in, a).training.stack.preset);
+     [](const SweepInput& in, const Assignment& a, std::vector<int>& out) {
+       listed(out, in.spec.stack, raw_of(in, a).training.stack.preset);
      },
      [](Assignment& a, int v) { a.stack = static_cast<StackSpec::Preset>(v); },
      [](const Scenario& s) { return static_cast<int>(s.training.stack.preset); },
@@ -495,8 +517,8 @@ constexpr Axis kAxes[] = {
      },
      [](const SweepInput&, const CandidateResult& c) -> Cell { return to_string(c.a.stack); }},
     {"precision", 5,
-     [](const SweepInput& in, const Assignment& a) {
-       return listed(in.spec.precision, raw_of(in, a).training.precision);
+     [](const SweepInput& in, const Assignment& a, std::vector<int>& out) {
+       listed(out, in.spec.precision, raw_of(in, a).training.precision);
      },
      [](Assignment& a, int v) { a.precision = static_cast<Precision>(v); },
      [](const Scenario& s) { return static_cast<int>(s.training.precision); },
@@ -521,8 +543,8 @@ constexpr Axis kAxes[] = {
      },
      [](const SweepInput&, const CandidateResult& c) -> Cell { return to_string(c.a.precision); }},
     {"compression", 6,
-     [](const SweepInput& in, const Assignment& a) {
-       return listed(in.spec.compression, raw_of(in, a).training.compression.scheme);
+     [](const SweepInput& in, const Assignment& a, std::vector<int>& out) {
+       listed(out, in.spec.compression, raw_of(in, a).training.compression.scheme);
      },
      [](Assignment& a, int v) { a.compression = static_cast<CompressionSpec::Scheme>(v); },
      [](const Scenario& s) { return static_cast<int>(s.training.compression.scheme); },

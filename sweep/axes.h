@@ -26,8 +26,8 @@ struct Axis {
   // order); -1: a column derived from the others, which nothing expands or sets.
   int nesting;
   // The values for a candidate whose slower axes are already set in `a` (a scenario's
-  // own value when the axis is not swept).
-  std::vector<int> (*values)(const SweepInput& in, const Assignment& a);
+  // own value when the axis is not swept), written into `out` (emptied first).
+  void (*values)(const SweepInput& in, const Assignment& a, std::vector<int>& out);
   void (*set)(Assignment& a, int value);
   // The scenario's own value (for the baseline, the scenario as written).
   int (*of_scenario)(const Scenario& s);

@@ -39,7 +39,7 @@ CandidateSpace::CandidateSpace(const SweepInput& in) : in_(in), order_(nested_ax
 // may have no value for some outer ones); false when none does.
 bool CandidateSpace::fill(std::size_t level) {
   if (level == order_.size()) return true;
-  values_[level] = order_[level]->values(in_, a_);
+  order_[level]->values(in_, a_, values_[level]);
   for (pos_[level] = 0; pos_[level] < values_[level].size(); ++pos_[level]) {
     order_[level]->set(a_, values_[level][pos_[level]]);
     if (fill(level + 1)) return true;
@@ -64,8 +64,11 @@ void CandidateSpace::position(std::vector<std::uint16_t>& out) const {
 
 Assignment CandidateSpace::at(const std::uint16_t* p) const {
   Assignment a;
-  for (std::size_t l = 0; l < order_.size(); ++l)
-    order_[l]->set(a, order_[l]->values(in_, a).at(p[l]));
+  std::vector<int> values;
+  for (std::size_t l = 0; l < order_.size(); ++l) {
+    order_[l]->values(in_, a, values);
+    order_[l]->set(a, values.at(p[l]));
+  }
   return a;
 }
 
