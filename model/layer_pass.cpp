@@ -152,26 +152,14 @@ std::vector<PassStep> layer_pass(const Layer& layer, LayerPass pass, const Scena
       add_comm(out, s, sizes, op.comm_after, false, false, false);
     }
     if (op.comm_before == CommPoint::cp_kv) add_cp(out, s, sizes, op, CollectiveOp::all_gather);
+    // "bulk" (Transformer Engine): the input gradient's reduce-scatter issued under the
+    // weight-gradient GEMM rather than after it.
+    const bool bulk = ub && op.kind == OpKind::gemm && op.comm_before == CommPoint::tp_gather;
     if (op.comm_before == CommPoint::tp_gather && p.sequence_parallel && p.tp > 1) {
       // The weight gradient's input re-gathered, overlapped with the data-gradient GEMM.
       add_comm(out, s, sizes, CommPoint::tp_gather, true, true, fp8_input(op));
       out.push_back(kernels(op, again, 1));
-      if (ub && op.kind == OpKind::gemm) {
-        // "bulk": the input gradient's reduce-scatter under the weight-gradient GEMM.
-        add_comm(out, s, sizes, op.comm_before, false, true, false);
-        out.push_back(kernels(op, false, 2));
-        if (returning && op.comm_after == CommPoint::ep_dispatch) {
-          out.back().separate = true;
-          returning = false;
-        }
-        if (overlap && &op == first_expert) {
-          add_comm(out, s, sizes, CommPoint::ep_dispatch, false, true, false);
-          returning = true;
-        }
-        if (op.comm_before == CommPoint::cp_kv)
-          add_cp(out, s, sizes, op, CollectiveOp::reduce_scatter);
-        continue;
-      }
+      if (bulk) add_comm(out, s, sizes, op.comm_before, false, true, false);
       out.push_back(kernels(op, false, 2));
     } else {
       out.push_back(kernels(op, again));
@@ -184,7 +172,7 @@ std::vector<PassStep> layer_pass(const Layer& layer, LayerPass pass, const Scena
       add_comm(out, s, sizes, CommPoint::ep_dispatch, false, true, false);
       returning = true;
     }
-    add_comm(out, s, sizes, op.comm_before, false, false, false);
+    if (!bulk) add_comm(out, s, sizes, op.comm_before, false, false, false);
     if (op.comm_before == CommPoint::cp_kv) add_cp(out, s, sizes, op, CollectiveOp::reduce_scatter);
   }
   return out;

@@ -398,6 +398,23 @@ TEST(Memory, Fsdp1VersusFsdp2Buffers) {
   EXPECT_DOUBLE_EQ(ds.reduce_buffers.value(), 0.0);
 }
 
+// The small model of the loss tests below: 2 layers, hidden 1001, vocab 1000, 128 tokens,
+// on 8 A100s; `training` is the training section's keys. Its first stage's memory.
+StageMemory tiny_loss_model(const std::string& training) {
+  return estimate_memory(
+             load_scenario_text(
+                 "cluster: {preset: dgx-a100, nodes: 1}\n"
+                 "model: {family: decoder, layers: 2, hidden: 1001, heads: 7, kv_heads: 7, "
+                 "ffn: 4004, vocab: 1000, seq_len: 128, activation: gelu, norm: rmsnorm, "
+                 "position_embedding: rope, tied_embeddings: false, bias: false, dropout: "
+                 "false}\n"
+                 "parallelism: {dp: 8, microbatch: 1, global_batch: 8}\n"
+                 "training: {" +
+                     training + "}\n",
+                 "test.yaml"))
+      .stages[0];
+}
+
 // The loss's temporaries beyond the saved fp32 softmax (model/memory.cpp,
 // loss_temporaries_per_logit), by hand: one micro-batch of 1 x 128 tokens over a vocabulary
 // of 1000 is 128,000 logits on the one rank holding the head.
@@ -411,18 +428,7 @@ TEST(Memory, Fsdp1VersusFsdp2Buffers) {
 //    copy), none counted: 0.
 TEST(Memory, LossTemporariesByStack) {
   auto loss = [](const std::string& stack, const std::string& precision) {
-    return estimate_memory(
-               load_scenario_text(
-                   "cluster: {preset: dgx-a100, nodes: 1}\n"
-                   "model: {family: decoder, layers: 2, hidden: 1001, heads: 7, kv_heads: 7, "
-                   "ffn: 4004, vocab: 1000, seq_len: 128, activation: gelu, norm: rmsnorm, "
-                   "position_embedding: rope, tied_embeddings: false, bias: false, dropout: "
-                   "false}\n"
-                   "parallelism: {dp: 8, microbatch: 1, global_batch: 8}\n"
-                   "training: {stack: " +
-                       stack + ", precision: " + precision + "}\n",
-                   "test.yaml"))
-        .stages[0];
+    return tiny_loss_model("stack: " + stack + ", precision: " + precision);
   };
   const StageMemory mc = loss("megatron-core", "bf16");
   EXPECT_DOUBLE_EQ(mc.loss_buffers.value(), 256000.0);
@@ -521,18 +527,7 @@ TEST(Memory, NcclChannelsFollowTheGpu) {
 // softmax, 4 x 128,000 x 3/4 = 384,000 bytes. The step's kernels stay the same.
 TEST(Memory, ChunkedCrossEntropyKeepsOneChunk) {
   auto stage = [](const std::string& stack) {
-    return estimate_memory(
-               load_scenario_text(
-                   "cluster: {preset: dgx-a100, nodes: 1}\n"
-                   "model: {family: decoder, layers: 2, hidden: 1001, heads: 7, kv_heads: 7, "
-                   "ffn: 4004, vocab: 1000, seq_len: 128, activation: gelu, norm: rmsnorm, "
-                   "position_embedding: rope, tied_embeddings: false, bias: false, dropout: "
-                   "false}\n"
-                   "parallelism: {dp: 8, microbatch: 1, global_batch: 8}\n"
-                   "training: {stack: " +
-                       stack + ", memory: {allocator: none}}\n",
-                   "test.yaml"))
-        .stages[0];
+    return tiny_loss_model("stack: " + stack + ", memory: {allocator: none}");
   };
   const StageMemory whole = stage("megatron-core");
   const StageMemory chunked = stage("{preset: megatron-core, cross_entropy_chunks: 4}");
