@@ -6,7 +6,7 @@
 # wall time, not the user time.
 # Usage: bench/sweep_scale.sh [BUILD_DIR] [SIZES] [RANKS] [SHARD]
 #   SIZES: any of 1e5 1e6 1e7 (default "1e5 1e6"; "" for none), each run with --csv of
-#          every candidate on 2 threads. 1e7 (9.5 million candidates; hours on 2 cores) runs as the share
+#          every candidate on 2 threads. 1e7 (11,768,484 candidates; minutes to hours on 2 cores) runs as the share
 #          SHARD (default 0/64) with -o, after a --dry-run of the whole.
 #   RANKS: MPI rank counts for the 1e5 sweep, 1 thread each, no --csv (whose pass runs on
 #          rank 0 alone), the ranks taking work from rank 0's queue (default "1 2 4";
