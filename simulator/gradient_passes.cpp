@@ -337,11 +337,8 @@ void grad_sync_pass(const StepContext& ctx, const RankSet& ranks, const StageLay
                     GradientTasks& out) {
   const ParallelismSpec& p = ctx.p;
   const bool distributed = p.zero_stage >= 1;
-  // Megatron-LM: buckets of max(40M, 1M * dp) parameters by default, in backward order.
-  // DeepSpeed's BF16_Optimizer: buckets of MEMORY_OPT_ALLREDUCE_SIZE = 500M elements
-  // (runtime/engine.py, microsoft/DeepSpeed 56c522386878).
-  const double bucket = ctx.s.training.grad_bucket_params.value_or(
-      deepspeed_bf16_optimizer(ctx) ? 500e6 : std::max(40e6, 1e6 * p.dp));
+  // Buckets in backward order (grad_bucket_params).
+  const double bucket = grad_bucket_params(ctx);
   // ZeRO-2 without overlap: each rank's compute-stream tasks so far, in stream order
   // (its tasks are issued in schedule order), and the first after a given task.
   std::vector<std::vector<int>> compute_tasks(ranks.size());
@@ -465,6 +462,11 @@ void grad_sync_pass(const StepContext& ctx, const RankSet& ranks, const StageLay
       reduce_bucket(ctx, ranks, planner, g, out, r, ready_of, params, shape);
     }
   }
+}
+
+double grad_bucket_params(const StepContext& ctx) {
+  return ctx.s.training.grad_bucket_params.value_or(
+      deepspeed_bf16_optimizer(ctx) ? 500e6 : std::max(40e6, 1e6 * ctx.p.dp));
 }
 
 Seconds optimizer_step_time(const Scenario& s, const ComputeModel& model, double params,

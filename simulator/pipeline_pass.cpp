@@ -480,8 +480,8 @@ class PipelineBuilder {
 
   // Megatron-Core's overlapped parameter all-gather (--overlap-param-gather, distributed
   // optimizer): the updated parameters of a model chunk are gathered bucket by bucket
-  // during that chunk's first forward. Buckets are the gradient buckets (max(40M, 1M x dp)
-  // parameters, training.grad_bucket_params), formed in backward order, so the first in
+  // during that chunk's first forward. Buckets are the gradient buckets (grad_bucket_params),
+  // formed in backward order, so the first in
   // forward order holds the remainder. Without interleaving, the first bucket's gather is
   // launched by zero_grad at the start of the step and each forward pre-hook that waits for
   // bucket k launches bucket k + 1 (finish_param_sync in
@@ -506,8 +506,7 @@ class PipelineBuilder {
       params[k] = layers[k]->params() - layers[k]->expert_params();
       total += params[k];
     }
-    const double bucket = ctx_.s.training.grad_bucket_params.value_or(
-        std::max(40e6, 1e6 * static_cast<double>(p_.shard_group())));
+    const double bucket = grad_bucket_params(ctx_);
     // Bucket starts in forward order, as parameter positions: 0, then the remainder,
     // then every bucket after it.
     std::vector<double> starts{0.0};
@@ -551,9 +550,8 @@ class PipelineBuilder {
     Parts parts;
     auto flush = [&] {
       const int id = add_block(r, b, work, parts, TaskKind::forward);
-      if (!gather_launch_.count(std::make_pair(members.front(), b.chunk)) &&
-          static_cast<int>(r) == members.front())
-        gather_launch_.emplace(std::make_pair(members.front(), b.chunk), id);
+      // The chunk's first piece on the issuing member (emplace keeps the first).
+      if (static_cast<int>(r) == members.front()) gather_launch_.emplace(key, id);
       work = Seconds();
       parts = Parts{};
     };

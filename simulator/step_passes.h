@@ -64,6 +64,14 @@ bool deepspeed_bf16_optimizer(const StepContext& ctx);
 // Otherwise an overlapped gather is assumed hidden (step.cpp says so).
 bool param_gather_in_forward(const StepContext& ctx);
 
+// Parameters per gradient bucket of the data-parallel reduction (and of Megatron-Core's
+// overlapped parameter gather, which uses the same buckets): training.grad_bucket_params,
+// else Megatron-LM's max(40M, 1M x dp) (distributed_data_parallel.py at NVIDIA/Megatron-LM
+// d98e8a64: the dp group, context parallelism not counted), or under DeepSpeed's
+// BF16_Optimizer MEMORY_OPT_ALLREDUCE_SIZE = 500M elements (runtime/engine.py,
+// microsoft/DeepSpeed 56c522386878).
+double grad_bucket_params(const StepContext& ctx);
+
 // A layer whose gradients are final once `task` ends.
 struct GradReady {
   MaybeTask task;  // none only if no task preceded a layer of no ops
