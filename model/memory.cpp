@@ -707,6 +707,24 @@ struct Remembered {
   std::mutex lock;
   // Default allocator: split_peaks's two figures; expandable: {the waste's bytes, 0}.
   std::unordered_map<std::vector<double>, SplitPeaks, KeyHash> peaks;
+  // The layers' entries the keys name by number: a layer's entries (hundreds of doubles)
+  // recur across most keys, so each is held once (a key was about 600 bytes, the
+  // layers' entries most of it). Emptied with `peaks`; `generation` counts the emptyings,
+  // so a key numbered before one is never stored after it (its numbers would name other
+  // layers then).
+  std::unordered_map<std::vector<double>, double, KeyHash> layers;
+  std::uint64_t generation = 0;
+  void clear() {
+    peaks.clear();
+    layers.clear();
+    ++generation;
+  }
+  // The number of `entries` (entered if new).
+  double layer_id(const std::vector<double>& entries) {
+    const auto [it, added] = layers.try_emplace(entries, static_cast<double>(layers.size()));
+    (void)added;
+    return it->second;
+  }
 };
 Remembered& remembered() {
   static Remembered r;
@@ -755,18 +773,13 @@ Bytes rank_allocator_waste(const Scenario& s, const StageLayers& sl, int i, cons
     for (const Bytes b : states) key.push_back(b.value());
   }
   // The layers in runs of equal ones (a stage's transformer layers are alike): each run
-  // as its length, its layer's entry count and the entries (kind, input, each op's sizes
-  // and recompute sets, the layer's gathered weights when there are any). Equal entries
-  // make the same requests, so the runs stand for the sequence exactly, in a key a
-  // fraction of its length.
+  // as its length and its layer's entries (kind, input, each op's sizes and recompute
+  // sets, the layer's gathered weights when there are any), the entries by their number
+  // in the store (Remembered::layer_id). Equal entries make the same requests, so the
+  // runs stand for the sequence exactly, in a key a fraction of its length.
   key.push_back(gathered_weights.empty() ? 0.0 : 1.0);
-  std::vector<double> layer, last;
-  double run = 0;
-  auto flush = [&] {
-    if (run == 0) return;
-    key.insert(key.end(), {run, static_cast<double>(last.size())});
-    key.insert(key.end(), last.begin(), last.end());
-  };
+  std::vector<std::pair<double, std::vector<double>>> runs;
+  std::vector<double> layer;
   for (std::size_t k = 0; k < layers.size(); ++k) {
     const Layer* l = layers[k];
     layer.clear();
@@ -779,15 +792,16 @@ Bytes rank_allocator_waste(const Scenario& s, const StageLayers& sl, int i, cons
                     op.bwd_written.value(), static_cast<double>(op.saved_dropped_by),
                     static_cast<double>(op.recompute_in)});
     }
-    if (run > 0 && layer == last) {
-      ++run;
+    if (!runs.empty() && layer == runs.back().second) {
+      ++runs.back().first;
     } else {
-      flush();
-      last.swap(layer);
-      run = 1;
+      runs.emplace_back(1.0, layer);
     }
   }
-  flush();
+  Remembered& mem = remembered();
+  std::unique_lock<std::mutex> hold(mem.lock);
+  const std::uint64_t generation = mem.generation;
+  for (auto& [run, entries] : runs) key.insert(key.end(), {run, mem.layer_id(entries)});
   key.insert(key.end(), {static_cast<double>(n), m > n ? 1.0 : 0.0,
                          static_cast<double>(t.memory.allocator),
                          static_cast<double>(p.fsdp_prefetch), static_cast<double>(t.recompute),
@@ -795,11 +809,8 @@ Bytes rank_allocator_waste(const Scenario& s, const StageLayers& sl, int i, cons
   auto result = [&](const SplitPeaks& r) {
     return split ? split_waste(ca, r) : Bytes(static_cast<double>(r.grown));
   };
-  Remembered& mem = remembered();
-  {
-    const std::lock_guard<std::mutex> hold(mem.lock);
-    if (const auto r = mem.peaks.find(key); r != mem.peaks.end()) return result(r->second);
-  }
+  if (const auto r = mem.peaks.find(key); r != mem.peaks.end()) return result(r->second);
+  hold.unlock();
   SplitPeaks r;
   if (split) {
     r = split_peaks(*rest, layers, gathered_weights, p.fsdp_prefetch, n, m > n, t.recompute,
@@ -810,10 +821,10 @@ Bytes rank_allocator_waste(const Scenario& s, const StageLayers& sl, int i, cons
                                        p.fsdp_prefetch, n, m > n, t.recompute, t.recompute_modules)
             .value());
   }
-  {
-    const std::lock_guard<std::mutex> hold(mem.lock);
-    if (mem.peaks.size() >= kMaxRemembered) mem.peaks.clear();
-    mem.peaks.emplace(std::move(key), r);
+  hold.lock();
+  if (mem.generation == generation) {
+    if (mem.peaks.size() >= kMaxRemembered || mem.layers.size() >= kMaxRemembered) mem.clear();
+    else mem.peaks.emplace(std::move(key), r);
   }
   return result(r);
 }

@@ -133,6 +133,13 @@ class Engine {
       }
       if (queue_.empty() || queue_.top().t > now_) flush_network();
     }
+    // What only the run needed goes before the result's per-task timing is made, which
+    // would otherwise be the step's peak memory on top of it (a sweep simulates long
+    // pipelines on several threads at once: docs/simulator.md, "Memory").
+    std::vector<Info>().swap(info_);
+    std::vector<CommState>().swap(comm_);
+    std::vector<Stream>().swap(streams_);
+    csr_ = Csr();
     EngineResult r;
     r.timing.resize(state_.size());
     double last_end = 0;
@@ -207,6 +214,8 @@ class Engine {
     std::vector<int> position(n);
     std::vector<int> stream_of(n);
     std::vector<int> slot_of(n, -1);
+    comm_.reserve(static_cast<size_t>(
+        std::count_if(g_.tasks.begin(), g_.tasks.end(), [](const Task& k) { return is_comm(k.kind); })));
     size_t longest = 0;
     for (size_t t = 0; t < n; ++t) {
       const Task& k = g_.tasks[t];

@@ -60,6 +60,11 @@ StepResult run_step(const Scenario& s, const Hardware& hardware, const Analysed&
   for (size_t r = 0; r < ranks.size(); ++r) out.gpu_of_rank.push_back(ranks.gpu(r));
   EngineOptions options = ctx.engine;
   options.changes = fault_changes(ctx, stage_of_rank);
+  // The passes grew the graph by doubling (up to twice the tasks held); trimmed before
+  // the engine allocates its per-task arrays, the step's peak memory is lower (a sweep
+  // simulates long pipelines on several threads at once: docs/simulator.md, "Memory").
+  g.tasks.shrink_to_fit();
+  g.edges.shrink_to_fit();
   EngineResult r = run_engine(g, ctx.capacity, options);
   const double step = r.end.value();
   out.step_time = Seconds(step);
