@@ -116,8 +116,8 @@ std::vector<Item> layer_items(const StepContext& ctx, const Layer& layer, LayerP
         // forward, before the experts' first run: the counts' copy to the host (a kernel
         // on the floor) and the host's issue of the next kernel, the GPU idle meanwhile;
         // the all-to-all dispatcher's wait overlaps the permutation it issued before.
-        const double gap = (copy + host).value() -
-                           (sync == MoeHostSync::hidden ? permute.value() : 0.0);
+        const double gap =
+            (copy + host).value() - (sync == MoeHostSync::hidden ? permute.value() : 0.0);
         items.back().sync += Seconds(std::max(0.0, gap));
         synced = true;
       }

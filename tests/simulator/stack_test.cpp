@@ -481,8 +481,8 @@ training: {{precision: {3}, recompute: none, stack: megatron-core}}
 // permutation on the 3 us floor): 2 layers, 13.6 us. No wait in the backward.
 TEST(Stack, DroplessAllToAllDispatcherWaitsBehindThePermutation) {
   const Scenario dropless = tiny_moe(1, "", "direct", "bf16");
-  const Scenario padded = tiny_moe(1, ", capacity_factor: 1.0, pad_to_capacity: true", "direct",
-                                   "bf16");
+  const Scenario padded =
+      tiny_moe(1, ", capacity_factor: 1.0, pad_to_capacity: true", "direct", "bf16");
   const double launch = dropless.cluster.gpu.kernel_launch->value();
   ASSERT_DOUBLE_EQ(launch, 3e-6);
   EXPECT_NEAR(step(dropless) - step(padded), 2 * 6.8e-6, 1e-12);
@@ -493,8 +493,8 @@ TEST(Stack, DroplessAllToAllDispatcherWaitsBehindThePermutation) {
 // forward, 19.6 us for two (the exchanges themselves the same bytes either way).
 TEST(Stack, DroplessFlexDispatcherWaitIsExposed) {
   const Scenario dropless = tiny_moe(2, "", "hierarchical", "bf16");
-  const Scenario padded = tiny_moe(2, ", capacity_factor: 1.0, pad_to_capacity: true",
-                                   "hierarchical", "bf16");
+  const Scenario padded =
+      tiny_moe(2, ", capacity_factor: 1.0, pad_to_capacity: true", "hierarchical", "bf16");
   EXPECT_NEAR(step(dropless) - step(padded), 2 * 9.8e-6, 1e-12);
 }
 
