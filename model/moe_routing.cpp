@@ -130,6 +130,12 @@ MoeLoad moe_load(const MoeSpec& moe) {
   return out;
 }
 
+MoeHostSync moe_host_sync(const MoeSpec& moe, ParallelismSpec::Alltoall exchange) {
+  if (moe.capacity_factor && moe.pad_to_capacity) return MoeHostSync::none;
+  if (exchange == ParallelismSpec::Alltoall::hierarchical) return MoeHostSync::exposed;
+  return moe.capacity_factor ? MoeHostSync::exposed : MoeHostSync::hidden;
+}
+
 double wire_bytes(MoeSpec::Wire w, double hidden) {
   switch (w) {
     case MoeSpec::Wire::fp8:

@@ -44,6 +44,27 @@ struct MoeLoad {
 };
 MoeLoad moe_load(const MoeSpec& moe);
 
+// Where the host waits for the GPU in an MoE layer's forward (Megatron-Core token
+// dispatchers, megatron/core/transformer/moe/token_dispatcher.py at NVIDIA/Megatron-LM
+// d98e8a64). The expert batch sizes are needed on the host (the exchange's split sizes,
+// the size of the buffers, Transformer Engine GroupedLinear's m_splits list) unless a
+// capacity factor pads every expert to its capacity, which the host computes itself
+// (drop_and_pad: MoEAlltoAllTokenDispatcher.preprocess fills the counts with
+// torch.full, _HybridEPManager.setup_metadata the permuted size): then no wait.
+//  none:    pad_to_capacity with a capacity factor.
+//  hidden:  the all-to-all dispatcher (ep_alltoall direct or auto): the counts are copied
+//           to the host on a side stream right after routing (cuda_dtoh_point
+//           "before_permutation_1") and the host waits only at cuda_sync_point
+//           "before_ep_alltoall" (ep > 1) or "before_finish", after it has issued the
+//           permutation, which runs meanwhile; with a capacity factor and no padding the
+//           wait is "before_permutation_1", before anything is issued (exposed).
+//  exposed: the flex dispatcher (ep_alltoall hierarchical: DeepEP, HybridEP) dropless:
+//           the received counts come back from the dispatch's own kernels and the host
+//           allocates the permuted buffer from them (_HybridEPManager.dispatch,
+//           num_permuted_tokens None: "CPU sync in dispatch"), with nothing else queued.
+enum class MoeHostSync { none, hidden, exposed };
+MoeHostSync moe_host_sync(const MoeSpec& moe, ParallelismSpec::Alltoall exchange);
+
 // Bytes of one token's hidden state on the wire in `w` (fp8: one byte an element and a
 // 4-byte scale per 1x128 tile, DeepSeek-V3 report 3.3.2 and DeepEP's fp8 dispatch).
 double wire_bytes(MoeSpec::Wire w, double hidden);

@@ -1,7 +1,10 @@
 #include "simulator/layer_templates.h"
 
 #include <algorithm>
+#include <optional>
 #include <vector>
+
+#include "model/moe_routing.h"
 
 namespace orrery::detail {
 namespace {
@@ -12,6 +15,7 @@ struct Item {
   bool overlap = false;  // a collective the next compute does not wait for
   Seconds work, selective;
   double kernels = 0;  // kernels the host issues for this run (training.stack.host_overhead)
+  Seconds sync;        // the GPU idle at a host synchronisation before this run's kernels
   CollectiveOp op = CollectiveOp::all_reduce;
   GroupKind kind = GroupKind::tp;
   Bytes bytes;
@@ -33,11 +37,28 @@ GroupKind group_kind(CommGroup g) {
 // backward two (data and weight gradients), one more for separate auxiliary kernels (FP8
 // casts, ring attention's merges). An unfused chain is one op per kernel already
 // (model/transformer.cpp); the norm's row-statistics op counts one.
-double kernels_of(const Op& op, Pass pass) {
+// A grouped GEMM of g experts (Transformer Engine GroupedLinear, which Megatron-Core's
+// TEGroupedMLP runs) issues one cuBLASLt GEMM per expert, spread over several streams
+// (general_grouped_gemm: transformer_engine/pytorch/module/grouped_linear.py at
+// NVIDIA/TransformerEngine d0067d0d; "multi-stream calls to cuBLASLt" in TE issue 1386):
+// g GEMMs forward, 2 g backward. Its input (forward) and output gradient (backward) are
+// quantized split by split (split_quantize, transformer_engine/pytorch/csrc/extensions/
+// cast.cpp at d0067d0d): one fused multi_cast_transpose kernel for all of them only when
+// every quantizer is a delayed-scaling one (multi_tensor_quantize_impl: "Currently only
+// have fused kernel for FP8 delayed scaling"); otherwise one quantization per expert,
+// and a current-scaling quantization is 3 kernels (Float8CurrentScalingQuantizer::
+// quantize_impl, csrc/quantizer.cpp: nvte_compute_amax, nvte_compute_scale_from_amax,
+// nvte_quantize_v2). The ungrouped GEMMs keep their one auxiliary kernel.
+double kernels_of(const Op& op, Pass pass, const std::optional<Fp8Spec>& fp8) {
   const bool fwd = pass == Pass::forward;
   const bool gemm = op.kind == OpKind::gemm || op.kind == OpKind::router || op.kind == OpKind::conv;
-  const double aux = (fwd ? op.aux_fwd_bytes : op.aux_bwd_bytes).value() > 0 ? 1 : 0;
-  return (gemm && !fwd ? 2 : 1) + aux;
+  const bool aux = (fwd ? op.aux_fwd_bytes : op.aux_bwd_bytes).value() > 0;
+  const double g = gemm ? std::max(1, op.gemm_groups) : 1;
+  double aux_kernels = aux ? 1 : 0;
+  if (aux && g > 1 && !(fp8 && fp8->scaling == Fp8Spec::Scaling::delayed)) {
+    aux_kernels = g * (fp8 && fp8->scaling == Fp8Spec::Scaling::current ? 3 : 1);
+  }
+  return (gemm && !fwd ? 2 : 1) * g + aux_kernels;
 }
 
 // The items of one pass of `layer` (model/layer_pass.h) timed on the compute model:
@@ -51,6 +72,21 @@ std::vector<Item> layer_items(const StepContext& ctx, const Layer& layer, LayerP
   const ComputeModel& model = *ctx.model;
   const double expert_scale = ctx.expert_time_scale;
   const Seconds host = ctx.s.training.stack.host_overhead;
+  const std::optional<Fp8Spec>& fp8 = ctx.s.training.fp8;
+  // An MoE layer's forward waits on the host once (model/moe_routing.h, moe_host_sync);
+  // the backward reuses the sizes the forward read.
+  const MoeHostSync sync = layer.moe && ctx.s.model.moe && pass != LayerPass::backward
+                               ? moe_host_sync(*ctx.s.model.moe, ctx.s.parallelism.ep_alltoall)
+                               : MoeHostSync::none;
+  Seconds copy, permute;
+  bool synced = false;
+  if (sync != MoeHostSync::none) {
+    // The copy of the counts (an int64 for each expert) to the host.
+    Op counts;
+    counts.kind = OpKind::elementwise;
+    counts.fwd_read = counts.fwd_written = Bytes(8.0 * ctx.s.model.moe->experts);
+    copy = model.op_time(counts, Pass::forward);
+  }
   std::vector<Item> items;
   auto add_compute = [&](Seconds t, Seconds sel, bool separate, double kernels) {
     if (separate || items.empty() || items.back().comm) items.push_back({});
@@ -71,15 +107,26 @@ std::vector<Item> layer_items(const StepContext& ctx, const Layer& layer, LayerP
     }
     const Op& op = *step.op;
     const double scale = op.expert ? expert_scale : 1.0;
-    const double fwd_kernels = kernels_of(op, Pass::forward);
+    const double fwd_kernels = kernels_of(op, Pass::forward, fp8);
     if (pass != LayerPass::backward) {
       add_compute(model.op_time(op, Pass::forward) * scale, Seconds(0), step.separate, fwd_kernels);
+      if (op.name == "moe.permute") permute = model.op_time(op, Pass::forward);
+      if (op.expert && !synced && sync != MoeHostSync::none) {
+        // The host's wait for the expert batch sizes (model/moe_routing.h), once a
+        // forward, before the experts' first run: the counts' copy to the host (a kernel
+        // on the floor) and the host's issue of the next kernel, the GPU idle meanwhile;
+        // the all-to-all dispatcher's wait overlaps the permutation it issued before.
+        const double gap =
+            (copy + host).value() - (sync == MoeHostSync::hidden ? permute.value() : 0.0);
+        items.back().sync += Seconds(std::max(0.0, gap));
+        synced = true;
+      }
       continue;
     }
     const Seconds sel = step.selective ? model.op_time(op, Pass::forward) : Seconds(0);
     const double sel_kernels = step.selective ? fwd_kernels : 0;
     const Seconds bwd = model.op_time(op, Pass::backward) * scale;
-    const double bwd_kernels = kernels_of(op, Pass::backward);
+    const double bwd_kernels = kernels_of(op, Pass::backward, fp8);
     // A backward split around a sequence-parallel re-gather: the two GEMMs take half
     // each (simulator/step.h).
     if (step.half == 1) {
@@ -95,6 +142,7 @@ std::vector<Item> layer_items(const StepContext& ctx, const Layer& layer, LayerP
       if (!it.comm) it.work = std::max(it.work, host * it.kernels);
     }
   }
+  for (Item& it : items) it.work += it.sync;
   return items;
 }
 

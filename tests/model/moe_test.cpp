@@ -101,6 +101,26 @@ TEST(MoeLoad, CapacityDropsTheRowsOverIt) {
   EXPECT_NEAR(moe_load(m).dropped, 0.2, 1e-12);
 }
 
+// Where the host waits for the expert counts (model/moe_routing.h), case by case as
+// Megatron-Core's dispatchers decide it (token_dispatcher.py at d98e8a64): padded to
+// capacity the counts are the host's own (no wait, either dispatcher); dropless, the
+// all-to-all dispatcher waits at "before_ep_alltoall" after issuing the permutation
+// (hidden behind it), the flex dispatcher inside its dispatch (exposed); a capacity factor
+// without padding makes the all-to-all dispatcher wait "before_permutation_1" (exposed).
+TEST(MoeHostSync, FollowsTheDispatcherAndThePadding) {
+  using A = ParallelismSpec::Alltoall;
+  MoeSpec m = deepseek_v3();
+  EXPECT_EQ(moe_host_sync(m, A::direct), MoeHostSync::hidden);
+  EXPECT_EQ(moe_host_sync(m, A::automatic), MoeHostSync::hidden);
+  EXPECT_EQ(moe_host_sync(m, A::hierarchical), MoeHostSync::exposed);
+  m.capacity_factor = 1.0;
+  EXPECT_EQ(moe_host_sync(m, A::direct), MoeHostSync::exposed);
+  EXPECT_EQ(moe_host_sync(m, A::hierarchical), MoeHostSync::exposed);
+  m.pad_to_capacity = true;
+  EXPECT_EQ(moe_host_sync(m, A::direct), MoeHostSync::none);
+  EXPECT_EQ(moe_host_sync(m, A::hierarchical), MoeHostSync::none);
+}
+
 TEST(MoeWire, Fp8CarriesItsScales) {
   // DeepSeek-V3's h = 7168: 7168 fp8 bytes and 7168 / 128 = 56 fp32 scales.
   EXPECT_DOUBLE_EQ(wire_bytes(MoeSpec::Wire::fp8, 7168), 7168 + 56 * 4);

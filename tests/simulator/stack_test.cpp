@@ -454,6 +454,64 @@ TEST(Stack, ForeachOptimizerOnATinyModelIsOneHostCallAPass) {
               61.2e-6, 1e-15);
 }
 
+// A tiny MoE model (2 layers, 4 experts of width 64, top 2, uniform load) on `gpus` H100s
+// of one node with ep = dp = gpus, every kernel on the 3 us floor and every run of kernels
+// host-bound (6.8 us a kernel issued, Megatron-Core's preset), under `moe` (extra MoE
+// keys), `exchange` (parallelism.ep_alltoall) and `precision`.
+Scenario tiny_moe(int gpus, const std::string& moe, const std::string& exchange,
+                  const std::string& precision) {
+  const std::string yaml = fmt::format(R"(
+cluster: {{preset: dgx-h100, gpus_per_node: {0}}}
+model: {{family: decoder, layers: 2, hidden: 64, heads: 2, ffn: 256, vocab: 128, seq_len: 64,
+        activation: swiglu, norm: rmsnorm, position_embedding: rope, tied_embeddings: false,
+        bias: false, dropout: false,
+        moe: {{experts: 4, top_k: 2, expert_ffn: 64, load_imbalance: 1{1}}}}}
+parallelism: {{tp: 1, pp: 1, dp: {0}, ep: {0}, ep_alltoall: {2}, microbatch: 1, global_batch: {0}}}
+training: {{precision: {3}, recompute: none, stack: megatron-core}}
+)",
+                                       gpus, moe, exchange, precision);
+  return load_scenario_text(yaml, "moe.yaml");
+}
+
+// The host's wait for the expert counts (model/moe_routing.h), dropless against padded to
+// capacity 1.0 (with uniform load the same rows: capacity T k / E, nothing dropped, so
+// every kernel is the same). On one GPU the all-to-all dispatcher's wait comes after it
+// issued the permutation, which runs meanwhile: per layer's forward the GPU idles
+// max(0, copy + host - permutation) = 3 + 6.8 - 3 = 6.8 us (the copy and the
+// permutation on the 3 us floor): 2 layers, 13.6 us. No wait in the backward.
+TEST(Stack, DroplessAllToAllDispatcherWaitsBehindThePermutation) {
+  const Scenario dropless = tiny_moe(1, "", "direct", "bf16");
+  const Scenario padded =
+      tiny_moe(1, ", capacity_factor: 1.0, pad_to_capacity: true", "direct", "bf16");
+  const double launch = dropless.cluster.gpu.kernel_launch->value();
+  ASSERT_DOUBLE_EQ(launch, 3e-6);
+  EXPECT_NEAR(step(dropless) - step(padded), 2 * 6.8e-6, 1e-12);
+}
+
+// The flex dispatcher (hierarchical exchange; 2 GPUs, ep 2) waits inside the dispatch with
+// nothing queued: the copy's floor and the host's next issue, 3 + 6.8 = 9.8 us a layer's
+// forward, 19.6 us for two (the exchanges themselves the same bytes either way).
+TEST(Stack, DroplessFlexDispatcherWaitIsExposed) {
+  const Scenario dropless = tiny_moe(2, "", "hierarchical", "bf16");
+  const Scenario padded =
+      tiny_moe(2, ", capacity_factor: 1.0, pad_to_capacity: true", "hierarchical", "bf16");
+  EXPECT_NEAR(step(dropless) - step(padded), 2 * 9.8e-6, 1e-12);
+}
+
+// Transformer Engine's GroupedLinear quantizes each expert's rows on its own unless every
+// quantizer is a delayed-scaling one (one fused multi_cast_transpose), and a
+// current-scaling quantization is 3 kernels (amax, scale, cast): with 4 local experts an
+// expert GEMM's input (forward) or output gradient (backward) is 12 kernels against 1.
+// Two expert GEMMs a layer (fc1, fc2), each way: 4 x 11 = 44 kernels more a layer, at
+// 6.8 us in host-bound runs: 299.2 us, 598.4 us for two layers. Every other op and every
+// kernel time is the same (all on the floor).
+TEST(Stack, GroupedCurrentScalingQuantizesEachExpert) {
+  const std::string padded = ", capacity_factor: 1.0, pad_to_capacity: true";
+  const Scenario current = tiny_moe(1, padded, "direct", "fp8, fp8: {scaling: current}");
+  const Scenario delayed = tiny_moe(1, padded, "direct", "fp8, fp8: {scaling: delayed}");
+  EXPECT_NEAR(step(current) - step(delayed), 2 * 44 * 6.8e-6, 1e-12);
+}
+
 }  // namespace
 }  // namespace orrery
 
