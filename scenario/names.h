@@ -105,6 +105,8 @@ ORRERY_ENUM_NAMES(StackSpec::OptimizerKernels, {StackSpec::OptimizerKernels::fus
                   {StackSpec::OptimizerKernels::per_parameter, "per_parameter"});
 ORRERY_ENUM_NAMES(StackSpec::NormKernels, {StackSpec::NormKernels::fused, "fused"},
                   {StackSpec::NormKernels::unfused, "unfused"});
+ORRERY_ENUM_NAMES(StackSpec::AttentionKernel, {StackSpec::AttentionKernel::flash2, "flash2"},
+                  {StackSpec::AttentionKernel::flash1, "flash1"});
 // model.moe.dispatch_dtype, model.moe.combine_dtype
 ORRERY_ENUM_NAMES(MoeSpec::Wire, {MoeSpec::Wire::fp8, "fp8"}, {MoeSpec::Wire::bf16, "bf16"},
                   {MoeSpec::Wire::fp32, "fp32"});
