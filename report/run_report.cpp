@@ -333,7 +333,10 @@ std::string render_stack_explanation(const Scenario& s) {
                            ? "fused: one kernel a tensor, 2e bytes an element each way"
                        : k.rope == StackSpec::Rope::rotate_half
                            ? "rotate_half: 5 kernels a tensor, 10e bytes an element each way"
-                           : "complex: 3 kernels a tensor, 16 + 2e bytes an element each way";
+                       : k.rope == StackSpec::Rope::complex
+                           ? "complex: 3 kernels a tensor, 16 + 2e bytes an element each way"
+                           : "rotation_matrix: 4 kernels a tensor, 32 + 2e bytes an element "
+                             "each way";
     o += fmt::format("  {:<25}{} ({})\n", "RoPE", rope, by("training.stack.rope"));
   }
   o += fmt::format("  {:<25}{} ({})\n", "activation",

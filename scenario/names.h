@@ -99,7 +99,8 @@ ORRERY_ENUM_NAMES(StackSpec::Preset, {StackSpec::Preset::megatron_core, "megatro
                   {StackSpec::Preset::fsdp1, "fsdp1"}, {StackSpec::Preset::fsdp2, "fsdp2"});
 ORRERY_ENUM_NAMES(StackSpec::Rope, {StackSpec::Rope::fused, "fused"},
                   {StackSpec::Rope::rotate_half, "rotate_half"},
-                  {StackSpec::Rope::complex, "complex"});
+                  {StackSpec::Rope::complex, "complex"},
+                  {StackSpec::Rope::rotation_matrix, "rotation_matrix"});
 ORRERY_ENUM_NAMES(StackSpec::OptimizerKernels, {StackSpec::OptimizerKernels::fused, "fused"},
                   {StackSpec::OptimizerKernels::foreach, "foreach"},
                   {StackSpec::OptimizerKernels::per_parameter, "per_parameter"});

@@ -602,8 +602,10 @@ struct StackSpec {
   // How rotary embeddings are applied to the queries and keys: one fused kernel (TE /
   // Megatron-Core apply_rope_fusion), the unfused rotate_half form (q*cos + rotate_half(q)*sin,
   // five kernels a tensor) or the complex form (fp32 upcast, complex multiply, cast back:
-  // three kernels a tensor, torchtitan). Only for position_embedding rope.
-  enum class Rope { fused, rotate_half, complex } rope = Rope::fused;
+  // three kernels a tensor, torchtitan), or the rotation_matrix form (fp32 upcast, each
+  // pair times its 2x2 rotation as a broadcast product, the sum over it, cast back: four
+  // kernels a tensor, ibm-fms RotaryEmbedding.adjusted_qk). Only for position_embedding rope.
+  enum class Rope { fused, rotate_half, complex, rotation_matrix } rope = Rope::fused;
   // The MLP activation as one kernel (Megatron bias_swiglu / bias_gelu fusion) or as the
   // separate kernels eager PyTorch runs (SwiGLU: silu, then the product; a bias added by a
   // kernel of its own).

@@ -64,6 +64,33 @@ TEST(Stack, EagerAgainstCompiledIsTheUnfusedBytesAtHbmRate) {
   EXPECT_NEAR(step(eager) - step(compiled), want, 1e-9 * want);
 }
 
+// training.stack.rope rotation_matrix (ibm-fms) against complex (torchtitan), all else the
+// same: both upcast and cast back (e n + 4 n and 4 n + e n each way); the complex product
+// moves 8 n, the rotation matrix's broadcast product 12 n (4 n read, 8 n written: two fp32
+// values an element) and its sum 12 n more (8 n read, 4 n written). (32 + 2e) n against
+// (16 + 2e) n: 16 n more each way, per tensor. n = T h = 4096 x 1024 = 4,194,304 for q and
+// for k (kv_heads = heads). Two layers, two tensors, two passes: 128 n = 536,870,912 bytes
+// at the HBM rate (every kernel moves at least 6 n = 25 MB, above the kernel floor).
+TEST(Stack, RotationMatrixRopeIsSixteenBytesAnElementMoreThanComplex) {
+  const Scenario cplx = one_gpu(1024, 8, 4096, 32768, 4096, "{preset: fsdp2, rope: complex}");
+  const Scenario mat =
+      one_gpu(1024, 8, 4096, 32768, 4096, "{preset: fsdp2, rope: rotation_matrix}");
+  EXPECT_EQ(mat.training.stack.rope, StackSpec::Rope::rotation_matrix);
+  const double n = 4096.0 * 1024;
+  ASSERT_GT(6 * n / hbm(mat), mat.cluster.gpu.kernel_launch->value());
+  const double extra = 2 * 2 * 2 * 16 * n;
+  EXPECT_DOUBLE_EQ(extra, 536870912.0);
+  const double want = extra / hbm(mat);
+  EXPECT_NEAR(step(mat) - step(cplx), want, 1e-9 * want);
+  // Four kernels a tensor each way against three: two layers x two tensors more each way.
+  const Workload w = build_workload(mat.model, mat.training, shard_of(mat.parallelism));
+  size_t rope_ops = 0;
+  for (const Layer& l : w.layers) {
+    for (const Op& op : l.ops) rope_ops += op.name.rfind("attn.rope_", 0) == 0;
+  }
+  EXPECT_EQ(rope_ops, 2 * 2 * 4u);
+}
+
 // A model so small that every element-wise kernel takes less than the kernel floor
 // (kernel_launch, 3 us on the H100 preset): the difference is the launch term alone,
 // each extra kernel one floor forward and one backward. Per layer the eager step runs
