@@ -41,6 +41,10 @@ class RooflineModel final : public ComputeModel {
     gemm_rate_ = g.peak.at(d).value() * g.gemm_efficiency.at(d);
     attn_gemm_rate_ = g.peak.at(a).value() * g.gemm_efficiency.at(a);
     flash_rate_ = g.peak.at(a).value() * *g.attention_efficiency;
+    // The presets' attention_efficiency is FlashAttention-2's rate; the first
+    // FlashAttention runs at kFlash1OverFlash2 of it (calibrate/compute_model.h).
+    const bool flash1 = s.training.stack.attention == StackSpec::AttentionKernel::flash1;
+    if (flash1) flash_rate_ *= kFlash1OverFlash2;
     // Split accumulation (docs/model.md, "Split accumulation of fp8 GEMMs"): the fp8
     // recipes run their gradient GEMMs, and block scaling its forward too, with
     // fp32-promoted accumulation, where the plateau was measured with fast accumulation.
@@ -132,9 +136,14 @@ class RooflineModel final : public ComputeModel {
         {fmt::format("attention GEMMs ({})", to_string(a)),
          fmt::format("roofline: F / {:.1f} TFLOP/s / ramp ({})", attn_gemm_rate_ / 1e12, gpu)},
         {"fused attention",
-         fmt::format("roofline: F / {:.1f} TFLOP/s (peak x attention_efficiency), F the "
+         fmt::format("roofline: F / {:.1f} TFLOP/s (peak x attention_efficiency{}), F the "
                      "score tiles the mask leaves, backward 2.5x forward ({})",
-                     flash_rate_ / 1e12, gpu)},
+                     flash_rate_ / 1e12,
+                     flash1 ? fmt::format(" x {} for the first FlashAttention, "
+                                          "training.stack.attention flash1",
+                                          kFlash1OverFlash2)
+                            : std::string(),
+                     gpu)},
         {"norm, softmax, other ops",
          fmt::format("roofline: bytes / {:.0f} GB/s (HBM x memory_efficiency) ({})", hbm_ / 1e9,
                      gpu)},

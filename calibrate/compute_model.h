@@ -51,6 +51,18 @@ class ComputeModel {
   }
 };
 
+// training.stack.attention flash1: the first FlashAttention's forward + backward rate over
+// FlashAttention-2's on the same GPU, head dimension 128, no causal mask, sequence 8k (the
+// shape of the GPU presets' attention rows): A100 80GB SXM4 82 / 201 TFLOP/s = 0.408, H100
+// 80GB SXM5 137 / 335 TFLOP/s = 0.409 (FlashAttention-2 paper, Dao 2023, Figures 4(b) and
+// 7(b); assets/flash2_a100_fwd_bwd_benchmark.png and flash2_h100_fwd_bwd_benchmark.png at
+// Dao-AILab/flash-attention 4f285b35). The 2022 Triton FlashAttention that LLM Foundry
+// copies (llmfoundry/models/layers/flash_attn_triton.py at mosaicml/llm-foundry 061f2c7,
+// from flash_attn/flash_attn_triton.py at eff9fe6b) is taken at the same rate: its
+// author's note there puts its forward + backward "slightly slower" than the CUDA kernel
+// of the time (flash-attn 1.x); no figure of that kernel on H100 was found.
+inline constexpr double kFlash1OverFlash2 = 0.41;
+
 // Roofline with measured efficiencies (scenario/presets/gpus.yaml):
 //   GEMM        ideal = F / (peak[d] * gemm_efficiency[d]);  t = ideal / ramp(ideal),
 //               the measured fraction of the plateau that a GEMM of that length reaches;
@@ -62,7 +74,8 @@ class ComputeModel {
 //               s x S product and computed_share the tiles the mask leaves (causal about
 //               1/2; model/attention_mask.h); backward 2.5x the forward time
 //               (FlashAttention-2 runs 5 matmuls backward against 2 forward, Dao 2023,
-//               Algorithm 2).
+//               Algorithm 2). training.stack.attention flash1: at kFlash1OverFlash2
+//               of that rate.
 //   other ops   t = max(bytes / (hbm * memory_efficiency), kernel_launch)
 //   auxiliary   kernels an op launches besides its main one (FP8 casts and transposes,
 //               ring attention's merges and slice copies)

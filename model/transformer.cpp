@@ -64,6 +64,17 @@ Op kernel(const std::string& name, double fwd_r, double fwd_w, double bwd_r, dou
 //  complex:      x.float() (e n read, 4 n written), the complex product with the cache
 //                (4 n, 4 n), type_as back (4 n, e n): (16 + 2e) n in three kernels;
 //                backward the cast, the product with the conjugate and the cast back.
+//  rotation_matrix: ibm-fms's RotaryEmbedding.adjusted_qk (fms/modules/positions.py at
+//                foundation-model-stack/foundation-model-stack d2e59c2d): x.float() viewed
+//                as pairs (e n read, 4 n written); the cached 2x2 rotation of each pair
+//                times the pair, a broadcast product of shape [..., d/2, 2, 2] (4 n read,
+//                8 n written); its sum over the last axis (8 n, 4 n); type_as back (4 n,
+//                e n): (32 + 2e) n in four kernels. Backward, autograd's nodes in reverse:
+//                the cast up (e n, 4 n); the sum's backward, an expand (a view, no
+//                kernel); the product's gradient at the broadcast shape (4 n, 8 n) and its
+//                reduction to the pair's shape (8 n, 4 n); the cast down (4 n, e n): the
+//                same (32 + 2e) n. The rotation table gathered by position each call (8/h
+//                of n bytes, h the heads) is left out like the others' cos/sin tables.
 void add_rope(const std::string& name, double n, double e, StackSpec::Rope how, Layer& L) {
   switch (how) {
     case StackSpec::Rope::fused:
@@ -79,6 +90,12 @@ void add_rope(const std::string& name, double n, double e, StackSpec::Rope how, 
     case StackSpec::Rope::complex:
       L.ops.push_back(kernel(name + ".upcast", e * n, 4 * n, 4 * n, e * n));
       L.ops.push_back(kernel(name + ".mul", 4 * n, 4 * n, 4 * n, 4 * n));
+      L.ops.push_back(kernel(name + ".downcast", 4 * n, e * n, e * n, 4 * n));
+      break;
+    case StackSpec::Rope::rotation_matrix:
+      L.ops.push_back(kernel(name + ".upcast", e * n, 4 * n, 4 * n, e * n));
+      L.ops.push_back(kernel(name + ".mul", 4 * n, 8 * n, 4 * n, 8 * n));
+      L.ops.push_back(kernel(name + ".sum", 8 * n, 4 * n, 8 * n, 4 * n));
       L.ops.push_back(kernel(name + ".downcast", 4 * n, e * n, e * n, 4 * n));
       break;
   }

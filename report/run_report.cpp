@@ -333,7 +333,10 @@ std::string render_stack_explanation(const Scenario& s) {
                            ? "fused: one kernel a tensor, 2e bytes an element each way"
                        : k.rope == StackSpec::Rope::rotate_half
                            ? "rotate_half: 5 kernels a tensor, 10e bytes an element each way"
-                           : "complex: 3 kernels a tensor, 16 + 2e bytes an element each way";
+                       : k.rope == StackSpec::Rope::complex
+                           ? "complex: 3 kernels a tensor, 16 + 2e bytes an element each way"
+                           : "rotation_matrix: 4 kernels a tensor, 32 + 2e bytes an element "
+                             "each way";
     o += fmt::format("  {:<25}{} ({})\n", "RoPE", rope, by("training.stack.rope"));
   }
   o += fmt::format("  {:<25}{} ({})\n", "activation",
@@ -370,6 +373,16 @@ std::string render_stack_explanation(const Scenario& s) {
               "weight's product as kernels of their own, 28 + 4e bytes an element forward, "
               "76 + 8e backward",
         by("training.stack.norm"));
+    if (s.training.flash_attention) {
+      o += fmt::format(
+          "  {:<25}{} ({})\n", "attention",
+          k.attention == StackSpec::AttentionKernel::flash2
+              ? "flash2: FlashAttention-2's rate (the GPU's attention_efficiency)"
+              : fmt::format("flash1: the first FlashAttention (flash-attn 1.x, the 2022 Triton "
+                            "kernel), {} of FlashAttention-2's rate",
+                            kFlash1OverFlash2),
+          by("training.stack.attention"));
+    }
   }
   o += fmt::format("  {:<25}{} ({})\n", "host overhead",
                    k.host_overhead.value() > 0

@@ -264,6 +264,7 @@ const FieldTable<StackSpec>& stack_fields() {
       {"cross_entropy_fusion", flag(&S::cross_entropy_fusion)},
       {"optimizer", choice(&S::optimizer)},
       {"norm", choice(&S::norm)},
+      {"attention", choice(&S::attention)},
       {"host_overhead", quantity(&S::host_overhead, Dimension::seconds, 0, 1e-3)},
       {"cross_entropy_chunks", whole(&S::cross_entropy_chunks, 1, 1024)},
   };

@@ -99,12 +99,15 @@ ORRERY_ENUM_NAMES(StackSpec::Preset, {StackSpec::Preset::megatron_core, "megatro
                   {StackSpec::Preset::fsdp1, "fsdp1"}, {StackSpec::Preset::fsdp2, "fsdp2"});
 ORRERY_ENUM_NAMES(StackSpec::Rope, {StackSpec::Rope::fused, "fused"},
                   {StackSpec::Rope::rotate_half, "rotate_half"},
-                  {StackSpec::Rope::complex, "complex"});
+                  {StackSpec::Rope::complex, "complex"},
+                  {StackSpec::Rope::rotation_matrix, "rotation_matrix"});
 ORRERY_ENUM_NAMES(StackSpec::OptimizerKernels, {StackSpec::OptimizerKernels::fused, "fused"},
                   {StackSpec::OptimizerKernels::foreach, "foreach"},
                   {StackSpec::OptimizerKernels::per_parameter, "per_parameter"});
 ORRERY_ENUM_NAMES(StackSpec::NormKernels, {StackSpec::NormKernels::fused, "fused"},
                   {StackSpec::NormKernels::unfused, "unfused"});
+ORRERY_ENUM_NAMES(StackSpec::AttentionKernel, {StackSpec::AttentionKernel::flash2, "flash2"},
+                  {StackSpec::AttentionKernel::flash1, "flash1"});
 // model.moe.dispatch_dtype, model.moe.combine_dtype
 ORRERY_ENUM_NAMES(MoeSpec::Wire, {MoeSpec::Wire::fp8, "fp8"}, {MoeSpec::Wire::bf16, "bf16"},
                   {MoeSpec::Wire::fp32, "fp32"});

@@ -602,8 +602,10 @@ struct StackSpec {
   // How rotary embeddings are applied to the queries and keys: one fused kernel (TE /
   // Megatron-Core apply_rope_fusion), the unfused rotate_half form (q*cos + rotate_half(q)*sin,
   // five kernels a tensor) or the complex form (fp32 upcast, complex multiply, cast back:
-  // three kernels a tensor, torchtitan). Only for position_embedding rope.
-  enum class Rope { fused, rotate_half, complex } rope = Rope::fused;
+  // three kernels a tensor, torchtitan), or the rotation_matrix form (fp32 upcast, each
+  // pair times its 2x2 rotation as a broadcast product, the sum over it, cast back: four
+  // kernels a tensor, ibm-fms RotaryEmbedding.adjusted_qk). Only for position_embedding rope.
+  enum class Rope { fused, rotate_half, complex, rotation_matrix } rope = Rope::fused;
   // The MLP activation as one kernel (Megatron bias_swiglu / bias_gelu fusion) or as the
   // separate kernels eager PyTorch runs (SwiGLU: silu, then the product; a bias added by a
   // kernel of its own).
@@ -626,6 +628,12 @@ struct StackSpec {
   // back, the weight's product: Hugging Face LlamaRMSNorm, ibm-fms LayerNormParameterized),
   // each kernel a pass over the activation in HBM (model/transformer.cpp, add_norm).
   enum class NormKernels { fused, unfused } norm = NormKernels::fused;
+  // The fused-attention kernel (training.flash_attention only): FlashAttention-2 and the
+  // kernels at its rate, which the GPU preset's attention_efficiency measures, or the
+  // first FlashAttention (flash-attn 1.x's CUDA kernel, and the 2022 Triton FlashAttention
+  // that LLM Foundry's attn_impl triton runs), timed at kFlash1OverFlash2 of that rate
+  // (calibrate/compute_model.cpp). Preset default in scenario/validate.cpp (complete_stack).
+  enum class AttentionKernel { flash2, flash1 } attention = AttentionKernel::flash2;
   // Host (CPU) time to issue one kernel: the Python call, autograd's bookkeeping and the
   // dispatcher in eager PyTorch. A run of kernels between two collectives takes at least
   // its kernels x this (simulator/layer_templates.cpp), each optimizer pass at least this;
@@ -642,6 +650,7 @@ const char* to_string(StackSpec::Preset p);
 const char* to_string(StackSpec::Rope r);
 const char* to_string(StackSpec::OptimizerKernels o);
 const char* to_string(StackSpec::NormKernels n);
+const char* to_string(StackSpec::AttentionKernel a);
 
 // training.memory: how the training stack's allocator holds device memory and how much
 // headroom `check` wants below capacity (model/memory.h, docs/model.md "Memory").

@@ -817,6 +817,22 @@ void complete_stack(Scenario& s) {
     k.norm = k.preset == P::fsdp1 && !c && rms ? StackSpec::NormKernels::unfused
                                                : StackSpec::NormKernels::fused;
   }
+  // The fused-attention kernel. Every preset defaults to FlashAttention-2's rate, the rate
+  // the GPU presets measure (attention_efficiency): Megatron-Core and NeMo run Transformer
+  // Engine's DotProductAttention (TEDotProductAttention, megatron/core/extensions/
+  // transformer_engine.py at NVIDIA/Megatron-LM d98e8a64), whose backends are
+  // flash-attn 2 and cuDNN's fused attention; PyTorch models call
+  // F.scaled_dot_product_attention (ibm-fms fms/modules/attention.py line 203 at
+  // foundation-model-stack/foundation-model-stack d2e59c2d; torchtitan), whose flash
+  // backend is FlashAttention-2 since PyTorch 2.2 (release notes, January 2024: "SDPA now
+  // supports FlashAttention-2"). flash1 is for runs that name the older kernel (LLM
+  // Foundry's attn_impl triton or flash with flash-attn 1.x).
+  if (is_set(s, "training.stack.attention") && !s.training.flash_attention) {
+    reject(s, "training.stack.attention", to_string(k.attention),
+           "names the fused-attention kernel, but training.flash_attention is false (the "
+           "unfused softmax path has no such kernel)");
+  }
+  if (!is_set(s, "training.stack.attention")) k.attention = StackSpec::AttentionKernel::flash2;
   // Host time per kernel issued. Every preset drives its kernels from Python, one op at a
   // time (Megatron-Core, NeMo and DeepSpeed too: their fused kernels are still launched
   // op by op; none captures CUDA graphs by default). 6.8 us: `y = 2*x` on a tensor with

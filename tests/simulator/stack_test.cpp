@@ -64,6 +64,33 @@ TEST(Stack, EagerAgainstCompiledIsTheUnfusedBytesAtHbmRate) {
   EXPECT_NEAR(step(eager) - step(compiled), want, 1e-9 * want);
 }
 
+// training.stack.rope rotation_matrix (ibm-fms) against complex (torchtitan), all else the
+// same: both upcast and cast back (e n + 4 n and 4 n + e n each way); the complex product
+// moves 8 n, the rotation matrix's broadcast product 12 n (4 n read, 8 n written: two fp32
+// values an element) and its sum 12 n more (8 n read, 4 n written). (32 + 2e) n against
+// (16 + 2e) n: 16 n more each way, per tensor. n = T h = 4096 x 1024 = 4,194,304 for q and
+// for k (kv_heads = heads). Two layers, two tensors, two passes: 128 n = 536,870,912 bytes
+// at the HBM rate (every kernel moves at least 6 n = 25 MB, above the kernel floor).
+TEST(Stack, RotationMatrixRopeIsSixteenBytesAnElementMoreThanComplex) {
+  const Scenario cplx = one_gpu(1024, 8, 4096, 32768, 4096, "{preset: fsdp2, rope: complex}");
+  const Scenario mat =
+      one_gpu(1024, 8, 4096, 32768, 4096, "{preset: fsdp2, rope: rotation_matrix}");
+  EXPECT_EQ(mat.training.stack.rope, StackSpec::Rope::rotation_matrix);
+  const double n = 4096.0 * 1024;
+  ASSERT_GT(6 * n / hbm(mat), mat.cluster.gpu.kernel_launch->value());
+  const double extra = 2 * 2 * 2 * 16 * n;
+  EXPECT_DOUBLE_EQ(extra, 536870912.0);
+  const double want = extra / hbm(mat);
+  EXPECT_NEAR(step(mat) - step(cplx), want, 1e-9 * want);
+  // Four kernels a tensor each way against three: two layers x two tensors more each way.
+  const Workload w = build_workload(mat.model, mat.training, shard_of(mat.parallelism));
+  size_t rope_ops = 0;
+  for (const Layer& l : w.layers) {
+    for (const Op& op : l.ops) rope_ops += op.name.rfind("attn.rope_", 0) == 0;
+  }
+  EXPECT_EQ(rope_ops, 2 * 2 * 4u);
+}
+
 // A model so small that every element-wise kernel takes less than the kernel floor
 // (kernel_launch, 3 us on the H100 preset): the difference is the launch term alone,
 // each extra kernel one floor forward and one backward. Per layer the eager step runs
@@ -264,6 +291,67 @@ TEST(Stack, NormFollowsThePresetAndTheModel) {
       "parallelism: {tp: 1, dp: 8, global_batch: 8}\ntraining: {stack: ";
   EXPECT_EQ(load_scenario_text(gpt + "fsdp1}\n", "g.yaml").training.stack.norm, N::fused);
   EXPECT_THROW(load_scenario_text(gpt + "{preset: fsdp1, norm: unfused}}\n", "g.yaml"), InputError);
+}
+
+// training.stack.attention flash1 against flash2 on one H100: only the fused-attention
+// kernel's rate changes, to 0.41 of FlashAttention-2's (calibrate/compute_model.h: the
+// FlashAttention-2 paper's Figures 4(b) and 7(b), 82 / 201 and 137 / 335 TFLOP/s). A full
+// mask, so every score tile is computed. Per layer (b = 1, s = 4096, h = a d = 1024) the
+// forward is 4 b s^2 h = 4 x 4096^2 x 1024 = 68,719,476,736 FLOPs, the backward 2.5x the
+// forward's time: 3.5 F at each rate. FlashAttention-2's rate: 989.4 TFLOP/s x 0.33 =
+// 326.502 TFLOP/s; the first FlashAttention's 0.41 of it, 133.866 TFLOP/s. Per layer
+//   3.5 x 68.72e9 x (1 / 133.866e12 - 1 / 326.502e12) = 3.5 x 68.72e9 x 4.4074e-15
+//   = 1.0601 ms, two layers 2.1202 ms.
+// Each layer's pass (0.74 ms of attention alone under flash2) is far longer than its
+// ~30 kernels x 6.8 us of host time, so the host term adds nothing to either.
+TEST(Stack, FirstFlashAttentionIsTheAttentionTimeAtItsRate) {
+  auto scenario = [](const std::string& stack) {
+    return load_scenario_text(
+        fmt::format(R"(
+cluster: {{preset: dgx-h100, gpus_per_node: 1}}
+model: {{family: decoder, layers: 2, hidden: 1024, heads: 8, ffn: 4096, vocab: 32768,
+        seq_len: 4096, activation: swiglu, norm: rmsnorm, position_embedding: rope,
+        tied_embeddings: false, bias: false, dropout: false, attention_mask: full}}
+parallelism: {{tp: 1, pp: 1, dp: 1, microbatch: 1, global_batch: 1}}
+training: {{precision: bf16, recompute: none, stack: {}}}
+)",
+                    stack),
+        "attention.yaml");
+  };
+  const Scenario fa2 = scenario("fsdp1");
+  const Scenario fa1 = scenario("{preset: fsdp1, attention: flash1}");
+  EXPECT_EQ(fa2.training.stack.attention, StackSpec::AttentionKernel::flash2);
+  EXPECT_EQ(fa1.training.stack.attention, StackSpec::AttentionKernel::flash1);
+  const Workload w = build_workload(fa1.model, fa1.training, shard_of(fa1.parallelism));
+  for (const Layer& l : w.layers) {
+    for (const Op& op : l.ops) {
+      if (op.name == "attn.core") {
+        ASSERT_DOUBLE_EQ(op.computed_share, 1.0);
+      }
+    }
+  }
+  const double flops = 4 * 4096.0 * 4096 * 1024;
+  EXPECT_DOUBLE_EQ(flops, 68719476736.0);
+  const double rate2 = 989.4e12 * 0.33, rate1 = rate2 * 0.41;
+  const double want = 2 * 3.5 * flops * (1 / rate1 - 1 / rate2);
+  EXPECT_NEAR(want, 2.1202e-3, 1e-6);
+  EXPECT_NEAR(step(fa1) - step(fa2), want, 1e-9 * want);
+}
+
+TEST(Stack, AttentionKernelIsFlashAttention2UnderEveryPreset) {
+  for (const char* p : {"megatron-core", "nemo", "deepspeed", "fsdp1", "fsdp2",
+                        "{preset: fsdp2, compile: true}"}) {
+    EXPECT_EQ(one_gpu(64, 2, 256, 64, 128, p).training.stack.attention,
+              StackSpec::AttentionKernel::flash2)
+        << p;
+  }
+  // Without fused attention there is no kernel to name.
+  const std::string gpt =
+      "cluster: {preset: dgx-h100}\nmodel: {preset: gpt3-175b}\n"
+      "parallelism: {tp: 1, dp: 8, global_batch: 8}\ntraining: {flash_attention: false, stack: ";
+  EXPECT_THROW(load_scenario_text(gpt + "{preset: fsdp1, attention: flash1}}\n", "g.yaml"),
+               InputError);
+  EXPECT_NO_THROW(load_scenario_text(gpt + "fsdp1}\n", "g.yaml"));
 }
 
 TEST(Stack, PresetsSetTheirMechanisms) {
