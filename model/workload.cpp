@@ -216,6 +216,10 @@ void OpBuilder::add_recipe(Op& op, double m, double k, double n) const {
   }
   const double sa = activation_scale_bytes(r.scaling), sw = weight_scale_bytes(r.scaling);
   const bool current = r.scaling == Fp8Spec::Scaling::current;
+  if (r.scaling == Fp8Spec::Scaling::mxfp8) {
+    op.fwd_rate_factor = kMxfp8FpropRate;
+    op.bwd_rate_factor = kMxfp8GradRate;
+  }
   // Whole weight copies: params / (k n), the remainder biases; a tied head still runs one.
   const double copies = k * n > 0 ? std::floor(op.params / (k * n) + 1e-9) : 0.0;
   const double w = copies * k * n;

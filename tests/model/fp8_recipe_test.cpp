@@ -341,6 +341,36 @@ TEST(Fp8Recipe, SplitAccumulationSlowsTheGradientGemms) {
                    .cluster.gpu.fp8_split_accumulation.has_value());
 }
 
+TEST(Fp8Recipe, Mxfp8GemmsRunAtTheBlockScaledKernelsRate) {
+  // B200 (dgx-b200), ramp held at 1, casts left out: fp8 plateau R8 = 4500 x 0.581 =
+  // 2614.5 TFLOP/s, no split-accumulation key. m 16384, k 8192, n 8192: F = 2 m k n =
+  // 2,199,023,255,552 FLOP; its 671 MB at 8 x 0.87 TB/s take 0.096 ms: compute-bound.
+  //   current (tensor-wise): forward F / R8 = 0.841087 ms, backward 2 F / R8 = 1.682175;
+  //   mxfp8: forward F / (0.912 R8) = 0.922245 ms, backward 2 F / (0.970 R8) = 1.734201
+  //   (kMxfp8FpropRate 2.158 / 2.365, kMxfp8GradRate 4.654 / 4.797: TE's pre-quantized
+  //   per-layer kernel times, model/workload.h).
+  constexpr double m = 16384, k = 8192, n = 8192;
+  auto gemm = [&](const std::string& sc) {
+    const Scenario s = preset_scenario(
+        "llama3-8b", "tp: 1, pp: 1, dp: 8, microbatch: 1, global_batch: 32", 1,
+        "precision: fp8, fp8: {scaling: " + sc + ", weight_cache: false}", "dgx-b200");
+    Scenario flat = s;
+    flat.cluster.gpu.gemm_ramp = {{Seconds(1e-9), 1.0}, {Seconds(1.0), 1.0}};
+    const auto model = make_roofline_model(flat);
+    const detail::OpBuilder b(s.training, Shard{});
+    Op op = b.gemm("mlp.fc1", m, k, n, k * n, m * k);
+    op.aux_fwd_bytes = op.aux_bwd_bytes = Bytes(0);
+    return std::pair(model->op_time(op, Pass::forward).value(),
+                     model->op_time(op, Pass::backward).value());
+  };
+  const auto cs = gemm("current");
+  const auto mx = gemm("mxfp8");
+  EXPECT_NEAR(cs.first, 0.841087e-3, 1e-9);
+  EXPECT_NEAR(cs.second, 1.682175e-3, 1e-9);
+  EXPECT_NEAR(mx.first, 0.922245e-3, 1e-9);
+  EXPECT_NEAR(mx.second, 1.734201e-3, 1e-9);
+}
+
 TEST(Fp8Recipe, RowwiseQuantisationTimeIsItsBytesAtHbmRate) {
   // The casts run after the GEMM at HBM x memory_efficiency = 3.35 TB/s x 0.87 = 2.9145
   // TB/s: for fc1 above (m 4096, k 1024, n 4096) rowwise adds 33,554,432 bytes forward
