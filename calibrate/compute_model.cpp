@@ -179,8 +179,19 @@ class RooflineModel final : public ComputeModel {
           explanation_.begin() + 1,
           {"GEMM kept in bf16",
            fmt::format("roofline (training.fp8): F / {:.1f} TFLOP/s (bf16 peak x gemm_efficiency) / ramp ({}); "
-                       "block scaling keeps the fp8 rate (no measured figure says otherwise)",
+                       "scaling: block keeps the fp8 rate (no measured figure says otherwise)",
                        attn_gemm_rate_ / 1e12, gpu)});
+      if (s.training.fp8->scaling == Fp8Spec::Scaling::mxfp8) {
+        explanation_.insert(
+            explanation_.begin() + 2,
+            {"MXFP8 GEMMs",
+             fmt::format("forward at {:.1f} TFLOP/s (fp8 plateau x {}), data- and "
+                         "weight-gradient at {:.1f} TFLOP/s (x {}): block-scaled kernels "
+                         "against tensor-wise ones, Transformer Engine's GEMM profiling guide "
+                         "(B300, pre-quantized)",
+                         gemm_rate_ * kMxfp8FpropRate / 1e12, kMxfp8FpropRate,
+                         gemm_rate_ * split_bwd_ * kMxfp8GradRate / 1e12, kMxfp8GradRate)});
+      }
       if (s.training.fp8->rowwise()) {
         explanation_.insert(
             explanation_.begin() + 2,
@@ -243,8 +254,9 @@ class RooflineModel final : public ComputeModel {
         // Row-wise fp8 (training.fp8.scaling rowwise*): the forward GEMM at a fraction of
         // the fp8 plateau; under rowwise_gw_hp the weight-gradient GEMM at the bf16 rate.
         // An fp8 GEMM with split accumulation at split_* of that rate (1 otherwise).
+        // MXFP8: both at the block-scaled kernels' fraction of it (op.*_rate_factor).
         const double fwd_split = op.high_precision ? 1.0 : split_fwd_;
-        const double bwd_split = op.high_precision ? 1.0 : split_bwd_;
+        const double bwd_split = op.high_precision ? 1.0 : split_bwd_ * op.bwd_rate_factor;
         const double wgrad_rate =
             op.wgrad_high_precision ? attn_gemm_rate_ : rate * bwd_split;
         t = std::max(memory,

@@ -734,7 +734,7 @@ class ProfileModel final : public ComputeModel {
         // A grouped GEMM: each expert's GEMM at its own size on the fit.
         const double g = op.gemm_groups;
         if (fwd) {
-          // Row-wise fp8: the forward GEMM at a fraction of the fitted fp8 rate.
+          // Row-wise fp8, MXFP8: the forward GEMM at a fraction of the fitted fp8 rate.
           t = g * gemm_time(*fit, flops / g, bytes / g, fwd) / op.fwd_rate_factor;
         } else if (op.wgrad_high_precision) {
           // rowwise_gw_hp: the data gradient on the fp8 fit, the weight gradient on bf16's.
@@ -742,7 +742,8 @@ class ProfileModel final : public ComputeModel {
           const double f = flops / 2 / g, b = bytes / 2 / g;
           t = g * (gemm_time(*fit, f, b, true) + gemm_time(*attn_gemm_, f, b, true));
         } else {
-          t = g * gemm_time(*fit, flops / g, bytes / g, fwd);
+          // MXFP8: the gradient GEMMs at a fraction of the fitted fp8 rate.
+          t = g * gemm_time(*fit, flops / g, bytes / g, fwd) / op.bwd_rate_factor;
         }
         break;
       }

@@ -19,6 +19,14 @@ struct OpBuilder {
   // The FP4 recipe (training.fp4, precision fp4): `fp8` then means the layer's GEMMs run
   // in fp4, and add_fp4_recipe replaces the fp8 casts.
   const Fp4Spec* fp4 = nullptr;
+  // Per-tensor-scaled fp8 tensors (the plain model, delayed and current scaling) are one
+  // copy used both ways: the GPU's fp8 GEMMs take any layout (TrainingSpec::
+  // fp8_single_copy, from cluster.gpu.fp8_non_tn_gemm). False: each cast also writes a
+  // transposed copy, as block-scaled ones always do.
+  bool fp8_single_copy = false;
+
+  // fp8 copies a cast of an fp8 GEMM operand writes: 1 or 2 (fp8_single_copy).
+  double fp8_copies() const;
 
   explicit OpBuilder(Precision p);
   // The builder for one layer of a training run: `high_precision` keeps its GEMMs in 16

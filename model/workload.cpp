@@ -73,6 +73,7 @@ OpBuilder::OpBuilder(const TrainingSpec& t, const Shard& s, bool high_precision)
     microbatches = std::max(1, s.microbatches);
     if (high_precision) fp8 = false;
   }
+  fp8_single_copy = t.fp8_single_copy;
   if (t.fp4) {  // a recipe always comes with precision fp4 (TrainingSpec::fp4)
     fp4 = &*t.fp4;
     fp8 = !high_precision;
@@ -82,6 +83,19 @@ OpBuilder::OpBuilder(const TrainingSpec& t, const Shard& s, bool high_precision)
     saved_gemm_input = fp4_element_bytes(t.fp4->format);
   }
   if (!fp8) saved_gemm_input = act;
+}
+
+// A per-tensor scale serves a tensor read along either axis, so where the GPU's fp8 GEMMs
+// take any operand layout Transformer Engine keeps one fp8 copy (Float8Tensor's quantizer:
+// "on non-TN-capable archs (Blackwell+) a single _data buffer backs both row- and
+// column-wise usage", transformer_engine/pytorch/tensor/float8_tensor.py at
+// NVIDIA/TransformerEngine d0067d0d, with utils.py is_non_tn_fp8_gemm_supported: compute
+// capability 10.x, 11.x, >= 13). A block scale belongs to one axis: block and MXFP8 casts
+// write a row-wise and a column-wise copy, each with its scales, on every GPU.
+double OpBuilder::fp8_copies() const {
+  const bool per_tensor = !recipe || recipe->scaling == Fp8Spec::Scaling::delayed ||
+                          recipe->scaling == Fp8Spec::Scaling::current;
+  return fp8_single_copy && per_tensor ? 1.0 : 2.0;
 }
 
 namespace {
@@ -145,10 +159,11 @@ Op OpBuilder::gemm(const std::string& name, double m, double k, double n, double
   op.saved = Bytes(saved_elems * (in_fp8 ? saved_gemm_input : act));
   if (in_fp8) {
     // Transformer Engine casts a linear layer's input to FP8 and writes its transpose
-    // for the weight-gradient GEMM (read 16-bit, write two 1-byte copies); backward does
-    // the same for the output gradient.
-    op.aux_fwd_bytes = Bytes(m * k * (act + 2.0));
-    op.aux_bwd_bytes = Bytes(m * n * (act + 2.0));
+    // for the weight-gradient GEMM (read 16-bit, write two 1-byte copies; one where the
+    // GPU takes any layout, fp8_copies); backward does the same for the output gradient.
+    const double c = fp8_copies();
+    op.aux_fwd_bytes = Bytes(m * k * (act + c));
+    op.aux_bwd_bytes = Bytes(m * n * (act + c));
     if (recipe) add_recipe(op, m, k, n);
     if (fp4) add_fp4_recipe(op, m, k, n);
   }
@@ -216,6 +231,10 @@ void OpBuilder::add_recipe(Op& op, double m, double k, double n) const {
   }
   const double sa = activation_scale_bytes(r.scaling), sw = weight_scale_bytes(r.scaling);
   const bool current = r.scaling == Fp8Spec::Scaling::current;
+  if (r.scaling == Fp8Spec::Scaling::mxfp8) {
+    op.fwd_rate_factor = kMxfp8FpropRate;
+    op.bwd_rate_factor = kMxfp8GradRate;
+  }
   // Whole weight copies: params / (k n), the remainder biases; a tied head still runs one.
   const double copies = k * n > 0 ? std::floor(op.params / (k * n) + 1e-9) : 0.0;
   const double w = copies * k * n;
@@ -226,15 +245,16 @@ void OpBuilder::add_recipe(Op& op, double m, double k, double n) const {
   }
   op.aux_fwd_bytes += Bytes(2.0 * m * k * sa);
   op.aux_bwd_bytes += Bytes(2.0 * m * n * sa);
-  op.fp8_input_cast = Bytes(m * k * (act + 2.0 + (current ? act : 0.0) + 2.0 * sa));
+  const double c = fp8_copies();  // 1 for a per-tensor scale on a GPU taking any layout
+  op.fp8_input_cast = Bytes(m * k * (act + c + (current ? act : 0.0) + 2.0 * sa));
   op.fwd_read += Bytes(m * k * sa + cast_w * sw);
   op.bwd_read += Bytes(2.0 * m * n * sa + m * k * sa + cast_w * sw);
   op.saved += Bytes(op.saved.value() / saved_gemm_input * sa);
-  const double cast = cast_w * (weight + 1.0 + 1.0 + 2.0 * sw + (current ? weight : 0.0));
+  const double cast = cast_w * (weight + c + 2.0 * sw + (current ? weight : 0.0));
   const bool cache = r.weight_cache.value_or(true);
   op.aux_fwd_bytes += Bytes(cache ? cast / microbatches : cast);
   op.fp8_weight_elems = w;
-  if (cache) op.fp8_weight_cache = Bytes(cast_w * (2.0 + 2.0 * sw));
+  if (cache) op.fp8_weight_cache = Bytes(cast_w * (c + 2.0 * sw));
   const double gemms = std::max(1.0, copies);
   if (r.scaling == Fp8Spec::Scaling::delayed) {
     op.fp8_scaling_state = Bytes(gemms * 3.0 * (4.0 * r.amax_history + 8.0));

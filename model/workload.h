@@ -79,6 +79,9 @@ struct Op {
   // accumulation), and the weight-gradient GEMM run in 16 bits (rowwise_gw_hp).
   double fwd_rate_factor = 1.0;
   bool wgrad_high_precision = false;
+  // MXFP8 (training.fp8.scaling mxfp8): the data- and weight-gradient GEMMs' rate as a
+  // fraction of the fp8 plateau (kMxfp8GradRate; fwd_rate_factor takes kMxfp8FpropRate).
+  double bwd_rate_factor = 1.0;
   // Activations kept for backward. Under selective recompute with modules M
   // (training.recompute_modules): `saved` goes when M meets saved_dropped_by (a checkpointed
   // module's inner tensors, or the output an output-discarding module rebuilds);
@@ -103,6 +106,18 @@ struct Op {
 // issue 147971, 2025-02-26, all M, N, K powers of two); the middle of the range most shapes
 // reach. No Blackwell measurement is known; the same figure is used there.
 inline constexpr double kRowwiseGemmRate = 0.95;
+
+// MXFP8 GEMMs against tensor-wise fp8 GEMMs of the same shapes on Blackwell, kernels
+// alone (operands quantized before the timed loop): Transformer Engine's GEMM profiling
+// guide (docs/examples/gemm_profiling/gemm_profiling.rst at NVIDIA/TransformerEngine
+// d0067d0d, "Autocast vs Pre-quantized", B300, a 5B layer: h 4096, ffn 16384, 15,872
+// tokens), per-layer ms FP8Current / MXFP8: Fprop 2.158 / 2.365, Dgrad 2.329 / 2.397,
+// Wgrad 2.325 / 2.400. Forward 2.158 / 2.365 = 0.912; backward (2.329 + 2.325) /
+// (2.397 + 2.400) = 0.970. The tensor cores' rate is the same for both (datasheets);
+// what differs is the block-scale operands the kernel loads and applies. Measured on a
+// B300; the B200 and GB200 run the same block-scaled MMA (assumed to hold there).
+inline constexpr double kMxfp8FpropRate = 0.912;
+inline constexpr double kMxfp8GradRate = 0.970;
 
 enum class LayerKind { embedding, transformer, head, cnn };
 const char* to_string(LayerKind k);

@@ -144,6 +144,7 @@ const FieldTable<G>& gpu_fields() {
       {"kernel_launch", quantity(&G::kernel_launch, Dimension::seconds, 0.0, 1.0)},
       {"fp8_split_accumulation", number(&G::fp8_split_accumulation, 0.01, 1.0)},
       {"nccl_channels", whole(&G::nccl_channels, 1, 64)},  // MAXCHANNELS, NCCL device.h
+      {"fp8_non_tn_gemm", flag(&G::fp8_non_tn_gemm)},
       {"assumed", assumed_list<G>(gpu_figure_keys)},
   };
   return table;

@@ -41,6 +41,10 @@ struct GpuSpec {
   // Channels NCCL builds for a communicator of this GPU's 8-GPU NVSwitch node, read from
   // NCCL's logs (scenario/presets/gpus.yaml); the default of training.memory.nccl_channels.
   std::optional<int> nccl_channels;
+  // FP8 GEMMs take their operands in any layout (Blackwell), so a per-tensor-scaled fp8
+  // tensor is cast into one copy; false: both operands K-major (Hopper), and each cast
+  // also writes a transposed copy (docs/model.md, "FP8 recipe").
+  bool fp8_non_tn_gemm = false;
   // Figures of the preset that were not measured on this GPU but copied from another
   // (keys under cluster.gpu, "gemm_efficiency", "peak.fp4"), and the file that said so;
   // resolve() drops an entry that anything else (the scenario, a sweep) set again.
@@ -706,6 +710,8 @@ struct TrainingSpec {
   // also training.stack.cross_entropy_fusion, and the stack preset's default):
   // 28 instead of 52 bytes moved per logit (model/transformer.cpp).
   bool cross_entropy_fusion = false;
+  // Not a key: cluster.gpu.fp8_non_tn_gemm, copied by validation for the model's casts.
+  bool fp8_single_copy = false;
   StackSpec stack;  // training.stack; default the megatron-core preset
   Dtype gradient_dtype = Dtype::fp32;  // main-gradient buffer (Megatron accumulates in fp32)
   // Device memory outside the allocator (CUDA context, NCCL buffers): given, it replaces

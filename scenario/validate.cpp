@@ -1195,6 +1195,7 @@ Scenario resolve(RawScenario raw) {
   }
   complete_stack(s);
   s.training.runtime_reserve_set = is_set(s, "training.runtime_reserve");
+  s.training.fp8_single_copy = s.cluster.gpu.fp8_non_tn_gemm;
   if (!is_set(s, "training.memory.nccl_channels") && s.cluster.gpu.nccl_channels) {
     s.training.memory.nccl_channels = *s.cluster.gpu.nccl_channels;
   }

@@ -3,6 +3,7 @@
 // the recipe keeps in 16 bits.
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -26,6 +27,19 @@ Op fc1(const Fp8Spec& recipe) {
   TrainingSpec t;
   t.precision = Precision::fp8;
   t.fp8 = recipe;
+  Shard s;
+  s.microbatches = 4;
+  const detail::OpBuilder b(t, s);
+  return b.gemm("mlp.fc1", kM, kK, kN, kK * kN, kM * kK);
+}
+
+// The same layer on a GPU whose fp8 GEMMs take any layout (cluster.gpu.fp8_non_tn_gemm,
+// Blackwell); `recipe` empty: the plain fp8 model.
+Op fc1_any_layout(const std::optional<Fp8Spec>& recipe, bool any_layout = true) {
+  TrainingSpec t;
+  t.precision = Precision::fp8;
+  t.fp8 = recipe;
+  t.fp8_single_copy = any_layout;
   Shard s;
   s.microbatches = 4;
   const detail::OpBuilder b(t, s);
@@ -339,6 +353,72 @@ TEST(Fp8Recipe, SplitAccumulationSlowsTheGradientGemms) {
   EXPECT_FALSE(preset_scenario("llama3-8b", "tp: 1, pp: 1, dp: 8, microbatch: 1, global_batch: 32",
                                1, "", "dgx-b200")
                    .cluster.gpu.fp8_split_accumulation.has_value());
+}
+
+TEST(Fp8Recipe, PerTensorCastsWriteOneCopyWhereGemmsTakeAnyLayout) {
+  // On a GPU taking any fp8 layout a per-tensor cast writes one fp8 copy, no transpose.
+  // delayed: forward X read 2, write 1: 3 m k = 12,582,912; the cached weight cast
+  // 3 k n / 4 micro-batches = 3,145,728; total 15,728,640 (20,971,520 with transposes).
+  // Backward dY 3 m n = 50,331,648 (67,108,864). Weight cache k n x 1 = 4,194,304
+  // bytes (x 2 = 8,388,608 with the transpose).
+  const Op delayed = fc1_any_layout(scaling(Fp8Spec::Scaling::delayed));
+  EXPECT_NEAR(delayed.aux_fwd_bytes.value(), 15728640.0, 1e-6);
+  EXPECT_NEAR(delayed.aux_bwd_bytes.value(), 50331648.0, 1e-6);
+  EXPECT_NEAR(delayed.fp8_weight_cache.value(), 4194304.0, 1e-6);
+  EXPECT_NEAR(fc1_any_layout(scaling(Fp8Spec::Scaling::delayed), false).fp8_weight_cache.value(),
+              8388608.0, 1e-6);
+  // current: the amax pass on top, X 2 m k = 8,388,608 and W 2 k n / 4 = 2,097,152:
+  // forward 26,214,400; backward 50,331,648 + 2 m n = 83,886,080.
+  const Op current = fc1_any_layout(scaling(Fp8Spec::Scaling::current));
+  EXPECT_NEAR(current.aux_fwd_bytes.value(), 26214400.0, 1e-6);
+  EXPECT_NEAR(current.aux_bwd_bytes.value(), 83886080.0, 1e-6);
+  // The plain fp8 model: X m k (2 + 1) = 12,582,912 forward, dY 3 m n backward.
+  const Op plain = fc1_any_layout(std::nullopt);
+  EXPECT_NEAR(plain.aux_fwd_bytes.value(), 12582912.0, 1e-6);
+  EXPECT_NEAR(plain.aux_bwd_bytes.value(), 50331648.0, 1e-6);
+  // A block scale belongs to one axis: MXFP8 and block casts keep both copies anyway.
+  for (auto sc : {Fp8Spec::Scaling::mxfp8, Fp8Spec::Scaling::block}) {
+    const Op any = fc1_any_layout(scaling(sc));
+    const Op tn = fc1_any_layout(scaling(sc), false);
+    EXPECT_DOUBLE_EQ(any.aux_fwd_bytes.value(), tn.aux_fwd_bytes.value());
+    EXPECT_DOUBLE_EQ(any.aux_bwd_bytes.value(), tn.aux_bwd_bytes.value());
+    EXPECT_DOUBLE_EQ(any.fp8_weight_cache.value(), tn.fp8_weight_cache.value());
+  }
+  // The Blackwell presets set the key; Hopper's do not.
+  EXPECT_TRUE(preset_scenario("llama3-8b", "tp: 1, pp: 1, dp: 8, microbatch: 1, global_batch: 32",
+                              1, "precision: fp8", "dgx-b200")
+                  .training.fp8_single_copy);
+  EXPECT_FALSE(llama8b("").training.fp8_single_copy);
+}
+
+TEST(Fp8Recipe, Mxfp8GemmsRunAtTheBlockScaledKernelsRate) {
+  // B200 (dgx-b200), ramp held at 1, casts left out: fp8 plateau R8 = 4500 x 0.581 =
+  // 2614.5 TFLOP/s, no split-accumulation key. m 16384, k 8192, n 8192: F = 2 m k n =
+  // 2,199,023,255,552 FLOP; its 671 MB at 8 x 0.87 TB/s take 0.096 ms: compute-bound.
+  //   current (tensor-wise): forward F / R8 = 0.841087 ms, backward 2 F / R8 = 1.682175;
+  //   mxfp8: forward F / (0.912 R8) = 0.922245 ms, backward 2 F / (0.970 R8) = 1.734201
+  //   (kMxfp8FpropRate 2.158 / 2.365, kMxfp8GradRate 4.654 / 4.797: TE's pre-quantized
+  //   per-layer kernel times, model/workload.h).
+  constexpr double m = 16384, k = 8192, n = 8192;
+  auto gemm = [&](const std::string& sc) {
+    const Scenario s = preset_scenario(
+        "llama3-8b", "tp: 1, pp: 1, dp: 8, microbatch: 1, global_batch: 32", 1,
+        "precision: fp8, fp8: {scaling: " + sc + ", weight_cache: false}", "dgx-b200");
+    Scenario flat = s;
+    flat.cluster.gpu.gemm_ramp = {{Seconds(1e-9), 1.0}, {Seconds(1.0), 1.0}};
+    const auto model = make_roofline_model(flat);
+    const detail::OpBuilder b(s.training, Shard{});
+    Op op = b.gemm("mlp.fc1", m, k, n, k * n, m * k);
+    op.aux_fwd_bytes = op.aux_bwd_bytes = Bytes(0);
+    return std::pair(model->op_time(op, Pass::forward).value(),
+                     model->op_time(op, Pass::backward).value());
+  };
+  const auto cs = gemm("current");
+  const auto mx = gemm("mxfp8");
+  EXPECT_NEAR(cs.first, 0.841087e-3, 1e-9);
+  EXPECT_NEAR(cs.second, 1.682175e-3, 1e-9);
+  EXPECT_NEAR(mx.first, 0.922245e-3, 1e-9);
+  EXPECT_NEAR(mx.second, 1.734201e-3, 1e-9);
 }
 
 TEST(Fp8Recipe, RowwiseQuantisationTimeIsItsBytesAtHbmRate) {

@@ -2,6 +2,7 @@
 // its public source written beside it.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -132,6 +133,43 @@ TEST(Presets, Gb200Nvl72IsOneNvlinkDomainOf72) {
   EXPECT_EQ(s.cluster.inter_node.nics_per_node, 72);
   EXPECT_DOUBLE_EQ(s.cluster.intra_node.bandwidth.value(), 900e9);
   EXPECT_DOUBLE_EQ(s.cluster.gpu.peak.at(Dtype::bf16).value(), 2.5e15);
+}
+
+// The Blackwell figures measured on a GB200 (Azure/AI-benchmarking-guide fa799957,
+// Azure_Results/ND_GB200_v6_results.md), recomputed here from the page's numbers:
+//  - cuBLASLt fp8 plateau 2,906.9 TFLOP/s (16384^3) of the 5,000 peak = 0.5814;
+//  - the ramp's first point: 1024^3 takes 2 x 1024^3 / 2,906.9e12 = 0.7387 us at its
+//    ideal rate and ran at 489.2 TFLOP/s = 0.1683 of the plateau; the 2048^3 point
+//    5.910 us at 2,243.6 / 2,906.9 = 0.7718;
+//  - NCCL ring all-reduce busbw 679.61 GB/s at 8 GB over 900 GB/s of NVLink 5 = 0.7551,
+//    and 331.09 GB/s at 16M over 679.61 = 0.4872 on the bus-bandwidth curve.
+// The B200 takes the GB200's fractions (an assumption the preset lists).
+TEST(Presets, BlackwellFiguresAreTheAzureGb200Measurements) {
+  const std::string rest = "model: llama3-8b\nparallelism: {global_batch: 144}\n";
+  const Scenario gb =
+      load_scenario_text("cluster: {preset: gb200-nvl72, nodes: 2}\n" + rest, "g.yaml");
+  const Scenario b = load_scenario_text("cluster: {preset: dgx-b200, nodes: 2}\n" + rest, "b.yaml");
+  for (const Scenario* s : {&gb, &b}) {
+    const GpuSpec& g = s->cluster.gpu;
+    EXPECT_NEAR(g.gemm_efficiency.at(Dtype::fp8), 2906.9 / 5000, 0.0005) << g.preset;
+    EXPECT_NEAR(g.gemm_efficiency.at(Dtype::bf16), 2906.9 / 5000, 0.0005) << g.preset;
+    ASSERT_GE(g.gemm_ramp.size(), 2u);
+    EXPECT_NEAR(g.gemm_ramp[0].first.value(), 2 * std::pow(1024.0, 3) / 2906.9e12, 0.001e-6);
+    EXPECT_NEAR(g.gemm_ramp[0].second, 489.2 / 2906.9, 0.0005);
+    EXPECT_NEAR(g.gemm_ramp[1].first.value(), 2 * std::pow(2048.0, 3) / 2906.9e12, 0.01e-6);
+    EXPECT_NEAR(g.gemm_ramp[1].second, 2243.6 / 2906.9, 0.0005);
+    EXPECT_DOUBLE_EQ(g.gemm_ramp.back().second, 1.0);
+    EXPECT_NEAR(s->cluster.intra_node.efficiency, 679.61 / 900, 0.0005);
+  }
+  ASSERT_EQ(gb.cluster.intra_node.bus_bandwidth_curve.size(), 7u);
+  EXPECT_NEAR(gb.cluster.intra_node.bus_bandwidth_curve[2].second, 331.09 / 679.61, 0.0005);
+  // Measured on the GB200: no longer in its assumed list; the B200 carries them as assumed.
+  const auto ga = assumed_figures(gb.cluster);
+  EXPECT_FALSE(contains(ga, "cluster.gpu.gemm_efficiency"));
+  EXPECT_FALSE(contains(ga, "cluster.intra_node.efficiency"));
+  const auto ba = assumed_figures(b.cluster);
+  EXPECT_TRUE(contains(ba, "cluster.gpu.gemm_efficiency"));
+  EXPECT_TRUE(contains(ba, "cluster.intra_node.efficiency"));
 }
 
 }  // namespace
