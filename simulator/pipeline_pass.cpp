@@ -134,9 +134,10 @@ Seconds bf16_accumulation_time(const StepContext& ctx, const std::vector<const L
 //            (training.gradient_dtype) read and written.
 //  autograd  no gradient buffer: torch's AccumulateGrad keeps the first micro-batch's
 //            gradient as param.grad (the optimizer's zero_grad sets it to None) and adds
-//            each later one in place (variable_grad += new_grad; torch/csrc/autograd/
-//            functions/accumulate_grad.h): read both, write one, in the parameters'
-//            format, from the second micro-batch on. The 2021 Megatron-LM of the SC21
+//            each later one in place outside double backward (variable_grad += new_grad,
+//            accumulateGrad in torch/csrc/autograd/functions/accumulate_grad.h at
+//            pytorch/pytorch bc2c6eda): read both, write one, in the parameters' format,
+//            from the second micro-batch on. The 2021 Megatron-LM of the SC21
 //            scripts (examples/sc21 at 6985e589) ran so: torch DDP under no_sync for all
 //            but the last micro-batch (megatron/schedules.py), or local DDP, which builds
 //            the hook's buffer only under --use-contiguous-buffers-in-ddp (off by default,
