@@ -33,6 +33,10 @@ struct GpuSpec {
   std::vector<std::pair<Seconds, double>> gemm_ramp;
   std::optional<double> attention_efficiency;  // fused attention throughput / 16-bit peak
   std::optional<double> memory_efficiency;     // achievable / datasheet HBM bandwidth
+  // Unfused attention's kernels over the s x S score tensor (its batched GEMMs, softmax,
+  // dropout): achieved / datasheet HBM bandwidth, from a measured standard-attention run
+  // (scenario/presets/gpus.yaml); unset: memory_efficiency.
+  std::optional<double> score_tensor_efficiency;
   std::optional<Seconds> kernel_launch;        // shortest time a kernel occupies a stream
   // FP8 GEMMs with split (two-level, fp32-promoted) accumulation, over the fast-accumulation
   // plateau gemm_efficiency.fp8 was measured with; unset: no penalty (docs/model.md,
