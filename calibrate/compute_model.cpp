@@ -55,6 +55,10 @@ class RooflineModel final : public ComputeModel {
     }
     for (const auto& [t, f] : g.gemm_ramp) ramp_.emplace_back(std::log(t.value()), f);
     hbm_ = g.memory_bandwidth.value() * *g.memory_efficiency;
+    // Unfused attention's score-tensor kernels at their own measured fraction of HBM
+    // (cluster.gpu.score_tensor_efficiency), else at the STREAM fraction.
+    scores_hbm_ =
+        g.memory_bandwidth.value() * g.score_tensor_efficiency.value_or(*g.memory_efficiency);
     optimizer_hbm_ = optimizer_bandwidth > 0 ? optimizer_bandwidth : hbm_;
     launch_ = g.kernel_launch->value();
     // training.stack.host_overhead: the host's time to issue one optimizer pass (one
@@ -163,6 +167,19 @@ class RooflineModel final : public ComputeModel {
                            "host_overhead where longer)",
                            optimizer_bytes_, optimizer_hbm_ / 1e9, foreach_passes_.size(),
                            step_floor_ * 1e6)}};
+    if (!s.training.flash_attention) {
+      explanation_.insert(
+          explanation_.begin() + 4,
+          {"unfused attention",
+           g.score_tensor_efficiency
+               ? fmt::format("roofline: score-tensor ops (scores, softmax, dropout, context) "
+                             "at least bytes / {:.0f} GB/s (HBM x score_tensor_efficiency {}) "
+                             "({})",
+                             scores_hbm_ / 1e9, *g.score_tensor_efficiency, gpu)
+               : fmt::format("roofline: score-tensor ops at least bytes / {:.0f} GB/s (HBM x "
+                             "memory_efficiency; no score_tensor_efficiency measured) ({})",
+                             scores_hbm_ / 1e9, gpu)});
+    }
     if (split_bwd_ < 1.0) {
       explanation_.insert(
           explanation_.begin() + 1,
@@ -238,7 +255,7 @@ class RooflineModel final : public ComputeModel {
     const bool fwd = pass == Pass::forward;
     const double bytes = fwd ? (op.fwd_read + op.fwd_written).value()
                              : (op.bwd_read + op.bwd_written).value();
-    const double memory = bytes / hbm_;
+    const double memory = bytes / (op.score_tensor ? scores_hbm_ : hbm_);
     const double flops = (fwd ? op.fwd_flops : op.bwd_flops).value();
     double t = memory;
     switch (op.kind) {
@@ -320,6 +337,7 @@ class RooflineModel final : public ComputeModel {
  private:
   std::vector<std::pair<std::string, std::string>> explanation_;
   double gemm_rate_ = 0, attn_gemm_rate_ = 0, flash_rate_ = 0, hbm_ = 0, launch_ = 0;
+  double scores_hbm_ = 0;     // unfused attention's score-tensor kernels' bandwidth
   double optimizer_hbm_ = 0;  // the optimizer's bandwidth: hbm_, or a measured one
   double step_floor_ = 0;     // an optimizer pass's floor: max(kernel_launch, host_overhead)
   double split_fwd_ = 1.0, split_bwd_ = 1.0;  // fp8 split-accumulation rate factors

@@ -263,6 +263,7 @@ void add_attention(const ModelSpec& m, const TrainingSpec& tr, const OpBuilder& 
     qk.recompute_in = kRecomputeCoreAttn;
     qk.comm_before = CommPoint::cp_kv;
     qk.kv_elems = d.tok * (k_dim + v_dim);
+    qk.score_tensor = true;
     L.ops.push_back(qk);
 
     // The s^2 tensors are kept only without selective recompute; their backward reads
@@ -271,6 +272,7 @@ void add_attention(const ModelSpec& m, const TrainingSpec& tr, const OpBuilder& 
     sm.saved_selective = sm.saved;
     sm.saved = Bytes(0);
     sm.recompute_in = kRecomputeCoreAttn;
+    sm.score_tensor = true;
     L.ops.push_back(sm);
     if (m.dropout) {
       Op dr = B.memory_bound("attn.dropout", OpKind::dropout, probs, probs, 1.0 * probs);
@@ -278,6 +280,7 @@ void add_attention(const ModelSpec& m, const TrainingSpec& tr, const OpBuilder& 
       dr.saved_selective = dr.saved;
       dr.saved = Bytes(0);
       dr.recompute_in = kRecomputeCoreAttn;
+      dr.score_tensor = true;
       L.ops.push_back(dr);
     }
 
@@ -296,6 +299,7 @@ void add_attention(const ModelSpec& m, const TrainingSpec& tr, const OpBuilder& 
     pv.saved_selective = Bytes(m.dropout ? e * probs : 0.0);
     pv.saved_dropped_by = qkv_dropped_by;
     pv.recompute_in = kRecomputeCoreAttn;
+    pv.score_tensor = true;
     L.ops.push_back(pv);
   }
   // Row-parallel output projection; its bias is replicated on every rank.

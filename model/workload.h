@@ -98,6 +98,9 @@ struct Op {
   // computes only the score tiles its mask leaves (model/attention_mask.h); the FLOP
   // counts keep the full product, the convention model and hardware FLOPs are reported in.
   double computed_share = 1.0;
+  // Unfused attention's ops over the s x S score tensor (scores, softmax, its dropout,
+  // context): their bytes stream at cluster.gpu.score_tensor_efficiency.
+  bool score_tensor = false;
 };
 
 // The forward GEMM of the row-wise recipes (fast accumulation, PyTorch's CUTLASS row-wise

@@ -40,6 +40,9 @@ ordered_json scenario_json(const Scenario& s) {
                                                             : ordered_json(nullptr)},
         {"memory_efficiency", c.gpu.memory_efficiency ? ordered_json(*c.gpu.memory_efficiency)
                                                       : ordered_json(nullptr)},
+        {"score_tensor_efficiency", c.gpu.score_tensor_efficiency
+                                        ? ordered_json(*c.gpu.score_tensor_efficiency)
+                                        : ordered_json(nullptr)},
         {"fp8_split_accumulation", c.gpu.fp8_split_accumulation
                                        ? ordered_json(*c.gpu.fp8_split_accumulation)
                                        : ordered_json(nullptr)},

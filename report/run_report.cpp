@@ -384,6 +384,15 @@ std::string render_stack_explanation(const Scenario& s) {
           by("training.stack.attention"));
     }
   }
+  if (k.preset == StackSpec::Preset::megatron_core || k.preset == StackSpec::Preset::nemo) {
+    const StackSpec::GradAccumulation g = k.gradient_accumulation;
+    o += fmt::format("  {:<25}{} ({})\n", "gradient accumulation",
+                     g == StackSpec::GradAccumulation::fused ? "fused into the weight-gradient GEMM"
+                     : g == StackSpec::GradAccumulation::hook
+                         ? "hook: main_grad.add_(grad) after every micro-batch's backward"
+                         : "autograd: param.grad += grad from the second micro-batch on",
+                     by("training.stack.gradient_accumulation"));
+  }
   o += fmt::format("  {:<25}{} ({})\n", "host overhead",
                    k.host_overhead.value() > 0
                        ? fmt::format("{:.1f} us a kernel issued: a run of kernels between "

@@ -108,6 +108,9 @@ ORRERY_ENUM_NAMES(StackSpec::NormKernels, {StackSpec::NormKernels::fused, "fused
                   {StackSpec::NormKernels::unfused, "unfused"});
 ORRERY_ENUM_NAMES(StackSpec::AttentionKernel, {StackSpec::AttentionKernel::flash2, "flash2"},
                   {StackSpec::AttentionKernel::flash1, "flash1"});
+ORRERY_ENUM_NAMES(StackSpec::GradAccumulation, {StackSpec::GradAccumulation::fused, "fused"},
+                  {StackSpec::GradAccumulation::hook, "hook"},
+                  {StackSpec::GradAccumulation::autograd, "autograd"});
 // model.moe.dispatch_dtype, model.moe.combine_dtype
 ORRERY_ENUM_NAMES(MoeSpec::Wire, {MoeSpec::Wire::fp8, "fp8"}, {MoeSpec::Wire::bf16, "bf16"},
                   {MoeSpec::Wire::fp32, "fp32"});

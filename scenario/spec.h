@@ -33,6 +33,10 @@ struct GpuSpec {
   std::vector<std::pair<Seconds, double>> gemm_ramp;
   std::optional<double> attention_efficiency;  // fused attention throughput / 16-bit peak
   std::optional<double> memory_efficiency;     // achievable / datasheet HBM bandwidth
+  // Unfused attention's kernels over the s x S score tensor (its batched GEMMs, softmax,
+  // dropout): achieved / datasheet HBM bandwidth, from a measured standard-attention run
+  // (scenario/presets/gpus.yaml); unset: memory_efficiency.
+  std::optional<double> score_tensor_efficiency;
   std::optional<Seconds> kernel_launch;        // shortest time a kernel occupies a stream
   // FP8 GEMMs with split (two-level, fp32-promoted) accumulation, over the fast-accumulation
   // plateau gemm_efficiency.fp8 was measured with; unset: no penalty (docs/model.md,
@@ -649,12 +653,26 @@ struct StackSpec {
   // pytorch/torchtitan b5bcd76c): the logits and the loss's fp32 temporaries of one chunk
   // are live at a time. 1: the whole micro-batch's logits at once (every preset's default).
   int cross_entropy_chunks = 1;
+  // How gradients add up over the micro-batches of a step (presets megatron-core and nemo,
+  // zero_stage 0-2; simulator/pipeline_pass.cpp):
+  //  fused     the weight-gradient GEMM adds into the main gradient itself
+  //            (--gradient-accumulation-fusion, Megatron-LM's default since 83b1e42f,
+  //            2022-02-13; NeMo 24.07's gradient_accumulation_fusion: true);
+  //  hook      --no-gradient-accumulation-fusion: the DDP's backward hook runs
+  //            param.main_grad.add_(param.grad) for every parameter after every
+  //            micro-batch's backward into its contiguous gradient buffer;
+  //  autograd  no gradient buffer (Megatron-LM 2021: torch DDP under no_sync, or local DDP
+  //            without --use-contiguous-buffers-in-ddp): PyTorch's AccumulateGrad adds each
+  //            micro-batch's gradient into param.grad, from the second micro-batch on.
+  enum class GradAccumulation { fused, hook, autograd };
+  GradAccumulation gradient_accumulation = GradAccumulation::fused;
 };
 const char* to_string(StackSpec::Preset p);
 const char* to_string(StackSpec::Rope r);
 const char* to_string(StackSpec::OptimizerKernels o);
 const char* to_string(StackSpec::NormKernels n);
 const char* to_string(StackSpec::AttentionKernel a);
+const char* to_string(StackSpec::GradAccumulation g);
 
 // training.memory: how the training stack's allocator holds device memory and how much
 // headroom `check` wants below capacity (model/memory.h, docs/model.md "Memory").

@@ -844,6 +844,35 @@ void complete_stack(Scenario& s) {
   // Python) and for Inductor's launcher of a compiled graph's kernels; no measurement of
   // either was found. A file sets 0 for a CUDA-graphed step.
   if (!is_set(s, "training.stack.host_overhead")) k.host_overhead = Seconds(6.8e-6);
+  // The unfused accumulations are those of Megatron-LM's data-parallel wrappers (its own
+  // DDP's gradient-buffer hook, megatron/core/distributed/distributed_data_parallel.py at
+  // NVIDIA/Megatron-LM d98e8a64; the 2021 wrappers' param.grad, megatron/model/
+  // distributed.py at 6985e589): not DeepSpeed's or PyTorch FSDP's, and not the FSDP units'
+  // path (zero_stage 3), which the simulator builds apart.
+  using G = StackSpec::GradAccumulation;
+  if (k.gradient_accumulation != G::fused &&
+      ((k.preset != P::megatron_core && k.preset != P::nemo) ||
+       s.parallelism.pipeline_engine != PipelineEngine::megatron ||
+       s.parallelism.zero_stage >= 3)) {
+    reject(s, "training.stack.gradient_accumulation", to_string(k.gradient_accumulation),
+           fmt::format("the unfused accumulations are modelled for Megatron's data-parallel "
+                       "wrappers: presets megatron-core and nemo, pipeline_engine megatron, "
+                       "zero_stage 0-2 (preset is {}, pipeline_engine {}, zero_stage {})",
+                       to_string(k.preset), to_string(s.parallelism.pipeline_engine),
+                       s.parallelism.zero_stage));
+  }
+  // autograd accumulates in param.grad, the parameters' own format: Megatron-LM asserts a
+  // contiguous buffer (hook) for fp32 accumulation (--accumulate-allreduce-grads-in-fp32,
+  // megatron/arguments.py at 6985e589).
+  const Precision pr = s.training.precision;
+  const double param_bytes = pr == Precision::fp32 || pr == Precision::tf32 ? 4.0 : 2.0;
+  if (k.gradient_accumulation == G::autograd &&
+      bytes_per_value(s.training.gradient_dtype) != param_bytes) {
+    reject(s, "training.stack.gradient_accumulation", "autograd",
+           fmt::format("accumulates in param.grad, in the parameters' format; gradient_dtype {} "
+                       "needs Megatron's gradient buffer (hook)",
+                       to_string(s.training.gradient_dtype)));
+  }
 }
 
 // training.stack.optimizer per_parameter: the tensors torch's optimizer is handed are

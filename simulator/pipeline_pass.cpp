@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "core/error.h"
+#include "core/number_format.h"
 #include "model/memory.h"
 #include "model/pipeline.h"
 #include "simulator/schedule.h"
@@ -118,6 +119,44 @@ Seconds bf16_accumulation_time(const StepContext& ctx, const std::vector<const L
   op.kind = OpKind::elementwise;
   op.fwd_read = Bytes(kBf16AccumulateReadBytes * params);
   op.fwd_written = Bytes(kBf16AccumulateWrittenBytes * params);
+  return ctx.model->op_time(op, Pass::forward);
+}
+
+// Megatron-LM's unfused gradient accumulation (training.stack.gradient_accumulation), one
+// elementwise kernel a parameter on the compute stream after its layer's backward of a
+// micro-batch:
+//  hook      the DDP registers a hook on each parameter's gradient accumulator that runs
+//            `param.main_grad.add_(param.grad.data)` and frees param.grad, every
+//            micro-batch (megatron/core/distributed/distributed_data_parallel.py lines
+//            575-578 at NVIDIA/Megatron-LM d98e8a64, where a fused GEMM has not already
+//            added it; megatron/model/distributed.py _make_param_hook at 6985e589):
+//            param.grad read in the parameters' format, the main gradient
+//            (training.gradient_dtype) read and written.
+//  autograd  no gradient buffer: torch's AccumulateGrad keeps the first micro-batch's
+//            gradient as param.grad (the optimizer's zero_grad sets it to None) and adds
+//            each later one in place outside double backward (variable_grad += new_grad,
+//            accumulateGrad in torch/csrc/autograd/functions/accumulate_grad.h at
+//            pytorch/pytorch bc2c6eda): read both, write one, in the parameters' format,
+//            from the second micro-batch on. The 2021 Megatron-LM of the SC21
+//            scripts (examples/sc21 at 6985e589) ran so: torch DDP under no_sync for all
+//            but the last micro-batch (megatron/schedules.py), or local DDP, which builds
+//            the hook's buffer only under --use-contiguous-buffers-in-ddp (off by default,
+//            megatron/arguments.py).
+// The fused form (83b1e42f, 2022-02-13, on by default) adds inside the weight-gradient
+// GEMM; the small tensors outside linear layers (norms, biases, embeddings), which still
+// take the hook there, are not counted.
+Seconds unfused_accumulation_time(const StepContext& ctx, const Layer& layer, int microbatch) {
+  using G = StackSpec::GradAccumulation;
+  const G how = ctx.s.training.stack.gradient_accumulation;
+  const double params = layer.params();
+  if (how == G::fused || params <= 0) return Seconds(0);
+  if (how == G::autograd && microbatch == 0) return Seconds(0);
+  const double grad = weight_bytes(ctx.s.training.precision);
+  const double main = how == G::hook ? bytes_per_value(ctx.s.training.gradient_dtype) : grad;
+  Op op;
+  op.kind = OpKind::elementwise;
+  op.fwd_read = Bytes((grad + main) * params);
+  op.fwd_written = Bytes(main * params);
   return ctx.model->op_time(op, Pass::forward);
 }
 
@@ -239,6 +278,17 @@ class PipelineBuilder {
                                           b.microbatch);
         after = templates_.append_layer(planner_, g_, rank, st, **it, LayerPass::backward, after,
                                         b.microbatch);
+        const Seconds hook = unfused_accumulation_time(ctx_, **it, b.microbatch);
+        if (hook.value() > 0) {
+          Task t;
+          t.kind = TaskKind::backward;
+          t.rank = rank;
+          t.microbatch = b.microbatch;
+          t.work = hook;
+          const int id = planner_.issue(t);
+          g_.depend(after, id);
+          after = id;
+        }
         const GradReady ready{after, (*it)->params() - (*it)->expert_params(),
                               (*it)->expert_params(), *it};
         if (final_bwd) out_.grads[r][grad_list].push_back(ready);
@@ -454,6 +504,7 @@ class PipelineBuilder {
           add_wait(k, work, parts);
           backward_of(r, *layers[k], work, parts);
         }
+        work += unfused_accumulation_time(ctx_, *layers[k], b.microbatch);
       }
       add_block(r, b, work, parts, TaskKind::backward);
     } else {
@@ -468,6 +519,7 @@ class PipelineBuilder {
           add_wait(k, work, parts);
           backward_of(r, **it, work, parts);
         }
+        work += unfused_accumulation_time(ctx_, **it, b.microbatch);
         const int id = add_block(r, b, work, parts, TaskKind::backward);
         const GradReady ready{id, (*it)->params() - (*it)->expert_params(), (*it)->expert_params(),
                               *it};

@@ -1176,6 +1176,10 @@ std::string megatron_arguments(const Scenario& s) {
   if (s.model.is_transformer() && !s.training.stack.activation_fusion)
     out += s.model.activation == Activation::swiglu ? " --no-bias-swiglu-fusion"
                                                     : " --no-bias-gelu-fusion";
+  // --no-gradient-accumulation-fusion (store_false, arguments.py at d98e8a64); autograd
+  // accumulation is 2021 Megatron-LM's, which no current flag reproduces.
+  if (s.training.stack.gradient_accumulation == StackSpec::GradAccumulation::hook)
+    out += " --no-gradient-accumulation-fusion";
   // Data-parallel sharding, checked against NVIDIA/Megatron-LM d98e8a64
   // (megatron/training/arguments.py; docs/user-guide/features/megatron_fsdp.md):
   //  ZeRO-1  --use-distributed-optimizer shards the optimizer state only; the gradient

@@ -700,5 +700,114 @@ TEST(Stack, ChunkedCrossEntropyKeepsTheStepTime) {
   EXPECT_DOUBLE_EQ(step(chunked), step(whole));
 }
 
+// training.stack.gradient_accumulation (docs/simulator.md "Gradient accumulation"). One
+// H100, 16-bit training, 4 micro-batches of one sequence, a 2-layer Llama-style model:
+// per layer 4 h^2 attention + 3 h f SwiGLU + 2 h norms = 4 x 1,048,576 + 3 x 1024 x 4096
+// + 2048 = 16,779,264 parameters; the embedding and the untied head V h = 33,554,432
+// each, the final norm h = 1024: P = 2 x 16,779,264 + 2 x 33,554,432 + 1024 = 100,668,416.
+// Each unfused kernel covers one layer's parameters, the smallest (a transformer layer's
+// 16.8 M) far above the kernel floor, so the step grows by bytes / HBM:
+//  hook, fp32 main gradient: (2 + 4 + 4) bytes a parameter, every micro-batch:
+//    4 x 10 x P = 4,026,736,640 bytes;
+//  autograd (bf16 gradients): (2 + 2 + 2) bytes a parameter from the second micro-batch
+//    on: 3 x 6 x P = 1,812,031,488 bytes.
+Scenario accumulating(const std::string& how, const std::string& grad_dtype) {
+  return load_scenario_text(fmt::format(R"(
+cluster: {{preset: dgx-h100, gpus_per_node: 1}}
+model: {{family: decoder, layers: 2, hidden: 1024, heads: 8, ffn: 4096, vocab: 32768,
+        seq_len: 4096, activation: swiglu, norm: rmsnorm, position_embedding: rope,
+        tied_embeddings: false, bias: false, dropout: false}}
+parallelism: {{tp: 1, pp: 1, dp: 1, microbatch: 1, global_batch: 4}}
+training: {{precision: bf16, gradient_dtype: {}, stack: {{preset: megatron-core,
+           host_overhead: 0 s, gradient_accumulation: {}}}}}
+)",
+                                        grad_dtype, how),
+                            "acc.yaml");
+}
+
+TEST(Stack, UnfusedGradientAccumulationIsItsBytesAtHbmRate) {
+  const Scenario fused = accumulating("fused", "fp32");
+  const Workload w = build_workload(fused.model, fused.training, shard_of(fused.parallelism));
+  const double P = 2 * 16779264.0 + 2 * 33554432.0 + 1024;
+  EXPECT_DOUBLE_EQ(w.params(), P);
+  EXPECT_DOUBLE_EQ(P, 100668416.0);
+  // The smallest kernel: 6 bytes of a transformer layer's parameters, far above the floor.
+  ASSERT_GT(6 * 16779264.0 / hbm(fused), 10 * fused.cluster.gpu.kernel_launch->value());
+  const double base = step(fused);
+
+  const double hook_bytes = 4 * 10 * P;
+  EXPECT_DOUBLE_EQ(hook_bytes, 4026736640.0);
+  const Scenario hook = accumulating("hook", "fp32");
+  EXPECT_NEAR(step(hook) - base, hook_bytes / hbm(hook), 1e-9 * base);
+
+  // Against the fused step with the same bf16 gradients (the optimizer reads them).
+  const double fused16 = step(accumulating("fused", "bf16"));
+  const double autograd_bytes = 3 * 6 * P;
+  EXPECT_DOUBLE_EQ(autograd_bytes, 1812031488.0);
+  const Scenario autograd = accumulating("autograd", "bf16");
+  EXPECT_NEAR(step(autograd) - fused16, autograd_bytes / hbm(autograd), 1e-9 * base);
+
+  // Every op in the graph (no layer templates): the same passes.
+  SimulationOptions ops;
+  ops.op_level = true;
+  EXPECT_NEAR(
+      simulate_step(hook, ops).step_time.value() - simulate_step(fused, ops).step_time.value(),
+      hook_bytes / hbm(hook), 1e-6 * base);
+  EXPECT_NEAR(simulate_step(autograd, ops).step_time.value() -
+                  simulate_step(accumulating("fused", "bf16"), ops).step_time.value(),
+              autograd_bytes / hbm(autograd), 1e-6 * base);
+}
+
+// One micro-batch a step: autograd keeps the gradient as it is, nothing is added.
+TEST(Stack, AutogradAccumulationOfOneMicrobatchAddsNothing) {
+  auto one = [](const std::string& how) {
+    return load_scenario_text(fmt::format(R"(
+cluster: {{preset: dgx-h100, gpus_per_node: 1}}
+model: {{family: decoder, layers: 2, hidden: 1024, heads: 8, ffn: 4096, vocab: 32768,
+        seq_len: 4096, activation: swiglu, norm: rmsnorm, position_embedding: rope,
+        tied_embeddings: false, bias: false, dropout: false}}
+parallelism: {{tp: 1, pp: 1, dp: 1, microbatch: 1, global_batch: 1}}
+training: {{precision: bf16, gradient_dtype: bf16, stack: {{gradient_accumulation: {}}}}}
+)",
+                                          how),
+                              "one.yaml");
+  };
+  EXPECT_DOUBLE_EQ(step(one("autograd")), step(one("fused")));
+  EXPECT_GT(step(one("hook")), step(one("fused")));
+}
+
+TEST(Stack, UnfusedAccumulationOutsideMegatronIsAnError) {
+  auto error = [](const std::string& stack, const std::string& extra) {
+    try {
+      load_scenario_text(fmt::format("cluster: {{preset: dgx-h100}}\nmodel: {{preset: llama2-7b}}\n"
+                                     "parallelism: {{tp: 1, dp: 8, global_batch: 8{}}}\n"
+                                     "training: {{stack: {}}}\n",
+                                     extra, stack),
+                         "bad.yaml");
+    } catch (const InputError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(error("{preset: megatron-core, gradient_accumulation: hook}", ""), "no error");
+  EXPECT_EQ(error("{preset: nemo, gradient_accumulation: hook}", ""), "no error");
+  for (const char* preset : {"deepspeed", "fsdp1", "fsdp2"}) {
+    EXPECT_NE(error(fmt::format("{{preset: {}, gradient_accumulation: hook}}", preset), "")
+                  .find("Megatron's data-parallel wrappers"),
+              std::string::npos)
+        << preset;
+  }
+  EXPECT_NE(error("{preset: megatron-core, gradient_accumulation: hook}", ", zero_stage: 3")
+                .find("zero_stage 3"),
+            std::string::npos);
+  // bf16 training keeps fp32 main gradients by default: autograd cannot hold them.
+  EXPECT_NE(error("{preset: megatron-core, gradient_accumulation: autograd}", "")
+                .find("gradient_dtype fp32"),
+            std::string::npos);
+  EXPECT_NE(error("{preset: megatron-core, gradient_accumulation: sometimes}", "")
+                .find("training.stack.gradient_accumulation"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace orrery
