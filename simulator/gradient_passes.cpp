@@ -31,8 +31,8 @@ Seconds kernel_time(const ComputeModel& model, Flop flops, Bytes bytes) {
   return model.op_time(op, Pass::forward);
 }
 
-// PyTorch FSDP1's memory-bound passes over each unit's gradient around its reduce-scatter
-// (docs/model.md, "FSDP1 gradient passes"), each its own kernel:
+// PyTorch FSDP's memory-bound passes over each unit's gradient around its reduce-scatter
+// (docs/model.md, "PyTorch FSDP gradient passes"), each its own kernel. FSDP1:
 //  - assembly: the unit's parameters are views of its FlatParameter made by a split under
 //    autograd (FlatParamHandle._use_unsharded_views, torch/distributed/fsdp/_flat_param.py),
 //    so their gradients reach the flat parameter through the split's backward, which
@@ -50,10 +50,18 @@ Seconds kernel_time(const ComputeModel& model, Flop flops, Bytes bytes) {
 // world / factor > factor), torch/distributed/algorithms/_comm_hooks/default_hooks.py at
 // pytorch/pytorch db8ddc78 and torch/distributed/fsdp/_runtime_utils.py at 3ade90a6; later
 // PyTorch does the same in _reduce_grad (_div_if_needed before and after the
-// reduce_scatter_tensor). The world is the data-parallel size (hybrid: both groups).
-// Not counted: the padded copy (F.pad) of a unit whose size is not a multiple of the
-// shard, and the cast of the shard to the parameter dtype (1/shard of a pass).
-struct Fsdp1GradientPasses {
+// reduce_scatter_tensor). The world is the data-parallel size (hybrid: both groups,
+// _init_process_group_state in _init_utils.py).
+// FSDP2 (foreach_reduce, torch/distributed/fsdp/_fully_shard/_fsdp_collectives.py at
+// 8fc2039d): autograd leaves each parameter's gradient on its own, and one copy-in kernel
+// (foreach_reduce_scatter_copy_in, fsdp.chunk_cat, on the current stream) reads them and
+// writes the reduce-scatter input in the reduce dtype; a bf16 or fp32 reduction divides
+// inside NCCL (ReduceOp.AVG, or a premul-sum: _get_gradient_divide_factors, "we use NCCL's
+// built-in division to avoid separate div kernels"); only fp16 runs the pre- and
+// post-divides, with FSDP1's factors.
+// Not counted: the padded copy (FSDP1's F.pad) of a unit whose size is not a multiple of
+// the shard, and the cast of the shard to the parameter dtype (1/shard of a pass).
+struct FsdpGradientPasses {
   // Bytes each kernel moves per element of the unit's (unsharded) gradient.
   std::vector<double> kernels;
 };
@@ -64,21 +72,30 @@ double gradient_predivide_factor(int world) {
   return factor;
 }
 
-Fsdp1GradientPasses fsdp1_gradient_passes(const ParallelismSpec& p, int shard, double weight_bytes,
-                                          double grad_bytes) {
-  Fsdp1GradientPasses out;
+FsdpGradientPasses fsdp_gradient_passes(const StepContext& ctx, int shard, double weight_bytes,
+                                        double grad_bytes) {
+  FsdpGradientPasses out;
+  const ParallelismSpec& p = ctx.p;
+  using I = ParallelismSpec::FsdpImpl;
+  if (p.fsdp_impl != I::fsdp1 && p.fsdp_impl != I::fsdp2) return out;
   const int world = p.shard_group();
   const double pre = gradient_predivide_factor(world);
   const double post = world / pre;
-  out.kernels.push_back(2 * weight_bytes);  // assembly: read and write
-  if (grad_bytes != weight_bytes) out.kernels.push_back(weight_bytes + grad_bytes);  // cast
-  if (pre > 1) out.kernels.push_back(2 * grad_bytes);                                // pre-divide
-  if (post > 1) out.kernels.push_back(2 * grad_bytes / shard);  // post-divide, the shard
+  bool divides = true;
+  if (p.fsdp_impl == I::fsdp1) {
+    out.kernels.push_back(2 * weight_bytes);  // assembly: read and write
+    if (grad_bytes != weight_bytes) out.kernels.push_back(weight_bytes + grad_bytes);  // cast
+  } else {
+    out.kernels.push_back(weight_bytes + grad_bytes);  // copy-in
+    divides = ctx.s.training.gradient_dtype == Dtype::fp16;
+  }
+  if (divides && pre > 1) out.kernels.push_back(2 * grad_bytes);           // pre-divide
+  if (divides && post > 1) out.kernels.push_back(2 * grad_bytes / shard);  // post-divide, the shard
   return out;
 }
 
-Seconds fsdp1_gradient_pass_time(const ComputeModel& model, const Fsdp1GradientPasses& passes,
-                                 double elements) {
+Seconds fsdp_gradient_pass_time(const ComputeModel& model, const FsdpGradientPasses& passes,
+                                double elements) {
   Seconds t(0.0);
   for (double b : passes.kernels) t += kernel_time(model, Flop(0.0), Bytes(elements * b));
   return t;
@@ -307,9 +324,9 @@ void fsdp_pass(const StepContext& ctx, const RankSet& ranks, const PipelineTasks
   // remove_grads); FSDP reduce-scatters each unit's gradients on their own.
   const bool bucketed = p.fsdp_impl == ParallelismSpec::FsdpImpl::deepspeed &&
                         p.fsdp_unit == ParallelismSpec::FsdpUnit::module;
-  // FSDP1's passes over a unit's gradient before and after its reduce-scatter, in bytes
-  // per gradient element reduced (fsdp1_gradient_passes).
-  const Fsdp1GradientPasses passes = fsdp1_gradient_passes(p, shard, weight_bytes, grad_bytes);
+  // PyTorch FSDP's passes over a unit's gradient before and after its reduce-scatter, in
+  // bytes per gradient element reduced (fsdp_gradient_passes); none for the others.
+  const FsdpGradientPasses passes = fsdp_gradient_passes(ctx, shard, weight_bytes, grad_bytes);
   for (size_t r = 0; r < ranks.size(); ++r) {
     const std::vector<int> members = ranks.shard_members(r, kind);
     if (members.front() != static_cast<int>(r) || shard < 2) continue;
@@ -317,9 +334,9 @@ void fsdp_pass(const StepContext& ctx, const RankSet& ranks, const PipelineTasks
     auto reduce = [&](size_t k, double elements) {
       std::vector<int> after;
       for (int mr : members) after.push_back(pipe.fsdp[mr][k].compute);
-      if (p.fsdp_impl == ParallelismSpec::FsdpImpl::fsdp1) {
+      if (!passes.kernels.empty()) {
         // Timed on the unit's backward compute, which the reduce-scatter waits for.
-        const Seconds extra = fsdp1_gradient_pass_time(*ctx.model, passes, elements);
+        const Seconds extra = fsdp_gradient_pass_time(*ctx.model, passes, elements);
         for (int mr : members) g.tasks[static_cast<size_t>(pipe.fsdp[mr][k].compute)].work += extra;
       }
       int task =
