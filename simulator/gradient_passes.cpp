@@ -34,10 +34,11 @@ Seconds kernel_time(const ComputeModel& model, Flop flops, Bytes bytes) {
 // PyTorch FSDP's memory-bound passes over each unit's gradient around its reduce-scatter
 // (docs/model.md, "PyTorch FSDP gradient passes"), each its own kernel. FSDP1:
 //  - assembly: the unit's parameters are views of its FlatParameter made by a split under
-//    autograd (FlatParamHandle._use_unsharded_views, torch/distributed/fsdp/_flat_param.py),
-//    so their gradients reach the flat parameter through the split's backward, which
-//    writes them into one new contiguous flat gradient: the unsharded gradient read and
-//    written once, in the parameters' (compute) dtype;
+//    autograd (FlatParamHandle._use_unsharded_views: torch.split in
+//    _get_unflat_views_unaligned, torch/distributed/fsdp/_flat_param.py), so their
+//    gradients reach the flat parameter through the split's backward, which writes them
+//    into one new contiguous flat gradient: the unsharded gradient read and written once,
+//    in the parameters' (compute) dtype;
 //  - cast: to the reduce dtype, where it differs ("flat_param.grad.to(handle._reduce_dtype)"
 //    in _post_backward_hook);
 //  - pre-divide: in place on the unsharded gradient before reduce_scatter_tensor, when the
