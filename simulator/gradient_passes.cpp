@@ -3,6 +3,7 @@
 // distributed optimizer's parameter all-gather (simulator/step_passes.h).
 #include <algorithm>
 #include <utility>
+#include <vector>
 
 #include "core/error.h"
 #include "model/compression.h"
@@ -28,6 +29,77 @@ Seconds kernel_time(const ComputeModel& model, Flop flops, Bytes bytes) {
   op.fwd_flops = flops;
   op.fwd_read = bytes;
   return model.op_time(op, Pass::forward);
+}
+
+// PyTorch FSDP's memory-bound passes over each unit's gradient around its reduce-scatter
+// (docs/model.md, "PyTorch FSDP gradient passes"), each its own kernel. FSDP1:
+//  - assembly: the unit's parameters are views of its FlatParameter made by a split under
+//    autograd (FlatParamHandle._use_unsharded_views: torch.split in
+//    _get_unflat_views_unaligned, torch/distributed/fsdp/_flat_param.py), so their
+//    gradients reach the flat parameter through the split's backward, which writes them
+//    into one new contiguous flat gradient: the unsharded gradient read and written once,
+//    in the parameters' (compute) dtype;
+//  - cast: to the reduce dtype, where it differs ("flat_param.grad.to(handle._reduce_dtype)"
+//    in _post_backward_hook);
+//  - pre-divide: in place on the unsharded gradient before reduce_scatter_tensor, when the
+//    gradient_predivide_factor exceeds 1 (every data-parallel size of 2 or more);
+//  - post-divide: in place on this rank's shard after it, when world / pre-divide exceeds 1.
+// The divisions: _post_backward_hook's default communication hook, reduce_scatter_hook
+// ("if state.gradient_predivide_factor > 1: grad.div_(...)", reduce_scatter_tensor,
+// "if state.gradient_postdivide_factor > 1: output.div_(...)") with the factor
+// _get_gradient_predivide_factor (double from 1 while world % factor == 0 and
+// world / factor > factor), torch/distributed/algorithms/_comm_hooks/default_hooks.py at
+// pytorch/pytorch db8ddc78 and torch/distributed/fsdp/_runtime_utils.py at 3ade90a6; later
+// PyTorch does the same in _reduce_grad (_div_if_needed before and after the
+// reduce_scatter_tensor). The world is the data-parallel size (hybrid: both groups,
+// _init_process_group_state in _init_utils.py).
+// FSDP2 (foreach_reduce, torch/distributed/fsdp/_fully_shard/_fsdp_collectives.py at
+// 8fc2039d): autograd leaves each parameter's gradient on its own, and one copy-in kernel
+// (foreach_reduce_scatter_copy_in, fsdp.chunk_cat, on the current stream) reads them and
+// writes the reduce-scatter input in the reduce dtype; a bf16 or fp32 reduction divides
+// inside NCCL (ReduceOp.AVG, or a premul-sum: _get_gradient_divide_factors, "we use NCCL's
+// built-in division to avoid separate div kernels"); only fp16 runs the pre- and
+// post-divides, with FSDP1's factors.
+// Not counted: the padded copy (FSDP1's F.pad) of a unit whose size is not a multiple of
+// the shard, and the cast of the shard to the parameter dtype (1/shard of a pass).
+struct FsdpGradientPasses {
+  // Bytes each kernel moves per element of the unit's (unsharded) gradient.
+  std::vector<double> kernels;
+};
+
+double gradient_predivide_factor(int world) {
+  int factor = 1;
+  while (world % factor == 0 && world / factor > factor) factor *= 2;
+  return factor;
+}
+
+FsdpGradientPasses fsdp_gradient_passes(const StepContext& ctx, int shard, double weight_bytes,
+                                        double grad_bytes) {
+  FsdpGradientPasses out;
+  const ParallelismSpec& p = ctx.p;
+  using I = ParallelismSpec::FsdpImpl;
+  if (p.fsdp_impl != I::fsdp1 && p.fsdp_impl != I::fsdp2) return out;
+  const int world = p.shard_group();
+  const double pre = gradient_predivide_factor(world);
+  const double post = world / pre;
+  bool divides = true;
+  if (p.fsdp_impl == I::fsdp1) {
+    out.kernels.push_back(2 * weight_bytes);  // assembly: read and write
+    if (grad_bytes != weight_bytes) out.kernels.push_back(weight_bytes + grad_bytes);  // cast
+  } else {
+    out.kernels.push_back(weight_bytes + grad_bytes);  // copy-in
+    divides = ctx.s.training.gradient_dtype == Dtype::fp16;
+  }
+  if (divides && pre > 1) out.kernels.push_back(2 * grad_bytes);           // pre-divide
+  if (divides && post > 1) out.kernels.push_back(2 * grad_bytes / shard);  // post-divide, the shard
+  return out;
+}
+
+Seconds fsdp_gradient_pass_time(const ComputeModel& model, const FsdpGradientPasses& passes,
+                                double elements) {
+  Seconds t(0.0);
+  for (double b : passes.kernels) t += kernel_time(model, Flop(0.0), Bytes(elements * b));
+  return t;
 }
 
 // The tasks a bucket's collectives of member rank `mr` (its gradient list `list`) wait
@@ -253,6 +325,9 @@ void fsdp_pass(const StepContext& ctx, const RankSet& ranks, const PipelineTasks
   // remove_grads); FSDP reduce-scatters each unit's gradients on their own.
   const bool bucketed = p.fsdp_impl == ParallelismSpec::FsdpImpl::deepspeed &&
                         p.fsdp_unit == ParallelismSpec::FsdpUnit::module;
+  // PyTorch FSDP's passes over a unit's gradient before and after its reduce-scatter, in
+  // bytes per gradient element reduced (fsdp_gradient_passes); none for the others.
+  const FsdpGradientPasses passes = fsdp_gradient_passes(ctx, shard, weight_bytes, grad_bytes);
   for (size_t r = 0; r < ranks.size(); ++r) {
     const std::vector<int> members = ranks.shard_members(r, kind);
     if (members.front() != static_cast<int>(r) || shard < 2) continue;
@@ -260,6 +335,11 @@ void fsdp_pass(const StepContext& ctx, const RankSet& ranks, const PipelineTasks
     auto reduce = [&](size_t k, double elements) {
       std::vector<int> after;
       for (int mr : members) after.push_back(pipe.fsdp[mr][k].compute);
+      if (!passes.kernels.empty()) {
+        // Timed on the unit's backward compute, which the reduce-scatter waits for.
+        const Seconds extra = fsdp_gradient_pass_time(*ctx.model, passes, elements);
+        for (int mr : members) g.tasks[static_cast<size_t>(pipe.fsdp[mr][k].compute)].work += extra;
+      }
       int task =
           planner.collective(ranks, TaskKind::dp_comm, CollectiveOp::reduce_scatter, kind, members,
                              after, Bytes(elements * grad_bytes), StreamKind::dp, true);

@@ -184,5 +184,81 @@ TEST(FsdpWidth, PerGpuThroughputFallsAsDpWidensAtFixedGlobalBatch) {
   EXPECT_GT(wide.step_time.value(), narrow.step_time.value() / 2);
 }
 
+// One node of 4 A100s, the same 2-layer model (two_by_two's) with fp32 gradients under
+// FSDP1, FSDP2 and Megatron-FSDP (which adds no pass: Megatron accumulates into its
+// gradient buffer). Before each unit's reduce-scatter the PyTorch FSDPs add memory-bound
+// passes over the unit's gradient of E elements (simulator/gradient_passes.cpp,
+// fsdp_gradient_passes). FSDP1: assembly from the split's views 2 x 2 bytes, the cast to
+// fp32 2 + 4, the pre-divide (world 4: factor 2) 2 x 4, the post-divide of the 1/4 shard
+// (4 / 2 = 2 > 1) 2 x 4 / 4: 4 + 6 + 8 + 2 = 20 bytes an element. FSDP2: the copy-in, bf16
+// in and fp32 out, 2 + 4 = 6 bytes, and no division (fp32 reduces with ReduceOp.AVG).
+// Every kernel is far above the 3 us launch floor (the smallest, a layer's post-divide:
+// 12.58M x 2 = 25 MB, 16 us). The units hold every parameter once: embedding 32768 x 1024
+// = 33,554,432, 2 layers of 3 x 1024^2 + 1024^2 + 2 x 1024 x 4096 + 2 x 1024 = 12,584,960,
+// head 33,554,432 + the final norm 1024: 92,279,808. At the A100 80GB's 2039 GB/s x
+// memory_efficiency 0.79 = 1.61081e12 B/s: FSDP1 20 x 92,279,808 / 1.61081e12 = 1.1457566
+// ms, FSDP2 6 x 92,279,808 / 1.61081e12 = 0.3437270 ms more backward compute, one
+// micro-batch (rank 0, the ranks being alike).
+TEST(FsdpUnits, TorchFsdpGradientPassesAreMemoryBoundCompute) {
+  auto scenario = [](const char* impl) {
+    const std::string yaml = fmt::format(R"(
+cluster: {{preset: dgx-a100, nodes: 1, gpus_per_node: 4}}
+model: {{family: decoder, layers: 2, hidden: 1024, heads: 16, ffn: 4096, vocab: 32768,
+        seq_len: 1024, activation: gelu, norm: rmsnorm, position_embedding: rope,
+        tied_embeddings: false, bias: false, dropout: false}}
+parallelism: {{tp: 1, pp: 1, dp: 4, microbatch: 1, global_batch: 4,
+              fsdp: {{implementation: {}}}}}
+training: {{precision: bf16, recompute: none, gradient_dtype: fp32}}
+)",
+                                         impl);
+    return simulate_step(load_scenario_text(yaml, "one-node.yaml"));
+  };
+  auto compute = [](const StepResult& r) {
+    double t = 0;
+    for (const Task& k : r.graph.tasks)
+      if (k.rank == 0 && k.kind == TaskKind::backward) t += k.work.value();
+    return t;
+  };
+  const StepResult f1 = scenario("fsdp1");
+  const StepResult f2 = scenario("fsdp2");
+  const StepResult m = scenario("megatron_fsdp");
+  EXPECT_NEAR(compute(f1) - compute(m), 1.1457566e-3, 1e-9);
+  EXPECT_NEAR(compute(f2) - compute(m), 0.3437270e-3, 1e-9);
+  // On the compute stream before each reduce-scatter: the step grows, by at most that (part
+  // of it lands where the compute stream waited for a backward gather).
+  const double grown = f1.step_time.value() - m.step_time.value();
+  EXPECT_GT(grown, 0.1e-3);
+  EXPECT_LE(grown, 1.1457566e-3 + 1e-9);
+}
+
+// FSDP2 in fp16 divides as FSDP1 does (_get_gradient_divide_factors: overflow risk), at
+// dp 4 a pre-divide 2 x 2 bytes and the shard's post-divide 2 x 2 / 4 besides the copy-in
+// 2 + 2: 9 bytes an element against bf16's copy-in alone, 4 bytes, so 5 x 92,279,808 /
+// 1.61081e12 = 0.2864392 ms apart in the backward (the optimizer step, whose fp16 loss
+// scaling moves more, is left out).
+TEST(FsdpUnits, Fsdp2DividesOnlyInFp16) {
+  auto scenario = [](const char* precision) {
+    const std::string yaml = fmt::format(R"(
+cluster: {{preset: dgx-a100, nodes: 1, gpus_per_node: 4}}
+model: {{family: decoder, layers: 2, hidden: 1024, heads: 16, ffn: 4096, vocab: 32768,
+        seq_len: 1024, activation: gelu, norm: rmsnorm, position_embedding: rope,
+        tied_embeddings: false, bias: false, dropout: false}}
+parallelism: {{tp: 1, pp: 1, dp: 4, microbatch: 1, global_batch: 4,
+              fsdp: {{implementation: fsdp2}}}}
+training: {{precision: {0}, recompute: none, gradient_dtype: {0}}}
+)",
+                                         precision);
+    return simulate_step(load_scenario_text(yaml, "one-node.yaml"));
+  };
+  auto compute = [](const StepResult& r) {
+    double t = 0;
+    for (const Task& k : r.graph.tasks)
+      if (k.rank == 0 && k.kind == TaskKind::backward) t += k.work.value();
+    return t;
+  };
+  const double half = compute(scenario("fp16")), brain = compute(scenario("bf16"));
+  EXPECT_NEAR(half - brain, 0.2864392e-3, 1e-9);
+}
+
 }  // namespace
 }  // namespace orrery
