@@ -65,6 +65,7 @@ const FieldTable<P>& parallelism_fields() {
       {"pipeline_engine", choice(&P::pipeline_engine)},
       {"cp_comm", choice(&P::cp_comm)},
       {"ep_alltoall", choice(&P::ep_alltoall)},
+      {"ep_backend", choice(&P::ep_backend)},
       {"zero_stage", whole(&P::zero_stage, 0, 3)},
       {"fsdp", read_fsdp},
       {"sharding", choice(&P::sharding)},

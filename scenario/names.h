@@ -84,6 +84,9 @@ ORRERY_ENUM_NAMES(ParallelismSpec::CpComm, {ParallelismSpec::CpComm::ring, "ring
 ORRERY_ENUM_NAMES(ParallelismSpec::Alltoall, {ParallelismSpec::Alltoall::automatic, "auto"},
                   {ParallelismSpec::Alltoall::direct, "direct"},
                   {ParallelismSpec::Alltoall::hierarchical, "hierarchical"});
+// parallelism.ep_backend
+ORRERY_ENUM_NAMES(ParallelismSpec::EpBackend, {ParallelismSpec::EpBackend::deepep, "deepep"},
+                  {ParallelismSpec::EpBackend::hybridep, "hybridep"});
 ORRERY_ENUM_NAMES(ParallelismSpec::Sharding, {ParallelismSpec::Sharding::full, "full"},
                   {ParallelismSpec::Sharding::hybrid, "hybrid"});
 // parallelism.fsdp.implementation, .unit

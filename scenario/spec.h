@@ -310,6 +310,10 @@ struct ParallelismSpec {
   // same-rail GPUs of different nodes, as DeepSeek-V3 routes and NCCL's PXN does), or the
   // faster of the two on an idle network.
   enum class Alltoall { automatic, direct, hierarchical } ep_alltoall = Alltoall::automatic;
+  // The kernels that run the hierarchical exchange (Megatron-Core's flex dispatcher,
+  // --moe-flex-dispatcher-backend, default "deepep" in transformer_config.py): each has its
+  // own measured NIC rate by node count (simulator/collectives.h, flex_exchange_nic_fraction).
+  enum class EpBackend { deepep, hybridep } ep_backend = EpBackend::deepep;
   int zero_stage = 0;   // 0 none, 1 optimizer state (= Megatron distributed optimizer), 2 +grads, 3 +params
   bool fsdp = false;    // PyTorch FSDP full sharding; implies zero_stage 3
   // ZeRO-3 / FSDP: shard over all data-parallel ranks (full) or within a node and
@@ -372,6 +376,7 @@ struct ParallelismSpec {
 };
 const char* to_string(ParallelismSpec::CpComm c);
 const char* to_string(ParallelismSpec::Alltoall a);
+const char* to_string(ParallelismSpec::EpBackend b);
 const char* to_string(ParallelismSpec::Sharding s);
 const char* to_string(ParallelismSpec::FsdpImpl i);
 const char* to_string(ParallelismSpec::FsdpUnit u);

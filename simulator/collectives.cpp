@@ -470,8 +470,61 @@ CommPlan plan_collective(CollectiveOp op, const std::vector<int>& group, Bytes b
   return best;
 }
 
+namespace {
+
+// One measured row: nodes of 8 GPUs, the benchmark's printed "RDMA"/"IB" GB/s of dispatch
+// and combine, and the NIC's line rate in GB/s.
+struct FlexPoint {
+  int nodes;
+  double dispatch, combine, nic;
+};
+
+// Both benchmarks count a token once per destination node, its own node included
+// (HybridEP tests/utils.py count_rdma_send_from_routing_map keeps the local node "to align
+// with the implementation in the DeepEP"; DeepEP tests/test_internode.py num_rdma_token_sent
+// the same), but the kernels copy the own node's share locally, not over the NIC
+// (csrc/kernels/legacy/internode.cu at deepseek-ai/DeepEP dd758caf: the RDMA put only when
+// dst_rdma_rank != rdma_rank). Both route uniformly at random, so 1/nodes of the counted
+// bytes stay home: the NIC moves the printed rate x (nodes - 1) / nodes.
+double nic_share(const FlexPoint& p, double printed) {
+  return printed * (p.nodes - 1) / p.nodes / p.nic;
+}
+
+// DeepEP normal kernels: README "Normal kernels with NVLink and RDMA forwarding" at
+// deepseek-ai/DeepEP 77bb07aa: H800, one CX7 400 Gb/s NIC a GPU ("~50 GB/s maximum
+// bandwidth"), 4096 tokens, hidden 7168, top-4 groups, top-8, FP8 dispatch, BF16 combine.
+// EP 16: 43 / 43 GB/s; EP 32: 44 / 47; EP 64: 46 / 45.
+constexpr FlexPoint kDeepEp[] = {{2, 43, 43, 50}, {4, 44, 47, 50}, {8, 46, 45, 50}};
+// HybridEP: docs/README_Hybrid-EP.md at deepseek-ai/DeepEP 94a9f8f6 (branch hybrid-ep),
+// H100 table, "Kernel Only", 16 SMs (the most measured), BF16 dispatch and combine; 4096
+// tokens, hidden 7168, top 8, 8 local experts, uniform router. The H100 systems' NIC is
+// not stated; taken as 400 Gb/s (50 GB/s) a GPU, as DGX H100's ConnectX-7.
+// 16 ranks: 71.71 / 62.95 GB/s; 32: 57.69 / 57.46; 64: 49.97 / 49.77.
+constexpr FlexPoint kHybridEp[] = {
+    {2, 71.71, 62.95, 50}, {4, 57.69, 57.46, 50}, {8, 49.97, 49.77, 50}};
+
+double harmonic_fraction(const FlexPoint& p) {
+  return 2.0 / (1.0 / nic_share(p, p.dispatch) + 1.0 / nic_share(p, p.combine));
+}
+
+}  // namespace
+
+double flex_exchange_nic_fraction(ParallelismSpec::EpBackend backend, int nodes) {
+  ORRERY_CHECK(nodes >= 2, "the flex exchange's NIC rate applies across nodes");
+  const FlexPoint* table = backend == ParallelismSpec::EpBackend::hybridep ? kHybridEp : kDeepEp;
+  constexpr size_t n = 3;
+  if (nodes <= table[0].nodes) return harmonic_fraction(table[0]);
+  for (size_t i = 1; i < n; ++i) {
+    if (nodes > table[i].nodes) continue;
+    const double lo = std::log2(table[i - 1].nodes), hi = std::log2(table[i].nodes);
+    const double w = (std::log2(static_cast<double>(nodes)) - lo) / (hi - lo);
+    return (1 - w) * harmonic_fraction(table[i - 1]) + w * harmonic_fraction(table[i]);
+  }
+  return harmonic_fraction(table[n - 1]);
+}
+
 CommPlan plan_expert_exchange(const std::vector<int>& group, Bytes bytes, const MoeSpec& moe,
-                              const Topology& topo) {
+                              const Topology& topo, ParallelismSpec::EpBackend backend) {
   ORRERY_CHECK(group.size() >= 2, "a collective needs two ranks");
   const auto nodes = by_node(group, topo);
   const double S = bytes.value();
@@ -503,6 +556,12 @@ CommPlan plan_expert_exchange(const std::vector<int>& group, Bytes bytes, const 
   // the same links, so one plan times both.
   CommPhase ph;
   ph.steps = 1;
+  // Across nodes the kernels reach their measured NIC rate, not NCCL's: the phase's flows
+  // (the NVLink forwarding with them, which the NICs' far lower rate leaves idle part of
+  // the time) run at that fraction of line rate.
+  if (m > 1)
+    ph.rate_scale = std::min(
+        1.0, flex_exchange_nic_fraction(backend, static_cast<int>(m)) / topo.inter_efficiency());
   for (size_t a = 0; a < m; ++a)
     for (size_t b = 0; b < m; ++b)
       for (size_t j = 0; j < k && a != b; ++j) {

@@ -77,8 +77,21 @@ CommPlan plan_collective(CollectiveOp op, const std::vector<int>& group, Bytes b
 // then one per destination GPU over NVLink, with where the tokens go from
 // model/moe_routing.h. `bytes` is what the naive exchange sends per rank (top_k copies of
 // every token); a group whose nodes hold unequal numbers of ranks gets the direct plan.
-CommPlan plan_expert_exchange(const std::vector<int>& group, Bytes bytes, const MoeSpec& moe,
-                              const Topology& topo);
+// Over more than one node the exchange's flows run at the measured NIC rate of `backend`'s
+// kernels at the group's node count (flex_exchange_nic_fraction) instead of NCCL's
+// efficiency: the phase's rate_scale is that fraction / inter_node.efficiency (at most 1).
+CommPlan plan_expert_exchange(
+    const std::vector<int>& group, Bytes bytes, const MoeSpec& moe, const Topology& topo,
+    ParallelismSpec::EpBackend backend = ParallelismSpec::EpBackend::deepep);
+
+// The fraction of NIC line rate the flex dispatcher's internode kernels reach in their
+// authors' benchmarks (dispatch and combine of equal bytes: the harmonic mean of the two),
+// at an expert-parallel group of `nodes` nodes (8 GPUs each in every benchmark):
+// interpolated linearly in log2(nodes) between the measured 2, 4 and 8 nodes, the 8-node
+// figure held beyond (no published point), the 2-node one below it is never asked for
+// (one node is NVLink only). Points, byte convention and sources next to the tables in
+// collectives.cpp.
+double flex_exchange_nic_fraction(ParallelismSpec::EpBackend backend, int nodes);
 
 // NCCL's own cost model of a ring all-gather or reduce-scatter (NVIDIA/nccl
 // src/graph/tuning.cc at commit 5067397c, ncclTopoTuneModel and ncclTopoGetAlgoTime):

@@ -18,10 +18,11 @@ std::map<LinkClass, double> CommPlanner::group_traffic(
     return orrery::traffic(plan, topo, static_cast<double>(siblings.size() + 1));
   std::map<LinkClass, double> out = orrery::traffic(plan, topo, 1.0);
   for (const std::vector<int>& g : siblings) {
-    const CommPlan p = plan.op == CollectiveOp::all_to_all &&
-                               plan.algo == CollectiveAlgo::hierarchical && ctx_.s.model.moe
-                           ? plan_expert_exchange(g, plan.bytes, *ctx_.s.model.moe, topo)
-                           : plan_collective(plan.op, g, plan.bytes, topo, nvls, plan.algo);
+    const CommPlan p =
+        plan.op == CollectiveOp::all_to_all && plan.algo == CollectiveAlgo::hierarchical &&
+                ctx_.s.model.moe
+            ? plan_expert_exchange(g, plan.bytes, *ctx_.s.model.moe, topo, ctx_.p.ep_backend)
+            : plan_collective(plan.op, g, plan.bytes, topo, nvls, plan.algo);
     for (const auto& [cls, bytes] : orrery::traffic(p, topo, 1.0)) out[cls] += bytes;
   }
   return out;
@@ -71,11 +72,11 @@ int CommPlanner::group(CollectiveOp op, GroupKind kind, int stage, Bytes bytes, 
     // copy per destination node and GPU); automatic: the faster on an idle network.
     const MoeSpec& moe = *ctx_.s.model.moe;
     if (algo == CollectiveAlgo::hierarchical) {
-      plan = plan_expert_exchange(gs.group, bytes, moe, ctx_.topo);
+      plan = plan_expert_exchange(gs.group, bytes, moe, ctx_.topo, p.ep_backend);
     } else {
       plan = plan_collective(op, gs.group, bytes, ctx_.topo, nvls, CollectiveAlgo::direct);
       if (algo == CollectiveAlgo::automatic) {
-        CommPlan two = plan_expert_exchange(gs.group, bytes, moe, ctx_.topo);
+        CommPlan two = plan_expert_exchange(gs.group, bytes, moe, ctx_.topo, p.ep_backend);
         if (estimate(two, ctx_.topo).value() < estimate(plan, ctx_.topo).value())
           plan = std::move(two);
       }

@@ -46,7 +46,8 @@ Topology::Topology(const ClusterSpec& c)
       rail_optimized_(c.inter_node.topology == InterNodeTopology::rail_optimized),
       intra_latency_(c.intra_node.latency),
       inter_latency_(c.inter_node.latency),
-      intra_efficiency_(c.intra_node.efficiency) {
+      intra_efficiency_(c.intra_node.efficiency),
+      inter_efficiency_(c.inter_node.efficiency) {
   for (const auto& [b, f] : c.intra_node.bus_bandwidth_curve) {
     intra_curve_.emplace_back(std::log(b.value()), f);
   }

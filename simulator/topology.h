@@ -80,6 +80,9 @@ class Topology {
   int pod_up(int pod) const { return pod_up_.at(pod); }
   int pod_down(int pod) const { return pod_down_.at(pod); }
   double intra_efficiency() const { return intra_efficiency_; }
+  // The NICs' bus-bandwidth efficiency (inter_node.efficiency): their capacity / line rate,
+  // before background load.
+  double inter_efficiency() const { return inter_efficiency_; }
   // Fraction of the intra-node bus bandwidth a collective of `bytes` reaches (the
   // measured curve, log-interpolated; below its first point proportional to size, the
   // latency-bound regime); 1 without a curve.
@@ -128,6 +131,7 @@ class Topology {
   bool rail_optimized_ = true;
   Seconds intra_latency_, inter_latency_;
   double intra_efficiency_ = 1.0;
+  double inter_efficiency_ = 1.0;
   std::vector<std::pair<double, double>> intra_curve_;  // (log bytes, fraction)
   std::vector<LinkInfo> links_;
   // Link ids by owner: nvlink up/down per GPU, nic up/down per NIC, spine up/down per leaf.

@@ -1134,7 +1134,8 @@ std::string megatron_arguments(const Scenario& s) {
     if (p.ep > 1 && p.ep_alltoall == ParallelismSpec::Alltoall::direct)
       out += " --moe-token-dispatcher-type alltoall";
     if (p.ep > 1 && p.ep_alltoall == ParallelismSpec::Alltoall::hierarchical)
-      out += " --moe-token-dispatcher-type flex --moe-flex-dispatcher-backend deepep";
+      out += fmt::format(" --moe-token-dispatcher-type flex --moe-flex-dispatcher-backend {}",
+                         to_string(p.ep_backend));
     if (moe.router_groups > 0)
       out += fmt::format(" --moe-router-num-groups {} --moe-router-group-topk {}",
                          moe.router_groups, moe.router_group_topk);

@@ -547,6 +547,57 @@ TEST(Collectives, ExpertExchangeOneCopyPerNodeThenNvlink) {
   EXPECT_LT(estimate(two, topo).value(), estimate(direct, topo).value());
 }
 
+TEST(Collectives, FlexExchangeTableFromTheBenchmarks) {
+  using B = ParallelismSpec::EpBackend;
+  // Printed GB/s x (nodes - 1) / nodes (the own node's copy is counted but stays home) /
+  // 50 GB/s, harmonic mean of dispatch and combine. HybridEP 2 nodes: 71.71 / 2 / 50 =
+  // 0.7171, 62.95 / 2 / 50 = 0.6295, 2 / (1/0.7171 + 1/0.6295) = 0.67045. 4 nodes: 57.69 and
+  // 57.46 x 3/4 / 50 = 0.86535, 0.86190: 0.86362. 8 nodes: 49.97, 49.77 x 7/8 / 50 =
+  // 0.87448, 0.87098: 0.87272. DeepEP 2 nodes: 43 / 2 / 50 = 0.43 both; 4 nodes: 44, 47 x
+  // 3/4 / 50 = 0.66, 0.705: 0.68176; 8 nodes: 46, 45 x 7/8 / 50 = 0.805, 0.7875: 0.79615.
+  EXPECT_NEAR(flex_exchange_nic_fraction(B::hybridep, 2), 0.67045, 1e-4);
+  EXPECT_NEAR(flex_exchange_nic_fraction(B::hybridep, 4), 0.86362, 1e-4);
+  EXPECT_NEAR(flex_exchange_nic_fraction(B::hybridep, 8), 0.87272, 1e-4);
+  EXPECT_NEAR(flex_exchange_nic_fraction(B::deepep, 2), 0.43, 1e-4);
+  EXPECT_NEAR(flex_exchange_nic_fraction(B::deepep, 4), 0.68176, 1e-4);
+  EXPECT_NEAR(flex_exchange_nic_fraction(B::deepep, 8), 0.79615, 1e-4);
+  // 3 nodes, linear in log2: w = log2(3) - 1 = 0.58496; 0.43 + 0.58496 x (0.68176 - 0.43)
+  // = 0.57727. Beyond 8 nodes the 8-node point holds.
+  EXPECT_NEAR(flex_exchange_nic_fraction(B::deepep, 3), 0.57727, 1e-4);
+  EXPECT_NEAR(flex_exchange_nic_fraction(B::hybridep, 32), 0.87272, 1e-4);
+}
+
+TEST(Collectives, FlexExchangeRunsAtHybridEpsMeasuredRateOnTwoNodes) {
+  // HybridEP's benchmark layout on two DGX H100 (ep 16, 8 experts a GPU, top 8) with
+  // Qwen3-30B-A3B's hidden 2048: 4096 tokens a GPU in bf16, one copy u = 4096 x 2048 x 2 =
+  // 16,777,216 B; S = 8 u. A token needs the other node unless its 8 experts all sit on its
+  // own: 1 - C(64, 8) / C(128, 8) = 0.996904. NIC per GPU: 0.996904 u = 16,725,277 B at
+  // 0.67045 x 50 GB/s = 33.523 GB/s: 498.93 us. NVLink: each GPU forwards to 7 neighbours
+  // 2 u x P(rank) = 2 u x (1 - C(120, 8) / C(128, 8)) = 2 u x 0.412282 = 13,833,890 B, in
+  // all 96,837,230 B at 450 x 0.82 x (0.67045 / 0.94) GB/s = 263.2 GB/s: 367.9 us, not the
+  // bottleneck. Plus one inter-node message latency, 14 us: 512.93 us. At the NICs' own
+  // 0.94 it was 16,725,277 / 47 GB/s + 14 us = 369.86 us.
+  const Topology topo(load_scenario_text("cluster: {preset: dgx-h100, nodes: 2}\n"
+                                         "model: llama3-8b\nparallelism: {global_batch: 512}\n",
+                                         "flex.yaml")
+                          .cluster);
+  std::vector<int> group;
+  for (int g = 0; g < 16; ++g) group.push_back(g);
+  const double u = 4096.0 * 2048 * 2;
+  MoeSpec moe;
+  moe.experts = 128;
+  moe.top_k = 8;
+  moe.expert_ffn = 1;
+  const CommPlan hy =
+      plan_expert_exchange(group, Bytes(8 * u), moe, topo, ParallelismSpec::EpBackend::hybridep);
+  EXPECT_NEAR(estimate(hy, topo).value(), 512.93e-6, 0.001 * 512.93e-6);
+  // DeepEP's 0.43 at two nodes: 16,725,277 / 21.5 GB/s + 14 us = 791.92 us (NVLink at
+  // 450 x 0.82 x 0.43 / 0.94 = 168.8 GB/s: 573.7 us, still under it).
+  const CommPlan de =
+      plan_expert_exchange(group, Bytes(8 * u), moe, topo, ParallelismSpec::EpBackend::deepep);
+  EXPECT_NEAR(estimate(de, topo).value(), 791.92e-6, 0.001 * 791.92e-6);
+}
+
 }  // namespace
 }  // namespace orrery
 

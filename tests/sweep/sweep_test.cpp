@@ -168,6 +168,18 @@ parallelism: {tp: 1, pp: 1, dp: 16, ep: 8, global_batch: 64, ep_alltoall: hierar
                       "--moe-pad-expert-input-to-capacity "),
             std::string::npos)
       << args;
+  // parallelism.ep_backend hybridep (loaded from the scenario) names HybridEP instead.
+  const Scenario h = load_scenario_text(R"(
+cluster: {preset: dgx-h100, nodes: 2}
+model: mixtral-8x7b
+parallelism: {tp: 1, pp: 1, dp: 16, ep: 8, global_batch: 64, ep_alltoall: hierarchical,
+              ep_backend: hybridep}
+)",
+                                        "hybridep.yaml");
+  EXPECT_NE(megatron_arguments(h).find(
+                "--moe-token-dispatcher-type flex --moe-flex-dispatcher-backend hybridep"),
+            std::string::npos)
+      << megatron_arguments(h);
 }
 
 TEST(SplitSweep, MegatronArgumentsOfThePublishedGpt3Layout) {
