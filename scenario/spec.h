@@ -311,8 +311,9 @@ struct ParallelismSpec {
   // faster of the two on an idle network.
   enum class Alltoall { automatic, direct, hierarchical } ep_alltoall = Alltoall::automatic;
   // The kernels that run the hierarchical exchange (Megatron-Core's flex dispatcher,
-  // --moe-flex-dispatcher-backend, default "deepep" in transformer_config.py): each has its
-  // own measured NIC rate by node count (simulator/collectives.h, flex_exchange_nic_fraction).
+  // --moe-flex-dispatcher-backend, default "deepep": transformer_config.py line 898 at
+  // NVIDIA/Megatron-LM d98e8a64): each has its own measured NIC rate by node count
+  // (simulator/collectives.h, flex_exchange_nic_fraction).
   enum class EpBackend { deepep, hybridep } ep_backend = EpBackend::deepep;
   int zero_stage = 0;   // 0 none, 1 optimizer state (= Megatron distributed optimizer), 2 +grads, 3 +params
   bool fsdp = false;    // PyTorch FSDP full sharding; implies zero_stage 3
