@@ -287,6 +287,16 @@ TEST(CliValidate, PublishedRunsMeetTheAccuracyBar) {
   // 23.4 % (Llama 3.1 405B MXFP8 on 128 B200), all six predicted fast (4.5-23.4 %);
   // hiding the input gradient's reduce-scatter under the weight-gradient GEMM (Transformer
   // Engine's bulk overlap, model/layer_pass.h) took that case to 25.6 %.
+  //
+  // Session of 2026-12-04, each from a cited mechanism (docs/model.md, docs/simulator.md):
+  // the 2021 Megatron-LM cases accumulate gradients through autograd and their unfused
+  // attention's score tensors stream at the measured PyTorch standard-attention bandwidth
+  // (Megatron set mean 7.0 %); LLM Foundry's Triton FlashAttention at the first
+  // FlashAttention's rate, ibm-fms's RoPE and the FSDP gradient passes (PyTorch set mean
+  // 7.4 %, max 22.0 %, fms-fsdp 7B on 96 H100); Blackwell presets from Azure's GB200
+  // measurements and MXFP8's block-scaled GEMM rate (mean 6.2 %, max 11.1 %); the flex
+  // dispatcher's measured NIC rate at 2 nodes (MoE mean 26.0 %, max 26.3 %). The guards
+  // below hold those, with a point of margin.
   const auto r = run_orrery("validate scenarios/validation --format json");
   ASSERT_EQ(r.code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
@@ -306,17 +316,17 @@ TEST(CliValidate, PublishedRunsMeetTheAccuracyBar) {
     set.max = std::max(set.max, e);
   }
   ASSERT_GE(megatron.count, 25);
-  EXPECT_LE(megatron.sum / megatron.count, 11.5);
+  EXPECT_LE(megatron.sum / megatron.count, 8.0);
   EXPECT_LE(megatron.max, 25.0);
   ASSERT_GE(pytorch.count, 15);
-  EXPECT_LE(pytorch.sum / pytorch.count, 21.5);
-  EXPECT_LE(pytorch.max, 54.5);
+  EXPECT_LE(pytorch.sum / pytorch.count, 8.5);
+  EXPECT_LE(pytorch.max, 23.0);
   ASSERT_GE(moe.count, 2);
-  EXPECT_LE(moe.sum / moe.count, 44.5);
-  EXPECT_LE(moe.max, 62.0);
+  EXPECT_LE(moe.sum / moe.count, 27.0);
+  EXPECT_LE(moe.max, 27.5);
   ASSERT_GE(blackwell.count, 6);
-  EXPECT_LE(blackwell.sum / blackwell.count, 15.5);
-  EXPECT_LE(blackwell.max, 26.0);
+  EXPECT_LE(blackwell.sum / blackwell.count, 7.0);
+  EXPECT_LE(blackwell.max, 12.0);
 }
 
 TEST(CliValidate, AScenarioWithoutMeasuredIsAnError) {
