@@ -199,26 +199,33 @@ TEST(FsdpWidth, PerGpuThroughputFallsAsDpWidensAtFixedGlobalBatch) {
 // memory_efficiency 0.79 = 1.61081e12 B/s: FSDP1 20 x 92,279,808 / 1.61081e12 = 1.1457566
 // ms, FSDP2 6 x 92,279,808 / 1.61081e12 = 0.3437270 ms more backward compute, one
 // micro-batch (rank 0, the ranks being alike).
-TEST(FsdpUnits, TorchFsdpGradientPassesAreMemoryBoundCompute) {
-  auto scenario = [](const char* impl) {
-    const std::string yaml = fmt::format(R"(
+// The two-layer model of the gradient-pass tests on one 4-GPU node, under FSDP
+// implementation `impl` in `precision` with gradients reduced in `grad`.
+StepResult gradient_pass_step(const char* impl, const char* precision, const char* grad) {
+  const std::string yaml = fmt::format(R"(
 cluster: {{preset: dgx-a100, nodes: 1, gpus_per_node: 4}}
 model: {{family: decoder, layers: 2, hidden: 1024, heads: 16, ffn: 4096, vocab: 32768,
         seq_len: 1024, activation: gelu, norm: rmsnorm, position_embedding: rope,
         tied_embeddings: false, bias: false, dropout: false}}
 parallelism: {{tp: 1, pp: 1, dp: 4, microbatch: 1, global_batch: 4,
               fsdp: {{implementation: {}}}}}
-training: {{precision: bf16, recompute: none, gradient_dtype: fp32}}
+training: {{precision: {}, recompute: none, gradient_dtype: {}}}
 )",
-                                         impl);
-    return simulate_step(load_scenario_text(yaml, "one-node.yaml"));
-  };
-  auto compute = [](const StepResult& r) {
-    double t = 0;
-    for (const Task& k : r.graph.tasks)
-      if (k.rank == 0 && k.kind == TaskKind::backward) t += k.work.value();
-    return t;
-  };
+                                       impl, precision, grad);
+  return simulate_step(load_scenario_text(yaml, "one-node.yaml"));
+}
+
+// Rank 0's backward compute time.
+double backward_compute(const StepResult& r) {
+  double t = 0;
+  for (const Task& k : r.graph.tasks)
+    if (k.rank == 0 && k.kind == TaskKind::backward) t += k.work.value();
+  return t;
+}
+
+TEST(FsdpUnits, TorchFsdpGradientPassesAreMemoryBoundCompute) {
+  auto scenario = [](const char* impl) { return gradient_pass_step(impl, "bf16", "fp32"); };
+  const auto compute = backward_compute;
   const StepResult f1 = scenario("fsdp1");
   const StepResult f2 = scenario("fsdp2");
   const StepResult m = scenario("megatron_fsdp");
@@ -238,24 +245,9 @@ training: {{precision: bf16, recompute: none, gradient_dtype: fp32}}
 // scaling moves more, is left out).
 TEST(FsdpUnits, Fsdp2DividesOnlyInFp16) {
   auto scenario = [](const char* precision) {
-    const std::string yaml = fmt::format(R"(
-cluster: {{preset: dgx-a100, nodes: 1, gpus_per_node: 4}}
-model: {{family: decoder, layers: 2, hidden: 1024, heads: 16, ffn: 4096, vocab: 32768,
-        seq_len: 1024, activation: gelu, norm: rmsnorm, position_embedding: rope,
-        tied_embeddings: false, bias: false, dropout: false}}
-parallelism: {{tp: 1, pp: 1, dp: 4, microbatch: 1, global_batch: 4,
-              fsdp: {{implementation: fsdp2}}}}
-training: {{precision: {0}, recompute: none, gradient_dtype: {0}}}
-)",
-                                         precision);
-    return simulate_step(load_scenario_text(yaml, "one-node.yaml"));
+    return gradient_pass_step("fsdp2", precision, precision);
   };
-  auto compute = [](const StepResult& r) {
-    double t = 0;
-    for (const Task& k : r.graph.tasks)
-      if (k.rank == 0 && k.kind == TaskKind::backward) t += k.work.value();
-    return t;
-  };
+  const auto compute = backward_compute;
   const double half = compute(scenario("fp16")), brain = compute(scenario("bf16"));
   EXPECT_NEAR(half - brain, 0.2864392e-3, 1e-9);
 }

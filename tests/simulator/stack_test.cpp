@@ -428,19 +428,25 @@ TEST(Stack, NamesTheFsdpImplementation) {
   EXPECT_EQ(impl("fsdp2", "fsdp: {implementation: fsdp1}"), I::fsdp1);
 }
 
+// The error loading one DGX H100 of `model` under training.stack `stack` gives, with
+// `extra` appended to the parallelism section; "no error" when it loads.
+std::string stack_error(const std::string& stack, const std::string& model,
+                        const std::string& extra = "") {
+  try {
+    load_scenario_text(fmt::format("cluster: {{preset: dgx-h100}}\nmodel: {{preset: {}}}\n"
+                                   "parallelism: {{tp: 1, dp: 8, global_batch: 8{}}}\n"
+                                   "training: {{stack: {}}}\n",
+                                   model, extra, stack),
+                       "bad.yaml");
+  } catch (const InputError& e) {
+    return std::string(e.what());
+  }
+  return std::string("no error");
+}
+
 TEST(Stack, BadStacksAreErrors) {
   auto error = [](const std::string& stack, const std::string& model = "llama2-7b") {
-    try {
-      load_scenario_text(
-          fmt::format("cluster: {{preset: dgx-h100}}\nmodel: {{preset: {}}}\n"
-                      "parallelism: {{tp: 1, dp: 8, global_batch: 8}}\n"
-                      "training: {{stack: {}}}\n",
-                      model, stack),
-          "bad.yaml");
-    } catch (const InputError& e) {
-      return std::string(e.what());
-    }
-    return std::string("no error");
+    return stack_error(stack, model);
   };
   EXPECT_NE(error("megatron").find("training.stack"), std::string::npos);
   EXPECT_NE(error("{preset: megatron-core, compile: true}").find("training.stack.compile"),
@@ -778,16 +784,7 @@ training: {{precision: bf16, gradient_dtype: bf16, stack: {{gradient_accumulatio
 
 TEST(Stack, UnfusedAccumulationOutsideMegatronIsAnError) {
   auto error = [](const std::string& stack, const std::string& extra) {
-    try {
-      load_scenario_text(fmt::format("cluster: {{preset: dgx-h100}}\nmodel: {{preset: llama2-7b}}\n"
-                                     "parallelism: {{tp: 1, dp: 8, global_batch: 8{}}}\n"
-                                     "training: {{stack: {}}}\n",
-                                     extra, stack),
-                         "bad.yaml");
-    } catch (const InputError& e) {
-      return std::string(e.what());
-    }
-    return std::string("no error");
+    return stack_error(stack, "llama2-7b", extra);
   };
   EXPECT_EQ(error("{preset: megatron-core, gradient_accumulation: hook}", ""), "no error");
   EXPECT_EQ(error("{preset: nemo, gradient_accumulation: hook}", ""), "no error");
