@@ -530,12 +530,21 @@ Layer embedding_layer(const ModelSpec& m, const OpBuilder& B, const Dims& d) {
   L.ops.push_back(B.memory_bound("embedding.word", OpKind::embedding, 0, n, 0,
                                  vocab_share * d.h));
   L.ops.back().comm_after = CommPoint::tp_reduce;  // vocabulary-parallel lookup
+  // The lookup's backward writes a dense gradient of the whole table: PyTorch's CUDA
+  // embedding backward starts from at::zeros({num_weights, dim}) in the gradient's dtype
+  // and scatters the tokens' rows into it (embedding_backward_cuda_kernel,
+  // aten/src/ATen/native/cuda/EmbeddingBackwardKernel.cu at pytorch/pytorch 01b9dc56;
+  // Megatron's VocabParallelEmbedding calls F.embedding, megatron/core/tensor_parallel/
+  // layers.py at NVIDIA/Megatron-LM d98e8a64): the table's bytes written once more.
+  L.ops.back().bwd_written += Bytes(B.act * vocab_share * d.h);
   if (m.position_embedding == PositionEmbedding::learned) {
     L.ops.push_back(B.memory_bound("embedding.position", OpKind::embedding, 0, n, 0,
                                    static_cast<double>(m.seq_len) * d.h));
+    L.ops.back().bwd_written += Bytes(B.act * static_cast<double>(m.seq_len) * d.h);
   }
   if (m.family == ModelFamily::encoder) {
     L.ops.push_back(B.memory_bound("embedding.token_type", OpKind::embedding, 0, n, 0, 2 * d.h));
+    L.ops.back().bwd_written += Bytes(B.act * 2 * d.h);
     add_norm(B, "embedding.norm", n, norm_params(m), d.unfused_norm, 0, L);
   }
   if (m.dropout) {

@@ -143,13 +143,29 @@ Seconds bf16_accumulation_time(const StepContext& ctx, const std::vector<const L
 //            the hook's buffer only under --use-contiguous-buffers-in-ddp (off by default,
 //            megatron/arguments.py).
 // The fused form (83b1e42f, 2022-02-13, on by default) adds inside the weight-gradient
-// GEMM; the small tensors outside linear layers (norms, biases, embeddings), which still
-// take the hook there, are not counted.
+// GEMM. The tensors outside linear layers still take the hook there: of those the
+// embedding tables are counted (the word table is vocab/tp x h, as large as a linear
+// layer's weight; its backward is no GEMM, so the hook adds its dense gradient into the
+// main gradient, the same bytes as `hook`), on the Megatron presets (megatron-core, nemo)
+// without ZeRO-3; the small ones (norms, biases) are not.
 Seconds unfused_accumulation_time(const StepContext& ctx, const Layer& layer, int microbatch) {
   using G = StackSpec::GradAccumulation;
   const G how = ctx.s.training.stack.gradient_accumulation;
   const double params = layer.params();
-  if (how == G::fused || params <= 0) return Seconds(0);
+  if (params <= 0) return Seconds(0);
+  if (how == G::fused) {
+    const StackSpec::Preset preset = ctx.s.training.stack.preset;
+    const bool megatron =
+        preset == StackSpec::Preset::megatron_core || preset == StackSpec::Preset::nemo;
+    if (!megatron || ctx.p.zero_stage == 3 || layer.kind != LayerKind::embedding) return Seconds(0);
+    const double grad = weight_bytes(ctx.s.training.precision);
+    const double main = bytes_per_value(ctx.s.training.gradient_dtype);
+    Op op;
+    op.kind = OpKind::elementwise;
+    op.fwd_read = Bytes((grad + main) * params);
+    op.fwd_written = Bytes(main * params);
+    return ctx.model->op_time(op, Pass::forward);
+  }
   if (how == G::autograd && microbatch == 0) return Seconds(0);
   const double grad = weight_bytes(ctx.s.training.precision);
   const double main = how == G::hook ? bytes_per_value(ctx.s.training.gradient_dtype) : grad;
