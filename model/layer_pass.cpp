@@ -83,7 +83,14 @@ MessageSizes message_sizes(const Scenario& s) {
   const double h = static_cast<double>(s.model.hidden);
   out.tp = tokens * h * out.activation;
   out.pp = tokens * h * out.activation;
-  if (p.pipeline_engine == PipelineEngine::megatron) out.pp /= p.tp;  // scatter/gather
+  // Both engines send 1/tp of the activation per GPU: Megatron-LM scatters and gathers it;
+  // DeepSpeed's PipelineEngine partitions the activation and its gradient over the
+  // model-parallel (tensor-parallel) group whenever tp > 1 (PartitionedTensor; engine.py
+  // is_pipe_partitioned / is_grad_partitioned, _exec_forward_pass, _exec_send_grads,
+  // microsoft/DeepSpeed 56c522386878; its slice group is the model axis of
+  // PipeModelDataParallelTopology, which Megatron-DeepSpeed builds with num_mp = tp,
+  // bigscience-workshop/Megatron-DeepSpeed megatron/model/gpt_model.py at 8387ae17).
+  out.pp /= p.tp;
   if (s.model.moe) {
     const MoeSpec& moe = *s.model.moe;
     const MoeSpec::Wire act = out.activation > 2 ? MoeSpec::Wire::fp32 : MoeSpec::Wire::bf16;

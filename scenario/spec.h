@@ -267,8 +267,11 @@ const char* to_string(PipelineSchedule s);
 // How activations travel between pipeline stages.
 //  megatron:  each tensor-parallel rank sends 1/tp of the activation (Megatron-LM's
 //             scatter/gather optimization, Narayanan et al. 2021 section 4.1);
-//  deepspeed: every rank sends the whole activation (DeepSpeed's PipelineEngine, as
-//             Megatron-DeepSpeed uses it).
+//  deepspeed: DeepSpeed's PipelineEngine, as Megatron-DeepSpeed uses it: each rank also
+//             sends 1/tp of the activation and of its gradient, partitioned over the
+//             tensor-parallel group (PartitionedTensor, deepspeed/runtime/pipe/engine.py,
+//             microsoft/DeepSpeed 56c522386878); the engine also selects DeepSpeed's
+//             BF16_Optimizer and gradient reduction (docs/simulator.md).
 // Either way a transfer holds the sending stage's compute until it completes, except
 // with the interleaved schedule and training.overlap_p2p (Megatron-LM
 // --overlap-p2p-communication), where it runs on its own stream.

@@ -129,6 +129,12 @@ StepResult run_step(const Scenario& s, const Hardware& hardware, const Analysed&
         "pipeline transfers send 1/tp of the activation per GPU "
         "(Megatron-LM scatter/gather); the receiver's re-gather is not timed");
   }
+  if (p.pp > 1 && p.pipeline_engine == PipelineEngine::deepspeed && p.tp > 1) {
+    out.notes.push_back(
+        "pipeline transfers send 1/tp of the activation and of its gradient per GPU "
+        "(DeepSpeed PartitionedTensor); the tensor-parallel all-gathers that rebuild them "
+        "(one per received activation, two per backward) are not timed");
+  }
   for (const PlannedComm& c : g.comms)
     for (const PlannedPhase& ph : c.phases)
       for (const PlannedFlow& f : ph.flows)

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "model/layer_pass.h"
 #include "model/memory.h"
 #include "model/workload.h"
 #include "scenario/load.h"
@@ -169,6 +170,30 @@ TEST(PipelineLayout, MemoryCountsTheEmbeddingOnTheFirstStage) {
   EXPECT_DOUBLE_EQ(embedding, 32000.0 * 1024);
   EXPECT_DOUBLE_EQ(r.stages[0].params, 3 * layer + embedding);
   EXPECT_DOUBLE_EQ(r.stages[1].params, 4 * layer + head);
+}
+
+// A pipeline send carries 1/tp of the micro-batch's activation per GPU under either engine:
+// Megatron-LM scatters it, DeepSpeed's PipelineEngine partitions the activation and its
+// gradient over the tensor-parallel group (PartitionedTensor, deepspeed/runtime/pipe/
+// engine.py, microsoft/DeepSpeed 56c522386878). By hand: b 2 x s 2048 x h 1024 x 2 bytes
+// (bf16) = 8,388,608 bytes whole; / tp 4 = 2,097,152.
+TEST(PipelineMessage, BothEnginesSendOneTpthOfTheActivation) {
+  auto bytes = [](const std::string& tp, const std::string& engine) {
+    const Scenario s = load_scenario_text(fmt::format(R"(
+cluster: {{preset: dgx-a100}}
+model: {{family: decoder, layers: 4, hidden: 1024, heads: 8, ffn: 4096, vocab: 32000,
+        seq_len: 2048, activation: gelu, norm: layernorm, position_embedding: learned,
+        tied_embeddings: true, bias: true, dropout: false}}
+parallelism: {{tp: {}, pp: 2, microbatch: 2, global_batch: 16, pipeline_engine: {}}}
+training: {{precision: bf16}}
+)",
+                                                      tp, engine),
+                                          "message.yaml");
+    return message_sizes(s).pp;
+  };
+  EXPECT_DOUBLE_EQ(bytes("4", "deepspeed"), 2097152.0);
+  EXPECT_DOUBLE_EQ(bytes("4", "megatron"), 2097152.0);
+  EXPECT_DOUBLE_EQ(bytes("1", "deepspeed"), 8388608.0);
 }
 
 }  // namespace
