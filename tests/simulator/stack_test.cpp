@@ -465,17 +465,26 @@ TEST(Stack, BadStacksAreErrors) {
 // decay pass): lerp 2m + G = 12, mul 2v = 8, addcmul 2v + G = 12, sqrt 8, div 8, add 8,
 // addcdiv 2P + m + v = 16, then the bf16 write 2: 8 passes, 74 bytes. AdamW adds its
 // weight-decay pass 2P = 8: 9 passes, 82 bytes.
-Scenario with_optimizer(const std::string& optimizer, const std::string& stack) {
+// A two-layer Llama-style model on one H100 with the given parallelism and training
+// sections (their values, as YAML flow maps).
+Scenario one_h100(const std::string& parallelism, const std::string& training,
+                  const std::string& file) {
   return load_scenario_text(fmt::format(R"(
 cluster: {{preset: dgx-h100, gpus_per_node: 1}}
 model: {{family: decoder, layers: 2, hidden: 1024, heads: 8, ffn: 4096, vocab: 32768,
         seq_len: 4096, activation: swiglu, norm: rmsnorm, position_embedding: rope,
         tied_embeddings: false, bias: false, dropout: false}}
-parallelism: {{tp: 1, pp: 1, dp: 1, microbatch: 1, global_batch: 1}}
-training: {{precision: bf16, optimizer: {}, stack: {}}}
+parallelism: {}
+training: {}
 )",
-                                        optimizer, stack),
-                            "opt.yaml");
+                                        parallelism, training),
+                            file);
+}
+
+Scenario with_optimizer(const std::string& optimizer, const std::string& stack) {
+  return one_h100("{tp: 1, pp: 1, dp: 1, microbatch: 1, global_batch: 1}",
+                  fmt::format("{{precision: bf16, optimizer: {}, stack: {}}}", optimizer, stack),
+                  "opt.yaml");
 }
 
 TEST(Stack, OptimizerKernelsFollowThePreset) {
@@ -723,17 +732,11 @@ TEST(Stack, ChunkedCrossEntropyKeepsTheStepTime) {
 // 2,684,559,360 bytes, and autograd - fused (bf16) = 3 x 6 x P - 4 x 6 x Vh =
 // 1,812,031,488 - 805,306,368 = 1,006,725,120 bytes.
 Scenario accumulating(const std::string& how, const std::string& grad_dtype) {
-  return load_scenario_text(fmt::format(R"(
-cluster: {{preset: dgx-h100, gpus_per_node: 1}}
-model: {{family: decoder, layers: 2, hidden: 1024, heads: 8, ffn: 4096, vocab: 32768,
-        seq_len: 4096, activation: swiglu, norm: rmsnorm, position_embedding: rope,
-        tied_embeddings: false, bias: false, dropout: false}}
-parallelism: {{tp: 1, pp: 1, dp: 1, microbatch: 1, global_batch: 4}}
-training: {{precision: bf16, gradient_dtype: {}, stack: {{preset: megatron-core,
-           host_overhead: 0 s, gradient_accumulation: {}}}}}
-)",
-                                        grad_dtype, how),
-                            "acc.yaml");
+  return one_h100("{tp: 1, pp: 1, dp: 1, microbatch: 1, global_batch: 4}",
+                  fmt::format("{{precision: bf16, gradient_dtype: {}, stack: {{preset: "
+                              "megatron-core, host_overhead: 0 s, gradient_accumulation: {}}}}}",
+                              grad_dtype, how),
+                  "acc.yaml");
 }
 
 TEST(Stack, UnfusedGradientAccumulationIsItsBytesAtHbmRate) {
