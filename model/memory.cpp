@@ -721,9 +721,7 @@ struct Remembered {
   }
   // The number of `entries` (entered if new).
   double layer_id(const std::vector<double>& entries) {
-    const auto [it, added] = layers.try_emplace(entries, static_cast<double>(layers.size()));
-    (void)added;
-    return it->second;
+    return layers.try_emplace(entries, static_cast<double>(layers.size())).first->second;
   }
 };
 Remembered& remembered() {

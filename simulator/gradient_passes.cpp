@@ -62,10 +62,8 @@ Seconds kernel_time(const ComputeModel& model, Flop flops, Bytes bytes) {
 // post-divides, with FSDP1's factors.
 // Not counted: the padded copy (FSDP1's F.pad) of a unit whose size is not a multiple of
 // the shard, and the cast of the shard to the parameter dtype (1/shard of a pass).
-struct FsdpGradientPasses {
-  // Bytes each kernel moves per element of the unit's (unsharded) gradient.
-  std::vector<double> kernels;
-};
+// fsdp_gradient_passes gives the bytes each kernel moves per element of the unit's
+// (unsharded) gradient.
 
 double gradient_predivide_factor(int world) {
   int factor = 1;
@@ -73,9 +71,9 @@ double gradient_predivide_factor(int world) {
   return factor;
 }
 
-FsdpGradientPasses fsdp_gradient_passes(const StepContext& ctx, int shard, double weight_bytes,
-                                        double grad_bytes) {
-  FsdpGradientPasses out;
+std::vector<double> fsdp_gradient_passes(const StepContext& ctx, int shard,
+                                         double weight_bytes, double grad_bytes) {
+  std::vector<double> out;
   const ParallelismSpec& p = ctx.p;
   using I = ParallelismSpec::FsdpImpl;
   if (p.fsdp_impl != I::fsdp1 && p.fsdp_impl != I::fsdp2) return out;
@@ -84,21 +82,21 @@ FsdpGradientPasses fsdp_gradient_passes(const StepContext& ctx, int shard, doubl
   const double post = world / pre;
   bool divides = true;
   if (p.fsdp_impl == I::fsdp1) {
-    out.kernels.push_back(2 * weight_bytes);  // assembly: read and write
-    if (grad_bytes != weight_bytes) out.kernels.push_back(weight_bytes + grad_bytes);  // cast
+    out.push_back(2 * weight_bytes);  // assembly: read and write
+    if (grad_bytes != weight_bytes) out.push_back(weight_bytes + grad_bytes);  // cast
   } else {
-    out.kernels.push_back(weight_bytes + grad_bytes);  // copy-in
+    out.push_back(weight_bytes + grad_bytes);  // copy-in
     divides = ctx.s.training.gradient_dtype == Dtype::fp16;
   }
-  if (divides && pre > 1) out.kernels.push_back(2 * grad_bytes);           // pre-divide
-  if (divides && post > 1) out.kernels.push_back(2 * grad_bytes / shard);  // post-divide, the shard
+  if (divides && pre > 1) out.push_back(2 * grad_bytes);           // pre-divide
+  if (divides && post > 1) out.push_back(2 * grad_bytes / shard);  // post-divide, the shard
   return out;
 }
 
-Seconds fsdp_gradient_pass_time(const ComputeModel& model, const FsdpGradientPasses& passes,
+Seconds fsdp_gradient_pass_time(const ComputeModel& model, const std::vector<double>& passes,
                                 double elements) {
   Seconds t(0.0);
-  for (double b : passes.kernels) t += kernel_time(model, Flop(0.0), Bytes(elements * b));
+  for (double b : passes) t += kernel_time(model, Flop(0.0), Bytes(elements * b));
   return t;
 }
 
@@ -327,7 +325,7 @@ void fsdp_pass(const StepContext& ctx, const RankSet& ranks, const PipelineTasks
                         p.fsdp_unit == ParallelismSpec::FsdpUnit::module;
   // PyTorch FSDP's passes over a unit's gradient before and after its reduce-scatter, in
   // bytes per gradient element reduced (fsdp_gradient_passes); none for the others.
-  const FsdpGradientPasses passes = fsdp_gradient_passes(ctx, shard, weight_bytes, grad_bytes);
+  const std::vector<double> passes = fsdp_gradient_passes(ctx, shard, weight_bytes, grad_bytes);
   for (size_t r = 0; r < ranks.size(); ++r) {
     const std::vector<int> members = ranks.shard_members(r, kind);
     if (members.front() != static_cast<int>(r) || shard < 2) continue;
@@ -335,7 +333,7 @@ void fsdp_pass(const StepContext& ctx, const RankSet& ranks, const PipelineTasks
     auto reduce = [&](size_t k, double elements) {
       std::vector<int> after;
       for (int mr : members) after.push_back(pipe.fsdp[mr][k].compute);
-      if (!passes.kernels.empty()) {
+      if (!passes.empty()) {
         // Timed on the unit's backward compute, which the reduce-scatter waits for.
         const Seconds extra = fsdp_gradient_pass_time(*ctx.model, passes, elements);
         for (int mr : members) g.tasks[static_cast<size_t>(pipe.fsdp[mr][k].compute)].work += extra;

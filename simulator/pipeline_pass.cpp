@@ -111,15 +111,21 @@ void overlap_pair(TaskGraph& g, double slowdown, std::pair<int, int> forward,
 constexpr double kBf16AccumulateReadBytes = 2.0 + 4.0 + 4.0;
 constexpr double kBf16AccumulateWrittenBytes = 4.0 + 4.0;
 
+// One elementwise kernel reading `read` and writing `written` bytes, on the compute model.
+Seconds elementwise_time(const StepContext& ctx, double read, double written) {
+  Op op;
+  op.kind = OpKind::elementwise;
+  op.fwd_read = Bytes(read);
+  op.fwd_written = Bytes(written);
+  return ctx.model->op_time(op, Pass::forward);
+}
+
 // The time of that pass over the parameters of `layers` on this rank.
 Seconds bf16_accumulation_time(const StepContext& ctx, const std::vector<const Layer*>& layers) {
   double params = 0;
   for (const Layer* l : layers) params += l->params();
-  Op op;
-  op.kind = OpKind::elementwise;
-  op.fwd_read = Bytes(kBf16AccumulateReadBytes * params);
-  op.fwd_written = Bytes(kBf16AccumulateWrittenBytes * params);
-  return ctx.model->op_time(op, Pass::forward);
+  return elementwise_time(ctx, kBf16AccumulateReadBytes * params,
+                          kBf16AccumulateWrittenBytes * params);
 }
 
 // Megatron-LM's unfused gradient accumulation (training.stack.gradient_accumulation), one
@@ -154,26 +160,18 @@ Seconds unfused_accumulation_time(const StepContext& ctx, const Layer& layer, in
   const double params = layer.params();
   if (params <= 0) return Seconds(0);
   if (how == G::fused) {
+    // Only the embedding tables' hook (above).
     const StackSpec::Preset preset = ctx.s.training.stack.preset;
     const bool megatron =
         preset == StackSpec::Preset::megatron_core || preset == StackSpec::Preset::nemo;
     if (!megatron || ctx.p.zero_stage == 3 || layer.kind != LayerKind::embedding) return Seconds(0);
-    const double grad = weight_bytes(ctx.s.training.precision);
-    const double main = bytes_per_value(ctx.s.training.gradient_dtype);
-    Op op;
-    op.kind = OpKind::elementwise;
-    op.fwd_read = Bytes((grad + main) * params);
-    op.fwd_written = Bytes(main * params);
-    return ctx.model->op_time(op, Pass::forward);
   }
   if (how == G::autograd && microbatch == 0) return Seconds(0);
+  // param.grad in the parameters' format, added into the main gradient (hook) or into
+  // param.grad itself (autograd).
   const double grad = weight_bytes(ctx.s.training.precision);
-  const double main = how == G::hook ? bytes_per_value(ctx.s.training.gradient_dtype) : grad;
-  Op op;
-  op.kind = OpKind::elementwise;
-  op.fwd_read = Bytes((grad + main) * params);
-  op.fwd_written = Bytes(main * params);
-  return ctx.model->op_time(op, Pass::forward);
+  const double main = how == G::autograd ? grad : bytes_per_value(ctx.s.training.gradient_dtype);
+  return elementwise_time(ctx, (grad + main) * params, main * params);
 }
 
 // Builds the pass rank by rank. Blocks are indexed by (rank, forward?, chunk,
