@@ -339,10 +339,15 @@ std::string render_stack_explanation(const Scenario& s) {
                              "each way";
     o += fmt::format("  {:<25}{} ({})\n", "RoPE", rope, by("training.stack.rope"));
   }
+  // The unfused kernels model/transformer.cpp (add_dense_mlp) times for this model.
+  const bool swiglu = s.model.activation == Activation::swiglu;
+  const std::string unfused =
+      swiglu ? (s.model.bias ? "unfused: bias add, silu and the product as kernels of their own"
+                             : "unfused: silu and the product as kernels of their own")
+             : (s.model.bias ? "unfused: bias add and gelu as kernels of their own"
+                             : "unfused: gelu without a bias is one kernel either way");
   o += fmt::format("  {:<25}{} ({})\n", "activation",
-                   k.activation_fusion
-                       ? "fused: one kernel (bias and activation)"
-                       : "unfused: bias add, silu and the product as kernels of their own",
+                   k.activation_fusion ? "fused: one kernel (bias and activation)" : unfused,
                    by("training.stack.activation_fusion"));
   const bool ce_set = s.origin.count("training.cross_entropy_fusion") ||
                       s.origin.count("training.stack.cross_entropy_fusion");

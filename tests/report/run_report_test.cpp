@@ -25,6 +25,22 @@ TEST(RunReport, SizeLineCountsTheSimulatedGpus) {
             std::string::npos);
 }
 
+TEST(RunReport, UnfusedActivationNamesTheKernelsOfThisModel) {
+  // --explain names the kernels model/transformer.cpp (add_dense_mlp) times when the MLP
+  // activation is not fused: narayanan-1.7b is a GPT (GeLU with biases): a bias add and the
+  // GeLU; llama3-8b (SwiGLU, no biases): silu and the product, no bias add.
+  const std::string eager = "stack: {activation_fusion: false}";
+  const std::string gpt = render_stack_explanation(
+      testing::preset_scenario("narayanan-1.7b", "global_batch: 16", 1, eager));
+  EXPECT_NE(gpt.find("unfused: bias add and gelu as kernels of their own"), std::string::npos)
+      << gpt;
+  const std::string llama = render_stack_explanation(
+      testing::preset_scenario("llama3-8b", "global_batch: 16", 1, eager));
+  EXPECT_NE(llama.find("unfused: silu and the product as kernels of their own"),
+            std::string::npos)
+      << llama;
+}
+
 TEST(RunReport, AssumedFiguresAreNamedInRunAndCheck) {
   // dgx-b200: the B200 preset's efficiencies and the NVLink ring efficiency are H100's
   // (scenario/presets, assumed:); a DGX H100 has none.
