@@ -222,7 +222,8 @@ const char* kQwenMoe = R"(
 cluster: {preset: dgx-h100, nodes: 2}
 model: {family: decoder, layers: 2, hidden: 2048, heads: 32, head_dim: 128, kv_heads: 4,
         ffn: 6144, vocab: 151936, seq_len: 4096, activation: swiglu, norm: rmsnorm,
-        position_embedding: rope, moe: {experts: 128, top_k: 8, expert_ffn: 768, load_imbalance: 1}}
+        position_embedding: rope, tied_embeddings: false, bias: false, dropout: false,
+        moe: {experts: 128, top_k: 8, expert_ffn: 768, load_imbalance: 1}}
 parallelism: {tp: 1, dp: 16, ep: 16, ep_alltoall: EXCHANGE, microbatch: 1, global_batch: 16}
 training: {precision: bf16, stack: STACK}
 )";
