@@ -35,6 +35,11 @@ struct Dims {
   bool rope_on = false;  // the model rotates queries and keys (position_embedding rope)
   bool fused_act = true;
   bool unfused_norm = false;  // training.stack.norm unfused (RMSNorm models only; validated)
+  // Megatron-Core's all-to-all token dispatcher runs the MoE layers (stack presets
+  // megatron-core and nemo, parallelism.ep_alltoall not hierarchical): with more than one
+  // local expert it sorts the received tokens by expert and restores their order before
+  // the combine (add_moe).
+  bool alltoall_dispatcher = false;
 };
 
 // One element-wise kernel of an unfused chain: it moves `fwd` bytes in the forward and
@@ -460,14 +465,46 @@ void add_moe(const ModelSpec& m, const OpBuilder& B, const Dims& d, const Shard&
     add_shared();
   }
   const size_t first = L.ops.size();
+  const int local_experts = static_cast<int>(E / sh.ep);
+  // Permutation 2 of Megatron-Core's all-to-all dispatcher (MoEAlltoAllTokenDispatcher,
+  // megatron/core/transformer/moe/token_dispatcher.py at NVIDIA/Megatron-LM d98e8a64, the
+  // same at 726bc3f9, 2025-09-01): the received rows arrive grouped by source rank, and
+  // with more than one local expert dispatch_postprocess regroups them by expert
+  // (sort_chunks_by_idxs, Transformer Engine's fused moe_sort_chunks_by_index under
+  // moe_permute_fusion; padded to capacity, a view-transpose-contiguous copy), the
+  // routing weights with them; combine_preprocess puts the experts' outputs back in rank
+  // order. Each is a copy of every received row (read and written); backward copies the
+  // gradients back the same way. They work on the received rows, so the busiest rank's
+  // load scales them as it does the experts (op.expert; no parameters).
+  const bool sort_local = d.alltoall_dispatcher && local_experts > 1;
+  if (sort_local) {
+    Op sort = B.memory_bound("moe.sort_by_expert", OpKind::elementwise, rows * d.h, rows * d.h, 0);
+    // The fp32 routing weight of each row travels with it.
+    for (Bytes* b : {&sort.fwd_read, &sort.fwd_written, &sort.bwd_read, &sort.bwd_written})
+      *b += Bytes(4.0 * rows);
+    sort.expert = true;
+    sort.comm_before = CommPoint::ep_dispatch;
+    sort.recompute_in = kRecomputeMoe;
+    L.ops.push_back(sort);
+  }
+  const size_t fc1_at = L.ops.size();
   add_dense_mlp(m, B, d, static_cast<double>(moe.expert_ffn), "moe.experts", rows, rows * d.h, true,
                 E / sh.ep, L);
-  const int local_experts = static_cast<int>(E / sh.ep);
   for (size_t i = first; i < L.ops.size(); ++i) {
     Op& op = L.ops[i];
     op.fwd_flops_useful = op.fwd_flops * (useful_rows / rows);
     // One GEMM per local expert, each of rows / (E/ep) tokens (a grouped GEMM).
     if (op.kind == OpKind::gemm) op.gemm_groups = local_experts;
+  }
+  if (sort_local) {
+    L.ops[fc1_at].comm_before = CommPoint::none;
+    L.ops.back().comm_after = CommPoint::none;
+    Op unsort =
+        B.memory_bound("moe.unsort_by_expert", OpKind::elementwise, rows * d.h, rows * d.h, 0);
+    unsort.expert = true;
+    unsort.comm_after = CommPoint::ep_combine;
+    unsort.recompute_in = kRecomputeMoe;
+    L.ops.push_back(unsort);
   }
   if (overlap) L.ops[first].comm_before = CommPoint::none;
   if (!overlap && moe.shared_experts > 0) add_shared();
@@ -640,6 +677,9 @@ Workload build_transformer_workload(const ModelSpec& m, const TrainingSpec& tr, 
   d.rope_on = m.position_embedding == PositionEmbedding::rope;
   d.fused_act = tr.stack.activation_fusion;
   d.unfused_norm = tr.stack.norm == StackSpec::NormKernels::unfused;
+  d.alltoall_dispatcher = (tr.stack.preset == StackSpec::Preset::megatron_core ||
+                           tr.stack.preset == StackSpec::Preset::nemo) &&
+                          sh.ep_alltoall != ParallelismSpec::Alltoall::hierarchical;
 
   Workload w;
   w.shard = sh;

@@ -165,6 +165,10 @@ struct Shard {
   // Transformer Engine's AttnFuncWithCPAndKVP2P) rather than all-gathering them first.
   bool cp_ring = true;
   int ep = 1;
+  // parallelism.ep_alltoall: hierarchical is Megatron-Core's flex dispatcher (DeepEP,
+  // HybridEP), direct and automatic its all-to-all dispatcher (as model/moe_routing.h's
+  // moe_host_sync reads it); the latter sorts the received tokens by local expert.
+  ParallelismSpec::Alltoall ep_alltoall = ParallelismSpec::Alltoall::automatic;
   int microbatches = 1;   // per optimizer step (the fp8 weight cache casts once per step)
 };
 

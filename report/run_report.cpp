@@ -397,6 +397,22 @@ std::string render_stack_explanation(const Scenario& s) {
                          ? "hook: main_grad.add_(grad) after every micro-batch's backward"
                          : "autograd: param.grad += grad from the second micro-batch on",
                      by("training.stack.gradient_accumulation"));
+    if (s.model.moe) {
+      // Which of Megatron-Core's token dispatchers runs the MoE layers (docs/model.md,
+      // "MoE routing and exchange", Ops).
+      const bool flex = s.parallelism.ep_alltoall == ParallelismSpec::Alltoall::hierarchical;
+      const int local = s.model.moe->experts / std::max(1, s.parallelism.ep);
+      o += fmt::format(
+          "  {:<25}{} ({})\n", "MoE token dispatcher",
+          flex ? std::string("flex (DeepEP / HybridEP): the received rows come in expert order")
+          : local > 1
+              ? fmt::format("alltoall: the received rows sorted by local expert ({} a rank) "
+                            "and put back in rank order before the combine, a copy of "
+                            "every row each, forward and backward",
+                            local)
+              : std::string("alltoall: one local expert, no sort of the received rows"),
+          "parallelism.ep_alltoall");
+    }
   }
   o += fmt::format("  {:<25}{} ({})\n", "host overhead",
                    k.host_overhead.value() > 0
