@@ -6,10 +6,31 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "model/attention_mask.h"
 #include "model/memory.h"
 
 namespace orrery {
 namespace {
+
+// The FlashAttention-2 paper's H100 forward + backward rates, head dimension 128, in
+// TFLOP/s at sequence 512 .. 16k (calibrate/compute_model.h, flash_shape_factor).
+struct FlashCurve {
+  double full[6];
+  double causal[6];
+};
+constexpr double kCurveSeq[6] = {512, 1024, 2048, 4096, 8192, 16384};
+constexpr FlashCurve kFlash2H100 = {{248, 294, 320, 326, 335, 338}, {163, 221, 265, 294, 308, 328}};
+constexpr FlashCurve kFlash1H100 = {{127, 127, 128, 131, 137, 139}, {98, 109, 108, 126, 135, 137}};
+
+// The curve at `seq`, linear in log2(seq) between the measured lengths, held at the ends.
+double curve_at(const double (&rate)[6], double seq) {
+  if (seq <= kCurveSeq[0]) return rate[0];
+  if (seq >= kCurveSeq[5]) return rate[5];
+  int i = 0;
+  while (seq > kCurveSeq[i + 1]) ++i;
+  const double x = std::log2(seq / kCurveSeq[i]);  // kCurveSeq doubles at each step
+  return rate[i] + x * (rate[i + 1] - rate[i]);
+}
 
 class RooflineModel final : public ComputeModel {
  public:
@@ -45,6 +66,9 @@ class RooflineModel final : public ComputeModel {
     // FlashAttention runs at kFlash1OverFlash2 of it (calibrate/compute_model.h).
     const bool flash1 = s.training.stack.attention == StackSpec::AttentionKernel::flash1;
     if (flash1) flash_rate_ *= kFlash1OverFlash2;
+    // At the model's sequence length and mask (calibrate/compute_model.h).
+    shape_factor_ = flash_shape_factor(s);
+    flash_rate_ *= shape_factor_;
     // Split accumulation (docs/model.md, "Split accumulation of fp8 GEMMs"): the fp8
     // recipes run their gradient GEMMs, and block scaling its forward too, with
     // fp32-promoted accumulation, where the plateau was measured with fast accumulation.
@@ -140,14 +164,16 @@ class RooflineModel final : public ComputeModel {
         {fmt::format("attention GEMMs ({})", to_string(a)),
          fmt::format("roofline: F / {:.1f} TFLOP/s / ramp ({})", attn_gemm_rate_ / 1e12, gpu)},
         {"fused attention",
-         fmt::format("roofline: F / {:.1f} TFLOP/s (peak x attention_efficiency{}), F the "
-                     "score tiles the mask leaves, backward 2.5x forward ({})",
+         fmt::format("roofline: F / {:.1f} TFLOP/s (peak x attention_efficiency{} x {:.3f} "
+                     "at this sequence length and mask over the preset's 8k unmasked shape, "
+                     "FlashAttention-2 paper Fig. 7), F the score tiles the mask leaves, "
+                     "backward 2.5x forward ({})",
                      flash_rate_ / 1e12,
                      flash1 ? fmt::format(" x {} for the first FlashAttention, "
                                           "training.stack.attention flash1",
                                           kFlash1OverFlash2)
                             : std::string(),
-                     gpu)},
+                     shape_factor_, gpu)},
         {"norm, softmax, other ops",
          fmt::format("roofline: bytes / {:.0f} GB/s (HBM x memory_efficiency) ({})", hbm_ / 1e9,
                      gpu)},
@@ -336,6 +362,7 @@ class RooflineModel final : public ComputeModel {
 
  private:
   std::vector<std::pair<std::string, std::string>> explanation_;
+  double shape_factor_ = 1;
   double gemm_rate_ = 0, attn_gemm_rate_ = 0, flash_rate_ = 0, hbm_ = 0, launch_ = 0;
   double scores_hbm_ = 0;     // unfused attention's score-tensor kernels' bandwidth
   double optimizer_hbm_ = 0;  // the optimizer's bandwidth: hbm_, or a measured one
@@ -359,6 +386,28 @@ std::unique_ptr<ComputeModel> make_roofline_model(const Scenario& s) {
 std::unique_ptr<ComputeModel> make_roofline_model(const Scenario& s,
                                                   Bandwidth optimizer_bandwidth) {
   return std::make_unique<RooflineModel>(s, optimizer_bandwidth.value());
+}
+
+double flash_shape_factor(const Scenario& s) {
+  const ModelSpec& m = s.model;
+  if (!m.is_transformer() || m.seq_len <= 0) return 1.0;
+  if (m.attention_mask == AttentionMask::sliding_window || s.parallelism.cp > 1) return 1.0;
+  const FlashCurve& c =
+      s.training.stack.attention == StackSpec::AttentionKernel::flash1 ? kFlash1H100 : kFlash2H100;
+  const double reference = curve_at(c.full, 8192);
+  if (m.attention_mask == AttentionMask::full)
+    return curve_at(c.full, static_cast<double>(m.seq_len)) / reference;
+  // Causal, or packed documents each a causal sequence of document_length: the benchmark's
+  // causal rate counts half the product; x 2 x the tiles computed at the benchmark's head
+  // dimension (128) makes it a rate of computed tiles.
+  const std::int64_t len = m.attention_mask == AttentionMask::document
+                               ? std::clamp<std::int64_t>(m.document_length, 1, m.seq_len)
+                               : m.seq_len;
+  const AttentionTile t = flash_tile(128);
+  const double grid = static_cast<double>((len + t.rows - 1) / t.rows) *
+                      static_cast<double>((len + t.cols - 1) / t.cols);
+  const double share = band_tiles(len, len, t) / grid;
+  return curve_at(c.causal, static_cast<double>(len)) * 2.0 * share / reference;
 }
 
 double optimizer_bytes_per_param(const Scenario& s) {

@@ -63,6 +63,35 @@ class ComputeModel {
 // of the time (flash-attn 1.x); no figure of that kernel on H100 was found.
 inline constexpr double kFlash1OverFlash2 = 0.41;
 
+// FlashAttention's rate at the model's sequence length and mask over its rate at the
+// presets' measured shape (sequence 8k, no mask, scenario/presets/gpus.yaml), in FLOPs of
+// computed score tiles per second (the convention of attention_efficiency). Source: the
+// FlashAttention-2 paper's H100 forward + backward benchmark, head dimension 128 (Dao
+// 2023, Figures 7(b) and 7(d); assets/flash2_h100_fwd_bwd_benchmark.png at
+// Dao-AILab/flash-attention 4f285b35), run by benchmarks/benchmark_flash_attention.py
+// with batch x seqlen = 16k tokens at every length (bs_seqlen_vals) and FLOPs counted as
+// 4 b s^2 heads d, halved for causal runs (flops(), b4b6e903), TFLOP/s:
+//
+//   seq                        512  1k   2k   4k   8k   16k
+//   FlashAttention-2  no mask  248  294  320  326  335  338
+//                     causal   163  221  265  294  308  328
+//   FlashAttention    no mask  127  127  128  131  137  139   (flash1)
+//                     causal    98  109  108  126  135  137
+//
+// A causal figure is turned into computed-tile FLOPs by x 2 x the causal tile share at
+// that length (mask_tile_fraction, the 128-row tile: 0.516 at 4k), so the factor is
+//   full:   R_full(s) / R_full(8k)
+//   causal: R_causal(s) x 2 x share(s) / R_full(8k)      (FlashAttention-2 at 4k: 0.905)
+// taken linearly in log2(s) between the measured lengths and held at the ends. Packed
+// documents (mask document) run each document as a causal sequence of document_length
+// (varlen), the benchmark's constant 16k tokens in batches of that length: the causal
+// figure at document_length. Not measured, so 1: a sliding window, and context
+// parallelism (each ring step's kernel has its own chunk shape). The A100 figures of the
+// same paper (Figure 4) give ratios within 0.04 of these where printed (FlashAttention-2, head
+// dimension 128, causal 4k: 173 x 1.031 / 201 = 0.888); the H100 ones are used for every
+// GPU. Returns 1 for a model without a sequence (CNNs).
+double flash_shape_factor(const Scenario& s);
+
 // Roofline with measured efficiencies (scenario/presets/gpus.yaml):
 //   GEMM        ideal = F / (peak[d] * gemm_efficiency[d]);  t = ideal / ramp(ideal),
 //               the measured fraction of the plateau that a GEMM of that length reaches;
