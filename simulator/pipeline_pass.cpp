@@ -726,13 +726,13 @@ class PipelineBuilder {
   // PipelineEngine._exec_schedule in deepspeed/runtime/pipe/engine.py, microsoft/DeepSpeed
   // 56c522386878). Its transfers are blocking: p2p.send and p2p.recv call dist.send and
   // dist.recv (deepspeed/runtime/pipe/p2p.py at that commit; torch >= 1.8), one NCCL
-  // send/recv each, which moves an activation far larger than NCCL's staging buffer only
-  // once the receiver has posted its recv, and after which the issuing rank's stream waits
-  // for the transfer. So a transfer starts when both partners have reached it in their
-  // instruction streams and each partner's next instruction waits for it to end: the
-  // transfer is a task on the sender's compute stream that also waits for the receiver's
-  // last task before its receive, and the receiver's next instruction (a compute block or
-  // a send) waits for the transfer.
+  // send/recv each, which moves an activation far larger than NCCL's staging buffer (4 MiB,
+  // DEFAULT_BUFFSIZE in src/init.cc, NVIDIA/nccl 48bb7fec) only once the receiver has
+  // posted its recv, and after which the issuing rank's stream waits for the transfer. So
+  // a transfer starts when both partners have reached it in their instruction streams and
+  // each partner's next instruction waits for it to end: the transfer is a task on the
+  // sender's compute stream that also waits for the receiver's last task before its
+  // receive, and the receiver's next instruction (a compute block or a send) waits for it.
   void build_rank_deepspeed(size_t r) {
     using K = PipeInstruction::Kind;
     const int rank = static_cast<int>(r);
