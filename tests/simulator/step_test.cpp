@@ -1283,3 +1283,29 @@ TEST(Step, DeepSpeedEngineBlocksBothPartnersOfEveryTransfer) {
 
 }  // namespace
 }  // namespace orrery
+
+namespace orrery {
+namespace {
+
+TEST(Step, DeepSpeedScheduleAgreesAcrossSimulationModes) {
+  // The blocking transfers link tasks across ranks the same way whether a stage is one
+  // simulated GPU, every GPU is simulated, or every op is a task. Four stages: even and
+  // odd middle stages; pipeline transfers cross the node boundary between stages 1 and 2.
+  const Scenario s = load_scenario_text(R"(
+cluster: {preset: dgx-a100, nodes: 2}
+model: {preset: narayanan-3.6b, layers: 32}
+parallelism: {tp: 4, pp: 4, dp: 1, microbatch: 2, global_batch: 16, pipeline_engine: deepspeed}
+training: {precision: bf16, recompute: full, flash_attention: false}
+)",
+                                        "ds-modes.yaml");
+  const StepResult sym = simulate_step(s);
+  SimulationOptions full;
+  full.full = true;
+  EXPECT_NEAR(simulate_step(s, full).step_time.value() / sym.step_time.value(), 1.0, 0.01);
+  SimulationOptions ops;
+  ops.op_level = true;
+  EXPECT_NEAR(simulate_step(s, ops).step_time.value() / sym.step_time.value(), 1.0, 0.01);
+}
+
+}  // namespace
+}  // namespace orrery
