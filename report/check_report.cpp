@@ -338,9 +338,13 @@ void parallelism_section(std::string& o, const ParallelismSpec& p) {
   line(o, "split",
        fmt::format("tp {} x pp {} x dp {} x cp {}, ep {}{}", p.tp, p.pp, p.dp, p.cp, p.ep,
                    p.sequence_parallel ? ", sequence parallel" : ""));
+  // DeepSpeed's engine runs its own TrainSchedule, in 1F1B order (docs/simulator.md).
   line(o, "schedule",
        p.virtual_pipeline_stages > 1
            ? fmt::format("{} (v = {})", to_string(p.schedule), p.virtual_pipeline_stages)
+       : p.pp > 1 && p.pipeline_engine == PipelineEngine::deepspeed
+           ? fmt::format("{} (DeepSpeed TrainSchedule: each transfer holds both stages)",
+                         to_string(p.schedule))
            : std::string(to_string(p.schedule)));
   line(o, "batch",
        fmt::format("global {} = microbatch {} x {} micro-batches x dp {}", p.global_batch,

@@ -271,10 +271,12 @@ const char* to_string(PipelineSchedule s);
 //             sends 1/tp of the activation and of its gradient, partitioned over the
 //             tensor-parallel group (PartitionedTensor, deepspeed/runtime/pipe/engine.py,
 //             microsoft/DeepSpeed 56c522386878); the engine also selects DeepSpeed's
-//             BF16_Optimizer and gradient reduction (docs/simulator.md).
-// Either way a transfer holds the sending stage's compute until it completes, except
+//             BF16_Optimizer and gradient reduction, and runs its TrainSchedule (1F1B
+//             order only) with blocking transfers (docs/simulator.md).
+// Under megatron a transfer holds the sending stage's compute until it completes, except
 // with the interleaved schedule and training.overlap_p2p (Megatron-LM
-// --overlap-p2p-communication), where it runs on its own stream.
+// --overlap-p2p-communication), where it runs on its own stream; under deepspeed it
+// starts once both stages reach it and holds both until it completes.
 enum class PipelineEngine { megatron, deepspeed };
 const char* to_string(PipelineEngine e);
 

@@ -421,10 +421,19 @@ void complete_zero_stage(Scenario& s) {
   }
 }
 
-// zb-h1 and dualpipe are modelled with ZeRO stages 0-2 only; dualpipe also needs an even
-// pp and at least 2*pp micro-batches, an even count. Runs after complete_zero_stage.
+// The DeepSpeed engine runs 1f1b only. zb-h1 and dualpipe are modelled with ZeRO stages
+// 0-2 only; dualpipe also needs an even pp and at least 2*pp micro-batches, an even
+// count. Runs after complete_zero_stage.
 void check_schedule_preconditions(const Scenario& s) {
   const ParallelismSpec& p = s.parallelism;
+  // DeepSpeed's PipelineEngine runs only its TrainSchedule, a 1F1B order
+  // (deepspeed/runtime/pipe/schedule.py, microsoft/DeepSpeed 56c522386878).
+  if (p.pipeline_engine == PipelineEngine::deepspeed &&
+      p.schedule != PipelineSchedule::one_f_one_b) {
+    reject(s, "parallelism.schedule", to_string(p.schedule),
+           "DeepSpeed's pipeline engine (pipeline_engine: deepspeed) runs only its "
+           "TrainSchedule, a 1F1B order: schedule must be 1f1b");
+  }
   if (p.schedule == PipelineSchedule::zero_bubble_h1 && p.zero_stage >= 3) {
     reject(s, "parallelism.schedule", to_string(p.schedule),
            "zb-h1 is modelled with ZeRO stages 0-2 (FSDP units keep whole backward passes)");

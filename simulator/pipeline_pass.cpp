@@ -207,8 +207,14 @@ class PipelineBuilder {
   }
 
   PipelineTasks build() {
-    for (int st = 0; st < p_.pp; ++st) sched_.push_back(pipeline_order(p_, st));
-    for (size_t r = 0; r < ranks_.size(); ++r) build_rank(r);
+    if (deepspeed_) {
+      for (int st = 0; st < p_.pp; ++st)
+        ds_sched_.push_back(deepspeed_train_schedule(p_.pp, m_, st));
+      for (size_t r = 0; r < ranks_.size(); ++r) build_rank_deepspeed(r);
+    } else {
+      for (int st = 0; st < p_.pp; ++st) sched_.push_back(pipeline_order(p_, st));
+      for (size_t r = 0; r < ranks_.size(); ++r) build_rank(r);
+    }
     link_blocks();
     return std::move(out_);
   }
@@ -715,6 +721,62 @@ class PipelineBuilder {
     out_.last_compute[r] = prev_;
   }
 
+  // DeepSpeed's PipelineEngine (pipeline_engine: deepspeed) runs its TrainSchedule's
+  // instructions one after another on each rank (deepspeed_train_schedule, schedule.h;
+  // PipelineEngine._exec_schedule in deepspeed/runtime/pipe/engine.py, microsoft/DeepSpeed
+  // 56c522386878). Its transfers are blocking: p2p.send and p2p.recv call dist.send and
+  // dist.recv (deepspeed/runtime/pipe/p2p.py at that commit; torch >= 1.8), one NCCL
+  // send/recv each, which moves an activation far larger than NCCL's staging buffer (4 MiB,
+  // DEFAULT_BUFFSIZE in src/init.cc, NVIDIA/nccl 48bb7fec) only once the receiver has
+  // posted its recv, and after which the issuing rank's stream waits for the transfer. So
+  // a transfer starts when both partners have reached it in their instruction streams and
+  // each partner's next instruction waits for it to end: the transfer is a task on the
+  // sender's compute stream that also waits for the receiver's last task before its
+  // receive, and the receiver's next instruction (a compute block or a send) waits for it.
+  void build_rank_deepspeed(size_t r) {
+    using K = PipeInstruction::Kind;
+    const int rank = static_cast<int>(r);
+    const int st = ranks_[r].s;
+    const std::vector<PipeInstruction>& instructions = ds_sched_[static_cast<size_t>(st)];
+    const std::vector<const Layer*> layers = layers_.of_block(st, 0);
+    size_t last_backward = 0;
+    for (size_t i = 0; i < instructions.size(); ++i)
+      if (instructions[i].kind == K::backward) last_backward = i;
+    prev_.reset();
+    // The transfer (incoming_ key) just received, if the last instruction was a receive.
+    bool has_received = false;
+    size_t received = 0;
+    for (size_t i = 0; i < instructions.size(); ++i) {
+      const PipeInstruction& in = instructions[i];
+      const bool forward =
+          in.kind == K::forward || in.kind == K::recv_activation || in.kind == K::send_activation;
+      const Block b{forward, 0, in.microbatch};
+      if (in.kind == K::recv_activation || in.kind == K::recv_grad) {
+        const size_t key = block_key(rank, forward ? 1 : 0, 0, in.microbatch);
+        posted_.emplace_back(prev_, key);
+        has_received = true;
+        received = key;
+      } else if (in.kind == K::send_activation || in.kind == K::send_grad) {
+        send_after(r, b, prev_);
+        if (has_received) waits_on_.emplace_back(received, *prev_);
+        has_received = false;
+      } else {
+        first_.reset();
+        const bool final_bwd = in.kind == K::backward && i == last_backward;
+        if (ctx_.opt.op_level) {
+          op_level_block(r, b, layers, final_bwd, 0);
+        } else {
+          template_block(r, b, layers, final_bwd, 0);
+        }
+        // The block itself waits for its received transfer in link_blocks.
+        block_first_[block_key(rank, forward ? 1 : 0, 0, in.microbatch)] = first_;
+        block_last_[block_key(rank, forward ? 1 : 0, 0, in.microbatch)] = prev_;
+        has_received = false;
+      }
+    }
+    out_.last_compute[r] = prev_;
+  }
+
   // Each receiving block waits for its transfer; the last position's backward follows
   // its own forward: rank p - 1's last chunk, and under DualPipe also rank 0's chunk 1,
   // where the reverse direction ends.
@@ -722,6 +784,12 @@ class PipelineBuilder {
     for (size_t k = 0; k < incoming_.size(); ++k) {
       g_.depend(incoming_[k], block_first_[k]);
     }
+    // DeepSpeed's blocking transfers (build_rank_deepspeed).
+    for (const auto& [before, key] : posted_) {
+      ORRERY_CHECK(incoming_[key].has_value(), "every DeepSpeed receive has its send");
+      g_.depend(before, incoming_[key]);
+    }
+    for (const auto& [key, after] : waits_on_) g_.depend(incoming_[key], after);
     const int p = p_.pp, v = p_.virtual_pipeline_stages;
     for (size_t r = 0; r < ranks_.size(); ++r) {
       const int rank = static_cast<int>(r);
@@ -746,6 +814,14 @@ class PipelineBuilder {
   TaskGraph& g_;
   const int m_, chunks_, positions_;
   std::vector<std::vector<Block>> sched_;
+  // pipeline_engine: deepspeed: every stage's instruction stream, and the edges of its
+  // blocking transfers resolved once every rank is built: a transfer (incoming_ key)
+  // waits for the receiver's last task before the receive, and the send after a
+  // receive waits for the received transfer.
+  const bool deepspeed_ = p_.pipeline_engine == PipelineEngine::deepspeed;
+  std::vector<std::vector<PipeInstruction>> ds_sched_;
+  std::vector<std::pair<MaybeTask, size_t>> posted_;
+  std::vector<std::pair<size_t, int>> waits_on_;
   // Per block (block_key): its first and last compute task, and the transfer it receives.
   std::vector<MaybeTask> block_first_, block_last_, incoming_;
   MaybeTask prev_;   // the last task on the current rank's compute stream, once there is one

@@ -151,4 +151,32 @@ std::vector<Block> pipeline_order(const ParallelismSpec& par, int stage) {
   return out;
 }
 
+std::vector<PipeInstruction> deepspeed_train_schedule(int p, int m, int s) {
+  using K = PipeInstruction::Kind;
+  std::vector<PipeInstruction> out;
+  auto valid = [m](int mb) { return mb >= 0 && mb < m; };
+  const bool even_stage = s % 2 == 0;
+  int prev = -1;  // the micro-batch of the previous step
+  for (int t = 0; t < 2 * (m + p - 1); ++t) {
+    const bool even_step = t % 2 == 0;
+    const bool forward = even_step == even_stage;
+    int mb = 0;
+    if (forward) {
+      mb = (even_step ? t / 2 : (t - 1) / 2) - s / 2;
+    } else {
+      mb = even_step ? t / 2 - p + (s + 1) / 2 : (t - 1) / 2 - p + 1 + s / 2;
+    }
+    if (forward) {
+      if (s > 0 && valid(mb)) out.push_back({K::recv_activation, mb});
+      if (s > 0 && valid(prev)) out.push_back({K::send_grad, prev});
+    } else {
+      if (s < p - 1 && valid(prev)) out.push_back({K::send_activation, prev});
+      if (s < p - 1 && valid(mb)) out.push_back({K::recv_grad, mb});
+    }
+    if (valid(mb)) out.push_back({forward ? K::forward : K::backward, mb});
+    prev = mb;
+  }
+  return out;
+}
+
 }  // namespace orrery

@@ -36,4 +36,28 @@ struct Block {
 // rank at distance h = min(r, p-1-r) from the ends running them with the counts it gives.
 std::vector<Block> pipeline_order(const ParallelismSpec& p, int stage);
 
+// One instruction of DeepSpeed's PipelineEngine for one stage (pipeline_engine:
+// deepspeed): a transfer to or from a neighbouring stage, or a compute block.
+struct PipeInstruction {
+  enum class Kind { recv_activation, send_grad, send_activation, recv_grad, forward, backward };
+  Kind kind = Kind::forward;
+  int microbatch = 0;
+};
+
+// DeepSpeed's TrainSchedule (deepspeed/runtime/pipe/schedule.py, microsoft/DeepSpeed
+// 56c522386878), flattened for `stage` of p stages and m micro-batches. It runs
+// 2 (m + p - 1) steps; at step t a stage whose parity equals t's runs a forward, the
+// others a backward, of micro-batch
+//   forward:  t / 2 - stage / 2            (even stage, even t)
+//             (t - 1) / 2 - stage / 2      (odd stage, odd t)
+//   backward: t / 2 - p + (stage + 1) / 2  (odd stage, even t)
+//             (t - 1) / 2 - p + 1 + stage / 2  (even stage, odd t)
+// (integer division; a step whose micro-batch lies outside 0..m-1 computes nothing), so
+// that each stage's compute order is 1F1B's and neighbours alternate. Before its compute
+// a forward step receives that micro-batch's activation and then sends the gradient of
+// the previous step's backward to the stage before; a backward step sends the previous
+// step's forward output to the next stage and then receives its micro-batch's gradient
+// (none to or from beyond the first or last stage).
+std::vector<PipeInstruction> deepspeed_train_schedule(int stages, int microbatches, int stage);
+
 }  // namespace orrery

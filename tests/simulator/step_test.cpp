@@ -1201,3 +1201,111 @@ training: {precision: bf16, recompute: none}
 
 }  // namespace
 }  // namespace orrery
+
+namespace orrery {
+namespace {
+
+// Two stages on one node, 16 uniform layers (8 a stage), 4 micro-batches; a pipeline
+// transfer (an 8 MiB activation or gradient) moves at the intra-node `bandwidth`.
+Scenario two_stage_pipeline(const std::string& engine, const std::string& bandwidth) {
+  return load_scenario_text(
+      fmt::format(R"(
+cluster:
+  preset: dgx-h100
+  gpus_per_node: 2
+  intra_node: {{bandwidth: "{bandwidth}", latency: "0 us", bus_bandwidth_curve: []}}
+model: {{family: decoder, layers: 16, hidden: 2048, heads: 16, ffn: 8192, vocab: 8, seq_len: 2048,
+        activation: gelu, norm: layernorm, position_embedding: rope, tied_embeddings: false,
+        bias: true, dropout: false}}
+parallelism: {{tp: 1, pp: 2, dp: 1, microbatch: 1, global_batch: 4, pipeline_engine: {engine}}}
+training: {{precision: bf16, recompute: none}}
+)",
+                  fmt::arg("engine", engine), fmt::arg("bandwidth", bandwidth)),
+      "two-stage.yaml");
+}
+
+TEST(Step, DeepSpeedTrainScheduleInstructions) {
+  // deepspeed/runtime/pipe/schedule.py TrainSchedule at microsoft/DeepSpeed 56c522386878,
+  // p = 4, m = 4, stage 1 (odd): forwards at odd steps t, micro-batch (t - 1) / 2; backwards
+  // at even t, micro-batch t / 2 - 3. Steps 1, 3, 5: receive and run F0, F1, F2, each
+  // output sent at the next step; step 6 receives B0's gradient and runs B0; step 7
+  // receives F3's input, sends B0's gradient, runs F3; steps 8, 10, 12 run B1, B2, B3
+  // (after the receive of their gradient), each gradient sent at the next step.
+  using K = PipeInstruction::Kind;
+  std::vector<std::string> got;
+  for (const PipeInstruction& in : deepspeed_train_schedule(4, 4, 1)) {
+    const char* name = in.kind == K::recv_activation   ? "rA"
+                       : in.kind == K::send_grad       ? "sG"
+                       : in.kind == K::send_activation ? "sA"
+                       : in.kind == K::recv_grad       ? "rG"
+                       : in.kind == K::forward         ? "F"
+                                                       : "B";
+    got.push_back(fmt::format("{}{}", name, in.microbatch));
+  }
+  EXPECT_EQ(got, (std::vector<std::string>{"rA0", "F0", "sA0", "rA1", "F1", "sA1", "rA2", "F2",
+                                           "sA2", "rG0", "B0", "rA3", "sG0", "F3", "sA3", "rG1",
+                                           "B1", "sG1", "rG2", "B2", "sG2", "rG3", "B3", "sG3"}));
+  // The last stage (odd, p = 2): receive, forward, backward, and the gradient goes back
+  // after the next activation arrives.
+  got.clear();
+  for (const PipeInstruction& in : deepspeed_train_schedule(2, 2, 1))
+    got.push_back(fmt::format("{}{}", static_cast<int>(in.kind), in.microbatch));
+  EXPECT_EQ(got, (std::vector<std::string>{"00", "40", "50", "01", "10", "41", "51", "11"}));
+}
+
+TEST(Step, DeepSpeedEngineBlocksBothPartnersOfEveryTransfer) {
+  // p = 2, m = 4, forward tf, backward tb, every transfer c. DeepSpeed's TrainSchedule
+  // (deepspeed_train_schedule) gives
+  //   stage 0: F0 sA0 F1 sA1 rG0 B0 F2 sA2 rG1 B1 F3 sA3 rG2 B2 rG3 B3
+  //   stage 1: rA0 F0 B0 rA1 sG0 F1 B1 rA2 sG1 F2 B2 rA3 sG2 F3 B3 sG3
+  // and a transfer starts once both partners reach it, both waiting for its end:
+  //   act 0 tf..tf+c; s1 F0 B0 to 2tf+tb+c; act 1 (s0 waiting since 2tf+c) to
+  //   2tf+tb+2c; grad 0 to 2tf+tb+3c; s0 B0 F2 and s1 F1 B1 both to 3tf+2tb+3c;
+  //   act 2, grad 1 to 3tf+2tb+5c; both to 4tf+3tb+5c; act 3, grad 2 to 4tf+3tb+7c;
+  //   s0 B2 to 4tf+4tb+7c while s1 runs F3 B3 to 5tf+4tb+7c; grad 3 to 5tf+4tb+8c;
+  //   s0 B3 to 5tf+5tb+8c.
+  // Megatron's 1F1B as simulated (a send holds only its sender, the receiver waits only
+  // for the arrival): s0 F0 F1 B0 F2 B1 F3 B2 B3, s1 F0 B0 F1 B1 ..., ending at
+  // 5tf+5tb+5c. So the transfers add 8c under DeepSpeed and 5c under Megatron.
+  // c from 2048 x 2048 bf16 values at 8 GB/s against transfers free at 1000 TB/s; tf, tb
+  // cancel in the differences (they differ between the engines: DeepSpeed's bf16 adds its
+  // fp32 accumulation to tb).
+  auto step = [](const std::string& engine, const std::string& bandwidth) {
+    return simulate_step(two_stage_pipeline(engine, bandwidth)).step_time.value();
+  };
+  const double ds = step("deepspeed", "8 GB/s") - step("deepspeed", "1000 TB/s");
+  const double megatron = step("megatron", "8 GB/s") - step("megatron", "1000 TB/s");
+  // c is at least 8 MiB / 8 GB/s (the link's efficiency lengthens it), and the ratio is
+  // exact up to the first and last stages' tiny embedding and head.
+  EXPECT_GT(megatron, 5 * 8388608.0 / 8e9);
+  EXPECT_NEAR(ds / megatron, 8.0 / 5.0, 0.01 * 8.0 / 5.0);
+}
+
+}  // namespace
+}  // namespace orrery
+
+namespace orrery {
+namespace {
+
+TEST(Step, DeepSpeedScheduleAgreesAcrossSimulationModes) {
+  // The blocking transfers link tasks across ranks the same way whether a stage is one
+  // simulated GPU, every GPU is simulated, or every op is a task. Four stages: even and
+  // odd middle stages; pipeline transfers cross the node boundary between stages 1 and 2.
+  const Scenario s = load_scenario_text(R"(
+cluster: {preset: dgx-a100, nodes: 2}
+model: {preset: narayanan-3.6b, layers: 32}
+parallelism: {tp: 4, pp: 4, dp: 1, microbatch: 2, global_batch: 16, pipeline_engine: deepspeed}
+training: {precision: bf16, recompute: full, flash_attention: false}
+)",
+                                        "ds-modes.yaml");
+  const StepResult sym = simulate_step(s);
+  SimulationOptions full;
+  full.full = true;
+  EXPECT_NEAR(simulate_step(s, full).step_time.value() / sym.step_time.value(), 1.0, 0.01);
+  SimulationOptions ops;
+  ops.op_level = true;
+  EXPECT_NEAR(simulate_step(s, ops).step_time.value() / sym.step_time.value(), 1.0, 0.01);
+}
+
+}  // namespace
+}  // namespace orrery
