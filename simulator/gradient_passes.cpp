@@ -410,6 +410,26 @@ void fsdp_pass(const StepContext& ctx, const RankSet& ranks, const PipelineTasks
   }
 }
 
+// Megatron-Core's aligned gradient reduction in the non-interleaved 1F1B schedule: with
+// --overlap-grad-reduce, Megatron-LM sets config.grad_sync_func to the model's
+// start_grad_sync while align_grad_reduce is on, its default (megatron/training/config/
+// common_config.py and training.py, NVIDIA/Megatron-LM d98e8a64; at core_r0.8.0, the
+// Megatron-Core of the README's H100 table, delay_grad_reduce, on unless
+// --no-delay-grad-reduce, megatron/training/arguments.py and training.py). With it,
+// forward_backward_pipelining_without_interleaving enables the per-bucket reduction
+// during the last backward on the first pipeline stage only ("Other pipeline stages do
+// grad reduction during pipeline bubble", megatron/core/pipeline_parallel/schedules.py
+// at both commits); every other stage launches all its buckets once its last backward
+// (and that backward's send) is done, so that the reduction does not slow the compute
+// the earlier stages wait for. The interleaved schedule's alignment (each chunk's buckets
+// launched pipeline-rank backward steps after its last backward) is not modelled.
+bool aligned_grad_reduce(const StepContext& ctx, int stage) {
+  const ParallelismSpec& p = ctx.p;
+  return stage != 0 && p.pp > 1 && p.pipeline_engine == PipelineEngine::megatron &&
+         p.schedule == PipelineSchedule::one_f_one_b && p.virtual_pipeline_stages == 1 &&
+         p.zero_stage <= 1 && !ctx.dual && ctx.s.training.overlap_grad_reduce;
+}
+
 void grad_sync_pass(const StepContext& ctx, const RankSet& ranks, const StageLayers& layers,
                     const PipelineTasks& pipe, CommPlanner& planner, TaskGraph& g,
                     GradientTasks& out) {
@@ -535,7 +555,10 @@ void grad_sync_pass(const StepContext& ctx, const RankSet& ranks, const StageLay
       first = last + 1;
       if (!ctx.gradient_sync) continue;  // local SGD between averagings
       auto ready_of = [&, last = last](int mr, int list) {
-        return BucketReady{pipe.grads[mr][list][last].task, pipe.last_compute[mr], std::nullopt};
+        const MaybeTask ready = aligned_grad_reduce(ctx, ranks[static_cast<size_t>(mr)].s)
+                                    ? pipe.last_compute[mr]
+                                    : pipe.grads[mr][list][last].task;
+        return BucketReady{ready, pipe.last_compute[mr], std::nullopt};
       };
       reduce_bucket(ctx, ranks, planner, g, out, r, ready_of, params, shape);
     }

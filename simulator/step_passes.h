@@ -72,6 +72,12 @@ bool param_gather_in_forward(const StepContext& ctx);
 // microsoft/DeepSpeed 56c522386878).
 double grad_bucket_params(const StepContext& ctx);
 
+// Whether a stage's data-parallel gradient reduction waits for the stage's last compute
+// task instead of leaving bucket by bucket during its last backward: Megatron-Core's
+// aligned reduction (align_grad_reduce, on by default) in the non-interleaved 1F1B
+// schedule, every stage but the first (gradient_passes.cpp says where in Megatron-LM).
+bool aligned_grad_reduce(const StepContext& ctx, int stage);
+
 // A layer whose gradients are final once `task` ends.
 struct GradReady {
   MaybeTask task;  // none only if no task preceded a layer of no ops
