@@ -410,6 +410,50 @@ void fsdp_pass(const StepContext& ctx, const RankSet& ranks, const PipelineTasks
   }
 }
 
+// Megatron-Core's aligned gradient reduction in the non-interleaved 1F1B schedule: with
+// --overlap-grad-reduce, Megatron-LM sets config.grad_sync_func to the model's
+// start_grad_sync while align_grad_reduce is on, its default (megatron/training/config/
+// common_config.py and training.py, NVIDIA/Megatron-LM d98e8a64; at core_r0.8.0, the
+// Megatron-Core of the README's H100 table, delay_grad_reduce, on unless
+// --no-delay-grad-reduce, megatron/training/arguments.py and training.py). With it,
+// forward_backward_pipelining_without_interleaving enables the per-bucket reduction
+// during the last backward on the first pipeline stage only ("Other pipeline stages do
+// grad reduction during pipeline bubble", megatron/core/pipeline_parallel/schedules.py
+// at both commits); every other stage launches all its buckets once its last backward
+// (and that backward's send) is done, so that the reduction does not slow the compute
+// the earlier stages wait for. forward_backward_pipelining_with_interleaving enables no
+// per-bucket reduction at all: after its backward block k, pipeline rank r launches
+// every bucket of the chunk whose last backward was block k - r (the blocks counted in
+// the schedule table's order, the same on every rank), and whatever chunk is left after
+// its last block ("Asynchronous communication tends to slow down compute ... we launch
+// asynchronous communication at the same time across the pipeline-parallel group",
+// backward_step_helper_postprocess at d98e8a64, the same at core_r0.8.0).
+bool aligned_grad_reduce(const StepContext& ctx, int stage) {
+  const ParallelismSpec& p = ctx.p;
+  if (p.pp <= 1 || p.pipeline_engine != PipelineEngine::megatron || p.zero_stage > 1 ||
+      ctx.dual || !ctx.s.training.overlap_grad_reduce)
+    return false;
+  if (p.schedule == PipelineSchedule::interleaved_1f1b) return true;
+  return p.schedule == PipelineSchedule::one_f_one_b && p.virtual_pipeline_stages == 1 &&
+         stage != 0;
+}
+
+// The task after which rank `mr`'s aligned reduction launches the buckets of `chunk`
+// (aligned_grad_reduce): its last compute task without interleaving, else the end of its
+// backward block (the chunk's last + its stage), or its last compute task past the end.
+MaybeTask aligned_launch(const StepContext& ctx, const RankSet& ranks, const PipelineTasks& pipe,
+                         int mr, int chunk) {
+  const size_t m = static_cast<size_t>(mr);
+  if (ctx.p.schedule != PipelineSchedule::interleaved_1f1b) return pipe.last_compute[m];
+  const std::vector<BackwardEnd>& ends = pipe.backward_ends[m];
+  size_t last = ends.size();
+  for (size_t k = 0; k < ends.size(); ++k)
+    if (ends[k].chunk == chunk) last = k;
+  ORRERY_CHECK(last < ends.size(), "a chunk with gradients has a backward block");
+  const size_t launch = last + static_cast<size_t>(ranks[m].s);
+  return launch < ends.size() ? ends[launch].task : pipe.last_compute[m];
+}
+
 void grad_sync_pass(const StepContext& ctx, const RankSet& ranks, const StageLayers& layers,
                     const PipelineTasks& pipe, CommPlanner& planner, TaskGraph& g,
                     GradientTasks& out) {
@@ -438,11 +482,16 @@ void grad_sync_pass(const StepContext& ctx, const RankSet& ranks, const StageLay
     const std::vector<GradReady>& owned = pipe.grads[r][0];
     std::vector<std::pair<size_t, std::pair<double, double>>> buckets;  // (last grad index, params)
     double dense = 0, expert = 0;
+    // Megatron-Core's buckets never span two model chunks (one DDP buffer a chunk); the
+    // aligned reduction launches them a chunk at a time.
+    const bool aligned = aligned_grad_reduce(ctx, ranks[r].s);
     for (size_t i = 0; i < owned.size(); ++i) {
       dense += owned[i].dense_params;
       expert += owned[i].expert_params;
       out.dense_total[r] += owned[i].dense_params;
-      if (dense + expert >= bucket || i + 1 == owned.size()) {
+      const bool chunk_ends =
+          aligned && i + 1 < owned.size() && owned[i + 1].chunk != owned[i].chunk;
+      if (dense + expert >= bucket || i + 1 == owned.size() || chunk_ends) {
         buckets.push_back({i, {dense, expert}});
         dense = expert = 0;
       }
@@ -535,7 +584,11 @@ void grad_sync_pass(const StepContext& ctx, const RankSet& ranks, const StageLay
       first = last + 1;
       if (!ctx.gradient_sync) continue;  // local SGD between averagings
       auto ready_of = [&, last = last](int mr, int list) {
-        return BucketReady{pipe.grads[mr][list][last].task, pipe.last_compute[mr], std::nullopt};
+        const MaybeTask ready =
+            aligned_grad_reduce(ctx, ranks[static_cast<size_t>(mr)].s)
+                ? aligned_launch(ctx, ranks, pipe, mr, pipe.grads[mr][list][last].chunk)
+                : pipe.grads[mr][list][last].task;
+        return BucketReady{ready, pipe.last_compute[mr], std::nullopt};
       };
       reduce_bucket(ctx, ranks, planner, g, out, r, ready_of, params, shape);
     }

@@ -197,6 +197,7 @@ class PipelineBuilder {
     incoming_.assign(count, std::nullopt);
     out_.grads.assign(ranks.size(), std::vector<std::vector<GradReady>>(ctx.dual ? 2 : 1));
     out_.fsdp.resize(ranks.size());
+    out_.backward_ends.resize(ranks.size());
     if (p_.zero_stage == 2)
       out_.micro_grads.assign(ranks.size(),
                               std::vector<std::vector<std::vector<GradReady>>>(ctx.dual ? 2 : 1));
@@ -310,7 +311,7 @@ class PipelineBuilder {
           after = id;
         }
         const GradReady ready{after, (*it)->params() - (*it)->expert_params(),
-                              (*it)->expert_params(), *it};
+                              (*it)->expert_params(), *it, b.chunk};
         if (final_bwd) out_.grads[r][grad_list].push_back(ready);
         if (p_.zero_stage == 2) out_.micro_grads[r][grad_list].back().push_back(ready);
       }
@@ -542,7 +543,7 @@ class PipelineBuilder {
         work += unfused_accumulation_time(ctx_, **it, b.microbatch);
         const int id = add_block(r, b, work, parts, TaskKind::backward);
         const GradReady ready{id, (*it)->params() - (*it)->expert_params(), (*it)->expert_params(),
-                              *it};
+                              *it, b.chunk};
         if (final_bwd) out_.grads[r][grad_list].push_back(ready);
         if (p_.zero_stage == 2) out_.micro_grads[r][grad_list].back().push_back(ready);
       }
@@ -704,6 +705,7 @@ class PipelineBuilder {
           fused_forward_.reset();
         }
       }
+      if (!b.forward && !b.weight) out_.backward_ends[r].push_back({prev_, b.chunk});
       if (pending_send_) {
         send_after(r, *pending_send_, prev_);
         pending_send_.reset();

@@ -72,11 +72,26 @@ bool param_gather_in_forward(const StepContext& ctx);
 // microsoft/DeepSpeed 56c522386878).
 double grad_bucket_params(const StepContext& ctx);
 
+// Whether a stage's data-parallel gradient reduction is launched by Megatron-Core's
+// aligned reduction (align_grad_reduce, on by default) instead of leaving bucket by bucket
+// during the last backward: in the non-interleaved 1F1B schedule every stage but the
+// first (after its last compute), in the interleaved one every stage (each chunk's
+// buckets together, `stage` backward blocks after the chunk's last); gradient_passes.cpp
+// says where in Megatron-LM.
+bool aligned_grad_reduce(const StepContext& ctx, int stage);
+
 // A layer whose gradients are final once `task` ends.
 struct GradReady {
   MaybeTask task;  // none only if no task preceded a layer of no ops
   double dense_params, expert_params;
   const Layer* layer;
+  int chunk;  // the block's chunk (virtual stage, or DualPipe's copy)
+};
+
+// A whole backward block of a rank's schedule (not a W), where its compute ends.
+struct BackwardEnd {
+  MaybeTask task;
+  int chunk;
 };
 
 // ZeRO-3 / FSDP: a layer's parameter gather (before its forward, and before its backward
@@ -100,6 +115,9 @@ struct PipelineTasks {
   std::vector<std::vector<std::vector<GradReady>>> grads;
   // Per rank, in schedule order (ZeRO-3 / FSDP only).
   std::vector<std::vector<FsdpNeed>> fsdp;
+  // Per rank, its backward blocks in schedule order (Megatron-Core's aligned gradient
+  // reduction counts them: gradient_passes.cpp aligned_grad_reduce).
+  std::vector<std::vector<BackwardEnd>> backward_ends;
   // ZeRO-2 only: per rank and gradient list (as `grads`), every block that computes weight
   // gradients (each micro-batch's backward, or its W), in schedule order, with its layers
   // as their gradients become final. Each block's gradients are reduce-scattered on their
