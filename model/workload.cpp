@@ -222,7 +222,10 @@ void OpBuilder::add_fp4_recipe(Op& op, double m, double k, double n) const {
 //   state:           delayed: X, W, dY each keep an fp32 amax history and an fp32 scale
 //                    and inverse scale: 3 (4 H + 8) bytes a GEMM copy; current: 3 x 8;
 //                    block: the scales travel with their tensors;
-//   weight cache:    W (2 + 2 sw) bytes (fp8 copy and transpose, with scales).
+//   weight cache:    W (2 + 2 sw) bytes (fp8 copy and transpose, with scales);
+//   fp8 weights:     (Fp8Spec::fp8_weights) no cast and no cache; where the GPU needs
+//                    the transpose (c = 2), it is made from the fp8 data, read 1, write
+//                    1, in the forward and again in the backward: 2 W (c - 1) each.
 void OpBuilder::add_recipe(Op& op, double m, double k, double n) const {
   const Fp8Spec& r = *recipe;
   if (r.rowwise()) {
@@ -250,11 +253,21 @@ void OpBuilder::add_recipe(Op& op, double m, double k, double n) const {
   op.fwd_read += Bytes(m * k * sa + cast_w * sw);
   op.bwd_read += Bytes(2.0 * m * n * sa + m * k * sa + cast_w * sw);
   op.saved += Bytes(op.saved.value() / saved_gemm_input * sa);
-  const double cast = cast_w * (weight + c + 2.0 * sw + (current ? weight : 0.0));
-  const bool cache = r.weight_cache.value_or(true);
-  op.aux_fwd_bytes += Bytes(cache ? cast / microbatches : cast);
   op.fp8_weight_elems = w;
-  if (cache) op.fp8_weight_cache = Bytes(cast_w * (c + 2.0 * sw));
+  if (r.fp8_weights) {
+    // TE's Float8Tensor weight (tex.fp8_transpose in _create_transpose, called by
+    // update_usage from Linear's forward and backward, transformer_engine/pytorch at
+    // NVIDIA/TransformerEngine v2.7 fedd9ddc); Megatron-FSDP drops the transpose after
+    // each unit's forward unless keep_fp8_transpose_cache.
+    const double transpose = cast_w * 2.0 * (c - 1.0);
+    op.aux_fwd_bytes += Bytes(transpose);
+    op.aux_bwd_bytes += Bytes(transpose);
+  } else {
+    const double cast = cast_w * (weight + c + 2.0 * sw + (current ? weight : 0.0));
+    const bool cache = r.weight_cache.value_or(true);
+    op.aux_fwd_bytes += Bytes(cache ? cast / microbatches : cast);
+    if (cache) op.fp8_weight_cache = Bytes(cast_w * (c + 2.0 * sw));
+  }
   const double gemms = std::max(1.0, copies);
   if (r.scaling == Fp8Spec::Scaling::delayed) {
     op.fp8_scaling_state = Bytes(gemms * 3.0 * (4.0 * r.amax_history + 8.0));

@@ -139,7 +139,9 @@ std::string describe(const Fp8Spec& f) {
       "{}, TP all-gather {}, parameter all-gather {}",
       to_string(f.format),
       f.format == Fp8Spec::Format::hybrid ? "E4M3 forward, E5M2 gradients" : "E4M3 throughout",
-      scaling, gemms, f.weight_cache.value_or(true) ? "on" : "off",
+      scaling, gemms,
+      f.fp8_weights ? "off (weights kept in fp8, transposed in each pass)"
+                    : (f.weight_cache.value_or(true) ? "on" : "off"),
       f.tp_allgather_fp8 ? "fp8" : "bf16", f.param_allgather_fp8 ? "fp8" : "bf16");
 }
 

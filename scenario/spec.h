@@ -559,6 +559,15 @@ struct Fp8Spec {
   std::optional<bool> weight_cache;
   bool tp_allgather_fp8 = false;     // sequence-parallel input all-gathers in fp8
   bool param_allgather_fp8 = false;  // ZeRO-3/FSDP parameter all-gathers in fp8
+  // Resolved, not a key: the model's weights are themselves per-tensor fp8 tensors, cast
+  // once a step from the fp32 main weights, so no micro-batch casts them; where fp8 GEMMs
+  // need the transposed copy, it is made from the fp8 data in the forward and again in the
+  // backward (docs/model.md, "Weight casts"). Megatron-FSDP with parameter all-gathers in
+  // fp8 and delayed or current scaling (fp8_param_gather: TE fp8_model_init,
+  // param_and_grad_buffer.py; the transpose dropped after each unit's forward,
+  // release_params_fp8_transpose_cache in megatron_fsdp.py; NVIDIA/Megatron-LM
+  // core_v0.14.0 23e00ed0).
+  bool fp8_weights = false;
 };
 const char* to_string(Fp8Spec::Format f);
 const char* to_string(Fp8Spec::Scaling s);

@@ -1108,6 +1108,15 @@ void complete_fp8(Scenario& s) {
     reject(s, "training.fp8.communication.param_allgather", "fp8",
            "applies to ZeRO-3/FSDP parameter all-gathers (parallelism.zero_stage 3 or fsdp)");
   }
+  // Megatron-FSDP's fp8 parameter gathers gather the model's own fp8 weights
+  // (fp8_param_gather builds them under TE's fp8_model_init and casts the fp32 main shard
+  // into them after each optimizer step, quantize_param_shard; param_and_grad_buffer.py at
+  // NVIDIA/Megatron-LM core_v0.14.0 23e00ed0). Per-tensor Float8Tensors only: block and
+  // MXFP8 weights keep the cast charged every micro-batch.
+  const bool per_tensor =
+      f.scaling == Fp8Spec::Scaling::delayed || f.scaling == Fp8Spec::Scaling::current;
+  f.fp8_weights = zero3 && f.param_allgather_fp8 && per_tensor &&
+                  s.parallelism.fsdp_impl == ParallelismSpec::FsdpImpl::megatron_fsdp;
 }
 
 // training.fp4: only with precision fp4 (whose peak complete_training checked), created

@@ -104,6 +104,27 @@ TEST(Fp8Recipe, WithoutTheCacheEveryMicroBatchCastsTheWeight) {
   EXPECT_NEAR(cached.fp8_weight_cache.value(), 2.0 * kK * kN, 1e-6);
 }
 
+TEST(Fp8Recipe, Fp8WeightsAreTransposedNotCastEachPass) {
+  // Current scaling, no cache: each micro-batch's forward casts W, read 2 + amax read 2,
+  // write copy and transpose 1 + 1 = 6 k n = 25,165,824 bytes. Weights kept in fp8
+  // (Megatron-FSDP's fp8 parameters) only transpose the fp8 data, read 1 + write 1 =
+  // 2 k n = 8,388,608 bytes, in the forward and again in the backward: forward 4 k n =
+  // 16,777,216 fewer, backward 8,388,608 more. The input and output-gradient casts stay.
+  Fp8Spec uncached = scaling(Fp8Spec::Scaling::current);
+  uncached.weight_cache = false;
+  Fp8Spec fp8w = uncached;
+  fp8w.fp8_weights = true;
+  const Op cast = fc1(uncached), kept = fc1(fp8w);
+  EXPECT_NEAR((cast.aux_fwd_bytes - kept.aux_fwd_bytes).value(), 16777216.0, 1e-6);
+  EXPECT_NEAR((kept.aux_bwd_bytes - cast.aux_bwd_bytes).value(), 8388608.0, 1e-6);
+  EXPECT_EQ(kept.fp8_weight_cache.value(), 0.0);
+  // On a GPU whose fp8 GEMMs take any layout there is no transpose: the cast writes one
+  // copy, 5 k n = 20,971,520 bytes, and the fp8 weights cost nothing a micro-batch.
+  const Op cast_any = fc1_any_layout(uncached), kept_any = fc1_any_layout(fp8w);
+  EXPECT_NEAR((cast_any.aux_fwd_bytes - kept_any.aux_fwd_bytes).value(), 20971520.0, 1e-6);
+  EXPECT_NEAR((kept_any.aux_bwd_bytes - cast_any.aux_bwd_bytes).value(), 0.0, 1e-6);
+}
+
 TEST(Fp8Recipe, GemmsOutsideTheListRunInSixteenBits) {
   // fc2 is not in the list: no casts, the 2-byte input kept, the 16-bit rate.
   Fp8Spec f;
@@ -199,6 +220,20 @@ TEST(Fp8Recipe, Fp8ParameterGathersShrinkZero3GatherBuffers) {
       estimate_memory(llama8b("weight_cache: false, communication: {param_allgather: fp8}", z3));
   EXPECT_NEAR(bf16.stages[0].gather_buffers.value(), 16060522496.0, 1.0);
   EXPECT_NEAR(fp8.stages[0].gather_buffers.value(), 9081200640.0, 1.0);
+}
+
+TEST(Fp8Recipe, OnlyMegatronFsdpFp8GathersKeepTheWeightsInFp8) {
+  // Megatron-FSDP's fp8 parameter gathers gather the model's own fp8 weights
+  // (fp8_param_gather); FSDP2's fp8 gathers cast a bf16 shard (torchao), bf16 gathers
+  // gather bf16 weights, and block-scaled weights are not Float8Tensors.
+  const std::string mfsdp = ", fsdp: {implementation: megatron_fsdp}";
+  const std::string gather = "communication: {param_allgather: fp8}";
+  EXPECT_TRUE(llama8b("scaling: current, " + gather, mfsdp).training.fp8->fp8_weights);
+  EXPECT_TRUE(llama8b("scaling: delayed, " + gather, mfsdp).training.fp8->fp8_weights);
+  EXPECT_FALSE(llama8b("scaling: current", mfsdp).training.fp8->fp8_weights);
+  EXPECT_FALSE(llama8b("scaling: block, " + gather, mfsdp).training.fp8->fp8_weights);
+  EXPECT_FALSE(llama8b("scaling: current, " + gather, ", fsdp: {implementation: fsdp2}")
+                   .training.fp8->fp8_weights);
 }
 
 TEST(Fp8Recipe, FirstAndLastBf16LayersRunAtTheSixteenBitRate) {
