@@ -300,7 +300,11 @@ TEST(CliValidate, PublishedRunsMeetTheAccuracyBar) {
   // reduction (docs/simulator.md, "Pipeline"; align_grad_reduce, on by default) launched
   // the interleaved schedule's reductions together across the pipeline ranks, which cut
   // their bubbles and moved those rows faster, the wrong way for most: Blackwell max
-  // 11.1 -> 12.9 % (Llama 3.1 405B MXFP8 on 128 B200), its guard moved to 13.5.
+  // 11.1 -> 12.9 % (Llama 3.1 405B MXFP8 on 128 B200), its guard moved to 13.5. In the same
+  // session fused attention took FlashAttention's measured rate at the run's sequence length
+  // and mask, and Megatron-Core's all-to-all dispatcher its sort by local expert (PyTorch set
+  // mean 6.0 %, max 20.7 %; MoE mean 19.8 %, max 22.9 %): those guards hold that, with a
+  // point of margin.
   const auto r = run_orrery("validate scenarios/validation --format json");
   ASSERT_EQ(r.code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
@@ -323,11 +327,11 @@ TEST(CliValidate, PublishedRunsMeetTheAccuracyBar) {
   EXPECT_LE(megatron.sum / megatron.count, 8.0);
   EXPECT_LE(megatron.max, 25.0);
   ASSERT_GE(pytorch.count, 15);
-  EXPECT_LE(pytorch.sum / pytorch.count, 8.5);
-  EXPECT_LE(pytorch.max, 23.0);
+  EXPECT_LE(pytorch.sum / pytorch.count, 7.0);
+  EXPECT_LE(pytorch.max, 21.5);
   ASSERT_GE(moe.count, 2);
-  EXPECT_LE(moe.sum / moe.count, 27.0);
-  EXPECT_LE(moe.max, 27.5);
+  EXPECT_LE(moe.sum / moe.count, 21.0);
+  EXPECT_LE(moe.max, 24.0);
   ASSERT_GE(blackwell.count, 6);
   EXPECT_LE(blackwell.sum / blackwell.count, 7.0);
   EXPECT_LE(blackwell.max, 13.5);
