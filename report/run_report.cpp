@@ -14,6 +14,7 @@
 #include "report/band.h"
 #include "report/check_report.h"
 #include "report/memory_json.h"
+#include "simulator/fsdp_gradient_passes.h"
 
 namespace orrery {
 namespace {
@@ -424,6 +425,16 @@ std::string render_stack_explanation(const Scenario& s) {
                    by("training.stack.host_overhead"));
   if (s.parallelism.zero_stage >= 3) {
     o += fmt::format("  {:<25}{}\n", "ZeRO-3 / FSDP", to_string(s.parallelism.fsdp_impl));
+    // The simulator's FSDP gradient kernels (simulator/gradient_passes.cpp), each timed
+    // max(bytes / (HBM x memory_efficiency), kernel_launch) on the unit's backward.
+    const std::vector<FsdpGradientPass> passes = fsdp_gradient_passes(s);
+    if (!passes.empty()) {
+      std::string list;
+      for (const FsdpGradientPass& pass : passes)
+        list += fmt::format("{}{} ({:.4g} B)", list.empty() ? "" : ", ", pass.what, pass.bytes);
+      o += fmt::format("  {:<25}{}: bytes a gradient element of each unit, on its backward\n",
+                       "FSDP gradient passes", list);
+    }
   }
   return o;
 }

@@ -5,8 +5,12 @@
 #include <utility>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "core/error.h"
 #include "model/compression.h"
+#include "model/memory.h"
+#include "simulator/fsdp_gradient_passes.h"
 #include "simulator/step_passes.h"
 
 namespace orrery::detail {
@@ -62,41 +66,14 @@ Seconds kernel_time(const ComputeModel& model, Flop flops, Bytes bytes) {
 // post-divides, with FSDP1's factors.
 // Not counted: the padded copy (FSDP1's F.pad) of a unit whose size is not a multiple of
 // the shard, and the cast of the shard to the parameter dtype (1/shard of a pass).
-// fsdp_gradient_passes gives the bytes each kernel moves per element of the unit's
-// (unsharded) gradient.
+// fsdp_gradient_passes (below, declared in simulator/fsdp_gradient_passes.h) gives the bytes
+// each kernel moves per element of the unit's (unsharded) gradient.
 
-double gradient_predivide_factor(int world) {
-  int factor = 1;
-  while (world % factor == 0 && world / factor > factor) factor *= 2;
-  return factor;
-}
-
-std::vector<double> fsdp_gradient_passes(const StepContext& ctx, int shard,
-                                         double weight_bytes, double grad_bytes) {
-  std::vector<double> out;
-  const ParallelismSpec& p = ctx.p;
-  using I = ParallelismSpec::FsdpImpl;
-  if (p.fsdp_impl != I::fsdp1 && p.fsdp_impl != I::fsdp2) return out;
-  const int world = p.shard_group();
-  const double pre = gradient_predivide_factor(world);
-  const double post = world / pre;
-  bool divides = true;
-  if (p.fsdp_impl == I::fsdp1) {
-    out.push_back(2 * weight_bytes);  // assembly: read and write
-    if (grad_bytes != weight_bytes) out.push_back(weight_bytes + grad_bytes);  // cast
-  } else {
-    out.push_back(weight_bytes + grad_bytes);  // copy-in
-    divides = ctx.s.training.gradient_dtype == Dtype::fp16;
-  }
-  if (divides && pre > 1) out.push_back(2 * grad_bytes);           // pre-divide
-  if (divides && post > 1) out.push_back(2 * grad_bytes / shard);  // post-divide, the shard
-  return out;
-}
-
-Seconds fsdp_gradient_pass_time(const ComputeModel& model, const std::vector<double>& passes,
-                                double elements) {
+Seconds fsdp_gradient_pass_time(const ComputeModel& model,
+                                const std::vector<FsdpGradientPass>& passes, double elements) {
   Seconds t(0.0);
-  for (double b : passes) t += kernel_time(model, Flop(0.0), Bytes(elements * b));
+  for (const FsdpGradientPass& pass : passes)
+    t += kernel_time(model, Flop(0.0), Bytes(elements * pass.bytes));
   return t;
 }
 
@@ -325,7 +302,7 @@ void fsdp_pass(const StepContext& ctx, const RankSet& ranks, const PipelineTasks
                         p.fsdp_unit == ParallelismSpec::FsdpUnit::module;
   // PyTorch FSDP's passes over a unit's gradient before and after its reduce-scatter, in
   // bytes per gradient element reduced (fsdp_gradient_passes); none for the others.
-  const std::vector<double> passes = fsdp_gradient_passes(ctx, shard, weight_bytes, grad_bytes);
+  const std::vector<FsdpGradientPass> passes = fsdp_gradient_passes(ctx.s);
   for (size_t r = 0; r < ranks.size(); ++r) {
     const std::vector<int> members = ranks.shard_members(r, kind);
     if (members.front() != static_cast<int>(r) || shard < 2) continue;
@@ -667,3 +644,45 @@ std::vector<int> optimizer_pass(const StepContext& ctx, const RankSet& ranks,
 }
 
 }  // namespace orrery::detail
+
+namespace orrery {
+namespace {
+
+double gradient_predivide_factor(int world) {
+  int factor = 1;
+  while (world % factor == 0 && world / factor > factor) factor *= 2;
+  return factor;
+}
+
+}  // namespace
+
+std::vector<FsdpGradientPass> fsdp_gradient_passes(const Scenario& s) {
+  std::vector<FsdpGradientPass> out;
+  const ParallelismSpec& p = s.parallelism;
+  using I = ParallelismSpec::FsdpImpl;
+  if (p.zero_stage < 3 || (p.fsdp_impl != I::fsdp1 && p.fsdp_impl != I::fsdp2)) return out;
+  const double weight_bytes = state_bytes_per_param(s.training).weight;
+  const double grad_bytes = state_bytes_per_param(s.training).gradient;
+  // The divide factors count the whole data-parallel world; the post-divide runs on this
+  // rank's shard of the unit, 1 / (ranks the unit is sharded over) of it.
+  const int world = p.shard_group();
+  const int shard = p.zero3_group(s.cluster.gpus_per_node);
+  const double pre = gradient_predivide_factor(world);
+  const double post = world / pre;
+  bool divides = true;
+  if (p.fsdp_impl == I::fsdp1) {
+    out.push_back({"assembly of the flat gradient", 2 * weight_bytes});
+    if (grad_bytes != weight_bytes)
+      out.push_back({"cast to the reduce dtype", weight_bytes + grad_bytes});
+  } else {
+    out.push_back({"copy-in to the reduce-scatter input", weight_bytes + grad_bytes});
+    divides = s.training.gradient_dtype == Dtype::fp16;
+  }
+  if (divides && pre > 1)
+    out.push_back({fmt::format("pre-divide by {:g}", pre), 2 * grad_bytes});
+  if (divides && post > 1)
+    out.push_back({fmt::format("post-divide of the shard by {:g}", post), 2 * grad_bytes / shard});
+  return out;
+}
+
+}  // namespace orrery

@@ -41,6 +41,27 @@ TEST(RunReport, UnfusedActivationNamesTheKernelsOfThisModel) {
       << llama;
 }
 
+TEST(RunReport, ExplainListsTheFsdpGradientPasses) {
+  // FSDP1 over the 8 GPUs of one node, bf16 weights (w = 2 bytes), fp32 gradients (g = 4):
+  // the flat gradient's assembly 2w = 4 B, the cast to fp32 w + g = 6 B, the pre-divide by
+  // FSDP's factor for world 8 (1 -> 2 -> 4, since 8 / 4 = 2 is not above 4) 2g = 8 B, and the
+  // shard's post-divide by 8 / 4 = 2, 2g / 8 = 1 B an element of the unsharded gradient.
+  const std::string fsdp1 = render_stack_explanation(testing::preset_scenario(
+      "narayanan-1.7b", "dp: 8, global_batch: 16, fsdp: true", 1,
+      "stack: {preset: fsdp1}, gradient_dtype: fp32"));
+  EXPECT_NE(fsdp1.find("assembly of the flat gradient (4 B), cast to the reduce dtype (6 B), "
+                       "pre-divide by 4 (8 B), post-divide of the shard by 2 (1 B)"),
+            std::string::npos)
+      << fsdp1;
+  // FSDP2 with bf16 gradients divides inside NCCL: the copy-in alone, w + g = 4 B.
+  const std::string fsdp2 = render_stack_explanation(testing::preset_scenario(
+      "narayanan-1.7b", "dp: 8, global_batch: 16, fsdp: {implementation: fsdp2}", 1,
+      "stack: {preset: fsdp2}, gradient_dtype: bf16"));
+  EXPECT_NE(fsdp2.find("FSDP gradient passes     copy-in to the reduce-scatter input (4 B): "),
+            std::string::npos)
+      << fsdp2;
+}
+
 TEST(RunReport, AssumedFiguresAreNamedInRunAndCheck) {
   // dgx-b200: the B200 preset's efficiencies and the NVLink ring efficiency are H100's
   // (scenario/presets, assumed:); a DGX H100 has none.
