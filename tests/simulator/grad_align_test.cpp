@@ -17,23 +17,30 @@
 namespace orrery {
 namespace {
 
-// 4 A100s of one node, pp 2 x dp 2, micro-batch 1, global batch 8: 4 micro-batches. The
-// 2-layer model of param_gather_test.cpp: stage 0 holds the embedding (V h = 32768 x 4096
-// = 134,217,728) and layer 0 (4 h^2 + 2 h ffn + 2 h = 201,334,784), stage 1 layer 1 and
-// the head (134,217,728 + 4096 for the final norm = 134,221,824). Buckets of 1e8
-// parameters in backward order: every layer closes one, so each stage has two.
-Scenario two_stages() {
-  const std::string yaml = R"(
-cluster: {preset: dgx-a100, nodes: 1, gpus_per_node: 4}
-model: {family: decoder, layers: 2, hidden: 4096, heads: 32, ffn: 16384, vocab: 32768,
+// The test model on 4 A100s of one node, pp 2 x dp 2, micro-batch 1, global batch 8, fp32
+// gradients in buckets of 1e8 parameters: `layers` layers, `pipeline` the rest of the
+// parallelism mapping, `overlap` extra training keys.
+Scenario two_ranks(int layers, const std::string& pipeline, const std::string& overlap,
+                   const std::string& name) {
+  const std::string yaml = fmt::format(R"(
+cluster: {{preset: dgx-a100, nodes: 1, gpus_per_node: 4}}
+model: {{family: decoder, layers: {}, hidden: 4096, heads: 32, ffn: 16384, vocab: 32768,
         seq_len: 32, activation: gelu, norm: rmsnorm, position_embedding: rope,
-        tied_embeddings: false, bias: false, dropout: false}
-parallelism: {tp: 1, pp: 2, dp: 2, microbatch: 1, global_batch: 8, zero_stage: 1}
-training: {precision: bf16, recompute: none, overlap_grad_reduce: true,
-           overlap_param_gather: false, grad_bucket_params: 1.0e8}
-)";
-  return load_scenario_text(yaml, "two-stages.yaml");
+        tied_embeddings: false, bias: false, dropout: false}}
+parallelism: {{tp: 1, pp: 2, dp: 2, microbatch: 1, global_batch: 8, zero_stage: 1{}}}
+training: {{precision: bf16, recompute: none, overlap_grad_reduce: true,{}
+           overlap_param_gather: false, grad_bucket_params: 1.0e8}}
+)",
+                                       layers, pipeline, overlap);
+  return load_scenario_text(yaml, name);
 }
+
+// 4 micro-batches of the 2-layer model of param_gather_test.cpp: stage 0 holds the
+// embedding (V h = 32768 x 4096 = 134,217,728) and layer 0 (4 h^2 + 2 h ffn + 2 h =
+// 201,334,784), stage 1 layer 1 and the head (134,217,728 + 4096 for the final norm =
+// 134,221,824). Buckets of 1e8 parameters in backward order: every layer closes one, so
+// each stage has two.
+Scenario two_stages() { return two_ranks(2, "", "", "two-stages.yaml"); }
 
 struct Timed {
   double start, end, bytes;
@@ -88,17 +95,7 @@ TEST(AlignedGradReduce, LaterStagesReduceAfterTheirLastBackwardAndItsSend) {
 // micro-batch 0 1 0 1 2 3 2 3 through chunk 1 1 0 0 1 1 0 0, so chunk 1's last backward is
 // block 5 and chunk 0's block 7.
 Scenario interleaved() {
-  const std::string yaml = R"(
-cluster: {preset: dgx-a100, nodes: 1, gpus_per_node: 4}
-model: {family: decoder, layers: 4, hidden: 4096, heads: 32, ffn: 16384, vocab: 32768,
-        seq_len: 32, activation: gelu, norm: rmsnorm, position_embedding: rope,
-        tied_embeddings: false, bias: false, dropout: false}
-parallelism: {tp: 1, pp: 2, dp: 2, virtual_pipeline_stages: 2, microbatch: 1, global_batch: 8,
-              zero_stage: 1}
-training: {precision: bf16, recompute: none, overlap_grad_reduce: true, overlap_p2p: true,
-           overlap_param_gather: false, grad_bucket_params: 1.0e8}
-)";
-  return load_scenario_text(yaml, "interleaved.yaml");
+  return two_ranks(4, ", virtual_pipeline_stages: 2", " overlap_p2p: true,", "interleaved.yaml");
 }
 
 // Rank `rank`'s backward blocks in issue order, as (micro-batch, end): runs of backward
