@@ -231,9 +231,16 @@ void add_fp8(StageMemory& st, const Layer& l) {
   st.fp8_weight_cache += l.fp8_weight_cache();
 }
 
+// The layer's fp8 GEMM weight elements, dense and expert, into the rank's tally.
+void add_fp8_weights(double& dense, double& expert, const Layer& l) {
+  for (const Op& op : l.ops) (op.expert ? expert : dense) += op.fp8_weight_elems;
+}
+
 // What the stages one rank holds add up to, before sharding.
 struct RankTally {
   double dense = 0, expert = 0;
+  // Of those, the fp8 GEMMs' weight elements (Op::fp8_weight_elems), dense and expert.
+  double fp8_dense = 0, fp8_expert = 0;
   Bytes activations;
   Bytes largest_layer_full;
   double largest_layer_params = 0;
@@ -277,6 +284,7 @@ RankTally tally_rank(const Scenario& s, const StageLayers& sl, int i, const Stat
       r.largest_layer_params = std::max(r.largest_layer_params, l->params());
       r.largest_layer_gathered = std::max(r.largest_layer_gathered, gathered(*l, sb, fp8_gather));
       add_fp8(st, *l);
+      add_fp8_weights(r.fp8_dense, r.fp8_expert, *l);
     }
     const int layers = static_cast<int>(sl.layers[held].size());
     st.layers += layers;
@@ -309,6 +317,7 @@ RankTally tally_rank(const Scenario& s, const StageLayers& sl, int i, const Stat
       r.largest_layer_params = std::max(r.largest_layer_params, e->params());
       r.largest_layer_gathered = std::max(r.largest_layer_gathered, gathered(*e, sb, fp8_gather));
       add_fp8(st, *e);
+      add_fp8_weights(r.fp8_dense, r.fp8_expert, *e);
       // Interleaved: as many as its chunk holds at the rank's peak.
       const double embedding_in_flight =
           p.schedule == PipelineSchedule::dualpipe ? factor
@@ -322,6 +331,7 @@ RankTally tally_rank(const Scenario& s, const StageLayers& sl, int i, const Stat
       r.largest_layer_params = std::max(r.largest_layer_params, h->params());
       r.largest_layer_gathered = std::max(r.largest_layer_gathered, gathered(*h, sb, fp8_gather));
       add_fp8(st, *h);
+      add_fp8_weights(r.fp8_dense, r.fp8_expert, *h);
       // Megatron keeps a copy of tied word embeddings on the last stage when pp > 1.
       if (m.tied_embeddings && p.pp > 1 && embedding) {
         r.dense += embedding->ops.front().params;
@@ -355,7 +365,14 @@ void add_model_states(const ParallelismSpec& p, const TrainingSpec& t, const Sta
   const double gdiv_expert = p.zero_stage >= 2 ? expert_group : 1.0;
   const double odiv_dense = p.zero_stage >= 1 ? dense_group : 1.0;
   const double odiv_expert = p.zero_stage >= 1 ? expert_group : 1.0;
-  mem.weights = Bytes(sb.weight * (dense / wdiv_dense + expert / wdiv_expert));
+  // Weights kept in fp8 (Fp8Spec::fp8_weights: Megatron-FSDP's fp8_param_gather builds the
+  // fp8 GEMMs' weights as fp8 tensors, docs/model.md "Weights kept in fp8"): 1 byte each.
+  const bool fp8_kept = t.fp8 && t.fp8->fp8_weights;
+  const double fp8_dense = fp8_kept ? r.fp8_dense : 0.0;
+  const double fp8_expert = fp8_kept ? r.fp8_expert : 0.0;
+  mem.weights = Bytes(sb.weight * ((dense - fp8_dense) / wdiv_dense +
+                                   (expert - fp8_expert) / wdiv_expert) +
+                      1.0 * (fp8_dense / wdiv_dense + fp8_expert / wdiv_expert));
   mem.gradients = Bytes(sb.gradient * (dense / gdiv_dense + expert / gdiv_expert));
   const double shard = dense / odiv_dense + expert / odiv_expert;
   mem.optimizer = Bytes(sb.optimizer * shard);

@@ -430,8 +430,10 @@ void memory_section(std::string& o, const Scenario& s, const StepFigures& f) {
     o += fmt::format("  {:<24} {:>12}  {}\n", k, format_bytes(b), note);
   };
   const StateBytes sb = state_bytes_per_param(t);
-  mem("weights", w.memory.weights, fmt::format("{} B/param{}", sb.weight,
-                                               p.zero_stage >= 3 ? ", sharded" : ""));
+  const bool fp8_weights = t.fp8 && t.fp8->fp8_weights;
+  mem("weights", w.memory.weights,
+      fmt::format("{} B/param{}{}", sb.weight, fp8_weights ? " (1 in the fp8 GEMMs' weights)" : "",
+                  p.zero_stage >= 3 ? ", sharded" : ""));
   mem("gradients", w.memory.gradients, fmt::format("{} B/param{}", sb.gradient,
                                                    p.zero_stage >= 2 ? ", sharded" : ""));
   mem("optimizer", w.memory.optimizer,

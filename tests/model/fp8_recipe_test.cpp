@@ -236,6 +236,20 @@ TEST(Fp8Recipe, OnlyMegatronFsdpFp8GathersKeepTheWeightsInFp8) {
                    .training.fp8->fp8_weights);
 }
 
+TEST(Fp8Recipe, Fp8WeightsTakeOneByteInMemory) {
+  // Megatron-FSDP over 8 GPUs, weights sharded 8 ways. Llama 3 8B: 8,030,261,248
+  // parameters, of them 6,979,321,856 in fp8 GEMMs (WeightCacheIsTwoBytesPerLocalFp8Parameter).
+  // bf16 gathers: 8,030,261,248 x 2 / 8 = 2,007,565,312 bytes of weights. fp8 gathers keep
+  // the fp8 GEMMs' weights in fp8: (8,030,261,248 - 6,979,321,856) x 2 / 8 + 6,979,321,856
+  // x 1 / 8 = 262,734,848 + 872,415,232 = 1,135,150,080.
+  const std::string mfsdp = ", fsdp: {implementation: megatron_fsdp}";
+  const MemoryReport bf16 = estimate_memory(llama8b("scaling: current", mfsdp));
+  const MemoryReport fp8 =
+      estimate_memory(llama8b("scaling: current, communication: {param_allgather: fp8}", mfsdp));
+  EXPECT_NEAR(bf16.stages[0].memory.weights.value(), 2007565312.0, 1.0);
+  EXPECT_NEAR(fp8.stages[0].memory.weights.value(), 1135150080.0, 1.0);
+}
+
 TEST(Fp8Recipe, FirstAndLastBf16LayersRunAtTheSixteenBitRate) {
   // bf16_layers {first: 1, last: 2}: layer.0, layer.30 and layer.31 keep every GEMM in
   // 16 bits; their fc1 takes exactly the time of a bf16 run's fc1 (same FLOPs and
