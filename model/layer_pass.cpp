@@ -38,6 +38,16 @@ void add_comm(std::vector<PassStep>& out, const Scenario& s, const MessageSizes&
     case CommPoint::ep_dispatch:
     case CommPoint::ep_combine:
       if (p.ep == 1) return;
+      if (cp == CommPoint::ep_dispatch && forward && sizes.ep_routing_map > 0) {
+        // HybridEP's metadata preprocessing: an NCCL all-gather of the routing map on the
+        // current stream, which the dispatch kernel waits for (see message_sizes).
+        PassStep gather;
+        gather.kind = PassStep::Kind::collective;
+        gather.collective = CollectiveOp::all_gather;
+        gather.group = CommGroup::ep;
+        gather.bytes = sizes.ep_routing_map;
+        out.push_back(gather);
+      }
       step.collective = CollectiveOp::all_to_all;
       step.group = CommGroup::ep;
       // Towards the experts: the forward dispatch and the combine's backward.
@@ -97,6 +107,21 @@ MessageSizes message_sizes(const Scenario& s) {
     const double rows = tokens * moe.top_k * moe_load(moe).busiest;
     out.ep = rows * wire_bytes(moe.dispatch_dtype.value_or(act), h);
     out.ep_back = rows * wire_bytes(moe.combine_dtype.value_or(act), h);
+    // Megatron-Core's HybridEP forward dispatch passes no handle (HybridEPDispatch.forward
+    // in megatron/core/transformer/moe/fused_a2a.py at NVIDIA/Megatron-LM d98e8a64 calls
+    // dispatch_with_permute without one; only the combine and the backward reuse it), so
+    // HybridEPBuffer.dispatch_with_permute runs metadata_preprocessing every forward
+    // dispatch (deep_ep/hybrid_ep_buffer.py at deepseek-ai/DeepEP 94a9f8f6, branch
+    // hybrid-ep), whose first step is torch.distributed.all_gather_into_tensor of the
+    // rank's bool routing map, tokens x experts, over the EP group (Executor::
+    // allgather_routing_map, csrc/hybrid_ep/executor/executor.cu at 94a9f8f6: NCCL
+    // whenever the group spans nodes or the custom all-gather is off, its default). The
+    // README's "Kernel Only" and "Torch API" figures both pass a cached handle
+    // (tests/test_hybrid_ep.py at 94a9f8f6), so neither holds it.
+    if (p.ep > 1 && p.ep_alltoall == ParallelismSpec::Alltoall::hierarchical &&
+        p.ep_backend == ParallelismSpec::EpBackend::hybridep) {
+      out.ep_routing_map = static_cast<double>(p.ep) * tokens * moe.experts;
+    }
   }
   return out;
 }

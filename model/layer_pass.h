@@ -30,6 +30,10 @@ struct MessageSizes {
   // dispatch, backward of the combine) in dispatch_dtype, back (forward combine, backward
   // of the dispatch) in combine_dtype.
   double ep = 0, ep_back = 0;
+  // HybridEP's routing-map all-gather before each dispatch that has no cached handle
+  // (Megatron-Core's forward dispatch): the gathered map, ep x tokens x experts bools.
+  // Zero unless the exchange is HybridEP's (ep_alltoall hierarchical, ep_backend hybridep).
+  double ep_routing_map = 0;
 };
 MessageSizes message_sizes(const Scenario& s);
 

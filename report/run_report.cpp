@@ -413,6 +413,17 @@ std::string render_stack_explanation(const Scenario& s) {
                             local)
               : std::string("alltoall: one local expert, no sort of the received rows"),
           "parallelism.ep_alltoall");
+      if (flex && s.parallelism.ep > 1 &&
+          s.parallelism.ep_backend == ParallelismSpec::EpBackend::hybridep) {
+        // model/layer_pass.cpp message_sizes: the forward dispatch passes no cached handle.
+        const double map = static_cast<double>(s.parallelism.ep) * s.parallelism.microbatch *
+                           s.model.seq_len / s.parallelism.cp * s.model.moe->experts;
+        o += fmt::format(
+            "  {:<25}every forward dispatch first all-gathers the routing map over the EP "
+            "group (NCCL, {:.2f} MiB gathered; Megatron-Core passes HybridEP no cached "
+            "handle); the combine and the backward reuse it ({})\n",
+            "HybridEP preprocessing", map / 1048576.0, "parallelism.ep_backend");
+      }
     }
   }
   o += fmt::format("  {:<25}{} ({})\n", "host overhead",

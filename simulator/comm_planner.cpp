@@ -61,9 +61,11 @@ int CommPlanner::group(CollectiveOp op, GroupKind kind, int stage, Bytes bytes, 
       kind == GroupKind::dp_local || kind == GroupKind::dp_cross ? ctx_.local_dp : p.ep;
   const GroupSet gs = groups_of(kind, stage, ctx_.L, block);
   CollectiveAlgo algo = CollectiveAlgo::automatic;
-  if (kind == GroupKind::ep && p.ep_alltoall == ParallelismSpec::Alltoall::direct)
-    algo = CollectiveAlgo::direct;
-  if (kind == GroupKind::ep && p.ep_alltoall == ParallelismSpec::Alltoall::hierarchical)
+  // ep_alltoall picks the exchange's algorithm; the EP group's other collective (HybridEP's
+  // routing-map all-gather, model/layer_pass.cpp) is NCCL's and planned as any other.
+  const bool exchange = kind == GroupKind::ep && op == CollectiveOp::all_to_all;
+  if (exchange && p.ep_alltoall == ParallelismSpec::Alltoall::direct) algo = CollectiveAlgo::direct;
+  if (exchange && p.ep_alltoall == ParallelismSpec::Alltoall::hierarchical)
     algo = CollectiveAlgo::hierarchical;
   const bool nvls = ctx_.s.cluster.intra_node.nvls;
   CommPlan plan;

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
+#include <vector>
 
 #include "calibrate/compute_model.h"
 #include "model/layer_pass.h"
@@ -285,6 +287,42 @@ TEST(AlltoallDispatcher, NoSortWhereItDoesNotRun) {
   const Scenario nemo = qwen_moe("auto", "nemo");
   const Workload w = build_workload(nemo.model, nemo.training, shard_of(nemo.parallelism));
   EXPECT_NE(find_op(w.layers.at(1), "moe.sort_by_expert"), nullptr);
+}
+
+// Megatron-Core's HybridEP forward dispatch passes no cached handle (fused_a2a.py
+// HybridEPDispatch.forward at NVIDIA/Megatron-LM d98e8a64), so HybridEP runs its metadata
+// preprocessing each time: an NCCL all-gather of the bool routing map over the EP group
+// (csrc/hybrid_ep/executor/executor.cu allgather_routing_map at deepseek-ai/DeepEP
+// 94a9f8f6). Qwen3-30B-A3B at ep 16, micro-batch 1, seq 4096: the gathered map is
+// 16 ranks x 4096 tokens x 128 experts x 1 byte = 8,388,608 bytes, before the forward
+// dispatch only (the combine and both backward exchanges reuse the handle). DeepEP's
+// table and the all-to-all dispatcher gather nothing.
+std::vector<std::pair<CollectiveOp, double>> ep_collectives(const Scenario& s, LayerPass pass) {
+  const Workload w = build_workload(s.model, s.training, shard_of(s.parallelism));
+  std::vector<std::pair<CollectiveOp, double>> out;
+  for (const PassStep& st : layer_pass(w.layers.at(1), pass, s, message_sizes(s)))
+    if (st.kind == PassStep::Kind::collective && st.group == CommGroup::ep)
+      out.emplace_back(st.collective, st.bytes);
+  return out;
+}
+
+TEST(HybridEpPreprocessing, RoutingMapGatheredBeforeEachForwardDispatch) {
+  const Scenario s = qwen_moe("hierarchical, ep_backend: hybridep", "megatron-core");
+  EXPECT_DOUBLE_EQ(message_sizes(s).ep_routing_map, 8388608.0);
+  const auto fwd = ep_collectives(s, LayerPass::forward);
+  ASSERT_EQ(fwd.size(), 3u);
+  EXPECT_EQ(fwd[0].first, CollectiveOp::all_gather);
+  EXPECT_DOUBLE_EQ(fwd[0].second, 8388608.0);
+  EXPECT_EQ(fwd[1].first, CollectiveOp::all_to_all);  // the dispatch
+  EXPECT_EQ(fwd[2].first, CollectiveOp::all_to_all);  // the combine
+  for (const auto& [op, bytes] : ep_collectives(s, LayerPass::backward))
+    EXPECT_EQ(op, CollectiveOp::all_to_all);
+  for (const Scenario& other : {qwen_moe("hierarchical", "megatron-core"),
+                                qwen_moe("direct, ep_backend: hybridep", "megatron-core")}) {
+    EXPECT_EQ(message_sizes(other).ep_routing_map, 0.0);
+    for (const auto& [op, bytes] : ep_collectives(other, LayerPass::forward))
+      EXPECT_EQ(op, CollectiveOp::all_to_all);
+  }
 }
 
 }  // namespace
