@@ -304,7 +304,10 @@ TEST(CliValidate, PublishedRunsMeetTheAccuracyBar) {
   // session fused attention took FlashAttention's measured rate at the run's sequence length
   // and mask, and Megatron-Core's all-to-all dispatcher its sort by local expert (PyTorch set
   // mean 6.0 %, max 20.7 %; MoE mean 19.8 %, max 22.9 %): those guards hold that, with a
-  // point of margin.
+  // point of margin. Then the MoE set was found mistranscribed: the 26.06 Qwen3 case's recipe
+  // runs HybridEP, but the file left ep_backend at deepep, so its exchange ran at DeepEP's
+  // slower measured rate. Transcribed as the recipe runs it, the case reads +41.5 % (MoE
+  // mean 29.1 %): the guard holds the honest set, not the flattering one.
   const auto r = run_orrery("validate scenarios/validation --format json");
   ASSERT_EQ(r.code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
@@ -330,8 +333,8 @@ TEST(CliValidate, PublishedRunsMeetTheAccuracyBar) {
   EXPECT_LE(pytorch.sum / pytorch.count, 7.0);
   EXPECT_LE(pytorch.max, 21.5);
   ASSERT_GE(moe.count, 2);
-  EXPECT_LE(moe.sum / moe.count, 21.0);
-  EXPECT_LE(moe.max, 24.0);
+  EXPECT_LE(moe.sum / moe.count, 30.0);
+  EXPECT_LE(moe.max, 42.5);
   ASSERT_GE(blackwell.count, 6);
   EXPECT_LE(blackwell.sum / blackwell.count, 7.0);
   EXPECT_LE(blackwell.max, 13.5);
