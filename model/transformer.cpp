@@ -176,7 +176,8 @@ void add_attention(const ModelSpec& m, const TrainingSpec& tr, const OpBuilder& 
     // Separate query, key and value projections (training.stack.projections): each
     // GEMM's backward writes its own gradient of the shared input (b*s x h on this rank,
     // a partial sum under tensor parallelism), and autograd adds the three as they arrive
-    // (InputBuffer::accumulate, torch/csrc/autograd/input_buffer.cpp): two add kernels,
+    // (InputBuffer::accumulate, torch/csrc/autograd/input_buffer.cpp at pytorch/pytorch
+    // 00d40e7f: old_var + var, one out-of-place add): two add kernels,
     // each reading two and writing one, 3e bytes an input element each. Timed as the
     // GEMM's auxiliary kernel after its backward.
     if (d.separate_proj) L.ops.back().aux_bwd_bytes += Bytes(2 * 3 * e * d.tok * d.h);
