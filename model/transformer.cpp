@@ -35,6 +35,7 @@ struct Dims {
   bool rope_on = false;  // the model rotates queries and keys (position_embedding rope)
   bool fused_act = true;
   bool unfused_norm = false;  // training.stack.norm unfused (RMSNorm models only; validated)
+  bool separate_proj = false;  // training.stack.projections separate (eager only; validated)
   // Megatron-Core's all-to-all token dispatcher runs the MoE layers (stack presets
   // megatron-core and nemo, parallelism.ep_alltoall not hierarchical): with more than one
   // local expert it sorts the received tokens by expert and restores their order before
@@ -172,6 +173,14 @@ void add_attention(const ModelSpec& m, const TrainingSpec& tr, const OpBuilder& 
                            d.tok * d.h * d.r));
     L.ops.back().comm_before = CommPoint::tp_gather;
     L.ops.back().saved_dropped_by = kRecomputeLayernorm;  // the input norm's output
+    // Separate query, key and value projections (training.stack.projections): each
+    // GEMM's backward writes its own gradient of the shared input (b*s x h on this rank,
+    // a partial sum under tensor parallelism), and autograd adds the three as they arrive
+    // (InputBuffer::accumulate, torch/csrc/autograd/input_buffer.cpp at pytorch/pytorch
+    // 00d40e7f: old_var + var, one out-of-place add): two add kernels,
+    // each reading two and writing one, 3e bytes an input element each. Timed as the
+    // GEMM's auxiliary kernel after its backward.
+    if (d.separate_proj) L.ops.back().aux_bwd_bytes += Bytes(2 * 3 * e * d.tok * d.h);
     q_dim = a * hd;
     k_dim = v_dim = kv * hd;
     qk_head = v_head = hd;
@@ -348,6 +357,11 @@ void add_dense_mlp(const ModelSpec& m, const OpBuilder& B, const Dims& d, double
       act.bwd_written = Bytes(e * T * 2 * f);
     }
   }
+  // A SwiGLU's gate and up projections as separate GEMMs (training.stack.projections;
+  // the dense MLP, not the experts or shared experts): autograd adds their two input gradients, one add
+  // kernel of 3e bytes an input element, timed as fc1's auxiliary kernel (as for QKV).
+  if (d.separate_proj && m.activation == Activation::swiglu && prefix == "mlp")
+    fc1.aux_bwd_bytes += Bytes(3 * B.act * tokens * d.h);
   Op fc2 = B.gemm(prefix + ".fc2", tokens, f, d.h, copies * (f * d.h + bias * d.h), tokens * f);
   fc1.expert = fc2.expert = expert_params;
   // The checkpointed module this MLP is (recompute_modules): its input stays (fc1's, or
@@ -677,6 +691,7 @@ Workload build_transformer_workload(const ModelSpec& m, const TrainingSpec& tr, 
   d.rope_on = m.position_embedding == PositionEmbedding::rope;
   d.fused_act = tr.stack.activation_fusion;
   d.unfused_norm = tr.stack.norm == StackSpec::NormKernels::unfused;
+  d.separate_proj = tr.stack.projections == StackSpec::Projections::separate;
   d.alltoall_dispatcher = (tr.stack.preset == StackSpec::Preset::megatron_core ||
                            tr.stack.preset == StackSpec::Preset::nemo) &&
                           sh.ep_alltoall != ParallelismSpec::Alltoall::hierarchical;

@@ -389,6 +389,13 @@ std::string render_stack_explanation(const Scenario& s) {
                             kFlash1OverFlash2),
           by("training.stack.attention"));
     }
+    o += fmt::format(
+        "  {:<25}{} ({})\n", "projections",
+        k.projections == StackSpec::Projections::fused
+            ? "fused: one QKV GEMM (and one gate-and-up GEMM)"
+            : "separate: q, k, v (and SwiGLU gate, up) GEMMs over one input; backward adds "
+              "their input gradients, 3e bytes an element per extra GEMM",
+        by("training.stack.projections"));
   }
   if (k.preset == StackSpec::Preset::megatron_core || k.preset == StackSpec::Preset::nemo) {
     const StackSpec::GradAccumulation g = k.gradient_accumulation;

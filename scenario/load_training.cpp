@@ -265,6 +265,7 @@ const FieldTable<StackSpec>& stack_fields() {
       {"optimizer", choice(&S::optimizer)},
       {"norm", choice(&S::norm)},
       {"attention", choice(&S::attention)},
+      {"projections", choice(&S::projections)},
       {"host_overhead", quantity(&S::host_overhead, Dimension::seconds, 0, 1e-3)},
       {"cross_entropy_chunks", whole(&S::cross_entropy_chunks, 1, 1024)},
       {"gradient_accumulation", choice(&S::gradient_accumulation)},

@@ -662,6 +662,14 @@ struct StackSpec {
   // that LLM Foundry's attn_impl triton runs), timed at kFlash1OverFlash2 of that rate
   // (calibrate/compute_model.cpp). Preset default in scenario/validate.cpp (complete_stack).
   enum class AttentionKernel { flash2, flash1 } attention = AttentionKernel::flash2;
+  // How the attention's query, key and value projections (and a SwiGLU MLP's gate and up
+  // projections) are stored: one concatenated weight, one GEMM (Megatron's linear_qkv and
+  // linear_fc1, MPT's Wqkv), or separate nn.Linear modules over the same input (ibm-fms
+  // query/key/value and wg/w1, Hugging Face q_proj/k_proj/v_proj and gate_proj/up_proj,
+  // torchtitan wq/wk/wv and w1/w3). Separate, eager autograd sums the input gradients of
+  // the GEMMs that share an input, one add kernel per extra GEMM (model/transformer.cpp).
+  // Every preset defaults to fused; a file that runs such a model sets it.
+  enum class Projections { fused, separate } projections = Projections::fused;
   // Host (CPU) time to issue one kernel: the Python call, autograd's bookkeeping and the
   // dispatcher in eager PyTorch. A run of kernels between two collectives takes at least
   // its kernels x this (simulator/layer_templates.cpp), each optimizer pass at least this;
@@ -692,6 +700,7 @@ const char* to_string(StackSpec::Rope r);
 const char* to_string(StackSpec::OptimizerKernels o);
 const char* to_string(StackSpec::NormKernels n);
 const char* to_string(StackSpec::AttentionKernel a);
+const char* to_string(StackSpec::Projections p);
 const char* to_string(StackSpec::GradAccumulation g);
 
 // training.memory: how the training stack's allocator holds device memory and how much

@@ -797,6 +797,17 @@ void complete_stack(Scenario& s) {
   }
   // The norm's kernels. Only an RMSNorm has an unfused chain here: a LayerNorm in PyTorch
   // models is nn.LayerNorm / F.layer_norm, one ATen kernel each way, like the fused ones.
+  // Separate projections: eager autograd's sums of their input gradients. Compiled, the
+  // sum is part of an Inductor kernel (not modelled), so the setting is eager only.
+  if (k.projections == StackSpec::Projections::separate) {
+    if (!s.model.is_transformer()) {
+      reject(s, "training.stack.projections", "separate", "applies to transformer models only");
+    } else if (k.compile) {
+      reject(s, "training.stack.projections", "separate",
+             "counts eager autograd's gradient sums; under torch.compile (stack.compile true) "
+             "Inductor fuses them into its own kernels, which orrery does not model");
+    }
+  }
   const bool rms = s.model.is_transformer() && s.model.norm == Norm::rmsnorm;
   if (is_set(s, "training.stack.norm")) {
     if (k.norm == StackSpec::NormKernels::unfused && !rms) {

@@ -91,6 +91,38 @@ TEST(Stack, RotationMatrixRopeIsSixteenBytesAnElementMoreThanComplex) {
   EXPECT_EQ(rope_ops, 2 * 2 * 4u);
 }
 
+// training.stack.projections separate (ibm-fms, Hugging Face, torchtitan models) against
+// fused, all else the same: the forward is unchanged; backward, autograd adds the input
+// gradients of the GEMMs that share an input, each add reading two b*s x h tensors and
+// writing one (3 e n bytes, n = T h = 4096 x 1024 = 4,194,304, e = 2). Per layer: query,
+// key and value, two adds (12 n bytes, one auxiliary kernel after the QKV GEMM's
+// backward); the SwiGLU's gate and up, one add (6 n). Two layers: 2 x 18 n = 36 n =
+// 150,994,944 bytes at the HBM rate; the smaller kernel, 6 n = 25 MB, is above the floor.
+TEST(Stack, SeparateProjectionsAddTheirInputGradientsInBackward) {
+  const Scenario fused = one_gpu(1024, 8, 4096, 32768, 4096, "fsdp2");
+  const Scenario sep = one_gpu(1024, 8, 4096, 32768, 4096, "{preset: fsdp2, projections: separate}");
+  EXPECT_EQ(fused.training.stack.projections, StackSpec::Projections::fused);  // every preset
+  EXPECT_EQ(sep.training.stack.projections, StackSpec::Projections::separate);
+  const double n = 4096.0 * 1024;
+  ASSERT_GT(6 * n / hbm(sep), sep.cluster.gpu.kernel_launch->value());
+  const double extra = 2 * (12 * n + 6 * n);
+  EXPECT_DOUBLE_EQ(extra, 150994944.0);
+  const double want = extra / hbm(sep);
+  EXPECT_NEAR(step(sep) - step(fused), want, 1e-9 * want);
+  // Only the backward moves: the forward bytes of every op are the same.
+  const Workload wf = build_workload(fused.model, fused.training, shard_of(fused.parallelism));
+  const Workload ws = build_workload(sep.model, sep.training, shard_of(sep.parallelism));
+  double fwd_f = 0, fwd_s = 0, aux_f = 0, aux_s = 0;
+  for (const Layer& l : wf.layers)
+    for (const Op& op : l.ops) fwd_f += (op.fwd_read + op.fwd_written + op.aux_fwd_bytes).value(),
+                                aux_f += op.aux_bwd_bytes.value();
+  for (const Layer& l : ws.layers)
+    for (const Op& op : l.ops) fwd_s += (op.fwd_read + op.fwd_written + op.aux_fwd_bytes).value(),
+                                aux_s += op.aux_bwd_bytes.value();
+  EXPECT_DOUBLE_EQ(fwd_s, fwd_f);
+  EXPECT_DOUBLE_EQ(aux_s - aux_f, extra);
+}
+
 // A model so small that every element-wise kernel takes less than the kernel floor
 // (kernel_launch, 3 us on the H100 preset): the difference is the launch term alone,
 // each extra kernel one floor forward and one backward. Per layer the eager step runs
@@ -458,6 +490,12 @@ TEST(Stack, BadStacksAreErrors) {
   EXPECT_NE(error("{preset: fsdp2, fuse: all}").find("training.stack.fuse"), std::string::npos);
   EXPECT_NE(error("{preset: fsdp2, rope: complex}", "gpt3-175b").find("training.stack.rope"),
             std::string::npos);
+  // Separate projections count eager autograd's adds; compiled, Inductor's kernels differ.
+  EXPECT_NE(error("{preset: fsdp1, compile: true, projections: separate}")
+                .find("training.stack.projections"),
+            std::string::npos);
+  EXPECT_NE(error("{preset: fsdp1, projections: split}").find("split"), std::string::npos);
+  EXPECT_EQ(error("{preset: fsdp1, projections: separate}"), "no error");
 }
 
 // training.stack.optimizer: the presets' kernel form, and foreach against fused derived by
