@@ -225,7 +225,9 @@ void OpBuilder::add_fp4_recipe(Op& op, double m, double k, double n) const {
 //   weight cache:    W (2 + 2 sw) bytes (fp8 copy and transpose, with scales);
 //   fp8 weights:     (Fp8Spec::fp8_weights) no cast and no cache; where the GPU needs
 //                    the transpose (c = 2), it is made from the fp8 data, read 1, write
-//                    1, in the forward and again in the backward: 2 W (c - 1) each.
+//                    1, in the forward and again in the backward: 2 W (c - 1) each; under
+//                    the distributed optimizer (fp8_transpose_kept) once a step, and the
+//                    transpose kept: W (c - 1) bytes.
 void OpBuilder::add_recipe(Op& op, double m, double k, double n) const {
   const Fp8Spec& r = *recipe;
   if (r.rowwise()) {
@@ -260,8 +262,15 @@ void OpBuilder::add_recipe(Op& op, double m, double k, double n) const {
     // NVIDIA/TransformerEngine v2.7 fedd9ddc); Megatron-FSDP drops the transpose after
     // each unit's forward unless keep_fp8_transpose_cache.
     const double transpose = cast_w * 2.0 * (c - 1.0);
-    op.aux_fwd_bytes += Bytes(transpose);
-    op.aux_bwd_bytes += Bytes(transpose);
+    if (r.fp8_transpose_kept) {
+      // Once a step (1/microbatches of it on each micro-batch's forward), kept in HBM: 1
+      // byte an element where the GPU needs it.
+      op.aux_fwd_bytes += Bytes(transpose / microbatches);
+      op.fp8_weight_cache = Bytes(cast_w * (c - 1.0));
+    } else {
+      op.aux_fwd_bytes += Bytes(transpose);
+      op.aux_bwd_bytes += Bytes(transpose);
+    }
   } else {
     const double cast = cast_w * (weight + c + 2.0 * sw + (current ? weight : 0.0));
     const bool cache = r.weight_cache.value_or(true);

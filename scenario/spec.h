@@ -568,6 +568,10 @@ struct Fp8Spec {
   // release_params_fp8_transpose_cache in megatron_fsdp.py; NVIDIA/Megatron-LM
   // core_v0.14.0 23e00ed0).
   bool fp8_weights = false;
+  // Resolved, not a key: with fp8_weights, the fp8 transpose is made once a step and kept
+  // across micro-batches (Megatron-Core's distributed optimizer), not made in every forward
+  // and backward (Megatron-FSDP, which releases it after each unit).
+  bool fp8_transpose_kept = false;
 };
 const char* to_string(Fp8Spec::Format f);
 const char* to_string(Fp8Spec::Scaling s);

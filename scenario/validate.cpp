@@ -1115,9 +1115,20 @@ void complete_fp8(Scenario& s) {
            "ZeRO-3/FSDP frees each layer's gathered weights after use, so there is no whole "
            "weight to cache across micro-batches: use weight_cache: false");
   }
-  if (f.param_allgather_fp8 && !zero3) {
+  // Megatron-Core's distributed optimizer (zero_stage 1 or 2 under the megatron-core or
+  // nemo stack) gathers its updated parameters too, and --fp8-param-gather puts them in fp8
+  // there as under Megatron-FSDP (fp8_model_init weights, the fp32 main shard cast into
+  // them after each step: quantize_param_shard, megatron/core/fp8_utils.py and
+  // distrib_optimizer.py at NVIDIA/Megatron-LM core_v0.14.0 23e00ed0).
+  using Preset = StackSpec::Preset;
+  const Preset stack = s.training.stack.preset;
+  const bool megatron_distopt = s.parallelism.zero_stage >= 1 && s.parallelism.zero_stage <= 2 &&
+                                (stack == Preset::megatron_core || stack == Preset::nemo);
+  if (f.param_allgather_fp8 && !zero3 && !megatron_distopt) {
     reject(s, "training.fp8.communication.param_allgather", "fp8",
-           "applies to ZeRO-3/FSDP parameter all-gathers (parallelism.zero_stage 3 or fsdp)");
+           "applies to ZeRO-3/FSDP parameter all-gathers (parallelism.zero_stage 3 or fsdp) and "
+           "to Megatron-Core's distributed optimizer (zero_stage 1 or 2, stack megatron-core "
+           "or nemo)");
   }
   // Megatron-FSDP's fp8 parameter gathers gather the model's own fp8 weights
   // (fp8_param_gather builds them under TE's fp8_model_init and casts the fp32 main shard
@@ -1126,8 +1137,14 @@ void complete_fp8(Scenario& s) {
   // MXFP8 weights keep the cast charged every micro-batch.
   const bool per_tensor =
       f.scaling == Fp8Spec::Scaling::delayed || f.scaling == Fp8Spec::Scaling::current;
-  f.fp8_weights = zero3 && f.param_allgather_fp8 && per_tensor &&
-                  s.parallelism.fsdp_impl == ParallelismSpec::FsdpImpl::megatron_fsdp;
+  f.fp8_weights = f.param_allgather_fp8 && per_tensor &&
+                  ((zero3 && s.parallelism.fsdp_impl == ParallelismSpec::FsdpImpl::megatron_fsdp) ||
+                   megatron_distopt);
+  // Under the distributed optimizer the weights stay whole between steps, so TE keeps the
+  // transpose it makes from them (Float8Tensor's cached transpose, dropped only when the
+  // data changes, i.e. at the next step's gather; only Megatron-FSDP releases it after
+  // each unit, release_params_fp8_transpose_cache).
+  f.fp8_transpose_kept = f.fp8_weights && !zero3;
 }
 
 // training.fp4: only with precision fp4 (whose peak complete_training checked), created

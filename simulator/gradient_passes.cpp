@@ -629,10 +629,14 @@ std::vector<int> optimizer_pass(const StepContext& ctx, const RankSet& ranks,
   // hidden under the next step's forward.
   const bool distributed = p.zero_stage >= 1;
   if (distributed && !ctx.s.training.overlap_param_gather && p.shard_group() * copies(ctx) > 1) {
-    const double weight_bytes = state_bytes_per_param(ctx.s.training).weight;
+    const StageLayers stage_layers(ctx);
     for (size_t r = 0; r < ranks.size(); ++r) {
       const std::vector<int> members = ranks.reduce_members(r, false, ctx.dual);
       if (members.front() != static_cast<int>(r)) continue;
+      std::vector<const Layer*> held;
+      for (int c = 0; c < stage_layers.chunks(); ++c)
+        for (const Layer* l : stage_layers.of_block(ranks[r].s, c)) held.push_back(l);
+      const double weight_bytes = dense_gather_bytes_per_param(ctx, held);
       std::vector<int> after;
       for (int mr : members) after.push_back(optimizer[mr]);
       planner.collective(ranks, TaskKind::param_gather, CollectiveOp::all_gather,

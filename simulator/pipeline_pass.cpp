@@ -62,6 +62,20 @@ bool deepspeed_bf16_optimizer(const StepContext& ctx) {
          ctx.s.training.precision == Precision::bf16 && ctx.p.zero_stage < 2;
 }
 
+double dense_gather_bytes_per_param(const StepContext& ctx,
+                                    const std::vector<const Layer*>& layers) {
+  const double weight = state_bytes_per_param(ctx.s.training).weight;
+  if (!ctx.s.training.fp8 || !ctx.s.training.fp8->param_allgather_fp8) return weight;
+  double dense = 0, fp8 = 0;
+  for (const Layer* l : layers) {
+    dense += l->params() - l->expert_params();
+    for (const Op& op : l->ops)
+      if (!op.expert) fp8 += op.fp8_weight_elems;
+  }
+  const double share = dense > 0 ? fp8 / dense : 0.0;
+  return weight * (1.0 - share) + 1.0 * share;
+}
+
 namespace {
 
 // DualPipe's overlapped forward-backward pair (DeepSeek-V3 report, section 3.2.1): the
@@ -598,7 +612,7 @@ class PipelineBuilder {
     const std::vector<int> members = ranks_.reduce_members(r, false, false);
     const auto key = std::make_pair(members.front(), b.chunk);
     if (static_cast<int>(r) == members.front()) {
-      const double weight = state_bytes_per_param(ctx_.s.training).weight;
+      const double weight = dense_gather_bytes_per_param(ctx_, layers);
       std::vector<int> after;
       // Interleaving: chunk c >= 2 waits for chunk c - 1's first forward segment.
       if (b.chunk >= 2) {

@@ -58,6 +58,12 @@ class StageLayers {
 // (grad_sync_pass).
 bool deepspeed_bf16_optimizer(const StepContext& ctx);
 
+// Bytes a dense parameter of `layers` takes in the distributed optimizer's parameter
+// all-gather: the weight's bytes, 1 for the fp8 GEMMs' weights when
+// training.fp8.communication.param_allgather is fp8 (Megatron-Core --fp8-param-gather).
+double dense_gather_bytes_per_param(const StepContext& ctx,
+                                    const std::vector<const Layer*>& layers);
+
 // Whether the pipeline pass times Megatron-Core's overlapped parameter all-gather
 // (--overlap-param-gather with the distributed optimizer, ZeRO-1) in each model chunk's
 // first forward: the Megatron engine, layer templates, no DualPipe, more than one shard.

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "calibrate/compute_model.h"
+#include "core/error.h"
 #include "model/memory.h"
 #include "model/op_builder.h"
 #include "model/workload.h"
@@ -248,6 +249,47 @@ TEST(Fp8Recipe, Fp8WeightsTakeOneByteInMemory) {
       estimate_memory(llama8b("scaling: current, communication: {param_allgather: fp8}", mfsdp));
   EXPECT_NEAR(bf16.stages[0].memory.weights.value(), 2007565312.0, 1.0);
   EXPECT_NEAR(fp8.stages[0].memory.weights.value(), 1135150080.0, 1.0);
+}
+
+TEST(Fp8Recipe, DistributedOptimizerFp8GathersKeepTheWeightsAndTheirTranspose) {
+  // Megatron-Core's distributed optimizer with --fp8-param-gather (zero_stage 1, the
+  // megatron-core stack): the weights stay whole between steps, so TE's transpose of the
+  // fp8 weight is made once a step and kept. fc1 (k n = 4,194,304), 4 micro-batches: the
+  // forward pays 2 k n / 4 = 2,097,152 bytes a micro-batch, the backward nothing, and the
+  // kept transpose holds k n = 4,194,304 bytes.
+  Fp8Spec kept = scaling(Fp8Spec::Scaling::current);
+  kept.fp8_weights = true;
+  kept.fp8_transpose_kept = true;
+  Fp8Spec released = kept;
+  released.fp8_transpose_kept = false;
+  const Op a = fc1(kept), b = fc1(released);
+  EXPECT_NEAR((b.aux_fwd_bytes - a.aux_fwd_bytes).value(), 2.0 * kK * kN - 2.0 * kK * kN / 4,
+              1e-6);
+  EXPECT_NEAR((b.aux_bwd_bytes - a.aux_bwd_bytes).value(), 2.0 * kK * kN, 1e-6);
+  EXPECT_NEAR(a.fp8_weight_cache.value(), kK * kN, 1e-6);
+  // The resolved flags, and memory on Llama 3 8B (dp 8, zero_stage 1: weights not sharded):
+  // bf16 weights 8,030,261,248 x 2 = 16,060,522,496 bytes with a cache of the fp8 copy and
+  // transpose, 6,979,321,856 x 2 = 13,958,643,712; fp8 gathers keep the 6,979,321,856 fp8
+  // GEMM weights at 1 byte, (8,030,261,248 - 6,979,321,856) x 2 + 6,979,321,856 =
+  // 9,081,200,640, and their transpose, 6,979,321,856.
+  const std::string gather = "scaling: current, communication: {param_allgather: fp8}";
+  const Scenario s = llama8b(gather, ", zero_stage: 1");
+  EXPECT_TRUE(s.training.fp8->fp8_weights);
+  EXPECT_TRUE(s.training.fp8->fp8_transpose_kept);
+  const MemoryReport bf16 = estimate_memory(llama8b("scaling: current", ", zero_stage: 1"));
+  const MemoryReport fp8 = estimate_memory(s);
+  EXPECT_NEAR(bf16.stages[0].memory.weights.value(), 16060522496.0, 1.0);
+  EXPECT_NEAR(bf16.stages[0].fp8_weight_cache.value(), 13958643712.0, 1.0);
+  EXPECT_NEAR(fp8.stages[0].memory.weights.value(), 9081200640.0, 1.0);
+  EXPECT_NEAR(fp8.stages[0].fp8_weight_cache.value(), 6979321856.0, 1.0);
+  // Megatron-FSDP releases the transpose after each unit; other stacks' ZeRO-1 has no fp8
+  // parameter gather.
+  EXPECT_FALSE(llama8b(gather, ", fsdp: {implementation: megatron_fsdp}")
+                   .training.fp8->fp8_transpose_kept);
+  EXPECT_THROW(preset_scenario("llama3-8b", "dp: 8, global_batch: 32, zero_stage: 1", 1,
+                               "stack: {preset: fsdp2}, precision: fp8, fp8: {" + gather + "}",
+                               "dgx-h100"),
+               InputError);
 }
 
 TEST(Fp8Recipe, FirstAndLastBf16LayersRunAtTheSixteenBitRate) {
