@@ -226,16 +226,6 @@ Bytes gathered(const Layer& l, const StateBytes& sb, bool fp8_gather) {
   return Bytes(sb.weight * (l.params() - fp8_w) + 1.0 * fp8_w);
 }
 
-void add_fp8(StageMemory& st, const Layer& l) {
-  st.fp8_scaling_state += l.fp8_scaling_state();
-  st.fp8_weight_cache += l.fp8_weight_cache();
-}
-
-// The layer's fp8 GEMM weight elements, dense and expert, into the rank's tally.
-void add_fp8_weights(double& dense, double& expert, const Layer& l) {
-  for (const Op& op : l.ops) (op.expert ? expert : dense) += op.fp8_weight_elems;
-}
-
 // What the stages one rank holds add up to, before sharding.
 struct RankTally {
   double dense = 0, expert = 0;
@@ -247,6 +237,14 @@ struct RankTally {
   Bytes largest_layer_gathered;  // ZeRO-3: the largest layer's weights as gathered
   GradientShape gradients;       // this rank's gradients, for compression buffers
 };
+
+// The layer's fp8 state into the stage's memory, and its fp8 GEMM weight elements, dense
+// and expert, into the rank's tally.
+void add_fp8(StageMemory& st, RankTally& r, const Layer& l) {
+  st.fp8_scaling_state += l.fp8_scaling_state();
+  st.fp8_weight_cache += l.fp8_weight_cache();
+  for (const Op& op : l.ops) (op.expert ? r.fp8_expert : r.fp8_dense) += op.fp8_weight_elems;
+}
 
 // Rank i's parameters, activations and largest layer; fills st's layer counts,
 // activations per layer, parameter counts and fp8 state.
@@ -283,8 +281,7 @@ RankTally tally_rank(const Scenario& s, const StageLayers& sl, int i, const Stat
       r.largest_layer_full = std::max(r.largest_layer_full, l->saved(Recompute::none));
       r.largest_layer_params = std::max(r.largest_layer_params, l->params());
       r.largest_layer_gathered = std::max(r.largest_layer_gathered, gathered(*l, sb, fp8_gather));
-      add_fp8(st, *l);
-      add_fp8_weights(r.fp8_dense, r.fp8_expert, *l);
+      add_fp8(st, r, *l);
     }
     const int layers = static_cast<int>(sl.layers[held].size());
     st.layers += layers;
@@ -316,8 +313,7 @@ RankTally tally_rank(const Scenario& s, const StageLayers& sl, int i, const Stat
       r.dense += e->params();
       r.largest_layer_params = std::max(r.largest_layer_params, e->params());
       r.largest_layer_gathered = std::max(r.largest_layer_gathered, gathered(*e, sb, fp8_gather));
-      add_fp8(st, *e);
-      add_fp8_weights(r.fp8_dense, r.fp8_expert, *e);
+      add_fp8(st, r, *e);
       // Interleaved: as many as its chunk holds at the rank's peak.
       const double embedding_in_flight =
           p.schedule == PipelineSchedule::dualpipe ? factor
@@ -330,8 +326,7 @@ RankTally tally_rank(const Scenario& s, const StageLayers& sl, int i, const Stat
       r.dense += h->params();
       r.largest_layer_params = std::max(r.largest_layer_params, h->params());
       r.largest_layer_gathered = std::max(r.largest_layer_gathered, gathered(*h, sb, fp8_gather));
-      add_fp8(st, *h);
-      add_fp8_weights(r.fp8_dense, r.fp8_expert, *h);
+      add_fp8(st, r, *h);
       // Megatron keeps a copy of tied word embeddings on the last stage when pp > 1.
       if (m.tied_embeddings && p.pp > 1 && embedding) {
         r.dense += embedding->ops.front().params;

@@ -130,6 +130,11 @@ MoeLoad moe_load(const MoeSpec& moe) {
   return out;
 }
 
+bool megatron_alltoall_dispatcher(StackSpec::Preset stack, ParallelismSpec::Alltoall exchange) {
+  return (stack == StackSpec::Preset::megatron_core || stack == StackSpec::Preset::nemo) &&
+         exchange != ParallelismSpec::Alltoall::hierarchical;
+}
+
 MoeHostSync moe_host_sync(const MoeSpec& moe, ParallelismSpec::Alltoall exchange) {
   if (moe.capacity_factor && moe.pad_to_capacity) return MoeHostSync::none;
   if (exchange == ParallelismSpec::Alltoall::hierarchical) return MoeHostSync::exposed;

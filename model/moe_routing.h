@@ -65,6 +65,12 @@ MoeLoad moe_load(const MoeSpec& moe);
 enum class MoeHostSync { none, hidden, exposed };
 MoeHostSync moe_host_sync(const MoeSpec& moe, ParallelismSpec::Alltoall exchange);
 
+// Whether Megatron-Core's all-to-all token dispatcher runs the exchange (stack presets
+// megatron-core and nemo, ep_alltoall not hierarchical): with more than one local expert
+// it sorts the received rows by expert and restores rank order before the combine
+// (model/transformer.cpp, add_moe).
+bool megatron_alltoall_dispatcher(StackSpec::Preset stack, ParallelismSpec::Alltoall exchange);
+
 // Bytes of one token's hidden state on the wire in `w` (fp8: one byte an element and a
 // 4-byte scale per 1x128 tile, DeepSeek-V3 report 3.3.2 and DeepEP's fp8 dispatch).
 double wire_bytes(MoeSpec::Wire w, double hidden);

@@ -36,10 +36,8 @@ struct Dims {
   bool fused_act = true;
   bool unfused_norm = false;  // training.stack.norm unfused (RMSNorm models only; validated)
   bool separate_proj = false;  // training.stack.projections separate (eager only; validated)
-  // Megatron-Core's all-to-all token dispatcher runs the MoE layers (stack presets
-  // megatron-core and nemo, parallelism.ep_alltoall not hierarchical): with more than one
-  // local expert it sorts the received tokens by expert and restores their order before
-  // the combine (add_moe).
+  // Megatron-Core's all-to-all token dispatcher runs the MoE layers
+  // (megatron_alltoall_dispatcher, model/moe_routing.h).
   bool alltoall_dispatcher = false;
 };
 
@@ -692,9 +690,7 @@ Workload build_transformer_workload(const ModelSpec& m, const TrainingSpec& tr, 
   d.fused_act = tr.stack.activation_fusion;
   d.unfused_norm = tr.stack.norm == StackSpec::NormKernels::unfused;
   d.separate_proj = tr.stack.projections == StackSpec::Projections::separate;
-  d.alltoall_dispatcher = (tr.stack.preset == StackSpec::Preset::megatron_core ||
-                           tr.stack.preset == StackSpec::Preset::nemo) &&
-                          sh.ep_alltoall != ParallelismSpec::Alltoall::hierarchical;
+  d.alltoall_dispatcher = megatron_alltoall_dispatcher(tr.stack.preset, sh.ep_alltoall);
 
   Workload w;
   w.shard = sh;

@@ -9,6 +9,8 @@
 #include <optional>
 #include <set>
 
+#include "model/layer_pass.h"
+#include "model/moe_routing.h"
 #include "model/training_run.h"
 #include "calibrate/compute_model.h"
 #include "report/band.h"
@@ -413,6 +415,8 @@ std::string render_stack_explanation(const Scenario& s) {
       o += fmt::format(
           "  {:<25}{} ({})\n", "MoE token dispatcher",
           flex ? std::string("flex (DeepEP / HybridEP): the received rows come in expert order")
+          : !megatron_alltoall_dispatcher(k.preset, s.parallelism.ep_alltoall)
+              ? std::string("alltoall outside Megatron-Core: no sort of the received rows")
           : local > 1
               ? fmt::format("alltoall: the received rows sorted by local expert ({} a rank) "
                             "and put back in rank order before the combine, a copy of "
@@ -420,11 +424,9 @@ std::string render_stack_explanation(const Scenario& s) {
                             local)
               : std::string("alltoall: one local expert, no sort of the received rows"),
           "parallelism.ep_alltoall");
-      if (flex && s.parallelism.ep > 1 &&
-          s.parallelism.ep_backend == ParallelismSpec::EpBackend::hybridep) {
-        // model/layer_pass.cpp message_sizes: the forward dispatch passes no cached handle.
-        const double map = static_cast<double>(s.parallelism.ep) * s.parallelism.microbatch *
-                           s.model.seq_len / s.parallelism.cp * s.model.moe->experts;
+      // The gathered map, zero unless the exchange is HybridEP's (model/layer_pass.cpp).
+      const double map = message_sizes(s).ep_routing_map;
+      if (map > 0) {
         o += fmt::format(
             "  {:<25}every forward dispatch first all-gathers the routing map over the EP "
             "group (NCCL, {:.2f} MiB gathered; Megatron-Core passes HybridEP no cached "

@@ -665,8 +665,8 @@ std::vector<FsdpGradientPass> fsdp_gradient_passes(const Scenario& s) {
   const ParallelismSpec& p = s.parallelism;
   using I = ParallelismSpec::FsdpImpl;
   if (p.zero_stage < 3 || (p.fsdp_impl != I::fsdp1 && p.fsdp_impl != I::fsdp2)) return out;
-  const double weight_bytes = state_bytes_per_param(s.training).weight;
-  const double grad_bytes = state_bytes_per_param(s.training).gradient;
+  const StateBytes sb = state_bytes_per_param(s.training);
+  const double weight_bytes = sb.weight, grad_bytes = sb.gradient;
   // The divide factors count the whole data-parallel world; the post-divide runs on this
   // rank's shard of the unit, 1 / (ranks the unit is sharded over) of it.
   const int world = p.shard_group();

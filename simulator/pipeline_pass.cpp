@@ -767,8 +767,8 @@ class PipelineBuilder {
       const bool forward =
           in.kind == K::forward || in.kind == K::recv_activation || in.kind == K::send_activation;
       const Block b{forward, 0, in.microbatch};
+      const size_t key = block_key(rank, forward ? 1 : 0, 0, in.microbatch);
       if (in.kind == K::recv_activation || in.kind == K::recv_grad) {
-        const size_t key = block_key(rank, forward ? 1 : 0, 0, in.microbatch);
         posted_.emplace_back(prev_, key);
         has_received = true;
         received = key;
@@ -785,8 +785,8 @@ class PipelineBuilder {
           template_block(r, b, layers, final_bwd, 0);
         }
         // The block itself waits for its received transfer in link_blocks.
-        block_first_[block_key(rank, forward ? 1 : 0, 0, in.microbatch)] = first_;
-        block_last_[block_key(rank, forward ? 1 : 0, 0, in.microbatch)] = prev_;
+        block_first_[key] = first_;
+        block_last_[key] = prev_;
         has_received = false;
       }
     }

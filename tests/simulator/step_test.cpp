@@ -1281,12 +1281,6 @@ TEST(Step, DeepSpeedEngineBlocksBothPartnersOfEveryTransfer) {
   EXPECT_NEAR(ds / megatron, 8.0 / 5.0, 0.01 * 8.0 / 5.0);
 }
 
-}  // namespace
-}  // namespace orrery
-
-namespace orrery {
-namespace {
-
 TEST(Step, DeepSpeedScheduleAgreesAcrossSimulationModes) {
   // The blocking transfers link tasks across ranks the same way whether a stage is one
   // simulated GPU, every GPU is simulated, or every op is a task. Four stages: even and
