@@ -465,7 +465,21 @@ void add_zero3_terms(const Scenario& s, const StageLayers& sl, int i, const Stat
       }
     }
   }
-  if (!fp8_gather) {
+  if (p.fsdp_impl == ParallelismSpec::FsdpImpl::megatron_fsdp &&
+      p.fsdp_unit == ParallelismSpec::FsdpUnit::layer && p.reshard_after_forward) {
+    // Megatron-FSDP's units are its transformer layers: fsdp_prefetch + 1 of them
+    // gathered at once, and the embedding and output layer, which are no units, gathered
+    // by the step's first forward and kept until its end (simulator/pipeline_pass.cpp,
+    // fsdp_block; megatron_fsdp.py at NVIDIA/Megatron-LM core_v0.14.0 23e00ed0).
+    Bytes largest, outside;
+    for (const auto& [held, factor] : stages_held(p, i)) {
+      (void)factor;
+      for (const Layer* l : sl.layers[held]) largest = std::max(largest, gathered(*l, sb, fp8_gather));
+      for (const Layer* l : {sl.embedding[held], sl.head[held]})
+        if (l) outside += gathered(*l, sb, fp8_gather);
+    }
+    st.gather_buffers = largest * (1.0 + p.fsdp_prefetch) + outside;
+  } else if (!fp8_gather) {
     st.gather_buffers = p.reshard_after_forward ? Bytes((1.0 + p.fsdp_prefetch) * unit * sb.weight)
                                                 : Bytes((dense + expert) * sb.weight);
   } else {

@@ -65,7 +65,8 @@ struct StageMemory {
   // (training.memory.allocator: the simulated fragmentation of this rank's allocation
   // sequence, allocator_sequence_waste), plus training.allocator_overhead x activations.
   Bytes allocator_overhead;
-  Bytes gather_buffers;            // ZeRO-3/FSDP all-gathered weights of 1 + fsdp_prefetch layers,
+  Bytes gather_buffers;            // ZeRO-3/FSDP all-gathered weights of 1 + fsdp_prefetch layers
+                                   // (Megatron-FSDP: transformer layers, and the embedding and head),
                                    // and DeepSpeed's reduce bucket
   // FSDP1 / FSDP2: one unit's unsharded gradient and reduce-scatter copies beyond the gather
   // buffers, at its post-backward hook (docs/model.md "Memory per GPU").

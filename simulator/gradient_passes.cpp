@@ -324,7 +324,11 @@ void fsdp_pass(const StepContext& ctx, const RankSet& ranks, const PipelineTasks
                                   GroupKind::dp_cross, members, {task},
                                   Bytes(elements * grad_bytes / shard));
       }
-      for (int mr : members) out.reductions[mr].push_back(task);
+      for (int mr : members) {
+        out.reductions[mr].push_back(task);
+        // Megatron-FSDP: the rank's next block waits for its backward's reduce-scatters.
+        g.depend(task, pipe.fsdp[mr][k].drain_before);
+      }
     };
     double bucket = 0;    // gradient elements waiting in DeepSpeed's reduce bucket
     size_t bucket_k = 0;  // the need whose compute last added to it

@@ -361,6 +361,12 @@ class PipelineBuilder {
       g_.depend(pending_gather_, id);
       pending_gather_.reset();
     }
+    if (!first_ && drain_ready_) {
+      // Megatron-FSDP: a new block after a backward, whose reduce-scatters it waits for.
+      for (size_t k : drain_) out_.fsdp[r][k].drain_before = id;
+      drain_.clear();
+      drain_ready_ = false;
+    }
     if (!first_) first_ = id;
     prev_ = id;
     return id;
@@ -463,10 +469,28 @@ class PipelineBuilder {
   }
 
   // ZeRO-3 / FSDP: every layer is an FSDP unit, its compute a task of its own that waits
-  // for its gathered weights.
+  // for its gathered weights. Megatron-FSDP (NVIDIA/Megatron-LM core_v0.14.0 23e00ed0,
+  // megatron/core/distributed/fsdp/src/megatron_fsdp/megatron_fsdp.py, _register_fsdp_hooks,
+  // and param_and_grad_buffer.py, AllGatherPipeline) differs in three ways:
+  //  - with its default units (TransformerLayer, mcore_fsdp_adapter.py) the embedding and
+  //    the output layer are no units: only units are released after their forward and
+  //    backward (release_module_parameters), and _root_pre_backward marks only units'
+  //    buckets releasable, so their weights, gathered by the step's first forward, stay
+  //    until finish_grad_sync resets the gather pipeline after the last micro-batch;
+  //  - the gather stream waits for the compute stream when a hook issues a gather
+  //    (all_gather_params: all_gather_stream.wait_stream(current_stream)), so a block's
+  //    first gathers start after the compute before the first unit that gathers;
+  //  - every backward ends by draining the reduce-scatters (_root_post_backward calls
+  //    GradReducePipeline.reset, wait_for_previous_grad_reduce(0): the compute stream
+  //    waits for each one's event), so the rank's next block waits for them (fsdp_pass,
+  //    FsdpNeed::drain_before).
   void fsdp_block(size_t r, const Block& b, const std::vector<const Layer*>& layers,
                   const std::vector<Seconds>* waits) {
     const bool fp8_param_gather = ctx_.s.training.fp8 && ctx_.s.training.fp8->param_allgather_fp8;
+    const bool megatron = p_.fsdp_impl == ParallelismSpec::FsdpImpl::megatron_fsdp;
+    const bool outside_units_resident = megatron && p_.fsdp_unit == ParallelismSpec::FsdpUnit::layer;
+    const MaybeTask before_block = prev_;
+    std::optional<MaybeTask> anchor;  // Megatron-FSDP: what the block's first gathers wait for
     std::vector<int> done;
     auto unit = [&](const Layer& l, bool forward, Seconds wait) {
       Seconds work = wait;
@@ -480,18 +504,28 @@ class PipelineBuilder {
       const int id = add_block(r, b, work, parts, forward ? TaskKind::forward : TaskKind::backward);
       // The gather may start once the layer fsdp_prefetch + 1 places back is done.
       const size_t ahead = static_cast<size_t>(p_.fsdp_prefetch) + 1;
-      const MaybeTask prereq =
+      MaybeTask prereq =
           done.size() >= ahead ? MaybeTask(done[done.size() - ahead]) : std::nullopt;
+      const bool resident = outside_units_resident && l.kind != LayerKind::transformer;
+      const bool gathers = resident ? forward && b.microbatch == 0
+                                    : forward || p_.reshard_after_forward;
+      if (gathers && megatron && done.size() < ahead) {
+        if (!anchor) anchor = done.empty() ? before_block : MaybeTask(done.back());
+        prereq = *anchor;
+      }
       const double fp8_params = fp8_param_gather ? l.fp8_weight_elems() : 0.0;
-      if (forward || p_.reshard_after_forward)
-        out_.fsdp[r].push_back({true, !forward, id, prereq, l.params(), fp8_params, &l});
-      if (!forward) out_.fsdp[r].push_back({false, true, id, std::nullopt, l.params(), 0.0, &l});
+      if (gathers) out_.fsdp[r].push_back({true, !forward, id, prereq, l.params(), fp8_params, &l, std::nullopt});
+      if (!forward) {
+        out_.fsdp[r].push_back({false, true, id, std::nullopt, l.params(), 0.0, &l, std::nullopt});
+        if (megatron) drain_.push_back(out_.fsdp[r].size() - 1);
+      }
       done.push_back(id);
     };
     if (b.forward) {
       for (size_t k = 0; k < layers.size(); ++k) unit(*layers[k], true, wait_at(waits, k));
     } else {
       for (size_t k = layers.size(); k-- > 0;) unit(*layers[k], false, wait_at(waits, k));
+      drain_ready_ = megatron;  // the next block's first task waits for them
     }
   }
 
@@ -688,6 +722,8 @@ class PipelineBuilder {
     const int st = ranks_[r].s;
     const std::vector<Block>& sched = sched_[static_cast<size_t>(st)];
     prev_.reset();
+    drain_.clear();
+    drain_ready_ = false;
     // Gradients of a chunk are final after the last of its blocks that computes weight
     // gradients: a whole backward or a W.
     std::vector<size_t> last_bwd_of_chunk(chunks_, 0);
@@ -759,6 +795,8 @@ class PipelineBuilder {
     for (size_t i = 0; i < instructions.size(); ++i)
       if (instructions[i].kind == K::backward) last_backward = i;
     prev_.reset();
+    drain_.clear();
+    drain_ready_ = false;
     // The transfer (incoming_ key) just received, if the last instruction was a receive.
     bool has_received = false;
     size_t received = 0;
@@ -840,6 +878,11 @@ class PipelineBuilder {
   std::vector<std::pair<size_t, int>> waits_on_;
   // Per block (block_key): its first and last compute task, and the transfer it receives.
   std::vector<MaybeTask> block_first_, block_last_, incoming_;
+  // Megatron-FSDP: the rank's reduce-scatter needs (indices into out_.fsdp[r]) of its
+  // last backward, which the next block's first compute task waits for, once that
+  // backward has ended (drain_ready_).
+  std::vector<size_t> drain_;
+  bool drain_ready_ = false;
   MaybeTask prev_;   // the last task on the current rank's compute stream, once there is one
   MaybeTask first_;  // the first task of the current block, once it has one
   // DualPipe's overlapped pair: the forward's tasks, whose communication and that of the

@@ -111,6 +111,11 @@ struct FsdpNeed {
   double params;
   double fp8_params;  // of which fp8 GEMM weights gathered in fp8 (training.fp8)
   const Layer* layer = nullptr;  // whose ops are the gather units at module granularity
+  // Megatron-FSDP, a reduce-scatter: the first compute task of the rank's next block,
+  // which waits for it (the gradient pipeline drained at the end of each backward,
+  // docs/simulator.md "ZeRO-3 / FSDP"); none for the other implementations, for
+  // gathers and after the rank's last block.
+  MaybeTask drain_before;
 };
 
 struct PipelineTasks {

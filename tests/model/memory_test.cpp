@@ -396,6 +396,11 @@ TEST(Memory, Fsdp1VersusFsdp2Buffers) {
   EXPECT_GE(f1.memory.other.value(), (f1.gather_buffers + f1.reduce_buffers).value());
   const StageMemory ds = estimate_memory(scenario("deepspeed", "bf16")).stages[0];
   EXPECT_DOUBLE_EQ(ds.reduce_buffers.value(), 0.0);
+  // Megatron-FSDP: two transformer units gathered (the layer unpadded, 12,026,014) and the
+  // embedding (1,001,000) and head (1,002,001), which are no units, kept gathered for the
+  // step, all at 2 bytes: 2 x 12,026,014 x 2 + 2,003,001 x 2 = 52,110,058.
+  const StageMemory mf = estimate_memory(scenario("megatron_fsdp", "bf16")).stages[0];
+  EXPECT_DOUBLE_EQ(mf.gather_buffers.value(), 52110058.0);
 }
 
 // The small model of the loss tests below: 2 layers, hidden 1001, vocab 1000, 128 tokens,

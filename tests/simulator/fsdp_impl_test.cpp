@@ -6,6 +6,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
+#include <utility>
+#include <vector>
 #include <string>
 
 #include "scenario/load.h"
@@ -115,10 +118,11 @@ TEST(FsdpUnits, CollectivesPerUnitCountedByHand) {
   // The default prefetch bucket (5e7) coalesces a layer's 12.6M into one gather: 8.
   const StepResult d2 = simulate_step(two_by_two("zero_stage: 3"));
   EXPECT_EQ(count(d2, TaskKind::param_gather, "all_gather"), 8u);
-  // Megatron-FSDP, one unit per transformer layer: as FSDP1, 8 gathers and 4
-  // reduce-scatters.
+  // Megatron-FSDP, one unit per transformer layer: the embedding and head are no units,
+  // gathered by the first forward and kept, so 4 gathers forward (embedding, 2 layers,
+  // head) and 2 before the backward (the layers); 4 reduce-scatters as FSDP1.
   const StepResult m = simulate_step(two_by_two("fsdp: {implementation: megatron_fsdp}"));
-  EXPECT_EQ(count(m, TaskKind::param_gather, "all_gather"), 8u);
+  EXPECT_EQ(count(m, TaskKind::param_gather, "all_gather"), 6u);
   EXPECT_EQ(count(m, TaskKind::dp_comm, "reduce_scatter"), 4u);
   // FSDP2 wrapped per module: no persistence threshold and no bucket, every module with
   // parameters its own gather: embedding 1 + 6 per layer (4 GEMMs, 2 norms) + head 2
@@ -134,6 +138,58 @@ TEST(FsdpUnits, CollectivesPerUnitCountedByHand) {
   const StepResult d3 =
       simulate_step(two_by_two("fsdp: {implementation: deepspeed, reduce_bucket: 1.0e7}"));
   EXPECT_EQ(count(d3, TaskKind::dp_comm, "reduce_scatter"), 5u);
+}
+
+// Megatron-FSDP over 2 micro-batches (global batch 8 on dp 4): its units are the two
+// transformer layers, gathered before every forward and backward, 2 x (2 + 2) = 8; the
+// embedding and head, no units, are gathered once, by micro-batch 0's forward, and kept
+// (megatron_fsdp.py at NVIDIA/Megatron-LM core_v0.14.0: only units are released): 10
+// gathers against FSDP1's 2 x 8 = 16. Reduce-scatters every micro-batch in both: 2 x 4.
+// Each backward ends by draining its reduce-scatters (GradReducePipeline.reset in
+// _root_post_backward), so micro-batch 1's first compute task starts exactly when the
+// last of micro-batch 0's reduce-scatters ends; under FSDP1 it waits only for its own
+// gather and starts before them (comm-bound here: the embedding's 67 MB reduce-scatter
+// over the NICs outlasts its backward).
+TEST(FsdpUnits, MegatronFsdpKeepsOutsideUnitsAndDrainsEachBackward) {
+  auto scenario = [](const char* fsdp) {
+    Scenario s = two_by_two(fsdp);
+    s.parallelism.global_batch = 8;
+    return s;
+  };
+  const StepResult m = simulate_step(scenario("fsdp: {implementation: megatron_fsdp}"));
+  const StepResult f = simulate_step(scenario("fsdp: true"));
+  EXPECT_EQ(count(m, TaskKind::param_gather, "all_gather"), 10u);
+  EXPECT_EQ(count(f, TaskKind::param_gather, "all_gather"), 16u);
+  EXPECT_EQ(count(m, TaskKind::dp_comm, "reduce_scatter"), 8u);
+  EXPECT_EQ(count(f, TaskKind::dp_comm, "reduce_scatter"), 8u);
+  // Rank 0's tasks: micro-batch 1's first compute task, micro-batch 0's last backward
+  // task, and the end of the first 4 reduce-scatters (micro-batch 0's).
+  auto times = [](const StepResult& r) {
+    double first_mb1 = 1e30, last_bwd0 = 0, rs0 = 0;
+    std::vector<std::pair<double, double>> rs;  // (start, end)
+    for (std::size_t i = 0; i < r.graph.tasks.size(); ++i) {
+      const Task& t = r.graph.tasks[i];
+      if (t.rank != 0) continue;
+      const TaskTiming& tt = r.timeline.timing[i];
+      if (t.stream == StreamKind::compute && t.microbatch == 1)
+        first_mb1 = std::min(first_mb1, tt.start->value());
+      if (t.stream == StreamKind::compute && t.microbatch == 0 && t.kind == TaskKind::backward)
+        last_bwd0 = std::max(last_bwd0, tt.end->value());
+      if (t.kind == TaskKind::dp_comm && t.comm &&
+          r.graph.comms[static_cast<std::size_t>(*t.comm)].description.find("reduce_scatter") !=
+              std::string::npos)
+        rs.emplace_back(tt.start->value(), tt.end->value());
+    }
+    std::sort(rs.begin(), rs.end());
+    for (std::size_t k = 0; k < 4 && k < rs.size(); ++k) rs0 = std::max(rs0, rs[k].second);
+    return std::array<double, 3>{first_mb1, last_bwd0, rs0};
+  };
+  const auto [m_first, m_bwd, m_rs] = times(m);
+  EXPECT_NEAR(m_first, m_rs, 1e-12);
+  EXPECT_GT(m_rs, m_bwd);
+  const auto [f_first, f_bwd, f_rs] = times(f);
+  EXPECT_GE(f_first, f_bwd);
+  EXPECT_LT(f_first, f_rs);
 }
 
 TEST(FsdpUnits, HostOverheadIsPaidOncePerCollective) {
