@@ -445,6 +445,18 @@ std::string render_stack_explanation(const Scenario& s) {
                    by("training.stack.host_overhead"));
   if (s.parallelism.zero_stage >= 3) {
     o += fmt::format("  {:<25}{}\n", "ZeRO-3 / FSDP", to_string(s.parallelism.fsdp_impl));
+    // Megatron-FSDP's hooks as the simulator follows them (simulator/pipeline_pass.cpp,
+    // fsdp_block).
+    if (s.parallelism.fsdp_impl == ParallelismSpec::FsdpImpl::megatron_fsdp) {
+      const bool layer_units = s.parallelism.fsdp_unit == ParallelismSpec::FsdpUnit::layer;
+      o += fmt::format(
+          "  {:<25}{}a block's first gathers wait for the compute before them; each "
+          "backward's reduce-scatters finish before the next block starts\n",
+          "Megatron-FSDP hooks",
+          layer_units ? "units are the transformer layers: the embedding and output layer "
+                        "are gathered by the first forward and kept for the step; "
+                      : "");
+    }
     // The simulator's FSDP gradient kernels (simulator/gradient_passes.cpp), each timed
     // max(bytes / (HBM x memory_efficiency), kernel_launch) on the unit's backward.
     const std::vector<FsdpGradientPass> passes = fsdp_gradient_passes(s);
