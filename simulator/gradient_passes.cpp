@@ -435,6 +435,19 @@ MaybeTask aligned_launch(const StepContext& ctx, const RankSet& ranks, const Pip
   return launch < ends.size() ? ends[launch].task : pipe.last_compute[m];
 }
 
+// One gradient bucket of the whole-model reduction, closed by the rule of
+// dense_bucket_sizes (a layer with expert parameters joins whole, its experts counted
+// too): the index of the layer holding its last parameter, whose backward task makes it
+// final, its dense and expert parameters and their shapes (for compression). A layer's
+// backward is one task, so a bucket closed inside a layer waits for the layer's end: up to
+// one layer's backward later than Megatron-Core's hook, which fires with that parameter's
+// weight gradient.
+struct GradBucket {
+  size_t last = 0;
+  std::pair<double, double> params{0.0, 0.0};
+  GradientShape shape[2];  // dense, expert
+};
+
 void grad_sync_pass(const StepContext& ctx, const RankSet& ranks, const StageLayers& layers,
                     const PipelineTasks& pipe, CommPlanner& planner, TaskGraph& g,
                     GradientTasks& out) {
@@ -461,20 +474,42 @@ void grad_sync_pass(const StepContext& ctx, const RankSet& ranks, const StageLay
     // Bucket boundaries over the gradients this rank's collectives carry: identical for
     // every rank of a stage (and its mirror's copy).
     const std::vector<GradReady>& owned = pipe.grads[r][0];
-    std::vector<std::pair<size_t, std::pair<double, double>>> buckets;  // (last grad index, params)
-    double dense = 0, expert = 0;
-    // Megatron-Core's buckets never span two model chunks (one DDP buffer a chunk); the
-    // aligned reduction launches them a chunk at a time.
-    const bool aligned = aligned_grad_reduce(ctx, ranks[r].s);
-    for (size_t i = 0; i < owned.size(); ++i) {
-      dense += owned[i].dense_params;
-      expert += owned[i].expert_params;
-      out.dense_total[r] += owned[i].dense_params;
-      const bool chunk_ends =
-          aligned && i + 1 < owned.size() && owned[i + 1].chunk != owned[i].chunk;
-      if (dense + expert >= bucket || i + 1 == owned.size() || chunk_ends) {
-        buckets.push_back({i, {dense, expert}});
-        dense = expert = 0;
+    std::vector<GradBucket> buckets;
+    {
+      GradBucket open;
+      // Megatron-Core's buckets never span two model chunks (one DDP buffer a chunk); the
+      // aligned reduction launches them a chunk at a time.
+      const bool aligned = aligned_grad_reduce(ctx, ranks[r].s);
+      auto close = [&](size_t i) {
+        open.last = i;
+        buckets.push_back(open);
+        open = GradBucket{};
+      };
+      for (size_t i = 0; i < owned.size(); ++i) {
+        const Layer& layer = *owned[i].layer;
+        out.dense_total[r] += owned[i].dense_params;
+        const bool chunk_ends =
+            aligned && i + 1 < owned.size() && owned[i + 1].chunk != owned[i].chunk;
+        if (owned[i].expert_params > 0) {
+          // A layer with expert parameters (their own buffer in Megatron-Core) joins a
+          // bucket whole.
+          open.params.first += owned[i].dense_params;
+          open.params.second += owned[i].expert_params;
+          add_gradients(open.shape[0], layer, false);
+          add_gradients(open.shape[1], layer, true);
+          if (open.params.first + open.params.second >= bucket) close(i);
+        } else {
+          // The layer's parameters in backward order (its ops reversed), the bucket closing
+          // at the first one that brings it to `bucket` elements.
+          for (auto op = layer.ops.rbegin(); op != layer.ops.rend(); ++op) {
+            if (op->params <= 0) continue;
+            open.params.first += op->params;
+            add_op_gradients(open.shape[0], *op);
+            if (open.params.first >= bucket) close(i);
+          }
+        }
+        if ((i + 1 == owned.size() || chunk_ends) && open.params.first + open.params.second > 0)
+          close(i);
       }
     }
     double all_dense = 0, all_expert = 0;  // every chunk this rank updates
@@ -555,25 +590,43 @@ void grad_sync_pass(const StepContext& ctx, const RankSet& ranks, const StageLay
       }
       continue;
     }
-    size_t first = 0;
-    for (const auto& [last, params] : buckets) {
-      GradientShape shape[2];  // dense, expert
-      for (size_t i = first; i <= last; ++i) {
-        add_gradients(shape[0], *owned[i].layer, false);
-        add_gradients(shape[1], *owned[i].layer, true);
-      }
-      first = last + 1;
+    for (const GradBucket& b : buckets) {
       if (!ctx.gradient_sync) continue;  // local SGD between averagings
-      auto ready_of = [&, last = last](int mr, int list) {
+      auto ready_of = [&, last = b.last](int mr, int list) {
         const MaybeTask ready =
             aligned_grad_reduce(ctx, ranks[static_cast<size_t>(mr)].s)
                 ? aligned_launch(ctx, ranks, pipe, mr, pipe.grads[mr][list][last].chunk)
                 : pipe.grads[mr][list][last].task;
         return BucketReady{ready, pipe.last_compute[mr], std::nullopt};
       };
-      reduce_bucket(ctx, ranks, planner, g, out, r, ready_of, params, shape);
+      reduce_bucket(ctx, ranks, planner, g, out, r, ready_of, b.params, b.shape);
     }
   }
+}
+
+std::vector<double> dense_bucket_sizes(const std::vector<const Layer*>& layers, double bucket) {
+  std::vector<double> sizes;
+  double open = 0;
+  for (const Layer* l : layers) {
+    if (l->expert_params() > 0) {
+      open += l->params() - l->expert_params();
+      if (open >= bucket) {
+        sizes.push_back(open);
+        open = 0;
+      }
+      continue;
+    }
+    for (auto op = l->ops.rbegin(); op != l->ops.rend(); ++op) {
+      if (op->params <= 0) continue;
+      open += op->params;
+      if (open >= bucket) {
+        sizes.push_back(open);
+        open = 0;
+      }
+    }
+  }
+  if (open > 0) sizes.push_back(open);
+  return sizes;
 }
 
 double grad_bucket_params(const StepContext& ctx) {

@@ -601,9 +601,9 @@ class PipelineBuilder {
 
   // Megatron-Core's overlapped parameter all-gather (--overlap-param-gather, distributed
   // optimizer): the updated parameters of a model chunk are gathered bucket by bucket
-  // during that chunk's first forward. Buckets are the gradient buckets (grad_bucket_params),
-  // formed in backward order, so the first in
-  // forward order holds the remainder. Without interleaving, the first bucket's gather is
+  // during that chunk's first forward. Buckets are the gradient buckets (dense_bucket_sizes:
+  // closed in backward order at the parameter that fills them, so the first in forward
+  // order holds what is left). Without interleaving, the first bucket's gather is
   // launched by zero_grad at the start of the step and each forward pre-hook that waits for
   // bucket k launches bucket k + 1 (finish_param_sync in
   // megatron/core/distributed/param_and_grad_buffer.py, optimizer step and zero_grad in
@@ -627,20 +627,14 @@ class PipelineBuilder {
       params[k] = layers[k]->params() - layers[k]->expert_params();
       total += params[k];
     }
-    const double bucket = grad_bucket_params(ctx_);
-    // Bucket starts in forward order, as parameter positions: 0, then the remainder,
-    // then every bucket after it.
+    // The gradient buckets (dense_bucket_sizes, formed in backward order), in forward
+    // order; their starts as parameter positions.
+    std::vector<double> sizes =
+        total > 0 ? dense_bucket_sizes({layers.rbegin(), layers.rend()}, grad_bucket_params(ctx_))
+                  : std::vector<double>{};
+    std::reverse(sizes.begin(), sizes.end());
     std::vector<double> starts{0.0};
-    std::vector<double> sizes;
-    if (total > 0) {
-      const double n = std::ceil(total / bucket);
-      const double first = total - (n - 1) * bucket;
-      sizes.push_back(first);
-      for (double x = first; x < total - 0.5; x += bucket) {
-        starts.push_back(x);
-        sizes.push_back(std::min(bucket, total - x));
-      }
-    }
+    for (size_t k = 0; k + 1 < sizes.size(); ++k) starts.push_back(starts.back() + sizes[k]);
     // The gathers: one task per bucket on the data-parallel stream, over the stage's
     // data-parallel group, shared by its members (the first member issues them).
     const std::vector<int> members = ranks_.reduce_members(r, false, false);

@@ -78,6 +78,17 @@ bool param_gather_in_forward(const StepContext& ctx);
 // microsoft/DeepSpeed 56c522386878).
 double grad_bucket_params(const StepContext& ctx);
 
+// The dense parameters of each gradient bucket over `layers` (one model chunk's, in backward
+// order), in that order, as Megatron-Core forms them: parameters added one at a time in
+// reverse registration order, a bucket closed at the first one that brings it to `bucket`
+// elements, the rest in a last bucket (param_and_grad_buffer.py at NVIDIA/Megatron-LM
+// core_r0.8.0 baf94af3 and d98e8a64). A parameter here is one op's (weight and bias
+// together); a layer with expert parameters joins whole (its experts have their own buffer,
+// its dense parameters counted here). PyTorch DDP closes its buckets the same way, after the
+// tensor that reaches the cap (compute_bucket_assignment_by_size in
+// torch/csrc/distributed/c10d/reducer.cpp; its smaller first bucket is not modelled).
+std::vector<double> dense_bucket_sizes(const std::vector<const Layer*>& layers, double bucket);
+
 // Whether a stage's data-parallel gradient reduction is launched by Megatron-Core's
 // aligned reduction (align_grad_reduce, on by default) instead of leaving bucket by bucket
 // during the last backward: in the non-interleaved 1F1B schedule every stage but the

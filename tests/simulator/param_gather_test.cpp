@@ -53,16 +53,27 @@ std::vector<Timed> tasks(const StepResult& r, TaskKind kind, int mb = -1) {
 }
 
 TEST(ParamGather, BucketsAreGatheredBackToBackDuringTheFirstForward) {
-  // Buckets of B = 3e8 parameters in backward order: 671,109,120 / 3e8 -> 3 buckets, the
-  // first in forward order holding the remainder 671,109,120 - 2 x 3e8 = 71,109,120. It
-  // starts at parameter 0, the second at 71,109,120 (inside the embedding), the third at
-  // 371,109,120 (inside layer 1). Gathered in bf16, 2 bytes a parameter.
-  const StepResult r = simulate_step(two_gpus(", grad_bucket_params: 3.0e8"));
+  // The gradient buckets of B = 1.5e8 parameters, closed at the first parameter that
+  // brings them to B in backward order: the output layer (134,217,728), the final norm
+  // (4096) and layer 1's fc2 (h ffn = 67,108,864): 201,330,688; layer 1's fc1 (67,108,864),
+  // its norms (2 x 4096), proj (h^2 = 16,777,216), qkv (3h^2 = 50,331,648) and layer 0's
+  // fc2: 201,334,784; the rest of layer 0 and the embedding: 134,225,920 + 134,217,728 =
+  // 268,443,648. In forward order the last is first: it starts at parameter 0, the second
+  // at 268,443,648 (layer 0's fc2), the third at 469,778,432 (layer 1's fc2). Gathered in
+  // bf16, 2 bytes a parameter.
+  const StepResult r = simulate_step(two_gpus(", grad_bucket_params: 1.5e8"));
   const std::vector<Timed> gathers = tasks(r, TaskKind::param_gather);
   ASSERT_EQ(gathers.size(), 3u);
-  EXPECT_DOUBLE_EQ(gathers[0].bytes, 2 * 71109120.0);
-  EXPECT_DOUBLE_EQ(gathers[1].bytes, 2 * 3e8);
-  EXPECT_DOUBLE_EQ(gathers[2].bytes, 2 * 3e8);
+  EXPECT_DOUBLE_EQ(gathers[0].bytes, 2 * 268443648.0);
+  EXPECT_DOUBLE_EQ(gathers[1].bytes, 2 * 201334784.0);
+  EXPECT_DOUBLE_EQ(gathers[2].bytes, 2 * 201330688.0);
+  // Megatron-Core forms its buckets that way, not in equal slices: at B = 3e8 the same
+  // model has two, 335,552,512 (the head and layer 1 to its qkv) and 335,556,608.
+  const std::vector<Timed> two = tasks(simulate_step(two_gpus(", grad_bucket_params: 3.0e8")),
+                                       TaskKind::param_gather);
+  ASSERT_EQ(two.size(), 2u);
+  EXPECT_DOUBLE_EQ(two[0].bytes, 2 * 335556608.0);
+  EXPECT_DOUBLE_EQ(two[1].bytes, 2 * 335552512.0);
   // zero_grad launches the first at the start of the step; each next one is launched
   // while the host runs ahead, so they run back to back on the data-parallel stream.
   EXPECT_DOUBLE_EQ(gathers[0].start, 0.0);
@@ -88,7 +99,7 @@ TEST(ParamGather, BucketsAreGatheredBackToBackDuringTheFirstForward) {
   EXPECT_GE(r.stages.at(0).breakdown.dp_exposed.value(), gathers[0].end - 1e-15);
   // Without the overlap, one gather of everything follows the optimizer instead.
   const StepResult after = simulate_step(two_gpus(
-      ", grad_bucket_params: 3.0e8, overlap_param_gather: false"));
+      ", grad_bucket_params: 1.5e8, overlap_param_gather: false"));
   const std::vector<Timed> one = tasks(after, TaskKind::param_gather);
   ASSERT_EQ(one.size(), 1u);
   EXPECT_DOUBLE_EQ(one[0].bytes, 2 * 671109120.0);

@@ -259,12 +259,18 @@ TEST(PipelinePass, OneFOneBBlocksAndTransfersCountedByHand) {
 
 TEST(GradSyncPass, BucketsCarryEveryDenseGradientOnce) {
   const Built b(small());
-  // Without ZeRO, each stage's gradients are all-reduced in buckets that close once they
-  // hold max(40M, 1M x dp) = 40M parameters, layer by layer in backward order; their
-  // sizes add up to the stage's parameters times the gradient's bytes. A layer holds
-  // 4h^2 + 2 h ffn = 12.6M (plus norms), the embedding and the head V h = 32.8M each.
-  // Stage 1: head + 1 layer (45.4M), 4 layers (50.3M), 4 layers, the last 3: 4 buckets.
-  // Stage 0: 4, 4 and 4 layers, then the embedding: 4 buckets.
+  // Without ZeRO, each stage's gradients are all-reduced in buckets that close at the
+  // first parameter (an op's weight and bias) that brings them to max(40M, 1M x dp) = 40M,
+  // in backward order; their sizes add up to the stage's parameters times the gradient's
+  // bytes. A layer's ops in backward order: fc2 h ffn + h = 4,195,328, fc1 h ffn + ffn =
+  // 4,198,400, its norm 2h = 2048, proj h^2 + h = 1,049,600, qkv 3h^2 + 3h = 3,148,800,
+  // its norm 2048: 12,596,224. The head (final norm 2048 after the output layer V h =
+  // 32,768,000) and the embedding V h.
+  // Stage 1: output + norm + layer 23's fc2 and fc1 (41,163,776); the rest of layer 23,
+  // 22, 21 and layer 20 to its qkv (41,989,120); then 41,986,048 and 41,987,072 (each
+  // ending at a qkv); the last 16,798,720: 5 buckets.
+  // Stage 0 (12 layers, then the embedding): 41,984,000, 41,987,072, 41,989,120, and the
+  // last 57,962,496 with the embedding: 4 buckets.
   const double grad_bytes = state_bytes_per_param(b.s.training).gradient;
   for (int rank = 0; rank < 2; ++rank) {
     double carried = 0;
@@ -277,10 +283,49 @@ TEST(GradSyncPass, BucketsCarryEveryDenseGradientOnce) {
     }
     EXPECT_NEAR(carried, b.grads.dense_total[rank] * grad_bytes, 1e-9 * carried) << rank;
     const double params = b.grads.dense_total[rank];
-    EXPECT_EQ(buckets, 4u) << rank;
+    EXPECT_EQ(buckets, rank == 1 ? 5u : 4u) << rank;
     // The optimizer of plain data parallelism updates every local parameter.
     EXPECT_DOUBLE_EQ(b.grads.local_params[rank], params);
   }
+}
+
+TEST(GradSyncPass, MegatronBucketsCloseAtTheParameterThatFillsThem) {
+  // The Megatron-LM README's 32B row at tp 8 (h = 7168, ffn = 28672, biases, LayerNorm),
+  // 4 of its layers, buckets of max(40M, 1M x 48) = 48M parameters (param_and_grad_buffer.py
+  // at core_r0.8.0 baf94af3: a bucket closes after the parameter that brings it to 48M).
+  // A layer's parameters on one rank in backward order: fc2 (3584 x 7168 + 7168, the
+  // row-parallel bias whole) 25,697,280; fc1 (7168 x 3584 + 3584) 25,693,696; its norm
+  // 2 x 7168 = 14,336; proj (896 x 7168 + 7168) 6,429,696; qkv (7168 x 2688 + 2688)
+  // 19,270,272; its input norm 14,336: 77,119,616, so a layer holds one and a half buckets,
+  // not one (three buckets every two layers):
+  //   fc2 + fc1 of layer 3                                  51,390,976
+  //   rest of layer 3 (25,728,640) + fc2 of layer 2         51,425,920
+  //   fc1 .. qkv of layer 2                                 51,408,000
+  //   input norm of layer 2 + fc2 + fc1 of layer 1          51,405,312
+  //   rest of layer 1 + fc2 of layer 0                      51,425,920
+  //   fc1 .. qkv of layer 0                                 51,408,000
+  //   input norm of layer 0, left at the end                    14,336
+  const Scenario s = load_scenario_text(R"(
+cluster: {preset: dgx-h100, nodes: 48}
+model: {family: decoder, layers: 4, hidden: 7168, heads: 56, ffn: 28672, vocab: 131072,
+        seq_len: 4096, activation: gelu, norm: layernorm, position_embedding: learned,
+        tied_embeddings: false, bias: true, dropout: false}
+parallelism: {tp: 8, pp: 1, dp: 48, sequence_parallel: true, microbatch: 1, global_batch: 192,
+              zero_stage: 1}
+training: {precision: bf16, recompute: none}
+)",
+                                        "32b.yaml");
+  const Workload w = build_workload(s.model, s.training, shard_of(s.parallelism));
+  std::vector<const Layer*> backward;
+  for (auto l = w.layers.rbegin(); l != w.layers.rend(); ++l)
+    if (l->kind == LayerKind::transformer) backward.push_back(&*l);
+  ASSERT_EQ(backward.size(), 4u);
+  EXPECT_NEAR(backward.front()->params(), 77119616.0, 0.5);
+  const std::vector<double> sizes = dense_bucket_sizes(backward, 48e6);
+  const std::vector<double> expected = {51390976, 51425920, 51408000, 51405312,
+                                        51425920, 51408000, 14336};
+  ASSERT_EQ(sizes.size(), expected.size());
+  for (std::size_t k = 0; k < sizes.size(); ++k) EXPECT_NEAR(sizes[k], expected[k], 0.5) << k;
 }
 
 // The backward compute of rank `rank`, every task of it summed.

@@ -672,16 +672,18 @@ TEST(Step, DualPipeBubbleFollowsTheReferenceSchedule) {
 
 TEST(Step, DualPipeReducesEachStageOverBothCopies) {
   // Rank r holds stage r and stage 3 - r: with dp = 1 each stage's gradients are still
-  // all-reduced between its two copies, where 1F1B reduces nothing. A layer holds
-  // 4*2048^2 + 2*2048*8192 = 50.3 M parameters, over the 40 M bucket, so each layer is a
-  // bucket: 4 per stage, plus the first stage's embedding (8 x 2048) alone at the end of
-  // its backward (the head rides with the last stage's last layer): 17 collectives, one
-  // per stage's bucket, not one per copy.
+  // all-reduced between its two copies, where 1F1B reduces nothing. A layer's parameters
+  // in backward order: fc2 16,779,264, fc1 16,785,408, a norm 4096, proj 4,196,352, qkv
+  // 12,589,056, its input norm 4096 (50,358,272 in all). The 40 M bucket closes at each
+  // layer's qkv (50,354,176, or 50,358,272 with the previous layer's input norm), so a
+  // stage of 4 layers has 4 buckets and a fifth with the first layer's input norm (on the
+  // first stage with the embedding, 8 x 2048; the head, 8 x 2048 + 4096, rides with the
+  // last stage's last layer): 20 collectives, one per stage's bucket, not one per copy.
   const Scenario dual = uniform_pipeline(4, 8, "dualpipe");
   const StepResult r = simulate_step(dual);
   int reductions = 0;
   for (const Task& t : r.graph.tasks) reductions += t.kind == TaskKind::dp_comm ? 1 : 0;
-  EXPECT_EQ(reductions, 17);
+  EXPECT_EQ(reductions, 20);
   const StepResult base = simulate_step(uniform_pipeline(4, 8, "1f1b"));
   for (const Task& t : base.graph.tasks) EXPECT_NE(t.kind, TaskKind::dp_comm);
 }
