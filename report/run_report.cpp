@@ -390,6 +390,11 @@ std::string render_stack_explanation(const Scenario& s) {
                             "kernel), {} of FlashAttention-2's rate",
                             kFlash1OverFlash2),
           by("training.stack.attention"));
+    } else if (s.model.position_embedding == PositionEmbedding::alibi) {
+      o += fmt::format("  {:<25}{}\n", "attention",
+                       "unfused, ALiBi: baddbmm into the broadcast bias copies it into the "
+                       "score tensor, which the score GEMM reads back (2e bytes a score "
+                       "more, forward)");
     }
     o += fmt::format(
         "  {:<25}{} ({})\n", "projections",
