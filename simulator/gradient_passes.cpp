@@ -126,6 +126,11 @@ void reduce_bucket(const StepContext& ctx, const RankSet& ranks, CommPlanner& pl
       ready.push_back(br.ready);
       const MaybeTask wait = ctx.s.training.overlap_grad_reduce ? br.ready : br.without_overlap;
       if (wait) after.push_back(*wait);
+      // DeepSpeed's ReduceGrads, once a step, follows ReduceTiedGrads (tied_embedding_pass;
+      // under Megatron the tied all-reduce comes after, and `tied` is still empty here).
+      // ZeRO-2's reductions run in every backward, before it.
+      const MaybeTask tied = out.tied[static_cast<size_t>(mr)];
+      if (tied && p.zero_stage < 2) after.push_back(*tied);
       if (!ctx.s.training.overlap_grad_reduce) held.push_back(br.held);
     }
     const GroupKind kind = expert_pass ? (dual ? GroupKind::expert_dp_mirror : GroupKind::expert_dp)
@@ -566,12 +571,7 @@ void grad_sync_pass(const StepContext& ctx, const RankSet& ranks, const StageLay
             aligned_grad_reduce(ctx, ranks[static_cast<size_t>(mr)].s)
                 ? aligned_launch(ctx, ranks, pipe, mr, pipe.grads[mr][list][last].chunk)
                 : pipe.grads[mr][list][last].task;
-        // DeepSpeed's ReduceGrads follows ReduceTiedGrads (tied_embedding_pass; under
-        // Megatron the tied all-reduce comes after and `tied` is still empty here).
-        const MaybeTask done = out.tied[static_cast<size_t>(mr)]
-                                   ? out.tied[static_cast<size_t>(mr)]
-                                   : pipe.last_compute[static_cast<size_t>(mr)];
-        return BucketReady{ready, done, std::nullopt};
+        return BucketReady{ready, pipe.last_compute[mr], std::nullopt};
       };
       reduce_bucket(ctx, ranks, planner, g, out, r, ready_of, params, shape);
     }
