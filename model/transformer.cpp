@@ -276,6 +276,19 @@ void add_attention(const ModelSpec& m, const TrainingSpec& tr, const OpBuilder& 
     qk.comm_before = CommPoint::cp_kv;
     qk.kv_elems = d.tok * (k_dim + v_dim);
     qk.score_tensor = true;
+    // ALiBi, unfused: the scores are torch.baddbmm(alibi, Q, K^T) with beta 1 (or
+    // 1/layer, never 0) into the per-head bias ([b*a, 1, S], broadcast over the queries;
+    // ParallelAttention.forward in megatron/model/transformer.py, bigscience-workshop/
+    // Megatron-DeepSpeed 8387ae17, as Hugging Face's BloomAttention does). PyTorch expands the bias, copies it into the
+    // s x S result before the batched GEMM when beta != 0, and cuBLAS then reads that
+    // result as C (baddbmm_out_cuda and baddbmm_out_cuda_impl, aten/src/ATen/native/cuda/
+    // Blas.cpp at pytorch/pytorch 002253ce): a copy kernel writing the score tensor once
+    // (reading the b*a*S bias) and the GEMM reading it once more. Forward only: the bias
+    // needs no gradient. Fused attention adds the bias inside the kernel.
+    if (m.position_embedding == PositionEmbedding::alibi) {
+      qk.fwd_read += Bytes(e * probs);
+      qk.aux_fwd_bytes += Bytes(e * probs + e * d.b * a * d.S);
+    }
     L.ops.push_back(qk);
 
     // The s^2 tensors are kept only without selective recompute; their backward reads

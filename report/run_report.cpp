@@ -17,6 +17,7 @@
 #include "report/check_report.h"
 #include "report/memory_json.h"
 #include "simulator/fsdp_gradient_passes.h"
+#include "simulator/step.h"
 
 namespace orrery {
 namespace {
@@ -390,6 +391,11 @@ std::string render_stack_explanation(const Scenario& s) {
                             "kernel), {} of FlashAttention-2's rate",
                             kFlash1OverFlash2),
           by("training.stack.attention"));
+    } else if (s.model.position_embedding == PositionEmbedding::alibi) {
+      o += fmt::format("  {:<25}{}\n", "attention",
+                       "unfused, ALiBi: baddbmm into the broadcast bias copies it into the "
+                       "score tensor, which the score GEMM reads back (2e bytes a score "
+                       "more, forward)");
     }
     o += fmt::format(
         "  {:<25}{} ({})\n", "projections",
@@ -443,6 +449,17 @@ std::string render_stack_explanation(const Scenario& s) {
                                      k.host_overhead.value() * 1e6)
                        : std::string("none (CUDA-graphed)"),
                    by("training.stack.host_overhead"));
+  if (const double tied = tied_embedding_allreduce_bytes(s); tied > 0) {
+    o += fmt::format(
+        "  {:<25}the last stage holds a copy of the table; once a step the two copies' "
+        "gradients are all-reduced between the first and last stage ({:.2f} MiB a GPU, {}; "
+        "{} the data-parallel reduction)\n",
+        "tied embeddings", tied / 1048576.0,
+        s.parallelism.pipeline_engine == PipelineEngine::deepspeed
+            ? "DeepSpeed's ReduceTiedGrads"
+            : "Megatron's embedding group",
+        s.parallelism.pipeline_engine == PipelineEngine::deepspeed ? "before" : "after");
+  }
   if (s.parallelism.zero_stage >= 3) {
     o += fmt::format("  {:<25}{}\n", "ZeRO-3 / FSDP", to_string(s.parallelism.fsdp_impl));
     // Megatron-FSDP's hooks as the simulator follows them (simulator/pipeline_pass.cpp,

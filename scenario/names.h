@@ -62,7 +62,7 @@ ORRERY_ENUM_NAMES(ModelFamily, {ModelFamily::decoder, "decoder"}, {ModelFamily::
 ORRERY_ENUM_NAMES(Activation, {Activation::gelu, "gelu"}, {Activation::swiglu, "swiglu"});
 ORRERY_ENUM_NAMES(Norm, {Norm::layernorm, "layernorm"}, {Norm::rmsnorm, "rmsnorm"});
 ORRERY_ENUM_NAMES(PositionEmbedding, {PositionEmbedding::learned, "learned"},
-                  {PositionEmbedding::rope, "rope"});
+                  {PositionEmbedding::rope, "rope"}, {PositionEmbedding::alibi, "alibi"});
 // model.attention_mask
 ORRERY_ENUM_NAMES(AttentionMask, {AttentionMask::causal, "causal"}, {AttentionMask::full, "full"},
                   {AttentionMask::sliding_window, "sliding-window"},

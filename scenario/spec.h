@@ -145,7 +145,10 @@ std::vector<std::string> assumed_figures(const ClusterSpec& c);
 enum class ModelFamily { decoder, encoder, cnn };
 enum class Activation { gelu, swiglu };
 enum class Norm { layernorm, rmsnorm };
-enum class PositionEmbedding { learned, rope };
+// model.position_embedding: a learned s x h table, rotary (RoPE), or ALiBi's per-head
+// linear bias on the attention scores (no table; BLOOM, --position-embedding-type alibi in
+// bigscience-workshop/Megatron-DeepSpeed).
+enum class PositionEmbedding { learned, rope, alibi };
 // Which keys each query attends to (model.attention_mask): every earlier key and itself
 // (causal, decoders), every key (full, encoders), the last `attention_window` keys up to
 // itself (sliding_window), or the earlier keys of its own document when documents of

@@ -89,7 +89,9 @@ int CommPlanner::group(CollectiveOp op, GroupKind kind, int stage, Bytes bytes, 
   if (nccl) apply_nccl_cost(plan, ctx_.topo, ctx_.p.fsdp_host_overhead);
   // A DualPipe mirror group spans two stages whose links carry different pipeline
   // traffic, so its transfers are not equivalent by symmetry: one flow each.
-  const bool mirror = kind == GroupKind::dp_mirror || kind == GroupKind::expert_dp_mirror;
+  // So does the tied-embedding group of the first and the last stage.
+  const bool mirror = kind == GroupKind::dp_mirror || kind == GroupKind::expert_dp_mirror ||
+                      kind == GroupKind::embedding;
   PlannedComm placed = place(plan, ctx_.topo, gs.siblings, !ctx_.opt.full && !mirror);
   placed.description += fmt::format(", {:.2f} MiB", bytes.value() / 1048576.0);
   measured(gs.group, op, bytes, nccl, placed);

@@ -2,6 +2,7 @@
 // data-parallel gradient reduction in buckets, and the optimizer step with the
 // distributed optimizer's parameter all-gather (simulator/step_passes.h).
 #include <algorithm>
+#include <cmath>
 #include <utility>
 #include <vector>
 
@@ -125,6 +126,11 @@ void reduce_bucket(const StepContext& ctx, const RankSet& ranks, CommPlanner& pl
       ready.push_back(br.ready);
       const MaybeTask wait = ctx.s.training.overlap_grad_reduce ? br.ready : br.without_overlap;
       if (wait) after.push_back(*wait);
+      // DeepSpeed's ReduceGrads, once a step, follows ReduceTiedGrads (tied_embedding_pass;
+      // under Megatron the tied all-reduce comes after, and `tied` is still empty here).
+      // ZeRO-2's reductions run in every backward, before it.
+      const MaybeTask tied = out.tied[static_cast<size_t>(mr)];
+      if (tied && p.zero_stage < 2) after.push_back(*tied);
       if (!ctx.s.training.overlap_grad_reduce) held.push_back(br.held);
     }
     const GroupKind kind = expert_pass ? (dual ? GroupKind::expert_dp_mirror : GroupKind::expert_dp)
@@ -629,6 +635,49 @@ std::vector<double> dense_bucket_sizes(const std::vector<const Layer*>& layers, 
   return sizes;
 }
 
+// Tied word embeddings on two pipeline stages (StageLayers: the head's stage holds a copy
+// of the table) have their gradients summed between the two copies once a step: dist.
+// all_reduce over the group of the first- and last-stage GPUs of one tensor, context and
+// data index.
+//  - DeepSpeed's PipelineEngine, in the TrainSchedule's last step, runs ReduceTiedGrads
+//    before ReduceGrads, on `weight._hp_grad if self.bfloat16_enabled() else weight.grad`
+//    (_exec_reduce_tied_grads in deepspeed/runtime/pipe/engine.py, microsoft/DeepSpeed
+//    56c522386878): under BF16_Optimizer the fp32 accumulation buffer (4 bytes an
+//    element), else the gradient in the scenario's gradient dtype.
+//  - Megatron-LM all-reduces the word embeddings' main_grad over its embedding group after
+//    the data-parallel gradient reduction and before the optimizer (train_step in
+//    megatron/training.py at NVIDIA/Megatron-LM 6985e589; _allreduce_word_embedding_grads
+//    after finish_grad_sync in megatron/core/distributed/finalize_model_grads.py at
+//    d98e8a64), in the gradient buffer's dtype (the scenario's gradient dtype).
+// The table is vocabulary-parallel: ceil(V / tp) x h elements a GPU.
+double tied_embedding_bytes(const StepContext& ctx) {
+  return tied_embedding_allreduce_bytes(ctx.s);
+}
+
+void tied_embedding_pass(const StepContext& ctx, const RankSet& ranks, const PipelineTasks& pipe,
+                         CommPlanner& planner, GradientTasks& out, bool after_reduction) {
+  const bool deepspeed = ctx.p.pipeline_engine == PipelineEngine::deepspeed;
+  if (deepspeed == after_reduction) return;
+  const double bytes = tied_embedding_bytes(ctx);
+  if (bytes <= 0) return;
+  for (size_t r = 0; r < ranks.size(); ++r) {
+    if (ranks[r].s != 0) continue;
+    const std::vector<int> members = ranks.embedding_members(r);
+    std::vector<int> after;
+    for (int mr : members) {
+      const size_t m = static_cast<size_t>(mr);
+      if (const MaybeTask last = pipe.last_compute[m]) after.push_back(*last);
+      if (after_reduction) after.insert(after.end(), out.reductions[m].begin(), out.reductions[m].end());
+    }
+    const int task = planner.collective(ranks, TaskKind::dp_comm, CollectiveOp::all_reduce,
+                                        GroupKind::embedding, members, after, Bytes(bytes));
+    for (int mr : members) {
+      out.tied[static_cast<size_t>(mr)] = task;
+      out.reductions[static_cast<size_t>(mr)].push_back(task);
+    }
+  }
+}
+
 double grad_bucket_params(const StepContext& ctx) {
   return ctx.s.training.grad_bucket_params.value_or(
       deepspeed_bf16_optimizer(ctx) ? 500e6 : std::max(40e6, 1e6 * ctx.p.dp));
@@ -707,6 +756,20 @@ std::vector<int> optimizer_pass(const StepContext& ctx, const RankSet& ranks,
 }  // namespace orrery::detail
 
 namespace orrery {
+
+double tied_embedding_allreduce_bytes(const Scenario& s) {
+  const ParallelismSpec& p = s.parallelism;
+  const ModelSpec& m = s.model;
+  if (p.pp < 2 || !m.is_transformer() || !m.tied_embeddings || p.zero_stage >= 3 ||
+      p.schedule == PipelineSchedule::dualpipe)
+    return 0.0;
+  const double vocab_share = std::ceil(static_cast<double>(m.vocab) / p.tp);
+  // DeepSpeed's BF16_Optimizer: its fp32 buffer.
+  const double bytes =
+      detail::deepspeed_bf16_optimizer(s) ? 4.0 : state_bytes_per_param(s.training).gradient;
+  return vocab_share * static_cast<double>(m.hidden) * bytes;
+}
+
 namespace {
 
 double gradient_predivide_factor(int world) {

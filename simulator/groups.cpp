@@ -101,6 +101,12 @@ GroupSet groups_of(GroupKind kind, int stage, const Layout& L, int block) {
             all.push_back(std::move(g));
           }
       break;
+    case GroupKind::embedding:  // stage 0 and stage pp - 1, same t, c, d
+      for (int d = 0; d < L.dp; ++d)
+        for (int c = 0; c < L.cp; ++c)
+          for (int t = 0; t < L.tp; ++t)
+            all.push_back({L.gpu(t, c, d, 0), L.gpu(t, c, d, L.pp - 1)});
+      return split_followed(std::move(all), L.followed(0));
     case GroupKind::dp_mirror:
     case GroupKind::expert_dp_mirror:
       break;  // built from dp / expert_dp above

@@ -49,7 +49,11 @@ enum class GroupKind {
   // DualPipe: the dp (expert_dp) group of `stage` followed by the same group of stage
   // pp - 1 - stage, which holds the other copy of the same layers.
   dp_mirror,
-  expert_dp_mirror
+  expert_dp_mirror,
+  // The first and the last pipeline stage's GPUs of the same tensor, context and data
+  // index, which hold the two copies of tied word embeddings (DeepSpeed's tied-module
+  // group, PipelineModule._index_tied_modules in deepspeed/runtime/pipe/module.py).
+  embedding
 };
 
 // A collective's group for the followed GPU of `stage` (Layout::followed; the first group

@@ -43,6 +43,25 @@ StageLayers::StageLayers(const StepContext& ctx)
       layers_[stage][chunk].push_back(&l);
     }
   }
+  // Tied word embeddings whose head sits on another stage than the embedding: that stage
+  // holds a copy of the table as a parameter of its own (Megatron-LM's
+  // initialize_word_embeddings, megatron/model/module.py at NVIDIA/Megatron-LM 6985e589, and
+  // Megatron-Core's setup_embeddings_and_output_layer; DeepSpeed's TiedLayerSpec module on
+  // each stage that uses it, deepspeed/runtime/pipe/module.py at microsoft/DeepSpeed
+  // 56c522386878), whose gradient is accumulated, reduced over the data-parallel group,
+  // stepped and gathered with the stage's others; the two copies' gradients are summed
+  // between the stages (tied_embedding_pass). The workload counts the table once (on the
+  // embedding); the memory model counts the copy (model/memory.cpp).
+  if (head_ && s.model.is_transformer() && s.model.tied_embeddings &&
+      embedding_at_.first != head_at_.first) {
+    auto copy = std::make_shared<Layer>(*head_);
+    const double table = std::ceil(static_cast<double>(s.model.vocab) / p.tp) *
+                         static_cast<double>(s.model.hidden);
+    for (Op& op : copy->ops)
+      if (op.name == "head.output") op.params += table;
+    tied_head_ = std::move(copy);
+    head_ = tied_head_.get();
+  }
 }
 
 std::vector<const Layer*> StageLayers::of(int stage, int chunk) const {
@@ -57,10 +76,12 @@ std::vector<const Layer*> StageLayers::of_block(int stage, int chunk) const {
   return dual_ ? of(chunk == 0 ? stage : pp_ - 1 - stage, 0) : of(stage, chunk);
 }
 
-bool deepspeed_bf16_optimizer(const StepContext& ctx) {
-  return ctx.p.pipeline_engine == PipelineEngine::deepspeed &&
-         ctx.s.training.precision == Precision::bf16 && ctx.p.zero_stage < 2;
+bool deepspeed_bf16_optimizer(const Scenario& s) {
+  return s.parallelism.pipeline_engine == PipelineEngine::deepspeed &&
+         s.training.precision == Precision::bf16 && s.parallelism.zero_stage < 2;
 }
+
+bool deepspeed_bf16_optimizer(const StepContext& ctx) { return deepspeed_bf16_optimizer(ctx.s); }
 
 double dense_gather_bytes_per_param(const StepContext& ctx,
                                     const std::vector<const Layer*>& layers) {

@@ -53,7 +53,9 @@ StepResult run_step(const Scenario& s, const Hardware& hardware, const Analysed&
   const PipelineTasks pipe = pipeline_pass(ctx, ranks, layers, templates, planner, g);
   GradientTasks grads(ranks.size());
   fsdp_pass(ctx, ranks, pipe, planner, g, grads);
+  tied_embedding_pass(ctx, ranks, pipe, planner, grads, false);
   grad_sync_pass(ctx, ranks, layers, pipe, planner, g, grads);
+  tied_embedding_pass(ctx, ranks, pipe, planner, grads, true);
   optimizer_pass(ctx, ranks, pipe, grads, planner, g);
   const std::vector<int> stage_of_rank = ranks.stages();
   out.stage_of_rank = stage_of_rank;

@@ -119,6 +119,11 @@ bool op_level_supported(const Scenario& s);
 // The figure a published measurement reports, from a simulated step.
 double metric_value(const StepResult& r, const Scenario& s, Metric m);
 
+// Bytes one first- or last-stage GPU all-reduces once a step to sum the gradients of the
+// two copies of tied word embeddings (docs/simulator.md, "Tied embeddings across the
+// pipeline"); 0 when the step has none.
+double tied_embedding_allreduce_bytes(const Scenario& s);
+
 // Throws InputError when the scenario lacks a measured figure the simulation needs (a
 // calibration profile that cannot be read), names a fault the topology cannot hold, or
 // asks --full for hybrid sharding.

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
 #include <utility>
 #include <vector>
 
@@ -46,6 +47,10 @@ class StageLayers {
   const Layer* head_ = nullptr;
   // (rank, chunk) of the embedding and of the head (model/pipeline.h, PipelineLayout).
   std::pair<int, int> embedding_at_{0, 0}, head_at_{0, 0};
+  // The head with its copy of tied word embeddings, when the head's stage is not the
+  // embedding's (the constructor says why); head_ then points here. Shared so that a copy
+  // of this object keeps its pointers.
+  std::shared_ptr<const Layer> tied_head_;
   std::vector<std::vector<std::vector<const Layer*>>> layers_;  // [stage][chunk]
 };
 
@@ -57,6 +62,7 @@ class StageLayers {
 // micro-batch's gradients in fp32 (pipeline_pass) and all-reduces them whole in bf16
 // (grad_sync_pass).
 bool deepspeed_bf16_optimizer(const StepContext& ctx);
+bool deepspeed_bf16_optimizer(const Scenario& s);
 
 // Bytes a dense parameter of `layers` takes in the distributed optimizer's parameter
 // all-gather: the weight's bytes, 1 for the fp8 GEMMs' weights when
@@ -154,13 +160,17 @@ struct GradientTasks {
         local_params(ranks, 0),
         local_tensors(ranks),
         dense_total(ranks, 0),
-        decode(ranks) {}
+        decode(ranks),
+        tied(ranks) {}
   std::vector<std::vector<int>> reductions;  // the collectives the optimizer waits for
   std::vector<double> local_params;          // parameters the rank's optimizer updates
   // training.stack.optimizer per_parameter only: the sizes of the tensors it updates
   std::vector<std::vector<double>> local_tensors;
   std::vector<double> dense_total;           // dense parameters of its gradient lists
   std::vector<Seconds> decode;               // compression decode kernels before it
+  // Per rank, the all-reduce of the tied word embeddings' gradients it takes part in
+  // (tied_embedding_pass); its data-parallel reduction waits for it.
+  std::vector<MaybeTask> tied;
 };
 
 PipelineTasks pipeline_pass(const StepContext& ctx, const RankSet& ranks, const StageLayers& layers,
@@ -168,6 +178,19 @@ PipelineTasks pipeline_pass(const StepContext& ctx, const RankSet& ranks, const 
 
 void fsdp_pass(const StepContext& ctx, const RankSet& ranks, const PipelineTasks& pipe,
                CommPlanner& planner, TaskGraph& g, GradientTasks& out);
+
+// The bytes of one GPU's share of the all-reduce that sums the gradients of tied word
+// embeddings between the first and the last pipeline stage (0: none; gradient_passes.cpp
+// says when and in which dtype).
+double tied_embedding_bytes(const StepContext& ctx);
+
+// That all-reduce: per first-stage GPU, one over it and the last-stage GPU of the same
+// tensor, context and data index, after both ranks' last compute; recorded in `out.tied`
+// and `out.reductions`. Called twice: before grad_sync_pass (`after_reduction` false), where
+// DeepSpeed's PipelineEngine runs it and its data-parallel reduction then waits for it, and
+// after (true), where Megatron-LM runs it, waiting for both ranks' reductions.
+void tied_embedding_pass(const StepContext& ctx, const RankSet& ranks, const PipelineTasks& pipe,
+                         CommPlanner& planner, GradientTasks& out, bool after_reduction);
 
 void grad_sync_pass(const StepContext& ctx, const RankSet& ranks, const StageLayers& layers,
                     const PipelineTasks& pipe, CommPlanner& planner, TaskGraph& g,

@@ -19,16 +19,17 @@ namespace {
 // hidden 2048 (its `dim`), heads 2048 / head_dim, causal=False, dropout_p 0 (no dropout
 // kernel): a one-layer model without dropout, unfused attention, 16-bit.
 Scenario benchmark(const std::string& system, int heads, const std::string& precision,
-                   bool dropout = false) {
+                   bool dropout = false, const std::string& positions = "learned",
+                   bool flash = false) {
   return load_scenario_text(fmt::format(R"(
 cluster: {{preset: {}, gpus_per_node: 1}}
 model: {{family: decoder, layers: 1, hidden: 2048, heads: {}, ffn: 8192, vocab: 32768,
-        seq_len: 8192, activation: gelu, norm: layernorm, position_embedding: learned,
+        seq_len: 8192, activation: gelu, norm: layernorm, position_embedding: {},
         attention_mask: full, tied_embeddings: false, bias: false, dropout: {}}}
 parallelism: {{tp: 1, pp: 1, dp: 1, microbatch: 2, global_batch: 2}}
-training: {{precision: {}, flash_attention: false}}
+training: {{precision: {}, flash_attention: {}}}
 )",
-                                        system, heads, dropout, precision),
+                                        system, heads, positions, dropout, precision, flash),
                             "score.yaml");
 }
 
@@ -122,6 +123,55 @@ TEST(ScoreTensor, WithoutTheFigureTheMemoryEfficiency) {
   bare.cluster.gpu.score_tensor_efficiency.reset();
   const Timed t = score_ops(bare);
   EXPECT_NEAR(t.seconds, 95294586880.0 / (2039e9 * 0.79), 1e-9);
+}
+
+// The op of this name in the model's transformer layer.
+Op layer_op(const Scenario& s, const std::string& name) {
+  const Workload w = build_workload(s.model, s.training, shard_of(s.parallelism));
+  for (const Layer& l : w.layers)
+    if (l.kind == LayerKind::transformer)
+      for (const Op& op : l.ops)
+        if (op.name == name) return op;
+  ADD_FAILURE() << "no op " << name;
+  return {};
+}
+
+// ALiBi, unfused (model.position_embedding alibi): baddbmm into the broadcast bias with
+// beta 1. At the A100 shape above, P = 4,294,967,296 scores, 2 bytes each (2P =
+// 8,589,934,592): the scores GEMM reads q, k (134,217,728) and now C (2P) and writes 2P,
+// 17,314,086,912 bytes at 2,039 GB/s x 0.559 = 1,139.801 GB/s, 15.1904 ms (its 5.5e11 FLOP
+// take about 2.2 ms); the copy of the bias into the result writes 2P and reads the bias
+// (b a S = 2 x 32 x 8192 = 524,288 elements, 1,048,576 bytes), 8,590,983,168 bytes at
+// STREAM's 2,039 x 0.79 = 1,610.81 GB/s, 5.3333 ms:
+// 20.5237 ms forward against 7.6541 ms with learned positions. Backward unchanged; no
+// position table; under flash attention nothing changes.
+TEST(ScoreTensor, AlibiCopiesTheBiasIntoTheScoresAndTheGemmReadsIt) {
+  const Scenario learned = benchmark("dgx-a100", 32, "fp16");
+  const Scenario alibi = benchmark("dgx-a100", 32, "fp16", false, "alibi");
+  const Op a = layer_op(alibi, "attn.scores"), l = layer_op(learned, "attn.scores");
+  const double two_p = 8589934592.0;
+  EXPECT_DOUBLE_EQ(a.fwd_read.value(), 134217728.0 + two_p);
+  EXPECT_DOUBLE_EQ(a.fwd_written.value(), two_p);
+  EXPECT_DOUBLE_EQ(a.aux_fwd_bytes.value(), two_p + 2 * 2 * 32 * 8192.0);
+  EXPECT_DOUBLE_EQ(a.bwd_read.value(), l.bwd_read.value());
+  EXPECT_DOUBLE_EQ(a.bwd_written.value(), l.bwd_written.value());
+  EXPECT_DOUBLE_EQ(a.aux_bwd_bytes.value(), 0.0);
+  const auto model = make_roofline_model(alibi);
+  const double fwd = model->op_time(a, Pass::forward).value();
+  EXPECT_NEAR(fwd, 17314086912.0 / (2039e9 * 0.559) + 8590983168.0 / (2039e9 * 0.79), 1e-9);
+  EXPECT_NEAR(fwd, 20.5237e-3, 1e-6);
+  EXPECT_NEAR(model->op_time(l, Pass::forward).value(), 7.6541e-3, 1e-6);
+  EXPECT_DOUBLE_EQ(model->op_time(a, Pass::backward).value(),
+                   model->op_time(l, Pass::backward).value());
+  // No learned position table in the embedding.
+  const Workload w = build_workload(alibi.model, alibi.training, shard_of(alibi.parallelism));
+  for (const Layer& layer : w.layers)
+    for (const Op& op : layer.ops) EXPECT_NE(op.name, "embedding.position");
+  // Fused attention adds the bias in the kernel.
+  const Op fa = layer_op(benchmark("dgx-a100", 32, "fp16", false, "alibi", true), "attn.core");
+  const Op fl = layer_op(benchmark("dgx-a100", 32, "fp16", false, "learned", true), "attn.core");
+  EXPECT_DOUBLE_EQ((fa.fwd_read + fa.fwd_written + fa.aux_fwd_bytes).value(),
+                   (fl.fwd_read + fl.fwd_written + fl.aux_fwd_bytes).value());
 }
 
 }  // namespace

@@ -226,7 +226,9 @@ struct Built {
     pipe = pipeline_pass(ctx, ranks, layers, templates, planner, g);
     grads = GradientTasks(ranks.size());
     fsdp_pass(ctx, ranks, pipe, planner, g, grads);
+    tied_embedding_pass(ctx, ranks, pipe, planner, grads, false);
     grad_sync_pass(ctx, ranks, layers, pipe, planner, g, grads);
+    tied_embedding_pass(ctx, ranks, pipe, planner, grads, true);
     optimizer = optimizer_pass(ctx, ranks, pipe, grads, planner, g);
   }
   std::size_t count(TaskKind k, int rank) const {
@@ -372,6 +374,100 @@ TEST(PipelinePass, DeepSpeedBf16AccumulatesEveryMicroBatchsGradientsInFp32) {
   const Built fp16_megatron(fp16(small(", zero_stage: 1")));
   const Built fp16_deepspeed(fp16(small(", zero_stage: 1, pipeline_engine: deepspeed")));
   EXPECT_DOUBLE_EQ(backward_work(fp16_deepspeed, 1), backward_work(fp16_megatron, 1));
+}
+
+// small() with tied word embeddings: the first stage's table and the last stage's output
+// layer are one weight, V h = 32000 x 1024 = 32,768,000 elements on each (tp 1).
+Scenario small_tied(const std::string& extra_parallelism) {
+  Scenario s = small(extra_parallelism);
+  s.model.tied_embeddings = true;
+  return s;
+}
+
+TEST(TiedEmbeddingPass, DeepSpeedAllReducesTheFp32TiedGradientOfFirstAndLastStage) {
+  // DeepSpeed's ReduceTiedGrads: dist.all_reduce of the tied weight's _hp_grad, BF16_
+  // Optimizer's fp32 buffer, over the first- and last-stage GPUs of one data index: GPU =
+  // d + 4 p here (tp 1, dp 4), so the groups are {0, 4}, {1, 5}, {2, 6}, {3, 7}, each
+  // 32,768,000 x 4 = 131,072,000 bytes.
+  const Built b(small_tied(", zero_stage: 1, pipeline_engine: deepspeed"));
+  EXPECT_DOUBLE_EQ(tied_embedding_bytes(b.ctx), 131072000.0);
+  const GroupSet gs = groups_of(GroupKind::embedding, 0, b.ctx.L, 1);
+  EXPECT_EQ(gs.group, (std::vector<int>{0, 4}));
+  EXPECT_EQ(gs.siblings,
+            (std::vector<std::vector<int>>{{1, 5}, {2, 6}, {3, 7}}));
+  ASSERT_TRUE(b.grads.tied[0].has_value());
+  ASSERT_EQ(b.grads.tied[1], b.grads.tied[0]);  // one task for both stages
+  const int tied = *b.grads.tied[0];
+  const Task& t = b.g.tasks[static_cast<std::size_t>(tied)];
+  EXPECT_EQ(t.kind, TaskKind::dp_comm);
+  EXPECT_EQ(t.rank, 0);
+  const PlannedComm& c = b.g.comms[static_cast<std::size_t>(*t.comm)];
+  EXPECT_EQ(c.description.rfind("all_reduce", 0), 0u) << c.description;
+  EXPECT_DOUBLE_EQ(c.bytes.value(), 131072000.0);
+  // It waits for both stages' last compute; each stage's gradient all-reduce (one bucket
+  // a stage: at most 500M elements) and optimizer wait for it.
+  auto edge = [&](int from, int to) {
+    return std::find(b.g.edges.begin(), b.g.edges.end(), std::make_pair(from, to)) !=
+           b.g.edges.end();
+  };
+  for (int r = 0; r < 2; ++r) {
+    EXPECT_TRUE(edge(*b.pipe.last_compute[static_cast<std::size_t>(r)], tied)) << r;
+    EXPECT_TRUE(edge(tied, b.optimizer[static_cast<std::size_t>(r)])) << r;
+    std::size_t buckets = 0;
+    for (std::size_t i = 0; i < b.g.tasks.size(); ++i) {
+      const Task& d = b.g.tasks[i];
+      if (d.kind != TaskKind::dp_comm || d.rank != r || static_cast<int>(i) == tied) continue;
+      ++buckets;
+      EXPECT_TRUE(edge(tied, static_cast<int>(i))) << r;
+    }
+    EXPECT_EQ(buckets, 1u) << r;
+  }
+  // Untied embeddings: none.
+  {
+    const Built untied(small(", zero_stage: 1, pipeline_engine: deepspeed"));
+    EXPECT_DOUBLE_EQ(tied_embedding_bytes(untied.ctx), 0.0);
+    EXPECT_FALSE(untied.grads.tied[0].has_value());
+  }
+}
+
+TEST(TiedEmbeddingPass, MegatronAllReducesTheMainGradAfterTheDataParallelReduction) {
+  // Megatron-LM: the embedding group's all-reduce of main_grad, in the gradient buffer's
+  // dtype (fp32 here: 32,768,000 x 4 = 131,072,000 bytes), after both stages' gradient
+  // reduction and before their optimizers.
+  const Built b(small_tied(", zero_stage: 1"));
+  ASSERT_EQ(state_bytes_per_param(b.s.training).gradient, 4.0);
+  EXPECT_DOUBLE_EQ(tied_embedding_bytes(b.ctx), 131072000.0);
+  ASSERT_TRUE(b.grads.tied[0].has_value());
+  ASSERT_EQ(b.grads.tied[1], b.grads.tied[0]);
+  const int tied = *b.grads.tied[0];
+  auto edge = [&](int from, int to) {
+    return std::find(b.g.edges.begin(), b.g.edges.end(), std::make_pair(from, to)) !=
+           b.g.edges.end();
+  };
+  for (int r = 0; r < 2; ++r) {
+    EXPECT_TRUE(edge(tied, b.optimizer[static_cast<std::size_t>(r)])) << r;
+    std::size_t reductions = 0;
+    for (int d : b.grads.reductions[static_cast<std::size_t>(r)]) {
+      if (d == tied) continue;
+      ++reductions;
+      EXPECT_TRUE(edge(d, tied)) << r;
+    }
+    EXPECT_GE(reductions, 1u) << r;
+  }
+}
+
+// The head's stage holds a copy of tied embeddings: its gradients (reduced over the
+// data-parallel group) take the table, V h = 32,768,000 elements, besides its 12 layers
+// and the final norm's 2 h = 2,048. The first stage holds the same 12-layer count and the
+// table (rope: no position table), so the head's stage has exactly 2,048 more; untied, its
+// own output layer (V h, no bias) gives it the same count.
+TEST(TiedEmbeddingPass, TheHeadStageReducesItsCopyOfTheTable) {
+  const Built b(small_tied(", zero_stage: 1, pipeline_engine: deepspeed"));
+  EXPECT_DOUBLE_EQ(b.grads.dense_total[1] - b.grads.dense_total[0], 2048.0);
+  const Built untied(small(", zero_stage: 1, pipeline_engine: deepspeed"));
+  EXPECT_DOUBLE_EQ(untied.grads.dense_total[1], b.grads.dense_total[1]);
+  // So does its fp32 accumulation after every backward (18 bytes a parameter).
+  EXPECT_NEAR(backward_work(b, 1), backward_work(untied, 1), 1e-12);
 }
 
 TEST(OptimizerPass, WaitsForTheRankComputeAndEveryReduction) {
