@@ -83,6 +83,9 @@ class RooflineModel final : public ComputeModel {
     // (cluster.gpu.score_tensor_efficiency), else at the STREAM fraction.
     scores_hbm_ =
         g.memory_bandwidth.value() * g.score_tensor_efficiency.value_or(*g.memory_efficiency);
+    // PyTorch's dtype-converting copies at their own measured fraction of HBM
+    // (cluster.gpu.cast_efficiency), else at the STREAM fraction.
+    cast_hbm_ = g.memory_bandwidth.value() * g.cast_efficiency.value_or(*g.memory_efficiency);
     optimizer_hbm_ = optimizer_bandwidth > 0 ? optimizer_bandwidth : hbm_;
     launch_ = g.kernel_launch->value();
     // training.stack.host_overhead: the host's time to issue one optimizer pass (one
@@ -193,6 +196,16 @@ class RooflineModel final : public ComputeModel {
                            "host_overhead where longer)",
                            optimizer_bytes_, optimizer_hbm_ / 1e9, foreach_passes_.size(),
                            step_floor_ * 1e6)}};
+    if (g.cast_efficiency) {
+      explanation_.insert(
+          explanation_.begin() + 4,
+          {"dtype casts",
+           fmt::format("roofline: PyTorch's dtype-converting copies (an unfused chain's "
+                       "x.float() and type_as, FSDP1's and DeepSpeed's gradient casts) at least "
+                       "bytes / {:.0f} GB/s (HBM x cast_efficiency {}: the dynamic-cast path, "
+                       "not vectorized) ({})",
+                       cast_hbm_ / 1e9, *g.cast_efficiency, gpu)});
+    }
     if (!s.training.flash_attention) {
       explanation_.insert(
           explanation_.begin() + 4,
@@ -281,7 +294,7 @@ class RooflineModel final : public ComputeModel {
     const bool fwd = pass == Pass::forward;
     const double bytes = fwd ? (op.fwd_read + op.fwd_written).value()
                              : (op.bwd_read + op.bwd_written).value();
-    const double memory = bytes / (op.score_tensor ? scores_hbm_ : hbm_);
+    const double memory = bytes / (op.score_tensor ? scores_hbm_ : op.dtype_cast ? cast_hbm_ : hbm_);
     const double flops = (fwd ? op.fwd_flops : op.bwd_flops).value();
     double t = memory;
     switch (op.kind) {
@@ -365,6 +378,7 @@ class RooflineModel final : public ComputeModel {
   double shape_factor_ = 1;
   double gemm_rate_ = 0, attn_gemm_rate_ = 0, flash_rate_ = 0, hbm_ = 0, launch_ = 0;
   double scores_hbm_ = 0;     // unfused attention's score-tensor kernels' bandwidth
+  double cast_hbm_ = 0;       // PyTorch's dtype-converting copies' bandwidth
   double optimizer_hbm_ = 0;  // the optimizer's bandwidth: hbm_, or a measured one
   double step_floor_ = 0;     // an optimizer pass's floor: max(kernel_launch, host_overhead)
   double split_fwd_ = 1.0, split_bwd_ = 1.0;  // fp8 split-accumulation rate factors

@@ -54,6 +54,16 @@ Op kernel(const std::string& name, double fwd_r, double fwd_w, double bwd_r, dou
   return op;
 }
 
+// A dtype-converting kernel of an unfused chain (x.float(), type_as, and the casts their
+// gradients run): timed at cluster.gpu.cast_efficiency (PyTorch's TensorIterator runs
+// these copies on its dynamic-cast path, without vectorized loads; docs/model.md,
+// "Dtype casts in eager PyTorch").
+Op cast_kernel(const std::string& name, double fwd_r, double fwd_w, double bwd_r, double bwd_w) {
+  Op op = kernel(name, fwd_r, fwd_w, bwd_r, bwd_w);
+  op.dtype_cast = true;
+  return op;
+}
+
 // Rotary embeddings on a tensor of `n` elements (the queries or the keys of this rank),
 // as training.stack.rope runs them, `e` bytes an element. Each kernel is its own op,
 // timed max(bytes / HBM, kernel_launch); the cos/sin tables (s x head_dim, broadcast over
@@ -92,15 +102,15 @@ void add_rope(const std::string& name, double n, double e, StackSpec::Rope how, 
       L.ops.push_back(kernel(name + ".add", 2 * e * n, e * n, 2 * e * n, e * n));
       break;
     case StackSpec::Rope::complex:
-      L.ops.push_back(kernel(name + ".upcast", e * n, 4 * n, 4 * n, e * n));
+      L.ops.push_back(cast_kernel(name + ".upcast", e * n, 4 * n, 4 * n, e * n));
       L.ops.push_back(kernel(name + ".mul", 4 * n, 4 * n, 4 * n, 4 * n));
-      L.ops.push_back(kernel(name + ".downcast", 4 * n, e * n, e * n, 4 * n));
+      L.ops.push_back(cast_kernel(name + ".downcast", 4 * n, e * n, e * n, 4 * n));
       break;
     case StackSpec::Rope::rotation_matrix:
-      L.ops.push_back(kernel(name + ".upcast", e * n, 4 * n, 4 * n, e * n));
+      L.ops.push_back(cast_kernel(name + ".upcast", e * n, 4 * n, 4 * n, e * n));
       L.ops.push_back(kernel(name + ".mul", 4 * n, 8 * n, 4 * n, 8 * n));
       L.ops.push_back(kernel(name + ".sum", 8 * n, 4 * n, 8 * n, 4 * n));
-      L.ops.push_back(kernel(name + ".downcast", 4 * n, e * n, e * n, 4 * n));
+      L.ops.push_back(cast_kernel(name + ".downcast", 4 * n, e * n, e * n, 4 * n));
       break;
   }
 }
@@ -145,12 +155,12 @@ void add_norm(const OpBuilder& B, const std::string& name, double n, double para
     op.recompute_in = recompute;
     L.ops.push_back(std::move(op));
   };
-  push(kernel(name + ".upcast", e * n, 4 * n, 4 * n, e * n), 0);
+  push(cast_kernel(name + ".upcast", e * n, 4 * n, 4 * n, e * n), 0);
   push(kernel(name + ".pow", 4 * n, 4 * n, 16 * n, 12 * n), 4 * n);
   push(kernel(name + ".mean", 4 * n, 0, 0, 4 * n), 0);
   push(kernel(name + ".rstd", 0, 0, 0, 0), 0);
   push(kernel(name + ".mul", 4 * n, 4 * n, 24 * n, 12 * n), 0);
-  push(kernel(name + ".downcast", 4 * n, e * n, e * n, 4 * n), 0);
+  push(cast_kernel(name + ".downcast", 4 * n, e * n, e * n, 4 * n), 0);
   Op weight = kernel(name + ".weight", e * n, e * n, 4 * e * n, 2 * e * n);
   weight.params = params;
   push(std::move(weight), e * n);

@@ -101,6 +101,9 @@ struct Op {
   // Unfused attention's ops over the s x S score tensor (scores, softmax, its dropout,
   // context): their bytes stream at cluster.gpu.score_tensor_efficiency.
   bool score_tensor = false;
+  // A PyTorch dtype-converting copy (an unfused chain's x.float() or type_as, and their
+  // gradients): its bytes stream at cluster.gpu.cast_efficiency.
+  bool dtype_cast = false;
 };
 
 // The forward GEMM of the row-wise recipes (fast accumulation, PyTorch's CUTLASS row-wise

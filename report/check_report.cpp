@@ -43,6 +43,8 @@ ordered_json scenario_json(const Scenario& s) {
         {"score_tensor_efficiency", c.gpu.score_tensor_efficiency
                                         ? ordered_json(*c.gpu.score_tensor_efficiency)
                                         : ordered_json(nullptr)},
+        {"cast_efficiency", c.gpu.cast_efficiency ? ordered_json(*c.gpu.cast_efficiency)
+                                                  : ordered_json(nullptr)},
         {"fp8_split_accumulation", c.gpu.fp8_split_accumulation
                                        ? ordered_json(*c.gpu.fp8_split_accumulation)
                                        : ordered_json(nullptr)},

@@ -441,6 +441,27 @@ std::string render_stack_explanation(const Scenario& s) {
       }
     }
   }
+  // The dtype-converting copies the chains above run as kernels of their own (the unfused
+  // norm's and the complex / rotation-matrix RoPE's x.float() and type_as, each way), and
+  // their rate (calibrate/compute_model.cpp, cluster.gpu.cast_efficiency).
+  const bool rope_casts = s.model.is_transformer() &&
+                          s.model.position_embedding == PositionEmbedding::rope &&
+                          (k.rope == StackSpec::Rope::complex ||
+                           k.rope == StackSpec::Rope::rotation_matrix);
+  const bool norm_casts = s.model.is_transformer() && k.norm == StackSpec::NormKernels::unfused;
+  if (rope_casts || norm_casts) {
+    const GpuSpec& g = s.cluster.gpu;
+    o += fmt::format(
+        "  {:<25}{}{}{} as kernels of their own: {} ({})\n", "dtype casts",
+        norm_casts ? "the norm's upcast and cast back" : "",
+        norm_casts && rope_casts ? ", " : "", rope_casts ? "RoPE's upcast and cast back" : "",
+        g.cast_efficiency
+            ? fmt::format("PyTorch's dynamic-cast copy at {:.0f} GB/s (HBM x cast_efficiency {})",
+                          g.memory_bandwidth.value() * *g.cast_efficiency / 1e9,
+                          *g.cast_efficiency)
+            : std::string("at the other kernels' rate (no cast_efficiency for this GPU)"),
+        "cluster.gpu.cast_efficiency");
+  }
   o += fmt::format("  {:<25}{} ({})\n", "host overhead",
                    k.host_overhead.value() > 0
                        ? fmt::format("{:.1f} us a kernel issued: a run of kernels between "

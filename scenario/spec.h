@@ -37,6 +37,12 @@ struct GpuSpec {
   // dropout): achieved / datasheet HBM bandwidth, from a measured standard-attention run
   // (scenario/presets/gpus.yaml); unset: memory_efficiency.
   std::optional<double> score_tensor_efficiency;
+  // PyTorch's dtype-converting copies (x.float(), type_as, .to(dtype)), which its
+  // TensorIterator runs on the dynamic-cast path (LoadWithCast / StoreWithCast, one element
+  // a thread, no vectorized loads: gpu_kernel_impl, aten/src/ATen/native/cuda/CUDALoops.cuh):
+  // achieved / datasheet HBM bandwidth, from measured before/after sweeps of the change that
+  // vectorized them (scenario/presets/gpus.yaml); unset: memory_efficiency.
+  std::optional<double> cast_efficiency;
   std::optional<Seconds> kernel_launch;        // shortest time a kernel occupies a stream
   // FP8 GEMMs with split (two-level, fp32-promoted) accumulation, over the fast-accumulation
   // plateau gemm_efficiency.fp8 was measured with; unset: no penalty (docs/model.md,

@@ -14,6 +14,8 @@ namespace orrery {
 struct FsdpGradientPass {
   std::string what;    // the kernel, e.g. "pre-divide by 8"
   double bytes = 0;    // bytes it moves per element of the unit's unsharded gradient
+  // A dtype-converting copy (Tensor.to), timed at cluster.gpu.cast_efficiency.
+  bool dtype_cast = false;
 };
 
 // The passes of the scenario's FSDP implementation, in order; empty for any other

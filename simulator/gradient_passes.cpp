@@ -45,7 +45,7 @@ Seconds kernel_time(const ComputeModel& model, Flop flops, Bytes bytes) {
 //    into one new contiguous flat gradient: the unsharded gradient read and written once,
 //    in the parameters' (compute) dtype;
 //  - cast: to the reduce dtype, where it differs ("flat_param.grad.to(handle._reduce_dtype)"
-//    in _post_backward_hook);
+//    in _post_backward_hook), a dtype-converting copy at cluster.gpu.cast_efficiency;
 //  - pre-divide: in place on the unsharded gradient before reduce_scatter_tensor, when the
 //    gradient_predivide_factor exceeds 1 (every data-parallel size of 2 or more);
 //  - post-divide: in place on this rank's shard after it, when world / pre-divide exceeds 1.
@@ -73,8 +73,13 @@ Seconds kernel_time(const ComputeModel& model, Flop flops, Bytes bytes) {
 Seconds fsdp_gradient_pass_time(const ComputeModel& model,
                                 const std::vector<FsdpGradientPass>& passes, double elements) {
   Seconds t(0.0);
-  for (const FsdpGradientPass& pass : passes)
-    t += kernel_time(model, Flop(0.0), Bytes(elements * pass.bytes));
+  for (const FsdpGradientPass& pass : passes) {
+    Op op;
+    op.kind = OpKind::elementwise;
+    op.fwd_read = Bytes(elements * pass.bytes);
+    op.dtype_cast = pass.dtype_cast;
+    t += model.op_time(op, Pass::forward);
+  }
   return t;
 }
 
@@ -797,7 +802,7 @@ std::vector<FsdpGradientPass> fsdp_gradient_passes(const Scenario& s) {
   if (p.fsdp_impl == I::fsdp1) {
     out.push_back({"assembly of the flat gradient", 2 * weight_bytes});
     if (grad_bytes != weight_bytes)
-      out.push_back({"cast to the reduce dtype", weight_bytes + grad_bytes});
+      out.push_back({"cast to the reduce dtype", weight_bytes + grad_bytes, true});
   } else {
     out.push_back({"copy-in to the reduce-scatter input", weight_bytes + grad_bytes});
     divides = s.training.gradient_dtype == Dtype::fp16;

@@ -143,24 +143,29 @@ void overlap_pair(TaskGraph& g, double slowdown, std::pair<int, int> forward,
 // engine.py backward; microsoft/DeepSpeed 56c522386878). Megatron-LM has no such pass: it
 // accumulates into its fp32 main gradients inside the weight-gradient GEMM
 // (--gradient-accumulation-fusion, on by default).
-constexpr double kBf16AccumulateReadBytes = 2.0 + 4.0 + 4.0;
-constexpr double kBf16AccumulateWrittenBytes = 4.0 + 4.0;
+// The cast is a dtype-converting copy, timed at cluster.gpu.cast_efficiency; the add at the
+// other kernels' rate.
+constexpr double kBf16CastReadBytes = 2.0, kBf16CastWrittenBytes = 4.0;
+constexpr double kBf16AddReadBytes = 4.0 + 4.0, kBf16AddWrittenBytes = 4.0;
 
 // One elementwise kernel reading `read` and writing `written` bytes, on the compute model.
-Seconds elementwise_time(const StepContext& ctx, double read, double written) {
+Seconds elementwise_time(const StepContext& ctx, double read, double written,
+                         bool dtype_cast = false) {
   Op op;
   op.kind = OpKind::elementwise;
   op.fwd_read = Bytes(read);
   op.fwd_written = Bytes(written);
+  op.dtype_cast = dtype_cast;
   return ctx.model->op_time(op, Pass::forward);
 }
 
-// The time of that pass over the parameters of `layers` on this rank.
+// The time of that pass over the parameters of `layers` on this rank: the cast kernel,
+// then the add.
 Seconds bf16_accumulation_time(const StepContext& ctx, const std::vector<const Layer*>& layers) {
   double params = 0;
   for (const Layer* l : layers) params += l->params();
-  return elementwise_time(ctx, kBf16AccumulateReadBytes * params,
-                          kBf16AccumulateWrittenBytes * params);
+  return elementwise_time(ctx, kBf16CastReadBytes * params, kBf16CastWrittenBytes * params, true) +
+         elementwise_time(ctx, kBf16AddReadBytes * params, kBf16AddWrittenBytes * params);
 }
 
 // Megatron-LM's unfused gradient accumulation (training.stack.gradient_accumulation), one

@@ -30,7 +30,12 @@ parallelism: {{tp: 1, pp: 1, dp: 1, microbatch: 1, global_batch: 1}}
 training: {{precision: bf16, recompute: none, stack: {}}}
 )",
                                        hidden, heads, ffn, vocab, seq, stack);
-  return load_scenario_text(yaml, "stack.yaml");
+  Scenario s = load_scenario_text(yaml, "stack.yaml");
+  // The chains' dtype casts at the STREAM rate like their other kernels, so that each test
+  // here isolates its own bytes; tests/calibrate/cast_efficiency_test.cpp times the casts
+  // at the preset's cast_efficiency.
+  s.cluster.gpu.cast_efficiency.reset();
+  return s;
 }
 
 double step(const Scenario& s) { return simulate_step(s).step_time.value(); }
