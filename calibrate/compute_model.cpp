@@ -22,6 +22,10 @@ constexpr double kCurveSeq[6] = {512, 1024, 2048, 4096, 8192, 16384};
 constexpr FlashCurve kFlash2H100 = {{248, 294, 320, 326, 335, 338}, {163, 221, 265, 294, 308, 328}};
 constexpr FlashCurve kFlash1H100 = {{127, 127, 128, 131, 137, 139}, {98, 109, 108, 126, 135, 137}};
 
+// A fused kernel's backward takes this many times its forward's time (FlashAttention-2
+// runs 5 matmuls backward against 2 forward, Dao 2023, Algorithm 2; compute_model.h).
+constexpr double kFlashBwdOverFwd = 2.5;
+
 // The curve at `seq`, linear in log2(seq) between the measured lengths, held at the ends.
 double curve_at(const double (&rate)[6], double seq) {
   if (seq <= kCurveSeq[0]) return rate[0];
@@ -168,7 +172,7 @@ class RooflineModel final : public ComputeModel {
          fmt::format("roofline: F / {:.1f} TFLOP/s / ramp ({})", attn_gemm_rate_ / 1e12, gpu)},
         {"fused attention",
          fmt::format("roofline: F / {:.1f} TFLOP/s (peak x attention_efficiency{} x {:.3f} "
-                     "at this sequence length and mask over the preset's 8k unmasked shape, "
+                     "at this sequence length and mask{} over the preset's 8k unmasked shape, "
                      "FlashAttention-2 paper Fig. 7), F the score tiles the mask leaves, "
                      "backward 2.5x forward ({})",
                      flash_rate_ / 1e12,
@@ -176,7 +180,12 @@ class RooflineModel final : public ComputeModel {
                                           "training.stack.attention flash1",
                                           kFlash1OverFlash2)
                             : std::string(),
-                     shape_factor_, gpu)},
+                     shape_factor_,
+                     s.parallelism.cp > 1 && shape_factor_ != 1.0
+                         ? fmt::format(" in context parallelism's per-chunk kernels (cp {})",
+                                       s.parallelism.cp)
+                         : std::string(),
+                     gpu)},
         {"norm, softmax, other ops",
          fmt::format("roofline: bytes / {:.0f} GB/s (HBM x memory_efficiency) ({})", hbm_ / 1e9,
                      gpu)},
@@ -326,7 +335,7 @@ class RooflineModel final : public ComputeModel {
           // The rate is FLOPs of computed tiles per second (a non-causal benchmark,
           // scenario/presets/gpus.yaml); the mask leaves computed_share of the product.
           const double fwd_time = op.fwd_flops.value() * op.computed_share / flash_rate_;
-          t = fwd ? fwd_time : 2.5 * fwd_time;
+          t = fwd ? fwd_time : kFlashBwdOverFwd * fwd_time;
         } else {
           t = std::max(memory, fwd ? gemm_time(flops, attn_gemm_rate_)
                                    : 2 * gemm_time(flops / 2, attn_gemm_rate_));
@@ -402,26 +411,103 @@ std::unique_ptr<ComputeModel> make_roofline_model(const Scenario& s,
   return std::make_unique<RooflineModel>(s, optimizer_bandwidth.value());
 }
 
-double flash_shape_factor(const Scenario& s) {
-  const ModelSpec& m = s.model;
-  if (!m.is_transformer() || m.seq_len <= 0) return 1.0;
-  if (m.attention_mask == AttentionMask::sliding_window || s.parallelism.cp > 1) return 1.0;
-  const FlashCurve& c =
-      s.training.stack.attention == StackSpec::AttentionKernel::flash1 ? kFlash1H100 : kFlash2H100;
-  const double reference = curve_at(c.full, 8192);
-  if (m.attention_mask == AttentionMask::full)
-    return curve_at(c.full, static_cast<double>(m.seq_len)) / reference;
-  // Causal, or packed documents each a causal sequence of document_length: the benchmark's
-  // causal rate counts half the product; x 2 x the tiles computed at the benchmark's head
-  // dimension (128) makes it a rate of computed tiles.
-  const std::int64_t len = m.attention_mask == AttentionMask::document
-                               ? std::clamp<std::int64_t>(m.document_length, 1, m.seq_len)
-                               : m.seq_len;
+namespace {
+
+// The curve's rate of computed tiles for one square kernel of `len` queries and keys,
+// over the 8k unmasked rate (flash_shape_factor, calibrate/compute_model.h). Causal: the
+// benchmark's causal figure (FLOPs at half the product) x 2 x the share of the len x len
+// tiles the causal mask leaves at the benchmark's head dimension (128).
+double unmasked_factor(const FlashCurve& c, double len) {
+  return curve_at(c.full, len) / curve_at(c.full, 8192);
+}
+double causal_factor(const FlashCurve& c, std::int64_t len) {
   const AttentionTile t = flash_tile(128);
   const double grid = static_cast<double>((len + t.rows - 1) / t.rows) *
                       static_cast<double>((len + t.cols - 1) / t.cols);
   const double share = band_tiles(len, len, t) / grid;
-  return curve_at(c.causal, static_cast<double>(len)) * 2.0 * share / reference;
+  return curve_at(c.causal, static_cast<double>(len)) * 2.0 * share / curve_at(c.full, 8192);
+}
+
+// Time, in tiles over the 8k unmasked rate, of `tiles` unmasked tiles of a q x kv
+// kernel. FlashAttention-2's forward gives each thread block a query tile looping over
+// the key tiles, its backward a key tile looping over the query tiles (flash_fwd_kernel.h,
+// flash_bwd_kernel.h compute_dq_dk_dv_seqk_parallel, Dao-AILab/flash-attention 0251105a);
+// the benchmark holds the grid's size fixed (16k tokens) and grows that loop with the
+// length, so each pass is read on the unmasked curve at its own loop length: forward at
+// kv, backward at q, weighted 1 : kFlashBwdOverFwd as the roofline times them.
+double unmasked_time(const FlashCurve& c, double tiles, double q, double kv) {
+  return tiles * (1 / unmasked_factor(c, kv) + kFlashBwdOverFwd / unmasked_factor(c, q)) /
+         (1 + kFlashBwdOverFwd);
+}
+
+// Context parallelism (cp > 1): the rate of each of Transformer Engine's per-chunk
+// kernels at its own shape, as the rank's tiles over their time averaged over the cp
+// ranks (one simulated GPU stands for its peers), in the units of flash_shape_factor.
+// Each rank holds chunks r and 2cp-1-r of c = s / (2 cp) tokens. Tile counts are in 128 x
+// 64 tiles; a causal square of len is at causal_factor(len), the benchmark's own shape.
+//   ring (AttnFuncWithCPAndKVP2P, cp calls a layer): causal, step 0 a causal s/cp x s/cp
+//     square ("diagonal"), the cp - 1 others unmasked q 2c x kv c ("lower-triangle",
+//     steps 1..r) or q c x kv 2c ("upper-triangle", steps r+1..cp-1), (cp - 1)/2 of each
+//     on average; full mask, cp unmasked s/cp squares ("all").
+//   all-gather (AttnFuncWithCPAndKVAllGather, 2 calls a layer): chunk j's c queries
+//     against the keys before its end, kv (j+1) c, bottom-right causal: an unmasked
+//     q c x kv j c part and a causal c x c corner, each chunk id j = 0..2cp-1 once over
+//     the ranks; full mask, q c x kv s unmasked.
+// (transformer_engine/pytorch/attention/dot_product_attention/context_parallel.py at
+// NVIDIA/TransformerEngine v2.9 70f53666; the ring's sections the same at v1.8 3ec998e9,
+// attention.py, and at d0067d0d.)
+double context_parallel_factor(const FlashCurve& c, const ModelSpec& m,
+                               const ParallelismSpec& p) {
+  const int cp = p.cp;
+  const double s = static_cast<double>(m.seq_len);
+  const std::int64_t local = m.seq_len / cp;  // a rank's two chunks
+  const std::int64_t chunk = local / 2;       // c
+  const AttentionTile t = flash_tile(128);
+  const double c2 = static_cast<double>(chunk) * static_cast<double>(chunk) /
+                    static_cast<double>(t.rows * t.cols);  // c x c in tiles
+  const bool causal = m.attention_mask == AttentionMask::causal;
+  const double cl = static_cast<double>(chunk);
+  if (p.cp_comm == ParallelismSpec::CpComm::ring) {
+    if (!causal) return unmasked_factor(c, static_cast<double>(local));
+    const double diagonal = band_tiles(local, local, t);
+    const double halves = (cp - 1) * 2 * c2;
+    const double time = diagonal / causal_factor(c, local) +
+                        (unmasked_time(c, halves / 2, 2 * cl, cl) +
+                         unmasked_time(c, halves / 2, cl, 2 * cl));
+    return (diagonal + halves) / time;
+  }
+  if (!causal) return 1 / unmasked_time(c, 1, cl, s);
+  const double corner = band_tiles(chunk, chunk, t);
+  double tiles = 0, time = 0;
+  for (int j = 0; j < 2 * cp; ++j) {
+    tiles += corner + j * c2;
+    time += corner / causal_factor(c, chunk) + unmasked_time(c, j * c2, cl, (j + 1) * cl);
+  }
+  return tiles / time;
+}
+
+}  // namespace
+
+double flash_shape_factor(const Scenario& s) {
+  const ModelSpec& m = s.model;
+  if (!m.is_transformer() || m.seq_len <= 0) return 1.0;
+  if (m.attention_mask == AttentionMask::sliding_window) return 1.0;
+  const FlashCurve& c =
+      s.training.stack.attention == StackSpec::AttentionKernel::flash1 ? kFlash1H100 : kFlash2H100;
+  const ParallelismSpec& p = s.parallelism;
+  if (p.cp > 1) {
+    // Each chunk kernel at its shape (context_parallel_factor); packed documents, split
+    // per document over the ranks (TE's thd halves), are not on the curves.
+    if (m.attention_mask == AttentionMask::document) return 1.0;
+    return context_parallel_factor(c, m, p);
+  }
+  if (m.attention_mask == AttentionMask::full)
+    return unmasked_factor(c, static_cast<double>(m.seq_len));
+  // Causal, or packed documents each a causal sequence of document_length.
+  const std::int64_t len = m.attention_mask == AttentionMask::document
+                               ? std::clamp<std::int64_t>(m.document_length, 1, m.seq_len)
+                               : m.seq_len;
+  return causal_factor(c, len);
 }
 
 double optimizer_bytes_per_param(const Scenario& s) {

@@ -85,8 +85,18 @@ inline constexpr double kFlash1OverFlash2 = 0.41;
 // taken linearly in log2(s) between the measured lengths and held at the ends. Packed
 // documents (mask document) run each document as a causal sequence of document_length
 // (varlen), the benchmark's constant 16k tokens in batches of that length: the causal
-// figure at document_length. Not measured, so 1: a sliding window, and context
-// parallelism (each ring step's kernel has its own chunk shape). The A100 figures of the
+// figure at document_length. Context parallelism (cp > 1): each of Transformer Engine's
+// per-chunk kernels at its own shape (AttnFuncWithCPAndKVP2P, AttnFuncWithCPAndKVAllGather,
+// attention/dot_product_attention/context_parallel.py at v2.9 70f53666; the ring's the
+// same at v1.8 3ec998e9, attention.py, and d0067d0d), c = s / (2 cp) tokens a chunk: a
+// causal square at its causal factor; an unmasked q x kv block with its forward read at
+// kv and its backward at q (the lengths each pass's thread blocks loop over), weighted
+// 1 : 2.5. Ring, causal: a causal s/cp square and cp - 1 halves, 2c x c or c x 2c;
+// full: cp unmasked s/cp squares. All-gather: chunk j's c queries against (j+1) c keys,
+// an unmasked c x jc part and a causal c x c corner (full: c x s). Averaged over the
+// ranks, as the rank's tiles over their time (cp 2, s = 8192, causal ring: 0.9332,
+// against 0.9338 for the same sequence without cp). Not measured, so 1: a sliding
+// window, and packed documents under cp > 1. The A100 figures of the
 // same paper (Figure 4) give ratios within 0.04 of these where printed (FlashAttention-2, head
 // dimension 128, causal 4k: 173 x 1.031 / 201 = 0.888); the H100 ones are used for every
 // GPU. Returns 1 for a model without a sequence (CNNs).

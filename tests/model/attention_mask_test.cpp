@@ -2,6 +2,8 @@
 // what that does to the workload: time follows the tiles, FLOP counts do not.
 #include "model/attention_mask.h"
 
+#include <cmath>
+
 #include <gtest/gtest.h>
 
 #include "calibrate/compute_model.h"
@@ -162,11 +164,76 @@ TEST(AttentionMask, FlashRateBySequenceAndMaskByHand) {
   // The first FlashAttention's own curve: causal 2k 108 x 2 x 17/32 / 137 = 0.837591.
   EXPECT_NEAR(factor("seq_len: 2048, attention_mask: causal", "stack: {attention: flash1}"),
               108.0 * 34.0 / 32.0 / 137.0, kTol);
-  // Not measured: a sliding window, and context parallelism's ring steps.
+  // Not measured: a sliding window.
   EXPECT_EQ(factor("attention_mask: sliding-window, attention_window: 4096"), 1.0);
-  EXPECT_EQ(flash_shape_factor(llama8b("seq_len: 4096, attention_mask: causal",
-                                       "tp: 1, cp: 2, dp: 4, global_batch: 8")),
-            1.0);
+}
+
+// Ring attention's steps, each at its own shape (Transformer Engine's
+// AttnFuncWithCPAndKVP2P, calibrate/compute_model.h), by hand in 128 x 64 tiles (8192
+// elements). cp = 2, s = 8192, causal: chunks of c = 2048, a rank holds 4096 tokens.
+//   step 0, a causal 4096 x 4096 square: 1056 tiles (32 query tiles, row m 2m + 2),
+//     at the causal factor at 4k, 294 x 2 x 33/64 / 335 = 0.905037: 1166.8027 tile-units;
+//   step 1, an unmasked half, q 4096 x kv 2048 on one rank and 2048 x 4096 on the other:
+//     2 x 2048^2 / 8192 = 1024 tiles, half at 2k (320/335) and half at 4k (326/335):
+//     512 x (335/320 + 335/326) = 512 x (1.046875 + 1.027607) = 1062.1350.
+//   2080 tiles (= 65/128 of the rank's 4096 x 8192 product: the whole sequence's causal
+//   share, as the op counts them) / 2228.9377 = 0.933180; at cp 1 the same sequence's
+//   factor is 308 x 130/128 / 335 = 0.933769: the ring's shorter kernels nearly cancel.
+// cp = 4: chunks of 1024, the diagonal 2048 x 2048 causal, 272 tiles at 265 x 2 x 17/32
+// / 335; three halves of 2 x 1024^2 = 768 tiles, 384 at 1k (294/335) and 384 at 2k:
+// 1040 / (272 x 335 x 32/(265 x 34) + 384 x (335/294 + 335/320)) = 0.894106.
+constexpr double kRingFactorCp2 =
+    2080.0 / (1056.0 * 335.0 * 64.0 / (294.0 * 66.0) + 512.0 * (335.0 / 320.0 + 335.0 / 326.0));
+
+TEST(AttentionMask, RingAttentionStepsAtTheirOwnShapesByHand) {
+  auto factor = [](const std::string& model, const std::string& parallel,
+                   const std::string& training = "") {
+    return flash_shape_factor(llama8b(model, parallel, training));
+  };
+  const std::string cp2 = "tp: 1, cp: 2, dp: 4, global_batch: 8";
+  EXPECT_NEAR(factor("attention_mask: causal", cp2), 0.933180, 1e-6);
+  EXPECT_NEAR(factor("attention_mask: causal", cp2), kRingFactorCp2, 1e-12);
+  EXPECT_NEAR(factor("attention_mask: causal", "tp: 1, cp: 4, dp: 2, global_batch: 8"),
+              0.894106, 1e-6);
+  // Full mask: cp unmasked 4096 x 4096 squares, 326 / 335.
+  EXPECT_NEAR(factor("attention_mask: full", cp2), 326.0 / 335.0, 1e-12);
+  // The first FlashAttention's curve, cp 2 causal: 2080 / (1056 x 137 x 64/(126 x 66) +
+  // 512 x (137/128 + 137/131)) = 0.946811.
+  EXPECT_NEAR(factor("attention_mask: causal", cp2, "stack: {attention: flash1}"), 0.946811,
+              1e-6);
+  // The all-gather variant, cp 2: chunk j = 0..3 (once each over the two ranks) runs its
+  // 2048 queries against keys 0 .. (j+1) 2048, bottom-right causal: a causal 2048 corner,
+  // 272 tiles at 265 x 2 x 17/32 / 335 = 0.840485, and j x 512 unmasked tiles whose
+  // forward loops over (j+1) 2048 keys (326 at 4k; 6k: 326 + log2(1.5) x 9 = 331.2646;
+  // 335 at 8k) and backward over 2048 queries (320), weighted 1 : 2.5. 4160 tiles over
+  //   4 x 272 / 0.840485 + sum_j j 512 (335 / R_j + 2.5 x 335/320) / 3.5 = 0.929259.
+  const double r6k = 326.0 + std::log2(1.5) * 9.0;
+  double gather_time = 4 * 272.0 / (265.0 * 34.0 / 32.0 / 335.0);
+  const double rate_j[4] = {0, 326.0, r6k, 335.0};
+  for (int j = 1; j < 4; ++j)
+    gather_time += j * 512.0 * (335.0 / rate_j[j] + 2.5 * 335.0 / 320.0) / 3.5;
+  const std::string gather = cp2 + ", cp_comm: all-gather";
+  EXPECT_NEAR(factor("attention_mask: causal", gather), 4160.0 / gather_time, 1e-12);
+  EXPECT_NEAR(factor("attention_mask: causal", gather), 0.929259, 1e-6);
+  // Full mask: 2048 queries against all 8192 keys, 3.5 / (335/335 + 2.5 x 335/320).
+  EXPECT_NEAR(factor("attention_mask: full", gather), 3.5 / (1.0 + 2.5 * 335.0 / 320.0), 1e-12);
+  // Not on the curves, so 1: packed documents split over the ranks.
+  EXPECT_EQ(factor("attention_mask: document, document_length: 2048", cp2), 1.0);
+}
+
+// The roofline times a context-parallel rank's fused kernel at the ring's factor: cp 2,
+// s = 8192, the rank's F (4096 x 8192 product) x 65/128 / (989.4 TFLOP/s x 0.33 x 0.933180).
+// The ring's merge and copy kernels (aux bytes, RingAttentionMergeBytesByHand) stream after the fused
+// kernel; they are set aside here.
+TEST(AttentionMask, RingAttentionTimedAtTheRingsRate) {
+  const Scenario sc = llama8b("attention_mask: causal", "tp: 1, cp: 2, dp: 4, global_batch: 8");
+  Op c = core_of(build_workload(sc.model, sc.training, shard_of(sc.parallelism)));
+  ASSERT_GT(c.aux_fwd_bytes.value(), 0.0);
+  c.aux_fwd_bytes = c.aux_bwd_bytes = Bytes(0);
+  const auto model = make_roofline_model(sc);
+  const double at_preset = c.fwd_flops.value() * 65.0 / 128.0 / (989.4e12 * 0.33);
+  EXPECT_NEAR(model->op_time(c, Pass::forward).value() / at_preset, 1.0 / kRingFactorCp2, 1e-9);
+  EXPECT_NEAR(model->op_time(c, Pass::backward).value() / at_preset, 2.5 / kRingFactorCp2, 1e-9);
 }
 
 // The roofline times the fused kernel at that rate: at s = 4096 causal the forward takes
@@ -280,10 +347,12 @@ TEST(AttentionMask, RingAttentionCarriesItsMergeKernels) {
   const Scenario one = llama8b("attention_mask: causal", "tp: 1, dp: 8, global_batch: 8");
   const Op o = core_of(build_workload(one.model, one.training, shard_of(one.parallelism)));
   EXPECT_EQ(o.aux_fwd_bytes.value(), 0.0);
-  // The roofline streams them after the fused kernel: at 3.35 TB/s x 0.87 (H100 preset)
-  // the forward adds 234,881,024 / 2.9145e12 = 80.6 us.
+  // The roofline streams them after the fused kernel (itself at the ring's rate,
+  // RingAttentionStepsAtTheirOwnShapesByHand): at 3.35 TB/s x 0.87 (H100 preset) the
+  // forward adds 234,881,024 / 2.9145e12 = 80.6 us.
   const auto model = make_roofline_model(ring);
-  const double plain = r.fwd_flops.value() * r.computed_share / (989.4e12 * 0.33);
+  const double plain =
+      r.fwd_flops.value() * r.computed_share / (989.4e12 * 0.33 * kRingFactorCp2);
   EXPECT_NEAR(model->op_time(r, Pass::forward).value(), plain + 234881024.0 / (3.35e12 * 0.87),
               1e-9);
 }
