@@ -320,6 +320,11 @@ TEST(CliValidate, PublishedRunsMeetTheAccuracyBar) {
   // measured 578 tokens/s/GPU is below the 622-624 that 25.09 and 25.11 print for the same
   // configuration on 128 B200, while orrery times GB200 faster than B200). Blackwell set then
   // 11 cases, mean 10.0 %, max 41.2 %; the guard holds that with a point of margin.
+  // 2026-12-04 (second session): PyTorch's dtype casts at their measured unvectorized rate
+  // and FlashAttention's rate per ring-attention kernel under context parallelism took the
+  // PyTorch set to mean 5.45 %, max 18.3 % (fms-fsdp 7B on 96 H100) and the Blackwell set to
+  // mean 9.8 %, max 40.1 %: both guards tightened to a point of margin (PyTorch 6.5 / 19.5,
+  // Blackwell 11 / 41.5).
   const auto r = run_orrery("validate scenarios/validation --format json");
   ASSERT_EQ(r.code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
@@ -342,14 +347,14 @@ TEST(CliValidate, PublishedRunsMeetTheAccuracyBar) {
   EXPECT_LE(megatron.sum / megatron.count, 8.0);
   EXPECT_LE(megatron.max, 26.0);
   ASSERT_GE(pytorch.count, 15);
-  EXPECT_LE(pytorch.sum / pytorch.count, 7.0);
-  EXPECT_LE(pytorch.max, 21.5);
+  EXPECT_LE(pytorch.sum / pytorch.count, 6.5);
+  EXPECT_LE(pytorch.max, 19.5);
   ASSERT_GE(moe.count, 2);
   EXPECT_LE(moe.sum / moe.count, 30.0);
   EXPECT_LE(moe.max, 42.5);
   ASSERT_GE(blackwell.count, 6);
   EXPECT_LE(blackwell.sum / blackwell.count, 11.0);
-  EXPECT_LE(blackwell.max, 42.5);
+  EXPECT_LE(blackwell.max, 41.5);
 }
 
 TEST(CliValidate, AScenarioWithoutMeasuredIsAnError) {
