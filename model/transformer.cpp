@@ -192,6 +192,20 @@ void add_attention(const ModelSpec& m, const TrainingSpec& tr, const OpBuilder& 
     q_dim = a * hd;
     k_dim = v_dim = kv * hd;
     qk_head = v_head = hd;
+    // model.qk_norm: a norm of model.norm's kind over each query and each key head,
+    // after the projection and before RoPE (Qwen3Attention's q_norm and k_norm,
+    // models/qwen3/modeling_qwen3.py in huggingface/transformers at 008e5743;
+    // Megatron-Core's q_layernorm and k_layernorm, TENorm of hidden_size_per_attention_head
+    // on this rank's heads, megatron/core/transformer/attention.py at NVIDIA/Megatron-LM
+    // d98e8a64). Each is a norm over b*s rows of this rank's a (or kv) heads x head_dim
+    // elements, run as training.stack.norm runs the layer's norms; its head_dim weights
+    // (2 x head_dim for a LayerNorm) are whole on every tensor-parallel rank. Neither is in
+    // a recompute module of Megatron-Core ("layernorm" is the input and pre-MLP norms).
+    if (m.qk_norm) {
+      const double w = m.norm == Norm::layernorm ? 2.0 * hd : hd;
+      add_norm(B, "attn.q_norm", d.tok * q_dim, w, d.unfused_norm, 0, L);
+      add_norm(B, "attn.k_norm", d.tok * k_dim, w, d.unfused_norm, 0, L);
+    }
     // RoPE on this rank's queries and keys, one call each (MLA rotates its own
     // rope dimensions inside the projections and is left as it was).
     if (d.rope_on) {

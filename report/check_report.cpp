@@ -87,6 +87,7 @@ ordered_json scenario_json(const Scenario& s) {
     model["tied_embeddings"] = m.tied_embeddings;
     model["bias"] = m.bias;
     model["dropout"] = m.dropout;
+    if (m.qk_norm) model["qk_norm"] = true;  // only where set
     model["attention_mask"] = to_string(m.attention_mask);
     if (m.attention_mask == AttentionMask::sliding_window) {
       model["attention_window"] = m.attention_window;
@@ -302,10 +303,10 @@ void model_section(std::string& o, const ModelSpec& m) {
                      m.head_width > 0 ? fmt::format(", head_dim {}", m.head_width) : "", m.ffn,
                      m.vocab, m.seq_len));
     line(o, "blocks",
-         fmt::format("{}, {}, {} positions, {} embeddings{}{}", to_string(m.activation),
-                     to_string(m.norm), to_string(m.position_embedding),
-                     m.tied_embeddings ? "tied" : "untied", m.bias ? ", biases" : "",
-                     m.dropout ? ", dropout" : ""));
+         fmt::format("{}, {}{}, {} positions, {} embeddings{}{}", to_string(m.activation),
+                     to_string(m.norm), m.qk_norm ? " (and on q/k heads)" : "",
+                     to_string(m.position_embedding), m.tied_embeddings ? "tied" : "untied",
+                     m.bias ? ", biases" : "", m.dropout ? ", dropout" : ""));
     std::string mask = fmt::format("{} mask", to_string(m.attention_mask));
     if (m.attention_mask == AttentionMask::sliding_window) {
       mask += fmt::format(" of {} tokens", m.attention_window);

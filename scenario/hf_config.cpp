@@ -67,8 +67,9 @@ const std::vector<Arch>& archs() {
 // same input: the same GEMMs and norms. quantization_config describes how a checkpoint is
 // stored for inference, not the training run; use_mrope (Qwen2) is rotary embedding too;
 // auto_map names the checkpoint's own Python classes; original_max_position_embeddings
-// (Phi-3) is the length the rotary scaling starts from. q/k norms
-// (Qwen3) are h-sized RMSNorm weights on each head, 2 x head_dim parameters per layer.
+// (Phi-3) is the length the rotary scaling starts from. Qwen3's q/k norms (an RMSNorm
+// of head_dim weights on each query and key head, Qwen3Attention's q_norm and k_norm)
+// have no config key: the architecture sets model.qk_norm.
 const std::set<std::string>& ignored_keys() {
   static const std::set<std::string> keys = {
       "_name_or_path",
@@ -431,7 +432,7 @@ void read_gemma(Reader& r, bool gemma3, std::optional<std::int64_t> seq_len, Mod
   // rope_local_base_freq (the windowed layers' rotary base). Not modelled:
   // final_logit_softcapping (Gemma 2: one elementwise tanh over the b*s*V logits) and the
   // two norms Gemma adds to each layer (pre/post-feed-forward: 2 h weights a layer and two
-  // memory-bound passes, left out as Qwen3's q/k norms).
+  // memory-bound passes) and Gemma 3's per-head q/k norms (model.qk_norm, not yet mapped).
   for (const char* k :
        {"query_pre_attn_scalar", "attn_logit_softcapping", "final_logit_softcapping",
         "cache_implementation", "rope_local_base_freq"}) {
@@ -510,6 +511,12 @@ std::vector<std::string> read_hf_config(const std::string& text, const std::stri
   m.name = r.text("_name_or_path", name);
   if (m.name.empty()) m.name = name;
   set.push_back("name");
+  // Qwen3 and Qwen3-MoE norm each query and key head (Qwen3Attention and
+  // Qwen3MoeAttention build q_norm and k_norm, Qwen3RMSNorm(head_dim), and apply them
+  // before RoPE: models/qwen3/modeling_qwen3.py and qwen3_moe/modeling_qwen3_moe.py in
+  // huggingface/transformers at 008e5743).
+  m.qk_norm = name == "Qwen3ForCausalLM" || name == "Qwen3MoeForCausalLM";
+  set.push_back("qk_norm");
   std::int64_t positions = 0;
   if (a.kind == Kind::deepseek) {
     read_deepseek(r, m, set);

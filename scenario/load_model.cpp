@@ -146,6 +146,7 @@ const FieldTable<M>& model_fields() {
       {"tied_embeddings", flag(&M::tied_embeddings)},
       {"bias", flag(&M::bias)},
       {"dropout", flag(&M::dropout)},
+      {"qk_norm", flag(&M::qk_norm)},
       {"attention_mask", choice(&M::attention_mask)},
       {"attention_window", whole(&M::attention_window, 1, kMaxWidth)},
       {"document_length", whole(&M::document_length, 1, kMaxWidth)},

@@ -242,6 +242,9 @@ struct ModelSpec {
   std::int64_t seq_len = 0;
   Activation activation = Activation::gelu;
   Norm norm = Norm::layernorm;
+  // model.qk_norm: a norm (of model.norm's kind) over each attention head's query and key,
+  // weight of head_dim each (Qwen3's q_norm/k_norm; Megatron-Core qk_layernorm).
+  bool qk_norm = false;
   PositionEmbedding position_embedding = PositionEmbedding::learned;
   bool tied_embeddings = true;
   bool bias = true;         // linear layers carry biases

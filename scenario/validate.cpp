@@ -220,6 +220,11 @@ void complete_transformer(Scenario& s) {
                        "query heads",
                        m.heads));
   }
+  if (m.mla && m.qk_norm) {
+    reject(s, "model.qk_norm", "true",
+           "multi-head latent attention has its own query and key-value norms (mla.q_lora_rank "
+           "and kv_lora_rank wide), none on each head");
+  }
   if (m.mla && m.head_width > 0) {
     reject(s, "model.head_dim", std::to_string(m.head_width),
            "multi-head latent attention sizes its heads with mla.qk_nope_head_dim, "

@@ -89,10 +89,9 @@ TEST(HfParams, Qwen2_5_7B) {
 
 TEST(HfParams, Qwen3_8B) {
   // head_dim 128 = 4096 / 32. Per layer: q and o 4096^2 each, k and v 4096*1024 each,
-  // SwiGLU 3*4096*12288, norms 2*4096 -> 192,946,176; x36 + 2*151936*4096 + 4096
-  // = 8,190,726,144, the model card's "8.2 B". (Its q/k RMSNorms, 36 * 2*128 = 9,216
-  // weights, are left out.)
-  EXPECT_DOUBLE_EQ(params_of("qwen3-8b.json"), 8190726144.0);
+  // SwiGLU 3*4096*12288, norms 2*4096, q/k norms (model.qk_norm) 2*128 -> 192,946,432;
+  // x36 + 2*151936*4096 + 4096 = 8,190,735,360, the model card's "8.2 B".
+  EXPECT_DOUBLE_EQ(params_of("qwen3-8b.json"), 8190735360.0);
 }
 
 TEST(HfParams, Phi3Mini) {
@@ -186,12 +185,13 @@ TEST(HfParams, DeepSeekV2LiteIs15_7B) {
 
 TEST(HfParams, Qwen3_4BHeadsAreWiderThanHiddenOverHeads) {
   // head_dim 128 while hidden / heads = 2560 / 32 = 80: model.head_dim. Per layer: q and
-  // o 2560*32*128 each, k and v 2560*8*128 each, SwiGLU 3*2560*9728, norms 2*2560
-  // -> 100,930,560; x36 + 151936*2560 (tied) + 2560 = 4,022,458,880, the model card's
-  // "4.0 B" (its q/k norms, 36 * 2*128, left out).
+  // o 2560*32*128 each, k and v 2560*8*128 each, SwiGLU 3*2560*9728, norms 2*2560, q/k
+  // norms 2*128 -> 100,930,816; x36 + 151936*2560 (tied) + 2560 = 4,022,468,096, the
+  // model card's "4.0 B".
   const Scenario s = imported("qwen3-4b.json");
   EXPECT_EQ(s.model.head_dim(), 128);
-  EXPECT_DOUBLE_EQ(analyse_step(s).params_total, 4022458880.0);
+  EXPECT_TRUE(s.model.qk_norm);
+  EXPECT_DOUBLE_EQ(analyse_step(s).params_total, 4022468096.0);
 }
 
 TEST(HfParams, HeadDimSizesTheAttention) {
@@ -236,15 +236,16 @@ TEST(HfParams, Qwen1_5MoeA2_7B) {
 TEST(HfParams, Qwen3_30B_A3B) {
   // head_dim 128 (hidden / heads = 64). Per layer: q and o 2048*32*128 each, k and v
   // 2048*4*128 each -> 18,874,368; 128 experts of 3*2048*768; router 128*2048; norms
-  // 2*2048 -> 623,120,384. x48 + 2*151936*2048 + 2048 = 30,532,110,336: "30.5 B" (model
-  // card, Qwen/Qwen3-30B-A3B). Active: less 48 * 128 * 3*2048*768 = 28,991,029,248, plus
-  // 8/128 of them: 3,353,020,416, the card's "3.3 B".
+  // 2*2048; q/k norms 2*128 -> 623,120,640. x48 + 2*151936*2048 + 2048 = 30,532,122,624:
+  // "30.5 B" (model card, Qwen/Qwen3-30B-A3B). Active: less 48 * 128 * 3*2048*768 =
+  // 28,991,029,248, plus 8/128 of them: 3,353,032,704, the card's "3.3 B".
   const Scenario s = imported("qwen3-30b-a3b.json");
   const StepFigures f = analyse_step(s);
   EXPECT_EQ(s.model.head_dim(), 128);
-  EXPECT_DOUBLE_EQ(f.params_total, 30532110336.0);
+  EXPECT_TRUE(s.model.qk_norm);
+  EXPECT_DOUBLE_EQ(f.params_total, 30532122624.0);
   EXPECT_NEAR(f.params_total / 30.5e9, 1.0, 0.002);
-  EXPECT_DOUBLE_EQ(f.params_active, 3353020416.0);
+  EXPECT_DOUBLE_EQ(f.params_active, 3353032704.0);
   EXPECT_NEAR(f.params_active / 3.3e9, 1.0, kTwoFigures);
   EXPECT_EQ(s.model.moe->shared_experts, 0);
 }
@@ -252,13 +253,13 @@ TEST(HfParams, Qwen3_30B_A3B) {
 TEST(HfParams, Qwen3_235B_A22B) {
   // head_dim 128 (= 4096 / 64, so no model.head_dim). Per layer: q and o 4096*8192 each,
   // k and v 4096*512 each -> 71,303,168; 128 experts of 3*4096*1536; router 128*4096;
-  // norms 2*4096 -> 2,487,754,752. x94 + 2*151936*4096 + 4096 = 235,093,610,496: "235 B".
-  // Active: less 94 * 128 * 3*4096*1536 = 227,096,395,776, plus 8/128: 22,190,739,456,
-  // the card's "22 B".
+  // norms 2*4096, q/k norms 2*128 -> 2,487,755,008. x94 + 2*151936*4096 + 4096
+  // = 235,093,634,560: "235 B". Active: less 94 * 128 * 3*4096*1536 = 227,096,395,776,
+  // plus 8/128: 22,190,763,520, the card's "22 B".
   const StepFigures f = analyse_step(imported("qwen3-235b-a22b.json"));
-  EXPECT_DOUBLE_EQ(f.params_total, 235093610496.0);
+  EXPECT_DOUBLE_EQ(f.params_total, 235093634560.0);
   EXPECT_NEAR(f.params_total / 235e9, 1.0, kTwoFigures);
-  EXPECT_DOUBLE_EQ(f.params_active, 22190739456.0);
+  EXPECT_DOUBLE_EQ(f.params_active, 22190763520.0);
   EXPECT_NEAR(f.params_active / 22e9, 1.0, kTwoFigures);
 }
 
