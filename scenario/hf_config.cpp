@@ -432,7 +432,7 @@ void read_gemma(Reader& r, bool gemma3, std::optional<std::int64_t> seq_len, Mod
   // rope_local_base_freq (the windowed layers' rotary base). Not modelled:
   // final_logit_softcapping (Gemma 2: one elementwise tanh over the b*s*V logits) and the
   // two norms Gemma adds to each layer (pre/post-feed-forward: 2 h weights a layer and two
-  // memory-bound passes) and Gemma 3's per-head q/k norms (model.qk_norm, not yet mapped).
+  // memory-bound passes). Gemma 3's per-head q/k norms are model.qk_norm (read_hf_config).
   for (const char* k :
        {"query_pre_attn_scalar", "attn_logit_softcapping", "final_logit_softcapping",
         "cache_implementation", "rope_local_base_freq"}) {
@@ -511,11 +511,12 @@ std::vector<std::string> read_hf_config(const std::string& text, const std::stri
   m.name = r.text("_name_or_path", name);
   if (m.name.empty()) m.name = name;
   set.push_back("name");
-  // Qwen3 and Qwen3-MoE norm each query and key head (Qwen3Attention and
-  // Qwen3MoeAttention build q_norm and k_norm, Qwen3RMSNorm(head_dim), and apply them
-  // before RoPE: models/qwen3/modeling_qwen3.py and qwen3_moe/modeling_qwen3_moe.py in
-  // huggingface/transformers at 008e5743).
-  m.qk_norm = name == "Qwen3ForCausalLM" || name == "Qwen3MoeForCausalLM";
+  // Qwen3, Qwen3-MoE and Gemma 3 norm each query and key head (Qwen3Attention,
+  // Qwen3MoeAttention and Gemma3Attention build q_norm and k_norm of head_dim and apply
+  // them before RoPE: models/qwen3/modeling_qwen3.py, qwen3_moe/modeling_qwen3_moe.py and
+  // gemma3/modeling_gemma3.py in huggingface/transformers at 008e5743); Gemma 2 has none.
+  m.qk_norm = name == "Qwen3ForCausalLM" || name == "Qwen3MoeForCausalLM" ||
+              (a.kind == Kind::gemma && name != "Gemma2ForCausalLM");
   set.push_back("qk_norm");
   std::int64_t positions = 0;
   if (a.kind == Kind::deepseek) {

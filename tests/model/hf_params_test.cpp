@@ -290,10 +290,12 @@ TEST(HfParams, Gemma2_27B) {
 TEST(HfParams, Gemma3_27BTextModel) {
   // The language model of Gemma3ForConditionalGeneration (text_config; the SigLIP vision
   // tower left out), vocab_size at Gemma3TextConfig's 262,208. q and o 5376*32*128 each,
-  // k and v 5376*16*128 each, MLP 3*5376*21504, norms 2*5376 -> 412,887,552; x62
-  // + 262208*5376 + 5376 = 27,008,663,808: the "27 B" of the model card.
+  // k and v 5376*16*128 each, MLP 3*5376*21504, norms 2*5376, q/k norms 2*128
+  // (model.qk_norm) -> 412,887,808; x62 + 262208*5376 + 5376 = 27,008,679,680: the "27 B"
+  // of the model card.
   const Scenario s = imported("gemma-3-27b.json", ", seq_len: 1024");
-  EXPECT_DOUBLE_EQ(analyse_step(s).params_total, 27008663808.0);
+  EXPECT_TRUE(s.model.qk_norm);
+  EXPECT_DOUBLE_EQ(analyse_step(s).params_total, 27008679680.0);
   EXPECT_NEAR(analyse_step(s).params_total / 27e9, 1.0, kTwoFigures);
   EXPECT_EQ(s.model.seq_len, 1024);
 }
