@@ -324,7 +324,8 @@ TEST(CliValidate, PublishedRunsMeetTheAccuracyBar) {
   // and FlashAttention's rate per ring-attention kernel under context parallelism took the
   // PyTorch set to mean 5.45 %, max 18.3 % (fms-fsdp 7B on 96 H100) and the Blackwell set to
   // mean 9.8 %, max 40.1 %: both guards tightened to a point of margin (PyTorch 6.5 / 19.5,
-  // Blackwell 11 / 41.5).
+  // Blackwell 11 / 41.5). Qwen3's per-head query and key norms (model.qk_norm) took the MoE
+  // set to mean 28.0 %, max 40.2 %: its guard 30 / 41.5.
   const auto r = run_orrery("validate scenarios/validation --format json");
   ASSERT_EQ(r.code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
@@ -351,7 +352,7 @@ TEST(CliValidate, PublishedRunsMeetTheAccuracyBar) {
   EXPECT_LE(pytorch.max, 19.5);
   ASSERT_GE(moe.count, 2);
   EXPECT_LE(moe.sum / moe.count, 30.0);
-  EXPECT_LE(moe.max, 42.5);
+  EXPECT_LE(moe.max, 41.5);
   ASSERT_GE(blackwell.count, 6);
   EXPECT_LE(blackwell.sum / blackwell.count, 11.0);
   EXPECT_LE(blackwell.max, 41.5);
