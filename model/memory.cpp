@@ -327,8 +327,11 @@ RankTally tally_rank(const Scenario& s, const StageLayers& sl, int i, const Stat
       r.largest_layer_params = std::max(r.largest_layer_params, h->params());
       r.largest_layer_gathered = std::max(r.largest_layer_gathered, gathered(*h, sb, fp8_gather));
       add_fp8(st, r, *h);
-      // Megatron keeps a copy of tied word embeddings on the last stage when pp > 1.
-      if (m.tied_embeddings && p.pp > 1 && embedding) {
+      // Megatron keeps a copy of tied word embeddings on the last stage when pp > 1; under
+      // DualPipe the first and last ranks hold the embedding and the head as one parameter
+      // (tied_embedding_copy, simulator/step.h).
+      if (m.tied_embeddings && p.pp > 1 && p.schedule != PipelineSchedule::dualpipe &&
+          embedding) {
         r.dense += embedding->ops.front().params;
       }
       r.activations += h->saved(t.recompute, t.recompute_modules);  // one micro-batch in flight

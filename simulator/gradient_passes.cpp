@@ -762,12 +762,18 @@ std::vector<int> optimizer_pass(const StepContext& ctx, const RankSet& ranks,
 
 namespace orrery {
 
+bool tied_embedding_copy(const Scenario& s) {
+  const ParallelismSpec& p = s.parallelism;
+  const ModelSpec& m = s.model;
+  // A validated pipeline_layout puts E on rank 0 and L on rank pp - 1 (scenario/validate.cpp).
+  return p.pp >= 2 && m.is_transformer() && m.tied_embeddings &&
+         p.schedule != PipelineSchedule::dualpipe;
+}
+
 double tied_embedding_allreduce_bytes(const Scenario& s) {
   const ParallelismSpec& p = s.parallelism;
   const ModelSpec& m = s.model;
-  if (p.pp < 2 || !m.is_transformer() || !m.tied_embeddings || p.zero_stage >= 3 ||
-      p.schedule == PipelineSchedule::dualpipe)
-    return 0.0;
+  if (!tied_embedding_copy(s) || p.zero_stage >= 3) return 0.0;
   const double vocab_share = std::ceil(static_cast<double>(m.vocab) / p.tp);
   // DeepSpeed's BF16_Optimizer: its fp32 buffer.
   const double bytes =

@@ -13,6 +13,7 @@
 #include "model/memory.h"
 #include "model/pipeline.h"
 #include "simulator/schedule.h"
+#include "simulator/step.h"
 #include "simulator/step_passes.h"
 
 namespace orrery::detail {
@@ -43,7 +44,8 @@ StageLayers::StageLayers(const StepContext& ctx)
       layers_[stage][chunk].push_back(&l);
     }
   }
-  // Tied word embeddings whose head sits on another stage than the embedding: that stage
+  // Tied word embeddings whose head sits on another GPU than the embedding
+  // (tied_embedding_copy; under DualPipe the first and last ranks hold both): that stage
   // holds a copy of the table as a parameter of its own (Megatron-LM's
   // initialize_word_embeddings, megatron/model/module.py at NVIDIA/Megatron-LM 6985e589, and
   // Megatron-Core's setup_embeddings_and_output_layer; DeepSpeed's TiedLayerSpec module on
@@ -52,8 +54,7 @@ StageLayers::StageLayers(const StepContext& ctx)
   // stepped and gathered with the stage's others; the two copies' gradients are summed
   // between the stages (tied_embedding_pass). The workload counts the table once (on the
   // embedding); the memory model counts the copy (model/memory.cpp).
-  if (head_ && s.model.is_transformer() && s.model.tied_embeddings &&
-      embedding_at_.first != head_at_.first) {
+  if (head_ && tied_embedding_copy(s)) {
     auto copy = std::make_shared<Layer>(*head_);
     const double table = std::ceil(static_cast<double>(s.model.vocab) / p.tp) *
                          static_cast<double>(s.model.hidden);

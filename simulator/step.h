@@ -119,6 +119,12 @@ bool op_level_supported(const Scenario& s);
 // The figure a published measurement reports, from a simulated step.
 double metric_value(const StepResult& r, const Scenario& s, Metric m);
 
+// Whether the head's stage holds a copy of tied word embeddings: pp > 1, not DualPipe, whose
+// first and last ranks each hold both the embedding and the head (one parameter; the mirror
+// reduction sums the two ranks' gradients). StageLayers adds the copy and
+// tied_embedding_allreduce_bytes sums the two copies' gradients under this one condition.
+bool tied_embedding_copy(const Scenario& s);
+
 // Bytes one first- or last-stage GPU all-reduces once a step to sum the gradients of the
 // two copies of tied word embeddings (docs/simulator.md, "Tied embeddings across the
 // pipeline"); 0 when the step has none.

@@ -10,6 +10,7 @@
 
 #include "model/memory.h"
 #include "scenario/load.h"
+#include "simulator/step.h"
 #include "simulator/step_passes.h"
 
 namespace orrery::detail {
@@ -471,6 +472,39 @@ TEST(TiedEmbeddingPass, TheHeadStageReducesItsCopyOfTheTable) {
   EXPECT_DOUBLE_EQ(untied.grads.dense_total[1], b.grads.dense_total[1]);
   // So does its fp32 accumulation after every backward (18 bytes a parameter).
   EXPECT_NEAR(backward_work(b, 1), backward_work(untied, 1), 1e-12);
+}
+
+// The copy and its all-reduce follow one condition (tied_embedding_copy). DualPipe (4
+// micro-batches a rank, at least 2 pp): ranks 0 and 1 each hold the embedding (chunk 0 on
+// rank 0, the mirror's chunk 1 on rank 1) and the head, one parameter, so the head takes
+// no copy of V h = 32,768,000 and no all-reduce pairs the ranks. The StageLayers copy was added here before (the
+// all-reduce already excluded DualPipe), a parameter no collective summed with the table.
+TEST(TiedEmbeddingPass, NoCopyUnderDualPipe) {
+  auto dual = [](bool tied) {
+    return load_scenario_text(fmt::format(R"(
+cluster: {{preset: dgx-a100, nodes: 1}}
+model: {{family: decoder, layers: 24, hidden: 1024, heads: 16, ffn: 4096, vocab: 32000,
+        seq_len: 2048, activation: gelu, norm: layernorm, position_embedding: rope,
+        tied_embeddings: {}, bias: true, dropout: false}}
+parallelism: {{tp: 1, pp: 2, dp: 4, microbatch: 1, global_batch: 16, zero_stage: 1,
+              schedule: dualpipe}}
+training: {{precision: bf16, recompute: none}}
+)",
+                                          tied),
+                              "dualpipe.yaml");
+  };
+  const Built b(dual(true));
+  EXPECT_FALSE(tied_embedding_copy(b.s));
+  EXPECT_DOUBLE_EQ(tied_embedding_bytes(b.ctx), 0.0);
+  EXPECT_FALSE(b.grads.tied[0].has_value());
+  const Built untied(dual(false));
+  // The gradient list a rank reduces is its chunk 0's (the mirror reduction adds the other
+  // rank's copy): rank 0's holds the embedding, the same either way; rank 1's holds the
+  // head, whose untied output layer has V h of its own.
+  EXPECT_DOUBLE_EQ(untied.grads.dense_total[0], b.grads.dense_total[0]);
+  EXPECT_DOUBLE_EQ(untied.grads.dense_total[1] - b.grads.dense_total[1], 32768000.0);
+  // Embedding and head on different ranks (small_tied's 1F1B): the copy.
+  EXPECT_TRUE(tied_embedding_copy(small_tied(", zero_stage: 1")));
 }
 
 TEST(OptimizerPass, WaitsForTheRankComputeAndEveryReduction) {
