@@ -618,23 +618,20 @@ void grad_sync_pass(const StepContext& ctx, const RankSet& ranks, const StageLay
 std::vector<double> dense_bucket_sizes(const std::vector<const Layer*>& layers, double bucket) {
   std::vector<double> sizes;
   double open = 0;
+  auto add = [&](double params) {
+    open += params;
+    if (open >= bucket) {
+      sizes.push_back(open);
+      open = 0;
+    }
+  };
   for (const Layer* l : layers) {
     if (l->expert_params() > 0) {
-      open += l->params() - l->expert_params();
-      if (open >= bucket) {
-        sizes.push_back(open);
-        open = 0;
-      }
+      add(l->params() - l->expert_params());
       continue;
     }
-    for (auto op = l->ops.rbegin(); op != l->ops.rend(); ++op) {
-      if (op->params <= 0) continue;
-      open += op->params;
-      if (open >= bucket) {
-        sizes.push_back(open);
-        open = 0;
-      }
-    }
+    for (auto op = l->ops.rbegin(); op != l->ops.rend(); ++op)
+      if (op->params > 0) add(op->params);
   }
   if (open > 0) sizes.push_back(open);
   return sizes;
