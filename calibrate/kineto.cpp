@@ -179,13 +179,26 @@ KinetoTrace read_kineto_text(const std::string& text, const std::string& file) {
       if (args.contains("Input Dims")) {
         const json& d = args["Input Dims"];
         if (!d.is_array()) fail(file, at + ".args.Input Dims", d, "expected a list of shapes");
+        const auto whole = [&](const json& x) {
+          if (!x.is_number_integer() || x.get<std::int64_t>() < 0)
+            fail(file, at + ".args.Input Dims", x, "a dimension must be a whole number");
+          return x.get<std::int64_t>();
+        };
         for (const json& shape : d) {
           std::vector<std::int64_t> s;
           if (!shape.is_array()) fail(file, at + ".args.Input Dims", shape, "expected a shape");
+          // A TensorList input (aten::cat's first, "Input type" TensorList) is recorded as
+          // the list of its tensors' shapes ([[8, 1024, 768], [8, 1024, 768]], seen in
+          // PyTorch 2.11's traces): checked, and kept as no shape, as no kernel class sizes
+          // itself from a list.
+          const bool list = !shape.empty() && shape.front().is_array();
           for (const json& x : shape) {
-            if (!x.is_number_integer() || x.get<std::int64_t>() < 0)
-              fail(file, at + ".args.Input Dims", x, "a dimension must be a whole number");
-            s.push_back(x.get<std::int64_t>());
+            if (!list) {
+              s.push_back(whole(x));
+              continue;
+            }
+            if (!x.is_array()) fail(file, at + ".args.Input Dims", x, "expected a shape");
+            for (const json& y : x) whole(y);
           }
           op.dims.push_back(std::move(s));
         }

@@ -82,6 +82,32 @@ TEST(Kineto, BadEventNamesTheEventKeyAndValue) {
       << error_of(neg);
 }
 
+// Regression (profiler/gpu_check.sh's first run on a GPU, an H200 with PyTorch 2.11):
+// aten::cat's TensorList input is recorded as the list of its tensors' shapes
+// (event 338 of that trace: "Input Dims": [[[8, 1024, 768], [8, 1024, 768],
+// [8, 1024, 768]], []]), which the reader refused as "a dimension must be a whole
+// number", so `orrery calibrate` could not read any trace of a model with a cat.
+TEST(Kineto, TensorListInputsAreReadAsNoShape) {
+  std::string t = kTrace;
+  const std::string dims = R"("Input Dims": [[4096, 1024], [1024, 2048]])";
+  t.replace(t.find(dims), dims.size(),
+            R"("Input Dims": [[[8, 1024, 768], [8, 1024, 768]], [], [4096, 1024]])");
+  const KinetoTrace k = read_kineto_text(t, "trace.json");
+  ASSERT_EQ(k.kernels[0].dims.size(), 3u);
+  EXPECT_TRUE(k.kernels[0].dims[0].empty());
+  EXPECT_TRUE(k.kernels[0].dims[1].empty());
+  EXPECT_EQ(k.kernels[0].dims[2], (std::vector<std::int64_t>{4096, 1024}));
+  // A list's shapes are still checked, and the error names the bad dimension.
+  std::string bad = kTrace;
+  bad.replace(bad.find(dims), dims.size(), R"("Input Dims": [[[8, -1], [8, 2]]])");
+  const std::string e = error_of(bad);
+  EXPECT_NE(e.find("'traceEvents[0].args.Input Dims' = '-1'"), std::string::npos) << e;
+  EXPECT_NE(e.find("a dimension must be a whole number"), std::string::npos) << e;
+  std::string mixed = kTrace;
+  mixed.replace(mixed.find(dims), dims.size(), R"("Input Dims": [[[8, 2], 8]])");
+  EXPECT_NE(error_of(mixed).find("expected a shape"), std::string::npos) << error_of(mixed);
+}
+
 TEST(Kineto, ATraceWithoutKernelsIsAnError) {
   EXPECT_NE(error_of(R"({"traceEvents": []})").find("no GPU kernel events"), std::string::npos);
   EXPECT_NE(error_of(R"({"events": []})").find("traceEvents"), std::string::npos);
