@@ -9,7 +9,7 @@
 # each run back to back for SUSTAINED_S seconds before its timed repetitions, and prints
 # a table: shape, layer, type, TFLOP/s, fraction of the datasheet peak, SM clock.
 # 27 cases x 12 s of load plus set-up: about 6 minutes; with the build, under 8 on one
-# H100 (not yet timed on one). The measurement file goes to calibrate/data/.
+# H100 (SUSTAINED_S=3: 85 s on one H200). The measurement file goes to calibrate/data/.
 #
 #   profiler/sustained_check.sh              # build, measure, print the table
 #   profiler/sustained_check.sh --table FILE # only the table of an existing file

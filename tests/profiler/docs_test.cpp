@@ -1,5 +1,6 @@
 // The README says the profiler has not yet run on a GPU exactly as long as no
-// measurement file from profiler/gpu_check.sh is in calibrate/data/.
+// measurement file from profiler/gpu_check.sh is in calibrate/data/ (or a folder under it,
+// one per measuring session: calibrate/data/h200-20261204/).
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -19,7 +20,8 @@ TEST(ProfilerDocs, NotYetRunOnAGpuUntilThereAreMeasurements) {
   const std::filesystem::path root = ORRERY_SOURCE_DIR;
   bool measured = false;
   std::error_code ec;
-  for (const auto& e : std::filesystem::directory_iterator(root / "calibrate" / "data", ec))
+  for (const auto& e :
+       std::filesystem::recursive_directory_iterator(root / "calibrate" / "data", ec))
     if (e.path().filename().string().rfind("measurements-", 0) == 0) measured = true;
   const std::string sentence = "The profiler has not yet run on a GPU";
   for (const char* doc : {"README.md", "profiler/README.md"}) {
