@@ -21,6 +21,23 @@ struct FlashCurve {
 constexpr double kCurveSeq[6] = {512, 1024, 2048, 4096, 8192, 16384};
 constexpr FlashCurve kFlash2H100 = {{248, 294, 320, 326, 335, 338}, {163, 221, 265, 294, 308, 328}};
 constexpr FlashCurve kFlash1H100 = {{127, 127, 128, 131, 137, 139}, {98, 109, 108, 126, 135, 137}};
+// cuDNN's fused flash attention (PyTorch 2.11's SDPA CUDNN_ATTENTION backend, cuDNN 9.19.0),
+// measured on one H200 on 2026-12-04 in the benchmark's own shape (16 heads x 128, 16k
+// tokens a call, bf16; causal FLOPs at half the product): calibrate/data/h200-20261204/
+// kernel-rates.yaml, profiler/kernel_rates.py. Used for its shape only; its level is the
+// GPU's cudnn_attention_efficiency.
+constexpr FlashCurve kCudnnH200 = {{295.4, 367.4, 498.3, 550.9, 562.8, 543.1},
+                                   {138.9, 260.5, 372.6, 462.5, 513.7, 562.8}};
+
+// Attention dropout inside the fused kernel (a Philox mask drawn per score tile, forward and
+// backward): its forward + backward rate over the same kernel's without, measured on one
+// H200 on 2026-12-04 (PyTorch 2.11 SDPA, cuDNN 9.19.0; 16 heads x 128, causal, dropout 0.1,
+// sequence 2k / 4k / 8k at 16k tokens a call; calibrate/data/h200-20261204/README.md):
+// FlashAttention-2 185.5 / 208.5, 222.2 / 250.3, 243.7 / 282.3 (mean 0.880); cuDNN
+// 267.2 / 356.8, 327.8 / 451.6, 353.9 / 520.8 (mean 0.718). The first FlashAttention
+// takes FlashAttention-2's (not measured).
+constexpr double kFlashDropout = 0.880;
+constexpr double kCudnnDropout = 0.718;
 
 // A fused kernel's backward takes this many times its forward's time (FlashAttention-2
 // runs 5 matmuls backward against 2 forward, Dao 2023, Algorithm 2; compute_model.h).
@@ -61,11 +78,15 @@ class RooflineModel final : public ComputeModel {
     }
     if (g.gemm_ramp.empty()) throw missing("gemm_ramp", "the GEMM efficiency ramp by size");
     if (!g.attention_efficiency) throw missing("attention_efficiency", "the fused-attention fraction");
+    const bool cudnn = s.training.stack.attention == StackSpec::AttentionKernel::cudnn;
+    if (cudnn && !g.cudnn_attention_efficiency)
+      throw missing("cudnn_attention_efficiency", "cuDNN's fused-attention fraction");
     if (!g.memory_efficiency) throw missing("memory_efficiency", "the achievable HBM fraction");
     if (!g.kernel_launch) throw missing("kernel_launch", "the shortest kernel time");
     gemm_rate_ = g.peak.at(d).value() * g.gemm_efficiency.at(d);
     attn_gemm_rate_ = g.peak.at(a).value() * g.gemm_efficiency.at(a);
-    flash_rate_ = g.peak.at(a).value() * *g.attention_efficiency;
+    flash_rate_ =
+        g.peak.at(a).value() * (cudnn ? *g.cudnn_attention_efficiency : *g.attention_efficiency);
     // The presets' attention_efficiency is FlashAttention-2's rate; the first
     // FlashAttention runs at kFlash1OverFlash2 of it (calibrate/compute_model.h).
     const bool flash1 = s.training.stack.attention == StackSpec::AttentionKernel::flash1;
@@ -73,6 +94,7 @@ class RooflineModel final : public ComputeModel {
     // At the model's sequence length and mask (calibrate/compute_model.h).
     shape_factor_ = flash_shape_factor(s);
     flash_rate_ *= shape_factor_;
+    if (s.model.dropout) flash_rate_ *= cudnn ? kCudnnDropout : kFlashDropout;
     // Split accumulation (docs/model.md, "Split accumulation of fp8 GEMMs"): the fp8
     // recipes run their gradient GEMMs, and block scaling its forward too, with
     // fp32-promoted accumulation, where the plateau was measured with fast accumulation.
@@ -171,11 +193,14 @@ class RooflineModel final : public ComputeModel {
         {fmt::format("attention GEMMs ({})", to_string(a)),
          fmt::format("roofline: F / {:.1f} TFLOP/s / ramp ({})", attn_gemm_rate_ / 1e12, gpu)},
         {"fused attention",
-         fmt::format("roofline: F / {:.1f} TFLOP/s (peak x attention_efficiency{} x {:.3f} "
+         fmt::format("roofline: F / {:.1f} TFLOP/s (peak x {}{} x {:.3f} "
                      "at this sequence length and mask{} over the preset's 8k unmasked shape, "
-                     "FlashAttention-2 paper Fig. 7), F the score tiles the mask leaves, "
+                     "{}){}, F the score tiles the mask leaves, "
                      "backward 2.5x forward ({})",
                      flash_rate_ / 1e12,
+                     s.training.stack.attention == StackSpec::AttentionKernel::cudnn
+                         ? "cudnn_attention_efficiency"
+                         : "attention_efficiency",
                      flash1 ? fmt::format(" x {} for the first FlashAttention, "
                                           "training.stack.attention flash1",
                                           kFlash1OverFlash2)
@@ -184,6 +209,16 @@ class RooflineModel final : public ComputeModel {
                      s.parallelism.cp > 1 && shape_factor_ != 1.0
                          ? fmt::format(" in context parallelism's per-chunk kernels (cp {})",
                                        s.parallelism.cp)
+                         : std::string(),
+                     s.training.stack.attention == StackSpec::AttentionKernel::cudnn
+                         ? "cuDNN 9.19's rates measured on an H200, calibrate/data/h200-20261204"
+                         : "FlashAttention-2 paper Fig. 7",
+                     s.model.dropout
+                         ? fmt::format(" x {} for attention dropout in the kernel",
+                                       s.training.stack.attention ==
+                                               StackSpec::AttentionKernel::cudnn
+                                           ? kCudnnDropout
+                                           : kFlashDropout)
                          : std::string(),
                      gpu)},
         {"norm, softmax, other ops",
@@ -493,7 +528,9 @@ double flash_shape_factor(const Scenario& s) {
   if (!m.is_transformer() || m.seq_len <= 0) return 1.0;
   if (m.attention_mask == AttentionMask::sliding_window) return 1.0;
   const FlashCurve& c =
-      s.training.stack.attention == StackSpec::AttentionKernel::flash1 ? kFlash1H100 : kFlash2H100;
+      s.training.stack.attention == StackSpec::AttentionKernel::flash1  ? kFlash1H100
+      : s.training.stack.attention == StackSpec::AttentionKernel::cudnn ? kCudnnH200
+                                                                        : kFlash2H100;
   const ParallelismSpec& p = s.parallelism;
   if (p.cp > 1) {
     // Each chunk kernel at its shape (context_parallel_factor); packed documents, split

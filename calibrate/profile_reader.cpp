@@ -299,8 +299,8 @@ Profile read_profile_text(const std::string& text, const std::string& file) {
          if (!range) {
            r.fail("key",
                   "not a fitted parameter: cluster.gpu.gemm_efficiency.FORMAT, "
-                  "cluster.gpu.attention_efficiency, cluster.inter_node.efficiency or "
-                  "simulation.compute_slowdown");
+                  "cluster.gpu.attention_efficiency, cluster.gpu.cudnn_attention_efficiency, "
+                  "cluster.inter_node.efficiency or simulation.compute_slowdown");
          }
          x.value = number(r, "value", range->min, range->max);
          x.start = number(r, "start", 0, 1);

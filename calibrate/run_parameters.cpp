@@ -11,6 +11,7 @@ namespace {
 
 constexpr const char* kGemm = "cluster.gpu.gemm_efficiency.";
 constexpr const char* kAttention = "cluster.gpu.attention_efficiency";
+constexpr const char* kCudnnAttention = "cluster.gpu.cudnn_attention_efficiency";
 constexpr const char* kNic = "cluster.inter_node.efficiency";
 constexpr const char* kSlowdown = "simulation.compute_slowdown";
 
@@ -34,7 +35,10 @@ std::vector<std::string> run_parameter_keys(const Scenario& s) {
   const Dtype a = attention_dtype(s.training.precision);
   keys.push_back(std::string(kGemm) + to_string(d));
   if (a != d) keys.push_back(std::string(kGemm) + to_string(a));
-  if (s.training.flash_attention) keys.push_back(kAttention);
+  // The fraction of the fused-attention kernel the run takes (training.stack.attention).
+  if (s.training.flash_attention)
+    keys.push_back(s.training.stack.attention == StackSpec::AttentionKernel::cudnn ? kCudnnAttention
+                                                                                   : kAttention);
   if (s.cluster.nodes > 1) keys.push_back(kNic);
   keys.push_back(kSlowdown);
   return keys;
@@ -43,11 +47,13 @@ std::vector<std::string> run_parameter_keys(const Scenario& s) {
 std::optional<ParameterRange> run_parameter_range(const std::string& key) {
   // Ceilings: a fraction of a datasheet peak or line rate is at most 1. Floors: half the
   // lowest fraction measured for any preset (scenario/presets/gpus.yaml: GEMM plateau
-  // 0.690, fused attention 0.33; fabrics.yaml: NIC bus bandwidth 0.94 of line rate).
+  // 0.690, FlashAttention-2 0.33, cuDNN's fused attention 0.569; fabrics.yaml: NIC bus
+  // bandwidth 0.94 of line rate).
   // Below the floor a fit explains something other than the figure (a configuration
   // the scenario misstates, a slow input pipeline): it stops there and says so.
   if (gemm_dtype(key)) return ParameterRange{0.345, 1.0};
   if (key == kAttention) return ParameterRange{0.165, 1.0};
+  if (key == kCudnnAttention) return ParameterRange{0.2845, 1.0};
   if (key == kNic) return ParameterRange{0.47, 1.0};
   // 0: collectives take no SMs from compute. 0.5: one NCCL communicator runs at most
   // MAXCHANNELS = 64 channels, one thread block (SM) each (src/include/device.h,
@@ -62,6 +68,7 @@ double run_parameter_value(const Scenario& s, const std::string& key) {
     return it == s.cluster.gpu.gemm_efficiency.end() ? 0.0 : it->second;
   }
   if (key == kAttention) return s.cluster.gpu.attention_efficiency.value_or(0.0);
+  if (key == kCudnnAttention) return s.cluster.gpu.cudnn_attention_efficiency.value_or(0.0);
   if (key == kNic) return s.cluster.inter_node.efficiency;
   if (key == kSlowdown) return s.simulation.compute_slowdown;
   ORRERY_CHECK(false, "not a run parameter: " + key);
@@ -76,6 +83,8 @@ void set_in(ClusterSpec& c, double& slowdown, const std::string& key, double val
     c.gpu.gemm_efficiency[*d] = value;
   } else if (key == kAttention) {
     c.gpu.attention_efficiency = value;
+  } else if (key == kCudnnAttention) {
+    c.gpu.cudnn_attention_efficiency = value;
   } else if (key == kNic) {
     c.inter_node.efficiency = value;
   } else if (key == kSlowdown) {
@@ -98,8 +107,9 @@ void apply_run_parameters(const std::vector<RunParameter>& ps, const std::string
     if (!range) {
       throw InputError({file, std::nullopt}, "parameters.key", p.key,
                        "not a fitted parameter: cluster.gpu.gemm_efficiency.FORMAT, "
-                       "cluster.gpu.attention_efficiency, cluster.inter_node.efficiency or "
-                       "simulation.compute_slowdown");
+                       "cluster.gpu.attention_efficiency, "
+                       "cluster.gpu.cudnn_attention_efficiency, cluster.inter_node.efficiency "
+                       "or simulation.compute_slowdown");
     }
     if (!(p.value >= range->min && p.value <= range->max)) {
       throw InputError({file, std::nullopt}, "parameters." + p.key, fmt::format("{}", p.value),

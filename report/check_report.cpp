@@ -38,6 +38,9 @@ ordered_json scenario_json(const Scenario& s) {
         {"gemm_ramp_s", ramp},
         {"attention_efficiency", c.gpu.attention_efficiency ? ordered_json(*c.gpu.attention_efficiency)
                                                             : ordered_json(nullptr)},
+        {"cudnn_attention_efficiency", c.gpu.cudnn_attention_efficiency
+                                           ? ordered_json(*c.gpu.cudnn_attention_efficiency)
+                                           : ordered_json(nullptr)},
         {"memory_efficiency", c.gpu.memory_efficiency ? ordered_json(*c.gpu.memory_efficiency)
                                                       : ordered_json(nullptr)},
         {"score_tensor_efficiency", c.gpu.score_tensor_efficiency

@@ -386,7 +386,10 @@ std::string render_stack_explanation(const Scenario& s) {
       o += fmt::format(
           "  {:<25}{} ({})\n", "attention",
           k.attention == StackSpec::AttentionKernel::flash2
-              ? "flash2: FlashAttention-2's rate (the GPU's attention_efficiency)"
+              ? std::string("flash2: FlashAttention-2's rate (the GPU's attention_efficiency)")
+          : k.attention == StackSpec::AttentionKernel::cudnn
+              ? std::string("cudnn: cuDNN's fused flash attention, Transformer Engine's "
+                            "FusedAttention (the GPU's cudnn_attention_efficiency)")
               : fmt::format("flash1: the first FlashAttention (flash-attn 1.x, the 2022 Triton "
                             "kernel), {} of FlashAttention-2's rate",
                             kFlash1OverFlash2),

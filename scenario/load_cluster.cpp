@@ -140,6 +140,7 @@ const FieldTable<G>& gpu_fields() {
       {"gemm_efficiency", nested(gemm_efficiency_fields, false)},
       {"gemm_ramp", curve(&G::gemm_ramp, Dimension::seconds, false)},
       {"attention_efficiency", number(&G::attention_efficiency, 0.01, 1.0)},
+      {"cudnn_attention_efficiency", number(&G::cudnn_attention_efficiency, 0.01, 1.0)},
       {"memory_efficiency", number(&G::memory_efficiency, 0.01, 1.0)},
       {"score_tensor_efficiency", number(&G::score_tensor_efficiency, 0.01, 1.0)},
       {"cast_efficiency", number(&G::cast_efficiency, 0.01, 1.0)},

@@ -110,7 +110,8 @@ ORRERY_ENUM_NAMES(StackSpec::OptimizerKernels, {StackSpec::OptimizerKernels::fus
 ORRERY_ENUM_NAMES(StackSpec::NormKernels, {StackSpec::NormKernels::fused, "fused"},
                   {StackSpec::NormKernels::unfused, "unfused"});
 ORRERY_ENUM_NAMES(StackSpec::AttentionKernel, {StackSpec::AttentionKernel::flash2, "flash2"},
-                  {StackSpec::AttentionKernel::flash1, "flash1"});
+                  {StackSpec::AttentionKernel::flash1, "flash1"},
+                  {StackSpec::AttentionKernel::cudnn, "cudnn"});
 ORRERY_ENUM_NAMES(StackSpec::Projections, {StackSpec::Projections::fused, "fused"},
                   {StackSpec::Projections::separate, "separate"});
 ORRERY_ENUM_NAMES(StackSpec::GradAccumulation, {StackSpec::GradAccumulation::fused, "fused"},

@@ -32,6 +32,11 @@ struct GpuSpec {
   // (ideal time, fraction) points, increasing in time; interpolated in log time.
   std::vector<std::pair<Seconds, double>> gemm_ramp;
   std::optional<double> attention_efficiency;  // fused attention throughput / 16-bit peak
+  // cuDNN's fused flash attention (the kernel Transformer Engine's FusedAttention runs),
+  // forward + backward at 8k unmasked over the 16-bit peak, where measured on this GPU
+  // (scenario/presets/gpus.yaml); the stacks that run Transformer Engine take this kernel
+  // on a GPU that gives it (scenario/validate.cpp, complete_stack).
+  std::optional<double> cudnn_attention_efficiency;
   std::optional<double> memory_efficiency;     // achievable / datasheet HBM bandwidth
   // Unfused attention's kernels over the s x S score tensor (its batched GEMMs, softmax,
   // dropout): achieved / datasheet HBM bandwidth, from a measured standard-attention run
@@ -676,8 +681,9 @@ struct StackSpec {
   // kernels at its rate, which the GPU preset's attention_efficiency measures, or the
   // first FlashAttention (flash-attn 1.x's CUDA kernel, and the 2022 Triton FlashAttention
   // that LLM Foundry's attn_impl triton runs), timed at kFlash1OverFlash2 of that rate
-  // (calibrate/compute_model.cpp). Preset default in scenario/validate.cpp (complete_stack).
-  enum class AttentionKernel { flash2, flash1 } attention = AttentionKernel::flash2;
+  // (calibrate/compute_model.cpp), or cuDNN's fused flash attention at the GPU's
+  // cudnn_attention_efficiency. Preset default in scenario/validate.cpp (complete_stack).
+  enum class AttentionKernel { flash2, flash1, cudnn } attention = AttentionKernel::flash2;
   // How the attention's query, key and value projections (and a SwiGLU MLP's gate and up
   // projections) are stored: one concatenated weight, one GEMM (Megatron's linear_qkv and
   // linear_fc1, MPT's Wqkv), or separate nn.Linear modules over the same input (ibm-fms

@@ -857,7 +857,20 @@ void complete_stack(Scenario& s) {
            "names the fused-attention kernel, but training.flash_attention is false (the "
            "unfused softmax path has no such kernel)");
   }
-  if (!is_set(s, "training.stack.attention")) k.attention = StackSpec::AttentionKernel::flash2;
+  if (is_set(s, "training.stack.attention") &&
+      k.attention == StackSpec::AttentionKernel::cudnn &&
+      !s.cluster.gpu.cudnn_attention_efficiency) {
+    reject(s, "training.stack.attention", to_string(k.attention),
+           "names cuDNN's fused attention, but cluster.gpu gives no cudnn_attention_efficiency "
+           "(its rate on this GPU); set it, or choose flash2");
+  }
+  // Transformer Engine (Megatron-Core, NeMo) runs cuDNN's fused attention where the GPU
+  // preset measured its rate (TE_CUDNN_PREFERENCE below); elsewhere FlashAttention-2's rate.
+  if (!is_set(s, "training.stack.attention"))
+    k.attention = (k.preset == P::megatron_core || k.preset == P::nemo) &&
+                          s.cluster.gpu.cudnn_attention_efficiency
+                      ? StackSpec::AttentionKernel::cudnn
+                      : StackSpec::AttentionKernel::flash2;
   // Host time per kernel issued. Every preset drives its kernels from Python, one op at a
   // time (Megatron-Core, NeMo and DeepSpeed too: their fused kernels are still launched
   // op by op; none captures CUDA graphs by default). 6.8 us: `y = 2*x` on a tensor with

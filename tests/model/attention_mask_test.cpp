@@ -95,8 +95,12 @@ TEST(AttentionMask, DocumentsAreCausalEachOnItsOwn) {
 }
 
 // Llama 3 8B (head width 128) at s = 8192 on one H100, the whole sequence on one rank.
+// FlashAttention-2's kernel unless `training` names one (Megatron-Core's default on an H100
+// is cuDNN's: CudnnRateBySequenceAndMaskByHand).
 Scenario llama8b(const std::string& mask, const std::string& parallel = "tp: 1, global_batch: 8",
-                 const std::string& training = "") {
+                 std::string training = "") {
+  if (training.find("attention:") == std::string::npos && training.find("flash_attention") == std::string::npos)
+    training = "stack: {attention: flash2}" + (training.empty() ? "" : ", " + training);
   return load_scenario_text(
       "cluster: {preset: dgx-h100, nodes: 1}\n"
       "model: {preset: llama3-8b, " +
@@ -141,6 +145,30 @@ TEST(AttentionMask, CausalAttentionTakesAboutHalfTheTimeOfFull) {
 // (head dimension 128, calibrate/compute_model.h). Causal shares at the paper's 128 x 64
 // tile: s = 4096, 32 query tiles, row m computes 2m + 2 key tiles: 1056 of 32 x 64 = 2048,
 // 33/64; s = 2048: 272 of 512, 17/32; s = 256: 6 of 8, 3/4.
+// cuDNN's fused attention (training.stack.attention cudnn, Megatron-Core's default on an
+// H100): its own curve, measured on an H200 (calibrate/data/h200-20261204: 16 heads x 128,
+// forward + backward TFLOP/s, full 295.4 367.4 498.3 550.9 562.8 543.1, causal 138.9 260.5
+// 372.6 462.5 513.7 562.8 at 512 .. 16k), over its own 8k unmasked 562.8, the same tile
+// shares as FlashAttention-2's. Full 4k: 550.9 / 562.8 = 0.978856; causal 4k:
+// 462.5 x 2 x 33/64 / 562.8 = 0.847465; causal 2k: 372.6 x 2 x 17/32 / 562.8 = 0.703425.
+TEST(AttentionMask, CudnnRateBySequenceAndMaskByHand) {
+  auto factor = [](const std::string& model) {
+    return flash_shape_factor(llama8b(model, "tp: 1, global_batch: 8", "stack: {attention: cudnn}"));
+  };
+  EXPECT_EQ(llama8b("attention_mask: causal", "tp: 1, global_batch: 8", "precision: bf16")
+                .training.stack.attention,
+            StackSpec::AttentionKernel::flash2);  // the helper's default
+  EXPECT_EQ(load_scenario_text("cluster: {preset: dgx-h100}\nmodel: {preset: llama3-8b}\n"
+                               "parallelism: {tp: 1, global_batch: 8}\n",
+                               "t.yaml")
+                .training.stack.attention,
+            StackSpec::AttentionKernel::cudnn);
+  EXPECT_NEAR(factor("attention_mask: full"), 1.0, 1e-12);
+  EXPECT_NEAR(factor("seq_len: 4096, attention_mask: full"), 0.978856, 1e-6);
+  EXPECT_NEAR(factor("seq_len: 4096, attention_mask: causal"), 0.847465, 1e-6);
+  EXPECT_NEAR(factor("seq_len: 2048, attention_mask: causal"), 0.703425, 1e-6);
+}
+
 TEST(AttentionMask, FlashRateBySequenceAndMaskByHand) {
   auto factor = [](const std::string& model, const std::string& training = "") {
     return flash_shape_factor(llama8b(model, "tp: 1, global_batch: 8", training));

@@ -377,12 +377,67 @@ training: {{precision: bf16, recompute: none, stack: {}}}
   EXPECT_NEAR(step(fa1) - step(fa2), want, 1e-9 * want);
 }
 
-TEST(Stack, AttentionKernelIsFlashAttention2UnderEveryPreset) {
-  for (const char* p : {"megatron-core", "nemo", "deepspeed", "fsdp1", "fsdp2",
-                        "{preset: fsdp2, compile: true}"}) {
+// cuDNN's fused attention against FlashAttention-2 on one H100, the first test's model:
+// only the fused-attention kernel's rate changes. cuDNN at 4k unmasked: 989.4 TFLOP/s x
+// cudnn_attention_efficiency 0.569 x 550.9 / 562.8 (its curve measured on an H200,
+// calibrate/data/h200-20261204) = 551.065 TFLOP/s; FlashAttention-2's 317.730 as above.
+//   2 layers x 3.5 x 68.72e9 x (1 / 317.730e12 - 1 / 551.065e12) = 0.64106 ms.
+// With attention dropout both kernels slow (kFlashDropout 0.880, kCudnnDropout 0.718,
+// measured on that H200 at 2k / 4k / 8k causal, dropout 0.1), and the other dropout ops are
+// the same in both runs: 2 x 3.5 x 68.72e9 x (1 / (0.880 x 317.730e12) - 1 / (0.718 x
+// 551.065e12)) = 0.50466 ms.
+TEST(Stack, CudnnAttentionIsTheAttentionTimeAtItsRate) {
+  auto scenario = [](const std::string& attention, const std::string& dropout) {
+    return load_scenario_text(
+        fmt::format(R"(
+cluster: {{preset: dgx-h100, gpus_per_node: 1}}
+model: {{family: decoder, layers: 2, hidden: 1024, heads: 8, ffn: 4096, vocab: 32768,
+        seq_len: 4096, activation: swiglu, norm: rmsnorm, position_embedding: rope,
+        tied_embeddings: false, bias: false, dropout: {}, attention_mask: full}}
+parallelism: {{tp: 1, pp: 1, dp: 1, microbatch: 1, global_batch: 1}}
+training: {{precision: bf16, recompute: none, stack: {{preset: megatron-core, attention: {}}}}}
+)",
+                    dropout, attention),
+        "attention.yaml");
+  };
+  const double flops = 4 * 4096.0 * 4096 * 1024;
+  const double fa2 = 989.4e12 * 0.33 * 326 / 335, cudnn = 989.4e12 * 0.569 * 550.9 / 562.8;
+  const double want = 2 * 3.5 * flops * (1 / fa2 - 1 / cudnn);
+  EXPECT_NEAR(want, 0.64106e-3, 1e-8);
+  EXPECT_NEAR(step(scenario("flash2", "false")) - step(scenario("cudnn", "false")), want,
+              1e-9 * want);
+  const double dropped = 2 * 3.5 * flops * (1 / (0.880 * fa2) - 1 / (0.718 * cudnn));
+  EXPECT_NEAR(dropped, 0.50466e-3, 1e-8);
+  EXPECT_NEAR(step(scenario("flash2", "true")) - step(scenario("cudnn", "true")), dropped,
+              1e-9 * dropped);
+}
+
+// Transformer Engine's stacks (Megatron-Core, NeMo) run cuDNN's fused attention on a GPU
+// whose preset measured its rate (the H100's), FlashAttention-2 elsewhere (the A100's: TE
+// prefers cuDNN on Hopper and newer only) and under PyTorch's and DeepSpeed's presets.
+TEST(Stack, AttentionKernelByPresetAndGpu) {
+  for (const char* p : {"deepspeed", "fsdp1", "fsdp2", "{preset: fsdp2, compile: true}"}) {
     EXPECT_EQ(one_gpu(64, 2, 256, 64, 128, p).training.stack.attention,
               StackSpec::AttentionKernel::flash2)
         << p;
+  }
+  for (const char* p : {"megatron-core", "nemo"}) {
+    EXPECT_EQ(one_gpu(64, 2, 256, 64, 128, p).training.stack.attention,
+              StackSpec::AttentionKernel::cudnn)
+        << p;
+  }
+  const std::string a100 =
+      "cluster: {preset: dgx-a100}\nmodel: {preset: gpt3-175b}\n"
+      "parallelism: {tp: 1, dp: 8, global_batch: 8}\ntraining: {stack: ";
+  EXPECT_EQ(load_scenario_text(a100 + "megatron-core}\n", "g.yaml").training.stack.attention,
+            StackSpec::AttentionKernel::flash2);
+  // Named on a GPU without a cuDNN rate: refused, naming the missing figure.
+  try {
+    load_scenario_text(a100 + "{preset: megatron-core, attention: cudnn}}\n", "g.yaml");
+    ADD_FAILURE() << "no error";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("cudnn_attention_efficiency"), std::string::npos)
+        << e.what();
   }
   // Without fused attention there is no kernel to name.
   const std::string gpt =
