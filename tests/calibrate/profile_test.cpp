@@ -454,5 +454,37 @@ TEST(ProfileGpu, AProfileFromAnotherGpuIsProjected) {
   EXPECT_EQ(make_compute_model(h100)->band_half_width(), 0);
 }
 
+// The profiler's first file from a GPU (one H200, 2026-12-04, profiler/gpu_check.sh without
+// collectives; calibrate/data/h200-20261204/measurements-quick.yaml) reads and fits: five
+// GEMM types, the three memory-bound kernels. By hand from the file: bf16 8192^3 median
+// 1.388 ms, 2 x 8192^3 / 1.388e-3 = 792.155 TFLOP/s, which the compute roof holds within
+// 2 % (its neighbours at 801-817 TFLOP/s pooled with it). No bf16 point is memory-bound:
+// the slow vocabulary GEMM (8192 x 128256 x 4096, 12.24 ms, 703.2 TFLOP/s) moves
+// 2 (mk + kn + mn) = 3,219,128,320 bytes, 263.0 GB/s, against 1024^3's 6,291,456 bytes in
+// 6.192 us, 1,016.1 GB/s: a memory roof at the former would make the latter impossible
+// (calibrate/fit.cpp; before that rule the fit set the roof at 263 GB/s and put 1024^3 74 %
+// under its measurement).
+TEST(ProfileFile, TheFirstMeasurementsFromAGpuFit) {
+  const std::string file =
+      std::string(ORRERY_SOURCE_DIR) + "/calibrate/data/h200-20261204/measurements-quick.yaml";
+  const Profile p = calibrate({{file, ""}});
+  ASSERT_EQ(p.inputs.size(), 1u);
+  EXPECT_EQ(p.inputs[0].gpu, "NVIDIA H200");
+  EXPECT_EQ(p.gemm.size(), 5u);
+  EXPECT_EQ(p.memory.size(), 3u);
+  const double measured = 2.0 * 8192 * 8192 * 8192 / 1.388e-3;
+  EXPECT_NEAR(measured / 1e12, 792.155, 1e-3);
+  bool found = false;
+  for (const GemmFit& g : p.gemm) {
+    if (g.dtype != Dtype::bf16) continue;
+    found = true;
+    EXPECT_NEAR(g.rate(GemmShape{8192, 8192, 8192}).value() / measured, 1.0, 0.02);
+    EXPECT_EQ(g.memory_roof.value(), 0.0);
+    EXPECT_NEAR(3219128320.0 / 12.24e-3 / 1e9, 263.0, 0.05);
+    EXPECT_NEAR(6291456.0 / 6.192e-6 / 1e9, 1016.1, 0.05);
+  }
+  EXPECT_TRUE(found);
+}
+
 }  // namespace
 }  // namespace orrery
