@@ -23,21 +23,23 @@ constexpr FlashCurve kFlash2H100 = {{248, 294, 320, 326, 335, 338}, {163, 221, 2
 constexpr FlashCurve kFlash1H100 = {{127, 127, 128, 131, 137, 139}, {98, 109, 108, 126, 135, 137}};
 // cuDNN's fused flash attention (PyTorch 2.11's SDPA CUDNN_ATTENTION backend, cuDNN 9.19.0),
 // measured on one H200 on 2026-12-04 in the benchmark's own shape (16 heads x 128, 16k
-// tokens a call, bf16; causal FLOPs at half the product): calibrate/data/h200-20261204/
-// kernel-rates.yaml, profiler/kernel_rates.py. Used for its shape only; its level is the
-// GPU's cudnn_attention_efficiency.
-constexpr FlashCurve kCudnnH200 = {{295.4, 367.4, 498.3, 550.9, 562.8, 543.1},
-                                   {138.9, 260.5, 372.6, 462.5, 513.7, 562.8}};
+// tokens a call, bf16; causal FLOPs at half the product), the mean of two runs of 20
+// repetitions: calibrate/data/h200-20261204/kernel-rates-attention-{1,2}.yaml,
+// profiler/kernel_rates.py. Used for its shape only; its level is the GPU's
+// cudnn_attention_efficiency.
+constexpr FlashCurve kCudnnH200 = {{335.8, 452.45, 538.8, 568.55, 550.35, 556.95},
+                                   {203.0, 314.25, 411.8, 490.0, 509.4, 534.3}};
 
 // Attention dropout inside the fused kernel (a Philox mask drawn per score tile, forward and
 // backward): its forward + backward rate over the same kernel's without, measured on one
 // H200 on 2026-12-04 (PyTorch 2.11 SDPA, cuDNN 9.19.0; 16 heads x 128, causal, dropout 0.1,
-// sequence 2k / 4k / 8k at 16k tokens a call; calibrate/data/h200-20261204/README.md):
-// FlashAttention-2 185.5 / 208.5, 222.2 / 250.3, 243.7 / 282.3 (mean 0.880); cuDNN
-// 267.2 / 356.8, 327.8 / 451.6, 353.9 / 520.8 (mean 0.718). The first FlashAttention
+// sequence 2k / 4k / 8k at 16k tokens a call; the mean of two runs,
+// calibrate/data/h200-20261204/kernel-rates-attention-{1,2}.yaml, attention_variants):
+// FlashAttention-2 188.85 / 225.05, 228.8 / 260.3, 249.85 / 287.35 (mean 0.863); cuDNN
+// 294.3 / 411.8, 337.9 / 490.0, 366.6 / 509.4 (mean 0.708). The first FlashAttention
 // takes FlashAttention-2's (not measured).
-constexpr double kFlashDropout = 0.880;
-constexpr double kCudnnDropout = 0.718;
+constexpr double kFlashDropout = 0.863;
+constexpr double kCudnnDropout = 0.708;
 
 // A fused kernel's backward takes this many times its forward's time (FlashAttention-2
 // runs 5 matmuls backward against 2 forward, Dao 2023, Algorithm 2; compute_model.h).

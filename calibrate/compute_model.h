@@ -65,7 +65,9 @@ inline constexpr double kFlash1OverFlash2 = 0.41;
 
 // FlashAttention's rate at the model's sequence length and mask over its rate at the
 // presets' measured shape (sequence 8k, no mask, scenario/presets/gpus.yaml), in FLOPs of
-// computed score tiles per second (the convention of attention_efficiency). Source: the
+// computed score tiles per second (the convention of attention_efficiency); for
+// training.stack.attention cudnn, cuDNN's rates measured on an H200 in the same benchmark
+// shape (calibrate/data/h200-20261204) over its own 8k unmasked rate. Source: the
 // FlashAttention-2 paper's H100 forward + backward benchmark, head dimension 128 (Dao
 // 2023, Figures 7(b) and 7(d); assets/flash2_h100_fwd_bwd_benchmark.png at
 // Dao-AILab/flash-attention 4f285b35), run by benchmarks/benchmark_flash_attention.py
@@ -114,7 +116,10 @@ double flash_shape_factor(const Scenario& s);
 //               1/2; model/attention_mask.h); backward 2.5x the forward time
 //               (FlashAttention-2 runs 5 matmuls backward against 2 forward, Dao 2023,
 //               Algorithm 2). training.stack.attention flash1: at kFlash1OverFlash2
-//               of that rate.
+//               of that rate; cudnn: at peak16 * cudnn_attention_efficiency instead, on
+//               cuDNN's own measured curve (flash_shape_factor). With model.dropout, the
+//               kernel's measured dropout factor (kFlashDropout, kCudnnDropout in
+//               compute_model.cpp).
 //   other ops   t = max(bytes / (hbm * memory_efficiency), kernel_launch)
 //   auxiliary   kernels an op launches besides its main one (FP8 casts and transposes,
 //               ring attention's merges and slice copies)

@@ -84,9 +84,9 @@ GemmRoofs gemm_roofs(Dtype dtype, const std::vector<GemmSample>& s) {
   }
   // Candidates for the memory roof: points more than 10 % slower than a point of no more
   // FLOPs, which size alone cannot explain, that also move their bytes within 10 % of the
-  // fastest any point moves them. The roof is at least every point's bytes per second (a
-  // roofline under which a measured point is impossible explains nothing), so a slow point
-  // that moves fewer is slow for another reason and stays on the compute roof: on the H200
+  // fastest any point moves them. A roof far under some point's bytes per second would call
+  // that point impossible (it explains nothing), so a slow point that moves far fewer bytes
+  // than the fastest is slow for another reason and stays on the compute roof: on the H200
   // sweep (calibrate/data/h200-20261204) the vocabulary GEMM 8192 x 128256 x 4096 at 703
   // TFLOP/s moves 263 GB/s where 1024^3 moves 1,017, and taken as the roof it had capped
   // every other shape, 1024^3 74 % under its measurement.

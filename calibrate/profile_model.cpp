@@ -185,8 +185,11 @@ Profile project_profile(const Scenario& s, Profile p) {
                          figure, from, b.name, pa == a.peak.end() ? a.name : b.name, to_string(d)));
     double spread = 0;
     if (attention) {
-      if (a.attention_efficiency && b.attention_efficiency)
-        spread = std::abs(*b.attention_efficiency / *a.attention_efficiency - 1);
+      // The fraction of the kernel the scenario runs (training.stack.attention).
+      const bool cudnn = s.training.stack.attention == StackSpec::AttentionKernel::cudnn;
+      const auto& ea = cudnn ? a.cudnn_attention_efficiency : a.attention_efficiency;
+      const auto& eb = cudnn ? b.cudnn_attention_efficiency : b.attention_efficiency;
+      if (ea && eb) spread = std::abs(*eb / *ea - 1);
     } else {
       const auto ea = a.gemm_efficiency.find(d), eb = b.gemm_efficiency.find(d);
       if (ea != a.gemm_efficiency.end() && eb != b.gemm_efficiency.end())

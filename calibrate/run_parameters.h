@@ -29,7 +29,9 @@ struct ParameterRange {
 //   cluster.gpu.gemm_efficiency.D   the GEMM plateau fraction of each format D the
 //                                   scenario's GEMMs run in (compute_dtype of the
 //                                   precision, and attention_dtype's);
-//   cluster.gpu.attention_efficiency   fused attention (training.flash_attention);
+//   cluster.gpu.attention_efficiency   fused attention (training.flash_attention), or
+//   cluster.gpu.cudnn_attention_efficiency for runs on cuDNN's kernel
+//                                      (training.stack.attention cudnn);
 //   cluster.inter_node.efficiency      NIC bus bandwidth / line rate (nodes > 1);
 //   simulation.compute_slowdown        compute under a running collective.
 std::vector<std::string> run_parameter_keys(const Scenario& s);

@@ -49,6 +49,58 @@ def median_ms(fn, warmup, reps):
     return statistics.median(times)
 
 
+def time_attention(torch, F, q, k, v, g, causal, dropout, warmup, reps):
+    """Median forward and forward + backward times (ms) of one SDPA call as training runs it:
+    the forward with autograd recording (the kernel saves its softmax statistics), the
+    backward into gradients cleared first, as flash-attention's benchmark does (no
+    accumulation into an earlier call's gradients is timed)."""
+    def fwd():
+        F.scaled_dot_product_attention(q, k, v, is_causal=causal, dropout_p=dropout,
+                                       enable_gqa=q.shape[1] != k.shape[1])
+
+    def fwd_bwd():
+        q.grad = k.grad = v.grad = None
+        o = F.scaled_dot_product_attention(q, k, v, is_causal=causal, dropout_p=dropout,
+                                           enable_gqa=q.shape[1] != k.shape[1])
+        o.backward(g)
+    t_f = median_ms(fwd, warmup, reps)
+    t_fb = median_ms(fwd_bwd, warmup, reps)
+    q.grad = k.grad = v.grad = None
+    return t_f, t_fb
+
+
+def attention_variants(torch, F, warmup, reps, rows, skipped):
+    """Attention dropout 0.1 inside the kernel (causal, 16 heads, 2k / 4k / 8k) and
+    grouped-query heads (8 query heads to 1 key-value head: Llama 3 70B at TP 8; 32 to 8:
+    Llama 3 8B), causal, FlashAttention-2 and cuDNN, 16k tokens a call."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    backends = [("flash", SDPBackend.FLASH_ATTENTION), ("cudnn", SDPBackend.CUDNN_ATTENTION)]
+    cases = [(16, 16, s, 0.1) for s in (2048, 4096, 8192)] + \
+            [(8, 1, 8192, 0.0), (32, 8, 8192, 0.0), (32, 8, 4096, 0.0)]
+    d, tokens = 128, 16384
+    for hq, hkv, seq, p in cases:
+        b = max(1, tokens // seq)
+        q = torch.randn(b, hq, seq, d, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+        k, v = (torch.randn(b, hkv, seq, d, device="cuda", dtype=torch.bfloat16,
+                            requires_grad=True) for _ in range(2))
+        g = torch.randn(b, hq, seq, d, device="cuda", dtype=torch.bfloat16)
+        fwd_flop = 4.0 * b * hq * seq * seq * d * 0.5
+        for name, be in backends:
+            try:
+                with sdpa_kernel([be]):
+                    t_f, t_fb = time_attention(torch, F, q, k, v, g, True, p, warmup, reps)
+            except Exception as e:
+                skipped.append(f"attention {name} heads {hq}/{hkv} seq {seq} dropout {p}: "
+                               f"{type(e).__name__}: {str(e).splitlines()[0][:160]}")
+                continue
+            rows.append({"backend": name, "seq": seq, "batch": b, "heads": hq, "kv_heads": hkv,
+                         "head_dim": d, "causal": True, "dropout": p, "fwd_ms": t_f,
+                         "fwd_bwd_ms": t_fb, "fwd_tflops": fwd_flop / (t_f * 1e-3) / 1e12,
+                         "fwd_bwd_tflops": 3.5 * fwd_flop / (t_fb * 1e-3) / 1e12})
+        del q, k, v, g
+        torch.cuda.empty_cache()
+
+
 def attention_cases(torch, F, warmup, reps, rows, skipped):
     from torch.nn.attention import SDPBackend, sdpa_kernel
     backends = [("flash", SDPBackend.FLASH_ATTENTION), ("cudnn", SDPBackend.CUDNN_ATTENTION),
@@ -66,20 +118,11 @@ def attention_cases(torch, F, warmup, reps, rows, skipped):
                     continue
                 try:
                     with sdpa_kernel([be]):
-                        def fwd():
-                            with torch.no_grad():
-                                F.scaled_dot_product_attention(q, k, v, is_causal=causal)
-
-                        def fwd_bwd():
-                            o = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
-                            o.backward(g)
-                        t_f = median_ms(fwd, warmup, reps)
-                        t_fb = median_ms(fwd_bwd, warmup, reps)
+                        t_f, t_fb = time_attention(torch, F, q, k, v, g, causal, 0.0, warmup, reps)
                 except Exception as e:  # a backend that refuses the case
                     skipped.append(f"attention {name} seq {seq} causal {causal}: "
                                    f"{type(e).__name__}: {str(e).splitlines()[0][:160]}")
                     continue
-                q.grad = k.grad = v.grad = None
                 t_b = t_fb - t_f
                 rows.append({
                     "backend": name, "seq": seq, "batch": b, "heads": heads, "head_dim": d,
@@ -179,9 +222,10 @@ def main():
         print("kernel_rates.py: skipped: PyTorch sees no CUDA GPU", file=sys.stderr)
         return 0
     only = set(args.only.split(","))
-    attention, casts, experts, skipped = [], [], [], []
+    attention, variants, casts, experts, skipped = [], [], [], [], []
     if "attention" in only:
         attention_cases(torch, F, args.warmup, args.repetitions, attention, skipped)
+        attention_variants(torch, F, args.warmup, args.repetitions, variants, skipped)
     if "casts" in only:
         cast_cases(torch, args.warmup, args.repetitions, casts)
     if "experts" in only:
@@ -210,6 +254,7 @@ def main():
                 f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {str(v).lower() if isinstance(v, bool) else v}"
                 for k, v in r.items()) + "}")
     section("attention", attention)
+    section("attention_variants", variants)
     section("casts", casts)
     section("expert_gemms", experts)
     lines.append("skipped:")
@@ -223,6 +268,9 @@ def main():
     for r in attention:
         print(f"{r['backend']:<10}{r['seq']:>6} {'causal' if r['causal'] else 'full':<7}"
               f"{r['fwd_tflops']:8.1f}{r['bwd_tflops']:8.1f}{r['fwd_bwd_tflops']:8.1f}")
+    for r in variants:
+        print(f"{r['backend']:<10}{r['seq']:>6} causal heads {r['heads']}/{r['kv_heads']} dropout {r['dropout']}: "
+              f"f+b {r['fwd_bwd_tflops']:8.1f}")
     for r in casts:
         print(f"{r['op']:<20}{r['gb_per_s']:8.0f} GB/s  {r['ms']:.3f} ms")
     for r in experts:

@@ -279,7 +279,28 @@ std::string write_imported_scenario(const ImportSettings& a, const ImportSource&
   }
 
   // Precision, recompute and overlaps.
+  // Megatron-Core's --attention-backend (AttnBackend, megatron/core/transformer/enums.py at
+  // d98e8a64; auto, the default, leaves the choice to Transformer Engine, as orrery's
+  // default does): flash and fused force TE's FlashAttention or cuDNN backend, unfused and
+  // local the unfused softmax path.
+  std::string kernel;
+  if (a.has("--attention-backend")) {
+    // A log's arguments header prints the enum ("AttnBackend.auto").
+    std::string b = a.text("--attention-backend");
+    if (b.rfind("AttnBackend.", 0) == 0) b = b.substr(std::string("AttnBackend.").size());
+    const std::string from = a.source("--attention-backend", "--attention-backend " + b);
+    if (b == "flash" || b == "fused") {
+      kernel = fmt::format("{{attention: {}}}  # {}", b == "flash" ? "flash2" : "cudnn", from);
+    } else if (b == "unfused" || b == "local") {
+      t += line("flash_attention", "false", from);
+    } else if (b != "auto") {
+      a.refuse("--attention-backend", "Megatron-LM takes flash, fused, unfused, local or auto");
+    }
+  }
+  if (!source.stack.empty() && !kernel.empty())
+    a.refuse("--attention-backend", "not with a stack preset named by the source");
   if (!source.stack.empty()) t += "  stack: " + source.stack + "\n";
+  if (!kernel.empty()) t += "  stack: " + kernel + "\n";
   if (a.flag("--bf16") && a.flag("--fp16")) a.refuse("--fp16", "given with --bf16");
   std::string precision = "fp32",
               precision_source = a.absent("--bf16", "neither --bf16 nor --fp16");

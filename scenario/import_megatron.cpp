@@ -73,6 +73,7 @@ const std::set<std::string>& valued() {
       "--recompute-method",
       "--recompute-num-layers",
       "--fp8-format",
+      "--attention-backend",
   };
   return s;
 }

@@ -842,11 +842,14 @@ void complete_stack(Scenario& s) {
     k.norm = k.preset == P::fsdp1 && !c && rms ? StackSpec::NormKernels::unfused
                                                : StackSpec::NormKernels::fused;
   }
-  // The fused-attention kernel. Every preset defaults to FlashAttention-2's rate, the rate
-  // the GPU presets measure (attention_efficiency): Megatron-Core and NeMo run Transformer
-  // Engine's DotProductAttention (TEDotProductAttention, megatron/core/extensions/
-  // transformer_engine.py at NVIDIA/Megatron-LM d98e8a64), whose backends are
-  // flash-attn 2 and cuDNN's fused attention; PyTorch models call
+  // The fused-attention kernel. Megatron-Core and NeMo run Transformer Engine's
+  // DotProductAttention (TEDotProductAttention, megatron/core/extensions/
+  // transformer_engine.py at NVIDIA/Megatron-LM d98e8a64), which takes cuDNN's fused
+  // attention over flash-attn on Hopper since TE v1.2 (NVIDIA/TransformerEngine 32db3928,
+  // transformer_engine/pytorch/attention.py) and on Hopper and newer since v2.0 (544dd14b),
+  // FlashAttention-2 on Ampere: cudnn where the GPU preset gives its rate
+  // (cudnn_attention_efficiency, measured on Hopper), else flash2 (docs/model.md, "cuDNN's
+  // fused attention"). The other presets run FlashAttention-2: PyTorch models call
   // F.scaled_dot_product_attention (ibm-fms fms/modules/attention.py line 203 at
   // foundation-model-stack/foundation-model-stack d2e59c2d; torchtitan), whose flash
   // backend is FlashAttention-2 since PyTorch 2.2 (release notes, January 2024: "SDPA now
@@ -865,7 +868,7 @@ void complete_stack(Scenario& s) {
            "(its rate on this GPU); set it, or choose flash2");
   }
   // Transformer Engine (Megatron-Core, NeMo) runs cuDNN's fused attention where the GPU
-  // preset measured its rate (TE_CUDNN_PREFERENCE below); elsewhere FlashAttention-2's rate.
+  // preset measured its rate (above); elsewhere FlashAttention-2's rate.
   if (!is_set(s, "training.stack.attention"))
     k.attention = (k.preset == P::megatron_core || k.preset == P::nemo) &&
                           s.cluster.gpu.cudnn_attention_efficiency

@@ -20,7 +20,8 @@
 // (bound.cpp, step_time_bound):
 //  - compute: each op timed by a rate (GEMMs, attention) at R, the fastest rate the
 //    roofline of calibrate/compute_model.h gives any op on this GPU (max over formats of
-//    peak * gemm_efficiency * max(1, ramp fractions), and peak16 * attention_efficiency;
+//    peak * gemm_efficiency * max(1, ramp fractions), and peak16 * attention_efficiency (or
+//    cudnn_attention_efficiency for cuDNN's kernel) * max(1, flash_shape_factor);
 //    with a calibration profile, the largest datasheet peak); memory-bound ops count 0;
 //  - tensor-parallel collectives the compute waits for (none with tp_comm_overlap), read
 //    from the layer passes the simulator runs (model/layer_pass.h), each at least (n-1)/n S over the GPU's NVLink + NIC line

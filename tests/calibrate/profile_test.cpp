@@ -472,16 +472,13 @@ TEST(ProfileFile, TheFirstMeasurementsFromAGpuFit) {
   EXPECT_EQ(p.inputs[0].gpu, "NVIDIA H200");
   EXPECT_EQ(p.gemm.size(), 5u);
   EXPECT_EQ(p.memory.size(), 3u);
-  const double measured = 2.0 * 8192 * 8192 * 8192 / 1.388e-3;
-  EXPECT_NEAR(measured / 1e12, 792.155, 1e-3);
+  const double measured = 2.0 * 8192 * 8192 * 8192 / 1.388e-3;  // 792.155 TFLOP/s
   bool found = false;
   for (const GemmFit& g : p.gemm) {
     if (g.dtype != Dtype::bf16) continue;
     found = true;
     EXPECT_NEAR(g.rate(GemmShape{8192, 8192, 8192}).value() / measured, 1.0, 0.02);
     EXPECT_EQ(g.memory_roof.value(), 0.0);
-    EXPECT_NEAR(3219128320.0 / 12.24e-3 / 1e9, 263.0, 0.05);
-    EXPECT_NEAR(6291456.0 / 6.192e-6 / 1e9, 1016.1, 0.05);
   }
   EXPECT_TRUE(found);
 }

@@ -92,6 +92,35 @@ TEST(ImportMegatron, SwigluFfnDefaultAndPaddedVocab) {
   EXPECT_NE(r.out.find("# Every argument was mapped.\n"), std::string::npos) << r.out;
 }
 
+// --attention-backend (Megatron-Core's AttnBackend): flash and fused force Transformer
+// Engine's FlashAttention or cuDNN kernel (flash2, cudnn), unfused and local the unfused
+// path (flash_attention false), auto (the default) writes nothing; anything else refused.
+TEST(ImportMegatron, AttentionBackendNamesTheKernel) {
+  const std::string line =
+      "import megatron --cluster dgx-h100 -- --num-layers 2 --hidden-size 1024 "
+      "--num-attention-heads 8 --seq-length 2048 --vocab-size 32000 --global-batch-size 8 "
+      "--bf16 --attention-backend ";
+  const auto flash = run_orrery(line + "flash");
+  ASSERT_EQ(flash.code, 0) << flash.err;
+  EXPECT_NE(flash.out.find("  stack: {attention: flash2}  # --attention-backend flash\n"),
+            std::string::npos)
+      << flash.out;
+  const auto fused = run_orrery(line + "fused");
+  EXPECT_NE(fused.out.find("  stack: {attention: cudnn}  # --attention-backend fused\n"),
+            std::string::npos)
+      << fused.out;
+  const auto local = run_orrery(line + "local");
+  EXPECT_NE(local.out.find("  flash_attention: false  # --attention-backend local\n"),
+            std::string::npos)
+      << local.out;
+  const auto automatic = run_orrery(line + "auto");
+  EXPECT_EQ(automatic.out.find("stack:"), std::string::npos) << automatic.out;
+  EXPECT_EQ(automatic.out.find("flash_attention"), std::string::npos) << automatic.out;
+  const auto bad = run_orrery(line + "triton");
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_NE(bad.err.find("key '--attention-backend' = 'triton'"), std::string::npos) << bad.err;
+}
+
 // tests/cli/import/nemo-llama3-8b.yaml is the NeMo-Framework-Launcher 24.07 Llama 3 8B
 // config with the settings of the NeMo 24.07 performance row (see its header). Imported
 // onto one DGX-H100 it is scenarios/validation/nemo2407-llama3-8b-8.yaml: tp 1, pp 1, cp 2

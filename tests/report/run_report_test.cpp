@@ -96,8 +96,11 @@ TEST(RunReport, CheckNamesTheFabricAndThePods) {
       << t;
   // roce's efficiency is NDR's (fabrics.yaml, assumed): the fabric's list replaces the
   // system's entry for the same key.
-  EXPECT_NE(t.find("  assumed                  cluster.inter_node.efficiency: not measured"),
-            std::string::npos);
+  EXPECT_NE(t.find("  assumed                  cluster.gpu.cudnn_attention_efficiency, "
+                   "cluster.gpu.fp8_split_accumulation, cluster.inter_node.efficiency: not "
+                   "measured"),
+            std::string::npos)
+      << t;
 }
 
 TEST(RunReport, BandIsThePredictionOverTheShippedResiduals) {

@@ -97,20 +97,25 @@ TEST(Presets, AssumedFiguresAreListedAndDroppedWhenSetAgain) {
   EXPECT_EQ(assumed_figures(own.cluster),
             (std::vector<std::string>{"cluster.gpu.gemm_efficiency", "cluster.gpu.gemm_ramp",
                                       "cluster.gpu.memory_efficiency"}));
-  // H100 on NDR: measured throughout.
+  // H100 on NDR: measured throughout but for the two figures measured on an H200 (the cuDNN
+  // attention fraction and the fp8 split-accumulation factor, scenario/presets/gpus.yaml).
+  const std::vector<std::string> h200_figures = {"cluster.gpu.cudnn_attention_efficiency",
+                                                 "cluster.gpu.fp8_split_accumulation"};
   const Scenario h100 =
       load_scenario_text("cluster: {preset: dgx-h100, nodes: 2}\n" + rest, "h.yaml");
-  EXPECT_TRUE(assumed_figures(h100.cluster).empty());
+  EXPECT_EQ(assumed_figures(h100.cluster), h200_figures);
   // A fabric preset replaces the NIC figures: ib-ndr's are measured, roce's efficiency not.
   const Scenario ndr = load_scenario_text(
       "cluster: {preset: hgx-h100-roce, nodes: 2, inter_node: {fabric: ib-ndr}}\n" + rest,
       "n.yaml");
-  EXPECT_TRUE(assumed_figures(ndr.cluster).empty());
+  EXPECT_EQ(assumed_figures(ndr.cluster), h200_figures);
   EXPECT_DOUBLE_EQ(ndr.cluster.inter_node.nic_bandwidth.value(), 50e9);
   const Scenario xdr = load_scenario_text(
       "cluster: {preset: dgx-h100, nodes: 2, inter_node: {fabric: ib-xdr}}\n" + rest, "x.yaml");
   EXPECT_EQ(assumed_figures(xdr.cluster),
-            (std::vector<std::string>{"cluster.inter_node.efficiency"}));
+            (std::vector<std::string>{"cluster.gpu.cudnn_attention_efficiency",
+                                      "cluster.gpu.fp8_split_accumulation",
+                                      "cluster.inter_node.efficiency"}));
   EXPECT_DOUBLE_EQ(xdr.cluster.inter_node.nic_bandwidth.value(), 100e9);  // 800 Gb/s
   // Keys written beside the fabric override it.
   const Scenario mine = load_scenario_text(
@@ -118,7 +123,7 @@ TEST(Presets, AssumedFiguresAreListedAndDroppedWhenSetAgain) {
           rest,
       "m.yaml");
   EXPECT_DOUBLE_EQ(mine.cluster.inter_node.efficiency, 0.9);
-  EXPECT_TRUE(assumed_figures(mine.cluster).empty());
+  EXPECT_EQ(assumed_figures(mine.cluster), h200_figures);
 }
 
 TEST(Presets, Gb200Nvl72IsOneNvlinkDomainOf72) {

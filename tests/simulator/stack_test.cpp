@@ -379,13 +379,13 @@ training: {{precision: bf16, recompute: none, stack: {}}}
 
 // cuDNN's fused attention against FlashAttention-2 on one H100, the first test's model:
 // only the fused-attention kernel's rate changes. cuDNN at 4k unmasked: 989.4 TFLOP/s x
-// cudnn_attention_efficiency 0.569 x 550.9 / 562.8 (its curve measured on an H200,
-// calibrate/data/h200-20261204) = 551.065 TFLOP/s; FlashAttention-2's 317.730 as above.
-//   2 layers x 3.5 x 68.72e9 x (1 / 317.730e12 - 1 / 551.065e12) = 0.64106 ms.
-// With attention dropout both kernels slow (kFlashDropout 0.880, kCudnnDropout 0.718,
+// cudnn_attention_efficiency 0.556 x 568.55 / 550.35 (its curve measured on an H200,
+// calibrate/data/h200-20261204) = 568.298 TFLOP/s; FlashAttention-2's 317.730 as above.
+//   2 layers x 3.5 x 68.72e9 x (1 / 317.730e12 - 1 / 568.298e12) = 0.66753 ms.
+// With attention dropout both kernels slow (kFlashDropout 0.863, kCudnnDropout 0.708,
 // measured on that H200 at 2k / 4k / 8k causal, dropout 0.1), and the other dropout ops are
-// the same in both runs: 2 x 3.5 x 68.72e9 x (1 / (0.880 x 317.730e12) - 1 / (0.718 x
-// 551.065e12)) = 0.50466 ms.
+// the same in both runs: 2 x 3.5 x 68.72e9 x (1 / (0.863 x 317.730e12) - 1 / (0.708 x
+// 568.298e12)) = 0.55877 ms.
 TEST(Stack, CudnnAttentionIsTheAttentionTimeAtItsRate) {
   auto scenario = [](const std::string& attention, const std::string& dropout) {
     return load_scenario_text(
@@ -401,13 +401,13 @@ training: {{precision: bf16, recompute: none, stack: {{preset: megatron-core, at
         "attention.yaml");
   };
   const double flops = 4 * 4096.0 * 4096 * 1024;
-  const double fa2 = 989.4e12 * 0.33 * 326 / 335, cudnn = 989.4e12 * 0.569 * 550.9 / 562.8;
+  const double fa2 = 989.4e12 * 0.33 * 326 / 335, cudnn = 989.4e12 * 0.556 * 568.55 / 550.35;
   const double want = 2 * 3.5 * flops * (1 / fa2 - 1 / cudnn);
-  EXPECT_NEAR(want, 0.64106e-3, 1e-8);
+  EXPECT_NEAR(want, 0.66753e-3, 1e-8);
   EXPECT_NEAR(step(scenario("flash2", "false")) - step(scenario("cudnn", "false")), want,
               1e-9 * want);
-  const double dropped = 2 * 3.5 * flops * (1 / (0.880 * fa2) - 1 / (0.718 * cudnn));
-  EXPECT_NEAR(dropped, 0.50466e-3, 1e-8);
+  const double dropped = 2 * 3.5 * flops * (1 / (0.863 * fa2) - 1 / (0.708 * cudnn));
+  EXPECT_NEAR(dropped, 0.55877e-3, 1e-8);
   EXPECT_NEAR(step(scenario("flash2", "true")) - step(scenario("cudnn", "true")), dropped,
               1e-9 * dropped);
 }
