@@ -87,8 +87,7 @@ class RooflineModel final : public ComputeModel {
     if (!g.kernel_launch) throw missing("kernel_launch", "the shortest kernel time");
     gemm_rate_ = g.peak.at(d).value() * g.gemm_efficiency.at(d);
     attn_gemm_rate_ = g.peak.at(a).value() * g.gemm_efficiency.at(a);
-    flash_rate_ =
-        g.peak.at(a).value() * (cudnn ? *g.cudnn_attention_efficiency : *g.attention_efficiency);
+    flash_rate_ = g.peak.at(a).value() * *fused_attention_efficiency(s, g);
     // The presets' attention_efficiency is FlashAttention-2's rate; the first
     // FlashAttention runs at kFlash1OverFlash2 of it (calibrate/compute_model.h).
     const bool flash1 = s.training.stack.attention == StackSpec::AttentionKernel::flash1;
@@ -96,7 +95,8 @@ class RooflineModel final : public ComputeModel {
     // At the model's sequence length and mask (calibrate/compute_model.h).
     shape_factor_ = flash_shape_factor(s);
     flash_rate_ *= shape_factor_;
-    if (s.model.dropout) flash_rate_ *= cudnn ? kCudnnDropout : kFlashDropout;
+    const double dropout = cudnn ? kCudnnDropout : kFlashDropout;
+    if (s.model.dropout) flash_rate_ *= dropout;
     // Split accumulation (docs/model.md, "Split accumulation of fp8 GEMMs"): the fp8
     // recipes run their gradient GEMMs, and block scaling its forward too, with
     // fp32-promoted accumulation, where the plateau was measured with fast accumulation.
@@ -200,9 +200,7 @@ class RooflineModel final : public ComputeModel {
                      "{}){}, F the score tiles the mask leaves, "
                      "backward 2.5x forward ({})",
                      flash_rate_ / 1e12,
-                     s.training.stack.attention == StackSpec::AttentionKernel::cudnn
-                         ? "cudnn_attention_efficiency"
-                         : "attention_efficiency",
+                     cudnn ? "cudnn_attention_efficiency" : "attention_efficiency",
                      flash1 ? fmt::format(" x {} for the first FlashAttention, "
                                           "training.stack.attention flash1",
                                           kFlash1OverFlash2)
@@ -212,15 +210,10 @@ class RooflineModel final : public ComputeModel {
                          ? fmt::format(" in context parallelism's per-chunk kernels (cp {})",
                                        s.parallelism.cp)
                          : std::string(),
-                     s.training.stack.attention == StackSpec::AttentionKernel::cudnn
-                         ? "cuDNN 9.19's rates measured on an H200, calibrate/data/h200-20261204"
-                         : "FlashAttention-2 paper Fig. 7",
+                     cudnn ? "cuDNN 9.19's rates measured on an H200, calibrate/data/h200-20261204"
+                           : "FlashAttention-2 paper Fig. 7",
                      s.model.dropout
-                         ? fmt::format(" x {} for attention dropout in the kernel",
-                                       s.training.stack.attention ==
-                                               StackSpec::AttentionKernel::cudnn
-                                           ? kCudnnDropout
-                                           : kFlashDropout)
+                         ? fmt::format(" x {} for attention dropout in the kernel", dropout)
                          : std::string(),
                      gpu)},
         {"norm, softmax, other ops",
@@ -524,6 +517,12 @@ double context_parallel_factor(const FlashCurve& c, const ModelSpec& m,
 }
 
 }  // namespace
+
+const std::optional<double>& fused_attention_efficiency(const Scenario& s, const GpuSpec& g) {
+  return s.training.stack.attention == StackSpec::AttentionKernel::cudnn
+             ? g.cudnn_attention_efficiency
+             : g.attention_efficiency;
+}
 
 double flash_shape_factor(const Scenario& s) {
   const ModelSpec& m = s.model;

@@ -104,6 +104,11 @@ inline constexpr double kFlash1OverFlash2 = 0.41;
 // GPU. Returns 1 for a model without a sequence (CNNs).
 double flash_shape_factor(const Scenario& s);
 
+// The fraction of the 16-bit peak of the fused-attention kernel `s` runs
+// (training.stack.attention) on GPU `g`: cudnn_attention_efficiency for cuDNN's,
+// attention_efficiency for FlashAttention's; unset where `g` does not give it.
+const std::optional<double>& fused_attention_efficiency(const Scenario& s, const GpuSpec& g);
+
 // Roofline with measured efficiencies (scenario/presets/gpus.yaml):
 //   GEMM        ideal = F / (peak[d] * gemm_efficiency[d]);  t = ideal / ramp(ideal),
 //               the measured fraction of the plateau that a GEMM of that length reaches;

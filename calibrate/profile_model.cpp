@@ -186,9 +186,8 @@ Profile project_profile(const Scenario& s, Profile p) {
     double spread = 0;
     if (attention) {
       // The fraction of the kernel the scenario runs (training.stack.attention).
-      const bool cudnn = s.training.stack.attention == StackSpec::AttentionKernel::cudnn;
-      const auto& ea = cudnn ? a.cudnn_attention_efficiency : a.attention_efficiency;
-      const auto& eb = cudnn ? b.cudnn_attention_efficiency : b.attention_efficiency;
+      const auto& ea = fused_attention_efficiency(s, a);
+      const auto& eb = fused_attention_efficiency(s, b);
       if (ea && eb) spread = std::abs(*eb / *ea - 1);
     } else {
       const auto ea = a.gemm_efficiency.find(d), eb = b.gemm_efficiency.find(d);

@@ -12,15 +12,12 @@ import platform
 import sys
 import time
 
+from torch_gpu import torch_with_gpu
+
 
 def main():
-    try:
-        import torch
-    except ImportError:
-        print("host_time.py: skipped: python3 cannot import torch", file=sys.stderr)
-        return 0
-    if not torch.cuda.is_available():
-        print("host_time.py: skipped: PyTorch sees no CUDA GPU", file=sys.stderr)
+    torch = torch_with_gpu("host_time.py")
+    if torch is None:
         return 0
     print("python", platform.python_version(), "torch", torch.__version__)
 

@@ -31,6 +31,8 @@ import statistics
 import subprocess
 import sys
 
+from torch_gpu import torch_with_gpu
+
 
 def median_ms(fn, warmup, reps):
     import torch
@@ -212,15 +214,10 @@ def main():
     ap.add_argument("--only", default="attention,casts,experts",
                     help="comma list of attention, casts, experts")
     args = ap.parse_args()
-    try:
-        import torch
-        import torch.nn.functional as F
-    except ImportError:
-        print("kernel_rates.py: skipped: python3 cannot import torch", file=sys.stderr)
+    torch = torch_with_gpu("kernel_rates.py")
+    if torch is None:
         return 0
-    if not torch.cuda.is_available():
-        print("kernel_rates.py: skipped: PyTorch sees no CUDA GPU", file=sys.stderr)
-        return 0
+    import torch.nn.functional as F
     only = set(args.only.split(","))
     attention, variants, casts, experts, skipped = [], [], [], [], []
     if "attention" in only:

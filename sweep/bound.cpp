@@ -38,9 +38,7 @@ double fastest_rate(const Scenario& s) {
   // FlashAttention's rate at the run's sequence and mask (flash_shape_factor) is above the
   // preset's at long unmasked sequences (1.009 at 16k).
   // cuDNN's curve, where the stack runs it, likewise.
-  const double attention = s.training.stack.attention == StackSpec::AttentionKernel::cudnn
-                               ? g.cudnn_attention_efficiency.value_or(0.0)
-                               : g.attention_efficiency.value_or(0.0);
+  const double attention = fused_attention_efficiency(s, g).value_or(0.0);
   r = std::max(r, peak16 * attention * std::max(1.0, flash_shape_factor(s)));
   // A GPU without measured fractions is refused by the simulator; the peak still bounds.
   if (r <= 0)

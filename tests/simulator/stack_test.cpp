@@ -343,22 +343,25 @@ TEST(Stack, NormFollowsThePresetAndTheModel) {
 //   = 1.1220 ms, two layers 2.2440 ms.
 // Each layer's pass (0.76 ms of attention alone under flash2) is far longer than its
 // ~30 kernels x 6.8 us of host time, so the host term adds nothing to either.
-TEST(Stack, FirstFlashAttentionIsTheAttentionTimeAtItsRate) {
-  auto scenario = [](const std::string& stack) {
-    return load_scenario_text(
-        fmt::format(R"(
+// The attention tests' model on one H100: two layers, h = 1024, 8 heads, s = 4096 with a
+// full mask (every score tile computed), bf16, one sequence, under `stack`.
+Scenario attention_h100(const std::string& stack, bool dropout = false) {
+  return load_scenario_text(
+      fmt::format(R"(
 cluster: {{preset: dgx-h100, gpus_per_node: 1}}
 model: {{family: decoder, layers: 2, hidden: 1024, heads: 8, ffn: 4096, vocab: 32768,
         seq_len: 4096, activation: swiglu, norm: rmsnorm, position_embedding: rope,
-        tied_embeddings: false, bias: false, dropout: false, attention_mask: full}}
+        tied_embeddings: false, bias: false, dropout: {}, attention_mask: full}}
 parallelism: {{tp: 1, pp: 1, dp: 1, microbatch: 1, global_batch: 1}}
 training: {{precision: bf16, recompute: none, stack: {}}}
 )",
-                    stack),
-        "attention.yaml");
-  };
-  const Scenario fa2 = scenario("fsdp1");
-  const Scenario fa1 = scenario("{preset: fsdp1, attention: flash1}");
+                  dropout, stack),
+      "attention.yaml");
+}
+
+TEST(Stack, FirstFlashAttentionIsTheAttentionTimeAtItsRate) {
+  const Scenario fa2 = attention_h100("fsdp1");
+  const Scenario fa1 = attention_h100("{preset: fsdp1, attention: flash1}");
   EXPECT_EQ(fa2.training.stack.attention, StackSpec::AttentionKernel::flash2);
   EXPECT_EQ(fa1.training.stack.attention, StackSpec::AttentionKernel::flash1);
   const Workload w = build_workload(fa1.model, fa1.training, shard_of(fa1.parallelism));
@@ -388,17 +391,8 @@ training: {{precision: bf16, recompute: none, stack: {}}}
 // 568.298e12)) = 0.55877 ms.
 TEST(Stack, CudnnAttentionIsTheAttentionTimeAtItsRate) {
   auto scenario = [](const std::string& attention, const std::string& dropout) {
-    return load_scenario_text(
-        fmt::format(R"(
-cluster: {{preset: dgx-h100, gpus_per_node: 1}}
-model: {{family: decoder, layers: 2, hidden: 1024, heads: 8, ffn: 4096, vocab: 32768,
-        seq_len: 4096, activation: swiglu, norm: rmsnorm, position_embedding: rope,
-        tied_embeddings: false, bias: false, dropout: {}, attention_mask: full}}
-parallelism: {{tp: 1, pp: 1, dp: 1, microbatch: 1, global_batch: 1}}
-training: {{precision: bf16, recompute: none, stack: {{preset: megatron-core, attention: {}}}}}
-)",
-                    dropout, attention),
-        "attention.yaml");
+    return attention_h100("{preset: megatron-core, attention: " + attention + "}",
+                          dropout == "true");
   };
   const double flops = 4 * 4096.0 * 4096 * 1024;
   const double fa2 = 989.4e12 * 0.33 * 326 / 335, cudnn = 989.4e12 * 0.556 * 568.55 / 550.35;
