@@ -34,7 +34,17 @@ import sys
 from torch_gpu import torch_with_gpu
 
 
+# Cycles of torch.cuda._sleep queued before each timed call: about 2 ms at the H100's and
+# H200's 1,980 MHz, longer than the host needs to issue a call's kernels (about 15 us a
+# kernel on the H200 lease's CPU, calibrate/data/h200-20261204/host-time-per-op.txt).
+SLEEP_CYCLES = 4_000_000
+
+
 def median_ms(fn, warmup, reps):
+    """Median GPU time (ms) of fn(). The GPU is kept busy by a sleep kernel while the host
+    issues the call, so the events bracket the call's kernels, not the host's time to
+    launch them (the version of 2026-12-04 had the GPU idle before each call, which put
+    that host time into every short call's figure)."""
     import torch
     for _ in range(warmup):
         fn()
@@ -43,6 +53,7 @@ def median_ms(fn, warmup, reps):
     for _ in range(reps):
         a = torch.cuda.Event(enable_timing=True)
         b = torch.cuda.Event(enable_timing=True)
+        torch.cuda._sleep(SLEEP_CYCLES)
         a.record()
         fn()
         b.record()

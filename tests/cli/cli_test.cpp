@@ -334,7 +334,10 @@ TEST(CliValidate, PublishedRunsMeetTheAccuracyBar) {
   // 8.7 %, max 26.6 % (NeMo 24.07 Llama 3 8B, cp 2); MoE set mean 43.4 %, max 57.3 %
   // (Qwen3-30B-A3B, 26.06). The guards hold the measured set, with margin: Megatron 9.5 /
   // 27.5, MoE 44.5 / 58.5. The kernels are now measured; what the rows still miss is not
-  // their rate.
+  // their rate. 2026-12-04 (night): the host time per kernel issued went from 6.8 us (a
+  // CPU tensor's op, 2020) to 13.48 us (a torch.nn.Linear forward on a DGX H100's own
+  // host, NVIDIA/TransformerEngine issue 2053): the MoE set's expert passes run
+  // host-bound sooner, mean 36.7 %, max 46.9 % (Qwen3-30B-A3B, 26.06); its guard 38 / 48.
   const auto r = run_orrery("validate scenarios/validation --format json");
   ASSERT_EQ(r.code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
@@ -360,8 +363,8 @@ TEST(CliValidate, PublishedRunsMeetTheAccuracyBar) {
   EXPECT_LE(pytorch.sum / pytorch.count, 6.5);
   EXPECT_LE(pytorch.max, 19.5);
   ASSERT_GE(moe.count, 2);
-  EXPECT_LE(moe.sum / moe.count, 44.5);
-  EXPECT_LE(moe.max, 58.5);
+  EXPECT_LE(moe.sum / moe.count, 38.0);
+  EXPECT_LE(moe.max, 48.0);
   ASSERT_GE(blackwell.count, 6);
   EXPECT_LE(blackwell.sum / blackwell.count, 11.0);
   EXPECT_LE(blackwell.max, 41.5);

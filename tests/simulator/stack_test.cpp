@@ -146,21 +146,22 @@ TEST(Stack, EagerAgainstCompiledOfATinyModelIsTheLaunchTerm) {
 }
 
 // The same tiny model under each preset's host time (training.stack.host_overhead,
-// 6.8 us a kernel issued: pytorch/pytorch issue 41383), longer than the 3 us kernel floor.
+// 13.48 us a kernel issued: a DGX H100 host's torch.nn.Linear forward,
+// NVIDIA/TransformerEngine issue 2053), longer than the 3 us kernel floor.
 // With no collective on one GPU, each layer's pass is one run of kernels, timed
-// max(its GPU time, kernels x 6.8 us); every kernel here sits on the 3 us floor, so every
-// run is host-bound and the step's difference is the extra kernels at 6.8 us: the same
-// 2 layers x 5 kernels x 2 passes, 20 x 6.8 us = 136 us (the loss, the embedding and the
+// max(its GPU time, kernels x 13.48 us); every kernel here sits on the 3 us floor, so every
+// run is host-bound and the step's difference is the extra kernels at 13.48 us: the same
+// 2 layers x 5 kernels x 2 passes, 20 x 13.48 us = 269.6 us (the loss, the embedding and the
 // head issue as many kernels either way; the fused optimizer is one call in both).
 TEST(Stack, EagerAgainstCompiledOfATinyModelIsTheHostTerm) {
   const Scenario eager = one_gpu(64, 2, 256, 64, 128, "fsdp2");
   const Scenario compiled = one_gpu(64, 2, 256, 64, 128, "{preset: fsdp2, compile: true}");
   const double host = eager.training.stack.host_overhead.value();
-  EXPECT_DOUBLE_EQ(host, 6.8e-6);
-  EXPECT_DOUBLE_EQ(compiled.training.stack.host_overhead.value(), 6.8e-6);
+  EXPECT_DOUBLE_EQ(host, 13.48e-6);
+  EXPECT_DOUBLE_EQ(compiled.training.stack.host_overhead.value(), 13.48e-6);
   ASSERT_GT(host, compiled.cluster.gpu.kernel_launch->value());
   const double want = 2 * 5 * 2 * host;
-  EXPECT_NEAR(want, 136e-6, 1e-15);
+  EXPECT_NEAR(want, 269.6e-6, 1e-15);
   EXPECT_NEAR(step(eager) - step(compiled), want, 1e-9 * want);
   // A CUDA-graphed step (host_overhead 0) is the kernel floor alone, and shorter.
   const Scenario graphed =
@@ -172,12 +173,12 @@ TEST(Stack, EagerAgainstCompiledOfATinyModelIsTheHostTerm) {
 // sits on the 3 us kernel floor (one floor an op each way, a GEMM's backward included),
 // against the same step without host time. A transformer layer has 12 ops (attn.norm,
 // qkv, rope_q, rope_k, core, proj, residual; mlp.norm, fc1, act, fc2, residual), 4 of
-// them GEMMs: forward 12 kernels, 12 x 6.8 = 81.6 us against 12 x 3 = 36 us of GPU
-// time, 45.6 us more; backward 12 + 4 = 16 kernels, 108.8 us against 36 us, 72.8 us
-// more; 118.4 us a layer, 236.8 us for two. The embedding, one lookup each way: 2 x
-// (6.8 - 3) = 7.6 us. The head (norm, output GEMM, loss): forward 3 kernels, 20.4 - 9 =
-// 11.4 us; backward 4, 27.2 - 9 = 18.2 us. The fused optimizer step, one call: 6.8 - 3 =
-// 3.8 us. In all 236.8 + 7.6 + 29.6 + 3.8 = 277.8 us.
+// them GEMMs: forward 12 kernels, 12 x 13.48 = 161.76 us against 12 x 3 = 36 us of GPU
+// time, 125.76 us more; backward 12 + 4 = 16 kernels, 215.68 us against 36 us, 179.68 us
+// more; 305.44 us a layer, 610.88 us for two. The embedding, one lookup each way: 2 x
+// (13.48 - 3) = 20.96 us. The head (norm, output GEMM, loss): forward 3 kernels, 40.44 - 9
+// = 31.44 us; backward 4, 53.92 - 9 = 44.92 us. The fused optimizer step, one call:
+// 13.48 - 3 = 10.48 us. In all 610.88 + 20.96 + 76.36 + 10.48 = 718.68 us.
 TEST(Stack, HostTermCountsTheKernelsOfEachRun) {
   const Scenario host = one_gpu(64, 2, 256, 64, 128, "{preset: fsdp2, compile: true}");
   const Scenario none =
@@ -193,16 +194,16 @@ TEST(Stack, HostTermCountsTheKernelsOfEachRun) {
     }
   }
   ASSERT_EQ(ops, 1 + 2 * 12 + 3u);
-  EXPECT_NEAR(step(host) - step(none), 277.8e-6, 1e-12);
+  EXPECT_NEAR(step(host) - step(none), 718.68e-6, 1e-12);
 }
 
 // Host time against bytes: the bandwidth-bound model of the first test. Each transformer
 // layer's pass (hundreds of microseconds: about 2 x 4096 x 16.8e6 FLOPs forward at the
-// H100's rate) is far longer than its kernels x 6.8 us (at most 30 kernels a pass here),
+// H100's rate) is far longer than its kernels x 13.48 us (at most 30 kernels a pass here),
 // so the host term adds nothing there, and the eager-compiled difference stays the bytes
 // at the HBM rate. Only the embedding layer, one lookup kernel each way (its 8.4 MB
-// written take about 3 us), is host-bound: it takes 6.8 us a pass instead of its GPU
-// time, max(0, 6.8 us - t) more each way.
+// written take about 3 us), is host-bound: it takes 13.48 us a pass instead of its GPU
+// time, max(0, 13.48 us - t) more each way.
 TEST(Stack, HostTimeHiddenByLargeKernels) {
   const Scenario eager = one_gpu(1024, 8, 4096, 32768, 4096, "fsdp2");
   const Scenario eager0 =
@@ -633,27 +634,28 @@ TEST(Stack, ForeachOptimizerOnATinyModelIsOneLaunchAPass) {
               9 * launch, 1e-15);
 }
 
-// The same tiny optimizer step under the preset's host time (6.8 us a Python call,
-// pytorch/pytorch issue 41383), longer than the 3 us kernel floor: each pass is one call,
-// so the fused step takes 6.8 us and foreach 8 x 6.8 = 54.4 us (AdamW 9 x 6.8 = 61.2 us).
+// The same tiny optimizer step under the preset's host time (13.48 us a Python call,
+// NVIDIA/TransformerEngine issue 2053), longer than the 3 us kernel floor: each pass is one
+// call, so the fused step takes 13.48 us and foreach 8 x 13.48 = 107.84 us (AdamW
+// 9 x 13.48 = 121.32 us).
 TEST(Stack, ForeachOptimizerOnATinyModelIsOneHostCallAPass) {
   const Scenario foreach = with_optimizer("adam", "fsdp1");
   const double host = foreach.training.stack.host_overhead.value();
-  EXPECT_DOUBLE_EQ(host, 6.8e-6);
+  EXPECT_DOUBLE_EQ(host, 13.48e-6);
   ASSERT_GT(host, foreach.cluster.gpu.kernel_launch->value());
   const double n = 2 * 1000.0;
   EXPECT_NEAR(make_roofline_model(with_optimizer("adam", "{preset: fsdp1, optimizer: fused}"))
                   ->optimizer_time(n)
                   .value(),
-              6.8e-6, 1e-15);
-  EXPECT_NEAR(make_roofline_model(foreach)->optimizer_time(n).value(), 54.4e-6, 1e-15);
+              13.48e-6, 1e-15);
+  EXPECT_NEAR(make_roofline_model(foreach)->optimizer_time(n).value(), 107.84e-6, 1e-15);
   EXPECT_NEAR(make_roofline_model(with_optimizer("adamw", "fsdp1"))->optimizer_time(n).value(),
-              61.2e-6, 1e-15);
+              121.32e-6, 1e-15);
 }
 
 // A tiny MoE model (2 layers, 4 experts of width 64, top 2, uniform load) on `gpus` H100s
 // of one node with ep = dp = gpus, every kernel on the 3 us floor and every run of kernels
-// host-bound (6.8 us a kernel issued, Megatron-Core's preset), under `moe` (extra MoE
+// host-bound (13.48 us a kernel issued, Megatron-Core's preset), under `moe` (extra MoE
 // keys), `exchange` (parallelism.ep_alltoall) and `precision`.
 Scenario tiny_moe(int gpus, const std::string& moe, const std::string& exchange,
                   const std::string& precision) {
@@ -674,25 +676,25 @@ training: {{precision: {3}, recompute: none, stack: megatron-core}}
 // capacity 1.0 (with uniform load the same rows: capacity T k / E, nothing dropped, so
 // every kernel is the same). On one GPU the all-to-all dispatcher's wait comes after it
 // issued the permutation, which runs meanwhile: per layer's forward the GPU idles
-// max(0, copy + host - permutation) = 3 + 6.8 - 3 = 6.8 us (the copy and the
-// permutation on the 3 us floor): 2 layers, 13.6 us. No wait in the backward.
+// max(0, copy + host - permutation) = 3 + 13.48 - 3 = 13.48 us (the copy and the
+// permutation on the 3 us floor): 2 layers, 26.96 us. No wait in the backward.
 TEST(Stack, DroplessAllToAllDispatcherWaitsBehindThePermutation) {
   const Scenario dropless = tiny_moe(1, "", "direct", "bf16");
   const Scenario padded =
       tiny_moe(1, ", capacity_factor: 1.0, pad_to_capacity: true", "direct", "bf16");
   const double launch = dropless.cluster.gpu.kernel_launch->value();
   ASSERT_DOUBLE_EQ(launch, 3e-6);
-  EXPECT_NEAR(step(dropless) - step(padded), 2 * 6.8e-6, 1e-12);
+  EXPECT_NEAR(step(dropless) - step(padded), 2 * 13.48e-6, 1e-12);
 }
 
 // The flex dispatcher (hierarchical exchange; 2 GPUs, ep 2) waits inside the dispatch with
-// nothing queued: the copy's floor and the host's next issue, 3 + 6.8 = 9.8 us a layer's
-// forward, 19.6 us for two (the exchanges themselves the same bytes either way).
+// nothing queued: the copy's floor and the host's next issue, 3 + 13.48 = 16.48 us a
+// layer's forward, 32.96 us for two (the exchanges themselves the same bytes either way).
 TEST(Stack, DroplessFlexDispatcherWaitIsExposed) {
   const Scenario dropless = tiny_moe(2, "", "hierarchical", "bf16");
   const Scenario padded =
       tiny_moe(2, ", capacity_factor: 1.0, pad_to_capacity: true", "hierarchical", "bf16");
-  EXPECT_NEAR(step(dropless) - step(padded), 2 * 9.8e-6, 1e-12);
+  EXPECT_NEAR(step(dropless) - step(padded), 2 * 16.48e-6, 1e-12);
 }
 
 // Transformer Engine's GroupedLinear quantizes each expert's rows on its own unless every
@@ -700,13 +702,13 @@ TEST(Stack, DroplessFlexDispatcherWaitIsExposed) {
 // current-scaling quantization is 3 kernels (amax, scale, cast): with 4 local experts an
 // expert GEMM's input (forward) or output gradient (backward) is 12 kernels against 1.
 // Two expert GEMMs a layer (fc1, fc2), each way: 4 x 11 = 44 kernels more a layer, at
-// 6.8 us in host-bound runs: 299.2 us, 598.4 us for two layers. Every other op and every
+// 13.48 us in host-bound runs: 593.12 us, 1186.24 us for two layers. Every other op and every
 // kernel time is the same (all on the floor).
 TEST(Stack, GroupedCurrentScalingQuantizesEachExpert) {
   const std::string padded = ", capacity_factor: 1.0, pad_to_capacity: true";
   const Scenario current = tiny_moe(1, padded, "direct", "fp8, fp8: {scaling: current}");
   const Scenario delayed = tiny_moe(1, padded, "direct", "fp8, fp8: {scaling: delayed}");
-  EXPECT_NEAR(step(current) - step(delayed), 2 * 44 * 6.8e-6, 1e-12);
+  EXPECT_NEAR(step(current) - step(delayed), 2 * 44 * 13.48e-6, 1e-12);
 }
 
 }  // namespace
@@ -757,22 +759,23 @@ TEST(Stack, ParameterTensorsOfTheTinyModel) {
 // torch's per-parameter Adam (_single_tensor_adam) on the tiny model: each tensor runs the
 // 7 update kernels on its own, every one on the 3 us kernel floor (the largest tensor,
 // 64 x 512, moves 16 bytes a parameter in its largest pass: 0.5 MB, about 0.2 us), 21 us
-// of GPU time, against 8 host calls (the 7 and the CPU step counter's += 1) x 6.8 us =
-// 54.4 us: 54.4 us a tensor. The pass over all parameters that the fused count adds (the
-// 16-bit weights written) is one call more, 6.8 us. The foreach step is 8 calls, 54.4 us.
-//   one GPU, no sharding: 15 tensors, 15 x 54.4 + 6.8 = 822.8 us;
+// of GPU time, against 8 host calls (the 7 and the CPU step counter's += 1) x 13.48 us =
+// 107.84 us: 107.84 us a tensor. The pass over all parameters that the fused count adds
+// (the 16-bit weights written) is one call more, 13.48 us. The foreach step is 8 calls,
+// 107.84 us.
+//   one GPU, no sharding: 15 tensors, 15 x 107.84 + 13.48 = 1631.08 us;
 //   FSDP1 on 2 GPUs: one flat parameter a unit (embedding, 2 layers, head), this rank's
-//     half of each: 4 x 54.4 + 6.8 = 224.4 us;
-//   FSDP2 on 2 GPUs: each of the 15 parameters' halves: 822.8 us.
+//     half of each: 4 x 107.84 + 13.48 = 444.84 us;
+//   FSDP2 on 2 GPUs: each of the 15 parameters' halves: 1631.08 us.
 TEST(Stack, PerParameterOptimizerOfATinyModelIsItsHostCallsPerTensor) {
-  EXPECT_NEAR(optimizer_of(tiny_adam(1, 0, "{preset: fsdp2, optimizer: foreach}")), 54.4e-6,
+  EXPECT_NEAR(optimizer_of(tiny_adam(1, 0, "{preset: fsdp2, optimizer: foreach}")), 107.84e-6,
               1e-12);
   EXPECT_NEAR(optimizer_of(tiny_adam(1, 0, "{preset: fsdp2, optimizer: per_parameter}")),
-              822.8e-6, 1e-12);
+              1631.08e-6, 1e-12);
   EXPECT_NEAR(optimizer_of(tiny_adam(2, 3, "{preset: fsdp1, optimizer: per_parameter}")),
-              224.4e-6, 1e-12);
+              444.84e-6, 1e-12);
   EXPECT_NEAR(optimizer_of(tiny_adam(2, 3, "{preset: fsdp2, optimizer: per_parameter}")),
-              822.8e-6, 1e-12);
+              1631.08e-6, 1e-12);
   // Without host time, the kernel floors alone: 15 x 7 x 3 + 3 = 318 us.
   EXPECT_NEAR(optimizer_of(tiny_adam(
                   1, 0, "{preset: fsdp2, optimizer: per_parameter, host_overhead: 0 s}")),
@@ -781,14 +784,14 @@ TEST(Stack, PerParameterOptimizerOfATinyModelIsItsHostCallsPerTensor) {
 
 // Bandwidth-bound tensors: tensor by tensor, the foreach bytes. Two tensors of 5e8
 // parameters take what foreach's passes over 1e9 take; a 10-parameter tensor beside them
-// adds its 8 host calls, 54.4 us.
+// adds its 8 host calls, 107.84 us.
 TEST(Stack, PerParameterOptimizerOfLargeTensorsIsTheForeachBytes) {
   const Scenario per = with_optimizer("adam", "{preset: fsdp2, optimizer: per_parameter}");
   const Scenario foreach = with_optimizer("adam", "{preset: fsdp2, optimizer: foreach}");
   const double big = make_roofline_model(foreach)->optimizer_time(1e9).value();
   const auto model = make_roofline_model(per);
   EXPECT_NEAR(model->optimizer_time_per_tensor({5e8, 5e8}).value(), big, 1e-12);
-  EXPECT_NEAR(model->optimizer_time_per_tensor({5e8, 5e8, 10}).value(), big + 54.4e-6,
+  EXPECT_NEAR(model->optimizer_time_per_tensor({5e8, 5e8, 10}).value(), big + 107.84e-6,
               1e-9);
 }
 

@@ -23,7 +23,9 @@ namespace {
 
 // Uniform stages: a small dense model whose embedding and head are negligible (vocab 8,
 // rotary positions), on one node whose fabric is fast enough that pipeline transfers
-// take no measurable time, no data parallelism.
+// take no measurable time, no data parallelism, and no host time per kernel (the
+// embedding's and head's few kernels would otherwise take 13.48 us each, no longer
+// negligible).
 Scenario uniform_pipeline(int pp, int microbatches, const std::string& schedule, int vp = 1) {
   const std::string yaml = fmt::format(R"(
 cluster:
@@ -35,7 +37,7 @@ model: {{family: decoder, layers: 16, hidden: 2048, heads: 16, ffn: 8192, vocab:
         bias: true, dropout: false}}
 parallelism: {{tp: 1, pp: {pp}, dp: 1, microbatch: 1, global_batch: {m}, schedule: {schedule},
               virtual_pipeline_stages: {vp}}}
-training: {{precision: bf16, recompute: none}}
+training: {{precision: bf16, recompute: none, stack: {{host_overhead: 0 s}}}}
 )",
                                        fmt::arg("pp", pp), fmt::arg("m", microbatches),
                                        fmt::arg("schedule", schedule), fmt::arg("vp", vp));
@@ -856,7 +858,7 @@ model: {family: decoder, layers: 16, hidden: 2048, heads: 16, ffn: 8192, vocab: 
         activation: gelu, norm: layernorm, position_embedding: rope, tied_embeddings: false,
         bias: true, dropout: false}
 parallelism: {tp: 1, pp: 4, dp: 1, microbatch: 1, global_batch: 8, schedule: 1f1b}
-training: {precision: bf16, recompute: none}
+training: {precision: bf16, recompute: none, stack: {host_overhead: 0 s}}
 faults:
   - {kind: straggler, stage: 3, factor: 0.5}
 )";
@@ -1165,7 +1167,7 @@ parallelism: {tp: 1, pp: 2, dp: 1, virtual_pipeline_stages: 2, microbatch_group_
 
 TEST(Step, UnevenInterleavedBubbleDerivedByHand) {
   // pp 2, vp 2, 7 layers with the embedding counted as one: virtual stages r0c0 1 layer
-  // (+ the embedding, negligible: vocab 8), r1c0 2, r0c1 2, r1c1 2 (+ the negligible
+  // (+ the embedding, negligible: vocab 8, no host time per kernel), r1c0 2, r0c1 2, r1c1 2 (+ the negligible
   // head). Two micro-batches in one group of 2. With f a layer's forward and b = kf its
   // backward, transfers free, the schedule (rank 0: F0c0 F1c0 F0c1 F1c1 B0c1 B1c1 B0c0
   // B1c0; rank 1: F0c0 F1c0 F0c1 B0c1 F1c1 B1c1 B0c0 B1c0) runs:
@@ -1187,7 +1189,7 @@ model: {family: decoder, layers: 7, hidden: 2048, heads: 16, ffn: 8192, vocab: 8
         bias: true, dropout: false}
 parallelism: {tp: 1, pp: 2, dp: 1, microbatch: 1, global_batch: 2, virtual_pipeline_stages: 2,
               account_for_embedding: true}
-training: {precision: bf16, recompute: none}
+training: {precision: bf16, recompute: none, stack: {host_overhead: 0 s}}
 )",
                                         "uneven.yaml");
   const StepResult r = simulate_step(s);
