@@ -51,7 +51,8 @@ ordered_json scenario_json(const Scenario& s) {
         {"fp8_split_accumulation", c.gpu.fp8_split_accumulation
                                        ? ordered_json(*c.gpu.fp8_split_accumulation)
                                        : ordered_json(nullptr)},
-        {"kernel_launch_s", opt(c.gpu.kernel_launch)}}},
+        {"kernel_launch_s", opt(c.gpu.kernel_launch)},
+        {"host_overhead_s", opt(c.gpu.host_overhead)}}},
       {"nodes", c.nodes},
       {"gpus_per_node", c.gpus_per_node},
       {"gpus", c.gpus()},

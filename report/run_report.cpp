@@ -467,12 +467,16 @@ std::string render_stack_explanation(const Scenario& s) {
   }
   o += fmt::format("  {:<25}{} ({})\n", "host overhead",
                    k.host_overhead.value() > 0
-                       ? fmt::format("{:.1f} us a kernel issued: a run of kernels between "
+                       ? fmt::format("{:.4g} us a kernel issued: a run of kernels between "
                                      "collectives takes at least kernels x this, an "
                                      "optimizer pass at least this",
                                      k.host_overhead.value() * 1e6)
                        : std::string("none (CUDA-graphed)"),
-                   by("training.stack.host_overhead"));
+                   s.origin.count("training.stack.host_overhead") ? std::string("set in the file")
+                   : s.cluster.gpu.host_overhead
+                       ? "cluster.gpu.host_overhead, the system's host: " +
+                             s.where("cluster.gpu.host_overhead").file
+                       : std::string("the DGX H100 host's figure: the GPU gives no host_overhead"));
   if (const double tied = tied_embedding_allreduce_bytes(s); tied > 0) {
     o += fmt::format(
         "  {:<25}the last stage holds a copy of the table; once a step the two copies' "

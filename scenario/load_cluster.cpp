@@ -145,6 +145,7 @@ const FieldTable<G>& gpu_fields() {
       {"score_tensor_efficiency", number(&G::score_tensor_efficiency, 0.01, 1.0)},
       {"cast_efficiency", number(&G::cast_efficiency, 0.01, 1.0)},
       {"kernel_launch", quantity(&G::kernel_launch, Dimension::seconds, 0.0, 1.0)},
+      {"host_overhead", quantity(&G::host_overhead, Dimension::seconds, 0.0, 1e-3)},
       {"fp8_split_accumulation", number(&G::fp8_split_accumulation, 0.01, 1.0)},
       {"nccl_channels", whole(&G::nccl_channels, 1, 64)},  // MAXCHANNELS, NCCL device.h
       {"fp8_non_tn_gemm", flag(&G::fp8_non_tn_gemm)},

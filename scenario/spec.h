@@ -49,6 +49,10 @@ struct GpuSpec {
   // vectorized them (scenario/presets/gpus.yaml); unset: memory_efficiency.
   std::optional<double> cast_efficiency;
   std::optional<Seconds> kernel_launch;        // shortest time a kernel occupies a stream
+  // The host CPU's time to issue one eager PyTorch op with autograd (Python, the
+  // dispatcher, the CUDA launch) on this GPU's system, measured on its host
+  // (scenario/presets/gpus.yaml); the default of training.stack.host_overhead.
+  std::optional<Seconds> host_overhead;
   // FP8 GEMMs with split (two-level, fp32-promoted) accumulation, over the fast-accumulation
   // plateau gemm_efficiency.fp8 was measured with; unset: no penalty (docs/model.md,
   // "Split accumulation of fp8 GEMMs").

@@ -876,18 +876,16 @@ void complete_stack(Scenario& s) {
                       : StackSpec::AttentionKernel::flash2;
   // Host time per kernel issued. Every preset drives its kernels from Python, one op at a
   // time (Megatron-Core, NeMo and DeepSpeed too: their fused kernels are still launched
-  // op by op; none captures CUDA graphs by default). 13.48 us: a torch.nn.Linear forward
-  // in bf16 (one GEMM kernel, autograd recording) on a DGX H100's host, an Intel Xeon
-  // Platinum 8480C: "CPU runtime 13.48 us" against 100.06 us of GPU time
-  // (NVIDIA/TransformerEngine issue 2053, 2025-08-11, the benchmark's torch row). The
-  // lease's CPU gave a CUDA op with autograd (`y = 2*x`) 14.71 us
-  // (calibrate/data/h200-20261204/host-time-per-op.txt). The figure before it, 6.8 us
-  // (pytorch/pytorch issue 41383, 2020), was a CPU tensor's op, without the CUDA launch.
-  // A forward op's figure: the same stands for the backward's kernels (issued by
-  // autograd's C++ engine, no Python; likely less) and for Inductor's launcher of a
+  // op by op; none captures CUDA graphs by default). The default is the system's own
+  // figure, cluster.gpu.host_overhead (scenario/presets/gpus.yaml: a torch.nn.Linear
+  // forward's host time measured on a DGX H100, 13.48 us, and on a GB200's Grace host,
+  // 37.08 us, NVIDIA/TransformerEngine issue 2053), and a GPU that gives none takes the
+  // DGX H100's. A forward op's figure: the same stands for the backward's kernels (issued
+  // by autograd's C++ engine, no Python; likely less) and for Inductor's launcher of a
   // compiled graph's kernels; no measurement of either was found. A file sets 0 for a
   // CUDA-graphed step.
-  if (!is_set(s, "training.stack.host_overhead")) k.host_overhead = Seconds(13.48e-6);
+  if (!is_set(s, "training.stack.host_overhead"))
+    k.host_overhead = s.cluster.gpu.host_overhead.value_or(Seconds(13.48e-6));
   // The unfused accumulations are those of Megatron-LM's data-parallel wrappers (its own
   // DDP's gradient-buffer hook, megatron/core/distributed/distributed_data_parallel.py at
   // NVIDIA/Megatron-LM d98e8a64; the 2021 wrappers' param.grad, megatron/model/

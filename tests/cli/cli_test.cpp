@@ -338,6 +338,8 @@ TEST(CliValidate, PublishedRunsMeetTheAccuracyBar) {
   // CPU tensor's op, 2020) to 13.48 us (a torch.nn.Linear forward on a DGX H100's own
   // host, NVIDIA/TransformerEngine issue 2053): the MoE set's expert passes run
   // host-bound sooner, mean 36.7 %, max 46.9 % (Qwen3-30B-A3B, 26.06); its guard 38 / 48.
+  // The GB200's Grace host at its own measured 37.08 us (the same issue) moved the Blackwell
+  // set to mean 9.4 %, max 37.9 % (Llama 3.1 405B MXFP8 on 128 GB200); its guard 10.5 / 39.
   const auto r = run_orrery("validate scenarios/validation --format json");
   ASSERT_EQ(r.code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
@@ -366,8 +368,8 @@ TEST(CliValidate, PublishedRunsMeetTheAccuracyBar) {
   EXPECT_LE(moe.sum / moe.count, 38.0);
   EXPECT_LE(moe.max, 48.0);
   ASSERT_GE(blackwell.count, 6);
-  EXPECT_LE(blackwell.sum / blackwell.count, 11.0);
-  EXPECT_LE(blackwell.max, 41.5);
+  EXPECT_LE(blackwell.sum / blackwell.count, 10.5);
+  EXPECT_LE(blackwell.max, 39.0);
 }
 
 TEST(CliValidate, AScenarioWithoutMeasuredIsAnError) {

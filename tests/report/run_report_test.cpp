@@ -63,25 +63,29 @@ TEST(RunReport, ExplainListsTheFsdpGradientPasses) {
 }
 
 TEST(RunReport, AssumedFiguresAreNamedInRunAndCheck) {
-  // dgx-b200: the B200 preset's efficiencies and the NVLink ring efficiency are H100's
-  // (scenario/presets, assumed:); a DGX H100 has none.
+  // dgx-b200: the B200 preset's efficiencies, the host's time per op and the NVLink ring
+  // efficiency are the DGX H100's (scenario/presets, assumed:); a DGX A100 whose host time is
+  // written in the file has none.
   const Scenario b200 = load_scenario_text(
       "cluster: {preset: dgx-b200, nodes: 1}\nmodel: narayanan-1.7b\nparallelism: {tp: 2, "
       "global_batch: 16}\n",
       "b.yaml");
   const std::string line =
       "cluster.gpu.gemm_efficiency, cluster.gpu.gemm_ramp, cluster.gpu.attention_efficiency, "
-      "cluster.gpu.memory_efficiency, cluster.intra_node.efficiency: not measured";
+      "cluster.gpu.memory_efficiency, cluster.gpu.host_overhead, cluster.intra_node.efficiency: "
+      "not measured";
   const std::string run = render_run_table(b200, predict(b200));
   EXPECT_NE(run.find("  assumed                  " + line), std::string::npos) << run;
   const StepFigures f = analyse_step(b200);
   EXPECT_NE(render_check_table(b200, f).find("  assumed                  " + line),
             std::string::npos);
   const auto json = nlohmann::json::parse(render_run_json(b200, predict(b200)));
-  EXPECT_EQ(json.at("assumed").size(), 5u);
-  const Scenario h100 =
-      testing::preset_scenario("narayanan-1.7b", "tp: 2, pp: 2, global_batch: 16");
-  EXPECT_EQ(render_run_table(h100, predict(h100)).find("assumed"), std::string::npos);
+  EXPECT_EQ(json.at("assumed").size(), 6u);
+  const Scenario a100 = load_scenario_text(
+      "cluster: {preset: dgx-a100, nodes: 1, gpu: {host_overhead: 13.48 us}}\nmodel: "
+      "narayanan-1.7b\nparallelism: {tp: 2, pp: 2, global_batch: 16}\n",
+      "a.yaml");
+  EXPECT_EQ(render_run_table(a100, predict(a100)).find("assumed"), std::string::npos);
 }
 
 TEST(RunReport, CheckNamesTheFabricAndThePods) {

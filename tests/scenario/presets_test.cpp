@@ -86,7 +86,7 @@ TEST(Presets, AssumedFiguresAreListedAndDroppedWhenSetAgain) {
       assumed_figures(b200.cluster),
       (std::vector<std::string>{"cluster.gpu.gemm_efficiency", "cluster.gpu.gemm_ramp",
                                 "cluster.gpu.attention_efficiency", "cluster.gpu.memory_efficiency",
-                                "cluster.intra_node.efficiency"}));
+                                "cluster.gpu.host_overhead", "cluster.intra_node.efficiency"}));
   // Only bf16's plateau written: the other formats' stay assumed; the NVLink efficiency
   // written: no longer assumed.
   const Scenario own = load_scenario_text(
@@ -96,7 +96,8 @@ TEST(Presets, AssumedFiguresAreListedAndDroppedWhenSetAgain) {
       "o.yaml");
   EXPECT_EQ(assumed_figures(own.cluster),
             (std::vector<std::string>{"cluster.gpu.gemm_efficiency", "cluster.gpu.gemm_ramp",
-                                      "cluster.gpu.memory_efficiency"}));
+                                      "cluster.gpu.memory_efficiency",
+                                      "cluster.gpu.host_overhead"}));
   // H100 on NDR: measured throughout but for the two figures measured on an H200 (the cuDNN
   // attention fraction and the fp8 split-accumulation factor, scenario/presets/gpus.yaml).
   const std::vector<std::string> h200_figures = {"cluster.gpu.cudnn_attention_efficiency",

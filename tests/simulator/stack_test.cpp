@@ -169,6 +169,44 @@ TEST(Stack, EagerAgainstCompiledOfATinyModelIsTheHostTerm) {
   EXPECT_LT(step(graphed), step(compiled));
 }
 
+// The host time per kernel is the system's own (cluster.gpu.host_overhead, measured in
+// NVIDIA/TransformerEngine issue 2053 as a bf16 torch.nn.Linear forward's CPU time: 13.48 us
+// on a DGX H100's Xeon 8480C, 37.08 us on a GB200's Grace), unless the stack sets it. On
+// the tiny model, where every run is
+// host-bound, the GB200's step is longer than with the DGX H100's figure by the same 66
+// kernels (HostTermCountsTheKernelsOfEachRun) x (37.08 - 13.48) us = 1,557.6 us.
+Scenario tiny_on(const std::string& cluster, const std::string& stack) {
+  const std::string yaml = fmt::format(R"(
+cluster: {{{}, gpus_per_node: 1}}
+model: {{family: decoder, layers: 2, hidden: 64, heads: 2, ffn: 256, vocab: 128, seq_len: 64,
+        activation: swiglu, norm: rmsnorm, position_embedding: rope, tied_embeddings: false,
+        bias: false, dropout: false}}
+parallelism: {{tp: 1, pp: 1, dp: 1, microbatch: 1, global_batch: 1}}
+training: {{precision: bf16, recompute: none, stack: {}}}
+)",
+                                       cluster, stack);
+  return load_scenario_text(yaml, "host.yaml");
+}
+
+TEST(Stack, HostTimeIsTheSystemsOwnByDefault) {
+  const Scenario h100 = tiny_on("preset: dgx-h100", "{preset: fsdp2, compile: true}");
+  const Scenario gb200 = tiny_on("preset: gb200-nvl72", "{preset: fsdp2, compile: true}");
+  EXPECT_DOUBLE_EQ(h100.training.stack.host_overhead.value(), 13.48e-6);
+  EXPECT_DOUBLE_EQ(gb200.training.stack.host_overhead.value(), 37.08e-6);
+  // The stack's own figure wins over the system's; the system's can be set in the file.
+  EXPECT_DOUBLE_EQ(
+      tiny_on("preset: gb200-nvl72", "{preset: fsdp2, host_overhead: 5 us}")
+          .training.stack.host_overhead.value(),
+      5e-6);
+  EXPECT_DOUBLE_EQ(tiny_on("preset: dgx-h100, gpu: {host_overhead: 20 us}", "fsdp2")
+                       .training.stack.host_overhead.value(),
+                   20e-6);
+  // The GB200 step against the same step at the DGX H100 host's figure.
+  const Scenario gb200_at_h100_host = tiny_on(
+      "preset: gb200-nvl72", "{preset: fsdp2, compile: true, host_overhead: 13.48 us}");
+  EXPECT_NEAR(step(gb200) - step(gb200_at_h100_host), 66 * (37.08e-6 - 13.48e-6), 1e-12);
+}
+
 // The kernels each run issues, counted by hand on the tiny compiled model, where every op
 // sits on the 3 us kernel floor (one floor an op each way, a GEMM's backward included),
 // against the same step without host time. A transformer layer has 12 ops (attn.norm,
