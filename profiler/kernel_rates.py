@@ -19,8 +19,14 @@ PyTorch, and writes them with their provenance as YAML:
   experts, and as torch._scaled_mm in fp8 (E4M3, per-tensor scales) with and without fast
   accumulation; FLOPs 2*m*n*k.
 
-Timing: CUDA events around each repetition after warm-up; the median of the repetitions.
-A case a backend or PyTorch build refuses is listed under `skipped` with the reason.
+Timing: CUDA events around each repetition after warm-up, a sleep kernel queued ahead of
+each so the host's launch time stays out; the median of the repetitions. With
+--sustained S each attention case first runs forward and backward back to back for S
+seconds, so it is timed at the clock the GPU holds under a training step's load, as
+profiler/sustained_check.sh does for GEMMs; each attention row records the SM clock and
+board power nvidia-smi sampled while it was timed (sm_mhz, power_w: medians of the
+samples, every 20 ms). A case a backend or PyTorch build refuses is listed under
+`skipped` with the reason.
 
     python3 profiler/kernel_rates.py --out rates.yaml
 """
@@ -62,11 +68,64 @@ def median_ms(fn, warmup, reps):
     return statistics.median(times)
 
 
-def time_attention(torch, F, q, k, v, g, causal, dropout, warmup, reps):
+class ClockSampler:
+    """Samples the SM clock (MHz) and board power (W) of GPU 0 with nvidia-smi every 20 ms
+    while in use; medians() gives the medians of the samples and their count, or None where
+    nvidia-smi is missing or took none."""
+
+    def __enter__(self):
+        try:
+            self.proc = subprocess.Popen(
+                ["nvidia-smi", "-i", "0", "--query-gpu=clocks.sm,power.draw",
+                 "--format=csv,noheader,nounits", "-lms", "20"],
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        except OSError:
+            self.proc = None
+        self.out = ""
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.out = self.proc.communicate(timeout=10)[0]
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        return False
+
+    def medians(self):
+        clocks, power = [], []
+        for line in self.out.splitlines():
+            parts = [x.strip() for x in line.split(",")]
+            try:
+                clocks.append(float(parts[0]))
+                power.append(float(parts[1]))
+            except (ValueError, IndexError):
+                continue
+        if not clocks:
+            return None
+        return statistics.median(clocks), statistics.median(power), len(clocks)
+
+
+def sustain(fn, seconds):
+    """Runs fn back to back for `seconds` of wall time, the GPU synchronized every 50 calls."""
+    import time
+    import torch
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        for _ in range(50):
+            fn()
+        torch.cuda.synchronize()
+
+
+def time_attention(torch, F, q, k, v, g, causal, dropout, warmup, reps, sustained=0.0,
+                   clocks=None):
     """Median forward and forward + backward times (ms) of one SDPA call as training runs it:
     the forward with autograd recording (the kernel saves its softmax statistics), the
     backward into gradients cleared first, as flash-attention's benchmark does (no
-    accumulation into an earlier call's gradients is timed)."""
+    accumulation into an earlier call's gradients is timed). With `sustained` seconds,
+    forward and backward run back to back that long first; `clocks`, a dict, receives the
+    SM clock and power sampled while the calls were timed."""
     def fwd():
         F.scaled_dot_product_attention(q, k, v, is_causal=causal, dropout_p=dropout,
                                        enable_gqa=q.shape[1] != k.shape[1])
@@ -76,13 +135,19 @@ def time_attention(torch, F, q, k, v, g, causal, dropout, warmup, reps):
         o = F.scaled_dot_product_attention(q, k, v, is_causal=causal, dropout_p=dropout,
                                            enable_gqa=q.shape[1] != k.shape[1])
         o.backward(g)
-    t_f = median_ms(fwd, warmup, reps)
-    t_fb = median_ms(fwd_bwd, warmup, reps)
+    if sustained > 0:
+        sustain(fwd_bwd, sustained)
+    with ClockSampler() as sampler:
+        t_f = median_ms(fwd, warmup, reps)
+        t_fb = median_ms(fwd_bwd, warmup, reps)
     q.grad = k.grad = v.grad = None
+    m = sampler.medians()
+    if clocks is not None and m is not None:
+        clocks.update({"sm_mhz": m[0], "power_w": m[1], "clock_samples": m[2]})
     return t_f, t_fb
 
 
-def attention_variants(torch, F, warmup, reps, rows, skipped):
+def attention_variants(torch, F, warmup, reps, rows, skipped, sustained=0.0):
     """Attention dropout 0.1 inside the kernel (causal, 16 heads, 2k / 4k / 8k) and
     grouped-query heads (8 query heads to 1 key-value head: Llama 3 70B at TP 8; 32 to 8:
     Llama 3 8B), causal, FlashAttention-2 and cuDNN, 16k tokens a call."""
@@ -99,9 +164,11 @@ def attention_variants(torch, F, warmup, reps, rows, skipped):
         g = torch.randn(b, hq, seq, d, device="cuda", dtype=torch.bfloat16)
         fwd_flop = 4.0 * b * hq * seq * seq * d * 0.5
         for name, be in backends:
+            clocks = {}
             try:
                 with sdpa_kernel([be]):
-                    t_f, t_fb = time_attention(torch, F, q, k, v, g, True, p, warmup, reps)
+                    t_f, t_fb = time_attention(torch, F, q, k, v, g, True, p, warmup, reps,
+                                               sustained, clocks)
             except Exception as e:
                 skipped.append(f"attention {name} heads {hq}/{hkv} seq {seq} dropout {p}: "
                                f"{type(e).__name__}: {str(e).splitlines()[0][:160]}")
@@ -109,12 +176,12 @@ def attention_variants(torch, F, warmup, reps, rows, skipped):
             rows.append({"backend": name, "seq": seq, "batch": b, "heads": hq, "kv_heads": hkv,
                          "head_dim": d, "causal": True, "dropout": p, "fwd_ms": t_f,
                          "fwd_bwd_ms": t_fb, "fwd_tflops": fwd_flop / (t_f * 1e-3) / 1e12,
-                         "fwd_bwd_tflops": 3.5 * fwd_flop / (t_fb * 1e-3) / 1e12})
+                         "fwd_bwd_tflops": 3.5 * fwd_flop / (t_fb * 1e-3) / 1e12, **clocks})
         del q, k, v, g
         torch.cuda.empty_cache()
 
 
-def attention_cases(torch, F, warmup, reps, rows, skipped):
+def attention_cases(torch, F, warmup, reps, rows, skipped, sustained=0.0):
     from torch.nn.attention import SDPBackend, sdpa_kernel
     backends = [("flash", SDPBackend.FLASH_ATTENTION), ("cudnn", SDPBackend.CUDNN_ATTENTION),
                 ("efficient", SDPBackend.EFFICIENT_ATTENTION)]
@@ -129,9 +196,11 @@ def attention_cases(torch, F, warmup, reps, rows, skipped):
             for name, be in backends:
                 if name == "efficient" and seq not in (2048, 8192):
                     continue
+                clocks = {}
                 try:
                     with sdpa_kernel([be]):
-                        t_f, t_fb = time_attention(torch, F, q, k, v, g, causal, 0.0, warmup, reps)
+                        t_f, t_fb = time_attention(torch, F, q, k, v, g, causal, 0.0, warmup,
+                                                   reps, sustained, clocks)
                 except Exception as e:  # a backend that refuses the case
                     skipped.append(f"attention {name} seq {seq} causal {causal}: "
                                    f"{type(e).__name__}: {str(e).splitlines()[0][:160]}")
@@ -142,7 +211,7 @@ def attention_cases(torch, F, warmup, reps, rows, skipped):
                     "causal": causal, "fwd_ms": t_f, "fwd_bwd_ms": t_fb,
                     "fwd_tflops": fwd_flop / (t_f * 1e-3) / 1e12,
                     "bwd_tflops": 2.5 * fwd_flop / (t_b * 1e-3) / 1e12 if t_b > 0 else 0.0,
-                    "fwd_bwd_tflops": 3.5 * fwd_flop / (t_fb * 1e-3) / 1e12})
+                    "fwd_bwd_tflops": 3.5 * fwd_flop / (t_fb * 1e-3) / 1e12, **clocks})
         del q, k, v, g
         torch.cuda.empty_cache()
 
@@ -224,6 +293,9 @@ def main():
     ap.add_argument("--repetitions", type=int, default=10)
     ap.add_argument("--only", default="attention,casts,experts",
                     help="comma list of attention, casts, experts")
+    ap.add_argument("--sustained", type=float, default=0.0, metavar="S",
+                    help="seconds of back-to-back forward and backward before each attention "
+                         "case is timed (0: none)")
     args = ap.parse_args()
     torch = torch_with_gpu("kernel_rates.py")
     if torch is None:
@@ -232,8 +304,10 @@ def main():
     only = set(args.only.split(","))
     attention, variants, casts, experts, skipped = [], [], [], [], []
     if "attention" in only:
-        attention_cases(torch, F, args.warmup, args.repetitions, attention, skipped)
-        attention_variants(torch, F, args.warmup, args.repetitions, variants, skipped)
+        attention_cases(torch, F, args.warmup, args.repetitions, attention, skipped,
+                        args.sustained)
+        attention_variants(torch, F, args.warmup, args.repetitions, variants, skipped,
+                           args.sustained)
     if "casts" in only:
         cast_cases(torch, args.warmup, args.repetitions, casts)
     if "experts" in only:
@@ -253,7 +327,8 @@ def main():
              f"  date: \"{datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')}\"",
              f"  host: \"{platform.node()}\"",
              f"  warmup: {args.warmup}",
-             f"  repetitions: {args.repetitions}"]
+             f"  repetitions: {args.repetitions}",
+             f"  sustained_s: {args.sustained:g}"]
 
     def section(name, rows):
         lines.append(f"{name}:")
@@ -272,10 +347,11 @@ def main():
         f.write("\n".join(lines) + "\n")
 
     print(f"GPU {p.name}, torch {torch.__version__}, cuDNN {torch.backends.cudnn.version()}")
-    print(f"{'backend':<10}{'seq':>6} {'mask':<7}{'fwd':>8}{'bwd':>8}{'f+b':>8}  TFLOP/s")
+    print(f"{'backend':<10}{'seq':>6} {'mask':<7}{'fwd':>8}{'bwd':>8}{'f+b':>8}  TFLOP/s   MHz     W")
     for r in attention:
         print(f"{r['backend']:<10}{r['seq']:>6} {'causal' if r['causal'] else 'full':<7}"
-              f"{r['fwd_tflops']:8.1f}{r['bwd_tflops']:8.1f}{r['fwd_bwd_tflops']:8.1f}")
+              f"{r['fwd_tflops']:8.1f}{r['bwd_tflops']:8.1f}{r['fwd_bwd_tflops']:8.1f}"
+              f"{r.get('sm_mhz', 0):15.0f}{r.get('power_w', 0):6.0f}")
     for r in variants:
         print(f"{r['backend']:<10}{r['seq']:>6} causal heads {r['heads']}/{r['kv_heads']} dropout {r['dropout']}: "
               f"f+b {r['fwd_bwd_tflops']:8.1f}")
