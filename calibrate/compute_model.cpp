@@ -114,6 +114,12 @@ class RooflineModel final : public ComputeModel {
     // PyTorch's dtype-converting copies at their own measured fraction of HBM
     // (cluster.gpu.cast_efficiency), else at the STREAM fraction.
     cast_hbm_ = g.memory_bandwidth.value() * g.cast_efficiency.value_or(*g.memory_efficiency);
+    // A GEMM with an odd dimension at cuBLAS's alignment-1 kernels' measured rate
+    // (cluster.gpu.unaligned_gemm_efficiency, a 16-bit figure): under 16-bit and fp8
+    // training, whose GEMMs with such a dimension run in 16 bits (fp8 GEMMs need every
+    // dimension a multiple of 16).
+    if (g.unaligned_gemm_efficiency && (a == Dtype::bf16 || a == Dtype::fp16))
+      unaligned_rate_ = g.peak.at(a).value() * *g.unaligned_gemm_efficiency;
     optimizer_hbm_ = optimizer_bandwidth > 0 ? optimizer_bandwidth : hbm_;
     launch_ = g.kernel_launch->value();
     // training.stack.host_overhead: the host's time to issue one optimizer pass (one
@@ -358,6 +364,9 @@ class RooflineModel final : public ComputeModel {
                      fwd ? g * gemm_time(flops / g, rate * op.fwd_rate_factor * fwd_split)
                          : g * (gemm_time(flops / 2 / g, rate * bwd_split) +
                                 gemm_time(flops / 2 / g, wgrad_rate)));
+        // An odd dimension: cuBLAS's alignment-1 kernels, each pass's FLOPs at their rate.
+        if (op.odd_dimension && op.gemm_groups == 1 && unaligned_rate_ > 0)
+          t = std::max(t, flops / unaligned_rate_);
         break;
       }
       case OpKind::attention:
@@ -418,6 +427,7 @@ class RooflineModel final : public ComputeModel {
   double gemm_rate_ = 0, attn_gemm_rate_ = 0, flash_rate_ = 0, hbm_ = 0, launch_ = 0;
   double scores_hbm_ = 0;     // unfused attention's score-tensor kernels' bandwidth
   double cast_hbm_ = 0;       // PyTorch's dtype-converting copies' bandwidth
+  double unaligned_rate_ = 0; // GEMMs with an odd dimension (0: timed as aligned)
   double optimizer_hbm_ = 0;  // the optimizer's bandwidth: hbm_, or a measured one
   double step_floor_ = 0;     // an optimizer pass's floor: max(kernel_launch, host_overhead)
   double split_fwd_ = 1.0, split_bwd_ = 1.0;  // fp8 split-accumulation rate factors

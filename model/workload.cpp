@@ -154,6 +154,11 @@ Op OpBuilder::gemm(const std::string& name, double m, double k, double n, double
   op.params = params;
   op.weight_k = k;
   op.weight_n = n;
+  // Whole dimensions only (an expert's average rows, a fractional share, say nothing).
+  const auto odd = [](double x) {
+    return x == std::floor(x) && std::fmod(x, 2.0) != 0.0;
+  };
+  op.odd_dimension = odd(m) || odd(k) || odd(n);
   const bool in_fp8 = fp8 && ((recipe ? recipe->gemms : kFp8TeLayers) & fp8_group(name)) != 0;
   op.high_precision = fp8_training && !in_fp8;
   op.saved = Bytes(saved_elems * (in_fp8 ? saved_gemm_input : act));

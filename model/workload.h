@@ -104,6 +104,10 @@ struct Op {
   // A PyTorch dtype-converting copy (an unfused chain's x.float() or type_as, and their
   // gradients): its bytes stream at cluster.gpu.cast_efficiency.
   bool dtype_cast = false;
+  // A GEMM with an odd dimension (m, k or n: GPT-2's 50,257-token vocabulary), whose
+  // operands' rows cannot be read in 16-byte vectors: cuBLAS runs its alignment-1 kernels
+  // (docs/model.md, "GEMMs with an odd dimension"), at cluster.gpu.unaligned_gemm_efficiency.
+  bool odd_dimension = false;
 };
 
 // The forward GEMM of the row-wise recipes (fast accumulation, PyTorch's CUTLASS row-wise

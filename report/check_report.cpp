@@ -48,6 +48,9 @@ ordered_json scenario_json(const Scenario& s) {
                                         : ordered_json(nullptr)},
         {"cast_efficiency", c.gpu.cast_efficiency ? ordered_json(*c.gpu.cast_efficiency)
                                                   : ordered_json(nullptr)},
+        {"unaligned_gemm_efficiency", c.gpu.unaligned_gemm_efficiency
+                                          ? ordered_json(*c.gpu.unaligned_gemm_efficiency)
+                                          : ordered_json(nullptr)},
         {"fp8_split_accumulation", c.gpu.fp8_split_accumulation
                                        ? ordered_json(*c.gpu.fp8_split_accumulation)
                                        : ordered_json(nullptr)},

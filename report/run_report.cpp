@@ -1,6 +1,7 @@
 #include "report/run_report.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <map>
@@ -12,6 +13,7 @@
 #include "model/layer_pass.h"
 #include "model/moe_routing.h"
 #include "model/training_run.h"
+#include "model/workload.h"
 #include "calibrate/compute_model.h"
 #include "report/band.h"
 #include "report/check_report.h"
@@ -464,6 +466,33 @@ std::string render_stack_explanation(const Scenario& s) {
                           *g.cast_efficiency)
             : std::string("at the other kernels' rate (no cast_efficiency for this GPU)"),
         "cluster.gpu.cast_efficiency");
+  }
+  // GEMMs with an odd dimension (calibrate/compute_model.cpp, cluster.gpu.
+  // unaligned_gemm_efficiency): named once each, in forward order.
+  if (s.model.is_transformer()) {
+    std::vector<std::string> odd;
+    const Workload w = build_workload(s.model, s.training, shard_of(s.parallelism));
+    for (const Layer& l : w.layers)
+      for (const Op& op : l.ops)
+        if (op.odd_dimension && op.gemm_groups == 1 &&
+            std::find(odd.begin(), odd.end(), op.name) == odd.end())
+          odd.push_back(op.name);
+    if (!odd.empty()) {
+      const GpuSpec& g = s.cluster.gpu;
+      const Dtype a = attention_dtype(s.training.precision);
+      const bool sixteen = a == Dtype::bf16 || a == Dtype::fp16;
+      o += fmt::format(
+          "  {:<25}{}: a dimension is odd; {} ({})\n", "odd-dimension GEMMs",
+          fmt::join(odd, ", "),
+          g.unaligned_gemm_efficiency && sixteen
+              ? fmt::format("cuBLAS's alignment-1 kernels at {:.1f} TFLOP/s (16-bit peak x "
+                            "unaligned_gemm_efficiency {})",
+                            g.peak.at(a).value() * *g.unaligned_gemm_efficiency / 1e12,
+                            *g.unaligned_gemm_efficiency)
+              : std::string("timed as aligned: no unaligned_gemm_efficiency for this GPU and "
+                            "precision"),
+          "cluster.gpu.unaligned_gemm_efficiency");
+    }
   }
   o += fmt::format("  {:<25}{} ({})\n", "host overhead",
                    k.host_overhead.value() > 0

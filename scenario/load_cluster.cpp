@@ -144,6 +144,7 @@ const FieldTable<G>& gpu_fields() {
       {"memory_efficiency", number(&G::memory_efficiency, 0.01, 1.0)},
       {"score_tensor_efficiency", number(&G::score_tensor_efficiency, 0.01, 1.0)},
       {"cast_efficiency", number(&G::cast_efficiency, 0.01, 1.0)},
+      {"unaligned_gemm_efficiency", number(&G::unaligned_gemm_efficiency, 0.01, 1.0)},
       {"kernel_launch", quantity(&G::kernel_launch, Dimension::seconds, 0.0, 1.0)},
       {"host_overhead", quantity(&G::host_overhead, Dimension::seconds, 0.0, 1e-3)},
       {"fp8_split_accumulation", number(&G::fp8_split_accumulation, 0.01, 1.0)},

@@ -48,6 +48,10 @@ struct GpuSpec {
   // achieved / datasheet HBM bandwidth, from measured before/after sweeps of the change that
   // vectorized them (scenario/presets/gpus.yaml); unset: memory_efficiency.
   std::optional<double> cast_efficiency;
+  // A 16-bit GEMM with an odd dimension, which cuBLAS runs with its alignment-1 kernels:
+  // achieved FLOP/s over the 16-bit peak, measured (scenario/presets/gpus.yaml); unset:
+  // such a GEMM is timed as an aligned one.
+  std::optional<double> unaligned_gemm_efficiency;
   std::optional<Seconds> kernel_launch;        // shortest time a kernel occupies a stream
   // The host CPU's time to issue one eager PyTorch op with autograd (Python, the
   // dispatcher, the CUDA launch) on this GPU's system, measured on its host

@@ -62,6 +62,33 @@ TEST(RunReport, ExplainListsTheFsdpGradientPasses) {
       << fsdp2;
 }
 
+// GPT-2's 50,257-token head is the one GEMM with an odd dimension; --explain names it and
+// its rate, 989.4 x 0.125 = 123.7 TFLOP/s on the H200 (calibrate/compute_model.cpp), and
+// says where the GPU gives no figure (the A100).
+TEST(RunReport, OddDimensionGemmsAreNamedWithTheirRate) {
+  const auto gpt2 = [](const std::string& system) {
+    return load_scenario_text(
+        "cluster: {preset: " + system + ", nodes: 1, gpus_per_node: 1}\n"
+        "model: {family: decoder, layers: 2, hidden: 768, heads: 12, ffn: 3072, vocab: 50257, "
+        "seq_len: 1024, activation: gelu, norm: layernorm, position_embedding: learned, "
+        "tied_embeddings: true, bias: true, dropout: false}\n"
+        "parallelism: {microbatch: 8, global_batch: 8}\n",
+        "gpt2.yaml");
+  };
+  const std::string h200 = render_stack_explanation(gpt2("dgx-h200"));
+  EXPECT_NE(h200.find("  odd-dimension GEMMs      head.output: a dimension is odd; cuBLAS's "
+                      "alignment-1 kernels at 123.7 TFLOP/s (16-bit peak x "
+                      "unaligned_gemm_efficiency 0.125)"),
+            std::string::npos)
+      << h200;
+  const std::string a100 = render_stack_explanation(gpt2("dgx-a100"));
+  EXPECT_NE(a100.find("head.output: a dimension is odd; timed as aligned"), std::string::npos)
+      << a100;
+  // An even vocabulary: no such line.
+  const Scenario even = testing::preset_scenario("narayanan-1.7b", "tp: 2, global_batch: 16");
+  EXPECT_EQ(render_stack_explanation(even).find("odd-dimension"), std::string::npos);
+}
+
 TEST(RunReport, AssumedFiguresAreNamedInRunAndCheck) {
   // dgx-b200: the B200 preset's efficiencies, the host's time per op and the NVLink ring
   // efficiency are the DGX H100's (scenario/presets, assumed:); a DGX A100 whose host time is
@@ -101,8 +128,8 @@ TEST(RunReport, CheckNamesTheFabricAndThePods) {
   // roce's efficiency is NDR's (fabrics.yaml, assumed): the fabric's list replaces the
   // system's entry for the same key.
   EXPECT_NE(t.find("  assumed                  cluster.gpu.cudnn_attention_efficiency, "
-                   "cluster.gpu.fp8_split_accumulation, cluster.inter_node.efficiency: not "
-                   "measured"),
+                   "cluster.gpu.fp8_split_accumulation, cluster.gpu.unaligned_gemm_efficiency, "
+                   "cluster.inter_node.efficiency: not measured"),
             std::string::npos)
       << t;
 }

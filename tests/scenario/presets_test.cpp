@@ -98,10 +98,12 @@ TEST(Presets, AssumedFiguresAreListedAndDroppedWhenSetAgain) {
             (std::vector<std::string>{"cluster.gpu.gemm_efficiency", "cluster.gpu.gemm_ramp",
                                       "cluster.gpu.memory_efficiency",
                                       "cluster.gpu.host_overhead"}));
-  // H100 on NDR: measured throughout but for the two figures measured on an H200 (the cuDNN
-  // attention fraction and the fp8 split-accumulation factor, scenario/presets/gpus.yaml).
+  // H100 on NDR: measured throughout but for the three figures measured on an H200 (the
+  // cuDNN attention fraction, the fp8 split-accumulation factor and the odd-dimension GEMM
+  // rate, scenario/presets/gpus.yaml).
   const std::vector<std::string> h200_figures = {"cluster.gpu.cudnn_attention_efficiency",
-                                                 "cluster.gpu.fp8_split_accumulation"};
+                                                 "cluster.gpu.fp8_split_accumulation",
+                                                 "cluster.gpu.unaligned_gemm_efficiency"};
   const Scenario h100 =
       load_scenario_text("cluster: {preset: dgx-h100, nodes: 2}\n" + rest, "h.yaml");
   EXPECT_EQ(assumed_figures(h100.cluster), h200_figures);
@@ -116,6 +118,7 @@ TEST(Presets, AssumedFiguresAreListedAndDroppedWhenSetAgain) {
   EXPECT_EQ(assumed_figures(xdr.cluster),
             (std::vector<std::string>{"cluster.gpu.cudnn_attention_efficiency",
                                       "cluster.gpu.fp8_split_accumulation",
+                                      "cluster.gpu.unaligned_gemm_efficiency",
                                       "cluster.inter_node.efficiency"}));
   EXPECT_DOUBLE_EQ(xdr.cluster.inter_node.nic_bandwidth.value(), 100e9);  // 800 Gb/s
   // Keys written beside the fabric override it.

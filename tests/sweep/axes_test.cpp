@@ -74,12 +74,13 @@ TEST(SystemSweep, TheSystemIsAColumnOfTheTableCsvAndJson) {
   EXPECT_NE(csv.find("\n1,simulated,dgx-b200,NVIDIA B200 (HGX/DGX B200),"), std::string::npos);
   const std::string json = render_sweep_json(in, r);
   EXPECT_NE(json.find("\"system\": \"dgx-b200\""), std::string::npos);
-  // Each system's assumed figures are named: the B200's, and the H100's two measured on an
+  // Each system's assumed figures are named: the B200's, and the H100's three measured on an
   // H200.
   EXPECT_NE(table.find("\nassumed      dgx-b200: cluster.gpu.gemm_efficiency, "),
             std::string::npos);
   EXPECT_NE(table.find("\nassumed      dgx-h100: cluster.gpu.cudnn_attention_efficiency, "
-                       "cluster.gpu.fp8_split_accumulation: "),
+                       "cluster.gpu.fp8_split_accumulation, "
+                       "cluster.gpu.unaligned_gemm_efficiency: "),
             std::string::npos)
       << table;
 }
