@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Times the kernels behind three of orrery's rate assumptions on the local GPU with
-PyTorch, and writes them with their provenance as YAML:
+"""Times the kernels behind four of orrery's rate figures on the local GPU with PyTorch,
+and writes them with their provenance as YAML:
 
 - attention: PyTorch's scaled_dot_product_attention through each fused backend it has
   (FLASH_ATTENTION: the FlashAttention-2 kernels PyTorch builds in; CUDNN_ATTENTION:
@@ -13,6 +13,8 @@ PyTorch, and writes them with their provenance as YAML:
 - casts: PyTorch's dtype-converting copies (bf16 -> fp32 and fp32 -> bf16, through
   Tensor.copy_ into a preallocated tensor, the path .float() / .to() take) against
   same-dtype copies, 2^28 elements; bytes = read + written.
+- GEMM alignment: GPT-2's three vocabulary GEMMs in bf16 at vocabularies of alignment 1,
+  2, 4 and 8 elements (50257, 30522, 50260, 50264); FLOPs 2*m*k*v.
 - expert GEMMs: one expert's fc1 and fc2 of Qwen3-30B-A3B (hidden 2048, expert ffn 768,
   SwiGLU so fc1 is 2 x 768 wide) at 4096 tokens an expert (4096-token micro-batch, top 8,
   8 experts a GPU at ep 16), as torch.mm in bf16, as torch._grouped_mm over the 8 local
@@ -278,6 +280,29 @@ def expert_cases(torch, warmup, reps, rows, skipped):
             skipped.append(f"scaled_mm {layer}: {type(e).__name__}: {str(e).splitlines()[0][:160]}")
 
 
+def alignment_cases(torch, warmup, reps, rows):
+    """GPT-2's vocabulary GEMMs (8192 tokens x hidden 768 x vocabulary v) in bf16, forward
+    (x @ W^T), data gradient (dY @ W) and weight gradient (dY^T @ x), as nn.Linear and its
+    autograd run them, at v = 50257 (odd: alignment 1), 30522 (2 mod 8: BERT's), 50260
+    (4 mod 8) and 50264 (a multiple of 8): cluster.gpu.unaligned_gemm_efficiency and the
+    alignments it does not yet cover (docs/model.md, "GEMMs with an odd dimension")."""
+    m, h = 8192, 768
+    x = torch.randn(m, h, device="cuda", dtype=torch.bfloat16)
+    for v in (50257, 30522, 50260, 50264):
+        w = torch.randn(v, h, device="cuda", dtype=torch.bfloat16)
+        dy = torch.randn(m, v, device="cuda", dtype=torch.bfloat16)
+        flop = 2.0 * m * h * v
+        for gemm, fn in (("forward", lambda: torch.mm(x, w.t())),
+                         ("data gradient", lambda: torch.mm(dy, w)),
+                         ("weight gradient", lambda: torch.mm(dy.t(), x))):
+            t = median_ms(fn, warmup, reps)
+            rows.append({"vocab": v, "alignment": next(a for a in (8, 4, 2, 1) if v % a == 0),
+                         "gemm": gemm, "m": m, "k": h, "us": t * 1e3,
+                         "tflops": flop / (t * 1e-3) / 1e12})
+        del w, dy
+        torch.cuda.empty_cache()
+
+
 def smi(query):
     try:
         return subprocess.run(["nvidia-smi", f"--query-gpu={query}", "--format=csv,noheader"],
@@ -291,8 +316,8 @@ def main():
     ap.add_argument("--out", required=True, help="YAML file to write")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--repetitions", type=int, default=10)
-    ap.add_argument("--only", default="attention,casts,experts",
-                    help="comma list of attention, casts, experts")
+    ap.add_argument("--only", default="attention,casts,experts,alignment",
+                    help="comma list of attention, casts, experts, alignment")
     ap.add_argument("--sustained", type=float, default=0.0, metavar="S",
                     help="seconds of back-to-back forward and backward before each attention "
                          "case is timed (0: none)")
@@ -302,7 +327,7 @@ def main():
         return 0
     import torch.nn.functional as F
     only = set(args.only.split(","))
-    attention, variants, casts, experts, skipped = [], [], [], [], []
+    attention, variants, casts, experts, aligned, skipped = [], [], [], [], [], []
     if "attention" in only:
         attention_cases(torch, F, args.warmup, args.repetitions, attention, skipped,
                         args.sustained)
@@ -312,6 +337,8 @@ def main():
         cast_cases(torch, args.warmup, args.repetitions, casts)
     if "experts" in only:
         expert_cases(torch, args.warmup, args.repetitions, experts, skipped)
+    if "alignment" in only:
+        alignment_cases(torch, args.warmup, args.repetitions, aligned)
 
     p = torch.cuda.get_device_properties(0)
     lines = ["provenance:",
@@ -340,6 +367,7 @@ def main():
     section("attention_variants", variants)
     section("casts", casts)
     section("expert_gemms", experts)
+    section("gemm_alignment", aligned)
     lines.append("skipped:")
     for s in skipped:
         lines.append("  - \"" + s.replace("\"", "'") + "\"")
@@ -359,6 +387,9 @@ def main():
         print(f"{r['op']:<20}{r['gb_per_s']:8.0f} GB/s  {r['ms']:.3f} ms")
     for r in experts:
         print(f"{r['layer']} {r['kind']:<44}{r['m']}x{r['n']}x{r['k']} {r['us']:8.1f} us {r['tflops']:7.1f} TFLOP/s")
+    for r in aligned:
+        print(f"vocab {r['vocab']} (alignment {r['alignment']}) {r['gemm']:<16}{r['us']:9.1f} us "
+              f"{r['tflops']:7.1f} TFLOP/s")
     for s in skipped:
         print("skipped: " + s)
     return 0
