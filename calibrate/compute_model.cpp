@@ -115,11 +115,8 @@ class RooflineModel final : public ComputeModel {
     // (cluster.gpu.cast_efficiency), else at the STREAM fraction.
     cast_hbm_ = g.memory_bandwidth.value() * g.cast_efficiency.value_or(*g.memory_efficiency);
     // A GEMM with an odd dimension at cuBLAS's alignment-1 kernels' measured rate
-    // (cluster.gpu.unaligned_gemm_efficiency, a 16-bit figure): under 16-bit and fp8
-    // training, whose GEMMs with such a dimension run in 16 bits (fp8 GEMMs need every
-    // dimension a multiple of 16).
-    if (g.unaligned_gemm_efficiency && (a == Dtype::bf16 || a == Dtype::fp16))
-      unaligned_rate_ = g.peak.at(a).value() * *g.unaligned_gemm_efficiency;
+    // (cluster.gpu.unaligned_gemm_efficiency, a 16-bit figure).
+    unaligned_rate_ = unaligned_gemm_rate(s);
     optimizer_hbm_ = optimizer_bandwidth > 0 ? optimizer_bandwidth : hbm_;
     launch_ = g.kernel_launch->value();
     // training.stack.host_overhead: the host's time to issue one optimizer pass (one
@@ -532,6 +529,13 @@ const std::optional<double>& fused_attention_efficiency(const Scenario& s, const
   return s.training.stack.attention == StackSpec::AttentionKernel::cudnn
              ? g.cudnn_attention_efficiency
              : g.attention_efficiency;
+}
+
+double unaligned_gemm_rate(const Scenario& s) {
+  const GpuSpec& g = s.cluster.gpu;
+  const Dtype a = attention_dtype(s.training.precision);
+  if (!g.unaligned_gemm_efficiency || (a != Dtype::bf16 && a != Dtype::fp16)) return 0.0;
+  return g.peak.at(a).value() * *g.unaligned_gemm_efficiency;
 }
 
 double flash_shape_factor(const Scenario& s) {

@@ -109,6 +109,12 @@ double flash_shape_factor(const Scenario& s);
 // attention_efficiency for FlashAttention's; unset where `g` does not give it.
 const std::optional<double>& fused_attention_efficiency(const Scenario& s, const GpuSpec& g);
 
+// The FLOP/s of a GEMM with an odd dimension (Op::odd_dimension) under `s`: the 16-bit
+// peak x cluster.gpu.unaligned_gemm_efficiency under 16-bit and fp8 training, whose GEMMs
+// with such a dimension run in 16 bits (fp8 GEMMs need every dimension a multiple of 16);
+// 0 (timed as aligned) where the GPU gives no figure or under fp32 / tf32.
+double unaligned_gemm_rate(const Scenario& s);
+
 // Roofline with measured efficiencies (scenario/presets/gpus.yaml):
 //   GEMM        ideal = F / (peak[d] * gemm_efficiency[d]);  t = ideal / ramp(ideal),
 //               the measured fraction of the plateau that a GEMM of that length reaches;

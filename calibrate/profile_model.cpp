@@ -321,6 +321,7 @@ class ProfileModel final : public ComputeModel {
     const Dtype a = attention_dtype(s.training.precision);
     gemm_dtype_ = d;
     attn_dtype_ = a;
+    unaligned_rate_ = unaligned_gemm_rate(s);
     if (const GemmFit* g = gemm_for(p, d)) gemm_ = *g;
     if (const GemmFit* g = gemm_for(p, a)) attn_gemm_ = *g;
     if (const MemoryFit* m = memory_for(p, {"row_reduce", "elementwise", "copy"})) rows_ = *m;
@@ -666,7 +667,15 @@ class ProfileModel final : public ComputeModel {
           t += r->first;
           uses.emplace_back(r->second, exact);
         }
-        for (const auto& [i, exact] : uses) record(i, exact, op, pass);
+        bool all_exact = true;
+        for (const auto& [i, exact] : uses) {
+          record(i, exact, op, pass);
+          all_exact = all_exact && exact;
+        }
+        // An odd dimension: a kernel measured at this very shape ran cuBLAS's alignment-1
+        // kernels already; one scaled from another shape's rate takes the roofline's floor
+        // (max, so a measured alignment-1 neighbour is not counted twice).
+        if (!all_exact) return unaligned_floor(op, flops, g * t);
         return g * t;
       }
       case OpKind::attention: {
@@ -747,6 +756,9 @@ class ProfileModel final : public ComputeModel {
           // MXFP8: the gradient GEMMs at a fraction of the fitted fp8 rate.
           t = g * gemm_time(*fit, flops / g, bytes / g, fwd) / op.bwd_rate_factor;
         }
+        // An odd dimension: the fitted families are the aligned GEMMs' (as the roofline's
+        // plateau), so the same alignment-1 floor.
+        t = unaligned_floor(op, flops, t);
         break;
       }
       case OpKind::attention:
@@ -766,6 +778,14 @@ class ProfileModel final : public ComputeModel {
     return Seconds(t);
   }
 
+  // A GEMM with an odd dimension at least at cuBLAS's alignment-1 rate, as the roofline
+  // times it (calibrate/compute_model.cpp; docs/model.md, "GEMMs with an odd dimension").
+  double unaligned_floor(const Op& op, double flops, double t) const {
+    if (op.odd_dimension && op.gemm_groups == 1 && unaligned_rate_ > 0)
+      return std::max(t, flops / unaligned_rate_);
+    return t;
+  }
+
   static double gemm_time(const GemmFit& g, double flops, double bytes, bool fwd) {
     if (flops <= 0) return 0;
     if (fwd) return flops / g.rate_at(Flop(flops), Bytes(bytes)).value();
@@ -777,6 +797,7 @@ class ProfileModel final : public ComputeModel {
 
   std::unique_ptr<ComputeModel> roofline_;
   std::optional<GemmFit> gemm_, attn_gemm_;
+  double unaligned_rate_ = 0;  // GEMMs with an odd dimension (unaligned_gemm_rate; 0: none)
   std::optional<MemoryFit> rows_, other_;
   double floor_ = 0, roofline_floor_ = 0;
   std::vector<std::pair<std::string, std::string>> explanation_;

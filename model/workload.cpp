@@ -154,11 +154,15 @@ Op OpBuilder::gemm(const std::string& name, double m, double k, double n, double
   op.params = params;
   op.weight_k = k;
   op.weight_n = n;
-  // Whole dimensions only (an expert's average rows, a fractional share, say nothing).
+  // Whole dimensions only (a fractional share says nothing). k and n only: they are the
+  // operands' row lengths (the leading dimensions cuBLAS checks for 16-byte alignment: the
+  // input's and weight's k, the output's and its gradient's n, in all three GEMMs); m, the
+  // tokens, only counts rows, so an odd token count (an expert's share) leaves every row
+  // aligned.
   const auto odd = [](double x) {
     return x == std::floor(x) && std::fmod(x, 2.0) != 0.0;
   };
-  op.odd_dimension = odd(m) || odd(k) || odd(n);
+  op.odd_dimension = odd(k) || odd(n);
   const bool in_fp8 = fp8 && ((recipe ? recipe->gemms : kFp8TeLayers) & fp8_group(name)) != 0;
   op.high_precision = fp8_training && !in_fp8;
   op.saved = Bytes(saved_elems * (in_fp8 ? saved_gemm_input : act));

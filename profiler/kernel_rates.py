@@ -92,7 +92,9 @@ class ClockSampler:
             try:
                 self.out = self.proc.communicate(timeout=10)[0]
             except subprocess.TimeoutExpired:
+                # Killed, then waited for: no nvidia-smi is left running or unreaped.
                 self.proc.kill()
+                self.out = self.proc.communicate()[0]
         return False
 
     def medians(self):

@@ -468,8 +468,9 @@ std::string render_stack_explanation(const Scenario& s) {
         "cluster.gpu.cast_efficiency");
   }
   // GEMMs with an odd dimension (calibrate/compute_model.cpp, cluster.gpu.
-  // unaligned_gemm_efficiency): named once each, in forward order.
-  if (s.model.is_transformer()) {
+  // unaligned_gemm_efficiency): named once each, in forward order (a CNN's too: its
+  // fully connected layers are cuBLAS GEMMs, model/cnn.cpp).
+  {
     std::vector<std::string> odd;
     const Workload w = build_workload(s.model, s.training, shard_of(s.parallelism));
     for (const Layer& l : w.layers)
@@ -478,17 +479,14 @@ std::string render_stack_explanation(const Scenario& s) {
             std::find(odd.begin(), odd.end(), op.name) == odd.end())
           odd.push_back(op.name);
     if (!odd.empty()) {
-      const GpuSpec& g = s.cluster.gpu;
-      const Dtype a = attention_dtype(s.training.precision);
-      const bool sixteen = a == Dtype::bf16 || a == Dtype::fp16;
+      const double rate = unaligned_gemm_rate(s);
       o += fmt::format(
           "  {:<25}{}: a dimension is odd; {} ({})\n", "odd-dimension GEMMs",
           fmt::join(odd, ", "),
-          g.unaligned_gemm_efficiency && sixteen
+          rate > 0
               ? fmt::format("cuBLAS's alignment-1 kernels at {:.1f} TFLOP/s (16-bit peak x "
                             "unaligned_gemm_efficiency {})",
-                            g.peak.at(a).value() * *g.unaligned_gemm_efficiency / 1e12,
-                            *g.unaligned_gemm_efficiency)
+                            rate / 1e12, *s.cluster.gpu.unaligned_gemm_efficiency)
               : std::string("timed as aligned: no unaligned_gemm_efficiency for this GPU and "
                             "precision"),
           "cluster.gpu.unaligned_gemm_efficiency");

@@ -303,6 +303,56 @@ TEST(ProfileModel, TimesOpsFromTheProfileAndFallsBackToTheRoofline) {
   EXPECT_EQ(lines[2].second.rfind("roofline: F / ", 0), 0u) << lines[2].second;
 }
 
+// A GEMM with an odd dimension (Op::odd_dimension) takes the roofline's alignment-1 floor
+// on the profile's fit too, the fit being the aligned GEMMs': on the H100, 989.4 TFLOP/s x
+// unaligned_gemm_efficiency 0.125 = 123.675 TFLOP/s, so 1e12 FLOP forward takes
+// 1e12 / 123.675e12 = 8.0857 ms (the fit's 5 ms is an aligned GEMM's) and 2e12 backward
+// 16.171 ms. Kernels measured at the op's own shape (GPT-2's head, 8192 x 768 x 50257,
+// F = 632,379,408,384) already ran the alignment-1 kernels: their backward, 4.4901 +
+// 4.2623 = 8.7524 ms, stands under the floor's 2F / 123.675e12 = 10.2266 ms.
+TEST(ProfileModel, AnOddDimensionTakesTheAlignmentOneFloor) {
+  const Scenario s = testing::preset_scenario("llama3-8b", "tp: 8, global_batch: 8", 1,
+                                              "precision: bf16", "dgx-h100");
+  const double rate = 989.4e12 * 0.125;
+  Op gemm;
+  gemm.kind = OpKind::gemm;
+  gemm.fwd_flops = Flop(1e12);
+  gemm.bwd_flops = Flop(2e12);
+  gemm.odd_dimension = true;
+  const auto fitted = make_profile_model(s, hand_profile(), "hand.yaml");
+  EXPECT_NEAR(fitted->op_time(gemm, Pass::forward).value(), 1e12 / rate, 1e-12);
+  EXPECT_NEAR(fitted->op_time(gemm, Pass::backward).value(), 2e12 / rate, 1e-12);
+  gemm.odd_dimension = false;
+  EXPECT_NEAR(fitted->op_time(gemm, Pass::forward).value(), 5e-3, 1e-12);
+
+  Profile p = hand_profile();
+  const double F = 2.0 * 8192 * 768 * 50257;
+  const auto kernel = [&](std::int64_t m, std::int64_t n, std::int64_t k, double ms) {
+    MeasuredKernel e;
+    e.cls = "gemm";
+    e.dtype = Dtype::bf16;
+    e.shape = {m, n, k};
+    e.flops = F;
+    e.time = Seconds(ms * 1e-3);
+    p.measured.push_back(e);
+  };
+  kernel(8192, 50257, 768, 6.6106);   // forward (k = 768)
+  kernel(8192, 768, 50257, 4.4901);   // data gradient (k = 50257)
+  kernel(50257, 768, 8192, 4.2623);   // weight gradient (k = 8192)
+  const auto measured = make_profile_model(s, p, "measured.yaml");
+  Op head;
+  head.kind = OpKind::gemm;
+  head.name = "head.output";
+  head.weight_k = 768;
+  head.weight_n = 50257;
+  head.fwd_flops = Flop(F);
+  head.bwd_flops = Flop(2 * F);
+  head.odd_dimension = true;
+  EXPECT_NEAR(measured->op_time(head, Pass::forward).value(), 6.6106e-3, 1e-12);
+  EXPECT_NEAR(measured->op_time(head, Pass::backward).value(), 8.7524e-3, 1e-12);
+  EXPECT_LT(8.7524e-3, 2 * F / rate);
+}
+
 TEST(ProfileModel, APrecisionTheProfileLacksUsesTheRoofline) {
   const Scenario s = testing::preset_scenario("llama3-8b", "tp: 8, global_batch: 8", 1,
                                               "precision: fp8", "dgx-h100");

@@ -2,7 +2,8 @@
 // them with its alignment-1 kernels, at cluster.gpu.unaligned_gemm_efficiency of the
 // 16-bit peak (scenario/presets/gpus.yaml: 0.125, GPT-2's three vocabulary GEMMs measured
 // on an H200). Checked here: which GEMMs the workload marks, the head's time derived by
-// hand on the H200, a GPU without the figure, fp32 training, and a bad value.
+// hand on the H200, a GPU without the figure, fp32 training, an odd token count and a
+// convolution (neither marked), and a bad value.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
@@ -55,6 +56,43 @@ TEST(UnalignedGemm, OnlyTheGemmsWithAnOddDimensionAreMarked) {
         }
     EXPECT_EQ(n, marked) << vocab;
   }
+}
+
+// Only k and n, the operands' row lengths, make a GEMM unaligned: 1,023 tokens (m) with
+// the padded 50,304 vocabulary mark nothing, where 1,023 x 768 x 50,304 leaves every row
+// of the input (768), weight (768) and output (50,304) on a 16-byte boundary.
+TEST(UnalignedGemm, AnOddTokenCountIsNotMarked) {
+  const Scenario s = load_scenario_text(R"(
+cluster: {preset: dgx-h200, nodes: 1, gpus_per_node: 1}
+model: {family: decoder, layers: 2, hidden: 768, heads: 12, ffn: 3072, vocab: 50304,
+        seq_len: 1023, activation: gelu, norm: layernorm, position_embedding: learned,
+        tied_embeddings: true, bias: true, dropout: false}
+parallelism: {tp: 1, pp: 1, dp: 1, microbatch: 1, global_batch: 1}
+training: {precision: bf16, recompute: none, stack: fsdp2}
+)",
+                                        "odd-tokens.yaml");
+  const Workload w = build_workload(s.model, s.training, shard_of(s.parallelism));
+  const Op& head = head_of(w);
+  ASSERT_DOUBLE_EQ(head.fwd_flops.value(), 2.0 * 1023 * 768 * 50304);
+  for (const Layer& l : w.layers)
+    for (const Op& op : l.ops) EXPECT_FALSE(op.odd_dimension) << op.name;
+}
+
+// A convolution runs cuDNN's kernels, not cuBLAS's: ResNet-50's first layer (3 x 7 x 7 =
+// 147 input taps, k odd) is not marked, and its time on the H200 is the aligned one.
+TEST(UnalignedGemm, ConvolutionsAreNotMarked) {
+  const Scenario s = load_scenario_text(
+      "cluster: {preset: dgx-h200, nodes: 1}\nmodel: {preset: resnet50}\n"
+      "parallelism: {dp: 8, microbatch: 32, global_batch: 256}\n"
+      "training: {precision: bf16}\n",
+      "resnet.yaml");
+  const Workload w = build_workload(s.model, s.training, shard_of(s.parallelism));
+  ASSERT_FALSE(w.layers.empty());
+  const Op& conv1 = w.layers.front().ops.front();
+  ASSERT_EQ(conv1.name, "conv1");
+  ASSERT_DOUBLE_EQ(conv1.weight_k, 147.0);
+  for (const Layer& l : w.layers)
+    for (const Op& op : l.ops) EXPECT_FALSE(op.odd_dimension) << op.name;
 }
 
 // On the H200: F = 2 x 8192 x 768 x 50257 = 632,379,408,384 FLOP forward and twice that

@@ -104,6 +104,25 @@ parallelism: {tp: 2, pp: 1, microbatch: 1, global_batch: 16}
   }
 }
 
+TEST(SystemSweep, EachSystemTakesItsOwnHostTimePerKernel) {
+  // training.stack.host_overhead defaults to the system's cluster.gpu.host_overhead
+  // (scenario/presets/gpus.yaml, NVIDIA/TransformerEngine issue 2053): 13.48 us on the DGX
+  // H100's Xeon host, 37.08 us on the GB200's Grace, each candidate its own. 576 sequences
+  // split over 8 and 72 GPUs alike.
+  const SweepInput in = load("sweep: {system: [dgx-h100, gb200-nvl72]}\n",
+                             R"(cluster: {preset: dgx-h100, nodes: 1}
+model: {preset: narayanan-1.7b}
+parallelism: {tp: 1, pp: 1, microbatch: 1, global_batch: 576}
+training: {precision: bf16}
+)");
+  const auto cs = candidates(in);
+  ASSERT_EQ(cs.size(), 2u);
+  for (const Scenario* s : {&cs[0].simulated, &cs[0].written})
+    EXPECT_DOUBLE_EQ(s->training.stack.host_overhead.value(), 13.48e-6);
+  for (const Scenario* s : {&cs[1].simulated, &cs[1].written})
+    EXPECT_DOUBLE_EQ(s->training.stack.host_overhead.value(), 37.08e-6);
+}
+
 TEST(SystemSweep, GpuOverASystemPresetIsRefused) {
   EXPECT_THROW(load("sweep: {gpu: [h100-sxm5-80gb, b200]}\n"), InputError);
   EXPECT_THROW(load("sweep: {gpu: [b200], system: [dgx-b200]}\n"), InputError);
