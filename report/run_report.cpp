@@ -504,6 +504,24 @@ std::string render_stack_explanation(const Scenario& s) {
                        ? "cluster.gpu.host_overhead, the system's host: " +
                              s.where("cluster.gpu.host_overhead").file
                        : std::string("the DGX H100 host's figure: the GPU gives no host_overhead"));
+  // What the host time costs the step: the step simulated again with none (what capturing
+  // the whole step in CUDA graphs would take, their own launch aside), both at the default
+  // simulation options.
+  if (k.host_overhead.value() > 0) {
+    Scenario graphed = s;
+    graphed.training.stack.host_overhead = Seconds(0);
+    const double with = simulate_step(s).step_time.value();
+    const double without = simulate_step(graphed).step_time.value();
+    const double cost = with - without;
+    o += fmt::format(
+        "  {:<25}{}\n", "host-bound time",
+        cost > 0
+            ? fmt::format("{} of the {} step ({:.1f} %): with no host time per kernel (the whole "
+                          "step in CUDA graphs, their own launch aside) it would take {}",
+                          format_seconds(Seconds(cost)), format_seconds(Seconds(with)),
+                          100 * cost / with, format_seconds(Seconds(without)))
+            : std::string("none: every run of kernels outlasts the host's time to issue it"));
+  }
   if (const double tied = tied_embedding_allreduce_bytes(s); tied > 0) {
     o += fmt::format(
         "  {:<25}the last stage holds a copy of the table; once a step the two copies' "

@@ -89,6 +89,30 @@ TEST(RunReport, OddDimensionGemmsAreNamedWithTheirRate) {
   EXPECT_EQ(render_stack_explanation(even).find("odd-dimension"), std::string::npos);
 }
 
+// What the host time per kernel costs the step, by simulating it again with none: on the
+// tiny compiled model of tests/simulator/stack_test.cpp (HostTermCountsTheKernelsOfEachRun),
+// where every run is host-bound: its 66 kernels issued at 13.48 us against 171 us of GPU
+// time on the 3 us floor (57 op passes), 66 x 13.48 - 171 = 718.68 us; a CUDA-graphed step
+// (host_overhead 0) has no such line.
+TEST(RunReport, TheHostBoundTimeIsTheStepWithoutHostTime) {
+  const auto tiny = [](const std::string& stack) {
+    return load_scenario_text(
+        "cluster: {preset: dgx-h100, gpus_per_node: 1}\n"
+        "model: {family: decoder, layers: 2, hidden: 64, heads: 2, ffn: 256, vocab: 64, "
+        "seq_len: 128, activation: swiglu, norm: rmsnorm, position_embedding: rope, "
+        "tied_embeddings: false, bias: false, dropout: false}\n"
+        "parallelism: {tp: 1, pp: 1, dp: 1, microbatch: 1, global_batch: 1}\n"
+        "training: {precision: bf16, recompute: none, stack: " + stack + "}\n",
+        "tiny.yaml");
+  };
+  const std::string host = render_stack_explanation(tiny("{preset: fsdp2, compile: true}"));
+  EXPECT_NE(host.find("  host-bound time          718.680 us of the "), std::string::npos)
+      << host;
+  const std::string graphed =
+      render_stack_explanation(tiny("{preset: fsdp2, compile: true, host_overhead: 0 s}"));
+  EXPECT_EQ(graphed.find("host-bound time"), std::string::npos) << graphed;
+}
+
 TEST(RunReport, AssumedFiguresAreNamedInRunAndCheck) {
   // dgx-b200: the B200 preset's efficiencies, the host's time per op and the NVLink ring
   // efficiency are the DGX H100's (scenario/presets, assumed:); a DGX A100 whose host time is
