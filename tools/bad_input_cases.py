@@ -94,6 +94,8 @@ c("gpu_ramp_empty", {"cluster": {"gpu": {"gemm_ramp": []}}}); c("gpu_ramp_bad", 
 c("gpu_ramp_dec", {"cluster": {"gpu": {"gemm_ramp": [["2 us", 0.5], ["1 us", 0.6]]}}}); c("gpu_ramp_ok", {"cluster": {"gpu": {"gemm_ramp": [["1 us", 0.5], ["2 us", 0.9]]}}})
 c("gpu_ramp_scalar", {"cluster": {"gpu": {"gemm_ramp": 3}}})
 c("gpu_att", {"cluster": {"gpu": {"attention_efficiency": 0}}}); c("gpu_mem_eff", {"cluster": {"gpu": {"memory_efficiency": "x"}}})
+c("gpu_host", {"cluster": {"gpu": {"host_overhead": "2 ms"}}}); c("gpu_host_unit", {"cluster": {"gpu": {"host_overhead": 13.48}}})
+c("gpu_unaligned", {"cluster": {"gpu": {"unaligned_gemm_efficiency": 0}}}); c("gpu_unaligned_ok", {"cluster": {"gpu": {"unaligned_gemm_efficiency": 0.2, "host_overhead": "20 us"}}})
 c("gpu_launch", {"cluster": {"gpu": {"kernel_launch": "2 s"}}}); c("gpu_launch_ok", {"cluster": {"gpu": {"kernel_launch": "3 us", "attention_efficiency": 0.5, "memory_efficiency": 0.9}}})
 c("gpu_full_nopreset", {"cluster": {"preset": D, "gpus_per_node": 8, "gpu": {"preset": D, "name": "X", "memory": "80 GiB", "memory_bandwidth": "3 TB/s", "tdp": "700 W", "peak": {"bf16": "989 TFLOP/s"}}}})
 c("intra_unknown", {"cluster": {"intra_node": {"bandwith": "1 GB/s"}}}); c("intra_scalar", {"cluster": {"intra_node": 3}})
