@@ -490,6 +490,21 @@ std::string render_stack_explanation(const Scenario& s) {
               : std::string("timed as aligned: no unaligned_gemm_efficiency for this GPU and "
                             "precision"),
           "cluster.gpu.unaligned_gemm_efficiency");
+      // Megatron-LM pads the vocabulary to a multiple of --make-vocab-size-divisible-by
+      // (128) x tp (vocab_size_with_padding, megatron/core/tokenizers/utils/
+      // build_tokenizer.py at NVIDIA/Megatron-LM d98e8a64); orrery takes model.vocab as
+      // written (orrery import writes the padded size).
+      const bool megatron = k.preset == StackSpec::Preset::megatron_core ||
+                            k.preset == StackSpec::Preset::deepspeed;
+      if (megatron && s.model.vocab % 2 != 0) {
+        const long multiple = 128L * s.parallelism.tp;
+        const long padded = (static_cast<long>(s.model.vocab) + multiple - 1) / multiple * multiple;
+        o += fmt::format(
+            "  {:<25}Megatron-LM would pad the {}-token vocabulary to {} (a multiple of "
+            "--make-vocab-size-divisible-by 128 x tp {}); orrery takes model.vocab as written: "
+            "write {} if the run used Megatron-LM's tokenizer (orrery import does)\n",
+            "", s.model.vocab, padded, s.parallelism.tp, padded);
+      }
     }
   }
   o += fmt::format("  {:<25}{} ({})\n", "host overhead",
