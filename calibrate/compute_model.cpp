@@ -362,8 +362,7 @@ class RooflineModel final : public ComputeModel {
                          : g * (gemm_time(flops / 2 / g, rate * bwd_split) +
                                 gemm_time(flops / 2 / g, wgrad_rate)));
         // An odd dimension: cuBLAS's alignment-1 kernels, each pass's FLOPs at their rate.
-        if (op.odd_dimension && op.gemm_groups == 1 && unaligned_rate_ > 0)
-          t = std::max(t, flops / unaligned_rate_);
+        t = unaligned_gemm_time(op, flops, t, unaligned_rate_);
         break;
       }
       case OpKind::attention:
@@ -536,6 +535,10 @@ double unaligned_gemm_rate(const Scenario& s) {
   const Dtype a = attention_dtype(s.training.precision);
   if (!g.unaligned_gemm_efficiency || (a != Dtype::bf16 && a != Dtype::fp16)) return 0.0;
   return g.peak.at(a).value() * *g.unaligned_gemm_efficiency;
+}
+
+double unaligned_gemm_time(const Op& op, double flops, double t, double rate) {
+  return op.odd_dimension && rate > 0 ? std::max(t, flops / rate) : t;
 }
 
 double flash_shape_factor(const Scenario& s) {

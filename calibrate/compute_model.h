@@ -114,6 +114,9 @@ const std::optional<double>& fused_attention_efficiency(const Scenario& s, const
 // with such a dimension run in 16 bits (fp8 GEMMs need every dimension a multiple of 16);
 // 0 (timed as aligned) where the GPU gives no figure or under fp32 / tf32.
 double unaligned_gemm_rate(const Scenario& s);
+// A pass of `op` timed `t` seconds for `flops` FLOPs, at least at the alignment-1 `rate`
+// (unaligned_gemm_rate) when the op has an odd dimension and the rate is known (> 0).
+double unaligned_gemm_time(const Op& op, double flops, double t, double rate);
 
 // Roofline with measured efficiencies (scenario/presets/gpus.yaml):
 //   GEMM        ideal = F / (peak[d] * gemm_efficiency[d]);  t = ideal / ramp(ideal),

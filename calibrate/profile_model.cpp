@@ -675,7 +675,7 @@ class ProfileModel final : public ComputeModel {
         // An odd dimension: a kernel measured at this very shape ran cuBLAS's alignment-1
         // kernels already; one scaled from another shape's rate takes the roofline's floor
         // (max, so a measured alignment-1 neighbour is not counted twice).
-        if (!all_exact) return unaligned_floor(op, flops, g * t);
+        if (!all_exact) return unaligned_gemm_time(op, flops, g * t, unaligned_rate_);
         return g * t;
       }
       case OpKind::attention: {
@@ -758,7 +758,7 @@ class ProfileModel final : public ComputeModel {
         }
         // An odd dimension: the fitted families are the aligned GEMMs' (as the roofline's
         // plateau), so the same alignment-1 floor.
-        t = unaligned_floor(op, flops, t);
+        t = unaligned_gemm_time(op, flops, t, unaligned_rate_);
         break;
       }
       case OpKind::attention:
@@ -776,14 +776,6 @@ class ProfileModel final : public ComputeModel {
         break;
     }
     return Seconds(t);
-  }
-
-  // A GEMM with an odd dimension at least at cuBLAS's alignment-1 rate, as the roofline
-  // times it (calibrate/compute_model.cpp; docs/model.md, "GEMMs with an odd dimension").
-  double unaligned_floor(const Op& op, double flops, double t) const {
-    if (op.odd_dimension && op.gemm_groups == 1 && unaligned_rate_ > 0)
-      return std::max(t, flops / unaligned_rate_);
-    return t;
   }
 
   static double gemm_time(const GemmFit& g, double flops, double bytes, bool fwd) {

@@ -542,8 +542,13 @@ void add_moe(const ModelSpec& m, const OpBuilder& B, const Dims& d, const Shard&
   for (size_t i = first; i < L.ops.size(); ++i) {
     Op& op = L.ops[i];
     op.fwd_flops_useful = op.fwd_flops * (useful_rows / rows);
-    // One GEMM per local expert, each of rows / (E/ep) tokens (a grouped GEMM).
-    if (op.kind == OpKind::gemm) op.gemm_groups = local_experts;
+    // One GEMM per local expert, each of rows / (E/ep) tokens (a grouped GEMM). A grouped
+    // GEMM is not marked odd: no alignment-1 rate of Transformer Engine's grouped path is
+    // measured (cluster.gpu.unaligned_gemm_efficiency is cuBLAS's single GEMM).
+    if (op.kind == OpKind::gemm) {
+      op.gemm_groups = local_experts;
+      if (local_experts > 1) op.odd_dimension = false;
+    }
   }
   if (sort_local) {
     L.ops[fc1_at].comm_before = CommPoint::none;

@@ -104,9 +104,10 @@ struct Op {
   // A PyTorch dtype-converting copy (an unfused chain's x.float() or type_as, and their
   // gradients): its bytes stream at cluster.gpu.cast_efficiency.
   bool dtype_cast = false;
-  // A GEMM with an odd dimension (m, k or n: GPT-2's 50,257-token vocabulary), whose
+  // A GEMM with an odd row length (k or n: GPT-2's 50,257-token vocabulary), whose
   // operands' rows cannot be read in 16-byte vectors: cuBLAS runs its alignment-1 kernels
-  // (docs/model.md, "GEMMs with an odd dimension"), at cluster.gpu.unaligned_gemm_efficiency.
+  // (docs/model.md, "GEMMs with an odd dimension"), timed by unaligned_gemm_time
+  // (calibrate/compute_model.h). Never set on a convolution or a grouped expert GEMM.
   bool odd_dimension = false;
 };
 

@@ -475,8 +475,7 @@ std::string render_stack_explanation(const Scenario& s) {
     const Workload w = build_workload(s.model, s.training, shard_of(s.parallelism));
     for (const Layer& l : w.layers)
       for (const Op& op : l.ops)
-        if (op.odd_dimension && op.gemm_groups == 1 &&
-            std::find(odd.begin(), odd.end(), op.name) == odd.end())
+        if (op.odd_dimension && std::find(odd.begin(), odd.end(), op.name) == odd.end())
           odd.push_back(op.name);
     if (!odd.empty()) {
       const double rate = unaligned_gemm_rate(s);
@@ -490,20 +489,17 @@ std::string render_stack_explanation(const Scenario& s) {
               : std::string("timed as aligned: no unaligned_gemm_efficiency for this GPU and "
                             "precision"),
           "cluster.gpu.unaligned_gemm_efficiency");
-      // Megatron-LM pads the vocabulary to a multiple of --make-vocab-size-divisible-by
-      // (128) x tp (vocab_size_with_padding, megatron/core/tokenizers/utils/
-      // build_tokenizer.py at NVIDIA/Megatron-LM d98e8a64); orrery takes model.vocab as
-      // written (orrery import writes the padded size).
+      // Megatron-LM pads the vocabulary (megatron_padded_vocab, scenario/spec.h).
       const bool megatron = k.preset == StackSpec::Preset::megatron_core ||
                             k.preset == StackSpec::Preset::deepspeed;
       if (megatron && s.model.vocab % 2 != 0) {
-        const long multiple = 128L * s.parallelism.tp;
-        const long padded = (static_cast<long>(s.model.vocab) + multiple - 1) / multiple * multiple;
+        const std::int64_t padded =
+            megatron_padded_vocab(s.model.vocab, kMegatronVocabDivisor * s.parallelism.tp);
         o += fmt::format(
             "  {:<25}Megatron-LM would pad the {}-token vocabulary to {} (a multiple of "
-            "--make-vocab-size-divisible-by 128 x tp {}); orrery takes model.vocab as written: "
+            "--make-vocab-size-divisible-by {} x tp {}); orrery takes model.vocab as written: "
             "write {} if the run used Megatron-LM's tokenizer (orrery import does)\n",
-            "", s.model.vocab, padded, s.parallelism.tp, padded);
+            "", s.model.vocab, padded, kMegatronVocabDivisor, s.parallelism.tp, padded);
       }
     }
   }

@@ -163,8 +163,9 @@ std::string write_imported_scenario(const ImportSettings& a, const ImportSource&
                 ? ffn_name
                 : (swiglu ? "default of " + ffn_name + " with --swiglu: int(4 h 2/3 / 64) * 64"
                           : "default of " + ffn_name + ": 4 h"));
-  const std::int64_t multiple = a.whole("--make-vocab-size-divisible-by", 128) * tp;
-  const std::int64_t padded = (vocab + multiple - 1) / multiple * multiple;
+  const std::int64_t multiple =
+      a.whole("--make-vocab-size-divisible-by", kMegatronVocabDivisor) * tp;
+  const std::int64_t padded = megatron_padded_vocab(vocab, multiple);
   m += line("vocab", std::to_string(padded),
             fmt::format("{} {} padded to a multiple of {} ({} x tp)", a.label("--vocab-size"),
                         vocab, multiple, a.label("--make-vocab-size-divisible-by")));

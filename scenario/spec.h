@@ -279,6 +279,16 @@ struct ModelSpec {
   bool is_transformer() const { return family != ModelFamily::cnn; }
 };
 
+// Megatron-LM's tokenizer pads the vocabulary to a multiple of
+// --make-vocab-size-divisible-by (default kMegatronVocabDivisor) x tp
+// (vocab_size_with_padding, megatron/core/tokenizers/utils/build_tokenizer.py at
+// NVIDIA/Megatron-LM d98e8a64); orrery takes model.vocab as written, and orrery import
+// writes the padded size.
+inline constexpr std::int64_t kMegatronVocabDivisor = 128;
+inline std::int64_t megatron_padded_vocab(std::int64_t vocab, std::int64_t multiple) {
+  return (vocab + multiple - 1) / multiple * multiple;
+}
+
 // zero_bubble_h1: ZB-H1 of Qi et al. 2023 ("Zero Bubble Pipeline Parallelism"), 1F1B
 // with each backward split into its input-gradient part (B) and weight-gradient part (W),
 // the W of the first warm-up micro-batches deferred into the cool-down bubble.
