@@ -82,6 +82,7 @@ int run_run(const std::string& path, const std::string& format, const std::strin
   if (explain) {
     out += orrery::render_explanation(*p.hardware.model);
     out += orrery::render_stack_explanation(s);
+    out += orrery::render_op_explanation(s, *p.hardware.model);
   }
   std::fwrite(out.data(), 1, out.size(), stdout);
   return 0;

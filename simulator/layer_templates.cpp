@@ -33,6 +33,8 @@ GroupKind group_kind(CommGroup g) {
   return GroupKind::tp;
 }
 
+}  // namespace
+
 // Kernels the host issues for `op`'s forward (or backward) pass: one per op, a GEMM's
 // backward two (data and weight gradients), one more for separate auxiliary kernels (FP8
 // casts, ring attention's merges). An unfused chain is one op per kernel already
@@ -49,6 +51,7 @@ GroupKind group_kind(CommGroup g) {
 // and a current-scaling quantization is 3 kernels (Float8CurrentScalingQuantizer::
 // quantize_impl, csrc/quantizer.cpp: nvte_compute_amax, nvte_compute_scale_from_amax,
 // nvte_quantize_v2). The ungrouped GEMMs keep their one auxiliary kernel.
+
 double kernels_of(const Op& op, Pass pass, const std::optional<Fp8Spec>& fp8) {
   const bool fwd = pass == Pass::forward;
   const bool gemm = op.kind == OpKind::gemm || op.kind == OpKind::router || op.kind == OpKind::conv;
@@ -60,6 +63,8 @@ double kernels_of(const Op& op, Pass pass, const std::optional<Fp8Spec>& fp8) {
   }
   return (gemm && !fwd ? 2 : 1) * g + aux_kernels;
 }
+
+namespace {
 
 // The items of one pass of `layer` (model/layer_pass.h) timed on the compute model:
 // adjacent kernel runs merged into one compute item (the halves of a split backward

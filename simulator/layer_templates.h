@@ -5,6 +5,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <tuple>
 
 #include "model/workload.h"
@@ -13,6 +14,10 @@
 #include "simulator/task_graph.h"
 
 namespace orrery::detail {
+
+// Kernels the host issues for `op`'s forward or backward pass (training.stack.host_overhead
+// counts them; layer_templates.cpp says which).
+double kernels_of(const Op& op, Pass pass, const std::optional<Fp8Spec>& fp8);
 
 // Time attributes of a compute task beyond plain compute (at full speed).
 struct Parts {
