@@ -760,7 +760,7 @@ std::string format_flops(double f) {
 // What an op's forward does and at what rate its time has it: FLOPs (a GEMM's, or the
 // score tiles a fused attention kernel computes) or, without FLOPs, the bytes its kernels
 // move; at the kernel floor when it moves none.
-std::string op_work(const OpTime& t) {
+std::string op_work(const OpPassTimes& t) {
   const double secs = t.fwd.value();
   if (t.fwd_flops.value() > 0) {
     return fmt::format("{} at {}", format_flops(t.fwd_flops.value()),
@@ -787,7 +787,7 @@ std::string render_op_explanation(const Scenario& s, const ComputeModel& model) 
   for (const LayerGroupTimes& g : times.groups) {
     o += g.count == 1 ? fmt::format("  {}\n", g.first)
                       : fmt::format("  {} .. {} ({} alike)\n", g.first, g.last, g.count);
-    for (const OpTime& t : g.ops) {
+    for (const OpPassTimes& t : g.ops) {
       o += fmt::format("    {:<26}{:>12}{:>12}{:>10}  {}\n", t.name, format_seconds(t.fwd),
                        format_seconds(t.bwd),
                        fmt::format("{:.0f} / {:.0f}", t.fwd_kernels, t.bwd_kernels), op_work(t));

@@ -6,7 +6,7 @@
 namespace orrery {
 namespace {
 
-bool same_times(const std::vector<OpTime>& a, const std::vector<OpTime>& b) {
+bool same_times(const std::vector<OpPassTimes>& a, const std::vector<OpPassTimes>& b) {
   if (a.size() != b.size()) return false;
   for (std::size_t i = 0; i < a.size(); ++i) {
     if (a[i].name != b[i].name || a[i].fwd.value() != b[i].fwd.value() ||
@@ -35,7 +35,7 @@ OpTimes op_times(const Scenario& s, const ComputeModel& model) {
     g.count = 1;
     for (const Op& op : layer.ops) {
       const double scale = op.expert ? expert_scale : 1.0;
-      OpTime t;
+      OpPassTimes t;
       t.name = op.name;
       t.kind = op.kind;
       t.fwd = model.op_time(op, Pass::forward) * scale;

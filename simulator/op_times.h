@@ -11,7 +11,7 @@
 
 namespace orrery {
 
-struct OpTime {
+struct OpPassTimes {
   std::string name;
   OpKind kind = OpKind::gemm;
   // ComputeModel::op_time, an expert op's at the busiest rank's load (as the simulator's
@@ -29,7 +29,7 @@ struct OpTime {
 struct LayerGroupTimes {
   std::string first, last;
   int count = 0;
-  std::vector<OpTime> ops;  // of one layer
+  std::vector<OpPassTimes> ops;  // of one layer
   Seconds fwd, bwd;         // one layer's sums
 };
 

@@ -25,8 +25,8 @@ Scenario decoder(int layers, const std::string& training, const std::string& moe
       "ops.yaml");
 }
 
-const OpTime& find(const LayerGroupTimes& g, const std::string& name) {
-  for (const OpTime& t : g.ops)
+const OpPassTimes& find(const LayerGroupTimes& g, const std::string& name) {
+  for (const OpPassTimes& t : g.ops)
     if (t.name == name) return t;
   throw std::runtime_error("no op " + name);
 }
@@ -42,7 +42,7 @@ TEST(OpTimes, HandDerivedGemmAndResidualAndGroups) {
   EXPECT_EQ(layers.count, 2);
   // fc2: 2 x 4096 tokens x 16384 x 4096 = 549.76 GFLOP; at 690.60 TFLOP/s 796.05 us, on
   // the ramp at 0.933 (its 796 us point): 853.2 us. Backward: two such GEMMs.
-  const OpTime& fc2 = find(layers, "mlp.fc2");
+  const OpPassTimes& fc2 = find(layers, "mlp.fc2");
   EXPECT_NEAR(fc2.fwd_flops.value(), 549.755813888e9, 1e3);
   EXPECT_NEAR(fc2.fwd.value(), 853.2e-6, 0.001 * 853.2e-6);
   EXPECT_NEAR(fc2.bwd.value(), 2 * 853.2e-6, 0.001 * 2 * 853.2e-6);
@@ -50,7 +50,7 @@ TEST(OpTimes, HandDerivedGemmAndResidualAndGroups) {
   EXPECT_EQ(fc2.bwd_kernels, 2);  // data and weight gradients
   // The residual add reads two 4096 x 4096 bf16 tensors and writes one: 100,663,296 B at
   // 2.9145 TB/s, 34.54 us.
-  const OpTime& res = find(layers, "attn.residual");
+  const OpPassTimes& res = find(layers, "attn.residual");
   EXPECT_NEAR(res.fwd_bytes.value(), 100663296.0, 1.0);
   EXPECT_NEAR(res.fwd.value(), 34.54e-6, 0.001 * 34.54e-6);
   // The model's sums: every group's layer times its count.
