@@ -784,14 +784,21 @@ std::string render_op_explanation(const Scenario& s, const ComputeModel& model) 
       "overlap, interference, host time or recompute)\n";
   o += fmt::format("  {:<28}{:>12}{:>12}{:>10}  {}\n", "layer / op", "forward", "backward",
                    "kernels", "forward: work and rate");
+  // One op's line, its name in a column of `width` after `indent`.
+  const auto op_line = [](const std::string& indent, int width, const OpPassTimes& t) {
+    return fmt::format("{}{:<{}}{:>12}{:>12}{:>10}  {}\n", indent, t.name, width,
+                       format_seconds(t.fwd), format_seconds(t.bwd),
+                       fmt::format("{:.0f} / {:.0f}", t.fwd_kernels, t.bwd_kernels), op_work(t));
+  };
   for (const LayerGroupTimes& g : times.groups) {
+    // A layer that is one op of its own name (a CNN's rows) is one line.
+    if (g.count == 1 && g.ops.size() == 1 && g.ops[0].name == g.first) {
+      o += op_line("  ", 28, g.ops[0]);
+      continue;
+    }
     o += g.count == 1 ? fmt::format("  {}\n", g.first)
                       : fmt::format("  {} .. {} ({} alike)\n", g.first, g.last, g.count);
-    for (const OpPassTimes& t : g.ops) {
-      o += fmt::format("    {:<26}{:>12}{:>12}{:>10}  {}\n", t.name, format_seconds(t.fwd),
-                       format_seconds(t.bwd),
-                       fmt::format("{:.0f} / {:.0f}", t.fwd_kernels, t.bwd_kernels), op_work(t));
-    }
+    for (const OpPassTimes& t : g.ops) o += op_line("    ", 26, t);
     if (g.ops.size() > 1) {
       o += fmt::format("    {:<26}{:>12}{:>12}\n", g.count == 1 ? "the layer" : "one layer",
                        format_seconds(g.fwd), format_seconds(g.bwd));

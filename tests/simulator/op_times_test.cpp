@@ -112,5 +112,18 @@ TEST(OpTimes, RenderedTableNamesGroupsAndRates) {
   EXPECT_NE(o.find("4 micro-batches a pipeline a step"), std::string::npos) << o;
 }
 
+TEST(OpTimes, AOneOpLayerIsOneLine) {
+  // A CNN's rows are layers of one op each, named as the op: one line, no group header.
+  const Scenario s = load_scenario_text(
+      "cluster: {preset: dgx-a100}\nmodel: {preset: resnet50}\n"
+      "parallelism: {dp: 8, microbatch: 32, global_batch: 256}\n"
+      "training: {precision: fp16, optimizer: sgd}\n",
+      "cnn.yaml");
+  const std::string o = render_op_explanation(s, *make_compute_model(s));
+  EXPECT_NE(o.find("\n  conv1                     "), std::string::npos) << o;
+  EXPECT_EQ(o.find("\n  conv1\n"), std::string::npos) << o;
+  EXPECT_EQ(o.find("    conv1 "), std::string::npos) << o;
+}
+
 }  // namespace
 }  // namespace orrery
