@@ -147,6 +147,11 @@ RunFit fit_runs(const std::vector<Scenario>& runs, const std::vector<std::string
                        "missing key: a run to calibrate on needs a measured: block (metric, "
                        "and value or log)");
     }
+    if (!s.measured->rate) {
+      throw InputError(s.where("measured"), "measured.metric", "",
+                       "missing key: a run to calibrate on needs a measured rate (its memory "
+                       "figure alone fits no efficiency)");
+    }
   }
   const Scenario& first = runs.front();
   for (const Scenario& s : runs) {

@@ -655,6 +655,20 @@ Layer head_layer(const ModelSpec& m, const TrainingSpec& tr, const OpBuilder& B,
     add_norm(B, "head.norm", n, norm_params(m), d.unfused_norm, 0, L);
     L.ops.push_back(B.gemm("head.output", d.tok, d.h, vocab_share, output_weights, n));
     L.ops.back().comm_before = CommPoint::tp_gather;
+  } else if (m.head == EncoderHead::classifier) {
+    // A sequence classifier (Hugging Face BertForSequenceClassification, modeling_bert.py
+    // at huggingface/transformers v4.21.0): BertPooler's dense layer and tanh on each
+    // sequence's first token, dropout, and a linear layer of `labels` outputs, whole on
+    // every rank.
+    const double labels = m.labels;
+    L.ops.push_back(B.gemm("head.pooler", d.b, d.h, d.h, d.h * d.h + d.h, d.b * d.h));
+    L.ops.push_back(B.memory_bound("head.tanh", OpKind::elementwise, d.b * d.h, d.b * d.h,
+                                   B.act * d.b * d.h));
+    if (m.dropout) {
+      L.ops.push_back(
+          B.memory_bound("head.dropout", OpKind::dropout, d.b * d.h, d.b * d.h, 1.0 * d.b * d.h));
+    }
+    L.ops.push_back(B.gemm("head.classifier", d.b, d.h, labels, d.h * labels + labels, d.b * d.h));
   } else {
     // BERT: pooler on the first token of each sequence, masked-LM transform (dense,
     // GeLU, LayerNorm) and the output projection with its own bias. Applied to every
@@ -681,7 +695,8 @@ Layer head_layer(const ModelSpec& m, const TrainingSpec& tr, const OpBuilder& B,
   // 4); backward (read 4, write act). Either way the fp32 softmax is kept for backward
   // (the 4*s*b*v/t of Korthikanti et al.).
   {
-    const double logits = d.tok * vocab_share;
+    // A classifier's logits are its labels for each sequence.
+    const double logits = m.vocab_head() ? d.tok * vocab_share : d.b * static_cast<double>(m.labels);
     const double cast = B.act < 4.0 ? B.act : 0.0;  // the logits' bytes when cast
     const double fp32_copy = cast > 0 ? 4.0 : 0.0;  // the cast's fp32 output
     Op loss;

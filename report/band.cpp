@@ -67,9 +67,14 @@ Family family_of(const Scenario& s) {
   // belongs with Megatron-Core.
   using Impl = ParallelismSpec::FsdpImpl;
   const bool zero3 = p.zero_stage >= 3;
+  // A PyTorch-native stack without ZeRO-3 (Hugging Face's Trainer, plain DDP).
+  const StackSpec::Preset stack = s.training.stack.preset;
+  const bool pytorch_native =
+      stack == StackSpec::Preset::fsdp1 || stack == StackSpec::Preset::fsdp2;
   f.framework = p.pipeline_engine == PipelineEngine::deepspeed || p.zero_hpz ? "Megatron-DeepSpeed"
                 : zero3 && p.fsdp_impl == Impl::deepspeed                    ? "DeepSpeed"
                 : zero3 && p.torch_fsdp()                                    ? "PyTorch FSDP"
+                : !zero3 && pytorch_native                                   ? "PyTorch"
                                                                              : "Megatron-Core";
   f.kind = (s.model.moe && s.model.moe->experts > 0) || p.ep > 1 ? "moe"
            : p.cp > 1                                            ? "context-parallel"

@@ -21,7 +21,9 @@ namespace orrery {
 //  generation  from the GPU preset key and name: V100 Volta; A100/A800/A40/A30/A10 Ampere;
 //              H100/H200/H800/H20 Hopper; B100/B200/B300 Blackwell; anything else "other";
 //  framework   pipeline_engine deepspeed or zero_hpz: Megatron-DeepSpeed; parallelism.fsdp:
-//              PyTorch FSDP; else Megatron-Core (NeMo and MLPerf's NeMo runs included);
+//              DeepSpeed or PyTorch FSDP by its implementation; a PyTorch-native stack
+//              (training.stack fsdp1, fsdp2) without it: PyTorch (Hugging Face's Trainer,
+//              DDP); else Megatron-Core (NeMo and MLPerf's NeMo runs included);
 //  kind        the first that applies: moe (model.moe or ep > 1), context-parallel (cp > 1),
 //              zero-3 (zero_stage 3, FSDP included), else 3d (tp/pp/dp, ZeRO 0-2).
 struct Family {

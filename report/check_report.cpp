@@ -95,6 +95,10 @@ ordered_json scenario_json(const Scenario& s) {
     model["bias"] = m.bias;
     model["dropout"] = m.dropout;
     if (m.qk_norm) model["qk_norm"] = true;  // only where set
+    if (m.family == ModelFamily::encoder) {
+      model["head"] = to_string(m.head);
+      if (m.head == EncoderHead::classifier) model["labels"] = m.labels;
+    }
     model["attention_mask"] = to_string(m.attention_mask);
     if (m.attention_mask == AttentionMask::sliding_window) {
       model["attention_window"] = m.attention_window;
@@ -181,10 +185,16 @@ ordered_json scenario_json(const Scenario& s) {
   j["simulation"] = {{"compute_slowdown", s.simulation.compute_slowdown},
                      {"comm_slowdown", s.simulation.comm_slowdown}};
   if (s.measured) {
-    j["measured"] = {{"metric", to_string(s.measured->metric)},
-                     {"value", s.measured->value},
-                     {"source", s.measured->source}};
-    if (s.measured->metric == Metric::speedup) j["measured"]["over"] = s.measured->over;
+    const Measured& meas = *s.measured;
+    const ordered_json none(nullptr);
+    j["measured"] = {{"metric", meas.rate ? ordered_json(to_string(meas.metric)) : none},
+                     {"value", meas.rate ? ordered_json(meas.value) : none},
+                     {"source", meas.source}};
+    if (meas.rate && meas.metric == Metric::speedup) j["measured"]["over"] = meas.over;
+    if (meas.memory) {
+      j["measured"]["memory"] = {{"peak", to_string(meas.memory->peak)},
+                                 {"bytes", meas.memory->value.value()}};
+    }
   }
   j["cost"] = {{"usd_per_gpu_hour", s.cost.usd_per_gpu_hour ? ordered_json(*s.cost.usd_per_gpu_hour)
                                                             : ordered_json(nullptr)},
@@ -321,6 +331,11 @@ void model_section(std::string& o, const ModelSpec& m) {
       mask += fmt::format(", documents of {} tokens", m.document_length);
     }
     line(o, "attention", mask);
+    if (m.family == ModelFamily::encoder) {
+      line(o, "head", m.head == EncoderHead::classifier
+                          ? fmt::format("sequence classifier: pooler and {} labels", m.labels)
+                          : std::string("masked-LM head over the vocabulary at every position"));
+    }
     if (m.moe) {
       line(o, "moe",
            fmt::format("{} experts of ffn {}, top-{}, {} shared, first {} layers dense, "
@@ -491,7 +506,10 @@ void memory_section(std::string& o, const Scenario& s, const StepFigures& f) {
     mem("  runtime reserve", w.runtime_reserve,
         "outside the allocator, training.runtime_reserve (replaces the two below)");
   } else {
-    mem("  CUDA context", w.cuda_context, "outside the allocator, lazy module loading");
+    mem("  CUDA context", w.cuda_context,
+        s.origin.count("training.memory.cuda_context")
+            ? "outside the allocator, training.memory.cuda_context"
+            : "outside the allocator, lazy module loading");
     std::string comms;
     for (const NcclCommunicator& c : nccl_communicators(s, w.stage)) {
       comms += fmt::format("{}{} {} x {} ch", comms.empty() ? "" : ", ", c.group, c.connections,

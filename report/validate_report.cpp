@@ -20,7 +20,16 @@ struct Summary {
   double mean = 0, max = 0;
 };
 
-Summary summarise(const std::vector<ValidationCase>& cases) {
+// The cases that compare a rate (the memory-only ones have none).
+std::vector<ValidationCase> rate_cases(const std::vector<ValidationCase>& cases) {
+  std::vector<ValidationCase> out;
+  for (const auto& c : cases)
+    if (c.rate) out.push_back(c);
+  return out;
+}
+
+Summary summarise(const std::vector<ValidationCase>& all) {
+  const std::vector<ValidationCase> cases = rate_cases(all);
   Summary s;
   for (const auto& c : cases) {
     s.mean += std::fabs(c.error_pct());
@@ -41,7 +50,7 @@ struct FamilySummary {
 
 std::vector<FamilySummary> by_family(const std::vector<ValidationCase>& cases) {
   std::vector<FamilySummary> out;  // in order of each family's first case
-  for (const auto& c : cases) {
+  for (const auto& c : rate_cases(cases)) {
     auto it = std::find_if(out.begin(), out.end(),
                            [&](const FamilySummary& f) { return f.family == c.family; });
     if (it == out.end()) it = out.insert(out.end(), FamilySummary{c.family});
@@ -64,7 +73,7 @@ ValidationCase validation_case(const Scenario& s, const std::string& file, const
                      "missing key: a validation case needs a measured: block "
                      "(metric, value, source)");
   }
-  const bool ratio = s.measured->metric == Metric::speedup;
+  const bool ratio = s.measured->rate && s.measured->metric == Metric::speedup;
   if (ratio != (over != nullptr)) {
     throw InputError(s.where("measured.over"), "measured.over", s.measured->over,
                      ratio ? "a speedup is compared with the run it names, which was not given"
@@ -77,7 +86,8 @@ ValidationCase validation_case(const Scenario& s, const std::string& file, const
   c.metric = s.measured->metric;
   c.measured = s.measured->value;
   c.source = s.measured->source;
-  c.predicted = metric_value(p.step, s, c.metric);
+  c.rate = s.measured->rate;
+  if (c.rate) c.predicted = metric_value(p.step, s, c.metric);
   if (over) {
     // Tokens per second of this run over the other's.
     c.over = over->file;
@@ -93,6 +103,13 @@ ValidationCase validation_case(const Scenario& s, const std::string& file, const
   const MemoryReport& m = p.step.figures.memory;
   c.memory_fraction = m.worst().memory.total().value() / m.capacity.value();
   c.fits = m.fits;
+  if (const auto& mm = s.measured->memory) {
+    const StageMemory& w = m.worst();
+    c.memory = MemoryComparison{mm->peak, mm->value,
+                                mm->peak == MemoryPeak::allocated  ? w.allocated_peak()
+                                : mm->peak == MemoryPeak::reserved ? w.reserved_peak()
+                                                                   : w.device_total()};
+  }
   return c;
 }
 
@@ -125,7 +142,7 @@ std::vector<ValidationCase> validation_cases(const std::vector<std::string>& fil
   std::set<std::string> bases;
   for (std::size_t i = 0; i < files.size(); ++i) {
     const Scenario& s = scenarios[i];
-    if (!s.measured || s.measured->metric != Metric::speedup) continue;
+    if (!s.measured || !s.measured->rate || s.measured->metric != Metric::speedup) continue;
     const std::string path = resolve_over(files[i], s.measured->over);
     const InputLocation at = s.where("measured.over");
     if (!default_env().is_regular_file(path)) {
@@ -140,7 +157,7 @@ std::vector<ValidationCase> validation_cases(const std::vector<std::string>& fil
     auto it = others.find(key);
     if (it == others.end()) it = others.emplace(key, load_scenario_file(path)).first;
     const Scenario& o = it->second;
-    if (o.measured && o.measured->metric == Metric::speedup) {
+    if (o.measured && o.measured->rate && o.measured->metric == Metric::speedup) {
       const bool back =
           same_file_key(resolve_over(path, o.measured->over)) == same_file_key(files[i]);
       throw InputError(at, "measured.over", s.measured->over,
@@ -164,7 +181,7 @@ std::string render_validation_table(const std::vector<ValidationCase>& cases) {
   std::string o = fmt::format("{:<34} {:<24} {:>12} {:>12} {:>9} {:>5}\n", "case", "metric",
                               "measured", "predicted", "error", "fits");
   int not_fitting = 0;
-  for (const auto& c : cases) {
+  for (const auto& c : rate_cases(cases)) {
     o += fmt::format("{:<34} {:<24} {:>12.4g} {:>12.4g} {:>+8.1f}% {:>5}\n", c.id,
                      to_string(c.metric), c.measured, c.predicted, c.error_pct(),
                      c.fits ? "yes" : "NO");
@@ -183,21 +200,48 @@ std::string render_validation_table(const std::vector<ValidationCase>& cases) {
     o += fmt::format("\n{} case{} the memory model says do not fit, though each ran as published\n",
                      not_fitting, not_fitting == 1 ? "" : "s");
   }
-  o += fmt::format("\n{} cases, mean |error| {:.1f} %, max |error| {:.1f} %\n", cases.size(), s.mean,
-                   s.max);
+  o += fmt::format("\n{} cases, mean |error| {:.1f} %, max |error| {:.1f} %\n",
+                   rate_cases(cases).size(), s.mean, s.max);
+  // The cases whose source printed a peak memory, against the memory model's figure of
+  // the same definition (docs/model.md, "Memory per GPU").
+  double sum = 0, worst = 0;
+  int n = 0;
+  std::string rows;
+  for (const auto& c : cases) {
+    if (!c.memory) continue;
+    const MemoryComparison& m = *c.memory;
+    rows += fmt::format("{:<34} {:<10} {:>12} {:>12} {:>+8.1f}% {:>5}\n", c.id, to_string(m.peak),
+                        format_bytes(m.measured), format_bytes(m.predicted), m.error_pct(),
+                        c.fits ? "yes" : "NO");
+    sum += std::fabs(m.error_pct());
+    worst = std::max(worst, std::fabs(m.error_pct()));
+    ++n;
+  }
+  if (n > 0) {
+    o += fmt::format("\n{:<34} {:<10} {:>12} {:>12} {:>9} {:>5}\n", "memory case", "peak",
+                     "measured", "predicted", "error", "fits");
+    o += rows;
+    o += "(peak: allocated = torch.cuda.max_memory_allocated, reserved = "
+         "torch.cuda.max_memory_reserved, device = nvidia-smi's used memory; the fullest stage)\n";
+    o += fmt::format("\n{} memory case{}, mean |error| {:.1f} %, max |error| {:.1f} %\n", n,
+                     n == 1 ? "" : "s", sum / n, worst);
+  }
   return o;
 }
 
 std::string render_validation_json(const std::vector<ValidationCase>& cases) {
   nlohmann::ordered_json j;
   nlohmann::ordered_json list = nlohmann::ordered_json::array();
+  using nlohmann::ordered_json;
   for (const auto& c : cases) {
+    // A memory-only case has no rate: its rate fields are null.
+    const auto rate = [&](auto v) { return c.rate ? ordered_json(v) : ordered_json(nullptr); };
     list.push_back({{"id", c.id},
                     {"file", c.file},
-                    {"metric", to_string(c.metric)},
-                    {"measured", c.measured},
-                    {"predicted", c.predicted},
-                    {"error_pct", c.error_pct()},
+                    {"metric", rate(to_string(c.metric))},
+                    {"measured", rate(c.measured)},
+                    {"predicted", rate(c.predicted)},
+                    {"error_pct", rate(c.rate ? c.error_pct() : 0.0)},
                     {"over", c.over},
                     {"fits", c.fits},
                     {"memory_fraction", c.memory_fraction},
@@ -206,6 +250,12 @@ std::string render_validation_json(const std::vector<ValidationCase>& cases) {
                       {"framework", c.family.framework},
                       {"parallel_kind", c.family.kind}}},
                     {"source", c.source}});
+    if (c.memory) {
+      list.back()["memory"] = {{"peak", to_string(c.memory->peak)},
+                               {"measured_bytes", c.memory->measured.value()},
+                               {"predicted_bytes", c.memory->predicted.value()},
+                               {"error_pct", c.memory->error_pct()}};
+    }
   }
   j["cases"] = list;
   nlohmann::ordered_json families = nlohmann::ordered_json::array();
@@ -219,7 +269,7 @@ std::string render_validation_json(const std::vector<ValidationCase>& cases) {
   }
   j["families"] = families;
   const Summary s = summarise(cases);
-  j["summary"] = {{"count", cases.size()},
+  j["summary"] = {{"count", rate_cases(cases).size()},
                   {"mean_abs_error_pct", s.mean},
                   {"max_abs_error_pct", s.max}};
   return j.dump(2) + "\n";
@@ -231,7 +281,7 @@ std::string render_validation_csv(const std::vector<ValidationCase>& cases) {
   std::string o =
       "id,gpu_generation,framework,parallel_kind,cp,ep,zero_stage,precision,metric,measured,"
       "predicted,error,time_error,mfu,hfu,memory_fraction,fits\n";
-  for (const auto& c : cases) {
+  for (const auto& c : rate_cases(cases)) {
     std::string id = c.id;
     for (char& ch : id)
       if (ch == ',' || ch == '\n') ch = ';';

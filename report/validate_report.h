@@ -3,6 +3,7 @@
 // as a table, JSON, or CSV (the residual table report/band.h ships).
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -10,6 +11,16 @@
 #include "scenario/spec.h"
 
 namespace orrery {
+
+// A published peak memory per GPU against the memory model's figure of the same definition
+// (measured.memory; the fullest stage's).
+struct MemoryComparison {
+  MemoryPeak peak = MemoryPeak::device;
+  Bytes measured, predicted;
+  double error_pct() const {
+    return 100.0 * (predicted.value() - measured.value()) / measured.value();
+  }
+};
 
 struct ValidationCase {
   std::string id;      // the scenario's name: the published row's id
@@ -26,6 +37,10 @@ struct ValidationCase {
   double memory_fraction = 0;  // predicted memory per GPU (busiest stage) / capacity
   bool fits = true;            // the memory model's verdict: the run was published, so a
                                // case that does not fit shows a memory-model error
+  std::optional<MemoryComparison> memory;  // measured.memory given
+  // false: a memory figure only (measured.memory without a metric): not in the rate table,
+  // its families or the residuals; metric, measured and predicted unset.
+  bool rate = true;
   double error_pct() const { return 100.0 * (predicted - measured) / measured; }
 };
 
@@ -47,7 +62,8 @@ std::vector<ValidationCase> validation_cases(const std::vector<std::string>& fil
 
 std::string render_validation_table(const std::vector<ValidationCase>& cases);
 std::string render_validation_json(const std::vector<ValidationCase>& cases);
-// One header row and one row per case: the residual table (report/band.h), errors as
+// One header row and one row per case with a rate (memory-only cases have none): the
+// residual table (report/band.h), errors as
 // fractions. tools/update_residuals.sh writes it to report/validation_residuals.csv.
 std::string render_validation_csv(const std::vector<ValidationCase>& cases);
 

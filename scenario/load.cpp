@@ -91,10 +91,21 @@ using namespace detail::field;
 // measured: a published figure to compare the prediction with: metric, and value and
 // source, or a training log the value is read from (source then optional); `over`, which a
 // speedup (a ratio of two runs) needs and every other metric refuses.
+// measured.memory: both keys required (a figure without its definition cannot be compared).
+const FieldTable<MeasuredMemory>& measured_memory_fields() {
+  using M = MeasuredMemory;
+  static const FieldTable<M> table = {
+      {"peak", required(choice(&M::peak))},
+      {"value", required(quantity(&M::value, Dimension::bytes, 1.0, kMaxBytes))},
+  };
+  return table;
+}
+
 const FieldTable<Measured>& measured_fields() {
   using M = Measured;
   static const FieldTable<M> table = {
-      {"metric", required(choice(&M::metric))},
+      // Required unless `memory` is given (read_measured).
+      {"metric", choice(&M::metric)},
       {"over", text(&M::over), 0,
        [](const M& m) {
          return m.metric == Metric::speedup
@@ -120,6 +131,7 @@ const FieldTable<Measured>& measured_fields() {
                (p.is_relative() ? std::filesystem::path(r.file()).parent_path() / p : p).string();
          }
        }},
+      {"memory", nested(&M::memory, measured_memory_fields, true)},
   };
   return table;
 }
@@ -162,6 +174,21 @@ void read_measured(const YAML::Node& node, const std::string& file, Origin* orig
   Measured m;
   MapReader r(node, file, "measured", keys_of(measured_fields()), origin);
   read_keyed_by_first(r, origin, measured_fields(), m, false);
+  if (!r.has("metric")) {
+    // A memory figure alone: no rate to compare, so nothing that goes with one.
+    if (!r.has("memory")) throw InputError(r.where(), "measured.metric", "", "missing key");
+    m.rate = false;
+    for (const char* k : {"value", "log"}) {
+      if (r.has(k)) r.fail(k, "a rate's value, given without its metric (the memory's is "
+                              "measured.memory.value)");
+    }
+    if (!r.has("source")) {
+      throw InputError(r.where(), "measured.source", "",
+                       "missing key: say where the figure was published");
+    }
+    out = m;
+    return;
+  }
   if (m.metric == Metric::speedup && m.over.empty()) {
     throw InputError(r.where(), r.key_path("over"), "", "name the other run's scenario file");
   }
@@ -369,6 +396,7 @@ std::vector<std::string> scenario_keys() {
   add("cost", keys_of(cost_fields()));
   add("simulation", keys_of(simulation_fields()));
   add("measured", keys_of(measured_fields()));
+  add("measured.memory", keys_of(measured_memory_fields()));
   for (const auto& [path, keys] : reliability_key_lists()) add(path, keys);
   for (const auto& [path, keys] : fault_key_lists()) add(path, keys);
   for (const auto& [path, keys] : sweep_key_lists()) add(path, keys);

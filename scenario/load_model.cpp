@@ -147,6 +147,8 @@ const FieldTable<M>& model_fields() {
       {"bias", flag(&M::bias)},
       {"dropout", flag(&M::dropout)},
       {"qk_norm", flag(&M::qk_norm)},
+      {"head", choice(&M::head)},
+      {"labels", whole(&M::labels, 1, kMaxCount)},
       {"attention_mask", choice(&M::attention_mask)},
       {"attention_window", whole(&M::attention_window, 1, kMaxWidth)},
       {"document_length", whole(&M::document_length, 1, kMaxWidth)},

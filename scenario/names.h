@@ -59,6 +59,9 @@ ORRERY_ENUM_NAMES(InterNodeTopology, {InterNodeTopology::fat_tree, "fat-tree"},
 // model.family, model.activation, model.norm, model.position_embedding
 ORRERY_ENUM_NAMES(ModelFamily, {ModelFamily::decoder, "decoder"}, {ModelFamily::encoder, "encoder"},
                   {ModelFamily::cnn, "cnn"});
+// model.head
+ORRERY_ENUM_NAMES(EncoderHead, {EncoderHead::masked_lm, "masked_lm"},
+                  {EncoderHead::classifier, "classifier"});
 ORRERY_ENUM_NAMES(Activation, {Activation::gelu, "gelu"}, {Activation::swiglu, "swiglu"});
 ORRERY_ENUM_NAMES(Norm, {Norm::layernorm, "layernorm"}, {Norm::rmsnorm, "rmsnorm"});
 ORRERY_ENUM_NAMES(PositionEmbedding, {PositionEmbedding::learned, "learned"},
@@ -174,6 +177,9 @@ ORRERY_ENUM_NAMES(Metric, {Metric::step_time_s, "step_time_s"},
                   {Metric::tflops_per_gpu_model, "tflops_per_gpu_model"},
                   {Metric::tflops_per_gpu_hardware, "tflops_per_gpu_hardware"},
                   {Metric::mfu, "mfu"}, {Metric::speedup, "speedup"});
+// measured.memory.peak
+ORRERY_ENUM_NAMES(MemoryPeak, {MemoryPeak::allocated, "allocated"},
+                  {MemoryPeak::reserved, "reserved"}, {MemoryPeak::device, "device"});
 // sweep.objectives
 ORRERY_ENUM_NAMES(Objective, {Objective::step_time, "step_time"},
                   {Objective::time_to_train, "time_to_train"}, {Objective::cost, "cost"},

@@ -12,6 +12,7 @@ namespace orrery {
 // Every enum's name comes from its table (scenario/names.h).
 const char* to_string(InterNodeTopology v) { return name_of(v); }
 const char* to_string(ModelFamily v) { return name_of(v); }
+const char* to_string(EncoderHead v) { return name_of(v); }
 const char* to_string(Activation v) { return name_of(v); }
 const char* to_string(Norm v) { return name_of(v); }
 const char* to_string(PositionEmbedding v) { return name_of(v); }
@@ -74,6 +75,7 @@ const char* to_string(StackSpec::GradAccumulation v) { return name_of(v); }
 const char* to_string(FaultSpec::Kind v) { return name_of(v); }
 const char* to_string(FaultSpec::Link v) { return name_of(v); }
 const char* to_string(Metric v) { return name_of(v); }
+const char* to_string(MemoryPeak v) { return name_of(v); }
 
 Dtype compute_dtype(Precision p) {
   switch (p) {

@@ -238,6 +238,13 @@ struct CnnLayer {
   int out_size = 0;  // output height = width; 1 for fc
 };
 
+// An encoder's head: BERT's pre-training masked-LM head over the vocabulary at every
+// position, or a sequence classifier on each sequence's first token (Hugging Face
+// BertForSequenceClassification: the pooler, dropout and a linear layer of `labels`
+// outputs).
+enum class EncoderHead { masked_lm, classifier };
+const char* to_string(EncoderHead h);
+
 struct ModelSpec {
   std::string preset;
   std::string name;
@@ -258,6 +265,9 @@ struct ModelSpec {
   // model.qk_norm: a norm (of model.norm's kind) over each attention head's query and key,
   // weight of head_dim each (Qwen3's q_norm/k_norm; Megatron-Core qk_layernorm).
   bool qk_norm = false;
+  // model.head and model.labels (encoders only): the head and a classifier's outputs.
+  EncoderHead head = EncoderHead::masked_lm;
+  int labels = 2;
   PositionEmbedding position_embedding = PositionEmbedding::learned;
   bool tied_embeddings = true;
   bool bias = true;         // linear layers carry biases
@@ -277,6 +287,11 @@ struct ModelSpec {
     return heads > 0 ? hidden / heads : 0;
   }
   bool is_transformer() const { return family != ModelFamily::cnn; }
+  // A head that projects onto the vocabulary (a decoder's, BERT's masked-LM head).
+  bool vocab_head() const {
+    return family == ModelFamily::decoder ||
+           (family == ModelFamily::encoder && head == EncoderHead::masked_lm);
+  }
 };
 
 // Megatron-LM's tokenizer pads the vocabulary to a multiple of
@@ -898,7 +913,22 @@ enum class Metric {
 };
 const char* to_string(Metric m);
 
+// What a published memory figure counts (the totals `orrery check` prints by definition):
+// the tensors alone (torch.cuda.max_memory_allocated), the caching allocator's reserve
+// (torch.cuda.max_memory_reserved), or all the process holds on the device (nvidia-smi,
+// NVML's used memory: the reserve, the CUDA context and NCCL's buffers).
+enum class MemoryPeak { allocated, reserved, device };
+const char* to_string(MemoryPeak p);
+
+// measured.memory: a published peak memory per GPU and its definition.
+struct MeasuredMemory {
+  MemoryPeak peak = MemoryPeak::device;
+  Bytes value;
+};
+
 struct Measured {
+  // false: the source printed a memory figure only (measured.memory without a metric).
+  bool rate = true;
   Metric metric = Metric::step_time_s;
   double value = 0;
   std::string source;
@@ -908,6 +938,8 @@ struct Measured {
   // measured.log: the Megatron-LM training log `value` is the median of (the path
   // relative to the working directory), "" when the value is written in the scenario.
   std::string log;
+  // The run's peak memory per GPU as the source printed it, if it did.
+  std::optional<MeasuredMemory> memory;
 };
 
 struct Scenario {

@@ -220,6 +220,22 @@ void complete_transformer(Scenario& s) {
                        "query heads",
                        m.heads));
   }
+  // model.head and labels: an encoder's; labels only for its classifier, which projects
+  // onto no vocabulary, so there is no output weight to tie (tied_embeddings resolves to
+  // false: BERT presets tie their masked-LM decoder).
+  if (m.family != ModelFamily::encoder && is_set(s, "model.head")) {
+    reject(s, "model.head", to_string(m.head),
+           "an encoder's head (BERT's masked-LM head or a sequence classifier); a decoder "
+           "projects onto its vocabulary");
+  }
+  if (is_set(s, "model.labels") && !(m.family == ModelFamily::encoder &&
+                                     m.head == EncoderHead::classifier)) {
+    reject(s, "model.labels", std::to_string(m.labels),
+           "only a classifier head (model.head: classifier) has labels");
+  }
+  if (m.family == ModelFamily::encoder && m.head == EncoderHead::classifier) {
+    m.tied_embeddings = false;
+  }
   if (m.mla && m.qk_norm) {
     reject(s, "model.qk_norm", "true",
            "multi-head latent attention has its own query and key-value norms (mla.q_lora_rank "

@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "model/analysis.h"
+#include "scenario/load.h"
 #include "tests/test_util.h"
 
 namespace orrery {
@@ -87,6 +88,30 @@ TEST(Params, BertLargeFromItsShape) {
   // Pooler 1,049,600 + MLM transform 1,049,600 + LN 2,048 + output bias 30,522
   // (output weights tied) -> 336,224,058.
   EXPECT_DOUBLE_EQ(params_of("bert-large"), 336224058.0);
+}
+
+TEST(Params, BertLargeSequenceClassifier) {
+  // model.head classifier (Hugging Face BertForSequenceClassification): the embeddings and
+  // layers above, the pooler 1024^2 + 1024 = 1,049,600 and a classifier of 2 labels
+  // 1024*2 + 2 = 2,050; no masked-LM transform, norm or output bias:
+  // 31,782,912 + 302,309,376 + 1,049,600 + 2,050 = 335,143,938 (what transformers'
+  // num_parameters() gives for bert-large-uncased with num_labels 2).
+  const Scenario s = preset_scenario("bert-large", "tp: 1, pp: 1, global_batch: 8", 1,
+                                     "precision: fp32");
+  Scenario c = load_scenario_text(
+      "cluster: {preset: dgx-a100}\nmodel: {preset: bert-large, head: classifier}\n"
+      "parallelism: {tp: 1, pp: 1, global_batch: 8}\n",
+      "cls.yaml");
+  EXPECT_DOUBLE_EQ(analyse_step(c).params_total, 335143938.0);
+  EXPECT_FALSE(c.model.tied_embeddings);  // nothing to tie: no vocabulary projection
+  // Five labels: 3 more outputs, 3 * 1025 parameters more.
+  c = load_scenario_text(
+      "cluster: {preset: dgx-a100}\nmodel: {preset: bert-large, head: classifier, labels: 5}\n"
+      "parallelism: {tp: 1, pp: 1, global_batch: 8}\n",
+      "cls.yaml");
+  EXPECT_DOUBLE_EQ(analyse_step(c).params_total, 335143938.0 + 3 * 1025.0);
+  // The masked-LM preset is unchanged by the key's default.
+  EXPECT_DOUBLE_EQ(analyse_step(s).params_total, 336224058.0);
 }
 
 TEST(Params, ResNet50FromItsLayerTable) {

@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <nlohmann/json.hpp>
+
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -146,6 +148,60 @@ TEST_F(SpeedupCases, RefusesARatioOfARatio) {
 TEST_F(SpeedupCases, AFileWithoutMeasuredThatNoCaseNamesIsStillAnError) {
   const std::string f = write("lone.yaml", std::string("name: lone\n") + kRun);
   EXPECT_NE(error_of({f}).find("a validation case needs a measured: block"), std::string::npos);
+}
+
+// measured.memory: the published peak against the memory model's figure of the same
+// definition (the fullest stage's, as `check` prints them), in a table of its own.
+TEST_F(SpeedupCases, MemoryCasesCompareTheFigureOfTheirDefinition) {
+  const std::string measured = "measured: {metric: tokens_per_s, value: 1000, source: test, "
+                               "memory: {peak: PEAK, value: 10 GiB}}\n";
+  auto with = [&](const std::string& peak) {
+    std::string m = measured;
+    m.replace(m.find("PEAK"), 4, peak);
+    return m;
+  };
+  const std::string dev = write("dev.yaml", std::string("name: dev\n") + kRun + with("device"));
+  const std::string res =
+      write("res.yaml", std::string("name: res\n") + kRun + with("reserved"));
+  const std::string alloc =
+      write("alloc.yaml", std::string("name: alloc\n") + kRun + with("allocated"));
+  const std::string plain = write("plain.yaml", std::string("name: plain\n") + kRun +
+                                                    "measured: {metric: tokens_per_s, value: "
+                                                    "1000, source: test}\n");
+  const std::vector<ValidationCase> cases = validation_cases({dev, res, alloc, plain});
+  ASSERT_EQ(cases.size(), 4u);
+  ASSERT_TRUE(cases[0].memory && cases[1].memory && cases[2].memory);
+  EXPECT_FALSE(cases[3].memory);
+  // One scenario, three definitions: allocated < reserved <= device, each 10 GiB measured;
+  // the error is (predicted - 10 GiB) / 10 GiB.
+  const double gib10 = 10.0 * 1073741824.0;
+  EXPECT_DOUBLE_EQ(cases[0].memory->measured.value(), gib10);
+  EXPECT_LT(cases[2].memory->predicted.value(), cases[1].memory->predicted.value());
+  EXPECT_LE(cases[1].memory->predicted.value(), cases[0].memory->predicted.value());
+  EXPECT_NEAR(cases[0].memory->error_pct(),
+              100.0 * (cases[0].memory->predicted.value() - gib10) / gib10, 1e-9);
+  const std::string table = render_validation_table(cases);
+  EXPECT_NE(table.find("memory case"), std::string::npos) << table;
+  EXPECT_NE(table.find("\n3 memory cases, mean |error| "), std::string::npos) << table;
+  const nlohmann::json j = nlohmann::json::parse(render_validation_json(cases));
+  EXPECT_EQ(j["cases"][1]["memory"]["peak"], "reserved");
+  EXPECT_DOUBLE_EQ(j["cases"][1]["memory"]["measured_bytes"].get<double>(), gib10);
+  EXPECT_FALSE(j["cases"][3].contains("memory"));
+  // A memory figure alone (no metric): in the memory table, not among the rate cases, the
+  // families or the residuals.
+  const std::string only = write("only.yaml", std::string("name: only\n") + kRun +
+                                                  "measured: {source: test, memory: {peak: "
+                                                  "device, value: 10 GiB}}\n");
+  const std::vector<ValidationCase> mixed = validation_cases({only, plain});
+  ASSERT_EQ(mixed.size(), 2u);
+  EXPECT_FALSE(mixed[0].rate);
+  const std::string t2 = render_validation_table(mixed);
+  EXPECT_NE(t2.find("\n1 cases, mean |error|"), std::string::npos) << t2;
+  EXPECT_NE(t2.find("\n1 memory case, mean |error|"), std::string::npos) << t2;
+  EXPECT_EQ(render_validation_csv(mixed).find("only,"), std::string::npos);
+  EXPECT_TRUE(nlohmann::json::parse(render_validation_json(mixed))["cases"][0]["metric"].is_null());
+  // No memory case, no memory table.
+  EXPECT_EQ(render_validation_table({cases[3]}).find("memory case"), std::string::npos);
 }
 
 }  // namespace
