@@ -123,10 +123,13 @@ TEST(ImportMegatron, AttentionBackendNamesTheKernel) {
 
 // tests/cli/import/nemo-llama3-8b.yaml is the NeMo-Framework-Launcher 24.07 Llama 3 8B
 // config with the settings of the NeMo 24.07 performance row (see its header). Imported
-// onto one DGX-H100 it is scenarios/validation/nemo2407-llama3-8b-8.yaml: tp 1, pp 1, cp 2
-// on 8 GPUs leave dp 4; fp8 hybrid; the distributed optimizer (zero_stage 1) with both
-// overlaps; stack nemo. The case's vocabulary is 128000 (its model line), not the 128256
-// of the Llama 3 tokenizer, so the test gives that.
+// onto one DGX-H100 (--vocab-size 128256, the Llama 3 tokenizer's length) it is
+// scenarios/validation/nemo2407-llama3-8b-8.yaml: tp 1, pp 1, cp 2 on 8 GPUs leave dp 4;
+// fp8 hybrid; the distributed optimizer (zero_stage 1) with both overlaps; stack nemo;
+// once the three settings the case takes from outside the training config are added
+// (its header: the launcher script's optim.grad_sync_dtype bf16 and the delayed-scaling
+// recipe with the config's 1024-step amax history, and config.yaml's NVTE_FUSED_ATTN 0,
+// FlashAttention-2), which the importer does not read.
 // A Megatron-LM log's arguments header (megatron-7.1b.log: the format of _print_args in
 // megatron/training/arguments.py at d98e8a64, with the settings of the case
 // megatron-readme-h100-7.1b: tp 2, sequence parallel, distributed optimizer, bf16, the
@@ -182,9 +185,9 @@ TEST(ImportMegatronLog, PrefixedLinesAndVirtualStagesPerRank) {
 TEST(ImportNemo, LauncherConfigImportsIntoTheValidationCase) {
   const std::string case_file = "scenarios/validation/nemo2407-llama3-8b-8.yaml";
   const auto imported = run_orrery(
-      "import nemo tests/cli/import/nemo-llama3-8b.yaml --cluster dgx-h100 --vocab-size 128000");
+      "import nemo tests/cli/import/nemo-llama3-8b.yaml --cluster dgx-h100 --vocab-size 128256");
   ASSERT_EQ(imported.code, 0) << imported.err;
-  const std::string& y = imported.out;
+  std::string y = imported.out;
   EXPECT_NE(y.find("cluster: {preset: dgx-h100, nodes: 1}  # orrery import --cluster, "
                    "trainer.num_nodes\n"),
             std::string::npos)
@@ -200,6 +203,15 @@ TEST(ImportNemo, LauncherConfigImportsIntoTheValidationCase) {
   // Unmapped keys are listed with their values; the model's data paths are not.
   EXPECT_NE(y.find("#   model.init_method_std: 0.01\n"), std::string::npos) << y;
   EXPECT_EQ(y.find("my-llama"), std::string::npos) << y;
+  // The settings from outside the training config (see the comment above the test).
+  const std::string stack = "  stack: nemo  # a NeMo config\n";
+  const std::string precision = "  precision: fp8  # model.fp8, model.fp8_hybrid\n";
+  ASSERT_NE(y.find(stack), std::string::npos) << y;
+  ASSERT_NE(y.find(precision), std::string::npos) << y;
+  y.replace(y.find(stack), stack.size(), "  stack: {preset: nemo, attention: flash2}\n");
+  y.replace(y.find(precision), precision.size(),
+            precision + "  fp8: {format: hybrid, scaling: delayed, amax_history: 1024}\n" +
+                "  gradient_dtype: bf16\n");
   const std::string imported_file = ::testing::TempDir() + "imported_nemo.yaml";
   std::ofstream(imported_file) << y;
   expect_same_check_and_run(case_file, imported_file);
