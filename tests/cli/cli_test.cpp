@@ -237,10 +237,16 @@ TEST(CliValidate, ReportsEveryCaseAndTheSummary) {
   const auto j = nlohmann::json::parse(r.out);
   ASSERT_GE(j["cases"].size(), 25u);
   double max_abs = 0, sum_abs = 0;
+  std::size_t rates = 0;  // memory-only cases have none (error_pct null)
   for (const auto& c : j["cases"]) {
     for (const char* k : {"id", "metric", "measured", "predicted", "error_pct"}) {
       EXPECT_TRUE(c.contains(k)) << k;
     }
+    if (c["error_pct"].is_null()) {
+      EXPECT_TRUE(c.contains("memory")) << c["id"];
+      continue;
+    }
+    ++rates;
     const double e = c["error_pct"];
     EXPECT_NEAR(e, 100.0 * (c["predicted"].get<double>() - c["measured"].get<double>()) /
                        c["measured"].get<double>(),
@@ -248,9 +254,9 @@ TEST(CliValidate, ReportsEveryCaseAndTheSummary) {
     max_abs = std::max(max_abs, std::fabs(e));
     sum_abs += std::fabs(e);
   }
-  EXPECT_EQ(j["summary"]["count"], j["cases"].size());
+  EXPECT_EQ(j["summary"]["count"], rates);
   EXPECT_NEAR(j["summary"]["max_abs_error_pct"].get<double>(), max_abs, 1e-9);
-  EXPECT_NEAR(j["summary"]["mean_abs_error_pct"].get<double>(), sum_abs / j["cases"].size(), 1e-9);
+  EXPECT_NEAR(j["summary"]["mean_abs_error_pct"].get<double>(), sum_abs / rates, 1e-9);
 }
 
 TEST(CliValidate, PublishedRunsMeetTheAccuracyBar) {
@@ -340,6 +346,12 @@ TEST(CliValidate, PublishedRunsMeetTheAccuracyBar) {
   // host-bound sooner, mean 36.7 %, max 46.9 % (Qwen3-30B-A3B, 26.06); its guard 38 / 48.
   // The GB200's Grace host at its own measured 37.08 us (the same issue) moved the Blackwell
   // set to mean 9.4 %, max 37.9 % (Llama 3.1 405B MXFP8 on 128 GB200); its guard 10.5 / 39.
+  // 2026-12-04 (late night): the NeMo 24.07 rows transcribed as their launcher ran them
+  // (FlashAttention-2 from its NVTE_FUSED_ATTN=0, the H100 FP8 scripts' bf16 gradients and
+  // fp8 recipe, the GPT-3 and Nemotron configs' TP overlap off): the Megatron set to mean
+  // 7.1 %, max 25.0 % (the README's 32B row); its guard 8 / 26. Memory-only cases have no
+  // rate (error_pct null) and are left out; a PyTorch-native stack without FSDP counts with
+  // the PyTorch set.
   const auto r = run_orrery("validate scenarios/validation --format json");
   ASSERT_EQ(r.code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
@@ -349,7 +361,9 @@ TEST(CliValidate, PublishedRunsMeetTheAccuracyBar) {
     double sum = 0, max = 0;
   } megatron, pytorch, moe, blackwell;
   for (const auto& c : j["cases"]) {
-    Set& set = c["family"]["framework"] == "PyTorch FSDP"     ? pytorch
+    if (c["error_pct"].is_null()) continue;
+    const std::string framework = c["family"]["framework"];
+    Set& set = framework.rfind("PyTorch", 0) == 0                 ? pytorch
                : c["family"]["parallel_kind"] == "moe"        ? moe
                : c["family"]["gpu_generation"] == "Blackwell" ? blackwell
                                                               : megatron;
@@ -359,8 +373,8 @@ TEST(CliValidate, PublishedRunsMeetTheAccuracyBar) {
     set.max = std::max(set.max, e);
   }
   ASSERT_GE(megatron.count, 25);
-  EXPECT_LE(megatron.sum / megatron.count, 9.5);
-  EXPECT_LE(megatron.max, 27.5);
+  EXPECT_LE(megatron.sum / megatron.count, 8.0);
+  EXPECT_LE(megatron.max, 26.0);
   ASSERT_GE(pytorch.count, 15);
   EXPECT_LE(pytorch.sum / pytorch.count, 6.5);
   EXPECT_LE(pytorch.max, 19.5);
