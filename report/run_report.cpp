@@ -411,14 +411,26 @@ std::string render_stack_explanation(const Scenario& s) {
               "their input gradients, 3e bytes an element per extra GEMM",
         by("training.stack.projections"));
   }
-  if (k.preset == StackSpec::Preset::megatron_core || k.preset == StackSpec::Preset::nemo) {
+  const bool megatron = k.preset == StackSpec::Preset::megatron_core ||
+                        k.preset == StackSpec::Preset::nemo;
+  const bool unsharded_torch = (k.preset == StackSpec::Preset::fsdp1 ||
+                                k.preset == StackSpec::Preset::fsdp2) &&
+                               s.parallelism.zero_stage == 0;
+  if (megatron || unsharded_torch) {
     const StackSpec::GradAccumulation g = k.gradient_accumulation;
     o += fmt::format("  {:<25}{} ({})\n", "gradient accumulation",
-                     g == StackSpec::GradAccumulation::fused ? "fused into the weight-gradient GEMM"
+                     g == StackSpec::GradAccumulation::fused && !megatron
+                         ? "not counted: param.grad is not the gradient the optimizer reads "
+                           "(gradient_dtype differs from the parameters' format)"
+                     : g == StackSpec::GradAccumulation::fused ? "fused into the weight-gradient GEMM"
                      : g == StackSpec::GradAccumulation::hook
                          ? "hook: main_grad.add_(grad) after every micro-batch's backward"
                          : "autograd: param.grad += grad from the second micro-batch on",
-                     by("training.stack.gradient_accumulation"));
+                     s.origin.count("training.stack.gradient_accumulation") || megatron
+                         ? by("training.stack.gradient_accumulation")
+                         : std::string("a PyTorch-native stack without sharding"));
+  }
+  if (megatron) {
     if (s.model.moe) {
       // Which of Megatron-Core's token dispatchers runs the MoE layers (docs/model.md,
       // "MoE routing and exchange", Ops).
@@ -491,9 +503,9 @@ std::string render_stack_explanation(const Scenario& s) {
                             "precision"),
           "cluster.gpu.unaligned_gemm_efficiency");
       // Megatron-LM pads the vocabulary (megatron_padded_vocab, scenario/spec.h).
-      const bool megatron = k.preset == StackSpec::Preset::megatron_core ||
-                            k.preset == StackSpec::Preset::deepspeed;
-      if (megatron && s.model.vocab % 2 != 0) {
+      const bool megatron_lm = k.preset == StackSpec::Preset::megatron_core ||
+                               k.preset == StackSpec::Preset::deepspeed;
+      if (megatron_lm && s.model.vocab % 2 != 0) {
         const std::int64_t padded =
             megatron_padded_vocab(s.model.vocab, kMegatronVocabDivisor * s.parallelism.tp);
         o += fmt::format(

@@ -907,15 +907,28 @@ void complete_stack(Scenario& s) {
   // NVIDIA/Megatron-LM d98e8a64; the 2021 wrappers' param.grad, megatron/model/
   // distributed.py at 6985e589): not DeepSpeed's or PyTorch FSDP's, and not the FSDP units'
   // path (zero_stage 3), which the simulator builds apart.
+  // A PyTorch-native stack without sharding (Hugging Face's Trainer, a plain training loop,
+  // DDP under no_sync) accumulates as autograd does: AccumulateGrad keeps the first
+  // micro-batch's gradient in param.grad and adds each later one into it in place
+  // (accumulateGrad in torch/csrc/autograd/functions/accumulate_grad.h, pytorch/pytorch
+  // 00d40e7f: variable_grad += new_grad), the autograd mode's passes; that is its default
+  // where param.grad is the gradient the optimizer reads (gradient_dtype in the parameters'
+  // format, below).
   using G = StackSpec::GradAccumulation;
+  // (Runs before complete_zero_stage: fsdp: true is stage 3 already.)
+  const bool plain_torch = torch_native && s.parallelism.zero_stage == 0 && !s.parallelism.fsdp &&
+                           s.parallelism.pipeline_engine == PipelineEngine::megatron;
+  const bool megatron_wrappers = (k.preset == P::megatron_core || k.preset == P::nemo) &&
+                                 s.parallelism.pipeline_engine == PipelineEngine::megatron &&
+                                 s.parallelism.zero_stage < 3;
   if (k.gradient_accumulation != G::fused &&
-      ((k.preset != P::megatron_core && k.preset != P::nemo) ||
-       s.parallelism.pipeline_engine != PipelineEngine::megatron ||
-       s.parallelism.zero_stage >= 3)) {
+      !(megatron_wrappers || (plain_torch && k.gradient_accumulation == G::autograd))) {
     reject(s, "training.stack.gradient_accumulation", to_string(k.gradient_accumulation),
            fmt::format("the unfused accumulations are modelled for Megatron's data-parallel "
-                       "wrappers: presets megatron-core and nemo, pipeline_engine megatron, "
-                       "zero_stage 0-2 (preset is {}, pipeline_engine {}, zero_stage {})",
+                       "wrappers (presets megatron-core and nemo, pipeline_engine megatron, "
+                       "zero_stage 0-2) and, autograd only, for the fsdp1 and fsdp2 stacks "
+                       "without sharding (zero_stage 0) (preset is {}, pipeline_engine {}, "
+                       "zero_stage {})",
                        to_string(k.preset), to_string(s.parallelism.pipeline_engine),
                        s.parallelism.zero_stage));
   }
@@ -924,6 +937,10 @@ void complete_stack(Scenario& s) {
   // megatron/arguments.py at 6985e589).
   const Precision pr = s.training.precision;
   const double param_bytes = pr == Precision::fp32 || pr == Precision::tf32 ? 4.0 : 2.0;
+  if (!is_set(s, "training.stack.gradient_accumulation") && plain_torch &&
+      bytes_per_value(s.training.gradient_dtype) == param_bytes) {
+    k.gradient_accumulation = G::autograd;
+  }
   if (k.gradient_accumulation == G::autograd &&
       bytes_per_value(s.training.gradient_dtype) != param_bytes) {
     reject(s, "training.stack.gradient_accumulation", "autograd",

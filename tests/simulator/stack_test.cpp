@@ -908,6 +908,42 @@ TEST(Stack, UnfusedGradientAccumulationIsItsBytesAtHbmRate) {
               autograd_bytes / hbm(autograd), 1e-6 * base);
 }
 
+// A PyTorch-native stack without sharding accumulates as autograd does (AccumulateGrad's
+// in-place add into param.grad), its default where the optimizer reads param.grad (bf16
+// gradients under bf16 here): the same model as above under fsdp1 with zero_stage 0 adds
+// (2 + 2 + 2) bytes a parameter from the second micro-batch on, 3 x 6 x P =
+// 1,812,031,488 bytes over its explicit fused step (which, outside the Megatron presets,
+// adds nothing: no embedding hook). Under FSDP the default stays fused, and the hook
+// (Megatron's main_grad) is refused.
+TEST(Stack, PlainPyTorchAccumulatesThroughAutograd) {
+  auto torch = [](const std::string& parallel, const std::string& stack) {
+    return one_h100(parallel,
+                    "{precision: bf16, gradient_dtype: bf16, stack: {preset: fsdp1, "
+                    "host_overhead: 0 s" + stack + "}}",
+                    "torch.yaml");
+  };
+  const std::string unsharded = "{tp: 1, pp: 1, dp: 1, microbatch: 1, global_batch: 4}";
+  const Scenario by_default = torch(unsharded, "");
+  EXPECT_EQ(by_default.training.stack.gradient_accumulation, StackSpec::GradAccumulation::autograd);
+  const Scenario fused = torch(unsharded, ", gradient_accumulation: fused");
+  const double P = 100668416.0;
+  const double bytes = 3 * 6 * P;
+  EXPECT_DOUBLE_EQ(bytes, 1812031488.0);
+  EXPECT_NEAR(step(by_default) - step(fused), bytes / hbm(fused), 1e-9 * step(fused));
+  const Scenario sharded =
+      load_scenario_text(R"(
+cluster: {preset: dgx-h100, gpus_per_node: 8}
+model: {family: decoder, layers: 2, hidden: 1024, heads: 8, ffn: 4096, vocab: 32768,
+        seq_len: 4096, activation: swiglu, norm: rmsnorm, position_embedding: rope,
+        tied_embeddings: false, bias: false, dropout: false}
+parallelism: {tp: 1, pp: 1, dp: 8, microbatch: 1, global_batch: 32, fsdp: true}
+training: {precision: bf16, gradient_dtype: bf16, stack: {preset: fsdp1}}
+)",
+                         "fsdp.yaml");
+  EXPECT_EQ(sharded.training.stack.gradient_accumulation, StackSpec::GradAccumulation::fused);
+  EXPECT_THROW(torch(unsharded, ", gradient_accumulation: hook"), InputError);
+}
+
 // One micro-batch a step: autograd keeps the gradient as it is, nothing is added; the
 // fused step still adds the embedding table's dense gradient into the main gradient
 // through the hook: (2 + 2 + 2) bytes x V h = 6 x 33,554,432 = 201,326,592 bytes (bf16
