@@ -205,6 +205,11 @@ StageLayers assign_stages(const ModelSpec& m, const ParallelismSpec& p, const Wo
 // mosaicml/llm-foundry 8c8dd48f, which keeps the 16-bit logits, not an fp32 softmax), so
 // none is counted for them.
 double loss_temporaries_per_logit(const TrainingSpec& t) {
+  // Transformer Engine's fused cross-entropy works in the logits' own buffer (the op's
+  // saved bytes, model/transformer.cpp); its row statistics are 12 bytes a token.
+  if (t.cross_entropy_fusion && t.cross_entropy_impl == TrainingSpec::CrossEntropyImpl::te) {
+    return 0.0;
+  }
   const double act = activation_bytes(t.precision);
   const double cast = act < 4.0 ? act : 0.0;
   switch (t.stack.preset) {

@@ -702,7 +702,23 @@ Layer head_layer(const ModelSpec& m, const TrainingSpec& tr, const OpBuilder& B,
     Op loss;
     loss.name = "head.loss";
     loss.kind = OpKind::loss;
-    if (tr.cross_entropy_fusion) {
+    const double a = B.act;  // the logits' bytes an element
+    if (tr.cross_entropy_fusion && tr.cross_entropy_impl == TrainingSpec::CrossEntropyImpl::te) {
+      // Transformer Engine's parallel_cross_entropy (Megatron-Core's
+      // --cross-entropy-fusion-impl te; transformer_engine/pytorch/triton/cross_entropy.py
+      // and common/triton/cross_entropy.py at NVIDIA/TransformerEngine v2.16): its
+      // online_softmax_kernel reads the logits for each row's max and sum, and its
+      // cross_entropy_kernel reads them again and writes the gradient over them in place
+      // (read 2a, write a); the logits, now the gradient, are what it saves. Backward,
+      // element_mul_kernel scales them by the per-token loss gradient in place (read a,
+      // write a; skipped only when that gradient is the scalar 1, and Megatron-Core's loss is
+      // per token). 10 bytes a logit in 16 bits. (Since v2.18, 01bbe3eea, the gradient is
+      // written to a new fp32 tensor instead; no release of the validated stacks has it.)
+      loss.fwd_read = Bytes(logits * 2.0 * a);
+      loss.fwd_written = Bytes(logits * a + 4.0 * d.tok);
+      loss.bwd_read = Bytes(logits * a + 4.0 * d.tok);
+      loss.bwd_written = Bytes(logits * a);
+    } else if (tr.cross_entropy_fusion) {
       loss.fwd_read = Bytes(logits * ((cast > 0 ? cast : 4.0) + 4.0 + 4.0));
       loss.fwd_written = Bytes(logits * ((cast > 0 ? 4.0 : 0.0) + 4.0 + 4.0) + 4.0 * d.tok);
       loss.bwd_read = Bytes(logits * 4.0 + 4.0 * d.tok);
@@ -716,7 +732,12 @@ Layer head_layer(const ModelSpec& m, const TrainingSpec& tr, const OpBuilder& B,
     // Chunked (training.stack.cross_entropy_chunks k): one chunk's logits and softmax are
     // live at a time, so the kept fp32 softmax (and the loss temporaries that follow it,
     // model/memory.cpp) is a k-th; the kernels move the same bytes in k launches each.
-    loss.saved = Bytes(4.0 * logits / tr.stack.cross_entropy_chunks);
+    // Transformer Engine's keeps the logits themselves (as their gradient), a bytes each.
+    const double saved_per_logit =
+        tr.cross_entropy_fusion && tr.cross_entropy_impl == TrainingSpec::CrossEntropyImpl::te
+            ? a
+            : 4.0;
+    loss.saved = Bytes(saved_per_logit * logits / tr.stack.cross_entropy_chunks);
     L.ops.push_back(loss);
   }
   return L;

@@ -358,9 +358,13 @@ std::string render_stack_explanation(const Scenario& s) {
                    by("training.stack.activation_fusion"));
   const bool ce_set = s.origin.count("training.cross_entropy_fusion") ||
                       s.origin.count("training.stack.cross_entropy_fusion");
+  const bool te_ce = s.training.cross_entropy_fusion &&
+                     s.training.cross_entropy_impl == TrainingSpec::CrossEntropyImpl::te;
   o += fmt::format("  {:<25}{} ({})\n", "cross-entropy",
-                   s.training.cross_entropy_fusion ? "fused (28 bytes a logit in 16 bits)"
-                                                   : "unfused (52 bytes a logit in 16 bits)",
+                   te_ce ? "fused, Transformer Engine's kernels: the gradient written over the "
+                           "logits in the forward (10 bytes a logit in 16 bits)"
+                   : s.training.cross_entropy_fusion ? "fused (28 bytes a logit in 16 bits)"
+                                                     : "unfused (52 bytes a logit in 16 bits)",
                    ce_set ? "set in the file" : "the preset's default");
   o += fmt::format("  {:<25}{} ({})\n", "cross-entropy chunks",
                    k.cross_entropy_chunks == 1

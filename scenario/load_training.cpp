@@ -379,6 +379,7 @@ const FieldTable<T>& training_fields() {
       {"activation_offload", nested(&T::activation_offload, activation_offload_fields, true)},
       {"flash_attention", flag(&T::flash_attention)},
       {"cross_entropy_fusion", flag(&T::cross_entropy_fusion)},
+      {"cross_entropy_fusion_impl", choice(&T::cross_entropy_impl)},
       {"stack", read_stack},
       {"gradient_dtype",
        choice(&T::gradient_dtype,

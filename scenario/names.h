@@ -177,6 +177,9 @@ ORRERY_ENUM_NAMES(Metric, {Metric::step_time_s, "step_time_s"},
                   {Metric::tflops_per_gpu_model, "tflops_per_gpu_model"},
                   {Metric::tflops_per_gpu_hardware, "tflops_per_gpu_hardware"},
                   {Metric::mfu, "mfu"}, {Metric::speedup, "speedup"});
+// training.cross_entropy_fusion_impl
+ORRERY_ENUM_NAMES(TrainingSpec::CrossEntropyImpl, {TrainingSpec::CrossEntropyImpl::native, "native"},
+                  {TrainingSpec::CrossEntropyImpl::te, "te"});
 // measured.memory.peak
 ORRERY_ENUM_NAMES(MemoryPeak, {MemoryPeak::allocated, "allocated"},
                   {MemoryPeak::reserved, "reserved"}, {MemoryPeak::device, "device"});

@@ -812,6 +812,10 @@ struct TrainingSpec {
   // also training.stack.cross_entropy_fusion, and the stack preset's default):
   // 28 instead of 52 bytes moved per logit (model/transformer.cpp).
   bool cross_entropy_fusion = false;
+  // Which fused cross-entropy (Megatron-Core --cross-entropy-fusion-impl): Megatron's own
+  // jit-fused functions, or Transformer Engine's Triton kernels, which write the gradient
+  // into the logits in their forward (10 bytes a logit in 16 bits, model/transformer.cpp).
+  enum class CrossEntropyImpl { native, te } cross_entropy_impl = CrossEntropyImpl::native;
   // Not a key: cluster.gpu.fp8_non_tn_gemm, copied by validation for the model's casts.
   bool fp8_single_copy = false;
   StackSpec stack;  // training.stack; default the megatron-core preset

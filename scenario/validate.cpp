@@ -785,6 +785,19 @@ void complete_stack(Scenario& s) {
     s.training.cross_entropy_fusion = k.preset == P::nemo || (torch_native && c);
   }
   k.cross_entropy_fusion = s.training.cross_entropy_fusion;
+  // Megatron-Core's choice of fused cross-entropy (--cross-entropy-fusion-impl, native by
+  // default: cross_entropy_fusion_impl in megatron/core/model_parallel_config.py at
+  // NVIDIA/Megatron-LM d98e8a64; the te branch of compute_language_model_loss in
+  // language_module.py calls Transformer Engine's parallel_cross_entropy).
+  if (is_set(s, "training.cross_entropy_fusion_impl") &&
+      s.training.cross_entropy_impl == TrainingSpec::CrossEntropyImpl::te &&
+      (!s.training.cross_entropy_fusion || (k.preset != P::megatron_core && k.preset != P::nemo))) {
+    reject(s, "training.cross_entropy_fusion_impl", "te",
+           fmt::format("Megatron-Core's choice of fused cross-entropy: needs "
+                       "cross_entropy_fusion true and the megatron-core or nemo stack "
+                       "(cross_entropy_fusion is {}, preset {})",
+                       s.training.cross_entropy_fusion ? "true" : "false", to_string(k.preset)));
+  }
   // The optimizer step's kernels. Only Adam/AdamW's foreach sequence is counted, so the
   // other optimizers keep their one fused pass.
   // bitsandbytes' 8-bit state is its own kernel, not torch's foreach path.

@@ -1,6 +1,7 @@
 // Activation bytes per transformer layer against Korthikanti et al. 2022, Table 2.
 #include <gtest/gtest.h>
 
+#include "core/error.h"
 #include "model/workload.h"
 #include "scenario/load.h"
 #include "tests/test_util.h"
@@ -121,6 +122,31 @@ TEST(Activations, CrossEntropyPassesOverTheLogits) {
     EXPECT_DOUBLE_EQ(fr + fw + br + bw, fused ? 28.0 : 52.0);
     EXPECT_DOUBLE_EQ(loss.saved.value(), 4 * logits);
   }
+  // Transformer Engine's fused cross-entropy (cross_entropy_fusion_impl te): online softmax
+  // reads the logits (2), the loss kernel reads them again (2) and writes the gradient over
+  // them (2); backward scales it in place (2, 2): 10 bytes a logit, and the logits (2 bytes
+  // each, now the gradient) are what it keeps, with no loss temporaries beside them.
+  const Scenario te = testing::preset_scenario(
+      "gpt3-175b", "tp: 8, global_batch: 2", 1,
+      "precision: bf16, cross_entropy_fusion: true, cross_entropy_fusion_impl: te");
+  Shard shard;
+  shard.microbatch = 2;
+  shard.tp = 8;
+  const Workload w = build_workload(te.model, te.training, shard);
+  const Op& loss = w.layers.back().ops.back();
+  EXPECT_DOUBLE_EQ(loss.fwd_read.value(), logits * 4);
+  EXPECT_DOUBLE_EQ(loss.fwd_written.value(), logits * 2 + 4 * tokens);
+  EXPECT_DOUBLE_EQ(loss.bwd_read.value(), logits * 2 + 4 * tokens);
+  EXPECT_DOUBLE_EQ(loss.bwd_written.value(), logits * 2);
+  EXPECT_DOUBLE_EQ(loss.saved.value(), 2 * logits);
+  // The choice is Megatron-Core's: refused without the fusion or outside its stacks.
+  EXPECT_THROW(testing::preset_scenario("gpt3-175b", "tp: 8, global_batch: 2", 1,
+                                        "precision: bf16, cross_entropy_fusion_impl: te"),
+               InputError);
+  EXPECT_THROW(testing::preset_scenario("gpt3-175b", "tp: 8, global_batch: 2", 1,
+                                        "precision: bf16, cross_entropy_fusion: true, "
+                                        "cross_entropy_fusion_impl: te, stack: fsdp2"),
+               InputError);
 }
 
 }  // namespace
