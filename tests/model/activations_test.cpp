@@ -159,5 +159,25 @@ TEST(Activations, ClassifierHeadOps) {
   EXPECT_DOUBLE_EQ(loss.saved.value(), 32.0);
 }
 
+// Under fp8 the classifier head is the head's fp8 group (training.fp8.gemms head), as its
+// pooler is: both stay in 16 bits by default (the group is not in the default list) and
+// both run in fp8 with `gemms: all`. A 1024 x 2 GEMM is no Transformer Engine layer.
+TEST(Activations, ClassifierHeadIsTheHeadsFp8Group) {
+  for (const bool all : {false, true}) {
+    const Scenario sc = load_scenario_text(
+        std::string("cluster: {preset: dgx-h100}\nmodel: {preset: bert-large, head: classifier}\n"
+                    "parallelism: {tp: 1, pp: 1, dp: 8, microbatch: 4, global_batch: 32}\n"
+                    "training: {precision: fp8") +
+            (all ? ", fp8: {gemms: all}" : "") + "}\n",
+        "cls8.yaml");
+    const Workload w = build_workload(sc.model, sc.training, shard_of(sc.parallelism));
+    const Layer& head = w.layers.back();
+    ASSERT_EQ(head.ops.at(0).name, "head.pooler");
+    ASSERT_EQ(head.ops.at(3).name, "head.classifier");
+    EXPECT_EQ(head.ops[0].high_precision, !all);
+    EXPECT_EQ(head.ops[3].high_precision, !all) << all;
+  }
+}
+
 }  // namespace
 }  // namespace orrery
