@@ -695,7 +695,9 @@ Layer head_layer(const ModelSpec& m, const TrainingSpec& tr, const OpBuilder& B,
   // 4); backward (read 4, write act). Either way the fp32 softmax is kept for backward
   // (the 4*s*b*v/t of Korthikanti et al.).
   {
-    // A classifier's logits are its labels for each sequence.
+    // A classifier's logits are its labels for each sequence, and its loss is one value a
+    // sequence (a vocabulary head's, one a token).
+    const double rows = m.vocab_head() ? d.tok : d.b;
     const double logits = m.vocab_head() ? d.tok * vocab_share : d.b * static_cast<double>(m.labels);
     const double cast = B.act < 4.0 ? B.act : 0.0;  // the logits' bytes when cast
     const double fp32_copy = cast > 0 ? 4.0 : 0.0;  // the cast's fp32 output
@@ -720,13 +722,13 @@ Layer head_layer(const ModelSpec& m, const TrainingSpec& tr, const OpBuilder& B,
       loss.bwd_written = Bytes(logits * a);
     } else if (tr.cross_entropy_fusion) {
       loss.fwd_read = Bytes(logits * ((cast > 0 ? cast : 4.0) + 4.0 + 4.0));
-      loss.fwd_written = Bytes(logits * ((cast > 0 ? 4.0 : 0.0) + 4.0 + 4.0) + 4.0 * d.tok);
-      loss.bwd_read = Bytes(logits * 4.0 + 4.0 * d.tok);
+      loss.fwd_written = Bytes(logits * ((cast > 0 ? 4.0 : 0.0) + 4.0 + 4.0) + 4.0 * rows);
+      loss.bwd_read = Bytes(logits * 4.0 + 4.0 * rows);
       loss.bwd_written = Bytes(logits * (cast > 0 ? cast : 4.0));
     } else {
       loss.fwd_read = Bytes(logits * (cast + 4.0 * 5));
-      loss.fwd_written = Bytes(logits * (fp32_copy + 4.0 * 3) + 4.0 * d.tok);
-      loss.bwd_read = Bytes(logits * (4.0 + fp32_copy) + 4.0 * d.tok);
+      loss.fwd_written = Bytes(logits * (fp32_copy + 4.0 * 3) + 4.0 * rows);
+      loss.bwd_read = Bytes(logits * (4.0 + fp32_copy) + 4.0 * rows);
       loss.bwd_written = Bytes(logits * (4.0 + cast));
     }
     // Chunked (training.stack.cross_entropy_chunks k): one chunk's logits and softmax are

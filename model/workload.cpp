@@ -111,7 +111,7 @@ unsigned fp8_group(const std::string& name) {
       {"moe.shared.fc2", kFp8Fc2},     {"moe.experts.fc1", kFp8Experts},
       {"moe.experts.fc2", kFp8Experts}, {"moe.router", kFp8Router},
       {"head.output", kFp8Head},       {"head.pooler", kFp8Head},
-      {"head.transform", kFp8Head}};
+      {"head.transform", kFp8Head},    {"head.classifier", kFp8Head}};
   for (const auto& [n, g] : kGroups)
     if (name == n) return g;
   return kFp8Other;

@@ -10,6 +10,7 @@
 #include <optional>
 #include <set>
 
+#include "core/number_format.h"
 #include "model/layer_pass.h"
 #include "model/moe_routing.h"
 #include "model/training_run.h"
@@ -422,10 +423,17 @@ std::string render_stack_explanation(const Scenario& s) {
                                s.parallelism.zero_stage == 0;
   if (megatron || unsharded_torch) {
     const StackSpec::GradAccumulation g = k.gradient_accumulation;
+    // As scenario/validate.cpp complete_stack: autograd's default where param.grad is the
+    // gradient the optimizer reads, in the parameters' format.
+    const Precision pr = s.training.precision;
+    const double param_bytes = pr == Precision::fp32 || pr == Precision::tf32 ? 4.0 : 2.0;
+    const bool grad_is_param_format = bytes_per_value(s.training.gradient_dtype) == param_bytes;
     o += fmt::format("  {:<25}{} ({})\n", "gradient accumulation",
-                     g == StackSpec::GradAccumulation::fused && !megatron
+                     g == StackSpec::GradAccumulation::fused && !megatron && !grad_is_param_format
                          ? "not counted: param.grad is not the gradient the optimizer reads "
                            "(gradient_dtype differs from the parameters' format)"
+                     : g == StackSpec::GradAccumulation::fused && !megatron
+                         ? "fused: not counted (no accumulation pass)"
                      : g == StackSpec::GradAccumulation::fused ? "fused into the weight-gradient GEMM"
                      : g == StackSpec::GradAccumulation::hook
                          ? "hook: main_grad.add_(grad) after every micro-batch's backward"

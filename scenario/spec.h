@@ -555,7 +555,7 @@ enum Fp8Gemm : unsigned {
   kFp8Fc2 = 1u << 3,      // mlp.fc2, moe.shared.fc2
   kFp8Experts = 1u << 4,  // moe.experts.fc1/fc2
   kFp8Router = 1u << 5,   // moe.router
-  kFp8Head = 1u << 6,     // head.output (and BERT's head.pooler, head.transform)
+  kFp8Head = 1u << 6,     // head.output (and BERT's head.pooler, head.transform, head.classifier)
   kFp8Other = 1u << 7,    // any other GEMM (CNN rows)
 };
 // The linear layers Megatron-Core builds from Transformer Engine modules, which fp8

@@ -51,7 +51,6 @@ GroupKind group_kind(CommGroup g) {
 // and a current-scaling quantization is 3 kernels (Float8CurrentScalingQuantizer::
 // quantize_impl, csrc/quantizer.cpp: nvte_compute_amax, nvte_compute_scale_from_amax,
 // nvte_quantize_v2). The ungrouped GEMMs keep their one auxiliary kernel.
-
 double kernels_of(const Op& op, Pass pass, const std::optional<Fp8Spec>& fp8) {
   const bool fwd = pass == Pass::forward;
   const bool gemm = op.kind == OpKind::gemm || op.kind == OpKind::router || op.kind == OpKind::conv;

@@ -42,8 +42,10 @@ OpTimes op_times(const Scenario& s, const ComputeModel& model) {
       t.bwd = model.op_time(op, Pass::backward) * scale;
       t.fwd_kernels = detail::kernels_of(op, Pass::forward, s.training.fp8);
       t.bwd_kernels = detail::kernels_of(op, Pass::backward, s.training.fp8);
-      t.fwd_flops = Flop(op.fwd_flops.value() * op.computed_share);
-      t.fwd_bytes = op.fwd_read + op.fwd_written + op.aux_fwd_bytes;
+      // The work of the same rank as the time (an expert op's at the busiest rank's rows),
+      // so that the rate shown is the kernels' own.
+      t.fwd_flops = Flop(op.fwd_flops.value() * op.computed_share * scale);
+      t.fwd_bytes = (op.fwd_read + op.fwd_written + op.aux_fwd_bytes) * scale;
       g.fwd += t.fwd;
       g.bwd += t.bwd;
       g.ops.push_back(std::move(t));

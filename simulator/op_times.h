@@ -19,7 +19,8 @@ struct OpPassTimes {
   Seconds fwd, bwd;
   double fwd_kernels = 0, bwd_kernels = 0;  // issued by the host (layer_templates.h)
   // The forward's FLOPs the kernels execute (fwd_flops x computed_share) and the bytes its
-  // kernels move (read, written and auxiliary kernels'); the rates shown divide by fwd.
+  // kernels move (read, written and auxiliary kernels'), an expert op's at the busiest
+  // rank's load as its time; the rates shown divide by fwd.
   Flop fwd_flops;
   Bytes fwd_bytes;
 };

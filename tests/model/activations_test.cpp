@@ -149,5 +149,61 @@ TEST(Activations, CrossEntropyPassesOverTheLogits) {
                InputError);
 }
 
+// model.head classifier (BertForSequenceClassification) at micro-batch 4, fp32, BERT-large
+// (h 1024, s 512), 2 labels, dropout on: the pooler is a 4 x 1024 x 1024 GEMM on the first
+// tokens (2 x 4 x 1024 x 1024 = 8,388,608 FLOPs, its 4 x 1024 input kept), tanh keeps its
+// fp32 output (4 x 1024 x 4 = 16,384 B), dropout its 1-byte mask (4,096 B), the classifier
+// 2 x 4 x 1024 x 2 = 16,384 FLOPs keeping its input (16,384 B); the loss runs over 4 x 2
+// logits in fp32 (no cast): reads 20 B and writes 12 B a logit, and writes one 4-byte
+// loss a sequence, not a token: 160 B read, 8 x 12 + 4 x 4 = 112 B written; its kept
+// softmax 32 B. No op projects onto the vocabulary.
+TEST(Activations, ClassifierHeadOps) {
+  const Scenario sc = load_scenario_text(
+      "cluster: {preset: dgx-a100}\nmodel: {preset: bert-large, head: classifier, dropout: true}\n"
+      "parallelism: {tp: 1, pp: 1, microbatch: 4, global_batch: 32}\n"
+      "training: {precision: fp32, flash_attention: false}\n",
+      "cls.yaml");
+  Shard shard;
+  shard.microbatch = 4;
+  const Workload w = build_workload(sc.model, sc.training, shard);
+  const Layer& head = w.layers.back();
+  ASSERT_EQ(head.ops.size(), 5u);
+  const char* names[] = {"head.pooler", "head.tanh", "head.dropout", "head.classifier",
+                         "head.loss"};
+  for (std::size_t i = 0; i < 5; ++i) EXPECT_EQ(head.ops[i].name, names[i]);
+  EXPECT_DOUBLE_EQ(head.ops[0].fwd_flops.value(), 8388608.0);
+  EXPECT_DOUBLE_EQ(head.ops[0].saved.value(), 4 * 4096.0);
+  EXPECT_DOUBLE_EQ(head.ops[1].saved.value(), 16384.0);
+  EXPECT_DOUBLE_EQ(head.ops[2].saved.value(), 4096.0);
+  EXPECT_DOUBLE_EQ(head.ops[3].fwd_flops.value(), 16384.0);
+  EXPECT_DOUBLE_EQ(head.ops[3].saved.value(), 16384.0);
+  EXPECT_DOUBLE_EQ(head.ops[3].params, 1024.0 * 2 + 2);
+  const Op& loss = head.ops[4];
+  EXPECT_DOUBLE_EQ(loss.fwd_read.value(), 160.0);
+  EXPECT_DOUBLE_EQ(loss.fwd_written.value(), 112.0);
+  EXPECT_DOUBLE_EQ(loss.bwd_read.value(), 8 * 4 + 4 * 4.0);
+  EXPECT_DOUBLE_EQ(loss.saved.value(), 32.0);
+}
+
+// Under fp8 the classifier head is the head's fp8 group (training.fp8.gemms head), as its
+// pooler is: both stay in 16 bits by default (the group is not in the default list) and
+// both run in fp8 with `gemms: all`. A 1024 x 2 GEMM is no Transformer Engine layer.
+TEST(Activations, ClassifierHeadIsTheHeadsFp8Group) {
+  for (const bool all : {false, true}) {
+    const Scenario sc = load_scenario_text(
+        std::string("cluster: {preset: dgx-h100}\nmodel: {preset: bert-large, head: classifier}\n"
+                    "parallelism: {tp: 1, pp: 1, dp: 8, microbatch: 4, global_batch: 32}\n"
+                    "training: {precision: fp8") +
+            (all ? ", fp8: {gemms: all}" : "") + "}\n",
+        "cls8.yaml");
+    const Workload w = build_workload(sc.model, sc.training, shard_of(sc.parallelism));
+    const Layer& head = w.layers.back();
+    ASSERT_EQ(head.ops.at(0).name, "head.pooler");
+    ASSERT_EQ(head.ops.at(3).name, "head.classifier");
+    EXPECT_EQ(head.ops[0].high_precision, !all);
+    EXPECT_EQ(head.ops[3].high_precision, !all) << all;
+  }
+}
+
 }  // namespace
 }  // namespace orrery

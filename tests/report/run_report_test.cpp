@@ -62,6 +62,33 @@ TEST(RunReport, ExplainListsTheFsdpGradientPasses) {
       << fsdp2;
 }
 
+// A PyTorch-native stack without sharding: --explain says how gradients accumulate and
+// why. bf16 gradients of bf16 parameters: autograd's in-place add, the stack's default;
+// fp32 gradients of bf16 parameters: nothing counted, param.grad not the optimizer's;
+// fused written in the file with bf16 gradients: nothing counted, as the file says, not
+// blamed on a dtype that does not differ.
+TEST(RunReport, PlainPyTorchGradientAccumulationSaysWhy) {
+  const auto stack = [](const std::string& training) {
+    return render_stack_explanation(testing::preset_scenario(
+        "narayanan-1.7b", "dp: 8, global_batch: 32", 1, "stack: {preset: fsdp1" + training));
+  };
+  const std::string autograd = stack("}, gradient_dtype: bf16");
+  EXPECT_NE(autograd.find("gradient accumulation    autograd: param.grad += grad from the second "
+                          "micro-batch on (a PyTorch-native stack without sharding)"),
+            std::string::npos)
+      << autograd;
+  const std::string fp32 = stack("}, gradient_dtype: fp32");
+  EXPECT_NE(fp32.find("gradient accumulation    not counted: param.grad is not the gradient the "
+                      "optimizer reads (gradient_dtype differs"),
+            std::string::npos)
+      << fp32;
+  const std::string fused = stack(", gradient_accumulation: fused}, gradient_dtype: bf16");
+  EXPECT_NE(fused.find("gradient accumulation    fused: not counted (no accumulation pass) (set "
+                       "in the file)"),
+            std::string::npos)
+      << fused;
+}
+
 // GPT-2's 50,257-token head is the one GEMM with an odd dimension; --explain names it and
 // its rate, 989.4 x 0.125 = 123.7 TFLOP/s on the H200 (calibrate/compute_model.cpp), and
 // says where the GPU gives no figure (the A100).

@@ -200,6 +200,16 @@ parallelism: {tp: 6, global_batch: 6}
                {"bad.yaml:3", "parallelism.tp", "'6'", "attention heads (64)"});
 }
 
+// model.labels needs the classifier head (an encoder's masked-LM head and a decoder's
+// project onto the vocabulary).
+TEST(BadInput, LabelsNeedAClassifierHead) {
+  expect_error(R"(cluster: {preset: dgx-h100}
+model: {preset: bert-large, labels: 3}
+parallelism: {tp: 8, global_batch: 8}
+)",
+               {"bad.yaml:2", "model.labels", "'3'", "only a classifier head"});
+}
+
 TEST(BadInput, SplitMustMatchGpuCount) {
   expect_error(R"(cluster: {preset: dgx-h100, nodes: 2}
 model: {preset: llama3-70b}

@@ -96,6 +96,13 @@ TEST(OpTimes, ExpertOpsAtTheBusiestRanksLoad) {
       EXPECT_NEAR(find(g, op.name).fwd.value(), 1.5 * model->op_time(op, Pass::forward).value(),
                   1e-15)
           << op.name;
+      // Its work is the busiest rank's too, so the rate shown is the kernel's own.
+      EXPECT_DOUBLE_EQ(find(g, op.name).fwd_flops.value(),
+                       1.5 * op.fwd_flops.value() * op.computed_share)
+          << op.name;
+      EXPECT_DOUBLE_EQ(find(g, op.name).fwd_bytes.value(),
+                       1.5 * (op.fwd_read + op.fwd_written + op.aux_fwd_bytes).value())
+          << op.name;
     }
   }
   EXPECT_GE(experts, 2);
