@@ -387,6 +387,20 @@ TEST(CliValidate, PublishedRunsMeetTheAccuracyBar) {
   ASSERT_GE(blackwell.count, 6);
   EXPECT_LE(blackwell.sum / blackwell.count, 10.5);
   EXPECT_LE(blackwell.max, 39.0);
+  // The memory cases (measured.memory): published peaks with their definition against the
+  // memory model's figure of it. 2026-12-04: five Hugging Face BERT-large runs on a V100, mean
+  // 7.8 %, max 12.6 %, all predicted low; the guard 9 / 13.5.
+  Set memory;
+  for (const auto& c : j["cases"]) {
+    if (!c.contains("memory")) continue;
+    const double e = std::fabs(c["memory"]["error_pct"].get<double>());
+    ++memory.count;
+    memory.sum += e;
+    memory.max = std::max(memory.max, e);
+  }
+  ASSERT_GE(memory.count, 5);
+  EXPECT_LE(memory.sum / memory.count, 9.0);
+  EXPECT_LE(memory.max, 13.5);
 }
 
 TEST(CliValidate, AScenarioWithoutMeasuredIsAnError) {
