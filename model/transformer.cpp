@@ -36,6 +36,9 @@ struct Dims {
   bool fused_act = true;
   bool unfused_norm = false;  // training.stack.norm unfused (RMSNorm models only; validated)
   bool separate_proj = false;  // training.stack.projections separate (eager only; validated)
+  // Eager PyTorch's unfused attention (a PyTorch-native stack, not compiled): the scores'
+  // scaling and the mask as kernels of their own, not inside the softmax.
+  bool eager_scores = false;
   // Megatron-Core's all-to-all token dispatcher runs the MoE layers
   // (megatron_alltoall_dispatcher, model/moe_routing.h).
   bool alltoall_dispatcher = false;
@@ -314,6 +317,20 @@ void add_attention(const ModelSpec& m, const TrainingSpec& tr, const OpBuilder& 
       qk.aux_fwd_bytes += Bytes(e * probs + e * d.b * a * d.S);
     }
     L.ops.push_back(qk);
+    // Eager PyTorch scales the scores and applies the mask as kernels of their own, where
+    // Megatron's FusedScaleMaskSoftmax does both inside the softmax: Hugging Face's
+    // BertSelfAttention divides by sqrt(head_dim) and adds the extended attention mask
+    // (modeling_bert.py at huggingface/transformers v4.21.0), GPT2Attention divides and
+    // applies its causal mask with torch.where. Forward, two passes over the score tensor
+    // (each reading and writing it); backward, the division's (the mask's add passes its
+    // gradient through). Neither keeps anything. One op, 4e and 2e bytes a score, streamed
+    // as the other score-tensor kernels (counted as one kernel each way for host time).
+    if (d.eager_scores) {
+      Op sc = kernel("attn.scale_mask", 2 * e * probs, 2 * e * probs, e * probs, e * probs);
+      sc.recompute_in = kRecomputeCoreAttn;
+      sc.score_tensor = true;
+      L.ops.push_back(sc);
+    }
 
     // The s^2 tensors are kept only without selective recompute; their backward reads
     // them either way (recomputed or kept).
@@ -770,6 +787,9 @@ Workload build_transformer_workload(const ModelSpec& m, const TrainingSpec& tr, 
   d.fused_act = tr.stack.activation_fusion;
   d.unfused_norm = tr.stack.norm == StackSpec::NormKernels::unfused;
   d.separate_proj = tr.stack.projections == StackSpec::Projections::separate;
+  d.eager_scores = (tr.stack.preset == StackSpec::Preset::fsdp1 ||
+                    tr.stack.preset == StackSpec::Preset::fsdp2) &&
+                   !tr.stack.compile;
   d.alltoall_dispatcher = megatron_alltoall_dispatcher(tr.stack.preset, sh.ep_alltoall);
 
   Workload w;

@@ -407,6 +407,12 @@ std::string render_stack_explanation(const Scenario& s) {
                        "unfused, ALiBi: baddbmm into the broadcast bias copies it into the "
                        "score tensor, which the score GEMM reads back (2e bytes a score "
                        "more, forward)");
+    } else if ((k.preset == StackSpec::Preset::fsdp1 || k.preset == StackSpec::Preset::fsdp2) &&
+               !k.compile) {
+      // model/transformer.cpp, attn.scale_mask.
+      o += fmt::format("  {:<25}{}\n", "attention",
+                       "unfused, eager: the scores' scaling and the mask as kernels of their "
+                       "own before the softmax (4e bytes a score forward, 2e backward)");
     }
     o += fmt::format(
         "  {:<25}{} ({})\n", "projections",

@@ -1,6 +1,8 @@
 // Activation bytes per transformer layer against Korthikanti et al. 2022, Table 2.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "core/error.h"
 #include "model/workload.h"
 #include "scenario/load.h"
@@ -202,6 +204,38 @@ TEST(Activations, ClassifierHeadIsTheHeadsFp8Group) {
     ASSERT_EQ(head.ops.at(3).name, "head.classifier");
     EXPECT_EQ(head.ops[0].high_precision, !all);
     EXPECT_EQ(head.ops[3].high_precision, !all) << all;
+  }
+}
+
+// Eager PyTorch's unfused attention (a PyTorch-native stack, not compiled) scales the
+// scores and adds the mask as kernels of their own: BERT-large at micro-batch 4, sequence
+// 512, fp32: b a s S = 4 x 16 x 512 x 512 = 16,777,216 scores of 4 bytes: forward two passes
+// reading and writing them (4 x 4 = 16 bytes a score), backward the division's (8). Megatron's
+// fused softmax does both inside; compiled, Inductor fuses them.
+TEST(Activations, EagerAttentionScalesAndMasksAsKernelsOfTheirOwn) {
+  auto ops = [](const std::string& training) {
+    const Scenario sc = load_scenario_text(
+        "cluster: {preset: dgx-a100, gpus_per_node: 1}\nmodel: {preset: bert-large, head: "
+        "classifier}\nparallelism: {tp: 1, dp: 1, microbatch: 4, global_batch: 4}\n"
+        "training: {precision: fp32, flash_attention: false, " + training + "}\n",
+        "eager.yaml");
+    return build_workload(sc.model, sc.training, shard_of(sc.parallelism)).layers.at(1).ops;
+  };
+  const double scores = 4.0 * 16 * 512 * 512;
+  const auto eager = ops("stack: fsdp1");
+  const auto it = std::find_if(eager.begin(), eager.end(),
+                               [](const Op& o) { return o.name == "attn.scale_mask"; });
+  ASSERT_NE(it, eager.end());
+  EXPECT_DOUBLE_EQ(it->fwd_read.value() + it->fwd_written.value(), 16 * scores);
+  EXPECT_DOUBLE_EQ(it->bwd_read.value() + it->bwd_written.value(), 8 * scores);
+  EXPECT_DOUBLE_EQ(it->saved.value(), 0.0);
+  EXPECT_TRUE(it->score_tensor);
+  for (const char* other : {"stack: megatron-core", "stack: {preset: fsdp1, compile: true}"}) {
+    const auto o = ops(other);
+    EXPECT_EQ(std::count_if(o.begin(), o.end(),
+                            [](const Op& op) { return op.name == "attn.scale_mask"; }),
+              0)
+        << other;
   }
 }
 
