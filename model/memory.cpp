@@ -207,7 +207,7 @@ StageLayers assign_stages(const ModelSpec& m, const ParallelismSpec& p, const Wo
 double loss_temporaries_per_logit(const TrainingSpec& t) {
   // Transformer Engine's fused cross-entropy works in the logits' own buffer (the op's
   // saved bytes, model/transformer.cpp); its row statistics are 12 bytes a token.
-  if (t.cross_entropy_fusion && t.cross_entropy_impl == TrainingSpec::CrossEntropyImpl::te) {
+  if (t.te_cross_entropy()) {
     return 0.0;
   }
   const double act = activation_bytes(t.precision);

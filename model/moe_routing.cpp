@@ -153,4 +153,9 @@ double wire_bytes(MoeSpec::Wire w, double hidden) {
   return 2.0 * hidden;
 }
 
+double expert_time_scale(const MoeSpec& moe) {
+  const MoeLoad load = moe_load(moe);
+  return load.busiest / load.executed;
+}
+
 }  // namespace orrery

@@ -43,6 +43,9 @@ struct MoeLoad {
   double busiest = 1;   // rows the busiest rank receives and computes
 };
 MoeLoad moe_load(const MoeSpec& moe);
+// How much longer the busiest rank's expert ops take than the workload's (which hold the
+// mean rank's executed rows): busiest / executed.
+double expert_time_scale(const MoeSpec& moe);
 
 // Where the host waits for the GPU in an MoE layer's forward (Megatron-Core token
 // dispatchers, megatron/core/transformer/moe/token_dispatcher.py at NVIDIA/Megatron-LM

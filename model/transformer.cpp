@@ -722,7 +722,7 @@ Layer head_layer(const ModelSpec& m, const TrainingSpec& tr, const OpBuilder& B,
     loss.name = "head.loss";
     loss.kind = OpKind::loss;
     const double a = B.act;  // the logits' bytes an element
-    if (tr.cross_entropy_fusion && tr.cross_entropy_impl == TrainingSpec::CrossEntropyImpl::te) {
+    if (tr.te_cross_entropy()) {
       // Transformer Engine's parallel_cross_entropy (Megatron-Core's
       // --cross-entropy-fusion-impl te; transformer_engine/pytorch/triton/cross_entropy.py
       // and common/triton/cross_entropy.py at NVIDIA/TransformerEngine v2.16): its
@@ -752,10 +752,7 @@ Layer head_layer(const ModelSpec& m, const TrainingSpec& tr, const OpBuilder& B,
     // live at a time, so the kept fp32 softmax (and the loss temporaries that follow it,
     // model/memory.cpp) is a k-th; the kernels move the same bytes in k launches each.
     // Transformer Engine's keeps the logits themselves (as their gradient), a bytes each.
-    const double saved_per_logit =
-        tr.cross_entropy_fusion && tr.cross_entropy_impl == TrainingSpec::CrossEntropyImpl::te
-            ? a
-            : 4.0;
+    const double saved_per_logit = tr.te_cross_entropy() ? a : 4.0;
     loss.saved = Bytes(saved_per_logit * logits / tr.stack.cross_entropy_chunks);
     L.ops.push_back(loss);
   }
@@ -787,9 +784,7 @@ Workload build_transformer_workload(const ModelSpec& m, const TrainingSpec& tr, 
   d.fused_act = tr.stack.activation_fusion;
   d.unfused_norm = tr.stack.norm == StackSpec::NormKernels::unfused;
   d.separate_proj = tr.stack.projections == StackSpec::Projections::separate;
-  d.eager_scores = (tr.stack.preset == StackSpec::Preset::fsdp1 ||
-                    tr.stack.preset == StackSpec::Preset::fsdp2) &&
-                   !tr.stack.compile;
+  d.eager_scores = tr.stack.eager_pytorch();
   d.alltoall_dispatcher = megatron_alltoall_dispatcher(tr.stack.preset, sh.ep_alltoall);
 
   Workload w;

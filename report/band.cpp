@@ -68,9 +68,7 @@ Family family_of(const Scenario& s) {
   using Impl = ParallelismSpec::FsdpImpl;
   const bool zero3 = p.zero_stage >= 3;
   // A PyTorch-native stack without ZeRO-3 (Hugging Face's Trainer, plain DDP).
-  const StackSpec::Preset stack = s.training.stack.preset;
-  const bool pytorch_native =
-      stack == StackSpec::Preset::fsdp1 || stack == StackSpec::Preset::fsdp2;
+  const bool pytorch_native = s.training.stack.pytorch_native();
   f.framework = p.pipeline_engine == PipelineEngine::deepspeed || p.zero_hpz ? "Megatron-DeepSpeed"
                 : zero3 && p.fsdp_impl == Impl::deepspeed                    ? "DeepSpeed"
                 : zero3 && p.torch_fsdp()                                    ? "PyTorch FSDP"

@@ -359,8 +359,7 @@ std::string render_stack_explanation(const Scenario& s) {
                    by("training.stack.activation_fusion"));
   const bool ce_set = s.origin.count("training.cross_entropy_fusion") ||
                       s.origin.count("training.stack.cross_entropy_fusion");
-  const bool te_ce = s.training.cross_entropy_fusion &&
-                     s.training.cross_entropy_impl == TrainingSpec::CrossEntropyImpl::te;
+  const bool te_ce = s.training.te_cross_entropy();
   o += fmt::format("  {:<25}{} ({})\n", "cross-entropy",
                    te_ce ? "fused, Transformer Engine's kernels: the gradient written over the "
                            "logits in the forward (10 bytes a logit in 16 bits)"
@@ -407,8 +406,7 @@ std::string render_stack_explanation(const Scenario& s) {
                        "unfused, ALiBi: baddbmm into the broadcast bias copies it into the "
                        "score tensor, which the score GEMM reads back (2e bytes a score "
                        "more, forward)");
-    } else if ((k.preset == StackSpec::Preset::fsdp1 || k.preset == StackSpec::Preset::fsdp2) &&
-               !k.compile) {
+    } else if (k.eager_pytorch()) {
       // model/transformer.cpp, attn.scale_mask.
       o += fmt::format("  {:<25}{}\n", "attention",
                        "unfused, eager: the scores' scaling and the mask as kernels of their "
@@ -424,9 +422,7 @@ std::string render_stack_explanation(const Scenario& s) {
   }
   const bool megatron = k.preset == StackSpec::Preset::megatron_core ||
                         k.preset == StackSpec::Preset::nemo;
-  const bool unsharded_torch = (k.preset == StackSpec::Preset::fsdp1 ||
-                                k.preset == StackSpec::Preset::fsdp2) &&
-                               s.parallelism.zero_stage == 0;
+  const bool unsharded_torch = k.pytorch_native() && s.parallelism.zero_stage == 0;
   if (megatron || unsharded_torch) {
     const StackSpec::GradAccumulation g = k.gradient_accumulation;
     // As scenario/validate.cpp complete_stack: autograd's default where param.grad is the

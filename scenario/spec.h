@@ -749,6 +749,11 @@ struct StackSpec {
   //            micro-batch's gradient into param.grad, from the second micro-batch on.
   enum class GradAccumulation { fused, hook, autograd };
   GradAccumulation gradient_accumulation = GradAccumulation::fused;
+
+  // A PyTorch-native stack (fsdp1, fsdp2: eager PyTorch modules, torch.compile possible).
+  bool pytorch_native() const { return preset == Preset::fsdp1 || preset == Preset::fsdp2; }
+  // Eager PyTorch: a PyTorch-native stack not compiled (each op its own kernels).
+  bool eager_pytorch() const { return pytorch_native() && !compile; }
 };
 const char* to_string(StackSpec::Preset p);
 const char* to_string(StackSpec::Rope r);
@@ -816,6 +821,11 @@ struct TrainingSpec {
   // jit-fused functions, or Transformer Engine's Triton kernels, which write the gradient
   // into the logits in their forward (10 bytes a logit in 16 bits, model/transformer.cpp).
   enum class CrossEntropyImpl { native, te } cross_entropy_impl = CrossEntropyImpl::native;
+  // The loss is Transformer Engine's fused cross-entropy (cross_entropy_impl te under the
+  // fusion).
+  bool te_cross_entropy() const {
+    return cross_entropy_fusion && cross_entropy_impl == CrossEntropyImpl::te;
+  }
   // Not a key: cluster.gpu.fp8_non_tn_gemm, copied by validation for the model's casts.
   bool fp8_single_copy = false;
   StackSpec stack;  // training.stack; default the megatron-core preset

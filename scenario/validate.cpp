@@ -721,7 +721,7 @@ void check_context_and_expert_split(const Scenario& s) {
 void complete_stack(Scenario& s) {
   using P = StackSpec::Preset;
   StackSpec& k = s.training.stack;
-  const bool torch_native = k.preset == P::fsdp1 || k.preset == P::fsdp2;
+  const bool torch_native = k.pytorch_native();
   if (k.compile && !torch_native) {
     reject(s, "training.stack.compile", "true",
            fmt::format("torch.compile applies to presets fsdp1 and fsdp2 only (preset is {}, "

@@ -22,12 +22,8 @@ bool same_times(const std::vector<OpPassTimes>& a, const std::vector<OpPassTimes
 
 OpTimes op_times(const Scenario& s, const ComputeModel& model) {
   const Workload w = build_workload(s.model, s.training, shard_of(s.parallelism));
-  // The busiest rank's expert rows over the mean's (StepContext::expert_time_scale).
-  double expert_scale = 1.0;
-  if (s.model.moe) {
-    const MoeLoad load = moe_load(*s.model.moe);
-    expert_scale = load.busiest / load.executed;
-  }
+  // The busiest rank's expert rows over the mean's (as StepContext takes them).
+  const double expert_scale = s.model.moe ? expert_time_scale(*s.model.moe) : 1.0;
   OpTimes out;
   for (const Layer& layer : w.layers) {
     LayerGroupTimes g;

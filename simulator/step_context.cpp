@@ -34,10 +34,7 @@ StepContext::StepContext(const Scenario& scenario, const SimulationOptions& opti
   bytes = message_sizes(s);
   // The busiest rank computes its rows where the workload's expert ops hold the mean's
   // (model/moe_routing.h): load_imbalance times them, capped at the capacity.
-  if (s.model.moe) {
-    const MoeLoad load = moe_load(*s.model.moe);
-    expert_time_scale = load.busiest / load.executed;
-  }
+  if (s.model.moe) expert_time_scale = orrery::expert_time_scale(*s.model.moe);
   local_dp = p.node_dp(s.cluster.gpus_per_node);
   engine.compute_slowdown = hardware.compute_slowdown;
   engine.comm_slowdown = s.simulation.comm_slowdown;
