@@ -183,7 +183,19 @@ std::vector<PassStep> layer_pass(const Layer& layer, LayerPass pass, const Scena
     } else {
       add_comm(out, s, sizes, op.comm_after, false, false, false);
     }
-    if (op.comm_before == CommPoint::cp_kv) add_cp(out, s, sizes, op, CollectiveOp::all_gather);
+    if (op.comm_before == CommPoint::cp_kv) {
+      add_cp(out, s, sizes, op, CollectiveOp::all_gather);
+      // Ring attention returns the key and value gradients along the same ring, during
+      // the backward's steps: Transformer Engine's AttnFuncWithCPAndKVP2P.backward sends
+      // each step's accumulated dK and dV with the next step's keys and values and waits
+      // for them only after that step's kernel (the last step sends dK and dV alone;
+      // transformer_engine/pytorch/attention/dot_product_attention/context_parallel.py at
+      // NVIDIA/TransformerEngine d0067d0d). So their reduce-scatter runs under the
+      // attention backward, not after it; the all-gather variant reduces after it.
+      if (p.cp_comm == ParallelismSpec::CpComm::ring) {
+        add_cp(out, s, sizes, op, CollectiveOp::reduce_scatter);
+      }
+    }
     // "bulk" (Transformer Engine): the input gradient's reduce-scatter issued under the
     // weight-gradient GEMM rather than after it.
     const bool bulk = ub && op.kind == OpKind::gemm && op.comm_before == CommPoint::tp_gather;
@@ -205,7 +217,9 @@ std::vector<PassStep> layer_pass(const Layer& layer, LayerPass pass, const Scena
       returning = true;
     }
     if (!bulk) add_comm(out, s, sizes, op.comm_before, false, false, false);
-    if (op.comm_before == CommPoint::cp_kv) add_cp(out, s, sizes, op, CollectiveOp::reduce_scatter);
+    if (op.comm_before == CommPoint::cp_kv && p.cp_comm != ParallelismSpec::CpComm::ring) {
+      add_cp(out, s, sizes, op, CollectiveOp::reduce_scatter);
+    }
   }
   return out;
 }

@@ -66,7 +66,8 @@ struct PassStep {
 // weight gradient, overlapped with the data-gradient GEMM (section 4.2.2). MoE tokens
 // cross ep ranks in an all-to-all each way. Context parallelism gathers the other cp
 // ranks' keys and values (overlapped under ring attention) and reduce-scatters their
-// gradients. With training.tp_comm_overlap every tensor-parallel collective overlaps
+// gradients (under ring attention during the attention backward, as the ring returns them
+// step by step; with the all-gather variant after it). With training.tp_comm_overlap every tensor-parallel collective overlaps
 // the kernels after it; under sequence parallelism a column-parallel GEMM's backward
 // reduce-scatter of its input gradient runs under its weight-gradient GEMM, as
 // Transformer Engine's userbuffers do by default ("bulk" for qkv_wgrad and fc1_wgrad,

@@ -355,6 +355,15 @@ TEST(CliValidate, PublishedRunsMeetTheAccuracyBar) {
   // Transformer Engine's fused cross-entropy (10 bytes a logit, not Megatron's 28): every
   // Bridge row faster, the MoE set the wrong way to mean 39.2 %, max 48.7 %; its guard 40 /
   // 49.5.
+  // 2026-12-05: NeMo's long-sequence table joined (Llama 2 7B FP8 on H100, 4k to 1M tokens
+  // at cp 1 to 32, NeMo 24.03.01; transcribed by the set's rules, none tuned): its 9 rows
+  // read +9.2 % (4k) to -12.7 % (512k), mean 5.8 %; the Megatron set to mean 6.9 %, max
+  // 25.0 % (still the README's 32B row). Then ring attention's key and value gradients
+  // returned during the attention backward, as Transformer Engine's ring sends them
+  // (docs/model.md, "Context parallelism"), not after it: the long rows -12.7 -> -5.2 %
+  // (512k) and -10.7 -> -2.5 % (1M), the Megatron set mean 6.4 %; its guard 7.5 / 26, at
+  // least 40 cases. The Megatron-Bridge cp rows moved 0.2-0.8 points faster, the wrong
+  // way: Blackwell max 38.2 -> 39.0 % (Llama 3.1 405B MXFP8 on 128 GB200); its guard 40.
   const auto r = run_orrery("validate scenarios/validation --format json");
   ASSERT_EQ(r.code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
@@ -377,8 +386,8 @@ TEST(CliValidate, PublishedRunsMeetTheAccuracyBar) {
                                                               : megatron;
     set.add(c["error_pct"].get<double>());
   }
-  ASSERT_GE(megatron.count, 25);
-  EXPECT_LE(megatron.sum / megatron.count, 8.0);
+  ASSERT_GE(megatron.count, 40);
+  EXPECT_LE(megatron.sum / megatron.count, 7.5);
   EXPECT_LE(megatron.max, 26.0);
   ASSERT_GE(pytorch.count, 15);
   EXPECT_LE(pytorch.sum / pytorch.count, 6.5);
@@ -388,7 +397,7 @@ TEST(CliValidate, PublishedRunsMeetTheAccuracyBar) {
   EXPECT_LE(moe.max, 49.5);
   ASSERT_GE(blackwell.count, 6);
   EXPECT_LE(blackwell.sum / blackwell.count, 10.5);
-  EXPECT_LE(blackwell.max, 39.0);
+  EXPECT_LE(blackwell.max, 40.0);
   // The memory cases (measured.memory): published peaks with their definition against the
   // memory model's figure of it. 2026-12-04: five Hugging Face BERT-large runs on a V100, mean
   // 7.8 %, max 12.6 %, all predicted low; with eager attention's scale-and-mask kernel in the

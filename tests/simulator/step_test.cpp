@@ -13,6 +13,7 @@
 #include "report/run_report.h"
 #include "scenario/load.h"
 #include "calibrate/compute_model.h"
+#include "model/layer_pass.h"
 #include "model/memory.h"
 #include "model/workload.h"
 #include "simulator/collectives.h"
@@ -381,6 +382,36 @@ TEST(ContextParallel, RingAttentionKeyValueTraffic) {
     const double grads = 2.0 * (cp - 1) * r.figures.params_total * 4;
     EXPECT_NEAR(r.bytes_by_link_class.at(LinkClass::nvlink), kv + grads, 1e-6 * (kv + grads))
         << "cp = " << cp;
+  }
+}
+
+TEST(ContextParallel, RingReturnsKeyValueGradientsDuringTheAttentionBackward) {
+  // Transformer Engine's ring sends each step's dK and dV with the next step's keys and
+  // values (AttnFuncWithCPAndKVP2P.backward, d0067d0d): in the backward both the gather
+  // and the gradients' reduce-scatter come before the attention kernels, overlapped with
+  // them. The all-gather variant gathers, computes, then reduce-scatters, none of it
+  // overlapped.
+  for (const std::string comm : {"ring", "all-gather"}) {
+    const Scenario sc = load_scenario_text(fmt::format(R"(
+cluster: {{preset: dgx-a100, gpus_per_node: 4}}
+model: {{preset: llama3-8b}}
+parallelism: {{tp: 1, cp: 4, dp: 1, microbatch: 1, global_batch: 4, cp_comm: {}}}
+training: {{recompute: none}}
+)",
+                                                       comm),
+                                           "cp.yaml");
+    const Workload w = build_workload(sc.model, sc.training, shard_of(sc.parallelism));
+    const Layer& layer = w.layers.at(1);
+    std::string order;
+    for (const PassStep& st : layer_pass(layer, LayerPass::backward, sc, message_sizes(sc))) {
+      if (st.kind == PassStep::Kind::collective && st.group == CommGroup::cp) {
+        order += st.collective == CollectiveOp::all_gather ? "AG" : "RS";
+        order += st.overlapped ? "~ " : " ";
+      } else if (st.kind == PassStep::Kind::kernels && st.op->comm_before == CommPoint::cp_kv) {
+        order += "attn ";
+      }
+    }
+    EXPECT_EQ(order, comm == "ring" ? "AG~ RS~ attn " : "AG attn RS ") << comm;
   }
 }
 
