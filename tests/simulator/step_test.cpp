@@ -358,7 +358,7 @@ namespace {
 
 // Llama 3 8B split only by context parallelism over cp GPUs of one DGX A100 (no NVLS), so
 // that NVLink carries the key/value exchange and the dp x cp gradient all-reduce only.
-StepResult context_parallel(int cp, const std::string& comm) {
+Scenario context_parallel_scenario(int cp, const std::string& comm) {
   const std::string yaml = fmt::format(R"(
 cluster: {{preset: dgx-a100, gpus_per_node: {cp}}}
 model: {{preset: llama3-8b}}
@@ -366,7 +366,11 @@ parallelism: {{tp: 1, cp: {cp}, dp: 1, microbatch: 1, global_batch: 4, cp_comm: 
 training: {{recompute: none}}
 )",
                                        fmt::arg("cp", cp), fmt::arg("comm", comm));
-  return simulate_step(load_scenario_text(yaml, "cp.yaml"));
+  return load_scenario_text(yaml, "cp.yaml");
+}
+
+StepResult context_parallel(int cp, const std::string& comm) {
+  return simulate_step(context_parallel_scenario(cp, comm));
 }
 
 TEST(ContextParallel, RingAttentionKeyValueTraffic) {
@@ -392,14 +396,7 @@ TEST(ContextParallel, RingReturnsKeyValueGradientsDuringTheAttentionBackward) {
   // them. The all-gather variant gathers, computes, then reduce-scatters, none of it
   // overlapped.
   for (const std::string comm : {"ring", "all-gather"}) {
-    const Scenario sc = load_scenario_text(fmt::format(R"(
-cluster: {{preset: dgx-a100, gpus_per_node: 4}}
-model: {{preset: llama3-8b}}
-parallelism: {{tp: 1, cp: 4, dp: 1, microbatch: 1, global_batch: 4, cp_comm: {}}}
-training: {{recompute: none}}
-)",
-                                                       comm),
-                                           "cp.yaml");
+    const Scenario sc = context_parallel_scenario(4, comm);
     const Workload w = build_workload(sc.model, sc.training, shard_of(sc.parallelism));
     const Layer& layer = w.layers.at(1);
     std::string order;
