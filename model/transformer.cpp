@@ -126,7 +126,7 @@ void add_rope(const std::string& name, double n, double e, StackSpec::Rope how, 
 //            the gradient and the kept input and writes the input's gradient (3 e n).
 //  unfused:  an RMSNorm written in PyTorch ops, as Hugging Face's LlamaRMSNorm and
 //            ibm-fms's LayerNormParameterized(use_high_precision_pow) run it (citations in
-//            scenario/validate.cpp, complete_stack). One op per autograd node, its
+//            scenario/validate_stack.cpp, complete_stack). One op per autograd node, its
 //            backward the kernels of that node's formula (torch/csrc/autograd/
 //            FunctionsManual.cpp at pytorch/pytorch 002ca671: pow_backward is
 //            grad * (2 * x.pow(1)), mean_backward grad.expand / N, mul_tensor_backward

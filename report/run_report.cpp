@@ -424,7 +424,7 @@ std::string render_stack_explanation(const Scenario& s) {
   const bool unsharded_torch = k.pytorch_native() && s.parallelism.zero_stage == 0;
   if (megatron || unsharded_torch) {
     const StackSpec::GradAccumulation g = k.gradient_accumulation;
-    // As scenario/validate.cpp complete_stack: autograd's default where param.grad is the
+    // As scenario/validate_stack.cpp complete_stack: autograd's default where param.grad is the
     // gradient the optimizer reads, in the parameters' format.
     const Precision pr = s.training.precision;
     const double param_bytes = pr == Precision::fp32 || pr == Precision::tf32 ? 4.0 : 2.0;

@@ -253,7 +253,7 @@ void read_fp4(MapReader& r, const std::string& key, Origin* origin, T& t) {
 
 // training.stack as a mapping (StackSpec): the preset and the mechanisms it overrides.
 // What each preset sets, and what a mapping may not set, is resolved in
-// scenario/validate.cpp (complete_stack), once the whole scenario is read.
+// scenario/validate_stack.cpp (complete_stack), once the whole scenario is read.
 const FieldTable<StackSpec>& stack_fields() {
   using S = StackSpec;
   static const FieldTable<S> table = {

@@ -35,7 +35,7 @@ struct GpuSpec {
   // cuDNN's fused flash attention (the kernel Transformer Engine's FusedAttention runs),
   // forward + backward at 8k unmasked over the 16-bit peak, where measured on this GPU
   // (scenario/presets/gpus.yaml); the stacks that run Transformer Engine take this kernel
-  // on a GPU that gives it (scenario/validate.cpp, complete_stack).
+  // on a GPU that gives it (scenario/validate_stack.cpp, complete_stack).
   std::optional<double> cudnn_attention_efficiency;
   std::optional<double> memory_efficiency;     // achievable / datasheet HBM bandwidth
   // Unfused attention's kernels over the s x S score tensor (its batched GEMMs, softmax,
@@ -678,7 +678,7 @@ struct ActivationOffloadSpec {
 
 // training.stack: the framework that runs the step, as named mechanisms (docs/model.md,
 // "Training stacks"). A preset sets each mechanism; the mapping form overrides them one
-// by one. Resolved in scenario/validate.cpp (complete_stack).
+// by one. Resolved in scenario/validate_stack.cpp (complete_stack).
 struct StackSpec {
   enum class Preset { megatron_core, nemo, deepspeed, fsdp1, fsdp2 } preset = Preset::megatron_core;
   // How rotary embeddings are applied to the queries and keys: one fused kernel (TE /
@@ -715,7 +715,7 @@ struct StackSpec {
   // first FlashAttention (flash-attn 1.x's CUDA kernel, and the 2022 Triton FlashAttention
   // that LLM Foundry's attn_impl triton runs), timed at kFlash1OverFlash2 of that rate
   // (calibrate/compute_model.cpp), or cuDNN's fused flash attention at the GPU's
-  // cudnn_attention_efficiency. Preset default in scenario/validate.cpp (complete_stack).
+  // cudnn_attention_efficiency. Preset default in scenario/validate_stack.cpp (complete_stack).
   enum class AttentionKernel { flash2, flash1, cudnn } attention = AttentionKernel::flash2;
   // How the attention's query, key and value projections (and a SwiGLU MLP's gate and up
   // projections) are stored: one concatenated weight, one GEMM (Megatron's linear_qkv and
@@ -728,7 +728,7 @@ struct StackSpec {
   // Host (CPU) time to issue one kernel: the Python call, autograd's bookkeeping and the
   // dispatcher in eager PyTorch. A run of kernels between two collectives takes at least
   // its kernels x this (simulator/layer_templates.cpp), each optimizer pass at least this;
-  // 0 for CUDA-graphed paths. Preset default in scenario/validate.cpp (complete_stack).
+  // 0 for CUDA-graphed paths. Preset default in scenario/validate_stack.cpp (complete_stack).
   Seconds host_overhead = Seconds(0.0);
   // The loss computed in this many chunks of the tokens, each chunk's output projection and
   // cross-entropy (forward and backward) before the next's, as torchtitan's

@@ -762,7 +762,7 @@ namespace orrery {
 bool tied_embedding_copy(const Scenario& s) {
   const ParallelismSpec& p = s.parallelism;
   const ModelSpec& m = s.model;
-  // A validated pipeline_layout puts E on rank 0 and L on rank pp - 1 (scenario/validate.cpp).
+  // A validated pipeline_layout puts E on rank 0 and L on rank pp - 1 (scenario/validate_parallelism.cpp).
   return p.pp >= 2 && m.is_transformer() && m.tied_embeddings &&
          p.schedule != PipelineSchedule::dualpipe;
 }
