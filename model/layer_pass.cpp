@@ -104,7 +104,9 @@ MessageSizes message_sizes(const Scenario& s) {
   if (s.model.moe) {
     const MoeSpec& moe = *s.model.moe;
     const MoeSpec::Wire act = out.activation > 2 ? MoeSpec::Wire::fp32 : MoeSpec::Wire::bf16;
-    const double rows = tokens * moe.top_k * moe_load(moe).busiest;
+    // With expert_tp 1 under tp > 1 each rank dispatches its sequence-parallel share.
+    const double routed = p.experts_split_tokens() ? tokens / p.tp : tokens;
+    const double rows = routed * moe.top_k * moe_load(moe).busiest;
     out.ep = rows * wire_bytes(moe.dispatch_dtype.value_or(act), h);
     out.ep_back = rows * wire_bytes(moe.combine_dtype.value_or(act), h);
     // Megatron-Core's HybridEP forward dispatch passes no handle (HybridEPDispatch.forward
@@ -120,7 +122,7 @@ MessageSizes message_sizes(const Scenario& s) {
     // (tests/test_hybrid_ep.py at 94a9f8f6), so neither holds it.
     if (p.ep > 1 && p.ep_alltoall == ParallelismSpec::Alltoall::hierarchical &&
         p.ep_backend == ParallelismSpec::EpBackend::hybridep) {
-      out.ep_routing_map = static_cast<double>(p.ep) * tokens * moe.experts;
+      out.ep_routing_map = static_cast<double>(p.ep) * routed * moe.experts;
     }
   }
   return out;

@@ -921,11 +921,11 @@ std::vector<NcclCommunicator> nccl_communicators(const Scenario& s, int stage) {
   if (p.ep_alltoall == ParallelismSpec::Alltoall::hierarchical) {
     // Two-level exchange: the group's other ranks in this node, then the same-rail GPU
     // of each other node the group spans.
-    const int in_node = std::min(p.ep, std::max(1, node / p.tp));
+    const int in_node = std::min(p.ep, std::max(1, node / p.etp()));
     const int nodes = (p.ep + in_node - 1) / in_node;
-    p2p("ep", p.ep, p.tp * p.ep, (in_node - 1) + (nodes - 1));
+    p2p("ep", p.ep, p.etp() * p.ep, (in_node - 1) + (nodes - 1));
   } else {
-    p2p("ep", p.ep, p.tp * p.ep, p.ep - 1);
+    p2p("ep", p.ep, p.etp() * p.ep, p.ep - 1);
   }
   // The first and last stages of a plain schedule talk to one neighbour; interleaved
   // chunks and DualPipe's two directions reach both from every rank.
@@ -956,7 +956,9 @@ MemoryReport estimate_memory(const Scenario& s, const Workload& w, bool verdict_
   const double copies = p.schedule == PipelineSchedule::dualpipe ? 2.0 : 1.0;
   const double dense_group =
       (p.zero_stage >= 3 ? p.zero3_group(s.cluster.gpus_per_node) : p.shard_group()) * copies;
-  const double expert_group = std::max(copies, dense_group / p.ep);
+  // The expert data-parallel group: dp x cp / ep, or tp x dp x cp / ep under expert_tp 1.
+  const double expert_group =
+      std::max(copies, dense_group * p.tp / (static_cast<double>(p.etp()) * p.ep));
   const bool fp8_gather = t.fp8 && t.fp8->param_allgather_fp8;
 
   MemoryReport report;

@@ -452,11 +452,21 @@ void add_moe(const ModelSpec& m, const OpBuilder& B, const Dims& d, const Shard&
   const MoeSpec& moe = *m.moe;
   const double E = moe.experts, k = moe.top_k, e = B.act;
   const double routed_tokens = d.tok * d.r;  // the router sees this rank's sequence share
+  // Expert tensor parallelism 1 under tp > 1 (parallelism.expert_tp): the experts are
+  // whole on each rank, and each rank dispatches its own sequence-parallel share of the
+  // tokens over the expert-parallel group, which spans tensor-parallel ranks; nothing is
+  // gathered over the tensor-parallel group (Megatron-Core's MoEAlltoAllTokenDispatcher
+  // gathers over the experts' own tensor-parallel group, of size 1 here,
+  // megatron/core/transformer/moe/token_dispatcher.py at NVIDIA/Megatron-LM d98e8a64).
+  // With expert_tp = tp the layer's tokens are gathered over tp first and each rank runs
+  // 1/tp of every local expert.
+  const bool split_tokens = sh.etp > 0 && sh.etp < sh.tp;
+  const double expert_tokens = split_tokens ? d.tok * d.r : d.tok;
   Op router = B.gemm("moe.router", routed_tokens, d.h, E, d.h * E, routed_tokens * d.h);
   router.kind = OpKind::router;
   router.saved_dropped_by = kRecomputeLayernorm;  // its input: the pre-MLP norm's output
   router.recompute_in = kRecomputeMoe;
-  router.comm_before = CommPoint::tp_gather;
+  router.comm_before = split_tokens ? CommPoint::none : CommPoint::tp_gather;
   L.ops.push_back(router);
 
   // Scoring and top-k as Megatron-Core's TopKRouter runs them unfused
@@ -506,8 +516,8 @@ void add_moe(const ModelSpec& m, const OpBuilder& B, const Dims& d, const Shard&
   // factor drops the rows over it or pads every expert to it. The busiest rank's extra
   // rows are the simulator's (StepContext::expert_time_scale).
   const MoeLoad load = moe_load(moe);
-  const double rows = d.tok * k * load.executed;
-  const double useful_rows = d.tok * k * (1.0 - load.dropped);
+  const double rows = expert_tokens * k * load.executed;
+  const double useful_rows = expert_tokens * k * (1.0 - load.dropped);
   // Permutation (moe_utils.py permute, unfused): the token rows gathered into expert
   // order, one per assignment (read and write each row); backward scatters the gradients
   // back. Megatron-Core's all-to-all dispatcher permutes before the exchange; with DeepEP
@@ -519,8 +529,16 @@ void add_moe(const ModelSpec& m, const OpBuilder& B, const Dims& d, const Shard&
   const bool overlap = moe.shared_expert_overlap && moe.shared_experts > 0 && sh.ep > 1;
   auto add_shared = [&] {
     // Shared experts see every token; the input is the norm output kept by the router.
+    const size_t at = L.ops.size();
     add_dense_mlp(m, B, d, static_cast<double>(moe.expert_ffn) * moe.shared_experts,
                   "moe.shared", d.tok, 0, false, 1.0, L);
+    if (split_tokens) {
+      // A dense tensor-parallel MLP of its own (Megatron-Core's SharedExpertMLP, a
+      // column- and row-parallel pair over the layer's tensor-parallel group): it gathers
+      // the sequence-parallel tokens and reduce-scatters its output itself.
+      L.ops[at].comm_before = CommPoint::tp_gather;
+      L.ops.back().comm_after = CommPoint::tp_reduce;
+    }
   };
   if (overlap) {
     // Megatron-Core --moe-shared-expert-overlap: the dispatch leaves after the permutation
@@ -554,8 +572,10 @@ void add_moe(const ModelSpec& m, const OpBuilder& B, const Dims& d, const Shard&
     L.ops.push_back(sort);
   }
   const size_t fc1_at = L.ops.size();
-  add_dense_mlp(m, B, d, static_cast<double>(moe.expert_ffn), "moe.experts", rows, rows * d.h, true,
-                E / sh.ep, L);
+  Dims de = d;  // the experts split over their own tensor-parallel degree
+  if (sh.etp > 0) de.t = sh.etp;
+  add_dense_mlp(m, B, de, static_cast<double>(moe.expert_ffn), "moe.experts", rows, rows * d.h,
+                true, E / sh.ep, L);
   for (size_t i = first; i < L.ops.size(); ++i) {
     Op& op = L.ops[i];
     op.fwd_flops_useful = op.fwd_flops * (useful_rows / rows);
@@ -586,7 +606,7 @@ void add_moe(const ModelSpec& m, const OpBuilder& B, const Dims& d, const Shard&
   // activation keeps each row's fp32 weight beside its input.
   L.ops.push_back(B.memory_bound("moe.unpermute", OpKind::elementwise, rows * d.h,
                                  d.tok * d.h * d.r, 0));
-  L.ops.back().comm_after = CommPoint::tp_reduce;
+  L.ops.back().comm_after = split_tokens ? CommPoint::none : CommPoint::tp_reduce;
   L.ops.back().recompute_in = kRecomputeMoe;
   for (size_t i = first; i < L.ops.size(); ++i) {
     if (L.ops[i].name == "moe.experts.act") L.ops[i].saved += Bytes(4.0 * rows);

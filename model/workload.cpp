@@ -462,6 +462,7 @@ Shard shard_of(const ParallelismSpec& p) {
   s.cp = p.cp;
   s.cp_ring = p.cp_comm == ParallelismSpec::CpComm::ring;
   s.ep = p.ep;
+  s.etp = p.etp();
   s.ep_alltoall = p.ep_alltoall;
   s.microbatches = std::max(1, p.microbatches());
   return s;

@@ -173,6 +173,9 @@ struct Shard {
   // Transformer Engine's AttnFuncWithCPAndKVP2P) rather than all-gathering them first.
   bool cp_ring = true;
   int ep = 1;
+  // The experts' tensor-parallel degree (parallelism.expert_tp): 0 or tp, or 1, where each
+  // rank routes its own sequence-parallel share of the tokens.
+  int etp = 0;
   // parallelism.ep_alltoall: hierarchical is Megatron-Core's flex dispatcher (DeepEP,
   // HybridEP), direct and automatic its all-to-all dispatcher (as model/moe_routing.h's
   // moe_host_sync reads it); the latter sorts the received tokens by local expert.

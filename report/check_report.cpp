@@ -361,7 +361,8 @@ void model_section(std::string& o, const ModelSpec& m) {
 void parallelism_section(std::string& o, const ParallelismSpec& p) {
   o += "\nparallelism\n";
   line(o, "split",
-       fmt::format("tp {} x pp {} x dp {} x cp {}, ep {}{}", p.tp, p.pp, p.dp, p.cp, p.ep,
+       fmt::format("tp {} x pp {} x dp {} x cp {}, ep {}{}{}", p.tp, p.pp, p.dp, p.cp, p.ep,
+                   p.experts_split_tokens() ? fmt::format(" (experts' tp {})", p.etp()) : "",
                    p.sequence_parallel ? ", sequence parallel" : ""));
   // DeepSpeed's engine runs its own TrainSchedule, in 1F1B order (docs/simulator.md).
   line(o, "schedule",

@@ -53,6 +53,7 @@ const FieldTable<P>& parallelism_fields() {
       {"dp", whole(&P::dp, 1, kMaxCount)},
       {"cp", whole(&P::cp, 1, kMaxCount)},
       {"ep", whole(&P::ep, 1, kMaxCount)},
+      {"expert_tp", whole(&P::expert_tp, 1, kMaxCount)},
       {"sequence_parallel", flag(&P::sequence_parallel)},
       {"virtual_pipeline_stages", whole(&P::virtual_pipeline_stages, 1, kMaxCount)},
       {"first_stage_layers", whole(&P::first_stage_layers, 0, kMaxCount)},

@@ -336,6 +336,11 @@ struct ParallelismSpec {
   int dp = 1;   // data parallel replicas
   int cp = 1;   // context parallel (sequence split for attention)
   int ep = 1;   // expert parallel; carved out of dp*cp, as in Megatron-Core
+  // Expert tensor parallelism (Megatron-Core --expert-tensor-parallel-size): the experts'
+  // GEMMs split over this many ranks; 0 until resolved, then tp (Megatron-Core's default)
+  // or 1. At 1 under tp > 1 each rank dispatches its own sequence-parallel share of the
+  // tokens and the expert-parallel ranks are carved out of tp*dp*cp.
+  int expert_tp = 0;
   bool sequence_parallel = false;
   int virtual_pipeline_stages = 1;  // model chunks per pipeline rank (interleaving)
   // Uneven pipelines (Megatron-LM --decoder-first/last-pipeline-num-layers): transformer
@@ -418,6 +423,15 @@ struct ParallelismSpec {
   // Ranks over which ZeRO / distributed-optimizer shards dense state: dp x cp
   // (Megatron shards over the data-parallel group that includes context-parallel ranks).
   int shard_group() const { return dp * cp; }
+  // The experts' tensor-parallel degree (expert_tp, tp where unset).
+  int etp() const { return expert_tp > 0 ? expert_tp : tp; }
+  // Whether each rank dispatches its own sequence-parallel share of the tokens rather than
+  // the tensor-parallel group's gathered ones (expert_tp 1 under tp > 1).
+  bool experts_split_tokens() const { return etp() < tp; }
+  // Ranks holding the same experts, over which their gradients are reduced and their
+  // ZeRO state sharded: tp*dp*cp / (etp*ep) (Megatron-Core's expert data-parallel group),
+  // dp*cp / ep when etp is tp.
+  int expert_shard_group() const { return shard_group() * tp / (etp() * ep); }
   // Data-parallel ranks of one stage inside a node; with their context-parallel peers
   // (node_dp x cp) they are hybrid sharding's and hpZ's in-node group.
   int node_dp(int gpus_per_node) const {

@@ -412,14 +412,36 @@ void check_pipeline_split(const Scenario& s) {
 
 // cp splits seq_len in 2*cp load-balanced chunks; ep needs an MoE model and divides both
 // the experts and dp*cp, the ranks expert-parallel groups are carved from.
-void check_context_and_expert_split(const Scenario& s) {
-  const ParallelismSpec& p = s.parallelism;
+void check_context_and_expert_split(Scenario& s) {
+  ParallelismSpec& p = s.parallelism;
   const ModelSpec& m = s.model;
   if (p.cp > 1 && m.seq_len % (2 * p.cp) != 0) {
     reject(s, "parallelism.cp", std::to_string(p.cp),
            fmt::format("seq_len ({}) must be a multiple of 2*cp for the load-balanced causal "
                        "split",
                        m.seq_len));
+  }
+  // Expert tensor parallelism: Megatron-Core's --expert-tensor-parallel-size, tp where unset
+  // (megatron/training/arguments.py and megatron/core/parallel_state.py at
+  // NVIDIA/Megatron-LM d98e8a64). orrery times 1 (each rank dispatches its own
+  // sequence-parallel tokens) and tp; Megatron-Core's MoE layer refuses tensor parallelism
+  // without sequence parallelism in training (moe_layer.py there).
+  if (is_set(s, "parallelism.expert_tp")) {
+    const std::string v = std::to_string(p.expert_tp);
+    if (!m.moe) reject(s, "parallelism.expert_tp", v, "expert tensor parallelism needs an MoE model");
+    if (p.expert_tp != 1 && p.expert_tp != p.tp) {
+      reject(s, "parallelism.expert_tp", v,
+             fmt::format("orrery times expert tensor parallelism 1 or tp ({})", p.tp));
+    }
+    if (p.expert_tp < p.tp && !p.sequence_parallel) {
+      reject(s, "parallelism.expert_tp", v,
+             fmt::format("below tp ({}) each rank dispatches its sequence-parallel share of the "
+                         "tokens: set sequence_parallel (Megatron-Core's MoE layer requires it "
+                         "under tensor parallelism)",
+                         p.tp));
+    }
+  } else {
+    p.expert_tp = p.tp;
   }
   if (p.ep > 1) {
     if (!m.moe) {
@@ -429,11 +451,17 @@ void check_context_and_expert_split(const Scenario& s) {
       reject(s, "parallelism.ep", std::to_string(p.ep),
              fmt::format("must divide the number of experts ({})", m.moe->experts));
     }
-    if ((p.dp * p.cp) % p.ep != 0) {
+    if (!p.experts_split_tokens() && (p.dp * p.cp) % p.ep != 0) {
       reject(s, "parallelism.ep", std::to_string(p.ep),
              fmt::format("must divide dp*cp = {}: expert-parallel ranks are carved out of the "
                          "data-parallel ranks",
                          p.dp * p.cp));
+    }
+    if (p.experts_split_tokens() && (p.tp * p.dp * p.cp) % p.ep != 0) {
+      reject(s, "parallelism.ep", std::to_string(p.ep),
+             fmt::format("must divide tp*dp*cp = {}: with expert_tp 1 the expert-parallel ranks "
+                         "are carved out of the tensor- and data-parallel ranks",
+                         p.tp * p.dp * p.cp));
     }
   }
 }

@@ -117,7 +117,7 @@ void reduce_bucket(const StepContext& ctx, const RankSet& ranks, CommPlanner& pl
     const bool expert_pass = pass == 1;
     const double bucket_params = expert_pass ? params.second : params.first;
     const int members_count =
-        (expert_pass ? p.shard_group() / p.ep : p.shard_group()) * copies(ctx);
+        (expert_pass ? p.expert_shard_group() : p.shard_group()) * copies(ctx);
     if (bucket_params <= 0 || members_count < 2) continue;
     const std::vector<int> members = ranks.reduce_members(r, expert_pass, dual);
     if (members.front() != static_cast<int>(r)) continue;  // one task per group
@@ -532,7 +532,7 @@ void grad_sync_pass(const StepContext& ctx, const RankSet& ranks, const StageLay
     }
     out.local_params[r] =
         all_dense / (distributed ? p.shard_group() * copies(ctx) : 1) +
-        all_expert / (distributed ? std::max(1, p.shard_group() / p.ep) * copies(ctx) : 1);
+        all_expert / (distributed ? std::max(1, p.expert_shard_group()) * copies(ctx) : 1);
     if (ctx.s.training.stack.optimizer == StackSpec::OptimizerKernels::per_parameter) {
       // The tensors torch's optimizer is handed (validated: zero_stage 0, or 3 under FSDP1
       // or FSDP2). Without sharding, the model's own parameters. FSDP1 (use_orig_params
@@ -566,7 +566,8 @@ void grad_sync_pass(const StepContext& ctx, const RankSet& ranks, const StageLay
         }
       }
       const double group = p.zero3_group(ctx.s.cluster.gpus_per_node);
-      out.local_params[r] = dense3 / group + expert3 / std::max(1.0, group / p.ep);
+      out.local_params[r] =
+          dense3 / group + expert3 / std::max(1.0, group * p.tp / (static_cast<double>(p.etp()) * p.ep));
       continue;
     }
     if (p.zero_stage == 2) {

@@ -68,16 +68,16 @@ GroupSet groups_of(GroupKind kind, int stage, const Layout& L, int block) {
         }
       break;
     case GroupKind::expert_dp:  // ranks holding the same experts: m = e + ep * j
-      for (int t = 0; t < L.tp; ++t)
+      for (int t = 0; t < L.expert_tp(); ++t)
         for (int e = 0; e < ep; ++e) {
           std::vector<int> g;
-          for (int m = e; m < L.dp * L.cp; m += ep) g.push_back(L.expert_gpu(t, m, stage));
+          for (int m = e; m < L.expert_ranks(); m += ep) g.push_back(L.expert_gpu(t, m, stage));
           all.push_back(std::move(g));
         }
       break;
-    case GroupKind::ep:  // ep consecutive dp x cp ranks (context fastest) split the experts
-      for (int t = 0; t < L.tp; ++t)
-        for (int j = 0; j < L.dp * L.cp / ep; ++j) {
+    case GroupKind::ep:  // ep consecutive flat expert indices (Layout::expert_gpu) split the experts
+      for (int t = 0; t < L.expert_tp(); ++t)
+        for (int j = 0; j < L.expert_ranks() / ep; ++j) {
           std::vector<int> g;
           for (int e = 0; e < ep; ++e) g.push_back(L.expert_gpu(t, j * ep + e, stage));
           all.push_back(std::move(g));

@@ -21,11 +21,25 @@ struct Layout {
     return {g % tp, (g / tp) % cp, (g / (tp * cp)) % dp, g / (tp * cp * dp)};
   }
   int followed(int p) const { return gpu(follow_t, follow_c, follow_d, p); }
-  // Expert layers see a stage's dp x cp ranks as one flat axis m = c + cp * d (context
-  // index fastest), which Megatron-Core's expert rank generator splits as m = e + ep * j:
-  // expert-parallel index e fastest, expert-data-parallel index j (see GroupKind::ep).
-  int expert_gpu(int t, int m, int p) const { return gpu(t, m % cp, m / cp, p); }
-  int expert_index(int c, int d) const { return c + cp * d; }
+  // The experts' tensor-parallel degree (parallelism.expert_tp; 0: tp).
+  int etp = 0;
+  int expert_tp() const { return etp > 0 ? etp : tp; }
+  // Expert layers see a stage's ranks r = t + tp * (c + cp * d) as an expert
+  // tensor-parallel index te = r % etp and a flat axis m = r / etp, which Megatron-Core's
+  // expert rank generator splits as m = e + ep * j: expert-parallel index e fastest,
+  // expert-data-parallel index j (see GroupKind::ep). With etp = tp, te is the tensor index
+  // and m = c + cp * d; with etp = 1, m runs over the stage's ranks.
+  int expert_gpu(int te, int m, int p) const { return te + expert_tp() * m + tp * cp * dp * p; }
+  // The flat expert axis's length in a stage: tp * cp * dp / etp.
+  int expert_ranks() const { return tp * cp * dp / expert_tp(); }
+  // A GPU's expert tensor index te and flat index m (the inverse of expert_gpu in a stage).
+  struct ExpertCoords {
+    int te, m;
+  };
+  ExpertCoords expert_coords(int t, int c, int d) const {
+    const int r = t + tp * (c + cp * d);
+    return {r % expert_tp(), r / expert_tp()};
+  }
 };
 
 // Expert groups fold expert parallelism over dp x cp as Megatron-Core does
@@ -33,9 +47,10 @@ struct Layout {
 // megatron/core/parallel_state.py, initialize_model_parallel: the expert RankGenerator
 // has tp = expert_tensor_parallel_size, cp = 1, dp = world / (etp * ep * pp) and the
 // order "tp-cp-ep-dp-pp", so within a stage and tensor index the dense ranks
-// m = c + cp * d are split as m = e + ep * j). Expert tensor parallelism is tp
+// m = c + cp * d are split as m = e + ep * j). Expert tensor parallelism is tp by default
 // (megatron/training/arguments.py there: expert_tensor_parallel_size defaults to
-// tensor_model_parallel_size); orrery has no separate expert TP.
+// tensor_model_parallel_size) or 1 (parallelism.expert_tp), where m runs over the
+// stage's tp x cp x dp ranks (Layout::expert_gpu).
 enum class GroupKind {
   tp,         // tensor-parallel ranks of one replica and stage
   dp,         // data-parallel ranks holding the same shard, with the context-parallel ones

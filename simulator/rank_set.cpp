@@ -37,9 +37,13 @@ std::vector<int> RankSet::dp_members(std::size_t r, bool expert) const {
   }
   const RankId& id = ranks_[r];
   if (expert) {
-    // The ranks of the same flat dp x cp index modulo ep (GroupKind::expert_dp).
-    for (int m = L_.expert_index(id.c, id.d) % ep_; m < L_.dp * L_.cp; m += ep_)
-      members.push_back(rank_of(id.t, m % L_.cp, m / L_.cp, id.s));
+    // The ranks of the same expert tensor index and flat index modulo ep
+    // (GroupKind::expert_dp).
+    const Layout::ExpertCoords at = L_.expert_coords(id.t, id.c, id.d);
+    for (int m = at.m % ep_; m < L_.expert_ranks(); m += ep_) {
+      const Layout::Coords g = L_.coords(L_.expert_gpu(at.te, m, id.s));
+      members.push_back(rank_of(g.t, g.c, g.d, id.s));
+    }
   } else {  // dp x cp, as the symmetric group (simulator/groups.h)
     for (int d = 0; d < L_.dp; ++d)
       for (int c = 0; c < L_.cp; ++c) members.push_back(rank_of(id.t, c, d, id.s));

@@ -16,6 +16,7 @@ StepContext::StepContext(const Scenario& scenario, const SimulationOptions& opti
       model(hardware.model),
       work(workload) {
   L = {p.tp, p.cp, p.dp, p.pp};
+  L.etp = p.etp();
   // Failed NICs hold for the whole step: routes go around them (Topology::fail_nic). The
   // symmetric step then follows the GPU behind the first one, whose groups are the
   // slowest, so that the step waits for them as the real synchronous step would.
@@ -43,7 +44,8 @@ StepContext::StepContext(const Scenario& scenario, const SimulationOptions& opti
 
 bool StepContext::groups_inside_node() const {
   const int g = s.cluster.gpus_per_node;
-  return p.tp <= g && g % p.tp == 0 && (p.ep == 1 || p.tp * p.ep <= g);
+  // An expert-parallel group spans etp x ep consecutive ranks (Layout::expert_gpu).
+  return p.tp <= g && g % p.tp == 0 && (p.ep == 1 || p.etp() * p.ep <= g);
 }
 
 }  // namespace orrery::detail

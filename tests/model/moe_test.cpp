@@ -211,6 +211,72 @@ parallelism: {tp: 1, dp: 8, ep: 8, global_batch: 8}
   EXPECT_EQ(bwd, want_bwd);
 }
 
+// Expert tensor parallelism 1 under tp 2 (parallelism.expert_tp): Mixtral 8x7B (h 4096,
+// expert ffn 14336, 8 experts, top 2), seq 4096, one sequence, sequence parallel, ep 8 on
+// 16 GPUs. Each rank routes its own T / tp = 2048 tokens: 4096 rows of whole experts, its
+// one local expert (8 / 8), fc1 2 x 4096 x 4096 x 2 x 14336 = 962.07 GFLOP and 4096 x
+// 28672 + 14336 x 4096 weights, the same FLOPs as at expert_tp 2 (8192 rows of half
+// experts) with the weights of one whole expert; nothing gathered or reduced over tp in the
+// routed path; the dispatch sends 4096 rows of 4096 bf16 values, 33,554,432 bytes, half of
+// expert_tp 2's 8192 rows.
+TEST(ExpertTensorParallel, OneRankRoutesItsOwnSequenceShareToWholeExperts) {
+  auto mixtral = [](const std::string& etp, int ep) {
+    return load_scenario_text(R"(
+cluster: {preset: dgx-h100, nodes: 2}
+model: {preset: mixtral-8x7b, layers: 2, seq_len: 4096, moe: {load_imbalance: 1}}
+parallelism: {tp: 2, dp: 8, ep: )" + std::to_string(ep) + etp +
+                                  R"(, sequence_parallel: true, microbatch: 1, global_batch: 8}
+training: {precision: bf16}
+)",
+                              "m.yaml");
+  };
+  const Scenario one = mixtral(", expert_tp: 1", 8);
+  const Scenario two = mixtral("", 4);
+  ASSERT_EQ(one.parallelism.etp(), 1);
+  ASSERT_EQ(two.parallelism.etp(), 2);
+  auto op = [](const Layer& l, const std::string& name) {
+    for (const Op& o : l.ops)
+      if (o.name == name) return o;
+    ADD_FAILURE() << name;
+    return Op{};
+  };
+  const Layer a = build_workload(one.model, one.training, shard_of(one.parallelism)).layers.at(1);
+  const Layer b = build_workload(two.model, two.training, shard_of(two.parallelism)).layers.at(1);
+  const double fc1_flops = 2.0 * 4096 * 4096 * 2 * 14336;
+  EXPECT_DOUBLE_EQ(op(a, "moe.experts.fc1").fwd_flops.value(), fc1_flops);
+  EXPECT_DOUBLE_EQ(op(b, "moe.experts.fc1").fwd_flops.value(), fc1_flops);
+  EXPECT_DOUBLE_EQ(op(a, "moe.experts.fc1").params, 4096.0 * 28672);
+  EXPECT_DOUBLE_EQ(op(b, "moe.experts.fc1").params, 2 * 4096.0 * 28672 / 2);
+  EXPECT_EQ(op(a, "moe.experts.fc1").gemm_groups, 1);
+  // The routed path's tensor-parallel collectives: none at expert_tp 1; at expert_tp = tp
+  // the tokens are gathered before the router and the output reduce-scattered after.
+  EXPECT_EQ(op(a, "moe.router").comm_before, CommPoint::none);
+  EXPECT_EQ(op(a, "moe.unpermute").comm_after, CommPoint::none);
+  EXPECT_EQ(op(b, "moe.router").comm_before, CommPoint::tp_gather);
+  EXPECT_EQ(op(b, "moe.unpermute").comm_after, CommPoint::tp_reduce);
+  EXPECT_DOUBLE_EQ(message_sizes(one).ep, 4096.0 * 4096 * 2);
+  EXPECT_DOUBLE_EQ(message_sizes(two).ep, 8192.0 * 4096 * 2);
+}
+
+TEST(ExpertTensorParallel, RefusedWhereOrreryDoesNotTimeIt) {
+  auto load = [](const std::string& par, const std::string& model = "mixtral-8x7b") {
+    return load_scenario_text("cluster: {preset: dgx-h100, nodes: 2}\nmodel: {preset: " + model +
+                                  "}\nparallelism: {" + par + ", global_batch: 8}\n",
+                              "e.yaml");
+  };
+  // 1 or tp only.
+  EXPECT_THROW(load("tp: 4, dp: 4, ep: 4, expert_tp: 2, sequence_parallel: true"), InputError);
+  // Below tp it needs sequence parallelism (each rank routes its sequence share).
+  EXPECT_THROW(load("tp: 2, dp: 8, ep: 8, expert_tp: 1"), InputError);
+  // ep must divide tp x dp x cp = 16.
+  EXPECT_THROW(load("tp: 2, dp: 8, ep: 32, expert_tp: 1, sequence_parallel: true"), InputError);
+  // Only an MoE model has experts.
+  EXPECT_THROW(load("tp: 2, dp: 8, expert_tp: 1, sequence_parallel: true", "llama3-8b"),
+               InputError);
+  // ep 16 over tp x dp = 16 with whole experts: dp alone (8) could not hold it.
+  EXPECT_NO_THROW(load("tp: 2, dp: 8, ep: 8, expert_tp: 1, sequence_parallel: true"));
+}
+
 // Megatron-Core's all-to-all dispatcher regroups the received rows by local expert after
 // the dispatch and restores rank order before the combine (token_dispatcher.py at
 // d98e8a64, dispatch_postprocess / combine_preprocess). Qwen3-30B-A3B's MoE shape at ep 16:

@@ -125,6 +125,31 @@ TEST(Groups, ExpertGroupsFoldExpertParallelismOverDataAndContext) {
   EXPECT_EQ(ranks.dp_members(0, false), (std::vector<int>{0, 2, 4, 6, 8, 10, 12, 14}));
 }
 
+// Expert tensor parallelism 1 (parallelism.expert_tp) under tp 2: Megatron-Core's expert
+// rank generator (tp = etp = 1, order tp-cp-ep-dp-pp, parallel_state.py at d98e8a64) takes
+// a stage's ranks r = t + tp (c + cp d) as the flat axis m = r = e + ep j, so an
+// expert-parallel group is ep consecutive GPUs whatever their tensor index.
+TEST(Groups, ExpertTensorParallelismOneFoldsTheTensorRanksIntoExpertParallelism) {
+  Layout L{2, 2, 4, 1};  // tp 2, cp 2, dp 4: 16 GPUs
+  L.etp = 1;
+  const GroupSet ep8 = groups_of(GroupKind::ep, 0, L, 8);
+  EXPECT_EQ(ep8.group, (std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7}));
+  ASSERT_EQ(ep8.siblings.size(), 1u);
+  EXPECT_EQ(ep8.siblings[0], (std::vector<int>{8, 9, 10, 11, 12, 13, 14, 15}));
+  // Expert data parallelism: 16 / (etp 1 x ep 8) = 2 ranks hold the same experts, m = e + 8 j.
+  const GroupSet edp = groups_of(GroupKind::expert_dp, 0, L, 8);
+  EXPECT_EQ(edp.group, (std::vector<int>{0, 8}));
+  EXPECT_EQ(edp.siblings.size(), 7u);
+  // ep 4: GPUs 0-3 (tensor indices 0 and 1 of cp ranks 0 and 1).
+  EXPECT_EQ(groups_of(GroupKind::ep, 0, L, 4).group, (std::vector<int>{0, 1, 2, 3}));
+  // Full mode: GPU 5 (m = 5) reduces its experts' gradients with GPU 13 (m = 13).
+  ParallelismSpec p;
+  p.tp = 2, p.cp = 2, p.dp = 4, p.ep = 8, p.expert_tp = 1;
+  EXPECT_EQ(p.expert_shard_group(), 2);
+  const RankSet ranks(L, p, true, 16, 1);
+  EXPECT_EQ(ranks.dp_members(5, true), (std::vector<int>{5, 13}));
+}
+
 // Two layers of Mixtral on 2 DGX H100 (16 GPUs): tp 2, cp 2, dp 4 and ep 8 or 4.
 Scenario moe16(int ep) {
   return load_scenario_text(fmt::format(R"(

@@ -150,6 +150,22 @@ TEST(SplitSweep, ParetoFrontOfAHandMadeSet) {
   EXPECT_EQ(pareto_front(pts), (std::vector<int>{0, 1, 3, 4}));
 }
 
+TEST(SplitSweep, MegatronArgumentsOfExpertTensorParallelism) {
+  // --expert-tensor-parallel-size only where it is not Megatron-LM's default (tp).
+  auto args = [](const std::string& split) {
+    return megatron_arguments(load_scenario_text(R"(
+cluster: {preset: dgx-h100, nodes: 2}
+model: {preset: mixtral-8x7b}
+parallelism: {tp: 2, pp: 1, dp: 8, sequence_parallel: true, global_batch: 64, )" + split + R"(}
+)",
+                                                 "etp.yaml"));
+  };
+  EXPECT_NE(args("ep: 8, expert_tp: 1").find("--expert-model-parallel-size 8 "
+                                             "--expert-tensor-parallel-size 1"),
+            std::string::npos);
+  EXPECT_EQ(args("ep: 4, expert_tp: 2").find("--expert-tensor-parallel-size"), std::string::npos);
+}
+
 TEST(SplitSweep, MegatronArgumentsOfTheMoeRouting) {
   // Megatron-Core's names (megatron/core/transformer/moe/README.md at d98e8a64): DeepEP's
   // exchange is the flex dispatcher with the deepep backend.
