@@ -594,6 +594,13 @@ std::string render_stack_explanation(const Scenario& s) {
       o += fmt::format("  {:<25}{}: bytes a gradient element of each unit, on its backward\n",
                        "FSDP gradient passes", list);
     }
+    // FSDP2's copy-out of each gather (simulator/pipeline_pass.cpp, fsdp_block).
+    if (s.parallelism.fsdp_impl == ParallelismSpec::FsdpImpl::fsdp2) {
+      o += fmt::format("  {:<25}each unit's gathered weights copied from the all-gather buffer "
+                       "into its parameters after every gather, read and written on the "
+                       "compute stream\n",
+                       "FSDP2 gather copy-out");
+    }
   }
   return o;
 }

@@ -100,6 +100,15 @@ double dense_gather_bytes_per_param(const StepContext& ctx,
 
 namespace {
 
+// FSDP2's copy-out of a unit's gathered buffer into its parameters (fsdp_block): the
+// gathered bytes read and written once, a memory-bound kernel.
+Seconds fsdp2_copy_out_time(const ComputeModel& model, double gathered_bytes) {
+  Op op;
+  op.kind = OpKind::elementwise;
+  op.fwd_read = Bytes(2.0 * gathered_bytes);
+  return model.op_time(op, Pass::forward);
+}
+
 // DualPipe's overlapped forward-backward pair (DeepSeek-V3 report, section 3.2.1): the
 // MoE all-to-all of each side (tasks forward.first..second, backward.first..second) runs
 // under the other side's compute, hidden up to that compute's length; the compute
@@ -515,6 +524,14 @@ class PipelineBuilder {
                   const std::vector<Seconds>* waits) {
     const bool fp8_param_gather = ctx_.s.training.fp8 && ctx_.s.training.fp8->param_allgather_fp8;
     const bool megatron = p_.fsdp_impl == ParallelismSpec::FsdpImpl::megatron_fsdp;
+    // FSDP2 gathers each unit into one flat buffer and copies it out into the parameters'
+    // own tensors on the compute stream once the gather is done
+    // (foreach_all_gather_copy_out: the current stream waits for the all-gather event,
+    // then one split_with_sizes_copy reads the buffer and writes the parameters;
+    // torch/distributed/fsdp/_fully_shard/_fsdp_collectives.py at pytorch/pytorch
+    // 010ae4a8): the unit's gathered bytes read and written, before its compute. FSDP1,
+    // Megatron-FSDP and DeepSpeed gather into the buffer the parameters view.
+    const bool copy_out = p_.fsdp_impl == ParallelismSpec::FsdpImpl::fsdp2;
     const bool outside_units_resident = megatron && p_.fsdp_unit == ParallelismSpec::FsdpUnit::layer;
     const MaybeTask before_block = prev_;
     std::optional<MaybeTask> anchor;  // Megatron-FSDP: what the block's first gathers wait for
@@ -541,6 +558,10 @@ class PipelineBuilder {
         prereq = *anchor;
       }
       const double fp8_params = fp8_param_gather ? l.fp8_weight_elems() : 0.0;
+      if (gathers && copy_out) {
+        g_.tasks[static_cast<size_t>(id)].work +=
+            fsdp2_copy_out_time(*ctx_.model, l.params() * dense_gather_bytes_per_param(ctx_, {&l}));
+      }
       if (gathers) out_.fsdp[r].push_back({true, !forward, id, prereq, l.params(), fp8_params, &l, std::nullopt});
       if (!forward) {
         out_.fsdp[r].push_back({false, true, id, std::nullopt, l.params(), 0.0, &l, std::nullopt});
