@@ -236,6 +236,12 @@ std::string write_imported_scenario(const ImportSettings& a, const ImportSource&
     p += line("ep", std::to_string(a.whole("--expert-model-parallel-size")),
               a.label("--expert-model-parallel-size"));
   }
+  // Megatron-LM's default is tp, orrery's too: written only where it differs.
+  if (a.has("--expert-tensor-parallel-size") &&
+      a.whole("--expert-tensor-parallel-size") != tp) {
+    p += line("expert_tp", std::to_string(a.whole("--expert-tensor-parallel-size")),
+              a.label("--expert-tensor-parallel-size"));
+  }
   if (a.flag("--sequence-parallel")) {
     p += line("sequence_parallel", "true", a.label("--sequence-parallel"));
   }

@@ -64,6 +64,7 @@ const std::set<std::string>& valued() {
       "--pipeline-model-parallel-size",
       "--context-parallel-size",
       "--expert-model-parallel-size",
+      "--expert-tensor-parallel-size",
       "--num-layers-per-virtual-pipeline-stage",
       "--decoder-first-pipeline-num-layers",
       "--decoder-last-pipeline-num-layers",

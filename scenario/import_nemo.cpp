@@ -289,6 +289,7 @@ std::string import_nemo(const std::string& path, const std::string& cluster,
   pass(c, a, "model.pipeline_model_parallel_size", "--pipeline-model-parallel-size");
   pass(c, a, "model.context_parallel_size", "--context-parallel-size");
   pass(c, a, "model.expert_model_parallel_size", "--expert-model-parallel-size");
+  pass(c, a, "model.expert_tensor_parallel_size", "--expert-tensor-parallel-size");
   // NeMo turns sequence parallelism off with tp 1 (megatron_base_model.py line 955).
   if (const auto sp = c.get("model.sequence_parallel");
       sp && c.boolean("model.sequence_parallel", false)) {

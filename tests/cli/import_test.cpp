@@ -92,6 +92,24 @@ TEST(ImportMegatron, SwigluFfnDefaultAndPaddedVocab) {
   EXPECT_NE(r.out.find("# Every argument was mapped.\n"), std::string::npos) << r.out;
 }
 
+// --expert-tensor-parallel-size: written where it differs from tp (Megatron-LM's default and
+// orrery's), and the imported file resolves (expert_tp 1 under tp 2 with sequence parallelism).
+TEST(ImportMegatron, ExpertTensorParallelSizeWhereItIsNotTp) {
+  const std::string moe =
+      "import megatron --cluster dgx-h100 --nodes 2 -- --num-layers 2 --hidden-size 4096 "
+      "--num-attention-heads 32 --seq-length 4096 --vocab-size 32000 --swiglu "
+      "--num-experts 8 --moe-router-topk 2 --tensor-model-parallel-size 2 --sequence-parallel "
+      "--expert-model-parallel-size 8 --global-batch-size 16 ";
+  const auto one = run_orrery(moe + "--expert-tensor-parallel-size 1");
+  ASSERT_EQ(one.code, 0) << one.err;
+  EXPECT_NE(one.out.find("  expert_tp: 1  # --expert-tensor-parallel-size"), std::string::npos)
+      << one.out;
+  EXPECT_NE(one.out.find("# Every argument was mapped.\n"), std::string::npos) << one.out;
+  const auto two = run_orrery(moe + "--expert-tensor-parallel-size 2");
+  ASSERT_EQ(two.code, 0) << two.err;
+  EXPECT_EQ(two.out.find("expert_tp"), std::string::npos) << two.out;
+}
+
 // --attention-backend (Megatron-Core's AttnBackend): flash and fused force Transformer
 // Engine's FlashAttention or cuDNN kernel (flash2, cudnn), unfused and local the unfused
 // path (flash_attention false), auto (the default) writes nothing; anything else refused.
