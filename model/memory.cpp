@@ -30,7 +30,8 @@ double in_flight_factor(const ParallelismSpec& p, int stage) {
     case PipelineSchedule::gpipe:
       return m;
     case PipelineSchedule::one_f_one_b:
-      return std::min(p.pp - stage, m);
+      // Megatron-Core's combined 1F1B (moe_a2a_overlap) runs one more forward first.
+      return std::min(p.pp - stage + (p.moe_a2a_overlap ? 1 : 0), m);
     case PipelineSchedule::zero_bubble_h1:
       // ZB-H1 gives every stage p micro-batches in flight (Qi et al. 2023, section 2.1):
       // stage i's p - i of 1F1B plus i whose W is deferred. A deferred W needs only its
@@ -70,7 +71,8 @@ std::vector<double> interleaved_peak(const ParallelismSpec& p, int stage,
   const int g = p.microbatch_group_size > 0 ? p.microbatch_group_size : p.pp;
   const auto table = interleaved_table(m, v, g);
   const int total = m * v;
-  const int warmup = std::min((p.pp - stage - 1) * 2 + (v - 1) * g, total);
+  const int warmup =
+      std::min((p.pp - stage - 1) * 2 + (v - 1) * g + (p.moe_a2a_overlap ? 1 : 0), total);
   std::vector<double> held(static_cast<std::size_t>(v), 0.0), best = held;
   double bytes = 0, peak = -1;
   auto forward = [&](int k) {

@@ -67,6 +67,7 @@ const FieldTable<P>& parallelism_fields() {
       {"cp_comm", choice(&P::cp_comm)},
       {"ep_alltoall", choice(&P::ep_alltoall)},
       {"ep_backend", choice(&P::ep_backend)},
+      {"moe_a2a_overlap", flag(&P::moe_a2a_overlap)},
       {"zero_stage", whole(&P::zero_stage, 0, 3)},
       {"fsdp", read_fsdp},
       {"sharding", choice(&P::sharding)},

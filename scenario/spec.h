@@ -341,6 +341,11 @@ struct ParallelismSpec {
   // or 1. At 1 under tp > 1 each rank dispatches its own sequence-parallel share of the
   // tokens and the expert-parallel ranks are carved out of tp*dp*cp.
   int expert_tp = 0;
+  // Megatron-Core's --overlap-moe-expert-parallel-comm (the combined 1F1B schedule): each
+  // steady-state forward runs as one pair with the backward of another micro-batch, each
+  // one's MoE all-to-all hidden under the other's compute; one more micro-batch forward
+  // before the first backward.
+  bool moe_a2a_overlap = false;
   bool sequence_parallel = false;
   int virtual_pipeline_stages = 1;  // model chunks per pipeline rank (interleaving)
   // Uneven pipelines (Megatron-LM --decoder-first/last-pipeline-num-layers): transformer

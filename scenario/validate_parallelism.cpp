@@ -443,6 +443,28 @@ void check_context_and_expert_split(Scenario& s) {
   } else {
     p.expert_tp = p.tp;
   }
+  if (p.moe_a2a_overlap) {
+    // Megatron-Core's conditions (TransformerConfig.__post_init__, transformer_config.py at
+    // NVIDIA/Megatron-LM d98e8a64): expert parallelism, an interleaved schedule when pp > 1,
+    // no full recompute and no recomputed moe module, no shared-expert overlap.
+    const auto refuse = [&](const std::string& why) {
+      reject(s, "parallelism.moe_a2a_overlap", "true", why);
+    };
+    if (!m.moe || p.ep < 2) refuse("overlapping the MoE all-to-all needs expert parallelism (ep > 1)");
+    if (p.pp > 1 && p.schedule != PipelineSchedule::interleaved_1f1b) {
+      refuse("with pp > 1 Megatron-Core runs it only under the interleaved schedule "
+             "(virtual_pipeline_stages > 1)");
+    }
+    if (p.pp == 1 && p.schedule != PipelineSchedule::one_f_one_b) {
+      refuse("with pp 1 it is Megatron-Core's combined 1F1B over the micro-batches (schedule 1f1b)");
+    }
+    if (s.training.recompute == Recompute::full) refuse("Megatron-Core refuses it with full recompute");
+    if (s.training.recompute == Recompute::selective &&
+        (s.training.recompute_modules & kRecomputeMoe) != 0) {
+      refuse("Megatron-Core refuses it with the moe module recomputed");
+    }
+    if (m.moe->shared_expert_overlap) refuse("Megatron-Core refuses it with shared_expert_overlap");
+  }
   if (p.ep > 1) {
     if (!m.moe) {
       reject(s, "parallelism.ep", std::to_string(p.ep), "expert parallelism needs an MoE model");

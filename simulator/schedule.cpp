@@ -17,10 +17,16 @@ std::vector<Block> pipeline_order(const ParallelismSpec& par, int stage) {
       for (int i = m - 1; i >= 0; --i) out.push_back({false, 0, i});
       break;
     case PipelineSchedule::one_f_one_b: {
-      const int warmup = std::min(p - stage - 1, m);
+      // Megatron-Core's combined 1F1B without pipelining (moe_a2a_overlap, validated to
+      // pp 1: combined_1f1b_schedule_for_no_pipelining in megatron/core/pipeline_parallel/
+      // combined_1f1b.py at d98e8a64): the first forward alone, then the forward of
+      // micro-batch i + 1 paired with the backward of i, then the last backward.
+      const int warmup = std::min(p - stage - 1 + (par.moe_a2a_overlap ? 1 : 0), m);
       for (int i = 0; i < warmup; ++i) out.push_back({true, 0, i});
       for (int i = 0; i < m - warmup; ++i) {
-        out.push_back({true, 0, warmup + i});
+        Block f{true, 0, warmup + i};
+        f.fused_with_next = f.defer_send = par.moe_a2a_overlap;
+        out.push_back(f);
         out.push_back({false, 0, i});
       }
       for (int i = m - warmup; i < m; ++i) out.push_back({false, 0, i});
@@ -130,7 +136,12 @@ std::vector<Block> pipeline_order(const ParallelismSpec& par, int stage) {
       const int g = par.microbatch_group_size > 0 ? par.microbatch_group_size : p;
       const std::vector<std::pair<int, int>> table = interleaved_table(m, v, g);
       const int total = m * v;
-      const int warmup = std::min((p - stage - 1) * 2 + (v - 1) * g, total);
+      // With moe_a2a_overlap one more warm-up forward, and each steady forward paired with
+      // the backward after it (get_pp_rank_microbatches and
+      // combined_1f1b_schedule_for_interleaved_pipelining, schedules.py and combined_1f1b.py
+      // there).
+      const int warmup =
+          std::min((p - stage - 1) * 2 + (v - 1) * g + (par.moe_a2a_overlap ? 1 : 0), total);
       auto fwd = [&](int k) {
         const auto [mb, chunk] = table[static_cast<std::size_t>(k)];
         return Block{true, chunk, mb};
@@ -141,7 +152,9 @@ std::vector<Block> pipeline_order(const ParallelismSpec& par, int stage) {
       };
       for (int k = 0; k < warmup; ++k) out.push_back(fwd(k));
       for (int i = 0; i < total - warmup; ++i) {
-        out.push_back(fwd(warmup + i));
+        Block f = fwd(warmup + i);
+        f.fused_with_next = f.defer_send = par.moe_a2a_overlap;
+        out.push_back(f);
         out.push_back(bwd(i));
       }
       for (int k = total - warmup; k < total; ++k) out.push_back(bwd(k));

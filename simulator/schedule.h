@@ -17,9 +17,9 @@ struct Block {
   bool weight = false;
   // A backward without its weight-gradient GEMMs (B); its W is a later block.
   bool split = false;
-  // DualPipe: this forward and the backward after it run as one overlapped pair (each
-  // one's communication hidden under the other's compute), and this block's output
-  // leaves after the pair.
+  // DualPipe, or Megatron-Core's combined 1F1B (parallelism.moe_a2a_overlap): this forward
+  // and the backward after it run as one overlapped pair (each one's MoE all-to-all hidden
+  // under the other's compute), and this block's output leaves after the pair.
   bool fused_with_next = false;
   // The block's output leaves after the next block rather than right after it.
   bool defer_send = false;

@@ -264,7 +264,7 @@ StepResult simulate(const Scenario& s, const Hardware& hardware, const detail::A
 bool op_level_supported(const Scenario& s) {
   const ParallelismSpec& p = s.parallelism;
   return p.zero_stage < 3 && p.schedule != PipelineSchedule::zero_bubble_h1 &&
-         p.schedule != PipelineSchedule::dualpipe;
+         p.schedule != PipelineSchedule::dualpipe && !p.moe_a2a_overlap;
 }
 
 StepResult simulate_step(const Scenario& s, const Hardware& hardware,

@@ -1126,6 +1126,7 @@ std::string megatron_arguments(const Scenario& s) {
   if (p.cp > 1) out += fmt::format(" --context-parallel-size {}", p.cp);
   if (p.ep > 1) out += fmt::format(" --expert-model-parallel-size {}", p.ep);
   if (p.experts_split_tokens()) out += fmt::format(" --expert-tensor-parallel-size {}", p.etp());
+  if (p.moe_a2a_overlap) out += " --overlap-moe-expert-parallel-comm";
   // MoE routing and exchange, as megatron/core/transformer/moe/README.md at d98e8a64 names
   // them: the naive exchange is the alltoall dispatcher, the deduplicated one the flex
   // dispatcher with DeepEP. A node limit is router groups of one node each, which needs

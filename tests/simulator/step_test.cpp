@@ -1335,3 +1335,98 @@ training: {precision: bf16, recompute: full, flash_attention: false}
 
 }  // namespace
 }  // namespace orrery
+
+namespace orrery {
+namespace {
+
+// Megatron-Core's combined 1F1B (parallelism.moe_a2a_overlap; --overlap-moe-expert-parallel-
+// comm, combined_1f1b.py at NVIDIA/Megatron-LM d98e8a64) on 8 Qwen3-30B-A3B-shaped layers
+// over 16 H100 at ep 16, pp 1, 4 micro-batches.
+Scenario a2a_overlap(bool on, const std::string& extra = "") {
+  return load_scenario_text(fmt::format(R"(
+cluster: {{preset: dgx-h100, nodes: 2}}
+model: {{family: decoder, layers: 8, hidden: 2048, heads: 32, head_dim: 128, kv_heads: 4,
+        ffn: 6144, vocab: 151936, seq_len: 4096, activation: swiglu, norm: rmsnorm,
+        position_embedding: rope, tied_embeddings: false, bias: false, dropout: false,
+        moe: {{experts: 128, top_k: 8, expert_ffn: 768, load_imbalance: 1}}}}
+parallelism: {{tp: 1, pp: 1, dp: 16, ep: 16, microbatch: 1, global_batch: 64,
+              moe_a2a_overlap: {}{}}}
+training: {{precision: bf16, recompute: none}}
+)",
+                                        on ? "true" : "false", extra),
+                            "a2a.yaml");
+}
+
+TEST(MoeA2aOverlap, CombinedOneFOneBOrderWithoutPipelining) {
+  // The first forward alone, then forward i + 1 paired with backward i, then the last
+  // backward (combined_1f1b_schedule_for_no_pipelining's phases).
+  std::vector<std::string> got;
+  for (const Block& b : pipeline_order(a2a_overlap(true).parallelism, 0))
+    got.push_back(fmt::format("{}{}{}", b.forward ? "F" : "B", b.microbatch,
+                              b.fused_with_next ? "+" : ""));
+  EXPECT_EQ(got, (std::vector<std::string>{"F0", "F1+", "B0", "F2+", "B1", "F3+", "B2", "B3"}));
+}
+
+TEST(MoeA2aOverlap, InterleavedWarmsUpOneMoreForward) {
+  // pp 2, vp 2, 4 micro-batches (groups of 2): rank 1 warms up with 0 x 2 + 1 x 2 + 1 = 3
+  // forwards (1F1B's 2 plus the combined schedule's one), and pairs every later forward
+  // with the backward after it.
+  const Scenario s = load_scenario_text(R"(
+cluster: {preset: dgx-h100, nodes: 2}
+model: {preset: mixtral-8x7b, layers: 4}
+parallelism: {tp: 1, pp: 2, dp: 8, ep: 8, virtual_pipeline_stages: 2, microbatch: 1,
+              global_batch: 32, moe_a2a_overlap: true}
+training: {recompute: none}
+)",
+                                        "i.yaml");
+  std::vector<std::string> got;
+  for (const Block& b : pipeline_order(s.parallelism, 1))
+    got.push_back(fmt::format("{}{}c{}{}", b.forward ? "F" : "B", b.microbatch, b.chunk,
+                              b.fused_with_next ? "+" : ""));
+  EXPECT_EQ(got, (std::vector<std::string>{"F0c0", "F1c0", "F0c1", "F1c1+", "B0c1", "F2c0+",
+                                           "B1c1", "F3c0+", "B0c0", "F2c1+", "B1c0", "F3c1+",
+                                           "B2c1", "B3c1", "B2c0", "B3c0"}));
+  EXPECT_NO_THROW(simulate_step(s));
+}
+
+TEST(MoeA2aOverlap, HidesThePairsAllToAllAndHoldsOneMoreMicroBatch) {
+  const Scenario off = a2a_overlap(false), on = a2a_overlap(true);
+  const StepResult a = simulate_step(off), b = simulate_step(on);
+  // Without the overlap each of the 4 micro-batches exposes its forward and backward
+  // exchanges (e); with it only the first forward's and the last backward's stay, each
+  // pair's exchanges hiding under the other side's compute (the layers' compute is several
+  // times their exchanges here): about e / 4 of the 4 e. The 5 % allows for the exchanges'
+  // interplay with the gradient reduction at the step's end.
+  const double e_off = a.stages[0].breakdown.ep_exposed.value();
+  const double e_on = b.stages[0].breakdown.ep_exposed.value();
+  EXPECT_NEAR(e_on / (e_off / 4), 1.0, 0.05);
+  EXPECT_LT(b.step_time.value(), a.step_time.value());
+  // One more micro-batch's activations held: the layers' worth in flight doubles (2
+  // micro-batches where 1F1B without pipelining holds 1), and the activations grow.
+  const StageMemory m_off = estimate_memory(off).stages[0], m_on = estimate_memory(on).stages[0];
+  EXPECT_DOUBLE_EQ(m_on.layers_in_flight, 2.0 * m_off.layers_in_flight);
+  EXPECT_GT(m_on.memory.activations.value(), m_off.memory.activations.value());
+}
+
+TEST(MoeA2aOverlap, RefusedWhereMegatronCoreRefusesIt) {
+  EXPECT_THROW(a2a_overlap(true, ", ep: 1"), InputError);  // no expert parallelism
+  const std::string base = R"(
+cluster: {preset: dgx-h100, nodes: 2}
+model: {preset: mixtral-8x7b, layers: 4}
+training: {recompute: RECOMPUTE}
+parallelism: {tp: 1, pp: PP, dp: DP, ep: 8, microbatch: 1, global_batch: 32, moe_a2a_overlap: true}
+)";
+  auto load = [&](const std::string& pp, const std::string& dp, const std::string& recompute) {
+    std::string t = base;
+    t.replace(t.find("PP"), 2, pp);
+    t.replace(t.find("DP"), 2, dp);
+    t.replace(t.find("RECOMPUTE"), 9, recompute);
+    return load_scenario_text(t, "r.yaml");
+  };
+  EXPECT_THROW(load("2", "8", "none"), InputError);  // pp 2 without interleaving
+  EXPECT_THROW(load("1", "16", "full"), InputError);  // full recompute
+  EXPECT_NO_THROW(load("1", "16", "none"));
+}
+
+}  // namespace
+}  // namespace orrery
