@@ -781,6 +781,51 @@ Layer head_layer(const ModelSpec& m, const TrainingSpec& tr, const OpBuilder& B,
 
 }  // namespace
 
+// Megatron-Core's MultiTokenPredictionLayer (megatron/core/transformer/
+// multi_token_prediction.py at NVIDIA/Megatron-LM d98e8a64; DeepSeek-V3 report section 2.2),
+// each of model.mtp_layers in turn: the next tokens' embedding (the shared word embedding:
+// a lookup, no weights of its own) and the hidden state each normalised (enorm, hnorm),
+// concatenated and projected 2h -> h (eh_proj, column-parallel, no bias), one transformer
+// layer of the decoder's last kind (`block`: its ops, weights and exchanges), a final norm,
+// and the output head again (the shared output weights: its GEMM and loss, no weights).
+// Appended to the head layer `head`, so they run on the loss stage after the main loss.
+// Not counted: the copy of the word embedding the loss stage keeps when the embedding
+// lives on another pipeline stage, and its gradient's reduction with the first stage.
+void add_mtp(const ModelSpec& m, const OpBuilder& B, const Dims& d, const Layer& embedding,
+             const Layer& block, Layer& head) {
+  const double n = d.tok * d.h * d.r;
+  std::vector<Op> head_ops = head.ops;
+  for (int k = 0; k < m.mtp_layers; ++k) {
+    const std::string pre = m.mtp_layers > 1 ? fmt::format("mtp{}.", k) : std::string("mtp.");
+    Layer L;
+    for (const Op& op : embedding.ops) {
+      if (op.name != "embedding.word") continue;
+      Op lookup = op;
+      lookup.name = pre + "embedding";
+      lookup.params = 0;
+      L.ops.push_back(lookup);
+    }
+    add_norm(B, pre + "enorm", n, norm_params(m), d.unfused_norm, 0, L);
+    add_norm(B, pre + "hnorm", n, norm_params(m), d.unfused_norm, 0, L);
+    L.ops.push_back(B.memory_bound(pre + "concat", OpKind::elementwise, 2 * n, 2 * n, 0));
+    Op proj = B.gemm(pre + "eh_proj", d.tok, 2 * d.h, d.h / d.t, 2 * d.h * d.h / d.t, 2 * d.tok * d.h);
+    proj.comm_before = CommPoint::tp_gather;
+    proj.comm_after = CommPoint::tp_reduce;
+    L.ops.push_back(proj);
+    for (Op op : block.ops) {
+      op.name = pre + op.name;
+      L.ops.push_back(op);
+    }
+    for (Op op : head_ops) {
+      op.name = pre + op.name;
+      if (op.name == pre + "head.norm") op.name = pre + "final_norm";
+      if (op.name != pre + "final_norm") op.params = 0;  // the shared output weights
+      L.ops.push_back(op);
+    }
+    for (const Op& op : L.ops) head.ops.push_back(op);
+  }
+}
+
 Workload build_transformer_workload(const ModelSpec& m, const TrainingSpec& tr, const Shard& sh) {
   const OpBuilder B(tr, sh);
   // training.fp8.bf16_layers: the first and last transformer layers keep their GEMMs in
@@ -826,6 +871,11 @@ Workload build_transformer_workload(const ModelSpec& m, const TrainingSpec& tr, 
     w.layers.back().name = fmt::format("layer.{}", i);
   }
   w.layers.push_back(head_layer(m, tr, B, d));
+  if (m.mtp_layers > 0) {
+    // Multi-token prediction (model.mtp_layers), after the output head on the loss stage.
+    const Layer block = transformer_layer(m, tr, B, d, sh, m.layers);
+    add_mtp(m, B, d, w.layers.front(), block, w.layers.back());
+  }
   // fp8 sequence-parallel all-gathers (training.fp8.communication.tp_allgather): TE casts
   // the local 1/t shard of a gathered input and gathers the fp8 copies, so that input's
   // cast streams 1/t of the bytes.

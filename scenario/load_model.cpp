@@ -147,6 +147,7 @@ const FieldTable<M>& model_fields() {
       {"bias", flag(&M::bias)},
       {"dropout", flag(&M::dropout)},
       {"qk_norm", flag(&M::qk_norm)},
+      {"mtp_layers", whole(&M::mtp_layers, 0, 16)},
       {"head", choice(&M::head)},
       {"labels", whole(&M::labels, 1, kMaxCount)},
       {"attention_mask", choice(&M::attention_mask)},

@@ -265,6 +265,12 @@ struct ModelSpec {
   // model.qk_norm: a norm (of model.norm's kind) over each attention head's query and key,
   // weight of head_dim each (Qwen3's q_norm/k_norm; Megatron-Core qk_layernorm).
   bool qk_norm = false;
+  // model.mtp_layers: multi-token prediction depth (DeepSeek-V3 report section 2.2;
+  // Megatron-Core --mtp-num-layers): each MTP layer normalises the hidden state and the
+  // next tokens' embedding, projects their concatenation (2h -> h) and runs one more
+  // transformer layer of the model's last kind, then the shared output head and a loss.
+  // orrery places them with the loss, on the last pipeline stage.
+  int mtp_layers = 0;
   // model.head and model.labels (encoders only): the head and a classifier's outputs.
   EncoderHead head = EncoderHead::masked_lm;
   int labels = 2;

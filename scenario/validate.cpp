@@ -228,6 +228,10 @@ void complete_transformer(Scenario& s) {
   if (m.family == ModelFamily::encoder && m.head == EncoderHead::classifier) {
     m.tied_embeddings = false;
   }
+  if (m.mtp_layers > 0 && m.family != ModelFamily::decoder) {
+    reject(s, "model.mtp_layers", std::to_string(m.mtp_layers),
+           "multi-token prediction layers follow a decoder's layers");
+  }
   if (m.mla && m.qk_norm) {
     reject(s, "model.qk_norm", "true",
            "multi-head latent attention has its own query and key-value norms (mla.q_lora_rank "

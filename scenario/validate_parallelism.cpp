@@ -305,10 +305,21 @@ void check_pipeline_layout_text(const Scenario& s) {
   if (count('L') != 1 || flat.back() != 'L') {
     reject(s, key, text, "needs exactly one L (output layer and loss), after every other layer");
   }
-  if (count('m') > 0) {
+  // Megatron-Core requires as many m as --mtp-num-layers, after every t, in one virtual stage
+  // (pipeline_parallel_layer_layout.py validate_layer_layout at d98e8a64); orrery times them
+  // with the loss, so they must sit right before L.
+  if (count('m') != s.model.mtp_layers) {
     reject(s, key, text,
-           "places multi-token-prediction layers (m), which orrery does not model; leave them "
-           "out of the layout");
+           fmt::format("places {} multi-token-prediction layers (m); model.mtp_layers is {}",
+                       count('m'), s.model.mtp_layers));
+  }
+  const std::string tail = std::string(static_cast<std::size_t>(count('m')), 'm') + "L";
+  const std::string& loss_stage = parsed.stages.back();
+  if (count('m') > 0 && (loss_stage.size() < tail.size() ||
+                         loss_stage.compare(loss_stage.size() - tail.size(), tail.size(), tail) != 0)) {
+    reject(s, key, text,
+           "orrery places the multi-token-prediction layers with the loss: write every m right "
+           "before L, in its stage");
   }
   if (count('t') != s.model.layers) {
     reject(s, key, text,

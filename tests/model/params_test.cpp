@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "model/analysis.h"
+#include "model/workload.h"
 #include "scenario/load.h"
 #include "tests/test_util.h"
 
@@ -123,6 +124,60 @@ TEST(Params, ResNet50FromItsLayerTable) {
   // 3 (forward + backward) * 2 * 4,089,184,256.
   EXPECT_DOUBLE_EQ(f.model_flops.value() / 256, 3.0 * 2.0 * 4089184256.0);
   EXPECT_NEAR(4089184256.0 / 4.1e9, 1.0, 0.01);
+}
+
+}  // namespace
+}  // namespace orrery
+
+namespace orrery {
+namespace {
+
+// model.mtp_layers: a two-layer SwiGLU decoder (h 64, 4 heads of 16, ffn 256, vocab 1024,
+// 128 tokens a sequence). One multi-token-prediction layer adds its transformer layer,
+// 4h^2 + 3 h ffn + 2h = 16,384 + 49,152 + 128 = 65,664 weights, the projection 2h x h =
+// 8,192 and its embedding, hidden and final norms 3h = 192: 74,048 (the embedding and the
+// output head are shared). Its forward adds, for the 128 tokens, the projection
+// 2 x 128 x 128 x 64 = 2,097,152 FLOPs, the layer's QKV 2 x 128 x 64 x 192 = 3,145,728,
+// attention 4 x 128^2 x 64 = 4,194,304, output projection 1,048,576, fc1 2 x 128 x 64 x 512 =
+// 8,388,608 and fc2 4,194,304, and the output head again, 2 x 128 x 64 x 1024 = 16,777,216:
+// 39,845,888.
+Scenario mtp_model(int layers, const std::string& par = "pp: 1, dp: 8") {
+  return load_scenario_text(R"(
+cluster: {preset: dgx-h100, nodes: 1}
+model: {family: decoder, layers: 2, hidden: 64, heads: 4, ffn: 256, vocab: 1024, seq_len: 128,
+        activation: swiglu, norm: rmsnorm, position_embedding: rope, tied_embeddings: false,
+        bias: false, dropout: false, mtp_layers: )" + std::to_string(layers) + R"(}
+parallelism: {tp: 1, )" + par + R"(, microbatch: 1, global_batch: 8}
+training: {precision: bf16, recompute: none}
+)",
+                            "mtp.yaml");
+}
+
+TEST(MultiTokenPrediction, OneLayerByHand) {
+  const Scenario off = mtp_model(0), on = mtp_model(1);
+  EXPECT_DOUBLE_EQ(analyse_step(on).params_total - analyse_step(off).params_total, 74048.0);
+  const Workload a = build_workload(off.model, off.training, shard_of(off.parallelism));
+  const Workload b = build_workload(on.model, on.training, shard_of(on.parallelism));
+  EXPECT_DOUBLE_EQ(b.fwd_flops().value() - a.fwd_flops().value(), 39845888.0);
+  // On the loss stage: with pp 2 the second stage holds them.
+  const Scenario piped = mtp_model(1, "pp: 2, dp: 4, pipeline_layout: \"Et|tmL\"");
+  EXPECT_NO_THROW(analyse_step(piped));
+}
+
+TEST(MultiTokenPrediction, PlacedWithTheLossOnly) {
+  // As many m as mtp_layers, each right before L in its stage.
+  EXPECT_THROW(mtp_model(1, "pp: 2, dp: 4, pipeline_layout: \"Et|tL\""), InputError);
+  EXPECT_THROW(mtp_model(0, "pp: 2, dp: 4, pipeline_layout: \"Et|tmL\""), InputError);
+  EXPECT_THROW(mtp_model(1, "pp: 2, dp: 4, pipeline_layout: \"Etm|tL\""), InputError);
+  EXPECT_THROW(mtp_model(1, "pp: 3, dp: 2, pipeline_layout: \"Et|tm|L\""), InputError);
+  // Only decoders predict the next tokens.
+  EXPECT_THROW(load_scenario_text(R"(
+cluster: {preset: dgx-h100, nodes: 1}
+model: {preset: bert-large, mtp_layers: 1}
+parallelism: {tp: 1, pp: 1, dp: 8, global_batch: 8}
+)",
+                                  "bert.yaml"),
+               InputError);
 }
 
 }  // namespace
