@@ -277,13 +277,15 @@ training: {{precision: {}, recompute: none, gradient_dtype: {}}}
   return simulate_step(load_scenario_text(yaml, "one-node.yaml"));
 }
 
-// Rank 0's backward compute time.
-double backward_compute(const StepResult& r) {
+// Rank 0's compute time of one kind (forward or backward).
+double compute_of(const StepResult& r, TaskKind kind) {
   double t = 0;
   for (const Task& k : r.graph.tasks)
-    if (k.rank == 0 && k.kind == TaskKind::backward) t += k.work.value();
+    if (k.rank == 0 && k.kind == kind) t += k.work.value();
   return t;
 }
+double backward_compute(const StepResult& r) { return compute_of(r, TaskKind::backward); }
+double forward_compute(const StepResult& r) { return compute_of(r, TaskKind::forward); }
 
 TEST(FsdpUnits, TorchFsdpGradientPassesAreMemoryBoundCompute) {
   auto scenario = [](const char* impl) { return gradient_pass_step(impl, "bf16", "fp32"); };
@@ -298,14 +300,6 @@ TEST(FsdpUnits, TorchFsdpGradientPassesAreMemoryBoundCompute) {
   const double grown = f1.step_time.value() - m.step_time.value();
   EXPECT_GT(grown, 0.1e-3);
   EXPECT_LE(grown, 1.1888449e-3 + 1e-9);
-}
-
-// Rank 0's forward compute time.
-double forward_compute(const StepResult& r) {
-  double t = 0;
-  for (const Task& k : r.graph.tasks)
-    if (k.rank == 0 && k.kind == TaskKind::forward) t += k.work.value();
-  return t;
 }
 
 // FSDP2's copy-out (foreach_all_gather_copy_out, pytorch/pytorch 010ae4a8): in the forward
