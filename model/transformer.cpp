@@ -492,6 +492,11 @@ void add_moe(const ModelSpec& m, const OpBuilder& B, const Dims& d, const Shard&
     // The fp32 scores, which the moe module's checkpoint recomputes rather than keeps.
     topk.saved_selective = Bytes(4.0 * TE);
     topk.recompute_in = kRecomputeMoe;
+    // Kernels the host issues (Megatron-Core with moe_router_fusion, the Megatron-Bridge
+    // recipes' setting; the unfused path issues more): the fused top-k and the tokens per
+    // expert (routing_map.sum), moe_utils.py lines 838 and 278 at NVIDIA/Megatron-LM
+    // d98e8a64.
+    topk.launches = 2;
     L.ops.push_back(topk);
     if (moe.aux_loss) {
       // The auxiliary loss (Megatron-Core's default, moe_utils.py
@@ -507,6 +512,11 @@ void add_moe(const ModelSpec& m, const OpBuilder& B, const Dims& d, const Shard&
       aux.bwd_read = Bytes(4.0 * TE);
       aux.bwd_written = Bytes(e * TE);
       aux.recompute_in = kRecomputeMoe;
+      // Its kernels with moe_router_fusion: the fused scores for the loss (moe_utils.py line
+      // 992 at d98e8a64), the fused loss's memset, kernel and conversion
+      // (fused_moe_aux_loss.cu lines 108, 110, 115 at NVIDIA/TransformerEngine d0067d0d), and
+      // the loss's logging (router.py line 599: a division and an accumulation).
+      aux.launches = 6;
       L.ops.push_back(aux);
     }
   }

@@ -64,6 +64,10 @@ struct Op {
   // each an equal share of the FLOPs, so each sits where its own size puts it on the GEMM
   // efficiency ramp.
   int gemm_groups = 1;
+  // A memory-bound op that the framework runs as this many kernels of its own, each way
+  // (its bytes are the sum of theirs): what the host issues (the MoE router's fused top-k
+  // and auxiliary loss; simulator/layer_templates.cpp, kernels_of).
+  int launches = 1;
   // Moved by separate auxiliary kernels: FP8 casts; ring attention's merges and slice copies.
   Bytes aux_fwd_bytes, aux_bwd_bytes;
   // Under precision fp8, a GEMM the recipe keeps in 16 bits (training.fp8.gemms and

@@ -47,20 +47,23 @@ GroupKind group_kind(CommGroup g) {
 // quantized split by split (split_quantize, transformer_engine/pytorch/csrc/extensions/
 // cast.cpp at d0067d0d): one fused multi_cast_transpose kernel for all of them only when
 // every quantizer is a delayed-scaling one (multi_tensor_quantize_impl: "Currently only
-// have fused kernel for FP8 delayed scaling"); otherwise one quantization per expert,
-// and a current-scaling quantization is 3 kernels (Float8CurrentScalingQuantizer::
-// quantize_impl, csrc/quantizer.cpp: nvte_compute_amax, nvte_compute_scale_from_amax,
-// nvte_quantize_v2). The ungrouped GEMMs keep their one auxiliary kernel.
+// have fused kernel for FP8 delayed scaling"); otherwise one quantization per expert.
+// A current-scaling quantization is 4 kernels, an ungrouped GEMM's as well
+// (Float8CurrentScalingQuantizer::quantize_impl, csrc/quantizer.cpp: nvte_compute_amax,
+// whose launch_amax_kernel zeroes the amax in a kernel of its own before the amax kernel,
+// common/recipe/current_scaling.cu; nvte_compute_scale_from_amax; nvte_quantize_v2).
+// Other auxiliary work keeps one kernel an op.
 double kernels_of(const Op& op, Pass pass, const std::optional<Fp8Spec>& fp8) {
   const bool fwd = pass == Pass::forward;
   const bool gemm = op.kind == OpKind::gemm || op.kind == OpKind::router || op.kind == OpKind::conv;
   const bool aux = (fwd ? op.aux_fwd_bytes : op.aux_bwd_bytes).value() > 0;
   const double g = gemm ? std::max(1, op.gemm_groups) : 1;
-  double aux_kernels = aux ? 1 : 0;
+  const bool current = fp8 && fp8->scaling == Fp8Spec::Scaling::current;
+  double aux_kernels = aux ? (gemm && current ? 4 : 1) : 0;
   if (aux && g > 1 && !(fp8 && fp8->scaling == Fp8Spec::Scaling::delayed)) {
-    aux_kernels = g * (fp8 && fp8->scaling == Fp8Spec::Scaling::current ? 3 : 1);
+    aux_kernels = g * (current ? 4 : 1);
   }
-  return (gemm && !fwd ? 2 : 1) * g + aux_kernels;
+  return (gemm && !fwd ? 2 : 1) * g * (gemm ? 1 : op.launches) + aux_kernels;
 }
 
 namespace {

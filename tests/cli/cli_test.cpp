@@ -372,7 +372,11 @@ TEST(CliValidate, PublishedRunsMeetTheAccuracyBar) {
   // tp 1 under tp 2) joined the MoE set at +27.0 %, fast like the two Qwen3-30B-A3B rows:
   // MoE set 3 cases, mean 35.1 %; its guard 40 / 49.5 stands. With parallelism.
   // moe_a2a_overlap (combined 1F1B) its 25.11 and 26.04.01 rows joined at +32.4 % and +25.6 %:
-  // MoE set 5 cases, mean 32.7 %; the whole set 87 cases, mean 8.3 %.
+  // MoE set 5 cases, mean 32.7 %; the whole set 87 cases, mean 8.3 %. Then Transformer
+  // Engine's current-scaling quantization counted as the 4 kernels it launches (3 before)
+  // and the fused router's kernels (top-k 2, auxiliary loss 6): the host-bound MoE rows
+  // slower, the right way (Qwen3-30B-A3B 26.06 +48.7 -> +39.4 %): MoE set mean 29.3 %, max
+  // 39.4 %; its guard 31 / 40.5. The whole set 87 cases, mean 8.1 %, max 39.4 %.
   const auto r = run_orrery("validate scenarios/validation --format json");
   ASSERT_EQ(r.code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
@@ -402,8 +406,8 @@ TEST(CliValidate, PublishedRunsMeetTheAccuracyBar) {
   EXPECT_LE(pytorch.sum / pytorch.count, 6.5);
   EXPECT_LE(pytorch.max, 19.5);
   ASSERT_GE(moe.count, 2);
-  EXPECT_LE(moe.sum / moe.count, 40.0);
-  EXPECT_LE(moe.max, 49.5);
+  EXPECT_LE(moe.sum / moe.count, 31.0);
+  EXPECT_LE(moe.max, 40.5);
   ASSERT_GE(blackwell.count, 6);
   EXPECT_LE(blackwell.sum / blackwell.count, 10.5);
   EXPECT_LE(blackwell.max, 40.0);
