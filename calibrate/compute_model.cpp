@@ -366,7 +366,7 @@ class RooflineModel final : public ComputeModel {
         break;
       }
       case OpKind::attention:
-        if (op.name == "attn.core") {
+        if (is_op(op.name, "attn.core")) {
           // The rate is FLOPs of computed tiles per second (a non-causal benchmark,
           // scenario/presets/gpus.yaml); the mask leaves computed_share of the product.
           const double fwd_time = op.fwd_flops.value() * op.computed_share / flash_rate_;

@@ -679,7 +679,7 @@ class ProfileModel final : public ComputeModel {
         return g * t;
       }
       case OpKind::attention: {
-        if (op.name != "attn.core") {
+        if (!is_op(op.name, "attn.core")) {
           record_unmeasured(op, pass);
           return std::nullopt;
         }
@@ -762,7 +762,7 @@ class ProfileModel final : public ComputeModel {
         break;
       }
       case OpKind::attention:
-        if (op.name == "attn.core" || !attn_gemm_) return std::nullopt;
+        if (is_op(op.name, "attn.core") || !attn_gemm_) return std::nullopt;
         t = gemm_time(*attn_gemm_, flops, bytes, fwd);
         break;
       case OpKind::norm:

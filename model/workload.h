@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/units.h"
@@ -114,6 +115,15 @@ struct Op {
   // (calibrate/compute_model.h). Never set on a convolution or a grouped expert GEMM.
   bool odd_dimension = false;
 };
+
+// Whether an op is the decoder op `base` ("attn.core", "moe.permute") or a copy of it in a
+// multi-token-prediction layer, whose ops carry the prefix "mtp." or "mtpK."
+// (model/transformer.cpp, add_mtp): what is decided by an op's name holds for both.
+inline bool is_op(const std::string& name, std::string_view base) {
+  if (name == base) return true;
+  return name.size() > base.size() && name.ends_with(base) &&
+         name[name.size() - base.size() - 1] == '.' && name.starts_with("mtp");
+}
 
 // The forward GEMM of the row-wise recipes (fast accumulation, PyTorch's CUTLASS row-wise
 // scaled kernel) against cuBLAS's tensor-wise one on H100: "most shapes are within 90-100%

@@ -117,7 +117,7 @@ std::vector<Item> layer_items(const StepContext& ctx, const Layer& layer, LayerP
     const double fwd_kernels = kernels_of(op, Pass::forward, fp8);
     if (pass != LayerPass::backward) {
       add_compute(model.op_time(op, Pass::forward) * scale, Seconds(0), step.separate, fwd_kernels);
-      if (sync == MoeHostSync::hidden && op.name == "moe.permute")
+      if (sync == MoeHostSync::hidden && is_op(op.name, "moe.permute"))
         permute = model.op_time(op, Pass::forward);
       if (op.expert && !synced && sync != MoeHostSync::none) {
         // The host's wait for the expert batch sizes (model/moe_routing.h), once a

@@ -143,7 +143,7 @@ Seconds step_time_bound(const Scenario& s) {
       // A fused kernel computes computed_share of its FLOPs (the tiles its mask leaves);
       // FlashAttention's backward is timed as 2.5x its forward (calibrate/compute_model.h).
       const Flop fwd = op.fwd_flops * op.computed_share;
-      const Flop bwd = op.name == "attn.core"
+      const Flop bwd = is_op(op.name, "attn.core")
                            ? std::min(op.bwd_flops * op.computed_share, 2.5 * fwd)
                            : op.bwd_flops;
       const bool again = l.kind == LayerKind::transformer &&

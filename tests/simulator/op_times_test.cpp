@@ -7,6 +7,7 @@
 
 #include <string>
 
+#include "model/workload.h"
 #include "report/run_report.h"
 #include "scenario/load.h"
 
@@ -106,6 +107,28 @@ TEST(OpTimes, ExpertOpsAtTheBusiestRanksLoad) {
     }
   }
   EXPECT_GE(experts, 2);
+}
+
+TEST(OpTimes, MultiTokenPredictionAttentionIsTheFusedKernel) {
+  // The MTP layer's ops carry the prefix "mtp." (model/transformer.cpp, add_mtp); its core
+  // attention is the same fused kernel over the same shape as the decoder layer's, so it
+  // takes the same time: the flash rate over the tiles the causal mask leaves, backward 2.5x
+  // forward (kFlashBwdOverFwd, calibrate/compute_model.cpp). Timed by name before 2026-12-05, it fell to the
+  // attention-GEMM path instead (the full product at the bf16 GEMM rate, backward 2x).
+  const Scenario s = decoder(1, "precision: bf16", ", mtp_layers: 1");
+  const OpTimes t = op_times(s, *make_compute_model(s));
+  const OpPassTimes& core = find(t.groups[1], "attn.core");
+  const OpPassTimes& mtp = find(t.groups.back(), "mtp.attn.core");
+  EXPECT_DOUBLE_EQ(mtp.fwd.value(), core.fwd.value());
+  EXPECT_DOUBLE_EQ(mtp.bwd.value(), core.bwd.value());
+  EXPECT_NEAR(mtp.bwd.value(), 2.5 * mtp.fwd.value(), 1e-12);
+  // The name rule: the decoder op, or its copy in an MTP layer ("mtp." or "mtpK.").
+  EXPECT_TRUE(is_op("attn.core", "attn.core"));
+  EXPECT_TRUE(is_op("mtp.attn.core", "attn.core"));
+  EXPECT_TRUE(is_op("mtp1.attn.core", "attn.core"));
+  EXPECT_FALSE(is_op("mtp.xattn.core", "attn.core"));
+  EXPECT_FALSE(is_op("vision.attn.core", "attn.core"));
+  EXPECT_FALSE(is_op("attn.core2", "attn.core"));
 }
 
 TEST(OpTimes, RenderedTableNamesGroupsAndRates) {
