@@ -832,7 +832,7 @@ void add_mtp(const ModelSpec& m, const OpBuilder& B, const Dims& d, const Layer&
       if (op.name != pre + "final_norm") op.params = 0;  // the shared output weights
       L.ops.push_back(op);
     }
-    for (const Op& op : L.ops) head.ops.push_back(op);
+    head.ops.insert(head.ops.end(), L.ops.begin(), L.ops.end());
   }
 }
 

@@ -63,7 +63,7 @@ double kernels_of(const Op& op, Pass pass, const std::optional<Fp8Spec>& fp8) {
   if (aux && g > 1 && !(fp8 && fp8->scaling == Fp8Spec::Scaling::delayed)) {
     aux_kernels = g * (current ? 4 : 1);
   }
-  return (gemm && !fwd ? 2 : 1) * g * (gemm ? 1 : op.launches) + aux_kernels;
+  return (gemm ? (fwd ? 1 : 2) * g : op.launches) + aux_kernels;
 }
 
 namespace {
