@@ -195,6 +195,17 @@ FlexExchangeKernels flex_exchange_kernels(ParallelismSpec::EpBackend backend, in
   // backward the same (buffer.hpp line 1020; cached_notify_dispatch, intranode.cu line 203).
   k.dispatch.before = 3;
   k.combine.before = k.combine_bwd.before = k.dispatch_bwd.before = 1;
+  // After the dispatch Megatron-Core turns the received top-k indices into a routing map
+  // with _DeepepManager._indices_to_multihot (token_dispatcher.py lines 1349-1365; the fused
+  // version needs --enable-experimental, line 1425, which no Megatron-Bridge recipe sets),
+  // at least one kernel a PyTorch call: two torch.zeros, the mask (indices != -1), the
+  // masked indices (nonzero and the gather), torch.arange, mask.sum, repeat_interleave,
+  // the index_put of ones, the masked probabilities (nonzero and the gather), their
+  // index_put and .bool(): 13. Three of them read a size back to the host: boolean-mask
+  // indexing twice (nonzero) and repeat_interleave with tensor repeats and no output_size
+  // (PyTorch's documentation: output_size "will avoid stream synchronization").
+  k.dispatch.after = 13;
+  k.dispatch.waits = 3;
   return k;
 }
 

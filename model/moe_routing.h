@@ -80,9 +80,12 @@ MoeHostSync moe_host_sync(const MoeSpec& moe, ParallelismSpec::Alltoall exchange
 // own kernels"; sources beside each count in moe_routing.cpp). `staging` is a copy of the
 // exchanged tokens (and, with `staging_probs`, of the fp32 routing probabilities) into the
 // library's registered buffer, one of the `before` kernels.
+// `waits`: host synchronisations after the exchange, among the `after` kernels (each the
+// GPU idle for a count's copy to the host and the host's next issue, as moe_host_sync).
 struct ExchangeKernels {
   double before = 0, after = 0;
   bool staging = false, staging_probs = false;
+  int waits = 0;
 };
 // The four exchanges of an MoE layer as Megatron-Core's MoEFlexTokenDispatcher runs them
 // (megatron/core/transformer/moe/fused_a2a.py and token_dispatcher.py at NVIDIA/Megatron-LM

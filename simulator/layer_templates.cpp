@@ -114,8 +114,8 @@ std::vector<Item> layer_items(const StepContext& ctx, const Layer& layer, LayerP
   };
   // The flex dispatcher's own kernels around each expert exchange (model/moe_routing.h,
   // flex_exchange_kernels): those before it join the run before it (a run of their own
-  // after HybridEP's routing-map all-gather), those after it the next run. Each is timed
-  // on the kernel floor, a staging copy at its bytes.
+  // after HybridEP's routing-map all-gather), those after it the next run, with the host
+  // waits among them. Each is timed on the kernel floor, a staging copy at its bytes.
   const bool flex = layer.moe && ctx.s.model.moe && ctx.p.ep > 1 &&
                     ctx.p.ep_alltoall == ParallelismSpec::Alltoall::hierarchical;
   FlexExchangeKernels flex_kernels;
@@ -152,12 +152,13 @@ std::vector<Item> layer_items(const StepContext& ctx, const Layer& layer, LayerP
     return t + kernel_floor * (kernels - copies);
   };
   double after_kernels = 0;  // the last exchange's kernels after it, for the next run
-  Seconds after_time;
+  Seconds after_time, after_sync;
   auto take_after = [&] {
     items.back().kernels += after_kernels;
     items.back().work += after_time;
+    items.back().sync += after_sync;
     after_kernels = 0;
-    after_time = Seconds(0);
+    after_time = after_sync = Seconds(0);
   };
   for (const PassStep& step : layer_pass(layer, pass, ctx.s, ctx.bytes)) {
     if (step.kind == PassStep::Kind::collective) {
@@ -171,6 +172,9 @@ std::vector<Item> layer_items(const StepContext& ctx, const Layer& layer, LayerP
         }
         after_kernels = k.after;
         after_time = gpu_time(k, k.after, false);
+        // Each wait: the size's copy to the host on the kernel floor and the host's issue
+        // of the next kernel, the GPU idle meanwhile (as moe_host_sync's).
+        after_sync = (kernel_floor + host) * static_cast<double>(k.waits);
       }
       Item it;
       it.comm = true;

@@ -766,10 +766,11 @@ double host_term(int gpus, int per_node, const std::string& exchange, const std:
 
 // The flex dispatcher's own kernels (model/moe_routing.h, flex_exchange_kernels), counted
 // by hand from the libraries' code, beyond the exchange kernels (timed as collectives) and
-// the permutation and unpermutation (moe.permute, moe.unpermute):
-//  - DeepEP (deepseek-ai/DeepEP dd758caf), per layer: the forward dispatch's top-k over the
-//    routing map, get_dispatch_layout and notify_dispatch (3), one notification kernel
-//    before the forward combine and before each backward exchange (3): 6.
+// the permutation and unpermutation (moe.permute, moe.unpermute), per layer:
+//  - DeepEP (deepseek-ai/DeepEP dd758caf): the forward dispatch's top-k over the routing
+//    map, get_dispatch_layout and notify_dispatch (3), one notification kernel before the
+//    forward combine and before each backward exchange (3), and after the dispatch
+//    Megatron-Core's _indices_to_multihot, 13 kernels and 3 host waits: 19 kernels.
 //  - HybridEP (hybrid-ep 94a9f8f6) inside one node: every exchange kernel has an
 //    update_expected_value and a device_sync kernel before it and a device_sync after it
 //    (3 each, 4 exchanges: 12), and the forward dispatch's metadata preprocessing adds the
@@ -777,19 +778,20 @@ double host_term(int gpus, int per_node, const std::string& exchange, const std:
 //  - HybridEP across 2 nodes: an rdma_sync kernel after each exchange (4), the staging
 //    copies of the tokens and probabilities before the forward dispatch (2) and of the
 //    gradients before the combine's backward (1): 15 + 7 = 22.
-//  - Megatron-Core's all-to-all dispatcher (ep_alltoall direct) with 2 local experts
-//    sorts the received rows by expert and back (moe.sort_by_expert and
+//  - Megatron-Core's all-to-all dispatcher (ep_alltoall direct), the baseline: with 2 local
+//    experts it sorts the received rows by expert and back (moe.sort_by_expert,
 //    moe.unsort_by_expert, one kernel each way each): 4.
-// Two layers, 10.48 us a kernel:
-//   HybridEP - DeepEP, one node:   2 x (15 - 6) x 10.48 = 188.64 us
-//   HybridEP - DeepEP, two nodes:  2 x (22 - 6) x 10.48 = 335.36 us
-//   DeepEP - all-to-all, one node: 2 x (6 - 4) x 10.48  =  41.92 us
+// Each kernel adds 10.48 us; each host wait 13.48 us (3 + 13.48 against the copy's 3 us
+// alone without host time). Two layers, against the all-to-all dispatcher on the same GPUs:
+//   DeepEP, one node:    2 x ((19 - 4) x 10.48 + 3 x 13.48) = 395.28 us
+//   HybridEP, one node:  2 x (15 - 4) x 10.48               = 230.56 us
+//   HybridEP, two nodes: 2 x (22 - 4) x 10.48               = 377.28 us
 TEST(Stack, FlexDispatcherIssuesItsOwnKernels) {
-  const double deepep = host_term(2, 2, "hierarchical", "deepep");
-  EXPECT_NEAR(host_term(2, 2, "hierarchical", "hybridep") - deepep, 2 * 9 * 10.48e-6, 1e-12);
-  EXPECT_NEAR(host_term(2, 1, "hierarchical", "hybridep") - host_term(2, 1, "hierarchical", "deepep"),
-              2 * 16 * 10.48e-6, 1e-12);
-  EXPECT_NEAR(deepep - host_term(2, 2, "direct", "deepep"), 2 * 2 * 10.48e-6, 1e-12);
+  const double one_node = host_term(2, 2, "direct", "deepep");
+  EXPECT_NEAR(host_term(2, 2, "hierarchical", "deepep") - one_node, 395.28e-6, 1e-12);
+  EXPECT_NEAR(host_term(2, 2, "hierarchical", "hybridep") - one_node, 230.56e-6, 1e-12);
+  EXPECT_NEAR(host_term(2, 1, "hierarchical", "hybridep") - host_term(2, 1, "direct", "deepep"),
+              377.28e-6, 1e-12);
 }
 
 // Transformer Engine's GroupedLinear quantizes each expert's rows on its own unless every
