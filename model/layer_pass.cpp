@@ -50,6 +50,8 @@ void add_comm(std::vector<PassStep>& out, const Scenario& s, const MessageSizes&
       }
       step.collective = CollectiveOp::all_to_all;
       step.group = CommGroup::ep;
+      step.dispatch_point = cp == CommPoint::ep_dispatch;
+      step.forward = forward;
       // Towards the experts: the forward dispatch and the combine's backward.
       step.bytes = (cp == CommPoint::ep_dispatch) == forward ? sizes.ep : sizes.ep_back;
       break;

@@ -55,6 +55,10 @@ struct PassStep {
   CommGroup group = CommGroup::tp;
   double bytes = 0;
   bool overlapped = false;  // the next kernel run does not wait for it (a later one does)
+  // An expert exchange (all_to_all over ep): at the dispatch's place (else the combine's),
+  // and whether it is that exchange's forward (a recomputed one included) or its backward.
+  bool dispatch_point = false;
+  bool forward = true;
 };
 
 // The steps of `pass` over `layer`'s ops (reversed for the backward). Tensor-parallel

@@ -141,6 +141,74 @@ MoeHostSync moe_host_sync(const MoeSpec& moe, ParallelismSpec::Alltoall exchange
   return moe.capacity_factor ? MoeHostSync::exposed : MoeHostSync::hidden;
 }
 
+FlexExchangeKernels flex_exchange_kernels(ParallelismSpec::EpBackend backend, int nodes) {
+  const double multinode = nodes > 1 ? 1.0 : 0.0;
+  FlexExchangeKernels k;
+  if (backend == ParallelismSpec::EpBackend::hybridep) {
+    // HybridEP (deepseek-ai/DeepEP branch hybrid-ep at 94a9f8f6) as Megatron-Core calls it
+    // (fused_a2a.py at d98e8a64: HybridEPDispatch/HybridEPCombine, fuse_permute_dispatch
+    // False by default, moe_permute_fusion_into_hybridep, transformer_config.py line 904).
+    // Every exchange kernel comes with update_expected_value_kernel and a device_sync_kernel
+    // before it and a device_sync_kernel after it (csrc/hybrid_ep/backend/
+    // hybrid_ep_backend.cuh lines 5718, 5725, 5740 for the dispatch, 5839, 5846, 5861 for
+    // the combine: DEVICE_SIDE_SYNC is true by default, config.cuh lines 422 and 431, and
+    // the first device_sync_kernel is launched when permute fusion is off), and across
+    // nodes an rdma_sync_kernel after it (lines 5745, 5867).
+    const ExchangeKernels exchange{2, 1 + multinode, false, false};
+    // The forward dispatch passes no handle, so dispatch_with_permute first runs the
+    // metadata preprocessing (deep_ep/hybrid_ep_buffer.py lines 358-379): after the routing
+    // map's all-gather (its own collective, model/layer_pass.cpp), a cudaMemsetAsync of the
+    // scan's state and the scan kernel (hybrid_ep_backend.cuh lines 5634, 5643) and
+    // pad_tokens_per_expert (csrc/hybrid_ep/executor/executor.cu line 160, its kernel
+    // csrc/hybrid_ep/extension/permute.cu line 60), then the stream synchronisation
+    // (executor.cu line 167: the wait moe_host_sync charges). Across nodes
+    // dispatch_preprocess copies the tokens and their probabilities into the RDMA buffer
+    // (executor.cu lines 188 and 206, cudaMemcpyAsync device to device).
+    k.dispatch = exchange;
+    k.dispatch.before += 3 + 2 * multinode;
+    k.dispatch.staging = k.dispatch.staging_probs = nodes > 1;
+    // The forward combine (combine_with_unpermute, no probabilities): the unpermute kernel
+    // (executor.cu line 411; moe.unpermute) and the exchange's own.
+    k.combine = exchange;
+    // The combine's backward is dispatch_with_permute with the cached handle and no
+    // probabilities: no preprocessing, the token copy across nodes (forward_dispatch_api
+    // false, executor.cu lines 188-208), the permute kernel (line 346; moe.unpermute's
+    // backward). The dispatch's backward is combine_with_unpermute with the probability
+    // gradients: the same kernels as the forward combine.
+    k.combine_bwd = exchange;
+    k.combine_bwd.before += multinode;
+    k.combine_bwd.staging = nodes > 1;
+    k.dispatch_bwd = exchange;
+    return k;
+  }
+  // DeepEP's normal kernels (deepseek-ai/DeepEP main at dd758caf: deep_ep/buffers/legacy.py,
+  // csrc/legacy/buffer.hpp) as fused_a2a.py's FusedDispatch/FusedCombine call them. The
+  // forward dispatch: _DeepepManager.setup_metadata's torch.topk, which turns the routing
+  // map into indices (token_dispatcher.py line 1300; one kernel counted, PyTorch may add a
+  // sort), get_dispatch_layout (buffer.hpp line 370, csrc/kernels/legacy/layout.cu line
+  // 139), notify_dispatch (buffer.hpp line 1053, csrc/kernels/legacy/internode.cu line 384;
+  // intranode.cu line 147 inside one node), then the host spins on the received counts
+  // (buffer.hpp lines 1086-1107: the wait moe_host_sync charges) before the dispatch
+  // kernel. Every other exchange issues one notification kernel before its own: the
+  // combine's cached_notify (buffer.hpp line 1330, internode.cu line 1525;
+  // cached_notify_combine, intranode.cu line 685), and the cached dispatch of the combine's
+  // backward the same (buffer.hpp line 1020; cached_notify_dispatch, intranode.cu line 203).
+  k.dispatch.before = 3;
+  k.combine.before = k.combine_bwd.before = k.dispatch_bwd.before = 1;
+  // After the dispatch Megatron-Core turns the received top-k indices into a routing map
+  // with _DeepepManager._indices_to_multihot (token_dispatcher.py lines 1349-1365; the fused
+  // version needs --enable-experimental, line 1425, which no Megatron-Bridge recipe sets),
+  // at least one kernel a PyTorch call: two torch.zeros, the mask (indices != -1), the
+  // masked indices (nonzero and the gather), torch.arange, mask.sum, repeat_interleave,
+  // the index_put of ones, the masked probabilities (nonzero and the gather), their
+  // index_put and .bool(): 13. Three of them read a size back to the host: boolean-mask
+  // indexing twice (nonzero) and repeat_interleave with tensor repeats and no output_size
+  // (PyTorch's documentation: output_size "will avoid stream synchronization").
+  k.dispatch.after = 13;
+  k.dispatch.waits = 3;
+  return k;
+}
+
 double wire_bytes(MoeSpec::Wire w, double hidden) {
   switch (w) {
     case MoeSpec::Wire::fp8:

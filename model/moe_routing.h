@@ -64,9 +64,46 @@ double expert_time_scale(const MoeSpec& moe);
 //  exposed: the flex dispatcher (ep_alltoall hierarchical: DeepEP, HybridEP) dropless:
 //           the received counts come back from the dispatch's own kernels and the host
 //           allocates the permuted buffer from them (_HybridEPManager.dispatch,
-//           num_permuted_tokens None: "CPU sync in dispatch"), with nothing else queued.
+//           num_permuted_tokens None: "CPU sync in dispatch"), with nothing else queued:
+//           HybridEP's cudaStreamSynchronize after its metadata kernels
+//           (csrc/hybrid_ep/executor/executor.cu line 167 at deepseek-ai/DeepEP 94a9f8f6,
+//           non_blocking False as fused_a2a.py passes it then), DeepEP's spin on the
+//           counts notify_dispatch writes to mapped host memory (csrc/legacy/buffer.hpp
+//           lines 1086-1107 at dd758caf).
 enum class MoeHostSync { none, hidden, exposed };
 MoeHostSync moe_host_sync(const MoeSpec& moe, ParallelismSpec::Alltoall exchange);
+
+// The kernels the flex dispatcher's library issues around one exchange (ep_alltoall
+// hierarchical), beyond the exchange kernel itself (timed as the collective) and the
+// permutation and unpermutation (moe.permute, moe.unpermute): what the host issues in the
+// run before the exchange and in the run after it (docs/model.md, "The flex dispatcher's
+// own kernels"; sources beside each count in moe_routing.cpp). `staging` is a copy of the
+// exchanged tokens (and, with `staging_probs`, of the fp32 routing probabilities) into the
+// library's registered buffer, one of the `before` kernels.
+// `waits`: host synchronisations after the exchange, among the `after` kernels (each the
+// GPU idle for a count's copy to the host and the host's next issue, as moe_host_sync).
+struct ExchangeKernels {
+  double before = 0, after = 0;
+  bool staging = false, staging_probs = false;
+  int waits = 0;
+};
+// The four exchanges of an MoE layer as Megatron-Core's MoEFlexTokenDispatcher runs them
+// (megatron/core/transformer/moe/fused_a2a.py and token_dispatcher.py at NVIDIA/Megatron-LM
+// d98e8a64): the forward dispatch and combine, and in the backward the combine's backward
+// (a dispatch of the gradients, towards the experts) and the dispatch's backward (a
+// combine). `nodes`: the nodes the expert-parallel group spans (HybridEP's num_of_nodes,
+// DeepEP's RDMA ranks): more than one adds HybridEP's staging copies and RDMA flag kernel.
+struct FlexExchangeKernels {
+  ExchangeKernels dispatch, combine;          // forward
+  ExchangeKernels combine_bwd, dispatch_bwd;  // backward
+  // The exchange at the dispatch's place (ep_dispatch) or the combine's, in the forward
+  // or as its backward.
+  const ExchangeKernels& of(bool dispatch_point, bool forward) const {
+    return forward ? (dispatch_point ? dispatch : combine)
+                   : (dispatch_point ? dispatch_bwd : combine_bwd);
+  }
+};
+FlexExchangeKernels flex_exchange_kernels(ParallelismSpec::EpBackend backend, int nodes);
 
 // Whether Megatron-Core's all-to-all token dispatcher runs the exchange (stack presets
 // megatron-core and nemo, ep_alltoall not hierarchical): with more than one local expert

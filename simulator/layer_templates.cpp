@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <optional>
+#include <set>
 #include <vector>
 
 #include "model/moe_routing.h"
@@ -68,6 +69,15 @@ double kernels_of(const Op& op, Pass pass, const std::optional<Fp8Spec>& fp8) {
 
 namespace {
 
+// The nodes the expert-parallel group of `stage` spans (the flex dispatcher's
+// libraries add kernels across nodes: model/moe_routing.h, flex_exchange_kernels).
+int ep_group_nodes(const StepContext& ctx, int stage) {
+  std::set<int> nodes;
+  for (int gpu : groups_of(GroupKind::ep, stage, ctx.L, ctx.p.ep).group)
+    nodes.insert(ctx.topo.node_of(gpu));
+  return static_cast<int>(nodes.size());
+}
+
 // The items of one pass of `layer` (model/layer_pass.h) timed on the compute model:
 // adjacent kernel runs merged into one compute item (the halves of a split backward
 // start one each), each collective its own. Eager PyTorch issues each kernel from the
@@ -75,7 +85,8 @@ namespace {
 // GPU idles when its kernels are shorter than the host's time to issue them. The host is
 // taken to start each run with nothing queued (it waits on nothing across a collective
 // in reality, so this is the pessimistic end; per-GPU work that is large hides it).
-std::vector<Item> layer_items(const StepContext& ctx, const Layer& layer, LayerPass pass) {
+std::vector<Item> layer_items(const StepContext& ctx, const Layer& layer, LayerPass pass,
+                              int stage) {
   const ComputeModel& model = *ctx.model;
   const double expert_scale = ctx.expert_time_scale;
   const Seconds host = ctx.s.training.stack.host_overhead;
@@ -101,8 +112,70 @@ std::vector<Item> layer_items(const StepContext& ctx, const Layer& layer, LayerP
     items.back().selective += sel;
     items.back().kernels += kernels;
   };
+  // The flex dispatcher's own kernels around each expert exchange (model/moe_routing.h,
+  // flex_exchange_kernels): those before it join the run before it (a run of their own
+  // after HybridEP's routing-map all-gather), those after it the next run, with the host
+  // waits among them. Each is timed on the kernel floor, a staging copy at its bytes.
+  const bool flex = layer.moe && ctx.s.model.moe && ctx.p.ep > 1 &&
+                    ctx.p.ep_alltoall == ParallelismSpec::Alltoall::hierarchical;
+  FlexExchangeKernels flex_kernels;
+  Seconds kernel_floor, staging, staging_probs;
+  if (flex) {
+    flex_kernels = flex_exchange_kernels(ctx.p.ep_backend, ep_group_nodes(ctx, stage));
+    Op none;
+    none.kind = OpKind::elementwise;
+    kernel_floor = model.op_time(none, Pass::forward);
+    // The tokens each rank dispatches (model/layer_pass.cpp, message_sizes), in 16 bits
+    // (Megatron-Core sends no fp8 through HybridEP: fused_a2a.py line 402), and their
+    // fp32 probabilities over every expert.
+    const ParallelismSpec& p = ctx.p;
+    const double tokens = static_cast<double>(p.microbatch) * ctx.s.model.seq_len / p.cp /
+                          (p.experts_split_tokens() ? p.tp : 1);
+    Op stage_copy;
+    stage_copy.kind = OpKind::elementwise;
+    stage_copy.fwd_read = stage_copy.fwd_written = Bytes(tokens * ctx.s.model.hidden * 2.0);
+    staging = model.op_time(stage_copy, Pass::forward);
+    stage_copy.fwd_read = stage_copy.fwd_written = Bytes(tokens * ctx.s.model.moe->experts * 4.0);
+    staging_probs = model.op_time(stage_copy, Pass::forward);
+  }
+  auto gpu_time = [&](const ExchangeKernels& k, double kernels, bool before) {
+    double copies = 0;
+    Seconds t;
+    if (before && k.staging) {
+      t += staging;
+      ++copies;
+    }
+    if (before && k.staging_probs) {
+      t += staging_probs;
+      ++copies;
+    }
+    return t + kernel_floor * (kernels - copies);
+  };
+  double after_kernels = 0;  // the last exchange's kernels after it, for the next run
+  Seconds after_time, after_sync;
+  auto take_after = [&] {
+    items.back().kernels += after_kernels;
+    items.back().work += after_time;
+    items.back().sync += after_sync;
+    after_kernels = 0;
+    after_time = after_sync = Seconds(0);
+  };
   for (const PassStep& step : layer_pass(layer, pass, ctx.s, ctx.bytes)) {
     if (step.kind == PassStep::Kind::collective) {
+      if (flex && step.group == CommGroup::ep && step.collective == CollectiveOp::all_to_all) {
+        const ExchangeKernels& k = flex_kernels.of(step.dispatch_point, step.forward);
+        if (k.before > 0 || after_kernels > 0) {
+          if (items.empty() || items.back().comm) items.push_back({});
+          if (after_kernels > 0) take_after();
+          items.back().kernels += k.before;
+          items.back().work += gpu_time(k, k.before, true);
+        }
+        after_kernels = k.after;
+        after_time = gpu_time(k, k.after, false);
+        // Each wait: the size's copy to the host on the kernel floor and the host's issue
+        // of the next kernel, the GPU idle meanwhile (as moe_host_sync's).
+        after_sync = (kernel_floor + host) * static_cast<double>(k.waits);
+      }
       Item it;
       it.comm = true;
       it.overlap = step.overlapped;
@@ -117,6 +190,7 @@ std::vector<Item> layer_items(const StepContext& ctx, const Layer& layer, LayerP
     const double fwd_kernels = kernels_of(op, Pass::forward, fp8);
     if (pass != LayerPass::backward) {
       add_compute(model.op_time(op, Pass::forward) * scale, Seconds(0), step.separate, fwd_kernels);
+      if (after_kernels > 0) take_after();
       if (sync == MoeHostSync::hidden && is_op(op.name, "moe.permute"))
         permute = model.op_time(op, Pass::forward);
       if (op.expert && !synced && sync != MoeHostSync::none) {
@@ -144,6 +218,11 @@ std::vector<Item> layer_items(const StepContext& ctx, const Layer& layer, LayerP
     } else {
       add_compute(bwd + sel, sel, step.separate, bwd_kernels + sel_kernels);
     }
+    if (after_kernels > 0) take_after();
+  }
+  if (after_kernels > 0) {
+    items.push_back({});
+    take_after();
   }
   if (host.value() > 0) {
     for (Item& it : items) {
@@ -175,7 +254,7 @@ int layer_signature(const Layer& l) {
 MaybeTask LayerTemplates::append_layer(CommPlanner& planner, TaskGraph& g, int rank, int stage,
                                        const Layer& layer, LayerPass pass, MaybeTask after,
                                        int microbatch) const {
-  const std::vector<Item> items = layer_items(ctx_, layer, pass);
+  const std::vector<Item> items = layer_items(ctx_, layer, pass, stage);
   const TaskKind compute_kind = pass == LayerPass::forward    ? TaskKind::forward
                                 : pass == LayerPass::backward ? TaskKind::backward
                                                               : TaskKind::recompute;

@@ -735,6 +735,65 @@ TEST(Stack, DroplessFlexDispatcherWaitIsExposed) {
   EXPECT_NEAR(step(dropless) - step(padded), 2 * 16.48e-6, 1e-12);
 }
 
+// The tiny MoE model padded to capacity 1.0 (no host wait: model/moe_routing.h) on `gpus`
+// H100s, `per_node` to a node, ep = dp = gpus, under the exchange `exchange` and the flex
+// dispatcher's `backend`, at the host time `host` per kernel.
+Scenario tiny_flex(int gpus, int per_node, const std::string& exchange, const std::string& backend,
+                   const std::string& host) {
+  const std::string yaml = fmt::format(R"(
+cluster: {{preset: dgx-h100, nodes: {5}, gpus_per_node: {1}}}
+model: {{family: decoder, layers: 2, hidden: 64, heads: 2, ffn: 256, vocab: 128, seq_len: 64,
+        activation: swiglu, norm: rmsnorm, position_embedding: rope, tied_embeddings: false,
+        bias: false, dropout: false,
+        moe: {{experts: 4, top_k: 2, expert_ffn: 64, load_imbalance: 1, capacity_factor: 1.0,
+              pad_to_capacity: true}}}}
+parallelism: {{tp: 1, pp: 1, dp: {0}, ep: {0}, ep_alltoall: {2}, ep_backend: {3}, microbatch: 1,
+              global_batch: {0}}}
+training: {{precision: bf16, recompute: none, stack: {{preset: megatron-core, host_overhead: {4}}}}}
+)",
+                                       gpus, per_node, exchange, backend, host, gpus / per_node);
+  return load_scenario_text(yaml, "flex.yaml");
+}
+
+// What the host's issue of the step's kernels adds: the step at 13.48 us a kernel against
+// the same step at none. Every kernel of the tiny model sits on the 3 us floor and every
+// run is host-bound, so each kernel adds 13.48 - 3 = 10.48 us, and the collectives (the
+// same in both steps) drop out.
+double host_term(int gpus, int per_node, const std::string& exchange, const std::string& backend) {
+  return step(tiny_flex(gpus, per_node, exchange, backend, "13.48 us")) -
+         step(tiny_flex(gpus, per_node, exchange, backend, "0 s"));
+}
+
+// The flex dispatcher's own kernels (model/moe_routing.h, flex_exchange_kernels), counted
+// by hand from the libraries' code, beyond the exchange kernels (timed as collectives) and
+// the permutation and unpermutation (moe.permute, moe.unpermute), per layer:
+//  - DeepEP (deepseek-ai/DeepEP dd758caf): the forward dispatch's top-k over the routing
+//    map, get_dispatch_layout and notify_dispatch (3), one notification kernel before the
+//    forward combine and before each backward exchange (3), and after the dispatch
+//    Megatron-Core's _indices_to_multihot, 13 kernels and 3 host waits: 19 kernels.
+//  - HybridEP (hybrid-ep 94a9f8f6) inside one node: every exchange kernel has an
+//    update_expected_value and a device_sync kernel before it and a device_sync after it
+//    (3 each, 4 exchanges: 12), and the forward dispatch's metadata preprocessing adds the
+//    memset, the scan and pad_tokens_per_expert (3): 15.
+//  - HybridEP across 2 nodes: an rdma_sync kernel after each exchange (4), the staging
+//    copies of the tokens and probabilities before the forward dispatch (2) and of the
+//    gradients before the combine's backward (1): 15 + 7 = 22.
+//  - Megatron-Core's all-to-all dispatcher (ep_alltoall direct), the baseline: with 2 local
+//    experts it sorts the received rows by expert and back (moe.sort_by_expert,
+//    moe.unsort_by_expert, one kernel each way each): 4.
+// Each kernel adds 10.48 us; each host wait 13.48 us (3 + 13.48 against the copy's 3 us
+// alone without host time). Two layers, against the all-to-all dispatcher on the same GPUs:
+//   DeepEP, one node:    2 x ((19 - 4) x 10.48 + 3 x 13.48) = 395.28 us
+//   HybridEP, one node:  2 x (15 - 4) x 10.48               = 230.56 us
+//   HybridEP, two nodes: 2 x (22 - 4) x 10.48               = 377.28 us
+TEST(Stack, FlexDispatcherIssuesItsOwnKernels) {
+  const double one_node = host_term(2, 2, "direct", "deepep");
+  EXPECT_NEAR(host_term(2, 2, "hierarchical", "deepep") - one_node, 395.28e-6, 1e-12);
+  EXPECT_NEAR(host_term(2, 2, "hierarchical", "hybridep") - one_node, 230.56e-6, 1e-12);
+  EXPECT_NEAR(host_term(2, 1, "hierarchical", "hybridep") - host_term(2, 1, "direct", "deepep"),
+              377.28e-6, 1e-12);
+}
+
 // Transformer Engine's GroupedLinear quantizes each expert's rows on its own unless every
 // quantizer is a delayed-scaling one (one fused multi_cast_transpose), and a
 // current-scaling quantization is 4 kernels (the amax zeroed, the amax, the scale, the
