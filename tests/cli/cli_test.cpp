@@ -380,6 +380,18 @@ TEST(CliValidate, PublishedRunsMeetTheAccuracyBar) {
   // Megatron-Bridge's DeepSeek-V3 on 1024 H100 (25.09; expert tp 1, the combined 1F1B, one
   // multi-token-prediction layer) joined at +34.4 %: MoE set 6 cases, mean 30.1 %; the whole
   // set 88 cases, mean 8.4 %.
+  // 2026-12-05 (second session), transcribed by the set's rules, none tuned: NeMo 2.0's own
+  // tables (NeMo 25.02, 25.04, 25.07) added one H100 row (GPT-3 175B on 512, +2.8 %) and
+  // sixteen Blackwell rows, every one fast (+6.3 to +33.7 %, and +50.3 % for the 25.07 GB200
+  // Llama 3 70B run the page prints in parentheses, read as MXFP8); software-release and
+  // B200-against-GB200 pairs orrery does not model (docs/simulator.md, "Validation"):
+  // Blackwell set 23 cases, mean 15.2 %, max 50.3 %; its guard 16.5 / 51.5. The Megatron-Core
+  // MoE report's two H100 rows (DeepSeek-V3 FP8 blockwise +22.4 %, Qwen3-235B-A22B BF16
+  // +16.6 %) and the four Blackwell Mixtral rows joined the MoE set; the flex dispatcher's
+  // own kernels and host waits, counted as HybridEP and DeepEP issue them (docs/model.md,
+  // "The flex dispatcher's own kernels"), took Qwen3-30B-A3B 26.06 +39.4 -> +34.9 %: MoE set
+  // 12 cases, mean 24.5 %, max 34.9 %; its guard 25.5 / 36. The whole set 107 cases, mean
+  // 10.3 %, max 50.3 %.
   const auto r = run_orrery("validate scenarios/validation --format json");
   ASSERT_EQ(r.code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
@@ -409,11 +421,11 @@ TEST(CliValidate, PublishedRunsMeetTheAccuracyBar) {
   EXPECT_LE(pytorch.sum / pytorch.count, 6.5);
   EXPECT_LE(pytorch.max, 19.5);
   ASSERT_GE(moe.count, 2);
-  EXPECT_LE(moe.sum / moe.count, 31.0);
-  EXPECT_LE(moe.max, 40.5);
+  EXPECT_LE(moe.sum / moe.count, 25.5);
+  EXPECT_LE(moe.max, 36.0);
   ASSERT_GE(blackwell.count, 6);
-  EXPECT_LE(blackwell.sum / blackwell.count, 10.5);
-  EXPECT_LE(blackwell.max, 40.0);
+  EXPECT_LE(blackwell.sum / blackwell.count, 16.5);
+  EXPECT_LE(blackwell.max, 51.5);
   // The memory cases (measured.memory): published peaks with their definition against the
   // memory model's figure of it. 2026-12-04: five Hugging Face BERT-large runs on a V100, mean
   // 7.8 %, max 12.6 %, all predicted low; with eager attention's scale-and-mask kernel in the
