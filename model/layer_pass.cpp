@@ -108,6 +108,7 @@ MessageSizes message_sizes(const Scenario& s) {
     const MoeSpec::Wire act = out.activation > 2 ? MoeSpec::Wire::fp32 : MoeSpec::Wire::bf16;
     // With expert_tp 1 under tp > 1 each rank dispatches its sequence-parallel share.
     const double routed = p.experts_split_tokens() ? tokens / p.tp : tokens;
+    out.routed_tokens = routed;
     const double rows = routed * moe.top_k * moe_load(moe).busiest;
     out.ep = rows * wire_bytes(moe.dispatch_dtype.value_or(act), h);
     out.ep_back = rows * wire_bytes(moe.combine_dtype.value_or(act), h);

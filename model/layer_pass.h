@@ -30,6 +30,9 @@ struct MessageSizes {
   // dispatch, backward of the combine) in dispatch_dtype, back (forward combine, backward
   // of the dispatch) in combine_dtype.
   double ep = 0, ep_back = 0;
+  // The tokens each rank dispatches to the experts, before top_k copies: the micro-batch's
+  // tokens on the rank (b s/cp), its sequence-parallel share when expert_tp 1 under tp > 1.
+  double routed_tokens = 0;
   // HybridEP's routing-map all-gather before each dispatch that has no cached handle
   // (Megatron-Core's forward dispatch): the gathered map, ep x tokens x experts bools.
   // Zero unless the exchange is HybridEP's (ep_alltoall hierarchical, ep_backend hybridep).

@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include <optional>
-#include <set>
 #include <utility>
 
 namespace orrery::detail {
@@ -30,10 +29,8 @@ std::map<LinkClass, double> CommPlanner::group_traffic(
 
 void CommPlanner::measured(const std::vector<int>& group, CollectiveOp op, Bytes bytes, bool nccl,
                            PlannedComm& placed) const {
-  std::set<int> nodes;
-  for (int gpu : group) nodes.insert(ctx_.topo.node_of(gpu));
   const std::optional<Seconds> t = ctx_.model->collective_time(
-      op, static_cast<int>(group.size()), static_cast<int>(nodes.size()), bytes);
+      op, static_cast<int>(group.size()), ctx_.topo.nodes_spanned(group), bytes);
   if (!t) return;
   // The measured kernel time holds the collective's latency, its protocol and algorithm
   // and the contention of the groups that ran beside it in the trace: one phase of that

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <optional>
-#include <set>
 #include <vector>
 
 #include "model/moe_routing.h"
@@ -72,10 +71,7 @@ namespace {
 // The nodes the expert-parallel group of `stage` spans (the flex dispatcher's
 // libraries add kernels across nodes: model/moe_routing.h, flex_exchange_kernels).
 int ep_group_nodes(const StepContext& ctx, int stage) {
-  std::set<int> nodes;
-  for (int gpu : groups_of(GroupKind::ep, stage, ctx.L, ctx.p.ep).group)
-    nodes.insert(ctx.topo.node_of(gpu));
-  return static_cast<int>(nodes.size());
+  return ctx.topo.nodes_spanned(groups_of(GroupKind::ep, stage, ctx.L, ctx.p.ep).group);
 }
 
 // The items of one pass of `layer` (model/layer_pass.h) timed on the compute model:
@@ -125,12 +121,10 @@ std::vector<Item> layer_items(const StepContext& ctx, const Layer& layer, LayerP
     Op none;
     none.kind = OpKind::elementwise;
     kernel_floor = model.op_time(none, Pass::forward);
-    // The tokens each rank dispatches (model/layer_pass.cpp, message_sizes), in 16 bits
+    // The tokens each rank dispatches (model/layer_pass.h, MessageSizes), in 16 bits
     // (Megatron-Core sends no fp8 through HybridEP: fused_a2a.py line 402), and their
     // fp32 probabilities over every expert.
-    const ParallelismSpec& p = ctx.p;
-    const double tokens = static_cast<double>(p.microbatch) * ctx.s.model.seq_len / p.cp /
-                          (p.experts_split_tokens() ? p.tp : 1);
+    const double tokens = ctx.bytes.routed_tokens;
     Op stage_copy;
     stage_copy.kind = OpKind::elementwise;
     stage_copy.fwd_read = stage_copy.fwd_written = Bytes(tokens * ctx.s.model.hidden * 2.0);

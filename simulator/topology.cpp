@@ -5,6 +5,7 @@
 #include <boost/graph/compressed_sparse_row_graph.hpp>
 #include <cmath>
 #include <optional>
+#include <set>
 
 #include "core/error.h"
 #include "model/fabric.h"
@@ -187,6 +188,12 @@ double Topology::intra_size_efficiency(double bytes) const {
     }
   }
   return intra_curve_.back().second;
+}
+
+int Topology::nodes_spanned(const std::vector<int>& group) const {
+  std::set<int> nodes;
+  for (int gpu : group) nodes.insert(node_of(gpu));
+  return static_cast<int>(nodes.size());
 }
 
 int Topology::nic_of(int gpu) const {

@@ -57,6 +57,8 @@ class Topology {
 
   int gpus() const { return gpus_; }
   int node_of(int gpu) const { return gpu / gpus_per_node_; }
+  // The nodes the GPUs of `group` sit in.
+  int nodes_spanned(const std::vector<int>& group) const;
   int leaves() const { return leaves_; }
   int link_count() const { return static_cast<int>(links_.size()); }
   const LinkInfo& link(int id) const { return links_.at(id); }
