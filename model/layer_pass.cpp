@@ -201,14 +201,23 @@ std::vector<PassStep> layer_pass(const Layer& layer, LayerPass pass, const Scena
         add_cp(out, s, sizes, op, CollectiveOp::reduce_scatter);
       }
     }
-    // "bulk" (Transformer Engine): the input gradient's reduce-scatter issued under the
-    // weight-gradient GEMM rather than after it.
-    const bool bulk = ub && op.kind == OpKind::gemm && op.comm_before == CommPoint::tp_gather;
+    // The input gradient's reduction issued under the weight-gradient GEMM rather than
+    // after it: Transformer Engine's userbuffer "bulk" overlap, and without userbuffers
+    // the asynchronous reduce-scatter or all-reduce of Transformer Engine's and
+    // Megatron-LM's column-parallel backward (training.stack.tp_dgrad_overlap).
+    const bool column = op.kind == OpKind::gemm && op.comm_before == CommPoint::tp_gather && p.tp > 1;
+    const bool bulk = column && (ub || s.training.stack.tp_dgrad_overlap);
     if (op.comm_before == CommPoint::tp_gather && p.sequence_parallel && p.tp > 1) {
       // The weight gradient's input re-gathered, overlapped with the data-gradient GEMM.
       add_comm(out, s, sizes, CommPoint::tp_gather, true, true, fp8_input(op));
       out.push_back(kernels(op, again, 1));
       if (bulk) add_comm(out, s, sizes, op.comm_before, false, true, false);
+      out.push_back(kernels(op, false, 2));
+    } else if (bulk) {
+      // Without sequence parallelism: the data-gradient GEMM, its all-reduce issued, the
+      // weight-gradient GEMM under it.
+      out.push_back(kernels(op, again, 1));
+      add_comm(out, s, sizes, op.comm_before, false, true, false);
       out.push_back(kernels(op, false, 2));
     } else {
       out.push_back(kernels(op, again));

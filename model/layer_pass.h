@@ -46,7 +46,8 @@ struct PassStep {
   // kernels: `op`'s forward (forward and recompute passes) or backward kernels.
   // Backward: with `selective`, its recomputed forward is added (selective recompute);
   // `half` 1 or 2: the data- or weight-gradient GEMM of a backward split in two around a
-  // sequence-parallel re-gather, each half its own run; 0: the whole backward.
+  // sequence-parallel re-gather or an input-gradient reduction issued between them, each
+  // half its own run; 0: the whole backward.
   const Op* op = nullptr;
   bool selective = false;
   std::uint8_t half = 0;
@@ -83,7 +84,10 @@ struct PassStep {
 // chunks, each chunk's reduce-scatter under the next) is not modelled: the reduce-scatter
 // overlaps the kernels after the GEMM instead, since the rate of userbuffer transfers of
 // a quarter message has no measurement here (NCCL's at that size would make it slower
-// than the whole).
+// than the whole). Without userbuffers, training.stack.tp_dgrad_overlap places a
+// column-parallel GEMM's input-gradient reduce-scatter (all-reduce without sequence
+// parallelism) between its data- and weight-gradient GEMMs, overlapped, as Transformer
+// Engine's and Megatron-LM's asynchronous backward issue it; off, after both.
 std::vector<PassStep> layer_pass(const Layer& layer, LayerPass pass, const Scenario& s,
                                  const MessageSizes& sizes);
 

@@ -419,6 +419,23 @@ std::string render_stack_explanation(const Scenario& s) {
               "their input gradients, 3e bytes an element per extra GEMM",
         by("training.stack.projections"));
   }
+  if (s.parallelism.tp > 1) {
+    const bool ub = s.training.tp_comm_overlap && s.parallelism.sequence_parallel;
+    const char* reduction = s.parallelism.sequence_parallel ? "reduce-scatter" : "all-reduce";
+    o += fmt::format(
+        "  {:<25}{} ({})\n", "TP input gradients",
+        ub ? fmt::format("under the weight-gradient GEMM: Transformer Engine's bulk userbuffer "
+                         "{} (training.tp_comm_overlap)",
+                         reduction)
+        : k.tp_dgrad_overlap
+            ? fmt::format("async: a column-parallel GEMM's input-gradient {} runs under its "
+                          "weight-gradient GEMM",
+                          reduction)
+            : fmt::format("after both GEMMs: a column-parallel GEMM's input-gradient {} waited "
+                          "for before the next op",
+                          reduction),
+        ub ? std::string("set in the file") : by("training.stack.tp_dgrad_overlap"));
+  }
   const bool megatron = k.preset == StackSpec::Preset::megatron_core ||
                         k.preset == StackSpec::Preset::nemo;
   const bool unsharded_torch = k.pytorch_native() && s.parallelism.zero_stage == 0;

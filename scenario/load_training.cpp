@@ -269,6 +269,7 @@ const FieldTable<StackSpec>& stack_fields() {
       {"host_overhead", quantity(&S::host_overhead, Dimension::seconds, 0, 1e-3)},
       {"cross_entropy_chunks", whole(&S::cross_entropy_chunks, 1, 1024)},
       {"gradient_accumulation", choice(&S::gradient_accumulation)},
+      {"tp_dgrad_overlap", flag(&S::tp_dgrad_overlap)},
   };
   return table;
 }

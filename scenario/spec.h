@@ -774,6 +774,14 @@ struct StackSpec {
   //            micro-batch's gradient into param.grad, from the second micro-batch on.
   enum class GradAccumulation { fused, hook, autograd };
   GradAccumulation gradient_accumulation = GradAccumulation::fused;
+  // Under tensor parallelism, whether a column-parallel layer's backward issues the
+  // reduction of its input gradient (reduce-scatter under sequence parallelism, else
+  // all-reduce) asynchronously before its weight-gradient GEMM and waits for it after
+  // (Transformer Engine's Linear / LayerNormLinear backward since v0.1; Megatron-LM's
+  // LinearWithGradAccumulationAndAsyncCommunication since cf7efd4f, 2021-08-30), or runs it
+  // after both GEMMs (Megatron-DeepSpeed, 2021 Megatron-LM). Preset default in
+  // scenario/validate_stack.cpp (complete_stack); model/layer_pass.cpp places it.
+  bool tp_dgrad_overlap = true;
 
   // A PyTorch-native stack (fsdp1, fsdp2: eager PyTorch modules, torch.compile possible).
   bool pytorch_native() const { return preset == Preset::fsdp1 || preset == Preset::fsdp2; }

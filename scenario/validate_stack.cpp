@@ -213,6 +213,23 @@ void complete_stack(Scenario& s) {
   // CUDA-graphed step.
   if (!is_set(s, "training.stack.host_overhead"))
     k.host_overhead = s.cluster.gpu.host_overhead.value_or(Seconds(13.48e-6));
+  // A column-parallel layer's input gradient under tensor parallelism. Transformer Engine's
+  // Linear and LayerNormLinear backward issue its reduce-scatter (sequence parallelism) or
+  // all-reduce with async_op=True after the data-gradient GEMM, run the weight-gradient
+  // GEMM and wait for it after (transformer_engine/pytorch/module/linear.py lines 1122-1132
+  // and 1350-1352 at NVIDIA/TransformerEngine d0067d0d; the same in module/linear.py and
+  // layernorm_linear.py at v1.0, and in module.py since v0.1), and so does Megatron-LM's own
+  // LinearWithGradAccumulationAndAsyncCommunication (megatron/core/tensor_parallel/layers.py
+  // at NVIDIA/Megatron-LM 285068c8: "the reduce scatter is scheduled before the weight
+  // gradient computation"; the all-reduce since cf7efd4f, 2021-08-30, "allreduce overlap
+  // with wgrad gemm"). Megatron-DeepSpeed reduces it in the synchronous backward of
+  // _CopyToModelParallelRegion (megatron/mpu/mappings.py, no async_op anywhere in
+  // megatron/mpu at bigscience-workshop/Megatron-DeepSpeed 8387ae17), after both GEMMs; so
+  // does the 2021 Megatron-LM that predates cf7efd4f, which a file of such a run sets.
+  // PyTorch's tensor parallelism (DTensor) reduces it in the redistribution's own autograd
+  // node, after the matmul's backward computed both gradients.
+  if (!is_set(s, "training.stack.tp_dgrad_overlap"))
+    k.tp_dgrad_overlap = k.preset == P::megatron_core || k.preset == P::nemo;
   // The unfused accumulations are those of Megatron-LM's data-parallel wrappers (its own
   // DDP's gradient-buffer hook, megatron/core/distributed/distributed_data_parallel.py at
   // NVIDIA/Megatron-LM d98e8a64; the 2021 wrappers' param.grad, megatron/model/

@@ -254,18 +254,30 @@ MaybeTask LayerTemplates::append_layer(CommPlanner& planner, TaskGraph& g, int r
                                                               : TaskKind::recompute;
   MaybeTask prev = after;
   // An overlapped collective: the compute right after it does not wait for it; any
-  // later task does.
-  MaybeTask pending;
-  bool skipped_one = false;
+  // later task does. A collective after it waits for it (their stream's order), and a
+  // later overlapped one does not discharge it: a weight-gradient GEMM waits for its
+  // input's re-gather though the data gradient's reduction, issued after the data-gradient
+  // GEMM, runs under it.
+  struct Pending {
+    int id;
+    bool skipped;  // a compute has run without waiting for it
+  };
+  std::vector<Pending> pending;
   auto add_task = [&](Task t) {
     const int id = planner.issue(t);
     g.depend(prev, id);
-    if (pending && (is_comm(t.kind) || skipped_one)) {
-      g.depend(pending, id);
-      pending.reset();
-    } else if (pending) {
-      skipped_one = true;
+    const bool comm = is_comm(t.kind);
+    std::vector<Pending> still;
+    for (Pending& p : pending) {
+      if (comm || p.skipped) g.depend(p.id, id);
+      if (!comm && !p.skipped) {
+        p.skipped = true;
+        still.push_back(p);
+      } else if (comm) {
+        still.push_back(p);
+      }
     }
+    pending = std::move(still);
     return id;
   };
   for (const Item& it : items) {
@@ -282,10 +294,11 @@ MaybeTask LayerTemplates::append_layer(CommPlanner& planner, TaskGraph& g, int r
       t.comm = planner.group(it.op, it.kind, stage, it.bytes);
       const int id = add_task(t);
       if (it.overlap) {
-        pending = id;
-        skipped_one = false;
+        pending.push_back({id, false});
         continue;  // `prev` stays the compute before it
       }
+      // Every task after this one waits for it, and it for the ones pending.
+      pending.clear();
       prev = id;
     } else {
       t.kind = compute_kind;
@@ -295,7 +308,7 @@ MaybeTask LayerTemplates::append_layer(CommPlanner& planner, TaskGraph& g, int r
       prev = add_task(t);
     }
   }
-  if (pending) {
+  if (!pending.empty()) {
     // A trailing overlapped collective still finishes before the layer ends.
     Task t;
     t.rank = rank;
@@ -303,7 +316,7 @@ MaybeTask LayerTemplates::append_layer(CommPlanner& planner, TaskGraph& g, int r
     t.stream = StreamKind::compute;
     const int id = planner.issue(t);
     g.depend(prev, id);
-    g.depend(pending, id);
+    for (const Pending& p : pending) g.depend(p.id, id);
     prev = id;
   }
   return prev;

@@ -128,12 +128,13 @@ TEST(NcclTrace, ATraceWithoutGroupRanksKeepsTodaysProfileBytes) {
 
 // Llama 3 8B, tp 8 on one DGX H100, micro-batch 1 of 8192 tokens, one micro-batch a step,
 // no sequence parallelism: the tensor-parallel all-reduces move the activations,
-// 8192 x 4096 x 2 B = 64 MiB.
+// 8192 x 4096 x 2 B = 64 MiB. The input gradients' all-reduces run after their GEMMs
+// (training.stack.tp_dgrad_overlap false), so none overlaps compute.
 Scenario tp8(const std::string& profile) {
   return load_scenario_text(
       fmt::format("cluster: {{preset: dgx-h100, calibration: {}}}\nmodel: {{preset: llama3-8b}}\n"
                   "parallelism: {{tp: 8, dp: 1, microbatch: 1, global_batch: 1}}\n"
-                  "training: {{precision: bf16}}\n",
+                  "training: {{precision: bf16, stack: {{tp_dgrad_overlap: false}}}}\n",
                   profile),
       "tp8.yaml");
 }

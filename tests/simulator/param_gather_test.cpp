@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "model/layer_pass.h"
@@ -106,49 +107,125 @@ TEST(ParamGather, BucketsAreGatheredBackToBackDuringTheFirstForward) {
   EXPECT_EQ(tasks(after, TaskKind::forward, 0).size(), 1u);
 }
 
-TEST(ParamGather, TensorParallelInputGradientReduceScatterRunsUnderTheWeightGradient) {
-  // A column-parallel GEMM (QKV, fc1) under sequence parallelism, backward: its input is
+TEST(ParamGather, TensorParallelInputGradientReductionRunsUnderTheWeightGradient) {
+  // A column-parallel GEMM (QKV, fc1) backward. Under sequence parallelism its input is
   // re-gathered (overlapped with the data-gradient GEMM, half 1), then the weight-gradient
-  // GEMM (half 2). Its input gradient's reduce-scatter follows both halves without
-  // tp_comm_overlap; with it, Transformer Engine's "bulk" overlap issues it between the
-  // halves, overlapped, so it runs under the weight-gradient GEMM.
+  // GEMM runs (half 2). Its input gradient's reduce-scatter (all-reduce without sequence
+  // parallelism) is issued between the halves and overlapped, so it runs under the
+  // weight-gradient GEMM: Transformer Engine's "bulk" userbuffers (tp_comm_overlap), and
+  // without them the asynchronous collective of TE's and Megatron-LM's backward
+  // (training.stack.tp_dgrad_overlap, the megatron-core preset's default). With neither
+  // it follows both halves.
   const std::string yaml = R"(
 cluster: {preset: dgx-h100, nodes: 1}
 model: {family: decoder, layers: 2, hidden: 4096, heads: 32, ffn: 16384, vocab: 32768,
         seq_len: 2048, activation: gelu, norm: layernorm, position_embedding: rope,
         tied_embeddings: false, bias: false, dropout: false}
-parallelism: {tp: 2, pp: 1, dp: 4, microbatch: 1, global_batch: 8, sequence_parallel: true}
-training: {precision: bf16, recompute: none, tp_comm_overlap: TP}
+parallelism: {tp: 2, pp: 1, dp: 4, microbatch: 1, global_batch: 8, sequence_parallel: SP}
+training: {precision: bf16, recompute: none, tp_comm_overlap: UB, stack: {tp_dgrad_overlap: ASYNC}}
 )";
-  for (const bool overlap : {false, true}) {
+  struct Case {
+    bool sp, ub, async;
+    const char* want;
+  };
+  const Case cases[] = {
+      {true, false, false, "AG~ dgrad wgrad RS "},
+      {true, true, false, "AG~ dgrad RS~ wgrad "},
+      {true, false, true, "AG~ dgrad RS~ wgrad "},
+      {false, false, true, "dgrad AR~ wgrad "},
+      {false, false, false, "whole AR "},
+  };
+  for (const Case& c : cases) {
     std::string text = yaml;
-    text.replace(text.find("TP"), 2, overlap ? "true" : "false");
+    text.replace(text.find("SP"), 2, c.sp ? "true" : "false");
+    text.replace(text.find("UB"), 2, c.ub ? "true" : "false");
+    text.replace(text.find("ASYNC"), 5, c.async ? "true" : "false");
     const Scenario s = load_scenario_text(text, "tp2.yaml");
     Shard shard;
     shard.tp = 2;
-    shard.sequence_parallel = true;
+    shard.sequence_parallel = c.sp;
     const Workload w = build_workload(s.model, s.training, shard);
     const Layer& layer = w.layers.at(1);
     const auto steps = layer_pass(layer, LayerPass::backward, s, message_sizes(s));
-    // The steps of fc1's backward, from its first kernels to the next op's kernels.
+    // fc1's backward: from the step after the previous op's kernels (the activation's)
+    // to the next op's kernels.
     std::string seq;
     bool in = false;
     for (const PassStep& st : steps) {
       if (st.kind == PassStep::Kind::kernels) {
         if (st.op->name == "mlp.fc1") {
-          in = true;
-          seq += st.half == 1 ? "dgrad " : "wgrad ";
+          seq += st.half == 1 ? "dgrad " : st.half == 2 ? "wgrad " : "whole ";
           continue;
         }
         if (in) break;
+        in = st.op->name == "mlp.act";
       } else if (in) {
-        seq += st.collective == CollectiveOp::reduce_scatter ? "RS" : "AG";
+        seq += st.collective == CollectiveOp::reduce_scatter ? "RS"
+               : st.collective == CollectiveOp::all_reduce   ? "AR"
+                                                             : "AG";
         seq += st.overlapped ? "~ " : " ";
       }
     }
     // "~": the next kernels do not wait for it.
-    EXPECT_EQ(seq, overlap ? "dgrad RS~ wgrad " : "dgrad wgrad RS ") << seq;
+    EXPECT_EQ(seq, c.want) << c.sp << c.ub << c.async;
   }
+}
+
+// The tasks of rank 0 in issue order, op by op (SimulationOptions::op_level).
+std::vector<std::pair<const Task*, Timed>> op_tasks(const StepResult& r) {
+  std::vector<std::pair<const Task*, Timed>> out;
+  for (std::size_t i = 0; i < r.graph.tasks.size(); ++i) {
+    const Task& t = r.graph.tasks[i];
+    if (t.rank != 0) continue;
+    out.push_back({&t, {r.timeline.timing[i].start->value(), r.timeline.timing[i].end->value(),
+                        t.work.value(), 0.0}});
+  }
+  return out;
+}
+
+TEST(ParamGather, TheWeightGradientWaitsForItsInputButNotForTheInputGradient) {
+  // The first column-parallel backward of the step (the LM head's, under sequence
+  // parallelism): re-gather AG (overlapped), data-gradient GEMM D, the input gradient's
+  // reduce-scatter RS (overlapped), weight-gradient GEMM W, then the next op. By hand:
+  // W needs the gathered input and nothing else, so it starts at max(D's end, AG's end);
+  // RS follows AG on the tensor-parallel stream and D; the next op waits for W and RS.
+  // NVLink at 1 GB/s makes the collectives outlast the GEMMs, so each wait shows: W
+  // starts when AG ends, after D, and the next op when RS ends, after W.
+  const Scenario s = load_scenario_text(R"(
+cluster: {preset: dgx-h100, nodes: 1, gpus_per_node: 2, intra_node: {bandwidth: "1 GB/s"}}
+model: {family: decoder, layers: 1, hidden: 4096, heads: 32, ffn: 16384, vocab: 32768,
+        seq_len: 2048, activation: gelu, norm: layernorm, position_embedding: rope,
+        tied_embeddings: false, bias: false, dropout: false}
+parallelism: {tp: 2, pp: 1, dp: 1, microbatch: 1, global_batch: 1, sequence_parallel: true}
+training: {precision: bf16, recompute: none}
+)",
+                                        "slow-tp.yaml");
+  SimulationOptions ops;
+  ops.op_level = true;
+  const StepResult r = simulate_step(s, ops);
+  const auto t = op_tasks(r);
+  // The first backward compute task preceded by a tp collective and followed by one and
+  // another backward compute task: AG, D, RS, W.
+  std::size_t at = 0;
+  for (std::size_t i = 1; i + 2 < t.size(); ++i) {
+    if (t[i - 1].first->kind == TaskKind::tp_comm && t[i].first->kind == TaskKind::backward &&
+        t[i + 1].first->kind == TaskKind::tp_comm && t[i + 2].first->kind == TaskKind::backward) {
+      at = i;
+      break;
+    }
+  }
+  ASSERT_GT(at, 0u);
+  const Timed& ag = t[at - 1].second;
+  const Timed& d = t[at].second;
+  const Timed& rs = t[at + 1].second;
+  const Timed& w = t[at + 2].second;
+  ASSERT_LT(at + 3, t.size());
+  const Timed& next = t[at + 3].second;
+  EXPECT_GT(ag.end, d.end);  // the slow gather outlasts the data-gradient GEMM
+  EXPECT_NEAR(w.start, ag.end, 1e-12);
+  EXPECT_GE(rs.start, ag.end - 1e-12);
+  EXPECT_GT(rs.end, w.end);  // the reduce-scatter outlasts the weight-gradient GEMM
+  EXPECT_NEAR(next.start, rs.end, 1e-12);
 }
 
 }  // namespace
