@@ -397,6 +397,18 @@ TEST(CliValidate, PublishedRunsMeetTheAccuracyBar) {
   // the 26.02 Qwen3-30B-A3B MBS 1 run on 8 B200 (9,691 tokens/s/GPU, 9,299 in 25.11: a
   // third of the MBS 4 run's). MoE set 23 cases, mean 31.2 %, max 86.0 %; its guard 32 / 87;
   // Blackwell set mean 15.5 %. The whole set 118 cases, mean 12.9 %, max 86.0 %.
+  // 2026-12-05 (third session), transcribed by the set's rules, none tuned: MegaScale's
+  // Megatron-LM baseline (eleven A100 rows, 175B at 256-12,288 GPUs, 530B at 2,240-11,200:
+  // +4.9 to -10.4 % and +15.3 to +17.5 %) and ten MLPerf Training v4.1-v5.1 rows (H100, H200,
+  // B200, GB200; -1.0 to -48.0 % in step time, the 512-GPU GB200 Llama 3.1 8B run): the
+  // Megatron set 66 cases, mean 7.0 %, Blackwell 29 cases, mean 15.6 %. Then a
+  // weight-gradient GEMM waiting for its input's re-gather (it started before the gather
+  // ended when an input-gradient reduce-scatter sat between them) and the input gradient's
+  // reduction under the weight-gradient GEMM without userbuffers
+  // (training.stack.tp_dgrad_overlap, Transformer Engine's and Megatron-LM's asynchronous
+  // backward): 71 rows moved, the README's 32B row -25.0 -> -26.1 %; Megatron set mean
+  // 6.9 %, max 26.1 %, its guard 7.5 / 26.5; Blackwell mean 14.7 %, its guard 15.5 / 51.5;
+  // MoE mean 31.4 %. The whole set 139 cases, mean 12.3 %, max 86.0 %.
   const auto r = run_orrery("validate scenarios/validation --format json");
   ASSERT_EQ(r.code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
@@ -421,7 +433,7 @@ TEST(CliValidate, PublishedRunsMeetTheAccuracyBar) {
   }
   ASSERT_GE(megatron.count, 40);
   EXPECT_LE(megatron.sum / megatron.count, 7.5);
-  EXPECT_LE(megatron.max, 26.0);
+  EXPECT_LE(megatron.max, 26.5);
   ASSERT_GE(pytorch.count, 15);
   EXPECT_LE(pytorch.sum / pytorch.count, 6.5);
   EXPECT_LE(pytorch.max, 19.5);
@@ -429,7 +441,7 @@ TEST(CliValidate, PublishedRunsMeetTheAccuracyBar) {
   EXPECT_LE(moe.sum / moe.count, 32.0);
   EXPECT_LE(moe.max, 87.0);
   ASSERT_GE(blackwell.count, 6);
-  EXPECT_LE(blackwell.sum / blackwell.count, 16.5);
+  EXPECT_LE(blackwell.sum / blackwell.count, 15.5);
   EXPECT_LE(blackwell.max, 51.5);
   // The memory cases (measured.memory): published peaks with their definition against the
   // memory model's figure of it. 2026-12-04: five Hugging Face BERT-large runs on a V100, mean
