@@ -205,8 +205,12 @@ std::vector<PassStep> layer_pass(const Layer& layer, LayerPass pass, const Scena
     // after it: Transformer Engine's userbuffer "bulk" overlap, and without userbuffers
     // the asynchronous reduce-scatter or all-reduce of Transformer Engine's and
     // Megatron-LM's column-parallel backward (training.stack.tp_dgrad_overlap).
-    const bool column = op.kind == OpKind::gemm && op.comm_before == CommPoint::tp_gather && p.tp > 1;
-    const bool bulk = column && (ub || s.training.stack.tp_dgrad_overlap);
+    // Not under ZB-H1, whose B blocks defer the weight-gradient GEMMs the reduction would
+    // run under (simulator/pipeline_pass.cpp): there it follows both GEMMs in the template.
+    const bool column = op.kind == OpKind::gemm && op.comm_before == CommPoint::tp_gather &&
+                        p.tp > 1 && !op.dgrad_reduced_by_gather;
+    const bool bulk = column && (ub || s.training.stack.tp_dgrad_overlap) &&
+                      p.schedule != PipelineSchedule::zero_bubble_h1;
     if (op.comm_before == CommPoint::tp_gather && p.sequence_parallel && p.tp > 1) {
       // The weight gradient's input re-gathered, overlapped with the data-gradient GEMM.
       add_comm(out, s, sizes, CommPoint::tp_gather, true, true, fp8_input(op));

@@ -224,6 +224,9 @@ void add_attention(const ModelSpec& m, const TrainingSpec& tr, const OpBuilder& 
       // Down-projections are small and replicated on every tensor-parallel rank.
       L.ops.push_back(B.gemm("attn.q_down", d.tok, d.h, ql, d.h * ql, d.tok * d.h * d.r));
       L.ops.back().comm_before = CommPoint::tp_gather;
+      // A TELinear with parallel_mode 'duplicated' (multi_latent_attention.py lines
+      // 526-527 at NVIDIA/Megatron-LM d98e8a64): no communication of its own.
+      L.ops.back().dgrad_reduced_by_gather = true;
       L.ops.back().saved_dropped_by = kRecomputeLayernorm;
       add_norm(B, "attn.q_norm", d.tok * ql, ql, d.unfused_norm, 0, L);
       L.ops.push_back(B.gemm("attn.q_up", d.tok, ql, a * qk_head, ql * a * qk_head, d.tok * ql));
@@ -548,6 +551,10 @@ void add_moe(const ModelSpec& m, const OpBuilder& B, const Dims& d, const Shard&
       // the sequence-parallel tokens and reduce-scatters its output itself.
       L.ops[at].comm_before = CommPoint::tp_gather;
       L.ops.back().comm_after = CommPoint::tp_reduce;
+      // With --moe-shared-expert-overlap Megatron-Core turns the linears' own tensor-parallel
+      // communication off (parallel_mode None, shared_experts.py lines 163-175 at
+      // d98e8a64) and gathers and scatters around them in separate functions.
+      L.ops[at].dgrad_reduced_by_gather = moe.shared_expert_overlap;
     }
   };
   if (overlap) {

@@ -98,6 +98,11 @@ struct Op {
   unsigned recompute_in = 0;                // RecomputeModule bits whose recompute re-runs this op
   CommPoint comm_before = CommPoint::none;  // exchange before this op's forward
   CommPoint comm_after = CommPoint::none;   // exchange after this op's forward
+  // A tp_gather GEMM whose input gather is an autograd function of its own (Megatron-Core's
+  // gather before a duplicated linear, or before a linear with its tensor-parallel
+  // communication turned off): the input gradient is reduced in that function's backward,
+  // after both GEMMs, whatever training.stack.tp_dgrad_overlap says.
+  bool dgrad_reduced_by_gather = false;
   double kv_elems = 0;  // cp_kv: key and value elements this rank holds (b*s/cp*2*kv*d/tp)
   // The share of fwd_flops and bwd_flops the kernels execute: a fused attention kernel
   // computes only the score tiles its mask leaves (model/attention_mask.h); the FLOP

@@ -102,6 +102,7 @@ std::vector<Item> layer_items(const StepContext& ctx, const Layer& layer, LayerP
     copy = model.op_time(counts, Pass::forward);
   }
   std::vector<Item> items;
+  bool after_half = false;  // the last backward kernels were a weight-gradient half
   auto add_compute = [&](Seconds t, Seconds sel, bool separate, double kernels) {
     if (separate || items.empty() || items.back().comm) items.push_back({});
     items.back().work += t;
@@ -203,14 +204,20 @@ std::vector<Item> layer_items(const StepContext& ctx, const Layer& layer, LayerP
     const double sel_kernels = step.selective ? fwd_kernels : 0;
     const Seconds bwd = model.op_time(op, Pass::backward) * scale;
     const double bwd_kernels = kernels_of(op, Pass::backward, fp8);
-    // A backward split around a sequence-parallel re-gather: the two GEMMs take half
-    // each (simulator/step.h).
+    // A backward split around a sequence-parallel re-gather or an input-gradient reduction:
+    // the two GEMMs take half each (simulator/step.h). The weight-gradient GEMM is a run of
+    // its own (it waits for a re-gather the data-gradient GEMM did not), and so is what
+    // follows it: the next op waits for a reduction issued between the two GEMMs, as
+    // Transformer Engine's backward waits for it before it returns (linear.py lines
+    // 1350-1352 at NVIDIA/TransformerEngine d0067d0d).
+    const bool split = after_half;
+    after_half = step.half == 2;
     if (step.half == 1) {
-      add_compute(bwd / 2 + sel, sel, true, bwd_kernels / 2 + sel_kernels);
+      add_compute(bwd / 2 + sel, sel, step.separate || split, bwd_kernels / 2 + sel_kernels);
     } else if (step.half == 2) {
       add_compute(bwd / 2, Seconds(0), true, bwd_kernels / 2);
     } else {
-      add_compute(bwd + sel, sel, step.separate, bwd_kernels + sel_kernels);
+      add_compute(bwd + sel, sel, step.separate || split, bwd_kernels + sel_kernels);
     }
     if (after_kernels > 0) take_after();
   }
@@ -254,8 +261,8 @@ MaybeTask LayerTemplates::append_layer(CommPlanner& planner, TaskGraph& g, int r
                                                               : TaskKind::recompute;
   MaybeTask prev = after;
   // An overlapped collective: the compute right after it does not wait for it; any
-  // later task does. A collective after it waits for it (their stream's order), and a
-  // later overlapped one does not discharge it: a weight-gradient GEMM waits for its
+  // later task does. A collective issued after it waits for it (as a task after its
+  // first compute does), and a later overlapped one does not discharge it: a weight-gradient GEMM waits for its
   // input's re-gather though the data gradient's reduction, issued after the data-gradient
   // GEMM, runs under it.
   struct Pending {

@@ -121,22 +121,29 @@ cluster: {preset: dgx-h100, nodes: 1}
 model: {family: decoder, layers: 2, hidden: 4096, heads: 32, ffn: 16384, vocab: 32768,
         seq_len: 2048, activation: gelu, norm: layernorm, position_embedding: rope,
         tied_embeddings: false, bias: false, dropout: false}
-parallelism: {tp: 2, pp: 1, dp: 4, microbatch: 1, global_batch: 8, sequence_parallel: SP}
+parallelism: {tp: 2, LAYOUT, microbatch: 1, global_batch: 8, sequence_parallel: SP}
 training: {precision: bf16, recompute: none, tp_comm_overlap: UB, stack: {tp_dgrad_overlap: ASYNC}}
 )";
   struct Case {
     bool sp, ub, async;
     const char* want;
+    const char* layout = "pp: 1, dp: 4";
   };
+  // Under ZB-H1 the B block defers the weight-gradient GEMM, so the reduction follows both
+  // halves in the template (with userbuffers it still overlaps what follows, as every
+  // tensor-parallel collective does under tp_comm_overlap).
   const Case cases[] = {
       {true, false, false, "AG~ dgrad wgrad RS "},
       {true, true, false, "AG~ dgrad RS~ wgrad "},
       {true, false, true, "AG~ dgrad RS~ wgrad "},
       {false, false, true, "dgrad AR~ wgrad "},
       {false, false, false, "whole AR "},
+      {true, true, true, "AG~ dgrad wgrad RS~ ", "pp: 2, dp: 2, schedule: zb-h1"},
+      {true, false, true, "AG~ dgrad wgrad RS ", "pp: 2, dp: 2, schedule: zb-h1"},
   };
   for (const Case& c : cases) {
     std::string text = yaml;
+    text.replace(text.find("LAYOUT"), 6, c.layout);
     text.replace(text.find("SP"), 2, c.sp ? "true" : "false");
     text.replace(text.find("UB"), 2, c.ub ? "true" : "false");
     text.replace(text.find("ASYNC"), 5, c.async ? "true" : "false");
@@ -168,6 +175,49 @@ training: {precision: bf16, recompute: none, tp_comm_overlap: UB, stack: {tp_dgr
     }
     // "~": the next kernels do not wait for it.
     EXPECT_EQ(seq, c.want) << c.sp << c.ub << c.async;
+  }
+}
+
+TEST(ParamGather, MlaQueryDownProjectionReducesItsInputGradientAfterBothGemms) {
+  // MLA's query down-projection is a duplicated linear in Megatron-Core (TELinear with
+  // parallel_mode 'duplicated'): its input gradient is reduced by the sequence-parallel
+  // gather's own backward, after both GEMMs, while the query up-projection path's
+  // column-parallel q_proj (no query compression) overlaps it with its weight gradient.
+  const std::string yaml = R"(
+cluster: {preset: dgx-h100, nodes: 1}
+model: {family: decoder, layers: 2, hidden: 2048, heads: 16, ffn: 8192, vocab: 32768,
+        seq_len: 2048, activation: swiglu, norm: rmsnorm, position_embedding: rope,
+        tied_embeddings: false, bias: false, dropout: false,
+        mla: {q_lora_rank: QL, kv_lora_rank: 512, qk_nope_head_dim: 128, qk_rope_head_dim: 64, v_head_dim: 128}}
+parallelism: {tp: 2, pp: 1, dp: 4, microbatch: 1, global_batch: 8, sequence_parallel: true}
+training: {precision: bf16, recompute: none}
+)";
+  for (const bool lora : {true, false}) {
+    std::string text = yaml;
+    text.replace(text.find("QL"), 2, lora ? "768" : "0");
+    const Scenario s = load_scenario_text(text, "mla.yaml");
+    Shard shard;
+    shard.tp = 2;
+    shard.sequence_parallel = true;
+    const Workload w = build_workload(s.model, s.training, shard);
+    const std::string name = lora ? "attn.q_down" : "attn.q_proj";
+    const auto steps = layer_pass(w.layers.at(1), LayerPass::backward, s, message_sizes(s));
+    std::string seq;
+    bool seen = false;
+    for (const PassStep& st : steps) {
+      if (st.kind == PassStep::Kind::kernels) {
+        if (st.op->name == name) {
+          seen = true;
+          seq += st.half == 1 ? "dgrad " : "wgrad ";
+        } else if (seen) {
+          break;
+        }
+      } else if (seen) {
+        seq += st.collective == CollectiveOp::reduce_scatter ? "RS" : "AG";
+        seq += st.overlapped ? "~ " : " ";
+      }
+    }
+    EXPECT_EQ(seq, lora ? "dgrad wgrad RS " : "dgrad RS~ wgrad ") << name;
   }
 }
 
