@@ -408,7 +408,10 @@ TEST(CliValidate, PublishedRunsMeetTheAccuracyBar) {
   // (training.stack.tp_dgrad_overlap, Transformer Engine's and Megatron-LM's asynchronous
   // backward): 71 rows moved, the README's 32B row -25.0 -> -26.1 %; Megatron set mean
   // 6.9 %, max 26.1 %, its guard 7.5 / 26.5; Blackwell mean 14.7 %, its guard 15.5 / 51.5;
-  // MoE mean 31.4 %. The whole set 139 cases, mean 12.3 %, max 86.0 %.
+  // MoE mean 31.4 %. The whole set 139 cases, mean 12.3 %, max 86.0 %. Four MLPerf v4.0
+  // GPT-3 rows on H100 (-4.1 to -14.7 %) and the v3.1 rows' gradients in bf16, as their
+  // distributed optimizer reduces them (-7.4..-11.5 -> -11.7..-12.5 %): Megatron set 70
+  // cases, mean 7.3 %, max 26.3 %; the whole set 143 cases, mean 12.3 %.
   const auto r = run_orrery("validate scenarios/validation --format json");
   ASSERT_EQ(r.code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
