@@ -919,7 +919,7 @@ std::vector<NcclCommunicator> nccl_communicators(const Scenario& s, int stage) {
   } else {
     p2p("cp", p.cp, p.tp * p.cp, p.cp == 2 ? 1 : 2);
   }
-  collective("dp", p.dp * p.cp, p.tp * p.cp * p.dp, p.zero_stage == 0);
+  collective("dp", p.dp * p.cp, p.dp_span(), p.zero_stage == 0);
   if (p.ep_alltoall == ParallelismSpec::Alltoall::hierarchical) {
     // Two-level exchange: the group's other ranks in this node, then the same-rail GPU
     // of each other node the group spans.
@@ -933,7 +933,7 @@ std::vector<NcclCommunicator> nccl_communicators(const Scenario& s, int stage) {
   // chunks and DualPipe's two directions reach both from every rank.
   const bool both_ends = p.virtual_pipeline_stages > 1 || p.schedule == PipelineSchedule::dualpipe;
   const bool end_stage = stage == 0 || stage == p.pp - 1;
-  p2p("pp", p.pp, p.tp * p.cp * p.dp * p.pp, p.pp == 2 || (end_stage && !both_ends) ? 1 : 2);
+  p2p("pp", p.pp, p.pp_span(), p.pp == 2 || (end_stage && !both_ends) ? 1 : 2);
   return out;
 }
 void set_allocator_reference(bool on) { allocator_reference = on; }

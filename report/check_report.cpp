@@ -361,9 +361,12 @@ void model_section(std::string& o, const ModelSpec& m) {
 void parallelism_section(std::string& o, const ParallelismSpec& p) {
   o += "\nparallelism\n";
   line(o, "split",
-       fmt::format("tp {} x pp {} x dp {} x cp {}, ep {}{}{}", p.tp, p.pp, p.dp, p.cp, p.ep,
+       fmt::format("tp {} x pp {} x dp {} x cp {}, ep {}{}{}{}", p.tp, p.pp, p.dp, p.cp, p.ep,
                    p.experts_split_tokens() ? fmt::format(" (experts' tp {})", p.etp()) : "",
-                   p.sequence_parallel ? ", sequence parallel" : ""));
+                   p.sequence_parallel ? ", sequence parallel" : "",
+                   p.rank_order == ParallelismSpec::RankOrder::tp_cp_pp_dp
+                       ? ", ranks tp-cp-pp-dp (a replica's stages on neighbouring GPUs)"
+                       : ""));
   // DeepSpeed's engine runs its own TrainSchedule, in 1F1B order (docs/simulator.md).
   line(o, "schedule",
        p.virtual_pipeline_stages > 1

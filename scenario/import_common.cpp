@@ -245,6 +245,9 @@ std::string write_imported_scenario(const ImportSettings& a, const ImportSource&
   if (a.flag("--sequence-parallel")) {
     p += line("sequence_parallel", "true", a.label("--sequence-parallel"));
   }
+  if (a.flag("--use-tp-pp-dp-mapping")) {
+    p += line("rank_order", "tp-cp-pp-dp", a.label("--use-tp-pp-dp-mapping"));
+  }
   if (a.has("--num-layers-per-virtual-pipeline-stage")) {
     const std::int64_t per = a.whole("--num-layers-per-virtual-pipeline-stage");
     const std::int64_t accounted = (a.flag("--account-for-embedding-in-pipeline-split") ? 1 : 0) +

@@ -39,6 +39,7 @@ const std::set<std::string>& switches() {
       "--use-rotary-position-embeddings",
       "--account-for-embedding-in-pipeline-split",
       "--account-for-loss-in-pipeline-split",
+      "--use-tp-pp-dp-mapping",
   };
   return s;
 }

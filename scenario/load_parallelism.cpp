@@ -65,6 +65,7 @@ const FieldTable<P>& parallelism_fields() {
       {"schedule", choice(&P::schedule)},
       {"pipeline_engine", choice(&P::pipeline_engine)},
       {"cp_comm", choice(&P::cp_comm)},
+      {"rank_order", choice(&P::rank_order)},
       {"ep_alltoall", choice(&P::ep_alltoall)},
       {"ep_backend", choice(&P::ep_backend)},
       {"moe_a2a_overlap", flag(&P::moe_a2a_overlap)},

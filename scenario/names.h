@@ -84,6 +84,9 @@ ORRERY_ENUM_NAMES(PipelineEngine, {PipelineEngine::megatron, "megatron"},
                   {PipelineEngine::deepspeed, "deepspeed"});
 ORRERY_ENUM_NAMES(ParallelismSpec::CpComm, {ParallelismSpec::CpComm::ring, "ring"},
                   {ParallelismSpec::CpComm::all_gather, "all-gather"});
+ORRERY_ENUM_NAMES(ParallelismSpec::RankOrder,
+                  {ParallelismSpec::RankOrder::tp_cp_dp_pp, "tp-cp-dp-pp"},
+                  {ParallelismSpec::RankOrder::tp_cp_pp_dp, "tp-cp-pp-dp"});
 ORRERY_ENUM_NAMES(ParallelismSpec::Alltoall, {ParallelismSpec::Alltoall::automatic, "auto"},
                   {ParallelismSpec::Alltoall::direct, "direct"},
                   {ParallelismSpec::Alltoall::hierarchical, "hierarchical"});

@@ -21,6 +21,7 @@ const char* to_string(CnnOp v) { return name_of(v); }
 const char* to_string(PipelineSchedule v) { return name_of(v); }
 const char* to_string(PipelineEngine v) { return name_of(v); }
 const char* to_string(ParallelismSpec::CpComm v) { return name_of(v); }
+const char* to_string(ParallelismSpec::RankOrder v) { return name_of(v); }
 const char* to_string(ParallelismSpec::Alltoall v) { return name_of(v); }
 const char* to_string(ParallelismSpec::EpBackend v) { return name_of(v); }
 const char* to_string(ParallelismSpec::Sharding v) { return name_of(v); }

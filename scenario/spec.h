@@ -377,6 +377,21 @@ struct ParallelismSpec {
   // overlapped with attention (ring attention, Megatron-LM/Transformer Engine), or are
   // all-gathered before it (as the Llama 3 paper describes).
   enum class CpComm { ring, all_gather } cp_comm = CpComm::ring;
+  // How ranks are numbered over the GPUs, fastest-varying first: Megatron-Core's default
+  // "tp-cp-ep-dp-pp" (a stage's data-parallel replicas next to each other, the pipeline
+  // outermost), or "tp-cp-ep-pp-dp" under --use-tp-pp-dp-mapping (a replica's stages next
+  // to each other, so a replica can fill an NVLink domain and only the data-parallel
+  // traffic leaves it): megatron/training/initialize.py line 395 and
+  // megatron/training/config/common_config.py line 105 at NVIDIA/Megatron-LM d98e8a64.
+  enum class RankOrder { tp_cp_dp_pp, tp_cp_pp_dp } rank_order = RankOrder::tp_cp_dp_pp;
+  // GPUs between the first and the last member of a data-parallel (pipeline) group, the
+  // group's span over the GPU numbering.
+  int dp_span() const {
+    return rank_order == RankOrder::tp_cp_pp_dp ? tp * cp * pp * dp : tp * cp * dp;
+  }
+  int pp_span() const {
+    return rank_order == RankOrder::tp_cp_pp_dp ? tp * cp * pp : tp * cp * dp * pp;
+  }
   // MoE token exchange: every rank to every rank, two-level (inside the node, then between
   // same-rail GPUs of different nodes, as DeepSeek-V3 routes and NCCL's PXN does), or the
   // faster of the two on an idle network.
@@ -456,6 +471,7 @@ struct ParallelismSpec {
   }
 };
 const char* to_string(ParallelismSpec::CpComm c);
+const char* to_string(ParallelismSpec::RankOrder o);
 const char* to_string(ParallelismSpec::Alltoall a);
 const char* to_string(ParallelismSpec::EpBackend b);
 const char* to_string(ParallelismSpec::Sharding s);

@@ -504,6 +504,25 @@ void check_context_and_expert_split(Scenario& s) {
 // Fills in the parallelism defaults (dp, schedule, ZeRO stage) and checks the split against
 // the cluster and, for transformers, the model. The checks run in this order, so the first
 // error a bad file reports does not change.
+// parallelism.rank_order tp-cp-pp-dp is modelled for dense layers under Megatron's own
+// data parallelism: the expert groups (Megatron's tp-cp-ep-pp-dp expert order), ZeRO-3 /
+// FSDP's in-node groups and DualPipe's mirrored stages keep the default numbering.
+void check_rank_order(const Scenario& s) {
+  const ParallelismSpec& p = s.parallelism;
+  if (p.rank_order != ParallelismSpec::RankOrder::tp_cp_pp_dp) return;
+  const char* why = p.ep > 1                                         ? "expert parallelism (ep > 1)"
+                    : p.zero_stage >= 3                              ? "ZeRO-3 / FSDP"
+                    : p.schedule == PipelineSchedule::dualpipe       ? "the dualpipe schedule"
+                    : p.pipeline_engine == PipelineEngine::deepspeed ? "pipeline_engine deepspeed"
+                                                                     : nullptr;
+  if (why) {
+    reject(s, "parallelism.rank_order", to_string(p.rank_order),
+           fmt::format("is modelled for Megatron's dense layers with zero_stage 0-2 and its "
+                       "own pipeline schedules; not with {}",
+                       why));
+  }
+}
+
 void complete_parallelism(Scenario& s) {
   complete_degrees(s);
   complete_pipeline_layout(s);
@@ -511,6 +530,7 @@ void complete_parallelism(Scenario& s) {
   complete_zero_stage(s);
   check_schedule_preconditions(s);
   check_sharding(s);
+  check_rank_order(s);
   if (!s.model.is_transformer()) return;
   check_tensor_split(s);
   check_pipeline_split(s);

@@ -12,12 +12,17 @@ struct Layout {
   // The GPU a symmetric simulation follows in every stage: tensor, context and data
   // index 0, unless a fault singles out another GPU (simulator/step.h).
   int follow_t = 0, follow_c = 0, follow_d = 0;
-  int gpu(int t, int c, int d, int p) const { return t + tp * (c + cp * (d + dp * p)); }
+  // parallelism.rank_order tp-cp-pp-dp: the pipeline index varies before the data index.
+  bool pp_inner = false;
+  int gpu(int t, int c, int d, int p) const {
+    return pp_inner ? t + tp * (c + cp * (p + pp * d)) : t + tp * (c + cp * (d + dp * p));
+  }
   // The inverse of gpu(): a GPU's tensor, context, data and pipeline indices.
   struct Coords {
     int t, c, d, p;
   };
   Coords coords(int g) const {
+    if (pp_inner) return {g % tp, (g / tp) % cp, g / (tp * cp * pp), (g / (tp * cp)) % pp};
     return {g % tp, (g / tp) % cp, (g / (tp * cp)) % dp, g / (tp * cp * dp)};
   }
   int followed(int p) const { return gpu(follow_t, follow_c, follow_d, p); }

@@ -17,6 +17,8 @@ StepContext::StepContext(const Scenario& scenario, const SimulationOptions& opti
       work(workload) {
   L = {p.tp, p.cp, p.dp, p.pp};
   L.etp = p.etp();
+  // Expert layouts (expert_gpu) keep the default order: rank_order is refused with ep > 1.
+  L.pp_inner = p.rank_order == ParallelismSpec::RankOrder::tp_cp_pp_dp;
   // Failed NICs hold for the whole step: routes go around them (Topology::fail_nic). The
   // symmetric step then follows the GPU behind the first one, whose groups are the
   // slowest, so that the step waits for them as the real synchronous step would.

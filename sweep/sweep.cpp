@@ -1098,6 +1098,7 @@ std::string megatron_arguments(const Scenario& s) {
   const ParallelismSpec& p = s.parallelism;
   std::string out = fmt::format("--tensor-model-parallel-size {} --pipeline-model-parallel-size {}",
                                 p.tp, p.pp);
+  if (p.rank_order == ParallelismSpec::RankOrder::tp_cp_pp_dp) out += " --use-tp-pp-dp-mapping";
   // The layout as Megatron-LM's arguments spell it (megatron/training/arguments.py at
   // d98e8a64): a layout string alone; uneven first/last stages need the virtual stages
   // per rank rather than the layers per virtual stage.

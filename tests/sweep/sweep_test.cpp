@@ -166,6 +166,23 @@ parallelism: {tp: 2, pp: 1, dp: 8, sequence_parallel: true, global_batch: 64, )"
   EXPECT_EQ(args("ep: 4, expert_tp: 2").find("--expert-tensor-parallel-size"), std::string::npos);
 }
 
+TEST(SplitSweep, MegatronArgumentsOfTheRankOrder) {
+  // parallelism.rank_order tp-cp-pp-dp is Megatron-Core's --use-tp-pp-dp-mapping
+  // (megatron/training/initialize.py line 395 at NVIDIA/Megatron-LM d98e8a64).
+  auto args = [](const std::string& order) {
+    return megatron_arguments(load_scenario_text(R"(
+cluster: {preset: dgx-h100, nodes: 2}
+model: {preset: llama3-8b}
+parallelism: {tp: 4, pp: 2, dp: 2, global_batch: 8, rank_order: )" + order + R"(}
+)",
+                                                 "order.yaml"));
+  };
+  EXPECT_NE(args("tp-cp-pp-dp").find("--pipeline-model-parallel-size 2 --use-tp-pp-dp-mapping"),
+            std::string::npos)
+      << args("tp-cp-pp-dp");
+  EXPECT_EQ(args("tp-cp-dp-pp").find("--use-tp-pp-dp-mapping"), std::string::npos);
+}
+
 TEST(SplitSweep, MegatronArgumentsOfTheMoeRouting) {
   // Megatron-Core's names (megatron/core/transformer/moe/README.md at d98e8a64): DeepEP's
   // exchange is the flex dispatcher with the deepep backend.
