@@ -211,17 +211,14 @@ std::vector<PassStep> layer_pass(const Layer& layer, LayerPass pass, const Scena
                         p.tp > 1 && !op.dgrad_reduced_by_gather;
     const bool bulk = column && (ub || s.training.stack.tp_dgrad_overlap) &&
                       p.schedule != PipelineSchedule::zero_bubble_h1;
-    if (op.comm_before == CommPoint::tp_gather && p.sequence_parallel && p.tp > 1) {
-      // The weight gradient's input re-gathered, overlapped with the data-gradient GEMM.
-      add_comm(out, s, sizes, CommPoint::tp_gather, true, true, fp8_input(op));
+    // The weight gradient's input re-gathered (sequence parallelism), overlapped with the
+    // data-gradient GEMM.
+    const bool regather = op.comm_before == CommPoint::tp_gather && p.sequence_parallel && p.tp > 1;
+    if (regather) add_comm(out, s, sizes, CommPoint::tp_gather, true, true, fp8_input(op));
+    if (regather || bulk) {
+      // The data-gradient GEMM, then (bulk) its reduction issued, the weight-gradient GEMM.
       out.push_back(kernels(op, again, 1));
       if (bulk) add_comm(out, s, sizes, op.comm_before, false, true, false);
-      out.push_back(kernels(op, false, 2));
-    } else if (bulk) {
-      // Without sequence parallelism: the data-gradient GEMM, its all-reduce issued, the
-      // weight-gradient GEMM under it.
-      out.push_back(kernels(op, again, 1));
-      add_comm(out, s, sizes, op.comm_before, false, true, false);
       out.push_back(kernels(op, false, 2));
     } else {
       out.push_back(kernels(op, again));

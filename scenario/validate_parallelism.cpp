@@ -501,9 +501,6 @@ void check_context_and_expert_split(Scenario& s) {
 
 }  // namespace
 
-// Fills in the parallelism defaults (dp, schedule, ZeRO stage) and checks the split against
-// the cluster and, for transformers, the model. The checks run in this order, so the first
-// error a bad file reports does not change.
 // parallelism.rank_order tp-cp-pp-dp is modelled for dense layers under Megatron's own
 // data parallelism: the expert groups (Megatron's tp-cp-ep-pp-dp expert order), ZeRO-3 /
 // FSDP's in-node groups and DualPipe's mirrored stages keep the default numbering.
@@ -523,6 +520,9 @@ void check_rank_order(const Scenario& s) {
   }
 }
 
+// Fills in the parallelism defaults (dp, schedule, ZeRO stage) and checks the split against
+// the cluster and, for transformers, the model. The checks run in this order, so the first
+// error a bad file reports does not change.
 void complete_parallelism(Scenario& s) {
   complete_degrees(s);
   complete_pipeline_layout(s);

@@ -261,10 +261,10 @@ MaybeTask LayerTemplates::append_layer(CommPlanner& planner, TaskGraph& g, int r
                                                               : TaskKind::recompute;
   MaybeTask prev = after;
   // An overlapped collective: the compute right after it does not wait for it; any
-  // later task does. A collective issued after it waits for it (as a task after its
-  // first compute does), and a later overlapped one does not discharge it: a weight-gradient GEMM waits for its
-  // input's re-gather though the data gradient's reduction, issued after the data-gradient
-  // GEMM, runs under it.
+  // later task does. A collective issued after it waits for it, and a later overlapped
+  // one does not discharge it: a weight-gradient GEMM waits for its input's re-gather
+  // though the input gradient's reduction, issued after the data-gradient GEMM, runs
+  // under it.
   struct Pending {
     int id;
     bool skipped;  // a compute has run without waiting for it
@@ -274,17 +274,14 @@ MaybeTask LayerTemplates::append_layer(CommPlanner& planner, TaskGraph& g, int r
     const int id = planner.issue(t);
     g.depend(prev, id);
     const bool comm = is_comm(t.kind);
-    std::vector<Pending> still;
-    for (Pending& p : pending) {
+    for (const Pending& p : pending) {
       if (comm || p.skipped) g.depend(p.id, id);
-      if (!comm && !p.skipped) {
-        p.skipped = true;
-        still.push_back(p);
-      } else if (comm) {
-        still.push_back(p);
-      }
     }
-    pending = std::move(still);
+    if (!comm) {
+      // This compute waited for the skipped ones and skips the others.
+      std::erase_if(pending, [](const Pending& p) { return p.skipped; });
+      for (Pending& p : pending) p.skipped = true;
+    }
     return id;
   };
   for (const Item& it : items) {

@@ -107,6 +107,33 @@ TEST(ParamGather, BucketsAreGatheredBackToBackDuringTheFirstForward) {
   EXPECT_EQ(tasks(after, TaskKind::forward, 0).size(), 1u);
 }
 
+// The backward steps of op `name`, from the step after op `after`'s kernels (or from
+// `name`'s first kernels when `after` is empty) up to the next op's kernels: "dgrad" and
+// "wgrad" for the halves of a split backward, "whole" for an unsplit one, and each
+// collective as RS, AR or AG, "~" when the next kernels do not wait for it.
+std::string backward_steps(const std::vector<PassStep>& steps, const std::string& name,
+                           const std::string& after = "") {
+  std::string seq;
+  bool in = false;
+  for (const PassStep& st : steps) {
+    if (st.kind == PassStep::Kind::kernels) {
+      if (st.op->name == name) {
+        in = true;
+        seq += st.half == 1 ? "dgrad " : st.half == 2 ? "wgrad " : "whole ";
+        continue;
+      }
+      if (in) break;
+      in = !after.empty() && st.op->name == after;
+    } else if (in) {
+      seq += st.collective == CollectiveOp::reduce_scatter ? "RS"
+             : st.collective == CollectiveOp::all_reduce   ? "AR"
+                                                           : "AG";
+      seq += st.overlapped ? "~ " : " ";
+    }
+  }
+  return seq;
+}
+
 TEST(ParamGather, TensorParallelInputGradientReductionRunsUnderTheWeightGradient) {
   // A column-parallel GEMM (QKV, fc1) backward. Under sequence parallelism its input is
   // re-gathered (overlapped with the data-gradient GEMM, half 1), then the weight-gradient
@@ -154,25 +181,8 @@ training: {precision: bf16, recompute: none, tp_comm_overlap: UB, stack: {tp_dgr
     const Workload w = build_workload(s.model, s.training, shard);
     const Layer& layer = w.layers.at(1);
     const auto steps = layer_pass(layer, LayerPass::backward, s, message_sizes(s));
-    // fc1's backward: from the step after the previous op's kernels (the activation's)
-    // to the next op's kernels.
-    std::string seq;
-    bool in = false;
-    for (const PassStep& st : steps) {
-      if (st.kind == PassStep::Kind::kernels) {
-        if (st.op->name == "mlp.fc1") {
-          seq += st.half == 1 ? "dgrad " : st.half == 2 ? "wgrad " : "whole ";
-          continue;
-        }
-        if (in) break;
-        in = st.op->name == "mlp.act";
-      } else if (in) {
-        seq += st.collective == CollectiveOp::reduce_scatter ? "RS"
-               : st.collective == CollectiveOp::all_reduce   ? "AR"
-                                                             : "AG";
-        seq += st.overlapped ? "~ " : " ";
-      }
-    }
+    // fc1's backward: from the step after the activation's kernels to the next op's.
+    const std::string seq = backward_steps(steps, "mlp.fc1", "mlp.act");
     // "~": the next kernels do not wait for it.
     EXPECT_EQ(seq, c.want) << c.sp << c.ub << c.async;
   }
@@ -202,22 +212,7 @@ training: {precision: bf16, recompute: none}
     const Workload w = build_workload(s.model, s.training, shard);
     const std::string name = lora ? "attn.q_down" : "attn.q_proj";
     const auto steps = layer_pass(w.layers.at(1), LayerPass::backward, s, message_sizes(s));
-    std::string seq;
-    bool seen = false;
-    for (const PassStep& st : steps) {
-      if (st.kind == PassStep::Kind::kernels) {
-        if (st.op->name == name) {
-          seen = true;
-          seq += st.half == 1 ? "dgrad " : "wgrad ";
-        } else if (seen) {
-          break;
-        }
-      } else if (seen) {
-        seq += st.collective == CollectiveOp::reduce_scatter ? "RS" : "AG";
-        seq += st.overlapped ? "~ " : " ";
-      }
-    }
-    EXPECT_EQ(seq, lora ? "dgrad wgrad RS " : "dgrad RS~ wgrad ") << name;
+    EXPECT_EQ(backward_steps(steps, name), lora ? "dgrad wgrad RS " : "dgrad RS~ wgrad ") << name;
   }
 }
 
