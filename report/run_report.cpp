@@ -254,6 +254,14 @@ std::string render_run_json(const Scenario& s, const Prediction& prediction) {
   j["params_total"] = r.figures.params_total;
   j["flops_per_step_model"] = r.figures.model_flops.value();
   j["flops_per_step_hardware"] = r.figures.hardware_flops.value();
+  if (const auto& sn = r.slow_nodes) {
+    j["slow_nodes"] = {{"fraction", s.cluster.slow_nodes.fraction},
+                       {"speed", s.cluster.slow_nodes.speed},
+                       {"probability", sn->probability},
+                       {"stage", sn->stage},
+                       {"step_time_with_s", sn->with.value()},
+                       {"step_time_without_s", sn->without.value()}};
+  }
   if (!s.faults.empty()) {
     ordered_json f;
     ordered_json list = ordered_json::array();
@@ -664,6 +672,15 @@ std::string render_run_table(const Scenario& s, const Prediction& prediction) {
                    format_flop_rate(r.peak)));
   line("hardware FLOP/s per GPU",
        fmt::format("{:.1f} TFLOP/s, HFU {:.1f} %", r.tflops_hardware_per_gpu, 100 * r.hfu));
+  if (const auto& sn = r.slow_nodes) {
+    line("slow nodes",
+         fmt::format("expected over where they fall: {:.1f} % that one of the {} node{} is slow "
+                     "(cluster.slow_nodes: {:g} % of nodes at {:.3g} of the others' speed); "
+                     "{} with one on stage {}, {} with none",
+                     100 * sn->probability, s.cluster.nodes, s.cluster.nodes == 1 ? "" : "s",
+                     100 * s.cluster.slow_nodes.fraction, s.cluster.slow_nodes.speed,
+                     format_seconds(sn->with), sn->stage, format_seconds(sn->without)));
+  }
 
   {
     // Where published runs like this one were measured: the predicted value over the

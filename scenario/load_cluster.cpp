@@ -277,6 +277,15 @@ const FieldTable<PriceSpec>& price_fields() {
   return table;
 }
 
+const FieldTable<SlowNodesSpec>& slow_node_fields() {
+  using S = SlowNodesSpec;
+  static const FieldTable<S> table = {
+      {"fraction", number(&S::fraction, 0.0, 0.5)},
+      {"speed", number(&S::speed, 0.01, 1.0)},
+  };
+  return table;
+}
+
 std::vector<std::string> cluster_figure_keys() {
   std::vector<std::string> out = {"gpus_per_node"};
   for (const std::string& k : keys_of(intra_fields())) out.push_back("intra_node." + k);
@@ -299,6 +308,7 @@ const FieldTable<C>& cluster_fields() {
       {"calibration", read_calibration},
       {"assumed", assumed_list<C>(cluster_figure_keys)},
       {"price", nested(&C::price, price_fields, false), true},
+      {"slow_nodes", nested(&C::slow_nodes, slow_node_fields, false), true},
   };
   return table;
 }
@@ -313,7 +323,8 @@ KeyLists cluster_key_lists() {
           {"cluster.intra_node", keys_of(intra_fields())},
           {"cluster.inter_node", keys_of(inter_fields())},
           {"cluster.host", keys_of(host_fields())},
-          {"cluster.price", keys_of(price_fields())}};
+          {"cluster.price", keys_of(price_fields())},
+          {"cluster.slow_nodes", keys_of(slow_node_fields())}};
 }
 
 std::vector<std::string> cluster_keys() { return keys_of(cluster_fields()); }

@@ -122,6 +122,19 @@ struct HostSpec {
   }
 };
 
+// Machines that compute slowly (cluster.slow_nodes): each node is one with probability
+// `fraction`, and its GPUs then compute at `speed` of the others' rate. A synchronous step
+// waits for its slowest GPU, so a job of n nodes holds at least one with probability
+// 1 - (1 - fraction)^n, and its expected step time is the blend of the step with and
+// without one (simulator/step.h StepResult::slow_nodes). Default: MegaScale's production
+// fleet (Jiang et al., NSDI 2024, arXiv:2402.15627): "approximately 0.5%" of machines
+// markedly slower (section 5.1), hosts taking "approximately 10% more time" for the same
+// forward computation (section 6.3), so speed 1 / 1.1. fraction 0: none.
+struct SlowNodesSpec {
+  double fraction = 0.005;
+  double speed = 1.0 / 1.1;
+};
+
 // What a system costs (cluster.price, written in a system preset or in the scenario):
 // rent per GPU-hour, and the purchase prices of its node and of the fabric orrery builds
 // for it (model/fabric.h). Every figure is a dated public list price or an example, and
@@ -153,6 +166,7 @@ struct ClusterSpec {
   std::vector<std::string> assumed;
   std::string assumed_file;
   PriceSpec price;
+  SlowNodesSpec slow_nodes;
   int gpus() const { return nodes * gpus_per_node; }
 };
 

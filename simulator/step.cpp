@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <optional>
 #include <utility>
 
@@ -171,45 +172,53 @@ double metric_value(const StepResult& r, const Scenario& s, Metric m) {
 
 namespace {
 
-// Local SGD: `period` - 1 steps without gradient reduction, then one that averages. The
-// figures are the mean over the period; the graph and timeline are the averaging step's.
-StepResult average_period(StepResult sync, const StepResult& between, int period) {
-  const double w = 1.0 / period, w_between = 1.0 - w;
+// The weighted mean of two steps, `a` with weight `w_a` and `b` with `w_b` (summing to 1):
+// step time, each stage's breakdown, the bytes on each class of link and the rates. The
+// graph, timeline and notes stay `a`'s.
+StepResult blend_steps(StepResult a, const StepResult& b, double w_a, double w_b) {
   // For doubles and Seconds alike: the same products and sum.
-  auto blend = [&](auto a_sync, auto a_between) { return w * a_sync + w_between * a_between; };
-  sync.step_time = Seconds(blend(sync.step_time.value(), between.step_time.value()));
-  const double step = sync.step_time.value();
+  auto blend = [&](auto x, auto y) { return w_a * x + w_b * y; };
+  a.step_time = Seconds(blend(a.step_time.value(), b.step_time.value()));
+  const double step = a.step_time.value();
   std::optional<double> busiest;  // the busy time of the critical stage so far
-  for (size_t i = 0; i < sync.stages.size(); ++i) {
-    Breakdown& b = sync.stages[i].breakdown;
-    const Breakdown& o = between.stages[i].breakdown;
-    b.compute = blend(b.compute, o.compute);
-    b.recompute = blend(b.recompute, o.recompute);
-    b.tp_exposed = blend(b.tp_exposed, o.tp_exposed);
-    b.ep_exposed = blend(b.ep_exposed, o.ep_exposed);
-    b.cp_exposed = blend(b.cp_exposed, o.cp_exposed);
-    b.pp_exposed = blend(b.pp_exposed, o.pp_exposed);
-    b.dp_exposed = blend(b.dp_exposed, o.dp_exposed);
-    b.bubble = blend(b.bubble, o.bubble);
-    b.optimizer = blend(b.optimizer, o.optimizer);
-    b.offload_exposed = blend(b.offload_exposed, o.offload_exposed);
-    const double busy = (b.compute + b.recompute + b.optimizer).value();
-    sync.stages[i].utilization = busy / step;
+  for (size_t i = 0; i < a.stages.size(); ++i) {
+    Breakdown& x = a.stages[i].breakdown;
+    const Breakdown& y = b.stages[i].breakdown;
+    x.compute = blend(x.compute, y.compute);
+    x.recompute = blend(x.recompute, y.recompute);
+    x.tp_exposed = blend(x.tp_exposed, y.tp_exposed);
+    x.ep_exposed = blend(x.ep_exposed, y.ep_exposed);
+    x.cp_exposed = blend(x.cp_exposed, y.cp_exposed);
+    x.pp_exposed = blend(x.pp_exposed, y.pp_exposed);
+    x.dp_exposed = blend(x.dp_exposed, y.dp_exposed);
+    x.bubble = blend(x.bubble, y.bubble);
+    x.optimizer = blend(x.optimizer, y.optimizer);
+    x.offload_exposed = blend(x.offload_exposed, y.offload_exposed);
+    const double busy = (x.compute + x.recompute + x.optimizer).value();
+    a.stages[i].utilization = busy / step;
     if (!busiest || busy > *busiest + 1e-12) {
       busiest = busy;
-      sync.critical_stage = static_cast<int>(i);
+      a.critical_stage = static_cast<int>(i);
     }
   }
-  for (auto& [cls, bytes] : sync.bytes_by_link_class) {
-    const auto it = between.bytes_by_link_class.find(cls);
-    bytes = blend(bytes, it == between.bytes_by_link_class.end() ? 0.0 : it->second);
+  for (auto& [cls, bytes] : a.bytes_by_link_class) {
+    const auto it = b.bytes_by_link_class.find(cls);
+    bytes = blend(bytes, it == b.bytes_by_link_class.end() ? 0.0 : it->second);
   }
-  detail::set_rates(sync);
-  sync.notes.push_back(fmt::format(
+  detail::set_rates(a);
+  return a;
+}
+
+// Local SGD: `period` - 1 steps without gradient reduction, then one that averages. The
+// figures are the mean over the period; the graph and timeline are the averaging step's.
+StepResult average_period(const StepResult& sync, const StepResult& between, int period) {
+  const double w = 1.0 / period;
+  StepResult out = blend_steps(sync, between, w, 1.0 - w);
+  out.notes.push_back(fmt::format(
       "local SGD: parameters averaged every {} steps; figures are the mean over that period, "
       "the trace shows the averaging step",
       period));
-  return sync;
+  return out;
 }
 
 // The step and its variants (local SGD's steps between averagings, 1-bit Adam's
@@ -225,13 +234,36 @@ StepResult simulate(const Scenario& s, const Hardware& hardware, const detail::A
   }
   using Scheme = CompressionSpec::Scheme;
   const CompressionSpec& c = s.training.compression;
-  StepResult out;
-  if (c.scheme == Scheme::local_sgd) {
+  auto step_of = [&](const Scenario& v) {
+    if (c.scheme != Scheme::local_sgd) return detail::run_step(v, hardware, analysed, options);
     // A step between averagings reduces no gradients.
-    const StepResult between = detail::run_step(s, hardware, analysed, options, false);
-    out = average_period(detail::run_step(s, hardware, analysed, options), between, c.period);
-  } else {
-    out = detail::run_step(s, hardware, analysed, options);
+    const StepResult between = detail::run_step(v, hardware, analysed, options, false);
+    return average_period(detail::run_step(v, hardware, analysed, options), between, c.period);
+  };
+  StepResult out = step_of(s);
+  // Slow nodes (cluster.slow_nodes): with probability p at least one of the job's nodes is
+  // slow, and every GPU waits for it at the collectives, so its stage sets the pace; the
+  // step is the blend of the two. The slow node computes for the busiest stage, where it
+  // costs the most: the pipeline runs at its slowest stage's pace, so with balanced
+  // stages any stage costs about as much, and with unbalanced ones this is the upper end.
+  // A job of one node has no faster machine to hold up: it is timed at the presets'
+  // rates, which were measured on single machines (the 0.5 % chance that its own is slow
+  // would add 0.05 %).
+  const SlowNodesSpec& sn = s.cluster.slow_nodes;
+  const double p =
+      s.cluster.nodes > 1 ? 1.0 - std::pow(1.0 - sn.fraction, s.cluster.nodes) : 0.0;
+  if (p > 0 && sn.speed < 1 && !out.stalled_at) {
+    Scenario slow = s;
+    slow.cluster.slow_nodes.fraction = 0;
+    FaultSpec f;
+    f.kind = FaultSpec::Kind::straggler;
+    f.stage = out.critical_stage;
+    f.factor = sn.speed;
+    slow.faults.push_back(f);
+    const StepResult with = step_of(slow);
+    const SlowNodesEffect effect{p, out.critical_stage, out.step_time, with.step_time};
+    out = blend_steps(std::move(out), with, 1.0 - p, p);
+    out.slow_nodes = effect;
   }
   if (c.scheme == Scheme::onebit && c.warmup_steps > 0) {
     // 1-bit Adam's uncompressed warm-up steps run at the plain step's speed.

@@ -419,6 +419,14 @@ TEST(CliValidate, PublishedRunsMeetTheAccuracyBar) {
   // al. 2022's eight Megatron-LM A100 runs (-1.9 to +2.2 %), MT-NLG 530B's three and GLM-130B's
   // two DeepSpeed-pipeline runs (-13.9 to -21.1 % in step time): Megatron set 83 cases, mean
   // 7.3 %, max 26.3 %, within its guard; the whole set 162 cases, mean 12.0 %, max 86.0 %.
+  // Then cluster.slow_nodes (MegaScale's fleet: 0.5 % of nodes at 1 / 1.1 of the speed, the
+  // step blended with one slow node on its busiest stage; docs/simulator.md, "Slow nodes"):
+  // every multi-node row slower, the wide ones most (MegaScale 530B +17.6 -> +9.9 %, MLPerf
+  // v4.0 GPT-3 on 11,616 H100 -14.7 -> -11.0 % in step time), the README's wide H100 rows the
+  // wrong way (32B -26.3 -> -27.1 %, the Megatron set's max). Megatron set mean 6.2 %, max
+  // 27.1 %: its guard 7.2 / 28.1; PyTorch mean 4.9 %, max 17.7 %: 6 / 18.7; MoE mean 30.3 %:
+  // 31.3 / 87; Blackwell mean 14.2 %, max 48.7 %: 15.2 / 49.7. The whole set 162 cases, mean
+  // 11.2 %, max 86.0 %.
   const auto r = run_orrery("validate scenarios/validation --format json");
   ASSERT_EQ(r.code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
@@ -442,17 +450,17 @@ TEST(CliValidate, PublishedRunsMeetTheAccuracyBar) {
     set.add(c["error_pct"].get<double>());
   }
   ASSERT_GE(megatron.count, 40);
-  EXPECT_LE(megatron.sum / megatron.count, 7.5);
-  EXPECT_LE(megatron.max, 26.5);
+  EXPECT_LE(megatron.sum / megatron.count, 7.2);
+  EXPECT_LE(megatron.max, 28.1);
   ASSERT_GE(pytorch.count, 15);
-  EXPECT_LE(pytorch.sum / pytorch.count, 6.5);
-  EXPECT_LE(pytorch.max, 19.5);
+  EXPECT_LE(pytorch.sum / pytorch.count, 6.0);
+  EXPECT_LE(pytorch.max, 18.7);
   ASSERT_GE(moe.count, 2);
-  EXPECT_LE(moe.sum / moe.count, 32.0);
+  EXPECT_LE(moe.sum / moe.count, 31.3);
   EXPECT_LE(moe.max, 87.0);
   ASSERT_GE(blackwell.count, 6);
-  EXPECT_LE(blackwell.sum / blackwell.count, 15.5);
-  EXPECT_LE(blackwell.max, 51.5);
+  EXPECT_LE(blackwell.sum / blackwell.count, 15.2);
+  EXPECT_LE(blackwell.max, 49.7);
   // The memory cases (measured.memory): published peaks with their definition against the
   // memory model's figure of it. 2026-12-04: five Hugging Face BERT-large runs on a V100, mean
   // 7.8 %, max 12.6 %, all predicted low; with eager attention's scale-and-mask kernel in the

@@ -741,7 +741,7 @@ TEST(Stack, DroplessFlexDispatcherWaitIsExposed) {
 Scenario tiny_flex(int gpus, int per_node, const std::string& exchange, const std::string& backend,
                    const std::string& host) {
   const std::string yaml = fmt::format(R"(
-cluster: {{preset: dgx-h100, nodes: {5}, gpus_per_node: {1}}}
+cluster: {{preset: dgx-h100, nodes: {5}, gpus_per_node: {1}, slow_nodes: {{fraction: 0}}}}
 model: {{family: decoder, layers: 2, hidden: 64, heads: 2, ffn: 256, vocab: 128, seq_len: 64,
         activation: swiglu, norm: rmsnorm, position_embedding: rope, tied_embeddings: false,
         bias: false, dropout: false,

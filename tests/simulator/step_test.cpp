@@ -796,9 +796,9 @@ TEST(Step, CompressionPaysOnEthernetNotOnInfiniBand) {
     const char* scheme;
     double ethernet_ms, infiniband_ms;
   };
-  const Row rows[] = {{"none", 417, 119},     {"bf16", 242, 117}, {"int8", 455, 118},
-                      {"onebit", 132, 115},   {"topk", 178, 118}, {"powersgd", 151, 119},
-                      {"local_sgd", 149, 112}};
+  const Row rows[] = {{"none", 418, 121},     {"bf16", 243, 119}, {"int8", 456, 120},
+                      {"onebit", 134, 117},   {"topk", 179, 120}, {"powersgd", 153, 121},
+                      {"local_sgd", 151, 114}};
   for (const char* file : {"bert-large-dp32-50gbe-powersgd.yaml", "bert-large-dp32-ib-powersgd.yaml"}) {
     const bool ethernet = std::string(file).find("50gbe") != std::string::npos;
     for (const Row& row : rows) {
@@ -904,6 +904,56 @@ faults:
               slow.step_time.value(), 1e-6 * slow.step_time.value());
 }
 
+TEST(Step, SlowNodesBlendTheStepWithOneSlowNodeOnTheBusiestStage) {
+  // The pipeline of StragglerOnTheLastStageAddsItsWholeCompute, a stage per node (4 nodes of
+  // one GPU, links with no cost). A node is slow with probability 1/2 and computes at half
+  // speed: p = 1 - (1 - 1/2)^4 = 15/16 that at least one of the 4 is. The busiest stage is
+  // the last (it never waits), and one slow node there adds m T_3, the stage's compute at
+  // full speed, so the step is T + 15/16 m T_3.
+  auto yaml = [](const std::string& slow_nodes) {
+    return load_scenario_text(R"(
+cluster:
+  preset: dgx-h100
+  nodes: 4
+  gpus_per_node: 1
+  intra_node: {bandwidth: "1000 TB/s", latency: "0 us"}
+  inter_node: {nics_per_node: 1, nic_bandwidth: "1000 TB/s", latency: "0 us"}
+  slow_nodes: )" + slow_nodes + R"(
+model: {family: decoder, layers: 16, hidden: 2048, heads: 16, ffn: 8192, vocab: 8, seq_len: 2048,
+        activation: gelu, norm: layernorm, position_embedding: rope, tied_embeddings: false,
+        bias: true, dropout: false}
+parallelism: {tp: 1, pp: 4, dp: 1, microbatch: 1, global_batch: 8, schedule: 1f1b}
+training: {precision: bf16, recompute: none, stack: {host_overhead: 0 s}}
+)",
+                              "slow.yaml");
+  };
+  const StepResult healthy = simulate_step(yaml("{fraction: 0}"));
+  EXPECT_FALSE(healthy.slow_nodes.has_value());
+  ASSERT_EQ(healthy.critical_stage, 3);
+  const double t = healthy.step_time.value();
+  const double stage_compute = healthy.stages.at(3).breakdown.compute.value();
+  const StepResult r = simulate_step(yaml("{fraction: 0.5, speed: 0.5}"));
+  ASSERT_TRUE(r.slow_nodes.has_value());
+  EXPECT_DOUBLE_EQ(r.slow_nodes->probability, 15.0 / 16.0);
+  EXPECT_EQ(r.slow_nodes->stage, 3);
+  EXPECT_DOUBLE_EQ(r.slow_nodes->without.value(), t);
+  EXPECT_NEAR(r.slow_nodes->with.value() - t, stage_compute, 1e-3 * stage_compute);
+  EXPECT_NEAR(r.step_time.value(), t + 15.0 / 16.0 * stage_compute, 1e-3 * stage_compute);
+  // The rates follow the blended step: the same tokens in more time.
+  EXPECT_NEAR(r.tokens_per_s * r.step_time.value(), healthy.tokens_per_s * t, 1e-6 * t);
+  // The default, MegaScale's fleet (0.5 % of nodes at 1 / 1.1 of the speed): 1 - 0.995^4.
+  const StepResult d = simulate_step(yaml("{}"));
+  ASSERT_TRUE(d.slow_nodes.has_value());
+  EXPECT_NEAR(d.slow_nodes->probability, 1 - std::pow(0.995, 4), 1e-15);
+  // At 1 / 1.1 of the speed the last stage's compute takes 1.1 times as long.
+  EXPECT_NEAR(d.slow_nodes->with.value() - t, 0.1 * stage_compute, 1e-3 * stage_compute);
+  // One node: nothing faster to hold up, no blend (docs/simulator.md, "Slow nodes").
+  const StepResult one = simulate_step(load_scenario_text(
+      "cluster: {preset: dgx-h100}\nmodel: {preset: llama3-8b}\n"
+      "parallelism: {tp: 8, microbatch: 1, global_batch: 8}\n", "one.yaml"));
+  EXPECT_FALSE(one.slow_nodes.has_value());
+}
+
 TEST(Step, FailedSpineLinksSlowTheAllReduceByTheRemainingBisection) {
   // 8 DGX H100 on a 2:1 fat tree: 64 NICs, two leaves of 32 downlinks, each leaf with
   // 32 / 2 = 16 uplinks of 400 Gb/s (50 GB/s). The gradient all-reduce runs 8 rings (one
@@ -952,7 +1002,7 @@ TEST(Step, AFailedNicSendsItsTrafficThroughAPeerGpusNic) {
   // 2 x healthy - after = L = buckets x 2 x 14 us.
   auto scenario = [](const std::string& faults) {
     const std::string yaml = R"(
-cluster: {preset: dgx-h100, nodes: 2}
+cluster: {preset: dgx-h100, nodes: 2, slow_nodes: {fraction: 0}}
 model: {preset: llama3-8b}
 parallelism: {tp: 8, dp: 2, microbatch: 1, global_batch: 8}
 training: {precision: bf16, overlap_grad_reduce: false}
