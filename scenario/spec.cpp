@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <utility>
 
 #include "scenario/names.h"
@@ -147,6 +148,12 @@ std::string describe(const Fp8Spec& f) {
       f.fp8_weights ? "off (weights kept in fp8, transposed in each pass)"
                     : (f.weight_cache.value_or(true) ? "on" : "off"),
       f.tp_allgather_fp8 ? "fp8" : "bf16", f.param_allgather_fp8 ? "fp8" : "bf16");
+}
+
+double slow_node_probability(const ClusterSpec& c) {
+  const SlowNodesSpec& sn = c.slow_nodes;
+  if (c.nodes <= 1 || sn.speed >= 1) return 0.0;
+  return 1.0 - std::pow(1.0 - sn.fraction, c.nodes);
 }
 
 std::vector<std::string> assumed_figures(const ClusterSpec& c) {

@@ -175,6 +175,10 @@ struct ClusterSpec {
 // GPU's, the system's, the fabric's; the inter-node ones only with several nodes.
 std::vector<std::string> assumed_figures(const ClusterSpec& c);
 
+// The probability that a job on `c` holds at least one slow node, 1 - (1 - fraction)^nodes;
+// 0 on one node (nothing faster to hold up) or at full speed (simulator/step.cpp).
+double slow_node_probability(const ClusterSpec& c);
+
 enum class ModelFamily { decoder, encoder, cnn };
 enum class Activation { gelu, swiglu };
 enum class Norm { layernorm, rmsnorm };

@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cmath>
 #include <optional>
 #include <utility>
 
@@ -23,6 +22,71 @@ void set_rates(StepResult& out) {
   out.tflops_hardware_per_gpu = out.figures.hardware_flops_per_gpu.value() / step / 1e12;
   out.mfu = out.tflops_model_per_gpu * 1e12 / out.peak.value();
   out.hfu = out.tflops_hardware_per_gpu * 1e12 / out.peak.value();
+}
+
+// Two breakdowns part by part through f.
+template <class F>
+Breakdown zip(const Breakdown& x, const Breakdown& y, F f) {
+  Breakdown r;
+  r.compute = f(x.compute, y.compute);
+  r.recompute = f(x.recompute, y.recompute);
+  r.tp_exposed = f(x.tp_exposed, y.tp_exposed);
+  r.ep_exposed = f(x.ep_exposed, y.ep_exposed);
+  r.cp_exposed = f(x.cp_exposed, y.cp_exposed);
+  r.pp_exposed = f(x.pp_exposed, y.pp_exposed);
+  r.dp_exposed = f(x.dp_exposed, y.dp_exposed);
+  r.bubble = f(x.bubble, y.bubble);
+  r.optimizer = f(x.optimizer, y.optimizer);
+  r.offload_exposed = f(x.offload_exposed, y.offload_exposed);
+  return r;
+}
+
+// Each stage's utilization, the busiest stage and the rates again, after the step time and
+// the breakdowns changed.
+void recount(StepResult& a) {
+  const double step = a.step_time.value();
+  std::optional<double> busiest;  // the busy time of the critical stage so far
+  for (size_t i = 0; i < a.stages.size(); ++i) {
+    const Breakdown& x = a.stages[i].breakdown;
+    const double busy = (x.compute + x.recompute + x.optimizer).value();
+    a.stages[i].utilization = busy / step;
+    if (!busiest || busy > *busiest + 1e-12) {
+      busiest = busy;
+      a.critical_stage = static_cast<int>(i);
+    }
+  }
+  set_rates(a);
+}
+
+// The weighted mean of two steps, `a` with weight `w_a` and `b` with `w_b` (summing to 1):
+// step time, each stage's breakdown, the bytes on each class of link and the rates. The
+// graph, timeline and notes stay `a`'s.
+StepResult blend_steps(StepResult a, const StepResult& b, double w_a, double w_b) {
+  // For doubles and Seconds alike: the same products and sum.
+  auto blend = [&](auto x, auto y) { return w_a * x + w_b * y; };
+  a.step_time = Seconds(blend(a.step_time.value(), b.step_time.value()));
+  for (size_t i = 0; i < a.stages.size(); ++i)
+    a.stages[i].breakdown = zip(a.stages[i].breakdown, b.stages[i].breakdown, blend);
+  for (auto& [cls, bytes] : a.bytes_by_link_class) {
+    const auto it = b.bytes_by_link_class.find(cls);
+    bytes = blend(bytes, it == b.bytes_by_link_class.end() ? 0.0 : it->second);
+  }
+  recount(a);
+  return a;
+}
+
+// `a` plus (b - c), figure by figure: the step time and each stage's breakdown, then the
+// busiest stage and the rates again; the bytes stay `a`'s.
+StepResult add_difference(StepResult a, const StepResult& b, const StepResult& c) {
+  a.step_time += b.step_time - c.step_time;
+  for (size_t i = 0; i < a.stages.size(); ++i) {
+    const Breakdown d = zip(b.stages[i].breakdown, c.stages[i].breakdown,
+                            [](Seconds x, Seconds y) { return x - y; });
+    a.stages[i].breakdown =
+        zip(a.stages[i].breakdown, d, [](Seconds x, Seconds y) { return x + y; });
+  }
+  recount(a);
+  return a;
 }
 
 // What the scenario's model gives every variant of its step, computed once.
@@ -82,25 +146,33 @@ StepResult run_step(const Scenario& s, const Hardware& hardware, const Analysed&
     out.timeline = std::move(r);
     return out;
   }
-  const TimelineReader reader(g, r);
-  std::optional<double> busiest;  // the busy time of the critical stage so far
-  for (int st = 0; st < p.pp; ++st) {
-    StageReport sr;
-    sr.stage = st;
-    // The stage's first simulated GPU (in full mode every GPU of a stage is simulated;
-    // the one with data-, tensor- and context-parallel index 0 is reported).
-    const int rank = static_cast<int>(std::find(stage_of_rank.begin(), stage_of_rank.end(), st) -
-                                      stage_of_rank.begin());
-    sr.breakdown = reader.breakdown(rank, Seconds(step));
-    const double busy =
-        (sr.breakdown.compute + sr.breakdown.recompute + sr.breakdown.optimizer).value();
-    sr.utilization = busy / step;
-    if (!busiest || busy > *busiest + 1e-12) {
-      busiest = busy;
-      out.critical_stage = st;
+  // The stage's first simulated GPU (in full mode every GPU of a stage is simulated; the
+  // one with data-, tensor- and context-parallel index 0 is reported).
+  auto rank_of = [&](int st) {
+    return static_cast<int>(std::find(stage_of_rank.begin(), stage_of_rank.end(), st) -
+                            stage_of_rank.begin());
+  };
+  // Each stage's breakdown from a timeline of the graph, and the busiest stage.
+  auto read_stages = [&](const EngineResult& timeline, StepResult& into) {
+    const double end = timeline.end.value();
+    into.step_time = Seconds(end);
+    const TimelineReader reader(g, timeline);
+    std::optional<double> busiest;  // the busy time of the critical stage so far
+    for (int st = 0; st < p.pp; ++st) {
+      StageReport sr;
+      sr.stage = st;
+      sr.breakdown = reader.breakdown(rank_of(st), Seconds(end));
+      const double busy =
+          (sr.breakdown.compute + sr.breakdown.recompute + sr.breakdown.optimizer).value();
+      sr.utilization = busy / end;
+      if (!busiest || busy > *busiest + 1e-12) {
+        busiest = busy;
+        into.critical_stage = st;
+      }
+      into.stages.push_back(sr);
     }
-    out.stages.push_back(sr);
-  }
+  };
+  read_stages(r, out);
   out.bytes_by_link_class = planner.traffic();
   out.figures = figures;
   const GpuSpec& gpu = s.cluster.gpu;
@@ -142,6 +214,27 @@ StepResult run_step(const Scenario& s, const Hardware& hardware, const Analysed&
     for (const PlannedPhase& ph : c.phases)
       for (const PlannedFlow& f : ph.flows)
         for (const FlowLink& l : f.links) out.links.emplace(l.link, ctx.topo.link(l.link));
+  // Slow nodes (cluster.slow_nodes): with probability q at least one of the job's nodes is
+  // slow, and every GPU waits for it at the collectives, so its stage sets the pace; the
+  // step is the blend of the two. The slow node computes for the busiest stage, where it
+  // costs the most: the pipeline runs at its slowest stage's pace, so with balanced
+  // stages any stage costs about as much, and with unbalanced ones this is the upper end.
+  // The same graph runs again with that stage's GPU at the slow speed, as a straggler
+  // fault would slow it. A job of one node has no faster machine to hold up: it is timed
+  // at the presets' rates, which were measured on single machines (the 0.5 % chance that
+  // its own is slow would add 0.05 %). --full takes the term from the symmetric step
+  // (simulate, below).
+  if (const double q = slow_node_probability(s.cluster); q > 0 && !opt.full) {
+    EngineOptions slow = options;
+    slow.changes.push_back(
+        {Seconds(0), rank_of(out.critical_stage), std::nullopt, s.cluster.slow_nodes.speed});
+    StepResult with;
+    read_stages(run_engine(g, ctx.capacity, slow), with);
+    with.bytes_by_link_class = out.bytes_by_link_class;
+    const SlowNodesEffect effect{q, out.critical_stage, out.step_time, with.step_time};
+    out = blend_steps(std::move(out), with, 1.0 - q, q);
+    out.slow_nodes = effect;
+  }
   out.graph = std::move(g);
   out.timeline = std::move(r);
   return out;
@@ -172,48 +265,11 @@ double metric_value(const StepResult& r, const Scenario& s, Metric m) {
 
 namespace {
 
-// The weighted mean of two steps, `a` with weight `w_a` and `b` with `w_b` (summing to 1):
-// step time, each stage's breakdown, the bytes on each class of link and the rates. The
-// graph, timeline and notes stay `a`'s.
-StepResult blend_steps(StepResult a, const StepResult& b, double w_a, double w_b) {
-  // For doubles and Seconds alike: the same products and sum.
-  auto blend = [&](auto x, auto y) { return w_a * x + w_b * y; };
-  a.step_time = Seconds(blend(a.step_time.value(), b.step_time.value()));
-  const double step = a.step_time.value();
-  std::optional<double> busiest;  // the busy time of the critical stage so far
-  for (size_t i = 0; i < a.stages.size(); ++i) {
-    Breakdown& x = a.stages[i].breakdown;
-    const Breakdown& y = b.stages[i].breakdown;
-    x.compute = blend(x.compute, y.compute);
-    x.recompute = blend(x.recompute, y.recompute);
-    x.tp_exposed = blend(x.tp_exposed, y.tp_exposed);
-    x.ep_exposed = blend(x.ep_exposed, y.ep_exposed);
-    x.cp_exposed = blend(x.cp_exposed, y.cp_exposed);
-    x.pp_exposed = blend(x.pp_exposed, y.pp_exposed);
-    x.dp_exposed = blend(x.dp_exposed, y.dp_exposed);
-    x.bubble = blend(x.bubble, y.bubble);
-    x.optimizer = blend(x.optimizer, y.optimizer);
-    x.offload_exposed = blend(x.offload_exposed, y.offload_exposed);
-    const double busy = (x.compute + x.recompute + x.optimizer).value();
-    a.stages[i].utilization = busy / step;
-    if (!busiest || busy > *busiest + 1e-12) {
-      busiest = busy;
-      a.critical_stage = static_cast<int>(i);
-    }
-  }
-  for (auto& [cls, bytes] : a.bytes_by_link_class) {
-    const auto it = b.bytes_by_link_class.find(cls);
-    bytes = blend(bytes, it == b.bytes_by_link_class.end() ? 0.0 : it->second);
-  }
-  detail::set_rates(a);
-  return a;
-}
-
 // Local SGD: `period` - 1 steps without gradient reduction, then one that averages. The
 // figures are the mean over the period; the graph and timeline are the averaging step's.
 StepResult average_period(const StepResult& sync, const StepResult& between, int period) {
   const double w = 1.0 / period;
-  StepResult out = blend_steps(sync, between, w, 1.0 - w);
+  StepResult out = detail::blend_steps(sync, between, w, 1.0 - w);
   out.notes.push_back(fmt::format(
       "local SGD: parameters averaged every {} steps; figures are the mean over that period, "
       "the trace shows the averaging step",
@@ -234,36 +290,27 @@ StepResult simulate(const Scenario& s, const Hardware& hardware, const detail::A
   }
   using Scheme = CompressionSpec::Scheme;
   const CompressionSpec& c = s.training.compression;
-  auto step_of = [&](const Scenario& v) {
-    if (c.scheme != Scheme::local_sgd) return detail::run_step(v, hardware, analysed, options);
+  auto step_of = [&](const Scenario& v, const SimulationOptions& o) {
+    if (c.scheme != Scheme::local_sgd) return detail::run_step(v, hardware, analysed, o);
     // A step between averagings reduces no gradients.
-    const StepResult between = detail::run_step(v, hardware, analysed, options, false);
-    return average_period(detail::run_step(v, hardware, analysed, options), between, c.period);
+    const StepResult between = detail::run_step(v, hardware, analysed, o, false);
+    return average_period(detail::run_step(v, hardware, analysed, o), between, c.period);
   };
-  StepResult out = step_of(s);
-  // Slow nodes (cluster.slow_nodes): with probability p at least one of the job's nodes is
-  // slow, and every GPU waits for it at the collectives, so its stage sets the pace; the
-  // step is the blend of the two. The slow node computes for the busiest stage, where it
-  // costs the most: the pipeline runs at its slowest stage's pace, so with balanced
-  // stages any stage costs about as much, and with unbalanced ones this is the upper end.
-  // A job of one node has no faster machine to hold up: it is timed at the presets'
-  // rates, which were measured on single machines (the 0.5 % chance that its own is slow
-  // would add 0.05 %).
-  const SlowNodesSpec& sn = s.cluster.slow_nodes;
-  const double p =
-      s.cluster.nodes > 1 ? 1.0 - std::pow(1.0 - sn.fraction, s.cluster.nodes) : 0.0;
-  if (p > 0 && sn.speed < 1 && !out.stalled_at) {
-    Scenario slow = s;
-    slow.cluster.slow_nodes.fraction = 0;
-    FaultSpec f;
-    f.kind = FaultSpec::Kind::straggler;
-    f.stage = out.critical_stage;
-    f.factor = sn.speed;
-    slow.faults.push_back(f);
-    const StepResult with = step_of(slow);
-    const SlowNodesEffect effect{p, out.critical_stage, out.step_time, with.step_time};
-    out = blend_steps(std::move(out), with, 1.0 - p, p);
-    out.slow_nodes = effect;
+  StepResult out = step_of(s, options);
+  if (options.full && slow_node_probability(s.cluster) > 0 && !out.stalled_at) {
+    // --full: the slow-node term as the symmetric step gives it (the two modes agree on
+    // symmetric clusters), added to each figure, so that a step of millions of tasks is
+    // not run twice.
+    SimulationOptions symmetric = options;
+    symmetric.full = false;
+    Scenario none = s;
+    none.cluster.slow_nodes.fraction = 0;
+    const StepResult blended = step_of(s, symmetric);
+    out = detail::add_difference(std::move(out), blended, step_of(none, symmetric));
+    out.slow_nodes = blended.slow_nodes;
+    const Seconds added = blended.step_time - blended.slow_nodes->without;
+    out.slow_nodes->without = out.step_time - added;
+    out.slow_nodes->with = out.slow_nodes->without + (blended.slow_nodes->with - blended.slow_nodes->without);
   }
   if (c.scheme == Scheme::onebit && c.warmup_steps > 0) {
     // 1-bit Adam's uncompressed warm-up steps run at the plain step's speed.

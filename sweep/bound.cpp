@@ -122,6 +122,8 @@ Seconds step_time_bound(const Scenario& s) {
   const StateBytes state = state_bytes_per_param(s.training);
   std::vector<Bytes> shard_bytes(pp);
   std::vector<Seconds> tf(pp), tb(pp);
+  // The FLOP part of each rank's tf + tb over a micro-batch: the compute a slow node slows.
+  std::vector<Seconds> flop_time(pp);
   // (rank, chunk) of each transformer layer (model/pipeline.h).
   std::vector<std::pair<int, int>> place;
   if (s.model.is_transformer()) place = pipeline_layout(s.model, p).place_of_layers();
@@ -151,6 +153,7 @@ Seconds step_time_bound(const Scenario& s) {
                                                     recomputed(op, s.training.recompute_modules)));
       tf[k] += fwd / rate;
       tb[k] += (bwd + (again ? fwd : Flop())) / rate;
+      flop_time[k] += (fwd + bwd + (again ? fwd : Flop())) / rate;
       if (chunk < pp) first_chunk[chunk] += (fwd + bwd + (again ? fwd : Flop())) / rate;
     }
     // ZeRO-3 / FSDP: per micro-batch, the layer's parameters gathered before its forward
@@ -182,12 +185,22 @@ Seconds step_time_bound(const Scenario& s) {
     tb[k] += tp_wait_bound(s, backward);
   }
   const double m = p.microbatches();
+  // Slow nodes (cluster.slow_nodes): the simulator reports (1 - q) T + q T_slow, where
+  // T_slow, the step with the busiest stage's GPU at `speed`, is at least T and at least
+  // that stage's compute at `speed`, which is at least every rank's FLOP time at R.
+  const double q = slow_node_probability(s.cluster);
+  Seconds slowest;  // max over ranks of m x FLOP time / speed; DualPipe: its two stages, m / 2 each
+  auto with_slow_nodes = [&](Seconds b) {
+    return q > 0 ? (1 - q) * b + q * std::max(b, slowest) : b;
+  };
   Seconds bound;
   if (p.schedule == PipelineSchedule::dualpipe) {
     for (std::size_t r = 0; r < pp; ++r) {
       bound = std::max(bound, m / 2 * (tf[r] + tb[r] + tf[pp - 1 - r] + tb[pp - 1 - r]));
+      slowest = std::max(slowest, m / 2 * (flop_time[r] + flop_time[pp - 1 - r]) /
+                                      s.cluster.slow_nodes.speed);
     }
-    return bound;
+    return with_slow_nodes(bound);
   }
   // The chain before rank k: its first model chunk's forward waits for the first chunk of
   // ranks 0..k-1, and rank 0's last backward for the first chunk of ranks k..1. One chunk
@@ -208,8 +221,9 @@ Seconds step_time_bound(const Scenario& s) {
     // faster.
     bound = std::max(bound, m * shard_bytes[k] / ingress);
     before += chain[k];
+    slowest = std::max(slowest, m * flop_time[k] / s.cluster.slow_nodes.speed);
   }
-  return bound;
+  return with_slow_nodes(bound);
 }
 
 }  // namespace orrery

@@ -939,6 +939,15 @@ training: {precision: bf16, recompute: none, stack: {host_overhead: 0 s}}
   EXPECT_DOUBLE_EQ(r.slow_nodes->without.value(), t);
   EXPECT_NEAR(r.slow_nodes->with.value() - t, stage_compute, 1e-3 * stage_compute);
   EXPECT_NEAR(r.step_time.value(), t + 15.0 / 16.0 * stage_compute, 1e-3 * stage_compute);
+  // --full takes the term from the symmetric step and adds it: here, a GPU a stage, the same.
+  SimulationOptions full;
+  full.full = true;
+  const StepResult f = simulate_step(yaml("{fraction: 0.5, speed: 0.5}"), full);
+  EXPECT_NEAR(f.step_time.value(), r.step_time.value(), 1e-9 * t);
+  ASSERT_TRUE(f.slow_nodes.has_value());
+  EXPECT_NEAR(f.slow_nodes->with.value(), r.slow_nodes->with.value(), 1e-9 * t);
+  EXPECT_NEAR(f.stages.at(3).breakdown.compute.value(), r.stages.at(3).breakdown.compute.value(),
+              1e-9 * t);
   // The rates follow the blended step: the same tokens in more time.
   EXPECT_NEAR(r.tokens_per_s * r.step_time.value(), healthy.tokens_per_s * t, 1e-6 * t);
   // The default, MegaScale's fleet (0.5 % of nodes at 1 / 1.1 of the speed): 1 - 0.995^4.
