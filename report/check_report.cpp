@@ -77,6 +77,9 @@ ordered_json scenario_json(const Scenario& s) {
     j["cluster"]["inter_node"]["pod_oversubscription"] = c.inter_node.pod_oversubscription;
   }
   if (!c.inter_node.fabric.empty()) j["cluster"]["inter_node"]["fabric"] = c.inter_node.fabric;
+  j["cluster"]["slow_nodes"] = {{"fraction", c.slow_nodes.fraction},
+                                {"speed", c.slow_nodes.speed},
+                                {"probability", slow_node_probability(c)}};
   if (const auto a = assumed_figures(c); !a.empty()) j["cluster"]["assumed"] = a;
   ordered_json model = {{"preset", m.preset}, {"name", m.name}, {"family", to_string(m.family)}};
   if (m.is_transformer()) {
@@ -306,6 +309,16 @@ void cluster_section(std::string& o, const ClusterSpec& c) {
                                                   n.pod_size, n.pod_oversubscription)
                                     : std::string(),
                      n.fabric.empty() ? std::string() : ", fabric " + n.fabric));
+  }
+  if (c.nodes > 1) {
+    line(o, "slow nodes",
+         c.slow_nodes.fraction > 0 && c.slow_nodes.speed < 1
+             ? fmt::format("{:g} % of nodes at {:.3g} of the others' speed: {:.1f} % that one of "
+                           "these {} is slow (the step is the blend; docs/simulator.md, "
+                           "\"Slow nodes\")",
+                           100 * c.slow_nodes.fraction, c.slow_nodes.speed,
+                           100 * slow_node_probability(c), c.nodes)
+             : std::string("none (cluster.slow_nodes)"));
   }
   if (const std::string a = assumed_line(c); !a.empty()) line(o, "assumed", a);
 }
