@@ -313,9 +313,9 @@ void cluster_section(std::string& o, const ClusterSpec& c) {
   if (c.nodes > 1) {
     line(o, "slow nodes",
          c.slow_nodes.fraction > 0 && c.slow_nodes.speed < 1
-             ? fmt::format("{:g} % of nodes at {:.3g} of the others' speed: {:.1f} % that one of "
-                           "these {} is slow (the step is the blend; docs/simulator.md, "
-                           "\"Slow nodes\")",
+             ? fmt::format("{:g} % of nodes at {:.3g} of the others' speed: {:.1f} % that at "
+                           "least one of these {} is slow (the step time blends the step with "
+                           "and without one; docs/simulator.md, \"Slow nodes\")",
                            100 * c.slow_nodes.fraction, c.slow_nodes.speed,
                            100 * slow_node_probability(c), c.nodes)
              : std::string("none (cluster.slow_nodes)"));

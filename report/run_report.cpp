@@ -674,9 +674,9 @@ std::string render_run_table(const Scenario& s, const Prediction& prediction) {
        fmt::format("{:.1f} TFLOP/s, HFU {:.1f} %", r.tflops_hardware_per_gpu, 100 * r.hfu));
   if (const auto& sn = r.slow_nodes) {
     line("slow nodes",
-         fmt::format("expected over where they fall: {:.1f} % that one of the {} node{} is slow "
-                     "(cluster.slow_nodes: {:g} % of nodes at {:.3g} of the others' speed); "
-                     "{} with one on stage {}, {} with none",
+         fmt::format("the step time blends {:.1f} % that at least one of the {} node{} is slow "
+                     "(cluster.slow_nodes: {:g} % of nodes at {:.3g} of the others' speed): "
+                     "{} with one on stage {} (the busiest, the upper end), {} with none",
                      100 * sn->probability, s.cluster.nodes, s.cluster.nodes == 1 ? "" : "s",
                      100 * s.cluster.slow_nodes.fraction, s.cluster.slow_nodes.speed,
                      format_seconds(sn->with), sn->stage, format_seconds(sn->without)));

@@ -261,9 +261,16 @@ Trace render(const Scenario& s, const StepResult& r, bool op_level, const TraceO
     }
   }
   if (!cut && !emit_samples_until(us(r.step_time))) cut = samples[next_sample].t_us;
+  // With slow nodes the step time blends a second run the timeline does not show: the
+  // trace's step is its own timeline's end (docs/simulator.md, "Slow nodes").
   ordered_json other = {{"compute", op_level ? "per op" : "per block"},
-                        {"step_time_us", us(r.step_time)},
+                        {"step_time_us", us(r.slow_nodes ? r.timeline.end : r.step_time)},
                         {"predicted_step_time_us", us(predicted)}};
+  if (r.slow_nodes) {
+    other["slow_nodes"] =
+        "the timeline is the step with no slow node; predicted_step_time_us blends in the step "
+        "with one (cluster.slow_nodes)";
+  }
   if (cut) {
     out.note = fmt::format(
         "the trace stops at {:.3f} ms of the {:.3f} ms step: the step needs {} trace events, "
@@ -289,7 +296,10 @@ Trace render_trace(const Scenario& s, const Prediction& prediction, bool full,
   if (full || !op_level_supported(s)) return render(s, prediction.step, false, options, predicted);
   SimulationOptions opt;
   opt.op_level = true;
-  return render(s, simulate_step(s, prediction.hardware, opt), true, options, predicted);
+  // The op-level timeline without the slow-node term's second run, which it would not show.
+  Scenario none = s;
+  none.cluster.slow_nodes.fraction = 0;
+  return render(s, simulate_step(none, prediction.hardware, opt), true, options, predicted);
 }
 
 Trace render_trace(const Scenario& s, const StepResult& r, bool op_level,

@@ -219,17 +219,30 @@ StepResult run_step(const Scenario& s, const Hardware& hardware, const Analysed&
   // step is the blend of the two. The slow node computes for the busiest stage, where it
   // costs the most: the pipeline runs at its slowest stage's pace, so with balanced
   // stages any stage costs about as much, and with unbalanced ones this is the upper end.
-  // The same graph runs again with that stage's GPU at the slow speed, as a straggler
-  // fault would slow it. A job of one node has no faster machine to hold up: it is timed
+  // The same graph runs again with that stage's GPU computing at the slow speed (its
+  // compute only, not the communication it waits for). A job of one node has no faster machine to hold up: it is timed
   // at the presets' rates, which were measured on single machines (the 0.5 % chance that
   // its own is slow would add 0.05 %). --full takes the term from the symmetric step
   // (simulate, below).
   if (const double q = slow_node_probability(s.cluster); q > 0 && !opt.full) {
-    EngineOptions slow = options;
-    slow.changes.push_back(
-        {Seconds(0), rank_of(out.critical_stage), std::nullopt, s.cluster.slow_nodes.speed});
+    // The slow GPU's compute tasks take their compute part, and the recomputation in it,
+    // 1 / speed as long; the exposed communication and offload waits a layer template folds
+    // into a task stay as they are. A fault on the GPU then acts on the longer tasks.
+    const int slow_rank = rank_of(out.critical_stage);
+    const double speed = s.cluster.slow_nodes.speed;
+    std::vector<std::pair<int, Task>> kept;
+    for (size_t i = 0; i < g.tasks.size(); ++i) {
+      Task& t = g.tasks[i];
+      if (t.rank != slow_rank || t.comm || t.kind == TaskKind::pp_comm) continue;
+      kept.emplace_back(static_cast<int>(i), t);
+      const Seconds waits = t.tp + t.ep + t.cp + t.offload;
+      t.work = (t.work - waits) / speed + waits;
+      t.recompute = t.recompute / speed;
+      t.selective = t.selective / speed;
+    }
     StepResult with;
-    read_stages(run_engine(g, ctx.capacity, slow), with);
+    read_stages(run_engine(g, ctx.capacity, options), with);
+    for (const auto& [i, t] : kept) g.tasks[static_cast<size_t>(i)] = t;
     with.bytes_by_link_class = out.bytes_by_link_class;
     const SlowNodesEffect effect{q, out.critical_stage, out.step_time, with.step_time};
     out = blend_steps(std::move(out), with, 1.0 - q, q);
@@ -270,6 +283,12 @@ namespace {
 StepResult average_period(const StepResult& sync, const StepResult& between, int period) {
   const double w = 1.0 / period;
   StepResult out = detail::blend_steps(sync, between, w, 1.0 - w);
+  if (sync.slow_nodes && between.slow_nodes) {
+    // The two steps without and with a slow node, as means over the period too.
+    const SlowNodesEffect &a = *sync.slow_nodes, &b = *between.slow_nodes;
+    out.slow_nodes->without = w * a.without + (1.0 - w) * b.without;
+    out.slow_nodes->with = w * a.with + (1.0 - w) * b.with;
+  }
   out.notes.push_back(fmt::format(
       "local SGD: parameters averaged every {} steps; figures are the mean over that period, "
       "the trace shows the averaging step",
@@ -296,27 +315,32 @@ StepResult simulate(const Scenario& s, const Hardware& hardware, const detail::A
     const StepResult between = detail::run_step(v, hardware, analysed, o, false);
     return average_period(detail::run_step(v, hardware, analysed, o), between, c.period);
   };
-  StepResult out = step_of(s, options);
-  if (options.full && slow_node_probability(s.cluster) > 0 && !out.stalled_at) {
-    // --full: the slow-node term as the symmetric step gives it (the two modes agree on
-    // symmetric clusters), added to each figure, so that a step of millions of tasks is
-    // not run twice.
+  // The step in the options' mode with the slow-node term. --full takes the term from the
+  // symmetric step (the two modes agree on symmetric clusters) and adds it figure by figure,
+  // so that a step of millions of tasks is not run twice.
+  auto step_with_slow_nodes = [&](const Scenario& v) {
+    StepResult r = step_of(v, options);
+    if (!options.full || slow_node_probability(v.cluster) == 0 || r.stalled_at) return r;
     SimulationOptions symmetric = options;
     symmetric.full = false;
-    Scenario none = s;
+    const StepResult blended = step_of(v, symmetric);
+    Scenario none = v;
     none.cluster.slow_nodes.fraction = 0;
-    const StepResult blended = step_of(s, symmetric);
-    out = detail::add_difference(std::move(out), blended, step_of(none, symmetric));
-    out.slow_nodes = blended.slow_nodes;
-    const Seconds added = blended.step_time - blended.slow_nodes->without;
-    out.slow_nodes->without = out.step_time - added;
-    out.slow_nodes->with = out.slow_nodes->without + (blended.slow_nodes->with - blended.slow_nodes->without);
-  }
+    const StepResult without = step_of(none, symmetric);
+    if (!blended.slow_nodes || blended.stalled_at || without.stalled_at) return r;
+    const Seconds healthy = r.step_time;
+    r = detail::add_difference(std::move(r), blended, without);
+    r.slow_nodes = blended.slow_nodes;
+    r.slow_nodes->without = healthy;
+    r.slow_nodes->with = healthy + (blended.slow_nodes->with - blended.slow_nodes->without);
+    return r;
+  };
+  StepResult out = step_with_slow_nodes(s);
   if (c.scheme == Scheme::onebit && c.warmup_steps > 0) {
     // 1-bit Adam's uncompressed warm-up steps run at the plain step's speed.
     Scenario plain = s;
     plain.training.compression.scheme = Scheme::none;
-    out.warmup_step_time = detail::run_step(plain, hardware, analysed, options).step_time;
+    out.warmup_step_time = step_with_slow_nodes(plain).step_time;
   }
   if (!s.faults.empty()) {
     Scenario healthy = s;

@@ -185,9 +185,11 @@ Seconds step_time_bound(const Scenario& s) {
     tb[k] += tp_wait_bound(s, backward);
   }
   const double m = p.microbatches();
-  // Slow nodes (cluster.slow_nodes): the simulator reports (1 - q) T + q T_slow, where
-  // T_slow, the step with the busiest stage's GPU at `speed`, is at least T and at least
-  // that stage's compute at `speed`, which is at least every rank's FLOP time at R.
+  // Slow nodes (cluster.slow_nodes): the simulator reports (1 - q) T + q T_slow, T_slow the
+  // step with the busiest stage's GPU computing at `speed`. Every term above bounds T_slow
+  // too (slower compute shortens none of them), and T_slow is at least that stage's busy time
+  // (compute, recompute, optimizer) over `speed`; the busiest stage's busy time is the
+  // largest, and each rank's is at least its FLOP time at R: so T_slow >= max_k m FLOP_k / speed.
   const double q = slow_node_probability(s.cluster);
   Seconds slowest;  // max over ranks of m x FLOP time / speed; DualPipe: its two stages, m / 2 each
   auto with_slow_nodes = [&](Seconds b) {

@@ -421,10 +421,10 @@ TEST(CliValidate, PublishedRunsMeetTheAccuracyBar) {
   // 7.3 %, max 26.3 %, within its guard; the whole set 162 cases, mean 12.0 %, max 86.0 %.
   // Then cluster.slow_nodes (MegaScale's fleet: 0.5 % of nodes at 1 / 1.1 of the speed, the
   // step blended with one slow node on its busiest stage; docs/simulator.md, "Slow nodes"):
-  // every multi-node row slower, the wide ones most (MegaScale 530B +17.6 -> +9.9 %, MLPerf
-  // v4.0 GPT-3 on 11,616 H100 -14.7 -> -11.0 % in step time), the README's wide H100 rows the
-  // wrong way (32B -26.3 -> -27.1 %, the Megatron set's max). Megatron set mean 6.2 %, max
-  // 27.1 %: its guard 7.2 / 28.1; PyTorch mean 4.9 %, max 17.7 %: 6 / 18.7; MoE mean 30.3 %:
+  // every multi-node row slower, the wide ones most (MegaScale 530B +17.6 -> +10.4 %, MLPerf
+  // v4.0 GPT-3 on 11,616 H100 -14.7 -> -11.1 % in step time), the README's wide H100 rows the
+  // wrong way (32B -26.3 -> -27.0 %, the Megatron set's max). Megatron set mean 6.2 %, max
+  // 27.0 %: its guard 7.2 / 28.1; PyTorch mean 4.9 %, max 17.7 %: 6 / 18.7; MoE mean 30.3 %:
   // 31.3 / 87; Blackwell mean 14.2 %, max 48.7 %: 15.2 / 49.7. The whole set 162 cases, mean
   // 11.2 %, max 86.0 %.
   const auto r = run_orrery("validate scenarios/validation --format json");

@@ -963,6 +963,104 @@ training: {precision: bf16, recompute: none, stack: {host_overhead: 0 s}}
   EXPECT_FALSE(one.slow_nodes.has_value());
 }
 
+TEST(Step, ASlowNodeCompoundsWithAStragglerAndSlowsComputeNotCommunication) {
+  // The four-node pipeline above. A straggler fault at 0.5 on the last stage, whose GPU is also
+  // the slow node at 0.5: it computes at 0.25, 3 m T_3 longer, where the fault alone costs
+  // m T_3 (StragglerOnTheLastStageAddsItsWholeCompute); the blend at p = 15/16.
+  auto pipeline = [](const std::string& extra) {
+    return load_scenario_text(R"(
+cluster:
+  preset: dgx-h100
+  nodes: 4
+  gpus_per_node: 1
+  intra_node: {bandwidth: "1000 TB/s", latency: "0 us"}
+  inter_node: {nics_per_node: 1, nic_bandwidth: "1000 TB/s", latency: "0 us"}
+  slow_nodes: {fraction: 0.5, speed: 0.5}
+model: {family: decoder, layers: 16, hidden: 2048, heads: 16, ffn: 8192, vocab: 8, seq_len: 2048,
+        activation: gelu, norm: layernorm, position_embedding: rope, tied_embeddings: false,
+        bias: true, dropout: false}
+parallelism: {tp: 1, pp: 4, dp: 1, microbatch: 1, global_batch: 8, schedule: 1f1b}
+training: {precision: bf16, recompute: none, stack: {host_overhead: 0 s}}
+)" + extra,
+                              "compound.yaml");
+  };
+  Scenario healthy_s = pipeline("");
+  healthy_s.cluster.slow_nodes.fraction = 0;
+  const StepResult healthy = simulate_step(healthy_s);
+  const double t = healthy.step_time.value();
+  const double c = healthy.stages.at(3).breakdown.compute.value();
+  const StepResult r =
+      simulate_step(pipeline("faults:\n  - {kind: straggler, stage: 3, factor: 0.5}\n"));
+  ASSERT_TRUE(r.slow_nodes.has_value());
+  EXPECT_EQ(r.slow_nodes->stage, 3);
+  EXPECT_NEAR(r.slow_nodes->without.value(), t + c, 1e-3 * c);
+  EXPECT_NEAR(r.slow_nodes->with.value(), t + 3 * c, 1e-3 * c);
+  EXPECT_NEAR(r.step_time.value(), t + c / 16 + 45.0 / 16 * c, 1e-3 * c);
+
+  // Two GPUs a node at tp 2 over a slow NVLink: the layers' tensor-parallel collectives are
+  // exposed inside each block. A slow node at half speed doubles the stage's compute and
+  // leaves the communication it waits for as it was: in the blend, compute (1 + p) C and the
+  // exposed TP time unchanged.
+  const std::string tp2 = R"(
+cluster:
+  preset: dgx-h100
+  nodes: 4
+  gpus_per_node: 2
+  intra_node: {bandwidth: "20 GB/s", latency: "0 us"}
+  inter_node: {nics_per_node: 1, nic_bandwidth: "1000 TB/s", latency: "0 us"}
+  slow_nodes: {fraction: SLOW, speed: 0.5}
+model: {family: decoder, layers: 16, hidden: 2048, heads: 16, ffn: 8192, vocab: 8, seq_len: 2048,
+        activation: gelu, norm: layernorm, position_embedding: rope, tied_embeddings: false,
+        bias: true, dropout: false}
+parallelism: {tp: 2, pp: 4, dp: 1, microbatch: 1, global_batch: 8, schedule: 1f1b}
+training: {precision: bf16, recompute: none, stack: {host_overhead: 0 s}}
+)";
+  auto with_fraction = [&](const std::string& f) {
+    std::string y = tp2;
+    y.replace(y.find("SLOW"), 4, f);
+    return simulate_step(load_scenario_text(y, "tp2.yaml"));
+  };
+  const StepResult base = with_fraction("0"), slow = with_fraction("0.5");
+  ASSERT_TRUE(slow.slow_nodes.has_value());
+  const int st = slow.slow_nodes->stage;
+  const Breakdown &b0 = base.stages.at(st).breakdown, &b1 = slow.stages.at(st).breakdown;
+  ASSERT_GT(b0.tp_exposed.value(), 0.05 * b0.compute.value());
+  EXPECT_NEAR(b1.compute.value(), (1 + 15.0 / 16) * b0.compute.value(), 1e-3 * b0.compute.value());
+  EXPECT_NEAR(b1.tp_exposed.value(), b0.tp_exposed.value(), 1e-3 * b0.tp_exposed.value());
+}
+
+TEST(Step, SlowNodesReachTheWarmUpStepsAndTheLocalSgdPeriodInBothModes) {
+  // 1-bit Adam's uncompressed warm-up steps carry the term in --full as in the symmetric step
+  // (the two agree on a symmetric cluster); local SGD's with/without are period means, so the
+  // step time is their blend.
+  auto scenario = [](const std::string& compression) {
+    return load_scenario_text(
+        "cluster: {preset: dgx-h100, nodes: 2, slow_nodes: {fraction: 0.25}}\n"
+        "model: {preset: llama3-8b}\n"
+        "parallelism: {tp: 8, dp: 2, microbatch: 1, global_batch: 8}\n"
+        "training: {precision: bf16, gradient_compression: " + compression + "}\n",
+        "compress.yaml");
+  };
+  const Scenario onebit = scenario("{scheme: onebit, warmup_steps: 100}");
+  SimulationOptions full;
+  full.full = true;
+  const StepResult sym = simulate_step(onebit), fl = simulate_step(onebit, full);
+  ASSERT_TRUE(sym.warmup_step_time && fl.warmup_step_time);
+  EXPECT_NEAR(fl.warmup_step_time->value(), sym.warmup_step_time->value(),
+              1e-6 * sym.warmup_step_time->value());
+  EXPECT_NEAR(fl.step_time.value(), sym.step_time.value(), 1e-6 * sym.step_time.value());
+  Scenario plain = scenario("{scheme: none}");
+  const StepResult none = simulate_step(plain);
+  EXPECT_NEAR(sym.warmup_step_time->value(), none.step_time.value(), 1e-9 * none.step_time.value());
+  const StepResult lsgd = simulate_step(scenario("{scheme: local_sgd, period: 4}"));
+  ASSERT_TRUE(lsgd.slow_nodes.has_value());
+  const double q = lsgd.slow_nodes->probability;
+  EXPECT_DOUBLE_EQ(q, 1 - 0.75 * 0.75);
+  EXPECT_NEAR(lsgd.step_time.value(),
+              (1 - q) * lsgd.slow_nodes->without.value() + q * lsgd.slow_nodes->with.value(),
+              1e-9 * lsgd.step_time.value());
+}
+
 TEST(Step, FailedSpineLinksSlowTheAllReduceByTheRemainingBisection) {
   // 8 DGX H100 on a 2:1 fat tree: 64 NICs, two leaves of 32 downlinks, each leaf with
   // 32 / 2 = 16 uplinks of 400 Gb/s (50 GB/s). The gradient all-reduce runs 8 rings (one
