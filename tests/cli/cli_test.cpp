@@ -427,6 +427,11 @@ TEST(CliValidate, PublishedRunsMeetTheAccuracyBar) {
   // 27.0 %: its guard 7.2 / 28.1; PyTorch mean 4.9 %, max 17.7 %: 6 / 18.7; MoE mean 30.3 %:
   // 31.3 / 87; Blackwell mean 14.2 %, max 48.7 %: 15.2 / 49.7. The whole set 162 cases, mean
   // 11.2 %, max 86.0 %.
+  // Then BigScience's 37 tr11 A100 runs of Megatron-DeepSpeed (the pre-launch benchmarks of
+  // train/tr11-176B-ml/chronicles-prequel.md and BLOOM's ramp-up steps), all fast, -7.5 to
+  // -38.9 %: the Megatron-DeepSpeed rows get a set of their own (43 cases, mean 19.9 %, max
+  // 39.0 %: guard 21 / 40), and the Megatron set without them is 77 cases, mean 5.75 %, max
+  // 27.0 %: its guard 6.8 / 28.1. The whole set 199 cases, mean 13.1 %, max 86.0 %.
   const auto r = run_orrery("validate scenarios/validation --format json");
   ASSERT_EQ(r.code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
@@ -439,19 +444,23 @@ TEST(CliValidate, PublishedRunsMeetTheAccuracyBar) {
       sum += std::fabs(error);
       max = std::max(max, std::fabs(error));
     }
-  } megatron, pytorch, moe, blackwell;
+  } megatron, deepspeed, pytorch, moe, blackwell;
   for (const auto& c : j["cases"]) {
     if (c["error_pct"].is_null()) continue;
     const std::string framework = c["family"]["framework"];
     Set& set = framework.rfind("PyTorch", 0) == 0                 ? pytorch
                : c["family"]["parallel_kind"] == "moe"        ? moe
+               : framework == "Megatron-DeepSpeed"            ? deepspeed
                : c["family"]["gpu_generation"] == "Blackwell" ? blackwell
                                                               : megatron;
     set.add(c["error_pct"].get<double>());
   }
   ASSERT_GE(megatron.count, 40);
-  EXPECT_LE(megatron.sum / megatron.count, 7.2);
+  EXPECT_LE(megatron.sum / megatron.count, 6.8);
   EXPECT_LE(megatron.max, 28.1);
+  ASSERT_GE(deepspeed.count, 40);
+  EXPECT_LE(deepspeed.sum / deepspeed.count, 21.0);
+  EXPECT_LE(deepspeed.max, 40.0);
   ASSERT_GE(pytorch.count, 15);
   EXPECT_LE(pytorch.sum / pytorch.count, 6.0);
   EXPECT_LE(pytorch.max, 18.7);
