@@ -12,6 +12,8 @@
 #include <fstream>
 #include <regex>
 #include <set>
+#include <string>
+#include <vector>
 
 #include "scenario/load.h"
 #include "scenario/names.h"
@@ -95,15 +97,27 @@ TEST(Docs, EveryEnumKeyListsItsTableOfNames) {
   expect_documented<Objective>(doc, "sweep.objectives");
 }
 
+// The bodies of the fenced blocks that open with `opener` (its line included), in order.
+// Found by search, not std::regex: libstdc++'s regex recurses once per character matched,
+// which overflows the stack on a long block under AddressSanitizer.
+std::vector<std::string> fenced_bodies(const std::string& doc, const std::string& opener) {
+  std::vector<std::string> out;
+  for (size_t at = doc.find(opener); at != std::string::npos; at = doc.find(opener, at + 1)) {
+    const size_t body = at + opener.size();
+    const size_t end = doc.find("```", body);
+    if (end == std::string::npos) break;
+    out.push_back(doc.substr(body, end - body));
+    at = end;
+  }
+  return out;
+}
+
 TEST(Docs, YamlExamplesRun) {
   int examples = 0;
   for (const char* doc_name : kDocs) {
     const std::string doc = read_file(source_dir() + "/" + doc_name);
     ASSERT_FALSE(doc.empty()) << doc_name;
-    const std::regex block("```yaml\n([\\s\\S]*?)```");
-    for (auto it = std::sregex_iterator(doc.begin(), doc.end(), block);
-         it != std::sregex_iterator(); ++it) {
-      const std::string yaml = (*it)[1].str();
+    for (const std::string& yaml : fenced_bodies(doc, "```yaml\n")) {
       if (yaml.find("parallelism:") == std::string::npos) continue;  // a fragment
       const bool expect_error = yaml.rfind("# expect: error", 0) == 0;
       const std::string path =
@@ -120,11 +134,19 @@ TEST(Docs, PastedOutputIsWhatTheCommandPrints) {
   int checked = 0;
   for (const char* doc_name : kDocs) {
     const std::string doc = read_file(source_dir() + "/" + doc_name);
-    const std::regex block("<!-- output: orrery ([^>]*) -->\n```[a-z]*\n([\\s\\S]*?)```");
-    for (auto it = std::sregex_iterator(doc.begin(), doc.end(), block);
-         it != std::sregex_iterator(); ++it) {
-      const auto r = run_orrery((*it)[1].str());
-      EXPECT_EQ(r.out, (*it)[2].str()) << doc_name << ": orrery " << (*it)[1].str();
+    const std::string marker = "<!-- output: orrery ";
+    for (size_t at = doc.find(marker); at != std::string::npos; at = doc.find(marker, at + 1)) {
+      // <!-- output: orrery ARGS -->, then a fenced block whose body is what ARGS prints.
+      const size_t args = at + marker.size();
+      const size_t close = doc.find(" -->\n```", args);
+      ASSERT_NE(close, std::string::npos) << doc_name << ": an output marker without its block";
+      const std::string command = doc.substr(args, close - args);
+      ASSERT_EQ(command.find('>'), std::string::npos) << doc_name << ": " << command;
+      const size_t body = doc.find('\n', close + 5) + 1;
+      const size_t end = doc.find("```", body);
+      ASSERT_NE(end, std::string::npos) << doc_name << ": an unclosed block after " << command;
+      const auto r = run_orrery(command);
+      EXPECT_EQ(r.out, doc.substr(body, end - body)) << doc_name << ": orrery " << command;
       ++checked;
     }
   }
