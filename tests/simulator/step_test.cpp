@@ -904,14 +904,11 @@ faults:
               slow.step_time.value(), 1e-6 * slow.step_time.value());
 }
 
-TEST(Step, SlowNodesBlendTheStepWithOneSlowNodeOnTheBusiestStage) {
-  // The pipeline of StragglerOnTheLastStageAddsItsWholeCompute, a stage per node (4 nodes of
-  // one GPU, links with no cost). A node is slow with probability 1/2 and computes at half
-  // speed: p = 1 - (1 - 1/2)^4 = 15/16 that at least one of the 4 is. The busiest stage is
-  // the last (it never waits), and one slow node there adds m T_3, the stage's compute at
-  // full speed, so the step is T + 15/16 m T_3.
-  auto yaml = [](const std::string& slow_nodes) {
-    return load_scenario_text(R"(
+// Four nodes of one H100, a pipeline stage each over links with no cost (the model and
+// schedule of StragglerOnTheLastStageAddsItsWholeCompute), with cluster.slow_nodes `slow_nodes`
+// and `tail` after the training section (faults).
+Scenario four_node_pipeline(const std::string& slow_nodes, const std::string& tail = "") {
+  return load_scenario_text(R"(
 cluster:
   preset: dgx-h100
   nodes: 4
@@ -924,9 +921,17 @@ model: {family: decoder, layers: 16, hidden: 2048, heads: 16, ffn: 8192, vocab: 
         bias: true, dropout: false}
 parallelism: {tp: 1, pp: 4, dp: 1, microbatch: 1, global_batch: 8, schedule: 1f1b}
 training: {precision: bf16, recompute: none, stack: {host_overhead: 0 s}}
-)",
-                              "slow.yaml");
-  };
+)" + tail,
+                            "pipeline.yaml");
+}
+
+TEST(Step, SlowNodesBlendTheStepWithOneSlowNodeOnTheBusiestStage) {
+  // The pipeline of StragglerOnTheLastStageAddsItsWholeCompute, a stage per node (4 nodes of
+  // one GPU, links with no cost). A node is slow with probability 1/2 and computes at half
+  // speed: p = 1 - (1 - 1/2)^4 = 15/16 that at least one of the 4 is. The busiest stage is
+  // the last (it never waits), and one slow node there adds m T_3, the stage's compute at
+  // full speed, so the step is T + 15/16 m T_3.
+  auto yaml = [](const std::string& slow_nodes) { return four_node_pipeline(slow_nodes); };
   const StepResult healthy = simulate_step(yaml("{fraction: 0}"));
   EXPECT_FALSE(healthy.slow_nodes.has_value());
   ASSERT_EQ(healthy.critical_stage, 3);
@@ -967,22 +972,8 @@ TEST(Step, ASlowNodeCompoundsWithAStragglerAndSlowsComputeNotCommunication) {
   // The four-node pipeline above. A straggler fault at 0.5 on the last stage, whose GPU is also
   // the slow node at 0.5: it computes at 0.25, 3 m T_3 longer, where the fault alone costs
   // m T_3 (StragglerOnTheLastStageAddsItsWholeCompute); the blend at p = 15/16.
-  auto pipeline = [](const std::string& extra) {
-    return load_scenario_text(R"(
-cluster:
-  preset: dgx-h100
-  nodes: 4
-  gpus_per_node: 1
-  intra_node: {bandwidth: "1000 TB/s", latency: "0 us"}
-  inter_node: {nics_per_node: 1, nic_bandwidth: "1000 TB/s", latency: "0 us"}
-  slow_nodes: {fraction: 0.5, speed: 0.5}
-model: {family: decoder, layers: 16, hidden: 2048, heads: 16, ffn: 8192, vocab: 8, seq_len: 2048,
-        activation: gelu, norm: layernorm, position_embedding: rope, tied_embeddings: false,
-        bias: true, dropout: false}
-parallelism: {tp: 1, pp: 4, dp: 1, microbatch: 1, global_batch: 8, schedule: 1f1b}
-training: {precision: bf16, recompute: none, stack: {host_overhead: 0 s}}
-)" + extra,
-                              "compound.yaml");
+  auto pipeline = [](const std::string& faults) {
+    return four_node_pipeline("{fraction: 0.5, speed: 0.5}", faults);
   };
   Scenario healthy_s = pipeline("");
   healthy_s.cluster.slow_nodes.fraction = 0;
