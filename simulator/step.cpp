@@ -41,9 +41,8 @@ Breakdown zip(const Breakdown& x, const Breakdown& y, F f) {
   return r;
 }
 
-// Each stage's utilization, the busiest stage and the rates again, after the step time and
-// the breakdowns changed.
-void recount(StepResult& a) {
+// Each stage's utilization and the busiest stage, from the step time and the breakdowns.
+void mark_busiest(StepResult& a) {
   const double step = a.step_time.value();
   std::optional<double> busiest;  // the busy time of the critical stage so far
   for (size_t i = 0; i < a.stages.size(); ++i) {
@@ -55,6 +54,11 @@ void recount(StepResult& a) {
       a.critical_stage = static_cast<int>(i);
     }
   }
+}
+
+// mark_busiest and the rates again, after the step time and the breakdowns changed.
+void recount(StepResult& a) {
+  mark_busiest(a);
   set_rates(a);
 }
 
@@ -154,23 +158,11 @@ StepResult run_step(const Scenario& s, const Hardware& hardware, const Analysed&
   };
   // Each stage's breakdown from a timeline of the graph, and the busiest stage.
   auto read_stages = [&](const EngineResult& timeline, StepResult& into) {
-    const double end = timeline.end.value();
-    into.step_time = Seconds(end);
+    into.step_time = timeline.end;
     const TimelineReader reader(g, timeline);
-    std::optional<double> busiest;  // the busy time of the critical stage so far
-    for (int st = 0; st < p.pp; ++st) {
-      StageReport sr;
-      sr.stage = st;
-      sr.breakdown = reader.breakdown(rank_of(st), Seconds(end));
-      const double busy =
-          (sr.breakdown.compute + sr.breakdown.recompute + sr.breakdown.optimizer).value();
-      sr.utilization = busy / end;
-      if (!busiest || busy > *busiest + 1e-12) {
-        busiest = busy;
-        into.critical_stage = st;
-      }
-      into.stages.push_back(sr);
-    }
+    for (int st = 0; st < p.pp; ++st)
+      into.stages.push_back({st, reader.breakdown(rank_of(st), timeline.end), 0.0});
+    mark_busiest(into);
   };
   read_stages(r, out);
   out.bytes_by_link_class = planner.traffic();
@@ -220,10 +212,10 @@ StepResult run_step(const Scenario& s, const Hardware& hardware, const Analysed&
   // costs the most: the pipeline runs at its slowest stage's pace, so with balanced
   // stages any stage costs about as much, and with unbalanced ones this is the upper end.
   // The same graph runs again with that stage's GPU computing at the slow speed (its
-  // compute only, not the communication it waits for). A job of one node has no faster machine to hold up: it is timed
-  // at the presets' rates, which were measured on single machines (the 0.5 % chance that
-  // its own is slow would add 0.05 %). --full takes the term from the symmetric step
-  // (simulate, below).
+  // compute only, not the communication it waits for). A job of one node has no faster
+  // machine to hold up: it is timed at the presets' rates, which were measured on single
+  // machines (the 0.5 % chance that its own is slow would add 0.05 %). --full takes the
+  // term from the symmetric step (simulate, below).
   if (const double q = slow_node_probability(s.cluster); q > 0 && !opt.full) {
     // The slow GPU's compute tasks take their compute part, and the recomputation in it,
     // 1 / speed as long; the exposed communication and offload waits a layer template folds

@@ -153,8 +153,9 @@ Seconds step_time_bound(const Scenario& s) {
                                                     recomputed(op, s.training.recompute_modules)));
       tf[k] += fwd / rate;
       tb[k] += (bwd + (again ? fwd : Flop())) / rate;
-      flop_time[k] += (fwd + bwd + (again ? fwd : Flop())) / rate;
-      if (chunk < pp) first_chunk[chunk] += (fwd + bwd + (again ? fwd : Flop())) / rate;
+      const Seconds both = (fwd + bwd + (again ? fwd : Flop())) / rate;
+      flop_time[k] += both;
+      if (chunk < pp) first_chunk[chunk] += both;
     }
     // ZeRO-3 / FSDP: per micro-batch, the layer's parameters gathered before its forward
     // (and again before its backward when resharded) and its gradients reduce-scattered
