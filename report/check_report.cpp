@@ -79,6 +79,8 @@ ordered_json scenario_json(const Scenario& s) {
   if (!c.inter_node.fabric.empty()) j["cluster"]["inter_node"]["fabric"] = c.inter_node.fabric;
   j["cluster"]["slow_nodes"] = {{"fraction", c.slow_nodes.fraction},
                                 {"speed", c.slow_nodes.speed},
+                                {"machine_gpus", c.gpus() / slow_node_machines(c)},
+                                {"machines", slow_node_machines(c)},
                                 {"probability", slow_node_probability(c)}};
   if (const auto a = assumed_figures(c); !a.empty()) j["cluster"]["assumed"] = a;
   ordered_json model = {{"preset", m.preset}, {"name", m.name}, {"family", to_string(m.family)}};
@@ -310,14 +312,15 @@ void cluster_section(std::string& o, const ClusterSpec& c) {
                                     : std::string(),
                      n.fabric.empty() ? std::string() : ", fabric " + n.fabric));
   }
-  if (c.nodes > 1) {
+  if (const int machines = slow_node_machines(c); machines > 1) {
     line(o, "slow nodes",
          c.slow_nodes.fraction > 0 && c.slow_nodes.speed < 1
-             ? fmt::format("{:g} % of nodes at {:.3g} of the others' speed: {:.1f} % that at "
-                           "least one of these {} is slow (the step time blends the step with "
-                           "and without one; docs/simulator.md, \"Slow nodes\")",
-                           100 * c.slow_nodes.fraction, c.slow_nodes.speed,
-                           100 * slow_node_probability(c), c.nodes)
+             ? fmt::format("{:g} % of machines ({} GPUs each) at {:.3g} of the others' speed: "
+                           "{:.1f} % that at least one of these {} is slow (the step time "
+                           "blends the step with and without one; docs/simulator.md, \"Slow "
+                           "nodes\")",
+                           100 * c.slow_nodes.fraction, c.gpus() / machines, c.slow_nodes.speed,
+                           100 * slow_node_probability(c), machines)
              : std::string("none (cluster.slow_nodes)"));
   }
   if (const std::string a = assumed_line(c); !a.empty()) line(o, "assumed", a);

@@ -257,6 +257,7 @@ std::string render_run_json(const Scenario& s, const Prediction& prediction) {
   if (const auto& sn = r.slow_nodes) {
     j["slow_nodes"] = {{"fraction", s.cluster.slow_nodes.fraction},
                        {"speed", s.cluster.slow_nodes.speed},
+                       {"machines", slow_node_machines(s.cluster)},
                        {"probability", sn->probability},
                        {"stage", sn->stage},
                        {"step_time_with_s", sn->with.value()},
@@ -674,10 +675,10 @@ std::string render_run_table(const Scenario& s, const Prediction& prediction) {
        fmt::format("{:.1f} TFLOP/s, HFU {:.1f} %", r.tflops_hardware_per_gpu, 100 * r.hfu));
   if (const auto& sn = r.slow_nodes) {
     line("slow nodes",
-         fmt::format("the step time blends {:.1f} % that at least one of the {} node{} is slow "
-                     "(cluster.slow_nodes: {:g} % of nodes at {:.3g} of the others' speed): "
-                     "{} with one on stage {} (the busiest, the upper end), {} with none",
-                     100 * sn->probability, s.cluster.nodes, s.cluster.nodes == 1 ? "" : "s",
+         fmt::format("the step time blends {:.1f} % that at least one of the {} machines is "
+                     "slow (cluster.slow_nodes: {:g} % of machines at {:.3g} of the others' "
+                     "speed): {} with one on stage {} (the busiest, the upper end), {} with none",
+                     100 * sn->probability, slow_node_machines(s.cluster),
                      100 * s.cluster.slow_nodes.fraction, s.cluster.slow_nodes.speed,
                      format_seconds(sn->with), sn->stage, format_seconds(sn->without)));
   }

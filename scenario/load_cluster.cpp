@@ -282,6 +282,7 @@ const FieldTable<SlowNodesSpec>& slow_node_fields() {
   static const FieldTable<S> table = {
       {"fraction", number(&S::fraction, 0.0, 0.5)},
       {"speed", number(&S::speed, 0.01, 1.0)},
+      {"machine_gpus", whole(&S::machine_gpus, 1, 1024)},
   };
   return table;
 }

@@ -150,10 +150,17 @@ std::string describe(const Fp8Spec& f) {
       f.tp_allgather_fp8 ? "fp8" : "bf16", f.param_allgather_fp8 ? "fp8" : "bf16");
 }
 
+int slow_node_machines(const ClusterSpec& c) {
+  // A node smaller than a machine (a few GPUs of a tray) counts as one.
+  const int m = c.slow_nodes.machine_gpus;
+  return c.gpus() / (m > 0 ? std::min(m, c.gpus_per_node) : c.gpus_per_node);
+}
+
 double slow_node_probability(const ClusterSpec& c) {
   const SlowNodesSpec& sn = c.slow_nodes;
-  if (c.nodes <= 1 || sn.speed >= 1) return 0.0;
-  return 1.0 - std::pow(1.0 - sn.fraction, c.nodes);
+  const int machines = slow_node_machines(c);
+  if (machines <= 1 || sn.speed >= 1) return 0.0;
+  return 1.0 - std::pow(1.0 - sn.fraction, machines);
 }
 
 std::vector<std::string> assumed_figures(const ClusterSpec& c) {

@@ -122,17 +122,19 @@ struct HostSpec {
   }
 };
 
-// Machines that compute slowly (cluster.slow_nodes): each node is one with probability
-// `fraction`, and its GPUs then compute at `speed` of the others' rate. A synchronous step
-// waits for its slowest GPU, so a job of n nodes holds at least one with probability
-// 1 - (1 - fraction)^n, and its expected step time is the blend of the step with and
-// without one (simulator/step.h StepResult::slow_nodes). Default: MegaScale's production
-// fleet (Jiang et al., NSDI 2024, arXiv:2402.15627): "approximately 0.5%" of machines
-// markedly slower (section 5.1), hosts taking "approximately 10% more time" for the same
-// forward computation (section 6.3), so speed 1 / 1.1. fraction 0: none.
+// Machines that compute slowly (cluster.slow_nodes): each machine (a server of
+// `machine_gpus` GPUs; 0: a node is one) is one with probability `fraction`, and its GPUs
+// then compute at `speed` of the others' rate. A synchronous step waits for its slowest
+// GPU, so a job of n machines holds at least one with probability 1 - (1 - fraction)^n,
+// and its expected step time is the blend of the step with and without one
+// (simulator/step.h StepResult::slow_nodes). Default: MegaScale's production fleet (Jiang
+// et al., NSDI 2024, arXiv:2402.15627): "approximately 0.5%" of machines markedly slower
+// (section 5.1), hosts taking "approximately 10% more time" for the same forward
+// computation (section 6.3), so speed 1 / 1.1. fraction 0: none.
 struct SlowNodesSpec {
   double fraction = 0.005;
   double speed = 1.0 / 1.1;
+  int machine_gpus = 0;
 };
 
 // What a system costs (cluster.price, written in a system preset or in the scenario):
@@ -175,8 +177,13 @@ struct ClusterSpec {
 // GPU's, the system's, the fabric's; the inter-node ones only with several nodes.
 std::vector<std::string> assumed_figures(const ClusterSpec& c);
 
-// The probability that a job on `c` holds at least one slow node, 1 - (1 - fraction)^nodes;
-// 0 on one node (nothing faster to hold up) or at full speed (simulator/step.cpp).
+// The machines cluster.slow_nodes counts: servers of machine_gpus GPUs (a node when 0, or
+// when the node is smaller than a machine).
+int slow_node_machines(const ClusterSpec& c);
+
+// The probability that a job on `c` holds at least one slow machine,
+// 1 - (1 - fraction)^machines; 0 on one machine (nothing faster to hold up) or at full
+// speed (simulator/step.cpp).
 double slow_node_probability(const ClusterSpec& c);
 
 enum class ModelFamily { decoder, encoder, cnn };

@@ -70,6 +70,13 @@ void complete_cluster(Scenario& s) {
            fmt::format("a pod holds whole nodes: must be a multiple of gpus_per_node ({})",
                        c.gpus_per_node));
   }
+  // A node holds whole machines (a slow one slows its GPUs together).
+  if (const int m = c.slow_nodes.machine_gpus;
+      m > 0 && m < c.gpus_per_node && c.gpus_per_node % m != 0) {
+    reject(s, "cluster.slow_nodes.machine_gpus", std::to_string(m),
+           fmt::format("a node holds whole machines: must divide gpus_per_node ({})",
+                       c.gpus_per_node));
+  }
   if (is_set(s, "cluster.inter_node.pod_oversubscription") && c.inter_node.pod_size == 0) {
     reject(s, "cluster.inter_node.pod_oversubscription",
            fmt::format("{}", c.inter_node.pod_oversubscription),

@@ -432,6 +432,11 @@ TEST(CliValidate, PublishedRunsMeetTheAccuracyBar) {
   // -38.9 %: the Megatron-DeepSpeed rows get a set of their own (43 cases, mean 19.9 %, max
   // 39.0 %: guard 21 / 40), and the Megatron set without them is 77 cases, mean 5.75 %, max
   // 27.0 %: its guard 6.8 / 28.1. The whole set 199 cases, mean 13.1 %, max 86.0 %.
+  // Then slow machines counted as servers, not NVLink domains (cluster.slow_nodes.machine_gpus,
+  // a GB200 NVL72 compute tray of 4 GPUs): 29 GB200 rows slower, one rack now blended, the
+  // MLPerf v5.0 405B rows on 1,024-2,496 GPUs -13.5..-14.1 -> -8.7..-9.4 %: Blackwell set mean
+  // 13.0 %, max 47.6 %: its guard 14.0 / 48.6; MoE mean 30.2 %. The whole set 199 cases,
+  // mean 12.8 %, max 86.0 %.
   const auto r = run_orrery("validate scenarios/validation --format json");
   ASSERT_EQ(r.code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
@@ -465,11 +470,11 @@ TEST(CliValidate, PublishedRunsMeetTheAccuracyBar) {
   EXPECT_LE(pytorch.sum / pytorch.count, 6.0);
   EXPECT_LE(pytorch.max, 18.7);
   ASSERT_GE(moe.count, 2);
-  EXPECT_LE(moe.sum / moe.count, 31.3);
+  EXPECT_LE(moe.sum / moe.count, 31.2);
   EXPECT_LE(moe.max, 87.0);
   ASSERT_GE(blackwell.count, 6);
-  EXPECT_LE(blackwell.sum / blackwell.count, 15.2);
-  EXPECT_LE(blackwell.max, 49.7);
+  EXPECT_LE(blackwell.sum / blackwell.count, 14.0);
+  EXPECT_LE(blackwell.max, 48.6);
   // The memory cases (measured.memory): published peaks with their definition against the
   // memory model's figure of it. 2026-12-04: five Hugging Face BERT-large runs on a V100, mean
   // 7.8 %, max 12.6 %, all predicted low; with eager attention's scale-and-mask kernel in the

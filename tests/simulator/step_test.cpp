@@ -968,6 +968,49 @@ TEST(Step, SlowNodesBlendTheStepWithOneSlowNodeOnTheBusiestStage) {
   EXPECT_FALSE(one.slow_nodes.has_value());
 }
 
+TEST(Step, SlowNodesCountMachinesNotNvlinkDomains) {
+  // A node of the gb200-nvl72 preset is a rack of 72 GPUs, a machine a compute tray of 4
+  // (cluster.slow_nodes.machine_gpus): one rack is 18 machines, p = 1 - 0.995^18, and it is
+  // blended although it is one node; 512 GPUs in NVLink domains of 64 are 128 trays.
+  auto cluster = [](const std::string& c) {
+    return load_scenario_text("cluster: " + c +
+                                  "\nmodel: {preset: llama3-8b}\n"
+                                  "parallelism: {tp: 8, microbatch: 1, global_batch: 576}\n",
+                              "nvl.yaml")
+        .cluster;
+  };
+  const ClusterSpec rack = cluster("{preset: gb200-nvl72}");
+  EXPECT_EQ(slow_node_machines(rack), 18);
+  EXPECT_DOUBLE_EQ(slow_node_probability(rack), 1 - std::pow(0.995, 18));
+  const ClusterSpec mlperf = cluster(
+      "{preset: gb200-nvl72, nodes: 8, gpus_per_node: 64, inter_node: {nics_per_node: 64}}");
+  EXPECT_EQ(slow_node_machines(mlperf), 128);
+  EXPECT_DOUBLE_EQ(slow_node_probability(mlperf), 1 - std::pow(0.995, 128));
+  // Eight-GPU servers: a machine is a node, and one node blends nothing.
+  EXPECT_EQ(slow_node_machines(cluster("{preset: dgx-h100, nodes: 16}")), 16);
+  EXPECT_EQ(slow_node_probability(cluster("{preset: dgx-h100}")), 0.0);
+  // machine_gpus 2 on one node of 8: four machines.
+  EXPECT_DOUBLE_EQ(
+      slow_node_probability(cluster("{preset: dgx-h100, slow_nodes: {machine_gpus: 2}}")),
+      1 - std::pow(0.995, 4));
+  // Nodes of 2 GPUs of the same preset, smaller than a tray: each counts as a machine.
+  const ClusterSpec pairs =
+      load_scenario_text("cluster: {preset: gb200-nvl72, nodes: 4, gpus_per_node: 2}\n"
+                         "model: {preset: llama3-8b}\n"
+                         "parallelism: {tp: 2, microbatch: 1, global_batch: 4}\n",
+                         "pairs.yaml")
+          .cluster;
+  EXPECT_EQ(slow_node_machines(pairs), 4);
+  // The rack's step blends the step with a slow tray: its busiest GPU's compute at 1 / 1.1.
+  const StepResult r = simulate_step(load_scenario_text(
+      "cluster: {preset: gb200-nvl72}\nmodel: {preset: llama3-8b}\n"
+      "parallelism: {tp: 8, dp: 9, microbatch: 1, global_batch: 72}\n",
+      "rack.yaml"));
+  ASSERT_TRUE(r.slow_nodes.has_value());
+  EXPECT_DOUBLE_EQ(r.slow_nodes->probability, 1 - std::pow(0.995, 18));
+  EXPECT_GT(r.slow_nodes->with.value(), r.slow_nodes->without.value());
+}
+
 TEST(Step, ASlowNodeCompoundsWithAStragglerAndSlowsComputeNotCommunication) {
   // The four-node pipeline above. A straggler fault at 0.5 on the last stage, whose GPU is also
   // the slow node at 0.5: it computes at 0.25, 3 m T_3 longer, where the fault alone costs
