@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "core/error.h"
+
 namespace orrery {
 
 TimelineReader::TimelineReader(const TaskGraph& graph, const EngineResult& timeline)
@@ -13,22 +15,43 @@ TimelineReader::TimelineReader(const TaskGraph& graph, const EngineResult& timel
 }
 
 Breakdown TimelineReader::breakdown(int rank, Seconds step) const {
+  return breakdowns({rank}, step).front();
+}
+
+std::vector<Breakdown> TimelineReader::breakdowns(const std::vector<int>& ranks,
+                                                  Seconds step) const {
   const TaskGraph& g = g_;
   const EngineResult& r = r_;
-  const std::vector<int>& pred_start = pred_start_;
-  const std::vector<int>& preds = preds_;
-  Breakdown b;
-  double prev_end = 0;
+  // Each rank's running state; tasks are visited in graph order, as one rank's alone would
+  // be, so every sum is taken in the same order as for that rank by itself.
+  struct Reading {
+    Breakdown b;
+    double prev_end = 0, comm_end = 0;
+  };
+  std::vector<Reading> reading(ranks.size());
+  std::vector<int> slot(static_cast<size_t>(g.ranks), -1);
+  for (size_t k = 0; k < ranks.size(); ++k) {
+    int& s = slot[static_cast<size_t>(ranks[k])];
+    ORRERY_CHECK(s < 0, "breakdowns of distinct ranks");
+    s = static_cast<int>(k);
+  }
   for (size_t i = 0; i < g.tasks.size(); ++i) {
     const Task& t = g.tasks[i];
-    if (t.rank != rank || t.stream != StreamKind::compute) continue;
+    const int at = slot[static_cast<size_t>(t.rank)];
+    if (at < 0) continue;
+    Reading& rd = reading[static_cast<size_t>(at)];
+    // What a tail after the last kernel waits for: gradient reductions, parameter gathers.
+    if (t.kind == TaskKind::dp_comm || t.kind == TaskKind::param_gather)
+      rd.comm_end = std::max(rd.comm_end, r.timing[i].end->value());
+    if (t.stream != StreamKind::compute) continue;
+    Breakdown& b = rd.b;
     // Every task finished: a stalled step has no breakdown (step.cpp).
     const double start = r.timing[i].start->value(), end = r.timing[i].end->value();
-    const double gap = start - prev_end;
+    const double gap = start - rd.prev_end;
     if (gap > 0) {
       MaybeTask blocker;  // the predecessor that finished last
-      for (int k = pred_start[i]; k < pred_start[i + 1]; ++k) {
-        const int pd = preds[k];
+      for (int k = pred_start_[i]; k < pred_start_[i + 1]; ++k) {
+        const int pd = preds_[k];
         if (!blocker || *r.timing[pd].end > *r.timing[*blocker].end) blocker = pd;
       }
       const TaskKind k = blocker ? g.tasks[*blocker].kind : TaskKind::forward;
@@ -67,22 +90,21 @@ Breakdown TimelineReader::breakdown(int rank, Seconds step) const {
       b.recompute += Seconds(std::min(rec, d - tp - ep - cp - off));
       b.compute += Seconds(std::max(0.0, d - tp - ep - cp - off - rec));
     }
-    prev_end = end;
+    rd.prev_end = end;
   }
-  // After the last kernel: waiting for gradient reduction / parameter gathers, or others.
-  const double tail = step.value() - prev_end;
-  if (tail > 0) {
-    double comm_end = 0;
-    for (size_t i = 0; i < g.tasks.size(); ++i) {
-      const Task& t = g.tasks[i];
-      if (t.rank == rank && (t.kind == TaskKind::dp_comm || t.kind == TaskKind::param_gather))
-        comm_end = std::max(comm_end, r.timing[i].end->value());
+  std::vector<Breakdown> out;
+  out.reserve(ranks.size());
+  for (Reading& rd : reading) {
+    // After the last kernel: waiting for gradient reduction / parameter gathers, or others.
+    const double tail = step.value() - rd.prev_end;
+    if (tail > 0) {
+      const double dp = std::clamp(rd.comm_end - rd.prev_end, 0.0, tail);
+      rd.b.dp_exposed += Seconds(dp);
+      rd.b.bubble += Seconds(tail - dp);
     }
-    const double dp = std::clamp(comm_end - prev_end, 0.0, tail);
-    b.dp_exposed += Seconds(dp);
-    b.bubble += Seconds(tail - dp);
+    out.push_back(rd.b);
   }
-  return b;
+  return out;
 }
 
 }  // namespace orrery

@@ -17,6 +17,8 @@ class TimelineReader {
   // reduction or parameter gather is exposed DP communication; a collective of a layer is
   // exposed TP or EP communication; anything else is bubble. The parts sum to `step`.
   Breakdown breakdown(int rank, Seconds step) const;
+  // The same for each of `ranks` (distinct), in one pass over the graph's tasks.
+  std::vector<Breakdown> breakdowns(const std::vector<int>& ranks, Seconds step) const;
 
  private:
   const TaskGraph& g_;

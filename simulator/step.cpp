@@ -160,8 +160,10 @@ StepResult run_step(const Scenario& s, const Hardware& hardware, const Analysed&
   auto read_stages = [&](const EngineResult& timeline, StepResult& into) {
     into.step_time = timeline.end;
     const TimelineReader reader(g, timeline);
-    for (int st = 0; st < p.pp; ++st)
-      into.stages.push_back({st, reader.breakdown(rank_of(st), timeline.end), 0.0});
+    std::vector<int> stage_ranks;
+    for (int st = 0; st < p.pp; ++st) stage_ranks.push_back(rank_of(st));
+    const std::vector<Breakdown> read = reader.breakdowns(stage_ranks, timeline.end);
+    for (int st = 0; st < p.pp; ++st) into.stages.push_back({st, read[static_cast<size_t>(st)], 0.0});
     mark_busiest(into);
   };
   read_stages(r, out);
