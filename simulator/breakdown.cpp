@@ -35,6 +35,7 @@ std::vector<Breakdown> TimelineReader::breakdowns(const std::vector<int>& ranks,
     ORRERY_CHECK(s < 0, "breakdowns of distinct ranks");
     s = static_cast<int>(k);
   }
+  size_t stretched = 0;  // cursor into r.fault_stretch, in task order
   for (size_t i = 0; i < g.tasks.size(); ++i) {
     const Task& t = g.tasks[i];
     const int at = slot[static_cast<size_t>(t.rank)];
@@ -72,7 +73,13 @@ std::vector<Breakdown> TimelineReader::breakdowns(const std::vector<int>& ranks,
       }
     }
     const double d = end - start;
-    const double scale = t.work.value() > 0 ? d / t.work.value() : 0;
+    // The time a fault's speed factor added (EngineResult::fault_stretch) is computing; the
+    // rest is the task as at full speed, its folded waits in proportion.
+    while (stretched < r.fault_stretch.size() && r.fault_stretch[stretched].first < i) ++stretched;
+    const double extra = stretched < r.fault_stretch.size() && r.fault_stretch[stretched].first == i
+                             ? r.fault_stretch[stretched].second.value()
+                             : 0.0;
+    const double scale = t.work.value() > 0 ? (d - extra) / t.work.value() : 0;
     if (t.kind == TaskKind::pp_comm) {  // a blocking transfer on the compute stream
       b.pp_exposed += Seconds(d);
     } else if (t.kind == TaskKind::optimizer) {
@@ -80,9 +87,13 @@ std::vector<Breakdown> TimelineReader::breakdowns(const std::vector<int>& ranks,
     } else {
       const double tp = t.tp.value() * scale, ep = t.ep.value() * scale,
                    cp = t.cp.value() * scale, off = t.offload.value() * scale;
-      const double rec =
-          (t.kind == TaskKind::recompute ? d : t.recompute.value() * scale) +
-          t.selective.value() * scale;
+      double rec = (t.kind == TaskKind::recompute ? d : t.recompute.value() * scale) +
+                   t.selective.value() * scale;
+      if (extra > 0 && t.kind != TaskKind::recompute) {
+        // The added time splits as the computing does, recomputation and the rest.
+        const double computing = (t.work - t.tp - t.ep - t.cp - t.offload).value();
+        if (computing > 0) rec += extra * (t.recompute + t.selective).value() / computing;
+      }
       b.tp_exposed += Seconds(tp);
       b.ep_exposed += Seconds(ep);
       b.cp_exposed += Seconds(cp);

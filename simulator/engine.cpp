@@ -162,6 +162,9 @@ class Engine {
                    fmt::format("deadlock: task {} ({} on rank {}) never ran", t,
                                to_string(g_.tasks[t].kind), g_.tasks[t].rank));
     }
+    std::sort(stretched_.begin(), stretched_.end());
+    for (const auto& [task, extra] : stretched_)
+      r.fault_stretch.emplace_back(static_cast<std::size_t>(task), Seconds(extra));
     // Fault changes after the last task do not lengthen the step.
     r.end = Seconds(r.stalled ? now_ : last_end);
     r.events = events;
@@ -184,6 +187,9 @@ class Engine {
   // What the engine reads of a task (internal id), copied from the graph.
   struct Info {
     double work = 0;  // seconds at full speed
+    // The share of work that is the GPU computing, not waiting for communication folded into
+    // the task (Task::tp, ep, cp, offload): a fault's speed factor slows only this share.
+    double compute_share = 1;
     int rank = 0;
     int comm = -1;   // index into the graph's comms; -1 for compute
     int stream = 0;  // index into streams_
@@ -199,6 +205,13 @@ class Engine {
   // The compute task a rank runs now (at most one: its compute stream is in order).
   struct Running {
     double remaining = 0, rate = 1, last = 0;
+    // The fault's part of `rate` (fault_rate), and the time faults have added to the task so
+    // far: a stretch of dt at fault part a does in dt what a dt takes at full speed.
+    double fault = 1, stretch = 0;
+    void advance(double now) {
+      stretch += (now - last) * (1.0 - fault);
+      last = now;
+    }
   };
   // A communication task's progress, by slot (in the graph's task order).
   struct CommState {
@@ -251,6 +264,8 @@ class Engine {
       const Task& k = g_.tasks[t];
       Info& in = info_[id];
       in.work = k.work.value();
+      const double waits = (k.tp + k.ep + k.cp + k.offload).value();
+      if (in.work > 0 && waits > 0) in.compute_share = std::max(0.0, in.work - waits) / in.work;
       in.rank = k.rank;
       in.comm = k.comm ? *k.comm : -1;
       in.stream = stream_of[t];
@@ -285,8 +300,17 @@ class Engine {
     start(t);
   }
 
-  double compute_rate(int rank) const {
-    return factor_[rank] * (comm_active_[rank] > 0 ? 1.0 - opt_.compute_slowdown : 1.0);
+  // Task t's speed on its rank under faults: a factor f stretches its computing share c to
+  // c / f and leaves the communication it waits for as long as it was, so the work goes at
+  // 1 / (c / f + 1 - c); a stopped rank (f = 0) does not go at all.
+  double fault_rate(int rank, int t) const {
+    const double f = factor_[rank];
+    const double c = info_[static_cast<size_t>(t)].compute_share;
+    return f == 1.0 || c == 1.0 ? f : f == 0.0 ? 0.0 : 1.0 / (c / f + (1.0 - c));
+  }
+
+  double interference(int rank) const {
+    return comm_active_[rank] > 0 ? 1.0 - opt_.compute_slowdown : 1.0;
   }
 
   // A fault's change takes effect now: a rank's compute speed or a link's capacity.
@@ -315,8 +339,10 @@ class Engine {
       running_compute_[k.rank] = t;
       Running& run = running_[static_cast<size_t>(k.rank)];
       run.remaining = k.work;
-      run.rate = compute_rate(k.rank);
+      run.fault = fault_rate(k.rank, t);
+      run.rate = run.fault * interference(k.rank);
       run.last = now_;
+      run.stretch = 0;
       ++st.version;
       if (run.rate > 0) push(now_ + run.remaining / run.rate, kCompute, t, st.version);
       if (opt_.comm_slowdown > 0) rescale_flows(k.rank);
@@ -385,8 +411,9 @@ class Engine {
     Running& run = running_[static_cast<size_t>(rank)];
     run.remaining -= (now_ - run.last) * run.rate;
     run.remaining = std::max(0.0, run.remaining);
-    run.rate = compute_rate(rank);
-    run.last = now_;
+    run.advance(now_);
+    run.fault = fault_rate(rank, t);
+    run.rate = run.fault * interference(rank);
     ++st.version;
     if (run.rate > 0) push(now_ + run.remaining / run.rate, kCompute, t, st.version);
   }
@@ -412,6 +439,9 @@ class Engine {
     ++st.version;  // drop any stale event of this task
     if (k.slot < 0) {
       running_compute_[k.rank].reset();
+      Running& run = running_[static_cast<size_t>(k.rank)];
+      run.advance(now_);
+      if (run.stretch > 0) stretched_.emplace_back(original_[static_cast<size_t>(t)], run.stretch);
       if (opt_.comm_slowdown > 0) rescale_flows(k.rank);
     } else if (--comm_active_[k.rank] == 0) {
       update_compute_rate(k.rank);
@@ -505,6 +535,7 @@ class Engine {
   std::vector<MaybeTask> running_compute_;  // per rank, its compute task now running
   std::vector<int> comm_active_;
   std::vector<int> finished_;
+  std::vector<std::pair<int, double>> stretched_;  // (graph task, time faults added to it)
   bool network_changed_ = false;
 };
 

@@ -14,6 +14,7 @@
 
 #include <cstddef>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "simulator/task_graph.h"
@@ -54,6 +55,10 @@ struct EngineResult {
   // A fault stopped a rank or a link: tasks that never finished have no end (TaskTiming),
   // and `end` is when the last event happened.
   bool stalled = false;
+  // The compute tasks a fault's speed factor slowed, in task order, with the time it added:
+  // the rest of the duration is the task at full speed (its computing and the
+  // communication it waits for; the breakdown charges the added time to computing).
+  std::vector<std::pair<std::size_t, Seconds>> fault_stretch;
 };
 
 // `link_capacity`: per topology link id, the links the graph's flows cross.

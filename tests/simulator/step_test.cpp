@@ -925,6 +925,27 @@ training: {precision: bf16, recompute: none, stack: {host_overhead: 0 s}}
                             "pipeline.yaml");
 }
 
+// Four nodes of two H100 at tp 2, a pipeline stage each, NVLink at 20 GB/s (its tensor-parallel
+// collectives exposed inside each layer's tasks), free links between nodes; slow nodes at
+// `fraction` and half speed, and `tail` after the training section (faults).
+Scenario tp2_over_slow_nvlink(const std::string& fraction, const std::string& tail = "") {
+  return load_scenario_text(R"(
+cluster:
+  preset: dgx-h100
+  nodes: 4
+  gpus_per_node: 2
+  intra_node: {bandwidth: "20 GB/s", latency: "0 us"}
+  inter_node: {nics_per_node: 1, nic_bandwidth: "1000 TB/s", latency: "0 us"}
+  slow_nodes: {fraction: )" + fraction + R"(, speed: 0.5}
+model: {family: decoder, layers: 16, hidden: 2048, heads: 16, ffn: 8192, vocab: 8, seq_len: 2048,
+        activation: gelu, norm: layernorm, position_embedding: rope, tied_embeddings: false,
+        bias: true, dropout: false}
+parallelism: {tp: 2, pp: 4, dp: 1, microbatch: 1, global_batch: 8, schedule: 1f1b}
+training: {precision: bf16, recompute: none, stack: {host_overhead: 0 s}}
+)" + tail,
+                            "tp2.yaml");
+}
+
 TEST(Step, SlowNodesBlendTheStepWithOneSlowNodeOnTheBusiestStage) {
   // The pipeline of StragglerOnTheLastStageAddsItsWholeCompute, a stage per node (4 nodes of
   // one GPU, links with no cost). A node is slow with probability 1/2 and computes at half
@@ -1035,32 +1056,30 @@ TEST(Step, ASlowNodeCompoundsWithAStragglerAndSlowsComputeNotCommunication) {
   // exposed inside each block. A slow node at half speed doubles the stage's compute and
   // leaves the communication it waits for as it was: in the blend, compute (1 + p) C and the
   // exposed TP time unchanged.
-  const std::string tp2 = R"(
-cluster:
-  preset: dgx-h100
-  nodes: 4
-  gpus_per_node: 2
-  intra_node: {bandwidth: "20 GB/s", latency: "0 us"}
-  inter_node: {nics_per_node: 1, nic_bandwidth: "1000 TB/s", latency: "0 us"}
-  slow_nodes: {fraction: SLOW, speed: 0.5}
-model: {family: decoder, layers: 16, hidden: 2048, heads: 16, ffn: 8192, vocab: 8, seq_len: 2048,
-        activation: gelu, norm: layernorm, position_embedding: rope, tied_embeddings: false,
-        bias: true, dropout: false}
-parallelism: {tp: 2, pp: 4, dp: 1, microbatch: 1, global_batch: 8, schedule: 1f1b}
-training: {precision: bf16, recompute: none, stack: {host_overhead: 0 s}}
-)";
-  auto with_fraction = [&](const std::string& f) {
-    std::string y = tp2;
-    y.replace(y.find("SLOW"), 4, f);
-    return simulate_step(load_scenario_text(y, "tp2.yaml"));
-  };
-  const StepResult base = with_fraction("0"), slow = with_fraction("0.5");
+  const StepResult base = simulate_step(tp2_over_slow_nvlink("0"));
+  const StepResult slow = simulate_step(tp2_over_slow_nvlink("0.5"));
   ASSERT_TRUE(slow.slow_nodes.has_value());
   const int st = slow.slow_nodes->stage;
   const Breakdown &b0 = base.stages.at(st).breakdown, &b1 = slow.stages.at(st).breakdown;
   ASSERT_GT(b0.tp_exposed.value(), 0.05 * b0.compute.value());
   EXPECT_NEAR(b1.compute.value(), (1 + 15.0 / 16) * b0.compute.value(), 1e-3 * b0.compute.value());
   EXPECT_NEAR(b1.tp_exposed.value(), b0.tp_exposed.value(), 1e-3 * b0.tp_exposed.value());
+}
+
+TEST(Step, AStragglerSlowsItsComputeNotTheCommunicationItWaitsFor) {
+  // The tp 2 pipeline over a slow NVLink above, no slow nodes: a straggler at 0.5 on stage 1
+  // doubles that stage's compute, C -> 2 C, and its tensor-parallel collectives, folded into
+  // the same tasks, take as long as before (a slow GPU computes slowly, its links do not).
+  const StepResult base = simulate_step(tp2_over_slow_nvlink("0"));
+  const StepResult r = simulate_step(
+      tp2_over_slow_nvlink("0", "faults:\n  - {kind: straggler, stage: 1, factor: 0.5}\n"));
+  const Breakdown &b0 = base.stages.at(1).breakdown, &b1 = r.stages.at(1).breakdown;
+  ASSERT_GT(b0.tp_exposed.value(), 0.05 * b0.compute.value());
+  EXPECT_NEAR(b1.compute.value(), 2 * b0.compute.value(), 1e-3 * b0.compute.value());
+  EXPECT_NEAR(b1.tp_exposed.value(), b0.tp_exposed.value(), 1e-3 * b0.tp_exposed.value());
+  // A stage without the fault computes as before.
+  EXPECT_NEAR(r.stages.at(0).breakdown.compute.value(), base.stages.at(0).breakdown.compute.value(),
+              1e-9 * b0.compute.value());
 }
 
 TEST(Step, SlowNodesReachTheWarmUpStepsAndTheLocalSgdPeriodInBothModes) {
