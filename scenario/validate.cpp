@@ -70,9 +70,20 @@ void complete_cluster(Scenario& s) {
            fmt::format("a pod holds whole nodes: must be a multiple of gpus_per_node ({})",
                        c.gpus_per_node));
   }
-  // A node holds whole machines (a slow one slows its GPUs together).
+  // A node holds whole machines (a slow one slows its GPUs together). The key to blame is
+  // the one the scenario's own file wrote: a system preset's machine size and the file's
+  // node size, or the other way round.
   if (const int m = c.slow_nodes.machine_gpus;
       m > 0 && m < c.gpus_per_node && c.gpus_per_node % m != 0) {
+    const auto machine = s.origin.find("cluster.slow_nodes.machine_gpus");
+    if (machine != s.origin.end() && machine->second.file != s.file &&
+        is_set(s, "cluster.gpus_per_node")) {
+      reject(s, "cluster.gpus_per_node", std::to_string(c.gpus_per_node),
+             fmt::format("a node holds whole machines: must be a multiple of "
+                         "cluster.slow_nodes.machine_gpus ({}, the system preset's), or set "
+                         "cluster.slow_nodes.machine_gpus",
+                         m));
+    }
     reject(s, "cluster.slow_nodes.machine_gpus", std::to_string(m),
            fmt::format("a node holds whole machines: must divide gpus_per_node ({})",
                        c.gpus_per_node));

@@ -22,6 +22,7 @@ std::vector<Breakdown> TimelineReader::breakdowns(const std::vector<int>& ranks,
                                                   Seconds step) const {
   const TaskGraph& g = g_;
   const EngineResult& r = r_;
+  ORRERY_CHECK(!r.stalled, "a stalled timeline has no breakdown");
   // Each rank's running state; tasks are visited in graph order, as one rank's alone would
   // be, so every sum is taken in the same order as for that rank by itself.
   struct Reading {
@@ -72,13 +73,18 @@ std::vector<Breakdown> TimelineReader::breakdowns(const std::vector<int>& ranks,
         b.bubble += Seconds(gap);
       }
     }
-    const double d = end - start;
-    // The time a fault's speed factor added (EngineResult::fault_stretch) is computing; the
-    // rest is the task as at full speed, its folded waits in proportion.
-    while (stretched < r.fault_stretch.size() && r.fault_stretch[stretched].first < i) ++stretched;
-    const double extra = stretched < r.fault_stretch.size() && r.fault_stretch[stretched].first == i
-                             ? r.fault_stretch[stretched].second.value()
-                             : 0.0;
+    double d = end - start;
+    // The time a fault's speed factor added (EngineResult::fault_stretch) is what the GPU was
+    // computing, the time a factor of 0 stopped it is idle; the rest is the task as at full
+    // speed, its folded waits in proportion.
+    while (stretched < r.fault_stretch.size() && r.fault_stretch[stretched].task < i) ++stretched;
+    const bool hit = stretched < r.fault_stretch.size() && r.fault_stretch[stretched].task == i;
+    const double extra = hit ? r.fault_stretch[stretched].added.value() : 0.0;
+    const double stopped = hit ? r.fault_stretch[stretched].stopped.value() : 0.0;
+    if (stopped > 0) {
+      b.bubble += Seconds(stopped);
+      d -= stopped;
+    }
     const double scale = t.work.value() > 0 ? (d - extra) / t.work.value() : 0;
     if (t.kind == TaskKind::pp_comm) {  // a blocking transfer on the compute stream
       b.pp_exposed += Seconds(d);

@@ -162,9 +162,9 @@ class Engine {
                    fmt::format("deadlock: task {} ({} on rank {}) never ran", t,
                                to_string(g_.tasks[t].kind), g_.tasks[t].rank));
     }
-    std::sort(stretched_.begin(), stretched_.end());
-    for (const auto& [task, extra] : stretched_)
-      r.fault_stretch.emplace_back(static_cast<std::size_t>(task), Seconds(extra));
+    std::sort(stretched_.begin(), stretched_.end(),
+              [](const auto& a, const auto& b) { return a.task < b.task; });
+    r.fault_stretch = std::move(stretched_);
     // Fault changes after the last task do not lengthen the step.
     r.end = Seconds(r.stalled ? now_ : last_end);
     r.events = events;
@@ -206,10 +206,15 @@ class Engine {
   struct Running {
     double remaining = 0, rate = 1, last = 0;
     // The fault's part of `rate` (fault_rate), and the time faults have added to the task so
-    // far: a stretch of dt at fault part a does in dt what a dt takes at full speed.
-    double fault = 1, stretch = 0;
+    // far: a stretch of dt at fault part a > 0 does in dt what a dt takes at full speed; at
+    // a = 0 (a stopped GPU) the whole dt is stopped time.
+    double fault = 1, stretch = 0, stopped = 0;
     void advance(double now) {
-      stretch += (now - last) * (1.0 - fault);
+      if (fault > 0) {
+        stretch += (now - last) * (1.0 - fault);
+      } else {
+        stopped += now - last;
+      }
       last = now;
     }
   };
@@ -343,6 +348,7 @@ class Engine {
       run.rate = run.fault * interference(k.rank);
       run.last = now_;
       run.stretch = 0;
+      run.stopped = 0;
       ++st.version;
       if (run.rate > 0) push(now_ + run.remaining / run.rate, kCompute, t, st.version);
       if (opt_.comm_slowdown > 0) rescale_flows(k.rank);
@@ -441,7 +447,10 @@ class Engine {
       running_compute_[k.rank].reset();
       Running& run = running_[static_cast<size_t>(k.rank)];
       run.advance(now_);
-      if (run.stretch > 0) stretched_.emplace_back(original_[static_cast<size_t>(t)], run.stretch);
+      if (run.stretch > 0 || run.stopped > 0) {
+        stretched_.push_back({static_cast<std::size_t>(original_[static_cast<size_t>(t)]),
+                              Seconds(run.stretch), Seconds(run.stopped)});
+      }
       if (opt_.comm_slowdown > 0) rescale_flows(k.rank);
     } else if (--comm_active_[k.rank] == 0) {
       update_compute_rate(k.rank);
@@ -535,7 +544,7 @@ class Engine {
   std::vector<MaybeTask> running_compute_;  // per rank, its compute task now running
   std::vector<int> comm_active_;
   std::vector<int> finished_;
-  std::vector<std::pair<int, double>> stretched_;  // (graph task, time faults added to it)
+  std::vector<EngineResult::FaultStretch> stretched_;  // compute tasks a fault slowed or stopped
   bool network_changed_ = false;
 };
 

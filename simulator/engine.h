@@ -55,10 +55,16 @@ struct EngineResult {
   // A fault stopped a rank or a link: tasks that never finished have no end (TaskTiming),
   // and `end` is when the last event happened.
   bool stalled = false;
-  // The compute tasks a fault's speed factor slowed, in task order, with the time it added:
-  // the rest of the duration is the task at full speed (its computing and the
-  // communication it waits for; the breakdown charges the added time to computing).
-  std::vector<std::pair<std::size_t, Seconds>> fault_stretch;
+  // The compute tasks a fault's speed factor slowed, in task order: the time a factor
+  // between 0 and 1 added (the GPU computing slowly), the time a factor of 0 stopped it (a
+  // failed node inside a fault window), and the rest of the duration the task at full speed
+  // (its computing and the communication it waits for). The breakdown charges the added time
+  // to what the GPU was computing and the stopped time to idle (TimelineReader).
+  struct FaultStretch {
+    std::size_t task = 0;
+    Seconds added, stopped;
+  };
+  std::vector<FaultStretch> fault_stretch;
 };
 
 // `link_capacity`: per topology link id, the links the graph's flows cross.

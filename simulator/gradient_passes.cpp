@@ -687,11 +687,15 @@ double grad_bucket_params(const StepContext& ctx) {
 }
 
 Seconds optimizer_step_time(const Scenario& s, const ComputeModel& model, double params,
-                            const std::vector<double>& tensors) {
+                            const std::vector<double>& tensors, Seconds* gpu_share) {
   const TrainingSpec& t = s.training;
+  const auto on_gpu = [&](Seconds all) {
+    if (gpu_share) *gpu_share = all;
+    return all;
+  };
   if (t.stack.optimizer == StackSpec::OptimizerKernels::per_parameter)
-    return model.optimizer_time_per_tensor(tensors);  // no offload (validated)
-  if (!t.optimizer_offload) return model.optimizer_time(params);
+    return on_gpu(model.optimizer_time_per_tensor(tensors));  // no offload (validated)
+  if (!t.optimizer_offload) return on_gpu(model.optimizer_time(params));
   // Megatron-Core's hybrid device optimizer (hybrid_optimizer.py at NVIDIA/Megatron-LM
   // d98e8a64): the first `fraction` of the shard steps on the CPU. Its gradients go to
   // pinned host memory (D2H, the gradient dtype), torch's fused CPU AdamW reads the
@@ -701,6 +705,7 @@ Seconds optimizer_step_time(const Scenario& s, const ComputeModel& model, double
   // GPU as without offload.
   const double off = t.optimizer_offload->fraction * params;
   const Seconds gpu = model.optimizer_time(params - off);
+  if (gpu_share) *gpu_share = gpu;
   const HostSpec& host = s.cluster.host;
   const Seconds d2h(off * state_bytes_per_param(t).gradient / host.pcie_bandwidth.value());
   const Seconds h2d(off * 4.0 / host.pcie_bandwidth.value());
@@ -726,9 +731,13 @@ std::vector<int> optimizer_pass(const StepContext& ctx, const RankSet& ranks,
     opt.kind = TaskKind::optimizer;
     opt.stream = StreamKind::compute;
     opt.rank = static_cast<int>(r);
-    opt.work = optimizer_step_time(ctx.s, *ctx.model, grads.local_params[r],
-                                   grads.local_tensors[r]) +
-               grads.decode[r];
+    Seconds gpu;
+    const Seconds step = optimizer_step_time(ctx.s, *ctx.model, grads.local_params[r],
+                                             grads.local_tensors[r], &gpu);
+    opt.work = step + grads.decode[r];
+    // With optimizer offload, the copies and the CPU step are waits of the GPU's, which a
+    // fault or a slow machine does not stretch (the engine's computing share).
+    if (ctx.s.training.optimizer_offload) opt.offload = step - gpu;
     const int opt_id = planner.issue(opt);
     g.depend(pipe.last_compute[r], opt_id);
     for (int d : grads.reductions[r]) g.depend(d, opt_id);

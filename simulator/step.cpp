@@ -208,16 +208,16 @@ StepResult run_step(const Scenario& s, const Hardware& hardware, const Analysed&
     for (const PlannedPhase& ph : c.phases)
       for (const PlannedFlow& f : ph.flows)
         for (const FlowLink& l : f.links) out.links.emplace(l.link, ctx.topo.link(l.link));
-  // Slow nodes (cluster.slow_nodes): with probability q at least one of the job's nodes is
-  // slow, and every GPU waits for it at the collectives, so its stage sets the pace; the
-  // step is the blend of the two. The slow node computes for the busiest stage, where it
-  // costs the most: the pipeline runs at its slowest stage's pace, so with balanced
-  // stages any stage costs about as much, and with unbalanced ones this is the upper end.
-  // The same graph runs again with that stage's GPU computing at the slow speed (its
-  // compute only, not the communication it waits for). A job of one node has no faster
-  // machine to hold up: it is timed at the presets' rates, which were measured on single
-  // machines (the 0.5 % chance that its own is slow would add 0.05 %). --full takes the
-  // term from the symmetric step (simulate, below).
+  // Slow machines (cluster.slow_nodes): with probability q at least one of the job's
+  // machines is slow, and every GPU waits for it at the collectives, so its stage sets the
+  // pace; the step is the blend of the two. The slow machine computes for the busiest
+  // stage, where it costs the most: the pipeline runs at its slowest stage's pace, so with
+  // balanced stages any stage costs about as much, and with unbalanced ones this is the
+  // upper end. The same graph runs again with that stage's GPU computing at the slow speed
+  // (its compute only, not the communication it waits for). A job of one machine has
+  // nothing faster to hold up: it is timed at the presets' rates, which were measured on
+  // single machines (the 0.5 % chance that its own is slow would add 0.05 %). --full takes
+  // the term from the symmetric step (simulate, below).
   if (const double q = slow_node_probability(s.cluster); q > 0 && !opt.full) {
     // The slow GPU's compute tasks take their compute part, and the recomputation in it,
     // 1 / speed as long; the exposed communication and offload waits a layer template folds
@@ -234,13 +234,25 @@ StepResult run_step(const Scenario& s, const Hardware& hardware, const Analysed&
       t.recompute = t.recompute / speed;
       t.selective = t.selective / speed;
     }
+    const EngineResult slowed = run_engine(g, ctx.capacity, options);
+    // The slower step's breakdown reads the graph it ran (the slowed tasks), so the graph
+    // is restored after it.
     StepResult with;
-    read_stages(run_engine(g, ctx.capacity, options), with);
+    if (!slowed.stalled) read_stages(slowed, with);
     for (const auto& [i, t] : kept) g.tasks[static_cast<size_t>(i)] = t;
-    with.bytes_by_link_class = out.bytes_by_link_class;
-    const SlowNodesEffect effect{q, out.critical_stage, out.step_time, with.step_time};
-    out = blend_steps(std::move(out), with, 1.0 - q, q);
-    out.slow_nodes = effect;
+    if (slowed.stalled) {
+      // A fault stops the slower step before it ends (a node failing after the healthy step
+      // would have finished): no step with a slow machine to blend.
+      out.notes.push_back(fmt::format(
+          "slow machines (cluster.slow_nodes) not blended: with one on stage {} the step "
+          "would not finish before the faults stop it at {}",
+          out.critical_stage, format_seconds(slowed.end)));
+    } else {
+      with.bytes_by_link_class = out.bytes_by_link_class;
+      const SlowNodesEffect effect{q, out.critical_stage, out.step_time, with.step_time};
+      out = blend_steps(std::move(out), with, 1.0 - q, q);
+      out.slow_nodes = effect;
+    }
   }
   out.graph = std::move(g);
   out.timeline = std::move(r);
@@ -321,7 +333,12 @@ StepResult simulate(const Scenario& s, const Hardware& hardware, const detail::A
     Scenario none = v;
     none.cluster.slow_nodes.fraction = 0;
     const StepResult without = step_of(none, symmetric);
-    if (!blended.slow_nodes || blended.stalled_at || without.stalled_at) return r;
+    if (!blended.slow_nodes || blended.stalled_at || without.stalled_at) {
+      // The symmetric step says why it did not blend (a fault stopping the slower step).
+      for (const std::string& n : blended.notes)
+        if (n.rfind("slow machines (cluster.slow_nodes) not blended", 0) == 0) r.notes.push_back(n);
+      return r;
+    }
     const Seconds healthy = r.step_time;
     r = detail::add_difference(std::move(r), blended, without);
     r.slow_nodes = blended.slow_nodes;

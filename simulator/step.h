@@ -51,13 +51,13 @@ struct SimulationOptions {
   bool op_level = false;  // no layer templates: every op in the pipeline graph
 };
 
-// cluster.slow_nodes in a step: the probability that at least one of the job's nodes is a
-// slow one, and the step with none and with one on the critical stage, whose blend by that
+// cluster.slow_nodes in a step: the probability that at least one of the job's machines is
+// a slow one, and the step with none and with one on the critical stage, whose blend by that
 // probability is the step time reported.
 struct SlowNodesEffect {
-  double probability = 0;  // 1 - (1 - fraction)^nodes
-  int stage = 0;           // the stage the slow node computes for: the healthy step's busiest
-  Seconds without;         // the step with no slow node
+  double probability = 0;  // 1 - (1 - fraction)^machines
+  int stage = 0;           // the stage the slow machine computes for: the healthy step's busiest
+  Seconds without;         // the step with no slow machine
   Seconds with;            // the step with one
 };
 
@@ -114,7 +114,8 @@ struct StepResult {
   // Faults: the step never completes (a failed node, or a leaf that lost every uplink);
   // the time the last event happened. Stage breakdowns are then empty.
   std::optional<Seconds> stalled_at;
-  // cluster.slow_nodes: the two steps step_time blends; absent with fraction 0 or a stalled step.
+  // cluster.slow_nodes: the two steps step_time blends; absent with fraction 0, on one
+  // machine, or when either step stalls (a note then says so).
   std::optional<SlowNodesEffect> slow_nodes;
   // Faults: the same step without them, for the impact.
   std::optional<Seconds> baseline_step_time;

@@ -199,9 +199,11 @@ void grad_sync_pass(const StepContext& ctx, const RankSet& ranks, const StageLay
 // Returns each rank's optimizer task.
 // One rank's optimizer step over `params` parameters: on the GPU, or with
 // training.optimizer_offload the GPU share beside the offloaded share's transfers and CPU
-// step (docs/simulator.md, "Optimizer CPU offload").
+// step (docs/simulator.md, "Optimizer CPU offload"). `gpu`, when given, receives the part
+// that is the GPU's own work (all of it without offload), which a slow GPU stretches; the
+// copies and the CPU step keep their time.
 Seconds optimizer_step_time(const Scenario& s, const ComputeModel& model, double params,
-                            const std::vector<double>& tensors = {});
+                            const std::vector<double>& tensors = {}, Seconds* gpu = nullptr);
 
 std::vector<int> optimizer_pass(const StepContext& ctx, const RankSet& ranks,
                                 const PipelineTasks& pipe, const GradientTasks& grads,

@@ -94,6 +94,31 @@ TEST(OptimizerOffload, TheStepWaitsForIt) {
   EXPECT_NEAR(after - before, grown, 1e-9);
 }
 
+TEST(OptimizerOffload, AStragglerStretchesTheGpuShareOnly) {
+  // A straggler at 0.5 on the one stage computes the GPU half's step (gpu) twice as long;
+  // the copies down and up and the CPU step keep their time (d2h + gpu + h2d -> d2h + 2 gpu +
+  // h2d), and the optimizer's breakdown grows by gpu alone; the same with optimizer_step_time's
+  // GPU share asked for.
+  const Scenario offload = eight_gpus(", optimizer_offload: {fraction: 0.5}");
+  const auto model = make_roofline_model(offload);
+  Seconds share;
+  const double step = detail::optimizer_step_time(offload, *model, kShard, {}, &share).value();
+  const double gpu = model->optimizer_time(kShard / 2).value();
+  EXPECT_DOUBLE_EQ(share.value(), gpu);
+  Scenario slow = offload;
+  slow.faults.push_back([] {
+    FaultSpec f;
+    f.kind = FaultSpec::Kind::straggler;
+    f.stage = 0;
+    f.factor = 0.5;
+    return f;
+  }());
+  const double healthy = predict(offload).step.stages.at(0).breakdown.optimizer.value();
+  const double straggling = predict(slow).step.stages.at(0).breakdown.optimizer.value();
+  EXPECT_NEAR(healthy, step, 1e-12);
+  EXPECT_NEAR(straggling - healthy, gpu, 1e-9);
+}
+
 }  // namespace
 }  // namespace orrery
 

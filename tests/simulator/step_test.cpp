@@ -16,6 +16,7 @@
 #include "model/layer_pass.h"
 #include "model/memory.h"
 #include "model/workload.h"
+#include "simulator/breakdown.h"
 #include "simulator/collectives.h"
 #include "tests/test_util.h"
 
@@ -1080,6 +1081,63 @@ TEST(Step, AStragglerSlowsItsComputeNotTheCommunicationItWaitsFor) {
   // A stage without the fault computes as before.
   EXPECT_NEAR(r.stages.at(0).breakdown.compute.value(), base.stages.at(0).breakdown.compute.value(),
               1e-9 * b0.compute.value());
+}
+
+TEST(Step, AStoppedGpuIsIdleNotComputing) {
+  // A failed node inside a window (factor 0 from `from` to `until`) stops its GPU; the time
+  // it stood still is idle (bubble), not compute: stage 1's compute is what it was, and the
+  // stage's parts still sum to the step.
+  const StepResult base = simulate_step(tp2_over_slow_nvlink("0"));
+  const StepResult r = simulate_step(tp2_over_slow_nvlink(
+      "0", "faults:\n  - {kind: failed_node, node: 1, from: 0.05 s, until: 0.09 s}\n"));
+  ASSERT_FALSE(r.stalled_at.has_value());
+  const Breakdown &b0 = base.stages.at(1).breakdown, &b1 = r.stages.at(1).breakdown;
+  EXPECT_NEAR(b1.compute.value(), b0.compute.value(), 1e-9);
+  EXPECT_NEAR(b1.tp_exposed.value(), b0.tp_exposed.value(), 1e-9);
+  EXPECT_GT(r.step_time.value(), base.step_time.value() + 0.01);
+  const Breakdown& b = b1;
+  EXPECT_NEAR((b.compute + b.recompute + b.tp_exposed + b.ep_exposed + b.cp_exposed +
+               b.pp_exposed + b.dp_exposed + b.offload_exposed + b.bubble + b.optimizer)
+                  .value(),
+              r.step_time.value(), 1e-9);
+}
+
+TEST(Step, AFaultThatStopsOnlyTheSlowerStepLeavesTheSlowMachineOut) {
+  // Slow nodes at p = 15/16 and half speed; a node fails after the healthy step would have
+  // ended but before the one with a slow machine would: that step never finishes, so there is
+  // none to blend, and a note says why (no breakdown of a stalled timeline is read).
+  const StepResult healthy = simulate_step(four_node_pipeline("{fraction: 0}"));
+  const double t = healthy.step_time.value();
+  const double c = healthy.stages.at(3).breakdown.compute.value();
+  const StepResult r = simulate_step(four_node_pipeline(
+      "{fraction: 0.5, speed: 0.5}",
+      fmt::format("faults:\n  - {{kind: failed_node, node: 0, from: {} s}}\n", t + c / 2)));
+  ASSERT_FALSE(r.stalled_at.has_value());
+  EXPECT_FALSE(r.slow_nodes.has_value());
+  EXPECT_DOUBLE_EQ(r.step_time.value(), t);
+  bool noted = false;
+  for (const std::string& n : r.notes) noted = noted || n.find("not blended") != std::string::npos;
+  EXPECT_TRUE(noted);
+}
+
+TEST(Step, EveryStageBreakdownInOnePassIsEachRanksOwn) {
+  // TimelineReader::breakdowns reads all stages in one pass; each must equal the reading of
+  // its rank alone, to the bit (a pipeline with TP exposure, recompute and a straggler).
+  const StepResult r = simulate_step(tp2_over_slow_nvlink(
+      "0", "faults:\n  - {kind: straggler, stage: 2, factor: 0.7, from: 0.01 s, until: 0.2 s}\n"));
+  const TimelineReader reader(r.graph, r.timeline);
+  const std::vector<int> ranks = {3, 0, 2, 1};
+  const std::vector<Breakdown> all = reader.breakdowns(ranks, r.timeline.end);
+  ASSERT_EQ(all.size(), ranks.size());
+  for (size_t k = 0; k < ranks.size(); ++k) {
+    const Breakdown one = reader.breakdown(ranks[k], r.timeline.end);
+    EXPECT_EQ(all[k].compute.value(), one.compute.value());
+    EXPECT_EQ(all[k].tp_exposed.value(), one.tp_exposed.value());
+    EXPECT_EQ(all[k].pp_exposed.value(), one.pp_exposed.value());
+    EXPECT_EQ(all[k].bubble.value(), one.bubble.value());
+    EXPECT_EQ(all[k].dp_exposed.value(), one.dp_exposed.value());
+  }
+  EXPECT_GT(all[2].compute.value(), all[1].compute.value());  // the straggler's stage (rank 2)
 }
 
 TEST(Step, SlowNodesReachTheWarmUpStepsAndTheLocalSgdPeriodInBothModes) {
