@@ -905,46 +905,39 @@ faults:
               slow.step_time.value(), 1e-6 * slow.step_time.value());
 }
 
-// Four nodes of one H100, a pipeline stage each over links with no cost (the model and
-// schedule of StragglerOnTheLastStageAddsItsWholeCompute), with cluster.slow_nodes `slow_nodes`
-// and `tail` after the training section (faults).
-Scenario four_node_pipeline(const std::string& slow_nodes, const std::string& tail = "") {
-  return load_scenario_text(R"(
+// Four nodes of `tp` H100, a pipeline stage each (the model and schedule of
+// StragglerOnTheLastStageAddsItsWholeCompute), NVLink at `nvlink`, links between nodes with
+// no cost, cluster.slow_nodes `slow_nodes`, and `tail` after the training section (faults).
+Scenario four_stage_pipeline(int tp, const std::string& nvlink, const std::string& slow_nodes,
+                             const std::string& tail) {
+  return load_scenario_text(fmt::format(R"(
 cluster:
   preset: dgx-h100
   nodes: 4
-  gpus_per_node: 1
-  intra_node: {bandwidth: "1000 TB/s", latency: "0 us"}
-  inter_node: {nics_per_node: 1, nic_bandwidth: "1000 TB/s", latency: "0 us"}
-  slow_nodes: )" + slow_nodes + R"(
-model: {family: decoder, layers: 16, hidden: 2048, heads: 16, ffn: 8192, vocab: 8, seq_len: 2048,
+  gpus_per_node: {0}
+  intra_node: {{bandwidth: "{1}", latency: "0 us"}}
+  inter_node: {{nics_per_node: 1, nic_bandwidth: "1000 TB/s", latency: "0 us"}}
+  slow_nodes: {2}
+model: {{family: decoder, layers: 16, hidden: 2048, heads: 16, ffn: 8192, vocab: 8, seq_len: 2048,
         activation: gelu, norm: layernorm, position_embedding: rope, tied_embeddings: false,
-        bias: true, dropout: false}
-parallelism: {tp: 1, pp: 4, dp: 1, microbatch: 1, global_batch: 8, schedule: 1f1b}
-training: {precision: bf16, recompute: none, stack: {host_overhead: 0 s}}
-)" + tail,
+        bias: true, dropout: false}}
+parallelism: {{tp: {0}, pp: 4, dp: 1, microbatch: 1, global_batch: 8, schedule: 1f1b}}
+training: {{precision: bf16, recompute: none, stack: {{host_overhead: 0 s}}}}
+)",
+                                        tp, nvlink, slow_nodes) +
+                                tail,
                             "pipeline.yaml");
 }
 
-// Four nodes of two H100 at tp 2, a pipeline stage each, NVLink at 20 GB/s (its tensor-parallel
-// collectives exposed inside each layer's tasks), free links between nodes; slow nodes at
-// `fraction` and half speed, and `tail` after the training section (faults).
+// One GPU a stage over links with no cost.
+Scenario four_node_pipeline(const std::string& slow_nodes, const std::string& tail = "") {
+  return four_stage_pipeline(1, "1000 TB/s", slow_nodes, tail);
+}
+
+// Two GPUs a stage at tp 2 over NVLink at 20 GB/s (its tensor-parallel collectives exposed
+// inside each layer's tasks); slow nodes at `fraction` and half speed.
 Scenario tp2_over_slow_nvlink(const std::string& fraction, const std::string& tail = "") {
-  return load_scenario_text(R"(
-cluster:
-  preset: dgx-h100
-  nodes: 4
-  gpus_per_node: 2
-  intra_node: {bandwidth: "20 GB/s", latency: "0 us"}
-  inter_node: {nics_per_node: 1, nic_bandwidth: "1000 TB/s", latency: "0 us"}
-  slow_nodes: {fraction: )" + fraction + R"(, speed: 0.5}
-model: {family: decoder, layers: 16, hidden: 2048, heads: 16, ffn: 8192, vocab: 8, seq_len: 2048,
-        activation: gelu, norm: layernorm, position_embedding: rope, tied_embeddings: false,
-        bias: true, dropout: false}
-parallelism: {tp: 2, pp: 4, dp: 1, microbatch: 1, global_batch: 8, schedule: 1f1b}
-training: {precision: bf16, recompute: none, stack: {host_overhead: 0 s}}
-)" + tail,
-                            "tp2.yaml");
+  return four_stage_pipeline(2, "20 GB/s", "{fraction: " + fraction + ", speed: 0.5}", tail);
 }
 
 TEST(Step, SlowNodesBlendTheStepWithOneSlowNodeOnTheBusiestStage) {
