@@ -22,6 +22,20 @@ YAML::Node load_yaml_text(const std::string& text, const std::string& file) {
   // YAML files are Unicode; orrery reads them as UTF-8, and what it echoes from them
   // (names, values in messages, JSON output) must stay valid UTF-8.
   require_utf8(text, file);
+  // YAML allows no control character but tab, line feed and carriage return (YAML 1.2,
+  // c-printable); yaml-cpp reads some of them into bytes that are not UTF-8 (a NUL before
+  // an underscore became 0xA0 in a name, found by fuzz/simulate_fuzz).
+  int line = 1;
+  for (const char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7F) {
+      throw InputError(InputLocation{file, line}, "", "",
+                       fmt::format("control character 0x{:02X}: YAML allows none but tab, line "
+                                   "feed and carriage return",
+                                   c));
+    }
+    if (c == '\n') ++line;
+  }
   try {
     return YAML::Load(text);
   } catch (const YAML::Exception& e) {

@@ -844,3 +844,19 @@ TEST(BadInput, OptimizerStatePrecisionIsAdams) {
 
 }  // namespace
 }  // namespace orrery
+
+namespace orrery {
+namespace {
+
+TEST(BadInput, ANulByteInANameIsAnInputErrorNotNonUtf8Json) {
+  // fuzz/simulate_fuzz's crash: "6\0_" in a name came out of yaml-cpp as 0xA0, which the
+  // JSON writer then refused (not an InputError). YAML allows no such control character.
+  const std::string name_with_nul("name: Mixtral 8x7B, 6\0_ H100\n", 29);
+  expect_error(name_with_nul + kGood, {"bad.yaml:1", "control character 0x00"});
+  expect_error(std::string("name: a\x7f b\n") + kGood, {"control character 0x7F"});
+  // Tab, line feed and carriage return are fine.
+  EXPECT_NO_THROW(load_scenario_text(std::string("name: a\tb\r\n") + kGood, "tab.yaml"));
+}
+
+}  // namespace
+}  // namespace orrery
