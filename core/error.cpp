@@ -97,6 +97,25 @@ std::size_t utf8_length(const std::string& text, std::size_t i) {
 
 }  // namespace
 
+bool is_utf8(const std::string& text) {
+  for (std::size_t i = 0; i < text.size();) {
+    const std::size_t n = utf8_length(text, i);
+    if (n == 0) return false;
+    i += n;
+  }
+  return true;
+}
+
+std::string utf8_or_marks(const std::string& text) {
+  std::string out;
+  for (std::size_t i = 0; i < text.size();) {
+    const std::size_t n = utf8_length(text, i);
+    out += n == 0 ? std::string("?") : text.substr(i, n);
+    i += n == 0 ? 1 : n;
+  }
+  return out;
+}
+
 void require_utf8(const std::string& text, const std::string& file) {
   int line = 1;
   for (std::size_t i = 0; i < text.size();) {

@@ -36,6 +36,11 @@ class InputError : public std::runtime_error {
 // input readers' text: orrery echoes it into messages and JSON, which must stay UTF-8).
 void require_utf8(const std::string& text, const std::string& file);
 
+// Whether `text` is well-formed UTF-8 (RFC 3629), and `text` with every byte that is not
+// part of a UTF-8 character replaced by '?' (to echo such text in a message).
+bool is_utf8(const std::string& text);
+std::string utf8_or_marks(const std::string& text);
+
 // "error: FILE:LINE: key 'KEY' = 'VALUE': WHY" (parts that are empty are left out).
 std::string format_input_error(const InputLocation& where, const std::string& key,
                                const std::string& value, const std::string& why);

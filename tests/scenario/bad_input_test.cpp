@@ -858,5 +858,15 @@ TEST(BadInput, ANulByteInANameIsAnInputErrorNotNonUtf8Json) {
   EXPECT_NO_THROW(load_scenario_text(std::string("name: a\tb\r\n") + kGood, "tab.yaml"));
 }
 
+TEST(BadInput, AnEscapeYamlCppReadsIntoNonUtf8IsAnInputError) {
+  // "\_" (U+00A0) and "\N" (U+0085) come out of yaml-cpp as the bytes 0xA0 and 0x85; the
+  // JSON writer refused them (not an InputError). The key path names where, nested too.
+  expect_error(std::string("name: \"a\\_b\"\n") + kGood, {"bad.yaml:1", "key 'name' = 'a?b'"});
+  expect_error(std::string(kGood) + "measured: {metric: mfu, value: 0.4, source: \"x\\Ny\"}\n",
+               {"key 'measured.source' = 'x?y'", "not UTF-8"});
+  // The escapes yaml-cpp writes as UTF-8 are fine.
+  EXPECT_NO_THROW(load_scenario_text(std::string("name: \"a\\u00e9\\xA0b\"\n") + kGood, "ok.yaml"));
+}
+
 }  // namespace
 }  // namespace orrery
