@@ -79,7 +79,7 @@ ordered_json scenario_json(const Scenario& s) {
   if (!c.inter_node.fabric.empty()) j["cluster"]["inter_node"]["fabric"] = c.inter_node.fabric;
   j["cluster"]["slow_nodes"] = {{"fraction", c.slow_nodes.fraction},
                                 {"speed", c.slow_nodes.speed},
-                                {"machine_gpus", c.gpus() / slow_node_machines(c)},
+                                {"machine_gpus", slow_node_machine_gpus(c)},
                                 {"machines", slow_node_machines(c)},
                                 {"probability", slow_node_probability(c)}};
   if (const auto a = assumed_figures(c); !a.empty()) j["cluster"]["assumed"] = a;
@@ -319,7 +319,8 @@ void cluster_section(std::string& o, const ClusterSpec& c) {
                            "{:.1f} % that at least one of these {} is slow (the step time "
                            "blends the step with and without one; docs/simulator.md, \"Slow "
                            "nodes\")",
-                           100 * c.slow_nodes.fraction, c.gpus() / machines, c.slow_nodes.speed,
+                           100 * c.slow_nodes.fraction, slow_node_machine_gpus(c),
+                           c.slow_nodes.speed,
                            100 * slow_node_probability(c), machines)
              : std::string("none (cluster.slow_nodes)"));
   }

@@ -150,11 +150,13 @@ std::string describe(const Fp8Spec& f) {
       f.tp_allgather_fp8 ? "fp8" : "bf16", f.param_allgather_fp8 ? "fp8" : "bf16");
 }
 
-int slow_node_machines(const ClusterSpec& c) {
+int slow_node_machine_gpus(const ClusterSpec& c) {
   // A node smaller than a machine (a few GPUs of a tray) counts as one.
   const int m = c.slow_nodes.machine_gpus;
-  return c.gpus() / (m > 0 ? std::min(m, c.gpus_per_node) : c.gpus_per_node);
+  return m > 0 ? std::min(m, c.gpus_per_node) : c.gpus_per_node;
 }
+
+int slow_node_machines(const ClusterSpec& c) { return c.gpus() / slow_node_machine_gpus(c); }
 
 double slow_node_probability(const ClusterSpec& c) {
   const SlowNodesSpec& sn = c.slow_nodes;

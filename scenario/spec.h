@@ -177,8 +177,9 @@ struct ClusterSpec {
 // GPU's, the system's, the fabric's; the inter-node ones only with several nodes.
 std::vector<std::string> assumed_figures(const ClusterSpec& c);
 
-// The machines cluster.slow_nodes counts: servers of machine_gpus GPUs (a node when 0, or
-// when the node is smaller than a machine).
+// The GPUs of a machine cluster.slow_nodes counts: machine_gpus (a node's when 0, or when
+// the node is smaller than a machine), and the job's machines of that size.
+int slow_node_machine_gpus(const ClusterSpec& c);
 int slow_node_machines(const ClusterSpec& c);
 
 // The probability that a job on `c` holds at least one slow machine,

@@ -24,6 +24,10 @@ void set_rates(StepResult& out) {
   out.hfu = out.tflops_hardware_per_gpu * 1e12 / out.peak.value();
 }
 
+// The note run_step leaves when a fault stops the step with a slow machine but not the
+// healthy one; --full carries it over from the symmetric step (simulate).
+constexpr const char* kSlowMachinesNotBlended = "slow machines (cluster.slow_nodes) not blended";
+
 // Two breakdowns part by part through f.
 template <class F>
 Breakdown zip(const Breakdown& x, const Breakdown& y, F f) {
@@ -163,7 +167,8 @@ StepResult run_step(const Scenario& s, const Hardware& hardware, const Analysed&
     std::vector<int> stage_ranks;
     for (int st = 0; st < p.pp; ++st) stage_ranks.push_back(rank_of(st));
     const std::vector<Breakdown> read = reader.breakdowns(stage_ranks, timeline.end);
-    for (int st = 0; st < p.pp; ++st) into.stages.push_back({st, read[static_cast<size_t>(st)], 0.0});
+    for (int st = 0; st < p.pp; ++st)
+      into.stages.push_back({st, read[static_cast<size_t>(st)], 0.0});
     mark_busiest(into);
   };
   read_stages(r, out);
@@ -244,9 +249,8 @@ StepResult run_step(const Scenario& s, const Hardware& hardware, const Analysed&
       // A fault stops the slower step before it ends (a node failing after the healthy step
       // would have finished): no step with a slow machine to blend.
       out.notes.push_back(fmt::format(
-          "slow machines (cluster.slow_nodes) not blended: with one on stage {} the step "
-          "would not finish before the faults stop it at {}",
-          out.critical_stage, format_seconds(slowed.end)));
+          "{}: with one on stage {} the step would not finish before the faults stop it at {}",
+          kSlowMachinesNotBlended, out.critical_stage, format_seconds(slowed.end)));
     } else {
       with.bytes_by_link_class = out.bytes_by_link_class;
       const SlowNodesEffect effect{q, out.critical_stage, out.step_time, with.step_time};
@@ -336,7 +340,7 @@ StepResult simulate(const Scenario& s, const Hardware& hardware, const detail::A
     if (!blended.slow_nodes || blended.stalled_at || without.stalled_at) {
       // The symmetric step says why it did not blend (a fault stopping the slower step).
       for (const std::string& n : blended.notes)
-        if (n.rfind("slow machines (cluster.slow_nodes) not blended", 0) == 0) r.notes.push_back(n);
+        if (n.rfind(detail::kSlowMachinesNotBlended, 0) == 0) r.notes.push_back(n);
       return r;
     }
     const Seconds healthy = r.step_time;
