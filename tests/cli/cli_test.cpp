@@ -442,6 +442,9 @@ TEST(CliValidate, PublishedRunsMeetTheAccuracyBar) {
   // H100), none tuned: Megatron set 90 cases, mean 6.2 %, max 32.0 % (Cisco's 8B on 128 H100, a
   // port without NeMo's overlap callback): its guard 6.8 / 33.0; Blackwell 42 cases, mean 12.4 %,
   // max 47.6 %. The whole set 219 cases, mean 12.5 %, max 86.0 %.
+  // Jean Zay's Omni-Path at the NCCL rate BigScience measured on those nodes (fabric
+  // omni-path-100: 0.405 of a link, where NDR's 0.94 stood in): the Megatron-DeepSpeed set
+  // 19.9 -> 15.9 %, max 39.0 -> 37.2 %: its guard 17 / 38.2. The whole set 11.7 %.
   const auto r = run_orrery("validate scenarios/validation --format json");
   ASSERT_EQ(r.code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
@@ -469,8 +472,8 @@ TEST(CliValidate, PublishedRunsMeetTheAccuracyBar) {
   EXPECT_LE(megatron.sum / megatron.count, 6.8);
   EXPECT_LE(megatron.max, 33.0);
   ASSERT_GE(deepspeed.count, 40);
-  EXPECT_LE(deepspeed.sum / deepspeed.count, 21.0);
-  EXPECT_LE(deepspeed.max, 40.0);
+  EXPECT_LE(deepspeed.sum / deepspeed.count, 17.0);
+  EXPECT_LE(deepspeed.max, 38.2);
   ASSERT_GE(pytorch.count, 15);
   EXPECT_LE(pytorch.sum / pytorch.count, 6.0);
   EXPECT_LE(pytorch.max, 18.7);

@@ -121,6 +121,16 @@ TEST(Presets, AssumedFiguresAreListedAndDroppedWhenSetAgain) {
                                       "cluster.gpu.unaligned_gemm_efficiency",
                                       "cluster.inter_node.efficiency"}));
   EXPECT_DOUBLE_EQ(xdr.cluster.inter_node.nic_bandwidth.value(), 100e9);  // 800 Gb/s
+  // Omni-Path's efficiency is BigScience's measurement on Jean Zay (fabrics.yaml): the
+  // A100 system's NIC figures are all measured then; the A100's host time stays assumed.
+  const Scenario opa = load_scenario_text(
+      "cluster: {preset: dgx-a100, nodes: 2, inter_node: {fabric: omni-path-100, nics_per_node: "
+      "4}}\n" + rest,
+      "p.yaml");
+  EXPECT_EQ(assumed_figures(opa.cluster),
+            (std::vector<std::string>{"cluster.gpu.host_overhead"}));
+  EXPECT_DOUBLE_EQ(opa.cluster.inter_node.efficiency, 0.405);
+  EXPECT_DOUBLE_EQ(opa.cluster.inter_node.nic_bandwidth.value(), 12.5e9);  // 100 Gb/s
   // Keys written beside the fabric override it.
   const Scenario mine = load_scenario_text(
       "cluster: {preset: dgx-h100, nodes: 2, inter_node: {fabric: ib-xdr, efficiency: 0.9}}\n" +

@@ -107,6 +107,30 @@ TEST(Engine, IdleInterNodeRingUsesNics) {
   EXPECT_NEAR(r.end.value(), 2 * (n - 1) / n * S / B + 2 * (n - 1) * alpha, 1e-12);
 }
 
+TEST(Engine, OmniPathRingRunsAtJeanZaysMeasuredRate) {
+  // One GPU on each of 4 Jean Zay A100 nodes (8 GPUs, 4 Omni-Path ports a node, the
+  // omni-path-100 fabric): each GPU's ring traffic crosses its own port at the 40.5 Gb/s
+  // BigScience measured through one port (fabrics.yaml): B = 100 Gb/s x 0.405 = 5.0625
+  // GB/s, alpha = 14 us. 1 GiB: 2 x 3/4 x 1 GiB / B = 318.1 ms.
+  const Topology topo(load_scenario_text(
+                          "cluster: {preset: dgx-a100, nodes: 4, intra_node: {bus_bandwidth_curve: "
+                          "[]}, inter_node: {fabric: omni-path-100, nics_per_node: 4, topology: "
+                          "fat-tree}}\nmodel: llama3-8b\nparallelism: {global_batch: 32}\n",
+                          "opa.yaml")
+                          .cluster);
+  const std::vector<int> group = {0, 8, 16, 24};
+  const double S = 1024.0 * 1048576;
+  TaskGraph g;
+  g.ranks = 1;
+  g.comms.push_back(place(
+      plan_collective(CollectiveOp::all_reduce, group, Bytes(S), topo, false, CollectiveAlgo::ring), topo));
+  g.add(comm(0, 0));
+  const EngineResult r = run_engine(g, capacities(topo), {});
+  const double n = 4, B = 12.5e9 * 0.405, alpha = 14e-6;
+  EXPECT_NEAR(r.end.value(), 2 * (n - 1) / n * S / B + 2 * (n - 1) * alpha, 1e-12);
+  EXPECT_NEAR(r.end.value(), 0.3182, 1e-4);
+}
+
 TEST(Engine, SiblingCopiesShareTheSpine) {
   // 64 nodes, oversubscribed 4:1 fat-tree; the ring of GPU 0 of nodes 0 and 32 crosses
   // the spine, as do the rings of the 7 sibling GPUs of those nodes. Two leaves' uplinks
