@@ -48,13 +48,13 @@ std::optional<ParameterRange> run_parameter_range(const std::string& key) {
   // Ceilings: a fraction of a datasheet peak or line rate is at most 1. Floors: half the
   // lowest fraction measured for any preset (scenario/presets/gpus.yaml: GEMM plateau
   // 0.690, FlashAttention-2 0.33, cuDNN's fused attention 0.556; fabrics.yaml: NIC bus
-  // bandwidth 0.94 of line rate).
+  // bandwidth 0.405 of line rate, NCCL over Omni-Path on Jean Zay).
   // Below the floor a fit explains something other than the figure (a configuration
   // the scenario misstates, a slow input pipeline): it stops there and says so.
   if (gemm_dtype(key)) return ParameterRange{0.345, 1.0};
   if (key == kAttention) return ParameterRange{0.165, 1.0};
   if (key == kCudnnAttention) return ParameterRange{0.278, 1.0};
-  if (key == kNic) return ParameterRange{0.47, 1.0};
+  if (key == kNic) return ParameterRange{0.2025, 1.0};
   // 0: collectives take no SMs from compute. 0.5: one NCCL communicator runs at most
   // MAXCHANNELS = 64 channels, one thread block (SM) each (src/include/device.h,
   // NVIDIA/nccl 5067397c), 64 of an H100's 132 SMs = 0.48.

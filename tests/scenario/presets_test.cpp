@@ -129,7 +129,9 @@ TEST(Presets, AssumedFiguresAreListedAndDroppedWhenSetAgain) {
       "p.yaml");
   EXPECT_EQ(assumed_figures(opa.cluster),
             (std::vector<std::string>{"cluster.gpu.host_overhead"}));
-  EXPECT_DOUBLE_EQ(opa.cluster.inter_node.efficiency, 0.405);
+  // BigScience's log: 4 GB in 1.519-1.531 s over 32 ranks, 2 (n - 1) / n of it through
+  // one 12.5 GB/s port each way: 0.405-0.408.
+  EXPECT_NEAR(opa.cluster.inter_node.efficiency, 4e9 * 2 * 31 / 32 / 1.531 / 12.5e9, 0.001);
   EXPECT_DOUBLE_EQ(opa.cluster.inter_node.nic_bandwidth.value(), 12.5e9);  // 100 Gb/s
   // Keys written beside the fabric override it.
   const Scenario mine = load_scenario_text(

@@ -107,10 +107,10 @@ TEST(Engine, IdleInterNodeRingUsesNics) {
   EXPECT_NEAR(r.end.value(), 2 * (n - 1) / n * S / B + 2 * (n - 1) * alpha, 1e-12);
 }
 
-TEST(Engine, OmniPathRingRunsAtJeanZaysMeasuredRate) {
+TEST(Engine, OmniPathRingRunsAtThePresetsPerPortRate) {
   // One GPU on each of 4 Jean Zay A100 nodes (8 GPUs, 4 Omni-Path ports a node, the
-  // omni-path-100 fabric): each GPU's ring traffic crosses its own port at the 40.5 Gb/s
-  // BigScience measured through one port (fabrics.yaml): B = 100 Gb/s x 0.405 = 5.0625
+  // omni-path-100 fabric): each GPU's ring traffic crosses its own port at the 40.6 Gb/s
+  // BigScience measured through one port (fabrics.yaml; per port is the preset's reading): B = 100 Gb/s x 0.405 = 5.0625
   // GB/s, alpha = 14 us. 1 GiB: 2 x 3/4 x 1 GiB / B = 318.1 ms.
   const Topology topo(load_scenario_text(
                           "cluster: {preset: dgx-a100, nodes: 4, intra_node: {bus_bandwidth_curve: "
