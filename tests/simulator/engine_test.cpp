@@ -43,6 +43,16 @@ Task comm(int rank, int plan, StreamKind s = StreamKind::dp) {
   return t;
 }
 
+// One ring all-reduce of S bytes over `group` on an otherwise idle network.
+EngineResult idle_ring_all_reduce(const Topology& topo, const std::vector<int>& group, double S) {
+  TaskGraph g;
+  g.ranks = 1;
+  g.comms.push_back(place(
+      plan_collective(CollectiveOp::all_reduce, group, Bytes(S), topo, false, CollectiveAlgo::ring), topo));
+  g.add(comm(0, 0));
+  return run_engine(g, capacities(topo), {});
+}
+
 TEST(Engine, StreamsAreInOrderAndDependenciesHold) {
   TaskGraph g;
   g.ranks = 2;
@@ -82,12 +92,7 @@ TEST(Engine, IdleRingAllReduceMatchesClosedForm) {
   const Topology topo(cluster("dgx-h100", 1));
   const std::vector<int> group = {0, 1, 2, 3, 4, 5, 6, 7};
   const double S = 256.0 * 1048576;
-  TaskGraph g;
-  g.ranks = 1;
-  g.comms.push_back(place(
-      plan_collective(CollectiveOp::all_reduce, group, Bytes(S), topo, false, CollectiveAlgo::ring), topo));
-  g.add(comm(0, 0));
-  const EngineResult r = run_engine(g, capacities(topo), {});
+  const EngineResult r = idle_ring_all_reduce(topo, group, S);
   const double n = 8, B = 450e9 * 0.82, alpha = 3.4e-6;
   EXPECT_NEAR(r.end.value(), 2 * (n - 1) / n * S / B + 2 * (n - 1) * alpha, 1e-12);
 }
@@ -97,12 +102,7 @@ TEST(Engine, IdleInterNodeRingUsesNics) {
   const Topology topo(cluster("dgx-h100", 4));
   const std::vector<int> group = {0, 8, 16, 24};
   const double S = 64.0 * 1048576;
-  TaskGraph g;
-  g.ranks = 1;
-  g.comms.push_back(place(
-      plan_collective(CollectiveOp::all_reduce, group, Bytes(S), topo, false, CollectiveAlgo::ring), topo));
-  g.add(comm(0, 0));
-  const EngineResult r = run_engine(g, capacities(topo), {});
+  const EngineResult r = idle_ring_all_reduce(topo, group, S);
   const double n = 4, B = 50e9 * 0.94, alpha = 14e-6;
   EXPECT_NEAR(r.end.value(), 2 * (n - 1) / n * S / B + 2 * (n - 1) * alpha, 1e-12);
 }
@@ -110,8 +110,9 @@ TEST(Engine, IdleInterNodeRingUsesNics) {
 TEST(Engine, OmniPathRingRunsAtThePresetsPerPortRate) {
   // One GPU on each of 4 Jean Zay A100 nodes (8 GPUs, 4 Omni-Path ports a node, the
   // omni-path-100 fabric): each GPU's ring traffic crosses its own port at the 40.6 Gb/s
-  // BigScience measured through one port (fabrics.yaml; per port is the preset's reading): B = 100 Gb/s x 0.405 = 5.0625
-  // GB/s, alpha = 14 us. 1 GiB: 2 x 3/4 x 1 GiB / B = 318.1 ms.
+  // BigScience measured through one port (fabrics.yaml; per port is the preset's reading):
+  // B = 100 Gb/s x 0.405 = 5.0625 GB/s, alpha = 14 us. 1 GiB: 2 x 3/4 x 1 GiB / B + 6 alpha
+  // = 318.2 ms.
   const Topology topo(load_scenario_text(
                           "cluster: {preset: dgx-a100, nodes: 4, intra_node: {bus_bandwidth_curve: "
                           "[]}, inter_node: {fabric: omni-path-100, nics_per_node: 4, topology: "
@@ -120,12 +121,7 @@ TEST(Engine, OmniPathRingRunsAtThePresetsPerPortRate) {
                           .cluster);
   const std::vector<int> group = {0, 8, 16, 24};
   const double S = 1024.0 * 1048576;
-  TaskGraph g;
-  g.ranks = 1;
-  g.comms.push_back(place(
-      plan_collective(CollectiveOp::all_reduce, group, Bytes(S), topo, false, CollectiveAlgo::ring), topo));
-  g.add(comm(0, 0));
-  const EngineResult r = run_engine(g, capacities(topo), {});
+  const EngineResult r = idle_ring_all_reduce(topo, group, S);
   const double n = 4, B = 12.5e9 * 0.405, alpha = 14e-6;
   EXPECT_NEAR(r.end.value(), 2 * (n - 1) / n * S / B + 2 * (n - 1) * alpha, 1e-12);
   EXPECT_NEAR(r.end.value(), 0.3182, 1e-4);
