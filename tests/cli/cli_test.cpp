@@ -445,6 +445,8 @@ TEST(CliValidate, PublishedRunsMeetTheAccuracyBar) {
   // Jean Zay's Omni-Path at the NCCL rate BigScience measured on those nodes (fabric
   // omni-path-100: 0.405 of a link, where NDR's 0.94 stood in): the Megatron-DeepSpeed set
   // 19.9 -> 15.9 %, max 39.0 -> 37.2 %: its guard 17 / 38.2. The whole set 11.7 %.
+  // BigScience's remaining 67 tr11 rows (all fast, -2.1 to -34.7 %): the Megatron-DeepSpeed set
+  // 110 cases, mean 14.5 %, max 37.2 %: its guard 15.5 / 38.2. The whole set 286 cases, 12.1 %.
   const auto r = run_orrery("validate scenarios/validation --format json");
   ASSERT_EQ(r.code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
@@ -471,8 +473,8 @@ TEST(CliValidate, PublishedRunsMeetTheAccuracyBar) {
   ASSERT_GE(megatron.count, 40);
   EXPECT_LE(megatron.sum / megatron.count, 6.8);
   EXPECT_LE(megatron.max, 33.0);
-  ASSERT_GE(deepspeed.count, 40);
-  EXPECT_LE(deepspeed.sum / deepspeed.count, 17.0);
+  ASSERT_GE(deepspeed.count, 110);
+  EXPECT_LE(deepspeed.sum / deepspeed.count, 15.5);
   EXPECT_LE(deepspeed.max, 38.2);
   ASSERT_GE(pytorch.count, 15);
   EXPECT_LE(pytorch.sum / pytorch.count, 6.0);
