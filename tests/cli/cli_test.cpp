@@ -443,8 +443,8 @@ TEST(CliValidate, PublishedRunsMeetTheAccuracyBar) {
   // port without NeMo's overlap callback): its guard 6.8 / 33.0; Blackwell 42 cases, mean 12.4 %,
   // max 47.6 %. The whole set 219 cases, mean 12.5 %, max 86.0 %.
   // Jean Zay's Omni-Path at the NCCL rate BigScience measured on those nodes (fabric
-  // omni-path-100: 0.405 of a link, where NDR's 0.94 stood in): the Megatron-DeepSpeed set
-  // 19.9 -> 15.9 %, max 39.0 -> 37.2 %: its guard 17 / 38.2. The whole set 11.7 %.
+  // omni-path-jean-zay-a100: 0.405 of a link, where NDR's 0.94 stood in): the Megatron-DeepSpeed
+  // set 19.9 -> 15.9 %, max 39.0 -> 37.2 %: its guard 17 / 38.2. The whole set 11.7 %.
   // BigScience's remaining 67 tr11 rows (all fast, -2.1 to -34.7 %): the Megatron-DeepSpeed set
   // 110 cases, mean 14.5 %, max 37.2 %: its guard 15.5 / 38.2. The whole set 286 cases, 12.1 %.
   const auto r = run_orrery("validate scenarios/validation --format json");

@@ -121,11 +121,11 @@ TEST(Presets, AssumedFiguresAreListedAndDroppedWhenSetAgain) {
                                       "cluster.gpu.unaligned_gemm_efficiency",
                                       "cluster.inter_node.efficiency"}));
   EXPECT_DOUBLE_EQ(xdr.cluster.inter_node.nic_bandwidth.value(), 100e9);  // 800 Gb/s
-  // Omni-Path's efficiency is BigScience's measurement on Jean Zay (fabrics.yaml): the
+  // The Jean Zay A100 nodes' Omni-Path efficiency is BigScience's measurement (fabrics.yaml): the
   // A100 system's NIC figures are all measured then; the A100's host time stays assumed.
   const Scenario opa = load_scenario_text(
-      "cluster: {preset: dgx-a100, nodes: 2, inter_node: {fabric: omni-path-100, nics_per_node: "
-      "4}}\n" + rest,
+      "cluster: {preset: dgx-a100, nodes: 2, inter_node: {fabric: omni-path-jean-zay-a100, "
+      "nics_per_node: 4}}\n" + rest,
       "p.yaml");
   EXPECT_EQ(assumed_figures(opa.cluster),
             (std::vector<std::string>{"cluster.gpu.host_overhead"}));

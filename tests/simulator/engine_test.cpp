@@ -109,14 +109,16 @@ TEST(Engine, IdleInterNodeRingUsesNics) {
 
 TEST(Engine, OmniPathRingRunsAtThePresetsPerPortRate) {
   // One GPU on each of 4 Jean Zay A100 nodes (8 GPUs, 4 Omni-Path ports a node, the
-  // omni-path-100 fabric): each GPU's ring traffic crosses its own port at the 40.6 Gb/s
-  // BigScience measured through one port (fabrics.yaml; per port is the preset's reading):
+  // omni-path-jean-zay-a100 fabric): each GPU's ring traffic crosses its own port at the
+  // 40.6 Gb/s BigScience measured through one port (fabrics.yaml; per port is the preset's
+  // reading):
   // B = 100 Gb/s x 0.405 = 5.0625 GB/s, alpha = 14 us. 1 GiB: 2 x 3/4 x 1 GiB / B + 6 alpha
   // = 318.2 ms.
   const Topology topo(load_scenario_text(
                           "cluster: {preset: dgx-a100, nodes: 4, intra_node: {bus_bandwidth_curve: "
-                          "[]}, inter_node: {fabric: omni-path-100, nics_per_node: 4, topology: "
-                          "fat-tree}}\nmodel: llama3-8b\nparallelism: {global_batch: 32}\n",
+                          "[]}, inter_node: {fabric: omni-path-jean-zay-a100, nics_per_node: 4, "
+                          "topology: fat-tree}}\nmodel: llama3-8b\n"
+                          "parallelism: {global_batch: 32}\n",
                           "opa.yaml")
                           .cluster);
   const std::vector<int> group = {0, 8, 16, 24};
