@@ -18,6 +18,34 @@ InputLocation location_of(const std::string& file, const YAML::Node& node) {
   return where;
 }
 
+namespace {
+
+// Throws InputError at the first key or value under `node` that is not UTF-8 (`path`: the
+// key path to `node`, "" at the top). yaml-cpp writes the double-quoted escapes \_ and \N
+// as the single bytes 0xA0 and 0x85, which are not UTF-8 though the text itself was.
+void require_utf8_scalars(const YAML::Node& node, const std::string& file,
+                          const std::string& path) {
+  if (node.IsScalar()) {
+    if (!is_utf8(node.Scalar())) {
+      throw InputError(location_of(file, node), path, utf8_or_marks(node.Scalar()),
+                       "not UTF-8 once its escapes are read (yaml-cpp turns \\_ and \\N into "
+                       "bytes that are not UTF-8): write the character itself");
+    }
+  } else if (node.IsSequence()) {
+    for (std::size_t i = 0; i < node.size(); ++i)
+      require_utf8_scalars(node[i], file, fmt::format("{}[{}]", path, i));
+  } else if (node.IsMap()) {
+    for (auto it = node.begin(); it != node.end(); ++it) {
+      const YAML::Node k = it->first;
+      require_utf8_scalars(k, file, path);
+      const std::string key = k.IsScalar() ? utf8_or_marks(k.Scalar()) : "?";
+      require_utf8_scalars(it->second, file, path.empty() ? key : path + "." + key);
+    }
+  }
+}
+
+}  // namespace
+
 YAML::Node load_yaml_text(const std::string& text, const std::string& file) {
   // YAML files are Unicode; orrery reads them as UTF-8, and what it echoes from them
   // (names, values in messages, JSON output) must stay valid UTF-8.
@@ -46,29 +74,6 @@ YAML::Node load_yaml_text(const std::string& text, const std::string& file) {
   }
   require_utf8_scalars(root, file, "");
   return root;
-}
-
-// yaml-cpp writes the double-quoted escapes \_ and \N as the single bytes 0xA0 and 0x85,
-// which are not UTF-8 (the text itself was): every key and value is checked after parsing.
-void require_utf8_scalars(const YAML::Node& node, const std::string& file,
-                          const std::string& path) {
-  if (node.IsScalar()) {
-    if (!is_utf8(node.Scalar())) {
-      throw InputError(location_of(file, node), path, utf8_or_marks(node.Scalar()),
-                       "not UTF-8 once its escapes are read (yaml-cpp turns \\_ and \\N into "
-                       "bytes that are not UTF-8): write the character itself");
-    }
-  } else if (node.IsSequence()) {
-    for (std::size_t i = 0; i < node.size(); ++i)
-      require_utf8_scalars(node[i], file, fmt::format("{}[{}]", path, i));
-  } else if (node.IsMap()) {
-    for (auto it = node.begin(); it != node.end(); ++it) {
-      const YAML::Node k = it->first;
-      require_utf8_scalars(k, file, path);
-      const std::string key = k.IsScalar() ? utf8_or_marks(k.Scalar()) : "?";
-      require_utf8_scalars(it->second, file, path.empty() ? key : path + "." + key);
-    }
-  }
 }
 
 std::string describe(const YAML::Node& node) {

@@ -24,11 +24,6 @@ InputLocation location_of(const std::string& file, const YAML::Node& node);
 // Parses YAML text; a syntax error becomes an InputError naming `file` and the line.
 YAML::Node load_yaml_text(const std::string& text, const std::string& file);
 
-// Throws InputError at the first key or value under `node` that is not UTF-8 (`path`: the
-// key path to `node`, "" at the top).
-void require_utf8_scalars(const YAML::Node& node, const std::string& file,
-                          const std::string& path);
-
 // Text of a node for error messages: its scalar, or a short description.
 std::string describe(const YAML::Node& node);
 
