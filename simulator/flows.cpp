@@ -95,10 +95,9 @@ void FlowNetwork::advance(double now) {
 double FlowNetwork::next_completion() {
   if (!dirty_links_.empty()) recompute();
   while (!heap_.empty()) {
-    const Pending& top = heap_.top();
-    const Flow& f = flows_[top.flow];
-    if (f.active && f.version == top.version) return std::max(top.t, now_);
-    heap_.pop();
+    const Pending& top = heap_.front();
+    if (live(top)) return std::max(top.t, now_);
+    pop_pending();
   }
   return std::numeric_limits<double>::infinity();
 }
@@ -106,16 +105,16 @@ double FlowNetwork::next_completion() {
 void FlowNetwork::collect_finished(std::vector<int>& owners) {
   if (!dirty_links_.empty()) recompute();
   while (!heap_.empty()) {
-    const Pending top = heap_.top();
-    Flow& f = flows_[top.flow];
-    if (!f.active || f.version != top.version) {
-      heap_.pop();
+    const Pending top = heap_.front();
+    if (!live(top)) {
+      pop_pending();
       continue;
     }
+    Flow& f = flows_[top.flow];
     // Due now (allowing the rounding of now + remaining / rate), or not yet. A flow with
     // no rate (every path through a failed link) is never due.
     if (top.t > now_ && (f.rate <= 0 || (top.t - now_) * f.rate > kDoneBytes)) break;
-    heap_.pop();
+    pop_pending();
     settle(f);
     for (const FlowLink& l : f.links) link_bytes_[l.link] += f.remaining * l.weight;
     f.remaining = 0;
@@ -204,11 +203,34 @@ void FlowNetwork::recompute() {
       --unfrozen;
       f.rate = level * f.scale;
       ++f.version;
-      heap_.push({now_ + f.remaining / f.rate, comp_flows_[i], f.version});
+      push_pending({now_ + f.remaining / f.rate, comp_flows_[i], f.version});
       for (const FlowLink& l : f.links) weight_sum_[l.link] -= l.weight;
     }
   }
   ++version_;
+  compact_heap();
+}
+
+// std::push_heap and pop_heap build a max-heap on operator<, which Pending defines
+// reversed: the front is the earliest (t, flow).
+void FlowNetwork::push_pending(const Pending& p) {
+  heap_.push_back(p);
+  std::push_heap(heap_.begin(), heap_.end());
+}
+
+void FlowNetwork::pop_pending() {
+  std::pop_heap(heap_.begin(), heap_.end());
+  heap_.pop_back();
+}
+
+// Each active flow has exactly one live entry, and (t, flow) orders the live entries
+// totally, so which of them comes first does not depend on the heap's shape: dropping
+// the stale ones and rebuilding leaves every later completion, and so every output, as
+// it was.
+void FlowNetwork::compact_heap() {
+  if (heap_.size() < 4096 || heap_.size() < 4 * static_cast<size_t>(active_count_)) return;
+  std::erase_if(heap_, [this](const Pending& p) { return !live(p); });
+  std::make_heap(heap_.begin(), heap_.end());
 }
 
 }  // namespace orrery

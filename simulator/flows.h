@@ -73,6 +73,13 @@ class FlowNetwork {
   void recompute();
   void settle(Flow& f);
   void mark_dirty(const Flow& f);
+  bool live(const Pending& p) const {
+    const Flow& f = flows_[p.flow];
+    return f.active && f.version == p.version;
+  }
+  void push_pending(const Pending& p);
+  void pop_pending();
+  void compact_heap();
 
   std::vector<double> capacity_;
   std::vector<Flow> flows_;
@@ -80,7 +87,12 @@ class FlowNetwork {
   std::vector<int> retired_;  // finished, still listed on their links until next recompute
   std::vector<double> link_bytes_;
   std::vector<std::vector<int>> link_flows_;  // active flows on each link
-  std::priority_queue<Pending> heap_;         // completion times, stale entries skipped
+  // Completion times, a binary heap (std::push_heap / pop_heap on Pending's order). An
+  // entry goes stale when its flow finishes or gets a new rate; stale entries are skipped
+  // when they reach the top, and dropped all at once when they outnumber the live ones
+  // (compact_heap), so a large component whose rates change at every event does not
+  // leave a heap of dead entries to pop one by one.
+  std::vector<Pending> heap_;
   double now_ = 0;
   int active_count_ = 0;
   std::uint64_t version_ = 0;

@@ -51,6 +51,35 @@ TEST(Flows, CompletionFreesBandwidth) {
   EXPECT_DOUBLE_EQ(net.bytes_per_link()[0], 4.0);
 }
 
+TEST(Flows, ManyRateChangesKeepEveryCompletion) {
+  // 200 flows of 1, 2, ..., 200 bytes on one link of 1 byte/s, started one at a time at
+  // t = 0 with their rates read after each start: every start re-rates all the flows
+  // before it, so 200 x 201 / 2 = 20,100 completion entries are pushed for 200 live
+  // ones, and the stale ones are dropped in bulk (compact_heap) along the way. Max-min
+  // sharing then finishes flow k once the k - 1 before it are gone: between the (k - 1)th
+  // and kth completions the 201 - k flows left share the link, each moving the 1 byte
+  // flow k has beyond flow k - 1, so T_k = T_(k-1) + (201 - k) = sum over j <= k of (201 - j).
+  FlowNetwork net({1.0});
+  for (int i = 1; i <= 200; ++i) {
+    const int id = net.start({{0}}, static_cast<double>(i), i);
+    EXPECT_DOUBLE_EQ(net.rate(id), 1.0 / i);
+  }
+  double expected = 0;
+  std::vector<int> done;
+  for (int k = 1; k <= 200; ++k) {
+    expected += 201 - k;
+    const double t = net.next_completion();
+    ASSERT_NEAR(t, expected, 1e-9 * expected) << "flow " << k;
+    net.advance(t);
+    done.clear();
+    net.collect_finished(done);
+    ASSERT_EQ(done, std::vector<int>{k});
+  }
+  EXPECT_EQ(net.active(), 0);
+  EXPECT_TRUE(std::isinf(net.next_completion()));
+  EXPECT_NEAR(net.bytes_per_link()[0], 200.0 * 201.0 / 2.0, 1e-6);
+}
+
 TEST(Flows, ScaleSlowsOnlyThatFlow) {
   FlowNetwork net({2.0});
   const int a = net.start({{0}}, 1.0, 0, 0.5);
