@@ -450,6 +450,26 @@ Bytes fsdp_reduce_buffers(ParallelismSpec::FsdpImpl impl, double u, double w, do
   return Bytes(std::max(u * wb, copies));
 }
 
+// ZeRO-2 shards the gradients because it reduce-scatters each micro-batch's gradients as
+// the backward produces them (docs/simulator.md, "ZeRO-1 and ZeRO-2"); what is being
+// reduced is whole meanwhile, and that is reduce_buffers:
+//  - DeepSpeed (the `deepspeed` stack): with contiguous_gradients, its default, every
+//    backward allocates an IPG buffer of reduce_bucket_size elements in the 16-bit dtype,
+//    and a second one under overlap_comm (training.overlap_grad_reduce; DeepSpeed's default
+//    is off below stage 3), whatever the model's size (stage_1_and_2.py `backward`;
+//    reduce_bucket_size 5e8 and overlap_comm_valid in zero/config.py; microsoft/DeepSpeed
+//    38327e07);
+//  - the other stacks: the largest layer's gradients in gradient_dtype, the least any
+//    implementation holds (autograd produces a layer's gradients before they are reduced;
+//    PyTorch FSDP's SHARD_GRAD_OP reduces a unit's at its post-backward hook).
+Bytes zero2_reduce_buffers(const Scenario& s, const StateBytes& sb, const RankTally& r) {
+  const TrainingSpec& t = s.training;
+  if (t.stack.preset == StackSpec::Preset::deepspeed) {
+    return Bytes(s.parallelism.fsdp_reduce_bucket * sb.gradient * (t.overlap_grad_reduce ? 2.0 : 1.0));
+  }
+  return Bytes(r.largest_layer_params * sb.gradient);
+}
+
 // ZeRO-3 / FSDP: rank i's gather buffers, and with hpZ the secondary weight copy.
 void add_zero3_terms(const Scenario& s, const StageLayers& sl, int i, const StateBytes& sb,
                      bool fp8_gather, const RankTally& r, StageMemory& st) {
@@ -983,6 +1003,7 @@ MemoryReport estimate_memory(const Scenario& s, const Workload& w, bool verdict_
     }
     st.cublas_workspace = t.memory.cublas_workspace;
     if (p.zero_stage >= 3) add_zero3_terms(s, sl, i, sb, fp8_gather, r, st);
+    if (p.zero_stage == 2) st.reduce_buffers = zero2_reduce_buffers(s, sb, r);
     st.compression_buffers = compression_state(t.compression, r.gradients, p.shard_group());
     report.stages.push_back(st);
   }

@@ -407,6 +407,43 @@ TEST(Memory, Fsdp1VersusFsdp2Buffers) {
   EXPECT_DOUBLE_EQ(mf.gather_buffers.value(), 52110058.0);
 }
 
+// ZeRO-2's buffer of what it is reducing (model/memory.cpp, zero2_reduce_buffers), by hand,
+// on the model of the test above: the largest layer is a transformer layer of 12,026,014
+// parameters (the embedding holds 1,001,000, the head 1,002,001).
+//  - megatron-core: that layer's gradients whole, in gradient_dtype: fp32 12,026,014 x 4 =
+//    48,104,056 bytes, bf16 x 2 = 24,052,028;
+//  - deepspeed: its IPG buffer of reduce_bucket_size = 5e8 elements in 16 bits, 1e9 bytes
+//    without overlap_comm (DeepSpeed's default below stage 3: overlap_grad_reduce false),
+//    twice that with it;
+//  - zero_stage 1 reduces once a step from the whole gradient buffer: no such term.
+TEST(Memory, ZeroTwoHoldsWhatItIsReducing) {
+  auto scenario = [](const std::string& zero, const std::string& training) {
+    return load_scenario_text(
+        "cluster: {preset: dgx-a100, nodes: 1}\n"
+        "model: {family: decoder, layers: 2, hidden: 1001, heads: 7, kv_heads: 7, ffn: 4004, "
+        "vocab: 1000, seq_len: 128, activation: gelu, norm: rmsnorm, position_embedding: rope, "
+        "tied_embeddings: false, bias: false, dropout: false}\n"
+        "parallelism: {dp: 8, microbatch: 1, global_batch: 8, zero_stage: " +
+            zero + "}\ntraining: {precision: bf16, " + training + "}\n",
+        "test.yaml");
+  };
+  const StageMemory fp32 = estimate_memory(scenario("2", "gradient_dtype: fp32")).stages[0];
+  EXPECT_DOUBLE_EQ(fp32.reduce_buffers.value(), 48104056.0);
+  EXPECT_GE(fp32.memory.other.value(), fp32.reduce_buffers.value());
+  const StageMemory bf16 = estimate_memory(scenario("2", "gradient_dtype: bf16")).stages[0];
+  EXPECT_DOUBLE_EQ(bf16.reduce_buffers.value(), 24052028.0);
+  const StageMemory ds =
+      estimate_memory(scenario("2", "gradient_dtype: bf16, stack: deepspeed, "
+                                    "overlap_grad_reduce: false"))
+          .stages[0];
+  EXPECT_DOUBLE_EQ(ds.reduce_buffers.value(), 1e9);
+  const StageMemory ds_overlap = estimate_memory(scenario(
+      "2", "gradient_dtype: bf16, stack: deepspeed, overlap_grad_reduce: true")).stages[0];
+  EXPECT_DOUBLE_EQ(ds_overlap.reduce_buffers.value(), 2e9);
+  const StageMemory z1 = estimate_memory(scenario("1", "gradient_dtype: fp32")).stages[0];
+  EXPECT_DOUBLE_EQ(z1.reduce_buffers.value(), 0.0);
+}
+
 // The small model of the loss tests below: 2 layers, hidden 1001, vocab 1000, 128 tokens,
 // on 8 A100s; `training` is the training section's keys. Its first stage's memory.
 StageMemory tiny_loss_model(const std::string& training) {
