@@ -140,7 +140,8 @@ TEST(Cli, EveryShippedScenarioChecks) {
        {"scenarios/quickstart.yaml", "scenarios/gpt3-175b-a100-1024.yaml",
         "scenarios/llama3-405b-h100-16k.yaml", "scenarios/resnet50-dgx-a100.yaml",
         "scenarios/llama3-405b-h100-16k-cp16-fsdp.yaml", "scenarios/mixtral-8x7b-h100-64.yaml",
-        "scenarios/llama3-70b-h100-64-fp8-recipe.yaml", "scenarios/llama3-405b-h100-8k.yaml"}) {
+        "scenarios/llama3-70b-h100-64-fp8-recipe.yaml", "scenarios/llama3-405b-h100-8k.yaml",
+        "scenarios/llama3-405b-h100-16k-131k.yaml"}) {
     const auto r = run_orrery(std::string("check ") + f);
     EXPECT_EQ(r.code, 0) << f << ": " << r.err;
   }
