@@ -353,6 +353,22 @@ TEST(Memory, DeepSeekV3FitsAsPublished) {
               0.005);
 }
 
+// The two-layer model of the buffer tests below (hidden 1001, 7 heads, GeLU MLP of 4004, no
+// biases, RMSNorm, vocab 1000, 128 tokens) on 8 data-parallel A100s, one micro-batch each,
+// with `parallelism` and `training` keys added.
+StageMemory small_decoder_stage(const std::string& parallelism, const std::string& training) {
+  return estimate_memory(
+             load_scenario_text(
+                 "cluster: {preset: dgx-a100, nodes: 1}\n"
+                 "model: {family: decoder, layers: 2, hidden: 1001, heads: 7, kv_heads: 7, "
+                 "ffn: 4004, vocab: 1000, seq_len: 128, activation: gelu, norm: rmsnorm, "
+                 "position_embedding: rope, tied_embeddings: false, bias: false, dropout: false}\n"
+                 "parallelism: {dp: 8, microbatch: 1, global_batch: 8, " +
+                     parallelism + "}\ntraining: {precision: bf16, " + training + "}\n",
+                 "test.yaml"))
+      .stages[0];
+}
+
 // FSDP1 versus FSDP2 buffer memory (model/memory.cpp, fsdp_unit_elements and
 // fsdp_reduce_buffers), by hand. Two layers of hidden 1001 (7 heads), GeLU MLP of 4004, no
 // biases, RMSNorm: a layer holds qkv 3*1001^2 = 3,006,003, proj 1001^2 = 1,002,001, fc1 and
@@ -373,37 +389,27 @@ TEST(Memory, DeepSeekV3FitsAsPublished) {
 // 12,070,072 * 4.5 = 54,315,324.
 TEST(Memory, Fsdp1VersusFsdp2Buffers) {
   auto scenario = [](const std::string& impl, const std::string& grad) {
-    return load_scenario_text(
-        "cluster: {preset: dgx-a100, nodes: 1}\n"
-        "model: {family: decoder, layers: 2, hidden: 1001, heads: 7, kv_heads: 7, ffn: 4004, "
-        "vocab: 1000, seq_len: 128, activation: gelu, norm: rmsnorm, position_embedding: rope, "
-        "tied_embeddings: false, bias: false, dropout: false}\n"
-        "parallelism: {dp: 8, microbatch: 1, global_batch: 8, fsdp: {implementation: " +
-            impl +
-            "}}\n"
-            "training: {precision: bf16, gradient_dtype: " +
-            grad + "}\n",
-        "test.yaml");
+    return small_decoder_stage("fsdp: {implementation: " + impl + "}", "gradient_dtype: " + grad);
   };
-  const StageMemory f1 = estimate_memory(scenario("fsdp1", "bf16")).stages[0];
-  const StageMemory f2 = estimate_memory(scenario("fsdp2", "bf16")).stages[0];
+  const StageMemory f1 = scenario("fsdp1", "bf16");
+  const StageMemory f2 = scenario("fsdp2", "bf16");
   EXPECT_DOUBLE_EQ(f1.gather_buffers.value(), 2 * 12026016.0 * 2);
   EXPECT_DOUBLE_EQ(f2.gather_buffers.value(), 2 * 12070072.0 * 2);
   EXPECT_DOUBLE_EQ(f1.reduce_buffers.value(), 27058536.0);
   EXPECT_DOUBLE_EQ(f2.reduce_buffers.value(), 27157662.0);
-  const StageMemory f1_32 = estimate_memory(scenario("fsdp1", "fp32")).stages[0];
-  const StageMemory f2_32 = estimate_memory(scenario("fsdp2", "fp32")).stages[0];
+  const StageMemory f1_32 = scenario("fsdp1", "fp32");
+  const StageMemory f2_32 = scenario("fsdp2", "fp32");
   EXPECT_DOUBLE_EQ(f1_32.reduce_buffers.value(), 102221136.0);
   EXPECT_DOUBLE_EQ(f2_32.reduce_buffers.value(), 54315324.0);
   // Both are part of `other`; DeepSpeed's ZeRO-3 has no such term (its reduce bucket is in
   // the gather buffers).
   EXPECT_GE(f1.memory.other.value(), (f1.gather_buffers + f1.reduce_buffers).value());
-  const StageMemory ds = estimate_memory(scenario("deepspeed", "bf16")).stages[0];
+  const StageMemory ds = scenario("deepspeed", "bf16");
   EXPECT_DOUBLE_EQ(ds.reduce_buffers.value(), 0.0);
   // Megatron-FSDP: two transformer units gathered (the layer unpadded, 12,026,014) and the
   // embedding (1,001,000) and head (1,002,001), which are no units, kept gathered for the
   // step, all at 2 bytes: 2 x 12,026,014 x 2 + 2,003,001 x 2 = 52,110,058.
-  const StageMemory mf = estimate_memory(scenario("megatron_fsdp", "bf16")).stages[0];
+  const StageMemory mf = scenario("megatron_fsdp", "bf16");
   EXPECT_DOUBLE_EQ(mf.gather_buffers.value(), 52110058.0);
 }
 
@@ -417,31 +423,17 @@ TEST(Memory, Fsdp1VersusFsdp2Buffers) {
 //    twice that with it;
 //  - zero_stage 1 reduces once a step from the whole gradient buffer: no such term.
 TEST(Memory, ZeroTwoHoldsWhatItIsReducing) {
-  auto scenario = [](const std::string& zero, const std::string& training) {
-    return load_scenario_text(
-        "cluster: {preset: dgx-a100, nodes: 1}\n"
-        "model: {family: decoder, layers: 2, hidden: 1001, heads: 7, kv_heads: 7, ffn: 4004, "
-        "vocab: 1000, seq_len: 128, activation: gelu, norm: rmsnorm, position_embedding: rope, "
-        "tied_embeddings: false, bias: false, dropout: false}\n"
-        "parallelism: {dp: 8, microbatch: 1, global_batch: 8, zero_stage: " +
-            zero + "}\ntraining: {precision: bf16, " + training + "}\n",
-        "test.yaml");
+  auto stage = [](const std::string& zero, const std::string& training) {
+    return small_decoder_stage("zero_stage: " + zero, training);
   };
-  const StageMemory fp32 = estimate_memory(scenario("2", "gradient_dtype: fp32")).stages[0];
+  const StageMemory fp32 = stage("2", "gradient_dtype: fp32");
   EXPECT_DOUBLE_EQ(fp32.reduce_buffers.value(), 48104056.0);
   EXPECT_GE(fp32.memory.other.value(), fp32.reduce_buffers.value());
-  const StageMemory bf16 = estimate_memory(scenario("2", "gradient_dtype: bf16")).stages[0];
-  EXPECT_DOUBLE_EQ(bf16.reduce_buffers.value(), 24052028.0);
-  const StageMemory ds =
-      estimate_memory(scenario("2", "gradient_dtype: bf16, stack: deepspeed, "
-                                    "overlap_grad_reduce: false"))
-          .stages[0];
-  EXPECT_DOUBLE_EQ(ds.reduce_buffers.value(), 1e9);
-  const StageMemory ds_overlap = estimate_memory(scenario(
-      "2", "gradient_dtype: bf16, stack: deepspeed, overlap_grad_reduce: true")).stages[0];
-  EXPECT_DOUBLE_EQ(ds_overlap.reduce_buffers.value(), 2e9);
-  const StageMemory z1 = estimate_memory(scenario("1", "gradient_dtype: fp32")).stages[0];
-  EXPECT_DOUBLE_EQ(z1.reduce_buffers.value(), 0.0);
+  EXPECT_DOUBLE_EQ(stage("2", "gradient_dtype: bf16").reduce_buffers.value(), 24052028.0);
+  const std::string ds = "gradient_dtype: bf16, stack: deepspeed, overlap_grad_reduce: ";
+  EXPECT_DOUBLE_EQ(stage("2", ds + "false").reduce_buffers.value(), 1e9);
+  EXPECT_DOUBLE_EQ(stage("2", ds + "true").reduce_buffers.value(), 2e9);
+  EXPECT_DOUBLE_EQ(stage("1", "gradient_dtype: fp32").reduce_buffers.value(), 0.0);
 }
 
 // The small model of the loss tests below: 2 layers, hidden 1001, vocab 1000, 128 tokens,
