@@ -452,20 +452,20 @@ Bytes fsdp_reduce_buffers(ParallelismSpec::FsdpImpl impl, double u, double w, do
 
 // ZeRO-2 shards the gradients because it reduce-scatters each micro-batch's gradients as
 // the backward produces them (docs/simulator.md, "ZeRO-1 and ZeRO-2"); what is being
-// reduced is whole meanwhile, and that is reduce_buffers:
-//  - DeepSpeed (the `deepspeed` stack): with contiguous_gradients, its default, every
-//    backward allocates an IPG buffer of reduce_bucket_size elements in the 16-bit dtype,
-//    and a second one under overlap_comm (training.overlap_grad_reduce; DeepSpeed's default
-//    is off below stage 3), whatever the model's size (stage_1_and_2.py `backward`;
-//    reduce_bucket_size 5e8 and overlap_comm_valid in zero/config.py; microsoft/DeepSpeed
-//    38327e07);
-//  - the other stacks: the largest layer's gradients in gradient_dtype, the least any
-//    implementation holds (autograd produces a layer's gradients before they are reduced;
-//    PyTorch FSDP's SHARD_GRAD_OP reduces a unit's at its post-backward hook).
+// reduced is whole meanwhile, and that is reduce_buffers. Which implementation follows the
+// simulator's ZeRO-2 buckets (simulator/gradient_passes.cpp, zero2_buckets):
+//  - DeepSpeed's engine (pipeline_engine: deepspeed): with contiguous_gradients, its
+//    default, every backward allocates an IPG buffer of reduce_bucket_size elements
+//    (zero2_deepspeed_bucket) in the model's 16-bit dtype, whatever gradient_dtype says,
+//    and a second one under overlap_comm (training.overlap_grad_reduce), whatever the
+//    model's size (stage_1_and_2.py `backward` and `self.dtype`; reduce_bucket_size 5e8
+//    and overlap_comm_valid in zero/config.py; microsoft/DeepSpeed 38327e07);
+//  - Megatron-FSDP's per-layer buckets, the other engine: the largest layer's gradients in
+//    gradient_dtype.
 Bytes zero2_reduce_buffers(const Scenario& s, const StateBytes& sb, const RankTally& r) {
-  const TrainingSpec& t = s.training;
-  if (t.stack.preset == StackSpec::Preset::deepspeed) {
-    return Bytes(s.parallelism.fsdp_reduce_bucket * sb.gradient * (t.overlap_grad_reduce ? 2.0 : 1.0));
+  if (s.parallelism.pipeline_engine == PipelineEngine::deepspeed) {
+    return Bytes(zero2_deepspeed_bucket(s.training) * sb.weight *
+                 (s.training.overlap_grad_reduce ? 2.0 : 1.0));
   }
   return Bytes(r.largest_layer_params * sb.gradient);
 }
@@ -1043,5 +1043,7 @@ MemoryReport estimate_memory(const Scenario& s, const Workload& w, bool verdict_
   }
   return report;
 }
+
+double zero2_deepspeed_bucket(const TrainingSpec& t) { return t.grad_bucket_params.value_or(5e8); }
 
 }  // namespace orrery

@@ -178,6 +178,12 @@ Bytes allocator_sequence_waste_whole(MemorySpec::Allocator allocator,
 // remembered simulations are compared with.
 void set_allocator_reference(bool on);
 
+// Elements a DeepSpeed ZeRO-2 reduce bucket holds (its reduce_bucket_size):
+// training.grad_bucket_params, else DeepSpeed's default 5e8 (zero/config.py at
+// microsoft/DeepSpeed 38327e07). The simulator fills its buckets to it and the memory model
+// holds one (two under overlap_grad_reduce).
+double zero2_deepspeed_bucket(const TrainingSpec& t);
+
 MemoryReport estimate_memory(const Scenario& s);
 // The same from the scenario's workload on one rank (build_workload with shard_of), when
 // the caller has it.

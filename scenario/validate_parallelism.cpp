@@ -177,6 +177,15 @@ void check_schedule_preconditions(const Scenario& s) {
            "DeepSpeed's pipeline engine (pipeline_engine: deepspeed) runs only its "
            "TrainSchedule, a 1F1B order: schedule must be 1f1b");
   }
+  // Its constructor refuses ZeRO stages 2 and 3 (deepspeed/runtime/pipe/engine.py,
+  // PipelineEngine.__init__, at microsoft/DeepSpeed 38327e07): they reduce gradients inside
+  // the backward, which the engine schedules itself.
+  if (p.pipeline_engine == PipelineEngine::deepspeed && p.pp > 1 && p.zero_stage >= 2) {
+    reject(s, "parallelism.zero_stage", std::to_string(p.zero_stage),
+           "DeepSpeed's pipeline engine (pipeline_engine: deepspeed with pp > 1) refuses ZeRO "
+           "stages 2 and 3, which reduce gradients inside the backward it schedules itself: "
+           "zero_stage must be 0 or 1");
+  }
   if (p.schedule == PipelineSchedule::zero_bubble_h1 && p.zero_stage >= 3) {
     reject(s, "parallelism.schedule", to_string(p.schedule),
            "zb-h1 is modelled with ZeRO stages 0-2 (FSDP units keep whole backward passes)");

@@ -10,7 +10,6 @@
 
 #include <cstdint>
 #include <limits>
-#include <queue>
 #include <vector>
 
 namespace orrery {

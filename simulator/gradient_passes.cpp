@@ -258,7 +258,7 @@ std::vector<Zero2Bucket> zero2_buckets(const StepContext& ctx,
     }
     return out;
   }
-  const double size = ctx.s.training.grad_bucket_params.value_or(5e8);
+  const double size = zero2_deepspeed_bucket(ctx.s.training);
   Zero2Bucket open;
   bool any = false;
   auto add = [&](size_t i, double elements, bool expert, const Op* op) {
