@@ -241,7 +241,8 @@ std::string render_check_json(const Scenario& s, const StepFigures& f) {
                           {"allocator_overhead", st.allocator_overhead.value()},
                           {"gather_buffers", st.gather_buffers.value()},
                           {"compression_buffers", st.compression_buffers.value()}};
-    if (s.parallelism.zero_stage == 2 || (s.parallelism.zero_stage >= 3 && s.parallelism.torch_fsdp())) {
+    const ParallelismSpec& p = s.parallelism;
+    if (p.zero_stage == 2 || (p.zero_stage >= 3 && p.torch_fsdp())) {
       other["reduce_buffers"] = st.reduce_buffers.value();
     }
     other["loss_buffers"] = st.loss_buffers.value();

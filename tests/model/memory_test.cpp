@@ -427,28 +427,31 @@ TEST(Memory, Fsdp1VersusFsdp2Buffers) {
 // The term is part of `other`, beside the runtime, the cuBLAS workspace, the allocator's
 // waste and the loss temporaries (no gather, compression or fp8 terms here).
 TEST(Memory, ZeroTwoHoldsWhatItIsReducing) {
-  auto stage = [](const std::string& parallelism, const std::string& training) {
-    return small_decoder_stage(parallelism, training);
-  };
-  const StageMemory fp32 = stage("zero_stage: 2", "gradient_dtype: fp32");
+  const StageMemory fp32 = small_decoder_stage("zero_stage: 2", "gradient_dtype: fp32");
   EXPECT_DOUBLE_EQ(fp32.reduce_buffers.value(), 48104056.0);
   EXPECT_DOUBLE_EQ(fp32.memory.other.value(),
                    (fp32.runtime_reserve + fp32.cublas_workspace + fp32.allocator_overhead +
                     fp32.loss_buffers + fp32.reduce_buffers)
                        .value());
-  EXPECT_DOUBLE_EQ(stage("zero_stage: 2", "gradient_dtype: bf16").reduce_buffers.value(),
-                   24052028.0);
+  EXPECT_DOUBLE_EQ(
+      small_decoder_stage("zero_stage: 2", "gradient_dtype: bf16").reduce_buffers.value(),
+      24052028.0);
   const std::string ds = "zero_stage: 2, pipeline_engine: deepspeed";
-  EXPECT_DOUBLE_EQ(
-      stage(ds, "gradient_dtype: bf16, overlap_grad_reduce: false").reduce_buffers.value(), 1e9);
-  EXPECT_DOUBLE_EQ(
-      stage(ds, "gradient_dtype: fp32, overlap_grad_reduce: false").reduce_buffers.value(), 1e9);
-  EXPECT_DOUBLE_EQ(
-      stage(ds, "gradient_dtype: bf16, overlap_grad_reduce: true").reduce_buffers.value(), 2e9);
-  EXPECT_DOUBLE_EQ(stage(ds, "overlap_grad_reduce: false, grad_bucket_params: 1000000")
+  EXPECT_DOUBLE_EQ(small_decoder_stage(ds, "gradient_dtype: bf16, overlap_grad_reduce: false")
                        .reduce_buffers.value(),
-                   2e6);
-  EXPECT_DOUBLE_EQ(stage("zero_stage: 1", "gradient_dtype: fp32").reduce_buffers.value(), 0.0);
+                   1e9);
+  EXPECT_DOUBLE_EQ(small_decoder_stage(ds, "gradient_dtype: fp32, overlap_grad_reduce: false")
+                       .reduce_buffers.value(),
+                   1e9);
+  EXPECT_DOUBLE_EQ(small_decoder_stage(ds, "gradient_dtype: bf16, overlap_grad_reduce: true")
+                       .reduce_buffers.value(),
+                   2e9);
+  EXPECT_DOUBLE_EQ(
+      small_decoder_stage(ds, "overlap_grad_reduce: false, grad_bucket_params: 1000000")
+          .reduce_buffers.value(),
+      2e6);
+  EXPECT_DOUBLE_EQ(
+      small_decoder_stage("zero_stage: 1", "gradient_dtype: fp32").reduce_buffers.value(), 0.0);
 }
 
 // The small model of the loss tests below: 2 layers, hidden 1001, vocab 1000, 128 tokens,
