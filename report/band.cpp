@@ -34,7 +34,8 @@ const std::vector<std::string> kColumns = {"id",         "gpu_generation",
                                            "predicted",  "error",
                                            "time_error", "mfu",
                                            "hfu",        "memory_fraction",
-                                           "fits"};
+                                           "fits",       "schedule",
+                                           "cp_comm"};
 
 std::string pct(double fraction) { return fmt::format("{:.1f} %", 100 * fraction); }
 
@@ -123,6 +124,8 @@ std::vector<Residual> parse_residuals(const std::string& csv, const std::string&
     }
     if (cells[16] != "true" && cells[16] != "false") throw bad("fits is true or false");
     r.fits = cells[16] == "true";
+    r.schedule = cells[17];
+    r.cp_comm = cells[18];
     out.push_back(r);
   }
   return out;
@@ -251,6 +254,20 @@ std::vector<RegionFlag> region_flags(const Scenario& s, double memory_fraction,
                                      : fmt::format("context parallelism cp {}: above every "
                                                    "validation case's (largest cp {})",
                                                    p.cp, max_cp)});
+  }
+  // How the keys and values travel (a ring of exchanges or one all-gather) is a different
+  // timing path; checked only where some case has context parallelism at all.
+  const std::string cp_comm = to_string(p.cp_comm);
+  if (p.cp > 1 && max_cp > 1 &&
+      !any([&](const Residual& r) { return r.cp > 1 && r.cp_comm == cp_comm; })) {
+    out.push_back({"cp_comm", fmt::format("context parallelism by {} (parallelism.cp_comm): no "
+                                          "validation case exchanges keys and values that way",
+                                          cp_comm)});
+  }
+  const std::string schedule = to_string(p.schedule);
+  if (p.pp > 1 && !any([&](const Residual& r) { return r.schedule == schedule; })) {
+    out.push_back({"schedule", fmt::format("pipeline schedule {}: no validation case runs it",
+                                           schedule)});
   }
   if (f.kind == "moe" && !any([](const Residual& r) { return r.family.kind == "moe"; })) {
     out.push_back({"moe", "mixture of experts / expert parallelism: no validation case uses it"});

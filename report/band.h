@@ -39,6 +39,8 @@ struct Residual {
   std::string id;
   Family family;
   int cp = 1, ep = 1, zero_stage = 0;
+  // parallelism.schedule where pp > 1, parallelism.cp_comm where cp > 1; "-" otherwise.
+  std::string schedule = "-", cp_comm = "-";
   std::string precision;  // training.precision (MFU counts against the 16-bit peak)
   std::string metric;
   double measured = 0, predicted = 0;
@@ -87,7 +89,7 @@ struct Band {
 Band band_for(const Family& f, const std::vector<Residual>& table);
 
 // A reason the scenario lies outside the validated region: a short code for tables
-// (gpu, mfu, memory, cp, moe, zero2, zero3) and a sentence.
+// (gpu, mfu, memory, cp, cp_comm, schedule, moe, zero2, zero3) and a sentence.
 struct RegionFlag {
   std::string code, text;
 };
@@ -106,7 +108,9 @@ struct Utilisation {
 };
 // Every flag for a scenario with this memory share and (when simulated) utilisation: its
 // GPU generation has no case; the utilisation flag (mfu_flag); memory above
-// kMemoryNearFull; a cp above every case's; MoE, ZeRO-2 or ZeRO-3 when no case uses it.
+// kMemoryNearFull; a cp above every case's; a cp_comm no context-parallel case uses (when
+// some case has cp > 1; otherwise the cp flag says it); a pipeline schedule no case with
+// pp > 1 runs; MoE, ZeRO-2 or ZeRO-3 when no case uses it.
 std::vector<RegionFlag> region_flags(const Scenario& s, double memory_fraction,
                                      std::optional<Utilisation> use,
                                      const std::vector<Residual>& table);

@@ -445,6 +445,21 @@ std::string render_stack_explanation(const Scenario& s) {
                           reduction),
         ub ? std::string("set in the file") : by("training.stack.tp_dgrad_overlap"));
   }
+  // DeepSpeed's overlap defaults (scenario/validate_stack.cpp, complete_stack).
+  if (k.preset == StackSpec::Preset::deepspeed && s.parallelism.shard_group() > 1) {
+    o += fmt::format("  {:<25}{} ({})\n", "gradient reduction",
+                     s.training.overlap_grad_reduce
+                         ? "during the backward (DeepSpeed overlap_comm on)"
+                         : "after the backward (DeepSpeed overlap_comm off)",
+                     by("training.overlap_grad_reduce"));
+    if (s.parallelism.zero_stage == 1 || s.parallelism.zero_stage == 2) {
+      o += fmt::format("  {:<25}{} ({})\n", "updated-weight gather",
+                       s.training.overlap_param_gather
+                           ? "hidden under the next forward"
+                           : "inside the optimizer step, before the next forward",
+                       by("training.overlap_param_gather"));
+    }
+  }
   const bool megatron = k.preset == StackSpec::Preset::megatron_core ||
                         k.preset == StackSpec::Preset::nemo;
   const bool unsharded_torch = k.pytorch_native() && s.parallelism.zero_stage == 0;
@@ -639,8 +654,14 @@ std::string render_run_table(const Scenario& s, const Prediction& prediction) {
     o += fmt::format("  {:<24} {}\n", k, v);
   };
   o += fmt::format("scenario  {}\n", s.name);
-  o += fmt::format("          {} x {}, tp {} pp {} dp {}{}, {} micro-batches of {}, {} {}\n\n",
-                   s.cluster.gpus(), s.cluster.gpu.name, p.tp, p.pp, p.dp,
+  // cp and ep only where the split has them: tp x pp x cp x dp is the GPU count, and ep is
+  // carved out of dp x cp (ParallelismSpec).
+  std::string split = fmt::format("tp {} pp {}", p.tp, p.pp);
+  if (p.cp > 1) split += fmt::format(" cp {}", p.cp);
+  split += fmt::format(" dp {}", p.dp);
+  if (p.ep > 1) split += fmt::format(" ep {}", p.ep);
+  o += fmt::format("          {} x {}, {}{}, {} micro-batches of {}, {} {}\n\n",
+                   s.cluster.gpus(), s.cluster.gpu.name, split,
                    p.virtual_pipeline_stages > 1
                        ? fmt::format(" (v = {})", p.virtual_pipeline_stages)
                        : std::string(),

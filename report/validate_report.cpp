@@ -97,6 +97,8 @@ ValidationCase validation_case(const Scenario& s, const std::string& file, const
   c.cp = s.parallelism.cp;
   c.ep = s.parallelism.ep;
   c.zero_stage = s.parallelism.zero_stage;
+  if (s.parallelism.pp > 1) c.schedule = to_string(s.parallelism.schedule);
+  if (s.parallelism.cp > 1) c.cp_comm = to_string(s.parallelism.cp_comm);
   c.precision = to_string(s.training.precision);
   c.mfu = p.step.mfu;
   c.hfu = p.step.hfu;
@@ -280,17 +282,17 @@ std::string render_validation_csv(const std::vector<ValidationCase>& cases) {
   // now (tests/report/band_test.cpp), and the band needs no more.
   std::string o =
       "id,gpu_generation,framework,parallel_kind,cp,ep,zero_stage,precision,metric,measured,"
-      "predicted,error,time_error,mfu,hfu,memory_fraction,fits\n";
+      "predicted,error,time_error,mfu,hfu,memory_fraction,fits,schedule,cp_comm\n";
   for (const auto& c : rate_cases(cases)) {
     std::string id = c.id;
     for (char& ch : id)
       if (ch == ',' || ch == '\n') ch = ';';
     const double e = (c.predicted - c.measured) / c.measured;
     o += fmt::format(
-        "{},{},{},{},{},{},{},{},{},{:.6g},{:.6g},{:.6g},{:.6g},{:.6g},{:.6g},{:.6g},{}\n", id,
+        "{},{},{},{},{},{},{},{},{},{:.6g},{:.6g},{:.6g},{:.6g},{:.6g},{:.6g},{:.6g},{},{},{}\n", id,
         c.family.generation, c.family.framework, c.family.kind, c.cp, c.ep, c.zero_stage,
         c.precision, to_string(c.metric), c.measured, c.predicted, e, time_error(c.metric, e),
-        c.mfu, c.hfu, c.memory_fraction, c.fits ? "true" : "false");
+        c.mfu, c.hfu, c.memory_fraction, c.fits ? "true" : "false", c.schedule, c.cp_comm);
   }
   return o;
 }

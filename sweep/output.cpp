@@ -299,8 +299,8 @@ std::string render_sweep_table(const SweepInput& in, const SweepResult& r) {
     out += fmt::format(
         "\ncolumns      band: measured / predicted step time over the validation residuals of "
         "the candidate's family{}; outside: why it lies outside the validated region (gpu, mfu, "
-        "memory, cp, moe, zero2, zero3; docs/simulator.md, \"Prediction band and the validated "
-        "region\")\n",
+        "memory, cp, cp_comm, schedule, moe, zero2, zero3; docs/simulator.md, \"Prediction band "
+        "and the validated region\")\n",
         w.rank_by == RankBy::pessimistic ? " (objectives shown at its slow, right end)" : "");
   }
   const CandidateResult& b = r.baseline;

@@ -24,18 +24,19 @@ namespace {
 //   amp-3  Ampere  Megatron-Core       3d  step_time  error -0.05           -> -0.05
 //   amp-4  Ampere  Megatron-DeepSpeed  3d  step_time  error +0.30           -> +0.30
 //   hop-1  Hopper  Megatron-Core       3d  step_time  error -0.40           -> -0.40
+// amp-1 runs a pipeline under 1F1B; no case has context parallelism.
 // HFU +-: amp-2 predicted 0.50 at time error -0.20 measured 0.50 x 0.80 = 0.40, the highest
 // measured Ampere 16-bit HFU (amp-1 0.30 x 1.10 = 0.33, amp-3 0.20 x 0.95, amp-4 0.25 x 1.3
 // = 0.325).
 const char* const kTable =
     "id,gpu_generation,framework,parallel_kind,cp,ep,zero_stage,precision,metric,measured,"
-    "predicted,error,time_error,mfu,hfu,memory_fraction,fits\n"
-    "amp-1,Ampere,Megatron-Core,3d,1,1,0,fp16,step_time_s,10,11,0.1,0.1,0.3,0.3,0.5,true\n"
+    "predicted,error,time_error,mfu,hfu,memory_fraction,fits,schedule,cp_comm\n"
+    "amp-1,Ampere,Megatron-Core,3d,1,1,0,fp16,step_time_s,10,11,0.1,0.1,0.3,0.3,0.5,true,1f1b,-\n"
     "amp-2,Ampere,Megatron-Core,3d,1,1,0,bf16,tflops_per_gpu_hardware,100,125,0.25,-0.2,0.4,0.5,"
-    "0.6,true\n"
-    "amp-3,Ampere,Megatron-Core,3d,1,1,1,bf16,step_time_s,20,19,-0.05,-0.05,0.2,0.2,0.7,true\n"
-    "amp-4,Ampere,Megatron-DeepSpeed,3d,1,1,1,bf16,step_time_s,10,13,0.3,0.3,0.25,0.25,0.4,true\n"
-    "hop-1,Hopper,Megatron-Core,3d,1,1,1,bf16,step_time_s,10,6,-0.4,-0.4,0.5,0.5,0.5,true\n";
+    "0.6,true,-,-\n"
+    "amp-3,Ampere,Megatron-Core,3d,1,1,1,bf16,step_time_s,20,19,-0.05,-0.05,0.2,0.2,0.7,true,-,-\n"
+    "amp-4,Ampere,Megatron-DeepSpeed,3d,1,1,1,bf16,step_time_s,10,13,0.3,0.3,0.25,0.25,0.4,true,-,-\n"
+    "hop-1,Hopper,Megatron-Core,3d,1,1,1,bf16,step_time_s,10,6,-0.4,-0.4,0.5,0.5,0.5,true,-,-\n";
 
 std::vector<Residual> table() { return parse_residuals(kTable, "hand-made"); }
 
@@ -131,6 +132,7 @@ TEST(Region, SplitKindsNoCaseCovers) {
   auto covered = t;
   covered.back().zero_stage = 3;
   covered.back().cp = 2;
+  covered.back().cp_comm = "ring";
   EXPECT_TRUE(region_flags(z3, 0.5, std::nullopt, covered).empty());
   EXPECT_TRUE(region_flags(cp, 0.5, std::nullopt, covered).empty());
   const Scenario cp4 = testing::preset_scenario("narayanan-1.7b", "tp: 2, cp: 4, global_batch: 16");
@@ -138,6 +140,33 @@ TEST(Region, SplitKindsNoCaseCovers) {
   ASSERT_EQ(codes(cp4_flags), std::vector<std::string>{"cp"});
   EXPECT_EQ(cp4_flags[0].text,
             "context parallelism cp 4: above every validation case's (largest cp 2)");
+}
+
+TEST(Region, ContextExchangeAndScheduleNoCaseRuns) {
+  // The table's only pipeline runs 1F1B; with a cp 2 case that exchanges by ring, cp 2 by
+  // all-gather is outside on its exchange alone, and so is zero-bubble H1 on its schedule.
+  auto t = table();
+  t.back().cp = 2;
+  t.back().cp_comm = "ring";
+  const Scenario ring = testing::preset_scenario("narayanan-1.7b", "tp: 2, cp: 2, global_batch: 16");
+  EXPECT_TRUE(region_flags(ring, 0.5, std::nullopt, t).empty());
+  const Scenario gather = testing::preset_scenario(
+      "narayanan-1.7b", "tp: 2, cp: 2, cp_comm: all-gather, global_batch: 16");
+  const auto g = region_flags(gather, 0.5, std::nullopt, t);
+  ASSERT_EQ(codes(g), std::vector<std::string>{"cp_comm"});
+  EXPECT_EQ(g[0].text,
+            "context parallelism by all-gather (parallelism.cp_comm): no validation case "
+            "exchanges keys and values that way");
+  // Without any context-parallel case the cp flag alone says so.
+  EXPECT_EQ(codes(region_flags(gather, 0.5, std::nullopt, table())),
+            std::vector<std::string>{"cp"});
+  const Scenario one = testing::preset_scenario("narayanan-1.7b", "pp: 2, global_batch: 16");
+  EXPECT_TRUE(region_flags(one, 0.5, std::nullopt, t).empty());
+  const Scenario zb = testing::preset_scenario(
+      "narayanan-1.7b", "pp: 2, schedule: zb-h1, global_batch: 16");
+  const auto z = region_flags(zb, 0.5, std::nullopt, t);
+  ASSERT_EQ(codes(z), std::vector<std::string>{"schedule"});
+  EXPECT_EQ(z[0].text, "pipeline schedule zb-h1: no validation case runs it");
 }
 
 TEST(Region, MemoryNearCapacity) {
@@ -203,7 +232,8 @@ TEST(Validate, MarksCasesTheMemoryModelSaysDoNotFit) {
   EXPECT_NE(table.find("   NO\n"), std::string::npos);
   EXPECT_NE(table.find("1 case the memory model says do not fit"), std::string::npos);
   EXPECT_NE(render_validation_json({c}).find("\"fits\": false"), std::string::npos);
-  EXPECT_NE(render_validation_csv({c}).find(",false\n"), std::string::npos);
+  // fits, then the schedule and cp_comm columns ("-": no pipeline, no cp).
+  EXPECT_NE(render_validation_csv({c}).find(",false,-,-\n"), std::string::npos);
 }
 
 TEST(Residuals, ShippedTableIsWhatValidateComputesNow) {

@@ -555,6 +555,40 @@ TEST(Stack, NamesTheFsdpImplementation) {
   EXPECT_EQ(impl("fsdp2", "fsdp: {implementation: fsdp1}"), I::fsdp1);
 }
 
+// DeepSpeed's ZeRO config turns overlap_comm on only at stage 3, and stages 1 and 2
+// all-gather the updated weights inside the optimizer step: the deepspeed preset's
+// defaults for orrery's two overlap switches, which a file still sets itself.
+TEST(Stack, DeepSpeedOverlapsAsItsZeroConfigDefaults) {
+  auto training = [](const std::string& stack, const std::string& parallelism,
+                     const std::string& extra) {
+    return load_scenario_text(
+               fmt::format("cluster: {{preset: dgx-h100}}\nmodel: {{preset: llama2-7b}}\n"
+                           "parallelism: {{tp: 1, dp: 8, global_batch: 8, {}}}\n"
+                           "training: {{stack: {}{}}}\n",
+                           parallelism, stack, extra),
+               "o.yaml")
+        .training;
+  };
+  for (const char* zero : {"zero_stage: 0", "zero_stage: 1", "zero_stage: 2"}) {
+    const TrainingSpec t = training("deepspeed", zero, "");
+    EXPECT_FALSE(t.overlap_grad_reduce) << zero;
+    EXPECT_FALSE(t.overlap_param_gather) << zero;
+  }
+  for (const char* zero : {"zero_stage: 3", "fsdp: true"}) {
+    const TrainingSpec t = training("deepspeed", zero, "");
+    EXPECT_TRUE(t.overlap_grad_reduce) << zero;
+    EXPECT_TRUE(t.overlap_param_gather) << zero;
+  }
+  // Megatron-LM's defaults under the other presets; the file's own value wins.
+  EXPECT_TRUE(training("megatron-core", "zero_stage: 1", "").overlap_grad_reduce);
+  EXPECT_TRUE(training("fsdp2", "zero_stage: 1", "").overlap_param_gather);
+  const TrainingSpec set =
+      training("deepspeed", "zero_stage: 2",
+               ", overlap_grad_reduce: true, overlap_param_gather: true");
+  EXPECT_TRUE(set.overlap_grad_reduce);
+  EXPECT_TRUE(set.overlap_param_gather);
+}
+
 // The error loading one DGX H100 of `model` under training.stack `stack` gives, with
 // `extra` appended to the parallelism section; "no error" when it loads.
 std::string stack_error(const std::string& stack, const std::string& model,
