@@ -41,6 +41,10 @@ std::string pct(double fraction) { return fmt::format("{:.1f} %", 100 * fraction
 
 }  // namespace
 
+std::string schedule_label(const ParallelismSpec& p) {
+  return std::string(to_string(p.schedule)) + (p.flexible_groups ? "-flexible-groups" : "");
+}
+
 std::string Family::label() const { return generation + " x " + framework + " x " + kind; }
 
 std::string gpu_generation(const GpuSpec& gpu) {
@@ -126,6 +130,23 @@ std::vector<Residual> parse_residuals(const std::string& csv, const std::string&
     r.fits = cells[16] == "true";
     r.schedule = cells[17];
     r.cp_comm = cells[18];
+    // A misspelt name would match no scenario and flag every one silently.
+    bool known_schedule = r.schedule == "-";
+    for (PipelineSchedule k :
+         {PipelineSchedule::gpipe, PipelineSchedule::one_f_one_b, PipelineSchedule::interleaved_1f1b,
+          PipelineSchedule::zero_bubble_h1, PipelineSchedule::dualpipe}) {
+      ParallelismSpec p;
+      p.schedule = k;
+      for (bool flexible : {false, true}) {
+        p.flexible_groups = flexible;
+        known_schedule = known_schedule || r.schedule == schedule_label(p);
+      }
+    }
+    if (!known_schedule) throw bad("schedule is '-' or a pipeline schedule's name");
+    if (r.cp_comm != "-" && r.cp_comm != to_string(ParallelismSpec::CpComm::ring) &&
+        r.cp_comm != to_string(ParallelismSpec::CpComm::all_gather)) {
+      throw bad("cp_comm is '-', ring or all-gather");
+    }
     out.push_back(r);
   }
   return out;
@@ -264,8 +285,11 @@ std::vector<RegionFlag> region_flags(const Scenario& s, double memory_fraction,
                                           "validation case exchanges keys and values that way",
                                           cp_comm)});
   }
-  const std::string schedule = to_string(p.schedule);
-  if (p.pp > 1 && !any([&](const Residual& r) { return r.schedule == schedule; })) {
+  const std::string schedule = schedule_label(p);
+  // At pp 1 a schedule other than 1F1B still changes the step (GPipe holds every
+  // micro-batch's activations, ZB-H1 moves the TP input-gradient reductions).
+  const bool named = p.pp > 1 || p.schedule != PipelineSchedule::one_f_one_b;
+  if (named && !any([&](const Residual& r) { return r.schedule == schedule; })) {
     out.push_back({"schedule", fmt::format("pipeline schedule {}: no validation case runs it",
                                            schedule)});
   }

@@ -32,6 +32,9 @@ struct Family {
   bool operator==(const Family&) const = default;
 };
 std::string gpu_generation(const GpuSpec& gpu);
+// The pipeline schedule as the residual table and the `schedule` flag name it: the
+// schedule's name, "-flexible-groups" appended under parallelism.flexible_groups.
+std::string schedule_label(const ParallelismSpec& p);
 Family family_of(const Scenario& s);
 
 // One validation case as the residual table holds it.
@@ -39,7 +42,8 @@ struct Residual {
   std::string id;
   Family family;
   int cp = 1, ep = 1, zero_stage = 0;
-  // parallelism.schedule where pp > 1, parallelism.cp_comm where cp > 1; "-" otherwise.
+  // schedule_label where pp > 1 or the schedule is not 1F1B, parallelism.cp_comm where
+  // cp > 1; "-" otherwise.
   std::string schedule = "-", cp_comm = "-";
   std::string precision;  // training.precision (MFU counts against the 16-bit peak)
   std::string metric;
@@ -109,8 +113,8 @@ struct Utilisation {
 // Every flag for a scenario with this memory share and (when simulated) utilisation: its
 // GPU generation has no case; the utilisation flag (mfu_flag); memory above
 // kMemoryNearFull; a cp above every case's; a cp_comm no context-parallel case uses (when
-// some case has cp > 1; otherwise the cp flag says it); a pipeline schedule no case with
-// pp > 1 runs; MoE, ZeRO-2 or ZeRO-3 when no case uses it.
+// some case has cp > 1; otherwise the cp flag says it); a pipeline schedule (at pp 1 one
+// other than 1F1B) no case runs; MoE, ZeRO-2 or ZeRO-3 when no case uses it.
 std::vector<RegionFlag> region_flags(const Scenario& s, double memory_fraction,
                                      std::optional<Utilisation> use,
                                      const std::vector<Residual>& table);

@@ -150,6 +150,7 @@ ordered_json scenario_json(const Scenario& s) {
                                               ? ordered_json(nullptr)
                                               : ordered_json(p.pipeline_layout)},
                       {"microbatch_group_size", p.microbatch_group_size},
+                      {"flexible_groups", p.flexible_groups},
                       {"zero_stage", p.zero_stage},
                       {"fsdp", p.fsdp},
                       {"microbatch", p.microbatch},

@@ -446,18 +446,31 @@ std::string render_stack_explanation(const Scenario& s) {
         ub ? std::string("set in the file") : by("training.stack.tp_dgrad_overlap"));
   }
   // DeepSpeed's overlap defaults (scenario/validate_stack.cpp, complete_stack).
-  if (k.preset == StackSpec::Preset::deepspeed && s.parallelism.shard_group() > 1) {
-    o += fmt::format("  {:<25}{} ({})\n", "gradient reduction",
-                     s.training.overlap_grad_reduce
-                         ? "during the backward (DeepSpeed overlap_comm on)"
-                         : "after the backward (DeepSpeed overlap_comm off)",
-                     by("training.overlap_grad_reduce"));
+  const bool deepspeed = k.preset == StackSpec::Preset::deepspeed ||
+                         s.parallelism.pipeline_engine == PipelineEngine::deepspeed;
+  auto ds_default = [&](const std::string& key) {
+    return s.origin.count(key) ? "set in the file" : "DeepSpeed's default";
+  };
+  // ZeRO-3's units keep their own passes (the FSDP lines); DeepSpeed's defaults match
+  // orrery's there.
+  const bool stage3 = s.parallelism.zero_stage >= 3 || s.parallelism.fsdp;
+  if (deepspeed && !stage3 && s.parallelism.shard_group() > 1) {
+    const bool zero2 = s.parallelism.zero_stage == 2;
+    o += fmt::format(
+        "  {:<25}{} ({})\n", "gradient reduction",
+        zero2 ? (s.training.overlap_grad_reduce
+                     ? "in every micro-batch's backward, on its own stream (overlap_comm on)"
+                     : "in every micro-batch's backward, on the compute stream: the compute "
+                       "after each bucket waits for it (overlap_comm off)")
+        : s.training.overlap_grad_reduce ? "during the last backward (overlap_comm on)"
+                                         : "after the last backward",
+        ds_default("training.overlap_grad_reduce"));
     if (s.parallelism.zero_stage == 1 || s.parallelism.zero_stage == 2) {
       o += fmt::format("  {:<25}{} ({})\n", "updated-weight gather",
                        s.training.overlap_param_gather
                            ? "hidden under the next forward"
                            : "inside the optimizer step, before the next forward",
-                       by("training.overlap_param_gather"));
+                       ds_default("training.overlap_param_gather"));
     }
   }
   const bool megatron = k.preset == StackSpec::Preset::megatron_core ||

@@ -62,6 +62,7 @@ const FieldTable<P>& parallelism_fields() {
       {"account_for_loss", flag(&P::account_for_loss)},
       {"pipeline_layout", text(&P::pipeline_layout)},
       {"microbatch_group_size", whole(&P::microbatch_group_size, 1, kMaxCount)},
+      {"flexible_groups", flag(&P::flexible_groups)},
       {"schedule", choice(&P::schedule)},
       {"pipeline_engine", choice(&P::pipeline_engine)},
       {"cp_comm", choice(&P::cp_comm)},

@@ -397,6 +397,12 @@ struct ParallelismSpec {
   // Megatron --microbatch-group-size-per-virtual-pipeline-stage: the interleaved schedule
   // runs micro-batches through each chunk in groups of this many (default pp).
   int microbatch_group_size = 0;
+  // The Llama 3 paper's modified interleaved schedule (arXiv:2407.21783 section 3.3.2,
+  // Figure 6: "allows setting N flexibly"): groups of any size from 1 and any micro-batch
+  // count, fewer than pp included, where Megatron-Core asks pp <= G and a last group of 0
+  // or at least pp. The order is Megatron-Core's with that G; a chunk whose input is not
+  // ready waits for it.
+  bool flexible_groups = false;
   PipelineSchedule schedule = PipelineSchedule::one_f_one_b;
   PipelineEngine pipeline_engine = PipelineEngine::megatron;
   // Context parallelism: keys and values pass around the cp ranks in cp - 1 steps

@@ -105,19 +105,35 @@ void complete_schedule(Scenario& s) {
     reject(s, "parallelism.microbatch_group_size", std::to_string(p.microbatch_group_size),
            "groups micro-batches of the interleaved-1f1b schedule only");
   }
+  if (p.flexible_groups && p.schedule != PipelineSchedule::interleaved_1f1b) {
+    reject(s, "parallelism.flexible_groups", "true",
+           "relaxes the interleaved-1f1b schedule's groups only (set virtual_pipeline_stages)");
+  }
   if (!group_set) p.microbatch_group_size = p.pp;
-  if (p.schedule == PipelineSchedule::interleaved_1f1b) {
+  if (p.schedule == PipelineSchedule::interleaved_1f1b && p.flexible_groups) {
+    // The Llama 3 paper's schedule: any group of 1 to M micro-batches, any M.
+    const int m = p.microbatches();
+    if (!group_set) p.microbatch_group_size = std::min(p.pp, m);
+    if (p.microbatch_group_size > m) {
+      reject(s, "parallelism.microbatch_group_size", std::to_string(p.microbatch_group_size),
+             fmt::format("must be at most the {} micro-batches per replica", m));
+    }
+  } else if (p.schedule == PipelineSchedule::interleaved_1f1b) {
     const int g = p.microbatch_group_size, m = p.microbatches();
     if (group_set && (g < p.pp || g > m)) {
       reject(s, "parallelism.microbatch_group_size", std::to_string(g),
-             fmt::format("must lie between pp = {} and the {} micro-batches per replica", p.pp, m));
+             fmt::format("must lie between pp = {} and the {} micro-batches per replica "
+                         "(Megatron-Core's schedule; flexible_groups: true for the Llama 3 "
+                         "paper's, which takes any group size)",
+                         p.pp, m));
     }
     if (m < p.pp || (m % g != 0 && m % g < p.pp)) {
       reject(s, "parallelism.global_batch", std::to_string(p.global_batch),
              fmt::format("interleaved-1f1b runs micro-batches in groups of {} ({}): the {} "
                          "micro-batches per replica (global_batch / (microbatch*dp)) must be "
                          "at least pp = {} and leave a last group of 0 or at least pp (here "
-                         "{}); set microbatch_group_size to a count that does",
+                         "{}); set microbatch_group_size to a count that does, or "
+                         "flexible_groups for the Llama 3 paper's schedule",
                          g, group_set ? "microbatch_group_size" : "pp", m, p.pp, m % g));
     }
   }

@@ -58,16 +58,19 @@ void complete_stack(Scenario& s) {
       case P::fsdp2: k.rope = c ? StackSpec::Rope::fused : StackSpec::Rope::complex; break;
     }
   }
-  // DeepSpeed's own overlap defaults, where the file does not set orrery's (whose defaults
-  // are Megatron-LM's). Its ZeRO config turns overlap_comm on only at stage 3
+  // DeepSpeed's own overlap defaults, under its stack or its pipeline engine, where the
+  // file does not set orrery's (whose defaults are Megatron-LM's). Its ZeRO config turns
+  // overlap_comm on only at stage 3
   // (DeepSpeedZeroConfig.overlap_comm_valid: stage == ZeroStageEnum.weights,
   // deepspeed/runtime/zero/config.py at microsoft/DeepSpeed 38327e07), so below it the
   // gradients are reduced after the backward; and stages 1 and 2 all-gather the updated
   // weights inside step(), "ready for next round forward" (all_gather_dp_groups in
   // DeepSpeedZeroOptimizer.step, deepspeed/runtime/zero/stage_1_and_2.py at the same
-  // commit), not under the next forward. (Runs before complete_zero_stage: fsdp: true is
+  // commit), not under the next forward; its pipeline engine reduces only in the
+  // schedule's ReduceGrads step, after the last backward (PipelineEngine._exec_reduce_grads,
+  // deepspeed/runtime/pipe/engine.py). (Runs before complete_zero_stage: fsdp: true is
   // stage 3 already.)
-  if (k.preset == P::deepspeed) {
+  if (k.preset == P::deepspeed || s.parallelism.pipeline_engine == PipelineEngine::deepspeed) {
     const bool stage3 = s.parallelism.zero_stage >= 3 || s.parallelism.fsdp;
     if (!is_set(s, "training.overlap_grad_reduce")) s.training.overlap_grad_reduce = stage3;
     if (!is_set(s, "training.overlap_param_gather")) s.training.overlap_param_gather = stage3;

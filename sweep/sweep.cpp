@@ -1236,6 +1236,16 @@ std::string megatron_arguments(const Scenario& s) {
     }
   }
   if (p.zero_hpz) missing.emplace_back("ZeRO++ hpZ (DeepSpeed)");
+  // Megatron-Core asks pp <= G and a last group of 0 or at least pp (validate_parallelism.cpp).
+  if (p.flexible_groups) {
+    const int g = p.microbatch_group_size, m = p.microbatches();
+    if (g < p.pp || (m % g != 0 && m % g < p.pp)) {
+      missing.emplace_back(fmt::format(
+          "micro-batch groups of {} over {} micro-batches at pp {} (the Llama 3 paper's "
+          "flexible schedule; Megatron-Core asks groups of at least pp)",
+          g, m, p.pp));
+    }
+  }
   if (p.pipeline_engine == PipelineEngine::deepspeed) {
     missing.emplace_back("the DeepSpeed pipeline engine (Megatron-DeepSpeed)");
   }

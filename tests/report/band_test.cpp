@@ -167,6 +167,19 @@ TEST(Region, ContextExchangeAndScheduleNoCaseRuns) {
   const auto z = region_flags(zb, 0.5, std::nullopt, t);
   ASSERT_EQ(codes(z), std::vector<std::string>{"schedule"});
   EXPECT_EQ(z[0].text, "pipeline schedule zb-h1: no validation case runs it");
+  // At pp 1 a schedule other than 1F1B still changes the step, and is named; 1F1B is not.
+  const Scenario zb1 =
+      testing::preset_scenario("narayanan-1.7b", "schedule: zb-h1, global_batch: 16");
+  EXPECT_EQ(codes(region_flags(zb1, 0.5, std::nullopt, t)), std::vector<std::string>{"schedule"});
+  // The Llama 3 paper's flexible groups are a schedule of their own.
+  const Scenario flexible = testing::preset_scenario(
+      "narayanan-1.7b",
+      "pp: 2, virtual_pipeline_stages: 2, flexible_groups: true, microbatch_group_size: 1, "
+      "global_batch: 16");
+  EXPECT_EQ(schedule_label(flexible.parallelism), "interleaved-1f1b-flexible-groups");
+  t.back().schedule = "interleaved-1f1b";
+  EXPECT_EQ(codes(region_flags(flexible, 0.5, std::nullopt, t)),
+            std::vector<std::string>{"schedule"});
 }
 
 TEST(Region, MemoryNearCapacity) {
@@ -216,6 +229,12 @@ TEST(Region, UtilisationAboveEveryCaseOfTheGeneration) {
 TEST(Residuals, MalformedTableIsRefused) {
   EXPECT_THROW(parse_residuals("id,oops\n", "x.csv"), InputError);
   EXPECT_THROW(parse_residuals(std::string(kTable) + "short,row\n", "x.csv"), InputError);
+  // A schedule or exchange no scenario can have.
+  const std::string row = "x,Ampere,Megatron-Core,3d,1,1,0,bf16,step_time_s,1,1,0,0,0.3,0.3,0.5,true,";
+  EXPECT_THROW(parse_residuals(std::string(kTable) + row + "1F1B,-\n", "x.csv"), InputError);
+  EXPECT_THROW(parse_residuals(std::string(kTable) + row + "-,p2p\n", "x.csv"), InputError);
+  EXPECT_NO_THROW(
+      parse_residuals(std::string(kTable) + row + "interleaved-1f1b,all-gather\n", "x.csv"));
 }
 
 TEST(Validate, MarksCasesTheMemoryModelSaysDoNotFit) {

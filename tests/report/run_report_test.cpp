@@ -41,6 +41,32 @@ TEST(RunReport, UnfusedActivationNamesTheKernelsOfThisModel) {
       << llama;
 }
 
+// DeepSpeed's overlap defaults, as --explain names them: after the last backward at
+// ZeRO-1, inside every micro-batch's backward at ZeRO-2; the updated weights gathered in the
+// optimizer step; a value the file sets is said to be the file's.
+TEST(RunReport, ExplainNamesDeepSpeedsOverlapDefaults) {
+  const auto explain = [](const std::string& parallelism, const std::string& training) {
+    return render_stack_explanation(testing::preset_scenario(
+        "narayanan-1.7b", "dp: 8, global_batch: 16, " + parallelism, 1,
+        "stack: deepspeed" + training));
+  };
+  const std::string z1 = explain("zero_stage: 1", "");
+  EXPECT_NE(z1.find("  gradient reduction       after the last backward (DeepSpeed's default)"),
+            std::string::npos)
+      << z1;
+  EXPECT_NE(z1.find("  updated-weight gather    inside the optimizer step, before the next "
+                    "forward (DeepSpeed's default)"),
+            std::string::npos)
+      << z1;
+  const std::string z2 = explain("zero_stage: 2", ", overlap_grad_reduce: true");
+  EXPECT_NE(z2.find("  gradient reduction       in every micro-batch's backward, on its own "
+                    "stream (overlap_comm on) (set in the file)"),
+            std::string::npos)
+      << z2;
+  // ZeRO-3 keeps its unit passes; no such line.
+  EXPECT_EQ(explain("zero_stage: 3", "").find("gradient reduction"), std::string::npos);
+}
+
 TEST(RunReport, ExplainListsTheFsdpGradientPasses) {
   // FSDP1 over the 8 GPUs of one node, bf16 weights (w = 2 bytes), fp32 gradients (g = 4):
   // the flat gradient's assembly 2w = 4 B, the cast to fp32 w + g = 6 B, the pre-divide by

@@ -821,6 +821,24 @@ TEST(BadInput, InterleavedMicroBatchGroups) {
   ten.replace(ten.find("global_batch: 8"), 15, "global_batch: 10");
   EXPECT_NO_THROW(load_scenario_text(
       ten + "virtual_pipeline_stages: 2, microbatch_group_size: 5}\n", "ok.yaml"));
+  // The Llama 3 paper's flexible groups take both, and 2 micro-batches at pp 4 (one group
+  // of 2 by default); not a group larger than the micro-batches, nor without interleaving.
+  EXPECT_NO_THROW(load_scenario_text(
+      six + "virtual_pipeline_stages: 2, flexible_groups: true}\n", "ok.yaml"));
+  EXPECT_NO_THROW(load_scenario_text(
+      pipe(4) + "virtual_pipeline_stages: 2, flexible_groups: true, microbatch_group_size: 3}\n",
+      "ok.yaml"));
+  std::string two = pipe(4);
+  two.replace(two.find("global_batch: 8"), 15, "global_batch: 2");
+  EXPECT_EQ(load_scenario_text(two + "virtual_pipeline_stages: 2, flexible_groups: true}\n",
+                               "ok.yaml")
+                .parallelism.microbatch_group_size,
+            2);
+  expect_error(two + "virtual_pipeline_stages: 2, flexible_groups: true, "
+                     "microbatch_group_size: 3}\n",
+               {"parallelism.microbatch_group_size", "at most the 2 micro-batches"});
+  expect_error(pipe(4) + "flexible_groups: true}\n",
+               {"parallelism.flexible_groups", "interleaved-1f1b"});
 }
 
 TEST(BadInput, OptimizerStatePrecisionIsAdams) {

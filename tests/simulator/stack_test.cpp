@@ -563,27 +563,31 @@ TEST(Stack, DeepSpeedOverlapsAsItsZeroConfigDefaults) {
                      const std::string& extra) {
     return load_scenario_text(
                fmt::format("cluster: {{preset: dgx-h100}}\nmodel: {{preset: llama2-7b}}\n"
-                           "parallelism: {{tp: 1, dp: 8, global_batch: 8, {}}}\n"
+                           "parallelism: {{tp: 1, global_batch: 8, {}}}\n"
                            "training: {{stack: {}{}}}\n",
                            parallelism, stack, extra),
                "o.yaml")
         .training;
   };
-  for (const char* zero : {"zero_stage: 0", "zero_stage: 1", "zero_stage: 2"}) {
+  for (const char* zero : {"dp: 8, zero_stage: 0", "dp: 8, zero_stage: 1", "dp: 8, zero_stage: 2"}) {
     const TrainingSpec t = training("deepspeed", zero, "");
     EXPECT_FALSE(t.overlap_grad_reduce) << zero;
     EXPECT_FALSE(t.overlap_param_gather) << zero;
   }
-  for (const char* zero : {"zero_stage: 3", "fsdp: true"}) {
+  for (const char* zero : {"dp: 8, zero_stage: 3", "dp: 8, fsdp: true"}) {
     const TrainingSpec t = training("deepspeed", zero, "");
     EXPECT_TRUE(t.overlap_grad_reduce) << zero;
     EXPECT_TRUE(t.overlap_param_gather) << zero;
   }
+  // DeepSpeed's pipeline engine reduces in its ReduceGrads step under any preset.
+  const TrainingSpec engine = training("megatron-core", "pp: 2, dp: 4, pipeline_engine: deepspeed", "");
+  EXPECT_FALSE(engine.overlap_grad_reduce);
+  EXPECT_FALSE(engine.overlap_param_gather);
   // Megatron-LM's defaults under the other presets; the file's own value wins.
-  EXPECT_TRUE(training("megatron-core", "zero_stage: 1", "").overlap_grad_reduce);
-  EXPECT_TRUE(training("fsdp2", "zero_stage: 1", "").overlap_param_gather);
+  EXPECT_TRUE(training("megatron-core", "dp: 8, zero_stage: 1", "").overlap_grad_reduce);
+  EXPECT_TRUE(training("fsdp2", "dp: 8, zero_stage: 1", "").overlap_param_gather);
   const TrainingSpec set =
-      training("deepspeed", "zero_stage: 2",
+      training("deepspeed", "dp: 8, zero_stage: 2",
                ", overlap_grad_reduce: true, overlap_param_gather: true");
   EXPECT_TRUE(set.overlap_grad_reduce);
   EXPECT_TRUE(set.overlap_param_gather);

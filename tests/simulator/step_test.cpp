@@ -985,6 +985,49 @@ parallelism: {tp: 1, pp: 2, dp: 1, virtual_pipeline_stages: 2, microbatch_group_
   EXPECT_NO_THROW(simulate_step(s));
 }
 
+// The Llama 3 paper's flexible groups (parallelism.flexible_groups) on pp 2, vp 2, 8 even
+// layers (each virtual stage 2 layers: forward F, backward B, the same on every chunk;
+// vocab 8, transfers free, no host time). Virtual stages vs0 = r0c0, vs1 = r1c0,
+// vs2 = r0c1, vs3 = r1c1.
+//  - 2 micro-batches in groups of 1 (G < pp, which Megatron-Core refuses): table (0,c0)
+//    (0,c1) (1,c0) (1,c1); rank 0 warms up with 2 + 1 = 3 forwards (F0c0 F0c1 F1c0, then
+//    F1c1 B0c1 B0c0 B1c1 B1c0), rank 1 with 1 (F0c0, F0c1 B0c1, F1c0 B0c0, F1c1 B1c1,
+//    B1c0). r0 F0c0 0-F; r1 F0c0 F-2F; r0 F0c1 2F-3F, F1c0 3F-4F; r1 F0c1 3F-4F, B0c1
+//    4F-4F+B, F1c0 4F+B-5F+B; r0 F1c1 5F+B-6F+B, B0c1 6F+B-6F+2B; r1 B0c0 6F+2B-6F+3B,
+//    F1c1 6F+3B-7F+3B, B1c1 7F+3B-7F+4B; r0 B0c0 6F+3B-6F+4B, B1c1 7F+4B-7F+5B; r1 B1c0
+//    7F+5B-7F+6B; r0 B1c0 7F+6B-7F+7B. The compute ends at 7(F+B); each rank computes
+//    4(F+B): 7/4, where Megatron's groups of pp = 2 end at 5(F+B), 5/4.
+//  - 1 micro-batch (fewer than pp): every virtual stage in series, 4(F+B) over 2(F+B).
+TEST(Step, FlexibleGroupsBubbleDerivedByHand) {
+  auto ratios = [](const std::string& split) {
+    const Scenario s = load_scenario_text(fmt::format(R"(
+cluster:
+  preset: dgx-h100
+  gpus_per_node: 2
+  intra_node: {{bandwidth: "1000 TB/s", latency: "0 us"}}
+model: {{family: decoder, layers: 8, hidden: 2048, heads: 16, ffn: 8192, vocab: 8, seq_len: 2048,
+        activation: gelu, norm: layernorm, position_embedding: rope, tied_embeddings: false,
+        bias: true, dropout: false}}
+parallelism: {{tp: 1, pp: 2, dp: 1, microbatch: 1, virtual_pipeline_stages: 2, {}}}
+training: {{precision: bf16, recompute: none, stack: {{host_overhead: 0 s}}}}
+)",
+                                                      split),
+                                          "flexible.yaml");
+    const StepResult r = simulate_step(s);
+    const double timeline = (r.step_time - r.stages.at(0).breakdown.optimizer).value();
+    std::vector<double> out;
+    for (int st = 0; st < 2; ++st) {
+      const Breakdown& b = r.stages.at(st).breakdown;
+      out.push_back(timeline / (b.compute + b.recompute).value());
+    }
+    return out;
+  };
+  for (double x : ratios("global_batch: 2, flexible_groups: true, microbatch_group_size: 1"))
+    EXPECT_NEAR(x, 7.0 / 4, 0.01 * 7 / 4);
+  for (double x : ratios("global_batch: 2")) EXPECT_NEAR(x, 5.0 / 4, 0.01 * 5 / 4);
+  for (double x : ratios("global_batch: 1, flexible_groups: true")) EXPECT_NEAR(x, 2.0, 0.01 * 2);
+}
+
 TEST(Step, UnevenInterleavedBubbleDerivedByHand) {
   // pp 2, vp 2, 7 layers with the embedding counted as one: virtual stages r0c0 1 layer
   // (+ the embedding, negligible: vocab 8, no host time per kernel), r1c0 2, r0c1 2, r1c1 2 (+ the negligible

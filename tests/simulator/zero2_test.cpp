@@ -119,8 +119,10 @@ TEST(Zero2, SlowerThanZero1WhenCommunicationCannotHide) {
   // forward, pipeline_pass.cpp, and DeepSpeed's would not).
   const std::string gather_after = std::string(kOneBucket) + ", overlap_param_gather: false";
   const StepResult z1 = simulate_step(two_gpus("zero_stage: 1", gather_after));
-  const StepResult z2 =
-      simulate_step(two_gpus("zero_stage: 2, pipeline_engine: deepspeed", gather_after));
+  // DeepSpeed's engine defaults overlap_grad_reduce to its overlap_comm, off below stage 3:
+  // written on here, as the reduce-scatters queue on the data-parallel stream above.
+  const StepResult z2 = simulate_step(two_gpus("zero_stage: 2, pipeline_engine: deepspeed",
+                                               gather_after + ", overlap_grad_reduce: true"));
   const Reductions r2 = reductions(z2);
   ASSERT_EQ(r2.count, 4u);
   const double one_rs = r2.seconds / 4;
@@ -141,9 +143,13 @@ TEST(Zero2, WithoutOverlapEachReductionHoldsTheNextMicroBatch) {
   // each micro-batch's compute (C/4) waits for the previous reduce-scatter, so the last
   // ends at C + 4 RS instead of C/4 + 4 RS: 3/4 C later.
   const std::string ds = "zero_stage: 2, pipeline_engine: deepspeed";
-  const StepResult overlapped = simulate_step(two_gpus(ds, kOneBucket));
+  const StepResult overlapped =
+      simulate_step(two_gpus(ds, std::string(kOneBucket) + ", overlap_grad_reduce: true"));
   const StepResult held =
       simulate_step(two_gpus(ds, std::string(kOneBucket) + ", overlap_grad_reduce: false"));
+  // Unwritten, the engine takes DeepSpeed's default, the held one.
+  EXPECT_DOUBLE_EQ(simulate_step(two_gpus(ds, kOneBucket)).step_time.value(),
+                   held.step_time.value());
   double compute = 0;
   for (const Task& t : held.graph.tasks)
     if (t.rank == 0 && (t.kind == TaskKind::forward || t.kind == TaskKind::backward))
