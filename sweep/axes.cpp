@@ -427,8 +427,10 @@ constexpr Axis kAxes[] = {
        s.parallelism.zero_stage = a.zero_stage;
        mark(in, raw, "sweep.zero_stage", "parallelism.zero_stage");
        // Stage 3 as the Megatron-LM line runs it (--use-torch-fsdp2), unless the
-       // scenario names its own implementation.
-       if (a.zero_stage == 3 && !s.parallelism.fsdp) {
+       // scenario names its own implementation or a training stack, whose implementation
+       // resolve() takes (DeepSpeed ZeRO-3 under deepspeed; scenario/validate_parallelism.cpp).
+       const bool stack = raw.is_set("training.stack") || !in.spec.stack.empty();
+       if (a.zero_stage == 3 && !s.parallelism.fsdp && !stack) {
          s.parallelism.fsdp_impl = ParallelismSpec::FsdpImpl::fsdp2;
          mark(in, raw, "sweep.zero_stage", "parallelism.fsdp.implementation");
        }

@@ -214,5 +214,30 @@ parallelism: {tp: 1, pp: 1, microbatch: 1, global_batch: 32, fsdp: true}
   EXPECT_EQ(cs[5].a.fsdp, ParallelismSpec::FsdpImpl::megatron_fsdp);
 }
 
+TEST(AxisSweep, StageThreeRunsTheStacksImplementation) {
+  // zero_stage 3 swept: PyTorch FSDP2 (the Megatron-LM line's) without a stack; under a
+  // stack, written or swept, the stack's own, as the same file would resolve.
+  using Impl = ParallelismSpec::FsdpImpl;
+  const std::string base = R"(cluster: {preset: dgx-h100, nodes: 2}
+model: {preset: narayanan-1.7b}
+parallelism: {tp: 1, pp: 1, microbatch: 1, global_batch: 32}
+)";
+  const auto impl = [&](const std::string& sweep, const std::string& training) {
+    std::vector<std::pair<std::string, Impl>> out;
+    for (const auto& c : candidates(load(sweep, base + training)))
+      out.emplace_back(to_string(c.simulated.training.stack.preset),
+                       c.simulated.parallelism.fsdp_impl);
+    return out;
+  };
+  using V = std::vector<std::pair<std::string, Impl>>;
+  EXPECT_EQ(impl("sweep: {zero_stage: [3]}\n", ""), (V{{"megatron-core", Impl::fsdp2}}));
+  EXPECT_EQ(impl("sweep: {zero_stage: [3]}\n", "training: {stack: deepspeed}\n"),
+            (V{{"deepspeed", Impl::deepspeed}}));
+  EXPECT_EQ(impl("sweep: {zero_stage: [3], stack: [deepspeed, fsdp1, megatron-core]}\n", ""),
+            (V{{"deepspeed", Impl::deepspeed},
+               {"fsdp1", Impl::fsdp1},
+               {"megatron-core", Impl::megatron_fsdp}}));
+}
+
 }  // namespace
 }  // namespace orrery
