@@ -252,6 +252,13 @@ std::string render_validation_json(const std::vector<ValidationCase>& cases) {
                      {{"gpu_generation", c.family.generation},
                       {"framework", c.family.framework},
                       {"parallel_kind", c.family.kind}}},
+                    {"split",
+                     {{"cp", c.cp},
+                      {"ep", c.ep},
+                      {"zero_stage", c.zero_stage},
+                      {"schedule", c.schedule},
+                      {"cp_comm", c.cp_comm}}},
+                    {"precision", c.precision},
                     {"source", c.source}});
     if (c.memory) {
       list.back()["memory"] = {{"peak", to_string(c.memory->peak)},

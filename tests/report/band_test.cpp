@@ -251,6 +251,13 @@ TEST(Validate, MarksCasesTheMemoryModelSaysDoNotFit) {
   EXPECT_NE(table.find("   NO\n"), std::string::npos);
   EXPECT_NE(table.find("1 case the memory model says do not fit"), std::string::npos);
   EXPECT_NE(render_validation_json({c}).find("\"fits\": false"), std::string::npos);
+  // The case's split as the residual table has it (tp 8 alone: no pipeline, no cp).
+  EXPECT_NE(render_validation_json({c}).find(
+                "\"split\": {\n        \"cp\": 1,\n        \"ep\": 1,\n        \"zero_stage\": "
+                "0,\n        \"schedule\": \"-\",\n        \"cp_comm\": \"-\"\n      },\n      "
+                "\"precision\": \"bf16\""),
+            std::string::npos)
+      << render_validation_json({c});
   // fits, then the schedule and cp_comm columns ("-": no pipeline, no cp).
   EXPECT_NE(render_validation_csv({c}).find(",false,-,-\n"), std::string::npos);
 }
