@@ -42,7 +42,9 @@ std::string pct(double fraction) { return fmt::format("{:.1f} %", 100 * fraction
 }  // namespace
 
 std::string schedule_label(const ParallelismSpec& p) {
-  return std::string(to_string(p.schedule)) + (p.flexible_groups ? "-flexible-groups" : "");
+  const bool flexible = p.flexible_groups && p.microbatches() < p.pp &&
+                        p.schedule == PipelineSchedule::interleaved_1f1b;
+  return std::string(to_string(p.schedule)) + (flexible ? "-flexible-groups" : "");
 }
 
 std::string Family::label() const { return generation + " x " + framework + " x " + kind; }
@@ -132,16 +134,15 @@ std::vector<Residual> parse_residuals(const std::string& csv, const std::string&
     r.cp_comm = cells[18];
     // A misspelt name would match no scenario and flag every one silently.
     bool known_schedule = r.schedule == "-";
+    // Flexible groups exist under the interleaved schedule only.
     for (PipelineSchedule k :
          {PipelineSchedule::gpipe, PipelineSchedule::one_f_one_b, PipelineSchedule::interleaved_1f1b,
           PipelineSchedule::zero_bubble_h1, PipelineSchedule::dualpipe}) {
-      ParallelismSpec p;
-      p.schedule = k;
-      for (bool flexible : {false, true}) {
-        p.flexible_groups = flexible;
-        known_schedule = known_schedule || r.schedule == schedule_label(p);
-      }
+      known_schedule = known_schedule || r.schedule == to_string(k);
     }
+    known_schedule = known_schedule ||
+                     r.schedule == std::string(to_string(PipelineSchedule::interleaved_1f1b)) +
+                                       "-flexible-groups";
     if (!known_schedule) throw bad("schedule is '-' or a pipeline schedule's name");
     if (r.cp_comm != "-" && r.cp_comm != to_string(ParallelismSpec::CpComm::ring) &&
         r.cp_comm != to_string(ParallelismSpec::CpComm::all_gather)) {

@@ -33,7 +33,8 @@ struct Family {
 };
 std::string gpu_generation(const GpuSpec& gpu);
 // The pipeline schedule as the residual table and the `schedule` flag name it: the
-// schedule's name, "-flexible-groups" appended under parallelism.flexible_groups.
+// schedule's name, "-flexible-groups" appended where parallelism.flexible_groups is in
+// effect (fewer micro-batches than pp).
 std::string schedule_label(const ParallelismSpec& p);
 Family family_of(const Scenario& s);
 

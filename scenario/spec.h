@@ -397,11 +397,10 @@ struct ParallelismSpec {
   // Megatron --microbatch-group-size-per-virtual-pipeline-stage: the interleaved schedule
   // runs micro-batches through each chunk in groups of this many (default pp).
   int microbatch_group_size = 0;
-  // The Llama 3 paper's modified interleaved schedule (arXiv:2407.21783 section 3.3.2,
-  // Figure 6: "allows setting N flexibly"): groups of any size from 1 and any micro-batch
-  // count, fewer than pp included, where Megatron-Core asks pp <= G and a last group of 0
-  // or at least pp. The order is Megatron-Core's with that G; a chunk whose input is not
-  // ready waits for it.
+  // The Llama 3 paper's flexible N (arXiv:2407.21783 section 3.3.2, Figure 6), as far as
+  // Megatron-Core's order carries it: fewer micro-batches than pp, run as one group of all
+  // of them (Megatron-Core asks for at least pp). A chunk whose input is not ready waits
+  // for it. Smaller groups over several groups are refused (validate_parallelism.cpp).
   bool flexible_groups = false;
   PipelineSchedule schedule = PipelineSchedule::one_f_one_b;
   PipelineEngine pipeline_engine = PipelineEngine::megatron;

@@ -110,21 +110,29 @@ void complete_schedule(Scenario& s) {
            "relaxes the interleaved-1f1b schedule's groups only (set virtual_pipeline_stages)");
   }
   if (!group_set) p.microbatch_group_size = p.pp;
-  if (p.schedule == PipelineSchedule::interleaved_1f1b && p.flexible_groups) {
-    // The Llama 3 paper's schedule: any group of 1 to M micro-batches, any M.
+  if (p.schedule == PipelineSchedule::interleaved_1f1b && p.flexible_groups &&
+      p.microbatches() < p.pp) {
+    // Fewer micro-batches than pp, the Llama 3 paper's first use of its flexible N: one
+    // group of all M. Megatron-Core's order then never waits on itself (checked for pp 2-8,
+    // vp 2-4, tests/simulator/step_test.cpp). Groups below pp over several groups, and a
+    // last group below pp, make that order wait on itself (a rank's backward needs a
+    // forward it runs later), which is why Megatron-Core refuses them; the paper's reordering
+    // for those is not public, so they keep Megatron-Core's rule below.
     const int m = p.microbatches();
-    if (!group_set) p.microbatch_group_size = std::min(p.pp, m);
-    if (p.microbatch_group_size > m) {
+    if (group_set && p.microbatch_group_size != m) {
       reject(s, "parallelism.microbatch_group_size", std::to_string(p.microbatch_group_size),
-             fmt::format("must be at most the {} micro-batches per replica", m));
+             fmt::format("with fewer micro-batches than pp = {} (flexible_groups), the "
+                         "schedule runs one group of all {}",
+                         p.pp, m));
     }
+    p.microbatch_group_size = m;
   } else if (p.schedule == PipelineSchedule::interleaved_1f1b) {
     const int g = p.microbatch_group_size, m = p.microbatches();
     if (group_set && (g < p.pp || g > m)) {
       reject(s, "parallelism.microbatch_group_size", std::to_string(g),
              fmt::format("must lie between pp = {} and the {} micro-batches per replica "
-                         "(Megatron-Core's schedule; flexible_groups: true for the Llama 3 "
-                         "paper's, which takes any group size)",
+                         "(Megatron-Core's interleaved order waits on itself with smaller "
+                         "groups)",
                          p.pp, m));
     }
     if (m < p.pp || (m % g != 0 && m % g < p.pp)) {
@@ -132,8 +140,8 @@ void complete_schedule(Scenario& s) {
              fmt::format("interleaved-1f1b runs micro-batches in groups of {} ({}): the {} "
                          "micro-batches per replica (global_batch / (microbatch*dp)) must be "
                          "at least pp = {} and leave a last group of 0 or at least pp (here "
-                         "{}); set microbatch_group_size to a count that does, or "
-                         "flexible_groups for the Llama 3 paper's schedule",
+                         "{}); set microbatch_group_size to a count that does (or, for "
+                         "fewer micro-batches than pp, flexible_groups)",
                          g, group_set ? "microbatch_group_size" : "pp", m, p.pp, m % g));
     }
   }

@@ -1120,7 +1120,10 @@ std::string megatron_arguments(const Scenario& s) {
                          (s.model.layers + accounted) / (p.pp * p.virtual_pipeline_stages));
     }
   }
-  if (p.virtual_pipeline_stages > 1 && p.microbatch_group_size != p.pp) {
+  // Under flexible groups with fewer micro-batches than pp, the group is all of them, which
+  // Megatron-LM's flag would refuse (the note below says so).
+  const bool flexible = p.flexible_groups && p.microbatches() < p.pp;
+  if (p.virtual_pipeline_stages > 1 && p.microbatch_group_size != p.pp && !flexible) {
     out += fmt::format(" --microbatch-group-size-per-virtual-pipeline-stage {}",
                        p.microbatch_group_size);
   }
@@ -1236,15 +1239,12 @@ std::string megatron_arguments(const Scenario& s) {
     }
   }
   if (p.zero_hpz) missing.emplace_back("ZeRO++ hpZ (DeepSpeed)");
-  // Megatron-Core asks pp <= G and a last group of 0 or at least pp (validate_parallelism.cpp).
-  if (p.flexible_groups) {
-    const int g = p.microbatch_group_size, m = p.microbatches();
-    if (g < p.pp || (m % g != 0 && m % g < p.pp)) {
-      missing.emplace_back(fmt::format(
-          "micro-batch groups of {} over {} micro-batches at pp {} (the Llama 3 paper's "
-          "flexible schedule; Megatron-Core asks groups of at least pp)",
-          g, m, p.pp));
-    }
+  // Megatron-Core asks for at least pp micro-batches (validate_parallelism.cpp).
+  if (flexible) {
+    missing.emplace_back(fmt::format(
+        "{} micro-batches at pp {} (the Llama 3 paper's flexible groups; Megatron-Core asks "
+        "for at least pp)",
+        p.microbatches(), p.pp));
   }
   if (p.pipeline_engine == PipelineEngine::deepspeed) {
     missing.emplace_back("the DeepSpeed pipeline engine (Megatron-DeepSpeed)");

@@ -173,9 +173,7 @@ TEST(Region, ContextExchangeAndScheduleNoCaseRuns) {
   EXPECT_EQ(codes(region_flags(zb1, 0.5, std::nullopt, t)), std::vector<std::string>{"schedule"});
   // The Llama 3 paper's flexible groups are a schedule of their own.
   const Scenario flexible = testing::preset_scenario(
-      "narayanan-1.7b",
-      "pp: 2, virtual_pipeline_stages: 2, flexible_groups: true, microbatch_group_size: 1, "
-      "global_batch: 16");
+      "narayanan-1.7b", "pp: 4, virtual_pipeline_stages: 2, flexible_groups: true, global_batch: 2");
   EXPECT_EQ(schedule_label(flexible.parallelism), "interleaved-1f1b-flexible-groups");
   t.back().schedule = "interleaved-1f1b";
   EXPECT_EQ(codes(region_flags(flexible, 0.5, std::nullopt, t)),
@@ -233,8 +231,10 @@ TEST(Residuals, MalformedTableIsRefused) {
   const std::string row = "x,Ampere,Megatron-Core,3d,1,1,0,bf16,step_time_s,1,1,0,0,0.3,0.3,0.5,true,";
   EXPECT_THROW(parse_residuals(std::string(kTable) + row + "1F1B,-\n", "x.csv"), InputError);
   EXPECT_THROW(parse_residuals(std::string(kTable) + row + "-,p2p\n", "x.csv"), InputError);
-  EXPECT_NO_THROW(
-      parse_residuals(std::string(kTable) + row + "interleaved-1f1b,all-gather\n", "x.csv"));
+  EXPECT_THROW(parse_residuals(std::string(kTable) + row + "gpipe-flexible-groups,-\n", "x.csv"),
+               InputError);
+  EXPECT_NO_THROW(parse_residuals(
+      std::string(kTable) + row + "interleaved-1f1b-flexible-groups,all-gather\n", "x.csv"));
 }
 
 TEST(Validate, MarksCasesTheMemoryModelSaysDoNotFit) {

@@ -821,22 +821,25 @@ TEST(BadInput, InterleavedMicroBatchGroups) {
   ten.replace(ten.find("global_batch: 8"), 15, "global_batch: 10");
   EXPECT_NO_THROW(load_scenario_text(
       ten + "virtual_pipeline_stages: 2, microbatch_group_size: 5}\n", "ok.yaml"));
-  // The Llama 3 paper's flexible groups take both, and 2 micro-batches at pp 4 (one group
-  // of 2 by default); not a group larger than the micro-batches, nor without interleaving.
-  EXPECT_NO_THROW(load_scenario_text(
-      six + "virtual_pipeline_stages: 2, flexible_groups: true}\n", "ok.yaml"));
-  EXPECT_NO_THROW(load_scenario_text(
-      pipe(4) + "virtual_pipeline_stages: 2, flexible_groups: true, microbatch_group_size: 3}\n",
-      "ok.yaml"));
+  // The Llama 3 paper's flexible groups take 2 micro-batches at pp 4, as one group of 2
+  // (without them, refused); not another group size there, and with as many micro-batches
+  // as pp Megatron-Core's rule again (groups of 3 at 8 micro-batches wait on themselves).
   std::string two = pipe(4);
   two.replace(two.find("global_batch: 8"), 15, "global_batch: 2");
+  expect_error(two + "virtual_pipeline_stages: 2}\n",
+               {"parallelism.global_batch", "at least pp = 4", "flexible_groups"});
   EXPECT_EQ(load_scenario_text(two + "virtual_pipeline_stages: 2, flexible_groups: true}\n",
                                "ok.yaml")
                 .parallelism.microbatch_group_size,
             2);
   expect_error(two + "virtual_pipeline_stages: 2, flexible_groups: true, "
-                     "microbatch_group_size: 3}\n",
-               {"parallelism.microbatch_group_size", "at most the 2 micro-batches"});
+                     "microbatch_group_size: 1}\n",
+               {"parallelism.microbatch_group_size", "one group of all 2"});
+  expect_error(six + "virtual_pipeline_stages: 2, flexible_groups: true}\n",
+               {"parallelism.global_batch", "last group"});
+  expect_error(pipe(4) + "virtual_pipeline_stages: 2, flexible_groups: true, "
+                         "microbatch_group_size: 3}\n",
+               {"parallelism.microbatch_group_size", "between pp = 4", "waits on itself"});
   expect_error(pipe(4) + "flexible_groups: true}\n",
                {"parallelism.flexible_groups", "interleaved-1f1b"});
 }
