@@ -140,9 +140,11 @@ void complete_schedule(Scenario& s) {
              fmt::format("interleaved-1f1b runs micro-batches in groups of {} ({}): the {} "
                          "micro-batches per replica (global_batch / (microbatch*dp)) must be "
                          "at least pp = {} and leave a last group of 0 or at least pp (here "
-                         "{}); set microbatch_group_size to a count that does (or, for "
-                         "fewer micro-batches than pp, flexible_groups)",
-                         g, group_set ? "microbatch_group_size" : "pp", m, p.pp, m % g));
+                         "{}); {}",
+                         g, group_set ? "microbatch_group_size" : "pp", m, p.pp, m % g,
+                         m < p.pp ? "set flexible_groups to run them as one group (the Llama 3 "
+                                    "paper's schedule)"
+                                  : "set microbatch_group_size to a count that does"));
     }
   }
   if (vp > 1 && p.pp < 2) {
