@@ -142,6 +142,13 @@ TEST(Region, SplitKindsNoCaseCovers) {
             "context parallelism cp 4: above every validation case's (largest cp 2)");
 }
 
+// The text of the one flag `s` gets against `t`, which must have code `code`.
+std::string only_flag(const Scenario& s, const std::vector<Residual>& t, const std::string& code) {
+  const auto flags = region_flags(s, 0.5, std::nullopt, t);
+  EXPECT_EQ(codes(flags), std::vector<std::string>{code});
+  return flags.size() == 1 ? flags[0].text : "";
+}
+
 TEST(Region, ContextExchangeAndScheduleNoCaseRuns) {
   // The table's only pipeline runs 1F1B; with a cp 2 case that exchanges by ring, cp 2 by
   // all-gather is outside on its exchange alone, and so is zero-bubble H1 on its schedule.
@@ -152,9 +159,7 @@ TEST(Region, ContextExchangeAndScheduleNoCaseRuns) {
   EXPECT_TRUE(region_flags(ring, 0.5, std::nullopt, t).empty());
   const Scenario gather = testing::preset_scenario(
       "narayanan-1.7b", "tp: 2, cp: 2, cp_comm: all-gather, global_batch: 16");
-  const auto g = region_flags(gather, 0.5, std::nullopt, t);
-  ASSERT_EQ(codes(g), std::vector<std::string>{"cp_comm"});
-  EXPECT_EQ(g[0].text,
+  EXPECT_EQ(only_flag(gather, t, "cp_comm"),
             "context parallelism by all-gather (parallelism.cp_comm): no validation case "
             "exchanges keys and values that way");
   // Without any context-parallel case the cp flag alone says so.
@@ -164,9 +169,7 @@ TEST(Region, ContextExchangeAndScheduleNoCaseRuns) {
   EXPECT_TRUE(region_flags(one, 0.5, std::nullopt, t).empty());
   const Scenario zb = testing::preset_scenario(
       "narayanan-1.7b", "pp: 2, schedule: zb-h1, global_batch: 16");
-  const auto z = region_flags(zb, 0.5, std::nullopt, t);
-  ASSERT_EQ(codes(z), std::vector<std::string>{"schedule"});
-  EXPECT_EQ(z[0].text, "pipeline schedule zb-h1: no validation case runs it");
+  EXPECT_EQ(only_flag(zb, t, "schedule"), "pipeline schedule zb-h1: no validation case runs it");
   // At pp 1 a schedule other than 1F1B still changes the step, and is named; 1F1B is not.
   const Scenario zb1 =
       testing::preset_scenario("narayanan-1.7b", "schedule: zb-h1, global_batch: 16");
