@@ -377,7 +377,8 @@ void model_section(std::string& o, const ModelSpec& m) {
   }
 }
 
-void parallelism_section(std::string& o, const ParallelismSpec& p) {
+void parallelism_section(std::string& o, const Scenario& s) {
+  const ParallelismSpec& p = s.parallelism;
   o += "\nparallelism\n";
   line(o, "split",
        fmt::format("tp {} x pp {} x dp {} x cp {}, ep {}{}{}{}", p.tp, p.pp, p.dp, p.cp, p.ep,
@@ -397,14 +398,21 @@ void parallelism_section(std::string& o, const ParallelismSpec& p) {
   line(o, "batch",
        fmt::format("global {} = microbatch {} x {} micro-batches x dp {}", p.global_batch,
                    p.microbatch, p.microbatches(), p.dp));
+  // DeepSpeed's bf16 engine shards as ZeRO-1 at any stage below 2 (complete_zero_stage).
+  const bool bf16_optimizer = p.pipeline_engine == PipelineEngine::deepspeed &&
+                              s.training.precision == Precision::bf16 && p.zero_stage == 1;
   line(o, "sharding",
-       p.zero_stage == 0 ? std::string("none")
-                         : fmt::format("ZeRO stage {}{} over {} ranks", p.zero_stage,
-                                       p.zero_stage >= 3 ? fmt::format(" ({}, gathers per {})",
-                                                                       to_string(p.fsdp_impl),
-                                                                       to_string(p.fsdp_unit))
-                                                         : "",
-                                       p.shard_group()));
+       p.zero_stage == 0
+           ? std::string("none")
+           : fmt::format("ZeRO stage {}{} over {} ranks{}", p.zero_stage,
+                         p.zero_stage >= 3 ? fmt::format(" ({}, gathers per {})",
+                                                         to_string(p.fsdp_impl),
+                                                         to_string(p.fsdp_unit))
+                                           : "",
+                         p.shard_group(),
+                         bf16_optimizer ? " (DeepSpeed's BF16_Optimizer, which shards the fp32 "
+                                          "weights and optimizer state at ZeRO stage 0 too)"
+                                        : ""));
 }
 
 void training_section(std::string& o, const TrainingSpec& t) {
@@ -595,7 +603,7 @@ std::string render_check_table(const Scenario& s, const StepFigures& f) {
   o += fmt::format("scenario  {}\n\n", s.name);
   cluster_section(o, s.cluster);
   model_section(o, s.model);
-  parallelism_section(o, s.parallelism);
+  parallelism_section(o, s);
   training_section(o, s.training);
   cost_section(o, s);
   workload_section(o, s, f);

@@ -354,7 +354,8 @@ const char* to_string(PipelineSchedule s);
 //             tensor-parallel group (PartitionedTensor, deepspeed/runtime/pipe/engine.py,
 //             microsoft/DeepSpeed 56c522386878); the engine also selects DeepSpeed's
 //             BF16_Optimizer and gradient reduction, and runs its TrainSchedule (1F1B
-//             order only) with blocking transfers (docs/simulator.md).
+//             order only) with blocking transfers (docs/simulator.md); in bf16 its
+//             BF16_Optimizer shards as ZeRO-1 at stage 0 too (validate_parallelism.cpp).
 // Under megatron a transfer holds the sending stage's compute until it completes, except
 // with the interleaved schedule and training.overlap_p2p (Megatron-LM
 // --overlap-p2p-communication), where it runs on its own stream; under deepspeed it

@@ -164,6 +164,16 @@ void complete_zero_stage(Scenario& s) {
     }
     p.zero_stage = 3;
   }
+  // DeepSpeed's engine runs bf16 without ZeRO through its BF16_Optimizer (bf16 weights with
+  // fp32 gradient accumulation, its default without ZeRO: get_data_types and
+  // _do_optimizer_sanity_check in deepspeed/runtime/engine.py at microsoft/DeepSpeed
+  // 38327e07), which partitions the fp32 weights and the optimizer state over the
+  // data-parallel group and all-gathers the updated weights in step() (BF16_Optimizer in
+  // bf16_optimizer.py): ZeRO-1's sharding at its stage 0. (fp16 without ZeRO is its
+  // FP16_Optimizer, unsharded.)
+  if (p.pipeline_engine == PipelineEngine::deepspeed && s.training.precision == Precision::bf16 &&
+      p.zero_stage == 0)
+    p.zero_stage = 1;
   // The implementation: `fsdp` (true or a mapping) is PyTorch FSDP1 unless the mapping
   // names another; `zero_stage: 3` alone is DeepSpeed ZeRO-3. Its gather unit: DeepSpeed
   // fetches per submodule (partitioned_param_coordinator.py, fetch_sub_module), PyTorch

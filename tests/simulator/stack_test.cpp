@@ -579,6 +579,18 @@ TEST(Stack, DeepSpeedOverlapsAsItsZeroConfigDefaults) {
     EXPECT_TRUE(t.overlap_grad_reduce) << zero;
     EXPECT_TRUE(t.overlap_param_gather) << zero;
   }
+  // DeepSpeed's engine in bf16 shards as ZeRO-1 at stage 0 (its BF16_Optimizer); in fp16
+  // (FP16_Optimizer) it does not.
+  const auto stage = [](const std::string& precision) {
+    return load_scenario_text("cluster: {preset: dgx-h100}\nmodel: {preset: llama2-7b}\n"
+                              "parallelism: {tp: 1, pp: 2, dp: 4, global_batch: 8, "
+                              "pipeline_engine: deepspeed}\n"
+                              "training: {precision: " + precision + "}\n",
+                              "o.yaml")
+        .parallelism.zero_stage;
+  };
+  EXPECT_EQ(stage("bf16"), 1);
+  EXPECT_EQ(stage("fp16"), 0);
   // DeepSpeed's pipeline engine reduces in its ReduceGrads step under any preset.
   const TrainingSpec engine = training("megatron-core", "pp: 2, dp: 4, pipeline_engine: deepspeed", "");
   EXPECT_FALSE(engine.overlap_grad_reduce);
