@@ -209,6 +209,13 @@ void check_schedule_preconditions(const Scenario& s) {
   // (deepspeed/runtime/pipe/schedule.py, microsoft/DeepSpeed 56c522386878).
   if (p.pipeline_engine == PipelineEngine::deepspeed &&
       p.schedule != PipelineSchedule::one_f_one_b) {
+    // Name the key the file wrote: virtual stages alone imply the interleaved schedule.
+    if (!is_set(s, "parallelism.schedule") && p.virtual_pipeline_stages > 1) {
+      reject(s, "parallelism.virtual_pipeline_stages", std::to_string(p.virtual_pipeline_stages),
+             "DeepSpeed's pipeline engine (pipeline_engine: deepspeed) runs only its "
+             "TrainSchedule, a 1F1B order without virtual stages: remove "
+             "virtual_pipeline_stages");
+    }
     reject(s, "parallelism.schedule", to_string(p.schedule),
            "DeepSpeed's pipeline engine (pipeline_engine: deepspeed) runs only its "
            "TrainSchedule, a 1F1B order: schedule must be 1f1b");

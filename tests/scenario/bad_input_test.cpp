@@ -844,6 +844,15 @@ TEST(BadInput, InterleavedMicroBatchGroups) {
                {"parallelism.flexible_groups", "interleaved-1f1b"});
 }
 
+// DeepSpeed's engine runs only its 1F1B TrainSchedule; the error names the key the file
+// wrote: virtual stages, which imply the interleaved schedule, or the schedule itself.
+TEST(BadInput, DeepSpeedEngineNamesTheKeyThatAskedForAnotherSchedule) {
+  expect_error(pipe(4) + "pipeline_engine: deepspeed, virtual_pipeline_stages: 2}\n",
+               {"parallelism.virtual_pipeline_stages", "= '2'", "remove virtual_pipeline_stages"});
+  expect_error(pipe(4) + "pipeline_engine: deepspeed, schedule: gpipe}\n",
+               {"parallelism.schedule", "= 'gpipe'", "schedule must be 1f1b"});
+}
+
 TEST(BadInput, OptimizerStatePrecisionIsAdams) {
   const std::string head =
       "cluster: {preset: dgx-h100}\nmodel: {preset: llama3-8b}\n"
