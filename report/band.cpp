@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "report/residuals_data.h"
+#include "scenario/names.h"
 
 namespace orrery {
 namespace {
@@ -39,12 +40,16 @@ const std::vector<std::string> kColumns = {"id",         "gpu_generation",
 
 std::string pct(double fraction) { return fmt::format("{:.1f} %", 100 * fraction); }
 
+// schedule_label's mark of flexible groups in effect (interleaved-1f1b only).
+constexpr const char* kFlexibleSuffix = "-flexible-groups";
+
 }  // namespace
 
 std::string schedule_label(const ParallelismSpec& p) {
-  const bool flexible = p.flexible_groups && p.microbatches() < p.pp &&
-                        p.schedule == PipelineSchedule::interleaved_1f1b;
-  return std::string(to_string(p.schedule)) + (flexible ? "-flexible-groups" : "");
+  // At pp 1 a schedule other than 1F1B still changes the step (GPipe holds every
+  // micro-batch's activations, ZB-H1 moves the TP input-gradient reductions).
+  if (p.pp == 1 && p.schedule == PipelineSchedule::one_f_one_b) return "-";
+  return std::string(to_string(p.schedule)) + (p.one_short_group() ? kFlexibleSuffix : "");
 }
 
 std::string Family::label() const { return generation + " x " + framework + " x " + kind; }
@@ -132,20 +137,14 @@ std::vector<Residual> parse_residuals(const std::string& csv, const std::string&
     r.fits = cells[16] == "true";
     r.schedule = cells[17];
     r.cp_comm = cells[18];
-    // A misspelt name would match no scenario and flag every one silently.
-    bool known_schedule = r.schedule == "-";
-    // Flexible groups exist under the interleaved schedule only.
-    for (PipelineSchedule k :
-         {PipelineSchedule::gpipe, PipelineSchedule::one_f_one_b, PipelineSchedule::interleaved_1f1b,
-          PipelineSchedule::zero_bubble_h1, PipelineSchedule::dualpipe}) {
-      known_schedule = known_schedule || r.schedule == to_string(k);
-    }
-    known_schedule = known_schedule ||
-                     r.schedule == std::string(to_string(PipelineSchedule::interleaved_1f1b)) +
-                                       "-flexible-groups";
+    // A misspelt name would match no scenario and flag every one silently. Flexible groups
+    // exist under the interleaved schedule only.
+    const bool known_schedule =
+        r.schedule == "-" || value_of<PipelineSchedule>(r.schedule) ||
+        r.schedule == std::string(to_string(PipelineSchedule::interleaved_1f1b)) +
+                          kFlexibleSuffix;
     if (!known_schedule) throw bad("schedule is '-' or a pipeline schedule's name");
-    if (r.cp_comm != "-" && r.cp_comm != to_string(ParallelismSpec::CpComm::ring) &&
-        r.cp_comm != to_string(ParallelismSpec::CpComm::all_gather)) {
+    if (r.cp_comm != "-" && !value_of<ParallelismSpec::CpComm>(r.cp_comm)) {
       throw bad("cp_comm is '-', ring or all-gather");
     }
     out.push_back(r);
@@ -287,10 +286,7 @@ std::vector<RegionFlag> region_flags(const Scenario& s, double memory_fraction,
                                           cp_comm)});
   }
   const std::string schedule = schedule_label(p);
-  // At pp 1 a schedule other than 1F1B still changes the step (GPipe holds every
-  // micro-batch's activations, ZB-H1 moves the TP input-gradient reductions).
-  const bool named = p.pp > 1 || p.schedule != PipelineSchedule::one_f_one_b;
-  if (named && !any([&](const Residual& r) { return r.schedule == schedule; })) {
+  if (schedule != "-" && !any([&](const Residual& r) { return r.schedule == schedule; })) {
     out.push_back({"schedule", fmt::format("pipeline schedule {}: no validation case runs it",
                                            schedule)});
   }

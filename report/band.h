@@ -32,9 +32,9 @@ struct Family {
   bool operator==(const Family&) const = default;
 };
 std::string gpu_generation(const GpuSpec& gpu);
-// The pipeline schedule as the residual table and the `schedule` flag name it: the
-// schedule's name, "-flexible-groups" appended where parallelism.flexible_groups is in
-// effect (fewer micro-batches than pp).
+// The pipeline schedule as the residual table and the `schedule` flag name it: "-" at pp 1
+// under 1F1B (no schedule to name), else the schedule's name, "-flexible-groups" appended
+// where parallelism.flexible_groups is in effect (ParallelismSpec::one_short_group).
 std::string schedule_label(const ParallelismSpec& p);
 Family family_of(const Scenario& s);
 
@@ -43,8 +43,7 @@ struct Residual {
   std::string id;
   Family family;
   int cp = 1, ep = 1, zero_stage = 0;
-  // schedule_label where pp > 1 or the schedule is not 1F1B, parallelism.cp_comm where
-  // cp > 1; "-" otherwise.
+  // schedule_label; parallelism.cp_comm where cp > 1, "-" otherwise.
   std::string schedule = "-", cp_comm = "-";
   std::string precision;  // training.precision (MFU counts against the 16-bit peak)
   std::string metric;

@@ -337,8 +337,8 @@ std::string render_run_csv(const Scenario& s, const Prediction& prediction) {
 
 std::string render_stack_explanation(const Scenario& s) {
   const StackSpec& k = s.training.stack;
-  auto by = [&](const std::string& key) {
-    return s.origin.count(key) ? "set in the file" : "the preset's default";
+  auto by = [&](const std::string& key, const char* otherwise = "the preset's default") {
+    return s.origin.count(key) ? "set in the file" : otherwise;
   };
   std::string o = "\nexplain (training stack: the kernels of the element-wise chains)\n";
   o += fmt::format("  {:<25}{} ({})\n", "preset", to_string(k.preset),
@@ -448,9 +448,6 @@ std::string render_stack_explanation(const Scenario& s) {
   // DeepSpeed's overlap defaults (scenario/validate_stack.cpp, complete_stack).
   const bool deepspeed = k.preset == StackSpec::Preset::deepspeed ||
                          s.parallelism.pipeline_engine == PipelineEngine::deepspeed;
-  auto ds_default = [&](const std::string& key) {
-    return s.origin.count(key) ? "set in the file" : "DeepSpeed's default";
-  };
   // ZeRO-3's units keep their own passes (the FSDP lines); DeepSpeed's defaults match
   // orrery's there.
   const bool stage3 = s.parallelism.zero_stage >= 3 || s.parallelism.fsdp;
@@ -464,13 +461,13 @@ std::string render_stack_explanation(const Scenario& s) {
                        "after each bucket waits for it (overlap_comm off)")
         : s.training.overlap_grad_reduce ? "during the last backward (overlap_comm on)"
                                          : "after the last backward",
-        ds_default("training.overlap_grad_reduce"));
+        by("training.overlap_grad_reduce", "DeepSpeed's default"));
     if (s.parallelism.zero_stage == 1 || s.parallelism.zero_stage == 2) {
       o += fmt::format("  {:<25}{} ({})\n", "updated-weight gather",
                        s.training.overlap_param_gather
                            ? "hidden under the next forward"
                            : "inside the optimizer step, before the next forward",
-                       ds_default("training.overlap_param_gather"));
+                       by("training.overlap_param_gather", "DeepSpeed's default"));
     }
   }
   const bool megatron = k.preset == StackSpec::Preset::megatron_core ||

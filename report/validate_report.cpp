@@ -97,8 +97,7 @@ ValidationCase validation_case(const Scenario& s, const std::string& file, const
   c.cp = s.parallelism.cp;
   c.ep = s.parallelism.ep;
   c.zero_stage = s.parallelism.zero_stage;
-  if (s.parallelism.pp > 1 || s.parallelism.schedule != PipelineSchedule::one_f_one_b)
-    c.schedule = schedule_label(s.parallelism);
+  c.schedule = schedule_label(s.parallelism);
   if (s.parallelism.cp > 1) c.cp_comm = to_string(s.parallelism.cp_comm);
   c.precision = to_string(s.training.precision);
   c.mfu = p.step.mfu;

@@ -32,8 +32,7 @@ struct ValidationCase {
   std::string over;  // metric speedup: the other run's file, resolved; "" otherwise
   Family family;
   int cp = 1, ep = 1, zero_stage = 0;
-  // The pipeline schedule where pp > 1 or it is not 1F1B (report/band.h schedule_label),
-  // and cp_comm where cp > 1; "-" otherwise.
+  // report/band.h schedule_label, and cp_comm where cp > 1 ("-" otherwise).
   std::string schedule = "-", cp_comm = "-";
   std::string precision;       // training.precision: MFU is compared within one
   double mfu = 0, hfu = 0;     // predicted

@@ -478,6 +478,9 @@ struct ParallelismSpec {
   int global_batch = 1; // sequences (or images) per optimizer step
 
   int microbatches() const { return global_batch / (microbatch * dp); }
+  // flexible_groups in effect (validated under interleaved-1f1b only): fewer micro-batches
+  // than pp, run as one group of all of them.
+  bool one_short_group() const { return flexible_groups && microbatches() < pp; }
   // Ranks over which ZeRO / distributed-optimizer shards dense state: dp x cp
   // (Megatron shards over the data-parallel group that includes context-parallel ranks).
   int shard_group() const { return dp * cp; }

@@ -110,8 +110,7 @@ void complete_schedule(Scenario& s) {
            "relaxes the interleaved-1f1b schedule's groups only (set virtual_pipeline_stages)");
   }
   if (!group_set) p.microbatch_group_size = p.pp;
-  if (p.schedule == PipelineSchedule::interleaved_1f1b && p.flexible_groups &&
-      p.microbatches() < p.pp) {
+  if (p.one_short_group()) {
     // Fewer micro-batches than pp, the Llama 3 paper's first use of its flexible N: one
     // group of all M. Megatron-Core's order then never waits on itself (checked for pp 2-8,
     // vp 2-4, tests/simulator/step_test.cpp). Groups below pp over several groups, and a

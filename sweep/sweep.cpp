@@ -1122,7 +1122,7 @@ std::string megatron_arguments(const Scenario& s) {
   }
   // Under flexible groups with fewer micro-batches than pp, the group is all of them, which
   // Megatron-LM's flag would refuse (the note below says so).
-  const bool flexible = p.flexible_groups && p.microbatches() < p.pp;
+  const bool flexible = p.one_short_group();
   if (p.virtual_pipeline_stages > 1 && p.microbatch_group_size != p.pp && !flexible) {
     out += fmt::format(" --microbatch-group-size-per-virtual-pipeline-stage {}",
                        p.microbatch_group_size);
