@@ -243,7 +243,19 @@ struct RankTally {
   double largest_layer_params = 0;
   Bytes largest_layer_gathered;  // ZeRO-3: the largest layer's weights as gathered
   GradientShape gradients;       // this rank's gradients, for compression buffers
+  // The largest single parameter tensor (an op's parameters: the word embedding's table
+  // share, else a weight matrix), and one micro-batch's activations through the rank's
+  // layers: for DeepSpeed's per-tensor gradient casts (deepspeed_transients).
+  double largest_tensor = 0;
+  Bytes one_microbatch;
 };
+
+// The largest parameter tensor of a layer: its op with the most parameters.
+double largest_tensor_of(const Layer& l) {
+  double most = 0;
+  for (const Op& op : l.ops) most = std::max(most, op.params);
+  return most;
+}
 
 // The layer's fp8 state into the stage's memory, and its fp8 GEMM weight elements, dense
 // and expert, into the rank's tally.
@@ -288,6 +300,7 @@ RankTally tally_rank(const Scenario& s, const StageLayers& sl, int i, const Stat
       r.largest_layer_full = std::max(r.largest_layer_full, l->saved(Recompute::none));
       r.largest_layer_params = std::max(r.largest_layer_params, l->params());
       r.largest_layer_gathered = std::max(r.largest_layer_gathered, gathered(*l, sb, fp8_gather));
+      r.largest_tensor = std::max(r.largest_tensor, largest_tensor_of(*l));
       add_fp8(st, r, *l);
     }
     const int layers = static_cast<int>(sl.layers[held].size());
@@ -320,6 +333,7 @@ RankTally tally_rank(const Scenario& s, const StageLayers& sl, int i, const Stat
       r.dense += e->params();
       r.largest_layer_params = std::max(r.largest_layer_params, e->params());
       r.largest_layer_gathered = std::max(r.largest_layer_gathered, gathered(*e, sb, fp8_gather));
+      r.largest_tensor = std::max(r.largest_tensor, largest_tensor_of(*e));
       add_fp8(st, r, *e);
       // Interleaved: as many as its chunk holds at the rank's peak.
       const double embedding_in_flight =
@@ -337,9 +351,11 @@ RankTally tally_rank(const Scenario& s, const StageLayers& sl, int i, const Stat
       // Megatron keeps a copy of tied word embeddings on the last stage when pp > 1; under
       // DualPipe the first and last ranks hold the embedding and the head as one parameter
       // (tied_embedding_copy, simulator/step.h).
+      r.largest_tensor = std::max(r.largest_tensor, largest_tensor_of(*h));
       if (m.tied_embeddings && p.pp > 1 && p.schedule != PipelineSchedule::dualpipe &&
           embedding) {
         r.dense += embedding->ops.front().params;
+        r.largest_tensor = std::max(r.largest_tensor, embedding->ops.front().params);
       }
       r.activations += h->saved(t.recompute, t.recompute_modules);  // one micro-batch in flight
       for (const Op& op : h->ops) {
@@ -350,6 +366,7 @@ RankTally tally_rank(const Scenario& s, const StageLayers& sl, int i, const Stat
     }
   }
   if (st.layers > 0) st.activations_per_layer = per_microbatch / st.layers;
+  r.one_microbatch = per_microbatch;
   // Full recompute rebuilds one layer's activations at a time during backward.
   if (t.recompute == Recompute::full && m.family != ModelFamily::cnn) {
     r.activations += r.largest_layer_full;
@@ -468,6 +485,106 @@ Bytes zero2_reduce_buffers(const Scenario& s, const StateBytes& sb, const RankTa
                  (s.training.overlap_grad_reduce ? 2.0 : 1.0));
   }
   return Bytes(r.largest_layer_params * sb.gradient);
+}
+
+// The caching allocator as far as a few large requests go: a request takes the smallest
+// free cached block at least its size, else the allocator reserves a new segment of its
+// size; blocks of different segments never merge (get_free_block, then alloc_block, in
+// c10/cuda/CUDACachingAllocator.cpp at pytorch/pytorch 00ae0bc9).
+class SegmentTally {
+ public:
+  explicit SegmentTally(double freed) {
+    if (freed > 0) free_.push_back(freed);
+  }
+  // The block a request of `size` bytes holds until give().
+  double take(double size) {
+    auto best = free_.end();
+    for (auto it = free_.begin(); it != free_.end(); ++it)
+      if (*it >= size && (best == free_.end() || *it < *best)) best = it;
+    if (best != free_.end()) {
+      const double block = *best;
+      free_.erase(best);
+      return block;
+    }
+    grown_ += size;
+    return size;
+  }
+  void give(double block) { free_.push_back(block); }
+  double grown() const { return grown_; }
+
+ private:
+  std::vector<double> free_;
+  double grown_ = 0;
+};
+
+struct Transients {
+  Bytes held;      // beyond the backward's peak, at once (allocated)
+  Bytes segments;  // reserved beyond that: new segments no freed block could serve
+};
+
+// DeepSpeed's engine (pipeline_engine: deepspeed, ZeRO stages 0-2) casts and copies its
+// gradients after the backward's peak, in requests of whole tensors or whole partitions
+// (DeepSpeed 0.5-0.6, the versions the BigScience runs used: v0.5.10, and the bf16 +
+// pipeline change 56c522386878 at microsoft/DeepSpeed):
+//  - BF16_Optimizer (bf16_optimizer.py): after each micro-batch's backward, update_hp_grads
+//    adds every bf16 gradient into the fp32 buffer through `lp.grad.to(fp32)`, one tensor
+//    at a time (4 bytes an element of the largest tensor, with the finished micro-batch's
+//    activations freed); at the step, the engine's all-reduce (pipe/engine.py
+//    _bf16_reduce_grads -> engine.py allreduce_bucket) casts the fp32 buffer of the
+//    weight-decay group, nearly every parameter, to bf16 whole (2 bytes a parameter).
+//  - DeepSpeedZeroOptimizer (zero/stage_1_and_2.py): at stage 1 the gradient reduction
+//    allocates an IPG buffer of reduce_bucket_size 16-bit elements (reduce_gradients with
+//    pipeline_parallel) and releases it; step() then checks for overflow with
+//    `x.float().sum()` and takes the norm with `g.double().norm(2)` of each gradient of the
+//    rank's partition (4 and 8 bytes an element, one tensor at a time), frees the gradients
+//    outside the partition (stage 1), and flattens the partition's gradients into one
+//    tensor cast to fp32 (`self.flatten(...).to(fp32)`: the 16-bit copy and the fp32 one
+//    at once; the fp32 one stays as the master's .grad through the update).
+// The activations and loss temporaries are freed by then. `held` is the most these hold
+// at once beyond the backward's peak; `segments` what the caching allocator reserves for
+// them beyond that (SegmentTally; the freed blocks are each one tensor, at most a layer's
+// saved tensors of one micro-batch).
+Transients deepspeed_transients(const Scenario& s, const StateBytes& sb, const RankTally& r,
+                                const StageMemory& st, double dense_group, double expert_group) {
+  const ParallelismSpec& p = s.parallelism;
+  if (p.pipeline_engine != PipelineEngine::deepspeed || p.zero_stage >= 3) return {};
+  const double params = r.dense + r.expert;
+  // What the backward's peak holds beyond the model states.
+  const double backward = (st.memory.activations + st.loss_buffers + st.reduce_buffers).value();
+  SegmentTally seg(st.activations_per_layer.value());
+  double held = 0;
+  auto transient = [&seg](double size) { seg.give(seg.take(size)); };
+  if (deepspeed_bf16_optimizer(s)) {
+    const double cast = 4.0 * r.largest_tensor;
+    held = std::max(held, cast - r.one_microbatch.value() - st.loss_buffers.value());
+    transient(cast);
+    const double copy = sb.weight * params;
+    held = std::max(held, copy - backward);
+    transient(copy);
+  } else if (p.zero_stage >= 1) {
+    const double shard = r.dense / dense_group + r.expert / expert_group;
+    if (p.zero_stage == 1) {
+      const double bucket = zero2_deepspeed_bucket(s.training) * sb.weight;
+      held = std::max(held, bucket - backward);
+      transient(bucket);
+    }
+    const double piece = std::min(r.largest_tensor, shard);
+    for (const double bytes : {4.0, 8.0}) {
+      held = std::max(held, bytes * piece - backward);
+      transient(bytes * piece);
+    }
+    // Stage 1 frees the gradients outside the partition first; stage 2 holds only those.
+    const double freed = p.zero_stage == 1 ? sb.gradient * (params - shard) : 0.0;
+    const double flat = sb.gradient * shard, master_grad = 4.0 * shard;
+    held = std::max(held, flat + master_grad - freed - backward);
+    const double block = seg.take(flat);
+    seg.take(master_grad);
+    seg.give(block);
+  }
+  Transients out;
+  out.held = Bytes(std::max(0.0, held));
+  out.segments = Bytes(std::max(0.0, seg.grown() - out.held.value()));
+  return out;
 }
 
 // ZeRO-3 / FSDP: rank i's gather buffers, and with hpZ the secondary weight copy.
@@ -1004,19 +1121,42 @@ MemoryReport estimate_memory(const Scenario& s, const Workload& w, bool verdict_
     st.cublas_workspace = t.memory.cublas_workspace;
     if (p.zero_stage >= 3) add_zero3_terms(s, sl, i, sb, fp8_gather, r, st);
     if (p.zero_stage == 2) st.reduce_buffers = zero2_reduce_buffers(s, sb, r);
+    if (deepspeed_bf16_optimizer(s)) {
+      // The bf16 param.grad beside the fp32 buffer: the pipeline engine clears it only at
+      // the start of the next backward (clear_lp_grads, then update_hp_grads with
+      // clear_lp_grads=False, pipe/engine.py _exec_backward_pass at 56c522386878).
+      // Its fp32 buffer is the whole model's whatever gradient_dtype says.
+      mem.gradients = Bytes((4.0 + sb.weight) * (r.dense + r.expert));
+    }
+    const Transients tr = deepspeed_transients(s, sb, r, st, dense_group, expert_group);
+    st.step_buffers = tr.held;
+    st.step_segments = tr.segments;
     st.compression_buffers = compression_state(t.compression, r.gradients, p.shard_group());
     report.stages.push_back(st);
   }
   // The caching allocator's waste last, once the stages' other figures are known.
   auto sum_other = [](StageMemory& st) {
     st.memory.other = st.runtime_reserve + st.cublas_workspace + st.allocator_overhead +
-                      st.gather_buffers + st.reduce_buffers + st.loss_buffers +
+                      st.gather_buffers + st.reduce_buffers + st.loss_buffers + st.step_buffers +
                       st.compression_buffers + st.fp8_scaling_state + st.fp8_weight_cache;
   };
   bool over = false;
+  // DeepSpeed's step segments are reserved only while the device has room: a cudaMalloc
+  // that fails makes the caching allocator release its free cached blocks and retry
+  // (release_cached_blocks in CUDACachingAllocator.cpp's malloc), so they never make a
+  // rank run out of memory by themselves.
+  auto add_step_segments = [&](StageMemory& st, Bytes segments) {
+    const double room = std::max(0.0, (report.capacity - st.memory.total()).value());
+    st.step_segments = Bytes(std::min(segments.value(), room));
+    st.allocator_overhead += st.step_segments;
+    sum_other(st);
+  };
+  std::vector<Bytes> segments;
   for (StageMemory& st : report.stages) {
+    segments.push_back(st.step_segments);
     st.allocator_overhead = st.memory.activations * t.allocator_overhead;
     sum_other(st);
+    add_step_segments(st, segments.back());
     if (st.memory.total() > report.capacity) over = true;
   }
   if (!(verdict_only && over)) {
@@ -1025,6 +1165,7 @@ MemoryReport estimate_memory(const Scenario& s, const Workload& w, bool verdict_
       st.allocator_overhead = st.memory.activations * t.allocator_overhead +
                               rank_allocator_waste(s, sl, i, sb, fp8_gather, st);
       sum_other(st);
+      add_step_segments(st, segments[static_cast<std::size_t>(i)]);
     }
   }
   for (int i = 0; i < p.pp; ++i) {
@@ -1045,5 +1186,10 @@ MemoryReport estimate_memory(const Scenario& s, const Workload& w, bool verdict_
 }
 
 double zero2_deepspeed_bucket(const TrainingSpec& t) { return t.grad_bucket_params.value_or(5e8); }
+
+bool deepspeed_bf16_optimizer(const Scenario& s) {
+  return s.parallelism.pipeline_engine == PipelineEngine::deepspeed &&
+         s.training.precision == Precision::bf16 && s.parallelism.zero_stage < 2;
+}
 
 }  // namespace orrery

@@ -74,6 +74,13 @@ struct StageMemory {
   // The loss's temporaries beyond the saved fp32 softmax, on the rank holding the head:
   // the 16-bit logits, their fp32 upcast, eager PyTorch's dense fp32 gradients.
   Bytes loss_buffers;
+  // DeepSpeed's engine (pipeline_engine: deepspeed): the gradient casts and copies its
+  // optimizer makes after the backward's peak (deepspeed_transients in model/memory.cpp).
+  // step_buffers is what they hold at once beyond that peak (in the allocated peak);
+  // step_segments is what the caching allocator reserves for them beyond that, because no
+  // block freed by then is large enough (part of allocator_overhead: reserved only).
+  Bytes step_buffers;
+  Bytes step_segments;
   Bytes compression_buffers;       // gradient compression's error feedback and factors
   Bytes fp8_scaling_state;         // training.fp8: amax histories and scales of fp8 GEMMs
   Bytes fp8_weight_cache;          // training.fp8: cached fp8 weight copies
@@ -145,6 +152,12 @@ struct StateBytes {
   double master = 0;   // the separate master copy (0 under fp32/tf32 or main_params_dtype none)
   double moments = 0;  // per-element moments (Adam's m and v with their block scales)
 };
+// Whether the step runs DeepSpeed's BF16_Optimizer: DeepSpeed's engine (pipeline_engine:
+// deepspeed) in bf16 without a ZeRO stage of its own (zero_stage 0-1 here). It keeps every
+// gradient twice, the bf16 param.grad and an fp32 accumulation buffer of the whole model
+// (docs/model.md, "DeepSpeed's gradient copies").
+bool deepspeed_bf16_optimizer(const Scenario& s);
+
 // One Adam moment's bytes per element in `d`, with its share of the block scales.
 double moment_bytes(StateDtype d);
 StateBytes state_bytes_per_param(const TrainingSpec& t);

@@ -247,6 +247,10 @@ std::string render_check_json(const Scenario& s, const StepFigures& f) {
       other["reduce_buffers"] = st.reduce_buffers.value();
     }
     other["loss_buffers"] = st.loss_buffers.value();
+    if (p.pipeline_engine == PipelineEngine::deepspeed) {
+      other["step_buffers"] = st.step_buffers.value();
+      other["step_segments"] = st.step_segments.value();
+    }
     if (s.training.fp8) {
       other["fp8_scaling_state"] = st.fp8_scaling_state.value();
       other["fp8_weight_cache"] = st.fp8_weight_cache.value();
@@ -490,8 +494,14 @@ void memory_section(std::string& o, const Scenario& s, const StepFigures& f) {
   mem("weights", w.memory.weights,
       fmt::format("{} B/param{}{}", sb.weight, fp8_weights ? " (1 in the fp8 GEMMs' weights)" : "",
                   p.zero_stage >= 3 ? ", sharded" : ""));
-  mem("gradients", w.memory.gradients, fmt::format("{} B/param{}", sb.gradient,
-                                                   p.zero_stage >= 2 ? ", sharded" : ""));
+  if (deepspeed_bf16_optimizer(s)) {
+    mem("gradients", w.memory.gradients,
+        fmt::format("{} B/param: DeepSpeed BF16_Optimizer's fp32 buffer 4 + the bf16 param.grad {}",
+                    4.0 + sb.weight, sb.weight));
+  } else {
+    mem("gradients", w.memory.gradients, fmt::format("{} B/param{}", sb.gradient,
+                                                     p.zero_stage >= 2 ? ", sharded" : ""));
+  }
   mem("optimizer", w.memory.optimizer,
       fmt::format("{} B/param{}{}", sb.optimizer, p.zero_stage >= 1 ? ", sharded" : "",
                   t.optimizer_offload ? fmt::format(", {:g} % of it offloaded to the host",
@@ -504,7 +514,7 @@ void memory_section(std::string& o, const Scenario& s, const StepFigures& f) {
   const char* low_bits = s.training.fp4 ? "fp4" : "fp8";  // whose recipe fills the two
   mem("other", w.memory.other,
       fmt::format(
-          "runtime {}, cuBLAS workspace {}, allocator waste {}, gather buffers {}{}{}{}{}",
+          "runtime {}, cuBLAS workspace {}, allocator waste {}, gather buffers {}{}{}{}{}{}",
           format_bytes(w.runtime_reserve), format_bytes(w.cublas_workspace),
           format_bytes(w.allocator_overhead), format_bytes(w.gather_buffers),
           w.reduce_buffers.value() > 0
@@ -512,6 +522,9 @@ void memory_section(std::string& o, const Scenario& s, const StepFigures& f) {
               : std::string(),
           w.loss_buffers.value() > 0
               ? fmt::format(", loss temporaries {}", format_bytes(w.loss_buffers))
+              : std::string(),
+          w.step_buffers.value() > 0
+              ? fmt::format(", DeepSpeed's gradient copies {}", format_bytes(w.step_buffers))
               : std::string(),
           w.compression_buffers.value() > 0
               ? fmt::format(", compression buffers {}", format_bytes(w.compression_buffers))
@@ -551,6 +564,13 @@ void memory_section(std::string& o, const Scenario& s, const StepFigures& f) {
                       : fmt::format("outside the allocator, {} x 10 MiB", comms));
   }
   mem("  cuBLAS workspace", w.cublas_workspace, "inside the allocator (in the allocated peak)");
+  if (w.step_buffers.value() > 0 || w.step_segments.value() > 0) {
+    mem("  DeepSpeed's copies", w.step_buffers + w.step_segments,
+        fmt::format("gradient casts and flat copies after the backward: {} beyond its peak "
+                    "(allocated), {} more in segments no freed block fits (reserved, in the "
+                    "allocator waste)",
+                    format_bytes(w.step_buffers), format_bytes(w.step_segments)));
+  }
   // The fullest host share of any stage, against the node's host memory per GPU.
   const StageMemory* host = nullptr;
   for (const StageMemory& st : f.memory.stages)

@@ -784,7 +784,7 @@ double tied_embedding_allreduce_bytes(const Scenario& s) {
   const double vocab_share = std::ceil(static_cast<double>(m.vocab) / p.tp);
   // DeepSpeed's BF16_Optimizer: its fp32 buffer.
   const double bytes =
-      detail::deepspeed_bf16_optimizer(s) ? 4.0 : state_bytes_per_param(s.training).gradient;
+      deepspeed_bf16_optimizer(s) ? 4.0 : state_bytes_per_param(s.training).gradient;
   return vocab_share * static_cast<double>(m.hidden) * bytes;
 }
 

@@ -77,12 +77,9 @@ std::vector<const Layer*> StageLayers::of_block(int stage, int chunk) const {
   return dual_ ? of(chunk == 0 ? stage : pp_ - 1 - stage, 0) : of(stage, chunk);
 }
 
-bool deepspeed_bf16_optimizer(const Scenario& s) {
-  return s.parallelism.pipeline_engine == PipelineEngine::deepspeed &&
-         s.training.precision == Precision::bf16 && s.parallelism.zero_stage < 2;
+bool deepspeed_bf16_optimizer(const StepContext& ctx) {
+  return orrery::deepspeed_bf16_optimizer(ctx.s);
 }
-
-bool deepspeed_bf16_optimizer(const StepContext& ctx) { return deepspeed_bf16_optimizer(ctx.s); }
 
 double dense_gather_bytes_per_param(const StepContext& ctx,
                                     const std::vector<const Layer*>& layers) {

@@ -60,9 +60,8 @@ class StageLayers {
 // raises NotImplementedError for bf16 with ZeRO stage 1; microsoft/DeepSpeed 56c522386878,
 // the bf16 + pipeline change the BLOOM run's branch became). It accumulates every
 // micro-batch's gradients in fp32 (pipeline_pass) and all-reduces them whole in bf16
-// (grad_sync_pass).
+// (grad_sync_pass). The scenario's predicate is model/memory.h's.
 bool deepspeed_bf16_optimizer(const StepContext& ctx);
-bool deepspeed_bf16_optimizer(const Scenario& s);
 
 // Bytes a dense parameter of `layers` takes in the distributed optimizer's parameter
 // all-gather: the weight's bytes, 1 for the fp8 GEMMs' weights when

@@ -356,7 +356,8 @@ TEST(Memory, DeepSeekV3FitsAsPublished) {
 // The two-layer model of the buffer tests below (hidden 1001, 7 heads, GeLU MLP of 4004, no
 // biases, RMSNorm, vocab 1000, 128 tokens) on 8 data-parallel A100s, one micro-batch each,
 // with `parallelism` and `training` keys added.
-StageMemory small_decoder_stage(const std::string& parallelism, const std::string& training) {
+StageMemory small_decoder_stage(const std::string& parallelism, const std::string& training,
+                                const std::string& precision = "bf16") {
   return estimate_memory(
              load_scenario_text(
                  "cluster: {preset: dgx-a100, nodes: 1}\n"
@@ -364,7 +365,8 @@ StageMemory small_decoder_stage(const std::string& parallelism, const std::strin
                  "ffn: 4004, vocab: 1000, seq_len: 128, activation: gelu, norm: rmsnorm, "
                  "position_embedding: rope, tied_embeddings: false, bias: false, dropout: false}\n"
                  "parallelism: {dp: 8, microbatch: 1, global_batch: 8, " +
-                     parallelism + "}\ntraining: {precision: bf16, " + training + "}\n",
+                     parallelism + "}\ntraining: {precision: " + precision + ", " + training +
+                     "}\n",
                  "test.yaml"))
       .stages[0];
 }
@@ -452,6 +454,60 @@ TEST(Memory, ZeroTwoHoldsWhatItIsReducing) {
       2e6);
   EXPECT_DOUBLE_EQ(
       small_decoder_stage("zero_stage: 1", "gradient_dtype: fp32").reduce_buffers.value(), 0.0);
+}
+
+// DeepSpeed's gradient copies (model/memory.cpp, deepspeed_transients), by hand, on the
+// model of the tests above: P = 2 x 12,026,014 + 1,001,000 (embedding) + 1,002,001 (head:
+// norm and output layer) = 26,055,029 parameters; its largest tensor is fc1's (or fc2's)
+// 4,008,004; 8 data-parallel ranks. B below is what the backward's peak holds beyond the
+// states (activations and loss temporaries), all freed before these copies; the one freed
+// block they could reuse, a layer's saved tensors of one micro-batch, is smaller than each.
+//  - BF16_Optimizer (pipeline_engine deepspeed, bf16): gradients 4 (fp32 buffer) + 2 (bf16
+//    param.grad) = 6 bytes a parameter, 156,330,174, whatever gradient_dtype says. After a
+//    backward, the cast of the largest gradient to fp32, 16,032,016 bytes, with the
+//    finished micro-batch's activations freed; at the step the fp32 buffer cast to bf16,
+//    2P = 52,110,058, beyond B. Both new segments: reserved beyond the held bytes by
+//    16,032,016 + 52,110,058 - held.
+//  - DeepSpeedZeroOptimizer, ZeRO-1, fp16 gradients, reduce_bucket_size 1e6: the shard is
+//    s = P / 8 = 3,256,878.625 elements, below the largest tensor, so each per-tensor copy
+//    is at most s: IPG buffer 2e6 bytes, the overflow check's fp32 copy 4s = 13,027,514.5,
+//    the norm's fp64 copy 8s = 26,055,029, then the flat fp16 copy 2s (into the overflow
+//    check's block) and the fp32 one 4s (into the norm's), after freeing the 2(P - s)
+//    bytes of gradients outside the partition. Held: the largest beyond B, 8s - B. The
+//    IPG buffer fits in the freed layer's block (a layer's saved tensors of one
+//    micro-batch, between 2e6 and 4s bytes here), so 4s + 8s = 39,082,543.5 are new
+//    segments: 13,027,514.5 + B beyond what is held.
+TEST(Memory, DeepSpeedGradientCopiesByHand) {
+  const double P = 26055029.0;
+  const StageMemory bf = small_decoder_stage("pipeline_engine: deepspeed", "");
+  EXPECT_DOUBLE_EQ(bf.params, P);
+  EXPECT_DOUBLE_EQ(bf.memory.gradients.value(), 6.0 * P);
+  EXPECT_DOUBLE_EQ(
+      small_decoder_stage("pipeline_engine: deepspeed", "gradient_dtype: bf16").memory.gradients.value(),
+      6.0 * P);
+  const double b_bf = (bf.memory.activations + bf.loss_buffers).value();
+  ASSERT_LT(bf.activations_per_layer.value(), 16032016.0);
+  EXPECT_DOUBLE_EQ(bf.step_buffers.value(), 2.0 * P - b_bf);
+  EXPECT_DOUBLE_EQ(bf.step_segments.value(), 16032016.0 + 2.0 * P - (2.0 * P - b_bf));
+  // The held bytes are in `other`, the segments in the allocator's share: reserved only.
+  EXPECT_DOUBLE_EQ((bf.reserved_peak() - bf.allocated_peak()).value(),
+                   bf.allocator_overhead.value());
+  EXPECT_GE(bf.allocator_overhead.value(), bf.step_segments.value());
+
+  const StageMemory z1 =
+      small_decoder_stage("pipeline_engine: deepspeed, zero_stage: 1",
+                          "gradient_dtype: fp16, grad_bucket_params: 1000000", "fp16");
+  EXPECT_DOUBLE_EQ(z1.memory.gradients.value(), 2.0 * P);
+  const double s = P / 8, b = (z1.memory.activations + z1.loss_buffers).value();
+  ASSERT_GT(z1.activations_per_layer.value(), 2e6);
+  ASSERT_LT(z1.activations_per_layer.value(), 4.0 * s);
+  EXPECT_DOUBLE_EQ(z1.step_buffers.value(), 8.0 * s - b);
+  EXPECT_DOUBLE_EQ(z1.step_segments.value(), 13027514.5 + b);
+
+  // Megatron's engine makes none of these copies.
+  const StageMemory mg = small_decoder_stage("zero_stage: 1", "gradient_dtype: fp32");
+  EXPECT_DOUBLE_EQ(mg.step_buffers.value(), 0.0);
+  EXPECT_DOUBLE_EQ(mg.step_segments.value(), 0.0);
 }
 
 // The small model of the loss tests below: 2 layers, hidden 1001, vocab 1000, 128 tokens,
