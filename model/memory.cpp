@@ -528,8 +528,8 @@ struct Transients {
 // pipeline change 56c522386878 at microsoft/DeepSpeed):
 //  - BF16_Optimizer (bf16_optimizer.py): after each micro-batch's backward, update_hp_grads
 //    adds every bf16 gradient into the fp32 buffer through `lp.grad.to(fp32)`, one tensor
-//    at a time (4 bytes an element of the largest tensor, with the finished micro-batch's
-//    activations freed); at the step, the engine's all-reduce (pipe/engine.py
+//    at a time (4 bytes an element of the largest tensor, with only the other micro-batches
+//    in flight keeping their activations); at the step, the engine's all-reduce (pipe/engine.py
 //    _bf16_reduce_grads -> engine.py allreduce_bucket) casts the fp32 buffer of the
 //    weight-decay group, nearly every parameter, to bf16 whole (2 bytes a parameter).
 //  - DeepSpeedZeroOptimizer (zero/stage_1_and_2.py): at stage 1 the gradient reduction
@@ -555,8 +555,10 @@ Transients deepspeed_transients(const Scenario& s, const StateBytes& sb, const R
   double held = 0;
   auto transient = [&seg](double size) { seg.give(seg.take(size)); };
   if (deepspeed_bf16_optimizer(s)) {
+    // The other micro-batches in flight keep their activations meanwhile.
+    const double in_flight = st.layers > 0 ? st.layers_in_flight / st.layers : 1.0;
     const double cast = 4.0 * r.largest_tensor;
-    held = std::max(held, cast - r.one_microbatch.value() - st.loss_buffers.value());
+    held = std::max(held, cast + std::max(0.0, in_flight - 1.0) * r.one_microbatch.value() - backward);
     transient(cast);
     const double copy = sb.weight * params;
     held = std::max(held, copy - backward);
