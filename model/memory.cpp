@@ -247,13 +247,20 @@ struct RankTally {
   // share, else a weight matrix), and one micro-batch's activations through the rank's
   // layers: for DeepSpeed's per-tensor gradient casts (deepspeed_transients).
   double largest_tensor = 0;
-  Bytes one_microbatch;
+  // What the activations are right after one micro-batch's backward (the other
+  // micro-batches in flight), and the head's fp32 logits, a block the loss frees.
+  Bytes after_backward;
+  Bytes loss_fp32;
 };
 
-// The largest parameter tensor of a layer: its op with the most parameters.
+// The largest parameter tensor of a layer: its op with the most parameters, an MoE expert
+// op's one expert's weight matrix (each expert its own tensor).
 double largest_tensor_of(const Layer& l) {
   double most = 0;
-  for (const Op& op : l.ops) most = std::max(most, op.params);
+  for (const Op& op : l.ops) {
+    const double matrix = op.weight_k * op.weight_n;
+    most = std::max(most, op.expert && matrix > 0 ? matrix : op.params);
+  }
   return most;
 }
 
@@ -316,6 +323,7 @@ RankTally tally_rank(const Scenario& s, const StageLayers& sl, int i, const Stat
     } else {
       st.layers_in_flight += factor * layers;
       r.activations += stage_microbatch * factor;
+      r.after_backward += stage_microbatch * std::max(0.0, factor - 1.0);
       if (t.activation_offload) {
         // pp = 1 (validated): the first `layers` transformer layers' saved tensors wait in
         // host memory, so the GPU's peak is the other layers' (Transformer Engine's
@@ -342,6 +350,8 @@ RankTally tally_rank(const Scenario& s, const StageLayers& sl, int i, const Stat
                               static_cast<std::size_t>(sl.embedding_chunk[held]))
                         : std::min(p.pp, p.microbatches());
       r.activations += e->saved(t.recompute, t.recompute_modules) * embedding_in_flight;
+      r.after_backward +=
+          e->saved(t.recompute, t.recompute_modules) * std::max(0.0, embedding_in_flight - 1.0);
     }
     if (const Layer* h = sl.head[held]) {
       r.dense += h->params();
@@ -360,13 +370,13 @@ RankTally tally_rank(const Scenario& s, const StageLayers& sl, int i, const Stat
       r.activations += h->saved(t.recompute, t.recompute_modules);  // one micro-batch in flight
       for (const Op& op : h->ops) {
         if (op.kind == OpKind::loss) {
+          r.loss_fp32 = std::max(r.loss_fp32, op.saved);
           st.loss_buffers += Bytes(op.saved.value() / 4.0 * loss_temporaries_per_logit(t));
         }
       }
     }
   }
   if (st.layers > 0) st.activations_per_layer = per_microbatch / st.layers;
-  r.one_microbatch = per_microbatch;
   // Full recompute rebuilds one layer's activations at a time during backward.
   if (t.recompute == Recompute::full && m.family != ModelFamily::cnn) {
     r.activations += r.largest_layer_full;
@@ -490,7 +500,7 @@ Bytes zero2_reduce_buffers(const Scenario& s, const StateBytes& sb, const RankTa
 // The caching allocator as far as a few large requests go: a request takes the smallest
 // free cached block at least its size, else the allocator reserves a new segment of its
 // size; blocks of different segments never merge (get_free_block, then alloc_block, in
-// c10/cuda/CUDACachingAllocator.cpp at pytorch/pytorch 00ae0bc9).
+// c10/cuda/CUDACachingAllocator.cpp at pytorch/pytorch 001074d2).
 class SegmentTally {
  public:
   explicit SegmentTally(double freed) {
@@ -522,61 +532,85 @@ struct Transients {
   Bytes segments;  // reserved beyond that: new segments no freed block could serve
 };
 
-// DeepSpeed's engine (pipeline_engine: deepspeed, ZeRO stages 0-2) casts and copies its
-// gradients after the backward's peak, in requests of whole tensors or whole partitions
+// DeepSpeed's engine (pipeline_engine: deepspeed, ZeRO stages 0-2) copies and casts its
+// gradients after the backward's peak, in requests of whole tensors, buckets or partitions
 // (DeepSpeed 0.5-0.6, the versions the BigScience runs used: v0.5.10, and the bf16 +
-// pipeline change 56c522386878 at microsoft/DeepSpeed):
+// pipeline change 56c522386878 at microsoft/DeepSpeed; P the rank's parameters, T its
+// largest gradient tensor, 5e8 the engine's MEMORY_OPT_ALLREDUCE_SIZE):
 //  - BF16_Optimizer (bf16_optimizer.py): after each micro-batch's backward, update_hp_grads
 //    adds every bf16 gradient into the fp32 buffer through `lp.grad.to(fp32)`, one tensor
-//    at a time (4 bytes an element of the largest tensor, with only the other micro-batches
-//    in flight keeping their activations); at the step, the engine's all-reduce (pipe/engine.py
-//    _bf16_reduce_grads -> engine.py allreduce_bucket) casts the fp32 buffer of the
-//    weight-decay group, nearly every parameter, to bf16 whole (2 bytes a parameter).
-//  - DeepSpeedZeroOptimizer (zero/stage_1_and_2.py): at stage 1 the gradient reduction
-//    allocates an IPG buffer of reduce_bucket_size 16-bit elements (reduce_gradients with
-//    pipeline_parallel) and releases it; step() then checks for overflow with
-//    `x.float().sum()` and takes the norm with `g.double().norm(2)` of each gradient of the
-//    rank's partition (4 and 8 bytes an element, one tensor at a time), frees the gradients
-//    outside the partition (stage 1), and flattens the partition's gradients into one
-//    tensor cast to fp32 (`self.flatten(...).to(fp32)`: the 16-bit copy and the fp32 one
-//    at once; the fp32 one stays as the master's .grad through the update).
+//    at a time (4T, the other micro-batches in flight keeping their activations); at the
+//    step the engine's all-reduce (pipe/engine.py _bf16_reduce_grads -> engine.py
+//    allreduce_no_retain and allreduce_bucket) casts the fp32 buffer to bf16 (2P): a bucket
+//    goes out once it holds more than 5e8 elements, so a weight-decay group above that is
+//    flattened alone, a view, and one below it is flattened with the other group into a
+//    new fp32 tensor first (4P more).
+//  - FP16_Optimizer (fp16 at ZeRO stage 0, fp16/fused_optimizer.py step): the engine's
+//    all-reduce flattens buckets of just over 5e8 16-bit elements; the overflow check
+//    copies each gradient to fp32 (`x.float()`, 4T); step() casts every gradient to fp32 (a
+//    list, 4P) and flattens the list (4P more) while the fp16 gradients are held, and the
+//    flat copy stays as the master's .grad through the update.
+//  - DeepSpeedZeroOptimizer (zero/stage_1_and_2.py): at stage 1 the reduction flattens
+//    buckets of up to reduce_bucket_size 16-bit elements (buffered_reduce_fallback;
+//    contiguous_gradients is off at stage 1, engine.py _configure_zero_optimizer), and its
+//    epilogue drops every gradient but the views of the rank's partition (zero_grad);
+//    step() then checks for overflow with `x.float().sum()` and takes the norm with
+//    `g.double().norm(2)` of each gradient of the partition (4 and 8 bytes an element, one
+//    tensor at a time) and flattens the partition's gradients into one tensor cast to fp32
+//    (`self.flatten(...).to(fp32)`: the 16-bit copy and the fp32 one at once; the fp32 one
+//    stays as the master's .grad through the update).
 // The activations and loss temporaries are freed by then. `held` is the most these hold
 // at once beyond the backward's peak; `segments` what the caching allocator reserves for
-// them beyond that (SegmentTally; the freed blocks are each one tensor, at most a layer's
-// saved tensors of one micro-batch).
+// them beyond that (SegmentTally; the freed blocks it may reuse: a layer's saved tensors
+// of one micro-batch, and the loss's fp32 logits on the head's stage).
 Transients deepspeed_transients(const Scenario& s, const StateBytes& sb, const RankTally& r,
                                 const StageMemory& st, double dense_group, double expert_group) {
   const ParallelismSpec& p = s.parallelism;
   if (p.pipeline_engine != PipelineEngine::deepspeed || p.zero_stage >= 3) return {};
+  constexpr double kAllreduceBucket = 5e8;  // MEMORY_OPT_ALLREDUCE_SIZE, engine.py
   const double params = r.dense + r.expert;
+  const double T = r.largest_tensor;
   // What the backward's peak holds beyond the model states.
   const double backward = (st.memory.activations + st.loss_buffers + st.reduce_buffers).value();
   SegmentTally seg(st.activations_per_layer.value());
+  if (r.loss_fp32.value() > 0) seg.give(r.loss_fp32.value());
   double held = 0;
   auto transient = [&seg](double size) { seg.give(seg.take(size)); };
   if (deepspeed_bf16_optimizer(s)) {
-    // The other micro-batches in flight keep their activations meanwhile.
-    const double in_flight = st.layers > 0 ? st.layers_in_flight / st.layers : 1.0;
-    const double cast = 4.0 * r.largest_tensor;
-    held = std::max(held, cast + std::max(0.0, in_flight - 1.0) * r.one_microbatch.value() - backward);
+    const double cast = 4.0 * T;
+    held = std::max(held, cast + r.after_backward.value() - backward);
     transient(cast);
+    const double flat = params > kAllreduceBucket ? 0.0 : 4.0 * params;
     const double copy = sb.weight * params;
-    held = std::max(held, copy - backward);
+    held = std::max(held, flat + copy - backward);
+    const double block = flat > 0 ? seg.take(flat) : 0.0;
     transient(copy);
-  } else if (p.zero_stage >= 1) {
+    if (block > 0) seg.give(block);
+  } else if (p.zero_stage == 0) {
+    const double bucket = sb.weight * std::min(params, kAllreduceBucket + T);
+    held = std::max({held, bucket - backward, 4.0 * T - backward, 8.0 * params - backward});
+    transient(bucket);
+    transient(4.0 * T);
+    const double largest = seg.take(4.0 * T);
+    const double rest = params > T ? seg.take(4.0 * (params - T)) : 0.0;
+    seg.take(4.0 * params);
+    seg.give(largest);
+    if (rest > 0) seg.give(rest);
+  } else {
     const double shard = r.dense / dense_group + r.expert / expert_group;
     if (p.zero_stage == 1) {
-      const double bucket = zero2_deepspeed_bucket(s.training) * sb.weight;
+      const double bucket = sb.weight * std::min(params, zero2_deepspeed_bucket(s.training));
       held = std::max(held, bucket - backward);
       transient(bucket);
     }
-    const double piece = std::min(r.largest_tensor, shard);
+    // Stage 1's epilogue has dropped the gradients outside the partition; stage 2 holds
+    // only those.
+    const double freed = p.zero_stage == 1 ? sb.gradient * (params - shard) : 0.0;
+    const double piece = std::min(T, shard);
     for (const double bytes : {4.0, 8.0}) {
-      held = std::max(held, bytes * piece - backward);
+      held = std::max(held, bytes * piece - freed - backward);
       transient(bytes * piece);
     }
-    // Stage 1 frees the gradients outside the partition first; stage 2 holds only those.
-    const double freed = p.zero_stage == 1 ? sb.gradient * (params - shard) : 0.0;
     const double flat = sb.gradient * shard, master_grad = 4.0 * shard;
     held = std::max(held, flat + master_grad - freed - backward);
     const double block = seg.take(flat);
@@ -1143,13 +1177,18 @@ MemoryReport estimate_memory(const Scenario& s, const Workload& w, bool verdict_
                       st.compression_buffers + st.fp8_scaling_state + st.fp8_weight_cache;
   };
   bool over = false;
-  // DeepSpeed's step segments are reserved only while the device has room: a cudaMalloc
-  // that fails makes the caching allocator release its free cached blocks and retry
-  // (release_cached_blocks in CUDACachingAllocator.cpp's malloc), so they never make a
-  // rank run out of memory by themselves.
+  // DeepSpeed's step segments are the caching allocator's (training.memory.allocator:
+  // caching; expandable segments grow one segment whose freed pages the next request
+  // reuses, and `none` reserves what is allocated). They are reserved only while the
+  // device has room: a cudaMalloc that fails makes the allocator release its free cached
+  // blocks and retry (release_cached_blocks in CUDACachingAllocator.cpp's malloc). What
+  // that cuts is kept apart (step_segments_cut): such a run fits only through the release.
+  const bool caching = t.memory.allocator == MemorySpec::Allocator::caching;
   auto add_step_segments = [&](StageMemory& st, Bytes segments) {
+    if (!caching) segments = Bytes(0);
     const double room = std::max(0.0, (report.capacity - st.memory.total()).value());
     st.step_segments = Bytes(std::min(segments.value(), room));
+    st.step_segments_cut = segments - st.step_segments;
     st.allocator_overhead += st.step_segments;
     sum_other(st);
   };

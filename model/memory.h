@@ -81,6 +81,10 @@ struct StageMemory {
   // block freed by then is large enough (part of allocator_overhead: reserved only).
   Bytes step_buffers;
   Bytes step_segments;
+  // Of those segments, what the device had no room for: a cudaMalloc that fails makes the
+  // allocator release its free cached blocks and retry, so the rank fits only through that
+  // release (check says so).
+  Bytes step_segments_cut;
   Bytes compression_buffers;       // gradient compression's error feedback and factors
   Bytes fp8_scaling_state;         // training.fp8: amax histories and scales of fp8 GEMMs
   Bytes fp8_weight_cache;          // training.fp8: cached fp8 weight copies

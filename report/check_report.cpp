@@ -250,6 +250,7 @@ std::string render_check_json(const Scenario& s, const StepFigures& f) {
     if (p.pipeline_engine == PipelineEngine::deepspeed) {
       other["step_buffers"] = st.step_buffers.value();
       other["step_segments"] = st.step_segments.value();
+      other["step_segments_cut"] = st.step_segments_cut.value();
     }
     if (s.training.fp8) {
       other["fp8_scaling_state"] = st.fp8_scaling_state.value();
@@ -597,6 +598,16 @@ void memory_section(std::string& o, const Scenario& s, const StepFigures& f) {
     }
   }
   const Bytes below_margin = f.memory.capacity * (1.0 - f.memory.margin);
+  Bytes cut;
+  for (const StageMemory& st : f.memory.stages) cut = std::max(cut, st.step_segments_cut);
+  if (f.memory.fits && cut.value() > 0) {
+    o += fmt::format(
+        "\nDeepSpeed's gradient copies would take {} more in new allocator segments than the "
+        "device has room for: the run fits only because a failing cudaMalloc makes PyTorch's "
+        "caching allocator release its free cached blocks and retry; fragmentation there can "
+        "still run it out of memory\n",
+        format_bytes(cut));
+  }
   if (f.memory.fits && f.memory.near_capacity) {
     o += fmt::format(
         "\nverdict: fits, NEAR CAPACITY (device total {} free; {} over the {:g} % margin, "

@@ -491,20 +491,20 @@ TEST(CliValidate, PublishedRunsMeetTheAccuracyBar) {
   // 7.8 %, max 12.6 %, all predicted low; with eager attention's scale-and-mask kernel in the
   // op sequence the simulated allocator's waste fell (228 -> 100 MiB at micro-batch 4): mean
   // 8.4 %, max 13.5 %; the guard 9.5 / 14.5. 2026-12-06: with 67 BigScience tr11 rows
-  // (their "Mem", read as the device total) and DeepSpeed's gradient copies modelled, 72
-  // cases, mean 5.5 %, max 25.8 % (a row printing more at micro-batch 2 than at 4; the others
-  // within 15.1 %); the guard 6.5 / 26.5, and the BigScience rows' mean, 14.7 % before the
-  // copies, at most 6.5.
+  // (their "Mem", read as the device total; one more, ZeRO stage 0, a memory case only) and
+  // DeepSpeed's gradient copies modelled, 73 cases, mean 5.4 %, max 25.8 % (a row printing
+  // more at micro-batch 2 than at 4; the others within 15.1 %); the guard 6.5 / 26.5, and the
+  // BigScience rows' mean, 14.7 % before the copies (5.2 % after), at most 6.5.
   for (const auto& c : j["cases"]) {
     if (!c.contains("memory")) continue;
     const double e = c["memory"]["error_pct"].get<double>();
     memory.add(e);
     if (c["id"].get<std::string>().rfind("bigscience-", 0) == 0) bigscience.add(e);
   }
-  ASSERT_GE(memory.count, 72);
+  ASSERT_GE(memory.count, 73);
   EXPECT_LE(memory.sum / memory.count, 6.5);
   EXPECT_LE(memory.max, 26.5);
-  ASSERT_GE(bigscience.count, 67);
+  ASSERT_GE(bigscience.count, 68);
   EXPECT_LE(bigscience.sum / bigscience.count, 6.5);
 }
 

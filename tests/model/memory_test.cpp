@@ -458,27 +458,32 @@ TEST(Memory, ZeroTwoHoldsWhatItIsReducing) {
 
 // DeepSpeed's gradient copies (model/memory.cpp, deepspeed_transients), by hand, on the
 // model of the tests above: P = 2 x 12,026,014 + 1,001,000 (embedding) + 1,002,001 (head:
-// norm and output layer) = 26,055,029 parameters; its largest tensor is fc1's (or fc2's)
-// 4,008,004; 8 data-parallel ranks. B below is what the backward's peak holds beyond the
-// states (activations and loss temporaries), all freed before these copies; the one freed
-// block they could reuse, a layer's saved tensors of one micro-batch, is smaller than each.
+// norm and output layer) = 26,055,029 parameters; its largest tensor T is fc1's (or fc2's)
+// 4,008,004; 8 data-parallel ranks, one micro-batch. B below is what the backward's peak
+// holds beyond the states (activations and loss temporaries), all freed before these
+// copies. The freed blocks they may reuse: a layer's saved tensors of one micro-batch
+// (between 2e6 and 4 x 3,256,878.625 bytes here, asserted) and the head's fp32 logits (128
+// x 1000 x 4 = 512,000).
 //  - BF16_Optimizer (pipeline_engine deepspeed, bf16): gradients 4 (fp32 buffer) + 2 (bf16
 //    param.grad) = 6 bytes a parameter, 156,330,174, whatever gradient_dtype says. After a
-//    backward, the cast of the largest gradient to fp32, 16,032,016 bytes, with the
-//    finished micro-batch's activations freed; at the step the fp32 buffer cast to bf16,
-//    2P = 52,110,058, beyond B. Both new segments: reserved beyond the held bytes by
-//    16,032,016 + 52,110,058 - held.
-//  - DeepSpeedZeroOptimizer, ZeRO-1, fp16 gradients, reduce_bucket_size 1e6: the shard is
-//    s = P / 8 = 3,256,878.625 elements, below the largest tensor, so each per-tensor copy
-//    is at most s: IPG buffer 2e6 bytes, the overflow check's fp32 copy 4s = 13,027,514.5,
-//    the norm's fp64 copy 8s = 26,055,029, then the flat fp16 copy 2s (into the overflow
-//    check's block) and the fp32 one 4s (into the norm's), after freeing the 2(P - s)
-//    bytes of gradients outside the partition. Held: the largest beyond B, 8s - B. The
-//    IPG buffer fits in the freed layer's block (a layer's saved tensors of one
-//    micro-batch, between 2e6 and 4s bytes here), so 4s + 8s = 39,082,543.5 are new
-//    segments: 13,027,514.5 + B beyond what is held.
+//    backward, the cast of T to fp32, 16,032,016 bytes; at the step P is under the
+//    all-reduce's 5e8-element bucket, so both groups are flattened into a new fp32 tensor
+//    (4P) and that is cast to bf16 (2P): held 6P - B. All three are new segments
+//    (16,032,016 + 104,220,116 + 52,110,058), 16,032,016 + B beyond what is held.
+//  - FP16_Optimizer (fp16, ZeRO stage 0): the all-reduce's bucket, all P 16-bit gradients
+//    flattened (2P = 52,110,058, new), the overflow check's 4T (into the bucket's block),
+//    then the list of fp32 casts (4P; its largest, 4T, into the bucket's block again, the
+//    other 4(P - T) = 88,188,100 new) and its flat copy (4P = 104,220,116 new) beside the
+//    fp16 gradients: held 8P - B; segments 2P + 4(P - T) + 4P - (8P - B) = 2P - 4T + B.
+//  - DeepSpeedZeroOptimizer, ZeRO-1, fp16 gradients, reduce_bucket_size 1e6: the
+//    reduction's flattened bucket 2e6 bytes (into the freed layer's block); its epilogue
+//    drops the 2(P - s) = 45,596,300.75 bytes of gradients outside the partition, s = P / 8
+//    = 3,256,878.625 elements, below T, so the overflow check's fp32 copy 4s =
+//    13,027,514.5, the norm's fp64 copy 8s = 26,055,029 and the flat 2s + fp32 4s copies
+//    (into those two blocks) all fit in what was dropped: nothing held. Segments: 4s + 8s =
+//    39,082,543.5.
 TEST(Memory, DeepSpeedGradientCopiesByHand) {
-  const double P = 26055029.0;
+  const double P = 26055029.0, T = 4008004.0;
   const StageMemory bf = small_decoder_stage("pipeline_engine: deepspeed", "");
   EXPECT_DOUBLE_EQ(bf.params, P);
   EXPECT_DOUBLE_EQ(bf.memory.gradients.value(), 6.0 * P);
@@ -486,23 +491,31 @@ TEST(Memory, DeepSpeedGradientCopiesByHand) {
       small_decoder_stage("pipeline_engine: deepspeed", "gradient_dtype: bf16").memory.gradients.value(),
       6.0 * P);
   const double b_bf = (bf.memory.activations + bf.loss_buffers).value();
-  ASSERT_LT(bf.activations_per_layer.value(), 16032016.0);
-  EXPECT_DOUBLE_EQ(bf.step_buffers.value(), 2.0 * P - b_bf);
-  EXPECT_DOUBLE_EQ(bf.step_segments.value(), 16032016.0 + 2.0 * P - (2.0 * P - b_bf));
+  ASSERT_GT(bf.activations_per_layer.value(), 2e6);
+  ASSERT_LT(bf.activations_per_layer.value(), 4.0 * P / 8);
+  EXPECT_DOUBLE_EQ(bf.step_buffers.value(), 6.0 * P - b_bf);
+  EXPECT_DOUBLE_EQ(bf.step_segments.value(), 4.0 * T + b_bf);
   // The held bytes are in `other`, the segments in the allocator's share: reserved only.
   EXPECT_DOUBLE_EQ((bf.reserved_peak() - bf.allocated_peak()).value(),
                    bf.allocator_overhead.value());
   EXPECT_GE(bf.allocator_overhead.value(), bf.step_segments.value());
+  // Only the caching allocator takes new segments per request.
+  EXPECT_DOUBLE_EQ(small_decoder_stage("pipeline_engine: deepspeed", "memory: {allocator: none}")
+                       .step_segments.value(),
+                   0.0);
+
+  const StageMemory z0 =
+      small_decoder_stage("pipeline_engine: deepspeed", "gradient_dtype: fp16", "fp16");
+  const double b0 = (z0.memory.activations + z0.loss_buffers).value();
+  EXPECT_DOUBLE_EQ(z0.step_buffers.value(), 8.0 * P - b0);
+  EXPECT_DOUBLE_EQ(z0.step_segments.value(), 2.0 * P - 4.0 * T + b0);
 
   const StageMemory z1 =
       small_decoder_stage("pipeline_engine: deepspeed, zero_stage: 1",
                           "gradient_dtype: fp16, grad_bucket_params: 1000000", "fp16");
   EXPECT_DOUBLE_EQ(z1.memory.gradients.value(), 2.0 * P);
-  const double s = P / 8, b = (z1.memory.activations + z1.loss_buffers).value();
-  ASSERT_GT(z1.activations_per_layer.value(), 2e6);
-  ASSERT_LT(z1.activations_per_layer.value(), 4.0 * s);
-  EXPECT_DOUBLE_EQ(z1.step_buffers.value(), 8.0 * s - b);
-  EXPECT_DOUBLE_EQ(z1.step_segments.value(), 13027514.5 + b);
+  EXPECT_DOUBLE_EQ(z1.step_buffers.value(), 0.0);
+  EXPECT_DOUBLE_EQ(z1.step_segments.value(), 39082543.5);
 
   // Megatron's engine makes none of these copies.
   const StageMemory mg = small_decoder_stage("zero_stage: 1", "gradient_dtype: fp32");
