@@ -546,7 +546,8 @@ struct Transients {
 //    flattened alone, a view, and one below it is flattened with the other group into a
 //    new fp32 tensor first (4P more).
 //  - FP16_Optimizer (fp16 at ZeRO stage 0, fp16/fused_optimizer.py step): the engine's
-//    all-reduce flattens buckets of just over 5e8 16-bit elements; the overflow check
+//    all-reduce flattens buckets of just over 5e8 16-bit elements (the one copy a 32-bit
+//    model makes at stage 0); the overflow check
 //    copies each gradient to fp32 (`x.float()`, 4T); step() casts every gradient to fp32 (a
 //    list, 4P) and flattens the list (4P more) while the fp16 gradients are held, and the
 //    flat copy stays as the master's .grad through the update.
@@ -558,7 +559,8 @@ struct Transients {
 //    `g.double().norm(2)` of each gradient of the partition (4 and 8 bytes an element, one
 //    tensor at a time) and flattens the partition's gradients into one tensor cast to fp32
 //    (`self.flatten(...).to(fp32)`: the 16-bit copy and the fp32 one at once; the fp32 one
-//    stays as the master's .grad through the update).
+//    stays as the master's .grad through the update). A 32-bit model's `x.float()` and
+//    `.to(fp32)` return the tensor itself: only the norm's copy and the flat one remain.
 // The activations and loss temporaries are freed by then. `held` is the most these hold
 // at once beyond the backward's peak; `segments` what the caching allocator reserves for
 // them beyond that (SegmentTally; the freed blocks it may reuse: a layer's saved tensors
@@ -580,6 +582,9 @@ Transients deepspeed_transients(const Scenario& s, const StateBytes& sb, const R
     const double cast = 4.0 * T;
     held = std::max(held, cast + r.after_backward.value() - backward);
     transient(cast);
+    // The weight-decay group taken as every parameter: the other group holds the norms and
+    // biases (under 0.1 % of a transformer's), so a rank just above 5e8 parameters, by less
+    // than those, is read as one whose group goes out alone.
     const double flat = params > kAllreduceBucket ? 0.0 : 4.0 * params;
     const double copy = sb.weight * params;
     held = std::max(held, flat + copy - backward);
@@ -588,15 +593,20 @@ Transients deepspeed_transients(const Scenario& s, const StateBytes& sb, const R
     if (block > 0) seg.give(block);
   } else if (p.zero_stage == 0) {
     const double bucket = sb.weight * std::min(params, kAllreduceBucket + T);
-    held = std::max({held, bucket - backward, 4.0 * T - backward, 8.0 * params - backward});
+    held = std::max(held, bucket - backward);
     transient(bucket);
+  }
+  if (p.zero_stage == 0 && s.training.precision == Precision::fp16) {
+    held = std::max({held, 4.0 * T - backward, 8.0 * params - backward});
     transient(4.0 * T);
     const double largest = seg.take(4.0 * T);
     const double rest = params > T ? seg.take(4.0 * (params - T)) : 0.0;
     seg.take(4.0 * params);
     seg.give(largest);
     if (rest > 0) seg.give(rest);
-  } else {
+  } else if (p.zero_stage >= 1 && !deepspeed_bf16_optimizer(s)) {
+    // A 32-bit model's `x.float()` and `.to(fp32)` return the tensor itself.
+    const bool low = sb.weight < 4.0;
     const double shard = r.dense / dense_group + r.expert / expert_group;
     if (p.zero_stage == 1) {
       const double bucket = sb.weight * std::min(params, zero2_deepspeed_bucket(s.training));
@@ -607,14 +617,15 @@ Transients deepspeed_transients(const Scenario& s, const StateBytes& sb, const R
     // only those.
     const double freed = p.zero_stage == 1 ? sb.gradient * (params - shard) : 0.0;
     const double piece = std::min(T, shard);
-    for (const double bytes : {4.0, 8.0}) {
+    for (const double bytes : {low ? 4.0 : 0.0, 8.0}) {
+      if (bytes == 0) continue;
       held = std::max(held, bytes * piece - freed - backward);
       transient(bytes * piece);
     }
-    const double flat = sb.gradient * shard, master_grad = 4.0 * shard;
+    const double flat = sb.gradient * shard, master_grad = low ? 4.0 * shard : 0.0;
     held = std::max(held, flat + master_grad - freed - backward);
     const double block = seg.take(flat);
-    seg.take(master_grad);
+    if (master_grad > 0) seg.take(master_grad);
     seg.give(block);
   }
   Transients out;

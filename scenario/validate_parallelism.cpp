@@ -228,16 +228,17 @@ void check_schedule_preconditions(const Scenario& s) {
            "stages 2 and 3, which reduce gradients inside the backward it schedules itself: "
            "zero_stage must be 0 or 1");
   }
-  // Its bf16 path without ZeRO is BF16_Optimizer, whose gradient all-reduce asserts the
-  // model has no MoE layers (engine.py buffered_allreduce_fallback with the optimizer's
-  // fp32 gradients, "attempting to reduce grads in unsupported way w.r.t. MoE", at
-  // microsoft/DeepSpeed 56c522386878).
-  if (p.pipeline_engine == PipelineEngine::deepspeed && s.model.moe &&
-      s.training.precision == Precision::bf16 && p.zero_stage < 2) {
+  // Its bf16 path across stages is BF16_Optimizer's fp32 gradients reduced by
+  // _bf16_reduce_grads, whose all-reduce asserts the model has no MoE layers (engine.py
+  // buffered_allreduce_fallback with given gradients, "attempting to reduce grads in
+  // unsupported way w.r.t. MoE", at microsoft/DeepSpeed 56c522386878). At pp 1 DeepSpeed's
+  // plain engine reduces the parameters' gradients, which handles them.
+  if (p.pipeline_engine == PipelineEngine::deepspeed && p.pp > 1 && s.model.moe &&
+      s.training.precision == Precision::bf16) {
     reject(s, "parallelism.pipeline_engine", "deepspeed",
-           "DeepSpeed's engine runs bf16 without ZeRO-2 through BF16_Optimizer, whose gradient "
-           "all-reduce refuses mixture-of-experts layers: use fp16, pipeline_engine megatron, "
-           "or zero_stage 2 at pp 1");
+           "DeepSpeed's pipeline engine (pp > 1) reduces bf16 gradients through "
+           "BF16_Optimizer's fp32 buffer, an all-reduce that refuses mixture-of-experts "
+           "layers: use fp16, pipeline_engine megatron, or pp 1");
   }
   if (p.schedule == PipelineSchedule::zero_bubble_h1 && p.zero_stage >= 3) {
     reject(s, "parallelism.schedule", to_string(p.schedule),

@@ -517,10 +517,32 @@ TEST(Memory, DeepSpeedGradientCopiesByHand) {
   EXPECT_DOUBLE_EQ(z1.step_buffers.value(), 0.0);
   EXPECT_DOUBLE_EQ(z1.step_segments.value(), 39082543.5);
 
+  // A 32-bit model at stage 0 makes only the all-reduce's flat bucket (4P, all its
+  // gradients): no overflow check, no casts.
+  const StageMemory f32 = small_decoder_stage("pipeline_engine: deepspeed", "", "fp32");
+  const double b32 = (f32.memory.activations + f32.loss_buffers).value();
+  EXPECT_DOUBLE_EQ(f32.step_buffers.value(), 4.0 * P - b32);
+  EXPECT_DOUBLE_EQ(f32.step_segments.value(), b32);
+
   // Megatron's engine makes none of these copies.
   const StageMemory mg = small_decoder_stage("zero_stage: 1", "gradient_dtype: fp32");
   EXPECT_DOUBLE_EQ(mg.step_buffers.value(), 0.0);
   EXPECT_DOUBLE_EQ(mg.step_segments.value(), 0.0);
+}
+
+// The segments stop at the device's capacity, and what that cuts is kept apart: BigScience's
+// 200B on 320 A100 80GB at micro-batch 8 (which ran, 76 GB used) reaches the capacity with
+// part of its copies' segments cut; the run fits only through the allocator's release.
+TEST(Memory, DeepSpeedSegmentsStopAtCapacity) {
+  const MemoryReport r = estimate_memory(load_scenario_file(
+      std::string(ORRERY_SOURCE_DIR) + "/scenarios/validation/bigscience-tr11-200b-320-mbs8.yaml"));
+  const StageMemory& w = r.worst();
+  EXPECT_TRUE(r.fits);
+  EXPECT_DOUBLE_EQ(w.memory.total().value(), r.capacity.value());
+  EXPECT_GT(w.step_segments_cut.value(), 0.0);
+  EXPECT_GT(w.step_segments.value(), 0.0);
+  // Uncut, the segments would have put it over.
+  EXPECT_GT((w.memory.total() + w.step_segments_cut).value(), r.capacity.value());
 }
 
 // The small model of the loss tests below: 2 layers, hidden 1001, vocab 1000, 128 tokens,
