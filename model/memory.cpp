@@ -244,8 +244,8 @@ struct RankTally {
   Bytes largest_layer_gathered;  // ZeRO-3: the largest layer's weights as gathered
   GradientShape gradients;       // this rank's gradients, for compression buffers
   // The largest single parameter tensor (an op's parameters: the word embedding's table
-  // share, else a weight matrix), and one micro-batch's activations through the rank's
-  // layers: for DeepSpeed's per-tensor gradient casts (deepspeed_transients).
+  // share, else a weight matrix): for DeepSpeed's per-tensor gradient casts
+  // (deepspeed_transients).
   double largest_tensor = 0;
   // What the activations are right after one micro-batch's backward (the other
   // micro-batches in flight), and the head's fp32 logits, a block the loss frees.
@@ -577,51 +577,43 @@ Transients deepspeed_transients(const Scenario& s, const StateBytes& sb, const R
   SegmentTally seg(st.activations_per_layer.value());
   if (r.loss_fp32.value() > 0) seg.give(r.loss_fp32.value());
   double held = 0;
-  auto transient = [&seg](double size) { seg.give(seg.take(size)); };
+  // A request held alone for a moment, beside `beside` bytes beyond the model states (the
+  // activations still live, less gradients already dropped), then freed.
+  auto brief = [&](double size, double beside = 0) {
+    held = std::max(held, size + beside - backward);
+    seg.give(seg.take(size));
+  };
   if (deepspeed_bf16_optimizer(s)) {
-    const double cast = 4.0 * T;
-    held = std::max(held, cast + r.after_backward.value() - backward);
-    transient(cast);
+    brief(4.0 * T, r.after_backward.value());
     // The weight-decay group taken as every parameter: the other group holds the norms and
     // biases (under 0.1 % of a transformer's), so a rank just above 5e8 parameters, by less
     // than those, is read as one whose group goes out alone.
     const double flat = params > kAllreduceBucket ? 0.0 : 4.0 * params;
-    const double copy = sb.weight * params;
-    held = std::max(held, flat + copy - backward);
     const double block = flat > 0 ? seg.take(flat) : 0.0;
-    transient(copy);
+    brief(sb.weight * params, flat);
     if (block > 0) seg.give(block);
   } else if (p.zero_stage == 0) {
-    const double bucket = sb.weight * std::min(params, kAllreduceBucket + T);
-    held = std::max(held, bucket - backward);
-    transient(bucket);
-  }
-  if (p.zero_stage == 0 && s.training.precision == Precision::fp16) {
-    held = std::max({held, 4.0 * T - backward, 8.0 * params - backward});
-    transient(4.0 * T);
-    const double largest = seg.take(4.0 * T);
-    const double rest = params > T ? seg.take(4.0 * (params - T)) : 0.0;
-    seg.take(4.0 * params);
-    seg.give(largest);
-    if (rest > 0) seg.give(rest);
-  } else if (p.zero_stage >= 1 && !deepspeed_bf16_optimizer(s)) {
+    brief(sb.weight * std::min(params, kAllreduceBucket + T));
+    if (s.training.precision == Precision::fp16) {
+      brief(4.0 * T);
+      held = std::max(held, 8.0 * params - backward);
+      const double largest = seg.take(4.0 * T);
+      const double rest = params > T ? seg.take(4.0 * (params - T)) : 0.0;
+      seg.take(4.0 * params);
+      seg.give(largest);
+      if (rest > 0) seg.give(rest);
+    }
+  } else {
     // A 32-bit model's `x.float()` and `.to(fp32)` return the tensor itself.
     const bool low = sb.weight < 4.0;
     const double shard = r.dense / dense_group + r.expert / expert_group;
-    if (p.zero_stage == 1) {
-      const double bucket = sb.weight * std::min(params, zero2_deepspeed_bucket(s.training));
-      held = std::max(held, bucket - backward);
-      transient(bucket);
-    }
+    if (p.zero_stage == 1) brief(sb.weight * std::min(params, zero2_deepspeed_bucket(s.training)));
     // Stage 1's epilogue has dropped the gradients outside the partition; stage 2 holds
     // only those.
     const double freed = p.zero_stage == 1 ? sb.gradient * (params - shard) : 0.0;
     const double piece = std::min(T, shard);
-    for (const double bytes : {low ? 4.0 : 0.0, 8.0}) {
-      if (bytes == 0) continue;
-      held = std::max(held, bytes * piece - freed - backward);
-      transient(bytes * piece);
-    }
+    if (low) brief(4.0 * piece, -freed);
+    brief(8.0 * piece, -freed);
     const double flat = sb.gradient * shard, master_grad = low ? 4.0 * shard : 0.0;
     held = std::max(held, flat + master_grad - freed - backward);
     const double block = seg.take(flat);
@@ -1148,6 +1140,8 @@ MemoryReport estimate_memory(const Scenario& s, const Workload& w, bool verdict_
   const bool fp8_gather = t.fp8 && t.fp8->param_allgather_fp8;
 
   MemoryReport report;
+  // Each stage's DeepSpeed step segments before the capacity caps them (add_step_segments).
+  std::vector<Bytes> segments;
   report.capacity = s.cluster.gpu.memory;
   for (int i = 0; i < p.pp; ++i) {
     StageMemory st;
@@ -1177,7 +1171,7 @@ MemoryReport estimate_memory(const Scenario& s, const Workload& w, bool verdict_
     }
     const Transients tr = deepspeed_transients(s, sb, r, st, dense_group, expert_group);
     st.step_buffers = tr.held;
-    st.step_segments = tr.segments;
+    segments.push_back(tr.segments);
     st.compression_buffers = compression_state(t.compression, r.gradients, p.shard_group());
     report.stages.push_back(st);
   }
@@ -1195,20 +1189,19 @@ MemoryReport estimate_memory(const Scenario& s, const Workload& w, bool verdict_
   // blocks and retry (release_cached_blocks in CUDACachingAllocator.cpp's malloc). What
   // that cuts is kept apart (step_segments_cut): such a run fits only through the release.
   const bool caching = t.memory.allocator == MemorySpec::Allocator::caching;
-  auto add_step_segments = [&](StageMemory& st, Bytes segments) {
-    if (!caching) segments = Bytes(0);
+  auto add_step_segments = [&](StageMemory& st, Bytes uncapped) {
+    if (!caching) uncapped = Bytes(0);
     const double room = std::max(0.0, (report.capacity - st.memory.total()).value());
-    st.step_segments = Bytes(std::min(segments.value(), room));
-    st.step_segments_cut = segments - st.step_segments;
+    st.step_segments = Bytes(std::min(uncapped.value(), room));
+    st.step_segments_cut = uncapped - st.step_segments;
     st.allocator_overhead += st.step_segments;
     sum_other(st);
   };
-  std::vector<Bytes> segments;
-  for (StageMemory& st : report.stages) {
-    segments.push_back(st.step_segments);
+  for (int i = 0; i < p.pp; ++i) {
+    StageMemory& st = report.stages[static_cast<std::size_t>(i)];
     st.allocator_overhead = st.memory.activations * t.allocator_overhead;
     sum_other(st);
-    add_step_segments(st, segments.back());
+    add_step_segments(st, segments[static_cast<std::size_t>(i)]);
     if (st.memory.total() > report.capacity) over = true;
   }
   if (!(verdict_only && over)) {

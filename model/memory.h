@@ -26,6 +26,7 @@
 // copies; with fp8 parameter all-gathers, ZeRO-3 gather buffers hold 1-byte fp8 weights.
 #pragma once
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -147,6 +148,14 @@ struct MemoryReport {
   bool near_capacity = false;
 
   const StageMemory& worst() const { return stages.at(worst_stage); }
+  // The most DeepSpeed's step segments found no room for on any stage
+  // (StageMemory::step_segments_cut): above 0, a run that fits does so only through the
+  // caching allocator's release.
+  Bytes release_needed() const {
+    Bytes most;
+    for (const StageMemory& st : stages) most = std::max(most, st.step_segments_cut);
+    return most;
+  }
 };
 
 // Bytes per parameter of each model-state category before sharding; optimizer =

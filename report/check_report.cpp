@@ -234,10 +234,8 @@ std::string render_check_json(const Scenario& s, const StepFigures& f) {
   j["near_capacity"] = f.memory.near_capacity;
   if (s.parallelism.pipeline_engine == PipelineEngine::deepspeed) {
     // Fits only because the caching allocator releases its cache when DeepSpeed's copies
-    // find no room (StageMemory::step_segments_cut).
-    bool cut = false;
-    for (const StageMemory& st : f.memory.stages) cut = cut || st.step_segments_cut.value() > 0;
-    j["fits_through_allocator_release"] = f.memory.fits && cut;
+    // find no room.
+    j["fits_through_allocator_release"] = f.memory.fits && f.memory.release_needed().value() > 0;
   }
   j["worst_stage"] = w.stage;
   ordered_json stages = ordered_json::array();
@@ -411,8 +409,7 @@ void parallelism_section(std::string& o, const Scenario& s) {
        fmt::format("global {} = microbatch {} x {} micro-batches x dp {}", p.global_batch,
                    p.microbatch, p.microbatches(), p.dp));
   // DeepSpeed's bf16 engine shards as ZeRO-1 at any stage below 2 (complete_zero_stage).
-  const bool bf16_optimizer = p.pipeline_engine == PipelineEngine::deepspeed &&
-                              s.training.precision == Precision::bf16 && p.zero_stage == 1;
+  const bool bf16_optimizer = deepspeed_bf16_optimizer(s);
   line(o, "sharding",
        p.zero_stage == 0
            ? std::string("none")
@@ -605,8 +602,7 @@ void memory_section(std::string& o, const Scenario& s, const StepFigures& f) {
     }
   }
   const Bytes below_margin = f.memory.capacity * (1.0 - f.memory.margin);
-  Bytes cut;
-  for (const StageMemory& st : f.memory.stages) cut = std::max(cut, st.step_segments_cut);
+  const Bytes cut = f.memory.release_needed();
   if (f.memory.fits && cut.value() > 0) {
     o += fmt::format(
         "\nDeepSpeed's gradient copies would take {} more in new allocator segments than the "
