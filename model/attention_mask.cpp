@@ -100,4 +100,22 @@ CpMergeBytes cp_ring_merge_bytes(int cp, bool causal, double q_elems, double o_e
   return out;
 }
 
+bool masked_softmax_falls_back(StackSpec::MaskedSoftmax how, std::int64_t b,
+                               std::int64_t heads, std::int64_t sq, std::int64_t sk,
+                               bool causal) {
+  switch (how) {
+    case StackSpec::MaskedSoftmax::fused: return false;
+    case StackSpec::MaskedSoftmax::torch: return true;
+    case StackSpec::MaskedSoftmax::swapped_check: break;
+  }
+  const std::int64_t batches = b * heads;
+  if (!(sq > 16 && sq <= 2048 && sk % 4 == 0 && batches % 4 == 0 && sk <= 2048)) return true;
+  // get_batch_per_block with `heads` as its key length.
+  std::int64_t p = 1;
+  while (p < heads) p *= 2;
+  const std::int64_t warp = std::min<std::int64_t>(p, 32);
+  const std::int64_t per_block = (128 / warp) * (p <= 128 ? 2 : 1);
+  return causal ? batches % per_block != 0 : sq % per_block != 0;
+}
+
 }  // namespace orrery

@@ -64,4 +64,27 @@ struct CpMergeBytes {
 CpMergeBytes cp_ring_merge_bytes(int cp, bool causal, double q_elems, double o_elems,
                                  double kv_elems, double elem_bytes);
 
+// Whether Megatron's FusedScaleMaskSoftmax (unfused attention under the megatron-core,
+// nemo and deepspeed stacks) takes its PyTorch path instead of its fused kernel for a
+// micro-batch of `b` sequences, `heads` attention heads on this rank, `sq` queries and
+// `sk` keys, as training.stack.masked_softmax says: never (fused), always (torch), or
+// where is_kernel_available fails with get_batch_per_block's arguments out of order
+// (swapped_check). That check (megatron/model/fused_softmax.py at bigscience-workshop/
+// Megatron-DeepSpeed ae6277f5, the code NVIDIA/Megatron-LM 40becfc9 brought in) wants a
+// 16-bit input, 16 < sq <= 2048, sk % 4 == 0, b * heads % 4 == 0, sk <= 2048 and then,
+// causal, b * heads a multiple of the kernel's batches per block, else sq one. The call
+// self.get_batch_per_block(sq, sk, b, np) meets a static method declared (b, np, sq, sk),
+// which hands the CUDA helper (query_seq_len, key_seq_len, batches, attn_heads) = (b,
+// heads, sq, sk): the blocks are sized for a key length of `heads`, not sk. The helper
+// (get_batch_per_block in megatron/fused_kernels/scaled_masked_softmax.h, same commit):
+// p = the power of two at or above its key length, warp = min(p, 32), 128 / warp warps a
+// block, each 2 rows where p <= 128, else 1. At 8 heads a rank that is 32 rows a block,
+// so micro-batches of 1 and 2 fall back and 4 and 8 do not. NVIDIA fixed the order the
+// same day (0d350c8d, "fix bugs in fused softmax"); BigScience ran the swapped version
+// from 9f5f5d4c (2021-10-21, which cherry-picked 40becfc9) until 1cb76a64 (2022-03-06,
+// PR 260; PR 259 had found the missed fix on 2022-03-01 and suspected the throughput).
+bool masked_softmax_falls_back(StackSpec::MaskedSoftmax how, std::int64_t b,
+                               std::int64_t heads, std::int64_t sq, std::int64_t sk,
+                               bool causal);
+
 }  // namespace orrery

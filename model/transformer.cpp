@@ -39,6 +39,9 @@ struct Dims {
   // Eager PyTorch's unfused attention (a PyTorch-native stack, not compiled): the scores'
   // scaling and the mask as kernels of their own, not inside the softmax.
   bool eager_scores = false;
+  // Megatron's masked softmax takes its PyTorch path at this shape (unfused attention,
+  // training.stack.masked_softmax; masked_softmax_falls_back, model/attention_mask.h).
+  bool softmax_fallback = false;
   // Megatron-Core's all-to-all token dispatcher runs the MoE layers
   // (megatron_alltoall_dispatcher, model/moe_routing.h).
   bool alltoall_dispatcher = false;
@@ -337,12 +340,44 @@ void add_attention(const ModelSpec& m, const TrainingSpec& tr, const OpBuilder& 
 
     // The s^2 tensors are kept only without selective recompute; their backward reads
     // them either way (recomputed or kept).
-    Op sm = B.memory_bound("attn.softmax", OpKind::softmax, probs, probs, e * probs);
-    sm.saved_selective = sm.saved;
-    sm.saved = Bytes(0);
-    sm.recompute_in = kRecomputeCoreAttn;
-    sm.score_tensor = true;
-    L.ops.push_back(sm);
+    if (d.softmax_fallback) {
+      // Megatron's FusedScaleMaskSoftmax.forward_torch_softmax (training.stack.
+      // masked_softmax; megatron/model/fused_softmax.py at bigscience-workshop/
+      // Megatron-DeepSpeed ae6277f5), with the fp32 softmax that apply_query_key_layer_
+      // scaling (on by default, --no-query-key-layer-scaling clears it) forces and its
+      // scale, the layer number: input.float(), input * scale, the mask's masked_fill_
+      // (in place, -10000), Softmax(dim=-1) in fp32, .half() / .bfloat16(), five kernels
+      // each way where the fused kernel reads and writes the 16-bit scores once (backward
+      // reads the gradient and the kept output, writes one). Per score, forward: e in, 4
+      // out; 4, 4; 4 and the mask, 4; 4, 4; 4, e: (32 + 2e) bytes. Backward, autograd's
+      // nodes in reverse: the cast's gradient up (e, 4); the softmax's (the gradient and the
+      // kept fp32 output, 8; 4); masked_fill's, the gradient with the masked scores zeroed
+      // (4 and the mask; 4); the scale's (4; 4); the cast's down (4; e): (36 + 2e). The
+      // softmax keeps its fp32 output (4 bytes a score, not e). The mask ([b, 1, s, S]
+      // bytes, broadcast over the heads) is counted once a pass.
+      const double mask = d.b * d.s * d.S;
+      const auto score_op = [&](Op op) {
+        op.recompute_in = kRecomputeCoreAttn;
+        op.score_tensor = true;
+        L.ops.push_back(std::move(op));
+      };
+      score_op(cast_kernel("attn.softmax.upcast", e * probs, 4 * probs, 4 * probs, e * probs));
+      score_op(kernel("attn.softmax.scale", 4 * probs, 4 * probs, 4 * probs, 4 * probs));
+      score_op(kernel("attn.softmax.mask", 4 * probs + mask, 4 * probs, 4 * probs + mask,
+                      4 * probs));
+      Op sm = kernel("attn.softmax", 4 * probs, 4 * probs, 8 * probs, 4 * probs);
+      sm.kind = OpKind::softmax;
+      sm.saved_selective = Bytes(4 * probs);
+      score_op(sm);
+      score_op(cast_kernel("attn.softmax.downcast", 4 * probs, e * probs, e * probs, 4 * probs));
+    } else {
+      Op sm = B.memory_bound("attn.softmax", OpKind::softmax, probs, probs, e * probs);
+      sm.saved_selective = sm.saved;
+      sm.saved = Bytes(0);
+      sm.recompute_in = kRecomputeCoreAttn;
+      sm.score_tensor = true;
+      L.ops.push_back(sm);
+    }
     if (m.dropout) {
       Op dr = B.memory_bound("attn.dropout", OpKind::dropout, probs, probs, 1.0 * probs);
       dr.fwd_written += Bytes(1.0 * probs);  // the mask
@@ -867,6 +902,12 @@ Workload build_transformer_workload(const ModelSpec& m, const TrainingSpec& tr, 
   d.unfused_norm = tr.stack.norm == StackSpec::NormKernels::unfused;
   d.separate_proj = tr.stack.projections == StackSpec::Projections::separate;
   d.eager_scores = tr.stack.eager_pytorch();
+  d.softmax_fallback =
+      m.is_transformer() && !tr.flash_attention && !d.eager_scores &&
+      masked_softmax_falls_back(tr.stack.masked_softmax, sh.microbatch,
+                                static_cast<std::int64_t>(std::llround(m.heads / d.t)),
+                                static_cast<std::int64_t>(std::llround(d.s)), m.seq_len,
+                                m.attention_mask == AttentionMask::causal);
   d.alltoall_dispatcher = megatron_alltoall_dispatcher(tr.stack.preset, sh.ep_alltoall);
 
   Workload w;

@@ -11,6 +11,7 @@
 #include <set>
 
 #include "core/number_format.h"
+#include "model/attention_mask.h"
 #include "model/layer_pass.h"
 #include "model/moe_routing.h"
 #include "model/training_run.h"
@@ -419,6 +420,31 @@ std::string render_stack_explanation(const Scenario& s) {
       o += fmt::format("  {:<25}{}\n", "attention",
                        "unfused, eager: the scores' scaling and the mask as kernels of their "
                        "own before the softmax (4e bytes a score forward, 2e backward)");
+    }
+    if (!s.training.flash_attention && !k.eager_pytorch()) {
+      // model/transformer.cpp (softmax_fallback); model/attention_mask.h.
+      const ParallelismSpec& p = s.parallelism;
+      const bool falls_back = masked_softmax_falls_back(
+          k.masked_softmax, p.microbatch, s.model.heads / p.tp, s.model.seq_len / p.cp,
+          s.model.seq_len, s.model.attention_mask == AttentionMask::causal);
+      const char* torch_path =
+          "Megatron's PyTorch path: fp32 cast, scale, mask, softmax and cast back as kernels "
+          "of their own, 32 + 2e bytes a score forward, 36 + 2e backward, the fp32 output kept";
+      const char* kernel_path =
+          "Megatron's fused scale-mask-softmax kernel, 2e bytes a score forward, 3e backward";
+      const std::string how =
+          k.masked_softmax == StackSpec::MaskedSoftmax::fused ? fmt::format("fused: {}", kernel_path)
+          : k.masked_softmax == StackSpec::MaskedSoftmax::torch
+              ? fmt::format("torch: {}", torch_path)
+              : fmt::format("swapped_check: the kernel only where its availability check with "
+                            "get_batch_per_block's arguments out of order passes (Megatron-LM "
+                            "40becfc9; BigScience's Megatron-DeepSpeed until 2022-03-06); at {} "
+                            "x {} heads a rank it {}",
+                            p.microbatch, s.model.heads / p.tp,
+                            falls_back ? fmt::format("fails: {}", torch_path)
+                                       : fmt::format("passes: {}", kernel_path));
+      o += fmt::format("  {:<25}{} ({})\n", "masked softmax", how,
+                       by("training.stack.masked_softmax"));
     }
     o += fmt::format(
         "  {:<25}{} ({})\n", "projections",

@@ -266,6 +266,7 @@ const FieldTable<StackSpec>& stack_fields() {
       {"norm", choice(&S::norm)},
       {"attention", choice(&S::attention)},
       {"projections", choice(&S::projections)},
+      {"masked_softmax", choice(&S::masked_softmax)},
       {"host_overhead", quantity(&S::host_overhead, Dimension::seconds, 0, 1e-3)},
       {"cross_entropy_chunks", whole(&S::cross_entropy_chunks, 1, 1024)},
       {"gradient_accumulation", choice(&S::gradient_accumulation)},

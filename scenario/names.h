@@ -120,6 +120,9 @@ ORRERY_ENUM_NAMES(StackSpec::AttentionKernel, {StackSpec::AttentionKernel::flash
                   {StackSpec::AttentionKernel::cudnn, "cudnn"});
 ORRERY_ENUM_NAMES(StackSpec::Projections, {StackSpec::Projections::fused, "fused"},
                   {StackSpec::Projections::separate, "separate"});
+ORRERY_ENUM_NAMES(StackSpec::MaskedSoftmax, {StackSpec::MaskedSoftmax::fused, "fused"},
+                  {StackSpec::MaskedSoftmax::torch, "torch"},
+                  {StackSpec::MaskedSoftmax::swapped_check, "swapped_check"});
 ORRERY_ENUM_NAMES(StackSpec::GradAccumulation, {StackSpec::GradAccumulation::fused, "fused"},
                   {StackSpec::GradAccumulation::hook, "hook"},
                   {StackSpec::GradAccumulation::autograd, "autograd"});

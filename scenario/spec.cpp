@@ -73,6 +73,7 @@ const char* to_string(StackSpec::OptimizerKernels v) { return name_of(v); }
 const char* to_string(StackSpec::NormKernels v) { return name_of(v); }
 const char* to_string(StackSpec::AttentionKernel v) { return name_of(v); }
 const char* to_string(StackSpec::Projections v) { return name_of(v); }
+const char* to_string(StackSpec::MaskedSoftmax v) { return name_of(v); }
 const char* to_string(StackSpec::GradAccumulation v) { return name_of(v); }
 const char* to_string(FaultSpec::Kind v) { return name_of(v); }
 const char* to_string(FaultSpec::Link v) { return name_of(v); }

@@ -801,6 +801,16 @@ struct StackSpec {
   // the GEMMs that share an input, one add kernel per extra GEMM (model/transformer.cpp).
   // Every preset defaults to fused; a file that runs such a model sets it.
   enum class Projections { fused, separate } projections = Projections::fused;
+  // Megatron's FusedScaleMaskSoftmax under unfused attention (training.flash_attention
+  // false; the megatron-core, nemo and deepspeed stacks): its fused scale-mask-softmax
+  // kernel (fused: wherever the kernel applies, as orrery assumes of every version), its
+  // PyTorch path always (torch: --no-masked-softmax-fusion; the scores cast to fp32,
+  // scaled, masked and softmaxed as kernels of their own, cast back), or the kernel only
+  // where is_kernel_available passes with get_batch_per_block's arguments out of order
+  // (swapped_check: NVIDIA/Megatron-LM 40becfc9, fixed in 0d350c8d the same day, and
+  // bigscience-workshop/Megatron-DeepSpeed from 9f5f5d4c, 2021-10-21, to 1cb76a64,
+  // 2022-03-06), elsewhere the PyTorch path. model/transformer.cpp, softmax_falls_back.
+  enum class MaskedSoftmax { fused, torch, swapped_check } masked_softmax = MaskedSoftmax::fused;
   // Host (CPU) time to issue one kernel: the Python call, autograd's bookkeeping and the
   // dispatcher in eager PyTorch. A run of kernels between two collectives takes at least
   // its kernels x this (simulator/layer_templates.cpp), each optimizer pass at least this;
@@ -845,6 +855,7 @@ const char* to_string(StackSpec::OptimizerKernels o);
 const char* to_string(StackSpec::NormKernels n);
 const char* to_string(StackSpec::AttentionKernel a);
 const char* to_string(StackSpec::Projections p);
+const char* to_string(StackSpec::MaskedSoftmax m);
 const char* to_string(StackSpec::GradAccumulation g);
 
 // training.memory: how the training stack's allocator holds device memory and how much

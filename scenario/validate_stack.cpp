@@ -211,6 +211,35 @@ void complete_stack(Scenario& s) {
            "names cuDNN's fused attention, but cluster.gpu gives no cudnn_attention_efficiency "
            "(its rate on this GPU); set it, or choose flash2");
   }
+  // Megatron's masked softmax: only where its FusedScaleMaskSoftmax runs, the unfused
+  // attention of the Megatron stacks (megatron/model/transformer.py, ParallelAttention; a
+  // PyTorch-native stack's eager path is its own, model/transformer.cpp attn.scale_mask).
+  if (is_set(s, "training.stack.masked_softmax") &&
+      k.masked_softmax != StackSpec::MaskedSoftmax::fused) {
+    if (!s.model.is_transformer()) {
+      reject(s, "training.stack.masked_softmax", to_string(k.masked_softmax),
+             "applies to transformer models only");
+    } else if (s.training.flash_attention) {
+      reject(s, "training.stack.masked_softmax", to_string(k.masked_softmax),
+             "names how Megatron's unfused attention runs its softmax, but "
+             "training.flash_attention is true (the fused-attention kernel has the softmax "
+             "inside)");
+    } else if (k.pytorch_native()) {
+      reject(s, "training.stack.masked_softmax", to_string(k.masked_softmax),
+             fmt::format("Megatron's FusedScaleMaskSoftmax runs under the megatron-core, nemo "
+                         "and deepspeed stacks only (preset {} runs the model's own "
+                         "PyTorch attention)",
+                         to_string(k.preset)));
+    } else if (s.training.precision == Precision::fp32 ||
+               s.training.precision == Precision::tf32) {
+      // Its PyTorch path in 32 bits has no casts (input_in_float16 false); orrery times
+      // the 16-bit path only.
+      reject(s, "training.stack.masked_softmax", to_string(k.masked_softmax),
+             fmt::format("the PyTorch path timed is that of a 16-bit input (fp32 casts in "
+                         "and out); training.precision is {}",
+                         to_string(s.training.precision)));
+    }
+  }
   // Transformer Engine (Megatron-Core, NeMo) runs cuDNN's fused attention where the GPU
   // preset measured its rate (above); elsewhere FlashAttention-2's rate.
   if (!is_set(s, "training.stack.attention"))

@@ -466,6 +466,11 @@ TEST(CliValidate, PublishedRunsMeetTheAccuracyBar) {
   // set 19.9 -> 15.9 %, max 39.0 -> 37.2 %: its guard 17 / 38.2. The whole set 11.7 %.
   // BigScience's remaining 67 tr11 rows (all fast, -2.1 to -34.7 %): the Megatron-DeepSpeed set
   // 110 cases, mean 14.5 %, max 37.2 %: its guard 15.5 / 38.2. The whole set 286 cases, 12.1 %.
+  // 2026-12-06: the prequel rows' masked softmax as their Megatron-DeepSpeed checked it
+  // (training.stack.masked_softmax swapped_check, docs/model.md "Megatron's masked softmax"):
+  // 30 rows 2 to 15 points slower, the right way; the Megatron-DeepSpeed set mean 12.4 %, max
+  // 37.2 % (the 200B MBS 8 row, which takes the kernel): its guard 13.4 / 38.2. The whole set
+  // 286 cases, mean 11.3 %.
   const auto r = run_orrery("validate scenarios/validation --format json");
   ASSERT_EQ(r.code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
@@ -493,7 +498,7 @@ TEST(CliValidate, PublishedRunsMeetTheAccuracyBar) {
   EXPECT_LE(megatron.sum / megatron.count, 6.8);
   EXPECT_LE(megatron.max, 33.0);
   ASSERT_GE(deepspeed.count, 110);
-  EXPECT_LE(deepspeed.sum / deepspeed.count, 15.5);
+  EXPECT_LE(deepspeed.sum / deepspeed.count, 13.4);
   EXPECT_LE(deepspeed.max, 38.2);
   ASSERT_GE(pytorch.count, 15);
   EXPECT_LE(pytorch.sum / pytorch.count, 6.0);
@@ -512,7 +517,10 @@ TEST(CliValidate, PublishedRunsMeetTheAccuracyBar) {
   // (their "Mem", read as the device total; one more, ZeRO stage 0, a memory case only) and
   // DeepSpeed's gradient copies modelled, 73 cases, mean 5.4 %, max 25.8 % (a row printing
   // more at micro-batch 2 than at 4; the others within 15.1 %); the guard 6.5 / 26.5, and the
-  // BigScience rows' mean, 14.9 % before the copies (5.2 % after), at most 6.5.
+  // BigScience rows' mean, 14.9 % before the copies (5.2 % after), at most 6.5. With the
+  // prequel's masked softmax on its PyTorch path where it ran there (its fp32 output kept, and
+  // other blocks for the simulated caching allocator to reuse), mean 5.3 %, the BigScience
+  // rows 5.0 %, max 28.9 % (the inverted row, -25.8 -> -28.9 %); the max guard 30.
   for (const auto& c : j["cases"]) {
     if (!c.contains("memory")) continue;
     const double e = c["memory"]["error_pct"].get<double>();
@@ -521,7 +529,7 @@ TEST(CliValidate, PublishedRunsMeetTheAccuracyBar) {
   }
   ASSERT_GE(memory.count, 73);
   EXPECT_LE(memory.sum / memory.count, 6.5);
-  EXPECT_LE(memory.max, 26.5);
+  EXPECT_LE(memory.max, 30.0);
   ASSERT_GE(bigscience.count, 68);
   EXPECT_LE(bigscience.sum / bigscience.count, 6.5);
 }

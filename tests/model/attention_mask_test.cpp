@@ -387,5 +387,44 @@ TEST(AttentionMask, RingAttentionCarriesItsMergeKernels) {
               1e-9);
 }
 
+// training.stack.masked_softmax swapped_check: the check of bigscience-workshop/
+// Megatron-DeepSpeed ae6277f5 (megatron/model/fused_softmax.py) with get_batch_per_block
+// sized for a key length of `heads` (model/attention_mask.h). By hand, p the power of two
+// at or above the heads a rank, warp = min(p, 32), batches per block (128 / warp) x 2
+// (p <= 128); causal, the kernel runs where b x heads is a multiple of that:
+//   8 heads:  p 8,  warp 8,  16 warps x 2 = 32: b 1 (8), 2 (16) fall back; 4 (32), 8 (64) not;
+//   16 heads: p 16, warp 16, 8 x 2 = 16: b 1 (16) runs the kernel;
+//   12 heads: p 16, 16: b 4 (48) runs it, b 2 (24) falls back;
+//   14 heads: p 16, 16: b 4 (56) falls back (the prequel's 112-head row at tp 8);
+//   32 heads: p 32, warp 32, 4 x 2 = 8: b 1 (32) runs it;
+//   13 heads: b 2 gives 26, not a multiple of 4: the first condition already fails.
+// The other conditions: 16 < sq <= 2048 (a 4096-token sequence falls back); not causal, sq
+// a multiple of the batches per block (2048 of 32). The fixed check (NVIDIA/Megatron-LM
+// 0d350c8d) sizes the blocks for sk = 2048 (4 a block) and runs the kernel at every one of
+// these shapes, which is what fused assumes; torch always falls back.
+TEST(MaskedSoftmax, SwappedCheckFallsBackWhereTheHeadsSizeTheBlocks) {
+  using M = StackSpec::MaskedSoftmax;
+  const auto swapped = [](std::int64_t b, std::int64_t heads, std::int64_t s = 2048,
+                          bool causal = true) {
+    return masked_softmax_falls_back(M::swapped_check, b, heads, s, s, causal);
+  };
+  EXPECT_TRUE(swapped(1, 8));
+  EXPECT_TRUE(swapped(2, 8));
+  EXPECT_FALSE(swapped(4, 8));
+  EXPECT_FALSE(swapped(8, 8));
+  EXPECT_FALSE(swapped(1, 16));
+  EXPECT_FALSE(swapped(4, 12));
+  EXPECT_TRUE(swapped(2, 12));
+  EXPECT_TRUE(swapped(4, 14));
+  EXPECT_FALSE(swapped(1, 32));
+  EXPECT_TRUE(swapped(2, 13));
+  EXPECT_TRUE(swapped(4, 8, 4096));
+  EXPECT_FALSE(swapped(2, 8, 2048, false));
+  for (const std::int64_t b : {1, 2, 4}) {
+    EXPECT_FALSE(masked_softmax_falls_back(M::fused, b, 8, 2048, 2048, true));
+    EXPECT_TRUE(masked_softmax_falls_back(M::torch, b, 8, 2048, 2048, true));
+  }
+}
+
 }  // namespace
 }  // namespace orrery

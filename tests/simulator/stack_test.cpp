@@ -128,6 +128,41 @@ TEST(Stack, SeparateProjectionsAddTheirInputGradientsInBackward) {
   EXPECT_DOUBLE_EQ(aux_s - aux_f, extra);
 }
 
+// training.stack.masked_softmax torch (Megatron's FusedScaleMaskSoftmax on its PyTorch
+// path) against fused, unfused attention under the deepspeed stack, all else the same. Per
+// score, the PyTorch path moves (32 + 2e) bytes forward (fp32 cast, scale, mask, softmax,
+// cast back) and (36 + 2e) backward, where the fused kernel moves 2e and 3e; the mask
+// ([b, 1, s, s] bytes) is read once each way. e = 2: 32 n + m more forward, 34 n + m
+// backward, n = b heads s^2 = 8 x 4096^2 = 134,217,728 scores a layer, m = 4096^2 =
+// 16,777,216. Two layers: 2 (66 n + 2 m) = 17,783,848,960 bytes, every one a score-tensor
+// kernel, at HBM x score_tensor_efficiency (each moves at least 6 n = 805 MB, far above
+// the kernel floor and the host's time to issue it). The fp32 softmax is kept for backward:
+// 4 bytes a score against e.
+TEST(Stack, MaskedSoftmaxOnThePyTorchPathIsItsBytesAtTheScoreTensorRate) {
+  const auto deepspeed = [](const std::string& softmax) {
+    return one_gpu(1024, 8, 4096, 32768, 4096,
+                   fmt::format("{{preset: deepspeed, masked_softmax: {}}}, flash_attention: false",
+                               softmax));
+  };
+  const Scenario fused = deepspeed("fused");
+  const Scenario torch = deepspeed("torch");
+  const double n = 8 * 4096.0 * 4096, m = 4096.0 * 4096;
+  const double extra = 2 * (66 * n + 2 * m);
+  EXPECT_DOUBLE_EQ(extra, 17783848960.0);
+  const GpuSpec& g = torch.cluster.gpu;
+  ASSERT_TRUE(g.score_tensor_efficiency.has_value());
+  const double want = extra / (g.memory_bandwidth.value() * *g.score_tensor_efficiency);
+  EXPECT_NEAR(step(torch) - step(fused), want, 1e-9 * want);
+  const auto kept = [](const Scenario& s) {
+    const Workload w = build_workload(s.model, s.training, shard_of(s.parallelism));
+    double k = 0;
+    for (const Op& op : w.layers[1].ops)
+      if (op.name.rfind("attn.softmax", 0) == 0) k += op.saved_selective.value();
+    return k;
+  };
+  EXPECT_DOUBLE_EQ(kept(torch) - kept(fused), 2 * n);
+}
+
 // A model so small that every element-wise kernel takes less than the kernel floor
 // (kernel_launch, 3 us on the H100 preset): the difference is the launch term alone,
 // each extra kernel one floor forward and one backward. Per layer the eager step runs
