@@ -67,7 +67,8 @@ CpMergeBytes cp_ring_merge_bytes(int cp, bool causal, double q_elems, double o_e
 // Whether Megatron's FusedScaleMaskSoftmax (unfused attention under the megatron-core,
 // nemo and deepspeed stacks) takes its PyTorch path instead of its fused kernel for a
 // micro-batch of `b` sequences, `heads` attention heads on this rank, `sq` queries and
-// `sk` keys, as training.stack.masked_softmax says: never (fused), always (torch), or
+// `sk` keys, under a causal mask (`causal`; packed documents too, which Megatron keeps as
+// AttnMaskType.causal) or none, as training.stack.masked_softmax says: never (fused), always (torch), or
 // where is_kernel_available fails with get_batch_per_block's arguments out of order
 // (swapped_check). That check (megatron/model/fused_softmax.py at bigscience-workshop/
 // Megatron-DeepSpeed ae6277f5, the code NVIDIA/Megatron-LM 40becfc9 brought in) wants a

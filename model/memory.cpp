@@ -750,6 +750,7 @@ void microbatch_sequence(CachingAllocator& ca, const std::vector<const Layer*>& 
           if ((op.saved_dropped_by & m) == 0) kept.handles.push_back(alloc(op.saved));
           if ((op.recompute_in & m) == 0) kept.handles.push_back(alloc(op.saved_selective));
         }
+        if (op.in_place) continue;
         const int next = alloc(op.fwd_written);
         if (out >= 0) ca.release(out);
         out = next;
@@ -816,7 +817,7 @@ void smallest_requests(const std::vector<const Layer*>& layers, const std::vecto
     for (const Op& op : l->ops) {
       see(op.saved);
       see(op.saved_selective);
-      see(op.fwd_written);
+      if (!op.in_place) see(op.fwd_written);
       see(op.bwd_written);
     }
   }
@@ -1000,7 +1001,7 @@ Bytes rank_allocator_waste(const Scenario& s, const StageLayers& sl, int i, cons
       layer.insert(layer.end(),
                    {op.saved.value(), op.saved_selective.value(), op.fwd_written.value(),
                     op.bwd_written.value(), static_cast<double>(op.saved_dropped_by),
-                    static_cast<double>(op.recompute_in)});
+                    static_cast<double>(op.recompute_in), op.in_place ? 1.0 : 0.0});
     }
     if (!runs.empty() && layer == runs.back().second) {
       ++runs.back().first;

@@ -354,22 +354,27 @@ void add_attention(const ModelSpec& m, const TrainingSpec& tr, const OpBuilder& 
       // kept fp32 output, 8; 4); masked_fill's, the gradient with the masked scores zeroed
       // (4 and the mask; 4); the scale's (4; 4); the cast's down (4; e): (36 + 2e). The
       // softmax keeps its fp32 output (4 bytes a score, not e). The mask ([b, 1, s, S]
-      // bytes, broadcast over the heads) is counted once a pass.
-      const double mask = d.b * d.s * d.S;
+      // bytes; Megatron-DeepSpeed's GPT builds it once for the batch, [1, 1, s, S],
+      // att_mask_batch = 1 in get_ltor_masks_and_position_ids, megatron/utils.py) is counted
+      // once a pass. masked_fill_ writes the scaled scores in place: no new block
+      // (Op::in_place). Every kernel streams the score tensor, at the score-tensor rate.
+      const double mask = d.s * d.S;
       const auto score_op = [&](Op op) {
         op.recompute_in = kRecomputeCoreAttn;
         op.score_tensor = true;
         L.ops.push_back(std::move(op));
       };
-      score_op(cast_kernel("attn.softmax.upcast", e * probs, 4 * probs, 4 * probs, e * probs));
+      score_op(kernel("attn.softmax.upcast", e * probs, 4 * probs, 4 * probs, e * probs));
       score_op(kernel("attn.softmax.scale", 4 * probs, 4 * probs, 4 * probs, 4 * probs));
-      score_op(kernel("attn.softmax.mask", 4 * probs + mask, 4 * probs, 4 * probs + mask,
-                      4 * probs));
+      Op masked = kernel("attn.softmax.mask", 4 * probs + mask, 4 * probs, 4 * probs + mask,
+                         4 * probs);
+      masked.in_place = true;
+      score_op(masked);
       Op sm = kernel("attn.softmax", 4 * probs, 4 * probs, 8 * probs, 4 * probs);
       sm.kind = OpKind::softmax;
       sm.saved_selective = Bytes(4 * probs);
       score_op(sm);
-      score_op(cast_kernel("attn.softmax.downcast", 4 * probs, e * probs, e * probs, 4 * probs));
+      score_op(kernel("attn.softmax.downcast", 4 * probs, e * probs, e * probs, 4 * probs));
     } else {
       Op sm = B.memory_bound("attn.softmax", OpKind::softmax, probs, probs, e * probs);
       sm.saved_selective = sm.saved;
@@ -399,8 +404,10 @@ void add_attention(const ModelSpec& m, const TrainingSpec& tr, const OpBuilder& 
     pv.bwd_read = Bytes(e * (probs + d.tok * (v_dim + 2.0 * o_dim)));
     pv.bwd_written = Bytes(e * (probs + d.tok * v_dim));
     pv.saved = Bytes(e * d.tok * v_dim);
-    // Without dropout, P V's backward uses the softmax output, already kept above.
-    pv.saved_selective = Bytes(m.dropout ? e * probs : 0.0);
+    // Without dropout, P V's backward uses the softmax output, already kept above; on
+    // Megatron's PyTorch path that is the fp32 softmax, and P V keeps the 16-bit cast of it
+    // besides.
+    pv.saved_selective = Bytes(m.dropout || d.softmax_fallback ? e * probs : 0.0);
     pv.saved_dropped_by = qkv_dropped_by;
     pv.recompute_in = kRecomputeCoreAttn;
     pv.score_tensor = true;
@@ -907,7 +914,7 @@ Workload build_transformer_workload(const ModelSpec& m, const TrainingSpec& tr, 
       masked_softmax_falls_back(tr.stack.masked_softmax, sh.microbatch,
                                 static_cast<std::int64_t>(std::llround(m.heads / d.t)),
                                 static_cast<std::int64_t>(std::llround(d.s)), m.seq_len,
-                                m.attention_mask == AttentionMask::causal);
+                                m.attention_mask != AttentionMask::full);
   d.alltoall_dispatcher = megatron_alltoall_dispatcher(tr.stack.preset, sh.ep_alltoall);
 
   Workload w;

@@ -119,6 +119,10 @@ struct Op {
   // (docs/model.md, "GEMMs with an odd dimension"), timed by unaligned_gemm_time
   // (calibrate/compute_model.h). Never set on a convolution or a grouped expert GEMM.
   bool odd_dimension = false;
+  // The forward writes its input in place (Megatron's masked_fill_ on the scores): its
+  // fwd_written bytes are timed, but the caching allocator's sequence
+  // (model/memory.cpp, microbatch_sequence) takes no new block for them.
+  bool in_place = false;
 };
 
 // Whether an op is the decoder op `base` ("attn.core", "moe.permute") or a copy of it in a

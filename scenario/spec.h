@@ -809,7 +809,8 @@ struct StackSpec {
   // where is_kernel_available passes with get_batch_per_block's arguments out of order
   // (swapped_check: NVIDIA/Megatron-LM 40becfc9, fixed in 0d350c8d the same day, and
   // bigscience-workshop/Megatron-DeepSpeed from 9f5f5d4c, 2021-10-21, to 1cb76a64,
-  // 2022-03-06), elsewhere the PyTorch path. model/transformer.cpp, softmax_falls_back.
+  // 2022-03-06), elsewhere the PyTorch path. torch and swapped_check under the deepspeed
+  // preset only; model/attention_mask.h (masked_softmax_falls_back), model/transformer.cpp.
   enum class MaskedSoftmax { fused, torch, swapped_check } masked_softmax = MaskedSoftmax::fused;
   // Host (CPU) time to issue one kernel: the Python call, autograd's bookkeeping and the
   // dispatcher in eager PyTorch. A run of kernels between two collectives takes at least

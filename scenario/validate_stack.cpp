@@ -211,9 +211,16 @@ void complete_stack(Scenario& s) {
            "names cuDNN's fused attention, but cluster.gpu gives no cudnn_attention_efficiency "
            "(its rate on this GPU); set it, or choose flash2");
   }
-  // Megatron's masked softmax: only where its FusedScaleMaskSoftmax runs, the unfused
-  // attention of the Megatron stacks (megatron/model/transformer.py, ParallelAttention; a
-  // PyTorch-native stack's eager path is its own, model/transformer.cpp attn.scale_mask).
+  // Megatron's masked softmax: only where its FusedScaleMaskSoftmax runs, Megatron-
+  // DeepSpeed's unfused attention (megatron/model/transformer.py, ParallelAttention). Its
+  // PyTorch path is timed as that code runs it, with apply_query_key_layer_scaling on (the
+  // default there, megatron/arguments.py at bigscience-workshop/Megatron-DeepSpeed ae6277f5),
+  // which forces the softmax into fp32. Megatron-LM made the scaling opt-in in 94a3749f
+  // (2023-11-02), and its PyTorch path is then a 16-bit mask and softmax: other bytes, so the
+  // megatron-core and nemo presets keep the kernel. The swapped check never ran in NVIDIA's
+  // tree (40becfc9 and its fix 0d350c8d landed together). Nor does the 2021-22 code have
+  // context parallelism (Megatron-Core's unfused DotProductAttention asserts cp 1) or a
+  // sliding window.
   if (is_set(s, "training.stack.masked_softmax") &&
       k.masked_softmax != StackSpec::MaskedSoftmax::fused) {
     if (!s.model.is_transformer()) {
@@ -224,12 +231,21 @@ void complete_stack(Scenario& s) {
              "names how Megatron's unfused attention runs its softmax, but "
              "training.flash_attention is true (the fused-attention kernel has the softmax "
              "inside)");
-    } else if (k.pytorch_native()) {
+    } else if (k.preset != P::deepspeed) {
       reject(s, "training.stack.masked_softmax", to_string(k.masked_softmax),
-             fmt::format("Megatron's FusedScaleMaskSoftmax runs under the megatron-core, nemo "
-                         "and deepspeed stacks only (preset {} runs the model's own "
-                         "PyTorch attention)",
-                         to_string(k.preset)));
+             fmt::format("the PyTorch path timed is Megatron-DeepSpeed's (fp32, scaled by the "
+                         "layer number); preset {} runs {}",
+                         to_string(k.preset),
+                         k.pytorch_native() ? "the model's own PyTorch attention"
+                                            : "Megatron-Core's fused softmax kernel"));
+    } else if (s.parallelism.cp > 1) {
+      reject(s, "training.stack.masked_softmax", to_string(k.masked_softmax),
+             fmt::format("Megatron-DeepSpeed's unfused attention has no context parallelism "
+                         "(parallelism.cp is {})",
+                         s.parallelism.cp));
+    } else if (s.model.attention_mask == AttentionMask::sliding_window) {
+      reject(s, "training.stack.masked_softmax", to_string(k.masked_softmax),
+             "Megatron-DeepSpeed's unfused attention has no sliding-window mask");
     } else if (s.training.precision == Precision::fp32 ||
                s.training.precision == Precision::tf32) {
       // Its PyTorch path in 32 bits has no casts (input_in_float16 false); orrery times

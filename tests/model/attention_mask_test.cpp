@@ -400,8 +400,9 @@ TEST(AttentionMask, RingAttentionCarriesItsMergeKernels) {
 //   13 heads: b 2 gives 26, not a multiple of 4: the first condition already fails.
 // The other conditions: 16 < sq <= 2048 (a 4096-token sequence falls back); not causal, sq
 // a multiple of the batches per block (2048 of 32). The fixed check (NVIDIA/Megatron-LM
-// 0d350c8d) sizes the blocks for sk = 2048 (4 a block) and runs the kernel at every one of
-// these shapes, which is what fused assumes; torch always falls back.
+// 0d350c8d) sizes the blocks for sk = 2048 (4 a block), so of these shapes only the 13-head
+// micro-batch of 2 and the 4096-token sequence would fail it, on the shared conditions;
+// fused assumes the kernel, torch always falls back.
 TEST(MaskedSoftmax, SwappedCheckFallsBackWhereTheHeadsSizeTheBlocks) {
   using M = StackSpec::MaskedSoftmax;
   const auto swapped = [](std::int64_t b, std::int64_t heads, std::int64_t s = 2048,
