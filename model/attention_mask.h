@@ -64,8 +64,8 @@ struct CpMergeBytes {
 CpMergeBytes cp_ring_merge_bytes(int cp, bool causal, double q_elems, double o_elems,
                                  double kv_elems, double elem_bytes);
 
-// Whether Megatron's FusedScaleMaskSoftmax (unfused attention under the megatron-core,
-// nemo and deepspeed stacks) takes its PyTorch path instead of its fused kernel for a
+// Whether Megatron-DeepSpeed's FusedScaleMaskSoftmax (unfused attention under the
+// deepspeed stack) takes its PyTorch path instead of its fused kernel for a
 // micro-batch of `b` sequences, `heads` attention heads on this rank, `sq` queries and
 // `sk` keys, under a causal mask (`causal`; packed documents too, which Megatron keeps as
 // AttnMaskType.causal) or none, as training.stack.masked_softmax says: never (fused), always (torch), or

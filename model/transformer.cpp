@@ -353,12 +353,15 @@ void add_attention(const ModelSpec& m, const TrainingSpec& tr, const OpBuilder& 
       // nodes in reverse: the cast's gradient up (e, 4); the softmax's (the gradient and the
       // kept fp32 output, 8; 4); masked_fill's, the gradient with the masked scores zeroed
       // (4 and the mask; 4); the scale's (4; 4); the cast's down (4; e): (36 + 2e). The
-      // softmax keeps its fp32 output (4 bytes a score, not e). The mask ([b, 1, s, S]
-      // bytes; Megatron-DeepSpeed's GPT builds it once for the batch, [1, 1, s, S],
-      // att_mask_batch = 1 in get_ltor_masks_and_position_ids, megatron/utils.py) is counted
-      // once a pass. masked_fill_ writes the scaled scores in place: no new block
-      // (Op::in_place). Every kernel streams the score tensor, at the score-tensor rate.
-      const double mask = d.s * d.S;
+      // softmax keeps its fp32 output (4 bytes a score, not e). The mask, one byte a
+      // (query, key) pair, is read once a pass: one [1, 1, s, S] for the batch under the
+      // causal mask (att_mask_batch = 1 in get_ltor_masks_and_position_ids, megatron/utils.py
+      // at bigscience-workshop/Megatron-DeepSpeed ae6277f5), one a sequence, [b, 1, s, S],
+      // for packed documents (--reset-attention-mask) and padding masks. masked_fill_ writes
+      // the scaled scores in place: no new block (Op::in_place). Every kernel streams the
+      // score tensor, at the score-tensor rate.
+      const double mask =
+          (m.attention_mask == AttentionMask::causal ? 1.0 : d.b) * d.s * d.S;
       const auto score_op = [&](Op op) {
         op.recompute_in = kRecomputeCoreAttn;
         op.score_tensor = true;

@@ -429,7 +429,8 @@ std::string render_stack_explanation(const Scenario& s) {
           s.model.seq_len, s.model.attention_mask != AttentionMask::full);
       const char* torch_path =
           "Megatron's PyTorch path: fp32 cast, scale, mask, softmax and cast back as kernels "
-          "of their own, 32 + 2e bytes a score forward, 36 + 2e backward, the fp32 output kept";
+          "of their own, 32 + 2e bytes a score forward, 36 + 2e backward, the fp32 output kept "
+          "(and its 16-bit cast without dropout)";
       const char* kernel_path =
           "Megatron's fused scale-mask-softmax kernel, 2e bytes a score forward, 3e backward";
       const std::string how =

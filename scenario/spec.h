@@ -802,7 +802,7 @@ struct StackSpec {
   // Every preset defaults to fused; a file that runs such a model sets it.
   enum class Projections { fused, separate } projections = Projections::fused;
   // Megatron's FusedScaleMaskSoftmax under unfused attention (training.flash_attention
-  // false; the megatron-core, nemo and deepspeed stacks): its fused scale-mask-softmax
+  // false): its fused scale-mask-softmax
   // kernel (fused: wherever the kernel applies, as orrery assumes of every version), its
   // PyTorch path always (torch: --no-masked-softmax-fusion; the scores cast to fp32,
   // scaled, masked and softmaxed as kernels of their own, cast back), or the kernel only

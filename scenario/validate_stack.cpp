@@ -234,10 +234,12 @@ void complete_stack(Scenario& s) {
     } else if (k.preset != P::deepspeed) {
       reject(s, "training.stack.masked_softmax", to_string(k.masked_softmax),
              fmt::format("the PyTorch path timed is Megatron-DeepSpeed's (fp32, scaled by the "
-                         "layer number); preset {} runs {}",
+                         "layer number); preset {} {}: use fused, or preset deepspeed",
                          to_string(k.preset),
-                         k.pytorch_native() ? "the model's own PyTorch attention"
-                                            : "Megatron-Core's fused softmax kernel"));
+                         k.pytorch_native()
+                             ? "runs the model's own PyTorch attention"
+                             : "has a 16-bit PyTorch path since Megatron-LM 94a3749f, which "
+                               "orrery does not time"));
     } else if (s.parallelism.cp > 1) {
       reject(s, "training.stack.masked_softmax", to_string(k.masked_softmax),
              fmt::format("Megatron-DeepSpeed's unfused attention has no context parallelism "

@@ -156,6 +156,30 @@ TEST(Memory, AllocatorWasteOfAOneOpSequence) {
   EXPECT_DOUBLE_EQ(waste(MemorySpec::Allocator::none), 0.0);
 }
 
+// An op that writes its input in place (Op::in_place: Megatron's masked_fill_ on the
+// scores, model/transformer.cpp) takes no block. By hand, the segments allocator after a
+// 30 MiB state (its own segment): op 1 writes 6 MiB, taking a new 20 MiB segment (split,
+// 14 MiB left); op 2 writes 6 MiB more. Out of place it takes 6 of the 14 while op 1's
+// output is still live: requested peak 30 + 12 = 42 MiB of 50 reserved, 8 MiB wasted. In
+// place it takes nothing: 36 of 50, 14 MiB wasted. Neither keeps anything; the backward
+// writes nothing.
+TEST(Memory, AnInPlaceOpTakesNoBlock) {
+  constexpr double MiB = 1048576.0;
+  auto waste = [&](bool in_place) {
+    Layer l;
+    Op first, second;
+    first.fwd_written = Bytes(6 * MiB);
+    second.fwd_written = Bytes(6 * MiB);
+    second.in_place = in_place;
+    l.ops = {first, second};
+    return allocator_sequence_waste(MemorySpec::Allocator::caching, {Bytes(30 * MiB)}, {&l}, {},
+                                    1, 1, false, Recompute::none, kRecomputeCoreAttn)
+        .value();
+  };
+  EXPECT_DOUBLE_EQ(waste(false), 8 * MiB);
+  EXPECT_DOUBLE_EQ(waste(true), 14 * MiB);
+}
+
 TEST(Memory, AllocatedReservedAndDeviceTotal) {
   const MemoryReport r = estimate_memory(gpt3("", "recompute: full"));
   const StageMemory& st = r.worst();

@@ -11,6 +11,7 @@
 #include "calibrate/compute_model.h"
 #include "core/error.h"
 #include "model/workload.h"
+#include "report/run_report.h"
 #include "scenario/load.h"
 #include "simulator/step.h"
 
@@ -162,6 +163,55 @@ TEST(Stack, MaskedSoftmaxOnThePyTorchPathIsItsBytesAtTheScoreTensorRate) {
     return k;
   };
   EXPECT_DOUBLE_EQ(kept(torch) - kept(fused), 4 * n);
+  // The mask GPT builds is one [1, 1, s, S] for the batch (att_mask_batch = 1): at a
+  // micro-batch of 2 the mask kernel reads 4 bytes of each of 2n scores and s S mask bytes.
+  Scenario two = torch;
+  two.parallelism.microbatch = 2;
+  two.parallelism.global_batch = 2;
+  const Workload w2 = build_workload(two.model, two.training, shard_of(two.parallelism));
+  int masks = 0;
+  for (const Op& op : w2.layers[1].ops) {
+    if (op.name != "attn.softmax.mask") continue;
+    ++masks;
+    EXPECT_DOUBLE_EQ(op.fwd_read.value(), 4 * 2 * n + m);
+    EXPECT_TRUE(op.in_place);
+  }
+  EXPECT_EQ(masks, 1);
+}
+
+// swapped_check under a packed-document mask takes the causal branch, as Megatron keeps
+// AttnMaskType.causal for it: at 8 heads a rank and a micro-batch of 1 (8 rows, not a
+// multiple of the 32 a block) the softmax falls back; under the full mask at the same
+// shape the branch asks 2048 queries for a multiple of 32, and the kernel runs. run
+// --explain says which.
+TEST(Stack, SwappedCheckTakesTheCausalBranchForPackedDocuments) {
+  const auto scenario = [](const std::string& mask) {
+    return load_scenario_text(
+        fmt::format("cluster: {{preset: dgx-a100, gpus_per_node: 1}}\n"
+                    "model: {{family: decoder, layers: 2, hidden: 1024, heads: 8, ffn: 4096, "
+                    "vocab: 32768, seq_len: 2048, activation: gelu, norm: layernorm, "
+                    "position_embedding: learned, tied_embeddings: true, bias: true, "
+                    "dropout: false, {}}}\n"
+                    "parallelism: {{tp: 1, pp: 1, dp: 1, microbatch: 1, global_batch: 1}}\n"
+                    "training: {{precision: bf16, flash_attention: false, stack: {{preset: "
+                    "deepspeed, masked_softmax: swapped_check}}}}\n",
+                    mask),
+        "d.yaml");
+  };
+  const auto falls_back = [](const Scenario& s) {
+    const Workload w = build_workload(s.model, s.training, shard_of(s.parallelism));
+    for (const Op& op : w.layers[1].ops)
+      if (op.name == "attn.softmax.upcast") return true;
+    return false;
+  };
+  const Scenario doc = scenario("attention_mask: document, document_length: 512");
+  const Scenario full = scenario("attention_mask: full");
+  EXPECT_TRUE(falls_back(doc));
+  EXPECT_FALSE(falls_back(full));
+  EXPECT_NE(render_stack_explanation(doc).find("at 1 x 8 heads a rank it fails"),
+            std::string::npos);
+  EXPECT_NE(render_stack_explanation(full).find("at 1 x 8 heads a rank it passes"),
+            std::string::npos);
 }
 
 // Where masked_softmax's PyTorch path is not the one timed, a non-fused value is an error
