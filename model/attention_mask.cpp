@@ -118,4 +118,12 @@ bool masked_softmax_falls_back(StackSpec::MaskedSoftmax how, std::int64_t b,
   return causal ? batches % per_block != 0 : sq % per_block != 0;
 }
 
+bool masked_softmax_falls_back(const ModelSpec& m, const TrainingSpec& tr, int microbatch,
+                               int tp, int cp) {
+  if (!m.is_transformer() || tr.flash_attention || tr.stack.pytorch_native()) return false;
+  return masked_softmax_falls_back(tr.stack.masked_softmax, microbatch, m.heads / tp,
+                                   m.seq_len / cp, m.seq_len,
+                                   m.attention_mask != AttentionMask::full);
+}
+
 }  // namespace orrery

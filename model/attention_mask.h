@@ -87,5 +87,11 @@ CpMergeBytes cp_ring_merge_bytes(int cp, bool causal, double q_elems, double o_e
 bool masked_softmax_falls_back(StackSpec::MaskedSoftmax how, std::int64_t b,
                                std::int64_t heads, std::int64_t sq, std::int64_t sk,
                                bool causal);
+// The same for a run: false where Megatron's softmax does not run (not a transformer,
+// flash attention, a PyTorch-native stack); else at `microbatch` sequences, the heads of a
+// tensor-parallel rank and the queries of a context-parallel one. The workload
+// (model/transformer.cpp) and run --explain both ask this.
+bool masked_softmax_falls_back(const ModelSpec& m, const TrainingSpec& tr, int microbatch,
+                               int tp, int cp);
 
 }  // namespace orrery

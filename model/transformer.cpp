@@ -912,12 +912,7 @@ Workload build_transformer_workload(const ModelSpec& m, const TrainingSpec& tr, 
   d.unfused_norm = tr.stack.norm == StackSpec::NormKernels::unfused;
   d.separate_proj = tr.stack.projections == StackSpec::Projections::separate;
   d.eager_scores = tr.stack.eager_pytorch();
-  d.softmax_fallback =
-      m.is_transformer() && !tr.flash_attention && !d.eager_scores &&
-      masked_softmax_falls_back(tr.stack.masked_softmax, sh.microbatch,
-                                static_cast<std::int64_t>(std::llround(m.heads / d.t)),
-                                static_cast<std::int64_t>(std::llround(d.s)), m.seq_len,
-                                m.attention_mask != AttentionMask::full);
+  d.softmax_fallback = masked_softmax_falls_back(m, tr, sh.microbatch, sh.tp, sh.cp);
   d.alltoall_dispatcher = megatron_alltoall_dispatcher(tr.stack.preset, sh.ep_alltoall);
 
   Workload w;

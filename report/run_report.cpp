@@ -424,9 +424,8 @@ std::string render_stack_explanation(const Scenario& s) {
     if (!s.training.flash_attention && !k.pytorch_native()) {
       // model/transformer.cpp (softmax_fallback); model/attention_mask.h.
       const ParallelismSpec& p = s.parallelism;
-      const bool falls_back = masked_softmax_falls_back(
-          k.masked_softmax, p.microbatch, s.model.heads / p.tp, s.model.seq_len / p.cp,
-          s.model.seq_len, s.model.attention_mask != AttentionMask::full);
+      const bool falls_back =
+          masked_softmax_falls_back(s.model, s.training, p.microbatch, p.tp, p.cp);
       const char* torch_path =
           "Megatron's PyTorch path: fp32 cast, scale, mask, softmax and cast back as kernels "
           "of their own, 32 + 2e bytes a score forward, 36 + 2e backward, the fp32 output kept "
