@@ -112,9 +112,10 @@ std::vector<Sample> utilisation(const Scenario& s, const StepResult& r) {
   return out;
 }
 
-// The trace of `r`, next to the step time the prediction printed.
+// The trace of `r`, next to the step time the prediction printed; `blended`: that step
+// blends in a second run with a slow node (cluster.slow_nodes), which `r` does not show.
 Trace render(const Scenario& s, const StepResult& r, bool op_level, const TraceOptions& options,
-             Seconds predicted) {
+             Seconds predicted, bool blended) {
   const TaskGraph& g = r.graph;
   Trace out;
   out.op_level = op_level;
@@ -266,7 +267,7 @@ Trace render(const Scenario& s, const StepResult& r, bool op_level, const TraceO
   ordered_json other = {{"compute", op_level ? "per op" : "per block"},
                         {"step_time_us", us(r.slow_nodes ? r.timeline.end : r.step_time)},
                         {"predicted_step_time_us", us(predicted)}};
-  if (r.slow_nodes) {
+  if (blended) {
     other["slow_nodes"] =
         "the timeline is the step with no slow node; predicted_step_time_us blends in the step "
         "with one (cluster.slow_nodes)";
@@ -293,18 +294,21 @@ Trace render_trace(const Scenario& s, const Prediction& prediction, bool full,
   const Seconds predicted = prediction.step.step_time;
   // Op-level mode would issue every tensor-parallel rank's copy of a collective whose
   // plan already holds its sibling groups' flows under --full, so --full keeps blocks.
-  if (full || !op_level_supported(s)) return render(s, prediction.step, false, options, predicted);
+  const bool blended = prediction.step.slow_nodes.has_value();
+  if (full || !op_level_supported(s))
+    return render(s, prediction.step, false, options, predicted, blended);
   SimulationOptions opt;
   opt.op_level = true;
   // The op-level timeline without the slow-node term's second run, which it would not show.
   Scenario none = s;
   none.cluster.slow_nodes.fraction = 0;
-  return render(s, simulate_step(none, prediction.hardware, opt), true, options, predicted);
+  return render(s, simulate_step(none, prediction.hardware, opt), true, options, predicted,
+                blended);
 }
 
 Trace render_trace(const Scenario& s, const StepResult& r, bool op_level,
                    const TraceOptions& options) {
-  return render(s, r, op_level, options, r.step_time);
+  return render(s, r, op_level, options, r.step_time, r.slow_nodes.has_value());
 }
 
 }  // namespace orrery

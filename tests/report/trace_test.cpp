@@ -33,6 +33,18 @@ const json* first_slice(const json& events, const std::string& parallelism) {
   return nullptr;
 }
 
+// Without the slow-node term the printed step is the timeline's, and otherData names no
+// blend.
+TEST(Trace, NoSlowNodeNoteWithoutTheTerm) {
+  Scenario s = load_scenario_text(kSmall, "small.yaml");
+  s.cluster.slow_nodes.fraction = 0;
+  const Prediction p = predict(s);
+  ASSERT_FALSE(p.step.slow_nodes.has_value());
+  const json j = json::parse(render_trace(s, p, false).json);
+  EXPECT_EQ(j["otherData"]["compute"], "per op");
+  EXPECT_FALSE(j["otherData"].contains("slow_nodes"));
+}
+
 TEST(Trace, CollectivesAreSlicesWithBytesAndGroup) {
   const Scenario s = load_scenario_text(kSmall, "small.yaml");
   const Prediction p = predict(s);
@@ -47,6 +59,10 @@ TEST(Trace, CollectivesAreSlicesWithBytesAndGroup) {
   EXPECT_EQ(j["otherData"]["predicted_step_time_us"].get<double>(), p.step.step_time.value() * 1e6);
   EXPECT_NEAR(j["otherData"]["step_time_us"].get<double>() / (p.step.step_time.value() * 1e6), 1.0,
               0.01);
+  // Two machines: the printed step blends in one slow node (cluster.slow_nodes' default),
+  // which the op-level timeline, simulated without it, does not show; otherData says so.
+  ASSERT_TRUE(p.step.slow_nodes.has_value());
+  EXPECT_TRUE(j["otherData"].contains("slow_nodes"));
 
   // A forward layer's tensor-parallel all-reduce: the whole activation of a micro-batch,
   // microbatch x seq x hidden x 2 bytes (fp16) = 2 x 2048 x 3072 x 2 = 25,165,824, over
