@@ -316,6 +316,14 @@ class PipelineBuilder {
     const int st = ranks_[r].s;
     const bool full_recompute = ctx_.s.training.recompute == Recompute::full;
     MaybeTask after = prev_;
+    // The chunk's first forward under the overlapped parameter gather: the gathers are
+    // issued first, so that the block's first task (first_, which the pipeline's receive
+    // waits on) is its first compute. Each layer's first task waits for the gathers of the
+    // buckets that start before the layer ends: the whole layer waits, where the layer
+    // templates split it at the bucket's first parameter (gathered_forward), since op-level
+    // tasks are runs of kernels between collectives, which carry no parameter positions.
+    const bool gathered = b.forward && b.microbatch == 0 && param_gather_in_forward(ctx_);
+    const ParamGathers gathers = gathered ? param_gathers(r, b, layers) : ParamGathers{};
     const size_t before = g_.tasks.size();
     const std::vector<Seconds>* waits = offload_waits(r, b, layers);
     // A wait for activation offload copies, a compute-stream task of its own.
@@ -332,10 +340,22 @@ class PipelineBuilder {
       after = id;
     };
     if (b.forward) {
+      size_t next = 0;  // the next bucket no layer has waited for
+      double at = 0;    // parameter position of the layer's start
       for (size_t k = 0; k < layers.size(); ++k) {
         wait_for_copies(k);
+        const size_t first = g_.tasks.size();
         after = templates_.append_layer(planner_, g_, rank, st, *layers[k], LayerPass::forward,
                                         after, b.microbatch);
+        if (!gathered) continue;
+        if (g_.tasks.size() > first) {
+          const int first_task = static_cast<int>(first);
+          // The chunk's first task on the issuing member (emplace keeps the first).
+          if (gathers.issuer) gather_launch_.emplace(gathers.key, first_task);
+          while (next < gathers.ids.size() && gathers.starts[next] < at + gathers.params[k] - 0.5)
+            g_.depend(gathers.ids[next++], first_task);
+        }
+        at += gathers.params[k];
       }
     } else {
       if (p_.zero_stage == 2) out_.micro_grads[r][grad_list].emplace_back();
@@ -663,14 +683,22 @@ class PipelineBuilder {
   // communicator. Either way the forward reaches bucket k's first parameter at a point
   // between layers' ops, placed by the layer's forward time in proportion to its
   // parameters before it, and waits there for bucket k's gather.
-  void gathered_forward(size_t r, const Block& b, const std::vector<const Layer*>& layers,
-                        const std::vector<Seconds>* waits) {
-    const int st = ranks_[r].s;
-    std::vector<double> params(layers.size());
+  // The parameter all-gathers of a chunk's first forward (param_gather_in_forward) and
+  // where each bucket starts among the chunk's dense parameters.
+  struct ParamGathers {
+    std::vector<double> params;  // each layer's dense parameters, in forward order
+    std::vector<double> starts;  // each bucket's first parameter position, in forward order
+    std::vector<int> ids;        // each bucket's gather task
+    std::pair<int, int> key;     // (issuing member, chunk): gathers_ and gather_launch_
+    bool issuer = false;         // this rank issues them (the group's first member)
+  };
+  ParamGathers param_gathers(size_t r, const Block& b, const std::vector<const Layer*>& layers) {
+    ParamGathers out;
+    out.params.resize(layers.size());
     double total = 0;
     for (size_t k = 0; k < layers.size(); ++k) {
-      params[k] = layers[k]->params() - layers[k]->expert_params();
-      total += params[k];
+      out.params[k] = layers[k]->params() - layers[k]->expert_params();
+      total += out.params[k];
     }
     // The gradient buckets (dense_bucket_sizes, formed in backward order), in forward
     // order; their starts as parameter positions.
@@ -678,13 +706,14 @@ class PipelineBuilder {
         total > 0 ? dense_bucket_sizes({layers.rbegin(), layers.rend()}, grad_bucket_params(ctx_))
                   : std::vector<double>{};
     std::reverse(sizes.begin(), sizes.end());
-    std::vector<double> starts{0.0};
-    for (size_t k = 0; k + 1 < sizes.size(); ++k) starts.push_back(starts.back() + sizes[k]);
+    out.starts = {0.0};
+    for (size_t k = 0; k + 1 < sizes.size(); ++k) out.starts.push_back(out.starts.back() + sizes[k]);
     // The gathers: one task per bucket on the data-parallel stream, over the stage's
     // data-parallel group, shared by its members (the first member issues them).
     const std::vector<int> members = ranks_.reduce_members(r, false, false);
-    const auto key = std::make_pair(members.front(), b.chunk);
-    if (static_cast<int>(r) == members.front()) {
+    out.key = std::make_pair(members.front(), b.chunk);
+    out.issuer = static_cast<int>(r) == members.front();
+    if (out.issuer) {
       const double weight = dense_gather_bytes_per_param(ctx_, layers);
       std::vector<int> after;
       // Interleaving: chunk c >= 2 waits for chunk c - 1's first forward segment.
@@ -692,7 +721,7 @@ class PipelineBuilder {
         const auto it = gather_launch_.find(std::make_pair(members.front(), b.chunk - 1));
         if (it != gather_launch_.end()) after.push_back(it->second);
       }
-      std::vector<int>& ids = gathers_[key];
+      std::vector<int>& ids = gathers_[out.key];
       for (double size : sizes) {
         const int id = planner_.collective(ranks_, TaskKind::param_gather,
                                            CollectiveOp::all_gather, GroupKind::dp, members,
@@ -701,8 +730,20 @@ class PipelineBuilder {
         after = {id};
       }
     }
-    const std::vector<int>& ids = gathers_[key];
-    ORRERY_CHECK(ids.size() == sizes.size(), "the first data-parallel member issues the gathers");
+    out.ids = gathers_[out.key];
+    ORRERY_CHECK(out.ids.size() == sizes.size(),
+                 "the first data-parallel member issues the gathers");
+    return out;
+  }
+
+  void gathered_forward(size_t r, const Block& b, const std::vector<const Layer*>& layers,
+                        const std::vector<Seconds>* waits) {
+    const int st = ranks_[r].s;
+    const ParamGathers gathers = param_gathers(r, b, layers);
+    const std::vector<double>& params = gathers.params;
+    const std::vector<double>& starts = gathers.starts;
+    const std::vector<int>& ids = gathers.ids;
+    const auto& key = gathers.key;
     // The forward in segments, each waiting for its bucket's gather.
     size_t next = 0;  // the next bucket whose start the forward has not reached
     double at = 0;    // parameter position reached
@@ -711,7 +752,7 @@ class PipelineBuilder {
     auto flush = [&] {
       const int id = add_block(r, b, work, parts, TaskKind::forward);
       // The chunk's first piece on the issuing member (emplace keeps the first).
-      if (static_cast<int>(r) == members.front()) gather_launch_.emplace(key, id);
+      if (gathers.issuer) gather_launch_.emplace(key, id);
       work = Seconds();
       parts = Parts{};
     };
@@ -946,7 +987,7 @@ class PipelineBuilder {
 bool param_gather_in_forward(const StepContext& ctx) {
   const ParallelismSpec& p = ctx.p;
   return p.zero_stage == 1 && ctx.s.training.overlap_param_gather && p.shard_group() > 1 &&
-         p.pipeline_engine == PipelineEngine::megatron && !ctx.dual && !ctx.opt.op_level;
+         p.pipeline_engine == PipelineEngine::megatron && !ctx.dual;
 }
 
 PipelineTasks pipeline_pass(const StepContext& ctx, const RankSet& ranks, const StageLayers& layers,
