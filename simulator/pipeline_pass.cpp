@@ -318,10 +318,12 @@ class PipelineBuilder {
     MaybeTask after = prev_;
     // The chunk's first forward under the overlapped parameter gather: the gathers are
     // issued first, so that the block's first task (first_, which the pipeline's receive
-    // waits on) is its first compute. Each layer's first task waits for the gathers of the
-    // buckets that start before the layer ends: the whole layer waits, where the layer
-    // templates split it at the bucket's first parameter (gathered_forward), since op-level
-    // tasks are runs of kernels between collectives, which carry no parameter positions.
+    // waits on) is not one of them. Each layer's first compute task waits for the gathers
+    // of the buckets that start before the layer ends: the whole layer waits, where the
+    // layer templates split it at the bucket's first parameter (gathered_forward), since
+    // op-level tasks are runs of kernels between collectives, which carry no parameter
+    // positions. Unlike there, a layer without dense parameters waits for no bucket, and
+    // a layer's activation-offload wait runs beside its gathers, not after them.
     const bool gathered = b.forward && b.microbatch == 0 && param_gather_in_forward(ctx_);
     const ParamGathers gathers = gathered ? param_gathers(r, b, layers) : ParamGathers{};
     const size_t before = g_.tasks.size();
@@ -348,9 +350,13 @@ class PipelineBuilder {
         after = templates_.append_layer(planner_, g_, rank, st, *layers[k], LayerPass::forward,
                                         after, b.microbatch);
         if (!gathered) continue;
-        if (g_.tasks.size() > first) {
-          const int first_task = static_cast<int>(first);
-          // The chunk's first task on the issuing member (emplace keeps the first).
+        // The layer's first compute task: an overlapped collective before it would not
+        // hold back the compute after it (LayerTemplates::append_layer).
+        size_t gate = first;
+        while (gate < g_.tasks.size() && is_comm(g_.tasks[gate].kind)) ++gate;
+        if (gate < g_.tasks.size()) {
+          const int first_task = static_cast<int>(gate);
+          // The chunk's first compute on the issuing member (emplace keeps the first).
           if (gathers.issuer) gather_launch_.emplace(gathers.key, first_task);
           while (next < gathers.ids.size() && gathers.starts[next] < at + gathers.params[k] - 0.5)
             g_.depend(gathers.ids[next++], first_task);
@@ -680,9 +686,9 @@ class PipelineBuilder {
   // chunks 0 and 1 at its start and those of chunk c + 1 when chunk c's first forward
   // starts (forward_backward_pipelining_with_interleaving in
   // megatron/core/pipeline_parallel/schedules.py): again one after another on the
-  // communicator. Either way the forward reaches bucket k's first parameter at a point
-  // between layers' ops, placed by the layer's forward time in proportion to its
-  // parameters before it, and waits there for bucket k's gather.
+  // communicator. Either way the forward waits for bucket k's gather where it reaches
+  // bucket k's first parameter (gathered_forward, op_level_block).
+  //
   // The parameter all-gathers of a chunk's first forward (param_gather_in_forward) and
   // where each bucket starts among the chunk's dense parameters.
   struct ParamGathers {
@@ -736,6 +742,9 @@ class PipelineBuilder {
     return out;
   }
 
+  // The chunk's first forward from layer templates, in segments: bucket k's first
+  // parameter is placed inside its layer by the layer's forward time in proportion to the
+  // parameters before it, and the segment from there waits for bucket k's gather.
   void gathered_forward(size_t r, const Block& b, const std::vector<const Layer*>& layers,
                         const std::vector<Seconds>* waits) {
     const int st = ranks_[r].s;

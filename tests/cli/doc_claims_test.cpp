@@ -37,7 +37,8 @@ std::string fold(const std::string& text, bool yaml) {
       space = true;
       continue;
     }
-    line_start = c == '\n';
+    // A comment's '#' may follow the line's indentation.
+    line_start = c == '\n' || (line_start && (c == ' ' || c == '\t'));
     if (std::isspace(static_cast<unsigned char>(c))) {
       space = true;
       continue;
@@ -75,6 +76,35 @@ TEST(DocClaims, Fold) {
   EXPECT_EQ(fold("a  b\n c\n", false), "a b c");
   EXPECT_EQ(fold("# one\n#   two\nkey: 1 # three\n", true), "one two key: 1 # three");
   EXPECT_EQ(fold("# one\n#two", false), "# one #two");
+  EXPECT_EQ(fold("  # a\n  # b", true), "a b");
+}
+
+// Where `quote` (with `number` in place of its {}) stands in `text` with the number not
+// run into other digits: a quote that starts or ends with {} would otherwise match 1.93
+// inside 11.93.
+bool quoted(const std::string& text, const std::string& quote, const std::string& number) {
+  const size_t hole = quote.find("{}");
+  std::string expected = quote;
+  expected.replace(hole, 2, number);
+  auto digit = [](char c) { return std::isdigit(static_cast<unsigned char>(c)) || c == '.'; };
+  for (size_t at = text.find(expected); at != std::string::npos;
+       at = text.find(expected, at + 1)) {
+    const size_t begin = at + hole;
+    const size_t end = begin + number.size();
+    const bool before = begin > 0 && digit(text[begin - 1]);
+    // A full stop after the number ends a sentence; a digit after it would not.
+    const bool after = end < text.size() && std::isdigit(static_cast<unsigned char>(text[end]));
+    if (!before && !after) return true;
+  }
+  return false;
+}
+
+TEST(DocClaims, QuotedKeepsTheNumberWhole) {
+  EXPECT_TRUE(quoted("a 1.93 M", "{} M", "1.93"));
+  EXPECT_FALSE(quoted("a 11.93 M", "{} M", "1.93"));
+  EXPECT_FALSE(quoted("MFU 39.05 %", "MFU {}", "39.0"));
+  EXPECT_TRUE(quoted("MFU 39.0. Next", "MFU {}", "39.0"));
+  EXPECT_TRUE(quoted("x 11.93 M, y 1.93 M", "{} M", "1.93"));
 }
 
 TEST(DocClaims, EveryQuotedNumberIsWhatOrreryPrints) {
@@ -91,6 +121,7 @@ TEST(DocClaims, EveryQuotedNumberIsWhatOrreryPrints) {
     const std::string key = c.at("value");
     SCOPED_TRACE(file + ": " + quote);
     ASSERT_NE(quote.find("{}"), std::string::npos) << "a quote needs one {}";
+    ASSERT_EQ(quote.find("{}"), quote.rfind("{}")) << "a quote has one {}";
     if (!outputs.count(args)) {
       const testing::RunResult r = run_orrery(args);
       ASSERT_EQ(r.code, 0) << "orrery " << args << "\n" << r.err;
@@ -107,9 +138,10 @@ TEST(DocClaims, EveryQuotedNumberIsWhatOrreryPrints) {
       const bool yaml = file.size() > 5 && file.substr(file.size() - 5) == ".yaml";
       texts[file] = fold(text, yaml);
     }
-    std::string expected = fold(quote, false);
+    const std::string folded = fold(quote, false);
+    std::string expected = folded;
     expected.replace(expected.find("{}"), 2, number);
-    EXPECT_NE(texts[file].find(expected), std::string::npos)
+    EXPECT_TRUE(quoted(texts[file], folded, number))
         << file << " should say \"" << expected << "\" (orrery " << args << ", " << key
         << "): update the prose and tests/cli/doc_claims.json together";
   }

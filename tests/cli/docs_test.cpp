@@ -27,7 +27,7 @@ using testing::run_orrery;
 using testing::source_dir;
 
 const char* kDocs[] = {"README.md", "docs/scenario-format.md", "docs/model.md",
-                       "docs/simulator.md", "docs/ARCHITECTURE.md"};
+                       "docs/simulator.md", "docs/ARCHITECTURE.md", "docs/import.md"};
 
 TEST(Docs, EveryScenarioKeyIsDocumentedAndNoOther) {
   const std::string doc = read_file(source_dir() + "/docs/scenario-format.md");

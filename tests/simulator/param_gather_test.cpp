@@ -6,7 +6,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <set>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -144,6 +146,57 @@ TEST(ParamGather, TheOpLevelStepGathersTheSameBucketsAndWaitsAtTheirLayers) {
   // share before it: no shorter, and here (gather-bound) within 1 %.
   EXPECT_GE(r.step_time.value(), blocks.step_time.value() * (1 - 1e-12));
   EXPECT_NEAR(r.step_time.value() / blocks.step_time.value(), 1.0, 0.01);
+}
+
+// Every param_gather task of the step, by rank: (rank, start, end).
+std::vector<std::tuple<int, double, double>> all_gathers(const StepResult& r) {
+  std::vector<std::tuple<int, double, double>> out;
+  for (std::size_t i = 0; i < r.graph.tasks.size(); ++i) {
+    const Task& t = r.graph.tasks[i];
+    if (t.kind != TaskKind::param_gather) continue;
+    out.emplace_back(t.rank, r.timeline.timing[i].start->value(),
+                     r.timeline.timing[i].end->value());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+TEST(ParamGather, TheOpLevelStepGathersEveryChunkUnderInterleaving) {
+  // Two stages of three chunks each (6 layers, pp 2, vp 3) over dp 2: every chunk's first
+  // forward gathers its buckets on each stage, chunks 0 and 1 from the start and chunk c
+  // from chunk c - 1's first forward on (align_param_gather). The op-level step issues the
+  // same gathers as the layer templates' path on every rank, each rank's first ones at the
+  // start of the step: had the pipeline's receive waited on a gather instead of the
+  // stage's first compute (an earlier mistake), stage 1's gathers would start only when
+  // stage 0's first forward reached it.
+  const Scenario s = load_scenario_text(R"(
+cluster: {preset: dgx-a100, nodes: 1, gpus_per_node: 4}
+model: {family: decoder, layers: 6, hidden: 4096, heads: 32, ffn: 16384, vocab: 32768,
+        seq_len: 512, activation: gelu, norm: rmsnorm, position_embedding: rope,
+        tied_embeddings: false, bias: false, dropout: false}
+parallelism: {tp: 1, pp: 2, dp: 2, virtual_pipeline_stages: 3, microbatch: 1, global_batch: 8,
+              zero_stage: 1}
+training: {precision: bf16, recompute: none, grad_bucket_params: 1.0e8}
+)",
+                                        "interleaved.yaml");
+  const StepResult blocks = simulate_step(s);
+  SimulationOptions ops;
+  ops.op_level = true;
+  const StepResult r = simulate_step(s, ops);
+  const auto expected = all_gathers(blocks);
+  const auto got = all_gathers(r);
+  ASSERT_FALSE(expected.empty());
+  ASSERT_EQ(got.size(), expected.size());
+  std::set<int> ranks;
+  for (const auto& g : got) ranks.insert(std::get<0>(g));
+  EXPECT_EQ(ranks.size(), 2u);  // one simulated GPU a stage, each gathering
+  for (int rank : ranks) {
+    double first = 1e30;
+    for (const auto& g : got)
+      if (std::get<0>(g) == rank) first = std::min(first, std::get<1>(g));
+    EXPECT_DOUBLE_EQ(first, 0.0) << "rank " << rank << "'s first gather starts with the step";
+  }
+  EXPECT_NEAR(r.step_time.value() / blocks.step_time.value(), 1.0, 0.03);
 }
 
 // The backward steps of op `name`, from the step after op `after`'s kernels (or from
