@@ -156,6 +156,41 @@ TEST(Presets, Gb200Nvl72IsOneNvlinkDomainOf72) {
   EXPECT_DOUBLE_EQ(s.cluster.gpu.peak.at(Dtype::bf16).value(), 2.5e15);
 }
 
+// GB300 NVL72 (Verda's GB300 page; MLPerf v5.1 system files): the GB200's rack with
+// Blackwell Ultra GPUs. Per GPU: FP4 1,080 PF dense over 72 = 15 PFLOP/s, 1.5x the GB200's
+// 10; BF16 180 PF dense / 72 = 2.5, FP8 360 / 72 = 5, the GB200's; 284,208 MiB of HBM3e
+// (nvidia-smi's total in NVIDIA's theia system file); one 800 Gb/s ConnectX-8 a GPU. No
+// GB300 measurement exists here, so every efficiency is the GB200's and listed as assumed.
+TEST(Presets, Gb300Nvl72IsTheGb200RackWithBlackwellUltra) {
+  const std::string rest = "model: llama3-8b\nparallelism: {global_batch: 144}\n";
+  const Scenario u =
+      load_scenario_text("cluster: {preset: gb300-nvl72, nodes: 2}\n" + rest, "u.yaml");
+  const Scenario g =
+      load_scenario_text("cluster: {preset: gb200-nvl72, nodes: 2}\n" + rest, "g.yaml");
+  const GpuSpec& b300 = u.cluster.gpu;
+  EXPECT_EQ(u.cluster.gpus_per_node, 72);
+  EXPECT_EQ(u.cluster.inter_node.nics_per_node, 72);
+  EXPECT_DOUBLE_EQ(u.cluster.inter_node.nic_bandwidth.value(), 800e9 / 8);
+  EXPECT_DOUBLE_EQ(b300.peak.at(Dtype::fp4).value(), 1080e15 / 72);
+  EXPECT_DOUBLE_EQ(b300.peak.at(Dtype::fp4).value(), 1.5 * g.cluster.gpu.peak.at(Dtype::fp4).value());
+  EXPECT_DOUBLE_EQ(b300.peak.at(Dtype::bf16).value(), 180e15 / 72);
+  EXPECT_DOUBLE_EQ(b300.peak.at(Dtype::fp8).value(), 360e15 / 72);
+  EXPECT_DOUBLE_EQ(b300.memory.value(), 284208.0 * 1024 * 1024);
+  EXPECT_TRUE(b300.fp8_non_tn_gemm);
+  for (Dtype d : {Dtype::bf16, Dtype::fp8, Dtype::fp4}) {
+    EXPECT_DOUBLE_EQ(b300.gemm_efficiency.at(d), g.cluster.gpu.gemm_efficiency.at(d));
+  }
+  EXPECT_EQ(b300.attention_efficiency, g.cluster.gpu.attention_efficiency);
+  EXPECT_DOUBLE_EQ(b300.attention_efficiency.value_or(0), 0.33);
+  EXPECT_DOUBLE_EQ(u.cluster.intra_node.efficiency, g.cluster.intra_node.efficiency);
+  const auto ua = assumed_figures(u.cluster);
+  for (const char* f : {"cluster.gpu.gemm_efficiency", "cluster.gpu.gemm_ramp",
+                        "cluster.gpu.attention_efficiency", "cluster.gpu.host_overhead",
+                        "cluster.intra_node.efficiency", "cluster.inter_node.efficiency"}) {
+    EXPECT_TRUE(contains(ua, f)) << f;
+  }
+}
+
 // The Blackwell figures measured on a GB200 (Azure/AI-benchmarking-guide fa799957,
 // Azure_Results/ND_GB200_v6_results.md), recomputed here from the page's numbers:
 //  - cuBLASLt fp8 plateau 2,906.9 TFLOP/s (16384^3) of the 5,000 peak = 0.5814;
