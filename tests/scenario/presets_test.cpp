@@ -76,6 +76,21 @@ TEST(Presets, EachCitesItsSource) {
   expect_sourced("fabrics.yaml", fabric_preset_names());
 }
 
+// README.md's preset paragraph names every GPU and system preset (it had fallen behind the
+// files once: gb200 and gb200-nvl72 were missing from it).
+TEST(Presets, TheReadmeNamesEveryGpuAndSystemPreset) {
+  std::ifstream in(std::string(ORRERY_SOURCE_DIR) + "/README.md");
+  ASSERT_TRUE(in);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string readme = ss.str();
+  for (const auto& names : {gpu_preset_names(), system_preset_names()}) {
+    for (const auto& name : names) {
+      EXPECT_NE(readme.find("`" + name + "`"), std::string::npos) << name;
+    }
+  }
+}
+
 // The Blackwell presets carry their assumed figures as data (issue 16), and a figure the
 // scenario sets again is no longer assumed.
 TEST(Presets, AssumedFiguresAreListedAndDroppedWhenSetAgain) {
@@ -187,6 +202,33 @@ TEST(Presets, Gb300Nvl72IsTheGb200RackWithBlackwellUltra) {
   for (const char* f : {"cluster.gpu.gemm_efficiency", "cluster.gpu.gemm_ramp",
                         "cluster.gpu.attention_efficiency", "cluster.gpu.host_overhead",
                         "cluster.intra_node.efficiency", "cluster.inter_node.efficiency"}) {
+    EXPECT_TRUE(contains(ua, f)) << f;
+  }
+}
+
+// An 8 x B300 server (NVIDIA's HGX B300 column: FP8 72, BF16 36 PFLOPS with sparsity for
+// 8 GPUs, so 72e15 / 8 / 2 = 4.5 and 36e15 / 8 / 2 = 2.25 PFLOP/s a GPU dense, the B200's;
+// 275,040 MiB from the MLPerf v5.1 system files; 8 ConnectX-8 NICs at 800 Gb/s). Its
+// efficiencies are the B200's and listed as assumed, and so is the third-party fp4 peak.
+TEST(Presets, DgxB300IsEightBlackwellUltraWithTheB200Efficiencies) {
+  const std::string rest = "model: llama3-8b\nparallelism: {global_batch: 16}\n";
+  const Scenario u = load_scenario_text("cluster: {preset: dgx-b300, nodes: 2}\n" + rest, "u.yaml");
+  const Scenario b = load_scenario_text("cluster: {preset: dgx-b200, nodes: 2}\n" + rest, "b.yaml");
+  const GpuSpec& g = u.cluster.gpu;
+  EXPECT_EQ(u.cluster.gpus_per_node, 8);
+  EXPECT_EQ(u.cluster.inter_node.nics_per_node, 8);
+  EXPECT_DOUBLE_EQ(u.cluster.inter_node.nic_bandwidth.value(), 800e9 / 8);
+  EXPECT_DOUBLE_EQ(g.peak.at(Dtype::fp8).value(), 72e15 / 8 / 2);
+  EXPECT_DOUBLE_EQ(g.peak.at(Dtype::bf16).value(), 36e15 / 8 / 2);
+  EXPECT_DOUBLE_EQ(g.peak.at(Dtype::bf16).value(), b.cluster.gpu.peak.at(Dtype::bf16).value());
+  EXPECT_DOUBLE_EQ(g.memory.value(), 275040.0 * 1024 * 1024);
+  EXPECT_DOUBLE_EQ(g.gemm_efficiency.at(Dtype::fp8), b.cluster.gpu.gemm_efficiency.at(Dtype::fp8));
+  EXPECT_EQ(g.host_overhead, b.cluster.gpu.host_overhead);
+  EXPECT_DOUBLE_EQ(u.cluster.intra_node.efficiency, b.cluster.intra_node.efficiency);
+  const auto ua = assumed_figures(u.cluster);
+  for (const char* f : {"cluster.gpu.peak.fp4", "cluster.gpu.gemm_efficiency",
+                        "cluster.gpu.attention_efficiency", "cluster.intra_node.efficiency",
+                        "cluster.inter_node.efficiency"}) {
     EXPECT_TRUE(contains(ua, f)) << f;
   }
 }
