@@ -157,6 +157,15 @@ TEST(Presets, AssumedFiguresAreListedAndDroppedWhenSetAgain) {
   EXPECT_EQ(assumed_figures(mine.cluster), h200_figures);
 }
 
+// The GB200's memory is nvidia-smi's total as NVIDIA's MLPerf v5.1 system file prints it
+// (tyche: 189,471 MiB), a measured figure, so no longer listed as assumed.
+TEST(Presets, Gb200MemoryIsTheMlperfSystemFilesTotal) {
+  const Scenario s = load_scenario_text(
+      "cluster: {preset: gb200-nvl72}\nmodel: llama3-8b\nparallelism: {global_batch: 72}\n", "g.yaml");
+  EXPECT_DOUBLE_EQ(s.cluster.gpu.memory.value(), 189471.0 * 1024 * 1024);
+  EXPECT_FALSE(contains(assumed_figures(s.cluster), "cluster.gpu.memory"));
+}
+
 TEST(Presets, Gb200Nvl72IsOneNvlinkDomainOf72) {
   // NVIDIA GB200 NVL72 page: 130 TB/s of NVLink over 72 GPUs = 1.8 TB/s bidirectional,
   // 900 GB/s per direction; BF16 360 PFLOPS sparse / 72 / 2 = 2.5 PFLOP/s dense.
@@ -182,26 +191,32 @@ TEST(Presets, Gb300Nvl72IsTheGb200RackWithBlackwellUltra) {
       load_scenario_text("cluster: {preset: gb300-nvl72, nodes: 2}\n" + rest, "u.yaml");
   const Scenario g =
       load_scenario_text("cluster: {preset: gb200-nvl72, nodes: 2}\n" + rest, "g.yaml");
-  const GpuSpec& b300 = u.cluster.gpu;
+  const GpuSpec& ultra = u.cluster.gpu;
   EXPECT_EQ(u.cluster.gpus_per_node, 72);
   EXPECT_EQ(u.cluster.inter_node.nics_per_node, 72);
   EXPECT_DOUBLE_EQ(u.cluster.inter_node.nic_bandwidth.value(), 800e9 / 8);
-  EXPECT_DOUBLE_EQ(b300.peak.at(Dtype::fp4).value(), 1080e15 / 72);
-  EXPECT_DOUBLE_EQ(b300.peak.at(Dtype::fp4).value(), 1.5 * g.cluster.gpu.peak.at(Dtype::fp4).value());
-  EXPECT_DOUBLE_EQ(b300.peak.at(Dtype::bf16).value(), 180e15 / 72);
-  EXPECT_DOUBLE_EQ(b300.peak.at(Dtype::fp8).value(), 360e15 / 72);
-  EXPECT_DOUBLE_EQ(b300.memory.value(), 284208.0 * 1024 * 1024);
-  EXPECT_TRUE(b300.fp8_non_tn_gemm);
+  EXPECT_DOUBLE_EQ(ultra.peak.at(Dtype::fp4).value(), 1080e15 / 72);
+  EXPECT_DOUBLE_EQ(ultra.peak.at(Dtype::fp4).value(), 1.5 * g.cluster.gpu.peak.at(Dtype::fp4).value());
+  EXPECT_DOUBLE_EQ(ultra.peak.at(Dtype::bf16).value(), 180e15 / 72);
+  EXPECT_DOUBLE_EQ(ultra.peak.at(Dtype::fp8).value(), 360e15 / 72);
+  EXPECT_DOUBLE_EQ(ultra.peak.at(Dtype::tf32).value(), 1.25e15);
+  EXPECT_DOUBLE_EQ(ultra.memory.value(), 284208.0 * 1024 * 1024);
+  // 576 TB/s of HBM3e over 72 GPUs; 1.8 TB/s of NVLink a GPU bidirectional.
+  EXPECT_DOUBLE_EQ(ultra.memory_bandwidth.value(), 576e12 / 72);
+  EXPECT_DOUBLE_EQ(u.cluster.intra_node.bandwidth.value(), 1.8e12 / 2);
+  EXPECT_TRUE(ultra.fp8_non_tn_gemm);
   for (Dtype d : {Dtype::bf16, Dtype::fp8, Dtype::fp4}) {
-    EXPECT_DOUBLE_EQ(b300.gemm_efficiency.at(d), g.cluster.gpu.gemm_efficiency.at(d));
+    EXPECT_DOUBLE_EQ(ultra.gemm_efficiency.at(d), g.cluster.gpu.gemm_efficiency.at(d));
   }
-  EXPECT_EQ(b300.attention_efficiency, g.cluster.gpu.attention_efficiency);
-  EXPECT_DOUBLE_EQ(b300.attention_efficiency.value_or(0), 0.33);
+  EXPECT_EQ(ultra.attention_efficiency, g.cluster.gpu.attention_efficiency);
+  EXPECT_DOUBLE_EQ(ultra.attention_efficiency.value_or(0), 0.33);
   EXPECT_DOUBLE_EQ(u.cluster.intra_node.efficiency, g.cluster.intra_node.efficiency);
   const auto ua = assumed_figures(u.cluster);
-  for (const char* f : {"cluster.gpu.gemm_efficiency", "cluster.gpu.gemm_ramp",
-                        "cluster.gpu.attention_efficiency", "cluster.gpu.host_overhead",
-                        "cluster.intra_node.efficiency", "cluster.inter_node.efficiency"}) {
+  for (const char* f : {"cluster.gpu.peak.fp4", "cluster.gpu.tdp", "cluster.gpu.gemm_efficiency",
+                        "cluster.gpu.gemm_ramp", "cluster.gpu.attention_efficiency",
+                        "cluster.gpu.memory_efficiency", "cluster.gpu.host_overhead",
+                        "cluster.intra_node.efficiency", "cluster.intra_node.bus_bandwidth_curve",
+                        "cluster.inter_node.efficiency"}) {
     EXPECT_TRUE(contains(ua, f)) << f;
   }
 }
@@ -222,13 +237,16 @@ TEST(Presets, DgxB300IsEightBlackwellUltraWithTheB200Efficiencies) {
   EXPECT_DOUBLE_EQ(g.peak.at(Dtype::bf16).value(), 36e15 / 8 / 2);
   EXPECT_DOUBLE_EQ(g.peak.at(Dtype::bf16).value(), b.cluster.gpu.peak.at(Dtype::bf16).value());
   EXPECT_DOUBLE_EQ(g.memory.value(), 275040.0 * 1024 * 1024);
+  EXPECT_DOUBLE_EQ(g.peak.at(Dtype::fp4).value(), 14e15);
+  EXPECT_DOUBLE_EQ(g.memory_bandwidth.value(), 8e12);
+  EXPECT_DOUBLE_EQ(u.cluster.intra_node.bandwidth.value(), 1.8e12 / 2);
   EXPECT_DOUBLE_EQ(g.gemm_efficiency.at(Dtype::fp8), b.cluster.gpu.gemm_efficiency.at(Dtype::fp8));
   EXPECT_EQ(g.host_overhead, b.cluster.gpu.host_overhead);
   EXPECT_DOUBLE_EQ(u.cluster.intra_node.efficiency, b.cluster.intra_node.efficiency);
   const auto ua = assumed_figures(u.cluster);
-  for (const char* f : {"cluster.gpu.peak.fp4", "cluster.gpu.gemm_efficiency",
-                        "cluster.gpu.attention_efficiency", "cluster.intra_node.efficiency",
-                        "cluster.inter_node.efficiency"}) {
+  for (const char* f : {"cluster.gpu.peak.fp4", "cluster.gpu.memory_bandwidth", "cluster.gpu.tdp",
+                        "cluster.gpu.gemm_efficiency", "cluster.gpu.attention_efficiency",
+                        "cluster.intra_node.efficiency", "cluster.inter_node.efficiency"}) {
     EXPECT_TRUE(contains(ua, f)) << f;
   }
 }
