@@ -39,6 +39,26 @@ Summary summarise(const std::vector<ValidationCase>& all) {
   return s;
 }
 
+// The memory cases (a source printed a peak): their count and the mean and largest
+// |error| of the memory model's figure of the same definition.
+struct MemorySummary {
+  int count = 0;
+  double mean = 0, max = 0;
+};
+
+MemorySummary summarise_memory(const std::vector<ValidationCase>& cases) {
+  MemorySummary m;
+  for (const auto& c : cases) {
+    if (!c.memory) continue;
+    const double e = std::fabs(c.memory->error_pct());
+    m.mean += e;
+    m.max = std::max(m.max, e);
+    ++m.count;
+  }
+  if (m.count > 0) m.mean /= m.count;
+  return m;
+}
+
 // One family's cases: their count, mean signed error in the step-time sense (a rate's
 // error e is the step-time error 1 / (1 + e) - 1; negative: predicted faster than
 // measured) and mean |error| as the cases print it.
@@ -206,8 +226,6 @@ std::string render_validation_table(const std::vector<ValidationCase>& cases) {
                    rate_cases(cases).size(), s.mean, s.max);
   // The cases whose source printed a peak memory, against the memory model's figure of
   // the same definition (docs/model.md, "Memory per GPU").
-  double sum = 0, worst = 0;
-  int n = 0;
   std::string rows;
   for (const auto& c : cases) {
     if (!c.memory) continue;
@@ -215,10 +233,9 @@ std::string render_validation_table(const std::vector<ValidationCase>& cases) {
     rows += fmt::format("{:<34} {:<10} {:>12} {:>12} {:>+8.1f}% {:>5}\n", c.id, to_string(m.peak),
                         format_bytes(m.measured), format_bytes(m.predicted), m.error_pct(),
                         c.fits ? "yes" : "NO");
-    sum += std::fabs(m.error_pct());
-    worst = std::max(worst, std::fabs(m.error_pct()));
-    ++n;
   }
+  const MemorySummary ms = summarise_memory(cases);
+  const int n = ms.count;
   if (n > 0) {
     o += fmt::format("\n{:<34} {:<10} {:>12} {:>12} {:>9} {:>5}\n", "memory case", "peak",
                      "measured", "predicted", "error", "fits");
@@ -226,7 +243,7 @@ std::string render_validation_table(const std::vector<ValidationCase>& cases) {
     o += "(peak: allocated = torch.cuda.max_memory_allocated, reserved = "
          "torch.cuda.max_memory_reserved, device = nvidia-smi's used memory; the fullest stage)\n";
     o += fmt::format("\n{} memory case{}, mean |error| {:.1f} %, max |error| {:.1f} %\n", n,
-                     n == 1 ? "" : "s", sum / n, worst);
+                     n == 1 ? "" : "s", ms.mean, ms.max);
   }
   return o;
 }
@@ -281,6 +298,14 @@ std::string render_validation_json(const std::vector<ValidationCase>& cases) {
   j["summary"] = {{"count", rate_cases(cases).size()},
                   {"mean_abs_error_pct", s.mean},
                   {"max_abs_error_pct", s.max}};
+  // The memory table's line, as the text prints it (null means with no memory case).
+  const MemorySummary ms = summarise_memory(cases);
+  const auto or_null = [&](double v) {
+    return ms.count > 0 ? nlohmann::ordered_json(v) : nlohmann::ordered_json(nullptr);
+  };
+  j["memory_summary"] = {{"count", ms.count},
+                         {"mean_abs_error_pct", or_null(ms.mean)},
+                         {"max_abs_error_pct", or_null(ms.max)}};
   return j.dump(2) + "\n";
 }
 

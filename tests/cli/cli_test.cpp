@@ -276,6 +276,20 @@ TEST(CliValidate, ReportsEveryCaseAndTheSummary) {
   EXPECT_EQ(j["summary"]["count"], rates);
   EXPECT_NEAR(j["summary"]["max_abs_error_pct"].get<double>(), max_abs, 1e-9);
   EXPECT_NEAR(j["summary"]["mean_abs_error_pct"].get<double>(), sum_abs / rates, 1e-9);
+  // The memory table's summary, recomputed from the cases' own memory errors.
+  double mem_sum = 0, mem_max = 0;
+  std::size_t mems = 0;
+  for (const auto& c : j["cases"]) {
+    if (!c.contains("memory")) continue;
+    const double e = std::fabs(c["memory"]["error_pct"].get<double>());
+    mem_sum += e;
+    mem_max = std::max(mem_max, e);
+    ++mems;
+  }
+  ASSERT_GT(mems, 0u);
+  EXPECT_EQ(j["memory_summary"]["count"], mems);
+  EXPECT_NEAR(j["memory_summary"]["mean_abs_error_pct"].get<double>(), mem_sum / mems, 1e-9);
+  EXPECT_NEAR(j["memory_summary"]["max_abs_error_pct"].get<double>(), mem_max, 1e-9);
 }
 
 TEST(CliValidate, PublishedRunsMeetTheAccuracyBar) {
