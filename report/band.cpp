@@ -60,11 +60,22 @@ std::string gpu_generation(const GpuSpec& gpu) {
     const char* token;
     const char* generation;
   };
-  // Blackwell first: "GB200" also contains "B200", "GH200" "H200".
-  static const Rule rules[] = {{"B100", "Blackwell"}, {"B200", "Blackwell"}, {"B300", "Blackwell"},
-                               {"H100", "Hopper"},    {"H200", "Hopper"},    {"H800", "Hopper"},
-                               {"H20", "Hopper"},     {"A100", "Ampere"},    {"A800", "Ampere"},
-                               {"A40", "Ampere"},     {"A30", "Ampere"},     {"A10", "Ampere"},
+  // Blackwell first: "GB200" also contains "B200", "GH200" "H200". Blackwell Ultra (B300,
+  // GB300; compute capability 10.3) is a generation of its own: its presets copy the
+  // Blackwell parts' efficiencies as assumptions (scenario/presets/gpus.yaml), so its
+  // residuals measure those assumptions and must not widen or narrow a B200's band.
+  static const Rule rules[] = {{"B300", "Blackwell Ultra"},
+                               {"B100", "Blackwell"},
+                               {"B200", "Blackwell"},
+                               {"H100", "Hopper"},
+                               {"H200", "Hopper"},
+                               {"H800", "Hopper"},
+                               {"H20", "Hopper"},
+                               {"A100", "Ampere"},
+                               {"A800", "Ampere"},
+                               {"A40", "Ampere"},
+                               {"A30", "Ampere"},
+                               {"A10", "Ampere"},
                                {"V100", "Volta"}};
   for (const Rule& r : rules)
     if (text.find(r.token) != std::string::npos) return r.generation;
@@ -141,8 +152,7 @@ std::vector<Residual> parse_residuals(const std::string& csv, const std::string&
     // exist under the interleaved schedule only.
     const bool known_schedule =
         r.schedule == "-" || value_of<PipelineSchedule>(r.schedule) ||
-        r.schedule == std::string(to_string(PipelineSchedule::interleaved_1f1b)) +
-                          kFlexibleSuffix;
+        r.schedule == std::string(to_string(PipelineSchedule::interleaved_1f1b)) + kFlexibleSuffix;
     if (!known_schedule) throw bad("schedule is '-' or a pipeline schedule's name");
     if (r.cp_comm != "-" && !value_of<ParallelismSpec::CpComm>(r.cp_comm)) {
       throw bad("cp_comm is '-', ring or all-gather");
@@ -252,8 +262,7 @@ std::vector<RegionFlag> region_flags(const Scenario& s, double memory_fraction,
     out.push_back({"gpu", fmt::format("no validation case on {} GPUs ({})", f.generation,
                                       s.cluster.gpu.name)});
   } else if (use) {
-    if (auto flag =
-            mfu_flag(f, to_string(s.training.precision), use->mfu, use->hfu, table))
+    if (auto flag = mfu_flag(f, to_string(s.training.precision), use->mfu, use->hfu, table))
       out.push_back(*flag);
   }
   // Near capacity: above 1 - training.memory.margin of it (kMemoryNearFull by default).
@@ -287,8 +296,8 @@ std::vector<RegionFlag> region_flags(const Scenario& s, double memory_fraction,
   }
   const std::string schedule = schedule_label(p);
   if (schedule != "-" && !any([&](const Residual& r) { return r.schedule == schedule; })) {
-    out.push_back({"schedule", fmt::format("pipeline schedule {}: no validation case runs it",
-                                           schedule)});
+    out.push_back(
+        {"schedule", fmt::format("pipeline schedule {}: no validation case runs it", schedule)});
   }
   if (f.kind == "moe" && !any([](const Residual& r) { return r.family.kind == "moe"; })) {
     out.push_back({"moe", "mixture of experts / expert parallelism: no validation case uses it"});
@@ -298,7 +307,8 @@ std::vector<RegionFlag> region_flags(const Scenario& s, double memory_fraction,
   }
   if (p.zero_stage >= 3 && !any([](const Residual& r) { return r.zero_stage >= 3; })) {
     out.push_back({"zero3", fmt::format("ZeRO-3 ({}, sharded parameters): no validation case "
-                                        "uses it", to_string(p.fsdp_impl))});
+                                        "uses it",
+                                        to_string(p.fsdp_impl))});
   }
   return out;
 }

@@ -210,10 +210,15 @@ std::string render_validation_table(const std::vector<ValidationCase>& cases) {
     not_fitting += c.fits ? 0 : 1;
   }
   const Summary s = summarise(cases);
-  o += fmt::format("\n{:<44} {:>5} {:>16} {:>13}\n", "family", "cases", "signed step time",
+  const std::vector<FamilySummary> families = by_family(cases);
+  // The family column as wide as its longest label ("Blackwell Ultra x Megatron-Core x
+  // context-parallel" is 50), never narrower than 44.
+  size_t width = 44;
+  for (const FamilySummary& f : families) width = std::max(width, f.family.label().size());
+  o += fmt::format("\n{:<{}} {:>5} {:>16} {:>13}\n", "family", width, "cases", "signed step time",
                    "mean |error|");
-  for (const FamilySummary& f : by_family(cases)) {
-    o += fmt::format("{:<44} {:>5} {:>+15.1f}% {:>12.1f}%\n", f.family.label(), f.count,
+  for (const FamilySummary& f : families) {
+    o += fmt::format("{:<{}} {:>5} {:>+15.1f}% {:>12.1f}%\n", f.family.label(), width, f.count,
                      f.signed_time_mean, f.abs_mean);
   }
   o += "(signed step time: mean step-time error, a rate's error e counted as 1 / (1 + e) - 1; "

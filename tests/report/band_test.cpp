@@ -102,6 +102,10 @@ TEST(Band, FamilyOfAScenarioByTheStatedRules) {
   GpuSpec g;
   g.name = "NVIDIA GB200";
   EXPECT_EQ(gpu_generation(g), "Blackwell");
+  g.name = "NVIDIA GB300 (Blackwell Ultra GPU of GB300 NVL72)";
+  EXPECT_EQ(gpu_generation(g), "Blackwell Ultra");
+  g.name = "NVIDIA B300 (HGX/DGX B300, Blackwell Ultra)";
+  EXPECT_EQ(gpu_generation(g), "Blackwell Ultra");
   g.name = "NVIDIA GH200 Grace Hopper";
   EXPECT_EQ(gpu_generation(g), "Hopper");
   g.name = "AMD MI300X";
