@@ -240,15 +240,14 @@ std::string render_validation_table(const std::vector<ValidationCase>& cases) {
                         c.fits ? "yes" : "NO");
   }
   const MemorySummary ms = summarise_memory(cases);
-  const int n = ms.count;
-  if (n > 0) {
+  if (ms.count > 0) {
     o += fmt::format("\n{:<34} {:<10} {:>12} {:>12} {:>9} {:>5}\n", "memory case", "peak",
                      "measured", "predicted", "error", "fits");
     o += rows;
     o += "(peak: allocated = torch.cuda.max_memory_allocated, reserved = "
          "torch.cuda.max_memory_reserved, device = nvidia-smi's used memory; the fullest stage)\n";
-    o += fmt::format("\n{} memory case{}, mean |error| {:.1f} %, max |error| {:.1f} %\n", n,
-                     n == 1 ? "" : "s", ms.mean, ms.max);
+    o += fmt::format("\n{} memory case{}, mean |error| {:.1f} %, max |error| {:.1f} %\n",
+                     ms.count, ms.count == 1 ? "" : "s", ms.mean, ms.max);
   }
   return o;
 }

@@ -45,13 +45,18 @@ TEST(Presets, EveryModelAndSystemPresetValidates) {
   }
 }
 
-// Each top-level entry of a preset file carries at least one comment naming a source.
-void expect_sourced(const std::string& file, const std::vector<std::string>& names) {
-  std::ifstream in(std::string(ORRERY_SOURCE_DIR) + "/scenario/presets/" + file);
-  ASSERT_TRUE(in) << file;
+// A file of the source tree, whole (empty when it cannot be read).
+std::string source_text(const std::string& relative) {
+  std::ifstream in(std::string(ORRERY_SOURCE_DIR) + "/" + relative);
   std::stringstream ss;
   ss << in.rdbuf();
-  const std::string text = ss.str();
+  return ss.str();
+}
+
+// Each top-level entry of a preset file carries at least one comment naming a source.
+void expect_sourced(const std::string& file, const std::vector<std::string>& names) {
+  const std::string text = source_text("scenario/presets/" + file);
+  ASSERT_FALSE(text.empty()) << file;
   for (const auto& name : names) {
     const size_t start = text.find("\n" + name + ":\n");
     ASSERT_NE(start, std::string::npos) << name;
@@ -79,11 +84,8 @@ TEST(Presets, EachCitesItsSource) {
 // README.md's preset paragraph names every GPU and system preset (it had fallen behind the
 // files once: gb200 and gb200-nvl72 were missing from it).
 TEST(Presets, TheReadmeNamesEveryGpuAndSystemPreset) {
-  std::ifstream in(std::string(ORRERY_SOURCE_DIR) + "/README.md");
-  ASSERT_TRUE(in);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  const std::string readme = ss.str();
+  const std::string readme = source_text("README.md");
+  ASSERT_FALSE(readme.empty());
   for (const auto& names : {gpu_preset_names(), system_preset_names()}) {
     for (const auto& name : names) {
       EXPECT_NE(readme.find("`" + name + "`"), std::string::npos) << name;
