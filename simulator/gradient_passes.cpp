@@ -3,6 +3,7 @@
 // distributed optimizer's parameter all-gather (simulator/step_passes.h).
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <utility>
 #include <vector>
 
@@ -402,6 +403,15 @@ void fsdp_pass(const StepContext& ctx, const RankSet& ranks, const PipelineTasks
   }
 }
 
+namespace {
+// Megatron-Core's DistributedDataParallel: one gradient buffer a model chunk.
+bool megatron_ddp(const StepContext& ctx) {
+  const ParallelismSpec& p = ctx.p;
+  return p.pipeline_engine == PipelineEngine::megatron && p.zero_stage <= 1 && !ctx.dual &&
+         !ctx.s.training.stack.pytorch_native();
+}
+}  // namespace
+
 // Megatron-Core's aligned gradient reduction in the non-interleaved 1F1B schedule: with
 // --overlap-grad-reduce, Megatron-LM sets config.grad_sync_func to the model's
 // start_grad_sync while align_grad_reduce is on, its default (megatron/training/config/
@@ -464,8 +474,8 @@ void grad_sync_pass(const StepContext& ctx, const RankSet& ranks, const StageLay
                     GradientTasks& out) {
   const ParallelismSpec& p = ctx.p;
   const bool distributed = p.zero_stage >= 1;
-  // Buckets in backward order (grad_bucket_params).
-  const double bucket = grad_bucket_params(ctx);
+  // Buckets in backward order, each chunk's size as Megatron-Core sets it
+  // (chunk_bucket_params).
   // ZeRO-2 without overlap: each rank's compute-stream tasks so far, in stream order
   // (its tasks are issued in schedule order), and the first after a given task.
   std::vector<std::vector<int>> compute_tasks(ranks.size());
@@ -491,6 +501,7 @@ void grad_sync_pass(const StepContext& ctx, const RankSet& ranks, const StageLay
       // Megatron-Core's buckets never span two model chunks (one DDP buffer a chunk); the
       // aligned reduction launches them a chunk at a time.
       const bool aligned = aligned_grad_reduce(ctx, ranks[r].s);
+      const bool per_chunk = aligned || megatron_ddp(ctx);
       auto close = [&](size_t i) {
         open.last = i;
         buckets.push_back(open);
@@ -500,7 +511,8 @@ void grad_sync_pass(const StepContext& ctx, const RankSet& ranks, const StageLay
         const Layer& layer = *owned[i].layer;
         out.dense_total[r] += owned[i].dense_params;
         const bool chunk_ends =
-            aligned && i + 1 < owned.size() && owned[i + 1].chunk != owned[i].chunk;
+            per_chunk && i + 1 < owned.size() && owned[i + 1].chunk != owned[i].chunk;
+        const double bucket = chunk_bucket_params(ctx, ranks[r].s, owned[i].chunk);
         if (owned[i].expert_params > 0) {
           // A layer with expert parameters (their own buffer in Megatron-Core) joins a
           // bucket whole.
@@ -684,6 +696,12 @@ void tied_embedding_pass(const StepContext& ctx, const RankSet& ranks, const Pip
 double grad_bucket_params(const StepContext& ctx) {
   return ctx.s.training.grad_bucket_params.value_or(
       deepspeed_bf16_optimizer(ctx) ? 500e6 : std::max(40e6, 1e6 * ctx.p.dp));
+}
+
+double chunk_bucket_params(const StepContext& ctx, int stage, int chunk) {
+  if (megatron_ddp(ctx) && (!ctx.s.training.overlap_grad_reduce || stage > 0 || chunk > 0))
+    return std::numeric_limits<double>::infinity();
+  return grad_bucket_params(ctx);
 }
 
 Seconds optimizer_step_time(const Scenario& s, const ComputeModel& model, double params,

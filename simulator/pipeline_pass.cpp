@@ -709,7 +709,8 @@ class PipelineBuilder {
     // The gradient buckets (dense_bucket_sizes, formed in backward order), in forward
     // order; their starts as parameter positions.
     std::vector<double> sizes =
-        total > 0 ? dense_bucket_sizes({layers.rbegin(), layers.rend()}, grad_bucket_params(ctx_))
+        total > 0 ? dense_bucket_sizes({layers.rbegin(), layers.rend()},
+                                       chunk_bucket_params(ctx_, ranks_[r].s, b.chunk))
                   : std::vector<double>{};
     std::reverse(sizes.begin(), sizes.end());
     out.starts = {0.0};

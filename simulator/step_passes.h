@@ -83,6 +83,18 @@ bool param_gather_in_forward(const StepContext& ctx);
 // microsoft/DeepSpeed 56c522386878).
 double grad_bucket_params(const StepContext& ctx);
 
+// The bucket size of one (pipeline stage, model chunk)'s gradient buffer, as Megatron-Core
+// sets it per chunk: grad_bucket_params only with overlap_grad_reduce (resolve_ddp_bucket_size:
+// "if overlap_grad_reduce is False: None") and only on the first model chunk of pipeline
+// rank 0; every other chunk, and every chunk without overlap, one bucket (+infinity here)
+// (megatron/training/training.py lines 2179-2194 and 2504-2515 at NVIDIA/Megatron-LM
+// d98e8a64, per_chunk_bucket_sizes; megatron/core/distributed/distributed_data_parallel.py,
+// "Turn off bucketing if we are on a pipeline stage that is not the first"; NeMo's
+// megatron_parallel.py disable_bucketing the same for chunks after the first). Under the
+// Megatron engine with ZeRO-0/1 and no DualPipe; grad_bucket_params elsewhere (DeepSpeed's
+// buckets, PyTorch DDP's).
+double chunk_bucket_params(const StepContext& ctx, int stage, int chunk);
+
 // The dense parameters of each gradient bucket over `layers` (one model chunk's, in backward
 // order), in that order, as Megatron-Core forms them: parameters added one at a time in
 // reverse registration order, a bucket closed at the first one that brings it to `bucket`

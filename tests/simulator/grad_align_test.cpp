@@ -40,10 +40,12 @@ training: {{precision: bf16, recompute: none, overlap_grad_reduce: true,{}
 // 201,334,784), stage 1 layer 1 and the head (134,217,728 + 4096 for the final norm =
 // 134,221,824). A layer's parameters in backward order: fc2 and fc1 (h ffn = 67,108,864
 // each), a norm (4096), proj (h^2 = 16,777,216), qkv (3 h^2 = 50,331,648), its input norm
-// (4096). Buckets close at the first parameter that brings them to 1e8: stage 1 has the
-// output layer (134,217,728), the final norm with layer 1's fc2 and fc1 (134,221,824) and
-// the rest of layer 1 (67,117,056); stage 0 layer 0's fc2 and fc1 (134,217,728), then the
-// rest of layer 0 with the embedding (67,117,056 + 134,217,728 = 201,334,784).
+// (4096). Megatron-Core buckets only pipeline rank 0's first chunk (chunk_bucket_params):
+// there buckets close at the first parameter that brings them to 1e8, layer 0's fc2 and
+// fc1 (134,217,728), then the rest of layer 0 with the embedding (67,117,056 + 134,217,728
+// = 201,334,784); stage 1 is one bucket, the output layer (134,217,728), the final norm
+// with layer 1's fc2 and fc1 (134,221,824) and the rest of layer 1 (67,117,056):
+// 335,556,608.
 Scenario two_stages() { return two_ranks(2, "", "", "two-stages.yaml"); }
 
 struct Timed {
@@ -71,21 +73,17 @@ double last_end(const std::vector<Timed>& v) {
 
 TEST(AlignedGradReduce, LaterStagesReduceAfterTheirLastBackwardAndItsSend) {
   const StepResult r = simulate_step(two_stages());
-  // Stage 1: its three buckets, fp32 gradients (4 bytes a parameter).
+  // Stage 1: its one bucket, fp32 gradients (4 bytes a parameter).
   const std::vector<Timed> rs1 = tasks(r, 1, TaskKind::dp_comm);
-  ASSERT_EQ(rs1.size(), 3u);
-  EXPECT_DOUBLE_EQ(rs1[0].bytes, 4 * 134217728.0);
-  EXPECT_DOUBLE_EQ(rs1[1].bytes, 4 * 134221824.0);
-  EXPECT_DOUBLE_EQ(rs1[2].bytes, 4 * 67117056.0);
+  ASSERT_EQ(rs1.size(), 1u);
+  EXPECT_DOUBLE_EQ(rs1[0].bytes, 4 * 335556608.0);
   // Its last compute-stream task is the send of its last backward's input gradient to
-  // stage 0 (non-interleaved 1F1B sends on the compute stream): the first bucket leaves
-  // when that send ends, not when the head's backward ends (before layer 1's).
+  // stage 0 (non-interleaved 1F1B sends on the compute stream): the bucket leaves when
+  // that send ends, not when the head's backward ends (before layer 1's).
   const double backward1 = last_end(tasks(r, 1, TaskKind::backward));
   const double send1 = last_end(tasks(r, 1, TaskKind::pp_comm));
   ASSERT_GT(send1, backward1);
   EXPECT_DOUBLE_EQ(rs1[0].start, send1);
-  EXPECT_GE(rs1[1].start, rs1[0].end);
-  EXPECT_GE(rs1[2].start, rs1[1].end);
   // Stage 0 reduces bucket by bucket: layer 0's first bucket leaves while the embedding's
   // backward still runs, before its last backward ends.
   const std::vector<Timed> rs0 = tasks(r, 0, TaskKind::dp_comm);
@@ -129,39 +127,33 @@ TEST(AlignedGradReduce, InterleavedRanksLaunchAChunkRankBlocksAfterItsLastBackwa
     const int order[8] = {0, 1, 0, 1, 2, 3, 2, 3};
     for (std::size_t k = 0; k < 8; ++k) EXPECT_EQ(blocks[k].first, order[k]) << rank << " " << k;
   }
-  // fp32 gradients, 4 bytes a parameter. Buckets never span two chunks: a layer alone in
-  // its chunk has two, its fc2 and fc1 (134,217,728) and the rest (67,117,056).
-  const double mlp = 4 * 134217728.0, rest = 4 * 67117056.0;
-  // Rank 0: chunk 1 (layer 2) after block 5 + 0; chunk 0 (layer 0, then the embedding:
-  // 67,117,056 + 134,217,728) after block 7, its last, once the data-parallel stream is free.
+  // fp32 gradients, 4 bytes a parameter. Buckets never span two chunks, and Megatron-Core
+  // buckets only rank 0's chunk 0 (chunk_bucket_params): every other chunk is one bucket.
+  // A layer is 201,334,784 parameters, its fc2 and fc1 134,217,728 and the rest 67,117,056.
+  const double mlp = 4 * 134217728.0;
+  // Rank 0: chunk 1 (layer 2, one bucket) after block 5 + 0; chunk 0 (layer 0's fc2 and
+  // fc1, then the rest of layer 0 with the embedding: 67,117,056 + 134,217,728) after block
+  // 7, its last, once the data-parallel stream is free.
   const std::vector<std::pair<int, double>> b0 = backward_blocks(r, 0);
   const std::vector<Timed> rs0 = tasks(r, 0, TaskKind::dp_comm);
-  ASSERT_EQ(rs0.size(), 4u);
-  EXPECT_DOUBLE_EQ(rs0[0].bytes, mlp);
-  EXPECT_DOUBLE_EQ(rs0[1].bytes, rest);
-  EXPECT_DOUBLE_EQ(rs0[2].bytes, mlp);
-  EXPECT_DOUBLE_EQ(rs0[3].bytes, 4 * 201334784.0);
+  ASSERT_EQ(rs0.size(), 3u);
+  EXPECT_DOUBLE_EQ(rs0[0].bytes, 4 * 201334784.0);
+  EXPECT_DOUBLE_EQ(rs0[1].bytes, mlp);
+  EXPECT_DOUBLE_EQ(rs0[2].bytes, 4 * 201334784.0);
   EXPECT_DOUBLE_EQ(rs0[0].start, b0[5].second);
-  EXPECT_DOUBLE_EQ(rs0[1].start, rs0[0].end);
-  EXPECT_DOUBLE_EQ(rs0[2].start, std::max(b0[7].second, rs0[1].end));
-  EXPECT_DOUBLE_EQ(rs0[3].start, rs0[2].end);
-  // Rank 1: chunk 1 (the output layer alone; the final norm with layer 3's fc2 and fc1,
-  // 134,221,824; the rest of layer 3) after block 5 + 1; chunk 0 (layer 1) at 7 + 1, past
-  // its last block: after its last compute task, the last block itself (its sends run on
-  // the pipeline stream with overlap_p2p).
+  EXPECT_DOUBLE_EQ(rs0[1].start, std::max(b0[7].second, rs0[0].end));
+  EXPECT_DOUBLE_EQ(rs0[2].start, rs0[1].end);
+  // Rank 1, one bucket a chunk: chunk 1 (the output layer 134,217,728, the final norm with
+  // layer 3's fc2 and fc1 134,221,824, the rest of layer 3 67,117,056) after block 5 + 1;
+  // chunk 0 (layer 1) at 7 + 1, past its last block: after its last compute task, the last
+  // block itself (its sends run on the pipeline stream with overlap_p2p).
   const std::vector<std::pair<int, double>> b1 = backward_blocks(r, 1);
   const std::vector<Timed> rs1 = tasks(r, 1, TaskKind::dp_comm);
-  ASSERT_EQ(rs1.size(), 5u);
-  EXPECT_DOUBLE_EQ(rs1[0].bytes, 4 * 134217728.0);
-  EXPECT_DOUBLE_EQ(rs1[1].bytes, 4 * 134221824.0);
-  EXPECT_DOUBLE_EQ(rs1[2].bytes, rest);
-  EXPECT_DOUBLE_EQ(rs1[3].bytes, mlp);
-  EXPECT_DOUBLE_EQ(rs1[4].bytes, rest);
+  ASSERT_EQ(rs1.size(), 2u);
+  EXPECT_DOUBLE_EQ(rs1[0].bytes, 4 * 335556608.0);
+  EXPECT_DOUBLE_EQ(rs1[1].bytes, 4 * 201334784.0);
   EXPECT_DOUBLE_EQ(rs1[0].start, b1[6].second);
-  EXPECT_DOUBLE_EQ(rs1[1].start, rs1[0].end);
-  EXPECT_DOUBLE_EQ(rs1[2].start, rs1[1].end);
-  EXPECT_DOUBLE_EQ(rs1[3].start, std::max(b1[7].second, rs1[2].end));
-  EXPECT_DOUBLE_EQ(rs1[4].start, rs1[3].end);
+  EXPECT_DOUBLE_EQ(rs1[1].start, std::max(b1[7].second, rs1[0].end));
 }
 
 }  // namespace

@@ -286,19 +286,19 @@ TEST(PipelinePass, OneFOneBBlocksAndTransfersCountedByHand) {
 }
 
 TEST(GradSyncPass, BucketsCarryEveryDenseGradientOnce) {
-  const Built b(small());
-  // Without ZeRO, each stage's gradients are all-reduced in buckets that close at the
-  // first parameter (an op's weight and bias) that brings them to max(40M, 1M x dp) = 40M,
-  // in backward order; their sizes add up to the stage's parameters times the gradient's
-  // bytes. A layer's ops in backward order: fc2 h ffn + h = 4,195,328, fc1 h ffn + ffn =
-  // 4,198,400, its norm 2h = 2048, proj h^2 + h = 1,049,600, qkv 3h^2 + 3h = 3,148,800,
-  // its norm 2048: 12,596,224. The head (final norm 2048 after the output layer V h =
-  // 32,768,000) and the embedding V h.
-  // Stage 1: output + norm + layer 23's fc2 and fc1 (41,163,776); the rest of layer 23,
-  // 22, 21 and layer 20 to its qkv (41,989,120); then 41,986,048 and 41,987,072 (each
-  // ending at a qkv); the last 16,798,720: 5 buckets.
+  const Built b(small());  // overlap_grad_reduce, the default
+  // Without ZeRO, each stage's gradients are all-reduced in buckets; their sizes add up to
+  // the stage's parameters times the gradient's bytes. With overlap_grad_reduce,
+  // Megatron-Core buckets the first model chunk of pipeline rank 0 only (chunk_bucket_params):
+  // there a bucket closes at the first parameter (an op's weight and bias) that brings it
+  // to max(40M, 1M x dp) = 40M, in backward order. A layer's ops in backward order: fc2
+  // h ffn + h = 4,195,328, fc1 h ffn + ffn = 4,198,400, its norm 2h = 2048, proj h^2 + h =
+  // 1,049,600, qkv 3h^2 + 3h = 3,148,800, its norm 2048: 12,596,224. The embedding V h =
+  // 32,768,000.
   // Stage 0 (12 layers, then the embedding): 41,984,000, 41,987,072, 41,989,120, and the
   // last 57,962,496 with the embedding: 4 buckets.
+  // Stage 1 (pipeline rank 1): one bucket, all 183,924,736 of its parameters (12 layers,
+  // the final norm 2048 and the output layer V h).
   const double grad_bytes = state_bytes_per_param(b.s.training).gradient;
   for (int rank = 0; rank < 2; ++rank) {
     double carried = 0;
@@ -311,10 +311,33 @@ TEST(GradSyncPass, BucketsCarryEveryDenseGradientOnce) {
     }
     EXPECT_NEAR(carried, b.grads.dense_total[rank] * grad_bytes, 1e-9 * carried) << rank;
     const double params = b.grads.dense_total[rank];
-    EXPECT_EQ(buckets, rank == 1 ? 5u : 4u) << rank;
+    EXPECT_EQ(buckets, rank == 1 ? 1u : 4u) << rank;
+    if (rank == 1) {
+      EXPECT_DOUBLE_EQ(params, 12 * 12596224.0 + 2048 + 32768000.0);
+    }
     // The optimizer of plain data parallelism updates every local parameter.
     EXPECT_DOUBLE_EQ(b.grads.local_params[rank], params);
   }
+}
+
+TEST(GradSyncPass, WithoutOverlapEveryStageReducesOneBucket) {
+  // Megatron-LM sets no bucket size without overlap_grad_reduce (resolve_ddp_bucket_size at
+  // d98e8a64: "if overlap_grad_reduce is False: None"): each stage's buffer is one bucket,
+  // stage 0 its 12 layers and the embedding, 12 x 12,596,224 + 32,768,000.
+  Scenario plain = small();
+  plain.training.overlap_grad_reduce = false;
+  const Built b(std::move(plain));
+  for (int rank = 0; rank < 2; ++rank) {
+    std::vector<double> sizes;
+    for (const Task& t : b.g.tasks) {
+      if (t.kind != TaskKind::dp_comm || t.rank != rank) continue;
+      sizes.push_back(b.g.comms[static_cast<std::size_t>(*t.comm)].bytes.value());
+    }
+    ASSERT_EQ(sizes.size(), 1u) << rank;
+    EXPECT_DOUBLE_EQ(sizes[0], b.grads.dense_total[rank] *
+                                   state_bytes_per_param(b.s.training).gradient);
+  }
+  EXPECT_DOUBLE_EQ(b.grads.dense_total[0], 12 * 12596224.0 + 32768000.0);
 }
 
 TEST(GradSyncPass, MegatronBucketsCloseAtTheParameterThatFillsThem) {
