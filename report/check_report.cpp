@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "report/memory_json.h"
+#include "scenario/names.h"
 
 namespace orrery {
 namespace {
@@ -170,7 +171,11 @@ ordered_json scenario_json(const Scenario& s) {
                    {"tp_comm_overlap", t.tp_comm_overlap},
                    {"overlap_p2p", t.overlap_p2p},
                    {"grad_bucket_params", t.grad_bucket_params ? ordered_json(*t.grad_bucket_params)
-                                                               : ordered_json(nullptr)}};
+                                                               : ordered_json(nullptr)},
+                   {"grad_buckets", t.grad_buckets ? ordered_json(name_of(*t.grad_buckets))
+                                                   : ordered_json(nullptr)},
+                   {"overlap_param_gather_with_optimizer_step",
+                    t.overlap_param_gather_with_optimizer_step}};
   // Unset (null), the runtime reserve is modelled from the three figures below.
   if (!t.runtime_reserve_set) j["training"]["runtime_reserve_bytes"] = nullptr;
   j["training"]["cuda_context_bytes"] = t.memory.cuda_context.value();

@@ -496,6 +496,34 @@ std::string render_stack_explanation(const Scenario& s) {
                        by("training.overlap_param_gather", "DeepSpeed's default"));
     }
   }
+  // The Megatron-engine gradient buffer's buckets (simulator/step_passes.h,
+  // chunk_bucket_params and bucket_per_layer).
+  const ParallelismSpec& par = s.parallelism;
+  if (s.training.grad_buckets && par.pipeline_engine == PipelineEngine::megatron &&
+      par.zero_stage <= 1 && par.dp > 1) {
+    const TrainingSpec& t = s.training;
+    std::string how;
+    if (*t.grad_buckets == TrainingSpec::GradBuckets::apex_distributed_adam) {
+      how = par.virtual_pipeline_stages > 1
+                ? "Apex DistributedFusedAdam (NeMo 1.x): one bucket a model chunk, every stage"
+                : "Apex DistributedFusedAdam (NeMo 1.x): one bucket a transformer layer, the "
+                  "stage's first with the layers before it";
+    } else if (t.overlap_param_gather_with_optimizer_step) {
+      how = "Megatron-Core: one bucket a model chunk; chunk 0's optimizer steps first and its "
+            "parameters are gathered under the other chunks' step "
+            "(overlap_param_gather_with_optimizer_step)";
+    } else if (!t.overlap_grad_reduce) {
+      how = "Megatron-Core: one bucket a model chunk (no overlap_grad_reduce, no bucket size)";
+    } else {
+      const double size =
+          t.grad_bucket_params ? *t.grad_bucket_params : std::max(40e6, 1e6 * par.dp);
+      how = fmt::format("Megatron-Core: {:.0f} parameters a bucket on pipeline rank 0's first model "
+                        "chunk, every other chunk one bucket",
+                        size);
+    }
+    o += fmt::format("  {:<25}{} ({})\n", "gradient buckets", how,
+                     by("training.grad_buckets", "the Megatron engine's default"));
+  }
   const bool megatron = k.preset == StackSpec::Preset::megatron_core ||
                         k.preset == StackSpec::Preset::nemo;
   const bool unsharded_torch = k.pytorch_native() && s.parallelism.zero_stage == 0;

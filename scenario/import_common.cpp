@@ -311,6 +311,7 @@ std::string write_imported_scenario(const ImportSettings& a, const ImportSource&
     a.refuse("--attention-backend", "not with a stack preset named by the source");
   if (!source.stack.empty()) t += "  stack: " + source.stack + "\n";
   if (!kernel.empty()) t += "  stack: " + kernel + "\n";
+  if (!source.grad_buckets.empty()) t += "  grad_buckets: " + source.grad_buckets + "\n";
   if (a.flag("--bf16") && a.flag("--fp16")) a.refuse("--fp16", "given with --bf16");
   std::string precision = "fp32",
               precision_source = a.absent("--bf16", "neither --bf16 nor --fp16");

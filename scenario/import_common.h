@@ -82,6 +82,7 @@ struct ImportSource {
   int nodes = 1;
   std::string nodes_source;  // the cluster line's comment
   std::string stack;         // training.stack line ("" for none): "nemo  # ..."
+  std::string grad_buckets;  // training.grad_buckets line ("" for none), as `stack`
 };
 
 // Throws InputError (file `where`, key `key`) unless `cluster` names a system preset.

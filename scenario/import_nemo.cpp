@@ -321,7 +321,10 @@ std::string import_nemo(const std::string& path, const std::string& cluster,
           "model.virtual_pipeline_model_parallel_size", v->line);
   }
   a.rename("--use-distributed-optimizer", "model.optim.name");
+  std::string grad_buckets;  // NeMo 1.x's Apex optimizer buckets a layer or a chunk
   if (const auto o = c.get("model.optim.name")) {
+    if (o->text == "distributed_fused_adam")
+      grad_buckets = "apex-distributed-adam  # model.optim.name distributed_fused_adam";
     if (o->text == "distributed_fused_adam" || o->text == "mcore_distributed_optim") {
       a.set_flag("--use-distributed-optimizer", "model.optim.name " + o->text, o->line);
     } else if (o->text != "fused_adam" && o->text != "adam" && o->text != "adamw") {
@@ -394,6 +397,7 @@ std::string import_nemo(const std::string& path, const std::string& cluster,
       "# Trainer and model keys not mapped (orrery's defaults stand for them; check they "
       "match):\n";
   source.stack = "nemo  # a NeMo config";
+  source.grad_buckets = grad_buckets;
   return detail::write_imported_scenario(a, source);
 }
 

@@ -394,6 +394,8 @@ const FieldTable<T>& training_fields() {
       {"tp_comm_overlap", flag(&T::tp_comm_overlap)},
       {"overlap_p2p", flag(&T::overlap_p2p)},
       {"grad_bucket_params", number(&T::grad_bucket_params, 1.0, 1e15)},
+      {"grad_buckets", choice(&T::grad_buckets)},
+      {"overlap_param_gather_with_optimizer_step", flag(&T::overlap_param_gather_with_optimizer_step)},
       {"target", read_target},
       {"gradient_compression", keyed_by_first(&T::compression, compression_fields, true), true},
       {"fp8", read_fp8},

@@ -184,6 +184,9 @@ ORRERY_ENUM_NAMES(Metric, {Metric::step_time_s, "step_time_s"},
                   {Metric::tflops_per_gpu_hardware, "tflops_per_gpu_hardware"},
                   {Metric::mfu, "mfu"}, {Metric::speedup, "speedup"});
 // training.cross_entropy_fusion_impl
+ORRERY_ENUM_NAMES(TrainingSpec::GradBuckets,
+                  {TrainingSpec::GradBuckets::megatron_core, "megatron-core"},
+                  {TrainingSpec::GradBuckets::apex_distributed_adam, "apex-distributed-adam"});
 ORRERY_ENUM_NAMES(TrainingSpec::CrossEntropyImpl, {TrainingSpec::CrossEntropyImpl::native, "native"},
                   {TrainingSpec::CrossEntropyImpl::te, "te"});
 // measured.memory.peak

@@ -938,6 +938,17 @@ struct TrainingSpec {
   bool tp_comm_overlap = false;      // tensor-parallel collectives overlap the next GEMM
   bool overlap_p2p = true;           // interleaved schedule: pipeline transfers overlap compute
   std::optional<double> grad_bucket_params;  // default: max(40M, 1M * dp) (Megatron-LM)
+  // Who buckets the gradients under the Megatron engine at ZeRO-0/1 (training.grad_buckets):
+  //  megatron_core:  Megatron-Core's DistributedDataParallel, one buffer a model chunk, the
+  //                  bucket size only on pipeline rank 0's first chunk with overlap_grad_reduce
+  //                  (simulator/step_passes.h, chunk_bucket_params);
+  //  apex_distributed_adam: NeMo 1.x's Apex DistributedFusedAdam, one bucket a transformer
+  //                  layer, or a model chunk under interleaving, on every stage.
+  enum class GradBuckets { megatron_core, apex_distributed_adam };
+  std::optional<GradBuckets> grad_buckets;  // default: megatron_core where it applies
+  // Megatron-Core's --overlap-param-gather-with-optimizer-step: the first model chunk is
+  // stepped first and its parameters gathered (one bucket) under the other chunks' step.
+  bool overlap_param_gather_with_optimizer_step = false;
   std::optional<TargetSpec> target;          // whole-run outputs when set
   CompressionSpec compression;               // training.gradient_compression
   LossScalingSpec loss_scaling;              // training.loss_scaling

@@ -19,6 +19,7 @@ namespace {
 using validate_detail::check_per_parameter_optimizer;
 using validate_detail::complete_parallelism;
 using validate_detail::complete_stack;
+using validate_detail::complete_grad_buckets;
 using validate_detail::is_set;
 using validate_detail::reject;
 using validate_detail::require;
@@ -642,6 +643,7 @@ Scenario resolve(RawScenario raw) {
   complete_parallelism(s);
   complete_training(s);
   check_per_parameter_optimizer(s);
+  complete_grad_buckets(s);
   complete_fp8(s);
   complete_fp4(s);
   complete_target(s);

@@ -35,5 +35,6 @@ void complete_parallelism(Scenario& s);
 // (scenario/validate_stack.cpp).
 void complete_stack(Scenario& s);
 void check_per_parameter_optimizer(const Scenario& s);
+void complete_grad_buckets(Scenario& s);
 
 }  // namespace orrery::validate_detail

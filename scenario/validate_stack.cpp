@@ -12,6 +12,8 @@
 #include <utility>
 #include <vector>
 
+#include "scenario/names.h"
+
 namespace orrery::validate_detail {
 
 // training.stack: the preset's mechanisms wherever the file does not set them, each
@@ -373,6 +375,51 @@ void check_per_parameter_optimizer(const Scenario& s) {
     reject(s, "training.stack.optimizer", "per_parameter",
            "is not counted with training.optimizer_offload (the offloaded share steps in "
            "torch's CPU optimizer)");
+  }
+}
+
+// training.grad_buckets and training.overlap_param_gather_with_optimizer_step: the
+// bucketing of a Megatron-engine data-parallel gradient buffer at ZeRO-0/1, defaulted to
+// Megatron-Core's where that applies (simulator/step_passes.h, chunk_bucket_params), and the
+// optimizer-step overlap under Megatron-LM's own conditions (megatron/training/arguments.py
+// lines 1066-1072 at NVIDIA/Megatron-LM d98e8a64).
+void complete_grad_buckets(Scenario& s) {
+  using P = StackSpec::Preset;
+  using B = TrainingSpec::GradBuckets;
+  TrainingSpec& t = s.training;
+  const ParallelismSpec& p = s.parallelism;
+  const P preset = t.stack.preset;
+  const bool megatron_buffer = p.pipeline_engine == PipelineEngine::megatron &&
+                               p.zero_stage <= 1 && p.schedule != PipelineSchedule::dualpipe &&
+                               (preset == P::megatron_core || preset == P::nemo);
+  if (t.grad_buckets && !megatron_buffer) {
+    reject(s, "training.grad_buckets", name_of(*t.grad_buckets),
+           fmt::format("names how a Megatron-engine gradient buffer is bucketed at ZeRO stage 0 "
+                       "or 1 under training.stack megatron-core or nemo, without DualPipe; this "
+                       "scenario has stack {}, pipeline_engine {}, zero_stage {}{}",
+                       to_string(preset), to_string(p.pipeline_engine), p.zero_stage,
+                       p.schedule == PipelineSchedule::dualpipe ? ", schedule dualpipe" : ""));
+  }
+  if (megatron_buffer && !t.grad_buckets) t.grad_buckets = B::megatron_core;
+  if (!t.overlap_param_gather_with_optimizer_step) return;
+  const std::string key = "training.overlap_param_gather_with_optimizer_step";
+  if (t.grad_buckets != B::megatron_core) {
+    reject(s, key, "true",
+           "is Megatron-Core's (training.grad_buckets megatron-core, under stack megatron-core or "
+           "nemo with the Megatron engine)");
+  }
+  if (p.zero_stage != 1) {
+    reject(s, key, "true",
+           fmt::format("needs the distributed optimizer (zero_stage 1; this scenario has {})",
+                       p.zero_stage));
+  }
+  if (!t.overlap_param_gather) {
+    reject(s, key, "true", "needs training.overlap_param_gather: true");
+  }
+  if (p.virtual_pipeline_stages < 2) {
+    reject(s, key, "true",
+           "needs the interleaved schedule (virtual_pipeline_stages of 2 or more), as "
+           "Megatron-LM asserts");
   }
 }
 

@@ -403,14 +403,22 @@ void fsdp_pass(const StepContext& ctx, const RankSet& ranks, const PipelineTasks
   }
 }
 
-namespace {
-// Megatron-Core's DistributedDataParallel: one gradient buffer a model chunk.
-bool megatron_ddp(const StepContext& ctx) {
+std::optional<TrainingSpec::GradBuckets> grad_buckets(const StepContext& ctx) {
   const ParallelismSpec& p = ctx.p;
-  return p.pipeline_engine == PipelineEngine::megatron && p.zero_stage <= 1 && !ctx.dual &&
-         !ctx.s.training.stack.pytorch_native();
+  if (p.pipeline_engine != PipelineEngine::megatron || p.zero_stage > 1 || ctx.dual)
+    return std::nullopt;
+  return ctx.s.training.grad_buckets;
 }
-}  // namespace
+
+bool gather_with_optimizer_step(const StepContext& ctx) {
+  return ctx.s.training.overlap_param_gather_with_optimizer_step && param_gather_in_forward(ctx) &&
+         grad_buckets(ctx) == TrainingSpec::GradBuckets::megatron_core;
+}
+
+bool bucket_per_layer(const StepContext& ctx) {
+  return grad_buckets(ctx) == TrainingSpec::GradBuckets::apex_distributed_adam &&
+         ctx.p.virtual_pipeline_stages == 1;
+}
 
 // Megatron-Core's aligned gradient reduction in the non-interleaved 1F1B schedule: with
 // --overlap-grad-reduce, Megatron-LM sets config.grad_sync_func to the model's
@@ -501,7 +509,13 @@ void grad_sync_pass(const StepContext& ctx, const RankSet& ranks, const StageLay
       // Megatron-Core's buckets never span two model chunks (one DDP buffer a chunk); the
       // aligned reduction launches them a chunk at a time.
       const bool aligned = aligned_grad_reduce(ctx, ranks[r].s);
-      const bool per_chunk = aligned || megatron_ddp(ctx);
+      const bool per_chunk = aligned || grad_buckets(ctx).has_value();
+      // Apex DistributedFusedAdam without interleaving: one bucket a transformer layer, the
+      // stage's first (the last in backward order) open for what follows it (bucket_per_layer).
+      const bool per_layer = bucket_per_layer(ctx);
+      size_t first_layer = owned.size();
+      for (size_t i = 0; i < owned.size(); ++i)
+        if (owned[i].layer->kind == LayerKind::transformer) first_layer = i;
       auto close = [&](size_t i) {
         open.last = i;
         buckets.push_back(open);
@@ -531,7 +545,10 @@ void grad_sync_pass(const StepContext& ctx, const RankSet& ranks, const StageLay
             if (open.params.first >= bucket) close(i);
           }
         }
-        if ((i + 1 == owned.size() || chunk_ends) && open.params.first + open.params.second > 0)
+        const bool layer_ends =
+            per_layer && layer.kind == LayerKind::transformer && i != first_layer;
+        if ((i + 1 == owned.size() || chunk_ends || layer_ends) &&
+            open.params.first + open.params.second > 0)
           close(i);
       }
     }
@@ -628,7 +645,8 @@ void grad_sync_pass(const StepContext& ctx, const RankSet& ranks, const StageLay
   }
 }
 
-std::vector<double> dense_bucket_sizes(const std::vector<const Layer*>& layers, double bucket) {
+std::vector<double> dense_bucket_sizes(const std::vector<const Layer*>& layers, double bucket,
+                                       bool per_layer) {
   std::vector<double> sizes;
   double open = 0;
   auto add = [&](double params) {
@@ -638,13 +656,20 @@ std::vector<double> dense_bucket_sizes(const std::vector<const Layer*>& layers, 
       open = 0;
     }
   };
+  const Layer* first_layer = nullptr;  // the last transformer layer in backward order
+  for (const Layer* l : layers)
+    if (l->kind == LayerKind::transformer) first_layer = l;
   for (const Layer* l : layers) {
     if (l->expert_params() > 0) {
       add(l->params() - l->expert_params());
-      continue;
+    } else {
+      for (auto op = l->ops.rbegin(); op != l->ops.rend(); ++op)
+        if (op->params > 0) add(op->params);
     }
-    for (auto op = l->ops.rbegin(); op != l->ops.rend(); ++op)
-      if (op->params > 0) add(op->params);
+    if (per_layer && l->kind == LayerKind::transformer && l != first_layer && open > 0) {
+      sizes.push_back(open);
+      open = 0;
+    }
   }
   if (open > 0) sizes.push_back(open);
   return sizes;
@@ -699,8 +724,14 @@ double grad_bucket_params(const StepContext& ctx) {
 }
 
 double chunk_bucket_params(const StepContext& ctx, int stage, int chunk) {
-  if (megatron_ddp(ctx) && (!ctx.s.training.overlap_grad_reduce || stage > 0 || chunk > 0))
-    return std::numeric_limits<double>::infinity();
+  using B = TrainingSpec::GradBuckets;
+  const std::optional<B> kind = grad_buckets(ctx);
+  const TrainingSpec& t = ctx.s.training;
+  const double none = std::numeric_limits<double>::infinity();
+  if (kind == B::apex_distributed_adam) return none;  // a layer or a chunk a bucket
+  if (kind == B::megatron_core && (!t.overlap_grad_reduce || stage > 0 || chunk > 0 ||
+                                   t.overlap_param_gather_with_optimizer_step))
+    return none;
   return grad_bucket_params(ctx);
 }
 
@@ -744,6 +775,23 @@ std::vector<int> optimizer_pass(const StepContext& ctx, const RankSet& ranks,
                                 CommPlanner& planner, TaskGraph& g) {
   const ParallelismSpec& p = ctx.p;
   std::vector<int> optimizer;
+  // --overlap-param-gather-with-optimizer-step: the first chunk's optimizer (a chained
+  // optimizer of its own) steps first and its parameters' gather is dispatched at once, one
+  // bucket, under the other chunks' step (ChainedOptimizer._step in
+  // megatron/core/optimizer/optimizer.py, start_param_sync(force_dispatch=True); the
+  // chunk's DDP skips its own dispatch, distributed_data_parallel.py; NVIDIA/Megatron-LM
+  // d98e8a64). In the steady state that gather, of the step's update, is what the next
+  // step's first forward of chunk 0 waits for, so it ends this step (pipeline_pass builds
+  // no gather into chunk 0's forward).
+  const bool with_step = gather_with_optimizer_step(ctx);
+  const StageLayers stage_layers(ctx);
+  auto params_of = [&](int stage, int chunk, bool dense) {
+    double n = 0;
+    for (const Layer* l : stage_layers.of_block(stage, chunk))
+      n += dense ? l->params() - l->expert_params() : l->params();
+    return n;
+  };
+  std::vector<int> first_chunk(ranks.size(), -1);  // the task ending chunk 0's step
   for (size_t r = 0; r < ranks.size(); ++r) {
     Task opt;
     opt.kind = TaskKind::optimizer;
@@ -756,16 +804,44 @@ std::vector<int> optimizer_pass(const StepContext& ctx, const RankSet& ranks,
     // With optimizer offload, the copies and the CPU step are waits of the GPU's, which a
     // fault or a slow machine does not stretch (the engine's computing share).
     if (ctx.s.training.optimizer_offload) opt.offload = step - gpu;
+    if (with_step) {
+      // Chunk 0's share of the step, by its parameters.
+      double all = 0;
+      for (int c = 0; c < stage_layers.chunks(); ++c) all += params_of(ranks[r].s, c, false);
+      const double share = all > 0 ? params_of(ranks[r].s, 0, false) / all : 0.0;
+      Task first = opt;
+      first.work = opt.work * share;
+      first.offload = opt.offload * share;
+      opt.work = opt.work - first.work;
+      opt.offload = opt.offload - first.offload;
+      const int first_id = planner.issue(first);
+      g.depend(pipe.last_compute[r], first_id);
+      for (int d : grads.reductions[r]) g.depend(d, first_id);
+      first_chunk[r] = first_id;
+    }
     const int opt_id = planner.issue(opt);
     g.depend(pipe.last_compute[r], opt_id);
     for (int d : grads.reductions[r]) g.depend(d, opt_id);
+    if (first_chunk[r] >= 0) g.depend(first_chunk[r], opt_id);
     optimizer.push_back(opt_id);
+  }
+  if (with_step) {
+    for (size_t r = 0; r < ranks.size(); ++r) {
+      const std::vector<int> members = ranks.reduce_members(r, false, false);
+      if (members.front() != static_cast<int>(r)) continue;
+      const std::vector<const Layer*> chunk0 = stage_layers.of_block(ranks[r].s, 0);
+      const double dense = params_of(ranks[r].s, 0, true);
+      if (dense <= 0) continue;
+      std::vector<int> after;
+      for (int mr : members) after.push_back(first_chunk[static_cast<size_t>(mr)]);
+      planner.collective(ranks, TaskKind::param_gather, CollectiveOp::all_gather, GroupKind::dp,
+                         members, after, Bytes(dense * dense_gather_bytes_per_param(ctx, chunk0)));
+    }
   }
   // The distributed optimizer's all-gather of the updated parameters, when it is not
   // hidden under the next step's forward.
   const bool distributed = p.zero_stage >= 1;
   if (distributed && !ctx.s.training.overlap_param_gather && p.shard_group() * copies(ctx) > 1) {
-    const StageLayers stage_layers(ctx);
     for (size_t r = 0; r < ranks.size(); ++r) {
       const std::vector<int> members = ranks.reduce_members(r, false, ctx.dual);
       if (members.front() != static_cast<int>(r)) continue;

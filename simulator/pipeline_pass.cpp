@@ -324,7 +324,8 @@ class PipelineBuilder {
     // op-level tasks are runs of kernels between collectives, which carry no parameter
     // positions. Unlike there, a layer without dense parameters waits for no bucket, and
     // a layer's activation-offload wait runs beside its gathers, not after them.
-    const bool gathered = b.forward && b.microbatch == 0 && param_gather_in_forward(ctx_);
+    const bool gathered = b.forward && b.microbatch == 0 && param_gather_in_forward(ctx_) &&
+                          !(b.chunk == 0 && gather_with_optimizer_step(ctx_));
     const ParamGathers gathers = gathered ? param_gathers(r, b, layers) : ParamGathers{};
     const size_t before = g_.tasks.size();
     const std::vector<Seconds>* waits = offload_waits(r, b, layers);
@@ -614,7 +615,8 @@ class PipelineBuilder {
     };
     if (p_.zero_stage >= 3) {
       fsdp_block(r, b, layers, waits);
-    } else if (b.forward && b.microbatch == 0 && param_gather_in_forward(ctx_)) {
+    } else if (b.forward && b.microbatch == 0 && param_gather_in_forward(ctx_) &&
+               !(b.chunk == 0 && gather_with_optimizer_step(ctx_))) {
       gathered_forward(r, b, layers, waits);
     } else if (b.forward) {
       Seconds work;
@@ -710,7 +712,8 @@ class PipelineBuilder {
     // order; their starts as parameter positions.
     std::vector<double> sizes =
         total > 0 ? dense_bucket_sizes({layers.rbegin(), layers.rend()},
-                                       chunk_bucket_params(ctx_, ranks_[r].s, b.chunk))
+                                       chunk_bucket_params(ctx_, ranks_[r].s, b.chunk),
+                                       bucket_per_layer(ctx_))
                   : std::vector<double>{};
     std::reverse(sizes.begin(), sizes.end());
     out.starts = {0.0};

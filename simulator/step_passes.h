@@ -16,6 +16,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -95,6 +96,26 @@ double grad_bucket_params(const StepContext& ctx);
 // buckets, PyTorch DDP's).
 double chunk_bucket_params(const StepContext& ctx, int stage, int chunk);
 
+// The Megatron-engine gradient buffer's bucketing (training.grad_buckets) where it applies
+// (ZeRO-0/1 without DualPipe); none under DeepSpeed's and PyTorch's buckets, which
+// grad_bucket_params sizes alone.
+std::optional<TrainingSpec::GradBuckets> grad_buckets(const StepContext& ctx);
+// Apex DistributedFusedAdam without interleaving (NeMo 1.x's megatron_gpt_model.py
+// configure_optimizers, "Initialize a bucket for each Transformer layer", at NVIDIA/NeMo
+// 8cfedd72): every transformer layer closes a bucket but the stage's first, whose bucket
+// also takes the parameters outside the layers that follow it in backward order (the
+// embedding), as NeMo puts every parameter outside the layers there. Not modelled: the
+// output layer, first in backward, joins the last layer's bucket here (NeMo: the first
+// layer's); the parameters NeMo leaves out of the overlapped reduction (sequence-parallel
+// norms, the word embedding at pp > 1; under fp8 parameters every non-fp8 one) are reduced
+// in their bucket.
+bool bucket_per_layer(const StepContext& ctx);
+// --overlap-param-gather-with-optimizer-step where it runs (validated: Megatron-Core's
+// buffer, the distributed optimizer with overlapped gathers, interleaving): chunk 0's
+// parameters are gathered after its own optimizer step (optimizer_pass), not in its first
+// forward (pipeline_pass).
+bool gather_with_optimizer_step(const StepContext& ctx);
+
 // The dense parameters of each gradient bucket over `layers` (one model chunk's, in backward
 // order), in that order, as Megatron-Core forms them: parameters added one at a time in
 // reverse registration order, a bucket closed at the first one that brings it to `bucket`
@@ -104,7 +125,10 @@ double chunk_bucket_params(const StepContext& ctx, int stage, int chunk);
 // its dense parameters counted here). PyTorch DDP closes its buckets the same way, after the
 // tensor that reaches the cap (compute_bucket_assignment_by_size in
 // torch/csrc/distributed/c10d/reducer.cpp; its smaller first bucket is not modelled).
-std::vector<double> dense_bucket_sizes(const std::vector<const Layer*>& layers, double bucket);
+// With `per_layer` (bucket_per_layer) each transformer layer but the last in `layers` also
+// closes the open bucket.
+std::vector<double> dense_bucket_sizes(const std::vector<const Layer*>& layers, double bucket,
+                                       bool per_layer = false);
 
 // Whether a stage's data-parallel gradient reduction is launched by Megatron-Core's
 // aligned reduction (align_grad_reduce, on by default) instead of leaving bucket by bucket

@@ -379,6 +379,113 @@ training: {precision: bf16, recompute: none}
   for (std::size_t k = 0; k < sizes.size(); ++k) EXPECT_NEAR(sizes[k], expected[k], 0.5) << k;
 }
 
+// small()'s model interleaved: pp 2 x vp 2, six layers a chunk; `training` is the
+// training mapping's extra keys.
+Scenario small_interleaved(const std::string& training = "") {
+  return load_scenario_text(fmt::format(R"(
+cluster: {{preset: dgx-a100, nodes: 1}}
+model: {{family: decoder, layers: 24, hidden: 1024, heads: 16, ffn: 4096, vocab: 32000,
+        seq_len: 2048, activation: gelu, norm: layernorm, position_embedding: rope,
+        tied_embeddings: false, bias: true, dropout: false}}
+parallelism: {{tp: 1, pp: 2, dp: 4, microbatch: 1, global_batch: 8, zero_stage: 1,
+              schedule: interleaved-1f1b, virtual_pipeline_stages: 2}}
+training: {{precision: bf16, recompute: none{}}}
+)",
+                                        training),
+                            "small_interleaved.yaml");
+}
+
+// Each data-parallel gradient bucket's parameters on rank `rank`, in issue order.
+std::vector<double> bucket_params(const Built& b, int rank) {
+  std::vector<double> out;
+  const double grad_bytes = state_bytes_per_param(b.s.training).gradient;
+  for (const Task& t : b.g.tasks) {
+    if (t.kind != TaskKind::dp_comm || t.rank != rank) continue;
+    out.push_back(b.g.comms[static_cast<std::size_t>(*t.comm)].bytes.value() / grad_bytes);
+  }
+  return out;
+}
+
+TEST(GradSyncPass, ApexDistributedAdamBucketsEachLayer) {
+  // NeMo 1.x's DistributedFusedAdam without interleaving: a bucket a transformer layer
+  // (12,596,224 parameters, BucketsCarryEveryDenseGradientOnce), the stage's first layer's
+  // bucket also taking the embedding: stage 0, in backward order, 11 layers and then
+  // 12,596,224 + 32,768,000 = 45,364,224; stage 1, the output layer (32,768,000) and final
+  // norm (2048) in the first bucket with layer 23, 45,366,272, then 11 layers. Megatron-Core
+  // would give stage 1 one bucket (BucketsCarryEveryDenseGradientOnce).
+  Scenario apex = small();
+  apex.training.grad_buckets = TrainingSpec::GradBuckets::apex_distributed_adam;
+  const Built b(std::move(apex));
+  const double layer = 12596224.0;
+  std::vector<double> stage0(11, layer), stage1(11, layer);
+  stage0.push_back(layer + 32768000.0);
+  stage1.insert(stage1.begin(), layer + 2048 + 32768000.0);
+  const std::vector<double> got0 = bucket_params(b, 0), got1 = bucket_params(b, 1);
+  ASSERT_EQ(got0.size(), stage0.size());
+  ASSERT_EQ(got1.size(), stage1.size());
+  for (std::size_t k = 0; k < stage0.size(); ++k) {
+    EXPECT_NEAR(got0[k], stage0[k], 0.5) << k;
+    EXPECT_NEAR(got1[k], stage1[k], 0.5) << k;
+  }
+}
+
+TEST(GradSyncPass, ApexDistributedAdamBucketsEachChunkOnEveryStage) {
+  // Under interleaving NeMo 1.x gives each model chunk one bucket, on every pipeline rank
+  // (pipeline rank 0's first chunk too, which Megatron-Core buckets): 24 layers over pp 2 x
+  // vp 2, six a chunk. Stage 0: chunk 1 (layers 12-17, 75,577,344), then chunk 0 (layers
+  // 0-5 and the embedding, 108,345,344); stage 1: chunk 1 (layers 18-23, the final norm
+  // and the output layer, 108,347,392), then chunk 0 (layers 6-11).
+  const Built b(small_interleaved(", grad_buckets: apex-distributed-adam"));
+  const double six = 6 * 12596224.0;
+  const std::vector<double> got0 = bucket_params(b, 0), got1 = bucket_params(b, 1);
+  ASSERT_EQ(got0.size(), 2u);
+  ASSERT_EQ(got1.size(), 2u);
+  EXPECT_NEAR(got0[0], six, 0.5);
+  EXPECT_NEAR(got0[1], six + 32768000.0, 0.5);
+  EXPECT_NEAR(got1[0], six + 2048 + 32768000.0, 0.5);
+  EXPECT_NEAR(got1[1], six, 0.5);
+}
+
+TEST(OptimizerPass, FirstChunkGathersUnderTheOtherChunksStep) {
+  // --overlap-param-gather-with-optimizer-step, pp 2 x vp 2, ZeRO-1 over dp 4: every chunk
+  // is one gradient bucket (stage 0's chunk 0 too: two buckets a stage); chunk 0 is stepped
+  // first, by its share of the stage's parameters (stage 0: 108,345,344 of 183,922,688),
+  // and its parameters' all-gather, 108,345,344 bf16 weights = 216,690,688 bytes on stage 0,
+  // waits for that step on every data-parallel member and for nothing in the forward,
+  // where only chunk 1's gather is left.
+  const Built with(small_interleaved(", overlap_param_gather_with_optimizer_step: true"));
+  const Built without(small_interleaved());
+  EXPECT_EQ(bucket_params(with, 0).size(), 2u);
+  EXPECT_GT(bucket_params(without, 0).size(), 2u);  // chunk 0 of rank 0 bucketed at 40M
+  const double chunk0 = 6 * 12596224.0 + 32768000.0, all = 12 * 12596224.0 + 32768000.0;
+  // Rank 0's optimizer: two tasks, the first chunk 0's share.
+  std::vector<const Task*> steps;
+  for (const Task& t : with.g.tasks)
+    if (t.kind == TaskKind::optimizer && t.rank == 0) steps.push_back(&t);
+  ASSERT_EQ(steps.size(), 2u);
+  const double whole = steps[0]->work.value() + steps[1]->work.value();
+  EXPECT_NEAR(steps[0]->work.value(), whole * chunk0 / all, 1e-12 * whole);
+  std::vector<const Task*> one;
+  for (const Task& t : without.g.tasks)
+    if (t.kind == TaskKind::optimizer && t.rank == 0) one.push_back(&t);
+  ASSERT_EQ(one.size(), 1u);
+  EXPECT_NEAR(whole, one[0]->work.value(), 1e-12 * whole);
+  // The gathers of rank 0's stage: one after the optimizer (chunk 0's), the rest before it.
+  const int first_step = static_cast<int>(steps[0] - with.g.tasks.data());
+  int after_step = 0;
+  for (std::size_t i = 0; i < with.g.tasks.size(); ++i) {
+    const Task& t = with.g.tasks[i];
+    if (t.kind != TaskKind::param_gather || t.rank != 0) continue;
+    const bool waits = std::any_of(with.g.edges.begin(), with.g.edges.end(), [&](const auto& e) {
+      return e.first == first_step && e.second == static_cast<int>(i);
+    });
+    if (!waits) continue;
+    ++after_step;
+    EXPECT_NEAR(with.g.comms[static_cast<std::size_t>(*t.comm)].bytes.value(), chunk0 * 2, 0.5);
+  }
+  EXPECT_EQ(after_step, 1);
+}
+
 // The backward compute of rank `rank`, every task of it summed.
 double backward_work(const Built& b, int rank) {
   double sum = 0;
