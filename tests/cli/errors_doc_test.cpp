@@ -6,6 +6,7 @@
 
 #include <cctype>
 #include <ostream>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,7 @@ using testing::source_dir;
 
 struct Row {
   std::string heading, args, message;
+  int index = 0;  // the command's place in its section (0: the first)
 };
 
 // gtest prints a failing row's parameter: its command, not its bytes.
@@ -35,14 +37,17 @@ std::vector<Row> rows() {
   for (std::size_t h = doc.find("\n### "); h != std::string::npos;) {
     const std::size_t title = h + 5, eol = doc.find('\n', title);
     const std::size_t next = doc.find("\n### ", eol);
-    const std::size_t cmd = doc.find(open, eol);
-    if (eol != std::string::npos && cmd != std::string::npos && cmd < next) {
+    // Every command of the section, each with the message block after it.
+    int index = 0;
+    for (std::size_t cmd = doc.find(open, eol);
+         eol != std::string::npos && cmd != std::string::npos && cmd < next;
+         cmd = doc.find(open, cmd + open.size())) {
       const std::size_t args = cmd + open.size(), args_end = doc.find(close, args);
       const std::size_t msg = args_end + close.size();
       const std::size_t msg_end = args_end == std::string::npos ? args_end : doc.find(fence, msg);
-      if (msg_end != std::string::npos && msg_end < next)
-        out.push_back({doc.substr(title, eol - title), doc.substr(args, args_end - args),
-                       doc.substr(msg, msg_end - msg)});
+      if (msg_end == std::string::npos || msg_end >= next) break;
+      out.push_back({doc.substr(title, eol - title), doc.substr(args, args_end - args),
+                     doc.substr(msg, msg_end - msg), index++});
     }
     h = next;
   }
@@ -76,11 +81,15 @@ TEST_P(ErrorsDoc, ExitsTwoWithTheDocumentedMessage) {
 
 INSTANTIATE_TEST_SUITE_P(Row, ErrorsDoc, ::testing::ValuesIn(rows()),
                          [](const ::testing::TestParamInfo<Row>& row) {
-                           return test_name(row.param.heading);
+                           const std::string name = test_name(row.param.heading);
+                           return row.param.index == 0
+                                      ? name
+                                      : name + "_" + std::to_string(row.param.index + 1);
                          });
 
-// Every heading of the catalogue is a row the test above runs (a heading whose command
-// the pattern missed would otherwise go untested), and there are rows at all.
+// Every heading of the catalogue has a row the test above runs (a heading whose command
+// the pattern missed would otherwise go untested), every command comment is a row, and
+// there are rows at all.
 TEST(ErrorsDocCatalogue, EveryHeadingIsARunRow) {
   const std::string doc = read_file(source_dir() + "/docs/errors.md");
   ASSERT_FALSE(doc.empty());
@@ -88,7 +97,14 @@ TEST(ErrorsDocCatalogue, EveryHeadingIsARunRow) {
   for (std::size_t at = doc.find("\n### "); at != std::string::npos;
        at = doc.find("\n### ", at + 1))
     ++headings;
-  EXPECT_EQ(rows().size(), headings);
+  std::set<std::string> covered;
+  for (const Row& r : rows()) covered.insert(r.heading);
+  EXPECT_EQ(covered.size(), headings);
+  std::size_t commands = 0;
+  for (std::size_t at = doc.find("<!-- error: orrery "); at != std::string::npos;
+       at = doc.find("<!-- error: orrery ", at + 1))
+    ++commands;
+  EXPECT_EQ(rows().size(), commands);
   EXPECT_GE(rows().size(), 30u);
 }
 
