@@ -507,7 +507,7 @@ std::string render_stack_explanation(const Scenario& s) {
       how = par.virtual_pipeline_stages > 1
                 ? "Apex DistributedFusedAdam (NeMo 1.x): one bucket a model chunk, every stage"
                 : "Apex DistributedFusedAdam (NeMo 1.x): one bucket a transformer layer, the "
-                  "stage's first with the layers before it";
+                  "stage's first layer's also taking the embedding";
     } else if (t.overlap_param_gather_with_optimizer_step) {
       how = "Megatron-Core: one bucket a model chunk; chunk 0's optimizer steps first and its "
             "parameters are gathered under the other chunks' step "

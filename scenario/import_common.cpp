@@ -346,6 +346,7 @@ std::string write_imported_scenario(const ImportSettings& a, const ImportSource&
   const std::pair<const char*, const char*> overlaps[] = {
       {"--overlap-grad-reduce", "overlap_grad_reduce"},
       {"--overlap-param-gather", "overlap_param_gather"},
+      {"--overlap-param-gather-with-optimizer-step", "overlap_param_gather_with_optimizer_step"},
       {"--tp-comm-overlap", "tp_comm_overlap"},
       {"--overlap-p2p-communication", "overlap_p2p"},
       {"--cross-entropy-loss-fusion", "cross_entropy_fusion"},

@@ -33,6 +33,7 @@ const std::set<std::string>& switches() {
       "--fp16",
       "--overlap-grad-reduce",
       "--overlap-param-gather",
+      "--overlap-param-gather-with-optimizer-step",
       "--tp-comm-overlap",
       "--overlap-p2p-communication",
       "--cross-entropy-loss-fusion",

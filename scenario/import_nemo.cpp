@@ -362,6 +362,14 @@ std::string import_nemo(const std::string& path, const std::string& cluster,
   pass(c, a, "model.activations_checkpoint_num_layers", "--recompute-num-layers");
   pass_flag(c, a, "model.optim.overlap_grad_sync", "--overlap-grad-reduce");
   pass_flag(c, a, "model.optim.overlap_param_sync", "--overlap-param-gather");
+  // Read by NeMo 1.x's Megatron-Core optimizer path only (mcore_distributed_optim).
+  if (!grad_buckets.empty()) {
+    a.rename("--overlap-param-gather-with-optimizer-step",
+             "model.optim.overlap_param_gather_with_optimizer_step");
+  } else {
+    pass_flag(c, a, "model.optim.overlap_param_gather_with_optimizer_step",
+              "--overlap-param-gather-with-optimizer-step");
+  }
   pass_flag(c, a, "model.ub_tp_comm_overlap", "--tp-comm-overlap");
   pass_flag(c, a, "model.overlap_p2p_comm", "--overlap-p2p-communication");
   pass_flag(c, a, "model.cross_entropy_loss_fusion", "--cross-entropy-loss-fusion");

@@ -400,6 +400,12 @@ void complete_grad_buckets(Scenario& s) {
                        to_string(preset), to_string(p.pipeline_engine), p.zero_stage,
                        p.schedule == PipelineSchedule::dualpipe ? ", schedule dualpipe" : ""));
   }
+  if (t.grad_buckets == B::apex_distributed_adam && p.zero_stage != 1) {
+    reject(s, "training.grad_buckets", name_of(*t.grad_buckets),
+           fmt::format("is NeMo 1.x's Apex DistributedFusedAdam, which shards the optimizer "
+                       "state: it needs zero_stage 1 (this scenario has {})",
+                       p.zero_stage));
+  }
   if (megatron_buffer && !t.grad_buckets) t.grad_buckets = B::megatron_core;
   if (!t.overlap_param_gather_with_optimizer_step) return;
   const std::string key = "training.overlap_param_gather_with_optimizer_step";

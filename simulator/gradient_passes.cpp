@@ -735,6 +735,28 @@ double chunk_bucket_params(const StepContext& ctx, int stage, int chunk) {
   return grad_bucket_params(ctx);
 }
 
+MegatronStepPasses megatron_step_passes(const StepContext& ctx, double stage_params,
+                                        double local_params) {
+  MegatronStepPasses out;
+  if (grad_buckets(ctx) != TrainingSpec::GradBuckets::megatron_core) return out;
+  const TrainingSpec& t = ctx.s.training;
+  const double g = state_bytes_per_param(t).gradient;
+  // zero_grad_buffer: grad_data.zero_() over every buffer of the rank, unsharded.
+  out.after = elementwise_time(ctx, 0.0, g * stage_params);
+  // The fp32 main gradients: a 16-bit buffer's shard is cast (.float(): read g, write 4)
+  // unless the precision-aware optimizer reads it as is (bf16 moments or master weights
+  // need it); the norm reads them (4 bytes); the fused step's gradient read is counted at
+  // the buffer's width (optimizer_bytes_per_param), so a cast main gradient adds 4 - g.
+  const bool precision_aware = t.optimizer_state_dtype != StateDtype::fp32 ||
+                               t.main_params_dtype != MainParams::fp32;
+  if (g < 4.0 && !precision_aware) {
+    out.before += elementwise_time(ctx, g * local_params, 4.0 * local_params, true) +
+                  elementwise_time(ctx, (4.0 - g) * local_params, 0.0);
+  }
+  out.before += elementwise_time(ctx, (precision_aware ? g : 4.0) * local_params, 0.0);
+  return out;
+}
+
 Seconds optimizer_step_time(const Scenario& s, const ComputeModel& model, double params,
                             const std::vector<double>& tensors, Seconds* gpu_share) {
   const TrainingSpec& t = s.training;
@@ -804,20 +826,32 @@ std::vector<int> optimizer_pass(const StepContext& ctx, const RankSet& ranks,
     // With optimizer offload, the copies and the CPU step are waits of the GPU's, which a
     // fault or a slow machine does not stretch (the engine's computing share).
     if (ctx.s.training.optimizer_offload) opt.offload = step - gpu;
-    if (with_step) {
-      // Chunk 0's share of the step, by its parameters.
-      double all = 0;
-      for (int c = 0; c < stage_layers.chunks(); ++c) all += params_of(ranks[r].s, c, false);
-      const double share = all > 0 ? params_of(ranks[r].s, 0, false) / all : 0.0;
+    double stage_params = 0;  // every parameter of the rank's chunks (its gradient buffers)
+    for (int c = 0; c < stage_layers.chunks(); ++c) stage_params += params_of(ranks[r].s, c, false);
+    const MegatronStepPasses passes =
+        megatron_step_passes(ctx, stage_params, grads.local_params[r]);
+    if (with_step && params_of(ranks[r].s, 0, true) > 0) {
+      // Chunk 0's share of the step: its optimizer holds chunk 0's dense parameters only
+      // (their shard), the expert parameters of every chunk being stepped by an optimizer
+      // of their own, last (get_megatron_optimizer's is_expert_parallel filter and the
+      // expert optimizer appended after the dense ones, megatron/core/optimizer/
+      // __init__.py at d98e8a64).
+      const double local = grads.local_params[r];
+      const double share =
+          local > 0 ? std::min(1.0, params_of(ranks[r].s, 0, true) /
+                                        (p.shard_group() * copies(ctx)) / local)
+                    : 0.0;
       Task first = opt;
-      first.work = opt.work * share;
+      first.work = opt.work * share + passes.before;
       first.offload = opt.offload * share;
-      opt.work = opt.work - first.work;
+      opt.work = opt.work * (1.0 - share) + passes.after;
       opt.offload = opt.offload - first.offload;
       const int first_id = planner.issue(first);
       g.depend(pipe.last_compute[r], first_id);
       for (int d : grads.reductions[r]) g.depend(d, first_id);
       first_chunk[r] = first_id;
+    } else {
+      opt.work += passes.before + passes.after;
     }
     const int opt_id = planner.issue(opt);
     g.depend(pipe.last_compute[r], opt_id);

@@ -95,6 +95,15 @@ double dense_gather_bytes_per_param(const StepContext& ctx,
   return weight * (1.0 - share) + 1.0 * share;
 }
 
+Seconds elementwise_time(const StepContext& ctx, double read, double written, bool dtype_cast) {
+  Op op;
+  op.kind = OpKind::elementwise;
+  op.fwd_read = Bytes(read);
+  op.fwd_written = Bytes(written);
+  op.dtype_cast = dtype_cast;
+  return ctx.model->op_time(op, Pass::forward);
+}
+
 namespace {
 
 // FSDP2's copy-out of a unit's gathered buffer into its parameters (fsdp_block): the
@@ -154,17 +163,6 @@ void overlap_pair(TaskGraph& g, double slowdown, std::pair<int, int> forward,
 // other kernels' rate.
 constexpr double kBf16CastReadBytes = 2.0, kBf16CastWrittenBytes = 4.0;
 constexpr double kBf16AddReadBytes = 4.0 + 4.0, kBf16AddWrittenBytes = 4.0;
-
-// One elementwise kernel reading `read` and writing `written` bytes, on the compute model.
-Seconds elementwise_time(const StepContext& ctx, double read, double written,
-                         bool dtype_cast = false) {
-  Op op;
-  op.kind = OpKind::elementwise;
-  op.fwd_read = Bytes(read);
-  op.fwd_written = Bytes(written);
-  op.dtype_cast = dtype_cast;
-  return ctx.model->op_time(op, Pass::forward);
-}
 
 // The time of that pass over the parameters of `layers` on this rank: the cast kernel,
 // then the add.
@@ -324,8 +322,7 @@ class PipelineBuilder {
     // op-level tasks are runs of kernels between collectives, which carry no parameter
     // positions. Unlike there, a layer without dense parameters waits for no bucket, and
     // a layer's activation-offload wait runs beside its gathers, not after them.
-    const bool gathered = b.forward && b.microbatch == 0 && param_gather_in_forward(ctx_) &&
-                          !(b.chunk == 0 && gather_with_optimizer_step(ctx_));
+    const bool gathered = gathers_in_forward(b);
     const ParamGathers gathers = gathered ? param_gathers(r, b, layers) : ParamGathers{};
     const size_t before = g_.tasks.size();
     const std::vector<Seconds>* waits = offload_waits(r, b, layers);
@@ -615,8 +612,7 @@ class PipelineBuilder {
     };
     if (p_.zero_stage >= 3) {
       fsdp_block(r, b, layers, waits);
-    } else if (b.forward && b.microbatch == 0 && param_gather_in_forward(ctx_) &&
-               !(b.chunk == 0 && gather_with_optimizer_step(ctx_))) {
+    } else if (gathers_in_forward(b)) {
       gathered_forward(r, b, layers, waits);
     } else if (b.forward) {
       Seconds work;
@@ -691,6 +687,14 @@ class PipelineBuilder {
   // communicator. Either way the forward waits for bucket k's gather where it reaches
   // bucket k's first parameter (gathered_forward, op_level_block).
   //
+  // Whether block `b` is a chunk's first forward that waits for the chunk's parameter
+  // gathers (param_gather_in_forward), chunk 0 excepted under
+  // --overlap-param-gather-with-optimizer-step, whose gather ends the step (optimizer_pass).
+  bool gathers_in_forward(const Block& b) const {
+    return b.forward && b.microbatch == 0 && param_gather_in_forward(ctx_) &&
+           !(b.chunk == 0 && gather_with_optimizer_step(ctx_));
+  }
+
   // The parameter all-gathers of a chunk's first forward (param_gather_in_forward) and
   // where each bucket starts among the chunk's dense parameters.
   struct ParamGathers {

@@ -106,15 +106,42 @@ std::optional<TrainingSpec::GradBuckets> grad_buckets(const StepContext& ctx);
 // also takes the parameters outside the layers that follow it in backward order (the
 // embedding), as NeMo puts every parameter outside the layers there. Not modelled: the
 // output layer, first in backward, joins the last layer's bucket here (NeMo: the first
-// layer's); the parameters NeMo leaves out of the overlapped reduction (sequence-parallel
-// norms, the word embedding at pp > 1; under fp8 parameters every non-fp8 one) are reduced
-// in their bucket.
+// layer's); and, with or without interleaving, the parameters NeMo leaves out of the
+// overlapped reduction (_disable_overlap_grad_sync: sequence-parallel norms, the word
+// embedding at pp > 1; under fp8 parameters every non-fp8 one), which it reduces with the
+// first layer's or chunk's bucket at the end, are reduced in their own layer's or chunk's.
 bool bucket_per_layer(const StepContext& ctx);
 // --overlap-param-gather-with-optimizer-step where it runs (validated: Megatron-Core's
 // buffer, the distributed optimizer with overlapped gathers, interleaving): chunk 0's
 // parameters are gathered after its own optimizer step (optimizer_pass), not in its first
 // forward (pipeline_pass).
 bool gather_with_optimizer_step(const StepContext& ctx);
+
+// What Megatron-Core does on the compute stream each step besides the fused optimizer
+// kernel, for its DistributedDataParallel buffers (grad_buckets megatron-core; nothing
+// otherwise), `stage_params` the rank's parameters (every chunk, experts included) and
+// `local_params` those its optimizer updates:
+//  before: the fp32 main gradients (shard_main_param.grad = shard_model_grad.float(), a cast
+//          of a 16-bit buffer, _copy_model_grads_to_main_grads in
+//          megatron/core/optimizer/distrib_optimizer.py) and the gradient norm clipping
+//          reads (get_grad_norm_fp32 over the main gradients, clip_grad 1.0 by default;
+//          the scaling when the norm exceeds it is not counted);
+//  after:  zero_grad_buffer, every gradient buffer zeroed (grad_data.zero_() in
+//          param_and_grad_buffer.py), which Megatron-LM's, NeMo's and Megatron-Bridge's
+//          train steps call before the first forward; in the steady state it follows the
+//          step's optimizer on the same stream, where it is timed.
+// NVIDIA/Megatron-LM d98e8a64 (training.py train_step), NVIDIA/NeMo 8cfedd72
+// (megatron_strategy.py), NVIDIA-NeMo/Megatron-Bridge 067f987d (training/train.py).
+struct MegatronStepPasses {
+  Seconds before, after;
+};
+MegatronStepPasses megatron_step_passes(const StepContext& ctx, double stage_params,
+                                        double local_params);
+
+// One elementwise kernel reading `read` and writing `written` bytes, on the compute model
+// (a dtype-converting copy at cluster.gpu.cast_efficiency with `dtype_cast`).
+Seconds elementwise_time(const StepContext& ctx, double read, double written,
+                         bool dtype_cast = false);
 
 // The dense parameters of each gradient bucket over `layers` (one model chunk's, in backward
 // order), in that order, as Megatron-Core forms them: parameters added one at a time in

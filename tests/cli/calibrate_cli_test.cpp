@@ -88,7 +88,10 @@ TEST(CliCalibrate, ATracedScenarioSizesTheOptimizerAndRunUsesItAndTheSendRecv) {
                              "microbatch: 1, global_batch: 4}\ntraining: {precision: bf16}\n";
   const auto r = run_orrery("run '" + scenario + "' --explain");
   ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_NE(r.out.find("optimizer                   10.000 ms"), std::string::npos) << r.out;
+  // The traced 10 ms and Megatron-Core's per-step passes at the roofline's HBM rate: the
+  // fp32 gradient buffer of 1,003,880,448 parameters (+ 4096 on stage 1) zeroed and read for
+  // the norm, 8 bytes each at 3.35 TB/s x 0.87: 2.756 ms (detail::megatron_step_passes).
+  EXPECT_NE(r.out.find("optimizer                   12.756 ms"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("measured optimizer"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("send_recv of 16.00 MiB over 2 GPUs on 1 node: 420.00 us, exact"),
             std::string::npos)
