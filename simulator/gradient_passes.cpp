@@ -719,8 +719,14 @@ void tied_embedding_pass(const StepContext& ctx, const RankSet& ranks, const Pip
 }
 
 double grad_bucket_params(const StepContext& ctx) {
+  // Megatron-LM's own training loop sizes the default by the data- and context-parallel
+  // group; Megatron-Core's DDP, which NeMo and Megatron-Bridge reach without a size of their
+  // own, by the data-parallel group alone.
+  const bool megatron_lm = ctx.s.training.stack.preset == StackSpec::Preset::megatron_core &&
+                           grad_buckets(ctx).has_value();
+  const double group = megatron_lm ? ctx.p.dp * ctx.p.cp : ctx.p.dp;
   return ctx.s.training.grad_bucket_params.value_or(
-      deepspeed_bf16_optimizer(ctx) ? 500e6 : std::max(40e6, 1e6 * ctx.p.dp));
+      deepspeed_bf16_optimizer(ctx) ? 500e6 : std::max(40e6, 1e6 * group));
 }
 
 double chunk_bucket_params(const StepContext& ctx, int stage, int chunk) {

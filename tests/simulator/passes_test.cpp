@@ -507,6 +507,25 @@ TEST(OptimizerPass, FirstChunkGathersUnderTheOtherChunksStep) {
   EXPECT_NEAR(gathered(without).second, all * 2, 0.5);
 }
 
+TEST(GradBuckets, MegatronLmSizesTheDefaultByDataTimesContextParallel) {
+  // 64 H100s, dp 32 x cp 2: Megatron-LM's training loop sizes the default bucket by the
+  // dp_cp group, max(40M, 1M x 64) = 64M (resolve_ddp_bucket_size); Megatron-Core DDP's own
+  // default, which NeMo reaches without a size, by dp alone, max(40M, 32M) = 40M.
+  auto scenario = [](const std::string& stack) {
+    return load_scenario_text(fmt::format(R"(
+cluster: {{preset: dgx-h100, nodes: 8}}
+model: {{preset: llama3-8b}}
+parallelism: {{tp: 1, pp: 1, cp: 2, dp: 32, zero_stage: 1, global_batch: 64}}
+training: {{precision: bf16, stack: {}}}
+)",
+                                          stack),
+                              "cp.yaml");
+  };
+  const Scenario lm = scenario("megatron-core"), nemo = scenario("nemo");
+  EXPECT_DOUBLE_EQ(grad_bucket_params(Context(lm).ctx), 64e6);
+  EXPECT_DOUBLE_EQ(grad_bucket_params(Context(nemo).ctx), 40e6);
+}
+
 TEST(GradBuckets, MegatronCoreByDefaultWhereItsBufferRunsAndRefusedElsewhere) {
   // Resolved: Megatron-Core's bucketing under the Megatron engine at ZeRO-0/1 with the
   // megatron-core or nemo stack; none under DeepSpeed's engine or a PyTorch stack, ZeRO-2.
