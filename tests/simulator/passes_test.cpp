@@ -18,17 +18,22 @@ namespace {
 
 // 8 A100s in one node: tp 1, pp 2, dp 4, 2 micro-batches per rank (global batch 8),
 // 1F1B; a 24-layer dense model, 12 layers a stage.
+// One DGX A100 and a 24-layer model (small() and small_interleaved()).
+constexpr const char* kSmallClusterAndModel = R"(
+cluster: {preset: dgx-a100, nodes: 1}
+model: {family: decoder, layers: 24, hidden: 1024, heads: 16, ffn: 4096, vocab: 32000,
+        seq_len: 2048, activation: gelu, norm: layernorm, position_embedding: rope,
+        tied_embeddings: false, bias: true, dropout: false}
+)";
+
 Scenario small(const std::string& extra_parallelism = "", const std::string& extra = "",
                const std::string& extra_training = "") {
-  const std::string yaml = fmt::format(R"(
-cluster: {{preset: dgx-a100, nodes: 1}}
-model: {{family: decoder, layers: 24, hidden: 1024, heads: 16, ffn: 4096, vocab: 32000,
-        seq_len: 2048, activation: gelu, norm: layernorm, position_embedding: rope,
-        tied_embeddings: false, bias: true, dropout: false}}
+  const std::string yaml = fmt::format(R"({}
 parallelism: {{tp: 1, pp: 2, dp: 4, microbatch: 1, global_batch: 8, schedule: 1f1b{}}}
 training: {{precision: bf16, recompute: none{}}}
 {})",
-                                       extra_parallelism, extra_training, extra);
+                                       kSmallClusterAndModel, extra_parallelism, extra_training,
+                                       extra);
   return load_scenario_text(yaml, "small.yaml");
 }
 
@@ -383,16 +388,12 @@ training: {precision: bf16, recompute: none}
 // small()'s model interleaved: pp 2 x vp 2, six layers a chunk; `training` is the
 // training mapping's extra keys.
 Scenario small_interleaved(const std::string& training = "") {
-  return load_scenario_text(fmt::format(R"(
-cluster: {{preset: dgx-a100, nodes: 1}}
-model: {{family: decoder, layers: 24, hidden: 1024, heads: 16, ffn: 4096, vocab: 32000,
-        seq_len: 2048, activation: gelu, norm: layernorm, position_embedding: rope,
-        tied_embeddings: false, bias: true, dropout: false}}
+  return load_scenario_text(fmt::format(R"({}
 parallelism: {{tp: 1, pp: 2, dp: 4, microbatch: 1, global_batch: 8, zero_stage: 1,
               schedule: interleaved-1f1b, virtual_pipeline_stages: 2}}
 training: {{precision: bf16, recompute: none{}}}
 )",
-                                        training),
+                                        kSmallClusterAndModel, training),
                             "small_interleaved.yaml");
 }
 
