@@ -362,11 +362,10 @@ std::string import_nemo(const std::string& path, const std::string& cluster,
   pass(c, a, "model.activations_checkpoint_num_layers", "--recompute-num-layers");
   pass_flag(c, a, "model.optim.overlap_grad_sync", "--overlap-grad-reduce");
   pass_flag(c, a, "model.optim.overlap_param_sync", "--overlap-param-gather");
-  // Read by NeMo 1.x's Megatron-Core optimizer path only (mcore_distributed_optim).
-  if (!grad_buckets.empty()) {
-    a.rename("--overlap-param-gather-with-optimizer-step",
-             "model.optim.overlap_param_gather_with_optimizer_step");
-  } else {
+  // Read by NeMo 1.x's Megatron-Core optimizer path only (mcore_distributed_optim; the
+  // McoreDDP wrapping in megatron_gpt_model.py at NVIDIA/NeMo 8cfedd72); under another
+  // optimizer the key stays in the not-mapped list.
+  if (const auto o = c.get("model.optim.name"); o && o->text == "mcore_distributed_optim") {
     pass_flag(c, a, "model.optim.overlap_param_gather_with_optimizer_step",
               "--overlap-param-gather-with-optimizer-step");
   }

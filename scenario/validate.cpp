@@ -490,6 +490,15 @@ void complete_fp8(Scenario& s) {
   const Preset stack = s.training.stack.preset;
   const bool megatron_distopt = s.parallelism.zero_stage >= 1 && s.parallelism.zero_stage <= 2 &&
                                 (stack == Preset::megatron_core || stack == Preset::nemo);
+  // MXFP8 parameters under the distributed optimizer are gathered in bf16, into a buffer
+  // the gradients share (param_and_grad_buffer.py lines 1160-1180 at NVIDIA/Megatron-LM
+  // d98e8a64: "Create a shared buffer for param AG and grad RS", param_data a bf16 view).
+  if (f.param_allgather_fp8 && !zero3 && megatron_distopt &&
+      f.scaling == Fp8Spec::Scaling::mxfp8) {
+    reject(s, "training.fp8.communication.param_allgather", "fp8",
+           "Megatron-Core's distributed optimizer gathers MXFP8 parameters in bf16, through the "
+           "buffer the gradients share, even with --fp8-param-gather; use param_allgather: bf16");
+  }
   if (f.param_allgather_fp8 && !zero3 && !megatron_distopt) {
     reject(s, "training.fp8.communication.param_allgather", "fp8",
            "applies to ZeRO-3/FSDP parameter all-gathers (parallelism.zero_stage 3 or fsdp) and "

@@ -750,16 +750,28 @@ MegatronStepPasses megatron_step_passes(const StepContext& ctx, double stage_par
   // zero_grad_buffer: grad_data.zero_() over every buffer of the rank, unsharded.
   out.after = elementwise_time(ctx, 0.0, g * stage_params);
   // The fp32 main gradients: a 16-bit buffer's shard is cast (.float(): read g, write 4)
-  // unless the precision-aware optimizer reads it as is (bf16 moments or master weights
-  // need it); the norm reads them (4 bytes); the fused step's gradient read is counted at
-  // the buffer's width (optimizer_bytes_per_param), so a cast main gradient adds 4 - g.
+  // unless the optimizer reads it as is, which Megatron-Core does only where
+  // use_precision_aware_optimizer_no_fp8_or_ds_fp8 holds (optimizer_config.py lines
+  // 407-414 at d98e8a64): the precision-aware optimizer (which bf16 moments, 16-bit master
+  // weights and the CPU offload need, arguments.py) and, besides, master weights not in
+  // fp32, no fp8 recipe, delayed scaling, or the offload. The norm reads the main
+  // gradients; loss scaling's unscale reads and writes them; the fused step's gradient
+  // read and the unscale are counted at the buffer's width (optimizer_bytes_per_param), so
+  // a cast main gradient adds 4 - g to each of those three.
   const bool precision_aware = t.optimizer_state_dtype != StateDtype::fp32 ||
-                               t.main_params_dtype != MainParams::fp32;
-  if (g < 4.0 && !precision_aware) {
+                               t.main_params_dtype != MainParams::fp32 ||
+                               t.optimizer_offload.has_value();
+  const bool quantized = (t.fp8 && t.fp8->scaling != Fp8Spec::Scaling::delayed) || t.fp4;
+  const bool reads_buffer =
+      precision_aware &&
+      (t.main_params_dtype != MainParams::fp32 || !quantized || t.optimizer_offload.has_value());
+  const bool scaled = t.loss_scaling.effective(t.precision) != LossScalingSpec::Kind::none;
+  if (g < 4.0 && !reads_buffer) {
+    const double wider = 4.0 - g;  // each further pass over the fp32 copy
     out.before += elementwise_time(ctx, g * local_params, 4.0 * local_params, true) +
-                  elementwise_time(ctx, (4.0 - g) * local_params, 0.0);
+                  elementwise_time(ctx, (scaled ? 3.0 : 1.0) * wider * local_params, 0.0);
   }
-  out.before += elementwise_time(ctx, (precision_aware ? g : 4.0) * local_params, 0.0);
+  out.before += elementwise_time(ctx, (reads_buffer ? g : 4.0) * local_params, 0.0);
   return out;
 }
 

@@ -126,9 +126,11 @@ bool gather_with_optimizer_step(const StepContext& ctx);
 // `local_params` those its optimizer updates:
 //  before: the fp32 main gradients (shard_main_param.grad = shard_model_grad.float(), a cast
 //          of a 16-bit buffer, _copy_model_grads_to_main_grads in
-//          megatron/core/optimizer/distrib_optimizer.py) and the gradient norm clipping
-//          reads (get_grad_norm_fp32 over the main gradients, clip_grad 1.0 by default;
-//          the scaling when the norm exceeds it is not counted);
+//          megatron/core/optimizer/distrib_optimizer.py, unless the precision-aware
+//          optimizer reads the buffer as is) and the gradient norm clipping reads
+//          (get_grad_norm_fp32 over the main gradients, clip_grad 1.0 by default; the
+//          scaling when the norm exceeds it is not counted); with loss scaling, the
+//          unscale's read and write of the fp32 copy beyond the buffer's width;
 //  after:  zero_grad_buffer, every gradient buffer zeroed (grad_data.zero_() in
 //          param_and_grad_buffer.py), which Megatron-LM's, NeMo's and Megatron-Bridge's
 //          train steps call before the first forward; in the steady state it follows the

@@ -508,6 +508,47 @@ TEST(OptimizerPass, FirstChunkGathersUnderTheOtherChunksStep) {
   EXPECT_NEAR(gathered(without).second, all * 2, 0.5);
 }
 
+TEST(OptimizerPass, TheFirstChunksStepHoldsItsDenseShardAlone) {
+  // With experts, chunk 0's optimizer (a chained optimizer of its own under the flag)
+  // steps chunk 0's dense parameters only, their 1/dp shard; every chunk's experts are
+  // stepped by the expert optimizer, last (get_megatron_optimizer's is_expert_parallel
+  // filter). Its share of the rank's step is that shard over all the rank updates: not
+  // chunk 0's parameters over the stage's, which counts its experts and their other shard.
+  std::string model = kSmallClusterAndModel;
+  model.replace(model.find("dropout: false}"), 15,
+                "dropout: false, moe: {experts: 8, top_k: 2, expert_ffn: 1024, load_imbalance: 1}}");
+  const Built b(load_scenario_text(model + R"(
+parallelism: {tp: 1, pp: 2, dp: 4, ep: 4, microbatch: 1, global_batch: 8, zero_stage: 1,
+              schedule: interleaved-1f1b, virtual_pipeline_stages: 2}
+training: {precision: bf16, recompute: none, overlap_param_gather_with_optimizer_step: true}
+)",
+                                   "moe.yaml"));
+  const StageLayers layers(b.ctx);
+  double dense0 = 0, all = 0, experts = 0;
+  for (int c = 0; c < 2; ++c) {
+    for (const Layer* l : layers.of_block(0, c)) {
+      if (c == 0) dense0 += l->params() - l->expert_params();
+      all += l->params();
+      experts += l->expert_params();
+    }
+  }
+  ASSERT_GT(experts, 0.0);
+  // ep 4 over dp 4: each expert's parameters on one rank, not sharded further.
+  const double local = (all - experts) / 4 + experts;
+  EXPECT_NEAR(b.grads.local_params[0], local, 0.5);
+  std::vector<const Task*> steps;
+  for (const Task& t : b.g.tasks)
+    if (t.kind == TaskKind::optimizer && t.rank == 0) steps.push_back(&t);
+  ASSERT_EQ(steps.size(), 2u);
+  const Context c(b.s);
+  const MegatronStepPasses passes = megatron_step_passes(c.ctx, all, local);
+  const double whole = steps[0]->work.value() + steps[1]->work.value();
+  const double fused = whole - passes.before.value() - passes.after.value();
+  const double share = (dense0 / 4) / local;
+  EXPECT_NEAR(steps[0]->work.value(), passes.before.value() + fused * share, 1e-12 * whole);
+  EXPECT_LT(share, 0.5 * dense0 / all);  // far from the parameters' own ratio
+}
+
 TEST(GradBuckets, MegatronLmSizesTheDefaultByDataTimesContextParallel) {
   // 64 H100s, dp 32 x cp 2: Megatron-LM's training loop sizes the default bucket by the
   // dp_cp group, max(40M, 1M x 64) = 64M (resolve_ddp_bucket_size); Megatron-Core DDP's own
@@ -770,6 +811,14 @@ TEST(OptimizerPass, MegatronZeroesItsGradientBufferAndReadsTheNormEachStep) {
                 step.value() + before + g * params / hbm, 1e-9)
         << g;
   }
+  // bf16 moments need Megatron's precision-aware optimizer, which without an fp8 recipe
+  // reads the 16-bit buffer as is (use_precision_aware_optimizer_no_fp8_or_ds_fp8): no
+  // cast, the norm reading 2 bytes a parameter.
+  Scenario aware = small();
+  aware.training.gradient_dtype = Dtype::bf16;
+  aware.training.optimizer_state_dtype = StateDtype::bf16;
+  const Context a(aware);
+  EXPECT_NEAR(megatron_step_passes(a.ctx, params, params).before.value(), 2 * params / hbm, 1e-9);
   // Not under DeepSpeed's engine, whose buffers are its own.
   const Scenario ds = small(", zero_stage: 1, pipeline_engine: deepspeed");
   const Context d(ds);
