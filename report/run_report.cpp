@@ -515,12 +515,7 @@ std::string render_stack_explanation(const Scenario& s) {
     } else if (!t.overlap_grad_reduce) {
       how = "Megatron-Core: one bucket a model chunk (no overlap_grad_reduce, no bucket size)";
     } else {
-      // grad_bucket_params (simulator/step_passes.h): Megatron-LM's dp x cp group under the
-      // megatron-core stack, Megatron-Core DDP's dp group otherwise.
-      const double group =
-          k.preset == StackSpec::Preset::megatron_core ? par.dp * par.cp : par.dp;
-      const double size =
-          t.grad_bucket_params ? *t.grad_bucket_params : std::max(40e6, 1e6 * group);
+      const double size = t.grad_bucket_params.value_or(megatron_default_bucket_params(s));
       how = fmt::format("Megatron-Core: {:.0f} parameters a bucket on pipeline rank 0's first model "
                         "chunk, every other chunk one bucket",
                         size);

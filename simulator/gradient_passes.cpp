@@ -719,14 +719,8 @@ void tied_embedding_pass(const StepContext& ctx, const RankSet& ranks, const Pip
 }
 
 double grad_bucket_params(const StepContext& ctx) {
-  // Megatron-LM's own training loop sizes the default by the data- and context-parallel
-  // group; Megatron-Core's DDP, which NeMo and Megatron-Bridge reach without a size of their
-  // own, by the data-parallel group alone.
-  const bool megatron_lm = ctx.s.training.stack.preset == StackSpec::Preset::megatron_core &&
-                           grad_buckets(ctx).has_value();
-  const double group = megatron_lm ? ctx.p.dp * ctx.p.cp : ctx.p.dp;
   return ctx.s.training.grad_bucket_params.value_or(
-      deepspeed_bf16_optimizer(ctx) ? 500e6 : std::max(40e6, 1e6 * group));
+      deepspeed_bf16_optimizer(ctx) ? 500e6 : megatron_default_bucket_params(ctx.s));
 }
 
 double chunk_bucket_params(const StepContext& ctx, int stage, int chunk) {
@@ -848,7 +842,8 @@ std::vector<int> optimizer_pass(const StepContext& ctx, const RankSet& ranks,
     for (int c = 0; c < stage_layers.chunks(); ++c) stage_params += params_of(ranks[r].s, c, false);
     const MegatronStepPasses passes =
         megatron_step_passes(ctx, stage_params, grads.local_params[r]);
-    if (with_step && params_of(ranks[r].s, 0, true) > 0) {
+    const double dense0 = with_step ? params_of(ranks[r].s, 0, true) : 0.0;
+    if (dense0 > 0) {
       // Chunk 0's share of the step: its optimizer holds chunk 0's dense parameters only
       // (their shard), the expert parameters of every chunk being stepped by an optimizer
       // of their own, last (get_megatron_optimizer's is_expert_parallel filter and the
@@ -856,9 +851,7 @@ std::vector<int> optimizer_pass(const StepContext& ctx, const RankSet& ranks,
       // __init__.py at d98e8a64).
       const double local = grads.local_params[r];
       const double share =
-          local > 0 ? std::min(1.0, params_of(ranks[r].s, 0, true) /
-                                        (p.shard_group() * copies(ctx)) / local)
-                    : 0.0;
+          local > 0 ? std::min(1.0, dense0 / (p.shard_group() * copies(ctx)) / local) : 0.0;
       Task first = opt;
       first.work = opt.work * share + passes.before;
       first.offload = opt.offload * share;
@@ -914,6 +907,13 @@ std::vector<int> optimizer_pass(const StepContext& ctx, const RankSet& ranks,
 }  // namespace orrery::detail
 
 namespace orrery {
+
+double megatron_default_bucket_params(const Scenario& s) {
+  const ParallelismSpec& p = s.parallelism;
+  const bool megatron_lm = s.training.stack.preset == StackSpec::Preset::megatron_core &&
+                           s.training.grad_buckets.has_value();
+  return std::max(40e6, 1e6 * (megatron_lm ? p.dp * p.cp : p.dp));
+}
 
 bool tied_embedding_copy(const Scenario& s) {
   const ParallelismSpec& p = s.parallelism;

@@ -138,6 +138,13 @@ double metric_value(const StepResult& r, const Scenario& s, Metric m);
 // tied_embedding_allreduce_bytes sums the two copies' gradients under this one condition.
 bool tied_embedding_copy(const Scenario& s);
 
+// Megatron's default gradient bucket in parameters: max(40M, 1M x group), the group dp x cp
+// under Megatron-LM's own training loop (stack megatron-core with Megatron-Core's buffer,
+// resolve_ddp_bucket_size in megatron/training/training.py at NVIDIA/Megatron-LM d98e8a64),
+// dp under Megatron-Core DDP's own default (distributed_data_parallel.py), which NeMo and
+// Megatron-Bridge reach without a size of their own.
+double megatron_default_bucket_params(const Scenario& s);
+
 // Bytes one first- or last-stage GPU all-reduces once a step to sum the gradients of the
 // two copies of tied word embeddings (docs/simulator.md, "Tied embeddings across the
 // pipeline"); 0 when the step has none.

@@ -78,11 +78,7 @@ bool param_gather_in_forward(const StepContext& ctx);
 
 // Parameters per gradient bucket of the data-parallel reduction (and of Megatron-Core's
 // overlapped parameter gather, which uses the same buckets): training.grad_bucket_params,
-// else Megatron-LM's max(40M, 1M x dp x cp) under the megatron-core stack
-// (resolve_ddp_bucket_size over the dp_cp group, megatron/training/training.py at
-// NVIDIA/Megatron-LM d98e8a64) and Megatron-Core DDP's own max(40M, 1M x dp) otherwise
-// (distributed_data_parallel.py: the dp group, context parallelism not counted; what NeMo
-// and Megatron-Bridge get when they set no size), or under DeepSpeed's
+// else Megatron's default (megatron_default_bucket_params, simulator/step.h), or under DeepSpeed's
 // BF16_Optimizer MEMORY_OPT_ALLREDUCE_SIZE = 500M elements (runtime/engine.py,
 // microsoft/DeepSpeed 56c522386878).
 double grad_bucket_params(const StepContext& ctx);
