@@ -397,14 +397,16 @@ void add_model_states(const ParallelismSpec& p, const TrainingSpec& t, const Sta
   const double gdiv_expert = p.zero_stage >= 2 ? expert_group : 1.0;
   const double odiv_dense = p.zero_stage >= 1 ? dense_group : 1.0;
   const double odiv_expert = p.zero_stage >= 1 ? expert_group : 1.0;
-  // Weights kept in fp8 (Fp8Spec::fp8_weights: Megatron-FSDP's fp8_param_gather builds the
-  // fp8 GEMMs' weights as fp8 tensors, docs/model.md "Weights kept in fp8"): 1 byte each.
+  // Weights kept in fp8 (Fp8Spec::fp8_weights: Megatron-Core's fp8_param_gather builds the
+  // fp8 GEMMs' weights as fp8 tensors, docs/model.md "Weights kept in fp8"): 1 byte each
+  // per-tensor, MXFP8's two scaled copies under MXFP8 (fp8_kept_weight_bytes).
   const bool fp8_kept = t.fp8 && t.fp8->fp8_weights;
   const double fp8_dense = fp8_kept ? r.fp8_dense : 0.0;
   const double fp8_expert = fp8_kept ? r.fp8_expert : 0.0;
+  const double fp8_bytes = fp8_kept ? fp8_kept_weight_bytes(t.fp8->scaling) : 0.0;
   mem.weights = Bytes(sb.weight * ((dense - fp8_dense) / wdiv_dense +
                                    (expert - fp8_expert) / wdiv_expert) +
-                      1.0 * (fp8_dense / wdiv_dense + fp8_expert / wdiv_expert));
+                      fp8_bytes * (fp8_dense / wdiv_dense + fp8_expert / wdiv_expert));
   mem.gradients = Bytes(sb.gradient * (dense / gdiv_dense + expert / gdiv_expert));
   const double shard = dense / odiv_dense + expert / odiv_expert;
   mem.optimizer = Bytes(sb.optimizer * shard);

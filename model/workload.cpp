@@ -55,6 +55,15 @@ double fp4_element_bytes(Fp4Spec::Format f) {
   return 0.5 + (f == Fp4Spec::Format::nvfp4 ? 1.0 / 16 : 1.0 / 32);
 }
 
+// Bytes an fp8 GEMM's weight element takes where the weights are kept in fp8
+// (Fp8Spec::fp8_weights): a per-tensor Float8Tensor holds one byte (its transpose, where
+// made, is counted with the op's cache); an MXFP8 tensor (TE MXFP8Tensor) holds row-wise
+// data for the forward and column-wise data for the data-gradient GEMM, each with one E8M0
+// scale per 32 elements (OCP Microscaling Formats v1.0).
+double fp8_kept_weight_bytes(Fp8Spec::Scaling s) {
+  return s == Fp8Spec::Scaling::mxfp8 ? 2.0 * (1.0 + 1.0 / 32) : 1.0;
+}
+
 namespace detail {
 
 OpBuilder::OpBuilder(Precision p)
@@ -232,7 +241,9 @@ void OpBuilder::add_fp4_recipe(Op& op, double m, double k, double n) const {
 //                    and inverse scale: 3 (4 H + 8) bytes a GEMM copy; current: 3 x 8;
 //                    block: the scales travel with their tensors;
 //   weight cache:    W (2 + 2 sw) bytes (fp8 copy and transpose, with scales);
-//   fp8 weights:     (Fp8Spec::fp8_weights) no cast and no cache; where the GPU needs
+//   fp8 weights:     (Fp8Spec::fp8_weights) MXFP8: the weight cast above once a step,
+//                    its copies counted as the weights (no cache, no 16-bit weight);
+//                    per-tensor: no cast and no cache; where the GPU needs
 //                    the transpose (c = 2), it is made from the fp8 data, read 1, write
 //                    1, in the forward and again in the backward: 2 W (c - 1) each; under
 //                    the distributed optimizer (fp8_transpose_kept) once a step, and the
@@ -265,7 +276,9 @@ void OpBuilder::add_recipe(Op& op, double m, double k, double n) const {
   op.bwd_read += Bytes(2.0 * m * n * sa + m * k * sa + cast_w * sw);
   op.saved += Bytes(op.saved.value() / saved_gemm_input * sa);
   op.fp8_weight_elems = w;
-  if (r.fp8_weights) {
+  const bool per_tensor =
+      r.scaling == Fp8Spec::Scaling::delayed || r.scaling == Fp8Spec::Scaling::current;
+  if (r.fp8_weights && per_tensor) {
     // TE's Float8Tensor weight (tex.fp8_transpose in _create_transpose, called by
     // update_usage from Linear's forward and backward, transformer_engine/pytorch at
     // NVIDIA/TransformerEngine v2.7 fedd9ddc); Megatron-FSDP drops the transpose after
@@ -284,7 +297,10 @@ void OpBuilder::add_recipe(Op& op, double m, double k, double n) const {
     const double cast = cast_w * (weight + c + 2.0 * sw + (current ? weight : 0.0));
     const bool cache = r.weight_cache.value_or(true);
     op.aux_fwd_bytes += Bytes(cache ? cast / microbatches : cast);
-    if (cache) op.fp8_weight_cache = Bytes(cast_w * (c + 2.0 * sw));
+    // MXFP8 weights kept in fp8 are these copies, requantized once a step from the bf16
+    // gather (the same bytes as the cache's cast); memory counts them as the weights
+    // (fp8_kept_weight_bytes), not as a cache beside 16-bit ones.
+    if (cache && !r.fp8_weights) op.fp8_weight_cache = Bytes(cast_w * (c + 2.0 * sw));
   }
   const double gemms = std::max(1.0, copies);
   if (r.scaling == Fp8Spec::Scaling::delayed) {

@@ -230,6 +230,9 @@ double activation_bytes(Precision p);
 double weight_bytes(Precision p);
 // Bytes of one fp4 element with its block scale (training.fp4.format; model/workload.cpp).
 double fp4_element_bytes(Fp4Spec::Format f);
+// Bytes a weight element of an fp8 GEMM takes where the weights are kept in fp8
+// (Fp8Spec::fp8_weights): 1 per-tensor, 2 (1 + 1/32) for MXFP8's two scaled copies.
+double fp8_kept_weight_bytes(Fp8Spec::Scaling s);
 
 // Builds the per-rank workload of one micro-batch.
 Workload build_workload(const ModelSpec& m, const TrainingSpec& t, const Shard& shard);

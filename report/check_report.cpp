@@ -502,7 +502,10 @@ void memory_section(std::string& o, const Scenario& s, const StepFigures& f) {
   const StateBytes sb = state_bytes_per_param(t);
   const bool fp8_weights = t.fp8 && t.fp8->fp8_weights;
   mem("weights", w.memory.weights,
-      fmt::format("{} B/param{}{}", sb.weight, fp8_weights ? " (1 in the fp8 GEMMs' weights)" : "",
+      fmt::format("{} B/param{}{}", sb.weight,
+                  fp8_weights ? fmt::format(" ({:g} in the fp8 GEMMs' weights)",
+                                            fp8_kept_weight_bytes(t.fp8->scaling))
+                              : std::string(),
                   p.zero_stage >= 3 ? ", sharded" : ""));
   if (deepspeed_bf16_optimizer(s)) {
     mem("gradients", w.memory.gradients,

@@ -209,6 +209,7 @@ const FieldTable<Fp8Spec>& fp8_fields() {
       {"gemms", read_fp8_gemms},
       {"bf16_layers", nested(fp8_layer_fields, true)},
       {"weight_cache", flag(&Fp8Spec::weight_cache)},
+      {"weights", choice(&Fp8Spec::weights_key, {{"bf16", false}, {"fp8", true}})},
       {"communication", nested(fp8_comm_fields, true)},
   };
   return table;

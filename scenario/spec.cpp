@@ -146,7 +146,11 @@ std::string describe(const Fp8Spec& f) {
       to_string(f.format),
       f.format == Fp8Spec::Format::hybrid ? "E4M3 forward, E5M2 gradients" : "E4M3 throughout",
       scaling, gemms,
-      f.fp8_weights ? "off (weights kept in fp8, transposed in each pass)"
+      f.fp8_weights ? (f.scaling == Fp8Spec::Scaling::mxfp8
+                           ? "off (weights kept in MXFP8, requantized once a step)"
+                           : (f.fp8_transpose_kept
+                                  ? "off (weights kept in fp8; any transpose made once a step)"
+                                  : "off (weights kept in fp8; any transpose made in each pass)"))
                     : (f.weight_cache.value_or(true) ? "on" : "off"),
       f.tp_allgather_fp8 ? "fp8" : "bf16", f.param_allgather_fp8 ? "fp8" : "bf16");
 }

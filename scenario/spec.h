@@ -685,14 +685,22 @@ struct Fp8Spec {
   std::optional<bool> weight_cache;
   bool tp_allgather_fp8 = false;     // sequence-parallel input all-gathers in fp8
   bool param_allgather_fp8 = false;  // ZeRO-3/FSDP parameter all-gathers in fp8
-  // Resolved, not a key: the model's weights are themselves per-tensor fp8 tensors, cast
-  // once a step from the fp32 main weights, so no micro-batch casts them; where fp8 GEMMs
-  // need the transposed copy, it is made from the fp8 data in the forward and again in the
-  // backward (docs/model.md, "Weight casts"). Megatron-FSDP with parameter all-gathers in
-  // fp8 and delayed or current scaling (fp8_param_gather: TE fp8_model_init,
-  // param_and_grad_buffer.py; the transpose dropped after each unit's forward,
-  // release_params_fp8_transpose_cache in megatron_fsdp.py; NVIDIA/Megatron-LM
-  // core_v0.14.0 23e00ed0).
+  // training.fp8.weights: how the fp8 GEMMs' weights live between steps, fp8 tensors
+  // (true: Megatron-Core's --fp8-param-gather, TE fp8_model_init) or 16-bit (false);
+  // absent: resolved into fp8_weights by validation.
+  std::optional<bool> weights_key;
+  // Resolved from `weights_key` and the gathers: the model's weights are themselves fp8
+  // tensors, cast once a step from the fp32 main weights, so no micro-batch casts them.
+  // Per-tensor scaling (Megatron-FSDP or Megatron-Core's distributed optimizer with fp8
+  // parameter all-gathers: fp8_param_gather, TE fp8_model_init, param_and_grad_buffer.py;
+  // NVIDIA/Megatron-LM core_v0.14.0 23e00ed0): one byte an element, and where fp8 GEMMs
+  // need the transposed copy it is made from the fp8 data (docs/model.md, "Weights kept in
+  // fp8"; Megatron-FSDP drops it after each unit's forward,
+  // release_params_fp8_transpose_cache in megatron_fsdp.py). MXFP8 (the distributed
+  // optimizer only): the row-wise and column-wise copies with their scales are the weights,
+  // requantized once a step from the bf16 gather that lands in the gradient buffer
+  // (_post_param_sync, param_and_grad_buffer.py at NVIDIA/Megatron-LM d98e8a64), and no
+  // 16-bit copy is kept beside them.
   bool fp8_weights = false;
   // Resolved, not a key: with fp8_weights, the fp8 transpose is made once a step and kept
   // across micro-batches (Megatron-Core's distributed optimizer), not made in every forward

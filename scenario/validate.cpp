@@ -497,7 +497,8 @@ void complete_fp8(Scenario& s) {
       f.scaling == Fp8Spec::Scaling::mxfp8) {
     reject(s, "training.fp8.communication.param_allgather", "fp8",
            "Megatron-Core's distributed optimizer gathers MXFP8 parameters in bf16, through the "
-           "buffer the gradients share, even with --fp8-param-gather; use param_allgather: bf16");
+           "buffer the gradients share, even with --fp8-param-gather; use param_allgather: bf16 "
+           "and weights: fp8 (--fp8-param-gather's MXFP8 weights)");
   }
   if (f.param_allgather_fp8 && !zero3 && !megatron_distopt) {
     reject(s, "training.fp8.communication.param_allgather", "fp8",
@@ -512,14 +513,50 @@ void complete_fp8(Scenario& s) {
   // MXFP8 weights keep the cast charged every micro-batch.
   const bool per_tensor =
       f.scaling == Fp8Spec::Scaling::delayed || f.scaling == Fp8Spec::Scaling::current;
-  f.fp8_weights = f.param_allgather_fp8 && per_tensor &&
-                  ((zero3 && s.parallelism.fsdp_impl == ParallelismSpec::FsdpImpl::megatron_fsdp) ||
-                   megatron_distopt);
+  const bool megatron_fsdp =
+      zero3 && s.parallelism.fsdp_impl == ParallelismSpec::FsdpImpl::megatron_fsdp;
+  // Per-tensor scaling: --fp8-param-gather is one switch, the fp8 weights and their fp8
+  // gather, so `weights` follows param_allgather and may only repeat it.
+  const bool per_tensor_fp8 = f.param_allgather_fp8 && per_tensor && (megatron_fsdp || megatron_distopt);
+  // MXFP8 under the distributed optimizer: --fp8-param-gather keeps the weights as MXFP8
+  // tensors and gathers bf16 through the gradient buffer (--reuse-grad-buf-for-mxfp8-param-ag,
+  // which Megatron-Bridge sets with it), so `weights: fp8` says it on its own.
+  const bool mxfp8_fp8 = f.scaling == Fp8Spec::Scaling::mxfp8 && megatron_distopt && !zero3;
+  if (f.weights_key && *f.weights_key && !per_tensor_fp8 && !mxfp8_fp8) {
+    std::string why;
+    if (per_tensor) {
+      why = "delayed and current scaling keep fp8 weights only where they are gathered in fp8 "
+            "(Megatron-Core's --fp8-param-gather): set communication.param_allgather: fp8 under "
+            "Megatron-FSDP or the distributed optimizer (zero_stage 1 or 2, stack megatron-core "
+            "or nemo)";
+    } else if (f.scaling == Fp8Spec::Scaling::mxfp8) {
+      why = "orrery models MXFP8 weights kept as fp8 tensors only under Megatron-Core's "
+            "distributed optimizer (zero_stage 1 or 2, stack megatron-core or nemo), whose bf16 "
+            "gather lands in the gradient buffer; use weights: bf16";
+    } else {
+      why = fmt::format("no implementation orrery models keeps {} weights as fp8 tensors; use "
+                        "weights: bf16",
+                        to_string(f.scaling));
+    }
+    reject(s, "training.fp8.weights", "fp8", why);
+  }
+  if (f.weights_key && !*f.weights_key && per_tensor_fp8) {
+    reject(s, "training.fp8.weights", "bf16",
+           "Megatron-Core's fp8 parameter gathers (communication.param_allgather: fp8 with delayed "
+           "or current scaling) gather the model's own fp8 weights; drop weights or gather in "
+           "bf16");
+  }
+  f.fp8_weights = per_tensor_fp8 || (mxfp8_fp8 && f.weights_key.value_or(false));
+  if (f.fp8_weights && !per_tensor && !f.weight_cache.value_or(true)) {
+    reject(s, "training.fp8.weight_cache", "false",
+           "with weights: fp8 the MXFP8 weights are the copies kept across micro-batches; drop "
+           "weight_cache");
+  }
   // Under the distributed optimizer the weights stay whole between steps, so TE keeps the
   // transpose it makes from them (Float8Tensor's cached transpose, dropped only when the
   // data changes, i.e. at the next step's gather; only Megatron-FSDP releases it after
   // each unit, release_params_fp8_transpose_cache).
-  f.fp8_transpose_kept = f.fp8_weights && !zero3;
+  f.fp8_transpose_kept = f.fp8_weights && per_tensor && !zero3;
 }
 
 // training.fp4: only with precision fp4 (whose peak complete_training checked), created

@@ -292,6 +292,58 @@ TEST(Fp8Recipe, DistributedOptimizerFp8GathersKeepTheWeightsAndTheirTranspose) {
                InputError);
 }
 
+TEST(Fp8Recipe, Mxfp8WeightsKeptInFp8AreTheirTwoScaledCopies) {
+  // MXFP8 under Megatron-Core's distributed optimizer with --fp8-param-gather (weights:
+  // fp8): the weights are MXFP8 tensors, requantized once a step from the bf16 gather, so
+  // the op casts the same bytes as the weight cache (read 2, write 2 + 2/32 an element,
+  // a quarter of it on each of 4 micro-batches) and keeps no cache beside them.
+  Fp8Spec cached = scaling(Fp8Spec::Scaling::mxfp8);
+  Fp8Spec kept = cached;
+  kept.fp8_weights = true;
+  const Op a = fc1(cached), b = fc1(kept);
+  EXPECT_NEAR(b.aux_fwd_bytes.value(), a.aux_fwd_bytes.value(), 1e-6);
+  EXPECT_NEAR(b.aux_bwd_bytes.value(), a.aux_bwd_bytes.value(), 1e-6);
+  EXPECT_NEAR(a.fp8_weight_cache.value(), kK * kN * (2.0 + 2.0 / 32), 1e-6);
+  EXPECT_NEAR(b.fp8_weight_cache.value(), 0.0, 1e-6);
+  EXPECT_DOUBLE_EQ(fp8_kept_weight_bytes(Fp8Spec::Scaling::mxfp8), 2.0625);
+  EXPECT_DOUBLE_EQ(fp8_kept_weight_bytes(Fp8Spec::Scaling::current), 1.0);
+  // Llama 3 8B on a DGX B200, dp 8, zero_stage 1 (weights not sharded): 8,030,261,248
+  // parameters, 6,979,321,856 of them fp8 GEMM weights. Kept in bf16 the weights take
+  // 16,060,522,496 bytes beside a cache of 6,979,321,856 x 2.0625 = 14,394,851,328; kept
+  // in MXFP8 they take (8,030,261,248 - 6,979,321,856) x 2 + 14,394,851,328 =
+  // 16,496,730,112 and no cache: 13,958,643,712 bytes (2 a GEMM weight) fewer.
+  auto b200 = [](const std::string& fp8, const std::string& sharding = ", zero_stage: 1") {
+    return preset_scenario("llama3-8b",
+                           "tp: 1, pp: 1, dp: 8, microbatch: 1, global_batch: 32" + sharding, 1,
+                           "precision: fp8, fp8: {" + fp8 + "}", "dgx-b200");
+  };
+  const Scenario s = b200("scaling: mxfp8, weights: fp8");
+  EXPECT_TRUE(s.training.fp8->fp8_weights);
+  EXPECT_FALSE(s.training.fp8->fp8_transpose_kept);
+  EXPECT_FALSE(s.training.fp8->param_allgather_fp8);
+  const MemoryReport bf16 = estimate_memory(b200("scaling: mxfp8"));
+  const MemoryReport fp8 = estimate_memory(s);
+  EXPECT_NEAR(bf16.stages[0].memory.weights.value(), 16060522496.0, 1.0);
+  EXPECT_NEAR(bf16.stages[0].fp8_weight_cache.value(), 14394851328.0, 1.0);
+  EXPECT_NEAR(fp8.stages[0].memory.weights.value(), 16496730112.0, 1.0);
+  EXPECT_NEAR(fp8.stages[0].fp8_weight_cache.value(), 0.0, 1.0);
+  EXPECT_NEAR(bf16.stages[0].memory.total().value() - fp8.stages[0].memory.total().value(),
+              13958643712.0,
+              0.02 * 13958643712.0);  // the allocator's waste follows the tensors
+  // Where no implementation keeps such weights, the key is refused; so is a contradiction
+  // of Megatron's one --fp8-param-gather switch under per-tensor scaling.
+  EXPECT_FALSE(b200("scaling: mxfp8").training.fp8->fp8_weights);
+  EXPECT_THROW(b200("scaling: current, weights: fp8"), InputError);
+  EXPECT_THROW(b200("scaling: block, weights: fp8"), InputError);
+  EXPECT_THROW(b200("scaling: mxfp8, weights: fp8", ", fsdp: {implementation: megatron_fsdp}"),
+               InputError);
+  EXPECT_THROW(b200("scaling: current, weights: bf16, communication: {param_allgather: fp8}"),
+               InputError);
+  EXPECT_THROW(b200("scaling: mxfp8, weights: fp8, weight_cache: false"), InputError);
+  EXPECT_TRUE(b200("scaling: current, weights: fp8, communication: {param_allgather: fp8}")
+                  .training.fp8->fp8_weights);
+}
+
 TEST(Fp8Recipe, FirstAndLastBf16LayersRunAtTheSixteenBitRate) {
   // bf16_layers {first: 1, last: 2}: layer.0, layer.30 and layer.31 keep every GEMM in
   // 16 bits; their fc1 takes exactly the time of a bf16 run's fc1 (same FLOPs and
