@@ -131,6 +131,71 @@ std::string given_or(const ImportSettings& a, const std::string& name,
 
 }  // namespace
 
+namespace {
+
+// training.fp8 from Megatron-Core's recipe arguments (TransformerConfig in
+// megatron/core/transformer/transformer_config.py at NVIDIA/Megatron-LM d98e8a64: fp8_recipe
+// "delayed" by default, fp8_amax_history_len 1, first_last_layers_bf16 with
+// num_layers_at_start/end_in_bf16 1; DistributedDataParallelConfig.fp8_param_gather), as a
+// "fp8: {...}  # sources" line. --fp8-param-gather is Megatron's one switch for fp8 weights
+// and their gather: per-tensor recipes gather them in fp8 (communication.param_allgather);
+// MXFP8 keeps them as MXFP8 tensors and gathers bf16 through the gradient buffer (weights:
+// fp8); arguments.py allows it only with the distributed optimizer or an FSDP.
+std::string fp8_section(const ImportSettings& a) {
+  std::vector<std::string> keys = {"format: " + a.text("--fp8-format")};
+  std::vector<std::string> from = {a.source("--fp8-format", "--fp8-format")};
+  const std::string recipe = a.has("--fp8-recipe") ? a.text("--fp8-recipe") : "delayed";
+  static const std::map<std::string, std::string> kScaling = {
+      {"delayed", "delayed"}, {"tensorwise", "current"}, {"mxfp8", "mxfp8"}, {"blockwise", "block"}};
+  const auto scaling = kScaling.find(recipe);
+  if (scaling == kScaling.end()) {
+    a.refuse("--fp8-recipe", "orrery models delayed, tensorwise, mxfp8 and blockwise (a custom "
+                             "quantizer has no form here)");
+  }
+  keys.push_back("scaling: " + scaling->second);
+  from.push_back(a.has("--fp8-recipe") ? a.source("--fp8-recipe", "--fp8-recipe " + recipe)
+                                       : a.absent("--fp8-recipe", "default fp8_recipe delayed"));
+  if (recipe == "delayed") {
+    keys.push_back(fmt::format("amax_history: {}", a.whole("--fp8-amax-history-len", 1)));
+    from.push_back(a.has("--fp8-amax-history-len")
+                       ? a.source("--fp8-amax-history-len", "--fp8-amax-history-len")
+                       : "default fp8_amax_history_len 1");
+  }
+  if (a.flag("--first-last-layers-bf16")) {
+    keys.push_back(fmt::format("bf16_layers: {{first: {}, last: {}}}",
+                               a.whole("--num-layers-at-start-in-bf16", 1),
+                               a.whole("--num-layers-at-end-in-bf16", 1)));
+    std::string layers = a.label("--first-last-layers-bf16");
+    for (const char* n : {"--num-layers-at-start-in-bf16", "--num-layers-at-end-in-bf16"})
+      if (a.has(n)) layers += " " + a.label(n);
+    from.push_back(layers);
+  }
+  if (a.flag("--fp8-param-gather")) {
+    if (!a.flag("--use-distributed-optimizer")) {
+      a.refuse("--fp8-param-gather",
+               "Megatron-LM takes it only with the distributed optimizer or an FSDP "
+               "(--use-distributed-optimizer here)");
+    }
+    if (recipe == "blockwise") {
+      a.refuse("--fp8-param-gather",
+               "orrery has no form for blockwise fp8 weights (write training.fp8 by hand, "
+               "without it)");
+    }
+    keys.push_back(recipe == "mxfp8" ? "weights: fp8" : "communication: {param_allgather: fp8}");
+    from.push_back(recipe == "mxfp8" && a.flag("--reuse-grad-buf-for-mxfp8-param-ag")
+                       ? a.label("--fp8-param-gather") + " with " +
+                             a.label("--reuse-grad-buf-for-mxfp8-param-ag")
+                       : a.label("--fp8-param-gather"));
+  }
+  std::string out = "fp8: {";
+  for (std::size_t i = 0; i < keys.size(); ++i) out += (i ? ", " : "") + keys[i];
+  out += "}  # ";
+  for (std::size_t i = 0; i < from.size(); ++i) out += (i ? ", " : "") + from[i];
+  return out + "\n";
+}
+
+}  // namespace
+
 std::string write_imported_scenario(const ImportSettings& a, const ImportSource& source) {
   std::string m, p, t;
 
@@ -317,12 +382,15 @@ std::string write_imported_scenario(const ImportSettings& a, const ImportSource&
               precision_source = a.absent("--bf16", "neither --bf16 nor --fp16");
   if (a.flag("--bf16")) precision = "bf16", precision_source = a.label("--bf16");
   if (a.flag("--fp16")) precision = "fp16", precision_source = a.label("--fp16");
+  std::string fp8;
   if (a.has("--fp8-format")) {
     const std::string& f = a.text("--fp8-format");
     if (f != "hybrid" && f != "e4m3") a.refuse("--fp8-format", "Megatron-LM takes e4m3 or hybrid");
     precision = "fp8", precision_source = a.source("--fp8-format", "--fp8-format " + f);
+    fp8 = fp8_section(a);
   }
   t += line("precision", precision, precision_source);
+  if (!fp8.empty()) t += "  " + fp8;
   std::string recompute = "none", recompute_source = "no " + a.label("--recompute-granularity");
   if (a.has("--recompute-granularity")) {
     const std::string& g = a.text("--recompute-granularity");

@@ -41,6 +41,9 @@ const std::set<std::string>& switches() {
       "--account-for-embedding-in-pipeline-split",
       "--account-for-loss-in-pipeline-split",
       "--use-tp-pp-dp-mapping",
+      "--fp8-param-gather",
+      "--reuse-grad-buf-for-mxfp8-param-ag",
+      "--first-last-layers-bf16",
   };
   return s;
 }
@@ -76,6 +79,10 @@ const std::set<std::string>& valued() {
       "--recompute-method",
       "--recompute-num-layers",
       "--fp8-format",
+      "--fp8-recipe",
+      "--fp8-amax-history-len",
+      "--num-layers-at-start-in-bf16",
+      "--num-layers-at-end-in-bf16",
       "--attention-backend",
   };
   return s;

@@ -356,6 +356,21 @@ std::string import_nemo(const std::string& path, const std::string& cluster,
     }
     a.set("--fp8-format", e4m3 ? "e4m3" : "hybrid",
           e4m3 ? "model.fp8, model.fp8_e4m3" : "model.fp8, model.fp8_hybrid", f->line);
+    // NeMo 1.x runs Transformer Engine's delayed scaling with its own history default
+    // (fp8_amax_history_len: 1024 in examples/nlp/language_modeling/conf/
+    // megatron_gpt_config.yaml at NVIDIA/NeMo 8cfedd72), not Megatron-LM's 1.
+    pass(c, a, "model.fp8_amax_history_len", "--fp8-amax-history-len");
+    if (!a.has("--fp8-amax-history-len")) {
+      a.set("--fp8-amax-history-len", "1024", "default of model.fp8_amax_history_len: 1024");
+    }
+    // fp8 weights (TE fp8_model_init) gathered in fp8 by either distributed optimizer:
+    // Apex's through NeMo's DistributedFusedAdam (uint8 parameter shards,
+    // nemo/core/optim/distributed_adam.py), Megatron Core's through fp8_param_gather
+    // (megatron_gpt_model.py line 612, NVIDIA/NeMo 8cfedd72). Under another optimizer the
+    // key stays in the not-mapped list.
+    if (a.flag("--use-distributed-optimizer")) {
+      pass_flag(c, a, "model.fp8_params", "--fp8-param-gather");
+    }
   }
   pass(c, a, "model.activations_checkpoint_granularity", "--recompute-granularity");
   pass(c, a, "model.activations_checkpoint_method", "--recompute-method");

@@ -1283,6 +1283,11 @@ std::string megatron_arguments(const Scenario& s) {
               f.bf16_first, f.bf16_last);
         }
         if (f.param_allgather_fp8) out += " --fp8-param-gather";
+        // MXFP8 weights kept in fp8: the same switch, the gather bf16 through the gradient
+        // buffer (the reuse flag Megatron-Bridge sets with it).
+        if (f.fp8_weights && f.scaling == Fp8Spec::Scaling::mxfp8) {
+          out += " --fp8-param-gather --reuse-grad-buf-for-mxfp8-param-ag";
+        }
       }
       break;
     case Precision::fp4: {

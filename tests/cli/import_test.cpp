@@ -139,15 +139,62 @@ TEST(ImportMegatron, AttentionBackendNamesTheKernel) {
   EXPECT_NE(bad.err.find("key '--attention-backend' = 'triton'"), std::string::npos) << bad.err;
 }
 
+// Megatron-Core's recipe arguments (TransformerConfig at d98e8a64: fp8_recipe delayed,
+// fp8_amax_history_len 1, num_layers_at_start/end_in_bf16 1): tensorwise is current
+// scaling; --fp8-param-gather gathers per-tensor weights in fp8 and keeps MXFP8 weights as
+// MXFP8 (the gather bf16); it needs the distributed optimizer; a custom recipe is refused.
+TEST(ImportMegatron, Fp8RecipeArguments) {
+  const std::string line =
+      "import megatron --cluster dgx-b200 -- --num-layers 4 --hidden-size 1024 "
+      "--num-attention-heads 8 --seq-length 2048 --vocab-size 32000 --global-batch-size 8 "
+      "--fp8-format hybrid ";
+  auto fp8_line = [](const std::string& out) {
+    const auto at = out.find("  fp8: {");
+    return at == std::string::npos ? std::string() : out.substr(at, out.find('\n', at) - at);
+  };
+  const auto delayed = run_orrery(line);
+  ASSERT_EQ(delayed.code, 0) << delayed.err;
+  EXPECT_EQ(fp8_line(delayed.out),
+            "  fp8: {format: hybrid, scaling: delayed, amax_history: 1}  # --fp8-format, default "
+            "fp8_recipe delayed, default fp8_amax_history_len 1");
+  const auto current = run_orrery(line +
+                                  "--use-distributed-optimizer --fp8-recipe tensorwise "
+                                  "--fp8-param-gather --first-last-layers-bf16 "
+                                  "--num-layers-at-end-in-bf16 2");
+  ASSERT_EQ(current.code, 0) << current.err;
+  EXPECT_EQ(fp8_line(current.out),
+            "  fp8: {format: hybrid, scaling: current, bf16_layers: {first: 1, last: 2}, "
+            "communication: {param_allgather: fp8}}  # --fp8-format, --fp8-recipe tensorwise, "
+            "--first-last-layers-bf16 --num-layers-at-end-in-bf16, --fp8-param-gather");
+  const auto mx = run_orrery(line +
+                             "--use-distributed-optimizer --fp8-recipe mxfp8 --fp8-param-gather "
+                             "--reuse-grad-buf-for-mxfp8-param-ag");
+  ASSERT_EQ(mx.code, 0) << mx.err;
+  EXPECT_EQ(fp8_line(mx.out),
+            "  fp8: {format: hybrid, scaling: mxfp8, weights: fp8}  # --fp8-format, --fp8-recipe "
+            "mxfp8, --fp8-param-gather with --reuse-grad-buf-for-mxfp8-param-ag");
+  // Each imports into a scenario that checks.
+  for (const auto* r : {&delayed, &current, &mx}) {
+    const std::string file = ::testing::TempDir() + "imported_fp8.yaml";
+    std::ofstream(file) << r->out;
+    EXPECT_EQ(run_orrery("check " + file).code, 0) << r->out;
+  }
+  const auto no_distopt = run_orrery(line + "--fp8-param-gather");
+  EXPECT_EQ(no_distopt.code, 2);
+  EXPECT_NE(no_distopt.err.find("key '--fp8-param-gather'"), std::string::npos) << no_distopt.err;
+  const auto custom = run_orrery(line + "--fp8-recipe custom");
+  EXPECT_EQ(custom.code, 2);
+  EXPECT_NE(custom.err.find("key '--fp8-recipe' = 'custom'"), std::string::npos) << custom.err;
+}
+
 // tests/cli/import/nemo-llama3-8b.yaml is the NeMo-Framework-Launcher 24.07 Llama 3 8B
 // config with the settings of the NeMo 24.07 performance row (see its header). Imported
 // onto one DGX-H100 (--vocab-size 128256, the Llama 3 tokenizer's length) it is
 // scenarios/validation/nemo2407-llama3-8b-8.yaml: tp 1, pp 1, cp 2 on 8 GPUs leave dp 4;
 // fp8 hybrid; the distributed optimizer (zero_stage 1) with both overlaps; stack nemo;
-// once the three settings the case takes from outside the training config are added
-// (its header: the launcher script's optim.grad_sync_dtype bf16 and the delayed-scaling
-// recipe with the config's 1024-step amax history, and config.yaml's NVTE_FUSED_ATTN 0,
-// FlashAttention-2), which the importer does not read.
+// once the two settings the case takes from outside the training config are added (its
+// header: the launcher script's optim.grad_sync_dtype bf16, and config.yaml's
+// NVTE_FUSED_ATTN 0, FlashAttention-2), which the importer does not read.
 // A Megatron-LM log's arguments header (megatron-7.1b.log: the format of _print_args in
 // megatron/training/arguments.py at d98e8a64, with the settings of the case
 // megatron-readme-h100-7.1b: tp 2, sequence parallel, distributed optimizer, bf16, the
@@ -227,12 +274,44 @@ TEST(ImportNemo, LauncherConfigImportsIntoTheValidationCase) {
   ASSERT_NE(y.find(stack), std::string::npos) << y;
   ASSERT_NE(y.find(precision), std::string::npos) << y;
   y.replace(y.find(stack), stack.size(), "  stack: {preset: nemo, attention: flash2}\n");
-  y.replace(y.find(precision), precision.size(),
-            precision + "  fp8: {format: hybrid, scaling: delayed, amax_history: 1024}\n" +
-                "  gradient_dtype: bf16\n");
+  // The recipe is read: delayed scaling with the config's 1024-step amax history.
+  EXPECT_NE(y.find("  fp8: {format: hybrid, scaling: delayed, amax_history: 1024}  # "),
+            std::string::npos)
+      << y;
+  y.replace(y.find(precision), precision.size(), precision + "  gradient_dtype: bf16\n");
   const std::string imported_file = ::testing::TempDir() + "imported_nemo.yaml";
   std::ofstream(imported_file) << y;
   expect_same_check_and_run(case_file, imported_file);
+}
+
+// model.fp8_params (TE fp8_model_init weights) under NeMo's distributed optimizer: the
+// weights are gathered in fp8 (DistributedFusedAdam's uint8 shards), so
+// communication.param_allgather fp8 joins the delayed recipe; under fused_adam the key is
+// listed as unmapped.
+TEST(ImportNemo, Fp8ParamsGatherInFp8UnderTheDistributedOptimizer) {
+  std::string config = read_file(source_dir() + "/tests/cli/import/nemo-llama3-8b.yaml");
+  const std::string hybrid = "  fp8_hybrid: True";
+  ASSERT_NE(config.find(hybrid), std::string::npos);
+  config.replace(config.find(hybrid), hybrid.size(), "  fp8_params: True\n" + hybrid);
+  const std::string file = ::testing::TempDir() + "nemo_fp8_params.yaml";
+  std::ofstream(file) << config;
+  const auto r =
+      run_orrery("import nemo " + file + " --cluster dgx-h100 --vocab-size 128256");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("  fp8: {format: hybrid, scaling: delayed, amax_history: 1024, "
+                       "communication: {param_allgather: fp8}}  # "),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find(", model.fp8_params\n"), std::string::npos) << r.out;
+  const std::string adam = "    name: distributed_fused_adam";
+  ASSERT_NE(config.find(adam), std::string::npos);
+  config.replace(config.find(adam), adam.size(), "    name: fused_adam");
+  std::ofstream(file) << config;
+  const auto plain =
+      run_orrery("import nemo " + file + " --cluster dgx-h100 --vocab-size 128256");
+  ASSERT_EQ(plain.code, 0) << plain.err;
+  EXPECT_EQ(plain.out.find("param_allgather"), std::string::npos) << plain.out;
+  EXPECT_NE(plain.out.find("#   model.fp8_params: True\n"), std::string::npos) << plain.out;
 }
 
 // NeMo's own example config (tests/cli/import/nemo-gpt-config.yaml): GPT defaults it

@@ -423,6 +423,22 @@ TEST(SplitSweep, MegatronArgumentsOfAnFp8Recipe) {
             "--first-last-layers-bf16 --num-layers-at-start-in-bf16 1 --num-layers-at-end-in-bf16 2");
 }
 
+TEST(SplitSweep, MegatronArgumentsOfMxfp8WeightsKeptInFp8) {
+  // MXFP8 weights kept in fp8 are Megatron's --fp8-param-gather with the gradient buffer
+  // reused for the bf16 gather; the distributed optimizer is zero_stage 1.
+  const Scenario s = load_scenario_text(R"(name: mxfp8
+cluster: {preset: dgx-b200, nodes: 1}
+model: {preset: narayanan-1.7b}
+parallelism: {tp: 2, pp: 1, microbatch: 1, global_batch: 16, zero_stage: 1}
+training: {precision: fp8, fp8: {format: e4m3, scaling: mxfp8, weights: fp8}}
+)",
+                                        "t.yaml");
+  EXPECT_EQ(megatron_arguments(s),
+            "--tensor-model-parallel-size 2 --pipeline-model-parallel-size 1 --micro-batch-size 1 "
+            "--global-batch-size 16 --use-distributed-optimizer --bf16 --fp8-format e4m3 "
+            "--fp8-recipe mxfp8 --fp8-param-gather --reuse-grad-buf-for-mxfp8-param-ag");
+}
+
 TEST(SplitSweep, BestScenarioLoadsAndMatchesTheWinner) {
   const SweepInput in = load("sweep: {tp: [1, 2, 4], pp: [1, 2], recompute: [none, full]}\n");
   SweepOptions o;
