@@ -324,6 +324,107 @@ constexpr Flavor kLlama3Flavors[] = {
     {"405B", 16384, 126, 128, 8, 1.2, 4096},
 };
 
+// training.fp8 for torchao's float8 linear layers as torchtitan v0.2.1 sets them up
+// (components/quantization/float8.py, Float8LinearConverter; the [quantize.linear.float8]
+// keys of config/job_config.py): recipe_name unset is torchao's dynamic tensor-wise scaling
+// (e4m3 inputs and weights, e5m2 output gradients: scaling current, format hybrid),
+// "rowwise" and "rowwise_with_gw_hp" torchao's row-wise recipes; every nn.Linear is
+// converted but those whose fully qualified name contains an entry of filter_fqns
+// (components/quantization/utils.py, module_filter_fn), so the LM head ("output") is fp8
+// unless filtered; a Float8Linear casts its weight on every call (weight_cache false);
+// enable_fsdp_float8_all_gather (tensor-wise only, asserted) gathers the FSDP2 shards in
+// float8 where the weights are sharded. `tp_styles`: torchao's float8 tensor-parallel
+// styles (Float8ColwiseParallel, PrepareFloat8ModuleInput) cast a tensor-wise layer's
+// input before its sequence-parallel all-gather (models/llama3/infra/parallelize.py,
+// apply_tp), so those gathers move fp8; row-wise recipes keep regular TP.
+std::string float8_section(Job& job, bool sharded, bool tp_styles) {
+  const std::string key = "quantize.linear.float8.";
+  const std::string recipe = job.text(key + "recipe_name", "");
+  std::vector<std::string> keys, from;
+  if (recipe.empty() || recipe == "tensorwise") {
+    keys = {"format: hybrid", "scaling: current"};
+    from.push_back(job.given(key + "recipe_name") ? key + "recipe_name tensorwise"
+                                                  : "no recipe_name: torchao tensor-wise");
+  } else if (recipe == "rowwise" || recipe == "rowwise_with_gw_hp") {
+    keys = {recipe == "rowwise" ? "scaling: rowwise" : "scaling: rowwise_gw_hp"};
+    from.push_back(key + "recipe_name " + recipe);
+  } else {
+    job.refuse(key + "recipe_name", "torchtitan takes tensorwise, rowwise or rowwise_with_gw_hp");
+  }
+  // The linear layers of a llama3 block and the head, by the groups of training.fp8.gemms.
+  static const std::pair<const char*, const char*> kModules[] = {
+      {"layers.0.attention.wq", "qkv"},    {"layers.0.attention.wk", "qkv"},
+      {"layers.0.attention.wv", "qkv"},    {"layers.0.attention.wo", "proj"},
+      {"layers.0.feed_forward.w1", "fc1"}, {"layers.0.feed_forward.w3", "fc1"},
+      {"layers.0.feed_forward.w2", "fc2"}, {"output", "head"}};
+  std::set<std::string> filtered;  // the groups some filter entry takes out
+  const TomlValue* filters = job.find(key + "filter_fqns");
+  if (filters && filters->kind != TomlValue::Kind::array) {
+    job.refuse(key + "filter_fqns", "expected an array of module names");
+  }
+  if (filters) {
+    for (const TomlValue& e : filters->items) {
+      if (e.text == "auto_filter_small_kn" ||
+          e.text.find_first_of("0123456789") != std::string::npos) {
+        job.refuse(key + "filter_fqns",
+                   "orrery's gemms pick whole groups of layers in every block: '" + e.text +
+                       "' has no form there (torchao's size filter, or one layer)");
+      }
+      std::map<std::string, std::pair<int, int>> hits;  // group -> (matched, modules)
+      for (const auto& [module, group] : kModules) {
+        auto& h = hits[group];
+        ++h.second;
+        if (std::string(module).find(e.text) != std::string::npos) ++h.first;
+      }
+      for (const auto& [group, h] : hits) {
+        if (h.first > 0 && h.first < h.second) {
+          job.refuse(key + "filter_fqns",
+                     "'" + e.text + "' filters part of the " + group +
+                         " group (wq, wk, wv are qkv; w1, w3 are fc1): orrery keeps a group "
+                         "whole");
+        }
+        if (h.first > 0) filtered.insert(group);
+      }
+    }
+  }
+  std::string gemms;
+  for (const char* g : {"qkv", "proj", "fc1", "fc2", "head"}) {
+    if (filtered.count(g)) continue;
+    gemms += std::string(gemms.empty() ? "" : ", ") + g;
+  }
+  if (gemms.empty()) job.refuse(key + "filter_fqns", "filters every linear layer");
+  keys.push_back("gemms: [" + gemms + "]");
+  from.push_back(filters ? key + "filter_fqns" : "no filter_fqns: every nn.Linear");
+  keys.push_back("weight_cache: false");
+  from.push_back("a Float8Linear casts its weight on every call");
+  const bool tensorwise = recipe.empty() || recipe == "tensorwise";
+  std::vector<std::string> gathers;
+  if (tp_styles && tensorwise) {
+    gathers.push_back("tp_allgather: fp8");
+    from.push_back("model.converters \"float8\" with tp > 1: torchao's float8 TP styles");
+  }
+  if (job.boolean(key + "enable_fsdp_float8_all_gather", false)) {
+    if (job.given(key + "recipe_name")) {
+      job.refuse(key + "enable_fsdp_float8_all_gather",
+                 "torchtitan asserts it is not set with a recipe_name");
+    }
+    if (sharded) {
+      gathers.push_back("param_allgather: fp8");
+      from.push_back(key + "enable_fsdp_float8_all_gather");
+    }
+  }
+  if (!gathers.empty()) {
+    std::string c = "communication: {";
+    for (std::size_t i = 0; i < gathers.size(); ++i) c += (i ? ", " : "") + gathers[i];
+    keys.push_back(c + "}");
+  }
+  std::string out = "fp8: {";
+  for (std::size_t i = 0; i < keys.size(); ++i) out += (i ? ", " : "") + keys[i];
+  out += "}  # ";
+  for (std::size_t i = 0; i < from.size(); ++i) out += (i ? ", " : "") + from[i];
+  return out;
+}
+
 }  // namespace
 
 std::string import_torchtitan(const std::string& path, const std::string& cluster, int nodes,
@@ -337,11 +438,26 @@ std::string import_torchtitan(const std::string& path, const std::string& cluste
   // Model: a llama3 flavor, or the Hugging Face config given for the model the job names.
   const std::string name = job.text("model.name", "llama3");
   const std::string flavor = job.text("model.flavor", "debugmodel");
-  if (const TomlValue* c = job.find("model.converters");
-      c && (c->kind != TomlValue::Kind::array || !c->items.empty())) {
-    job.refuse("model.converters",
-               "orrery import does not map model converters (float8, mx): write "
-               "training.precision and training.fp8 by hand");
+  // Converters: torchao's float8 linear layers (quantize.linear.float8, the name
+  // components/quantization/float8.py registers at v0.2.1; "float8" before, at v0.1.0, as
+  // v0.2.1's own llama3_405b.toml still writes it) are read; the others (mx, grouped GEMMs)
+  // are refused. The llama3 parallelize.py turns torchao's float8 tensor-parallel styles on
+  // where "float8" is in model.converters, and only that name matches.
+  bool float8 = false, float8_tp_styles = false;
+  std::string converter;  // the float8 converter's name as the job writes it
+  if (const TomlValue* c = job.find("model.converters")) {
+    if (c->kind != TomlValue::Kind::array) job.refuse("model.converters", "expected an array");
+    for (const TomlValue& e : c->items) {
+      if (e.text == "float8") float8_tp_styles = true;
+      if (e.text != "quantize.linear.float8" && e.text != "float8") {
+        job.refuse("model.converters",
+                   "orrery import maps the float8 converter only (quantize.linear.float8, "
+                   "float8 before v0.2); mx and grouped-GEMM converters: write "
+                   "training.precision and training.fp8 by hand");
+      }
+      float8 = true;
+      converter = e.text;
+    }
   }
   const std::int64_t seq = job.integer("training.seq_len", 2048, 1);
   int layers = 0;
@@ -350,6 +466,11 @@ std::string import_torchtitan(const std::string& path, const std::string& cluste
     detail::read_hf_config(detail::read_import_file(hf_config, "Hugging Face config"), hf_config,
                            seq, spec);
     layers = spec.layers;
+    if (float8 && spec.moe) {
+      job.refuse("model.converters",
+                 "orrery import maps float8 linear layers of dense models only: write "
+                 "training.fp8 (with its gemms) by hand for a mixture of experts");
+    }
     m += scenario_line("hf_config", hf_config,
                        fmt::format("--hf-config, for model.name {} flavor {}", name, flavor));
     m += scenario_line("seq_len", std::to_string(seq), job.source("training.seq_len", "2048"));
@@ -559,8 +680,19 @@ std::string import_torchtitan(const std::string& path, const std::string& cluste
   if (mp != "bfloat16" && mp != "float32") {
     job.refuse("training.mixed_precision_param", "torchtitan takes bfloat16 or float32");
   }
-  t += scenario_line("precision", mp == "bfloat16" ? "bf16" : "fp32",
-                     job.source("training.mixed_precision_param", "bfloat16"));
+  if (float8) {
+    if (mp != "bfloat16") {
+      job.refuse("training.mixed_precision_param",
+                 "orrery's fp8 keeps bf16 weights and activations beside its fp8 GEMMs");
+    }
+    t += scenario_line("precision", "fp8",
+                       "model.converters " + converter +
+                           ", training.mixed_precision_param bfloat16 elsewhere");
+    t += "  " + float8_section(job, shard > 1, float8_tp_styles && tp > 1) + "\n";
+  } else {
+    t += scenario_line("precision", mp == "bfloat16" ? "bf16" : "fp32",
+                       job.source("training.mixed_precision_param", "bfloat16"));
+  }
   if (job.boolean("training.enable_cpu_offload", false)) {
     job.refuse("training.enable_cpu_offload", "orrery does not model FSDP2's CPU offload");
   }

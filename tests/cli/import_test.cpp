@@ -460,6 +460,81 @@ TEST(ImportTorchtitan, CompileHsdpAndFlavorFfn) {
   }
 }
 
+// torchao float8 through torchtitan's quantize.linear.float8 converter (v0.2.1): no
+// recipe_name is tensor-wise dynamic scaling (current, hybrid); every nn.Linear but the
+// filtered ones runs in fp8, the head too; weights cast on every call; the FSDP2 float8
+// gather where the shard degree is above 1. Row-wise recipes map to theirs; a filter that
+// splits a group, a recipe with the float8 gather and other converters are refused.
+TEST(ImportTorchtitan, Float8ConverterMapsToTheFp8Recipe) {
+  const std::string file = ::testing::TempDir() + "titan_float8.toml";
+  auto job = [&](const std::string& converters, const std::string& float8) {
+    std::ofstream(file) << "[model]\nname = \"llama3\"\nflavor = \"8B\"\nconverters = " +
+                               converters +
+                               "\n[training]\nlocal_batch_size = 1\nseq_len = 8192\n"
+                               "[activation_checkpoint]\nmode = \"none\"\n"
+                               "[quantize.linear.float8]\n" +
+                               float8;
+    return run_orrery("import torchtitan '" + file + "' --cluster dgx-h100 --nodes 1");
+  };
+  auto fp8_line = [](const std::string& out) {
+    const auto at = out.find("  fp8: {");
+    return at == std::string::npos ? std::string() : out.substr(at, out.find('\n', at) - at);
+  };
+  const auto tensorwise = job("[\"quantize.linear.float8\"]",
+                              "enable_fsdp_float8_all_gather = true\n"
+                              "precompute_float8_dynamic_scale_for_fsdp = true\n");
+  ASSERT_EQ(tensorwise.code, 0) << tensorwise.err;
+  EXPECT_NE(tensorwise.out.find("  precision: fp8  # model.converters quantize.linear.float8"),
+            std::string::npos)
+      << tensorwise.out;
+  EXPECT_EQ(fp8_line(tensorwise.out),
+            "  fp8: {format: hybrid, scaling: current, gemms: [qkv, proj, fc1, fc2, head], "
+            "weight_cache: false, communication: {param_allgather: fp8}}  # no recipe_name: "
+            "torchao tensor-wise, no filter_fqns: every nn.Linear, a Float8Linear casts its "
+            "weight on every call, quantize.linear.float8.enable_fsdp_float8_all_gather");
+  // The precomputed scales are not modelled: listed as unmapped.
+  EXPECT_NE(tensorwise.out.find("#   quantize.linear.float8.precompute_float8_dynamic_scale_for_"
+                                "fsdp = true\n"),
+            std::string::npos)
+      << tensorwise.out;
+  const auto rowwise =
+      job("[\"quantize.linear.float8\"]", "recipe_name = \"rowwise\"\nfilter_fqns = [\"output\"]\n");
+  ASSERT_EQ(rowwise.code, 0) << rowwise.err;
+  EXPECT_EQ(fp8_line(rowwise.out),
+            "  fp8: {scaling: rowwise, gemms: [qkv, proj, fc1, fc2], weight_cache: false}  # "
+            "quantize.linear.float8.recipe_name rowwise, quantize.linear.float8.filter_fqns, a "
+            "Float8Linear casts its weight on every call");
+  for (const auto* r : {&tensorwise, &rowwise}) {
+    const std::string imported = ::testing::TempDir() + "titan_float8.yaml";
+    std::ofstream(imported) << r->out;
+    EXPECT_EQ(run_orrery("check '" + imported + "'").code, 0) << r->out;
+  }
+  // v0.2.1's own llama3_405b.toml names the converter "float8", its name before v0.2; by
+  // that name the llama3 TP plan turns torchao's float8 TP styles on: with tp 8 the
+  // sequence-parallel gathers move fp8 too.
+  const auto titan405 = run_orrery(
+      "import torchtitan tests/cli/import/torchtitan-llama3-405b.toml --cluster dgx-h100 "
+      "--nodes 16");
+  ASSERT_EQ(titan405.code, 0) << titan405.err;
+  EXPECT_NE(titan405.out.find("  precision: fp8  # model.converters float8,"), std::string::npos)
+      << titan405.out;
+  EXPECT_NE(fp8_line(titan405.out).find("gemms: [qkv, proj, fc1, fc2], weight_cache: false, "
+                                        "communication: {tp_allgather: fp8, param_allgather: "
+                                        "fp8}}"),
+            std::string::npos)
+      << titan405.out;
+  const auto split = job("[\"quantize.linear.float8\"]", "filter_fqns = [\"wq\"]\n");
+  EXPECT_EQ(split.code, 2);
+  EXPECT_NE(split.err.find("part of the qkv group"), std::string::npos) << split.err;
+  const auto both = job("[\"quantize.linear.float8\"]",
+                        "recipe_name = \"tensorwise\"\nenable_fsdp_float8_all_gather = true\n");
+  EXPECT_EQ(both.code, 2);
+  EXPECT_NE(both.err.find("enable_fsdp_float8_all_gather"), std::string::npos) << both.err;
+  const auto mx = job("[\"quantize.linear.mx\"]", "");
+  EXPECT_EQ(mx.code, 2);
+  EXPECT_NE(mx.err.find("key 'model.converters'"), std::string::npos) << mx.err;
+}
+
 // Pipeline parallelism: 70B's 80 layers plus the embedding's and the output's weight (1
 // each, torchtitan's default) = 82 split evenly over 2 stages: Megatron-LM's
 // account_for_embedding/loss; reshard_after_forward's "default" is off with pp. Over 3
