@@ -299,8 +299,10 @@ void OpBuilder::add_recipe(Op& op, double m, double k, double n) const {
     op.aux_fwd_bytes += Bytes(cache ? cast / microbatches : cast);
     // MXFP8 weights kept in fp8 are these copies, requantized once a step from the bf16
     // gather (the same bytes as the cache's cast); memory counts them as the weights
-    // (fp8_kept_weight_bytes), not as a cache beside 16-bit ones.
-    if (cache && !r.fp8_weights) op.fp8_weight_cache = Bytes(cast_w * (c + 2.0 * sw));
+    // (fp8_kept_weight_bytes), not as a cache beside 16-bit ones. A tied head's copies of
+    // the embedding (cast_w beyond its own w = 0) stay a cache: the embedding is no fp8
+    // tensor.
+    if (cache) op.fp8_weight_cache = Bytes((r.fp8_weights ? cast_w - w : cast_w) * (c + 2.0 * sw));
   }
   const double gemms = std::max(1.0, copies);
   if (r.scaling == Fp8Spec::Scaling::delayed) {

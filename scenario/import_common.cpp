@@ -161,6 +161,12 @@ std::string fp8_section(const ImportSettings& a) {
                        ? a.source("--fp8-amax-history-len", "--fp8-amax-history-len")
                        : "default fp8_amax_history_len 1");
   }
+  if (a.flag("--first-last-layers-bf16") && recipe == "delayed") {
+    // transformer_config.py at d98e8a64: "Delayed scaling does not support first / last
+    // layer in BF16".
+    a.refuse("--first-last-layers-bf16",
+             "Megatron-Core keeps no bf16 layers under delayed scaling (give --fp8-recipe)");
+  }
   if (a.flag("--first-last-layers-bf16")) {
     keys.push_back(fmt::format("bf16_layers: {{first: {}, last: {}}}",
                                a.whole("--num-layers-at-start-in-bf16", 1),
@@ -176,6 +182,14 @@ std::string fp8_section(const ImportSettings& a) {
                "Megatron-LM takes it only with the distributed optimizer or an FSDP "
                "(--use-distributed-optimizer here)");
     }
+    // Megatron-Bridge sets the reuse with MXFP8 parameter gathers, the layout orrery models;
+    // without it Megatron-Core keeps another buffer (optimizer_config.py at d98e8a64 warns of
+    // "significant amount additional GPU memory").
+    if (recipe == "mxfp8" && !a.flag("--reuse-grad-buf-for-mxfp8-param-ag")) {
+      a.refuse("--fp8-param-gather",
+               "orrery models MXFP8 parameter gathers through the gradient buffer: give "
+               "--reuse-grad-buf-for-mxfp8-param-ag with it");
+    }
     if (recipe == "blockwise") {
       a.refuse("--fp8-param-gather",
                "orrery has no form for blockwise fp8 weights (write training.fp8 by hand, "
@@ -186,6 +200,11 @@ std::string fp8_section(const ImportSettings& a) {
                        ? a.label("--fp8-param-gather") + " with " +
                              a.label("--reuse-grad-buf-for-mxfp8-param-ag")
                        : a.label("--fp8-param-gather"));
+  }
+  if (a.flag("--reuse-grad-buf-for-mxfp8-param-ag") && !a.flag("--fp8-param-gather")) {
+    // distributed_data_parallel_config.py at d98e8a64 asserts fp8_param_gather with it.
+    a.refuse("--reuse-grad-buf-for-mxfp8-param-ag",
+             "Megatron-Core takes it only with --fp8-param-gather");
   }
   std::string out = "fp8: {";
   for (std::size_t i = 0; i < keys.size(); ++i) out += (i ? ", " : "") + keys[i];

@@ -356,12 +356,23 @@ std::string import_nemo(const std::string& path, const std::string& cluster,
     }
     a.set("--fp8-format", e4m3 ? "e4m3" : "hybrid",
           e4m3 ? "model.fp8, model.fp8_e4m3" : "model.fp8, model.fp8_hybrid", f->line);
-    // NeMo 1.x runs Transformer Engine's delayed scaling with its own history default
-    // (fp8_amax_history_len: 1024 in examples/nlp/language_modeling/conf/
-    // megatron_gpt_config.yaml at NVIDIA/NeMo 8cfedd72), not Megatron-LM's 1.
+    // A Megatron Core model (model.mcore_gpt) takes every TransformerConfig field its config
+    // holds (build_transformer_config, megatron_base_model.py at NVIDIA/NeMo 8cfedd72): the
+    // recipe, the amax history (else TransformerConfig's 1) and the bf16 layers. The legacy
+    // model runs TE's delayed scaling with NeMo's own history default, 1024
+    // (megatron_gpt_model.py, cfg.get('fp8_amax_history_len', 1024)).
+    const bool mcore = c.boolean("model.mcore_gpt", false);
     pass(c, a, "model.fp8_amax_history_len", "--fp8-amax-history-len");
     if (!a.has("--fp8-amax-history-len")) {
-      a.set("--fp8-amax-history-len", "1024", "default of model.fp8_amax_history_len: 1024");
+      a.set("--fp8-amax-history-len", mcore ? "1" : "1024",
+            mcore ? "model.mcore_gpt: TransformerConfig's default fp8_amax_history_len 1"
+                  : "default of model.fp8_amax_history_len: 1024");
+    }
+    if (mcore) {
+      pass(c, a, "model.fp8_recipe", "--fp8-recipe");
+      pass_flag(c, a, "model.first_last_layers_bf16", "--first-last-layers-bf16");
+      pass(c, a, "model.num_layers_at_start_in_bf16", "--num-layers-at-start-in-bf16");
+      pass(c, a, "model.num_layers_at_end_in_bf16", "--num-layers-at-end-in-bf16");
     }
     // fp8 weights (TE fp8_model_init) gathered in fp8 by either distributed optimizer:
     // Apex's through NeMo's DistributedFusedAdam (uint8 parameter shards,

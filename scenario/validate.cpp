@@ -521,18 +521,30 @@ void complete_fp8(Scenario& s) {
   // MXFP8 under the distributed optimizer: --fp8-param-gather keeps the weights as MXFP8
   // tensors and gathers bf16 through the gradient buffer (--reuse-grad-buf-for-mxfp8-param-ag,
   // which Megatron-Bridge sets with it), so `weights: fp8` says it on its own.
-  const bool mxfp8_fp8 = f.scaling == Fp8Spec::Scaling::mxfp8 && megatron_distopt && !zero3;
+  // Only Megatron-Core's own buffers (grad_buckets megatron-core, zero_stage 1: a whole
+  // gradient buffer for the gather to land in) do that: NeMo 1.x's Apex optimizer refuses
+  // MXFP8 parameters ("Distributed optimizer currently does not support MXFP8
+  // parameters", nemo/core/optim/distributed_adam.py at NVIDIA/NeMo 8cfedd72), and at
+  // zero_stage 2 the sweep's Megatron line is Megatron-FSDP, which turns the reuse off
+  // (arguments.py at d98e8a64).
+  const bool mxfp8_fp8 = f.scaling == Fp8Spec::Scaling::mxfp8 && s.parallelism.zero_stage == 1 &&
+                         s.training.grad_buckets == TrainingSpec::GradBuckets::megatron_core;
   if (f.weights_key && *f.weights_key && !per_tensor_fp8 && !mxfp8_fp8) {
     std::string why;
     if (per_tensor) {
-      why = "delayed and current scaling keep fp8 weights only where they are gathered in fp8 "
-            "(Megatron-Core's --fp8-param-gather): set communication.param_allgather: fp8 under "
-            "Megatron-FSDP or the distributed optimizer (zero_stage 1 or 2, stack megatron-core "
-            "or nemo)";
+      why = f.param_allgather_fp8
+                ? "delayed and current scaling keep fp8 weights only under Megatron-FSDP or "
+                  "Megatron-Core's distributed optimizer (zero_stage 1 or 2, stack megatron-core "
+                  "or nemo); torchao's FSDP2 float8 gathers cast bf16 weights"
+                : "delayed and current scaling keep fp8 weights only where they are gathered in "
+                  "fp8 (Megatron-Core's --fp8-param-gather): set communication.param_allgather: "
+                  "fp8 under Megatron-FSDP or the distributed optimizer (zero_stage 1 or 2, stack "
+                  "megatron-core or nemo)";
     } else if (f.scaling == Fp8Spec::Scaling::mxfp8) {
       why = "orrery models MXFP8 weights kept as fp8 tensors only under Megatron-Core's "
-            "distributed optimizer (zero_stage 1 or 2, stack megatron-core or nemo), whose bf16 "
-            "gather lands in the gradient buffer; use weights: bf16";
+            "distributed optimizer with its own buffers (zero_stage 1, stack megatron-core or "
+            "nemo, grad_buckets megatron-core), whose bf16 gather lands in the gradient buffer; "
+            "use weights: bf16";
     } else {
       why = fmt::format("no implementation orrery models keeps {} weights as fp8 tensors; use "
                         "weights: bf16",
@@ -551,6 +563,26 @@ void complete_fp8(Scenario& s) {
     reject(s, "training.fp8.weight_cache", "false",
            "with weights: fp8 the MXFP8 weights are the copies kept across micro-batches; drop "
            "weight_cache");
+  }
+  if (f.fp8_weights && !per_tensor && s.training.overlap_param_gather_with_optimizer_step) {
+    // OptimizerConfig refuses the reuse of the gradient buffer for the gather with the
+    // optimizer-step overlap (optimizer_config.py at d98e8a64).
+    reject(s, "training.overlap_param_gather_with_optimizer_step", "true",
+           "Megatron-Core refuses it with MXFP8 weights gathered through the gradient buffer "
+           "(training.fp8.weights: fp8)");
+  }
+  if (f.fp8_weights && s.training.main_params_dtype == MainParams::none) {
+    reject(s, "training.main_params_dtype", "none",
+           "fp8 weights (training.fp8.weights: fp8, or Megatron's fp8 parameter gathers) are "
+           "cast from a master copy each step; keep fp32 or fp16 main parameters");
+  }
+  if (f.fp8_weights && s.training.optimizer_offload && f.scaling != Fp8Spec::Scaling::delayed) {
+    // arguments.py at d98e8a64: --fp8-param-gather with the CPU optimizer offload needs
+    // --fp8-recipe delayed.
+    reject(s, "training.optimizer_offload", "",
+           fmt::format("Megatron-LM offloads the optimizer with fp8 weights (--fp8-param-gather) "
+                       "under delayed scaling only, not {}",
+                       to_string(f.scaling)));
   }
   // Under the distributed optimizer the weights stay whole between steps, so TE keeps the
   // transpose it makes from them (Float8Tensor's cached transpose, dropped only when the

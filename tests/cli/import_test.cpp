@@ -182,6 +182,17 @@ TEST(ImportMegatron, Fp8RecipeArguments) {
   const auto no_distopt = run_orrery(line + "--fp8-param-gather");
   EXPECT_EQ(no_distopt.code, 2);
   EXPECT_NE(no_distopt.err.find("key '--fp8-param-gather'"), std::string::npos) << no_distopt.err;
+  // MXFP8 gathers are modelled through the gradient buffer only; Megatron-Core keeps no bf16
+  // layers under delayed scaling (transformer_config.py).
+  const auto no_reuse =
+      run_orrery(line + "--use-distributed-optimizer --fp8-recipe mxfp8 --fp8-param-gather");
+  EXPECT_EQ(no_reuse.code, 2);
+  EXPECT_NE(no_reuse.err.find("--reuse-grad-buf-for-mxfp8-param-ag"), std::string::npos)
+      << no_reuse.err;
+  const auto delayed_layers = run_orrery(line + "--first-last-layers-bf16");
+  EXPECT_EQ(delayed_layers.code, 2);
+  EXPECT_NE(delayed_layers.err.find("key '--first-last-layers-bf16'"), std::string::npos)
+      << delayed_layers.err;
   const auto custom = run_orrery(line + "--fp8-recipe custom");
   EXPECT_EQ(custom.code, 2);
   EXPECT_NE(custom.err.find("key '--fp8-recipe' = 'custom'"), std::string::npos) << custom.err;

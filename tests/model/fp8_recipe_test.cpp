@@ -340,6 +340,24 @@ TEST(Fp8Recipe, Mxfp8WeightsKeptInFp8AreTheirTwoScaledCopies) {
   EXPECT_THROW(b200("scaling: current, weights: bf16, communication: {param_allgather: fp8}"),
                InputError);
   EXPECT_THROW(b200("scaling: mxfp8, weights: fp8, weight_cache: false"), InputError);
+  // Only Megatron-Core's own buffers at zero_stage 1: not ZeRO-2, not NeMo 1.x's Apex
+  // optimizer (which refuses MXFP8 parameters), not beside the optimizer-step overlap
+  // (OptimizerConfig refuses it with the reused buffer).
+  EXPECT_NO_THROW(b200("scaling: mxfp8, weights: fp8", ", zero_stage: 1"));
+  EXPECT_THROW(b200("scaling: mxfp8, weights: fp8", ", zero_stage: 2"), InputError);
+  auto with_training = [](const std::string& training) {
+    return preset_scenario("llama3-8b",
+                           "tp: 1, pp: 2, dp: 4, microbatch: 1, global_batch: 32, zero_stage: 1, "
+                           "virtual_pipeline_stages: 2",
+                           1, "precision: fp8, fp8: {scaling: mxfp8, weights: fp8}" + training,
+                           "dgx-b200");
+  };
+  EXPECT_NO_THROW(with_training(", stack: nemo"));
+  EXPECT_THROW(with_training(", stack: nemo, grad_buckets: apex-distributed-adam"), InputError);
+  EXPECT_THROW(with_training(", overlap_param_gather: true, "
+                             "overlap_param_gather_with_optimizer_step: true"),
+               InputError);
+  EXPECT_THROW(with_training(", main_params_dtype: none"), InputError);
   EXPECT_TRUE(b200("scaling: current, weights: fp8, communication: {param_allgather: fp8}")
                   .training.fp8->fp8_weights);
 }
