@@ -324,20 +324,25 @@ constexpr Flavor kLlama3Flavors[] = {
     {"405B", 16384, 126, 128, 8, 1.2, 4096},
 };
 
+// The widths of a dense model's linear layers that torchao's float8 needs as multiples of
+// 16 (module_filter_fn in components/quantization/utils.py skips any other nn.Linear).
+struct LinearDims {
+  std::int64_t hidden = 0, q = 0, kv = 0, ffn = 0, vocab = 0;
+};
+
 // training.fp8 for torchao's float8 linear layers as torchtitan v0.2.1 sets them up
 // (components/quantization/float8.py, Float8LinearConverter; the [quantize.linear.float8]
 // keys of config/job_config.py): recipe_name unset is torchao's dynamic tensor-wise scaling
 // (e4m3 inputs and weights, e5m2 output gradients: scaling current, format hybrid),
-// "rowwise" and "rowwise_with_gw_hp" torchao's row-wise recipes; every nn.Linear is
-// converted but those whose fully qualified name contains an entry of filter_fqns
-// (components/quantization/utils.py, module_filter_fn), so the LM head ("output") is fp8
-// unless filtered; a Float8Linear casts its weight on every call (weight_cache false);
-// enable_fsdp_float8_all_gather (tensor-wise only, asserted) gathers the FSDP2 shards in
-// float8 where the weights are sharded. `tp_styles`: torchao's float8 tensor-parallel
-// styles (Float8ColwiseParallel, PrepareFloat8ModuleInput) cast a tensor-wise layer's
-// input before its sequence-parallel all-gather (models/llama3/infra/parallelize.py,
-// apply_tp), so those gathers move fp8; row-wise recipes keep regular TP.
-std::string float8_section(Job& job, bool sharded, bool tp_styles) {
+// "rowwise" and "rowwise_with_gw_hp" torchao's row-wise recipes; every nn.Linear whose
+// widths are multiples of 16 is converted but those whose fully qualified name contains an
+// entry of filter_fqns (components/quantization/utils.py, module_filter_fn), so the LM head
+// ("output") is fp8 unless filtered; a Float8Linear casts its weight on every call
+// (weight_cache false); enable_fsdp_float8_all_gather (asserted against any recipe_name)
+// gathers the FSDP2 shards in float8 where the shard degree is above 1. Tensor-parallel
+// gathers stay bf16: the llama3 parallelize.py turns torchao's float8 TP styles on only for
+// a converter named "float8", a name v0.2.1's registry does not hold.
+std::string float8_section(Job& job, bool sharded, int layers, const LinearDims& d) {
   const std::string key = "quantize.linear.float8.";
   const std::string recipe = job.text(key + "recipe_name", "");
   std::vector<std::string> keys, from;
@@ -345,78 +350,92 @@ std::string float8_section(Job& job, bool sharded, bool tp_styles) {
     keys = {"format: hybrid", "scaling: current"};
     from.push_back(job.given(key + "recipe_name") ? key + "recipe_name tensorwise"
                                                   : "no recipe_name: torchao tensor-wise");
+    // Without a recipe the converter passes emulate on: the GEMMs then run emulated in
+    // high precision, not at the fp8 rate (a recipe_name ignores it).
+    if (job.boolean(key + "emulate", false)) {
+      job.refuse(key + "emulate",
+                 "emulated float8 GEMMs run in high precision: orrery times fp8 at the fp8 rate");
+    }
   } else if (recipe == "rowwise" || recipe == "rowwise_with_gw_hp") {
     keys = {recipe == "rowwise" ? "scaling: rowwise" : "scaling: rowwise_gw_hp"};
     from.push_back(key + "recipe_name " + recipe);
   } else {
     job.refuse(key + "recipe_name", "torchtitan takes tensorwise, rowwise or rowwise_with_gw_hp");
   }
-  // The linear layers of a llama3 block and the head, by the groups of training.fp8.gemms.
-  static const std::pair<const char*, const char*> kModules[] = {
-      {"layers.0.attention.wq", "qkv"},    {"layers.0.attention.wk", "qkv"},
-      {"layers.0.attention.wv", "qkv"},    {"layers.0.attention.wo", "proj"},
-      {"layers.0.feed_forward.w1", "fc1"}, {"layers.0.feed_forward.w3", "fc1"},
-      {"layers.0.feed_forward.w2", "fc2"}, {"output", "head"}};
-  std::set<std::string> filtered;  // the groups some filter entry takes out
-  const TomlValue* filters = job.find(key + "filter_fqns");
-  if (filters && filters->kind != TomlValue::Kind::array) {
-    job.refuse(key + "filter_fqns", "expected an array of module names");
-  }
-  if (filters) {
+  // The linear layers of every llama3 block (model/model.py) and the head, by the groups of
+  // training.fp8.gemms; a group is kept or filtered whole.
+  static const std::pair<const char*, const char*> kBlock[] = {
+      {"attention.wq", "qkv"},    {"attention.wk", "qkv"},    {"attention.wv", "qkv"},
+      {"attention.wo", "proj"},   {"feed_forward.w1", "fc1"}, {"feed_forward.w3", "fc1"},
+      {"feed_forward.w2", "fc2"}};
+  std::vector<std::string> entries;
+  if (const TomlValue* filters = job.find(key + "filter_fqns")) {
+    if (filters->kind != TomlValue::Kind::array) {
+      job.refuse(key + "filter_fqns", "expected an array of module names");
+    }
     for (const TomlValue& e : filters->items) {
-      if (e.text == "auto_filter_small_kn" ||
-          e.text.find_first_of("0123456789") != std::string::npos) {
+      if (e.text == "auto_filter_small_kn") {
         job.refuse(key + "filter_fqns",
-                   "orrery's gemms pick whole groups of layers in every block: '" + e.text +
-                       "' has no form there (torchao's size filter, or one layer)");
+                   "torchao's size filter (auto_filter_small_kn) has no form in orrery's gemms");
       }
-      std::map<std::string, std::pair<int, int>> hits;  // group -> (matched, modules)
-      for (const auto& [module, group] : kModules) {
-        auto& h = hits[group];
-        ++h.second;
-        if (std::string(module).find(e.text) != std::string::npos) ++h.first;
-      }
-      for (const auto& [group, h] : hits) {
-        if (h.first > 0 && h.first < h.second) {
-          job.refuse(key + "filter_fqns",
-                     "'" + e.text + "' filters part of the " + group +
-                         " group (wq, wk, wv are qkv; w1, w3 are fc1): orrery keeps a group "
-                         "whole");
-        }
-        if (h.first > 0) filtered.insert(group);
-      }
+      entries.push_back(e.text);
     }
   }
+  auto filtered = [&](const std::string& fqn) {
+    for (const std::string& e : entries)
+      if (fqn.find(e) != std::string::npos) return true;
+    return false;
+  };
+  std::map<std::string, std::pair<int, int>> hits;  // group -> (filtered, modules)
+  for (int i = 0; i < layers; ++i) {
+    for (const auto& [module, group] : kBlock) {
+      auto& h = hits[group];
+      ++h.second;
+      if (filtered(fmt::format("layers.{}.{}", i, module))) ++h.first;
+    }
+  }
+  hits["head"] = {filtered("output") ? 1 : 0, 1};
+  for (const auto& [group, h] : hits) {
+    if (h.first > 0 && h.first < h.second) {
+      job.refuse(key + "filter_fqns",
+                 fmt::format("filters {} of the {} linear layers of group {} (wq, wk, wv are "
+                             "qkv; w1, w3 are fc1): orrery's gemms keep a group whole in every "
+                             "block",
+                             h.first, h.second, group));
+    }
+  }
+  // Widths that are not multiples of 16 leave the layer in bf16 (module_filter_fn).
+  auto aligned = [](std::initializer_list<std::int64_t> widths) {
+    for (const std::int64_t w : widths)
+      if (w % 16 != 0) return false;
+    return true;
+  };
+  const std::map<std::string, bool> fits = {
+      {"qkv", aligned({d.hidden, d.q, d.kv})}, {"proj", aligned({d.q, d.hidden})},
+      {"fc1", aligned({d.hidden, d.ffn})},      {"fc2", aligned({d.ffn, d.hidden})},
+      {"head", aligned({d.hidden, d.vocab})}};
   std::string gemms;
   for (const char* g : {"qkv", "proj", "fc1", "fc2", "head"}) {
-    if (filtered.count(g)) continue;
+    if (hits[g].first > 0 || !fits.at(g)) continue;
     gemms += std::string(gemms.empty() ? "" : ", ") + g;
   }
-  if (gemms.empty()) job.refuse(key + "filter_fqns", "filters every linear layer");
+  if (gemms.empty()) job.refuse(key + "filter_fqns", "leaves no linear layer in float8");
   keys.push_back("gemms: [" + gemms + "]");
-  from.push_back(filters ? key + "filter_fqns" : "no filter_fqns: every nn.Linear");
+  std::string which = entries.empty() ? "no filter_fqns: every nn.Linear" : key + "filter_fqns";
+  for (const auto& [g, ok] : fits)
+    if (!ok) which += ", " + g + " widths not multiples of 16";
+  from.push_back(which);
   keys.push_back("weight_cache: false");
   from.push_back("a Float8Linear casts its weight on every call");
-  const bool tensorwise = recipe.empty() || recipe == "tensorwise";
-  std::vector<std::string> gathers;
-  if (tp_styles && tensorwise) {
-    gathers.push_back("tp_allgather: fp8");
-    from.push_back("model.converters \"float8\" with tp > 1: torchao's float8 TP styles");
-  }
   if (job.boolean(key + "enable_fsdp_float8_all_gather", false)) {
     if (job.given(key + "recipe_name")) {
       job.refuse(key + "enable_fsdp_float8_all_gather",
                  "torchtitan asserts it is not set with a recipe_name");
     }
     if (sharded) {
-      gathers.push_back("param_allgather: fp8");
+      keys.push_back("communication: {param_allgather: fp8}");
       from.push_back(key + "enable_fsdp_float8_all_gather");
     }
-  }
-  if (!gathers.empty()) {
-    std::string c = "communication: {";
-    for (std::size_t i = 0; i < gathers.size(); ++i) c += (i ? ", " : "") + gathers[i];
-    keys.push_back(c + "}");
   }
   std::string out = "fp8: {";
   for (std::size_t i = 0; i < keys.size(); ++i) out += (i ? ", " : "") + keys[i];
@@ -439,33 +458,38 @@ std::string import_torchtitan(const std::string& path, const std::string& cluste
   const std::string name = job.text("model.name", "llama3");
   const std::string flavor = job.text("model.flavor", "debugmodel");
   // Converters: torchao's float8 linear layers (quantize.linear.float8, the name
-  // components/quantization/float8.py registers at v0.2.1; "float8" before, at v0.1.0, as
-  // v0.2.1's own llama3_405b.toml still writes it) are read; the others (mx, grouped GEMMs)
-  // are refused. The llama3 parallelize.py turns torchao's float8 tensor-parallel styles on
-  // where "float8" is in model.converters, and only that name matches.
-  bool float8 = false, float8_tp_styles = false;
-  std::string converter;  // the float8 converter's name as the job writes it
+  // components/quantization/float8.py registers at v0.2.1) are read; the others (mx,
+  // grouped GEMMs) are refused, and so is "float8", v0.1's name, which v0.2.1's registry
+  // does not hold (ModelConvertersContainer looks names up directly,
+  // protocols/model_converter.py), though its own llama3_405b.toml still writes it.
+  bool float8 = false;
   if (const TomlValue* c = job.find("model.converters")) {
     if (c->kind != TomlValue::Kind::array) job.refuse("model.converters", "expected an array");
     for (const TomlValue& e : c->items) {
-      if (e.text == "float8") float8_tp_styles = true;
-      if (e.text != "quantize.linear.float8" && e.text != "float8") {
+      if (e.text == "float8") {
         job.refuse("model.converters",
-                   "orrery import maps the float8 converter only (quantize.linear.float8, "
-                   "float8 before v0.2); mx and grouped-GEMM converters: write "
-                   "training.precision and training.fp8 by hand");
+                   "torchtitan v0.2.1 registers no converter named float8 (its name since v0.2 "
+                   "is quantize.linear.float8; the job would stop with a KeyError)");
       }
+      if (e.text != "quantize.linear.float8") {
+        job.refuse("model.converters",
+                   "orrery import maps the quantize.linear.float8 converter only; mx and "
+                   "grouped-GEMM converters: write training.precision and training.fp8 by hand");
+      }
+      if (float8) job.refuse("model.converters", "names the float8 converter twice");
       float8 = true;
-      converter = e.text;
     }
   }
   const std::int64_t seq = job.integer("training.seq_len", 2048, 1);
   int layers = 0;
+  LinearDims dims;  // for float8's multiples of 16
   if (!hf_config.empty()) {
     ModelSpec spec;
     detail::read_hf_config(detail::read_import_file(hf_config, "Hugging Face config"), hf_config,
                            seq, spec);
     layers = spec.layers;
+    const std::int64_t head_dim = spec.head_dim();
+    dims = {spec.hidden, spec.heads * head_dim, spec.kv_heads * head_dim, spec.ffn, spec.vocab};
     if (float8 && spec.moe) {
       job.refuse("model.converters",
                  "orrery import maps float8 linear layers of dense models only: write "
@@ -489,11 +513,14 @@ std::string import_torchtitan(const std::string& path, const std::string& cluste
                  "Face config with --hf-config");
     }
     layers = f->layers;
+    dims = {f->dim, f->dim, static_cast<std::int64_t>(f->kv_heads) * (f->dim / f->heads), 0,
+            128256};
     // FeedForward (model/model.py): hidden 4 dim, then int(2/3 of it), int(x
     // ffn_dim_multiplier), rounded up to a multiple of multiple_of.
     std::int64_t ffn = 2 * (4 * static_cast<std::int64_t>(f->dim)) / 3;
     ffn = static_cast<std::int64_t>(f->ffn_multiplier * static_cast<double>(ffn));
     ffn = (ffn + f->multiple_of - 1) / f->multiple_of * f->multiple_of;
+    dims.ffn = ffn;
     const std::string from = fmt::format("model.flavor {} (torchtitan llama3_args)", f->name);
     m += scenario_line("family", "decoder", "torchtitan llama3 Transformer");
     m += scenario_line("layers", std::to_string(f->layers), from + ": n_layers");
@@ -686,9 +713,9 @@ std::string import_torchtitan(const std::string& path, const std::string& cluste
                  "orrery's fp8 keeps bf16 weights and activations beside its fp8 GEMMs");
     }
     t += scenario_line("precision", "fp8",
-                       "model.converters " + converter +
-                           ", training.mixed_precision_param bfloat16 elsewhere");
-    t += "  " + float8_section(job, shard > 1, float8_tp_styles && tp > 1) + "\n";
+                       "model.converters quantize.linear.float8, "
+                       "training.mixed_precision_param bfloat16 elsewhere");
+    t += "  " + float8_section(job, shard > 1, layers, dims) + "\n";
   } else {
     t += scenario_line("precision", mp == "bfloat16" ? "bf16" : "fp32",
                        job.source("training.mixed_precision_param", "bfloat16"));

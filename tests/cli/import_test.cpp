@@ -520,23 +520,42 @@ TEST(ImportTorchtitan, Float8ConverterMapsToTheFp8Recipe) {
     std::ofstream(imported) << r->out;
     EXPECT_EQ(run_orrery("check '" + imported + "'").code, 0) << r->out;
   }
-  // v0.2.1's own llama3_405b.toml names the converter "float8", its name before v0.2; by
-  // that name the llama3 TP plan turns torchao's float8 TP styles on: with tp 8 the
-  // sequence-parallel gathers move fp8 too.
+  // v0.2.1's own llama3_405b.toml names the converter "float8", v0.1's name, which v0.2.1's
+  // registry does not hold: refused, as torchtitan would stop.
   const auto titan405 = run_orrery(
       "import torchtitan tests/cli/import/torchtitan-llama3-405b.toml --cluster dgx-h100 "
       "--nodes 16");
-  ASSERT_EQ(titan405.code, 0) << titan405.err;
-  EXPECT_NE(titan405.out.find("  precision: fp8  # model.converters float8,"), std::string::npos)
-      << titan405.out;
-  EXPECT_NE(fp8_line(titan405.out).find("gemms: [qkv, proj, fc1, fc2], weight_cache: false, "
-                                        "communication: {tp_allgather: fp8, param_allgather: "
-                                        "fp8}}"),
-            std::string::npos)
-      << titan405.out;
+  EXPECT_EQ(titan405.code, 2);
+  EXPECT_NE(titan405.err.find("no converter named float8"), std::string::npos) << titan405.err;
+  // Tensor parallelism keeps bf16 gathers (the llama3 TP plan's float8 styles need that
+  // name); filters are taken together: wq, wk, wv and output are the qkv group and the
+  // head, "w2" the fc2 group.
+  std::ofstream(file) << "[model]\nname = \"llama3\"\nflavor = \"8B\"\n"
+                         "converters = [\"quantize.linear.float8\"]\n"
+                         "[training]\nlocal_batch_size = 1\nseq_len = 8192\n"
+                         "[parallelism]\ntensor_parallel_degree = 2\n"
+                         "[activation_checkpoint]\nmode = \"none\"\n"
+                         "[quantize.linear.float8]\nfilter_fqns = [\"attention.wq\", "
+                         "\"attention.wk\", \"attention.wv\", \"output\", \"w2\"]\n";
+  const auto tp2 = run_orrery("import torchtitan '" + file + "' --cluster dgx-h100 --nodes 1");
+  ASSERT_EQ(tp2.code, 0) << tp2.err;
+  EXPECT_NE(fp8_line(tp2.out).find("gemms: [proj, fc1], weight_cache: false}"), std::string::npos)
+      << tp2.out;
+  EXPECT_EQ(tp2.out.find("tp_allgather"), std::string::npos) << tp2.out;
+  const auto one_layer = job("[\"quantize.linear.float8\"]", "filter_fqns = [\"layers.1.\"]\n");
+  EXPECT_EQ(one_layer.code, 2);
+  EXPECT_NE(one_layer.err.find("filters 2 of the 64 linear layers of group fc1"), std::string::npos)
+      << one_layer.err;
+  const auto twice = job("[\"quantize.linear.float8\", \"quantize.linear.float8\"]", "");
+  EXPECT_EQ(twice.code, 2);
+  EXPECT_NE(twice.err.find("twice"), std::string::npos) << twice.err;
+  const auto emulated = job("[\"quantize.linear.float8\"]", "emulate = true\n");
+  EXPECT_EQ(emulated.code, 2);
+  EXPECT_NE(emulated.err.find("key 'quantize.linear.float8.emulate'"), std::string::npos)
+      << emulated.err;
   const auto split = job("[\"quantize.linear.float8\"]", "filter_fqns = [\"wq\"]\n");
   EXPECT_EQ(split.code, 2);
-  EXPECT_NE(split.err.find("part of the qkv group"), std::string::npos) << split.err;
+  EXPECT_NE(split.err.find("filters 32 of the 96 linear layers of group qkv"), std::string::npos) << split.err;
   const auto both = job("[\"quantize.linear.float8\"]",
                         "recipe_name = \"tensorwise\"\nenable_fsdp_float8_all_gather = true\n");
   EXPECT_EQ(both.code, 2);
