@@ -707,6 +707,15 @@ std::string import_torchtitan(const std::string& path, const std::string& cluste
   if (mp != "bfloat16" && mp != "float32") {
     job.refuse("training.mixed_precision_param", "torchtitan takes bfloat16 or float32");
   }
+  // Without FSDP, tensor or pipeline parallelism turns mixed precision off: the step runs
+  // in fp32 (maybe_enable_amp, distributed/utils.py at v0.2.1, "Mixed precision training
+  // with TP or PP is only supported when FSDP/HSDP/CP is enabled").
+  const bool amp_off = !fsdp && (tp > 1 || pp > 1);
+  if (float8 && amp_off) {
+    job.refuse("model.converters",
+               "with tp or pp and no FSDP torchtitan trains in fp32 (maybe_enable_amp), which "
+               "orrery's fp8 (bf16 beside the fp8 GEMMs) does not express");
+  }
   if (float8) {
     if (mp != "bfloat16") {
       job.refuse("training.mixed_precision_param",
@@ -716,6 +725,10 @@ std::string import_torchtitan(const std::string& path, const std::string& cluste
                        "model.converters quantize.linear.float8, "
                        "training.mixed_precision_param bfloat16 elsewhere");
     t += "  " + float8_section(job, shard > 1, layers, dims) + "\n";
+  } else if (amp_off) {
+    t += scenario_line("precision", "fp32",
+                       "tp or pp without FSDP: torchtitan disables mixed precision "
+                       "(maybe_enable_amp)");
   } else {
     t += scenario_line("precision", mp == "bfloat16" ? "bf16" : "fp32",
                        job.source("training.mixed_precision_param", "bfloat16"));

@@ -565,6 +565,21 @@ TEST(ImportTorchtitan, Float8ConverterMapsToTheFp8Recipe) {
   EXPECT_NE(mx.err.find("key 'model.converters'"), std::string::npos) << mx.err;
 }
 
+// Tensor parallelism with replicas but no sharding (DDP x TP): torchtitan turns mixed
+// precision off (maybe_enable_amp), so the step is fp32 whatever mixed_precision_param says.
+TEST(ImportTorchtitan, TensorParallelWithoutFsdpTrainsInFp32) {
+  const std::string file = ::testing::TempDir() + "titan_ddp_tp.toml";
+  std::ofstream(file) << "[model]\nname = \"llama3\"\nflavor = \"8B\"\n"
+                         "[training]\nlocal_batch_size = 1\nseq_len = 2048\n"
+                         "[parallelism]\ndata_parallel_replicate_degree = 4\n"
+                         "data_parallel_shard_degree = 1\ntensor_parallel_degree = 2\n"
+                         "[activation_checkpoint]\nmode = \"none\"\n";
+  const auto r = run_orrery("import torchtitan '" + file + "' --cluster dgx-h100 --nodes 1");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("  precision: fp32  # tp or pp without FSDP"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("zero_stage"), std::string::npos) << r.out;
+}
+
 // Pipeline parallelism: 70B's 80 layers plus the embedding's and the output's weight (1
 // each, torchtitan's default) = 82 split evenly over 2 stages: Megatron-LM's
 // account_for_embedding/loss; reshard_after_forward's "default" is off with pp. Over 3
