@@ -478,10 +478,12 @@ TEST(ImportTorchtitan, CompileHsdpAndFlavorFfn) {
 // splits a group, a recipe with the float8 gather and other converters are refused.
 TEST(ImportTorchtitan, Float8ConverterMapsToTheFp8Recipe) {
   const std::string file = ::testing::TempDir() + "titan_float8.toml";
-  auto job = [&](const std::string& converters, const std::string& float8) {
+  auto job = [&](const std::string& converters, const std::string& float8,
+                 const std::string& parallelism = "") {
     std::ofstream(file) << "[model]\nname = \"llama3\"\nflavor = \"8B\"\nconverters = " +
                                converters +
-                               "\n[training]\nlocal_batch_size = 1\nseq_len = 8192\n"
+                               "\n[training]\nlocal_batch_size = 1\nseq_len = 8192\n" +
+                               parallelism +
                                "[activation_checkpoint]\nmode = \"none\"\n"
                                "[quantize.linear.float8]\n" +
                                float8;
@@ -530,54 +532,46 @@ TEST(ImportTorchtitan, Float8ConverterMapsToTheFp8Recipe) {
   // Tensor parallelism keeps bf16 gathers (the llama3 TP plan's float8 styles need that
   // name); filters are taken together: wq, wk, wv and output are the qkv group and the
   // head, "w2" the fc2 group.
-  std::ofstream(file) << "[model]\nname = \"llama3\"\nflavor = \"8B\"\n"
-                         "converters = [\"quantize.linear.float8\"]\n"
-                         "[training]\nlocal_batch_size = 1\nseq_len = 8192\n"
-                         "[parallelism]\ntensor_parallel_degree = 2\n"
-                         "[activation_checkpoint]\nmode = \"none\"\n"
-                         "[quantize.linear.float8]\nfilter_fqns = [\"attention.wq\", "
-                         "\"attention.wk\", \"attention.wv\", \"output\", \"w2\"]\n";
-  const auto tp2 = run_orrery("import torchtitan '" + file + "' --cluster dgx-h100 --nodes 1");
+  const auto tp2 = job("[\"quantize.linear.float8\"]",
+                       "filter_fqns = [\"attention.wq\", \"attention.wk\", \"attention.wv\", "
+                       "\"output\", \"w2\"]\n",
+                       "[parallelism]\ntensor_parallel_degree = 2\n");
   ASSERT_EQ(tp2.code, 0) << tp2.err;
   EXPECT_NE(fp8_line(tp2.out).find("gemms: [proj, fc1], weight_cache: false}"), std::string::npos)
       << tp2.out;
   EXPECT_EQ(tp2.out.find("tp_allgather"), std::string::npos) << tp2.out;
-  const auto one_layer = job("[\"quantize.linear.float8\"]", "filter_fqns = [\"layers.1.\"]\n");
-  EXPECT_EQ(one_layer.code, 2);
-  EXPECT_NE(one_layer.err.find("filters 2 of the 64 linear layers of group fc1"), std::string::npos)
-      << one_layer.err;
-  const auto twice = job("[\"quantize.linear.float8\", \"quantize.linear.float8\"]", "");
-  EXPECT_EQ(twice.code, 2);
-  EXPECT_NE(twice.err.find("twice"), std::string::npos) << twice.err;
-  const auto emulated = job("[\"quantize.linear.float8\"]", "emulate = true\n");
-  EXPECT_EQ(emulated.code, 2);
-  EXPECT_NE(emulated.err.find("key 'quantize.linear.float8.emulate'"), std::string::npos)
-      << emulated.err;
-  const auto split = job("[\"quantize.linear.float8\"]", "filter_fqns = [\"wq\"]\n");
-  EXPECT_EQ(split.code, 2);
-  EXPECT_NE(split.err.find("filters 32 of the 96 linear layers of group qkv"), std::string::npos) << split.err;
-  const auto both = job("[\"quantize.linear.float8\"]",
-                        "recipe_name = \"tensorwise\"\nenable_fsdp_float8_all_gather = true\n");
-  EXPECT_EQ(both.code, 2);
-  EXPECT_NE(both.err.find("enable_fsdp_float8_all_gather"), std::string::npos) << both.err;
-  const auto mx = job("[\"quantize.linear.mx\"]", "");
-  EXPECT_EQ(mx.code, 2);
-  EXPECT_NE(mx.err.find("key 'model.converters'"), std::string::npos) << mx.err;
-}
-
-// Tensor parallelism with replicas but no sharding (DDP x TP): torchtitan turns mixed
-// precision off (maybe_enable_amp), so the step is fp32 whatever mixed_precision_param says.
-TEST(ImportTorchtitan, TensorParallelWithoutFsdpTrainsInFp32) {
-  const std::string file = ::testing::TempDir() + "titan_ddp_tp.toml";
-  std::ofstream(file) << "[model]\nname = \"llama3\"\nflavor = \"8B\"\n"
-                         "[training]\nlocal_batch_size = 1\nseq_len = 2048\n"
-                         "[parallelism]\ndata_parallel_replicate_degree = 4\n"
-                         "data_parallel_shard_degree = 1\ntensor_parallel_degree = 2\n"
-                         "[activation_checkpoint]\nmode = \"none\"\n";
-  const auto r = run_orrery("import torchtitan '" + file + "' --cluster dgx-h100 --nodes 1");
-  ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_NE(r.out.find("  precision: fp32  # tp or pp without FSDP"), std::string::npos) << r.out;
-  EXPECT_EQ(r.out.find("zero_stage"), std::string::npos) << r.out;
+  // Refused, each with what names the cause: one layer's filter (2 of fc1's 64 modules), a
+  // filter of part of a group, the converter twice, emulation without a recipe, a recipe
+  // with the float8 FSDP gather, another converter.
+  const std::string f8 = "[\"quantize.linear.float8\"]";
+  const struct {
+    std::string converters, float8, why;
+  } refused[] = {
+      {f8, "filter_fqns = [\"layers.1.\"]\n", "filters 2 of the 64 linear layers of group fc1"},
+      {f8, "filter_fqns = [\"wq\"]\n", "filters 32 of the 96 linear layers of group qkv"},
+      {"[\"quantize.linear.float8\", \"quantize.linear.float8\"]", "", "twice"},
+      {f8, "emulate = true\n", "key 'quantize.linear.float8.emulate'"},
+      {f8, "recipe_name = \"tensorwise\"\nenable_fsdp_float8_all_gather = true\n",
+       "key 'quantize.linear.float8.enable_fsdp_float8_all_gather'"},
+      {"[\"quantize.linear.mx\"]", "", "key 'model.converters'"},
+  };
+  for (const auto& r : refused) {
+    const auto out = job(r.converters, r.float8);
+    EXPECT_EQ(out.code, 2) << r.float8;
+    EXPECT_NE(out.err.find(r.why), std::string::npos) << out.err;
+  }
+  // Tensor parallelism with replicas but no sharding (DDP x TP): torchtitan turns mixed
+  // precision off (maybe_enable_amp), so the step is fp32 whatever mixed_precision_param
+  // says, and float8 (bf16 beside its GEMMs in orrery) is refused there.
+  const std::string ddp_tp =
+      "[parallelism]\ndata_parallel_replicate_degree = 4\ndata_parallel_shard_degree = 1\n"
+      "tensor_parallel_degree = 2\n";
+  const auto fp32 = job("[]", "", ddp_tp);
+  ASSERT_EQ(fp32.code, 0) << fp32.err;
+  EXPECT_NE(fp32.out.find("  precision: fp32  # tp or pp without FSDP"), std::string::npos)
+      << fp32.out;
+  EXPECT_EQ(fp32.out.find("zero_stage"), std::string::npos) << fp32.out;
+  EXPECT_EQ(job(f8, "", ddp_tp).code, 2);
 }
 
 // Pipeline parallelism: 70B's 80 layers plus the embedding's and the output's weight (1
