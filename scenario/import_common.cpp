@@ -345,6 +345,14 @@ std::string write_imported_scenario(const ImportSettings& a, const ImportSource&
               a.source("--num-layers-per-virtual-pipeline-stage",
                        "--num-layers / (pp x --num-layers-per-virtual-pipeline-stage)"));
   }
+  if (a.has("--num-virtual-stages-per-pipeline-rank") &&
+      !a.has("--num-layers-per-virtual-pipeline-stage")) {
+    // The model chunks a pipeline rank holds, orrery's virtual_pipeline_stages as it is
+    // (arguments.py at d98e8a64 takes it or --num-layers-per-virtual-pipeline-stage).
+    p += line("virtual_pipeline_stages",
+              std::to_string(a.whole("--num-virtual-stages-per-pipeline-rank")),
+              a.label("--num-virtual-stages-per-pipeline-rank"));
+  }
   if (a.has("--decoder-first-pipeline-num-layers")) {
     p += line("first_stage_layers", a.text("--decoder-first-pipeline-num-layers"),
               a.label("--decoder-first-pipeline-num-layers"));
@@ -430,6 +438,47 @@ std::string write_imported_scenario(const ImportSettings& a, const ImportSource&
     }
   }
   t += line("recompute", recompute, recompute_source);
+  // Megatron-Core's precision-aware optimizer (--use-precision-aware-optimizer with
+  // --exp-avg-dtype, --exp-avg-sq-dtype, --main-params-dtype, read only with it; arguments.py
+  // at d98e8a64, default fp32 each): bf16 moments are training.optimizer_state_dtype bf16,
+  // fp16 main parameters training.main_params_dtype fp16. A log header prints the dtypes
+  // as torch types.
+  auto dtype = [&](const char* name) {
+    std::string d = a.has(name) ? a.text(name) : "fp32";
+    static const std::map<std::string, std::string> kTorch = {{"torch.float32", "fp32"},
+                                                              {"torch.bfloat16", "bf16"},
+                                                              {"torch.float16", "fp16"},
+                                                              {"torch.uint8", "fp8"}};
+    if (const auto it = kTorch.find(d); it != kTorch.end()) d = it->second;
+    return d;
+  };
+  const std::string m1 = dtype("--exp-avg-dtype"), m2 = dtype("--exp-avg-sq-dtype"),
+                    main = dtype("--main-params-dtype");
+  if (!a.flag("--use-precision-aware-optimizer")) {
+    for (const char* name : {"--exp-avg-dtype", "--exp-avg-sq-dtype", "--main-params-dtype"}) {
+      if (dtype(name) != "fp32") {
+        a.refuse(name, "Megatron-LM reads it only with --use-precision-aware-optimizer");
+      }
+    }
+  } else {
+    if (m1 != m2 || (m1 != "fp32" && m1 != "bf16")) {
+      a.refuse(m1 != "fp32" && m1 != "bf16" ? "--exp-avg-dtype" : "--exp-avg-sq-dtype",
+               "orrery keeps both Adam moments in one dtype, fp32 or bf16");
+    }
+    if (main != "fp32" && main != "fp16") {
+      a.refuse("--main-params-dtype", "Megatron-LM takes fp32 or fp16");
+    }
+    if (m1 == "bf16") {
+      t += line("optimizer_state_dtype", "bf16",
+                a.label("--use-precision-aware-optimizer") + ", " + a.label("--exp-avg-dtype") +
+                    ", " + a.label("--exp-avg-sq-dtype"));
+    }
+    if (main == "fp16") {
+      t += line("main_params_dtype", "fp16",
+                a.label("--use-precision-aware-optimizer") + ", " +
+                    a.label("--main-params-dtype"));
+    }
+  }
   const std::pair<const char*, const char*> overlaps[] = {
       {"--overlap-grad-reduce", "overlap_grad_reduce"},
       {"--overlap-param-gather", "overlap_param_gather"},

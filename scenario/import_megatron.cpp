@@ -44,6 +44,7 @@ const std::set<std::string>& switches() {
       "--fp8-param-gather",
       "--reuse-grad-buf-for-mxfp8-param-ag",
       "--first-last-layers-bf16",
+      "--use-precision-aware-optimizer",
   };
   return s;
 }
@@ -83,6 +84,10 @@ const std::set<std::string>& valued() {
       "--fp8-amax-history-len",
       "--num-layers-at-start-in-bf16",
       "--num-layers-at-end-in-bf16",
+      "--num-virtual-stages-per-pipeline-rank",
+      "--exp-avg-dtype",
+      "--exp-avg-sq-dtype",
+      "--main-params-dtype",
       "--attention-backend",
   };
   return s;
@@ -124,6 +129,12 @@ std::string import_megatron(const std::vector<std::string>& arguments, const std
         text += " " + arguments[++i];
       a.add_unmapped(text);
     }
+  }
+  // arguments.py at d98e8a64 takes one of the two forms of interleaving.
+  if (a.has("--num-layers-per-virtual-pipeline-stage") &&
+      a.has("--num-virtual-stages-per-pipeline-rank")) {
+    a.refuse("--num-virtual-stages-per-pipeline-rank",
+             "given with --num-layers-per-virtual-pipeline-stage: Megatron-LM takes one");
   }
   detail::ImportSource source;
   source.header =

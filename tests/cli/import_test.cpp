@@ -179,23 +179,64 @@ TEST(ImportMegatron, Fp8RecipeArguments) {
     std::ofstream(file) << r->out;
     EXPECT_EQ(run_orrery("check " + file).code, 0) << r->out;
   }
-  const auto no_distopt = run_orrery(line + "--fp8-param-gather");
-  EXPECT_EQ(no_distopt.code, 2);
-  EXPECT_NE(no_distopt.err.find("key '--fp8-param-gather'"), std::string::npos) << no_distopt.err;
-  // MXFP8 gathers are modelled through the gradient buffer only; Megatron-Core keeps no bf16
-  // layers under delayed scaling (transformer_config.py).
-  const auto no_reuse =
-      run_orrery(line + "--use-distributed-optimizer --fp8-recipe mxfp8 --fp8-param-gather");
-  EXPECT_EQ(no_reuse.code, 2);
-  EXPECT_NE(no_reuse.err.find("--reuse-grad-buf-for-mxfp8-param-ag"), std::string::npos)
-      << no_reuse.err;
-  const auto delayed_layers = run_orrery(line + "--first-last-layers-bf16");
-  EXPECT_EQ(delayed_layers.code, 2);
-  EXPECT_NE(delayed_layers.err.find("key '--first-last-layers-bf16'"), std::string::npos)
-      << delayed_layers.err;
-  const auto custom = run_orrery(line + "--fp8-recipe custom");
-  EXPECT_EQ(custom.code, 2);
-  EXPECT_NE(custom.err.find("key '--fp8-recipe' = 'custom'"), std::string::npos) << custom.err;
+  // Refused: the fp8 gather without the distributed optimizer; MXFP8 gathers without the
+  // buffer reuse (orrery models the gathers through the gradient buffer only); bf16 layers
+  // under delayed scaling (transformer_config.py keeps none); a custom recipe.
+  const struct {
+    std::string args, key;
+  } refused[] = {
+      {"--fp8-param-gather", "'--fp8-param-gather'"},
+      {"--use-distributed-optimizer --fp8-recipe mxfp8 --fp8-param-gather",
+       "'--fp8-param-gather'"},
+      {"--first-last-layers-bf16", "'--first-last-layers-bf16'"},
+      {"--fp8-recipe custom", "'--fp8-recipe' = 'custom'"},
+  };
+  for (const auto& x : refused) {
+    const auto out = run_orrery(line + x.args);
+    EXPECT_EQ(out.code, 2) << x.args;
+    EXPECT_NE(out.err.find("key " + x.key), std::string::npos) << out.err;
+  }
+}
+
+// The forms the sweep's Megatron line writes: interleaving as virtual stages per pipeline
+// rank (orrery's virtual_pipeline_stages as given) and Megatron-Core's precision-aware
+// optimizer (bf16 moments, fp16 main parameters); the dtypes without the switch, mixed
+// moment dtypes and both forms of interleaving are refused.
+TEST(ImportMegatron, VirtualStagesPerRankAndPrecisionAwareOptimizer) {
+  const std::string line =
+      "import megatron --cluster dgx-h100 --nodes 2 -- --num-layers 32 --hidden-size 4096 "
+      "--num-attention-heads 32 --seq-length 4096 --vocab-size 32000 --global-batch-size 64 "
+      "--bf16 --pipeline-model-parallel-size 4 --use-distributed-optimizer ";
+  const auto r = run_orrery(line +
+                            "--num-virtual-stages-per-pipeline-rank 2 "
+                            "--use-precision-aware-optimizer --exp-avg-dtype bf16 "
+                            "--exp-avg-sq-dtype bf16 --main-params-dtype fp16");
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const char* want : {
+           "  virtual_pipeline_stages: 2  # --num-virtual-stages-per-pipeline-rank\n",
+           "  optimizer_state_dtype: bf16  # --use-precision-aware-optimizer, --exp-avg-dtype, "
+           "--exp-avg-sq-dtype\n",
+           "  main_params_dtype: fp16  # --use-precision-aware-optimizer, --main-params-dtype\n",
+           "# Every argument was mapped.\n",
+       }) {
+    EXPECT_NE(r.out.find(want), std::string::npos) << want << "\n" << r.out;
+  }
+  const std::string file = ::testing::TempDir() + "imported_pao.yaml";
+  std::ofstream(file) << r.out;
+  EXPECT_EQ(run_orrery("check '" + file + "'").code, 0) << r.out;
+  const struct {
+    std::string args, key;
+  } refused[] = {
+      {"--exp-avg-dtype bf16", "'--exp-avg-dtype'"},
+      {"--use-precision-aware-optimizer --exp-avg-dtype bf16", "'--exp-avg-sq-dtype'"},
+      {"--num-virtual-stages-per-pipeline-rank 2 --num-layers-per-virtual-pipeline-stage 4",
+       "'--num-virtual-stages-per-pipeline-rank'"},
+  };
+  for (const auto& x : refused) {
+    const auto out = run_orrery(line + x.args);
+    EXPECT_EQ(out.code, 2) << x.args;
+    EXPECT_NE(out.err.find("key " + x.key), std::string::npos) << out.err;
+  }
 }
 
 // tests/cli/import/nemo-llama3-8b.yaml is the NeMo-Framework-Launcher 24.07 Llama 3 8B
