@@ -102,8 +102,7 @@ OpBuilder::OpBuilder(const TrainingSpec& t, const Shard& s, bool high_precision)
 // capability 10.x, 11.x, >= 13). A block scale belongs to one axis: block and MXFP8 casts
 // write a row-wise and a column-wise copy, each with its scales, on every GPU.
 double OpBuilder::fp8_copies() const {
-  const bool per_tensor = !recipe || recipe->scaling == Fp8Spec::Scaling::delayed ||
-                          recipe->scaling == Fp8Spec::Scaling::current;
+  const bool per_tensor = !recipe || recipe->per_tensor();
   return fp8_single_copy && per_tensor ? 1.0 : 2.0;
 }
 
@@ -276,9 +275,7 @@ void OpBuilder::add_recipe(Op& op, double m, double k, double n) const {
   op.bwd_read += Bytes(2.0 * m * n * sa + m * k * sa + cast_w * sw);
   op.saved += Bytes(op.saved.value() / saved_gemm_input * sa);
   op.fp8_weight_elems = w;
-  const bool per_tensor =
-      r.scaling == Fp8Spec::Scaling::delayed || r.scaling == Fp8Spec::Scaling::current;
-  if (r.fp8_weights && per_tensor) {
+  if (r.fp8_weights && r.per_tensor()) {
     // TE's Float8Tensor weight (tex.fp8_transpose in _create_transpose, called by
     // update_usage from Linear's forward and backward, transformer_engine/pytorch at
     // NVIDIA/TransformerEngine v2.7 fedd9ddc); Megatron-FSDP drops the transpose after

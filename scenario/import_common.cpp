@@ -118,6 +118,11 @@ std::string scenario_line(const std::string& key, const std::string& value,
   return fmt::format("  {}: {}  # {}\n", key, value, source);
 }
 
+std::string flow_line(const std::string& key, const std::vector<std::string>& entries,
+                      const std::vector<std::string>& sources) {
+  return fmt::format("{}: {{{}}}  # {}", key, fmt::join(entries, ", "), fmt::join(sources, ", "));
+}
+
 namespace {
 
 std::string line(const std::string& key, const std::string& value, const std::string& source) {
@@ -206,11 +211,7 @@ std::string fp8_section(const ImportSettings& a) {
     a.refuse("--reuse-grad-buf-for-mxfp8-param-ag",
              "Megatron-Core takes it only with --fp8-param-gather");
   }
-  std::string out = "fp8: {";
-  for (std::size_t i = 0; i < keys.size(); ++i) out += (i ? ", " : "") + keys[i];
-  out += "}  # ";
-  for (std::size_t i = 0; i < from.size(); ++i) out += (i ? ", " : "") + from[i];
-  return out + "\n";
+  return flow_line("fp8", keys, from) + "\n";
 }
 
 }  // namespace

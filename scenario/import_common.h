@@ -99,6 +99,10 @@ int system_gpus_per_node(const std::string& cluster);
 std::string scenario_line(const std::string& key, const std::string& value,
                           const std::string& source);
 
+// "KEY: {k1, k2, ...}  # s1, s2, ...": a flow mapping with the sources of its entries.
+std::string flow_line(const std::string& key, const std::vector<std::string>& entries,
+                      const std::vector<std::string>& sources);
+
 // The scenario YAML for `a` (throws InputError for what orrery cannot express).
 std::string write_imported_scenario(const ImportSettings& a, const ImportSource& source);
 

@@ -437,11 +437,7 @@ std::string float8_section(Job& job, bool sharded, int layers, const LinearDims&
       from.push_back(key + "enable_fsdp_float8_all_gather");
     }
   }
-  std::string out = "fp8: {";
-  for (std::size_t i = 0; i < keys.size(); ++i) out += (i ? ", " : "") + keys[i];
-  out += "}  # ";
-  for (std::size_t i = 0; i < from.size(); ++i) out += (i ? ", " : "") + from[i];
-  return out;
+  return detail::flow_line("fp8", keys, from);
 }
 
 }  // namespace

@@ -671,6 +671,8 @@ struct Fp8Spec {
   } scaling = Scaling::delayed;
   // torchao's row-wise recipes (rowwise, rowwise_gw_hp).
   bool rowwise() const { return scaling == Scaling::rowwise || scaling == Scaling::rowwise_gw_hp; }
+  // One scale per tensor (delayed and current scaling), not per block or row.
+  bool per_tensor() const { return scaling == Scaling::delayed || scaling == Scaling::current; }
   // delayed: steps of amax history per tensor (TE DelayedScaling.amax_history_len = 1024;
   // Megatron-LM's --fp8-amax-history-len defaults to 1).
   int amax_history = 1024;

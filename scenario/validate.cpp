@@ -511,13 +511,13 @@ void complete_fp8(Scenario& s) {
   // into them after each optimizer step, quantize_param_shard; param_and_grad_buffer.py at
   // NVIDIA/Megatron-LM core_v0.14.0 23e00ed0). Per-tensor Float8Tensors only: block and
   // MXFP8 weights keep the cast charged every micro-batch.
-  const bool per_tensor =
-      f.scaling == Fp8Spec::Scaling::delayed || f.scaling == Fp8Spec::Scaling::current;
+  const bool per_tensor = f.per_tensor();
   const bool megatron_fsdp =
       zero3 && s.parallelism.fsdp_impl == ParallelismSpec::FsdpImpl::megatron_fsdp;
   // Per-tensor scaling: --fp8-param-gather is one switch, the fp8 weights and their fp8
   // gather, so `weights` follows param_allgather and may only repeat it.
-  const bool per_tensor_fp8 = f.param_allgather_fp8 && per_tensor && (megatron_fsdp || megatron_distopt);
+  const bool per_tensor_fp8 =
+      f.param_allgather_fp8 && per_tensor && (megatron_fsdp || megatron_distopt);
   // MXFP8 under the distributed optimizer: --fp8-param-gather keeps the weights as MXFP8
   // tensors and gathers bf16 through the gradient buffer (--reuse-grad-buf-for-mxfp8-param-ag,
   // which Megatron-Bridge sets with it), so `weights: fp8` says it on its own.
