@@ -795,7 +795,16 @@ int main(int argc, char** argv) {
           throw orrery::InputError({"orrery import megatron", std::nullopt}, "--hf-config",
                                    import_hf_config, "the model is the launch arguments'");
         }
-        out = orrery::import_megatron(import_arguments, import_cluster, import_nodes);
+        // The launch arguments exactly as given after "--": CLI11 splits a value written
+        // "[a,b]" (a --moe-layer-freq list) into its items.
+        std::vector<std::string> launch;
+        for (int i = 1; i < argc; ++i) {
+          if (std::string(argv[i]) != "--") continue;
+          launch.assign(argv + i + 1, argv + argc);
+          break;
+        }
+        out = orrery::import_megatron(launch.empty() ? import_arguments : launch, import_cluster,
+                                      import_nodes);
       }
       std::fwrite(out.data(), 1, out.size(), stdout);
       return 0;

@@ -65,6 +65,17 @@ std::int64_t ImportSettings::whole(const std::string& name) const {
   return out;
 }
 
+std::int64_t ImportSettings::count(const std::string& name, std::int64_t fallback) const {
+  if (!has(name)) return fallback;
+  const std::string& v = text(name);
+  std::int64_t out = 0;
+  const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
+  if (ec != std::errc() || end != v.data() + v.size() || out < 0) {
+    throw InputError(at(name), label(name), v, "expected a whole number >= 0");
+  }
+  return out;
+}
+
 double ImportSettings::number(const std::string& name, double fallback) const {
   if (!has(name)) return fallback;
   try {
@@ -182,10 +193,18 @@ std::string fp8_section(const ImportSettings& a) {
     from.push_back(layers);
   }
   if (a.flag("--fp8-param-gather")) {
-    if (!a.flag("--use-distributed-optimizer")) {
+    const bool megatron_fsdp = a.flag("--use-megatron-fsdp");
+    if (!a.flag("--use-distributed-optimizer") && !megatron_fsdp) {
       a.refuse("--fp8-param-gather",
                "Megatron-LM takes it only with the distributed optimizer or an FSDP "
-               "(--use-distributed-optimizer here)");
+               "(--use-distributed-optimizer or --use-megatron-fsdp here)");
+    }
+    // Megatron-FSDP turns the reuse off (arguments.py at d98e8a64), and orrery keeps MXFP8
+    // weights in fp8 through Megatron-Core's own gradient buffer only.
+    if (recipe == "mxfp8" && megatron_fsdp) {
+      a.refuse("--fp8-param-gather",
+               "orrery keeps MXFP8 weights in fp8 under the distributed optimizer only "
+               "(Megatron-FSDP turns --reuse-grad-buf-for-mxfp8-param-ag off)");
     }
     // Megatron-Bridge sets the reuse with MXFP8 parameter gathers, the layout orrery models;
     // without it Megatron-Core keeps another buffer (optimizer_config.py at d98e8a64 warns of
@@ -212,6 +231,275 @@ std::string fp8_section(const ImportSettings& a) {
              "Megatron-Core takes it only with --fp8-param-gather");
   }
   return flow_line("fp8", keys, from) + "\n";
+}
+
+}  // namespace
+
+namespace {
+
+// The words of a value given as several (an nargs='+' argument's, joined by spaces).
+std::vector<std::string> words_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string w; in >> w;) out.push_back(w);
+  return out;
+}
+
+// A --moe-layer-freq list expression (moe_freq_type in megatron/training/arguments.py at
+// NVIDIA/Megatron-LM d98e8a64, which evaluates it as Python): lists of 0 and 1, joined by
+// `+` and repeated by `*` an integer on either side, in parentheses as needed
+// ("([0]*3+[1]*58)"). nullopt where the text is anything else.
+class LayerPattern {
+ public:
+  explicit LayerPattern(std::string text) : s_(std::move(text)) {}
+  std::optional<std::vector<int>> parse() {
+    auto v = sum();
+    skip();
+    if (!v || at_ != s_.size()) return std::nullopt;
+    return v;
+  }
+
+ private:
+  using List = std::vector<int>;
+  static constexpr std::size_t kLongest = 1u << 20;
+  void skip() {
+    while (at_ < s_.size() && s_[at_] == ' ') ++at_;
+  }
+  bool eat(char c) {
+    skip();
+    if (at_ < s_.size() && s_[at_] == c) return ++at_, true;
+    return false;
+  }
+  std::optional<std::size_t> integer() {
+    skip();
+    const std::size_t from = at_;
+    while (at_ < s_.size() && s_[at_] >= '0' && s_[at_] <= '9' && at_ - from < 7) ++at_;
+    if (at_ == from) return std::nullopt;
+    return static_cast<std::size_t>(std::stoul(s_.substr(from, at_ - from)));
+  }
+  std::optional<List> sum() {
+    auto v = product();
+    while (v && eat('+')) {
+      auto w = product();
+      if (!w || v->size() + w->size() > kLongest) return std::nullopt;
+      v->insert(v->end(), w->begin(), w->end());
+    }
+    return v;
+  }
+  // A list times integers, in any order ("[1]*3", "3*[1]").
+  std::optional<List> product() {
+    std::optional<List> list;
+    std::size_t times = 1;
+    do {
+      skip();
+      if (at_ < s_.size() && s_[at_] >= '0' && s_[at_] <= '9') {
+        const auto n = integer();
+        if (!n || *n > kLongest) return std::nullopt;
+        times *= *n;
+        if (times > kLongest) return std::nullopt;
+      } else {
+        if (list) return std::nullopt;  // a list times a list
+        list = atom();
+        if (!list) return std::nullopt;
+      }
+    } while (eat('*'));
+    if (!list || list->size() * times > kLongest) return std::nullopt;
+    List out;
+    for (std::size_t i = 0; i < times; ++i) out.insert(out.end(), list->begin(), list->end());
+    return out;
+  }
+  std::optional<List> atom() {
+    if (eat('(')) {
+      auto v = sum();
+      if (!v || !eat(')')) return std::nullopt;
+      return v;
+    }
+    if (!eat('[')) return std::nullopt;
+    List v;
+    if (eat(']')) return v;
+    do {
+      const auto n = integer();
+      if (!n || *n > 1) return std::nullopt;
+      v.push_back(static_cast<int>(*n));
+    } while (eat(','));
+    if (!eat(']')) return std::nullopt;
+    return v;
+  }
+  std::string s_;
+  std::size_t at_ = 0;
+};
+
+// The leading dense layers of --moe-layer-freq (default 1: every layer MoE). An integer N
+// makes layer i an MoE layer where i % N == 0; a list gives each layer, 1 for MoE, and
+// must be as long as the model. orrery places dense layers first only
+// (model.moe.first_dense_layers), so any other pattern is refused.
+std::int64_t moe_dense_layers(const ImportSettings& a, std::int64_t layers) {
+  if (!a.has("--moe-layer-freq")) return 0;
+  const std::string& text = a.text("--moe-layer-freq");
+  std::vector<int> pattern;
+  if (text.find('[') == std::string::npos) {
+    const std::int64_t every = a.whole("--moe-layer-freq");
+    for (std::int64_t i = 0; i < layers; ++i) pattern.push_back(i % every == 0 ? 1 : 0);
+  } else {
+    const auto parsed = LayerPattern(text).parse();
+    if (!parsed) {
+      a.refuse("--moe-layer-freq",
+               "expected an integer or a list expression of 0s and 1s with + and * (as "
+               "\"([0]*3+[1]*58)\")");
+    }
+    pattern = *parsed;
+    if (static_cast<std::int64_t>(pattern.size()) != layers) {
+      a.refuse("--moe-layer-freq", fmt::format("the pattern has {} layers, the model {}",
+                                               pattern.size(), layers));
+    }
+  }
+  const auto first_moe = std::find(pattern.begin(), pattern.end(), 1);
+  if (first_moe == pattern.end()) a.refuse("--moe-layer-freq", "no MoE layer in the pattern");
+  if (std::find(first_moe, pattern.end(), 0) != pattern.end()) {
+    a.refuse("--moe-layer-freq",
+             "orrery places dense layers before the MoE ones only (model.moe.first_dense_layers); "
+             "this pattern has a dense layer after an MoE layer");
+  }
+  return first_moe - pattern.begin();
+}
+
+// model.moe.aux_loss from the router's load balancing (megatron/core/transformer/moe/
+// router.py at d98e8a64): an auxiliary loss (aux_loss, seq_aux_loss, global_aux_loss) runs
+// only where its coefficient is above 0 (is_aux_loss_enabled; --moe-aux-loss-coeff
+// defaults to 0.0, one value for every type or one a type); the expert bias
+// (--moe-router-enable-expert-bias) is aux-loss-free balancing. With neither no load is
+// balanced, which the imbalance defaults do not cover: refused. Returns the value and its
+// source.
+std::pair<bool, std::string> moe_aux_loss(const ImportSettings& a) {
+  const char* kType = "--moe-router-load-balancing-type";
+  const char* kCoeff = "--moe-aux-loss-coeff";
+  const std::vector<std::string> types = words_of(a.has(kType) ? a.text(kType) : "aux_loss");
+  const std::vector<std::string> coeffs = words_of(a.has(kCoeff) ? a.text(kCoeff) : "0.0");
+  if (coeffs.size() != 1 && coeffs.size() != types.size()) {
+    a.refuse(kCoeff, "expected one coefficient, or one for each load-balancing type");
+  }
+  bool aux = false;
+  for (std::size_t i = 0; i < types.size(); ++i) {
+    const std::string& t = types[i];
+    if (t == "none") continue;
+    if (t != "aux_loss" && t != "seq_aux_loss" && t != "global_aux_loss") {
+      a.refuse(kType,
+               "orrery models the auxiliary losses (aux_loss, seq_aux_loss, global_aux_loss), "
+               "the expert bias and none; " + t + " has no form here");
+    }
+    const std::string& c = coeffs[coeffs.size() == 1 ? 0 : i];
+    double value = -1;
+    try {
+      std::size_t used = 0;
+      value = std::stod(c, &used);
+      if (used != c.size()) value = -1;
+    } catch (const std::exception&) {
+    }
+    if (value < 0) a.refuse(kCoeff, "expected numbers >= 0");
+    if (value > 0) aux = true;
+  }
+  const bool bias = a.flag("--moe-router-enable-expert-bias");
+  if (!aux && !bias) {
+    a.refuse(a.has(kCoeff) ? kCoeff : kType,
+             "no load balancing runs (no auxiliary loss with a coefficient above 0, Megatron-LM's "
+             "default being 0.0, and no --moe-router-enable-expert-bias); orrery's "
+             "model.moe.load_imbalance defaults assume one or the other");
+  }
+  if (aux) {
+    return {true, fmt::format("{} {} with {} above 0", a.label(kType),
+                              a.has(kType) ? a.text(kType) : "aux_loss", a.label(kCoeff))};
+  }
+  return {false, a.label("--moe-router-enable-expert-bias") + ": aux-loss-free balancing"};
+}
+
+}  // namespace
+
+namespace {
+
+// Data-parallel sharding (arguments.py at NVIDIA/Megatron-LM d98e8a64):
+// --use-distributed-optimizer is ZeRO-1; Megatron-FSDP (--use-megatron-fsdp) shards by
+// --data-parallel-sharding-strategy (default optim_grads_params: optim is ZeRO-1,
+// optim_grads ZeRO-2, optim_grads_params ZeRO-3 in Megatron-FSDP's units; megatron_fsdp.md),
+// with --num-distributed-optimizer-instances replicas of the shard (HSDP); PyTorch FSDP2
+// (--use-torch-fsdp2) with the checks arguments.py asserts, keeping gathered weights under
+// --torch-fsdp2-no-reshard-after-forward. `model_parallel` is tp x pp x cp.
+std::string sharding_lines(const ImportSettings& a, const ImportSource& source,
+                           std::int64_t model_parallel, std::int64_t ep) {
+  const bool megatron_fsdp = a.flag("--use-megatron-fsdp");
+  const bool fsdp2 = a.flag("--use-torch-fsdp2");
+  std::string p;
+  if (megatron_fsdp && fsdp2) {
+    a.refuse("--use-torch-fsdp2", "given with " + a.label("--use-megatron-fsdp"));
+  }
+  if (fsdp2) {
+    if (a.flag("--use-distributed-optimizer")) {
+      a.refuse("--use-torch-fsdp2", "Megatron-LM refuses it with the distributed optimizer");
+    }
+    if (a.whole("--pipeline-model-parallel-size", 1) > 1 || ep > 1) {
+      a.refuse("--use-torch-fsdp2",
+               "Megatron-LM refuses it with pipeline or expert parallelism");
+    }
+    if (a.flag("--fp16")) a.refuse("--use-torch-fsdp2", "Megatron-LM refuses it with fp16");
+    if (!a.flag("--untie-embeddings-and-output-weights")) {
+      a.refuse("--use-torch-fsdp2",
+               "Megatron-LM needs --untie-embeddings-and-output-weights with it");
+    }
+    p += scenario_line("fsdp", "{implementation: fsdp2}", a.label("--use-torch-fsdp2"));
+    if (a.flag("--torch-fsdp2-no-reshard-after-forward")) {
+      p += scenario_line("reshard_after_forward", "false",
+                         a.label("--torch-fsdp2-no-reshard-after-forward"));
+    }
+    return p;
+  }
+  if (!megatron_fsdp) {
+    if (a.flag("--use-distributed-optimizer")) {
+      p += scenario_line("zero_stage", "1", a.label("--use-distributed-optimizer"));
+    }
+    return p;
+  }
+  const char* kStrategy = "--data-parallel-sharding-strategy";
+  const std::string strategy = a.has(kStrategy) ? a.text(kStrategy) : "optim_grads_params";
+  const std::string from = a.label("--use-megatron-fsdp") + " " +
+                           (a.has(kStrategy) ? a.label(kStrategy) + " " + strategy
+                                             : "(default " + a.label(kStrategy) + " " +
+                                                   strategy + ")");
+  const std::int64_t instances = a.whole("--num-distributed-optimizer-instances", 1);
+  if (instances > 1 && strategy != "optim_grads_params") {
+    a.refuse("--num-distributed-optimizer-instances",
+             "orrery shards hybrid (HSDP) only parameters, gradients and optimizer state "
+             "together (" + std::string(kStrategy) + " optim_grads_params)");
+  }
+  if (strategy == "optim") {
+    p += scenario_line("zero_stage", "1", from);
+  } else if (strategy == "optim_grads") {
+    p += scenario_line("zero_stage", "2", from);
+  } else if (strategy == "optim_grads_params") {
+    p += scenario_line("fsdp", "{implementation: megatron_fsdp}", from);
+  } else if (strategy == "no_shard") {
+    a.refuse(kStrategy,
+             "orrery has no Megatron-FSDP form without sharding (plain data parallelism is the "
+             "launch without --use-megatron-fsdp)");
+  } else {
+    a.refuse(kStrategy, "Megatron-LM takes no_shard, optim, optim_grads or optim_grads_params");
+  }
+  if (instances > 1) {
+    // orrery's hybrid sharding shards over one node's data-parallel ranks (with their cp
+    // peers) and replicates across nodes (ParallelismSpec::zero3_group).
+    const std::int64_t per_node = system_gpus_per_node(source.cluster);
+    const std::int64_t gpus = per_node * source.nodes;
+    const std::int64_t cp = a.whole("--context-parallel-size", 1);
+    const std::int64_t tp = a.whole("--tensor-model-parallel-size", 1);
+    const std::int64_t dp = gpus % model_parallel == 0 ? gpus / model_parallel : 0;
+    const std::int64_t node_dp = std::max<std::int64_t>(1, std::min(dp, per_node / (tp * cp)));
+    if (dp == 0 || dp % node_dp != 0 || dp / node_dp != instances) {
+      a.refuse("--num-distributed-optimizer-instances",
+               fmt::format("orrery's hybrid sharding shards over one node's {} data-parallel "
+                           "ranks, which makes {} instances on these {} GPUs",
+                           node_dp, dp > 0 ? dp / node_dp : 0, gpus));
+    }
+    p += scenario_line("sharding", "hybrid", a.label("--num-distributed-optimizer-instances"));
+  }
+  return p;
 }
 
 }  // namespace
@@ -296,17 +584,100 @@ std::string write_imported_scenario(const ImportSettings& a, const ImportSource&
   m += line("dropout", dropout ? "true" : "false",
             fmt::format("{}, {} (default 0.1 each) above 0", a.label("--attention-dropout"),
                         a.label("--hidden-dropout")));
+  const bool mla = a.flag("--multi-latent-attention");
+  if (mla) {
+    // Megatron-LM's MLA arguments and their defaults (arguments.py at d98e8a64: no query
+    // compression, kv rank 32, 128 + 64 query/key and 128 value widths a head). orrery's
+    // MLA keeps the latent norms (q_norm, kv_norm) that --qk-layernorm builds.
+    const std::pair<const char*, const char*> ranks[] = {
+        {"--q-lora-rank", "q_lora_rank"},   {"--kv-lora-rank", "kv_lora_rank"},
+        {"--qk-head-dim", "qk_nope_head_dim"}, {"--qk-pos-emb-head-dim", "qk_rope_head_dim"},
+        {"--v-head-dim", "v_head_dim"}};
+    const std::int64_t defaults[] = {0, 32, 128, 64, 128};
+    m += "  mla:  # " + a.label("--multi-latent-attention") +
+         (a.flag("--qk-layernorm") ? " with " + a.label("--qk-layernorm") + " (the latent norms)"
+                                   : " (orrery keeps the latent norms --qk-layernorm builds)") +
+         "\n";
+    for (std::size_t i = 0; i < std::size(ranks); ++i) {
+      const auto& [arg, key] = ranks[i];
+      m += "  " + line(key, std::to_string(a.count(arg, defaults[i])),
+                       given_or(a, arg, fmt::format("default of {} {}", a.label(arg),
+                                                    defaults[i] == 0 ? "None" : std::to_string(defaults[i]))));
+    }
+  } else {
+    if (a.flag("--qk-layernorm")) m += line("qk_norm", "true", a.label("--qk-layernorm"));
+    // kv_channels: a head's width where it is not hidden / heads (arguments.py fills it in
+    // for every run, so a log prints it either way).
+    if (a.has("--kv-channels") &&
+        (hidden % heads != 0 || a.whole("--kv-channels") != hidden / heads)) {
+      m += line("head_dim", std::to_string(a.whole("--kv-channels")), a.label("--kv-channels"));
+    }
+  }
+  if (a.count("--mtp-num-layers", 0) > 0) {
+    m += line("mtp_layers", std::to_string(a.count("--mtp-num-layers", 0)),
+              a.label("--mtp-num-layers"));
+  }
   if (a.has("--num-experts")) {
     m += "  moe:\n";
     m += "  " + line("experts", a.text("--num-experts"), a.label("--num-experts"));
     m +=
         "  " + line("top_k", std::to_string(a.whole("--moe-router-topk", 2)),
                     given_or(a, "--moe-router-topk", "default of " + a.label("--moe-router-topk")));
-    m += "  " + line("expert_ffn",
-                     std::to_string(a.whole("--moe-ffn-hidden-size",
-                                            a.whole("--ffn-hidden-size", ffn_default))),
+    const std::int64_t expert_ffn =
+        a.whole("--moe-ffn-hidden-size", a.whole("--ffn-hidden-size", ffn_default));
+    m += "  " + line("expert_ffn", std::to_string(expert_ffn),
                      given_or(a, "--moe-ffn-hidden-size",
                               "= ffn: no " + a.label("--moe-ffn-hidden-size")));
+    // Shared experts as orrery counts them: copies of one expert's width
+    // (transformer_config.py: "num_shared_experts * ffn_size_of_each_shared_expert").
+    if (a.has("--moe-shared-expert-intermediate-size")) {
+      const std::int64_t shared = a.whole("--moe-shared-expert-intermediate-size");
+      if (shared % expert_ffn != 0) {
+        a.refuse("--moe-shared-expert-intermediate-size",
+                 fmt::format("orrery writes shared experts as a count of experts {} wide: "
+                             "expected a multiple of it",
+                             expert_ffn));
+      }
+      m += "  " + line("shared_experts", std::to_string(shared / expert_ffn),
+                       a.label("--moe-shared-expert-intermediate-size") + " / expert_ffn");
+    }
+    if (const std::int64_t dense = moe_dense_layers(a, layers); dense > 0) {
+      m += "  " + line("first_dense_layers", std::to_string(dense), a.label("--moe-layer-freq"));
+    }
+    if (a.has("--moe-expert-capacity-factor")) {
+      const double cf = a.number("--moe-expert-capacity-factor", 0);
+      if (cf <= 0) a.refuse("--moe-expert-capacity-factor", "expected a number above 0");
+      m += "  " + line("capacity_factor", fmt::format("{:g}", cf),
+                       a.label("--moe-expert-capacity-factor"));
+    }
+    if (a.flag("--moe-pad-expert-input-to-capacity")) {
+      if (!a.has("--moe-expert-capacity-factor")) {
+        a.refuse("--moe-pad-expert-input-to-capacity",
+                 "Megatron-Core pads only with --moe-expert-capacity-factor");
+      }
+      m += "  " + line("pad_to_capacity", "true", a.label("--moe-pad-expert-input-to-capacity"));
+    }
+    const auto [aux, aux_source] = moe_aux_loss(a);
+    m += "  " + line("aux_loss", aux ? "true" : "false", aux_source);
+    if (a.has("--moe-router-num-groups") || a.has("--moe-router-group-topk")) {
+      if (!a.has("--moe-router-num-groups") || !a.has("--moe-router-group-topk")) {
+        a.refuse(a.has("--moe-router-num-groups") ? "--moe-router-num-groups"
+                                                  : "--moe-router-group-topk",
+                 "group-limited routing needs both --moe-router-num-groups and "
+                 "--moe-router-group-topk");
+      }
+      m += "  " + line("router_groups", std::to_string(a.whole("--moe-router-num-groups")),
+                       a.label("--moe-router-num-groups"));
+      m += "  " + line("router_group_topk", std::to_string(a.whole("--moe-router-group-topk")),
+                       a.label("--moe-router-group-topk"));
+    }
+    if (a.flag("--moe-shared-expert-overlap")) {
+      if (!a.has("--moe-shared-expert-intermediate-size")) {
+        a.refuse("--moe-shared-expert-overlap",
+                 "needs --moe-shared-expert-intermediate-size (no shared experts to overlap)");
+      }
+      m += "  " + line("shared_expert_overlap", "true", a.label("--moe-shared-expert-overlap"));
+    }
   }
 
   // Parallel layout and batch; dp follows from the GPUs.
@@ -332,6 +703,70 @@ std::string write_imported_scenario(const ImportSettings& a, const ImportSource&
   }
   if (a.flag("--use-tp-pp-dp-mapping")) {
     p += line("rank_order", "tp-cp-pp-dp", a.label("--use-tp-pp-dp-mapping"));
+  }
+  const std::int64_t ep = a.whole("--expert-model-parallel-size", 1);
+  if (a.has("--num-experts") && ep > 1) {
+    // The token dispatcher (transformer_config.py at d98e8a64: allgather by default,
+    // flex with the deepep backend by default; --moe-enable-deepep, deprecated, is flex
+    // with deepep): alltoall is orrery's direct exchange, flex its hierarchical one.
+    const char* kType = "--moe-token-dispatcher-type";
+    const char* kBackend = "--moe-flex-dispatcher-backend";
+    const std::string type = a.has(kType) ? a.text(kType) : "allgather";
+    if (a.flag("--moe-enable-deepep") && type != "flex") {
+      a.refuse("--moe-enable-deepep", "Megatron-Core takes it only with " + a.label(kType) +
+                                          " flex");
+    }
+    if (type == "alltoall") {
+      p += line("ep_alltoall", "direct", a.source(kType, std::string(kType) + " alltoall"));
+    } else if (type == "flex") {
+      const bool deepep = a.flag("--moe-enable-deepep");
+      const std::string backend = a.has(kBackend) && !deepep ? a.text(kBackend) : "deepep";
+      if (deepep && a.has(kBackend) && a.text(kBackend) == "hybridep") {
+        a.refuse("--moe-enable-deepep", "given with " + a.label(kBackend) +
+                                            " hybridep: Megatron-Core runs one backend");
+      }
+      if (backend != "deepep" && backend != "hybridep") {
+        a.refuse(kBackend, "orrery models the deepep and hybridep backends");
+      }
+      p += line("ep_alltoall", "hierarchical", a.source(kType, std::string(kType) + " flex"));
+      p += line("ep_backend", backend,
+                deepep ? a.label("--moe-enable-deepep")
+                       : given_or(a, kBackend, "default of " + a.label(kBackend) + " deepep"));
+    } else if (type == "allgather") {
+      a.refuse(kType,
+               "orrery models the alltoall and flex dispatchers; the allgather dispatcher "
+               "(Megatron-Core's default, every token gathered over the expert-parallel "
+               "group) has no form here: give alltoall or flex");
+    } else {
+      a.refuse(kType, "Megatron-Core takes allgather, alltoall or flex");
+    }
+  }
+  if (a.flag("--overlap-moe-expert-parallel-comm")) {
+    p += line("moe_a2a_overlap", "true", a.label("--overlap-moe-expert-parallel-comm"));
+  }
+  if (a.has("--pipeline-model-parallel-layout")) {
+    // arguments.py at d98e8a64 takes a layout or one of the interleaving arguments; the
+    // layout places every layer itself, so uneven stages and counted embedding or loss
+    // are spelled in it.
+    for (const char* other :
+         {"--num-layers-per-virtual-pipeline-stage", "--num-virtual-stages-per-pipeline-rank",
+          "--decoder-first-pipeline-num-layers", "--decoder-last-pipeline-num-layers",
+          "--account-for-embedding-in-pipeline-split", "--account-for-loss-in-pipeline-split"}) {
+      if (a.has(other) || a.flag(other)) {
+        a.refuse(other, "given with " + a.label("--pipeline-model-parallel-layout") +
+                            ", which places every layer itself");
+      }
+    }
+    const std::string& layout = a.text("--pipeline-model-parallel-layout");
+    if (layout.find_first_of("\"\\") != std::string::npos) {
+      a.refuse("--pipeline-model-parallel-layout", "a layout has no quotes or backslashes");
+    }
+    p += line("pipeline_layout", "\"" + layout + "\"", a.label("--pipeline-model-parallel-layout"));
+  }
+  if (a.has("--microbatch-group-size-per-virtual-pipeline-stage")) {
+    p += line("microbatch_group_size",
+              std::to_string(a.whole("--microbatch-group-size-per-virtual-pipeline-stage")),
+              a.label("--microbatch-group-size-per-virtual-pipeline-stage"));
   }
   if (a.has("--num-layers-per-virtual-pipeline-stage")) {
     const std::int64_t per = a.whole("--num-layers-per-virtual-pipeline-stage");
@@ -377,33 +812,56 @@ std::string write_imported_scenario(const ImportSettings& a, const ImportSource&
   }
   p += line("global_batch", std::to_string(a.whole("--global-batch-size")),
             a.label("--global-batch-size"));
-  if (a.flag("--use-distributed-optimizer")) {
-    p += line("zero_stage", "1", a.label("--use-distributed-optimizer"));
-  }
+  p += sharding_lines(a, source, tp * pp * a.whole("--context-parallel-size", 1), ep);
 
   // Precision, recompute and overlaps.
   // Megatron-Core's --attention-backend (AttnBackend, megatron/core/transformer/enums.py at
   // d98e8a64; auto, the default, leaves the choice to Transformer Engine, as orrery's
   // default does): flash and fused force TE's FlashAttention or cuDNN backend, unfused and
   // local the unfused softmax path.
-  std::string kernel;
+  // training.stack's mechanisms the arguments set, over the megatron-core preset.
+  std::vector<std::string> stack, stack_from;
+  std::string stack_argument;  // the first argument that set one
+  auto mechanism = [&](const char* argument, std::string entry, std::string from) {
+    if (stack_argument.empty()) stack_argument = argument;
+    stack.push_back(std::move(entry));
+    stack_from.push_back(std::move(from));
+  };
   if (a.has("--attention-backend")) {
     // A log's arguments header prints the enum ("AttnBackend.auto").
     std::string b = a.text("--attention-backend");
     if (b.rfind("AttnBackend.", 0) == 0) b = b.substr(std::string("AttnBackend.").size());
     const std::string from = a.source("--attention-backend", "--attention-backend " + b);
     if (b == "flash" || b == "fused") {
-      kernel = fmt::format("{{attention: {}}}  # {}", b == "flash" ? "flash2" : "cudnn", from);
+      mechanism("--attention-backend", b == "flash" ? "attention: flash2" : "attention: cudnn",
+                from);
     } else if (b == "unfused" || b == "local") {
       t += line("flash_attention", "false", from);
     } else if (b != "auto") {
       a.refuse("--attention-backend", "Megatron-LM takes flash, fused, unfused, local or auto");
     }
   }
-  if (!source.stack.empty() && !kernel.empty())
-    a.refuse("--attention-backend", "not with a stack preset named by the source");
+  // The fusions Megatron-LM turns off by name (arguments.py at d98e8a64). Unfused RoPE is
+  // Megatron-Core's _apply_rotary_pos_emb_bshd, which rotates by _rotate_half
+  // (megatron/core/models/common/embeddings/rope_utils.py); each switch counts only where
+  // its op runs.
+  if (a.flag("--no-rope-fusion") && pos == "rope") {
+    mechanism("--no-rope-fusion", "rope: rotate_half", a.label("--no-rope-fusion"));
+  }
+  const char* activation_switch = swiglu ? "--no-bias-swiglu-fusion" : "--no-bias-gelu-fusion";
+  if (a.flag(activation_switch)) {
+    mechanism(activation_switch, "activation_fusion: false", a.label(activation_switch));
+  }
+  // Without the fused wgrad-into-main_grad GEMM the weight gradient is added to main_grad
+  // by the parameter's hook (megatron/core/distributed/distributed_data_parallel.py).
+  if (a.flag("--no-gradient-accumulation-fusion")) {
+    mechanism("--no-gradient-accumulation-fusion", "gradient_accumulation: hook",
+              a.label("--no-gradient-accumulation-fusion"));
+  }
+  if (!source.stack.empty() && !stack.empty())
+    a.refuse(stack_argument, "not with a stack preset named by the source");
   if (!source.stack.empty()) t += "  stack: " + source.stack + "\n";
-  if (!kernel.empty()) t += "  stack: " + kernel + "\n";
+  if (!stack.empty()) t += "  " + flow_line("stack", stack, stack_from) + "\n";
   if (!source.grad_buckets.empty()) t += "  grad_buckets: " + source.grad_buckets + "\n";
   if (a.flag("--bf16") && a.flag("--fp16")) a.refuse("--fp16", "given with --bf16");
   std::string precision = "fp32",
@@ -417,8 +875,31 @@ std::string write_imported_scenario(const ImportSettings& a, const ImportSource&
     precision = "fp8", precision_source = a.source("--fp8-format", "--fp8-format " + f);
     fp8 = fp8_section(a);
   }
+  std::string fp4;
+  if (a.has("--fp4-format")) {
+    // Megatron-Core's FP4 (transformer_config.py at d98e8a64: fp4 e2m1 behind
+    // --fp4-format, fp4_recipe nvfp4 by default, the bf16 layers as under fp8).
+    if (!fp8.empty()) a.refuse("--fp4-format", "given with --fp8-format: Megatron-Core runs one");
+    if (a.text("--fp4-format") != "e2m1") a.refuse("--fp4-format", "Megatron-LM takes e2m1");
+    const std::string recipe = a.has("--fp4-recipe") ? a.text("--fp4-recipe") : "nvfp4";
+    if (recipe != "nvfp4") {
+      a.refuse("--fp4-recipe", "orrery models the nvfp4 recipe (a custom one has no form here)");
+    }
+    precision = "fp4", precision_source = a.source("--fp4-format", "--fp4-format e2m1");
+    std::vector<std::string> keys = {"format: nvfp4"};
+    std::vector<std::string> from = {given_or(a, "--fp4-recipe",
+                                              "default of " + a.label("--fp4-recipe") + " nvfp4")};
+    if (a.flag("--first-last-layers-bf16")) {
+      keys.push_back(fmt::format("bf16_layers: {{first: {}, last: {}}}",
+                                 a.whole("--num-layers-at-start-in-bf16", 1),
+                                 a.whole("--num-layers-at-end-in-bf16", 1)));
+      from.push_back(a.label("--first-last-layers-bf16"));
+    }
+    fp4 = flow_line("fp4", keys, from) + "\n";
+  }
   t += line("precision", precision, precision_source);
   if (!fp8.empty()) t += "  " + fp8;
+  if (!fp4.empty()) t += "  " + fp4;
   std::string recompute = "none", recompute_source = "no " + a.label("--recompute-granularity");
   if (a.has("--recompute-granularity")) {
     const std::string& g = a.text("--recompute-granularity");
@@ -439,6 +920,25 @@ std::string write_imported_scenario(const ImportSettings& a, const ImportSource&
     }
   }
   t += line("recompute", recompute, recompute_source);
+  // The modules selective recompute reruns (transformer_config.py at d98e8a64: default
+  // ["core_attn"]; read only under selective).
+  if (recompute == "selective" && a.has("--recompute-modules")) {
+    const std::vector<std::string> modules = words_of(a.text("--recompute-modules"));
+    for (const std::string& name : modules) {
+      bool known = false;
+      for (const RecomputeModule r : kRecomputeModuleOrder)
+        known = known || name == recompute_module_name(r);
+      if (!known) {
+        std::vector<std::string> names;
+        for (const RecomputeModule r : kRecomputeModuleOrder)
+          names.emplace_back(recompute_module_name(r));
+        a.refuse("--recompute-modules", fmt::format("orrery models the modules {} ({} is not one)",
+                                                    fmt::join(names, ", "), name));
+      }
+    }
+    t += line("recompute_modules", fmt::format("[{}]", fmt::join(modules, ", ")),
+              a.label("--recompute-modules"));
+  }
   // Megatron-Core's precision-aware optimizer (--use-precision-aware-optimizer with
   // --exp-avg-dtype, --exp-avg-sq-dtype, --main-params-dtype, read only with it; arguments.py
   // at d98e8a64, default fp32 each): bf16 moments are training.optimizer_state_dtype bf16,
@@ -479,6 +979,27 @@ std::string write_imported_scenario(const ImportSettings& a, const ImportSource&
                 a.label("--use-precision-aware-optimizer") + ", " +
                     a.label("--main-params-dtype"));
     }
+  }
+  // Offload (arguments.py at d98e8a64): the hybrid device optimizer's share and overlap,
+  // and the activations of the first layers (--cpu-offloading-num-layers above 0 turns
+  // cpu_offloading on).
+  if (a.flag("--optimizer-cpu-offload")) {
+    std::vector<std::string> keys = {
+        fmt::format("fraction: {:g}", a.number("--optimizer-offload-fraction", 1.0))};
+    std::vector<std::string> from = {
+        a.label("--optimizer-cpu-offload") + " " +
+        given_or(a, "--optimizer-offload-fraction",
+                 "(default " + a.label("--optimizer-offload-fraction") + " 1.0)")};
+    if (a.flag("--overlap-cpu-optimizer-d2h-h2d")) {
+      keys.emplace_back("overlap: true");
+      from.push_back(a.label("--overlap-cpu-optimizer-d2h-h2d"));
+    }
+    t += "  " + flow_line("optimizer_offload", keys, from) + "\n";
+  }
+  if (const std::int64_t n = a.count("--cpu-offloading-num-layers", 0); n > 0) {
+    t += "  " + flow_line("activation_offload", {fmt::format("layers: {}", n)},
+                          {a.label("--cpu-offloading-num-layers")}) +
+         "\n";
   }
   const std::pair<const char*, const char*> overlaps[] = {
       {"--overlap-grad-reduce", "overlap_grad_reduce"},

@@ -50,6 +50,8 @@ class ImportSettings {
   std::int64_t whole(const std::string& name, std::int64_t fallback) const {
     return has(name) ? whole(name) : fallback;
   }
+  // A count that may be 0: `fallback` when absent.
+  std::int64_t count(const std::string& name, std::int64_t fallback) const;
   double number(const std::string& name, double fallback) const;
   // A shape setting with no default: `whole(name)`, or an InputError naming the five.
   std::int64_t required(const std::string& name) const;

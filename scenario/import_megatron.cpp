@@ -45,6 +45,26 @@ const std::set<std::string>& switches() {
       "--reuse-grad-buf-for-mxfp8-param-ag",
       "--first-last-layers-bf16",
       "--use-precision-aware-optimizer",
+      // MoE, MLA and the model's other Megatron-Core switches (TransformerConfig fields,
+      // argument_utils.py ArgumentGroupFactory at d98e8a64).
+      "--moe-pad-expert-input-to-capacity",
+      "--moe-shared-expert-overlap",
+      "--moe-router-enable-expert-bias",
+      "--moe-enable-deepep",
+      "--overlap-moe-expert-parallel-comm",
+      "--multi-latent-attention",
+      "--qk-layernorm",
+      // Fusions Megatron-LM turns off by name (store_false, arguments.py).
+      "--no-rope-fusion",
+      "--no-bias-swiglu-fusion",
+      "--no-bias-gelu-fusion",
+      "--no-gradient-accumulation-fusion",
+      // Sharding and offload.
+      "--use-megatron-fsdp",
+      "--use-torch-fsdp2",
+      "--torch-fsdp2-no-reshard-after-forward",
+      "--optimizer-cpu-offload",
+      "--overlap-cpu-optimizer-d2h-h2d",
   };
   return s;
 }
@@ -89,8 +109,40 @@ const std::set<std::string>& valued() {
       "--exp-avg-sq-dtype",
       "--main-params-dtype",
       "--attention-backend",
+      "--moe-shared-expert-intermediate-size",
+      "--moe-layer-freq",
+      "--moe-router-load-balancing-type",
+      "--moe-aux-loss-coeff",
+      "--moe-expert-capacity-factor",
+      "--moe-router-num-groups",
+      "--moe-router-group-topk",
+      "--moe-token-dispatcher-type",
+      "--moe-flex-dispatcher-backend",
+      "--q-lora-rank",
+      "--kv-lora-rank",
+      "--qk-head-dim",
+      "--qk-pos-emb-head-dim",
+      "--v-head-dim",
+      "--kv-channels",
+      "--mtp-num-layers",
+      "--pipeline-model-parallel-layout",
+      "--microbatch-group-size-per-virtual-pipeline-stage",
+      "--recompute-modules",
+      "--data-parallel-sharding-strategy",
+      "--num-distributed-optimizer-instances",
+      "--fp4-format",
+      "--fp4-recipe",
+      "--optimizer-offload-fraction",
+      "--cpu-offloading-num-layers",
   };
   return s;
+}
+
+// Valued arguments that take one or more values (argparse nargs='+'): every value up to the
+// next argument, kept joined by spaces.
+bool takes_several(const std::string& name) {
+  return name == "--recompute-modules" || name == "--moe-router-load-balancing-type" ||
+         name == "--moe-aux-loss-coeff";
 }
 
 }  // namespace
@@ -120,6 +172,9 @@ std::string import_megatron(const std::vector<std::string>& arguments, const std
           throw InputError({kWhere, std::nullopt}, name, "", "missing its value");
         }
         inline_value = arguments[++i];
+        while (takes_several(name) && i + 1 < arguments.size() &&
+               arguments[i + 1].rfind("--", 0) != 0)
+          *inline_value += " " + arguments[++i];
       }
       a.set(name, *inline_value, name);
     } else {
@@ -153,16 +208,53 @@ namespace {
 // The attribute (argparse dest) each mapped argument prints under in the header: its
 // name without the dashes, except where Megatron-LM's TransformerConfig field differs
 // (megatron/core/transformer/transformer_config.py at d98e8a64: `fp8` behind
-// --fp8-format, `add_bias_linear` behind --disable-bias-linear, inverted; arguments.py:
-// `overlap_p2p_comm`, set by --overlap-p2p-communication before it became
-// --no-overlap-p2p-communication).
+// --fp8-format and `fp4` behind --fp4-format; model_parallel_config.py:
+// `microbatch_group_size_per_vp_stage`; arguments.py: `overlap_p2p_comm`, set by
+// --overlap-p2p-communication before it became --no-overlap-p2p-communication) and for
+// the switches that turn a default-on setting off (inverted()).
 std::string dest_of(const std::string& argument) {
-  if (argument == "--fp8-format") return "fp8";
-  if (argument == "--overlap-p2p-communication") return "overlap_p2p_comm";
+  static const std::map<std::string, std::string> kDest = {
+      {"--fp8-format", "fp8"},
+      {"--fp4-format", "fp4"},
+      {"--overlap-p2p-communication", "overlap_p2p_comm"},
+      {"--microbatch-group-size-per-virtual-pipeline-stage", "microbatch_group_size_per_vp_stage"},
+      {"--disable-bias-linear", "add_bias_linear"},
+      {"--no-rope-fusion", "apply_rope_fusion"},
+      {"--no-bias-swiglu-fusion", "bias_swiglu_fusion"},
+      {"--no-bias-gelu-fusion", "bias_gelu_fusion"},
+      {"--no-gradient-accumulation-fusion", "gradient_accumulation_fusion"},
+      {"--torch-fsdp2-no-reshard-after-forward", "torch_fsdp2_reshard_after_forward"},
+  };
+  if (const auto it = kDest.find(argument); it != kDest.end()) return it->second;
   std::string d = argument.substr(2);
   for (char& c : d)
     if (c == '-') c = '_';
   return d;
+}
+
+// Switches whose attribute is the setting they clear (action store_false): on when the
+// header prints False.
+bool inverted(const std::string& argument) {
+  return argument == "--disable-bias-linear" || argument.rfind("--no-", 0) == 0 ||
+         argument == "--torch-fsdp2-no-reshard-after-forward";
+}
+
+// A header value as the launch line would give it: a Python list ("['core_attn', 'mlp']",
+// printed for nargs='+' arguments) becomes its items joined by spaces; a --moe-layer-freq
+// pattern, a list of 0s and 1s, stays as printed.
+std::string header_value(const std::string& dest, const std::string& value) {
+  if (dest == "moe_layer_freq" || value.size() < 2 || value.front() != '[' ||
+      value.back() != ']')
+    return value;
+  std::string out;
+  for (char c : value.substr(1, value.size() - 2)) {
+    if (c == '\'' || c == '"') continue;
+    if (c == ',') c = ' ';
+    if (c == ' ' && (out.empty() || out.back() == ' ')) continue;
+    out += c;
+  }
+  while (!out.empty() && out.back() == ' ') out.pop_back();
+  return out;
 }
 
 // A header line "  name ..... value": `name` and `value`, or nullopt. The dots are
@@ -239,12 +331,12 @@ std::string import_megatron_log(const std::string& path, const std::string& clus
     return &it->second;
   };
   for (const std::string& name : switches()) {
-    const std::string dest = name == "--disable-bias-linear" ? "add_bias_linear" : dest_of(name);
+    const std::string dest = dest_of(name);
     a.rename(name, dest);
     const auto* v = value_of(dest);
     if (!v) continue;
     used.insert(dest);
-    const bool on = name == "--disable-bias-linear" ? v->first == "False" : v->first == "True";
+    const bool on = inverted(name) ? v->first == "False" : v->first == "True";
     if (v->first != "True" && v->first != "False") {
       throw InputError({path, v->second}, dest, v->first, "expected True or False");
     }
@@ -260,13 +352,16 @@ std::string import_megatron_log(const std::string& path, const std::string& clus
     // num_query_groups in for every run).
     if (name == "--num-query-groups" && !a.flag("--group-query-attention")) continue;
     // The layers per virtual stage are printed whether or not the run interleaves.
-    a.set(name, v->first, dest, v->second);
+    a.set(name, header_value(dest, v->first), dest, v->second);
   }
   // Interleaving given as virtual stages per pipeline rank (--num-virtual-stages-per-
   // pipeline-rank) prints only virtual_pipeline_model_parallel_size: its layers per
   // virtual stage are (layers + the embedding and loss when counted) / (pp x stages).
+  // A layout sets it too (arguments.py at d98e8a64), and says every stage itself.
   if (const auto* vp = value_of("virtual_pipeline_model_parallel_size");
-      vp && !a.has("--num-layers-per-virtual-pipeline-stage")) {
+      vp && a.has("--pipeline-model-parallel-layout")) {
+    used.insert("virtual_pipeline_model_parallel_size");
+  } else if (vp && !a.has("--num-layers-per-virtual-pipeline-stage")) {
     used.insert("virtual_pipeline_model_parallel_size");
     if (a.has("--decoder-first-pipeline-num-layers") ||
         a.has("--decoder-last-pipeline-num-layers")) {

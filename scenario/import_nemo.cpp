@@ -283,6 +283,16 @@ std::string import_nemo(const std::string& path, const std::string& cluster,
   pass(c, a, "model.num_moe_experts", "--num-experts");
   pass(c, a, "model.moe_router_topk", "--moe-router-topk");
   pass(c, a, "model.moe_ffn_hidden_size", "--moe-ffn-hidden-size");
+  // The routing and exchange keys NeMo passes to TransformerConfig under the same names
+  // (its defaults there: the allgather dispatcher, aux-loss coefficient 0.0).
+  pass(c, a, "model.moe_token_dispatcher_type", "--moe-token-dispatcher-type");
+  pass(c, a, "model.moe_router_load_balancing_type", "--moe-router-load-balancing-type");
+  pass(c, a, "model.moe_aux_loss_coeff", "--moe-aux-loss-coeff");
+  pass_flag(c, a, "model.moe_router_enable_expert_bias", "--moe-router-enable-expert-bias");
+  pass(c, a, "model.moe_expert_capacity_factor", "--moe-expert-capacity-factor");
+  pass_flag(c, a, "model.moe_pad_expert_input_to_capacity", "--moe-pad-expert-input-to-capacity");
+  pass(c, a, "model.moe_shared_expert_intermediate_size",
+       "--moe-shared-expert-intermediate-size");
 
   // Parallel layout.
   pass(c, a, "model.tensor_model_parallel_size", "--tensor-model-parallel-size");

@@ -751,7 +751,7 @@ struct OptimizerOffloadSpec {
   bool overlap = false;   // --overlap-cpu-optimizer-d2h-h2d (default off)
 };
 
-// training.activation_offload: Megatron-Core --cpu-offloading with
+// training.activation_offload: Megatron-Core cpu_offloading, on with
 // --cpu-offloading-num-layers (model_parallel_config.py at NVIDIA/Megatron-LM d98e8a64),
 // run by Transformer Engine's get_cpu_offload_context (transformer_engine/pytorch/
 // cpu_offload.py at NVIDIA/TransformerEngine d0067d0d, DefaultOffloadSynchronizer): the

@@ -1096,6 +1096,7 @@ std::vector<int> pareto_front(const std::vector<std::vector<double>>& points) {
 
 std::string megatron_arguments(const Scenario& s) {
   const ParallelismSpec& p = s.parallelism;
+  std::vector<std::string> missing;  // settings no Megatron-LM flag expresses
   std::string out = fmt::format("--tensor-model-parallel-size {} --pipeline-model-parallel-size {}",
                                 p.tp, p.pp);
   if (p.rank_order == ParallelismSpec::RankOrder::tp_cp_pp_dp) out += " --use-tp-pp-dp-mapping";
@@ -1137,8 +1138,12 @@ std::string megatron_arguments(const Scenario& s) {
   // the group's node count; it is left to the user.
   if (s.model.moe) {
     const MoeSpec& moe = *s.model.moe;
-    if (p.ep > 1 && p.ep_alltoall == ParallelismSpec::Alltoall::direct)
+    // Megatron-Core's default dispatcher, allgather, is neither exchange; under auto
+    // (the faster of the two, picked per exchange) the all-to-all dispatcher is named.
+    if (p.ep > 1 && p.ep_alltoall != ParallelismSpec::Alltoall::hierarchical)
       out += " --moe-token-dispatcher-type alltoall";
+    if (p.ep > 1 && p.ep_alltoall == ParallelismSpec::Alltoall::automatic)
+      missing.emplace_back("ep_alltoall auto's exchange picked per collective (alltoall given)");
     if (p.ep > 1 && p.ep_alltoall == ParallelismSpec::Alltoall::hierarchical)
       out += fmt::format(" --moe-token-dispatcher-type flex --moe-flex-dispatcher-backend {}",
                          to_string(p.ep_backend));
@@ -1151,8 +1156,13 @@ std::string megatron_arguments(const Scenario& s) {
     if (moe.shared_expert_overlap) out += " --moe-shared-expert-overlap";
     // Aux-loss-free balancing: no aux loss, the expert bias instead (README's table of
     // load-balancing strategies).
-    if (!moe.aux_loss)
+    // The auxiliary loss runs only with a coefficient above 0 (router.py
+    // is_aux_loss_enabled; the default is 0.0): arguments.py's help recommends 1e-2 to start.
+    if (!moe.aux_loss) {
       out += " --moe-router-load-balancing-type none --moe-router-enable-expert-bias";
+    } else {
+      out += " --moe-router-load-balancing-type aux_loss --moe-aux-loss-coeff 1e-2";
+    }
   }
   if (p.sequence_parallel) out += " --sequence-parallel";
   out += fmt::format(" --micro-batch-size {} --global-batch-size {}", p.microbatch,
@@ -1200,8 +1210,7 @@ std::string megatron_arguments(const Scenario& s) {
   //  PyTorch FSDP  --use-torch-fsdp2, which arguments.py:1031-1047 refuses with pp > 1,
   //          ep > 1, fp16 or tied embeddings and which has no hybrid form there;
   //          --torch-fsdp2-no-reshard-after-forward keeps gathered weights (arguments.py:3218).
-  // What none of these expresses is named on the line instead of a flag.
-  std::vector<std::string> missing;
+  // What none of these expresses is named on the line instead of a flag (`missing`).
   auto megatron_fsdp = [&](const char* strategy) {
     out += fmt::format(" --use-megatron-fsdp --data-parallel-sharding-strategy {}", strategy);
   };
@@ -1334,8 +1343,8 @@ std::string megatron_arguments(const Scenario& s) {
     if (t.optimizer_offload->overlap) out += " --overlap-cpu-optimizer-d2h-h2d";
   }
   if (t.activation_offload) {
-    out += fmt::format(" --cpu-offloading --cpu-offloading-num-layers {}",
-                       t.activation_offload->layers);
+    // arguments.py has no --cpu-offloading: a layer count above 0 turns it on.
+    out += fmt::format(" --cpu-offloading-num-layers {}", t.activation_offload->layers);
   }
   if (t.optimizer_state_dtype == StateDtype::int8) {
     missing.emplace_back("8-bit optimizer states (bitsandbytes)");

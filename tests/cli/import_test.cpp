@@ -34,6 +34,21 @@ void expect_same_check_and_run(const std::string& case_file, const std::string& 
   }
 }
 
+// The Megatron-LM line `orrery sweep` prints for its best candidate of `yaml` (a scenario
+// without its measured: block) swept over `axis` ("sweep: {tp: [2]}").
+std::string sweep_megatron_line(const std::string& yaml, const std::string& axis,
+                                const std::string& name) {
+  const std::string sweep_file = ::testing::TempDir() + name + "_sweep.yaml";
+  std::ofstream(sweep_file) << yaml << axis << "\n";
+  const auto sweep = run_orrery("sweep '" + sweep_file + "' -j 1 --no-progress");
+  EXPECT_EQ(sweep.code, 0) << sweep.err;
+  const std::string tag = "\nMegatron-LM  ";
+  const auto at = sweep.out.find(tag);
+  EXPECT_NE(at, std::string::npos) << sweep.out;
+  if (at == std::string::npos) return "";
+  return sweep.out.substr(at + tag.size(), sweep.out.find('\n', at + 1) - at - tag.size());
+}
+
 TEST(ImportMegatron, SweepsLineOfAValidationCaseImportsBackToIt) {
   const std::string case_file = "scenarios/validation/megatron-readme-h100-7.1b.yaml";
   // The case as a one-candidate sweep (its measured: block dropped), for the line the
@@ -44,16 +59,7 @@ TEST(ImportMegatron, SweepsLineOfAValidationCaseImportsBackToIt) {
     for (std::string l; std::getline(in, l);)
       if (l.rfind("measured:", 0) != 0) yaml += l + "\n";
   }
-  yaml += "sweep: {tp: [2]}\n";
-  const std::string sweep_file = ::testing::TempDir() + "import_sweep.yaml";
-  std::ofstream(sweep_file) << yaml;
-  const auto sweep = run_orrery("sweep '" + sweep_file + "' -j 1 --no-progress");
-  ASSERT_EQ(sweep.code, 0) << sweep.err;
-  const std::string tag = "\nMegatron-LM  ";
-  const auto at = sweep.out.find(tag);
-  ASSERT_NE(at, std::string::npos) << sweep.out;
-  const std::string line =
-      sweep.out.substr(at + tag.size(), sweep.out.find('\n', at + 1) - at - tag.size());
+  const std::string line = sweep_megatron_line(yaml, "sweep: {tp: [2]}", "readme");
   // What the sweep leaves to the launch script: the model's shape (the case's model
   // line: a GPT-style model with untied embeddings, whose other architecture keys are
   // Megatron-LM's defaults),
@@ -72,6 +78,75 @@ TEST(ImportMegatron, SweepsLineOfAValidationCaseImportsBackToIt) {
   std::ofstream(imported_file) << imported.out;
 
   expect_same_check_and_run(case_file, imported_file);
+}
+
+// Two scenarios whose every key has a Megatron-LM argument, written here: an MoE model
+// with MLA, shared experts, a leading dense layer, group-limited routing, an interleaved
+// pipeline layout with an MTP layer, HybridEP's flex exchange, selective recompute of two
+// modules, unfused RoPE and SwiGLU and NVFP4 with bf16 edge layers on 4 DGX B200; and a
+// dense model under Megatron-FSDP with hybrid sharding (tp 2 x cp 2 leave dp 8 over 4
+// nodes: each node's 2 data-parallel ranks hold a shard, 4 instances), the hook
+// gradient accumulation and half the optimizer offloaded with overlap on 4 DGX H100. The
+// sweep's line, with the model's shape arguments, imports back into each: check and run
+// print the same.
+TEST(ImportMegatron, MoeAndFsdpSweepLinesImportBackToTheirScenarios) {
+  const struct {
+    std::string name, yaml, axis, cluster, shape;
+  } cases[] = {
+      {"moe",
+       "cluster: {preset: dgx-b200, nodes: 4}\n"
+       "model: {family: decoder, layers: 8, hidden: 2048, heads: 16, kv_heads: 16, ffn: 6144, "
+       "vocab: 32768, seq_len: 4096, activation: swiglu, norm: rmsnorm, position_embedding: rope, "
+       "tied_embeddings: false, bias: false, dropout: false, mla: {q_lora_rank: 768, "
+       "kv_lora_rank: 256, qk_nope_head_dim: 64, qk_rope_head_dim: 32, v_head_dim: 64}, "
+       "mtp_layers: 1, moe: {experts: 16, top_k: 2, expert_ffn: 1024, shared_experts: 2, "
+       "first_dense_layers: 1, aux_loss: true, router_groups: 4, router_group_topk: 2}}\n"
+       "parallelism: {tp: 1, pp: 2, ep: 8, ep_alltoall: hierarchical, ep_backend: hybridep, "
+       "pipeline_layout: \"Et|t*2|t*2|t*3mL\", microbatch: 1, global_batch: 64, zero_stage: 1}\n"
+       "training: {precision: fp4, fp4: {format: nvfp4, bf16_layers: {first: 1, last: 1}}, "
+       "recompute: selective, recompute_modules: [core_attn, moe_act], "
+       "stack: {rope: rotate_half, activation_fusion: false}}\n",
+       "sweep: {tp: [1]}", "dgx-b200",
+       "--num-layers 8 --hidden-size 2048 --num-attention-heads 16 --ffn-hidden-size 6144 "
+       "--seq-length 4096 --vocab-size 32768 --swiglu --normalization RMSNorm "
+       "--position-embedding-type rope --untie-embeddings-and-output-weights "
+       "--disable-bias-linear --attention-dropout 0 --hidden-dropout 0 "
+       "--multi-latent-attention --qk-layernorm --q-lora-rank 768 --kv-lora-rank 256 "
+       "--qk-head-dim 64 --qk-pos-emb-head-dim 32 --v-head-dim 64 --mtp-num-layers 1 "
+       "--num-experts 16 --moe-router-topk 2 --moe-ffn-hidden-size 1024 "
+       "--moe-shared-expert-intermediate-size 2048 --moe-layer-freq '([0]*1+[1]*7)' "},
+      {"fsdp",
+       "cluster: {preset: dgx-h100, nodes: 4}\n"
+       "model: {family: decoder, layers: 16, hidden: 4096, heads: 32, kv_heads: 8, ffn: 14336, "
+       "vocab: 128256, seq_len: 8192, activation: swiglu, norm: rmsnorm, position_embedding: rope, "
+       "tied_embeddings: false, bias: false, dropout: false}\n"
+       "parallelism: {tp: 2, pp: 1, cp: 2, fsdp: {implementation: megatron_fsdp}, sharding: hybrid, "
+       "sequence_parallel: true, microbatch: 1, global_batch: 64}\n"
+       "training: {precision: bf16, recompute: none, optimizer_offload: {fraction: 0.5, overlap: "
+       "true}, stack: {gradient_accumulation: hook}}\n",
+       "sweep: {tp: [2]}", "dgx-h100",
+       "--num-layers 16 --hidden-size 4096 --num-attention-heads 32 --group-query-attention "
+       "--num-query-groups 8 --ffn-hidden-size 14336 --seq-length 8192 --vocab-size 128256 "
+       "--swiglu --normalization RMSNorm --position-embedding-type rope "
+       "--untie-embeddings-and-output-weights --disable-bias-linear --attention-dropout 0 "
+       "--hidden-dropout 0 "},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    const std::string file = ::testing::TempDir() + c.name + "_case.yaml";
+    std::ofstream(file) << "name: " << c.name << "\n" << c.yaml;
+    const std::string line = sweep_megatron_line("name: " + c.name + "\n" + c.yaml, c.axis, c.name);
+    ASSERT_FALSE(line.empty());
+    EXPECT_EQ(line.find("no Megatron-LM flag"), std::string::npos) << line;
+    const auto imported =
+        run_orrery("import megatron --cluster " + c.cluster + " --nodes 4 -- " + c.shape + line);
+    ASSERT_EQ(imported.code, 0) << imported.err << "\n" << line;
+    const std::string imported_file = ::testing::TempDir() + c.name + "_imported.yaml";
+    std::ofstream(imported_file) << imported.out;
+    EXPECT_NE(imported.out.find("# Every argument was mapped.\n"), std::string::npos)
+        << imported.out;
+    expect_same_check_and_run(file, imported_file);
+  }
 }
 
 TEST(ImportMegatron, SwigluFfnDefaultAndPaddedVocab) {
@@ -99,7 +174,8 @@ TEST(ImportMegatron, ExpertTensorParallelSizeWhereItIsNotTp) {
       "import megatron --cluster dgx-h100 --nodes 2 -- --num-layers 2 --hidden-size 4096 "
       "--num-attention-heads 32 --seq-length 4096 --vocab-size 32000 --swiglu "
       "--num-experts 8 --moe-router-topk 2 --tensor-model-parallel-size 2 --sequence-parallel "
-      "--expert-model-parallel-size 8 --global-batch-size 16 ";
+      "--expert-model-parallel-size 8 --global-batch-size 16 "
+      "--moe-token-dispatcher-type alltoall --moe-aux-loss-coeff 1e-2 ";
   const auto one = run_orrery(moe + "--expert-tensor-parallel-size 1");
   ASSERT_EQ(one.code, 0) << one.err;
   EXPECT_NE(one.out.find("  expert_tp: 1  # --expert-tensor-parallel-size"), std::string::npos)
@@ -108,6 +184,94 @@ TEST(ImportMegatron, ExpertTensorParallelSizeWhereItIsNotTp) {
   const auto two = run_orrery(moe + "--expert-tensor-parallel-size 2");
   ASSERT_EQ(two.code, 0) << two.err;
   EXPECT_EQ(two.out.find("expert_tp"), std::string::npos) << two.out;
+}
+
+// MoE routing as Megatron-Core's arguments set it (transformer_config.py, router.py at
+// NVIDIA/Megatron-LM d98e8a64): the dispatcher (allgather by default, which orrery has no
+// form for), load balancing (an auxiliary loss only with a coefficient above 0, else the
+// expert bias, else refused), --moe-layer-freq (dense layers first only), capacity and
+// padding; and the refusals of the other new arguments.
+TEST(ImportMegatron, MoeRoutingArgumentsMapOrAreRefused) {
+  const std::string moe =
+      "import megatron --cluster dgx-h100 --nodes 2 -- --num-layers 4 --hidden-size 2048 "
+      "--num-attention-heads 16 --seq-length 4096 --vocab-size 32000 --swiglu "
+      "--num-experts 16 --moe-ffn-hidden-size 512 --expert-model-parallel-size 8 "
+      "--global-batch-size 32 --bf16 ";
+  const auto r = run_orrery(moe +
+                            "--moe-token-dispatcher-type flex --moe-enable-deepep "
+                            "--moe-router-load-balancing-type none --moe-router-enable-expert-bias "
+                            "--moe-layer-freq '[0]*2+[1]*2' --moe-expert-capacity-factor 1.25 "
+                            "--moe-pad-expert-input-to-capacity --overlap-moe-expert-parallel-comm");
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const char* want : {
+           "    first_dense_layers: 2  # --moe-layer-freq\n",
+           "    capacity_factor: 1.25  # --moe-expert-capacity-factor\n",
+           "    pad_to_capacity: true  # --moe-pad-expert-input-to-capacity\n",
+           "    aux_loss: false  # --moe-router-enable-expert-bias: aux-loss-free balancing\n",
+           "  ep_alltoall: hierarchical  # --moe-token-dispatcher-type flex\n",
+           "  ep_backend: deepep  # --moe-enable-deepep\n",
+           "  moe_a2a_overlap: true  # --overlap-moe-expert-parallel-comm\n",
+       }) {
+    EXPECT_NE(r.out.find(want), std::string::npos) << want << "\n" << r.out;
+  }
+  // An integer frequency of 1 (every layer MoE) writes no dense layers; seq_aux_loss with a
+  // coefficient is an auxiliary loss.
+  const auto every = run_orrery(moe +
+                                "--moe-token-dispatcher-type alltoall --moe-layer-freq 1 "
+                                "--moe-router-load-balancing-type seq_aux_loss "
+                                "--moe-aux-loss-coeff 1e-4");
+  ASSERT_EQ(every.code, 0) << every.err;
+  EXPECT_EQ(every.out.find("first_dense_layers"), std::string::npos) << every.out;
+  EXPECT_NE(every.out.find("    aux_loss: true  # --moe-router-load-balancing-type seq_aux_loss "
+                           "with --moe-aux-loss-coeff above 0\n"),
+            std::string::npos)
+      << every.out;
+  EXPECT_NE(every.out.find("  ep_alltoall: direct  # --moe-token-dispatcher-type alltoall\n"),
+            std::string::npos)
+      << every.out;
+  const std::string a2a = moe + "--moe-token-dispatcher-type alltoall --moe-aux-loss-coeff 1e-2 ";
+  const struct {
+    std::string line, key;
+  } refused[] = {
+      {moe + "--moe-aux-loss-coeff 1e-2", "'--moe-token-dispatcher-type'"},
+      {moe + "--moe-token-dispatcher-type allgather --moe-aux-loss-coeff 1e-2",
+       "'--moe-token-dispatcher-type' = 'allgather'"},
+      {moe + "--moe-token-dispatcher-type alltoall", "'--moe-router-load-balancing-type'"},
+      {moe + "--moe-token-dispatcher-type alltoall --moe-router-load-balancing-type sinkhorn",
+       "'--moe-router-load-balancing-type' = 'sinkhorn'"},
+      {moe + "--moe-token-dispatcher-type alltoall --moe-aux-loss-coeff 1e-2 1e-3",
+       "'--moe-aux-loss-coeff'"},
+      {moe + "--moe-token-dispatcher-type alltoall --moe-enable-deepep --moe-aux-loss-coeff 1e-2",
+       "'--moe-enable-deepep'"},
+      {moe + "--moe-token-dispatcher-type flex --moe-flex-dispatcher-backend ncclep "
+             "--moe-aux-loss-coeff 1e-2",
+       "'--moe-flex-dispatcher-backend' = 'ncclep'"},
+      {a2a + "--moe-layer-freq 2", "'--moe-layer-freq' = '2'"},
+      {a2a + "--moe-layer-freq '[1]*3'", "'--moe-layer-freq' = '[1]*3'"},
+      {a2a + "--moe-layer-freq '[1]*3+[0]'", "'--moe-layer-freq'"},
+      {a2a + "--moe-layer-freq '[1,2,1,1]'", "'--moe-layer-freq'"},
+      {a2a + "--moe-shared-expert-intermediate-size 768", "'--moe-shared-expert-intermediate-size'"},
+      {a2a + "--moe-pad-expert-input-to-capacity", "'--moe-pad-expert-input-to-capacity'"},
+      {a2a + "--moe-shared-expert-overlap", "'--moe-shared-expert-overlap'"},
+      {a2a + "--moe-router-num-groups 4", "'--moe-router-num-groups'"},
+      {a2a + "--pipeline-model-parallel-size 2 --pipeline-model-parallel-layout 'Et*2|t*2L' "
+             "--num-virtual-stages-per-pipeline-rank 1",
+       "'--num-virtual-stages-per-pipeline-rank'"},
+      {a2a + "--recompute-granularity selective --recompute-modules core_attn gdn_norm_out",
+       "'--recompute-modules'"},
+      {a2a + "--fp8-format hybrid --fp4-format e2m1", "'--fp4-format'"},
+      {a2a + "--fp4-format e2m1 --fp4-recipe custom", "'--fp4-recipe' = 'custom'"},
+      {a2a + "--use-megatron-fsdp --data-parallel-sharding-strategy no_shard",
+       "'--data-parallel-sharding-strategy' = 'no_shard'"},
+      {a2a + "--use-megatron-fsdp --num-distributed-optimizer-instances 4",
+       "'--num-distributed-optimizer-instances' = '4'"},
+      {a2a + "--use-torch-fsdp2 --untie-embeddings-and-output-weights", "'--use-torch-fsdp2'"},
+  };
+  for (const auto& x : refused) {
+    const auto out = run_orrery(x.line);
+    EXPECT_EQ(out.code, 2) << x.line << "\n" << out.out;
+    EXPECT_NE(out.err.find("key " + x.key), std::string::npos) << x.line << "\n" << out.err;
+  }
 }
 
 // --attention-backend (Megatron-Core's AttnBackend): flash and fused force Transformer
@@ -297,6 +461,66 @@ TEST(ImportMegatronLog, PrefixedLinesAndVirtualStagesPerRank) {
   EXPECT_NE(r.out.find("nodes: 6}  # world_size 48 / 8"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("  pp: 3  # pipeline_model_parallel_size\n"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("  virtual_pipeline_stages: 2  #"), std::string::npos) << r.out;
+}
+
+// The header prints every argument after validation, MoE ones included, in Python's
+// forms: nargs='+' values as lists ("['core_attn', 'moe_act']"), --moe-layer-freq as the
+// evaluated list, and the switches that clear a default-on fusion as that setting False
+// (apply_rope_fusion, bias_gelu_fusion, gradient_accumulation_fusion). The 7.1b header
+// made an MoE model: 8 experts over ep 8, the all-to-all dispatcher, an auxiliary loss
+// with coefficient 0.01, its first layer dense, selective recompute of two modules,
+// learned positions (so apply_rope_fusion False counts for nothing), and kv_channels equal
+// to hidden / heads (no head_dim line).
+TEST(ImportMegatronLog, MoeHeaderListsAndClearedFusions) {
+  std::string text = read_file(source_dir() + "/tests/cli/import/megatron-7.1b.log");
+  auto replace = [&text](const std::string& from, const std::string& to) {
+    const auto at = text.find(from);
+    ASSERT_NE(at, std::string::npos) << from;
+    text.replace(at, from.size(), to);
+  };
+  replace("  expert_model_parallel_size ...................... 1",
+          "  expert_model_parallel_size ...................... 8");
+  replace("  num_experts ..................................... None",
+          "  num_experts ..................................... 8");
+  replace("  recompute_granularity ........................... None",
+          "  recompute_granularity ........................... selective");
+  std::string freq = "[0";
+  for (int i = 1; i < 30; ++i) freq += ", 1";
+  freq += "]";
+  replace("-------------------- end of arguments ---------------------",
+          "  apply_rope_fusion ............................... False\n"
+          "  bias_gelu_fusion ................................ False\n"
+          "  gradient_accumulation_fusion .................... False\n"
+          "  kv_channels ..................................... 128\n"
+          "  moe_aux_loss_coeff .............................. 0.01\n"
+          "  moe_flex_dispatcher_backend ..................... deepep\n"
+          "  moe_layer_freq .................................. " + freq + "\n"
+          "  moe_router_load_balancing_type .................. aux_loss\n"
+          "  moe_token_dispatcher_type ....................... alltoall\n"
+          "  recompute_modules ............................... ['core_attn', 'moe_act']\n"
+          "-------------------- end of arguments ---------------------");
+  const std::string log = ::testing::TempDir() + "moe.log";
+  std::ofstream(log) << text;
+  const auto r = run_orrery("import megatron-log '" + log + "' --cluster dgx-h100");
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const char* want : {
+           "    first_dense_layers: 1  # moe_layer_freq\n",
+           "    aux_loss: true  # moe_router_load_balancing_type aux_loss with moe_aux_loss_coeff "
+           "above 0\n",
+           "  ep_alltoall: direct  # moe_token_dispatcher_type\n",
+           "  recompute_modules: [core_attn, moe_act]  # recompute_modules\n",
+           "  stack: {activation_fusion: false, gradient_accumulation: hook}  # bias_gelu_fusion, "
+           "gradient_accumulation_fusion\n",
+       }) {
+    EXPECT_NE(r.out.find(want), std::string::npos) << want << "\n" << r.out;
+  }
+  for (const char* absent : {"head_dim", "rope:", "apply_rope_fusion", "moe_layer_freq:"}) {
+    EXPECT_EQ(r.out.find(absent), std::string::npos) << absent << "\n" << r.out;
+  }
+  const std::string file = ::testing::TempDir() + "imported_moe_log.yaml";
+  std::ofstream(file) << r.out;
+  const auto check = run_orrery("check '" + file + "'");
+  EXPECT_EQ(check.code, 0) << check.err << r.out;
 }
 
 TEST(ImportNemo, LauncherConfigImportsIntoTheValidationCase) {
