@@ -285,14 +285,27 @@ std::string import_nemo(const std::string& path, const std::string& cluster,
   pass(c, a, "model.moe_ffn_hidden_size", "--moe-ffn-hidden-size");
   // The routing and exchange keys NeMo passes to TransformerConfig under the same names
   // (its defaults there: the allgather dispatcher, aux-loss coefficient 0.0).
-  pass(c, a, "model.moe_token_dispatcher_type", "--moe-token-dispatcher-type");
-  pass(c, a, "model.moe_router_load_balancing_type", "--moe-router-load-balancing-type");
-  pass(c, a, "model.moe_aux_loss_coeff", "--moe-aux-loss-coeff");
-  pass_flag(c, a, "model.moe_router_enable_expert_bias", "--moe-router-enable-expert-bias");
-  pass(c, a, "model.moe_expert_capacity_factor", "--moe-expert-capacity-factor");
-  pass_flag(c, a, "model.moe_pad_expert_input_to_capacity", "--moe-pad-expert-input-to-capacity");
-  pass(c, a, "model.moe_shared_expert_intermediate_size",
-       "--moe-shared-expert-intermediate-size");
+  const struct {
+    const char* key;
+    const char* argument;
+    bool flag;
+  } moe_keys[] = {
+      {"model.moe_token_dispatcher_type", "--moe-token-dispatcher-type", false},
+      {"model.moe_router_load_balancing_type", "--moe-router-load-balancing-type", false},
+      {"model.moe_aux_loss_coeff", "--moe-aux-loss-coeff", false},
+      {"model.moe_router_enable_expert_bias", "--moe-router-enable-expert-bias", true},
+      {"model.moe_expert_capacity_factor", "--moe-expert-capacity-factor", false},
+      {"model.moe_pad_expert_input_to_capacity", "--moe-pad-expert-input-to-capacity", true},
+      {"model.moe_shared_expert_intermediate_size", "--moe-shared-expert-intermediate-size",
+       false},
+  };
+  for (const auto& k : moe_keys) {
+    if (k.flag) {
+      pass_flag(c, a, k.key, k.argument);
+    } else {
+      pass(c, a, k.key, k.argument);
+    }
+  }
 
   // Parallel layout.
   pass(c, a, "model.tensor_model_parallel_size", "--tensor-model-parallel-size");

@@ -615,6 +615,37 @@ TEST(ImportNemo, ExampleConfigChecks) {
   EXPECT_EQ(check.code, 0) << check.err;
 }
 
+// NeMo 1.x passes the MoE routing keys to TransformerConfig under Megatron-Core's names, so
+// they map as the Megatron-LM arguments do: here 8 experts over ep 8 on the all-to-all
+// dispatcher with an auxiliary loss; without the dispatcher key TransformerConfig's
+// allgather default is refused, naming the key.
+TEST(ImportNemo, MoeRoutingKeysMapAsMegatronArguments) {
+  std::string text = read_file(source_dir() + "/tests/cli/import/nemo-gpt-config.yaml");
+  const std::string from = "  expert_model_parallel_size: 1 # expert model parallelism";
+  const auto at = text.find(from);
+  ASSERT_NE(at, std::string::npos);
+  const std::string moe =
+      "  expert_model_parallel_size: 8\n  num_moe_experts: 8\n  moe_aux_loss_coeff: 0.01\n";
+  std::string routed = text;
+  routed.replace(at, from.size(), moe + "  moe_token_dispatcher_type: alltoall");
+  const std::string file = ::testing::TempDir() + "nemo_moe.yaml";
+  std::ofstream(file) << routed;
+  const auto r = run_orrery("import nemo '" + file + "' --cluster dgx-h100 --vocab-size 50257");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("  ep_alltoall: direct  # model.moe_token_dispatcher_type\n"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("    aux_loss: true  #"), std::string::npos) << r.out;
+  std::string gathered = text;
+  gathered.replace(at, from.size(), moe);
+  std::ofstream(file) << gathered;
+  const auto refused =
+      run_orrery("import nemo '" + file + "' --cluster dgx-h100 --vocab-size 50257");
+  EXPECT_EQ(refused.code, 2);
+  EXPECT_NE(refused.err.find("key 'model.moe_token_dispatcher_type'"), std::string::npos)
+      << refused.err;
+}
+
 // Interpolations of mapped keys: absolute, from a launcher's `training.` root, and
 // relative (`${.x}`: from the mapping holding the key); a resolver is refused.
 TEST(ImportNemo, InterpolationsResolveOrAreRefused) {
