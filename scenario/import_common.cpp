@@ -368,15 +368,24 @@ std::int64_t moe_dense_layers(const ImportSettings& a, std::int64_t layers) {
 // only where its coefficient is above 0 (is_aux_loss_enabled; --moe-aux-loss-coeff
 // defaults to 0.0, one value for every type or one a type); the expert bias
 // (--moe-router-enable-expert-bias) is aux-loss-free balancing. With neither no load is
-// balanced, which the imbalance defaults do not cover: refused. Returns the value and its
-// source.
-std::pair<bool, std::string> moe_aux_loss(const ImportSettings& a) {
+// balanced, which the imbalance defaults do not cover: refused. The bias needs sigmoid or
+// sqrtsoftplus scores (TransformerConfig raises otherwise).
+struct MoeBalancing {
+  bool aux_loss = true;
+  std::string source;
+  bool bias = false;  // the expert bias balances the load (aux-loss-free balancing)
+};
+MoeBalancing moe_aux_loss(const ImportSettings& a) {
   const char* kType = "--moe-router-load-balancing-type";
   const char* kCoeff = "--moe-aux-loss-coeff";
   const std::vector<std::string> types = words_of(a.has(kType) ? a.text(kType) : "aux_loss");
   const std::vector<std::string> coeffs = words_of(a.has(kCoeff) ? a.text(kCoeff) : "0.0");
-  if (coeffs.size() != 1 && coeffs.size() != types.size()) {
-    a.refuse(kCoeff, "expected one coefficient, or one for each load-balancing type");
+  // TransformerConfig takes several types only with a coefficient each
+  // (transformer_config.py at d98e8a64; arguments.py unwraps one-item lists).
+  if (coeffs.size() != types.size() && !(types.size() == 1 && coeffs.size() == 1)) {
+    a.refuse(kCoeff, types.size() == 1
+                         ? "expected one coefficient for the one load-balancing type"
+                         : "expected one coefficient for each load-balancing type");
   }
   bool aux = false;
   for (std::size_t i = 0; i < types.size(); ++i) {
@@ -399,6 +408,14 @@ std::pair<bool, std::string> moe_aux_loss(const ImportSettings& a) {
     if (value > 0) aux = true;
   }
   const bool bias = a.flag("--moe-router-enable-expert-bias");
+  const char* kScore = "--moe-router-score-function";
+  const std::string score = a.has(kScore) ? a.text(kScore) : "softmax";
+  if (bias && score != "sigmoid" && score != "sqrtsoftplus") {
+    // transformer_config.py at d98e8a64 raises for the bias under softmax scores.
+    a.refuse("--moe-router-enable-expert-bias",
+             "Megatron-Core takes the expert bias only with --moe-router-score-function "
+             "sigmoid or sqrtsoftplus (" + score + " here)");
+  }
   if (!aux && !bias) {
     a.refuse(a.has(kCoeff) ? kCoeff : kType,
              "no load balancing runs (no auxiliary loss with a coefficient above 0, Megatron-LM's "
@@ -406,10 +423,12 @@ std::pair<bool, std::string> moe_aux_loss(const ImportSettings& a) {
              "model.moe.load_imbalance defaults assume one or the other");
   }
   if (aux) {
-    return {true, fmt::format("{} {} with {} above 0", a.label(kType),
-                              a.has(kType) ? a.text(kType) : "aux_loss", a.label(kCoeff))};
+    return {true,
+            fmt::format("{} {} with {} above 0", a.label(kType),
+                        a.has(kType) ? a.text(kType) : "aux_loss", a.label(kCoeff)),
+            bias};
   }
-  return {false, a.label("--moe-router-enable-expert-bias") + ": aux-loss-free balancing"};
+  return {false, a.label("--moe-router-enable-expert-bias") + ": aux-loss-free balancing", true};
 }
 
 }  // namespace
@@ -444,6 +463,14 @@ std::string sharding_lines(const ImportSettings& a, const ImportSource& source,
       a.refuse("--use-torch-fsdp2",
                "Megatron-LM needs --untie-embeddings-and-output-weights with it");
     }
+    if (!a.flag("--no-gradient-accumulation-fusion")) {
+      a.refuse("--use-torch-fsdp2",
+               "Megatron-LM needs --no-gradient-accumulation-fusion with it");
+    }
+    if (a.whole("--num-distributed-optimizer-instances", 1) > 1) {
+      a.refuse("--num-distributed-optimizer-instances",
+               "orrery's hybrid sharding under Megatron-LM is Megatron-FSDP's");
+    }
     p += scenario_line("fsdp", "{implementation: fsdp2}", a.label("--use-torch-fsdp2"));
     if (a.flag("--torch-fsdp2-no-reshard-after-forward")) {
       p += scenario_line("reshard_after_forward", "false",
@@ -452,10 +479,21 @@ std::string sharding_lines(const ImportSettings& a, const ImportSource& source,
     return p;
   }
   if (!megatron_fsdp) {
+    if (a.whole("--num-distributed-optimizer-instances", 1) > 1) {
+      a.refuse("--num-distributed-optimizer-instances",
+               "orrery shards hybrid (parallelism.sharding: hybrid) under ZeRO-3 only; the "
+               "distributed optimizer's partial instances have no form here");
+    }
     if (a.flag("--use-distributed-optimizer")) {
       p += scenario_line("zero_stage", "1", a.label("--use-distributed-optimizer"));
     }
     return p;
+  }
+  // arguments.py at d98e8a64 asserts Megatron-FSDP's checkpoint format (the argument is
+  // read for this check only).
+  if (!a.has("--ckpt-format") || a.text("--ckpt-format") != "fsdp_dtensor") {
+    a.refuse(a.has("--ckpt-format") ? "--ckpt-format" : "--use-megatron-fsdp",
+             "Megatron-LM runs Megatron-FSDP only with --ckpt-format fsdp_dtensor");
   }
   const char* kStrategy = "--data-parallel-sharding-strategy";
   const std::string strategy = a.has(kStrategy) ? a.text(kStrategy) : "optim_grads_params";
@@ -644,21 +682,41 @@ std::string write_imported_scenario(const ImportSettings& a, const ImportSource&
     if (const std::int64_t dense = moe_dense_layers(a, layers); dense > 0) {
       m += "  " + line("first_dense_layers", std::to_string(dense), a.label("--moe-layer-freq"));
     }
+    // A negative factor is dropless (transformer_config.py at d98e8a64 sets it to None).
+    bool capacity = false;
     if (a.has("--moe-expert-capacity-factor")) {
-      const double cf = a.number("--moe-expert-capacity-factor", 0);
-      if (cf <= 0) a.refuse("--moe-expert-capacity-factor", "expected a number above 0");
-      m += "  " + line("capacity_factor", fmt::format("{:g}", cf),
-                       a.label("--moe-expert-capacity-factor"));
+      const std::string& text = a.text("--moe-expert-capacity-factor");
+      double cf = 0;
+      try {
+        std::size_t used = 0;
+        cf = std::stod(text, &used);
+        if (used != text.size()) cf = 0;
+      } catch (const std::exception&) {
+      }
+      if (cf == 0) a.refuse("--moe-expert-capacity-factor", "expected a number other than 0");
+      capacity = cf > 0;
+      if (capacity) {
+        m += "  " + line("capacity_factor", fmt::format("{:g}", cf),
+                         a.label("--moe-expert-capacity-factor"));
+      }
     }
     if (a.flag("--moe-pad-expert-input-to-capacity")) {
-      if (!a.has("--moe-expert-capacity-factor")) {
+      if (!capacity) {
         a.refuse("--moe-pad-expert-input-to-capacity",
                  "Megatron-Core pads only with --moe-expert-capacity-factor");
       }
       m += "  " + line("pad_to_capacity", "true", a.label("--moe-pad-expert-input-to-capacity"));
     }
-    const auto [aux, aux_source] = moe_aux_loss(a);
-    m += "  " + line("aux_loss", aux ? "true" : "false", aux_source);
+    const MoeBalancing balancing = moe_aux_loss(a);
+    m += "  " + line("aux_loss", balancing.aux_loss ? "true" : "false", balancing.source);
+    // An auxiliary loss beside the expert bias (DeepSeek-V3's seq_aux_loss at 1e-4): its
+    // ops run, and the bias balances the load, so the imbalance is the loss-free one
+    // (docs/scenario-format.md, model.moe.load_imbalance: arXiv:2408.15664 Table 2).
+    if (balancing.aux_loss && balancing.bias) {
+      m += "  " + line("load_imbalance", "1.04",
+                       a.label("--moe-router-enable-expert-bias") +
+                           ": loss-free balancing's 1 + MaxVio_global (arXiv:2408.15664)");
+    }
     if (a.has("--moe-router-num-groups") || a.has("--moe-router-group-topk")) {
       if (!a.has("--moe-router-num-groups") || !a.has("--moe-router-group-topk")) {
         a.refuse(a.has("--moe-router-num-groups") ? "--moe-router-num-groups"
@@ -675,6 +733,15 @@ std::string write_imported_scenario(const ImportSettings& a, const ImportSource&
       if (!a.has("--moe-shared-expert-intermediate-size")) {
         a.refuse("--moe-shared-expert-overlap",
                  "needs --moe-shared-expert-intermediate-size (no shared experts to overlap)");
+      }
+      const std::string type = a.has("--moe-token-dispatcher-type")
+                                   ? a.text("--moe-token-dispatcher-type")
+                                   : "allgather";
+      if (type != "alltoall" && type != "flex") {
+        // transformer_config.py at d98e8a64 raises for it under the allgather dispatcher.
+        a.refuse("--moe-shared-expert-overlap",
+                 "Megatron-Core overlaps the shared experts only under the alltoall or flex "
+                 "dispatcher (" + type + " here)");
       }
       m += "  " + line("shared_expert_overlap", "true", a.label("--moe-shared-expert-overlap"));
     }
@@ -727,6 +794,12 @@ std::string write_imported_scenario(const ImportSettings& a, const ImportSource&
       }
       if (backend != "deepep" && backend != "hybridep") {
         a.refuse(kBackend, "orrery models the deepep and hybridep backends");
+      }
+      if (backend == "deepep" && a.flag("--moe-pad-expert-input-to-capacity")) {
+        // transformer_config.py at d98e8a64 raises for it.
+        a.refuse("--moe-pad-expert-input-to-capacity",
+                 "Megatron-Core's flex dispatcher with the deepep backend does not pad to "
+                 "capacity");
       }
       p += line("ep_alltoall", "hierarchical", a.source(kType, std::string(kType) + " flex"));
       p += line("ep_backend", backend,
@@ -848,13 +921,16 @@ std::string write_imported_scenario(const ImportSettings& a, const ImportSource&
   if (a.flag("--no-rope-fusion") && pos == "rope") {
     mechanism("--no-rope-fusion", "rope: rotate_half", a.label("--no-rope-fusion"));
   }
+  // A GeLU without bias is one kernel fused or not, and validate_args clears
+  // bias_gelu_fusion for it (arguments.py at d98e8a64), so a log's False says nothing.
   const char* activation_switch = swiglu ? "--no-bias-swiglu-fusion" : "--no-bias-gelu-fusion";
-  if (a.flag(activation_switch)) {
+  if (a.flag(activation_switch) && (swiglu || !no_bias)) {
     mechanism(activation_switch, "activation_fusion: false", a.label(activation_switch));
   }
   // Without the fused wgrad-into-main_grad GEMM the weight gradient is added to main_grad
   // by the parameter's hook (megatron/core/distributed/distributed_data_parallel.py).
-  if (a.flag("--no-gradient-accumulation-fusion")) {
+  // FSDP2 asks for the switch and accumulates its gradients itself.
+  if (a.flag("--no-gradient-accumulation-fusion") && !a.flag("--use-torch-fsdp2")) {
     mechanism("--no-gradient-accumulation-fusion", "gradient_accumulation: hook",
               a.label("--no-gradient-accumulation-fusion"));
   }
@@ -984,6 +1060,11 @@ std::string write_imported_scenario(const ImportSettings& a, const ImportSource&
   // and the activations of the first layers (--cpu-offloading-num-layers above 0 turns
   // cpu_offloading on).
   if (a.flag("--optimizer-cpu-offload")) {
+    if (!a.flag("--use-precision-aware-optimizer")) {
+      // arguments.py at d98e8a64 asserts it: the hybrid device optimizer reuses its path.
+      a.refuse("--optimizer-cpu-offload",
+               "Megatron-LM takes it only with --use-precision-aware-optimizer");
+    }
     std::vector<std::string> keys = {
         fmt::format("fraction: {:g}", a.number("--optimizer-offload-fraction", 1.0))};
     std::vector<std::string> from = {

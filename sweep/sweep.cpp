@@ -1138,13 +1138,14 @@ std::string megatron_arguments(const Scenario& s) {
   // the group's node count; it is left to the user.
   if (s.model.moe) {
     const MoeSpec& moe = *s.model.moe;
-    // Megatron-Core's default dispatcher, allgather, is neither exchange; under auto
-    // (the faster of the two, picked per exchange) the all-to-all dispatcher is named.
-    if (p.ep > 1 && p.ep_alltoall != ParallelismSpec::Alltoall::hierarchical)
-      out += " --moe-token-dispatcher-type alltoall";
+    // Megatron-Core's default dispatcher, allgather, is neither exchange (and refuses the
+    // shared-expert overlap), so one is always named; under auto (the faster of the two,
+    // picked per exchange) the all-to-all dispatcher.
+    const bool flex = p.ep > 1 && p.ep_alltoall == ParallelismSpec::Alltoall::hierarchical;
+    if (!flex) out += " --moe-token-dispatcher-type alltoall";
     if (p.ep > 1 && p.ep_alltoall == ParallelismSpec::Alltoall::automatic)
       missing.emplace_back("ep_alltoall auto's exchange picked per collective (alltoall given)");
-    if (p.ep > 1 && p.ep_alltoall == ParallelismSpec::Alltoall::hierarchical)
+    if (flex)
       out += fmt::format(" --moe-token-dispatcher-type flex --moe-flex-dispatcher-backend {}",
                          to_string(p.ep_backend));
     if (moe.router_groups > 0)
@@ -1152,14 +1153,21 @@ std::string megatron_arguments(const Scenario& s) {
                          moe.router_groups, moe.router_group_topk);
     if (moe.capacity_factor)
       out += fmt::format(" --moe-expert-capacity-factor {}", *moe.capacity_factor);
-    if (moe.pad_to_capacity) out += " --moe-pad-expert-input-to-capacity";
+    // The flex dispatcher's deepep backend refuses the padding (transformer_config.py).
+    if (moe.pad_to_capacity && flex && p.ep_backend == ParallelismSpec::EpBackend::deepep) {
+      missing.emplace_back("capacity padding under DeepEP (Megatron-Core refuses it)");
+    } else if (moe.pad_to_capacity) {
+      out += " --moe-pad-expert-input-to-capacity";
+    }
     if (moe.shared_expert_overlap) out += " --moe-shared-expert-overlap";
     // Aux-loss-free balancing: no aux loss, the expert bias instead (README's table of
     // load-balancing strategies).
     // The auxiliary loss runs only with a coefficient above 0 (router.py
     // is_aux_loss_enabled; the default is 0.0): arguments.py's help recommends 1e-2 to start.
+    // The expert bias needs sigmoid (or sqrtsoftplus) scores (transformer_config.py).
     if (!moe.aux_loss) {
-      out += " --moe-router-load-balancing-type none --moe-router-enable-expert-bias";
+      out += " --moe-router-load-balancing-type none --moe-router-enable-expert-bias "
+             "--moe-router-score-function sigmoid";
     } else {
       out += " --moe-router-load-balancing-type aux_loss --moe-aux-loss-coeff 1e-2";
     }
@@ -1188,14 +1196,24 @@ std::string megatron_arguments(const Scenario& s) {
   // arguments.py at NVIDIA/Megatron-LM d98e8a64: --no-rope-fusion, --no-bias-swiglu-fusion,
   // --no-bias-gelu-fusion).
   if (s.model.is_transformer() && s.model.position_embedding == PositionEmbedding::rope &&
-      s.training.stack.rope != StackSpec::Rope::fused)
+      s.training.stack.rope != StackSpec::Rope::fused) {
     out += " --no-rope-fusion";
+    // Megatron-Core's unfused RoPE rotates by _rotate_half (rope_utils.py).
+    if (s.training.stack.rope != StackSpec::Rope::rotate_half) {
+      missing.emplace_back(fmt::format("RoPE as {} (Megatron-Core's unfused form is rotate_half)",
+                                       to_string(s.training.stack.rope)));
+    }
+  }
   if (s.model.is_transformer() && !s.training.stack.activation_fusion)
     out += s.model.activation == Activation::swiglu ? " --no-bias-swiglu-fusion"
                                                     : " --no-bias-gelu-fusion";
   // --no-gradient-accumulation-fusion (store_false, arguments.py at d98e8a64); autograd
   // accumulation is 2021 Megatron-LM's, which no current flag reproduces.
-  if (s.training.stack.gradient_accumulation == StackSpec::GradAccumulation::hook)
+  // FSDP2 asks for it too (arguments.py asserts gradient_accumulation_fusion off).
+  const bool fsdp2_line = p.zero_stage == 3 && p.torch_fsdp() && p.pp == 1 && p.ep == 1 &&
+                          p.sharding != ParallelismSpec::Sharding::hybrid &&
+                          s.training.precision != Precision::fp16 && !s.model.tied_embeddings;
+  if (s.training.stack.gradient_accumulation == StackSpec::GradAccumulation::hook || fsdp2_line)
     out += " --no-gradient-accumulation-fusion";
   // Data-parallel sharding, checked against NVIDIA/Megatron-LM d98e8a64
   // (megatron/training/arguments.py; docs/user-guide/features/megatron_fsdp.md):
@@ -1211,8 +1229,11 @@ std::string megatron_arguments(const Scenario& s) {
   //          ep > 1, fp16 or tied embeddings and which has no hybrid form there;
   //          --torch-fsdp2-no-reshard-after-forward keeps gathered weights (arguments.py:3218).
   // What none of these expresses is named on the line instead of a flag (`missing`).
+  // Megatron-FSDP asserts its own checkpoint format (arguments.py at d98e8a64).
   auto megatron_fsdp = [&](const char* strategy) {
-    out += fmt::format(" --use-megatron-fsdp --data-parallel-sharding-strategy {}", strategy);
+    out += fmt::format(
+        " --use-megatron-fsdp --data-parallel-sharding-strategy {} --ckpt-format fsdp_dtensor",
+        strategy);
   };
   if (p.zero_stage == 1) {
     out += " --use-distributed-optimizer";
@@ -1224,9 +1245,7 @@ std::string megatron_arguments(const Scenario& s) {
     // DeepSpeed ZeRO-3, which Megatron-LM does not run, to Megatron-FSDP with a note.
     using Impl = ParallelismSpec::FsdpImpl;
     const bool hybrid = p.sharding == ParallelismSpec::Sharding::hybrid;
-    const bool fsdp2 = p.torch_fsdp() && p.pp == 1 && p.ep == 1 && !hybrid &&
-                       s.training.precision != Precision::fp16 && !s.model.tied_embeddings;
-    if (fsdp2) {
+    if (fsdp2_line) {
       out += " --use-torch-fsdp2";
       if (!p.reshard_after_forward) out += " --torch-fsdp2-no-reshard-after-forward";
     } else {

@@ -200,13 +200,11 @@ TEST(ImportMegatron, MoeRoutingArgumentsMapOrAreRefused) {
   const auto r = run_orrery(moe +
                             "--moe-token-dispatcher-type flex --moe-enable-deepep "
                             "--moe-router-load-balancing-type none --moe-router-enable-expert-bias "
-                            "--moe-layer-freq '[0]*2+[1]*2' --moe-expert-capacity-factor 1.25 "
-                            "--moe-pad-expert-input-to-capacity --overlap-moe-expert-parallel-comm");
+                            "--moe-router-score-function sigmoid "
+                            "--moe-layer-freq '[0]*2+[1]*2' --overlap-moe-expert-parallel-comm");
   ASSERT_EQ(r.code, 0) << r.err;
   for (const char* want : {
            "    first_dense_layers: 2  # --moe-layer-freq\n",
-           "    capacity_factor: 1.25  # --moe-expert-capacity-factor\n",
-           "    pad_to_capacity: true  # --moe-pad-expert-input-to-capacity\n",
            "    aux_loss: false  # --moe-router-enable-expert-bias: aux-loss-free balancing\n",
            "  ep_alltoall: hierarchical  # --moe-token-dispatcher-type flex\n",
            "  ep_backend: deepep  # --moe-enable-deepep\n",
@@ -219,8 +217,13 @@ TEST(ImportMegatron, MoeRoutingArgumentsMapOrAreRefused) {
   const auto every = run_orrery(moe +
                                 "--moe-token-dispatcher-type alltoall --moe-layer-freq 1 "
                                 "--moe-router-load-balancing-type seq_aux_loss "
-                                "--moe-aux-loss-coeff 1e-4");
+                                "--moe-aux-loss-coeff 1e-4 --moe-expert-capacity-factor 1.25 "
+                                "--moe-pad-expert-input-to-capacity");
   ASSERT_EQ(every.code, 0) << every.err;
+  EXPECT_NE(every.out.find("    capacity_factor: 1.25  # --moe-expert-capacity-factor\n"
+                           "    pad_to_capacity: true  # --moe-pad-expert-input-to-capacity\n"),
+            std::string::npos)
+      << every.out;
   EXPECT_EQ(every.out.find("first_dense_layers"), std::string::npos) << every.out;
   EXPECT_NE(every.out.find("    aux_loss: true  # --moe-router-load-balancing-type seq_aux_loss "
                            "with --moe-aux-loss-coeff above 0\n"),
@@ -229,7 +232,23 @@ TEST(ImportMegatron, MoeRoutingArgumentsMapOrAreRefused) {
   EXPECT_NE(every.out.find("  ep_alltoall: direct  # --moe-token-dispatcher-type alltoall\n"),
             std::string::npos)
       << every.out;
+  // An auxiliary loss beside the expert bias (DeepSeek-V3's recipe): the loss's ops run and
+  // the bias balances, so the loss-free imbalance is written.
+  const auto both = run_orrery(moe +
+                               "--moe-token-dispatcher-type alltoall "
+                               "--moe-router-load-balancing-type seq_aux_loss "
+                               "--moe-aux-loss-coeff 1e-4 --moe-router-enable-expert-bias "
+                               "--moe-router-score-function sigmoid");
+  ASSERT_EQ(both.code, 0) << both.err;
+  EXPECT_NE(both.out.find("    aux_loss: true  #"), std::string::npos) << both.out;
+  EXPECT_NE(both.out.find("    load_imbalance: 1.04  # --moe-router-enable-expert-bias"),
+            std::string::npos)
+      << both.out;
   const std::string a2a = moe + "--moe-token-dispatcher-type alltoall --moe-aux-loss-coeff 1e-2 ";
+  // A negative capacity factor is dropless (TransformerConfig sets it to None).
+  const auto dropless = run_orrery(a2a + "--moe-expert-capacity-factor -1");
+  ASSERT_EQ(dropless.code, 0) << dropless.err;
+  EXPECT_EQ(dropless.out.find("capacity_factor"), std::string::npos) << dropless.out;
   const struct {
     std::string line, key;
   } refused[] = {
@@ -261,11 +280,27 @@ TEST(ImportMegatron, MoeRoutingArgumentsMapOrAreRefused) {
        "'--recompute-modules'"},
       {a2a + "--fp8-format hybrid --fp4-format e2m1", "'--fp4-format'"},
       {a2a + "--fp4-format e2m1 --fp4-recipe custom", "'--fp4-recipe' = 'custom'"},
-      {a2a + "--use-megatron-fsdp --data-parallel-sharding-strategy no_shard",
+      {a2a + "--use-megatron-fsdp --ckpt-format fsdp_dtensor "
+             "--data-parallel-sharding-strategy no_shard",
        "'--data-parallel-sharding-strategy' = 'no_shard'"},
-      {a2a + "--use-megatron-fsdp --num-distributed-optimizer-instances 4",
+      {a2a + "--use-megatron-fsdp --ckpt-format fsdp_dtensor "
+             "--num-distributed-optimizer-instances 4",
        "'--num-distributed-optimizer-instances' = '4'"},
       {a2a + "--use-torch-fsdp2 --untie-embeddings-and-output-weights", "'--use-torch-fsdp2'"},
+      {moe + "--moe-token-dispatcher-type alltoall --moe-router-load-balancing-type none "
+             "--moe-router-enable-expert-bias",
+       "'--moe-router-enable-expert-bias'"},
+      {moe + "--moe-token-dispatcher-type alltoall --moe-router-load-balancing-type aux_loss "
+             "seq_aux_loss --moe-aux-loss-coeff 1e-2",
+       "'--moe-aux-loss-coeff' = '1e-2'"},
+      {moe + "--moe-token-dispatcher-type flex --moe-aux-loss-coeff 1e-2 "
+             "--moe-expert-capacity-factor 1 --moe-pad-expert-input-to-capacity",
+       "'--moe-pad-expert-input-to-capacity'"},
+      {a2a + "--moe-expert-capacity-factor 0", "'--moe-expert-capacity-factor' = '0'"},
+      {a2a + "--use-distributed-optimizer --num-distributed-optimizer-instances 2",
+       "'--num-distributed-optimizer-instances' = '2'"},
+      {a2a + "--use-megatron-fsdp", "'--use-megatron-fsdp'"},
+      {a2a + "--use-distributed-optimizer --optimizer-cpu-offload", "'--optimizer-cpu-offload'"},
   };
   for (const auto& x : refused) {
     const auto out = run_orrery(x.line);

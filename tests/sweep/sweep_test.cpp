@@ -195,10 +195,17 @@ parallelism: {tp: 1, pp: 1, dp: 16, ep: 8, global_batch: 64, ep_alltoall: hierar
 )",
                                         "moe.yaml");
   const std::string args = megatron_arguments(s);
+  // DeepEP refuses the capacity padding (transformer_config.py), so the line names it as
+  // missing; the auxiliary loss (aux_loss, the default) gets a coefficient above 0, which it
+  // needs to run (router.py is_aux_loss_enabled).
   EXPECT_NE(args.find("--expert-model-parallel-size 8 --moe-token-dispatcher-type flex "
                       "--moe-flex-dispatcher-backend deepep --moe-router-num-groups 4 "
                       "--moe-router-group-topk 2 --moe-expert-capacity-factor 1.5 "
-                      "--moe-pad-expert-input-to-capacity "),
+                      "--moe-router-load-balancing-type aux_loss --moe-aux-loss-coeff 1e-2 "),
+            std::string::npos)
+      << args;
+  EXPECT_EQ(args.find("--moe-pad-expert-input-to-capacity"), std::string::npos) << args;
+  EXPECT_NE(args.find("; no Megatron-LM flag for capacity padding under DeepEP"),
             std::string::npos)
       << args;
   // parallelism.ep_backend hybridep (loaded from the scenario) names HybridEP instead.
@@ -289,19 +296,22 @@ TEST(SplitSweep, MegatronArgumentsPerZeroStage) {
   // distributed optimizer's flag (ZeRO-1 memory).
   const std::string zero2 = args(2, none);
   EXPECT_EQ(zero2,
-            split + " --use-megatron-fsdp --data-parallel-sharding-strategy optim_grads --bf16");
+            split +
+                " --use-megatron-fsdp --data-parallel-sharding-strategy optim_grads "
+                "--ckpt-format fsdp_dtensor --bf16");
   EXPECT_EQ(zero2.find("--use-distributed-optimizer"), std::string::npos);
   // ZeRO-3: parameters too, by the implementation named. Megatron-FSDP: its own flags.
   using Impl = ParallelismSpec::FsdpImpl;
   auto megatron_fsdp = [](Scenario& s) { s.parallelism.fsdp_impl = Impl::megatron_fsdp; };
   EXPECT_EQ(args(3, megatron_fsdp), split +
                                         " --use-megatron-fsdp --data-parallel-sharding-strategy "
-                                        "optim_grads_params --bf16");
+                                        "optim_grads_params --ckpt-format fsdp_dtensor --bf16");
   // DeepSpeed ZeRO-3, which Megatron-LM does not run: Megatron-FSDP, and the line says so.
   EXPECT_EQ(args(3, [](Scenario& s) { s.parallelism.fsdp_impl = Impl::deepspeed; }),
             split +
                 " --use-megatron-fsdp --data-parallel-sharding-strategy optim_grads_params "
-                "--bf16; no Megatron-LM flag for DeepSpeed ZeRO-3 (Megatron-FSDP given instead)");
+                "--ckpt-format fsdp_dtensor --bf16; no Megatron-LM flag for DeepSpeed ZeRO-3 "
+                "(Megatron-FSDP given instead)");
   // Hybrid sharding on 2 nodes, tp2 pp1 dp8: 4 data-parallel ranks per node shard, 8 / 4 =
   // 2 replicas = HSDP's DP-Outer size.
   EXPECT_NE(args(3,
@@ -312,7 +322,8 @@ TEST(SplitSweep, MegatronArgumentsPerZeroStage) {
                    s.parallelism.sharding = ParallelismSpec::Sharding::hybrid;
                    s.parallelism.fsdp_impl = Impl::megatron_fsdp;
                  })
-                .find("optim_grads_params --num-distributed-optimizer-instances 2 "),
+                .find("optim_grads_params --ckpt-format fsdp_dtensor "
+                      "--num-distributed-optimizer-instances 2 "),
             std::string::npos);
   // PyTorch FSDP where Megatron-LM's --use-torch-fsdp2 takes it: pp 1, untied embeddings.
   auto fsdp2 = [](Scenario& s) {
@@ -324,17 +335,20 @@ TEST(SplitSweep, MegatronArgumentsPerZeroStage) {
   const std::string pp1 =
       "--tensor-model-parallel-size 2 --pipeline-model-parallel-size 1 --micro-batch-size 1 "
       "--global-batch-size 16";
-  EXPECT_EQ(args(3, fsdp2), pp1 + " --use-torch-fsdp2 --bf16");
+  // arguments.py asserts gradient-accumulation fusion off under FSDP2.
+  EXPECT_EQ(args(3, fsdp2), pp1 + " --no-gradient-accumulation-fusion --use-torch-fsdp2 --bf16");
   EXPECT_EQ(args(3,
                  [&](Scenario& s) {
                    fsdp2(s);
                    s.parallelism.reshard_after_forward = false;
                  }),
-            pp1 + " --use-torch-fsdp2 --torch-fsdp2-no-reshard-after-forward --bf16");
+            pp1 + " --no-gradient-accumulation-fusion --use-torch-fsdp2 "
+                  "--torch-fsdp2-no-reshard-after-forward --bf16");
   // With pp 2 --use-torch-fsdp2 is refused (arguments.py): Megatron-FSDP, and the line says so.
   const std::string fsdp_pp2 = args(3, [](Scenario& s) { s.parallelism.fsdp = true; });
   EXPECT_EQ(fsdp_pp2.substr(0, fsdp_pp2.find(';')).find("--use-torch-fsdp2"), std::string::npos);
-  EXPECT_NE(fsdp_pp2.find("optim_grads_params --bf16; no Megatron-LM flag for PyTorch FSDP"),
+  EXPECT_NE(fsdp_pp2.find("optim_grads_params --ckpt-format fsdp_dtensor --bf16; no Megatron-LM "
+                          "flag for PyTorch FSDP"),
             std::string::npos);
   // ZeRO++ hpZ is DeepSpeed's alone.
   EXPECT_NE(args(3,
