@@ -755,6 +755,19 @@ std::string write_imported_scenario(const ImportSettings& a, const ImportSource&
     p += line("cp", std::to_string(a.whole("--context-parallel-size")),
               a.label("--context-parallel-size"));
   }
+  // Context parallelism's exchange (--cp-comm-type, default p2p: arguments.py at d98e8a64):
+  // p2p is Transformer Engine's ring, allgather the keys and values gathered before
+  // attention; the same for every layer. a2a (Ulysses) and a2a+p2p have no form here.
+  if (a.whole("--context-parallel-size", 1) > 1 && a.has("--cp-comm-type")) {
+    const std::vector<std::string> types = words_of(a.text("--cp-comm-type"));
+    const bool uniform =
+        std::all_of(types.begin(), types.end(), [&](const std::string& w) { return w == types[0]; });
+    if (types.empty() || !uniform || (types[0] != "p2p" && types[0] != "allgather")) {
+      a.refuse("--cp-comm-type",
+               "orrery models p2p (the ring) and allgather, the same for every layer");
+    }
+    p += line("cp_comm", types[0] == "p2p" ? "ring" : "all-gather", a.label("--cp-comm-type"));
+  }
   if (a.has("--expert-model-parallel-size")) {
     p += line("ep", std::to_string(a.whole("--expert-model-parallel-size")),
               a.label("--expert-model-parallel-size"));

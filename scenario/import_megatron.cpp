@@ -132,6 +132,7 @@ const std::set<std::string>& valued() {
       "--data-parallel-sharding-strategy",
       "--num-distributed-optimizer-instances",
       "--ckpt-format",
+      "--cp-comm-type",
       "--fp4-format",
       "--fp4-recipe",
       "--optimizer-offload-fraction",
@@ -144,7 +145,7 @@ const std::set<std::string>& valued() {
 // next argument, kept joined by spaces.
 bool takes_several(const std::string& name) {
   return name == "--recompute-modules" || name == "--moe-router-load-balancing-type" ||
-         name == "--moe-aux-loss-coeff";
+         name == "--moe-aux-loss-coeff" || name == "--cp-comm-type";
 }
 
 }  // namespace

@@ -1129,6 +1129,9 @@ std::string megatron_arguments(const Scenario& s) {
                        p.microbatch_group_size);
   }
   if (p.cp > 1) out += fmt::format(" --context-parallel-size {}", p.cp);
+  // --cp-comm-type (arguments.py at d98e8a64, default p2p, Transformer Engine's ring).
+  if (p.cp > 1 && p.cp_comm == ParallelismSpec::CpComm::all_gather)
+    out += " --cp-comm-type allgather";
   if (p.ep > 1) out += fmt::format(" --expert-model-parallel-size {}", p.ep);
   if (p.experts_split_tokens()) out += fmt::format(" --expert-tensor-parallel-size {}", p.etp());
   if (p.moe_a2a_overlap) out += " --overlap-moe-expert-parallel-comm";

@@ -85,7 +85,8 @@ TEST(ImportMegatron, SweepsLineOfAValidationCaseImportsBackToIt) {
 // pipeline layout with an MTP layer, HybridEP's flex exchange, selective recompute of two
 // modules, unfused RoPE and SwiGLU and NVFP4 with bf16 edge layers on 4 DGX B200; and a
 // dense model under Megatron-FSDP with hybrid sharding (tp 2 x cp 2 leave dp 8 over 4
-// nodes: each node's 2 data-parallel ranks hold a shard, 4 instances), the hook
+// nodes: each node's 2 data-parallel ranks hold a shard, 4 instances), context parallelism
+// over an all-gather of keys and values, the hook
 // gradient accumulation and half the optimizer offloaded with overlap on 4 DGX H100. The
 // sweep's line, with the model's shape arguments, imports back into each: check and run
 // print the same.
@@ -120,7 +121,8 @@ TEST(ImportMegatron, MoeAndFsdpSweepLinesImportBackToTheirScenarios) {
        "model: {family: decoder, layers: 16, hidden: 4096, heads: 32, kv_heads: 8, ffn: 14336, "
        "vocab: 128256, seq_len: 8192, activation: swiglu, norm: rmsnorm, position_embedding: rope, "
        "tied_embeddings: false, bias: false, dropout: false}\n"
-       "parallelism: {tp: 2, pp: 1, cp: 2, fsdp: {implementation: megatron_fsdp}, sharding: hybrid, "
+       "parallelism: {tp: 2, pp: 1, cp: 2, cp_comm: all-gather, fsdp: {implementation: "
+       "megatron_fsdp}, sharding: hybrid, "
        "sequence_parallel: true, microbatch: 1, global_batch: 64}\n"
        "training: {precision: bf16, recompute: none, optimizer_offload: {fraction: 0.5, overlap: "
        "true}, stack: {gradient_accumulation: hook}}\n",
@@ -301,6 +303,9 @@ TEST(ImportMegatron, MoeRoutingArgumentsMapOrAreRefused) {
        "'--num-distributed-optimizer-instances' = '2'"},
       {a2a + "--use-megatron-fsdp", "'--use-megatron-fsdp'"},
       {a2a + "--use-distributed-optimizer --optimizer-cpu-offload", "'--optimizer-cpu-offload'"},
+      {a2a + "--context-parallel-size 2 --cp-comm-type a2a", "'--cp-comm-type' = 'a2a'"},
+      {a2a + "--context-parallel-size 2 --cp-comm-type p2p allgather",
+       "'--cp-comm-type' = 'p2p allgather'"},
   };
   for (const auto& x : refused) {
     const auto out = run_orrery(x.line);
