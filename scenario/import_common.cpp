@@ -55,25 +55,21 @@ InputLocation ImportSettings::at(const std::string& name) const {
   return {where_, std::nullopt};
 }
 
-std::int64_t ImportSettings::whole(const std::string& name) const {
+std::int64_t ImportSettings::parse_whole(const std::string& name, std::int64_t least) const {
   const std::string& v = text(name);
   std::int64_t out = 0;
   const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
-  if (ec != std::errc() || end != v.data() + v.size() || out < 1) {
-    throw InputError(at(name), label(name), v, "expected a whole number >= 1");
+  if (ec != std::errc() || end != v.data() + v.size() || out < least) {
+    throw InputError(at(name), label(name), v,
+                     fmt::format("expected a whole number >= {}", least));
   }
   return out;
 }
 
+std::int64_t ImportSettings::whole(const std::string& name) const { return parse_whole(name, 1); }
+
 std::int64_t ImportSettings::count(const std::string& name, std::int64_t fallback) const {
-  if (!has(name)) return fallback;
-  const std::string& v = text(name);
-  std::int64_t out = 0;
-  const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
-  if (ec != std::errc() || end != v.data() + v.size() || out < 0) {
-    throw InputError(at(name), label(name), v, "expected a whole number >= 0");
-  }
-  return out;
+  return has(name) ? parse_whole(name, 0) : fallback;
 }
 
 double ImportSettings::number(const std::string& name, double fallback) const {

@@ -65,6 +65,8 @@ class ImportSettings {
     std::optional<int> line;
   };
   InputLocation at(const std::string& name) const;
+  // `name`'s value as a whole number of at least `least`, or an InputError.
+  std::int64_t parse_whole(const std::string& name, std::int64_t least) const;
 
   std::string where_;
   std::string missing_word_ = "argument";
