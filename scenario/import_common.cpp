@@ -697,6 +697,18 @@ std::string write_imported_scenario(const ImportSettings& a, const ImportSource&
       }
     }
     if (a.flag("--moe-pad-expert-input-to-capacity")) {
+      // transformer_config.py at d98e8a64 raises for it under the flex dispatcher's deepep
+      // backend, whatever ep is.
+      const bool flex = a.has("--moe-token-dispatcher-type") &&
+                        a.text("--moe-token-dispatcher-type") == "flex";
+      const bool deepep = a.flag("--moe-enable-deepep") ||
+                          !a.has("--moe-flex-dispatcher-backend") ||
+                          a.text("--moe-flex-dispatcher-backend") == "deepep";
+      if (flex && deepep) {
+        a.refuse("--moe-pad-expert-input-to-capacity",
+                 "Megatron-Core's flex dispatcher with the deepep backend does not pad to "
+                 "capacity");
+      }
       if (!capacity) {
         a.refuse("--moe-pad-expert-input-to-capacity",
                  "Megatron-Core pads only with --moe-expert-capacity-factor");
@@ -803,12 +815,6 @@ std::string write_imported_scenario(const ImportSettings& a, const ImportSource&
       }
       if (backend != "deepep" && backend != "hybridep") {
         a.refuse(kBackend, "orrery models the deepep and hybridep backends");
-      }
-      if (backend == "deepep" && a.flag("--moe-pad-expert-input-to-capacity")) {
-        // transformer_config.py at d98e8a64 raises for it.
-        a.refuse("--moe-pad-expert-input-to-capacity",
-                 "Megatron-Core's flex dispatcher with the deepep backend does not pad to "
-                 "capacity");
       }
       p += line("ep_alltoall", "hierarchical", a.source(kType, std::string(kType) + " flex"));
       p += line("ep_backend", backend,

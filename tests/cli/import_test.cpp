@@ -299,6 +299,11 @@ TEST(ImportMegatron, MoeRoutingArgumentsMapOrAreRefused) {
              "--moe-expert-capacity-factor 1 --moe-pad-expert-input-to-capacity",
        "'--moe-pad-expert-input-to-capacity'"},
       {a2a + "--moe-expert-capacity-factor 0", "'--moe-expert-capacity-factor' = '0'"},
+      {a2a + "--moe-layer-freq '[0]*4'", "'--moe-layer-freq' = '[0]*4'"},
+      {moe + "--expert-model-parallel-size 1 --moe-token-dispatcher-type flex "
+             "--moe-aux-loss-coeff 1e-2 --moe-expert-capacity-factor 1 "
+             "--moe-pad-expert-input-to-capacity",
+       "'--moe-pad-expert-input-to-capacity'"},
       {a2a + "--use-distributed-optimizer --num-distributed-optimizer-instances 2",
        "'--num-distributed-optimizer-instances' = '2'"},
       {a2a + "--use-megatron-fsdp", "'--use-megatron-fsdp'"},
@@ -676,6 +681,18 @@ TEST(ImportNemo, MoeRoutingKeysMapAsMegatronArguments) {
             std::string::npos)
       << r.out;
   EXPECT_NE(r.out.find("    aux_loss: true  #"), std::string::npos) << r.out;
+  // The expert bias with sigmoid scores (TransformerConfig's condition) and no aux loss.
+  std::string biased = text;
+  biased.replace(at, from.size(),
+                 "  expert_model_parallel_size: 8\n  num_moe_experts: 8\n"
+                 "  moe_router_enable_expert_bias: true\n  moe_router_score_function: sigmoid\n"
+                 "  moe_token_dispatcher_type: alltoall");
+  std::ofstream(file) << biased;
+  const auto bias = run_orrery("import nemo '" + file + "' --cluster dgx-h100 --vocab-size 50257");
+  ASSERT_EQ(bias.code, 0) << bias.err;
+  EXPECT_NE(bias.out.find("    aux_loss: false  # model.moe_router_enable_expert_bias"),
+            std::string::npos)
+      << bias.out;
   std::string gathered = text;
   gathered.replace(at, from.size(), moe);
   std::ofstream(file) << gathered;
