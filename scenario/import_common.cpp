@@ -72,14 +72,24 @@ std::int64_t ImportSettings::count(const std::string& name, std::int64_t fallbac
   return has(name) ? parse_whole(name, 0) : fallback;
 }
 
-double ImportSettings::number(const std::string& name, double fallback) const {
-  if (!has(name)) return fallback;
+namespace {
+
+// `text` as a number when all of it is one.
+std::optional<double> parse_number(const std::string& text) {
   try {
     std::size_t used = 0;
-    const double d = std::stod(text(name), &used);
-    if (used == text(name).size() && d >= 0) return d;
+    const double d = std::stod(text, &used);
+    if (used == text.size()) return d;
   } catch (const std::exception&) {
   }
+  return std::nullopt;
+}
+
+}  // namespace
+
+double ImportSettings::number(const std::string& name, double fallback) const {
+  if (!has(name)) return fallback;
+  if (const auto d = parse_number(text(name)); d && *d >= 0) return *d;
   throw InputError(at(name), label(name), text(name), "expected a number >= 0");
 }
 
@@ -325,6 +335,17 @@ class LayerPattern {
   std::size_t at_ = 0;
 };
 
+// The MoE token dispatcher (transformer_config.py at d98e8a64: allgather by default) and the
+// flex dispatcher's backend (deepep by default; --moe-enable-deepep, deprecated, is deepep).
+std::string moe_dispatcher(const ImportSettings& a) {
+  return a.has("--moe-token-dispatcher-type") ? a.text("--moe-token-dispatcher-type")
+                                              : "allgather";
+}
+std::string flex_backend(const ImportSettings& a) {
+  const char* kBackend = "--moe-flex-dispatcher-backend";
+  return a.has(kBackend) && !a.flag("--moe-enable-deepep") ? a.text(kBackend) : "deepep";
+}
+
 // The leading dense layers of --moe-layer-freq (default 1: every layer MoE). An integer N
 // makes layer i an MoE layer where i % N == 0; a list gives each layer, 1 for MoE, and
 // must be as long as the model. orrery places dense layers first only
@@ -392,14 +413,7 @@ MoeBalancing moe_aux_loss(const ImportSettings& a) {
                "orrery models the auxiliary losses (aux_loss, seq_aux_loss, global_aux_loss), "
                "the expert bias and none; " + t + " has no form here");
     }
-    const std::string& c = coeffs[coeffs.size() == 1 ? 0 : i];
-    double value = -1;
-    try {
-      std::size_t used = 0;
-      value = std::stod(c, &used);
-      if (used != c.size()) value = -1;
-    } catch (const std::exception&) {
-    }
+    const double value = parse_number(coeffs[coeffs.size() == 1 ? 0 : i]).value_or(-1);
     if (value < 0) a.refuse(kCoeff, "expected numbers >= 0");
     if (value > 0) aux = true;
   }
@@ -681,14 +695,7 @@ std::string write_imported_scenario(const ImportSettings& a, const ImportSource&
     // A negative factor is dropless (transformer_config.py at d98e8a64 sets it to None).
     bool capacity = false;
     if (a.has("--moe-expert-capacity-factor")) {
-      const std::string& text = a.text("--moe-expert-capacity-factor");
-      double cf = 0;
-      try {
-        std::size_t used = 0;
-        cf = std::stod(text, &used);
-        if (used != text.size()) cf = 0;
-      } catch (const std::exception&) {
-      }
+      const double cf = parse_number(a.text("--moe-expert-capacity-factor")).value_or(0);
       if (cf == 0) a.refuse("--moe-expert-capacity-factor", "expected a number other than 0");
       capacity = cf > 0;
       if (capacity) {
@@ -699,12 +706,7 @@ std::string write_imported_scenario(const ImportSettings& a, const ImportSource&
     if (a.flag("--moe-pad-expert-input-to-capacity")) {
       // transformer_config.py at d98e8a64 raises for it under the flex dispatcher's deepep
       // backend, whatever ep is.
-      const bool flex = a.has("--moe-token-dispatcher-type") &&
-                        a.text("--moe-token-dispatcher-type") == "flex";
-      const bool deepep = a.flag("--moe-enable-deepep") ||
-                          !a.has("--moe-flex-dispatcher-backend") ||
-                          a.text("--moe-flex-dispatcher-backend") == "deepep";
-      if (flex && deepep) {
+      if (moe_dispatcher(a) == "flex" && flex_backend(a) == "deepep") {
         a.refuse("--moe-pad-expert-input-to-capacity",
                  "Megatron-Core's flex dispatcher with the deepep backend does not pad to "
                  "capacity");
@@ -742,9 +744,7 @@ std::string write_imported_scenario(const ImportSettings& a, const ImportSource&
         a.refuse("--moe-shared-expert-overlap",
                  "needs --moe-shared-expert-intermediate-size (no shared experts to overlap)");
       }
-      const std::string type = a.has("--moe-token-dispatcher-type")
-                                   ? a.text("--moe-token-dispatcher-type")
-                                   : "allgather";
+      const std::string type = moe_dispatcher(a);
       if (type != "alltoall" && type != "flex") {
         // transformer_config.py at d98e8a64 raises for it under the allgather dispatcher.
         a.refuse("--moe-shared-expert-overlap",
@@ -794,12 +794,10 @@ std::string write_imported_scenario(const ImportSettings& a, const ImportSource&
   }
   const std::int64_t ep = a.whole("--expert-model-parallel-size", 1);
   if (a.has("--num-experts") && ep > 1) {
-    // The token dispatcher (transformer_config.py at d98e8a64: allgather by default,
-    // flex with the deepep backend by default; --moe-enable-deepep, deprecated, is flex
-    // with deepep): alltoall is orrery's direct exchange, flex its hierarchical one.
+    // The token dispatcher: alltoall is orrery's direct exchange, flex its hierarchical one.
     const char* kType = "--moe-token-dispatcher-type";
     const char* kBackend = "--moe-flex-dispatcher-backend";
-    const std::string type = a.has(kType) ? a.text(kType) : "allgather";
+    const std::string type = moe_dispatcher(a);
     if (a.flag("--moe-enable-deepep") && type != "flex") {
       a.refuse("--moe-enable-deepep", "Megatron-Core takes it only with " + a.label(kType) +
                                           " flex");
@@ -808,7 +806,7 @@ std::string write_imported_scenario(const ImportSettings& a, const ImportSource&
       p += line("ep_alltoall", "direct", a.source(kType, std::string(kType) + " alltoall"));
     } else if (type == "flex") {
       const bool deepep = a.flag("--moe-enable-deepep");
-      const std::string backend = a.has(kBackend) && !deepep ? a.text(kBackend) : "deepep";
+      const std::string backend = flex_backend(a);
       if (deepep && a.has(kBackend) && a.text(kBackend) == "hybridep") {
         a.refuse("--moe-enable-deepep", "given with " + a.label(kBackend) +
                                             " hybridep: Megatron-Core runs one backend");
@@ -1015,14 +1013,10 @@ std::string write_imported_scenario(const ImportSettings& a, const ImportSource&
   // ["core_attn"]; read only under selective).
   if (recompute == "selective" && a.has("--recompute-modules")) {
     const std::vector<std::string> modules = words_of(a.text("--recompute-modules"));
+    std::vector<std::string> names;
+    for (const RecomputeModule r : kRecomputeModuleOrder) names.emplace_back(recompute_module_name(r));
     for (const std::string& name : modules) {
-      bool known = false;
-      for (const RecomputeModule r : kRecomputeModuleOrder)
-        known = known || name == recompute_module_name(r);
-      if (!known) {
-        std::vector<std::string> names;
-        for (const RecomputeModule r : kRecomputeModuleOrder)
-          names.emplace_back(recompute_module_name(r));
+      if (std::find(names.begin(), names.end(), name) == names.end()) {
         a.refuse("--recompute-modules", fmt::format("orrery models the modules {} ({} is not one)",
                                                     fmt::join(names, ", "), name));
       }
