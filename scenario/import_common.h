@@ -107,6 +107,39 @@ std::string scenario_line(const std::string& key, const std::string& value,
 std::string flow_line(const std::string& key, const std::vector<std::string>& entries,
                       const std::vector<std::string>& sources);
 
+// `text` as a number when all of it is one.
+std::optional<double> parse_number(const std::string& text);
+
+// The label of `name` where the source gives it (a value or a flag), else `fallback`.
+std::string given_or(const ImportSettings& a, const std::string& name, const std::string& fallback);
+
+// The words of a value given as several (an nargs='+' argument's, joined by spaces).
+std::vector<std::string> words_of(const std::string& text);
+
+// The MoE token dispatcher (transformer_config.py at d98e8a64: allgather by default) and
+// the flex dispatcher's backend (deepep by default; --moe-enable-deepep is deepep).
+std::string moe_dispatcher(const ImportSettings& a);
+std::string flex_backend(const ImportSettings& a);
+
+// The model: section and what the other sections read from it.
+struct ImportedModel {
+  std::string lines;  // the section's lines
+  std::int64_t layers = 0;
+  std::int64_t tp = 1;  // read with the shape: the vocabulary is padded to a multiple of it
+  bool swiglu = false;
+  bool bias = true;   // linear layers with biases (no --disable-bias-linear)
+  bool rope = false;  // rotary position embeddings
+};
+
+// The three sections of the scenario, in this order (each refusal is the first one a
+// reader of the launch meets): scenario/import_model.cpp, import_parallelism.cpp,
+// import_training.cpp. Each throws InputError for what orrery cannot express.
+ImportedModel write_model_section(const ImportSettings& a);
+std::string write_parallelism_section(const ImportSettings& a, const ImportSource& source,
+                                      const ImportedModel& model);
+std::string write_training_section(const ImportSettings& a, const ImportSource& source,
+                                   const ImportedModel& model);
+
 // The scenario YAML for `a` (throws InputError for what orrery cannot express).
 std::string write_imported_scenario(const ImportSettings& a, const ImportSource& source);
 

@@ -12,7 +12,8 @@
 // distributed optimizer, lines 151-152), and nemo/collections/nlp/parts/
 // megatron_trainer_builder.py (trainer.precision 16, 16-mixed, bf16, bf16-mixed are
 // mixed precision, line 123). These are Megatron-LM's own defaults, so the mapping of
-// `orrery import megatron` (scenario/import_common.cpp) serves both.
+// `orrery import megatron` (scenario/import_common.h and the section writers it names)
+// serves both.
 #include "scenario/import_nemo.h"
 
 #include <fmt/format.h>
