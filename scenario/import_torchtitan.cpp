@@ -117,8 +117,10 @@ class TomlReader {
       if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-') return false;
     return true;
   }
-  // The line up to a `#` outside a string.
-  static std::string strip_comment(const std::string& l) {
+  // Calls `f(i)` for each character of `l` outside a string, in order, until it returns
+  // true; the index where it did, or npos.
+  template <class F>
+  static std::size_t outside_strings(const std::string& l, F f) {
     char quote = 0;
     for (std::size_t i = 0; i < l.size(); ++i) {
       const char c = l[i];
@@ -129,31 +131,24 @@ class TomlReader {
           quote = 0;
       } else if (c == '"' || c == '\'') {
         quote = c;
-      } else if (c == '#') {
-        return l.substr(0, i);
+      } else if (f(i)) {
+        return i;
       }
     }
-    return l;
+    return std::string::npos;
+  }
+  // The line up to a `#` outside a string.
+  static std::string strip_comment(const std::string& l) {
+    const std::size_t hash = outside_strings(l, [&](std::size_t i) { return l[i] == '#'; });
+    return hash == std::string::npos ? l : l.substr(0, hash);
   }
   // Open brackets outside strings.
   static int depth(const std::string& v) {
     int d = 0;
-    char quote = 0;
-    for (std::size_t i = 0; i < v.size(); ++i) {
-      const char c = v[i];
-      if (quote) {
-        if (c == '\\' && quote == '"')
-          ++i;
-        else if (c == quote)
-          quote = 0;
-      } else if (c == '"' || c == '\'') {
-        quote = c;
-      } else if (c == '[') {
-        ++d;
-      } else if (c == ']') {
-        --d;
-      }
-    }
+    outside_strings(v, [&](std::size_t i) {
+      d += v[i] == '[' ? 1 : v[i] == ']' ? -1 : 0;
+      return false;
+    });
     return d;
   }
 
