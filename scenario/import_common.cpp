@@ -166,6 +166,12 @@ std::string write_imported_scenario(const ImportSettings& a, const ImportSource&
     out += source.not_mapped;
     for (const auto& u : a.unmapped()) out += "#   " + u + "\n";
   }
+  if (!model.differences.empty()) {
+    out +=
+        "# Differs from what orrery times (the prediction is for orrery's form; "
+        "docs/import.md):\n";
+    for (const auto& d : model.differences) out += "#   " + d + "\n";
+  }
   out += fmt::format("cluster: {{preset: {}, nodes: {}}}  # {}\n", source.cluster, source.nodes,
                      source.nodes_source);
   out += "model:\n" + model.lines + "parallelism:\n" + p + "training:\n" + t;

@@ -129,6 +129,9 @@ struct ImportedModel {
   bool swiglu = false;
   bool bias = true;   // linear layers with biases (no --disable-bias-linear)
   bool rope = false;  // rotary position embeddings
+  // What the launch runs otherwise than orrery times it, one line each (the scenario's
+  // head lists them): Megatron-Core's MoE kernel switches left at their defaults.
+  std::vector<std::string> differences;
 };
 
 // The three sections of the scenario, in this order (each refusal is the first one a

@@ -54,6 +54,9 @@ const std::set<std::string>& switches() {
       "--overlap-moe-expert-parallel-comm",
       "--multi-latent-attention",
       "--qk-layernorm",
+      "--moe-grouped-gemm",
+      "--moe-permute-fusion",
+      "--moe-router-fusion",
       // Fusions Megatron-LM turns off by name (store_false, arguments.py).
       "--no-rope-fusion",
       "--no-bias-swiglu-fusion",

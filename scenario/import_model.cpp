@@ -416,7 +416,32 @@ ImportedModel write_model_section(const ImportSettings& a) {
     }
   }
 
-  return {m, layers, tp, swiglu, !no_bias, pos == "rope"};
+  ImportedModel out{m, layers, tp, swiglu, !no_bias, pos == "rope", {}};
+  if (a.has("--num-experts")) {
+    // orrery times the MoE layer's kernels as the Megatron-Bridge recipes run them: the
+    // experts as Transformer Engine's grouped GEMM (TEGroupedMLP), the permutation and the
+    // router's top-k as fused kernels (model/transformer.cpp). Megatron-Core's switches
+    // for them are off by default (TransformerConfig moe_grouped_gemm, moe_permute_fusion,
+    // moe_router_fusion, transformer_config.py lines 850, 941, 944 at d98e8a64; without
+    // grouped GEMM the layer spec builds SequentialMLP, moe_module_specs.py), so a launch
+    // without them runs more, smaller kernels than orrery counts.
+    const std::pair<const char*, const char*> kernels[] = {
+        {"--moe-grouped-gemm",
+         "SequentialMLP, one MLP module a local expert, where orrery times Transformer "
+         "Engine's grouped GEMM"},
+        {"--moe-permute-fusion",
+         "the token permutation as PyTorch ops, where orrery counts one fused kernel"},
+        {"--moe-router-fusion",
+         "the router's top-k and scores as PyTorch ops, where orrery counts the fused kernels"},
+    };
+    for (const auto& [argument, what] : kernels) {
+      if (!a.flag(argument)) {
+        out.differences.push_back(fmt::format("{}: Megatron-Core runs {}",
+                                              a.absent(argument, "no " + a.label(argument)), what));
+      }
+    }
+  }
+  return out;
 }
 
 }  // namespace orrery::detail

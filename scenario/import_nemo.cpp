@@ -300,6 +300,9 @@ std::string import_nemo(const std::string& path, const std::string& cluster,
       {"model.moe_pad_expert_input_to_capacity", "--moe-pad-expert-input-to-capacity", true},
       {"model.moe_shared_expert_intermediate_size", "--moe-shared-expert-intermediate-size",
        false},
+      {"model.moe_grouped_gemm", "--moe-grouped-gemm", true},
+      {"model.moe_permute_fusion", "--moe-permute-fusion", true},
+      {"model.moe_router_fusion", "--moe-router-fusion", true},
   };
   for (const auto& k : moe_keys) {
     if (k.flag) {

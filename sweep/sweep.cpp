@@ -1145,6 +1145,9 @@ std::string megatron_arguments(const Scenario& s) {
     // shared-expert overlap), so one is always named; under auto (the faster of the two,
     // picked per exchange) the all-to-all dispatcher.
     const bool flex = p.ep > 1 && p.ep_alltoall == ParallelismSpec::Alltoall::hierarchical;
+    // The MoE kernels orrery times (model/transformer.cpp): grouped experts, fused
+    // permutation and router; Megatron-Core's defaults leave each off.
+    out += " --moe-grouped-gemm --moe-permute-fusion --moe-router-fusion";
     if (!flex) out += " --moe-token-dispatcher-type alltoall";
     if (p.ep > 1 && p.ep_alltoall == ParallelismSpec::Alltoall::automatic)
       missing.emplace_back("ep_alltoall auto's exchange picked per collective (alltoall given)");

@@ -322,6 +322,47 @@ TEST(ImportMegatron, MoeRoutingArgumentsMapOrAreRefused) {
 // --attention-backend (Megatron-Core's AttnBackend): flash and fused force Transformer
 // Engine's FlashAttention or cuDNN kernel (flash2, cudnn), unfused and local the unfused
 // path (flash_attention false), auto (the default) writes nothing; anything else refused.
+// Megatron-Core's MoE kernel switches default off (transformer_config.py at d98e8a64:
+// moe_grouped_gemm, moe_permute_fusion, moe_router_fusion); orrery times the grouped,
+// fused form, so a launch without a switch is imported with a line saying so, and one
+// with all three maps every argument. A dense launch has no such lines.
+TEST(ImportMegatron, MoeKernelSwitchesOffAreListedAsDifferences) {
+  const std::string moe =
+      "import megatron --cluster dgx-h100 --nodes 2 -- --num-layers 4 --hidden-size 2048 "
+      "--num-attention-heads 16 --seq-length 4096 --vocab-size 32000 --swiglu "
+      "--num-experts 16 --moe-ffn-hidden-size 512 --expert-model-parallel-size 8 "
+      "--moe-token-dispatcher-type alltoall --moe-aux-loss-coeff 1e-2 "
+      "--global-batch-size 32 --bf16";
+  const std::string heading =
+      "# Differs from what orrery times (the prediction is for orrery's form; "
+      "docs/import.md):\n";
+  const auto bare = run_orrery(moe + " --moe-permute-fusion");
+  ASSERT_EQ(bare.code, 0) << bare.err;
+  EXPECT_NE(bare.out.find("# Every argument was mapped.\n" + heading +
+                          "#   no --moe-grouped-gemm: Megatron-Core runs SequentialMLP, one MLP "
+                          "module a local expert, where orrery times Transformer Engine's "
+                          "grouped GEMM\n"
+                          "#   no --moe-router-fusion: Megatron-Core runs the router's top-k and "
+                          "scores as PyTorch ops, where orrery counts the fused kernels\n"
+                          "cluster: "),
+            std::string::npos)
+      << bare.out;
+  EXPECT_EQ(bare.out.find("no --moe-permute-fusion"), std::string::npos) << bare.out;
+  const auto all =
+      run_orrery(moe + " --moe-grouped-gemm --moe-permute-fusion --moe-router-fusion");
+  ASSERT_EQ(all.code, 0) << all.err;
+  EXPECT_NE(all.out.find("# Every argument was mapped.\ncluster: "), std::string::npos)
+      << all.out;
+  // The scenario itself is the same either way: only the head differs.
+  EXPECT_EQ(bare.out.substr(bare.out.find("cluster: ")),
+            all.out.substr(all.out.find("cluster: ")));
+  const auto dense = run_orrery(
+      "import megatron --cluster dgx-h100 -- --num-layers 4 --hidden-size 2048 "
+      "--num-attention-heads 16 --seq-length 4096 --vocab-size 32000 --global-batch-size 32");
+  ASSERT_EQ(dense.code, 0) << dense.err;
+  EXPECT_EQ(dense.out.find("Differs from"), std::string::npos) << dense.out;
+}
+
 TEST(ImportMegatron, AttentionBackendNamesTheKernel) {
   const std::string line =
       "import megatron --cluster dgx-h100 -- --num-layers 2 --hidden-size 1024 "
@@ -681,6 +722,20 @@ TEST(ImportNemo, MoeRoutingKeysMapAsMegatronArguments) {
             std::string::npos)
       << r.out;
   EXPECT_NE(r.out.find("    aux_loss: true  #"), std::string::npos) << r.out;
+  // The kernel switches left at TransformerConfig's default (off), under NeMo's key names.
+  EXPECT_NE(r.out.find("#   no model.moe_grouped_gemm: Megatron-Core runs SequentialMLP"),
+            std::string::npos)
+      << r.out;
+  std::string grouped = text;
+  grouped.replace(at, from.size(),
+                  moe + "  moe_token_dispatcher_type: alltoall\n  moe_grouped_gemm: true\n"
+                        "  moe_permute_fusion: true\n  moe_router_fusion: true");
+  std::ofstream(file) << grouped;
+  const auto fused =
+      run_orrery("import nemo '" + file + "' --cluster dgx-h100 --vocab-size 50257");
+  ASSERT_EQ(fused.code, 0) << fused.err;
+  EXPECT_EQ(fused.out.find("Differs from"), std::string::npos) << fused.out;
+  EXPECT_EQ(fused.out.find("moe_grouped_gemm"), std::string::npos) << fused.out;
   // The expert bias with sigmoid scores (TransformerConfig's condition) and no aux loss.
   std::string biased = text;
   biased.replace(at, from.size(),

@@ -197,8 +197,10 @@ parallelism: {tp: 1, pp: 1, dp: 16, ep: 8, global_batch: 64, ep_alltoall: hierar
   const std::string args = megatron_arguments(s);
   // DeepEP refuses the capacity padding (transformer_config.py), so the line names it as
   // missing; the auxiliary loss (aux_loss, the default) gets a coefficient above 0, which it
-  // needs to run (router.py is_aux_loss_enabled).
-  EXPECT_NE(args.find("--expert-model-parallel-size 8 --moe-token-dispatcher-type flex "
+  // needs to run (router.py is_aux_loss_enabled). The kernel switches orrery's timing
+  // assumes (grouped experts, fused permutation and router) come first, each off by default.
+  EXPECT_NE(args.find("--expert-model-parallel-size 8 --moe-grouped-gemm --moe-permute-fusion "
+                      "--moe-router-fusion --moe-token-dispatcher-type flex "
                       "--moe-flex-dispatcher-backend deepep --moe-router-num-groups 4 "
                       "--moe-router-group-topk 2 --moe-expert-capacity-factor 1.5 "
                       "--moe-router-load-balancing-type aux_loss --moe-aux-loss-coeff 1e-2 "),
