@@ -434,7 +434,11 @@ ImportedModel write_model_section(const ImportSettings& a) {
         {"--moe-router-fusion",
          "the router's top-k and scores as PyTorch ops, where orrery counts the fused kernels"},
     };
+    // With one local expert SequentialMLP runs it on the whole batch (experts.py at
+    // d98e8a64, num_local_experts == 1): the grouped path's GEMMs.
+    const bool one_local = a.whole("--num-experts") == a.whole("--expert-model-parallel-size", 1);
     for (const auto& [argument, what] : kernels) {
+      if (one_local && std::string(argument) == "--moe-grouped-gemm") continue;
       if (!a.flag(argument)) {
         out.differences.push_back(fmt::format("{}: Megatron-Core runs {}",
                                               a.absent(argument, "no " + a.label(argument)), what));

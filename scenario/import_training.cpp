@@ -230,6 +230,12 @@ std::string write_training_section(const ImportSettings& a, const ImportSource& 
         a.refuse("--recompute-modules", fmt::format("orrery models the modules {} ({} is not one)",
                                                     fmt::join(names, ", "), name));
       }
+      // transformer_config.py at d98e8a64 (lines 1964-1967) raises for it without grouped
+      // GEMM experts.
+      if (name == "moe_act" && !a.flag("--moe-grouped-gemm")) {
+        a.refuse("--recompute-modules",
+                 "Megatron-Core recomputes moe_act only with " + a.label("--moe-grouped-gemm"));
+      }
     }
     t += scenario_line("recompute_modules", fmt::format("[{}]", fmt::join(modules, ", ")),
                        a.label("--recompute-modules"));

@@ -319,9 +319,6 @@ TEST(ImportMegatron, MoeRoutingArgumentsMapOrAreRefused) {
   }
 }
 
-// --attention-backend (Megatron-Core's AttnBackend): flash and fused force Transformer
-// Engine's FlashAttention or cuDNN kernel (flash2, cudnn), unfused and local the unfused
-// path (flash_attention false), auto (the default) writes nothing; anything else refused.
 // Megatron-Core's MoE kernel switches default off (transformer_config.py at d98e8a64:
 // moe_grouped_gemm, moe_permute_fusion, moe_router_fusion); orrery times the grouped,
 // fused form, so a launch without a switch is imported with a line saying so, and one
@@ -361,8 +358,30 @@ TEST(ImportMegatron, MoeKernelSwitchesOffAreListedAsDifferences) {
       "--num-attention-heads 16 --seq-length 4096 --vocab-size 32000 --global-batch-size 32");
   ASSERT_EQ(dense.code, 0) << dense.err;
   EXPECT_EQ(dense.out.find("Differs from"), std::string::npos) << dense.out;
+  // One local expert (16 experts over ep 16): SequentialMLP runs it on the whole batch,
+  // the grouped path's GEMMs, so only the other two switches are listed.
+  const auto one = run_orrery(
+      "import megatron --cluster dgx-h100 --nodes 2 -- --num-layers 4 --hidden-size 2048 "
+      "--num-attention-heads 16 --seq-length 4096 --vocab-size 32000 --num-experts 16 "
+      "--expert-model-parallel-size 16 --moe-token-dispatcher-type alltoall "
+      "--moe-aux-loss-coeff 1e-2 --global-batch-size 32 --bf16");
+  ASSERT_EQ(one.code, 0) << one.err;
+  EXPECT_EQ(one.out.find("--moe-grouped-gemm"), std::string::npos) << one.out;
+  EXPECT_NE(one.out.find("#   no --moe-permute-fusion:"), std::string::npos) << one.out;
+  // TransformerConfig raises for moe_act recompute without grouped GEMM.
+  const auto act = run_orrery(moe + " --recompute-granularity selective "
+                                    "--recompute-modules moe_act");
+  EXPECT_EQ(act.code, 2) << act.out;
+  EXPECT_NE(act.err.find("key '--recompute-modules'"), std::string::npos) << act.err;
+  EXPECT_EQ(run_orrery(moe + " --moe-grouped-gemm --recompute-granularity selective "
+                             "--recompute-modules moe_act")
+                .code,
+            0);
 }
 
+// --attention-backend (Megatron-Core's AttnBackend): flash and fused force Transformer
+// Engine's FlashAttention or cuDNN kernel (flash2, cudnn), unfused and local the unfused
+// path (flash_attention false), auto (the default) writes nothing; anything else refused.
 TEST(ImportMegatron, AttentionBackendNamesTheKernel) {
   const std::string line =
       "import megatron --cluster dgx-h100 -- --num-layers 2 --hidden-size 1024 "
@@ -580,6 +599,7 @@ TEST(ImportMegatronLog, MoeHeaderListsAndClearedFusions) {
           "  kv_channels ..................................... 128\n"
           "  moe_aux_loss_coeff .............................. 0.01\n"
           "  moe_flex_dispatcher_backend ..................... deepep\n"
+          "  moe_grouped_gemm ................................ True\n"
           "  moe_layer_freq .................................. " + freq + "\n"
           "  moe_router_load_balancing_type .................. aux_loss\n"
           "  moe_token_dispatcher_type ....................... alltoall\n"
@@ -722,10 +742,13 @@ TEST(ImportNemo, MoeRoutingKeysMapAsMegatronArguments) {
             std::string::npos)
       << r.out;
   EXPECT_NE(r.out.find("    aux_loss: true  #"), std::string::npos) << r.out;
-  // The kernel switches left at TransformerConfig's default (off), under NeMo's key names.
-  EXPECT_NE(r.out.find("#   no model.moe_grouped_gemm: Megatron-Core runs SequentialMLP"),
+  // The kernel switches left at TransformerConfig's default (off), under NeMo's key names
+  // (grouped GEMM not: one expert a rank, which SequentialMLP runs on the whole batch).
+  EXPECT_NE(r.out.find("#   no model.moe_permute_fusion: Megatron-Core runs the token "
+                       "permutation as PyTorch ops"),
             std::string::npos)
       << r.out;
+  EXPECT_EQ(r.out.find("moe_grouped_gemm"), std::string::npos) << r.out;
   std::string grouped = text;
   grouped.replace(at, from.size(),
                   moe + "  moe_token_dispatcher_type: alltoall\n  moe_grouped_gemm: true\n"
