@@ -370,7 +370,11 @@ void check_pipeline_layout_text(const Scenario& s) {
   }
   // Megatron-Core requires as many m as --mtp-num-layers, after every t, in one virtual stage
   // (pipeline_parallel_layer_layout.py validate_layer_layout at d98e8a64); orrery times them
-  // with the loss, so they must sit right before L.
+  // with the loss, so they must sit right before L. Megatron-Core also runs them on a rank's
+  // last virtual stage before L's (mtp_standalone: the MTP stage keeps its own copy of the
+  // word embedding and sends (1 + k) hidden states, the loss stage runs 1 + k output
+  // layers, and every pipeline transfer first exchanges shapes and synchronizes the
+  // device, p2p_communication.py), which orrery does not model.
   if (count('m') != s.model.mtp_layers) {
     reject(s, key, text,
            fmt::format("places {} multi-token-prediction layers (m); model.mtp_layers is {}",
@@ -382,7 +386,8 @@ void check_pipeline_layout_text(const Scenario& s) {
                          loss_stage.compare(loss_stage.size() - tail.size(), tail.size(), tail) != 0)) {
     reject(s, key, text,
            "orrery places the multi-token-prediction layers with the loss: write every m right "
-           "before L, in its stage");
+           "before L, in its stage (Megatron-Core's MTP stage of its own, mtp_standalone, is "
+           "not modelled)");
   }
   if (count('t') != s.model.layers) {
     reject(s, key, text,

@@ -777,6 +777,11 @@ TEST(BadInput, PipelineLayoutErrorsNameThePosition) {
                {"parallelism.pipeline_layout", "places 30 transformer layers", "has 32"});
   expect_error(pipe(2) + "pipeline_layout: \"Et*16|t*16mL\"}\n",
                {"parallelism.pipeline_layout", "multi-token-prediction"});
+  // An MTP layer on a stage of its own (Megatron-Core's mtp_standalone): not modelled.
+  std::string mtp = pipe(2) + "pipeline_layout: \"Et*8|t*8|t*16m|L\"}\n";
+  mtp.replace(mtp.find("{preset: llama3-8b}"), 19, "{preset: llama3-8b, mtp_layers: 1}");
+  expect_error(mtp, {"parallelism.pipeline_layout", "right before L",
+                     "mtp_standalone, is not modelled"});
   expect_error(pipe(2) + "pipeline_layout: \"Et*16||t*16L|\"}\n",
                {"parallelism.pipeline_layout", "stage 1 (rank 1, virtual stage 0) is empty"});
   expect_error(pipe(2) + "pipeline_layout: \"Et*16|t*16L\", account_for_loss: true}\n",
