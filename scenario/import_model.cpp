@@ -202,6 +202,7 @@ MoeBalancing moe_aux_loss(const ImportSettings& a) {
 
 ImportedModel write_model_section(const ImportSettings& a) {
   std::string m;
+  std::vector<std::string> differences;  // ImportedModel::differences
   const std::int64_t layers = a.required("--num-layers");
   const std::int64_t hidden = a.required("--hidden-size");
   const std::int64_t heads = a.required("--num-attention-heads");
@@ -414,38 +415,40 @@ ImportedModel write_model_section(const ImportSettings& a) {
       m += "  " +
            scenario_line("shared_expert_overlap", "true", a.label("--moe-shared-expert-overlap"));
     }
-  }
-
-  ImportedModel out{m, layers, tp, swiglu, !no_bias, pos == "rope", {}};
-  if (a.has("--num-experts")) {
     // orrery times the MoE layer's kernels as the Megatron-Bridge recipes run them: the
     // experts as Transformer Engine's grouped GEMM (TEGroupedMLP), the permutation and the
     // router's top-k as fused kernels (model/transformer.cpp). Megatron-Core's switches
     // for them are off by default (TransformerConfig moe_grouped_gemm, moe_permute_fusion,
     // moe_router_fusion, transformer_config.py lines 850, 941, 944 at d98e8a64; without
     // grouped GEMM the layer spec builds SequentialMLP, moe_module_specs.py), so a launch
-    // without them runs more, smaller kernels than orrery counts.
-    const std::pair<const char*, const char*> kernels[] = {
-        {"--moe-grouped-gemm",
+    // without them runs more, smaller kernels than orrery counts. With one local expert
+    // SequentialMLP runs it on the whole batch (experts.py at d98e8a64,
+    // num_local_experts == 1): the grouped path's GEMMs.
+    const bool several_local =
+        a.whole("--num-experts") != a.whole("--expert-model-parallel-size", 1);
+    const struct {
+      const char* argument;
+      bool applies;
+      const char* what;
+    } kernels[] = {
+        {"--moe-grouped-gemm", several_local,
          "SequentialMLP, one MLP module a local expert, where orrery times Transformer "
          "Engine's grouped GEMM"},
-        {"--moe-permute-fusion",
+        {"--moe-permute-fusion", true,
          "the token permutation as PyTorch ops, where orrery counts one fused kernel"},
-        {"--moe-router-fusion",
+        {"--moe-router-fusion", true,
          "the router's top-k and scores as PyTorch ops, where orrery counts the fused kernels"},
     };
-    // With one local expert SequentialMLP runs it on the whole batch (experts.py at
-    // d98e8a64, num_local_experts == 1): the grouped path's GEMMs.
-    const bool one_local = a.whole("--num-experts") == a.whole("--expert-model-parallel-size", 1);
-    for (const auto& [argument, what] : kernels) {
-      if (one_local && std::string(argument) == "--moe-grouped-gemm") continue;
-      if (!a.flag(argument)) {
-        out.differences.push_back(fmt::format("{}: Megatron-Core runs {}",
-                                              a.absent(argument, "no " + a.label(argument)), what));
+    for (const auto& k : kernels) {
+      if (k.applies && !a.flag(k.argument)) {
+        differences.push_back(fmt::format("{}: Megatron-Core runs {}",
+                                          a.absent(k.argument, "no " + a.label(k.argument)),
+                                          k.what));
       }
     }
   }
-  return out;
+
+  return {m, layers, tp, swiglu, !no_bias, pos == "rope", differences};
 }
 
 }  // namespace orrery::detail
