@@ -307,6 +307,23 @@ class PipelineBuilder {
     incoming_[block_key(peer, b.forward ? 1 : 0, next_chunk, b.microbatch)] = task;
   }
 
+  // A block of a virtual stage that holds nothing (parallelism.pipeline_layout): Megatron-
+  // Core's TransformerBlock with no layers, neither first nor last, clones what it received
+  // so that its output is a tensor of its own (transformer_block.py lines 764-766 at
+  // NVIDIA/Megatron-LM d98e8a64): one copy of the activation in the forward (b s/cp h, its
+  // sequence-parallel share under sp), at least one kernel's host time; the clone's
+  // backward hands the gradient on without a kernel. The block stays a task so that the
+  // schedule's transfers through the stage keep their order.
+  void empty_block(size_t r, const Block& b) {
+    Seconds work;
+    if (b.forward) {
+      const double bytes = ctx_.bytes.tp / (p_.sequence_parallel ? p_.tp : 1);
+      work = std::max(elementwise_time(ctx_, bytes, bytes, false),
+                      ctx_.s.training.stack.host_overhead);
+    }
+    add_block(r, b, work, Parts{}, b.forward ? TaskKind::forward : TaskKind::backward);
+  }
+
   // Every op of every layer of block b in the graph (SimulationOptions::op_level).
   void op_level_block(size_t r, const Block& b, const std::vector<const Layer*>& layers,
                       bool final_bwd, int grad_list) {
@@ -838,7 +855,9 @@ class PipelineBuilder {
       const bool final_bwd = !b.forward && !b.split && last_bwd_of_chunk[b.chunk] == bi;
       const int grad_list = ctx_.dual ? b.chunk : 0;
       first_.reset();
-      if (ctx_.opt.op_level) {
+      if (layers.empty()) {
+        empty_block(r, b);
+      } else if (ctx_.opt.op_level) {
         op_level_block(r, b, layers, final_bwd, grad_list);
       } else {
         template_block(r, b, layers, final_bwd, grad_list);

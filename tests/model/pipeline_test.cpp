@@ -104,6 +104,23 @@ TEST(PipelineLayout, LayoutStringSetsTheVirtualStages) {
   EXPECT_EQ(pipeline_layout(l.model, l.parallelism).on_rank(5), 8);
 }
 
+TEST(PipelineLayout, EmptyStagesHoldNothing) {
+  // Megatron-Core's own example with an empty stage (tests/unit_tests/transformer/
+  // test_transformer_block.py line 892 at NVIDIA/Megatron-LM d98e8a64), pp 4: eight stages,
+  // vp 2; stage 4 (rank 0, chunk 1) holds nothing.
+  const Scenario s = small(8, 4, "pp: 4, pipeline_layout: \"E|t|t*2|t||(t|)*2,t*2,L\", "
+                                 "global_batch: 8");
+  EXPECT_EQ(s.parallelism.virtual_pipeline_stages, 2);
+  EXPECT_EQ(counts(s), (std::vector<int>{0, 1, 2, 1, 0, 1, 1, 2}));
+  const PipelineLayout l = pipeline_layout(s.model, s.parallelism);
+  EXPECT_EQ(l.embedding_stage, 0);
+  EXPECT_EQ(l.loss_stage, 7);
+  EXPECT_EQ(l.on_rank(0), 0);  // the embedding, then the empty stage
+  EXPECT_EQ(l.on_rank(3), 3);
+  EXPECT_EQ(stage_of_layers(s.model, s.parallelism),
+            (std::vector<int>{1, 2, 2, 3, 1, 2, 3, 3}));
+}
+
 TEST(PipelineLayout, GrammarAsMegatronUnrollsIt) {
   // parse_str_to_list's own example: "Ettt|(tt|)*29,m|L" is
   // [[E,t,t,t]] + [[t,t]]*29 + [[m],[L]].

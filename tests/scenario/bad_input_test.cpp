@@ -782,8 +782,18 @@ TEST(BadInput, PipelineLayoutErrorsNameThePosition) {
   mtp.replace(mtp.find("{preset: llama3-8b}"), 19, "{preset: llama3-8b, mtp_layers: 1}");
   expect_error(mtp, {"parallelism.pipeline_layout", "right before L",
                      "mtp_standalone, is not modelled"});
+  // Empty stages are Megatron-Core's pass-through stages, but E and L stay at the ends.
   expect_error(pipe(2) + "pipeline_layout: \"Et*16||t*16L|\"}\n",
-               {"parallelism.pipeline_layout", "stage 1 (rank 1, virtual stage 0) is empty"});
+               {"parallelism.pipeline_layout", "the last stage (rank 1, virtual stage 1) must "
+                                               "hold the L"});
+  expect_error(pipe(2) + "pipeline_layout: \"|Et*16|t*16L|\"}\n",
+               {"parallelism.pipeline_layout", "the first stage (rank 0, virtual stage 0)"});
+  expect_error(pipe(4) + "pipeline_layout: \"Et*16||t*16|L\", schedule: dualpipe}\n",
+               {"parallelism.pipeline_layout", "stage 1 (rank 1, virtual stage 0) is empty",
+                "not under the dualpipe schedule"});
+  expect_error(pipe(3) + "pipeline_layout: \"Et*16||t*16L\", pipeline_engine: deepspeed}\n",
+               {"parallelism.pipeline_layout", "stage 1 (rank 1, virtual stage 0) is empty",
+                "not under DeepSpeed's pipeline engine"});
   expect_error(pipe(2) + "pipeline_layout: \"Et*16|t*16L\", account_for_loss: true}\n",
                {"parallelism.pipeline_layout", "remove parallelism.account_for_loss"});
   expect_error(pipe(2) + "virtual_pipeline_stages: 2, pipeline_layout: \"Et*16|t*16L\"}\n",

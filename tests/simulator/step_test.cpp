@@ -127,6 +127,52 @@ training: {precision: fp16, recompute: full, flash_attention: false}
   EXPECT_NEAR(detailed.step_time.value() / templated.step_time.value(), 1.0, 0.01);
 }
 
+TEST(Step, EmptyVirtualStagePassesTheActivationOn) {
+  // One micro-batch of 1 x 2048 tokens through two nodes of 8 H100s, tp 8, pp 2, dp 1.
+  // "Et*4|t*4L" runs stage 0 then stage 1; "Et*4|t*4||L" adds an empty stage on rank 0
+  // and the loss on a chunk of its own on rank 1, so the micro-batch goes 0 -> 1 -> 0 -> 1
+  // and back: nothing runs beside its path, so the step is longer by two more transfers
+  // each way, the same transfer as the one each way of the plain layout (every one
+  // between the two nodes, 1 x 2048 x 4096 x 2 bytes / tp 8 = 2 MiB), and the empty
+  // stage's clone of the activation (transformer_block.py lines 764-766 at
+  // NVIDIA/Megatron-LM d98e8a64): 2 x 16 MiB through HBM, or the Megatron stack's host time
+  // for one kernel if longer. Its backward moves the gradient on with no kernel.
+  auto scenario = [](const std::string& layout) {
+    return load_scenario_text(fmt::format(R"(
+cluster: {{preset: dgx-h100, nodes: 2}}
+model: {{family: decoder, layers: 8, hidden: 4096, heads: 32, ffn: 16384, vocab: 32000,
+        seq_len: 2048, activation: gelu, norm: layernorm, position_embedding: learned,
+        tied_embeddings: false, bias: false, dropout: false}}
+parallelism: {{tp: 8, pp: 2, microbatch: 1, global_batch: 1, pipeline_layout: "{}"{}}}
+training: {{precision: bf16}}
+)",
+                                          layout,
+                                          layout.find("||") != std::string::npos
+                                              ? ", flexible_groups: true"
+                                              : ""),
+                              "empty.yaml");
+  };
+  const Scenario plain = scenario("Et*4|t*4L");
+  const Scenario empty = scenario("Et*4|t*4||L");
+  const StepResult a = simulate_step(plain);
+  const StepResult b = simulate_step(empty);
+  // The plain layout's two transfers (one each way) are all its exposed pipeline time.
+  const double transfer = a.stages.at(1).breakdown.pp_exposed.value() / 2;
+  // The dgx-h100 preset's inter-node figures: 14 us + 2 MiB at 400 Gb/s x 0.94.
+  EXPECT_NEAR(transfer, 14e-6 + 2097152.0 / (50e9 * 0.94), 1e-8);
+  const auto model = make_roofline_model(empty);
+  Op clone;
+  clone.kind = OpKind::elementwise;
+  clone.fwd_read = clone.fwd_written = Bytes(2048.0 * 4096 * 2);
+  const double copy = std::max(model->op_time(clone, Pass::forward).value(),
+                               empty.training.stack.host_overhead.value());
+  EXPECT_NEAR(b.step_time.value() - a.step_time.value(), 4 * transfer + copy, 1e-7);
+  // The NICs carry three transfers each way per micro-batch instead of one.
+  EXPECT_DOUBLE_EQ(b.bytes_by_link_class.at(LinkClass::nic),
+                   3 * a.bytes_by_link_class.at(LinkClass::nic));
+  EXPECT_DOUBLE_EQ(a.bytes_by_link_class.at(LinkClass::nic), 2.0 * 8 * 2 * 1048576);
+}
+
 TEST(Step, SameInputSameBytes) {
   const Scenario s = uniform_pipeline(4, 8, "interleaved-1f1b", 2);
   EXPECT_EQ(render_run_json(s, predict(s)), render_run_json(s, predict(s)));
