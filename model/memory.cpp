@@ -148,6 +148,7 @@ struct StageLayers {
   std::vector<std::vector<int>> chunk;  // chunk of each of layers[stage]
   std::vector<const Layer*> embedding, head;
   std::vector<int> embedding_chunk, head_chunk;
+  int mtp_rank = -1;  // the rank of a multi-token-prediction stage of its own
 };
 
 StageLayers assign_stages(const ModelSpec& m, const ParallelismSpec& p, const Workload& w) {
@@ -176,6 +177,11 @@ StageLayers assign_stages(const ModelSpec& m, const ParallelismSpec& p, const Wo
         const int r = layout.loss_stage % p.pp;
         sl.head[r] = &l;
         sl.head_chunk[r] = layout.loss_stage / p.pp;
+      } else if (l.kind == LayerKind::mtp) {
+        // The last layer of its virtual stage (Shard::mtp_standalone).
+        sl.mtp_rank = layout.mtp_stage % p.pp;
+        sl.layers[sl.mtp_rank].push_back(&l);
+        sl.chunk[sl.mtp_rank].push_back(layout.mtp_stage / p.pp);
       } else {
         const auto [r, c] = place.at(index++);
         sl.layers[r].push_back(&l);
@@ -297,7 +303,7 @@ RankTally tally_rank(const Scenario& s, const StageLayers& sl, int i, const Stat
       if (interleaved) {
         const auto c = static_cast<std::size_t>(sl.chunk[held][k]);
         chunk_microbatch[c] += l->saved(t.recompute, t.recompute_modules);
-        chunk_layers[c] += 1;
+        chunk_layers[c] += l->kind == LayerKind::mtp ? 0 : 1;  // transformer layers counted
       }
       add_gradients(r.gradients, *l, false);
       add_gradients(r.gradients, *l, true);
@@ -310,7 +316,9 @@ RankTally tally_rank(const Scenario& s, const StageLayers& sl, int i, const Stat
       r.largest_tensor = std::max(r.largest_tensor, largest_tensor_of(*l));
       add_fp8(st, r, *l);
     }
-    const int layers = static_cast<int>(sl.layers[held].size());
+    const int layers = static_cast<int>(std::count_if(
+        sl.layers[held].begin(), sl.layers[held].end(),
+        [](const Layer* l) { return l->kind != LayerKind::mtp; }));
     st.layers += layers;
     per_microbatch += stage_microbatch;
     if (interleaved) {
@@ -336,6 +344,12 @@ RankTally tally_rank(const Scenario& s, const StageLayers& sl, int i, const Stat
         st.offloaded_activations += off * factor;
         r.activations -= off * factor;
       }
+    }
+    if (held == sl.mtp_rank && embedding) {
+      // A multi-token-prediction stage of its own keeps a copy of the word embedding
+      // (simulator/pipeline_pass.cpp, StageLayers).
+      r.dense += embedding->ops.front().params;
+      r.largest_tensor = std::max(r.largest_tensor, embedding->ops.front().params);
     }
     if (const Layer* e = sl.embedding[held]) {
       r.dense += e->params();

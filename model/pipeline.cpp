@@ -37,6 +37,7 @@ PipelineLayout pipeline_layout(const ModelSpec& m, const ParallelismSpec& p) {
       if (st.find('E') != std::string::npos) out.embedding_stage = s;
       if (st.find('L') != std::string::npos) out.loss_stage = s;
     }
+    out.mtp_stage = standalone_mtp_stage(p.pipeline_layout);
     return out;
   }
   const int v = out.vp;

@@ -23,6 +23,10 @@ struct PipelineLayout {
   std::vector<int> layers;  // transformer layers of each virtual stage, pp * vp entries
   int embedding_stage = 0;  // virtual stage of the embedding
   int loss_stage = 0;       // virtual stage of the output layer and loss
+  // Virtual stage of the multi-token-prediction layers when they have a stage of their own
+  // before the loss's (Megatron-Core's mtp_standalone: the last virtual stage of another
+  // rank, only empty stages after it); -1 when they run with the loss, or there are none.
+  int mtp_stage = -1;
 
   int at(int rank, int chunk) const { return layers[static_cast<std::size_t>(chunk * pp + rank)]; }
   int on_rank(int rank) const;

@@ -853,8 +853,14 @@ Layer head_layer(const ModelSpec& m, const TrainingSpec& tr, const OpBuilder& B,
 // Appended to the head layer `head`, so they run on the loss stage after the main loss.
 // Not counted: the copy of the word embedding the loss stage keeps when the embedding
 // lives on another pipeline stage, and its gradient's reduction with the first stage.
+// With `standalone` (Megatron-Core's mtp_standalone, Shard::mtp_standalone) everything up
+// to and with each depth's final norm goes to that layer instead, which runs on a stage of
+// its own (multi_token_prediction.py lines 1279-1439 at d98e8a64: the MTP stage computes
+// no logits), and only the output layers and losses stay on `head` (process_mtp_loss,
+// lines 932-1066). The MTP stage's copy of the word embedding is counted where the stage
+// is placed (simulator/pipeline_pass.cpp, model/memory.cpp).
 void add_mtp(const ModelSpec& m, const OpBuilder& B, const Dims& d, const Layer& embedding,
-             const Layer& block, Layer& head) {
+             const Layer& block, Layer& head, Layer* standalone) {
   const double n = d.tok * d.h * d.r;
   std::vector<Op> head_ops = head.ops;
   for (int k = 0; k < m.mtp_layers; ++k) {
@@ -878,13 +884,19 @@ void add_mtp(const ModelSpec& m, const OpBuilder& B, const Dims& d, const Layer&
       op.name = pre + op.name;
       L.ops.push_back(op);
     }
+    Layer output;
     for (Op op : head_ops) {
       op.name = pre + op.name;
       if (op.name == pre + "head.norm") op.name = pre + "final_norm";
       if (op.name != pre + "final_norm") op.params = 0;  // the shared output weights
-      L.ops.push_back(op);
+      (standalone && op.name != pre + "final_norm" ? output : L).ops.push_back(op);
     }
-    head.ops.insert(head.ops.end(), L.ops.begin(), L.ops.end());
+    if (standalone) {
+      standalone->ops.insert(standalone->ops.end(), L.ops.begin(), L.ops.end());
+      head.ops.insert(head.ops.end(), output.ops.begin(), output.ops.end());
+    } else {
+      head.ops.insert(head.ops.end(), L.ops.begin(), L.ops.end());
+    }
   }
 }
 
@@ -935,9 +947,16 @@ Workload build_transformer_workload(const ModelSpec& m, const TrainingSpec& tr, 
   }
   w.layers.push_back(head_layer(m, tr, B, d));
   if (m.mtp_layers > 0) {
-    // Multi-token prediction (model.mtp_layers), after the output head on the loss stage.
+    // Multi-token prediction (model.mtp_layers), after the output head on the loss stage,
+    // or on a stage of its own before it.
     const Layer block = transformer_layer(m, tr, B, d, sh, m.layers);
-    add_mtp(m, B, d, w.layers.front(), block, w.layers.back());
+    Layer mtp;
+    mtp.name = "mtp";
+    mtp.kind = LayerKind::mtp;
+    mtp.moe = block.moe;
+    add_mtp(m, B, d, w.layers.front(), block, w.layers.back(),
+            sh.mtp_standalone ? &mtp : nullptr);
+    if (sh.mtp_standalone) w.layers.insert(w.layers.end() - 1, std::move(mtp));
   }
   // fp8 sequence-parallel all-gathers (training.fp8.communication.tp_allgather): TE casts
   // the local 1/t shard of a gathered input and gathers the fp8 copies, so that input's

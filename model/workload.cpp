@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "model/op_builder.h"
+#include "scenario/pipeline_layout.h"
 
 namespace orrery {
 
@@ -35,6 +36,7 @@ const char* to_string(LayerKind k) {
     case LayerKind::transformer: return "transformer";
     case LayerKind::head: return "head";
     case LayerKind::cnn: return "cnn";
+    case LayerKind::mtp: return "mtp";
   }
   return "?";
 }
@@ -480,6 +482,7 @@ Shard shard_of(const ParallelismSpec& p) {
   s.etp = p.etp();
   s.ep_alltoall = p.ep_alltoall;
   s.microbatches = std::max(1, p.microbatches());
+  s.mtp_standalone = standalone_mtp_stage(p.pipeline_layout) >= 0;
   return s;
 }
 

@@ -153,7 +153,7 @@ inline constexpr double kRowwiseGemmRate = 0.95;
 inline constexpr double kMxfp8FpropRate = 0.912;
 inline constexpr double kMxfp8GradRate = 0.970;
 
-enum class LayerKind { embedding, transformer, head, cnn };
+enum class LayerKind { embedding, transformer, head, cnn, mtp };
 const char* to_string(LayerKind k);
 
 struct Layer {
@@ -204,6 +204,10 @@ struct Shard {
   // moe_host_sync reads it); the latter sorts the received tokens by local expert.
   ParallelismSpec::Alltoall ep_alltoall = ParallelismSpec::Alltoall::automatic;
   int microbatches = 1;   // per optimizer step (the fp8 weight cache casts once per step)
+  // The multi-token-prediction layers have a pipeline stage of their own (a pipeline_layout
+  // with Megatron-Core's mtp_standalone, model/pipeline.h): their ops form a layer of kind
+  // mtp, and only their output layers and losses run on the loss stage.
+  bool mtp_standalone = false;
 };
 
 // The share of one micro-batch that a GPU of this split works on.

@@ -20,6 +20,7 @@
 #include "report/band.h"
 #include "report/check_report.h"
 #include "report/memory_json.h"
+#include "scenario/pipeline_layout.h"
 #include "simulator/fsdp_gradient_passes.h"
 #include "simulator/step.h"
 
@@ -673,6 +674,18 @@ std::string render_stack_explanation(const Scenario& s) {
             ? "DeepSpeed's ReduceTiedGrads"
             : "Megatron's embedding group",
         s.parallelism.pipeline_engine == PipelineEngine::deepspeed ? "before" : "after");
+  }
+  if (const int ms = standalone_mtp_stage(s.parallelism.pipeline_layout); ms >= 0) {
+    const int pp = s.parallelism.pp;
+    o += fmt::format(
+        "  {:<25}virtual stage {} (rank {}, chunk {}) runs the multi-token-prediction layers "
+        "before the loss's stage (Megatron-Core's mtp_standalone) with a copy of the word "
+        "embedding of its own, whose gradient is all-reduced with the first stage's once a "
+        "step ({:.2f} MiB a GPU); the transfers after it carry {} activations; every "
+        "pipeline transfer first exchanges the tensor's shape with its peer, which must have "
+        "finished its previous block\n",
+        "MTP stage", ms, ms % pp, ms / pp, embedding_group_allreduce_bytes(s) / 1048576.0,
+        1 + s.model.mtp_layers);
   }
   if (s.parallelism.zero_stage >= 3) {
     o += fmt::format("  {:<25}{}\n", "ZeRO-3 / FSDP", to_string(s.parallelism.fsdp_impl));

@@ -119,4 +119,15 @@ class LayoutParser {
 
 LayoutParse parse_pipeline_layout(const std::string& text) { return LayoutParser(text).run(); }
 
+int standalone_mtp_stage(const std::string& text) {
+  if (text.empty()) return -1;
+  const LayoutParse parsed = parse_pipeline_layout(text);
+  for (std::size_t i = 0; i < parsed.stages.size(); ++i) {
+    const std::string& st = parsed.stages[i];
+    if (st.find('m') != std::string::npos)
+      return st.find('L') == std::string::npos ? static_cast<int>(i) : -1;
+  }
+  return -1;
+}
+
 }  // namespace orrery

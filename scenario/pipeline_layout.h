@@ -21,4 +21,10 @@ struct LayoutParse {
 };
 LayoutParse parse_pipeline_layout(const std::string& text);
 
+// The stage that holds the multi-token-prediction layers (m) when it is not the stage of
+// the loss (L): Megatron-Core's mtp_standalone (pipeline_parallel_layer_layout.py
+// validate_layer_layout at NVIDIA/Megatron-LM d98e8a64); -1 otherwise, or for text that does
+// not parse.
+int standalone_mtp_stage(const std::string& text);
+
 }  // namespace orrery

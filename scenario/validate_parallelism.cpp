@@ -371,26 +371,69 @@ void check_pipeline_layout_text(const Scenario& s) {
   if (count('L') != 1 || flat.back() != 'L') {
     reject(s, key, text, "needs exactly one L (output layer and loss), after every other layer");
   }
-  // Megatron-Core requires as many m as --mtp-num-layers, after every t, in one virtual stage
-  // (pipeline_parallel_layer_layout.py validate_layer_layout at d98e8a64); orrery times them
-  // with the loss, so they must sit right before L. Megatron-Core also runs them on a rank's
-  // last virtual stage before L's (mtp_standalone: the MTP stage keeps its own copy of the
-  // word embedding and sends (1 + k) hidden states, the loss stage runs 1 + k output
-  // layers, and every pipeline transfer first exchanges shapes and synchronizes the
-  // device, p2p_communication.py), which orrery does not model.
+  // Megatron-Core requires as many m as --mtp-num-layers, after every t, in one virtual stage,
+  // that stage a rank's last (pipeline_parallel_layer_layout.py validate_layer_layout at
+  // d98e8a64). In the loss's stage orrery times them with the loss, so they sit right before
+  // L. Elsewhere the stage is Megatron-Core's MTP stage of its own (mtp_standalone), with
+  // only empty stages between it and L's (TransformerBlock passes through them); orrery
+  // models it on any rank but the first (model/pipeline.h).
   if (count('m') != s.model.mtp_layers) {
     reject(s, key, text,
            fmt::format("places {} multi-token-prediction layers (m); model.mtp_layers is {}",
                        count('m'), s.model.mtp_layers));
   }
-  const std::string tail = std::string(static_cast<std::size_t>(count('m')), 'm') + "L";
-  const std::string& loss_stage = parsed.stages.back();
-  if (count('m') > 0 && (loss_stage.size() < tail.size() ||
-                         loss_stage.compare(loss_stage.size() - tail.size(), tail.size(), tail) != 0)) {
+  if (count('m') > 0 && flat.find('t', flat.find('m')) != std::string::npos) {
     reject(s, key, text,
-           "orrery places the multi-token-prediction layers with the loss: write every m right "
-           "before L, in its stage (Megatron-Core's MTP stage of its own, mtp_standalone, is "
-           "not modelled)");
+           "places a transformer layer (t) after a multi-token-prediction layer (m); "
+           "Megatron-Core requires every t before the m");
+  }
+  if (count('m') > 0) {
+    std::size_t ms = 0;
+    while (parsed.stages[ms].find('m') == std::string::npos) ++ms;
+    const std::string& st = parsed.stages[ms];
+    const std::string ms_tail(static_cast<std::size_t>(count('m')), 'm');
+    const std::string tail = ms == parsed.stages.size() - 1 ? ms_tail + "L" : ms_tail;
+    if (st.size() < tail.size() || st.compare(st.size() - tail.size(), tail.size(), tail) != 0) {
+      reject(s, key, text,
+             ms == parsed.stages.size() - 1
+                 ? "orrery times the multi-token-prediction layers with the loss in its stage: "
+                   "write every m right before L"
+                 : "write every multi-token-prediction layer (m) in one stage, after its "
+                   "transformer layers, as Megatron-Core requires");
+    }
+    const std::size_t pp = static_cast<std::size_t>(p.pp);
+    if (ms != parsed.stages.size() - 1) {
+      if (ms / pp != parsed.stages.size() / pp - 1) {
+        reject(s, key, text,
+               fmt::format("stage {} holds the multi-token-prediction layers; Megatron-Core "
+                           "places them only in a rank's last virtual stage",
+                           ms));
+      }
+      if (ms % pp == 0) {
+        reject(s, key, text,
+               "the multi-token-prediction layers on the first rank, beside the embedding, are "
+               "not modelled: place them on another rank's last virtual stage or before L");
+      }
+      for (std::size_t k = ms + 1; k + 1 < parsed.stages.size(); ++k) {
+        if (!parsed.stages[k].empty()) {
+          reject(s, key, text,
+                 fmt::format("stage {} lies between the multi-token-prediction stage ({}) and "
+                             "the loss's and must be empty, as Megatron-Core requires",
+                             k, ms));
+        }
+      }
+      if (p.pipeline_engine != PipelineEngine::megatron ||
+          (p.schedule != PipelineSchedule::one_f_one_b &&
+           p.schedule != PipelineSchedule::interleaved_1f1b)) {
+        reject(s, key, text,
+               fmt::format("a stage of multi-token-prediction layers of its own is "
+                           "Megatron-Core's (mtp_standalone), modelled under its 1f1b and "
+                           "interleaved-1f1b schedules only, not {}",
+                           p.pipeline_engine != PipelineEngine::megatron
+                               ? std::string("DeepSpeed's pipeline engine")
+                               : fmt::format("schedule {}", to_string(p.schedule))));
+      }
+    }
   }
   if (count('t') != s.model.layers) {
     reject(s, key, text,

@@ -98,11 +98,10 @@ int CommPlanner::group(CollectiveOp op, GroupKind kind, int stage, Bytes bytes, 
   return index;
 }
 
-int CommPlanner::stage_pair(int from, int to) {
-  const auto key = std::make_pair(from, to);
+int CommPlanner::stage_pair(int from, int to, Bytes bytes) {
+  const auto key = std::make_tuple(from, to, bytes.value());
   auto it = stage_pairs_.find(key);
   if (it != stage_pairs_.end()) return it->second;
-  const Bytes bytes(ctx_.bytes.pp);
   const GroupSet gs = pipeline_pair(from, to, ctx_.L);
   const CommPlan plan = plan_collective(CollectiveOp::send_recv, gs.group, bytes, ctx_.topo, false);
   PlannedComm placed = place(plan, ctx_.topo, gs.siblings, !ctx_.opt.full);
@@ -116,15 +115,15 @@ int CommPlanner::stage_pair(int from, int to) {
   return index;
 }
 
-int CommPlanner::gpu_pair(int from_gpu, int to_gpu) {
-  const auto key = std::make_pair(from_gpu, to_gpu);
+int CommPlanner::gpu_pair(int from_gpu, int to_gpu, Bytes bytes) {
+  const auto key = std::make_tuple(from_gpu, to_gpu, bytes.value());
   auto it = gpu_pairs_.find(key);
   if (it != gpu_pairs_.end()) return it->second;
-  const CommPlan plan = plan_collective(CollectiveOp::send_recv, {from_gpu, to_gpu},
-                                        Bytes(ctx_.bytes.pp), ctx_.topo, false);
+  const CommPlan plan =
+      plan_collective(CollectiveOp::send_recv, {from_gpu, to_gpu}, bytes, ctx_.topo, false);
   PlannedComm placed = place(plan, ctx_.topo);
   placed.description = fmt::format("send_recv GPU {} -> {}", from_gpu, to_gpu);
-  measured({from_gpu, to_gpu}, CollectiveOp::send_recv, Bytes(ctx_.bytes.pp), false, placed);
+  measured({from_gpu, to_gpu}, CollectiveOp::send_recv, bytes, false, placed);
   placed.traffic = orrery::traffic(plan, ctx_.topo, 1.0);
   const int index = push(std::move(placed));
   gpu_pairs_.emplace(key, index);

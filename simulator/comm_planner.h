@@ -28,11 +28,13 @@ class CommPlanner {
   // `nccl`: cost the collective as NCCL's tuning model does plus the per-collective host
   // overhead (apply_nccl_cost; the ZeRO-3 / FSDP gathers and reduce-scatters).
   int group(CollectiveOp op, GroupKind kind, int stage, Bytes bytes, bool nccl = false);
-  // A pipeline send of one micro-batch's activation from stage `from` to `to` (every
-  // sibling pair alongside).
-  int stage_pair(int from, int to);
+  // A pipeline send of `bytes` a GPU from stage `from` to `to` (every sibling pair
+  // alongside): one micro-batch's activation (MessageSizes::pp) or a multiple of it, or
+  // the shape tensor Megatron-Core exchanges first under mtp_standalone
+  // (simulator/pipeline_pass.cpp).
+  int stage_pair(int from, int to, Bytes bytes);
   // Full mode: the same send between two GPUs.
-  int gpu_pair(int from_gpu, int to_gpu);
+  int gpu_pair(int from_gpu, int to_gpu, Bytes bytes);
 
   // Adds `t` to the graph; a communication task's bytes go into the tally.
   int issue(const Task& t);
@@ -62,7 +64,7 @@ class CommPlanner {
   const StepContext& ctx_;
   TaskGraph& g_;
   std::map<std::tuple<int, int, int, double, bool>, int> groups_;  // (op, kind, stage, bytes, nccl)
-  std::map<std::pair<int, int>, int> stage_pairs_, gpu_pairs_;
+  std::map<std::tuple<int, int, double>, int> stage_pairs_, gpu_pairs_;
   // Full mode: a collective's plan by (op, GPUs in ring order, bytes, nccl). A shard
   // group gathers the same unit's bytes in every micro-batch; re-planning and re-placing
   // each of them (2048 flows per gather on 16,384 GPUs) held a copy per collective.

@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "model/compression.h"
 #include "model/memory.h"
+#include "scenario/pipeline_layout.h"
 #include "simulator/fsdp_gradient_passes.h"
 #include "simulator/step_passes.h"
 
@@ -691,7 +692,7 @@ std::vector<double> dense_bucket_sizes(const std::vector<const Layer*>& layers, 
 //    d98e8a64), in the gradient buffer's dtype (the scenario's gradient dtype).
 // The table is vocabulary-parallel: ceil(V / tp) x h elements a GPU.
 double tied_embedding_bytes(const StepContext& ctx) {
-  return tied_embedding_allreduce_bytes(ctx.s);
+  return embedding_group_allreduce_bytes(ctx.s);
 }
 
 void tied_embedding_pass(const StepContext& ctx, const RankSet& ranks, const PipelineTasks& pipe,
@@ -702,7 +703,7 @@ void tied_embedding_pass(const StepContext& ctx, const RankSet& ranks, const Pip
   if (bytes <= 0) return;
   for (size_t r = 0; r < ranks.size(); ++r) {
     if (ranks[r].s != 0) continue;
-    const std::vector<int> members = ranks.embedding_members(r);
+    const std::vector<int> members = ranks.embedding_members(r, embedding_group_stages(ctx.s));
     std::vector<int> after;
     for (int mr : members) {
       const size_t m = static_cast<size_t>(mr);
@@ -923,15 +924,39 @@ bool tied_embedding_copy(const Scenario& s) {
          p.schedule != PipelineSchedule::dualpipe;
 }
 
-double tied_embedding_allreduce_bytes(const Scenario& s) {
+namespace {
+
+// The gradient bytes of a GPU's share of a copy of the word embedding: ceil(V / tp) x h in
+// the gradient buffer's dtype (DeepSpeed's BF16_Optimizer: its fp32 buffer); none under
+// ZeRO-3, whose reduce-scatters cover it.
+double word_embedding_gradient_bytes(const Scenario& s) {
   const ParallelismSpec& p = s.parallelism;
   const ModelSpec& m = s.model;
-  if (!tied_embedding_copy(s) || p.zero_stage >= 3) return 0.0;
+  if (p.zero_stage >= 3) return 0.0;
   const double vocab_share = std::ceil(static_cast<double>(m.vocab) / p.tp);
   // DeepSpeed's BF16_Optimizer: its fp32 buffer.
   const double bytes =
       deepspeed_bf16_optimizer(s) ? 4.0 : state_bytes_per_param(s.training).gradient;
   return vocab_share * static_cast<double>(m.hidden) * bytes;
+}
+
+}  // namespace
+
+std::vector<int> embedding_group_stages(const Scenario& s) {
+  std::vector<int> out{0};
+  if (tied_embedding_copy(s)) out.push_back(s.parallelism.pp - 1);
+  const int mtp = standalone_mtp_stage(s.parallelism.pipeline_layout);
+  if (mtp >= 0) out.push_back(mtp % s.parallelism.pp);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+double embedding_group_allreduce_bytes(const Scenario& s) {
+  return embedding_group_stages(s).size() < 2 ? 0.0 : word_embedding_gradient_bytes(s);
+}
+
+double tied_embedding_allreduce_bytes(const Scenario& s) {
+  return tied_embedding_copy(s) ? word_embedding_gradient_bytes(s) : 0.0;
 }
 
 namespace {

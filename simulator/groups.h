@@ -26,6 +26,9 @@ struct Layout {
     return {g % tp, (g / tp) % cp, (g / (tp * cp)) % dp, g / (tp * cp * dp)};
   }
   int followed(int p) const { return gpu(follow_t, follow_c, follow_d, p); }
+  // The pipeline ranks of Megatron's embedding group (embedding_group_stages,
+  // simulator/step.h); empty: the first and the last.
+  std::vector<int> embedding_stages{};
   // The experts' tensor-parallel degree (parallelism.expert_tp; 0: tp).
   int etp = 0;
   int expert_tp() const { return etp > 0 ? etp : tp; }

@@ -242,6 +242,8 @@ int layer_signature(const Layer& l) {
       return 1;
     case LayerKind::cnn:
       return 2;
+    case LayerKind::mtp:
+      return 8;
     case LayerKind::transformer:
       // A layer the fp8 recipe keeps in bf16 (training.fp8.bf16_layers) times differently.
       if (l.high_precision) return l.moe ? 7 : 6;

@@ -24,11 +24,13 @@ StageLayers::StageLayers(const StepContext& ctx)
   const ParallelismSpec& p = ctx.p;
   chunks_ = dual_ ? 2 : vp_;
   std::vector<std::pair<int, int>> place;
+  std::pair<int, int> mtp_at{0, 0};
   if (s.model.is_transformer()) {
     const PipelineLayout layout = pipeline_layout(s.model, p);
     place = layout.place_of_layers();
     embedding_at_ = {layout.embedding_stage % pp_, layout.embedding_stage / pp_};
     head_at_ = {layout.loss_stage % pp_, layout.loss_stage / pp_};
+    mtp_at = {layout.mtp_stage % pp_, layout.mtp_stage / pp_};
   }
   layers_.assign(pp_, std::vector<std::vector<const Layer*>>(vp_));
   std::size_t index = 0;
@@ -39,6 +41,23 @@ StageLayers::StageLayers(const StepContext& ctx)
       head_ = &l;
     } else if (l.kind == LayerKind::cnn) {
       layers_[0][0].push_back(&l);  // CNNs are data parallel only (validated): one stage
+    } else if (l.kind == LayerKind::mtp) {
+      // Megatron-Core's MTP stage builds a LanguageModelEmbedding of its own (gpt_model.py
+      // line 173 at NVIDIA/Megatron-LM d98e8a64): a copy of the word embedding table on this
+      // rank, a parameter whose gradient is reduced over the data-parallel group, stepped and
+      // summed with the first stage's (the embedding group, tied_embedding_pass). The
+      // workload counts the table once (on the embedding).
+      auto copy = std::make_shared<Layer>(l);
+      const double table = std::ceil(static_cast<double>(s.model.vocab) / p.tp) *
+                           static_cast<double>(s.model.hidden);
+      for (Op& op : copy->ops) {
+        if (op.kind == OpKind::embedding) {
+          op.params += table;
+          break;
+        }
+      }
+      mtp_ = std::move(copy);
+      layers_[mtp_at.first][mtp_at.second].push_back(mtp_.get());
     } else {
       const auto [stage, chunk] = place.at(index++);
       layers_[stage][chunk].push_back(&l);
@@ -235,11 +254,16 @@ class PipelineBuilder {
         g_(g),
         m_(p_.microbatches()),
         chunks_(layers.chunks()),
-        positions_(ctx.dual ? p_.pp : p_.pp * p_.virtual_pipeline_stages) {
+        positions_(ctx.dual ? p_.pp : p_.pp * p_.virtual_pipeline_stages),
+        mtp_stage_(standalone_mtp_stage(p_.pipeline_layout)) {
     const size_t count = ranks.size() * 2 * static_cast<size_t>(chunks_) * static_cast<size_t>(m_);
     block_first_.assign(count, std::nullopt);
     block_last_.assign(count, std::nullopt);
     incoming_.assign(count, std::nullopt);
+    if (mtp_stage_ >= 0) {
+      shape_exchange_.assign(count, std::nullopt);
+      receiver_ready_.assign(count, std::nullopt);
+    }
     out_.grads.assign(ranks.size(), std::vector<std::vector<GradReady>>(ctx.dual ? 2 : 1));
     out_.fsdp.resize(ranks.size());
     out_.backward_ends.resize(ranks.size());
@@ -298,13 +322,38 @@ class PipelineBuilder {
     t.stream = overlapped ? StreamKind::pp : StreamKind::compute;
     t.rank = static_cast<int>(r);
     t.microbatch = b.microbatch;
-    t.comm = ranks_.full() ? planner_.gpu_pair(ctx_.L.gpu(id.t, id.c, id.d, st),
-                                               ctx_.L.gpu(id.t, id.c, id.d, next_stage))
-                           : planner_.stage_pair(st, next_stage);
+    // Past a multi-token-prediction stage of its own (and back to it) Megatron-Core sends
+    // the main hidden state with each depth's, concatenated (multi_token_prediction.py
+    // line 2139 at NVIDIA/Megatron-LM d98e8a64): 1 + mtp_layers activations.
+    const int copies =
+        mtp_stage_ >= 0 && std::min(q, next_q) >= mtp_stage_ ? 1 + ctx_.s.model.mtp_layers : 1;
+    const int from_gpu = ctx_.L.gpu(id.t, id.c, id.d, st);
+    const int to_gpu = ctx_.L.gpu(id.t, id.c, id.d, next_stage);
+    auto pair = [&](Bytes bytes) {
+      return ranks_.full() ? planner_.gpu_pair(from_gpu, to_gpu, bytes)
+                           : planner_.stage_pair(st, next_stage, bytes);
+    };
+    const size_t key = block_key(peer, b.forward ? 1 : 0, next_chunk, b.microbatch);
+    if (mtp_stage_ >= 0) {
+      // Under mtp_standalone every pipeline transfer is preceded by an exchange of the
+      // tensor's shape (three int64s) with the peer, batch_isend_irecv waited on and then
+      // torch.cuda.synchronize() (p2p_communication.py lines 227-266 and 327-330 at
+      // d98e8a64): the host blocks until the peer has reached its matching call and its own
+      // GPU has drained. Timed as a 24-byte transfer before the data's on the same stream
+      // that starts once the receiver has finished what it ran before the receiving block
+      // (link_blocks), so the data cannot be sent ahead of the receiver.
+      Task shape = t;
+      shape.comm = pair(Bytes(24.0));
+      const int exchange = planner_.issue(shape);
+      g_.depend(after, exchange);
+      after = exchange;
+      shape_exchange_[key] = exchange;
+    }
+    t.comm = pair(Bytes(ctx_.bytes.pp * copies));
     const int task = planner_.issue(t);
     g_.depend(after, task);
     if (t.stream == StreamKind::compute) prev_ = task;
-    incoming_[block_key(peer, b.forward ? 1 : 0, next_chunk, b.microbatch)] = task;
+    incoming_[key] = task;
   }
 
   // A block of a virtual stage that holds nothing (parallelism.pipeline_layout): Megatron-
@@ -849,12 +898,18 @@ class PipelineBuilder {
     }
     fused_forward_.reset();
     pending_send_.reset();
+    MaybeTask compute_end;
     for (size_t bi = 0; bi < sched.size(); ++bi) {
       const Block& b = sched[bi];
       const std::vector<const Layer*> layers = layers_.of_block(st, b.chunk);
       const bool final_bwd = !b.forward && !b.split && last_bwd_of_chunk[b.chunk] == bi;
       const int grad_list = ctx_.dual ? b.chunk : 0;
       first_.reset();
+      if (mtp_stage_ >= 0) {
+        // What the rank computed before this block (not its sends, which Megatron-Core
+        // batches with this block's receive in one exchange).
+        receiver_ready_[block_key(rank, b.forward ? 1 : 0, b.chunk, b.microbatch)] = compute_end;
+      }
       if (layers.empty()) {
         empty_block(r, b);
       } else if (ctx_.opt.op_level) {
@@ -871,6 +926,7 @@ class PipelineBuilder {
           fused_forward_.reset();
         }
       }
+      compute_end = prev_;
       if (!b.forward && !b.weight) out_.backward_ends[r].push_back({prev_, b.chunk});
       if (pending_send_) {
         send_after(r, *pending_send_, prev_);
@@ -960,6 +1016,10 @@ class PipelineBuilder {
       g_.depend(before, incoming_[key]);
     }
     for (const auto& [key, after] : waits_on_) g_.depend(incoming_[key], after);
+    // mtp_standalone's shape exchange waits for the receiver (send_after).
+    for (size_t k = 0; k < shape_exchange_.size(); ++k) {
+      g_.depend(receiver_ready_[k], shape_exchange_[k]);
+    }
     const int p = p_.pp, v = p_.virtual_pipeline_stages;
     for (size_t r = 0; r < ranks_.size(); ++r) {
       const int rank = static_cast<int>(r);
@@ -994,6 +1054,10 @@ class PipelineBuilder {
   std::vector<std::pair<size_t, int>> waits_on_;
   // Per block (block_key): its first and last compute task, and the transfer it receives.
   std::vector<MaybeTask> block_first_, block_last_, incoming_;
+  int mtp_stage_ = -1;  // a multi-token-prediction stage of its own (PipelineLayout::mtp_stage)
+  // Under mtp_standalone, by block key: the shape exchange before the block's incoming
+  // transfer, and the receiving rank's last task before the block.
+  std::vector<MaybeTask> shape_exchange_, receiver_ready_;
   // Megatron-FSDP: the rank's reduce-scatter needs (indices into out_.fsdp[r]) of its
   // last backward, which the next block's first compute task waits for, once that
   // backward has ended (drain_ready_).

@@ -68,9 +68,11 @@ std::vector<int> RankSet::shard_members(std::size_t r, GroupKind shard_kind) con
   return shard_kind == GroupKind::dp ? dp_members(r, false) : local_members(r);
 }
 
-std::vector<int> RankSet::embedding_members(std::size_t r) const {
+std::vector<int> RankSet::embedding_members(std::size_t r, const std::vector<int>& stages) const {
   const RankId& id = ranks_[r];
-  return {rank_of(id.t, id.c, id.d, 0), rank_of(id.t, id.c, id.d, pp_ - 1)};
+  std::vector<int> out;
+  for (int st : stages) out.push_back(rank_of(id.t, id.c, id.d, st));
+  return out;
 }
 
 std::size_t RankSet::mirror_of(std::size_t r) const {

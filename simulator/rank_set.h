@@ -41,9 +41,10 @@ class RankSet {
   // The ranks that shard ZeRO-3 / FSDP state with rank r: every data-parallel rank, or
   // with hybrid sharding those of its node (`shard_kind` dp or dp_local).
   std::vector<int> shard_members(std::size_t r, GroupKind shard_kind) const;
-  // The ranks holding the two copies of tied word embeddings that rank r's tensor,
-  // context and data index sees: its first- and last-stage ranks (GroupKind::embedding).
-  std::vector<int> embedding_members(std::size_t r) const;
+  // The ranks holding copies of the word embedding that rank r's tensor, context and data
+  // index sees: its ranks at the pipeline ranks `stages` (embedding_group_stages;
+  // GroupKind::embedding).
+  std::vector<int> embedding_members(std::size_t r, const std::vector<int>& stages) const;
   // DualPipe: the rank holding the other copy of rank r's chunk-0 layers.
   std::size_t mirror_of(std::size_t r) const;
   // The ranks a gradient of rank r is reduced over: its data-parallel group and, under

@@ -150,6 +150,15 @@ double megatron_default_bucket_params(const Scenario& s);
 // pipeline"); 0 when the step has none.
 double tied_embedding_allreduce_bytes(const Scenario& s);
 
+// The pipeline ranks in Megatron's embedding group, whose copies of the word embedding have
+// their gradients summed once a step: the first; the last when it holds a tied copy
+// (tied_embedding_copy); the rank of a multi-token-prediction stage of its own, which builds
+// its own copy (pretrain_gpt.py lines 493-505 and finalize_model_grads.py lines 233-258 at
+// NVIDIA/Megatron-LM d98e8a64). One rank: no group.
+std::vector<int> embedding_group_stages(const Scenario& s);
+// Bytes a GPU of that group all-reduces once a step; 0 without a group.
+double embedding_group_allreduce_bytes(const Scenario& s);
+
 // Throws InputError when the scenario lacks a measured figure the simulation needs (a
 // calibration profile that cannot be read), names a fault the topology cannot hold, or
 // asks --full for hybrid sharding.

@@ -4,6 +4,7 @@
 
 #include "model/moe_routing.h"
 #include "model/pipeline.h"
+#include "simulator/step.h"
 
 namespace orrery::detail {
 
@@ -15,10 +16,14 @@ StepContext::StepContext(const Scenario& scenario, const SimulationOptions& opti
       topo(hardware.cluster),
       model(hardware.model),
       work(workload) {
-  L = {p.tp, p.cp, p.dp, p.pp};
+  L.tp = p.tp;
+  L.cp = p.cp;
+  L.dp = p.dp;
+  L.pp = p.pp;
   L.etp = p.etp();
   // Expert layouts (expert_gpu) keep the default order: rank_order is refused with ep > 1.
   L.pp_inner = p.rank_order == ParallelismSpec::RankOrder::tp_cp_pp_dp;
+  L.embedding_stages = embedding_group_stages(s);
   // Failed NICs hold for the whole step: routes go around them (Topology::fail_nic). The
   // symmetric step then follows the GPU behind the first one, whose groups are the
   // slowest, so that the step waits for them as the real synchronous step would.

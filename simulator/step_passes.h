@@ -52,6 +52,10 @@ class StageLayers {
   // embedding's (the constructor says why); head_ then points here. Shared so that a copy
   // of this object keeps its pointers.
   std::shared_ptr<const Layer> tied_head_;
+  // The multi-token-prediction layer on a stage of its own (Shard::mtp_standalone), with
+  // its copy of the word embedding as a parameter (the constructor says why); it is the last
+  // layer of its (rank, chunk) in layers_.
+  std::shared_ptr<const Layer> mtp_;
   std::vector<std::vector<std::vector<const Layer*>>> layers_;  // [stage][chunk]
 };
 

@@ -126,7 +126,12 @@ Seconds step_time_bound(const Scenario& s) {
   std::vector<Seconds> flop_time(pp);
   // (rank, chunk) of each transformer layer (model/pipeline.h).
   std::vector<std::pair<int, int>> place;
-  if (s.model.is_transformer()) place = pipeline_layout(s.model, p).place_of_layers();
+  int mtp_stage = -1;  // a multi-token-prediction stage of its own
+  if (s.model.is_transformer()) {
+    const PipelineLayout layout = pipeline_layout(s.model, p);
+    place = layout.place_of_layers();
+    mtp_stage = layout.mtp_stage;
+  }
   std::size_t block = 0;
   // Interleaved: transformer FLOP time of virtual stage c < p (the first chunk of rank c).
   std::vector<Seconds> first_chunk(pp);
@@ -135,6 +140,9 @@ Seconds step_time_bound(const Scenario& s) {
     std::size_t k = 0;
     if (l.kind == LayerKind::head) {
       k = pp - 1;
+    } else if (l.kind == LayerKind::mtp && mtp_stage >= 0) {
+      k = static_cast<std::size_t>(mtp_stage) % pp;
+      chunk = static_cast<std::size_t>(mtp_stage);
     } else if (l.kind == LayerKind::transformer) {
       const auto [rank, c] = place.at(block++);
       k = static_cast<std::size_t>(rank);

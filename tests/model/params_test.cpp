@@ -4,6 +4,8 @@
 #include <algorithm>
 
 #include "model/analysis.h"
+#include "model/memory.h"
+#include "model/pipeline.h"
 #include "model/workload.h"
 #include "scenario/load.h"
 #include "tests/test_util.h"
@@ -164,12 +166,46 @@ TEST(MultiTokenPrediction, OneLayerByHand) {
   EXPECT_NO_THROW(analyse_step(piped));
 }
 
-TEST(MultiTokenPrediction, PlacedWithTheLossOnly) {
-  // As many m as mtp_layers, each right before L in its stage.
+TEST(MultiTokenPrediction, StandaloneStageByHand) {
+  // pp 4 over 8 GPUs: "Et|t|m|L" is Megatron-Core's mtp_standalone (m in rank 2's last
+  // virtual stage, before L's), "Et|t||mL" the same ranks with MTP and the loss together.
+  const Scenario apart = mtp_model(1, "pp: 4, dp: 2, pipeline_layout: \"Et|t|m|L\"");
+  const Scenario together = mtp_model(1, "pp: 4, dp: 2, pipeline_layout: \"Et|t||mL\"");
+  EXPECT_TRUE(shard_of(apart.parallelism).mtp_standalone);
+  EXPECT_FALSE(shard_of(together.parallelism).mtp_standalone);
+  EXPECT_EQ(pipeline_layout(apart.model, apart.parallelism).mtp_stage, 2);
+  EXPECT_EQ(pipeline_layout(together.model, together.parallelism).mtp_stage, -1);
+  // The model is the same: the same parameters and FLOPs, counted once.
+  EXPECT_DOUBLE_EQ(analyse_step(apart).params_total, analyse_step(together).params_total);
+  const Workload a = build_workload(apart.model, apart.training, shard_of(apart.parallelism));
+  const Workload t =
+      build_workload(together.model, together.training, shard_of(together.parallelism));
+  EXPECT_DOUBLE_EQ(a.fwd_flops().value(), t.fwd_flops().value());
+  // The MTP layer holds the 74,048 weights of OneLayerByHand (the output head's copy has
+  // none) and every op up to its final norm; the head keeps the output GEMM and the loss.
+  ASSERT_EQ(a.layers.size(), 5u);
+  EXPECT_EQ(a.layers[3].kind, LayerKind::mtp);
+  EXPECT_DOUBLE_EQ(a.layers[3].params(), 74048.0);
+  EXPECT_EQ(a.layers[3].ops.back().name, "mtp.final_norm");
+  EXPECT_DOUBLE_EQ(a.layers[4].params(), t.layers[3].params() - 74048.0);
+  EXPECT_EQ(a.layers[4].ops.size() + a.layers[3].ops.size(), t.layers[3].ops.size());
+  // Memory: rank 2 holds the MTP layer and its own copy of the word embedding,
+  // 1024 x 64 = 65,536 (Megatron-Core's LanguageModelEmbedding on the MTP stage); rank 3
+  // holds 74,048 fewer.
+  const MemoryReport ma = estimate_memory(apart), mt = estimate_memory(together);
+  EXPECT_DOUBLE_EQ(ma.stages.at(2).params - mt.stages.at(2).params, 74048.0 + 65536.0);
+  EXPECT_DOUBLE_EQ(mt.stages.at(3).params - ma.stages.at(3).params, 74048.0);
+  EXPECT_EQ(ma.stages.at(2).layers, 0);  // transformer layers only
+}
+
+TEST(MultiTokenPrediction, PlacedWithTheLossOrOnAStageOfItsOwn) {
+  // As many m as mtp_layers, after every t; in L's stage right before L, elsewhere at the
+  // end of a rank's last virtual stage, not on the first rank.
   EXPECT_THROW(mtp_model(1, "pp: 2, dp: 4, pipeline_layout: \"Et|tL\""), InputError);
   EXPECT_THROW(mtp_model(0, "pp: 2, dp: 4, pipeline_layout: \"Et|tmL\""), InputError);
   EXPECT_THROW(mtp_model(1, "pp: 2, dp: 4, pipeline_layout: \"Etm|tL\""), InputError);
-  EXPECT_THROW(mtp_model(1, "pp: 3, dp: 2, pipeline_layout: \"Et|tm|L\""), InputError);
+  EXPECT_THROW(mtp_model(1, "pp: 2, dp: 4, pipeline_layout: \"Ettm|L\""), InputError);
+  EXPECT_NO_THROW(mtp_model(1, "pp: 4, dp: 2, pipeline_layout: \"Et|tm||L\""));
   // Only decoders predict the next tokens.
   EXPECT_THROW(load_scenario_text(R"(
 cluster: {preset: dgx-h100, nodes: 1}

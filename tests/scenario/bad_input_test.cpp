@@ -777,11 +777,32 @@ TEST(BadInput, PipelineLayoutErrorsNameThePosition) {
                {"parallelism.pipeline_layout", "places 30 transformer layers", "has 32"});
   expect_error(pipe(2) + "pipeline_layout: \"Et*16|t*16mL\"}\n",
                {"parallelism.pipeline_layout", "multi-token-prediction"});
-  // An MTP layer on a stage of its own (Megatron-Core's mtp_standalone): not modelled.
-  std::string mtp = pipe(2) + "pipeline_layout: \"Et*8|t*8|t*16m|L\"}\n";
-  mtp.replace(mtp.find("{preset: llama3-8b}"), 19, "{preset: llama3-8b, mtp_layers: 1}");
-  expect_error(mtp, {"parallelism.pipeline_layout", "right before L",
-                     "mtp_standalone, is not modelled"});
+  // An MTP stage of its own (Megatron-Core's mtp_standalone) runs, but as Megatron-Core
+  // requires it (a rank's last virtual stage, only empty stages before L's) and not on the
+  // first rank, beside the embedding, which orrery does not model.
+  auto with_mtp = [](int pp, const std::string& rest, int layers = 1) {
+    std::string text = pipe(pp) + rest;
+    text.replace(text.find("{preset: llama3-8b}"), 19,
+                 "{preset: llama3-8b, mtp_layers: " + std::to_string(layers) + "}");
+    return text;
+  };
+  expect_error(with_mtp(2, "pipeline_layout: \"Et*8|t*8|t*16m|L\"}\n"),
+               {"parallelism.pipeline_layout", "on the first rank, beside the embedding, are not "
+                                               "modelled"});
+  expect_error(with_mtp(4, "pipeline_layout: \"Et*12|t*10|t*10m|||||L\"}\n"),
+               {"parallelism.pipeline_layout", "stage 2 holds the multi-token-prediction layers",
+                "only in a rank's last virtual stage"});
+  expect_error(with_mtp(4, "pipeline_layout: \"Et*8|t*8|t*8m|t*8L\"}\n"),
+               {"parallelism.pipeline_layout", "a transformer layer (t) after a "
+                                               "multi-token-prediction layer (m)"});
+  expect_error(with_mtp(4, "pipeline_layout: \"Et*8|t*8|mt*16|L\"}\n"),
+               {"parallelism.pipeline_layout", "a transformer layer (t) after"});
+  expect_error(with_mtp(4, "pipeline_layout: \"Et*8|t*8|t*16m|mL\"}\n", 2),
+               {"parallelism.pipeline_layout", "every multi-token-prediction layer (m) in one "
+                                               "stage"});
+  expect_error(with_mtp(4, "pipeline_layout: \"Et*8|t*8|t*16m|L\", schedule: gpipe}\n"),
+               {"parallelism.pipeline_layout", "1f1b and interleaved-1f1b schedules only",
+                "not schedule gpipe"});
   // Empty stages are Megatron-Core's pass-through stages, but E and L stay at the ends.
   expect_error(pipe(2) + "pipeline_layout: \"Et*16||t*16L|\"}\n",
                {"parallelism.pipeline_layout", "the last stage (rank 1, virtual stage 1) must "

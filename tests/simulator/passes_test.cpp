@@ -80,8 +80,8 @@ TEST(CommPlanner, PlansOnceAndTalliesEveryUse) {
   const StepContext& ctx = c.ctx;
   TaskGraph g;
   CommPlanner planner(ctx, g);
-  const int a = planner.stage_pair(0, 1);
-  EXPECT_EQ(planner.stage_pair(0, 1), a);
+  const int a = planner.stage_pair(0, 1, Bytes(ctx.bytes.pp));
+  EXPECT_EQ(planner.stage_pair(0, 1, Bytes(ctx.bytes.pp)), a);
   EXPECT_EQ(g.comms.size(), 1u);
   // One micro-batch's activation, b s h x 2 bytes = 1 x 2048 x 1024 x 2 = 4 MiB, sent by
   // each of the 4 data-parallel copies of the pair, all over NVLink.

@@ -173,6 +173,37 @@ training: {{precision: bf16}}
   EXPECT_DOUBLE_EQ(a.bytes_by_link_class.at(LinkClass::nic), 2.0 * 8 * 2 * 1048576);
 }
 
+TEST(Step, StandaloneMtpStageSendsItsHiddenStatesAndSyncsItsEmbedding) {
+  // Llama 3 8B (seq 8192, h 4096, vocab 128,256) with one MTP layer on pp 4 inside one
+  // DGX H100, 8 micro-batches of 1. With the MTP layer and the loss together ("Et*8|t*8|t*16|mL")
+  // each of the three boundaries carries one activation each way per micro-batch,
+  // 8192 x 4096 x 2 bytes = 64 MiB: 3 x 2 x 8 x 64 MiB = 3 GiB on NVLink. With the MTP layer
+  // on rank 2 ("Et*8|t*8|t*16m|L", Megatron-Core's mtp_standalone) the last boundary
+  // carries the main and the MTP hidden states (2 x 64 MiB); every transfer is preceded
+  // by a 24-byte shape exchange; and rank 2's copy of the word embedding has its fp32
+  // gradient, 128,256 x 4096 x 4 bytes, all-reduced with rank 0's, each of the two GPUs
+  // sending it once.
+  auto scenario = [](const std::string& layout) {
+    return load_scenario_text(fmt::format(R"(
+cluster: {{preset: dgx-h100, nodes: 1, gpus_per_node: 4}}
+model: {{preset: llama3-8b, mtp_layers: 1}}
+parallelism: {{tp: 1, dp: 1, pp: 4, microbatch: 1, global_batch: 8, pipeline_layout: "{}"}}
+)",
+                                          layout),
+                              "mtp.yaml");
+  };
+  const StepResult together = simulate_step(scenario("Et*8|t*8|t*16|mL"));
+  const StepResult apart = simulate_step(scenario("Et*8|t*8|t*16m|L"));
+  const double act = 8192.0 * 4096 * 2;
+  EXPECT_DOUBLE_EQ(together.bytes_by_link_class.at(LinkClass::nvlink), 3 * 2 * 8 * act);
+  EXPECT_DOUBLE_EQ(apart.bytes_by_link_class.at(LinkClass::nvlink),
+                   (1 + 1 + 2) * 2 * 8 * act + 3 * 2 * 8 * 24.0 + 2 * 128256.0 * 4096 * 4);
+  SimulationOptions full;
+  full.full = true;
+  EXPECT_DOUBLE_EQ(simulate_step(scenario("Et*8|t*8|t*16m|L"), full).step_time.value(),
+                   apart.step_time.value());
+}
+
 TEST(Step, SameInputSameBytes) {
   const Scenario s = uniform_pipeline(4, 8, "interleaved-1f1b", 2);
   EXPECT_EQ(render_run_json(s, predict(s)), render_run_json(s, predict(s)));
