@@ -956,7 +956,14 @@ Workload build_transformer_workload(const ModelSpec& m, const TrainingSpec& tr, 
     mtp.moe = block.moe;
     add_mtp(m, B, d, w.layers.front(), block, w.layers.back(),
             sh.mtp_standalone ? &mtp : nullptr);
-    if (sh.mtp_standalone) w.layers.insert(w.layers.end() - 1, std::move(mtp));
+    // The layer holding the MTP block's MoE exchanges waits on the host for the expert
+    // counts and runs the flex dispatcher's kernels as a decoder MoE layer does
+    // (simulator/layer_templates.cpp reads Layer::moe).
+    if (sh.mtp_standalone) {
+      w.layers.insert(w.layers.end() - 1, std::move(mtp));
+    } else {
+      w.layers.back().moe = block.moe;
+    }
   }
   // fp8 sequence-parallel all-gathers (training.fp8.communication.tp_allgather): TE casts
   // the local 1/t shard of a gathered input and gathers the fp8 copies, so that input's
