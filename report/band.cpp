@@ -9,6 +9,7 @@
 
 #include "report/residuals_data.h"
 #include "scenario/names.h"
+#include "scenario/pipeline_layout.h"
 
 namespace orrery {
 namespace {
@@ -36,7 +37,7 @@ const std::vector<std::string> kColumns = {"id",         "gpu_generation",
                                            "time_error", "mfu",
                                            "hfu",        "memory_fraction",
                                            "fits",       "schedule",
-                                           "cp_comm"};
+                                           "cp_comm",    "layout"};
 
 std::string pct(double fraction) { return fmt::format("{:.1f} %", 100 * fraction); }
 
@@ -50,6 +51,15 @@ std::string schedule_label(const ParallelismSpec& p) {
   // micro-batch's activations, ZB-H1 moves the TP input-gradient reductions).
   if (p.pp == 1 && p.schedule == PipelineSchedule::one_f_one_b) return "-";
   return std::string(to_string(p.schedule)) + (p.one_short_group() ? kFlexibleSuffix : "");
+}
+
+std::string layout_label(const ParallelismSpec& p) {
+  if (p.pipeline_layout.empty()) return "-";
+  if (standalone_mtp_stage(p.pipeline_layout) >= 0) return "mtp-stage";
+  const LayoutParse parsed = parse_pipeline_layout(p.pipeline_layout);
+  const bool empty = std::any_of(parsed.stages.begin(), parsed.stages.end(),
+                                 [](const std::string& st) { return st.empty(); });
+  return empty ? "empty-stage" : "-";
 }
 
 std::string Family::label() const { return generation + " x " + framework + " x " + kind; }
@@ -148,6 +158,10 @@ std::vector<Residual> parse_residuals(const std::string& csv, const std::string&
     r.fits = cells[16] == "true";
     r.schedule = cells[17];
     r.cp_comm = cells[18];
+    r.layout = cells[19];
+    if (r.layout != "-" && r.layout != "mtp-stage" && r.layout != "empty-stage") {
+      throw bad("layout is '-', mtp-stage or empty-stage");
+    }
     // A misspelt name would match no scenario and flag every one silently. Flexible groups
     // exist under the interleaved schedule only.
     const bool known_schedule =
@@ -298,6 +312,13 @@ std::vector<RegionFlag> region_flags(const Scenario& s, double memory_fraction,
   if (schedule != "-" && !any([&](const Residual& r) { return r.schedule == schedule; })) {
     out.push_back(
         {"schedule", fmt::format("pipeline schedule {}: no validation case runs it", schedule)});
+  }
+  const std::string layout = layout_label(p);
+  if (layout != "-" && !any([&](const Residual& r) { return r.layout == layout; })) {
+    out.push_back({"layout", fmt::format("pipeline layout with {}: no validation case runs one",
+                                         layout == "mtp-stage"
+                                             ? "a multi-token-prediction stage of its own"
+                                             : "an empty virtual stage")});
   }
   if (f.kind == "moe" && !any([](const Residual& r) { return r.family.kind == "moe"; })) {
     out.push_back({"moe", "mixture of experts / expert parallelism: no validation case uses it"});

@@ -36,6 +36,11 @@ std::string gpu_generation(const GpuSpec& gpu);
 // under 1F1B (no schedule to name), else the schedule's name, "-flexible-groups" appended
 // where parallelism.flexible_groups is in effect (ParallelismSpec::one_short_group).
 std::string schedule_label(const ParallelismSpec& p);
+// What the pipeline layout does beyond placing layers, as the residual table and the
+// `layout` flag name it: "mtp-stage" for a multi-token-prediction stage of its own
+// (Megatron-Core's mtp_standalone), "empty-stage" for a layout with an empty virtual stage,
+// "-" otherwise.
+std::string layout_label(const ParallelismSpec& p);
 Family family_of(const Scenario& s);
 
 // One validation case as the residual table holds it.
@@ -43,8 +48,8 @@ struct Residual {
   std::string id;
   Family family;
   int cp = 1, ep = 1, zero_stage = 0;
-  // schedule_label; parallelism.cp_comm where cp > 1, "-" otherwise.
-  std::string schedule = "-", cp_comm = "-";
+  // schedule_label; parallelism.cp_comm where cp > 1, "-" otherwise; layout_label.
+  std::string schedule = "-", cp_comm = "-", layout = "-";
   std::string precision;  // training.precision (MFU counts against the 16-bit peak)
   std::string metric;
   double measured = 0, predicted = 0;
@@ -93,7 +98,7 @@ struct Band {
 Band band_for(const Family& f, const std::vector<Residual>& table);
 
 // A reason the scenario lies outside the validated region: a short code for tables
-// (gpu, mfu, memory, cp, cp_comm, schedule, moe, zero2, zero3) and a sentence.
+// (gpu, mfu, memory, cp, cp_comm, schedule, layout, moe, zero2, zero3) and a sentence.
 struct RegionFlag {
   std::string code, text;
 };
@@ -115,7 +120,8 @@ struct Utilisation {
 // GPU generation has no case; the utilisation flag (mfu_flag); memory above
 // kMemoryNearFull; a cp above every case's; a cp_comm no context-parallel case uses (when
 // some case has cp > 1; otherwise the cp flag says it); a pipeline schedule (at pp 1 one
-// other than 1F1B) no case runs; MoE, ZeRO-2 or ZeRO-3 when no case uses it.
+// other than 1F1B) no case runs; a layout_label no case has; MoE, ZeRO-2 or ZeRO-3 when no
+// case uses it.
 std::vector<RegionFlag> region_flags(const Scenario& s, double memory_fraction,
                                      std::optional<Utilisation> use,
                                      const std::vector<Residual>& table);

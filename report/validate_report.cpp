@@ -118,6 +118,7 @@ ValidationCase validation_case(const Scenario& s, const std::string& file, const
   c.ep = s.parallelism.ep;
   c.zero_stage = s.parallelism.zero_stage;
   c.schedule = schedule_label(s.parallelism);
+  c.layout = layout_label(s.parallelism);
   if (s.parallelism.cp > 1) c.cp_comm = to_string(s.parallelism.cp_comm);
   c.precision = to_string(s.training.precision);
   c.mfu = p.step.mfu;
@@ -277,7 +278,8 @@ std::string render_validation_json(const std::vector<ValidationCase>& cases) {
                       {"ep", c.ep},
                       {"zero_stage", c.zero_stage},
                       {"schedule", c.schedule},
-                      {"cp_comm", c.cp_comm}}},
+                      {"cp_comm", c.cp_comm},
+                      {"layout", c.layout}}},
                     {"precision", c.precision},
                     {"source", c.source}});
     if (c.memory) {
@@ -318,17 +320,19 @@ std::string render_validation_csv(const std::vector<ValidationCase>& cases) {
   // now (tests/report/band_test.cpp), and the band needs no more.
   std::string o =
       "id,gpu_generation,framework,parallel_kind,cp,ep,zero_stage,precision,metric,measured,"
-      "predicted,error,time_error,mfu,hfu,memory_fraction,fits,schedule,cp_comm\n";
+      "predicted,error,time_error,mfu,hfu,memory_fraction,fits,schedule,cp_comm,layout\n";
   for (const auto& c : rate_cases(cases)) {
     std::string id = c.id;
     for (char& ch : id)
       if (ch == ',' || ch == '\n') ch = ';';
     const double e = (c.predicted - c.measured) / c.measured;
     o += fmt::format(
-        "{},{},{},{},{},{},{},{},{},{:.6g},{:.6g},{:.6g},{:.6g},{:.6g},{:.6g},{:.6g},{},{},{}\n", id,
+        "{},{},{},{},{},{},{},{},{},{:.6g},{:.6g},{:.6g},{:.6g},{:.6g},{:.6g},{:.6g},{},{},{},{}\n",
+        id,
         c.family.generation, c.family.framework, c.family.kind, c.cp, c.ep, c.zero_stage,
         c.precision, to_string(c.metric), c.measured, c.predicted, e, time_error(c.metric, e),
-        c.mfu, c.hfu, c.memory_fraction, c.fits ? "true" : "false", c.schedule, c.cp_comm);
+        c.mfu, c.hfu, c.memory_fraction, c.fits ? "true" : "false", c.schedule, c.cp_comm,
+        c.layout);
   }
   return o;
 }

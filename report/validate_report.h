@@ -32,8 +32,8 @@ struct ValidationCase {
   std::string over;  // metric speedup: the other run's file, resolved; "" otherwise
   Family family;
   int cp = 1, ep = 1, zero_stage = 0;
-  // report/band.h schedule_label, and cp_comm where cp > 1 ("-" otherwise).
-  std::string schedule = "-", cp_comm = "-";
+  // report/band.h schedule_label, cp_comm where cp > 1 ("-" otherwise), layout_label.
+  std::string schedule = "-", cp_comm = "-", layout = "-";
   std::string precision;       // training.precision: MFU is compared within one
   double mfu = 0, hfu = 0;     // predicted
   double memory_fraction = 0;  // predicted memory per GPU (busiest stage) / capacity

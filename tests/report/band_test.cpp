@@ -30,13 +30,13 @@ namespace {
 // = 0.325).
 const char* const kTable =
     "id,gpu_generation,framework,parallel_kind,cp,ep,zero_stage,precision,metric,measured,"
-    "predicted,error,time_error,mfu,hfu,memory_fraction,fits,schedule,cp_comm\n"
-    "amp-1,Ampere,Megatron-Core,3d,1,1,0,fp16,step_time_s,10,11,0.1,0.1,0.3,0.3,0.5,true,1f1b,-\n"
+    "predicted,error,time_error,mfu,hfu,memory_fraction,fits,schedule,cp_comm,layout\n"
+    "amp-1,Ampere,Megatron-Core,3d,1,1,0,fp16,step_time_s,10,11,0.1,0.1,0.3,0.3,0.5,true,1f1b,-,-\n"
     "amp-2,Ampere,Megatron-Core,3d,1,1,0,bf16,tflops_per_gpu_hardware,100,125,0.25,-0.2,0.4,0.5,"
-    "0.6,true,-,-\n"
-    "amp-3,Ampere,Megatron-Core,3d,1,1,1,bf16,step_time_s,20,19,-0.05,-0.05,0.2,0.2,0.7,true,-,-\n"
-    "amp-4,Ampere,Megatron-DeepSpeed,3d,1,1,1,bf16,step_time_s,10,13,0.3,0.3,0.25,0.25,0.4,true,-,-\n"
-    "hop-1,Hopper,Megatron-Core,3d,1,1,1,bf16,step_time_s,10,6,-0.4,-0.4,0.5,0.5,0.5,true,-,-\n";
+    "0.6,true,-,-,-\n"
+    "amp-3,Ampere,Megatron-Core,3d,1,1,1,bf16,step_time_s,20,19,-0.05,-0.05,0.2,0.2,0.7,true,-,-,-\n"
+    "amp-4,Ampere,Megatron-DeepSpeed,3d,1,1,1,bf16,step_time_s,10,13,0.3,0.3,0.25,0.25,0.4,true,-,-,-\n"
+    "hop-1,Hopper,Megatron-Core,3d,1,1,1,bf16,step_time_s,10,6,-0.4,-0.4,0.5,0.5,0.5,true,-,-,-\n";
 
 std::vector<Residual> table() { return parse_residuals(kTable, "hand-made"); }
 
@@ -231,17 +231,36 @@ TEST(Region, UtilisationAboveEveryCaseOfTheGeneration) {
   EXPECT_EQ(codes(region_flags(a, 0.5, Utilisation{0.5, 0.5}, t)), std::vector<std::string>{"mfu"});
 }
 
+TEST(Region, PipelineLayoutNoCaseHas) {
+  // An empty virtual stage and an MTP stage of its own are layouts of their own
+  // (layout_label); a case with the same label covers them.
+  auto t = table();
+  t.back().schedule = "interleaved-1f1b";
+  const Scenario empty = testing::preset_scenario(
+      "narayanan-1.7b", "pp: 2, pipeline_layout: \"Et*12|t*12||L\", global_batch: 16");
+  EXPECT_EQ(layout_label(empty.parallelism), "empty-stage");
+  EXPECT_EQ(only_flag(empty, t, "layout"),
+            "pipeline layout with an empty virtual stage: no validation case runs one");
+  t.back().layout = "empty-stage";
+  EXPECT_TRUE(region_flags(empty, 0.5, std::nullopt, t).empty());
+  const Scenario plain = testing::preset_scenario(
+      "narayanan-1.7b", "pp: 2, pipeline_layout: \"Et*12|t*6|t*6|L\", global_batch: 16");
+  EXPECT_EQ(layout_label(plain.parallelism), "-");
+}
+
 TEST(Residuals, MalformedTableIsRefused) {
   EXPECT_THROW(parse_residuals("id,oops\n", "x.csv"), InputError);
   EXPECT_THROW(parse_residuals(std::string(kTable) + "short,row\n", "x.csv"), InputError);
   // A schedule or exchange no scenario can have.
   const std::string row = "x,Ampere,Megatron-Core,3d,1,1,0,bf16,step_time_s,1,1,0,0,0.3,0.3,0.5,true,";
-  EXPECT_THROW(parse_residuals(std::string(kTable) + row + "1F1B,-\n", "x.csv"), InputError);
-  EXPECT_THROW(parse_residuals(std::string(kTable) + row + "-,p2p\n", "x.csv"), InputError);
-  EXPECT_THROW(parse_residuals(std::string(kTable) + row + "gpipe-flexible-groups,-\n", "x.csv"),
+  EXPECT_THROW(parse_residuals(std::string(kTable) + row + "1F1B,-,-\n", "x.csv"), InputError);
+  EXPECT_THROW(parse_residuals(std::string(kTable) + row + "-,p2p,-\n", "x.csv"), InputError);
+  EXPECT_THROW(parse_residuals(std::string(kTable) + row + "gpipe-flexible-groups,-,-\n", "x.csv"),
                InputError);
+  EXPECT_THROW(parse_residuals(std::string(kTable) + row + "-,-,mtp\n", "x.csv"), InputError);
   EXPECT_NO_THROW(parse_residuals(
-      std::string(kTable) + row + "interleaved-1f1b-flexible-groups,all-gather\n", "x.csv"));
+      std::string(kTable) + row + "interleaved-1f1b-flexible-groups,all-gather,mtp-stage\n",
+      "x.csv"));
 }
 
 TEST(Validate, MarksCasesTheMemoryModelSaysDoNotFit) {
@@ -261,12 +280,13 @@ TEST(Validate, MarksCasesTheMemoryModelSaysDoNotFit) {
   // The case's split as the residual table has it (tp 8 alone: no pipeline, no cp).
   EXPECT_NE(render_validation_json({c}).find(
                 "\"split\": {\n        \"cp\": 1,\n        \"ep\": 1,\n        \"zero_stage\": "
-                "0,\n        \"schedule\": \"-\",\n        \"cp_comm\": \"-\"\n      },\n      "
+                "0,\n        \"schedule\": \"-\",\n        \"cp_comm\": \"-\",\n        "
+                "\"layout\": \"-\"\n      },\n      "
                 "\"precision\": \"bf16\""),
             std::string::npos)
       << render_validation_json({c});
-  // fits, then the schedule and cp_comm columns ("-": no pipeline, no cp).
-  EXPECT_NE(render_validation_csv({c}).find(",false,-,-\n"), std::string::npos);
+  // fits, then the schedule, cp_comm and layout columns ("-": no pipeline, no cp, no layout).
+  EXPECT_NE(render_validation_csv({c}).find(",false,-,-,-\n"), std::string::npos);
 }
 
 TEST(Residuals, ShippedTableIsWhatValidateComputesNow) {
