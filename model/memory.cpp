@@ -148,7 +148,9 @@ struct StageLayers {
   std::vector<std::vector<int>> chunk;  // chunk of each of layers[stage]
   std::vector<const Layer*> embedding, head;
   std::vector<int> embedding_chunk, head_chunk;
-  int mtp_rank = -1;  // the rank of a multi-token-prediction stage of its own
+  // The rank whose multi-token-prediction layers keep a copy of the word embedding
+  // (mtp_embedding_copy_rank, model/pipeline.h), or -1.
+  int mtp_table_rank = -1;
 };
 
 StageLayers assign_stages(const ModelSpec& m, const ParallelismSpec& p, const Workload& w) {
@@ -167,6 +169,7 @@ StageLayers assign_stages(const ModelSpec& m, const ParallelismSpec& p, const Wo
   } else {
     const PipelineLayout layout = pipeline_layout(m, p);
     const auto place = layout.place_of_layers();
+    sl.mtp_table_rank = mtp_embedding_copy_rank(m, p);
     std::size_t index = 0;
     for (const Layer& l : w.layers) {
       if (l.kind == LayerKind::embedding) {
@@ -179,9 +182,9 @@ StageLayers assign_stages(const ModelSpec& m, const ParallelismSpec& p, const Wo
         sl.head_chunk[r] = layout.loss_stage / p.pp;
       } else if (l.kind == LayerKind::mtp) {
         // The last layer of its virtual stage (Shard::mtp_standalone).
-        sl.mtp_rank = layout.mtp_stage % p.pp;
-        sl.layers[sl.mtp_rank].push_back(&l);
-        sl.chunk[sl.mtp_rank].push_back(layout.mtp_stage / p.pp);
+        const int r = layout.mtp_stage % p.pp;
+        sl.layers[r].push_back(&l);
+        sl.chunk[r].push_back(layout.mtp_stage / p.pp);
       } else {
         const auto [r, c] = place.at(index++);
         sl.layers[r].push_back(&l);
@@ -287,7 +290,9 @@ RankTally tally_rank(const Scenario& s, const StageLayers& sl, int i, const Stat
   const ModelSpec& m = s.model;
   const Layer* embedding = sl.embedding[0];
   RankTally r;
-  Bytes per_microbatch;  // activations of one micro-batch through this rank's layers
+  // Activations of one micro-batch through this rank's transformer layers (a
+  // multi-token-prediction stage's layer is counted in the activations, not per layer).
+  Bytes per_microbatch;
   for (const auto& [held, factor] : stages_held(p, i)) {
     for (const Layer* l : {sl.embedding[held], sl.head[held]}) {
       if (!l) continue;
@@ -321,6 +326,8 @@ RankTally tally_rank(const Scenario& s, const StageLayers& sl, int i, const Stat
         [](const Layer* l) { return l->kind != LayerKind::mtp; }));
     st.layers += layers;
     per_microbatch += stage_microbatch;
+    for (const Layer* l : sl.layers[held])
+      if (l->kind == LayerKind::mtp) per_microbatch -= l->saved(t.recompute, t.recompute_modules);
     if (interleaved) {
       // Each chunk's micro-batches held at the rank's peak (interleaved_peak).
       const std::vector<double> held_mb = interleaved_peak(p, held, chunk_microbatch);
@@ -345,8 +352,8 @@ RankTally tally_rank(const Scenario& s, const StageLayers& sl, int i, const Stat
         r.activations -= off * factor;
       }
     }
-    if (held == sl.mtp_rank && embedding) {
-      // A multi-token-prediction stage of its own keeps a copy of the word embedding
+    if (held == sl.mtp_table_rank && embedding) {
+      // The multi-token-prediction layers' copy of the word embedding
       // (simulator/pipeline_pass.cpp, StageLayers).
       r.dense += embedding->ops.front().params;
       r.largest_tensor = std::max(r.largest_tensor, embedding->ops.front().params);

@@ -67,6 +67,16 @@ PipelineLayout pipeline_layout(const ModelSpec& m, const ParallelismSpec& p) {
   return out;
 }
 
+int mtp_embedding_copy_rank(const ModelSpec& m, const ParallelismSpec& p) {
+  if (m.mtp_layers <= 0 || p.pp < 2 || !m.is_transformer() ||
+      p.schedule == PipelineSchedule::dualpipe)
+    return -1;
+  const int standalone = standalone_mtp_stage(p.pipeline_layout);
+  const int rank = standalone >= 0 ? standalone % p.pp : p.pp - 1;
+  if (m.tied_embeddings && rank == p.pp - 1) return -1;
+  return rank;
+}
+
 std::vector<int> stage_of_layers(const ModelSpec& m, const ParallelismSpec& p) {
   std::vector<int> stage;
   for (const auto& [rank, chunk] : pipeline_layout(m, p).place_of_layers()) stage.push_back(rank);

@@ -45,6 +45,15 @@ struct PipelineLayout {
 //    layer fewer for the embedding and the last one fewer for the loss.
 PipelineLayout pipeline_layout(const ModelSpec& m, const ParallelismSpec& p);
 
+// The pipeline rank that keeps a copy of the word embedding for the multi-token-prediction
+// layers, or -1. Megatron-Core builds a LanguageModelEmbedding on every model chunk that runs
+// them (gpt_model.py line 173 at NVIDIA/Megatron-LM d98e8a64, pre_process or mtp_process),
+// so with pp > 1 the rank holding them (the loss's, or a stage of their own) keeps a table
+// of its own, in Megatron's embedding group; none where that rank already holds one: the
+// last rank's tied copy (shared_embedding_or_output_weight). Not under DualPipe, whose
+// first and last ranks hold the embedding and the head together.
+int mtp_embedding_copy_rank(const ModelSpec& m, const ParallelismSpec& p);
+
 // Rank of each of the model's transformer layers, in order.
 std::vector<int> stage_of_layers(const ModelSpec& m, const ParallelismSpec& p);
 

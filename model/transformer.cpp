@@ -851,14 +851,14 @@ Layer head_layer(const ModelSpec& m, const TrainingSpec& tr, const OpBuilder& B,
 // layer of the decoder's last kind (`block`: its ops, weights and exchanges), a final norm,
 // and the output head again (the shared output weights: its GEMM and loss, no weights).
 // Appended to the head layer `head`, so they run on the loss stage after the main loss.
-// Not counted: the copy of the word embedding the loss stage keeps when the embedding
-// lives on another pipeline stage, and its gradient's reduction with the first stage.
+// The copy of the word embedding their pipeline rank keeps (mtp_embedding_copy_rank,
+// model/pipeline.h) is counted where that rank's layers are placed
+// (simulator/pipeline_pass.cpp, model/memory.cpp), not here.
 // With `standalone` (Megatron-Core's mtp_standalone, Shard::mtp_standalone) everything up
 // to and with each depth's final norm goes to that layer instead, which runs on a stage of
 // its own (multi_token_prediction.py lines 1279-1439 at d98e8a64: the MTP stage computes
 // no logits), and only the output layers and losses stay on `head` (process_mtp_loss,
-// lines 932-1066). The MTP stage's copy of the word embedding is counted where the stage
-// is placed (simulator/pipeline_pass.cpp, model/memory.cpp).
+// lines 932-1066).
 void add_mtp(const ModelSpec& m, const OpBuilder& B, const Dims& d, const Layer& embedding,
              const Layer& block, Layer& head, Layer* standalone) {
   const double n = d.tok * d.h * d.r;

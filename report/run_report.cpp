@@ -20,6 +20,7 @@
 #include "report/band.h"
 #include "report/check_report.h"
 #include "report/memory_json.h"
+#include "model/pipeline.h"
 #include "scenario/pipeline_layout.h"
 #include "simulator/fsdp_gradient_passes.h"
 #include "simulator/step.h"
@@ -664,28 +665,40 @@ std::string render_stack_explanation(const Scenario& s) {
                           100 * cost / with, format_seconds(Seconds(without)))
             : std::string("none: every run of kernels outlasts the host's time to issue it"));
   }
+  const std::vector<int> group = embedding_group_stages(s);
+  const std::string group_text =
+      group.size() > 1 ? fmt::format("Megatron's embedding group, pipeline ranks {}",
+                                     fmt::join(group, ", "))
+                       : std::string();
   if (const double tied = tied_embedding_allreduce_bytes(s); tied > 0) {
     o += fmt::format(
-        "  {:<25}the last stage holds a copy of the table; once a step the two copies' "
-        "gradients are all-reduced between the first and last stage ({:.2f} MiB a GPU, {}; "
-        "{} the data-parallel reduction)\n",
+        "  {:<25}the last stage holds a copy of the table; once a step the copies' gradients "
+        "are all-reduced ({:.2f} MiB a GPU, {}; {} the data-parallel reduction)\n",
         "tied embeddings", tied / 1048576.0,
-        s.parallelism.pipeline_engine == PipelineEngine::deepspeed
-            ? "DeepSpeed's ReduceTiedGrads"
-            : "Megatron's embedding group",
+        s.parallelism.pipeline_engine == PipelineEngine::deepspeed ? "DeepSpeed's ReduceTiedGrads"
+                                                                   : group_text,
         s.parallelism.pipeline_engine == PipelineEngine::deepspeed ? "before" : "after");
   }
+  if (const int rank = mtp_embedding_copy_rank(s.model, s.parallelism); rank >= 0) {
+    o += fmt::format(
+        "  {:<25}rank {} keeps a copy of the word embedding for the multi-token-prediction "
+        "layers (Megatron-Core builds one on every model chunk that runs them); once a step "
+        "its gradient is all-reduced with the others ({:.2f} MiB a GPU, {}; after the "
+        "data-parallel reduction)\n",
+        "MTP embedding", rank, embedding_group_allreduce_bytes(s) / 1048576.0, group_text);
+  }
   if (const int ms = standalone_mtp_stage(s.parallelism.pipeline_layout); ms >= 0) {
-    const int pp = s.parallelism.pp;
+    const ParallelismSpec& p = s.parallelism;
+    const bool waits =
+        !(p.schedule == PipelineSchedule::interleaved_1f1b && !s.training.overlap_p2p);
     o += fmt::format(
         "  {:<25}virtual stage {} (rank {}, chunk {}) runs the multi-token-prediction layers "
-        "before the loss's stage (Megatron-Core's mtp_standalone) with a copy of the word "
-        "embedding of its own, whose gradient is all-reduced with the first stage's once a "
-        "step ({:.2f} MiB a GPU); the transfers after it carry {} activations; every "
-        "pipeline transfer first exchanges the tensor's shape with its peer, which must have "
-        "finished its previous block\n",
-        "MTP stage", ms, ms % pp, ms / pp, embedding_group_allreduce_bytes(s) / 1048576.0,
-        1 + s.model.mtp_layers);
+        "before the loss's stage (Megatron-Core's mtp_standalone); the transfers after it "
+        "carry {} activations; every pipeline transfer first exchanges the tensor's shape with "
+        "its peer{}\n",
+        "MTP stage", ms, ms % p.pp, ms / p.pp, 1 + s.model.mtp_layers,
+        waits ? ", which must have finished its previous block"
+              : " (its time only: interleaved 1F1B without overlap_p2p, docs/simulator.md)");
   }
   if (s.parallelism.zero_stage >= 3) {
     o += fmt::format("  {:<25}{}\n", "ZeRO-3 / FSDP", to_string(s.parallelism.fsdp_impl));

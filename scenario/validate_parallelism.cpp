@@ -414,14 +414,8 @@ void check_pipeline_layout_text(const Scenario& s) {
                "the multi-token-prediction layers on the first rank, beside the embedding, are "
                "not modelled: place them on another rank's last virtual stage or before L");
       }
-      for (std::size_t k = ms + 1; k + 1 < parsed.stages.size(); ++k) {
-        if (!parsed.stages[k].empty()) {
-          reject(s, key, text,
-                 fmt::format("stage {} lies between the multi-token-prediction stage ({}) and "
-                             "the loss's and must be empty, as Megatron-Core requires",
-                             k, ms));
-        }
-      }
+      // Stages between it and L's hold nothing: a t there would follow an m, and E, L and
+      // every m have their places.
       if (p.pipeline_engine != PipelineEngine::megatron ||
           (p.schedule != PipelineSchedule::one_f_one_b &&
            p.schedule != PipelineSchedule::interleaved_1f1b)) {

@@ -12,7 +12,7 @@
 #include "core/error.h"
 #include "model/compression.h"
 #include "model/memory.h"
-#include "scenario/pipeline_layout.h"
+#include "model/pipeline.h"
 #include "simulator/fsdp_gradient_passes.h"
 #include "simulator/step_passes.h"
 
@@ -945,8 +945,8 @@ double word_embedding_gradient_bytes(const Scenario& s) {
 std::vector<int> embedding_group_stages(const Scenario& s) {
   std::vector<int> out{0};
   if (tied_embedding_copy(s)) out.push_back(s.parallelism.pp - 1);
-  const int mtp = standalone_mtp_stage(s.parallelism.pipeline_layout);
-  if (mtp >= 0) out.push_back(mtp % s.parallelism.pp);
+  const int mtp = mtp_embedding_copy_rank(s.model, s.parallelism);
+  if (mtp >= 0) out.push_back(mtp);
   std::sort(out.begin(), out.end());
   return out;
 }

@@ -18,6 +18,29 @@
 
 namespace orrery::detail {
 
+namespace {
+
+// The layer that runs the multi-token-prediction layers, with the copy of the word embedding
+// their rank keeps (mtp_embedding_copy_rank, model/pipeline.h) as the parameter of their
+// lookup: reduced over the data-parallel group, stepped, and summed with the first stage's
+// in the embedding group (tied_embedding_pass). The workload counts the table once (on the
+// embedding).
+std::shared_ptr<const Layer> with_mtp_table(const Scenario& s, const Layer& l) {
+  auto copy = std::make_shared<Layer>(l);
+  if (mtp_embedding_copy_rank(s.model, s.parallelism) < 0) return copy;
+  const double table = std::ceil(static_cast<double>(s.model.vocab) / s.parallelism.tp) *
+                       static_cast<double>(s.model.hidden);
+  for (Op& op : copy->ops) {
+    if (op.kind == OpKind::embedding) {
+      op.params += table;
+      break;
+    }
+  }
+  return copy;
+}
+
+}  // namespace
+
 StageLayers::StageLayers(const StepContext& ctx)
     : pp_(ctx.p.pp), vp_(ctx.p.virtual_pipeline_stages), dual_(ctx.dual) {
   const Scenario& s = ctx.s;
@@ -42,21 +65,9 @@ StageLayers::StageLayers(const StepContext& ctx)
     } else if (l.kind == LayerKind::cnn) {
       layers_[0][0].push_back(&l);  // CNNs are data parallel only (validated): one stage
     } else if (l.kind == LayerKind::mtp) {
-      // Megatron-Core's MTP stage builds a LanguageModelEmbedding of its own (gpt_model.py
-      // line 173 at NVIDIA/Megatron-LM d98e8a64): a copy of the word embedding table on this
-      // rank, a parameter whose gradient is reduced over the data-parallel group, stepped and
-      // summed with the first stage's (the embedding group, tied_embedding_pass). The
-      // workload counts the table once (on the embedding).
-      auto copy = std::make_shared<Layer>(l);
-      const double table = std::ceil(static_cast<double>(s.model.vocab) / p.tp) *
-                           static_cast<double>(s.model.hidden);
-      for (Op& op : copy->ops) {
-        if (op.kind == OpKind::embedding) {
-          op.params += table;
-          break;
-        }
-      }
-      mtp_ = std::move(copy);
+      // A multi-token-prediction stage of its own, with its copy of the word embedding
+      // (with_mtp_table, below).
+      mtp_ = with_mtp_table(s, l);
       layers_[mtp_at.first][mtp_at.second].push_back(mtp_.get());
     } else {
       const auto [stage, chunk] = place.at(index++);
@@ -81,8 +92,13 @@ StageLayers::StageLayers(const StepContext& ctx)
       if (op.name == "head.output") op.params += table;
     tied_head_ = std::move(copy);
     head_ = tied_head_.get();
+  } else if (head_ && s.model.mtp_layers > 0 && standalone_mtp_stage(p.pipeline_layout) < 0 &&
+             mtp_embedding_copy_rank(s.model, p) >= 0) {
+    tied_head_ = with_mtp_table(s, *head_);
+    head_ = tied_head_.get();
   }
 }
+
 
 std::vector<const Layer*> StageLayers::of(int stage, int chunk) const {
   std::vector<const Layer*> out;
@@ -255,12 +271,19 @@ class PipelineBuilder {
         m_(p_.microbatches()),
         chunks_(layers.chunks()),
         positions_(ctx.dual ? p_.pp : p_.pp * p_.virtual_pipeline_stages),
-        mtp_stage_(standalone_mtp_stage(p_.pipeline_layout)) {
+        mtp_stage_(standalone_mtp_stage(p_.pipeline_layout)),
+        // Interleaved 1F1B without overlapped transfers: Megatron-Core's loop runs a
+        // forward and a backward, then one call that sends and receives for both
+        // (schedules.py, send_forward_backward_recv_forward_backward at d98e8a64), where
+        // orrery sends after each block; a rendezvous per direction would close cycles
+        // there, so only the exchange's time is kept.
+        rendezvous_(mtp_stage_ >= 0 &&
+                    !(p_.schedule == PipelineSchedule::interleaved_1f1b && !ctx.s.training.overlap_p2p)) {
     const size_t count = ranks.size() * 2 * static_cast<size_t>(chunks_) * static_cast<size_t>(m_);
     block_first_.assign(count, std::nullopt);
     block_last_.assign(count, std::nullopt);
     incoming_.assign(count, std::nullopt);
-    if (mtp_stage_ >= 0) {
+    if (rendezvous_) {
       shape_exchange_.assign(count, std::nullopt);
       receiver_ready_.assign(count, std::nullopt);
     }
@@ -347,7 +370,7 @@ class PipelineBuilder {
       const int exchange = planner_.issue(shape);
       g_.depend(after, exchange);
       after = exchange;
-      shape_exchange_[key] = exchange;
+      if (rendezvous_) shape_exchange_[key] = exchange;
     }
     t.comm = pair(Bytes(ctx_.bytes.pp * copies));
     const int task = planner_.issue(t);
@@ -362,11 +385,14 @@ class PipelineBuilder {
   // NVIDIA/Megatron-LM d98e8a64): one copy of the activation in the forward (b s/cp h, its
   // sequence-parallel share under sp), at least one kernel's host time; the clone's
   // backward hands the gradient on without a kernel. The block stays a task so that the
-  // schedule's transfers through the stage keep their order.
+  // schedule's transfers through the stage keep their order. Past a multi-token-prediction
+  // stage of its own it passes on 1 + mtp_layers hidden states (send_after).
   void empty_block(size_t r, const Block& b) {
     Seconds work;
     if (b.forward) {
-      const double bytes = ctx_.bytes.tp / (p_.sequence_parallel ? p_.tp : 1);
+      const int q = b.chunk * p_.pp + ranks_[r].s;
+      const int copies = mtp_stage_ >= 0 && q > mtp_stage_ ? 1 + ctx_.s.model.mtp_layers : 1;
+      const double bytes = copies * ctx_.bytes.tp / (p_.sequence_parallel ? p_.tp : 1);
       work = std::max(elementwise_time(ctx_, bytes, bytes, false),
                       ctx_.s.training.stack.host_overhead);
     }
@@ -905,13 +931,16 @@ class PipelineBuilder {
       const bool final_bwd = !b.forward && !b.split && last_bwd_of_chunk[b.chunk] == bi;
       const int grad_list = ctx_.dual ? b.chunk : 0;
       first_.reset();
-      if (mtp_stage_ >= 0) {
+      if (rendezvous_) {
         // What the rank computed before this block (not its sends, which Megatron-Core
         // batches with this block's receive in one exchange).
         receiver_ready_[block_key(rank, b.forward ? 1 : 0, b.chunk, b.microbatch)] = compute_end;
       }
       if (layers.empty()) {
         empty_block(r, b);
+        // A pair of overlapped forward and backward (moe_a2a_overlap) with an empty side
+        // has nothing to overlap: the other side runs alone.
+        fused_forward_.reset();
       } else if (ctx_.opt.op_level) {
         op_level_block(r, b, layers, final_bwd, grad_list);
       } else {
@@ -1055,6 +1084,7 @@ class PipelineBuilder {
   // Per block (block_key): its first and last compute task, and the transfer it receives.
   std::vector<MaybeTask> block_first_, block_last_, incoming_;
   int mtp_stage_ = -1;  // a multi-token-prediction stage of its own (PipelineLayout::mtp_stage)
+  bool rendezvous_ = false;  // its shape exchanges wait for the receiver (send_after)
   // Under mtp_standalone, by block key: the shape exchange before the block's incoming
   // transfer, and the receiving rank's last task before the block.
   std::vector<MaybeTask> shape_exchange_, receiver_ready_;

@@ -152,9 +152,9 @@ double tied_embedding_allreduce_bytes(const Scenario& s);
 
 // The pipeline ranks in Megatron's embedding group, whose copies of the word embedding have
 // their gradients summed once a step: the first; the last when it holds a tied copy
-// (tied_embedding_copy); the rank of a multi-token-prediction stage of its own, which builds
-// its own copy (pretrain_gpt.py lines 493-505 and finalize_model_grads.py lines 233-258 at
-// NVIDIA/Megatron-LM d98e8a64). One rank: no group.
+// (tied_embedding_copy); the rank whose multi-token-prediction layers keep a copy of their
+// own (mtp_embedding_copy_rank, model/pipeline.h; pretrain_gpt.py lines 493-505 and
+// finalize_model_grads.py lines 233-258 at NVIDIA/Megatron-LM d98e8a64). One rank: no group.
 std::vector<int> embedding_group_stages(const Scenario& s);
 // Bytes a GPU of that group all-reduces once a step; 0 without a group.
 double embedding_group_allreduce_bytes(const Scenario& s);

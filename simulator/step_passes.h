@@ -49,8 +49,9 @@ class StageLayers {
   // (rank, chunk) of the embedding and of the head (model/pipeline.h, PipelineLayout).
   std::pair<int, int> embedding_at_{0, 0}, head_at_{0, 0};
   // The head with its copy of tied word embeddings, when the head's stage is not the
-  // embedding's (the constructor says why); head_ then points here. Shared so that a copy
-  // of this object keeps its pointers.
+  // embedding's, or with the copy its multi-token-prediction layers keep (the constructor
+  // says why); head_ then points here. Shared so that a copy of this object keeps its
+  // pointers.
   std::shared_ptr<const Layer> tied_head_;
   // The multi-token-prediction layer on a stage of its own (Shard::mtp_standalone), with
   // its copy of the word embedding as a parameter (the constructor says why); it is the last

@@ -189,12 +189,24 @@ TEST(MultiTokenPrediction, StandaloneStageByHand) {
   EXPECT_EQ(a.layers[3].ops.back().name, "mtp.final_norm");
   EXPECT_DOUBLE_EQ(a.layers[4].params(), t.layers[3].params() - 74048.0);
   EXPECT_EQ(a.layers[4].ops.size() + a.layers[3].ops.size(), t.layers[3].ops.size());
-  // Memory: rank 2 holds the MTP layer and its own copy of the word embedding,
-  // 1024 x 64 = 65,536 (Megatron-Core's LanguageModelEmbedding on the MTP stage); rank 3
-  // holds 74,048 fewer.
+  // Memory: the rank that runs the MTP layer holds it and its own copy of the word
+  // embedding, 1024 x 64 = 65,536 (Megatron-Core's LanguageModelEmbedding on every chunk with
+  // MTP layers): rank 2 in the one layout, rank 3 in the other.
+  EXPECT_EQ(mtp_embedding_copy_rank(apart.model, apart.parallelism), 2);
+  EXPECT_EQ(mtp_embedding_copy_rank(together.model, together.parallelism), 3);
   const MemoryReport ma = estimate_memory(apart), mt = estimate_memory(together);
   EXPECT_DOUBLE_EQ(ma.stages.at(2).params - mt.stages.at(2).params, 74048.0 + 65536.0);
-  EXPECT_DOUBLE_EQ(mt.stages.at(3).params - ma.stages.at(3).params, 74048.0);
+  EXPECT_DOUBLE_EQ(mt.stages.at(3).params - ma.stages.at(3).params, 74048.0 + 65536.0);
+  // One pipeline rank holds it all: no copy. A last rank with the tied copy shares it
+  // (shared_embedding_or_output_weight); an MTP stage of its own keeps one beside it.
+  const Scenario one = mtp_model(1);
+  EXPECT_EQ(mtp_embedding_copy_rank(one.model, one.parallelism), -1);
+  Scenario tied = together;
+  tied.model.tied_embeddings = true;
+  EXPECT_EQ(mtp_embedding_copy_rank(tied.model, tied.parallelism), -1);
+  tied = apart;
+  tied.model.tied_embeddings = true;
+  EXPECT_EQ(mtp_embedding_copy_rank(tied.model, tied.parallelism), 2);
   EXPECT_EQ(ma.stages.at(2).layers, 0);  // transformer layers only
 }
 

@@ -179,10 +179,10 @@ TEST(Step, StandaloneMtpStageSendsItsHiddenStatesAndSyncsItsEmbedding) {
   // each of the three boundaries carries one activation each way per micro-batch,
   // 8192 x 4096 x 2 bytes = 64 MiB: 3 x 2 x 8 x 64 MiB = 3 GiB on NVLink. With the MTP layer
   // on rank 2 ("Et*8|t*8|t*16m|L", Megatron-Core's mtp_standalone) the last boundary
-  // carries the main and the MTP hidden states (2 x 64 MiB); every transfer is preceded
-  // by a 24-byte shape exchange; and rank 2's copy of the word embedding has its fp32
-  // gradient, 128,256 x 4096 x 4 bytes, all-reduced with rank 0's, each of the two GPUs
-  // sending it once.
+  // carries the main and the MTP hidden states (2 x 64 MiB) and every transfer is preceded
+  // by a 24-byte shape exchange. In both, the MTP layer's rank (3, or 2) keeps a copy of the
+  // word embedding whose fp32 gradient, 128,256 x 4096 x 4 bytes, is all-reduced with
+  // rank 0's, each of the two GPUs sending it once.
   auto scenario = [](const std::string& layout) {
     return load_scenario_text(fmt::format(R"(
 cluster: {{preset: dgx-h100, nodes: 1, gpus_per_node: 4}}
@@ -195,13 +195,30 @@ parallelism: {{tp: 1, dp: 1, pp: 4, microbatch: 1, global_batch: 8, pipeline_lay
   const StepResult together = simulate_step(scenario("Et*8|t*8|t*16|mL"));
   const StepResult apart = simulate_step(scenario("Et*8|t*8|t*16m|L"));
   const double act = 8192.0 * 4096 * 2;
-  EXPECT_DOUBLE_EQ(together.bytes_by_link_class.at(LinkClass::nvlink), 3 * 2 * 8 * act);
+  const double table = 2 * 128256.0 * 4096 * 4;
+  EXPECT_DOUBLE_EQ(together.bytes_by_link_class.at(LinkClass::nvlink), 3 * 2 * 8 * act + table);
   EXPECT_DOUBLE_EQ(apart.bytes_by_link_class.at(LinkClass::nvlink),
-                   (1 + 1 + 2) * 2 * 8 * act + 3 * 2 * 8 * 24.0 + 2 * 128256.0 * 4096 * 4);
+                   (1 + 1 + 2) * 2 * 8 * act + 3 * 2 * 8 * 24.0 + table);
   SimulationOptions full;
   full.full = true;
   EXPECT_DOUBLE_EQ(simulate_step(scenario("Et*8|t*8|t*16m|L"), full).step_time.value(),
                    apart.step_time.value());
+  // Interleaved 1F1B without overlapped transfers: the exchanges keep their time without
+  // waiting for the receiver, which closed cycles in the task graph (docs/simulator.md).
+  const Scenario interleaved = load_scenario_text(R"(
+cluster: {preset: dgx-h100, nodes: 1, gpus_per_node: 3}
+model: {preset: llama3-8b, mtp_layers: 1}
+parallelism: {tp: 1, dp: 1, pp: 3, microbatch: 1, global_batch: 6,
+              pipeline_layout: "Et*6|t*6|t*5|t*5|t*10m|L"}
+training: {overlap_p2p: false}
+)",
+                                                  "interleaved.yaml");
+  const StepResult i = simulate_step(interleaved);
+  EXPECT_DOUBLE_EQ(simulate_step(interleaved, full).step_time.value(), i.step_time.value());
+  EXPECT_DOUBLE_EQ(i.bytes_by_link_class.at(LinkClass::nvlink),
+                   // boundaries 0-1, 1-2, 2-3, 3-4 at one activation, 4-5 at two; 6
+                   // micro-batches each way; the exchanges; the embedding gradients
+                   (4 + 2) * 2 * 6 * act + 5 * 2 * 6 * 24.0 + table);
 }
 
 TEST(Step, SameInputSameBytes) {
