@@ -69,12 +69,10 @@ PipelineLayout pipeline_layout(const ModelSpec& m, const ParallelismSpec& p) {
 
 int mtp_embedding_copy_rank(const ModelSpec& m, const ParallelismSpec& p) {
   if (m.mtp_layers <= 0 || p.pp < 2 || !m.is_transformer() ||
-      p.schedule == PipelineSchedule::dualpipe)
+      p.schedule == PipelineSchedule::dualpipe || p.pipeline_engine != PipelineEngine::megatron)
     return -1;
   const int standalone = standalone_mtp_stage(p.pipeline_layout);
-  const int rank = standalone >= 0 ? standalone % p.pp : p.pp - 1;
-  if (m.tied_embeddings && rank == p.pp - 1) return -1;
-  return rank;
+  return standalone >= 0 ? standalone % p.pp : p.pp - 1;
 }
 
 std::vector<int> stage_of_layers(const ModelSpec& m, const ParallelismSpec& p) {

@@ -49,9 +49,12 @@ PipelineLayout pipeline_layout(const ModelSpec& m, const ParallelismSpec& p);
 // layers, or -1. Megatron-Core builds a LanguageModelEmbedding on every model chunk that runs
 // them (gpt_model.py line 173 at NVIDIA/Megatron-LM d98e8a64, pre_process or mtp_process),
 // so with pp > 1 the rank holding them (the loss's, or a stage of their own) keeps a table
-// of its own, in Megatron's embedding group; none where that rank already holds one: the
-// last rank's tied copy (shared_embedding_or_output_weight). Not under DualPipe, whose
-// first and last ranks hold the embedding and the head together.
+// of its own, in Megatron's embedding group. On the last rank with tied embeddings it is the
+// shared weight (shared_embedding_or_output_weight, language_module.py lines 348-361) and the
+// output layer's own weight, allocated off the first stage (skip_weight_param_allocation,
+// gpt_model.py lines 289-290), stays beside it unused: two tables there, one in the group.
+// Not under DualPipe, whose first and last ranks hold the embedding and the head together,
+// nor DeepSpeed's pipeline engine.
 int mtp_embedding_copy_rank(const ModelSpec& m, const ParallelismSpec& p);
 
 // Rank of each of the model's transformer layers, in order.

@@ -680,12 +680,19 @@ std::string render_stack_explanation(const Scenario& s) {
         s.parallelism.pipeline_engine == PipelineEngine::deepspeed ? "before" : "after");
   }
   if (const int rank = mtp_embedding_copy_rank(s.model, s.parallelism); rank >= 0) {
+    const double bytes = embedding_group_allreduce_bytes(s);
+    const bool shared = tied_embedding_copy(s) && rank == s.parallelism.pp - 1;
     o += fmt::format(
         "  {:<25}rank {} keeps a copy of the word embedding for the multi-token-prediction "
-        "layers (Megatron-Core builds one on every model chunk that runs them); once a step "
-        "its gradient is all-reduced with the others ({:.2f} MiB a GPU, {}; after the "
-        "data-parallel reduction)\n",
-        "MTP embedding", rank, embedding_group_allreduce_bytes(s) / 1048576.0, group_text);
+        "layers (Megatron-Core builds one on every model chunk that runs them){}\n",
+        "MTP embedding", rank,
+        shared ? std::string(": the tied weight the group sums, the output layer's own table "
+                             "beside it unused (two tables on that rank)")
+        : bytes > 0 ? fmt::format("; once a step its gradient is all-reduced with the others "
+                                "({:.2f} MiB a GPU, {}; after the data-parallel reduction)",
+                                bytes / 1048576.0, group_text)
+                  : std::string("; its gradient's sum with the other copies is not timed under "
+                                "ZeRO-3"));
   }
   if (const int ms = standalone_mtp_stage(s.parallelism.pipeline_layout); ms >= 0) {
     const ParallelismSpec& p = s.parallelism;

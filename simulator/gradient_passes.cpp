@@ -948,6 +948,7 @@ std::vector<int> embedding_group_stages(const Scenario& s) {
   const int mtp = mtp_embedding_copy_rank(s.model, s.parallelism);
   if (mtp >= 0) out.push_back(mtp);
   std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());  // a tied last rank with MTP
   return out;
 }
 

@@ -92,8 +92,10 @@ StageLayers::StageLayers(const StepContext& ctx)
       if (op.name == "head.output") op.params += table;
     tied_head_ = std::move(copy);
     head_ = tied_head_.get();
-  } else if (head_ && s.model.mtp_layers > 0 && standalone_mtp_stage(p.pipeline_layout) < 0 &&
-             mtp_embedding_copy_rank(s.model, p) >= 0) {
+  }
+  // MTP layers with the loss: their table beside the head's (a tied one included).
+  if (head_ && s.model.mtp_layers > 0 && standalone_mtp_stage(p.pipeline_layout) < 0 &&
+      mtp_embedding_copy_rank(s.model, p) >= 0) {
     tied_head_ = with_mtp_table(s, *head_);
     head_ = tied_head_.get();
   }

@@ -197,16 +197,25 @@ TEST(MultiTokenPrediction, StandaloneStageByHand) {
   const MemoryReport ma = estimate_memory(apart), mt = estimate_memory(together);
   EXPECT_DOUBLE_EQ(ma.stages.at(2).params - mt.stages.at(2).params, 74048.0 + 65536.0);
   EXPECT_DOUBLE_EQ(mt.stages.at(3).params - ma.stages.at(3).params, 74048.0 + 65536.0);
-  // One pipeline rank holds it all: no copy. A last rank with the tied copy shares it
-  // (shared_embedding_or_output_weight); an MTP stage of its own keeps one beside it.
+  // One pipeline rank holds it all: no copy.
   const Scenario one = mtp_model(1);
   EXPECT_EQ(mtp_embedding_copy_rank(one.model, one.parallelism), -1);
+  // Tied, with the loss: the MTP table is the shared weight and the output layer keeps its
+  // own beside it (allocated off the first stage), so the last rank holds two tables, as
+  // untied (output weights and the MTP table); on a stage of its own the MTP rank holds one
+  // and the last rank the tied copy in place of untied output weights: tied or not, every
+  // rank holds the same count.
   Scenario tied = together;
   tied.model.tied_embeddings = true;
-  EXPECT_EQ(mtp_embedding_copy_rank(tied.model, tied.parallelism), -1);
+  EXPECT_EQ(mtp_embedding_copy_rank(tied.model, tied.parallelism), 3);
+  const MemoryReport tt = estimate_memory(tied);
+  for (int st = 0; st < 4; ++st) EXPECT_DOUBLE_EQ(tt.stages.at(st).params, mt.stages.at(st).params);
+  EXPECT_DOUBLE_EQ(tt.stages.at(3).params, 74048.0 + 2 * 65536.0 + 64.0);  // + the final norm
   tied = apart;
   tied.model.tied_embeddings = true;
   EXPECT_EQ(mtp_embedding_copy_rank(tied.model, tied.parallelism), 2);
+  const MemoryReport ta = estimate_memory(tied);
+  for (int st = 0; st < 4; ++st) EXPECT_DOUBLE_EQ(ta.stages.at(st).params, ma.stages.at(st).params);
   EXPECT_EQ(ma.stages.at(2).layers, 0);  // transformer layers only
 }
 

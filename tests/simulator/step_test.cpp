@@ -214,6 +214,25 @@ training: {overlap_p2p: false}
 )",
                                                   "interleaved.yaml");
   const StepResult i = simulate_step(interleaved);
+  // An empty stage past the MTP stage clones both hidden states it passes on: each of its
+  // 8 forwards is 2 x 2 x 64 MiB through HBM (or the host's time for one kernel).
+  const Scenario past = load_scenario_text(R"(
+cluster: {preset: dgx-h100, nodes: 1, gpus_per_node: 4}
+model: {preset: llama3-8b, mtp_layers: 1}
+parallelism: {tp: 1, dp: 1, pp: 4, microbatch: 1, global_batch: 8,
+              pipeline_layout: "Et*4|t*4|t*4|t*4|t*4|t*12m||L"}
+)",
+                                           "past.yaml");
+  const auto model = make_roofline_model(past);
+  Op clone;
+  clone.kind = OpKind::elementwise;
+  clone.fwd_read = clone.fwd_written = Bytes(2 * act);
+  const double copy = std::max(model->op_time(clone, Pass::forward).value(),
+                               past.training.stack.host_overhead.value());
+  int clones = 0;
+  for (const Task& t : simulate_step(past).graph.tasks)
+    clones += t.kind == TaskKind::forward && t.work.value() == copy ? 1 : 0;
+  EXPECT_EQ(clones, 8);
   EXPECT_DOUBLE_EQ(simulate_step(interleaved, full).step_time.value(), i.step_time.value());
   EXPECT_DOUBLE_EQ(i.bytes_by_link_class.at(LinkClass::nvlink),
                    // boundaries 0-1, 1-2, 2-3, 3-4 at one activation, 4-5 at two; 6
