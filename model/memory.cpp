@@ -303,12 +303,16 @@ RankTally tally_rank(const Scenario& s, const StageLayers& sl, int i, const Stat
     const bool interleaved = p.schedule == PipelineSchedule::interleaved_1f1b;
     std::vector<Bytes> chunk_microbatch(static_cast<std::size_t>(p.virtual_pipeline_stages));
     std::vector<int> chunk_layers(chunk_microbatch.size(), 0);
+    int layers = 0;  // transformer layers (a multi-token-prediction layer is not one)
     for (std::size_t k = 0; k < sl.layers[held].size(); ++k) {
       const Layer* l = sl.layers[held][k];
+      const int counted = l->kind == LayerKind::mtp ? 0 : 1;
+      layers += counted;
+      if (counted) per_microbatch += l->saved(t.recompute, t.recompute_modules);
       if (interleaved) {
         const auto c = static_cast<std::size_t>(sl.chunk[held][k]);
         chunk_microbatch[c] += l->saved(t.recompute, t.recompute_modules);
-        chunk_layers[c] += l->kind == LayerKind::mtp ? 0 : 1;  // transformer layers counted
+        chunk_layers[c] += counted;
       }
       add_gradients(r.gradients, *l, false);
       add_gradients(r.gradients, *l, true);
@@ -321,13 +325,7 @@ RankTally tally_rank(const Scenario& s, const StageLayers& sl, int i, const Stat
       r.largest_tensor = std::max(r.largest_tensor, largest_tensor_of(*l));
       add_fp8(st, r, *l);
     }
-    const int layers = static_cast<int>(std::count_if(
-        sl.layers[held].begin(), sl.layers[held].end(),
-        [](const Layer* l) { return l->kind != LayerKind::mtp; }));
     st.layers += layers;
-    per_microbatch += stage_microbatch;
-    for (const Layer* l : sl.layers[held])
-      if (l->kind == LayerKind::mtp) per_microbatch -= l->saved(t.recompute, t.recompute_modules);
     if (interleaved) {
       // Each chunk's micro-batches held at the rank's peak (interleaved_peak).
       const std::vector<double> held_mb = interleaved_peak(p, held, chunk_microbatch);

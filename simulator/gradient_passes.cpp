@@ -703,7 +703,7 @@ void tied_embedding_pass(const StepContext& ctx, const RankSet& ranks, const Pip
   if (bytes <= 0) return;
   for (size_t r = 0; r < ranks.size(); ++r) {
     if (ranks[r].s != 0) continue;
-    const std::vector<int> members = ranks.embedding_members(r, embedding_group_stages(ctx.s));
+    const std::vector<int> members = ranks.embedding_members(r, ctx.L.embedding_stages);
     std::vector<int> after;
     for (int mr : members) {
       const size_t m = static_cast<size_t>(mr);

@@ -101,18 +101,15 @@ GroupSet groups_of(GroupKind kind, int stage, const Layout& L, int block) {
             all.push_back(std::move(g));
           }
       break;
-    case GroupKind::embedding: {  // the embedding group's stages, same t, c, d
-      const std::vector<int> stages =
-          L.embedding_stages.empty() ? std::vector<int>{0, L.pp - 1} : L.embedding_stages;
+    case GroupKind::embedding:  // the embedding group's stages, same t, c, d
       for (int d = 0; d < L.dp; ++d)
         for (int c = 0; c < L.cp; ++c)
           for (int t = 0; t < L.tp; ++t) {
             std::vector<int> g;
-            for (int st : stages) g.push_back(L.gpu(t, c, d, st));
+            for (int st : L.embedding_stages) g.push_back(L.gpu(t, c, d, st));
             all.push_back(std::move(g));
           }
       return split_followed(std::move(all), L.followed(0));
-    }
     case GroupKind::dp_mirror:
     case GroupKind::expert_dp_mirror:
       break;  // built from dp / expert_dp above

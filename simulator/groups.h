@@ -27,7 +27,7 @@ struct Layout {
   }
   int followed(int p) const { return gpu(follow_t, follow_c, follow_d, p); }
   // The pipeline ranks of Megatron's embedding group (embedding_group_stages,
-  // simulator/step.h); empty: the first and the last.
+  // simulator/step.h; StepContext sets it).
   std::vector<int> embedding_stages{};
   // The experts' tensor-parallel degree (parallelism.expert_tp; 0: tp).
   int etp = 0;

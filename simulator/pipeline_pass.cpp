@@ -21,15 +21,12 @@ namespace orrery::detail {
 namespace {
 
 // The layer that runs the multi-token-prediction layers, with the copy of the word embedding
-// their rank keeps (mtp_embedding_copy_rank, model/pipeline.h) as the parameter of their
-// lookup: reduced over the data-parallel group, stepped, and summed with the first stage's
-// in the embedding group (tied_embedding_pass). The workload counts the table once (on the
-// embedding).
-std::shared_ptr<const Layer> with_mtp_table(const Scenario& s, const Layer& l) {
+// their rank keeps (mtp_embedding_copy_rank, model/pipeline.h; `table` elements a GPU) as
+// the parameter of their lookup: reduced over the data-parallel group, stepped, and summed
+// with the first stage's in the embedding group (tied_embedding_pass). The workload counts
+// the table once (on the embedding).
+std::shared_ptr<const Layer> with_mtp_table(const Layer& l, double table) {
   auto copy = std::make_shared<Layer>(l);
-  if (mtp_embedding_copy_rank(s.model, s.parallelism) < 0) return copy;
-  const double table = std::ceil(static_cast<double>(s.model.vocab) / s.parallelism.tp) *
-                       static_cast<double>(s.model.hidden);
   for (Op& op : copy->ops) {
     if (op.kind == OpKind::embedding) {
       op.params += table;
@@ -46,6 +43,9 @@ StageLayers::StageLayers(const StepContext& ctx)
   const Scenario& s = ctx.s;
   const ParallelismSpec& p = ctx.p;
   chunks_ = dual_ ? 2 : vp_;
+  // A GPU's share of a copy of the vocabulary-parallel word embedding.
+  const double table =
+      std::ceil(static_cast<double>(s.model.vocab) / p.tp) * static_cast<double>(s.model.hidden);
   std::vector<std::pair<int, int>> place;
   std::pair<int, int> mtp_at{0, 0};
   if (s.model.is_transformer()) {
@@ -67,7 +67,7 @@ StageLayers::StageLayers(const StepContext& ctx)
     } else if (l.kind == LayerKind::mtp) {
       // A multi-token-prediction stage of its own, with its copy of the word embedding
       // (with_mtp_table, below).
-      mtp_ = with_mtp_table(s, l);
+      mtp_ = with_mtp_table(l, table);
       layers_[mtp_at.first][mtp_at.second].push_back(mtp_.get());
     } else {
       const auto [stage, chunk] = place.at(index++);
@@ -86,21 +86,17 @@ StageLayers::StageLayers(const StepContext& ctx)
   // embedding); the memory model counts the copy (model/memory.cpp).
   if (head_ && tied_embedding_copy(s)) {
     auto copy = std::make_shared<Layer>(*head_);
-    const double table = std::ceil(static_cast<double>(s.model.vocab) / p.tp) *
-                         static_cast<double>(s.model.hidden);
     for (Op& op : copy->ops)
       if (op.name == "head.output") op.params += table;
     tied_head_ = std::move(copy);
     head_ = tied_head_.get();
   }
   // MTP layers with the loss: their table beside the head's (a tied one included).
-  if (head_ && s.model.mtp_layers > 0 && standalone_mtp_stage(p.pipeline_layout) < 0 &&
-      mtp_embedding_copy_rank(s.model, p) >= 0) {
-    tied_head_ = with_mtp_table(s, *head_);
+  if (head_ && !mtp_ && mtp_embedding_copy_rank(s.model, p) >= 0) {
+    tied_head_ = with_mtp_table(*head_, table);
     head_ = tied_head_.get();
   }
 }
-
 
 std::vector<const Layer*> StageLayers::of(int stage, int chunk) const {
   std::vector<const Layer*> out;
