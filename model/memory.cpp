@@ -151,6 +151,9 @@ struct StageLayers {
   // The rank whose multi-token-prediction layers keep a copy of the word embedding
   // (mtp_embedding_copy_rank, model/pipeline.h), or -1.
   int mtp_table_rank = -1;
+  // Each rank's empty virtual stages (parallelism.pipeline_layout): (chunk, hidden states
+  // it receives: 1, or 1 + mtp_layers past a multi-token-prediction stage of its own).
+  std::vector<std::vector<std::pair<int, int>>> empty_chunks;
 };
 
 StageLayers assign_stages(const ModelSpec& m, const ParallelismSpec& p, const Workload& w) {
@@ -170,6 +173,15 @@ StageLayers assign_stages(const ModelSpec& m, const ParallelismSpec& p, const Wo
     const PipelineLayout layout = pipeline_layout(m, p);
     const auto place = layout.place_of_layers();
     sl.mtp_table_rank = mtp_embedding_copy_rank(m, p);
+    sl.empty_chunks.resize(p.pp);
+    for (int q = 0; q < p.pp * layout.vp; ++q) {
+      if (layout.layers[static_cast<std::size_t>(q)] > 0 || q == layout.embedding_stage ||
+          q == layout.loss_stage || q == layout.mtp_stage) {
+        continue;
+      }
+      const int copies = layout.mtp_stage >= 0 && q > layout.mtp_stage ? 1 + m.mtp_layers : 1;
+      sl.empty_chunks[static_cast<std::size_t>(q % p.pp)].emplace_back(q / p.pp, copies);
+    }
     std::size_t index = 0;
     for (const Layer& l : w.layers) {
       if (l.kind == LayerKind::embedding) {
@@ -324,6 +336,23 @@ RankTally tally_rank(const Scenario& s, const StageLayers& sl, int i, const Stat
       r.largest_layer_gathered = std::max(r.largest_layer_gathered, gathered(*l, sb, fp8_gather));
       r.largest_tensor = std::max(r.largest_tensor, largest_tensor_of(*l));
       add_fp8(st, r, *l);
+    }
+    // An empty virtual stage keeps what it received until the micro-batch's backward: the
+    // schedule holds each forward's received tensor (input_tensors, Megatron-Core's
+    // pipeline_parallel/schedules.py lines 1659 and 1692 at NVIDIA/Megatron-LM d98e8a64),
+    // which in a stage with layers is its first layer's saved input, counted there; the
+    // clone it sends on is freed once sent (deallocate_output_tensor, on in Megatron-LM:
+    // argument_utils.py line 305). One hidden state (b s/cp h, its sequence-parallel share
+    // under sp) a micro-batch in flight, 1 + mtp_layers past an MTP stage of its own.
+    if (!sl.empty_chunks.empty()) {
+      const double hidden_state = static_cast<double>(p.microbatch) * m.seq_len / p.cp *
+                                  static_cast<double>(m.hidden) * activation_bytes(t.precision) /
+                                  (p.sequence_parallel ? p.tp : 1);
+      for (const auto& [c, copies] : sl.empty_chunks[static_cast<std::size_t>(held)]) {
+        const Bytes held_input(copies * hidden_state);
+        stage_microbatch += held_input;
+        if (interleaved) chunk_microbatch[static_cast<std::size_t>(c)] += held_input;
+      }
     }
     st.layers += layers;
     if (interleaved) {

@@ -91,6 +91,21 @@ TEST(Memory, FewMicrobatchesCapTheInFlightCount) {
   EXPECT_DOUBLE_EQ(r.stages[0].layers_in_flight, 2.0 * 12);
 }
 
+TEST(Memory, EmptyStageHoldsWhatItReceived) {
+  // An empty stage keeps each received hidden state until its micro-batch's backward
+  // (Megatron-Core's input_tensors): 1F1B stage 3 of 8 has 8 - 3 = 5 micro-batches in
+  // flight (m = 96), each b s h = 1 x 2048 x 12288 elements in bf16; under sequence
+  // parallelism its 1/8 share.
+  const std::string layout =
+      ", pipeline_layout: \"Et*14|t*14|t*14||t*14|t*14|t*14|t*12L\"";
+  const MemoryReport full = estimate_memory(gpt3(layout));
+  EXPECT_EQ(full.stages[3].layers, 0);
+  EXPECT_DOUBLE_EQ(full.stages[3].layers_in_flight, 0.0);
+  EXPECT_DOUBLE_EQ(full.stages[3].memory.activations.value(), 5.0 * 2048 * 12288 * 2);
+  const MemoryReport sp = estimate_memory(gpt3(layout + ", sequence_parallel: true"));
+  EXPECT_DOUBLE_EQ(sp.stages[3].memory.activations.value(), 5.0 * 2048 * 12288 * 2 / 8);
+}
+
 TEST(Memory, TiedEmbeddingCopyOnLastStage) {
   // GPT-3's tied word embedding (51200 x 12288 / tp 8 per rank) is held by the first
   // stage and, for its gradient, copied on the last one (Megatron-LM).
