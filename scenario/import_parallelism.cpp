@@ -133,15 +133,18 @@ std::string write_parallelism_section(const ImportSettings& a, const ImportSourc
                        a.label("--context-parallel-size"));
   }
   // Context parallelism's exchange (--cp-comm-type, default p2p: arguments.py at d98e8a64):
-  // p2p is Transformer Engine's ring, allgather the keys and values gathered before
-  // attention; the same for every layer. a2a (Ulysses) and a2a+p2p have no form here.
+  // p2p is Transformer Engine's ring, all_gather the keys and values gathered before
+  // attention (Transformer Engine's and transformer_config.py's spelling; arguments.py's help
+  // text writes allgather, read as the same); the same for every layer. a2a (Ulysses) and
+  // a2a+p2p have no form here.
   if (a.whole("--context-parallel-size", 1) > 1 && a.has("--cp-comm-type")) {
     const std::vector<std::string> types = words_of(a.text("--cp-comm-type"));
     const bool uniform = std::all_of(types.begin(), types.end(),
                                      [&](const std::string& w) { return w == types[0]; });
-    if (types.empty() || !uniform || (types[0] != "p2p" && types[0] != "allgather")) {
+    if (types.empty() || !uniform ||
+        (types[0] != "p2p" && types[0] != "all_gather" && types[0] != "allgather")) {
       a.refuse("--cp-comm-type",
-               "orrery models p2p (the ring) and allgather, the same for every layer");
+               "orrery models p2p (the ring) and all_gather, the same for every layer");
     }
     p += scenario_line("cp_comm", types[0] == "p2p" ? "ring" : "all-gather",
                        a.label("--cp-comm-type"));

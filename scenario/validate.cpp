@@ -411,6 +411,27 @@ void complete_training(Scenario& s) {
              fmt::format("the model has no {} for this module to recompute", lacks));
     }
   }
+  // Combinations Megatron-Core's TransformerConfig refuses (transformer_config.py lines
+  // 1991-2005 at NVIDIA/Megatron-LM d98e8a64): recomputing the shared experts while they
+  // overlap the dispatch, and under delayed fp8 scaling the moe_act and layernorm modules
+  // (their recompute would update the amax history twice).
+  if (t.recompute == Recompute::selective) {
+    if ((t.recompute_modules & kRecomputeSharedExperts) && s.model.moe &&
+        s.model.moe->shared_expert_overlap) {
+      reject(s, "training.recompute_modules", "shared_experts",
+             "Megatron-Core refuses recomputing the shared experts with "
+             "model.moe.shared_expert_overlap");
+    }
+    const bool delayed = t.precision == Precision::fp8 && t.fp8 &&
+                         t.fp8->scaling == Fp8Spec::Scaling::delayed;
+    for (const RecomputeModule m : {kRecomputeMoeAct, kRecomputeLayernorm}) {
+      if (delayed && (t.recompute_modules & m)) {
+        reject(s, "training.recompute_modules", recompute_module_name(m),
+               "Megatron-Core refuses recomputing moe_act and layernorm under delayed fp8 "
+               "scaling (training.fp8.scaling: delayed)");
+      }
+    }
+  }
   if ((t.precision == Precision::fp32 || t.precision == Precision::tf32) &&
       t.main_params_dtype != MainParams::fp32) {
     reject(s, "training.main_params_dtype", to_string(t.main_params_dtype),

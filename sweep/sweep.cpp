@@ -1129,9 +1129,12 @@ std::string megatron_arguments(const Scenario& s) {
                        p.microbatch_group_size);
   }
   if (p.cp > 1) out += fmt::format(" --context-parallel-size {}", p.cp);
-  // --cp-comm-type (arguments.py at d98e8a64, default p2p, Transformer Engine's ring).
+  // --cp-comm-type (arguments.py at d98e8a64, default p2p, Transformer Engine's ring). The
+  // value goes to Transformer Engine as written, which knows "all_gather" (its
+  // context_parallel.py; transformer_config.py's cp_comm_type names the same), not the
+  // "allgather" of arguments.py's help text.
   if (p.cp > 1 && p.cp_comm == ParallelismSpec::CpComm::all_gather)
-    out += " --cp-comm-type allgather";
+    out += " --cp-comm-type all_gather";
   if (p.ep > 1) out += fmt::format(" --expert-model-parallel-size {}", p.ep);
   if (p.experts_split_tokens()) out += fmt::format(" --expert-tensor-parallel-size {}", p.etp());
   if (p.moe_a2a_overlap) out += " --overlap-moe-expert-parallel-comm";
@@ -1166,6 +1169,9 @@ std::string megatron_arguments(const Scenario& s) {
       out += " --moe-pad-expert-input-to-capacity";
     }
     if (moe.shared_expert_overlap) out += " --moe-shared-expert-overlap";
+    if (moe.node_limit > 0)
+      missing.emplace_back(fmt::format("the node limit of {} (router groups of one node each)",
+                                       moe.node_limit));
     // Aux-loss-free balancing: no aux loss, the expert bias instead (README's table of
     // load-balancing strategies).
     // The auxiliary loss runs only with a coefficient above 0 (router.py
@@ -1179,6 +1185,14 @@ std::string megatron_arguments(const Scenario& s) {
     }
   }
   if (p.sequence_parallel) out += " --sequence-parallel";
+  // Megatron-LM runs 1F1B, or the interleaved schedule with virtual stages; GPipe, ZB-H1 and
+  // DualPipe have no flag there (arguments.py at d98e8a64).
+  if (p.pp > 1 && p.schedule != PipelineSchedule::one_f_one_b &&
+      p.schedule != PipelineSchedule::interleaved_1f1b) {
+    missing.emplace_back(fmt::format("the {} schedule", to_string(p.schedule)));
+  }
+  if (p.schedule == PipelineSchedule::interleaved_1f1b && !s.training.overlap_p2p)
+    out += " --no-overlap-p2p-communication";
   out += fmt::format(" --micro-batch-size {} --global-batch-size {}", p.microbatch,
                      p.global_batch);
   switch (s.training.recompute) {
@@ -1198,6 +1212,13 @@ std::string megatron_arguments(const Scenario& s) {
       break;
   }
   if (s.training.cross_entropy_fusion) out += " --cross-entropy-loss-fusion";
+  // validate_args refuses the fusion with --cross-entropy-fusion-impl te (arguments.py lines
+  // 1697-1702 at d98e8a64, "disabled due to stability issues"): the native one is given.
+  if (s.training.te_cross_entropy()) {
+    missing.emplace_back(
+        "Transformer Engine's fused cross-entropy (Megatron-LM refuses it; the native fusion "
+        "given)");
+  }
   // training.stack's unfused kernels as Megatron-LM's switches (megatron/training/
   // arguments.py at NVIDIA/Megatron-LM d98e8a64: --no-rope-fusion, --no-bias-swiglu-fusion,
   // --no-bias-gelu-fusion).
@@ -1272,6 +1293,24 @@ std::string megatron_arguments(const Scenario& s) {
       }
     }
   }
+  // The overlaps orrery times, each off by default in Megatron-LM (arguments.py at d98e8a64:
+  // --overlap-grad-reduce, --overlap-param-gather store_true; --tp-comm-overlap from
+  // ModelParallelConfig, which needs --sequence-parallel). Under Megatron-FSDP (ZeRO-2/3)
+  // its own DDP overlaps both; PyTorch FSDP has no such flags.
+  const TrainingSpec& tr = s.training;
+  if (p.zero_stage <= 1) {
+    if (tr.overlap_grad_reduce) out += " --overlap-grad-reduce";
+    // Asserted with the distributed optimizer and --overlap-grad-reduce (arguments.py).
+    if (tr.overlap_param_gather && tr.overlap_grad_reduce && p.zero_stage == 1)
+      out += " --overlap-param-gather";
+    // Asserted with --overlap-param-gather, interleaving and no distributed checkpoint
+    // (use_dist_ckpt: any --ckpt-format but torch).
+    if (tr.overlap_param_gather_with_optimizer_step)
+      out += " --overlap-param-gather-with-optimizer-step --ckpt-format torch";
+    if (tr.grad_bucket_params)
+      out += fmt::format(" --ddp-bucket-size {:.0f}", *tr.grad_bucket_params);
+  }
+  if (tr.tp_comm_overlap && p.tp > 1 && p.sequence_parallel) out += " --tp-comm-overlap";
   if (p.zero_hpz) missing.emplace_back("ZeRO++ hpZ (DeepSpeed)");
   // Megatron-Core asks for at least pp micro-batches (validate_parallelism.cpp).
   if (flexible) {
@@ -1287,6 +1326,21 @@ std::string megatron_arguments(const Scenario& s) {
     missing.emplace_back(
         fmt::format("gradient compression {}", to_string(s.training.compression.scheme)));
   }
+  // --first-last-layers-bf16: Megatron-Core asks each count to be at most num_layers // pp
+  // (transformer_config.py lines 1532-1556 at d98e8a64).
+  auto bf16_edge_layers = [&](int first, int last) {
+    if (first + last == 0) return;
+    const int per_stage = s.model.layers / p.pp;
+    if (first > per_stage || last > per_stage) {
+      missing.emplace_back(fmt::format(
+          "bf16 edge layers {} and {} (Megatron-Core allows at most num_layers // pp = {} each)",
+          first, last, per_stage));
+      return;
+    }
+    out += fmt::format(
+        " --first-last-layers-bf16 --num-layers-at-start-in-bf16 {} --num-layers-at-end-in-bf16 {}",
+        first, last);
+  };
   switch (s.training.precision) {
     case Precision::fp16: out += " --fp16"; break;
     case Precision::bf16: out += " --bf16"; break;
@@ -1315,17 +1369,28 @@ std::string megatron_arguments(const Scenario& s) {
         if (f.bf16_first + f.bf16_last > 0 && f.scaling == Fp8Spec::Scaling::delayed) {
           missing.emplace_back("bf16 edge layers under delayed scaling (Megatron-Core refuses "
                                "--first-last-layers-bf16 with it)");
-        } else if (f.bf16_first + f.bf16_last > 0) {
-          out += fmt::format(
-              " --first-last-layers-bf16 --num-layers-at-start-in-bf16 {} "
-              "--num-layers-at-end-in-bf16 {}",
-              f.bf16_first, f.bf16_last);
+        } else {
+          bf16_edge_layers(f.bf16_first, f.bf16_last);
         }
-        if (f.param_allgather_fp8) out += " --fp8-param-gather";
-        // MXFP8 weights kept in fp8: the same switch, the gather bf16 through the gradient
-        // buffer (the reuse flag Megatron-Bridge sets with it).
-        if (f.fp8_weights && f.scaling == Fp8Spec::Scaling::mxfp8) {
-          out += " --fp8-param-gather --reuse-grad-buf-for-mxfp8-param-ag";
+        // Under --use-torch-fsdp2 validate_args turns --fp8-param-gather off (Transformer
+        // Engine 2.0 and newer, arguments.py lines 1051-1056 at d98e8a64): bf16 gathers.
+        const bool fp8_gather =
+            f.param_allgather_fp8 || (f.fp8_weights && f.scaling == Fp8Spec::Scaling::mxfp8);
+        if (fp8_gather && fsdp2_line) {
+          missing.emplace_back("fp8 parameter gathers under --use-torch-fsdp2 (Megatron-LM "
+                               "turns --fp8-param-gather off there)");
+        } else if (fp8_gather) {
+          out += " --fp8-param-gather";
+        }
+        // MXFP8 weights kept in fp8: the gather bf16 through the gradient buffer (the reuse
+        // flag Megatron-Bridge sets with it).
+        if (f.fp8_weights && f.scaling == Fp8Spec::Scaling::mxfp8 && !fsdp2_line) {
+          out += " --reuse-grad-buf-for-mxfp8-param-ag";
+        }
+        // Layers outside Transformer Engine's modules (the LM head, the router) have no
+        // Megatron-Core fp8 switch.
+        if ((f.gemms & (kFp8Head | kFp8Router)) != 0) {
+          missing.emplace_back("the LM head or the router in fp8 (training.fp8.gemms)");
         }
       }
       break;
@@ -1337,12 +1402,7 @@ std::string megatron_arguments(const Scenario& s) {
       out += " --bf16";
       if (f.format == Fp4Spec::Format::nvfp4) {
         out += " --fp4-format e2m1 --fp4-recipe nvfp4";
-        if (f.bf16_first + f.bf16_last > 0) {
-          out += fmt::format(
-              " --first-last-layers-bf16 --num-layers-at-start-in-bf16 {} "
-              "--num-layers-at-end-in-bf16 {}",
-              f.bf16_first, f.bf16_last);
-        }
+        bf16_edge_layers(f.bf16_first, f.bf16_last);
       } else {
         missing.emplace_back("fp4 format mxfp4 (no Megatron-Core recipe)");
       }
@@ -1359,10 +1419,23 @@ std::string megatron_arguments(const Scenario& s) {
   const bool bf16_moments = t.optimizer_state_dtype == StateDtype::bf16;
   const bool fp16_master = t.main_params_dtype == MainParams::fp16;
   // CPU offload needs the precision-aware optimizer too (arguments.py asserts it).
-  if (bf16_moments || fp16_master || t.optimizer_offload) {
+  // Under --use-torch-fsdp2 there is no distributed optimizer (arguments.py line 1038), which
+  // the precision-aware optimizer needs (megatron/core/optimizer/__init__.py line 1057).
+  if ((bf16_moments || fp16_master || t.optimizer_offload) && fsdp2_line) {
+    missing.emplace_back(
+        "optimizer states or master weights below fp32, or optimizer offload, under "
+        "--use-torch-fsdp2 (Megatron-LM's precision-aware optimizer needs its distributed "
+        "optimizer)");
+  } else if (bf16_moments || fp16_master || t.optimizer_offload) {
     out += " --use-precision-aware-optimizer";
     if (bf16_moments) out += " --exp-avg-dtype bf16 --exp-avg-sq-dtype bf16";
-    if (fp16_master) out += " --main-params-dtype fp16";
+    // Megatron-FSDP keeps its own master buffer, whose dtype --megatron-fsdp-main-params-dtype
+    // sets ("Replaces --main-params-dtype", arguments.py line 3687 at d98e8a64).
+    if (fp16_master && p.zero_stage >= 2) {
+      out += " --megatron-fsdp-main-params-dtype fp16";
+    } else if (fp16_master) {
+      out += " --main-params-dtype fp16";
+    }
     if (p.zero_stage == 0) {
       missing.emplace_back("the precision-aware optimizer without the distributed optimizer");
     }

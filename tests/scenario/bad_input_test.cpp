@@ -914,6 +914,46 @@ TEST(BadInput, OptimizerStatePrecisionIsAdams) {
 namespace orrery {
 namespace {
 
+// Combinations Megatron-Core's TransformerConfig refuses (transformer_config.py at
+// NVIDIA/Megatron-LM d98e8a64, lines 1991-2005 and 3036-3050).
+TEST(BadInput, RecomputeAndMoeOverlapAsMegatronCoreAllows) {
+  const std::string moe = R"(name: moe
+cluster: {preset: dgx-h100, nodes: 1}
+model: {preset: mixtral-8x7b}
+parallelism: {tp: 1, pp: 1, dp: 8, ep: 8, microbatch: 1, global_batch: 16)";
+  expect_error(moe + R"(}
+training: {precision: fp8, fp8: {scaling: delayed}, recompute: selective, recompute_modules: [layernorm]}
+)",
+               {"training.recompute_modules", "layernorm", "delayed fp8 scaling"});
+  expect_error(moe + R"(}
+training: {precision: fp8, fp8: {scaling: delayed}, recompute: selective, recompute_modules: [moe_act]}
+)",
+               {"training.recompute_modules", "moe_act", "delayed fp8 scaling"});
+  expect_error(moe + R"(, moe_a2a_overlap: true}
+training: {precision: tf32}
+)",
+               {"parallelism.moe_a2a_overlap", "bf16 or fp16 model only"});
+  expect_error(R"(name: dsv3
+cluster: {preset: dgx-h100, nodes: 1}
+model: {preset: deepseek-v3, layers: 4, mtp_layers: 2}
+parallelism: {tp: 1, pp: 1, dp: 8, ep: 8, microbatch: 1, global_batch: 16, moe_a2a_overlap: true}
+training: {precision: bf16}
+)",
+               {"parallelism.moe_a2a_overlap", "at most one MTP layer"});
+  expect_error(R"(name: dsv3
+cluster: {preset: dgx-h100, nodes: 1}
+model: {preset: deepseek-v3, layers: 4, moe: {shared_expert_overlap: true}}
+parallelism: {tp: 1, pp: 1, dp: 8, ep: 8, microbatch: 1, global_batch: 16}
+training: {precision: bf16, recompute: selective, recompute_modules: [shared_experts]}
+)",
+               {"training.recompute_modules", "shared_experts", "shared_expert_overlap"});
+  // The same modules under current scaling load.
+  EXPECT_NO_THROW(load_scenario_text(moe + R"(}
+training: {precision: fp8, fp8: {scaling: current}, recompute: selective, recompute_modules: [layernorm, moe_act]}
+)",
+                                     "good.yaml"));
+}
+
 TEST(BadInput, ANulByteInANameIsAnInputErrorNotNonUtf8Json) {
   // fuzz/simulate_fuzz's crash: "6\0_" in a name came out of yaml-cpp as 0xA0, which the
   // JSON writer then refused (not an InputError). YAML allows no such control character.

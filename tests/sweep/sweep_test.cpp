@@ -230,7 +230,7 @@ TEST(SplitSweep, MegatronArgumentsOfThePublishedGpt3Layout) {
   EXPECT_EQ(megatron_arguments(s),
             "--tensor-model-parallel-size 8 --pipeline-model-parallel-size 8 --micro-batch-size 1 "
             "--global-batch-size 1536 --recompute-granularity full --recompute-method uniform "
-            "--recompute-num-layers 1 --fp16");
+            "--recompute-num-layers 1 --overlap-grad-reduce --fp16");
   // Interleaved: 96 layers / (8 stages x 4 chunks) = 3 layers per virtual stage.
   Scenario v = s;
   v.parallelism.virtual_pipeline_stages = 4;
@@ -240,7 +240,8 @@ TEST(SplitSweep, MegatronArgumentsOfThePublishedGpt3Layout) {
   EXPECT_EQ(megatron_arguments(v),
             "--tensor-model-parallel-size 8 --pipeline-model-parallel-size 8 "
             "--num-layers-per-virtual-pipeline-stage 3 --micro-batch-size 1 --global-batch-size "
-            "1536 --recompute-granularity selective --use-distributed-optimizer --bf16");
+            "1536 --recompute-granularity selective --use-distributed-optimizer "
+            "--overlap-grad-reduce --overlap-param-gather --bf16");
   // Uneven first/last stages with interleaving: Megatron needs the virtual stages per
   // rank (arguments.py refuses --num-layers-per-virtual-pipeline-stage with them).
   Scenario u = v;
@@ -251,7 +252,8 @@ TEST(SplitSweep, MegatronArgumentsOfThePublishedGpt3Layout) {
             "--tensor-model-parallel-size 8 --pipeline-model-parallel-size 8 "
             "--decoder-first-pipeline-num-layers 8 --decoder-last-pipeline-num-layers 8 "
             "--num-virtual-stages-per-pipeline-rank 2 --micro-batch-size 1 --global-batch-size "
-            "1536 --recompute-granularity selective --use-distributed-optimizer --bf16");
+            "1536 --recompute-granularity selective --use-distributed-optimizer "
+            "--overlap-grad-reduce --overlap-param-gather --bf16");
   // A layout string alone, and a micro-batch group other than pp.
   Scenario l = v;
   l.parallelism.pipeline_layout = "Et*11|(t*12|)*30t*11L";
@@ -261,7 +263,7 @@ TEST(SplitSweep, MegatronArgumentsOfThePublishedGpt3Layout) {
             "--pipeline-model-parallel-layout \"Et*11|(t*12|)*30t*11L\" "
             "--microbatch-group-size-per-virtual-pipeline-stage 12 --micro-batch-size 1 "
             "--global-batch-size 1536 --recompute-granularity selective "
-            "--use-distributed-optimizer --bf16");
+            "--use-distributed-optimizer --overlap-grad-reduce --overlap-param-gather --bf16");
   // The Llama 3 paper's flexible groups: with as many micro-batches as pp Megatron-Core runs
   // them as they are; with 4 at pp 8 it refuses them, so the line says so.
   l.parallelism.flexible_groups = true;
@@ -291,9 +293,12 @@ TEST(SplitSweep, MegatronArgumentsPerZeroStage) {
     return megatron_arguments(s);
   };
   auto none = [](Scenario&) {};
-  EXPECT_EQ(args(0, none), split + " --bf16");
+  // The overlaps the scenario has on (Megatron-LM's flags default off): gradient reduction,
+  // and under the distributed optimizer the parameter gather.
+  EXPECT_EQ(args(0, none), split + " --overlap-grad-reduce --bf16");
   // ZeRO-1: the distributed optimizer shards optimizer state only.
-  EXPECT_EQ(args(1, none), split + " --use-distributed-optimizer --bf16");
+  EXPECT_EQ(args(1, none),
+            split + " --use-distributed-optimizer --overlap-grad-reduce --overlap-param-gather --bf16");
   // ZeRO-2: gradients sharded too, which only Megatron-FSDP's optim_grads does; never the
   // distributed optimizer's flag (ZeRO-1 memory).
   const std::string zero2 = args(2, none);
@@ -435,7 +440,8 @@ TEST(SplitSweep, MegatronArgumentsOfAnFp8Recipe) {
   const Scenario s = load_scenario_text(kFp8Base, "t.yaml");
   EXPECT_EQ(megatron_arguments(s),
             "--tensor-model-parallel-size 2 --pipeline-model-parallel-size 1 --micro-batch-size 1 "
-            "--global-batch-size 16 --bf16 --fp8-format hybrid --fp8-recipe tensorwise "
+            "--global-batch-size 16 --overlap-grad-reduce --bf16 --fp8-format hybrid --fp8-recipe "
+            "tensorwise "
             "--first-last-layers-bf16 --num-layers-at-start-in-bf16 1 --num-layers-at-end-in-bf16 2");
   // Under delayed scaling Megatron-Core refuses the bf16 layers (transformer_config.py at
   // d98e8a64): named as missing, not written as a flag Megatron-LM would reject.
@@ -461,8 +467,80 @@ training: {precision: fp8, fp8: {format: e4m3, scaling: mxfp8, weights: fp8}}
                                         "t.yaml");
   EXPECT_EQ(megatron_arguments(s),
             "--tensor-model-parallel-size 2 --pipeline-model-parallel-size 1 --micro-batch-size 1 "
-            "--global-batch-size 16 --use-distributed-optimizer --bf16 --fp8-format e4m3 "
+            "--global-batch-size 16 --use-distributed-optimizer --overlap-grad-reduce "
+            "--overlap-param-gather --bf16 --fp8-format e4m3 "
             "--fp8-recipe mxfp8 --fp8-param-gather --reuse-grad-buf-for-mxfp8-param-ag");
+}
+
+// Combinations Megatron-LM's validate_args or TransformerConfig would refuse are named as
+// missing rather than written as flags (NVIDIA/Megatron-LM d98e8a64).
+TEST(SplitSweep, MegatronArgumentsMegatronLmAccepts) {
+  const Scenario base = load_scenario_text(kBase, "t.yaml");  // tp2 pp2 dp2, 1f1b
+  auto has = [](const std::string& line, const std::string& what) {
+    return line.find(what) != std::string::npos;
+  };
+  auto flags = [](const std::string& line) { return line.substr(0, line.find(';')); };
+  // Transformer Engine's spelling of the all-gather exchange.
+  Scenario cp = base;
+  cp.parallelism.cp = 2;
+  cp.parallelism.dp = 1;
+  cp.parallelism.cp_comm = ParallelismSpec::CpComm::all_gather;
+  EXPECT_TRUE(has(megatron_arguments(cp), " --cp-comm-type all_gather")) << megatron_arguments(cp);
+  // No schedule flag for DualPipe, ZB-H1 or GPipe.
+  Scenario z = base;
+  z.parallelism.schedule = PipelineSchedule::zero_bubble_h1;
+  EXPECT_TRUE(has(megatron_arguments(z), "no Megatron-LM flag for the zb-h1 schedule"))
+      << megatron_arguments(z);
+  EXPECT_FALSE(has(megatron_arguments(base), "schedule"));
+  // Overlaps as the scenario sets them.
+  Scenario o = base;
+  o.parallelism.zero_stage = 1;
+  o.parallelism.sequence_parallel = true;
+  o.training.tp_comm_overlap = true;
+  o.training.grad_bucket_params = 134217728.0;
+  const std::string ol = megatron_arguments(o);
+  EXPECT_TRUE(has(ol, " --overlap-grad-reduce --overlap-param-gather --ddp-bucket-size 134217728 "
+                      "--tp-comm-overlap"))
+      << ol;
+  o.training.overlap_grad_reduce = false;
+  EXPECT_FALSE(has(megatron_arguments(o), "--overlap-")) << megatron_arguments(o);
+  // At most num_layers // pp = 24 / 2 = 12 bf16 edge layers a side.
+  Scenario e = load_scenario_text(kFp8Base, "t.yaml");
+  e.parallelism.pp = 2;
+  e.parallelism.dp = 2;
+  e.training.fp8->bf16_first = 13;
+  EXPECT_FALSE(has(flags(megatron_arguments(e)), "--first-last-layers-bf16"));
+  EXPECT_TRUE(has(megatron_arguments(e), "bf16 edge layers 13 and 2 (Megatron-Core allows at most "
+                                         "num_layers // pp = 12 each)"))
+      << megatron_arguments(e);
+  e.training.fp8->bf16_first = 12;
+  EXPECT_TRUE(has(megatron_arguments(e), "--num-layers-at-start-in-bf16 12"));
+  // Transformer Engine's cross-entropy fusion is refused with the fusion flag.
+  Scenario x = base;
+  x.training.cross_entropy_fusion = true;
+  x.training.cross_entropy_impl = TrainingSpec::CrossEntropyImpl::te;
+  EXPECT_TRUE(has(megatron_arguments(x), "Transformer Engine's fused cross-entropy"));
+  // Under --use-torch-fsdp2 no precision-aware optimizer and no fp8 parameter gather.
+  Scenario f = load_scenario_text(kFp8Base, "t.yaml");
+  f.parallelism.zero_stage = 3;
+  f.parallelism.fsdp = true;
+  f.parallelism.fsdp_impl = ParallelismSpec::FsdpImpl::fsdp2;
+  f.model.tied_embeddings = false;  // --use-torch-fsdp2 asks for untied ones
+  f.training.optimizer_state_dtype = StateDtype::bf16;
+  f.training.fp8->param_allgather_fp8 = true;
+  const std::string fl = megatron_arguments(f);
+  EXPECT_TRUE(has(flags(fl), "--use-torch-fsdp2")) << fl;
+  EXPECT_FALSE(has(flags(fl), "--use-precision-aware-optimizer")) << fl;
+  EXPECT_FALSE(has(flags(fl), "--fp8-param-gather")) << fl;
+  EXPECT_TRUE(has(fl, "fp8 parameter gathers under --use-torch-fsdp2")) << fl;
+  // Megatron-FSDP's own master-weight dtype flag.
+  Scenario m = base;
+  m.parallelism.zero_stage = 2;
+  m.training.optimizer_state_dtype = StateDtype::bf16;
+  m.training.main_params_dtype = MainParams::fp16;
+  const std::string ml = megatron_arguments(m);
+  EXPECT_TRUE(has(ml, "--megatron-fsdp-main-params-dtype fp16")) << ml;
+  EXPECT_FALSE(has(ml, " --main-params-dtype")) << ml;
 }
 
 TEST(SplitSweep, BestScenarioLoadsAndMatchesTheWinner) {
