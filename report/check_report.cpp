@@ -415,6 +415,12 @@ void parallelism_section(std::string& o, const Scenario& s) {
                    p.microbatch, p.microbatches(), p.dp));
   // DeepSpeed's bf16 engine shards as ZeRO-1 at any stage below 2 (complete_zero_stage).
   const bool bf16_optimizer = deepspeed_bf16_optimizer(s);
+  // Hybrid sharding shards within a node's data-parallel ranks and replicates across nodes.
+  const int group = p.zero_stage >= 3 ? p.zero3_group(s.cluster.gpus_per_node) : p.shard_group();
+  const std::string hybrid =
+      group < p.shard_group()
+          ? fmt::format(", replicated {} times (hybrid)", p.shard_group() / group)
+          : std::string();
   line(o, "sharding",
        p.zero_stage == 0
            ? std::string("none")
@@ -423,10 +429,10 @@ void parallelism_section(std::string& o, const Scenario& s) {
                                                          to_string(p.fsdp_impl),
                                                          to_string(p.fsdp_unit))
                                            : "",
-                         p.shard_group(),
-                         bf16_optimizer ? " (DeepSpeed's BF16_Optimizer, which shards the fp32 "
+                         group,
+                         hybrid + (bf16_optimizer ? " (DeepSpeed's BF16_Optimizer, which shards the fp32 "
                                           "weights and optimizer state at ZeRO stage 0 too)"
-                                        : ""));
+                                        : "")));
 }
 
 void training_section(std::string& o, const TrainingSpec& t) {

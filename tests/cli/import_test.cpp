@@ -900,6 +900,14 @@ TEST(ImportTorchtitan, CompileHsdpAndFlavorFfn) {
        }) {
     EXPECT_NE(r.out.find(want), std::string::npos) << want << "\n" << r.out;
   }
+  // check shards over the 8 GPUs of a node and says the 2 nodes hold replicas.
+  const std::string yaml = ::testing::TempDir() + "titan_hsdp.yaml";
+  std::ofstream(yaml) << r.out;
+  const auto check = run_orrery("check '" + yaml + "'");
+  ASSERT_EQ(check.code, 0) << check.err;
+  EXPECT_NE(check.out.find("(fsdp2, gathers per layer) over 8 ranks, replicated 2 times (hybrid)"),
+            std::string::npos)
+      << check.out;
 }
 
 // torchao float8 through torchtitan's quantize.linear.float8 converter (v0.2.1): no
