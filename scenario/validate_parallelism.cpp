@@ -197,6 +197,23 @@ void complete_zero_stage(Scenario& s) {
                       ? ParallelismSpec::FsdpUnit::module
                       : ParallelismSpec::FsdpUnit::layer;
   }
+  // DeepSpeed ZeRO-3 keeps and reduce-scatters gradients in the model's own 16-bit type:
+  // under ZeRO its gradient-accumulation dtype is the model dtype unless grad_accum_dtype
+  // is set (get_data_types), its communication dtype fp16 or bf16 with the precision
+  // (communication_data_type, deepspeed/runtime/engine.py lines 939-1025 at
+  // microsoft/DeepSpeed 38327e07), and stage 3 averages and reduce-scatters the parameters'
+  // own .grad in it (__avg_scatter_grads, deepspeed/runtime/zero/stage3.py).
+  if (p.zero_stage >= 3 && p.fsdp_impl == ParallelismSpec::FsdpImpl::deepspeed &&
+      !is_set(s, "training.gradient_dtype")) {
+    switch (s.training.precision) {
+      case Precision::fp16: s.training.gradient_dtype = Dtype::fp16; break;
+      case Precision::bf16:
+      case Precision::fp8:
+      case Precision::fp4: s.training.gradient_dtype = Dtype::bf16; break;
+      case Precision::fp32:
+      case Precision::tf32: break;
+    }
+  }
 }
 
 // The DeepSpeed engine runs 1f1b only. zb-h1 and dualpipe are modelled with ZeRO stages

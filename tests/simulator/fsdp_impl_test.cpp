@@ -61,16 +61,16 @@ TEST(NcclCost, PatWithOneGpuPerNode) {
 
 // 2 nodes x 2 A100s, ZeRO-3 over all 4 ranks, a 2-layer model with untied embedding and
 // head, one micro-batch per rank.
-Scenario two_by_two(const std::string& fsdp) {
+Scenario two_by_two(const std::string& fsdp, const std::string& precision = "bf16") {
   const std::string yaml = fmt::format(R"(
 cluster: {{preset: dgx-a100, nodes: 2, gpus_per_node: 2}}
 model: {{family: decoder, layers: 2, hidden: 1024, heads: 16, ffn: 4096, vocab: 32768,
         seq_len: 1024, activation: gelu, norm: rmsnorm, position_embedding: rope,
         tied_embeddings: false, bias: false, dropout: false}}
 parallelism: {{tp: 1, pp: 1, dp: 4, microbatch: 1, global_batch: 4, {}}}
-training: {{precision: bf16, recompute: none}}
+training: {{precision: {}, recompute: none}}
 )",
-                                       fsdp);
+                                       fsdp, precision);
   return load_scenario_text(yaml, "two-by-two.yaml");
 }
 
@@ -138,6 +138,34 @@ TEST(FsdpUnits, CollectivesPerUnitCountedByHand) {
   const StepResult d3 =
       simulate_step(two_by_two("fsdp: {implementation: deepspeed, reduce_bucket: 1.0e7}"));
   EXPECT_EQ(count(d3, TaskKind::dp_comm, "reduce_scatter"), 5u);
+}
+
+// DeepSpeed ZeRO-3 reduce-scatters the parameters' own 16-bit gradients (get_data_types and
+// communication_data_type in deepspeed/runtime/engine.py at microsoft/DeepSpeed 38327e07):
+// its default gradient_dtype follows the precision; PyTorch FSDP's stays fp32 and a written
+// one is kept. Same single reduce-scatter (every gradient in the 5e8 bucket), half the bytes.
+TEST(FsdpUnits, DeepSpeedReducesIn16Bits) {
+  const Scenario d = two_by_two("zero_stage: 3");
+  EXPECT_EQ(d.training.gradient_dtype, Dtype::bf16);
+  EXPECT_EQ(two_by_two("fsdp: true").training.gradient_dtype, Dtype::fp32);
+  EXPECT_EQ(two_by_two("zero_stage: 3", "fp16").training.gradient_dtype, Dtype::fp16);
+  Scenario f32 = d;
+  f32.training.gradient_dtype = Dtype::fp32;
+  auto reduce_scatter_bytes = [](const StepResult& r) {
+    double b = 0;
+    int n = 0;
+    for (const Task& t : r.graph.tasks) {
+      if (t.rank != 0 || !t.comm || t.kind != TaskKind::dp_comm) continue;
+      const auto& c = r.graph.comms[static_cast<size_t>(*t.comm)];
+      if (c.description.find("reduce_scatter") == std::string::npos) continue;
+      b += c.bytes.value();
+      ++n;
+    }
+    EXPECT_EQ(n, 1);
+    return b;
+  };
+  EXPECT_DOUBLE_EQ(reduce_scatter_bytes(simulate_step(d)),
+                   reduce_scatter_bytes(simulate_step(f32)) / 2);
 }
 
 // Megatron-FSDP over 2 micro-batches (global batch 8 on dp 4): its units are the two
