@@ -169,6 +169,25 @@ void reduce_bucket(const StepContext& ctx, const RankSet& ranks, CommPlanner& pl
   }
 }
 
+// Which of a unit's parameters a collective moves: all of them, or, with expert parallelism,
+// the dense ones (over the data-parallel shard group) and the experts' (over the ranks that
+// hold the same experts) apart.
+enum class UnitPart { all, dense, expert };
+
+bool in_part(const Op& op, UnitPart part) {
+  return part == UnitPart::all || op.expert == (part == UnitPart::expert);
+}
+
+// The parameters of `need` in `part` (those no op lists count as dense).
+double part_params(const FsdpNeed& need, UnitPart part) {
+  if (part == UnitPart::all) return need.params;
+  double expert = 0;
+  if (need.layer != nullptr)
+    for (const Op& op : need.layer->ops)
+      if (op.expert) expert += op.params;
+  return part == UnitPart::expert ? expert : need.params - expert;
+}
+
 // The parameter counts one gather of `need` moves, one per collective, in the order they
 // are issued. Per layer: the layer's parameters in one. Per module (DeepSpeed's
 // fetch_sub_module): each parameterised op of the layer, in the pass's order, except
@@ -176,20 +195,23 @@ void reduce_bucket(const StepContext& ctx, const RankSet& ranks, CommPlanner& pl
 // consecutive modules coalesced until a collective holds at least fsdp_prefetch_bucket
 // elements (the prefetch loop adds parameters while under the bucket). PyTorch FSDP
 // wrapped per module has neither threshold nor bucket: one collective per module.
-std::vector<double> gather_pieces(const ParallelismSpec& p, const FsdpNeed& need) {
-  if (p.fsdp_unit == ParallelismSpec::FsdpUnit::layer || need.layer == nullptr)
-    return {need.params};
+std::vector<double> gather_pieces(const ParallelismSpec& p, const FsdpNeed& need,
+                                  UnitPart part) {
+  const double params = part_params(need, part);
+  if (params <= 0 && part != UnitPart::all) return {};
+  if (p.fsdp_unit == ParallelismSpec::FsdpUnit::layer || need.layer == nullptr) return {params};
   const bool deepspeed = p.fsdp_impl == ParallelismSpec::FsdpImpl::deepspeed;
   const double threshold = deepspeed ? p.fsdp_persistence_threshold : 0.0;
   const double bucket = deepspeed ? p.fsdp_prefetch_bucket : 0.0;
   std::vector<double> modules;
   double listed = 0;
   for (const Op& op : need.layer->ops) {
+    if (!in_part(op, part)) continue;
     listed += op.params;
     if (op.params > 0 && op.params >= threshold) modules.push_back(op.params);
   }
   // Parameters no op lists (none today) travel with the last module.
-  if (need.params > listed && !modules.empty()) modules.back() += need.params - listed;
+  if (params > listed && !modules.empty()) modules.back() += params - listed;
   if (need.backward) std::reverse(modules.begin(), modules.end());
   std::vector<double> pieces;
   double open = 0;
@@ -206,16 +228,18 @@ std::vector<double> gather_pieces(const ParallelismSpec& p, const FsdpNeed& need
 
 // The gradient elements of `need`'s layer in backward order, as DeepSpeed's reduce bucket
 // receives them (per module, persistent ones included: their gradients are reduced too).
-std::vector<double> reduce_modules(const FsdpNeed& need) {
+std::vector<double> reduce_modules(const FsdpNeed& need, UnitPart part) {
   std::vector<double> modules;
   double listed = 0;
   if (need.layer != nullptr) {
     for (const Op& op : need.layer->ops) {
+      if (!in_part(op, part)) continue;
       listed += op.params;
       if (op.params > 0) modules.push_back(op.params);
     }
   }
-  if (need.params > listed) modules.push_back(need.params - listed);
+  const double params = part_params(need, part);
+  if (params > listed) modules.push_back(params - listed);
   std::reverse(modules.begin(), modules.end());
   return modules;
 }
@@ -316,92 +340,146 @@ void fsdp_pass(const StepContext& ctx, const RankSet& ranks, const PipelineTasks
   // PyTorch FSDP's passes over a unit's gradient before and after its reduce-scatter, in
   // bytes per gradient element reduced (fsdp_gradient_passes); none for the others.
   const std::vector<FsdpGradientPass> passes = fsdp_gradient_passes(ctx.s);
-  for (size_t r = 0; r < ranks.size(); ++r) {
-    const std::vector<int> members = ranks.shard_members(r, kind);
-    if (members.front() != static_cast<int>(r) || shard < 2) continue;
-    // One reduce-scatter of `elements` gradients once the compute of need k is done.
-    auto reduce = [&](size_t k, double elements) {
-      std::vector<int> after;
-      for (int mr : members) after.push_back(pipe.fsdp[mr][k].compute);
-      if (!passes.empty()) {
-        // Timed on the unit's backward compute, which the reduce-scatter waits for.
-        const Seconds extra = fsdp_gradient_pass_time(*ctx.model, passes, elements);
-        for (int mr : members) g.tasks[static_cast<size_t>(pipe.fsdp[mr][k].compute)].work += extra;
-      }
-      int task =
-          planner.collective(ranks, TaskKind::dp_comm, CollectiveOp::reduce_scatter, kind, members,
-                             after, Bytes(elements * grad_bytes), StreamKind::dp, true);
-      if (replicas > 1) {
-        // Hybrid: the node's shard is then all-reduced across the replicas.
-        task = planner.collective(ranks, TaskKind::dp_comm, CollectiveOp::all_reduce,
-                                  GroupKind::dp_cross, members, {task},
-                                  Bytes(elements * grad_bytes / shard));
-      }
-      for (int mr : members) {
-        out.reductions[mr].push_back(task);
-        // Megatron-FSDP: the rank's next block waits for its backward's reduce-scatters.
-        g.depend(task, pipe.fsdp[mr][k].drain_before);
-      }
-    };
+  // With expert parallelism the experts' weights are sharded over the ranks that hold the
+  // same experts (expert_shard_group, as the memory model shards them): their gathers and
+  // reduce-scatters run over that group, apart from the dense ones (Megatron-FSDP's expert
+  // data-parallel group, torchtitan's dp_shard_mod_ep mesh for the experts' fully_shard,
+  // DeepSpeed-MoE's expert data-parallel group), and are not replicated by hybrid sharding.
+  // With ep 1 the experts are sharded as the rest, in the same collectives.
+  const bool split = p.ep > 1;
+  // One side of the collectives of rank r's units: its group (owned by its first member),
+  // kind, which parameters, and DeepSpeed's reduce bucket for them.
+  struct Side {
+    UnitPart part;
+    GroupKind kind;
+    std::vector<int> members;
+    int replicas;
     double bucket = 0;    // gradient elements waiting in DeepSpeed's reduce bucket
     size_t bucket_k = 0;  // the need whose compute last added to it
-    const size_t count = pipe.fsdp[r].size();
-    for (size_t k = 0; k < count; ++k) {
+  };
+  std::vector<std::vector<Side>> sides(ranks.size());
+  size_t needs = 0;
+  for (size_t r = 0; r < ranks.size(); ++r) {
+    needs = std::max(needs, pipe.fsdp[r].size());
+    std::vector<int> members = ranks.shard_members(r, kind);
+    if (members.front() == static_cast<int>(r) && shard >= 2)
+      sides[r].push_back({split ? UnitPart::dense : UnitPart::all, kind, std::move(members),
+                          replicas});
+    if (split && p.expert_shard_group() >= 2) {
+      std::vector<int> experts = ranks.dp_members(r, true);
+      if (experts.front() == static_cast<int>(r))
+        sides[r].push_back({UnitPart::expert, GroupKind::expert_dp, std::move(experts), 1});
+    }
+  }
+  // With the experts apart, a rank takes part in collectives that other ranks own; each
+  // rank's gathers, and its reduce-scatters, still run one after another on its own stream
+  // (FSDP's all-gather and reduce-scatter streams), in the order issued: chained here.
+  std::vector<MaybeTask> last_gather(ranks.size()), last_reduce(ranks.size());
+  // One reduce-scatter of `elements` gradients of `side` once the compute of need k is done.
+  auto reduce = [&](const Side& side, size_t k, double elements) {
+    std::vector<int> after;
+    for (int mr : side.members) {
+      after.push_back(pipe.fsdp[mr][k].compute);
+      if (split && last_reduce[static_cast<size_t>(mr)])
+        after.push_back(*last_reduce[static_cast<size_t>(mr)]);
+    }
+    if (!passes.empty()) {
+      // Timed on the unit's backward compute, which the reduce-scatter waits for.
+      const Seconds extra = fsdp_gradient_pass_time(*ctx.model, passes, elements);
+      for (int mr : side.members)
+        g.tasks[static_cast<size_t>(pipe.fsdp[mr][k].compute)].work += extra;
+    }
+    int task = planner.collective(ranks, TaskKind::dp_comm, CollectiveOp::reduce_scatter,
+                                  side.kind, side.members, after, Bytes(elements * grad_bytes),
+                                  StreamKind::dp, true);
+    for (int mr : side.members) last_reduce[static_cast<size_t>(mr)] = task;
+    if (side.replicas > 1) {
+      // Hybrid: the node's shard is then all-reduced across the replicas.
+      task = planner.collective(ranks, TaskKind::dp_comm, CollectiveOp::all_reduce,
+                                GroupKind::dp_cross, side.members, {task},
+                                Bytes(elements * grad_bytes / shard));
+    }
+    for (int mr : side.members) {
+      out.reductions[mr].push_back(task);
+      // Megatron-FSDP: the rank's next block waits for its backward's reduce-scatters.
+      g.depend(task, pipe.fsdp[mr][k].drain_before);
+    }
+  };
+  // Need by need across every rank, the dense (or whole) side first: a unit's experts are
+  // gathered after its dense part.
+  for (size_t k = 0; k < needs; ++k) {
+    for (int pass = 0; pass < 2; ++pass)
+    for (size_t r = 0; r < ranks.size(); ++r) {
+      if (k >= pipe.fsdp[r].size()) continue;
       const FsdpNeed& need = pipe.fsdp[r][k];
-      if (need.gather) {
-        // A forward gather starts a new forward pass: the last backward's bucket is
-        // reduced at its end (DeepSpeed's independent_gradient_partition_epilogue).
-        if (bucketed && !need.backward && bucket > 0) {
-          reduce(bucket_k, bucket);
-          bucket = 0;
-        }
-        // hpZ: a backward gather reads the node's secondary copy, one collective per
-        // node (none when a node holds a single data-parallel rank).
-        const bool in_node = need.backward && p.zero_hpz;
-        std::vector<std::vector<int>> gather_groups;
-        if (!in_node) {
-          gather_groups.push_back(members);
-        } else if (local_shard >= 2) {
-          for (int mr : members) {
-            std::vector<int> local = ranks.local_members(static_cast<size_t>(mr));
-            if (local.front() == mr) gather_groups.push_back(std::move(local));
+      for (Side& side : sides[r]) {
+        if ((side.part == UnitPart::expert) != (pass == 1)) continue;
+        const std::vector<int>& members = side.members;
+        if (need.gather) {
+          // A forward gather starts a new forward pass: the last backward's bucket is
+          // reduced at its end (DeepSpeed's independent_gradient_partition_epilogue).
+          if (bucketed && !need.backward && side.bucket > 0) {
+            reduce(side, side.bucket_k, side.bucket);
+            side.bucket = 0;
           }
-        }
-        const std::vector<double> pieces = gather_pieces(p, need);
-        // fp8 GEMM weights travel in 1 byte: each piece carries its share of them.
-        const double fp8_share = need.params > 0 ? need.fp8_params / need.params : 0.0;
-        for (const std::vector<int>& group : gather_groups) {
-          std::vector<int> after;
-          for (int gr : group)
-            if (pipe.fsdp[gr][k].prereq) after.push_back(*pipe.fsdp[gr][k].prereq);
-          for (double piece : pieces) {
-            const int task = planner.collective(
-                ranks, TaskKind::param_gather, CollectiveOp::all_gather,
-                in_node ? GroupKind::dp_local : kind, group, after,
-                Bytes(piece * (1.0 - fp8_share) * weight_bytes + piece * fp8_share * 1.0),
-                StreamKind::gather, true);
-            for (int gr : group) g.depend(task, pipe.fsdp[gr][k].compute);
-            after = {task};
+          // hpZ: a backward gather reads the node's secondary copy, one collective per
+          // node (none when a node holds a single data-parallel rank).
+          const bool in_node = need.backward && p.zero_hpz && side.part != UnitPart::expert;
+          std::vector<std::vector<int>> gather_groups;
+          if (!in_node) {
+            gather_groups.push_back(members);
+          } else if (local_shard >= 2) {
+            for (int mr : members) {
+              std::vector<int> local = ranks.local_members(static_cast<size_t>(mr));
+              if (local.front() == mr) gather_groups.push_back(std::move(local));
+            }
           }
-        }
-      } else if (p.fsdp_unit == ParallelismSpec::FsdpUnit::layer) {
-        reduce(k, need.params);
-      } else if (!bucketed) {
-        // PyTorch FSDP wrapped per module: each module's gradients reduce-scattered.
-        for (double m : reduce_modules(need)) reduce(k, m);
-      } else {
-        for (double m : reduce_modules(need)) {
-          if (bucket > 0 && bucket + m > p.fsdp_reduce_bucket) {
-            reduce(k, bucket);
-            bucket = 0;
+          const std::vector<double> pieces = gather_pieces(p, need, side.part);
+          // fp8 GEMM weights travel in 1 byte: each piece carries its share of them (the
+          // unit's share, dense and expert alike).
+          const double fp8_share = need.params > 0 ? need.fp8_params / need.params : 0.0;
+          for (const std::vector<int>& group : gather_groups) {
+            std::vector<int> after;
+            for (int gr : group) {
+              if (pipe.fsdp[gr][k].prereq) after.push_back(*pipe.fsdp[gr][k].prereq);
+              if (split && last_gather[static_cast<size_t>(gr)])
+                after.push_back(*last_gather[static_cast<size_t>(gr)]);
+            }
+            for (double piece : pieces) {
+              const int task = planner.collective(
+                  ranks, TaskKind::param_gather, CollectiveOp::all_gather,
+                  in_node ? GroupKind::dp_local : side.kind, group, after,
+                  Bytes(piece * (1.0 - fp8_share) * weight_bytes + piece * fp8_share * 1.0),
+                  StreamKind::gather, true);
+              for (int gr : group) {
+                g.depend(task, pipe.fsdp[gr][k].compute);
+                last_gather[static_cast<size_t>(gr)] = task;
+              }
+              after = {task};
+            }
           }
-          bucket += m;
+        } else if (p.fsdp_unit == ParallelismSpec::FsdpUnit::layer) {
+          const double elements = part_params(need, side.part);
+          if (elements > 0 || side.part == UnitPart::all) reduce(side, k, elements);
+        } else if (!bucketed) {
+          // PyTorch FSDP wrapped per module: each module's gradients reduce-scattered.
+          for (double m : reduce_modules(need, side.part)) reduce(side, k, m);
+        } else {
+          for (double m : reduce_modules(need, side.part)) {
+            if (side.bucket > 0 && side.bucket + m > p.fsdp_reduce_bucket) {
+              reduce(side, k, side.bucket);
+              side.bucket = 0;
+            }
+            side.bucket += m;
+          }
+          side.bucket_k = k;
         }
-        bucket_k = k;
       }
     }
-    if (bucketed && bucket > 0) reduce(bucket_k, bucket);
   }
+  for (std::vector<Side>& rank_sides : sides)
+    for (Side& side : rank_sides)
+      if (bucketed && side.bucket > 0) reduce(side, side.bucket_k, side.bucket);
 }
 
 std::optional<TrainingSpec::GradBuckets> grad_buckets(const StepContext& ctx) {

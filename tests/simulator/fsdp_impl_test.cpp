@@ -168,6 +168,38 @@ TEST(FsdpUnits, DeepSpeedReducesIn16Bits) {
                    reduce_scatter_bytes(simulate_step(f32)) / 2);
 }
 
+// With expert parallelism the experts are sharded over the ranks holding the same experts,
+// and gathered and reduce-scattered there. 2 nodes x 8 A100s, dp 16, ep 8: each rank holds
+// 1 of 8 experts a layer (1024 x 2048 and 2048 x 1024: 4,194,304 parameters, 8 MiB in
+// bf16), shared with the rank 8 ranks away, on the other node: per layer and micro-batch a
+// forward and a backward gather over those 2 ranks (4 in all) and one reduce-scatter of
+// fp32 gradients (16 MiB, 2); the dense part (attention 4 x 1024^2, router 1024 x 8, two
+// norms: 4,204,544 parameters, 8,409,088 bytes) over all 16 as before, with the embedding
+// and the head. The same step simulated with every GPU.
+TEST(FsdpUnits, ExpertsGatherOverTheirOwnShardGroup) {
+  const Scenario s = load_scenario_text(R"(
+cluster: {preset: dgx-a100, nodes: 2}
+model: {family: decoder, layers: 2, hidden: 1024, heads: 16, ffn: 4096, vocab: 32768,
+        seq_len: 1024, activation: gelu, norm: rmsnorm, position_embedding: rope,
+        tied_embeddings: false, bias: false, dropout: false,
+        moe: {experts: 8, top_k: 2, expert_ffn: 2048}}
+parallelism: {tp: 1, pp: 1, dp: 16, ep: 8, microbatch: 1, global_batch: 16,
+              fsdp: {implementation: fsdp2}}
+training: {precision: bf16, recompute: none}
+)",
+                                        "moe.yaml");
+  EXPECT_EQ(s.parallelism.expert_shard_group(), 2);
+  const StepResult r = simulate_step(s);
+  EXPECT_EQ(count(r, TaskKind::param_gather, "all_gather ring over 2 GPUs, 8.00 MiB"), 4u);
+  EXPECT_EQ(count(r, TaskKind::dp_comm, "reduce_scatter ring over 2 GPUs, 16.00 MiB"), 2u);
+  EXPECT_EQ(count(r, TaskKind::param_gather, "over 2 GPUs"), 4u);
+  EXPECT_EQ(count(r, TaskKind::param_gather, "over 16 GPUs"), 8u);  // 2 layers x 2, emb, head
+  SimulationOptions full;
+  full.full = true;
+  EXPECT_NEAR(simulate_step(s, full).step_time.value(), r.step_time.value(),
+              1e-3 * r.step_time.value());
+}
+
 // Megatron-FSDP over 2 micro-batches (global batch 8 on dp 4): its units are the two
 // transformer layers, gathered before every forward and backward, 2 x (2 + 2) = 8; the
 // embedding and head, no units, are gathered once, by micro-batch 0's forward, and kept
