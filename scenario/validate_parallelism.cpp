@@ -297,6 +297,20 @@ void check_sharding(const Scenario& s) {
     reject(s, "parallelism.zero_hpz", "true",
            "hybrid sharding already gathers inside the node; hpZ applies to full sharding");
   }
+  // With expert parallelism ZeRO-3 shards the experts over the ranks holding the same experts
+  // (simulator/gradient_passes.cpp, fsdp_pass); their in-node share under hybrid sharding or
+  // hpZ (torchtitan's dp_replicate x dp_shard_mod_ep mesh, ZeRO++'s secondary copy) is not
+  // modelled.
+  if (p.zero_stage >= 3 && p.ep > 1 && p.sharding == ParallelismSpec::Sharding::hybrid) {
+    reject(s, "parallelism.sharding", to_string(p.sharding),
+           "hybrid sharding with expert parallelism (ep > 1) is not modelled: the experts' "
+           "shard group inside a node; use sharding: full");
+  }
+  if (p.zero_hpz && p.ep > 1) {
+    reject(s, "parallelism.zero_hpz", "true",
+           "hpZ with expert parallelism (ep > 1) is not modelled: the experts' secondary copy "
+           "inside a node");
+  }
   if (p.zero_hpz && !p.reshard_after_forward) {
     reject(s, "parallelism.zero_hpz", "true",
            "with reshard_after_forward: false the backward pass gathers nothing, so there is "

@@ -344,8 +344,9 @@ void fsdp_pass(const StepContext& ctx, const RankSet& ranks, const PipelineTasks
   // same experts (expert_shard_group, as the memory model shards them): their gathers and
   // reduce-scatters run over that group, apart from the dense ones (Megatron-FSDP's expert
   // data-parallel group, torchtitan's dp_shard_mod_ep mesh for the experts' fully_shard,
-  // DeepSpeed-MoE's expert data-parallel group), and are not replicated by hybrid sharding.
-  // With ep 1 the experts are sharded as the rest, in the same collectives.
+  // DeepSpeed-MoE's expert data-parallel group); hybrid sharding and hpZ are refused with
+  // ep > 1 (check_sharding). With ep 1 the experts are sharded as the rest, in the same
+  // collectives.
   const bool split = p.ep > 1;
   // One side of the collectives of rank r's units: its group (owned by its first member),
   // kind, which parameters, and DeepSpeed's reduce bucket for them.
@@ -424,7 +425,7 @@ void fsdp_pass(const StepContext& ctx, const RankSet& ranks, const PipelineTasks
           }
           // hpZ: a backward gather reads the node's secondary copy, one collective per
           // node (none when a node holds a single data-parallel rank).
-          const bool in_node = need.backward && p.zero_hpz && side.part != UnitPart::expert;
+          const bool in_node = need.backward && p.zero_hpz;
           std::vector<std::vector<int>> gather_groups;
           if (!in_node) {
             gather_groups.push_back(members);

@@ -1300,17 +1300,31 @@ std::string megatron_arguments(const Scenario& s) {
   const TrainingSpec& tr = s.training;
   if (p.zero_stage <= 1) {
     if (tr.overlap_grad_reduce) out += " --overlap-grad-reduce";
-    // Asserted with the distributed optimizer and --overlap-grad-reduce (arguments.py).
-    if (tr.overlap_param_gather && tr.overlap_grad_reduce && p.zero_stage == 1)
+    // Asserted with the distributed optimizer and --overlap-grad-reduce (arguments.py lines
+    // 1024-1028).
+    const bool param_gather = tr.overlap_param_gather && p.zero_stage == 1;
+    if (param_gather && tr.overlap_grad_reduce) {
       out += " --overlap-param-gather";
-    // Asserted with --overlap-param-gather, interleaving and no distributed checkpoint
-    // (use_dist_ckpt: any --ckpt-format but torch).
-    if (tr.overlap_param_gather_with_optimizer_step)
-      out += " --overlap-param-gather-with-optimizer-step --ckpt-format torch";
+      // Asserted with --overlap-param-gather, interleaving and no distributed checkpoint
+      // (use_dist_ckpt: any --ckpt-format but torch; lines 1066-1074).
+      if (tr.overlap_param_gather_with_optimizer_step)
+        out += " --overlap-param-gather-with-optimizer-step --ckpt-format torch";
+    } else if (param_gather) {
+      missing.emplace_back(
+          "the parameter gather overlapped without the gradient reduction overlapped "
+          "(Megatron-LM asks for --overlap-grad-reduce with --overlap-param-gather)");
+    }
     if (tr.grad_bucket_params)
       out += fmt::format(" --ddp-bucket-size {:.0f}", *tr.grad_bucket_params);
   }
-  if (tr.tp_comm_overlap && p.tp > 1 && p.sequence_parallel) out += " --tp-comm-overlap";
+  // --tp-comm-overlap asserts --sequence-parallel (arguments.py line 1441).
+  if (tr.tp_comm_overlap && p.tp > 1 && p.sequence_parallel) {
+    out += " --tp-comm-overlap";
+  } else if (tr.tp_comm_overlap && p.tp > 1) {
+    missing.emplace_back(
+        "tensor-parallel overlap without sequence parallelism (Megatron-LM's --tp-comm-overlap "
+        "asks for --sequence-parallel)");
+  }
   if (p.zero_hpz) missing.emplace_back("ZeRO++ hpZ (DeepSpeed)");
   // Megatron-Core asks for at least pp micro-batches (validate_parallelism.cpp).
   if (flexible) {
@@ -1440,7 +1454,7 @@ std::string megatron_arguments(const Scenario& s) {
       missing.emplace_back("the precision-aware optimizer without the distributed optimizer");
     }
   }
-  if (t.optimizer_offload) {
+  if (t.optimizer_offload && !fsdp2_line) {
     out += fmt::format(" --optimizer-cpu-offload --optimizer-offload-fraction {:g}",
                        t.optimizer_offload->fraction);
     if (t.optimizer_offload->overlap) out += " --overlap-cpu-optimizer-d2h-h2d";

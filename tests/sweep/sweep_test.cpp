@@ -503,7 +503,15 @@ TEST(SplitSweep, MegatronArgumentsMegatronLmAccepts) {
                       "--tp-comm-overlap"))
       << ol;
   o.training.overlap_grad_reduce = false;
-  EXPECT_FALSE(has(megatron_arguments(o), "--overlap-")) << megatron_arguments(o);
+  EXPECT_FALSE(has(flags(megatron_arguments(o)), "--overlap-")) << megatron_arguments(o);
+  // --overlap-param-gather asks for --overlap-grad-reduce, and --tp-comm-overlap for
+  // --sequence-parallel: named, not written.
+  EXPECT_TRUE(has(megatron_arguments(o), "the parameter gather overlapped without the gradient "
+                                         "reduction overlapped"))
+      << megatron_arguments(o);
+  o.parallelism.sequence_parallel = false;
+  EXPECT_FALSE(has(flags(megatron_arguments(o)), "--tp-comm-overlap"));
+  EXPECT_TRUE(has(megatron_arguments(o), "tensor-parallel overlap without sequence parallelism"));
   // At most num_layers // pp = 24 / 2 = 12 bf16 edge layers a side.
   Scenario e = load_scenario_text(kFp8Base, "t.yaml");
   e.parallelism.pp = 2;
@@ -527,10 +535,12 @@ TEST(SplitSweep, MegatronArgumentsMegatronLmAccepts) {
   f.parallelism.fsdp_impl = ParallelismSpec::FsdpImpl::fsdp2;
   f.model.tied_embeddings = false;  // --use-torch-fsdp2 asks for untied ones
   f.training.optimizer_state_dtype = StateDtype::bf16;
+  f.training.optimizer_offload = OptimizerOffloadSpec{};
   f.training.fp8->param_allgather_fp8 = true;
   const std::string fl = megatron_arguments(f);
   EXPECT_TRUE(has(flags(fl), "--use-torch-fsdp2")) << fl;
   EXPECT_FALSE(has(flags(fl), "--use-precision-aware-optimizer")) << fl;
+  EXPECT_FALSE(has(flags(fl), "--optimizer-cpu-offload")) << fl;
   EXPECT_FALSE(has(flags(fl), "--fp8-param-gather")) << fl;
   EXPECT_TRUE(has(fl, "fp8 parameter gathers under --use-torch-fsdp2")) << fl;
   // Megatron-FSDP's own master-weight dtype flag.
