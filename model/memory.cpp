@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "model/caching_allocator.h"
 #include "model/compression.h"
+#include "model/layer_pass.h"
 #include "model/pipeline.h"
 #include "model/workload.h"
 
@@ -344,10 +345,8 @@ RankTally tally_rank(const Scenario& s, const StageLayers& sl, int i, const Stat
     // clone it sends on is freed once sent (deallocate_output_tensor, on in Megatron-LM:
     // argument_utils.py line 305). One hidden state (b s/cp h, its sequence-parallel share
     // under sp) a micro-batch in flight, 1 + mtp_layers past an MTP stage of its own.
-    if (!sl.empty_chunks.empty()) {
-      const double hidden_state = static_cast<double>(p.microbatch) * m.seq_len / p.cp *
-                                  static_cast<double>(m.hidden) * activation_bytes(t.precision) /
-                                  (p.sequence_parallel ? p.tp : 1);
+    if (!sl.empty_chunks.empty() && !sl.empty_chunks[static_cast<std::size_t>(held)].empty()) {
+      const double hidden_state = message_sizes(s).tp / (p.sequence_parallel ? p.tp : 1);
       for (const auto& [c, copies] : sl.empty_chunks[static_cast<std::size_t>(held)]) {
         const Bytes held_input(copies * hidden_state);
         stage_microbatch += held_input;

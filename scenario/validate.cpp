@@ -425,11 +425,10 @@ void complete_training(Scenario& s) {
     const bool delayed = t.precision == Precision::fp8 && t.fp8 &&
                          t.fp8->scaling == Fp8Spec::Scaling::delayed;
     for (const RecomputeModule m : {kRecomputeMoeAct, kRecomputeLayernorm}) {
-      if (delayed && (t.recompute_modules & m)) {
-        reject(s, "training.recompute_modules", recompute_module_name(m),
-               "Megatron-Core refuses recomputing moe_act and layernorm under delayed fp8 "
-               "scaling (training.fp8.scaling: delayed)");
-      }
+      if (!delayed || (t.recompute_modules & m) == 0) continue;
+      reject(s, "training.recompute_modules", recompute_module_name(m),
+             "Megatron-Core refuses recomputing moe_act and layernorm under delayed fp8 "
+             "scaling (training.fp8.scaling: delayed)");
     }
   }
   if ((t.precision == Precision::fp32 || t.precision == Precision::tf32) &&

@@ -628,8 +628,7 @@ void check_context_and_expert_split(Scenario& s) {
         (s.training.recompute_modules & kRecomputeMoe) != 0) {
       refuse("Megatron-Core refuses it with the moe module recomputed");
     }
-    if (m.moe && m.moe->shared_expert_overlap)
-      refuse("Megatron-Core refuses it with shared_expert_overlap");
+    if (m.moe->shared_expert_overlap) refuse("Megatron-Core refuses it with shared_expert_overlap");
     if (s.training.precision == Precision::fp32 || s.training.precision == Precision::tf32)
       refuse("Megatron-Core runs it with a bf16 or fp16 model only");
     if (m.mtp_layers > 1) refuse("Megatron-Core runs it with at most one MTP layer");

@@ -348,9 +348,12 @@ void fsdp_pass(const StepContext& ctx, const RankSet& ranks, const PipelineTasks
   // ep > 1 (check_sharding). With ep 1 the experts are sharded as the rest, in the same
   // collectives.
   const bool split = p.ep > 1;
-  // One side of the collectives of rank r's units: its group (owned by its first member),
-  // kind, which parameters, and DeepSpeed's reduce bucket for them.
+  // One side of the collectives of a rank's units: the rank that owns its group (the
+  // group's first member), the group, its kind, which parameters, and DeepSpeed's reduce
+  // bucket for them. Every dense (or whole) side first, then the expert sides, each in rank
+  // order: a unit's experts are gathered after its dense part.
   struct Side {
+    size_t owner;
     UnitPart part;
     GroupKind kind;
     std::vector<int> members;
@@ -358,19 +361,19 @@ void fsdp_pass(const StepContext& ctx, const RankSet& ranks, const PipelineTasks
     double bucket = 0;    // gradient elements waiting in DeepSpeed's reduce bucket
     size_t bucket_k = 0;  // the need whose compute last added to it
   };
-  std::vector<std::vector<Side>> sides(ranks.size());
+  std::vector<Side> sides;
   size_t needs = 0;
   for (size_t r = 0; r < ranks.size(); ++r) {
     needs = std::max(needs, pipe.fsdp[r].size());
     std::vector<int> members = ranks.shard_members(r, kind);
     if (members.front() == static_cast<int>(r) && shard >= 2)
-      sides[r].push_back({split ? UnitPart::dense : UnitPart::all, kind, std::move(members),
-                          replicas});
-    if (split && p.expert_shard_group() >= 2) {
-      std::vector<int> experts = ranks.dp_members(r, true);
-      if (experts.front() == static_cast<int>(r))
-        sides[r].push_back({UnitPart::expert, GroupKind::expert_dp, std::move(experts), 1});
-    }
+      sides.push_back({r, split ? UnitPart::dense : UnitPart::all, kind, std::move(members),
+                       replicas});
+  }
+  for (size_t r = 0; split && p.expert_shard_group() >= 2 && r < ranks.size(); ++r) {
+    std::vector<int> experts = ranks.dp_members(r, true);
+    if (experts.front() == static_cast<int>(r))
+      sides.push_back({r, UnitPart::expert, GroupKind::expert_dp, std::move(experts), 1});
   }
   // With the experts apart, a rank takes part in collectives that other ranks own; each
   // rank's gathers, and its reduce-scatters, still run one after another on its own stream
@@ -406,81 +409,80 @@ void fsdp_pass(const StepContext& ctx, const RankSet& ranks, const PipelineTasks
       g.depend(task, pipe.fsdp[mr][k].drain_before);
     }
   };
-  // Need by need across every rank, the dense (or whole) side first: a unit's experts are
-  // gathered after its dense part.
+  // The all-gathers of need k's parameters in `side` before the unit's compute.
+  auto gather = [&](const Side& side, size_t k) {
+    const FsdpNeed& need = pipe.fsdp[side.owner][k];
+    // hpZ: a backward gather reads the node's secondary copy, one collective per node
+    // (none when a node holds a single data-parallel rank).
+    const bool in_node = need.backward && p.zero_hpz;
+    std::vector<std::vector<int>> gather_groups;
+    if (!in_node) {
+      gather_groups.push_back(side.members);
+    } else if (local_shard >= 2) {
+      for (int mr : side.members) {
+        std::vector<int> local = ranks.local_members(static_cast<size_t>(mr));
+        if (local.front() == mr) gather_groups.push_back(std::move(local));
+      }
+    }
+    const std::vector<double> pieces = gather_pieces(p, need, side.part);
+    // fp8 GEMM weights travel in 1 byte: each piece carries its share of them (the unit's
+    // share, dense and expert alike).
+    const double fp8_share = need.params > 0 ? need.fp8_params / need.params : 0.0;
+    for (const std::vector<int>& group : gather_groups) {
+      std::vector<int> after;
+      for (int gr : group) {
+        if (pipe.fsdp[gr][k].prereq) after.push_back(*pipe.fsdp[gr][k].prereq);
+        if (split && last_gather[static_cast<size_t>(gr)])
+          after.push_back(*last_gather[static_cast<size_t>(gr)]);
+      }
+      for (double piece : pieces) {
+        const int task = planner.collective(
+            ranks, TaskKind::param_gather, CollectiveOp::all_gather,
+            in_node ? GroupKind::dp_local : side.kind, group, after,
+            Bytes(piece * (1.0 - fp8_share) * weight_bytes + piece * fp8_share * 1.0),
+            StreamKind::gather, true);
+        for (int gr : group) {
+          g.depend(task, pipe.fsdp[gr][k].compute);
+          last_gather[static_cast<size_t>(gr)] = task;
+        }
+        after = {task};
+      }
+    }
+  };
+  // Need by need across every side, so that each rank's streams take their collectives in
+  // schedule order.
   for (size_t k = 0; k < needs; ++k) {
-    for (int pass = 0; pass < 2; ++pass)
-    for (size_t r = 0; r < ranks.size(); ++r) {
-      if (k >= pipe.fsdp[r].size()) continue;
-      const FsdpNeed& need = pipe.fsdp[r][k];
-      for (Side& side : sides[r]) {
-        if ((side.part == UnitPart::expert) != (pass == 1)) continue;
-        const std::vector<int>& members = side.members;
-        if (need.gather) {
-          // A forward gather starts a new forward pass: the last backward's bucket is
-          // reduced at its end (DeepSpeed's independent_gradient_partition_epilogue).
-          if (bucketed && !need.backward && side.bucket > 0) {
-            reduce(side, side.bucket_k, side.bucket);
+    for (Side& side : sides) {
+      if (k >= pipe.fsdp[side.owner].size()) continue;
+      const FsdpNeed& need = pipe.fsdp[side.owner][k];
+      if (need.gather) {
+        // A forward gather starts a new forward pass: the last backward's bucket is reduced
+        // at its end (DeepSpeed's independent_gradient_partition_epilogue).
+        if (bucketed && !need.backward && side.bucket > 0) {
+          reduce(side, side.bucket_k, side.bucket);
+          side.bucket = 0;
+        }
+        gather(side, k);
+      } else if (p.fsdp_unit == ParallelismSpec::FsdpUnit::layer) {
+        const double elements = part_params(need, side.part);
+        if (elements > 0 || side.part == UnitPart::all) reduce(side, k, elements);
+      } else if (!bucketed) {
+        // PyTorch FSDP wrapped per module: each module's gradients reduce-scattered.
+        for (double m : reduce_modules(need, side.part)) reduce(side, k, m);
+      } else {
+        for (double m : reduce_modules(need, side.part)) {
+          if (side.bucket > 0 && side.bucket + m > p.fsdp_reduce_bucket) {
+            reduce(side, k, side.bucket);
             side.bucket = 0;
           }
-          // hpZ: a backward gather reads the node's secondary copy, one collective per
-          // node (none when a node holds a single data-parallel rank).
-          const bool in_node = need.backward && p.zero_hpz;
-          std::vector<std::vector<int>> gather_groups;
-          if (!in_node) {
-            gather_groups.push_back(members);
-          } else if (local_shard >= 2) {
-            for (int mr : members) {
-              std::vector<int> local = ranks.local_members(static_cast<size_t>(mr));
-              if (local.front() == mr) gather_groups.push_back(std::move(local));
-            }
-          }
-          const std::vector<double> pieces = gather_pieces(p, need, side.part);
-          // fp8 GEMM weights travel in 1 byte: each piece carries its share of them (the
-          // unit's share, dense and expert alike).
-          const double fp8_share = need.params > 0 ? need.fp8_params / need.params : 0.0;
-          for (const std::vector<int>& group : gather_groups) {
-            std::vector<int> after;
-            for (int gr : group) {
-              if (pipe.fsdp[gr][k].prereq) after.push_back(*pipe.fsdp[gr][k].prereq);
-              if (split && last_gather[static_cast<size_t>(gr)])
-                after.push_back(*last_gather[static_cast<size_t>(gr)]);
-            }
-            for (double piece : pieces) {
-              const int task = planner.collective(
-                  ranks, TaskKind::param_gather, CollectiveOp::all_gather,
-                  in_node ? GroupKind::dp_local : side.kind, group, after,
-                  Bytes(piece * (1.0 - fp8_share) * weight_bytes + piece * fp8_share * 1.0),
-                  StreamKind::gather, true);
-              for (int gr : group) {
-                g.depend(task, pipe.fsdp[gr][k].compute);
-                last_gather[static_cast<size_t>(gr)] = task;
-              }
-              after = {task};
-            }
-          }
-        } else if (p.fsdp_unit == ParallelismSpec::FsdpUnit::layer) {
-          const double elements = part_params(need, side.part);
-          if (elements > 0 || side.part == UnitPart::all) reduce(side, k, elements);
-        } else if (!bucketed) {
-          // PyTorch FSDP wrapped per module: each module's gradients reduce-scattered.
-          for (double m : reduce_modules(need, side.part)) reduce(side, k, m);
-        } else {
-          for (double m : reduce_modules(need, side.part)) {
-            if (side.bucket > 0 && side.bucket + m > p.fsdp_reduce_bucket) {
-              reduce(side, k, side.bucket);
-              side.bucket = 0;
-            }
-            side.bucket += m;
-          }
-          side.bucket_k = k;
+          side.bucket += m;
         }
+        side.bucket_k = k;
       }
     }
   }
-  for (std::vector<Side>& rank_sides : sides)
-    for (Side& side : rank_sides)
-      if (bucketed && side.bucket > 0) reduce(side, side.bucket_k, side.bucket);
+  for (Side& side : sides)
+    if (bucketed && side.bucket > 0) reduce(side, side.bucket_k, side.bucket);
 }
 
 std::optional<TrainingSpec::GradBuckets> grad_buckets(const StepContext& ctx) {

@@ -1297,30 +1297,30 @@ std::string megatron_arguments(const Scenario& s) {
   // --overlap-grad-reduce, --overlap-param-gather store_true; --tp-comm-overlap from
   // ModelParallelConfig, which needs --sequence-parallel). Under Megatron-FSDP (ZeRO-2/3)
   // its own DDP overlaps both; PyTorch FSDP has no such flags.
-  const TrainingSpec& tr = s.training;
+  const TrainingSpec& t = s.training;
   if (p.zero_stage <= 1) {
-    if (tr.overlap_grad_reduce) out += " --overlap-grad-reduce";
+    if (t.overlap_grad_reduce) out += " --overlap-grad-reduce";
     // Asserted with the distributed optimizer and --overlap-grad-reduce (arguments.py lines
     // 1024-1028).
-    const bool param_gather = tr.overlap_param_gather && p.zero_stage == 1;
-    if (param_gather && tr.overlap_grad_reduce) {
+    const bool param_gather = t.overlap_param_gather && p.zero_stage == 1;
+    if (param_gather && t.overlap_grad_reduce) {
       out += " --overlap-param-gather";
       // Asserted with --overlap-param-gather, interleaving and no distributed checkpoint
       // (use_dist_ckpt: any --ckpt-format but torch; lines 1066-1074).
-      if (tr.overlap_param_gather_with_optimizer_step)
+      if (t.overlap_param_gather_with_optimizer_step)
         out += " --overlap-param-gather-with-optimizer-step --ckpt-format torch";
     } else if (param_gather) {
       missing.emplace_back(
           "the parameter gather overlapped without the gradient reduction overlapped "
           "(Megatron-LM asks for --overlap-grad-reduce with --overlap-param-gather)");
     }
-    if (tr.grad_bucket_params)
-      out += fmt::format(" --ddp-bucket-size {:.0f}", *tr.grad_bucket_params);
+    if (t.grad_bucket_params)
+      out += fmt::format(" --ddp-bucket-size {:.0f}", *t.grad_bucket_params);
   }
   // --tp-comm-overlap asserts --sequence-parallel (arguments.py line 1441).
-  if (tr.tp_comm_overlap && p.tp > 1 && p.sequence_parallel) {
+  if (t.tp_comm_overlap && p.tp > 1 && p.sequence_parallel) {
     out += " --tp-comm-overlap";
-  } else if (tr.tp_comm_overlap && p.tp > 1) {
+  } else if (t.tp_comm_overlap && p.tp > 1) {
     missing.emplace_back(
         "tensor-parallel overlap without sequence parallelism (Megatron-LM's --tp-comm-overlap "
         "asks for --sequence-parallel)");
@@ -1429,18 +1429,18 @@ std::string megatron_arguments(const Scenario& s) {
   // --use-precision-aware-optimizer, --exp-avg-dtype, --exp-avg-sq-dtype, --main-params-dtype
   // fp32|fp16), which megatron/core/optimizer/__init__.py refuses without the distributed
   // optimizer. 8-bit states and no master copy have no flag there.
-  const TrainingSpec& t = s.training;
   const bool bf16_moments = t.optimizer_state_dtype == StateDtype::bf16;
   const bool fp16_master = t.main_params_dtype == MainParams::fp16;
   // CPU offload needs the precision-aware optimizer too (arguments.py asserts it).
   // Under --use-torch-fsdp2 there is no distributed optimizer (arguments.py line 1038), which
   // the precision-aware optimizer needs (megatron/core/optimizer/__init__.py line 1057).
-  if ((bf16_moments || fp16_master || t.optimizer_offload) && fsdp2_line) {
+  const bool precision_aware = bf16_moments || fp16_master || t.optimizer_offload;
+  if (precision_aware && fsdp2_line) {
     missing.emplace_back(
         "optimizer states or master weights below fp32, or optimizer offload, under "
         "--use-torch-fsdp2 (Megatron-LM's precision-aware optimizer needs its distributed "
         "optimizer)");
-  } else if (bf16_moments || fp16_master || t.optimizer_offload) {
+  } else if (precision_aware) {
     out += " --use-precision-aware-optimizer";
     if (bf16_moments) out += " --exp-avg-dtype bf16 --exp-avg-sq-dtype bf16";
     // Megatron-FSDP keeps its own master buffer, whose dtype --megatron-fsdp-main-params-dtype

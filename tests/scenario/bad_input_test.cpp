@@ -949,21 +949,16 @@ training: {precision: bf16, recompute: selective, recompute_modules: [shared_exp
                {"training.recompute_modules", "shared_experts", "shared_expert_overlap"});
   // ZeRO-3 with expert parallelism: the experts' in-node group under hybrid sharding or hpZ
   // is not modelled.
-  expect_error(R"(name: moe
+  auto zero3_moe = [](const std::string& sharding) {
+    return R"(name: moe
 cluster: {preset: dgx-h100, nodes: 2}
 model: {preset: mixtral-8x7b}
-parallelism: {tp: 1, pp: 1, dp: 16, ep: 8, microbatch: 1, global_batch: 16,
-              fsdp: {implementation: fsdp2}, sharding: hybrid}
-training: {precision: bf16}
-)",
+parallelism: {tp: 1, pp: 1, dp: 16, ep: 8, microbatch: 1, global_batch: 16, )" +
+           sharding + "}\ntraining: {precision: bf16}\n";
+  };
+  expect_error(zero3_moe("fsdp: {implementation: fsdp2}, sharding: hybrid"),
                {"parallelism.sharding", "hybrid sharding with expert parallelism"});
-  expect_error(R"(name: moe
-cluster: {preset: dgx-h100, nodes: 2}
-model: {preset: mixtral-8x7b}
-parallelism: {tp: 1, pp: 1, dp: 16, ep: 8, microbatch: 1, global_batch: 16,
-              fsdp: {implementation: deepspeed}, zero_hpz: true}
-training: {precision: bf16}
-)",
+  expect_error(zero3_moe("fsdp: {implementation: deepspeed}, zero_hpz: true"),
                {"parallelism.zero_hpz", "hpZ with expert parallelism"});
   // The same modules under current scaling load.
   EXPECT_NO_THROW(load_scenario_text(moe + R"(}
