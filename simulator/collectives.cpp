@@ -84,6 +84,44 @@ bool uniform(const std::vector<std::vector<int>>& nodes) {
   return true;
 }
 
+// NCCL's ring over k members on each of m nodes, as its topology search lays it out on
+// GPUs with a NIC each (src/graph/search.cc at NVIDIA/nccl 5067397c: "Ring: NET n -> GPU a
+// -> GPU b -> .. -> GPU x -> NET n", crossNic tried at 0 first): k channels, channel c
+// entering each node at its member c, walking the node's other members in order and
+// leaving through member c's NIC again, the last member's data reaching that NIC over
+// NVLink through member c (PXN); member c of the next node receives it. Each channel
+// carries S/k and the hops of all channels run at once (the ring is pipelined), so the
+// transfers form one phase: a NIC moves the ring's (n-1)/n share of S/k (all-reduce twice
+// that) each way, a GPU's NVLink n times as much. The latency follows NCCL's ring model
+// (src/graph/tuning.cc: intra-node steps at the NVLink latency, inter-node steps at the
+// network's): 2(n-1) steps for an all-reduce of which 2(m-1) cross nodes, n-1 and m-1 for
+// a reduce-scatter or all-gather.
+void add_rail_rings(CollectiveOp op, const std::vector<std::vector<int>>& nodes, double S,
+                    const Topology& topo, CommPlan& plan) {
+  const size_t k = nodes.front().size(), m = nodes.size();
+  const double n = static_cast<double>(k * m);
+  const bool twice = op == CollectiveOp::all_reduce;
+  ORRERY_CHECK(twice || op == CollectiveOp::all_gather || op == CollectiveOp::reduce_scatter,
+               "the rail rings apply to all-reduce, reduce-scatter and all-gather");
+  const double hop = (twice ? 2.0 : 1.0) * (n - 1) / n * S / static_cast<double>(k);
+  CommPhase ph;
+  for (size_t c = 0; c < k; ++c) {
+    for (size_t a = 0; a < m; ++a) {
+      const std::vector<int>& here = nodes[a];
+      for (size_t i = 0; i + 1 < k; ++i)
+        ph.transfers.push_back({here[(c + i) % k], here[(c + i + 1) % k], Bytes(hop)});
+      if (k > 1) ph.transfers.push_back({here[(c + k - 1) % k], here[c], Bytes(hop)});
+      ph.transfers.push_back({here[c], nodes[(a + 1) % m][c], Bytes(hop)});
+    }
+  }
+  const double steps = (twice ? 2.0 : 1.0) * (n - 1), inter = (twice ? 2.0 : 1.0) * (m - 1.0);
+  const int first = nodes.front().front(), next_node = nodes[1].front();
+  const double intra_latency = k > 1 ? topo.latency(first, nodes.front()[1]).value() : 0.0;
+  ph.extra_latency =
+      Seconds((steps - inter) * intra_latency + inter * topo.latency(first, next_node).value());
+  plan.phases.push_back(ph);
+}
+
 void add_hierarchical(CollectiveOp op, const std::vector<std::vector<int>>& nodes, double S,
                       CommPlan& plan) {
   const size_t k = nodes.front().size();
@@ -154,9 +192,16 @@ CommPlan build(CollectiveOp op, const std::vector<int>& group, double S, const T
   for (int i = 0; i < plan.ranks; ++i) plan.index_of[group[i]] = i;
   const int n = plan.ranks;
   switch (algo) {
-    case CollectiveAlgo::ring:
-      add_ring(op, group, S, plan);
+    case CollectiveAlgo::ring: {
+      const auto nodes = by_node(group, topo);
+      if (op != CollectiveOp::broadcast && nodes.size() > 1 && nodes.front().size() > 1 &&
+          uniform(nodes)) {
+        add_rail_rings(op, nodes, S, topo, plan);
+      } else {
+        add_ring(op, group, S, plan);
+      }
       break;
+    }
     case CollectiveAlgo::tree:
       add_tree(group, S, plan);
       break;
