@@ -86,32 +86,38 @@ bool uniform(const std::vector<std::vector<int>>& nodes) {
 
 // NCCL's ring over k members on each of m nodes, as its topology search lays it out on
 // GPUs with a NIC each (src/graph/search.cc at NVIDIA/nccl 5067397c: "Ring: NET n -> GPU a
-// -> GPU b -> .. -> GPU x -> NET n", crossNic tried at 0 first): k channels, channel c
-// entering each node at its member c, walking the node's other members in order and
-// leaving through member c's NIC again, the last member's data reaching that NIC over
-// NVLink through member c (PXN); member c of the next node receives it. Each channel
-// carries S/k and the hops of all channels run at once (the ring is pipelined), so the
-// transfers form one phase: a NIC moves the ring's (n-1)/n share of S/k (all-reduce twice
-// that) each way, a GPU's NVLink n times as much. The latency follows NCCL's ring model
+// -> GPU b -> .. -> GPU x -> NET n", crossNic tried at 0 first): C = min(k, 32) channels
+// (src/init.cc: ringGraph->maxChannels = MAXCHANNELS / 2, MAXCHANNELS 64 in
+// src/include/device.h), channel c entering each node at its member e = c k / C, walking
+// the node's other members in order and leaving through member e's NIC again, the last
+// member's data reaching that NIC over NVLink through member e (PXN); member e of the
+// next node receives it. Each channel carries S/C and the hops of all channels run at once
+// (the ring is pipelined), so the transfers form one phase: a NIC moves the ring's
+// (n-1)/n share of S/C (all-reduce twice that) each way, a GPU's NVLink port (n-1)/n of S
+// (C hops of S/C). The latency follows NCCL's ring model
 // (src/graph/tuning.cc: intra-node steps at the NVLink latency, inter-node steps at the
 // network's): 2(n-1) steps for an all-reduce of which 2(m-1) cross nodes, n-1 and m-1 for
 // a reduce-scatter or all-gather.
 void add_rail_rings(CollectiveOp op, const std::vector<std::vector<int>>& nodes, double S,
                     const Topology& topo, CommPlan& plan) {
+  constexpr size_t kMaxRingChannels = 32;
   const size_t k = nodes.front().size(), m = nodes.size();
+  const size_t channels = std::min(k, kMaxRingChannels);
   const double n = static_cast<double>(k * m);
   const bool twice = op == CollectiveOp::all_reduce;
   ORRERY_CHECK(twice || op == CollectiveOp::all_gather || op == CollectiveOp::reduce_scatter,
                "the rail rings apply to all-reduce, reduce-scatter and all-gather");
-  const double hop = (twice ? 2.0 : 1.0) * (n - 1) / n * S / static_cast<double>(k);
+  ORRERY_CHECK(k > 1 && m > 1, "the rail rings span nodes of more than one member");
+  const double hop = (twice ? 2.0 : 1.0) * (n - 1) / n * S / static_cast<double>(channels);
   CommPhase ph;
-  for (size_t c = 0; c < k; ++c) {
+  for (size_t c = 0; c < channels; ++c) {
+    const size_t e = c * k / channels;  // the member the channel enters and leaves by
     for (size_t a = 0; a < m; ++a) {
       const std::vector<int>& here = nodes[a];
       for (size_t i = 0; i + 1 < k; ++i)
-        ph.transfers.push_back({here[(c + i) % k], here[(c + i + 1) % k], Bytes(hop)});
-      if (k > 1) ph.transfers.push_back({here[(c + k - 1) % k], here[c], Bytes(hop)});
-      ph.transfers.push_back({here[c], nodes[(a + 1) % m][c], Bytes(hop)});
+        ph.transfers.push_back({here[(e + i) % k], here[(e + i + 1) % k], Bytes(hop)});
+      ph.transfers.push_back({here[(e + k - 1) % k], here[e], Bytes(hop)});
+      ph.transfers.push_back({here[e], nodes[(a + 1) % m][e], Bytes(hop)});
     }
   }
   const double steps = (twice ? 2.0 : 1.0) * (n - 1), inter = (twice ? 2.0 : 1.0) * (m - 1.0);

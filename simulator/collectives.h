@@ -8,10 +8,11 @@
 //
 //   ring all-reduce      each rank sends 2(n-1)/n * S to its successor, 2(n-1) steps
 //   ring reduce-scatter  (n-1)/n * S, n-1 steps; ring all-gather the same
-//   ring across nodes    (k members on each of m nodes, k > 1) NCCL's channels: k rings
-//                        of S/k, ring c entering every node at member c and leaving by
-//                        member c's NIC (the node's last member reaching it over NVLink,
-//                        PXN); all hops in one phase (pipelined), NCCL's ring latency
+//   ring across nodes    (k members on each of m nodes, k > 1) NCCL's channels: C =
+//                        min(k, 32) rings of S/C, each entering every node at one member
+//                        and leaving by that member's NIC (the node's last member reaching
+//                        it over NVLink, PXN); all hops in one phase (pipelined), NCCL's
+//                        ring latency
 //   tree all-reduce      reduce up a binary tree then broadcast down, S per edge each
 //                        way, 2 * ceil(log2 n) steps
 //   hierarchical         intra-node reduce-scatter, inter-node ring all-reduce of S/k
