@@ -479,8 +479,10 @@ void apply_nccl_cost(CommPlan& plan, const Topology& topo, Seconds host) {
     return;
   }
   const NcclCost c = nccl_cost(plan.op, plan.ranks, n, data_time(plan, topo));
+  // NCCL's latency replaces the plan's own (its steps and any ring latency it carries).
   for (CommPhase& ph : plan.phases) {
     ph.steps = 0;
+    ph.extra_latency = Seconds(0.0);
     ph.rate_scale *= c.bandwidth_scale;
   }
   plan.phases.front().extra_latency += c.latency + host;
