@@ -122,9 +122,8 @@ void add_rail_rings(CollectiveOp op, const std::vector<std::vector<int>>& nodes,
   }
   const double steps = (twice ? 2.0 : 1.0) * (n - 1), inter = (twice ? 2.0 : 1.0) * (m - 1.0);
   const int first = nodes.front().front(), next_node = nodes[1].front();
-  const double intra_latency = k > 1 ? topo.latency(first, nodes.front()[1]).value() : 0.0;
-  ph.extra_latency =
-      Seconds((steps - inter) * intra_latency + inter * topo.latency(first, next_node).value());
+  ph.extra_latency = Seconds((steps - inter) * topo.latency(first, nodes.front()[1]).value() +
+                             inter * topo.latency(first, next_node).value());
   plan.phases.push_back(ph);
 }
 
@@ -489,7 +488,8 @@ void apply_nccl_cost(CommPlan& plan, const Topology& topo, Seconds host) {
 }
 
 CommPlan plan_collective(CollectiveOp op, const std::vector<int>& group, Bytes bytes,
-                         const Topology& topo, bool nvls_available, CollectiveAlgo algo) {
+                         const Topology& topo, bool nvls_available, CollectiveAlgo algo,
+                         bool nccl_costed) {
   ORRERY_CHECK(group.size() >= 2, "a collective needs two ranks");
   ORRERY_CHECK(op != CollectiveOp::send_recv || group.size() == 2, "send/recv is between two");
   if (algo != CollectiveAlgo::automatic) return build(op, group, bytes.value(), topo, algo);
@@ -514,7 +514,14 @@ CommPlan plan_collective(CollectiveOp op, const std::vector<int>& group, Bytes b
   double best_time = std::numeric_limits<double>::infinity();
   for (CollectiveAlgo a : candidates) {
     CommPlan p = build(op, group, bytes.value(), topo, a);
-    const double t = estimate(p, topo).value();
+    double t = 0;
+    if (nccl_costed) {
+      CommPlan costed = p;
+      apply_nccl_cost(costed, topo, Seconds(0.0));
+      t = estimate(costed, topo).value();
+    } else {
+      t = estimate(p, topo).value();
+    }
     if (t < best_time) {
       best_time = t;
       best = std::move(p);

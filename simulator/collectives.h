@@ -72,10 +72,13 @@ struct CommPlan {
 
 // Plans `op` of S bytes over `group` (GPU ids, in ring order). `automatic` picks the
 // algorithm NCCL would be expected to pick: the one with the smallest idle-network time
-// (`estimate`) among those that apply.
+// (`estimate`) among those that apply; with `nccl_costed` (the caller applies
+// apply_nccl_cost to the result), the smallest time under NCCL's latency and protocol
+// model, which replaces each plan's own latency.
 CommPlan plan_collective(CollectiveOp op, const std::vector<int>& group, Bytes bytes,
                          const Topology& topo, bool nvls_available,
-                         CollectiveAlgo algo = CollectiveAlgo::automatic);
+                         CollectiveAlgo algo = CollectiveAlgo::automatic,
+                         bool nccl_costed = false);
 
 // An MoE token exchange over the ep `group` as DeepEP's internode kernels run it: one copy
 // of a token per destination node over the NICs (to the GPU of the sender's local index),
@@ -118,7 +121,7 @@ struct NcclCost {
 NcclCost nccl_cost(CollectiveOp op, int ranks, int nodes, Seconds data);
 // A plan's time on an idle network without its latencies.
 Seconds data_time(const CommPlan& plan, const Topology& topo);
-// Replaces the plan's per-step latencies with NCCL's cost (nccl_cost; the bandwidth
+// Replaces the plan's latencies (per-step and extra) with NCCL's cost (nccl_cost; the bandwidth
 // scale applied to every phase, the latency to the first) plus `host` per collective.
 // On one node with a measured bus-bandwidth curve, the curve already holds NCCL's
 // latency: only `host` is added.
@@ -128,7 +131,8 @@ void apply_nccl_cost(CommPlan& plan, const Topology& topo, Seconds host);
 void transfer_links(const Transfer& t, const Topology& topo, std::vector<int>& out);
 
 // Time of a plan on an otherwise idle network: per phase, steps x the slowest hop latency
-// plus the largest transfer over its slowest link (links shared within a phase counted).
+// plus extra_latency plus the largest transfer over its slowest link (links shared within
+// a phase counted).
 Seconds estimate(const CommPlan& plan, const Topology& topo);
 
 // Routes a plan's transfers into flows for the engine. `siblings` are other groups (same

@@ -81,7 +81,7 @@ int CommPlanner::group(CollectiveOp op, GroupKind kind, int stage, Bytes bytes, 
       }
     }
   } else {
-    plan = plan_collective(op, gs.group, bytes, ctx_.topo, nvls, algo);
+    plan = plan_collective(op, gs.group, bytes, ctx_.topo, nvls, algo, nccl);
   }
   if (nccl) apply_nccl_cost(plan, ctx_.topo, ctx_.p.fsdp_host_overhead);
   // A DualPipe mirror group spans two stages whose links carry different pipeline
@@ -153,7 +153,8 @@ int CommPlanner::collective(const RankSet& ranks, TaskKind kind, CollectiveOp op
     auto it = full_groups_.find(key);
     if (it == full_groups_.end()) {
       const std::vector<int>& ring = std::get<1>(key);
-      CommPlan plan = plan_collective(op, ring, bytes, ctx_.topo, ctx_.s.cluster.intra_node.nvls);
+      CommPlan plan = plan_collective(op, ring, bytes, ctx_.topo, ctx_.s.cluster.intra_node.nvls,
+                                      CollectiveAlgo::automatic, nccl);
       if (nccl) apply_nccl_cost(plan, ctx_.topo, ctx_.p.fsdp_host_overhead);
       PlannedComm placed = place(plan, ctx_.topo);
       placed.description += fmt::format(", {:.2f} MiB", bytes.value() / 1048576.0);

@@ -111,7 +111,7 @@ TEST(Engine, IdleInterNodeRingUsesNics) {
 // network; `nccl` adds NCCL's latency and protocol model (apply_nccl_cost, no host time).
 EngineResult idle_collective(const Topology& topo, CollectiveOp op, const std::vector<int>& group,
                              double S, bool nccl, CommPlan* out = nullptr) {
-  CommPlan plan = plan_collective(op, group, Bytes(S), topo, true);
+  CommPlan plan = plan_collective(op, group, Bytes(S), topo, true, CollectiveAlgo::automatic, nccl);
   if (nccl) apply_nccl_cost(plan, topo, Seconds(0.0));
   TaskGraph g;
   g.ranks = 1;
@@ -144,8 +144,54 @@ TEST(Engine, InterNodeRingRunsOneChannelPerNic) {
   const double nvlink = 8 * hop / (450e9 * 0.82), nic = hop / (50e9 * 0.94);
   EXPECT_GT(nvlink, nic);
   EXPECT_NEAR(r.end.value(), nvlink + 14 * 3.4e-6 + 14e-6, 1e-9);
-  // Bytes a NIC sends: one hop. Both nodes' 8 NICs: 16 hops in all.
-  EXPECT_NEAR(traffic(plan, topo, 1.0).at(LinkClass::nic), 16 * hop, 1.0);
+  // Bytes a NIC sends: one hop. Both nodes' 8 NICs: 16 hops in all; over NVLink 8 channels
+  // x 2 nodes x (7 ring hops + the PXN hop) = 128 hops (a flat ring: 14 hops of 8 x hop).
+  const std::map<LinkClass, double> bytes = traffic(plan, topo, 1.0);
+  EXPECT_NEAR(bytes.at(LinkClass::nic), 16 * hop, 1.0);
+  EXPECT_NEAR(bytes.at(LinkClass::nvlink), 128 * hop, 1.0);
+  // Under NCCL's cost model the latency is NCCL's ring latency instead, Simple protocol at
+  // this size: 8.4 + 14 x 3.4 + 1 x 14 = 70.0 us (LL128: 44.6 us but 1/0.92 of the data
+  // time, 0.22 ms more).
+  const EngineResult costed =
+      idle_collective(topo, CollectiveOp::all_gather, first_gpus(16), S, true);
+  EXPECT_NEAR(costed.end.value(), nvlink + 70.0e-6, 1e-9);
+}
+
+TEST(Engine, InterNodeRingHasAtMost32Channels) {
+  // Two 72-GPU GB200 NVL72 domains, a NIC a GPU: NCCL's ring search stops at 32 channels
+  // (ringGraph->maxChannels = MAXCHANNELS / 2), so 32 of each domain's NICs carry the ring,
+  // S/32 each: 32 channels x 2 nodes x (71 ring hops + the PXN hop + the NIC hop).
+  const ClusterSpec c =
+      load_scenario_text("cluster: {preset: gb200-nvl72, nodes: 2}\nmodel: llama3-8b\n"
+                         "parallelism: {global_batch: 144}\n",
+                         "nvl72.yaml")
+          .cluster;
+  const Topology topo(c);
+  const double S = 1024.0 * 1048576, hop = 143.0 / 144 * S / 32;
+  const CommPlan plan = plan_collective(CollectiveOp::all_gather, first_gpus(144), Bytes(S), topo,
+                                        true, CollectiveAlgo::ring);
+  ASSERT_EQ(plan.phases.size(), 1u);
+  EXPECT_EQ(plan.phases[0].transfers.size(), 32u * 2 * 73);
+  EXPECT_NEAR(traffic(plan, topo, 1.0).at(LinkClass::nic), 64 * hop, 1.0);
+}
+
+TEST(Engine, NcclCostedCollectivesPickTheirAlgorithmUnderNcclsLatency) {
+  // 64 MiB all-gather over 8 DGX H100 nodes. Each plan's own latency favours the
+  // hierarchical plan (7 x 3.4 + 7 x 14 us against the ring's 56 x 3.4 + 7 x 14), but NCCL
+  // runs a ring whatever the plan and charges its ring latency: costed that way, the ring's
+  // pipelined hops win.
+  const Topology topo(cluster("dgx-h100", 8));
+  const double S = 64.0 * 1048576;
+  EXPECT_EQ(plan_collective(CollectiveOp::all_gather, first_gpus(64), Bytes(S), topo, true).algo,
+            CollectiveAlgo::hierarchical);
+  CommPlan costed = plan_collective(CollectiveOp::all_gather, first_gpus(64), Bytes(S), topo, true,
+                                    CollectiveAlgo::automatic, true);
+  EXPECT_EQ(costed.algo, CollectiveAlgo::ring);
+  CommPlan hierarchical = plan_collective(CollectiveOp::all_gather, first_gpus(64), Bytes(S), topo,
+                                          true, CollectiveAlgo::hierarchical);
+  apply_nccl_cost(costed, topo, Seconds(0.0));
+  apply_nccl_cost(hierarchical, topo, Seconds(0.0));
+  EXPECT_LT(estimate(costed, topo).value(), estimate(hierarchical, topo).value());
 }
 
 TEST(Engine, FourNodeCollectivesReachThePublishedBusBandwidth) {
