@@ -218,6 +218,23 @@ TEST(Engine, FourNodeCollectivesReachThePublishedBusBandwidth) {
   EXPECT_NEAR(busbw("dgx-b200", CollectiveOp::all_reduce), 361.99, 0.10 * 361.99);
 }
 
+TEST(Engine, ACalibratedNicEfficiencyGivesBackItsBusBandwidth) {
+  // orrery calibrate fits inter_node.efficiency from a multi-node nccl-tests log as busbw /
+  // (NICs a node x line rate), one ring channel per NIC (tests/calibrate/profile_test.cpp,
+  // AnAllReduceAcrossNodesSetsTheNicEfficiency: 330.93 GB/s over 4 nodes of 8 H100 with
+  // 8 x 400 Gb/s, 0.8273). The simulator then gives that bus bandwidth back for an 8 GiB
+  // all-reduce over the 32 GPUs: the NICs bound the ring (8 x 50 x 0.8273 = 330.93 GB/s
+  // under NVLink's 369), less NCCL's latency, 0.6 % of the time: 329.1. The hierarchical plan
+  // would give 208.
+  const std::string yaml =
+      "cluster: {preset: dgx-h100, nodes: 4, inter_node: {efficiency: 0.8273}}\n"
+      "model: llama3-8b\nparallelism: {global_batch: 32}\n";
+  const Topology topo(load_scenario_text(yaml, "calibrated.yaml").cluster);
+  const double S = 8192.0 * 1048576, n = 32;
+  const double t = idle_collective(topo, CollectiveOp::all_reduce, first_gpus(32), S, true).end.value();
+  EXPECT_NEAR(2 * (n - 1) / n * S / t / 1e9, 330.93, 0.01 * 330.93);
+}
+
 TEST(Engine, OmniPathRingRunsAtThePresetsPerPortRate) {
   // One GPU on each of 4 Jean Zay A100 nodes (8 GPUs, 4 Omni-Path ports a node, the
   // omni-path-jean-zay-a100 fabric): each GPU's ring traffic crosses its own port at the
