@@ -687,11 +687,20 @@ void add_zero3_terms(const Scenario& s, const StageLayers& sl, int i, const Stat
   // The largest unit as the implementation pads it (fsdp_unit_elements).
   const double w = p.zero3_group(s.cluster.gpus_per_node);
   double unit = 0, unpadded = 0;
+  // FSDP1's root (fsdp1_root_unit): the embedding and the head in one flat parameter,
+  // padded as one, gathered from each forward through its backward.
+  double root = 0, root_unpadded = 0, layer_unit = 0, layer_unpadded = 0;
+  Bytes root_gathered, layer_gathered;
   for (const auto& [held, factor] : stages_held(p, i)) {
     (void)factor;
     std::vector<const Layer*> units(sl.layers[held].begin(), sl.layers[held].end());
-    for (const Layer* l : {sl.embedding[held], sl.head[held]})
-      if (l) units.push_back(l);
+    double edge = 0;
+    for (const Layer* l : {sl.embedding[held], sl.head[held]}) {
+      if (!l) continue;
+      units.push_back(l);
+      edge += l->params();
+      root_gathered += gathered(*l, sb, fp8_gather);
+    }
     for (const Layer* l : units) {
       const double e = fsdp_unit_elements(*l, p.fsdp_impl, w);
       if (e > unit) {
@@ -699,8 +708,29 @@ void add_zero3_terms(const Scenario& s, const StageLayers& sl, int i, const Stat
         unpadded = l->params();
       }
     }
+    for (const Layer* l : sl.layers[held]) {
+      const double e = fsdp_unit_elements(*l, p.fsdp_impl, w);
+      if (e > layer_unit) {
+        layer_unit = e;
+        layer_unpadded = l->params();
+      }
+      layer_gathered = std::max(layer_gathered, gathered(*l, sb, fp8_gather));
+    }
+    root_unpadded += edge;
   }
-  if (p.fsdp_impl == ParallelismSpec::FsdpImpl::megatron_fsdp &&
+  if (p.fsdp1_root_unit()) {
+    root = std::ceil(root_unpadded / w) * w;
+    unit = std::max(layer_unit, root);
+    unpadded = root >= layer_unit ? root_unpadded : layer_unpadded;
+  }
+  if (p.fsdp1_root_unit() && p.reshard_after_forward && root > 0) {
+    // FSDP1: fsdp_prefetch + 1 transformer layers beside the root, which stays gathered
+    // from the forward through the backward (_post_forward_reshard frees no root
+    // parameters; simulator/pipeline_pass.cpp, fsdp_block).
+    st.gather_buffers =
+        fp8_gather ? layer_gathered * (1.0 + p.fsdp_prefetch) + root_gathered
+                   : Bytes(((1.0 + p.fsdp_prefetch) * layer_unit + root) * sb.weight);
+  } else if (p.fsdp_impl == ParallelismSpec::FsdpImpl::megatron_fsdp &&
       p.fsdp_unit == ParallelismSpec::FsdpUnit::layer && p.reshard_after_forward) {
     // Megatron-FSDP's units are its transformer layers: fsdp_prefetch + 1 of them
     // gathered at once, and the embedding and output layer, which are no units, gathered

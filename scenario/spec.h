@@ -457,6 +457,13 @@ struct ParallelismSpec {
   enum class FsdpImpl { deepspeed, fsdp1, fsdp2, megatron_fsdp } fsdp_impl = FsdpImpl::fsdp1;
   // PyTorch's own FSDP (FSDP1 or FSDP2), as opposed to DeepSpeed or Megatron-FSDP.
   bool torch_fsdp() const { return fsdp_impl == FsdpImpl::fsdp1 || fsdp_impl == FsdpImpl::fsdp2; }
+  // FSDP1 wrapping each transformer layer: the embedding, the final norm and the output
+  // layer are the root instance's one flat parameter, which its post-forward does not free
+  // (_post_forward_reshard in torch/distributed/fsdp/_runtime_utils.py at pytorch/pytorch
+  // 00ae0bc9: "Do not free the root's parameters in the post-forward").
+  bool fsdp1_root_unit() const {
+    return zero_stage >= 3 && fsdp_impl == FsdpImpl::fsdp1 && fsdp_unit == FsdpUnit::layer;
+  }
   // One all-gather (and reduce-scatter) per transformer layer (FSDP1 flat parameter per
   // wrapped block, FSDP2 one fully_shard group per block, Megatron-FSDP one unit per
   // TransformerLayer: fsdp_unit_modules in megatron/core/distributed/fsdp/

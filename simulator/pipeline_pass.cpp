@@ -644,10 +644,28 @@ class PipelineBuilder {
     // Megatron-FSDP and DeepSpeed gather into the buffer the parameters view.
     const bool copy_out = p_.fsdp_impl == ParallelismSpec::FsdpImpl::fsdp2;
     const bool outside_units_resident = megatron && p_.fsdp_unit == ParallelismSpec::FsdpUnit::layer;
+    // FSDP1 wrapping the transformer blocks (llm-foundry, fms-fsdp, Accelerate's
+    // transformer policy) leaves the embedding, the final norm and the output layer in the
+    // root instance's flat parameter (fsdp1_root_unit): gathered by the root's pre-forward
+    // before any block's, not freed after the forward, and its gradient, one flat tensor,
+    // reduce-scattered once the last of them has its gradient.
+    const bool fsdp1_root = p_.fsdp1_root_unit();
+    auto in_root = [&](const Layer& l) {
+      return fsdp1_root && (l.kind == LayerKind::embedding || l.kind == LayerKind::head);
+    };
+    double root_params = 0, root_fp8 = 0;
+    size_t root_first = layers.size();  // the block's first root layer, in forward order
+    for (size_t k = 0; k < layers.size(); ++k) {
+      if (!in_root(*layers[k])) continue;
+      root_params += layers[k]->params();
+      root_fp8 += layers[k]->fp8_weight_elems();
+      root_first = std::min(root_first, k);
+    }
     const MaybeTask before_block = prev_;
     std::optional<MaybeTask> anchor;  // Megatron-FSDP: what the block's first gathers wait for
     std::vector<int> done;
-    auto unit = [&](const Layer& l, bool forward, Seconds wait) {
+    auto unit = [&](size_t k, bool forward, Seconds wait) {
+      const Layer& l = *layers[k];
       Seconds work = wait;
       Parts parts;
       parts.offload = wait;
@@ -662,8 +680,14 @@ class PipelineBuilder {
       MaybeTask prereq =
           done.size() >= ahead ? MaybeTask(done[done.size() - ahead]) : std::nullopt;
       const bool resident = outside_units_resident && l.kind != LayerKind::transformer;
-      const bool gathers = resident ? forward && b.microbatch == 0
-                                    : forward || p_.reshard_after_forward;
+      const bool root = in_root(l);
+      const bool gathers = root       ? false
+                           : resident ? forward && b.microbatch == 0
+                                      : forward || p_.reshard_after_forward;
+      // The root's gather comes first in the block's forward, before its first unit's own.
+      if (forward && k == 0 && root_params > 0)
+        out_.fsdp[r].push_back(
+            {true, false, id, std::nullopt, root_params, root_fp8, nullptr, std::nullopt});
       if (gathers && megatron && done.size() < ahead) {
         if (!anchor) anchor = done.empty() ? before_block : MaybeTask(done.back());
         prereq = *anchor;
@@ -674,16 +698,21 @@ class PipelineBuilder {
             fsdp2_copy_out_time(*ctx_.model, l.params() * dense_gather_bytes_per_param(ctx_, {&l}));
       }
       if (gathers) out_.fsdp[r].push_back({true, !forward, id, prereq, l.params(), fp8_params, &l, std::nullopt});
-      if (!forward) {
-        out_.fsdp[r].push_back({false, true, id, std::nullopt, l.params(), 0.0, &l, std::nullopt});
+      if (!forward && (!root || k == root_first)) {
+        // The root's one reduce-scatter follows the backward of its first layer, the last
+        // of them to finish.
+        out_.fsdp[r].push_back(root ? FsdpNeed{false, true, id, std::nullopt, root_params, 0.0,
+                                               nullptr, std::nullopt}
+                                    : FsdpNeed{false, true, id, std::nullopt, l.params(), 0.0,
+                                               &l, std::nullopt});
         if (megatron) drain_.push_back(out_.fsdp[r].size() - 1);
       }
       done.push_back(id);
     };
     if (b.forward) {
-      for (size_t k = 0; k < layers.size(); ++k) unit(*layers[k], true, wait_at(waits, k));
+      for (size_t k = 0; k < layers.size(); ++k) unit(k, true, wait_at(waits, k));
     } else {
-      for (size_t k = layers.size(); k-- > 0;) unit(*layers[k], false, wait_at(waits, k));
+      for (size_t k = layers.size(); k-- > 0;) unit(k, false, wait_at(waits, k));
       drain_ready_ = megatron;  // the next block's first task waits for them
     }
   }

@@ -419,7 +419,10 @@ StageMemory small_decoder_stage(const std::string& parallelism, const std::strin
 //  - FSDP2 pads each weight's dim 0 (output features) to a multiple of 8: qkv 3008*1001 =
 //    3,011,008, proj 1008*1001 = 1,009,008, fc1 4008*1001 = 4,012,008, fc2 1008*4004 =
 //    4,036,032, norms 2*1008 = 2,016: 12,070,072.
-// Gather buffers: 2 units (the one in use and the prefetched one) x 2 bytes.
+// Gather buffers: 2 units (the one in use and the prefetched one) x 2 bytes; FSDP1 also
+// holds its root flat parameter gathered from the forward through the backward (the
+// embedding and the head, 1,001,000 + 1,002,001 = 2,003,001, padded to 2,003,008):
+// (2 x 12,026,016 + 2,003,008) x 2 = 52,110,080.
 // Reduce-scatter buffers, bf16 gradients (weight and reduce dtype 2 bytes): the larger of
 // the unit's unsharded gradient u*2 and the copies at the hook: FSDP1 a padded copy u*2 and
 // the shard u*2/8; FSDP2 its reduce-scatter input u*2 and the shard u*2/8.
@@ -434,7 +437,7 @@ TEST(Memory, Fsdp1VersusFsdp2Buffers) {
   };
   const StageMemory f1 = scenario("fsdp1", "bf16");
   const StageMemory f2 = scenario("fsdp2", "bf16");
-  EXPECT_DOUBLE_EQ(f1.gather_buffers.value(), 2 * 12026016.0 * 2);
+  EXPECT_DOUBLE_EQ(f1.gather_buffers.value(), 52110080.0);
   EXPECT_DOUBLE_EQ(f2.gather_buffers.value(), 2 * 12070072.0 * 2);
   EXPECT_DOUBLE_EQ(f1.reduce_buffers.value(), 27058536.0);
   EXPECT_DOUBLE_EQ(f2.reduce_buffers.value(), 27157662.0);

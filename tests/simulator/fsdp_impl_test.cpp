@@ -103,11 +103,18 @@ TEST(FsdpUnits, CollectivesPerUnitCountedByHand) {
   // Units: embedding (32768 x 1024 = 33.6M), 2 layers, head (final norm 1024 + 33.6M).
   // A layer: qkv 3 x 1024^2 = 3.15M, proj 1.05M, fc1 and fc2 4.19M each, two norms of
   // 1024 (under DeepSpeed's persistence threshold of 1e5: never gathered).
-  // FSDP1, one flat parameter per unit, resharded after forward: 4 gathers forward, 4
-  // before the backward, 4 reduce-scatters.
+  // FSDP1, one flat parameter per layer, resharded after forward, and the root's one flat
+  // parameter (the embedding and the head), which the post-forward does not free: 3
+  // gathers forward (root, 2 layers), 2 before the backward (the layers), 3
+  // reduce-scatters (the layers, then the root once the embedding has its gradient).
   const StepResult f = simulate_step(two_by_two("fsdp: true"));
-  EXPECT_EQ(count(f, TaskKind::param_gather, "all_gather"), 8u);
-  EXPECT_EQ(count(f, TaskKind::dp_comm, "reduce_scatter"), 4u);
+  EXPECT_EQ(count(f, TaskKind::param_gather, "all_gather"), 5u);
+  EXPECT_EQ(count(f, TaskKind::dp_comm, "reduce_scatter"), 3u);
+  // FSDP2 wraps the embedding and the head on their own, each resharded: 4 gathers
+  // forward, 4 before the backward, 4 reduce-scatters.
+  const StepResult f2_layer = simulate_step(two_by_two("fsdp: {implementation: fsdp2}"));
+  EXPECT_EQ(count(f2_layer, TaskKind::param_gather, "all_gather"), 8u);
+  EXPECT_EQ(count(f2_layer, TaskKind::dp_comm, "reduce_scatter"), 4u);
   // DeepSpeed with prefetch_bucket 0: one gather per module: embedding 1 + 4 per layer +
   // head 1 = 10 a pass, 20 in all. The default reduce bucket (5e8) holds every gradient
   // (2 x 12.59M + 2 x 33.6M = 92.3M): one reduce-scatter at the end of the backward.
@@ -120,7 +127,7 @@ TEST(FsdpUnits, CollectivesPerUnitCountedByHand) {
   EXPECT_EQ(count(d2, TaskKind::param_gather, "all_gather"), 8u);
   // Megatron-FSDP, one unit per transformer layer: the embedding and head are no units,
   // gathered by the first forward and kept, so 4 gathers forward (embedding, 2 layers,
-  // head) and 2 before the backward (the layers); 4 reduce-scatters as FSDP1.
+  // head) and 2 before the backward (the layers); 4 reduce-scatters as FSDP2.
   const StepResult m = simulate_step(two_by_two("fsdp: {implementation: megatron_fsdp}"));
   EXPECT_EQ(count(m, TaskKind::param_gather, "all_gather"), 6u);
   EXPECT_EQ(count(m, TaskKind::dp_comm, "reduce_scatter"), 4u);
@@ -204,10 +211,10 @@ training: {precision: bf16, recompute: none}
 // transformer layers, gathered before every forward and backward, 2 x (2 + 2) = 8; the
 // embedding and head, no units, are gathered once, by micro-batch 0's forward, and kept
 // (megatron_fsdp.py at NVIDIA/Megatron-LM core_v0.14.0: only units are released): 10
-// gathers against FSDP1's 2 x 8 = 16. Reduce-scatters every micro-batch in both: 2 x 4.
+// gathers against FSDP2's 2 x 8 = 16. Reduce-scatters every micro-batch in both: 2 x 4.
 // Each backward ends by draining its reduce-scatters (GradReducePipeline.reset in
 // _root_post_backward), so micro-batch 1's first compute task starts exactly when the
-// last of micro-batch 0's reduce-scatters ends; under FSDP1 it waits only for its own
+// last of micro-batch 0's reduce-scatters ends; under FSDP2 it waits only for its own
 // gather and starts before them (comm-bound here: the embedding's 67 MB reduce-scatter
 // over the NICs outlasts its backward).
 TEST(FsdpUnits, MegatronFsdpKeepsOutsideUnitsAndDrainsEachBackward) {
@@ -217,7 +224,7 @@ TEST(FsdpUnits, MegatronFsdpKeepsOutsideUnitsAndDrainsEachBackward) {
     return s;
   };
   const StepResult m = simulate_step(scenario("fsdp: {implementation: megatron_fsdp}"));
-  const StepResult f = simulate_step(scenario("fsdp: true"));
+  const StepResult f = simulate_step(scenario("fsdp: {implementation: fsdp2}"));
   EXPECT_EQ(count(m, TaskKind::param_gather, "all_gather"), 10u);
   EXPECT_EQ(count(f, TaskKind::param_gather, "all_gather"), 16u);
   EXPECT_EQ(count(m, TaskKind::dp_comm, "reduce_scatter"), 8u);
@@ -255,11 +262,13 @@ TEST(FsdpUnits, MegatronFsdpKeepsOutsideUnitsAndDrainsEachBackward) {
 TEST(FsdpUnits, HostOverheadIsPaidOncePerCollective) {
   // Comm-bound (the 2-layer model's compute is far shorter than its gathers on the NIC):
   // the gathers run one after another on the gather stream, so 1 ms more host time per
-  // collective adds 1 ms per gather on the critical path: 8 gathers (FSDP1 above), 8 ms,
+  // collective adds 1 ms per gather on the critical path: 8 gathers (FSDP2 above), 8 ms,
   // within 10 % (the first gathers overlap nothing; reduce-scatters run on their own
   // stream alongside).
-  const double base = simulate_step(two_by_two("fsdp: {host_overhead: 0 s}")).step_time.value();
-  const double slow = simulate_step(two_by_two("fsdp: {host_overhead: 1 ms}")).step_time.value();
+  const double base = simulate_step(two_by_two("fsdp: {implementation: fsdp2, host_overhead: 0 s}"))
+                          .step_time.value();
+  const double slow = simulate_step(two_by_two("fsdp: {implementation: fsdp2, host_overhead: 1 ms}"))
+                          .step_time.value();
   EXPECT_NEAR(slow - base, 8e-3, 0.8e-3);
 }
 

@@ -260,27 +260,36 @@ TEST(Step, UnsupportedSplitsAreRefusedClearly) {
 namespace orrery {
 namespace {
 
-// ZeRO-3 / FSDP on one DGX H100: 8-way full sharding, bf16 weights and gradients.
-Scenario fsdp_node(const std::string& extra = "") {
+// ZeRO-3 / FSDP on one DGX H100: 8-way full sharding, bf16 weights and gradients; FSDP1
+// unless `fsdp` says otherwise.
+Scenario fsdp_node(const std::string& extra = "", const std::string& fsdp = "true") {
   return load_scenario_text(R"(
 cluster: {preset: dgx-h100}
 model: {preset: llama3-8b, seq_len: 2048}
-parallelism: {fsdp: true, microbatch: 2, global_batch: 32)" + extra + R"(}
+parallelism: {fsdp: )" + fsdp + R"(, microbatch: 2, global_batch: 32)" + extra + R"(}
 training: {recompute: none, gradient_dtype: bf16}
 )",
                             "fsdp.yaml");
 }
 
 TEST(Fsdp, GatherAndReduceScatterBytesPerLayer) {
-  // Every unit (embedding, 32 blocks, head) per micro-batch: an all-gather of its bf16
-  // weights before forward and again before backward (resharded after forward), and a
-  // reduce-scatter of its bf16 gradients after backward. A ring over n = 8 GPUs moves
-  // (n - 1) * S over NVLink per collective, so per micro-batch
-  //   (n - 1) * params * (2 + 2 + 2) bytes,  over m = 32 / (2 * 8) = 2 micro-batches.
+  // FSDP1, per micro-batch: every block an all-gather of its bf16 weights before forward
+  // and again before backward (resharded after forward), and a reduce-scatter of its bf16
+  // gradients after backward; the root (embedding and head, R = 2 x 128256 x 4096 + 4096
+  // for the final norm = 1,050,677,248) gathered once, before the forward, kept through
+  // the backward, and reduce-scattered once. A ring over n = 8 GPUs moves (n - 1) * S over
+  // NVLink per collective, so per micro-batch
+  //   (n - 1) * (params * (2 + 2) + (params - R) * 2) bytes,
+  // over m = 32 / (2 * 8) = 2 micro-batches.
   const Scenario s = fsdp_node();
   const StepResult r = simulate_step(s);
-  const double params = r.figures.params_total;
-  EXPECT_NEAR(r.bytes_by_link_class.at(LinkClass::nvlink), 2 * 7.0 * params * 6.0,
+  const double params = r.figures.params_total, R = 1050677248.0;
+  EXPECT_NEAR(r.bytes_by_link_class.at(LinkClass::nvlink), 2 * 7.0 * (params * 6.0 - 2 * R),
+              1e-9 * params);
+  // FSDP2 wraps the embedding and the head on their own and reshards them: 6 bytes a
+  // parameter.
+  const StepResult f2 = simulate_step(fsdp_node("", "{implementation: fsdp2}"));
+  EXPECT_NEAR(f2.bytes_by_link_class.at(LinkClass::nvlink), 2 * 7.0 * params * 6.0,
               1e-9 * params);
   // Without resharding the backward gathers disappear: 2 + 2 bytes per parameter.
   const StepResult kept = simulate_step(fsdp_node(", reshard_after_forward: false"));
@@ -289,12 +298,13 @@ TEST(Fsdp, GatherAndReduceScatterBytesPerLayer) {
 }
 
 TEST(Fsdp, FullModePlansEachRepeatedCollectiveOnce) {
-  // fsdp_node() in --full: one shard group of the node's 8 GPUs, 34 units (embedding, 32
-  // blocks, head) and m = 2 micro-batches, so 2 * 34 * 3 = 204 collective tasks (a
-  // forward and a backward gather and a reduce-scatter per unit and micro-batch), each
-  // on the group's first GPU. They are only 3 units' sizes (embedding, block, head) in 2
-  // operations (all-gather, reduce-scatter): a repeated collective reuses its plan, so
-  // the graph holds at most 6 plans, not one per task (the graph and its memory then
+  // fsdp_node() in --full: one shard group of the node's 8 GPUs, FSDP1's 32 blocks and
+  // root (embedding and head) and m = 2 micro-batches, so 2 * (32 * 3 + 2) = 196
+  // collective tasks (a forward and a backward gather and a reduce-scatter per block, a
+  // gather and a reduce-scatter of the root, per micro-batch), each on the group's first
+  // GPU. They are only 2 units' sizes (block, root) in 2 operations (all-gather,
+  // reduce-scatter): a repeated collective reuses its plan, so the graph holds at most 4
+  // plans, not one per task (the graph and its memory then
   // grew with micro-batches x layers x the group's flows). The step is the symmetric
   // one's: the same group, alone on the node.
   const Scenario s = fsdp_node();
@@ -305,8 +315,8 @@ TEST(Fsdp, FullModePlansEachRepeatedCollectiveOnce) {
   int collectives = 0;
   for (const Task& t : r.graph.tasks)
     if (t.kind == TaskKind::param_gather || t.kind == TaskKind::dp_comm) ++collectives;
-  EXPECT_EQ(collectives, 204);
-  EXPECT_LE(r.graph.comms.size(), 6u);
+  EXPECT_EQ(collectives, 196);
+  EXPECT_LE(r.graph.comms.size(), 4u);
   EXPECT_NEAR(r.step_time.value() / simulate_step(s).step_time.value(), 1.0, 1e-9);
 }
 
@@ -314,8 +324,9 @@ TEST(Fsdp, Fp8ParameterGathersMoveFp8WeightsInOneByte) {
   // As GatherAndReduceScatterBytesPerLayer, in fp8 with fp8 parameter all-gathers: the
   // W8 = 6,979,321,856 weights of Llama 3 8B's fp8 GEMMs (32 x 218,103,808 in the blocks;
   // the untied head stays bf16 by default) travel in 1 byte, the other parameters and
-  // all gradients in 2. Of P = 8,030,261,248 parameters, per micro-batch
-  //   (n - 1) * (2 gathers x (2 P - W8) + 2 P) bytes, over 2 micro-batches.
+  // all gradients in 2. Of P = 8,030,261,248 parameters, FSDP1's root R = 1,050,677,248
+  // (embedding and head, bf16) gathered only before the forward, per micro-batch
+  //   (n - 1) * ((2 P - W8) + (2 (P - R) - W8) + 2 P) bytes, over 2 micro-batches.
   const std::string yaml = R"(
 cluster: {preset: dgx-h100}
 model: {preset: llama3-8b, seq_len: 2048}
@@ -328,12 +339,13 @@ training: {recompute: none, gradient_dtype: bf16, precision: fp8,
     y.replace(y.find("PARAM"), 5, dtype);
     return simulate_step(load_scenario_text(y, "fsdp-fp8.yaml"));
   };
-  const double P = 8030261248.0, W8 = 6979321856.0;
+  const double P = 8030261248.0, W8 = 6979321856.0, R = 1050677248.0;
   const StepResult fp8 = with("fp8");
   ASSERT_NEAR(fp8.figures.params_total, P, 0.5);
-  EXPECT_NEAR(fp8.bytes_by_link_class.at(LinkClass::nvlink), 2 * 7.0 * (2 * (2 * P - W8) + 2 * P),
+  EXPECT_NEAR(fp8.bytes_by_link_class.at(LinkClass::nvlink),
+              2 * 7.0 * ((2 * P - W8) + (2 * (P - R) - W8) + 2 * P), 1e-9 * P);
+  EXPECT_NEAR(with("bf16").bytes_by_link_class.at(LinkClass::nvlink), 2 * 7.0 * (6.0 * P - 2 * R),
               1e-9 * P);
-  EXPECT_NEAR(with("bf16").bytes_by_link_class.at(LinkClass::nvlink), 2 * 7.0 * 6.0 * P, 1e-9 * P);
 }
 
 TEST(Fsdp, PrefetchHidesGathersOnAFastNetwork) {
@@ -396,32 +408,38 @@ training: {recompute: none, gradient_dtype: bf16}
 
 TEST(Fsdp, WithoutPrefetchEveryGatherIsExposed) {
   // fsdp_prefetch: 0 starts a layer's gather only when the previous layer is done, so
-  // every gather but the first of each pass (embedding forward, head backward, which
-  // the previous pass can hide) adds to the step. No ring all-gather beats the NVLink
-  // port: (n - 1) / n * S at 450 GB/s per direction per H100 (NVIDIA H100 datasheet,
-  // 900 GB/s bidirectional). Llama 3 8B: embedding = head = 128256 * 4096 parameters.
+  // every block's gather in both passes adds to the step (FSDP1: the root, embedding and
+  // head, is gathered once before the forward in either case). No ring all-gather beats
+  // the NVLink port: (n - 1) / n * S at 450 GB/s per direction per H100 (NVIDIA H100
+  // datasheet, 900 GB/s bidirectional). Llama 3 8B: root R = 2 * 128256 * 4096 + 4096.
   const StepResult prefetched = simulate_step(fsdp_node());
   const StepResult serial = simulate_step(fsdp_node(", fsdp_prefetch: 0"));
   const double params = prefetched.figures.params_total;
-  const double exposed_params = params - 128256.0 * 4096.0;
+  const double exposed_params = params - (2 * 128256.0 * 4096.0 + 4096.0);
   const double bound = 7.0 / 8.0 * exposed_params * 2.0 /*bytes*/ * 2.0 /*passes*/ *
                        2.0 /*micro-batches*/ / 450e9;
   EXPECT_GT(serial.step_time.value() - prefetched.step_time.value(), bound);
   // One more layer in flight hides nothing more on this network but holds one more
-  // layer's weights: gather buffers of (1 + prefetch) * largest unit * 2 bytes, the
-  // largest unit being the LM head with its final norm (128256 * 4096 + 4096).
+  // layer's weights: gather buffers of (1 + prefetch) * largest block (218,112,000
+  // parameters, a multiple of 8: no padding) plus the root (1,050,677,248), x 2 bytes.
   const Scenario deeper_s = fsdp_node(", fsdp_prefetch: 2");
   const StepResult deeper = simulate_step(deeper_s);
   EXPECT_NEAR(deeper.step_time.value() / prefetched.step_time.value(), 1.0, 0.005);
   EXPECT_NEAR(estimate_memory(deeper_s).stages[0].gather_buffers.value(),
+              (3.0 * 218112000.0 + 1050677248.0) * 2.0, 1.0);
+  // FSDP2 reshards the head too: the largest unit is the head with its final norm.
+  EXPECT_NEAR(estimate_memory(fsdp_node(", fsdp_prefetch: 2", "{implementation: fsdp2}"))
+                  .stages[0]
+                  .gather_buffers.value(),
               3.0 * (128256.0 * 4096.0 + 4096.0) * 2.0, 1.0);
 }
 
 TEST(Fsdp, HpzKeepsBackwardGathersInsideTheNode) {
   // ZeRO++ hpZ on two nodes, 16-way full sharding: the forward gather and the gradient
   // reduce-scatter still span both nodes, the backward gather reads the node's secondary
-  // copy over NVLink. All three move the same bf16 bytes on the same 16-rank pattern, so
-  // the NICs carry 2/3 of what they carry without hpZ.
+  // copy over NVLink. All three move the same bf16 bytes a parameter on the same 16-rank
+  // pattern; FSDP1's root (embedding and head, R = 1,050,677,248) has no backward gather,
+  // so the NICs carry 2 P / (3 P - R) of what they carry without hpZ.
   const std::string yaml = R"(
 cluster: {preset: dgx-h100, nodes: 2}
 model: {preset: llama3-8b, seq_len: 2048}
@@ -432,7 +450,8 @@ parallelism: {fsdp: true, microbatch: 2, global_batch: 64)";
   const double plain_nic = simulate_step(plain_s).bytes_by_link_class.at(LinkClass::nic);
   const StepResult hpz = simulate_step(hpz_s);
   const double hpz_nic = hpz.bytes_by_link_class.at(LinkClass::nic);
-  EXPECT_NEAR(hpz_nic / plain_nic, 2.0 / 3.0, 1e-9);
+  const double P = hpz.figures.params_total, R = 1050677248.0;
+  EXPECT_NEAR(hpz_nic / plain_nic, 2 * P / (3 * P - R), 1e-9);
   // Every GPU and node-local collective simulated explicitly gives the same step.
   const StepResult full = simulate_step(hpz_s, SimulationOptions{true, false});
   EXPECT_NEAR(full.step_time.value() / hpz.step_time.value(), 1.0, 0.01);
