@@ -701,6 +701,16 @@ void add_zero3_terms(const Scenario& s, const StageLayers& sl, int i, const Stat
       edge += l->params();
       root_gathered += gathered(*l, sb, fp8_gather);
     }
+    // The word-embedding copies a stage keeps beside its head or MTP layers (as rank_tally
+    // counts them): part of the root's flat parameter.
+    const Layer* table = sl.embedding[0];
+    double copies = 0;
+    if (table && sl.head[held] && s.model.tied_embeddings && p.pp > 1 &&
+        p.schedule != PipelineSchedule::dualpipe)
+      copies += table->ops.front().params;
+    if (table && held == sl.mtp_table_rank) copies += table->ops.front().params;
+    edge += copies;
+    root_gathered += Bytes(copies * sb.weight);
     for (const Layer* l : units) {
       const double e = fsdp_unit_elements(*l, p.fsdp_impl, w);
       if (e > unit) {

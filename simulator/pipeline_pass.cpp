@@ -658,7 +658,7 @@ class PipelineBuilder {
     for (size_t k = 0; k < layers.size(); ++k) {
       if (!in_root(*layers[k])) continue;
       root_params += layers[k]->params();
-      root_fp8 += layers[k]->fp8_weight_elems();
+      if (fp8_param_gather) root_fp8 += layers[k]->fp8_weight_elems();
       root_first = std::min(root_first, k);
     }
     const MaybeTask before_block = prev_;
@@ -684,10 +684,19 @@ class PipelineBuilder {
       const bool gathers = root       ? false
                            : resident ? forward && b.microbatch == 0
                                       : forward || p_.reshard_after_forward;
-      // The root's gather comes first in the block's forward, before its first unit's own.
-      if (forward && k == 0 && root_params > 0)
+      // The root's gather comes first in the block, before its first unit's own, when a
+      // backward has freed it (or nothing has gathered it yet): FSDP1 frees the root only
+      // in its post-backward, so with pp > 1 the warm-up forwards find it gathered and the
+      // cool-down backwards gather it again (_pre_backward_hook unshards only what is
+      // sharded). The root's pre-forward first makes the gather stream wait for the
+      // compute stream (_root_pre_forward, _wait_for_computation_stream).
+      const size_t first = forward ? 0 : layers.size() - 1;
+      bool& held = root_held_[{r, b.chunk}];
+      if (k == first && root_params > 0 && !held) {
         out_.fsdp[r].push_back(
-            {true, false, id, std::nullopt, root_params, root_fp8, nullptr, std::nullopt});
+            {true, !forward, id, before_block, root_params, root_fp8, nullptr, std::nullopt});
+        held = true;
+      }
       if (gathers && megatron && done.size() < ahead) {
         if (!anchor) anchor = done.empty() ? before_block : MaybeTask(done.back());
         prereq = *anchor;
@@ -698,6 +707,7 @@ class PipelineBuilder {
             fsdp2_copy_out_time(*ctx_.model, l.params() * dense_gather_bytes_per_param(ctx_, {&l}));
       }
       if (gathers) out_.fsdp[r].push_back({true, !forward, id, prereq, l.params(), fp8_params, &l, std::nullopt});
+      if (!forward && root && k == root_first) root_held_[{r, b.chunk}] = false;
       if (!forward && (!root || k == root_first)) {
         // The root's one reduce-scatter follows the backward of its first layer, the last
         // of them to finish.
@@ -707,7 +717,8 @@ class PipelineBuilder {
                                                &l, std::nullopt});
         if (megatron) drain_.push_back(out_.fsdp[r].size() - 1);
       }
-      done.push_back(id);
+      // FSDP1's root has a buffer of its own: it takes no place in the prefetch window.
+      if (!root) done.push_back(id);
     };
     if (b.forward) {
       for (size_t k = 0; k < layers.size(); ++k) unit(k, true, wait_at(waits, k));
@@ -1119,6 +1130,8 @@ class PipelineBuilder {
   // last backward, which the next block's first compute task waits for, once that
   // backward has ended (drain_ready_).
   std::vector<size_t> drain_;
+  // FSDP1: whether a rank's chunk holds its root flat parameter gathered (fsdp_block).
+  std::map<std::pair<size_t, int>, bool> root_held_;
   bool drain_ready_ = false;
   MaybeTask prev_;   // the last task on the current rank's compute stream, once there is one
   MaybeTask first_;  // the first task of the current block, once it has one

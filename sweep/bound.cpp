@@ -170,12 +170,17 @@ Seconds step_time_bound(const Scenario& s) {
     // after the backward (simulator/step.cpp), each bringing (d-1)/d of its bytes into
     // every member.
     // Megatron-FSDP's embedding and head, no units with its default ones, are gathered
-    // once a step (simulator/pipeline_pass.cpp, fsdp_block).
+    // once a step, FSDP1's root (the embedding and the head) once a micro-batch
+    // (simulator/pipeline_pass.cpp, fsdp_block).
     if (d3 >= 2) {
+      const bool edge = l.kind == LayerKind::embedding || l.kind == LayerKind::head;
       const bool once = p.fsdp_impl == ParallelismSpec::FsdpImpl::megatron_fsdp &&
                         p.fsdp_unit == ParallelismSpec::FsdpUnit::layer &&
                         l.kind != LayerKind::transformer;
-      const double gathers = once ? 1.0 / p.microbatches() : p.reshard_after_forward ? 2.0 : 1.0;
+      const double gathers = once                          ? 1.0 / p.microbatches()
+                             : p.fsdp1_root_unit() && edge ? 1.0
+                             : p.reshard_after_forward     ? 2.0
+                                                           : 1.0;
       shard_bytes[k] += Bytes((d3 - 1.0) / d3 * l.params() * (gathers * state.weight + state.gradient));
     }
     // ZeRO-2: each micro-batch reduce-scatters the layer's dense gradients, bringing

@@ -147,6 +147,42 @@ TEST(FsdpUnits, CollectivesPerUnitCountedByHand) {
   EXPECT_EQ(count(d3, TaskKind::dp_comm, "reduce_scatter"), 5u);
 }
 
+// FSDP1's root under a pipeline: pp 2, dp 2, 4 micro-batches of 1 in 1F1B. Stage 0 holds
+// the embedding (its root, 32768 x 1024 x 2 bytes = 64 MiB) and layer 1, and runs F0 F1 B0
+// F2 B1 F3 B2 B3. The root is freed only by a post-backward, so F0 gathers it, F1 finds it
+// gathered, B0 reduce-scatters and frees it, F2 and F3 gather it again, and B3, after B2
+// freed it, gathers it before its backward: 4 root gathers, the second after B0 and the
+// last after B2. Layer 1: 4 forward and 4 backward gathers. Reduce-scatters: 4 of the
+// layer, 4 of the root.
+TEST(FsdpUnits, Fsdp1RootIsGatheredAgainOnlyAfterABackwardFreedIt) {
+  Scenario s = two_by_two("fsdp: true");
+  s.parallelism.pp = 2;
+  s.parallelism.dp = 2;
+  s.parallelism.global_batch = 8;
+  const StepResult r = simulate_step(s);
+  EXPECT_EQ(count(r, TaskKind::param_gather, "all_gather"), 12u);
+  EXPECT_EQ(count(r, TaskKind::param_gather, "64.00 MiB"), 4u);
+  EXPECT_EQ(count(r, TaskKind::dp_comm, "reduce_scatter"), 8u);
+  std::vector<double> root_starts;
+  std::array<double, 4> backward_end{};  // rank 0's last backward compute, per micro-batch
+  for (std::size_t i = 0; i < r.graph.tasks.size(); ++i) {
+    const Task& t = r.graph.tasks[i];
+    if (t.rank != 0) continue;
+    const TaskTiming& tt = r.timeline.timing[i];
+    if (t.kind == TaskKind::param_gather && t.comm &&
+        r.graph.comms[static_cast<std::size_t>(*t.comm)].description.find("64.00 MiB") !=
+            std::string::npos)
+      root_starts.push_back(tt.start->value());
+    if (t.stream == StreamKind::compute && t.kind == TaskKind::backward && t.microbatch)
+      backward_end.at(static_cast<std::size_t>(*t.microbatch)) =
+          std::max(backward_end.at(static_cast<std::size_t>(*t.microbatch)), tt.end->value());
+  }
+  std::sort(root_starts.begin(), root_starts.end());
+  ASSERT_EQ(root_starts.size(), 4u);
+  EXPECT_GE(root_starts[1], backward_end[0]);
+  EXPECT_GE(root_starts[3], backward_end[2]);
+}
+
 // DeepSpeed ZeRO-3 reduce-scatters the parameters' own 16-bit gradients (get_data_types and
 // communication_data_type in deepspeed/runtime/engine.py at microsoft/DeepSpeed 38327e07):
 // its default gradient_dtype follows the precision; PyTorch FSDP's stays fp32 and a written

@@ -346,6 +346,13 @@ training: {recompute: none, gradient_dtype: bf16, precision: fp8,
               2 * 7.0 * ((2 * P - W8) + (2 * (P - R) - W8) + 2 * P), 1e-9 * P);
   EXPECT_NEAR(with("bf16").bytes_by_link_class.at(LinkClass::nvlink), 2 * 7.0 * (6.0 * P - 2 * R),
               1e-9 * P);
+  // The head's GEMM in fp8 too (gemms: all) but bf16 gathers: every gathered byte still 2.
+  std::string all = yaml;
+  all.replace(all.find("fp8: {"), 6, "fp8: {gemms: all, ");
+  all.replace(all.find("PARAM"), 5, "bf16");
+  EXPECT_NEAR(simulate_step(load_scenario_text(all, "fsdp-fp8-all.yaml"))
+                  .bytes_by_link_class.at(LinkClass::nvlink),
+              2 * 7.0 * (6.0 * P - 2 * R), 1e-9 * P);
 }
 
 TEST(Fsdp, PrefetchHidesGathersOnAFastNetwork) {
