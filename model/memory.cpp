@@ -702,13 +702,16 @@ void add_zero3_terms(const Scenario& s, const StageLayers& sl, int i, const Stat
       root_gathered += gathered(*l, sb, fp8_gather);
     }
     // The word-embedding copies a stage keeps beside its head or MTP layers (as rank_tally
-    // counts them): part of the root's flat parameter.
+    // counts them): on the loss stage part of the root's flat parameter; on an MTP stage of
+    // its own part of the MTP layer's unit (simulator/pipeline_pass.cpp, with_mtp_table).
     const Layer* table = sl.embedding[0];
+    const double table_params = table ? table->ops.front().params : 0.0;
     double copies = 0;
-    if (table && sl.head[held] && s.model.tied_embeddings && p.pp > 1 &&
+    if (sl.head[held] && s.model.tied_embeddings && p.pp > 1 &&
         p.schedule != PipelineSchedule::dualpipe)
-      copies += table->ops.front().params;
-    if (table && held == sl.mtp_table_rank) copies += table->ops.front().params;
+      copies += table_params;
+    const bool mtp_table = table && held == sl.mtp_table_rank;
+    if (mtp_table && sl.head[held]) copies += table_params;
     edge += copies;
     root_gathered += Bytes(copies * sb.weight);
     for (const Layer* l : units) {
@@ -719,12 +722,14 @@ void add_zero3_terms(const Scenario& s, const StageLayers& sl, int i, const Stat
       }
     }
     for (const Layer* l : sl.layers[held]) {
-      const double e = fsdp_unit_elements(*l, p.fsdp_impl, w);
+      const double extra = mtp_table && !sl.head[held] && l->kind == LayerKind::mtp ? table_params : 0.0;
+      const double e = extra > 0 ? std::ceil((l->params() + extra) / w) * w
+                                 : fsdp_unit_elements(*l, p.fsdp_impl, w);
       if (e > layer_unit) {
         layer_unit = e;
-        layer_unpadded = l->params();
+        layer_unpadded = l->params() + extra;
       }
-      layer_gathered = std::max(layer_gathered, gathered(*l, sb, fp8_gather));
+      layer_gathered = std::max(layer_gathered, gathered(*l, sb, fp8_gather) + Bytes(extra * sb.weight));
     }
     root_unpadded += edge;
   }

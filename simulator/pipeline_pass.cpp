@@ -690,13 +690,16 @@ class PipelineBuilder {
       // cool-down backwards gather it again (_pre_backward_hook unshards only what is
       // sharded). The root's pre-forward first makes the gather stream wait for the
       // compute stream (_root_pre_forward, _wait_for_computation_stream).
-      const size_t first = forward ? 0 : layers.size() - 1;
-      bool& held = root_held_[{r, b.chunk}];
-      if (k == first && root_params > 0 && !held) {
-        out_.fsdp[r].push_back(
-            {true, !forward, id, before_block, root_params, root_fp8, nullptr, std::nullopt});
-        held = true;
+      if (root_params > 0 && k == (forward ? 0 : layers.size() - 1)) {
+        bool& held = root_held_[{r, b.chunk}];
+        if (!held) {
+          out_.fsdp[r].push_back(
+              {true, !forward, id, before_block, root_params, root_fp8, nullptr, std::nullopt});
+          held = true;
+        }
       }
+      // That wait holds every FSDP1 forward's first gathers, the root gathered or not.
+      if (gathers && fsdp1_root && forward && done.size() < ahead) prereq = before_block;
       if (gathers && megatron && done.size() < ahead) {
         if (!anchor) anchor = done.empty() ? before_block : MaybeTask(done.back());
         prereq = *anchor;
@@ -707,7 +710,7 @@ class PipelineBuilder {
             fsdp2_copy_out_time(*ctx_.model, l.params() * dense_gather_bytes_per_param(ctx_, {&l}));
       }
       if (gathers) out_.fsdp[r].push_back({true, !forward, id, prereq, l.params(), fp8_params, &l, std::nullopt});
-      if (!forward && root && k == root_first) root_held_[{r, b.chunk}] = false;
+      if (!forward && root && k == root_first) root_held_.at({r, b.chunk}) = false;
       if (!forward && (!root || k == root_first)) {
         // The root's one reduce-scatter follows the backward of its first layer, the last
         // of them to finish.
