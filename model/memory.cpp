@@ -482,9 +482,12 @@ void add_model_states(const ParallelismSpec& p, const TrainingSpec& t, const Sta
 // outputs is (n, k), so ceil(n / w) * w rows of k; the other parameters (norm weights,
 // biases, the embedding table) are counted as one-dimensional tensors. Other
 // implementations: the layer's parameters unpadded.
+// FSDP1's flat parameter of n elements, padded to a multiple of the w ranks it shards over.
+double flat_padded(double n, double w) { return std::ceil(n / w) * w; }
+
 double fsdp_unit_elements(const Layer& l, ParallelismSpec::FsdpImpl impl, double w) {
   const double n = l.params();
-  if (impl == ParallelismSpec::FsdpImpl::fsdp1) return std::ceil(n / w) * w;
+  if (impl == ParallelismSpec::FsdpImpl::fsdp1) return flat_padded(n, w);
   if (impl != ParallelismSpec::FsdpImpl::fsdp2) return n;
   double padded = 0;
   for (const Op& op : l.ops) {
@@ -675,6 +678,54 @@ Transients deepspeed_transients(const Scenario& s, const StateBytes& sb, const R
   return out;
 }
 
+// FSDP1's root (ParallelismSpec::fsdp1_root_unit) on rank i: the embedding and the head in
+// one flat parameter, padded as one, beside the largest transformer layer.
+struct Fsdp1Root {
+  double unit = 0, unpadded = 0;          // the root's elements, padded and not
+  double layer_unit = 0, layer_unpadded = 0;  // the largest other unit's
+  Bytes gathered, layer_gathered;         // as gathered (fp8 gathers included)
+};
+
+Fsdp1Root fsdp1_root(const Scenario& s, const StageLayers& sl, int i, const StateBytes& sb,
+                     bool fp8_gather, double w) {
+  const ParallelismSpec& p = s.parallelism;
+  Fsdp1Root out;
+  // The word-embedding copies a stage keeps beside its head or MTP layers (as rank_tally
+  // counts them): on the loss stage part of the root's flat parameter; on an MTP stage of
+  // its own part of the MTP layer's unit (simulator/pipeline_pass.cpp, with_mtp_table).
+  const Layer* table = sl.embedding[0];
+  const double table_params = table ? table->ops.front().params : 0.0;
+  for (const auto& [held, factor] : stages_held(p, i)) {
+    (void)factor;
+    double copies = 0;
+    for (const Layer* l : {sl.embedding[held], sl.head[held]}) {
+      if (!l) continue;
+      out.unpadded += l->params();
+      out.gathered += gathered(*l, sb, fp8_gather);
+    }
+    if (sl.head[held] && s.model.tied_embeddings && p.pp > 1 &&
+        p.schedule != PipelineSchedule::dualpipe)
+      copies += table_params;
+    const bool mtp_table = table && held == sl.mtp_table_rank;
+    if (mtp_table && sl.head[held]) copies += table_params;
+    out.unpadded += copies;
+    out.gathered += Bytes(copies * sb.weight);
+    for (const Layer* l : sl.layers[held]) {
+      const double extra =
+          mtp_table && !sl.head[held] && l->kind == LayerKind::mtp ? table_params : 0.0;
+      const double e = flat_padded(l->params() + extra, w);
+      if (e > out.layer_unit) {
+        out.layer_unit = e;
+        out.layer_unpadded = l->params() + extra;
+      }
+      out.layer_gathered =
+          std::max(out.layer_gathered, gathered(*l, sb, fp8_gather) + Bytes(extra * sb.weight));
+    }
+  }
+  out.unit = flat_padded(out.unpadded, w);
+  return out;
+}
+
 // ZeRO-3 / FSDP: rank i's gather buffers, and with hpZ the secondary weight copy.
 void add_zero3_terms(const Scenario& s, const StageLayers& sl, int i, const StateBytes& sb,
                      bool fp8_gather, const RankTally& r, StageMemory& st) {
@@ -687,33 +738,11 @@ void add_zero3_terms(const Scenario& s, const StageLayers& sl, int i, const Stat
   // The largest unit as the implementation pads it (fsdp_unit_elements).
   const double w = p.zero3_group(s.cluster.gpus_per_node);
   double unit = 0, unpadded = 0;
-  // FSDP1's root (fsdp1_root_unit): the embedding and the head in one flat parameter,
-  // padded as one, gathered from each forward through its backward.
-  double root = 0, root_unpadded = 0, layer_unit = 0, layer_unpadded = 0;
-  Bytes root_gathered, layer_gathered;
   for (const auto& [held, factor] : stages_held(p, i)) {
     (void)factor;
     std::vector<const Layer*> units(sl.layers[held].begin(), sl.layers[held].end());
-    double edge = 0;
-    for (const Layer* l : {sl.embedding[held], sl.head[held]}) {
-      if (!l) continue;
-      units.push_back(l);
-      edge += l->params();
-      root_gathered += gathered(*l, sb, fp8_gather);
-    }
-    // The word-embedding copies a stage keeps beside its head or MTP layers (as rank_tally
-    // counts them): on the loss stage part of the root's flat parameter; on an MTP stage of
-    // its own part of the MTP layer's unit (simulator/pipeline_pass.cpp, with_mtp_table).
-    const Layer* table = sl.embedding[0];
-    const double table_params = table ? table->ops.front().params : 0.0;
-    double copies = 0;
-    if (sl.head[held] && s.model.tied_embeddings && p.pp > 1 &&
-        p.schedule != PipelineSchedule::dualpipe)
-      copies += table_params;
-    const bool mtp_table = table && held == sl.mtp_table_rank;
-    if (mtp_table && sl.head[held]) copies += table_params;
-    edge += copies;
-    root_gathered += Bytes(copies * sb.weight);
+    for (const Layer* l : {sl.embedding[held], sl.head[held]})
+      if (l) units.push_back(l);
     for (const Layer* l : units) {
       const double e = fsdp_unit_elements(*l, p.fsdp_impl, w);
       if (e > unit) {
@@ -721,30 +750,19 @@ void add_zero3_terms(const Scenario& s, const StageLayers& sl, int i, const Stat
         unpadded = l->params();
       }
     }
-    for (const Layer* l : sl.layers[held]) {
-      const double extra = mtp_table && !sl.head[held] && l->kind == LayerKind::mtp ? table_params : 0.0;
-      const double e = extra > 0 ? std::ceil((l->params() + extra) / w) * w
-                                 : fsdp_unit_elements(*l, p.fsdp_impl, w);
-      if (e > layer_unit) {
-        layer_unit = e;
-        layer_unpadded = l->params() + extra;
-      }
-      layer_gathered = std::max(layer_gathered, gathered(*l, sb, fp8_gather) + Bytes(extra * sb.weight));
-    }
-    root_unpadded += edge;
   }
+  const Fsdp1Root root = p.fsdp1_root_unit() ? fsdp1_root(s, sl, i, sb, fp8_gather, w) : Fsdp1Root{};
   if (p.fsdp1_root_unit()) {
-    root = std::ceil(root_unpadded / w) * w;
-    unit = std::max(layer_unit, root);
-    unpadded = root >= layer_unit ? root_unpadded : layer_unpadded;
+    unit = std::max(root.layer_unit, root.unit);
+    unpadded = root.unit >= root.layer_unit ? root.unpadded : root.layer_unpadded;
   }
-  if (p.fsdp1_root_unit() && p.reshard_after_forward && root > 0) {
+  if (p.fsdp1_root_unit() && p.reshard_after_forward && root.unit > 0) {
     // FSDP1: fsdp_prefetch + 1 transformer layers beside the root, which stays gathered
     // from the forward through the backward (_post_forward_reshard frees no root
     // parameters; simulator/pipeline_pass.cpp, fsdp_block).
     st.gather_buffers =
-        fp8_gather ? layer_gathered * (1.0 + p.fsdp_prefetch) + root_gathered
-                   : Bytes(((1.0 + p.fsdp_prefetch) * layer_unit + root) * sb.weight);
+        fp8_gather ? root.layer_gathered * (1.0 + p.fsdp_prefetch) + root.gathered
+                   : Bytes(((1.0 + p.fsdp_prefetch) * root.layer_unit + root.unit) * sb.weight);
   } else if (p.fsdp_impl == ParallelismSpec::FsdpImpl::megatron_fsdp &&
       p.fsdp_unit == ParallelismSpec::FsdpUnit::layer && p.reshard_after_forward) {
     // Megatron-FSDP's units are its transformer layers: fsdp_prefetch + 1 of them

@@ -108,7 +108,8 @@ void add_rail_rings(CollectiveOp op, const std::vector<std::vector<int>>& nodes,
   ORRERY_CHECK(twice || op == CollectiveOp::all_gather || op == CollectiveOp::reduce_scatter,
                "the rail rings apply to all-reduce, reduce-scatter and all-gather");
   ORRERY_CHECK(k > 1 && m > 1, "the rail rings span nodes of more than one member");
-  const double hop = (twice ? 2.0 : 1.0) * (n - 1) / n * S / static_cast<double>(channels);
+  const double passes = twice ? 2.0 : 1.0;
+  const double hop = passes * (n - 1) / n * S / static_cast<double>(channels);
   CommPhase ph;
   for (size_t c = 0; c < channels; ++c) {
     const size_t e = c * k / channels;  // the member the channel enters and leaves by
@@ -120,7 +121,7 @@ void add_rail_rings(CollectiveOp op, const std::vector<std::vector<int>>& nodes,
       ph.transfers.push_back({here[e], nodes[(a + 1) % m][e], Bytes(hop)});
     }
   }
-  const double steps = (twice ? 2.0 : 1.0) * (n - 1), inter = (twice ? 2.0 : 1.0) * (m - 1.0);
+  const double steps = passes * (n - 1), inter = passes * (m - 1.0);
   const int first = nodes.front().front(), next_node = nodes[1].front();
   ph.extra_latency = Seconds((steps - inter) * topo.latency(first, nodes.front()[1]).value() +
                              inter * topo.latency(first, next_node).value());
@@ -514,14 +515,12 @@ CommPlan plan_collective(CollectiveOp op, const std::vector<int>& group, Bytes b
   double best_time = std::numeric_limits<double>::infinity();
   for (CollectiveAlgo a : candidates) {
     CommPlan p = build(op, group, bytes.value(), topo, a);
-    double t = 0;
+    CommPlan costed;
     if (nccl_costed) {
-      CommPlan costed = p;
+      costed = p;
       apply_nccl_cost(costed, topo, Seconds(0.0));
-      t = estimate(costed, topo).value();
-    } else {
-      t = estimate(p, topo).value();
     }
+    const double t = estimate(nccl_costed ? costed : p, topo).value();
     if (t < best_time) {
       best_time = t;
       best = std::move(p);
