@@ -374,6 +374,9 @@ class RooflineModel final : public ComputeModel {
         } else {
           t = std::max(memory, fwd ? gemm_time(flops, attn_gemm_rate_)
                                    : 2 * gemm_time(flops / 2, attn_gemm_rate_));
+          // Unfused attention's batched GEMMs with an odd head dimension: cuBLAS's
+          // alignment-1 kernels, as a linear layer's.
+          t = unaligned_gemm_time(op, flops, t, unaligned_rate_);
         }
         break;
       default:

@@ -763,7 +763,10 @@ class ProfileModel final : public ComputeModel {
       }
       case OpKind::attention:
         if (is_op(op.name, "attn.core") || !attn_gemm_) return std::nullopt;
-        t = gemm_time(*attn_gemm_, flops, bytes, fwd);
+        // The fitted family is the aligned GEMMs': an odd head dimension takes the
+        // alignment-1 floor, as a linear layer's GEMM does.
+        t = unaligned_gemm_time(op, flops, gemm_time(*attn_gemm_, flops, bytes, fwd),
+                                unaligned_rate_);
         break;
       case OpKind::norm:
       case OpKind::softmax:

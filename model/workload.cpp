@@ -164,15 +164,12 @@ Op OpBuilder::gemm(const std::string& name, double m, double k, double n, double
   op.params = params;
   op.weight_k = k;
   op.weight_n = n;
-  // Whole dimensions only (a fractional share says nothing). k and n only: they are the
-  // operands' row lengths (the leading dimensions cuBLAS checks for 16-byte alignment: the
-  // input's and weight's k, the output's and its gradient's n, in all three GEMMs); m, the
-  // tokens, only counts rows, so an odd token count (an expert's share) leaves every row
-  // aligned.
-  const auto odd = [](double x) {
-    return x == std::floor(x) && std::fmod(x, 2.0) != 0.0;
-  };
-  op.odd_dimension = odd(k) || odd(n);
+  // k and n only: they are the operands' row lengths (the leading dimensions cuBLAS checks
+  // for 16-byte alignment: the input's and weight's k, the output's and its gradient's n,
+  // in all three GEMMs); m, the tokens, only counts rows, so an odd token count (an
+  // expert's share) leaves every row aligned.
+  op.alignment = gemm_alignment({k, n});
+  op.odd_dimension = op.alignment == 1;
   const bool in_fp8 = fp8 && ((recipe ? recipe->gemms : kFp8TeLayers) & fp8_group(name)) != 0;
   op.high_precision = fp8_training && !in_fp8;
   op.saved = Bytes(saved_elems * (in_fp8 ? saved_gemm_input : act));
@@ -370,6 +367,27 @@ Op OpBuilder::memory_bound(const std::string& name, OpKind kind, double in_elems
 }
 
 }  // namespace detail
+
+int gemm_alignment(std::initializer_list<double> row_lengths) {
+  int a = 8;
+  for (double x : row_lengths) {
+    // Whole lengths only (a fractional share says nothing of the rows).
+    if (x != std::floor(x) || x <= 0) continue;
+    while (a > 1 && std::fmod(x, static_cast<double>(a)) != 0.0) a /= 2;
+  }
+  return a;
+}
+
+std::vector<MisalignedGemm> misaligned_gemms(const Workload& w) {
+  std::vector<MisalignedGemm> out;
+  for (const Layer& l : w.layers)
+    for (const Op& op : l.ops)
+      if (op.alignment < 8 &&
+          std::none_of(out.begin(), out.end(),
+                       [&](const MisalignedGemm& g) { return g.name == op.name; }))
+        out.push_back({op.name, op.alignment});
+  return out;
+}
 
 namespace {
 

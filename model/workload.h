@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -118,7 +119,16 @@ struct Op {
   // operands' rows cannot be read in 16-byte vectors: cuBLAS runs its alignment-1 kernels
   // (docs/model.md, "GEMMs with an odd dimension"), timed by unaligned_gemm_time
   // (calibrate/compute_model.h). Never set on a convolution or a grouped expert GEMM.
+  // Unfused attention's batched GEMMs (attn.scores, attn.context) set it too, from the
+  // head dimension and the key length (their operands' row lengths).
   bool odd_dimension = false;
+  // The elements (1, 2, 4 or 8) every operand row of a GEMM starts on, from its row
+  // lengths (gemm_alignment): 8 is 16 bytes of a 16-bit operand, the alignment cuBLAS's
+  // fastest kernels take; 1 is odd_dimension. 2 and 4 (a head dimension of 150 or 108)
+  // run cuBLAS's alignment-2 and -4 kernels, whose rate no measurement gives: timed as
+  // aligned, named by `run --explain` and flagged outside the validated region
+  // (docs/model.md, "GEMMs with an odd dimension"). 8 where odd_dimension is never set.
+  int alignment = 8;
   // The forward writes its input in place (Megatron's masked_fill_ on the scores): its
   // fwd_written bytes are timed, but the caching allocator's sequence
   // (model/memory.cpp, microbatch_sequence) takes no new block for them.
@@ -237,6 +247,26 @@ double fp4_element_bytes(Fp4Spec::Format f);
 // Bytes a weight element of an fp8 GEMM takes where the weights are kept in fp8
 // (Fp8Spec::fp8_weights): 1 per-tensor, 2 (1 + 1/32) for MXFP8's two scaled copies.
 double fp8_kept_weight_bytes(Fp8Spec::Scaling s);
+
+// The alignment, in elements, of rows of these lengths: the largest power of two up to
+// 8 that divides every one (a fractional share, which says nothing of the rows, counts as
+// aligned).
+int gemm_alignment(std::initializer_list<double> row_lengths);
+
+// The elements of a GEMM operand row in 16 bytes, the alignment cuBLAS's fastest kernels
+// take, under this precision: 8 of 2-byte operands (16-bit training, and fp8 training,
+// whose misaligned GEMMs orrery times at 16-bit rates), 4 of fp32 and tf32's.
+inline int aligned_elements(Precision p) { return static_cast<int>(16 / activation_bytes(p)); }
+
+// A GEMM of a workload whose operand rows are aligned to fewer than 8 elements
+// (Op::alignment < 8: not 16-byte aligned in 16 bits; compare aligned_elements).
+struct MisalignedGemm {
+  std::string name;
+  int alignment = 8;
+};
+// Each such op once, by name, in forward order (a layer kind's ops as its first layer has
+// them).
+std::vector<MisalignedGemm> misaligned_gemms(const Workload& w);
 
 // Builds the per-rank workload of one micro-batch.
 Workload build_workload(const ModelSpec& m, const TrainingSpec& t, const Shard& shard);

@@ -7,6 +7,8 @@
 #include <functional>
 #include <sstream>
 
+#include "calibrate/compute_model.h"
+#include "model/workload.h"
 #include "report/residuals_data.h"
 #include "scenario/names.h"
 #include "scenario/pipeline_layout.h"
@@ -263,6 +265,23 @@ std::optional<RegionFlag> mfu_flag(const Family& family, const std::string& prec
                                        pct(hfu), pct(mfu), scope, cls, pct(*top))};
 }
 
+std::optional<RegionFlag> alignment_flag(const Scenario& s) {
+  const bool odd_measured = unaligned_gemm_rate(s) > 0;
+  const int aligned = aligned_elements(s.training.precision);
+  std::vector<std::string> unmeasured;
+  for (const MisalignedGemm& g :
+       misaligned_gemms(build_workload(s.model, s.training, shard_of(s.parallelism))))
+    if (g.alignment < aligned && (g.alignment > 1 || !odd_measured))
+      unmeasured.push_back(fmt::format("{} ({}-element)", g.name, g.alignment));
+  if (unmeasured.empty()) return std::nullopt;
+  std::string names;
+  for (const std::string& n : unmeasured) names += (names.empty() ? "" : ", ") + n;
+  return RegionFlag{"align", fmt::format("GEMMs on rows not 16-byte aligned, {}: "
+                                         "no rate of such kernels is measured on this GPU, "
+                                         "timed as aligned",
+                                         names)};
+}
+
 std::vector<RegionFlag> region_flags(const Scenario& s, double memory_fraction,
                                      std::optional<Utilisation> use,
                                      const std::vector<Residual>& table) {
@@ -331,6 +350,7 @@ std::vector<RegionFlag> region_flags(const Scenario& s, double memory_fraction,
                                         "uses it",
                                         to_string(p.fsdp_impl))});
   }
+  if (auto flag = alignment_flag(s)) out.push_back(*flag);
   return out;
 }
 

@@ -98,7 +98,8 @@ struct Band {
 Band band_for(const Family& f, const std::vector<Residual>& table);
 
 // A reason the scenario lies outside the validated region: a short code for tables
-// (gpu, mfu, memory, cp, cp_comm, schedule, layout, moe, zero2, zero3) and a sentence.
+// (gpu, mfu, memory, cp, cp_comm, schedule, layout, moe, zero2, zero3, align) and a
+// sentence.
 struct RegionFlag {
   std::string code, text;
 };
@@ -121,10 +122,16 @@ struct Utilisation {
 // kMemoryNearFull; a cp above every case's; a cp_comm no context-parallel case uses (when
 // some case has cp > 1; otherwise the cp flag says it); a pipeline schedule (at pp 1 one
 // other than 1F1B) no case runs; a layout_label no case has; MoE, ZeRO-2 or ZeRO-3 when no
-// case uses it.
+// case uses it; the alignment flag (alignment_flag).
 std::vector<RegionFlag> region_flags(const Scenario& s, double memory_fraction,
                                      std::optional<Utilisation> use,
                                      const std::vector<Residual>& table);
+// The alignment flag (code "align"): GEMMs whose operand rows are aligned to 2 or 4
+// elements (Op::alignment; no rate of cuBLAS's alignment-2 and -4 kernels is measured on
+// any GPU), or to 1 where the GPU gives no unaligned_gemm_efficiency: each is timed as
+// aligned, and the validation cases that run such GEMMs read far fast (docs/model.md,
+// "GEMMs with an odd dimension"). A model's own property, not a validation case's absence.
+std::optional<RegionFlag> alignment_flag(const Scenario& s);
 // fp16 and bf16 are "16-bit", fp32 and tf32 "32-bit", fp8 itself: utilisation counts
 // against the 16-bit peak in every case, so an FP8 run's is not comparable with a 16-bit
 // run's.

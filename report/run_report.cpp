@@ -603,12 +603,20 @@ std::string render_stack_explanation(const Scenario& s) {
   // unaligned_gemm_efficiency): named once each, in forward order (a CNN's too: its
   // fully connected layers are cuBLAS GEMMs, model/cnn.cpp).
   {
-    std::vector<std::string> odd;
+    std::vector<std::string> odd, partly;
     const Workload w = build_workload(s.model, s.training, shard_of(s.parallelism));
-    for (const Layer& l : w.layers)
-      for (const Op& op : l.ops)
-        if (op.odd_dimension && std::find(odd.begin(), odd.end(), op.name) == odd.end())
-          odd.push_back(op.name);
+    for (const MisalignedGemm& g : misaligned_gemms(w)) {
+      if (g.alignment == 1)
+        odd.push_back(g.name);
+      else if (g.alignment < aligned_elements(s.training.precision))
+        partly.push_back(fmt::format("{} ({}-element)", g.name, g.alignment));
+    }
+    if (!partly.empty()) {
+      o += fmt::format("  {:<25}{}: rows not 16-byte aligned, nor odd; timed as aligned: "
+                       "no rate of cuBLAS's alignment-2 and -4 kernels is measured "
+                       "(docs/model.md, \"GEMMs with an odd dimension\")\n",
+                       "part-aligned GEMMs", fmt::join(partly, ", "));
+    }
     if (!odd.empty()) {
       const double rate = unaligned_gemm_rate(s);
       o += fmt::format(

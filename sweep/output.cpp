@@ -299,7 +299,7 @@ std::string render_sweep_table(const SweepInput& in, const SweepResult& r) {
     out += fmt::format(
         "\ncolumns      band: measured / predicted step time over the validation residuals of "
         "the candidate's family{}; outside: why it lies outside the validated region (gpu, mfu, "
-        "memory, cp, cp_comm, schedule, layout, moe, zero2, zero3; docs/simulator.md, \"Prediction band "
+        "memory, cp, cp_comm, schedule, layout, moe, zero2, zero3, align; docs/simulator.md, \"Prediction band "
         "and the validated region\")\n",
         w.rank_by == RankBy::pessimistic ? " (objectives shown at its slow, right end)" : "");
   }

@@ -8,6 +8,8 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <tuple>
+#include <vector>
 
 #include "calibrate/compute_model.h"
 #include "core/error.h"
@@ -130,6 +132,99 @@ TEST(UnalignedGemm, WithoutAFigureTheGemmIsTimedAsAligned) {
     aligned.odd_dimension = false;
     for (Pass p : {Pass::forward, Pass::backward})
       EXPECT_DOUBLE_EQ(model->op_time(head, p).value(), model->op_time(aligned, p).value());
+  }
+}
+
+// The largest power of two up to 8 dividing every row length; a fractional share says
+// nothing of the rows and leaves the alignment as it is.
+TEST(UnalignedGemm, AlignmentIsTheLargestPowerOfTwoUpToEightDividingEveryRow) {
+  EXPECT_EQ(gemm_alignment({128, 2048}), 8);
+  EXPECT_EQ(gemm_alignment({108, 2048}), 4);    // 108 = 4 x 27
+  EXPECT_EQ(gemm_alignment({150, 2048}), 2);    // 150 = 2 x 75
+  EXPECT_EQ(gemm_alignment({225, 2048}), 1);    // odd
+  EXPECT_EQ(gemm_alignment({1024, 30522}), 2);  // BERT's vocabulary, 2 x 15261
+  EXPECT_EQ(gemm_alignment({1800, 7200}), 8);   // 8 x 225 and 16 x 450: 8 is the cap
+  EXPECT_EQ(gemm_alignment({12.5, 128}), 8);
+  EXPECT_EQ(gemm_alignment({}), 8);
+}
+
+// Unfused attention as BigScience's tr11 benchmarks ran it (Megatron-DeepSpeed, one GPU
+// here, 2,048 tokens): the batched GEMMs' rows are the head dimension and the key length,
+// so hidden / heads = 14400 / 64 = 225, 14400 / 96 = 150, 13824 / 128 = 108 and
+// 14336 / 112 = 128 give alignments 1, 2, 4 and 8. Every linear GEMM's rows (hidden, 3 x
+// hidden, 4 x hidden, the padded 250,880 vocabulary) are multiples of 8.
+TEST(UnalignedGemm, UnfusedAttentionTakesTheHeadDimensionsAlignment) {
+  for (const auto& [hidden, heads, alignment] :
+       {std::tuple{14400, 64, 1}, std::tuple{14400, 96, 2}, std::tuple{13824, 128, 4},
+        std::tuple{14336, 112, 8}}) {
+    const Scenario s = load_scenario_text(fmt::format(R"(
+cluster: {{preset: dgx-a100, nodes: 1, gpus_per_node: 1}}
+model: {{family: decoder, layers: 1, hidden: {}, heads: {}, ffn: {}, vocab: 250880,
+        seq_len: 2048, activation: gelu, norm: layernorm, position_embedding: alibi,
+        tied_embeddings: true, bias: true, dropout: false}}
+parallelism: {{tp: 1, pp: 1, dp: 1, microbatch: 1, global_batch: 1, pipeline_engine: deepspeed}}
+training: {{precision: fp16, flash_attention: false, recompute: none, stack: deepspeed}}
+)",
+                                                      hidden, heads, 4 * hidden),
+                                          "bigscience-shape.yaml");
+    const Workload w = build_workload(s.model, s.training, shard_of(s.parallelism));
+    std::vector<std::string> names;
+    for (const MisalignedGemm& g : misaligned_gemms(w)) {
+      names.push_back(g.name);
+      EXPECT_EQ(g.alignment, alignment) << g.name;
+    }
+    const std::vector<std::string> expected =
+        alignment == 8 ? std::vector<std::string>{}
+                       : std::vector<std::string>{"attn.scores", "attn.context"};
+    EXPECT_EQ(names, expected) << hidden << " / " << heads;
+    for (const Layer& l : w.layers)
+      for (const Op& op : l.ops)
+        if (op.name == "attn.scores" || op.name == "attn.context") {
+          EXPECT_EQ(op.alignment, alignment) << op.name;
+          EXPECT_EQ(op.odd_dimension, alignment == 1) << op.name;
+        }
+  }
+}
+
+// On the H200, an odd head dimension (1800 / 8 = 225) puts unfused attention's batched
+// GEMMs on the alignment-1 rate, 989.4 TFLOP/s x 0.125 = 123.675 TFLOP/s: Q K^T of one
+// 2,048-token sequence, F = 2 x 2048 x 2048 x 8 heads x 225 = 15,099,494,400 FLOP, takes
+// F / rate = 122.09 us forward and twice that backward (its 67 MB score tensor streams in
+// about 16 us: the rate decides); P V the same. With 224-wide heads (1792 / 8) the aligned
+// rate holds, several times faster.
+TEST(UnalignedGemm, AnOddHeadDimensionRunsUnfusedAttentionAtTheAlignmentOneRate) {
+  const auto make = [](int hidden) {
+    return load_scenario_text(fmt::format(R"(
+cluster: {{preset: dgx-h200, nodes: 1, gpus_per_node: 1}}
+model: {{family: decoder, layers: 1, hidden: {}, heads: 8, ffn: {}, vocab: 50304,
+        seq_len: 2048, activation: gelu, norm: layernorm, position_embedding: learned,
+        tied_embeddings: true, bias: true, dropout: false}}
+parallelism: {{tp: 1, pp: 1, dp: 1, microbatch: 1, global_batch: 1}}
+training: {{precision: bf16, flash_attention: false, recompute: none}}
+)",
+                                          hidden, 4 * hidden),
+                              "odd-heads.yaml");
+  };
+  const auto op_named = [](const Workload& w, const std::string& name) {
+    for (const Layer& l : w.layers)
+      for (const Op& op : l.ops)
+        if (op.name == name) return op;
+    throw std::logic_error("no " + name);
+  };
+  const Scenario odd = make(1800), even = make(1792);
+  const Workload wo = build_workload(odd.model, odd.training, shard_of(odd.parallelism));
+  const Workload we = build_workload(even.model, even.training, shard_of(even.parallelism));
+  const auto mo = make_roofline_model(odd), me = make_roofline_model(even);
+  const double F = 2.0 * 2048 * 2048 * 8 * 225, rate = 989.4e12 * 0.125;
+  for (const std::string name : {"attn.scores", "attn.context"}) {
+    const Op a = op_named(wo, name), b = op_named(we, name);
+    ASSERT_TRUE(a.odd_dimension) << name;
+    ASSERT_FALSE(b.odd_dimension) << name;
+    ASSERT_DOUBLE_EQ(a.fwd_flops.value(), F);
+    EXPECT_NEAR(mo->op_time(a, Pass::forward).value(), F / rate, 1e-12) << name;
+    EXPECT_NEAR(mo->op_time(a, Pass::backward).value(), 2 * F / rate, 1e-12) << name;
+    EXPECT_LT(me->op_time(b, Pass::forward).value() * 3, mo->op_time(a, Pass::forward).value())
+        << name;
   }
 }
 

@@ -187,6 +187,43 @@ TEST(Region, ContextExchangeAndScheduleNoCaseRuns) {
             std::vector<std::string>{"schedule"});
 }
 
+// GEMMs on rows not 16-byte aligned are flagged where no measured rate
+// covers them, whatever the table holds: BERT-large's 30,522-token vocabulary (2 x 15,261)
+// on any GPU; GPT-2's odd 50,257 on the A100 (no unaligned_gemm_efficiency) and not on the
+// H200 (measured there); the padded 50,304 nowhere.
+TEST(Region, GemmsAlignedToFewerThanEightElements) {
+  const auto t = table();
+  const Scenario bert = testing::preset_scenario("bert-large", "dp: 8, global_batch: 64");
+  EXPECT_EQ(only_flag(bert, t, "align"),
+            "GEMMs on rows not 16-byte aligned, head.output (2-element): no rate of such "
+            "kernels is measured on this GPU, timed as aligned");
+  const auto gpt2 = [](const std::string& system, int vocab,
+                       const std::string& precision = "bf16") {
+    return load_scenario_text(
+        "cluster: {preset: " + system + ", nodes: 1, gpus_per_node: 1}\n"
+        "model: {family: decoder, layers: 2, hidden: 768, heads: 12, ffn: 3072, vocab: " +
+            std::to_string(vocab) +
+            ", seq_len: 1024, activation: gelu, norm: layernorm, position_embedding: learned,"
+            " tied_embeddings: true, bias: true, dropout: false}\n"
+            "parallelism: {microbatch: 8, global_batch: 8}\n"
+            "training: {precision: " + precision + ", recompute: none, stack: fsdp2}\n",
+        "gpt2.yaml");
+  };
+  EXPECT_EQ(only_flag(gpt2("dgx-a100", 50257), t, "align"),
+            "GEMMs on rows not 16-byte aligned, head.output (1-element): no rate of such "
+            "kernels is measured on this GPU, timed as aligned");
+  EXPECT_TRUE(region_flags(gpt2("dgx-a100", 50304), 0.5, std::nullopt, t).empty());
+  const auto h200 = region_flags(gpt2("dgx-h200", 50257), 0.5, std::nullopt, t);
+  EXPECT_TRUE(std::none_of(h200.begin(), h200.end(),
+                           [](const RegionFlag& f) { return f.code == "align"; }));
+  // 16 bytes are 4 elements of fp32: a 30,524-token vocabulary (4 x 7,631) is aligned in
+  // fp32 and not in bf16.
+  EXPECT_TRUE(region_flags(gpt2("dgx-a100", 30524, "fp32"), 0.5, std::nullopt, t).empty());
+  EXPECT_EQ(only_flag(gpt2("dgx-a100", 30524), t, "align"),
+            "GEMMs on rows not 16-byte aligned, head.output (4-element): no rate of such "
+            "kernels is measured on this GPU, timed as aligned");
+}
+
 TEST(Region, MemoryNearCapacity) {
   const Scenario s = testing::preset_scenario("narayanan-1.7b", "tp: 2, global_batch: 16");
   EXPECT_TRUE(region_flags(s, 0.949, std::nullopt, table()).empty());

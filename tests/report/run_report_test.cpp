@@ -145,6 +145,16 @@ TEST(RunReport, OddDimensionGemmsAreNamedWithTheirRate) {
   // An even vocabulary: no such line.
   const Scenario even = testing::preset_scenario("narayanan-1.7b", "tp: 2, global_batch: 16");
   EXPECT_EQ(render_stack_explanation(even).find("odd-dimension"), std::string::npos);
+  EXPECT_EQ(render_stack_explanation(even).find("part-aligned"), std::string::npos);
+  // BERT-large's 30,522-token vocabulary (2 x 15,261) is even, not a multiple of 8: its head
+  // is named on the part-aligned line, and no other GEMM (hidden 1,024, 3,072, 4,096).
+  const Scenario bert = testing::preset_scenario("bert-large", "dp: 8, global_batch: 64");
+  const std::string b = render_stack_explanation(bert);
+  EXPECT_NE(b.find("  part-aligned GEMMs       head.output (2-element): rows not 16-byte "
+                   "aligned, nor odd; timed as aligned"),
+            std::string::npos)
+      << b;
+  EXPECT_EQ(b.find("odd-dimension"), std::string::npos) << b;
 }
 
 // What the host time per kernel costs the step, by simulating it again with none: on the
