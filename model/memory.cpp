@@ -440,8 +440,11 @@ void add_model_states(const ParallelismSpec& p, const TrainingSpec& t, const Sta
   const double dense = r.dense, expert = r.expert;
   const double wdiv_dense = p.zero_stage >= 3 ? dense_group : 1.0;
   const double wdiv_expert = p.zero_stage >= 3 ? expert_group : 1.0;
-  const double gdiv_dense = p.zero_stage >= 2 ? dense_group : 1.0;
-  const double gdiv_expert = p.zero_stage >= 2 ? expert_group : 1.0;
+  // FSDP2 under a pipeline accumulates every micro-batch's gradients unsharded, in the
+  // reduce dtype, until the step's reduce (fsdp_pipeline_deferred, scenario/spec.h).
+  const bool sharded_grads = p.zero_stage >= 2 && !fsdp_pipeline_deferred(p, t);
+  const double gdiv_dense = sharded_grads ? dense_group : 1.0;
+  const double gdiv_expert = sharded_grads ? expert_group : 1.0;
   const double odiv_dense = p.zero_stage >= 1 ? dense_group : 1.0;
   const double odiv_expert = p.zero_stage >= 1 ? expert_group : 1.0;
   // Weights kept in fp8 (Fp8Spec::fp8_weights: Megatron-Core's fp8_param_gather builds the
@@ -752,6 +755,10 @@ void add_zero3_terms(const Scenario& s, const StageLayers& sl, int i, const Stat
     }
   }
   const Fsdp1Root root = p.fsdp1_root_unit() ? fsdp1_root(s, sl, i, sb, fp8_gather, w) : Fsdp1Root{};
+  // FSDP2 under a pipeline keeps every unit gathered from its first use until the step's
+  // reduce (fsdp_pipeline_deferred, scenario/spec.h): once the first backwards have run,
+  // all of them, reshard_after_forward or not.
+  const bool resharded = p.reshard_after_forward && !fsdp_pipeline_deferred(p, s.training);
   if (p.fsdp1_root_unit()) {
     unit = std::max(root.layer_unit, root.unit);
     unpadded = root.unit >= root.layer_unit ? root.unpadded : root.layer_unpadded;
@@ -778,8 +785,8 @@ void add_zero3_terms(const Scenario& s, const StageLayers& sl, int i, const Stat
     }
     st.gather_buffers = largest * (1.0 + p.fsdp_prefetch) + outside;
   } else if (!fp8_gather) {
-    st.gather_buffers = p.reshard_after_forward ? Bytes((1.0 + p.fsdp_prefetch) * unit * sb.weight)
-                                                : Bytes((dense + expert) * sb.weight);
+    st.gather_buffers = resharded ? Bytes((1.0 + p.fsdp_prefetch) * unit * sb.weight)
+                                  : Bytes((dense + expert) * sb.weight);
   } else {
     // fp8 all-gathers: the fp8 GEMMs' weights arrive (and stay) as 1-byte copies.
     Bytes all;
@@ -789,8 +796,7 @@ void add_zero3_terms(const Scenario& s, const StageLayers& sl, int i, const Stat
       for (const Layer* l : {sl.embedding[held], sl.head[held]})
         if (l) all += gathered(*l, sb, fp8_gather);
     }
-    st.gather_buffers =
-        p.reshard_after_forward ? r.largest_layer_gathered * (1.0 + p.fsdp_prefetch) : all;
+    st.gather_buffers = resharded ? r.largest_layer_gathered * (1.0 + p.fsdp_prefetch) : all;
   }
   // DeepSpeed ZeRO-3 keeps one reduce bucket of reduce_bucket_size gradient elements
   // (stage3.py allocates its IPG buffer at that size, in the gradient dtype); FSDP
@@ -1069,7 +1075,9 @@ Bytes rank_allocator_waste(const Scenario& s, const StageLayers& sl, int i, cons
     if (sl.head[held]) layers.push_back(sl.head[held]);
   }
   std::vector<Bytes> gathered_weights;
-  if (p.zero_stage >= 3 && p.reshard_after_forward)
+  // Gathers freed and taken again in every micro-batch (not under a pipeline's FSDP2,
+  // which keeps them: add_zero3_terms).
+  if (p.zero_stage >= 3 && p.reshard_after_forward && !fsdp_pipeline_deferred(p, t))
     for (const Layer* l : layers) gathered_weights.push_back(gathered(*l, sb, fp8_gather));
   const std::vector<Bytes> states = {
       st.memory.weights, st.memory.gradients, st.memory.optimizer,

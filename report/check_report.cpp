@@ -518,8 +518,13 @@ void memory_section(std::string& o, const Scenario& s, const StepFigures& f) {
         fmt::format("{} B/param: DeepSpeed BF16_Optimizer's fp32 buffer 4 + the bf16 param.grad {}",
                     4.0 + sb.weight, sb.weight));
   } else {
-    mem("gradients", w.memory.gradients, fmt::format("{} B/param{}", sb.gradient,
-                                                     p.zero_stage >= 2 ? ", sharded" : ""));
+    mem("gradients", w.memory.gradients,
+        fmt::format("{} B/param{}", sb.gradient,
+                    fsdp_pipeline_deferred(p, s.training)
+                        ? ", unsharded: accumulated over the micro-batches until the step's "
+                          "reduce (FSDP2 under a pipeline)"
+                    : p.zero_stage >= 2 ? ", sharded"
+                                        : ""));
   }
   mem("optimizer", w.memory.optimizer,
       fmt::format("{} B/param{}{}", sb.optimizer, p.zero_stage >= 1 ? ", sharded" : "",

@@ -972,6 +972,22 @@ struct TrainingSpec {
 };
 
 // Knobs of the simulator's models that are not properties of the hardware datasheet.
+// FSDP2 under a pipeline as torchtitan's stack runs it (training.stack fsdp2, whose
+// pipeline is torch.distributed.pipelining; Megatron-LM's --use-torch-fsdp2 runs its own
+// schedules): every micro-batch's backward runs with the stage's gradient sync, reshard
+// after backward and last-backward flag off (set_requires_gradient_sync,
+// set_reshard_after_backward and set_is_last_backward False in backward_maybe_with_nosync),
+// and once the stage's backwards are done the schedule turns them on and runs each unit's
+// post-backward (_post_backward, later perform_reduce_grad: torch/distributed/pipelining/
+// stage.py at pytorch/pytorch 01386103): one reduce-scatter per unit a step, of gradients
+// accumulated unsharded in the reduce dtype (FSDPParam.to_accumulated_grad_if_needed); a
+// unit once gathered stays gathered until then unless reshard_after_forward frees it after
+// a forward (docs/simulator.md, "ZeRO-3 / FSDP").
+inline bool fsdp_pipeline_deferred(const ParallelismSpec& p, const TrainingSpec& t) {
+  return p.zero_stage >= 3 && p.fsdp_impl == ParallelismSpec::FsdpImpl::fsdp2 && p.pp > 1 &&
+         t.stack.preset == StackSpec::Preset::fsdp2;
+}
+
 struct SimulationSpec {
   // Compute kernels slow down by this fraction while a collective runs on the same GPU
   // (communication kernels take SMs): 20 of 132 SMs in the DeepSeek-V3 report, 0.15.

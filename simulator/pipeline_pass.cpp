@@ -632,7 +632,7 @@ class PipelineBuilder {
   //    waits for each one's event), so the rank's next block waits for them (fsdp_pass,
   //    FsdpNeed::drain_before).
   void fsdp_block(size_t r, const Block& b, const std::vector<const Layer*>& layers,
-                  const std::vector<Seconds>* waits) {
+                  const std::vector<Seconds>* waits, bool final_bwd) {
     const bool fp8_param_gather = ctx_.s.training.fp8 && ctx_.s.training.fp8->param_allgather_fp8;
     const bool megatron = p_.fsdp_impl == ParallelismSpec::FsdpImpl::megatron_fsdp;
     // FSDP2 gathers each unit into one flat buffer and copies it out into the parameters'
@@ -661,9 +661,15 @@ class PipelineBuilder {
       if (fp8_param_gather) root_fp8 += layers[k]->fp8_weight_elems();
       root_first = std::min(root_first, k);
     }
+    // FSDP2 under torch.distributed.pipelining (fsdp_pipeline_deferred, scenario/spec.h):
+    // a unit is gathered when a forward or backward finds it sharded, freed only after a
+    // forward under reshard_after_forward, and reduce-scattered once, after the chunk's
+    // last backward.
+    const bool deferred = fsdp_pipeline_deferred(p_, ctx_.s.training);
     const MaybeTask before_block = prev_;
     std::optional<MaybeTask> anchor;  // Megatron-FSDP: what the block's first gathers wait for
     std::vector<int> done;
+    int last_id = -1;  // the block's last compute task
     auto unit = [&](size_t k, bool forward, Seconds wait) {
       const Layer& l = *layers[k];
       Seconds work = wait;
@@ -679,11 +685,17 @@ class PipelineBuilder {
       const size_t ahead = static_cast<size_t>(p_.fsdp_prefetch) + 1;
       MaybeTask prereq =
           done.size() >= ahead ? MaybeTask(done[done.size() - ahead]) : std::nullopt;
+      last_id = id;
       const bool resident = outside_units_resident && l.kind != LayerKind::transformer;
       const bool root = in_root(l);
-      const bool gathers = root       ? false
-                           : resident ? forward && b.microbatch == 0
-                                      : forward || p_.reshard_after_forward;
+      bool gathers = root       ? false
+                     : resident ? forward && b.microbatch == 0
+                                : forward || p_.reshard_after_forward;
+      if (deferred) {
+        bool& held = unit_held_[{r, b.chunk, k}];
+        gathers = !held;
+        held = !forward || !p_.reshard_after_forward;
+      }
       // The root's gather comes first in the block, before its first unit's own, when a
       // backward has freed it (or nothing has gathered it yet): FSDP1 frees the root only
       // in its post-backward, so with pp > 1 the warm-up forwards find it gathered and the
@@ -711,7 +723,7 @@ class PipelineBuilder {
       }
       if (gathers) out_.fsdp[r].push_back({true, !forward, id, prereq, l.params(), fp8_params, &l, std::nullopt});
       if (!forward && root && k == root_first) root_held_.at({r, b.chunk}) = false;
-      if (!forward && (!root || k == root_first)) {
+      if (!forward && !deferred && (!root || k == root_first)) {
         // The root's one reduce-scatter follows the backward of its first layer, the last
         // of them to finish.
         out_.fsdp[r].push_back(root ? FsdpNeed{false, true, id, std::nullopt, root_params, 0.0,
@@ -729,6 +741,16 @@ class PipelineBuilder {
       for (size_t k = layers.size(); k-- > 0;) unit(k, false, wait_at(waits, k));
       drain_ready_ = megatron;  // the next block's first task waits for them
     }
+    if (deferred && final_bwd) {
+      // The reduce step after the chunk's last backward: each unit's accumulated gradient
+      // reduce-scattered, units in module order (the FSDP states' order, forward), and
+      // every unit resharded.
+      for (size_t k = 0; k < layers.size(); ++k) {
+        const Layer& l = *layers[k];
+        out_.fsdp[r].push_back({false, true, last_id, std::nullopt, l.params(), 0.0, &l, std::nullopt});
+        unit_held_[{r, b.chunk, k}] = false;
+      }
+    }
   }
 
   // Block b from templates; the final backward of a chunk stays per layer so that
@@ -744,7 +766,7 @@ class PipelineBuilder {
       parts.offload += wait_at(waits, k);
     };
     if (p_.zero_stage >= 3) {
-      fsdp_block(r, b, layers, waits);
+      fsdp_block(r, b, layers, waits, final_bwd);
     } else if (gathers_in_forward(b)) {
       gathered_forward(r, b, layers, waits);
     } else if (b.forward) {
@@ -1135,6 +1157,9 @@ class PipelineBuilder {
   std::vector<size_t> drain_;
   // FSDP1: whether a rank's chunk holds its root flat parameter gathered (fsdp_block).
   std::map<std::pair<size_t, int>, bool> root_held_;
+  // FSDP2 under a pipeline: whether (rank, chunk, the unit's place in the chunk) is
+  // gathered now (fsdp_block).
+  std::map<std::tuple<size_t, int, size_t>, bool> unit_held_;
   bool drain_ready_ = false;
   MaybeTask prev_;   // the last task on the current rank's compute stream, once there is one
   MaybeTask first_;  // the first task of the current block, once it has one

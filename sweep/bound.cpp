@@ -177,11 +177,19 @@ Seconds step_time_bound(const Scenario& s) {
       const bool once = p.fsdp_impl == ParallelismSpec::FsdpImpl::megatron_fsdp &&
                         p.fsdp_unit == ParallelismSpec::FsdpUnit::layer &&
                         l.kind != LayerKind::transformer;
-      const double gathers = once                          ? 1.0 / p.microbatches()
+      // torchtitan's FSDP2 under a pipeline (fsdp_pipeline_deferred): at least one
+      // gather a step (with reshard_after_forward, one before each backward) and one
+      // reduce-scatter a step.
+      const bool deferred = fsdp_pipeline_deferred(p, s.training);
+      const double per_step = 1.0 / p.microbatches();
+      const double gathers = once                          ? per_step
+                             : deferred                    ? (p.reshard_after_forward ? 1.0 : per_step)
                              : p.fsdp1_root_unit() && edge ? 1.0
                              : p.reshard_after_forward     ? 2.0
                                                            : 1.0;
-      shard_bytes[k] += Bytes((d3 - 1.0) / d3 * l.params() * (gathers * state.weight + state.gradient));
+      const double reduces = deferred ? per_step : 1.0;
+      shard_bytes[k] +=
+          Bytes((d3 - 1.0) / d3 * l.params() * (gathers * state.weight + reduces * state.gradient));
     }
     // ZeRO-2: each micro-batch reduce-scatters the layer's dense gradients, bringing
     // (d-1)/d of their bytes into every member (expert gradients, over a smaller group,

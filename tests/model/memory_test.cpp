@@ -457,6 +457,41 @@ TEST(Memory, Fsdp1VersusFsdp2Buffers) {
   EXPECT_DOUBLE_EQ(mf.gather_buffers.value(), 52110058.0);
 }
 
+// torchtitan's FSDP2 under a pipeline (fsdp_pipeline_deferred) accumulates each
+// micro-batch's gradients unsharded in the reduce dtype and keeps every unit gathered until
+// the step's reduce. The model above at pp 2, dp 8 (2 nodes): stage 0 holds the embedding
+// (1,001,000) and layer 1 (12,026,014), 13,027,014 parameters. fp32 gradients:
+// 4 x 13,027,014 = 52,108,056 bytes unsharded, against FSDP1's 4 x 13,027,014 / 8 =
+// 6,513,507; gather buffers 13,027,014 x 2 = 26,054,028 (all units), against FSDP1's two
+// layers in flight and its root, the embedding (2 x 12,026,016 + 1,001,000) x 2 (both
+// padded to a multiple of 8).
+TEST(Memory, Fsdp2UnderAPipelineHoldsUnshardedGradients) {
+  auto stage0 = [](const std::string& impl, const std::string& stack) {
+    return estimate_memory(
+               load_scenario_text(
+                   "cluster: {preset: dgx-a100, nodes: 2}\n"
+                   "model: {family: decoder, layers: 2, hidden: 1001, heads: 7, kv_heads: 7, "
+                   "ffn: 4004, vocab: 1000, seq_len: 128, activation: gelu, norm: rmsnorm, "
+                   "position_embedding: rope, tied_embeddings: false, bias: false, "
+                   "dropout: false}\n"
+                   "parallelism: {dp: 8, pp: 2, microbatch: 1, global_batch: 16, "
+                   "fsdp: {implementation: " +
+                       impl + "}}\ntraining: {precision: bf16, gradient_dtype: fp32, stack: " +
+                       stack + "}\n",
+                   "test.yaml"))
+        .stages[0];
+  };
+  const StageMemory f2 = stage0("fsdp2", "fsdp2");
+  EXPECT_DOUBLE_EQ(f2.params, 13027014.0);
+  EXPECT_DOUBLE_EQ(f2.memory.gradients.value(), 52108056.0);
+  EXPECT_DOUBLE_EQ(f2.gather_buffers.value(), 26054028.0);
+  const StageMemory f1 = stage0("fsdp1", "fsdp1");
+  EXPECT_DOUBLE_EQ(f1.memory.gradients.value(), 6513507.0);
+  EXPECT_DOUBLE_EQ(f1.gather_buffers.value(), (2 * 12026016.0 + 1001000.0) * 2);
+  // Megatron-LM's FSDP2 (--use-torch-fsdp2, its own schedules) keeps them sharded.
+  EXPECT_DOUBLE_EQ(stage0("fsdp2", "megatron-core").memory.gradients.value(), 6513507.0);
+}
+
 // ZeRO-2's buffer of what it is reducing (model/memory.cpp, zero2_reduce_buffers), by hand,
 // on the model of the test above: the largest layer is a transformer layer of 12,026,014
 // parameters (the embedding holds 1,001,000, the head 1,002,001).

@@ -61,16 +61,17 @@ TEST(NcclCost, PatWithOneGpuPerNode) {
 
 // 2 nodes x 2 A100s, ZeRO-3 over all 4 ranks, a 2-layer model with untied embedding and
 // head, one micro-batch per rank.
-Scenario two_by_two(const std::string& fsdp, const std::string& precision = "bf16") {
+Scenario two_by_two(const std::string& fsdp, const std::string& precision = "bf16",
+                    const std::string& training = "") {
   const std::string yaml = fmt::format(R"(
 cluster: {{preset: dgx-a100, nodes: 2, gpus_per_node: 2}}
 model: {{family: decoder, layers: 2, hidden: 1024, heads: 16, ffn: 4096, vocab: 32768,
         seq_len: 1024, activation: gelu, norm: rmsnorm, position_embedding: rope,
         tied_embeddings: false, bias: false, dropout: false}}
 parallelism: {{tp: 1, pp: 1, dp: 4, microbatch: 1, global_batch: 4, {}}}
-training: {{precision: {}, recompute: none}}
+training: {{precision: {}, recompute: none{}}}
 )",
-                                       fsdp, precision);
+                                       fsdp, precision, training);
   return load_scenario_text(yaml, "two-by-two.yaml");
 }
 
@@ -182,6 +183,62 @@ TEST(FsdpUnits, Fsdp1RootIsGatheredAgainOnlyAfterABackwardFreedIt) {
   EXPECT_GE(root_starts[1], backward_end[0]);
   EXPECT_GE(root_starts[2], backward_end[1]);
   EXPECT_GE(root_starts[3], backward_end[2]);
+}
+
+// torchtitan's FSDP2 under a pipeline (training.stack fsdp2: torch.distributed.pipelining,
+// fsdp_pipeline_deferred): pp 2, dp 2, 4 micro-batches of 1 in 1F1B; stage 0 holds two
+// units, the embedding (32768 x 1024) and layer 1, and runs F0 F1 B0 F2 B1 F3 B2 B3. No
+// backward frees a unit or reduce-scatters it; the reduce after B3 reduce-scatters each
+// once. Resharded after forward (the default): F0 and F1 gather both units (each forward
+// frees them), B0 gathers them, F2 finds them gathered and frees them, B1 gathers, F3
+// finds, B2 gathers, B3 finds: 5 gathers a unit, 10, where FSDP1's per-micro-batch hooks
+// take 8 a unit. Without resharding after forward F0 gathers each unit once: 2. Either
+// way 2 reduce-scatters, both after B3's compute. Megatron-LM's FSDP2 (the default
+// stack) runs its own schedules, a reduce-scatter a unit every micro-batch: 8.
+TEST(FsdpUnits, Fsdp2UnderAPipelineReduceScattersOnceAStep) {
+  auto pipelined = [](const std::string& reshard, const std::string& stack) {
+    Scenario s = two_by_two("fsdp: {implementation: fsdp2}, reshard_after_forward: " + reshard,
+                            "bf16", stack);
+    s.parallelism.pp = 2;
+    s.parallelism.dp = 2;
+    s.parallelism.global_batch = 8;
+    return s;
+  };
+  auto run = [&](const std::string& reshard) {
+    const Scenario s = pipelined(reshard, ", stack: fsdp2");
+    EXPECT_TRUE(fsdp_pipeline_deferred(s.parallelism, s.training));
+    return simulate_step(s);
+  };
+  const StepResult r = run("true");
+  EXPECT_EQ(count(r, TaskKind::param_gather, "all_gather"), 10u);
+  EXPECT_EQ(count(r, TaskKind::dp_comm, "reduce_scatter"), 2u);
+  double last_backward = 0, first_reduce = 1e30;
+  for (std::size_t i = 0; i < r.graph.tasks.size(); ++i) {
+    const Task& t = r.graph.tasks[i];
+    if (t.rank != 0) continue;
+    const TaskTiming& tt = r.timeline.timing[i];
+    if (t.stream == StreamKind::compute && t.kind == TaskKind::backward)
+      last_backward = std::max(last_backward, tt.end->value());
+    if (t.kind == TaskKind::dp_comm && t.comm &&
+        r.graph.comms[static_cast<std::size_t>(*t.comm)].description.find("reduce_scatter") !=
+            std::string::npos)
+      first_reduce = std::min(first_reduce, tt.start->value());
+  }
+  EXPECT_GE(first_reduce, last_backward);
+  const StepResult kept = run("false");
+  EXPECT_EQ(count(kept, TaskKind::param_gather, "all_gather"), 2u);
+  EXPECT_EQ(count(kept, TaskKind::dp_comm, "reduce_scatter"), 2u);
+  // FSDP1 under the same pipeline keeps its per-micro-batch hooks: 4 reduce-scatters of
+  // layer 1 and 4 of the root (Fsdp1RootIsGatheredAgainOnlyAfterABackwardFreedIt).
+  Scenario f1 = two_by_two("fsdp: true");
+  f1.parallelism.pp = 2;
+  f1.parallelism.dp = 2;
+  f1.parallelism.global_batch = 8;
+  EXPECT_FALSE(fsdp_pipeline_deferred(f1.parallelism, f1.training));
+  EXPECT_EQ(count(simulate_step(f1), TaskKind::dp_comm, "reduce_scatter"), 8u);
+  const Scenario megatron = pipelined("true", "");
+  EXPECT_FALSE(fsdp_pipeline_deferred(megatron.parallelism, megatron.training));
+  EXPECT_EQ(count(simulate_step(megatron), TaskKind::dp_comm, "reduce_scatter"), 8u);
 }
 
 // DeepSpeed ZeRO-3 reduce-scatters the parameters' own 16-bit gradients (get_data_types and
