@@ -268,18 +268,28 @@ std::optional<RegionFlag> mfu_flag(const Family& family, const std::string& prec
 std::optional<RegionFlag> alignment_flag(const Scenario& s) {
   const bool odd_measured = unaligned_gemm_rate(s) > 0;
   const int aligned = aligned_elements(s.training.precision);
+  const auto unmeasured_rate = [&](int alignment) {
+    return alignment < aligned && (alignment > 1 || !odd_measured);
+  };
+  const Workload w = build_workload(s.model, s.training, shard_of(s.parallelism));
+  // Only where they carry kAlignmentFlagShare of the forward FLOPs: a classifier of two
+  // classes or a router of 60 experts changes nothing a band could show.
+  double share = 0;
+  for (const Layer& l : w.layers)
+    for (const Op& op : l.ops)
+      if (unmeasured_rate(op.alignment)) share += op.fwd_flops.value();
+  const double total = w.fwd_flops().value();
+  if (total <= 0 || share < kAlignmentFlagShare * total) return std::nullopt;
   std::vector<std::string> unmeasured;
-  for (const MisalignedGemm& g :
-       misaligned_gemms(build_workload(s.model, s.training, shard_of(s.parallelism))))
-    if (g.alignment < aligned && (g.alignment > 1 || !odd_measured))
+  for (const MisalignedGemm& g : misaligned_gemms(w))
+    if (unmeasured_rate(g.alignment))
       unmeasured.push_back(fmt::format("{} ({}-element)", g.name, g.alignment));
-  if (unmeasured.empty()) return std::nullopt;
   std::string names;
   for (const std::string& n : unmeasured) names += (names.empty() ? "" : ", ") + n;
-  return RegionFlag{"align", fmt::format("GEMMs on rows not 16-byte aligned, {}: "
-                                         "no rate of such kernels is measured on this GPU, "
-                                         "timed as aligned",
-                                         names)};
+  return RegionFlag{"align", fmt::format("GEMMs on rows not 16-byte aligned, {}, {} of the "
+                                         "FLOPs: no rate of such kernels is measured on this "
+                                         "GPU, timed as aligned",
+                                         names, pct(share / total))};
 }
 
 std::vector<RegionFlag> region_flags(const Scenario& s, double memory_fraction,
@@ -349,6 +359,17 @@ std::vector<RegionFlag> region_flags(const Scenario& s, double memory_fraction,
     out.push_back({"zero3", fmt::format("ZeRO-3 ({}, sharded parameters): no validation case "
                                         "uses it",
                                         to_string(p.fsdp_impl))});
+  }
+  // torchtitan's FSDP2 under a pipeline reduces once a step from unsharded gradients
+  // (fsdp_pipeline_deferred): checked only by a PyTorch FSDP case with ZeRO-3 and a
+  // pipeline schedule.
+  if (p.zero_stage >= 3 && fsdp_pipeline_deferred(p, s.training) &&
+      any([](const Residual& r) { return r.zero_stage >= 3; }) &&
+      !any([](const Residual& r) {
+        return r.family.framework == "PyTorch FSDP" && r.zero_stage >= 3 && r.schedule != "-";
+      })) {
+    out.push_back({"zero3", "FSDP2 under a pipeline (torchtitan's: one reduce-scatter a step "
+                            "from unsharded gradients): no validation case runs it"});
   }
   if (auto flag = alignment_flag(s)) out.push_back(*flag);
   return out;

@@ -122,7 +122,8 @@ struct Utilisation {
 // kMemoryNearFull; a cp above every case's; a cp_comm no context-parallel case uses (when
 // some case has cp > 1; otherwise the cp flag says it); a pipeline schedule (at pp 1 one
 // other than 1F1B) no case runs; a layout_label no case has; MoE, ZeRO-2 or ZeRO-3 when no
-// case uses it; the alignment flag (alignment_flag).
+// case uses it, and (code zero3) torchtitan's FSDP2 under a pipeline when no PyTorch FSDP
+// case with ZeRO-3 runs a pipeline; the alignment flag (alignment_flag).
 std::vector<RegionFlag> region_flags(const Scenario& s, double memory_fraction,
                                      std::optional<Utilisation> use,
                                      const std::vector<Residual>& table);
@@ -130,7 +131,10 @@ std::vector<RegionFlag> region_flags(const Scenario& s, double memory_fraction,
 // elements (Op::alignment; no rate of cuBLAS's alignment-2 and -4 kernels is measured on
 // any GPU), or to 1 where the GPU gives no unaligned_gemm_efficiency: each is timed as
 // aligned, and the validation cases that run such GEMMs read far fast (docs/model.md,
-// "GEMMs with an odd dimension"). A model's own property, not a validation case's absence.
+// "GEMMs with an odd dimension"). Only where those GEMMs carry at least
+// kAlignmentFlagShare of the forward FLOPs. A model's own property, not a validation
+// case's absence.
+constexpr double kAlignmentFlagShare = 0.01;
 std::optional<RegionFlag> alignment_flag(const Scenario& s);
 // fp16 and bf16 are "16-bit", fp32 and tf32 "32-bit", fp8 itself: utilisation counts
 // against the 16-bit peak in every case, so an FP8 run's is not comparable with a 16-bit

@@ -971,7 +971,6 @@ struct TrainingSpec {
   LossScalingSpec loss_scaling;              // training.loss_scaling
 };
 
-// Knobs of the simulator's models that are not properties of the hardware datasheet.
 // FSDP2 under a pipeline as torchtitan's stack runs it (training.stack fsdp2, whose
 // pipeline is torch.distributed.pipelining; Megatron-LM's --use-torch-fsdp2 runs its own
 // schedules): every micro-batch's backward runs with the stage's gradient sync, reshard
@@ -988,6 +987,7 @@ inline bool fsdp_pipeline_deferred(const ParallelismSpec& p, const TrainingSpec&
          t.stack.preset == StackSpec::Preset::fsdp2;
 }
 
+// Knobs of the simulator's models that are not properties of the hardware datasheet.
 struct SimulationSpec {
   // Compute kernels slow down by this fraction while a collective runs on the same GPU
   // (communication kernels take SMs): 20 of 132 SMs in the DeepSeek-V3 report, 0.15.

@@ -257,6 +257,16 @@ void check_schedule_preconditions(const Scenario& s) {
            "BF16_Optimizer's fp32 buffer, an all-reduce that refuses mixture-of-experts "
            "layers: use fp16, pipeline_engine megatron, or pp 1");
   }
+  // torch.distributed.pipelining's multi-stage runtime keeps at most three of a rank's
+  // stages gathered and reshards the others mid-step (_add_unshard_reshard,
+  // max_active_stages=3, torch/distributed/pipelining/schedules.py at pytorch/pytorch
+  // 00722e64); orrery keeps every unit gathered from its first use (fsdp_pipeline_deferred).
+  if (fsdp_pipeline_deferred(p, s.training) && p.virtual_pipeline_stages > 3) {
+    reject(s, "parallelism.virtual_pipeline_stages", std::to_string(p.virtual_pipeline_stages),
+           "torchtitan's FSDP2 under a pipeline (training.stack fsdp2) keeps at most 3 stages "
+           "of a rank gathered and reshards the others mid-step, which is not modelled: use "
+           "at most 3 virtual stages");
+  }
   if (p.schedule == PipelineSchedule::zero_bubble_h1 && p.zero_stage >= 3) {
     reject(s, "parallelism.schedule", to_string(p.schedule),
            "zb-h1 is modelled with ZeRO stages 0-2 (FSDP units keep whole backward passes)");

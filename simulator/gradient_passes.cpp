@@ -1070,7 +1070,11 @@ std::vector<FsdpGradientPass> fsdp_gradient_passes(const Scenario& s) {
     if (grad_bytes != weight_bytes)
       out.push_back({"cast to the reduce dtype", weight_bytes + grad_bytes, true});
   } else {
-    out.push_back({"copy-in to the reduce-scatter input", weight_bytes + grad_bytes});
+    // Under a pipeline (fsdp_pipeline_deferred) the input is the accumulated gradient,
+    // already in the reduce dtype.
+    out.push_back({"copy-in to the reduce-scatter input",
+                   (fsdp_pipeline_deferred(p, s.training) ? grad_bytes : weight_bytes) +
+                       grad_bytes});
     divides = s.training.gradient_dtype == Dtype::fp16;
   }
   if (divides && pre > 1)

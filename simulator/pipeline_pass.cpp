@@ -252,6 +252,28 @@ Seconds unfused_accumulation_time(const StepContext& ctx, const Layer& layer, in
   return elementwise_time(ctx, (grad + main) * params, main * params);
 }
 
+// torchtitan's FSDP2 under a pipeline (fsdp_pipeline_deferred): a unit's post-backward,
+// its gradient sync off, keeps the micro-batch's unsharded gradient (the parameters'
+// dtype, b_w bytes an element) in an accumulator of the reduce dtype (b_r): the first
+// backward casts it (to_accumulated_grad_if_needed: read b_w, write b_r), each later one
+// adds it (accumulate_unsharded_grad_if_needed: read b_r + b_w, write b_r). With the
+// reduce dtype the parameters' own there is no accumulator: autograd adds each later
+// gradient into param.grad (read 2 b_w, write b_w), as `autograd` above.
+// (torch/distributed/fsdp/_fully_shard/_fsdp_param.py at pytorch/pytorch 010ae4a8.)
+Seconds fsdp2_deferred_accumulation_time(const StepContext& ctx, const Layer& layer,
+                                         int microbatch) {
+  const double params = layer.params();
+  if (params <= 0) return Seconds(0);
+  const double wb = weight_bytes(ctx.s.training.precision);
+  const double rb = bytes_per_value(ctx.s.training.gradient_dtype);
+  if (rb == wb) {
+    if (microbatch == 0) return Seconds(0);
+    return elementwise_time(ctx, 2 * wb * params, wb * params);
+  }
+  if (microbatch == 0) return elementwise_time(ctx, wb * params, rb * params, true);
+  return elementwise_time(ctx, (rb + wb) * params, rb * params);
+}
+
 // Builds the pass rank by rank. Blocks are indexed by (rank, forward?, chunk,
 // micro-batch) in dense arrays: their first and last task, and the transfer a receiving
 // block waits for.
@@ -679,6 +701,7 @@ class PipelineBuilder {
         accumulate(r, templates_.get(ranks_[r].s, l, LayerPass::forward), work, parts);
       } else {
         backward_of(r, l, work, parts);
+        if (deferred) work += fsdp2_deferred_accumulation_time(ctx_, l, b.microbatch);
       }
       const int id = add_block(r, b, work, parts, forward ? TaskKind::forward : TaskKind::backward);
       // The gather may start once the layer fsdp_prefetch + 1 places back is done.

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "model/workload.h"
 #include "report/residuals_data.h"
 #include "report/validate_report.h"
 #include "scenario/load.h"
@@ -190,12 +191,27 @@ TEST(Region, ContextExchangeAndScheduleNoCaseRuns) {
 // GEMMs on rows not 16-byte aligned are flagged where no measured rate
 // covers them, whatever the table holds: BERT-large's 30,522-token vocabulary (2 x 15,261)
 // on any GPU; GPT-2's odd 50,257 on the A100 (no unaligned_gemm_efficiency) and not on the
-// H200 (measured there); the padded 50,304 nowhere.
+// H200 (measured there); the padded 50,304 nowhere. The share of the forward FLOPs, per
+// token: BERT-large, 24 layers of 24 h^2 + 4 s h = 25.17M + 2.10M (h 1024, s 512) and its
+// LM head's transform 2 h^2 = 2.10M beside the vocabulary GEMM 2 h V = 62.51M: 62.51 /
+// 719.0 = 8.7 %; the GPT-2 shape, 2 layers of 24 h^2 + 4 s h = 14.16M + 3.15M (h 768,
+// s 1024) and 2 h V = 77.19M (V 50,257): 77.19 / 111.8 = 69.0 %, 46.89M at V 30,524:
+// 46.89 / 81.5 = 57.5 %. A classifier of 2 labels (b x 1024 x 2) is under 1 %: no flag.
 TEST(Region, GemmsAlignedToFewerThanEightElements) {
   const auto t = table();
   const Scenario bert = testing::preset_scenario("bert-large", "dp: 8, global_batch: 64");
+  const Scenario classifier = load_scenario_text(
+      "cluster: {preset: dgx-a100, nodes: 1}\n"
+      "model: {preset: bert-large, head: classifier, labels: 2}\n"
+      "parallelism: {dp: 8, global_batch: 64}\n",
+      "classifier.yaml");
+  const auto classifier_gemms = misaligned_gemms(
+      build_workload(classifier.model, classifier.training, shard_of(classifier.parallelism)));
+  ASSERT_EQ(classifier_gemms.size(), 1u);
+  EXPECT_EQ(classifier_gemms[0].alignment, 2);
+  EXPECT_TRUE(region_flags(classifier, 0.5, std::nullopt, t).empty());
   EXPECT_EQ(only_flag(bert, t, "align"),
-            "GEMMs on rows not 16-byte aligned, head.output (2-element): no rate of such "
+            "GEMMs on rows not 16-byte aligned, head.output (2-element), 8.7 % of the FLOPs: no rate of such "
             "kernels is measured on this GPU, timed as aligned");
   const auto gpt2 = [](const std::string& system, int vocab,
                        const std::string& precision = "bf16") {
@@ -210,7 +226,7 @@ TEST(Region, GemmsAlignedToFewerThanEightElements) {
         "gpt2.yaml");
   };
   EXPECT_EQ(only_flag(gpt2("dgx-a100", 50257), t, "align"),
-            "GEMMs on rows not 16-byte aligned, head.output (1-element): no rate of such "
+            "GEMMs on rows not 16-byte aligned, head.output (1-element), 69.0 % of the FLOPs: no rate of such "
             "kernels is measured on this GPU, timed as aligned");
   EXPECT_TRUE(region_flags(gpt2("dgx-a100", 50304), 0.5, std::nullopt, t).empty());
   const auto h200 = region_flags(gpt2("dgx-h200", 50257), 0.5, std::nullopt, t);
@@ -220,7 +236,7 @@ TEST(Region, GemmsAlignedToFewerThanEightElements) {
   // fp32 and not in bf16.
   EXPECT_TRUE(region_flags(gpt2("dgx-a100", 30524, "fp32"), 0.5, std::nullopt, t).empty());
   EXPECT_EQ(only_flag(gpt2("dgx-a100", 30524), t, "align"),
-            "GEMMs on rows not 16-byte aligned, head.output (4-element): no rate of such "
+            "GEMMs on rows not 16-byte aligned, head.output (4-element), 57.5 % of the FLOPs: no rate of such "
             "kernels is measured on this GPU, timed as aligned");
 }
 

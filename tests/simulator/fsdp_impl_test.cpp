@@ -241,6 +241,42 @@ TEST(FsdpUnits, Fsdp2UnderAPipelineReduceScattersOnceAStep) {
   EXPECT_EQ(count(simulate_step(megatron), TaskKind::dp_comm, "reduce_scatter"), 8u);
 }
 
+// The same pipeline without resharding after forward (no backward gathers, so a unit's
+// backward tasks differ between micro-batches only by the accumulation): layer 1's
+// 12,587,008 parameters (4 x 1024^2 + 2 x 4 x 1024^2 + 2 x 1024) on the A100, whose
+// elementwise kernels stream at HBM x memory_efficiency and dtype casts at HBM x
+// cast_efficiency (or memory_efficiency). fp32 reduce: micro-batch 0 casts its bf16
+// gradient into the accumulator (read 2, write 4 bytes an element, a cast), micro-batch 1
+// adds into it (read 4 + 2, write 4): their backward tasks differ by 10 P / B - 6 P / B_cast.
+// bf16 reduce: no accumulator; micro-batch 0 keeps param.grad, micro-batch 1 adds into it
+// (read 4, write 2): 6 P / B.
+TEST(FsdpUnits, Fsdp2UnderAPipelineAccumulatesEachMicroBatch) {
+  auto layer1_backward = [](const std::string& grad, int microbatch) {
+    Scenario s = two_by_two("fsdp: {implementation: fsdp2}, reshard_after_forward: false", "bf16",
+                            ", stack: fsdp2, gradient_dtype: " + grad);
+    s.parallelism.pp = 2;
+    s.parallelism.dp = 2;
+    s.parallelism.global_batch = 8;
+    const StepResult r = simulate_step(s);
+    // Rank 0's first backward compute task of the micro-batch is layer 1's (the backward
+    // runs the stage's units last to first: layer 1, then the embedding).
+    for (const Task& t : r.graph.tasks)
+      if (t.rank == 0 && t.stream == StreamKind::compute && t.kind == TaskKind::backward &&
+          t.microbatch == microbatch)
+        return std::make_pair(t.work.value(), s);
+    ADD_FAILURE() << "no backward task";
+    return std::make_pair(0.0, s);
+  };
+  const double P = 4 * 1024.0 * 1024 + 2 * 4 * 1024.0 * 1024 + 2 * 1024;
+  const auto [fp32_0, s] = layer1_backward("fp32", 0);
+  const GpuSpec& g = s.cluster.gpu;
+  const double hbm = g.memory_bandwidth.value() * *g.memory_efficiency;
+  const double cast = g.memory_bandwidth.value() * g.cast_efficiency.value_or(*g.memory_efficiency);
+  EXPECT_NEAR(layer1_backward("fp32", 1).first - fp32_0, 10 * P / hbm - 6 * P / cast, 1e-9);
+  EXPECT_NEAR(layer1_backward("bf16", 1).first - layer1_backward("bf16", 0).first, 6 * P / hbm,
+              1e-9);
+}
+
 // DeepSpeed ZeRO-3 reduce-scatters the parameters' own 16-bit gradients (get_data_types and
 // communication_data_type in deepspeed/runtime/engine.py at microsoft/DeepSpeed 38327e07):
 // its default gradient_dtype follows the precision; PyTorch FSDP's stays fp32 and a written
