@@ -541,7 +541,7 @@ double unaligned_gemm_rate(const Scenario& s) {
 }
 
 double unaligned_gemm_time(const Op& op, double flops, double t, double rate) {
-  return op.odd_dimension && rate > 0 ? std::max(t, flops / rate) : t;
+  return op.odd_dimension() && rate > 0 ? std::max(t, flops / rate) : t;
 }
 
 double flash_shape_factor(const Scenario& s) {

@@ -39,7 +39,6 @@ Workload build_cnn_workload(const ModelSpec& m, const TrainingSpec& tr, const Sh
         // cuDNN's convolution kernels, not cuBLAS's GEMMs: cluster.gpu.unaligned_gemm_
         // efficiency, measured on cuBLAS's alignment-1 kernels, says nothing of them
         // (ResNet-50's first layer would otherwise be marked: k = 3 x 7 x 7 = 147).
-        op.odd_dimension = false;
         op.alignment = 8;
         // An implicit GEMM reads the input once, not once per kernel tap.
         op.fwd_read = Bytes(in_elems * e + in * k2 * out * B.weight);

@@ -758,7 +758,7 @@ void add_zero3_terms(const Scenario& s, const StageLayers& sl, int i, const Stat
   // FSDP2 under a pipeline keeps every unit gathered from its first use until the step's
   // reduce (fsdp_pipeline_deferred, scenario/spec.h): once the first backwards have run,
   // all of them, reshard_after_forward or not.
-  const bool resharded = p.reshard_after_forward && !fsdp_pipeline_deferred(p, s.training);
+  const bool resharded = reshards_each_microbatch(p, s.training);
   if (p.fsdp1_root_unit()) {
     unit = std::max(root.layer_unit, root.unit);
     unpadded = root.unit >= root.layer_unit ? root.unpadded : root.layer_unpadded;
@@ -1075,9 +1075,8 @@ Bytes rank_allocator_waste(const Scenario& s, const StageLayers& sl, int i, cons
     if (sl.head[held]) layers.push_back(sl.head[held]);
   }
   std::vector<Bytes> gathered_weights;
-  // Gathers freed and taken again in every micro-batch (not under a pipeline's FSDP2,
-  // which keeps them: add_zero3_terms).
-  if (p.zero_stage >= 3 && p.reshard_after_forward && !fsdp_pipeline_deferred(p, t))
+  // Gathers freed and taken again in every micro-batch.
+  if (reshards_each_microbatch(p, t))
     for (const Layer* l : layers) gathered_weights.push_back(gathered(*l, sb, fp8_gather));
   const std::vector<Bytes> states = {
       st.memory.weights, st.memory.gradients, st.memory.optimizer,

@@ -317,7 +317,6 @@ void add_attention(const ModelSpec& m, const TrainingSpec& tr, const OpBuilder& 
     // its alignment-1, -2 or -4 kernels for a head dimension of 225, 150 or 108
     // (docs/model.md, "GEMMs with an odd dimension").
     qk.alignment = gemm_alignment({qk_head, d.S});
-    qk.odd_dimension = qk.alignment == 1;
     // ALiBi, unfused: the scores are torch.baddbmm(alibi, Q, K^T) with beta 1 (or
     // 1/layer, never 0) into the per-head bias ([b*a, 1, S], broadcast over the queries;
     // ParallelAttention.forward in megatron/model/transformer.py, bigscience-workshop/
@@ -424,7 +423,6 @@ void add_attention(const ModelSpec& m, const TrainingSpec& tr, const OpBuilder& 
     pv.recompute_in = kRecomputeCoreAttn;
     pv.score_tensor = true;
     pv.alignment = gemm_alignment({d.S, v_head});  // rows of P (S) and of V and O (v_head)
-    pv.odd_dimension = pv.alignment == 1;
     L.ops.push_back(pv);
   }
   // Row-parallel output projection; its bias is replicated on every rank.
@@ -657,10 +655,7 @@ void add_moe(const ModelSpec& m, const OpBuilder& B, const Dims& d, const Shard&
     // measured (cluster.gpu.unaligned_gemm_efficiency is cuBLAS's single GEMM).
     if (op.kind == OpKind::gemm) {
       op.gemm_groups = local_experts;
-      if (local_experts > 1) {
-        op.odd_dimension = false;
-        op.alignment = 8;
-      }
+      if (local_experts > 1) op.alignment = 8;
     }
   }
   if (sort_local) {

@@ -169,7 +169,6 @@ Op OpBuilder::gemm(const std::string& name, double m, double k, double n, double
   // in all three GEMMs); m, the tokens, only counts rows, so an odd token count (an
   // expert's share) leaves every row aligned.
   op.alignment = gemm_alignment({k, n});
-  op.odd_dimension = op.alignment == 1;
   const bool in_fp8 = fp8 && ((recipe ? recipe->gemms : kFp8TeLayers) & fp8_group(name)) != 0;
   op.high_precision = fp8_training && !in_fp8;
   op.saved = Bytes(saved_elems * (in_fp8 ? saved_gemm_input : act));

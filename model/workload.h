@@ -119,15 +119,16 @@ struct Op {
   // operands' rows cannot be read in 16-byte vectors: cuBLAS runs its alignment-1 kernels
   // (docs/model.md, "GEMMs with an odd dimension"), timed by unaligned_gemm_time
   // (calibrate/compute_model.h). Never set on a convolution or a grouped expert GEMM.
-  // Unfused attention's batched GEMMs (attn.scores, attn.context) set it too, from the
-  // head dimension and the key length (their operands' row lengths).
-  bool odd_dimension = false;
+  // Unfused attention's batched GEMMs (attn.scores, attn.context) are one too where the
+  // head dimension or the key length (their operands' row lengths) is odd.
+  bool odd_dimension() const { return alignment == 1; }
   // The elements (1, 2, 4 or 8) every operand row of a GEMM starts on, from its row
   // lengths (gemm_alignment): 8 is 16 bytes of a 16-bit operand, the alignment cuBLAS's
   // fastest kernels take; 1 is odd_dimension. 2 and 4 (a head dimension of 150 or 108)
   // run cuBLAS's alignment-2 and -4 kernels, whose rate no measurement gives: timed as
   // aligned, named by `run --explain` and flagged outside the validated region
-  // (docs/model.md, "GEMMs with an odd dimension"). 8 where odd_dimension is never set.
+  // (docs/model.md, "GEMMs with an odd dimension"). 8 on a convolution and a grouped
+  // expert GEMM.
   int alignment = 8;
   // The forward writes its input in place (Megatron's masked_fill_ on the scores): its
   // fwd_written bytes are timed, but the caching allocator's sequence

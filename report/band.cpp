@@ -1,6 +1,7 @@
 #include "report/band.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cctype>
@@ -284,12 +285,10 @@ std::optional<RegionFlag> alignment_flag(const Scenario& s) {
   for (const MisalignedGemm& g : misaligned_gemms(w))
     if (unmeasured_rate(g.alignment))
       unmeasured.push_back(fmt::format("{} ({}-element)", g.name, g.alignment));
-  std::string names;
-  for (const std::string& n : unmeasured) names += (names.empty() ? "" : ", ") + n;
   return RegionFlag{"align", fmt::format("GEMMs on rows not 16-byte aligned, {}, {} of the "
                                          "FLOPs: no rate of such kernels is measured on this "
                                          "GPU, timed as aligned",
-                                         names, pct(share / total))};
+                                         fmt::join(unmeasured, ", "), pct(share / total))};
 }
 
 std::vector<RegionFlag> region_flags(const Scenario& s, double memory_fraction,
@@ -363,7 +362,7 @@ std::vector<RegionFlag> region_flags(const Scenario& s, double memory_fraction,
   // torchtitan's FSDP2 under a pipeline reduces once a step from unsharded gradients
   // (fsdp_pipeline_deferred): checked only by a PyTorch FSDP case with ZeRO-3 and a
   // pipeline schedule.
-  if (p.zero_stage >= 3 && fsdp_pipeline_deferred(p, s.training) &&
+  if (fsdp_pipeline_deferred(p, s.training) &&
       any([](const Residual& r) { return r.zero_stage >= 3; }) &&
       !any([](const Residual& r) {
         return r.family.framework == "PyTorch FSDP" && r.zero_stage >= 3 && r.schedule != "-";

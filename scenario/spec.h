@@ -986,6 +986,11 @@ inline bool fsdp_pipeline_deferred(const ParallelismSpec& p, const TrainingSpec&
   return p.zero_stage >= 3 && p.fsdp_impl == ParallelismSpec::FsdpImpl::fsdp2 && p.pp > 1 &&
          t.stack.preset == StackSpec::Preset::fsdp2;
 }
+// ZeRO-3 / FSDP freeing a unit's gathered weights after its forward in every micro-batch
+// (reshard_after_forward), not under a pipeline's FSDP2, which keeps them to the step's end.
+inline bool reshards_each_microbatch(const ParallelismSpec& p, const TrainingSpec& t) {
+  return p.zero_stage >= 3 && p.reshard_after_forward && !fsdp_pipeline_deferred(p, t);
+}
 
 // Knobs of the simulator's models that are not properties of the hardware datasheet.
 struct SimulationSpec {

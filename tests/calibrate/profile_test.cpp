@@ -347,11 +347,11 @@ TEST(ProfileModel, AnOddDimensionTakesTheAlignmentOneFloor) {
   gemm.kind = OpKind::gemm;
   gemm.fwd_flops = Flop(1e12);
   gemm.bwd_flops = Flop(2e12);
-  gemm.odd_dimension = true;
+  gemm.alignment = 1;
   const auto fitted = make_profile_model(s, hand_profile(), "hand.yaml");
   EXPECT_NEAR(fitted->op_time(gemm, Pass::forward).value(), 1e12 / rate, 1e-12);
   EXPECT_NEAR(fitted->op_time(gemm, Pass::backward).value(), 2e12 / rate, 1e-12);
-  gemm.odd_dimension = false;
+  gemm.alignment = 8;
   EXPECT_NEAR(fitted->op_time(gemm, Pass::forward).value(), 5e-3, 1e-12);
 
   Profile p = hand_profile();
@@ -376,7 +376,7 @@ TEST(ProfileModel, AnOddDimensionTakesTheAlignmentOneFloor) {
   head.weight_n = 50257;
   head.fwd_flops = Flop(F);
   head.bwd_flops = Flop(2 * F);
-  head.odd_dimension = true;
+  head.alignment = 1;
   EXPECT_NEAR(measured->op_time(head, Pass::forward).value(), 6.6106e-3, 1e-12);
   EXPECT_NEAR(measured->op_time(head, Pass::backward).value(), 8.7524e-3, 1e-12);
   EXPECT_LT(8.7524e-3, 2 * F / rate);

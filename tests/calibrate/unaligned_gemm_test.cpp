@@ -52,7 +52,7 @@ TEST(UnalignedGemm, OnlyTheGemmsWithAnOddDimensionAreMarked) {
     int n = 0;
     for (const Layer& l : w.layers)
       for (const Op& op : l.ops)
-        if (op.odd_dimension) {
+        if (op.odd_dimension()) {
           ++n;
           EXPECT_EQ(op.name, "head.output");
         }
@@ -77,7 +77,7 @@ training: {precision: bf16, recompute: none, stack: fsdp2}
   const Op& head = head_of(w);
   ASSERT_DOUBLE_EQ(head.fwd_flops.value(), 2.0 * 1023 * 768 * 50304);
   for (const Layer& l : w.layers)
-    for (const Op& op : l.ops) EXPECT_FALSE(op.odd_dimension) << op.name;
+    for (const Op& op : l.ops) EXPECT_FALSE(op.odd_dimension()) << op.name;
 }
 
 // A convolution runs cuDNN's kernels, not cuBLAS's: ResNet-50's first layer (3 x 7 x 7 =
@@ -94,7 +94,7 @@ TEST(UnalignedGemm, ConvolutionsAreNotMarked) {
   ASSERT_EQ(conv1.name, "conv1");
   ASSERT_DOUBLE_EQ(conv1.weight_k, 147.0);
   for (const Layer& l : w.layers)
-    for (const Op& op : l.ops) EXPECT_FALSE(op.odd_dimension) << op.name;
+    for (const Op& op : l.ops) EXPECT_FALSE(op.odd_dimension()) << op.name;
 }
 
 // On the H200: F = 2 x 8192 x 768 x 50257 = 632,379,408,384 FLOP forward and twice that
@@ -115,7 +115,7 @@ TEST(UnalignedGemm, TheHeadOfGpt2RunsAtTheAlignmentOneRate) {
   EXPECT_NEAR(model->op_time(head, Pass::forward).value(), F / rate, 1e-12);
   EXPECT_NEAR(model->op_time(head, Pass::backward).value(), 2 * F / rate, 1e-12);
   Op aligned = head;
-  aligned.odd_dimension = false;
+  aligned.alignment = 8;
   EXPECT_LT(model->op_time(aligned, Pass::forward).value() * 4,
             model->op_time(head, Pass::forward).value());
 }
@@ -127,9 +127,9 @@ TEST(UnalignedGemm, WithoutAFigureTheGemmIsTimedAsAligned) {
     const auto model = make_roofline_model(s);
     const Workload w = build_workload(s.model, s.training, shard_of(s.parallelism));
     const Op& head = head_of(w);
-    ASSERT_TRUE(head.odd_dimension);
+    ASSERT_TRUE(head.odd_dimension());
     Op aligned = head;
-    aligned.odd_dimension = false;
+    aligned.alignment = 8;
     for (Pass p : {Pass::forward, Pass::backward})
       EXPECT_DOUBLE_EQ(model->op_time(head, p).value(), model->op_time(aligned, p).value());
   }
@@ -181,7 +181,7 @@ training: {{precision: fp16, flash_attention: false, recompute: none, stack: dee
       for (const Op& op : l.ops)
         if (op.name == "attn.scores" || op.name == "attn.context") {
           EXPECT_EQ(op.alignment, alignment) << op.name;
-          EXPECT_EQ(op.odd_dimension, alignment == 1) << op.name;
+          EXPECT_EQ(op.odd_dimension(), alignment == 1) << op.name;
         }
   }
 }
@@ -218,8 +218,8 @@ training: {{precision: bf16, flash_attention: false, recompute: none}}
   const double F = 2.0 * 2048 * 2048 * 8 * 225, rate = 989.4e12 * 0.125;
   for (const std::string name : {"attn.scores", "attn.context"}) {
     const Op a = op_named(wo, name), b = op_named(we, name);
-    ASSERT_TRUE(a.odd_dimension) << name;
-    ASSERT_FALSE(b.odd_dimension) << name;
+    ASSERT_TRUE(a.odd_dimension()) << name;
+    ASSERT_FALSE(b.odd_dimension()) << name;
     ASSERT_DOUBLE_EQ(a.fwd_flops.value(), F);
     EXPECT_NEAR(mo->op_time(a, Pass::forward).value(), F / rate, 1e-12) << name;
     EXPECT_NEAR(mo->op_time(a, Pass::backward).value(), 2 * F / rate, 1e-12) << name;
