@@ -787,6 +787,23 @@ void add_zero3_terms(const Scenario& s, const StageLayers& sl, int i, const Stat
   } else if (!fp8_gather) {
     st.gather_buffers = resharded ? Bytes((1.0 + p.fsdp_prefetch) * unit * sb.weight)
                                   : Bytes((dense + expert) * sb.weight);
+    // FSDP2 keeping a tied embedding's unit ([tok_embeddings, norm, output], torchtitan)
+    // gathered from its forward, the step's first, to its backward, the last
+    // (reshard_output_after_forward false): it stays beside fsdp_prefetch + 1 gathered
+    // layers all step. An untied output unit is kept from its forward, the last, to its
+    // backward, the first, beside at most the prefetched layer: within the term above.
+    if (resharded && s.model.tied_embeddings && !p.reshard_output_after_forward) {
+      double table = 0, largest_layer = 0;
+      for (const auto& [held, factor] : stages_held(p, i)) {
+        (void)factor;
+        if (const Layer* e = sl.embedding[held])
+          table = std::max(table, fsdp_unit_elements(*e, p.fsdp_impl, w));
+        for (const Layer* l : sl.layers[held])
+          largest_layer = std::max(largest_layer, fsdp_unit_elements(*l, p.fsdp_impl, w));
+      }
+      st.gather_buffers = std::max(
+          st.gather_buffers, Bytes((table + (1.0 + p.fsdp_prefetch) * largest_layer) * sb.weight));
+    }
   } else {
     // fp8 all-gathers: the fp8 GEMMs' weights arrive (and stay) as 1-byte copies.
     Bytes all;

@@ -745,6 +745,20 @@ std::string render_stack_explanation(const Scenario& s) {
                        "into its parameters after every gather, read and written on the "
                        "compute stream\n",
                        "FSDP2 gather copy-out");
+      // The output layer's unit (scenario/spec.h, reshard_output_after_forward).
+      const ParallelismSpec& p = s.parallelism;
+      const char* unit = s.model.tied_embeddings ? "the embedding, final norm and output layer"
+                                                 : "the final norm and output layer";
+      const std::string origin =
+          s.origin.count("parallelism.reshard_output_after_forward") ? "set in the file"
+          : s.training.stack.preset == StackSpec::Preset::fsdp2
+              ? "training.stack fsdp2: torchtitan's default policy"
+              : "as reshard_after_forward";
+      o += fmt::format("  {:<25}{}: {} ({})\n", "FSDP2 output unit", unit,
+                       p.reshard_output_after_forward
+                           ? "freed after its forward and gathered again for its backward"
+                           : "kept gathered from its forward to its backward",
+                       origin);
     }
   }
   return o;

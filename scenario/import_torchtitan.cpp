@@ -602,6 +602,13 @@ std::string import_torchtitan(const std::string& path, const std::string& cluste
     p += scenario_line("reshard_after_forward", after ? "true" : "false",
                        job.source("parallelism.fsdp_reshard_after_forward", "default") +
                            (reshard == "default" ? (pp == 1 ? ": no pp" : ": with pp") : ""));
+    // The [norm, output] unit reshards only under "always" (apply_fsdp_to_decoder,
+    // torchtitan/distributed/fsdp.py); training.stack fsdp2 resolves it to false otherwise.
+    if (reshard == "always") {
+      p += scenario_line("reshard_output_after_forward", "true",
+                         job.source("parallelism.fsdp_reshard_after_forward", "default") +
+                             ": the [norm, output] unit too");
+    }
   }
   const std::int64_t local = job.integer("training.local_batch_size", 8, 1);
   std::int64_t microbatch = local;

@@ -74,6 +74,7 @@ const FieldTable<P>& parallelism_fields() {
       {"fsdp", read_fsdp},
       {"sharding", choice(&P::sharding)},
       {"reshard_after_forward", flag(&P::reshard_after_forward)},
+      {"reshard_output_after_forward", flag(&P::reshard_output_after_forward)},
       {"fsdp_prefetch", whole(&P::fsdp_prefetch, 0, 8)},
       {"zero_hpz", flag(&P::zero_hpz)},
       {"microbatch", whole(&P::microbatch, 1, kMaxCount)},

@@ -440,6 +440,21 @@ struct ParallelismSpec {
   // forward to backward (false) or free them after each layer's forward (true, default).
   enum class Sharding { full, hybrid } sharding = Sharding::full;
   bool reshard_after_forward = true;
+  // FSDP2: whether the unit that holds the output layer frees its gathered weights after
+  // its forward; every other unit follows reshard_after_forward. torchtitan shards its
+  // [norm, output] unit (with tied embeddings [tok_embeddings, norm, output]) with
+  // reshard_after_forward only under its "always" policy: "do not reshard_after_forward the
+  // last layers by default since FSDP would prefetch them immediately" (apply_fsdp_to_decoder
+  // in torchtitan/distributed/fsdp.py at pytorch/torchtitan b5bcd76c). Resolved
+  // (scenario/validate_parallelism.cpp): false under implementation fsdp2 with
+  // training.stack fsdp2, else reshard_after_forward.
+  bool reshard_output_after_forward = true;
+  // Whether a ZeRO-3 / FSDP unit frees its gathered weights after its forward: the output
+  // unit (the head, and with tied embeddings the embedding, one unit with it) follows
+  // reshard_output_after_forward, the others reshard_after_forward.
+  bool reshards_after_forward(bool output_unit) const {
+    return output_unit ? reshard_output_after_forward : reshard_after_forward;
+  }
   // ZeRO-3 / FSDP: layers whose parameter all-gather may run ahead of the layer being
   // computed (1: FSDP's default of one unit prefetched, backward_prefetch_limit and
   // forward_prefetch_limit = 1 in torch/distributed/fsdp/fully_sharded_data_parallel.py at

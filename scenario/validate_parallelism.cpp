@@ -197,6 +197,17 @@ void complete_zero_stage(Scenario& s) {
                       ? ParallelismSpec::FsdpUnit::module
                       : ParallelismSpec::FsdpUnit::layer;
   }
+  // The output unit's reshard (FSDP2): torchtitan's default policy keeps its [norm,
+  // output] unit gathered from the forward to the backward (apply_fsdp_to_decoder,
+  // torchtitan/distributed/fsdp.py at pytorch/torchtitan b5bcd76c); elsewhere every unit
+  // follows reshard_after_forward.
+  if (!is_set(s, "parallelism.reshard_output_after_forward")) {
+    p.reshard_output_after_forward =
+        p.fsdp_impl == ParallelismSpec::FsdpImpl::fsdp2 &&
+                s.training.stack.preset == StackSpec::Preset::fsdp2
+            ? false
+            : p.reshard_after_forward;
+  }
   // DeepSpeed ZeRO-3 keeps and reduce-scatters gradients in the model's own 16-bit type:
   // under ZeRO its gradient-accumulation dtype is the model dtype unless grad_accum_dtype
   // is set (get_data_types), its communication dtype fp16 or bf16 with the precision
@@ -298,10 +309,22 @@ void check_sharding(const Scenario& s) {
   const ParallelismSpec& p = s.parallelism;
   if (p.zero_stage < 3) {
     for (const char* key : {"parallelism.sharding", "parallelism.reshard_after_forward",
+                            "parallelism.reshard_output_after_forward",
                             "parallelism.fsdp_prefetch", "parallelism.zero_hpz"}) {
       if (is_set(s, key))
         reject(s, key, "", "applies to ZeRO-3 / FSDP only (zero_stage: 3 or fsdp: true)");
     }
+  }
+  // PyTorch FSDP1 keeps the output layer in its root's flat parameter, which its
+  // post-forward never frees; Megatron-FSDP gathers it once a step; DeepSpeed frees modules
+  // by its own rules: the switch is FSDP2's (fully_shard of the output layer's unit).
+  if (p.zero_stage >= 3 && is_set(s, "parallelism.reshard_output_after_forward") &&
+      p.fsdp_impl != ParallelismSpec::FsdpImpl::fsdp2) {
+    reject(s, "parallelism.reshard_output_after_forward",
+           p.reshard_output_after_forward ? "true" : "false",
+           fmt::format("applies to FSDP2 only (parallelism.fsdp.implementation: fsdp2); this "
+                       "scenario's ZeRO-3 implementation is {}",
+                       to_string(p.fsdp_impl)));
   }
   if (p.zero_hpz && p.sharding == ParallelismSpec::Sharding::hybrid) {
     reject(s, "parallelism.zero_hpz", "true",

@@ -688,6 +688,13 @@ class PipelineBuilder {
     // forward under reshard_after_forward, and reduce-scattered once, after the chunk's
     // last backward.
     const bool deferred = fsdp_pipeline_deferred(p_, ctx_.s.training);
+    // The unit that holds the output layer, with tied embeddings the embedding's too
+    // (torchtitan shards [tok_embeddings, norm, output] as one unit then): FSDP2 may keep
+    // it gathered from the forward to the backward (reshard_output_after_forward).
+    auto output_unit = [&](const Layer& l) {
+      return l.kind == LayerKind::head ||
+             (l.kind == LayerKind::embedding && ctx_.s.model.tied_embeddings);
+    };
     const MaybeTask before_block = prev_;
     std::optional<MaybeTask> anchor;  // Megatron-FSDP: what the block's first gathers wait for
     std::vector<int> done;
@@ -711,13 +718,14 @@ class PipelineBuilder {
       last_id = id;
       const bool resident = outside_units_resident && l.kind != LayerKind::transformer;
       const bool root = in_root(l);
+      const bool reshards = p_.reshards_after_forward(output_unit(l));
       bool gathers = root       ? false
                      : resident ? forward && b.microbatch == 0
-                                : forward || p_.reshard_after_forward;
+                                : forward || reshards;
       if (deferred) {
         bool& held = unit_held_[{r, b.chunk, k}];
         gathers = !held;
-        held = !forward || !p_.reshard_after_forward;
+        held = !forward || !reshards;
       }
       // The root's gather comes first in the block, before its first unit's own, when a
       // backward has freed it (or nothing has gathered it yet): FSDP1 frees the root only

@@ -182,10 +182,15 @@ Seconds step_time_bound(const Scenario& s) {
       // reduce-scatter a step.
       const bool deferred = fsdp_pipeline_deferred(p, s.training);
       const double per_step = 1.0 / p.microbatches();
+      // The output layer's unit (with tied embeddings the embedding's) follows
+      // reshard_output_after_forward (simulator/pipeline_pass.cpp, fsdp_block).
+      const bool reshards = p.reshards_after_forward(
+          l.kind == LayerKind::head ||
+          (l.kind == LayerKind::embedding && s.model.tied_embeddings));
       const double gathers = once                          ? per_step
-                             : deferred                    ? (p.reshard_after_forward ? 1.0 : per_step)
+                             : deferred                    ? (reshards ? 1.0 : per_step)
                              : p.fsdp1_root_unit() && edge ? 1.0
-                             : p.reshard_after_forward     ? 2.0
+                             : reshards                    ? 2.0
                                                            : 1.0;
       const double reduces = deferred ? per_step : 1.0;
       shard_bytes[k] +=

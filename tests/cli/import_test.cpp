@@ -1044,6 +1044,31 @@ TEST(ImportTorchtitan, PipelineMapsOrIsRefused) {
       << r.err;
 }
 
+// fsdp_reshard_after_forward "always" reshards torchtitan's [norm, output] unit too
+// (apply_fsdp_to_decoder, torchtitan/distributed/fsdp.py at b5bcd76c); under "default"
+// the file leaves it to training.stack fsdp2, which keeps that unit gathered.
+TEST(ImportTorchtitan, AlwaysReshardsTheOutputUnitToo) {
+  const std::string file = ::testing::TempDir() + "titan_always.toml";
+  const std::string head =
+      "[model]\nflavor = \"8B\"\n[training]\nlocal_batch_size = 1\nseq_len = 8192\n"
+      "[activation_checkpoint]\nmode = \"none\"\n[parallelism]\n";
+  std::ofstream(file) << head << "fsdp_reshard_after_forward = \"always\"\n";
+  auto r = run_orrery("import torchtitan '" + file + "' --cluster dgx-h100 --nodes 1");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("  reshard_after_forward: true  #"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("  reshard_output_after_forward: true  # "
+                       "parallelism.fsdp_reshard_after_forward: the [norm, output] unit too"),
+            std::string::npos)
+      << r.out;
+  const std::string imported = ::testing::TempDir() + "titan_always.yaml";
+  std::ofstream(imported) << r.out;
+  EXPECT_EQ(run_orrery("check '" + imported + "'").code, 0);
+  std::ofstream(file) << head;
+  r = run_orrery("import torchtitan '" + file + "' --cluster dgx-h100 --nodes 1");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out.find("reshard_output_after_forward"), std::string::npos) << r.out;
+}
+
 // --hf-config: a torchtitan job for a model other than llama3 (torchtitan's qwen3) takes
 // the model from its Hugging Face config (tests/scenario/data/hf/qwen3-8b.json: 36 layers,
 // hidden 4096); 36 layers + 2 split evenly over pp 2.

@@ -457,6 +457,35 @@ TEST(Memory, Fsdp1VersusFsdp2Buffers) {
   EXPECT_DOUBLE_EQ(mf.gather_buffers.value(), 52110058.0);
 }
 
+// torchtitan's FSDP2 with tied embeddings shards [tok_embeddings, norm, output] as one
+// unit and keeps it gathered from its forward, the step's first, to its backward, the last
+// (reshard_output_after_forward false, apply_fsdp_to_decoder in torchtitan/distributed/
+// fsdp.py at pytorch/torchtitan b5bcd76c): the table stays beside the two layers in flight.
+// Fsdp1VersusFsdp2Buffers' model with tied embeddings: table 1000 x 1001 = 1,001,000 (1000
+// rows, already a multiple of 8), a layer 12,070,072 as FSDP2 pads it: (1,001,000 + 2 x
+// 12,070,072) x 2 bytes = 50,282,288, against 2 x 12,070,072 x 2 = 48,280,288 when the
+// unit is resharded (another stack, or reshard_output_after_forward: true).
+TEST(Memory, TorchtitanKeepsATiedTableGatheredAllStep) {
+  auto stage = [](const std::string& extra, const std::string& stack) {
+    return estimate_memory(
+               load_scenario_text(
+                   "cluster: {preset: dgx-a100, nodes: 1}\n"
+                   "model: {family: decoder, layers: 2, hidden: 1001, heads: 7, kv_heads: 7, "
+                   "ffn: 4004, vocab: 1000, seq_len: 128, activation: gelu, norm: rmsnorm, "
+                   "position_embedding: rope, tied_embeddings: true, bias: false, "
+                   "dropout: false}\n"
+                   "parallelism: {dp: 8, microbatch: 1, global_batch: 8, "
+                   "fsdp: {implementation: fsdp2}" +
+                       extra + "}\ntraining: {precision: bf16, stack: " + stack + "}\n",
+                   "test.yaml"))
+        .stages[0];
+  };
+  EXPECT_DOUBLE_EQ(stage("", "fsdp2").gather_buffers.value(), 50282288.0);
+  EXPECT_DOUBLE_EQ(stage(", reshard_output_after_forward: true", "fsdp2").gather_buffers.value(),
+                   48280288.0);
+  EXPECT_DOUBLE_EQ(stage("", "megatron-core").gather_buffers.value(), 48280288.0);
+}
+
 // torchtitan's FSDP2 under a pipeline (fsdp_pipeline_deferred) accumulates each
 // micro-batch's gradients unsharded in the reduce dtype and keeps every unit gathered until
 // the step's reduce. The model above at pp 2, dp 8 (2 nodes): stage 0 holds the embedding

@@ -86,6 +86,23 @@ TEST(RunReport, ExplainListsTheFsdpGradientPasses) {
   EXPECT_NE(fsdp2.find("FSDP gradient passes     copy-in to the reduce-scatter input (4 B): "),
             std::string::npos)
       << fsdp2;
+  // torchtitan's [norm, output] unit (narayanan-1.7b ties its embeddings: the embedding's
+  // too), and the same written in the file the other way.
+  EXPECT_NE(fsdp2.find("FSDP2 output unit        the embedding, final norm and output layer: "
+                       "kept gathered from its forward to its backward (training.stack "
+                       "fsdp2: torchtitan's default policy)"),
+            std::string::npos)
+      << fsdp2;
+  const std::string always = render_stack_explanation(testing::preset_scenario(
+      "narayanan-1.7b",
+      "dp: 8, global_batch: 16, fsdp: {implementation: fsdp2}, "
+      "reshard_output_after_forward: true",
+      1, "stack: {preset: fsdp2}, gradient_dtype: bf16"));
+  EXPECT_NE(always.find("FSDP2 output unit        the embedding, final norm and output layer: "
+                        "freed after its forward and gathered again for its backward (set in "
+                        "the file)"),
+            std::string::npos)
+      << always;
 }
 
 // A PyTorch-native stack without sharding: --explain says how gradients accumulate and

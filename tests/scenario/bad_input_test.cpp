@@ -342,6 +342,22 @@ parallelism: {tp: 1, pp: 2, dp: 12, fsdp: true, zero_hpz: true, global_batch: 24
                {"bad.yaml:3", "parallelism.zero_hpz", "must divide dp (12)"});
 }
 
+// reshard_output_after_forward: ZeRO-3 only, and FSDP2's (FSDP1 keeps the output layer in
+// its root, never freed after the forward).
+TEST(BadInput, OutputUnitReshardIsFsdp2s) {
+  expect_error(R"(cluster: {preset: dgx-h100}
+model: {preset: llama3-8b}
+parallelism: {tp: 1, zero_stage: 1, reshard_output_after_forward: false, global_batch: 8}
+)",
+               {"bad.yaml:3", "parallelism.reshard_output_after_forward", "ZeRO-3 / FSDP only"});
+  expect_error(R"(cluster: {preset: dgx-h100}
+model: {preset: llama3-8b}
+parallelism: {tp: 1, fsdp: true, reshard_output_after_forward: false, global_batch: 8}
+)",
+               {"bad.yaml:3", "parallelism.reshard_output_after_forward", "= 'false'",
+                "applies to FSDP2 only", "implementation is fsdp1"});
+}
+
 TEST(BadInput, ZeroBubbleWithZero3) {
   expect_error(R"(cluster: {preset: dgx-h100, nodes: 2}
 model: {preset: llama3-8b}

@@ -148,6 +148,38 @@ TEST(FsdpUnits, CollectivesPerUnitCountedByHand) {
   EXPECT_EQ(count(d3, TaskKind::dp_comm, "reduce_scatter"), 5u);
 }
 
+// torchtitan's FSDP2 (training.stack fsdp2) keeps its [norm, output] unit gathered from
+// the unit's forward to its backward (reshard_output_after_forward false:
+// apply_fsdp_to_decoder in torchtitan/distributed/fsdp.py at pytorch/torchtitan b5bcd76c).
+// Of CollectivesPerUnitCountedByHand's 8 FSDP2 gathers the head's before the backward goes:
+// 7, of which the 64.00 MiB ones (the embedding's 32768 x 1024 and the head's 32768 x 1024
+// + 1024 in bf16) are the embedding's two and the head's one; still 4 reduce-scatters.
+// reshard_output_after_forward: true (torchtitan's "always") gathers the head again: 8.
+// With tied embeddings the unit is [tok_embeddings, norm, output]: the embedding, which
+// holds the table, is not gathered again before its backward either: 4 forward (the
+// head's final norm alone, 2 KiB: "0.00 MiB"), 2 backward (the layers): 6, one of 64.00 MiB.
+TEST(FsdpUnits, TorchtitanKeepsItsOutputUnitGathered) {
+  const std::string fsdp2 = "fsdp: {implementation: fsdp2}";
+  const StepResult t = simulate_step(two_by_two(fsdp2, "bf16", ", stack: fsdp2"));
+  EXPECT_EQ(count(t, TaskKind::param_gather, "all_gather"), 7u);
+  EXPECT_EQ(count(t, TaskKind::param_gather, "64.00 MiB"), 3u);
+  EXPECT_EQ(count(t, TaskKind::dp_comm, "reduce_scatter"), 4u);
+  const StepResult always = simulate_step(
+      two_by_two(fsdp2 + ", reshard_output_after_forward: true", "bf16", ", stack: fsdp2"));
+  EXPECT_EQ(count(always, TaskKind::param_gather, "all_gather"), 8u);
+  EXPECT_EQ(count(always, TaskKind::param_gather, "64.00 MiB"), 4u);
+  // Another FSDP2 user (the default stack: Megatron-LM's --use-torch-fsdp2) reshards it.
+  const Scenario other = two_by_two(fsdp2);
+  EXPECT_TRUE(other.parallelism.reshard_output_after_forward);
+  Scenario tied = two_by_two(fsdp2, "bf16", ", stack: fsdp2");
+  EXPECT_FALSE(tied.parallelism.reshard_output_after_forward);
+  tied.model.tied_embeddings = true;
+  const StepResult tr = simulate_step(tied);
+  EXPECT_EQ(count(tr, TaskKind::param_gather, "all_gather"), 6u);
+  EXPECT_EQ(count(tr, TaskKind::param_gather, "64.00 MiB"), 1u);
+  EXPECT_EQ(count(tr, TaskKind::param_gather, "0.00 MiB"), 1u);
+}
+
 // FSDP1's root under a pipeline: pp 2, dp 2, 4 micro-batches of 1 in 1F1B. Stage 0 holds
 // the embedding (its root, 32768 x 1024 x 2 bytes = 64 MiB) and layer 1, and runs F0 F1 B0
 // F2 B1 F3 B2 B3. The root is freed only by a post-backward, so F0 gathers it, F1 finds it
