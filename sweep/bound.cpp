@@ -193,8 +193,14 @@ Seconds step_time_bound(const Scenario& s) {
                              : reshards                    ? 2.0
                                                            : 1.0;
       const double reduces = deferred ? per_step : 1.0;
-      shard_bytes[k] +=
-          Bytes((d3 - 1.0) / d3 * l.params() * (gathers * state.weight + reduces * state.gradient));
+      // Gathered in fp8 (training.fp8 communication param_allgather: fp8), the fp8 GEMMs'
+      // weights travel as 1 byte each (simulator/pipeline_pass.cpp,
+      // dense_gather_bytes_per_param; the experts' counted so too, which can only lower it).
+      const double fp8_elems =
+          s.training.fp8 && s.training.fp8->param_allgather_fp8 ? l.fp8_weight_elems() : 0.0;
+      const double gathered = state.weight * (l.params() - fp8_elems) + 1.0 * fp8_elems;
+      shard_bytes[k] += Bytes((d3 - 1.0) / d3 *
+                              (gathers * gathered + reduces * l.params() * state.gradient));
     }
     // ZeRO-2: each micro-batch reduce-scatters the layer's dense gradients, bringing
     // (d-1)/d of their bytes into every member (expert gradients, over a smaller group,

@@ -11,6 +11,7 @@
 
 #include "scenario/load.h"
 #include "simulator/step.h"
+#include "sweep/bound.h"
 #include "sweep/sweep.h"
 
 namespace orrery {
@@ -85,6 +86,39 @@ TEST(SweepBound, NeverAboveTheSimulatedStepOnTheGpt3Sweep) {
   // reducing, docs/model.md "Memory"), the other 4,267 simulated or pruned.
   EXPECT_EQ(c.bounded, 29220u - 15180u - 9773u);
   for (const std::string& v : c.violations) ADD_FAILURE() << v;
+}
+
+// FSDP weights gathered in fp8 (training.fp8 communication param_allgather: fp8): the fp8
+// GEMMs' weights travel as 1 byte each, so the bound's ZeRO-3 traffic term counts them so
+// (it had counted 2, the bf16 weight: more traffic than the simulator sends, which a
+// traffic-bound candidate could see as a bound above its step, and be pruned wrongly). Two
+// nodes of 2 H100s, FSDP2 over 4 ranks, one micro-batch of 1024 tokens: the traffic term
+// m x shard bytes / (NVLink + NIC) is the bound in both cases (about 1.1 ms against
+// 0.3 ms of FLOPs). The two layers' GEMMs are the fp8 ones: 4 x 1024^2 + 2 x 4096 x 1024 =
+// 12,582,912 weight elements a layer, each gathered twice (forward, and backward after
+// the reshard); with 3/4 of every gather arriving: 3/4 x 2 layers x 2 gathers x
+// 12,582,912 x (2 - 1) bytes = 37,748,736 bytes fewer in fp8.
+TEST(SweepBound, WeightsGatheredInFp8CountOneByte) {
+  auto scenario = [](const std::string& gather) {
+    return load_scenario_text(R"(
+cluster: {preset: dgx-h100, nodes: 2, gpus_per_node: 2}
+model: {family: decoder, layers: 2, hidden: 1024, heads: 16, ffn: 4096, vocab: 32768,
+        seq_len: 1024, activation: gelu, norm: rmsnorm, position_embedding: rope,
+        tied_embeddings: false, bias: false, dropout: false}
+parallelism: {tp: 1, pp: 1, dp: 4, microbatch: 1, global_batch: 4, fsdp: {implementation: fsdp2}}
+training: {precision: fp8, fp8: {communication: {param_allgather: )" +
+                                  gather + R"(}}, recompute: none}
+)",
+                              "fp8-gather.yaml");
+  };
+  const Scenario fp8 = scenario("fp8");
+  const Scenario bf16 = scenario("bf16");
+  const double ingress = fp8.cluster.intra_node.bandwidth.value() +
+                         fp8.cluster.inter_node.nic_bandwidth.value();
+  const double fewer = 0.75 * 2 * 2 * 12582912.0;
+  EXPECT_NEAR((step_time_bound(bf16) - step_time_bound(fp8)).value(), fewer / ingress, 1e-12);
+  EXPECT_LE(step_time_bound(fp8).value(), simulate_step(fp8).step_time.value());
+  EXPECT_LE(step_time_bound(bf16).value(), simulate_step(bf16).step_time.value());
 }
 
 }  // namespace
