@@ -845,7 +845,7 @@ std::uint64_t request_bytes(Bytes b) {
 
 // The micro-batches' requests of allocator_sequence_waste (after the states) on `ca`.
 void microbatch_sequence(CachingAllocator& ca, const std::vector<const Layer*>& layers,
-                         const std::vector<Bytes>& gathered, int prefetch, int microbatches,
+                         const std::vector<GatherRequest>& gathered, int prefetch, int microbatches,
                          bool more, Recompute recompute, unsigned modules) {
   auto alloc = [&ca](Bytes b) { return ca.allocate(request_bytes(b)); };
   const unsigned m = recompute == Recompute::selective ? modules : 0u;
@@ -853,13 +853,24 @@ void microbatch_sequence(CachingAllocator& ca, const std::vector<const Layer*>& 
     return recompute == Recompute::full && l.kind == LayerKind::transformer;
   };
   std::deque<int> live_gathers;
+  std::vector<int> held(gathered.size(), -1);  // a held gather's block while it is live
   auto gather = [&](std::size_t k) {
     if (gathered.empty()) return;
-    live_gathers.push_back(alloc(gathered[k]));
+    if (gathered[k].held) {
+      if (held[k] < 0 && gathered[k].bytes.value() > 0) held[k] = alloc(gathered[k].bytes);
+      return;
+    }
+    live_gathers.push_back(alloc(gathered[k].bytes));
     while (live_gathers.size() > static_cast<std::size_t>(1 + prefetch)) {
       ca.release(live_gathers.front());
       live_gathers.pop_front();
     }
+  };
+  // A held gather is freed once its layer's backward has run.
+  auto free_held = [&](std::size_t k) {
+    if (gathered.empty() || held[k] < 0) return;
+    ca.release(held[k]);
+    held[k] = -1;
   };
   auto drop_gathers = [&] {
     for (const int g : live_gathers) ca.release(g);
@@ -914,6 +925,7 @@ void microbatch_sequence(CachingAllocator& ca, const std::vector<const Layer*>& 
       }
       for (const int h : rebuilt) ca.release(h);
       for (std::size_t h = kept.start[k]; h < kept.start[k + 1]; ++h) ca.release(kept.handles[h]);
+      free_held(k);
     }
     if (grad >= 0) ca.release(grad);
     drop_gathers();
@@ -936,8 +948,8 @@ CachingAllocator::Mode mode_of(MemorySpec::Allocator allocator) {
 
 // The smallest rounded request of each pool ([small]) among every size the micro-batches
 // might ask for (some may not be asked for: that only lowers the minimum).
-void smallest_requests(const std::vector<const Layer*>& layers, const std::vector<Bytes>& gathered,
-                       std::uint64_t smallest[2]) {
+void smallest_requests(const std::vector<const Layer*>& layers,
+                       const std::vector<GatherRequest>& gathered, std::uint64_t smallest[2]) {
   smallest[0] = smallest[1] = UINT64_MAX;
   auto see = [&](Bytes b) {
     const std::uint64_t v = request_bytes(b);
@@ -946,7 +958,7 @@ void smallest_requests(const std::vector<const Layer*>& layers, const std::vecto
     std::uint64_t& m = smallest[size <= CachingAllocator::kSmallSize ? 1 : 0];
     m = std::min(m, size);
   };
-  for (const Bytes b : gathered) see(b);
+  for (const GatherRequest& g : gathered) see(g.bytes);
   for (const Layer* l : layers) {
     see(l->input);
     for (const Op& op : l->ops) {
@@ -965,7 +977,7 @@ struct SplitPeaks {
   std::uint64_t grown = 0, requested = 0;
 };
 SplitPeaks split_peaks(const CachingAllocator& remainder, const std::vector<const Layer*>& layers,
-                       const std::vector<Bytes>& gathered, int prefetch, int microbatches,
+                       const std::vector<GatherRequest>& gathered, int prefetch, int microbatches,
                        bool more, Recompute recompute, unsigned modules) {
   CachingAllocator ca = remainder;
   const std::uint64_t start = ca.reserved();
@@ -993,7 +1005,7 @@ Bytes split_waste(const CachingAllocator& states, const SplitPeaks& p) {
 Bytes allocator_sequence_waste_whole(MemorySpec::Allocator allocator,
                                      const std::vector<Bytes>& states,
                                      const std::vector<const Layer*>& layers,
-                                     const std::vector<Bytes>& gathered, int prefetch,
+                                     const std::vector<GatherRequest>& gathered, int prefetch,
                                      int microbatches, bool more, Recompute recompute,
                                      unsigned modules) {
   if (allocator == MemorySpec::Allocator::none) return Bytes(0);
@@ -1004,7 +1016,7 @@ Bytes allocator_sequence_waste_whole(MemorySpec::Allocator allocator,
 
 Bytes allocator_sequence_waste(MemorySpec::Allocator allocator, const std::vector<Bytes>& states,
                                const std::vector<const Layer*>& layers,
-                               const std::vector<Bytes>& gathered, int prefetch, int microbatches,
+                               const std::vector<GatherRequest>& gathered, int prefetch, int microbatches,
                                bool more, Recompute recompute, unsigned modules) {
   if (allocator != MemorySpec::Allocator::caching) {
     return allocator_sequence_waste_whole(allocator, states, layers, gathered, prefetch,
@@ -1085,16 +1097,40 @@ Bytes rank_allocator_waste(const Scenario& s, const StageLayers& sl, int i, cons
   const TrainingSpec& t = s.training;
   if (t.memory.allocator == MemorySpec::Allocator::none) return Bytes(0);
   std::vector<const Layer*> layers;
+  // Gathers freed and taken again in every micro-batch, as the simulator takes them
+  // (simulator/pipeline_pass.cpp, fsdp_block): FSDP1's root (a chunk's embedding and
+  // head, one flat parameter) and FSDP2's output unit when kept gathered are held from
+  // the forward that gathers them to their backward; the others in the window.
+  std::vector<GatherRequest> gathered_weights;
+  const bool gathers = reshards_each_microbatch(p, t);
   for (const auto& [held, factor] : stages_held(p, i)) {
     (void)factor;
+    const std::size_t first = layers.size();
     if (sl.embedding[held]) layers.push_back(sl.embedding[held]);
     for (const Layer* l : sl.layers[held]) layers.push_back(l);
     if (sl.head[held]) layers.push_back(sl.head[held]);
+    if (!gathers) continue;
+    std::optional<std::size_t> root;  // the chunk's root gather: its first root layer's
+    for (std::size_t k = first; k < layers.size(); ++k) {
+      const Layer& l = *layers[k];
+      const bool edge = l.kind == LayerKind::embedding || l.kind == LayerKind::head;
+      const bool output_unit = l.kind == LayerKind::head ||
+                               (l.kind == LayerKind::embedding && s.model.tied_embeddings);
+      GatherRequest g{gathered(l, sb, fp8_gather), false};
+      if (p.fsdp1_root_unit() && edge) {
+        g.held = true;
+        if (root) {
+          gathered_weights[*root].bytes += g.bytes;
+          g.bytes = Bytes(0);
+        } else {
+          root = k;
+        }
+      } else if (output_unit && !p.reshards_after_forward(true)) {
+        g.held = true;
+      }
+      gathered_weights.push_back(g);
+    }
   }
-  std::vector<Bytes> gathered_weights;
-  // Gathers freed and taken again in every micro-batch.
-  if (reshards_each_microbatch(p, t))
-    for (const Layer* l : layers) gathered_weights.push_back(gathered(*l, sb, fp8_gather));
   const std::vector<Bytes> states = {
       st.memory.weights, st.memory.gradients, st.memory.optimizer,
       st.compression_buffers + st.fp8_scaling_state + st.fp8_weight_cache};
@@ -1132,7 +1168,10 @@ Bytes rank_allocator_waste(const Scenario& s, const StageLayers& sl, int i, cons
     layer.clear();
     layer.push_back(static_cast<double>(l->kind));
     layer.push_back(l->input.value());
-    if (!gathered_weights.empty()) layer.push_back(gathered_weights[k].value());
+    if (!gathered_weights.empty()) {
+      layer.push_back(gathered_weights[k].bytes.value());
+      layer.push_back(gathered_weights[k].held ? 1.0 : 0.0);
+    }
     for (const Op& op : l->ops) {
       layer.insert(layer.end(),
                    {op.saved.value(), op.saved_selective.value(), op.fwd_written.value(),

@@ -175,6 +175,17 @@ bool deepspeed_bf16_optimizer(const Scenario& s);
 double moment_bytes(StateDtype d);
 StateBytes state_bytes_per_param(const TrainingSpec& t);
 
+// One layer's all-gathered weights in the allocation sequence (ZeRO-3 / FSDP). In the
+// window, taken before the layer's forward and its backward and freed once 1 + prefetch
+// later ones are taken; held, taken by the first forward or backward that finds it freed
+// and kept until its own backward has run (FSDP1's root flat parameter, whose
+// post-forward frees nothing: the embedding's and the head's bytes on the first of them,
+// 0 on the other; FSDP2's output unit kept gathered, reshard_output_after_forward false).
+struct GatherRequest {
+  Bytes bytes;
+  bool held = false;
+};
+
 // The caching allocator's waste on the allocation sequence of one micro-batch schedule:
 // persistent `states` (one contiguous buffer each, allocated first), then `microbatches`
 // forwards through `layers` (each op's kept tensors stay, its output is freed after the
@@ -182,12 +193,11 @@ StateBytes state_bytes_per_param(const TrainingSpec& t);
 // is rebuilt before its backward), one backward freeing the oldest micro-batch and one
 // more forward when `more` micro-batches follow, then every backward (each op's input
 // gradient freed after the next op's). `gathered`, when given, is each layer's all-gathered
-// weights (ZeRO-3 / FSDP), allocated before the layer's forward and backward and freed
-// after the next layer's: 1 + prefetch of them live. Returns the peak reserved minus the
+// weights (ZeRO-3 / FSDP, GatherRequest): in the window 1 + prefetch of them live. Returns the peak reserved minus the
 // peak requested bytes (model/caching_allocator.h); 0 with allocator none.
 Bytes allocator_sequence_waste(MemorySpec::Allocator allocator, const std::vector<Bytes>& states,
                                const std::vector<const Layer*>& layers,
-                               const std::vector<Bytes>& gathered, int prefetch, int microbatches,
+                               const std::vector<GatherRequest>& gathered, int prefetch, int microbatches,
                                bool more, Recompute recompute, unsigned modules);
 
 // The same simulated in one allocator from the states' first request on (no split at the
@@ -196,7 +206,7 @@ Bytes allocator_sequence_waste(MemorySpec::Allocator allocator, const std::vecto
 Bytes allocator_sequence_waste_whole(MemorySpec::Allocator allocator,
                                      const std::vector<Bytes>& states,
                                      const std::vector<const Layer*>& layers,
-                                     const std::vector<Bytes>& gathered, int prefetch,
+                                     const std::vector<GatherRequest>& gathered, int prefetch,
                                      int microbatches, bool more, Recompute recompute,
                                      unsigned modules);
 // For tests, process-wide: with `on`, estimate_memory simulates each rank's sequence

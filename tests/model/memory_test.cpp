@@ -195,6 +195,33 @@ TEST(Memory, AnInPlaceOpTakesNoBlock) {
   EXPECT_DOUBLE_EQ(waste(true), 14 * MiB);
 }
 
+// Gathers in the allocation sequence (GatherRequest), by hand with the rules above: three
+// layers without ops (E, L, H: the embedding, a transformer layer, the head), a window of
+// one gather (prefetch 0), no states.
+//  - All in the window, E 12, L 16, H 14 MiB (each >= 10 MiB: a segment of its own, rounded
+//    to 2 MiB). Forward: E takes a 12 MiB segment; L a new 16 MiB one, then E is freed; H
+//    (14) fits no free block (12): a new 14 MiB one, then L is freed; the forward's end frees
+//    H. Backward: H takes its 14, L the 16 (H freed), E the 12 (L freed). Reserved 42 MiB,
+//    requested at most 16 + 14 = 30: 12 MiB wasted.
+//  - FSDP1's root held (E and H one flat parameter of 26 MiB on E, 0 on H): the forward
+//    takes 26 for E, then 16 for L, which the forward's end frees; the backward takes L's 16
+//    again and frees the root after E's backward. Reserved 42, requested 26 + 16 = 42: none.
+//  - FSDP2's output unit held (H, 14 MiB): taken by H's forward while L is in the window
+//    (16 + 14 = 30), freed after H's backward, before L's gather: the same 12 MiB.
+TEST(Memory, HeldGathersStayFromTheirForwardToTheirBackward) {
+  constexpr double MiB = 1048576.0;
+  const Layer e, l, h;
+  auto waste = [&](const std::vector<GatherRequest>& g) {
+    return allocator_sequence_waste(MemorySpec::Allocator::caching, {}, {&e, &l, &h}, g, 0, 1,
+                                    false, Recompute::none, kRecomputeCoreAttn)
+        .value();
+  };
+  EXPECT_DOUBLE_EQ(waste({{Bytes(12 * MiB)}, {Bytes(16 * MiB)}, {Bytes(14 * MiB)}}), 12 * MiB);
+  EXPECT_DOUBLE_EQ(waste({{Bytes(26 * MiB), true}, {Bytes(16 * MiB)}, {Bytes(0), true}}), 0.0);
+  EXPECT_DOUBLE_EQ(waste({{Bytes(12 * MiB)}, {Bytes(16 * MiB)}, {Bytes(14 * MiB), true}}),
+                   12 * MiB);
+}
+
 TEST(Memory, AllocatedReservedAndDeviceTotal) {
   const MemoryReport r = estimate_memory(gpt3("", "recompute: full"));
   const StageMemory& st = r.worst();
