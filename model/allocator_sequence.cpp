@@ -37,21 +37,28 @@ void microbatch_sequence(CachingAllocator& ca, const std::vector<const Layer*>& 
   };
   std::deque<int> live_gathers;
   std::vector<int> held(gathered.size(), -1);  // a held gather's block while it is live
-  auto gather = [&](std::size_t k) {
+  auto take = [&](std::size_t k) {             // entry k's held gather, when not live
+    if (held[k] < 0 && gathered[k].bytes.value() > 0) held[k] = alloc(gathered[k].bytes);
+  };
+  auto gather = [&](std::size_t k, bool forward) {
     if (gathered.empty()) return;
-    if (gathered[k].held) {
-      if (held[k] < 0 && gathered[k].bytes.value() > 0) held[k] = alloc(gathered[k].bytes);
+    const GatherRequest& g = gathered[k];
+    const int first = forward ? g.take_forward : g.take_backward;
+    if (first >= 0) take(static_cast<std::size_t>(first));
+    if (g.hold != GatherRequest::Hold::window) {
+      take(k);
       return;
     }
-    live_gathers.push_back(alloc(gathered[k].bytes));
+    live_gathers.push_back(alloc(g.bytes));
     while (live_gathers.size() > static_cast<std::size_t>(1 + prefetch)) {
       ca.release(live_gathers.front());
       live_gathers.pop_front();
     }
   };
-  // A held gather is freed once its layer's backward has run.
+  // A gather held until its layer's backward is freed once that backward has run.
   auto free_held = [&](std::size_t k) {
-    if (gathered.empty() || held[k] < 0) return;
+    if (gathered.empty() || held[k] < 0 || gathered[k].hold != GatherRequest::Hold::backward)
+      return;
     ca.release(held[k]);
     held[k] = -1;
   };
@@ -71,7 +78,7 @@ void microbatch_sequence(CachingAllocator& ca, const std::vector<const Layer*>& 
     int out = -1;
     for (std::size_t k = 0; k < layers.size(); ++k) {
       kept.start.push_back(kept.handles.size());
-      gather(k);
+      gather(k, true);
       const Layer& l = *layers[k];
       if (full(l)) kept.handles.push_back(alloc(l.input));
       for (const Op& op : l.ops) {
@@ -94,7 +101,7 @@ void microbatch_sequence(CachingAllocator& ca, const std::vector<const Layer*>& 
   auto backward = [&](const Kept& kept) {
     int grad = -1;
     for (std::size_t k = layers.size(); k-- > 0;) {
-      gather(k);
+      gather(k, false);
       const Layer& l = *layers[k];
       rebuilt.clear();
       for (const Op& op : l.ops) {
@@ -296,7 +303,7 @@ Bytes remembered_sequence_waste(MemorySpec::Allocator allocator, const std::vect
   }
   // The layers in runs of equal ones (a stage's transformer layers are alike): each run
   // as its length and its layer's entries (kind, input, each op's sizes and recompute
-  // sets, the layer's gathered weights when there are any), the entries by their number
+  // sets, the layer's GatherRequest when there are gathers), the entries by their number
   // in the store (Remembered::layer_id). Equal entries make the same requests, so the
   // runs stand for the sequence exactly, in a key a fraction of its length.
   key.push_back(gathered.empty() ? 0.0 : 1.0);
@@ -308,8 +315,10 @@ Bytes remembered_sequence_waste(MemorySpec::Allocator allocator, const std::vect
     layer.push_back(static_cast<double>(l->kind));
     layer.push_back(l->input.value());
     if (!gathered.empty()) {
-      layer.push_back(gathered[k].bytes.value());
-      layer.push_back(gathered[k].held ? 1.0 : 0.0);
+      const GatherRequest& g = gathered[k];
+      layer.insert(layer.end(), {g.bytes.value(), static_cast<double>(g.hold),
+                                 static_cast<double>(g.take_forward),
+                                 static_cast<double>(g.take_backward)});
     }
     for (const Op& op : l->ops) {
       layer.insert(layer.end(),

@@ -683,6 +683,20 @@ struct Fsdp1Root {
   Bytes gathered, layer_gathered;         // as gathered (fp8 gathers included)
 };
 
+// The word-embedding copies stage `held` keeps beside its head (as rank_tally counts
+// them), in parameters: on the loss stage part of FSDP1's root flat parameter.
+double head_table_copies(const Scenario& s, const StageLayers& sl, int held) {
+  const ParallelismSpec& p = s.parallelism;
+  const Layer* table = sl.embedding[0];
+  if (!sl.head[held] || !table) return 0.0;
+  const double table_params = table->ops.front().params;
+  double copies = 0;
+  if (s.model.tied_embeddings && p.pp > 1 && p.schedule != PipelineSchedule::dualpipe)
+    copies += table_params;
+  if (held == sl.mtp_table_rank) copies += table_params;
+  return copies;
+}
+
 Fsdp1Root fsdp1_root(const Scenario& s, const StageLayers& sl, int i, const StateBytes& sb,
                      bool fp8_gather, double w) {
   const ParallelismSpec& p = s.parallelism;
@@ -694,17 +708,13 @@ Fsdp1Root fsdp1_root(const Scenario& s, const StageLayers& sl, int i, const Stat
   const double table_params = table ? table->ops.front().params : 0.0;
   for (const auto& [held, factor] : stages_held(p, i)) {
     (void)factor;
-    double copies = 0;
     for (const Layer* l : {sl.embedding[held], sl.head[held]}) {
       if (!l) continue;
       out.unpadded += l->params();
       out.gathered += gathered(*l, sb, fp8_gather);
     }
-    if (sl.head[held] && s.model.tied_embeddings && p.pp > 1 &&
-        p.schedule != PipelineSchedule::dualpipe)
-      copies += table_params;
+    const double copies = head_table_copies(s, sl, held);
     const bool mtp_table = table && held == sl.mtp_table_rank;
-    if (mtp_table && sl.head[held]) copies += table_params;
     out.unpadded += copies;
     out.gathered += Bytes(copies * sb.weight);
     for (const Layer* l : sl.layers[held]) {
@@ -781,23 +791,6 @@ void add_zero3_terms(const Scenario& s, const StageLayers& sl, int i, const Stat
   } else if (!fp8_gather) {
     st.gather_buffers = resharded ? Bytes((1.0 + p.fsdp_prefetch) * unit * sb.weight)
                                   : Bytes((dense + expert) * sb.weight);
-    // FSDP2 keeping a tied embedding's unit ([tok_embeddings, norm, output], torchtitan)
-    // gathered from its forward, the step's first, to its backward, the last
-    // (reshard_output_after_forward false): it stays beside fsdp_prefetch + 1 gathered
-    // layers all step. An untied output unit is kept from its forward, the last, to its
-    // backward, the first, beside at most the prefetched layer: within the term above.
-    if (resharded && s.model.tied_embeddings && !p.reshard_output_after_forward) {
-      double table = 0, largest_layer = 0;
-      for (const auto& [held, factor] : stages_held(p, i)) {
-        (void)factor;
-        if (const Layer* e = sl.embedding[held])
-          table = std::max(table, fsdp_unit_elements(*e, p.fsdp_impl, w));
-        for (const Layer* l : sl.layers[held])
-          largest_layer = std::max(largest_layer, fsdp_unit_elements(*l, p.fsdp_impl, w));
-      }
-      st.gather_buffers = std::max(
-          st.gather_buffers, Bytes((table + (1.0 + p.fsdp_prefetch) * largest_layer) * sb.weight));
-    }
   } else {
     // fp8 all-gathers: the fp8 GEMMs' weights arrive (and stay) as 1-byte copies.
     Bytes all;
@@ -808,6 +801,28 @@ void add_zero3_terms(const Scenario& s, const StageLayers& sl, int i, const Stat
         if (l) all += gathered(*l, sb, fp8_gather);
     }
     st.gather_buffers = resharded ? r.largest_layer_gathered * (1.0 + p.fsdp_prefetch) : all;
+  }
+  // FSDP2 keeping a tied embedding's unit ([tok_embeddings, norm, output], torchtitan)
+  // gathered from its forward, a micro-batch's first, to its backward, its last
+  // (reshard_output_after_forward false): through the micro-batch it stays beside
+  // fsdp_prefetch + 1 gathered layers. An untied output unit is kept from its forward, the
+  // last, to its backward, the first, beside at most the prefetched layer: within the
+  // terms above.
+  if (resharded && p.fsdp_impl == ParallelismSpec::FsdpImpl::fsdp2 && s.model.tied_embeddings &&
+      !p.reshard_output_after_forward) {
+    // A unit's bytes as gathered: padded as FSDP2 pads it, or in fp8 (gathered()).
+    auto bytes_of = [&](const Layer& l) {
+      return fp8_gather ? gathered(l, sb, fp8_gather)
+                        : Bytes(fsdp_unit_elements(l, p.fsdp_impl, w) * sb.weight);
+    };
+    Bytes table, largest_layer;
+    for (const auto& [held, factor] : stages_held(p, i)) {
+      (void)factor;
+      if (const Layer* e = sl.embedding[held]) table = std::max(table, bytes_of(*e));
+      for (const Layer* l : sl.layers[held]) largest_layer = std::max(largest_layer, bytes_of(*l));
+    }
+    st.gather_buffers =
+        std::max(st.gather_buffers, table + largest_layer * (1.0 + p.fsdp_prefetch));
   }
   // DeepSpeed ZeRO-3 keeps one reduce bucket of reduce_bucket_size gradient elements
   // (stage3.py allocates its IPG buffer at that size, in the gradient dtype); FSDP
@@ -846,37 +861,50 @@ Bytes rank_allocator_waste(const Scenario& s, const StageLayers& sl, int i, cons
   if (t.memory.allocator == MemorySpec::Allocator::none) return Bytes(0);
   std::vector<const Layer*> layers;
   // Gathers freed and taken again in every micro-batch, as the simulator takes them
-  // (simulator/pipeline_pass.cpp, fsdp_block): FSDP1's root (a chunk's embedding and
-  // head, one flat parameter) and FSDP2's output unit when kept gathered are held from
-  // the forward that gathers them to their backward; the others in the window.
+  // (simulator/pipeline_pass.cpp, fsdp_block; GatherRequest): FSDP1's root (a chunk's
+  // embedding and head, with the loss stage's table copies, one flat parameter) taken by
+  // the chunk's first forward and, once freed, its first backward, and freed after its
+  // first root layer's backward; FSDP2's output unit when kept gathered from its forward
+  // to its backward; Megatron-FSDP's embedding and head, no units with its default ones,
+  // kept from the step's first forward; the others in the window.
+  using Hold = GatherRequest::Hold;
   std::vector<GatherRequest> gathered_weights;
   const bool gathers = reshards_each_microbatch(p, t);
+  const bool outside_resident = p.fsdp_impl == ParallelismSpec::FsdpImpl::megatron_fsdp &&
+                                p.fsdp_unit == ParallelismSpec::FsdpUnit::layer;
   for (const auto& [held, factor] : stages_held(p, i)) {
     (void)factor;
     const std::size_t first = layers.size();
     if (sl.embedding[held]) layers.push_back(sl.embedding[held]);
     for (const Layer* l : sl.layers[held]) layers.push_back(l);
     if (sl.head[held]) layers.push_back(sl.head[held]);
-    if (!gathers) continue;
-    std::optional<std::size_t> root;  // the chunk's root gather: its first root layer's
+    if (!gathers || layers.size() == first) continue;
+    int root = -1;  // the chunk's first root layer, which holds the root's block
     for (std::size_t k = first; k < layers.size(); ++k) {
       const Layer& l = *layers[k];
       const bool edge = l.kind == LayerKind::embedding || l.kind == LayerKind::head;
       const bool output_unit = l.kind == LayerKind::head ||
                                (l.kind == LayerKind::embedding && s.model.tied_embeddings);
-      GatherRequest g{gathered(l, sb, fp8_gather), false};
+      GatherRequest g{gathered(l, sb, fp8_gather)};
       if (p.fsdp1_root_unit() && edge) {
-        g.held = true;
-        if (root) {
-          gathered_weights[*root].bytes += g.bytes;
+        g.hold = Hold::backward;
+        if (l.kind == LayerKind::head) g.bytes += Bytes(head_table_copies(s, sl, held) * sb.weight);
+        if (root >= 0) {
+          gathered_weights[static_cast<std::size_t>(root)].bytes += g.bytes;
           g.bytes = Bytes(0);
         } else {
-          root = k;
+          root = static_cast<int>(k);
         }
+      } else if (outside_resident && edge) {
+        g.hold = Hold::step;
       } else if (output_unit && !p.reshards_after_forward(true)) {
-        g.held = true;
+        g.hold = Hold::backward;
       }
       gathered_weights.push_back(g);
+    }
+    if (root >= 0) {
+      gathered_weights[first].take_forward = root;
+      gathered_weights.back().take_backward = root;
     }
   }
   const std::vector<Bytes> states = {

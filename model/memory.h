@@ -175,15 +175,25 @@ bool deepspeed_bf16_optimizer(const Scenario& s);
 double moment_bytes(StateDtype d);
 StateBytes state_bytes_per_param(const TrainingSpec& t);
 
-// One layer's all-gathered weights in the allocation sequence (ZeRO-3 / FSDP). In the
-// window, taken before the layer's forward and its backward and freed once 1 + prefetch
-// later ones are taken; held, taken by the first forward or backward that finds it freed
-// and kept until its own backward has run (FSDP1's root flat parameter, whose
-// post-forward frees nothing: the embedding's and the head's bytes on the first of them,
-// 0 on the other; FSDP2's output unit kept gathered, reshard_output_after_forward false).
+// One layer's all-gathered weights in the allocation sequence (ZeRO-3 / FSDP), as the
+// simulator takes them (simulator/pipeline_pass.cpp, fsdp_block).
+//  - window: the layer's gather, taken before its forward and its backward and freed once
+//    1 + prefetch later ones are taken;
+//  - backward: `bytes` is a gather this layer holds, taken before its forward and its
+//    backward when it is not live and freed after its backward (FSDP2's output unit kept
+//    gathered; FSDP1's root flat parameter, a chunk's embedding and head in one block on
+//    the first of them, 0 on the other, whose post-forward frees nothing);
+//  - step: a gather held from the first pass that takes it to the step's end
+//    (Megatron-FSDP's embedding and head, no units with its default ones).
+// take_forward / take_backward: the entry whose held gather this layer's forward /
+// backward takes first when it is not live (FSDP1's root, which the chunk's first forward
+// and, once a backward has freed it, its first backward gather before any unit's).
 struct GatherRequest {
+  enum class Hold { window, backward, step };
   Bytes bytes;
-  bool held = false;
+  Hold hold = Hold::window;
+  int take_forward = -1;
+  int take_backward = -1;
 };
 
 // The caching allocator's waste on the allocation sequence of one micro-batch schedule:

@@ -308,11 +308,16 @@ void check_schedule_preconditions(const Scenario& s) {
 void check_sharding(const Scenario& s) {
   const ParallelismSpec& p = s.parallelism;
   if (p.zero_stage < 3) {
-    for (const char* key : {"parallelism.sharding", "parallelism.reshard_after_forward",
-                            "parallelism.reshard_output_after_forward",
-                            "parallelism.fsdp_prefetch", "parallelism.zero_hpz"}) {
+    auto flag = [](bool b) { return std::string(b ? "true" : "false"); };
+    const std::pair<const char*, std::string> keys[] = {
+        {"parallelism.sharding", to_string(p.sharding)},
+        {"parallelism.reshard_after_forward", flag(p.reshard_after_forward)},
+        {"parallelism.reshard_output_after_forward", flag(p.reshard_output_after_forward)},
+        {"parallelism.fsdp_prefetch", std::to_string(p.fsdp_prefetch)},
+        {"parallelism.zero_hpz", flag(p.zero_hpz)}};
+    for (const auto& [key, value] : keys) {
       if (is_set(s, key))
-        reject(s, key, "", "applies to ZeRO-3 / FSDP only (zero_stage: 3 or fsdp: true)");
+        reject(s, key, value, "applies to ZeRO-3 / FSDP only (zero_stage: 3 or fsdp: true)");
     }
   }
   // PyTorch FSDP1 keeps the output layer in its root's flat parameter, which its

@@ -191,6 +191,14 @@ std::string megatron_arguments(const Scenario& s) {
     if (fsdp2_line) {
       out += " --use-torch-fsdp2";
       if (!p.reshard_after_forward) out += " --torch-fsdp2-no-reshard-after-forward";
+      // One switch for every unit: an output unit kept otherwise (torchtitan's default,
+      // reshard_output_after_forward) has no flag.
+      if (p.reshard_output_after_forward != p.reshard_after_forward) {
+        missing.emplace_back(fmt::format("reshard_output_after_forward {} beside "
+                                         "reshard_after_forward {}",
+                                         p.reshard_output_after_forward,
+                                         p.reshard_after_forward));
+      }
     } else {
       megatron_fsdp("optim_grads_params");
       if (hybrid) {

@@ -197,29 +197,40 @@ TEST(Memory, AnInPlaceOpTakesNoBlock) {
 
 // Gathers in the allocation sequence (GatherRequest), by hand with the rules above: three
 // layers without ops (E, L, H: the embedding, a transformer layer, the head), a window of
-// one gather (prefetch 0), no states.
+// one gather (prefetch 0), two micro-batches in flight (F0 F1 B0 B1), no states.
 //  - All in the window, E 12, L 16, H 14 MiB (each >= 10 MiB: a segment of its own, rounded
-//    to 2 MiB). Forward: E takes a 12 MiB segment; L a new 16 MiB one, then E is freed; H
-//    (14) fits no free block (12): a new 14 MiB one, then L is freed; the forward's end frees
-//    H. Backward: H takes its 14, L the 16 (H freed), E the 12 (L freed). Reserved 42 MiB,
-//    requested at most 16 + 14 = 30: 12 MiB wasted.
-//  - FSDP1's root held (E and H one flat parameter of 26 MiB on E, 0 on H): the forward
-//    takes 26 for E, then 16 for L, which the forward's end frees; the backward takes L's 16
-//    again and frees the root after E's backward. Reserved 42, requested 26 + 16 = 42: none.
-//  - FSDP2's output unit held (H, 14 MiB): taken by H's forward while L is in the window
-//    (16 + 14 = 30), freed after H's backward, before L's gather: the same 12 MiB.
+//    to 2 MiB). F0: E takes a 12 MiB segment; L a new 16 MiB one, then E is freed; H (14)
+//    fits no free block (12): a new 14 MiB one, then L is freed; the forward's end frees H.
+//    F1, B0 and B1 find each its own block again (best fit), at most two live: reserved 42
+//    MiB, requested at most 16 + 14 = 30: 12 MiB wasted.
+//  - FSDP2's output unit held until its backward (H): F0 takes 14 MiB for it beside L; it
+//    stays through F1, whose E and L take their blocks again beside it (12 + 16 + 14 = 42
+//    requested), is freed after B0's H and taken again by B1's: reserved 42, none wasted.
+//  - FSDP1's root held (E and H one flat parameter of 26 MiB on E, 0 on H; the chunk's
+//    first forward and last backward take it): F0 takes 26 for it and 16 for L, F1 finds
+//    it live, B0 frees it after E, B1's H takes it again: reserved 42, requested 26 + 16:
+//    none.
+//  - Megatron-FSDP's E and H held for the step: 12 + 14 MiB from F0 on, L beside them: 42
+//    of 42, none.
 TEST(Memory, HeldGathersStayFromTheirForwardToTheirBackward) {
   constexpr double MiB = 1048576.0;
+  using Hold = GatherRequest::Hold;
   const Layer e, l, h;
   auto waste = [&](const std::vector<GatherRequest>& g) {
-    return allocator_sequence_waste(MemorySpec::Allocator::caching, {}, {&e, &l, &h}, g, 0, 1,
+    return allocator_sequence_waste(MemorySpec::Allocator::caching, {}, {&e, &l, &h}, g, 0, 2,
                                     false, Recompute::none, kRecomputeCoreAttn)
         .value();
   };
   EXPECT_DOUBLE_EQ(waste({{Bytes(12 * MiB)}, {Bytes(16 * MiB)}, {Bytes(14 * MiB)}}), 12 * MiB);
-  EXPECT_DOUBLE_EQ(waste({{Bytes(26 * MiB), true}, {Bytes(16 * MiB)}, {Bytes(0), true}}), 0.0);
-  EXPECT_DOUBLE_EQ(waste({{Bytes(12 * MiB)}, {Bytes(16 * MiB)}, {Bytes(14 * MiB), true}}),
-                   12 * MiB);
+  EXPECT_DOUBLE_EQ(
+      waste({{Bytes(12 * MiB)}, {Bytes(16 * MiB)}, {Bytes(14 * MiB), Hold::backward}}), 0.0);
+  EXPECT_DOUBLE_EQ(waste({{Bytes(26 * MiB), Hold::backward, 0, -1},
+                          {Bytes(16 * MiB)},
+                          {Bytes(0), Hold::backward, -1, 0}}),
+                   0.0);
+  EXPECT_DOUBLE_EQ(
+      waste({{Bytes(12 * MiB), Hold::step}, {Bytes(16 * MiB)}, {Bytes(14 * MiB), Hold::step}}),
+      0.0);
 }
 
 TEST(Memory, AllocatedReservedAndDeviceTotal) {
@@ -485,14 +496,15 @@ TEST(Memory, Fsdp1VersusFsdp2Buffers) {
 }
 
 // torchtitan's FSDP2 with tied embeddings shards [tok_embeddings, norm, output] as one
-// unit and keeps it gathered from its forward, the step's first, to its backward, the last
-// (reshard_output_after_forward false, apply_fsdp_to_decoder in torchtitan/distributed/
-// fsdp.py at pytorch/torchtitan b5bcd76c): the table stays beside the two layers in flight.
+// unit and keeps it gathered from its forward, a micro-batch's first, to its backward, its
+// last (reshard_output_after_forward false, apply_fsdp_to_decoder in torchtitan/distributed/
+// fsdp.py at pytorch/torchtitan b5bcd76c): through a micro-batch the table stays beside the
+// two layers in flight.
 // Fsdp1VersusFsdp2Buffers' model with tied embeddings: table 1000 x 1001 = 1,001,000 (1000
 // rows, already a multiple of 8), a layer 12,070,072 as FSDP2 pads it: (1,001,000 + 2 x
 // 12,070,072) x 2 bytes = 50,282,288, against 2 x 12,070,072 x 2 = 48,280,288 when the
 // unit is resharded (another stack, or reshard_output_after_forward: true).
-TEST(Memory, TorchtitanKeepsATiedTableGatheredAllStep) {
+TEST(Memory, TorchtitanKeepsATiedTableGatheredThroughTheMicroBatch) {
   auto stage = [](const std::string& extra, const std::string& stack) {
     return estimate_memory(
                load_scenario_text(

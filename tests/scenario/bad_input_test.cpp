@@ -306,7 +306,7 @@ TEST(BadInput, ShardingOptionsNeedZero3) {
 model: {preset: llama3-8b}
 parallelism: {tp: 1, zero_stage: 1, sharding: hybrid, global_batch: 8}
 )",
-               {"bad.yaml:3", "parallelism.sharding", "ZeRO-3 / FSDP only"});
+               {"bad.yaml:3", "parallelism.sharding", "= 'hybrid'", "ZeRO-3 / FSDP only"});
   expect_error(R"(cluster: {preset: dgx-h100, nodes: 2}
 model: {preset: llama3-8b}
 parallelism: {tp: 3, fsdp: true, sharding: hybrid, global_batch: 16}
@@ -319,7 +319,7 @@ TEST(BadInput, PrefetchAndHpzNeedFullShardingZero3) {
 model: {preset: llama3-8b}
 parallelism: {tp: 1, zero_stage: 2, fsdp_prefetch: 2, global_batch: 8}
 )",
-               {"bad.yaml:3", "parallelism.fsdp_prefetch", "ZeRO-3 / FSDP only"});
+               {"bad.yaml:3", "parallelism.fsdp_prefetch", "= '2'", "ZeRO-3 / FSDP only"});
   expect_error(R"(cluster: {preset: dgx-h100}
 model: {preset: llama3-8b}
 parallelism: {tp: 1, fsdp: true, fsdp_prefetch: 9, global_batch: 8}
@@ -349,7 +349,8 @@ TEST(BadInput, OutputUnitReshardIsFsdp2s) {
 model: {preset: llama3-8b}
 parallelism: {tp: 1, zero_stage: 1, reshard_output_after_forward: false, global_batch: 8}
 )",
-               {"bad.yaml:3", "parallelism.reshard_output_after_forward", "ZeRO-3 / FSDP only"});
+               {"bad.yaml:3", "parallelism.reshard_output_after_forward", "= 'false'",
+                "ZeRO-3 / FSDP only"});
   expect_error(R"(cluster: {preset: dgx-h100}
 model: {preset: llama3-8b}
 parallelism: {tp: 1, fsdp: true, reshard_output_after_forward: false, global_batch: 8}

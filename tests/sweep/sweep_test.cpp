@@ -348,9 +348,20 @@ TEST(SplitSweep, MegatronArgumentsPerZeroStage) {
                  [&](Scenario& s) {
                    fsdp2(s);
                    s.parallelism.reshard_after_forward = false;
+                   s.parallelism.reshard_output_after_forward = false;
                  }),
             pp1 + " --no-gradient-accumulation-fusion --use-torch-fsdp2 "
                   "--torch-fsdp2-no-reshard-after-forward --bf16");
+  // One switch for all units: an output unit kept gathered while the others reshard
+  // (torchtitan's default) has no flag, and the line says so.
+  EXPECT_EQ(args(3,
+                 [&](Scenario& s) {
+                   fsdp2(s);
+                   s.parallelism.reshard_output_after_forward = false;
+                 }),
+            pp1 + " --no-gradient-accumulation-fusion --use-torch-fsdp2 --bf16; no Megatron-LM "
+                  "flag for reshard_output_after_forward false beside reshard_after_forward "
+                  "true");
   // With pp 2 --use-torch-fsdp2 is refused (arguments.py): Megatron-FSDP, and the line says so.
   const std::string fsdp_pp2 = args(3, [](Scenario& s) { s.parallelism.fsdp = true; });
   EXPECT_EQ(fsdp_pp2.substr(0, fsdp_pp2.find(';')).find("--use-torch-fsdp2"), std::string::npos);
