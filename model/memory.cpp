@@ -906,6 +906,13 @@ Bytes rank_allocator_waste(const Scenario& s, const StageLayers& sl, int i, cons
       gathered_weights[first].take_forward = root;
       gathered_weights.back().take_backward = root;
     }
+    // torchtitan's tied [tok_embeddings, norm, output] unit: the head's bytes are the
+    // embedding's block (fsdp2_tied_output_unit; simulator/pipeline_pass.cpp, fsdp_block).
+    if (sl.embedding[held] && sl.head[held] &&
+        fsdp2_tied_output_unit(p, t, s.model.tied_embeddings)) {
+      gathered_weights[first].bytes += gathered_weights.back().bytes;
+      gathered_weights.back().bytes = Bytes(0);
+    }
   }
   const std::vector<Bytes> states = {
       st.memory.weights, st.memory.gradients, st.memory.optimizer,

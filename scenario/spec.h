@@ -1001,6 +1001,16 @@ inline bool fsdp_pipeline_deferred(const ParallelismSpec& p, const TrainingSpec&
   return p.zero_stage >= 3 && p.fsdp_impl == ParallelismSpec::FsdpImpl::fsdp2 && p.pp > 1 &&
          t.stack.preset == StackSpec::Preset::fsdp2;
 }
+// torchtitan's FSDP2 with tied embeddings shards [tok_embeddings, norm, output] as one unit
+// (apply_fsdp_to_decoder in torchtitan/distributed/fsdp.py at pytorch/torchtitan b5bcd76c):
+// the head's own parameters (its final norm; the table is the embedding's) are gathered and
+// reduce-scattered with the embedding's, where both are on one rank's block.
+inline bool fsdp2_tied_output_unit(const ParallelismSpec& p, const TrainingSpec& t,
+                                   bool tied_embeddings) {
+  return p.zero_stage >= 3 && p.fsdp_impl == ParallelismSpec::FsdpImpl::fsdp2 &&
+         p.fsdp_unit == ParallelismSpec::FsdpUnit::layer &&
+         t.stack.preset == StackSpec::Preset::fsdp2 && tied_embeddings;
+}
 // ZeRO-3 / FSDP freeing a unit's gathered weights after its forward in every micro-batch
 // (reshard_after_forward), not under a pipeline's FSDP2, which keeps them to the step's end.
 inline bool reshards_each_microbatch(const ParallelismSpec& p, const TrainingSpec& t) {

@@ -695,6 +695,20 @@ class PipelineBuilder {
       return l.kind == LayerKind::head ||
              (l.kind == LayerKind::embedding && ctx_.s.model.tied_embeddings);
     };
+    // torchtitan's tied [tok_embeddings, norm, output] unit (fsdp2_tied_output_unit): with
+    // the embedding and the head in this block, the head's parameters are the embedding's
+    // unit's, and the head gathers and reduce-scatters nothing of its own.
+    double merged_head = 0;
+    if (!deferred &&
+        fsdp2_tied_output_unit(p_, ctx_.s.training, ctx_.s.model.tied_embeddings)) {
+      const Layer* embedding = nullptr;
+      const Layer* head = nullptr;
+      for (const Layer* l : layers) {
+        if (l->kind == LayerKind::embedding) embedding = l;
+        if (l->kind == LayerKind::head) head = l;
+      }
+      if (embedding && head) merged_head = head->params();
+    }
     const MaybeTask before_block = prev_;
     std::optional<MaybeTask> anchor;  // Megatron-FSDP: what the block's first gathers wait for
     std::vector<int> done;
@@ -719,9 +733,12 @@ class PipelineBuilder {
       const bool resident = outside_units_resident && l.kind != LayerKind::transformer;
       const bool root = in_root(l);
       const bool reshards = p_.reshards_after_forward(output_unit(l));
-      bool gathers = root       ? false
-                     : resident ? forward && b.microbatch == 0
-                                : forward || reshards;
+      const bool merged = merged_head > 0 && l.kind == LayerKind::head;
+      const double params =
+          l.params() + (merged_head > 0 && l.kind == LayerKind::embedding ? merged_head : 0.0);
+      bool gathers = root || merged ? false
+                     : resident     ? forward && b.microbatch == 0
+                                    : forward || reshards;
       if (deferred) {
         bool& held = unit_held_[{r, b.chunk, k}];
         gathers = !held;
@@ -750,16 +767,16 @@ class PipelineBuilder {
       const double fp8_params = fp8_param_gather ? l.fp8_weight_elems() : 0.0;
       if (gathers && copy_out) {
         g_.tasks[static_cast<size_t>(id)].work +=
-            fsdp2_copy_out_time(*ctx_.model, l.params() * dense_gather_bytes_per_param(ctx_, {&l}));
+            fsdp2_copy_out_time(*ctx_.model, params * dense_gather_bytes_per_param(ctx_, {&l}));
       }
-      if (gathers) out_.fsdp[r].push_back({true, !forward, id, prereq, l.params(), fp8_params, &l, std::nullopt});
+      if (gathers) out_.fsdp[r].push_back({true, !forward, id, prereq, params, fp8_params, &l, std::nullopt});
       if (!forward && root && k == root_first) root_held_.at({r, b.chunk}) = false;
-      if (!forward && !deferred && (!root || k == root_first)) {
+      if (!forward && !deferred && !merged && (!root || k == root_first)) {
         // The root's one reduce-scatter follows the backward of its first layer, the last
         // of them to finish.
         out_.fsdp[r].push_back(root ? FsdpNeed{false, true, id, std::nullopt, root_params, 0.0,
                                                nullptr, std::nullopt}
-                                    : FsdpNeed{false, true, id, std::nullopt, l.params(), 0.0,
+                                    : FsdpNeed{false, true, id, std::nullopt, params, 0.0,
                                                &l, std::nullopt});
         if (megatron) drain_.push_back(out_.fsdp[r].size() - 1);
       }

@@ -156,8 +156,10 @@ TEST(FsdpUnits, CollectivesPerUnitCountedByHand) {
 // + 1024 in bf16) are the embedding's two and the head's one; still 4 reduce-scatters.
 // reshard_output_after_forward: true (torchtitan's "always") gathers the head again: 8.
 // With tied embeddings the unit is [tok_embeddings, norm, output]: the embedding, which
-// holds the table, is not gathered again before its backward either: 4 forward (the
-// head's final norm alone, 2 KiB: "0.00 MiB"), 2 backward (the layers): 6, one of 64.00 MiB.
+// holds the table, gathers the head's final norm (1024 parameters) with it, once a
+// micro-batch, and reduce-scatters them together; the head gathers nothing of its own:
+// 3 forward (the unit, 64.00 MiB + 2 KiB, and the 2 layers), 2 backward (the layers): 5,
+// none of "0.00 MiB"; 3 reduce-scatters.
 TEST(FsdpUnits, TorchtitanKeepsItsOutputUnitGathered) {
   const std::string fsdp2 = "fsdp: {implementation: fsdp2}";
   const StepResult t = simulate_step(two_by_two(fsdp2, "bf16", ", stack: fsdp2"));
@@ -175,9 +177,10 @@ TEST(FsdpUnits, TorchtitanKeepsItsOutputUnitGathered) {
   EXPECT_FALSE(tied.parallelism.reshard_output_after_forward);
   tied.model.tied_embeddings = true;
   const StepResult tr = simulate_step(tied);
-  EXPECT_EQ(count(tr, TaskKind::param_gather, "all_gather"), 6u);
+  EXPECT_EQ(count(tr, TaskKind::param_gather, "all_gather"), 5u);
   EXPECT_EQ(count(tr, TaskKind::param_gather, "64.00 MiB"), 1u);
-  EXPECT_EQ(count(tr, TaskKind::param_gather, "0.00 MiB"), 1u);
+  EXPECT_EQ(count(tr, TaskKind::param_gather, "0.00 MiB"), 0u);
+  EXPECT_EQ(count(tr, TaskKind::dp_comm, "reduce_scatter"), 3u);
 }
 
 // FSDP1's root under a pipeline: pp 2, dp 2, 4 micro-batches of 1 in 1F1B. Stage 0 holds
