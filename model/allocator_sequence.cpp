@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/error.h"
 #include "model/caching_allocator.h"
 #include "model/workload.h"
 
@@ -35,6 +36,12 @@ void microbatch_sequence(CachingAllocator& ca, const std::vector<const Layer*>& 
   auto full = [recompute](const Layer& l) {
     return recompute == Recompute::full && l.kind == LayerKind::transformer;
   };
+  ORRERY_CHECK(gathered.empty() || gathered.size() == layers.size(),
+               "one gather request a layer, or none");
+  for (const GatherRequest& g : gathered) {
+    for (const int k : {g.take_forward, g.take_backward})
+      ORRERY_CHECK(k < static_cast<int>(gathered.size()), "a take names a layer of the sequence");
+  }
   std::deque<int> live_gathers;
   std::vector<int> held(gathered.size(), -1);  // a held gather's block while it is live
   auto take = [&](std::size_t k) {             // entry k's held gather, when not live

@@ -697,15 +697,24 @@ double head_table_copies(const Scenario& s, const StageLayers& sl, int held) {
   return copies;
 }
 
+// The copy of the word embedding layer `l` of stage `held` carries as a parameter of its
+// own, in parameters: the head's (head_table_copies), and a multi-token-prediction stage's
+// own layer's when the loss is elsewhere (simulator/pipeline_pass.cpp, with_mtp_table).
+double table_copy_params(const Scenario& s, const StageLayers& sl, int held, const Layer& l) {
+  if (l.kind == LayerKind::head) return head_table_copies(s, sl, held);
+  const Layer* table = sl.embedding[0];
+  if (l.kind == LayerKind::mtp && table && !sl.head[held] && held == sl.mtp_table_rank)
+    return table->ops.front().params;
+  return 0.0;
+}
+
 Fsdp1Root fsdp1_root(const Scenario& s, const StageLayers& sl, int i, const StateBytes& sb,
                      bool fp8_gather, double w) {
   const ParallelismSpec& p = s.parallelism;
   Fsdp1Root out;
   // The word-embedding copies a stage keeps beside its head or MTP layers (as rank_tally
   // counts them): on the loss stage part of the root's flat parameter; on an MTP stage of
-  // its own part of the MTP layer's unit (simulator/pipeline_pass.cpp, with_mtp_table).
-  const Layer* table = sl.embedding[0];
-  const double table_params = table ? table->ops.front().params : 0.0;
+  // its own part of the MTP layer's unit (table_copy_params).
   for (const auto& [held, factor] : stages_held(p, i)) {
     (void)factor;
     for (const Layer* l : {sl.embedding[held], sl.head[held]}) {
@@ -714,12 +723,10 @@ Fsdp1Root fsdp1_root(const Scenario& s, const StageLayers& sl, int i, const Stat
       out.gathered += gathered(*l, sb, fp8_gather);
     }
     const double copies = head_table_copies(s, sl, held);
-    const bool mtp_table = table && held == sl.mtp_table_rank;
     out.unpadded += copies;
     out.gathered += Bytes(copies * sb.weight);
     for (const Layer* l : sl.layers[held]) {
-      const double extra =
-          mtp_table && !sl.head[held] && l->kind == LayerKind::mtp ? table_params : 0.0;
+      const double extra = table_copy_params(s, sl, held, *l);
       const double e = flat_padded(l->params() + extra, w);
       if (e > out.layer_unit) {
         out.layer_unit = e;
@@ -815,10 +822,15 @@ void add_zero3_terms(const Scenario& s, const StageLayers& sl, int i, const Stat
       return fp8_gather ? gathered(l, sb, fp8_gather)
                         : Bytes(fsdp_unit_elements(l, p.fsdp_impl, w) * sb.weight);
     };
+    // The unit: the embedding's table and, on the same rank, the head's final norm
+    // (fsdp2_tied_output_unit), each parameter padded on its own.
     Bytes table, largest_layer;
     for (const auto& [held, factor] : stages_held(p, i)) {
       (void)factor;
-      if (const Layer* e = sl.embedding[held]) table = std::max(table, bytes_of(*e));
+      if (const Layer* e = sl.embedding[held]) {
+        table = std::max(table, bytes_of(*e) + (sl.head[held] ? bytes_of(*sl.head[held])
+                                                               : Bytes(0)));
+      }
       for (const Layer* l : sl.layers[held]) largest_layer = std::max(largest_layer, bytes_of(*l));
     }
     st.gather_buffers =
@@ -861,12 +873,14 @@ Bytes rank_allocator_waste(const Scenario& s, const StageLayers& sl, int i, cons
   if (t.memory.allocator == MemorySpec::Allocator::none) return Bytes(0);
   std::vector<const Layer*> layers;
   // Gathers freed and taken again in every micro-batch, as the simulator takes them
-  // (simulator/pipeline_pass.cpp, fsdp_block; GatherRequest): FSDP1's root (a chunk's
-  // embedding and head, with the loss stage's table copies, one flat parameter) taken by
-  // the chunk's first forward and, once freed, its first backward, and freed after its
-  // first root layer's backward; FSDP2's output unit when kept gathered from its forward
-  // to its backward; Megatron-FSDP's embedding and head, no units with its default ones,
-  // kept from the step's first forward; the others in the window.
+  // (simulator/pipeline_pass.cpp, fsdp_block; GatherRequest), each with the table copy its
+  // layer carries (table_copy_params): FSDP1's root (the embedding and head of one model
+  // chunk, one flat parameter) taken by that chunk's first forward and, once freed, its
+  // first backward, and freed after its first root layer's backward; FSDP2's output unit
+  // when kept gathered from its forward to its backward (with torchtitan's tied unit the
+  // head's bytes in the embedding's block); Megatron-FSDP's layers that are no units (the
+  // embedding, head and multi-token-prediction layers) kept from the step's first forward;
+  // the others in the window. A rank's chunks run in model order, one after another.
   using Hold = GatherRequest::Hold;
   std::vector<GatherRequest> gathered_weights;
   const bool gathers = reshards_each_microbatch(p, t);
@@ -875,27 +889,37 @@ Bytes rank_allocator_waste(const Scenario& s, const StageLayers& sl, int i, cons
   for (const auto& [held, factor] : stages_held(p, i)) {
     (void)factor;
     const std::size_t first = layers.size();
-    if (sl.embedding[held]) layers.push_back(sl.embedding[held]);
-    for (const Layer* l : sl.layers[held]) layers.push_back(l);
-    if (sl.head[held]) layers.push_back(sl.head[held]);
+    std::vector<int> chunk;  // each entry's model chunk
+    if (sl.embedding[held]) {
+      layers.push_back(sl.embedding[held]);
+      chunk.push_back(sl.embedding_chunk[held]);
+    }
+    for (std::size_t k = 0; k < sl.layers[held].size(); ++k) {
+      layers.push_back(sl.layers[held][k]);
+      chunk.push_back(sl.chunk[held][k]);
+    }
+    if (sl.head[held]) {
+      layers.push_back(sl.head[held]);
+      chunk.push_back(sl.head_chunk[held]);
+    }
     if (!gathers || layers.size() == first) continue;
-    int root = -1;  // the chunk's first root layer, which holds the root's block
+    int root = -1;  // the first root layer, which holds the root's block
     for (std::size_t k = first; k < layers.size(); ++k) {
       const Layer& l = *layers[k];
       const bool edge = l.kind == LayerKind::embedding || l.kind == LayerKind::head;
       const bool output_unit = l.kind == LayerKind::head ||
                                (l.kind == LayerKind::embedding && s.model.tied_embeddings);
-      GatherRequest g{gathered(l, sb, fp8_gather)};
+      GatherRequest g{gathered(l, sb, fp8_gather) +
+                      Bytes(table_copy_params(s, sl, held, l) * sb.weight)};
       if (p.fsdp1_root_unit() && edge) {
         g.hold = Hold::backward;
-        if (l.kind == LayerKind::head) g.bytes += Bytes(head_table_copies(s, sl, held) * sb.weight);
         if (root >= 0) {
           gathered_weights[static_cast<std::size_t>(root)].bytes += g.bytes;
           g.bytes = Bytes(0);
         } else {
           root = static_cast<int>(k);
         }
-      } else if (outside_resident && edge) {
+      } else if (outside_resident && l.kind != LayerKind::transformer) {
         g.hold = Hold::step;
       } else if (output_unit && !p.reshards_after_forward(true)) {
         g.hold = Hold::backward;
@@ -903,8 +927,16 @@ Bytes rank_allocator_waste(const Scenario& s, const StageLayers& sl, int i, cons
       gathered_weights.push_back(g);
     }
     if (root >= 0) {
-      gathered_weights[first].take_forward = root;
-      gathered_weights.back().take_backward = root;
+      // The root's chunk: its first entry's forward and its last entry's backward take it.
+      const int c = chunk[static_cast<std::size_t>(root) - first];
+      std::size_t lo = layers.size(), hi = first;
+      for (std::size_t k = first; k < layers.size(); ++k) {
+        if (chunk[k - first] != c) continue;
+        lo = std::min(lo, k);
+        hi = std::max(hi, k);
+      }
+      gathered_weights[lo].take_forward = root;
+      gathered_weights[hi].take_backward = root;
     }
     // torchtitan's tied [tok_embeddings, norm, output] unit: the head's bytes are the
     // embedding's block (fsdp2_tied_output_unit; simulator/pipeline_pass.cpp, fsdp_block).

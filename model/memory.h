@@ -181,10 +181,11 @@ StateBytes state_bytes_per_param(const TrainingSpec& t);
 //    1 + prefetch later ones are taken;
 //  - backward: `bytes` is a gather this layer holds, taken before its forward and its
 //    backward when it is not live and freed after its backward (FSDP2's output unit kept
-//    gathered; FSDP1's root flat parameter, a chunk's embedding and head in one block on
-//    the first of them, 0 on the other, whose post-forward frees nothing);
+//    gathered; FSDP1's root flat parameter, a model chunk's embedding and head in one block
+//    on the first of them, 0 on the other, whose post-forward frees nothing);
 //  - step: a gather held from the first pass that takes it to the step's end
-//    (Megatron-FSDP's embedding and head, no units with its default ones).
+//    (Megatron-FSDP's embedding, head and multi-token-prediction layers, no units with its
+//    default ones).
 // take_forward / take_backward: the entry whose held gather this layer's forward /
 // backward takes first when it is not live (FSDP1's root, which the chunk's first forward
 // and, once a backward has freed it, its first backward gather before any unit's).

@@ -116,9 +116,17 @@ std::string megatron_arguments(const Scenario& s) {
     case Recompute::selective:
       out += " --recompute-granularity selective";
       if (s.training.recompute_modules != kRecomputeCoreAttn) {
-        std::string names = describe_recompute_modules(s.training.recompute_modules);
-        for (auto pos = names.find(", "); pos != std::string::npos; pos = names.find(", "))
-          names.replace(pos, 2, " ");
+        // Megatron-LM takes the modules space-separated.
+        const std::string listed = describe_recompute_modules(s.training.recompute_modules);
+        std::string names;
+        for (std::size_t k = 0; k < listed.size(); ++k) {
+          if (listed.compare(k, 2, ", ") == 0) {
+            names += ' ';
+            ++k;
+          } else {
+            names += listed[k];
+          }
+        }
         out += " --recompute-modules " + names;
       }
       break;
