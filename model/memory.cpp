@@ -907,8 +907,6 @@ Bytes rank_allocator_waste(const Scenario& s, const StageLayers& sl, int i, cons
     for (std::size_t k = first; k < layers.size(); ++k) {
       const Layer& l = *layers[k];
       const bool edge = l.kind == LayerKind::embedding || l.kind == LayerKind::head;
-      const bool output_unit = l.kind == LayerKind::head ||
-                               (l.kind == LayerKind::embedding && s.model.tied_embeddings);
       GatherRequest g{gathered(l, sb, fp8_gather) +
                       Bytes(table_copy_params(s, sl, held, l) * sb.weight)};
       if (p.fsdp1_root_unit() && edge) {
@@ -921,7 +919,7 @@ Bytes rank_allocator_waste(const Scenario& s, const StageLayers& sl, int i, cons
         }
       } else if (outside_resident && l.kind != LayerKind::transformer) {
         g.hold = Hold::step;
-      } else if (output_unit && !p.reshards_after_forward(true)) {
+      } else if (!p.reshards_after_forward(in_output_unit(l, s.model.tied_embeddings))) {
         g.hold = Hold::backward;
       }
       gathered_weights.push_back(g);

@@ -239,6 +239,13 @@ struct Workload {
 // Whether selective recompute under `modules` re-runs `op` in the backward.
 inline bool recomputed(const Op& op, unsigned modules) { return (op.recompute_in & modules) != 0; }
 
+// ZeRO-3 / FSDP: whether `l` is in the unit that holds the output layer, the head and, with
+// tied embeddings, the embedding (torchtitan's [tok_embeddings, norm, output] unit), whose
+// reshard after its forward follows ParallelismSpec::reshard_output_after_forward.
+inline bool in_output_unit(const Layer& l, bool tied_embeddings) {
+  return l.kind == LayerKind::head || (l.kind == LayerKind::embedding && tied_embeddings);
+}
+
 // Bytes of one activation element in the given precision (fp32/tf32: 4, else 2).
 double activation_bytes(Precision p);
 // Bytes of one stored weight (fp32/tf32: 4; fp16/bf16: 2; fp8 keeps bf16 weights: 2).

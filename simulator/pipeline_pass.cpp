@@ -688,13 +688,6 @@ class PipelineBuilder {
     // forward under reshard_after_forward, and reduce-scattered once, after the chunk's
     // last backward.
     const bool deferred = fsdp_pipeline_deferred(p_, ctx_.s.training);
-    // The unit that holds the output layer, with tied embeddings the embedding's too
-    // (torchtitan shards [tok_embeddings, norm, output] as one unit then): FSDP2 may keep
-    // it gathered from the forward to the backward (reshard_output_after_forward).
-    auto output_unit = [&](const Layer& l) {
-      return l.kind == LayerKind::head ||
-             (l.kind == LayerKind::embedding && ctx_.s.model.tied_embeddings);
-    };
     // torchtitan's tied [tok_embeddings, norm, output] unit (fsdp2_tied_output_unit): with
     // the embedding and the head in this block, the head's parameters are the embedding's
     // unit's, and the head gathers and reduce-scatters nothing of its own.
@@ -732,7 +725,9 @@ class PipelineBuilder {
       last_id = id;
       const bool resident = outside_units_resident && l.kind != LayerKind::transformer;
       const bool root = in_root(l);
-      const bool reshards = p_.reshards_after_forward(output_unit(l));
+      // FSDP2 may keep the output layer's unit gathered from its forward to its backward.
+      const bool reshards =
+          p_.reshards_after_forward(in_output_unit(l, ctx_.s.model.tied_embeddings));
       const bool merged = merged_head > 0 && l.kind == LayerKind::head;
       const double params =
           l.params() + (merged_head > 0 && l.kind == LayerKind::embedding ? merged_head : 0.0);

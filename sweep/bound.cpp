@@ -184,9 +184,7 @@ Seconds step_time_bound(const Scenario& s) {
       const double per_step = 1.0 / p.microbatches();
       // The output layer's unit (with tied embeddings the embedding's) follows
       // reshard_output_after_forward (simulator/pipeline_pass.cpp, fsdp_block).
-      const bool reshards = p.reshards_after_forward(
-          l.kind == LayerKind::head ||
-          (l.kind == LayerKind::embedding && s.model.tied_embeddings));
+      const bool reshards = p.reshards_after_forward(in_output_unit(l, s.model.tied_embeddings));
       const double gathers = once                          ? per_step
                              : deferred                    ? (reshards ? 1.0 : per_step)
                              : p.fsdp1_root_unit() && edge ? 1.0
