@@ -89,6 +89,29 @@ Seconds tp_wait_bound(const Scenario& s, const TpWaits& waits) {
   return t;
 }
 
+// The parameters of a part of layer `l` (all of it, or with expert parallelism its
+// dense or its expert ops) that a ZeRO-3 gather moves: all of them, except under DeepSpeed's
+// per-module fetch, which keeps modules under stage3_param_persistence_threshold whole on
+// every rank and gathers nothing of a part with no module above it (the unlisted rest
+// travels with the last gathered module; simulator/gradient_passes.cpp, gather_pieces).
+double fsdp_gathered_params(const ParallelismSpec& p, const Layer& l, bool split, bool experts,
+                            double params) {
+  if (p.fsdp_unit != ParallelismSpec::FsdpUnit::module ||
+      p.fsdp_impl != ParallelismSpec::FsdpImpl::deepspeed)
+    return params;
+  double persisted = 0;
+  bool gathered = false;
+  for (const Op& op : l.ops) {
+    if (split && op.expert != experts) continue;
+    if (op.params <= 0) continue;
+    if (op.params >= p.fsdp_persistence_threshold)
+      gathered = true;
+    else
+      persisted += op.params;
+  }
+  return gathered ? params - persisted : 0.0;
+}
+
 }  // namespace
 
 // A lower bound on the step time from the compute alone (sweep.h): per pipeline rank k,
@@ -167,8 +190,10 @@ Seconds step_time_bound(const Scenario& s) {
     }
     // ZeRO-3 / FSDP: per micro-batch, the layer's parameters gathered before its forward
     // (and again before its backward when resharded) and its gradients reduce-scattered
-    // after the backward (simulator/step.cpp), each bringing (d-1)/d of its bytes into
-    // every member.
+    // after the backward (simulator/gradient_passes.cpp, fsdp_pass), each bringing (n-1)/n
+    // of its bytes into every member of a group of n: the shard group for the dense
+    // parameters (and the experts without expert parallelism), the experts' own group with
+    // it, and under hpZ the node's data-parallel ranks for a backward gather.
     // Megatron-FSDP's embedding and head, no units with its default ones, are gathered
     // once a step, FSDP1's root (the embedding and the head) once a micro-batch
     // (simulator/pipeline_pass.cpp, fsdp_block).
@@ -185,20 +210,45 @@ Seconds step_time_bound(const Scenario& s) {
       // The output layer's unit (with tied embeddings the embedding's) follows
       // reshard_output_after_forward (simulator/pipeline_pass.cpp, fsdp_block).
       const bool reshards = p.reshards_after_forward(in_output_unit(l, s.model.tied_embeddings));
-      const double gathers = once                          ? per_step
-                             : deferred                    ? (reshards ? 1.0 : per_step)
-                             : p.fsdp1_root_unit() && edge ? 1.0
-                             : reshards                    ? 2.0
-                                                           : 1.0;
+      // Gathers a micro-batch before the forward and before the backward.
+      double forward_gathers = 1.0;
+      double backward_gathers = 0.0;
+      if (once) {
+        forward_gathers = per_step;
+      } else if (deferred) {
+        forward_gathers = reshards ? 0.0 : per_step;
+        backward_gathers = reshards ? 1.0 : 0.0;
+      } else if (!(p.fsdp1_root_unit() && edge) && reshards) {
+        backward_gathers = 1.0;
+      }
       const double reduces = deferred ? per_step : 1.0;
-      // Gathered in fp8 (training.fp8 communication param_allgather: fp8), the fp8 GEMMs'
-      // weights travel as 1 byte each (simulator/pipeline_pass.cpp,
-      // dense_gather_bytes_per_param; the experts' counted so too, which can only lower it).
-      const double fp8_elems =
-          s.training.fp8 && s.training.fp8->param_allgather_fp8 ? l.fp8_weight_elems() : 0.0;
-      const double gathered = state.weight * (l.params() - fp8_elems) + 1.0 * fp8_elems;
-      shard_bytes[k] += Bytes((d3 - 1.0) / d3 *
-                              (gathers * gathered + reduces * l.params() * state.gradient));
+      // Gathered in fp8 (training.fp8 communication param_allgather: fp8), each gather
+      // carries the layer's share of fp8 GEMM weights at 1 byte an element
+      // (simulator/gradient_passes.cpp, gather; simulator/pipeline_pass.cpp,
+      // dense_gather_bytes_per_param).
+      const double fp8_share = s.training.fp8 && s.training.fp8->param_allgather_fp8 &&
+                                       l.params() > 0
+                                   ? l.fp8_weight_elems() / l.params()
+                                   : 0.0;
+      const double gathered_bytes = state.weight * (1.0 - fp8_share) + 1.0 * fp8_share;
+      auto arriving = [](double n) { return n >= 2 ? (n - 1.0) / n : 0.0; };
+      const bool split = p.ep > 1;
+      for (const bool experts : {false, true}) {
+        if (experts && !split) break;
+        const double n = experts ? p.expert_shard_group() : d3;
+        // hpZ (refused with hybrid sharding and with ep > 1): a backward gather reads the
+        // node's secondary copy, sharded over its node_dp x cp ranks.
+        const double n_backward =
+            p.zero_hpz ? p.node_dp(s.cluster.gpus_per_node) * p.cp : n;
+        const double params = !split   ? l.params()
+                              : experts ? l.expert_params()
+                                        : l.params() - l.expert_params();
+        const double gathered = fsdp_gathered_params(p, l, split, experts, params);
+        shard_bytes[k] += Bytes(arriving(n) * (forward_gathers * gathered * gathered_bytes +
+                                               reduces * params * state.gradient) +
+                                arriving(n_backward) * backward_gathers * gathered *
+                                    gathered_bytes);
+      }
     }
     // ZeRO-2: each micro-batch reduce-scatters the layer's dense gradients, bringing
     // (d-1)/d of their bytes into every member (expert gradients, over a smaller group,

@@ -32,7 +32,10 @@
 //    step >= sum_{i<k} (Tf_i + Tb_i) + m (Tf_k + Tb_k) (interleaved: the first chunk of
 //    each rank i < k); DualPipe: each rank's two stages for half the micro-batches;
 //  - ZeRO-3: each rank's parameter gathers and gradient reduce-scatters bring at least
-//    (d-1)/d of their bytes into each GPU, at most at NVLink + NIC line rate.
+//    (d-1)/d of their bytes into each GPU of a group of d, at most at NVLink + NIC line
+//    rate: d the shard group for dense parameters, the experts' own group for theirs, the
+//    node's data-parallel ranks for hpZ's backward gathers; DeepSpeed's persisted modules
+//    are not gathered (only the bytes the simulator sends, so the bound stays below it).
 // Communication beyond these, the bubble beyond the chain, the optimizer and slowdowns
 // only add. Time to train, cost and energy are evaluated at that step time with zero
 // utilisation (idle draw), all increasing in the step time. Candidates are taken in increasing order of the first objective's bound, in

@@ -121,5 +121,82 @@ training: {precision: fp8, fp8: {communication: {param_allgather: )" +
   EXPECT_LE(step_time_bound(bf16).value(), simulate_step(bf16).step_time.value());
 }
 
+// A two-layer decoder on two nodes of 2 H100s, ZeRO-3 over dp 4, one micro-batch of 1024
+// tokens, in bf16: the traffic term m x shard bytes / (NVLink + NIC) is the bound (about
+// 1 ms against 0.2 ms of FLOPs). Its parameters: each layer 4 x 1024^2 (attention) +
+// 2 x 4096 x 1024 (MLP) + 2 x 1024 (norms) = 12,584,960; the embedding 32,768 x 1024 =
+// 33,554,432; the head that and its final norm, 33,555,456: 92,279,808 in all.
+Scenario zero3_scenario(const std::string& parallel) {
+  return load_scenario_text(R"(
+cluster: {preset: dgx-h100, nodes: 2, gpus_per_node: 2}
+model: {family: decoder, layers: 2, hidden: 1024, heads: 16, ffn: 4096, vocab: 32768,
+        seq_len: 1024, activation: gelu, norm: rmsnorm, position_embedding: rope,
+        tied_embeddings: false, bias: false, dropout: false}
+parallelism: {tp: 1, pp: 1, dp: 4, microbatch: 1, global_batch: 4, zero_stage: 3, )" +
+                                parallel + R"(}
+training: {precision: bf16, recompute: none}
+)",
+                            "zero3.yaml");
+}
+
+double ingress(const Scenario& s) {
+  return s.cluster.intra_node.bandwidth.value() + s.cluster.inter_node.nic_bandwidth.value();
+}
+
+// hpZ (ZeRO++): the backward gathers read the node's secondary copy, over the node's 2
+// data-parallel ranks, so 1/2 of each arrives where 3/4 does over all 4 (the simulator's
+// in-node gather, simulator/gradient_passes.cpp). The bound had counted 3/4: 1/4 x
+// 92,279,808 parameters x 2 bytes = 46,139,904 bytes too many, more traffic than the
+// simulator sends.
+TEST(SweepBound, HpzBackwardGathersCountTheNodesShare) {
+  const Scenario full = zero3_scenario("fsdp: {implementation: deepspeed, unit: layer}");
+  const Scenario hpz =
+      zero3_scenario("zero_hpz: true, fsdp: {implementation: deepspeed, unit: layer}");
+  const double fewer = 0.25 * 92279808.0 * 2;
+  EXPECT_NEAR((step_time_bound(full) - step_time_bound(hpz)).value(), fewer / ingress(hpz),
+              1e-12);
+  EXPECT_LE(step_time_bound(hpz).value(), simulate_step(hpz).step_time.value());
+  EXPECT_LE(step_time_bound(full).value(), simulate_step(full).step_time.value());
+}
+
+// DeepSpeed's per-module fetch keeps modules under stage3_param_persistence_threshold
+// (1e5 elements) whole on every rank and never gathers them; their gradients are still
+// reduced. Here the norms: 2 x 1024 a layer and the head's 1024, 5,120 elements, each
+// gathered twice (forward, and backward after the reshard) with 3/4 arriving: 3/4 x 2 x
+// 5,120 x 2 bytes = 15,360 bytes the per-layer unit moves and the per-module one does not.
+TEST(SweepBound, DeepSpeedPersistedModulesAreNotGathered) {
+  const Scenario layer = zero3_scenario("fsdp: {implementation: deepspeed, unit: layer}");
+  const Scenario module = zero3_scenario("fsdp: {implementation: deepspeed, unit: module}");
+  EXPECT_NEAR((step_time_bound(layer) - step_time_bound(module)).value(),
+              0.75 * 2 * 5120 * 2 / ingress(module), 1e-12);
+  EXPECT_LE(step_time_bound(module).value(), simulate_step(module).step_time.value());
+}
+
+// With expert parallelism ZeRO-3 shards the experts over the ranks holding the same ones
+// (expert_shard_group: dp 4 / ep 2 = 2), and the simulator gathers and reduce-scatters them
+// over that group, so 1/2 of their bytes arrives where 3/4 of the dense ones does. FSDP2 in
+// bf16 with fp32 gradients on the model above with 4 experts of ffn 1024 (top 2, GELU, no
+// biases), 2 a rank: dense parameters a rank 2 x (4 x 1024^2 + 2 x 1024 + 4 x 1024 (the
+// router)) + 33,554,432 + 33,555,456 = 75,510,784, expert ones 2 layers x 2 x 2 x 1024^2 =
+// 8,388,608 (`check`: 83.90 M a GPU). Each is gathered twice (2 bytes) and reduced once
+// (4 bytes): 8 bytes a parameter, so the traffic is 3/4 x 75,510,784 x 8 + 1/2 x 8,388,608
+// x 8 = 486,619,136 bytes, the bound at NVLink + NIC (the bound counted 3/4 of the experts'
+// too until 2026-12-07).
+TEST(SweepBound, ExpertGathersCountTheirOwnGroup) {
+  const Scenario s = load_scenario_text(R"(
+cluster: {preset: dgx-h100, nodes: 2, gpus_per_node: 2}
+model: {family: decoder, layers: 2, hidden: 1024, heads: 16, ffn: 4096, vocab: 32768,
+        seq_len: 1024, activation: gelu, norm: rmsnorm, position_embedding: rope,
+        tied_embeddings: false, bias: false, dropout: false,
+        moe: {experts: 4, top_k: 2, expert_ffn: 1024}}
+parallelism: {tp: 1, pp: 1, dp: 4, ep: 2, microbatch: 1, global_batch: 4,
+              fsdp: {implementation: fsdp2}}
+training: {precision: bf16, recompute: none}
+)",
+                                        "moe-zero3.yaml");
+  EXPECT_NEAR(step_time_bound(s).value(), 486619136.0 / ingress(s), 1e-12);
+  EXPECT_LE(step_time_bound(s).value(), simulate_step(s).step_time.value());
+}
+
 }  // namespace
 }  // namespace orrery
