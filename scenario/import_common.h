@@ -87,6 +87,11 @@ struct ImportSource {
   std::string nodes_source;  // the cluster line's comment
   std::string stack;         // training.stack line ("" for none): "nemo  # ..."
   std::string grad_buckets;  // training.grad_buckets line ("" for none), as `stack`
+  // Megatron-LM's argparse defaults hold for what the source leaves out (a launch line or
+  // a log's arguments header): the overlaps off unless switched on, the gradients in the
+  // parameters' 16-bit type under --fp16 and in fp32 under --bf16 (arguments.py at
+  // d98e8a64). NeMo's config leaves these to orrery's defaults.
+  bool megatron_defaults = false;
 };
 
 // Throws InputError (file `where`, key `key`) unless `cluster` names a system preset.

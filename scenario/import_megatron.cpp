@@ -35,7 +35,14 @@ const std::set<std::string>& switches() {
       "--overlap-param-gather",
       "--overlap-param-gather-with-optimizer-step",
       "--tp-comm-overlap",
+      // Megatron-LM's pipeline-transfer overlap: on by default since 4eeff55d (2023-10-12),
+      // which made --no-overlap-p2p-communication the switch; before it the switch was
+      // --overlap-p2p-communication (off by default, f9283c5a, 2023-05-31). Both are read.
       "--overlap-p2p-communication",
+      "--no-overlap-p2p-communication",
+      "--recompute-activations",
+      "--accumulate-allreduce-grads-in-fp32",
+      "--grad-reduce-in-bf16",
       "--cross-entropy-loss-fusion",
       "--use-rotary-position-embeddings",
       "--account-for-embedding-in-pipeline-split",
@@ -197,7 +204,20 @@ std::string import_megatron(const std::vector<std::string>& arguments, const std
     a.refuse("--num-virtual-stages-per-pipeline-rank",
              "given with --num-layers-per-virtual-pipeline-stage: Megatron-LM takes one");
   }
+  // arguments.py at d98e8a64: uneven first or last stages take interleaving as virtual
+  // stages per pipeline rank (asserted when it is given as layers per virtual stage).
+  if (a.has("--num-layers-per-virtual-pipeline-stage")) {
+    for (const char* uneven :
+         {"--decoder-first-pipeline-num-layers", "--decoder-last-pipeline-num-layers"}) {
+      if (a.has(uneven)) {
+        a.refuse(uneven,
+                 "given with --num-layers-per-virtual-pipeline-stage: Megatron-LM takes uneven "
+                 "stages with --num-virtual-stages-per-pipeline-rank only");
+      }
+    }
+  }
   detail::ImportSource source;
+  source.megatron_defaults = true;
   source.header =
       "# Written by orrery import megatron from Megatron-LM pretrain_gpt.py arguments (names and\n"
       "# defaults as in NVIDIA/Megatron-LM d98e8a64); each value names its source.\n";
@@ -223,6 +243,7 @@ std::string dest_of(const std::string& argument) {
       {"--fp8-format", "fp8"},
       {"--fp4-format", "fp4"},
       {"--overlap-p2p-communication", "overlap_p2p_comm"},
+      {"--no-overlap-p2p-communication", "overlap_p2p_comm"},
       {"--microbatch-group-size-per-virtual-pipeline-stage", "microbatch_group_size_per_vp_stage"},
       {"--disable-bias-linear", "add_bias_linear"},
       {"--no-rope-fusion", "apply_rope_fusion"},
@@ -346,7 +367,11 @@ std::string import_megatron_log(const std::string& path, const std::string& clus
     if (v->first != "True" && v->first != "False") {
       throw InputError({path, v->second}, dest, v->first, "expected True or False");
     }
-    if (on) a.set_flag(name, dest, v->second);
+    if (on) {
+      a.set_flag(name, dest, v->second);
+    } else {
+      a.set_absent(name, dest + " " + v->first);
+    }
   }
   for (const std::string& name : valued()) {
     const std::string dest = dest_of(name);
@@ -431,6 +456,7 @@ std::string import_megatron_log(const std::string& path, const std::string& clus
     a.add_unmapped(dest + ": " + v.first);
   }
   detail::ImportSource source;
+  source.megatron_defaults = true;
   source.header =
       "# Written by orrery import megatron-log from the arguments header of\n#   " + path +
       "\n# (names as in NVIDIA/Megatron-LM d98e8a64); each value names the header line\n"

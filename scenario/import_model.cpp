@@ -215,12 +215,14 @@ ImportedModel write_model_section(const ImportSettings& a) {
   m += scenario_line("hidden", std::to_string(hidden), a.label("--hidden-size"));
   m += scenario_line("heads", std::to_string(heads), a.label("--num-attention-heads"));
   if (a.flag("--group-query-attention")) {
-    if (!a.has("--num-query-groups")) {
-      a.refuse("--group-query-attention", "needs --num-query-groups");
-    }
-    m +=
-        scenario_line("kv_heads", std::to_string(a.whole("--num-query-groups")),
-                      a.source("--num-query-groups", "--group-query-attention --num-query-groups"));
+    // --num-query-groups defaults to 1 (TransformerConfig's argparse default at d98e8a64,
+    // megatron/core/transformer/transformer_config.py): one key-value head.
+    m += scenario_line(
+        "kv_heads", std::to_string(a.whole("--num-query-groups", 1)),
+        a.has("--num-query-groups")
+            ? a.source("--num-query-groups", "--group-query-attention --num-query-groups")
+            : a.label("--group-query-attention") + ", default of " +
+                  a.label("--num-query-groups") + " 1");
   } else {
     m += scenario_line(
         "kv_heads", std::to_string(heads),

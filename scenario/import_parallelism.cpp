@@ -267,14 +267,28 @@ std::string write_parallelism_section(const ImportSettings& a, const ImportSourc
   if (a.flag("--account-for-loss-in-pipeline-split")) {
     p += scenario_line("account_for_loss", "true", a.label("--account-for-loss-in-pipeline-split"));
   }
-  p += scenario_line("microbatch", std::to_string(a.whole("--micro-batch-size", 1)),
-                     given_or(a, "--micro-batch-size", "default 1"));
-  if (!a.has("--global-batch-size")) {
-    a.refuse("--global-batch-size",
-             fmt::format("missing {}: the scenario needs the global batch", a.missing_word()));
+  const std::int64_t microbatch = a.whole("--micro-batch-size", 1);
+  p += scenario_line("microbatch", std::to_string(microbatch),
+                     given_or(a, "--micro-batch-size",
+                              "no " + a.label("--micro-batch-size") +
+                                  " (Megatron-LM requires it): 1 assumed"));
+  if (a.has("--global-batch-size")) {
+    p += scenario_line("global_batch", std::to_string(a.whole("--global-batch-size")),
+                       a.label("--global-batch-size"));
+  } else {
+    // Megatron-LM without --global-batch-size: one micro-batch a data-parallel rank
+    // (arguments.py at d98e8a64, lines 702-703), dp = GPUs / (tp x pp x cp).
+    const std::int64_t gpus = system_gpus_per_node(source.cluster) * source.nodes;
+    const std::int64_t model_parallel = tp * pp * a.whole("--context-parallel-size", 1);
+    if (!source.megatron_defaults || gpus % model_parallel != 0) {
+      a.refuse("--global-batch-size",
+               fmt::format("missing {}: the scenario needs the global batch", a.missing_word()));
+    }
+    p += scenario_line("global_batch", std::to_string(microbatch * (gpus / model_parallel)),
+                       fmt::format("no {}: {} x data-parallel size {} (Megatron-LM's default)",
+                                   a.label("--global-batch-size"), a.label("--micro-batch-size"),
+                                   gpus / model_parallel));
   }
-  p += scenario_line("global_batch", std::to_string(a.whole("--global-batch-size")),
-                     a.label("--global-batch-size"));
   p += sharding_lines(a, source, tp * pp * a.whole("--context-parallel-size", 1), ep);
   return p;
 }

@@ -166,10 +166,22 @@ std::string write_training_section(const ImportSettings& a, const ImportSource& 
               precision_source = a.absent("--bf16", "neither --bf16 nor --fp16");
   if (a.flag("--bf16")) precision = "bf16", precision_source = a.label("--bf16");
   if (a.flag("--fp16")) precision = "fp16", precision_source = a.label("--fp16");
+  // The 16-bit type under fp8 and fp4: Megatron-LM's parameters take --bf16 or --fp16 and
+  // stay fp32 without either (params_dtype, arguments.py at d98e8a64), which orrery's fp8
+  // and fp4 precisions (16-bit weights) do not model.
+  const std::string sixteen = precision;
+  auto needs_sixteen_bits = [&](const char* argument) {
+    if (source.megatron_defaults && sixteen == "fp32") {
+      a.refuse(argument,
+               "given without --bf16 or --fp16: Megatron-LM keeps fp32 parameters then, and "
+               "orrery's low-precision training keeps 16-bit ones");
+    }
+  };
   std::string fp8;
   if (a.has("--fp8-format")) {
     const std::string& f = a.text("--fp8-format");
     if (f != "hybrid" && f != "e4m3") a.refuse("--fp8-format", "Megatron-LM takes e4m3 or hybrid");
+    needs_sixteen_bits("--fp8-format");
     precision = "fp8", precision_source = a.source("--fp8-format", "--fp8-format " + f);
     fp8 = fp8_section(a);
   }
@@ -179,6 +191,7 @@ std::string write_training_section(const ImportSettings& a, const ImportSource& 
     // --fp4-format, fp4_recipe nvfp4 by default, the bf16 layers as under fp8).
     if (!fp8.empty()) a.refuse("--fp4-format", "given with --fp8-format: Megatron-Core runs one");
     if (a.text("--fp4-format") != "e2m1") a.refuse("--fp4-format", "Megatron-LM takes e2m1");
+    needs_sixteen_bits("--fp4-format");
     const std::string recipe = a.has("--fp4-recipe") ? a.text("--fp4-recipe") : "nvfp4";
     if (recipe != "nvfp4") {
       a.refuse("--fp4-recipe", "orrery models the nvfp4 recipe (a custom one has no form here)");
@@ -198,13 +211,45 @@ std::string write_training_section(const ImportSettings& a, const ImportSource& 
   t += scenario_line("precision", precision, precision_source);
   if (!fp8.empty()) t += "  " + fp8;
   if (!fp4.empty()) t += "  " + fp4;
+  // The gradient buffer's type (arguments.py at d98e8a64, lines 1195-1216): under --bf16
+  // fp32 (accumulate_allreduce_grads_in_fp32 is set for it) unless --grad-reduce-in-bf16;
+  // under --fp16 the parameters' fp16 unless --accumulate-allreduce-grads-in-fp32
+  // (param_and_grad_buffer.py takes the parameter's dtype). fp32, orrery's default, is not
+  // written.
+  if (source.megatron_defaults) {
+    if (sixteen == "bf16" && a.flag("--grad-reduce-in-bf16")) {
+      t += scenario_line("gradient_dtype", "bf16", a.label("--grad-reduce-in-bf16"));
+    } else if (sixteen == "fp16" && !a.flag("--accumulate-allreduce-grads-in-fp32")) {
+      t += scenario_line("gradient_dtype", "fp16",
+                         a.label("--fp16") + ", " +
+                             a.absent("--accumulate-allreduce-grads-in-fp32",
+                                      "no " + a.label("--accumulate-allreduce-grads-in-fp32")));
+    }
+  }
   std::string recompute = "none", recompute_source = "no " + a.label("--recompute-granularity");
-  if (a.has("--recompute-granularity")) {
+  if (a.flag("--recompute-activations")) {
+    // arguments.py at d98e8a64 (lines 607-608): it sets recompute_granularity to selective,
+    // over any --recompute-granularity given with it.
+    recompute = "selective", recompute_source = a.label("--recompute-activations");
+  } else if (a.has("--recompute-granularity")) {
     const std::string& g = a.text("--recompute-granularity");
     const std::string from = a.source("--recompute-granularity", "--recompute-granularity " + g);
     if (g == "selective") {
       recompute = "selective", recompute_source = from;
     } else if (g == "full") {
+      // TransformerConfig at d98e8a64 (transformer_config.py, __post_init__) raises for full
+      // recompute without a method or a layer count.
+      if (source.megatron_defaults) {
+        for (const char* needed : {"--recompute-method", "--recompute-num-layers"}) {
+          if (!a.has(needed)) {
+            a.refuse("--recompute-granularity",
+                     fmt::format("full without {}: Megatron-Core raises for it (orrery's full "
+                                 "recompute is --recompute-method uniform "
+                                 "--recompute-num-layers 1)",
+                                 a.label(needed)));
+          }
+        }
+      }
       if (a.has("--recompute-method") && a.text("--recompute-method") != "uniform") {
         a.refuse("--recompute-method", "orrery's full recompute is every layer (uniform, 1 layer)");
       }
@@ -316,8 +361,40 @@ std::string write_training_section(const ImportSettings& a, const ImportSource& 
       {"--overlap-p2p-communication", "overlap_p2p"},
       {"--cross-entropy-loss-fusion", "cross_entropy_fusion"},
   };
-  for (const auto& [arg, key] : overlaps)
-    if (a.flag(arg)) t += scenario_line(key, "true", a.label(arg));
+  // --overlap-grad-reduce and --overlap-param-gather are off in Megatron-LM unless given
+  // (store_true, arguments.py at d98e8a64) and on in orrery's defaults, so an absent one
+  // is written false, where Megatron-LM reads it: its DDP and distributed optimizer, not
+  // PyTorch FSDP2 (which overlaps on its own) nor Megatron-FSDP's sharded gradients, whose
+  // reduce-scatter it overlaps always and, with the parameters sharded too, their gathers
+  // (MegatronFSDP.__init__, megatron/core/distributed/fsdp/src/megatron_fsdp/
+  // megatron_fsdp.py at d98e8a64).
+  const std::string strategy = a.has("--data-parallel-sharding-strategy")
+                                   ? a.text("--data-parallel-sharding-strategy")
+                                   : "optim_grads_params";
+  const bool megatron_fsdp = a.flag("--use-megatron-fsdp");
+  const bool fsdp_reduces = a.flag("--use-torch-fsdp2") ||
+                            (megatron_fsdp && (strategy == "optim_grads" ||
+                                               strategy == "optim_grads_params"));
+  const bool fsdp_gathers = a.flag("--use-torch-fsdp2") ||
+                            (megatron_fsdp && strategy == "optim_grads_params");
+  for (const auto& [arg, key] : overlaps) {
+    const std::string name = arg;
+    if (a.flag(arg)) {
+      t += scenario_line(key, "true", a.label(arg));
+    } else if (source.megatron_defaults &&
+               ((name == "--overlap-grad-reduce" && !fsdp_reduces) ||
+                (name == "--overlap-param-gather" && !fsdp_gathers))) {
+      t += scenario_line(key, "false", a.absent(arg, "no " + a.label(arg)));
+    }
+  }
+  // --no-overlap-p2p-communication (overlap_p2p_comm False): the interleaved schedule's
+  // transfers hold the sender's compute.
+  if (a.flag("--no-overlap-p2p-communication")) {
+    if (a.flag("--overlap-p2p-communication")) {
+      a.refuse("--no-overlap-p2p-communication", "given with --overlap-p2p-communication");
+    }
+    t += scenario_line("overlap_p2p", "false", a.label("--no-overlap-p2p-communication"));
+  }
   return t;
 }
 

@@ -416,7 +416,7 @@ TEST(ImportMegatron, Fp8RecipeArguments) {
   const std::string line =
       "import megatron --cluster dgx-b200 -- --num-layers 4 --hidden-size 1024 "
       "--num-attention-heads 8 --seq-length 2048 --vocab-size 32000 --global-batch-size 8 "
-      "--fp8-format hybrid ";
+      "--bf16 --fp8-format hybrid ";
   auto fp8_line = [](const std::string& out) {
     const auto at = out.find("  fp8: {");
     return at == std::string::npos ? std::string() : out.substr(at, out.find('\n', at) - at);
@@ -508,6 +508,110 @@ TEST(ImportMegatron, VirtualStagesPerRankAndPrecisionAwareOptimizer) {
   }
 }
 
+// Megatron-LM's argparse defaults where orrery's differ (arguments.py at d98e8a64):
+// --overlap-grad-reduce and --overlap-param-gather are off unless given (orrery's defaults
+// are on), except where Megatron-LM does not read them (PyTorch FSDP2; Megatron-FSDP with
+// sharded gradients and parameters overlaps both); the pipeline-transfer overlap is on
+// unless --no-overlap-p2p-communication; under --fp16 the gradients stay fp16 unless
+// --accumulate-allreduce-grads-in-fp32, under --bf16 they are fp32 unless
+// --grad-reduce-in-bf16.
+TEST(ImportMegatron, ArgparseDefaultsOfOverlapsAndGradients) {
+  const std::string line =
+      "import megatron --cluster dgx-h100 --nodes 2 -- --num-layers 8 --hidden-size 1024 "
+      "--num-attention-heads 8 --seq-length 2048 --vocab-size 32000 --micro-batch-size 1 "
+      "--global-batch-size 64 --untie-embeddings-and-output-weights ";
+  auto has = [](const std::string& out, const std::string& text) {
+    return out.find(text) != std::string::npos;
+  };
+  const auto plain = run_orrery(line + "--bf16 --use-distributed-optimizer");
+  ASSERT_EQ(plain.code, 0) << plain.err;
+  EXPECT_TRUE(has(plain.out, "  overlap_grad_reduce: false  # no --overlap-grad-reduce\n"))
+      << plain.out;
+  EXPECT_TRUE(has(plain.out, "  overlap_param_gather: false  # no --overlap-param-gather\n"))
+      << plain.out;
+  EXPECT_FALSE(has(plain.out, "gradient_dtype")) << plain.out;
+  EXPECT_FALSE(has(plain.out, "overlap_p2p")) << plain.out;
+  const auto on = run_orrery(line +
+                             "--bf16 --use-distributed-optimizer --overlap-grad-reduce "
+                             "--overlap-param-gather --grad-reduce-in-bf16");
+  ASSERT_EQ(on.code, 0) << on.err;
+  EXPECT_TRUE(has(on.out, "  overlap_grad_reduce: true  # --overlap-grad-reduce\n")) << on.out;
+  EXPECT_TRUE(has(on.out, "  overlap_param_gather: true  # --overlap-param-gather\n")) << on.out;
+  EXPECT_TRUE(has(on.out, "  gradient_dtype: bf16  # --grad-reduce-in-bf16\n")) << on.out;
+  const auto fp16 = run_orrery(line + "--fp16 --no-overlap-p2p-communication");
+  ASSERT_EQ(fp16.code, 0) << fp16.err;
+  EXPECT_TRUE(has(fp16.out,
+                  "  gradient_dtype: fp16  # --fp16, no --accumulate-allreduce-grads-in-fp32\n"))
+      << fp16.out;
+  EXPECT_TRUE(has(fp16.out, "  overlap_p2p: false  # --no-overlap-p2p-communication\n"))
+      << fp16.out;
+  const auto fp32_grads = run_orrery(line + "--fp16 --accumulate-allreduce-grads-in-fp32");
+  ASSERT_EQ(fp32_grads.code, 0) << fp32_grads.err;
+  EXPECT_FALSE(has(fp32_grads.out, "gradient_dtype")) << fp32_grads.out;
+  const auto fsdp2 = run_orrery(line +
+                                "--bf16 --use-torch-fsdp2 --no-gradient-accumulation-fusion");
+  ASSERT_EQ(fsdp2.code, 0) << fsdp2.err;
+  EXPECT_FALSE(has(fsdp2.out, "overlap_grad_reduce")) << fsdp2.out;
+  EXPECT_FALSE(has(fsdp2.out, "overlap_param_gather")) << fsdp2.out;
+  const auto both = run_orrery(line +
+                               "--bf16 --overlap-p2p-communication --no-overlap-p2p-communication");
+  EXPECT_EQ(both.code, 2);
+  EXPECT_TRUE(has(both.err, "key '--no-overlap-p2p-communication': given with "
+                            "--overlap-p2p-communication"))
+      << both.err;
+  // The imported overlaps count: the same launch with and without them differs in step time.
+  const std::string off_file = ::testing::TempDir() + "overlaps_off.yaml";
+  const std::string on_file = ::testing::TempDir() + "overlaps_on.yaml";
+  std::ofstream(off_file) << plain.out;
+  std::ofstream(on_file)
+      << run_orrery(line + "--bf16 --use-distributed-optimizer --overlap-grad-reduce "
+                           "--overlap-param-gather")
+             .out;
+  const auto off_run = run_orrery("run --format json '" + off_file + "'");
+  const auto on_run = run_orrery("run --format json '" + on_file + "'");
+  ASSERT_EQ(off_run.code, 0) << off_run.err;
+  ASSERT_EQ(on_run.code, 0) << on_run.err;
+  EXPECT_NE(off_run.out, on_run.out);
+}
+
+// --recompute-activations is selective recompute (arguments.py at d98e8a64, lines 607-608);
+// --group-query-attention alone is one key-value head (num_query_groups' argparse default 1);
+// without --global-batch-size the global batch is one micro-batch a data-parallel rank
+// (lines 702-703: micro-batch 2 x (16 GPUs / tp 2) = 16); full recompute without a method, interleaving
+// as layers per virtual stage with uneven stages and fp8 without a 16-bit type are refused,
+// as Megatron-LM refuses them.
+TEST(ImportMegatron, RecomputeActivationsGqaAndBatchDefaults) {
+  const std::string line =
+      "import megatron --cluster dgx-h100 --nodes 2 -- --num-layers 8 --hidden-size 1024 "
+      "--num-attention-heads 8 --seq-length 2048 --vocab-size 32000 --bf16 "
+      "--tensor-model-parallel-size 2 --micro-batch-size 2 ";
+  const auto r = run_orrery(line + "--recompute-activations --group-query-attention");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("  recompute: selective  # --recompute-activations\n"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("  kv_heads: 1  # --group-query-attention, default of "
+                       "--num-query-groups 1\n"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("  global_batch: 16  # no --global-batch-size: --micro-batch-size x "
+                       "data-parallel size 8 (Megatron-LM's default)\n"),
+            std::string::npos)
+      << r.out;
+  const auto full = run_orrery(line + "--global-batch-size 16 --recompute-granularity full");
+  EXPECT_EQ(full.code, 2);
+  EXPECT_NE(full.err.find("key '--recompute-granularity' = 'full': full without "
+                          "--recompute-method"),
+            std::string::npos)
+      << full.err;
+  const auto uneven = run_orrery(line +
+                                 "--global-batch-size 16 --pipeline-model-parallel-size 2 "
+                                 "--num-layers-per-virtual-pipeline-stage 2 "
+                                 "--decoder-first-pipeline-num-layers 2");
+  EXPECT_EQ(uneven.code, 2);
+  EXPECT_NE(uneven.err.find("key '--decoder-first-pipeline-num-layers'"), std::string::npos)
+      << uneven.err;
+}
+
 // tests/cli/import/nemo-llama3-8b.yaml is the NeMo-Framework-Launcher 24.07 Llama 3 8B
 // config with the settings of the NeMo 24.07 performance row (see its header). Imported
 // onto one DGX-H100 (--vocab-size 128256, the Llama 3 tokenizer's length) it is
@@ -566,6 +670,31 @@ TEST(ImportMegatronLog, PrefixedLinesAndVirtualStagesPerRank) {
   EXPECT_NE(r.out.find("nodes: 6}  # world_size 48 / 8"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("  pp: 3  # pipeline_model_parallel_size\n"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("  virtual_pipeline_stages: 2  #"), std::string::npos) << r.out;
+}
+
+// A header's False switches are written where Megatron-LM's value differs from orrery's
+// default, with the line's attribute as their source: the overlaps off, the pipeline
+// transfers held (overlap_p2p_comm False, as validate_args sets it without interleaving).
+TEST(ImportMegatronLog, FalseOverlapsAreWritten) {
+  std::string text = read_file(source_dir() + "/tests/cli/import/megatron-7.1b.log");
+  for (const char* name : {"overlap_grad_reduce ............................. ",
+                           "overlap_p2p_comm ................................ ",
+                           "overlap_param_gather ............................ "}) {
+    const auto at = text.find(std::string(name) + "True");
+    ASSERT_NE(at, std::string::npos) << name;
+    text.replace(at + std::string(name).size(), 4, "False");
+  }
+  const std::string log = ::testing::TempDir() + "no_overlaps.log";
+  std::ofstream(log) << text;
+  const auto r = run_orrery("import megatron-log '" + log + "' --cluster dgx-h100");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("  overlap_grad_reduce: false  # overlap_grad_reduce False\n"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("  overlap_param_gather: false  # overlap_param_gather False\n"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("  overlap_p2p: false  # overlap_p2p_comm\n"), std::string::npos) << r.out;
 }
 
 // The header prints every argument after validation, MoE ones included, in Python's
