@@ -24,6 +24,8 @@ const char* const kWhere = "orrery import megatron";
 const std::set<std::string>& switches() {
   static const std::set<std::string> s = {
       "--swiglu",
+      "--quick-geglu",
+      "--squared-relu",
       "--untie-embeddings-and-output-weights",
       "--disable-bias-linear",
       "--group-query-attention",

@@ -210,6 +210,17 @@ ImportedModel write_model_section(const ImportSettings& a) {
   const std::int64_t vocab = a.required("--vocab-size");
   const std::int64_t tp = a.whole("--tensor-model-parallel-size", 1);
   const bool swiglu = a.flag("--swiglu");
+  // The other activations (argument_utils.py at d98e8a64, lines 314-326; each asserted
+  // without --swiglu): --quick-geglu is a gated unit like SwiGLU (three matrices of width
+  // ffn, whose default stays 4 h: the 2/3 rule is --swiglu's), --squared-relu an ungated one
+  // like GeLU. orrery times each as the activation of its shape and lists the difference.
+  for (const char* other : {"--quick-geglu", "--squared-relu"}) {
+    if (a.flag(other) && swiglu) a.refuse(other, "given with --swiglu: Megatron-LM takes one");
+  }
+  if (a.flag("--quick-geglu") && a.flag("--squared-relu")) {
+    a.refuse("--squared-relu", "given with --quick-geglu: Megatron-LM takes one");
+  }
+  const bool geglu = a.flag("--quick-geglu");
   m += scenario_line("family", "decoder", a.absent("family", "pretrain_gpt.py"));
   m += scenario_line("layers", std::to_string(layers), a.label("--num-layers"));
   m += scenario_line("hidden", std::to_string(hidden), a.label("--hidden-size"));
@@ -244,8 +255,21 @@ ImportedModel write_model_section(const ImportSettings& a) {
       fmt::format("{} {} padded to a multiple of {} ({} x tp)", a.label("--vocab-size"), vocab,
                   multiple, a.label("--make-vocab-size-divisible-by")));
   m += scenario_line("seq_len", std::to_string(seq), a.label("--seq-length"));
-  m += scenario_line("activation", swiglu ? "swiglu" : "gelu",
-                     swiglu ? a.label("--swiglu") : a.absent("--swiglu", "no --swiglu"));
+  if (geglu) {
+    m += scenario_line("activation", "swiglu",
+                       a.label("--quick-geglu") + ": gated, timed as SwiGLU");
+    differences.push_back(a.label("--quick-geglu") +
+                          ": Megatron-Core's gated quick-GeLU, timed as SwiGLU (the same three "
+                          "matrices; SwiGLU's element-wise kernel)");
+  } else if (a.flag("--squared-relu")) {
+    m += scenario_line("activation", "gelu", a.label("--squared-relu") + ": timed as GeLU");
+    differences.push_back(a.label("--squared-relu") +
+                          ": squared ReLU, timed as GeLU (the same two matrices and one "
+                          "element-wise kernel)");
+  } else {
+    m += scenario_line("activation", swiglu ? "swiglu" : "gelu",
+                       swiglu ? a.label("--swiglu") : a.absent("--swiglu", "no --swiglu"));
+  }
   std::string norm = "layernorm";
   if (a.has("--normalization")) {
     if (a.text("--normalization") == "RMSNorm") {

@@ -150,6 +150,11 @@ std::string write_parallelism_section(const ImportSettings& a, const ImportSourc
                        a.label("--cp-comm-type"));
   }
   if (a.has("--expert-model-parallel-size")) {
+    // arguments.py at d98e8a64 (lines 1655-1658) asserts experts with ep > 1.
+    if (a.whole("--expert-model-parallel-size") > 1 && !a.has("--num-experts")) {
+      a.refuse("--expert-model-parallel-size",
+               "above 1 without --num-experts: Megatron-LM asserts experts for it");
+    }
     p += scenario_line("ep", std::to_string(a.whole("--expert-model-parallel-size")),
                        a.label("--expert-model-parallel-size"));
   }

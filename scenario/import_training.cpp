@@ -262,6 +262,10 @@ std::string write_training_section(const ImportSettings& a, const ImportSource& 
       a.refuse("--recompute-granularity", "Megatron-LM takes full or selective");
     }
   }
+  // arguments.py at d98e8a64 (lines 1425-1428) asserts no method with selective recompute.
+  if (source.megatron_defaults && recompute == "selective" && a.has("--recompute-method")) {
+    a.refuse("--recompute-method", "given with selective recompute: Megatron-LM asserts none");
+  }
   t += scenario_line("recompute", recompute, recompute_source);
   // The modules selective recompute reruns (transformer_config.py at d98e8a64: default
   // ["core_attn"]; read only under selective).
@@ -377,6 +381,14 @@ std::string write_training_section(const ImportSettings& a, const ImportSource& 
                                                strategy == "optim_grads_params"));
   const bool fsdp_gathers = a.flag("--use-torch-fsdp2") ||
                             (megatron_fsdp && strategy == "optim_grads_params");
+  // arguments.py at d98e8a64 (line 1442) asserts sequence parallelism with
+  // --tp-comm-overlap, and clears sequence parallelism at tp 1 (line 1433).
+  if (source.megatron_defaults && a.flag("--tp-comm-overlap") &&
+      (!a.flag("--sequence-parallel") || model.tp == 1)) {
+    a.refuse("--tp-comm-overlap",
+             "needs --sequence-parallel at tp above 1: Megatron-LM asserts sequence "
+             "parallelism with it");
+  }
   for (const auto& [arg, key] : overlaps) {
     const std::string name = arg;
     if (a.flag(arg)) {

@@ -610,6 +610,25 @@ TEST(ImportMegatron, RecomputeActivationsGqaAndBatchDefaults) {
   EXPECT_EQ(uneven.code, 2);
   EXPECT_NE(uneven.err.find("key '--decoder-first-pipeline-num-layers'"), std::string::npos)
       << uneven.err;
+  const auto method = run_orrery(line +
+                                 "--global-batch-size 16 --recompute-activations "
+                                 "--recompute-method uniform");
+  EXPECT_EQ(method.code, 2);
+  EXPECT_NE(method.err.find("key '--recompute-method' = 'uniform': given with selective"),
+            std::string::npos)
+      << method.err;
+  // Asserted by arguments.py: --tp-comm-overlap needs sequence parallelism (line 1442), ep
+  // above 1 needs experts (line 1656).
+  const auto overlap = run_orrery(line + "--global-batch-size 16 --tp-comm-overlap");
+  EXPECT_EQ(overlap.code, 2);
+  EXPECT_NE(overlap.err.find("key '--tp-comm-overlap': needs --sequence-parallel"),
+            std::string::npos)
+      << overlap.err;
+  const auto ep = run_orrery(line + "--global-batch-size 16 --expert-model-parallel-size 2");
+  EXPECT_EQ(ep.code, 2);
+  EXPECT_NE(ep.err.find("key '--expert-model-parallel-size' = '2': above 1 without --num-experts"),
+            std::string::npos)
+      << ep.err;
 }
 
 // tests/cli/import/nemo-llama3-8b.yaml is the NeMo-Framework-Launcher 24.07 Llama 3 8B
@@ -670,6 +689,37 @@ TEST(ImportMegatronLog, PrefixedLinesAndVirtualStagesPerRank) {
   EXPECT_NE(r.out.find("nodes: 6}  # world_size 48 / 8"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("  pp: 3  # pipeline_model_parallel_size\n"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("  virtual_pipeline_stages: 2  #"), std::string::npos) << r.out;
+}
+
+// --quick-geglu is gated (argument_utils.py at d98e8a64: gated_linear_unit with quick_gelu),
+// so it takes SwiGLU's three matrices, at the 4 h default width (the 2/3 rule is --swiglu's);
+// --squared-relu is ungated, timed as GeLU; each is listed as a difference; either with
+// --swiglu is refused (asserted there).
+TEST(ImportMegatron, OtherActivationsTakeTheShapeTheyHave) {
+  const std::string line =
+      "import megatron --cluster dgx-h100 -- --num-layers 8 --hidden-size 1024 "
+      "--num-attention-heads 8 --seq-length 2048 --vocab-size 32000 --bf16 "
+      "--micro-batch-size 1 --global-batch-size 8 ";
+  const auto geglu = run_orrery(line + "--quick-geglu");
+  ASSERT_EQ(geglu.code, 0) << geglu.err;
+  EXPECT_NE(geglu.out.find("  ffn: 4096  # default of --ffn-hidden-size: 4 h\n"),
+            std::string::npos)
+      << geglu.out;
+  EXPECT_NE(geglu.out.find("  activation: swiglu  # --quick-geglu: gated, timed as SwiGLU\n"),
+            std::string::npos)
+      << geglu.out;
+  EXPECT_NE(geglu.out.find("#   --quick-geglu: Megatron-Core's gated quick-GeLU"),
+            std::string::npos)
+      << geglu.out;
+  const auto relu = run_orrery(line + "--squared-relu");
+  ASSERT_EQ(relu.code, 0) << relu.err;
+  EXPECT_NE(relu.out.find("  activation: gelu  # --squared-relu: timed as GeLU\n"),
+            std::string::npos)
+      << relu.out;
+  const auto both = run_orrery(line + "--swiglu --squared-relu");
+  EXPECT_EQ(both.code, 2);
+  EXPECT_NE(both.err.find("key '--squared-relu': given with --swiglu"), std::string::npos)
+      << both.err;
 }
 
 // A header's False switches are written where Megatron-LM's value differs from orrery's
