@@ -92,6 +92,12 @@ struct ImportSource {
   // parameters' 16-bit type under --fp16 and in fp32 under --bf16 (arguments.py at
   // d98e8a64). NeMo's config leaves these to orrery's defaults.
   bool megatron_defaults = false;
+  // The overlaps' defaults where the source's differ from orrery's (true): a Megatron-LM
+  // launch's (both off); NeMo 1.x's with Megatron-Core's distributed optimizer (both off)
+  // or Apex's DistributedFusedAdam (the parameter gather off). An absent one is written
+  // false with the phrase set_absent gives it.
+  bool grad_reduce_off_by_default = false;
+  bool param_gather_off_by_default = false;
 };
 
 // Throws InputError (file `where`, key `key`) unless `cluster` names a system preset.

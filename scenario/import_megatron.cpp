@@ -220,6 +220,8 @@ std::string import_megatron(const std::vector<std::string>& arguments, const std
   }
   detail::ImportSource source;
   source.megatron_defaults = true;
+  source.grad_reduce_off_by_default = true;
+  source.param_gather_off_by_default = true;
   source.header =
       "# Written by orrery import megatron from Megatron-LM pretrain_gpt.py arguments (names and\n"
       "# defaults as in NVIDIA/Megatron-LM d98e8a64); each value names its source.\n";
@@ -459,6 +461,8 @@ std::string import_megatron_log(const std::string& path, const std::string& clus
   }
   detail::ImportSource source;
   source.megatron_defaults = true;
+  source.grad_reduce_off_by_default = true;
+  source.param_gather_off_by_default = true;
   source.header =
       "# Written by orrery import megatron-log from the arguments header of\n#   " + path +
       "\n# (names as in NVIDIA/Megatron-LM d98e8a64); each value names the header line\n"

@@ -414,12 +414,27 @@ std::string import_nemo(const std::string& path, const std::string& cluster,
   pass(c, a, "model.activations_checkpoint_granularity", "--recompute-granularity");
   pass(c, a, "model.activations_checkpoint_method", "--recompute-method");
   pass(c, a, "model.activations_checkpoint_num_layers", "--recompute-num-layers");
+  // The overlaps' defaults follow the optimizer. Megatron-Core's distributed optimizer
+  // (mcore_distributed_optim) takes overlap_grad_reduce from optim.overlap_grad_sync and
+  // overlap_param_gather from optim.overlap_param_gather, both False when absent
+  // (setup_mcore_distributed_parallel in megatron_gpt_model.py at NVIDIA/NeMo v2.0.0, lines
+  // 554 and 561); Apex's DistributedFusedAdam takes overlap_grad_sync and
+  // overlap_param_sync, True and False when absent (its __init__ at NVIDIA/apex d571f3ee,
+  // apex/contrib/optimizers/distributed_fused_adam.py). Without a distributed optimizer
+  // orrery's defaults stand.
+  const auto optimizer = c.get("model.optim.name");
+  const bool mcore_optimizer = optimizer && optimizer->text == "mcore_distributed_optim";
+  const bool apex_optimizer = optimizer && optimizer->text == "distributed_fused_adam";
   pass_flag(c, a, "model.optim.overlap_grad_sync", "--overlap-grad-reduce");
-  pass_flag(c, a, "model.optim.overlap_param_sync", "--overlap-param-gather");
+  a.set_absent("--overlap-grad-reduce", "default of model.optim.overlap_grad_sync: False");
+  const char* param_key =
+      mcore_optimizer ? "model.optim.overlap_param_gather" : "model.optim.overlap_param_sync";
+  pass_flag(c, a, param_key, "--overlap-param-gather");
+  a.set_absent("--overlap-param-gather", std::string("default of ") + param_key + ": False");
   // Read by NeMo 1.x's Megatron-Core optimizer path only (mcore_distributed_optim; the
   // McoreDDP wrapping in megatron_gpt_model.py at NVIDIA/NeMo 8cfedd72); under another
   // optimizer the key stays in the not-mapped list.
-  if (const auto o = c.get("model.optim.name"); o && o->text == "mcore_distributed_optim") {
+  if (mcore_optimizer) {
     pass_flag(c, a, "model.optim.overlap_param_gather_with_optimizer_step",
               "--overlap-param-gather-with-optimizer-step");
   }
@@ -429,6 +444,8 @@ std::string import_nemo(const std::string& path, const std::string& cluster,
 
   // Nodes, and the GPUs per node the system preset has.
   detail::ImportSource source;
+  source.grad_reduce_off_by_default = mcore_optimizer;
+  source.param_gather_off_by_default = mcore_optimizer || apex_optimizer;
   source.cluster = cluster;
   source.nodes_source = "orrery import --cluster, default of trainer.num_nodes: 1";
   if (const auto n = c.get("trainer.num_nodes")) {

@@ -366,8 +366,9 @@ std::string write_training_section(const ImportSettings& a, const ImportSource& 
       {"--cross-entropy-loss-fusion", "cross_entropy_fusion"},
   };
   // --overlap-grad-reduce and --overlap-param-gather are off in Megatron-LM unless given
-  // (store_true, arguments.py at d98e8a64) and on in orrery's defaults, so an absent one
-  // is written false, where Megatron-LM reads it: its DDP and distributed optimizer, not
+  // (store_true, arguments.py at d98e8a64; NeMo's defaults: import_nemo.cpp) and on in
+  // orrery's defaults, so an absent one is written false, where Megatron-LM reads it: its
+  // DDP and distributed optimizer, not
   // PyTorch FSDP2 (which overlaps on its own) nor Megatron-FSDP's sharded gradients, whose
   // reduce-scatter it overlaps always and, with the parameters sharded too, their gathers
   // (MegatronFSDP.__init__, megatron/core/distributed/fsdp/src/megatron_fsdp/
@@ -393,9 +394,10 @@ std::string write_training_section(const ImportSettings& a, const ImportSource& 
     const std::string name = arg;
     if (a.flag(arg)) {
       t += scenario_line(key, "true", a.label(arg));
-    } else if (source.megatron_defaults &&
-               ((name == "--overlap-grad-reduce" && !fsdp_reduces) ||
-                (name == "--overlap-param-gather" && !fsdp_gathers))) {
+    } else if ((name == "--overlap-grad-reduce" && source.grad_reduce_off_by_default &&
+                !fsdp_reduces) ||
+               (name == "--overlap-param-gather" && source.param_gather_off_by_default &&
+                !fsdp_gathers)) {
       t += scenario_line(key, "false", a.absent(arg, "no " + a.label(arg)));
     }
   }

@@ -845,6 +845,43 @@ TEST(ImportNemo, LauncherConfigImportsIntoTheValidationCase) {
   expect_same_check_and_run(case_file, imported_file);
 }
 
+// The overlaps' defaults follow NeMo 1.x's optimizer: Apex's DistributedFusedAdam overlaps
+// the gradient reduction and not the parameter gather unless told (overlap_grad_sync True,
+// overlap_param_sync False; NVIDIA/apex d571f3ee); Megatron-Core's distributed optimizer
+// neither (optim.overlap_grad_sync and optim.overlap_param_gather, False when absent:
+// megatron_gpt_model.py at NVIDIA/NeMo v2.0.0, lines 554 and 561). orrery's own defaults
+// are both on, so an absent off is written.
+TEST(ImportNemo, OverlapDefaultsFollowTheOptimizer) {
+  std::string config = read_file(source_dir() + "/tests/cli/import/nemo-llama3-8b.yaml");
+  for (const char* key : {"    overlap_grad_sync: true\n", "    overlap_param_sync: true\n"}) {
+    ASSERT_NE(config.find(key), std::string::npos) << key;
+    config.erase(config.find(key), std::string(key).size());
+  }
+  const std::string file = ::testing::TempDir() + "nemo_overlaps.yaml";
+  std::ofstream(file) << config;
+  const auto apex = run_orrery("import nemo " + file + " --cluster dgx-h100 --vocab-size 128256");
+  ASSERT_EQ(apex.code, 0) << apex.err;
+  EXPECT_EQ(apex.out.find("overlap_grad_reduce"), std::string::npos) << apex.out;
+  EXPECT_NE(apex.out.find("  overlap_param_gather: false  # default of "
+                          "model.optim.overlap_param_sync: False\n"),
+            std::string::npos)
+      << apex.out;
+  const std::string adam = "    name: distributed_fused_adam";
+  ASSERT_NE(config.find(adam), std::string::npos);
+  config.replace(config.find(adam), adam.size(), "    name: mcore_distributed_optim");
+  std::ofstream(file) << config;
+  const auto mcore = run_orrery("import nemo " + file + " --cluster dgx-h100 --vocab-size 128256");
+  ASSERT_EQ(mcore.code, 0) << mcore.err;
+  EXPECT_NE(mcore.out.find("  overlap_grad_reduce: false  # default of "
+                           "model.optim.overlap_grad_sync: False\n"),
+            std::string::npos)
+      << mcore.out;
+  EXPECT_NE(mcore.out.find("  overlap_param_gather: false  # default of "
+                           "model.optim.overlap_param_gather: False\n"),
+            std::string::npos)
+      << mcore.out;
+}
+
 // model.fp8_params (TE fp8_model_init weights) under NeMo's distributed optimizer: the
 // weights are gathered in fp8 (DistributedFusedAdam's uint8 shards), so
 // communication.param_allgather fp8 joins the delayed recipe; under fused_adam the key is
