@@ -149,6 +149,8 @@ const std::set<std::string>& valued() {
       "--fp4-recipe",
       "--optimizer-offload-fraction",
       "--cpu-offloading-num-layers",
+      "--ddp-bucket-size",
+      "--optimizer",
   };
   return s;
 }

@@ -401,6 +401,20 @@ std::string write_training_section(const ImportSettings& a, const ImportSource& 
       t += scenario_line(key, "false", a.absent(arg, "no " + a.label(arg)));
     }
   }
+  // Megatron-Core's DDP bucket (--ddp-bucket-size, parameters a bucket) and the optimizer
+  // (--optimizer adam, the default, or sgd; arguments.py at d98e8a64).
+  if (a.has("--ddp-bucket-size")) {
+    t += scenario_line("grad_bucket_params", std::to_string(a.whole("--ddp-bucket-size")),
+                       a.label("--ddp-bucket-size"));
+  }
+  if (a.has("--optimizer")) {
+    const std::string& o = a.text("--optimizer");
+    if (o == "sgd") {
+      t += scenario_line("optimizer", "sgd", a.label("--optimizer"));
+    } else if (o != "adam") {
+      a.refuse("--optimizer", "orrery models Megatron-LM's adam and sgd");
+    }
+  }
   // --no-overlap-p2p-communication (overlap_p2p_comm False): the interleaved schedule's
   // transfers hold the sender's compute.
   if (a.flag("--no-overlap-p2p-communication")) {

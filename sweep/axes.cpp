@@ -436,8 +436,18 @@ constexpr Axis kAxes[] = {
        }
      },
      [](const SweepInput& in, const CandidateResult& c, Settings& out) {
-       if (in.spec.zero_stage.swept())
-         out.emplace_back("parallelism.zero_stage", num(c.a.zero_stage));
+       if (!in.spec.zero_stage.swept()) return;
+       out.emplace_back("parallelism.zero_stage", num(c.a.zero_stage));
+       // The implementation the candidate ran (above), which `zero_stage: 3` alone would
+       // read as DeepSpeed's: written with it, as the fsdp axis writes its own.
+       const RawScenario& raw = raw_at(in, c.a);
+       const bool stack = raw.is_set("training.stack") || !in.spec.stack.empty();
+       if (c.a.zero_stage == 3 && !raw.draft().parallelism.fsdp && !stack &&
+           in.spec.fsdp.empty()) {
+         out.emplace_back("parallelism.fsdp", "");
+         out.emplace_back("parallelism.fsdp.implementation",
+                          to_string(ParallelismSpec::FsdpImpl::fsdp2));
+       }
      },
      [](const SweepInput&, const CandidateResult& c) -> Cell { return c.a.zero_stage; }},
     // The ZeRO-3 implementation: each candidate is `parallelism.fsdp: {implementation: X}`,

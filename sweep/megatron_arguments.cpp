@@ -100,6 +100,20 @@ std::string megatron_arguments(const Scenario& s) {
       out += " --moe-router-load-balancing-type aux_loss --moe-aux-loss-coeff 1e-2";
     }
   }
+  // Megatron-LM pads the vocabulary to a multiple of --make-vocab-size-divisible-by (128)
+  // x tp (megatron/core/tokenizers/utils/build_tokenizer.py at d98e8a64); orrery times the
+  // scenario's vocabulary as it is, so the divisor that keeps it unpadded is given.
+  if (s.model.is_transformer() && s.model.vocab > 0 && s.model.vocab % (128 * p.tp) != 0) {
+    int divisor = 64;
+    while (divisor > 1 && s.model.vocab % (divisor * p.tp) != 0) divisor /= 2;
+    if (s.model.vocab % (divisor * p.tp) == 0) {
+      out += fmt::format(" --make-vocab-size-divisible-by {}", divisor);
+    } else {
+      missing.emplace_back(fmt::format("the vocabulary of {} unpadded (Megatron-LM pads it to a "
+                                       "multiple of tp {})",
+                                       s.model.vocab, p.tp));
+    }
+  }
   if (p.sequence_parallel) out += " --sequence-parallel";
   // Megatron-LM runs 1F1B, or the interleaved schedule with virtual stages; GPipe, ZB-H1 and
   // DualPipe have no flag there (arguments.py at d98e8a64).
@@ -107,8 +121,16 @@ std::string megatron_arguments(const Scenario& s) {
       p.schedule != PipelineSchedule::interleaved_1f1b) {
     missing.emplace_back(fmt::format("the {} schedule", to_string(p.schedule)));
   }
-  if (p.schedule == PipelineSchedule::interleaved_1f1b && !s.training.overlap_p2p)
-    out += " --no-overlap-p2p-communication";
+  // Interleaving without the transfer overlap needs pp above 2 (arguments.py lines
+  // 1000-1009 at d98e8a64: no two sends and receives between the same two ranks a batch).
+  if (p.schedule == PipelineSchedule::interleaved_1f1b && !s.training.overlap_p2p) {
+    if (p.pp > 2) {
+      out += " --no-overlap-p2p-communication";
+    } else {
+      missing.emplace_back("interleaving without the pipeline-transfer overlap at pp 2 "
+                           "(Megatron-LM asks for pp above 2 for it)");
+    }
+  }
   out += fmt::format(" --micro-batch-size {} --global-batch-size {}", p.microbatch,
                      p.global_batch);
   switch (s.training.recompute) {
@@ -142,6 +164,28 @@ std::string megatron_arguments(const Scenario& s) {
     missing.emplace_back(
         "Transformer Engine's fused cross-entropy (Megatron-LM refuses it; the native fusion "
         "given)");
+  }
+  // The attention kernel (--attention-backend, AttnBackend at d98e8a64; auto, the default,
+  // leaves it to Transformer Engine, which runs cuDNN's where the GPU preset measured it and
+  // FlashAttention-2 elsewhere: scenario/validate_stack.cpp): unfused for no fused kernel,
+  // flash for FlashAttention-2 where auto would run cuDNN's.
+  if (s.model.is_transformer()) {
+    const auto kernel = s.training.stack.attention;
+    if (!s.training.flash_attention) {
+      out += " --attention-backend unfused";
+    } else if (kernel == StackSpec::AttentionKernel::flash2 &&
+               s.cluster.gpu.cudnn_attention_efficiency) {
+      out += " --attention-backend flash";
+    } else if (kernel == StackSpec::AttentionKernel::flash1) {
+      missing.emplace_back("the first FlashAttention (no Megatron-LM backend runs it)");
+    }
+  }
+  // Another stack's kernels (element-wise chains, optimizer, buckets) than Megatron-Core's.
+  if (s.training.stack.preset != StackSpec::Preset::megatron_core &&
+      s.training.stack.preset != StackSpec::Preset::nemo) {
+    missing.emplace_back(fmt::format("the {} training stack's kernels (Megatron-LM runs "
+                                     "Megatron-Core's)",
+                                     to_string(s.training.stack.preset)));
   }
   // training.stack's unfused kernels as Megatron-LM's switches (megatron/training/
   // arguments.py at NVIDIA/Megatron-LM d98e8a64: --no-rope-fusion, --no-bias-swiglu-fusion,
@@ -198,6 +242,9 @@ std::string megatron_arguments(const Scenario& s) {
     const bool hybrid = p.sharding == ParallelismSpec::Sharding::hybrid;
     if (fsdp2_line) {
       out += " --use-torch-fsdp2";
+      if (p.fsdp_impl == Impl::fsdp1) {
+        missing.emplace_back("FSDP1's flat parameters (Megatron-LM runs FSDP2)");
+      }
       if (!p.reshard_after_forward) out += " --torch-fsdp2-no-reshard-after-forward";
       // One switch for every unit: an output unit kept otherwise (torchtitan's default,
       // reshard_output_after_forward) has no flag.
@@ -248,6 +295,22 @@ std::string megatron_arguments(const Scenario& s) {
     }
     if (t.grad_bucket_params)
       out += fmt::format(" --ddp-bucket-size {:.0f}", *t.grad_bucket_params);
+  } else if (!fsdp2_line) {
+    // Megatron-FSDP overlaps sharded gradients' reduce-scatters always and, with the
+    // parameters sharded too, their gathers (MegatronFSDP.__init__, megatron/core/
+    // distributed/fsdp/src/megatron_fsdp/megatron_fsdp.py lines 327-337 at d98e8a64); under
+    // optim_grads the gather overlap is its flag, which asks for the other (arguments.py
+    // lines 1024-1028).
+    if (!t.overlap_grad_reduce) {
+      missing.emplace_back("the gradient reduction not overlapped under Megatron-FSDP (it "
+                           "overlaps sharded gradients always)");
+    }
+    if (p.zero_stage == 2 && t.overlap_param_gather) {
+      out += " --overlap-grad-reduce --overlap-param-gather";
+    } else if (p.zero_stage == 3 && !t.overlap_param_gather) {
+      missing.emplace_back("the parameter gather not overlapped under Megatron-FSDP (it "
+                           "overlaps sharded parameters always)");
+    }
   }
   // --tp-comm-overlap asserts --sequence-parallel (arguments.py line 1441).
   if (t.tp_comm_overlap && p.tp > 1 && p.sequence_parallel) {
@@ -293,6 +356,8 @@ std::string megatron_arguments(const Scenario& s) {
     case Precision::fp8:
       if (!s.training.fp8) {
         out += " --bf16 --fp8-format hybrid";
+        missing.emplace_back("fp8 without a recipe (training.fp8 absent; --fp8-recipe delayed "
+                             "given, Transformer Engine's default)");
       } else if (s.training.fp8->rowwise()) {
         // torchao's row-wise recipes have no Megatron-LM counterpart (--fp8-recipe).
         out += " --bf16";
@@ -334,9 +399,22 @@ std::string megatron_arguments(const Scenario& s) {
           out += " --reuse-grad-buf-for-mxfp8-param-ag";
         }
         // Layers outside Transformer Engine's modules (the LM head, the router) have no
-        // Megatron-Core fp8 switch.
+        // Megatron-Core fp8 switch, nor does a subset of the layers inside them.
         if ((f.gemms & (kFp8Head | kFp8Router)) != 0) {
           missing.emplace_back("the LM head or the router in fp8 (training.fp8.gemms)");
+        }
+        if ((f.gemms & ~(kFp8Head | kFp8Router)) != kFp8TeLayers) {
+          missing.emplace_back("fp8 in some of Transformer Engine's layers only "
+                               "(training.fp8.gemms)");
+        }
+        if (f.tp_allgather_fp8) {
+          missing.emplace_back("the sequence-parallel all-gathers in fp8 "
+                               "(training.fp8.communication.tp_allgather)");
+        }
+        // Transformer Engine keeps a step's fp8 weights unless ZeRO-3 frees them
+        // (scenario/validate.cpp, the weight_cache default).
+        if (f.weight_cache && *f.weight_cache != (p.zero_stage < 3) && !f.rowwise()) {
+          missing.emplace_back(fmt::format("training.fp8.weight_cache {}", *f.weight_cache));
         }
       }
       break;
@@ -354,8 +432,35 @@ std::string megatron_arguments(const Scenario& s) {
       }
       break;
     }
-    case Precision::fp32:
-    case Precision::tf32: break;
+    case Precision::fp32: break;
+    case Precision::tf32:
+      missing.emplace_back("tf32 matrix multiplies (no Megatron-LM flag; its fp32 runs them in "
+                           "fp32)");
+      break;
+  }
+  // The gradient buffer's type (arguments.py lines 1195-1216 at d98e8a64): fp32 under --bf16
+  // unless --grad-reduce-in-bf16; under --fp16 the parameters' fp16 unless
+  // --accumulate-allreduce-grads-in-fp32; fp32 without either.
+  const bool fp16_params = s.training.precision == Precision::fp16;
+  const bool sixteen_bit_params =
+      fp16_params || s.training.precision == Precision::bf16 ||
+      s.training.precision == Precision::fp8 || s.training.precision == Precision::fp4;
+  if (fp16_params && t.gradient_dtype == Dtype::fp32) {
+    out += " --accumulate-allreduce-grads-in-fp32";
+  } else if (sixteen_bit_params && !fp16_params && t.gradient_dtype == Dtype::bf16) {
+    out += " --grad-reduce-in-bf16";
+  } else if (t.gradient_dtype != Dtype::fp32 &&
+             !(fp16_params && t.gradient_dtype == Dtype::fp16)) {
+    missing.emplace_back(fmt::format("{} gradients under {} training", to_string(t.gradient_dtype),
+                                     to_string(s.training.precision)));
+  }
+  // Megatron-LM takes adam or sgd (--optimizer, arguments.py at d98e8a64; adam is AdamW,
+  // Transformer Engine's FusedAdam with decoupled weight decay).
+  if (t.optimizer == Optimizer::sgd) {
+    out += " --optimizer sgd";
+  } else if (t.optimizer != Optimizer::adam && t.optimizer != Optimizer::adamw) {
+    missing.emplace_back(fmt::format("the {} optimizer (Megatron-LM takes adam or sgd)",
+                                     to_string(t.optimizer)));
   }
   // Optimizer-state precision: Megatron-Core's precision-aware optimizer (arguments.py
   // --use-precision-aware-optimizer, --exp-avg-dtype, --exp-avg-sq-dtype, --main-params-dtype

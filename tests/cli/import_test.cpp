@@ -116,6 +116,22 @@ TEST(ImportMegatron, MoeAndFsdpSweepLinesImportBackToTheirScenarios) {
        "--qk-head-dim 64 --qk-pos-emb-head-dim 32 --v-head-dim 64 --mtp-num-layers 1 "
        "--num-experts 16 --moe-router-topk 2 --moe-ffn-hidden-size 1024 "
        "--moe-shared-expert-intermediate-size 2048 --moe-layer-freq '([0]*1+[1]*7)' "},
+      // The attention kernel auto would not pick, fp16 with fp32 gradients, SGD, a DDP
+      // bucket and a vocabulary Megatron-LM would pad at tp 2 (the line's divisor keeps it).
+      {"flash2",
+       "cluster: {preset: dgx-h100, nodes: 4}\n"
+       "model: {family: decoder, layers: 8, hidden: 2048, heads: 16, kv_heads: 16, ffn: 8192, "
+       "vocab: 50000, seq_len: 4096, activation: gelu, norm: layernorm, position_embedding: rope, "
+       "tied_embeddings: false, bias: false, dropout: false}\n"
+       "parallelism: {tp: 2, pp: 1, sequence_parallel: true, microbatch: 1, global_batch: 64, "
+       "zero_stage: 1}\n"
+       "training: {precision: fp16, optimizer: sgd, grad_bucket_params: 20000000, "
+       "stack: {attention: flash2}}\n",
+       "sweep: {tp: [2]}", "dgx-h100",
+       "--num-layers 8 --hidden-size 2048 --num-attention-heads 16 --ffn-hidden-size 8192 "
+       "--seq-length 4096 --vocab-size 50000 --position-embedding-type rope "
+       "--untie-embeddings-and-output-weights --disable-bias-linear --attention-dropout 0 "
+       "--hidden-dropout 0 "},
       {"fsdp",
        "cluster: {preset: dgx-h100, nodes: 4}\n"
        "model: {family: decoder, layers: 16, hidden: 4096, heads: 32, kv_heads: 8, ffn: 14336, "

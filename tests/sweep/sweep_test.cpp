@@ -230,7 +230,8 @@ TEST(SplitSweep, MegatronArgumentsOfThePublishedGpt3Layout) {
   EXPECT_EQ(megatron_arguments(s),
             "--tensor-model-parallel-size 8 --pipeline-model-parallel-size 8 --micro-batch-size 1 "
             "--global-batch-size 1536 --recompute-granularity full --recompute-method uniform "
-            "--recompute-num-layers 1 --overlap-grad-reduce --fp16");
+            "--recompute-num-layers 1 --overlap-grad-reduce --fp16 "
+            "--accumulate-allreduce-grads-in-fp32");
   // Interleaved: 96 layers / (8 stages x 4 chunks) = 3 layers per virtual stage.
   Scenario v = s;
   v.parallelism.virtual_pipeline_stages = 4;
@@ -300,12 +301,14 @@ TEST(SplitSweep, MegatronArgumentsPerZeroStage) {
   EXPECT_EQ(args(1, none),
             split + " --use-distributed-optimizer --overlap-grad-reduce --overlap-param-gather --bf16");
   // ZeRO-2: gradients sharded too, which only Megatron-FSDP's optim_grads does; never the
-  // distributed optimizer's flag (ZeRO-1 memory).
+  // distributed optimizer's flag (ZeRO-1 memory). Megatron-FSDP overlaps the sharded
+  // gradients' reduce-scatters itself; the parameter gather's overlap is its flag, which asks
+  // for the other (megatron_fsdp.py lines 327-337, arguments.py lines 1024-1028 at d98e8a64).
   const std::string zero2 = args(2, none);
   EXPECT_EQ(zero2,
             split +
                 " --use-megatron-fsdp --data-parallel-sharding-strategy optim_grads "
-                "--ckpt-format fsdp_dtensor --bf16");
+                "--ckpt-format fsdp_dtensor --overlap-grad-reduce --overlap-param-gather --bf16");
   EXPECT_EQ(zero2.find("--use-distributed-optimizer"), std::string::npos);
   // ZeRO-3: parameters too, by the implementation named. Megatron-FSDP: its own flags.
   using Impl = ParallelismSpec::FsdpImpl;
@@ -447,6 +450,57 @@ TEST(SplitSweep, Fp8RecipeAppliesToTheFp8CandidatesOnly) {
   }
 }
 
+// What the line must carry for Megatron-LM to run what orrery simulated (checked at
+// NVIDIA/Megatron-LM d98e8a64): the attention kernel where --attention-backend auto would
+// pick another (cuDNN's on the H100 preset: flash2 is --attention-backend flash, no fused
+// kernel --attention-backend unfused); the gradient buffer's type (--fp16 alone keeps fp16
+// gradients, --bf16 alone fp32 ones); the optimizer; a divisor that keeps the vocabulary
+// unpadded at this tp (Megatron-LM pads to a multiple of 128 x tp); and, named as no flag,
+// tf32, FSDP1 (Megatron-LM runs FSDP2), interleaving without the transfer overlap at pp 2
+// (asserted pp > 2) and another stack's kernels.
+TEST(SplitSweep, MegatronArgumentsCarryWhatMegatronWouldOtherwiseChange) {
+  auto args = [](const std::string& parallelism, const std::string& training) {
+    return megatron_arguments(load_scenario_text(
+        "cluster: {preset: dgx-h100, nodes: 1}\n"
+        "model: {family: decoder, layers: 8, hidden: 1024, heads: 8, ffn: 4096, vocab: 50000,\n"
+        "        seq_len: 2048, activation: gelu, norm: layernorm, position_embedding: rope,\n"
+        "        tied_embeddings: false, bias: false, dropout: false}\n"
+        "parallelism: {" + parallelism + "}\n"
+        "training: {" + training + "}\n",
+        "line.yaml"));
+  };
+  auto has = [](const std::string& line, const std::string& text) {
+    return line.find(text) != std::string::npos;
+  };
+  const std::string split = "tp: 2, pp: 1, microbatch: 1, global_batch: 8";
+  const std::string plain = args(split, "precision: bf16");
+  // 50000 = 2^4 x 3125: at tp 2 the divisor 8 keeps it whole (16 | 50000, 32 does not).
+  EXPECT_TRUE(has(plain, " --make-vocab-size-divisible-by 8 ")) << plain;
+  EXPECT_FALSE(has(plain, "--attention-backend")) << plain;  // cuDNN's, auto's pick
+  EXPECT_FALSE(has(plain, "no Megatron-LM flag")) << plain;
+  EXPECT_TRUE(has(args(split, "precision: bf16, stack: {attention: flash2}"),
+                  " --attention-backend flash"));
+  EXPECT_TRUE(has(args(split, "precision: bf16, flash_attention: false"),
+                  " --attention-backend unfused"));
+  EXPECT_TRUE(has(args(split, "precision: fp16"), " --fp16 --accumulate-allreduce-grads-in-fp32"));
+  EXPECT_FALSE(has(args(split, "precision: fp16, gradient_dtype: fp16"), "--accumulate"));
+  EXPECT_TRUE(has(args(split, "precision: bf16, gradient_dtype: bf16"), " --grad-reduce-in-bf16"));
+  EXPECT_TRUE(has(args(split, "precision: bf16, optimizer: sgd"), " --optimizer sgd"));
+  EXPECT_TRUE(has(args(split, "precision: bf16, optimizer: lamb"),
+                  "the lamb optimizer (Megatron-LM takes adam or sgd)"));
+  EXPECT_TRUE(has(args(split, "precision: tf32"), "no Megatron-LM flag for tf32"));
+  const std::string fsdp1 = args(split + ", fsdp: {implementation: fsdp1}", "precision: bf16");
+  EXPECT_TRUE(has(fsdp1, " --use-torch-fsdp2")) << fsdp1;
+  EXPECT_TRUE(has(fsdp1, "FSDP1's flat parameters (Megatron-LM runs FSDP2)")) << fsdp1;
+  const std::string pp2 = args("tp: 1, pp: 2, virtual_pipeline_stages: 2, microbatch: 1, "
+                               "global_batch: 16",
+                               "precision: bf16, overlap_p2p: false");
+  EXPECT_FALSE(has(pp2, "--no-overlap-p2p-communication")) << pp2;
+  EXPECT_TRUE(has(pp2, "interleaving without the pipeline-transfer overlap at pp 2")) << pp2;
+  EXPECT_TRUE(has(args(split, "precision: bf16, stack: deepspeed"),
+                  "the deepspeed training stack's kernels"));
+}
+
 TEST(SplitSweep, MegatronArgumentsOfAnFp8Recipe) {
   const Scenario s = load_scenario_text(kFp8Base, "t.yaml");
   EXPECT_EQ(megatron_arguments(s),
@@ -575,6 +629,21 @@ TEST(SplitSweep, BestScenarioLoadsAndMatchesTheWinner) {
   EXPECT_EQ(best.parallelism.pp, w.a.pp);
   EXPECT_EQ(best.parallelism.dp, w.dp);
   EXPECT_EQ(best.training.recompute, w.a.recompute);
+  EXPECT_EQ(simulate_step(best).step_time.value(), w.figures->step_time.value());
+}
+
+// A swept stage 3 runs PyTorch FSDP2 where the file names no implementation or stack
+// (sweep/axes.cpp); `zero_stage: 3` alone would load as DeepSpeed's, so the best scenario
+// carries the implementation and loads into the step the sweep ranked.
+TEST(SplitSweep, BestZeroStage3CarriesItsImplementation) {
+  const SweepInput in = load("sweep: {zero_stage: [3]}\n");
+  SweepOptions o;
+  const SweepResult r = run_sweep(in, o);
+  const std::string yaml = best_scenario_yaml(in, r);
+  EXPECT_NE(yaml.find("zero_stage: 3, fsdp: {implementation: fsdp2}"), std::string::npos) << yaml;
+  const Scenario best = load_scenario_text(yaml, "best.yaml");
+  const CandidateResult& w = r.candidates[static_cast<std::size_t>(r.ranked[0])];
+  EXPECT_EQ(best.parallelism.fsdp_impl, ParallelismSpec::FsdpImpl::fsdp2);
   EXPECT_EQ(simulate_step(best).step_time.value(), w.figures->step_time.value());
 }
 
