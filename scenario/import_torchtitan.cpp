@@ -1,7 +1,8 @@
 // `orrery import torchtitan` (scenario/import_torchtitan.h). torchtitan's job configs were
 // TOML until pytorch/torchtitan replaced them with Python dataclasses (9810191b, February
-// 2026); key names and defaults here are those of v0.2.1 (81af8833), the last release
-// with TOML configs: torchtitan/config/job_config.py (Model.name "llama3", flavor
+// 2026); key names and defaults here are those of v0.2.1 (81af8833; v0.2.2, 73a0e697 of
+// 2026-02-20, still reads TOML, adds context_parallel_load_balancer and turns
+// preserve_rng_state on, neither of which orrery reads): torchtitan/config/job_config.py (Model.name "llama3", flavor
 // "debugmodel", converters []; Training.local_batch_size 8, global_batch_size -1 (local
 // batch x data-parallel degree), seq_len 2048, mixed_precision_param "bfloat16";
 // Parallelism.data_parallel_replicate_degree 1, data_parallel_shard_degree -1 (the GPUs
@@ -347,7 +348,7 @@ std::string float8_section(Job& job, bool sharded, int layers, const LinearDims&
                                                   : "no recipe_name: torchao tensor-wise");
     // Without a recipe the converter passes emulate on: the GEMMs then run emulated in
     // high precision, not at the fp8 rate (a recipe_name ignores it).
-    if (job.boolean(key + "emulate", false)) {
+    if (job.boolean(key + "emulate", false) && recipe.empty()) {
       job.refuse(key + "emulate",
                  "emulated float8 GEMMs run in high precision: orrery times fp8 at the fp8 rate");
     }
@@ -580,6 +581,19 @@ std::string import_torchtitan(const std::string& path, const std::string& cluste
   }
   // FSDP2 (fully_shard) over the shard and context-parallel ranks; with replicas, HSDP.
   const bool fsdp = shard > 1 || cp > 1;
+  // Replicas alone are DDP, which torchtitan runs only as the job's one dimension
+  // (models/llama3/infra/parallelize.py at v0.2.1: "DDP has not supported > 1D parallelism").
+  if (!fsdp && replicate > 1 && (tp > 1 || pp > 1)) {
+    job.refuse("parallelism.data_parallel_replicate_degree",
+               "DDP with tensor or pipeline parallelism: torchtitan raises for it");
+  }
+  // Sequence parallelism splits the sequence over tp and context parallelism's load
+  // balancing over 2 x cp (ParallelDims.seq_len_divisor, asserted in parallelize.py).
+  if (seq % (tp * cp * 2) != 0) {
+    job.refuse("training.seq_len",
+               fmt::format("not a multiple of tp x 2 x cp = {}: torchtitan asserts it",
+                           tp * cp * 2));
+  }
   const std::string reshard = job.text("parallelism.fsdp_reshard_after_forward", "default");
   if (reshard != "default" && reshard != "always" && reshard != "never") {
     job.refuse("parallelism.fsdp_reshard_after_forward",
@@ -614,14 +628,21 @@ std::string import_torchtitan(const std::string& path, const std::string& cluste
   std::int64_t microbatch = local;
   std::string microbatch_source = job.source("training.local_batch_size", "8");
   if (pp > 1) {
-    const std::string schedule = job.text("parallelism.pipeline_parallel_schedule", "1F1B");
+    // PyTorch's get_schedule_class compares names case-insensitively.
+    std::string schedule = job.text("parallelism.pipeline_parallel_schedule", "1F1B");
+    for (char& ch : schedule) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
     const std::string key = "parallelism.pipeline_parallel_schedule";
-    if (schedule == "1F1B") {
+    if (schedule == "1f1b") {
       p += scenario_line("schedule", "1f1b", job.source(key, "1F1B"));
-    } else if (schedule == "GPipe") {
+    } else if (schedule == "gpipe") {
       p += scenario_line("schedule", "gpipe", key);
     } else {
       job.refuse(key, "orrery maps torchtitan's one-stage-per-rank schedules 1F1B and GPipe");
+    }
+    if (job.given("parallelism.module_fqns_per_model_part")) {
+      job.refuse("parallelism.module_fqns_per_model_part",
+                 "an explicit split of the modules over the stages: write "
+                 "parallelism.pipeline_layout by hand");
     }
     if (job.given("parallelism.pipeline_parallel_layers_per_stage")) {
       job.refuse("parallelism.pipeline_parallel_layers_per_stage",
@@ -663,7 +684,19 @@ std::string import_torchtitan(const std::string& path, const std::string& cluste
   }
   p += scenario_line("microbatch", std::to_string(microbatch), microbatch_source);
   std::int64_t global = job.integer("training.global_batch_size", -1, -1);
-  if (global <= 0) {
+  if (global == 0) {
+    job.refuse("training.global_batch_size", "0: torchtitan asserts a positive batch (or -1)");
+  }
+  // Under pipeline parallelism each gradient-accumulation step is a pipeline schedule of
+  // its own (train.py at v0.2.1: forward_backward_step runs pp_schedule.step per step), which
+  // orrery's one schedule a step does not model.
+  if (pp > 1 && global > local * dp) {
+    job.refuse("training.global_batch_size",
+               fmt::format("{} steps of gradient accumulation under pipeline parallelism: "
+                           "torchtitan runs a pipeline schedule for each, orrery one a step",
+                           global / (local * dp)));
+  }
+  if (global < 0) {
     global = local * dp;
     p += scenario_line(
         "global_batch", std::to_string(global),
@@ -730,6 +763,32 @@ std::string import_torchtitan(const std::string& path, const std::string& cluste
   } else {
     t += scenario_line("precision", mp == "bfloat16" ? "bf16" : "fp32",
                        job.source("training.mixed_precision_param", "bfloat16"));
+  }
+  // training.dtype bfloat16: parameters, gradients and optimizer states all in bf16, no fp32
+  // copy of the weights (Training.dtype in config/job_config.py at v0.2.1, applied to the
+  // model in train.py).
+  const std::string dtype = job.text("training.dtype", "float32");
+  if (dtype != "float32" && dtype != "bfloat16") {
+    job.refuse("training.dtype", "torchtitan takes float32 or bfloat16");
+  }
+  if (dtype == "bfloat16") {
+    if (float8 || amp_off || mp != "bfloat16") {
+      job.refuse("training.dtype",
+                 "bfloat16 training is written for bf16 mixed precision without float8 here");
+    }
+    t += scenario_line("main_params_dtype", "none", "training.dtype bfloat16: no fp32 weights");
+    t += scenario_line("optimizer_state_dtype", "bf16", "training.dtype bfloat16");
+    t += scenario_line("gradient_dtype", "bf16", "training.dtype bfloat16");
+  }
+  // Async tensor parallelism (parallelism.enable_async_tensor_parallel; torch's
+  // micro-pipelined TP under torch.compile, distributed/tensor_parallel.py): the
+  // tensor-parallel collectives overlap the GEMMs beside them.
+  if (job.boolean("parallelism.enable_async_tensor_parallel", false) && tp > 1) {
+    if (!compile) {
+      job.refuse("parallelism.enable_async_tensor_parallel",
+                 "torchtitan runs async tensor parallelism under compile.enable only");
+    }
+    t += scenario_line("tp_comm_overlap", "true", "parallelism.enable_async_tensor_parallel");
   }
   if (job.boolean("training.enable_cpu_offload", false)) {
     job.refuse("training.enable_cpu_offload", "orrery does not model FSDP2's CPU offload");

@@ -1231,18 +1231,25 @@ TEST(ImportTorchtitan, Float8ConverterMapsToTheFp8Recipe) {
     EXPECT_EQ(out.code, 2) << r.float8;
     EXPECT_NE(out.err.find(r.why), std::string::npos) << out.err;
   }
-  // Tensor parallelism with replicas but no sharding (DDP x TP): torchtitan turns mixed
-  // precision off (maybe_enable_amp), so the step is fp32 whatever mixed_precision_param
-  // says, and float8 (bf16 beside its GEMMs in orrery) is refused there.
-  const std::string ddp_tp =
-      "[parallelism]\ndata_parallel_replicate_degree = 4\ndata_parallel_shard_degree = 1\n"
-      "tensor_parallel_degree = 2\n";
-  const auto fp32 = job("[]", "", ddp_tp);
+  // Tensor parallelism without sharding: torchtitan turns mixed precision off
+  // (maybe_enable_amp), so the step is fp32 whatever mixed_precision_param says, and float8
+  // (bf16 beside its GEMMs in orrery) is refused there. With replicas beside it (DDP x TP)
+  // torchtitan raises ("DDP has not supported > 1D parallelism", parallelize.py).
+  const std::string tp_only =
+      "[parallelism]\ndata_parallel_shard_degree = 1\ntensor_parallel_degree = 8\n";
+  const auto fp32 = job("[]", "", tp_only);
   ASSERT_EQ(fp32.code, 0) << fp32.err;
   EXPECT_NE(fp32.out.find("  precision: fp32  # tp or pp without FSDP"), std::string::npos)
       << fp32.out;
   EXPECT_EQ(fp32.out.find("zero_stage"), std::string::npos) << fp32.out;
-  EXPECT_EQ(job(f8, "", ddp_tp).code, 2);
+  EXPECT_EQ(job(f8, "", tp_only).code, 2);
+  const std::string ddp_tp =
+      "[parallelism]\ndata_parallel_replicate_degree = 4\ndata_parallel_shard_degree = 1\n"
+      "tensor_parallel_degree = 2\n";
+  const auto ddp = job("[]", "", ddp_tp);
+  EXPECT_EQ(ddp.code, 2);
+  EXPECT_NE(ddp.err.find("DDP with tensor or pipeline parallelism"), std::string::npos)
+      << ddp.err;
 }
 
 // Pipeline parallelism: 70B's 80 layers plus the embedding's and the output's weight (1
@@ -1299,6 +1306,63 @@ TEST(ImportTorchtitan, AlwaysReshardsTheOutputUnitToo) {
   r = run_orrery("import torchtitan '" + file + "' --cluster dgx-h100 --nodes 1");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.out.find("reshard_output_after_forward"), std::string::npos) << r.out;
+}
+
+// Keys read as torchtitan v0.2.1 reads them: schedule names in any case (PyTorch's
+// get_schedule_class); training.dtype bfloat16 keeps no fp32 weights and bf16 gradients and
+// moments (config/job_config.py); async tensor parallelism overlaps the TP collectives and
+// needs compile (distributed/tensor_parallel.py). Refused as torchtitan refuses them or as
+// orrery cannot run them: gradient accumulation under pp (a pipeline schedule per step in
+// train.py), a global batch of 0 (asserted), a sequence not divisible by tp x 2 x cp (4094)
+// (asserted in parallelize.py), an explicit module split over the stages.
+TEST(ImportTorchtitan, KeysAsTorchtitanReadsThem) {
+  const std::string file = ::testing::TempDir() + "titan_keys.toml";
+  auto job = [&file](const std::string& text) {
+    std::ofstream(file) << "[model]\nflavor = \"8B\"\n[activation_checkpoint]\nmode = \"full\"\n"
+                           "[training]\nlocal_batch_size = 2\nseq_len = 4096\n"
+                        << text;
+    return run_orrery("import torchtitan '" + file + "' --cluster dgx-h100 --nodes 2");
+  };
+  const auto bf16 = job("dtype = \"bfloat16\"\n");
+  ASSERT_EQ(bf16.code, 0) << bf16.err;
+  EXPECT_NE(bf16.out.find("  main_params_dtype: none  # training.dtype bfloat16"),
+            std::string::npos)
+      << bf16.out;
+  EXPECT_NE(bf16.out.find("  gradient_dtype: bf16  # training.dtype bfloat16"), std::string::npos)
+      << bf16.out;
+  const auto async_tp = job("[compile]\nenable = true\n[parallelism]\ntensor_parallel_degree = 2\n"
+                            "enable_async_tensor_parallel = true\n");
+  ASSERT_EQ(async_tp.code, 0) << async_tp.err;
+  EXPECT_NE(async_tp.out.find("  tp_comm_overlap: true  # parallelism.enable_async_tensor_parallel"),
+            std::string::npos)
+      << async_tp.out;
+  EXPECT_EQ(job("[parallelism]\ntensor_parallel_degree = 2\nenable_async_tensor_parallel = true\n")
+                .code,
+            2);
+  const auto lower = job("[parallelism]\npipeline_parallel_degree = 2\n"
+                         "pipeline_parallel_schedule = \"gpipe\"\n");
+  ASSERT_EQ(lower.code, 0) << lower.err;
+  EXPECT_NE(lower.out.find("  schedule: gpipe"), std::string::npos) << lower.out;
+  const auto accumulation = job("global_batch_size = 64\n[parallelism]\n"
+                                "pipeline_parallel_degree = 2\n");
+  EXPECT_EQ(accumulation.code, 2);
+  EXPECT_NE(accumulation.err.find("4 steps of gradient accumulation under pipeline parallelism"),
+            std::string::npos)
+      << accumulation.err;
+  const auto zero = job("global_batch_size = 0\n");
+  EXPECT_EQ(zero.code, 2);
+  EXPECT_NE(zero.err.find("key 'training.global_batch_size' = '0'"), std::string::npos) << zero.err;
+  EXPECT_EQ(job("[parallelism]\ncontext_parallel_degree = 4\n").code, 0);  // 4096 = 512 x 8
+  std::ofstream(file) << "[model]\nflavor = \"8B\"\n[activation_checkpoint]\nmode = \"full\"\n"
+                         "[training]\nseq_len = 4094\n[parallelism]\ntensor_parallel_degree = 2\n";
+  const auto odd = run_orrery("import torchtitan '" + file + "' --cluster dgx-h100 --nodes 2");
+  EXPECT_EQ(odd.code, 2);
+  EXPECT_NE(odd.err.find("not a multiple of tp x 2 x cp = 4"), std::string::npos) << odd.err;
+  const auto fqns = job("[parallelism]\npipeline_parallel_degree = 2\n"
+                        "module_fqns_per_model_part = [[\"tok_embeddings\"], [\"norm\"]]\n");
+  EXPECT_EQ(fqns.code, 2);
+  EXPECT_NE(fqns.err.find("key 'parallelism.module_fqns_per_model_part'"), std::string::npos)
+      << fqns.err;
 }
 
 // --hf-config: a torchtitan job for a model other than llama3 (torchtitan's qwen3) takes
