@@ -98,6 +98,12 @@ struct ImportSource {
   // false with the phrase set_absent gives it.
   bool grad_reduce_off_by_default = false;
   bool param_gather_off_by_default = false;
+  // NeMo 1.x passes Megatron-Core's ModelParallelConfig defaults (core_r0.9.0,
+  // megatron/core/model_parallel_config.py lines 201 and 228): the fused cross-entropy and
+  // the pipeline-transfer overlap off unless its config turns them on; orrery's nemo
+  // stack and its overlap_p2p default have them on. An absent one is written false.
+  bool cross_entropy_fusion_off_by_default = false;
+  bool p2p_overlap_off_by_default = false;
 };
 
 // Throws InputError (file `where`, key `key`) unless `cluster` names a system preset.

@@ -263,6 +263,8 @@ std::string import_nemo(const std::string& path, const std::string& cluster,
           "model.normalization", n->line);
   }
   pass(c, a, "model.position_embedding_type", "--position-embedding-type");
+  // A TransformerConfig field NeMo passes through (null: hidden / heads).
+  pass(c, a, "model.kv_channels", "--kv-channels");
   a.rename("--untie-embeddings-and-output-weights", "model.share_embeddings_and_output_weights");
   a.set_absent("--untie-embeddings-and-output-weights",
                c.get("model.share_embeddings_and_output_weights")
@@ -420,17 +422,45 @@ std::string import_nemo(const std::string& path, const std::string& cluster,
   // (setup_mcore_distributed_parallel in megatron_gpt_model.py at NVIDIA/NeMo v2.0.0, lines
   // 554 and 561); Apex's DistributedFusedAdam takes overlap_grad_sync and
   // overlap_param_sync, True and False when absent (its __init__ at NVIDIA/apex d571f3ee,
-  // apex/contrib/optimizers/distributed_fused_adam.py). Without a distributed optimizer
-  // orrery's defaults stand.
+  // apex/contrib/optimizers/distributed_fused_adam.py). Without a distributed optimizer,
+  // below.
   const auto optimizer = c.get("model.optim.name");
   const bool mcore_optimizer = optimizer && optimizer->text == "mcore_distributed_optim";
   const bool apex_optimizer = optimizer && optimizer->text == "distributed_fused_adam";
   pass_flag(c, a, "model.optim.overlap_grad_sync", "--overlap-grad-reduce");
-  a.set_absent("--overlap-grad-reduce", "default of model.optim.overlap_grad_sync: False");
+  const auto grad_sync = c.get("model.optim.overlap_grad_sync");
+  a.set_absent("--overlap-grad-reduce", grad_sync
+                                            ? "model.optim.overlap_grad_sync false"
+                                            : "default of model.optim.overlap_grad_sync: False");
   const char* param_key =
       mcore_optimizer ? "model.optim.overlap_param_gather" : "model.optim.overlap_param_sync";
   pass_flag(c, a, param_key, "--overlap-param-gather");
-  a.set_absent("--overlap-param-gather", std::string("default of ") + param_key + ": False");
+  const auto param_sync = c.get(param_key);
+  a.set_absent("--overlap-param-gather",
+               std::string(param_sync ? "" : "default of ") + param_key +
+                   (param_sync ? " false" : ": False"));
+  // Without a distributed optimizer NeMo all-reduces the gradients after the pipeline
+  // (megatron_gpt_model.py at v2.0.0, lines 902-921) under O1, and under megatron_amp_O2
+  // with pp above 1, sequence parallelism or async_grad_allreduce off; only O2's
+  // asynchronous all-reduce overlaps them.
+  const bool o2 = c.boolean("model.megatron_amp_O2", false);
+  // O1 (megatron_amp_O2 false, NeMo's default: megatron_gpt_model.py line 317) keeps fp32
+  // parameters under autocast, which the scenario's 16-bit precision does not express.
+  if (!o2) {
+    a.add_unmapped(std::string("model.megatron_amp_O2: ") +
+                   (c.get("model.megatron_amp_O2") ? "false" : "absent (default False)") +
+                   " (O1: NeMo keeps fp32 parameters under autocast; the scenario's precision "
+                   "keeps 16-bit ones)");
+  }
+  const bool after_pipeline =
+      !mcore_optimizer && !apex_optimizer &&
+      (!o2 || a.whole("--pipeline-model-parallel-size", 1) > 1 ||
+       a.flag("--sequence-parallel") || !c.boolean("model.async_grad_allreduce", true));
+  if (after_pipeline && !a.flag("--overlap-grad-reduce")) {
+    a.set_absent("--overlap-grad-reduce",
+                 "model.optim.name without a distributed optimizer: NeMo all-reduces the "
+                 "gradients after the pipeline");
+  }
   // Read by NeMo 1.x's Megatron-Core optimizer path only (mcore_distributed_optim; the
   // McoreDDP wrapping in megatron_gpt_model.py at NVIDIA/NeMo 8cfedd72); under another
   // optimizer the key stays in the not-mapped list.
@@ -438,14 +468,51 @@ std::string import_nemo(const std::string& path, const std::string& cluster,
     pass_flag(c, a, "model.optim.overlap_param_gather_with_optimizer_step",
               "--overlap-param-gather-with-optimizer-step");
   }
-  pass_flag(c, a, "model.ub_tp_comm_overlap", "--tp-comm-overlap");
+  // NeMo turns the userbuffer overlap off without sequence parallelism, which it clears at
+  // tp 1 (megatron_base_model.py at v2.0.0, lines 955 and 1002-1009).
+  a.rename("--tp-comm-overlap", "model.ub_tp_comm_overlap");
+  if (const auto u = c.get("model.ub_tp_comm_overlap");
+      u && c.boolean("model.ub_tp_comm_overlap", false)) {
+    if (a.flag("--sequence-parallel") && a.whole("--tensor-model-parallel-size", 1) > 1) {
+      a.set_flag("--tp-comm-overlap", "model.ub_tp_comm_overlap", u->line);
+    } else {
+      a.set_absent("--tp-comm-overlap",
+                   "model.ub_tp_comm_overlap true, turned off by NeMo without sequence "
+                   "parallelism");
+    }
+  }
   pass_flag(c, a, "model.overlap_p2p_comm", "--overlap-p2p-communication");
+  a.set_absent("--overlap-p2p-communication",
+               c.get("model.overlap_p2p_comm") ? "model.overlap_p2p_comm false"
+                                               : "default of model.overlap_p2p_comm: False");
   pass_flag(c, a, "model.cross_entropy_loss_fusion", "--cross-entropy-loss-fusion");
+  a.set_absent("--cross-entropy-loss-fusion",
+               c.get("model.cross_entropy_loss_fusion")
+                   ? "model.cross_entropy_loss_fusion false"
+                   : "default of model.cross_entropy_loss_fusion: False");
+  // Megatron-Core's distributed optimizer reduces gradients in the buffer's type, fp32
+  // unless optim.grad_sync_dtype says otherwise (grad_reduce_in_fp32, megatron_gpt_model.py
+  // line 553 at v2.0.0).
+  if (mcore_optimizer) {
+    if (const auto g = c.get("model.optim.grad_sync_dtype"); g && g->text == "bf16") {
+      a.set_flag("--grad-reduce-in-bf16", "model.optim.grad_sync_dtype bf16", g->line);
+    }
+  }
+  // Torch FSDP (NLPFSDPStrategy, megatron_trainer_builder.py at v2.0.0) has no mapping here.
+  if (const auto f = c.get("model.fsdp"); f && c.boolean("model.fsdp", false)) {
+    c.refuse("model.fsdp", *f,
+             "NeMo's torch FSDP strategy has no mapping here: write parallelism.fsdp by hand");
+  }
 
   // Nodes, and the GPUs per node the system preset has.
   detail::ImportSource source;
-  source.grad_reduce_off_by_default = mcore_optimizer;
-  source.param_gather_off_by_default = mcore_optimizer || apex_optimizer;
+  // An explicit false counts whatever the optimizer.
+  source.grad_reduce_off_by_default =
+      mcore_optimizer || after_pipeline || (grad_sync && !a.flag("--overlap-grad-reduce"));
+  source.cross_entropy_fusion_off_by_default = true;
+  source.p2p_overlap_off_by_default = true;
+  source.param_gather_off_by_default =
+      mcore_optimizer || apex_optimizer || (param_sync && !a.flag("--overlap-param-gather"));
   source.cluster = cluster;
   source.nodes_source = "orrery import --cluster, default of trainer.num_nodes: 1";
   if (const auto n = c.get("trainer.num_nodes")) {

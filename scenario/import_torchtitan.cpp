@@ -766,7 +766,8 @@ std::string import_torchtitan(const std::string& path, const std::string& cluste
   }
   // training.dtype bfloat16: parameters, gradients and optimizer states all in bf16, no fp32
   // copy of the weights (Training.dtype in config/job_config.py at v0.2.1, applied to the
-  // model in train.py).
+  // model in train.py). The reduce-scatters stay fp32: apply_fsdp's MixedPrecisionPolicy
+  // takes mixed_precision_reduce, which takes float32 only (job_config.py line 282).
   const std::string dtype = job.text("training.dtype", "float32");
   if (dtype != "float32" && dtype != "bfloat16") {
     job.refuse("training.dtype", "torchtitan takes float32 or bfloat16");
@@ -778,7 +779,6 @@ std::string import_torchtitan(const std::string& path, const std::string& cluste
     }
     t += scenario_line("main_params_dtype", "none", "training.dtype bfloat16: no fp32 weights");
     t += scenario_line("optimizer_state_dtype", "bf16", "training.dtype bfloat16");
-    t += scenario_line("gradient_dtype", "bf16", "training.dtype bfloat16");
   }
   // Async tensor parallelism (parallelism.enable_async_tensor_parallel; torch's
   // micro-pipelined TP under torch.compile, distributed/tensor_parallel.py): the

@@ -216,10 +216,18 @@ std::string write_training_section(const ImportSettings& a, const ImportSource& 
   // under --fp16 the parameters' fp16 unless --accumulate-allreduce-grads-in-fp32
   // (param_and_grad_buffer.py takes the parameter's dtype). fp32, orrery's default, is not
   // written.
-  if (source.megatron_defaults) {
-    if (sixteen == "bf16" && a.flag("--grad-reduce-in-bf16")) {
-      t += scenario_line("gradient_dtype", "bf16", a.label("--grad-reduce-in-bf16"));
-    } else if (sixteen == "fp16" && !a.flag("--accumulate-allreduce-grads-in-fp32")) {
+  // Under --use-torch-fsdp2 Megatron-LM calls fully_shard with no mixed-precision policy
+  // (TorchFullyShardedDataParallel at d98e8a64 passes the mesh and reshard_after_forward
+  // only), so gradients are reduce-scattered in the parameters' 16-bit type whatever the
+  // flags say.
+  if (a.flag("--use-torch-fsdp2") && (sixteen == "bf16" || sixteen == "fp16")) {
+    t += scenario_line("gradient_dtype", sixteen,
+                       a.label("--use-torch-fsdp2") + ": fully_shard without a mixed-precision "
+                                                      "policy reduces in the parameters' type");
+  } else if (sixteen == "bf16" && a.flag("--grad-reduce-in-bf16")) {
+    t += scenario_line("gradient_dtype", "bf16", a.label("--grad-reduce-in-bf16"));
+  } else if (source.megatron_defaults) {
+    if (sixteen == "fp16" && !a.flag("--accumulate-allreduce-grads-in-fp32")) {
       t += scenario_line("gradient_dtype", "fp16",
                          a.label("--fp16") + ", " +
                              a.absent("--accumulate-allreduce-grads-in-fp32",
@@ -397,7 +405,10 @@ std::string write_training_section(const ImportSettings& a, const ImportSource& 
     } else if ((name == "--overlap-grad-reduce" && source.grad_reduce_off_by_default &&
                 !fsdp_reduces) ||
                (name == "--overlap-param-gather" && source.param_gather_off_by_default &&
-                !fsdp_gathers)) {
+                !fsdp_gathers) ||
+               (name == "--cross-entropy-loss-fusion" &&
+                source.cross_entropy_fusion_off_by_default) ||
+               (name == "--overlap-p2p-communication" && source.p2p_overlap_off_by_default)) {
       t += scenario_line(key, "false", a.absent(arg, "no " + a.label(arg)));
     }
   }

@@ -445,7 +445,18 @@ std::string megatron_arguments(const Scenario& s) {
   const bool sixteen_bit_params =
       fp16_params || s.training.precision == Precision::bf16 ||
       s.training.precision == Precision::fp8 || s.training.precision == Precision::fp4;
-  if (fp16_params && t.gradient_dtype == Dtype::fp32) {
+  // Under --use-torch-fsdp2 fully_shard runs with no mixed-precision policy (d98e8a64):
+  // gradients reduce in the parameters' type, and these flags change nothing.
+  const bool params_dtype_grads =
+      (s.training.precision == Precision::fp16 && t.gradient_dtype == Dtype::fp16) ||
+      (sixteen_bit_params && !fp16_params && t.gradient_dtype == Dtype::bf16);
+  if (fsdp2_line) {
+    if (!params_dtype_grads) {
+      missing.emplace_back(fmt::format("{} gradient reduce-scatters under --use-torch-fsdp2 "
+                                       "(Megatron-LM reduces in the parameters' type there)",
+                                       to_string(t.gradient_dtype)));
+    }
+  } else if (fp16_params && t.gradient_dtype == Dtype::fp32) {
     out += " --accumulate-allreduce-grads-in-fp32";
   } else if (sixteen_bit_params && !fp16_params && t.gradient_dtype == Dtype::bf16) {
     out += " --grad-reduce-in-bf16";

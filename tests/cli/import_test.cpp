@@ -882,6 +882,32 @@ TEST(ImportNemo, OverlapDefaultsFollowTheOptimizer) {
                           "model.optim.overlap_param_sync: False\n"),
             std::string::npos)
       << apex.out;
+  // An explicit false counts under Apex's optimizer too.
+  std::string explicit_off = config;
+  const std::string optim = "  optim:\n";
+  ASSERT_NE(explicit_off.find(optim), std::string::npos);
+  explicit_off.insert(explicit_off.find(optim) + optim.size(), "    overlap_grad_sync: false\n");
+  std::ofstream(file) << explicit_off;
+  const auto off = run_orrery("import nemo " + file + " --cluster dgx-h100 --vocab-size 128256");
+  ASSERT_EQ(off.code, 0) << off.err;
+  EXPECT_NE(off.out.find("  overlap_grad_reduce: false  # model.optim.overlap_grad_sync false\n"),
+            std::string::npos)
+      << off.out;
+  // Without a distributed optimizer, under megatron_amp_O2 with pp above 1, NeMo all-reduces
+  // the gradients after the pipeline (megatron_gpt_model.py lines 902-921).
+  std::string fused = config;
+  const std::string adam_name = "    name: distributed_fused_adam";
+  fused.replace(fused.find(adam_name), adam_name.size(), "    name: fused_adam");
+  const std::string pp1 = "  pipeline_model_parallel_size: 1";
+  ASSERT_NE(fused.find(pp1), std::string::npos);
+  fused.replace(fused.find(pp1), pp1.size(), "  pipeline_model_parallel_size: 2");
+  std::ofstream(file) << fused;
+  const auto after = run_orrery("import nemo " + file + " --cluster dgx-h100 --vocab-size 128256");
+  ASSERT_EQ(after.code, 0) << after.err;
+  EXPECT_NE(after.out.find("  overlap_grad_reduce: false  # model.optim.name without a "
+                           "distributed optimizer"),
+            std::string::npos)
+      << after.out;
   const std::string adam = "    name: distributed_fused_adam";
   ASSERT_NE(config.find(adam), std::string::npos);
   config.replace(config.find(adam), adam.size(), "    name: mcore_distributed_optim");
@@ -896,6 +922,48 @@ TEST(ImportNemo, OverlapDefaultsFollowTheOptimizer) {
                            "model.optim.overlap_param_gather: False\n"),
             std::string::npos)
       << mcore.out;
+}
+
+// NeMo 1.x passes Megatron-Core's ModelParallelConfig defaults (core_r0.9.0): the fused
+// cross-entropy and the pipeline-transfer overlap off unless the config turns them on, so an
+// absent key is written false (orrery's nemo stack and overlap_p2p defaults are on);
+// ub_tp_comm_overlap is turned off without sequence parallelism (megatron_base_model.py at
+// v2.0.0); optim.grad_sync_dtype bf16 under mcore_distributed_optim reduces bf16 gradients;
+// kv_channels is passed through; model.fsdp (NeMo's torch FSDP strategy) is refused.
+TEST(ImportNemo, ModelParallelConfigDefaultsAndPassedKeys) {
+  std::string config = read_file(source_dir() + "/tests/cli/import/nemo-llama3-8b.yaml");
+  auto replace = [&config](const std::string& from, const std::string& to) {
+    const auto at = config.find(from);
+    ASSERT_NE(at, std::string::npos) << from;
+    config.replace(at, from.size(), to);
+  };
+  replace("  cross_entropy_loss_fusion: true\n", "");
+  replace("  overlap_p2p_comm: true\n", "");
+  replace("  ub_tp_comm_overlap: false", "  ub_tp_comm_overlap: true");
+  replace("  kv_channels: null", "  kv_channels: 256");
+  replace("    name: distributed_fused_adam", "    name: mcore_distributed_optim\n"
+                                               "    grad_sync_dtype: bf16");
+  const std::string file = ::testing::TempDir() + "nemo_defaults.yaml";
+  std::ofstream(file) << config;
+  const auto r = run_orrery("import nemo " + file + " --cluster dgx-h100 --vocab-size 128256");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("  cross_entropy_fusion: false  # default of "
+                       "model.cross_entropy_loss_fusion: False\n"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("  overlap_p2p: false  # default of model.overlap_p2p_comm: False\n"),
+            std::string::npos)
+      << r.out;
+  EXPECT_EQ(r.out.find("tp_comm_overlap"), std::string::npos) << r.out;  // no sequence parallel
+  EXPECT_NE(r.out.find("  gradient_dtype: bf16  # model.optim.grad_sync_dtype bf16\n"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("  head_dim: 256  # model.kv_channels"), std::string::npos) << r.out;
+  replace("  kv_channels: 256", "  kv_channels: 256\n  fsdp: true");
+  std::ofstream(file) << config;
+  const auto fsdp = run_orrery("import nemo " + file + " --cluster dgx-h100 --vocab-size 128256");
+  EXPECT_EQ(fsdp.code, 2);
+  EXPECT_NE(fsdp.err.find("key 'model.fsdp' = 'true'"), std::string::npos) << fsdp.err;
 }
 
 // model.fp8_params (TE fp8_model_init weights) under NeMo's distributed optimizer: the
@@ -1309,8 +1377,8 @@ TEST(ImportTorchtitan, AlwaysReshardsTheOutputUnitToo) {
 }
 
 // Keys read as torchtitan v0.2.1 reads them: schedule names in any case (PyTorch's
-// get_schedule_class); training.dtype bfloat16 keeps no fp32 weights and bf16 gradients and
-// moments (config/job_config.py); async tensor parallelism overlaps the TP collectives and
+// get_schedule_class); training.dtype bfloat16 keeps no fp32 weights and bf16 moments, its
+// reduce-scatters fp32 (config/job_config.py); async tensor parallelism overlaps the TP collectives and
 // needs compile (distributed/tensor_parallel.py). Refused as torchtitan refuses them or as
 // orrery cannot run them: gradient accumulation under pp (a pipeline schedule per step in
 // train.py), a global batch of 0 (asserted), a sequence not divisible by tp x 2 x cp (4094)
@@ -1328,8 +1396,8 @@ TEST(ImportTorchtitan, KeysAsTorchtitanReadsThem) {
   EXPECT_NE(bf16.out.find("  main_params_dtype: none  # training.dtype bfloat16"),
             std::string::npos)
       << bf16.out;
-  EXPECT_NE(bf16.out.find("  gradient_dtype: bf16  # training.dtype bfloat16"), std::string::npos)
-      << bf16.out;
+  // The reduce-scatters stay fp32 (mixed_precision_reduce takes float32 only).
+  EXPECT_EQ(bf16.out.find("gradient_dtype"), std::string::npos) << bf16.out;
   const auto async_tp = job("[compile]\nenable = true\n[parallelism]\ntensor_parallel_degree = 2\n"
                             "enable_async_tensor_parallel = true\n");
   ASSERT_EQ(async_tp.code, 0) << async_tp.err;

@@ -345,8 +345,19 @@ TEST(SplitSweep, MegatronArgumentsPerZeroStage) {
   const std::string pp1 =
       "--tensor-model-parallel-size 2 --pipeline-model-parallel-size 1 --micro-batch-size 1 "
       "--global-batch-size 16";
-  // arguments.py asserts gradient-accumulation fusion off under FSDP2.
-  EXPECT_EQ(args(3, fsdp2), pp1 + " --no-gradient-accumulation-fusion --use-torch-fsdp2 --bf16");
+  // arguments.py asserts gradient-accumulation fusion off under FSDP2. Its fully_shard has no
+  // mixed-precision policy there, so gradients reduce in bf16, not the scenario's fp32.
+  const std::string fp32_reduce =
+      "; no Megatron-LM flag for fp32 gradient reduce-scatters under --use-torch-fsdp2 "
+      "(Megatron-LM reduces in the parameters' type there)";
+  EXPECT_EQ(args(3, fsdp2),
+            pp1 + " --no-gradient-accumulation-fusion --use-torch-fsdp2 --bf16" + fp32_reduce);
+  EXPECT_EQ(args(3,
+                 [&](Scenario& s) {
+                   fsdp2(s);
+                   s.training.gradient_dtype = Dtype::bf16;
+                 }),
+            pp1 + " --no-gradient-accumulation-fusion --use-torch-fsdp2 --bf16");
   EXPECT_EQ(args(3,
                  [&](Scenario& s) {
                    fsdp2(s);
@@ -354,13 +365,14 @@ TEST(SplitSweep, MegatronArgumentsPerZeroStage) {
                    s.parallelism.reshard_output_after_forward = false;
                  }),
             pp1 + " --no-gradient-accumulation-fusion --use-torch-fsdp2 "
-                  "--torch-fsdp2-no-reshard-after-forward --bf16");
+                  "--torch-fsdp2-no-reshard-after-forward --bf16" + fp32_reduce);
   // One switch for all units: an output unit kept gathered while the others reshard
   // (torchtitan's default) has no flag, and the line says so.
   EXPECT_EQ(args(3,
                  [&](Scenario& s) {
                    fsdp2(s);
                    s.parallelism.reshard_output_after_forward = false;
+                   s.training.gradient_dtype = Dtype::bf16;
                  }),
             pp1 + " --no-gradient-accumulation-fusion --use-torch-fsdp2 --bf16; no Megatron-LM "
                   "flag for reshard_output_after_forward false beside reshard_after_forward "
