@@ -147,6 +147,11 @@ std::vector<std::string> words_of(const std::string& text) {
 
 // The MoE token dispatcher (transformer_config.py at d98e8a64: allgather by default) and the
 // flex dispatcher's backend (deepep by default; --moe-enable-deepep, deprecated, is deepep).
+std::string megatron_fsdp_strategy(const ImportSettings& a) {
+  const char* key = "--data-parallel-sharding-strategy";
+  return a.has(key) ? a.text(key) : "optim_grads_params";
+}
+
 std::string moe_dispatcher(const ImportSettings& a) {
   return a.has("--moe-token-dispatcher-type") ? a.text("--moe-token-dispatcher-type") : "allgather";
 }

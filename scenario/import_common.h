@@ -133,6 +133,10 @@ std::string given_or(const ImportSettings& a, const std::string& name, const std
 // The words of a value given as several (an nargs='+' argument's, joined by spaces).
 std::vector<std::string> words_of(const std::string& text);
 
+// Megatron-FSDP's --data-parallel-sharding-strategy (arguments.py at d98e8a64: default
+// optim_grads_params).
+std::string megatron_fsdp_strategy(const ImportSettings& a);
+
 // The MoE token dispatcher (transformer_config.py at d98e8a64: allgather by default) and
 // the flex dispatcher's backend (deepep by default; --moe-enable-deepep is deepep).
 std::string moe_dispatcher(const ImportSettings& a);

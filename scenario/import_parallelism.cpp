@@ -71,7 +71,7 @@ std::string sharding_lines(const ImportSettings& a, const ImportSource& source,
              "Megatron-LM runs Megatron-FSDP only with --ckpt-format fsdp_dtensor");
   }
   const char* kStrategy = "--data-parallel-sharding-strategy";
-  const std::string strategy = a.has(kStrategy) ? a.text(kStrategy) : "optim_grads_params";
+  const std::string strategy = megatron_fsdp_strategy(a);
   const std::string from =
       a.label("--use-megatron-fsdp") + " " +
       (a.has(kStrategy) ? a.label(kStrategy) + " " + strategy

@@ -226,13 +226,12 @@ std::string write_training_section(const ImportSettings& a, const ImportSource& 
                                                       "policy reduces in the parameters' type");
   } else if (sixteen == "bf16" && a.flag("--grad-reduce-in-bf16")) {
     t += scenario_line("gradient_dtype", "bf16", a.label("--grad-reduce-in-bf16"));
-  } else if (source.megatron_defaults) {
-    if (sixteen == "fp16" && !a.flag("--accumulate-allreduce-grads-in-fp32")) {
-      t += scenario_line("gradient_dtype", "fp16",
-                         a.label("--fp16") + ", " +
-                             a.absent("--accumulate-allreduce-grads-in-fp32",
-                                      "no " + a.label("--accumulate-allreduce-grads-in-fp32")));
-    }
+  } else if (source.megatron_defaults && sixteen == "fp16" &&
+             !a.flag("--accumulate-allreduce-grads-in-fp32")) {
+    t += scenario_line("gradient_dtype", "fp16",
+                       a.label("--fp16") + ", " +
+                           a.absent("--accumulate-allreduce-grads-in-fp32",
+                                    "no " + a.label("--accumulate-allreduce-grads-in-fp32")));
   }
   std::string recompute = "none", recompute_source = "no " + a.label("--recompute-granularity");
   if (a.flag("--recompute-activations")) {
@@ -365,25 +364,14 @@ std::string write_training_section(const ImportSettings& a, const ImportSource& 
                    {a.label("--cpu-offloading-num-layers")}) +
          "\n";
   }
-  const std::pair<const char*, const char*> overlaps[] = {
-      {"--overlap-grad-reduce", "overlap_grad_reduce"},
-      {"--overlap-param-gather", "overlap_param_gather"},
-      {"--overlap-param-gather-with-optimizer-step", "overlap_param_gather_with_optimizer_step"},
-      {"--tp-comm-overlap", "tp_comm_overlap"},
-      {"--overlap-p2p-communication", "overlap_p2p"},
-      {"--cross-entropy-loss-fusion", "cross_entropy_fusion"},
-  };
   // --overlap-grad-reduce and --overlap-param-gather are off in Megatron-LM unless given
   // (store_true, arguments.py at d98e8a64; NeMo's defaults: import_nemo.cpp) and on in
   // orrery's defaults, so an absent one is written false, where Megatron-LM reads it: its
-  // DDP and distributed optimizer, not
-  // PyTorch FSDP2 (which overlaps on its own) nor Megatron-FSDP's sharded gradients, whose
-  // reduce-scatter it overlaps always and, with the parameters sharded too, their gathers
-  // (MegatronFSDP.__init__, megatron/core/distributed/fsdp/src/megatron_fsdp/
-  // megatron_fsdp.py at d98e8a64).
-  const std::string strategy = a.has("--data-parallel-sharding-strategy")
-                                   ? a.text("--data-parallel-sharding-strategy")
-                                   : "optim_grads_params";
+  // DDP and distributed optimizer, not PyTorch FSDP2 (which overlaps on its own) nor
+  // Megatron-FSDP's sharded gradients, whose reduce-scatter it overlaps always and, with the
+  // parameters sharded too, their gathers (MegatronFSDP.__init__, megatron/core/distributed/
+  // fsdp/src/megatron_fsdp/megatron_fsdp.py at d98e8a64).
+  const std::string strategy = megatron_fsdp_strategy(a);
   const bool megatron_fsdp = a.flag("--use-megatron-fsdp");
   const bool fsdp_reduces = a.flag("--use-torch-fsdp2") ||
                             (megatron_fsdp && (strategy == "optim_grads" ||
@@ -398,18 +386,29 @@ std::string write_training_section(const ImportSettings& a, const ImportSource& 
              "needs --sequence-parallel at tp above 1: Megatron-LM asserts sequence "
              "parallelism with it");
   }
-  for (const auto& [arg, key] : overlaps) {
-    const std::string name = arg;
-    if (a.flag(arg)) {
-      t += scenario_line(key, "true", a.label(arg));
-    } else if ((name == "--overlap-grad-reduce" && source.grad_reduce_off_by_default &&
-                !fsdp_reduces) ||
-               (name == "--overlap-param-gather" && source.param_gather_off_by_default &&
-                !fsdp_gathers) ||
-               (name == "--cross-entropy-loss-fusion" &&
-                source.cross_entropy_fusion_off_by_default) ||
-               (name == "--overlap-p2p-communication" && source.p2p_overlap_off_by_default)) {
-      t += scenario_line(key, "false", a.absent(arg, "no " + a.label(arg)));
+  // Each switch, its key, and whether an absent one is written false (the source's default
+  // is off where orrery's is on).
+  const struct {
+    const char* argument;
+    const char* key;
+    bool off_when_absent;
+  } overlaps[] = {
+      {"--overlap-grad-reduce", "overlap_grad_reduce",
+       source.grad_reduce_off_by_default && !fsdp_reduces},
+      {"--overlap-param-gather", "overlap_param_gather",
+       source.param_gather_off_by_default && !fsdp_gathers},
+      {"--overlap-param-gather-with-optimizer-step", "overlap_param_gather_with_optimizer_step",
+       false},
+      {"--tp-comm-overlap", "tp_comm_overlap", false},
+      {"--overlap-p2p-communication", "overlap_p2p", source.p2p_overlap_off_by_default},
+      {"--cross-entropy-loss-fusion", "cross_entropy_fusion",
+       source.cross_entropy_fusion_off_by_default},
+  };
+  for (const auto& o : overlaps) {
+    if (a.flag(o.argument)) {
+      t += scenario_line(o.key, "true", a.label(o.argument));
+    } else if (o.off_when_absent) {
+      t += scenario_line(o.key, "false", a.absent(o.argument, "no " + a.label(o.argument)));
     }
   }
   // Megatron-Core's DDP bucket (--ddp-bucket-size, parameters a bucket) and the optimizer

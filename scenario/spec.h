@@ -492,6 +492,12 @@ struct ParallelismSpec {
   double fsdp_prefetch_bucket = 5e7;
   double fsdp_reduce_bucket = 5e8;
   double fsdp_persistence_threshold = 1e5;
+  // A module of `params` elements that DeepSpeed's per-module fetch keeps whole on every
+  // rank, never gathered (under stage3_param_persistence_threshold); no other unit does.
+  bool fsdp_keeps_whole(double params) const {
+    return fsdp_unit == FsdpUnit::module && fsdp_impl == FsdpImpl::deepspeed &&
+           params < fsdp_persistence_threshold;
+  }
   // Host time to issue one ZeRO-3 / FSDP collective, charged on its stream. 75.7 us:
   // CPU total per c10d::_allgather_base_ call under FSDP (61.336 ms over 810 calls,
   // torch.profiler table in pytorch/pytorch issue #102434).

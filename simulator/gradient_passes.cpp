@@ -201,14 +201,13 @@ std::vector<double> gather_pieces(const ParallelismSpec& p, const FsdpNeed& need
   if (params <= 0 && part != UnitPart::all) return {};
   if (p.fsdp_unit == ParallelismSpec::FsdpUnit::layer || need.layer == nullptr) return {params};
   const bool deepspeed = p.fsdp_impl == ParallelismSpec::FsdpImpl::deepspeed;
-  const double threshold = deepspeed ? p.fsdp_persistence_threshold : 0.0;
   const double bucket = deepspeed ? p.fsdp_prefetch_bucket : 0.0;
   std::vector<double> modules;
   double listed = 0;
   for (const Op& op : need.layer->ops) {
     if (!in_part(op, part)) continue;
     listed += op.params;
-    if (op.params > 0 && op.params >= threshold) modules.push_back(op.params);
+    if (op.params > 0 && !p.fsdp_keeps_whole(op.params)) modules.push_back(op.params);
   }
   // Parameters no op lists (none today) travel with the last module.
   if (params > listed && !modules.empty()) modules.back() += params - listed;

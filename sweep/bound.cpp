@@ -104,10 +104,10 @@ double fsdp_gathered_params(const ParallelismSpec& p, const Layer& l, bool split
   for (const Op& op : l.ops) {
     if (split && op.expert != experts) continue;
     if (op.params <= 0) continue;
-    if (op.params >= p.fsdp_persistence_threshold)
-      gathered = true;
-    else
+    if (p.fsdp_keeps_whole(op.params))
       persisted += op.params;
+    else
+      gathered = true;
   }
   return gathered ? params - persisted : 0.0;
 }
